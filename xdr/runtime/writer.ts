@@ -1,0 +1,153 @@
+import { XdrEncodeError } from './errors.ts'
+
+const PAD = Buffer.alloc(4)
+/** Opaques at least this long are appended by reference instead of copied. */
+export const BY_REFERENCE_MIN = 512
+
+/**
+ * Appends XDR items (RFC 4506) to a growable scratch buffer. Large opaques
+ * (READ data, READDIR blobs) are appended by reference as separate chunks,
+ * so file data is never copied; finish() returns the chunks in order.
+ */
+export class XdrWriter {
+  private buf: Buffer
+  private view: DataView
+  private pos = 0
+  /** Start of the scratch bytes not yet handed out as a chunk. */
+  private mark = 0
+  private chunks: Buffer[] = []
+  private chunkBytes = 0
+
+  constructor(initialSize = 1024) {
+    this.buf = Buffer.allocUnsafe(initialSize)
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength)
+  }
+
+  /** Bytes written so far, chunks included. */
+  get length(): number {
+    return this.chunkBytes + this.pos - this.mark
+  }
+
+  private fit(n: number): void {
+    if (this.pos + n <= this.buf.length) return
+    // Earlier chunks may still point into the old buffer; they stay valid because it is not reused.
+    const size = Math.max(this.buf.length * 2, this.pos - this.mark + n + 256)
+    const next = Buffer.allocUnsafe(size)
+    this.buf.copy(next, 0, this.mark, this.pos)
+    this.pos -= this.mark
+    this.mark = 0
+    this.buf = next
+    this.view = new DataView(next.buffer, next.byteOffset, next.byteLength)
+  }
+
+  u32(v: number): void {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw new XdrEncodeError(`unsigned int out of range: ${String(v)}`)
+    this.fit(4)
+    this.view.setUint32(this.pos, v)
+    this.pos += 4
+  }
+
+  i32(v: number): void {
+    if (!Number.isInteger(v) || v < -0x8000_0000 || v > 0x7fff_ffff) throw new XdrEncodeError(`int out of range: ${String(v)}`)
+    this.fit(4)
+    this.view.setInt32(this.pos, v)
+    this.pos += 4
+  }
+
+  u64(v: bigint): void {
+    if (v < 0n || v > 0xffff_ffff_ffff_ffffn) throw new XdrEncodeError(`unsigned hyper out of range: ${String(v)}`)
+    this.fit(8)
+    this.view.setUint32(this.pos, Number(v >> 32n))
+    this.view.setUint32(this.pos + 4, Number(v & 0xffff_ffffn))
+    this.pos += 8
+  }
+
+  i64(v: bigint): void {
+    if (v < -0x8000_0000_0000_0000n || v > 0x7fff_ffff_ffff_ffffn) throw new XdrEncodeError(`hyper out of range: ${String(v)}`)
+    this.u64(BigInt.asUintN(64, v))
+  }
+
+  bool(v: boolean): void {
+    this.u32(v ? 1 : 0)
+  }
+
+  /** RFC 4506 §4.9: exactly n bytes, zero padding always written. */
+  fixedOpaque(data: Buffer, n: number): void {
+    if (data.length !== n) throw new XdrEncodeError(`opaque[${String(n)}]: got ${String(data.length)} bytes`)
+    this.bytes(data)
+  }
+
+  /** RFC 4506 §4.10. */
+  opaque(data: Buffer, max: number = 0xffff_ffff): void {
+    if (data.length > max) throw new XdrEncodeError(`opaque<${String(max)}>: length ${String(data.length)}`)
+    this.u32(data.length)
+    this.bytes(data)
+  }
+
+  string(s: string, max: number = 0xffff_ffff): void {
+    this.opaque(Buffer.from(s, 'utf8'), max)
+  }
+
+  private bytes(data: Buffer): void {
+    const pad = (4 - (data.length & 3)) & 3
+    if (data.length >= BY_REFERENCE_MIN) {
+      this.flushScratch()
+      this.chunks.push(data)
+      this.chunkBytes += data.length
+      if (pad > 0) {
+        this.fit(pad)
+        PAD.copy(this.buf, this.pos, 0, pad)
+        this.pos += pad
+      }
+      return
+    }
+    this.fit(data.length + pad)
+    data.copy(this.buf, this.pos)
+    this.pos += data.length
+    if (pad > 0) {
+      this.buf.fill(0, this.pos, this.pos + pad)
+      this.pos += pad
+    }
+  }
+
+  private flushScratch(): void {
+    if (this.pos > this.mark) {
+      this.chunks.push(this.buf.subarray(this.mark, this.pos))
+      this.chunkBytes += this.pos - this.mark
+      this.mark = this.pos
+    }
+  }
+
+  /**
+   * Overwrite a 4-byte big-endian word written earlier (at offset `at` from
+   * the start of the unflushed scratch), e.g. a record mark or a count
+   * known only at the end. Returns the scratch offset of the next word.
+   */
+  reserve(): number {
+    this.fit(4)
+    const at = this.pos
+    this.pos += 4
+    return at
+  }
+
+  patchU32(at: number, v: number): void {
+    if (at < this.mark) throw new XdrEncodeError('patch target already flushed')
+    this.view.setUint32(at, v)
+  }
+
+  /** The encoded bytes as a list of chunks (scratch views and referenced opaques), in order. */
+  finish(): Buffer[] {
+    this.flushScratch()
+    const out = this.chunks
+    this.chunks = []
+    this.chunkBytes = 0
+    return out
+  }
+
+  /** The encoded bytes as one Buffer (copies when there are several chunks). */
+  toBuffer(): Buffer {
+    const chunks = this.finish()
+    if (chunks.length === 1 && chunks[0] !== undefined) return chunks[0]
+    return Buffer.concat(chunks)
+  }
+}
