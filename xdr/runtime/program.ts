@@ -28,5 +28,5 @@ export interface ProgramDef {
   readonly versions: Readonly<Record<string, VersionDef>>
 }
 
-export type ArgsOf<P> = P extends ProcedureDef<infer A, unknown> ? A : never
+export type ArgsOf<P> = P extends ProcedureDef<infer A> ? A : never
 export type ResOf<P> = P extends ProcedureDef<unknown, infer R> ? R : never
