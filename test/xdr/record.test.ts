@@ -1,0 +1,80 @@
+import t from 'tap'
+import { RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
+
+function fragment(data: Buffer, last: boolean): Buffer {
+  const h = Buffer.alloc(4)
+  h.writeUInt32BE(((last ? 0x8000_0000 : 0) | data.length) >>> 0, 0)
+  return Buffer.concat([h, data])
+}
+
+const payload = Buffer.from('0123456789abcdefghij')
+
+t.test('frameRecord gives the last-fragment mark', async t => {
+  const chunks = [Buffer.alloc(12), Buffer.alloc(28)]
+  t.strictSame(frameRecord(chunks), Buffer.from([0x80, 0, 0, 0x28]))
+  t.strictSame(frameRecord(chunks, 40), Buffer.from([0x80, 0, 0, 0x28]))
+  t.equal(totalLength(chunks), 40)
+  t.throws(() => frameRecord([], 0x8000_0000), RangeError)
+})
+
+t.test('a record split at every byte boundary', async t => {
+  const wire = fragment(payload, true)
+  for (let i = 0; i <= wire.length; i++) {
+    const r = new RecordReader(1024)
+    const a = r.push(wire.subarray(0, i))
+    const b = r.push(wire.subarray(i))
+    t.strictSame([...a, ...b], [payload], `split at ${i}`)
+    t.equal(r.buffered, 0)
+  }
+})
+
+t.test('byte by byte', async t => {
+  const wire = Buffer.concat([fragment(payload, true), fragment(Buffer.from('xy'), true)])
+  const r = new RecordReader(1024)
+  const out: Buffer[] = []
+  for (const byte of wire) out.push(...r.push(Buffer.from([byte])))
+  t.strictSame(out, [payload, Buffer.from('xy')])
+})
+
+t.test('a record in one chunk is a view, not a copy', async t => {
+  const wire = fragment(payload, true)
+  const [rec] = new RecordReader(1024).push(wire)
+  t.ok(rec)
+  t.equal(rec!.buffer, wire.buffer)
+  t.equal(rec!.byteOffset, wire.byteOffset + 4)
+})
+
+t.test('multi-fragment records, including zero-length fragments', async t => {
+  const wire = Buffer.concat([
+    fragment(Buffer.alloc(0), false),
+    fragment(payload.subarray(0, 5), false),
+    fragment(Buffer.alloc(0), false),
+    fragment(payload.subarray(5), true),
+    fragment(Buffer.alloc(0), true),
+  ])
+  for (let i = 0; i <= wire.length; i++) {
+    const r = new RecordReader(1024)
+    const out = [...r.push(wire.subarray(0, i)), ...r.push(wire.subarray(i))]
+    t.strictSame(out, [payload, Buffer.alloc(0)], `split at ${i}`)
+  }
+})
+
+t.test('several records in one chunk', async t => {
+  const wire = Buffer.concat([fragment(Buffer.from('a'), true), fragment(Buffer.from('bb'), true), fragment(Buffer.from('ccc'), true)])
+  t.strictSame(new RecordReader(1024).push(wire), [Buffer.from('a'), Buffer.from('bb'), Buffer.from('ccc')])
+})
+
+t.test('oversize rejected from the header alone, before the data arrives', async t => {
+  const r = new RecordReader(100)
+  t.throws(() => r.push(Buffer.from([0x80, 0, 0, 101])), { code: 'RECORD_TOO_LARGE' })
+  const huge = new RecordReader(1 << 20)
+  t.throws(() => huge.push(Buffer.from([0xff, 0xff, 0xff, 0xff])), { code: 'RECORD_TOO_LARGE' })
+})
+
+t.test('oversize across fragments rejected at the fragment that crosses the limit', async t => {
+  const r = new RecordReader(10)
+  t.strictSame(r.push(fragment(Buffer.alloc(6), false)), [])
+  t.throws(() => r.push(Buffer.from([0x80, 0, 0, 5])), { code: 'RECORD_TOO_LARGE' })
+  const ok = new RecordReader(10)
+  t.strictSame(ok.push(Buffer.concat([fragment(Buffer.alloc(6), false), fragment(Buffer.alloc(4), true)])), [Buffer.alloc(10)])
+})

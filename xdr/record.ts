@@ -1,0 +1,135 @@
+/*
+ * RFC 5531 §11: record marking for stream transports. Each record is one or
+ * more fragments; each fragment starts with a 4-byte big-endian header whose
+ * bit 31 marks the last fragment and whose low 31 bits are the fragment length.
+ * Pure: chunks in, records out; no sockets.
+ */
+
+const LAST_FRAGMENT = 0x8000_0000
+const LENGTH_MASK = 0x7fff_ffff
+
+export type RecordErrorCode = 'RECORD_TOO_LARGE'
+
+export class RecordError extends Error {
+  readonly code: RecordErrorCode
+  constructor(code: RecordErrorCode, message: string) {
+    super(message)
+    this.name = 'RecordError'
+    this.code = code
+  }
+}
+
+/**
+ * Reassembles records from stream chunks. The declared fragment lengths are
+ * checked against maxRecordSize before anything is allocated for them. A
+ * record lying inside one chunk comes back as a view of that chunk; one that
+ * spans chunks (or fragments) is copied once (undici's consume(n) idea).
+ */
+export class RecordReader {
+  private readonly maxRecordSize: number
+  private readonly queue: Buffer[] = []
+  private queued = 0
+  /** Length of the fragment being read, or -1 while waiting for a fragment header. */
+  private fragmentLength = -1
+  private lastFragment = false
+  /** Fragments of the current record read so far, and their total length. */
+  private fragments: Buffer[] = []
+  private recordLength = 0
+
+  constructor(maxRecordSize: number) {
+    this.maxRecordSize = maxRecordSize
+  }
+
+  /** Bytes received but not yet returned as part of a record (for tests and stats). */
+  get buffered(): number {
+    return this.queued + this.recordLength
+  }
+
+  push(chunk: Buffer): Buffer[] {
+    const records: Buffer[] = []
+    if (chunk.length > 0) {
+      this.queue.push(chunk)
+      this.queued += chunk.length
+    }
+    for (;;) {
+      if (this.fragmentLength < 0) {
+        if (this.queued < 4) break
+        const header = this.consume(4).readUInt32BE(0)
+        const length = header & LENGTH_MASK
+        // Checked before the fragment is buffered or allocated: a hostile mark cannot make us reserve memory.
+        if (this.recordLength + length > this.maxRecordSize) {
+          throw new RecordError(
+            'RECORD_TOO_LARGE',
+            `record of at least ${this.recordLength + length} bytes exceeds the limit of ${this.maxRecordSize}`,
+          )
+        }
+        this.fragmentLength = length
+        this.lastFragment = (header & LAST_FRAGMENT) !== 0
+      }
+      if (this.queued < this.fragmentLength) break
+      if (this.fragmentLength > 0) {
+        this.fragments.push(this.consume(this.fragmentLength))
+        this.recordLength += this.fragmentLength
+      }
+      this.fragmentLength = -1
+      if (this.lastFragment) {
+        records.push(this.takeRecord())
+      }
+    }
+    return records
+  }
+
+  private takeRecord(): Buffer {
+    const fragments = this.fragments
+    const length = this.recordLength
+    this.fragments = []
+    this.recordLength = 0
+    const only = fragments[0]
+    if (fragments.length === 1 && only !== undefined) return only
+    return Buffer.concat(fragments, length)
+  }
+
+  /** Take n bytes from the queue (n <= queued): a view when they lie in one chunk, else one copy. */
+  private consume(n: number): Buffer {
+    this.queued -= n
+    const head = this.queue[0]
+    if (head === undefined) return Buffer.alloc(0)
+    if (head.length > n) {
+      this.queue[0] = head.subarray(n)
+      return head.subarray(0, n)
+    }
+    if (head.length === n) {
+      this.queue.shift()
+      return head
+    }
+    const out = Buffer.allocUnsafe(n)
+    let filled = 0
+    while (filled < n) {
+      const c = this.queue[0]
+      if (c === undefined) break
+      const take = Math.min(c.length, n - filled)
+      c.copy(out, filled, 0, take)
+      filled += take
+      if (take === c.length) this.queue.shift()
+      else this.queue[0] = c.subarray(take)
+    }
+    return out
+  }
+}
+
+/**
+ * The 4-byte record mark for a record sent as one last fragment. Callers write
+ * the mark and then the chunks (cork + writes, or writev): nothing is copied.
+ */
+export function frameRecord(chunks: readonly Buffer[], length = totalLength(chunks)): Buffer {
+  if (length > LENGTH_MASK) throw new RangeError(`record of ${length} bytes does not fit one fragment`)
+  const mark = Buffer.allocUnsafe(4)
+  mark.writeUInt32BE((LAST_FRAGMENT | length) >>> 0, 0)
+  return mark
+}
+
+export function totalLength(chunks: readonly Buffer[]): number {
+  let n = 0
+  for (const c of chunks) n += c.length
+  return n
+}
