@@ -1,3 +1,4 @@
+import { XdrDecodeError, XdrEncodeError } from './errors.ts'
 import type { XdrReader } from './reader.ts'
 import { XdrWriter } from './writer.ts'
 
@@ -28,4 +29,52 @@ export function encodeToBuffer<T>(codec: Codec<T>, value: T): Buffer {
   const w = new XdrWriter(256)
   codec.encode(w, value)
   return w.toBuffer()
+}
+
+/** RFC 4506 §4.13: a counted array; the count is capped by `max` and by the bytes left before allocating. */
+export function decodeArray<T>(r: XdrReader, codec: Codec<T>, max: number, minElementSize: number): T[] {
+  const n = r.arrayLength(max, minElementSize)
+  const out: T[] = []
+  for (let i = 0; i < n; i++) out.push(codec.decode(r))
+  return out
+}
+
+export function encodeArray<T>(w: XdrWriter, codec: Codec<T>, v: readonly T[], max: number): void {
+  if (v.length > max) throw new XdrEncodeError(`array<${max}>: ${v.length} elements`)
+  w.u32(v.length)
+  for (const e of v) codec.encode(w, e)
+}
+
+/** RFC 4506 §4.12: exactly n elements, no count on the wire. */
+export function decodeFixedArray<T>(r: XdrReader, codec: Codec<T>, n: number, minElementSize: number): T[] {
+  if (n * minElementSize > r.remaining) throw new XdrDecodeError('XDR_SHORT_BUFFER', `array[${n}] cannot fit`)
+  const out: T[] = []
+  for (let i = 0; i < n; i++) out.push(codec.decode(r))
+  return out
+}
+
+export function encodeFixedArray<T>(w: XdrWriter, codec: Codec<T>, v: readonly T[], n: number): void {
+  if (v.length !== n) throw new XdrEncodeError(`array[${n}]: ${v.length} elements`)
+  for (const e of v) codec.encode(w, e)
+}
+
+/**
+ * RFC 4506 §4.19: an optional-data linked list (TRUE, item, TRUE, item, ..., FALSE),
+ * decoded iteratively: lists of thousands of directory entries must not recurse.
+ */
+export function listCodec<T>(item: Codec<T>): Codec<T[]> {
+  return {
+    encode(w, v) {
+      for (const e of v) {
+        w.bool(true)
+        item.encode(w, e)
+      }
+      w.bool(false)
+    },
+    decode(r) {
+      const out: T[] = []
+      while (r.bool()) out.push(item.decode(r))
+      return out
+    },
+  }
 }

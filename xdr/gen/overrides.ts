@@ -1,0 +1,15 @@
+/*
+ * Exceptions to the generated code, by name (the kernel xdrgen's
+ * `pragma exclude`). Keep this list short: every entry is a codec a
+ * reviewer must check against the RFC by hand.
+ */
+
+/** string typedefs that stay Buffer: NFS names and paths are bytes, not text (STYLE.md §3.6). */
+export const BYTE_STRINGS: ReadonlySet<string> = new Set(['filename3', 'nfspath3', 'dirpath', 'name'])
+
+/**
+ * Types whose codec is hand-written in xdr/custom/, per spec file:
+ * { 'xdr/spec/nfs3.x': { READ3resok: '../custom/read.ts' } }.
+ * The generator imports and re-exports them instead of emitting them.
+ */
+export const OVERRIDES: Readonly<Record<string, Readonly<Record<string, string>>>> = {}
