@@ -1,0 +1,64 @@
+import t from 'tap'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { dirname, join, relative, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+// DESIGN.md §2 / STYLE.md §3.2: the import edges between top-level folders.
+const ALLOWED: Record<string, readonly string[]> = {
+  xdr: ['xdr'],
+  vfs: ['vfs'],
+  client: ['client', 'xdr'],
+  server: ['server', 'xdr', 'vfs'],
+  cli: ['cli', 'server', 'client', 'xdr', 'vfs'],
+}
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+
+function sources(dir: string): string[] {
+  const out: string[] = []
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name)
+    if (statSync(p).isDirectory()) out.push(...sources(p))
+    else if (name.endsWith('.ts')) out.push(p)
+  }
+  return out
+}
+
+const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g
+
+export function importsOf(file: string): string[] {
+  const text = readFileSync(file, 'utf8')
+  return [...text.matchAll(IMPORT)].map((m) => m[1] ?? m[2] ?? '')
+}
+
+t.test('every import stays within the allowed layers', async (t) => {
+  let checked = 0
+  for (const [layer, allowed] of Object.entries(ALLOWED)) {
+    let files: string[]
+    try {
+      files = sources(join(root, layer))
+    } catch {
+      continue
+    }
+    for (const file of files) {
+      for (const spec of importsOf(file)) {
+        if (!spec.startsWith('.')) {
+          // Packages: vfs/ and xdr/ use node:* only (xdr/gen is a build tool, not shipped code).
+          if ((layer === 'vfs' || (layer === 'xdr' && !file.includes('/xdr/gen/'))) && !spec.startsWith('node:')) {
+            t.fail(`${relative(root, file)} imports package ${spec}`)
+          }
+          continue
+        }
+        const target = relative(root, resolve(dirname(file), spec)).split('/')[0] ?? ''
+        checked++
+        if (!allowed.includes(target)) t.fail(`${relative(root, file)} imports ${spec} (layer ${target} not allowed in ${layer})`)
+      }
+    }
+  }
+  t.ok(checked > 10, `checked ${checked} relative imports`)
+})
+
+t.test('the checker notices a forbidden edge', async (t) => {
+  const dir = t.testdir({ 'a.ts': "import { x } from '../server/index.ts'\nexport { y } from './b.ts'\n" })
+  t.strictSame(importsOf(join(dir, 'a.ts')), ['../server/index.ts', './b.ts'])
+})
