@@ -1,0 +1,144 @@
+import type { BackendName, ExportClientOptions } from './schema.ts'
+
+/** Option state while a client's option list is applied; later options win. */
+export interface OptionState {
+  rw: boolean
+  rootSquash: boolean
+  allSquash: boolean
+  anonuid: number
+  anongid: number
+  secure: boolean
+  sync: boolean
+  crossmnt: boolean
+}
+
+/** Per-export settings that may be written in any client's options (`*(rw,fsid=0)`). */
+export interface ExportLevel {
+  fsid?: number | string
+  backend?: BackendName
+}
+
+/** Linux defaults (exports(5)): ro, root_squash, secure, sync, anonuid/anongid 65534. */
+export function defaultOptionState(): OptionState {
+  return {
+    rw: false,
+    rootSquash: true,
+    allSquash: false,
+    anonuid: 65534,
+    anongid: 65534,
+    secure: true,
+    sync: true,
+    crossmnt: false,
+  }
+}
+
+export function finishOptions(s: OptionState): ExportClientOptions {
+  return {
+    rw: s.rw,
+    squash: s.allSquash ? 'all' : s.rootSquash ? 'root' : 'none',
+    anonuid: s.anonuid,
+    anongid: s.anongid,
+    secure: s.secure,
+    sync: s.sync,
+    crossmnt: s.crossmnt,
+  }
+}
+
+const FLAGS = new Map<string, (s: OptionState) => void>([
+  ['rw', (s) => { s.rw = true }],
+  ['ro', (s) => { s.rw = false }],
+  ['root_squash', (s) => { s.rootSquash = true }],
+  ['no_root_squash', (s) => { s.rootSquash = false }],
+  ['all_squash', (s) => { s.allSquash = true }],
+  ['no_all_squash', (s) => { s.allSquash = false }],
+  ['secure', (s) => { s.secure = true }],
+  ['insecure', (s) => { s.secure = false }],
+  ['sync', (s) => { s.sync = true }],
+  ['async', (s) => { s.sync = false }],
+  ['crossmnt', (s) => { s.crossmnt = true }],
+  ['nocrossmnt', (s) => { s.crossmnt = false }],
+])
+
+/*
+ * Accepted for compatibility with Linux export files, with no effect here:
+ * subtree checking does not apply (our handles carry no path), write gathering
+ * (wdelay) is the backend's business, and hide/nohide concern nested kernel
+ * mounts, which an export of ours does not have.
+ */
+const NO_EFFECT = new Set(['subtree_check', 'no_subtree_check', 'wdelay', 'no_wdelay', 'hide', 'nohide'])
+
+/**
+ * Applies one comma-separated option list. Returns null, or the offset (within
+ * `list`) and reason of the first bad option.
+ */
+export function applyOptions(
+  list: string,
+  s: OptionState,
+  level: ExportLevel,
+): { offset: number; reason: string } | null {
+  let offset = 0
+  for (const opt of list.split(',')) {
+    const bad = applyOne(opt, s, level)
+    if (bad !== null) return { offset, reason: bad }
+    offset += opt.length + 1
+  }
+  return null
+}
+
+function applyOne(opt: string, s: OptionState, level: ExportLevel): string | null {
+  if (opt === '') return 'empty option'
+  const flag = FLAGS.get(opt)
+  if (flag !== undefined) {
+    flag(s)
+    return null
+  }
+  if (NO_EFFECT.has(opt)) return null
+  const eq = opt.indexOf('=')
+  if (eq === -1) return `unknown option "${opt}"`
+  const key = opt.slice(0, eq)
+  const value = opt.slice(eq + 1)
+  switch (key) {
+    case 'anonuid':
+    case 'anongid': {
+      const id = parseId(value)
+      if (id === null) return `${key} needs a number from -2147483648 to 4294967295, got "${value}"`
+      s[key] = id
+      return null
+    }
+    case 'fsid': {
+      const fsid = parseFsid(value)
+      if (fsid === null) return `fsid needs a number, "root" or a UUID, got "${value}"`
+      return setLevel(level, 'fsid', fsid)
+    }
+    case 'backend':
+      if (value !== 'memory' && value !== 'local') return `unknown backend "${value}" (known: memory, local)`
+      return setLevel(level, 'backend', value)
+    default:
+      return `unknown option "${opt}"`
+  }
+}
+
+function setLevel<K extends keyof ExportLevel>(level: ExportLevel, key: K, value: NonNullable<ExportLevel[K]>): string | null {
+  const old = level[key]
+  if (old !== undefined && old !== value) return `conflicting ${key} for this export ("${String(old)}" and "${String(value)}")`
+  level[key] = value
+  return null
+}
+
+/** Linux parses anonuid/anongid as int: -2 means 4294967294. */
+function parseId(v: string): number | null {
+  if (!/^-?\d{1,10}$/.test(v)) return null
+  const n = Number(v)
+  if (n < -0x8000_0000 || n > 0xffff_ffff) return null
+  return n < 0 ? n + 0x1_0000_0000 : n
+}
+
+function parseFsid(v: string): number | string | null {
+  if (v === 'root') return 0
+  if (/^\d{1,10}$/.test(v)) {
+    const n = Number(v)
+    return n <= 0xffff_ffff ? n : null
+  }
+  const hex = v.replace(/-/g, '').toLowerCase()
+  return /^[0-9a-f]{32}$/.test(hex) ? hex : null
+}

@@ -1,0 +1,79 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+
+/*
+ * The parsed export list. The parser builds these objects and checks the
+ * result against the schema before returning, so a bug in the parser cannot
+ * hand the server a half-formed export.
+ */
+
+const Uint32 = Type.Integer({ minimum: 0, maximum: 0xffff_ffff })
+
+/** What a client that matched one client spec may do (DESIGN.md §3.12). */
+export const ExportClientOptionsSchema = Type.Object(
+  {
+    rw: Type.Boolean(),
+    /** 'root' = root_squash, 'all' = all_squash, 'none' = no_root_squash (and no all_squash). */
+    squash: Type.Union([Type.Literal('root'), Type.Literal('all'), Type.Literal('none')]),
+    anonuid: Uint32,
+    anongid: Uint32,
+    /** Requests must come from a source port below 1024. */
+    secure: Type.Boolean(),
+    /** Reply only after data and metadata changes are on stable storage. */
+    sync: Type.Boolean(),
+    crossmnt: Type.Boolean(),
+  },
+  { additionalProperties: false },
+)
+export type ExportClientOptions = Static<typeof ExportClientOptionsSchema>
+
+/** How a client spec matches a peer. Addresses are canonical text (see address.ts). */
+export const ClientMatchSchema = Type.Union([
+  Type.Object({ kind: Type.Literal('any') }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('address'), address: Type.String() }, { additionalProperties: false }),
+  Type.Object(
+    { kind: Type.Literal('network'), address: Type.String(), prefix: Type.Integer({ minimum: 0, maximum: 128 }) },
+    { additionalProperties: false },
+  ),
+  Type.Object({ kind: Type.Literal('hostname'), name: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('wildcard'), pattern: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+])
+export type ClientMatch = Static<typeof ClientMatchSchema>
+
+export const ClientSpecSchema = Type.Object(
+  {
+    /** The client as written in the file (`*` for a bare `(opts)`); MOUNT EXPORT lists these. */
+    name: Type.String({ minLength: 1 }),
+    match: ClientMatchSchema,
+    options: ExportClientOptionsSchema,
+    line: Type.Integer({ minimum: 1 }),
+    column: Type.Integer({ minimum: 1 }),
+  },
+  { additionalProperties: false },
+)
+export type ClientSpec = Static<typeof ClientSpecSchema>
+
+export const BackendSchema = Type.Union([Type.Literal('memory'), Type.Literal('local')])
+export type BackendName = Static<typeof BackendSchema>
+
+export const ExportEntrySchema = Type.Object(
+  {
+    /** Absolute, normalized: no `.`/`..`/empty components, no trailing `/` except the root. */
+    path: Type.String({ pattern: '^/', maxLength: 1024 }),
+    backend: BackendSchema,
+    /** `fsid=N` (root = 0) or a UUID as 32 lower-case hex digits. */
+    fsid: Type.Optional(Type.Union([Uint32, Type.String({ pattern: '^[0-9a-f]{32}$' })])),
+    clients: Type.Array(ClientSpecSchema, { minItems: 1 }),
+    line: Type.Integer({ minimum: 1 }),
+  },
+  { additionalProperties: false },
+)
+export type ExportEntry = Static<typeof ExportEntrySchema>
+
+export const ExportListSchema = Type.Object(
+  { file: Type.String(), exports: Type.Array(ExportEntrySchema) },
+  { additionalProperties: false },
+)
+export type ExportList = Static<typeof ExportListSchema>
+
+export const exportListChecker = TypeCompiler.Compile(ExportListSchema)
