@@ -1,0 +1,356 @@
+/*
+ * The in-memory backend: a whole tree in process memory, for tests and for
+ * `npm start`. Every operation finishes its change synchronously (before its
+ * first await, of which there are none), so each is atomic with respect to
+ * other requests and before/after attributes are exact.
+ *
+ * atime is never updated by READ ("noatime"): nothing here needs it, and it
+ * would turn every read into a metadata change. SETATTR can still set it.
+ */
+// The Vfs contract is async, but every operation here completes synchronously. `async` stays so that
+// a thrown VfsError becomes a rejection, as callers expect, rather than a synchronous throw.
+/* eslint-disable @typescript-eslint/require-await */
+import { VfsError } from '../errors.ts'
+import type {
+  Attr,
+  CreateMode,
+  Created,
+  DirChange,
+  DirPage,
+  FileRef,
+  FsStat,
+  Owner,
+  PathConf,
+  SetAttr,
+  Stability,
+  Timespec,
+  Vfs,
+  VfsCapabilities,
+} from '../types.ts'
+import { systemClock } from './clock.ts'
+import { nameKey } from './directory.ts'
+import { attrOf } from './inode.ts'
+import type { DirInode, Inode } from './inode.ts'
+import { InodeTable } from './inode-table.ts'
+import { checkName, checkNewName, checkOldName, isDot, isDotDot, NAME_MAX } from './names.ts'
+import { readdirPage } from './readdir.ts'
+import { renameEntry } from './rename.ts'
+import { applySetAttr, checkSetAttr, MAX_FILE_SIZE } from './set-attr.ts'
+
+export interface MemoryVfsOptions {
+  /** Bytes of data (plus a nominal 256 bytes per inode) the tree may hold; default 64 GiB. */
+  capacityBytes?: bigint
+  /** Inodes the tree may hold; default 10 million. */
+  maxFiles?: bigint
+  /** The clock for timestamps (tests pass a fake one). */
+  now?: () => Timespec
+}
+
+const LINK_MAX = 32000
+/** POSIX PATH_MAX: a longer symlink target is ENAMETOOLONG, as on Linux. */
+const PATH_MAX = 4096
+/** Larger reads are short (legal, RFC 1813 §3.3.6), so a sparse file cannot make us allocate gigabytes. */
+const MAX_READ = 16 * 1024 * 1024
+
+function refOf(ino: Inode): FileRef {
+  return { id: ino.id, gen: ino.gen }
+}
+
+export class MemoryVfs implements Vfs {
+  readonly #table: InodeTable
+  readonly #clock: () => Timespec
+  readonly #root: DirInode
+
+  constructor(options: MemoryVfsOptions = {}) {
+    this.#table = new InodeTable({
+      capacityBytes: options.capacityBytes ?? 64n * 1024n ** 3n,
+      maxFiles: options.maxFiles ?? 10_000_000n,
+    })
+    this.#clock = options.now ?? systemClock()
+    this.#root = this.#table.newDir(0o755, { uid: 0, gid: 0 }, this.#now(), null)
+  }
+
+  root(): FileRef {
+    return refOf(this.#root)
+  }
+
+  capabilities(): VfsCapabilities {
+    return {
+      maxFileSize: MAX_FILE_SIZE,
+      timeDelta: { sec: 0, nsec: 1 },
+      hardLinks: true,
+      symlinks: true,
+      deviceNodes: true,
+      canSetTime: true,
+    }
+  }
+
+  async getattr(f: FileRef): Promise<Attr> {
+    return attrOf(this.#table.get(f))
+  }
+
+  async lookup(dir: FileRef, name: Buffer): Promise<{ ref: FileRef; attr: Attr }> {
+    const d = this.#table.getDir(dir)
+    let ino: Inode
+    if (isDot(name)) ino = d
+    else if (isDotDot(name)) ino = this.#table.byId(d.parent)
+    else ino = this.#child(d, name)
+    return { ref: refOf(ino), attr: attrOf(ino) }
+  }
+
+  async setattr(f: FileRef, set: SetAttr): Promise<{ before: Attr; after: Attr }> {
+    const ino = this.#table.get(f)
+    checkSetAttr(ino.type, set)
+    const before = attrOf(ino)
+    applySetAttr(this.#table, ino, set, this.#now())
+    return { before, after: attrOf(ino) }
+  }
+
+  async readlink(f: FileRef): Promise<Buffer> {
+    const ino = this.#table.get(f)
+    if (ino.type !== 'symlink') throw new VfsError('EINVAL', 'not a symlink')
+    return Buffer.from(ino.target)
+  }
+
+  async read(f: FileRef, offset: bigint, count: number): Promise<{ data: Buffer; eof: boolean; attr: Attr }> {
+    const file = this.#table.getFile(f)
+    if (offset < 0n || count < 0) throw new VfsError('EINVAL')
+    const data = file.data.read(offset, Math.min(count, MAX_READ))
+    // RFC 1813 §3.3.6: eof when the data returned reaches the end of the file.
+    return { data, eof: offset + BigInt(data.length) >= file.data.size, attr: attrOf(file) }
+  }
+
+  async write(
+    f: FileRef,
+    offset: bigint,
+    data: Buffer,
+    stable: Stability,
+  ): Promise<{ count: number; committed: Stability; before: Attr; after: Attr }> {
+    const file = this.#table.getFile(f)
+    if (offset < 0n) throw new VfsError('EINVAL')
+    const before = attrOf(file)
+    // A write of 0 bytes changes nothing, not even mtime (RFC 1813 §3.3.7).
+    if (data.length === 0) return { count: 0, committed: stable, before, after: attrOf(file) }
+    if (offset + BigInt(data.length) > MAX_FILE_SIZE) throw new VfsError('EFBIG')
+    // All or nothing: reserve the whole growth before copying a byte.
+    this.#table.reserve(BigInt(file.data.growthFor(offset, data.length)), 0n)
+    const used = file.data.used
+    file.data.write(offset, data)
+    this.#table.account(BigInt(file.data.used - used))
+    const now = this.#now()
+    file.mtime = now
+    file.ctime = now
+    // Memory is as durable as this process gets, so every level is already met.
+    return { count: data.length, committed: stable, before, after: attrOf(file) }
+  }
+
+  /** Nothing to flush: the range (offset, count) does not matter. */
+  async commit(f: FileRef): Promise<{ before: Attr; after: Attr }> {
+    const file = this.#table.getFile(f)
+    return { before: attrOf(file), after: attrOf(file) }
+  }
+
+  async create(dir: FileRef, name: Buffer, mode: CreateMode, owner: Owner): Promise<Created> {
+    const d = this.#table.getDir(dir)
+    checkNewName(name)
+    const existing = d.dir.get(nameKey(name))
+    if (existing !== undefined) {
+      const ino = this.#table.byId(existing.id)
+      // RFC 1813 §3.3.8: UNCHECKED on a regular file applies the attributes (size 0 truncates).
+      if (mode.how === 'unchecked' && ino.type === 'file') {
+        checkSetAttr(ino.type, mode.attr)
+        applySetAttr(this.#table, ino, mode.attr, this.#now())
+        return this.#created(ino, attrOf(d), d)
+      }
+      // A retransmitted EXCLUSIVE create finds its own verifier: success with the same file.
+      if (mode.how === 'exclusive' && ino.type === 'file' && ino.verifier?.equals(mode.verifier) === true) {
+        return this.#created(ino, attrOf(d), d)
+      }
+      throw new VfsError('EEXIST')
+    }
+    const set = mode.how === 'exclusive' ? {} : mode.attr
+    checkSetAttr('file', set)
+    const before = attrOf(d)
+    const now = this.#now()
+    const file = this.#table.newFile(set.mode ?? 0o644, ownerOf(set, owner), now)
+    if (mode.how === 'exclusive') file.verifier = Buffer.from(mode.verifier)
+    else if (set.size !== undefined || set.atime !== undefined || set.mtime !== undefined) {
+      applySetAttr(this.#table, file, set, now)
+    }
+    this.#insert(d, name, file, now)
+    return this.#created(file, before, d)
+  }
+
+  async mkdir(dir: FileRef, name: Buffer, attr: SetAttr, owner: Owner): Promise<Created> {
+    const d = this.#prepareNew(dir, name, 'dir', attr)
+    if (d.nlink >= LINK_MAX) throw new VfsError('EMLINK')
+    const before = attrOf(d)
+    const now = this.#now()
+    const sub = this.#table.newDir(attr.mode ?? 0o755, ownerOf(attr, owner), now, d.id)
+    this.#applyTimes(sub, attr, now)
+    this.#insert(d, name, sub, now)
+    d.nlink++
+    return this.#created(sub, before, d)
+  }
+
+  async symlink(dir: FileRef, name: Buffer, target: Buffer, attr: SetAttr, owner: Owner): Promise<Created> {
+    const d = this.#prepareNew(dir, name, 'symlink', attr)
+    // As symlink(2) on Linux: an empty target is ENOENT, a target over PATH_MAX is ENAMETOOLONG.
+    if (target.length === 0) throw new VfsError('ENOENT', 'empty symlink target')
+    if (target.length >= PATH_MAX) throw new VfsError('ENAMETOOLONG')
+    if (target.includes(0)) throw new VfsError('EINVAL', 'NUL in symlink target')
+    const before = attrOf(d)
+    const now = this.#now()
+    const link = this.#table.newSymlink(target, attr.mode ?? 0o777, ownerOf(attr, owner), now)
+    this.#applyTimes(link, attr, now)
+    this.#insert(d, name, link, now)
+    return this.#created(link, before, d)
+  }
+
+  async mknod(
+    dir: FileRef,
+    name: Buffer,
+    type: 'block' | 'char' | 'socket' | 'fifo',
+    rdev: { major: number; minor: number },
+    attr: SetAttr,
+    owner: Owner,
+  ): Promise<Created> {
+    const d = this.#prepareNew(dir, name, type, attr)
+    const before = attrOf(d)
+    const now = this.#now()
+    const devRdev = type === 'block' || type === 'char' ? rdev : { major: 0, minor: 0 }
+    const node = this.#table.newNode(type, devRdev, attr.mode ?? 0o644, ownerOf(attr, owner), now)
+    this.#applyTimes(node, attr, now)
+    this.#insert(d, name, node, now)
+    return this.#created(node, before, d)
+  }
+
+  async remove(dir: FileRef, name: Buffer): Promise<DirChange> {
+    const d = this.#table.getDir(dir)
+    checkOldName(name)
+    const ino = this.#child(d, name)
+    // unlink(2) on Linux: a directory is EISDIR.
+    if (ino.type === 'dir') throw new VfsError('EISDIR')
+    return this.#unlinkEntry(d, name, ino)
+  }
+
+  async rmdir(dir: FileRef, name: Buffer): Promise<DirChange> {
+    const d = this.#table.getDir(dir)
+    checkOldName(name)
+    const ino = this.#child(d, name)
+    if (ino.type !== 'dir') throw new VfsError('ENOTDIR')
+    if (ino.dir.count > 0) throw new VfsError('ENOTEMPTY')
+    const change = this.#unlinkEntry(d, name, ino)
+    d.nlink--
+    return { before: change.before, after: attrOf(d) }
+  }
+
+  async rename(
+    fromDir: FileRef,
+    fromName: Buffer,
+    toDir: FileRef,
+    toName: Buffer,
+  ): Promise<{ from: DirChange; to: DirChange }> {
+    return renameEntry(this.#table, this.#now(), fromDir, fromName, toDir, toName)
+  }
+
+  async link(f: FileRef, dir: FileRef, name: Buffer): Promise<{ attr: Attr; dir: DirChange }> {
+    const ino = this.#table.get(f)
+    // link(2): hard links to directories are EPERM.
+    if (ino.type === 'dir') throw new VfsError('EPERM', 'hard link to a directory')
+    const d = this.#prepareNew(dir, name, null, {})
+    if (ino.nlink >= LINK_MAX) throw new VfsError('EMLINK')
+    const before = attrOf(d)
+    const now = this.#now()
+    this.#insert(d, name, ino, now)
+    ino.nlink++
+    ino.ctime = now
+    return { attr: attrOf(ino), dir: { before, after: attrOf(d) } }
+  }
+
+  async readdir(dir: FileRef, cookie: bigint, max: number): Promise<DirPage> {
+    return readdirPage(this.#table, this.#table.getDir(dir), cookie, max)
+  }
+
+  async fsstat(f: FileRef): Promise<FsStat> {
+    this.#table.get(f)
+    const { capacityBytes, maxFiles } = this.#table.limits
+    const freeBytes = capacityBytes > this.#table.usedBytes ? capacityBytes - this.#table.usedBytes : 0n
+    const freeFiles = maxFiles > this.#table.fileCount ? maxFiles - this.#table.fileCount : 0n
+    return { totalBytes: capacityBytes, freeBytes, availBytes: freeBytes, totalFiles: maxFiles, freeFiles, availFiles: freeFiles }
+  }
+
+  async pathconf(f: FileRef): Promise<PathConf> {
+    this.#table.get(f)
+    return {
+      linkMax: LINK_MAX,
+      nameMax: NAME_MAX,
+      noTrunc: true,
+      chownRestricted: true,
+      caseInsensitive: false,
+      casePreserving: true,
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#table.clear()
+  }
+
+  /** A fresh Timespec from the clock, so nothing we keep aliases the clock's object. */
+  #now(): Timespec {
+    const t = this.#clock()
+    return { sec: t.sec, nsec: t.nsec }
+  }
+
+  #child(d: DirInode, name: Buffer): Inode {
+    checkName(name)
+    const slot = d.dir.get(nameKey(name))
+    if (slot === undefined) throw new VfsError('ENOENT')
+    return this.#table.byId(slot.id)
+  }
+
+  /** The checks every new entry passes before anything is allocated. */
+  #prepareNew(dir: FileRef, name: Buffer, type: Inode['type'] | null, attr: SetAttr): DirInode {
+    const d = this.#table.getDir(dir)
+    checkNewName(name)
+    if (d.dir.get(nameKey(name)) !== undefined) throw new VfsError('EEXIST')
+    if (type !== null) checkSetAttr(type, attr)
+    return d
+  }
+
+  /** Times from the create attributes; mode, uid and gid were used at allocation. */
+  #applyTimes(ino: Inode, attr: SetAttr, now: Timespec): void {
+    if (attr.atime !== undefined || attr.mtime !== undefined) {
+      const times: SetAttr = {}
+      if (attr.atime !== undefined) times.atime = attr.atime
+      if (attr.mtime !== undefined) times.mtime = attr.mtime
+      applySetAttr(this.#table, ino, times, now)
+    }
+  }
+
+  #insert(d: DirInode, name: Buffer, ino: Inode, now: Timespec): void {
+    // The name is a view into a network record: keep our own copy.
+    d.dir.add(Buffer.from(name), ino.id)
+    d.mtime = now
+    d.ctime = now
+  }
+
+  #unlinkEntry(d: DirInode, name: Buffer, ino: Inode): DirChange {
+    const before = attrOf(d)
+    const now = this.#now()
+    d.dir.delete(nameKey(name))
+    this.#table.unlink(ino, now)
+    d.mtime = now
+    d.ctime = now
+    return { before, after: attrOf(d) }
+  }
+
+  #created(ino: Inode, before: Attr, d: DirInode): Created {
+    return { ref: refOf(ino), attr: attrOf(ino), dir: { before, after: attrOf(d) } }
+  }
+}
+
+/** The new object's owner: the caller's, unless the create attributes name a uid or gid. */
+function ownerOf(set: SetAttr, owner: Owner): Owner {
+  return { uid: set.uid ?? owner.uid, gid: set.gid ?? owner.gid }
+}
