@@ -146,3 +146,47 @@ t.test('symlink target limits and close', async t => {
   await vfs.close()
   await rejectsCode(t, vfs.getattr(vfs.root()), 'ESTALE', 'close drops everything')
 })
+
+t.test('readdir resumes correctly after the entry array is compacted', async t => {
+  const vfs = new MemoryVfs()
+  const d = await mkdir(vfs, vfs.root(), 'd')
+  for (let i = 0; i < 300; i++) await mkfile(vfs, d, `e${i}`)
+  const first = await vfs.readdir(d, 0n, 10)
+  t.same(first.entries.map(e => e.name.toString()).slice(2), ['e0', 'e1', 'e2', 'e3', 'e4', 'e5', 'e6', 'e7'])
+  for (let i = 0; i < 250; i++) await vfs.remove(d, b(`e${i}`))
+  const rest = []
+  let cookie = first.entries.at(-1)!.cookie
+  for (;;) {
+    const page = await vfs.readdir(d, cookie, 7)
+    rest.push(...page.entries.map(e => e.name.toString()))
+    if (page.eof) break
+    cookie = page.entries.at(-1)!.cookie
+  }
+  t.same(rest, Array.from({ length: 50 }, (_, i) => `e${i + 250}`))
+  const again = await vfs.readdir(d, 0n, 3)
+  t.same(again.entries.map(e => e.name.toString()), ['.', '..', 'e250'])
+  t.equal(again.entries[2]?.ref?.gen, (await vfs.lookup(d, b('e250'))).ref.gen, 'entries carry refs')
+})
+
+t.test('create attributes may set size and times', async t => {
+  const vfs = new MemoryVfs()
+  const mtime = { sec: 12345, nsec: 678 }
+  const c = await vfs.create(vfs.root(), b('f'), { how: 'unchecked', attr: { size: 10n, mtime } }, OWNER)
+  t.same([c.attr.size, c.attr.mtime], [10n, mtime])
+  const d = await vfs.mkdir(vfs.root(), b('d'), { atime: mtime }, OWNER)
+  t.same(d.attr.atime, mtime)
+  await rejectsCode(t, vfs.mkdir(vfs.root(), b('e'), { size: 0n }, OWNER), 'EISDIR')
+})
+
+t.test('space of symlinks and files comes back on removal', async t => {
+  const vfs = new MemoryVfs()
+  const root = vfs.root()
+  const free0 = (await vfs.fsstat(root)).freeBytes
+  await vfs.symlink(root, b('l'), Buffer.alloc(1000, 0x61), {}, OWNER)
+  await mkfile(vfs, root, 'f', 'x'.repeat(100_000))
+  const free1 = (await vfs.fsstat(root)).freeBytes
+  t.ok(free1 < free0 - 100_000n)
+  await vfs.remove(root, b('l'))
+  await vfs.remove(root, b('f'))
+  t.equal((await vfs.fsstat(root)).freeBytes, free0)
+})

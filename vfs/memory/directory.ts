@@ -85,8 +85,4 @@ export class Directory {
     while (i < order.length && order[i]?.dead === true) i++
     return { slots, more: i < order.length }
   }
-
-  entries(): IterableIterator<DirSlot> {
-    return this.#byKey.values()
-  }
 }

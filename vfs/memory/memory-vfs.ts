@@ -28,11 +28,12 @@ import type {
   VfsCapabilities,
 } from '../types.ts'
 import { systemClock } from './clock.ts'
+import { createFile, insertEntry, LINK_MAX, makeDir, makeNode, makeSymlink, prepareNew } from './create.ts'
 import { nameKey } from './directory.ts'
 import { attrOf } from './inode.ts'
 import type { DirInode, Inode } from './inode.ts'
 import { InodeTable } from './inode-table.ts'
-import { checkName, checkNewName, checkOldName, isDot, isDotDot, NAME_MAX } from './names.ts'
+import { checkName, checkOldName, isDot, isDotDot, NAME_MAX } from './names.ts'
 import { readdirPage } from './readdir.ts'
 import { renameEntry } from './rename.ts'
 import { applySetAttr, checkSetAttr, MAX_FILE_SIZE } from './set-attr.ts'
@@ -46,9 +47,6 @@ export interface MemoryVfsOptions {
   now?: () => Timespec
 }
 
-const LINK_MAX = 32000
-/** POSIX PATH_MAX: a longer symlink target is ENAMETOOLONG, as on Linux. */
-const PATH_MAX = 4096
 /** Larger reads are short (legal, RFC 1813 §3.3.6), so a sparse file cannot make us allocate gigabytes. */
 const MAX_READ = 16 * 1024 * 1024
 
@@ -151,60 +149,15 @@ export class MemoryVfs implements Vfs {
   }
 
   async create(dir: FileRef, name: Buffer, mode: CreateMode, owner: Owner): Promise<Created> {
-    const d = this.#table.getDir(dir)
-    checkNewName(name)
-    const existing = d.dir.get(nameKey(name))
-    if (existing !== undefined) {
-      const ino = this.#table.byId(existing.id)
-      // RFC 1813 §3.3.8: UNCHECKED on a regular file applies the attributes (size 0 truncates).
-      if (mode.how === 'unchecked' && ino.type === 'file') {
-        checkSetAttr(ino.type, mode.attr)
-        applySetAttr(this.#table, ino, mode.attr, this.#now())
-        return this.#created(ino, attrOf(d), d)
-      }
-      // A retransmitted EXCLUSIVE create finds its own verifier: success with the same file.
-      if (mode.how === 'exclusive' && ino.type === 'file' && ino.verifier?.equals(mode.verifier) === true) {
-        return this.#created(ino, attrOf(d), d)
-      }
-      throw new VfsError('EEXIST')
-    }
-    const set = mode.how === 'exclusive' ? {} : mode.attr
-    checkSetAttr('file', set)
-    const before = attrOf(d)
-    const now = this.#now()
-    const file = this.#table.newFile(set.mode ?? 0o644, ownerOf(set, owner), now)
-    if (mode.how === 'exclusive') file.verifier = Buffer.from(mode.verifier)
-    else if (set.size !== undefined || set.atime !== undefined || set.mtime !== undefined) {
-      applySetAttr(this.#table, file, set, now)
-    }
-    this.#insert(d, name, file, now)
-    return this.#created(file, before, d)
+    return createFile(this.#table, this.#now(), dir, name, mode, owner)
   }
 
   async mkdir(dir: FileRef, name: Buffer, attr: SetAttr, owner: Owner): Promise<Created> {
-    const d = this.#prepareNew(dir, name, 'dir', attr)
-    if (d.nlink >= LINK_MAX) throw new VfsError('EMLINK')
-    const before = attrOf(d)
-    const now = this.#now()
-    const sub = this.#table.newDir(attr.mode ?? 0o755, ownerOf(attr, owner), now, d.id)
-    this.#applyTimes(sub, attr, now)
-    this.#insert(d, name, sub, now)
-    d.nlink++
-    return this.#created(sub, before, d)
+    return makeDir(this.#table, this.#now(), dir, name, attr, owner)
   }
 
   async symlink(dir: FileRef, name: Buffer, target: Buffer, attr: SetAttr, owner: Owner): Promise<Created> {
-    const d = this.#prepareNew(dir, name, 'symlink', attr)
-    // As symlink(2) on Linux: an empty target is ENOENT, a target over PATH_MAX is ENAMETOOLONG.
-    if (target.length === 0) throw new VfsError('ENOENT', 'empty symlink target')
-    if (target.length >= PATH_MAX) throw new VfsError('ENAMETOOLONG')
-    if (target.includes(0)) throw new VfsError('EINVAL', 'NUL in symlink target')
-    const before = attrOf(d)
-    const now = this.#now()
-    const link = this.#table.newSymlink(target, attr.mode ?? 0o777, ownerOf(attr, owner), now)
-    this.#applyTimes(link, attr, now)
-    this.#insert(d, name, link, now)
-    return this.#created(link, before, d)
+    return makeSymlink(this.#table, this.#now(), dir, name, target, attr, owner)
   }
 
   async mknod(
@@ -215,14 +168,7 @@ export class MemoryVfs implements Vfs {
     attr: SetAttr,
     owner: Owner,
   ): Promise<Created> {
-    const d = this.#prepareNew(dir, name, type, attr)
-    const before = attrOf(d)
-    const now = this.#now()
-    const devRdev = type === 'block' || type === 'char' ? rdev : { major: 0, minor: 0 }
-    const node = this.#table.newNode(type, devRdev, attr.mode ?? 0o644, ownerOf(attr, owner), now)
-    this.#applyTimes(node, attr, now)
-    this.#insert(d, name, node, now)
-    return this.#created(node, before, d)
+    return makeNode(this.#table, this.#now(), dir, name, type, rdev, attr, owner)
   }
 
   async remove(dir: FileRef, name: Buffer): Promise<DirChange> {
@@ -258,11 +204,11 @@ export class MemoryVfs implements Vfs {
     const ino = this.#table.get(f)
     // link(2): hard links to directories are EPERM.
     if (ino.type === 'dir') throw new VfsError('EPERM', 'hard link to a directory')
-    const d = this.#prepareNew(dir, name, null, {})
+    const d = prepareNew(this.#table, dir, name, null, {})
     if (ino.nlink >= LINK_MAX) throw new VfsError('EMLINK')
     const before = attrOf(d)
     const now = this.#now()
-    this.#insert(d, name, ino, now)
+    insertEntry(d, name, ino, now)
     ino.nlink++
     ino.ctime = now
     return { attr: attrOf(ino), dir: { before, after: attrOf(d) } }
@@ -309,32 +255,6 @@ export class MemoryVfs implements Vfs {
     return this.#table.byId(slot.id)
   }
 
-  /** The checks every new entry passes before anything is allocated. */
-  #prepareNew(dir: FileRef, name: Buffer, type: Inode['type'] | null, attr: SetAttr): DirInode {
-    const d = this.#table.getDir(dir)
-    checkNewName(name)
-    if (d.dir.get(nameKey(name)) !== undefined) throw new VfsError('EEXIST')
-    if (type !== null) checkSetAttr(type, attr)
-    return d
-  }
-
-  /** Times from the create attributes; mode, uid and gid were used at allocation. */
-  #applyTimes(ino: Inode, attr: SetAttr, now: Timespec): void {
-    if (attr.atime !== undefined || attr.mtime !== undefined) {
-      const times: SetAttr = {}
-      if (attr.atime !== undefined) times.atime = attr.atime
-      if (attr.mtime !== undefined) times.mtime = attr.mtime
-      applySetAttr(this.#table, ino, times, now)
-    }
-  }
-
-  #insert(d: DirInode, name: Buffer, ino: Inode, now: Timespec): void {
-    // The name is a view into a network record: keep our own copy.
-    d.dir.add(Buffer.from(name), ino.id)
-    d.mtime = now
-    d.ctime = now
-  }
-
   #unlinkEntry(d: DirInode, name: Buffer, ino: Inode): DirChange {
     const before = attrOf(d)
     const now = this.#now()
@@ -344,13 +264,4 @@ export class MemoryVfs implements Vfs {
     d.ctime = now
     return { before, after: attrOf(d) }
   }
-
-  #created(ino: Inode, before: Attr, d: DirInode): Created {
-    return { ref: refOf(ino), attr: attrOf(ino), dir: { before, after: attrOf(d) } }
-  }
-}
-
-/** The new object's owner: the caller's, unless the create attributes name a uid or gid. */
-function ownerOf(set: SetAttr, owner: Owner): Owner {
-  return { uid: set.uid ?? owner.uid, gid: set.gid ?? owner.gid }
 }
