@@ -1,0 +1,72 @@
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto'
+
+/*
+ * Our nfs_fh3 (RFC 1813 §2.5; DESIGN.md §3.4). A handle names persistent
+ * identity, never process state, so it survives restarts and renames:
+ *
+ *   offset  size  field
+ *   0       1     version (1)
+ *   1       3     reserved, zero
+ *   4       4     export id (u32, big-endian; server/exports/table.ts exportId)
+ *   8       8     file id (u64, big-endian; the backend's FileRef.id)
+ *   16      4     generation (u32; changes when the backend reuses an id)
+ *   20      12    MAC: HMAC-SHA256(handle key, bytes 0..19), first 12 bytes
+ *
+ * 32 bytes in all, well under NFS3_FHSIZE (64). The MAC makes handles
+ * unforgeable bearer tokens: a client cannot reach an object by guessing its
+ * file id, or move a handle to another export by editing the export id.
+ * Anything malformed is BADHANDLE; whether a well-formed handle is STALE
+ * (unknown export, gone object, generation mismatch) is the caller's call.
+ */
+
+export const FH_VERSION = 1
+export const FH_SIZE = 32
+const BODY_SIZE = 20
+const MAC_SIZE = 12
+
+/** What a file handle names: the stored object (same shape as vfs FileRef). */
+export interface HandleRef {
+  id: bigint
+  gen: number
+}
+
+export type DecodedHandle = { ok: true; exportId: number; ref: HandleRef } | { ok: false; reason: 'badhandle' }
+
+export class HandleCodec {
+  private readonly key: KeyObject
+
+  /** `key` is the server's secret (state dir `handle.key`); at least 16 bytes. */
+  constructor(key: Buffer) {
+    if (key.length < 16) throw new RangeError(`handle key must be at least 16 bytes, got ${key.length}`)
+    this.key = createSecretKey(Buffer.from(key))
+  }
+
+  encode(exportId: number, ref: HandleRef): Buffer {
+    if (!Number.isInteger(exportId) || exportId < 0 || exportId > 0xffff_ffff) throw new RangeError(`export id out of range: ${exportId}`)
+    if (ref.id < 0n || ref.id > 0xffff_ffff_ffff_ffffn) throw new RangeError(`file id out of range: ${ref.id}`)
+    if (!Number.isInteger(ref.gen) || ref.gen < 0 || ref.gen > 0xffff_ffff) throw new RangeError(`generation out of range: ${ref.gen}`)
+    const fh = Buffer.alloc(FH_SIZE)
+    fh[0] = FH_VERSION
+    fh.writeUInt32BE(exportId, 4)
+    fh.writeBigUInt64BE(ref.id, 8)
+    fh.writeUInt32BE(ref.gen, 16)
+    this.mac(fh).copy(fh, BODY_SIZE, 0, MAC_SIZE)
+    return fh
+  }
+
+  /** Never throws; `fh` may be a view into a request buffer and is not kept. */
+  decode(fh: Uint8Array): DecodedHandle {
+    if (fh.length !== FH_SIZE) return BAD
+    const b = Buffer.from(fh.buffer, fh.byteOffset, fh.byteLength)
+    if (b[0] !== FH_VERSION || b[1] !== 0 || b[2] !== 0 || b[3] !== 0) return BAD
+    const want = this.mac(b).subarray(0, MAC_SIZE)
+    if (!timingSafeEqual(want, b.subarray(BODY_SIZE))) return BAD
+    return { ok: true, exportId: b.readUInt32BE(4), ref: { id: b.readBigUInt64BE(8), gen: b.readUInt32BE(16) } }
+  }
+
+  private mac(fh: Buffer): Buffer {
+    return createHmac('sha256', this.key).update(fh.subarray(0, BODY_SIZE)).digest()
+  }
+}
+
+const BAD: DecodedHandle = Object.freeze({ ok: false, reason: 'badhandle' })

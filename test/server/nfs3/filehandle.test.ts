@@ -1,0 +1,62 @@
+import t from 'tap'
+import { FH_SIZE, HandleCodec } from '../../../server/nfs3/filehandle.ts'
+
+const key = Buffer.alloc(32, 7)
+const codec = new HandleCodec(key)
+
+t.test('round trip, layout and determinism', async (t) => {
+  const ref = { id: 0x0102030405060708n, gen: 0xdeadbeef }
+  const fh = codec.encode(0xcafebabe, ref)
+  t.equal(fh.length, FH_SIZE)
+  t.equal(fh.subarray(0, 20).toString('hex'), '01000000' + 'cafebabe' + '0102030405060708' + 'deadbeef')
+  t.strictSame(codec.decode(fh), { ok: true, exportId: 0xcafebabe, ref })
+  t.ok(codec.encode(0xcafebabe, ref).equals(fh), 'same input, same handle')
+  t.ok(new HandleCodec(Buffer.from(key)).encode(0xcafebabe, ref).equals(fh), 'same key after restart, same handle')
+  for (const [exp, id, gen] of [[0, 0n, 0], [0xffffffff, 0xffffffffffffffffn, 0xffffffff], [1, 1n, 1]] as const) {
+    t.strictSame(codec.decode(codec.encode(exp, { id, gen })), { ok: true, exportId: exp, ref: { id, gen } })
+  }
+})
+
+t.test('decodes a view into a larger buffer', async (t) => {
+  const fh = codec.encode(9, { id: 42n, gen: 3 })
+  const big = Buffer.concat([Buffer.from([1, 2, 3]), fh, Buffer.from([4])])
+  t.strictSame(codec.decode(big.subarray(3, 3 + FH_SIZE)), { ok: true, exportId: 9, ref: { id: 42n, gen: 3 } })
+  t.strictSame(codec.decode(new Uint8Array(fh)), { ok: true, exportId: 9, ref: { id: 42n, gen: 3 } })
+})
+
+t.test('every single-bit flip is rejected', async (t) => {
+  const fh = codec.encode(0x11223344, { id: 123456789n, gen: 5 })
+  let rejected = 0
+  for (let bit = 0; bit < fh.length * 8; bit++) {
+    const bad = Buffer.from(fh)
+    bad[bit >> 3]! ^= 0x80 >> (bit & 7)
+    if (!codec.decode(bad).ok) rejected++
+  }
+  t.equal(rejected, FH_SIZE * 8)
+  t.strictSame(codec.decode(Buffer.from(fh).fill(0, 20)), { ok: false, reason: 'badhandle' })
+})
+
+t.test('a handle made with another key is rejected', async (t) => {
+  const other = new HandleCodec(Buffer.alloc(32, 8))
+  t.strictSame(codec.decode(other.encode(1, { id: 2n, gen: 3 })), { ok: false, reason: 'badhandle' })
+})
+
+t.test('wrong lengths are rejected', async (t) => {
+  const fh = codec.encode(1, { id: 2n, gen: 3 })
+  for (const len of [0, 31, 33, 64, 65]) {
+    const b = Buffer.alloc(len)
+    fh.copy(b, 0, 0, Math.min(len, FH_SIZE))
+    t.strictSame(codec.decode(b), { ok: false, reason: 'badhandle' }, `length ${len}`)
+  }
+})
+
+t.test('bad keys and out-of-range fields are bugs: RangeError', async (t) => {
+  t.throws(() => new HandleCodec(Buffer.alloc(15)), RangeError)
+  t.throws(() => codec.encode(-1, { id: 1n, gen: 0 }), RangeError)
+  t.throws(() => codec.encode(2 ** 32, { id: 1n, gen: 0 }), RangeError)
+  t.throws(() => codec.encode(1.5, { id: 1n, gen: 0 }), RangeError)
+  t.throws(() => codec.encode(1, { id: -1n, gen: 0 }), RangeError)
+  t.throws(() => codec.encode(1, { id: 2n ** 64n, gen: 0 }), RangeError)
+  t.throws(() => codec.encode(1, { id: 1n, gen: -1 }), RangeError)
+  t.throws(() => codec.encode(1, { id: 1n, gen: 2 ** 32 }), RangeError)
+})
