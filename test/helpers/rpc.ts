@@ -1,4 +1,16 @@
 /* Shared helpers for RPC-layer tests: a tiny test program and raw message builders. */
+import { once } from 'node:events'
+import { connect as netConnect } from 'node:net'
+import type { Socket } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { RecordReader } from '../../xdr/record.ts'
+import type { Test } from 'tap'
+import { silentLogger } from '../../server/logger.ts'
+import type { Logger } from '../../server/logger.ts'
+import { combineVersions, defineVersion } from '../../server/rpc/program.ts'
+import type { RpcProgram } from '../../server/rpc/program.ts'
+import { RpcServer } from '../../server/rpc/server.ts'
+import type { RpcLimits } from '../../server/rpc/server.ts'
 import { xdr_uint, xdr_void } from '../../xdr/runtime/codec.ts'
 import type { Codec } from '../../xdr/runtime/codec.ts'
 import type { ProgramDef } from '../../xdr/runtime/program.ts'
@@ -94,4 +106,125 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => 
     resolve = res
   })
   return { promise, resolve }
+}
+
+/** Knobs and counters shared between a test and the handlers of its server. */
+export interface TestHooks {
+  /** TESTPROC_WAIT(0) waits for this gate; TESTPROC_WAIT(n > 0) sleeps n ms. */
+  gate: Promise<void>
+  /** TESTPROC_INCR waits for this gate when set. */
+  incrGate: Promise<void> | null
+  running: number
+  maxRunning: number
+  executions: number
+  /** Order in which handlers finished (by procedure name and argument). */
+  finished: string[]
+  /** CallContext.signal of each TESTPROC_WAIT call. */
+  signals: AbortSignal[]
+}
+
+export function newHooks(): TestHooks {
+  return { gate: Promise.resolve(), incrGate: null, running: 0, maxRunning: 0, executions: 0, finished: [], signals: [] }
+}
+
+export function testProgram(h: TestHooks): RpcProgram {
+  return combineVersions(
+    defineVersion(
+      TEST_PROG,
+      'TEST_V1',
+      {
+        TESTPROC_NULL: () => undefined,
+        TESTPROC_ECHO: n => {
+          h.finished.push(`ECHO ${n}`)
+          return n
+        },
+        TESTPROC_WAIT: async (n, call) => {
+          h.signals.push(call.signal)
+          h.running++
+          h.maxRunning = Math.max(h.maxRunning, h.running)
+          try {
+            await (n === 0 ? h.gate : sleep(n))
+          } finally {
+            h.running--
+          }
+          h.finished.push(`WAIT ${n}`)
+          return n
+        },
+        TESTPROC_INCR: async n => {
+          h.executions++
+          if (h.incrGate !== null) await h.incrGate
+          return n + h.executions
+        },
+        TESTPROC_FAIL: () => {
+          throw new Error('boom')
+        },
+        TESTPROC_BYTES: n => Buffer.alloc(n, 0xab),
+        TESTPROC_WHOAMI: (_args, call) => (call.cred.flavor === 'sys' ? call.cred.uid : 0xffff_ffff),
+      },
+      { nonIdempotent: ['TESTPROC_INCR'] },
+    ),
+    defineVersion(TEST_PROG, 'TEST_V3', { TESTPROC3_NULL: () => undefined }),
+  )
+}
+
+export async function startTestServer(
+  t: Test,
+  opts: { limits?: Partial<RpcLimits>; hooks?: TestHooks; logger?: Logger } = {},
+): Promise<{ server: RpcServer; port: number; hooks: TestHooks }> {
+  const hooks = opts.hooks ?? newHooks()
+  const server = new RpcServer({ programs: [testProgram(hooks)], logger: opts.logger ?? silentLogger, ...(opts.limits ? { limits: opts.limits } : {}) })
+  const { port } = await server.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => server.close())
+  return { server, port, hooks }
+}
+
+/** Procedure refs for the client: the table entries work as they are. */
+export const P = TEST_PROG.versions.TEST_V1.procs
+
+/** A bare TCP connection that collects reply records: for hostile-input and exact-byte tests. */
+export class RawConnection {
+  readonly socket: Socket
+  readonly records: Buffer[] = []
+  readonly closed: Promise<void>
+  private readonly reader = new RecordReader(16 * 1024 * 1024)
+  private waiters: (() => void)[] = []
+  private isClosed = false
+
+  private constructor(socket: Socket) {
+    this.socket = socket
+    socket.on('data', (chunk: Buffer) => {
+      this.records.push(...this.reader.push(chunk))
+      const w = this.waiters
+      this.waiters = []
+      for (const f of w) f()
+    })
+    socket.on('error', () => undefined)
+    this.closed = new Promise(resolve =>
+      socket.once('close', () => {
+        this.isClosed = true
+        for (const f of this.waiters) f()
+        resolve()
+      }),
+    )
+  }
+
+  static async open(t: Test, port: number): Promise<RawConnection> {
+    const socket = netConnect({ port, host: '127.0.0.1' })
+    await once(socket, 'connect')
+    t.teardown(() => socket.destroy())
+    return new RawConnection(socket)
+  }
+
+  send(bytes: Buffer): void {
+    this.socket.write(bytes)
+  }
+
+  /** Wait until at least n reply records have arrived. */
+  async waitFor(n: number): Promise<Buffer[]> {
+    while (this.records.length < n) {
+      if (this.isClosed) throw new Error(`connection closed after ${this.records.length} of ${n} replies`)
+      await new Promise<void>(resolve => this.waiters.push(resolve))
+    }
+    return this.records
+  }
 }

@@ -1,0 +1,190 @@
+/*
+ * The RPC server: one TCP listener and one UDP socket on the same port number,
+ * dispatching every registered program by number (DESIGN.md §3.2), one
+ * duplicate request cache shared by both transports.
+ */
+import { createSocket } from 'node:dgram'
+import type { Socket as DgramSocket } from 'node:dgram'
+import { createServer } from 'node:net'
+import type { Server, Socket } from 'node:net'
+import { once } from 'node:events'
+import type { Logger } from '../logger.ts'
+import type { DispatchEnv } from './dispatch.ts'
+import { DuplicateRequestCache } from './drc.ts'
+import type { RpcProgram } from './program.ts'
+import { createStats } from './stats.ts'
+import type { RpcStats } from './stats.ts'
+import { RpcConnection } from './tcp.ts'
+import { RpcUdpEndpoint } from './udp.ts'
+
+export interface RpcLimits {
+  /** Largest TCP record accepted; a larger record mark closes the connection. */
+  maxRecordSize: number
+  maxInFlightPerConnection: number
+  drcEntries: number
+  drcTtlMs: number
+  /** Larger datagrams are dropped unanswered. */
+  maxUdpDatagram: number
+}
+
+export const DEFAULT_RPC_LIMITS: Readonly<RpcLimits> = Object.freeze({
+  maxRecordSize: 1024 * 1024 + 64 * 1024,
+  maxInFlightPerConnection: 64,
+  drcEntries: 16_384,
+  drcTtlMs: 120_000,
+  maxUdpDatagram: 65_535,
+})
+
+export interface RpcServerOptions {
+  programs: readonly RpcProgram[]
+  logger: Logger
+  limits?: Partial<RpcLimits>
+}
+
+export interface ListenOptions {
+  port: number
+  host?: string
+}
+
+/** When port 0 gives a TCP port whose UDP twin is taken, try again this many times. */
+const BIND_ATTEMPTS = 8
+
+export class RpcServer {
+  readonly limits: Readonly<RpcLimits>
+  readonly stats: RpcStats
+  private readonly env: DispatchEnv
+  private readonly log: Logger
+  private readonly connections = new Set<RpcConnection>()
+  private readonly abort = new AbortController()
+  private tcp: Server | null = null
+  private udp: DgramSocket | null = null
+
+  constructor(opts: RpcServerOptions) {
+    this.limits = Object.freeze({ ...DEFAULT_RPC_LIMITS, ...opts.limits })
+    this.log = opts.logger
+    this.stats = createStats()
+    const programs = new Map<number, RpcProgram>()
+    for (const p of opts.programs) {
+      if (programs.has(p.prog)) throw new TypeError(`program ${p.prog} registered twice`)
+      programs.set(p.prog, p)
+    }
+    this.env = {
+      programs,
+      drc: new DuplicateRequestCache({ max: this.limits.drcEntries, ttlMs: this.limits.drcTtlMs }),
+      stats: this.stats,
+    }
+  }
+
+  /** Bind TCP and UDP on the same port; with port 0, the kernel picks one free for both. */
+  async listen(opts: ListenOptions): Promise<{ port: number }> {
+    if (this.tcp !== null) throw new Error('RpcServer is already listening')
+    for (let attempt = 1; ; attempt++) {
+      const tcp = this.createTcp()
+      await listenTcp(tcp, opts.port, opts.host)
+      const address = tcp.address()
+      const port = typeof address === 'object' && address !== null ? address.port : opts.port
+      try {
+        this.udp = await bindUdp(port, opts.host)
+      } catch (err) {
+        await closeTcp(tcp)
+        if (opts.port === 0 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < BIND_ATTEMPTS) continue
+        throw err
+      }
+      this.tcp = tcp
+      new RpcUdpEndpoint(this.udp, this.env, this.limits.maxUdpDatagram, this.log, this.abort.signal)
+      this.log.info({ port, host: opts.host }, 'rpc server listening (tcp+udp)')
+      return { port }
+    }
+  }
+
+  /** Stop listening, drop every connection, and resolve when all sockets are closed. */
+  async close(): Promise<void> {
+    this.abort.abort()
+    const tcp = this.tcp
+    const udp = this.udp
+    this.tcp = null
+    this.udp = null
+    const waits: Promise<unknown>[] = []
+    if (tcp !== null) waits.push(closeTcp(tcp))
+    for (const c of this.connections) {
+      if (!c.socket.destroyed) waits.push(once(c.socket, 'close'))
+      c.destroy()
+    }
+    if (udp !== null) {
+      waits.push(
+        new Promise<void>(resolve => {
+          udp.close(() => {
+            resolve()
+          })
+        }),
+      )
+    }
+    await Promise.all(waits)
+  }
+
+  private createTcp(): Server {
+    const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
+      this.stats.connectionsAccepted++
+      this.stats.connectionsOpen++
+      const conn = new RpcConnection(socket, this.env, this.limits, this.log)
+      this.connections.add(conn)
+      socket.on('close', () => {
+        this.stats.connectionsOpen--
+        this.connections.delete(conn)
+      })
+    })
+    server.on('error', (err: Error) => {
+      this.log.error({ err }, 'tcp listener error')
+    })
+    return server
+  }
+}
+
+function listenTcp(server: Server, port: number, host: string | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      reject(err)
+    }
+    server.once('error', onError)
+    server.listen({ port, ...(host === undefined ? {} : { host }) }, () => {
+      server.off('error', onError)
+      resolve()
+    })
+  })
+}
+
+function closeTcp(server: Server): Promise<void> {
+  return new Promise(resolve => {
+    server.close(() => {
+      resolve()
+    })
+  })
+}
+
+/** UDP on the listener's port: IPv6 dual-stack when no host is given (like net's default), else the host's family. */
+async function bindUdp(port: number, host: string | undefined): Promise<DgramSocket> {
+  if (host === undefined) {
+    try {
+      return await bindOne('udp6', port, '::')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw err
+      return bindOne('udp4', port, '0.0.0.0')
+    }
+  }
+  return bindOne(host.includes(':') ? 'udp6' : 'udp4', port, host)
+}
+
+function bindOne(type: 'udp4' | 'udp6', port: number, address: string): Promise<DgramSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = createSocket({ type, recvBufferSize: 4 * 1024 * 1024, sendBufferSize: 4 * 1024 * 1024 })
+    const onError = (err: Error): void => {
+      socket.close()
+      reject(err)
+    }
+    socket.once('error', onError)
+    socket.bind({ port, address, exclusive: true }, () => {
+      socket.off('error', onError)
+      resolve(socket)
+    })
+  })
+}
