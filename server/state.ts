@@ -1,0 +1,231 @@
+import { randomBytes } from 'node:crypto'
+import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { Type } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+
+/*
+ * What the server keeps on disk between runs (DESIGN.md §3.3): the secret
+ * that authenticates file handles, and the mount list for MOUNT DUMP. Files
+ * are replaced atomically (write a temp file, then rename or link) so a crash
+ * or a second server never sees half a file.
+ */
+
+/** The logging this module needs; pino's logger fits. */
+export interface StateLogger {
+  warn(obj: object, msg?: string): void
+}
+
+export type ServerStateErrorCode = 'STATE_BAD_KEY'
+
+export class ServerStateError extends Error {
+  readonly code: ServerStateErrorCode
+  constructor(code: ServerStateErrorCode, message: string) {
+    super(message)
+    this.name = 'ServerStateError'
+    this.code = code
+  }
+}
+
+export interface ServerState {
+  readonly dir: string
+  /** 32 secret bytes for HandleCodec; the same across restarts, so handles stay valid. */
+  readonly handleKey: Buffer
+}
+
+const KEY_FILE = 'handle.key'
+const KEY_SIZE = 32
+
+/**
+ * `$TSNFS_STATE_DIR`; else `/var/lib/tsnfs` as root; else
+ * `$XDG_STATE_HOME/tsnfs` or `~/.local/state/tsnfs` (XDG base directory spec).
+ */
+export function defaultStateDir(
+  env: NodeJS.ProcessEnv = process.env,
+  uid: number = process.getuid?.() ?? -1,
+  home: string = homedir(),
+): string {
+  if (env.TSNFS_STATE_DIR !== undefined && env.TSNFS_STATE_DIR !== '') return env.TSNFS_STATE_DIR
+  if (uid === 0) return '/var/lib/tsnfs'
+  const xdg = env.XDG_STATE_HOME
+  // The spec says a relative XDG path is invalid and must be ignored.
+  if (xdg?.startsWith('/') === true) return join(xdg, 'tsnfs')
+  return join(home, '.local', 'state', 'tsnfs')
+}
+
+/** Creates the directory (mode 0700) and the handle key if needed, and reads the key. */
+export async function openStateDir(dir: string): Promise<ServerState> {
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  const path = join(dir, KEY_FILE)
+  let key = await readIfExists(path)
+  if (key === null) {
+    await createKey(dir, path)
+    key = await readFile(path)
+  }
+  if (key.length !== KEY_SIZE) {
+    throw new ServerStateError('STATE_BAD_KEY', `${path}: expected ${KEY_SIZE} bytes, found ${key.length}; remove it to make a new key (all handles become stale)`)
+  }
+  return { dir, handleKey: key }
+}
+
+async function readIfExists(path: string): Promise<Buffer | null> {
+  try {
+    return await readFile(path)
+  } catch (err) {
+    if (isCode(err, 'ENOENT')) return null
+    throw err
+  }
+}
+
+/**
+ * Writes the key to a private temp file, flushes it, then link()s it into
+ * place: unlike rename, link fails if another server won the race, and then
+ * both use the winner's key.
+ */
+async function createKey(dir: string, path: string): Promise<void> {
+  const tmp = await writeTemp(dir, KEY_FILE, randomBytes(KEY_SIZE))
+  try {
+    await link(tmp, path)
+  } catch (err) {
+    if (!isCode(err, 'EEXIST')) throw err
+  } finally {
+    await unlink(tmp)
+  }
+}
+
+/** A new file next to `name`, mode 0600, fully written and fsynced. */
+async function writeTemp(dir: string, name: string, data: Buffer | string): Promise<string> {
+  const tmp = join(dir, `.${name}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
+  const fh = await open(tmp, 'wx', 0o600)
+  try {
+    await fh.writeFile(data)
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  return tmp
+}
+
+function isCode(err: unknown, code: string): boolean {
+  return err instanceof Error && (err as NodeJS.ErrnoException).code === code
+}
+
+/**
+ * The write verifier (RFC 1813 §3.3.7, specs P10/P11): 8 bytes, the same in
+ * every WRITE and COMMIT reply while unstable data can survive, different
+ * after anything that may have lost it. It is 8 random bytes per server
+ * instance, so two starts in the same second still differ (a boot-time-in-
+ * seconds verifier does not: ANCHORS row 16); bump() picks a new value after
+ * a failed flush so clients resend their uncommitted writes.
+ */
+export class WriteVerifier {
+  private value: Buffer = randomBytes(8)
+
+  /** The current verifier. Callers must not modify it; bump() replaces it rather than changing it. */
+  current(): Buffer {
+    return this.value
+  }
+
+  bump(): void {
+    let next = randomBytes(8)
+    while (next.equals(this.value)) next = randomBytes(8)
+    this.value = next
+  }
+}
+
+/** One mounted (host, path) pair, as MOUNT DUMP reports it (RFC 1813 §5.2.2). */
+export interface RmtabEntry {
+  host: string
+  path: string
+}
+
+const RMTAB_FILE = 'rmtab'
+const RmtabChecker = TypeCompiler.Compile(
+  Type.Object({
+    version: Type.Literal(1),
+    entries: Type.Array(Type.Object({ host: Type.String({ maxLength: 1024 }), path: Type.String({ maxLength: 1024 }) })),
+  }),
+)
+
+/**
+ * The mount list (rmtab): informational only, as in every NFSv3 server (a
+ * client that crashes never unmounts). Kept in memory, saved to `rmtab` in
+ * the state directory after each change; saves are serialized and atomic.
+ */
+export class Rmtab {
+  private readonly path: string
+  private entries: RmtabEntry[]
+  private tail: Promise<void> = Promise.resolve()
+
+  private constructor(path: string, entries: RmtabEntry[]) {
+    this.path = path
+    this.entries = entries
+  }
+
+  /** Loads `rmtab` from `dir`; a missing file is empty, a corrupt one is logged and treated as empty. */
+  static async open(dir: string, log?: StateLogger): Promise<Rmtab> {
+    const path = join(dir, RMTAB_FILE)
+    let entries: RmtabEntry[] = []
+    const raw = await readIfExists(path)
+    if (raw !== null) {
+      let parsed: unknown = undefined
+      try {
+        parsed = JSON.parse(raw.toString('utf8'))
+      } catch {
+        // handled below as corrupt
+      }
+      if (RmtabChecker.Check(parsed)) {
+        entries = parsed.entries.map((e) => ({ host: e.host, path: e.path }))
+      } else {
+        log?.warn({ path }, 'rmtab is corrupt; starting with an empty mount list')
+      }
+    }
+    return new Rmtab(path, entries)
+  }
+
+  list(): RmtabEntry[] {
+    return this.entries.map((e) => ({ ...e }))
+  }
+
+  /** Records a mount; adding a pair already present changes nothing. */
+  add(host: string, path: string): Promise<void> {
+    if (this.entries.some((e) => e.host === host && e.path === path)) return this.tail
+    this.entries = [...this.entries, { host, path }]
+    return this.save()
+  }
+
+  /** UMNT (RFC 1813 §5.2.3). */
+  remove(host: string, path: string): Promise<void> {
+    return this.filter((e) => e.host !== host || e.path !== path)
+  }
+
+  /** UMNTALL (RFC 1813 §5.2.4). */
+  removeAll(host: string): Promise<void> {
+    return this.filter((e) => e.host !== host)
+  }
+
+  private filter(keep: (e: RmtabEntry) => boolean): Promise<void> {
+    const next = this.entries.filter(keep)
+    if (next.length === this.entries.length) return this.tail
+    this.entries = next
+    return this.save()
+  }
+
+  /** Queues a save of the state as it is when the save runs; a failed save rejects only its own callers. */
+  private save(): Promise<void> {
+    const run = this.tail.then(async () => {
+      const text = JSON.stringify({ version: 1, entries: this.entries }) + '\n'
+      const dir = dirname(this.path)
+      const tmp = await writeTemp(dir, RMTAB_FILE, text)
+      try {
+        await rename(tmp, this.path)
+      } catch (err) {
+        await unlink(tmp).catch(() => undefined)
+        throw err
+      }
+    })
+    this.tail = run.catch(() => undefined)
+    return run
+  }
+}
