@@ -1,0 +1,99 @@
+/*
+ * The byte accounting shared by READDIR and READDIRPLUS (RFC 1813 §3.3.16,
+ * §3.3.17; P2–P4): `count` / `maxcount` bound the WHOLE encoded reply, so we
+ * count every XDR word — the status, post_op_attr, the cookie verifier, each
+ * entry with its "value follows" bool, the final FALSE and eof — and stop
+ * exactly when the next entry would not fit.
+ */
+import { nfsstat3 } from '../../xdr/generated/nfs3.ts'
+import type { DirEntry, FileRef, Vfs } from '../../vfs/types.ts'
+import type { Target } from './context.ts'
+import { MAY_READ, permits } from './permission.ts'
+
+export function pad4(n: number): number {
+  return (n + 3) & ~3
+}
+
+/** post_op_attr: the bool, then an 84-byte fattr3 if present. */
+export function postOpAttrSize(present: boolean): number {
+  return present ? 4 + 84 : 4
+}
+
+/** post_op_fh3: the bool, then length + bytes + padding if present. */
+export function postOpFhSize(fh: Buffer | null): number {
+  return fh === null ? 4 : 4 + 4 + pad4(fh.length)
+}
+
+/** One entry3 in the list: value-follows bool, fileid, name (length + padded bytes), cookie. */
+export function entry3Size(nameLength: number): number {
+  return 4 + 8 + 4 + pad4(nameLength) + 8
+}
+
+/** Everything in a READDIR(PLUS) reply but the entries: status, dir_attributes, cookieverf, final FALSE, eof. */
+export function replyOverhead(dirAttributes: boolean): number {
+  return 4 + postOpAttrSize(dirAttributes) + 8 + 4 + 4
+}
+
+/**
+ * A zero verifier, never checked (P4; ANCHORS §3 row 4): our cookies stay valid
+ * while the directory changes, so a client is never trapped in a BAD_COOKIE loop.
+ */
+export const ZERO_COOKIEVERF: Buffer = Buffer.alloc(8)
+
+/** Page sizes asked of the vfs: enough for the budget, never unbounded. */
+const MAX_PAGE = 4096
+
+export interface Budget {
+  /** Bytes left for entries in the reply. */
+  bytes: number
+  /** Directory-information bytes left (READDIRPLUS dircount); Infinity when unbounded. */
+  dirBytes: number
+  /** The smallest an entry can cost, to size vfs pages. */
+  minEntry: number
+}
+
+export interface Built<E> {
+  item: E
+  bytes: number
+  dirBytes: number
+}
+
+/**
+ * Walk the directory after `cookie`, building entries while they fit. The
+ * first entry is bound only by `bytes` (dircount is a softer limit, P3).
+ * Entries read past the last that fits are dropped: their cookies remain
+ * valid, so the next call resumes exactly there.
+ */
+export async function collect<E>(
+  vfs: Vfs,
+  dir: FileRef,
+  cookie: bigint,
+  budget: Budget,
+  build: (e: DirEntry) => Promise<Built<E>>,
+): Promise<{ entries: E[]; eof: boolean }> {
+  const entries: E[] = []
+  let { bytes, dirBytes } = budget
+  let cursor = cookie
+  for (;;) {
+    const want = Math.min(MAX_PAGE, Math.max(1, Math.floor(bytes / budget.minEntry) + 1))
+    const page = await vfs.readdir(dir, cursor, want)
+    for (const e of page.entries) {
+      const b = await build(e)
+      if (b.bytes > bytes || (entries.length > 0 && b.dirBytes > dirBytes)) return { entries, eof: false }
+      entries.push(b.item)
+      bytes -= b.bytes
+      dirBytes -= b.dirBytes
+      cursor = e.cookie
+    }
+    // An empty page that is not the end would loop forever: give the client what we have.
+    if (page.eof || page.entries.length === 0) return { entries, eof: page.eof }
+  }
+}
+
+/** The checks READDIR and READDIRPLUS share: a directory (NOTDIR), readable by the caller (ACCES). */
+export function readdirDenied(dir: Target): Exclude<nfsstat3, 0> | null {
+  if (dir.attr.type !== 'dir') return nfsstat3.NFS3ERR_NOTDIR
+  // knfsd opens the directory with NFSD_MAY_READ, without the owner override it gives regular files.
+  if (!permits(dir.user, dir.attr, MAY_READ)) return nfsstat3.NFS3ERR_ACCES
+  return null
+}
