@@ -42,6 +42,11 @@ t.test('addresses, networks and IPv4-mapped IPv6 peers', async (t) => {
   t.equal(await who('fe80::1%eth0'), null)
   t.equal(await who('10.1.2.4'), null)
   t.equal(await who('not-an-ip'), null)
+  const odd = matcher('172.16.0.0/12 2001:db8::/33')
+  t.equal((await odd.match('172.31.255.255', names.r))?.name, '172.16.0.0/12')
+  t.equal(await odd.match('172.32.0.1', names.r), null)
+  t.equal((await odd.match('2001:db8:7fff::1', names.r))?.name, '2001:db8::/33')
+  t.equal(await odd.match('2001:db8:8000::1', names.r), null)
 })
 
 t.test('precedence: host > network > wildcard > *, then line order', async (t) => {
