@@ -1,5 +1,6 @@
 import t from 'tap'
 import { squash, type RpcCredentials } from '../../../server/exports/squash.ts'
+import type { Credentials } from '../../../server/rpc/auth.ts'
 
 const anon = { anonuid: 65534, anongid: 65533 }
 const root = { flavor: 'sys', uid: 0, gid: 0, gids: [0, 10, 0, 20], machinename: 'h' } satisfies RpcCredentials
@@ -38,4 +39,9 @@ t.test('uid/gid (u32)-1 is never used as an identity', async (t) => {
   const odd: RpcCredentials = { flavor: 'sys', uid: 0xffffffff, gid: 0xffffffff, gids: [], machinename: '' }
   t.strictSame(squash(odd, { squash: 'none', ...anon }), { uid: 65534, gid: 65533, gids: [] })
   t.strictSame(squash(odd, { squash: 'root', ...anon }), { uid: 65534, gid: 65533, gids: [] })
+})
+
+t.test('accepts the RPC layer credentials type as is', async (t) => {
+  const cred: Credentials = { flavor: 'sys', uid: 0, gid: 5, gids: [0], machinename: 'm' }
+  t.strictSame(squash(cred, { squash: 'root', ...anon }), { uid: 65534, gid: 5, gids: [65533] })
 })

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { parseExports } from '../../../server/exports/parse.ts'
 import { ExportTable, exportId } from '../../../server/exports/table.ts'
 import type { HostResolver } from '../../../server/exports/resolver.ts'
+import type { Peer } from '../../../server/rpc/program.ts'
 
 const noNames: HostResolver = { lookup: async () => [], reverse: async () => [] }
 const text = [
@@ -105,4 +106,10 @@ t.test('default resolver is used when none is given', async (t) => {
   const tab = new ExportTable(parseExports('/a localhost(insecure)', 'x'))
   const a = tab.byPath('/a')!.export
   t.match(await tab.clientOptions(a, { address: '127.0.0.1', port: 5000 }), { ok: true, client: 'localhost' })
+})
+
+t.test('accepts the RPC layer peer type as is', async (t) => {
+  const tab = table()
+  const peer: Peer = { address: '10.2.3.4', port: 600, family: 'IPv4' }
+  t.match(await tab.clientOptions(tab.byPath('/srv/data')!.export, peer), { ok: true, client: '10.0.0.0/8' })
 })
