@@ -97,7 +97,7 @@ t.test('timestamps come from the clock', async t => {
   const vfs = new MemoryVfs({ now: clock.now })
   const root = await vfs.getattr(vfs.root())
   t.same(root.mtime, { sec: 1000, nsec: 5 })
-  t.same([root.mode, root.uid, root.gid], [0o755, 0, 0])
+  t.same([root.mode, root.uid, root.gid], [0o1777, 0, 0])
   clock.set(2000)
   const f = await mkfile(vfs, vfs.root(), 'f', 'x')
   clock.set(3000)
@@ -189,4 +189,9 @@ t.test('space of symlinks and files comes back on removal', async t => {
   await vfs.remove(root, b('l'))
   await vfs.remove(root, b('f'))
   t.equal((await vfs.fsstat(root)).freeBytes, free0)
+})
+
+t.test('the root mode is configurable', async (t) => {
+  const v = new MemoryVfs({ rootMode: 0o755 })
+  t.equal((await v.getattr(v.root())).mode, 0o755)
 })

@@ -45,6 +45,13 @@ export interface MemoryVfsOptions {
   maxFiles?: bigint
   /** The clock for timestamps (tests pass a fake one). */
   now?: () => Timespec
+  /**
+   * Permission bits of the root directory. An in-memory tree has no host
+   * owner, so the default is 0o1777 (like /tmp): every user may create
+   * entries and only owners may remove them, and root-squashed clients can
+   * still write.
+   */
+  rootMode?: number
 }
 
 /** Larger reads are short (legal, RFC 1813 §3.3.6), so a sparse file cannot make us allocate gigabytes. */
@@ -65,7 +72,7 @@ export class MemoryVfs implements Vfs {
       maxFiles: options.maxFiles ?? 10_000_000n,
     })
     this.#clock = options.now ?? systemClock()
-    this.#root = this.#table.newDir(0o755, { uid: 0, gid: 0 }, this.#now(), null)
+    this.#root = this.#table.newDir(options.rootMode ?? 0o1777, { uid: 0, gid: 0 }, this.#now(), null)
   }
 
   root(): FileRef {

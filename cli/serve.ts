@@ -1,0 +1,76 @@
+/*
+ * tsnfs serve: run the server until SIGINT/SIGTERM; SIGHUP reloads the
+ * export list (a bad file keeps the running exports and logs why).
+ */
+import { parseArgs } from 'node:util'
+import { pino } from 'pino'
+import { defaultExports, loadExports } from '../server/exports/parse.ts'
+import { createServer } from '../server/index.ts'
+import { defaultStateDir } from '../server/state.ts'
+
+export async function serve(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      exports: { type: 'string' },
+      port: { type: 'string', default: '2049' },
+      host: { type: 'string' },
+      'state-dir': { type: 'string' },
+      portmap: { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+    },
+    allowPositionals: false,
+  })
+  const port = Number(values.port)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: not a port number: ${values.port}`)
+  const portmapPort = values.portmap === undefined ? undefined : Number(values.portmap === '' ? 111 : values.portmap)
+  if (portmapPort !== undefined && (!Number.isInteger(portmapPort) || portmapPort < 0 || portmapPort > 65535)) {
+    throw new Error(`--portmap: not a port number: ${String(values.portmap)}`)
+  }
+  // Logs go to stderr as JSON; stdout carries only what the command prints for people.
+  const log = pino({ level: values['log-level'] }, pino.destination(2))
+  const exportsFile = values.exports
+  const list = exportsFile === undefined ? defaultExports() : await loadExports(exportsFile)
+  const stateDir = values['state-dir'] ?? defaultStateDir()
+
+  const server = await createServer({
+    exports: list,
+    stateDir,
+    port,
+    ...(values.host === undefined ? {} : { host: values.host }),
+    ...(portmapPort === undefined ? {} : { portmapPort }),
+    logger: log,
+  })
+  const host = values.host ?? '127.0.0.1'
+  const p = server.port
+  process.stdout.write(`tsnfs serving NFSv3 + MOUNT + PORTMAP on TCP and UDP port ${p}\n`)
+  for (const e of list.exports) {
+    process.stdout.write(
+      `  export ${e.path}\n` +
+        `    libnfs:  nfs://${host}${e.path}?nfsport=${p}&mountport=${p}\n` +
+        `    Linux:   mount -t nfs -o vers=3,tcp,port=${p},mountport=${p},mountproto=tcp,nolock ${host}:${e.path} /mnt/x\n` +
+        `    macOS:   mount -t nfs -o vers=3,tcp,port=${p},mountport=${p},nolocks,resvport ${host}:${e.path} /mnt/x\n`,
+    )
+  }
+
+  if (exportsFile !== undefined) {
+    process.on('SIGHUP', () => {
+      loadExports(exportsFile)
+        .then((next) => server.reload(next))
+        .catch((err: unknown) => {
+          log.error({ err }, 'reload failed; the running exports are unchanged')
+        })
+    })
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info({ signal }, 'stopping')
+      resolve()
+    }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+  })
+  await server.close()
+  log.flush()
+  return 0
+}

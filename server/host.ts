@@ -1,0 +1,75 @@
+/*
+ * The server's side of the NFSv3 and MOUNT seams: handles (HandleCodec),
+ * export policy (client matching, squashing, ro) and the write verifier.
+ */
+import type { nfsstat3 } from '../xdr/generated/nfs3.ts'
+import { nfsstat3 as NFS } from '../xdr/generated/nfs3.ts'
+import type { FileRef } from '../vfs/types.ts'
+import type { BackendSet } from './backends.ts'
+import { squash } from './exports/squash.ts'
+import type { Export, ExportTable } from './exports/table.ts'
+import type { ClientCheck } from './exports/match.ts'
+import type { HandleCodec } from './nfs3/filehandle.ts'
+import type { Nfs3Host, Nfs3Limits, Resolved, ResolveFailure } from './nfs3/host.ts'
+import type { CallContext } from './rpc/program.ts'
+import type { WriteVerifier } from './state.ts'
+
+export const DEFAULT_NFS3_LIMITS: Readonly<Nfs3Limits> = Object.freeze({
+  rtmax: 1024 * 1024,
+  rtpref: 1024 * 1024,
+  wtmax: 1024 * 1024,
+  wtpref: 1024 * 1024,
+  dtpref: 64 * 1024,
+  maxReaddirCount: 1024 * 1024,
+})
+
+const fail = (status: Exclude<nfsstat3, 0>): ResolveFailure => ({ ok: false, status })
+
+export class ServerHost implements Nfs3Host {
+  readonly limits: Nfs3Limits
+  private readonly table: ExportTable
+  private readonly backends: BackendSet
+  private readonly handles: HandleCodec
+  private readonly verifier: WriteVerifier
+
+  constructor(table: ExportTable, backends: BackendSet, handles: HandleCodec, verifier: WriteVerifier, limits: Nfs3Limits) {
+    this.table = table
+    this.backends = backends
+    this.handles = handles
+    this.verifier = verifier
+    this.limits = limits
+  }
+
+  /** Whether the caller may use the export at all (MNT and every NFS request check this). */
+  access(exp: Export, call: CallContext): Promise<ClientCheck> {
+    return this.table.clientOptions(exp, call.peer)
+  }
+
+  async resolve(fh: Buffer, call: CallContext): Promise<Resolved | ResolveFailure> {
+    const h = this.handles.decode(fh)
+    if (!h.ok) return fail(NFS.NFS3ERR_BADHANDLE)
+    // RFC 1813 P12: a well-formed handle of an export that is gone (or was never ours) is stale.
+    const exp = this.table.byId(h.exportId)
+    const vfs = exp === undefined ? undefined : this.backends.get(exp.id)
+    if (exp === undefined || vfs === undefined) return fail(NFS.NFS3ERR_STALE)
+    const check = await this.access(exp, call)
+    if (!check.ok) {
+      call.log.debug({ export: exp.path, peer: call.peer.address, reason: check.reason }, 'request refused by export policy')
+      return fail(NFS.NFS3ERR_ACCES)
+    }
+    const o = check.options
+    return { ok: true, exportId: exp.id, vfs, ref: h.ref, user: squash(call.cred, o), readOnly: !o.rw }
+  }
+
+  handle(exportId: number, ref: FileRef): Buffer {
+    return this.handles.encode(exportId, ref)
+  }
+
+  writeVerifier(): Buffer {
+    return this.verifier.current()
+  }
+
+  bumpWriteVerifier(): void {
+    this.verifier.bump()
+  }
+}

@@ -1,0 +1,60 @@
+/*
+ * MNT (RFC 1813 §5.2.1): from an export path, or a directory below one, to
+ * the root file handle the client starts from.
+ */
+import type { mountstat3 } from '../../xdr/generated/mount.ts'
+import { mountstat3 as MNT } from '../../xdr/generated/mount.ts'
+import { isErrnoError } from '../../vfs/errors.ts'
+import type { FileRef } from '../../vfs/types.ts'
+import type { BackendSet } from '../backends.ts'
+import type { ExportTable } from '../exports/table.ts'
+import type { ServerHost } from '../host.ts'
+import type { CallContext } from '../rpc/program.ts'
+
+export type MountResult = { ok: true; fh: Buffer } | { ok: false; status: Exclude<mountstat3, 0> }
+
+export interface MountResolver {
+  mount(path: Buffer, call: CallContext): Promise<MountResult>
+}
+
+export class ExportMountResolver implements MountResolver {
+  private readonly table: ExportTable
+  private readonly backends: BackendSet
+  private readonly host: ServerHost
+
+  constructor(table: ExportTable, backends: BackendSet, host: ServerHost) {
+    this.table = table
+    this.backends = backends
+    this.host = host
+  }
+
+  async mount(path: Buffer, call: CallContext): Promise<MountResult> {
+    const found = this.table.byPath(path)
+    if (found === null) return { ok: false, status: MNT.MNT3ERR_NOENT }
+    const exp = found.export
+    const check = await this.host.access(exp, call)
+    if (!check.ok) {
+      call.log.info({ export: exp.path, peer: call.peer.address, reason: check.reason }, 'mount refused')
+      return { ok: false, status: MNT.MNT3ERR_ACCES }
+    }
+    const vfs = this.backends.get(exp.id)
+    if (vfs === undefined) return { ok: false, status: MNT.MNT3ERR_SERVERFAULT }
+    // A directory below the export: walk it one component at a time, never following symlinks.
+    let ref: FileRef = vfs.root()
+    try {
+      for (const part of found.subpath === '' ? [] : found.subpath.split('/')) {
+        const next = await vfs.lookup(ref, Buffer.from(part))
+        if (next.attr.type !== 'dir') return { ok: false, status: MNT.MNT3ERR_NOTDIR }
+        ref = next.ref
+      }
+      await vfs.getattr(ref)
+    } catch (err) {
+      if (isErrnoError(err) && err.code === 'ENOENT') return { ok: false, status: MNT.MNT3ERR_NOENT }
+      if (isErrnoError(err) && err.code === 'ENOTDIR') return { ok: false, status: MNT.MNT3ERR_NOTDIR }
+      if (isErrnoError(err) && err.code === 'EACCES') return { ok: false, status: MNT.MNT3ERR_ACCES }
+      call.log.error({ err }, 'MNT failed')
+      return { ok: false, status: MNT.MNT3ERR_IO }
+    }
+    return { ok: true, fh: this.host.handle(exp.id, ref) }
+  }
+}
