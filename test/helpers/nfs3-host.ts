@@ -97,7 +97,8 @@ export interface Nfs3Fixture {
 
 export function nfs3Fixture(t: Test, opts: { vfs?: MemoryVfs } = {}): Nfs3Fixture {
   const host = new TestHost()
-  const vfs = opts.vfs ?? new MemoryVfs()
+  // An explicit root mode: the tests' permission expectations do not follow the backend's default.
+  const vfs = opts.vfs ?? new MemoryVfs({ rootMode: 0o755 })
   host.exports.set(1, vfs)
   t.teardown(() => vfs.close())
   const program = createNfs3Program(host)
