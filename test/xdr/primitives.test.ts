@@ -148,15 +148,13 @@ t.test('opaque<N>: an over-long length is XDR_TOO_LONG before any data is read',
 // wire length >= 0x7FFFFFFD with an unbounded opaque<> gives a padded size of 0 or a negative
 // number: need() passes, a truncated view comes back and pos stays put or goes negative (then a
 // RangeError from DataView). Affects READ/WRITE data<>, filename3<>, nfspath3<>.
-// The assertions carry `todo` so the suite stays green until the fix lands: remove it then.
-const READER_BUG = { todo: 'xdr bug: reader.fixedOpaque padding overflows int32' }
 t.test('opaque<> with a huge length on a short buffer is XDR_SHORT_BUFFER', async (t) => {
   for (const len of ['ffffffff', 'fffffffd', 'fffffffe', '80000000', '7ffffffd']) {
     const r = new XdrReader(hex(`${len} 01020304 05060708`))
-    t.throws(() => r.opaque(), decodeErr('XDR_SHORT_BUFFER'), `length 0x${len}`, READER_BUG)
-    t.ok(r.pos >= 0 && r.pos <= 12, 'cursor stays inside the buffer', READER_BUG)
+    t.throws(() => r.opaque(), decodeErr('XDR_SHORT_BUFFER'), `length 0x${len}`)
+    t.ok(r.pos >= 0 && r.pos <= 12, 'cursor stays inside the buffer')
   }
-  t.throws(() => new XdrReader(hex('01020304')).fixedOpaque(0xffff_ffff), decodeErr('XDR_SHORT_BUFFER'), 'fixedOpaque(2^32-1)', READER_BUG)
+  t.throws(() => new XdrReader(hex('01020304')).fixedOpaque(0xffff_ffff), decodeErr('XDR_SHORT_BUFFER'), 'fixedOpaque(2^32-1)')
   t.throws(() => new XdrReader(hex('7ffffff0 01020304')).opaque(), decodeErr('XDR_SHORT_BUFFER'), 'lengths below the overflow are fine')
 })
 
@@ -286,7 +284,6 @@ t.test('writer: growth keeps earlier chunks intact', async (t) => {
 // when fit() later moves the scratch to a new buffer it subtracts `mark`, so a patch after a
 // by-reference chunk and a growth lands `mark` bytes too far.
 t.test('writer: reserve/patchU32 survive a by-reference chunk and a growth', async (t) => {
-  const WRITER_BUG = { todo: 'xdr bug: reserve offsets shift when fit() relocates' }
   const w = new XdrWriter(16)
   w.opaque(Buffer.alloc(600, 7))
   const at = w.reserve()
@@ -294,8 +291,8 @@ t.test('writer: reserve/patchU32 survive a by-reference chunk and a growth', asy
   for (let i = 0; i < 20; i++) w.u32(i)
   w.patchU32(at, 0xdead_beef)
   const out = w.toBuffer()
-  t.equal(out.readUInt32BE(604), 0xdead_beef, 'the reserved word is patched', WRITER_BUG)
-  t.equal(out.readUInt32BE(608), 0x1111_1111, 'the next word is untouched', WRITER_BUG)
+  t.equal(out.readUInt32BE(604), 0xdead_beef, 'the reserved word is patched')
+  t.equal(out.readUInt32BE(608), 0x1111_1111, 'the next word is untouched')
 })
 
 t.test('writer: reserve/patchU32 in the scratch', async (t) => {

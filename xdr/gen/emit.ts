@@ -87,7 +87,7 @@ class Emitter {
 
   private codecOf(t: TypeSpec): string {
     if (t.kind === 'prim') return PRIM_CODEC[t.prim]
-    return this.isEnum(t.name) ? `${t.name}Codec` : t.name
+    return this.isEnumLike(t) ? `${t.name}Codec` : t.name
   }
 
   private read(t: TypeSpec): string {
@@ -259,7 +259,7 @@ class Emitter {
       )
       return
     }
-    if (d.decl.kind === 'plain' && d.decl.type.kind === 'named' && this.isEnum(d.decl.type.name)) {
+    if (d.decl.kind === 'plain' && d.decl.type.kind === 'named' && this.isEnumLike(d.decl.type)) {
       const t = d.decl.type.name
       this.emit(`export type ${name} = ${t}`, `export const ${name} = ${t}`, `export const ${name}Codec: Codec<${name}> = ${t}Codec`, '')
       return

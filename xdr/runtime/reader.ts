@@ -67,7 +67,8 @@ export class XdrReader {
 
   /** RFC 4506 §4.9: exactly n bytes plus padding; returns a view. Padding is skipped unchecked, for interop. */
   fixedOpaque(n: number): Buffer {
-    const padded = (n + 3) & ~3
+    // Not (n + 3) & ~3: bitwise ops are 32-bit signed, and a hostile length near 2^32 would wrap.
+    const padded = n + ((4 - (n % 4)) % 4)
     this.need(padded, 'opaque[]')
     const v = this.buf.subarray(this.pos, this.pos + n)
     this.pos += padded

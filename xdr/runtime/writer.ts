@@ -119,20 +119,22 @@ export class XdrWriter {
   }
 
   /**
-   * Overwrite a 4-byte big-endian word written earlier (at offset `at` from
-   * the start of the unflushed scratch), e.g. a record mark or a count
-   * known only at the end. Returns the scratch offset of the next word.
+   * Reserve a 4-byte word to fill in later (a count known only at the end).
+   * Returns its position from the start of the message; chunks flushed since
+   * do not move it.
    */
   reserve(): number {
     this.fit(4)
-    const at = this.pos
+    const at = this.length
     this.pos += 4
     return at
   }
 
+  /** Fill in a word reserved earlier, while it is still in the unflushed scratch. */
   patchU32(at: number, v: number): void {
-    if (at < this.mark) throw new XdrEncodeError('patch target already flushed')
-    this.view.setUint32(at, v)
+    const i = at - this.chunkBytes + this.mark
+    if (i < this.mark || i + 4 > this.pos) throw new XdrEncodeError('patch target already flushed')
+    this.view.setUint32(i, v)
   }
 
   /** The encoded bytes as a list of chunks (scratch views and referenced opaques), in order. */
