@@ -36,7 +36,9 @@ export async function startServer(
   let stateDir = extra.stateDir
   if (stateDir === undefined) {
     const dir = mkdtempSync(join(tmpdir(), 'tsnfs-state-'))
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    t.teardown(() => {
+      rmSync(dir, { recursive: true, force: true })
+    })
     stateDir = dir
   }
   const server = await createServer({
