@@ -76,14 +76,19 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   try {
     const { port } = await rpc.listen({ port: options.port ?? 2049, ...(options.host === undefined ? {} : { host: options.host }) })
     registry.registerAll([mount, nfs3], port)
-    registry.registerAll([portmap], options.portmapPort ?? port)
+    let portmapPort: number | null = null
     if (options.portmapPort !== undefined) {
-      pmap = new RpcServer({ programs: [portmap], logger: log.child({ component: 'portmap' }) })
-      await pmap.listen({ port: options.portmapPort, ...(options.host === undefined ? {} : { host: options.host }) })
+      pmap = new RpcServer({
+        programs: [portmap],
+        logger: log.child({ component: 'portmap' }),
+        ...(options.rpcLimits ? { limits: options.rpcLimits } : {}),
+      })
+      portmapPort = (await pmap.listen({ port: options.portmapPort, ...(options.host === undefined ? {} : { host: options.host }) })).port
     }
+    registry.registerAll([portmap], portmapPort ?? port)
     return {
       port,
-      portmapPort: options.portmapPort ?? null,
+      portmapPort,
       stats: rpc.stats,
       async reload(list) {
         validateBackends(list, new Set(factories.keys()))

@@ -7,6 +7,8 @@
 
 const LAST_FRAGMENT = 0x8000_0000
 const LENGTH_MASK = 0x7fff_ffff
+/** Bytes each fragment counts against the record limit, for the bookkeeping it costs (see push). */
+export const FRAGMENT_COST = 64
 
 export type RecordErrorCode = 'RECORD_TOO_LARGE'
 
@@ -34,6 +36,7 @@ export class RecordReader {
   private lastFragment = false
   /** Fragments of the current record read so far, and their total length. */
   private fragments: Buffer[] = []
+  private fragmentCount = 0
   private recordLength = 0
 
   constructor(maxRecordSize: number) {
@@ -57,10 +60,14 @@ export class RecordReader {
         const header = this.consume(4).readUInt32BE(0)
         const length = header & LENGTH_MASK
         // Checked before the fragment is buffered or allocated: a hostile mark cannot make us reserve memory.
-        if (this.recordLength + length > this.maxRecordSize) {
+        // Each fragment is also charged a fixed cost, so a record sent as millions of tiny (or empty)
+        // fragments cannot hold ~100 bytes of bookkeeping per wire byte, or a connection forever.
+        this.fragmentCount++
+        const charged = this.recordLength + length + FRAGMENT_COST * this.fragmentCount
+        if (charged > this.maxRecordSize) {
           throw new RecordError(
             'RECORD_TOO_LARGE',
-            `record of at least ${this.recordLength + length} bytes exceeds the limit of ${this.maxRecordSize}`,
+            `record of at least ${this.recordLength + length} bytes in ${this.fragmentCount} fragments exceeds the limit of ${this.maxRecordSize}`,
           )
         }
         this.fragmentLength = length
@@ -84,6 +91,7 @@ export class RecordReader {
     const length = this.recordLength
     this.fragments = []
     this.recordLength = 0
+    this.fragmentCount = 0
     const only = fragments[0]
     if (fragments.length === 1 && only !== undefined) return only
     return Buffer.concat(fragments, length)

@@ -11,10 +11,12 @@ import type { ExportTable } from '../exports/table.ts'
 import type { ServerHost } from '../host.ts'
 import type { CallContext } from '../rpc/program.ts'
 
-export type MountResult = { ok: true; fh: Buffer } | { ok: false; status: Exclude<mountstat3, 0> }
+export type MountResult = { ok: true; fh: Buffer; path: string } | { ok: false; status: Exclude<mountstat3, 0> }
 
 export interface MountResolver {
   mount(path: Buffer, call: CallContext): Promise<MountResult>
+  /** The path as the mount list keeps it (`//export//sub/` → `/export/sub`), so UMNT finds what MNT recorded. */
+  canonical(path: Buffer): string
 }
 
 export class ExportMountResolver implements MountResolver {
@@ -55,6 +57,13 @@ export class ExportMountResolver implements MountResolver {
       call.log.error({ err }, 'MNT failed')
       return { ok: false, status: MNT.MNT3ERR_IO }
     }
-    return { ok: true, fh: this.host.handle(exp.id, ref) }
+    return { ok: true, fh: this.host.handle(exp.id, ref), path: this.canonical(path) }
+  }
+
+  canonical(path: Buffer): string {
+    const found = this.table.byPath(path)
+    if (found === null) return path.toString('utf8')
+    const base = found.export.path === '/' ? '' : found.export.path
+    return found.subpath === '' ? found.export.path : `${base}/${found.subpath}`
   }
 }

@@ -33,7 +33,7 @@ export function createMountProgram(deps: MountDeps): RpcProgram {
     const r = await deps.resolver.mount(path, call)
     if (!r.ok) return { fhs_status: r.status }
     // The mount list is informational (a client that crashes never unmounts): a failed save must not fail MNT.
-    await rmtab.add(call.peer.address, path.toString('utf8')).catch((err: unknown) => {
+    await rmtab.add(call.peer.address, r.path).catch((err: unknown) => {
       log.warn({ err }, 'could not save the mount list')
     })
     return { fhs_status: mountstat3.MNT3_OK, mountinfo: { fhandle: r.fh, auth_flavors: [AUTH_SYS] } }
@@ -44,7 +44,7 @@ export function createMountProgram(deps: MountDeps): RpcProgram {
   }
 
   async function umnt(path: dirpath, call: CallContext): Promise<undefined> {
-    await rmtab.remove(call.peer.address, path.toString('utf8')).catch((err: unknown) => {
+    await rmtab.remove(call.peer.address, deps.resolver.canonical(path)).catch((err: unknown) => {
       log.warn({ err }, 'could not save the mount list')
     })
     return undefined

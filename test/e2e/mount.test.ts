@@ -109,3 +109,13 @@ t.test('a subdirectory mount gives the subdirectory handle', async (t) => {
   const dots = await cl.call(MOUNT_PROG, 3, MOUNT3.MOUNTPROC3_MNT, b('/export/sub/../sub'))
   t.equal(dots.fhs_status, mountstat3.MNT3ERR_NOENT, '.. components are refused')
 })
+
+t.test('the mount list keeps the canonical path, so UMNT of another spelling removes it', async (t) => {
+  const { port } = await startServer(t)
+  const c = await connect(t, port)
+  await mountRoot(c, '//export//')
+  const listed = await c.call(MOUNT_PROG, 3, MOUNT3.MOUNTPROC3_DUMP, undefined)
+  t.strictSame(listed.map((m) => m.ml_directory.toString()), ['/export'])
+  await c.call(MOUNT_PROG, 3, MOUNT3.MOUNTPROC3_UMNT, Buffer.from('/export/'))
+  t.strictSame(await c.call(MOUNT_PROG, 3, MOUNT3.MOUNTPROC3_DUMP, undefined), [])
+})

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
+import { FRAGMENT_COST, RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
 
 function fragment(data: Buffer, last: boolean): Buffer {
   const h = Buffer.alloc(4)
@@ -72,9 +72,28 @@ t.test('oversize rejected from the header alone, before the data arrives', async
 })
 
 t.test('oversize across fragments rejected at the fragment that crosses the limit', async t => {
-  const r = new RecordReader(10)
+  // Two fragments are charged 2 * FRAGMENT_COST on top of their bytes.
+  const r = new RecordReader(10 + 2 * FRAGMENT_COST)
   t.strictSame(r.push(fragment(Buffer.alloc(6), false)), [])
   t.throws(() => r.push(Buffer.from([0x80, 0, 0, 5])), { code: 'RECORD_TOO_LARGE' })
-  const ok = new RecordReader(10)
+  const ok = new RecordReader(10 + 2 * FRAGMENT_COST)
   t.strictSame(ok.push(Buffer.concat([fragment(Buffer.alloc(6), false), fragment(Buffer.alloc(4), true)])), [Buffer.alloc(10)])
+})
+
+t.test('every fragment is charged against the limit, so tiny fragments cannot pile up', async (t) => {
+  const max = 10 * FRAGMENT_COST
+  const r = new RecordReader(max)
+  const frag = Buffer.from([0, 0, 0, 1, 0x41]) // a one-byte, not-last fragment
+  let fragments = 0
+  t.throws(() => {
+    for (;;) {
+      r.push(frag)
+      fragments++
+    }
+  }, { code: 'RECORD_TOO_LARGE' })
+  t.equal(fragments, 9, 'the tenth fragment of 1 byte exceeds 10 fragments worth of budget')
+  const empty = new RecordReader(max)
+  t.throws(() => {
+    for (let i = 0; i < 1000; i++) empty.push(Buffer.from([0, 0, 0, 0]))
+  }, { code: 'RECORD_TOO_LARGE' }, 'empty fragments are charged too')
 })
