@@ -1,0 +1,196 @@
+/*
+ * CREATE, MKDIR, SYMLINK and MKNOD on a host directory (RFC 1813
+ * §3.3.8-3.3.11). The new object is made by name in the pinned parent
+ * (`/proc/self/fd/<dir>/<name>`, never following a symlink: O_CREAT|O_EXCL,
+ * mkdir(2), symlink(2), link(2) all refuse an existing name), then pinned
+ * and given its owner, mode and times through the pinned fd.
+ *
+ * Owner: when the server runs as root the object is chowned to the caller
+ * (a setgid directory passes on its group, as the kernel does); otherwise
+ * it belongs to the server's user. Mode: exactly the requested bits (the
+ * process umask does not apply, as for knfsd).
+ */
+import type { BigIntStats } from 'node:fs'
+import { VfsError } from '../errors.ts'
+import type { Attr, CreateMode, Created, Owner, SetAttr, Timespec } from '../types.ts'
+import { checkNewName } from '../memory/names.ts'
+import { fileType, toAttr } from './attr.ts'
+import type { IoFiles } from './io-files.ts'
+import type { Pinned, Resolver } from './resolver.ts'
+import { applySetAttr, checkSetAttr } from './set-attr.ts'
+import { makeSpecial } from './special.ts'
+import type { SpecialType } from './special.ts'
+import {
+  chmod, chown, closeQuietly, codeOf, CREATE_FLAGS, fchmod, fchown, fdPath, fstat, lstat, mkdir, open, PIN_FLAGS,
+  S_ISGID, symlink, toVfsError,
+} from './sys.ts'
+import { setTimes } from './times.ts'
+
+export interface LocalCore {
+  readonly res: Resolver
+  readonly io: IoFiles
+  readonly isRoot: boolean
+}
+
+/** POSIX PATH_MAX: a longer symlink target is ENAMETOOLONG, as symlink(2) says. */
+const PATH_MAX = 4096
+const NS = 1_000_000_000n
+
+function ownerOf(core: LocalCore, dirSt: BigIntStats, set: SetAttr, owner: Owner): { uid: number; gid: number } | null {
+  if (!core.isRoot) return set.uid === undefined && set.gid === undefined ? null : { uid: set.uid ?? -1, gid: set.gid ?? -1 }
+  const inherit = (Number(dirSt.mode) & S_ISGID) !== 0
+  return { uid: set.uid ?? owner.uid, gid: set.gid ?? (inherit ? Number(dirSt.gid) : owner.gid) }
+}
+
+/** The mode bits a new object should end with; a directory keeps a setgid bit inherited from its parent. */
+function wantedMode(requested: number, st: BigIntStats, isDir: boolean): number {
+  return (requested & 0o7777) | (isDir ? Number(st.mode) & S_ISGID : 0)
+}
+
+async function created(core: LocalCore, d: Pinned, before: Attr, st: BigIntStats, gen: number): Promise<Created> {
+  const dirAfter = await fstat(d.fd)
+  return { ref: { id: st.ino, gen }, attr: toAttr(st, gen), dir: { before, after: toAttr(dirAfter, d.gen) } }
+}
+
+/** Owner, mode and the remaining attributes of a new non-regular object, through an O_PATH fd on it. */
+async function finishByPath(core: LocalCore, d: Pinned, name: Buffer, set: SetAttr, owner: Owner, mode: number | null): Promise<{ st: BigIntStats; gen: number }> {
+  const fd = await open(fdPath(d.fd, name), PIN_FLAGS)
+  try {
+    let st = await fstat(fd)
+    const gen = core.res.note(d.ino, name, st)
+    const who = ownerOf(core, d.st, set, owner)
+    if (who !== null) await chown(fdPath(fd), who.uid, who.gid)
+    if (mode !== null) {
+      st = await fstat(fd)
+      const want = wantedMode(mode, st, fileType(st.mode) === 'dir')
+      if ((Number(st.mode) & 0o7777) !== want) await chmod(fdPath(fd), want)
+    }
+    if (set.atime !== undefined || set.mtime !== undefined) await setTimes(fd, await fstat(fd), set.atime, set.mtime)
+    return { st: await fstat(fd), gen }
+  } finally {
+    void closeQuietly(fd)
+  }
+}
+
+function verifierTimes(v: Buffer): { atime: Timespec; mtime: Timespec } {
+  // As knfsd: the 8-byte verifier lives in atime.sec and mtime.sec, so it survives restarts.
+  return { atime: { sec: v.readUInt32BE(0), nsec: 0 }, mtime: { sec: v.readUInt32BE(4), nsec: 0 } }
+}
+
+async function existing(core: LocalCore, d: Pinned, name: Buffer, mode: CreateMode, before: Attr): Promise<Created> {
+  const st = await lstat(fdPath(d.fd, name)).catch(() => null)
+  if (st === null || fileType(st.mode) !== 'file') throw new VfsError('EEXIST')
+  if (mode.how === 'unchecked') {
+    // RFC 1813 §3.3.8: UNCHECKED on an existing regular file applies the attributes (size 0 truncates).
+    const gen = core.res.note(d.ino, name, st)
+    const p = await core.res.pin({ id: st.ino, gen })
+    try {
+      return await created(core, d, before, await applySetAttr(core.io, p, mode.attr), gen)
+    } finally {
+      p.release()
+    }
+  }
+  if (mode.how === 'exclusive') {
+    // A retransmitted EXCLUSIVE create finds its own verifier: success with the same file.
+    const v = verifierTimes(mode.verifier)
+    if (st.atimeNs / NS === BigInt(v.atime.sec) && st.mtimeNs / NS === BigInt(v.mtime.sec)) {
+      return created(core, d, before, st, core.res.note(d.ino, name, st))
+    }
+  }
+  throw new VfsError('EEXIST')
+}
+
+export async function createFile(core: LocalCore, d: Pinned, name: Buffer, mode: CreateMode, owner: Owner): Promise<Created> {
+  checkNewName(name)
+  const set = mode.how === 'exclusive' ? {} : mode.attr
+  checkSetAttr('file', set)
+  const before = toAttr(d.st, d.gen)
+  const requested = set.mode ?? 0o644
+  let fd: number
+  try {
+    fd = await open(fdPath(d.fd, name), CREATE_FLAGS, requested & 0o777)
+  } catch (err) {
+    if (codeOf(err) === 'EEXIST') return existing(core, d, name, mode, before)
+    throw toVfsError(err)
+  }
+  let adopted = false
+  try {
+    let st = await fstat(fd)
+    const gen = core.res.note(d.ino, name, st)
+    const who = ownerOf(core, d.st, set, owner)
+    if (who !== null) await fchown(fd, who.uid, who.gid)
+    if ((Number(st.mode) & 0o7777) !== (requested & 0o7777)) await fchmod(fd, requested & 0o7777)
+    if (set.size !== undefined && set.size > 0n) {
+      const p = await core.res.pin({ id: st.ino, gen })
+      try {
+        await applySetAttr(core.io, p, { size: set.size })
+      } finally {
+        p.release()
+      }
+    }
+    const times = mode.how === 'exclusive' ? verifierTimes(mode.verifier) : { atime: set.atime, mtime: set.mtime }
+    if (times.atime !== undefined || times.mtime !== undefined) await setTimes(fd, await fstat(fd), times.atime, times.mtime)
+    st = await fstat(fd)
+    core.io.adopt(st.ino, fd, gen)
+    adopted = true
+    return await created(core, d, before, st, gen)
+  } catch (err) {
+    throw toVfsError(err)
+  } finally {
+    if (!adopted) void closeQuietly(fd)
+  }
+}
+
+export async function makeDir(core: LocalCore, d: Pinned, name: Buffer, set: SetAttr, owner: Owner): Promise<Created> {
+  checkNewName(name)
+  checkSetAttr('dir', set)
+  const before = toAttr(d.st, d.gen)
+  try {
+    await mkdir(fdPath(d.fd, name), (set.mode ?? 0o755) & 0o777)
+    const { st, gen } = await finishByPath(core, d, name, set, owner, set.mode ?? 0o755)
+    return await created(core, d, before, st, gen)
+  } catch (err) {
+    throw toVfsError(err)
+  }
+}
+
+export async function makeSymlink(core: LocalCore, d: Pinned, name: Buffer, target: Buffer, set: SetAttr, owner: Owner): Promise<Created> {
+  checkNewName(name)
+  checkSetAttr('symlink', set)
+  // As symlink(2) on Linux: an empty target is ENOENT, one of PATH_MAX bytes or more is ENAMETOOLONG.
+  if (target.length === 0) throw new VfsError('ENOENT', 'empty symlink target')
+  if (target.length >= PATH_MAX) throw new VfsError('ENAMETOOLONG')
+  if (target.includes(0)) throw new VfsError('EINVAL', 'NUL in symlink target')
+  const before = toAttr(d.st, d.gen)
+  try {
+    await symlink(Buffer.from(target), fdPath(d.fd, name))
+    const { st, gen } = await finishByPath(core, d, name, set, owner, null)
+    return await created(core, d, before, st, gen)
+  } catch (err) {
+    throw toVfsError(err)
+  }
+}
+
+export async function makeNode(
+  core: LocalCore,
+  d: Pinned,
+  name: Buffer,
+  type: SpecialType,
+  rdev: { major: number; minor: number },
+  set: SetAttr,
+  owner: Owner,
+): Promise<Created> {
+  checkNewName(name)
+  checkSetAttr(type, set)
+  if ((type === 'block' || type === 'char') && !core.isRoot) throw new VfsError('EPERM', 'device nodes need root')
+  const before = toAttr(d.st, d.gen)
+  // Refuse an existing name before making anything.
+  if ((await lstat(fdPath(d.fd, name)).catch(() => null)) !== null) throw new VfsError('EEXIST')
+  try {
+    await makeSpecial(d.fd, name, type, rdev)
+    const { st, gen } = await finishByPath(core, d, name, set, owner, set.mode ?? 0o644)
+    return await created(core, d, before, st, gen)
+  } catch (err) {
+    throw toVfsError(err)
+  }
+}

@@ -1,0 +1,110 @@
+/*
+ * A bounded cache of open file descriptors keyed by inode number, with
+ * reference counts: an fd in use by a request is never closed under it
+ * (closing it would let the kernel hand the same number to another open,
+ * and `/proc/self/fd/<n>/name` would then name a different directory).
+ * Idle entries close after `idleMs`; entries older than `maxAgeMs` are not
+ * handed out again (they are reopened), which bounds how long a directory
+ * moved out of the export on the host stays reachable through a cached fd.
+ * The cache may exceed `max` only by entries currently in use.
+ */
+import { closeQuietly } from './sys.ts'
+
+export interface FdEntry {
+  readonly key: bigint
+  readonly fd: number
+  readonly gen: number
+  /** Whatever the owner needs to remember about the fd (open mode, file type). */
+  readonly tag: number
+  refs: number
+  lastUsed: number
+  readonly openedAt: number
+  dead: boolean
+}
+
+export interface FdCacheOptions {
+  max: number
+  idleMs: number
+  maxAgeMs: number
+}
+
+export class FdCache {
+  readonly #map = new Map<bigint, FdEntry>()
+  readonly #opts: FdCacheOptions
+  /** Entries evicted while in use: closed on their last release. */
+  #limbo = 0
+
+  constructor(opts: FdCacheOptions) {
+    this.#opts = opts
+  }
+
+  /** Open fds held (cached plus evicted-but-in-use). */
+  get openCount(): number {
+    return this.#map.size + this.#limbo
+  }
+
+  acquire(key: bigint, now = Date.now()): FdEntry | undefined {
+    const e = this.#map.get(key)
+    if (e === undefined) return undefined
+    if (now - e.openedAt > this.#opts.maxAgeMs) {
+      this.evict(key)
+      return undefined
+    }
+    e.refs++
+    e.lastUsed = now
+    // Most recently used goes last: Map iteration order is the LRU order.
+    this.#map.delete(key)
+    this.#map.set(key, e)
+    return e
+  }
+
+  /** Takes ownership of `fd`; returns it acquired once. An older entry for the key is evicted. */
+  insert(key: bigint, fd: number, gen: number, tag: number): FdEntry {
+    if (this.#map.has(key)) this.evict(key)
+    const now = Date.now()
+    const e: FdEntry = { key, fd, gen, tag, refs: 1, lastUsed: now, openedAt: now, dead: false }
+    this.#map.set(key, e)
+    this.#trim()
+    return e
+  }
+
+  release(e: FdEntry): void {
+    e.refs--
+    if (e.refs > 0) return
+    if (e.dead) {
+      this.#limbo--
+      void closeQuietly(e.fd)
+    } else {
+      this.#trim()
+    }
+  }
+
+  evict(key: bigint): void {
+    const e = this.#map.get(key)
+    if (e === undefined) return
+    this.#map.delete(key)
+    e.dead = true
+    if (e.refs === 0) void closeQuietly(e.fd)
+    else this.#limbo++
+  }
+
+  /** Closes idle entries; called from a timer. */
+  sweep(now = Date.now()): void {
+    for (const e of [...this.#map.values()]) {
+      if (e.refs === 0 && (now - e.lastUsed > this.#opts.idleMs || now - e.openedAt > this.#opts.maxAgeMs)) this.evict(e.key)
+    }
+  }
+
+  /** Closes everything not in use now; what is in use closes on release. */
+  clear(): void {
+    for (const key of [...this.#map.keys()]) this.evict(key)
+  }
+
+  #trim(): void {
+    if (this.#map.size <= this.#opts.max) return
+    for (const e of this.#map.values()) {
+      if (this.#map.size <= this.#opts.max) return
+      if (e.refs === 0) this.evict(e.key)
+    }
+  }
+}

@@ -1,0 +1,174 @@
+/*
+ * READDIR over host directories (RFC 1813 §3.3.16) without rescanning the
+ * directory for every page. An entry's cookie is a 63-bit hash of its name
+ * (`.` is 1, `..` is 2, hashes are >= 3), so a cookie means the same
+ * position however the directory changes and across restarts: a listing
+ * resumed after changes neither repeats nor skips surviving entries.
+ *
+ * A directory is read once into a snapshot sorted by hash, cached (bounded
+ * in total entries) and reused while the directory's mtime and ctime (ns)
+ * are unchanged; a page is a binary search for the first hash above the
+ * cookie. Entries whose hashes collide are returned in the same page (the
+ * page may exceed `max` by the size of the collision group).
+ *
+ * Timestamps come from a coarse kernel clock: a change made in the same
+ * tick after the snapshot was read leaves mtime unchanged. A snapshot read
+ * within RACY_MS of the directory's last change is therefore read again
+ * once that window has passed (as git does with "racily clean" entries).
+ */
+import type { BigIntStats } from 'node:fs'
+import type { DirEntry, DirPage } from '../types.ts'
+import type { Pinned, Resolver } from './resolver.ts'
+import { fdPath, lstat, readdirNames, toVfsError } from './sys.ts'
+
+const RACY_MS = 50
+const STAT_BATCH = 16
+/** fileid of an entry on another file system (a mount point we do not cross): marked so it cannot equal one of ours. */
+const FOREIGN = 1n << 63n
+
+interface Snapshot {
+  readonly ino: bigint
+  readonly gen: number
+  readonly mtimeNs: bigint
+  readonly ctimeNs: bigint
+  readonly builtAt: number
+  readonly hashes: BigUint64Array
+  readonly names: Buffer[]
+}
+
+function fnv32(name: Buffer, basis: number, prime: number): number {
+  let h = basis
+  for (const byte of name) h = Math.imul(h ^ byte, prime)
+  // A final avalanche, so short names spread over the whole range.
+  h ^= h >>> 15
+  h = Math.imul(h, 0x2c1b3c6d)
+  h ^= h >>> 12
+  return h >>> 0
+}
+
+/** The cookie of a name: two independent 32-bit hashes folded into 63 bits, never 0, 1 or 2. */
+export function nameCookie(name: Buffer): bigint {
+  const hi = fnv32(name, 0x811c9dc5, 0x01000193) & 0x7fffffff
+  const lo = fnv32(name, 0x9747b28c, 0x5bd1e995)
+  const h = (BigInt(hi) << 32n) | BigInt(lo)
+  return h < 3n ? h + 3n : h
+}
+
+function changedMs(st: BigIntStats): number {
+  const t = st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs
+  return Number(t / 1_000_000n)
+}
+
+export class DirSnapshots {
+  readonly #map = new Map<bigint, Snapshot>()
+  readonly #building = new Map<bigint, Promise<Snapshot>>()
+  readonly #maxEntries: number
+  #entries = 0
+  /** Directory reads so far (tests check a big listing reads the directory a bounded number of times). */
+  builds = 0
+
+  constructor(maxEntries: number) {
+    this.#maxEntries = maxEntries
+  }
+
+  async get(dir: Pinned): Promise<Snapshot> {
+    const cur = this.#map.get(dir.ino)
+    const st = dir.st
+    if (cur?.gen === dir.gen && cur.mtimeNs === st.mtimeNs && cur.ctimeNs === st.ctimeNs) {
+      const changed = changedMs(st)
+      const racy = cur.builtAt < changed + RACY_MS
+      if (!racy || Date.now() < changed + RACY_MS) {
+        this.#map.delete(dir.ino)
+        this.#map.set(dir.ino, cur)
+        return cur
+      }
+    }
+    const pending = this.#building.get(dir.ino)
+    if (pending !== undefined) return pending
+    const p = this.#build(dir).finally(() => this.#building.delete(dir.ino))
+    this.#building.set(dir.ino, p)
+    return p
+  }
+
+  drop(ino: bigint): void {
+    const cur = this.#map.get(ino)
+    if (cur === undefined) return
+    this.#map.delete(ino)
+    this.#entries -= cur.names.length
+  }
+
+  async #build(dir: Pinned): Promise<Snapshot> {
+    const builtAt = Date.now()
+    let raw: Buffer[]
+    try {
+      raw = await readdirNames(fdPath(dir.fd))
+    } catch (err) {
+      throw toVfsError(err)
+    }
+    this.builds++
+    const keyed = raw.map(name => ({ name, h: nameCookie(name) }))
+    keyed.sort((a, b) => (a.h < b.h ? -1 : a.h > b.h ? 1 : 0))
+    const snap: Snapshot = {
+      ino: dir.ino,
+      gen: dir.gen,
+      mtimeNs: dir.st.mtimeNs,
+      ctimeNs: dir.st.ctimeNs,
+      builtAt,
+      hashes: BigUint64Array.from(keyed, k => k.h),
+      names: keyed.map(k => k.name),
+    }
+    this.drop(dir.ino)
+    this.#map.set(dir.ino, snap)
+    this.#entries += snap.names.length
+    for (const [ino, s] of this.#map) {
+      if (this.#entries <= this.#maxEntries || ino === dir.ino) break
+      this.drop(s.ino)
+    }
+    return snap
+  }
+}
+
+/** Index of the first hash greater than `cookie`. */
+function upperBound(hashes: BigUint64Array, cookie: bigint): number {
+  let lo = 0
+  let hi = hashes.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if ((hashes[mid] ?? 0n) <= cookie) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+export async function readdirPage(res: Resolver, snaps: DirSnapshots, dir: Pinned, cookie: bigint, max: number): Promise<DirPage> {
+  // A page always holds at least one entry, or a client looping on empty non-eof pages never ends.
+  const limit = Math.max(1, Math.floor(max))
+  const entries: DirEntry[] = []
+  if (cookie === 0n) entries.push({ name: Buffer.from('.'), fileid: dir.ino, cookie: 1n, ref: { id: dir.ino, gen: dir.gen } })
+  if (cookie <= 1n) {
+    if (entries.length === limit) return { entries, eof: false }
+    // `..` of the export root is the root; below it, the directory's real parent.
+    const up = dir.ino === res.rootIno ? dir.st : await lstat(fdPath(dir.fd, Buffer.from('..'))).catch(() => dir.st)
+    entries.push({ name: Buffer.from('..'), fileid: up.ino, cookie: 2n, ref: { id: up.ino, gen: res.genOf(up) } })
+  }
+  const snap = await snaps.get(dir)
+  const n = snap.names.length
+  let i = cookie < 3n ? 0 : upperBound(snap.hashes, cookie)
+  while (entries.length < limit && i < n) {
+    let end = Math.min(n, i + Math.min(STAT_BATCH, limit - entries.length))
+    while (end < n && snap.hashes[end] === snap.hashes[end - 1]) end++
+    const names = snap.names.slice(i, end)
+    const stats = await Promise.all(names.map(name => lstat(fdPath(dir.fd, name)).catch(() => null)))
+    stats.forEach((st, j) => {
+      const name = names[j]
+      const h = snap.hashes[i + j]
+      // Gone since the snapshot: removed entries are simply not listed.
+      if (st === null || name === undefined || h === undefined) return
+      const gen = res.note(dir.ino, name, st)
+      if (st.dev === res.rootDev) entries.push({ name: Buffer.from(name), fileid: st.ino, cookie: h, ref: { id: st.ino, gen } })
+      else entries.push({ name: Buffer.from(name), fileid: st.ino | FOREIGN, cookie: h })
+    })
+    i = end
+  }
+  return { entries, eof: i >= n }
+}

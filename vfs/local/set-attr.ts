@@ -1,0 +1,52 @@
+/*
+ * SETATTR on a pinned host object (RFC 1813 §3.3.2). Everything goes
+ * through the pinned fd: `/proc/self/fd/<O_PATH fd>` reaches exactly that
+ * inode (a symlink's own inode for a symlink), so a name swapped on the
+ * host meanwhile cannot redirect a chmod/chown outside the export.
+ * Order as the kernel needs it: size, then owner (chown clears setuid and
+ * setgid bits), then mode, then times (truncation stamps mtime).
+ */
+import type { BigIntStats } from 'node:fs'
+import { VfsError } from '../errors.ts'
+import type { FileType, SetAttr } from '../types.ts'
+import type { IoFiles } from './io-files.ts'
+import type { Pinned } from './resolver.ts'
+import { chmod, chown, fdPath, fstat, ftruncate, toVfsError } from './sys.ts'
+import { checkTime, setTimes } from './times.ts'
+
+/** capabilities().maxFileSize: what a signed 64-bit off_t holds (the host file system may refuse less: EFBIG). */
+export const MAX_FILE_SIZE = 2n ** 63n - 1n
+
+export function checkSetAttr(type: FileType, set: SetAttr): void {
+  if (set.size !== undefined) {
+    if (type === 'dir') throw new VfsError('EISDIR')
+    if (type !== 'file') throw new VfsError('EINVAL', 'size on a non-regular file')
+    if (set.size < 0n) throw new VfsError('EINVAL')
+    if (set.size > MAX_FILE_SIZE) throw new VfsError('EFBIG')
+  }
+  checkTime(set.atime)
+  checkTime(set.mtime)
+}
+
+export async function applySetAttr(io: IoFiles, p: Pinned, set: SetAttr): Promise<BigIntStats> {
+  checkSetAttr(p.type, set)
+  try {
+    if (set.size !== undefined) {
+      // Node takes a safe integer length; beyond 2^53 no Linux file system goes anyway.
+      if (set.size > BigInt(Number.MAX_SAFE_INTEGER)) throw new VfsError('EFBIG')
+      const f = await io.acquire(p, true)
+      try {
+        await ftruncate(f.fd, Number(set.size))
+      } finally {
+        io.release(f)
+      }
+    }
+    if (set.uid !== undefined || set.gid !== undefined) await chown(fdPath(p.fd), set.uid ?? -1, set.gid ?? -1)
+    // Linux keeps no mode on symlinks (lchmod is EOPNOTSUPP); knfsd ignores the mode for them too.
+    if (set.mode !== undefined && p.type !== 'symlink') await chmod(fdPath(p.fd), set.mode & 0o7777)
+    if (set.atime !== undefined || set.mtime !== undefined) await setTimes(p.fd, await fstat(p.fd), set.atime, set.mtime)
+    return await fstat(p.fd)
+  } catch (err) {
+    throw toVfsError(err)
+  }
+}

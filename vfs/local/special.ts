@@ -1,0 +1,70 @@
+/*
+ * MKNOD (RFC 1813 §3.3.11) without mknod(2): Node has none. FIFOs and
+ * device nodes are made by coreutils `mkfifo`/`mknod` (a process: slow, but
+ * MKNOD is rare), sockets by binding a UNIX socket. Each is made under a
+ * temporary ASCII name in the target directory (argv and sun_path cannot
+ * carry arbitrary name bytes, and sun_path holds 108 bytes), then hard-linked
+ * to the requested name, which fails with EEXIST instead of replacing
+ * anything, and the temporary name is removed.
+ */
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import net from 'node:net'
+import { VfsError } from '../errors.ts'
+import { fdPath, link, pidFdPath, toVfsError, unlink } from './sys.ts'
+
+export type SpecialType = 'block' | 'char' | 'socket' | 'fifo'
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { timeout: 10_000 }, err => {
+      if (err === null) {
+        resolve()
+        return
+      }
+      // The tool is missing: this host cannot make the node at all.
+      if ((err as { code?: unknown }).code === 'ENOENT') reject(new VfsError('ENOTSUP', `${cmd} not available`, { cause: err }))
+      else if (/Operation not permitted/.test(err.message)) reject(new VfsError('EPERM', err.message, { cause: err }))
+      else reject(new VfsError('EIO', err.message, { cause: err }))
+    })
+  })
+}
+
+function bindSocket(path: string): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(path, () => {
+      resolve(srv)
+    })
+  })
+}
+
+/** Makes the node at `dirFd`/`name`; the mode is set by the caller afterwards. */
+export async function makeSpecial(dirFd: number, name: Buffer, type: SpecialType, rdev: { major: number; minor: number }): Promise<void> {
+  const tmp = `.tsnfs-${randomBytes(6).toString('hex')}`
+  let server: net.Server | null = null
+  try {
+    if (type === 'fifo') await run('mkfifo', ['-m', '600', pidFdPath(dirFd, tmp)])
+    else if (type === 'socket') server = await bindSocket(pidFdPath(dirFd, tmp))
+    else await run('mknod', ['-m', '600', pidFdPath(dirFd, tmp), type === 'block' ? 'b' : 'c', `${rdev.major}`, `${rdev.minor}`])
+  } catch (err) {
+    throw toVfsError(err)
+  }
+  try {
+    await link(fdPath(dirFd, Buffer.from(tmp)), fdPath(dirFd, name))
+  } catch (err) {
+    throw toVfsError(err)
+  } finally {
+    // libuv removes a bound socket's path when the server closes; other nodes we unlink ourselves.
+    const srv = server
+    if (srv !== null) {
+      await new Promise<void>(resolve => {
+        srv.close(() => {
+          resolve()
+        })
+      })
+    }
+    else await unlink(fdPath(dirFd, Buffer.from(tmp))).catch(() => undefined)
+  }
+}

@@ -1,0 +1,153 @@
+/*
+ * The system calls the local backend uses, as promises over raw fds, and
+ * the one errno mapping. Node has no openat(2); `/proc/self/fd/<dirfd>/<name>`
+ * stands in for it: the kernel resolves the magic link to exactly the
+ * directory the fd holds (not through any symlink on the way) and then
+ * looks `name` up in it. Every path we build has that shape, as a Buffer,
+ * so non-UTF-8 names round-trip byte for byte.
+ */
+import fs from 'node:fs'
+import type { BigIntStats } from 'node:fs'
+import { promisify } from 'node:util'
+import { VfsError } from '../errors.ts'
+import type { Errno } from '../errors.ts'
+
+const c = fs.constants
+/** Linux O_PATH (not in fs.constants): a handle on the inode itself, no read/write access, no side effects. */
+export const O_PATH = 0o10000000
+/** Pin an object without following a symlink and without opening it for I/O. */
+export const PIN_FLAGS = O_PATH | c.O_NOFOLLOW
+export const PIN_DIR_FLAGS = O_PATH | c.O_NOFOLLOW | c.O_DIRECTORY
+/** Create flags: never through a symlink, never blocking on a FIFO. */
+export const CREATE_FLAGS = c.O_CREAT | c.O_EXCL | c.O_RDWR | c.O_NOFOLLOW | c.O_NONBLOCK
+
+export const S_IFMT = c.S_IFMT
+export const S_ISGID = 0o2000
+
+const SELF = Buffer.from('/proc/self/fd/')
+
+/** `/proc/self/fd/<fd>` or `/proc/self/fd/<fd>/<name>`: openat(fd, name) for path-taking APIs. */
+export function fdPath(fd: number, name?: Buffer): Buffer {
+  const head = Buffer.from(`${fd}`)
+  if (name === undefined) return Buffer.concat([SELF, head])
+  return Buffer.concat([SELF, head, Buffer.from('/'), name])
+}
+
+/** The same, for a child process (its /proc/self is its own). */
+export function pidFdPath(fd: number, name?: string): string {
+  return `/proc/${process.pid}/fd/${fd}${name === undefined ? '' : `/${name}`}`
+}
+
+const pOpen = promisify(fs.open)
+const pClose = promisify(fs.close)
+const pFstat = promisify(fs.fstat)
+const pLstat = promisify(fs.lstat)
+
+export function open(path: Buffer, flags: number, mode?: number): Promise<number> {
+  return pOpen(path, flags, mode)
+}
+
+export function fstat(fd: number): Promise<BigIntStats> {
+  return pFstat(fd, { bigint: true })
+}
+
+export function lstat(path: Buffer): Promise<BigIntStats> {
+  return pLstat(path, { bigint: true })
+}
+
+export async function closeQuietly(fd: number): Promise<void> {
+  try {
+    await pClose(fd)
+  } catch {
+    // Nothing to do about a failed close of an fd we no longer use.
+  }
+}
+
+export const readdirNames = (path: Buffer): Promise<Buffer[]> => fs.promises.readdir(path, { encoding: 'buffer' })
+export const readlinkBytes = (path: Buffer): Promise<Buffer> => fs.promises.readlink(path, { encoding: 'buffer' })
+export const mkdir = (path: Buffer, mode: number): Promise<unknown> => fs.promises.mkdir(path, { mode })
+export const { symlink, link, unlink, rmdir, rename, chmod, chown, utimes } = fs.promises
+export const fsync = promisify(fs.fsync)
+export const fdatasync = promisify(fs.fdatasync)
+export const ftruncate = promisify(fs.ftruncate)
+export const fchown = promisify(fs.fchown)
+export const fchmod = promisify(fs.fchmod)
+export const futimes = promisify(fs.futimes)
+
+const MAX_POS = BigInt(Number.MAX_SAFE_INTEGER)
+
+/** Node's fs.write ignores a bigint position (it writes at the file offset!): positions go as numbers. */
+function position(pos: bigint): number {
+  if (pos < 0n || pos > MAX_POS) throw new VfsError('EFBIG', 'offset beyond 2^53')
+  return Number(pos)
+}
+
+export function pread(fd: number, buf: Buffer, pos: bigint): Promise<number> {
+  // Nothing any Linux file system stores lies beyond 2^53.
+  if (pos > MAX_POS) return Promise.resolve(0)
+  return new Promise((resolve, reject) => {
+    fs.read(fd, buf, 0, buf.length, position(pos), (err, n) => {
+      if (err === null) resolve(n)
+      else reject(err)
+    })
+  })
+}
+
+export function pwrite(fd: number, buf: Buffer, pos: bigint): Promise<number> {
+  const at = position(pos)
+  return new Promise((resolve, reject) => {
+    fs.write(fd, buf, 0, buf.length, at, (err, n) => {
+      if (err === null) resolve(n)
+      else reject(err)
+    })
+  })
+}
+
+/** Appends/writes all of `data` at the fd's offset (O_APPEND logs, fresh files). */
+export async function writeAll(fd: number, data: Buffer): Promise<void> {
+  let off = 0
+  while (off < data.length) {
+    off += await new Promise<number>((resolve, reject) => {
+      fs.write(fd, data, off, data.length - off, null, (err, n) => {
+        if (err === null) resolve(n)
+        else reject(err)
+      })
+    })
+  }
+}
+
+export function statfs(path: Buffer): Promise<fs.BigIntStatsFs> {
+  // statfs takes a string or Buffer path at run time; the typings only say PathLike.
+  return fs.promises.statfs(path, { bigint: true })
+}
+
+const PASS: ReadonlySet<string> = new Set<Errno>([
+  'EPERM', 'ENOENT', 'EIO', 'ENXIO', 'EACCES', 'EEXIST', 'EXDEV', 'ENODEV', 'ENOTDIR', 'EISDIR', 'EINVAL', 'EFBIG',
+  'ENOSPC', 'EROFS', 'EMLINK', 'ENAMETOOLONG', 'ENOTEMPTY', 'EDQUOT', 'ESTALE', 'ENOTSUP', 'ELOOP', 'EBADF', 'EAGAIN', 'EBUSY',
+])
+const MAPPED: Readonly<Record<string, Errno>> = {
+  EOPNOTSUPP: 'ENOTSUP',
+  ETXTBSY: 'EBUSY',
+  EMFILE: 'EAGAIN',
+  ENFILE: 'EAGAIN',
+  ENOMEM: 'EAGAIN',
+  EOVERFLOW: 'EFBIG',
+  EWOULDBLOCK: 'EAGAIN',
+}
+
+/** A Node fs error as the VfsError with the same errno; anything unknown is EIO (keeping the cause). */
+export function toVfsError(err: unknown): VfsError {
+  if (err instanceof VfsError) return err
+  const code = (err as { code?: unknown } | null)?.code
+  if (typeof code === 'string') {
+    if (PASS.has(code)) return new VfsError(code as Errno, undefined, { cause: err })
+    const mapped = MAPPED[code]
+    if (mapped !== undefined) return new VfsError(mapped, code, { cause: err })
+  }
+  return new VfsError('EIO', err instanceof Error ? err.message : 'unexpected error', { cause: err })
+}
+
+export function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : undefined
+}
