@@ -11,6 +11,8 @@ export type RpcErrorCode =
   | 'RPC_AUTH_ERROR'
   /** The reply did not decode (bad header or results). */
   | 'RPC_BAD_REPLY'
+  /** The portmapper has no port for the program, version and protocol asked (GETPORT returned 0). */
+  | 'RPC_PROG_NOT_REGISTERED'
 
 export interface RpcErrorDetails {
   xid?: number

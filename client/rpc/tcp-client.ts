@@ -1,7 +1,8 @@
 /*
- * A minimal ONC RPC client over TCP: record marking (RFC 5531 §11), many
- * calls in flight matched by xid, a timeout per call. No reconnect yet
- * (the full client is a later issue).
+ * A minimal ONC RPC client over one TCP connection: record marking (RFC 5531
+ * §11), many calls in flight matched by xid, a timeout per call, no retry.
+ * Tests use it to speak raw RPC; the NFS client uses RpcTcpTransport, which
+ * reconnects and re-sends.
  */
 import { connect as netConnect } from 'node:net'
 import type { Socket } from 'node:net'
@@ -12,6 +13,7 @@ import { XidSource, decodeReply, encodeCall } from './call.ts'
 import type { ProcedureRef } from './call.ts'
 import { RpcError } from './errors.ts'
 import { PendingCalls } from './pending.ts'
+import type { RpcTransport, TransportCounters } from './transport.ts'
 
 export interface RpcTcpClientOptions {
   /** Default per-call timeout (ms). */
@@ -30,7 +32,8 @@ export interface CallOptions {
 const DEFAULT_TIMEOUT_MS = 30_000
 const DEFAULT_MAX_RECORD = 4 * 1024 * 1024
 
-export class RpcTcpClient {
+export class RpcTcpClient implements RpcTransport {
+  readonly protocol = 'tcp'
   readonly socket: Socket
   private readonly pending = new PendingCalls()
   private readonly reader: RecordReader
@@ -85,6 +88,10 @@ export class RpcTcpClient {
   /** Calls waiting for a reply. */
   get inFlight(): number {
     return this.pending.size
+  }
+
+  counters(): TransportCounters {
+    return { retransmits: 0, reconnects: 0, timeouts: 0 }
   }
 
   /** Resolves when the socket has closed (for whatever reason). */

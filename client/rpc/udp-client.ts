@@ -13,6 +13,7 @@ import { XidSource, decodeReply, encodeCall } from './call.ts'
 import type { ProcedureRef } from './call.ts'
 import { RpcError } from './errors.ts'
 import { PendingCalls } from './pending.ts'
+import type { RpcTransport, TransportCounters } from './transport.ts'
 
 export interface RpcUdpClientOptions {
   /** Wait before the first retransmission (ms); doubled after each one. */
@@ -21,6 +22,8 @@ export interface RpcUdpClientOptions {
   retries?: number
   /** Ceiling for the backoff (ms). */
   maxTimeoutMs?: number
+  /** Never give up: retransmit until a reply comes (a Linux hard mount). */
+  hard?: boolean
   cred?: CallCredential
 }
 
@@ -30,13 +33,16 @@ export interface UdpCallOptions {
   retries?: number
 }
 
-export class RpcUdpClient {
+export class RpcUdpClient implements RpcTransport {
+  readonly protocol = 'udp'
   readonly socket: Socket
   private readonly pending = new PendingCalls()
   private readonly xids = new XidSource()
   private readonly timeoutMs: number
   private readonly retries: number
   private readonly maxTimeoutMs: number
+  private readonly hard: boolean
+  private readonly count: TransportCounters = { retransmits: 0, reconnects: 0, timeouts: 0 }
   private readonly cred: CallCredential | undefined
   private closed = false
   /** Datagrams sent, retransmissions included (for tests and stats). */
@@ -47,6 +53,7 @@ export class RpcUdpClient {
     this.timeoutMs = opts.timeoutMs ?? 1000
     this.retries = opts.retries ?? 4
     this.maxTimeoutMs = opts.maxTimeoutMs ?? 30_000
+    this.hard = opts.hard ?? false
     this.cred = opts.cred
     socket.on('message', (msg: Buffer) => {
       this.pending.resolve(msg)
@@ -74,6 +81,10 @@ export class RpcUdpClient {
 
   get inFlight(): number {
     return this.pending.size
+  }
+
+  counters(): TransportCounters {
+    return { ...this.count }
   }
 
   async call<A, R>(prog: number, vers: number, proc: ProcedureRef<A, R>, args: A, opts: UdpCallOptions = {}): Promise<R> {
@@ -115,11 +126,13 @@ export class RpcUdpClient {
       this.sent++
       this.socket.send(datagram)
       timer = setTimeout(() => {
-        if (left <= 0) {
+        this.count.timeouts++
+        if (left <= 0 && !this.hard) {
           this.pending.reject(xid, new RpcError('RPC_TIMEOUT', `no reply to xid ${xid}`, { xid }))
           return
         }
         left--
+        this.count.retransmits++
         wait = Math.min(wait * 2, this.maxTimeoutMs)
         transmit()
       }, wait)

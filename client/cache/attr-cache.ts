@@ -1,0 +1,201 @@
+/*
+ * The attribute cache (DESIGN.md §3.10, nfs(5) "ac"): attributes by file
+ * handle, fed by every reply that carries any, fresh for an adaptive time.
+ * Linux's rule (fs/nfs/inode.c nfs_update_inode): a refresh that shows a
+ * change resets the timeout to the minimum; one that shows none after the
+ * timeout has run doubles it, up to the maximum. Files live acregmin..acregmax,
+ * directories acdirmin..acdirmax. A change of mtime, ctime or size emits a
+ * change event: the name cache drops a directory's entries, the block cache a
+ * file's blocks.
+ */
+import { LRUCache } from 'lru-cache'
+import { ftype3 } from '../../xdr/generated/nfs3.ts'
+import type { fattr3, nfstime3, wcc_attr, wcc_data } from '../../xdr/generated/nfs3.ts'
+
+export interface AttrCacheOptions {
+  acregminMs: number
+  acregmaxMs: number
+  acdirminMs: number
+  acdirmaxMs: number
+  /** Keep attributes (for change detection) but never consider them fresh. */
+  noac: boolean
+  maxEntries: number
+  /** For tests; Date.now by default. */
+  now?: () => number
+}
+
+export interface AttrChangeEvent {
+  /** The handle in hex, the key of every client cache. */
+  key: string
+  fh: Buffer
+  before: fattr3
+  /** null: the object is gone (the server said STALE), or forgotten. */
+  after: fattr3 | null
+}
+
+export type AttrChangeListener = (ev: AttrChangeEvent) => void
+
+interface Entry {
+  readonly fh: Buffer
+  attrs: fattr3
+  /** When the attributes were last refreshed. */
+  fetchedAt: number
+  /** Current adaptive timeout, and when it was last set (Linux attrtimeo / attrtimeo_timestamp). */
+  timeoutMs: number
+  timeoutSetAt: number
+}
+
+export function handleKey(fh: Buffer): string {
+  return fh.toString('hex')
+}
+
+function sameTime(a: nfstime3, b: nfstime3): boolean {
+  return a.seconds === b.seconds && a.nseconds === b.nseconds
+}
+
+/** What counts as a change for cached data and names (nfs(5) DATA AND METADATA COHERENCE). */
+function changed(a: fattr3, b: fattr3): boolean {
+  return a.size !== b.size || !sameTime(a.mtime, b.mtime) || !sameTime(a.ctime, b.ctime) || a.fileid !== b.fileid || a.type !== b.type
+}
+
+function matchesPreOp(a: fattr3, pre: wcc_attr): boolean {
+  return a.size === pre.size && sameTime(a.mtime, pre.mtime) && sameTime(a.ctime, pre.ctime)
+}
+
+export class AttrCache {
+  private readonly opts: AttrCacheOptions
+  private readonly now: () => number
+  private readonly entries: LRUCache<string, Entry>
+  private readonly listeners = new Set<AttrChangeListener>()
+  /** Counters, read by ClientStats. */
+  updates = 0
+  changes = 0
+
+  constructor(opts: AttrCacheOptions) {
+    this.opts = opts
+    this.now = opts.now ?? Date.now
+    this.entries = new LRUCache({ max: Math.max(1, opts.maxEntries) })
+  }
+
+  get options(): Readonly<AttrCacheOptions> {
+    return this.opts
+  }
+
+  /** Listen for changes seen from the server; returns the unsubscribe function. */
+  onChange(listener: AttrChangeListener): () => void {
+    this.listeners.add(listener)
+    return () => {
+      this.listeners.delete(listener)
+    }
+  }
+
+  /** Fresh attributes, or undefined (absent, expired, invalidated, or noac). */
+  get(fh: Buffer): fattr3 | undefined {
+    const e = this.entries.get(handleKey(fh))
+    return e !== undefined && this.fresh(e) ? e.attrs : undefined
+  }
+
+  /** The last attributes known, however old (type and fileid never change for a handle). */
+  peek(fh: Buffer): fattr3 | undefined {
+    return this.entries.peek(handleKey(fh))?.attrs
+  }
+
+  isFresh(fh: Buffer): boolean {
+    return this.get(fh) !== undefined
+  }
+
+  /** The adaptive timeout currently applied to a handle (ms), for tests and diagnostics. */
+  timeoutOf(fh: Buffer): number | undefined {
+    return this.entries.peek(handleKey(fh))?.timeoutMs
+  }
+
+  /** Feed attributes the server returned for fh. */
+  update(fh: Buffer, attrs: fattr3): void {
+    const key = handleKey(fh)
+    const now = this.now()
+    this.updates++
+    const e = this.entries.get(key)
+    if (e === undefined) {
+      const t = this.minOf(attrs)
+      this.entries.set(key, { fh: Buffer.from(fh), attrs, fetchedAt: now, timeoutMs: t, timeoutSetAt: now })
+      return
+    }
+    const before = e.attrs
+    e.attrs = attrs
+    e.fetchedAt = now
+    if (changed(before, attrs)) {
+      e.timeoutMs = this.minOf(attrs)
+      e.timeoutSetAt = now
+      this.emit({ key, fh: e.fh, before, after: attrs })
+    } else if (now >= e.timeoutSetAt + e.timeoutMs) {
+      e.timeoutMs = Math.min(e.timeoutMs * 2, this.maxOf(attrs))
+      e.timeoutSetAt = now
+    }
+  }
+
+  /**
+   * Feed weak cache consistency data (RFC 1813 §2.6): when the pre-operation
+   * attributes match the cache, only this client's own operation changed the
+   * object, so the post-operation attributes replace the cached ones without a
+   * change event (our own CREATE does not flush our own name cache, our own
+   * WRITE does not drop our own blocks). Otherwise they are fed as any refresh.
+   */
+  applyWcc(fh: Buffer, wcc: wcc_data): void {
+    const key = handleKey(fh)
+    const e = this.entries.get(key)
+    const ours = e !== undefined && wcc.before !== null && matchesPreOp(e.attrs, wcc.before)
+    if (wcc.after === null) {
+      if (e !== undefined) {
+        if (ours) e.fetchedAt = -Infinity
+        else this.invalidate(fh)
+      }
+      return
+    }
+    if (e !== undefined && ours) {
+      const now = this.now()
+      this.updates++
+      e.attrs = wcc.after
+      e.fetchedAt = now
+      e.timeoutMs = this.minOf(wcc.after)
+      e.timeoutSetAt = now
+      return
+    }
+    this.update(fh, wcc.after)
+  }
+
+  /** Make the next get() miss; the old attributes stay for change detection (Linux NFS_INO_INVALID_ATTR). */
+  invalidate(fh: Buffer): void {
+    const e = this.entries.peek(handleKey(fh))
+    if (e !== undefined) e.fetchedAt = -Infinity
+  }
+
+  /** Drop a handle (the server said STALE): listeners hear after = null. */
+  forget(fh: Buffer): void {
+    const key = handleKey(fh)
+    const e = this.entries.peek(key)
+    if (e === undefined) return
+    this.entries.delete(key)
+    this.emit({ key, fh: e.fh, before: e.attrs, after: null })
+  }
+
+  clear(): void {
+    this.entries.clear()
+  }
+
+  private fresh(e: Entry): boolean {
+    return !this.opts.noac && this.now() < e.fetchedAt + e.timeoutMs
+  }
+
+  private minOf(a: fattr3): number {
+    return a.type === ftype3.NF3DIR ? this.opts.acdirminMs : this.opts.acregminMs
+  }
+
+  private maxOf(a: fattr3): number {
+    return a.type === ftype3.NF3DIR ? this.opts.acdirmaxMs : this.opts.acregmaxMs
+  }
+
+  private emit(ev: AttrChangeEvent): void {
+    this.changes++
+    for (const l of this.listeners) l(ev)
+  }
+}

@@ -1,0 +1,107 @@
+/*
+ * The lookup cache (nfs(5) lookupcache=all|positive|none): (directory,
+ * name) → child handle, or "known absent". An entry is used only while the
+ * directory's cached attributes are fresh, and all of a directory's entries
+ * go when its attributes change (Linux drops cached LOOKUPs on a directory
+ * mtime change). Our own CREATE/REMOVE/RENAME… update it directly, and their
+ * wcc data keeps the directory's attributes current without a change event.
+ */
+import { LRUCache } from 'lru-cache'
+import { ftype3 } from '../../xdr/generated/nfs3.ts'
+import type { NameCacheCounters } from '../stats.ts'
+import { handleKey } from './attr-cache.ts'
+import type { AttrCache } from './attr-cache.ts'
+
+export type LookupCacheMode = 'all' | 'positive' | 'none'
+
+export interface NameCacheOptions {
+  mode: LookupCacheMode
+  /** Directories with entries kept. */
+  maxDirs: number
+  /** Entries kept per directory (oldest dropped first). */
+  maxNamesPerDir: number
+}
+
+export type NameLookup = { kind: 'positive'; fh: Buffer } | { kind: 'negative' } | { kind: 'miss' }
+
+export class NameCache {
+  private readonly opts: NameCacheOptions
+  private readonly attrs: AttrCache
+  private readonly counters: NameCacheCounters
+  private readonly dirs: LRUCache<string, Map<string, Buffer | null>>
+
+  constructor(attrs: AttrCache, opts: NameCacheOptions, counters: NameCacheCounters) {
+    this.opts = opts
+    this.attrs = attrs
+    this.counters = counters
+    this.dirs = new LRUCache({ max: Math.max(1, opts.maxDirs) })
+    attrs.onChange(ev => {
+      if (ev.before.type === ftype3.NF3DIR) this.dropKey(ev.key)
+    })
+  }
+
+  /** Consult the cache for one component; counts a hit, negative hit or miss. */
+  lookup(dir: Buffer, name: string): NameLookup {
+    const names = this.opts.mode === 'none' ? undefined : this.dirs.get(handleKey(dir))
+    const e = names?.get(name)
+    if (e === undefined || !this.attrs.isFresh(dir)) {
+      this.counters.misses++
+      return { kind: 'miss' }
+    }
+    if (e === null) {
+      this.counters.negativeHits++
+      return { kind: 'negative' }
+    }
+    this.counters.hits++
+    return { kind: 'positive', fh: e }
+  }
+
+  /** The cached handle for name in dir, fresh or not, without counting (for our own REMOVE/RENAME bookkeeping). */
+  peek(dir: Buffer, name: string): Buffer | undefined {
+    return this.dirs.peek(handleKey(dir))?.get(name) ?? undefined
+  }
+
+  /** name in dir is fh (LOOKUP, CREATE, MKDIR, SYMLINK, LINK, RENAME target, READDIRPLUS). */
+  addPositive(dir: Buffer, name: string, fh: Buffer): void {
+    this.set(dir, name, Buffer.from(fh))
+  }
+
+  /** name in dir does not exist (LOOKUP NOENT, REMOVE, RMDIR, RENAME source). */
+  addNegative(dir: Buffer, name: string): void {
+    if (this.opts.mode === 'all') this.set(dir, name, null)
+    else this.remove(dir, name)
+  }
+
+  remove(dir: Buffer, name: string): void {
+    this.dirs.peek(handleKey(dir))?.delete(name)
+  }
+
+  /** Forget every entry of a directory (its attributes changed, or a walk met ESTALE). */
+  dropDir(dir: Buffer): void {
+    this.dropKey(handleKey(dir))
+  }
+
+  clear(): void {
+    this.dirs.clear()
+  }
+
+  private dropKey(key: string): void {
+    if (this.dirs.delete(key)) this.counters.dirDrops++
+  }
+
+  private set(dir: Buffer, name: string, value: Buffer | null): void {
+    if (this.opts.mode === 'none') return
+    const key = handleKey(dir)
+    let names = this.dirs.get(key)
+    if (names === undefined) {
+      names = new Map()
+      this.dirs.set(key, names)
+    }
+    names.delete(name)
+    names.set(name, value)
+    if (names.size > this.opts.maxNamesPerDir) {
+      const oldest = names.keys().next()
+      if (oldest.done !== true) names.delete(oldest.value)
+    }
+  }
+}

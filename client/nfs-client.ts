@@ -1,0 +1,297 @@
+/*
+ * NfsClient: one mounted export, with POSIX-like metadata calls by path.
+ * The layers below stay reachable for the data path and the CLI: `nfs`
+ * (typed calls), `attrs` (attribute cache), `names` (lookup cache),
+ * `resolve`/`resolveParent` (path walk), `getattr` (close-to-open
+ * revalidation), `counters` (open stats groups).
+ */
+import type { fattr3, FSSTAT3resok } from '../xdr/generated/nfs3.ts'
+import { NfsStats } from './attrs.ts'
+import type { SetAttrs, TimeLike } from './attrs.ts'
+import { AttrCache } from './cache/attr-cache.ts'
+import { NameCache } from './cache/name-cache.ts'
+import { NfsError, isNfsError } from './errors.ts'
+import type { ExportEntry } from './mount.ts'
+import * as ops from './namespace-ops.ts'
+import type { CreateOptions, OpsContext } from './namespace-ops.ts'
+import { Nfs3 } from './nfs3.ts'
+import type { ClientOptions, ResolvedOptions } from './options.ts'
+import { listDir, listDirPlus } from './readdir.ts'
+import type { DirEntryPlus } from './readdir.ts'
+import { connectTransport } from './rpc/connect.ts'
+import type { Endpoint, Limits, MountTarget } from './session.ts'
+import { chooseExport, findPorts, limitsOf, openMount, targetOf } from './session.ts'
+import { ClientStats } from './stats.ts'
+import type { ClientStatsSnapshot } from './stats.ts'
+import { retryStale, walk, walkParent } from './walk.ts'
+import type { Resolved, ResolvedParent } from './walk.ts'
+
+export interface RmOptions {
+  recursive?: boolean
+  /** No error when the path does not exist. */
+  force?: boolean
+}
+
+export class NfsClient implements OpsContext {
+  readonly host: string
+  readonly exportPath: string
+  /** The path inside the export named by the mount URL ('/' if none). */
+  readonly path: string
+  readonly root: Buffer
+  readonly nfs: Nfs3
+  readonly attrs: AttrCache
+  readonly names: NameCache
+  readonly options: ResolvedOptions
+  readonly limits: Limits
+  /** The live counters; add your own groups with counters.add(group, key). */
+  readonly counters: ClientStats
+  private readonly endpoint: Endpoint
+  private readdirplus: boolean
+  private unmounted = false
+
+  private constructor(ep: Endpoint, exportPath: string, path: string, root: Buffer, nfs: Nfs3, limits: Limits, stats: ClientStats) {
+    this.endpoint = ep
+    this.host = ep.host
+    this.options = ep.opts
+    this.exportPath = exportPath
+    this.path = path
+    this.root = root
+    this.nfs = nfs
+    this.attrs = nfs.attrs
+    this.counters = stats
+    this.names = new NameCache(this.attrs, ep.opts.nameCache, stats.nameCache)
+    this.limits = limits
+    this.readdirplus = ep.opts.readdirplus
+  }
+
+  /** Mount an nfs:// URL (export found by EXPORT, see url.ts) or an explicit target. */
+  static async mount(target: string | MountTarget, opts: ClientOptions = {}): Promise<NfsClient> {
+    const t = targetOf(target, opts)
+    const stats = new ClientStats()
+    const ep = await findPorts(t.host, t.opts, stats)
+    const m = await openMount(ep, stats)
+    let exportPath: string
+    let path: string
+    let root: Buffer
+    try {
+      const split = t.exportPath === null ? await chooseExport(m, t.path) : { exportPath: t.exportPath, rest: t.path }
+      exportPath = split.exportPath
+      path = split.rest
+      root = (await m.mnt(exportPath)).fh
+    } finally {
+      await m.close()
+    }
+    const transport = await connectTransport(ep.host, ep.nfsport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred })
+    stats.watchTransport(() => transport.counters())
+    const attrs = new AttrCache(ep.opts.attrCache)
+    const nfs = new Nfs3(transport, attrs, stats.nfs, { jukeboxDelayMs: ep.opts.jukeboxDelayMs, jukeboxRetries: ep.opts.jukeboxRetries })
+    try {
+      const fsinfo = await nfs.call('FSINFO', { fsroot: { data: root } })
+      return new NfsClient(ep, exportPath, path, root, nfs, limitsOf(fsinfo, ep.opts), stats)
+    } catch (err) {
+      await transport.close()
+      throw err
+    }
+  }
+
+  /** The server's export list (showmount -e); target is a host name or an nfs:// URL. */
+  static async exportList(target: string, opts: ClientOptions = {}): Promise<ExportEntry[]> {
+    const t = target.startsWith('nfs://') ? targetOf(target, opts) : targetOf({ host: target, exportPath: '/' }, opts)
+    const stats = new ClientStats()
+    const m = await openMount(await findPorts(t.host, t.opts, stats), stats)
+    try {
+      return await m.exports()
+    } finally {
+      await m.close()
+    }
+  }
+
+  stats(): ClientStatsSnapshot {
+    const s = this.counters.snapshot()
+    s.attrCache.updates = this.attrs.updates
+    s.attrCache.changes = this.attrs.changes
+    return s
+  }
+
+  /**
+   * Attributes of a handle: the cached ones while fresh, else GETATTR.
+   * revalidate: always GETATTR (close-to-open: the data path calls this on open).
+   */
+  async getattr(fh: Buffer, opts: { revalidate?: boolean } = {}): Promise<fattr3> {
+    if (opts.revalidate !== true) {
+      const a = this.attrs.get(fh)
+      if (a !== undefined) {
+        this.counters.attrCache.hits++
+        return a
+      }
+    }
+    this.counters.attrCache.misses++
+    return (await this.nfs.call('GETATTR', { object: { data: fh } })).obj_attributes
+  }
+
+  op<T>(path: string, fn: (visited: Buffer[]) => Promise<T>): Promise<T> {
+    return retryStale(this, fn).catch((err: unknown) => {
+      throw err instanceof NfsError && err.path === undefined ? err.withPath(path) : err
+    })
+  }
+
+  /** Path → handle and last known attributes; follow (default true) a final symlink. */
+  resolve(path: string, opts: { follow?: boolean } = {}): Promise<Resolved> {
+    return this.op(path, v => walk(this, path, { follow: opts.follow ?? true }, v))
+  }
+
+  /** Path → the directory holding its last component, and that name. */
+  resolveParent(path: string): Promise<ResolvedParent> {
+    return this.op(path, v => walkParent(this, path, v))
+  }
+
+  stat(path: string): Promise<NfsStats> {
+    return this.statWith(path, true)
+  }
+
+  lstat(path: string): Promise<NfsStats> {
+    return this.statWith(path, false)
+  }
+
+  /** Names in a directory, without '.' and '..' (READDIR). */
+  readdir(path: string): Promise<string[]> {
+    return this.op(path, async v => {
+      const dir = await walk(this, path, { follow: true }, v)
+      return (await listDir(this, dir.fh, this.limits.dirsize, path)).map(e => e.name)
+    })
+  }
+
+  /** Entries with handles and attributes: READDIRPLUS, or READDIR + LOOKUP once the server said NOTSUPP (remembered). */
+  readdirPlus(path: string): Promise<DirEntryPlus[]> {
+    return this.op(path, async v => {
+      const dir = await walk(this, path, { follow: true }, v)
+      if (this.readdirplus) {
+        try {
+          return await listDirPlus(this, dir.fh, this.limits.dirsize, Math.max(this.limits.dirsize * 4, 32_768), path)
+        } catch (err) {
+          if (!isNfsError(err, 'NFS3ERR_NOTSUPP')) throw err
+          this.readdirplus = false
+        }
+      }
+      const names = await listDir(this, dir.fh, this.limits.dirsize, path)
+      return Promise.all(
+        names.map(async e => {
+          const child = await walk(this, `${path}/${e.name}`, { follow: false })
+          const a = await this.getattr(child.fh)
+          return { ...e, fh: child.fh, stats: new NfsStats(child.fh, a) }
+        }),
+      )
+    })
+  }
+
+  /** Whether READDIRPLUS is still in use on this mount. */
+  get usesReaddirPlus(): boolean {
+    return this.readdirplus
+  }
+
+  async mkdir(path: string, opts: number | { mode?: number; recursive?: boolean } = {}): Promise<void> {
+    const o = typeof opts === 'number' ? { mode: opts } : opts
+    if (o.recursive === true) await ops.mkdirRecursive(this, path, o.mode ?? 0o777)
+    else await ops.mkdirOne(this, path, o.mode ?? 0o777)
+  }
+
+  /** CREATE a regular file (UNCHECKED, or GUARDED with exclusive); returns its handle and attributes. */
+  create(path: string, opts: CreateOptions = {}): Promise<Resolved> {
+    return ops.createFile(this, path, opts)
+  }
+
+  rmdir(path: string): Promise<void> {
+    return ops.removeName(this, path, 'RMDIR')
+  }
+
+  unlink(path: string): Promise<void> {
+    return ops.removeName(this, path, 'REMOVE')
+  }
+
+  /** unlink, or rmdir after removing the contents when recursive (EISDIR for a directory otherwise). */
+  async rm(path: string, opts: RmOptions = {}): Promise<void> {
+    let st: NfsStats
+    try {
+      st = await this.lstat(path)
+    } catch (err) {
+      if (opts.force === true && isNfsError(err, 'NFS3ERR_NOENT')) return
+      throw err
+    }
+    if (!st.isDirectory()) return this.unlink(path)
+    if (opts.recursive !== true) throw NfsError.client('EISDIR', 'rm', path)
+    for (const name of await this.readdir(path)) await this.rm(`${path}/${name}`, opts)
+    await this.rmdir(path)
+  }
+
+  rename(from: string, to: string): Promise<void> {
+    return ops.rename(this, from, to)
+  }
+
+  async symlink(target: string, path: string): Promise<void> {
+    await ops.symlink(this, target, path)
+  }
+
+  readlink(path: string): Promise<string> {
+    return ops.readlink(this, path)
+  }
+
+  link(existing: string, newPath: string): Promise<void> {
+    return ops.link(this, existing, newPath)
+  }
+
+  truncate(path: string, size: number | bigint): Promise<void> {
+    return ops.setattrPath(this, path, { size })
+  }
+
+  chmod(path: string, mode: number): Promise<void> {
+    return ops.setattrPath(this, path, { mode })
+  }
+
+  chown(path: string, uid: number, gid: number): Promise<void> {
+    return ops.setattrPath(this, path, { uid, gid })
+  }
+
+  utimes(path: string, atime: TimeLike, mtime: TimeLike): Promise<void> {
+    return ops.setattrPath(this, path, { atime, mtime })
+  }
+
+  /** SETATTR on a path (follows symlinks). */
+  setattr(path: string, attrs: SetAttrs): Promise<void> {
+    return ops.setattrPath(this, path, attrs)
+  }
+
+  /** SETATTR on a handle (the data path's truncate of an open file). */
+  setattrFh(fh: Buffer, attrs: SetAttrs): Promise<void> {
+    return ops.setattrFh(this, fh, attrs)
+  }
+
+  /** FSSTAT of the export (df). */
+  async statfs(): Promise<Omit<FSSTAT3resok, 'obj_attributes'>> {
+    const r = await this.nfs.call('FSSTAT', { fsroot: { data: this.root } })
+    return { tbytes: r.tbytes, fbytes: r.fbytes, abytes: r.abytes, tfiles: r.tfiles, ffiles: r.ffiles, afiles: r.afiles, invarsec: r.invarsec }
+  }
+
+  /** UMNT (best effort: the server's mount list is advisory) and close the connection. */
+  async umount(): Promise<void> {
+    if (this.unmounted) return
+    this.unmounted = true
+    try {
+      const m = await openMount(this.endpoint, this.counters)
+      try {
+        await m.umnt(this.exportPath)
+      } finally {
+        await m.close()
+      }
+    } catch {
+      // RFC 1813 §5.2.3: UMNT only updates the server's list; nothing depends on it.
+    }
+    await this.nfs.transport.close()
+  }
+
+  private statWith(path: string, follow: boolean): Promise<NfsStats> {
+    return this.op(path, async v => {
+      const r = await walk(this, path, { follow }, v)
+      return new NfsStats(r.fh, await this.getattr(r.fh))
+    })
+  }
+}

@@ -1,0 +1,76 @@
+/*
+ * The typed NFSv3 call layer: one generic call per procedure of the generated
+ * table, over any RpcTransport. Every call is counted, every attribute in the
+ * reply goes to the attribute cache, and a non-OK status becomes an NfsError
+ * (unless the raw result is asked for).
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import { NFS_PROGRAM, nfsstat3 } from '../xdr/generated/nfs3.ts'
+import type { ProcedureRef } from './rpc/call.ts'
+import type { RpcTransport, TransportCallOptions } from './rpc/transport.ts'
+import type { AttrCache } from './cache/attr-cache.ts'
+import { NfsError } from './errors.ts'
+import { FEED, SUBJECT } from './nfs3-feed.ts'
+import type { Nfs3Args, Nfs3Ok, Nfs3ProcName, Nfs3Res } from './nfs3-types.ts'
+import { bump } from './stats.ts'
+
+export type { Nfs3Args, Nfs3Ok, Nfs3ProcName, Nfs3Res } from './nfs3-types.ts'
+
+export interface Nfs3CallOptions extends TransportCallOptions {
+  /** Named in the NfsError if the call fails. */
+  path?: string
+}
+
+export interface Nfs3Options {
+  /** RFC 1813 §2.6 NFS3ERR_JUKEBOX: wait, then retry with a new xid (Linux: 5 s). */
+  jukeboxDelayMs: number
+  jukeboxRetries: number
+}
+
+const PROCS = NFS_PROGRAM.versions.NFS_V3.procs
+const VERS = NFS_PROGRAM.versions.NFS_V3.vers
+
+export class Nfs3 {
+  readonly transport: RpcTransport
+  readonly attrs: AttrCache
+  private readonly counts: Record<string, number>
+  private readonly opts: Nfs3Options
+
+  constructor(transport: RpcTransport, attrs: AttrCache, counts: Record<string, number>, opts: Nfs3Options) {
+    this.transport = transport
+    this.attrs = attrs
+    this.counts = counts
+    this.opts = opts
+  }
+
+  /** The whole result union, status included; attributes are still fed to the cache. */
+  async raw<P extends Nfs3ProcName>(proc: P, args: Nfs3Args<P>, opts: TransportCallOptions = {}): Promise<Nfs3Res<P>> {
+    const def = PROCS[`NFSPROC3_${proc}`] as unknown as ProcedureRef<Nfs3Args<P>, Nfs3Res<P>>
+    for (let attempt = 0; ; attempt++) {
+      bump(this.counts, proc)
+      const res = await this.transport.call(NFS_PROGRAM.prog, VERS, def, args, opts)
+      ;(FEED[proc] as (a: Nfs3Args<P>, r: Nfs3Res<P>, c: AttrCache) => void)(args, res, this.attrs)
+      const status = statusOf(res)
+      if (status === nfsstat3.NFS3ERR_STALE) {
+        const fh = (SUBJECT[proc] as (a: Nfs3Args<P>) => Buffer | undefined)(args)
+        if (fh !== undefined) this.attrs.forget(fh)
+      }
+      if (status !== nfsstat3.NFS3ERR_JUKEBOX || attempt >= this.opts.jukeboxRetries) return res
+      await sleep(this.opts.jukeboxDelayMs)
+    }
+  }
+
+  /** The resok arm, or an NfsError carrying the status. */
+  async call<P extends Nfs3ProcName>(proc: P, args: Nfs3Args<P>, opts: Nfs3CallOptions = {}): Promise<Nfs3Ok<P>> {
+    const { path, ...rpc } = opts
+    const res = await this.raw(proc, args, rpc)
+    const status = statusOf(res)
+    if (status === undefined) return res as Nfs3Ok<P>
+    if (status !== nfsstat3.NFS3_OK) throw NfsError.fromStatus(status, proc, path)
+    return (res as unknown as { resok: Nfs3Ok<P> }).resok
+  }
+}
+
+function statusOf(res: unknown): number | undefined {
+  return typeof res === 'object' && res !== null && 'status' in res ? (res as { status: number }).status : undefined
+}

@@ -1,0 +1,121 @@
+/*
+ * Client options (the knobs of nfs(5) and libnfs URLs) and their defaults.
+ * Attribute cache times are in seconds as in nfs(5); RPC times in ms.
+ */
+import type { CallCredential } from './rpc/auth.ts'
+import type { Protocol } from './rpc/connect.ts'
+import { defaultPolicy } from './rpc/connect.ts'
+import type { RetryPolicy } from './rpc/transport.ts'
+import type { AttrCacheOptions } from './cache/attr-cache.ts'
+import type { LookupCacheMode, NameCacheOptions } from './cache/name-cache.ts'
+
+export interface ClientOptions {
+  /** Transport for MOUNT and NFS (and the portmapper query). Default tcp. */
+  proto?: Protocol
+  /** NFS port; asked from the portmapper when absent. */
+  nfsport?: number
+  /** MOUNT port; asked from the portmapper when absent. */
+  mountport?: number
+  /** The portmapper's port (default 111). */
+  portmapPort?: number
+  /** 'sys' (AUTH_SYS, default) or 'none' (AUTH_NONE). */
+  auth?: 'sys' | 'none'
+  /** AUTH_SYS identity; default the current process's uid and gid. */
+  uid?: number
+  gid?: number
+  gids?: number[]
+  machinename?: string
+  /** Per-try RPC timeout (ms); default 60 s on TCP, 1.1 s on UDP (nfs(5) timeo). */
+  timeoutMs?: number
+  /** Retransmissions before a soft call fails with RPC_TIMEOUT (default 2 TCP, 3 UDP). */
+  retrans?: number
+  /** Retry forever (Linux hard mount). Default false (soft, as libnfs). */
+  hard?: boolean
+  maxTimeoutMs?: number
+  maxReconnectDelayMs?: number
+  /** Sets acregmin, acregmax, acdirmin and acdirmax (seconds); the individual options win. */
+  actimeo?: number
+  /** Seconds: files 3..60, directories 30..60 (nfs(5)). */
+  acregmin?: number
+  acregmax?: number
+  acdirmin?: number
+  acdirmax?: number
+  /** No attribute caching: every getattr asks the server. */
+  noac?: boolean
+  /** nfs(5) lookupcache: 'all' (default), 'positive', 'none'. */
+  lookupcache?: LookupCacheMode
+  /** READ/WRITE sizes asked for; capped by the server's rtmax/wtmax (default: its rtpref/wtpref). */
+  rsize?: number
+  wsize?: number
+  /** READDIR(PLUS) reply size asked for (default the server's dtpref). */
+  dirsize?: number
+  /** Use READDIRPLUS (default true; falls back to READDIR once the server says NOTSUPP). */
+  readdirplus?: boolean
+  attrCacheEntries?: number
+  nameCacheDirs?: number
+  /** NFS3ERR_JUKEBOX retry delay (ms; default 5000) and count (default: forever if hard, else retrans). */
+  jukeboxDelayMs?: number
+  jukeboxRetries?: number
+}
+
+export interface ResolvedOptions {
+  proto: Protocol
+  nfsport: number | undefined
+  mountport: number | undefined
+  portmapPort: number
+  cred: CallCredential
+  policy: RetryPolicy
+  attrCache: AttrCacheOptions
+  nameCache: NameCacheOptions
+  rsize: number | undefined
+  wsize: number | undefined
+  dirsize: number | undefined
+  readdirplus: boolean
+  jukeboxDelayMs: number
+  jukeboxRetries: number
+}
+
+export function resolveOptions(o: ClientOptions = {}): ResolvedOptions {
+  const proto = o.proto ?? 'tcp'
+  const base = defaultPolicy(proto)
+  const policy: RetryPolicy = {
+    timeoutMs: o.timeoutMs ?? base.timeoutMs,
+    retrans: o.retrans ?? base.retrans,
+    hard: o.hard ?? base.hard,
+    maxTimeoutMs: o.maxTimeoutMs ?? base.maxTimeoutMs,
+    maxReconnectDelayMs: o.maxReconnectDelayMs ?? base.maxReconnectDelayMs,
+  }
+  const s = (v: number | undefined, dflt: number): number => Math.round((v ?? o.actimeo ?? dflt) * 1000)
+  const cred: CallCredential =
+    o.auth === 'none'
+      ? 'none'
+      : {
+          uid: o.uid ?? process.getuid?.() ?? 0,
+          gid: o.gid ?? process.getgid?.() ?? 0,
+          gids: o.gids ?? [],
+          ...(o.machinename === undefined ? {} : { machinename: o.machinename }),
+        }
+  return {
+    proto,
+    nfsport: o.nfsport,
+    mountport: o.mountport,
+    portmapPort: o.portmapPort ?? 111,
+    cred,
+    policy,
+    attrCache: {
+      acregminMs: s(o.acregmin, 3),
+      acregmaxMs: s(o.acregmax, 60),
+      acdirminMs: s(o.acdirmin, 30),
+      acdirmaxMs: s(o.acdirmax, 60),
+      noac: o.noac ?? false,
+      maxEntries: o.attrCacheEntries ?? 65_536,
+    },
+    nameCache: { mode: o.lookupcache ?? 'all', maxDirs: o.nameCacheDirs ?? 4096, maxNamesPerDir: 16_384 },
+    rsize: o.rsize,
+    wsize: o.wsize,
+    dirsize: o.dirsize,
+    readdirplus: o.readdirplus ?? true,
+    jukeboxDelayMs: o.jukeboxDelayMs ?? 5000,
+    jukeboxRetries: o.jukeboxRetries ?? (policy.hard ? Number.POSITIVE_INFINITY : policy.retrans),
+  }
+}

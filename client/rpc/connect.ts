@@ -1,0 +1,38 @@
+import type { CallCredential } from './auth.ts'
+import { RpcTcpTransport } from './tcp-transport.ts'
+import { DEFAULT_TCP_POLICY, DEFAULT_UDP_POLICY } from './transport.ts'
+import type { RetryPolicy, RpcTransport } from './transport.ts'
+import { RpcUdpClient } from './udp-client.ts'
+
+export type Protocol = 'tcp' | 'udp'
+
+export interface TransportOptions {
+  protocol: Protocol
+  /** Unset fields take the protocol's defaults (DEFAULT_TCP_POLICY / DEFAULT_UDP_POLICY). */
+  policy?: Partial<RetryPolicy>
+  cred?: CallCredential
+  maxRecordSize?: number
+}
+
+/** Open an RpcTransport of either kind under one retry policy. */
+export async function connectTransport(host: string, port: number, opts: TransportOptions): Promise<RpcTransport> {
+  if (opts.protocol === 'tcp') {
+    return RpcTcpTransport.connect(host, port, {
+      ...(opts.policy === undefined ? {} : { policy: opts.policy }),
+      ...(opts.cred === undefined ? {} : { cred: opts.cred }),
+      ...(opts.maxRecordSize === undefined ? {} : { maxRecordSize: opts.maxRecordSize }),
+    })
+  }
+  const p = { ...DEFAULT_UDP_POLICY, ...opts.policy }
+  return RpcUdpClient.connect(host, port, {
+    timeoutMs: p.timeoutMs,
+    retries: p.retrans,
+    maxTimeoutMs: p.maxTimeoutMs,
+    hard: p.hard,
+    ...(opts.cred === undefined ? {} : { cred: opts.cred }),
+  })
+}
+
+export function defaultPolicy(protocol: Protocol): RetryPolicy {
+  return protocol === 'tcp' ? { ...DEFAULT_TCP_POLICY } : { ...DEFAULT_UDP_POLICY }
+}

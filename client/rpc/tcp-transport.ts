@@ -1,0 +1,226 @@
+/*
+ * ONC RPC over TCP that survives a broken connection (RFC 5531 §11 record
+ * marking). Every call is kept, encoded, until its reply arrives; when the
+ * connection breaks the client reconnects with a capped backoff and re-sends
+ * each outstanding call with its original xid, so the server's duplicate
+ * request cache replays the replies of non-idempotent calls it already ran
+ * (RFC 1813 §4.5 hints at this; the Linux client does the same).
+ */
+import { connect as netConnect } from 'node:net'
+import type { Socket } from 'node:net'
+import { RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
+import { credentialOf } from './auth.ts'
+import type { CallCredential } from './auth.ts'
+import { XidSource, decodeReply, encodeCall } from './call.ts'
+import type { ProcedureRef } from './call.ts'
+import { RpcError } from './errors.ts'
+import { DEFAULT_TCP_POLICY } from './transport.ts'
+import type { RetryPolicy, RpcTransport, TransportCallOptions, TransportCounters } from './transport.ts'
+
+export interface RpcTcpTransportOptions {
+  policy?: Partial<RetryPolicy>
+  cred?: CallCredential
+  /** Largest reply record accepted. */
+  maxRecordSize?: number
+  /** Calls sent at once; more wait in a queue (the undici Client model). */
+  maxInFlight?: number
+}
+
+interface Outstanding {
+  readonly xid: number
+  readonly record: Buffer[]
+  readonly timeoutMs: number
+  readonly resolve: (record: Buffer) => void
+  readonly reject: (err: Error) => void
+  tries: number
+  timer: NodeJS.Timeout | undefined
+}
+
+const FIRST_RECONNECT_DELAY_MS = 100
+
+export class RpcTcpTransport implements RpcTransport {
+  readonly protocol = 'tcp'
+  readonly host: string
+  readonly port: number
+  private readonly policy: RetryPolicy
+  private readonly cred: CallCredential | undefined
+  private readonly maxRecordSize: number
+  private readonly maxInFlight: number
+  private readonly xids = new XidSource()
+  private readonly outstanding = new Map<number, Outstanding>()
+  private readonly queue: Outstanding[] = []
+  private socket: Socket | null = null
+  private reconnecting = false
+  private closed = false
+  private readonly count: TransportCounters = { retransmits: 0, reconnects: 0, timeouts: 0 }
+
+  private constructor(host: string, port: number, opts: RpcTcpTransportOptions) {
+    this.host = host
+    this.port = port
+    this.policy = { ...DEFAULT_TCP_POLICY, ...opts.policy }
+    this.cred = opts.cred
+    this.maxRecordSize = opts.maxRecordSize ?? 4 * 1024 * 1024 + 64 * 1024
+    this.maxInFlight = opts.maxInFlight ?? 128
+  }
+
+  /** The first connection must succeed (a mount fails fast on a wrong host or port); later breaks are repaired. */
+  static async connect(host: string, port: number, opts: RpcTcpTransportOptions = {}): Promise<RpcTcpTransport> {
+    const t = new RpcTcpTransport(host, port, opts)
+    t.attach(await t.dial())
+    return t
+  }
+
+  get inFlight(): number {
+    return this.outstanding.size
+  }
+
+  counters(): TransportCounters {
+    return { ...this.count }
+  }
+
+  async call<A, R>(prog: number, vers: number, proc: ProcedureRef<A, R>, args: A, opts: TransportCallOptions = {}): Promise<R> {
+    if (this.closed) throw new RpcError('RPC_CONNECTION_CLOSED', 'transport closed')
+    const xid = this.xids.take()
+    const record = encodeCall(xid, prog, vers, proc, args, credentialOf(opts.cred ?? this.cred))
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      const o: Outstanding = { xid, record, timeoutMs: opts.timeoutMs ?? this.policy.timeoutMs, resolve, reject, tries: 0, timer: undefined }
+      if (this.outstanding.size >= this.maxInFlight) this.queue.push(o)
+      else this.start(o)
+    })
+    return decodeReply(reply, proc.res)
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    const err = new RpcError('RPC_CONNECTION_CLOSED', 'transport closed')
+    for (const o of this.queue.splice(0)) o.reject(err)
+    for (const o of [...this.outstanding.values()]) this.finish(o)?.reject(err)
+    const s = this.socket
+    this.socket = null
+    if (s !== null && !s.destroyed) {
+      await new Promise<void>(resolve => {
+        s.once('close', () => { resolve() })
+        s.destroy()
+      })
+    }
+  }
+
+  private start(o: Outstanding): void {
+    this.outstanding.set(o.xid, o)
+    this.arm(o)
+    this.send(o)
+  }
+
+  /** RFC-less but Linux-like: TCP retries wait linearly longer (timeo, 2×timeo, …) up to maxTimeoutMs. */
+  private arm(o: Outstanding): void {
+    const wait = Math.min(o.timeoutMs * (o.tries + 1), this.policy.maxTimeoutMs)
+    o.timer = setTimeout(() => {
+      this.count.timeouts++
+      o.tries++
+      if (!this.policy.hard && o.tries > this.policy.retrans) {
+        this.finish(o)?.reject(new RpcError('RPC_TIMEOUT', `no reply to xid ${o.xid} after ${o.tries} tries`, { xid: o.xid }))
+        return
+      }
+      // Same xid: if the server did run it, its DRC answers with the original reply.
+      this.count.retransmits++
+      this.send(o)
+      this.arm(o)
+    }, wait)
+  }
+
+  private finish(o: Outstanding): Outstanding | undefined {
+    if (this.outstanding.get(o.xid) !== o) return undefined
+    this.outstanding.delete(o.xid)
+    clearTimeout(o.timer)
+    const next = this.queue.shift()
+    if (next !== undefined && !this.closed) this.start(next)
+    return o
+  }
+
+  private send(o: Outstanding): void {
+    const s = this.socket
+    if (s === null || s.destroyed) {
+      this.reconnect()
+      return
+    }
+    s.cork()
+    s.write(frameRecord(o.record, totalLength(o.record)))
+    for (const c of o.record) s.write(c)
+    s.uncork()
+  }
+
+  private dial(): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = netConnect({ host: this.host, port: this.port })
+      const onError = (err: Error): void => {
+        socket.destroy()
+        reject(new RpcError('RPC_CONNECTION_CLOSED', `connect to ${this.host}:${this.port} failed: ${err.message}`, { cause: err }))
+      }
+      socket.once('error', onError)
+      socket.once('connect', () => {
+        socket.off('error', onError)
+        resolve(socket)
+      })
+    })
+  }
+
+  private attach(socket: Socket): void {
+    const reader = new RecordReader(this.maxRecordSize)
+    this.socket = socket
+    socket.setNoDelay(true)
+    socket.setKeepAlive(true)
+    socket.on('data', (chunk: Buffer) => {
+      let records: Buffer[]
+      try {
+        records = reader.push(chunk)
+      } catch {
+        // A framing error leaves the stream unusable: drop it; the calls are re-sent on a new one.
+        socket.destroy()
+        return
+      }
+      for (const r of records) {
+        if (r.length < 4) continue
+        const o = this.outstanding.get(r.readUInt32BE(0))
+        if (o !== undefined) this.finish(o)?.resolve(r)
+      }
+    })
+    socket.on('error', () => {
+      // 'close' follows; the reconnect logic lives there.
+    })
+    socket.once('close', () => {
+      if (this.socket === socket) this.socket = null
+      if (!this.closed && this.outstanding.size > 0) this.reconnect()
+    })
+  }
+
+  /** Reconnect while calls wait (capped exponential backoff), then re-send every one of them. */
+  private reconnect(): void {
+    if (this.reconnecting || this.closed) return
+    this.reconnecting = true
+    let delay = 0
+    const attempt = (): void => {
+      if (this.closed || this.outstanding.size === 0) {
+        this.reconnecting = false
+        return
+      }
+      this.dial().then(socket => {
+        this.reconnecting = false
+        if (this.closed) {
+          socket.destroy()
+          return
+        }
+        this.count.reconnects++
+        this.attach(socket)
+        for (const o of this.outstanding.values()) {
+          this.count.retransmits++
+          this.send(o)
+        }
+      }, () => {
+        delay = Math.min(Math.max(delay * 2, FIRST_RECONNECT_DELAY_MS), this.policy.maxReconnectDelayMs)
+        setTimeout(attempt, delay).unref()
+      })
+    }
+    attempt()
+  }
+}
