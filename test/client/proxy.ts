@@ -1,0 +1,76 @@
+/*
+ * A TCP relay for client tests: cut every connection, drop replies, refuse
+ * new connections, or answer chosen calls itself (to fake a server that
+ * lacks a procedure).
+ */
+import type { Test } from 'tap'
+import { once } from 'node:events'
+import { connect, createServer } from 'node:net'
+import type { Socket } from 'node:net'
+import { RecordReader, frameRecord } from '../../xdr/record.ts'
+
+export interface TcpProxy {
+  port: number
+  /** Replies from the server are thrown away while set. */
+  dropReplies: boolean
+  /** New connections are closed at once while set (the server looks gone). */
+  refuse: boolean
+  /** Calls (records) seen from clients. */
+  calls: number
+  /** Answer a call record instead of forwarding it: return the reply record, or null to forward. */
+  intercept: ((record: Buffer) => Buffer | null) | null
+  /** Destroy every open connection, both sides. */
+  cut(): void
+}
+
+export async function startProxy(t: Test, target: number): Promise<TcpProxy> {
+  const sockets = new Set<Socket>()
+  const proxy: TcpProxy = {
+    port: 0,
+    dropReplies: false,
+    refuse: false,
+    calls: 0,
+    intercept: null,
+    cut() {
+      for (const s of sockets) s.destroy()
+      sockets.clear()
+    },
+  }
+  const server = createServer(client => {
+    if (proxy.refuse) {
+      client.destroy()
+      return
+    }
+    const upstream = connect(target, '127.0.0.1')
+    sockets.add(client)
+    sockets.add(upstream)
+    const reader = new RecordReader(8 * 1024 * 1024)
+    client.on('data', (chunk: Buffer) => {
+      for (const rec of reader.push(chunk)) {
+        proxy.calls++
+        const reply = proxy.intercept?.(rec) ?? null
+        if (reply !== null) client.write(Buffer.concat([frameRecord([reply]), reply]))
+        else upstream.write(Buffer.concat([frameRecord([rec]), rec]))
+      }
+    })
+    upstream.on('data', (chunk: Buffer) => {
+      if (!proxy.dropReplies) client.write(chunk)
+    })
+    const end = (): void => {
+      client.destroy()
+      upstream.destroy()
+    }
+    client.on('error', end)
+    upstream.on('error', end)
+    client.on('close', end)
+    upstream.on('close', end)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  proxy.port = (server.address() as { port: number }).port
+  t.teardown(() => {
+    proxy.cut()
+    server.close()
+  })
+  return proxy
+}
