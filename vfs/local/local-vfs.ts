@@ -79,6 +79,7 @@ export class LocalVfs implements Vfs {
   readonly #snaps: DirSnapshots
   readonly #core: LocalCore
   readonly #timer: NodeJS.Timeout
+  #closed = false
 
   constructor(o: LocalVfsOptions) {
     if (o.crossmnt === true) throw new VfsError('ENOTSUP', 'crossmnt is not supported by the local backend')
@@ -347,6 +348,8 @@ export class LocalVfs implements Vfs {
   }
 
   async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
     clearInterval(this.#timer)
     await this.#index.close()
     this.#paths.clear()
