@@ -1,0 +1,110 @@
+import t from 'tap'
+import { AttrCache } from '../../client/cache/attr-cache.ts'
+import type { AttrChangeEvent } from '../../client/cache/attr-cache.ts'
+import { NameCache } from '../../client/cache/name-cache.ts'
+import { ftype3 } from '../../xdr/generated/nfs3.ts'
+import type { fattr3 } from '../../xdr/generated/nfs3.ts'
+
+function attrs(p: Partial<fattr3> = {}): fattr3 {
+  const t0 = { seconds: 100, nseconds: 0 }
+  return {
+    type: ftype3.NF3REG, mode: 0o644, nlink: 1, uid: 0, gid: 0, size: 10n, used: 10n,
+    rdev: { specdata1: 0, specdata2: 0 }, fsid: 1n, fileid: 7n, atime: t0, mtime: t0, ctime: t0, ...p,
+  }
+}
+
+function cache(now: { t: number }, noac = false): AttrCache {
+  return new AttrCache({ acregminMs: 3000, acregmaxMs: 60_000, acdirminMs: 30_000, acdirmaxMs: 60_000, noac, maxEntries: 100, now: () => now.t })
+}
+
+const FH = Buffer.from('0102', 'hex')
+
+t.test('the timeout doubles while unchanged, up to the maximum, and resets on a change', async t => {
+  const now = { t: 0 }
+  const c = cache(now)
+  const events: AttrChangeEvent[] = []
+  c.onChange(ev => events.push(ev))
+  c.update(FH, attrs())
+  t.equal(c.timeoutOf(FH), 3000)
+  t.ok(c.isFresh(FH))
+  now.t = 2999
+  t.ok(c.isFresh(FH))
+  now.t = 3000
+  t.notOk(c.isFresh(FH), 'expired after acregmin')
+  const seen: number[] = []
+  for (let i = 0; i < 6; i++) {
+    now.t += c.timeoutOf(FH) ?? 0
+    c.update(FH, attrs())
+    seen.push(c.timeoutOf(FH) ?? 0)
+  }
+  t.strictSame(seen, [6000, 12_000, 24_000, 48_000, 60_000, 60_000])
+  t.equal(events.length, 0)
+  now.t += 1
+  c.update(FH, attrs({ mtime: { seconds: 101, nseconds: 0 } }))
+  t.equal(c.timeoutOf(FH), 3000, 'a change resets to acregmin')
+  t.equal(events.length, 1)
+  t.equal(events[0]?.before.mtime.seconds, 100)
+  t.equal(events[0]?.after?.mtime.seconds, 101)
+  t.equal(events[0]?.key, '0102')
+})
+
+t.test('directories use acdirmin..acdirmax; noac is never fresh', async t => {
+  const now = { t: 0 }
+  const c = cache(now)
+  c.update(FH, attrs({ type: ftype3.NF3DIR }))
+  t.equal(c.timeoutOf(FH), 30_000)
+  const n = cache(now, true)
+  n.update(FH, attrs())
+  t.notOk(n.isFresh(FH))
+  t.equal(n.get(FH), undefined)
+  t.equal(n.peek(FH)?.size, 10n, 'kept for change detection')
+})
+
+t.test('wcc data: our own change is applied silently, a foreign one emits', async t => {
+  const now = { t: 0 }
+  const c = cache(now)
+  let events = 0
+  const off = c.onChange(() => events++)
+  c.update(FH, attrs())
+  const pre = { size: 10n, mtime: { seconds: 100, nseconds: 0 }, ctime: { seconds: 100, nseconds: 0 } }
+  c.applyWcc(FH, { before: pre, after: attrs({ size: 20n, mtime: { seconds: 102, nseconds: 0 } }) })
+  t.equal(events, 0, 'pre-op attributes matched: only we changed it')
+  t.equal(c.get(FH)?.size, 20n)
+  c.applyWcc(FH, { before: pre, after: attrs({ size: 30n }) })
+  t.equal(events, 1, 'pre-op attributes did not match: someone else changed it too')
+  c.applyWcc(FH, { before: null, after: null })
+  t.notOk(c.isFresh(FH), 'no post-op attributes: invalidated')
+  c.forget(FH)
+  t.equal(events, 2, 'forget tells the listeners')
+  t.equal(c.peek(FH), undefined)
+  off()
+  c.update(FH, attrs())
+  c.update(FH, attrs({ size: 1n }))
+  t.equal(events, 2, 'unsubscribed')
+})
+
+t.test('name cache: entries only while the directory is fresh, dropped on its change', async t => {
+  const now = { t: 0 }
+  const c = cache(now)
+  const counters = { hits: 0, misses: 0, negativeHits: 0, dirDrops: 0 }
+  const n = new NameCache(c, { mode: 'all', maxDirs: 10, maxNamesPerDir: 2 }, counters)
+  const child = Buffer.from('aa', 'hex')
+  c.update(FH, attrs({ type: ftype3.NF3DIR }))
+  n.addPositive(FH, 'x', child)
+  n.addNegative(FH, 'y')
+  t.strictSame(n.lookup(FH, 'x'), { kind: 'positive', fh: child })
+  t.strictSame(n.lookup(FH, 'y'), { kind: 'negative' })
+  t.strictSame(n.lookup(FH, 'z'), { kind: 'miss' })
+  n.addPositive(FH, 'z', child)
+  t.strictSame(n.lookup(FH, 'x'), { kind: 'miss' }, 'oldest name dropped beyond maxNamesPerDir')
+  now.t = 30_000
+  t.strictSame(n.lookup(FH, 'z'), { kind: 'miss' }, 'directory attributes expired')
+  c.update(FH, attrs({ type: ftype3.NF3DIR }))
+  t.strictSame(n.lookup(FH, 'z'), { kind: 'positive', fh: child }, 'revalidated unchanged: entries good again')
+  c.update(FH, attrs({ type: ftype3.NF3DIR, mtime: { seconds: 200, nseconds: 0 } }))
+  t.strictSame(n.lookup(FH, 'z'), { kind: 'miss' }, 'changed: dropped')
+  t.strictSame(counters, { hits: 2, misses: 4, negativeHits: 1, dirDrops: 1 })
+  const none = new NameCache(c, { mode: 'none', maxDirs: 10, maxNamesPerDir: 10 }, counters)
+  none.addPositive(FH, 'x', child)
+  t.strictSame(none.lookup(FH, 'x'), { kind: 'miss' })
+})
