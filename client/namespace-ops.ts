@@ -77,7 +77,6 @@ export function createFile(ctx: OpsContext, path: string, opts: CreateOptions = 
 export function removeName(ctx: OpsContext, path: string, proc: 'REMOVE' | 'RMDIR'): Promise<void> {
   return ctx.op(path, async visited => {
     const { dir, name } = await walkParent(ctx, path, visited)
-    if (name === '.') throw NfsError.client('EINVAL', proc, path)
     const old = ctx.names.peek(dir, name)
     await ctx.nfs.call(proc, { object: { dir: { data: dir }, name: name3(name) } })
     ctx.names.addNegative(dir, name)

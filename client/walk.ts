@@ -137,9 +137,11 @@ export function walk(ctx: WalkContext, path: string, opts: { follow: boolean }, 
 
 /** Resolve all but the last component: where a create, remove or rename happens. */
 export async function walkParent(ctx: WalkContext, path: string, visited: Buffer[] = []): Promise<ResolvedParent> {
+  // POSIX: rmdir("x/.") and mkdir("x/..") are EINVAL, never an operation on x.
+  const last = path.split('/').filter(p => p !== '').pop()
   const { parts } = splitPath(path)
   const name = parts.pop()
-  if (name === undefined || name === '..') throw NfsError.client('EINVAL', 'walk', path)
+  if (name === undefined || last === '.' || last === '..') throw NfsError.client('EINVAL', 'walk', path)
   const dir = await walkOnce(ctx, parts.join('/'), true, visited)
   if (dir.attrs.type !== ftype3.NF3DIR) throw NfsError.client('ENOTDIR', 'walk', path)
   return { dir: dir.fh, name }

@@ -159,3 +159,15 @@ t.test('UDP: gives up after its retries with RPC_TIMEOUT', async t => {
   await t.rejects(u.call(PROG, 1, P.TESTPROC_ECHO, 1), { code: 'RPC_CONNECTION_CLOSED' })
   await u.close()
 })
+
+t.test('UDP hard: retransmits past its retries until a reply comes', async t => {
+  const { port, hooks } = await startTestServer(t)
+  const proxy = await droppingProxy(t, port, 4)
+  const u = await RpcUdpClient.connect('127.0.0.1', proxy.port, { timeoutMs: 5, retries: 1, maxTimeoutMs: 10, hard: true })
+  t.teardown(() => u.close())
+  t.equal(u.protocol, 'udp')
+  t.equal(await u.call(PROG, 1, P.TESTPROC_INCR, 1), 2)
+  t.equal(u.sent, 5)
+  t.strictSame(u.counters(), { retransmits: 4, reconnects: 0, timeouts: 4 })
+  t.equal(hooks.executions, 1)
+})
