@@ -19,9 +19,17 @@ import type { Nfs3Limits } from './nfs3/host.ts'
 import { createNfs3Program } from './nfs3/program.ts'
 import { createPortmapProgram } from './portmap/program.ts'
 import { PortRegistry } from './portmap/registry.ts'
+import type { RpcProgram } from './rpc/program.ts'
 import { RpcServer } from './rpc/server.ts'
 import type { RpcLimits } from './rpc/server.ts'
 import type { RpcStats } from './rpc/stats.ts'
+import { startMetricsEndpoint } from './metrics/endpoint.ts'
+import type { MetricsAddress, MetricsEndpoint } from './metrics/endpoint.ts'
+import { CallMetrics } from './metrics/instrument.ts'
+import { renderPrometheus } from './metrics/prometheus.ts'
+import type { StatsSource } from './metrics/prometheus.ts'
+import { registerWithRpcbind, rpcbindAnswers } from './rpcbind.ts'
+import type { RpcbindRegistration } from './rpcbind.ts'
 import { openStateDir, Rmtab, WriteVerifier } from './state.ts'
 
 export interface ServerOptions {
@@ -37,12 +45,26 @@ export interface ServerOptions {
   nfs3Limits?: Partial<Nfs3Limits>
   backends?: ReadonlyMap<string, BackendFactory>
   resolver?: HostResolver
+  /** Serve Prometheus text on http://host:port/metrics (port 0: any free port, see metricsPort). */
+  metrics?: MetricsAddress
+  /**
+   * Register MOUNT and NFS with the system rpcbind on 127.0.0.1:111 (and unregister on close):
+   * true fails startup when that is impossible; 'auto' registers only when a portmapper answers
+   * there and this server is not itself answering PORTMAP on 111. Default false.
+   */
+  registerRpcbind?: boolean | 'auto'
 }
 
 export interface TsnfsServer {
   readonly port: number
   readonly portmapPort: number | null
   readonly stats: RpcStats
+  /** The port of the metrics endpoint, when `metrics` was given. */
+  readonly metricsPort: number | null
+  /** What was registered with the system rpcbind, if anything. */
+  readonly rpcbind: RpcbindRegistration | null
+  /** The Prometheus text the metrics endpoint serves. */
+  renderMetrics(): string
   /** Swap in a new export list atomically; a list that fails validation throws and changes nothing. */
   reload(list: ExportList): Promise<void>
   close(): Promise<void>
@@ -71,25 +93,39 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
     log,
   })
   const portmap = createPortmapProgram(registry)
-  const rpc = new RpcServer({ programs: [portmap, mount, nfs3], logger: log, ...(options.rpcLimits ? { limits: options.rpcLimits } : {}) })
+  // Handlers are wrapped before the RPC server sees them: latency and request ids without touching server/rpc.
+  const callMetrics = new CallMetrics()
+  const served = [portmap, mount, nfs3].map((p) => callMetrics.instrument(p))
+  const rpc = new RpcServer({ programs: served, logger: log, ...(options.rpcLimits ? { limits: options.rpcLimits } : {}) })
   let pmap: RpcServer | null = null
+  let endpoint: MetricsEndpoint | null = null
+  let rpcbind: RpcbindRegistration | null = null
+  const sources: StatsSource[] = [{ listener: 'nfs', stats: rpc.stats }]
+  const renderMetrics = (): string => renderPrometheus(callMetrics, sources)
   try {
     const { port } = await rpc.listen({ port: options.port ?? 2049, ...(options.host === undefined ? {} : { host: options.host }) })
     registry.registerAll([mount, nfs3], port)
     let portmapPort: number | null = null
     if (options.portmapPort !== undefined) {
       pmap = new RpcServer({
-        programs: [portmap],
+        programs: served.slice(0, 1),
         logger: log.child({ component: 'portmap' }),
         ...(options.rpcLimits ? { limits: options.rpcLimits } : {}),
       })
       portmapPort = (await pmap.listen({ port: options.portmapPort, ...(options.host === undefined ? {} : { host: options.host }) })).port
+      sources.push({ listener: 'portmap', stats: pmap.stats })
     }
     registry.registerAll([portmap], portmapPort ?? port)
+    if (options.metrics !== undefined) endpoint = await startMetricsEndpoint(options.metrics, renderMetrics, log.child({ component: 'metrics' }))
+    rpcbind = await registerRpcbind(options.registerRpcbind ?? false, portmapPort, [mount, nfs3], port, log)
+    const registration = rpcbind
     return {
       port,
       portmapPort,
       stats: rpc.stats,
+      metricsPort: endpoint?.port ?? null,
+      rpcbind: registration,
+      renderMetrics,
       async reload(list) {
         validateBackends(list, new Set(factories.keys()))
         // Open the new backends first, swap the table (which throws on a bad list, changing nothing),
@@ -101,13 +137,37 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
         log.info({ exports: table.all().map((e) => e.path) }, 'exports reloaded')
       },
       async close() {
-        await Promise.all([rpc.close(), pmap?.close()])
+        await registration?.unregister()
+        await Promise.all([rpc.close(), pmap?.close(), endpoint?.close()])
         await backends.close()
       },
     }
   } catch (err) {
-    await Promise.all([rpc.close(), pmap?.close()])
+    await rpcbind?.unregister()
+    await Promise.all([rpc.close(), pmap?.close(), endpoint?.close()])
     await backends.close()
     throw err
   }
+}
+
+/** See ServerOptions.registerRpcbind. */
+async function registerRpcbind(
+  mode: boolean | 'auto',
+  portmapPort: number | null,
+  programs: readonly RpcProgram[],
+  port: number,
+  log: Logger,
+): Promise<RpcbindRegistration | null> {
+  if (mode === false) return null
+  if (mode === 'auto') {
+    // We are the portmapper on 111 ourselves, or none runs: nothing to register with.
+    if (portmapPort === 111 || !(await rpcbindAnswers())) return null
+    try {
+      return await registerWithRpcbind(programs, port, log)
+    } catch (err) {
+      log.warn({ err }, 'the system rpcbind answers but refused our registration; continuing without it')
+      return null
+    }
+  }
+  return registerWithRpcbind(programs, port, log)
 }

@@ -13,6 +13,8 @@ export interface Logger {
   warn: LogFn
   error: LogFn
   child(bindings: object): Logger
+  /** pino's level test; callers guard per-request debug work with it (absent: treat as disabled). */
+  isLevelEnabled?(level: string): boolean
 }
 
 const noop: LogFn = () => {
@@ -25,4 +27,5 @@ export const silentLogger: Logger = {
   warn: noop,
   error: noop,
   child: () => silentLogger,
+  isLevelEnabled: () => false,
 }

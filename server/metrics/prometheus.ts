@@ -1,0 +1,134 @@
+/*
+ * The Prometheus text exposition format, version 0.0.4: `# HELP` and
+ * `# TYPE` before each family, one sample per line, label values escaped
+ * (backslash, double quote, newline). Built from RpcStats (what the RPC
+ * layer counts) and CallMetrics (what the handler wrapper measures).
+ */
+import { readdirSync } from 'node:fs'
+import type { RpcStats } from '../rpc/stats.ts'
+import type { CallMetrics, ProcMetrics } from './instrument.ts'
+
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+
+/** One RPC listener's counters: the main port, and the extra portmapper port when there is one. */
+export interface StatsSource {
+  listener: string
+  stats: RpcStats
+}
+
+type Labels = Readonly<Record<string, string | number>>
+
+class Exposition {
+  private readonly lines: string[] = []
+
+  family(name: string, type: 'counter' | 'gauge' | 'histogram', help: string): void {
+    this.lines.push(`# HELP ${name} ${help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${name} ${type}`)
+  }
+
+  sample(name: string, labels: Labels, value: number): void {
+    const keys = Object.keys(labels)
+    const l = keys.length === 0 ? '' : `{${keys.map((k) => `${k}="${escapeLabel(String(labels[k]))}"`).join(',')}}`
+    this.lines.push(`${name}${l} ${formatValue(value)}`)
+  }
+
+  text(): string {
+    return this.lines.join('\n') + '\n'
+  }
+}
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
+}
+
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN'
+  if (v === Infinity) return '+Inf'
+  if (v === -Infinity) return '-Inf'
+  return String(v)
+}
+
+const REPLY_KINDS = ['success', 'progUnavail', 'progMismatch', 'procUnavail', 'garbageArgs', 'systemErr', 'rpcMismatch', 'authError'] as const
+
+/** Per-listener plain counters: [metric, RpcStats field, help]. */
+const COUNTERS = [
+  ['tsnfs_rpc_dropped_total', 'dropped', 'Records dropped without a reply (not a CALL, truncated header, duplicate in progress).'],
+  ['tsnfs_rpc_received_bytes_total', 'bytesIn', 'Bytes received on TCP connections and UDP datagrams.'],
+  ['tsnfs_rpc_sent_bytes_total', 'bytesOut', 'Bytes of replies sent.'],
+  ['tsnfs_connections_accepted_total', 'connectionsAccepted', 'TCP connections accepted.'],
+  ['tsnfs_rpc_framing_errors_total', 'framingErrors', 'TCP connections closed for a framing error.'],
+  ['tsnfs_udp_datagrams_dropped_total', 'udpDatagramsDropped', 'UDP datagrams dropped unanswered (too large).'],
+  ['tsnfs_drc_hits_total', 'drcHits', 'Retransmitted non-idempotent calls answered from the duplicate request cache.'],
+  ['tsnfs_drc_in_progress_drops_total', 'drcInProgressDrops', 'Retransmissions dropped while the original call was still running.'],
+] as const
+
+export function renderPrometheus(calls: CallMetrics, sources: readonly StatsSource[]): string {
+  const x = new Exposition()
+  const procLabels = (key: string): Labels => {
+    const m = calls.procs.get(key)
+    if (m !== undefined) return { program: m.program, version: m.version, procedure: m.procedure }
+    const [prog = '', vers = '', proc = ''] = key.split('/')
+    return { program: prog, version: vers, procedure: proc }
+  }
+
+  x.family('tsnfs_rpc_calls_total', 'counter', 'RPC calls that reached a registered procedure (including those with undecodable arguments).')
+  const totals = new Map<string, number>()
+  for (const s of sources) for (const [k, n] of Object.entries(s.stats.calls)) totals.set(k, (totals.get(k) ?? 0) + n)
+  for (const [k, n] of [...totals].sort(([a], [b]) => a.localeCompare(b))) x.sample('tsnfs_rpc_calls_total', procLabels(k), n)
+
+  x.family('tsnfs_rpc_replies_total', 'counter', 'RPC replies sent, by reply status (RFC 5531 accept_stat and reject reasons).')
+  for (const s of sources) for (const kind of REPLY_KINDS) x.sample('tsnfs_rpc_replies_total', { listener: s.listener, status: kind }, s.stats.replies[kind])
+
+  const procs = [...calls.procs.values()].filter((m) => m.latency.count > 0)
+  x.family('tsnfs_rpc_handler_duration_seconds', 'histogram', 'Time from decoded arguments to the procedure handler result.')
+  for (const m of procs) histogram(x, m)
+
+  x.family('tsnfs_rpc_handler_errors_total', 'counter', 'Procedure handlers that threw (answered SYSTEM_ERR or an authentication error).')
+  for (const m of procs) if (m.thrown > 0) x.sample('tsnfs_rpc_handler_errors_total', labelsOf(m), m.thrown)
+
+  x.family('tsnfs_rpc_result_failures_total', 'counter', 'Results carrying a non-zero status (nfsstat3, mountstat3), by status value.')
+  for (const m of procs) for (const [status, n] of m.failures) x.sample('tsnfs_rpc_result_failures_total', { ...labelsOf(m), status }, n)
+
+  for (const [name, field, help] of COUNTERS) {
+    x.family(name, 'counter', help)
+    for (const s of sources) x.sample(name, { listener: s.listener }, s.stats[field])
+  }
+  x.family('tsnfs_connections_open', 'gauge', 'TCP connections open now.')
+  for (const s of sources) x.sample('tsnfs_connections_open', { listener: s.listener }, s.stats.connectionsOpen)
+
+  const mem = process.memoryUsage()
+  x.family('process_resident_memory_bytes', 'gauge', 'Resident set size in bytes.')
+  x.sample('process_resident_memory_bytes', {}, mem.rss)
+  x.family('nodejs_heap_used_bytes', 'gauge', 'V8 heap in use, in bytes.')
+  x.sample('nodejs_heap_used_bytes', {}, mem.heapUsed)
+  const fds = openFds()
+  if (fds !== null) {
+    x.family('process_open_fds', 'gauge', 'Open file descriptors.')
+    x.sample('process_open_fds', {}, fds)
+  }
+  return x.text()
+}
+
+function labelsOf(m: ProcMetrics): Labels {
+  return { program: m.program, version: m.version, procedure: m.procedure }
+}
+
+function histogram(x: Exposition, m: ProcMetrics): void {
+  const name = 'tsnfs_rpc_handler_duration_seconds'
+  const labels = labelsOf(m)
+  const cum = m.latency.cumulative()
+  m.latency.bounds.forEach((le, i) => {
+    x.sample(`${name}_bucket`, { ...labels, le }, cum[i] ?? 0)
+  })
+  x.sample(`${name}_bucket`, { ...labels, le: '+Inf' }, m.latency.count)
+  x.sample(`${name}_sum`, labels, m.latency.sum)
+  x.sample(`${name}_count`, labels, m.latency.count)
+}
+
+/** Linux only; elsewhere the gauge is left out. */
+function openFds(): number | null {
+  try {
+    return readdirSync('/proc/self/fd').length
+  } catch {
+    return null
+  }
+}
