@@ -34,6 +34,8 @@ interface Outstanding {
   readonly reject: (err: Error) => void
   tries: number
   timer: NodeJS.Timeout | undefined
+  /** Written to some connection at least once (a re-send after reconnect is then a retransmission). */
+  sent: boolean
 }
 
 const FIRST_RECONNECT_DELAY_MS = 100
@@ -83,7 +85,7 @@ export class RpcTcpTransport implements RpcTransport {
     const xid = this.xids.take()
     const record = encodeCall(xid, prog, vers, proc, args, credentialOf(opts.cred ?? this.cred))
     const reply = await new Promise<Buffer>((resolve, reject) => {
-      const o: Outstanding = { xid, record, timeoutMs: opts.timeoutMs ?? this.policy.timeoutMs, resolve, reject, tries: 0, timer: undefined }
+      const o: Outstanding = { xid, record, timeoutMs: opts.timeoutMs ?? this.policy.timeoutMs, resolve, reject, tries: 0, timer: undefined, sent: false }
       if (this.outstanding.size >= this.maxInFlight) this.queue.push(o)
       else this.start(o)
     })
@@ -148,6 +150,7 @@ export class RpcTcpTransport implements RpcTransport {
     s.write(frameRecord(o.record, totalLength(o.record)))
     for (const c of o.record) s.write(c)
     s.uncork()
+    o.sent = true
   }
 
   private dial(): Promise<Socket> {
@@ -213,7 +216,7 @@ export class RpcTcpTransport implements RpcTransport {
         this.count.reconnects++
         this.attach(socket)
         for (const o of this.outstanding.values()) {
-          this.count.retransmits++
+          if (o.sent) this.count.retransmits++
           this.send(o)
         }
       }, () => {

@@ -108,3 +108,13 @@ t.test('name cache: entries only while the directory is fresh, dropped on its ch
   none.addPositive(FH, 'x', child)
   t.strictSame(none.lookup(FH, 'x'), { kind: 'miss' })
 })
+
+t.test('stats: open groups for other parts of the client', async t => {
+  const { ClientStats } = await import('../../client/stats.ts')
+  const s = new ClientStats()
+  s.add('blockCache', 'hits')
+  s.add('blockCache', 'hits', 2)
+  const snap = s.snapshot()
+  t.strictSame(snap.extra, { blockCache: { hits: 3 } })
+  t.strictSame(snap.rpc, { retransmits: 0, reconnects: 0, timeouts: 0 })
+})
