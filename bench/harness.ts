@@ -33,3 +33,21 @@ export function printTable(rows: Result[]): void {
   }
   for (const r of rows) console.error(JSON.stringify(r))
 }
+
+/** measure() for async work: awaits each call (a microtask hop per op, as a real request has). */
+export async function measureAsync(name: string, fn: () => Promise<unknown>, ms = 1000, batch = 1000): Promise<Result> {
+  for (let i = 0; i < batch; i++) await fn()
+  const per: number[] = []
+  const start = performance.now()
+  let n = 0
+  while (performance.now() - start < ms) {
+    const t0 = performance.now()
+    for (let i = 0; i < batch; i++) await fn()
+    per.push(((performance.now() - t0) * 1000) / batch)
+    n += batch
+  }
+  const secs = (performance.now() - start) / 1000
+  per.sort((a, b) => a - b)
+  const q = (p: number): number => per[Math.min(per.length - 1, Math.floor(p * per.length))] ?? 0
+  return { name, opsPerSec: n / secs, p50us: q(0.5), p99us: q(0.99) }
+}

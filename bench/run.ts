@@ -1,5 +1,5 @@
-/* npm run bench: the micro benchmarks (a table on stdout, JSON lines on stderr). */
+/* The micro benchmarks alone (a table on stdout, JSON lines on stderr); `tsnfs bench micro` runs the same. */
 import { printTable } from './harness.ts'
-import { xdrBenches } from './xdr.bench.ts'
+import { microBenches } from './micro.ts'
 
-printTable(xdrBenches())
+printTable(await microBenches())

@@ -1,0 +1,98 @@
+/*
+ * What a bench run talks to. A target is either a URL (any NFSv3 server:
+ * `nfs://127.0.0.1/mem?nfsport=20490&mountport=20048`) or one of our own
+ * servers, named `tsnfs-BACKEND` (tsnfs-memory; tsnfs-local once that backend
+ * is served), started in this process or, with `process`, as a child
+ * `tsnfs serve`. The export list is plain export-file text, so any backend
+ * the server knows can be benchmarked without changes here.
+ */
+import { spawn } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { existsSync } from 'node:fs'
+import { parseExports } from '../server/exports/parse.ts'
+import { createServer } from '../server/index.ts'
+
+export interface Target {
+  /** Short name for tables ("A", "tsnfs-memory", …). */
+  label: string
+  url: string
+  close(): Promise<void>
+}
+
+export interface TargetOptions {
+  /** Run our server as a separate `tsnfs serve` process instead of in this one. */
+  process: boolean
+  /** Export-list text for our server; default: one export /export on the named backend. */
+  exportsText?: string
+  /** Directory for a `local` export when no exportsText is given. */
+  localDir?: string
+}
+
+/** The export list a `tsnfs-BACKEND` target serves by default (root may write, as Ganesha's No_Root_Squash). */
+export function defaultExportsText(backend: string, localDir?: string): string {
+  const path = backend === 'local' ? (localDir ?? '/tmp/tsnfs-bench-local') : '/export'
+  return `${path}  *(rw,insecure,no_root_squash,async,backend=${backend})\n`
+}
+
+export async function openTarget(spec: string, opts: TargetOptions): Promise<Target> {
+  if (spec.startsWith('nfs://')) return { label: spec, url: spec, close: () => Promise.resolve() }
+  const m = /^tsnfs-([a-z]+)$/.exec(spec)
+  if (m === null) throw new Error(`unknown target "${spec}": give an nfs:// URL or tsnfs-BACKEND (e.g. tsnfs-memory)`)
+  const text = opts.exportsText ?? defaultExportsText(m[1] ?? 'memory', opts.localDir)
+  const list = parseExports(text, '<bench exports>')
+  const first = list.exports[0]
+  if (first === undefined) throw new Error('the export list is empty')
+  const stateDir = await mkdtemp(join(tmpdir(), 'tsnfs-bench-state-'))
+  if (!opts.process) {
+    const server = await createServer({ exports: list, stateDir, port: 0, host: '127.0.0.1' })
+    return {
+      label: spec,
+      url: urlFor(first.path, server.port),
+      async close() {
+        await server.close()
+        await rm(stateDir, { recursive: true, force: true })
+      },
+    }
+  }
+  return spawnServer(spec, text, first.path, stateDir)
+}
+
+function urlFor(path: string, port: number): string {
+  return `nfs://127.0.0.1${path}?nfsport=${port}&mountport=${port}`
+}
+
+/** `node dist/cli/main.js serve --port 0`: needs `npm run build`; the port is read from its first line. */
+async function spawnServer(label: string, text: string, path: string, stateDir: string): Promise<Target> {
+  // From the sources (bench/) the build is ../dist; from the build itself (dist/bench/) it is ..
+  const here = import.meta.dirname
+  const entry = resolve(here, '..', here.endsWith(join('dist', 'bench')) ? '' : 'dist', 'cli', 'main.js')
+  if (!existsSync(entry)) throw new Error(`${entry} not found: run npm run build first`)
+  const exportsFile = join(stateDir, 'exports')
+  await writeFile(exportsFile, text)
+  const child = spawn(process.execPath, [...(process.env.TSNFS_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), entry, 'serve',
+    '--port', '0', '--host', '127.0.0.1', '--exports', exportsFile, '--state-dir', stateDir, '--log-level', 'warn'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const port = await new Promise<number>((ok, fail) => {
+    let seen = ''
+    child.stdout.setEncoding('utf8')
+    child.stdout.on('data', (s: string) => {
+      seen += s
+      const m = /port (\d+)/.exec(seen)
+      if (m !== null) ok(Number(m[1]))
+    })
+    child.once('exit', (code) => { fail(new Error(`tsnfs serve exited (${String(code)}) before listening`)) })
+  })
+  return {
+    label,
+    url: urlFor(path, port),
+    async close() {
+      const exited = new Promise((ok) => child.once('exit', ok))
+      child.kill('SIGTERM')
+      await exited
+      await rm(stateDir, { recursive: true, force: true })
+    },
+  }
+}

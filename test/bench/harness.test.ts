@@ -1,0 +1,67 @@
+import t from 'tap'
+import { compareRuns } from '../../bench/report.ts'
+import { Latencies, headline, median } from '../../bench/results.ts'
+import type { PhaseResult } from '../../bench/results.ts'
+import { runTarget } from '../../bench/session.ts'
+import type { SessionOptions } from '../../bench/session.ts'
+
+// Shapes only: benchmarks are not tests, so nothing here looks at a timing.
+const options = (workloads: SessionOptions['workloads']): SessionOptions => ({
+  workloads,
+  driver: { kind: 'tsnfs' },
+  workload: { files: 20, smallFiles: 20, inflight: 4, sizeMiB: 2, reqSize: 256 * 1024, seconds: 1, stable: 'both' },
+  target: { process: false },
+})
+
+t.test('meta and seq against an in-process server report every phase without errors', async (t) => {
+  const rows = await runTarget('tsnfs-memory', 'mem', options(['meta', 'seq']))
+  t.strictSame(rows.map((r) => `${r.mode}/${r.phase}`), [
+    'meta/create', 'meta/getattr', 'meta/lookup', 'meta/readdirplus', 'meta/remove',
+    'seq/write', 'seq/read', 'seq/write-filesync', 'seq/read-filesync',
+  ])
+  for (const r of rows) {
+    t.equal(r.tool, 'tsnfs-bench')
+    t.equal(r.label, 'mem')
+    t.equal(r.errors, 0, `${r.phase}: ${r.first_error ?? ''}`)
+    t.type(r.ops_per_s, 'number')
+    t.type(r.lat_us_p50, 'number')
+    t.type(r.lat_us_p99, 'number')
+    t.ok(r.lat_us_p99 >= r.lat_us_p50)
+  }
+  const byPhase = new Map(rows.map((r) => [`${r.mode}/${r.phase}`, r]))
+  t.equal(byPhase.get('meta/create')?.ops, 20)
+  t.equal(byPhase.get('meta/remove')?.ops, 20)
+  t.equal(byPhase.get('meta/readdirplus')?.inflight, 1)
+  t.equal(headline(byPhase.get('meta/readdirplus') as PhaseResult).unit, 'entries/s')
+  const write = byPhase.get('seq/write') as PhaseResult
+  t.equal(write.bytes, 2 * 1024 * 1024)
+  t.equal(write.ops, 8, '2 MiB in 256 KiB requests')
+  t.equal(write.stable, 'unstable')
+  t.equal(headline(write).unit, 'MiB/s')
+  t.same(JSON.parse(JSON.stringify(write)), write, 'a result is one JSON line')
+})
+
+t.test('small and mixed run and clean up', async (t) => {
+  const rows = await runTarget('tsnfs-memory', 'x', options(['small', 'mixed']))
+  t.strictSame(rows.map((r) => r.phase), ['write', 'read', 'mixed'])
+  for (const r of rows) t.equal(r.errors, 0, `${r.phase}: ${r.first_error ?? ''}`)
+  t.equal(rows[0]?.ops, 20)
+})
+
+t.test('compareRuns gives per-run ratios and their median', async (t) => {
+  const row = (v: number): PhaseResult => ({ tool: 'nfsprobe', mode: 'meta', phase: 'getattr', label: '', inflight: 1, ops: 1, errors: 0, secs: 1, ops_per_s: v, lat_us_p50: 1, lat_us_p99: 1 })
+  const [c] = compareRuns([[row(10)], [row(30)], [row(20)]], [[row(5)], [row(10)], [row(20)]])
+  t.equal(c?.phase, 'meta/getattr')
+  t.strictSame(c?.ratios, [2, 3, 1])
+  t.equal(c?.medianRatio, 2)
+  t.equal(c?.ratioOfMedians, 2)
+  t.equal(median([3, 1, 2, 4]), 2.5)
+  const l = new Latencies(1)
+  for (let i = 100; i >= 1; i--) l.add(i)
+  t.equal(l.percentile(0.5), 50)
+  t.equal(l.percentile(0.99), 99)
+})
+
+t.test('an unknown target is refused', async (t) => {
+  await t.rejects(runTarget('ganesha', 'x', options(['meta'])), /unknown target/)
+})
