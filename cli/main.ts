@@ -3,11 +3,17 @@
  * lives in its own file under cli/.
  */
 import { bench } from './bench.ts'
+import { exportsCommand } from './exports.ts'
 import { serve } from './serve.ts'
+import { showmount } from './showmount.ts'
+import { stats } from './stats.ts'
 
 const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = {
   serve,
   bench,
+  showmount,
+  exports: exportsCommand,
+  stats,
 }
 
 const USAGE = `usage: tsnfs <command> [options]

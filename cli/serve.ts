@@ -7,6 +7,7 @@ import { pino } from 'pino'
 import { defaultExports, loadExports } from '../server/exports/parse.ts'
 import { createServer } from '../server/index.ts'
 import { defaultStateDir } from '../server/state.ts'
+import { parseMetricsAddress } from '../server/metrics/endpoint.ts'
 
 export async function serve(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -18,6 +19,9 @@ export async function serve(argv: string[]): Promise<number> {
       'state-dir': { type: 'string' },
       portmap: { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
+      metrics: { type: 'string' },
+      rpcbind: { type: 'boolean' },
+      'no-rpcbind': { type: 'boolean' },
     },
     allowPositionals: false,
   })
@@ -27,6 +31,10 @@ export async function serve(argv: string[]): Promise<number> {
   if (portmapPort !== undefined && (!Number.isInteger(portmapPort) || portmapPort < 0 || portmapPort > 65535)) {
     throw new Error(`--portmap: not a port number: ${String(values.portmap)}`)
   }
+  const metrics = values.metrics === undefined ? undefined : parseMetricsAddress(values.metrics)
+  if (values.rpcbind === true && values['no-rpcbind'] === true) throw new Error('--rpcbind and --no-rpcbind contradict each other')
+  // Registering with the system rpcbind is the default for a fixed port; an ephemeral port (0) is a test or a one-off.
+  const registerRpcbind = values.rpcbind === true ? true : values['no-rpcbind'] === true || port === 0 ? false : 'auto'
   // Logs go to stderr as JSON; stdout carries only what the command prints for people.
   const log = pino({ level: values['log-level'] }, pino.destination(2))
   const exportsFile = values.exports
@@ -40,6 +48,8 @@ export async function serve(argv: string[]): Promise<number> {
     ...(values.host === undefined ? {} : { host: values.host }),
     ...(portmapPort === undefined ? {} : { portmapPort }),
     logger: log,
+    ...(metrics === undefined ? {} : { metrics }),
+    registerRpcbind,
   })
   const host = values.host ?? '127.0.0.1'
   const p = server.port
@@ -52,6 +62,11 @@ export async function serve(argv: string[]): Promise<number> {
         `    macOS:   mount -t nfs -o vers=3,tcp,port=${p},mountport=${p},nolocks,resvport ${host}:${e.path} /mnt/x\n`,
     )
   }
+
+  if (server.metricsPort !== null && metrics !== undefined) {
+    process.stdout.write(`  metrics: http://${metrics.host.includes(':') ? `[${metrics.host}]` : metrics.host}:${String(server.metricsPort)}/metrics\n`)
+  }
+  if (server.rpcbind !== null) process.stdout.write(`  registered with the system rpcbind (MOUNT 1+3, NFS 3 on tcp and udp port ${String(p)})\n`)
 
   if (exportsFile !== undefined) {
     process.on('SIGHUP', () => {
