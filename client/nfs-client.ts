@@ -11,6 +11,9 @@ import type { SetAttrs, TimeLike } from './attrs.ts'
 import { AttrCache } from './cache/attr-cache.ts'
 import { NameCache } from './cache/name-cache.ts'
 import { NfsError, isNfsError } from './errors.ts'
+import { FileData } from './file-data.ts'
+import type { NfsFile, OpenFlags } from './file.ts'
+import type { FileDataOptions } from './file-options.ts'
 import type { ExportEntry } from './mount.ts'
 import * as ops from './namespace-ops.ts'
 import type { CreateOptions, OpsContext } from './namespace-ops.ts'
@@ -22,9 +25,12 @@ import { connectTransport } from './rpc/connect.ts'
 import type { Endpoint, Limits, MountTarget } from './session.ts'
 import { chooseExport, findPorts, limitsOf, openMount, targetOf } from './session.ts'
 import { ClientStats } from './stats.ts'
+import { createReadStream, createWriteStream } from './streams.ts'
+import type { ReadStreamOptions, WriteStreamOptions } from './streams.ts'
 import type { ClientStatsSnapshot } from './stats.ts'
 import { retryStale, walk, walkParent } from './walk.ts'
 import type { Resolved, ResolvedParent } from './walk.ts'
+import type { Readable, Writable } from 'node:stream'
 
 export interface RmOptions {
   recursive?: boolean
@@ -48,6 +54,8 @@ export class NfsClient implements OpsContext {
   private readonly endpoint: Endpoint
   private readdirplus: boolean
   private unmounted = false
+  private fileData: FileData | undefined
+  private fileOptions: FileDataOptions = {}
 
   private constructor(ep: Endpoint, exportPath: string, path: string, root: Buffer, nfs: Nfs3, limits: Limits, stats: ClientStats) {
     this.endpoint = ep
@@ -271,10 +279,51 @@ export class NfsClient implements OpsContext {
     return { tbytes: r.tbytes, fbytes: r.fbytes, abytes: r.abytes, tfiles: r.tfiles, ffiles: r.ffiles, afiles: r.afiles, invarsec: r.invarsec }
   }
 
-  /** UMNT (best effort: the server's mount list is advisory) and close the connection. */
+  /** Data path knobs (block cache, read-ahead, write-back: file-options.ts); only before the first open. */
+  configureFiles(opts: FileDataOptions): void {
+    if (this.fileData !== undefined) throw NfsError.client('EINVAL', 'configureFiles')
+    this.fileOptions = opts
+  }
+
+  /** The data path (created on first use). */
+  get files(): FileData {
+    this.fileData ??= new FileData(this, this.fileOptions)
+    return this.fileData
+  }
+
+  open(path: string, flags?: OpenFlags, mode?: number): Promise<NfsFile> {
+    return this.files.open(path, flags, mode)
+  }
+
+  readFile(path: string): Promise<Buffer> {
+    return this.files.readFile(path)
+  }
+
+  writeFile(path: string, data: Buffer, opts: { mode?: number } = {}): Promise<void> {
+    return this.files.writeFile(path, data, opts)
+  }
+
+  createReadStream(path: string, opts: ReadStreamOptions = {}): Readable {
+    return createReadStream(this.files, path, opts)
+  }
+
+  createWriteStream(path: string, opts: WriteStreamOptions = {}): Writable {
+    return createWriteStream(this.files, path, opts)
+  }
+
+  /** Write out and COMMIT what files still hold, UMNT (best effort: the server's mount list is advisory), close the connection; throws a deferred write error last. */
   async umount(): Promise<void> {
     if (this.unmounted) return
     this.unmounted = true
+    let deferred: Error | null = null
+    if (this.fileData !== undefined) {
+      try {
+        await this.fileData.syncAll()
+      } catch (err) {
+        deferred = err instanceof Error ? err : new Error(String(err))
+      }
+      this.fileData.close()
+    }
     try {
       const m = await openMount(this.endpoint, this.counters)
       try {
@@ -286,6 +335,7 @@ export class NfsClient implements OpsContext {
       // RFC 1813 §5.2.3: UMNT only updates the server's list; nothing depends on it.
     }
     await this.nfs.transport.close()
+    if (deferred !== null) throw deferred
   }
 
   private statWith(path: string, follow: boolean): Promise<NfsStats> {

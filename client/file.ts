@@ -1,0 +1,181 @@
+/*
+ * An open file (issue 4 point 8): positioned and sequential read/write over
+ * the block cache, read-ahead and write-back, with close-to-open consistency
+ * (open revalidates the attributes and drops blocks cached under others;
+ * close flushes and COMMITs, and reports what background writes failed).
+ *
+ * The size an open file reports (stat, reads, appends) is the local one: the
+ * server's, or the end of our own writes beyond it, as Linux keeps i_size
+ * ahead of the server while pages are dirty. client.stat(path) shows the
+ * server's size until the data is flushed.
+ */
+import { ftype3 } from '../xdr/generated/nfs3.ts'
+import type { fattr3 } from '../xdr/generated/nfs3.ts'
+import { NfsStats } from './attrs.ts'
+import { stampOf } from './cache/block-cache.ts'
+import { NfsError, isNfsError } from './errors.ts'
+import type { FileData } from './file-data.ts'
+import type { FileState } from './file-state.ts'
+import { ReadAhead } from './readahead.ts'
+import type { Resolved } from './walk.ts'
+
+export type OpenFlags = 'r' | 'r+' | 'w' | 'w+' | 'wx' | 'a' | 'a+'
+
+const READABLE: ReadonlySet<OpenFlags> = new Set(['r', 'r+', 'w+', 'a+'])
+
+function badf(op: string, path: string): NfsError {
+  return new NfsError(undefined, 'NFS_CLIENT_EBADF', 'EBADF', { procedure: op, path })
+}
+
+function toOffset(v: bigint | number, op: string, path: string): number {
+  const n = Number(v)
+  if (!Number.isSafeInteger(n) || n < 0) throw NfsError.client('EINVAL', op, path)
+  return n
+}
+
+export class NfsFile {
+  readonly fh: Buffer
+  readonly path: string
+  readonly flags: OpenFlags
+  private readonly data: FileData
+  private readonly state: FileState
+  private readonly ra: ReadAhead
+  private readonly readable: boolean
+  private readonly writable: boolean
+  private pos = 0
+  private closed = false
+
+  constructor(data: FileData, state: FileState, path: string, flags: OpenFlags) {
+    this.data = data
+    this.state = state
+    this.fh = state.fh
+    this.path = path
+    this.flags = flags
+    this.readable = READABLE.has(flags)
+    this.writable = flags !== 'r'
+    this.ra = new ReadAhead(data.opts.readaheadBlocks)
+  }
+
+  /** Up to `length` bytes at position (default: the file offset, which then advances); short at EOF, empty at or past it. */
+  async read(length: number, position?: bigint | number): Promise<Buffer> {
+    this.check('read', this.readable)
+    const pos = position === undefined ? this.pos : toOffset(position, 'read', this.path)
+    await this.fresh()
+    const end = Math.min(pos + Math.max(0, length), Number(this.size()))
+    if (end <= pos) return Buffer.alloc(0)
+    const plan = this.ra.onRead(pos, end, this.data.opts.blockSize)
+    const out = await this.data.reader.read(this.state, pos, end, () => this.size(), plan)
+    if (position === undefined) this.pos = pos + out.length
+    return out
+  }
+
+  /** Copy data into the file's dirty blocks (no RPC unless the mount is over its dirty limit); 'a' and 'a+' append. */
+  async write(data: Buffer, position?: bigint | number): Promise<number> {
+    this.check('write', this.writable)
+    const err = this.state.takeError()
+    if (err !== null) throw err
+    let pos: number
+    if (this.flags === 'a' || this.flags === 'a+') {
+      await this.fresh()
+      pos = Number(this.size())
+    } else {
+      pos = position === undefined ? this.pos : toOffset(position, 'write', this.path)
+    }
+    await this.data.writeback.write(this.state, pos, data)
+    if (position === undefined || this.flags === 'a' || this.flags === 'a+') this.pos = pos + data.length
+    return data.length
+  }
+
+  /** Attributes (cached while fresh), with the local size. */
+  async stat(): Promise<NfsStats> {
+    this.check('stat', true)
+    const a = await this.data.client.getattr(this.fh)
+    return new NfsStats(this.fh, { ...a, size: this.state.sizeWith(a.size) })
+  }
+
+  /** Cut or extend the file: held data beyond size is dropped (never sent), then SETATTR. */
+  async truncate(size: bigint | number): Promise<void> {
+    this.check('truncate', this.writable)
+    const n = toOffset(size, 'truncate', this.path)
+    await this.data.truncate(this.state, n)
+  }
+
+  /** Write out and COMMIT everything this client holds for the file; throws a deferred write error. */
+  async fsync(): Promise<void> {
+    this.check('fsync', true)
+    await this.data.writeback.sync(this.state)
+    const err = this.state.takeError()
+    if (err !== null) throw err
+  }
+
+  /** Flush and COMMIT (close-to-open), throw a deferred error; a second close does nothing. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    try {
+      if (this.writable) {
+        await this.data.writeback.sync(this.state)
+        const err = this.state.takeError()
+        if (err !== null) throw err
+      }
+    } finally {
+      this.data.release(this.state, this.writable)
+    }
+  }
+
+  get position(): number {
+    return this.pos
+  }
+
+  private size(): bigint {
+    return this.state.sizeWith(this.data.client.attrs.peek(this.fh)?.size)
+  }
+
+  /** Attributes past their expiry are asked for again (a change seen drops the file's blocks). */
+  private async fresh(): Promise<void> {
+    if (!this.data.client.attrs.isFresh(this.fh)) await this.data.client.getattr(this.fh)
+  }
+
+  private check(op: string, allowed: boolean): void {
+    if (this.closed || !allowed) throw badf(op, this.path)
+  }
+}
+
+/** Open (and create or truncate, per flags) a regular file; revalidates its attributes (close-to-open). */
+export async function openFile(data: FileData, path: string, flags: OpenFlags = 'r', mode = 0o644): Promise<NfsFile> {
+  const c = data.client
+  let r: Resolved
+  let created = false
+  if (flags === 'wx') {
+    r = await c.create(path, { mode, exclusive: true })
+    created = true
+  } else if (flags === 'r' || flags === 'r+') {
+    r = await c.resolve(path)
+  } else {
+    try {
+      r = await c.resolve(path)
+    } catch (err) {
+      if (!isNfsError(err, 'NFS3ERR_NOENT')) throw err
+      r = await c.create(path, { mode })
+      created = true
+    }
+  }
+  if (r.attrs.type === ftype3.NF3DIR) throw NfsError.client('EISDIR', 'open', path)
+  const writable = flags !== 'r'
+  const before = data.peekState(r.fh)
+  const busy = before?.busy ?? false
+  // nfs(5) cto: every open asks the server, whatever the cache says (a new file's attributes came with CREATE).
+  const a: fattr3 = created ? r.attrs : await c.getattr(r.fh, { revalidate: true })
+  if (!busy) data.blocks.validate(data.keyOf(r.fh), stampOf(a))
+  const state = data.acquire(r.fh, writable)
+  const file = new NfsFile(data, state, path, flags)
+  if ((flags === 'w' || flags === 'w+') && !created && (a.size !== 0n || state.held > 0)) {
+    try {
+      await data.truncate(state, 0)
+    } catch (err) {
+      await file.close().catch(() => undefined)
+      throw err
+    }
+  }
+  return file
+}

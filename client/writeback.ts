@@ -1,0 +1,303 @@
+/*
+ * Delayed write (DESIGN.md §3.10, issue 4 point 7), after the Linux client:
+ * write() copies into dirty blocks and returns; a block that fills, a short
+ * timer, the mount's dirty limit, fsync and close send dirty data as UNSTABLE
+ * WRITEs of at most wsize, several in flight; COMMIT follows on fsync, close
+ * and under the dirty limit. Every range stays held until a COMMIT returns
+ * the verifier its WRITE got; a different verifier (server restart, failed
+ * flush) re-sends the range and commits again (P10, P11). FILE_SYNC replies
+ * need no COMMIT. Background errors are kept on the file and thrown by its
+ * next write, fsync or close.
+ */
+import { nfsstat3, stable_how } from '../xdr/generated/nfs3.ts'
+import type { BlockCache } from './cache/block-cache.ts'
+import { stampOf } from './cache/block-cache.ts'
+import type { AttrCache } from './cache/attr-cache.ts'
+import { NfsError } from './errors.ts'
+import { addRange, cutRange, gapsOf } from './file-ranges.ts'
+import type { ResolvedFileDataOptions } from './file-options.ts'
+import { Slots } from './file-slots.ts'
+import type { DirtyBlock, FileState, Segment } from './file-state.ts'
+import { cutSegments, segEnd, supersedeInflight } from './file-state.ts'
+import type { Nfs3 } from './nfs3.ts'
+import type { ClientStats } from './stats.ts'
+
+/** After this many COMMIT rounds that found a new verifier, re-send FILE_SYNC so the loop ends. */
+const UNSTABLE_ROUNDS = 3
+const MAX_ROUNDS = 10
+
+export interface WritebackDeps {
+  nfs: Nfs3
+  attrs: AttrCache
+  blocks: BlockCache
+  counters: ClientStats
+  opts: ResolvedFileDataOptions
+  /** Every file state of the mount (the dirty limit flushes them all). */
+  files: () => Iterable<FileState>
+}
+
+export class Writeback {
+  /** Bytes held by the whole mount (dirty, in flight, awaiting COMMIT). */
+  held = 0
+  private readonly d: WritebackDeps
+  private readonly bs: number
+  private readonly slots: Slots
+  private pressure: Promise<void> | null = null
+
+  constructor(deps: WritebackDeps) {
+    this.d = deps
+    this.bs = deps.opts.blockSize
+    this.slots = new Slots(deps.opts.writeSlots)
+  }
+
+  /** Copy data into dirty blocks at offset; waits only when the mount is over its dirty limit. */
+  async write(f: FileState, offset: number, data: Buffer): Promise<void> {
+    let done = 0
+    while (done < data.length) {
+      const at = offset + done
+      const n = Math.min(data.length - done, this.bs - (at % this.bs))
+      if (this.held > 0 && this.held + n > this.d.opts.dirtyLimitBytes) await this.relieve()
+      this.copyIn(f, at, data.subarray(done, done + n))
+      done += n
+    }
+  }
+
+  /** Send every dirty block of the file now (no COMMIT). */
+  flushDirty(f: FileState): void {
+    if (f.timer !== null) {
+      clearTimeout(f.timer)
+      f.timer = null
+    }
+    for (const index of [...f.dirty.keys()].sort((a, b) => a - b)) this.flushBlock(f, index)
+  }
+
+  /**
+   * Write out and COMMIT everything the file holds, re-sending what a
+   * COMMIT's verifier does not cover, until nothing is held. Never throws:
+   * failures are left in f.error for the caller to report.
+   */
+  async sync(f: FileState): Promise<void> {
+    let committed = false
+    const seq0 = f.seq
+    const gen0 = f.gen
+    for (let round = 0; ; round++) {
+      this.flushDirty(f)
+      while (f.tasks.size > 0) await Promise.all([...f.tasks])
+      if (f.unstable.length > 0) {
+        if (round >= MAX_ROUNDS) {
+          // Only a server that answers FILE_SYNC requests UNSTABLE gets here: report, do not loop.
+          const n = f.unstable.reduce((k, s) => k + s.data.length, 0)
+          f.unstable = []
+          this.failed(f, NfsError.fromStatus(nfsstat3.NFS3ERR_IO, 'COMMIT'), n)
+          break
+        }
+        await this.commit(f, round)
+        committed = true
+        continue
+      }
+      if (f.dirty.size === 0 && f.inflight.size === 0 && f.tasks.size === 0) break
+    }
+    if (f.attrsSuspect) {
+      // Replies of concurrent WRITEs may have left older attributes last; ask once (FILE_SYNC servers only: a COMMIT's are current).
+      f.attrsSuspect = false
+      await this.d.nfs.call('GETATTR', { object: { data: f.fh } }).catch(() => undefined)
+    }
+    if (f.held === 0) f.writtenEnd = 0
+    const a = this.d.attrs.peek(f.fh)
+    if (a !== undefined && (committed || f.seq !== seq0 || f.gen !== gen0)) this.d.blocks.restamp(f.key, stampOf(a))
+  }
+
+  /**
+   * Before SETATTR size (truncate): drop held data at or beyond size, wait
+   * for WRITEs in flight (those beyond size are trimmed when acknowledged),
+   * so no later WRITE or re-send can extend the file again.
+   */
+  async truncateHeld(f: FileState, size: number): Promise<void> {
+    for (const [index, b] of [...f.dirty]) {
+      this.account(f, -cutRange(b.ranges, Math.max(0, size - index * this.bs), this.bs))
+      if (b.ranges.length === 0) f.dirty.delete(index)
+    }
+    supersedeInflight(f, size, Number.MAX_SAFE_INTEGER)
+    while (f.tasks.size > 0) await Promise.all([...f.tasks])
+    this.account(f, -cutSegments(f.unstable, size, Number.MAX_SAFE_INTEGER))
+    f.writtenEnd = Math.min(f.writtenEnd, size)
+    f.gen++
+  }
+
+  private copyIn(f: FileState, at: number, chunk: Buffer): void {
+    const index = Math.floor(at / this.bs)
+    const inBlock = at - index * this.bs
+    const end = inBlock + chunk.length
+    // Newer data replaces older: trim what awaits COMMIT, mark what is in flight.
+    this.account(f, -cutSegments(f.unstable, at, at + chunk.length))
+    supersedeInflight(f, at, at + chunk.length)
+    let b = f.dirty.get(index)
+    if (b === undefined) {
+      b = { index, buf: Buffer.allocUnsafe(Math.min(this.bs, roundUp(end))), ranges: [] }
+      f.dirty.set(index, b)
+    }
+    if (end > b.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.min(this.bs, Math.max(roundUp(end), b.buf.length * 2)))
+      for (const r of b.ranges) b.buf.copy(grown, r.start, r.start, r.end)
+      b.buf = grown
+    }
+    chunk.copy(b.buf, inBlock)
+    this.account(f, addRange(b.ranges, inBlock, end))
+    this.patchClean(f, index, inBlock, chunk)
+    f.writtenEnd = Math.max(f.writtenEnd, at + chunk.length)
+    const full = b.ranges.length === 1 && b.ranges[0]?.start === 0 && b.ranges[0].end === this.bs
+    if (full) this.flushBlock(f, index)
+    else this.arm(f)
+  }
+
+  /** Keep a cached clean block current with what was just written (the cache shows our writes). */
+  private patchClean(f: FileState, index: number, inBlock: number, chunk: Buffer): void {
+    const c = this.d.blocks.get(f.key, index)
+    if (c === undefined) return
+    let data = c.data
+    if (inBlock + chunk.length > data.length) {
+      data = Buffer.alloc(inBlock + chunk.length)
+      c.data.copy(data)
+    }
+    chunk.copy(data, inBlock)
+    this.d.blocks.replace(f.key, index, data)
+  }
+
+  private arm(f: FileState): void {
+    if (f.timer !== null) return
+    f.timer = setTimeout(() => {
+      f.timer = null
+      this.flushDirty(f)
+    }, this.d.opts.writebackDelayMs)
+    f.timer.unref()
+  }
+
+  private flushBlock(f: FileState, index: number): void {
+    const b: DirtyBlock | undefined = f.dirty.get(index)
+    if (b === undefined) return
+    f.dirty.delete(index)
+    // The detached buffer is never written again (new writes make a new dirty block): it is the snapshot.
+    for (const r of b.ranges) {
+      const seg: Segment = { offset: index * this.bs + r.start, data: b.buf.subarray(r.start, r.end), seq: ++f.seq, verf: null, superseded: [], done: null }
+      this.start(f, seg, stable_how.UNSTABLE)
+    }
+  }
+
+  private start(f: FileState, seg: Segment, stable: stable_how): void {
+    f.inflight.add(seg)
+    const older = [...f.inflight].filter(o => o !== seg && o.seq <= seg.seq && o.done !== null && o.offset < segEnd(seg) && seg.offset < segEnd(o))
+    const p = this.send(f, seg, stable, older.map(o => o.done as Promise<void>))
+    seg.done = p
+    f.tasks.add(p)
+    void p.finally(() => f.tasks.delete(p))
+  }
+
+  /** WRITE one segment, continuing short counts (RFC 1813 §3.3.7); never rejects. */
+  private async send(f: FileState, seg: Segment, stable: stable_how, after: Promise<void>[]): Promise<void> {
+    // Overlapping writes reach the server in the order the application made them.
+    await Promise.all(after)
+    let off = seg.offset
+    let data = seg.data
+    try {
+      await this.slots.run(async () => {
+        while (data.length > 0) {
+          this.d.counters.add('writeback', 'writes')
+          const r = await this.d.nfs.call('WRITE', { file: { data: f.fh }, offset: BigInt(off), count: data.length, stable, data })
+          // A server that accepts nothing and reports no error would loop forever.
+          if (r.count === 0) throw NfsError.fromStatus(nfsstat3.NFS3ERR_IO, 'WRITE')
+          const n = Math.min(r.count, data.length)
+          this.acked(f, seg, off, data.subarray(0, n), r.committed, Buffer.from(r.verf))
+          off += n
+          data = data.subarray(n)
+        }
+      })
+    } catch (err) {
+      this.failed(f, err, data.length)
+    } finally {
+      f.inflight.delete(seg)
+    }
+  }
+
+  private acked(f: FileState, seg: Segment, off: number, bytes: Buffer, committed: stable_how, verf: Buffer): void {
+    f.attrsSuspect = true
+    const keep = gapsOf(seg.superseded, off, off + bytes.length)
+    let kept = 0
+    if (committed !== stable_how.FILE_SYNC) {
+      for (const g of keep) {
+        f.unstable.push({ offset: g.start, data: bytes.subarray(g.start - off, g.end - off), seq: seg.seq, verf, superseded: [], done: null })
+        kept += g.end - g.start
+      }
+    } else {
+      f.gen++
+    }
+    this.account(f, kept - bytes.length)
+  }
+
+  private failed(f: FileState, err: unknown, unsent: number): void {
+    this.d.counters.add('writeback', 'errors')
+    f.error ??= err instanceof Error ? err : new Error(String(err))
+    f.gen++
+    this.account(f, -unsent)
+    // The cache may show data the server never got; the attributes may be off.
+    this.d.blocks.dropFile(f.key)
+    this.d.attrs.invalidate(f.fh)
+  }
+
+  /** COMMIT the whole file; release what the verifier covers, re-send the rest. */
+  private async commit(f: FileState, round: number): Promise<void> {
+    const snapshot = [...f.unstable]
+    this.d.counters.add('writeback', 'commits')
+    let verf: Buffer
+    try {
+      // RFC 1813 §3.3.21: offset 0, count 0 flushes the whole file.
+      verf = Buffer.from((await this.d.nfs.call('COMMIT', { file: { data: f.fh }, offset: 0n, count: 0 })).verf)
+    } catch (err) {
+      const gone = snapshot.filter(s => f.unstable.includes(s))
+      f.unstable = f.unstable.filter(s => !gone.includes(s))
+      this.failed(f, err, gone.reduce((n, s) => n + s.data.length, 0))
+      return
+    }
+    f.attrsSuspect = false
+    const resend: Segment[] = []
+    let released = 0
+    for (const s of snapshot) {
+      const i = f.unstable.indexOf(s)
+      if (i < 0) continue
+      f.unstable.splice(i, 1)
+      if (s.verf?.equals(verf) === true) released += s.data.length
+      else resend.push(s)
+    }
+    if (released > 0) {
+      f.gen++
+      this.account(f, -released)
+    }
+    // P11: the server lost what it had not committed; send it again (its bytes stay held).
+    for (const s of resend) {
+      this.d.counters.add('writeback', 'resends')
+      this.start(f, { ...s, verf: null, superseded: [], done: null }, round + 1 >= UNSTABLE_ROUNDS ? stable_how.FILE_SYNC : stable_how.UNSTABLE)
+    }
+  }
+
+  /** Over the dirty limit: write out and COMMIT every file, once for all waiting writers. */
+  private relieve(): Promise<void> {
+    this.pressure ??= (async () => {
+      this.d.counters.add('writeback', 'limitWaits')
+      const busy = [...this.d.files()].filter(f => f.held > 0)
+      await Promise.all(busy.map(f => this.sync(f)))
+    })().finally(() => {
+      this.pressure = null
+    })
+    return this.pressure
+  }
+
+  private account(f: FileState, n: number): void {
+    if (n === 0) return
+    f.held += n
+    this.held += n
+    this.d.counters.add('writeback', 'dirtyBytes', n)
+  }
+}
+
+function roundUp(n: number): number {
+  return Math.ceil(n / 4096) * 4096
+}
