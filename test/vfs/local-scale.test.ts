@@ -2,6 +2,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
+import type { Vfs } from '../../vfs/types.ts'
 import { b, mkfile, readAll } from './conformance-helpers.ts'
 import { localDirs, openFdCount, openLocal } from './local-helpers.ts'
 
@@ -58,7 +59,7 @@ t.test('fd caches stay bounded while 1,000 files are touched', async t => {
 
 t.test('durability paths: DATA_SYNC, FILE_SYNC and COMMIT', async t => {
   const dirs = localDirs()
-  const vfs = openLocal(dirs)
+  const vfs: Vfs = openLocal(dirs)
   t.teardown(() => vfs.close())
   const f = await mkfile(vfs, vfs.root(), 'f')
   const u = await vfs.write(f, 0n, b('unstable '), 'unstable')

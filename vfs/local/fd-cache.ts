@@ -95,9 +95,12 @@ export class FdCache {
     }
   }
 
-  /** Closes everything not in use now; what is in use closes on release. */
-  clear(): void {
+  /** Closes everything not in use now (resolving when closed); what is in use closes on release. */
+  async clear(): Promise<void> {
+    const idle = [...this.#map.values()].filter(e => e.refs === 0)
+    for (const e of idle) this.#map.delete(e.key)
     for (const key of [...this.#map.keys()]) this.evict(key)
+    await Promise.all(idle.map(e => closeQuietly(e.fd)))
   }
 
   #trim(): void {

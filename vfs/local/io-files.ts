@@ -59,8 +59,8 @@ export class IoFiles {
     this.#cache.release(this.#cache.insert(ino, fd, gen, RW))
   }
 
-  clear(): void {
-    this.#cache.clear()
+  clear(): Promise<void> {
+    return this.#cache.clear()
   }
 
   /** Closes the fd of a file after an fsync error (so no later fsync on it can look clean) or on removal. */

@@ -14,12 +14,14 @@
  */
 import fs from 'node:fs'
 import { VfsError } from '../errors.ts'
-import { checkName, checkNewName, checkOldName, isDot, isDotDot } from '../memory/names.ts'
+import { checkName, isDot, isDotDot } from '../memory/names.ts'
 import type {
   Attr, CreateMode, Created, DirChange, DirPage, FileRef, FsStat, Owner, PathConf, SetAttr, Stability, Vfs, VfsCapabilities,
 } from '../types.ts'
-import { fileType, genFromBirth, randomGen, toAttr } from './attr.ts'
+import { genFromBirth, randomGen, toAttr } from './attr.ts'
 import { createFile, makeDir, makeNode, makeSymlink } from './create.ts'
+import { linkEntry, removeEntry, renameEntry, rmdirEntry } from './entries.ts'
+import { commitFile, readFile, writeFile } from './file-io.ts'
 import type { LocalCore } from './create.ts'
 import { FdCache } from './fd-cache.ts'
 import { HandleIndex } from './handle-index.ts'
@@ -28,10 +30,7 @@ import { DirSnapshots, readdirPage } from './readdir.ts'
 import { Resolver } from './resolver.ts'
 import type { Pinned } from './resolver.ts'
 import { applySetAttr, MAX_FILE_SIZE } from './set-attr.ts'
-import {
-  fdatasync, fdPath, fstat, fsync, link, lstat, PIN_DIR_FLAGS, pread, pwrite, readlinkBytes, rename, rmdir, statfs,
-  toVfsError, unlink,
-} from './sys.ts'
+import { fdPath, lstat, PIN_DIR_FLAGS, readlinkBytes, statfs, toVfsError } from './sys.ts'
 
 export interface LocalVfsOptions {
   /** The host directory to export (symlinks in this path are resolved once, at start). */
@@ -60,8 +59,6 @@ export interface LocalVfsStats {
   indexEntries: number
 }
 
-/** Larger reads are short (legal, RFC 1813 §3.3.6), so one request cannot make us allocate without bound. */
-const MAX_READ = 16 * 1024 * 1024
 const SWEEP_MS = 1000
 /** statfs f_type values with a known link limit. */
 const LINK_MAX: ReadonlyMap<number, number> = new Map([
@@ -80,6 +77,8 @@ export class LocalVfs implements Vfs {
   readonly #core: LocalCore
   readonly #timer: NodeJS.Timeout
   #closed = false
+  #inflight = 0
+  readonly #idle: (() => void)[] = []
 
   constructor(o: LocalVfsOptions) {
     if (o.crossmnt === true) throw new VfsError('ENOTSUP', 'crossmnt is not supported by the local backend')
@@ -165,26 +164,7 @@ export class LocalVfs implements Vfs {
   }
 
   async read(f: FileRef, offset: bigint, count: number): Promise<{ data: Buffer; eof: boolean; attr: Attr }> {
-    return this.#withFile(f, async p => {
-      if (offset < 0n || count < 0) throw new VfsError('EINVAL')
-      const io = await this.#io.acquire(p, false)
-      try {
-        const buf = Buffer.allocUnsafe(Math.min(count, MAX_READ))
-        let n = 0
-        while (n < buf.length) {
-          const got = await pread(io.fd, buf.subarray(n), offset + BigInt(n))
-          if (got === 0) break
-          n += got
-        }
-        const st = await fstat(io.fd)
-        // RFC 1813 §3.3.6: eof when the data returned reaches the end of the file.
-        return { data: buf.subarray(0, n), eof: offset + BigInt(n) >= st.size, attr: toAttr(st, p.gen) }
-      } catch (err) {
-        throw toVfsError(err)
-      } finally {
-        this.#io.release(io)
-      }
-    })
+    return this.#withFile(f, p => readFile(this.#io, p, offset, count))
   }
 
   async write(
@@ -193,40 +173,12 @@ export class LocalVfs implements Vfs {
     data: Buffer,
     stable: Stability,
   ): Promise<{ count: number; committed: Stability; before: Attr; after: Attr }> {
-    return this.#withFile(f, async p => {
-      if (offset < 0n) throw new VfsError('EINVAL')
-      const before = toAttr(p.st, p.gen)
-      // A write of 0 bytes changes nothing, not even mtime (RFC 1813 §3.3.7).
-      if (data.length === 0) return { count: 0, committed: stable, before, after: before }
-      if (offset + BigInt(data.length) > MAX_FILE_SIZE) throw new VfsError('EFBIG')
-      const io = await this.#io.acquire(p, true)
-      try {
-        let n = 0
-        while (n < data.length) n += await pwrite(io.fd, data.subarray(n), offset + BigInt(n))
-        // DATA_SYNC and FILE_SYNC are on stable storage before the reply (RFC 1813 §3.3.7), index included.
-        if (stable !== 'unstable') await this.#sync(io.fd, p.ino, stable === 'file_sync')
-        return { count: n, committed: stable, before, after: toAttr(await fstat(io.fd), p.gen) }
-      } catch (err) {
-        throw toVfsError(err)
-      } finally {
-        this.#io.release(io)
-      }
-    })
+    return this.#withFile(f, p => writeFile(this.#io, this.#index, p, offset, data, stable))
   }
 
   /** fsync of the whole file (the range does not matter to the kernel); an fsync error is EIO. */
   async commit(f: FileRef): Promise<{ before: Attr; after: Attr }> {
-    return this.#withFile(f, async p => {
-      const io = await this.#io.acquire(p, false)
-      try {
-        await this.#sync(io.fd, p.ino, true)
-        return { before: toAttr(p.st, p.gen), after: toAttr(await fstat(io.fd), p.gen) }
-      } catch (err) {
-        throw toVfsError(err)
-      } finally {
-        this.#io.release(io)
-      }
-    })
+    return this.#withFile(f, p => commitFile(this.#io, this.#index, p))
   }
 
   async create(dir: FileRef, name: Buffer, mode: CreateMode, owner: Owner): Promise<Created> {
@@ -253,65 +205,22 @@ export class LocalVfs implements Vfs {
   }
 
   async remove(dir: FileRef, name: Buffer): Promise<DirChange> {
-    return this.#withDir(dir, async d => {
-      checkOldName(name)
-      const st = await this.#lstat(fdPath(d.fd, name))
-      // unlink(2) on Linux: a directory is EISDIR.
-      if (fileType(st.mode) === 'dir') throw new VfsError('EISDIR')
-      await this.#call(unlink(fdPath(d.fd, name)))
-      if (st.nlink <= 1n) this.#gone(st.ino)
-      return { before: toAttr(d.st, d.gen), after: toAttr(await fstat(d.fd), d.gen) }
-    })
+    return this.#withDir(dir, d => removeEntry(d, name, this.#gone))
   }
 
   async rmdir(dir: FileRef, name: Buffer): Promise<DirChange> {
-    return this.#withDir(dir, async d => {
-      checkOldName(name)
-      const st = await this.#lstat(fdPath(d.fd, name))
-      if (fileType(st.mode) !== 'dir') throw new VfsError('ENOTDIR')
-      await this.#call(rmdir(fdPath(d.fd, name)))
-      this.#gone(st.ino)
-      return { before: toAttr(d.st, d.gen), after: toAttr(await fstat(d.fd), d.gen) }
-    })
+    return this.#withDir(dir, d => rmdirEntry(d, name, this.#gone))
   }
 
   async rename(fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer): Promise<{ from: DirChange; to: DirChange }> {
-    return this.#withDir(fromDir, from => this.#withDir(toDir, async to => {
-      checkOldName(fromName)
-      checkNewName(toName)
-      const src = await this.#lstat(fdPath(from.fd, fromName))
-      const dst = await lstat(fdPath(to.fd, toName)).catch(() => null)
-      try {
-        // rename(2) over the pinned parents: POSIX semantics, EINVAL into its own subtree.
-        await rename(fdPath(from.fd, fromName), fdPath(to.fd, toName))
-      } catch (err) {
-        // "ENOTEMPTY or EEXIST: newpath is a nonempty directory" (rename(2)); say it one way.
-        throw toVfsError((err as { code?: unknown }).code === 'EEXIST' ? new VfsError('ENOTEMPTY') : err)
-      }
-      this.#res.note(to.ino, toName, src)
-      if (dst !== null && dst.ino !== src.ino && (fileType(dst.mode) === 'dir' || dst.nlink <= 1n)) this.#gone(dst.ino)
-      return {
-        from: { before: toAttr(from.st, from.gen), after: toAttr(await fstat(from.fd), from.gen) },
-        to: { before: toAttr(to.st, to.gen), after: toAttr(await fstat(to.fd), to.gen) },
-      }
-    }))
+    return this.#withDir(fromDir, from => this.#withDir(toDir, to => renameEntry(this.#res, from, fromName, to, toName, this.#gone)))
   }
 
   async link(f: FileRef, dir: FileRef, name: Buffer): Promise<{ attr: Attr; dir: DirChange }> {
-    return this.#with(f, async p => {
+    return this.#with(f, p => {
       // link(2): hard links to directories are EPERM.
       if (p.type === 'dir') throw new VfsError('EPERM', 'hard link to a directory')
-      return this.#withDir(dir, async d => {
-        checkNewName(name)
-        // link(2) does not follow /proc/self/fd magic links: link by the file's name in its parent.
-        const { parent, name: oldName } = await this.#res.entryOf(p)
-        try {
-          await this.#call(link(fdPath(parent.fd, oldName), fdPath(d.fd, name)))
-        } finally {
-          parent.release()
-        }
-        return { attr: toAttr(await fstat(p.fd), p.gen), dir: { before: toAttr(d.st, d.gen), after: toAttr(await fstat(d.fd), d.gen) } }
-      })
+      return this.#withDir(dir, d => linkEntry(this.#res, p, d, name))
     })
   }
 
@@ -350,29 +259,31 @@ export class LocalVfs implements Vfs {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    // Requests still running name paths by our fd numbers: close nothing under them.
+    while (this.#inflight > 0) await new Promise<void>(resolve => this.#idle.push(resolve))
     clearInterval(this.#timer)
     await this.#index.close()
-    this.#paths.clear()
-    this.#io.clear()
+    await Promise.all([this.#paths.clear(), this.#io.clear()])
     fs.closeSync(this.#res.rootFd)
   }
 
-  async #with<T>(f: FileRef, fn: (p: Pinned) => Promise<T>): Promise<T> {
-    const p = await this.#res.pin(f)
+  async #with<T>(f: FileRef, fn: (p: Pinned) => Promise<T>, dir = false): Promise<T> {
+    if (this.#closed) throw new VfsError('ESTALE', 'backend closed')
+    this.#inflight++
     try {
-      return await fn(p)
+      const p = dir ? await this.#res.pinDir(f) : await this.#res.pin(f)
+      try {
+        return await fn(p)
+      } finally {
+        p.release()
+      }
     } finally {
-      p.release()
+      if (--this.#inflight === 0) for (const wake of this.#idle.splice(0)) wake()
     }
   }
 
   async #withDir<T>(f: FileRef, fn: (p: Pinned) => Promise<T>): Promise<T> {
-    const p = await this.#res.pinDir(f)
-    try {
-      return await fn(p)
-    } finally {
-      p.release()
-    }
+    return this.#with(f, fn, true)
   }
 
   /** READ/WRITE/COMMIT on anything but a regular file is EINVAL (the server checks the type first). */
@@ -395,21 +306,7 @@ export class LocalVfs implements Vfs {
     }
   }
 
-  /** fsync (or fdatasync) plus the handle index. After an fsync error the fd is closed: the data may be lost, report EIO. */
-  async #sync(fd: number, ino: bigint, full: boolean): Promise<void> {
-    const index = this.#index.flush()
-    try {
-      await (full ? fsync(fd) : fdatasync(fd))
-    } catch (err) {
-      this.#io.drop(ino)
-      await index.catch(() => undefined)
-      throw new VfsError('EIO', 'fsync failed', { cause: err })
-    }
-    // The index only speeds resolution up (a lost entry is found again by search): its failure fails no write.
-    await index.catch(() => undefined)
-  }
-
-  #gone(ino: bigint): void {
+  readonly #gone = (ino: bigint): void => {
     this.#res.forget(ino)
     this.#io.drop(ino)
     this.#snaps.drop(ino)

@@ -1,0 +1,83 @@
+/*
+ * REMOVE, RMDIR, RENAME and LINK (RFC 1813 §3.3.12-3.3.15) by name in
+ * pinned directories: the kernel's own rename(2)/unlink(2)/rmdir(2)/link(2)
+ * on `/proc/self/fd/<dir>/<name>` give POSIX semantics (EINVAL for a
+ * directory into its own subtree, ENOTEMPTY, EISDIR, EXDEV) and never
+ * follow a symlink in the last component. The index follows each change,
+ * so handles of renamed objects (and everything below them) keep working.
+ */
+import { VfsError } from '../errors.ts'
+import { checkNewName, checkOldName } from '../memory/names.ts'
+import type { Attr, DirChange } from '../types.ts'
+import { fileType, toAttr } from './attr.ts'
+import type { Pinned, Resolver } from './resolver.ts'
+import { fdPath, fstat, link, lstat, rename, rmdir, toVfsError, unlink } from './sys.ts'
+
+/** Called when an object's last link is gone through us: drop its index entry and cached fds. */
+export type Gone = (ino: bigint) => void
+
+async function call<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p
+  } catch (err) {
+    throw toVfsError(err)
+  }
+}
+
+async function change(d: Pinned): Promise<DirChange> {
+  return { before: toAttr(d.st, d.gen), after: toAttr(await call(fstat(d.fd)), d.gen) }
+}
+
+export async function removeEntry(d: Pinned, name: Buffer, gone: Gone): Promise<DirChange> {
+  checkOldName(name)
+  const st = await call(lstat(fdPath(d.fd, name)))
+  // unlink(2) on Linux: a directory is EISDIR.
+  if (fileType(st.mode) === 'dir') throw new VfsError('EISDIR')
+  await call(unlink(fdPath(d.fd, name)))
+  if (st.nlink <= 1n) gone(st.ino)
+  return change(d)
+}
+
+export async function rmdirEntry(d: Pinned, name: Buffer, gone: Gone): Promise<DirChange> {
+  checkOldName(name)
+  const st = await call(lstat(fdPath(d.fd, name)))
+  if (fileType(st.mode) !== 'dir') throw new VfsError('ENOTDIR')
+  await call(rmdir(fdPath(d.fd, name)))
+  gone(st.ino)
+  return change(d)
+}
+
+export async function renameEntry(
+  res: Resolver,
+  from: Pinned,
+  fromName: Buffer,
+  to: Pinned,
+  toName: Buffer,
+  gone: Gone,
+): Promise<{ from: DirChange; to: DirChange }> {
+  checkOldName(fromName)
+  checkNewName(toName)
+  const src = await call(lstat(fdPath(from.fd, fromName)))
+  const dst = await lstat(fdPath(to.fd, toName)).catch(() => null)
+  try {
+    await rename(fdPath(from.fd, fromName), fdPath(to.fd, toName))
+  } catch (err) {
+    // "ENOTEMPTY or EEXIST: newpath is a nonempty directory" (rename(2)); say it one way.
+    throw toVfsError((err as { code?: unknown }).code === 'EEXIST' ? new VfsError('ENOTEMPTY') : err)
+  }
+  res.note(to.ino, toName, src)
+  if (dst !== null && dst.ino !== src.ino && (fileType(dst.mode) === 'dir' || dst.nlink <= 1n)) gone(dst.ino)
+  return { from: await change(from), to: await change(to) }
+}
+
+export async function linkEntry(res: Resolver, p: Pinned, d: Pinned, name: Buffer): Promise<{ attr: Attr; dir: DirChange }> {
+  checkNewName(name)
+  // link(2) does not follow /proc/self/fd magic links: link by the file's name in its parent.
+  const { parent, name: oldName } = await res.entryOf(p)
+  try {
+    await call(link(fdPath(parent.fd, oldName), fdPath(d.fd, name)))
+  } finally {
+    parent.release()
+  }
+  return { attr: toAttr(await call(fstat(p.fd)), p.gen), dir: await change(d) }
+}

@@ -1,0 +1,93 @@
+/*
+ * READ, WRITE and COMMIT on a pinned regular file (RFC 1813 §3.3.6, 3.3.7,
+ * 3.3.21) through the cached I/O fds. Durability: UNSTABLE stays in the
+ * page cache; DATA_SYNC is fdatasync'd and FILE_SYNC fsync'd before the
+ * reply; COMMIT fsyncs the whole file. An fsync error closes the fd (Linux
+ * reports a writeback error once per open file: an fd kept open must not
+ * look clean afterwards) and is EIO, so the server changes its write
+ * verifier and clients resend. The handle index is flushed with every sync.
+ */
+import { VfsError } from '../errors.ts'
+import type { Attr, Stability } from '../types.ts'
+import { toAttr } from './attr.ts'
+import type { HandleIndex } from './handle-index.ts'
+import type { IoFiles } from './io-files.ts'
+import type { Pinned } from './resolver.ts'
+import { MAX_FILE_SIZE } from './set-attr.ts'
+import { fdatasync, fstat, fsync, pread, pwrite, toVfsError } from './sys.ts'
+
+/** Larger reads are short (legal, RFC 1813 §3.3.6), so one request cannot make us allocate without bound. */
+const MAX_READ = 16 * 1024 * 1024
+
+export async function readFile(io: IoFiles, p: Pinned, offset: bigint, count: number): Promise<{ data: Buffer; eof: boolean; attr: Attr }> {
+  if (offset < 0n || count < 0) throw new VfsError('EINVAL')
+  const f = await io.acquire(p, false)
+  try {
+    const buf = Buffer.allocUnsafe(Math.min(count, MAX_READ))
+    let n = 0
+    while (n < buf.length) {
+      const got = await pread(f.fd, buf.subarray(n), offset + BigInt(n))
+      if (got === 0) break
+      n += got
+    }
+    const st = await fstat(f.fd)
+    // RFC 1813 §3.3.6: eof when the data returned reaches the end of the file.
+    return { data: buf.subarray(0, n), eof: offset + BigInt(n) >= st.size, attr: toAttr(st, p.gen) }
+  } catch (err) {
+    throw toVfsError(err)
+  } finally {
+    io.release(f)
+  }
+}
+
+export async function writeFile(
+  io: IoFiles,
+  index: HandleIndex,
+  p: Pinned,
+  offset: bigint,
+  data: Buffer,
+  stable: Stability,
+): Promise<{ count: number; committed: Stability; before: Attr; after: Attr }> {
+  if (offset < 0n) throw new VfsError('EINVAL')
+  const before = toAttr(p.st, p.gen)
+  // A write of 0 bytes changes nothing, not even mtime (RFC 1813 §3.3.7).
+  if (data.length === 0) return { count: 0, committed: stable, before, after: before }
+  if (offset + BigInt(data.length) > MAX_FILE_SIZE) throw new VfsError('EFBIG')
+  const f = await io.acquire(p, true)
+  try {
+    let n = 0
+    while (n < data.length) n += await pwrite(f.fd, data.subarray(n), offset + BigInt(n))
+    if (stable !== 'unstable') await sync(io, index, f.fd, p.ino, stable === 'file_sync')
+    return { count: n, committed: stable, before, after: toAttr(await fstat(f.fd), p.gen) }
+  } catch (err) {
+    throw toVfsError(err)
+  } finally {
+    io.release(f)
+  }
+}
+
+/** fsync of the whole file: the kernel flushes by inode, so the range does not matter. */
+export async function commitFile(io: IoFiles, index: HandleIndex, p: Pinned): Promise<{ before: Attr; after: Attr }> {
+  const f = await io.acquire(p, false)
+  try {
+    await sync(io, index, f.fd, p.ino, true)
+    return { before: toAttr(p.st, p.gen), after: toAttr(await fstat(f.fd), p.gen) }
+  } catch (err) {
+    throw toVfsError(err)
+  } finally {
+    io.release(f)
+  }
+}
+
+async function sync(io: IoFiles, index: HandleIndex, fd: number, ino: bigint, full: boolean): Promise<void> {
+  // The index only speeds resolution up (a lost entry is found again by search): its failure fails no write.
+  const indexed = index.flush().catch(() => undefined)
+  try {
+    await (full ? fsync(fd) : fdatasync(fd))
+  } catch (err) {
+    io.drop(ino)
+    throw new VfsError('EIO', 'fsync failed', { cause: err })
+  } finally {
+    await indexed
+  }
+}
