@@ -3,9 +3,19 @@
  * lives in its own file under cli/.
  */
 import { bench } from './bench.ts'
+import { cat } from './cat.ts'
+import { cp } from './cp.ts'
+import { df } from './df.ts'
 import { exportsCommand } from './exports.ts'
+import { ln } from './ln.ts'
+import { ls } from './ls.ts'
+import { mkdir } from './mkdir.ts'
+import { mv } from './mv.ts'
+import { rm } from './rm.ts'
 import { serve } from './serve.ts'
+import { shell } from './shell.ts'
 import { showmount } from './showmount.ts'
+import { stat } from './stat.ts'
 import { stats } from './stats.ts'
 
 const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = {
@@ -14,6 +24,16 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = 
   showmount,
   exports: exportsCommand,
   stats,
+  ls,
+  cat,
+  cp,
+  stat,
+  mkdir,
+  rm,
+  mv,
+  ln,
+  df,
+  shell,
 }
 
 const USAGE = `usage: tsnfs <command> [options]
@@ -31,6 +51,19 @@ commands:
         validate an export list without serving it (exit 0 or 1)
   stats [--metrics HOST:PORT]
         print the counters of a server started with --metrics (default 127.0.0.1:9049)
+
+client commands (URL: nfs://host[:port]/export/path?nfsport=N&mountport=N&uid=N&gid=N&proto=tcp|udp):
+  ls [-l] [-a] [-R] URL...          list directories (-l: mode, links, uid, gid, size, mtime)
+  cat URL...                        print files
+  cp [-r] [-p] SRC... DST           copy; each side a URL or a local path (progress bar on a terminal)
+  stat [-L] URL...                  all attributes (fileid, fsid, times with ns)
+  mkdir [-p] [-m MODE] URL...       create directories
+  rm [-r] [-f] URL...               remove files or trees
+  mv SRC-URL DST-URL                rename inside one export
+  ln [-s] TARGET LINK-URL           hard link (TARGET a URL of the same export) or symlink (-s: TARGET is its text)
+  df [-h] URL...                    space and files of the export
+  shell URL                         interactive shell (cd, ls, get, put, cat, ...; type help)
+  (tsnfs <command> --help for each command's options)
 `
 
 async function main(argv: string[]): Promise<number> {
