@@ -1,0 +1,134 @@
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
+import type { NfsClient } from '../../client/nfs-client.ts'
+import type { NfsFile } from '../../client/file.ts'
+import { startServer } from '../helpers/server.ts'
+import { KIB, MIB, callsDuring, extra, mountFiles, random } from './file-helpers.ts'
+import { PROC_COMMIT, PROC_WRITE, startVerfProxy } from './file-proxy.ts'
+
+const BS = 64 * KIB
+
+/** Wait until the file's WRITEs are answered (data held only as unstable). */
+async function writesSettled(c: NfsClient, f: NfsFile): Promise<void> {
+  for (;;) {
+    const s = c.files.peekState(f.fh)
+    if (s === undefined || (s.inflight.size === 0 && s.dirty.size === 0)) return
+    await sleep(5)
+  }
+}
+
+t.test('an 8 MiB burst of 4 KiB writes: wsize UNSTABLE WRITEs in the background, one COMMIT on close', async t => {
+  const fx = await startServer(t)
+  for (const wsize of [BS, MIB]) {
+    const c = await mountFiles(t, fx, { wsize, rsize: wsize })
+    const data = random(8 * MIB)
+    const f = await c.open(`burst${wsize}`, 'w')
+    const during = await callsDuring(c, async () => {
+      for (let off = 0; off < data.length; off += 4 * KIB) await f.write(data.subarray(off, off + 4 * KIB))
+    })
+    t.equal(during.COMMIT, undefined, 'no COMMIT while writing')
+    t.equal(extra(c, 'writeback', 'dirtyBytes') > 0, true, 'data held')
+    const closing = await callsDuring(c, () => f.close())
+    const calls = c.stats().nfs
+    t.equal(calls.WRITE, (8 * MIB) / wsize, `WRITE calls == 8 MiB / wsize (${wsize})`)
+    t.equal(calls.COMMIT, 1, 'exactly one COMMIT')
+    t.equal(closing.COMMIT, 1, 'sent by close')
+    t.equal(extra(c, 'writeback', 'dirtyBytes'), 0, 'nothing held after the COMMIT')
+    t.equal(extra(c, 'writeback', 'resends'), 0)
+    const other = await mountFiles(t, fx)
+    t.ok((await other.readFile(`burst${wsize}`)).equals(data))
+  }
+})
+
+t.test('write() returns without an RPC; fsync writes and commits', async t => {
+  const fx = await startServer(t)
+  const c = await mountFiles(t, fx, { wsize: BS, rsize: BS })
+  const f = await c.open('lazy', 'w')
+  t.strictSame(await callsDuring(c, () => f.write(Buffer.from('small'))), {}, 'a partial block stays dirty')
+  t.equal((await f.stat()).size, 5n, 'the local size shows the write')
+  t.strictSame(await callsDuring(c, () => f.fsync()), { WRITE: 1, COMMIT: 1 })
+  t.strictSame(await callsDuring(c, () => f.fsync()), {}, 'nothing left to flush')
+  await f.write(Buffer.from('!'), 5)
+  await sleep(700)
+  t.equal(c.stats().nfs.WRITE, 2, 'the timer sent the dirty block')
+  t.strictSame(await callsDuring(c, () => f.close()), { COMMIT: 1 })
+})
+
+for (const which of ['COMMIT', 'WRITE'] as const) {
+  t.test(`a verifier change (${which} reply) makes the client re-send and commit again; the file ends byte-exact`, async t => {
+    const fx = await startServer(t)
+    const proxy = await startVerfProxy(t, fx.port)
+    const c = await mountFiles(t, fx.url('/export', '', '').replace(`nfsport=${fx.port}&mountport=${fx.port}`, `nfsport=${proxy.port}&mountport=${fx.port}`), { wsize: BS, rsize: BS })
+    const other = await mountFiles(t, fx)
+    const data = random(16 * BS + 123)
+    if (which === 'WRITE') proxy.flip.set(PROC_WRITE, 17)
+    const f = await c.open('v', 'w')
+    await f.write(data)
+    await f.fsync().catch(() => undefined)
+    // fsync above already went through the whole cycle for WRITE flips; for COMMIT, check the loss case below.
+    if (which === 'COMMIT') {
+      await f.write(data, 0)
+      await writesSettled(c, f)
+      // The server "loses" the unstable data: another client scribbles over it, then the COMMIT reply shows a new verifier.
+      const o = await other.open('v', 'r+')
+      await o.write(Buffer.alloc(data.length, 0xee), 0)
+      await o.close()
+      proxy.flip.set(PROC_COMMIT, 1)
+    }
+    await f.close()
+    const writes = proxy.calls.get(PROC_WRITE) ?? 0
+    const commits = proxy.calls.get(PROC_COMMIT) ?? 0
+    t.equal(extra(c, 'writeback', 'resends'), 17, 'every unstable range re-sent')
+    t.equal(writes, which === 'WRITE' ? 17 * 2 : 17 * 3, 'WRITEs: first sends and re-sends')
+    t.equal(commits, which === 'WRITE' ? 2 : 3, 'a second COMMIT after the re-send')
+    t.equal(extra(c, 'writeback', 'dirtyBytes'), 0)
+    t.ok((await other.readFile('v')).equals(data), 'byte-exact on the server')
+  })
+}
+
+t.test('a background write error (NOSPC) surfaces on close, with its errno', async t => {
+  const fx = await startServer(t, undefined, {
+    backends: new Map([['memory', () => new MemoryVfs({ capacityBytes: 1n << 20n })]]),
+  })
+  const c = await mountFiles(t, fx, { wsize: BS, rsize: BS })
+  const f = await c.open('full', 'w')
+  const data = random(2 * MIB)
+  let caught: unknown = null
+  try {
+    for (let off = 0; off < data.length; off += BS) await f.write(data.subarray(off, off + BS))
+  } catch (err) {
+    caught = err
+  }
+  await t.rejects(f.close(), { code: 'NFS3ERR_NOSPC', errno: 'ENOSPC', procedure: 'WRITE' })
+  t.ok(caught === null || (caught as { errno?: string }).errno === 'ENOSPC', 'a write may report it first')
+  t.ok(extra(c, 'writeback', 'errors') > 0)
+  t.equal(extra(c, 'writeback', 'dirtyBytes'), 0, 'failed data is not held forever')
+  const g = await c.open('small', 'w')
+  await g.write(Buffer.alloc(MIB))
+  await t.rejects(g.fsync(), { code: 'NFS3ERR_NOSPC', errno: 'ENOSPC' }, 'fsync reports it too')
+  await g.close()
+})
+
+t.test('the dirty limit makes write() wait for write-back and COMMIT', async t => {
+  const fx = await startServer(t)
+  const c = await mountFiles(t, fx, { wsize: BS, rsize: BS }, { dirtyLimitBytes: 4 * BS })
+  const data = random(40 * BS)
+  const f = await c.open('limited', 'w')
+  for (let off = 0; off < data.length; off += 4 * KIB) await f.write(data.subarray(off, off + 4 * KIB))
+  t.ok((c.stats().nfs.COMMIT ?? 0) >= 5, 'COMMITs forced by the limit')
+  t.ok(extra(c, 'writeback', 'dirtyBytes') <= 4 * BS, 'held bytes stay under the limit')
+  await f.close()
+  const other = await mountFiles(t, fx)
+  t.ok((await other.readFile('limited')).equals(data))
+})
+
+t.test('umount writes out and commits what open files hold', async t => {
+  const fx = await startServer(t)
+  const c = await mountFiles(t, fx, { wsize: BS, rsize: BS })
+  const f = await c.open('left-open', 'w')
+  await f.write(Buffer.from('not closed'))
+  await c.umount()
+  const other = await mountFiles(t, fx)
+  t.equal((await other.readFile('left-open')).toString(), 'not closed')
+})
