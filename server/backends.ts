@@ -3,20 +3,34 @@
  * across reloads for exports whose line did not change its backend, so
  * handles and data survive a SIGHUP.
  */
+import { join } from 'node:path'
+import { LocalVfs } from '../vfs/local/local-vfs.ts'
 import { MemoryVfs } from '../vfs/memory/memory-vfs.ts'
 import type { Vfs } from '../vfs/types.ts'
 import type { Export } from './exports/table.ts'
 
-export type BackendFactory = (exp: Export) => Vfs
+export interface BackendContext {
+  /** The server's state directory; a backend keeps its own state below it. */
+  stateDir: string
+}
+
+export type BackendFactory = (exp: Export, ctx: BackendContext) => Vfs
 
 /** The backends this build can serve; `validateBackends` refuses export lines naming others. */
-export const BACKENDS: ReadonlyMap<string, BackendFactory> = new Map<string, BackendFactory>([['memory', () => new MemoryVfs()]])
+export const BACKENDS: ReadonlyMap<string, BackendFactory> = new Map<string, BackendFactory>([
+  ['memory', () => new MemoryVfs()],
+  // The export path is the host directory. Its handle index lives under the export id, which is
+  // stable across restarts and reloads (server/exports/table.ts), so handles survive both.
+  ['local', (exp, ctx) => new LocalVfs({ root: exp.path, stateDir: join(ctx.stateDir, 'local', String(exp.id)) })],
+])
 
 export class BackendSet {
   private readonly byId = new Map<number, { backend: string; path: string; vfs: Vfs }>()
   private readonly factories: ReadonlyMap<string, BackendFactory>
+  private readonly ctx: BackendContext
 
-  constructor(factories: ReadonlyMap<string, BackendFactory> = BACKENDS) {
+  constructor(ctx: BackendContext, factories: ReadonlyMap<string, BackendFactory> = BACKENDS) {
+    this.ctx = ctx
     this.factories = factories
   }
 
@@ -34,8 +48,14 @@ export class BackendSet {
       if (cur?.backend === e.backend && cur.path === e.path) continue
       const factory = this.factories.get(e.backend)
       if (factory === undefined) throw new Error(`backend ${e.backend} is not available`)
+      let vfs: Vfs
+      try {
+        vfs = factory(e, this.ctx)
+      } catch (err) {
+        throw new Error(`export ${e.path} (line ${e.entry.line}): cannot open backend ${e.backend}: ${(err as Error).message}`, { cause: err })
+      }
       if (cur !== undefined) await cur.vfs.close()
-      this.byId.set(e.id, { backend: e.backend, path: e.path, vfs: factory(e) })
+      this.byId.set(e.id, { backend: e.backend, path: e.path, vfs })
     }
     for (const [id, cur] of this.byId) {
       if (keep.has(id)) continue
