@@ -1,16 +1,21 @@
 /*
- * Registration with the host's own rpcbind/portmapper (RFC 1833 §3.2), for
- * hosts where one already owns port 111: PMAPPROC_SET of every version of
- * MOUNT and NFS on TCP and UDP at our port (after PMAPPROC_UNSET of stale
- * mappings a previous run left), and PMAPPROC_UNSET on close. A tiny
- * one-connection RPC caller of its own: server/ may not import client/.
+ * Registration with the host's own rpcbind (RFC 1833), for hosts where one
+ * already owns port 111: every version of MOUNT and NFS on tcp and udp at
+ * our port, after removing stale mappings a previous run left (SET refuses
+ * to replace one), and removal again on close.
+ *
+ * Like libtirpc's rpcb_set, we speak rpcbind v3 over its local socket
+ * (/run/rpcbind.sock): rpcbind learns our uid from the socket, and root may
+ * replace mappings any owner made. Over 127.0.0.1:111 (PMAP v2, the
+ * fallback) rpcbind only lets the owner of a mapping remove it.
+ * A tiny one-connection RPC caller of its own: server/ may not import client/.
  */
 import { connect } from 'node:net'
 import type { Socket } from 'node:net'
 import { RecordReader, frameRecord, totalLength } from '../xdr/record.ts'
 import { IPPROTO_TCP, IPPROTO_UDP, PMAP_PORT, PMAP_PROG } from '../xdr/generated/portmap.ts'
-import type { mapping } from '../xdr/generated/portmap.ts'
 import type { Codec } from '../xdr/runtime/codec.ts'
+import { xdr_bool, xdr_void } from '../xdr/runtime/codec.ts'
 import { XdrReader } from '../xdr/runtime/reader.ts'
 import { XdrWriter } from '../xdr/runtime/writer.ts'
 import { AUTH_NONE_AUTH } from '../xdr/rpc/auth.ts'
@@ -18,10 +23,38 @@ import { encodeCallHeader } from '../xdr/rpc/message.ts'
 import { decodeReplyHeader } from '../xdr/rpc/reply.ts'
 import type { Logger } from './logger.ts'
 
-const V2 = PMAP_PROG.versions.PMAP_VERS
+const PMAP2 = PMAP_PROG.versions.PMAP_VERS
 const DEFAULT_TIMEOUT_MS = 2000
+export const RPCBIND_SOCKET = '/run/rpcbind.sock'
+
+/** RFC 1833 §2.1: struct rpcb (rpcbind versions 3 and 4). */
+interface Rpcb {
+  prog: number
+  vers: number
+  netid: string
+  /** Universal address: "h1.h2.h3.h4.p1.p2" for IPv4. */
+  addr: string
+  owner: string
+}
+const rpcb: Codec<Rpcb> = {
+  encode(w, v) {
+    w.u32(v.prog)
+    w.u32(v.vers)
+    w.string(v.netid)
+    w.string(v.addr)
+    w.string(v.owner)
+  },
+  decode(r) {
+    return { prog: r.u32(), vers: r.u32(), netid: r.string(), addr: r.string(), owner: r.string() }
+  },
+}
+const RPCBVERS3 = 3
+const RPCBPROC_SET = { proc: 1, args: rpcb, res: xdr_bool }
+const RPCBPROC_UNSET = { proc: 2, args: rpcb, res: xdr_bool }
 
 export interface RpcbindTarget {
+  /** The local socket tried first; '' skips it. */
+  socketPath?: string
   host?: string
   port?: number
   timeoutMs?: number
@@ -36,8 +69,11 @@ export class RpcbindError extends Error {
   }
 }
 
-/** One TCP connection to a portmapper, calls made one at a time. */
-class PortmapperConnection {
+type Endpoint = { path: string } | { host: string; port: number }
+const describe = (e: Endpoint): string => ('path' in e ? e.path : `${e.host}:${String(e.port)}`)
+
+/** One stream connection to rpcbind, calls made one at a time. */
+class RpcbindConnection {
   private readonly socket: Socket
   private readonly reader = new RecordReader(1024 * 1024)
   private readonly timeoutMs: number
@@ -48,52 +84,49 @@ class PortmapperConnection {
     this.socket = socket
     this.timeoutMs = timeoutMs
     socket.on('data', (chunk: Buffer) => {
-      let records: Buffer[]
       try {
-        records = this.reader.push(chunk)
+        for (const r of this.reader.push(chunk)) this.settle(r)
       } catch (err) {
         this.settle(err as Error)
-        return
       }
-      for (const r of records) this.settle(r)
     })
     socket.on('error', (err) => {
       this.settle(err)
     })
     socket.on('close', () => {
-      this.settle(new RpcbindError('RPCBIND_UNREACHABLE', 'connection to the portmapper closed'))
+      this.settle(new RpcbindError('RPCBIND_UNREACHABLE', 'connection to rpcbind closed'))
     })
   }
 
-  static open(t: Required<RpcbindTarget>): Promise<PortmapperConnection> {
+  static open(at: Endpoint, timeoutMs: number): Promise<RpcbindConnection> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ host: t.host, port: t.port })
+      const socket = connect(at)
       const timer = setTimeout(() => {
         socket.destroy()
-        reject(new RpcbindError('RPCBIND_UNREACHABLE', `no portmapper answers at ${t.host}:${String(t.port)} (timeout)`))
-      }, t.timeoutMs)
+        reject(new RpcbindError('RPCBIND_UNREACHABLE', `no rpcbind answers at ${describe(at)} (timeout)`))
+      }, timeoutMs)
       socket.once('error', (err) => {
         clearTimeout(timer)
-        reject(new RpcbindError('RPCBIND_UNREACHABLE', `no portmapper at ${t.host}:${String(t.port)}: ${err.message}`, { cause: err }))
+        reject(new RpcbindError('RPCBIND_UNREACHABLE', `no rpcbind at ${describe(at)}: ${err.message}`, { cause: err }))
       })
       socket.once('connect', () => {
         clearTimeout(timer)
         socket.removeAllListeners('error')
-        resolve(new PortmapperConnection(socket, t.timeoutMs))
+        resolve(new RpcbindConnection(socket, timeoutMs))
       })
     })
   }
 
-  async call<A, R>(p: { proc: number; args: Codec<A>; res: Codec<R> }, args: A): Promise<R> {
+  async call<A, R>(vers: number, p: { proc: number; args: Codec<A>; res: Codec<R> }, args: A): Promise<R> {
     const xid = (this.xid = (this.xid + 1) >>> 0)
     const w = new XdrWriter(128)
-    encodeCallHeader(w, { xid, prog: PMAP_PROG.prog, vers: V2.vers, proc: p.proc, cred: AUTH_NONE_AUTH, verf: AUTH_NONE_AUTH })
+    encodeCallHeader(w, { xid, prog: PMAP_PROG.prog, vers, proc: p.proc, cred: AUTH_NONE_AUTH, verf: AUTH_NONE_AUTH })
     p.args.encode(w, args)
     const chunks = w.finish()
     const record = await new Promise<Buffer>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiter = null
-        reject(new RpcbindError('RPCBIND_UNREACHABLE', `portmapper did not answer within ${String(this.timeoutMs)} ms`))
+        reject(new RpcbindError('RPCBIND_UNREACHABLE', `rpcbind did not answer within ${String(this.timeoutMs)} ms`))
       }, this.timeoutMs)
       this.waiter = (r) => {
         clearTimeout(timer)
@@ -106,10 +139,10 @@ class PortmapperConnection {
     try {
       const h = decodeReplyHeader(r)
       if (h.xid !== xid) throw new Error(`reply xid ${String(h.xid)} for call ${String(xid)}`)
-      if (h.kind !== 'SUCCESS') throw new Error(`portmapper answered ${h.kind}`)
+      if (h.kind !== 'SUCCESS') throw new Error(`rpcbind answered ${h.kind}`)
       return p.res.decode(r)
     } catch (err) {
-      throw new RpcbindError('RPCBIND_BAD_REPLY', `bad portmapper reply: ${(err as Error).message}`, { cause: err })
+      throw new RpcbindError('RPCBIND_BAD_REPLY', `bad rpcbind reply: ${(err as Error).message}`, { cause: err })
     }
   }
 
@@ -124,39 +157,66 @@ class PortmapperConnection {
   }
 }
 
-function target(t: RpcbindTarget): Required<RpcbindTarget> {
-  return { host: t.host ?? '127.0.0.1', port: t.port ?? PMAP_PORT, timeoutMs: t.timeoutMs ?? DEFAULT_TIMEOUT_MS }
+/** The operations registration needs, over either protocol. */
+interface Registrar {
+  unset(prog: number, vers: number): Promise<boolean>
+  set(prog: number, vers: number, proto: 'tcp' | 'udp', port: number): Promise<boolean>
 }
 
-async function withPortmapper<T>(t: RpcbindTarget, fn: (c: PortmapperConnection) => Promise<T>): Promise<T> {
-  const c = await PortmapperConnection.open(target(t))
+function rpcbRegistrar(c: RpcbindConnection): Registrar {
+  return {
+    // An empty netid removes the mapping on every transport (rpcbind map_unset).
+    unset: (prog, vers) => c.call(RPCBVERS3, RPCBPROC_UNSET, { prog, vers, netid: '', addr: '', owner: '' }),
+    set: (prog, vers, proto, port) =>
+      c.call(RPCBVERS3, RPCBPROC_SET, { prog, vers, netid: proto, addr: `0.0.0.0.${String(port >> 8)}.${String(port & 0xff)}`, owner: '' }),
+  }
+}
+
+function pmapRegistrar(c: RpcbindConnection): Registrar {
+  return {
+    unset: (prog, vers) => c.call(PMAP2.vers, PMAP2.procs.PMAPPROC_UNSET, { prog, vers, prot: 0, port: 0 }),
+    set: (prog, vers, proto, port) => c.call(PMAP2.vers, PMAP2.procs.PMAPPROC_SET, { prog, vers, prot: proto === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP, port }),
+  }
+}
+
+/** The local socket with rpcbind v3 when it accepts us, else PMAP v2 over TCP. */
+async function withRegistrar<T>(t: RpcbindTarget, fn: (r: Registrar) => Promise<T>): Promise<T> {
+  const timeoutMs = t.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  const socketPath = t.socketPath ?? RPCBIND_SOCKET
+  let c: RpcbindConnection | null = null
+  if (socketPath !== '') c = await RpcbindConnection.open({ path: socketPath }, timeoutMs).catch(() => null)
+  const registrar = c === null ? null : rpcbRegistrar(c)
+  if (c === null) c = await RpcbindConnection.open({ host: t.host ?? '127.0.0.1', port: t.port ?? PMAP_PORT }, timeoutMs)
   try {
-    return await fn(c)
+    return await fn(registrar ?? pmapRegistrar(c))
   } finally {
     c.close()
   }
 }
 
-/** Whether a portmapper answers PMAPPROC_NULL at the target (127.0.0.1:111 by default). */
+/** Whether a portmapper answers PMAPPROC_NULL over TCP (127.0.0.1:111 by default). */
 export async function rpcbindAnswers(t: RpcbindTarget = {}): Promise<boolean> {
   try {
-    await withPortmapper(t, (c) => c.call(V2.procs.PMAPPROC_NULL, undefined))
-    return true
+    const c = await RpcbindConnection.open({ host: t.host ?? '127.0.0.1', port: t.port ?? PMAP_PORT }, t.timeoutMs ?? DEFAULT_TIMEOUT_MS)
+    try {
+      await c.call(PMAP2.vers, { proc: 0, args: xdr_void, res: xdr_void }, undefined)
+      return true
+    } finally {
+      c.close()
+    }
   } catch {
     return false
   }
 }
 
 export interface RpcbindRegistration {
-  readonly mappings: readonly mapping[]
-  /** PMAPPROC_UNSET of every (prog, vers) registered; errors are logged, not thrown. */
+  /** (prog, vers) pairs registered on tcp and udp. */
+  readonly programs: readonly (readonly [number, number])[]
+  readonly port: number
+  /** Unset every (prog, vers) registered; errors are logged, not thrown. */
   unregister(): Promise<void>
 }
 
-/**
- * Every version of every program on TCP and UDP at `port`. Stale mappings of
- * the same (prog, vers) are removed first: SET refuses to replace one.
- */
 export async function registerWithRpcbind(
   programs: Iterable<{ prog: number; versions: ReadonlyMap<number, unknown> }>,
   port: number,
@@ -165,29 +225,27 @@ export async function registerWithRpcbind(
 ): Promise<RpcbindRegistration> {
   const pairs: [number, number][] = []
   for (const p of programs) for (const vers of p.versions.keys()) pairs.push([p.prog, vers])
-  const mappings: mapping[] = pairs.flatMap(([prog, vers]) => [
-    { prog, vers, prot: IPPROTO_TCP, port },
-    { prog, vers, prot: IPPROTO_UDP, port },
-  ])
-  // One call at a time: the connection matches replies to the single waiting call.
-  const unsetAll = async (c: PortmapperConnection): Promise<void> => {
-    for (const [prog, vers] of pairs) await c.call(V2.procs.PMAPPROC_UNSET, { prog, vers, prot: 0, port: 0 })
+  // One call at a time: a connection matches replies to its single waiting call.
+  const unsetAll = async (r: Registrar): Promise<void> => {
+    for (const [prog, vers] of pairs) await r.unset(prog, vers)
   }
-  await withPortmapper(t, async (c) => {
-    await unsetAll(c)
-    for (const m of mappings) {
-      if (!(await c.call(V2.procs.PMAPPROC_SET, m))) {
-        await unsetAll(c).catch(() => undefined)
-        throw new RpcbindError('RPCBIND_REFUSED', `the portmapper refused to register program ${String(m.prog)} version ${String(m.vers)} on port ${String(port)}`)
+  await withRegistrar(t, async (r) => {
+    await unsetAll(r)
+    for (const [prog, vers] of pairs) {
+      for (const proto of ['tcp', 'udp'] as const) {
+        if (await r.set(prog, vers, proto, port)) continue
+        await unsetAll(r).catch(() => undefined)
+        throw new RpcbindError('RPCBIND_REFUSED', `rpcbind refused to register program ${String(prog)} version ${String(vers)} on ${proto} port ${String(port)} (a mapping owned by another user?)`)
       }
     }
   })
   log.info({ port, programs: pairs.map(([p, v]) => `${String(p)}/${String(v)}`) }, 'registered with the system rpcbind')
   return {
-    mappings,
+    programs: pairs,
+    port,
     async unregister() {
       try {
-        await withPortmapper(t, unsetAll)
+        await withRegistrar(t, unsetAll)
         log.info({ port }, 'unregistered from the system rpcbind')
       } catch (err) {
         log.warn({ err }, 'could not unregister from the system rpcbind')

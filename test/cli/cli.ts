@@ -1,0 +1,112 @@
+/*
+ * Running the tsnfs command from source (node --import tsx cli/main.ts), so
+ * these tests never exercise a stale dist/: one-shot runs with their exit
+ * status and output, and a served process with its banner and stderr lines.
+ */
+import type { Test } from 'tap'
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+const MAIN = join(ROOT, 'cli/main.ts')
+const NODE_ARGS = ['--import', 'tsx', MAIN]
+
+export interface RunResult {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Run `tsnfs ...args` to completion. */
+export function tsnfs(args: string[]): Promise<RunResult> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [...NODE_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => {
+      resolveRun({ code, stdout, stderr })
+    })
+  })
+}
+
+export interface Served {
+  child: ChildProcess
+  port: number
+  banner: string
+  /** Everything written to stderr so far (pino JSON lines). */
+  stderr(): string
+  /** Resolves when a stderr line matches. */
+  waitForLog(re: RegExp, ms?: number): Promise<string>
+  exit: Promise<number | null>
+}
+
+/** `tsnfs serve ...args`, resolved once the banner is out; SIGKILLed at teardown if still running. */
+export async function serveProcess(t: Test, args: string[]): Promise<Served> {
+  const child = spawn(process.execPath, [...NODE_ARGS, 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  let out = ''
+  let err = ''
+  const watchers: { re: RegExp; resolve: (line: string) => void }[] = []
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString()
+    for (const w of [...watchers]) {
+      const line = err.split('\n').find((l) => w.re.test(l))
+      if (line !== undefined) {
+        watchers.splice(watchers.indexOf(w), 1)
+        w.resolve(line)
+      }
+    }
+  })
+  const exit = new Promise<number | null>((resolveExit) => child.on('exit', (code) => {
+    resolveExit(code)
+  }))
+  const banner = await new Promise<string>((resolveBanner, reject) => {
+    let settle: NodeJS.Timeout | undefined
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+      // The metrics and rpcbind lines follow the exports in the same tick: wait for the output to go quiet.
+      if (out.includes('macOS:')) {
+        clearTimeout(settle)
+        settle = setTimeout(() => {
+          resolveBanner(out)
+        }, 150)
+      }
+    })
+    void exit.then((code) => {
+      reject(new Error(`serve exited (${String(code)}) before its banner: ${out}\n${err}`))
+    })
+  })
+  const port = Number(/port (\d+)/.exec(banner)?.[1])
+  return {
+    child,
+    port,
+    banner,
+    stderr: () => err,
+    waitForLog: (re, ms = 10_000) =>
+      new Promise((resolveLog, reject) => {
+        const line = err.split('\n').find((l) => re.test(l))
+        if (line !== undefined) {
+          resolveLog(line)
+          return
+        }
+        const timer = setTimeout(() => {
+          reject(new Error(`no log line matching ${String(re)} within ${String(ms)} ms:\n${err}`))
+        }, ms)
+        watchers.push({
+          re,
+          resolve: (l) => {
+            clearTimeout(timer)
+            resolveLog(l)
+          },
+        })
+      }),
+    exit,
+  }
+}
