@@ -7,6 +7,7 @@ import t from 'tap'
 import { MOUNT_PROGRAM } from '../../xdr/generated/mount.ts'
 import { connect, mountRoot, startServer, MOUNT3 } from '../helpers/server.ts'
 import { b } from '../helpers/e2e.ts'
+import { formatMounts, splitHostPort } from '../../cli/showmount.ts'
 import { tsnfs } from './cli.ts'
 
 const LIST = `
@@ -35,10 +36,21 @@ t.test('-a, -d and the default host list follow MNT and UMNT', async (t) => {
   await mountRoot(c, '/a/b')
   await mountRoot(c, '/export')
   t.equal((await tsnfs(['showmount', '-a', ...args])).stdout, 'All mount points on 127.0.0.1:\n127.0.0.1:/a/b\n127.0.0.1:/export\n', 'sorted, no duplicates')
-  t.equal((await tsnfs(['showmount', '-d', ...args])).stdout, 'Directories on 127.0.0.1:\n/a/b\n/export\n')
-  t.equal((await tsnfs(['showmount', ...args])).stdout, 'Hosts on 127.0.0.1:\n127.0.0.1\n')
+  // -d and the host list format the same DUMP reply (in process: each spawn costs a second).
+  const dump = await c.call(MOUNT_PROGRAM.prog, 3, MOUNT3.MOUNTPROC3_DUMP, undefined)
+  t.equal(formatMounts('127.0.0.1', 'directories', dump), 'Directories on 127.0.0.1:\n/a/b\n/export\n')
+  t.equal(formatMounts('127.0.0.1', 'hosts', dump), 'Hosts on 127.0.0.1:\n127.0.0.1\n')
   await c.call(MOUNT_PROGRAM.prog, 3, MOUNT3.MOUNTPROC3_UMNT, b('/a/b'))
   t.equal((await tsnfs(['showmount', '-a', ...args])).stdout, 'All mount points on 127.0.0.1:\n127.0.0.1:/export\n', 'after UMNT')
+})
+
+t.test('HOST[:PORT] forms', async (t) => {
+  t.same(splitHostPort('server'), { host: 'server', port: undefined })
+  t.same(splitHostPort('server:2049'), { host: 'server', port: 2049 })
+  t.same(splitHostPort('[::1]:111'), { host: '::1', port: 111 })
+  t.same(splitHostPort('[::1]'), { host: '::1', port: undefined })
+  t.same(splitHostPort('fe80::1'), { host: 'fe80::1', port: undefined }, 'a bare IPv6 address has no port')
+  t.throws(() => splitHostPort('server:http'), /not a port number: http/)
 })
 
 t.test('failures: nobody listening, usage', async (t) => {
