@@ -176,11 +176,26 @@ export class Writeback {
     const b: DirtyBlock | undefined = f.dirty.get(index)
     if (b === undefined) return
     f.dirty.delete(index)
+    this.keepClean(f, b)
     // The detached buffer is never written again (new writes make a new dirty block): it is the snapshot.
     for (const r of b.ranges) {
       const seg: Segment = { offset: index * this.bs + r.start, data: b.buf.subarray(r.start, r.end), seq: ++f.seq, verf: null, superseded: [], done: null }
       this.start(f, seg, stable_how.UNSTABLE)
     }
+  }
+
+  /**
+   * A block written whole (or from its start to the end of the file) is
+   * known without a READ: it joins the clean cache, as written pages stay in
+   * Linux's page cache.
+   */
+  private keepClean(f: FileState, b: DirtyBlock): void {
+    const r = b.ranges[0]
+    if (b.ranges.length !== 1 || r?.start !== 0 || this.d.blocks.has(f.key, b.index)) return
+    const blockStart = b.index * this.bs
+    const a = this.d.attrs.peek(f.fh)
+    if (r.end < this.bs && BigInt(blockStart + r.end) < f.sizeWith(a?.size)) return
+    this.d.blocks.set(f.key, b.index, { data: b.buf.subarray(0, r.end), readahead: false }, a === undefined ? undefined : stampOf(a), true)
   }
 
   private start(f: FileState, seg: Segment, stable: stable_how): void {
