@@ -32,8 +32,21 @@ export interface HandleRef {
 
 export type DecodedHandle = { ok: true; exportId: number; ref: HandleRef } | { ok: false; reason: 'badhandle' }
 
+/**
+ * Handles verified (or minted) recently, so the HMAC runs once per object
+ * rather than once per request (it is the dearest part of a GETATTR). Only
+ * handles whose MAC checked out ever enter, keyed by all 32 bytes MAC
+ * included, so a forged handle always misses and is verified (and refused).
+ * Bounded: when full it is dropped whole (cheaper than LRU bookkeeping).
+ */
+const CACHE_MAX = 1 << 16
+
 export class HandleCodec {
   private readonly key: KeyObject
+  private verified = new Map<string, DecodedHandle>()
+  /** Minted handles by export, then file id (the generation is checked on use). */
+  private minted = new Map<number, Map<bigint, Buffer>>()
+  private mintedCount = 0
 
   /** `key` is the server's secret (state dir `handle.key`); at least 16 bytes. */
   constructor(key: Buffer) {
@@ -45,12 +58,29 @@ export class HandleCodec {
     if (!Number.isInteger(exportId) || exportId < 0 || exportId > 0xffff_ffff) throw new RangeError(`export id out of range: ${exportId}`)
     if (ref.id < 0n || ref.id > 0xffff_ffff_ffff_ffffn) throw new RangeError(`file id out of range: ${ref.id}`)
     if (!Number.isInteger(ref.gen) || ref.gen < 0 || ref.gen > 0xffff_ffff) throw new RangeError(`generation out of range: ${ref.gen}`)
+    let byId = this.minted.get(exportId)
+    const hit = byId?.get(ref.id)
+    // A copy: callers own what they get (a reply may be built around it); the MAC is the dear part.
+    if (hit !== undefined && hit.readUInt32BE(16) === ref.gen) return Buffer.from(hit)
     const fh = Buffer.alloc(FH_SIZE)
     fh[0] = FH_VERSION
     fh.writeUInt32BE(exportId, 4)
     fh.writeBigUInt64BE(ref.id, 8)
     fh.writeUInt32BE(ref.gen, 16)
     this.mac(fh).copy(fh, BODY_SIZE, 0, MAC_SIZE)
+    if (this.mintedCount >= CACHE_MAX) {
+      this.minted = new Map()
+      this.mintedCount = 0
+      byId = undefined
+    }
+    if (byId === undefined) {
+      byId = new Map()
+      this.minted.set(exportId, byId)
+    }
+    if (!byId.has(ref.id)) this.mintedCount++
+    const kept = Buffer.from(fh)
+    byId.set(ref.id, kept)
+    this.remember(kept.toString('latin1'), { ok: true, exportId, ref: { id: ref.id, gen: ref.gen } })
     return fh
   }
 
@@ -58,10 +88,20 @@ export class HandleCodec {
   decode(fh: Uint8Array): DecodedHandle {
     if (fh.length !== FH_SIZE) return BAD
     const b = Buffer.from(fh.buffer, fh.byteOffset, fh.byteLength)
+    const cacheKey = b.toString('latin1')
+    const hit = this.verified.get(cacheKey)
+    if (hit !== undefined && hit.ok) return { ok: true, exportId: hit.exportId, ref: { id: hit.ref.id, gen: hit.ref.gen } }
     if (b[0] !== FH_VERSION || b[1] !== 0 || b[2] !== 0 || b[3] !== 0) return BAD
     const want = this.mac(b).subarray(0, MAC_SIZE)
     if (!timingSafeEqual(want, b.subarray(BODY_SIZE))) return BAD
-    return { ok: true, exportId: b.readUInt32BE(4), ref: { id: b.readBigUInt64BE(8), gen: b.readUInt32BE(16) } }
+    const ok: DecodedHandle = { ok: true, exportId: b.readUInt32BE(4), ref: { id: b.readBigUInt64BE(8), gen: b.readUInt32BE(16) } }
+    this.remember(cacheKey, ok)
+    return { ok: true, exportId: ok.exportId, ref: { id: ok.ref.id, gen: ok.ref.gen } }
+  }
+
+  private remember(key: string, h: DecodedHandle): void {
+    if (this.verified.size >= CACHE_MAX) this.verified = new Map()
+    this.verified.set(key, h)
   }
 
   private mac(fh: Buffer): Buffer {

@@ -60,3 +60,21 @@ t.test('bad keys and out-of-range fields are bugs: RangeError', async (t) => {
   t.throws(() => codec.encode(1, { id: 1n, gen: -1 }), RangeError)
   t.throws(() => codec.encode(1, { id: 1n, gen: 2 ** 32 }), RangeError)
 })
+
+t.test('the verified-handle cache never admits a forgery, and survives overflow', async (t) => {
+  const c = new HandleCodec(Buffer.alloc(32, 9))
+  const fh = c.encode(1, { id: 77n, gen: 2 })
+  const forged = Buffer.from(fh)
+  forged[31]! ^= 1
+  for (let i = 0; i < 3; i++) t.strictSame(c.decode(forged), { ok: false, reason: 'badhandle' })
+  const fresh = new HandleCodec(Buffer.alloc(32, 9))
+  t.strictSame(fresh.decode(fh), { ok: true, exportId: 1, ref: { id: 77n, gen: 2 } }, 'verified by MAC')
+  t.strictSame(fresh.decode(fh), { ok: true, exportId: 1, ref: { id: 77n, gen: 2 } }, 'then from the cache')
+  const minted = c.encode(1, { id: 77n, gen: 2 })
+  minted[0] = 9
+  t.ok(c.encode(1, { id: 77n, gen: 2 }).equals(fh), 'a caller changing its handle does not change the cached one')
+  t.notOk(c.encode(1, { id: 77n, gen: 3 }).equals(fh), 'a new generation is a new handle')
+  for (let i = 0; i < 70_000; i++) c.encode(2, { id: BigInt(i), gen: 1 })
+  t.strictSame(c.decode(fh), { ok: true, exportId: 1, ref: { id: 77n, gen: 2 } })
+  t.strictSame(c.decode(forged), { ok: false, reason: 'badhandle' })
+})
