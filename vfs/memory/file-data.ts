@@ -3,16 +3,31 @@
  * A missing chunk is a hole and reads as zeros. A chunk's Buffer may be
  * shorter than CHUNK_SIZE (small files stay small); the bytes past its end
  * read as zeros too. Sizes and offsets are bigint (up to 2^63-1); a chunk
- * index is at most 2^47, so it fits a number.
+ * index is at most 2^43, so it fits a number.
+ *
+ * Reads of 32 KiB or more that lie in one chunk return a view of it, not a copy (a 1 MiB READ
+ * then goes to the socket by reference). A chunk that has been lent out that
+ * way is never modified again: the next write to it replaces it with a copy
+ * (copy on write), so a reply still being sent keeps the bytes it was given.
  */
 
-export const CHUNK_SIZE = 64 * 1024
+/** 1 MiB: a whole rsize/wsize READ or WRITE touches one chunk. */
+export const CHUNK_SIZE = 1024 * 1024
 const CHUNK = BigInt(CHUNK_SIZE)
-/** Chunk buffers grow in steps of this many bytes, so sequential appends do not reallocate per write. */
+/** Chunk buffers grow to a multiple of this, and at least double, so appends do not reallocate per write. */
 const GROW_STEP = 4096
+
+/** Smaller reads are copied: cheap, and a 4 KiB read then never costs a chunk copy on the next write. */
+const VIEW_FROM = 32 * 1024
 
 function roundUp(n: number): number {
   return Math.min(CHUNK_SIZE, Math.ceil(n / GROW_STEP) * GROW_STEP)
+}
+
+/** The buffer length a chunk of length `have` needs to take bytes up to `end`. */
+function needed(have: number, end: number): number {
+  if (end <= have) return have
+  return Math.min(CHUNK_SIZE, Math.max(roundUp(end), have * 2))
 }
 
 export class FileData {
@@ -20,24 +35,32 @@ export class FileData {
   /** Bytes held by all chunk buffers. */
   used = 0
   readonly #chunks = new Map<number, Buffer>()
+  /** Chunks a read has returned a view of: copy before changing them. */
+  readonly #lent = new Set<number>()
 
-  /** Copies up to `count` bytes from `offset`; short at end of file, empty beyond it. */
+  /** Up to `count` bytes from `offset`; short at end of file, empty beyond it. The caller must not modify them. */
   read(offset: bigint, count: number): Buffer {
     if (offset >= this.size || count <= 0) return Buffer.alloc(0)
     const avail = this.size - offset
     const n = BigInt(count) < avail ? count : Number(avail)
-    // Always a fresh buffer: the caller sends it asynchronously while later writes may change chunks.
-    const out = Buffer.alloc(n)
+    const first = Number(offset / CHUNK)
+    const within = Number(offset % CHUNK)
+    const only = this.#chunks.get(first)
+    if (n >= VIEW_FROM && only !== undefined && within + n <= only.length) {
+      this.#lent.add(first)
+      return only.subarray(within, within + n)
+    }
+    const out = Buffer.allocUnsafe(n)
     let done = 0
     while (done < n) {
       const pos = offset + BigInt(done)
       const index = Number(pos / CHUNK)
-      const within = Number(pos % CHUNK)
-      const step = Math.min(n - done, CHUNK_SIZE - within)
+      const at = Number(pos % CHUNK)
+      const step = Math.min(n - done, CHUNK_SIZE - at)
       const chunk = this.#chunks.get(index)
-      if (chunk !== undefined && within < chunk.length) {
-        chunk.copy(out, done, within, Math.min(chunk.length, within + step))
-      }
+      let copied = 0
+      if (chunk !== undefined && at < chunk.length) copied = chunk.copy(out, done, at, Math.min(chunk.length, at + step))
+      if (copied < step) out.fill(0, done + copied, done + step)
       done += step
     }
     return out
@@ -48,8 +71,7 @@ export class FileData {
     let growth = 0
     this.#forEachPiece(offset, length, (index, within, step) => {
       const have = this.#chunks.get(index)?.length ?? 0
-      const need = roundUp(within + step)
-      if (need > have) growth += need - have
+      growth += needed(have, within + step) - have
     })
     return growth
   }
@@ -58,15 +80,7 @@ export class FileData {
   write(offset: bigint, data: Buffer): void {
     let done = 0
     this.#forEachPiece(offset, data.length, (index, within, step) => {
-      let chunk = this.#chunks.get(index)
-      const need = roundUp(within + step)
-      if (chunk === undefined || chunk.length < need) {
-        const bigger = Buffer.alloc(need)
-        if (chunk !== undefined) chunk.copy(bigger)
-        this.used += need - (chunk?.length ?? 0)
-        chunk = bigger
-        this.#chunks.set(index, chunk)
-      }
+      const chunk = this.#writable(index, within + step, within === 0)
       data.copy(chunk, within, done, done + step)
       done += step
     })
@@ -82,12 +96,13 @@ export class FileData {
         if (index >= keep) {
           this.used -= chunk.length
           this.#chunks.delete(index)
+          this.#lent.delete(index)
         }
       }
       const within = Number(size % CHUNK)
       const last = this.#chunks.get(keep - 1)
       // Zero the cut-off part so a later grow reads zeros, not old data (POSIX ftruncate).
-      if (within !== 0 && last !== undefined && within < last.length) last.fill(0, within)
+      if (within !== 0 && last !== undefined && within < last.length) this.#writable(keep - 1, last.length, false).fill(0, within)
     }
     this.size = size
   }
@@ -95,8 +110,33 @@ export class FileData {
   /** Drops all data (the last link went away). */
   clear(): void {
     this.#chunks.clear()
+    this.#lent.clear()
     this.used = 0
     this.size = 0n
+  }
+
+  /**
+   * The chunk at `index`, at least `end` bytes long, safe to modify: a fresh
+   * buffer when it must grow or was lent out. `overwritesHead`: the caller is
+   * about to write bytes [0, end), so a new buffer's head need not be zeroed.
+   */
+  #writable(index: number, end: number, overwritesHead: boolean): Buffer {
+    const chunk = this.#chunks.get(index)
+    const have = chunk?.length ?? 0
+    const need = needed(have, end)
+    if (chunk !== undefined && need === have && !this.#lent.has(index)) return chunk
+    let fresh: Buffer
+    if (chunk === undefined && overwritesHead && end === need) {
+      fresh = Buffer.allocUnsafe(need) // every byte is about to be written
+    } else {
+      fresh = Buffer.allocUnsafe(need)
+      const kept = chunk === undefined ? 0 : chunk.copy(fresh, 0, 0, have)
+      fresh.fill(0, kept)
+    }
+    this.used += need - have
+    this.#chunks.set(index, fresh)
+    this.#lent.delete(index)
+    return fresh
   }
 
   #forEachPiece(offset: bigint, length: number, fn: (index: number, within: number, step: number) => void): void {
