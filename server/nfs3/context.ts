@@ -48,25 +48,42 @@ export interface Nfs3Context {
   status(err: unknown): ErrStat
 }
 
-export function createNfs3Context(host: Nfs3Host, call: CallContext): Nfs3Context {
-  const ctx: Nfs3Context = {
-    host,
-    call,
-    log: call.log,
-    limits: transportLimits(host.limits, call.transport),
-    resolve: (fh) => host.resolve(fh.data, call),
-    async target(fh) {
-      const obj = await host.resolve(fh.data, call)
-      if (!obj.ok) return obj
-      try {
-        return { ...obj, attr: await obj.vfs.getattr(obj.ref) }
-      } catch (err) {
-        return { ok: false, status: ctx.status(err) }
-      }
-    },
-    status: (err) => toNfsStat(err, call.log),
+/** One per call: a class, so a request allocates one object and no closures. */
+class CallNfs3Context implements Nfs3Context {
+  readonly host: Nfs3Host
+  readonly call: CallContext
+  readonly log: Logger
+  readonly limits: Nfs3Limits
+
+  constructor(host: Nfs3Host, call: CallContext) {
+    this.host = host
+    this.call = call
+    this.log = call.log
+    this.limits = transportLimits(host.limits, call.transport)
   }
-  return ctx
+
+  resolve(fh: nfs_fh3): Promise<Resolved | ResolveFailure> {
+    return this.host.resolve(fh.data, this.call)
+  }
+
+  async target(fh: nfs_fh3): Promise<Target | ResolveFailure> {
+    const obj = await this.host.resolve(fh.data, this.call)
+    if (!obj.ok) return obj
+    try {
+      const attr = await obj.vfs.getattr(obj.ref)
+      return { ok: true, exportId: obj.exportId, vfs: obj.vfs, ref: obj.ref, user: obj.user, readOnly: obj.readOnly, attr }
+    } catch (err) {
+      return { ok: false, status: this.status(err) }
+    }
+  }
+
+  status(err: unknown): ErrStat {
+    return toNfsStat(err, this.call.log)
+  }
+}
+
+export function createNfs3Context(host: Nfs3Host, call: CallContext): Nfs3Context {
+  return new CallNfs3Context(host, call)
 }
 
 /** RFC 1813 §2.5 fsid: the export id, so fileids are unique per fsid. */
