@@ -27,8 +27,28 @@ export class RecordError extends Error {
  * record lying inside one chunk comes back as a view of that chunk; one that
  * spans chunks (or fragments) is copied once (undici's consume(n) idea).
  */
+export interface RecordReaderOptions {
+  /**
+   * Reassemble large records (WRITE data) into reused buffers instead of
+   * fresh ones (fresh memory is page-faulted in on every request). The owner
+   * must then call release(record) once nothing refers to the record any more.
+   */
+  pool?: boolean
+}
+
+/** Records at least this large that span chunks are assembled in pooled buffers. */
+const POOL_MIN = 64 * 1024
+/** Capacity of a pooled buffer: a 1 MiB WRITE with its header and handle. */
+const POOL_CAPACITY = 1024 * 1024 + 64 * 1024
+/** Free buffers kept per reader. */
+const POOL_KEEP = 8
+
 export class RecordReader {
   private readonly maxRecordSize: number
+  private readonly pool: boolean
+  private readonly free: Buffer[] = []
+  /** The pooled buffers handed out in records, by their memory. */
+  private readonly lent = new Map<ArrayBufferLike, Buffer>()
   private readonly queue: Buffer[] = []
   private queued = 0
   /** Length of the fragment being read, or -1 while waiting for a fragment header. */
@@ -39,8 +59,17 @@ export class RecordReader {
   private fragmentCount = 0
   private recordLength = 0
 
-  constructor(maxRecordSize: number) {
+  constructor(maxRecordSize: number, options: RecordReaderOptions = {}) {
     this.maxRecordSize = maxRecordSize
+    this.pool = options.pool === true
+  }
+
+  /** Give back a record's pooled buffer (pool mode); anything else is ignored. */
+  release(record: Buffer): void {
+    const whole = this.lent.get(record.buffer)
+    if (whole === undefined) return
+    this.lent.delete(record.buffer)
+    if (this.free.length < POOL_KEEP) this.free.push(whole)
   }
 
   /** Bytes received but not yet returned as part of a record (for tests and stats). */
@@ -94,7 +123,9 @@ export class RecordReader {
     this.fragmentCount = 0
     const only = fragments[0]
     if (fragments.length === 1 && only !== undefined) return only
-    return Buffer.concat(fragments, length)
+    const joined = Buffer.concat(fragments, length)
+    for (const f of fragments) this.release(f)
+    return joined
   }
 
   /** Take n bytes from the queue (n <= queued): a view when they lie in one chunk, else one copy. */
@@ -110,7 +141,7 @@ export class RecordReader {
       this.queue.shift()
       return head
     }
-    const out = Buffer.allocUnsafe(n)
+    const out = this.pool && n >= POOL_MIN && n <= POOL_CAPACITY ? this.pooled(n) : Buffer.allocUnsafe(n)
     let filled = 0
     while (filled < n) {
       const c = this.queue[0]
@@ -122,6 +153,12 @@ export class RecordReader {
       else this.queue[0] = c.subarray(take)
     }
     return out
+  }
+
+  private pooled(n: number): Buffer {
+    const whole = this.free.pop() ?? Buffer.allocUnsafeSlow(POOL_CAPACITY)
+    this.lent.set(whole.buffer, whole)
+    return whole.subarray(0, n)
   }
 }
 

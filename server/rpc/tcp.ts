@@ -43,7 +43,7 @@ export class RpcConnection {
   constructor(socket: Socket, env: DispatchEnv, limits: ConnectionLimits, log: Logger) {
     this.socket = socket
     this.env = env
-    this.reader = new RecordReader(limits.maxRecordSize)
+    this.reader = new RecordReader(limits.maxRecordSize, { pool: true })
     this.maxInFlight = Math.max(1, limits.maxInFlightPerConnection)
     this.lowWater = Math.floor(this.maxInFlight / 2)
     const peer = peerOf(socket.remoteAddress, socket.remotePort, socket.remoteFamily)
@@ -101,12 +101,16 @@ export class RpcConnection {
 
   private start(record: Buffer): void {
     this.inFlight++
+    // Handlers copy what they keep (STYLE), and replies never point into the request,
+    // so once dispatch has settled the record's buffer can be reused.
     dispatch(this.env, record, this.origin).then(
       reply => {
+        this.reader.release(record)
         this.finished(reply)
       },
       (err: unknown) => {
         // dispatch turns handler failures into replies; reaching here is a bug in this layer.
+        this.reader.release(record)
         this.origin.log.error({ err }, 'dispatch failed')
         this.finished(null)
       },

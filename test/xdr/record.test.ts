@@ -97,3 +97,28 @@ t.test('every fragment is charged against the limit, so tiny fragments cannot pi
     for (let i = 0; i < 1000; i++) empty.push(Buffer.from([0, 0, 0, 0]))
   }, { code: 'RECORD_TOO_LARGE' }, 'empty fragments are charged too')
 })
+
+t.test('pool mode: large spanning records reuse released buffers; views and small records are never pooled', async t => {
+  const r = new RecordReader(2 * 1024 * 1024, { pool: true })
+  const body = Buffer.alloc(200 * 1024, 5)
+  const wire = Buffer.concat([frameRecord([body]), body])
+  const feed = (): Buffer => {
+    let out: Buffer[] = []
+    for (let i = 0; i < wire.length; i += 65536) out = out.concat(r.push(wire.subarray(i, i + 65536)))
+    t.equal(out.length, 1)
+    return out[0] as Buffer
+  }
+  const first = feed()
+  t.ok(first.equals(body))
+  r.release(first)
+  const second = feed()
+  t.equal(second.buffer, first.buffer, 'the released buffer came back')
+  const third = feed()
+  t.not(third.buffer, second.buffer, 'a buffer still in use is not handed out twice')
+  t.ok(third.equals(body) && second.equals(body))
+  const small = Buffer.from([1, 2, 3, 4])
+  const [rec] = r.push(Buffer.concat([frameRecord([small]), small]))
+  r.release(rec as Buffer)
+  t.ok(rec?.equals(small))
+  t.equal(r.buffered, 0)
+})
