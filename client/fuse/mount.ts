@@ -1,0 +1,142 @@
+/*
+ * Mounting and unmounting (TOOLING.md §3b): open /dev/fuse, let mount(8)
+ * attach it (`mount -i`: no mount.fuse helper, which would try to run the
+ * source as a command), start reading only once mount has exited 0 (a read
+ * on an unattached fd fails with EPERM), and wait for INIT. umount(8) runs
+ * as a child process, never synchronously: unmounting waits on requests
+ * this very process must answer. After umount the reader's read fails
+ * with ENODEV and the session ends; only then may the process exit (an
+ * exit while the reader is blocked in /dev/fuse hangs).
+ */
+import { spawn } from 'node:child_process'
+import { closeSync, openSync } from 'node:fs'
+import type { NfsClient } from '../nfs-client.ts'
+import { FUSE_MIN_READ_BUFFER } from './abi.ts'
+import { NfsFiles } from './nfs-files.ts'
+import { NfsFs } from './nfs-fs.ts'
+import { createHandler } from './ops.ts'
+import { FuseSession } from './session.ts'
+import type { FuseLogger } from './session.ts'
+
+export interface FuseMountOptions {
+  /** What /proc/mounts shows as the source ('host:/export'). */
+  source: string
+  mountpoint: string
+  /** Let other users in (the kernel still checks permissions: default_permissions). */
+  allowOther?: boolean
+  readOnly?: boolean
+  log: FuseLogger
+}
+
+export class FuseMountError extends Error {
+  readonly code: 'FUSE_MOUNT_FAILED' | 'FUSE_UMOUNT_FAILED' | 'FUSE_INIT_FAILED'
+  constructor(code: FuseMountError['code'], message: string) {
+    super(message)
+    this.name = 'FuseMountError'
+    this.code = code
+  }
+}
+
+/** Run a command to completion without blocking the event loop; stderr is kept for errors. */
+export function runTool(cmd: string, args: string[], extraFds: number[] = []): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe', ...extraFds] })
+    let stderr = ''
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()))
+    child.on('error', reject)
+    child.on('close', code => {
+      resolve({ code, stderr: stderr.trim() })
+    })
+  })
+}
+
+/** umount(8) the mount point (lazy: detach now, finish when the last file closes). */
+export async function unmount(mountpoint: string, opts: { lazy?: boolean } = {}): Promise<void> {
+  const r = await runTool('umount', opts.lazy === true ? ['-l', mountpoint] : [mountpoint])
+  if (r.code !== 0) throw new FuseMountError('FUSE_UMOUNT_FAILED', r.stderr === '' ? `umount ${mountpoint}: exit ${String(r.code)}` : r.stderr)
+}
+
+export class FuseMount {
+  readonly client: NfsClient
+  readonly mountpoint: string
+  readonly session: FuseSession
+  readonly fs: NfsFs
+  readonly files: NfsFiles
+  /** Resolves with why the connection ended ('ENODEV': unmounted). */
+  readonly ended: Promise<string>
+
+  private constructor(client: NfsClient, mountpoint: string, session: FuseSession, fs: NfsFs, files: NfsFiles) {
+    this.client = client
+    this.mountpoint = mountpoint
+    this.session = session
+    this.fs = fs
+    this.files = files
+    this.ended = session.ended
+  }
+
+  /** Mount the client's tree at rootFh on opts.mountpoint; resolves once the kernel's INIT is answered. */
+  static async mount(client: NfsClient, rootFh: Buffer, opts: FuseMountOptions): Promise<FuseMount> {
+    const fd = openSync('/dev/fuse', 'r+')
+    const fs = new NfsFs(client, rootFh)
+    let session: FuseSession | null = null
+    const files = new NfsFiles(fs, { notify: (code, body) => session?.notify(code, body) ?? false })
+    const maxWrite = client.limits.wsize
+    let initDone: () => void = () => undefined
+    const init = new Promise<void>(resolve => {
+      initDone = resolve
+    })
+    const handler = createHandler(fs, files, { maxWrite, readdirplus: client.usesReaddirPlus, log: opts.log, onInit: () => { initDone() } })
+    session = new FuseSession(fd, handler, opts.log)
+    const uid = process.getuid?.() ?? 0
+    const gid = process.getgid?.() ?? 0
+    const o = [`fd=3`, `rootmode=40000`, `user_id=${String(uid)}`, `group_id=${String(gid)}`, 'default_permissions']
+    if (opts.allowOther === true) o.push('allow_other')
+    if (opts.readOnly === true) o.push('ro')
+    let r: { code: number | null; stderr: string }
+    try {
+      r = await runTool('mount', ['-i', '-t', 'fuse.tsnfs', '-o', o.join(','), opts.source, opts.mountpoint], [fd])
+    } catch (err) {
+      closeSync(fd)
+      throw err
+    }
+    if (r.code !== 0) {
+      closeSync(fd)
+      throw new FuseMountError('FUSE_MOUNT_FAILED', r.stderr === '' ? `mount ${opts.mountpoint}: exit ${String(r.code)}` : r.stderr)
+    }
+    // The kernel's request buffer rule: at least 8 KiB, and a whole WRITE (header, write_in, data) must fit.
+    session.start(Math.max(FUSE_MIN_READ_BUFFER, maxWrite + 4096))
+    const m = new FuseMount(client, opts.mountpoint, session, fs, files)
+    const why = await Promise.race([init.then(() => null), session.ended])
+    if (why !== null) {
+      // Never leave the mount behind as "Transport endpoint is not connected".
+      await unmount(opts.mountpoint, { lazy: true }).catch(() => undefined)
+      throw new FuseMountError('FUSE_INIT_FAILED', `connection ended before INIT: ${why}`)
+    }
+    return m
+  }
+
+  /** umount, or with lazy a detach that completes when the last open file closes. */
+  unmount(opts: { lazy?: boolean } = {}): Promise<void> {
+    return unmount(this.mountpoint, opts)
+  }
+
+  /**
+   * The whole shutdown: umount (lazily if busy), wait for the connection to
+   * end, close what is still open (writing it out), and unmount the client.
+   */
+  async stop(): Promise<void> {
+    try {
+      await this.unmount()
+    } catch {
+      await this.unmount({ lazy: true }).catch(() => undefined)
+    }
+    await this.ended
+    await this.finish()
+  }
+
+  /** After the connection ended: write out and close files, then the client. */
+  async finish(): Promise<void> {
+    await this.files.closeAll()
+    await this.client.umount()
+  }
+}

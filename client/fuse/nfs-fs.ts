@@ -1,0 +1,296 @@
+/*
+ * FUSE operations on nodes, carried out with the NFS client (issue 5 point
+ * 3): names through its lookup cache, attributes through its attribute
+ * cache, whose per-object timeouts become the kernel's entry and attribute
+ * validity (a directory's timeout for the names in it, as the Linux client
+ * revalidates dentries against their parent). Open files and directories
+ * are in nfs-files.ts.
+ */
+import { randomBytes } from 'node:crypto'
+import { ACCESS3_DELETE, ACCESS3_EXECUTE, ACCESS3_EXTEND, ACCESS3_LOOKUP, ACCESS3_MODIFY, ACCESS3_READ, createmode3, ftype3, time_how } from '../../xdr/generated/nfs3.ts'
+import type { fattr3, nfstime3, post_op_fh3, sattr3 } from '../../xdr/generated/nfs3.ts'
+import { sattr } from '../attrs.ts'
+import type { NfsClient } from '../nfs-client.ts'
+import { lookupName } from '../walk.ts'
+import type { Entry, FuseAttr } from './abi.ts'
+import { FATTR, RENAME_NOREPLACE, S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK, attrOut, entryOut, statfsOut } from './abi.ts'
+import { FuseError, fuseAttr, splitdev } from './convert.ts'
+import { InodeTable } from './inodes.ts'
+import type { Inode } from './inodes.ts'
+import type { Reply } from './session.ts'
+
+export interface SetattrIn {
+  valid: number
+  fh: bigint
+  size: bigint
+  atime: nfstime3
+  mtime: nfstime3
+  mode: number
+  uid: number
+  gid: number
+}
+
+const name3 = (s: string): Buffer => Buffer.from(s)
+
+/** What the kernel was last told of a node's data (size, mtime, ctime): a change since means its page cache is stale. */
+export function stampOf(a: fattr3): string {
+  return `${a.size}:${a.mtime.seconds}.${a.mtime.nseconds}:${a.ctime.seconds}.${a.ctime.nseconds}`
+}
+
+export class NfsFs {
+  readonly client: NfsClient
+  readonly inodes: InodeTable
+  /** Open files of the mount (the silly-rename check only looks up names while some are open). */
+  openFiles = 0
+  private readonly blksize: number
+  private readonly stamps = new Map<bigint, string>()
+
+  constructor(client: NfsClient, rootFh: Buffer) {
+    this.client = client
+    this.inodes = new InodeTable(rootFh)
+    this.blksize = client.files.opts.blockSize
+  }
+
+  node(nodeid: bigint): Inode {
+    const n = this.inodes.get(nodeid)
+    if (n === undefined) throw new FuseError('ESTALE', `unknown node ${String(nodeid)}`)
+    return n
+  }
+
+  /** The attributes the kernel gets: the local size while this client holds data beyond the server's end. */
+  attrOf(n: { fh: Buffer; nodeid: bigint }, a: fattr3): FuseAttr {
+    const state = this.client.files.peekState(n.fh)
+    const size = a.type === ftype3.NF3REG && state !== undefined ? state.sizeWith(a.size) : a.size
+    this.stamps.set(n.nodeid, stampOf({ ...a, size }))
+    return fuseAttr(a, this.blksize, size)
+  }
+
+  /** The stamp last sent to the kernel for a node (dropped with the node). */
+  reportedStamp(nodeid: bigint): string | undefined {
+    return this.stamps.get(nodeid)
+  }
+
+  validMs(fh: Buffer): number {
+    return this.client.options.attrCache.noac ? 0 : (this.client.attrs.timeoutOf(fh) ?? 0)
+  }
+
+  /** An entry for fh (held until the reply is sent or dropped). */
+  entryFor(fh: Buffer, a: fattr3, parent: Buffer): { entry: Entry; node: Inode } {
+    const node = this.inodes.hold(fh, a.fileid)
+    return { node, entry: { nodeid: node.nodeid, generation: node.generation, entryValidMs: this.validMs(parent), attrValidMs: this.validMs(fh), attr: this.attrOf(node, a) } }
+  }
+
+  async entryReply(fh: Buffer, parent: Buffer, known?: fattr3): Promise<Reply> {
+    const a = known ?? (await this.client.getattr(fh))
+    const { entry, node } = this.entryFor(fh, a, parent)
+    return { data: [entryOut(entry)], sent: () => { this.inodes.sent(node) }, dropped: () => { this.dropNode(node) } }
+  }
+
+  forget(nodeid: bigint, nlookup: bigint): void {
+    const n = this.inodes.get(nodeid)
+    if (n === undefined) return
+    this.inodes.forget(nodeid, nlookup)
+    if (this.inodes.get(nodeid) !== n) this.stamps.delete(nodeid)
+  }
+
+  dropNode(n: Inode): void {
+    this.inodes.dropped(n)
+    if (this.inodes.get(n.nodeid) !== n) this.stamps.delete(n.nodeid)
+  }
+
+  async lookup(parent: Inode, name: string): Promise<Reply> {
+    const fh = await lookupName(this.client, parent.fh, name, name)
+    return this.entryReply(fh, parent.fh)
+  }
+
+  async getattr(n: Inode): Promise<Reply> {
+    const a = await this.client.getattr(n.fh)
+    return { data: [attrOut(this.attrOf(n, a), this.validMs(n.fh))] }
+  }
+
+  async setattr(n: Inode, s: SetattrIn): Promise<Reply> {
+    const c = this.client
+    const type = (c.attrs.peek(n.fh) ?? (await c.getattr(n.fh))).type
+    const state = type === ftype3.NF3REG ? c.files.peekState(n.fh) : undefined
+    // As Linux nfs_setattr: write out held data first, so no later WRITE moves mtime past a time set now.
+    if (state !== undefined) await c.files.writeback.sync(state)
+    if ((s.valid & FATTR.SIZE) !== 0) {
+      if (state !== undefined) await c.files.truncate(state, Number(s.size))
+      else await c.setattrFh(n.fh, { size: s.size })
+    }
+    const attrs: sattr3 = {
+      mode: (s.valid & FATTR.MODE) !== 0 ? s.mode & 0o7777 : null,
+      uid: (s.valid & FATTR.UID) !== 0 ? s.uid : null,
+      gid: (s.valid & FATTR.GID) !== 0 ? s.gid : null,
+      size: null,
+      atime: (s.valid & FATTR.ATIME_NOW) !== 0 ? { set_it: time_how.SET_TO_SERVER_TIME } : (s.valid & FATTR.ATIME) !== 0 ? { set_it: time_how.SET_TO_CLIENT_TIME, atime: s.atime } : { set_it: time_how.DONT_CHANGE },
+      mtime: (s.valid & FATTR.MTIME_NOW) !== 0 ? { set_it: time_how.SET_TO_SERVER_TIME } : (s.valid & FATTR.MTIME) !== 0 ? { set_it: time_how.SET_TO_CLIENT_TIME, mtime: s.mtime } : { set_it: time_how.DONT_CHANGE },
+    }
+    if (attrs.mode !== null || attrs.uid !== null || attrs.gid !== null || attrs.atime.set_it !== time_how.DONT_CHANGE || attrs.mtime.set_it !== time_how.DONT_CHANGE) {
+      await c.nfs.call('SETATTR', { object: { data: n.fh }, new_attributes: attrs, guard: null })
+    }
+    return this.getattr(n)
+  }
+
+  async readlink(n: Inode): Promise<Reply> {
+    const r = await this.client.nfs.call('READLINK', { symlink: { data: n.fh } })
+    return { data: [Buffer.from(r.data)] }
+  }
+
+  /** After our own CREATE-like call: the new handle (LOOKUP when the server sent none), into the name cache. */
+  private async made(dir: Inode, name: string, obj: post_op_fh3): Promise<Reply> {
+    const c = this.client
+    let fh: Buffer
+    if (obj === null) {
+      c.names.remove(dir.fh, name)
+      fh = await lookupName(c, dir.fh, name, name)
+    } else {
+      fh = Buffer.from(obj.data)
+      c.names.addPositive(dir.fh, name, fh)
+    }
+    return this.entryReply(fh, dir.fh)
+  }
+
+  async mkdir(dir: Inode, name: string, mode: number): Promise<Reply> {
+    const r = await this.client.nfs.call('MKDIR', { where: { dir: { data: dir.fh }, name: name3(name) }, attributes: sattr({ mode: mode & 0o7777 }) })
+    return this.made(dir, name, r.obj)
+  }
+
+  async mknod(dir: Inode, name: string, mode: number, rdev: number): Promise<Reply> {
+    const where = { dir: { data: dir.fh }, name: name3(name) }
+    const attributes = sattr({ mode: mode & 0o7777 })
+    const fmt = mode & S_IFMT
+    if (fmt === S_IFREG || fmt === 0) {
+      const r = await this.client.nfs.call('CREATE', { where, how: { mode: createmode3.GUARDED, obj_attributes: attributes } })
+      return this.made(dir, name, r.obj)
+    }
+    const { major, minor } = splitdev(rdev)
+    const what =
+      fmt === S_IFCHR || fmt === S_IFBLK
+        ? { type: fmt === S_IFCHR ? ftype3.NF3CHR : ftype3.NF3BLK, device: { dev_attributes: attributes, spec: { specdata1: major, specdata2: minor } } }
+        : fmt === S_IFIFO || fmt === S_IFSOCK
+          ? { type: fmt === S_IFIFO ? ftype3.NF3FIFO : ftype3.NF3SOCK, pipe_attributes: attributes }
+          : null
+    if (what === null) throw new FuseError('EINVAL')
+    const r = await this.client.nfs.call('MKNOD', { where, what })
+    return this.made(dir, name, r.obj)
+  }
+
+  async symlink(dir: Inode, name: string, target: string): Promise<Reply> {
+    const r = await this.client.nfs.call('SYMLINK', {
+      where: { dir: { data: dir.fh }, name: name3(name) },
+      symlink: { symlink_attributes: sattr({}), symlink_data: Buffer.from(target) },
+    })
+    return this.made(dir, name, r.obj)
+  }
+
+  async link(n: Inode, dir: Inode, name: string): Promise<Reply> {
+    await this.client.nfs.call('LINK', { file: { data: n.fh }, link: { dir: { data: dir.fh }, name: name3(name) } })
+    this.client.names.addPositive(dir.fh, name, n.fh)
+    return this.entryReply(n.fh, dir.fh)
+  }
+
+  /** The open node a name refers to, if any (only asked while files are open). */
+  private async openChild(dir: Inode, name: string): Promise<Inode | undefined> {
+    if (this.openFiles === 0) return undefined
+    let fh: Buffer
+    try {
+      fh = await lookupName(this.client, dir.fh, name, name)
+    } catch {
+      return undefined
+    }
+    const n = this.inodes.byHandle(fh)
+    return n !== undefined && n.opens > 0 ? n : undefined
+  }
+
+  /**
+   * NFSv3 has no open state: a file removed while open would answer STALE
+   * to its next READ. As the Linux client, rename it to a hidden name
+   * instead and remove that at the last close (nfs_sillyrename).
+   */
+  private async sillyRename(dir: Inode, name: string, n: Inode): Promise<void> {
+    const hidden = `.tsnfs${randomBytes(8).toString('hex')}`
+    await this.rawRename(dir, name, dir, hidden)
+    n.silly = { dir: Buffer.from(dir.fh), name: hidden }
+  }
+
+  async remove(dir: Inode, name: string, proc: 'REMOVE' | 'RMDIR'): Promise<Reply> {
+    const c = this.client
+    if (proc === 'REMOVE') {
+      const open = await this.openChild(dir, name)
+      if (open !== undefined) {
+        await this.sillyRename(dir, name, open)
+        return {}
+      }
+    }
+    const old = c.names.peek(dir.fh, name)
+    await c.nfs.call(proc, { object: { dir: { data: dir.fh }, name: name3(name) } })
+    c.names.addNegative(dir.fh, name)
+    if (old !== undefined) {
+      c.attrs.invalidate(old)
+      c.names.dropDir(old)
+    }
+    return {}
+  }
+
+  /** The last close of a silly-renamed file: remove its hidden name. */
+  async removeSilly(n: Inode): Promise<void> {
+    const s = n.silly
+    if (s === null) return
+    n.silly = null
+    await this.client.nfs.call('REMOVE', { object: { dir: { data: s.dir }, name: name3(s.name) } })
+    this.client.names.addNegative(s.dir, s.name)
+  }
+
+  /** RENAME and RENAME2: NFSv3 renames replace; RENAME_NOREPLACE is checked by LOOKUP first (racy against other clients). */
+  async rename(dir: Inode, name: string, newDir: Inode, newName: string, flags: number): Promise<Reply> {
+    if ((flags & ~RENAME_NOREPLACE) !== 0) throw new FuseError('EINVAL')
+    if ((flags & RENAME_NOREPLACE) !== 0) {
+      const exists = await lookupName(this.client, newDir.fh, newName, newName).then(
+        () => true,
+        () => false,
+      )
+      if (exists) throw new FuseError('EEXIST')
+    }
+    const open = await this.openChild(newDir, newName)
+    if (open !== undefined) await this.sillyRename(newDir, newName, open)
+    await this.rawRename(dir, name, newDir, newName)
+    return {}
+  }
+
+  private async rawRename(dir: Inode, name: string, newDir: Inode, newName: string): Promise<void> {
+    const c = this.client
+    const moved = c.names.peek(dir.fh, name)
+    const replaced = c.names.peek(newDir.fh, newName)
+    await c.nfs.call('RENAME', { from: { dir: { data: dir.fh }, name: name3(name) }, to: { dir: { data: newDir.fh }, name: name3(newName) } })
+    c.names.addNegative(dir.fh, name)
+    if (moved !== undefined) c.names.addPositive(newDir.fh, newName, moved)
+    else c.names.remove(newDir.fh, newName)
+    // RFC 1813 §3.3.14: the moved object's ctime may change, a replaced one loses a link.
+    if (moved !== undefined) c.attrs.invalidate(moved)
+    if (replaced !== undefined && (moved === undefined || !replaced.equals(moved))) c.attrs.invalidate(replaced)
+  }
+
+  async statfs(): Promise<Reply> {
+    const s = await this.client.statfs()
+    const bsize = 4096
+    const blocks = (v: bigint): bigint => v / BigInt(bsize)
+    return { data: [statfsOut({ blocks: blocks(s.tbytes), bfree: blocks(s.fbytes), bavail: blocks(s.abytes), files: s.tfiles, ffree: s.afiles, bsize, namelen: 255, frsize: bsize })] }
+  }
+
+  /** ACCESS (only sent without default_permissions): R_OK, W_OK, X_OK against what the server grants. */
+  async access(n: Inode, mask: number): Promise<Reply> {
+    if (mask === 0) {
+      await this.client.getattr(n.fh)
+      return {}
+    }
+    const isDir = this.client.attrs.peek(n.fh)?.type === ftype3.NF3DIR
+    let want = 0
+    if ((mask & 4) !== 0) want |= ACCESS3_READ
+    if ((mask & 2) !== 0) want |= ACCESS3_MODIFY | ACCESS3_EXTEND | (isDir ? ACCESS3_DELETE : 0)
+    if ((mask & 1) !== 0) want |= isDir ? ACCESS3_LOOKUP : ACCESS3_EXECUTE
+    const r = await this.client.nfs.call('ACCESS', { object: { data: n.fh }, access: want })
+    if ((r.access & want) !== want) throw new FuseError('EACCES')
+    return {}
+  }
+}

@@ -1,0 +1,189 @@
+/*
+ * Request dispatch: decode each operation's body (fuse.h layouts), run it
+ * on NfsFs / NfsFiles, turn failures into errnos. INIT negotiates protocol
+ * 7.31 and what we take of the kernel's offer: async reads, big writes up
+ * to the client's wsize (max_pages), READDIRPLUS when the server has it,
+ * parallel directory operations, cached symlinks (an NFS symlink's text
+ * never changes for a handle) and automatic page cache invalidation on
+ * mtime/size changes. Not the writeback cache: with it the kernel holds
+ * dirty pages and writes them when it likes, after close(2) returned, which
+ * breaks close-to-open; our client already delays writes up to FLUSH.
+ * Operations not listed get ENOSYS (the kernel remembers that for most).
+ */
+import { constants } from 'node:os'
+import type { nfstime3 } from '../../xdr/generated/nfs3.ts'
+import { BodyReader, FUSE_MINOR, INIT, OP, decodeInitIn, initOut } from './abi.ts'
+import { errnoFor } from './convert.ts'
+import type { NfsFiles } from './nfs-files.ts'
+import type { NfsFs, SetattrIn } from './nfs-fs.ts'
+import type { FuseHandler, FuseLogger, FuseRequest, Reply } from './session.ts'
+
+export interface OpsConfig {
+  /** Largest WRITE the kernel may send (the client's wsize). */
+  maxWrite: number
+  /** Use READDIRPLUS (the client's readdirplus option). */
+  readdirplus: boolean
+  log: FuseLogger
+  /** Called once INIT is answered (the mount is usable). */
+  onInit?: (kernel: { major: number; minor: number }) => void
+}
+
+const PAGE = 4096
+const MAX_PAGES = 256
+const { ENOSYS, EPROTO } = constants.errno
+
+function time(r: BodyReader): { s: bigint } {
+  return { s: r.u64() }
+}
+
+function decodeSetattr(body: Buffer): SetattrIn {
+  const r = new BodyReader(body)
+  const valid = r.u32()
+  r.skip(4)
+  const fh = r.u64()
+  const size = r.u64()
+  r.skip(8) // lock_owner
+  const atime = time(r)
+  const mtime = time(r)
+  r.skip(8) // ctime
+  const atimensec = r.u32()
+  const mtimensec = r.u32()
+  r.skip(4) // ctimensec
+  const mode = r.u32()
+  r.skip(4)
+  const uid = r.u32()
+  const gid = r.u32()
+  const t = (s: bigint, ns: number): nfstime3 => ({ seconds: Number(BigInt.asUintN(32, s)), nseconds: ns })
+  return { valid, fh, size, atime: t(atime.s, atimensec), mtime: t(mtime.s, mtimensec), mode, uid, gid }
+}
+
+export function initReply(body: Buffer, cfg: OpsConfig): Reply {
+  const k = decodeInitIn(body)
+  if (k.major !== 7 || k.minor < FUSE_MINOR) return { errno: EPROTO }
+  let want: number = INIT.ASYNC_READ | INIT.BIG_WRITES | INIT.AUTO_INVAL_DATA | INIT.PARALLEL_DIROPS | INIT.MAX_PAGES | INIT.CACHE_SYMLINKS | INIT.ASYNC_DIO
+  if (cfg.readdirplus) want |= INIT.DO_READDIRPLUS | INIT.READDIRPLUS_AUTO
+  const maxPages = Math.min(MAX_PAGES, Math.max(1, Math.ceil(cfg.maxWrite / PAGE)))
+  return {
+    data: [initOut({ maxReadahead: k.maxReadahead, flags: k.flags & want, maxBackground: 64, congestionThreshold: 48, maxWrite: Math.min(cfg.maxWrite, maxPages * PAGE), maxPages })],
+    sent: () => cfg.onInit?.({ major: k.major, minor: k.minor }),
+  }
+}
+
+async function run(fs: NfsFs, files: NfsFiles, cfg: OpsConfig, req: FuseRequest): Promise<Reply | null> {
+  const r = new BodyReader(req.body)
+  const node = (): ReturnType<NfsFs['node']> => fs.node(req.nodeid)
+  switch (req.opcode) {
+    case OP.INIT:
+      return initReply(req.body, cfg)
+    case OP.DESTROY:
+      return {}
+    case OP.FORGET:
+      fs.forget(req.nodeid, r.u64())
+      return null
+    case OP.BATCH_FORGET: {
+      const count = r.u32()
+      r.skip(4)
+      for (let i = 0; i < count; i++) fs.forget(r.u64(), r.u64())
+      return null
+    }
+    case OP.LOOKUP:
+      return fs.lookup(node(), r.name())
+    case OP.GETATTR:
+      return fs.getattr(node())
+    case OP.SETATTR:
+      return fs.setattr(node(), decodeSetattr(req.body))
+    case OP.READLINK:
+      return fs.readlink(node())
+    case OP.SYMLINK: {
+      const name = r.name()
+      return fs.symlink(node(), name, r.name())
+    }
+    case OP.MKNOD: {
+      const mode = r.u32()
+      const rdev = r.u32()
+      r.skip(8)
+      return fs.mknod(node(), r.name(), mode, rdev)
+    }
+    case OP.MKDIR: {
+      const mode = r.u32()
+      r.skip(4)
+      return fs.mkdir(node(), r.name(), mode)
+    }
+    case OP.UNLINK:
+      return fs.remove(node(), r.name(), 'REMOVE')
+    case OP.RMDIR:
+      return fs.remove(node(), r.name(), 'RMDIR')
+    case OP.RENAME: {
+      const newDir = fs.node(r.u64())
+      const name = r.name()
+      return fs.rename(node(), name, newDir, r.name(), 0)
+    }
+    case OP.RENAME2: {
+      const newDir = fs.node(r.u64())
+      const flags = r.u32()
+      r.skip(4)
+      const name = r.name()
+      return fs.rename(node(), name, newDir, r.name(), flags)
+    }
+    case OP.LINK: {
+      const target = fs.node(r.u64())
+      return fs.link(target, node(), r.name())
+    }
+    case OP.OPEN:
+      return files.open(node(), r.u32())
+    case OP.CREATE: {
+      const flags = r.u32()
+      const mode = r.u32()
+      r.skip(8)
+      return files.create(node(), r.name(), mode, flags)
+    }
+    case OP.READ: {
+      const fh = r.u64()
+      const offset = r.u64()
+      return files.read(fh, offset, r.u32())
+    }
+    case OP.WRITE: {
+      const fh = r.u64()
+      const offset = r.u64()
+      const size = r.u32()
+      return files.write(fh, offset, req.body.subarray(40, 40 + size))
+    }
+    case OP.FLUSH:
+      return files.sync(r.u64(), true)
+    case OP.FSYNC:
+      return files.sync(r.u64(), false)
+    case OP.RELEASE:
+      return files.release(r.u64())
+    case OP.STATFS:
+      return fs.statfs()
+    case OP.ACCESS:
+      return fs.access(node(), r.u32())
+    case OP.OPENDIR:
+      return files.opendir(node())
+    case OP.READDIR:
+    case OP.READDIRPLUS: {
+      const fh = r.u64()
+      const offset = r.u64()
+      return files.readdir(fh, offset, r.u32(), req.opcode === OP.READDIRPLUS)
+    }
+    case OP.RELEASEDIR:
+      return files.releasedir(r.u64())
+    case OP.FSYNCDIR:
+      // NFSv3 directory operations are synchronous on the server (RFC 1813 §3.3.21: COMMIT is for file data).
+      return {}
+    default:
+      return { errno: ENOSYS }
+  }
+}
+
+export function createHandler(fs: NfsFs, files: NfsFiles, cfg: OpsConfig): FuseHandler {
+  return async req => {
+    try {
+      return await run(fs, files, cfg, req)
+    } catch (err) {
+      const errno = errnoFor(err)
+      if (errno === constants.errno.EIO) cfg.log.warn({ err, opcode: req.opcode }, 'fuse operation failed')
+      return { errno }
+    }
+  }
+}

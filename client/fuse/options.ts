@@ -1,0 +1,101 @@
+/*
+ * mount(8)-style option lists for `tsnfs mount -o …` (nfs(5) names): what
+ * goes to the NFS client (transfer sizes, attribute cache times, ports,
+ * transport, AUTH_SYS identity, hard/soft with timeo/retrans) and what to
+ * the FUSE mount (ro, allow_other). Unknown options are an error, except
+ * the generic ones mount(8) passes to every file system.
+ */
+import type { ClientOptions } from '../options.ts'
+
+export interface MountOptions {
+  client: ClientOptions
+  readOnly: boolean
+  allowOther: boolean
+}
+
+export class MountOptionError extends Error {
+  readonly code = 'FUSE_BAD_OPTION'
+}
+
+/** Accepted and ignored: FUSE mounts are always nosuid,nodev; the rest has no meaning here. */
+const IGNORED = new Set(['defaults', 'rw', 'nosuid', 'nodev', 'noexec', 'exec', 'suid', 'dev', 'auto', 'noauto', 'user', 'nouser', 'async', 'relatime', 'noatime', 'nofail', '_netdev', 'intr', 'nointr', 'cto', 'nolock', 'lock', 'sharecache'])
+
+function int(name: string, v: string | undefined): number {
+  if (v === undefined || !/^\d+$/.test(v)) throw new MountOptionError(`option ${name} needs a number`)
+  return Number(v)
+}
+
+function num(name: string, v: string | undefined): number {
+  if (v === undefined || !/^\d+(\.\d+)?$/.test(v)) throw new MountOptionError(`option ${name} needs a number`)
+  return Number(v)
+}
+
+function apply(m: MountOptions, name: string, v: string | undefined): void {
+  const c = m.client
+  switch (name) {
+    case 'ro': m.readOnly = true; return
+    case 'allow_other': m.allowOther = true; return
+    case 'rsize': c.rsize = int(name, v); return
+    case 'wsize': c.wsize = int(name, v); return
+    case 'actimeo': c.actimeo = num(name, v); return
+    case 'acregmin': c.acregmin = num(name, v); return
+    case 'acregmax': c.acregmax = num(name, v); return
+    case 'acdirmin': c.acdirmin = num(name, v); return
+    case 'acdirmax': c.acdirmax = num(name, v); return
+    case 'noac': c.noac = true; return
+    case 'ac': c.noac = false; return
+    case 'port': c.nfsport = int(name, v); return
+    case 'mountport': c.mountport = int(name, v); return
+    case 'portmapport': c.portmapPort = int(name, v); return
+    case 'proto':
+      if (v !== 'tcp' && v !== 'udp') throw new MountOptionError(`option proto: '${v ?? ''}' is not tcp or udp`)
+      c.proto = v
+      return
+    case 'tcp': c.proto = 'tcp'; return
+    case 'udp': c.proto = 'udp'; return
+    case 'uid': c.uid = int(name, v); return
+    case 'gid': c.gid = int(name, v); return
+    case 'hard': c.hard = true; return
+    case 'soft': c.hard = false; return
+    // nfs(5): timeo is in tenths of a second.
+    case 'timeo': c.timeoutMs = int(name, v) * 100; return
+    case 'retrans': c.retrans = int(name, v); return
+    case 'lookupcache':
+      if (v === 'all' || v === 'none' || v === 'positive') c.lookupcache = v
+      else if (v === 'pos') c.lookupcache = 'positive'
+      else throw new MountOptionError(`option lookupcache: '${v ?? ''}'`)
+      return
+    case 'rdirplus': c.readdirplus = true; return
+    case 'nordirplus': c.readdirplus = false; return
+    case 'vers':
+    case 'nfsvers':
+      if (v !== '3') throw new MountOptionError(`only NFS version 3 is supported, not '${v ?? ''}'`)
+      return
+    default:
+      if (IGNORED.has(name)) return
+      throw new MountOptionError(`unknown mount option '${name}'`)
+  }
+}
+
+/** Parse one or more comma lists (`-o a,b=1 -o c`). Linux NFS mounts are hard by default, and so are ours. */
+export function parseMountOptions(lists: readonly string[]): MountOptions {
+  const m: MountOptions = { client: { hard: true }, readOnly: false, allowOther: false }
+  for (const list of lists) {
+    for (const item of list.split(',')) {
+      if (item === '') continue
+      const eq = item.indexOf('=')
+      apply(m, eq < 0 ? item : item.slice(0, eq), eq < 0 ? undefined : item.slice(eq + 1))
+    }
+  }
+  return m
+}
+
+/** `host:/export/path`, `[v6addr]:/path`, or an nfs:// URL → an nfs:// URL for NfsClient.mount. */
+export function sourceUrl(source: string): string {
+  if (source.startsWith('nfs://')) return source
+  const m = /^(\[[^\]]+\]|[^:/[\]]+):(\/.*)$/.exec(source)
+  if (m === null) throw new MountOptionError(`'${source}' is not host:/path or an nfs:// URL`)
+  const host = m[1] ?? ''
+  const path = (m[2] ?? '/').split('/').map(encodeURIComponent).join('/')
+  return `nfs://${host}${path}`
+}

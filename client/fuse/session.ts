@@ -1,0 +1,175 @@
+/*
+ * One FUSE connection: a worker thread reads requests from /dev/fuse
+ * (reader-worker.ts), this thread runs them concurrently and writes each
+ * reply with one writev(2), in whatever order they finish (the kernel
+ * matches replies by `unique`). FORGET and BATCH_FORGET get no reply;
+ * INTERRUPT answers the named request at once with EINTR, and its late
+ * result is dropped (its `dropped` hook undoes what it kept, such as a
+ * lookup count or an open file).
+ */
+import { closeSync, writevSync } from 'node:fs'
+import { Worker } from 'node:worker_threads'
+import type { InHeader } from './abi.ts'
+import { IN_HEADER_SIZE, OP, OP_NAMES, decodeInHeader, outHeader } from './abi.ts'
+import { READER_SOURCE } from './reader-worker.ts'
+import type { ReaderData, ReaderMessage } from './reader-worker.ts'
+
+export interface FuseRequest extends InHeader {
+  /** The bytes after fuse_in_header (owned: the reader hands over a fresh buffer per request). */
+  body: Buffer
+}
+
+/** What a request answers: an errno, or a body; hooks learn whether the kernel got it. */
+export interface Reply {
+  errno?: number
+  data?: readonly Buffer[]
+  /** The kernel accepted the reply (a lookup count or file handle now belongs to it). */
+  sent?: () => void
+  /** The reply was not delivered (interrupted, or the kernel gave up on the request). */
+  dropped?: () => void
+}
+
+/** Runs one request; null: no reply (FORGET, BATCH_FORGET). Never rejects. */
+export type FuseHandler = (req: FuseRequest) => Promise<Reply | null>
+
+/** The logging this layer needs (a pino logger fits). */
+export interface FuseLogger {
+  debug(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
+}
+
+const EINTR = 4
+const ENOSYS = 38
+
+interface Pending {
+  opcode: number
+  interrupted: boolean
+}
+
+export class FuseSession {
+  readonly fd: number
+  /** Requests seen per operation name. */
+  readonly counts: Record<string, number> = {}
+  /** Resolves with the reason the connection ended ('ENODEV' after umount). */
+  readonly ended: Promise<string>
+  private readonly handler: FuseHandler
+  private readonly log: FuseLogger
+  private readonly pending = new Map<bigint, Pending>()
+  private worker: Worker | null = null
+  private endWith: (code: string) => void = () => undefined
+  private closed = false
+
+  constructor(fd: number, handler: FuseHandler, log: FuseLogger) {
+    this.fd = fd
+    this.handler = handler
+    this.log = log
+    this.ended = new Promise(resolve => {
+      this.endWith = resolve
+    })
+  }
+
+  /** Start reading; only once mount(2) has attached the fd (a read before fails with EPERM). */
+  start(bufferSize: number): void {
+    const data: ReaderData = { fd: this.fd, bufferSize }
+    const w = new Worker(READER_SOURCE, { eval: true, workerData: data })
+    this.worker = w
+    w.on('message', (m: ReaderMessage) => {
+      if (m.kind === 'request') this.onRequest(Buffer.from(m.data))
+      else this.finish(m.code)
+    })
+    w.on('error', err => {
+      this.log.error({ err }, 'fuse reader failed')
+      this.finish('EREADER')
+    })
+    w.on('exit', () => {
+      this.finish('EXIT')
+    })
+  }
+
+  /** Requests still being worked on. */
+  get inFlight(): number {
+    return this.pending.size
+  }
+
+  /** A notification (unique 0, error = code); false if the kernel refused it. */
+  notify(code: number, body: Buffer): boolean {
+    return this.write([outHeader(body.length, -code, 0n), body]) === null
+  }
+
+  private finish(code: string): void {
+    if (this.closed) return
+    this.closed = true
+    const w = this.worker
+    this.worker = null
+    // The worker has left its read loop; close the fd once it has exited.
+    const close = (): void => {
+      try {
+        closeSync(this.fd)
+      } catch {
+        // already closed
+      }
+      this.endWith(code)
+    }
+    if (w === null || code === 'EXIT') close()
+    else w.once('exit', close)
+  }
+
+  private onRequest(b: Buffer): void {
+    if (b.length < IN_HEADER_SIZE) return
+    const h = decodeInHeader(b)
+    const req: FuseRequest = { ...h, body: b.subarray(IN_HEADER_SIZE) }
+    const name = OP_NAMES[h.opcode] ?? `op${String(h.opcode)}`
+    this.counts[name] = (this.counts[name] ?? 0) + 1
+    if (h.opcode === OP.INTERRUPT) {
+      this.interrupt(req.body.readBigUInt64LE(0))
+      return
+    }
+    const p: Pending = { opcode: h.opcode, interrupted: false }
+    const tracked = h.opcode !== OP.FORGET && h.opcode !== OP.BATCH_FORGET
+    if (tracked) this.pending.set(h.unique, p)
+    void this.handler(req).then(
+      r => {
+        this.complete(h.unique, p, r)
+      },
+      (err: unknown) => {
+        this.log.error({ err, op: name }, 'fuse handler threw')
+        this.complete(h.unique, p, { errno: ENOSYS })
+      },
+    )
+  }
+
+  private complete(unique: bigint, p: Pending, r: Reply | null): void {
+    this.pending.delete(unique)
+    if (r === null) return
+    if (p.interrupted || this.closed) {
+      r.dropped?.()
+      return
+    }
+    const data = r.data ?? []
+    const len = data.reduce((n, d) => n + d.length, 0)
+    const err = this.write([outHeader(r.errno === undefined || r.errno === 0 ? len : 0, r.errno ?? 0, unique), ...(r.errno === undefined || r.errno === 0 ? data : [])])
+    if (err === null) r.sent?.()
+    else r.dropped?.()
+  }
+
+  /** FUSE docs: a request can be answered EINTR once interrupted; an unknown unique was already answered. */
+  private interrupt(unique: bigint): void {
+    const p = this.pending.get(unique)
+    if (p === undefined || p.interrupted) return
+    p.interrupted = true
+    this.write([outHeader(0, EINTR, unique)])
+  }
+
+  /** One writev; ENOENT means the request is gone (interrupted, aborted): not an error worth logging. */
+  private write(parts: Buffer[]): string | null {
+    try {
+      writevSync(this.fd, parts)
+      return null
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'EIO'
+      if (code !== 'ENOENT' && code !== 'ENODEV' && code !== 'EBADF') this.log.warn({ err }, 'fuse reply refused')
+      return code
+    }
+  }
+}
