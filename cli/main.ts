@@ -10,6 +10,7 @@ import { exportsCommand } from './exports.ts'
 import { ln } from './ln.ts'
 import { ls } from './ls.ts'
 import { mkdir } from './mkdir.ts'
+import { mount } from './mount.ts'
 import { mv } from './mv.ts'
 import { rm } from './rm.ts'
 import { serve } from './serve.ts'
@@ -17,6 +18,7 @@ import { shell } from './shell.ts'
 import { showmount } from './showmount.ts'
 import { stat } from './stat.ts'
 import { stats } from './stats.ts'
+import { umount } from './umount.ts'
 
 const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = {
   serve,
@@ -34,6 +36,8 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = 
   ln,
   df,
   shell,
+  mount,
+  umount,
 }
 
 const USAGE = `usage: tsnfs <command> [options]
@@ -63,6 +67,11 @@ client commands (URL: nfs://host[:port]/export/path?nfsport=N&mountport=N&uid=N&
   ln [-s] TARGET LINK-URL           hard link (TARGET a URL of the same export) or symlink (-s: TARGET is its text)
   df [-h] URL...                    space and files of the export
   shell URL                         interactive shell (cd, ls, get, put, cat, ...; type help)
+
+mounting (as root, through FUSE; SOURCE is host:/export[/path] or a URL):
+  mount [-f] [-o OPTIONS] SOURCE DIR  mount the export on DIR (nfs(5) options: ro, rsize, wsize,
+                                    actimeo, noac, port, mountport, proto, uid, gid, soft, allow_other...)
+  umount [-l] DIR                   unmount and wait for the mount daemon to finish
   (tsnfs <command> --help for each command's options)
 `
 
