@@ -195,7 +195,8 @@ export class Writeback {
     const blockStart = b.index * this.bs
     const a = this.d.attrs.peek(f.fh)
     if (r.end < this.bs && BigInt(blockStart + r.end) < f.sizeWith(a?.size)) return
-    this.d.blocks.set(f.key, b.index, { data: b.buf.subarray(0, r.end), readahead: false }, a === undefined ? undefined : stampOf(a), true)
+    // A copy: cached blocks are patched in place by later writes, segments must not change under a WRITE.
+    this.d.blocks.set(f.key, b.index, { data: Buffer.from(b.buf.subarray(0, r.end)), readahead: false }, a === undefined ? undefined : stampOf(a), true)
   }
 
   private start(f: FileState, seg: Segment, stable: stable_how): void {
