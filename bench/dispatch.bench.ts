@@ -4,6 +4,7 @@
  * dispatch(), fed a CALL record built by the client's encoder.
  */
 import { randomBytes } from 'node:crypto'
+import { tmpdir } from 'node:os'
 import { encodeCall } from '../client/rpc/call.ts'
 import { authSys } from '../client/rpc/auth.ts'
 import { NFS_PROGRAM } from '../xdr/generated/nfs3.ts'
@@ -24,7 +25,7 @@ import type { Result } from './harness.ts'
 
 export async function dispatchBenches(): Promise<Result[]> {
   const table = new ExportTable(parseExports('/export *(rw,insecure,no_root_squash,async,backend=memory)\n', '<bench>'))
-  const backends = new BackendSet()
+  const backends = new BackendSet({ stateDir: tmpdir() })
   await backends.sync(table.all())
   const exp = table.all()[0]
   const vfs = exp === undefined ? undefined : backends.get(exp.id)

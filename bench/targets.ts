@@ -7,7 +7,7 @@
  * the server knows can be benchmarked without changes here.
  */
 import { spawn } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { existsSync } from 'node:fs'
@@ -31,8 +31,10 @@ export interface TargetOptions {
 }
 
 /** The export list a `tsnfs-BACKEND` target serves by default (root may write, as Ganesha's No_Root_Squash). */
+const DEFAULT_LOCAL_DIR = '/tmp/tsnfs-bench-local'
+
 export function defaultExportsText(backend: string, localDir?: string): string {
-  const path = backend === 'local' ? (localDir ?? '/tmp/tsnfs-bench-local') : '/export'
+  const path = backend === 'local' ? (localDir ?? DEFAULT_LOCAL_DIR) : '/export'
   return `${path}  *(rw,insecure,no_root_squash,async,backend=${backend})\n`
 }
 
@@ -40,7 +42,9 @@ export async function openTarget(spec: string, opts: TargetOptions): Promise<Tar
   if (spec.startsWith('nfs://')) return { label: spec, url: spec, close: () => Promise.resolve() }
   const m = /^tsnfs-([a-z]+)$/.exec(spec)
   if (m === null) throw new Error(`unknown target "${spec}": give an nfs:// URL or tsnfs-BACKEND (e.g. tsnfs-memory)`)
-  const text = opts.exportsText ?? defaultExportsText(m[1] ?? 'memory', opts.localDir)
+  const backend = m[1] ?? 'memory'
+  if (opts.exportsText === undefined && backend === 'local') await mkdir(opts.localDir ?? DEFAULT_LOCAL_DIR, { recursive: true })
+  const text = opts.exportsText ?? defaultExportsText(backend, opts.localDir)
   const list = parseExports(text, '<bench exports>')
   const first = list.exports[0]
   if (first === undefined) throw new Error('the export list is empty')

@@ -17,7 +17,7 @@ import { readFile } from 'node:fs/promises'
 
 export const BENCH_USAGE = `  bench [WORKLOAD…] [--target T] [--compare A B [--runs N]] [--driver tsnfs|nfsprobe] [--json]
         [-N files] [-K inflight] [-S MiB] [-R bytes] [-T secs] [--small-files N] [--stable unstable|filesync|both]
-        [--process] [--exports FILE] [--before-a CMD] [--before-b CMD] [--nfsprobe PATH]
+        [--process] [--exports FILE] [--local-dir DIR] [--before-a CMD] [--before-b CMD] [--nfsprobe PATH]
         workloads: ${WORKLOADS.join(' ')} (default: all), micro; a target is tsnfs-memory (default),
         tsnfs-BACKEND, or an nfs://host/export?nfsport=P&mountport=M URL
 `
@@ -51,6 +51,7 @@ export async function bench(argv: string[]): Promise<number> {
       stable: { type: 'string', default: 'both' },
       process: { type: 'boolean', default: false },
       exports: { type: 'string' },
+      'local-dir': { type: 'string' },
       'before-a': { type: 'string' },
       'before-b': { type: 'string' },
       nfsprobe: { type: 'string' },
@@ -101,6 +102,7 @@ export async function bench(argv: string[]): Promise<number> {
     target: {
       process: values.process,
       ...(values.exports === undefined ? {} : { exportsText: await readFile(values.exports, 'utf8') }),
+      ...(values['local-dir'] === undefined ? {} : { localDir: values['local-dir'] }),
     },
     onResult: (r: PhaseResult) => {
       if (values.json) out(`${JSON.stringify(r)}\n`)
