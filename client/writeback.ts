@@ -12,6 +12,7 @@
 import { nfsstat3, stable_how } from '../xdr/generated/nfs3.ts'
 import type { BlockCache } from './cache/block-cache.ts'
 import { stampOf } from './cache/block-cache.ts'
+import { keepClean, patchClean } from './file-clean.ts'
 import type { AttrCache } from './cache/attr-cache.ts'
 import { NfsError } from './errors.ts'
 import { addRange, cutRange, gapsOf } from './file-ranges.ts'
@@ -143,24 +144,11 @@ export class Writeback {
     }
     chunk.copy(b.buf, inBlock)
     this.account(f, addRange(b.ranges, inBlock, end))
-    this.patchClean(f, index, inBlock, chunk)
+    patchClean(this.d.blocks, f, index, inBlock, chunk)
     f.writtenEnd = Math.max(f.writtenEnd, at + chunk.length)
     const full = b.ranges.length === 1 && b.ranges[0]?.start === 0 && b.ranges[0].end === this.bs
     if (full) this.flushBlock(f, index)
     else this.arm(f)
-  }
-
-  /** Keep a cached clean block current with what was just written (the cache shows our writes). */
-  private patchClean(f: FileState, index: number, inBlock: number, chunk: Buffer): void {
-    const c = this.d.blocks.get(f.key, index)
-    if (c === undefined) return
-    let data = c.data
-    if (inBlock + chunk.length > data.length) {
-      data = Buffer.alloc(inBlock + chunk.length)
-      c.data.copy(data)
-    }
-    chunk.copy(data, inBlock)
-    this.d.blocks.replace(f.key, index, data)
   }
 
   private arm(f: FileState): void {
@@ -176,27 +164,12 @@ export class Writeback {
     const b: DirtyBlock | undefined = f.dirty.get(index)
     if (b === undefined) return
     f.dirty.delete(index)
-    this.keepClean(f, b)
+    keepClean(this.d.blocks, this.d.attrs, f, b)
     // The detached buffer is never written again (new writes make a new dirty block): it is the snapshot.
     for (const r of b.ranges) {
       const seg: Segment = { offset: index * this.bs + r.start, data: b.buf.subarray(r.start, r.end), seq: ++f.seq, verf: null, superseded: [], done: null }
       this.start(f, seg, stable_how.UNSTABLE)
     }
-  }
-
-  /**
-   * A block written whole (or from its start to the end of the file) is
-   * known without a READ: it joins the clean cache, as written pages stay in
-   * Linux's page cache.
-   */
-  private keepClean(f: FileState, b: DirtyBlock): void {
-    const r = b.ranges[0]
-    if (b.ranges.length !== 1 || r?.start !== 0 || this.d.blocks.has(f.key, b.index)) return
-    const blockStart = b.index * this.bs
-    const a = this.d.attrs.peek(f.fh)
-    if (r.end < this.bs && BigInt(blockStart + r.end) < f.sizeWith(a?.size)) return
-    // A copy: cached blocks are patched in place by later writes, segments must not change under a WRITE.
-    this.d.blocks.set(f.key, b.index, { data: Buffer.from(b.buf.subarray(0, r.end)), readahead: false }, a === undefined ? undefined : stampOf(a), true)
   }
 
   private start(f: FileState, seg: Segment, stable: stable_how): void {
