@@ -1,0 +1,84 @@
+/*
+ * The long dispatcher fuzz run (issue 7 point 1): the properties of
+ * test/e2e/fuzz-dispatch.test.ts over many more cases (100,000 by default).
+ *
+ *   npx tsx bench/fuzz.ts [--cases N] [--seed S] [--record]
+ *
+ * Prints progress, then the outcome counts, failures, duration and the heap
+ * before and after (each after a full GC); --record writes that summary to
+ * bench/fuzz-results.md. Exit status 1 on any failure or handler fault.
+ */
+import { writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { setFlagsFromString } from 'node:v8'
+import { parseArgs } from 'node:util'
+import { runInNewContext } from 'node:vm'
+import fc from 'fast-check'
+import { DispatchFuzzer, caseArbitrary } from '../test/e2e/dispatch-fuzzer.ts'
+
+const { values } = parseArgs({
+  options: { cases: { type: 'string', default: '100000' }, seed: { type: 'string' }, record: { type: 'boolean', default: false } },
+})
+const cases = Number(values.cases)
+const seed = values.seed === undefined ? Date.now() & 0x7fff_ffff : Number(values.seed)
+if (!Number.isInteger(cases) || cases < 1) throw new Error(`--cases: not a count: ${values.cases}`)
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+const heap = (): number => {
+  gc()
+  gc()
+  return process.memoryUsage().heapUsed
+}
+const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`
+
+const f = await DispatchFuzzer.create()
+const heapBefore = heap()
+const start = process.hrtime.bigint()
+let peakHeap = heapBefore
+const result = await fc.check(
+  fc.asyncProperty(caseArbitrary(f), async (c) => {
+    await f.run(c.rec, c.transport)
+    if (f.tally.cases % 10_000 === 0) {
+      peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed)
+      process.stderr.write(`  ${String(f.tally.cases)} cases, ${String(f.tally.failures)} failures, heap ${mib(process.memoryUsage().heapUsed)}\n`)
+    }
+    // Keep going after a failure: every case runs and counts (the tally keeps the first failing record).
+    return true
+  }),
+  { numRuns: cases, seed },
+)
+const seconds = Number(process.hrtime.bigint() - start) / 1e9
+const heapAfter = heap()
+const drc = f.drcSize
+await f.close()
+
+const kinds = Object.entries(f.tally.byKind)
+  .sort(([, a], [, b]) => b - a)
+  .map(([k, n]) => `| ${k} | ${String(n)} |`)
+const summary = `# Dispatcher fuzz: last run
+
+\`npx tsx bench/fuzz.ts --cases ${String(cases)} --seed ${String(seed)}\` on ${new Date().toISOString().slice(0, 10)}, Node ${process.version}.
+What is fuzzed and checked: \`test/e2e/dispatch-fuzzer.ts\` (the quick sample is \`test/e2e/fuzz-dispatch.test.ts\`).
+
+| figure | value |
+|---|---|
+| cases dispatched | ${String(f.tally.cases)} |
+| duration | ${seconds.toFixed(1)} s (${String(Math.round(f.tally.cases / seconds))} cases/s) |
+| failures (throw, hang, malformed reply) | ${String(f.tally.failures)} |
+| handler faults (logged errors) | ${String(f.tally.internalErrors)} |
+| heap before (after GC) | ${mib(heapBefore)} |
+| heap after (after GC) | ${mib(heapAfter)} |
+| peak heap seen | ${mib(peakHeap)} |
+| DRC entries at the end | ${String(drc)} |
+${f.tally.firstFailure === null ? '' : `\nFirst failure: ${f.tally.firstFailure}\n`}
+Replies by kind:
+
+| reply | count |
+|---|---|
+${kinds.join('\n')}
+`
+process.stdout.write(summary)
+if (values.record) writeFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fuzz-results.md'), summary)
+process.exitCode = result.failed || f.tally.failures > 0 || f.tally.internalErrors > 0 ? 1 : 0
