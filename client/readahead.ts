@@ -4,7 +4,8 @@
  * sequential; each time sequential reading enters a new block the window
  * doubles (from 2 blocks) up to the limit (Linux: NFS_MAX_READAHEAD = 15 ×
  * rsize, ANCHORS.md §2a); any other read resets the window and asks for
- * nothing. The window says how many blocks past the last one read should be
+ * nothing. A read of several blocks opens the window to at least twice its
+ * size. The window says how many blocks past the last one read should be
  * requested before the application asks for them.
  */
 
@@ -39,7 +40,10 @@ export class ReadAhead {
     }
     const last = Math.floor((end - 1) / blockSize)
     if (last !== this.lastBlock) {
-      this.window = this.window === 0 ? Math.min(2, this.maxBlocks) : Math.min(this.window * 2, this.maxBlocks)
+      // At least twice the request, as Linux sizes its first window from the request (get_init_ra_size).
+      const asked = last - Math.floor(pos / blockSize) + 1
+      const grown = this.window === 0 ? 2 : this.window * 2
+      this.window = Math.min(Math.max(grown, 2 * asked), this.maxBlocks)
       this.lastBlock = last
     }
     return { from: last + 1, to: last + 1 + this.window }

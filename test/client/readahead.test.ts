@@ -16,6 +16,21 @@ t.test('window: starts at 2 blocks, doubles per new block up to the limit, reset
   t.equal(ra.windowBlocks, 0)
   t.strictSame(ra.onRead(5100, 5200, 100), { from: 52, to: 54 }, 'sequential again: ramps from 2')
   t.equal(new ReadAhead(0).onRead(0, 100, 100), null, 'readahead 0 disables it')
+  t.strictSame(new ReadAhead(16).onRead(0, 500, 100), { from: 5, to: 15 }, 'a 5-block read opens a 10-block window')
+  t.strictSame(new ReadAhead(16).onRead(0, 5000, 100), { from: 50, to: 66 }, 'capped at the limit')
+})
+
+t.test('readFile of a 64 MiB file (8-block reads): read-ahead keeps ahead of the request', async t => {
+  const fx = await startServer(t)
+  const c = await mountFiles(t, fx, { rsize: BS, wsize: BS })
+  const data = random(64 * MIB)
+  await c.writeFile('big', data)
+  const other = await mountFiles(t, fx, { rsize: BS, wsize: BS })
+  t.ok((await other.readFile('big')).equals(data))
+  const blocks = (64 * MIB) / BS
+  t.equal(other.stats().nfs.READ, blocks)
+  t.equal(extra(other, 'read', 'waits'), 8, 'only the first request waited on its own READs')
+  t.equal(extra(other, 'readahead', 'issued'), blocks - 8)
 })
 
 t.test('a sequential read of a 64 MiB file is served mostly by read-ahead', async t => {
