@@ -3,6 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
 import type { NfsClient } from '../../client/nfs-client.ts'
 import type { NfsFile } from '../../client/file.ts'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import { startServer } from '../helpers/server.ts'
 import { KIB, MIB, callsDuring, extra, mountFiles, random } from './file-helpers.ts'
 import { PROC_COMMIT, PROC_WRITE, startVerfProxy } from './file-proxy.ts'
@@ -84,6 +86,9 @@ for (const which of ['COMMIT', 'WRITE'] as const) {
     t.equal(commits, which === 'WRITE' ? 2 : 3, 'a second COMMIT after the re-send')
     t.equal(extra(c, 'writeback', 'dirtyBytes'), 0)
     t.ok((await other.readFile('v')).equals(data), 'byte-exact on the server')
+    // And as an independent client reads it (libnfs), when installed.
+    const cat = await promisify(execFile)('nfs-cat', [fx.url('/export', '/v')], { encoding: 'buffer', maxBuffer: 8 * MIB }).catch(() => null)
+    if (cat !== null) t.ok(cat.stdout.equals(data), 'nfs-cat reads the same bytes')
   })
 }
 
