@@ -128,3 +128,20 @@ t.test('two opens of one file share dirty data', async t => {
   const other = await mountFiles(t, fx)
   t.equal((await other.readFile('two')).toString(), 'abXYef')
 })
+
+t.test('truncate while WRITEs are in flight: nothing beyond the new size comes back', async t => {
+  const fx = await startServer(t)
+  const c = await mountFiles(t, fx, { rsize: BS, wsize: BS })
+  const other = await mountFiles(t, fx)
+  for (const keep of [3 * BS + 5, 0, 10 * BS + 1]) {
+    const f = await c.open('tr', 'w')
+    const data = random(10 * BS)
+    await f.write(data) // ten full blocks: their WRITEs start at once
+    await f.truncate(keep)
+    await f.close()
+    const want = Buffer.alloc(keep)
+    data.copy(want, 0, 0, Math.min(keep, data.length))
+    t.ok((await other.readFile('tr')).equals(want), `truncated to ${keep}`)
+    t.ok((await c.readFile('tr')).equals(want), 'and the writer agrees')
+  }
+})
