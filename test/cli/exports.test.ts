@@ -40,6 +40,11 @@ t.test('invalid lists: the first error with file:line:column, exit 1', async (t)
   t.match(missing.stderr, /nope: ENOENT/)
 })
 
+t.test('the example shipped in deploy/ is valid', async (t) => {
+  const r = await tsnfs(['exports', '--check', 'deploy/exports.example'])
+  t.same([r.code, r.stdout], [0, 'deploy/exports.example: OK (6 exports)\n'])
+})
+
 t.test('usage errors exit 2', async (t) => {
   const r = await tsnfs(['exports', 'somefile'])
   t.equal(r.code, 2, 'without --check')
