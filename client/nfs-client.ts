@@ -55,7 +55,7 @@ export class NfsClient implements OpsContext {
   private readdirplus: boolean
   private unmounted = false
   private fileData: FileData | undefined
-  private fileOptions: FileDataOptions = {}
+  private fileOptions: FileDataOptions
 
   private constructor(ep: Endpoint, exportPath: string, path: string, root: Buffer, nfs: Nfs3, limits: Limits, stats: ClientStats) {
     this.endpoint = ep
@@ -68,6 +68,7 @@ export class NfsClient implements OpsContext {
     this.attrs = nfs.attrs
     this.counters = stats
     this.names = new NameCache(this.attrs, ep.opts.nameCache, stats.nameCache)
+    this.fileOptions = ep.opts.files
     this.limits = limits
     this.readdirplus = ep.opts.readdirplus
   }
@@ -279,10 +280,13 @@ export class NfsClient implements OpsContext {
     return { tbytes: r.tbytes, fbytes: r.fbytes, abytes: r.abytes, tfiles: r.tfiles, ffiles: r.ffiles, afiles: r.afiles, invarsec: r.invarsec }
   }
 
-  /** Data path knobs (block cache, read-ahead, write-back: file-options.ts); only before the first open. */
+  /**
+   * Data path knobs (block cache, read-ahead, write-back: file-options.ts), over those given
+   * to mount(); only before the first open.
+   */
   configureFiles(opts: FileDataOptions): void {
     if (this.fileData !== undefined) throw NfsError.client('EINVAL', 'configureFiles')
-    this.fileOptions = opts
+    this.fileOptions = { ...this.fileOptions, ...opts }
   }
 
   /** The data path (created on first use). */

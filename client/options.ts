@@ -8,8 +8,10 @@ import { defaultPolicy } from './rpc/connect.ts'
 import type { RetryPolicy } from './rpc/transport.ts'
 import type { AttrCacheOptions } from './cache/attr-cache.ts'
 import type { LookupCacheMode, NameCacheOptions } from './cache/name-cache.ts'
+import type { FileDataOptions } from './file-options.ts'
 
-export interface ClientOptions {
+/** The data path's knobs (block cache, read-ahead, write-back) are client options too. */
+export interface ClientOptions extends FileDataOptions {
   /** Transport for MOUNT and NFS (and the portmapper query). Default tcp. */
   proto?: Protocol
   /** NFS port; asked from the portmapper when absent. */
@@ -73,6 +75,7 @@ export interface ResolvedOptions {
   readdirplus: boolean
   jukeboxDelayMs: number
   jukeboxRetries: number
+  files: FileDataOptions
 }
 
 export function resolveOptions(o: ClientOptions = {}): ResolvedOptions {
@@ -117,5 +120,17 @@ export function resolveOptions(o: ClientOptions = {}): ResolvedOptions {
     readdirplus: o.readdirplus ?? true,
     jukeboxDelayMs: o.jukeboxDelayMs ?? 5000,
     jukeboxRetries: o.jukeboxRetries ?? (policy.hard ? Number.POSITIVE_INFINITY : policy.retrans),
+    files: pickFileOptions(o),
   }
+}
+
+function pickFileOptions(o: FileDataOptions): FileDataOptions {
+  const out: FileDataOptions = {}
+  if (o.blockCacheBytes !== undefined) out.blockCacheBytes = o.blockCacheBytes
+  if (o.readahead !== undefined) out.readahead = o.readahead
+  if (o.dirtyLimitBytes !== undefined) out.dirtyLimitBytes = o.dirtyLimitBytes
+  if (o.writeSlots !== undefined) out.writeSlots = o.writeSlots
+  if (o.readSlots !== undefined) out.readSlots = o.readSlots
+  if (o.writebackDelayMs !== undefined) out.writebackDelayMs = o.writebackDelayMs
+  return out
 }

@@ -76,3 +76,16 @@ t.test('stats: block cache, read-ahead and write-back groups', async t => {
     writeback: { writes: 4, commits: 1, dirtyBytes: 0 },
   })
 })
+
+t.test('data path options given to mount() reach the file layer', async (t) => {
+  const { NfsClient } = await import('../../client/index.ts')
+  const { startServer } = await import('../helpers/server.ts')
+  const s = await startServer(t)
+  const c = await NfsClient.mount(s.url('/export'), { readahead: 0, blockCacheBytes: 1 << 20 })
+  t.teardown(() => c.umount())
+  await c.writeFile('/ra.bin', Buffer.alloc(3 << 20, 1))
+  const f = await c.open('/ra.bin')
+  for (let i = 0; i < 3; i++) await f.read(1 << 20)
+  await f.close()
+  t.equal(c.stats().extra.readahead?.issued ?? 0, 0, 'readahead: 0 turns read-ahead off')
+})
