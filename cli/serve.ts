@@ -11,7 +11,7 @@ import { parseMetricsAddress } from '../server/metrics/endpoint.ts'
 
 export async function serve(argv: string[]): Promise<number> {
   const { values } = parseArgs({
-    args: argv,
+    args: withPortmapDefault(argv),
     options: {
       exports: { type: 'string' },
       port: { type: 'string', default: '2049' },
@@ -88,4 +88,15 @@ export async function serve(argv: string[]): Promise<number> {
   await server.close()
   log.flush()
   return 0
+}
+
+/** `--portmap` without a port means 111 (parseArgs has no optional values): supply it. */
+function withPortmapDefault(argv: readonly string[]): string[] {
+  const out: string[] = []
+  argv.forEach((a, i) => {
+    out.push(a)
+    const next = argv[i + 1]
+    if (a === '--portmap' && (next === undefined || next.startsWith('-'))) out.push('111')
+  })
+  return out
 }
