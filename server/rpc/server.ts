@@ -9,8 +9,11 @@ import { createServer } from 'node:net'
 import type { Server, Socket } from 'node:net'
 import { once } from 'node:events'
 import type { Logger } from '../logger.ts'
+import { ConnectionAdmission } from './admission.ts'
+import { InFlightBudget } from './budget.ts'
 import type { DispatchEnv } from './dispatch.ts'
 import { DuplicateRequestCache } from './drc.ts'
+import { peerOf } from './peer.ts'
 import type { RpcProgram } from './program.ts'
 import { createStats } from './stats.ts'
 import type { RpcStats } from './stats.ts'
@@ -21,6 +24,21 @@ export interface RpcLimits {
   /** Largest TCP record accepted; a larger record mark closes the connection. */
   maxRecordSize: number
   maxInFlightPerConnection: number
+  /**
+   * Requests executing at once over all connections and UDP: above it, connections
+   * stop being read and UDP calls are dropped (the client retransmits).
+   */
+  maxInFlightTotal: number
+  /** TCP connections open at once; more are accepted and closed at once. */
+  maxConnections: number
+  /** TCP connections open at once from one client address. */
+  maxConnectionsPerClient: number
+  /** A connection with nothing received, sent or executing for this long is closed (0: never). */
+  idleTimeoutMs: number
+  /** A record must arrive whole within this long of its first byte, else the connection is closed (0: no deadline). */
+  recordTimeoutMs: number
+  /** Unsent reply bytes per connection above which it is not read (a peer that does not read its replies). */
+  maxBufferedOutput: number
   drcEntries: number
   drcTtlMs: number
   /** Larger datagrams are dropped unanswered. */
@@ -30,10 +48,21 @@ export interface RpcLimits {
 export const DEFAULT_RPC_LIMITS: Readonly<RpcLimits> = Object.freeze({
   maxRecordSize: 1024 * 1024 + 64 * 1024,
   maxInFlightPerConnection: 64,
+  maxInFlightTotal: 512,
+  maxConnections: 4096,
+  maxConnectionsPerClient: 256,
+  idleTimeoutMs: 5 * 60_000,
+  recordTimeoutMs: 30_000,
+  maxBufferedOutput: 4 * 1024 * 1024,
   drcEntries: 16_384,
   drcTtlMs: 120_000,
   maxUdpDatagram: 65_535,
 })
+
+/** Timer checks run this often relative to the shortest timeout, within these bounds. */
+const TIMER_DIVISOR = 4
+const TIMER_MIN_MS = 20
+const TIMER_MAX_MS = 5_000
 
 export interface RpcServerOptions {
   programs: readonly RpcProgram[]
@@ -54,7 +83,10 @@ export class RpcServer {
   readonly stats: RpcStats
   private readonly env: DispatchEnv
   private readonly log: Logger
+  private readonly budget: InFlightBudget
+  private readonly admission: ConnectionAdmission
   private readonly connections = new Set<RpcConnection>()
+  private timers: NodeJS.Timeout | null = null
   private readonly abort = new AbortController()
   private tcp: Server | null = null
   private udp: DgramSocket | null = null
@@ -63,6 +95,8 @@ export class RpcServer {
     this.limits = Object.freeze({ ...DEFAULT_RPC_LIMITS, ...opts.limits })
     this.log = opts.logger
     this.stats = createStats()
+    this.budget = new InFlightBudget(this.limits.maxInFlightTotal)
+    this.admission = new ConnectionAdmission(this.limits, this.log)
     const programs = new Map<number, RpcProgram>()
     for (const p of opts.programs) {
       if (programs.has(p.prog)) throw new TypeError(`program ${p.prog} registered twice`)
@@ -91,7 +125,8 @@ export class RpcServer {
         throw err
       }
       this.tcp = tcp
-      new RpcUdpEndpoint(this.udp, this.env, this.limits.maxUdpDatagram, this.log, this.abort.signal)
+      new RpcUdpEndpoint(this.udp, this.env, this.limits.maxUdpDatagram, this.log, this.abort.signal, this.budget)
+      this.startTimers()
       this.log.info({ port, host: opts.host }, 'rpc server listening (tcp+udp)')
       return { port }
     }
@@ -100,6 +135,8 @@ export class RpcServer {
   /** Stop listening, drop every connection, and resolve when all sockets are closed. */
   async close(): Promise<void> {
     this.abort.abort()
+    if (this.timers !== null) clearInterval(this.timers)
+    this.timers = null
     const tcp = this.tcp
     const udp = this.udp
     this.tcp = null
@@ -122,15 +159,35 @@ export class RpcServer {
     await Promise.all(waits)
   }
 
+  /** One sweep for every connection's idle and record deadlines, rather than timers per connection. */
+  private startTimers(): void {
+    const timeouts = [this.limits.idleTimeoutMs, this.limits.recordTimeoutMs].filter(ms => ms > 0)
+    if (timeouts.length === 0) return
+    const every = Math.min(TIMER_MAX_MS, Math.max(TIMER_MIN_MS, Math.floor(Math.min(...timeouts) / TIMER_DIVISOR)))
+    this.timers = setInterval(() => {
+      const now = performance.now()
+      for (const c of this.connections) c.checkTimers(now)
+    }, every)
+    this.timers.unref()
+  }
+
   private createTcp(): Server {
     const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
+      const address = peerOf(socket.remoteAddress, socket.remotePort, socket.remoteFamily).address
+      if (this.admission.admit(address) !== null) {
+        this.stats.connectionsRefused++
+        socket.on('error', () => undefined)
+        socket.destroy()
+        return
+      }
       this.stats.connectionsAccepted++
       this.stats.connectionsOpen++
-      const conn = new RpcConnection(socket, this.env, this.limits, this.log)
+      const conn = new RpcConnection(socket, this.env, this.limits, this.log, this.budget)
       this.connections.add(conn)
       socket.on('close', () => {
         this.stats.connectionsOpen--
         this.connections.delete(conn)
+        this.admission.release(address)
       })
     })
     server.on('error', (err: Error) => {

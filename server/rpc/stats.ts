@@ -21,6 +21,14 @@ export interface RpcStats {
   /** Connections closed for a framing error (record too large). */
   framingErrors: number
   udpDatagramsDropped: number
+  /** TCP connections refused (over the total or per-address cap), accepted and closed at once. */
+  connectionsRefused: number
+  /** TCP connections closed after the idle timeout. */
+  connectionsIdleClosed: number
+  /** TCP connections closed because a record did not complete within its receive deadline (slowloris). */
+  recordTimeouts: number
+  /** UDP calls dropped unanswered because the server-wide in-flight cap was reached (the client retransmits). */
+  udpOverloadDrops: number
   drcHits: number
   drcInProgressDrops: number
 }
@@ -36,6 +44,10 @@ export function createStats(): RpcStats {
     connectionsOpen: 0,
     framingErrors: 0,
     udpDatagramsDropped: 0,
+    connectionsRefused: 0,
+    connectionsIdleClosed: 0,
+    recordTimeouts: 0,
+    udpOverloadDrops: 0,
     drcHits: 0,
     drcInProgressDrops: 0,
   }

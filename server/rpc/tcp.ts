@@ -1,14 +1,17 @@
 /*
  * One TCP connection: socket bytes -> records (RFC 5531 §11) -> dispatch ->
  * replies. Records are dispatched as they arrive and answered as they
- * complete (pipelining), with a cap on requests in flight and socket
- * backpressure both ways. Replies finished in one event-loop turn leave in one
- * corked batch: small ones joined into one buffer, large chunks (READ data)
- * written by reference.
+ * complete (pipelining), with a cap on requests in flight (per connection and
+ * server-wide) and socket backpressure both ways: a peer that does not read
+ * its replies stops being read once its unsent output passes a high-water
+ * mark, so its memory is bounded by what was in flight then. Replies finished
+ * in one event-loop turn leave in one corked batch: small ones joined into
+ * one buffer, large chunks (READ data) written by reference.
  */
 import type { Socket } from 'node:net'
 import { RecordError, RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
 import type { Logger } from '../logger.ts'
+import type { InFlightBudget } from './budget.ts'
 import { dispatch } from './dispatch.ts'
 import type { CallOrigin, DispatchEnv } from './dispatch.ts'
 import { peerOf } from './peer.ts'
@@ -16,6 +19,12 @@ import { peerOf } from './peer.ts'
 export interface ConnectionLimits {
   maxRecordSize: number
   maxInFlightPerConnection: number
+  /** Unsent reply bytes above which no new request of this connection starts. */
+  maxBufferedOutput: number
+  /** Nothing received or sent and nothing executing for this long: close (0: never). */
+  idleTimeoutMs: number
+  /** A record must be complete this long after its first byte arrived (0: no deadline). */
+  recordTimeoutMs: number
 }
 
 /** Chunks shorter than this are copied into one joined buffer; longer ones go by reference. */
@@ -26,26 +35,42 @@ export class RpcConnection {
   private readonly env: DispatchEnv
   private readonly reader: RecordReader
   private readonly origin: CallOrigin
+  private readonly budget: InFlightBudget
   private readonly maxInFlight: number
   private readonly lowWater: number
+  private readonly maxOutput: number
+  private readonly idleTimeoutMs: number
+  private readonly recordTimeoutMs: number
   private readonly abort = new AbortController()
-  /** Records received but not yet dispatched because the in-flight cap was reached. */
+  /** Records received but not yet dispatched (a cap was reached, or output is backed up). */
   private readonly backlog: Buffer[] = []
   private inFlight = 0
   private out: Buffer[] = []
+  private outBytes = 0
   private flushScheduled = false
   private waitingForDrain = false
+  /** In the budget's line for a server-wide slot. */
+  private waitingForBudget = false
   private paused = false
   private closed = false
   /** The peer half-closed: answer what is in flight, then end our side. */
   private ended = false
+  /** Last time bytes moved either way or a request finished (ms, monotonic). */
+  private lastActivity = performance.now()
+  /** When the first byte of the record being received arrived, or null between records. */
+  private recordStartedAt: number | null = null
 
-  constructor(socket: Socket, env: DispatchEnv, limits: ConnectionLimits, log: Logger) {
+  constructor(socket: Socket, env: DispatchEnv, limits: ConnectionLimits, log: Logger, budget: InFlightBudget) {
     this.socket = socket
     this.env = env
+    this.budget = budget
     this.reader = new RecordReader(limits.maxRecordSize, { pool: true })
     this.maxInFlight = Math.max(1, limits.maxInFlightPerConnection)
     this.lowWater = Math.floor(this.maxInFlight / 2)
+    // Below the socket's own high-water mark no 'drain' would come to wake us.
+    this.maxOutput = Math.max(limits.maxBufferedOutput, socket.writableHighWaterMark)
+    this.idleTimeoutMs = limits.idleTimeoutMs
+    this.recordTimeoutMs = limits.recordTimeoutMs
     const peer = peerOf(socket.remoteAddress, socket.remotePort, socket.remoteFamily)
     this.origin = { peer, transport: 'tcp', signal: this.abort.signal, log: log.child({ peer: `${peer.address}:${peer.port}`, transport: 'tcp' }) }
     socket.setNoDelay(true)
@@ -62,6 +87,8 @@ export class RpcConnection {
       this.closed = true
       this.backlog.length = 0
       this.out = []
+      this.outBytes = 0
+      this.budget.cancel(this.pump)
       this.abort.abort()
     })
   }
@@ -75,12 +102,39 @@ export class RpcConnection {
     return this.inFlight
   }
 
+  /** Unsent reply bytes: queued for the next batch plus buffered in the socket. */
+  get bufferedOutput(): number {
+    return this.outBytes + this.socket.writableLength
+  }
+
   destroy(): void {
     this.socket.destroy()
   }
 
+  /**
+   * Called periodically by the server: close a connection idle for too long,
+   * or one whose current record is not complete by its deadline (a peer
+   * trickling bytes). A paused connection is not charged for the time we
+   * did not read it.
+   */
+  checkTimers(now: number): void {
+    if (this.closed) return
+    if (this.recordTimeoutMs > 0 && !this.paused && this.recordStartedAt !== null && now - this.recordStartedAt > this.recordTimeoutMs) {
+      this.env.stats.recordTimeouts++
+      this.origin.log.warn({ buffered: this.reader.buffered, deadlineMs: this.recordTimeoutMs }, 'closing connection: record not complete in time')
+      this.socket.destroy()
+      return
+    }
+    if (this.idleTimeoutMs > 0 && this.inFlight === 0 && !this.waitingForBudget && now - this.lastActivity > this.idleTimeoutMs) {
+      this.env.stats.connectionsIdleClosed++
+      this.origin.log.debug({ idleMs: Math.round(now - this.lastActivity) }, 'closing idle connection')
+      this.socket.destroy()
+    }
+  }
+
   private readonly onData = (chunk: Buffer): void => {
     this.env.stats.bytesIn += chunk.length
+    this.lastActivity = performance.now()
     let records: Buffer[]
     try {
       records = this.reader.push(chunk)
@@ -92,9 +146,30 @@ export class RpcConnection {
       this.socket.destroy()
       return
     }
-    for (const record of records) {
-      if (this.inFlight < this.maxInFlight) this.start(record)
-      else this.backlog.push(record)
+    this.markRecordProgress()
+    for (const record of records) this.backlog.push(record)
+    this.pump()
+    this.updateFlow()
+  }
+
+  /** The deadline runs from a record's first byte; a chunk that ends between records stops it. */
+  private markRecordProgress(): void {
+    if (this.reader.buffered === 0) this.recordStartedAt = null
+    else this.recordStartedAt ??= this.lastActivity
+  }
+
+  /** Start backlog records while every cap allows; wait in the budget's line if it is the server-wide one. */
+  private readonly pump = (): void => {
+    this.waitingForBudget = false
+    if (this.closed) return
+    while (this.backlog.length > 0 && this.inFlight < this.maxInFlight && this.bufferedOutput < this.maxOutput) {
+      if (!this.budget.tryTake()) {
+        this.waitingForBudget = true
+        this.budget.wait(this.pump)
+        return
+      }
+      const next = this.backlog.shift()
+      if (next !== undefined) this.start(next)
     }
     this.updateFlow()
   }
@@ -119,19 +194,18 @@ export class RpcConnection {
 
   private finished(reply: Buffer[] | null): void {
     this.inFlight--
+    this.budget.give()
     if (this.closed) return
+    this.lastActivity = performance.now()
     if (reply !== null) this.queueReply(reply)
-    while (this.inFlight < this.maxInFlight) {
-      const next = this.backlog.shift()
-      if (next === undefined) break
-      this.start(next)
-    }
-    this.updateFlow()
+    this.pump()
     this.maybeEnd()
   }
 
   private queueReply(chunks: Buffer[]): void {
-    this.out.push(frameRecord(chunks, totalLength(chunks)), ...chunks)
+    const length = totalLength(chunks)
+    this.out.push(frameRecord(chunks, length), ...chunks)
+    this.outBytes += length + 4
     if (!this.flushScheduled) {
       this.flushScheduled = true
       // setImmediate, not a microtask: every reply finished in this loop turn joins the batch.
@@ -143,6 +217,7 @@ export class RpcConnection {
     this.flushScheduled = false
     const out = this.out
     this.out = []
+    this.outBytes = 0
     if (this.closed || out.length === 0) return
     const batch = joinSmall(out)
     let bytes = 0
@@ -154,10 +229,9 @@ export class RpcConnection {
     }
     this.socket.uncork()
     this.env.stats.bytesOut += bytes
-    if (!ok) {
-      this.waitingForDrain = true
-      this.updateFlow()
-    }
+    this.lastActivity = performance.now()
+    if (!ok) this.waitingForDrain = true
+    this.pump()
     this.maybeEnd()
   }
 
@@ -169,7 +243,8 @@ export class RpcConnection {
 
   private readonly onDrain = (): void => {
     this.waitingForDrain = false
-    this.updateFlow()
+    this.lastActivity = performance.now()
+    this.pump()
   }
 
   /** Stop reading while the cap is reached, a backlog waits, or the peer is not reading our replies. */
@@ -181,6 +256,8 @@ export class RpcConnection {
       this.socket.pause()
     } else if (this.paused && !this.waitingForDrain && this.backlog.length === 0 && this.inFlight <= this.lowWater) {
       this.paused = false
+      // The time we did not read is not the peer's delay.
+      if (this.recordStartedAt !== null) this.recordStartedAt = performance.now()
       this.socket.resume()
     }
   }

@@ -2,10 +2,12 @@
  * RPC over UDP (RFC 5531 §5; specs/README.md §6): one message per datagram,
  * no record mark; the reply goes from the receiving socket to the sender's
  * address and port. Lost or repeated datagrams are the client's retransmission
- * and the duplicate request cache's business.
+ * and the duplicate request cache's business; so are the calls this endpoint
+ * drops when the server-wide in-flight cap is reached (UDP has no backpressure).
  */
 import type { RemoteInfo, Socket } from 'node:dgram'
 import type { Logger } from '../logger.ts'
+import type { InFlightBudget } from './budget.ts'
 import { dispatch } from './dispatch.ts'
 import type { DispatchEnv } from './dispatch.ts'
 import { peerOf } from './peer.ts'
@@ -16,9 +18,11 @@ export class RpcUdpEndpoint {
   private readonly maxDatagram: number
   private readonly log: Logger
   private readonly signal: AbortSignal
+  private readonly budget: InFlightBudget
 
-  constructor(socket: Socket, env: DispatchEnv, maxDatagram: number, log: Logger, signal: AbortSignal) {
+  constructor(socket: Socket, env: DispatchEnv, maxDatagram: number, log: Logger, signal: AbortSignal, budget: InFlightBudget) {
     this.socket = socket
+    this.budget = budget
     this.env = env
     this.maxDatagram = maxDatagram
     this.log = log.child({ transport: 'udp' })
@@ -35,9 +39,14 @@ export class RpcUdpEndpoint {
       this.env.stats.udpDatagramsDropped++
       return
     }
+    if (!this.budget.tryTake()) {
+      this.env.stats.udpOverloadDrops++
+      return
+    }
     const peer = peerOf(rinfo.address, rinfo.port, rinfo.family)
     dispatch(this.env, msg, { peer, transport: 'udp', signal: this.signal, log: this.log }).then(
       reply => {
+        this.budget.give()
         if (reply === null || this.signal.aborted) return
         let bytes = 0
         for (const c of reply) bytes += c.length
@@ -48,6 +57,7 @@ export class RpcUdpEndpoint {
         })
       },
       (err: unknown) => {
+        this.budget.give()
         this.log.error({ err }, 'dispatch failed')
       },
     )
