@@ -42,10 +42,11 @@ function safeReal(p: string): string | undefined {
   }
 }
 
+/** Running, not a zombie waiting for init to reap it (a detached daemon's parent is gone). */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0)
-    return true
+    const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8')
+    return !/^\d+ \(.*\) [ZX]/.test(stat)
   } catch {
     return false
   }
