@@ -55,6 +55,8 @@ commands:
         validate an export list without serving it (exit 0 or 1)
   stats [--metrics HOST:PORT]
         print the counters of a server started with --metrics (default 127.0.0.1:9049)
+  bench [WORKLOAD...] [--target T | --url URL] [--compare URL_A URL_B] [--json]
+        benchmarks: meta, seq, rand, small, mixed (see bench/README.md)
 
 client commands (URL: nfs://host[:port]/export/path?nfsport=N&mountport=N&uid=N&gid=N&proto=tcp|udp):
   ls [-l] [-a] [-R] URL...          list directories (-l: mode, links, uid, gid, size, mtime)
