@@ -8,6 +8,19 @@ import { defaultExports, loadExports } from '../server/exports/parse.ts'
 import { createServer } from '../server/index.ts'
 import { defaultStateDir } from '../server/state.ts'
 import { parseMetricsAddress } from '../server/metrics/endpoint.ts'
+import type { RpcLimits } from '../server/rpc/server.ts'
+
+/** Resource limit flags (issue 7 §2): flag, RpcLimits field, and the unit on the command line. */
+const LIMIT_FLAGS = [
+  ['max-connections', 'maxConnections', 1],
+  ['max-connections-per-client', 'maxConnectionsPerClient', 1],
+  ['max-requests', 'maxInFlightTotal', 1],
+  ['max-requests-per-connection', 'maxInFlightPerConnection', 1],
+  ['max-record-size', 'maxRecordSize', 1],
+  // Seconds on the command line, ms in RpcLimits; 0 turns the timeout off.
+  ['idle-timeout', 'idleTimeoutMs', 1000],
+  ['record-timeout', 'recordTimeoutMs', 1000],
+] as const satisfies readonly (readonly [string, keyof RpcLimits, number])[]
 
 export async function serve(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -22,6 +35,7 @@ export async function serve(argv: string[]): Promise<number> {
       metrics: { type: 'string' },
       rpcbind: { type: 'boolean' },
       'no-rpcbind': { type: 'boolean' },
+      ...Object.fromEntries(LIMIT_FLAGS.map(([flag]) => [flag, { type: 'string' as const }])),
     },
     allowPositionals: false,
   })
@@ -37,6 +51,7 @@ export async function serve(argv: string[]): Promise<number> {
   const registerRpcbind = values.rpcbind === true ? true : values['no-rpcbind'] === true || port === 0 ? false : 'auto'
   // Logs go to stderr as JSON; stdout carries only what the command prints for people.
   const log = pino({ level: values['log-level'] }, pino.destination(2))
+  const rpcLimits = limitsOf(values)
   const exportsFile = values.exports
   const list = exportsFile === undefined ? defaultExports() : await loadExports(exportsFile)
   const stateDir = values['state-dir'] ?? defaultStateDir()
@@ -50,6 +65,7 @@ export async function serve(argv: string[]): Promise<number> {
     logger: log,
     ...(metrics === undefined ? {} : { metrics }),
     registerRpcbind,
+    rpcLimits,
   })
   const host = values.host ?? '127.0.0.1'
   const p = server.port
@@ -88,6 +104,22 @@ export async function serve(argv: string[]): Promise<number> {
   await server.close()
   log.flush()
   return 0
+}
+
+/** The limit flags given, as RpcLimits (the rest keep their defaults). */
+function limitsOf(values: Record<string, unknown>): Partial<RpcLimits> {
+  const limits: Partial<RpcLimits> = {}
+  for (const [flag, field, unit] of LIMIT_FLAGS) {
+    const text = values[flag]
+    if (typeof text !== 'string') continue
+    const n = Number(text)
+    const min = unit === 1 ? 1 : 0
+    if (text.trim() === '' || !Number.isFinite(n) || n < min || (unit === 1 && !Number.isInteger(n))) {
+      throw new Error(`--${flag}: not a ${unit === 1 ? 'positive integer' : 'number of seconds'}: ${text}`)
+    }
+    limits[field] = Math.round(n * unit)
+  }
+  return limits
 }
 
 /** `--portmap` without a port means 111 (parseArgs has no optional values): supply it. */
