@@ -80,6 +80,11 @@ export interface DirEntry {
   cookie: bigint
   /** Present when the backend can give it cheaply (READDIRPLUS). */
   ref?: FileRef
+  /**
+   * The entry's attributes, when the backend has them at no extra cost (it
+   * stat'ed the entry to list it): READDIRPLUS then needs no getattr per entry.
+   */
+  attr?: Attr
 }
 
 export interface DirPage {

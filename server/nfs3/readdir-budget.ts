@@ -77,8 +77,11 @@ export async function collect<E>(
   for (;;) {
     const want = Math.min(MAX_PAGE, Math.max(1, Math.floor(bytes / budget.minEntry) + 1))
     const page = await vfs.readdir(dir, cursor, want)
-    for (const e of page.entries) {
-      const b = await build(e)
+    // Built concurrently (a backend may stat each entry), then taken in order while they fit.
+    const built = await mapConcurrent(page.entries, BUILD_CONCURRENCY, build)
+    for (const [i, e] of page.entries.entries()) {
+      const b = built[i]
+      if (b === undefined) break
       if (b.bytes > bytes || (entries.length > 0 && b.dirBytes > dirBytes)) return { entries, eof: false }
       entries.push(b.item)
       bytes -= b.bytes
@@ -88,6 +91,22 @@ export async function collect<E>(
     // An empty page that is not the end would loop forever: give the client what we have.
     if (page.eof || page.entries.length === 0) return { entries, eof: page.eof }
   }
+}
+
+/** Entries whose attributes must be fetched are fetched this many at a time. */
+const BUILD_CONCURRENCY = 32
+
+async function mapConcurrent<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++
+      out[i] = await fn(items[i] as T)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return out
 }
 
 /** The checks READDIR and READDIRPLUS share: a directory (NOTDIR), readable by the caller (ACCES). */

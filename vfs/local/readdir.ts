@@ -20,6 +20,7 @@ import type { BigIntStats } from 'node:fs'
 import type { DirEntry, DirPage } from '../types.ts'
 import type { Pinned, Resolver } from './resolver.ts'
 import { fdPath, lstat, readdirNames, toVfsError } from './sys.ts'
+import { toAttr } from './attr.ts'
 
 const RACY_MS = 50
 const STAT_BATCH = 16
@@ -165,7 +166,7 @@ export async function readdirPage(res: Resolver, snaps: DirSnapshots, dir: Pinne
       // Gone since the snapshot: removed entries are simply not listed.
       if (st === null || name === undefined || h === undefined) return
       const gen = res.note(dir.ino, name, st)
-      if (st.dev === res.rootDev) entries.push({ name: Buffer.from(name), fileid: st.ino, cookie: h, ref: { id: st.ino, gen } })
+      if (st.dev === res.rootDev) entries.push({ name: Buffer.from(name), fileid: st.ino, cookie: h, ref: { id: st.ino, gen }, attr: toAttr(st, gen) })
       else entries.push({ name: Buffer.from(name), fileid: st.ino | FOREIGN, cookie: h })
     })
     i = end

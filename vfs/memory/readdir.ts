@@ -6,6 +6,7 @@
 import type { DirEntry, DirPage } from '../types.ts'
 import { FIRST_ENTRY_SEQ } from './directory.ts'
 import type { DirInode } from './inode.ts'
+import { attrOf } from './inode.ts'
 import type { InodeTable } from './inode-table.ts'
 
 const DOT = Buffer.from('.')
@@ -32,7 +33,7 @@ export function readdirPage(table: InodeTable, d: DirInode, cookie: bigint, max:
   const { slots, more } = d.dir.after(afterSeq, limit - entries.length)
   for (const slot of slots) {
     const ino = table.byId(slot.id)
-    entries.push({ name: Buffer.from(slot.name), fileid: ino.id, cookie: BigInt(slot.seq), ref: { id: ino.id, gen: ino.gen } })
+    entries.push({ name: Buffer.from(slot.name), fileid: ino.id, cookie: BigInt(slot.seq), ref: { id: ino.id, gen: ino.gen }, attr: attrOf(ino) })
   }
   return { entries, eof: !more }
 }

@@ -12,6 +12,8 @@ const TYPICAL_ENTRY = entry3Size(8) + postOpAttrSize(true) + postOpFhSize(Buffer
 /** An entry's object, for its attributes and handle; null when it cannot be had (P3: both may be absent). */
 async function entryObject(dir: Target, e: DirEntry): Promise<{ ref: FileRef; attr: Attr } | null> {
   try {
+    // Most backends stat entries to list them: then the page already carries the attributes.
+    if (e.ref !== undefined && e.attr !== undefined) return { ref: e.ref, attr: e.attr }
     if (e.ref !== undefined) return { ref: e.ref, attr: await dir.vfs.getattr(e.ref) }
     return await dir.vfs.lookup(dir.ref, e.name)
   } catch {
