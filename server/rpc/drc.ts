@@ -55,9 +55,19 @@ export class DuplicateRequestCache {
     return { state: 'done', reply: e.reply }
   }
 
-  /** Keep a copy of the reply: the chunks may point into pooled or request memory. */
+  /**
+   * Keep a copy of the reply: the chunks may point into pooled or request memory.
+   * Its own allocation, not Buffer.concat's: a small concat is a slice of Node's
+   * shared 8 KiB pool, and one cached reply would keep a whole slab alive (a full
+   * cache pinned ~90 MiB for ~5 MiB of replies under load).
+   */
   complete(key: string, chunks: readonly Buffer[]): void {
-    this.cache.set(key, { reply: Buffer.concat(chunks) })
+    let length = 0
+    for (const c of chunks) length += c.length
+    const reply = Buffer.allocUnsafeSlow(length)
+    let at = 0
+    for (const c of chunks) at += c.copy(reply, at)
+    this.cache.set(key, { reply })
   }
 
   /** The call produced no reply (or failed to): let a retransmission run it again. */
