@@ -6,7 +6,7 @@
  * still be filled; -p times are not disturbed by the creates inside).
  */
 import { pipeline } from 'node:stream/promises'
-import { errnoOf, messageOf, PathError, umask } from './common.ts'
+import { at, errnoOf, messageOf, PathError, umask } from './common.ts'
 import { Progress } from './progress.ts'
 import type { ProgressSink } from './progress.ts'
 import type { Side, SideStat } from './sides.ts'
@@ -41,18 +41,18 @@ interface Plan {
 }
 
 async function walkSource(from: Side, src: string, dst: string, opts: CopyOptions, out: Plan): Promise<void> {
-  const st = opts.recursive ? await from.lstat(src) : await from.stat(src)
+  const st = await at(from.show(src), () => (opts.recursive ? from.lstat(src) : from.stat(src)))
   switch (st.type) {
     case 'directory': {
       if (!opts.recursive) throw new PathError(from.show(src), '-r not specified; omitting directory')
       out.steps.push({ kind: 'dir', src, dst, st })
-      const names = (await from.readdir(src)).sort()
+      const names = (await at(from.show(src), () => from.readdir(src))).sort()
       for (const name of names) await walkSource(from, from.join(src, name), out.to.join(dst, name), opts, out)
       out.steps.push({ kind: 'dir-done', dst, st })
       return
     }
     case 'symlink':
-      out.steps.push({ kind: 'symlink', dst, target: await from.readlink(src) })
+      out.steps.push({ kind: 'symlink', dst, target: await at(from.show(src), () => from.readlink(src)) })
       return
     case 'file':
       out.steps.push({ kind: 'file', src, dst, st })
@@ -124,7 +124,7 @@ async function runStep(plan: Plan, step: Step, opts: CopyOptions, progress: Prog
  * else to DST itself (several sources need a directory).
  */
 export async function copy(sources: readonly Place[], dst: Place, opts: CopyOptions): Promise<number> {
-  const dstDir = await isDirectory(dst)
+  const dstDir = await at(dst.side.show(dst.path), () => isDirectory(dst))
   if (sources.length > 1 && !dstDir) throw new PathError(dst.side.show(dst.path), 'target is not a directory')
   const plans: Plan[] = []
   for (const src of sources) {

@@ -68,7 +68,8 @@ export interface LocalExport {
  * A server exporting a fresh host directory (local backend, root not
  * squashed): what the commands do is checked with node:fs on `host()`.
  * Call at the top level before any t.test (the root test's testdir is
- * made lazily, so the directory is created here).
+ * made lazily, so the directory is created here); it uses t.testdir(), so
+ * put other files next to `exp`, not in a second testdir.
  */
 export async function localExport(t: Test): Promise<LocalExport> {
   const exp = join(t.testdir({ export: {} }), 'export')

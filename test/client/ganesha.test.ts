@@ -22,6 +22,8 @@ const cli = join(root, 'dist/cli/main.js')
 
 const base = t.testdir({ export: {}, state: {} })
 const exportDir = join(base, 'export')
+// The root test's testdir is made lazily; Ganesha needs the directory at start.
+mkdirSync(exportDir, { recursive: true })
 const g = await startGanesha(t, exportDir, join(base, 'state'))
 t.comment(`ganesha pid ${String(g.pid)}: ${g.url()}`)
 
