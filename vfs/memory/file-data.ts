@@ -11,11 +11,16 @@
  * (copy on write), so a reply still being sent keeps the bytes it was given.
  */
 
+import { ChunkPool } from './chunk-pool.ts'
+
 /** 1 MiB: a whole rsize/wsize READ or WRITE touches one chunk. */
 export const CHUNK_SIZE = 1024 * 1024
 const CHUNK = BigInt(CHUNK_SIZE)
 /** Chunk buffers grow to a multiple of this, and at least double, so appends do not reallocate per write. */
 const GROW_STEP = 4096
+
+/** Up to 256 MiB of freed chunks are kept for reuse, shared by every file of the process. */
+const sharedPool = new ChunkPool(CHUNK_SIZE, 256)
 
 /** Smaller reads are copied: cheap, and a 4 KiB read then never costs a chunk copy on the next write. */
 const VIEW_FROM = 32 * 1024
@@ -37,6 +42,17 @@ export class FileData {
   readonly #chunks = new Map<number, Buffer>()
   /** Chunks a read has returned a view of: copy before changing them. */
   readonly #lent = new Set<number>()
+  readonly #pool: ChunkPool
+
+  constructor(pool: ChunkPool = sharedPool) {
+    this.#pool = pool
+  }
+
+  /** Drop a chunk; one never lent to a reply goes back to the pool. */
+  #free(index: number, chunk: Buffer): void {
+    if (!this.#lent.has(index)) this.#pool.give(chunk)
+    this.#lent.delete(index)
+  }
 
   /** Up to `count` bytes from `offset`; short at end of file, empty beyond it. The caller must not modify them. */
   read(offset: bigint, count: number): Buffer {
@@ -96,7 +112,7 @@ export class FileData {
         if (index >= keep) {
           this.used -= chunk.length
           this.#chunks.delete(index)
-          this.#lent.delete(index)
+          this.#free(index, chunk)
         }
       }
       const within = Number(size % CHUNK)
@@ -109,6 +125,7 @@ export class FileData {
 
   /** Drops all data (the last link went away). */
   clear(): void {
+    for (const [index, chunk] of this.#chunks) this.#free(index, chunk)
     this.#chunks.clear()
     this.#lent.clear()
     this.used = 0
@@ -127,9 +144,10 @@ export class FileData {
     if (chunk !== undefined && need === have && !this.#lent.has(index)) return chunk
     let fresh: Buffer
     if (chunk === undefined && overwritesHead && end === need) {
-      fresh = Buffer.allocUnsafe(need) // every byte is about to be written
+      // Every byte is about to be written, so a reused chunk's old contents never show.
+      fresh = (need === CHUNK_SIZE ? this.#pool.take() : undefined) ?? Buffer.allocUnsafe(need)
     } else {
-      fresh = Buffer.allocUnsafe(need)
+      fresh = (need === CHUNK_SIZE ? this.#pool.take() : undefined) ?? Buffer.allocUnsafe(need)
       const kept = chunk === undefined ? 0 : chunk.copy(fresh, 0, 0, have)
       fresh.fill(0, kept)
     }

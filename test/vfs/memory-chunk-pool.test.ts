@@ -1,0 +1,40 @@
+import t from 'tap'
+import { ChunkPool } from '../../vfs/memory/chunk-pool.ts'
+import { CHUNK_SIZE, FileData } from '../../vfs/memory/file-data.ts'
+
+t.test('freed full chunks are reused, never showing their old bytes', async (t) => {
+  const pool = new ChunkPool(CHUNK_SIZE, 4)
+  const a = new FileData(pool)
+  a.write(0n, Buffer.alloc(2 * CHUNK_SIZE, 0xaa))
+  a.clear()
+  t.equal(pool.available, 2, 'both chunks of the removed file are kept')
+  const b = new FileData(pool)
+  b.write(0n, Buffer.alloc(CHUNK_SIZE, 0xbb)) // a whole chunk: takes one from the pool
+  t.equal(pool.available, 1)
+  t.ok(b.read(0n, CHUNK_SIZE).equals(Buffer.alloc(CHUNK_SIZE, 0xbb)))
+  b.write(BigInt(CHUNK_SIZE) + 10n, Buffer.from('x')) // a partial chunk: the rest reads as zeros
+  const tail = b.read(BigInt(CHUNK_SIZE), 11)
+  t.ok(tail.equals(Buffer.concat([Buffer.alloc(10), Buffer.from('x')])), 'no byte of the old file shows through')
+})
+
+t.test('a chunk lent to a reply is not reused', async (t) => {
+  const pool = new ChunkPool(CHUNK_SIZE, 4)
+  const a = new FileData(pool)
+  a.write(0n, Buffer.alloc(CHUNK_SIZE, 1))
+  const view = a.read(0n, CHUNK_SIZE) // a view of the chunk (large reads are not copied)
+  a.truncate(0n)
+  t.equal(pool.available, 0, 'the lent chunk is not pooled')
+  const b = new FileData(pool)
+  b.write(0n, Buffer.alloc(CHUNK_SIZE, 2))
+  t.equal(view[0], 1, 'the reply still sees the bytes it was given')
+})
+
+t.test('the pool is bounded and keeps only full chunks', async (t) => {
+  const pool = new ChunkPool(CHUNK_SIZE, 1)
+  pool.give(Buffer.alloc(CHUNK_SIZE))
+  pool.give(Buffer.alloc(CHUNK_SIZE))
+  pool.give(Buffer.alloc(10))
+  t.equal(pool.available, 1)
+  t.ok(pool.take())
+  t.equal(pool.take(), undefined)
+})
