@@ -85,7 +85,8 @@ export function shell(argv: string[]): Promise<number> {
     const rl = createInterface({ input: process.stdin, ...(tty ? { output: process.stdout, terminal: true } : { terminal: false }) })
     const prompt = (): void => {
       if (!tty) return
-      rl.setPrompt(`${t.client.host}:${t.client.exportPath === '/' ? '' : t.client.exportPath}${sh.cwd}> `)
+      const exp = t.client.exportPath === '/' ? '' : t.client.exportPath
+      rl.setPrompt(`${t.client.host}:${exp === '' || sh.cwd !== '/' ? `${exp}${sh.cwd}` : exp}> `)
       rl.prompt()
     }
     let failed = false
