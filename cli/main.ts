@@ -2,42 +2,26 @@
  * tsnfs: the command-line entry. Subcommands are dispatched by name; each
  * lives in its own file under cli/.
  */
-import { bench } from './bench.ts'
-import { cat } from './cat.ts'
-import { cp } from './cp.ts'
-import { df } from './df.ts'
-import { exportsCommand } from './exports.ts'
-import { ln } from './ln.ts'
-import { ls } from './ls.ts'
-import { mkdir } from './mkdir.ts'
-import { mount } from './mount.ts'
-import { mv } from './mv.ts'
-import { rm } from './rm.ts'
-import { serve } from './serve.ts'
-import { shell } from './shell.ts'
-import { showmount } from './showmount.ts'
-import { stat } from './stat.ts'
-import { stats } from './stats.ts'
-import { umount } from './umount.ts'
 
+/** Each command is loaded only when it runs: the CLI starts in a fraction of the time of loading them all. */
 const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = {
-  serve,
-  bench,
-  showmount,
-  exports: exportsCommand,
-  stats,
-  ls,
-  cat,
-  cp,
-  stat,
-  mkdir,
-  rm,
-  mv,
-  ln,
-  df,
-  shell,
-  mount,
-  umount,
+  serve: (a) => import('./serve.ts').then((m) => m.serve(a)),
+  bench: (a) => import('./bench.ts').then((m) => m.bench(a)),
+  showmount: (a) => import('./showmount.ts').then((m) => m.showmount(a)),
+  exports: (a) => import('./exports.ts').then((m) => m.exportsCommand(a)),
+  stats: (a) => import('./stats.ts').then((m) => m.stats(a)),
+  ls: (a) => import('./ls.ts').then((m) => m.ls(a)),
+  cat: (a) => import('./cat.ts').then((m) => m.cat(a)),
+  cp: (a) => import('./cp.ts').then((m) => m.cp(a)),
+  stat: (a) => import('./stat.ts').then((m) => m.stat(a)),
+  mkdir: (a) => import('./mkdir.ts').then((m) => m.mkdir(a)),
+  rm: (a) => import('./rm.ts').then((m) => m.rm(a)),
+  mv: (a) => import('./mv.ts').then((m) => m.mv(a)),
+  ln: (a) => import('./ln.ts').then((m) => m.ln(a)),
+  df: (a) => import('./df.ts').then((m) => m.df(a)),
+  shell: (a) => import('./shell.ts').then((m) => m.shell(a)),
+  mount: (a) => import('./mount.ts').then((m) => m.mount(a)),
+  umount: (a) => import('./umount.ts').then((m) => m.umount(a)),
 }
 
 const USAGE = `usage: tsnfs <command> [options]
