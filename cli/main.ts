@@ -33,6 +33,9 @@ commands:
         [--metrics HOST:PORT] Prometheus text on http://HOST:PORT/metrics
         [--rpcbind | --no-rpcbind] register with the system rpcbind on 111 (default: when one
         answers, the port is not 0 and --portmap is not 111); unregistered on exit
+        limits: [--max-connections N (4096)] [--max-connections-per-client N (256)]
+        [--max-requests N (512 in flight in all)] [--max-requests-per-connection N (64)]
+        [--max-record-size BYTES] [--idle-timeout S (300; 0 off)] [--record-timeout S (30; 0 off)]
   showmount [-e | -a | -d] [--port N] HOST[:PORT]
         the export list (-e), mount points (-a), directories (-d) or hosts of an NFS server
   exports --check FILE

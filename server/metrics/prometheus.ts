@@ -59,6 +59,10 @@ const COUNTERS = [
   ['tsnfs_udp_datagrams_dropped_total', 'udpDatagramsDropped', 'UDP datagrams dropped unanswered (too large).'],
   ['tsnfs_drc_hits_total', 'drcHits', 'Retransmitted non-idempotent calls answered from the duplicate request cache.'],
   ['tsnfs_drc_in_progress_drops_total', 'drcInProgressDrops', 'Retransmissions dropped while the original call was still running.'],
+  ['tsnfs_connections_refused_total', 'connectionsRefused', 'TCP connections refused by the total or per-client connection cap.'],
+  ['tsnfs_connections_idle_closed_total', 'connectionsIdleClosed', 'TCP connections closed after the idle timeout.'],
+  ['tsnfs_record_timeouts_total', 'recordTimeouts', 'TCP connections closed because a record was not complete in time (trickling peers).'],
+  ['tsnfs_udp_overload_drops_total', 'udpOverloadDrops', 'UDP calls dropped because the server-wide in-flight cap was reached (clients retransmit).'],
 ] as const
 
 export function renderPrometheus(calls: CallMetrics, sources: readonly StatsSource[]): string {
