@@ -54,6 +54,16 @@ function sameTime(a: nfstime3, b: nfstime3): boolean {
 }
 
 /** What counts as a change for cached data and names (nfs(5) DATA AND METADATA COHERENCE). */
+/** How long after an update an older-ctime reply is taken for a late answer to an earlier call. */
+const REORDER_WINDOW_MS = 5000
+
+function olderCtime(incoming: fattr3, cached: fattr3): boolean {
+  if (incoming.fileid !== cached.fileid) return false
+  const a = incoming.ctime
+  const b = cached.ctime
+  return a.seconds < b.seconds || (a.seconds === b.seconds && a.nseconds < b.nseconds)
+}
+
 function changed(a: fattr3, b: fattr3): boolean {
   return a.size !== b.size || !sameTime(a.mtime, b.mtime) || !sameTime(a.ctime, b.ctime) || a.fileid !== b.fileid || a.type !== b.type
 }
@@ -70,6 +80,8 @@ export class AttrCache {
   /** Counters, read by ClientStats. */
   updates = 0
   changes = 0
+  /** Replies ignored because a newer state (by ctime) was already cached. */
+  lateReplies = 0
 
   constructor(opts: AttrCacheOptions) {
     this.opts = opts
@@ -113,8 +125,16 @@ export class AttrCache {
   update(fh: Buffer, attrs: fattr3): void {
     const key = handleKey(fh)
     const now = this.now()
-    this.updates++
     const e = this.entries.get(key)
+    // Replies can arrive out of order: a GETATTR sent before our SETATTR may be answered after
+    // it. A ctime older than the cached one is such a late reply, not news (Linux compares
+    // attribute generations for the same reason); after the window, trust the server (its
+    // clock may have stepped back).
+    if (e !== undefined && olderCtime(attrs, e.attrs) && now - e.fetchedAt < REORDER_WINDOW_MS) {
+      this.lateReplies++
+      return
+    }
+    this.updates++
     if (e === undefined) {
       const t = this.minOf(attrs)
       this.entries.set(key, { fh: Buffer.from(fh), attrs, fetchedAt: now, timeoutMs: t, timeoutSetAt: now })

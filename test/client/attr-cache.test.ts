@@ -118,3 +118,25 @@ t.test('stats: open groups for other parts of the client', async t => {
   t.strictSame(snap.extra, { blockCache: { hits: 3 } })
   t.strictSame(snap.rpc, { retransmits: 0, reconnects: 0, timeouts: 0 })
 })
+
+t.test('a late reply with an older ctime does not overwrite newer cached attributes', async (t) => {
+  const { AttrCache } = await import('../../client/cache/attr-cache.ts')
+  let now = 1000
+  const cache = new AttrCache({ acregminMs: 3000, acregmaxMs: 60000, acdirminMs: 30000, acdirmaxMs: 60000, noac: false, maxEntries: 100, now: () => now })
+  const fh = Buffer.from('handle')
+  const base = {
+    type: 1 as const, mode: 0o644, nlink: 1, uid: 0, gid: 0, size: 0n, used: 0n,
+    rdev: { specdata1: 0, specdata2: 0 }, fsid: 1n, fileid: 7n,
+    atime: { seconds: 1, nseconds: 0 },
+  }
+  const fresh = { ...base, mtime: { seconds: 500, nseconds: 0 }, ctime: { seconds: 900, nseconds: 2 } }
+  const stale = { ...base, mtime: { seconds: 800, nseconds: 0 }, ctime: { seconds: 900, nseconds: 1 } }
+  cache.update(fh, fresh) // e.g. from our SETATTR's reply
+  now += 10
+  cache.update(fh, stale) // a GETATTR sent before the SETATTR, answered after it
+  t.equal(cache.get(fh)?.mtime.seconds, 500, 'the newer state stays')
+  t.equal(cache.lateReplies, 1)
+  now += 6000 // past the reorder window: the server is believed again (its clock may have stepped back)
+  cache.update(fh, stale)
+  t.equal(cache.peek(fh)?.mtime.seconds, 800)
+})

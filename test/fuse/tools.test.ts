@@ -6,7 +6,7 @@
  * owners, nanosecond mtimes, link targets) byte-exact.
  */
 import t from 'tap'
-import { mkdirSync, symlinkSync, utimesSync, writeFileSync, chmodSync } from 'node:fs'
+import { chmodSync, lutimesSync, mkdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { TEST_OPTS, canFuse, exportDir, manifest, mountFuse, mountpointDir, patternBytes, sh, shOk } from '../helpers/fuse.ts'
 
@@ -22,6 +22,13 @@ function makeTree(src: string): void {
   symlinkSync('../f0', join(src, 'sub/link-to-f0'))
   symlinkSync('/nonexistent/target', join(src, 'dangling'))
   utimesSync(join(src, 'sub/f1'), new Date('2001-02-03T04:05:06.789Z'), new Date('2001-02-03T04:05:06.789Z'))
+  // rsync compares times to the second (modify-window 0): a copy made in the same second as the
+  // source was last changed keeps its own directory and symlink times, on a local disk as on the
+  // mount. Times in another second make both runs set them, so the comparison is deterministic.
+  const past = new Date('2010-05-06T07:08:09.123Z')
+  lutimesSync(join(src, 'sub/link-to-f0'), past, past)
+  lutimesSync(join(src, 'dangling'), past, past)
+  for (const d of ['sub/deeper', 'sub', '.']) utimesSync(join(src, d), past, past)
 }
 
 // Run with $D as the target (once local, once on the mount) and $S the source tree.

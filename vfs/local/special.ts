@@ -7,7 +7,7 @@
  * to the requested name, which fails with EEXIST instead of replacing
  * anything, and the temporary name is removed.
  */
-import { execFile } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import { VfsError } from '../errors.ts'
@@ -15,17 +15,26 @@ import { fdPath, link, pidFdPath, toVfsError, unlink } from './sys.ts'
 
 export type SpecialType = 'block' | 'char' | 'socket' | 'fifo'
 
-function run(cmd: string, args: string[]): Promise<void> {
+/**
+ * Runs `cmd` with the directory fd given to the child as its fd 3, so `/proc/self/fd/3`
+ * names exactly our pinned directory, not whatever holds our fd number by then.
+ */
+function run(cmd: string, args: string[], dirFd: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: 10_000 }, err => {
-      if (err === null) {
-        resolve()
-        return
-      }
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe', dirFd], timeout: 10_000 })
+    let stderr = ''
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d
+    })
+    child.on('error', (err: Error) => {
       // The tool is missing: this host cannot make the node at all.
       if ((err as { code?: unknown }).code === 'ENOENT') reject(new VfsError('ENOTSUP', `${cmd} not available`, { cause: err }))
-      else if (/Operation not permitted/.test(err.message)) reject(new VfsError('EPERM', err.message, { cause: err }))
       else reject(new VfsError('EIO', err.message, { cause: err }))
+    })
+    child.on('close', (code) => {
+      if (code === 0) resolve()
+      else if (/Operation not permitted/.test(stderr)) reject(new VfsError('EPERM', stderr.trim()))
+      else reject(new VfsError('EIO', `${cmd}: exit ${String(code)}: ${stderr.trim()}`))
     })
   })
 }
@@ -45,9 +54,11 @@ export async function makeSpecial(dirFd: number, name: Buffer, type: SpecialType
   const tmp = `.tsnfs-${randomBytes(6).toString('hex')}`
   let server: net.Server | null = null
   try {
-    if (type === 'fifo') await run('mkfifo', ['-m', '600', pidFdPath(dirFd, tmp)])
+    const inChild = `/proc/self/fd/3/${tmp}`
+    if (type === 'fifo') await run('mkfifo', ['-m', '600', inChild], dirFd)
+    // In this process the pinned fd is ours for the whole call.
     else if (type === 'socket') server = await bindSocket(pidFdPath(dirFd, tmp))
-    else await run('mknod', ['-m', '600', pidFdPath(dirFd, tmp), type === 'block' ? 'b' : 'c', `${rdev.major}`, `${rdev.minor}`])
+    else await run('mknod', ['-m', '600', inChild, type === 'block' ? 'b' : 'c', `${rdev.major}`, `${rdev.minor}`], dirFd)
   } catch (err) {
     throw toVfsError(err)
   }

@@ -5,16 +5,16 @@
  * libuv turns into exactly the wanted timespec (any microsecond-aligned
  * time), fs.utimes on `/proc/self/fd/<O_PATH fd>` does it in one call;
  * otherwise (nanoseconds, the usual case for times copied from another file)
- * `touch -c -a|-m -d @sec.nsec /proc/<pid>/fd/<fd>` (coreutils, utimensat
+ * `touch -c -a|-m -d @sec.nsec /proc/self/fd/3` in a child given the fd (coreutils, utimensat
  * with ns and UTIME_OMIT) does it, at the cost of a process.
  * The magic link jumps to the pinned object itself, so neither follows a
  * symlink: on a symlink the symlink's own times change.
  */
-import { execFile } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import type { BigIntStats } from 'node:fs'
 import { VfsError } from '../errors.ts'
 import type { Timespec } from '../types.ts'
-import { fdPath, pidFdPath, toVfsError, utimes } from './sys.ts'
+import { fdPath, toVfsError, utimes } from './sys.ts'
 
 const NS = 1_000_000_000n
 
@@ -65,11 +65,23 @@ function nowSeconds(): number {
 function touch(fd: number, which: '-a' | '-m', t: Timespec | 'now'): Promise<void> {
   const args = ['-c', which]
   if (t !== 'now') args.push('-d', `@${t.sec}.${String(t.nsec).padStart(9, '0')}`)
-  args.push(pidFdPath(fd))
+  // The child gets its own copy of the pinned fd as its fd 3 and names it through its own
+  // /proc/self: a path into our /proc/<pid>/fd would name whatever object holds that fd
+  // number when the child gets to it (found by rsync on the FUSE mount: times landing on
+  // the wrong object), and with -c a vanished path succeeds silently.
+  args.push('/proc/self/fd/3')
   return new Promise((resolve, reject) => {
-    execFile('touch', args, { timeout: 10_000 }, err => {
-      if (err === null) resolve()
-      else reject(new VfsError(codeFrom(err) ?? 'EIO', `touch: ${err.message}`, { cause: err }))
+    const child = spawn('touch', args, { stdio: ['ignore', 'ignore', 'pipe', fd], timeout: 10_000 })
+    let stderr = ''
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d
+    })
+    child.on('error', (err) => {
+      reject(new VfsError(codeFrom(err) ?? 'EIO', `touch: ${err.message}`, { cause: err }))
+    })
+    child.on('close', (code) => {
+      if (code === 0) resolve()
+      else reject(new VfsError(codeFrom(new Error(stderr)) ?? 'EIO', `touch: exit ${String(code)}: ${stderr.trim()}`))
     })
   })
 }
