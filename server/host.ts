@@ -25,8 +25,12 @@ export const DEFAULT_NFS3_LIMITS: Readonly<Nfs3Limits> = Object.freeze({
 
 const fail = (status: Exclude<nfsstat3, 0>): ResolveFailure => ({ ok: false, status })
 
+const ACCESS_CACHE_MS = 1000
+const ACCESS_CACHE_ENTRIES = 4096
+
 export class ServerHost implements Nfs3Host {
   readonly limits: Nfs3Limits
+  private readonly accessCache = new Map<string, { check: Promise<ClientCheck>; at: number }>()
   private readonly table: ExportTable
   private readonly backends: BackendSet
   private readonly handles: HandleCodec
@@ -40,9 +44,22 @@ export class ServerHost implements Nfs3Host {
     this.limits = limits
   }
 
-  /** Whether the caller may use the export at all (MNT and every NFS request check this). */
+  /**
+   * Whether the caller may use the export at all (MNT and every NFS request check this).
+   * The answer depends on the export list, the peer's address and whether its port is
+   * privileged (`secure`), so it is cached per those for a second: a client's requests do
+   * not each parse its address and match it again (wildcard names are cached longer by the
+   * resolver already). A reload starts a new version.
+   */
   access(exp: Export, call: CallContext): Promise<ClientCheck> {
-    return this.table.clientOptions(exp, call.peer)
+    const key = `${this.table.version}/${exp.id}/${call.peer.address}/${call.peer.port < 1024 ? 'p' : 'u'}`
+    const now = performance.now()
+    const hit = this.accessCache.get(key)
+    if (hit !== undefined && now - hit.at < ACCESS_CACHE_MS) return hit.check
+    const check = this.table.clientOptions(exp, call.peer)
+    if (this.accessCache.size >= ACCESS_CACHE_ENTRIES) this.accessCache.clear()
+    this.accessCache.set(key, { check, at: now })
+    return check
   }
 
   async resolve(fh: Buffer, call: CallContext): Promise<Resolved | ResolveFailure> {

@@ -59,7 +59,11 @@ export class ExportTable {
 
   replace(list: ExportList): void {
     this.snap = build(list)
+    this.version++
   }
+
+  /** Changes whenever the list is replaced, so callers may cache decisions per version. */
+  version = 0
 
   all(): readonly Export[] {
     return this.snap.exports

@@ -69,7 +69,7 @@ export async function collect<E>(
   dir: FileRef,
   cookie: bigint,
   budget: Budget,
-  build: (e: DirEntry) => Promise<Built<E>>,
+  build: (e: DirEntry) => Built<E> | Promise<Built<E>>,
 ): Promise<{ entries: E[]; eof: boolean }> {
   const entries: E[] = []
   let { bytes, dirBytes } = budget
@@ -77,8 +77,10 @@ export async function collect<E>(
   for (;;) {
     const want = Math.min(MAX_PAGE, Math.max(1, Math.floor(bytes / budget.minEntry) + 1))
     const page = await vfs.readdir(dir, cursor, want)
-    // Built concurrently (a backend may stat each entry), then taken in order while they fit.
-    const built = await mapConcurrent(page.entries, BUILD_CONCURRENCY, build)
+    // Built without a promise per entry when the page carries what each needs; else all of the
+    // page's lookups run at once (at most MAX_PAGE). Then taken in order while they fit.
+    const direct = page.entries.map(build)
+    const built = direct.every((b) => !(b instanceof Promise)) ? (direct as Built<E>[]) : await Promise.all(direct.map(async (b) => b))
     for (const [i, e] of page.entries.entries()) {
       const b = built[i]
       if (b === undefined) break
@@ -91,22 +93,6 @@ export async function collect<E>(
     // An empty page that is not the end would loop forever: give the client what we have.
     if (page.eof || page.entries.length === 0) return { entries, eof: page.eof }
   }
-}
-
-/** Entries whose attributes must be fetched are fetched this many at a time. */
-const BUILD_CONCURRENCY = 32
-
-async function mapConcurrent<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length)
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++
-      out[i] = await fn(items[i] as T)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
-  return out
 }
 
 /** The checks READDIR and READDIRPLUS share: a directory (NOTDIR), readable by the caller (ACCES). */

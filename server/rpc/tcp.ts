@@ -206,6 +206,12 @@ export class RpcConnection {
     const length = totalLength(chunks)
     this.out.push(frameRecord(chunks, length), ...chunks)
     this.outBytes += length + 4
+    // Nothing else running or queued here: no reply can join a batch, so waiting for the next loop
+    // turn would only add latency (a client with one call at a time, like a directory listing).
+    if (this.inFlight === 0 && this.backlog.length === 0 && !this.flushScheduled) {
+      this.flush()
+      return
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true
       // setImmediate, not a microtask: every reply finished in this loop turn joins the batch.

@@ -12,8 +12,6 @@ const TYPICAL_ENTRY = entry3Size(8) + postOpAttrSize(true) + postOpFhSize(Buffer
 /** An entry's object, for its attributes and handle; null when it cannot be had (P3: both may be absent). */
 async function entryObject(dir: Target, e: DirEntry): Promise<{ ref: FileRef; attr: Attr } | null> {
   try {
-    // Most backends stat entries to list them: then the page already carries the attributes.
-    if (e.ref !== undefined && e.attr !== undefined) return { ref: e.ref, attr: e.attr }
     if (e.ref !== undefined) return { ref: e.ref, attr: await dir.vfs.getattr(e.ref) }
     return await dir.vfs.lookup(dir.ref, e.name)
   } catch {
@@ -21,8 +19,7 @@ async function entryObject(dir: Target, e: DirEntry): Promise<{ ref: FileRef; at
   }
 }
 
-async function buildEntry(ctx: Nfs3Context, dir: Target, e: DirEntry): Promise<Built<entryplus3>> {
-  const obj = await entryObject(dir, e)
+function entryOf(ctx: Nfs3Context, dir: Target, e: DirEntry, obj: { ref: FileRef; attr: Attr } | null): Built<entryplus3> {
   const handle = obj === null ? null : ctx.host.handle(dir.exportId, obj.ref)
   const dirBytes = entry3Size(e.name.length)
   return {
@@ -36,6 +33,12 @@ async function buildEntry(ctx: Nfs3Context, dir: Target, e: DirEntry): Promise<B
     bytes: dirBytes + postOpAttrSize(obj !== null) + postOpFhSize(handle),
     dirBytes,
   }
+}
+
+/** Most backends stat entries to list them: then the entry is built at once, with no call per entry. */
+function buildEntry(ctx: Nfs3Context, dir: Target, e: DirEntry): Built<entryplus3> | Promise<Built<entryplus3>> {
+  if (e.ref !== undefined && e.attr !== undefined) return entryOf(ctx, dir, e, { ref: e.ref, attr: e.attr })
+  return entryObject(dir, e).then((obj) => entryOf(ctx, dir, e, obj))
 }
 
 /**
