@@ -18,7 +18,7 @@ export async function readdir(args: READDIR3args, ctx: Nfs3Context): Promise<REA
   try {
     const list = await collect<entry3>(dir.vfs, dir.ref, args.cookie, { bytes, dirBytes: Infinity, minEntry: entry3Size(1) }, (e) => {
       const size = entry3Size(e.name.length)
-      return Promise.resolve({ item: { fileid: e.fileid, name: e.name, cookie: e.cookie }, bytes: size, dirBytes: size })
+      return { item: { fileid: e.fileid, name: e.name, cookie: e.cookie }, bytes: size, dirBytes: size }
     })
     // Not even one entry fits, and there are entries left: the client must ask for more (chimera #958).
     if (list.entries.length === 0 && !list.eof) return { status: nfsstat3.NFS3ERR_TOOSMALL, resfail: { dir_attributes: dirAttributes } }
