@@ -63,6 +63,12 @@ export function defaultExports(): ExportList {
  */
 export function validateBackends(list: ExportList, available: ReadonlySet<string>): void {
   for (const e of list.exports) {
+    // Refused rather than ignored: an operator who asks for crossmnt must not believe file
+    // systems mounted below the export are served when they are not (LOOKUP answers ACCES).
+    const crossing = e.clients.find((c) => c.options.crossmnt)
+    if (crossing !== undefined) {
+      throw new ExportsError(list.file, crossing.line, crossing.column, `crossmnt is not supported yet: file systems mounted below "${e.path}" are not crossed`)
+    }
     if (available.has(e.backend)) continue
     const hint = e.backend === 'local' ? ' yet; use backend=memory' : ''
     throw new ExportsError(list.file, e.line, 1, `backend ${e.backend} is not available${hint} (export "${e.path}")`)

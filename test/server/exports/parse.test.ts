@@ -174,3 +174,8 @@ t.test('validateBackends rejects unavailable backends', async (t) => {
   })
   t.doesNotThrow(() => { validateBackends(list, new Set(['local', 'memory'])) })
 })
+
+t.test('crossmnt is refused by validateBackends, naming the line and column', async (t) => {
+  const list = parseExports('/a *(rw)\n/b 10.0.0.0/8(ro) *(rw,crossmnt)\n', 'exports')
+  t.throws(() => validateBackends(list, new Set(['memory', 'local'])), { code: 'EXPORTS_INVALID', line: 2, message: /crossmnt is not supported yet/ })
+})
