@@ -177,5 +177,7 @@ t.test('validateBackends rejects unavailable backends', async (t) => {
 
 t.test('crossmnt is refused by validateBackends, naming the line and column', async (t) => {
   const list = parseExports('/a *(rw)\n/b 10.0.0.0/8(ro) *(rw,crossmnt)\n', 'exports')
-  t.throws(() => validateBackends(list, new Set(['memory', 'local'])), { code: 'EXPORTS_INVALID', line: 2, message: /crossmnt is not supported yet/ })
+  t.throws(() => {
+    validateBackends(list, new Set(['memory', 'local']))
+  }, { code: 'EXPORTS_INVALID', line: 2, message: /crossmnt is not supported yet/ })
 })
