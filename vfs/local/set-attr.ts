@@ -8,25 +8,14 @@
  */
 import type { BigIntStats } from 'node:fs'
 import { VfsError } from '../errors.ts'
-import type { FileType, SetAttr } from '../types.ts'
+import type { SetAttr } from '../types.ts'
 import type { IoFiles } from './io-files.ts'
 import type { Pinned } from './resolver.ts'
 import { chmod, chown, fdPath, fstat, ftruncate, toVfsError } from './sys.ts'
-import { checkTime, setTimes } from './times.ts'
+import { setTimes } from './times.ts'
+import { checkSetAttr } from '../set-attr-checks.ts'
 
-/** capabilities().maxFileSize: what a signed 64-bit off_t holds (the host file system may refuse less: EFBIG). */
-export const MAX_FILE_SIZE = 2n ** 63n - 1n
-
-export function checkSetAttr(type: FileType, set: SetAttr): void {
-  if (set.size !== undefined) {
-    if (type === 'dir') throw new VfsError('EISDIR')
-    if (type !== 'file') throw new VfsError('EINVAL', 'size on a non-regular file')
-    if (set.size < 0n) throw new VfsError('EINVAL')
-    if (set.size > MAX_FILE_SIZE) throw new VfsError('EFBIG')
-  }
-  checkTime(set.atime)
-  checkTime(set.mtime)
-}
+export { checkSetAttr, MAX_FILE_SIZE } from '../set-attr-checks.ts'
 
 export async function applySetAttr(io: IoFiles, p: Pinned, set: SetAttr): Promise<BigIntStats> {
   checkSetAttr(p.type, set)

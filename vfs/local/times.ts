@@ -51,13 +51,6 @@ function fromNs(ns: bigint): Timespec {
   return { sec: Number(ns / NS), nsec: Number(ns % NS) }
 }
 
-export function checkTime(t: Timespec | 'now' | undefined): void {
-  if (t === undefined || t === 'now') return
-  if (!Number.isInteger(t.sec) || !Number.isInteger(t.nsec) || t.nsec < 0 || t.nsec >= 1e9 || t.sec < 0) {
-    throw new VfsError('EINVAL', 'bad timestamp')
-  }
-}
-
 function nowSeconds(): number {
   return Date.now() / 1000
 }

@@ -2,31 +2,11 @@
  * SETATTR on an inode (RFC 1813 §3.3.2), split into a check that may throw
  * and an apply that cannot, so a create can validate before it allocates.
  */
-import { VfsError } from '../errors.ts'
-import type { FileType, SetAttr, Timespec } from '../types.ts'
+import type { SetAttr, Timespec } from '../types.ts'
 import type { Inode } from './inode.ts'
 import type { InodeTable } from './inode-table.ts'
 
-/** capabilities().maxFileSize: the largest size a signed 64-bit off_t holds. */
-export const MAX_FILE_SIZE = 2n ** 63n - 1n
-
-function checkTime(t: Timespec | 'now' | undefined): void {
-  if (t === undefined || t === 'now') return
-  if (!Number.isInteger(t.sec) || !Number.isInteger(t.nsec) || t.nsec < 0 || t.nsec >= 1e9) {
-    throw new VfsError('EINVAL', 'bad timestamp')
-  }
-}
-
-export function checkSetAttr(type: FileType, set: SetAttr): void {
-  if (set.size !== undefined) {
-    if (type === 'dir') throw new VfsError('EISDIR')
-    if (type !== 'file') throw new VfsError('EINVAL', 'size on a non-regular file')
-    if (set.size < 0n) throw new VfsError('EINVAL')
-    if (set.size > MAX_FILE_SIZE) throw new VfsError('EFBIG')
-  }
-  checkTime(set.atime)
-  checkTime(set.mtime)
-}
+export { checkSetAttr, MAX_FILE_SIZE } from '../set-attr-checks.ts'
 
 /** Applies a checked SetAttr; growing a file costs no space (sparse), so this cannot fail. */
 export function applySetAttr(table: InodeTable, ino: Inode, set: SetAttr, now: Timespec): void {
