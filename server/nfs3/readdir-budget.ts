@@ -6,8 +6,10 @@
  * exactly when the next entry would not fit.
  */
 import { nfsstat3 } from '../../xdr/generated/nfs3.ts'
+import type { fattr3, nfs_fh3 } from '../../xdr/generated/nfs3.ts'
 import type { DirEntry, FileRef, Vfs } from '../../vfs/types.ts'
-import type { Target } from './context.ts'
+import type { Nfs3Context, Target } from './context.ts'
+import { fattr } from './context.ts'
 import { MAY_READ, permits } from './permission.ts'
 
 export function pad4(n: number): number {
@@ -101,4 +103,25 @@ export function readdirDenied(dir: Target): Exclude<nfsstat3, 0> | null {
   // knfsd opens the directory with NFSD_MAY_READ, without the owner override it gives regular files.
   if (!permits(dir.user, dir.attr, MAY_READ)) return nfsstat3.NFS3ERR_ACCES
   return null
+}
+
+export type Listing =
+  | { ok: true; dir: Target; dirAttributes: fattr3; bytes: number }
+  | { ok: false; status: Exclude<nfsstat3, 0>; dirAttributes: fattr3 | null }
+
+/**
+ * The start READDIR and READDIRPLUS share: resolve the directory, check it
+ * may be listed, and work out the bytes left for entries out of the reply's
+ * `count` (READDIR) or `maxcount` (READDIRPLUS): TOOSMALL when not even the
+ * fixed part fits.
+ */
+export async function openListing(fh: nfs_fh3, count: number, ctx: Nfs3Context): Promise<Listing> {
+  const dir = await ctx.target(fh)
+  if (!dir.ok) return { ok: false, status: dir.status, dirAttributes: null }
+  const dirAttributes = fattr(dir, dir.attr)
+  const denied = readdirDenied(dir)
+  if (denied !== null) return { ok: false, status: denied, dirAttributes }
+  const bytes = Math.min(count, ctx.limits.maxReaddirCount) - replyOverhead(true)
+  if (bytes < 0) return { ok: false, status: nfsstat3.NFS3ERR_TOOSMALL, dirAttributes }
+  return { ok: true, dir, dirAttributes, bytes }
 }

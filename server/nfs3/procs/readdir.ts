@@ -1,20 +1,14 @@
 import { nfsstat3 } from '../../../xdr/generated/nfs3.ts'
 import type { entry3, READDIR3args, READDIR3res } from '../../../xdr/generated/nfs3.ts'
 import type { Nfs3Context } from '../context.ts'
-import { fattr, postOpOf } from '../context.ts'
-import { collect, entry3Size, readdirDenied, replyOverhead, ZERO_COOKIEVERF } from '../readdir-budget.ts'
+import { postOpOf } from '../context.ts'
+import { collect, entry3Size, openListing, ZERO_COOKIEVERF } from '../readdir-budget.ts'
 
 /** RFC 1813 §3.3.16, P2, P4: `count` bounds the whole READDIR3res, every XDR word counted. */
 export async function readdir(args: READDIR3args, ctx: Nfs3Context): Promise<READDIR3res> {
-  const dir = await ctx.target(args.dir)
-  if (!dir.ok) return { status: dir.status, resfail: { dir_attributes: null } }
-  const dirAttributes = fattr(dir, dir.attr)
-  const denied = readdirDenied(dir)
-  if (denied !== null) return { status: denied, resfail: { dir_attributes: dirAttributes } }
-
-  const count = Math.min(args.count, ctx.limits.maxReaddirCount)
-  const bytes = count - replyOverhead(true)
-  if (bytes < 0) return { status: nfsstat3.NFS3ERR_TOOSMALL, resfail: { dir_attributes: dirAttributes } }
+  const listing = await openListing(args.dir, args.count, ctx)
+  if (!listing.ok) return { status: listing.status, resfail: { dir_attributes: listing.dirAttributes } }
+  const { dir, dirAttributes, bytes } = listing
   try {
     const list = await collect<entry3>(dir.vfs, dir.ref, args.cookie, { bytes, dirBytes: Infinity, minEntry: entry3Size(1) }, (e) => {
       const size = entry3Size(e.name.length)

@@ -4,7 +4,7 @@ import type { Attr, DirEntry, FileRef } from '../../../vfs/types.ts'
 import type { Nfs3Context, Target } from '../context.ts'
 import { fattr, postOpOf } from '../context.ts'
 import type { Built } from '../readdir-budget.ts'
-import { collect, entry3Size, postOpAttrSize, postOpFhSize, readdirDenied, replyOverhead, ZERO_COOKIEVERF } from '../readdir-budget.ts'
+import { collect, entry3Size, openListing, postOpAttrSize, postOpFhSize, ZERO_COOKIEVERF } from '../readdir-budget.ts'
 
 /** The typical entry: name, attributes and a handle; only sizes vfs pages. */
 const TYPICAL_ENTRY = entry3Size(8) + postOpAttrSize(true) + postOpFhSize(Buffer.alloc(32))
@@ -47,15 +47,9 @@ function buildEntry(ctx: Nfs3Context, dir: Target, e: DirEntry): Built<entryplus
  * READDIR would send), 0 meaning no such limit.
  */
 export async function readdirplus(args: READDIRPLUS3args, ctx: Nfs3Context): Promise<READDIRPLUS3res> {
-  const dir = await ctx.target(args.dir)
-  if (!dir.ok) return { status: dir.status, resfail: { dir_attributes: null } }
-  const dirAttributes = fattr(dir, dir.attr)
-  const denied = readdirDenied(dir)
-  if (denied !== null) return { status: denied, resfail: { dir_attributes: dirAttributes } }
-
-  const maxcount = Math.min(args.maxcount, ctx.limits.maxReaddirCount)
-  const bytes = maxcount - replyOverhead(true)
-  if (bytes < 0) return { status: nfsstat3.NFS3ERR_TOOSMALL, resfail: { dir_attributes: dirAttributes } }
+  const listing = await openListing(args.dir, args.maxcount, ctx)
+  if (!listing.ok) return { status: listing.status, resfail: { dir_attributes: listing.dirAttributes } }
+  const { dir, dirAttributes, bytes } = listing
   const dirBytes = args.dircount === 0 ? Infinity : Math.min(args.dircount, ctx.limits.maxReaddirCount)
   try {
     const list = await collect(dir.vfs, dir.ref, args.cookie, { bytes, dirBytes, minEntry: TYPICAL_ENTRY }, (e) => buildEntry(ctx, dir, e))
