@@ -33,7 +33,8 @@ export function splitDev(dev: bigint): { major: number; minor: number } {
   return { major, minor }
 }
 
-export function toAttr(st: BigIntStats, gen: number): Attr {
+/** `id` is the object's device-qualified id (devices.ts): fileids must be unique within the export's one fsid. */
+export function toAttr(st: BigIntStats, gen: number, id: bigint): Attr {
   const type = fileType(st.mode)
   const dev = type === 'block' || type === 'char'
   return {
@@ -45,7 +46,7 @@ export function toAttr(st: BigIntStats, gen: number): Attr {
     size: st.size,
     used: st.blocks * 512n,
     rdev: dev ? splitDev(st.rdev) : { major: 0, minor: 0 },
-    fileid: st.ino,
+    fileid: id,
     gen,
     atime: ts(st.atimeNs),
     mtime: ts(st.mtimeNs),

@@ -34,6 +34,8 @@ export interface LocalCore {
 
 /** POSIX PATH_MAX: a longer symlink target is ENAMETOOLONG, as symlink(2) says. */
 const PATH_MAX = 4096
+
+type Seen = { readonly id: bigint; readonly gen: number }
 const NS = 1_000_000_000n
 
 function ownerOf(core: LocalCore, dirSt: BigIntStats, set: SetAttr, owner: Owner): { uid: number; gid: number } | null {
@@ -47,17 +49,25 @@ function wantedMode(requested: number, st: BigIntStats, isDir: boolean): number 
   return (requested & 0o7777) | (isDir ? Number(st.mode) & S_ISGID : 0)
 }
 
-async function created(core: LocalCore, d: Pinned, before: Attr, st: BigIntStats, gen: number): Promise<Created> {
+/** The id and generation of a new object, recorded under its name; EACCES when it cannot have an id. */
+function noteNew(core: LocalCore, d: Pinned, name: Buffer, st: BigIntStats): Seen {
+  const seen = core.res.note(d.id, name, st)
+  // Made, but its inode number does not fit an id (a crossed device's inode >= 2^47): no handle for it.
+  if (seen === null) throw new VfsError('EACCES', 'inode number cannot be exported')
+  return seen
+}
+
+async function created(core: LocalCore, d: Pinned, before: Attr, st: BigIntStats, seen: Seen): Promise<Created> {
   const dirAfter = await fstat(d.fd)
-  return { ref: { id: st.ino, gen }, attr: toAttr(st, gen), dir: { before, after: toAttr(dirAfter, d.gen) } }
+  return { ref: { id: seen.id, gen: seen.gen }, attr: toAttr(st, seen.gen, seen.id), dir: { before, after: toAttr(dirAfter, d.gen, d.id) } }
 }
 
 /** Owner, mode and the remaining attributes of a new non-regular object, through an O_PATH fd on it. */
-async function finishByPath(core: LocalCore, d: Pinned, name: Buffer, set: SetAttr, owner: Owner, mode: number | null): Promise<{ st: BigIntStats; gen: number }> {
+async function finishByPath(core: LocalCore, d: Pinned, name: Buffer, set: SetAttr, owner: Owner, mode: number | null): Promise<{ st: BigIntStats; seen: Seen }> {
   const fd = await open(fdPath(d.fd, name), PIN_FLAGS)
   try {
     let st = await fstat(fd)
-    const gen = core.res.note(d.ino, name, st)
+    const seen = noteNew(core, d, name, st)
     const who = ownerOf(core, d.st, set, owner)
     if (who !== null) await chown(fdPath(fd), who.uid, who.gid)
     if (mode !== null) {
@@ -66,7 +76,7 @@ async function finishByPath(core: LocalCore, d: Pinned, name: Buffer, set: SetAt
       if ((Number(st.mode) & 0o7777) !== want) await chmod(fdPath(fd), want)
     }
     if (set.atime !== undefined || set.mtime !== undefined) await setTimes(fd, await fstat(fd), set.atime, set.mtime)
-    return { st: await fstat(fd), gen }
+    return { st: await fstat(fd), seen }
   } finally {
     void closeQuietly(fd)
   }
@@ -82,10 +92,10 @@ async function existing(core: LocalCore, d: Pinned, name: Buffer, mode: CreateMo
   if (st === null || fileType(st.mode) !== 'file') throw new VfsError('EEXIST')
   if (mode.how === 'unchecked') {
     // RFC 1813 §3.3.8: UNCHECKED on an existing regular file applies the attributes (size 0 truncates).
-    const gen = core.res.note(d.ino, name, st)
-    const p = await core.res.pin({ id: st.ino, gen })
+    const seen = noteNew(core, d, name, st)
+    const p = await core.res.pin({ id: seen.id, gen: seen.gen })
     try {
-      return await created(core, d, before, await applySetAttr(core.io, p, mode.attr), gen)
+      return await created(core, d, before, await applySetAttr(core.io, p, mode.attr), seen)
     } finally {
       p.release()
     }
@@ -94,7 +104,7 @@ async function existing(core: LocalCore, d: Pinned, name: Buffer, mode: CreateMo
     // A retransmitted EXCLUSIVE create finds its own verifier: success with the same file.
     const v = verifierTimes(mode.verifier)
     if (st.atimeNs / NS === BigInt(v.atime.sec) && st.mtimeNs / NS === BigInt(v.mtime.sec)) {
-      return created(core, d, before, st, core.res.note(d.ino, name, st))
+      return created(core, d, before, st, noteNew(core, d, name, st))
     }
   }
   throw new VfsError('EEXIST')
@@ -104,7 +114,7 @@ export async function createFile(core: LocalCore, d: Pinned, name: Buffer, mode:
   checkNewName(name)
   const set = mode.how === 'exclusive' ? {} : mode.attr
   checkSetAttr('file', set)
-  const before = toAttr(d.st, d.gen)
+  const before = toAttr(d.st, d.gen, d.id)
   const requested = set.mode ?? 0o644
   let fd: number
   try {
@@ -116,12 +126,12 @@ export async function createFile(core: LocalCore, d: Pinned, name: Buffer, mode:
   let adopted = false
   try {
     let st = await fstat(fd)
-    const gen = core.res.note(d.ino, name, st)
+    const seen = noteNew(core, d, name, st)
     const who = ownerOf(core, d.st, set, owner)
     if (who !== null) await fchown(fd, who.uid, who.gid)
     if ((Number(st.mode) & 0o7777) !== (requested & 0o7777)) await fchmod(fd, requested & 0o7777)
     if (set.size !== undefined && set.size > 0n) {
-      const p = await core.res.pin({ id: st.ino, gen })
+      const p = await core.res.pin({ id: seen.id, gen: seen.gen })
       try {
         await applySetAttr(core.io, p, { size: set.size })
       } finally {
@@ -131,9 +141,9 @@ export async function createFile(core: LocalCore, d: Pinned, name: Buffer, mode:
     const times = mode.how === 'exclusive' ? verifierTimes(mode.verifier) : { atime: set.atime, mtime: set.mtime }
     if (times.atime !== undefined || times.mtime !== undefined) await setTimes(fd, await fstat(fd), times.atime, times.mtime)
     st = await fstat(fd)
-    core.io.adopt(st.ino, fd, gen)
+    core.io.adopt(seen.id, fd, seen.gen)
     adopted = true
-    return await created(core, d, before, st, gen)
+    return await created(core, d, before, st, seen)
   } catch (err) {
     throw toVfsError(err)
   } finally {
@@ -144,11 +154,11 @@ export async function createFile(core: LocalCore, d: Pinned, name: Buffer, mode:
 export async function makeDir(core: LocalCore, d: Pinned, name: Buffer, set: SetAttr, owner: Owner): Promise<Created> {
   checkNewName(name)
   checkSetAttr('dir', set)
-  const before = toAttr(d.st, d.gen)
+  const before = toAttr(d.st, d.gen, d.id)
   try {
     await mkdir(fdPath(d.fd, name), (set.mode ?? 0o755) & 0o777)
-    const { st, gen } = await finishByPath(core, d, name, set, owner, set.mode ?? 0o755)
-    return await created(core, d, before, st, gen)
+    const { st, seen } = await finishByPath(core, d, name, set, owner, set.mode ?? 0o755)
+    return await created(core, d, before, st, seen)
   } catch (err) {
     throw toVfsError(err)
   }
@@ -161,11 +171,11 @@ export async function makeSymlink(core: LocalCore, d: Pinned, name: Buffer, targ
   if (target.length === 0) throw new VfsError('ENOENT', 'empty symlink target')
   if (target.length >= PATH_MAX) throw new VfsError('ENAMETOOLONG')
   if (target.includes(0)) throw new VfsError('EINVAL', 'NUL in symlink target')
-  const before = toAttr(d.st, d.gen)
+  const before = toAttr(d.st, d.gen, d.id)
   try {
     await symlink(Buffer.from(target), fdPath(d.fd, name))
-    const { st, gen } = await finishByPath(core, d, name, set, owner, null)
-    return await created(core, d, before, st, gen)
+    const { st, seen } = await finishByPath(core, d, name, set, owner, null)
+    return await created(core, d, before, st, seen)
   } catch (err) {
     throw toVfsError(err)
   }
@@ -183,13 +193,13 @@ export async function makeNode(
   checkNewName(name)
   checkSetAttr(type, set)
   if ((type === 'block' || type === 'char') && !core.isRoot) throw new VfsError('EPERM', 'device nodes need root')
-  const before = toAttr(d.st, d.gen)
+  const before = toAttr(d.st, d.gen, d.id)
   // Refuse an existing name before making anything.
   if ((await lstat(fdPath(d.fd, name)).catch(() => null)) !== null) throw new VfsError('EEXIST')
   try {
     await makeSpecial(d.fd, name, type, rdev)
-    const { st, gen } = await finishByPath(core, d, name, set, owner, set.mode ?? 0o644)
-    return await created(core, d, before, st, gen)
+    const { st, seen } = await finishByPath(core, d, name, set, owner, set.mode ?? 0o644)
+    return await created(core, d, before, st, seen)
   } catch (err) {
     throw toVfsError(err)
   }

@@ -6,6 +6,7 @@
  * follow a symlink in the last component. The index follows each change,
  * so handles of renamed objects (and everything below them) keep working.
  */
+import type { BigIntStats } from 'node:fs'
 import { VfsError } from '../errors.ts'
 import { checkNewName, checkOldName } from '../memory/names.ts'
 import type { Attr, DirChange } from '../types.ts'
@@ -13,8 +14,8 @@ import { fileType, toAttr } from './attr.ts'
 import type { Pinned, Resolver } from './resolver.ts'
 import { fdPath, fstat, link, lstat, rename, rmdir, toVfsError, unlink } from './sys.ts'
 
-/** Called when an object's last link is gone through us: drop its index entry and cached fds. */
-export type Gone = (ino: bigint) => void
+/** Called with the stat of an object whose last link is gone through us: drop its index entry and cached fds. */
+export type Gone = (st: BigIntStats) => void
 
 async function call<T>(p: Promise<T>): Promise<T> {
   try {
@@ -25,7 +26,7 @@ async function call<T>(p: Promise<T>): Promise<T> {
 }
 
 async function change(d: Pinned): Promise<DirChange> {
-  return { before: toAttr(d.st, d.gen), after: toAttr(await call(fstat(d.fd)), d.gen) }
+  return { before: toAttr(d.st, d.gen, d.id), after: toAttr(await call(fstat(d.fd)), d.gen, d.id) }
 }
 
 export async function removeEntry(d: Pinned, name: Buffer, gone: Gone): Promise<DirChange> {
@@ -34,7 +35,7 @@ export async function removeEntry(d: Pinned, name: Buffer, gone: Gone): Promise<
   // unlink(2) on Linux: a directory is EISDIR.
   if (fileType(st.mode) === 'dir') throw new VfsError('EISDIR')
   await call(unlink(fdPath(d.fd, name)))
-  if (st.nlink <= 1n) gone(st.ino)
+  if (st.nlink <= 1n) gone(st)
   return change(d)
 }
 
@@ -43,7 +44,7 @@ export async function rmdirEntry(d: Pinned, name: Buffer, gone: Gone): Promise<D
   const st = await call(lstat(fdPath(d.fd, name)))
   if (fileType(st.mode) !== 'dir') throw new VfsError('ENOTDIR')
   await call(rmdir(fdPath(d.fd, name)))
-  gone(st.ino)
+  gone(st)
   return change(d)
 }
 
@@ -65,8 +66,9 @@ export async function renameEntry(
     // "ENOTEMPTY or EEXIST: newpath is a nonempty directory" (rename(2)); say it one way.
     throw toVfsError((err as { code?: unknown }).code === 'EEXIST' ? new VfsError('ENOTEMPTY') : err)
   }
-  res.note(to.ino, toName, src)
-  if (dst !== null && dst.ino !== src.ino && (fileType(dst.mode) === 'dir' || dst.nlink <= 1n)) gone(dst.ino)
+  // Both names are on one file system (rename(2) is EXDEV otherwise), so inode numbers compare.
+  res.note(to.id, toName, src)
+  if (dst !== null && dst.ino !== src.ino && (fileType(dst.mode) === 'dir' || dst.nlink <= 1n)) gone(dst)
   return { from: await change(from), to: await change(to) }
 }
 
@@ -79,5 +81,5 @@ export async function linkEntry(res: Resolver, p: Pinned, d: Pinned, name: Buffe
   } finally {
     parent.release()
   }
-  return { attr: toAttr(await call(fstat(p.fd)), p.gen), dir: await change(d) }
+  return { attr: toAttr(await call(fstat(p.fd)), p.gen, p.id), dir: await change(d) }
 }

@@ -1,5 +1,5 @@
 /*
- * A bounded cache of open file descriptors keyed by inode number, with
+ * A bounded cache of open file descriptors keyed by file id, with
  * reference counts: an fd in use by a request is never closed under it
  * (closing it would let the kernel hand the same number to another open,
  * and `/proc/self/fd/<n>/name` would then name a different directory).

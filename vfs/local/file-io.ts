@@ -32,7 +32,7 @@ export async function readFile(io: IoFiles, p: Pinned, offset: bigint, count: nu
     }
     const st = await fstat(f.fd)
     // RFC 1813 §3.3.6: eof when the data returned reaches the end of the file.
-    return { data: buf.subarray(0, n), eof: offset + BigInt(n) >= st.size, attr: toAttr(st, p.gen) }
+    return { data: buf.subarray(0, n), eof: offset + BigInt(n) >= st.size, attr: toAttr(st, p.gen, p.id) }
   } catch (err) {
     throw toVfsError(err)
   } finally {
@@ -49,7 +49,7 @@ export async function writeFile(
   stable: Stability,
 ): Promise<{ count: number; committed: Stability; before: Attr; after: Attr }> {
   if (offset < 0n) throw new VfsError('EINVAL')
-  const before = toAttr(p.st, p.gen)
+  const before = toAttr(p.st, p.gen, p.id)
   // A write of 0 bytes changes nothing, not even mtime (RFC 1813 §3.3.7).
   if (data.length === 0) return { count: 0, committed: stable, before, after: before }
   if (offset + BigInt(data.length) > MAX_FILE_SIZE) throw new VfsError('EFBIG')
@@ -57,8 +57,8 @@ export async function writeFile(
   try {
     let n = 0
     while (n < data.length) n += await pwrite(f.fd, data.subarray(n), offset + BigInt(n))
-    if (stable !== 'unstable') await sync(io, index, f.fd, p.ino, stable === 'file_sync')
-    return { count: n, committed: stable, before, after: toAttr(await fstat(f.fd), p.gen) }
+    if (stable !== 'unstable') await sync(io, index, f.fd, p.id, stable === 'file_sync')
+    return { count: n, committed: stable, before, after: toAttr(await fstat(f.fd), p.gen, p.id) }
   } catch (err) {
     throw toVfsError(err)
   } finally {
@@ -70,8 +70,8 @@ export async function writeFile(
 export async function commitFile(io: IoFiles, index: HandleIndex, p: Pinned): Promise<{ before: Attr; after: Attr }> {
   const f = await io.acquire(p, false)
   try {
-    await sync(io, index, f.fd, p.ino, true)
-    return { before: toAttr(p.st, p.gen), after: toAttr(await fstat(f.fd), p.gen) }
+    await sync(io, index, f.fd, p.id, true)
+    return { before: toAttr(p.st, p.gen, p.id), after: toAttr(await fstat(f.fd), p.gen, p.id) }
   } catch (err) {
     throw toVfsError(err)
   } finally {
@@ -79,13 +79,13 @@ export async function commitFile(io: IoFiles, index: HandleIndex, p: Pinned): Pr
   }
 }
 
-async function sync(io: IoFiles, index: HandleIndex, fd: number, ino: bigint, full: boolean): Promise<void> {
+async function sync(io: IoFiles, index: HandleIndex, fd: number, id: bigint, full: boolean): Promise<void> {
   // The index only speeds resolution up (a lost entry is found again by search): its failure fails no write.
   const indexed = index.flush().catch(() => undefined)
   try {
     await (full ? fsync(fd) : fdatasync(fd))
   } catch (err) {
-    io.drop(ino)
+    io.drop(id)
     throw new VfsError('EIO', 'fsync failed', { cause: err })
   } finally {
     await indexed

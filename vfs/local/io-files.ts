@@ -1,6 +1,6 @@
 /*
  * Open file descriptors for READ/WRITE/COMMIT, cached (unfs3's design): a
- * bounded LRU closed after a short idle time, keyed by inode and checked
+ * bounded LRU closed after a short idle time, keyed by id and checked
  * against the generation. An fd is opened by reopening the pinned O_PATH fd
  * through `/proc/self/fd/<n>`, which opens exactly the pinned inode (no name
  * is looked up again, so nothing swapped in meanwhile can be opened).
@@ -29,11 +29,11 @@ export class IoFiles {
 
   /** An fd for the pinned regular file, readable, and writable when `write`. Release it with release(). */
   async acquire(p: Pinned, write: boolean): Promise<FdEntry> {
-    const hit = this.#cache.acquire(p.ino)
+    const hit = this.#cache.acquire(p.id)
     if (hit !== undefined) {
       if (hit.gen === p.gen && (hit.tag === RW || !write)) return hit
       this.#cache.release(hit)
-      this.#cache.evict(p.ino)
+      this.#cache.evict(p.id)
     }
     let fd: number
     let tag = RW
@@ -47,7 +47,7 @@ export class IoFiles {
       })
       tag = RO
     }
-    return this.#cache.insert(p.ino, fd, p.gen, tag)
+    return this.#cache.insert(p.id, fd, p.gen, tag)
   }
 
   release(e: FdEntry): void {
@@ -55,8 +55,8 @@ export class IoFiles {
   }
 
   /** Adopts an fd we opened read-write ourselves (a new file from CREATE). */
-  adopt(ino: bigint, fd: number, gen: number): void {
-    this.#cache.release(this.#cache.insert(ino, fd, gen, RW))
+  adopt(id: bigint, fd: number, gen: number): void {
+    this.#cache.release(this.#cache.insert(id, fd, gen, RW))
   }
 
   clear(): Promise<void> {
@@ -64,8 +64,8 @@ export class IoFiles {
   }
 
   /** Closes the fd of a file after an fsync error (so no later fsync on it can look clean) or on removal. */
-  drop(ino: bigint): void {
-    this.#cache.evict(ino)
+  drop(id: bigint): void {
+    this.#cache.evict(id)
   }
 }
 

@@ -9,10 +9,15 @@
  * so a symlink swapped in for a directory on the host during a request
  * cannot redirect it: the parent fd still holds the real directory.
  *
- * Mount points below the export are not crossed: LOOKUP of one is EACCES,
- * READDIR lists it with a fileid marked foreign (bit 63) and no handle.
+ * Mount points below the export are crossed only with `crossmnt` (as
+ * knfsd's crossmnt): ids are then device-qualified (devices.ts), FSSTAT and
+ * PATHCONF describe the file system of the object asked about, and RENAME
+ * or LINK between file systems is EXDEV (the kernel's answer). Without it,
+ * LOOKUP of a mount point is EACCES and READDIR lists it with a fileid
+ * marked foreign (bit 63) and no handle.
  */
 import fs from 'node:fs'
+import type { BigIntStats } from 'node:fs'
 import { VfsError } from '../errors.ts'
 import { checkName, isDot, isDotDot } from '../memory/names.ts'
 import type {
@@ -20,6 +25,7 @@ import type {
 } from '../types.ts'
 import { genFromBirth, randomGen, toAttr } from './attr.ts'
 import { createFile, makeDir, makeNode, makeSymlink } from './create.ts'
+import { DeviceTable } from './devices.ts'
 import { linkEntry, removeEntry, renameEntry, rmdirEntry } from './entries.ts'
 import { commitFile, readFile, writeFile } from './file-io.ts'
 import type { LocalCore } from './create.ts'
@@ -37,7 +43,12 @@ export interface LocalVfsOptions {
   root: string
   /** Where this export's handle index lives, e.g. `<server state>/local/<export id>/`; created if missing. */
   stateDir: string
-  /** Cross into file systems mounted below the root. Not supported yet: true throws ENOTSUP. */
+  /**
+   * Cross into file systems mounted below the root, nested too (exports(5) crossmnt). Their
+   * objects get ids `1<<63 | k<<47 | ino`, k a device number kept in `<stateDir>/devices`;
+   * objects whose inode does not fit 47 bits (or past 65535 devices) are not exportable
+   * (LOOKUP EACCES, listed without a handle). Default false: mount points answer EACCES.
+   */
   crossmnt?: boolean
   /** Entries a fallback search for an unknown inode may visit (default 1,000,000). */
   searchLimit?: number
@@ -81,7 +92,6 @@ export class LocalVfs implements Vfs {
   readonly #idle: (() => void)[] = []
 
   constructor(o: LocalVfsOptions) {
-    if (o.crossmnt === true) throw new VfsError('ENOTSUP', 'crossmnt is not supported by the local backend')
     const rootFd = fs.openSync(o.root, PIN_DIR_FLAGS & ~fs.constants.O_NOFOLLOW)
     const rootSt = fs.fstatSync(rootFd, { bigint: true })
     const birth = genFromBirth(rootSt)
@@ -89,7 +99,10 @@ export class LocalVfs implements Vfs {
     this.#paths = new FdCache({ max: o.pathFds ?? 256, idleMs: 5000, maxAgeMs: 10_000 })
     const ioCache = new FdCache({ max: o.ioFds ?? 128, idleMs: 2000, maxAgeMs: 60_000 })
     this.#io = new IoFiles(ioCache)
-    this.#res = new Resolver({ rootFd, rootSt, rootGen: birth ?? this.#index.rootGen, index: this.#index, cache: this.#paths, searchLimit: o.searchLimit ?? 1_000_000 })
+    const devices = o.crossmnt === true ? new DeviceTable(o.stateDir) : null
+    this.#res = new Resolver({
+      rootFd, rootSt, rootGen: birth ?? this.#index.rootGen, index: this.#index, cache: this.#paths, searchLimit: o.searchLimit ?? 1_000_000, devices,
+    })
     this.#snaps = new DirSnapshots(o.snapshotEntries ?? 1_000_000)
     this.#core = { res: this.#res, io: this.#io, isRoot: process.getuid?.() === 0 }
     this.#timer = setInterval(() => {
@@ -99,7 +112,7 @@ export class LocalVfs implements Vfs {
   }
 
   root(): FileRef {
-    return { id: this.#res.rootIno, gen: this.#res.rootGen }
+    return { id: this.#res.rootId, gen: this.#res.rootGen }
   }
 
   capabilities(): VfsCapabilities {
@@ -124,28 +137,34 @@ export class LocalVfs implements Vfs {
   }
 
   async getattr(f: FileRef): Promise<Attr> {
-    return this.#with(f, p => Promise.resolve(toAttr(p.st, p.gen)))
+    return this.#with(f, p => Promise.resolve(toAttr(p.st, p.gen, p.id)))
   }
 
   async lookup(dir: FileRef, name: Buffer): Promise<{ ref: FileRef; attr: Attr }> {
     return this.#withDir(dir, async d => {
       checkName(name)
-      if (isDot(name)) return { ref: { id: d.ino, gen: d.gen }, attr: toAttr(d.st, d.gen) }
+      if (isDot(name)) return { ref: { id: d.id, gen: d.gen }, attr: toAttr(d.st, d.gen, d.id) }
       if (isDotDot(name)) {
         // `..` of the export root is the root; elsewhere the real parent, pinned like any ref (so never outside).
-        const up = d.ino === this.#res.rootIno ? d.st : await this.#lstat(fdPath(d.fd, name))
-        const ref = { id: up.ino, gen: this.#res.genOf(up) }
+        // From the root of a mounted file system the kernel's `..` is the mount point's parent.
+        if (d.id === this.#res.rootId) return { ref: { id: d.id, gen: d.gen }, attr: toAttr(d.st, d.gen, d.id) }
+        const up = await this.#lstat(fdPath(d.fd, name))
+        const id = this.#res.idOf(up)
+        if (id === null) throw new VfsError('EACCES', 'parent not exportable')
+        const ref = { id, gen: this.#res.genOf(up, id) }
         return { ref, attr: await this.getattr(ref) }
       }
       const st = await this.#lstat(fdPath(d.fd, name))
-      if (st.dev !== this.#res.rootDev) throw new VfsError('EACCES', 'mount point: not crossed without crossmnt')
-      const gen = this.#res.note(d.ino, name, st)
-      return { ref: { id: st.ino, gen }, attr: toAttr(st, gen) }
+      const seen = this.#res.note(d.id, name, st)
+      if (seen === null) {
+        throw new VfsError('EACCES', this.#res.crossmnt || st.dev === this.#res.rootDev ? 'inode number cannot be exported' : 'mount point: not crossed without crossmnt')
+      }
+      return { ref: { id: seen.id, gen: seen.gen }, attr: toAttr(st, seen.gen, seen.id) }
     })
   }
 
   async setattr(f: FileRef, set: SetAttr): Promise<{ before: Attr; after: Attr }> {
-    return this.#with(f, async p => ({ before: toAttr(p.st, p.gen), after: toAttr(await applySetAttr(this.#io, p, set), p.gen) }))
+    return this.#with(f, async p => ({ before: toAttr(p.st, p.gen, p.id), after: toAttr(await applySetAttr(this.#io, p, set), p.gen, p.id) }))
   }
 
   async readlink(f: FileRef): Promise<Buffer> {
@@ -228,9 +247,10 @@ export class LocalVfs implements Vfs {
     return this.#withDir(dir, d => readdirPage(this.#res, this.#snaps, d, cookie, max))
   }
 
+  /** The file system holding the object (with crossmnt, a mounted one: `df` in it shows it). */
   async fsstat(f: FileRef): Promise<FsStat> {
-    return this.#with(f, async () => {
-      const s = await this.#call(statfs(fdPath(this.#res.rootFd)))
+    return this.#with(f, async p => {
+      const s = await this.#call(statfs(fdPath(p.fd)))
       return {
         totalBytes: s.blocks * s.bsize,
         freeBytes: s.bfree * s.bsize,
@@ -243,8 +263,8 @@ export class LocalVfs implements Vfs {
   }
 
   async pathconf(f: FileRef): Promise<PathConf> {
-    return this.#with(f, async () => {
-      const s = await this.#call(statfs(fdPath(this.#res.rootFd)))
+    return this.#with(f, async p => {
+      const s = await this.#call(statfs(fdPath(p.fd)))
       return {
         linkMax: LINK_MAX.get(Number(s.type)) ?? 32000,
         nameMax: 255,
@@ -306,9 +326,12 @@ export class LocalVfs implements Vfs {
     }
   }
 
-  readonly #gone = (ino: bigint): void => {
-    this.#res.forget(ino)
-    this.#io.drop(ino)
-    this.#snaps.drop(ino)
+  readonly #gone = (st: BigIntStats): void => {
+    // A device never seen has nothing of ours to drop.
+    const id = this.#res.knownId(st)
+    if (id === null) return
+    this.#res.forget(id)
+    this.#io.drop(id)
+    this.#snaps.drop(id)
   }
 }

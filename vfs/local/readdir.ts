@@ -24,11 +24,14 @@ import { toAttr } from './attr.ts'
 
 const RACY_MS = 50
 const STAT_BATCH = 16
-/** fileid of an entry on another file system (a mount point we do not cross): marked so it cannot equal one of ours. */
+/**
+ * fileid of an entry that has no id (a mount point we do not cross, an inode number that does
+ * not fit): marked with bit 63, so it never equals an id of the root's device. It has no handle.
+ */
 const FOREIGN = 1n << 63n
 
 interface Snapshot {
-  readonly ino: bigint
+  readonly id: bigint
   readonly gen: number
   readonly mtimeNs: bigint
   readonly ctimeNs: bigint
@@ -73,28 +76,28 @@ export class DirSnapshots {
   }
 
   async get(dir: Pinned): Promise<Snapshot> {
-    const cur = this.#map.get(dir.ino)
+    const cur = this.#map.get(dir.id)
     const st = dir.st
     if (cur?.gen === dir.gen && cur.mtimeNs === st.mtimeNs && cur.ctimeNs === st.ctimeNs) {
       const changed = changedMs(st)
       const racy = cur.builtAt < changed + RACY_MS
       if (!racy || Date.now() < changed + RACY_MS) {
-        this.#map.delete(dir.ino)
-        this.#map.set(dir.ino, cur)
+        this.#map.delete(dir.id)
+        this.#map.set(dir.id, cur)
         return cur
       }
     }
-    const pending = this.#building.get(dir.ino)
+    const pending = this.#building.get(dir.id)
     if (pending !== undefined) return pending
-    const p = this.#build(dir).finally(() => this.#building.delete(dir.ino))
-    this.#building.set(dir.ino, p)
+    const p = this.#build(dir).finally(() => this.#building.delete(dir.id))
+    this.#building.set(dir.id, p)
     return p
   }
 
-  drop(ino: bigint): void {
-    const cur = this.#map.get(ino)
+  drop(id: bigint): void {
+    const cur = this.#map.get(id)
     if (cur === undefined) return
-    this.#map.delete(ino)
+    this.#map.delete(id)
     this.#entries -= cur.names.length
   }
 
@@ -110,7 +113,7 @@ export class DirSnapshots {
     const keyed = raw.map(name => ({ name, h: nameCookie(name) }))
     keyed.sort((a, b) => (a.h < b.h ? -1 : a.h > b.h ? 1 : 0))
     const snap: Snapshot = {
-      ino: dir.ino,
+      id: dir.id,
       gen: dir.gen,
       mtimeNs: dir.st.mtimeNs,
       ctimeNs: dir.st.ctimeNs,
@@ -118,12 +121,12 @@ export class DirSnapshots {
       hashes: BigUint64Array.from(keyed, k => k.h),
       names: keyed.map(k => k.name),
     }
-    this.drop(dir.ino)
-    this.#map.set(dir.ino, snap)
+    this.drop(dir.id)
+    this.#map.set(dir.id, snap)
     this.#entries += snap.names.length
-    for (const [ino, s] of this.#map) {
-      if (this.#entries <= this.#maxEntries || ino === dir.ino) break
-      this.drop(s.ino)
+    for (const [id, s] of this.#map) {
+      if (this.#entries <= this.#maxEntries || id === dir.id) break
+      this.drop(s.id)
     }
     return snap
   }
@@ -141,16 +144,24 @@ function upperBound(hashes: BigUint64Array, cookie: bigint): number {
   return lo
 }
 
+/** `..` of the export root is the root; below it, the directory's real parent (from a mounted root: the mount point's). */
+async function dotDot(res: Resolver, dir: Pinned): Promise<DirEntry> {
+  const name = Buffer.from('..')
+  if (dir.id === res.rootId) return { name, fileid: dir.id, cookie: 2n, ref: { id: dir.id, gen: dir.gen } }
+  const up = await lstat(fdPath(dir.fd, name)).catch(() => dir.st)
+  const id = up === dir.st ? dir.id : res.idOf(up)
+  if (id === null) return { name, fileid: up.ino | FOREIGN, cookie: 2n }
+  return { name, fileid: id, cookie: 2n, ref: { id, gen: up === dir.st ? dir.gen : res.genOf(up, id) } }
+}
+
 export async function readdirPage(res: Resolver, snaps: DirSnapshots, dir: Pinned, cookie: bigint, max: number): Promise<DirPage> {
   // A page always holds at least one entry, or a client looping on empty non-eof pages never ends.
   const limit = Math.max(1, Math.floor(max))
   const entries: DirEntry[] = []
-  if (cookie === 0n) entries.push({ name: Buffer.from('.'), fileid: dir.ino, cookie: 1n, ref: { id: dir.ino, gen: dir.gen } })
+  if (cookie === 0n) entries.push({ name: Buffer.from('.'), fileid: dir.id, cookie: 1n, ref: { id: dir.id, gen: dir.gen } })
   if (cookie <= 1n) {
     if (entries.length === limit) return { entries, eof: false }
-    // `..` of the export root is the root; below it, the directory's real parent.
-    const up = dir.ino === res.rootIno ? dir.st : await lstat(fdPath(dir.fd, Buffer.from('..'))).catch(() => dir.st)
-    entries.push({ name: Buffer.from('..'), fileid: up.ino, cookie: 2n, ref: { id: up.ino, gen: res.genOf(up) } })
+    entries.push(await dotDot(res, dir))
   }
   const snap = await snaps.get(dir)
   const n = snap.names.length
@@ -165,9 +176,9 @@ export async function readdirPage(res: Resolver, snaps: DirSnapshots, dir: Pinne
       const h = snap.hashes[i + j]
       // Gone since the snapshot: removed entries are simply not listed.
       if (st === null || name === undefined || h === undefined) return
-      const gen = res.note(dir.ino, name, st)
-      if (st.dev === res.rootDev) entries.push({ name: Buffer.from(name), fileid: st.ino, cookie: h, ref: { id: st.ino, gen }, attr: toAttr(st, gen) })
-      else entries.push({ name: Buffer.from(name), fileid: st.ino | FOREIGN, cookie: h })
+      const seen = res.note(dir.id, name, st)
+      if (seen === null) entries.push({ name: Buffer.from(name), fileid: st.ino | FOREIGN, cookie: h })
+      else entries.push({ name: Buffer.from(name), fileid: seen.id, cookie: h, ref: { id: seen.id, gen: seen.gen }, attr: toAttr(st, seen.gen, seen.id) })
     })
     i = end
   }

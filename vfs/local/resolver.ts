@@ -7,22 +7,30 @@
  * (never through a symlink, never above the root: the walk starts at the
  * root fd and names never contain `/` and are never `.` or `..`). If the
  * index has no entry, or the path it gives now holds another inode (the tree
- * changed on the host), a breadth-first search of the export (bounded, not
- * crossing devices) finds the inode and repairs the index. The same inode
- * with another generation is a reused inode number: ESTALE, never the other
- * file.
+ * changed on the host), a breadth-first search of the export (bounded,
+ * crossing into mounted file systems only with crossmnt) finds the inode and
+ * repairs the index. The same inode with another generation is a reused
+ * inode number: ESTALE, never the other file.
+ *
+ * Ids are device-qualified (devices.ts): the raw inode on the root's device,
+ * a device number from the export's device table above bit 47 on a crossed
+ * one. An object that cannot have an id (another device without crossmnt,
+ * an inode too large, a full table) is not exportable: `idOf` says null.
  */
 import type { BigIntStats } from 'node:fs'
 import { VfsError } from '../errors.ts'
 import type { FileRef, FileType } from '../types.ts'
 import { fileType, genFromBirth, randomGen } from './attr.ts'
+import { qualify, splitId } from './devices.ts'
+import type { DeviceTable } from './devices.ts'
 import type { FdCache, FdEntry } from './fd-cache.ts'
 import type { HandleIndex } from './handle-index.ts'
 import { closeQuietly, codeOf, fdPath, fstat, lstat, open, PIN_FLAGS, readdirNames, toVfsError } from './sys.ts'
 
 export interface Pinned {
   readonly fd: number
-  readonly ino: bigint
+  /** The device-qualified id (the FileRef id), not the raw inode number. */
+  readonly id: bigint
   readonly gen: number
   /** Fresh attributes, taken when the object was pinned. */
   readonly st: BigIntStats
@@ -40,6 +48,8 @@ export interface ResolverOptions {
   cache: FdCache
   /** Entries a fallback search may visit. */
   searchLimit: number
+  /** The export's device table when it crosses into mounted file systems (crossmnt); null: it does not. */
+  devices: DeviceTable | null
 }
 
 /** Deeper than any path Linux can name (PATH_MAX 4096 / 2): a loop in a corrupt index. */
@@ -52,46 +62,81 @@ const MISS_CODES = new Set(['ENOENT', 'ENOTDIR', 'ELOOP'])
 
 export class Resolver {
   readonly rootFd: number
-  readonly rootIno: bigint
+  readonly rootId: bigint
   readonly rootDev: bigint
   readonly rootGen: number
   readonly #index: HandleIndex
   readonly #cache: FdCache
   readonly #searchLimit: number
+  readonly #devices: DeviceTable | null
   readonly #notFound = new Map<bigint, number>()
   #searchChain: Promise<unknown> = Promise.resolve()
   searches = 0
 
   constructor(o: ResolverOptions) {
     this.rootFd = o.rootFd
-    this.rootIno = o.rootSt.ino
+    this.rootId = o.rootSt.ino
     this.rootDev = o.rootSt.dev
     this.rootGen = o.rootGen
     this.#index = o.index
     this.#cache = o.cache
     this.#searchLimit = o.searchLimit
+    this.#devices = o.devices
   }
 
-  /** The generation of a stat result: from the birth time, else the one the index recorded, else a new one. */
-  genOf(st: BigIntStats): number {
-    if (st.ino === this.rootIno && st.dev === this.rootDev) return this.rootGen
-    return genFromBirth(st) ?? this.#index.get(st.ino)?.gen ?? randomGen()
+  /** True when objects on file systems mounted below the root are served. */
+  get crossmnt(): boolean {
+    return this.#devices !== null
   }
 
-  /** Records a child seen by name in `dir`; returns its generation. */
-  note(dirIno: bigint, name: Buffer, st: BigIntStats): number {
-    const gen = this.genOf(st)
-    if (st.dev === this.rootDev) this.#index.set(st.ino, dirIno, name, gen)
-    return gen
+  /**
+   * The id of a stat result, or null when the object is not exportable. A device seen for the
+   * first time is added to the device table (durably) before its id is returned.
+   */
+  idOf(st: BigIntStats): bigint | null {
+    if (st.dev === this.rootDev) return qualify(0, st.ino)
+    if (this.#devices === null) return null
+    let k: number | null
+    try {
+      k = this.#devices.numberOf(st.dev)
+    } catch (err) {
+      throw toVfsError(err)
+    }
+    return k === null ? null : qualify(k, st.ino)
+  }
+
+  /** The id of a stat result when its device is already known (never adds a device); null otherwise. */
+  knownId(st: BigIntStats): bigint | null {
+    if (st.dev === this.rootDev) return qualify(0, st.ino)
+    const k = this.#devices?.find(st.dev)
+    return k === undefined ? null : qualify(k, st.ino)
+  }
+
+  /** The generation of a stat result with id `id`: from the birth time, else the one the index recorded, else a new one. */
+  genOf(st: BigIntStats, id: bigint): number {
+    if (id === this.rootId && st.dev === this.rootDev) return this.rootGen
+    return genFromBirth(st) ?? this.#index.get(id)?.gen ?? randomGen()
+  }
+
+  /** Records a child seen by name in directory `dirId`; its id and generation, or null when it is not exportable. */
+  note(dirId: bigint, name: Buffer, st: BigIntStats): { id: bigint; gen: number } | null {
+    const id = this.idOf(st)
+    if (id === null) return null
+    const gen = this.genOf(st, id)
+    this.#index.set(id, dirId, name, gen)
+    return { id, gen }
   }
 
   /** The object is gone (its last link removed through us). */
-  forget(ino: bigint): void {
-    this.#index.delete(ino)
-    this.#cache.evict(ino)
+  forget(id: bigint): void {
+    this.#index.delete(id)
+    this.#cache.evict(id)
   }
 
   async pin(ref: FileRef): Promise<Pinned> {
+    // An id on a device number the table does not hold was never handed out: no search can find it.
+    const { k } = splitId(ref.id)
+    if (k !== 0 && this.#devices?.devOf(k) === undefined) throw new VfsError('ESTALE')
     let w = await this.#walk(ref.id, ref.gen, 0)
     if (w.kind === 'miss' && (await this.#search(ref.id, this.#index.get(ref.id)))) w = await this.#walk(ref.id, ref.gen, 0)
     if (w.kind === 'ok') return w.pinned
@@ -110,34 +155,41 @@ export class Resolver {
   /** The directory holding `p` and its name there (for the calls that need a parent: readlink, link). */
   async entryOf(p: Pinned): Promise<{ parent: Pinned; name: Buffer }> {
     for (let attempt = 0; attempt < 2; attempt++) {
-      const e = this.#index.get(p.ino)
+      const e = this.#index.get(p.id)
       if (e !== undefined) {
         const pr = await this.#walk(e.parent, this.#genInIndex(e.parent) ?? -1, 0)
         if (pr.kind === 'ok') {
           const st = await lstat(fdPath(pr.pinned.fd, e.name)).catch(() => null)
-          if (st?.ino === p.ino) return { parent: pr.pinned, name: e.name }
+          if (st !== null && this.#is(st, p.id)) return { parent: pr.pinned, name: e.name }
           pr.pinned.release()
         }
       }
-      if (attempt === 0 && !(await this.#search(p.ino, e))) break
+      if (attempt === 0 && !(await this.#search(p.id, e))) break
     }
     throw new VfsError('ESTALE')
   }
 
   async pinRoot(): Promise<Pinned> {
     const st = await fstat(this.rootFd)
-    return { fd: this.rootFd, ino: this.rootIno, gen: this.rootGen, st, type: 'dir', release: () => undefined }
+    return { fd: this.rootFd, id: this.rootId, gen: this.rootGen, st, type: 'dir', release: () => undefined }
   }
 
-  #genInIndex(ino: bigint): number | undefined {
-    return ino === this.rootIno ? this.rootGen : this.#index.get(ino)?.gen
+  /** Whether a stat result is the object `id` names (same inode on the same device). */
+  #is(st: BigIntStats, id: bigint): boolean {
+    const { k, ino } = splitId(id)
+    if (st.ino !== ino) return false
+    return k === 0 ? st.dev === this.rootDev : this.#devices?.devOf(k) === st.dev
+  }
+
+  #genInIndex(id: bigint): number | undefined {
+    return id === this.rootId ? this.rootGen : this.#index.get(id)?.gen
   }
 
   #fromEntry(e: FdEntry, st: BigIntStats): Pinned {
     let held = true
     return {
       fd: e.fd,
-      ino: e.key,
+      id: e.key,
       gen: e.gen,
       st,
       type: fileType(st.mode),
@@ -149,7 +201,7 @@ export class Resolver {
   }
 
   async #walk(id: bigint, gen: number, depth: number): Promise<Walk> {
-    if (id === this.rootIno) return gen === this.rootGen ? { kind: 'ok', pinned: await this.pinRoot() } : { kind: 'stale' }
+    if (id === this.rootId) return gen === this.rootGen ? { kind: 'ok', pinned: await this.pinRoot() } : { kind: 'stale' }
     const hit = this.#cache.acquire(id)
     if (hit !== undefined) {
       const st = await fstat(hit.fd).catch(() => null)
@@ -174,8 +226,8 @@ export class Resolver {
       if (parent.type !== 'dir') return { kind: 'miss' }
       fd = await open(fdPath(parent.fd, e.name), PIN_FLAGS)
       const st = await fstat(fd)
-      if (st.ino !== id || st.dev !== this.rootDev) return { kind: 'miss' }
-      const g = this.genOf(st)
+      if (!this.#is(st, id)) return { kind: 'miss' }
+      const g = this.genOf(st, id)
       if (g !== gen) return { kind: 'stale' }
       const entry = this.#cache.insert(id, fd, g, 0)
       fd = -1
@@ -207,13 +259,13 @@ export class Resolver {
     return run
   }
 
-  /** Breadth-first over the export, indexing everything it sees, until `id` turns up. */
+  /** Breadth-first over the export (and what is mounted below it, with crossmnt), indexing everything it sees, until `id` turns up. */
   async #bfs(id: bigint): Promise<boolean> {
-    const queue: bigint[] = [this.rootIno]
+    const queue: bigint[] = [this.rootId]
     let visited = 0
     for (let head = 0; head < queue.length && visited < this.#searchLimit; head++) {
-      const dirIno = queue[head] ?? this.rootIno
-      const w = await this.#walk(dirIno, this.#genInIndex(dirIno) ?? -1, 0)
+      const dirId = queue[head] ?? this.rootId
+      const w = await this.#walk(dirId, this.#genInIndex(dirId) ?? -1, 0)
       if (w.kind !== 'ok') continue
       const dir = w.pinned
       let found = false
@@ -225,10 +277,11 @@ export class Resolver {
           for (let j = 0; j < batch.length; j++) {
             const st = stats[j]
             const name = batch[j]
-            if (st === null || st === undefined || name === undefined || st.dev !== this.rootDev) continue
-            this.note(dirIno, name, st)
-            if (st.ino === id) found = true
-            if (fileType(st.mode) === 'dir') queue.push(st.ino)
+            if (st === null || st === undefined || name === undefined) continue
+            const seen = this.note(dirId, name, st)
+            if (seen === null) continue
+            if (seen.id === id) found = true
+            if (fileType(st.mode) === 'dir') queue.push(seen.id)
           }
           visited += batch.length
         }
