@@ -21,11 +21,17 @@ export const BACKENDS: ReadonlyMap<string, BackendFactory> = new Map<string, Bac
   ['memory', () => new MemoryVfs()],
   // The export path is the host directory. Its handle index lives under the export id, which is
   // stable across restarts and reloads (server/exports/table.ts), so handles survive both.
-  ['local', (exp, ctx) => new LocalVfs({ root: exp.path, stateDir: join(ctx.stateDir, 'local', String(exp.id)) })],
+  // crossmnt is the same for every client of an export (validateBackends checks).
+  ['local', (exp, ctx) => new LocalVfs({ root: exp.path, stateDir: join(ctx.stateDir, 'local', String(exp.id)), crossmnt: crossmntOf(exp) })],
 ])
 
+/** Whether an export crosses into mounted file systems (validateBackends made its clients agree). */
+export function crossmntOf(exp: Export): boolean {
+  return exp.clients.some((c) => c.options.crossmnt)
+}
+
 export class BackendSet {
-  private readonly byId = new Map<number, { backend: string; path: string; vfs: Vfs }>()
+  private readonly byId = new Map<number, { backend: string; path: string; crossmnt: boolean; vfs: Vfs }>()
   private readonly factories: ReadonlyMap<string, BackendFactory>
   private readonly ctx: BackendContext
 
@@ -45,7 +51,9 @@ export class BackendSet {
       if (keep.has(e.id)) continue
       keep.add(e.id)
       const cur = this.byId.get(e.id)
-      if (cur?.backend === e.backend && cur.path === e.path) continue
+      // A reload that turns crossmnt on or off gets a new backend (the old one keeps serving the other way otherwise).
+      const crossmnt = crossmntOf(e)
+      if (cur?.backend === e.backend && cur.path === e.path && cur.crossmnt === crossmnt) continue
       const factory = this.factories.get(e.backend)
       if (factory === undefined) throw new Error(`backend ${e.backend} is not available`)
       let vfs: Vfs
@@ -55,7 +63,7 @@ export class BackendSet {
         throw new Error(`export ${e.path} (line ${e.entry.line}): cannot open backend ${e.backend}: ${(err as Error).message}`, { cause: err })
       }
       if (cur !== undefined) await cur.vfs.close()
-      this.byId.set(e.id, { backend: e.backend, path: e.path, vfs })
+      this.byId.set(e.id, { backend: e.backend, path: e.path, crossmnt, vfs })
     }
     for (const [id, cur] of this.byId) {
       if (keep.has(id)) continue

@@ -58,16 +58,17 @@ export function defaultExports(): ExportList {
 }
 
 /**
- * Rejects exports whose backend this server cannot provide. Kept apart from
- * parsing so the set can grow (the local backend adds itself when it lands).
+ * Rejects exports whose backend this server cannot provide, or cannot
+ * configure as written. Kept apart from parsing so the set can grow.
  */
 export function validateBackends(list: ExportList, available: ReadonlySet<string>): void {
   for (const e of list.exports) {
-    // Refused rather than ignored: an operator who asks for crossmnt must not believe file
-    // systems mounted below the export are served when they are not (LOOKUP answers ACCES).
-    const crossing = e.clients.find((c) => c.options.crossmnt)
-    if (crossing !== undefined) {
-      throw new ExportsError(list.file, crossing.line, crossing.column, `crossmnt is not supported yet: file systems mounted below "${e.path}" are not crossed`)
+    // exports(5) sets crossmnt per client, but one backend serves the export to every client
+    // (one set of file ids, one device table): refused rather than served one way to all.
+    const first = e.clients[0]
+    const odd = e.clients.find((c) => c.options.crossmnt !== first?.options.crossmnt)
+    if (odd !== undefined) {
+      throw new ExportsError(list.file, odd.line, odd.column, `crossmnt must be set for every client of "${e.path}" or for none`)
     }
     if (available.has(e.backend)) continue
     const hint = e.backend === 'local' ? ' yet; use backend=memory' : ''

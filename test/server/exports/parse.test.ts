@@ -175,9 +175,18 @@ t.test('validateBackends rejects unavailable backends', async (t) => {
   t.doesNotThrow(() => { validateBackends(list, new Set(['local', 'memory'])) })
 })
 
-t.test('crossmnt is refused by validateBackends, naming the line and column', async (t) => {
+t.test('crossmnt must be set for every client of an export or for none, naming the line and column', async (t) => {
   const list = parseExports('/a *(rw)\n/b 10.0.0.0/8(ro) *(rw,crossmnt)\n', 'exports')
   t.throws(() => {
     validateBackends(list, new Set(['memory', 'local']))
-  }, { code: 'EXPORTS_INVALID', line: 2, message: /crossmnt is not supported yet/ })
+  }, { code: 'EXPORTS_INVALID', line: 2, column: 19, message: 'exports:2:19: crossmnt must be set for every client of "/b" or for none' })
+  const other = parseExports('/b -crossmnt 10.0.0.0/8(ro) \\\n  *(rw,nocrossmnt)\n', 'exports')
+  t.throws(() => {
+    validateBackends(other, new Set(['local']))
+  }, { line: 2, column: 3, message: /crossmnt must be set for every client of "\/b" or for none/ }, 'a client turning off the line default')
+  for (const text of ['/b 10.0.0.0/8(ro,crossmnt) *(rw,crossmnt)\n', '/b -crossmnt 10.0.0.0/8(ro) *(rw)\n', '/b *(crossmnt)\n', '/b 10.0.0.0/8(ro) *(rw)\n']) {
+    t.doesNotThrow(() => {
+      validateBackends(parseExports(text, 'exports'), new Set(['local']))
+    }, text.trim())
+  }
 })
