@@ -1,7 +1,10 @@
 /*
- * Record -> dispatch -> reply for GETATTR, without sockets: the real server
- * host (export table, HMAC handles, memory backend), the NFSv3 program and
- * dispatch(), fed a CALL record built by the client's encoder.
+ * Record -> dispatch -> reply without sockets: the real server host (export
+ * table, HMAC handles, memory backend), the NFSv3 program and dispatch(),
+ * fed CALL records built by the client's encoder. GETATTR (the smallest
+ * call), READDIRPLUS of 32 KiB pages (about 200 entries with attributes and
+ * handles) over a 10,000-entry directory, and CREATE (non-idempotent: DRC,
+ * wcc data, a new handle).
  */
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
@@ -23,7 +26,8 @@ import { WriteVerifier } from '../server/state.ts'
 import { measureAsync } from './harness.ts'
 import type { Result } from './harness.ts'
 
-export async function dispatchBenches(): Promise<Result[]> {
+/** `only`: run just the benches whose name matches (for profiling one path). */
+export async function dispatchBenches(only?: RegExp): Promise<Result[]> {
   const table = new ExportTable(parseExports('/export *(rw,insecure,no_root_squash,async,backend=memory)\n', '<bench>'))
   const backends = new BackendSet({ stateDir: tmpdir() })
   await backends.sync(table.all())
@@ -36,8 +40,37 @@ export async function dispatchBenches(): Promise<Result[]> {
   const origin: CallOrigin = { peer: { address: '127.0.0.1', port: 700, family: 'IPv4' }, transport: 'tcp', signal: new AbortController().signal, log: silentLogger }
   const root = host.handle(exp.id, vfs.root())
   const cred = authSys({ uid: 0, gid: 0, gids: [], machinename: 'bench', stamp: 0 })
-  const record = Buffer.concat(encodeCall(1, NFS_PROGRAM.prog, 3, NFS_PROGRAM.versions.NFS_V3.procs.NFSPROC3_GETATTR, { object: { data: root } }, cred))
+  const procs = NFS_PROGRAM.versions.NFS_V3.procs
+  const record = Buffer.concat(encodeCall(1, NFS_PROGRAM.prog, 3, procs.NFSPROC3_GETATTR, { object: { data: root } }, cred))
   const probe = await dispatch(env, record, origin)
   if (probe === null || probe.length === 0) throw new Error('GETATTR produced no reply')
-  return [await measureAsync('dispatch GETATTR record -> reply', () => dispatch(env, record, origin))]
+  const want = (name: string): boolean => only === undefined || only.test(name)
+  const results: Result[] = []
+  if (want('GETATTR')) results.push(await measureAsync('dispatch GETATTR record -> reply', () => dispatch(env, record, origin)))
+
+  const owner = { uid: 0, gid: 0 }
+  const big = await vfs.mkdir(vfs.root(), Buffer.from('big'), {}, owner)
+  for (let i = 0; i < 10_000; i++) await vfs.create(big.ref, Buffer.from(`file.${i}`), { how: 'unchecked', attr: {} }, owner)
+  const bigFh = host.handle(exp.id, big.ref)
+  const rdp = Buffer.concat(encodeCall(2, NFS_PROGRAM.prog, 3, procs.NFSPROC3_READDIRPLUS, {
+    dir: { data: bigFh }, cookie: 0n, cookieverf: Buffer.alloc(8), dircount: 8192, maxcount: 32768,
+  }, cred))
+  if (want('READDIRPLUS')) results.push(await measureAsync('dispatch READDIRPLUS 32 KiB page -> reply', () => dispatch(env, rdp, origin), 1000, 20))
+
+  // Each CREATE a new name and xid (a repeated xid would be a DRC replay), records built up front.
+  const creates: Buffer[] = []
+  const dir = await vfs.mkdir(vfs.root(), Buffer.from('creates'), {}, owner)
+  const dirFh = host.handle(exp.id, dir.ref)
+  for (let i = 0; i < 200_000; i++) {
+    creates.push(Buffer.concat(encodeCall(1000 + i, NFS_PROGRAM.prog, 3, procs.NFSPROC3_CREATE, {
+      where: { dir: { data: dirFh }, name: Buffer.from(`f${i}`) }, how: { mode: 1, obj_attributes: NO_ATTRS },
+    }, cred)))
+  }
+  let next = 0
+  if (want('CREATE')) results.push(await measureAsync('dispatch CREATE record -> reply', () => dispatch(env, creates[next++ % creates.length] ?? record, origin), 1000, 200))
+  return results
 }
+
+const NO_ATTRS = {
+  mode: 0o644, uid: null, gid: null, size: null, atime: { set_it: 0 }, mtime: { set_it: 0 },
+} as const

@@ -82,6 +82,11 @@ export class ServerHost implements Nfs3Host {
     return this.handles.encode(exportId, ref)
   }
 
+  /** The same handle, possibly the cache's own buffer: only to be encoded into a reply, never modified or kept. */
+  handleForReply(exportId: number, ref: FileRef): Buffer {
+    return this.handles.encodeShared(exportId, ref)
+  }
+
   writeVerifier(): Buffer {
     return this.verifier.current()
   }

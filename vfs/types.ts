@@ -7,9 +7,10 @@
 
 export type FileType = 'file' | 'dir' | 'symlink' | 'block' | 'char' | 'socket' | 'fifo'
 
+/** Immutable, so backends may share one between inodes and attribute snapshots. */
 export interface Timespec {
-  sec: number
-  nsec: number
+  readonly sec: number
+  readonly nsec: number
 }
 
 /** A stored object: its id (unique in the backend, never 0) and a generation that changes when an id is reused. */
@@ -28,7 +29,7 @@ export interface Attr {
   size: bigint
   /** Bytes of storage actually used. */
   used: bigint
-  rdev: { major: number; minor: number }
+  rdev: { readonly major: number; readonly minor: number }
   fileid: bigint
   gen: number
   atime: Timespec
@@ -74,6 +75,7 @@ export type CreateMode =
   | { how: 'exclusive'; verifier: Buffer }
 
 export interface DirEntry {
+  /** May be the backend's own buffer: read it, copy it to keep it, never modify it. */
   name: Buffer
   fileid: bigint
   /** Resumes the listing after this entry; never 0. */

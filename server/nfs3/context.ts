@@ -119,7 +119,7 @@ export async function failWcc(obj: Resolved, ref: FileRef = obj.ref): Promise<wc
 }
 
 export function handleOf(ctx: Nfs3Context, obj: Resolved, ref: FileRef): nfs_fh3 {
-  return { data: ctx.host.handle(obj.exportId, ref) }
+  return { data: ctx.host.handleForReply(obj.exportId, ref) }
 }
 
 /** The same handle comes from two procedures' arguments: same export? (RENAME, LINK: else XDEV, P14). */

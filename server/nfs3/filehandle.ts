@@ -55,13 +55,18 @@ export class HandleCodec {
   }
 
   encode(exportId: number, ref: HandleRef): Buffer {
+    // A copy: callers own what they get (a reply may be built around it); the MAC is the dear part.
+    return Buffer.from(this.encodeShared(exportId, ref))
+  }
+
+  /** Like encode(), but may return the cache's own buffer: read-only, for encoding into a reply at once. */
+  encodeShared(exportId: number, ref: HandleRef): Buffer {
     if (!Number.isInteger(exportId) || exportId < 0 || exportId > 0xffff_ffff) throw new RangeError(`export id out of range: ${exportId}`)
     if (ref.id < 0n || ref.id > 0xffff_ffff_ffff_ffffn) throw new RangeError(`file id out of range: ${ref.id}`)
     if (!Number.isInteger(ref.gen) || ref.gen < 0 || ref.gen > 0xffff_ffff) throw new RangeError(`generation out of range: ${ref.gen}`)
     let byId = this.minted.get(exportId)
     const hit = byId?.get(ref.id)
-    // A copy: callers own what they get (a reply may be built around it); the MAC is the dear part.
-    if (hit !== undefined && hit.readUInt32BE(16) === ref.gen) return Buffer.from(hit)
+    if (hit !== undefined && hit.readUInt32BE(16) === ref.gen) return hit
     const fh = Buffer.alloc(FH_SIZE)
     fh[0] = FH_VERSION
     fh.writeUInt32BE(exportId, 4)

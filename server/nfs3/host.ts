@@ -54,6 +54,8 @@ export interface Nfs3Host {
   resolve(fh: Buffer, call: CallContext): Promise<Resolved | ResolveFailure>
   /** The handle for an object of the same export. */
   handle(exportId: number, ref: FileRef): Buffer
+  /** The same handle, possibly a shared buffer: only to be encoded into a reply at once, never modified or kept. */
+  handleForReply(exportId: number, ref: FileRef): Buffer
   /** 8 bytes, the same for every WRITE and COMMIT of this server instance (RFC 1813 §3.3.7). */
   writeVerifier(): Buffer
   /** Called when an unstable flush failed (COMMIT error): clients must resend what they wrote. */

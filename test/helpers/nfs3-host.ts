@@ -46,6 +46,10 @@ export class TestHost implements Nfs3Host {
   verifier = Buffer.from('verf0001')
   bumps = 0
 
+  handleForReply(exportId: number, ref: FileRef): Buffer {
+    return this.handle(exportId, ref)
+  }
+
   handle(exportId: number, ref: FileRef): Buffer {
     const fh = Buffer.alloc(16)
     fh.writeUInt32BE(exportId, 0)

@@ -65,14 +65,16 @@ function sizeOf(ino: Inode): { size: bigint; used: bigint } {
   }
 }
 
-function copyTime(t: Timespec): Timespec {
-  return { sec: t.sec, nsec: t.nsec }
-}
+const NO_RDEV = Object.freeze({ major: 0, minor: 0 })
 
-/** A snapshot: nothing in it aliases the inode, so callers may keep or change it. */
+/**
+ * A snapshot of the inode's attributes. The Timespec and rdev objects are
+ * shared with the inode: they are replaced on change, never modified in
+ * place (nothing in vfs/ or server/ assigns to their fields), so sharing
+ * them saves four objects per call on READDIRPLUS's per-entry path.
+ */
 export function attrOf(ino: Inode): Attr {
   const { size, used } = sizeOf(ino)
-  const rdev = ino.type === 'block' || ino.type === 'char' ? { ...ino.rdev } : { major: 0, minor: 0 }
   return {
     type: ino.type,
     mode: ino.mode,
@@ -81,11 +83,11 @@ export function attrOf(ino: Inode): Attr {
     gid: ino.gid,
     size,
     used,
-    rdev,
+    rdev: ino.type === 'block' || ino.type === 'char' ? ino.rdev : NO_RDEV,
     fileid: ino.id,
     gen: ino.gen,
-    atime: copyTime(ino.atime),
-    mtime: copyTime(ino.mtime),
-    ctime: copyTime(ino.ctime),
+    atime: ino.atime,
+    mtime: ino.mtime,
+    ctime: ino.ctime,
   }
 }

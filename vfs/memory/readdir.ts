@@ -33,7 +33,8 @@ export function readdirPage(table: InodeTable, d: DirInode, cookie: bigint, max:
   const { slots, more } = d.dir.after(afterSeq, limit - entries.length)
   for (const slot of slots) {
     const ino = table.byId(slot.id)
-    entries.push({ name: Buffer.from(slot.name), fileid: ino.id, cookie: BigInt(slot.seq), ref: { id: ino.id, gen: ino.gen }, attr: attrOf(ino) })
+    // The slot's own name buffer (never modified): a copy per entry is measurable at 200 entries a page.
+    entries.push({ name: slot.name, fileid: ino.id, cookie: BigInt(slot.seq), ref: { id: ino.id, gen: ino.gen }, attr: attrOf(ino) })
   }
   return { entries, eof: !more }
 }

@@ -41,7 +41,8 @@ export class XdrWriter {
   }
 
   u32(v: number): void {
-    if (!Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw new XdrEncodeError(`unsigned int out of range: ${String(v)}`)
+    // `v >>> 0 === v` holds exactly for integers in [0, 2^32): one check on the hot path.
+    if (v >>> 0 !== v) throw new XdrEncodeError(`unsigned int out of range: ${String(v)}`)
     this.fit(4)
     this.view.setUint32(this.pos, v)
     this.pos += 4
@@ -57,8 +58,8 @@ export class XdrWriter {
   u64(v: bigint): void {
     if (v < 0n || v > 0xffff_ffff_ffff_ffffn) throw new XdrEncodeError(`unsigned hyper out of range: ${String(v)}`)
     this.fit(8)
-    this.view.setUint32(this.pos, Number(v >> 32n))
-    this.view.setUint32(this.pos + 4, Number(v & 0xffff_ffffn))
+    // One call, no intermediate BigInts (shifting and masking allocate two per value).
+    this.view.setBigUint64(this.pos, v)
     this.pos += 8
   }
 
@@ -102,12 +103,17 @@ export class XdrWriter {
       return
     }
     this.fit(data.length + pad)
-    data.copy(this.buf, this.pos)
-    this.pos += data.length
-    if (pad > 0) {
-      this.buf.fill(0, this.pos, this.pos + pad)
-      this.pos += pad
+    const buf = this.buf
+    let pos = this.pos
+    // Names and handles are short: a loop beats Buffer#copy's call overhead below ~64 bytes.
+    if (data.length <= 64) {
+      for (let i = 0; i < data.length; i++) buf[pos++] = data[i] ?? 0
+    } else {
+      buf.set(data, pos)
+      pos += data.length
     }
+    for (let i = 0; i < pad; i++) buf[pos++] = 0
+    this.pos = pos
   }
 
   private flushScratch(): void {

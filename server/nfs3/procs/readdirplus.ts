@@ -20,7 +20,7 @@ async function entryObject(dir: Target, e: DirEntry): Promise<{ ref: FileRef; at
 }
 
 function entryOf(ctx: Nfs3Context, dir: Target, e: DirEntry, obj: { ref: FileRef; attr: Attr } | null): Built<entryplus3> {
-  const handle = obj === null ? null : ctx.host.handle(dir.exportId, obj.ref)
+  const handle = obj === null ? null : ctx.host.handleForReply(dir.exportId, obj.ref)
   const dirBytes = entry3Size(e.name.length)
   return {
     item: {
