@@ -30,13 +30,14 @@ import { linkEntry, removeEntry, renameEntry, rmdirEntry } from './entries.ts'
 import { commitFile, readFile, writeFile } from './file-io.ts'
 import type { LocalCore } from './create.ts'
 import { FdCache } from './fd-cache.ts'
+import { fsStatOf, pathConfOf } from './fs-info.ts'
 import { HandleIndex } from './handle-index.ts'
 import { IoFiles } from './io-files.ts'
 import { DirSnapshots, readdirPage } from './readdir.ts'
 import { Resolver } from './resolver.ts'
 import type { Pinned } from './resolver.ts'
 import { applySetAttr, MAX_FILE_SIZE } from './set-attr.ts'
-import { fdPath, lstat, PIN_DIR_FLAGS, readlinkBytes, statfs, toVfsError } from './sys.ts'
+import { fdPath, lstat, PIN_DIR_FLAGS, readlinkBytes, toVfsError } from './sys.ts'
 
 export interface LocalVfsOptions {
   /** The host directory to export (symlinks in this path are resolved once, at start). */
@@ -71,13 +72,6 @@ export interface LocalVfsStats {
 }
 
 const SWEEP_MS = 1000
-/** statfs f_type values with a known link limit. */
-const LINK_MAX: ReadonlyMap<number, number> = new Map([
-  [0xef53, 65000], // ext2/3/4
-  [0x9123683e, 65535], // btrfs
-  [0x58465342, 2147483647], // xfs
-  [0x01021994, 2147483647], // tmpfs
-])
 
 export class LocalVfs implements Vfs {
   readonly #res: Resolver
@@ -249,31 +243,11 @@ export class LocalVfs implements Vfs {
 
   /** The file system holding the object (with crossmnt, a mounted one: `df` in it shows it). */
   async fsstat(f: FileRef): Promise<FsStat> {
-    return this.#with(f, async p => {
-      const s = await this.#call(statfs(fdPath(p.fd)))
-      return {
-        totalBytes: s.blocks * s.bsize,
-        freeBytes: s.bfree * s.bsize,
-        availBytes: s.bavail * s.bsize,
-        totalFiles: s.files,
-        freeFiles: s.ffree,
-        availFiles: s.ffree,
-      }
-    })
+    return this.#with(f, fsStatOf)
   }
 
   async pathconf(f: FileRef): Promise<PathConf> {
-    return this.#with(f, async p => {
-      const s = await this.#call(statfs(fdPath(p.fd)))
-      return {
-        linkMax: LINK_MAX.get(Number(s.type)) ?? 32000,
-        nameMax: 255,
-        noTrunc: true,
-        chownRestricted: true,
-        caseInsensitive: false,
-        casePreserving: true,
-      }
-    })
+    return this.#with(f, pathConfOf)
   }
 
   async close(): Promise<void> {
