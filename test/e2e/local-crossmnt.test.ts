@@ -16,6 +16,7 @@ import { join } from 'node:path'
 import { NfsClient } from '../../client/index.ts'
 import { fh } from '../helpers/e2e.ts'
 import { Nfs3, NFS3, S, UNSTABLE } from '../helpers/local.ts'
+import { parseExports } from '../../server/exports/parse.ts'
 import { startServer } from '../helpers/server.ts'
 import { Mounts, SKIP_MOUNT } from '../vfs/local-mounts.ts'
 
@@ -47,13 +48,14 @@ function setup(t: Test): Setup | null {
   return { dir, mnt, stateDir, mounts }
 }
 
-async function serve(t: Test, s: Setup, opts = 'rw,insecure,no_root_squash,crossmnt'): Promise<{ nfs: Nfs3; root: Buffer; port: number; close: () => Promise<void> }> {
+async function serve(t: Test, s: Setup, opts = 'rw,insecure,no_root_squash,crossmnt'): Promise<{ nfs: Nfs3; root: Buffer; port: number; reload: (text: string) => Promise<void>; close: () => Promise<void> }> {
   const f = await startServer(t, `${s.dir} *(${opts})\n`, { stateDir: s.stateDir })
   const nfs = await Nfs3.connect(t, f.port)
   const root = await nfs.mount(s.dir)
   let closed: Promise<void> | null = null
   return {
     nfs, root, port: f.port,
+    reload: (text) => f.server.reload(parseExports(text, 'exports')),
     close: () => {
       closed ??= (async () => {
         nfs.c.close()
@@ -231,5 +233,22 @@ t.test('without crossmnt the mount point stays ACCES', async (t) => {
   const i = ls.names?.indexOf('mnt') ?? -1
   t.ok(i >= 0 && (ls.fileids?.[i] ?? 0n) >= BIT63, 'listed with a foreign-marked fileid')
   t.equal(fs.existsSync(join(s.stateDir, 'local')) && fs.readdirSync(join(s.stateDir, 'local')).some((id) => fs.existsSync(join(s.stateDir, 'local', id, 'devices'))), false, 'no device table')
+  s.mounts.unmountAll()
+})
+
+t.test('a reload that turns crossmnt on or off takes effect on the export', async (t) => {
+  const s = setup(t)
+  if (s === null) return
+  const { nfs, root, reload } = await serve(t, s, 'rw,insecure,no_root_squash')
+  t.equal((await nfs.lookup(root, 'mnt')).status, S.ACCES, 'without crossmnt: ACCES')
+  await reload(`${s.dir} *(rw,insecure,no_root_squash,crossmnt)\n`)
+  const m = await nfs.lookup(root, 'mnt')
+  t.equal(m.status, S.OK, 'after a reload with crossmnt: crossed')
+  t.equal((await nfs.getattr(root)).status, S.OK, 'the root handle still works')
+  await reload(`${s.dir} *(rw,insecure,no_root_squash)\n`)
+  t.equal((await nfs.lookup(root, 'mnt')).status, S.ACCES, 'reloaded without it: ACCES again')
+  t.equal((await nfs.getattr(m.fh ?? root)).status, S.STALE, 'and the tmpfs handle is STALE')
+  await t.rejects(reload(`${s.dir} 127.0.0.1(rw,crossmnt) *(ro)\n`), { message: /crossmnt must be set for every client/ }, 'a list with clients disagreeing is refused')
+  t.equal((await nfs.lookup(root, 'mnt')).status, S.ACCES, 'and the running list stays')
   s.mounts.unmountAll()
 })
