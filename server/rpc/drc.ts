@@ -22,9 +22,46 @@ interface Entry {
 export type DrcLookup = { state: 'new' } | { state: 'in-progress' } | { state: 'done'; reply: Buffer }
 
 const CHECKSUM_BYTES = 256
+/** Replies up to this size are packed into shared slabs; bigger ones get their own buffer. */
+const SLAB_ITEM_MAX = 4096
+const SLAB_SIZE = 64 * 1024
+
+/**
+ * Bump allocation of cached replies in our own 64 KiB slabs: an allocation of
+ * its own per reply (a malloc'ed backing store each) was a measurable part of
+ * every CREATE. A slab lives while any reply in it does; entries leave in LRU
+ * order and a replayed reply is copied into the current slab, so the order of
+ * slabs follows the order of entries and old slabs empty out as entries age:
+ * at most about one slab more than the live replies is held.
+ */
+class ReplyArena {
+  private slab = Buffer.allocUnsafeSlow(0)
+  private used = 0
+
+  copy(chunks: readonly Buffer[]): Buffer {
+    let length = 0
+    for (const c of chunks) length += c.length
+    let out: Buffer
+    if (length > SLAB_ITEM_MAX) {
+      out = Buffer.allocUnsafeSlow(length)
+    } else {
+      if (this.used + length > this.slab.length) {
+        this.slab = Buffer.allocUnsafeSlow(SLAB_SIZE)
+        this.used = 0
+      }
+      out = this.slab.subarray(this.used, this.used + length)
+      // Keep slices 8-byte aligned, as Node's own pool does.
+      this.used = (this.used + length + 7) & ~7
+    }
+    let at = 0
+    for (const c of chunks) at += c.copy(out, at)
+    return out
+  }
+}
 
 export class DuplicateRequestCache {
   private readonly cache: LRUCache<string, Entry>
+  private readonly arena = new ReplyArena()
   hits = 0
   inProgressDrops = 0
 
@@ -52,22 +89,23 @@ export class DuplicateRequestCache {
       return { state: 'in-progress' }
     }
     this.hits++
+    // Moved to the current slab along with the entry's move to the LRU's front (see ReplyArena).
+    e.reply = this.arena.copy([e.reply])
     return { state: 'done', reply: e.reply }
   }
 
   /**
    * Keep a copy of the reply: the chunks may point into pooled or request memory.
-   * Its own allocation, not Buffer.concat's: a small concat is a slice of Node's
-   * shared 8 KiB pool, and one cached reply would keep a whole slab alive (a full
-   * cache pinned ~90 MiB for ~5 MiB of replies under load).
+   * In our own slabs, not Buffer.concat's: a small concat is a slice of Node's
+   * shared 8 KiB pool, and one cached reply would keep a whole pool slab of other
+   * data alive (a full cache pinned ~90 MiB for ~5 MiB of replies under load).
    */
   complete(key: string, chunks: readonly Buffer[]): void {
-    let length = 0
-    for (const c of chunks) length += c.length
-    const reply = Buffer.allocUnsafeSlow(length)
-    let at = 0
-    for (const c of chunks) at += c.copy(reply, at)
-    this.cache.set(key, { reply })
+    const reply = this.arena.copy(chunks)
+    // Usually the in-progress entry begin() made: filled in place (a second set() is dearer).
+    const e = this.cache.peek(key)
+    if (e !== undefined) e.reply = reply
+    else this.cache.set(key, { reply })
   }
 
   /** The call produced no reply (or failed to): let a retransmission run it again. */

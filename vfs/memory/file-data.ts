@@ -40,8 +40,8 @@ export class FileData {
   /** Bytes held by all chunk buffers. */
   used = 0
   readonly #chunks = new Map<number, Buffer>()
-  /** Chunks a read has returned a view of: copy before changing them. */
-  readonly #lent = new Set<number>()
+  /** Chunks a read has returned a view of: copy before changing them. Made on the first such read (most files never lend). */
+  #lent: Set<number> | null = null
   readonly #pool: ChunkPool
 
   constructor(pool: ChunkPool = sharedPool) {
@@ -50,8 +50,7 @@ export class FileData {
 
   /** Drop a chunk; one never lent to a reply goes back to the pool. */
   #free(index: number, chunk: Buffer): void {
-    if (!this.#lent.has(index)) this.#pool.give(chunk)
-    this.#lent.delete(index)
+    if (this.#lent?.delete(index) !== true) this.#pool.give(chunk)
   }
 
   /** Up to `count` bytes from `offset`; short at end of file, empty beyond it. The caller must not modify them. */
@@ -63,6 +62,7 @@ export class FileData {
     const within = Number(offset % CHUNK)
     const only = this.#chunks.get(first)
     if (n >= VIEW_FROM && only !== undefined && within + n <= only.length) {
+      this.#lent ??= new Set()
       this.#lent.add(first)
       return only.subarray(within, within + n)
     }
@@ -127,7 +127,7 @@ export class FileData {
   clear(): void {
     for (const [index, chunk] of this.#chunks) this.#free(index, chunk)
     this.#chunks.clear()
-    this.#lent.clear()
+    this.#lent = null
     this.used = 0
     this.size = 0n
   }
@@ -141,7 +141,7 @@ export class FileData {
     const chunk = this.#chunks.get(index)
     const have = chunk?.length ?? 0
     const need = needed(have, end)
-    if (chunk !== undefined && need === have && !this.#lent.has(index)) return chunk
+    if (chunk !== undefined && need === have && this.#lent?.has(index) !== true) return chunk
     let fresh: Buffer
     if (chunk === undefined && overwritesHead && end === need) {
       // Every byte is about to be written, so a reused chunk's old contents never show.
@@ -153,7 +153,7 @@ export class FileData {
     }
     this.used += need - have
     this.#chunks.set(index, fresh)
-    this.#lent.delete(index)
+    this.#lent?.delete(index)
     return fresh
   }
 
