@@ -21,7 +21,7 @@ import { applySetAttr, checkSetAttr } from './set-attr.ts'
 import { makeSpecial } from './special.ts'
 import type { SpecialType } from './special.ts'
 import {
-  chmod, chown, closeQuietly, codeOf, CREATE_FLAGS, fchmod, fchown, fdPath, fstat, lstat, mkdir, open, PIN_FLAGS,
+  chmod, chown, closeNow, codeOf, CREATE_FLAGS, fchmod, fchown, fdPath, fstatNow, lstatOrNull, mkdir, open, openNow, PIN_FLAGS,
   S_ISGID, symlink, toVfsError,
 } from './sys.ts'
 import { setTimes } from './times.ts'
@@ -57,28 +57,33 @@ function noteNew(core: LocalCore, d: Pinned, name: Buffer, st: BigIntStats): See
   return seen
 }
 
-async function created(core: LocalCore, d: Pinned, before: Attr, st: BigIntStats, seen: Seen): Promise<Created> {
-  const dirAfter = await fstat(d.fd)
+function created(d: Pinned, before: Attr, st: BigIntStats, seen: Seen): Created {
+  let dirAfter: BigIntStats
+  try {
+    dirAfter = fstatNow(d.fd)
+  } catch (err) {
+    throw toVfsError(err)
+  }
   return { ref: { id: seen.id, gen: seen.gen }, attr: toAttr(st, seen.gen, seen.id), dir: { before, after: toAttr(dirAfter, d.gen, d.id) } }
 }
 
 /** Owner, mode and the remaining attributes of a new non-regular object, through an O_PATH fd on it. */
 async function finishByPath(core: LocalCore, d: Pinned, name: Buffer, set: SetAttr, owner: Owner, mode: number | null): Promise<{ st: BigIntStats; seen: Seen }> {
-  const fd = await open(fdPath(d.fd, name), PIN_FLAGS)
+  const fd = openNow(fdPath(d.fd, name), PIN_FLAGS)
   try {
-    let st = await fstat(fd)
+    let st = fstatNow(fd)
     const seen = noteNew(core, d, name, st)
     const who = ownerOf(core, d.st, set, owner)
     if (who !== null) await chown(fdPath(fd), who.uid, who.gid)
     if (mode !== null) {
-      st = await fstat(fd)
+      st = fstatNow(fd)
       const want = wantedMode(mode, st, fileType(st.mode) === 'dir')
       if ((Number(st.mode) & 0o7777) !== want) await chmod(fdPath(fd), want)
     }
-    if (set.atime !== undefined || set.mtime !== undefined) await setTimes(fd, await fstat(fd), set.atime, set.mtime)
-    return { st: await fstat(fd), seen }
+    if (set.atime !== undefined || set.mtime !== undefined) await setTimes(fd, fstatNow(fd), set.atime, set.mtime)
+    return { st: fstatNow(fd), seen }
   } finally {
-    void closeQuietly(fd)
+    closeNow(fd)
   }
 }
 
@@ -88,14 +93,14 @@ function verifierTimes(v: Buffer): { atime: Timespec; mtime: Timespec } {
 }
 
 async function existing(core: LocalCore, d: Pinned, name: Buffer, mode: CreateMode, before: Attr): Promise<Created> {
-  const st = await lstat(fdPath(d.fd, name)).catch(() => null)
+  const st = lstatOrNull(fdPath(d.fd, name))
   if (st === null || fileType(st.mode) !== 'file') throw new VfsError('EEXIST')
   if (mode.how === 'unchecked') {
     // RFC 1813 §3.3.8: UNCHECKED on an existing regular file applies the attributes (size 0 truncates).
     const seen = noteNew(core, d, name, st)
     const p = await core.res.pin({ id: seen.id, gen: seen.gen })
     try {
-      return await created(core, d, before, await applySetAttr(core.io, p, mode.attr), seen)
+      return created(d, before, await applySetAttr(core.io, p, mode.attr), seen)
     } finally {
       p.release()
     }
@@ -104,7 +109,7 @@ async function existing(core: LocalCore, d: Pinned, name: Buffer, mode: CreateMo
     // A retransmitted EXCLUSIVE create finds its own verifier: success with the same file.
     const v = verifierTimes(mode.verifier)
     if (st.atimeNs / NS === BigInt(v.atime.sec) && st.mtimeNs / NS === BigInt(v.mtime.sec)) {
-      return created(core, d, before, st, noteNew(core, d, name, st))
+      return created(d, before, st, noteNew(core, d, name, st))
     }
   }
   throw new VfsError('EEXIST')
@@ -125,7 +130,7 @@ export async function createFile(core: LocalCore, d: Pinned, name: Buffer, mode:
   }
   let adopted = false
   try {
-    let st = await fstat(fd)
+    let st = fstatNow(fd)
     const seen = noteNew(core, d, name, st)
     const who = ownerOf(core, d.st, set, owner)
     if (who !== null) await fchown(fd, who.uid, who.gid)
@@ -139,15 +144,15 @@ export async function createFile(core: LocalCore, d: Pinned, name: Buffer, mode:
       }
     }
     const times = mode.how === 'exclusive' ? verifierTimes(mode.verifier) : { atime: set.atime, mtime: set.mtime }
-    if (times.atime !== undefined || times.mtime !== undefined) await setTimes(fd, await fstat(fd), times.atime, times.mtime)
-    st = await fstat(fd)
+    if (times.atime !== undefined || times.mtime !== undefined) await setTimes(fd, fstatNow(fd), times.atime, times.mtime)
+    st = fstatNow(fd)
     core.io.adopt(seen.id, fd, seen.gen)
     adopted = true
-    return await created(core, d, before, st, seen)
+    return created(d, before, st, seen)
   } catch (err) {
     throw toVfsError(err)
   } finally {
-    if (!adopted) void closeQuietly(fd)
+    if (!adopted) closeNow(fd)
   }
 }
 
@@ -158,7 +163,7 @@ export async function makeDir(core: LocalCore, d: Pinned, name: Buffer, set: Set
   try {
     await mkdir(fdPath(d.fd, name), (set.mode ?? 0o755) & 0o777)
     const { st, seen } = await finishByPath(core, d, name, set, owner, set.mode ?? 0o755)
-    return await created(core, d, before, st, seen)
+    return created(d, before, st, seen)
   } catch (err) {
     throw toVfsError(err)
   }
@@ -175,7 +180,7 @@ export async function makeSymlink(core: LocalCore, d: Pinned, name: Buffer, targ
   try {
     await symlink(Buffer.from(target), fdPath(d.fd, name))
     const { st, seen } = await finishByPath(core, d, name, set, owner, null)
-    return await created(core, d, before, st, seen)
+    return created(d, before, st, seen)
   } catch (err) {
     throw toVfsError(err)
   }
@@ -195,11 +200,11 @@ export async function makeNode(
   if ((type === 'block' || type === 'char') && !core.isRoot) throw new VfsError('EPERM', 'device nodes need root')
   const before = toAttr(d.st, d.gen, d.id)
   // Refuse an existing name before making anything.
-  if ((await lstat(fdPath(d.fd, name)).catch(() => null)) !== null) throw new VfsError('EEXIST')
+  if (lstatOrNull(fdPath(d.fd, name)) !== null) throw new VfsError('EEXIST')
   try {
     await makeSpecial(d.fd, name, type, rdev)
     const { st, seen } = await finishByPath(core, d, name, set, owner, set.mode ?? 0o644)
-    return await created(core, d, before, st, seen)
+    return created(d, before, st, seen)
   } catch (err) {
     throw toVfsError(err)
   }

@@ -12,7 +12,7 @@ import { checkNewName, checkOldName } from '../memory/names.ts'
 import type { Attr, DirChange } from '../types.ts'
 import { fileType, toAttr } from './attr.ts'
 import type { Pinned, Resolver } from './resolver.ts'
-import { fdPath, fstat, link, lstat, rename, rmdir, toVfsError, unlink } from './sys.ts'
+import { fdPath, fstatNow, link, lstatNow, lstatOrNull, rename, rmdir, toVfsError, unlink } from './sys.ts'
 
 /** Called with the stat of an object whose last link is gone through us: drop its index entry and cached fds. */
 export type Gone = (st: BigIntStats) => void
@@ -25,13 +25,21 @@ async function call<T>(p: Promise<T>): Promise<T> {
   }
 }
 
-async function change(d: Pinned): Promise<DirChange> {
-  return { before: toAttr(d.st, d.gen, d.id), after: toAttr(await call(fstat(d.fd)), d.gen, d.id) }
+function now<T>(fn: () => T): T {
+  try {
+    return fn()
+  } catch (err) {
+    throw toVfsError(err)
+  }
+}
+
+function change(d: Pinned): DirChange {
+  return { before: toAttr(d.st, d.gen, d.id), after: toAttr(now(() => fstatNow(d.fd)), d.gen, d.id) }
 }
 
 export async function removeEntry(d: Pinned, name: Buffer, gone: Gone): Promise<DirChange> {
   checkOldName(name)
-  const st = await call(lstat(fdPath(d.fd, name)))
+  const st = now(() => lstatNow(fdPath(d.fd, name)))
   // unlink(2) on Linux: a directory is EISDIR.
   if (fileType(st.mode) === 'dir') throw new VfsError('EISDIR')
   await call(unlink(fdPath(d.fd, name)))
@@ -41,7 +49,7 @@ export async function removeEntry(d: Pinned, name: Buffer, gone: Gone): Promise<
 
 export async function rmdirEntry(d: Pinned, name: Buffer, gone: Gone): Promise<DirChange> {
   checkOldName(name)
-  const st = await call(lstat(fdPath(d.fd, name)))
+  const st = now(() => lstatNow(fdPath(d.fd, name)))
   if (fileType(st.mode) !== 'dir') throw new VfsError('ENOTDIR')
   await call(rmdir(fdPath(d.fd, name)))
   gone(st)
@@ -58,8 +66,8 @@ export async function renameEntry(
 ): Promise<{ from: DirChange; to: DirChange }> {
   checkOldName(fromName)
   checkNewName(toName)
-  const src = await call(lstat(fdPath(from.fd, fromName)))
-  const dst = await lstat(fdPath(to.fd, toName)).catch(() => null)
+  const src = now(() => lstatNow(fdPath(from.fd, fromName)))
+  const dst = lstatOrNull(fdPath(to.fd, toName))
   try {
     await rename(fdPath(from.fd, fromName), fdPath(to.fd, toName))
   } catch (err) {
@@ -69,7 +77,7 @@ export async function renameEntry(
   // Both names are on one file system (rename(2) is EXDEV otherwise), so inode numbers compare.
   res.note(to.id, toName, src)
   if (dst !== null && dst.ino !== src.ino && (fileType(dst.mode) === 'dir' || dst.nlink <= 1n)) gone(dst)
-  return { from: await change(from), to: await change(to) }
+  return { from: change(from), to: change(to) }
 }
 
 export async function linkEntry(res: Resolver, p: Pinned, d: Pinned, name: Buffer): Promise<{ attr: Attr; dir: DirChange }> {
@@ -81,5 +89,5 @@ export async function linkEntry(res: Resolver, p: Pinned, d: Pinned, name: Buffe
   } finally {
     parent.release()
   }
-  return { attr: toAttr(await call(fstat(p.fd)), p.gen, p.id), dir: await change(d) }
+  return { attr: toAttr(now(() => fstatNow(p.fd)), p.gen, p.id), dir: change(d) }
 }

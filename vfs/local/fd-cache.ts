@@ -6,9 +6,10 @@
  * Idle entries close after `idleMs`; entries older than `maxAgeMs` are not
  * handed out again (they are reopened), which bounds how long a directory
  * moved out of the export on the host stays reachable through a cached fd.
- * The cache may exceed `max` only by entries currently in use.
+ * The cache may exceed `max` only by entries currently in use. Closing is
+ * synchronous (sys.ts): a close of a local fd is a few microseconds.
  */
-import { closeQuietly } from './sys.ts'
+import { closeNow } from './sys.ts'
 
 export interface FdEntry {
   readonly key: bigint
@@ -73,7 +74,7 @@ export class FdCache {
     if (e.refs > 0) return
     if (e.dead) {
       this.#limbo--
-      void closeQuietly(e.fd)
+      closeNow(e.fd)
     } else {
       this.#trim()
     }
@@ -84,7 +85,7 @@ export class FdCache {
     if (e === undefined) return
     this.#map.delete(key)
     e.dead = true
-    if (e.refs === 0) void closeQuietly(e.fd)
+    if (e.refs === 0) closeNow(e.fd)
     else this.#limbo++
   }
 
@@ -96,11 +97,9 @@ export class FdCache {
   }
 
   /** Closes everything not in use now (resolving when closed); what is in use closes on release. */
-  async clear(): Promise<void> {
-    const idle = [...this.#map.values()].filter(e => e.refs === 0)
-    for (const e of idle) this.#map.delete(e.key)
+  clear(): Promise<void> {
     for (const key of [...this.#map.keys()]) this.evict(key)
-    await Promise.all(idle.map(e => closeQuietly(e.fd)))
+    return Promise.resolve()
   }
 
   #trim(): void {

@@ -14,14 +14,14 @@ import type { HandleIndex } from './handle-index.ts'
 import type { IoFiles } from './io-files.ts'
 import type { Pinned } from './resolver.ts'
 import { MAX_FILE_SIZE } from './set-attr.ts'
-import { fdatasync, fstat, fsync, pread, pwrite, toVfsError } from './sys.ts'
+import { fdatasync, fstatNow, fsync, pread, pwrite, toVfsError } from './sys.ts'
 
 /** Larger reads are short (legal, RFC 1813 §3.3.6), so one request cannot make us allocate without bound. */
 const MAX_READ = 16 * 1024 * 1024
 
 export async function readFile(io: IoFiles, p: Pinned, offset: bigint, count: number): Promise<{ data: Buffer; eof: boolean; attr: Attr }> {
   if (offset < 0n || count < 0) throw new VfsError('EINVAL')
-  const f = await io.acquire(p, false)
+  const f = io.acquire(p, false)
   try {
     const buf = Buffer.allocUnsafe(Math.min(count, MAX_READ))
     let n = 0
@@ -30,7 +30,7 @@ export async function readFile(io: IoFiles, p: Pinned, offset: bigint, count: nu
       if (got === 0) break
       n += got
     }
-    const st = await fstat(f.fd)
+    const st = fstatNow(f.fd)
     // RFC 1813 §3.3.6: eof when the data returned reaches the end of the file.
     return { data: buf.subarray(0, n), eof: offset + BigInt(n) >= st.size, attr: toAttr(st, p.gen, p.id) }
   } catch (err) {
@@ -53,12 +53,12 @@ export async function writeFile(
   // A write of 0 bytes changes nothing, not even mtime (RFC 1813 §3.3.7).
   if (data.length === 0) return { count: 0, committed: stable, before, after: before }
   if (offset + BigInt(data.length) > MAX_FILE_SIZE) throw new VfsError('EFBIG')
-  const f = await io.acquire(p, true)
+  const f = io.acquire(p, true)
   try {
     let n = 0
     while (n < data.length) n += await pwrite(f.fd, data.subarray(n), offset + BigInt(n))
     if (stable !== 'unstable') await sync(io, index, f.fd, p.id, stable === 'file_sync')
-    return { count: n, committed: stable, before, after: toAttr(await fstat(f.fd), p.gen, p.id) }
+    return { count: n, committed: stable, before, after: toAttr(fstatNow(f.fd), p.gen, p.id) }
   } catch (err) {
     throw toVfsError(err)
   } finally {
@@ -68,10 +68,10 @@ export async function writeFile(
 
 /** fsync of the whole file: the kernel flushes by inode, so the range does not matter. */
 export async function commitFile(io: IoFiles, index: HandleIndex, p: Pinned): Promise<{ before: Attr; after: Attr }> {
-  const f = await io.acquire(p, false)
+  const f = io.acquire(p, false)
   try {
     await sync(io, index, f.fd, p.id, true)
-    return { before: toAttr(p.st, p.gen, p.id), after: toAttr(await fstat(f.fd), p.gen, p.id) }
+    return { before: toAttr(p.st, p.gen, p.id), after: toAttr(fstatNow(f.fd), p.gen, p.id) }
   } catch (err) {
     throw toVfsError(err)
   } finally {

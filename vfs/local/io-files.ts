@@ -10,7 +10,7 @@
 import fs from 'node:fs'
 import type { FdCache, FdEntry } from './fd-cache.ts'
 import type { Pinned } from './resolver.ts'
-import { codeOf, fdPath, open, toVfsError } from './sys.ts'
+import { codeOf, fdPath, openNow, toVfsError } from './sys.ts'
 
 const c = fs.constants
 const RW = 1
@@ -28,7 +28,7 @@ export class IoFiles {
   }
 
   /** An fd for the pinned regular file, readable, and writable when `write`. Release it with release(). */
-  async acquire(p: Pinned, write: boolean): Promise<FdEntry> {
+  acquire(p: Pinned, write: boolean): FdEntry {
     const hit = this.#cache.acquire(p.id)
     if (hit !== undefined) {
       if (hit.gen === p.gen && (hit.tag === RW || !write)) return hit
@@ -38,13 +38,15 @@ export class IoFiles {
     let fd: number
     let tag = RW
     try {
-      fd = await reopen(p.fd, c.O_RDWR)
+      fd = reopen(p.fd, c.O_RDWR)
     } catch (err) {
       // A file we may read but not write (mode, immutable, read-only mount): reads still work.
       if (write || !['EACCES', 'EPERM', 'EROFS', 'ETXTBSY'].includes(codeOf(err) ?? '')) throw toVfsError(err)
-      fd = await reopen(p.fd, c.O_RDONLY).catch((e2: unknown) => {
+      try {
+        fd = reopen(p.fd, c.O_RDONLY)
+      } catch (e2) {
         throw toVfsError(e2)
-      })
+      }
       tag = RO
     }
     return this.#cache.insert(p.id, fd, p.gen, tag)
@@ -69,14 +71,15 @@ export class IoFiles {
   }
 }
 
-async function reopen(pathFd: number, access: number): Promise<number> {
+/** Synchronous (sys.ts): opening an inode already pinned looks nothing up on the disk and never blocks (O_NONBLOCK). */
+function reopen(pathFd: number, access: number): number {
   // No O_NOFOLLOW: the last component is the magic link itself, which must be followed (to the pinned inode).
   const flags = access | c.O_NONBLOCK
   try {
-    return await open(fdPath(pathFd), flags | c.O_NOATIME)
+    return openNow(fdPath(pathFd), flags | c.O_NOATIME)
   } catch (err) {
     // O_NOATIME is refused for files we do not own unless we have CAP_FOWNER.
     if (codeOf(err) !== 'EPERM') throw err
-    return open(fdPath(pathFd), flags)
+    return openNow(fdPath(pathFd), flags)
   }
 }

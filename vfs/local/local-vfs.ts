@@ -37,7 +37,7 @@ import { DirSnapshots, readdirPage } from './readdir.ts'
 import { Resolver } from './resolver.ts'
 import type { Pinned } from './resolver.ts'
 import { applySetAttr, MAX_FILE_SIZE } from './set-attr.ts'
-import { fdPath, lstat, PIN_DIR_FLAGS, readlinkBytes, toVfsError } from './sys.ts'
+import { fdPath, lstatNow, PIN_DIR_FLAGS, readlinkBytes, toVfsError } from './sys.ts'
 
 export interface LocalVfsOptions {
   /** The host directory to export (symlinks in this path are resolved once, at start). */
@@ -142,13 +142,13 @@ export class LocalVfs implements Vfs {
         // `..` of the export root is the root; elsewhere the real parent, pinned like any ref (so never outside).
         // From the root of a mounted file system the kernel's `..` is the mount point's parent.
         if (d.id === this.#res.rootId) return { ref: { id: d.id, gen: d.gen }, attr: toAttr(d.st, d.gen, d.id) }
-        const up = await this.#lstat(fdPath(d.fd, name))
+        const up = this.#lstat(fdPath(d.fd, name))
         const id = this.#res.idOf(up)
         if (id === null) throw new VfsError('EACCES', 'parent not exportable')
         const ref = { id, gen: this.#res.genOf(up, id) }
         return { ref, attr: await this.getattr(ref) }
       }
-      const st = await this.#lstat(fdPath(d.fd, name))
+      const st = this.#lstat(fdPath(d.fd, name))
       const seen = this.#res.note(d.id, name, st)
       if (seen === null) {
         throw new VfsError('EACCES', this.#res.crossmnt || st.dev === this.#res.rootDev ? 'inode number cannot be exported' : 'mount point: not crossed without crossmnt')
@@ -288,13 +288,9 @@ export class LocalVfs implements Vfs {
     })
   }
 
-  async #lstat(path: Buffer): Promise<fs.BigIntStats> {
-    return this.#call(lstat(path))
-  }
-
-  async #call<T>(p: Promise<T>): Promise<T> {
+  #lstat(path: Buffer): fs.BigIntStats {
     try {
-      return await p
+      return lstatNow(path)
     } catch (err) {
       throw toVfsError(err)
     }

@@ -19,11 +19,10 @@
 import type { BigIntStats } from 'node:fs'
 import type { DirEntry, DirPage } from '../types.ts'
 import type { Pinned, Resolver } from './resolver.ts'
-import { fdPath, lstat, readdirNames, toVfsError } from './sys.ts'
+import { childPath, dirPrefix, fdPath, lstatOrNull, readdirNames, toVfsError } from './sys.ts'
 import { toAttr } from './attr.ts'
 
 const RACY_MS = 50
-const STAT_BATCH = 16
 /**
  * fileid of an entry that has no id (a mount point we do not cross, an inode number that does
  * not fit): marked with bit 63, so it never equals an id of the root's device. It has no handle.
@@ -145,10 +144,10 @@ function upperBound(hashes: BigUint64Array, cookie: bigint): number {
 }
 
 /** `..` of the export root is the root; below it, the directory's real parent (from a mounted root: the mount point's). */
-async function dotDot(res: Resolver, dir: Pinned): Promise<DirEntry> {
+function dotDot(res: Resolver, dir: Pinned): DirEntry {
   const name = Buffer.from('..')
   if (dir.id === res.rootId) return { name, fileid: dir.id, cookie: 2n, ref: { id: dir.id, gen: dir.gen } }
-  const up = await lstat(fdPath(dir.fd, name)).catch(() => dir.st)
+  const up = lstatOrNull(fdPath(dir.fd, name)) ?? dir.st
   const id = up === dir.st ? dir.id : res.idOf(up)
   if (id === null) return { name, fileid: up.ino | FOREIGN, cookie: 2n }
   return { name, fileid: id, cookie: 2n, ref: { id, gen: up === dir.st ? dir.gen : res.genOf(up, id) } }
@@ -161,26 +160,25 @@ export async function readdirPage(res: Resolver, snaps: DirSnapshots, dir: Pinne
   if (cookie === 0n) entries.push({ name: Buffer.from('.'), fileid: dir.id, cookie: 1n, ref: { id: dir.id, gen: dir.gen } })
   if (cookie <= 1n) {
     if (entries.length === limit) return { entries, eof: false }
-    entries.push(await dotDot(res, dir))
+    entries.push(dotDot(res, dir))
   }
   const snap = await snaps.get(dir)
   const n = snap.names.length
   let i = cookie < 3n ? 0 : upperBound(snap.hashes, cookie)
-  while (entries.length < limit && i < n) {
-    let end = Math.min(n, i + Math.min(STAT_BATCH, limit - entries.length))
-    while (end < n && snap.hashes[end] === snap.hashes[end - 1]) end++
-    const names = snap.names.slice(i, end)
-    const stats = await Promise.all(names.map(name => lstat(fdPath(dir.fd, name)).catch(() => null)))
-    stats.forEach((st, j) => {
-      const name = names[j]
-      const h = snap.hashes[i + j]
-      // Gone since the snapshot: removed entries are simply not listed.
-      if (st === null || name === undefined || h === undefined) return
-      const seen = res.note(dir.id, name, st)
-      if (seen === null) entries.push({ name: Buffer.from(name), fileid: st.ino | FOREIGN, cookie: h })
-      else entries.push({ name: Buffer.from(name), fileid: seen.id, cookie: h, ref: { id: seen.id, gen: seen.gen }, attr: toAttr(st, seen.gen, seen.id) })
-    })
-    i = end
+  // One lstat per entry, synchronously (sys.ts: a few microseconds each on a local file system,
+  // where a thread-pool trip each, or a batch of them, costs more than the calls themselves).
+  const prefix = dirPrefix(dir.fd)
+  while (i < n && (entries.length < limit || snap.hashes[i] === snap.hashes[i - 1])) {
+    const name = snap.names[i]
+    const h = snap.hashes[i]
+    i++
+    if (name === undefined || h === undefined) continue
+    const st = lstatOrNull(childPath(prefix, name))
+    // Gone since the snapshot: removed entries are simply not listed.
+    if (st === null) continue
+    const seen = res.note(dir.id, name, st)
+    if (seen === null) entries.push({ name, fileid: st.ino | FOREIGN, cookie: h })
+    else entries.push({ name, fileid: seen.id, cookie: h, ref: { id: seen.id, gen: seen.gen }, attr: toAttr(st, seen.gen, seen.id) })
   }
   return { entries, eof: i >= n }
 }

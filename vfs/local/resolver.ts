@@ -25,7 +25,7 @@ import { qualify, splitId } from './devices.ts'
 import type { DeviceTable } from './devices.ts'
 import type { FdCache, FdEntry } from './fd-cache.ts'
 import type { HandleIndex } from './handle-index.ts'
-import { closeQuietly, codeOf, fdPath, fstat, lstat, open, PIN_FLAGS, readdirNames, toVfsError } from './sys.ts'
+import { closeNow, codeOf, fdPath, fstatNow, lstat, lstatOrNull, openNow, PIN_FLAGS, readdirNames, toVfsError } from './sys.ts'
 
 export interface Pinned {
   readonly fd: number
@@ -137,8 +137,8 @@ export class Resolver {
     // An id on a device number the table does not hold was never handed out: no search can find it.
     const { k } = splitId(ref.id)
     if (k !== 0 && this.#devices?.devOf(k) === undefined) throw new VfsError('ESTALE')
-    let w = await this.#walk(ref.id, ref.gen, 0)
-    if (w.kind === 'miss' && (await this.#search(ref.id, this.#index.get(ref.id)))) w = await this.#walk(ref.id, ref.gen, 0)
+    let w = this.#walk(ref.id, ref.gen, 0)
+    if (w.kind === 'miss' && (await this.#search(ref.id, this.#index.get(ref.id)))) w = this.#walk(ref.id, ref.gen, 0)
     if (w.kind === 'ok') return w.pinned
     throw new VfsError('ESTALE')
   }
@@ -157,9 +157,9 @@ export class Resolver {
     for (let attempt = 0; attempt < 2; attempt++) {
       const e = this.#index.get(p.id)
       if (e !== undefined) {
-        const pr = await this.#walk(e.parent, this.#genInIndex(e.parent) ?? -1, 0)
+        const pr = this.#walk(e.parent, this.#genInIndex(e.parent) ?? -1, 0)
         if (pr.kind === 'ok') {
-          const st = await lstat(fdPath(pr.pinned.fd, e.name)).catch(() => null)
+          const st = lstatOrNull(fdPath(pr.pinned.fd, e.name))
           if (st !== null && this.#is(st, p.id)) return { parent: pr.pinned, name: e.name }
           pr.pinned.release()
         }
@@ -169,8 +169,8 @@ export class Resolver {
     throw new VfsError('ESTALE')
   }
 
-  async pinRoot(): Promise<Pinned> {
-    const st = await fstat(this.rootFd)
+  pinRoot(): Pinned {
+    const st = fstatNow(this.rootFd)
     return { fd: this.rootFd, id: this.rootId, gen: this.rootGen, st, type: 'dir', release: () => undefined }
   }
 
@@ -200,11 +200,17 @@ export class Resolver {
     }
   }
 
-  async #walk(id: bigint, gen: number, depth: number): Promise<Walk> {
-    if (id === this.rootId) return gen === this.rootGen ? { kind: 'ok', pinned: await this.pinRoot() } : { kind: 'stale' }
+  /** Synchronous: fstat of a cached fd, or open(O_PATH) + fstat per component, each a few microseconds (sys.ts). */
+  #walk(id: bigint, gen: number, depth: number): Walk {
+    if (id === this.rootId) return gen === this.rootGen ? { kind: 'ok', pinned: this.pinRoot() } : { kind: 'stale' }
     const hit = this.#cache.acquire(id)
     if (hit !== undefined) {
-      const st = await fstat(hit.fd).catch(() => null)
+      let st: BigIntStats | null = null
+      try {
+        st = fstatNow(hit.fd)
+      } catch {
+        // A cached fd that cannot be stat'ed is walked again from its parent.
+      }
       // nlink 0: removed on the host while we held it; walk again to find out what the name holds now.
       if (st !== null && st.nlink > 0n) {
         if (hit.gen === gen) return { kind: 'ok', pinned: this.#fromEntry(hit, st) }
@@ -218,14 +224,14 @@ export class Resolver {
     if (e === undefined || depth > MAX_DEPTH) return { kind: 'miss' }
     const parentGen = this.#genInIndex(e.parent)
     if (parentGen === undefined) return { kind: 'miss' }
-    const pw = await this.#walk(e.parent, parentGen, depth + 1)
+    const pw = this.#walk(e.parent, parentGen, depth + 1)
     if (pw.kind !== 'ok') return { kind: 'miss' }
     const parent = pw.pinned
     let fd = -1
     try {
       if (parent.type !== 'dir') return { kind: 'miss' }
-      fd = await open(fdPath(parent.fd, e.name), PIN_FLAGS)
-      const st = await fstat(fd)
+      fd = openNow(fdPath(parent.fd, e.name), PIN_FLAGS)
+      const st = fstatNow(fd)
       if (!this.#is(st, id)) return { kind: 'miss' }
       const g = this.genOf(st, id)
       if (g !== gen) return { kind: 'stale' }
@@ -236,7 +242,7 @@ export class Resolver {
       if (MISS_CODES.has(codeOf(err) ?? '')) return { kind: 'miss' }
       throw toVfsError(err)
     } finally {
-      if (fd >= 0) void closeQuietly(fd)
+      if (fd >= 0) closeNow(fd)
       parent.release()
     }
   }
@@ -265,7 +271,7 @@ export class Resolver {
     let visited = 0
     for (let head = 0; head < queue.length && visited < this.#searchLimit; head++) {
       const dirId = queue[head] ?? this.rootId
-      const w = await this.#walk(dirId, this.#genInIndex(dirId) ?? -1, 0)
+      const w = this.#walk(dirId, this.#genInIndex(dirId) ?? -1, 0)
       if (w.kind !== 'ok') continue
       const dir = w.pinned
       let found = false

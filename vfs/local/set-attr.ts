@@ -11,7 +11,7 @@ import { VfsError } from '../errors.ts'
 import type { SetAttr } from '../types.ts'
 import type { IoFiles } from './io-files.ts'
 import type { Pinned } from './resolver.ts'
-import { chmod, chown, fdPath, fstat, ftruncate, toVfsError } from './sys.ts'
+import { chmod, chown, fdPath, fstatNow, ftruncate, toVfsError } from './sys.ts'
 import { setTimes } from './times.ts'
 import { checkSetAttr } from '../set-attr-checks.ts'
 
@@ -23,7 +23,7 @@ export async function applySetAttr(io: IoFiles, p: Pinned, set: SetAttr): Promis
     if (set.size !== undefined) {
       // Node takes a safe integer length; beyond 2^53 no Linux file system goes anyway.
       if (set.size > BigInt(Number.MAX_SAFE_INTEGER)) throw new VfsError('EFBIG')
-      const f = await io.acquire(p, true)
+      const f = io.acquire(p, true)
       try {
         await ftruncate(f.fd, Number(set.size))
       } finally {
@@ -33,8 +33,8 @@ export async function applySetAttr(io: IoFiles, p: Pinned, set: SetAttr): Promis
     if (set.uid !== undefined || set.gid !== undefined) await chown(fdPath(p.fd), set.uid ?? -1, set.gid ?? -1)
     // Linux keeps no mode on symlinks (lchmod is EOPNOTSUPP); knfsd ignores the mode for them too.
     if (set.mode !== undefined && p.type !== 'symlink') await chmod(fdPath(p.fd), set.mode & 0o7777)
-    if (set.atime !== undefined || set.mtime !== undefined) await setTimes(p.fd, await fstat(p.fd), set.atime, set.mtime)
-    return await fstat(p.fd)
+    if (set.atime !== undefined || set.mtime !== undefined) await setTimes(p.fd, fstatNow(p.fd), set.atime, set.mtime)
+    return fstatNow(p.fd)
   } catch (err) {
     throw toVfsError(err)
   }

@@ -1,6 +1,13 @@
 /*
- * The system calls the local backend uses, as promises over raw fds, and
- * the one errno mapping. Node has no openat(2); `/proc/self/fd/<dirfd>/<name>`
+ * The system calls the local backend uses, over raw fds, and the one errno
+ * mapping. Short metadata calls (fstat, lstat, open O_PATH, close) are
+ * synchronous: on a local file system they take 1-4 us, while each trip
+ * through libuv's thread pool costs 10-20 us of hand-off and wake-up on a
+ * small VM (and halves GETATTR-shaped throughput, see LIMITS.md). Calls that
+ * may wait on the disk (fsync, reads and writes of data, creating and
+ * removing files, reading whole directories) stay asynchronous. The price:
+ * an export on a host directory that is itself a hung network mount would
+ * block the event loop in a stat (README, limits). Node has no openat(2); `/proc/self/fd/<dirfd>/<name>`
  * stands in for it: the kernel resolves the magic link to exactly the
  * directory the fd holds (not through any symlink on the way) and then
  * looks `name` up in it. Every path we build has that shape, as a Buffer,
@@ -33,6 +40,19 @@ export function fdPath(fd: number, name?: Buffer): Buffer {
   return Buffer.concat([SELF, head, Buffer.from('/'), name])
 }
 
+/** `/proc/self/fd/<fd>/`, to name many children of one directory with childPath. */
+export function dirPrefix(fd: number): Buffer {
+  return Buffer.from(`/proc/self/fd/${fd}/`)
+}
+
+/** `<prefix><name>`: fdPath(fd, name) for a prefix from dirPrefix(fd). */
+export function childPath(prefix: Buffer, name: Buffer): Buffer {
+  const b = Buffer.allocUnsafe(prefix.length + name.length)
+  prefix.copy(b, 0)
+  name.copy(b, prefix.length)
+  return b
+}
+
 /** The same, for a child process (its /proc/self is its own). */
 export function pidFdPath(fd: number, name?: string): string {
   return `/proc/${process.pid}/fd/${fd}${name === undefined ? '' : `/${name}`}`
@@ -58,6 +78,38 @@ export function lstat(path: Buffer): Promise<BigIntStats> {
 export async function closeQuietly(fd: number): Promise<void> {
   try {
     await pClose(fd)
+  } catch {
+    // Nothing to do about a failed close of an fd we no longer use.
+  }
+}
+
+/** fstat(2) now, on the calling thread (an fd we hold: no path lookup, no waiting on the disk). */
+export function fstatNow(fd: number): BigIntStats {
+  return fs.fstatSync(fd, { bigint: true })
+}
+
+/** lstat(2) now; an fs error (ENOENT too) throws. */
+export function lstatNow(path: Buffer): BigIntStats {
+  return fs.lstatSync(path, { bigint: true })
+}
+
+/** lstat(2) now, or null when it fails for any reason (the name is gone, or not ours to see). */
+export function lstatOrNull(path: Buffer): BigIntStats | null {
+  try {
+    return fs.lstatSync(path, { bigint: true, throwIfNoEntry: false }) ?? null
+  } catch {
+    return null
+  }
+}
+
+/** open(2) now: for O_PATH pins and reopening a pinned inode, which never create or truncate anything. */
+export function openNow(path: Buffer, flags: number): number {
+  return fs.openSync(path, flags)
+}
+
+export function closeNow(fd: number): void {
+  try {
+    fs.closeSync(fd)
   } catch {
     // Nothing to do about a failed close of an fd we no longer use.
   }
