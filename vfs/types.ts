@@ -89,6 +89,19 @@ export interface DirEntry {
   attr?: Attr
 }
 
+export interface ReadResult {
+  data: Buffer
+  eof: boolean
+  attr: Attr
+  /**
+   * Present when `data` is lent from the backend's own storage or buffers:
+   * the backend leaves those bytes alone until release() is called and may
+   * reuse the memory after it. Call it once the data has been sent; a loan
+   * never released costs reuse, never correctness or a leak.
+   */
+  release?: () => void
+}
+
 export interface DirPage {
   entries: DirEntry[]
   /** True when the last entry returned is the last in the directory. */
@@ -136,7 +149,7 @@ export interface Vfs {
   /** Returns the attributes before (for wcc) and after the change. */
   setattr(f: FileRef, set: SetAttr): Promise<{ before: Attr; after: Attr }>
   readlink(f: FileRef): Promise<Buffer>
-  read(f: FileRef, offset: bigint, count: number): Promise<{ data: Buffer; eof: boolean; attr: Attr }>
+  read(f: FileRef, offset: bigint, count: number): Promise<ReadResult>
   write(
     f: FileRef,
     offset: bigint,

@@ -32,21 +32,47 @@ export interface RecordReaderOptions {
    * Reassemble large records (WRITE data) into reused buffers instead of
    * fresh ones (fresh memory is page-faulted in on every request). The owner
    * must then call release(record) once nothing refers to the record any more.
+   * `true`: a pool of this reader's own; or a pool shared by several readers.
    */
-  pool?: boolean
+  pool?: boolean | RecordBufferPool
 }
 
 /** Records at least this large that span chunks are assembled in pooled buffers. */
 const POOL_MIN = 64 * 1024
 /** Capacity of a pooled buffer: a 1 MiB WRITE with its header and handle. */
 const POOL_CAPACITY = 1024 * 1024 + 64 * 1024
-/** Free buffers kept per reader. */
+/** Free buffers kept by a reader's own pool. */
 const POOL_KEEP = 8
+
+/**
+ * Free record buffers (POOL_CAPACITY bytes each), at most `keep` of them.
+ * Shared by the connections of a server, it holds enough for a burst of
+ * WRITEs (32 in flight is common) without every connection keeping its own.
+ */
+export class RecordBufferPool {
+  private readonly free: Buffer[] = []
+  private readonly keep: number
+
+  constructor(keep: number) {
+    this.keep = keep
+  }
+
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(POOL_CAPACITY)
+  }
+
+  give(b: Buffer): void {
+    if (this.free.length < this.keep) this.free.push(b)
+  }
+
+  get size(): number {
+    return this.free.length
+  }
+}
 
 export class RecordReader {
   private readonly maxRecordSize: number
-  private readonly pool: boolean
-  private readonly free: Buffer[] = []
+  private readonly pool: RecordBufferPool | null
   /** The pooled buffers handed out in records, by their memory. */
   private readonly lent = new Map<ArrayBufferLike, Buffer>()
   private readonly queue: Buffer[] = []
@@ -58,10 +84,14 @@ export class RecordReader {
   private fragments: Buffer[] = []
   private fragmentCount = 0
   private recordLength = 0
+  /** Direct reads: the record buffer a large fragment is being read into, how much of it is filled, and the view handed out last. */
+  private direct: Buffer | null = null
+  private directFilled = 0
+  private target: Buffer | null = null
 
   constructor(maxRecordSize: number, options: RecordReaderOptions = {}) {
     this.maxRecordSize = maxRecordSize
-    this.pool = options.pool === true
+    this.pool = options.pool === true ? new RecordBufferPool(POOL_KEEP) : options.pool === false || options.pool === undefined ? null : options.pool
   }
 
   /** Give back a record's pooled buffer (pool mode); anything else is ignored. */
@@ -69,15 +99,56 @@ export class RecordReader {
     const whole = this.lent.get(record.buffer)
     if (whole === undefined) return
     this.lent.delete(record.buffer)
-    if (this.free.length < POOL_KEEP) this.free.push(whole)
+    this.pool?.give(whole)
   }
 
   /** Bytes received but not yet returned as part of a record (for tests and stats). */
   get buffered(): number {
-    return this.queued + this.recordLength
+    return this.queued + this.recordLength + this.directFilled
+  }
+
+  /**
+   * Direct reads, for a reader fed by a socket's `onread` (pool mode): where
+   * the next read should land. Once a large fragment's header has arrived,
+   * that is the unfilled rest of the fragment's own (pooled) buffer, so the
+   * kernel copies WRITE data straight into the record: no read buffer is
+   * allocated and nothing is copied to reassemble it. Anything else goes to
+   * `scratch`, which may be shared: pushRead() copies out of it before
+   * returning. Never reads past the fragment, so the next header lands in
+   * scratch.
+   */
+  readTarget(scratch: Buffer): Buffer {
+    if (this.direct === null && this.pool !== null && this.fragmentLength >= POOL_MIN && this.fragmentLength <= POOL_CAPACITY) {
+      const dest = this.pooled(this.fragmentLength)
+      // The fragment's first bytes came in with its header: move them in (push left fewer than a fragment queued).
+      let filled = 0
+      for (const c of this.queue) filled += c.copy(dest, filled)
+      this.queue.length = 0
+      this.queued = 0
+      this.direct = dest
+      this.directFilled = filled
+    }
+    this.target = this.direct === null ? scratch : this.direct.subarray(this.directFilled)
+    return this.target
+  }
+
+  /** `n` bytes were read into the buffer readTarget() returned last. Returns the records completed. */
+  pushRead(buf: Buffer, n: number): Buffer[] {
+    const dest = this.direct
+    if (dest === null || buf !== this.target) return this.push(Buffer.from(buf.subarray(0, n)))
+    this.directFilled += n
+    if (this.directFilled < this.fragmentLength) return []
+    this.direct = null
+    this.directFilled = 0
+    this.fragments.push(dest)
+    this.recordLength += this.fragmentLength
+    this.fragmentLength = -1
+    // Nothing was read past the fragment, so nothing is queued behind it.
+    return this.lastFragment ? [this.takeRecord()] : []
   }
 
   push(chunk: Buffer): Buffer[] {
+    if (this.direct !== null) throw new Error('RecordReader.push() while a fragment is being read directly')
     const records: Buffer[] = []
     if (chunk.length > 0) {
       this.queue.push(chunk)
@@ -141,7 +212,7 @@ export class RecordReader {
       this.queue.shift()
       return head
     }
-    const out = this.pool && n >= POOL_MIN && n <= POOL_CAPACITY ? this.pooled(n) : Buffer.allocUnsafe(n)
+    const out = this.pool !== null && n >= POOL_MIN && n <= POOL_CAPACITY ? this.pooled(n) : Buffer.allocUnsafe(n)
     let filled = 0
     while (filled < n) {
       const c = this.queue[0]
@@ -156,7 +227,7 @@ export class RecordReader {
   }
 
   private pooled(n: number): Buffer {
-    const whole = this.free.pop() ?? Buffer.allocUnsafeSlow(POOL_CAPACITY)
+    const whole = this.pool?.take() ?? Buffer.allocUnsafeSlow(POOL_CAPACITY)
     this.lent.set(whole.buffer, whole)
     return whole.subarray(0, n)
   }

@@ -172,7 +172,8 @@ export class RpcServer {
   }
 
   private createTcp(): Server {
-    const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
+    // Accepted paused, so that RpcConnection can move the socket to direct reads before any byte is read.
+    const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket: Socket) => {
       const address = peerOf(socket.remoteAddress, socket.remotePort, socket.remoteFamily).address
       if (this.admission.admit(address) !== null) {
         this.stats.connectionsRefused++
@@ -184,7 +185,7 @@ export class RpcServer {
       this.stats.connectionsOpen++
       const conn = new RpcConnection(socket, this.env, this.limits, this.log, this.budget)
       this.connections.add(conn)
-      socket.on('close', () => {
+      conn.socket.on('close', () => {
         this.stats.connectionsOpen--
         this.connections.delete(conn)
         this.admission.release(address)

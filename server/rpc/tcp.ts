@@ -9,12 +9,14 @@
  * one buffer, large chunks (READ data) written by reference.
  */
 import type { Socket } from 'node:net'
-import { RecordError, RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
+import { RecordBufferPool, RecordError, RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
 import type { Logger } from '../logger.ts'
 import type { InFlightBudget } from './budget.ts'
+import { withDirectReads } from './direct-read.ts'
 import { dispatch } from './dispatch.ts'
 import type { CallOrigin, DispatchEnv } from './dispatch.ts'
 import { peerOf } from './peer.ts'
+import { takeSentHook } from './sent.ts'
 
 export interface ConnectionLimits {
   maxRecordSize: number
@@ -29,6 +31,21 @@ export interface ConnectionLimits {
 
 /** Chunks shorter than this are copied into one joined buffer; longer ones go by reference. */
 const JOIN_BELOW = 16 * 1024
+
+/**
+ * Where every connection's reads land unless a large fragment is being read
+ * directly (see direct-read.ts). One for the process: a read callback runs
+ * right after its read and copies the bytes out before any other read.
+ */
+const SCRATCH = Buffer.allocUnsafeSlow(64 * 1024)
+
+/**
+ * Record buffers for large records, shared by all connections: 48 (~51 MiB)
+ * cover a client with 32 1 MiB WRITEs in flight plus the next burst, so a
+ * stream of WRITEs allocates nothing (fresh buffers are page-faulted in and
+ * count as external memory, which drives V8's mark-compacts).
+ */
+const RECORD_POOL = new RecordBufferPool(48)
 
 export class RpcConnection {
   readonly socket: Socket
@@ -60,11 +77,15 @@ export class RpcConnection {
   /** When the first byte of the record being received arrived, or null between records. */
   private recordStartedAt: number | null = null
 
-  constructor(socket: Socket, env: DispatchEnv, limits: ConnectionLimits, log: Logger, budget: InFlightBudget) {
-    this.socket = socket
+  /** `socket` may be an accepted socket still paused (pauseOnConnect): it is then read directly (direct-read.ts). */
+  constructor(accepted: Socket, env: DispatchEnv, limits: ConnectionLimits, log: Logger, budget: InFlightBudget) {
     this.env = env
     this.budget = budget
-    this.reader = new RecordReader(limits.maxRecordSize, { pool: true })
+    const reader = new RecordReader(limits.maxRecordSize, { pool: RECORD_POOL })
+    this.reader = reader
+    const direct = withDirectReads(accepted, { buffer: () => reader.readTarget(SCRATCH), onRead: this.onRead })
+    this.socket = direct ?? accepted
+    const socket = this.socket
     this.maxInFlight = Math.max(1, limits.maxInFlightPerConnection)
     this.lowWater = Math.floor(this.maxInFlight / 2)
     // Below the socket's own high-water mark no 'drain' would come to wake us.
@@ -74,7 +95,10 @@ export class RpcConnection {
     const peer = peerOf(socket.remoteAddress, socket.remotePort, socket.remoteFamily)
     this.origin = { peer, transport: 'tcp', signal: this.abort.signal, log: log.child({ peer: `${peer.address}:${peer.port}`, transport: 'tcp' }) }
     socket.setNoDelay(true)
-    socket.on('data', this.onData)
+    if (direct === null) {
+      socket.on('data', this.onData)
+      socket.resume()
+    }
     socket.on('drain', this.onDrain)
     socket.on('error', (err: Error) => {
       this.origin.log.debug({ err }, 'socket error')
@@ -133,11 +157,20 @@ export class RpcConnection {
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    this.env.stats.bytesIn += chunk.length
+    this.received(chunk.length, chunk, -1)
+  }
+
+  private readonly onRead = (n: number, buf: Buffer): void => {
+    this.received(n, buf, n)
+  }
+
+  /** Bytes arrived: a 'data' chunk (`readLength` -1) or `readLength` bytes read into `buf` (direct reads). */
+  private received(length: number, buf: Buffer, readLength: number): void {
+    this.env.stats.bytesIn += length
     this.lastActivity = performance.now()
     let records: Buffer[]
     try {
-      records = this.reader.push(chunk)
+      records = readLength < 0 ? this.reader.push(buf) : this.reader.pushRead(buf, readLength)
     } catch (err) {
       if (!(err instanceof RecordError)) throw err
       // A framing error leaves the stream unparseable: log once and drop the connection.
@@ -231,7 +264,10 @@ export class RpcConnection {
     this.socket.cork()
     for (const b of batch) {
       bytes += b.length
-      ok = this.socket.write(b)
+      // Lent READ data (sent.ts): handed back once the kernel has the bytes. Only large buffers
+      // travel by reference, so small ones need no lookup.
+      const hook = b.length >= JOIN_BELOW ? takeSentHook(b) : undefined
+      ok = hook === undefined ? this.socket.write(b) : this.socket.write(b, hook)
     }
     this.socket.uncork()
     this.env.stats.bytesOut += bytes

@@ -38,3 +38,43 @@ t.test('the pool is bounded and keeps only full chunks', async (t) => {
   t.ok(pool.take())
   t.equal(pool.take(), undefined)
 })
+
+t.test('a lent chunk returns to the pool when its last loan ends, not before', async (t) => {
+  const pool = new ChunkPool(CHUNK_SIZE, 4)
+  const a = new FileData(pool)
+  a.write(0n, Buffer.alloc(CHUNK_SIZE, 1))
+  const first = a.readLent(0n, CHUNK_SIZE)
+  const second = a.readLent(0n, 64 * 1024)
+  if (first.release === undefined || second.release === undefined) throw new Error('large reads must be lent')
+  a.clear()
+  t.equal(pool.available, 0, 'on loan twice: kept out of the pool')
+  first.release()
+  first.release() // a second call is a no-op, not a second loan ending
+  t.equal(pool.available, 0, 'one loan still open')
+  second.release()
+  t.equal(pool.available, 1, 'the last loan ended: pooled')
+  t.equal(first.data[0], 1, 'the bytes were never changed while lent')
+})
+
+t.test('a chunk copied on write is pooled once the reply that saw it is sent', async (t) => {
+  const pool = new ChunkPool(CHUNK_SIZE, 4)
+  const a = new FileData(pool)
+  a.write(0n, Buffer.alloc(CHUNK_SIZE, 1))
+  const lent = a.readLent(0n, CHUNK_SIZE)
+  a.write(0n, Buffer.from('x')) // the lent chunk is replaced by a copy
+  t.equal(lent.data[0], 1, 'the reply keeps its bytes')
+  t.equal(a.read(0n, 1).toString(), 'x')
+  t.equal(pool.available, 0)
+  lent.release?.()
+  t.equal(pool.available, 1, 'the old chunk is reusable now')
+  a.write(0n, Buffer.from('y')) // the current chunk is not lent: changed in place, nothing pooled
+  t.equal(pool.available, 1)
+})
+
+t.test('small reads are copies, not loans', async (t) => {
+  const a = new FileData(new ChunkPool(CHUNK_SIZE, 4))
+  a.write(0n, Buffer.alloc(CHUNK_SIZE, 3))
+  const r = a.readLent(0n, 4096)
+  t.equal(r.release, undefined)
+  t.equal(r.data[0], 3)
+})

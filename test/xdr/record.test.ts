@@ -1,5 +1,5 @@
 import t from 'tap'
-import { FRAGMENT_COST, RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
+import { FRAGMENT_COST, RecordBufferPool, RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
 
 function fragment(data: Buffer, last: boolean): Buffer {
   const h = Buffer.alloc(4)
@@ -121,4 +121,73 @@ t.test('pool mode: large spanning records reuse released buffers; views and smal
   r.release(rec as Buffer)
   t.ok(rec?.equals(small))
   t.equal(r.buffered, 0)
+})
+
+/** Feeds `wire` the way a socket with `onread` would: each read fills (part of) the buffer readTarget() names. */
+function feedDirect(r: RecordReader, wire: Buffer, scratch: Buffer, maxRead: number): { records: Buffer[]; direct: number } {
+  const records: Buffer[] = []
+  let direct = 0
+  let at = 0
+  while (at < wire.length) {
+    const target = r.readTarget(scratch)
+    const n = Math.min(target.length, maxRead, wire.length - at)
+    wire.copy(target, 0, at, at + n)
+    if (target !== scratch) direct += n
+    at += n
+    records.push(...r.pushRead(target, n))
+    // The scratch may be reused at once: scribble over it to prove nothing kept a view of it.
+    scratch.fill(0xee)
+  }
+  return { records, direct }
+}
+
+t.test('direct reads: a large record is read straight into its pooled buffer, small ones copied out of the scratch', async t => {
+  const r = new RecordReader(4 * 1024 * 1024, { pool: true })
+  const big = Buffer.alloc(1024 * 1024)
+  for (let i = 0; i < big.length; i++) big[i] = i & 0xff
+  const small = Buffer.from('hello, world')
+  const wire = Buffer.concat([frameRecord([small]), small, frameRecord([big]), big, frameRecord([small]), small])
+  const scratch = Buffer.alloc(64 * 1024)
+  const { records, direct } = feedDirect(r, wire, scratch, 65536)
+  t.equal(records.length, 3)
+  t.ok(records[0]?.equals(small) && records[2]?.equals(small), 'small records intact after the scratch was overwritten')
+  t.ok(records[1]?.equals(big), 'the large record is byte-exact')
+  t.ok(direct > big.length - 65536, `most of the large record was read directly (${direct} bytes)`)
+  t.equal(r.buffered, 0)
+  r.release(records[1] as Buffer)
+  // The same again with tiny reads (a trickling peer): still exact, and the released buffer is reused.
+  const again = feedDirect(r, wire, scratch, 777)
+  t.ok(again.records[1]?.equals(big))
+  t.equal(again.records[1]?.buffer, records[1]?.buffer, 'the pooled buffer came back')
+})
+
+t.test('direct reads: multi-fragment records and the size limit still apply', async t => {
+  const r = new RecordReader(300 * 1024, { pool: true })
+  const a = Buffer.alloc(100 * 1024, 1)
+  const b = Buffer.alloc(100 * 1024, 2)
+  const head = Buffer.alloc(4)
+  head.writeUInt32BE(a.length, 0) // not the last fragment
+  const wire = Buffer.concat([head, a, frameRecord([b]), b])
+  const { records } = feedDirect(r, wire, Buffer.alloc(8192), 65536)
+  t.equal(records.length, 1)
+  t.ok(records[0]?.equals(Buffer.concat([a, b])))
+  const tooBig = Buffer.alloc(4)
+  tooBig.writeUInt32BE((0x8000_0000 | (400 * 1024)) >>> 0, 0)
+  t.throws(() => feedDirect(r, tooBig, Buffer.alloc(8192), 65536), { code: 'RECORD_TOO_LARGE' })
+})
+
+t.test('a shared record pool hands buffers between readers and stays bounded', async t => {
+  const pool = new RecordBufferPool(1)
+  const r1 = new RecordReader(2 * 1024 * 1024, { pool })
+  const r2 = new RecordReader(2 * 1024 * 1024, { pool })
+  const body = Buffer.alloc(128 * 1024, 9)
+  const wire = Buffer.concat([frameRecord([body]), body])
+  const [x] = feedDirect(r1, wire, Buffer.alloc(65536), 65536).records
+  const [y] = feedDirect(r1, wire, Buffer.alloc(65536), 65536).records
+  r1.release(x as Buffer)
+  r1.release(y as Buffer)
+  t.equal(pool.size, 1, 'kept at most one')
+  const [z] = feedDirect(r2, wire, Buffer.alloc(65536), 65536).records
+  t.equal(z?.buffer, x?.buffer, 'the other reader got the pooled buffer')
+  t.equal(pool.size, 0)
 })

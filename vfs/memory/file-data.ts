@@ -8,10 +8,12 @@
  * Reads of 32 KiB or more that lie in one chunk return a view of it, not a copy (a 1 MiB READ
  * then goes to the socket by reference). A chunk that has been lent out that
  * way is never modified again: the next write to it replaces it with a copy
- * (copy on write), so a reply still being sent keeps the bytes it was given.
+ * (copy on write), so a reply still being sent keeps the bytes it was given;
+ * the old chunk returns to the pool when the loan ends (loans.ts).
  */
 
 import { ChunkPool } from './chunk-pool.ts'
+import { Loans } from './loans.ts'
 
 /** 1 MiB: a whole rsize/wsize READ or WRITE touches one chunk. */
 export const CHUNK_SIZE = 1024 * 1024
@@ -21,6 +23,7 @@ const GROW_STEP = 4096
 
 /** Up to 256 MiB of freed chunks are kept for reuse, shared by every file of the process. */
 const sharedPool = new ChunkPool(CHUNK_SIZE, 256)
+const sharedLoans = new Loans(sharedPool)
 
 /** Smaller reads are copied: cheap, and a 4 KiB read then never costs a chunk copy on the next write. */
 const VIEW_FROM = 32 * 1024
@@ -40,31 +43,33 @@ export class FileData {
   /** Bytes held by all chunk buffers. */
   used = 0
   readonly #chunks = new Map<number, Buffer>()
-  /** Chunks a read has returned a view of: copy before changing them. Made on the first such read (most files never lend). */
-  #lent: Set<number> | null = null
   readonly #pool: ChunkPool
+  /** Chunks a read has returned a view of: copied before they change, pooled only when their loans end. */
+  readonly #loans: Loans
 
   constructor(pool: ChunkPool = sharedPool) {
     this.#pool = pool
-  }
-
-  /** Drop a chunk; one never lent to a reply goes back to the pool. */
-  #free(index: number, chunk: Buffer): void {
-    if (this.#lent?.delete(index) !== true) this.#pool.give(chunk)
+    this.#loans = pool === sharedPool ? sharedLoans : new Loans(pool)
   }
 
   /** Up to `count` bytes from `offset`; short at end of file, empty beyond it. The caller must not modify them. */
   read(offset: bigint, count: number): Buffer {
-    if (offset >= this.size || count <= 0) return Buffer.alloc(0)
+    return this.readLent(offset, count).data
+  }
+
+  /**
+   * read(), and when the bytes are a view of a stored chunk, the function that
+   * ends that loan (call it once they have been sent; see loans.ts).
+   */
+  readLent(offset: bigint, count: number): { data: Buffer; release?: () => void } {
+    if (offset >= this.size || count <= 0) return { data: Buffer.alloc(0) }
     const avail = this.size - offset
     const n = BigInt(count) < avail ? count : Number(avail)
     const first = Number(offset / CHUNK)
     const within = Number(offset % CHUNK)
     const only = this.#chunks.get(first)
     if (n >= VIEW_FROM && only !== undefined && within + n <= only.length) {
-      this.#lent ??= new Set()
-      this.#lent.add(first)
-      return only.subarray(within, within + n)
+      return { data: only.subarray(within, within + n), release: this.#loans.lend(only) }
     }
     const out = Buffer.allocUnsafe(n)
     let done = 0
@@ -79,7 +84,7 @@ export class FileData {
       if (copied < step) out.fill(0, done + copied, done + step)
       done += step
     }
-    return out
+    return { data: out }
   }
 
   /** Bytes of chunk storage a write of `length` bytes at `offset` would add. */
@@ -112,7 +117,7 @@ export class FileData {
         if (index >= keep) {
           this.used -= chunk.length
           this.#chunks.delete(index)
-          this.#free(index, chunk)
+          this.#loans.drop(chunk)
         }
       }
       const within = Number(size % CHUNK)
@@ -125,9 +130,8 @@ export class FileData {
 
   /** Drops all data (the last link went away). */
   clear(): void {
-    for (const [index, chunk] of this.#chunks) this.#free(index, chunk)
+    for (const chunk of this.#chunks.values()) this.#loans.drop(chunk)
     this.#chunks.clear()
-    this.#lent = null
     this.used = 0
     this.size = 0n
   }
@@ -141,7 +145,7 @@ export class FileData {
     const chunk = this.#chunks.get(index)
     const have = chunk?.length ?? 0
     const need = needed(have, end)
-    if (chunk !== undefined && need === have && this.#lent?.has(index) !== true) return chunk
+    if (chunk !== undefined && need === have && !this.#loans.isLent(chunk)) return chunk
     let fresh: Buffer
     if (chunk === undefined && overwritesHead && end === need) {
       // Every byte is about to be written, so a reused chunk's old contents never show.
@@ -153,7 +157,7 @@ export class FileData {
     }
     this.used += need - have
     this.#chunks.set(index, fresh)
-    this.#lent?.delete(index)
+    if (chunk !== undefined) this.#loans.drop(chunk)
     return fresh
   }
 

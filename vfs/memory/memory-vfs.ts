@@ -13,6 +13,7 @@
 import { VfsError } from '../errors.ts'
 import type {
   Attr,
+  ReadResult,
   CreateMode,
   Created,
   DirChange,
@@ -117,12 +118,13 @@ export class MemoryVfs implements Vfs {
     return Buffer.from(ino.target)
   }
 
-  async read(f: FileRef, offset: bigint, count: number): Promise<{ data: Buffer; eof: boolean; attr: Attr }> {
+  async read(f: FileRef, offset: bigint, count: number): Promise<ReadResult> {
     const file = this.#table.getFile(f)
     if (offset < 0n || count < 0) throw new VfsError('EINVAL')
-    const data = file.data.read(offset, Math.min(count, MAX_READ))
+    const { data, release } = file.data.readLent(offset, Math.min(count, MAX_READ))
     // RFC 1813 §3.3.6: eof when the data returned reaches the end of the file.
-    return { data, eof: offset + BigInt(data.length) >= file.data.size, attr: attrOf(file) }
+    const eof = offset + BigInt(data.length) >= file.data.size
+    return release === undefined ? { data, eof, attr: attrOf(file) } : { data, eof, attr: attrOf(file), release }
   }
 
   async write(

@@ -3,6 +3,7 @@ import type { READ3args, READ3res } from '../../../xdr/generated/nfs3.ts'
 import type { Nfs3Context } from '../context.ts'
 import { fattr, postOpOf } from '../context.ts'
 import { mayRead } from '../permission.ts'
+import { releaseWhenSent } from '../../rpc/sent.ts'
 
 /** RFC 1813 §3.3.6 and P21. */
 export async function read(args: READ3args, ctx: Nfs3Context): Promise<READ3res> {
@@ -19,6 +20,8 @@ export async function read(args: READ3args, ctx: Nfs3Context): Promise<READ3res>
   const count = Math.min(args.count, ctx.limits.rtmax)
   try {
     const r = await file.vfs.read(file.ref, args.offset, count)
+    // Lent data goes to the socket by reference (XdrWriter); the loan ends when it has been written.
+    if (r.release !== undefined) releaseWhenSent(r.data, r.release)
     return { status: nfsstat3.NFS3_OK, resok: { file_attributes: fattr(file, r.attr), count: r.data.length, eof: r.eof, data: r.data } }
   } catch (err) {
     return { status: ctx.status(err), resfail: { file_attributes: await postOpOf(file) } }
