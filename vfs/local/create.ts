@@ -21,7 +21,7 @@ import { applySetAttr, checkSetAttr } from './set-attr.ts'
 import { makeSpecial } from './special.ts'
 import type { SpecialType } from './special.ts'
 import {
-  chmod, chown, closeNow, codeOf, CREATE_FLAGS, fchmod, fchown, fdPath, fstatNow, lstatOrNull, mkdir, open, openNow, PIN_FLAGS,
+  chmod, chown, closeNow, closeQuietly, codeOf, CREATE_FLAGS, fchmod, fchown, fdPath, fstatNow, lstatOrNull, mkdir, open, openNow, PIN_FLAGS,
   S_ISGID, symlink, toVfsError,
 } from './sys.ts'
 import { setTimes } from './times.ts'
@@ -152,7 +152,7 @@ export async function createFile(core: LocalCore, d: Pinned, name: Buffer, mode:
   } catch (err) {
     throw toVfsError(err)
   } finally {
-    if (!adopted) closeNow(fd)
+    if (!adopted) void closeQuietly(fd)
   }
 }
 

@@ -6,10 +6,12 @@
  * Idle entries close after `idleMs`; entries older than `maxAgeMs` are not
  * handed out again (they are reopened), which bounds how long a directory
  * moved out of the export on the host stays reachable through a cached fd.
- * The cache may exceed `max` only by entries currently in use. Closing is
- * synchronous (sys.ts): a close of a local fd is a few microseconds.
+ * The cache may exceed `max` only by entries currently in use. Closes go
+ * through the thread pool, unlike the other short calls (sys.ts): the close
+ * of the last fd on an unlinked file frees it, which for a large file takes
+ * milliseconds.
  */
-import { closeNow } from './sys.ts'
+import { closeQuietly } from './sys.ts'
 
 export interface FdEntry {
   readonly key: bigint
@@ -74,7 +76,7 @@ export class FdCache {
     if (e.refs > 0) return
     if (e.dead) {
       this.#limbo--
-      closeNow(e.fd)
+      void closeQuietly(e.fd)
     } else {
       this.#trim()
     }
@@ -85,7 +87,7 @@ export class FdCache {
     if (e === undefined) return
     this.#map.delete(key)
     e.dead = true
-    if (e.refs === 0) closeNow(e.fd)
+    if (e.refs === 0) void closeQuietly(e.fd)
     else this.#limbo++
   }
 
@@ -97,9 +99,11 @@ export class FdCache {
   }
 
   /** Closes everything not in use now (resolving when closed); what is in use closes on release. */
-  clear(): Promise<void> {
+  async clear(): Promise<void> {
+    const idle = [...this.#map.values()].filter(e => e.refs === 0)
+    for (const e of idle) this.#map.delete(e.key)
     for (const key of [...this.#map.keys()]) this.evict(key)
-    return Promise.resolve()
+    await Promise.all(idle.map(e => closeQuietly(e.fd)))
   }
 
   #trim(): void {

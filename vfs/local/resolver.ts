@@ -25,7 +25,7 @@ import { qualify, splitId } from './devices.ts'
 import type { DeviceTable } from './devices.ts'
 import type { FdCache, FdEntry } from './fd-cache.ts'
 import type { HandleIndex } from './handle-index.ts'
-import { closeNow, codeOf, fdPath, fstatNow, lstat, lstatOrNull, openNow, PIN_FLAGS, readdirNames, toVfsError } from './sys.ts'
+import { closeQuietly, codeOf, fdPath, fstatNow, lstat, lstatOrNull, openNow, PIN_FLAGS, readdirNames, toVfsError } from './sys.ts'
 
 export interface Pinned {
   readonly fd: number
@@ -242,7 +242,7 @@ export class Resolver {
       if (MISS_CODES.has(codeOf(err) ?? '')) return { kind: 'miss' }
       throw toVfsError(err)
     } finally {
-      if (fd >= 0) closeNow(fd)
+      if (fd >= 0) void closeQuietly(fd)
       parent.release()
     }
   }

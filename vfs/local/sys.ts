@@ -1,11 +1,12 @@
 /*
  * The system calls the local backend uses, over raw fds, and the one errno
- * mapping. Short metadata calls (fstat, lstat, open O_PATH, close) are
- * synchronous: on a local file system they take 1-4 us, while each trip
+ * mapping. Short metadata calls (fstat, lstat, open of a pinned or O_PATH
+ * object) are synchronous: on a local file system they take 1-4 us, while each trip
  * through libuv's thread pool costs 10-20 us of hand-off and wake-up on a
  * small VM (and halves GETATTR-shaped throughput, see LIMITS.md). Calls that
  * may wait on the disk (fsync, reads and writes of data, creating and
- * removing files, reading whole directories) stay asynchronous. The price:
+ * removing files, reading whole directories, and close, which frees an
+ * unlinked file when it drops the last reference) stay asynchronous. The price:
  * an export on a host directory that is itself a hung network mount would
  * block the event loop in a stat (README, limits). Node has no openat(2); `/proc/self/fd/<dirfd>/<name>`
  * stands in for it: the kernel resolves the magic link to exactly the
@@ -107,6 +108,7 @@ export function openNow(path: Buffer, flags: number): number {
   return fs.openSync(path, flags)
 }
 
+/** close(2) now: only for an fd on an object that cannot be an unlinked large file (a new non-regular object). */
 export function closeNow(fd: number): void {
   try {
     fs.closeSync(fd)
