@@ -12,6 +12,7 @@ import type { Attr, Stability } from '../types.ts'
 import { toAttr } from './attr.ts'
 import type { HandleIndex } from './handle-index.ts'
 import type { IoFiles } from './io-files.ts'
+import type { ReadBuffers } from './read-buffers.ts'
 import type { Pinned } from './resolver.ts'
 import { MAX_FILE_SIZE } from './set-attr.ts'
 import { fdatasync, fstatNow, fsync, pread, pwrite, toVfsError } from './sys.ts'
@@ -19,11 +20,22 @@ import { fdatasync, fstatNow, fsync, pread, pwrite, toVfsError } from './sys.ts'
 /** Larger reads are short (legal, RFC 1813 §3.3.6), so one request cannot make us allocate without bound. */
 const MAX_READ = 16 * 1024 * 1024
 
-export async function readFile(io: IoFiles, p: Pinned, offset: bigint, count: number): Promise<{ data: Buffer; eof: boolean; attr: Attr }> {
+/** What Vfs.read returns; `release` ends the loan of `data` (read-buffers.ts). */
+export interface ReadReply {
+  data: Buffer
+  eof: boolean
+  attr: Attr
+  release?: () => void
+}
+
+export async function readFile(io: IoFiles, bufs: ReadBuffers, p: Pinned, offset: bigint, count: number): Promise<ReadReply> {
   if (offset < 0n || count < 0) throw new VfsError('EINVAL')
   const f = io.acquire(p, false)
+  const want = Math.min(count, MAX_READ)
+  const loan = bufs.take(want)
+  let lent = false
   try {
-    const buf = Buffer.allocUnsafe(Math.min(count, MAX_READ))
+    const buf = loan.buf.length > want ? loan.buf.subarray(0, want) : loan.buf
     let n = 0
     while (n < buf.length) {
       const got = await pread(f.fd, buf.subarray(n), offset + BigInt(n))
@@ -32,10 +44,16 @@ export async function readFile(io: IoFiles, p: Pinned, offset: bigint, count: nu
     }
     const st = fstatNow(f.fd)
     // RFC 1813 §3.3.6: eof when the data returned reaches the end of the file.
-    return { data: buf.subarray(0, n), eof: offset + BigInt(n) >= st.size, attr: toAttr(st, p.gen, p.id) }
+    const reply: ReadReply = { data: buf.subarray(0, n), eof: offset + BigInt(n) >= st.size, attr: toAttr(st, p.gen, p.id) }
+    if (n > 0 && loan.release !== null) {
+      reply.release = loan.release
+      lent = true
+    }
+    return reply
   } catch (err) {
     throw toVfsError(err)
   } finally {
+    if (!lent) loan.release?.()
     io.release(f)
   }
 }

@@ -28,12 +28,14 @@ import { createFile, makeDir, makeNode, makeSymlink } from './create.ts'
 import { DeviceTable } from './devices.ts'
 import { linkEntry, removeEntry, renameEntry, rmdirEntry } from './entries.ts'
 import { commitFile, readFile, writeFile } from './file-io.ts'
+import type { ReadReply } from './file-io.ts'
 import type { LocalCore } from './create.ts'
 import { FdCache } from './fd-cache.ts'
 import { fsStatOf, pathConfOf } from './fs-info.ts'
 import { HandleIndex } from './handle-index.ts'
 import { IoFiles } from './io-files.ts'
 import { DirSnapshots, readdirPage } from './readdir.ts'
+import { ReadBuffers } from './read-buffers.ts'
 import { Resolver } from './resolver.ts'
 import type { Pinned } from './resolver.ts'
 import { applySetAttr, MAX_FILE_SIZE } from './set-attr.ts'
@@ -72,6 +74,9 @@ export interface LocalVfsStats {
 }
 
 const SWEEP_MS = 1000
+/** READs of up to 1 MiB (the server's usual rtmax) read into pooled buffers; 32 idle ones are kept (32 MiB). */
+const READ_BUFFER_SIZE = 1024 * 1024
+const READ_BUFFERS_IDLE = 32
 
 export class LocalVfs implements Vfs {
   readonly #res: Resolver
@@ -79,6 +84,7 @@ export class LocalVfs implements Vfs {
   readonly #paths: FdCache
   readonly #io: IoFiles
   readonly #snaps: DirSnapshots
+  readonly #bufs = new ReadBuffers(READ_BUFFER_SIZE, READ_BUFFERS_IDLE)
   readonly #core: LocalCore
   readonly #timer: NodeJS.Timeout
   #closed = false
@@ -176,8 +182,9 @@ export class LocalVfs implements Vfs {
     })
   }
 
-  async read(f: FileRef, offset: bigint, count: number): Promise<{ data: Buffer; eof: boolean; attr: Attr }> {
-    return this.#withFile(f, p => readFile(this.#io, p, offset, count))
+  /** The data is lent from a pool of read buffers: `release` gives it back once sent. */
+  async read(f: FileRef, offset: bigint, count: number): Promise<ReadReply> {
+    return this.#withFile(f, p => readFile(this.#io, this.#bufs, p, offset, count))
   }
 
   async write(
