@@ -37,6 +37,16 @@ export interface CallOrigin {
 
 type Reply = Buffer[] | null
 
+/**
+ * A reply writer starts as large as the procedure's last reply (scratch
+ * bytes only; READ data goes by reference): a 32 KiB READDIRPLUS reply then
+ * costs one allocation instead of six doublings and their copies, and a
+ * procedure whose replies shrink again stops asking for the large size.
+ */
+const replySizeHint = new WeakMap<RegisteredProc, number>()
+const MIN_REPLY_SCRATCH = 512
+const MAX_REPLY_SCRATCH = 256 * 1024
+
 /** Returns the reply record's chunks, or null when nothing must be sent. */
 export async function dispatch(env: DispatchEnv, record: Buffer, origin: CallOrigin): Promise<Reply> {
   const r = new XdrReader(record)
@@ -116,9 +126,10 @@ async function call(env: DispatchEnv, h: CallHeader, cred: Credentials, proc: Re
   }
   let chunks: Buffer[]
   try {
-    const w = new XdrWriter(512)
+    const w = new XdrWriter(replySizeHint.get(proc) ?? MIN_REPLY_SCRATCH)
     encodeAcceptedReply(w, h.xid, accept_stat.SUCCESS)
     proc.res.encode(w, result)
+    replySizeHint.set(proc, Math.max(MIN_REPLY_SCRATCH, Math.min(MAX_REPLY_SCRATCH, w.scratchLength)))
     chunks = w.finish()
   } catch (err) {
     origin.log.error({ err, xid: h.xid, prog: h.prog, vers: h.vers, proc: proc.name }, 'result encoder failed')

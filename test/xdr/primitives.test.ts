@@ -305,3 +305,21 @@ t.test('writer: reserve/patchU32 in the scratch', async (t) => {
   t.ok(new XdrDecodeError('XDR_BAD_ENUM', 'x') instanceof Error)
   t.equal(new XdrEncodeError('x').code, 'XDR_ENCODE')
 })
+
+t.test('scratchLength counts what was copied, not opaques appended by reference', async (t) => {
+  const w = new XdrWriter(8)
+  w.u32(1)
+  w.opaque(Buffer.alloc(BY_REFERENCE_MIN + 1, 7)) // by reference, plus its length word and 3 bytes of padding
+  w.opaque(Buffer.from('abc')) // copied: length word + 4 bytes
+  t.equal(w.length, 4 + 4 + BY_REFERENCE_MIN + 1 + 3 + 8)
+  t.equal(w.scratchLength, 4 + 4 + 3 + 8)
+})
+
+t.test('u64 writes every value of the range big-endian, and refuses what is outside it', async (t) => {
+  for (const v of [0n, 1n, 0xffff_ffffn, 0x1_0000_0000n, 0x0123_4567_89ab_cdefn, 0xffff_ffff_ffff_ffffn]) {
+    const b = written((w) => { w.u64(v) })
+    t.equal(b.readBigUInt64BE(0), v)
+  }
+  t.throws(() => { new XdrWriter().u64(-1n) }, encodeErr)
+  t.throws(() => { new XdrWriter().u64(1n << 64n) }, encodeErr)
+})

@@ -17,6 +17,8 @@ export class XdrWriter {
   private mark = 0
   private chunks: Buffer[] = []
   private chunkBytes = 0
+  /** Bytes appended by reference so far (not in the scratch buffer). */
+  private referenced = 0
 
   constructor(initialSize = 1024) {
     this.buf = Buffer.allocUnsafe(initialSize)
@@ -26,6 +28,11 @@ export class XdrWriter {
   /** Bytes written so far, chunks included. */
   get length(): number {
     return this.chunkBytes + this.pos - this.mark
+  }
+
+  /** Bytes written into scratch memory (everything but opaques appended by reference): a size hint for the next writer. */
+  get scratchLength(): number {
+    return this.length - this.referenced
   }
 
   private fit(n: number): void {
@@ -95,6 +102,7 @@ export class XdrWriter {
       this.flushScratch()
       this.chunks.push(data)
       this.chunkBytes += data.length
+      this.referenced += data.length
       if (pad > 0) {
         this.fit(pad)
         PAD.copy(this.buf, this.pos, 0, pad)
