@@ -54,6 +54,13 @@ export function toAttr(st: BigIntStats, gen: number, id: bigint): Attr {
   }
 }
 
+/** Up to 128 KiB allocated: unlinking or closing it for the last time frees little, in microseconds. */
+const SMALL_BLOCKS = 256n
+
+export function isSmall(st: BigIntStats): boolean {
+  return st.blocks <= SMALL_BLOCKS
+}
+
 /** FNV-1a 32 over the 8 bytes of the birth time: a reused inode number gets another value. */
 export function genFromBirth(st: BigIntStats): number | null {
   const birth = st.birthtimeNs

@@ -21,7 +21,7 @@ import { applySetAttr, checkSetAttr } from './set-attr.ts'
 import { makeSpecial } from './special.ts'
 import type { SpecialType } from './special.ts'
 import {
-  chmod, chown, closeNow, closeQuietly, codeOf, CREATE_FLAGS, fchmod, fchown, fdPath, fstatNow, lstatOrNull, mkdir, open, openNow, PIN_FLAGS,
+  chmod, chown, closeNow, closeQuietly, codeOf, CREATE_FLAGS, fchmodNow, fchownNow, fdPath, fstatNow, lstatOrNull, mkdir, open, openNow, PIN_FLAGS,
   S_ISGID, symlink, toVfsError,
 } from './sys.ts'
 import { setTimes } from './times.ts'
@@ -123,6 +123,8 @@ export async function createFile(core: LocalCore, d: Pinned, name: Buffer, mode:
   const requested = set.mode ?? 0o644
   let fd: number
   try {
+    // In the thread pool: creating a file on ext4 shortly after many deletes takes 100 us to
+    // milliseconds (its inode allocator skips recently freed inodes), time the loop can use.
     fd = await open(fdPath(d.fd, name), CREATE_FLAGS, requested & 0o777)
   } catch (err) {
     if (codeOf(err) === 'EEXIST') return existing(core, d, name, mode, before)
@@ -133,8 +135,8 @@ export async function createFile(core: LocalCore, d: Pinned, name: Buffer, mode:
     let st = fstatNow(fd)
     const seen = noteNew(core, d, name, st)
     const who = ownerOf(core, d.st, set, owner)
-    if (who !== null) await fchown(fd, who.uid, who.gid)
-    if ((Number(st.mode) & 0o7777) !== (requested & 0o7777)) await fchmod(fd, requested & 0o7777)
+    if (who !== null) fchownNow(fd, who.uid, who.gid)
+    if ((Number(st.mode) & 0o7777) !== (requested & 0o7777)) fchmodNow(fd, requested & 0o7777)
     if (set.size !== undefined && set.size > 0n) {
       const p = await core.res.pin({ id: seen.id, gen: seen.gen })
       try {

@@ -10,9 +10,9 @@ import type { BigIntStats } from 'node:fs'
 import { VfsError } from '../errors.ts'
 import { checkNewName, checkOldName } from '../memory/names.ts'
 import type { Attr, DirChange } from '../types.ts'
-import { fileType, toAttr } from './attr.ts'
+import { fileType, isSmall, toAttr } from './attr.ts'
 import type { Pinned, Resolver } from './resolver.ts'
-import { fdPath, fstatNow, link, lstatNow, lstatOrNull, rename, rmdir, toVfsError, unlink } from './sys.ts'
+import { fdPath, fstatNow, link, lstatNow, lstatOrNull, rename, rmdir, toVfsError, unlink, unlinkNow } from './sys.ts'
 
 /** Called with the stat of an object whose last link is gone through us: drop its index entry and cached fds. */
 export type Gone = (st: BigIntStats) => void
@@ -42,7 +42,13 @@ export async function removeEntry(d: Pinned, name: Buffer, gone: Gone): Promise<
   const st = now(() => lstatNow(fdPath(d.fd, name)))
   // unlink(2) on Linux: a directory is EISDIR.
   if (fileType(st.mode) === 'dir') throw new VfsError('EISDIR')
-  await call(unlink(fdPath(d.fd, name)))
+  // The last unlink of a large file may free its data (milliseconds): that one in the thread pool.
+  if (isSmall(st) || st.nlink > 1n) {
+    now(() => {
+      unlinkNow(fdPath(d.fd, name))
+    })
+  }
+  else await call(unlink(fdPath(d.fd, name)))
   if (st.nlink <= 1n) gone(st)
   return change(d)
 }

@@ -11,7 +11,7 @@
  * of the last fd on an unlinked file frees it, which for a large file takes
  * milliseconds.
  */
-import { closeQuietly } from './sys.ts'
+import { closeNow, closeQuietly } from './sys.ts'
 
 export interface FdEntry {
   readonly key: bigint
@@ -82,12 +82,16 @@ export class FdCache {
     }
   }
 
-  evict(key: bigint): void {
+  /** `now`: close on this thread (the caller knows the close frees nothing large). */
+  evict(key: bigint, now = false): void {
     const e = this.#map.get(key)
     if (e === undefined) return
     this.#map.delete(key)
     e.dead = true
-    if (e.refs === 0) void closeQuietly(e.fd)
+    if (e.refs === 0) {
+      if (now) closeNow(e.fd)
+      else void closeQuietly(e.fd)
+    }
     else this.#limbo++
   }
 

@@ -66,8 +66,8 @@ export class IoFiles {
   }
 
   /** Closes the fd of a file after an fsync error (so no later fsync on it can look clean) or on removal. */
-  drop(id: bigint): void {
-    this.#cache.evict(id)
+  drop(id: bigint, small = false): void {
+    this.#cache.evict(id, small)
   }
 }
 

@@ -23,7 +23,7 @@ import { checkName, isDot, isDotDot } from '../memory/names.ts'
 import type {
   Attr, CreateMode, Created, DirChange, DirPage, FileRef, FsStat, Owner, PathConf, SetAttr, Stability, Vfs, VfsCapabilities,
 } from '../types.ts'
-import { genFromBirth, randomGen, toAttr } from './attr.ts'
+import { genFromBirth, isSmall, randomGen, toAttr } from './attr.ts'
 import { createFile, makeDir, makeNode, makeSymlink } from './create.ts'
 import { DeviceTable } from './devices.ts'
 import { linkEntry, removeEntry, renameEntry, rmdirEntry } from './entries.ts'
@@ -307,8 +307,10 @@ export class LocalVfs implements Vfs {
     // A device never seen has nothing of ours to drop.
     const id = this.#res.knownId(st)
     if (id === null) return
-    this.#res.forget(id)
-    this.#io.drop(id)
+    // Freeing a file happens at its last close: at once for a small one, in the thread pool otherwise.
+    const small = isSmall(st)
+    this.#res.forget(id, small)
+    this.#io.drop(id, small)
     this.#snaps.drop(id)
   }
 }

@@ -127,10 +127,10 @@ export class Resolver {
     return { id, gen }
   }
 
-  /** The object is gone (its last link removed through us). */
-  forget(id: bigint): void {
+  /** The object is gone (its last link removed through us); `small`: its fd may be closed at once (fd-cache.ts). */
+  forget(id: bigint, small = false): void {
     this.#index.delete(id)
-    this.#cache.evict(id)
+    this.#cache.evict(id, small)
   }
 
   async pin(ref: FileRef): Promise<Pinned> {

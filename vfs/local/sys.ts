@@ -108,6 +108,20 @@ export function openNow(path: Buffer, flags: number): number {
   return fs.openSync(path, flags)
 }
 
+/** fchown(2) and fchmod(2) now: inode changes in memory, a few microseconds. */
+export function fchownNow(fd: number, uid: number, gid: number): void {
+  fs.fchownSync(fd, uid, gid)
+}
+
+export function fchmodNow(fd: number, mode: number): void {
+  fs.fchmodSync(fd, mode)
+}
+
+/** unlink(2) now: only for a name whose file keeps its data or has little (the data is freed at the last unlink or close). */
+export function unlinkNow(path: Buffer): void {
+  fs.unlinkSync(path)
+}
+
 /** close(2) now: only for an fd on an object that cannot be an unlinked large file (a new non-regular object). */
 export function closeNow(fd: number): void {
   try {
