@@ -15,7 +15,8 @@ import type { IoFiles } from './io-files.ts'
 import type { ReadBuffers } from './read-buffers.ts'
 import type { Pinned } from './resolver.ts'
 import { MAX_FILE_SIZE } from './set-attr.ts'
-import { fdatasync, fstatNow, fsync, pread, pwrite, toVfsError } from './sys.ts'
+import { fdatasync, fstatNow, fsync, pread, pwrite, pwriteNow, toVfsError } from './sys.ts'
+import type { SyncGate } from './sync-gate.ts'
 
 /** Larger reads are short (legal, RFC 1813 §3.3.6), so one request cannot make us allocate without bound. */
 const MAX_READ = 16 * 1024 * 1024
@@ -58,9 +59,11 @@ export async function readFile(io: IoFiles, bufs: ReadBuffers, p: Pinned, offset
   }
 }
 
+/** Writes go to the page cache on the event loop while `gate` is open (sync-gate.ts), else through the thread pool. */
 export async function writeFile(
   io: IoFiles,
   index: HandleIndex,
+  gate: SyncGate,
   p: Pinned,
   offset: bigint,
   data: Buffer,
@@ -74,7 +77,11 @@ export async function writeFile(
   const f = io.acquire(p, true)
   try {
     let n = 0
-    while (n < data.length) n += await pwrite(f.fd, data.subarray(n), offset + BigInt(n))
+    while (n < data.length) {
+      const rest = data.subarray(n)
+      const at = offset + BigInt(n)
+      n += gate.open ? gate.run(() => pwriteNow(f.fd, rest, at)) : await pwrite(f.fd, rest, at)
+    }
     if (stable !== 'unstable') await sync(io, index, f.fd, p.id, stable === 'file_sync')
     return { count: n, committed: stable, before, after: toAttr(fstatNow(f.fd), p.gen, p.id) }
   } catch (err) {

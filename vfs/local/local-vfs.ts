@@ -36,6 +36,7 @@ import { HandleIndex } from './handle-index.ts'
 import { IoFiles } from './io-files.ts'
 import { DirSnapshots, readdirPage } from './readdir.ts'
 import { ReadBuffers } from './read-buffers.ts'
+import { SyncGate } from './sync-gate.ts'
 import { Resolver } from './resolver.ts'
 import type { Pinned } from './resolver.ts'
 import { applySetAttr, MAX_FILE_SIZE } from './set-attr.ts'
@@ -61,6 +62,12 @@ export interface LocalVfsOptions {
   ioFds?: number
   /** Directory entries kept in READDIR snapshots, over all directories (default 1,000,000). */
   snapshotEntries?: number
+  /**
+   * WRITEs copy into the page cache on the event loop until one takes longer than this many
+   * ms; the next second of WRITEs then goes through the thread pool (default 20; 0: always
+   * through the thread pool). See sync-gate.ts.
+   */
+  syncWriteMs?: number
 }
 
 export interface LocalVfsStats {
@@ -77,6 +84,7 @@ const SWEEP_MS = 1000
 /** READs of up to 1 MiB (the server's usual rtmax) read into pooled buffers; 32 idle ones are kept (32 MiB). */
 const READ_BUFFER_SIZE = 1024 * 1024
 const READ_BUFFERS_IDLE = 32
+const WRITE_BACKOFF_MS = 1000
 
 export class LocalVfs implements Vfs {
   readonly #res: Resolver
@@ -85,6 +93,7 @@ export class LocalVfs implements Vfs {
   readonly #io: IoFiles
   readonly #snaps: DirSnapshots
   readonly #bufs = new ReadBuffers(READ_BUFFER_SIZE, READ_BUFFERS_IDLE)
+  readonly #writeGate: SyncGate
   readonly #core: LocalCore
   readonly #timer: NodeJS.Timeout
   #closed = false
@@ -104,6 +113,7 @@ export class LocalVfs implements Vfs {
       rootFd, rootSt, rootGen: birth ?? this.#index.rootGen, index: this.#index, cache: this.#paths, searchLimit: o.searchLimit ?? 1_000_000, devices,
     })
     this.#snaps = new DirSnapshots(o.snapshotEntries ?? 1_000_000)
+    this.#writeGate = new SyncGate(o.syncWriteMs ?? 20, WRITE_BACKOFF_MS)
     this.#core = { res: this.#res, io: this.#io, isRoot: process.getuid?.() === 0 }
     this.#timer = setInterval(() => {
       this.#paths.sweep()
@@ -193,7 +203,7 @@ export class LocalVfs implements Vfs {
     data: Buffer,
     stable: Stability,
   ): Promise<{ count: number; committed: Stability; before: Attr; after: Attr }> {
-    return this.#withFile(f, p => writeFile(this.#io, this.#index, p, offset, data, stable))
+    return this.#withFile(f, p => writeFile(this.#io, this.#index, this.#writeGate, p, offset, data, stable))
   }
 
   /** fsync of the whole file (the range does not matter to the kernel); an fsync error is EIO. */

@@ -171,6 +171,11 @@ export function pwrite(fd: number, buf: Buffer, pos: bigint): Promise<number> {
   })
 }
 
+/** pwrite(2) now, on the calling thread (file-io.ts decides when: sync-gate.ts). */
+export function pwriteNow(fd: number, buf: Buffer, pos: bigint): number {
+  return fs.writeSync(fd, buf, 0, buf.length, position(pos))
+}
+
 /** Appends/writes all of `data` at the fd's offset (O_APPEND logs, fresh files). */
 export async function writeAll(fd: number, data: Buffer): Promise<void> {
   let off = 0
