@@ -14,8 +14,13 @@ import { fileType, isSmall, toAttr } from './attr.ts'
 import type { Pinned, Resolver } from './resolver.ts'
 import { fdPath, fstatNow, link, lstatNow, lstatOrNull, rename, rmdir, toVfsError, unlink, unlinkNow } from './sys.ts'
 
-/** Called with the stat of an object whose last link is gone through us: drop its index entry and cached fds. */
-export type Gone = (st: BigIntStats) => void
+/** What the backend does about the objects a change touched. */
+export interface Effects {
+  /** The object's last link is gone through us: drop its index entry and cached fds. */
+  gone(st: BigIntStats): void
+  /** The object changed (links, ctime): attributes cached before are not used (attr-cache.ts). */
+  touched(st: BigIntStats): void
+}
 
 async function call<T>(p: Promise<T>): Promise<T> {
   try {
@@ -37,7 +42,7 @@ function change(d: Pinned): DirChange {
   return { before: toAttr(d.st, d.gen, d.id), after: toAttr(now(() => fstatNow(d.fd)), d.gen, d.id) }
 }
 
-export async function removeEntry(d: Pinned, name: Buffer, gone: Gone): Promise<DirChange> {
+export async function removeEntry(d: Pinned, name: Buffer, fx: Effects): Promise<DirChange> {
   checkOldName(name)
   const st = now(() => lstatNow(fdPath(d.fd, name)))
   // unlink(2) on Linux: a directory is EISDIR.
@@ -49,16 +54,18 @@ export async function removeEntry(d: Pinned, name: Buffer, gone: Gone): Promise<
     })
   }
   else await call(unlink(fdPath(d.fd, name)))
-  if (st.nlink <= 1n) gone(st)
+  fx.touched(st)
+  if (st.nlink <= 1n) fx.gone(st)
   return change(d)
 }
 
-export async function rmdirEntry(d: Pinned, name: Buffer, gone: Gone): Promise<DirChange> {
+export async function rmdirEntry(d: Pinned, name: Buffer, fx: Effects): Promise<DirChange> {
   checkOldName(name)
   const st = now(() => lstatNow(fdPath(d.fd, name)))
   if (fileType(st.mode) !== 'dir') throw new VfsError('ENOTDIR')
   await call(rmdir(fdPath(d.fd, name)))
-  gone(st)
+  fx.touched(st)
+  fx.gone(st)
   return change(d)
 }
 
@@ -68,7 +75,7 @@ export async function renameEntry(
   fromName: Buffer,
   to: Pinned,
   toName: Buffer,
-  gone: Gone,
+  fx: Effects,
 ): Promise<{ from: DirChange; to: DirChange }> {
   checkOldName(fromName)
   checkNewName(toName)
@@ -82,7 +89,9 @@ export async function renameEntry(
   }
   // Both names are on one file system (rename(2) is EXDEV otherwise), so inode numbers compare.
   res.note(to.id, toName, src)
-  if (dst !== null && dst.ino !== src.ino && (fileType(dst.mode) === 'dir' || dst.nlink <= 1n)) gone(dst)
+  fx.touched(src)
+  if (dst !== null) fx.touched(dst)
+  if (dst !== null && dst.ino !== src.ino && (fileType(dst.mode) === 'dir' || dst.nlink <= 1n)) fx.gone(dst)
   return { from: change(from), to: change(to) }
 }
 

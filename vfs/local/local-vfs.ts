@@ -27,6 +27,8 @@ import { genFromBirth, isSmall, randomGen, toAttr } from './attr.ts'
 import { createFile, makeDir, makeNode, makeSymlink } from './create.ts'
 import { DeviceTable } from './devices.ts'
 import { linkEntry, removeEntry, renameEntry, rmdirEntry } from './entries.ts'
+import type { Effects } from './entries.ts'
+import { NameAttrCache } from './attr-cache.ts'
 import { commitFile, readFile, writeFile } from './file-io.ts'
 import type { ReadReply } from './file-io.ts'
 import type { LocalCore } from './create.ts'
@@ -68,6 +70,12 @@ export interface LocalVfsOptions {
    * through the thread pool). See sync-gate.ts.
    */
   syncWriteMs?: number
+  /**
+   * How long READDIRPLUS may reuse what a LOOKUP or READDIRPLUS saw of a name (attr-cache.ts;
+   * default 1000 ms, at most 1000; 0: never), and how many names are kept (default 50,000).
+   */
+  nameCacheMs?: number
+  nameCacheEntries?: number
 }
 
 export interface LocalVfsStats {
@@ -78,6 +86,8 @@ export interface LocalVfsStats {
   pathFds: number
   ioFds: number
   indexEntries: number
+  /** READDIRPLUS entries answered from the name cache (attr-cache.ts). */
+  nameCacheHits: number
 }
 
 const SWEEP_MS = 1000
@@ -94,6 +104,7 @@ export class LocalVfs implements Vfs {
   readonly #snaps: DirSnapshots
   readonly #bufs = new ReadBuffers(READ_BUFFER_SIZE, READ_BUFFERS_IDLE)
   readonly #writeGate: SyncGate
+  readonly #names: NameAttrCache
   readonly #core: LocalCore
   readonly #timer: NodeJS.Timeout
   #closed = false
@@ -114,10 +125,12 @@ export class LocalVfs implements Vfs {
     })
     this.#snaps = new DirSnapshots(o.snapshotEntries ?? 1_000_000)
     this.#writeGate = new SyncGate(o.syncWriteMs ?? 20, WRITE_BACKOFF_MS)
+    this.#names = new NameAttrCache(Math.min(o.nameCacheMs ?? 1000, 1000), o.nameCacheEntries ?? 50_000)
     this.#core = { res: this.#res, io: this.#io, isRoot: process.getuid?.() === 0 }
     this.#timer = setInterval(() => {
       this.#paths.sweep()
       ioCache.sweep()
+      this.#names.sweep()
     }, SWEEP_MS).unref()
   }
 
@@ -143,6 +156,7 @@ export class LocalVfs implements Vfs {
       pathFds: this.#paths.openCount,
       ioFds: this.#io.openCount,
       indexEntries: this.#index.size,
+      nameCacheHits: this.#names.hits,
     }
   }
 
@@ -169,12 +183,14 @@ export class LocalVfs implements Vfs {
       if (seen === null) {
         throw new VfsError('EACCES', this.#res.crossmnt || st.dev === this.#res.rootDev ? 'inode number cannot be exported' : 'mount point: not crossed without crossmnt')
       }
-      return { ref: { id: seen.id, gen: seen.gen }, attr: toAttr(st, seen.gen, seen.id) }
+      const attr = toAttr(st, seen.gen, seen.id)
+      this.#names.put(d.id, d.st, name, { id: seen.id, gen: seen.gen, attr })
+      return { ref: { id: seen.id, gen: seen.gen }, attr }
     })
   }
 
   async setattr(f: FileRef, set: SetAttr): Promise<{ before: Attr; after: Attr }> {
-    return this.#with(f, async p => ({ before: toAttr(p.st, p.gen, p.id), after: toAttr(await applySetAttr(this.#io, p, set), p.gen, p.id) }))
+    return this.#with(f, p => this.#changes([p.id], async () => ({ before: toAttr(p.st, p.gen, p.id), after: toAttr(await applySetAttr(this.#io, p, set), p.gen, p.id) })))
   }
 
   async readlink(f: FileRef): Promise<Buffer> {
@@ -203,7 +219,7 @@ export class LocalVfs implements Vfs {
     data: Buffer,
     stable: Stability,
   ): Promise<{ count: number; committed: Stability; before: Attr; after: Attr }> {
-    return this.#withFile(f, p => writeFile(this.#io, this.#index, this.#writeGate, p, offset, data, stable))
+    return this.#withFile(f, p => this.#changes([p.id], () => writeFile(this.#io, this.#index, this.#writeGate, p, offset, data, stable)))
   }
 
   /** fsync of the whole file (the range does not matter to the kernel); an fsync error is EIO. */
@@ -212,15 +228,16 @@ export class LocalVfs implements Vfs {
   }
 
   async create(dir: FileRef, name: Buffer, mode: CreateMode, owner: Owner): Promise<Created> {
-    return this.#withDir(dir, d => createFile(this.#core, d, name, mode, owner))
+    // UNCHECKED on an existing file changes that file: its id is marked too.
+    return this.#withDir(dir, d => this.#changes([d.id], async () => this.#made(await createFile(this.#core, d, name, mode, owner))))
   }
 
   async mkdir(dir: FileRef, name: Buffer, attr: SetAttr, owner: Owner): Promise<Created> {
-    return this.#withDir(dir, d => makeDir(this.#core, d, name, attr, owner))
+    return this.#withDir(dir, d => this.#changes([d.id], () => makeDir(this.#core, d, name, attr, owner)))
   }
 
   async symlink(dir: FileRef, name: Buffer, target: Buffer, attr: SetAttr, owner: Owner): Promise<Created> {
-    return this.#withDir(dir, d => makeSymlink(this.#core, d, name, target, attr, owner))
+    return this.#withDir(dir, d => this.#changes([d.id], () => makeSymlink(this.#core, d, name, target, attr, owner)))
   }
 
   async mknod(
@@ -231,31 +248,31 @@ export class LocalVfs implements Vfs {
     attr: SetAttr,
     owner: Owner,
   ): Promise<Created> {
-    return this.#withDir(dir, d => makeNode(this.#core, d, name, type, rdev, attr, owner))
+    return this.#withDir(dir, d => this.#changes([d.id], () => makeNode(this.#core, d, name, type, rdev, attr, owner)))
   }
 
   async remove(dir: FileRef, name: Buffer): Promise<DirChange> {
-    return this.#withDir(dir, d => removeEntry(d, name, this.#gone))
+    return this.#withDir(dir, d => this.#changes([d.id], () => removeEntry(d, name, this.#fx)))
   }
 
   async rmdir(dir: FileRef, name: Buffer): Promise<DirChange> {
-    return this.#withDir(dir, d => rmdirEntry(d, name, this.#gone))
+    return this.#withDir(dir, d => this.#changes([d.id], () => rmdirEntry(d, name, this.#fx)))
   }
 
   async rename(fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer): Promise<{ from: DirChange; to: DirChange }> {
-    return this.#withDir(fromDir, from => this.#withDir(toDir, to => renameEntry(this.#res, from, fromName, to, toName, this.#gone)))
+    return this.#withDir(fromDir, from => this.#withDir(toDir, to => this.#changes([from.id, to.id], () => renameEntry(this.#res, from, fromName, to, toName, this.#fx))))
   }
 
   async link(f: FileRef, dir: FileRef, name: Buffer): Promise<{ attr: Attr; dir: DirChange }> {
     return this.#with(f, p => {
       // link(2): hard links to directories are EPERM.
       if (p.type === 'dir') throw new VfsError('EPERM', 'hard link to a directory')
-      return this.#withDir(dir, d => linkEntry(this.#res, p, d, name))
+      return this.#withDir(dir, d => this.#changes([p.id, d.id], () => linkEntry(this.#res, p, d, name)))
     })
   }
 
   async readdir(dir: FileRef, cookie: bigint, max: number): Promise<DirPage> {
-    return this.#withDir(dir, d => readdirPage(this.#res, this.#snaps, d, cookie, max))
+    return this.#withDir(dir, d => readdirPage(this.#res, this.#snaps, this.#names, d, cookie, max))
   }
 
   /** The file system holding the object (with crossmnt, a mounted one: `df` in it shows it). */
@@ -311,6 +328,30 @@ export class LocalVfs implements Vfs {
     } catch (err) {
       throw toVfsError(err)
     }
+  }
+
+  /** Runs a change of the objects `ids`: what the name cache holds about them is not used afterwards (attr-cache.ts). */
+  async #changes<T>(ids: readonly bigint[], run: () => Promise<T>): Promise<T> {
+    try {
+      return await run()
+    } finally {
+      for (const id of ids) this.#names.changed(id)
+    }
+  }
+
+  #made(c: Created): Created {
+    this.#names.changed(c.ref.id)
+    return c
+  }
+
+  readonly #fx: Effects = {
+    gone: (st) => {
+      this.#gone(st)
+    },
+    touched: (st) => {
+      const id = this.#res.knownId(st)
+      if (id !== null) this.#names.changed(id)
+    },
   }
 
   readonly #gone = (st: BigIntStats): void => {

@@ -18,11 +18,12 @@
  */
 import type { BigIntStats } from 'node:fs'
 import type { DirEntry, DirPage } from '../types.ts'
+import type { NameAttrCache } from './attr-cache.ts'
 import type { Pinned, Resolver } from './resolver.ts'
 import { childPath, dirPrefix, fdPath, lstatOrNull, readdirNames, toVfsError } from './sys.ts'
 import { toAttr } from './attr.ts'
 
-const RACY_MS = 50
+export const RACY_MS = 50
 /**
  * fileid of an entry that has no id (a mount point we do not cross, an inode number that does
  * not fit): marked with bit 63, so it never equals an id of the root's device. It has no handle.
@@ -57,7 +58,8 @@ export function nameCookie(name: Buffer): bigint {
   return h < 3n ? h + 3n : h
 }
 
-function changedMs(st: BigIntStats): number {
+/** When the directory last changed (its later of mtime and ctime), in ms. */
+export function changedMs(st: BigIntStats): number {
   const t = st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs
   return Number(t / 1_000_000n)
 }
@@ -153,7 +155,7 @@ function dotDot(res: Resolver, dir: Pinned): DirEntry {
   return { name, fileid: id, cookie: 2n, ref: { id, gen: up === dir.st ? dir.gen : res.genOf(up, id) } }
 }
 
-export async function readdirPage(res: Resolver, snaps: DirSnapshots, dir: Pinned, cookie: bigint, max: number): Promise<DirPage> {
+export async function readdirPage(res: Resolver, snaps: DirSnapshots, names: NameAttrCache, dir: Pinned, cookie: bigint, max: number): Promise<DirPage> {
   // A page always holds at least one entry, or a client looping on empty non-eof pages never ends.
   const limit = Math.max(1, Math.floor(max))
   const entries: DirEntry[] = []
@@ -165,20 +167,31 @@ export async function readdirPage(res: Resolver, snaps: DirSnapshots, dir: Pinne
   const snap = await snaps.get(dir)
   const n = snap.names.length
   let i = cookie < 3n ? 0 : upperBound(snap.hashes, cookie)
-  // One lstat per entry, synchronously (sys.ts: a few microseconds each on a local file system,
-  // where a thread-pool trip each, or a batch of them, costs more than the calls themselves).
+  // One lstat per entry not in the name cache (attr-cache.ts), synchronously (sys.ts: a few
+  // microseconds each, where a thread-pool trip each, or a batch of them, costs more).
   const prefix = dirPrefix(dir.fd)
+  const now = Date.now()
   while (i < n && (entries.length < limit || snap.hashes[i] === snap.hashes[i - 1])) {
     const name = snap.names[i]
     const h = snap.hashes[i]
     i++
     if (name === undefined || h === undefined) continue
+    const hit = names.get(dir.id, dir.st, name, now)
+    if (hit !== undefined) {
+      entries.push({ name, fileid: hit.id, cookie: h, ref: { id: hit.id, gen: hit.gen }, attr: hit.attr })
+      continue
+    }
     const st = lstatOrNull(childPath(prefix, name))
     // Gone since the snapshot: removed entries are simply not listed.
     if (st === null) continue
     const seen = res.note(dir.id, name, st)
-    if (seen === null) entries.push({ name, fileid: st.ino | FOREIGN, cookie: h })
-    else entries.push({ name, fileid: seen.id, cookie: h, ref: { id: seen.id, gen: seen.gen }, attr: toAttr(st, seen.gen, seen.id) })
+    if (seen === null) {
+      entries.push({ name, fileid: st.ino | FOREIGN, cookie: h })
+      continue
+    }
+    const attr = toAttr(st, seen.gen, seen.id)
+    names.put(dir.id, dir.st, name, { id: seen.id, gen: seen.gen, attr }, now)
+    entries.push({ name, fileid: seen.id, cookie: h, ref: { id: seen.id, gen: seen.gen }, attr })
   }
   return { entries, eof: i >= n }
 }
