@@ -116,7 +116,7 @@ export class LocalVfs implements Vfs {
     const rootSt = fs.fstatSync(rootFd, { bigint: true })
     const birth = genFromBirth(rootSt)
     this.#index = new HandleIndex(o.stateDir, rootSt.ino, birth, randomGen)
-    this.#paths = new FdCache({ max: o.pathFds ?? 256, idleMs: 5000, maxAgeMs: 10_000 })
+    this.#paths = new FdCache({ max: o.pathFds ?? 256, idleMs: 5000, maxAgeMs: 10_000, cheapClose: true })
     const ioCache = new FdCache({ max: o.ioFds ?? 128, idleMs: 2000, maxAgeMs: 60_000 })
     this.#io = new IoFiles(ioCache)
     const devices = o.crossmnt === true ? new DeviceTable(o.stateDir) : null

@@ -69,6 +69,8 @@ export class Resolver {
   readonly #cache: FdCache
   readonly #searchLimit: number
   readonly #devices: DeviceTable | null
+  /** The root as the parent of a walk step: its fd, no fresh stat (its attributes, from the start, are never returned). */
+  readonly #rootAsParent: Walk
   readonly #notFound = new Map<bigint, number>()
   #searchChain: Promise<unknown> = Promise.resolve()
   searches = 0
@@ -78,6 +80,7 @@ export class Resolver {
     this.rootId = o.rootSt.ino
     this.rootDev = o.rootSt.dev
     this.rootGen = o.rootGen
+    this.#rootAsParent = { kind: 'ok', pinned: { fd: o.rootFd, id: o.rootSt.ino, gen: o.rootGen, st: o.rootSt, type: 'dir', release: () => undefined } }
     this.#index = o.index
     this.#cache = o.cache
     this.#searchLimit = o.searchLimit
@@ -224,8 +227,9 @@ export class Resolver {
     if (e === undefined || depth > MAX_DEPTH) return { kind: 'miss' }
     const parentGen = this.#genInIndex(e.parent)
     if (parentGen === undefined) return { kind: 'miss' }
-    const pw = this.#walk(e.parent, parentGen, depth + 1)
-    if (pw.kind !== 'ok') return { kind: 'miss' }
+    // The root needs no stat to serve as a parent (it is never removed under us).
+    const pw = e.parent === this.rootId ? (parentGen === this.rootGen ? this.#rootAsParent : null) : this.#walk(e.parent, parentGen, depth + 1)
+    if (pw?.kind !== 'ok') return { kind: 'miss' }
     const parent = pw.pinned
     let fd = -1
     try {
