@@ -52,18 +52,25 @@ export class NameAttrCache {
   }
 
   get(dirId: bigint, dirSt: BigIntStats, name: Buffer, now = Date.now()): CachedName | undefined {
+    return this.lookupIn(dirId, dirSt, now)?.(name)
+  }
+
+  /** A lookup of names in one directory (for a READDIRPLUS page), or null when nothing of it is cached. */
+  lookupIn(dirId: bigint, dirSt: BigIntStats, now = Date.now()): ((name: Buffer) => CachedName | undefined) | null {
     const names = this.#dirs.get(dirId)
-    if (names === undefined) return undefined
-    const key = name.toString('latin1')
-    const e = names.get(key)
-    if (e === undefined) return undefined
-    if (now - e.at > this.#ttlMs || e.dirMtime !== dirSt.mtimeNs || e.dirCtime !== dirSt.ctimeNs || (this.#changed.get(e.id)?.seq ?? 0) >= e.seq) {
-      names.delete(key)
-      this.#size--
-      return undefined
+    if (names === undefined) return null
+    return (name) => {
+      const key = name.toString('latin1')
+      const e = names.get(key)
+      if (e === undefined) return undefined
+      if (now - e.at > this.#ttlMs || e.dirMtime !== dirSt.mtimeNs || e.dirCtime !== dirSt.ctimeNs || (this.#changed.get(e.id)?.seq ?? 0) >= e.seq) {
+        // (The map may have been cleared out from under this page: count only what leaves the live one.)
+        if (names.delete(key) && this.#dirs.get(dirId) === names) this.#size--
+        return undefined
+      }
+      this.hits++
+      return e
     }
-    this.hits++
-    return e
   }
 
   /** Records what `name` in the directory (stat `dirSt`, taken before the name's lstat) holds now. */

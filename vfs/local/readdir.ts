@@ -42,7 +42,7 @@ interface Snapshot {
 
 function fnv32(name: Buffer, basis: number, prime: number): number {
   let h = basis
-  for (const byte of name) h = Math.imul(h ^ byte, prime)
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ (name[i] ?? 0), prime)
   // A final avalanche, so short names spread over the whole range.
   h ^= h >>> 15
   h = Math.imul(h, 0x2c1b3c6d)
@@ -50,12 +50,24 @@ function fnv32(name: Buffer, basis: number, prime: number): number {
   return h >>> 0
 }
 
-/** The cookie of a name: two independent 32-bit hashes folded into 63 bits, never 0, 1 or 2. */
-export function nameCookie(name: Buffer): bigint {
+interface Keyed {
+  readonly name: Buffer
+  /** The cookie's high 31 and low 32 bits, as numbers: sorting by them is sorting by the cookie, without BigInt compares. */
+  readonly hi: number
+  readonly lo: number
+}
+
+function keyed(name: Buffer): Keyed {
   const hi = fnv32(name, 0x811c9dc5, 0x01000193) & 0x7fffffff
   const lo = fnv32(name, 0x9747b28c, 0x5bd1e995)
-  const h = (BigInt(hi) << 32n) | BigInt(lo)
-  return h < 3n ? h + 3n : h
+  // Never 0, 1 or 2 (no carry: only when hi is 0 and lo < 3).
+  return { name, hi, lo: hi === 0 && lo < 3 ? lo + 3 : lo }
+}
+
+/** The cookie of a name: two independent 32-bit hashes folded into 63 bits, never 0, 1 or 2. */
+export function nameCookie(name: Buffer): bigint {
+  const k = keyed(name)
+  return (BigInt(k.hi) << 32n) | BigInt(k.lo)
 }
 
 /** When the directory last changed (its later of mtime and ctime), in ms. */
@@ -111,16 +123,16 @@ export class DirSnapshots {
       throw toVfsError(err)
     }
     this.builds++
-    const keyed = raw.map(name => ({ name, h: nameCookie(name) }))
-    keyed.sort((a, b) => (a.h < b.h ? -1 : a.h > b.h ? 1 : 0))
+    const sorted = raw.map(keyed)
+    sorted.sort((a, b) => a.hi - b.hi || a.lo - b.lo)
     const snap: Snapshot = {
       id: dir.id,
       gen: dir.gen,
       mtimeNs: dir.st.mtimeNs,
       ctimeNs: dir.st.ctimeNs,
       builtAt,
-      hashes: BigUint64Array.from(keyed, k => k.h),
-      names: keyed.map(k => k.name),
+      hashes: BigUint64Array.from(sorted, k => (BigInt(k.hi) << 32n) | BigInt(k.lo)),
+      names: sorted.map(k => k.name),
     }
     this.drop(dir.id)
     this.#map.set(dir.id, snap)
@@ -171,12 +183,13 @@ export async function readdirPage(res: Resolver, snaps: DirSnapshots, names: Nam
   // microseconds each, where a thread-pool trip each, or a batch of them, costs more).
   const prefix = dirPrefix(dir.fd)
   const now = Date.now()
+  const cached = names.lookupIn(dir.id, dir.st, now)
   while (i < n && (entries.length < limit || snap.hashes[i] === snap.hashes[i - 1])) {
     const name = snap.names[i]
     const h = snap.hashes[i]
     i++
     if (name === undefined || h === undefined) continue
-    const hit = names.get(dir.id, dir.st, name, now)
+    const hit = cached?.(name)
     if (hit !== undefined) {
       entries.push({ name, fileid: hit.id, cookie: h, ref: { id: hit.id, gen: hit.gen }, attr: hit.attr })
       continue
