@@ -1,18 +1,24 @@
 /*
  * The system calls the local backend uses, over raw fds, and the one errno
- * mapping. Short metadata calls (fstat, lstat, open of a pinned or O_PATH
- * object) are synchronous: on a local file system they take 1-4 us, while each trip
+ * mapping.
+ *
+ * Short calls are synchronous (the *Now functions): fstat, lstat, open of a
+ * pinned or O_PATH object, fchown/fchmod, and unlink/close where they free
+ * nothing large. On a local file system they take 1-4 us, while each trip
  * through libuv's thread pool costs 10-20 us of hand-off and wake-up on a
- * small VM (and halves GETATTR-shaped throughput, see LIMITS.md). Calls that
- * may wait on the disk (fsync, reads and writes of data, creating and
- * removing files, reading whole directories, and close, which frees an
- * unlinked file when it drops the last reference) stay asynchronous. The price:
- * an export on a host directory that is itself a hung network mount would
- * block the event loop in a stat (README, limits). Node has no openat(2); `/proc/self/fd/<dirfd>/<name>`
- * stands in for it: the kernel resolves the magic link to exactly the
- * directory the fd holds (not through any symlink on the way) and then
- * looks `name` up in it. Every path we build has that shape, as a Buffer,
- * so non-UTF-8 names round-trip byte for byte.
+ * small VM (LIMITS.md: it halves GETATTR-shaped throughput). Calls that may
+ * wait on the disk stay asynchronous: fsync, READ data, creating a file
+ * (ext4 is slow right after many deletes), reading whole directories, and
+ * the unlink or close that frees a large file. WRITEs are synchronous while
+ * they are fast (sync-gate.ts). The price: an export on a host directory that
+ * is itself a hung network mount would block the event loop in a stat
+ * (README, limits).
+ *
+ * Node has no openat(2); `/proc/self/fd/<dirfd>/<name>` stands in for it:
+ * the kernel resolves the magic link to exactly the directory the fd holds
+ * (not through any symlink on the way) and then looks `name` up in it. Every
+ * path we build has that shape, as a Buffer, so non-UTF-8 names round-trip
+ * byte for byte.
  */
 import fs from 'node:fs'
 import type { BigIntStats } from 'node:fs'
