@@ -26,9 +26,12 @@ import { WriteVerifier } from '../server/state.ts'
 import { measureAsync } from './harness.ts'
 import type { Result } from './harness.ts'
 
-/** `only`: run just the benches whose name matches (for profiling one path). */
-export async function dispatchBenches(only?: RegExp): Promise<Result[]> {
-  const table = new ExportTable(parseExports('/export *(rw,insecure,no_root_squash,async,backend=memory)\n', '<bench>'))
+/**
+ * `only`: run just the benches whose name matches (for profiling one path);
+ * `exportLine`: another export to measure (e.g. a local directory, `/tmp/x *(rw,insecure,no_root_squash)`).
+ */
+export async function dispatchBenches(only?: RegExp, exportLine = '/export *(rw,insecure,no_root_squash,async,backend=memory)'): Promise<Result[]> {
+  const table = new ExportTable(parseExports(`${exportLine}\n`, '<bench>'))
   const backends = new BackendSet({ stateDir: tmpdir() })
   await backends.sync(table.all())
   const exp = table.all()[0]
