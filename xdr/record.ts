@@ -41,6 +41,8 @@ export interface RecordReaderOptions {
 const POOL_MIN = 64 * 1024
 /** Capacity of a pooled buffer: a 1 MiB WRITE with its header and handle. */
 const POOL_CAPACITY = 1024 * 1024 + 64 * 1024
+/** Direct reads start once 1/DIRECT_AFTER of a large fragment has arrived (see readTarget). */
+const DIRECT_AFTER = 32
 /** Free buffers kept by a reader's own pool. */
 const POOL_KEEP = 8
 
@@ -118,7 +120,15 @@ export class RecordReader {
    * scratch.
    */
   readTarget(scratch: Buffer): Buffer {
-    if (this.direct === null && this.pool !== null && this.fragmentLength >= POOL_MIN && this.fragmentLength <= POOL_CAPACITY) {
+    // Only once a 32nd of the fragment is here: a peer sending bare headers of large fragments must
+    // not make us reserve a record buffer per 4 bytes (a real client's first read brings ~64 KiB).
+    if (
+      this.direct === null &&
+      this.pool !== null &&
+      this.fragmentLength >= POOL_MIN &&
+      this.fragmentLength <= POOL_CAPACITY &&
+      this.queued * DIRECT_AFTER >= this.fragmentLength
+    ) {
       const dest = this.pooled(this.fragmentLength)
       // The fragment's first bytes came in with its header: move them in (push left fewer than a fragment queued).
       let filled = 0

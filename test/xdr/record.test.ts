@@ -191,3 +191,19 @@ t.test('a shared record pool hands buffers between readers and stays bounded', a
   t.equal(z?.buffer, x?.buffer, 'the other reader got the pooled buffer')
   t.equal(pool.size, 0)
 })
+
+t.test('direct reads: bare headers of large fragments reserve no record buffer', async t => {
+  const pool = new RecordBufferPool(4)
+  const r = new RecordReader(4 * 1024 * 1024, { pool })
+  const scratch = Buffer.alloc(65536)
+  const head = Buffer.alloc(4)
+  head.writeUInt32BE((0x8000_0000 | (1024 * 1024)) >>> 0, 0)
+  head.copy(r.readTarget(scratch))
+  t.same(r.pushRead(scratch, 4), [])
+  t.equal(r.readTarget(scratch), scratch, 'still reading into the scratch: nothing reserved for 4 bytes')
+  const some = Buffer.alloc(40 * 1024, 1) // more than a 32nd of the fragment
+  some.copy(scratch)
+  t.same(r.pushRead(scratch, some.length), [])
+  t.not(r.readTarget(scratch), scratch, 'with a 32nd of the fragment here, the rest is read directly')
+  t.equal(r.buffered, 40 * 1024)
+})
