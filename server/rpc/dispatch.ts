@@ -126,10 +126,12 @@ async function call(env: DispatchEnv, h: CallHeader, cred: Credentials, proc: Re
   }
   let chunks: Buffer[]
   try {
-    const w = new XdrWriter(replySizeHint.get(proc) ?? MIN_REPLY_SCRATCH)
+    const hint = replySizeHint.get(proc) ?? MIN_REPLY_SCRATCH
+    const w = new XdrWriter(hint)
     encodeAcceptedReply(w, h.xid, accept_stat.SUCCESS)
     proc.res.encode(w, result)
-    replySizeHint.set(proc, Math.max(MIN_REPLY_SCRATCH, Math.min(MAX_REPLY_SCRATCH, w.scratchLength)))
+    const next = Math.max(MIN_REPLY_SCRATCH, Math.min(MAX_REPLY_SCRATCH, w.scratchLength))
+    if (next !== hint) replySizeHint.set(proc, next)
     chunks = w.finish()
   } catch (err) {
     origin.log.error({ err, xid: h.xid, prog: h.prog, vers: h.vers, proc: proc.name }, 'result encoder failed')

@@ -157,16 +157,16 @@ export class RpcConnection {
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    this.received(chunk.length, chunk, -1)
+    this.received(chunk, -1)
   }
 
   private readonly onRead = (n: number, buf: Buffer): void => {
-    this.received(n, buf, n)
+    this.received(buf, n)
   }
 
   /** Bytes arrived: a 'data' chunk (`readLength` -1) or `readLength` bytes read into `buf` (direct reads). */
-  private received(length: number, buf: Buffer, readLength: number): void {
-    this.env.stats.bytesIn += length
+  private received(buf: Buffer, readLength: number): void {
+    this.env.stats.bytesIn += readLength < 0 ? buf.length : readLength
     this.lastActivity = performance.now()
     let records: Buffer[]
     try {

@@ -8,7 +8,7 @@
  * verifier and clients resend. The handle index is flushed with every sync.
  */
 import { VfsError } from '../errors.ts'
-import type { Attr, Stability } from '../types.ts'
+import type { Attr, ReadResult, Stability } from '../types.ts'
 import { toAttr } from './attr.ts'
 import type { HandleIndex } from './handle-index.ts'
 import type { IoFiles } from './io-files.ts'
@@ -21,15 +21,7 @@ import type { SyncGate } from './sync-gate.ts'
 /** Larger reads are short (legal, RFC 1813 §3.3.6), so one request cannot make us allocate without bound. */
 const MAX_READ = 16 * 1024 * 1024
 
-/** What Vfs.read returns; `release` ends the loan of `data` (read-buffers.ts). */
-export interface ReadReply {
-  data: Buffer
-  eof: boolean
-  attr: Attr
-  release?: () => void
-}
-
-export async function readFile(io: IoFiles, bufs: ReadBuffers, p: Pinned, offset: bigint, count: number): Promise<ReadReply> {
+export async function readFile(io: IoFiles, bufs: ReadBuffers, p: Pinned, offset: bigint, count: number): Promise<ReadResult> {
   if (offset < 0n || count < 0) throw new VfsError('EINVAL')
   const f = io.acquire(p, false)
   const want = Math.min(count, MAX_READ)
@@ -45,7 +37,7 @@ export async function readFile(io: IoFiles, bufs: ReadBuffers, p: Pinned, offset
     }
     const st = fstatNow(f.fd)
     // RFC 1813 §3.3.6: eof when the data returned reaches the end of the file.
-    const reply: ReadReply = { data: buf.subarray(0, n), eof: offset + BigInt(n) >= st.size, attr: toAttr(st, p.gen, p.id) }
+    const reply: ReadResult = { data: buf.subarray(0, n), eof: offset + BigInt(n) >= st.size, attr: toAttr(st, p.gen, p.id) }
     if (n > 0 && loan.release !== null) {
       reply.release = loan.release
       lent = true

@@ -21,7 +21,7 @@ import type { BigIntStats } from 'node:fs'
 import { VfsError } from '../errors.ts'
 import { checkName, isDot, isDotDot } from '../memory/names.ts'
 import type {
-  Attr, CreateMode, Created, DirChange, DirPage, FileRef, FsStat, Owner, PathConf, SetAttr, Stability, Vfs, VfsCapabilities,
+  Attr, CreateMode, Created, DirChange, DirPage, FileRef, FsStat, Owner, PathConf, ReadResult, SetAttr, Stability, Vfs, VfsCapabilities,
 } from '../types.ts'
 import { genFromBirth, isSmall, randomGen, toAttr } from './attr.ts'
 import { createFile, makeDir, makeNode, makeSymlink } from './create.ts'
@@ -30,7 +30,6 @@ import { linkEntry, removeEntry, renameEntry, rmdirEntry } from './entries.ts'
 import type { Effects } from './entries.ts'
 import { NameAttrCache } from './attr-cache.ts'
 import { commitFile, readFile, writeFile } from './file-io.ts'
-import type { ReadReply } from './file-io.ts'
 import type { LocalCore } from './create.ts'
 import { FdCache } from './fd-cache.ts'
 import { fsStatOf, pathConfOf } from './fs-info.ts'
@@ -209,7 +208,7 @@ export class LocalVfs implements Vfs {
   }
 
   /** The data is lent from a pool of read buffers: `release` gives it back once sent. */
-  async read(f: FileRef, offset: bigint, count: number): Promise<ReadReply> {
+  async read(f: FileRef, offset: bigint, count: number): Promise<ReadResult> {
     return this.#withFile(f, p => readFile(this.#io, this.#bufs, p, offset, count))
   }
 
