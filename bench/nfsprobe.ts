@@ -1,18 +1,70 @@
 /*
- * The independent client: runs ../shared/tools/nfsprobe (C, Debian's libnfs)
- * in its meta, seq and rand modes against a URL and reads its JSON lines.
- * Build it with
- *   gcc -O2 -o /tmp/nfsprobe ../shared/tools/nfsprobe/nfsprobe.c $(pkg-config --cflags --libs libnfs)
- * and point --nfsprobe (or $NFSPROBE) at it; /tmp/nfsprobe is the default.
+ * The independent client: nfsprobe, our C program on Debian's libnfs
+ * (tools/nfsprobe, see its README.md), in its meta, seq and rand modes
+ * against a URL; its JSON lines become PhaseResults. Unless --nfsprobe or
+ * $NFSPROBE names another binary, it is built on first use into
+ * tools/nfsprobe/nfsprobe (ignored by git), and rebuilt when a source is
+ * newer; that needs gcc, pkg-config and libnfs-dev.
  */
 import { execFile } from 'node:child_process'
+import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import type { PhaseResult } from './results.ts'
 import type { Workload, WorkloadOptions } from './workloads.ts'
 
+const exec = promisify(execFile)
+
 export const NFSPROBE_WORKLOADS: ReadonlySet<Workload> = new Set<Workload>(['meta', 'seq', 'rand'])
 
+/** tools/nfsprobe of the checkout this module runs from (bench/ under tsx, dist/bench/ when built). */
+export function nfsprobeSourceDir(): string {
+  const here = dirname(fileURLToPath(import.meta.url))
+  const fromSource = resolve(here, '..', 'tools', 'nfsprobe')
+  const fromDist = resolve(here, '..', '..', 'tools', 'nfsprobe')
+  return existsSync(join(fromSource, 'probe.h')) || !existsSync(join(fromDist, 'probe.h')) ? fromSource : fromDist
+}
+
+const BUILT_IN = (): string => join(nfsprobeSourceDir(), 'nfsprobe')
+
 export function defaultNfsprobe(): string {
-  return process.env.NFSPROBE ?? '/tmp/nfsprobe'
+  return process.env.NFSPROBE ?? BUILT_IN()
+}
+
+/**
+ * Compile nfsprobe from `sourceDir` into `out` (through a temporary name, so
+ * a half-written binary is never run). Resolves to the compiler's warnings,
+ * which the tests require to be none.
+ */
+export async function buildNfsprobe(out: string, sourceDir = nfsprobeSourceDir()): Promise<string> {
+  if (!existsSync(join(sourceDir, 'probe.h'))) throw new Error(`nfsprobe sources not found in ${sourceDir}: run from a checkout of tsnfs`)
+  const sources = readdirSync(sourceDir).filter((f) => f.endsWith('.c')).sort().map((f) => join(sourceDir, f))
+  let flags: string[]
+  try {
+    flags = (await exec('pkg-config', ['--cflags', '--libs', 'libnfs'])).stdout.trim().split(/\s+/).filter((f) => f !== '')
+  } catch (err) {
+    throw new Error('pkg-config does not know libnfs: apt-get install libnfs-dev pkg-config gcc', { cause: err })
+  }
+  const tmp = `${out}.tmp-${String(process.pid)}`
+  try {
+    const { stderr } = await exec('gcc', ['-O2', '-Wall', '-Wextra', '-o', tmp, ...sources, ...flags], { maxBuffer: 4 * 1024 * 1024 })
+    renameSync(tmp, out)
+    return stderr
+  } catch (err) {
+    rmSync(tmp, { force: true })
+    const e = err as { stderr?: string; message: string }
+    throw new Error(`building nfsprobe failed: ${e.stderr ?? e.message}`, { cause: err })
+  }
+}
+
+/** The built-in binary, (re)built when missing or older than a source; any other path is used as given. */
+export async function ensureNfsprobe(bin: string): Promise<void> {
+  if (resolve(bin) !== BUILT_IN()) return
+  const dir = nfsprobeSourceDir()
+  const built = existsSync(bin) ? statSync(bin).mtimeMs : 0
+  const newest = Math.max(...readdirSync(dir).filter((f) => /\.[ch]$/.test(f)).map((f) => statSync(join(dir, f)).mtimeMs))
+  if (built < newest) await buildNfsprobe(bin, dir)
 }
 
 function argsFor(w: Workload, o: WorkloadOptions, stable: 'unstable' | 'filesync'): string[] {
@@ -79,6 +131,7 @@ function fromProbe(j: Record<string, unknown>): PhaseResult {
 /** One workload through nfsprobe (seq once per stability variant asked for). */
 export async function runNfsprobe(bin: string, url: string, w: Workload, o: WorkloadOptions): Promise<PhaseResult[]> {
   if (!NFSPROBE_WORKLOADS.has(w)) return []
+  await ensureNfsprobe(bin)
   const variants = w === 'seq' ? (o.stable === 'both' ? (['unstable', 'filesync'] as const) : [o.stable]) : (['unstable'] as const)
   const out: PhaseResult[] = []
   for (const s of variants) out.push(...(await runOnce(bin, [...argsFor(w, o, s), url])))
