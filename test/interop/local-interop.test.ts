@@ -1,41 +1,25 @@
 /*
- * Independent clients against a local (host-directory) export: nfsprobe
- * conform (built from ../shared/tools/nfsprobe) and Debian's libnfs-utils.
+ * Independent clients against a local (host-directory) export: our libnfs
+ * probe's conform checks (tools/nfsprobe) and Debian's libnfs-utils.
  * Bytes written through NFS must be on the host, byte-exact, and the other
  * way round.
  */
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
-import { existsSync } from 'node:fs'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { run, startServer } from '../helpers/server.ts'
-
-const source = resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared/tools/nfsprobe/nfsprobe.c')
+import { buildProbe, checkReport, CONFORM_CHECKS, runConform } from './conform.ts'
 
 t.test('nfsprobe conform passes every check against a local export', async (t) => {
-  t.ok(existsSync(source), `nfsprobe source at ${source}`)
-  const tools = t.testdir({ export: {} })
-  const bin = join(tools, 'nfsprobe')
-  const flags = (await run('pkg-config', ['--cflags', '--libs', 'libnfs'])).stdout.trim().split(/\s+/).filter((f) => f !== '')
-  await run('gcc', ['-O2', '-o', bin, source, ...flags])
-  const dir = join(tools, 'export')
+  const bin = await buildProbe(t)
+  const dir = join(t.testdir({ export: {} }), 'export')
   const s = await startServer(t, `${dir} *(rw,insecure,no_root_squash)\n`)
-  const out = await run(bin, ['conform', s.url(dir)], { maxBuffer: 16 * 1024 * 1024 }).then(
-    (r) => r.stdout,
-    (e: unknown) => {
-      const x = e as { stdout?: string; stderr?: string; message: string }
-      t.comment(`${x.message} ${x.stderr ?? ''}`)
-      return x.stdout ?? ''
-    },
-  )
-  const failed = out.split('\n').filter((l) => l.startsWith('FAIL'))
-  t.strictSame(failed, [], 'no check failed')
-  const summary = /^(\d+) passed, (\d+) failed$/m.exec(out)
-  t.ok(summary, 'nfsprobe printed its summary')
-  t.ok(Number(summary?.[1]) >= 42, `${summary?.[1] ?? 0} checks passed`)
-  t.equal(summary?.[2], '0')
+  const r = await runConform(bin, s.url(dir))
+  t.strictSame(r.failLines, [], 'no check failed')
+  t.strictSame(r.passed, [...CONFORM_CHECKS], 'every check ran and passed, in order')
+  checkReport(t, r)
+  t.strictSame(fs.readdirSync(dir), [], 'the probe left nothing in the exported directory')
 })
 
 t.test('nfs-cp and nfs-cat: NFS writes are byte-exact on the host, host writes byte-exact through NFS', async (t) => {
