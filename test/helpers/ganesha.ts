@@ -1,8 +1,10 @@
 /*
  * NFS-Ganesha (Debian packages nfs-ganesha + nfs-ganesha-vfs, and rpcbind)
  * as an independent NFSv3 server for client tests: FSAL_VFS exporting a
- * host directory, NFSv3 over TCP only, on 127.0.0.1 and two free ports,
- * with the settings of ../shared/tools/ganesha/ganesha-vfs.conf. Needs root.
+ * host directory, NFSv3 over TCP only, on 127.0.0.1 and two free ports.
+ * The configuration is written here for each start (config() below); it
+ * matches bench/ganesha/ganesha-vfs.conf but for the ports and paths.
+ * Needs root.
  *
  * Ganesha 4.3 exits ("Cannot register NFS V3 on TCP") without a portmapper,
  * so rpcbind is started (and stopped at teardown) when none answers on 111.
@@ -129,6 +131,17 @@ async function ensureRpcbind(): Promise<ChildProcess | null> {
   throw new Error('rpcbind did not answer on 127.0.0.1:111 within 5 s')
 }
 
+/*
+ * The daemon's whole configuration. NFS_CORE_PARAM: loopback only, the two
+ * ports picked for this start, NFSv3 (with MOUNT v3) only, no UDP, no lock
+ * manager or rquota (rquota's default port 875 would be one more to
+ * collide), and mount_path_pseudo so clients MOUNT the Pseudo path. NFSv4:
+ * Ganesha creates its recovery directories even with v4 off, so they go to
+ * stateDir rather than /var/lib/nfs/ganesha; Graceless skips the 90 s grace
+ * period. Kerberos off. One export of exportDir through FSAL_VFS, read-write,
+ * AUTH_SYS, No_Root_Squash so a root client is root on the host directory,
+ * as the tests compare owners there.
+ */
 function config(exportDir: string, stateDir: string, nfsPort: number, mountPort: number, exportPath: string): string {
   return `NFS_CORE_PARAM {
 \tBind_addr = 127.0.0.1;
