@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +25,15 @@ static const char USAGE[] =
 	"  --rdp-max bytes (32768: meta's READDIRPLUS maxcount)  -t timeout_ms per call (30000)\n"
 	"  -D dir (work directory name; default nfsprobe.MODE.PID)  -l label  -k keep the work directory\n";
 
-static int usage_error(const char *fmt, const char *arg)
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
 {
+	va_list ap;
+	va_start(ap, fmt);
 	fprintf(stderr, "nfsprobe: ");
-	fprintf(stderr, fmt, arg);
+	vfprintf(stderr, fmt, ap);
 	fprintf(stderr, "\n%s", USAGE);
+	va_end(ap);
 	return 2;
 }
 

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "probe.h"
@@ -195,16 +196,21 @@ sattr3 sattr_none(void)
 
 /* Replies: copy out what the checks read. */
 
-static void bad(struct reply *r, const char *why, unsigned long long v)
+/* A reply that breaks a limit: no usable reply. */
+static void bad(struct reply *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void bad(struct reply *r, const char *fmt, ...)
 {
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->error, sizeof r->error, fmt, ap);
+	va_end(ap);
 	r->status = -1;
-	snprintf(r->error, sizeof r->error, why, v);
 }
 
 static void take_fh(struct reply *r, const nfs_fh3 *h)
 {
 	if (h->data.data_len == 0 || h->data.data_len > NFS3_FHSIZE || h->data.data_val == NULL) {
-		bad(r, "file handle of %llu bytes (RFC 1813: 1 to 64)", h->data.data_len);
+		bad(r, "file handle of %u bytes (RFC 1813: 1 to 64)", h->data.data_len);
 		return;
 	}
 	r->has_fh = 1;
@@ -281,7 +287,7 @@ static void dec_readlink(void *res, struct reply *r)
 	const char *text = x->READLINK3res_u.resok.data;
 	size_t n = text == NULL ? 0 : strnlen(text, PATH_CAP + 1);
 	if (n > PATH_CAP || (r->buf != NULL && n + 1 > r->buf_cap)) {
-		bad(r, "READLINK text longer than %llu bytes", r->buf != NULL && r->buf_cap - 1 < PATH_CAP ? r->buf_cap - 1 : PATH_CAP);
+		bad(r, "READLINK text longer than %u bytes", r->buf != NULL && r->buf_cap - 1 < PATH_CAP ? r->buf_cap - 1 : PATH_CAP);
 		return;
 	}
 	r->count = (uint32_t)n;
@@ -444,7 +450,7 @@ static void dec_readdir(void *res, struct reply *r)
 	for (const entry3 *e = ok->reply.entries; e != NULL; e = e->nextentry) {
 		struct dirent3 d = { .fileid = e->fileid, .cookie = e->cookie, .name = e->name };
 		if (r->entries >= ENTRIES_CAP) {
-			bad(r, "more than %llu entries in one reply", ENTRIES_CAP);
+			bad(r, "more than %d entries in one reply", ENTRIES_CAP);
 			return;
 		}
 		if (take_name(r, e->name, &d.name_len) != 0)
@@ -472,7 +478,7 @@ static void dec_readdirplus(void *res, struct reply *r)
 		struct dirent3 d = { .fileid = e->fileid, .cookie = e->cookie, .name = e->name };
 		struct fh handle = { 0 };
 		if (r->entries >= ENTRIES_CAP) {
-			bad(r, "more than %llu entries in one reply", ENTRIES_CAP);
+			bad(r, "more than %d entries in one reply", ENTRIES_CAP);
 			return;
 		}
 		if (take_name(r, e->name, &d.name_len) != 0)
@@ -482,7 +488,7 @@ static void dec_readdirplus(void *res, struct reply *r)
 		if (e->name_handle.handle_follows) {
 			const nfs_fh3 *h = &e->name_handle.post_op_fh3_u.handle;
 			if (h->data.data_len == 0 || h->data.data_len > NFS3_FHSIZE || h->data.data_val == NULL) {
-				bad(r, "entry handle of %llu bytes (RFC 1813: 1 to 64)", h->data.data_len);
+				bad(r, "entry handle of %u bytes (RFC 1813: 1 to 64)", h->data.data_len);
 				return;
 			}
 			handle.len = h->data.data_len;
