@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include "check.h"
 
 static void report(struct probe *p, const char *verdict, const char *name, const char *fmt, va_list ap)

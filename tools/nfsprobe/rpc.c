@@ -67,17 +67,18 @@ const char *status_name(int status)
 	}
 }
 
-/*
- * Run libnfs's socket until *done. Timeouts are libnfs's (nfs_set_timeout):
- * rpc_service() with no events, called at least every 100 ms, expires them.
- * A failed socket marks the probe dead: the calls still queued in libnfs
- * will never complete, and nothing more is sent.
- */
 /* Replies taken so far, so a pipeline can wait for "any one more". */
 static uint64_t replies;
 /* A call went unanswered for the whole timeout. */
 static int timed_out;
 
+/*
+ * Run libnfs's socket until *done (or, without done, until one more reply).
+ * Timeouts are libnfs's (nfs_set_timeout): rpc_service() with no events,
+ * called at least every 100 ms, expires them. A failed socket marks the
+ * probe dead: the calls still queued in libnfs will never complete, and
+ * nothing more is sent.
+ */
 static int pump(struct probe *p, const int *done, uint64_t seen)
 {
 	while (done != NULL ? !*done : replies == seen) {
@@ -151,7 +152,8 @@ static int sent(struct probe *p, struct call *c, int rc)
 {
 	if (rc == 0)
 		return 0;
-	snprintf(c->r->error, sizeof c->r->error, "could not send: %.150s", rpc_get_error(p->rpc));
+	const char *why = rpc_get_error(p->rpc);
+	snprintf(c->r->error, sizeof c->r->error, "could not send: %.150s", why != NULL ? why : "?");
 	c->done = 1;
 	return -1;
 }
@@ -171,7 +173,7 @@ static int finish(struct probe *p, struct call *c, int rc)
 		return -1;
 	if (pump_until(p, &c->done) != 0) {
 		c->r->status = -1;
-		snprintf(c->r->error, sizeof c->r->error, "connection lost: %.150s", rpc_get_error(p->rpc));
+		snprintf(c->r->error, sizeof c->r->error, "connection lost");
 		return -1;
 	}
 	return c->r->status;
