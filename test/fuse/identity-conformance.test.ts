@@ -11,9 +11,12 @@
  * (searchable only, group-writable, sticky, setgid), and the mode bits the
  * kernel clears (setgid on chmod by a non-member, setuid on chown and on
  * write, an open-for-write file truncated after its mode forbids writes).
+ * Each call gets fresh objects, made beforehand on the host directory
+ * (the export's, or the local one), and what a call leaves is read there
+ * too: the server's truth, not the kernel's cached view.
  */
 import t from 'tap'
-import { chmodSync, mkdirSync } from 'node:fs'
+import { chmodSync, chownSync, closeSync, lstatSync, mkdirSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import { AsUser } from '../helpers/as-user.ts'
 import type { Answer, Identity } from '../helpers/as-user.ts'
@@ -30,9 +33,9 @@ const IDS: readonly Identity[] = [
 type Who = 'root' | 'owner' | 'member' | 'other'
 const WHO: readonly Who[] = ['root', 'owner', 'member', 'other']
 
-/** One call; a path is '@' and its place under the tree's root. `check` calls are the ones counted. */
+/** One call; a path is '@' and its place under the tree's root. `check` calls are the ones counted; 'host' ones run here, on the host directory. */
 interface Step {
-  who: Who
+  who: Who | 'host'
   op: string
   args: (string | number | string[])[]
   label: string
@@ -45,7 +48,7 @@ const oct = (n: number): string => n.toString(8).padStart(4, '0')
 function plan(): Step[] {
   const steps: Step[] = []
   const setup = (op: string, ...args: Step['args']): void => {
-    steps.push({ who: 'root', op, args, label: `setup ${op} ${String(args[0])}`, check: false })
+    steps.push({ who: 'host', op, args, label: `setup ${op} ${String(args[0])}`, check: false })
   }
   const check = (who: Who, label: string, op: string, ...args: Step['args']): void => {
     steps.push({ who, op, args, label: `${label}: ${who} ${op}`, check: true })
@@ -60,8 +63,8 @@ function plan(): Step[] {
     setup('chown', p, uid, gid)
     setup('chmod', p, mode)
   }
-  const after = (who: Who, label: string, p: string): void => {
-    check(who, `${label}, then`, 'stat', p)
+  const after = (label: string, p: string): void => {
+    steps.push({ who: 'host', op: 'stat', args: [p], label: `${label}, then stat`, check: true })
   }
   let n = 0
 
@@ -88,7 +91,7 @@ function plan(): Step[] {
         file(p, mode, 2001, 3000)
         const what = `file ${oct(mode)} ${label}`
         check(who, what, op, p, ...args)
-        after('root', what, p)
+        after(what, p)
       }
     }
   }
@@ -116,7 +119,7 @@ function plan(): Step[] {
         const [op, args, made] = make(d)
         const what = `dir ${oct(mode)} ${label}`
         check(who, what, op, ...args)
-        if (made !== null) after('root', what, made)
+        if (made !== null) after(what, made)
       }
     }
   }
@@ -126,36 +129,63 @@ function plan(): Step[] {
     let p = `@A/s${String(++n)}`
     file(p, 0o644, 2001, 3001)
     check(who, 'chmod g+s, file of a group the owner is not in', 'chmod', p, 0o2755)
-    after('root', 'chmod g+s', p)
+    after('chmod g+s', p)
     p = `@A/s${String(++n)}`
     file(p, 0o6755, 2001, 3000)
     check(who, 'chgrp of a setuid file', 'chown', p, -1, 3000)
-    after('root', 'chgrp of a setuid file', p)
+    after('chgrp of a setuid file', p)
     p = `@A/s${String(++n)}`
     file(p, 0o4777, 2001, 3000)
     check(who, 'write to a setuid file', 'write', p, 'x')
-    after('root', 'write to a setuid file', p)
+    after('write to a setuid file', p)
     p = `@A/s${String(++n)}`
     file(p, 0o6777, 2001, 3000)
     check(who, 'truncate a setuid file', 'truncate', p, 5)
-    after('root', 'truncate a setuid file', p)
+    after('truncate a setuid file', p)
     p = `@A/s${String(++n)}`
     file(p, 0o2777, 2001, 3000)
     check(who, 'write to a setgid group-executable file', 'write', p, 'x')
-    after('root', 'write to a setgid file', p)
+    after('write to a setgid file', p)
     p = `@A/s${String(++n)}`
     check(who, 'create 0444 for writing, then ftruncate', 'ftruncate', p, ['O_RDWR', 'O_CREAT', 'O_EXCL'], 0o444, 10)
-    after('root', 'create 0444 then ftruncate', p)
+    after('create 0444 then ftruncate', p)
     check(who, 'open O_TRUNC of that 0444 file', 'open', p, ['O_WRONLY', 'O_TRUNC'], 0)
   }
   return steps
 }
 
-/** Run the plan on one tree; the answers in order. */
-async function runOn(root: string, steps: readonly Step[], workers: ReadonlyMap<Who, AsUser>): Promise<Answer[]> {
+/** What the host directory says of p (as the workers' stat). */
+function hostStat(p: string): Answer {
+  try {
+    const s = lstatSync(p)
+    return { uid: s.uid, gid: s.gid, mode: (s.mode & 0o7777).toString(8), nlink: s.nlink, size: s.size }
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? 'E?'
+  }
+}
+
+/** A setup call or a stat, done here on the host directory. */
+function onHost(op: string, args: (string | number | string[])[]): Answer {
+  const [p, a, b] = args as [string, number, number]
+  if (op === 'stat') return hostStat(p)
+  if (op === 'open') closeSync(openSync(p, 'wx', 0o600))
+  else if (op === 'mkdir') mkdirSync(p, 0o700)
+  else if (op === 'chown') chownSync(p, a, b)
+  else if (op === 'chmod') chmodSync(p, a)
+  else throw new Error(`no host op ${op}`)
+  return 'OK'
+}
+
+/** Run the plan on one tree (root: as the workers see it; host: the directory behind it); the answers in order. */
+async function runOn(root: string, host: string, steps: readonly Step[], workers: ReadonlyMap<Who, AsUser>): Promise<Answer[]> {
   const out: Answer[] = []
   for (const s of steps) {
-    const args = s.args.map(a => (typeof a === 'string' && a.startsWith('@') ? join(root, a.slice(1)) : a))
+    const base = s.who === 'host' ? host : root
+    const args = s.args.map(a => (typeof a === 'string' && a.startsWith('@') ? join(base, a.slice(1)) : a))
+    if (s.who === 'host') {
+      out.push(onHost(s.op, args))
+      continue
+    }
     const w = workers.get(s.who)
     if (w === undefined) throw new Error(`no worker for ${s.who}`)
     out.push(await w.do(s.op, ...args))
@@ -174,8 +204,8 @@ t.test('ownership and permissions: the mount answers as the kernel does on a loc
   await mountFuse(t, ex.source, mnt, `${ex.portOpts},${TEST_OPTS},allow_other`)
   const workers = new Map(IDS.map(id => [id.name as Who, AsUser.start(t, id)]))
   const steps = plan()
-  const want = await runOn(local, steps, workers)
-  const got = await runOn(mnt, steps, workers)
+  const want = await runOn(local, local, steps, workers)
+  const got = await runOn(mnt, ex.dir, steps, workers)
   const differ: string[] = []
   let checks = 0
   let same = 0
