@@ -5,13 +5,13 @@
  * to the client's wsize (max_pages), READDIRPLUS when the server has it,
  * parallel directory operations, cached symlinks (an NFS symlink's text
  * never changes for a handle) and automatic page cache invalidation on
- * mtime/size changes, and HANDLE_KILLPRIV: setuid/setgid bits dropped by a
- * write, truncate or chown are the server's to drop, as the Linux NFS client
- * leaves them (nfs_setattr ignores ATTR_KILL_SUID); otherwise the kernel
- * would send a chmod as the writer, which the server refuses a non-owner.
- * Not the writeback cache: with it the kernel holds
- * dirty pages and writes them when it likes, after close(2) returned, which
- * breaks close-to-open; our client already delays writes up to FLUSH.
+ * mtime/size changes, and HANDLE_KILLPRIV: the setuid and setgid bits a
+ * write, truncate or chown drops are the server's to drop, as the Linux NFS
+ * client leaves them (nfs_setattr ignores ATTR_KILL_SUID); without it the
+ * kernel sends a chmod as the writer, which the server refuses a non-owner.
+ * Not the writeback cache: with it the kernel holds dirty pages and writes
+ * them when it likes, after close(2) returned, which breaks close-to-open;
+ * our client already delays writes up to FLUSH.
  * Operations not listed get ENOSYS (the kernel remembers that for most).
  *
  * Each operation acts as its caller (callers.ts): the header's uid, gid
