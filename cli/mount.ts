@@ -21,7 +21,10 @@ export const MOUNT_USAGE = `usage: tsnfs mount [-f] [-o OPTIONS] SOURCE MOUNTPOI
   -f, --foreground      stay in the foreground (default: detach once mounted)
   -o OPTIONS  comma list: ro, allow_other, rsize=N, wsize=N, actimeo=S, acregmin=S, acregmax=S,
               acdirmin=S, acdirmax=S, noac, port=N, mountport=N, proto=tcp|udp, uid=N, gid=N,
-              hard (default), soft, timeo=DECISECONDS, retrans=N, lookupcache=all|positive|none
+              hard (default), soft, timeo=DECISECONDS, retrans=N, lookupcache=all|positive|none,
+              suid, dev (default nosuid,nodev), noexec
+              each caller acts on the server as itself (uid, gid, groups); uid=/gid= make every
+              caller act as that one identity (a single-user mount)
   --log-level LEVEL     daemon log level (default warn); logs go to stderr (--log-file FILE when detached)
 `
 
@@ -78,7 +81,7 @@ async function serveMount(source: string, mountpoint: string, optionLists: strin
   let m: FuseMount
   try {
     const root = await client.resolve(client.path)
-    m = await FuseMount.mount(client, root.fh, { source, mountpoint, allowOther: opts.allowOther, readOnly: opts.readOnly, log })
+    m = await FuseMount.mount(client, root.fh, { source, mountpoint, allowOther: opts.allowOther, readOnly: opts.readOnly, suid: opts.suid, dev: opts.dev, exec: opts.exec, fixedIdentity: opts.fixedIdentity, log })
   } catch (err) {
     await client.umount().catch(() => undefined)
     throw err

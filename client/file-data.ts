@@ -18,8 +18,10 @@ import type { FileDataOptions, ResolvedFileDataOptions } from './file-options.ts
 import { resolveFileDataOptions } from './file-options.ts'
 import { BlockReader } from './file-read.ts'
 import { FileState } from './file-state.ts'
+import { withCred } from './identity.ts'
 import type { CreateOptions } from './namespace-ops.ts'
 import type { Nfs3 } from './nfs3.ts'
+import type { CallCredential } from './rpc/auth.ts'
 import type { Limits } from './session.ts'
 import type { ClientStats } from './stats.ts'
 import type { Resolved } from './walk.ts'
@@ -34,7 +36,7 @@ export interface FileClient {
   resolve(path: string, opts?: { follow?: boolean }): Promise<Resolved>
   create(path: string, opts?: CreateOptions): Promise<Resolved>
   getattr(fh: Buffer, opts?: { revalidate?: boolean }): Promise<fattr3>
-  setattrFh(fh: Buffer, attrs: SetAttrs): Promise<void>
+  setattrFh(fh: Buffer, attrs: SetAttrs, opts?: { cred?: CallCredential }): Promise<void>
 }
 
 export class FileData {
@@ -58,12 +60,13 @@ export class FileData {
     })
   }
 
-  open(path: string, flags?: OpenFlags, mode?: number): Promise<NfsFile> {
-    return openFile(this, path, flags, mode)
+  /** via: the client (or a view of it, client.as(cred)) whose identity opens the file and moves its data. */
+  open(path: string, flags?: OpenFlags, mode?: number, via: FileClient = this.client): Promise<NfsFile> {
+    return openFile(this, path, flags, mode, via)
   }
 
-  async readFile(path: string): Promise<Buffer> {
-    const f = await this.open(path, 'r')
+  async readFile(path: string, via: FileClient = this.client): Promise<Buffer> {
+    const f = await this.open(path, 'r', undefined, via)
     try {
       const parts: Buffer[] = []
       const chunk = this.opts.blockSize * 8
@@ -78,8 +81,8 @@ export class FileData {
     }
   }
 
-  async writeFile(path: string, data: Buffer, opts: { mode?: number } = {}): Promise<void> {
-    const f = await this.open(path, 'w', opts.mode)
+  async writeFile(path: string, data: Buffer, opts: { mode?: number } = {}, via: FileClient = this.client): Promise<void> {
+    const f = await this.open(path, 'w', opts.mode, via)
     try {
       await f.write(data)
     } catch (err) {
@@ -89,10 +92,10 @@ export class FileData {
     await f.close()
   }
 
-  /** Truncate an open file: held data beyond size dropped, SETATTR, cached blocks past the new end dropped. */
-  async truncate(f: FileState, size: number): Promise<void> {
+  /** Truncate an open file (SETATTR as cred, its opener): held data beyond size dropped, SETATTR, cached blocks past the new end dropped. */
+  async truncate(f: FileState, size: number, cred?: CallCredential): Promise<void> {
     await this.writeback.truncateHeld(f, size)
-    await this.client.setattrFh(f.fh, { size })
+    await this.client.setattrFh(f.fh, { size }, withCred(cred))
     this.blocks.dropFrom(f.key, Math.floor(size / this.opts.blockSize))
     const a = this.client.attrs.peek(f.fh)
     if (a !== undefined) this.blocks.restamp(f.key, stampOf(a))

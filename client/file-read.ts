@@ -13,8 +13,10 @@ import type { ResolvedFileDataOptions } from './file-options.ts'
 import { Slots, mapLimit } from './file-slots.ts'
 import type { FileState } from './file-state.ts'
 import { overlay } from './file-state.ts'
+import { withCred } from './identity.ts'
 import type { Nfs3 } from './nfs3.ts'
 import type { ReadAheadPlan } from './readahead.ts'
+import type { CallCredential } from './rpc/auth.ts'
 import type { ClientStats } from './stats.ts'
 
 /** A READ that raced with data leaving the overlay is sent again, this many times at most. */
@@ -50,13 +52,13 @@ export class BlockReader {
    * blocks past the server's data read as zeros (holes we made by writing
    * further on). Read-ahead for `plan` is issued after the blocks asked for.
    */
-  async read(f: FileState, pos: number, end: number, size: () => bigint, plan: ReadAheadPlan | null): Promise<Buffer> {
+  async read(f: FileState, pos: number, end: number, size: () => bigint, plan: ReadAheadPlan | null, cred?: CallCredential): Promise<Buffer> {
     const first = Math.floor(pos / this.bs)
     const last = Math.floor((end - 1) / this.bs)
     const indexes: number[] = []
     for (let i = first; i <= last; i++) indexes.push(i)
-    const blocks = mapLimit(indexes, this.d.opts.readSlots, i => this.appBlock(f, i))
-    if (plan !== null) this.readAhead(f, plan, size())
+    const blocks = mapLimit(indexes, this.d.opts.readSlots, i => this.appBlock(f, i, cred))
+    if (plan !== null) this.readAhead(f, plan, size(), cred)
     const parts = await blocks
     // A READ's attributes may have shown the file shorter (another client truncated it).
     const limit = Math.min(end, Number(size()))
@@ -70,7 +72,8 @@ export class BlockReader {
     return out
   }
 
-  private async appBlock(f: FileState, index: number): Promise<Buffer> {
+  /** cred: the reader's (its opener's) credential, for the READs sent (undefined: the mount's). */
+  private async appBlock(f: FileState, index: number, cred: CallCredential | undefined): Promise<Buffer> {
     const c = this.d.blocks.get(f.key, index)
     if (c !== undefined) {
       this.d.counters.add('blockCache', 'hits')
@@ -95,33 +98,33 @@ export class BlockReader {
       return p.promise
     }
     this.d.counters.add('read', 'waits')
-    return this.fetch(f, index, false)
+    return this.fetch(f, index, false, cred)
   }
 
-  private readAhead(f: FileState, plan: ReadAheadPlan, size: bigint): void {
+  private readAhead(f: FileState, plan: ReadAheadPlan, size: bigint, cred: CallCredential | undefined): void {
     const lastBlock = size === 0n ? -1 : Math.floor((Number(size) - 1) / this.bs)
     for (let i = plan.from; i < plan.to && i <= lastBlock; i++) {
       if (this.pending.has(`${f.key}:${i}`) || this.d.blocks.has(f.key, i)) continue
       this.d.counters.add('readahead', 'issued')
       // A failed read-ahead is forgotten: the application's own read will ask again and see the error.
-      this.fetch(f, i, true).catch(() => undefined)
+      this.fetch(f, i, true, cred).catch(() => undefined)
     }
   }
 
-  private fetch(f: FileState, index: number, readahead: boolean): Promise<Buffer> {
+  private fetch(f: FileState, index: number, readahead: boolean, cred: CallCredential | undefined): Promise<Buffer> {
     const key = `${f.key}:${index}`
-    const p = this.fetchBlock(f, index, readahead).finally(() => this.pending.delete(key))
+    const p = this.fetchBlock(f, index, readahead, cred).finally(() => this.pending.delete(key))
     this.pending.set(key, { promise: p, readahead })
     return p
   }
 
-  private async fetchBlock(f: FileState, index: number, readahead: boolean): Promise<Buffer> {
+  private async fetchBlock(f: FileState, index: number, readahead: boolean, cred: CallCredential | undefined): Promise<Buffer> {
     for (let attempt = 0; ; attempt++) {
       const gen = f.gen
       const serverSize = this.d.attrs.peek(f.fh)?.size
       // Past the server's end of file, with writes of ours pending, there is nothing to ask for.
       const skip = f.held > 0 && serverSize !== undefined && BigInt(index * this.bs) >= serverSize
-      const server = skip ? Buffer.alloc(0) : await this.readRange(f.fh, index * this.bs, this.bs)
+      const server = skip ? Buffer.alloc(0) : await this.readRange(f.fh, index * this.bs, this.bs, cred)
       // Data left the overlay while the READ was out: the reply may predate the WRITE that held it.
       if (f.gen !== gen && attempt < MAX_REREADS) continue
       const data = overlay(f, index, this.bs, server)
@@ -132,11 +135,11 @@ export class BlockReader {
   }
 
   /** READ [offset, offset + count), continuing short replies until eof. */
-  private async readRange(fh: Buffer, offset: number, count: number): Promise<Buffer> {
+  private async readRange(fh: Buffer, offset: number, count: number, cred: CallCredential | undefined): Promise<Buffer> {
     const parts: Buffer[] = []
     let got = 0
     while (got < count) {
-      const r = await this.slots.run(() => this.d.nfs.call('READ', { file: { data: fh }, offset: BigInt(offset + got), count: count - got }))
+      const r = await this.slots.run(() => this.d.nfs.call('READ', { file: { data: fh }, offset: BigInt(offset + got), count: count - got }, withCred(cred)))
       // The reply's data is a view of the reply record: concat copies it out.
       parts.push(r.data)
       got += r.data.length

@@ -13,6 +13,7 @@
  */
 import type { Range } from './file-ranges.ts'
 import { addRange } from './file-ranges.ts'
+import type { CallCredential } from './rpc/auth.ts'
 
 export interface Segment {
   /** Absolute file offset. */
@@ -26,6 +27,8 @@ export interface Segment {
   superseded: Range[]
   /** Settles when the WRITE of this segment is over (ordering of overlapping writes). */
   done: Promise<void> | null
+  /** Who wrote it: its WRITE (and the COMMIT) go as this credential (undefined: the mount's). */
+  cred?: CallCredential | undefined
 }
 
 export interface DirtyBlock {
@@ -34,6 +37,8 @@ export interface DirtyBlock {
   buf: Buffer
   /** Dirty parts, offsets inside the block. */
   ranges: Range[]
+  /** The writer's credential: one per block (another writer's data flushes it first). */
+  cred?: CallCredential | undefined
 }
 
 export function segEnd(s: Segment): number {

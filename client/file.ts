@@ -8,20 +8,38 @@
  * server's, or the end of our own writes beyond it, as Linux keeps i_size
  * ahead of the server while pages are dirty. client.stat(path) shows the
  * server's size until the data is flushed.
+ *
+ * A file acts as its opener (`cred`, the credential of the client or view
+ * that opened it), as Linux sends a file's I/O with its open context's
+ * credential: its reads, read-ahead, delayed writes and truncation go out
+ * as the opener whoever triggers them later.
  */
-import { ftype3 } from '../xdr/generated/nfs3.ts'
+import { ACCESS3_MODIFY, ACCESS3_READ, ftype3 } from '../xdr/generated/nfs3.ts'
 import type { fattr3 } from '../xdr/generated/nfs3.ts'
+import { mayOpen } from './access.ts'
 import { NfsStats } from './attrs.ts'
 import { stampOf } from './cache/block-cache.ts'
 import { NfsError, isNfsError } from './errors.ts'
-import type { FileData } from './file-data.ts'
+import type { FileClient, FileData } from './file-data.ts'
 import type { FileState } from './file-state.ts'
 import { ReadAhead } from './readahead.ts'
+import type { CallCredential } from './rpc/auth.ts'
 import type { Resolved } from './walk.ts'
 
 export type OpenFlags = 'r' | 'r+' | 'w' | 'w+' | 'wx' | 'a' | 'a+'
 
 const READABLE: ReadonlySet<OpenFlags> = new Set(['r', 'r+', 'w+', 'a+'])
+
+/** The ACCESS bits each way of opening needs (Linux nfs_open_permission_mask). */
+const OPEN_ACCESS: Readonly<Record<OpenFlags, number>> = {
+  r: ACCESS3_READ,
+  'r+': ACCESS3_READ | ACCESS3_MODIFY,
+  w: ACCESS3_MODIFY,
+  'w+': ACCESS3_READ | ACCESS3_MODIFY,
+  wx: ACCESS3_MODIFY,
+  a: ACCESS3_MODIFY,
+  'a+': ACCESS3_READ | ACCESS3_MODIFY,
+}
 
 function badf(op: string, path: string): NfsError {
   return new NfsError(undefined, 'NFS_CLIENT_EBADF', 'EBADF', { procedure: op, path })
@@ -37,6 +55,8 @@ export class NfsFile {
   readonly fh: Buffer
   readonly path: string
   readonly flags: OpenFlags
+  /** The opener's credential (undefined: the mount's own). */
+  readonly cred: CallCredential | undefined
   private readonly data: FileData
   private readonly state: FileState
   private readonly ra: ReadAhead
@@ -45,8 +65,9 @@ export class NfsFile {
   private pos = 0
   private closed = false
 
-  constructor(data: FileData, state: FileState, path: string, flags: OpenFlags) {
+  constructor(data: FileData, state: FileState, path: string, flags: OpenFlags, cred?: CallCredential) {
     this.data = data
+    this.cred = cred
     this.state = state
     this.fh = state.fh
     this.path = path
@@ -64,7 +85,7 @@ export class NfsFile {
     const end = Math.min(pos + Math.max(0, length), Number(this.size()))
     if (end <= pos) return Buffer.alloc(0)
     const plan = this.ra.onRead(pos, end, this.data.opts.blockSize)
-    const out = await this.data.reader.read(this.state, pos, end, () => this.size(), plan)
+    const out = await this.data.reader.read(this.state, pos, end, () => this.size(), plan, this.cred)
     if (position === undefined) this.pos = pos + out.length
     return out
   }
@@ -81,7 +102,7 @@ export class NfsFile {
     } else {
       pos = position === undefined ? this.pos : toOffset(position, 'write', this.path)
     }
-    await this.data.writeback.write(this.state, pos, data)
+    await this.data.writeback.write(this.state, pos, data, this.cred)
     if (position === undefined || this.flags === 'a' || this.flags === 'a+') this.pos = pos + data.length
     return data.length
   }
@@ -97,7 +118,7 @@ export class NfsFile {
   async truncate(size: bigint | number): Promise<void> {
     this.check('truncate', this.writable)
     const n = toOffset(size, 'truncate', this.path)
-    await this.data.truncate(this.state, n)
+    await this.data.truncate(this.state, n, this.cred)
   }
 
   /** Write out and COMMIT everything this client holds for the file; throws a deferred write error. */
@@ -141,9 +162,13 @@ export class NfsFile {
   }
 }
 
-/** Open (and create or truncate, per flags) a regular file; revalidates its attributes (close-to-open). */
-export async function openFile(data: FileData, path: string, flags: OpenFlags = 'r', mode = 0o644): Promise<NfsFile> {
-  const c = data.client
+/**
+ * Open (and create or truncate, per flags) a regular file; revalidates its
+ * attributes (close-to-open). via: the client or view whose identity walks,
+ * creates and then owns the file's I/O.
+ */
+export async function openFile(data: FileData, path: string, flags: OpenFlags = 'r', mode = 0o644, via: FileClient = data.client): Promise<NfsFile> {
+  const c = via
   let r: Resolved
   let created = false
   if (flags === 'wx') {
@@ -164,14 +189,15 @@ export async function openFile(data: FileData, path: string, flags: OpenFlags = 
   const writable = flags !== 'r'
   const before = data.peekState(r.fh)
   const busy = before?.busy ?? false
-  // nfs(5) cto: every open asks the server, whatever the cache says (a new file's attributes came with CREATE).
-  const a: fattr3 = created ? r.attrs : await c.getattr(r.fh, { revalidate: true })
+  // nfs(5) cto: every open asks the server, whatever the cache says (a new file's attributes came with CREATE);
+  // and may this identity open it so (the caches are shared by every identity of the mount: access.ts).
+  const a: fattr3 = created ? r.attrs : await mayOpen(c, r.fh, OPEN_ACCESS[flags], path)
   if (!busy) data.blocks.validate(data.keyOf(r.fh), stampOf(a))
   const state = data.acquire(r.fh, writable)
-  const file = new NfsFile(data, state, path, flags)
+  const file = new NfsFile(data, state, path, flags, c.nfs.cred)
   if ((flags === 'w' || flags === 'w+') && !created && (a.size !== 0n || state.held > 0)) {
     try {
-      await data.truncate(state, 0)
+      await data.truncate(state, 0, c.nfs.cred)
     } catch (err) {
       await file.close().catch(() => undefined)
       throw err

@@ -10,6 +10,8 @@ import type { fattr3 } from '../xdr/generated/nfs3.ts'
 import { sattr } from './attrs.ts'
 import type { SetAttrs } from './attrs.ts'
 import { NfsError, isNfsError } from './errors.ts'
+import { withCred } from './identity.ts'
+import type { CallCredential } from './rpc/auth.ts'
 import { walk, walkParent } from './walk.ts'
 import type { Resolved, WalkContext } from './walk.ts'
 
@@ -134,9 +136,9 @@ export function link(ctx: OpsContext, existing: string, newPath: string): Promis
   })
 }
 
-/** SETATTR by handle; its wcc data refreshes the cache. */
-export async function setattrFh(ctx: WalkContext, fh: Buffer, s: SetAttrs): Promise<void> {
-  await ctx.nfs.call('SETATTR', { object: { data: fh }, new_attributes: sattr(s), guard: null })
+/** SETATTR by handle (as cred when given: an open file's truncate goes as its opener); its wcc data refreshes the cache. */
+export async function setattrFh(ctx: WalkContext, fh: Buffer, s: SetAttrs, cred?: CallCredential): Promise<void> {
+  await ctx.nfs.call('SETATTR', { object: { data: fh }, new_attributes: sattr(s), guard: null }, withCred(cred))
 }
 
 export function setattrPath(ctx: OpsContext, path: string, s: SetAttrs): Promise<void> {

@@ -4,6 +4,12 @@
  * (typed calls), `attrs` (attribute cache), `names` (lookup cache),
  * `resolve`/`resolveParent` (path walk), `getattr` (close-to-open
  * revalidation), `counters` (open stats groups).
+ *
+ * `as(cred)` gives a view of the same mount that acts as another AUTH_SYS
+ * identity: one connection, one set of caches and open-file states, each
+ * call carrying the view's credential (the FUSE mount makes one per
+ * caller). Answers that depend on who asks (ACCESS results, which names
+ * a caller may be answered from the name cache) are kept per identity.
  */
 import type { fattr3, FSSTAT3resok } from '../xdr/generated/nfs3.ts'
 import { NfsStats } from './attrs.ts'
@@ -19,6 +25,7 @@ import * as ops from './namespace-ops.ts'
 import type { CreateOptions, OpsContext } from './namespace-ops.ts'
 import { Nfs3 } from './nfs3.ts'
 import type { ClientOptions, ResolvedOptions } from './options.ts'
+import type { CallCredential } from './rpc/auth.ts'
 import { listDir, listDirPlus } from './readdir.ts'
 import type { DirEntryPlus } from './readdir.ts'
 import { connectTransport } from './rpc/connect.ts'
@@ -38,6 +45,16 @@ export interface RmOptions {
   force?: boolean
 }
 
+/** What every view of one mount shares and may change (a view writing its own copy would split the mount). */
+interface MountState {
+  /** The client created by mount(); views delegate to it. */
+  readonly owner: NfsClient
+  readdirplus: boolean
+  unmounted: boolean
+  fileData: FileData | undefined
+  fileOptions: FileDataOptions
+}
+
 export class NfsClient implements OpsContext {
   readonly host: string
   readonly exportPath: string
@@ -52,10 +69,7 @@ export class NfsClient implements OpsContext {
   /** The live counters; add your own groups with counters.add(group, key). */
   readonly counters: ClientStats
   private readonly endpoint: Endpoint
-  private readdirplus: boolean
-  private unmounted = false
-  private fileData: FileData | undefined
-  private fileOptions: FileDataOptions
+  private readonly state: MountState
 
   private constructor(ep: Endpoint, exportPath: string, path: string, root: Buffer, nfs: Nfs3, limits: Limits, stats: ClientStats) {
     this.endpoint = ep
@@ -68,9 +82,24 @@ export class NfsClient implements OpsContext {
     this.attrs = nfs.attrs
     this.counters = stats
     this.names = new NameCache(this.attrs, ep.opts.nameCache, stats.nameCache)
-    this.fileOptions = ep.opts.files
     this.limits = limits
-    this.readdirplus = ep.opts.readdirplus
+    this.state = { owner: this, readdirplus: ep.opts.readdirplus, unmounted: false, fileData: undefined, fileOptions: ep.opts.files }
+  }
+
+  /**
+   * This mount acting as cred: connection, caches and open files shared,
+   * every call of the view (and of files it opens: reads, delayed writes,
+   * COMMIT) sent with cred. unmount() of any view ends the mount.
+   */
+  as(cred: CallCredential): NfsClient {
+    const view = Object.create(this.state.owner) as NfsClient
+    Object.defineProperty(view, 'nfs', { value: this.nfs.as(cred), enumerable: true })
+    return view
+  }
+
+  /** The credential this client's calls carry. */
+  get cred(): CallCredential | undefined {
+    return this.nfs.cred
   }
 
   /** Mount an nfs:// URL (export found by EXPORT, see url.ts) or an explicit target. */
@@ -93,7 +122,7 @@ export class NfsClient implements OpsContext {
     const transport = await connectTransport(ep.host, ep.nfsport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred })
     stats.watchTransport(() => transport.counters())
     const attrs = new AttrCache(ep.opts.attrCache)
-    const nfs = new Nfs3(transport, attrs, stats.nfs, { jukeboxDelayMs: ep.opts.jukeboxDelayMs, jukeboxRetries: ep.opts.jukeboxRetries })
+    const nfs = new Nfs3(transport, attrs, stats.nfs, { jukeboxDelayMs: ep.opts.jukeboxDelayMs, jukeboxRetries: ep.opts.jukeboxRetries }, ep.opts.cred)
     try {
       const fsinfo = await nfs.call('FSINFO', { fsroot: { data: root } })
       return new NfsClient(ep, exportPath, path, root, nfs, limitsOf(fsinfo, ep.opts), stats)
@@ -174,12 +203,12 @@ export class NfsClient implements OpsContext {
   readdirPlus(path: string): Promise<DirEntryPlus[]> {
     return this.op(path, async v => {
       const dir = await walk(this, path, { follow: true }, v)
-      if (this.readdirplus) {
+      if (this.state.readdirplus) {
         try {
           return await listDirPlus(this, dir.fh, this.limits.dirsize, Math.max(this.limits.dirsize * 4, 32_768), path)
         } catch (err) {
           if (!isNfsError(err, 'NFS3ERR_NOTSUPP')) throw err
-          this.readdirplus = false
+          this.state.readdirplus = false
         }
       }
       const names = await listDir(this, dir.fh, this.limits.dirsize, path)
@@ -195,7 +224,7 @@ export class NfsClient implements OpsContext {
 
   /** Whether READDIRPLUS is still in use on this mount. */
   get usesReaddirPlus(): boolean {
-    return this.readdirplus
+    return this.state.readdirplus
   }
 
   async mkdir(path: string, opts: number | { mode?: number; recursive?: boolean } = {}): Promise<void> {
@@ -269,9 +298,9 @@ export class NfsClient implements OpsContext {
     return ops.setattrPath(this, path, attrs)
   }
 
-  /** SETATTR on a handle (the data path's truncate of an open file). */
-  setattrFh(fh: Buffer, attrs: SetAttrs): Promise<void> {
-    return ops.setattrFh(this, fh, attrs)
+  /** SETATTR on a handle (the data path's truncate of an open file, as its opener: cred). */
+  setattrFh(fh: Buffer, attrs: SetAttrs, opts: { cred?: CallCredential } = {}): Promise<void> {
+    return ops.setattrFh(this, fh, attrs, opts.cred)
   }
 
   /** FSSTAT of the export (df). */
@@ -285,48 +314,52 @@ export class NfsClient implements OpsContext {
    * to mount(); only before the first open.
    */
   configureFiles(opts: FileDataOptions): void {
-    if (this.fileData !== undefined) throw NfsError.client('EINVAL', 'configureFiles')
-    this.fileOptions = { ...this.fileOptions, ...opts }
+    const st = this.state
+    if (st.fileData !== undefined) throw NfsError.client('EINVAL', 'configureFiles')
+    st.fileOptions = { ...st.fileOptions, ...opts }
   }
 
-  /** The data path (created on first use). */
+  /** The data path (created on first use, one for the mount and all its views). */
   get files(): FileData {
-    this.fileData ??= new FileData(this, this.fileOptions)
-    return this.fileData
+    const st = this.state
+    st.fileData ??= new FileData(st.owner, st.fileOptions)
+    return st.fileData
   }
 
+  /** Open as this client's identity (a view's files read and write as its cred). */
   open(path: string, flags?: OpenFlags, mode?: number): Promise<NfsFile> {
-    return this.files.open(path, flags, mode)
+    return this.files.open(path, flags, mode, this)
   }
 
   readFile(path: string): Promise<Buffer> {
-    return this.files.readFile(path)
+    return this.files.readFile(path, this)
   }
 
   writeFile(path: string, data: Buffer, opts: { mode?: number } = {}): Promise<void> {
-    return this.files.writeFile(path, data, opts)
+    return this.files.writeFile(path, data, opts, this)
   }
 
   createReadStream(path: string, opts: ReadStreamOptions = {}): Readable {
-    return createReadStream(this.files, path, opts)
+    return createReadStream(this.files, path, opts, this)
   }
 
   createWriteStream(path: string, opts: WriteStreamOptions = {}): Writable {
-    return createWriteStream(this.files, path, opts)
+    return createWriteStream(this.files, path, opts, this)
   }
 
   /** Write out and COMMIT what files still hold, UMNT (best effort: the server's mount list is advisory), close the connection; throws a deferred write error last. */
   async umount(): Promise<void> {
-    if (this.unmounted) return
-    this.unmounted = true
+    const st = this.state
+    if (st.unmounted) return
+    st.unmounted = true
     let deferred: Error | null = null
-    if (this.fileData !== undefined) {
+    if (st.fileData !== undefined) {
       try {
-        await this.fileData.syncAll()
+        await st.fileData.syncAll()
       } catch (err) {
         deferred = err instanceof Error ? err : new Error(String(err))
       }
-      this.fileData.close()
+      st.fileData.close()
     }
     try {
       const m = await openMount(this.endpoint, this.counters)

@@ -7,6 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { NFS_PROGRAM, nfsstat3 } from '../xdr/generated/nfs3.ts'
 import type { ProcedureRef } from './rpc/call.ts'
+import type { CallCredential } from './rpc/auth.ts'
 import type { RpcTransport, TransportCallOptions } from './rpc/transport.ts'
 import type { AttrCache } from './cache/attr-cache.ts'
 import { NfsError } from './errors.ts'
@@ -33,22 +34,31 @@ const VERS = NFS_PROGRAM.versions.NFS_V3.vers
 export class Nfs3 {
   readonly transport: RpcTransport
   readonly attrs: AttrCache
+  /** The credential of calls that name none (undefined: the transport's default). */
+  readonly cred: CallCredential | undefined
   private readonly counts: Record<string, number>
   private readonly opts: Nfs3Options
 
-  constructor(transport: RpcTransport, attrs: AttrCache, counts: Record<string, number>, opts: Nfs3Options) {
+  constructor(transport: RpcTransport, attrs: AttrCache, counts: Record<string, number>, opts: Nfs3Options, cred?: CallCredential) {
     this.transport = transport
     this.attrs = attrs
     this.counts = counts
     this.opts = opts
+    this.cred = cred
+  }
+
+  /** The same connection, cache and counters, calling as cred unless a call names another. */
+  as(cred: CallCredential): Nfs3 {
+    return new Nfs3(this.transport, this.attrs, this.counts, this.opts, cred)
   }
 
   /** The whole result union, status included; attributes are still fed to the cache. */
   async raw<P extends Nfs3ProcName>(proc: P, args: Nfs3Args<P>, opts: TransportCallOptions = {}): Promise<Nfs3Res<P>> {
     const def = PROCS[`NFSPROC3_${proc}`] as unknown as ProcedureRef<Nfs3Args<P>, Nfs3Res<P>>
+    const o = opts.cred === undefined && this.cred !== undefined ? { ...opts, cred: this.cred } : opts
     for (let attempt = 0; ; attempt++) {
       bump(this.counts, proc)
-      const res = await this.transport.call(NFS_PROGRAM.prog, VERS, def, args, opts)
+      const res = await this.transport.call(NFS_PROGRAM.prog, VERS, def, args, o)
       ;(FEED[proc] as (a: Nfs3Args<P>, r: Nfs3Res<P>, c: AttrCache) => void)(args, res, this.attrs)
       const status = statusOf(res)
       if (status === nfsstat3.NFS3ERR_STALE) {

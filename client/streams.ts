@@ -7,7 +7,7 @@
  */
 import { Readable, Writable } from 'node:stream'
 import type { NfsFile } from './file.ts'
-import type { FileData } from './file-data.ts'
+import type { FileClient, FileData } from './file-data.ts'
 
 export interface ReadStreamOptions {
   /** First byte (default 0). */
@@ -34,7 +34,8 @@ function settle(p: Promise<unknown>, cb: (err?: Error | null) => void): void {
   )
 }
 
-export function createReadStream(data: FileData, path: string, opts: ReadStreamOptions = {}): Readable {
+/** via: the client (or view) whose identity opens and reads (default the mount's). */
+export function createReadStream(data: FileData, path: string, opts: ReadStreamOptions = {}, via: FileClient = data.client): Readable {
   let file: NfsFile | null = null
   let pos = opts.start ?? 0
   const stop = opts.end === undefined ? Number.POSITIVE_INFINITY : opts.end + 1
@@ -42,7 +43,7 @@ export function createReadStream(data: FileData, path: string, opts: ReadStreamO
     highWaterMark: opts.highWaterMark ?? data.opts.blockSize,
     construct(cb) {
       settle(
-        data.open(path, 'r').then(f => {
+        data.open(path, 'r', undefined, via).then(f => {
           file = f
         }),
         cb,
@@ -85,7 +86,8 @@ export function createReadStream(data: FileData, path: string, opts: ReadStreamO
   })
 }
 
-export function createWriteStream(data: FileData, path: string, opts: WriteStreamOptions = {}): Writable {
+/** via: the client (or view) whose identity opens and writes (default the mount's). */
+export function createWriteStream(data: FileData, path: string, opts: WriteStreamOptions = {}, via: FileClient = data.client): Writable {
   let file: NfsFile | null = null
   let closed = false
   const open = (): NfsFile => {
@@ -95,7 +97,7 @@ export function createWriteStream(data: FileData, path: string, opts: WriteStrea
   return new Writable({
     construct(cb) {
       settle(
-        data.open(path, opts.flags ?? 'w', opts.mode).then(f => {
+        data.open(path, opts.flags ?? 'w', opts.mode, via).then(f => {
           file = f
         }),
         cb,

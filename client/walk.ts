@@ -7,12 +7,24 @@
  * goes back to the directory the walk came from (zero RPCs), never above the
  * root. ESTALE makes the whole operation run again once from the root, with
  * the name cache of every directory it went through dropped.
+ *
+ * The name cache is shared by every identity calling through the client
+ * (client.as(cred), the FUSE mount's callers), but a caller may only be
+ * answered from it in a directory it is known to search: as Linux checks
+ * MAY_EXEC on each directory through its per-credential access cache
+ * before using a cached dentry, a cached name (positive or negative) is
+ * used only while the attribute cache holds a LOOKUP grant for this
+ * caller's identity on the directory, and a caller known to be refused
+ * is refused at once (EACCES). Otherwise the LOOKUP goes to the server as
+ * the caller, and its outcome is that grant (found or NOENT: granted;
+ * ACCES: denied).
  */
-import { ftype3, nfsstat3 } from '../xdr/generated/nfs3.ts'
+import { ACCESS3_LOOKUP, ftype3, nfsstat3 } from '../xdr/generated/nfs3.ts'
 import type { fattr3 } from '../xdr/generated/nfs3.ts'
 import type { AttrCache } from './cache/attr-cache.ts'
 import type { NameCache } from './cache/name-cache.ts'
 import { NfsError, isNfsError } from './errors.ts'
+import { identityKey } from './identity.ts'
 import type { Nfs3 } from './nfs3.ts'
 
 export const MAX_SYMLINKS = 40
@@ -67,18 +79,32 @@ async function knownAttrs(ctx: WalkContext, fh: Buffer, path: string): Promise<f
   return ctx.attrs.peek(fh) ?? (await ctx.nfs.call('GETATTR', { object: { data: fh } }, { path })).obj_attributes
 }
 
-/** One component: the name cache, else LOOKUP (whose answer, positive or NOENT, is cached). */
+/**
+ * One component: the name cache where this caller may search dir, else
+ * LOOKUP as the caller (whose answer, positive or NOENT, is cached).
+ */
 export async function lookupName(ctx: WalkContext, dir: Buffer, name: string, path: string): Promise<Buffer> {
-  const cached = ctx.names.lookup(dir, name)
-  if (cached.kind === 'positive') return cached.fh
-  if (cached.kind === 'negative') throw NfsError.fromStatus(nfsstat3.NFS3ERR_NOENT, 'LOOKUP', path)
+  const who = identityKey(ctx.nfs.cred)
+  const search = ctx.attrs.accessOf(dir, who, ACCESS3_LOOKUP)
+  if (search === 0) throw NfsError.fromStatus(nfsstat3.NFS3ERR_ACCES, 'LOOKUP', path)
+  if (search === ACCESS3_LOOKUP) {
+    const cached = ctx.names.lookup(dir, name)
+    if (cached.kind === 'positive') return cached.fh
+    if (cached.kind === 'negative') throw NfsError.fromStatus(nfsstat3.NFS3ERR_NOENT, 'LOOKUP', path)
+  }
   const r = await ctx.nfs.raw('LOOKUP', { what: { dir: { data: dir }, name: Buffer.from(name) } })
   if (r.status === nfsstat3.NFS3_OK) {
+    ctx.attrs.noteAccess(dir, who, ACCESS3_LOOKUP, ACCESS3_LOOKUP)
     const fh = Buffer.from(r.resok.object.data)
     ctx.names.addPositive(dir, name, fh)
     return fh
   }
-  if (r.status === nfsstat3.NFS3ERR_NOENT) ctx.names.addNegative(dir, name)
+  if (r.status === nfsstat3.NFS3ERR_NOENT) {
+    ctx.attrs.noteAccess(dir, who, ACCESS3_LOOKUP, ACCESS3_LOOKUP)
+    ctx.names.addNegative(dir, name)
+  } else if (r.status === nfsstat3.NFS3ERR_ACCES) {
+    ctx.attrs.noteAccess(dir, who, ACCESS3_LOOKUP, 0)
+  }
   throw NfsError.fromStatus(r.status, 'LOOKUP', path)
 }
 

@@ -8,6 +8,12 @@
  * flush) re-sends the range and commits again (P10, P11). FILE_SYNC replies
  * need no COMMIT. Background errors are kept on the file and thrown by its
  * next write, fsync or close.
+ *
+ * Data goes out as whoever wrote it (Linux sends a page's WRITE with the
+ * credential of the open file that dirtied it): each dirty block carries
+ * its writer's credential, a write by another identity into a dirty block
+ * sends that block first (nfs_flush_incompatible), and a COMMIT goes as
+ * the writer of the first segment it covers, as nfs_commit does.
  */
 import { nfsstat3, stable_how } from '../xdr/generated/nfs3.ts'
 import type { BlockCache } from './cache/block-cache.ts'
@@ -20,7 +26,9 @@ import type { ResolvedFileDataOptions } from './file-options.ts'
 import { Slots } from './file-slots.ts'
 import type { DirtyBlock, FileState, Segment } from './file-state.ts'
 import { cutSegments, segEnd, supersedeInflight } from './file-state.ts'
+import { identityKey, withCred } from './identity.ts'
 import type { Nfs3 } from './nfs3.ts'
+import type { CallCredential } from './rpc/auth.ts'
 import type { ClientStats } from './stats.ts'
 
 /** After this many COMMIT rounds that found a new verifier, re-send FILE_SYNC so the loop ends. */
@@ -52,13 +60,13 @@ export class Writeback {
   }
 
   /** Copy data into dirty blocks at offset; waits only when the mount is over its dirty limit. */
-  async write(f: FileState, offset: number, data: Buffer): Promise<void> {
+  async write(f: FileState, offset: number, data: Buffer, cred?: CallCredential): Promise<void> {
     let done = 0
     while (done < data.length) {
       const at = offset + done
       const n = Math.min(data.length - done, this.bs - (at % this.bs))
       if (this.held > 0 && this.held + n > this.d.opts.dirtyLimitBytes) await this.relieve()
-      this.copyIn(f, at, data.subarray(done, done + n))
+      this.copyIn(f, at, data.subarray(done, done + n), cred)
       done += n
     }
   }
@@ -125,16 +133,19 @@ export class Writeback {
     f.gen++
   }
 
-  private copyIn(f: FileState, at: number, chunk: Buffer): void {
+  private copyIn(f: FileState, at: number, chunk: Buffer, cred: CallCredential | undefined): void {
     const index = Math.floor(at / this.bs)
     const inBlock = at - index * this.bs
     const end = inBlock + chunk.length
+    // Another identity's data in this block goes out first, as its own (before the trims below mark it as replaced).
+    const held = f.dirty.get(index)
+    if (held !== undefined && identityKey(held.cred) !== identityKey(cred)) this.flushBlock(f, index)
     // Newer data replaces older: trim what awaits COMMIT, mark what is in flight.
     this.account(f, -cutSegments(f.unstable, at, at + chunk.length))
     supersedeInflight(f, at, at + chunk.length)
     let b = f.dirty.get(index)
     if (b === undefined) {
-      b = { index, buf: Buffer.allocUnsafe(Math.min(this.bs, roundUp(end))), ranges: [] }
+      b = { index, buf: Buffer.allocUnsafe(Math.min(this.bs, roundUp(end))), ranges: [], cred }
       f.dirty.set(index, b)
     }
     if (end > b.buf.length) {
@@ -167,7 +178,7 @@ export class Writeback {
     keepClean(this.d.blocks, this.d.attrs, f, b)
     // The detached buffer is never written again (new writes make a new dirty block): it is the snapshot.
     for (const r of b.ranges) {
-      const seg: Segment = { offset: index * this.bs + r.start, data: b.buf.subarray(r.start, r.end), seq: ++f.seq, verf: null, superseded: [], done: null }
+      const seg: Segment = { offset: index * this.bs + r.start, data: b.buf.subarray(r.start, r.end), seq: ++f.seq, verf: null, superseded: [], done: null, cred: b.cred }
       this.start(f, seg, stable_how.UNSTABLE)
     }
   }
@@ -191,7 +202,7 @@ export class Writeback {
       await this.slots.run(async () => {
         while (data.length > 0) {
           this.d.counters.add('writeback', 'writes')
-          const r = await this.d.nfs.call('WRITE', { file: { data: f.fh }, offset: BigInt(off), count: data.length, stable, data })
+          const r = await this.d.nfs.call('WRITE', { file: { data: f.fh }, offset: BigInt(off), count: data.length, stable, data }, withCred(seg.cred))
           // A server that accepts nothing and reports no error would loop forever.
           if (r.count === 0) throw NfsError.fromStatus(nfsstat3.NFS3ERR_IO, 'WRITE')
           const n = Math.min(r.count, data.length)
@@ -213,7 +224,7 @@ export class Writeback {
     let kept = 0
     if (committed !== stable_how.FILE_SYNC) {
       for (const g of keep) {
-        f.unstable.push({ offset: g.start, data: bytes.subarray(g.start - off, g.end - off), seq: seg.seq, verf, superseded: [], done: null })
+        f.unstable.push({ offset: g.start, data: bytes.subarray(g.start - off, g.end - off), seq: seg.seq, verf, superseded: [], done: null, cred: seg.cred })
         kept += g.end - g.start
       }
     } else {
@@ -239,7 +250,7 @@ export class Writeback {
     let verf: Buffer
     try {
       // RFC 1813 §3.3.21: offset 0, count 0 flushes the whole file.
-      verf = Buffer.from((await this.d.nfs.call('COMMIT', { file: { data: f.fh }, offset: 0n, count: 0 })).verf)
+      verf = Buffer.from((await this.d.nfs.call('COMMIT', { file: { data: f.fh }, offset: 0n, count: 0 }, withCred(snapshot[0]?.cred))).verf)
     } catch (err) {
       const gone = snapshot.filter(s => f.unstable.includes(s))
       f.unstable = f.unstable.filter(s => !gone.includes(s))

@@ -7,6 +7,13 @@
  * directories acdirmin..acdirmax. A change of mtime, ctime or size emits a
  * change event: the name cache drops a directory's entries, the block cache a
  * file's blocks.
+ *
+ * Each entry also keeps what ACCESS told each identity (uid, gid, groups:
+ * client/identity.ts) about the object, as Linux's access cache does
+ * (fs/nfs/dir.c nfs_access_get_cached): an answer holds while the
+ * attributes are fresh, for at most the type's maximum attribute time, and
+ * is dropped when the mode or owner changes. Attributes themselves are the
+ * same for every caller and shared.
  */
 import { LRUCache } from 'lru-cache'
 import { ftype3 } from '../../xdr/generated/nfs3.ts'
@@ -35,9 +42,21 @@ export interface AttrChangeEvent {
 
 export type AttrChangeListener = (ev: AttrChangeEvent) => void
 
+/** ACCESS bits an identity asked about, those granted, and when (RFC 1813 §3.3.4). */
+interface AccessAnswer {
+  asked: number
+  granted: number
+  at: number
+}
+
+/** Identities remembered per object (the oldest answer goes first). */
+const MAX_IDENTITIES = 16
+
 interface Entry {
   readonly fh: Buffer
   attrs: fattr3
+  /** By identity key; null until something is known. */
+  access: Map<string, AccessAnswer> | null
   /** When the attributes were last refreshed. */
   fetchedAt: number
   /** Current adaptive timeout, and when it was last set (Linux attrtimeo / attrtimeo_timestamp). */
@@ -66,6 +85,11 @@ function olderCtime(incoming: fattr3, cached: fattr3): boolean {
 
 function changed(a: fattr3, b: fattr3): boolean {
   return a.size !== b.size || !sameTime(a.mtime, b.mtime) || !sameTime(a.ctime, b.ctime) || a.fileid !== b.fileid || a.type !== b.type
+}
+
+/** What an AUTH_SYS permission check reads of the attributes. */
+function permsChanged(a: fattr3, b: fattr3): boolean {
+  return a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid || a.fileid !== b.fileid
 }
 
 function matchesPreOp(a: fattr3, pre: wcc_attr): boolean {
@@ -137,10 +161,11 @@ export class AttrCache {
     this.updates++
     if (e === undefined) {
       const t = this.minOf(attrs)
-      this.entries.set(key, { fh: Buffer.from(fh), attrs, fetchedAt: now, timeoutMs: t, timeoutSetAt: now })
+      this.entries.set(key, { fh: Buffer.from(fh), attrs, access: null, fetchedAt: now, timeoutMs: t, timeoutSetAt: now })
       return
     }
     const before = e.attrs
+    if (permsChanged(before, attrs)) e.access = null
     e.attrs = attrs
     e.fetchedAt = now
     if (changed(before, attrs)) {
@@ -166,6 +191,8 @@ export class AttrCache {
     const ours = e !== undefined && wcc.before !== null && matchesPreOp(e.attrs, wcc.before)
     if (wcc.after === null) {
       if (e !== undefined) {
+        // The operation may have changed the mode (a SETATTR, a WRITE clearing setuid): ask again.
+        e.access = null
         if (ours) e.fetchedAt = -Infinity
         else this.invalidate(fh)
       }
@@ -174,6 +201,7 @@ export class AttrCache {
     if (e !== undefined && ours) {
       const now = this.now()
       this.updates++
+      if (permsChanged(e.attrs, wcc.after)) e.access = null
       e.attrs = wcc.after
       e.fetchedAt = now
       e.timeoutMs = this.minOf(wcc.after)
@@ -181,6 +209,41 @@ export class AttrCache {
       return
     }
     this.update(fh, wcc.after)
+  }
+
+  /**
+   * Note what identity `who` was told about fh: of the ACCESS bits asked,
+   * those granted (an ACCESS reply, or an operation whose outcome implies
+   * one, such as a LOOKUP that found or missed a name). Kept only while
+   * the attributes are cached.
+   */
+  noteAccess(fh: Buffer, who: string, asked: number, granted: number): void {
+    const e = this.entries.peek(handleKey(fh))
+    if (e === undefined || this.opts.noac) return
+    const now = this.now()
+    e.access ??= new Map()
+    const old = e.access.get(who)
+    const valid = old !== undefined && this.answerFresh(e, old, now)
+    const a: AccessAnswer = valid ? { asked: old.asked | asked, granted: (old.granted & ~asked) | (granted & asked), at: Math.min(old.at, now) } : { asked, granted: granted & asked, at: now }
+    e.access.delete(who)
+    e.access.set(who, a)
+    if (e.access.size > MAX_IDENTITIES) {
+      const oldest = e.access.keys().next()
+      if (oldest.done !== true) e.access.delete(oldest.value)
+    }
+  }
+
+  /**
+   * The bits of `want` granted to identity `who`, or undefined when the
+   * cache cannot say: not all of want was asked, the attributes are not
+   * fresh, or the answer is older than the type's maximum attribute time.
+   */
+  accessOf(fh: Buffer, who: string, want: number): number | undefined {
+    const e = this.entries.peek(handleKey(fh))
+    const a = e?.access?.get(who)
+    if (e === undefined || a === undefined || (a.asked & want) !== want) return undefined
+    if (!this.fresh(e) || !this.answerFresh(e, a, this.now())) return undefined
+    return a.granted & want
   }
 
   /** Make the next get() miss; the old attributes stay for change detection (Linux NFS_INO_INVALID_ATTR). */
@@ -204,6 +267,10 @@ export class AttrCache {
 
   private fresh(e: Entry): boolean {
     return !this.opts.noac && this.now() < e.fetchedAt + e.timeoutMs
+  }
+
+  private answerFresh(e: Entry, a: AccessAnswer, now: number): boolean {
+    return now - a.at < this.maxOf(e.attrs)
   }
 
   private minOf(a: fattr3): number {

@@ -36,6 +36,7 @@ export const INIT = {
   ASYNC_DIO: 1 << 15,
   WRITEBACK_CACHE: 1 << 16,
   PARALLEL_DIROPS: 1 << 18,
+  HANDLE_KILLPRIV: 1 << 19,
   MAX_PAGES: 1 << 22,
   CACHE_SYMLINKS: 1 << 23,
 } as const

@@ -12,6 +12,7 @@
  */
 import { createHash } from 'node:crypto'
 import { handleKey } from '../cache/attr-cache.ts'
+import type { NfsClient } from '../nfs-client.ts'
 import { FUSE_ROOT_ID } from './abi.ts'
 
 export interface Inode {
@@ -25,8 +26,8 @@ export interface Inode {
   pending: number
   /** Open files of this node (silly rename on unlink while open). */
   opens: number
-  /** Set when unlinked while open: removed at the last release. */
-  silly: { dir: Buffer; name: string } | null
+  /** Set when unlinked while open: removed at the last release, as `by` (the unlinker). */
+  silly: { dir: Buffer; name: string; by: NfsClient } | null
 }
 
 const PRIVATE_BASE = 1n << 63n

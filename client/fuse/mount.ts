@@ -7,11 +7,22 @@
  * this very process must answer. After umount the reader's read fails
  * with ENODEV and the session ends; only then may the process exit (an
  * exit while the reader is blocked in /dev/fuse hangs).
+ *
+ * Mount flags: nosuid and nodev unless asked otherwise (suid, dev: root
+ * only), as every FUSE mount of files other users own must carry them (a
+ * setuid binary or a device node on the server would otherwise act here);
+ * mount(8) turns them into MS_NOSUID and MS_NODEV for mount(2), and
+ * /proc/mounts shows them. default_permissions is kept: the kernel checks
+ * every access against the mode, owner and group it holds, with the
+ * caller's full credentials, before a request reaches us; the server then
+ * judges the caller's own AUTH_SYS credential (callers.ts), which catches
+ * what the kernel's stale attributes would let through (nfs-fs.ts).
  */
 import { spawn } from 'node:child_process'
 import { closeSync, openSync } from 'node:fs'
 import type { NfsClient } from '../nfs-client.ts'
 import { FUSE_MIN_READ_BUFFER } from './abi.ts'
+import { Callers } from './callers.ts'
 import { NfsFiles } from './nfs-files.ts'
 import { NfsFs } from './nfs-fs.ts'
 import { createHandler } from './ops.ts'
@@ -25,7 +36,25 @@ export interface FuseMountOptions {
   /** Let other users in (the kernel still checks permissions: default_permissions). */
   allowOther?: boolean
   readOnly?: boolean
+  /** Honour setuid/setgid bits (default: nosuid). Root only. */
+  suid?: boolean
+  /** Honour device nodes (default: nodev). Root only. */
+  dev?: boolean
+  /** false: noexec. */
+  exec?: boolean
+  /** Every request as the client's own credential (`-o uid=,gid=`), not as its caller. */
+  fixedIdentity?: boolean
   log: FuseLogger
+}
+
+/** The mount(8) option list of a FUSE mount of fd. */
+export function fuseMountOptions(opts: Omit<FuseMountOptions, 'source' | 'mountpoint' | 'log'>, uid: number, gid: number): string {
+  const o = ['fd=3', 'rootmode=40000', `user_id=${String(uid)}`, `group_id=${String(gid)}`, 'default_permissions']
+  if (opts.allowOther === true) o.push('allow_other')
+  if (opts.readOnly === true) o.push('ro')
+  o.push(opts.suid === true ? 'suid' : 'nosuid', opts.dev === true ? 'dev' : 'nodev')
+  if (opts.exec === false) o.push('noexec')
+  return o.join(',')
 }
 
 export class FuseMountError extends Error {
@@ -76,6 +105,9 @@ export class FuseMount {
 
   /** Mount the client's tree at rootFh on opts.mountpoint; resolves once the kernel's INIT is answered. */
   static async mount(client: NfsClient, rootFh: Buffer, opts: FuseMountOptions): Promise<FuseMount> {
+    const uid = process.getuid?.() ?? 0
+    const gid = process.getgid?.() ?? 0
+    if ((opts.suid === true || opts.dev === true) && uid !== 0) throw new FuseMountError('FUSE_MOUNT_FAILED', 'the suid and dev options are for root only')
     const fd = openSync('/dev/fuse', 'r+')
     const fs = new NfsFs(client, rootFh)
     let session: FuseSession | null = null
@@ -85,16 +117,12 @@ export class FuseMount {
     const init = new Promise<void>(resolve => {
       initDone = resolve
     })
-    const handler = createHandler(fs, files, { maxWrite, readdirplus: client.usesReaddirPlus, log: opts.log, onInit: () => { initDone() } })
+    const callers = new Callers(client, { fixed: opts.fixedIdentity === true })
+    const handler = createHandler(fs, files, { maxWrite, readdirplus: client.usesReaddirPlus, log: opts.log, onInit: () => { initDone() }, callers })
     session = new FuseSession(fd, handler, opts.log)
-    const uid = process.getuid?.() ?? 0
-    const gid = process.getgid?.() ?? 0
-    const o = [`fd=3`, `rootmode=40000`, `user_id=${String(uid)}`, `group_id=${String(gid)}`, 'default_permissions']
-    if (opts.allowOther === true) o.push('allow_other')
-    if (opts.readOnly === true) o.push('ro')
     let r: { code: number | null; stderr: string }
     try {
-      r = await runTool('mount', ['-i', '-t', 'fuse.tsnfs', '-o', o.join(','), opts.source, opts.mountpoint], [fd])
+      r = await runTool('mount', ['-i', '-t', 'fuse.tsnfs', '-o', fuseMountOptions(opts, uid, gid), opts.source, opts.mountpoint], [fd])
     } catch (err) {
       closeSync(fd)
       throw err

@@ -8,15 +8,22 @@
  * new one. FLUSH (every close(2)) and FSYNC write out and COMMIT; RELEASE
  * closes. Directory handles hold one listing, read at offset 0 and served
  * from memory for the offsets that follow (offset = index + 1).
+ *
+ * An open file or directory acts as its opener (Linux's open context):
+ * reads, delayed writes, COMMIT and READDIR go with the credential of the
+ * caller that opened it, whoever the kernel names in later requests (it
+ * sends RELEASE, and page cache writes, as uid 0).
  */
 import { createmode3 } from '../../xdr/generated/nfs3.ts'
 import { sattr } from '../attrs.ts'
 import { isNfsError } from '../errors.ts'
 import type { NfsFile } from '../file.ts'
 import { openFh } from '../file-fh.ts'
+import { withCred } from '../identity.ts'
 import { listDir, listDirPlus } from '../readdir.ts'
 import type { DirEntryPlus } from '../readdir.ts'
 import type { Entry } from './abi.ts'
+import type { Caller } from './callers.ts'
 import { FOPEN_KEEP_CACHE, NOTIFY_INVAL_INODE, S_IFDIR, direntSize, direntType, direntplusSize, entryOut, invalInodeOut, openOut, putDirent, putDirentplus, writeOut } from './abi.ts'
 import { FuseError, typeBits } from './convert.ts'
 import type { Inode } from './inodes.ts'
@@ -31,11 +38,13 @@ interface OpenFile {
   node: Inode
   file: NfsFile
   writable: boolean
+  opener: Caller
 }
 
 interface OpenDir {
   node: Inode
   entries: DirEntryPlus[] | null
+  opener: Caller
 }
 
 export interface Notifier {
@@ -61,17 +70,24 @@ export class NfsFiles {
   }
 
   /** Register an open file; the kernel owns it once the reply is sent (closed if dropped). */
-  private track(node: Inode, file: NfsFile, writable: boolean): { id: bigint; dropped: () => void } {
+  private track(node: Inode, file: NfsFile, writable: boolean, opener: Caller): { id: bigint; dropped: () => void } {
     const id = this.next++
-    this.files.set(id, { node, file, writable })
+    this.files.set(id, { node, file, writable, opener })
     node.opens++
     this.fs.openFiles++
     return { id, dropped: () => void this.closeFile(id) }
   }
 
-  async open(node: Inode, flags: number): Promise<Reply> {
+  /** The caller that opened a file handle (an ftruncate acts as it), if the handle is known. */
+  openerOf(fh: bigint): Caller | undefined {
+    return this.files.get(fh)?.opener
+  }
+
+  /** OPEN as who: the server's ACCESS answer first (nfs_may_open), then the file with who as its opener. */
+  async open(who: Caller, node: Inode, flags: number): Promise<Reply> {
     const writable = (flags & O_ACCMODE) !== 0
-    const file = await openFh(this.fs.client.files, node.fh, writable ? 'r+' : 'r')
+    await this.fs.mayOpen(who, node, flags)
+    const file = await openFh(this.fs.client.files, node.fh, writable ? 'r+' : 'r', { revalidated: true, ...withCred(who.cred) })
     const a = this.fs.client.attrs.peek(node.fh)
     let openFlags = 0
     if (a !== undefined) {
@@ -82,13 +98,13 @@ export class NfsFiles {
       // Changed under us (cto): the kernel's size and times must be asked again; offset -1 leaves pages to the open.
       else this.notifier.notify(NOTIFY_INVAL_INODE, invalInodeOut(node.nodeid, -1n, 0n))
     }
-    const t = this.track(node, file, writable)
+    const t = this.track(node, file, writable, who)
     return { data: [openOut(t.id, openFlags)], dropped: t.dropped }
   }
 
   /** CREATE: GUARDED for O_EXCL, else UNCHECKED; the entry and the open file in one reply. */
-  async create(dir: Inode, name: string, mode: number, flags: number): Promise<Reply> {
-    const c = this.fs.client
+  async create(who: Caller, dir: Inode, name: string, mode: number, flags: number): Promise<Reply> {
+    const c = who.client
     const exclusive = (flags & O_EXCL) !== 0
     const r = await c.nfs.call('CREATE', {
       where: { dir: { data: dir.fh }, name: Buffer.from(name) },
@@ -104,10 +120,10 @@ export class NfsFiles {
     fh = Buffer.from(fh)
     c.names.addPositive(dir.fh, name, fh)
     const writable = (flags & O_ACCMODE) !== 0
-    const file = await openFh(c.files, fh, writable ? 'r+' : 'r', { created: true })
+    const file = await openFh(c.files, fh, writable ? 'r+' : 'r', { created: true, ...withCred(who.cred) })
     const a = c.attrs.peek(fh) ?? (await c.getattr(fh))
     const { entry, node } = this.fs.entryFor(fh, a, dir.fh)
-    const t = this.track(node, file, writable)
+    const t = this.track(node, file, writable, who)
     return {
       data: [entryOut(entry), openOut(t.id, 0)],
       sent: () => { this.fs.inodes.sent(node) },
@@ -163,9 +179,9 @@ export class NfsFiles {
     this.dirs.clear()
   }
 
-  opendir(node: Inode): Reply {
+  opendir(who: Caller, node: Inode): Reply {
     const id = this.next++
-    this.dirs.set(id, { node, entries: null })
+    this.dirs.set(id, { node, entries: null, opener: who })
     return { data: [openOut(id, 0)], dropped: () => { this.dirs.delete(id) } }
   }
 
@@ -175,7 +191,7 @@ export class NfsFiles {
   }
 
   private async listing(d: OpenDir, plus: boolean): Promise<DirEntryPlus[]> {
-    const c = this.fs.client
+    const c = d.opener.client
     const dirAttrs = await c.getattr(d.node.fh)
     const dots: DirEntryPlus[] = [
       { name: '.', fileid: dirAttrs.fileid, fh: null, stats: null },

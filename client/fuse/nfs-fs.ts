@@ -5,13 +5,24 @@
  * validity (a directory's timeout for the names in it, as the Linux client
  * revalidates dentries against their parent). Open files and directories
  * are in nfs-files.ts.
+ *
+ * Every operation acts as its caller (callers.ts): the server judges the
+ * caller's own uid, gid and groups, and files it creates are its own. The
+ * kernel checks permissions first (default_permissions, mount.ts) against
+ * the attributes it holds, with the caller's full credentials; when those
+ * are stale (a mode changed on the server behind its back) the server's
+ * answers decide: its errors are passed on, and an open asks ACCESS as the
+ * caller, as Linux's nfs_may_open does (cached per identity in the
+ * attribute cache, like the Linux access cache).
  */
 import { randomBytes } from 'node:crypto'
 import { ACCESS3_DELETE, ACCESS3_EXECUTE, ACCESS3_EXTEND, ACCESS3_LOOKUP, ACCESS3_MODIFY, ACCESS3_READ, createmode3, ftype3, time_how } from '../../xdr/generated/nfs3.ts'
 import type { fattr3, nfstime3, post_op_fh3, sattr3 } from '../../xdr/generated/nfs3.ts'
 import { sattr } from '../attrs.ts'
+import { accessGranted, mayOpen } from '../access.ts'
 import type { NfsClient } from '../nfs-client.ts'
 import { lookupName } from '../walk.ts'
+import type { Caller } from './callers.ts'
 import type { Entry, FuseAttr } from './abi.ts'
 import { FATTR, RENAME_NOREPLACE, S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK, attrOut, entryOut, statfsOut } from './abi.ts'
 import { FuseError, fuseAttr, splitdev } from './convert.ts'
@@ -31,6 +42,18 @@ export interface SetattrIn {
 }
 
 const name3 = (s: string): Buffer => Buffer.from(s)
+
+const O_ACCMODE = 3
+const O_WRONLY = 1
+/** Set in an open's flags by execve (Linux __FMODE_EXEC): the open needs execute permission, not read. */
+const FMODE_EXEC = 0o40
+
+/** The ACCESS bits an open needs (Linux nfs_open_permission_mask). */
+export function openAccess(flags: number): number {
+  if ((flags & FMODE_EXEC) !== 0) return ACCESS3_EXECUTE
+  const acc = flags & O_ACCMODE
+  return (acc !== O_WRONLY ? ACCESS3_READ : 0) | (acc !== 0 ? ACCESS3_MODIFY : 0)
+}
 
 /** What the kernel was last told of a node's data (size, mtime, ctime): a change since means its page cache is stale. */
 export function stampOf(a: fattr3): string {
@@ -57,12 +80,18 @@ export class NfsFs {
     return n
   }
 
-  /** The attributes the kernel gets: the local size while this client holds data beyond the server's end. */
-  attrOf(n: { fh: Buffer; nodeid: bigint }, a: fattr3): FuseAttr {
+  /**
+   * The attributes the kernel gets: the local size while this client holds
+   * data beyond the server's end, and for a file unlinked while open (kept
+   * under a hidden name, see sillyRename) one link fewer than the server
+   * counts, so fstat shows what unlink(2) leaves: 0 for a file that had one.
+   */
+  attrOf(n: Pick<Inode, 'fh' | 'nodeid' | 'silly'>, a: fattr3): FuseAttr {
     const state = this.client.files.peekState(n.fh)
     const size = a.type === ftype3.NF3REG && state !== undefined ? state.sizeWith(a.size) : a.size
     this.stamps.set(n.nodeid, stampOf({ ...a, size }))
-    return fuseAttr(a, this.blksize, size)
+    const shown = n.silly === null ? a : { ...a, nlink: Math.max(0, a.nlink - 1) }
+    return fuseAttr(shown, this.blksize, size)
   }
 
   /** The stamp last sent to the kernel for a node (dropped with the node). */
@@ -98,24 +127,25 @@ export class NfsFs {
     if (this.inodes.get(n.nodeid) !== n) this.stamps.delete(n.nodeid)
   }
 
-  async lookup(parent: Inode, name: string): Promise<Reply> {
-    const fh = await lookupName(this.client, parent.fh, name, name)
+  async lookup(who: Caller, parent: Inode, name: string): Promise<Reply> {
+    const fh = await lookupName(who.client, parent.fh, name, name)
     return this.entryReply(fh, parent.fh)
   }
 
-  async getattr(n: Inode): Promise<Reply> {
-    const a = await this.client.getattr(n.fh)
+  async getattr(who: Caller, n: Inode): Promise<Reply> {
+    const a = await who.client.getattr(n.fh)
     return { data: [attrOut(this.attrOf(n, a), this.validMs(n.fh))] }
   }
 
-  async setattr(n: Inode, s: SetattrIn): Promise<Reply> {
-    const c = this.client
+  /** SETATTR as who (for a truncate through an open file, the caller passes the file's opener, as nfs3_proc_setattr uses the file's credential). */
+  async setattr(who: Caller, n: Inode, s: SetattrIn): Promise<Reply> {
+    const c = who.client
     const type = (c.attrs.peek(n.fh) ?? (await c.getattr(n.fh))).type
     const state = type === ftype3.NF3REG ? c.files.peekState(n.fh) : undefined
     // As Linux nfs_setattr: write out held data first, so no later WRITE moves mtime past a time set now.
     if (state !== undefined) await c.files.writeback.sync(state)
     if ((s.valid & FATTR.SIZE) !== 0) {
-      if (state !== undefined) await c.files.truncate(state, Number(s.size))
+      if (state !== undefined) await c.files.truncate(state, Number(s.size), who.cred)
       else await c.setattrFh(n.fh, { size: s.size })
     }
     const attrs: sattr3 = {
@@ -129,17 +159,17 @@ export class NfsFs {
     if (attrs.mode !== null || attrs.uid !== null || attrs.gid !== null || attrs.atime.set_it !== time_how.DONT_CHANGE || attrs.mtime.set_it !== time_how.DONT_CHANGE) {
       await c.nfs.call('SETATTR', { object: { data: n.fh }, new_attributes: attrs, guard: null })
     }
-    return this.getattr(n)
+    return this.getattr(who, n)
   }
 
-  async readlink(n: Inode): Promise<Reply> {
-    const r = await this.client.nfs.call('READLINK', { symlink: { data: n.fh } })
+  async readlink(who: Caller, n: Inode): Promise<Reply> {
+    const r = await who.client.nfs.call('READLINK', { symlink: { data: n.fh } })
     return { data: [Buffer.from(r.data)] }
   }
 
   /** After our own CREATE-like call: the new handle (LOOKUP when the server sent none), into the name cache. */
-  private async made(dir: Inode, name: string, obj: post_op_fh3): Promise<Reply> {
-    const c = this.client
+  private async made(who: Caller, dir: Inode, name: string, obj: post_op_fh3): Promise<Reply> {
+    const c = who.client
     let fh: Buffer
     if (obj === null) {
       c.names.remove(dir.fh, name)
@@ -151,18 +181,18 @@ export class NfsFs {
     return this.entryReply(fh, dir.fh)
   }
 
-  async mkdir(dir: Inode, name: string, mode: number): Promise<Reply> {
-    const r = await this.client.nfs.call('MKDIR', { where: { dir: { data: dir.fh }, name: name3(name) }, attributes: sattr({ mode: mode & 0o7777 }) })
-    return this.made(dir, name, r.obj)
+  async mkdir(who: Caller, dir: Inode, name: string, mode: number): Promise<Reply> {
+    const r = await who.client.nfs.call('MKDIR', { where: { dir: { data: dir.fh }, name: name3(name) }, attributes: sattr({ mode: mode & 0o7777 }) })
+    return this.made(who, dir, name, r.obj)
   }
 
-  async mknod(dir: Inode, name: string, mode: number, rdev: number): Promise<Reply> {
+  async mknod(who: Caller, dir: Inode, name: string, mode: number, rdev: number): Promise<Reply> {
     const where = { dir: { data: dir.fh }, name: name3(name) }
     const attributes = sattr({ mode: mode & 0o7777 })
     const fmt = mode & S_IFMT
     if (fmt === S_IFREG || fmt === 0) {
-      const r = await this.client.nfs.call('CREATE', { where, how: { mode: createmode3.GUARDED, obj_attributes: attributes } })
-      return this.made(dir, name, r.obj)
+      const r = await who.client.nfs.call('CREATE', { where, how: { mode: createmode3.GUARDED, obj_attributes: attributes } })
+      return this.made(who, dir, name, r.obj)
     }
     const { major, minor } = splitdev(rdev)
     const what =
@@ -172,30 +202,30 @@ export class NfsFs {
           ? { type: fmt === S_IFIFO ? ftype3.NF3FIFO : ftype3.NF3SOCK, pipe_attributes: attributes }
           : null
     if (what === null) throw new FuseError('EINVAL')
-    const r = await this.client.nfs.call('MKNOD', { where, what })
-    return this.made(dir, name, r.obj)
+    const r = await who.client.nfs.call('MKNOD', { where, what })
+    return this.made(who, dir, name, r.obj)
   }
 
-  async symlink(dir: Inode, name: string, target: string): Promise<Reply> {
-    const r = await this.client.nfs.call('SYMLINK', {
+  async symlink(who: Caller, dir: Inode, name: string, target: string): Promise<Reply> {
+    const r = await who.client.nfs.call('SYMLINK', {
       where: { dir: { data: dir.fh }, name: name3(name) },
       symlink: { symlink_attributes: sattr({}), symlink_data: Buffer.from(target) },
     })
-    return this.made(dir, name, r.obj)
+    return this.made(who, dir, name, r.obj)
   }
 
-  async link(n: Inode, dir: Inode, name: string): Promise<Reply> {
-    await this.client.nfs.call('LINK', { file: { data: n.fh }, link: { dir: { data: dir.fh }, name: name3(name) } })
+  async link(who: Caller, n: Inode, dir: Inode, name: string): Promise<Reply> {
+    await who.client.nfs.call('LINK', { file: { data: n.fh }, link: { dir: { data: dir.fh }, name: name3(name) } })
     this.client.names.addPositive(dir.fh, name, n.fh)
     return this.entryReply(n.fh, dir.fh)
   }
 
   /** The open node a name refers to, if any (only asked while files are open). */
-  private async openChild(dir: Inode, name: string): Promise<Inode | undefined> {
+  private async openChild(who: Caller, dir: Inode, name: string): Promise<Inode | undefined> {
     if (this.openFiles === 0) return undefined
     let fh: Buffer
     try {
-      fh = await lookupName(this.client, dir.fh, name, name)
+      fh = await lookupName(who.client, dir.fh, name, name)
     } catch {
       return undefined
     }
@@ -206,20 +236,22 @@ export class NfsFs {
   /**
    * NFSv3 has no open state: a file removed while open would answer STALE
    * to its next READ. As the Linux client, rename it to a hidden name
-   * instead and remove that at the last close (nfs_sillyrename).
+   * instead and remove that at the last close (nfs_sillyrename), as the
+   * caller who unlinked it (nfs_async_unlink keeps that credential).
    */
-  private async sillyRename(dir: Inode, name: string, n: Inode): Promise<void> {
+  private async sillyRename(who: Caller, dir: Inode, name: string, n: Inode): Promise<void> {
     const hidden = `.tsnfs${randomBytes(8).toString('hex')}`
-    await this.rawRename(dir, name, dir, hidden)
-    n.silly = { dir: Buffer.from(dir.fh), name: hidden }
+    await this.rawRename(who, dir, name, dir, hidden)
+    n.silly = { dir: Buffer.from(dir.fh), name: hidden, by: who.client }
   }
 
-  async remove(dir: Inode, name: string, proc: 'REMOVE' | 'RMDIR'): Promise<Reply> {
-    const c = this.client
+  async remove(who: Caller, dir: Inode, name: string, proc: 'REMOVE' | 'RMDIR'): Promise<Reply> {
+    const c = who.client
     if (proc === 'REMOVE') {
-      const open = await this.openChild(dir, name)
-      if (open !== undefined) {
-        await this.sillyRename(dir, name, open)
+      const open = await this.openChild(who, dir, name)
+      // Once hidden, the file lives on through that name: its other names are removed as usual.
+      if (open !== undefined && open.silly === null) {
+        await this.sillyRename(who, dir, name, open)
         return {}
       }
     }
@@ -238,28 +270,28 @@ export class NfsFs {
     const s = n.silly
     if (s === null) return
     n.silly = null
-    await this.client.nfs.call('REMOVE', { object: { dir: { data: s.dir }, name: name3(s.name) } })
+    await s.by.nfs.call('REMOVE', { object: { dir: { data: s.dir }, name: name3(s.name) } })
     this.client.names.addNegative(s.dir, s.name)
   }
 
   /** RENAME and RENAME2: NFSv3 renames replace; RENAME_NOREPLACE is checked by LOOKUP first (racy against other clients). */
-  async rename(dir: Inode, name: string, newDir: Inode, newName: string, flags: number): Promise<Reply> {
+  async rename(who: Caller, dir: Inode, name: string, newDir: Inode, newName: string, flags: number): Promise<Reply> {
     if ((flags & ~RENAME_NOREPLACE) !== 0) throw new FuseError('EINVAL')
     if ((flags & RENAME_NOREPLACE) !== 0) {
-      const exists = await lookupName(this.client, newDir.fh, newName, newName).then(
+      const exists = await lookupName(who.client, newDir.fh, newName, newName).then(
         () => true,
         () => false,
       )
       if (exists) throw new FuseError('EEXIST')
     }
-    const open = await this.openChild(newDir, newName)
-    if (open !== undefined) await this.sillyRename(newDir, newName, open)
-    await this.rawRename(dir, name, newDir, newName)
+    const open = await this.openChild(who, newDir, newName)
+    if (open !== undefined && open.silly === null) await this.sillyRename(who, newDir, newName, open)
+    await this.rawRename(who, dir, name, newDir, newName)
     return {}
   }
 
-  private async rawRename(dir: Inode, name: string, newDir: Inode, newName: string): Promise<void> {
-    const c = this.client
+  private async rawRename(who: Caller, dir: Inode, name: string, newDir: Inode, newName: string): Promise<void> {
+    const c = who.client
     const moved = c.names.peek(dir.fh, name)
     const replaced = c.names.peek(newDir.fh, newName)
     await c.nfs.call('RENAME', { from: { dir: { data: dir.fh }, name: name3(name) }, to: { dir: { data: newDir.fh }, name: name3(newName) } })
@@ -271,26 +303,35 @@ export class NfsFs {
     if (replaced !== undefined && (moved === undefined || !replaced.equals(moved))) c.attrs.invalidate(replaced)
   }
 
-  async statfs(): Promise<Reply> {
-    const s = await this.client.statfs()
+  async statfs(who: Caller): Promise<Reply> {
+    const s = await who.client.statfs()
     const bsize = 4096
     const blocks = (v: bigint): bigint => v / BigInt(bsize)
     return { data: [statfsOut({ blocks: blocks(s.tbytes), bfree: blocks(s.fbytes), bavail: blocks(s.abytes), files: s.tfiles, ffree: s.afiles, bsize, namelen: 255, frsize: bsize })] }
   }
 
-  /** ACCESS (only sent without default_permissions): R_OK, W_OK, X_OK against what the server grants. */
-  async access(n: Inode, mask: number): Promise<Reply> {
+  /** FUSE ACCESS (only sent without default_permissions): R_OK, W_OK, X_OK against what the server grants who. */
+  async access(who: Caller, n: Inode, mask: number): Promise<Reply> {
     if (mask === 0) {
-      await this.client.getattr(n.fh)
+      await who.client.getattr(n.fh)
       return {}
     }
-    const isDir = this.client.attrs.peek(n.fh)?.type === ftype3.NF3DIR
+    const isDir = (this.client.attrs.peek(n.fh) ?? (await who.client.getattr(n.fh))).type === ftype3.NF3DIR
     let want = 0
     if ((mask & 4) !== 0) want |= ACCESS3_READ
     if ((mask & 2) !== 0) want |= ACCESS3_MODIFY | ACCESS3_EXTEND | (isDir ? ACCESS3_DELETE : 0)
     if ((mask & 1) !== 0) want |= isDir ? ACCESS3_LOOKUP : ACCESS3_EXECUTE
-    const r = await this.client.nfs.call('ACCESS', { object: { data: n.fh }, access: want })
-    if ((r.access & want) !== want) throw new FuseError('EACCES')
+    if ((await accessGranted(who.client, n.fh, want)) !== want) throw new FuseError('EACCES')
     return {}
+  }
+
+  /**
+   * Before an open (client/access.ts): the attributes revalidated
+   * (close-to-open) and the server's ACCESS answer for who. EACCES when the
+   * server would not let who open the file so, whatever the kernel's cached
+   * mode said.
+   */
+  async mayOpen(who: Caller, n: Inode, flags: number): Promise<void> {
+    await mayOpen(who.client, n.fh, openAccess(flags))
   }
 }

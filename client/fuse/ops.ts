@@ -5,14 +5,24 @@
  * to the client's wsize (max_pages), READDIRPLUS when the server has it,
  * parallel directory operations, cached symlinks (an NFS symlink's text
  * never changes for a handle) and automatic page cache invalidation on
- * mtime/size changes. Not the writeback cache: with it the kernel holds
- * dirty pages and writes them when it likes, after close(2) returned, which
- * breaks close-to-open; our client already delays writes up to FLUSH.
+ * mtime/size changes, and HANDLE_KILLPRIV: the setuid and setgid bits a
+ * write, truncate or chown drops are the server's to drop, as the Linux NFS
+ * client leaves them (nfs_setattr ignores ATTR_KILL_SUID); without it the
+ * kernel sends a chmod as the writer, which the server refuses a non-owner.
+ * Not the writeback cache: with it the kernel holds dirty pages and writes
+ * them when it likes, after close(2) returned, which breaks close-to-open;
+ * our client already delays writes up to FLUSH.
  * Operations not listed get ENOSYS (the kernel remembers that for most).
+ *
+ * Each operation acts as its caller (callers.ts): the header's uid, gid
+ * and the caller's groups; one on an open file or directory (READ, WRITE,
+ * FLUSH, FSYNC, RELEASE, READDIR, a truncate through a file handle) as
+ * that file's opener.
  */
 import { constants } from 'node:os'
 import type { nfstime3 } from '../../xdr/generated/nfs3.ts'
-import { BodyReader, FUSE_MINOR, INIT, OP, decodeInitIn, initOut } from './abi.ts'
+import { BodyReader, FATTR, FUSE_MINOR, INIT, OP, decodeInitIn, initOut } from './abi.ts'
+import type { Caller, Callers } from './callers.ts'
 import { errnoFor } from './convert.ts'
 import type { NfsFiles } from './nfs-files.ts'
 import type { NfsFs, SetattrIn } from './nfs-fs.ts'
@@ -26,6 +36,8 @@ export interface OpsConfig {
   log: FuseLogger
   /** Called once INIT is answered (the mount is usable). */
   onInit?: (kernel: { major: number; minor: number }) => void
+  /** Who each request acts as. */
+  callers: Callers
 }
 
 const PAGE = 4096
@@ -60,7 +72,7 @@ function decodeSetattr(body: Buffer): SetattrIn {
 export function initReply(body: Buffer, cfg: OpsConfig): Reply {
   const k = decodeInitIn(body)
   if (k.major !== 7 || k.minor < FUSE_MINOR) return { errno: EPROTO }
-  let want: number = INIT.ASYNC_READ | INIT.BIG_WRITES | INIT.AUTO_INVAL_DATA | INIT.PARALLEL_DIROPS | INIT.MAX_PAGES | INIT.CACHE_SYMLINKS | INIT.ASYNC_DIO
+  let want: number = INIT.ASYNC_READ | INIT.BIG_WRITES | INIT.AUTO_INVAL_DATA | INIT.PARALLEL_DIROPS | INIT.MAX_PAGES | INIT.CACHE_SYMLINKS | INIT.ASYNC_DIO | INIT.HANDLE_KILLPRIV
   if (cfg.readdirplus) want |= INIT.DO_READDIRPLUS | INIT.READDIRPLUS_AUTO
   const maxPages = Math.min(MAX_PAGES, Math.max(1, Math.ceil(cfg.maxWrite / PAGE)))
   return {
@@ -72,6 +84,8 @@ export function initReply(body: Buffer, cfg: OpsConfig): Reply {
 async function run(fs: NfsFs, files: NfsFiles, cfg: OpsConfig, req: FuseRequest): Promise<Reply | null> {
   const r = new BodyReader(req.body)
   const node = (): ReturnType<NfsFs['node']> => fs.node(req.nodeid)
+  // Only operations that act on the server ask who the caller is (a /proc read for a new caller).
+  const who = (): Caller => cfg.callers.of(req)
   switch (req.opcode) {
     case OP.INIT:
       return initReply(req.body, cfg)
@@ -87,55 +101,59 @@ async function run(fs: NfsFs, files: NfsFiles, cfg: OpsConfig, req: FuseRequest)
       return null
     }
     case OP.LOOKUP:
-      return fs.lookup(node(), r.name())
+      return fs.lookup(who(), node(), r.name())
     case OP.GETATTR:
-      return fs.getattr(node())
-    case OP.SETATTR:
-      return fs.setattr(node(), decodeSetattr(req.body))
+      return fs.getattr(who(), node())
+    case OP.SETATTR: {
+      const s = decodeSetattr(req.body)
+      // ftruncate and open(O_TRUNC) name the file: they act as its opener (nfs3_proc_setattr uses the file's credential).
+      const opener = (s.valid & FATTR.FH) !== 0 ? files.openerOf(s.fh) : undefined
+      return fs.setattr(opener ?? who(), node(), s)
+    }
     case OP.READLINK:
-      return fs.readlink(node())
+      return fs.readlink(who(), node())
     case OP.SYMLINK: {
       const name = r.name()
-      return fs.symlink(node(), name, r.name())
+      return fs.symlink(who(), node(), name, r.name())
     }
     case OP.MKNOD: {
       const mode = r.u32()
       const rdev = r.u32()
       r.skip(8)
-      return fs.mknod(node(), r.name(), mode, rdev)
+      return fs.mknod(who(), node(), r.name(), mode, rdev)
     }
     case OP.MKDIR: {
       const mode = r.u32()
       r.skip(4)
-      return fs.mkdir(node(), r.name(), mode)
+      return fs.mkdir(who(), node(), r.name(), mode)
     }
     case OP.UNLINK:
-      return fs.remove(node(), r.name(), 'REMOVE')
+      return fs.remove(who(), node(), r.name(), 'REMOVE')
     case OP.RMDIR:
-      return fs.remove(node(), r.name(), 'RMDIR')
+      return fs.remove(who(), node(), r.name(), 'RMDIR')
     case OP.RENAME: {
       const newDir = fs.node(r.u64())
       const name = r.name()
-      return fs.rename(node(), name, newDir, r.name(), 0)
+      return fs.rename(who(), node(), name, newDir, r.name(), 0)
     }
     case OP.RENAME2: {
       const newDir = fs.node(r.u64())
       const flags = r.u32()
       r.skip(4)
       const name = r.name()
-      return fs.rename(node(), name, newDir, r.name(), flags)
+      return fs.rename(who(), node(), name, newDir, r.name(), flags)
     }
     case OP.LINK: {
       const target = fs.node(r.u64())
-      return fs.link(target, node(), r.name())
+      return fs.link(who(), target, node(), r.name())
     }
     case OP.OPEN:
-      return files.open(node(), r.u32())
+      return files.open(who(), node(), r.u32())
     case OP.CREATE: {
       const flags = r.u32()
       const mode = r.u32()
       r.skip(8)
-      return files.create(node(), r.name(), mode, flags)
+      return files.create(who(), node(), r.name(), mode, flags)
     }
     case OP.READ: {
       const fh = r.u64()
@@ -155,11 +173,11 @@ async function run(fs: NfsFs, files: NfsFiles, cfg: OpsConfig, req: FuseRequest)
     case OP.RELEASE:
       return files.release(r.u64())
     case OP.STATFS:
-      return fs.statfs()
+      return fs.statfs(who())
     case OP.ACCESS:
-      return fs.access(node(), r.u32())
+      return fs.access(who(), node(), r.u32())
     case OP.OPENDIR:
-      return files.opendir(node())
+      return files.opendir(who(), node())
     case OP.READDIR:
     case OP.READDIRPLUS: {
       const fh = r.u64()

@@ -2,8 +2,11 @@
  * mount(8)-style option lists for `tsnfs mount -o …` (nfs(5) names): what
  * goes to the NFS client (transfer sizes, attribute cache times, ports,
  * transport, AUTH_SYS identity, hard/soft with timeo/retrans) and what to
- * the FUSE mount (ro, allow_other). Unknown options are an error, except
- * the generic ones mount(8) passes to every file system.
+ * the FUSE mount (ro, allow_other, suid/nosuid, dev/nodev, exec/noexec:
+ * nosuid,nodev unless asked). Unknown options are an error, except the
+ * generic ones mount(8) passes to every file system. uid= or gid= makes a
+ * single-user mount: every request then acts as that identity, not as its
+ * caller.
  */
 import type { ClientOptions } from '../options.ts'
 
@@ -11,14 +14,20 @@ export interface MountOptions {
   client: ClientOptions
   readOnly: boolean
   allowOther: boolean
+  /** suid / dev: honour setuid bits and device nodes (default false: nosuid,nodev). */
+  suid: boolean
+  dev: boolean
+  exec: boolean
+  /** uid= or gid= was given: one identity for every caller. */
+  fixedIdentity: boolean
 }
 
 export class MountOptionError extends Error {
   readonly code = 'FUSE_BAD_OPTION'
 }
 
-/** Accepted and ignored: FUSE mounts are always nosuid,nodev; the rest has no meaning here. */
-const IGNORED = new Set(['defaults', 'rw', 'nosuid', 'nodev', 'noexec', 'exec', 'suid', 'dev', 'auto', 'noauto', 'user', 'nouser', 'async', 'relatime', 'noatime', 'nofail', '_netdev', 'intr', 'nointr', 'cto', 'nolock', 'lock', 'sharecache'])
+/** Accepted and ignored: they have no meaning here. */
+const IGNORED = new Set(['defaults', 'rw', 'auto', 'noauto', 'user', 'nouser', 'async', 'relatime', 'noatime', 'nofail', '_netdev', 'intr', 'nointr', 'cto', 'nolock', 'lock', 'sharecache'])
 
 function int(name: string, v: string | undefined): number {
   if (v === undefined || !/^\d+$/.test(v)) throw new MountOptionError(`option ${name} needs a number`)
@@ -35,6 +44,12 @@ function apply(m: MountOptions, name: string, v: string | undefined): void {
   switch (name) {
     case 'ro': m.readOnly = true; return
     case 'allow_other': m.allowOther = true; return
+    case 'suid': m.suid = true; return
+    case 'nosuid': m.suid = false; return
+    case 'dev': m.dev = true; return
+    case 'nodev': m.dev = false; return
+    case 'exec': m.exec = true; return
+    case 'noexec': m.exec = false; return
     case 'rsize': c.rsize = int(name, v); return
     case 'wsize': c.wsize = int(name, v); return
     case 'actimeo': c.actimeo = num(name, v); return
@@ -53,8 +68,8 @@ function apply(m: MountOptions, name: string, v: string | undefined): void {
       return
     case 'tcp': c.proto = 'tcp'; return
     case 'udp': c.proto = 'udp'; return
-    case 'uid': c.uid = int(name, v); return
-    case 'gid': c.gid = int(name, v); return
+    case 'uid': c.uid = int(name, v); m.fixedIdentity = true; return
+    case 'gid': c.gid = int(name, v); m.fixedIdentity = true; return
     case 'hard': c.hard = true; return
     case 'soft': c.hard = false; return
     // nfs(5): timeo is in tenths of a second.
@@ -79,7 +94,7 @@ function apply(m: MountOptions, name: string, v: string | undefined): void {
 
 /** Parse one or more comma lists (`-o a,b=1 -o c`). Linux NFS mounts are hard by default, and so are ours. */
 export function parseMountOptions(lists: readonly string[]): MountOptions {
-  const m: MountOptions = { client: { hard: true }, readOnly: false, allowOther: false }
+  const m: MountOptions = { client: { hard: true }, readOnly: false, allowOther: false, suid: false, dev: false, exec: true, fixedIdentity: false }
   for (const list of lists) {
     for (const item of list.split(',')) {
       if (item === '') continue

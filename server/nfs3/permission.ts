@@ -55,6 +55,19 @@ export function stickyAllows(user: Nfs3User, dir: Attr, victim: Attr): boolean {
 export type SetAttrCheck = { ok: true; set: SetAttr } | { ok: false; status: 'PERM' | 'ACCES' }
 
 /**
+ * The mode a non-directory keeps when a caller without CAP_FSETID (anyone
+ * but root) writes or truncates it: S_ISUID goes, and S_ISGID when the
+ * group may execute (the VFS's should_remove_suid, which knfsd's writes and
+ * truncates run under the caller's credentials); null when nothing goes.
+ */
+export function killedPrivs(user: Nfs3User, attr: Attr): number | null {
+  if (user.uid === 0 || attr.type === 'dir') return null
+  let mode = attr.mode & ~0o4000
+  if ((mode & 0o2010) === 0o2010) mode &= ~0o2000
+  return mode === attr.mode ? null : mode
+}
+
+/**
  * SETATTR permission, in knfsd's order: fh_verify's access checks first
  * (size and "set times to now" need write permission, the owner overriding:
  * ACCES), then setattr_prepare's ownership rules (PERM): only root changes
@@ -62,7 +75,8 @@ export type SetAttrCheck = { ok: true; set: SetAttr } | { ok: false; status: 'PE
  * to one of his groups, only the owner changes the mode or sets explicit times.
  * Returns the SetAttr to apply: chmod by a non-member of the file's group
  * drops S_ISGID, and chown of a non-directory drops S_ISUID (and S_ISGID when
- * group-executable), as knfsd's nfsd_sanitize_attrs and the VFS do.
+ * group-executable), as knfsd's nfsd_sanitize_attrs and the VFS do; so does
+ * a truncate by anyone but root (killedPrivs).
  */
 export function checkSetAttr(user: Nfs3User, attr: Attr, set: SetAttr): SetAttrCheck {
   const root = user.uid === 0
@@ -85,6 +99,10 @@ export function checkSetAttr(user: Nfs3User, attr: Attr, set: SetAttr): SetAttrC
     let killed = mode & ~0o4000
     if ((killed & 0o010) !== 0) killed &= ~0o2000
     if (killed !== mode || out.mode !== undefined) out.mode = killed
+  }
+  if (out.size !== undefined && out.mode === undefined) {
+    const killed = killedPrivs(user, attr)
+    if (killed !== null) out.mode = killed
   }
   return { ok: true, set: out }
 }

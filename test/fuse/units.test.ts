@@ -61,6 +61,10 @@ t.test('mount options', async t => {
   t.strictSame(o, {
     readOnly: true,
     allowOther: true,
+    suid: false,
+    dev: false,
+    exec: true,
+    fixedIdentity: true,
     client: { hard: false, rsize: 65536, wsize: 32768, actimeo: 5, acregmin: 1, noac: true, nfsport: 2049, mountport: 20048, proto: 'udp', uid: 1000, gid: 100, timeoutMs: 700, retrans: 4 },
   })
   t.equal(parseMountOptions([]).client.hard, true, 'hard by default, as Linux')

@@ -101,11 +101,11 @@ export interface ExportFixture extends ServerFixture {
   portOpts: string
 }
 
-/** A server exporting a fresh host directory under base (no_root_squash: the tests run as root). */
-export async function exportDir(t: Test, base: string, name = 'export'): Promise<ExportFixture> {
+/** A server exporting a fresh host directory under base (default no_root_squash: the tests run as root). */
+export async function exportDir(t: Test, base: string, name = 'export', options = 'rw,insecure,no_root_squash'): Promise<ExportFixture> {
   const dir = join(base, name)
   mkdirSync(dir, { recursive: true })
-  const f = await startServer(t, `${dir} *(rw,insecure,no_root_squash)\n`)
+  const f = await startServer(t, `${dir} *(${options})\n`)
   return { ...f, dir, source: `127.0.0.1:${dir}`, portOpts: `port=${String(f.port)},mountport=${String(f.port)}` }
 }
 
@@ -194,6 +194,15 @@ export async function mountFuse(t: Test, source: string, mountpoint: string, opt
   })
   if (!ready.startsWith('ready')) throw new Error(`mount failed: ${ready}\n${err}`)
   return m
+}
+
+/** The options /proc/mounts lists for a mount point (empty if it is not mounted). */
+export function mountFlags(mountpoint: string): string[] {
+  for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
+    const f = line.split(' ')
+    if (f[1] === mountpoint) return (f[3] ?? '').split(',')
+  }
+  return []
 }
 
 export interface ManifestOptions {

@@ -4,7 +4,7 @@ import type { Stability } from '../../../vfs/types.ts'
 import { wccData } from '../attrs.ts'
 import type { ErrStat, Nfs3Context } from '../context.ts'
 import { failWcc, fsidOf, unchangedWcc } from '../context.ts'
-import { mayWrite } from '../permission.ts'
+import { killedPrivs, mayWrite } from '../permission.ts'
 
 const STABILITY: readonly Stability[] = ['unstable', 'data_sync', 'file_sync']
 const LEVEL: Readonly<Record<Stability, stable_how>> = {
@@ -34,13 +34,16 @@ export async function write(args: WRITE3args, ctx: Nfs3Context): Promise<WRITE3r
   const data = args.data.length > ctx.limits.wtmax ? args.data.subarray(0, ctx.limits.wtmax) : args.data
   const stable = STABILITY[args.stable] ?? 'file_sync'
   try {
+    // A write by anyone but root drops setuid (and group-executable setgid), as the VFS does for knfsd's writes.
+    const killed = killedPrivs(file.user, file.attr)
+    if (killed !== null) await file.vfs.setattr(file.ref, { mode: killed })
     const r = await file.vfs.write(file.ref, args.offset, data, stable)
     const committed = LEVEL[r.committed]
     // committed >= stable (RFC 1813 §3.3.7): a backend that did less than asked must not be reported as more.
     if (committed < args.stable) throw new Error(`vfs write committed ${r.committed}, asked ${stable}`)
     return {
       status: nfsstat3.NFS3_OK,
-      resok: { file_wcc: wccData(r.before, r.after, fsidOf(file)), count: r.count, committed, verf: ctx.host.writeVerifier() },
+      resok: { file_wcc: wccData(killed === null ? r.before : file.attr, r.after, fsidOf(file)), count: r.count, committed, verf: ctx.host.writeVerifier() },
     }
   } catch (err) {
     return fail(ctx.status(err), await failWcc(file))

@@ -91,6 +91,9 @@ t.test('SETATTR rules', async (t) => {
   t.same(checkSetAttr(ALICE, attr('file', 0o644, 1000, 5), { mode: 0o2755 }), { ok: true, set: { mode: 0o755 } }, 'setgid dropped for non-member')
   t.same(checkSetAttr(ROOT, attr('file', 0o6755), { gid: 5 }), { ok: true, set: { gid: 5, mode: 0o755 } }, 'chown kills setuid/setgid (group-exec)')
   t.same(checkSetAttr(ROOT, attr('dir', 0o2755), { gid: 5 }), { ok: true, set: { gid: 5 } }, 'not on directories')
+  t.same(checkSetAttr(BOB, attr('file', 0o6777), { size: 0n }), { ok: true, set: { size: 0n, mode: 0o777 } }, 'truncate by non-root kills setuid/setgid (group-exec)')
+  t.same(checkSetAttr(ALICE, attr('file', 0o2767), { size: 0n }), { ok: true, set: { size: 0n } }, 'setgid without group exec stays')
+  t.same(checkSetAttr(ROOT, attr('file', 0o6777), { size: 0n }), { ok: true, set: { size: 0n } }, 'root keeps them (CAP_FSETID)')
 })
 
 t.test('ACCESS bits as knfsd nfsd_access computes them', async (t) => {
