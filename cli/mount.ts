@@ -14,6 +14,7 @@ import { NfsClient } from '../client/index.ts'
 import { FuseMount } from '../client/fuse/mount.ts'
 import { MountOptionError, parseMountOptions, sourceUrl } from '../client/fuse/options.ts'
 import { messageOf, parseCommand, UsageError } from './common.ts'
+import { wantsHelp } from './help.ts'
 
 export const MOUNT_USAGE = `usage: tsnfs mount [-f] [-o OPTIONS] SOURCE MOUNTPOINT
   mount an NFSv3 export on a local directory through FUSE (as root)
@@ -111,7 +112,7 @@ async function serveMount(source: string, mountpoint: string, optionLists: strin
 }
 
 export async function mount(argv: string[]): Promise<number> {
-  if (argv.includes('--help')) {
+  if (wantsHelp(argv)) {
     process.stdout.write(MOUNT_USAGE)
     return 0
   }

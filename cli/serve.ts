@@ -9,6 +9,7 @@ import { createServer } from '../server/index.ts'
 import { defaultStateDir } from '../server/state.ts'
 import { parseMetricsAddress } from '../server/metrics/endpoint.ts'
 import type { RpcLimits } from '../server/rpc/server.ts'
+import { wantsHelp } from './help.ts'
 
 /** Resource limit flags (issue 7 §2): flag, RpcLimits field, and the unit on the command line. */
 const LIMIT_FLAGS = [
@@ -22,7 +23,28 @@ const LIMIT_FLAGS = [
   ['record-timeout', 'recordTimeoutMs', 1000],
 ] as const satisfies readonly (readonly [string, keyof RpcLimits, number])[]
 
+export const SERVE_USAGE = `usage: tsnfs serve [--exports FILE] [--port N] [--host ADDR] [--state-dir DIR] [--portmap [PORT]]
+  serve NFSv3, MOUNT and PORTMAP on TCP and UDP port N; without --exports, one read-write
+  in-memory export /export open to any client. SIGHUP re-reads FILE; SIGINT/SIGTERM stop.
+  --exports FILE        the export list (exports(5) syntax; check it with tsnfs exports --check)
+  --port N              TCP and UDP port (default 2049; 0: any free port)
+  --host ADDR           listen on ADDR only (default: every address)
+  --state-dir DIR       handle key, mount list, local export indexes (default: see README)
+  --portmap [PORT]      also answer PORTMAP on PORT (default 111)
+  --rpcbind | --no-rpcbind   register with the system rpcbind on 111 (default: when one answers,
+                        the port is not 0 and --portmap is not 111); unregistered on exit
+  --metrics HOST:PORT   Prometheus text on http://HOST:PORT/metrics
+  --log-level LEVEL     fatal, error, warn, info (default), debug, trace; JSON lines on stderr
+  limits: --max-connections N (4096)  --max-connections-per-client N (256)
+          --max-requests N (512 in flight in all)  --max-requests-per-connection N (64)
+          --max-record-size BYTES  --idle-timeout S (300; 0 off)  --record-timeout S (30; 0 off)
+`
+
 export async function serve(argv: string[]): Promise<number> {
+  if (wantsHelp(argv)) {
+    process.stdout.write(SERVE_USAGE)
+    return 0
+  }
   const { values } = parseArgs({
     args: withPortmapDefault(argv),
     options: {

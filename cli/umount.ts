@@ -10,6 +10,7 @@ import { readdirSync, readFileSync, realpathSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { unmount } from '../client/fuse/mount.ts'
 import { messageOf, parseCommand, UsageError } from './common.ts'
+import { wantsHelp } from './help.ts'
 
 export const UMOUNT_USAGE = `usage: tsnfs umount [-l] [--wait SECONDS] MOUNTPOINT
   unmount a tsnfs FUSE mount and wait for its daemon to exit
@@ -53,7 +54,7 @@ function alive(pid: number): boolean {
 }
 
 export async function umount(argv: string[]): Promise<number> {
-  if (argv.includes('--help')) {
+  if (wantsHelp(argv)) {
     process.stdout.write(UMOUNT_USAGE)
     return 0
   }
