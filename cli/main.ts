@@ -62,7 +62,7 @@ client commands (URL: nfs://host[:port]/export/path?nfsport=N&mountport=N&uid=N&
 mounting (as root, through FUSE; SOURCE is host:/export[/path] or a URL):
   mount [-f] [-o OPTIONS] SOURCE DIR  mount the export on DIR (nfs(5) options: ro, rsize, wsize,
                                     actimeo, noac, port, mountport, proto, uid, gid, soft, allow_other...)
-  umount [-l] DIR                   unmount and wait for the mount daemon to finish
+  umount [-l] DIR                   unmount (never stats a mount) and wait for the daemon to finish
   (tsnfs <command> --help, or tsnfs help <command>, for each command's options; tsnfs --version)
 `
 

@@ -75,7 +75,8 @@ interface PidRecord {
   start?: number
 }
 
-function startTimeOf(pid: number): number | undefined {
+/** When a process started (field 22 of /proc/PID/stat); -1 for a zombie; undefined where there is no /proc. */
+export function processStartTime(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8')
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
@@ -89,16 +90,20 @@ function startTimeOf(pid: number): number | undefined {
   }
 }
 
-/** Whether the process that wrote `r` still runs: signal 0 reaches it and its start time matches. */
-function holderAlive(r: PidRecord): boolean {
+/**
+ * Whether process `pid`, started at `start` (processStartTime; undefined:
+ * not recorded), still runs: signal 0 reaches it, it is no zombie, and its
+ * start time matches (else the kernel gave its pid to another process).
+ */
+export function processRunning(pid: number, start?: number): boolean {
   try {
-    process.kill(r.pid, 0)
+    process.kill(pid, 0)
   } catch (err) {
     if (!isCode(err, 'EPERM')) return false
   }
-  const start = startTimeOf(r.pid)
-  if (start === -1) return false
-  return r.start === undefined || start === undefined || start === r.start
+  const now = processStartTime(pid)
+  if (now === -1) return false
+  return start === undefined || now === undefined || now === start
 }
 
 function parsePidRecord(text: string): PidRecord | null {
@@ -131,7 +136,7 @@ export async function lockStateDir(dir: string, info: { port: number }): Promise
   await mkdir(dir, { recursive: true, mode: 0o700 })
   const path = join(dir, PID_FILE)
   const me: PidRecord = { pid: process.pid, port: info.port }
-  const start = startTimeOf(process.pid)
+  const start = processStartTime(process.pid)
   if (start !== undefined && start >= 0) me.start = start
   const text = JSON.stringify(me) + '\n'
   for (let attempt = 0; ; attempt++) {
@@ -146,7 +151,7 @@ export async function lockStateDir(dir: string, info: { port: number }): Promise
     }
     const held = await readIfExists(path)
     const holder = held === null ? null : parsePidRecord(held.toString('utf8'))
-    if (holder !== null && holder.pid !== process.pid && holderAlive(holder)) {
+    if (holder !== null && holder.pid !== process.pid && processRunning(holder.pid, holder.start)) {
       throw new ServerStateError(
         'STATE_IN_USE',
         `${dir} is in use by the tsnfs server with pid ${String(holder.pid)} (port ${String(holder.port)}); give each server its own --state-dir`,
