@@ -59,7 +59,7 @@ export async function bench(argv: string[]): Promise<number> {
     },
   })
   if (values.help) {
-    process.stdout.write(`usage: tsnfs\n${BENCH_USAGE}`)
+    process.stdout.write(`usage: tsnfs ${BENCH_USAGE.trimStart()}`)
     return 0
   }
   const out = (s: string): void => { process.stdout.write(s) }

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import type { ParseArgsConfig } from 'node:util'
 import { MountError, NfsClient, NfsError, RpcError, UrlError, parseNfsUrl } from '../client/index.ts'
+import { wantsHelp } from './help.ts'
 
 /** A mistake in the command line: printed with the usage, exit 2. */
 export class UsageError extends Error {
@@ -106,7 +107,8 @@ export function parseCommand<const O extends NonNullable<ParseArgsConfig['option
  * the argument it concerned, when known).
  */
 export async function runCommand(cmd: string, usage: string, argv: string[], body: (mounts: Mounts) => Promise<number>): Promise<number> {
-  if (argv.includes('--help')) {
+  // df keeps -h for human-readable sizes, as df(1) does.
+  if (wantsHelp(argv, cmd !== 'df')) {
     process.stdout.write(usage)
     return 0
   }

@@ -3,6 +3,8 @@
  * lives in its own file under cli/.
  */
 
+import { packageVersion } from './help.ts'
+
 /** Each command is loaded only when it runs: the CLI starts in a fraction of the time of loading them all. */
 const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = {
   serve: (a) => import('./serve.ts').then((m) => m.serve(a)),
@@ -60,12 +62,18 @@ client commands (URL: nfs://host[:port]/export/path?nfsport=N&mountport=N&uid=N&
 mounting (as root, through FUSE; SOURCE is host:/export[/path] or a URL):
   mount [-f] [-o OPTIONS] SOURCE DIR  mount the export on DIR (nfs(5) options: ro, rsize, wsize,
                                     actimeo, noac, port, mountport, proto, uid, gid, soft, allow_other...)
-  umount [-l] DIR                   unmount and wait for the mount daemon to finish
-  (tsnfs <command> --help for each command's options)
+  umount [-l] DIR                   unmount (never stats a mount) and wait for the daemon to finish
+  (tsnfs <command> --help, or tsnfs help <command>, for each command's options; tsnfs --version)
 `
 
 async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv
+  const [first, ...args] = argv
+  if (first === '-V' || first === '--version') {
+    process.stdout.write(`tsnfs ${packageVersion()}\n`)
+    return 0
+  }
+  // `tsnfs help CMD` is `tsnfs CMD --help`.
+  const [name, rest] = first === 'help' && args[0] !== undefined ? [args[0], ['--help']] : [first, args]
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
     process.stdout.write(USAGE)
     return name === undefined ? 2 : 0

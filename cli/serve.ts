@@ -6,9 +6,10 @@ import { parseArgs } from 'node:util'
 import { pino } from 'pino'
 import { defaultExports, loadExports } from '../server/exports/parse.ts'
 import { createServer } from '../server/index.ts'
-import { defaultStateDir } from '../server/state.ts'
+import { defaultStateDir, instanceStateDir, lockStateDir } from '../server/state.ts'
 import { parseMetricsAddress } from '../server/metrics/endpoint.ts'
 import type { RpcLimits } from '../server/rpc/server.ts'
+import { wantsHelp } from './help.ts'
 
 /** Resource limit flags (issue 7 §2): flag, RpcLimits field, and the unit on the command line. */
 const LIMIT_FLAGS = [
@@ -22,7 +23,33 @@ const LIMIT_FLAGS = [
   ['record-timeout', 'recordTimeoutMs', 1000],
 ] as const satisfies readonly (readonly [string, keyof RpcLimits, number])[]
 
+export const SERVE_USAGE = `usage: tsnfs serve [--exports FILE] [--port N] [--host ADDR] [--state-dir DIR] [--portmap [PORT]]
+  serve NFSv3, MOUNT and PORTMAP on TCP and UDP port N; without --exports, one read-write
+  in-memory export /export open to any client. SIGHUP re-reads FILE; SIGINT/SIGTERM stop.
+  --exports FILE        the export list (exports(5) syntax; check it with tsnfs exports --check)
+  --port N              TCP and UDP port (default 2049; 0: any free port)
+  --host ADDR           listen on ADDR only (default: every address)
+  --state-dir DIR       handle key, mount list, local export indexes; one live server per
+                        directory (default /var/lib/tsnfs as root, ~/.local/state/tsnfs else,
+                        or $TSNFS_STATE_DIR; below it port-N/ for a port other than 2049)
+  --portmap [PORT]      also answer PORTMAP on PORT (default 111)
+  --rpcbind | --no-rpcbind   register with the system rpcbind on 111 (default: when one answers,
+                        the port is not 0 and --portmap is not 111); unregistered on exit.
+                        Another server's registration that still answers is not replaced:
+                        --rpcbind fails, the default serves without registering
+  --rpcbind-replace     --rpcbind, taking over another live server's registration (warns)
+  --metrics HOST:PORT   Prometheus text on http://HOST:PORT/metrics
+  --log-level LEVEL     fatal, error, warn, info (default), debug, trace; JSON lines on stderr
+  limits: --max-connections N (4096)  --max-connections-per-client N (256)
+          --max-requests N (512 in flight in all)  --max-requests-per-connection N (64)
+          --max-record-size BYTES  --idle-timeout S (300; 0 off)  --record-timeout S (30; 0 off)
+`
+
 export async function serve(argv: string[]): Promise<number> {
+  if (wantsHelp(argv)) {
+    process.stdout.write(SERVE_USAGE)
+    return 0
+  }
   const { values } = parseArgs({
     args: withPortmapDefault(argv),
     options: {
@@ -35,6 +62,7 @@ export async function serve(argv: string[]): Promise<number> {
       metrics: { type: 'string' },
       rpcbind: { type: 'boolean' },
       'no-rpcbind': { type: 'boolean' },
+      'rpcbind-replace': { type: 'boolean' },
       ...Object.fromEntries(LIMIT_FLAGS.map(([flag]) => [flag, { type: 'string' as const }])),
     },
     allowPositionals: false,
@@ -46,15 +74,24 @@ export async function serve(argv: string[]): Promise<number> {
     throw new Error(`--portmap: not a port number: ${String(values.portmap)}`)
   }
   const metrics = values.metrics === undefined ? undefined : parseMetricsAddress(values.metrics)
-  if (values.rpcbind === true && values['no-rpcbind'] === true) throw new Error('--rpcbind and --no-rpcbind contradict each other')
+  if ((values.rpcbind === true || values['rpcbind-replace'] === true) && values['no-rpcbind'] === true) {
+    throw new Error('--rpcbind (or --rpcbind-replace) and --no-rpcbind contradict each other')
+  }
   // Registering with the system rpcbind is the default for a fixed port; an ephemeral port (0) is a test or a one-off.
-  const registerRpcbind = values.rpcbind === true ? true : values['no-rpcbind'] === true || port === 0 ? false : 'auto'
+  const registerRpcbind =
+    values['rpcbind-replace'] === true ? 'replace' : values.rpcbind === true ? true : values['no-rpcbind'] === true || port === 0 ? false : 'auto'
   // Logs go to stderr as JSON; stdout carries only what the command prints for people.
   const log = pino({ level: values['log-level'] }, pino.destination(2))
   const rpcLimits = limitsOf(values)
   const exportsFile = values.exports
   const list = exportsFile === undefined ? defaultExports() : await loadExports(exportsFile)
-  const stateDir = values['state-dir'] ?? defaultStateDir()
+  // Each port its own state directory unless one is named (instanceStateDir); the lock refuses a shared one.
+  const stateDir = values['state-dir'] ?? (process.env.TSNFS_STATE_DIR ? defaultStateDir() : instanceStateDir(defaultStateDir(), port))
+  const lock = await lockStateDir(stateDir, { port })
+  // However serve ends (a failed start too), the pid file goes with the process.
+  process.once('exit', () => {
+    lock.releaseSync()
+  })
 
   const server = await createServer({
     exports: list,

@@ -5,6 +5,7 @@
  * HOST:PORT), or is given with --port for servers answering everything on one port.
  */
 import { parseArgs } from 'node:util'
+import { atEndpoint, hostPort } from '../client/errors.ts'
 import { RpcTcpClient } from '../client/rpc/tcp-client.ts'
 import { MOUNT_PROGRAM } from '../xdr/generated/mount.ts'
 import type { exportnode, mountbody } from '../xdr/generated/mount.ts'
@@ -45,7 +46,9 @@ export async function showmount(argv: string[]): Promise<number> {
   const { host, port: pmapPort } = splitHostPort(target)
   const timeoutMs = Number(values.timeout)
   const mountPort = values.port === undefined ? await askPortmapper(host, pmapPort ?? PMAP_PORT, timeoutMs) : checkedPort(values.port)
-  const c = await RpcTcpClient.connect(host, mountPort, { timeoutMs, cred: 'none' })
+  const c = await RpcTcpClient.connect(host, mountPort, { timeoutMs, cred: 'none' }).catch((err: unknown) => {
+    throw atEndpoint('MOUNT', host, mountPort, 'tcp', err)
+  })
   try {
     if (values.exports === true) {
       process.stdout.write(formatExports(host, await c.call(MOUNT_PROGRAM.prog, MOUNT3.vers, MOUNT3.procs.MOUNTPROC3_EXPORT, undefined)))
@@ -60,14 +63,19 @@ export async function showmount(argv: string[]): Promise<number> {
 }
 
 async function askPortmapper(host: string, port: number, timeoutMs: number): Promise<number> {
-  const pm = await RpcTcpClient.connect(host, port, { timeoutMs, cred: 'none' })
+  let p: number
   try {
-    const p = await pm.call(PMAP_PROG.prog, PMAP2.vers, PMAP2.procs.PMAPPROC_GETPORT, { prog: MOUNT_PROGRAM.prog, vers: MOUNT3.vers, prot: IPPROTO_TCP, port: 0 })
-    if (p === 0) throw new Error(`${host}: MOUNT version 3 over TCP is not registered with the portmapper on port ${String(port)}`)
-    return p
-  } finally {
-    await pm.close()
+    const pm = await RpcTcpClient.connect(host, port, { timeoutMs, cred: 'none' })
+    try {
+      p = await pm.call(PMAP_PROG.prog, PMAP2.vers, PMAP2.procs.PMAPPROC_GETPORT, { prog: MOUNT_PROGRAM.prog, vers: MOUNT3.vers, prot: IPPROTO_TCP, port: 0 })
+    } finally {
+      await pm.close()
+    }
+  } catch (err) {
+    throw atEndpoint('portmapper', host, port, 'tcp', err)
   }
+  if (p === 0) throw new Error(`portmapper at ${hostPort(host, port)}: MOUNT version 3 over tcp is not registered`)
+  return p
 }
 
 /** As nfs-utils prints it: paths padded to the longest, groups joined by commas, or "(everyone)". */

@@ -1,24 +1,35 @@
 /*
  * tsnfs umount [-l] MOUNTPOINT: umount(8) a FUSE mount made by tsnfs mount,
  * then wait (up to --wait seconds, default 30) for its daemon to finish
- * writing out and exit. The daemon is found by its command line (`mount
- * --foreground … MOUNTPOINT`). EBUSY while files are open, as for any
- * mount; -l detaches at once and the daemon serves open files until the
- * last one closes.
+ * writing out and exit, and say what happened. The mount point and its
+ * daemon are found from the mount table and the daemon's claim file
+ * (cli/mountpoint.ts, cli/mount-registry.ts), never by stat(2) of a mount:
+ * a mount whose server is down, and every other mount on the host, cannot
+ * make it wait. EBUSY while files are open, as for any mount; -l detaches
+ * at once and the daemon serves open files until the last one closes.
  */
-import { readdirSync, readFileSync, realpathSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { unmount } from '../client/fuse/mount.ts'
 import { messageOf, parseCommand, UsageError } from './common.ts'
+import { wantsHelp } from './help.ts'
+import { daemonOf } from './mount-registry.ts'
+import { locate } from './mountpoint.ts'
+import { processRunning } from '../server/state.ts'
 
 export const UMOUNT_USAGE = `usage: tsnfs umount [-l] [--wait SECONDS] MOUNTPOINT
-  unmount a tsnfs FUSE mount and wait for its daemon to exit
+  unmount a tsnfs FUSE mount and wait for its daemon to write out and exit
   -l, --lazy        detach now; the daemon exits when the last open file is closed
   --wait SECONDS    how long to wait for the daemon (default 30; 0: do not wait)
+  exit status 0 once the daemon has exited (or detached with -l); 1 if the mount is busy,
+  not a tsnfs mount, not mounted, or the daemon is still writing when the wait ends
 `
 
-/** Processes serving a mount point: `… mount --foreground … MOUNTPOINT`. */
-export function daemonsOf(mountpoint: string): number[] {
+/**
+ * Daemons started before claim files existed: `… mount --foreground … MOUNTPOINT`
+ * with that exact string (never resolved: resolving another daemon's path could hang on its mount).
+ */
+function daemonsByCmdline(mountpoint: string): number[] {
   const out: number[] = []
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d) || Number(d) === process.pid) continue
@@ -29,31 +40,13 @@ export function daemonsOf(mountpoint: string): number[] {
       continue
     }
     const i = args.indexOf('mount')
-    if (i >= 0 && args.includes('--foreground') && args.slice(i + 1).some(a => a === mountpoint || safeReal(a) === mountpoint)) out.push(Number(d))
+    if (i >= 0 && args.includes('--foreground') && args.slice(i + 1).includes(mountpoint)) out.push(Number(d))
   }
   return out
 }
 
-function safeReal(p: string): string | undefined {
-  try {
-    return p.startsWith('/') ? realpathSync(p) : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/** Running, not a zombie waiting for init to reap it (a detached daemon's parent is gone). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8')
-    return !/^\d+ \(.*\) [ZX]/.test(stat)
-  } catch {
-    return false
-  }
-}
-
 export async function umount(argv: string[]): Promise<number> {
-  if (argv.includes('--help')) {
+  if (wantsHelp(argv)) {
     process.stdout.write(UMOUNT_USAGE)
     return 0
   }
@@ -69,15 +62,55 @@ export async function umount(argv: string[]): Promise<number> {
     return 2
   }
   const target = positionals[0] ?? ''
-  const mp = safeReal(target.startsWith('/') ? target : `${process.cwd()}/${target}`) ?? target
-  const daemons = daemonsOf(mp)
-  try {
-    await unmount(mp, { lazy: values.lazy === true })
-  } catch (err) {
-    process.stderr.write(`tsnfs umount: ${messageOf(err)}\n`)
+  const fail = (msg: string): number => {
+    process.stderr.write(`tsnfs umount: ${msg}\n`)
     return 1
   }
-  const deadline = Date.now() + Number(values.wait ?? '30') * 1000
-  while (values.lazy !== true && daemons.some(alive) && Date.now() < deadline) await sleep(50)
-  return 0
+  let where: ReturnType<typeof locate>
+  try {
+    where = locate(target)
+  } catch (err) {
+    return fail(`${target}: ${messageOf(err)}`)
+  }
+  const mp = where.path
+  const record = daemonOf(mp)
+  const pids = record !== null ? [record.pid] : daemonsByCmdline(mp)
+  const alive = (): boolean => (record !== null ? processRunning(record.pid, record.start) : pids.some((p) => processRunning(p)))
+  const daemon = pids.length === 0 ? 'no mount daemon found' : `the mount daemon (pid ${pids.join(', ')})`
+  if (where.mount === null) {
+    if (pids.length === 0) return fail(`${mp}: not mounted`)
+    process.stdout.write(`tsnfs umount: ${mp}: not mounted (detached already); waiting for ${daemon}\n`)
+  } else if (where.mount.fstype !== 'fuse.tsnfs') {
+    return fail(`${mp}: not a tsnfs mount (${where.mount.fstype} ${where.mount.source}): use umount(8)`)
+  } else {
+    try {
+      await unmount(mp, { lazy: values.lazy === true })
+    } catch (err) {
+      const busy = /busy/i.test(messageOf(err))
+      return fail(busy ? `${mp}: target is busy (a file is open there, or a process works in it); tsnfs umount -l detaches it now and ${daemon} serves open files until they are closed` : messageOf(err))
+    }
+    if (values.lazy === true) {
+      process.stdout.write(`tsnfs umount: ${mp}: detached; ${daemon} exits once the last open file is closed\n`)
+      return 0
+    }
+  }
+  const waitS = Number(values.wait ?? '30')
+  const deadline = Date.now() + waitS * 1000
+  while (alive() && Date.now() < deadline) await sleep(50)
+  if (pids.length === 0) {
+    process.stdout.write(`tsnfs umount: ${mp}: unmounted (${daemon})\n`)
+    return 0
+  }
+  if (!alive()) {
+    process.stdout.write(`tsnfs umount: ${mp}: unmounted; ${daemon} wrote out its data and exited\n`)
+    return 0
+  }
+  if (waitS === 0) {
+    process.stdout.write(`tsnfs umount: ${mp}: unmounted; ${daemon} is finishing\n`)
+    return 0
+  }
+  return fail(
+    `${mp}: unmounted, but ${daemon} is still running after ${String(waitS)} s: it is writing out data the server has not ` +
+      `acknowledged (is the server up?) and keeps trying; kill -TERM ${pids.join(' ')} stops it within its --stop-timeout, reporting what is lost`,
+  )
 }

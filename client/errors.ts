@@ -5,6 +5,7 @@
  */
 import { nfsstat3Names } from '../xdr/generated/nfs3.ts'
 import { mountstat3Names } from '../xdr/generated/mount.ts'
+import { RpcError } from './rpc/errors.ts'
 
 /** POSIX errno names, as Node's fs errors carry them. */
 export type Errno =
@@ -105,4 +106,49 @@ export class UrlError extends Error {
     this.name = 'UrlError'
     this.code = code
   }
+}
+
+/** The RPC program names people know (rpcinfo's), for messages. */
+const PROGRAM_NAMES: Readonly<Record<number, string>> = { 100000: 'portmapper', 100003: 'NFS', 100005: 'MOUNT' }
+
+export function programName(prog: number): string {
+  return PROGRAM_NAMES[prog] ?? `program ${String(prog)}`
+}
+
+/** `127.0.0.1:111`, `[::1]:111`. */
+export function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${String(port)}`
+}
+
+/** Why a socket-level failure happened, in words (the errno of the cause, else the message). */
+function reasonOf(err: RpcError): string {
+  if (err.code === 'RPC_TIMEOUT') return 'no reply'
+  const code = (err.cause as NodeJS.ErrnoException | undefined)?.code
+  switch (code) {
+    case 'ECONNREFUSED': return 'connection refused'
+    case 'ECONNRESET': return 'connection reset'
+    case 'EHOSTUNREACH': return 'host unreachable'
+    case 'ENETUNREACH': return 'network unreachable'
+    case 'ETIMEDOUT': return 'connection timed out'
+    case 'ENOTFOUND': case 'EAI_AGAIN': case 'EAI_NONAME': return 'unknown host'
+    default: return err.message
+  }
+}
+
+/**
+ * An RPC failure restated with where it was tried: `portmapper at
+ * 127.0.0.1:111: connection refused` (`(udp)` after the port over UDP).
+ * The code and cause are kept; anything but an RpcError passes unchanged
+ * (a MountError or NfsError is the server's answer, not a place it failed).
+ */
+export function atEndpoint(service: string, host: string, port: number, protocol: 'tcp' | 'udp', err: unknown, note = ''): unknown {
+  if (!(err instanceof RpcError)) return err
+  const where = `${service} at ${hostPort(host, port)}${protocol === 'udp' ? ' (udp)' : ''}${note === '' ? '' : ` (${note})`}`
+  return new RpcError(err.code, `${where}: ${reasonOf(err)}`, {
+    cause: err,
+    ...(err.xid === undefined ? {} : { xid: err.xid }),
+    ...(err.low === undefined ? {} : { low: err.low }),
+    ...(err.high === undefined ? {} : { high: err.high }),
+    ...(err.authStat === undefined ? {} : { authStat: err.authStat }),
+  })
 }

@@ -16,7 +16,7 @@ import { NfsStats } from './attrs.ts'
 import type { SetAttrs, TimeLike } from './attrs.ts'
 import { AttrCache } from './cache/attr-cache.ts'
 import { NameCache } from './cache/name-cache.ts'
-import { NfsError, isNfsError } from './errors.ts'
+import { NfsError, atEndpoint, isNfsError } from './errors.ts'
 import { FileData } from './file-data.ts'
 import type { NfsFile, OpenFlags } from './file.ts'
 import type { FileDataOptions } from './file-options.ts'
@@ -119,7 +119,9 @@ export class NfsClient implements OpsContext {
     } finally {
       await m.close()
     }
-    const transport = await connectTransport(ep.host, ep.nfsport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred })
+    const transport = await connectTransport(ep.host, ep.nfsport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred }).catch((err: unknown) => {
+      throw atEndpoint('NFS', ep.host, ep.nfsport, ep.opts.proto, err)
+    })
     stats.watchTransport(() => transport.counters())
     const attrs = new AttrCache(ep.opts.attrCache)
     const nfs = new Nfs3(transport, attrs, stats.nfs, { jukeboxDelayMs: ep.opts.jukeboxDelayMs, jukeboxRetries: ep.opts.jukeboxRetries }, ep.opts.cred)

@@ -9,6 +9,7 @@ import type { ProcedureRef } from './rpc/call.ts'
 import { connectTransport } from './rpc/connect.ts'
 import type { Protocol } from './rpc/connect.ts'
 import { RpcError } from './rpc/errors.ts'
+import { atEndpoint, programName } from './errors.ts'
 import type { RetryPolicy } from './rpc/transport.ts'
 import { bump } from './stats.ts'
 
@@ -33,24 +34,32 @@ export interface PortMapping {
 
 type Caller = <A, R>(p: ProcedureRef<A, R> & { name: string }, args: A) => Promise<R>
 
+/** Connect, call, close; every failure names the portmapper asked (`portmapper at 127.0.0.1:111: connection refused`). */
 async function withPortmapper<T>(q: PortmapQuery, fn: (call: Caller) => Promise<T>): Promise<T> {
-  const t = await connectTransport(q.host, q.portmapPort ?? PMAP_PORT, { protocol: q.protocol, cred: 'none', ...(q.policy === undefined ? {} : { policy: q.policy }) })
+  const port = q.portmapPort ?? PMAP_PORT
   try {
-    return await fn((p, args) => {
-      if (q.counts !== undefined) bump(q.counts, p.name.replace('PMAPPROC_', ''))
-      return t.call(PMAP_PROG.prog, V2.vers, p, args)
-    })
-  } finally {
-    await t.close()
+    const t = await connectTransport(q.host, port, { protocol: q.protocol, cred: 'none', ...(q.policy === undefined ? {} : { policy: q.policy }) })
+    try {
+      return await fn((p, args) => {
+        if (q.counts !== undefined) bump(q.counts, p.name.replace('PMAPPROC_', ''))
+        return t.call(PMAP_PROG.prog, V2.vers, p, args)
+      })
+    } finally {
+      await t.close()
+    }
+  } catch (err) {
+    throw atEndpoint('portmapper', q.host, port, q.protocol, err)
   }
 }
 
 /** PMAPPROC_GETPORT; a program not registered is RPC_PROG_NOT_REGISTERED (the server answered 0). */
-export async function getPort(q: PortmapQuery, prog: number, vers: number): Promise<number> {
+export function getPort(q: PortmapQuery, prog: number, vers: number): Promise<number> {
   const prot = q.protocol === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP
-  const port = await withPortmapper(q, call => call(V2.procs.PMAPPROC_GETPORT, { prog, vers, prot, port: 0 }))
-  if (port === 0) throw new RpcError('RPC_PROG_NOT_REGISTERED', `program ${prog} version ${vers} over ${q.protocol} is not registered at ${q.host}`)
-  return port
+  return withPortmapper(q, async call => {
+    const port = await call(V2.procs.PMAPPROC_GETPORT, { prog, vers, prot, port: 0 })
+    if (port === 0) throw new RpcError('RPC_PROG_NOT_REGISTERED', `${programName(prog)} version ${String(vers)} over ${q.protocol} is not registered`)
+    return port
+  })
 }
 
 /** PMAPPROC_DUMP: everything registered (rpcinfo -p). */

@@ -14,6 +14,7 @@ import { resolveOptions } from './options.ts'
 import { getPort } from './portmap.ts'
 import { connectTransport } from './rpc/connect.ts'
 import { RpcError } from './rpc/errors.ts'
+import { atEndpoint } from './errors.ts'
 import type { ClientStats } from './stats.ts'
 import { parseNfsUrl } from './url.ts'
 
@@ -40,26 +41,60 @@ export function targetOf(target: string | MountTarget, o: ClientOptions): { host
   return { host: u.host, opts: resolveOptions({ ...o, ...u.options }), exportPath: null, path: u.path }
 }
 
-/** The MOUNT and NFS ports: given, else from the portmapper; an NFS port alone also serves MOUNT when no portmapper answers. */
+/**
+ * The MOUNT and NFS ports: given, else from the portmapper. An NFS port
+ * (the URL's `host:PORT`, as libnfs reads it, or nfsport=) without a MOUNT
+ * port: MOUNT is asked at that port first, since a server like this one
+ * serves MOUNT beside NFS, and a portmapper may map MOUNT to another server
+ * on the host (whose handles the server at PORT would not know); the
+ * portmapper only if nothing answers MOUNT there. Failures name each place
+ * tried.
+ */
 export async function findPorts(host: string, opts: ResolvedOptions, stats: ClientStats): Promise<Endpoint> {
   const q = { host, portmapPort: opts.portmapPort, protocol: opts.proto, policy: opts.policy, counts: stats.portmap }
   let nfsport = opts.nfsport
   let mountport = opts.mountport
-  if (mountport === undefined) {
-    try {
-      mountport = await getPort(q, MOUNT_PROGRAM.prog, MOUNT_PROGRAM.versions.MOUNT_V3.vers)
-    } catch (err) {
-      if (nfsport === undefined || (err instanceof RpcError && err.code === 'RPC_PROG_NOT_REGISTERED')) throw err
+  if (mountport === undefined && nfsport !== undefined) {
+    const here = await mountAnswers(host, nfsport, opts)
+    if (here === null) {
       mountport = nfsport
+    } else {
+      try {
+        mountport = await getPort(q, MOUNT_PROGRAM.prog, MOUNT_PROGRAM.versions.MOUNT_V3.vers)
+      } catch (err) {
+        const first = atEndpoint('MOUNT', host, nfsport, opts.proto, here, "the URL's port")
+        throw err instanceof RpcError && first instanceof RpcError ? new RpcError(err.code, `${first.message}; ${err.message}`, { cause: err }) : err
+      }
     }
   }
+  mountport ??= await getPort(q, MOUNT_PROGRAM.prog, MOUNT_PROGRAM.versions.MOUNT_V3.vers)
   nfsport ??= await getPort(q, NFS_PROGRAM.prog, NFS_PROGRAM.versions.NFS_V3.vers)
   return { host, opts, mountport, nfsport }
 }
 
+/** null when MOUNT v3 answers a NULL call at host:port; else why not (a short, soft try: this is a probe). */
+async function mountAnswers(host: string, port: number, opts: ResolvedOptions): Promise<unknown> {
+  const policy = { ...opts.policy, hard: false, retrans: 0, timeoutMs: Math.min(opts.policy.timeoutMs, 2000) }
+  try {
+    const t = await connectTransport(host, port, { protocol: opts.proto, policy, cred: 'none' })
+    try {
+      await t.call(MOUNT_PROGRAM.prog, MOUNT_PROGRAM.versions.MOUNT_V3.vers, MOUNT_PROGRAM.versions.MOUNT_V3.procs.MOUNTPROC3_NULL, undefined)
+      return null
+    } finally {
+      await t.close()
+    }
+  } catch (err) {
+    return err
+  }
+}
+
 export async function openMount(ep: Endpoint, stats: ClientStats): Promise<MountClient> {
-  const t = await connectTransport(ep.host, ep.mountport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred })
-  return new MountClient(t, stats.mount)
+  try {
+    const t = await connectTransport(ep.host, ep.mountport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred })
+    return new MountClient(t, stats.mount)
+  } catch (err) {
+    throw atEndpoint('MOUNT', ep.host, ep.mountport, ep.opts.proto, err)
+  }
 }
 
 /** The export holding `path`, from the server's EXPORT list; the whole path when the list says nothing. */

@@ -1,8 +1,12 @@
 /*
  * libnfs-style URLs: nfs://[user@]host[:port]/path?opt=value&…
  *   host     name, IPv4, or [IPv6]
- *   :port    the NFS port (as libnfs); MOUNT is then asked for at the
- *            portmapper, or, when none answers, assumed on the same port
+ *   :port    the NFS port, as libnfs reads it (the same setting as
+ *            nfsport=). Without mountport=, MOUNT is asked first at that
+ *            port (tsnfs, like other single-port servers, serves it there;
+ *            a portmapper might name another server's MOUNT), then at the
+ *            portmapper (portmapport=, default 111). Errors name each
+ *            service, host and port tried (client/errors.ts atEndpoint).
  *   path     export path plus path inside it; the split is made by asking
  *            the server's EXPORT list (see splitExportPath in mount.ts)
  *   user@    a numeric user is the uid; anything else is ignored

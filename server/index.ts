@@ -50,9 +50,10 @@ export interface ServerOptions {
   /**
    * Register MOUNT and NFS with the system rpcbind on 127.0.0.1:111 (and unregister on close):
    * true fails startup when that is impossible; 'auto' registers only when a portmapper answers
-   * there and this server is not itself answering PORTMAP on 111. Default false.
+   * there and this server is not itself answering PORTMAP on 111; 'replace' is true that also takes
+   * over the mappings of another server that still answers (server/rpcbind.ts). Default false.
    */
-  registerRpcbind?: boolean | 'auto'
+  registerRpcbind?: boolean | 'auto' | 'replace'
 }
 
 export interface TsnfsServer {
@@ -152,7 +153,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
 
 /** See ServerOptions.registerRpcbind. */
 async function registerRpcbind(
-  mode: boolean | 'auto',
+  mode: boolean | 'auto' | 'replace',
   portmapPort: number | null,
   programs: readonly RpcProgram[],
   port: number,
@@ -169,5 +170,5 @@ async function registerRpcbind(
       return null
     }
   }
-  return registerWithRpcbind(programs, port, log)
+  return registerWithRpcbind(programs, port, log, {}, { replace: mode === 'replace' })
 }

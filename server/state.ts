@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { readFileSync, unlinkSync } from 'node:fs'
 import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -17,7 +18,7 @@ export interface StateLogger {
   warn(obj: object, msg?: string): void
 }
 
-export type ServerStateErrorCode = 'STATE_BAD_KEY'
+export type ServerStateErrorCode = 'STATE_BAD_KEY' | 'STATE_IN_USE'
 
 export class ServerStateError extends Error {
   readonly code: ServerStateErrorCode
@@ -52,6 +53,131 @@ export function defaultStateDir(
   // The spec says a relative XDG path is invalid and must be ignored.
   if (xdg?.startsWith('/') === true) return join(xdg, 'tsnfs')
   return join(home, '.local', 'state', 'tsnfs')
+}
+
+/**
+ * The state directory of one server among several on a host: the standard
+ * NFS port keeps `base` (where earlier versions kept everything), any other
+ * port gets `base/port-N`, so servers on different ports never share a
+ * handle key, a mount list or a local export's index by default.
+ */
+export function instanceStateDir(base: string, port: number): string {
+  return port === 2049 ? base : join(base, `port-${String(port)}`)
+}
+
+const PID_FILE = 'server.pid'
+
+/** What the pid file holds: the holder, its port, and its start time (to tell a recycled pid). */
+interface PidRecord {
+  pid: number
+  port: number
+  /** Field 22 of /proc/PID/stat (clock ticks after boot); absent where there is no /proc. */
+  start?: number
+}
+
+/** When a process started (field 22 of /proc/PID/stat); -1 for a zombie; undefined where there is no /proc. */
+export function processStartTime(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8')
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const state = fields[0]
+    if (state === 'Z' || state === 'X') return -1
+    const start = Number(fields[19])
+    return Number.isFinite(start) ? start : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Whether process `pid`, started at `start` (processStartTime; undefined:
+ * not recorded), still runs: signal 0 reaches it, it is no zombie, and its
+ * start time matches (else the kernel gave its pid to another process).
+ */
+export function processRunning(pid: number, start?: number): boolean {
+  try {
+    process.kill(pid, 0)
+  } catch (err) {
+    if (!isCode(err, 'EPERM')) return false
+  }
+  const now = processStartTime(pid)
+  if (now === -1) return false
+  return start === undefined || now === undefined || now === start
+}
+
+function parsePidRecord(text: string): PidRecord | null {
+  try {
+    const v = JSON.parse(text) as Partial<PidRecord>
+    if (typeof v.pid === 'number' && Number.isInteger(v.pid) && v.pid > 0 && typeof v.port === 'number') {
+      return { pid: v.pid, port: v.port, ...(typeof v.start === 'number' ? { start: v.start } : {}) }
+    }
+  } catch {
+    // not JSON: stale
+  }
+  return null
+}
+
+export interface StateLock {
+  /** Remove the pid file if it is still ours. */
+  release(): Promise<void>
+  /** The same, synchronously (from a process 'exit' handler). */
+  releaseSync(): void
+}
+
+/**
+ * Claim the state directory for this process (`server.pid`, written
+ * atomically by link(2)): two live servers must not share a mount list or
+ * a local export's handle index. A pid file whose process is
+ * gone (or whose pid now belongs to another process) is taken over;
+ * a live holder is STATE_IN_USE. Creates the directory if needed.
+ */
+export async function lockStateDir(dir: string, info: { port: number }): Promise<StateLock> {
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  const path = join(dir, PID_FILE)
+  const me: PidRecord = { pid: process.pid, port: info.port }
+  const start = processStartTime(process.pid)
+  if (start !== undefined && start >= 0) me.start = start
+  const text = JSON.stringify(me) + '\n'
+  for (let attempt = 0; ; attempt++) {
+    const tmp = await writeTemp(dir, PID_FILE, text)
+    try {
+      await link(tmp, path)
+      break
+    } catch (err) {
+      if (!isCode(err, 'EEXIST') || attempt >= 3) throw err
+    } finally {
+      await unlink(tmp)
+    }
+    const held = await readIfExists(path)
+    const holder = held === null ? null : parsePidRecord(held.toString('utf8'))
+    if (holder !== null && holder.pid !== process.pid && processRunning(holder.pid, holder.start)) {
+      throw new ServerStateError(
+        'STATE_IN_USE',
+        `${dir} is in use by the tsnfs server with pid ${String(holder.pid)} (port ${String(holder.port)}); give each server its own --state-dir`,
+      )
+    }
+    // Remove only the stale file we read (another starting server may have replaced it since).
+    const again = await readIfExists(path)
+    if (again !== null && held !== null && again.equals(held)) {
+      await unlink(path).catch((err: unknown) => {
+        if (!isCode(err, 'ENOENT')) throw err
+      })
+    }
+  }
+  return {
+    async release() {
+      const now = await readIfExists(path).catch(() => null)
+      if (now !== null && now.toString('utf8') === text) await unlink(path).catch(() => undefined)
+    },
+    releaseSync() {
+      try {
+        if (readFileSync(path, 'utf8') === text) unlinkSync(path)
+      } catch {
+        // gone already, or not ours to remove
+      }
+    },
+  }
 }
 
 /** Creates the directory (mode 0700) and the handle key if needed, and reads the key. */

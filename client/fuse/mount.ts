@@ -19,10 +19,11 @@
  * what the kernel's stale attributes would let through (nfs-fs.ts).
  */
 import { spawn } from 'node:child_process'
-import { closeSync, openSync } from 'node:fs'
+import { closeSync, openSync, writeFileSync } from 'node:fs'
 import type { NfsClient } from '../nfs-client.ts'
 import { FUSE_MIN_READ_BUFFER } from './abi.ts'
 import { Callers } from './callers.ts'
+import { mountAt } from './mountinfo.ts'
 import { NfsFiles } from './nfs-files.ts'
 import { NfsFs } from './nfs-fs.ts'
 import { createHandler } from './ops.ts'
@@ -79,10 +80,44 @@ export function runTool(cmd: string, args: string[], extraFds: number[] = []): P
   })
 }
 
-/** umount(8) the mount point (lazy: detach now, finish when the last file closes). */
+/**
+ * umount(8) the mount point (lazy: detach now, finish when the last file
+ * closes). The path must be canonical (as /proc/self/mountinfo shows it):
+ * umount runs with --no-canonicalize, since resolving the path would stat
+ * the mount, and a stat through a mount whose server does not answer waits
+ * forever (and keeps the mount busy while it waits).
+ */
 export async function unmount(mountpoint: string, opts: { lazy?: boolean } = {}): Promise<void> {
-  const r = await runTool('umount', opts.lazy === true ? ['-l', mountpoint] : [mountpoint])
+  const r = await runTool('umount', ['--no-canonicalize', ...(opts.lazy === true ? ['-l'] : []), mountpoint])
   if (r.code !== 0) throw new FuseMountError('FUSE_UMOUNT_FAILED', r.stderr === '' ? `umount ${mountpoint}: exit ${String(r.code)}` : r.stderr)
+}
+
+/** Where the kernel lets root end a FUSE connection by hand (fusectl; systemd mounts it at boot). */
+const FUSECTL = '/sys/fs/fuse/connections'
+
+/**
+ * End a FUSE connection whatever holds it (its device "0:N" from the mount
+ * table): every waiting request fails with ECONNABORTED, the reader's read
+ * fails with ENODEV, and the process may exit (an exit while the reader is
+ * blocked in /dev/fuse hangs). Mounts fusectl first if it is not (as root).
+ * Returns false when that is impossible.
+ */
+export async function abortConnection(dev: string): Promise<boolean> {
+  const minor = /^0:(\d+)$/.exec(dev)?.[1]
+  if (minor === undefined) return false
+  const file = `${FUSECTL}/${minor}/abort`
+  const poke = (): boolean => {
+    try {
+      writeFileSync(file, '1')
+      return true
+    } catch {
+      return false
+    }
+  }
+  if (poke()) return true
+  if (mountAt(FUSECTL)?.fstype === 'fusectl') return false
+  const r = await runTool('mount', ['-t', 'fusectl', 'fusectl', FUSECTL]).catch(() => null)
+  return r?.code === 0 && poke()
 }
 
 export class FuseMount {
@@ -93,6 +128,8 @@ export class FuseMount {
   readonly files: NfsFiles
   /** Resolves with why the connection ended ('ENODEV': unmounted). */
   readonly ended: Promise<string>
+  /** The connection's device ("0:N") from the mount table once mounted, for abortConnection. */
+  dev: string | null = null
 
   private constructor(client: NfsClient, mountpoint: string, session: FuseSession, fs: NfsFs, files: NfsFiles) {
     this.client = client
@@ -140,6 +177,8 @@ export class FuseMount {
       await unmount(opts.mountpoint, { lazy: true }).catch(() => undefined)
       throw new FuseMountError('FUSE_INIT_FAILED', `connection ended before INIT: ${why}`)
     }
+    const entry = mountAt(opts.mountpoint)
+    m.dev = entry?.fstype === 'fuse.tsnfs' ? entry.dev : null
     return m
   }
 

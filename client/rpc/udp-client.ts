@@ -3,9 +3,16 @@
  * replies matched by xid from the socket's 'message' events, and
  * retransmission of the same datagram (same xid, so the server's duplicate
  * request cache recognises it) with exponential backoff.
+ *
+ * The socket is made and closed through dgram-as-promised. It has no
+ * connect(), and its send() needs a port and address, which Node refuses on
+ * a connected socket: connecting and the per-call sends use the socket
+ * itself. Replies come from 'message' events, never its recv(), which sees
+ * only a datagram arriving while a recv() waits (calls overlap).
  */
-import { createSocket } from 'node:dgram'
 import type { Socket } from 'node:dgram'
+import { DgramAsPromised } from 'dgram-as-promised'
+import type { SocketAsPromised } from 'dgram-as-promised'
 import { isIPv6 } from 'node:net'
 import { credentialOf } from './auth.ts'
 import type { CallCredential } from './auth.ts'
@@ -36,6 +43,7 @@ export interface UdpCallOptions {
 export class RpcUdpClient implements RpcTransport {
   readonly protocol = 'udp'
   readonly socket: Socket
+  private readonly promised: SocketAsPromised
   private readonly pending = new PendingCalls()
   private readonly xids = new XidSource()
   private readonly timeoutMs: number
@@ -48,7 +56,9 @@ export class RpcUdpClient implements RpcTransport {
   /** Datagrams sent, retransmissions included (for tests and stats). */
   sent = 0
 
-  private constructor(socket: Socket, opts: RpcUdpClientOptions) {
+  private constructor(promised: SocketAsPromised, opts: RpcUdpClientOptions) {
+    const socket = promised.socket
+    this.promised = promised
     this.socket = socket
     this.timeoutMs = opts.timeoutMs ?? 1000
     this.retries = opts.retries ?? 4
@@ -64,17 +74,18 @@ export class RpcUdpClient implements RpcTransport {
   }
 
   static connect(host: string, port: number, opts: RpcUdpClientOptions = {}): Promise<RpcUdpClient> {
+    const promised = DgramAsPromised.createSocket(isIPv6(host) ? 'udp6' : 'udp4')
+    const socket = promised.socket
     return new Promise((resolve, reject) => {
-      const socket = createSocket(isIPv6(host) ? 'udp6' : 'udp4')
       const onError = (err: Error): void => {
-        socket.close()
+        promised.destroy()
         reject(new RpcError('RPC_CONNECTION_CLOSED', `udp connect to ${host}:${port} failed: ${err.message}`, { cause: err }))
       }
       socket.once('error', onError)
       // A connected socket receives datagrams from the server's address and port only.
       socket.connect(port, host, () => {
         socket.off('error', onError)
-        resolve(new RpcUdpClient(socket, opts))
+        resolve(new RpcUdpClient(promised, opts))
       })
     })
   }
@@ -109,11 +120,7 @@ export class RpcUdpClient implements RpcTransport {
     if (this.closed) return Promise.resolve()
     this.closed = true
     this.pending.rejectAll(new RpcError('RPC_CONNECTION_CLOSED', 'client closed'))
-    return new Promise(resolve => {
-      this.socket.close(() => {
-        resolve()
-      })
-    })
+    return this.promised.close()
   }
 
   private async exchange(xid: number, datagram: Buffer, opts: { timeoutMs?: number; retries?: number }): Promise<Buffer> {

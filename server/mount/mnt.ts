@@ -1,6 +1,8 @@
 /*
- * MNT (RFC 1813 §5.2.1): from an export path, or a directory below one, to
- * the root file handle the client starts from.
+ * MNT (RFC 1813 §5.2.1): from an export path, or a directory below one
+ * (symlinks inside the export resolved, see resolve.ts), to the root file
+ * handle the client starts from. The mount list keeps the path as asked,
+ * so UMNT of the same path finds it without walking the tree again.
  */
 import type { mountstat3 } from '../../xdr/generated/mount.ts'
 import { mountstat3 as MNT } from '../../xdr/generated/mount.ts'
@@ -9,6 +11,7 @@ import type { FileRef } from '../../vfs/types.ts'
 import type { BackendSet } from '../backends.ts'
 import type { ExportTable } from '../exports/table.ts'
 import type { ServerHost } from '../host.ts'
+import { resolveMountPath } from './resolve.ts'
 import type { CallContext } from '../rpc/program.ts'
 
 export type MountResult = { ok: true; fh: Buffer; path: string } | { ok: false; status: Exclude<mountstat3, 0> }
@@ -41,19 +44,21 @@ export class ExportMountResolver implements MountResolver {
     }
     const vfs = this.backends.get(exp.id)
     if (vfs === undefined) return { ok: false, status: MNT.MNT3ERR_SERVERFAULT }
-    // A directory below the export: walk it one component at a time, never following symlinks.
-    let ref: FileRef = vfs.root()
+    // A directory below the export, symlinks resolved inside it (resolve.ts says how, and why as mountd does).
+    let ref: FileRef
     try {
-      for (const part of found.subpath === '' ? [] : found.subpath.split('/')) {
-        const next = await vfs.lookup(ref, Buffer.from(part))
-        if (next.attr.type !== 'dir') return { ok: false, status: MNT.MNT3ERR_NOTDIR }
-        ref = next.ref
+      const r = await resolveMountPath(vfs, exp.path, found.subpath)
+      if (!r.ok) {
+        call.log.info({ export: exp.path, path: path.toString('utf8'), peer: call.peer.address, reason: r.reason }, 'mount refused')
+        return { ok: false, status: r.status }
       }
+      ref = r.ref
       await vfs.getattr(ref)
     } catch (err) {
       if (isErrnoError(err) && err.code === 'ENOENT') return { ok: false, status: MNT.MNT3ERR_NOENT }
       if (isErrnoError(err) && err.code === 'ENOTDIR') return { ok: false, status: MNT.MNT3ERR_NOTDIR }
       if (isErrnoError(err) && err.code === 'EACCES') return { ok: false, status: MNT.MNT3ERR_ACCES }
+      if (isErrnoError(err) && err.code === 'ENAMETOOLONG') return { ok: false, status: MNT.MNT3ERR_NAMETOOLONG }
       call.log.error({ err }, 'MNT failed')
       return { ok: false, status: MNT.MNT3ERR_IO }
     }

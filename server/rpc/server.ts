@@ -3,7 +3,6 @@
  * dispatching every registered program by number (DESIGN.md §3.2), one
  * duplicate request cache shared by both transports.
  */
-import { createSocket } from 'node:dgram'
 import type { Socket as DgramSocket } from 'node:dgram'
 import { createServer } from 'node:net'
 import type { Server, Socket } from 'node:net'
@@ -18,7 +17,7 @@ import type { RpcProgram } from './program.ts'
 import { createStats } from './stats.ts'
 import type { RpcStats } from './stats.ts'
 import { RpcConnection } from './tcp.ts'
-import { RpcUdpEndpoint } from './udp.ts'
+import { RpcUdpEndpoint, bindUdpSocket, closeUdpSocket } from './udp.ts'
 
 export interface RpcLimits {
   /** Largest TCP record accepted; a larger record mark closes the connection. */
@@ -148,13 +147,7 @@ export class RpcServer {
       c.destroy()
     }
     if (udp !== null) {
-      waits.push(
-        new Promise<void>(resolve => {
-          udp.close(() => {
-            resolve()
-          })
-        }),
-      )
+      waits.push(closeUdpSocket(udp))
     }
     await Promise.all(waits)
   }
@@ -233,16 +226,5 @@ async function bindUdp(port: number, host: string | undefined): Promise<DgramSoc
 }
 
 function bindOne(type: 'udp4' | 'udp6', port: number, address: string): Promise<DgramSocket> {
-  return new Promise((resolve, reject) => {
-    const socket = createSocket({ type, recvBufferSize: 4 * 1024 * 1024, sendBufferSize: 4 * 1024 * 1024 })
-    const onError = (err: Error): void => {
-      socket.close()
-      reject(err)
-    }
-    socket.once('error', onError)
-    socket.bind({ port, address, exclusive: true }, () => {
-      socket.off('error', onError)
-      resolve(socket)
-    })
-  })
+  return bindUdpSocket(type, port, address)
 }

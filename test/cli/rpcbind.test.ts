@@ -1,9 +1,12 @@
 /*
  * Registration with the system rpcbind (Debian's), checked with rpcinfo -p:
  * `tsnfs serve --rpcbind` registers NFS 3 and MOUNT 1+3 on tcp and udp at its
- * port and removes them on SIGTERM. Mappings of those programs that existed
- * before the test are put back afterwards. Uses a running rpcbind, or starts
- * `rpcbind -f -w` for the test, or skips saying why.
+ * port and removes them on SIGTERM. Two servers on one host (issue 11 point
+ * 7): the second neither replaces (unless --rpcbind-replace) nor removes the
+ * first one's mappings, and cannot share its state directory. Mappings of
+ * those programs that existed before the test are put back afterwards. Uses
+ * a running rpcbind, or starts `rpcbind -f -w` for the test, or skips saying
+ * why.
  */
 import t from 'tap'
 import { execFile, spawn } from 'node:child_process'
@@ -13,7 +16,8 @@ import { RpcTcpClient } from '../../client/rpc/tcp-client.ts'
 import { PMAP_PROG } from '../../xdr/generated/portmap.ts'
 import type { mapping } from '../../xdr/generated/portmap.ts'
 import { rpcbindAnswers } from '../../server/rpcbind.ts'
-import { serveProcess } from './cli.ts'
+import { createServer } from 'node:net'
+import { serveProcess, tsnfs } from './cli.ts'
 
 const run = promisify(execFile)
 const P = PMAP_PROG.versions.PMAP_VERS.procs
@@ -67,7 +71,8 @@ t.test('serve --rpcbind registers on start and unregisters on SIGTERM', async (t
   })
 
   const dir = t.testdir({})
-  const s = await serveProcess(t, ['--port', '0', '--host', '127.0.0.1', '--state-dir', dir, '--rpcbind', '--log-level', 'warn'])
+  // --rpcbind-replace: a server of another test running now may hold the registration (it is put back above).
+  const s = await serveProcess(t, ['--port', '0', '--host', '127.0.0.1', '--state-dir', dir, '--rpcbind-replace', '--log-level', 'warn'])
   t.match(s.banner, `registered with the system rpcbind (MOUNT 1+3, NFS 3 on tcp and udp port ${String(s.port)})`)
   const p = String(s.port)
   t.same(
@@ -80,4 +85,55 @@ t.test('serve --rpcbind registers on start and unregisters on SIGTERM', async (t
   s.child.kill('SIGTERM')
   t.equal(await s.exit, 0)
   t.same(await rpcinfo(), [], 'nothing of ours is left after exit')
+})
+
+/** A port free on TCP now (the server then binds TCP and UDP on it). */
+async function freePort(): Promise<number> {
+  const srv = createServer()
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
+  const addr = srv.address()
+  await new Promise((resolve) => srv.close(resolve))
+  if (addr === null || typeof addr === 'string') throw new Error('no port')
+  return addr.port
+}
+
+t.test("two servers on one host: the second neither takes nor removes the first one's registrations", async (t) => {
+  const why = await ensureRpcbind()
+  if (why !== null) {
+    t.plan(0, `no system rpcbind: ${why}`)
+    return
+  }
+  const pm = await RpcTcpClient.connect('127.0.0.1', 111, { cred: 'none' })
+  t.teardown(() => pm.close())
+  const before: mapping[] = (await pm.call(100000, 2, P.PMAPPROC_DUMP, undefined)).map((n) => n.map).filter((m) => OURS.has(m.prog))
+  t.teardown(async () => {
+    for (const m of before) await pm.call(100000, 2, P.PMAPPROC_SET, m)
+  })
+  const dirA = t.testdir({ a: {}, b: {} })
+  const a = await serveProcess(t, ['--port', '0', '--host', '127.0.0.1', '--state-dir', `${dirA}/a`, '--rpcbind-replace', '--log-level', 'warn'])
+  const pa = String(a.port)
+  const mapsOfA = [`100003 3 tcp ${pa}`, `100003 3 udp ${pa}`, `100005 1 tcp ${pa}`, `100005 1 udp ${pa}`, `100005 3 tcp ${pa}`, `100005 3 udp ${pa}`]
+  t.same(await rpcinfo(), mapsOfA, 'the first server is registered')
+
+  const required = await tsnfs(['serve', '--port', '0', '--host', '127.0.0.1', '--state-dir', `${dirA}/b`, '--rpcbind'])
+  t.equal(required.code, 1, '--rpcbind: the second server refuses to start')
+  t.match(required.stderr, new RegExp(`maps .* to port ${pa}, where another server answers; not replacing its registration \\(--rpcbind-replace takes it over\\)`))
+  t.same(await rpcinfo(), mapsOfA, "and the first one's mappings are intact")
+
+  // The default (a fixed port, rpcbind answering): serve without registering, saying why.
+  const b = await serveProcess(t, ['--port', String(await freePort()), '--host', '127.0.0.1', '--state-dir', `${dirA}/b`])
+  t.notMatch(b.banner, /registered with the system rpcbind/, 'the second server does not register')
+  await b.waitForLog(/not replacing its registration/)
+  t.same(await rpcinfo(), mapsOfA, "the first one's mappings are intact while it runs")
+  b.child.kill('SIGTERM')
+  t.equal(await b.exit, 0)
+  t.same(await rpcinfo(), mapsOfA, 'and after it stopped: it removed nothing it had not registered')
+
+  const shared = await tsnfs(['serve', '--port', '0', '--host', '127.0.0.1', '--state-dir', `${dirA}/a`, '--no-rpcbind'])
+  t.equal(shared.code, 1, 'a state directory a live server holds is refused')
+  t.match(shared.stderr, `${dirA}/a is in use by the tsnfs server with pid ${String(a.child.pid)} (port 0); give each server its own --state-dir`)
+
+  a.child.kill('SIGTERM')
+  t.equal(await a.exit, 0)
+  t.same(await rpcinfo(), [], 'the first server removes its own mappings')
 })

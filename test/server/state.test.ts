@@ -1,7 +1,9 @@
 import t from 'tap'
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Rmtab, WriteVerifier, defaultStateDir, openStateDir } from '../../server/state.ts'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { Rmtab, WriteVerifier, defaultStateDir, instanceStateDir, lockStateDir, openStateDir } from '../../server/state.ts'
 
 t.test('openStateDir creates a private dir and a persistent 32-byte key', async (t) => {
   const dir = join(t.testdir(), 'a', 'state')
@@ -41,6 +43,42 @@ t.test('defaultStateDir', async (t) => {
   t.equal(defaultStateDir({ XDG_STATE_HOME: 'relative' }, 1000, '/home/u'), '/home/u/.local/state/tsnfs')
   t.equal(defaultStateDir({}, 1000, '/home/u'), '/home/u/.local/state/tsnfs')
   t.type(defaultStateDir(), 'string')
+})
+
+t.test('instanceStateDir: the standard port keeps the base directory, every other port its own', async (t) => {
+  t.equal(instanceStateDir('/var/lib/tsnfs', 2049), '/var/lib/tsnfs')
+  t.equal(instanceStateDir('/var/lib/tsnfs', 2050), '/var/lib/tsnfs/port-2050')
+  t.equal(instanceStateDir('/var/lib/tsnfs', 0), '/var/lib/tsnfs/port-0')
+})
+
+t.test('lockStateDir: one live server per state directory; a dead holder is replaced', async (t) => {
+  const dir = t.testdir()
+  const lock = await lockStateDir(dir, { port: 2050 })
+  t.match(JSON.parse(await readFile(join(dir, 'server.pid'), 'utf8')), { pid: process.pid, port: 2050 }, 'the pid file names us')
+  // Another live process holding it: a child that stays up while we try.
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' })
+  t.teardown(() => child.kill('SIGKILL'))
+  await lock.release()
+  t.strictSame(await readdir(dir), [], 'release removes the pid file')
+  await writeFile(join(dir, 'server.pid'), JSON.stringify({ pid: child.pid, port: 2051 }))
+  await t.rejects(lockStateDir(dir, { port: 2050 }), {
+    code: 'STATE_IN_USE',
+    message: `${dir} is in use by the tsnfs server with pid ${String(child.pid)} (port 2051); give each server its own --state-dir`,
+  })
+  // The same pid with another start time: the kernel gave a dead server's pid to another process.
+  await writeFile(join(dir, 'server.pid'), JSON.stringify({ pid: child.pid, port: 2051, start: 1 }))
+  const recycled = await lockStateDir(dir, { port: 2050 })
+  await recycled.release()
+  t.strictSame(await readdir(dir), [], 'a recycled pid does not hold the directory')
+  child.kill('SIGKILL')
+  await once(child, 'exit')
+  const again = await lockStateDir(dir, { port: 2050 })
+  t.match(JSON.parse(await readFile(join(dir, 'server.pid'), 'utf8')), { pid: process.pid, port: 2050 }, "a dead server's pid file is taken over")
+  await again.release()
+  await writeFile(join(dir, 'server.pid'), 'garbage')
+  const garbage = await lockStateDir(dir, { port: 2050 })
+  await garbage.release()
+  t.strictSame(await readdir(dir), [], 'an unreadable pid file is treated as stale')
 })
 
 t.test('WriteVerifier: 8 bytes, stable until bumped, unique per instance', async (t) => {

@@ -1,0 +1,25 @@
+/*
+ * What every command shares about help and version, kept apart from
+ * common.ts so that serve, exports and stats load no client code for it.
+ */
+import { readFileSync } from 'node:fs'
+
+/** `--help` (and `-h`, unless the command gives -h another meaning) before any `--`. */
+export function wantsHelp(argv: readonly string[], shortH = true): boolean {
+  const end = argv.indexOf('--')
+  const opts = end === -1 ? argv : argv.slice(0, end)
+  return opts.includes('--help') || (shortH && opts.includes('-h'))
+}
+
+/** The package's version: package.json is one level above cli/ in the sources, two above dist/cli/. */
+export function packageVersion(): string {
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: unknown; version?: unknown }
+      if (pkg.name === 'tsnfs' && typeof pkg.version === 'string') return pkg.version
+    } catch {
+      // not there: try the next level
+    }
+  }
+  return 'unknown'
+}

@@ -1,0 +1,57 @@
+/*
+ * `npm install -g` gives a working tsnfs command (issue 11 point 7): from a
+ * fresh clone (no devDependencies, no dist/: bin/prepare.js fetches the
+ * compiler to a temporary directory and installs the dependencies into the
+ * linked folder) and from the tarball `npm pack` makes (dist/ inside, no
+ * prepare). Each into its own temporary prefix. It fetches packages (from
+ * npm's cache when they are there) and takes about a minute, so it runs
+ * only when asked: TSNFS_INSTALL_TEST=1 npx tap test/cli/install.test.ts
+ */
+import t from 'tap'
+import type { Test } from 'tap'
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { ROOT } from './cli.ts'
+
+const run = promisify(execFile)
+const skip = process.env.TSNFS_INSTALL_TEST === '1' ? false : 'set TSNFS_INSTALL_TEST=1 to install into temporary prefixes (a minute, uses the npm registry or cache)'
+const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
+
+/** npm as a user runs it: none of the npm_* settings of an npm that may be running this test. */
+const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith('npm_')))
+
+function scratch(t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tsnfs-install-'))
+  t.teardown(() => {
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return dir
+}
+
+async function works(t: Test, bin: string): Promise<void> {
+  const v = await run(bin, ['--version'], { env })
+  t.equal(v.stdout, `tsnfs ${VERSION}\n`, 'tsnfs --version')
+  const help = await run(bin, ['serve', '--help'], { env })
+  t.match(help.stdout, /^usage: tsnfs serve /, 'tsnfs serve --help')
+  // The dependencies resolve: exports --check loads the server's parser (TypeBox) and backends.
+  const check = await run(bin, ['exports', '--check', join(ROOT, 'deploy/exports.example'), '--syntax-only'], { env })
+  t.match(check.stdout, /OK \(6 exports\)/, 'tsnfs exports --check runs with its dependencies')
+}
+
+t.test('from a fresh clone: git clone, then npm install -g ./clone', { skip, timeout: 600_000 }, async (t) => {
+  const dir = scratch(t)
+  await run('git', ['clone', '-q', ROOT, join(dir, 'clone')])
+  await run('npm', ['install', '-g', '--prefix', join(dir, 'prefix'), '--prefer-offline', '--no-audit', '--no-fund', join(dir, 'clone')], { env, cwd: dir })
+  await works(t, join(dir, 'prefix', 'bin', 'tsnfs'))
+})
+
+t.test('from the tarball npm pack makes', { skip, timeout: 600_000 }, async (t) => {
+  const dir = scratch(t)
+  const packed = await run('npm', ['pack', '--silent', '--pack-destination', dir], { env, cwd: ROOT })
+  const tarball = join(dir, packed.stdout.trim().split('\n').pop() ?? '')
+  await run('npm', ['install', '-g', '--prefix', join(dir, 'prefix'), '--prefer-offline', '--no-audit', '--no-fund', tarball], { env, cwd: dir })
+  await works(t, join(dir, 'prefix', 'bin', 'tsnfs'))
+})
