@@ -90,10 +90,10 @@ export class NfsFiles {
   async create(dir: Inode, name: string, mode: number, flags: number): Promise<Reply> {
     const c = this.fs.client
     const exclusive = (flags & O_EXCL) !== 0
-    const r = await c.nfs.call('CREATE', {
+    const r = await this.fs.creating(dir, name, () => c.nfs.call('CREATE', {
       where: { dir: { data: dir.fh }, name: Buffer.from(name) },
       how: { mode: exclusive ? createmode3.GUARDED : createmode3.UNCHECKED, obj_attributes: sattr({ mode: mode & 0o7777 }) },
-    })
+    }))
     let fh: Buffer
     if (r.obj === null) {
       c.names.remove(dir.fh, name)

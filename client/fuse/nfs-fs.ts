@@ -15,6 +15,7 @@ import { lookupName } from '../walk.ts'
 import type { Entry, FuseAttr } from './abi.ts'
 import { FATTR, RENAME_NOREPLACE, S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK, attrOut, entryOut, statfsOut } from './abi.ts'
 import { FuseError, fuseAttr, splitdev } from './convert.ts'
+import { isNfsError } from '../errors.ts'
 import { InodeTable } from './inodes.ts'
 import type { Inode } from './inodes.ts'
 import type { Reply } from './session.ts'
@@ -151,8 +152,20 @@ export class NfsFs {
     return this.entryReply(fh, dir.fh)
   }
 
+  /** A create-like call; EEXIST means the name cache was wrong about dir: forget the name (and dir's completeness). */
+  async creating<T>(dir: Inode, name: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call()
+    } catch (err) {
+      if (isNfsError(err, 'NFS3ERR_EXIST')) this.client.names.remove(dir.fh, name)
+      throw err
+    }
+  }
+
   async mkdir(dir: Inode, name: string, mode: number): Promise<Reply> {
-    const r = await this.client.nfs.call('MKDIR', { where: { dir: { data: dir.fh }, name: name3(name) }, attributes: sattr({ mode: mode & 0o7777 }) })
+    const r = await this.creating(dir, name, () => this.client.nfs.call('MKDIR', { where: { dir: { data: dir.fh }, name: name3(name) }, attributes: sattr({ mode: mode & 0o7777 }) }))
+    // Empty, and ours: names looked up in it before anything else changes it are absent (name-cache.ts).
+    if (r.obj !== null) this.client.names.markComplete(r.obj.data)
     return this.made(dir, name, r.obj)
   }
 
@@ -161,7 +174,7 @@ export class NfsFs {
     const attributes = sattr({ mode: mode & 0o7777 })
     const fmt = mode & S_IFMT
     if (fmt === S_IFREG || fmt === 0) {
-      const r = await this.client.nfs.call('CREATE', { where, how: { mode: createmode3.GUARDED, obj_attributes: attributes } })
+      const r = await this.creating(dir, name, () => this.client.nfs.call('CREATE', { where, how: { mode: createmode3.GUARDED, obj_attributes: attributes } }))
       return this.made(dir, name, r.obj)
     }
     const { major, minor } = splitdev(rdev)
@@ -172,20 +185,20 @@ export class NfsFs {
           ? { type: fmt === S_IFIFO ? ftype3.NF3FIFO : ftype3.NF3SOCK, pipe_attributes: attributes }
           : null
     if (what === null) throw new FuseError('EINVAL')
-    const r = await this.client.nfs.call('MKNOD', { where, what })
+    const r = await this.creating(dir, name, () => this.client.nfs.call('MKNOD', { where, what }))
     return this.made(dir, name, r.obj)
   }
 
   async symlink(dir: Inode, name: string, target: string): Promise<Reply> {
-    const r = await this.client.nfs.call('SYMLINK', {
+    const r = await this.creating(dir, name, () => this.client.nfs.call('SYMLINK', {
       where: { dir: { data: dir.fh }, name: name3(name) },
       symlink: { symlink_attributes: sattr({}), symlink_data: Buffer.from(target) },
-    })
+    }))
     return this.made(dir, name, r.obj)
   }
 
   async link(n: Inode, dir: Inode, name: string): Promise<Reply> {
-    await this.client.nfs.call('LINK', { file: { data: n.fh }, link: { dir: { data: dir.fh }, name: name3(name) } })
+    await this.creating(dir, name, () => this.client.nfs.call('LINK', { file: { data: n.fh }, link: { dir: { data: dir.fh }, name: name3(name) } }))
     this.client.names.addPositive(dir.fh, name, n.fh)
     return this.entryReply(n.fh, dir.fh)
   }
