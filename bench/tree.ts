@@ -138,6 +138,12 @@ async function main(): Promise<void> {
   const exportsText = `${localExport} *(rw,insecure,no_root_squash${extra})\n/mem *(rw,insecure,no_root_squash${extra},backend=memory)\n`
   writeFileSync(join(work, 'exports'), exportsText)
   mkdirSync(join(work, 'state'))
+  // A signal ends the run between two commands, cleaning up (unmounting) on the way out.
+  let stop: string | null = null
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => { stop = sig })
+  const check = (): void => {
+    if (stop !== null) throw new Error(`stopped by ${stop}`)
+  }
   const server = await startServer(join(work, 'exports'), join(work, 'state'), values['server-node-args'])
   const targets: Target[] = []
   try {
@@ -159,6 +165,7 @@ async function main(): Promise<void> {
       for (const t of order) {
         let made = 0
         for (const c of commands) {
+          check()
           sh('sync')
           const before = values.calls && t.mount !== null ? await nfsCalls(server.metricsPort) : null
           const t0 = process.hrtime.bigint()

@@ -16,6 +16,8 @@ import type { Entry, FuseAttr } from './abi.ts'
 import { FATTR, RENAME_NOREPLACE, S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK, attrOut, entryOut, statfsOut } from './abi.ts'
 import { FuseError, fuseAttr, splitdev } from './convert.ts'
 import { isNfsError } from '../errors.ts'
+import { changesNothing, mayWait, mergePending, sattrOf, withPending } from './pending-attrs.ts'
+import type { PendingAttrs } from './pending-attrs.ts'
 import { InodeTable } from './inodes.ts'
 import type { Inode } from './inodes.ts'
 import type { Reply } from './session.ts'
@@ -45,6 +47,11 @@ export class NfsFs {
   openFiles = 0
   private readonly blksize: number
   private readonly stamps = new Map<bigint, string>()
+  /** Files created through this mount and open since (pending-attrs.ts). */
+  private readonly created = new Set<bigint>()
+  /** Attribute changes held until the file's flush (pending-attrs.ts), and those being sent. */
+  private readonly held = new Map<bigint, PendingAttrs>()
+  private readonly settling = new Map<bigint, Promise<void>>()
 
   constructor(client: NfsClient, rootFh: Buffer) {
     this.client = client
@@ -58,8 +65,10 @@ export class NfsFs {
     return n
   }
 
-  /** The attributes the kernel gets: the local size while this client holds data beyond the server's end. */
-  attrOf(n: { fh: Buffer; nodeid: bigint }, a: fattr3): FuseAttr {
+  /** The attributes the kernel gets: the local size while this client holds data beyond the server's end, and held attribute changes. */
+  attrOf(n: { fh: Buffer; nodeid: bigint }, server: fattr3): FuseAttr {
+    const held = this.held.get(n.nodeid)
+    const a = held === undefined ? server : withPending(server, held)
     const state = this.client.files.peekState(n.fh)
     const size = a.type === ftype3.NF3REG && state !== undefined ? state.sizeWith(a.size) : a.size
     this.stamps.set(n.nodeid, stampOf({ ...a, size }))
@@ -111,8 +120,16 @@ export class NfsFs {
 
   async setattr(n: Inode, s: SetattrIn): Promise<Reply> {
     const c = this.client
-    const type = (c.attrs.peek(n.fh) ?? (await c.getattr(n.fh))).type
+    const cached = c.attrs.peek(n.fh)
+    const type = (cached ?? (await c.getattr(n.fh))).type
     const state = type === ftype3.NF3REG ? c.files.peekState(n.fh) : undefined
+    // A file we created and still write: mode and times wait for the flush, with the data (pending-attrs.ts).
+    if (state !== undefined && state.writers > 0 && cached !== undefined && this.created.has(n.nodeid)) {
+      const held = this.held.get(n.nodeid)
+      if (mayWait(s)) this.held.set(n.nodeid, mergePending(held, s, Date.now()))
+      if (mayWait(s) || changesNothing(s, cached, held)) return { data: [attrOut(this.attrOf(n, cached), this.validMs(n.fh))] }
+    }
+    await this.settleAttrs(n)
     // As Linux nfs_setattr: write out held data first, so no later WRITE moves mtime past a time set now.
     if (state !== undefined) await c.files.writeback.sync(state)
     if ((s.valid & FATTR.SIZE) !== 0) {
@@ -131,6 +148,48 @@ export class NfsFs {
       await c.nfs.call('SETATTR', { object: { data: n.fh }, new_attributes: attrs, guard: null })
     }
     return this.getattr(n)
+  }
+
+  /** n was created by our CREATE and is open (until its last close: openEnded). */
+  createdHere(n: Inode): void {
+    this.created.add(n.nodeid)
+  }
+
+  /** n's last open closed: what it held has been sent. */
+  openEnded(n: Inode): void {
+    this.created.delete(n.nodeid)
+  }
+
+  /** Whether attribute changes of n are held (a WRITE sends them first: data after them would move mtime). */
+  holdsAttrs(n: Inode): boolean {
+    return this.held.has(n.nodeid) || this.settling.has(n.nodeid)
+  }
+
+  /**
+   * Send n's held attribute changes, after its data (so no later WRITE
+   * moves a time set now): at FLUSH, FSYNC and RELEASE, before another
+   * open, a write, a link or a SETATTR that cannot wait. A send already
+   * under way is waited for; its failure is reported to whoever started it.
+   */
+  async settleAttrs(n: Inode): Promise<void> {
+    if (!this.holdsAttrs(n)) return
+    await this.settling.get(n.nodeid)
+    const p = this.held.get(n.nodeid)
+    if (p === undefined) return
+    this.held.delete(n.nodeid)
+    const c = this.client
+    const run = (async () => {
+      const state = c.files.peekState(n.fh)
+      if (state !== undefined) await c.files.writeback.sync(state)
+      await c.nfs.call('SETATTR', { object: { data: n.fh }, new_attributes: sattrOf(p), guard: null })
+    })()
+    const quiet = run.then(() => undefined, () => undefined)
+    this.settling.set(n.nodeid, quiet)
+    try {
+      await run
+    } finally {
+      if (this.settling.get(n.nodeid) === quiet) this.settling.delete(n.nodeid)
+    }
   }
 
   async readlink(n: Inode): Promise<Reply> {
@@ -198,6 +257,7 @@ export class NfsFs {
   }
 
   async link(n: Inode, dir: Inode, name: string): Promise<Reply> {
+    await this.settleAttrs(n)
     await this.creating(dir, name, () => this.client.nfs.call('LINK', { file: { data: n.fh }, link: { dir: { data: dir.fh }, name: name3(name) } }))
     this.client.names.addPositive(dir.fh, name, n.fh)
     return this.entryReply(n.fh, dir.fh)
