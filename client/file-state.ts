@@ -62,7 +62,7 @@ export class FileState {
   gen = 0
   /** A background write error not yet reported to the application. */
   error: Error | null = null
-  /** WRITE replies applied since the last COMMIT (their wcc may have arrived out of order). */
+  /** WRITEs of the file were in flight together since the last COMMIT (their wcc may have been applied out of order). */
   attrsSuspect = false
   timer: NodeJS.Timeout | null = null
   /** Background write-back work (never rejects). */

@@ -39,6 +39,7 @@ export function mkdirOne(ctx: OpsContext, path: string, mode: number): Promise<R
   return ctx.op(path, async visited => {
     const { dir, name } = await walkParent(ctx, path, visited)
     const r = await ctx.nfs.call('MKDIR', { where: { dir: { data: dir }, name: name3(name) }, attributes: sattr({ mode }) })
+    if (r.obj !== null) ctx.names.markComplete(r.obj.data)
     return settle(ctx, dir, name, r.obj, path)
   })
 }

@@ -6,7 +6,7 @@
  * and under the dirty limit. Every range stays held until a COMMIT returns
  * the verifier its WRITE got; a different verifier (server restart, failed
  * flush) re-sends the range and commits again (P10, P11). FILE_SYNC replies
- * need no COMMIT. Background errors are kept on the file and thrown by its
+ * need no COMMIT; a sync whose data is one WRITE asks FILE_SYNC (as Linux). Background errors are kept on the file and thrown by its
  * next write, fsync or close.
  *
  * Data goes out as whoever wrote it (Linux sends a page's WRITE with the
@@ -72,12 +72,23 @@ export class Writeback {
   }
 
   /** Send every dirty block of the file now (no COMMIT). */
-  flushDirty(f: FileState): void {
+  flushDirty(f: FileState, stable: stable_how = stable_how.UNSTABLE): void {
     if (f.timer !== null) {
       clearTimeout(f.timer)
       f.timer = null
     }
-    for (const index of [...f.dirty.keys()].sort((a, b) => a - b)) this.flushBlock(f, index)
+    for (const index of [...f.dirty.keys()].sort((a, b) => a - b)) this.flushBlock(f, index, stable)
+  }
+
+  /**
+   * Everything the file holds is one dirty range (one WRITE) and nothing
+   * awaits a COMMIT: as Linux's FLUSH_COND_STABLE, that WRITE goes FILE_SYNC
+   * and needs no COMMIT (a small file's close costs one call, not two).
+   */
+  private oneWrite(f: FileState): boolean {
+    if (f.dirty.size !== 1 || f.unstable.length > 0 || f.inflight.size > 0) return false
+    const [b] = f.dirty.values()
+    return b !== undefined && b.ranges.length === 1
   }
 
   /**
@@ -90,7 +101,7 @@ export class Writeback {
     const seq0 = f.seq
     const gen0 = f.gen
     for (let round = 0; ; round++) {
-      this.flushDirty(f)
+      this.flushDirty(f, round === 0 && this.oneWrite(f) ? stable_how.FILE_SYNC : stable_how.UNSTABLE)
       while (f.tasks.size > 0) await Promise.all([...f.tasks])
       if (f.unstable.length > 0) {
         if (round >= MAX_ROUNDS) {
@@ -171,7 +182,7 @@ export class Writeback {
     f.timer.unref()
   }
 
-  private flushBlock(f: FileState, index: number): void {
+  private flushBlock(f: FileState, index: number, stable: stable_how = stable_how.UNSTABLE): void {
     const b: DirtyBlock | undefined = f.dirty.get(index)
     if (b === undefined) return
     f.dirty.delete(index)
@@ -179,12 +190,14 @@ export class Writeback {
     // The detached buffer is never written again (new writes make a new dirty block): it is the snapshot.
     for (const r of b.ranges) {
       const seg: Segment = { offset: index * this.bs + r.start, data: b.buf.subarray(r.start, r.end), seq: ++f.seq, verf: null, superseded: [], done: null, cred: b.cred }
-      this.start(f, seg, stable_how.UNSTABLE)
+      this.start(f, seg, stable)
     }
   }
 
   private start(f: FileState, seg: Segment, stable: stable_how): void {
     f.inflight.add(seg)
+    // Replies of WRITEs in flight together may be applied out of order (older attributes last).
+    if (f.inflight.size > 1) f.attrsSuspect = true
     const older = [...f.inflight].filter(o => o !== seg && o.seq <= seg.seq && o.done !== null && o.offset < segEnd(seg) && seg.offset < segEnd(o))
     const p = this.send(f, seg, stable, older.map(o => o.done as Promise<void>))
     seg.done = p
@@ -219,7 +232,6 @@ export class Writeback {
   }
 
   private acked(f: FileState, seg: Segment, off: number, bytes: Buffer, committed: stable_how, verf: Buffer): void {
-    f.attrsSuspect = true
     const keep = gapsOf(seg.superseded, off, off + bytes.length)
     let kept = 0
     if (committed !== stable_how.FILE_SYNC) {

@@ -12,6 +12,8 @@ import type { Export } from './exports/table.ts'
 export interface BackendContext {
   /** The server's state directory; a backend keeps its own state below it. */
   stateDir: string
+  /** Where a backend reports what degrades it (a missing native helper). */
+  log?: { warn(msg: string): void }
 }
 
 export type BackendFactory = (exp: Export, ctx: BackendContext) => Vfs
@@ -22,7 +24,7 @@ export const BACKENDS: ReadonlyMap<string, BackendFactory> = new Map<string, Bac
   // The export path is the host directory. Its handle index lives under the export id, which is
   // stable across restarts and reloads (server/exports/table.ts), so handles survive both.
   // crossmnt is the same for every client of an export (validateBackends checks).
-  ['local', (exp, ctx) => new LocalVfs({ root: exp.path, stateDir: join(ctx.stateDir, 'local', String(exp.id)), crossmnt: crossmntOf(exp) })],
+  ['local', (exp, ctx) => new LocalVfs({ root: exp.path, stateDir: join(ctx.stateDir, 'local', String(exp.id)), crossmnt: crossmntOf(exp), warn: (msg) => ctx.log?.warn(msg) })],
 ])
 
 /** Whether an export crosses into mounted file systems (validateBackends made its clients agree). */

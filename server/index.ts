@@ -78,7 +78,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   const state = await openStateDir(options.stateDir)
   const rmtab = await Rmtab.open(options.stateDir, log)
   const table = new ExportTable(options.exports, options.resolver === undefined ? {} : { resolver: options.resolver })
-  const backends = new BackendSet({ stateDir: options.stateDir }, factories)
+  const backends = new BackendSet({ stateDir: options.stateDir, log: { warn: (msg) => { log.warn(msg) } } }, factories)
   await backends.sync(table.all())
 
   const host = new ServerHost(table, backends, new HandleCodec(state.handleKey), new WriteVerifier(), {

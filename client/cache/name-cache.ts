@@ -5,6 +5,14 @@
  * go when its attributes change (Linux drops cached LOOKUPs on a directory
  * mtime change). Our own CREATE/REMOVE/RENAME… update it directly, and their
  * wcc data keeps the directory's attributes current without a change event.
+ *
+ * A directory this client made itself (MKDIR) starts out known complete: it
+ * was empty, and every name since added or removed through us is in the
+ * cache, so with lookupcache=all a name not in it is absent without asking
+ * the server (a copy into a new directory no longer sends a LOOKUP that
+ * fails before each CREATE). Completeness ends with any change to the
+ * directory we did not make (its attributes change: all its entries go), a
+ * name we no longer know (remove()), and an entry dropped for room.
  */
 import { LRUCache } from 'lru-cache'
 import { ftype3 } from '../../xdr/generated/nfs3.ts'
@@ -24,11 +32,17 @@ export interface NameCacheOptions {
 
 export type NameLookup = { kind: 'positive'; fh: Buffer } | { kind: 'negative' } | { kind: 'miss' }
 
+interface DirNames {
+  readonly names: Map<string, Buffer | null>
+  /** Every name the directory holds is in `names` (see above). */
+  complete: boolean
+}
+
 export class NameCache {
   private readonly opts: NameCacheOptions
   private readonly attrs: AttrCache
   private readonly counters: NameCacheCounters
-  private readonly dirs: LRUCache<string, Map<string, Buffer | null>>
+  private readonly dirs: LRUCache<string, DirNames>
 
   constructor(attrs: AttrCache, opts: NameCacheOptions, counters: NameCacheCounters) {
     this.opts = opts
@@ -42,8 +56,9 @@ export class NameCache {
 
   /** Consult the cache for one component; counts a hit, negative hit or miss. */
   lookup(dir: Buffer, name: string): NameLookup {
-    const names = this.opts.mode === 'none' ? undefined : this.dirs.get(handleKey(dir))
-    const e = names?.get(name)
+    const d = this.opts.mode === 'none' ? undefined : this.dirs.get(handleKey(dir))
+    let e = d?.names.get(name)
+    if (e === undefined && d?.complete === true) e = null
     if (e === undefined || !this.attrs.isFresh(dir)) {
       this.counters.misses++
       return { kind: 'miss' }
@@ -58,7 +73,21 @@ export class NameCache {
 
   /** The cached handle for name in dir, fresh or not, without counting (for our own REMOVE/RENAME bookkeeping). */
   peek(dir: Buffer, name: string): Buffer | undefined {
-    return this.dirs.peek(handleKey(dir))?.get(name) ?? undefined
+    return this.dirs.peek(handleKey(dir))?.names.get(name) ?? undefined
+  }
+
+  /** A directory we just made: empty, and every later change goes through us (lookupcache=all only). */
+  markComplete(dir: Buffer): void {
+    if (this.opts.mode !== 'all') return
+    const key = handleKey(dir)
+    const d = this.dirs.get(key)
+    if (d === undefined) this.dirs.set(key, { names: new Map(), complete: true })
+    else if (d.names.size === 0) d.complete = true
+  }
+
+  /** Whether dir is known complete (for tests and stats). */
+  isComplete(dir: Buffer): boolean {
+    return this.dirs.peek(handleKey(dir))?.complete === true
   }
 
   /** name in dir is fh (LOOKUP, CREATE, MKDIR, SYMLINK, LINK, RENAME target, READDIRPLUS). */
@@ -72,8 +101,12 @@ export class NameCache {
     else this.remove(dir, name)
   }
 
+  /** Forget what name in dir is: it may exist or not, so dir is no longer known complete. */
   remove(dir: Buffer, name: string): void {
-    this.dirs.peek(handleKey(dir))?.delete(name)
+    const d = this.dirs.peek(handleKey(dir))
+    if (d === undefined) return
+    d.names.delete(name)
+    d.complete = false
   }
 
   /** Forget every entry of a directory (its attributes changed, or a walk met ESTALE). */
@@ -92,16 +125,18 @@ export class NameCache {
   private set(dir: Buffer, name: string, value: Buffer | null): void {
     if (this.opts.mode === 'none') return
     const key = handleKey(dir)
-    let names = this.dirs.get(key)
-    if (names === undefined) {
-      names = new Map()
-      this.dirs.set(key, names)
+    let d = this.dirs.get(key)
+    if (d === undefined) {
+      d = { names: new Map(), complete: false }
+      this.dirs.set(key, d)
     }
+    const names = d.names
     names.delete(name)
     names.set(name, value)
     if (names.size > this.opts.maxNamesPerDir) {
       const oldest = names.keys().next()
       if (oldest.done !== true) names.delete(oldest.value)
+      d.complete = false
     }
   }
 }

@@ -87,6 +87,7 @@ export class NfsFiles {
   async open(who: Caller, node: Inode, flags: number): Promise<Reply> {
     const writable = (flags & O_ACCMODE) !== 0
     await this.fs.mayOpen(who, node, flags)
+    await this.fs.settleAttrs(node)
     const file = await openFh(this.fs.client.files, node.fh, writable ? 'r+' : 'r', { revalidated: true, ...withCred(who.cred) })
     const a = this.fs.client.attrs.peek(node.fh)
     let openFlags = 0
@@ -106,10 +107,10 @@ export class NfsFiles {
   async create(who: Caller, dir: Inode, name: string, mode: number, flags: number): Promise<Reply> {
     const c = who.client
     const exclusive = (flags & O_EXCL) !== 0
-    const r = await c.nfs.call('CREATE', {
+    const r = await this.fs.creating(dir, name, () => c.nfs.call('CREATE', {
       where: { dir: { data: dir.fh }, name: Buffer.from(name) },
       how: { mode: exclusive ? createmode3.GUARDED : createmode3.UNCHECKED, obj_attributes: sattr({ mode: mode & 0o7777 }) },
-    })
+    }))
     let fh: Buffer
     if (r.obj === null) {
       c.names.remove(dir.fh, name)
@@ -124,6 +125,7 @@ export class NfsFiles {
     const a = c.attrs.peek(fh) ?? (await c.getattr(fh))
     const { entry, node } = this.fs.entryFor(fh, a, dir.fh)
     const t = this.track(node, file, writable, who)
+    this.fs.createdHere(who, node)
     return {
       data: [entryOut(entry), openOut(t.id, 0)],
       sent: () => { this.fs.inodes.sent(node) },
@@ -139,14 +141,21 @@ export class NfsFiles {
   }
 
   async write(fh: bigint, offset: bigint, data: Buffer): Promise<Reply> {
-    const n = await this.file(fh).file.write(data, offset)
+    const f = this.file(fh)
+    if (this.fs.holdsAttrs(f.node)) await this.fs.settleAttrs(f.node)
+    const n = await f.file.write(data, offset)
     return { data: [writeOut(n)] }
   }
 
-  /** FLUSH (each close(2)) and FSYNC: write out and COMMIT, as the Linux client's nfs_file_flush; deferred write errors surface here. */
+  /**
+   * FLUSH (each close(2)) and FSYNC: write out and COMMIT, as the Linux
+   * client's nfs_file_flush, then held attribute changes; deferred write
+   * errors surface here.
+   */
   async sync(fh: bigint, onlyWriters: boolean): Promise<Reply> {
     const f = this.file(fh)
     if (!onlyWriters || f.writable) await f.file.fsync()
+    await this.fs.settleAttrs(f.node)
     return {}
   }
 
@@ -160,13 +169,17 @@ export class NfsFiles {
     if (f === undefined) return
     this.files.delete(fh)
     try {
+      await this.fs.settleAttrs(f.node)
       await f.file.close()
     } catch {
       // RELEASE has nobody to tell; FLUSH before it reported the error to close(2).
     } finally {
+      // A SETATTR held while this close ran: with no writer left, nothing else would send it.
+      await this.fs.settleAttrs(f.node).catch(() => undefined)
       f.node.opens--
       this.fs.openFiles--
       if (f.node.opens === 0) {
+        this.fs.openEnded(f.node)
         await this.fs.removeSilly(f.node).catch(() => undefined)
         this.fs.inodes.collect(f.node)
       }

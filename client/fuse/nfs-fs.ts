@@ -26,6 +26,9 @@ import type { Caller } from './callers.ts'
 import type { Entry, FuseAttr } from './abi.ts'
 import { FATTR, RENAME_NOREPLACE, S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK, attrOut, entryOut, statfsOut } from './abi.ts'
 import { FuseError, fuseAttr, splitdev } from './convert.ts'
+import { isNfsError } from '../errors.ts'
+import { changesNothing, mayWait, mergePending, sattrOf, withPending } from './pending-attrs.ts'
+import type { PendingAttrs } from './pending-attrs.ts'
 import { InodeTable } from './inodes.ts'
 import type { Inode } from './inodes.ts'
 import type { Reply } from './session.ts'
@@ -60,6 +63,14 @@ export function stampOf(a: fattr3): string {
   return `${a.size}:${a.mtime.seconds}.${a.mtime.nseconds}:${a.ctime.seconds}.${a.ctime.nseconds}`
 }
 
+/** Whether two callers act as the same uid on the server (held changes are only the creator's). */
+function sameIdentity(a: Caller, b: Caller): boolean {
+  const x = a.cred
+  const y = b.cred
+  if (x === undefined || y === undefined || x === 'none' || y === 'none') return x === y
+  return x.uid === y.uid
+}
+
 export class NfsFs {
   readonly client: NfsClient
   readonly inodes: InodeTable
@@ -67,6 +78,11 @@ export class NfsFs {
   openFiles = 0
   private readonly blksize: number
   private readonly stamps = new Map<bigint, string>()
+  /** Files created through this mount and open since, with their creator (pending-attrs.ts). */
+  private readonly created = new Map<bigint, Caller>()
+  /** Attribute changes held until the file's flush (pending-attrs.ts), and those being sent. */
+  private readonly held = new Map<bigint, PendingAttrs>()
+  private readonly settling = new Map<bigint, Promise<void>>()
 
   constructor(client: NfsClient, rootFh: Buffer) {
     this.client = client
@@ -82,11 +98,14 @@ export class NfsFs {
 
   /**
    * The attributes the kernel gets: the local size while this client holds
-   * data beyond the server's end, and for a file unlinked while open (kept
-   * under a hidden name, see sillyRename) one link fewer than the server
-   * counts, so fstat shows what unlink(2) leaves: 0 for a file that had one.
+   * data beyond the server's end, held attribute changes, and for a file
+   * unlinked while open (kept under a hidden name, see sillyRename) one link
+   * fewer than the server counts, so fstat shows what unlink(2) leaves: 0
+   * for a file that had one.
    */
-  attrOf(n: Pick<Inode, 'fh' | 'nodeid' | 'silly'>, a: fattr3): FuseAttr {
+  attrOf(n: Pick<Inode, 'fh' | 'nodeid' | 'silly'>, server: fattr3): FuseAttr {
+    const held = this.held.get(n.nodeid)
+    const a = held === undefined ? server : withPending(server, held)
     const state = this.client.files.peekState(n.fh)
     const size = a.type === ftype3.NF3REG && state !== undefined ? state.sizeWith(a.size) : a.size
     this.stamps.set(n.nodeid, stampOf({ ...a, size }))
@@ -140,8 +159,17 @@ export class NfsFs {
   /** SETATTR as who (for a truncate through an open file, the caller passes the file's opener, as nfs3_proc_setattr uses the file's credential). */
   async setattr(who: Caller, n: Inode, s: SetattrIn): Promise<Reply> {
     const c = who.client
-    const type = (c.attrs.peek(n.fh) ?? (await c.getattr(n.fh))).type
+    const cached = c.attrs.peek(n.fh)
+    const type = (cached ?? (await c.getattr(n.fh))).type
     const state = type === ftype3.NF3REG ? c.files.peekState(n.fh) : undefined
+    // A file its caller created here and still writes: mode and times wait for the flush, with the data (pending-attrs.ts).
+    const creator = this.created.get(n.nodeid)
+    if (state !== undefined && state.writers > 0 && cached !== undefined && creator !== undefined && sameIdentity(creator, who)) {
+      const held = this.held.get(n.nodeid)
+      if (mayWait(s)) this.held.set(n.nodeid, mergePending(held, s, Date.now()))
+      if (mayWait(s) || changesNothing(s, cached, held)) return { data: [attrOut(this.attrOf(n, cached), this.validMs(n.fh))] }
+    }
+    await this.settleAttrs(n)
     // As Linux nfs_setattr: write out held data first, so no later WRITE moves mtime past a time set now.
     if (state !== undefined) await c.files.writeback.sync(state)
     if ((s.valid & FATTR.SIZE) !== 0) {
@@ -160,6 +188,49 @@ export class NfsFs {
       await c.nfs.call('SETATTR', { object: { data: n.fh }, new_attributes: attrs, guard: null })
     }
     return this.getattr(who, n)
+  }
+
+  /** n was created by who's CREATE and is open (until its last close: openEnded). */
+  createdHere(who: Caller, n: Inode): void {
+    this.created.set(n.nodeid, who)
+  }
+
+  /** n's last open closed: what it held has been sent. */
+  openEnded(n: Inode): void {
+    this.created.delete(n.nodeid)
+  }
+
+  /** Whether attribute changes of n are held (a WRITE sends them first: data after them would move mtime). */
+  holdsAttrs(n: Inode): boolean {
+    return this.held.has(n.nodeid) || this.settling.has(n.nodeid)
+  }
+
+  /**
+   * Send n's held attribute changes, after its data (so no later WRITE
+   * moves a time set now): at FLUSH, FSYNC and RELEASE, before another
+   * open, a write, a link or a SETATTR that cannot wait. A send already
+   * under way is waited for; its failure is reported to whoever started it.
+   */
+  async settleAttrs(n: Inode): Promise<void> {
+    if (!this.holdsAttrs(n)) return
+    await this.settling.get(n.nodeid)
+    const p = this.held.get(n.nodeid)
+    if (p === undefined) return
+    this.held.delete(n.nodeid)
+    // As the file's creator, who set them (setattr holds only the creator's changes).
+    const c = this.created.get(n.nodeid)?.client ?? this.client
+    const run = (async () => {
+      const state = c.files.peekState(n.fh)
+      if (state !== undefined) await c.files.writeback.sync(state)
+      await c.nfs.call('SETATTR', { object: { data: n.fh }, new_attributes: sattrOf(p), guard: null })
+    })()
+    const quiet = run.then(() => undefined, () => undefined)
+    this.settling.set(n.nodeid, quiet)
+    try {
+      await run
+    } finally {
+      if (this.settling.get(n.nodeid) === quiet) this.settling.delete(n.nodeid)
+    }
   }
 
   async readlink(who: Caller, n: Inode): Promise<Reply> {
@@ -181,8 +252,20 @@ export class NfsFs {
     return this.entryReply(fh, dir.fh)
   }
 
+  /** A create-like call; EEXIST means the name cache was wrong about dir: forget the name (and dir's completeness). */
+  async creating<T>(dir: Inode, name: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call()
+    } catch (err) {
+      if (isNfsError(err, 'NFS3ERR_EXIST')) this.client.names.remove(dir.fh, name)
+      throw err
+    }
+  }
+
   async mkdir(who: Caller, dir: Inode, name: string, mode: number): Promise<Reply> {
-    const r = await who.client.nfs.call('MKDIR', { where: { dir: { data: dir.fh }, name: name3(name) }, attributes: sattr({ mode: mode & 0o7777 }) })
+    const r = await this.creating(dir, name, () => who.client.nfs.call('MKDIR', { where: { dir: { data: dir.fh }, name: name3(name) }, attributes: sattr({ mode: mode & 0o7777 }) }))
+    // Empty, and ours: names looked up in it before anything else changes it are absent (name-cache.ts).
+    if (r.obj !== null) this.client.names.markComplete(r.obj.data)
     return this.made(who, dir, name, r.obj)
   }
 
@@ -191,7 +274,7 @@ export class NfsFs {
     const attributes = sattr({ mode: mode & 0o7777 })
     const fmt = mode & S_IFMT
     if (fmt === S_IFREG || fmt === 0) {
-      const r = await who.client.nfs.call('CREATE', { where, how: { mode: createmode3.GUARDED, obj_attributes: attributes } })
+      const r = await this.creating(dir, name, () => who.client.nfs.call('CREATE', { where, how: { mode: createmode3.GUARDED, obj_attributes: attributes } }))
       return this.made(who, dir, name, r.obj)
     }
     const { major, minor } = splitdev(rdev)
@@ -202,20 +285,21 @@ export class NfsFs {
           ? { type: fmt === S_IFIFO ? ftype3.NF3FIFO : ftype3.NF3SOCK, pipe_attributes: attributes }
           : null
     if (what === null) throw new FuseError('EINVAL')
-    const r = await who.client.nfs.call('MKNOD', { where, what })
+    const r = await this.creating(dir, name, () => who.client.nfs.call('MKNOD', { where, what }))
     return this.made(who, dir, name, r.obj)
   }
 
   async symlink(who: Caller, dir: Inode, name: string, target: string): Promise<Reply> {
-    const r = await who.client.nfs.call('SYMLINK', {
+    const r = await this.creating(dir, name, () => who.client.nfs.call('SYMLINK', {
       where: { dir: { data: dir.fh }, name: name3(name) },
       symlink: { symlink_attributes: sattr({}), symlink_data: Buffer.from(target) },
-    })
+    }))
     return this.made(who, dir, name, r.obj)
   }
 
   async link(who: Caller, n: Inode, dir: Inode, name: string): Promise<Reply> {
-    await who.client.nfs.call('LINK', { file: { data: n.fh }, link: { dir: { data: dir.fh }, name: name3(name) } })
+    await this.settleAttrs(n)
+    await this.creating(dir, name, () => who.client.nfs.call('LINK', { file: { data: n.fh }, link: { dir: { data: dir.fh }, name: name3(name) } }))
     this.client.names.addPositive(dir.fh, name, n.fh)
     return this.entryReply(n.fh, dir.fh)
   }

@@ -109,6 +109,58 @@ t.test('name cache: entries only while the directory is fresh, dropped on its ch
   t.strictSame(none.lookup(FH, 'x'), { kind: 'miss' })
 })
 
+t.test('name cache: a directory we made is complete: unknown names are absent until something we did not do changes it', async t => {
+  const now = { t: 0 }
+  const c = cache(now)
+  const counters = { hits: 0, misses: 0, negativeHits: 0, dirDrops: 0 }
+  const n = new NameCache(c, { mode: 'all', maxDirs: 10, maxNamesPerDir: 3 }, counters)
+  const child = Buffer.from('aa', 'hex')
+  const dirAttrs = attrs({ type: ftype3.NF3DIR, size: 4096n })
+  c.update(FH, dirAttrs)
+  n.markComplete(FH)
+  t.ok(n.isComplete(FH))
+  t.strictSame(n.lookup(FH, 'new'), { kind: 'negative' }, 'never added: absent')
+  n.addPositive(FH, 'new', child)
+  t.strictSame(n.lookup(FH, 'new'), { kind: 'positive', fh: child })
+  t.strictSame(n.lookup(FH, 'other'), { kind: 'negative' }, 'still complete after our own create')
+  n.addNegative(FH, 'new')
+  t.strictSame(n.lookup(FH, 'new'), { kind: 'negative' }, 'our own remove')
+  // Our own change, seen through wcc whose pre-op attributes match: still complete.
+  c.applyWcc(FH, { before: { size: 4096n, mtime: dirAttrs.mtime, ctime: dirAttrs.ctime }, after: { ...dirAttrs, mtime: { seconds: 101, nseconds: 0 }, ctime: { seconds: 101, nseconds: 0 } } })
+  t.ok(n.isComplete(FH), 'wcc of our own change keeps it')
+  now.t = 30_000
+  t.strictSame(n.lookup(FH, 'other'), { kind: 'miss' }, 'directory attributes expired: ask the server')
+  c.update(FH, { ...dirAttrs, mtime: { seconds: 101, nseconds: 0 }, ctime: { seconds: 101, nseconds: 0 } })
+  t.strictSame(n.lookup(FH, 'other'), { kind: 'negative' }, 'revalidated unchanged: complete again')
+  c.update(FH, { ...dirAttrs, mtime: { seconds: 300, nseconds: 0 }, ctime: { seconds: 300, nseconds: 0 } })
+  t.notOk(n.isComplete(FH), 'changed by someone else: all forgotten')
+  t.strictSame(n.lookup(FH, 'other'), { kind: 'miss' })
+
+  n.markComplete(FH)
+  n.remove(FH, 'renamed-in')
+  t.notOk(n.isComplete(FH), 'a name we no longer know (rename of an unknown object into it)')
+  t.strictSame(n.lookup(FH, 'x'), { kind: 'miss' })
+
+  const D2 = Buffer.from('0304', 'hex')
+  c.update(D2, dirAttrs)
+  n.markComplete(D2)
+  for (const name of ['a', 'b', 'c']) n.addPositive(D2, name, child)
+  t.ok(n.isComplete(D2), 'three names fit')
+  n.addPositive(D2, 'd', child)
+  t.notOk(n.isComplete(D2), 'a name dropped for room: no longer complete')
+  t.strictSame(n.lookup(D2, 'a'), { kind: 'miss' })
+
+  const D3 = Buffer.from('0506', 'hex')
+  c.update(D3, dirAttrs)
+  n.addPositive(D3, 'a', child)
+  n.markComplete(D3)
+  t.notOk(n.isComplete(D3), 'a directory with names already cached is not taken for a new one')
+
+  const positive = new NameCache(c, { mode: 'positive', maxDirs: 10, maxNamesPerDir: 10 }, counters)
+  positive.markComplete(D2)
+  t.strictSame(positive.lookup(D2, 'x'), { kind: 'miss' }, 'lookupcache=positive: never a negative answer')
+})
+
 t.test('stats: open groups for other parts of the client', async t => {
   const { ClientStats } = await import('../../client/stats.ts')
   const s = new ClientStats()

@@ -77,6 +77,24 @@ t.test("another client's change to a directory is seen once the directory's attr
   t.ok(c.stats().nameCache.dirDrops >= 1, 'and dropped its names')
 })
 
+t.test('a directory we made answers for names never created in it; a change by another client ends that', async t => {
+  const fx = await startServer(t)
+  const c = await mount(t, fx, { acdirmin: 0.5, acdirmax: 0.5 })
+  const other = await mount(t, fx)
+  await c.mkdir('made')
+  t.strictSame(await callsDuring(c, () => t.rejects(c.stat('made/none'), { errno: 'ENOENT', code: 'NFS3ERR_NOENT' })), {}, 'absent without a LOOKUP')
+  await c.create('made/mine')
+  t.strictSame(await callsDuring(c, () => c.stat('made/mine')), {}, 'our own create is known')
+  t.strictSame(await callsDuring(c, () => t.rejects(c.stat('made/none2'), { errno: 'ENOENT', code: 'NFS3ERR_NOENT' })), {}, 'still complete after our create')
+  await other.create('made/theirs')
+  await sleep(600)
+  t.ok((await c.stat('made/theirs')).isFile(), "another client's name is seen once the directory's attributes expire")
+  t.strictSame(await callsDuring(c, () => t.rejects(c.stat('made/none3'), { errno: 'ENOENT', code: 'NFS3ERR_NOENT' })), { LOOKUP: 1 }, 'no longer complete: asks')
+  const pos = await mount(t, fx, { lookupcache: 'positive' })
+  await pos.mkdir('made2')
+  t.strictSame(await callsDuring(pos, () => t.rejects(pos.stat('made2/none'), { errno: 'ENOENT', code: 'NFS3ERR_NOENT' })), { LOOKUP: 1 }, 'lookupcache=positive: always asks')
+})
+
 t.test('noac sends a GETATTR every time', async t => {
   const fx = await startServer(t)
   const c = await mount(t, fx, { noac: true })
@@ -89,8 +107,10 @@ t.test('ESTALE during a walk restarts it from the root once', async t => {
   const fx = await startServer(t)
   const c = await mount(t, fx)
   const other = await mount(t, fx)
-  await c.mkdir('d/sub', { recursive: true })
-  await c.create('d/sub/f')
+  // (Made by the other client: directories c made itself would be known complete, and a name never
+  // created in them absent without asking, until their attributes expire.)
+  await other.mkdir('d/sub', { recursive: true })
+  await other.create('d/sub/f')
   t.ok((await c.stat('d/sub/f')).isFile())
   await other.rm('d', { recursive: true })
   await other.mkdir('d/sub', { recursive: true })

@@ -80,7 +80,7 @@ async function finishByPath(core: LocalCore, d: Pinned, name: Buffer, set: SetAt
       const want = wantedMode(mode, st, fileType(st.mode) === 'dir')
       if ((Number(st.mode) & 0o7777) !== want) await chmod(fdPath(fd), want)
     }
-    if (set.atime !== undefined || set.mtime !== undefined) await setTimes(fd, fstatNow(fd), set.atime, set.mtime)
+    if (set.atime !== undefined || set.mtime !== undefined) await setTimes(fd, set.atime, set.mtime)
     return { st: fstatNow(fd), seen }
   } finally {
     closeNow(fd)
@@ -146,7 +146,7 @@ export async function createFile(core: LocalCore, d: Pinned, name: Buffer, mode:
       }
     }
     const times = mode.how === 'exclusive' ? verifierTimes(mode.verifier) : { atime: set.atime, mtime: set.mtime }
-    if (times.atime !== undefined || times.mtime !== undefined) await setTimes(fd, fstatNow(fd), times.atime, times.mtime)
+    if (times.atime !== undefined || times.mtime !== undefined) await setTimes(fd, times.atime, times.mtime)
     st = fstatNow(fd)
     core.io.adopt(seen.id, fd, seen.gen)
     adopted = true

@@ -38,6 +38,7 @@ import { IoFiles } from './io-files.ts'
 import { DirSnapshots, readdirPage } from './readdir.ts'
 import { ReadBuffers } from './read-buffers.ts'
 import { SyncGate } from './sync-gate.ts'
+import { reportNoNativeTimes } from './native-times.ts'
 import { Resolver } from './resolver.ts'
 import type { Pinned } from './resolver.ts'
 import { applySetAttr, MAX_FILE_SIZE } from './set-attr.ts'
@@ -75,6 +76,8 @@ export interface LocalVfsOptions {
    */
   nameCacheMs?: number
   nameCacheEntries?: number
+  /** Told once per process when the native times helper cannot be loaded (timestamps then fall back to touch(1)). */
+  warn?: (msg: string) => void
 }
 
 export interface LocalVfsStats {
@@ -111,6 +114,7 @@ export class LocalVfs implements Vfs {
   readonly #idle: (() => void)[] = []
 
   constructor(o: LocalVfsOptions) {
+    reportNoNativeTimes(o.warn)
     const rootFd = fs.openSync(o.root, PIN_DIR_FLAGS & ~fs.constants.O_NOFOLLOW)
     const rootSt = fs.fstatSync(rootFd, { bigint: true })
     const birth = genFromBirth(rootSt)

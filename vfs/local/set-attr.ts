@@ -33,7 +33,7 @@ export async function applySetAttr(io: IoFiles, p: Pinned, set: SetAttr): Promis
     if (set.uid !== undefined || set.gid !== undefined) await chown(fdPath(p.fd), set.uid ?? -1, set.gid ?? -1)
     // Linux keeps no mode on symlinks (lchmod is EOPNOTSUPP); knfsd ignores the mode for them too.
     if (set.mode !== undefined && p.type !== 'symlink') await chmod(fdPath(p.fd), set.mode & 0o7777)
-    if (set.atime !== undefined || set.mtime !== undefined) await setTimes(p.fd, fstatNow(p.fd), set.atime, set.mtime)
+    if (set.atime !== undefined || set.mtime !== undefined) await setTimes(p.fd, set.atime, set.mtime)
     return fstatNow(p.fd)
   } catch (err) {
     throw toVfsError(err)

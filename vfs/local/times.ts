@@ -1,22 +1,29 @@
 /*
- * Setting atime/mtime exactly. Node's utimes takes seconds as a double and
- * libuv 1.46 converts them to a timespec rounded down to the microsecond,
- * and cannot leave one of the two unchanged. So: when a double exists that
- * libuv turns into exactly the wanted timespec (any microsecond-aligned
- * time), fs.utimes on `/proc/self/fd/<O_PATH fd>` does it in one call;
- * otherwise (nanoseconds, the usual case for times copied from another file)
- * `touch -c -a|-m -d @sec.nsec /proc/self/fd/3` in a child given the fd (coreutils, utimensat
- * with ns and UTIME_OMIT) does it, at the cost of a process.
- * The magic link jumps to the pinned object itself, so neither follows a
- * symlink: on a symlink the symlink's own times change.
+ * Setting atime/mtime exactly, to the nanosecond, on the object a pinned fd
+ * holds. Node's utimes takes seconds as a double, which libuv truncates to
+ * the microsecond, and it cannot leave one of the two times unchanged. So
+ * the native helper (native-times.ts: utimensat with nanoseconds and
+ * UTIME_OMIT, on the /proc/self/fd/<fd> magic link) does it in one system
+ * call on the event loop. Without the helper (not built, or not loadable)
+ * the older way remains: fs.utimes when a double exists that libuv turns
+ * into exactly the wanted timespec (any microsecond-aligned time), else
+ * `touch -c -a|-m -d @sec.nsec /proc/self/fd/3` in a child given the fd
+ * (coreutils: utimensat with ns and UTIME_OMIT), at the cost of a process
+ * (~10 ms).
+ * Either way the magic link jumps to the pinned object itself, so nothing
+ * follows a symlink: on a symlink the symlink's own times change.
  */
 import { spawn } from 'node:child_process'
-import type { BigIntStats } from 'node:fs'
+import { constants } from 'node:os'
 import { VfsError } from '../errors.ts'
 import type { Timespec } from '../types.ts'
-import { fdPath, toVfsError, utimes } from './sys.ts'
+import { nativeTimes } from './native-times.ts'
+import type { NativeTimes } from './native-times.ts'
+import { fdPath, fstatNow, toVfsError, utimes } from './sys.ts'
 
 const NS = 1_000_000_000n
+
+type TimeArg = Timespec | 'now' | undefined
 
 /** What libuv's uv__fs_to_timespec makes of a double. */
 function libuvTimespec(d: number): Timespec {
@@ -55,6 +62,22 @@ function nowSeconds(): number {
   return Date.now() / 1000
 }
 
+const ERRNO_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]))
+
+/** The errno the helper returned, as the VfsError sys.ts would make of a Node fs error. */
+function errnoError(errno: number): VfsError {
+  const code = ERRNO_NAMES.get(errno) ?? 'EIO'
+  return toVfsError(Object.assign(new Error(`utimensat: ${code}`), { code, errno: -errno, syscall: 'utimensat' }))
+}
+
+/** One utimensat through the helper: a time left undefined is UTIME_OMIT, 'now' UTIME_NOW. */
+export function setTimesNative(n: NativeTimes, fd: number, atime: TimeArg, mtime: TimeArg): void {
+  const sec = (t: TimeArg): number => (t === undefined || t === 'now' ? 0 : t.sec)
+  const nsec = (t: TimeArg): number => (t === undefined ? n.UTIME_OMIT : t === 'now' ? n.UTIME_NOW : t.nsec)
+  const errno = n.setTimes(fd, sec(atime), nsec(atime), sec(mtime), nsec(mtime))
+  if (errno !== 0) throw errnoError(errno)
+}
+
 function touch(fd: number, which: '-a' | '-m', t: Timespec | 'now'): Promise<void> {
   const args = ['-c', which]
   if (t !== 'now') args.push('-d', `@${t.sec}.${String(t.nsec).padStart(9, '0')}`)
@@ -86,11 +109,12 @@ function codeFrom(err: Error): 'EPERM' | 'EACCES' | 'ENOTSUP' | null {
   return null
 }
 
-/** Sets the times of the object pinned by `fd` (an O_PATH fd); `st` is its current stat (for a time left unchanged). */
-export async function setTimes(fd: number, st: BigIntStats, atime: Timespec | 'now' | undefined, mtime: Timespec | 'now' | undefined): Promise<void> {
+/** Without the helper: fs.utimes when both times are microsecond-exact, else touch(1) once per time. */
+export async function setTimesFallback(fd: number, atime: TimeArg, mtime: TimeArg): Promise<void> {
   if (atime === undefined && mtime === undefined) return
-  const a = atime ?? fromNs(st.atimeNs)
-  const m = mtime ?? fromNs(st.mtimeNs)
+  const st = atime === undefined || mtime === undefined ? fstatNow(fd) : null
+  const a = atime ?? fromNs(st?.atimeNs ?? 0n)
+  const m = mtime ?? fromNs(st?.mtimeNs ?? 0n)
   // 'now' needs no exactness: any double is fine for it.
   const da = a === 'now' ? nowSeconds() : exactDouble(a)
   const dm = m === 'now' ? nowSeconds() : exactDouble(m)
@@ -104,4 +128,12 @@ export async function setTimes(fd: number, st: BigIntStats, atime: Timespec | 'n
   }
   if (atime !== undefined) await touch(fd, '-a', atime)
   if (mtime !== undefined) await touch(fd, '-m', mtime)
+}
+
+/** Sets the times of the object held by `fd` (an O_PATH pin or an open file); undefined leaves a time unchanged. */
+export async function setTimes(fd: number, atime: TimeArg, mtime: TimeArg): Promise<void> {
+  if (atime === undefined && mtime === undefined) return
+  const n = nativeTimes()
+  if (n !== null) setTimesNative(n, fd, atime, mtime)
+  else await setTimesFallback(fd, atime, mtime)
 }

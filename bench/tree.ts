@@ -1,0 +1,227 @@
+/*
+ * The `tree` workload (issue 11 point 3): everyday commands on a real source
+ * tree with node_modules, run on a host directory and through `tsnfs mount`
+ * of a local export and of a memory export, in the same run, alternating
+ * the order of the three each run. Per command and target: median seconds,
+ * entries per second and the ratio to the host directory; the server's and
+ * the mount daemons' resident memory; with --calls, NFS calls per entry.
+ *
+ *   npm run build && npx tsx bench/tree.ts [--full] [--runs 3] [--calls] [--only cp,tar,...]
+ *     [--targets host,local,memory] [--export-opts async] [--mount-opts OPTS]
+ *     [--tsnfs OTHER/dist/cli/main.js] [--server-node-args '--cpu-prof …'] [--mount-node-args …]
+ *
+ * The tree: this repository's tracked files plus, by default, node_modules
+ * of its runtime dependencies (~2,000 entries, ~10 MB); --full takes all of
+ * node_modules (~18,800 entries, ~235 MB). Commands, each timed alone
+ * after a `sync`: cp -a, tar x (of a tar of the tree), rsync -a, git clone
+ * (file:// of a bare clone of this repository: index-pack and checkout), and
+ * rm -rf of all four results.
+ *
+ * Export options (stated with the figures): the local export is
+ * `DIR *(rw,insecure,no_root_squash)`, the memory export `/mem
+ * *(rw,insecure,no_root_squash,backend=memory)`: the defaults (sync,
+ * root_squash off so that root's cp -a may chown). --export-opts adds
+ * options to both (e.g. async). Mounts use tsnfs mount's defaults.
+ */
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { callDiff, mount, nfsCalls, rssOf, startServer, tsnfsEntry, useEntry } from './tree-procs.ts'
+import type { MountProc } from './tree-procs.ts'
+
+const ROOT = resolve(import.meta.dirname, '..')
+const RUNTIME_DEPS = ['@sinclair', 'lru-cache', 'pino']
+const COMMANDS = ['cp', 'tar', 'rsync', 'git', 'rm'] as const
+type Command = (typeof COMMANDS)[number]
+
+interface Target {
+  name: string
+  dir: string
+  mount: MountProc | null
+}
+
+interface Sample {
+  seconds: number
+  entries: number
+  calls: Map<string, number> | null
+}
+
+function sh(cmd: string, env: Record<string, string> = {}): void {
+  const r = spawnSync('bash', ['-c', cmd], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 })
+  if (r.status !== 0) throw new Error(`${cmd}: exit ${String(r.status)}: ${r.stderr.trim().slice(0, 2000)}`)
+}
+
+/** Entries below dir (files, directories, links), dir itself not counted. */
+function countEntries(dir: string): number {
+  let n = 0
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    n++
+    if (e.isDirectory()) n += countEntries(join(dir, e.name))
+  }
+  return n
+}
+
+/** The source tree (tracked files + node_modules), its tar, and a bare clone of the repository. */
+function prepareSources(work: string, full: boolean): { src: string; tar: string; bare: string; entries: number } {
+  const src = join(work, 'src')
+  mkdirSync(src)
+  const listed = spawnSync('git', ['-C', ROOT, 'ls-files', '-z'], { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 })
+  if (listed.status !== 0) throw new Error('git ls-files failed: the tree benchmark runs in a git checkout')
+  writeFileSync(join(work, 'files'), listed.stdout)
+  sh(`tar -C "${ROOT}" --null -T "${work}/files" -cf - | tar -C "${src}" -xf -`)
+  const modules = full ? readdirSync(join(ROOT, 'node_modules')).filter(n => n !== '.bin' && n !== '.package-lock.json') : RUNTIME_DEPS
+  mkdirSync(join(src, 'node_modules'))
+  for (const m of modules) if (existsSync(join(ROOT, 'node_modules', m))) sh(`cp -a "${join(ROOT, 'node_modules', m)}" "${join(src, 'node_modules')}/"`)
+  const tar = join(work, 'src.tar')
+  sh(`tar -C "${src}" -cf "${tar}" .`)
+  const bare = join(work, 'src.git')
+  sh(`git clone -q --bare "${ROOT}" "${bare}"`)
+  return { src, tar, bare, entries: countEntries(src) }
+}
+
+function commandLine(c: Command, d: string, s: { src: string; tar: string; bare: string }): string {
+  switch (c) {
+    case 'cp':
+      return `cp -a "${s.src}" "${d}/cp"`
+    case 'tar':
+      return `mkdir "${d}/tar" && tar -C "${d}/tar" -xf "${s.tar}"`
+    case 'rsync':
+      return `rsync -a "${s.src}/" "${d}/rsync/"`
+    case 'git':
+      return `git clone -q "file://${s.bare}" "${d}/git"`
+    case 'rm':
+      return `rm -rf "${d}/cp" "${d}/tar" "${d}/rsync" "${d}/git"`
+  }
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2
+}
+
+function fmt(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      full: { type: 'boolean', default: false },
+      runs: { type: 'string', default: '3' },
+      calls: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      targets: { type: 'string', default: 'host,local,memory' },
+      'export-opts': { type: 'string', default: '' },
+      'mount-opts': { type: 'string', default: '' },
+      'server-node-args': { type: 'string' },
+      'mount-node-args': { type: 'string' },
+      work: { type: 'string' },
+      tsnfs: { type: 'string' },
+    },
+  })
+  if (values.tsnfs !== undefined) useEntry(values.tsnfs)
+  const runs = Number(values.runs)
+  const only = values.only === undefined ? [...COMMANDS] : values.only.split(',').map(s => s.trim()) as Command[]
+  for (const c of only) if (!COMMANDS.includes(c)) throw new Error(`--only: unknown command ${c} (${COMMANDS.join(', ')})`)
+  // rm -rf removes what the others made; cleaning up after a partial list happens untimed.
+  const commands = COMMANDS.filter(c => only.includes(c))
+  const wanted = values.targets.split(',')
+  const work = values.work ?? mkdtempSync(join(tmpdir(), 'tsnfs-tree-'))
+  mkdirSync(work, { recursive: true })
+  const s = prepareSources(work, values.full)
+  const extra = values['export-opts'] === '' ? '' : `,${values['export-opts']}`
+  const localExport = join(work, 'export')
+  mkdirSync(localExport)
+  const exportsText = `${localExport} *(rw,insecure,no_root_squash${extra})\n/mem *(rw,insecure,no_root_squash${extra},backend=memory)\n`
+  writeFileSync(join(work, 'exports'), exportsText)
+  mkdirSync(join(work, 'state'))
+  // A signal ends the run between two commands, cleaning up (unmounting) on the way out.
+  let stop: string | null = null
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => { stop = sig })
+  const check = (): void => {
+    if (stop !== null) throw new Error(`stopped by ${stop}`)
+  }
+  const server = await startServer(join(work, 'exports'), join(work, 'state'), values['server-node-args'])
+  const targets: Target[] = []
+  try {
+    for (const name of wanted) {
+      const dir = join(work, `on-${name}`)
+      mkdirSync(dir)
+      if (name === 'host') targets.push({ name, dir, mount: null })
+      else if (name === 'local' || name === 'memory') {
+        targets.push({ name, dir, mount: mount(server.port, name === 'local' ? localExport : '/mem', dir, values['mount-opts'], values['mount-node-args']) })
+      } else throw new Error(`--targets: unknown target ${name} (host, local, memory)`)
+    }
+    process.stdout.write(`tree: ${fmt(s.entries)} entries (${values.full ? 'repository + all of node_modules' : `repository + node_modules/{${RUNTIME_DEPS.join(',')}}`}), ${runs} runs, load average ${loadavg().map(l => l.toFixed(2)).join(' ')}\n`)
+    process.stdout.write(`tsnfs: ${tsnfsEntry()}\n`)
+    process.stdout.write(`exports: ${exportsText.trim().split('\n').join(' | ')}; mount options: ${values['mount-opts'] === '' ? 'defaults' : values['mount-opts']}\n\n`)
+    const samples = new Map<string, Sample[]>()
+    for (let r = 0; r < runs; r++) {
+      // Alternate: each run starts with the next target.
+      const order = targets.map((_, i) => targets[(i + r) % targets.length] as Target)
+      for (const t of order) {
+        let made = 0
+        for (const c of commands) {
+          check()
+          sh('sync')
+          const before = values.calls && t.mount !== null ? await nfsCalls(server.metricsPort) : null
+          const t0 = process.hrtime.bigint()
+          sh(commandLine(c, t.dir, s))
+          const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+          const calls = before === null ? null : callDiff(before, await nfsCalls(server.metricsPort))
+          const entries = c === 'rm' ? made : c === 'git' ? countEntries(join(t.dir, 'git')) : s.entries
+          if (c !== 'rm') made += entries
+          if (c === 'cp' || c === 'tar' || c === 'rsync') {
+            const got = countEntries(join(t.dir, c))
+            if (got !== s.entries) throw new Error(`${t.name} ${c}: ${String(got)} entries, the source has ${String(s.entries)}`)
+          }
+          const key = `${t.name}/${c}`
+          samples.set(key, [...(samples.get(key) ?? []), { seconds, entries, calls }])
+          process.stdout.write(`run ${String(r + 1)} ${t.name.padEnd(6)} ${c.padEnd(5)} ${seconds.toFixed(3).padStart(8)} s ${fmt(entries / seconds).padStart(8)} entries/s\n`)
+        }
+        if (!commands.includes('rm')) sh(commandLine('rm', t.dir, s))
+        if (countEntries(t.dir) !== 0) throw new Error(`${t.dir} not empty after rm -rf`)
+      }
+    }
+    const mem = { server: rssOf(server.pid), mounts: targets.filter(t => t.mount !== null).map(t => ({ name: t.name, ...rssOf(t.mount?.pid ?? 0) })) }
+    report(commands, targets, samples, runs)
+    process.stdout.write(`\nresident memory at the end: server ${fmt(mem.server.rssMiB)} MiB (peak ${fmt(mem.server.peakMiB)})`)
+    for (const m of mem.mounts) process.stdout.write(`, mount daemon ${m.name} ${fmt(m.rssMiB)} MiB (peak ${fmt(m.peakMiB)})`)
+    process.stdout.write(`\nload average at the end ${loadavg().map(l => l.toFixed(2)).join(' ')}\n`)
+  } finally {
+    for (const t of targets) await t.mount?.stop()
+    await server.stop()
+    if (values.work === undefined) rmSync(work, { recursive: true, force: true })
+  }
+}
+
+function report(commands: readonly Command[], targets: Target[], samples: Map<string, Sample[]>, runs: number): void {
+  const host = targets.some(t => t.name === 'host')
+  process.stdout.write(`\nmedians of ${String(runs)} runs${host ? '; ratio = target / host (median of the per-run ratios; ratio of the medians in brackets)' : ''}\n`)
+  process.stdout.write(`| command | target | seconds | entries/s | ratio to host |\n|---|---|---:|---:|---:|\n`)
+  for (const c of commands) {
+    const h = samples.get(`host/${c}`) ?? []
+    for (const t of targets) {
+      const xs = samples.get(`${t.name}/${c}`) ?? []
+      const sec = median(xs.map(x => x.seconds))
+      const rate = median(xs.map(x => x.entries / x.seconds))
+      const ratio = t.name === 'host' || h.length !== xs.length ? '' : `${median(xs.map((x, i) => x.seconds / (h[i]?.seconds ?? 1))).toFixed(1)}× (${(sec / median(h.map(x => x.seconds))).toFixed(1)}×)`
+      process.stdout.write(`| ${c} | ${t.name} | ${sec.toFixed(2)} | ${fmt(rate)} | ${ratio} |\n`)
+    }
+  }
+  const withCalls = [...samples.entries()].filter(([, xs]) => xs[0]?.calls !== null && xs[0]?.calls !== undefined)
+  if (withCalls.length === 0) return
+  process.stdout.write(`\nNFS calls per entry (last run)\n`)
+  for (const [key, xs] of withCalls) {
+    const last = xs[xs.length - 1]
+    if (last === undefined || last.calls === null) continue
+    const total = [...last.calls.values()].reduce((a, b) => a + b, 0)
+    const parts = [...last.calls].sort((a, b) => b[1] - a[1]).map(([p, n]) => `${p} ${(n / last.entries).toFixed(2)}`)
+    process.stdout.write(`  ${key.padEnd(14)} ${(total / last.entries).toFixed(2)}: ${parts.join(', ')}\n`)
+  }
+}
+
+await main()

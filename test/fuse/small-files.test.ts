@@ -1,0 +1,152 @@
+/*
+ * Small files through the mount (issue 11 point 3): what a copy costs in
+ * NFS calls, counted on the server, and that what the client holds back
+ * (data until close, mode and times of a file it created until close) keeps
+ * the meaning the same system calls have on a local disk.
+ */
+import t from 'tap'
+import { chmodSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { NfsClient } from '../../client/nfs-client.ts'
+import { TEST_OPTS, canFuse, exportDir, manifest, mountFuse, mountpointDir, sh } from '../helpers/fuse.ts'
+import { startServer } from '../helpers/server.ts'
+import type { ServerFixture } from '../helpers/server.ts'
+
+const skip = canFuse ? false : 'needs root and FUSE'
+
+/** NFS calls the server has answered so far, by procedure. */
+function calls(fx: ServerFixture): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const m of fx.server.renderMetrics().matchAll(/^tsnfs_rpc_calls_total\{program="NFS_PROGRAM",version="3",procedure="NFSPROC3_(\w+)"\} (\d+)$/gm)) {
+    out.set(m[1] ?? '', Number(m[2]))
+  }
+  return out
+}
+
+function diff(a: Map<string, number>, b: Map<string, number>): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [k, v] of b) if (v !== (a.get(k) ?? 0)) out[k] = v - (a.get(k) ?? 0)
+  return out
+}
+
+const FILES = 20
+
+t.test('cp -a of small files: per file one CREATE, one FILE_SYNC WRITE and one SETATTR; no LOOKUP, no COMMIT', { skip }, async t => {
+  const base = t.testdir({ src: {}, local: {} })
+  const src = join(base, 'src')
+  for (let i = 0; i < FILES; i++) {
+    const f = join(src, `f${String(i)}`)
+    writeFileSync(f, `file ${String(i)}\n`.repeat(i + 1))
+    chmodSync(f, i % 2 === 0 ? 0o640 : 0o755)
+    utimesSync(f, 1_000_000_000 + i + 0.123456, 1_100_000_000 + i + 0.987654)
+  }
+  utimesSync(src, 1_200_000_000, 1_200_000_000)
+  const ex = await exportDir(t, base)
+  const mnt = mountpointDir(t)
+  await mountFuse(t, ex.source, mnt, `${ex.portOpts},${TEST_OPTS}`)
+  const before = calls(ex)
+  const r = await sh(`cp -a "${src}" "${mnt}/copy"`)
+  t.equal(r.code, 0, r.stderr)
+  t.strictSame(diff(before, calls(ex)), {
+    // The name "copy" is looked up once in the export's root (not made by us); the files' names are not.
+    LOOKUP: 1,
+    MKDIR: 1,
+    CREATE: FILES,
+    WRITE: FILES,
+    // Each file: times and mode in one call at close. The directory: times, owner and mode, by path.
+    SETATTR: FILES + 3,
+  })
+  await sh(`cp -a "${src}" "${join(base, 'local')}/copy"`)
+  t.strictSame(await manifest(join(ex.dir, 'copy'), { dirTimes: true }), await manifest(join(base, 'local/copy'), { dirTimes: true }), 'the export holds what a local cp -a makes')
+})
+
+// python3 os calls on an open file: what cp, tar and rsync do, with checks in between.
+const PY = `
+import os, sys, json
+path, mode = sys.argv[1], sys.argv[2]
+out = {}
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, b'hello')
+os.utime(fd, ns=(1000000000123456789, 1100000000987654321))
+os.fchmod(fd, 0o604)
+st = os.fstat(fd)
+out['held'] = [oct(st.st_mode & 0o7777), str(st.st_mtime_ns), str(st.st_atime_ns)]
+if mode == 'write-after':
+    os.write(fd, b' again')
+if mode == 'chown':
+    try:
+        os.fchown(fd, 1000, 1000)
+        out['chown'] = 'ok'
+    except OSError as e:
+        out['chown'] = e.errno
+try:
+    os.close(fd)
+    out['close'] = 'ok'
+except OSError as e:
+    out['close'] = e.errno
+st = os.stat(path)
+out['after'] = [oct(st.st_mode & 0o7777), str(st.st_mtime_ns), str(st.st_atime_ns), st.st_size]
+print(json.dumps(out))
+`
+
+/** (Times in ns as decimal strings: they do not fit a double.) */
+interface PyOut {
+  held: [string, string, string]
+  chown?: string | number
+  close: string | number
+  after: [string, string, string, number]
+}
+
+async function py(path: string, mode: string): Promise<PyOut> {
+  const r = await sh(`python3 -c "$PY" "$P" "$M"`, { PY, P: path, M: mode })
+  if (r.code !== 0) throw new Error(r.stderr)
+  return JSON.parse(r.stdout) as PyOut
+}
+
+t.test('mode and times set on an open new file: seen at once through the mount, on the server once it is closed', { skip }, async t => {
+  const base = t.testdir({ local: {} })
+  const ex = await exportDir(t, base)
+  const mnt = mountpointDir(t)
+  await mountFuse(t, ex.source, mnt, `${ex.portOpts},${TEST_OPTS}`)
+  const local = await py(join(base, 'local/f'), 'plain')
+  const mounted = await py(join(mnt, 'f'), 'plain')
+  t.strictSame(mounted.held, local.held, 'fstat before close shows what was set')
+  t.strictSame(mounted.after, local.after, 'and after close')
+  t.equal(mounted.close, 'ok')
+  const c = await NfsClient.mount(ex.url(ex.dir))
+  t.teardown(() => c.umount())
+  const st = await c.stat('f')
+  t.equal(st.mode, 0o604, 'another client sees the mode after close')
+  t.equal(st.attrs.mtime.seconds, 1_100_000_000)
+  t.equal(st.attrs.mtime.nseconds, 987_654_321, 'and the mtime to the nanosecond')
+  t.equal(st.attrs.atime.nseconds, 123_456_789)
+  t.equal(st.size, 5n)
+})
+
+t.test('a write after the times: the write moves mtime, as on a local disk', { skip }, async t => {
+  const base = t.testdir({ local: {} })
+  const ex = await exportDir(t, base)
+  const mnt = mountpointDir(t)
+  await mountFuse(t, ex.source, mnt, `${ex.portOpts},${TEST_OPTS}`)
+  const local = await py(join(base, 'local/f'), 'write-after')
+  const mounted = await py(join(mnt, 'f'), 'write-after')
+  t.not(local.after[1], '1100000000987654321', 'local: the write set mtime to now')
+  t.not(mounted.after[1], '1100000000987654321', 'mount: so did the write')
+  t.ok(BigInt(mounted.after[1]) > 1_700_000_000_000_000_000n, 'to about now')
+  t.equal(mounted.after[3], 11, 'both writes are there')
+  t.equal(mounted.after[0], '0o604', 'the mode set in between is kept')
+  t.equal(mounted.after[2], '1000000000123456789', 'atime as set')
+})
+
+t.test('a chown the server refuses fails the chown, not the close (root_squash)', { skip }, async t => {
+  const base = t.testdir({ export: {} })
+  mkdirSync(join(base, 'export'), { recursive: true })
+  chmodSync(join(base, 'export'), 0o777)
+  const fx = await startServer(t, `${join(base, 'export')} *(rw,insecure,root_squash)\n`)
+  const mnt = mountpointDir(t)
+  await mountFuse(t, `127.0.0.1:${join(base, 'export')}`, mnt, `port=${String(fx.port)},mountport=${String(fx.port)},${TEST_OPTS}`)
+  const out = await py(join(mnt, 'f'), 'chown')
+  t.equal(out.chown, 1, 'fchown: EPERM (root is nobody on the server)')
+  t.equal(out.close, 'ok', 'close: the mode and times held for it were applied')
+  t.strictSame(out.after.slice(0, 3), ['0o604', '1100000000987654321', '1000000000123456789'])
+})
