@@ -5,6 +5,8 @@
  */
 import { join } from 'node:path'
 import { LocalVfs } from '../vfs/local/local-vfs.ts'
+import type { ReadBuffers } from '../vfs/local/read-buffers.ts'
+import type { ChunkPool } from '../vfs/memory/chunk-pool.ts'
 import { MemoryVfs } from '../vfs/memory/memory-vfs.ts'
 import type { Vfs } from '../vfs/types.ts'
 import type { Export } from './exports/table.ts'
@@ -12,17 +14,23 @@ import type { Export } from './exports/table.ts'
 export interface BackendContext {
   /** The server's state directory; a backend keeps its own state below it. */
   stateDir: string
+  /** Pools shared by the backends of a kind (server/memory.ts trims them when idle); absent: each backend's default. */
+  chunkPool?: ChunkPool
+  readBuffers?: ReadBuffers
 }
 
 export type BackendFactory = (exp: Export, ctx: BackendContext) => Vfs
 
 /** The backends this build can serve; `validateBackends` refuses export lines naming others. */
 export const BACKENDS: ReadonlyMap<string, BackendFactory> = new Map<string, BackendFactory>([
-  ['memory', () => new MemoryVfs()],
+  ['memory', (_exp, ctx) => new MemoryVfs(ctx.chunkPool === undefined ? {} : { chunkPool: ctx.chunkPool })],
   // The export path is the host directory. Its handle index lives under the export id, which is
   // stable across restarts and reloads (server/exports/table.ts), so handles survive both.
   // crossmnt is the same for every client of an export (validateBackends checks).
-  ['local', (exp, ctx) => new LocalVfs({ root: exp.path, stateDir: join(ctx.stateDir, 'local', String(exp.id)), crossmnt: crossmntOf(exp) })],
+  ['local', (exp, ctx) => new LocalVfs({
+    root: exp.path, stateDir: join(ctx.stateDir, 'local', String(exp.id)), crossmnt: crossmntOf(exp),
+    ...(ctx.readBuffers === undefined ? {} : { readBuffers: ctx.readBuffers }),
+  })],
 ])
 
 /** Whether an export crosses into mounted file systems (validateBackends made its clients agree). */

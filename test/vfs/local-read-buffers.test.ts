@@ -9,7 +9,7 @@ const MiB = 1024 * 1024
 const OWNER = { uid: 0, gid: 0 }
 
 t.test('a released buffer is reused; a lent one never', (t) => {
-  const pool = new ReadBuffers(1024, 2)
+  const pool = new ReadBuffers(1024, { maxBytes: 2 * 1024 })
   const a = pool.take(1024)
   const b = pool.take(1000)
   t.not(a.buf, b.buf, 'two loans, two buffers')
@@ -36,7 +36,7 @@ t.test('a released buffer is reused; a lent one never', (t) => {
 })
 
 t.test('small and oversized reads get their own buffers, outside the pool', (t) => {
-  const pool = new ReadBuffers(1024, 4)
+  const pool = new ReadBuffers(1024, { maxBytes: 4 * 1024 })
   const small = pool.take(100)
   t.equal(small.buf.length, 100)
   t.equal(small.release, null)

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { FRAGMENT_COST, RecordBufferPool, RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
+import { FRAGMENT_COST, RECORD_BUFFER_SIZE, RecordBufferPool, RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
 
 function fragment(data: Buffer, last: boolean): Buffer {
   const h = Buffer.alloc(4)
@@ -177,7 +177,7 @@ t.test('direct reads: multi-fragment records and the size limit still apply', as
 })
 
 t.test('a shared record pool hands buffers between readers and stays bounded', async t => {
-  const pool = new RecordBufferPool(1)
+  const pool = new RecordBufferPool({ maxBytes: RECORD_BUFFER_SIZE })
   const r1 = new RecordReader(2 * 1024 * 1024, { pool })
   const r2 = new RecordReader(2 * 1024 * 1024, { pool })
   const body = Buffer.alloc(128 * 1024, 9)
@@ -193,7 +193,7 @@ t.test('a shared record pool hands buffers between readers and stays bounded', a
 })
 
 t.test('direct reads: bare headers of large fragments reserve no record buffer', async t => {
-  const pool = new RecordBufferPool(4)
+  const pool = new RecordBufferPool({ maxBytes: 4 * RECORD_BUFFER_SIZE })
   const r = new RecordReader(4 * 1024 * 1024, { pool })
   const scratch = Buffer.alloc(65536)
   const head = Buffer.alloc(4)

@@ -21,9 +21,20 @@ const CHUNK = BigInt(CHUNK_SIZE)
 /** Chunk buffers grow to a multiple of this, and at least double, so appends do not reallocate per write. */
 const GROW_STEP = 4096
 
-/** Up to 256 MiB of freed chunks are kept for reuse, shared by every file of the process. */
-const sharedPool = new ChunkPool(CHUNK_SIZE, 256)
-const sharedLoans = new Loans(sharedPool)
+/** Freed chunks kept for reuse by files given no pool of their own (MemoryVfsOptions.chunkPool): up to 256 MiB. */
+export const DEFAULT_CHUNK_POOL_BYTES = 256 * 1024 * 1024
+const sharedPool = new ChunkPool(CHUNK_SIZE, { maxBytes: DEFAULT_CHUNK_POOL_BYTES })
+/** One Loans per pool: a chunk goes back to the pool it came from. */
+const loansByPool = new WeakMap<ChunkPool, Loans>()
+
+function loansOf(pool: ChunkPool): Loans {
+  let l = loansByPool.get(pool)
+  if (l === undefined) {
+    l = new Loans(pool)
+    loansByPool.set(pool, l)
+  }
+  return l
+}
 
 /** Smaller reads are copied: cheap, and a 4 KiB read then never costs a chunk copy on the next write. */
 const VIEW_FROM = 32 * 1024
@@ -49,7 +60,7 @@ export class FileData {
 
   constructor(pool: ChunkPool = sharedPool) {
     this.#pool = pool
-    this.#loans = pool === sharedPool ? sharedLoans : new Loans(pool)
+    this.#loans = loansOf(pool)
   }
 
   /** Up to `count` bytes from `offset`; short at end of file, empty beyond it. The caller must not modify them. */
