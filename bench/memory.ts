@@ -33,6 +33,8 @@ export interface MemorySample {
   serverExternal: number | null
   serverPools: Record<string, number>
   mountRss: number | null
+  /** How long the phase took (ms). */
+  ms: number
 }
 
 interface Options {
@@ -44,6 +46,8 @@ interface Options {
   json: boolean
   serverArgs: string[]
   mountOptions: string
+  /** A tree copied into the mount with cp -a and removed again (null: skipped). */
+  cpSource: string | null
 }
 
 /** The built CLI (dist/cli/main.js), from the sources or from the build. */
@@ -252,7 +256,9 @@ async function runBackend(backend: string, o: Options, report: (s: MemorySample)
   const url = `nfs://127.0.0.1${path}?nfsport=${server.port}&mountport=${server.port}`
   const samples: MemorySample[] = []
   let mountPid: number | null = null
+  let phaseStart = performance.now()
   const sample = async (phase: string): Promise<void> => {
+    const ms = Math.round(performance.now() - phaseStart)
     const m = await scrape(server.metricsPort)
     const pools: Record<string, number> = {}
     for (const [k, v] of m) {
@@ -267,9 +273,11 @@ async function runBackend(backend: string, o: Options, report: (s: MemorySample)
       serverExternal: m.get('nodejs_external_memory_bytes') ?? null,
       serverPools: pools,
       mountRss: mountPid === null ? null : rssOf(mountPid),
+      ms,
     }
     samples.push(s)
     report(s)
+    phaseStart = performance.now()
   }
   const c = await NfsClient.mount(url, { uid: 0, gid: 0 })
   let mounted = false
@@ -293,6 +301,14 @@ async function runBackend(backend: string, o: Options, report: (s: MemorySample)
       fsWrite(join(mnt, 'big-mnt'), o.bigMiB)
       await sample('mount-write')
       await unlink(join(mnt, 'big-mnt'))
+      if (o.cpSource !== null) {
+        const cp = await run('cp', ['-a', o.cpSource, join(mnt, 'cp')])
+        if (cp.code !== 0) throw new Error(`cp -a failed: ${cp.out}`)
+        await sample('mount-cp')
+        const rmr = await run('rm', ['-rf', join(mnt, 'cp')])
+        if (rmr.code !== 0) throw new Error(`rm -rf failed: ${rmr.out}`)
+        await sample('mount-rm')
+      }
       await fsTree(join(mnt, 'tree-mnt'), Math.floor(o.treeBytes / 2))
       await sample('mount-tree')
     } else {
@@ -331,6 +347,7 @@ export async function memoryBench(argv: string[]): Promise<MemorySample[]> {
       idle: { type: 'string', default: '40' },
       'no-mount': { type: 'boolean', default: false },
       'mount-options': { type: 'string', default: '' },
+      cp: { type: 'string' },
       'server-arg': { type: 'string', multiple: true, default: [] },
       json: { type: 'boolean', default: false },
     },
@@ -344,9 +361,10 @@ export async function memoryBench(argv: string[]): Promise<MemorySample[]> {
     json: values.json,
     serverArgs: values['server-arg'],
     mountOptions: values['mount-options'],
+    cpSource: values.cp === undefined || values.cp === '' ? null : resolve(values.cp),
   }
   const all: MemorySample[] = []
-  if (!o.json) process.stdout.write(`${'backend'.padEnd(8)} ${'phase'.padEnd(12)} ${'server RSS'.padStart(10)} ${'heap'.padStart(7)} ${'external'.padStart(8)} ${'mount RSS'.padStart(9)}  pools/caches (MiB)\n`)
+  if (!o.json) process.stdout.write(`${'backend'.padEnd(8)} ${'phase'.padEnd(12)} ${'server RSS'.padStart(10)} ${'heap'.padStart(7)} ${'external'.padStart(8)} ${'mount RSS'.padStart(9)} ${'secs'.padStart(6)}  pools/caches (MiB)\n`)
   for (const b of o.backends) {
     all.push(...await runBackend(b, o, s => {
       if (o.json) {
@@ -354,7 +372,7 @@ export async function memoryBench(argv: string[]): Promise<MemorySample[]> {
         return
       }
       const pools = Object.entries(s.serverPools).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')
-      process.stdout.write(`${s.backend.padEnd(8)} ${s.phase.padEnd(12)} ${fmt(s.serverRss).padStart(10)} ${fmt(s.serverHeap).padStart(7)} ${fmt(s.serverExternal).padStart(8)} ${fmt(s.mountRss).padStart(9)}  ${pools}\n`)
+      process.stdout.write(`${s.backend.padEnd(8)} ${s.phase.padEnd(12)} ${fmt(s.serverRss).padStart(10)} ${fmt(s.serverHeap).padStart(7)} ${fmt(s.serverExternal).padStart(8)} ${fmt(s.mountRss).padStart(9)} ${(s.ms / 1000).toFixed(1).padStart(6)}  ${pools}\n`)
     }))
   }
   return all

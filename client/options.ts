@@ -58,6 +58,10 @@ export interface ClientOptions extends FileDataOptions {
   /** NFS3ERR_JUKEBOX retry delay (ms; default 5000) and count (default: forever if hard, else retrans). */
   jukeboxDelayMs?: number
   jukeboxRetries?: number
+  /** No RPC for this long: drop the clean cached blocks (ms; default 30 s; 0: never). */
+  idleTrimMs?: number
+  /** Also run a full garbage collection then (for a process that is all client, as the mount daemon; default false). */
+  idleGc?: boolean
 }
 
 export interface ResolvedOptions {
@@ -76,6 +80,7 @@ export interface ResolvedOptions {
   jukeboxDelayMs: number
   jukeboxRetries: number
   files: FileDataOptions
+  idle: { ms: number; gc: boolean }
 }
 
 export function resolveOptions(o: ClientOptions = {}): ResolvedOptions {
@@ -121,6 +126,7 @@ export function resolveOptions(o: ClientOptions = {}): ResolvedOptions {
     jukeboxDelayMs: o.jukeboxDelayMs ?? 5000,
     jukeboxRetries: o.jukeboxRetries ?? (policy.hard ? Number.POSITIVE_INFINITY : policy.retrans),
     files: pickFileOptions(o),
+    idle: { ms: Math.max(0, o.idleTrimMs ?? 30_000), gc: o.idleGc ?? false },
   }
 }
 

@@ -90,7 +90,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   const mem = { ...DEFAULT_SERVER_MEMORY, ...options.memory }
   const chunkPool = new ChunkPool(CHUNK_SIZE, { maxBytes: mem.chunkPoolBytes })
   const readBuffers = new ReadBuffers(READ_BUFFER_SIZE, { maxBytes: mem.readPoolBytes })
-  const reclaimer = new MemoryReclaimer({ gc: mem.gc })
+  const reclaimer = new MemoryReclaimer({ gc: mem.gc, log })
   const poolHolder = (name: string, p: { readonly bytes: number; trim(): number }): MemoryHolder => ({ name, kind: 'pool', bytes: () => p.bytes, trim: () => p.trim() })
   reclaimer.add(poolHolder('chunks', chunkPool))
   reclaimer.add(poolHolder('read', readBuffers))

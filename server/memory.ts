@@ -11,6 +11,7 @@
  */
 import { runInNewContext } from 'node:vm'
 import { setFlagsFromString } from 'node:v8'
+import type { Logger } from './logger.ts'
 
 /** A pool or cache whose bytes the metrics show and the reclaimer trims. */
 export interface MemoryHolder {
@@ -121,10 +122,12 @@ export class MemoryReclaimer {
   readonly holders: MemoryHolder[] = []
   readonly stats: ReclaimStats = { reclaims: 0, trimmedBytes: 0 }
   private readonly gc: boolean
+  private readonly log: Logger | undefined
   private watch: IdleWatch | null = null
 
-  constructor(opts: { gc: boolean }) {
+  constructor(opts: { gc: boolean; log?: Logger }) {
     this.gc = opts.gc
+    this.log = opts.log
   }
 
   add(h: MemoryHolder): void {
@@ -142,7 +145,8 @@ export class MemoryReclaimer {
     for (const h of this.holders) trimmed += h.trim()
     this.stats.reclaims++
     this.stats.trimmedBytes += trimmed
-    if (this.gc) collectGarbage()
+    const collected = this.gc && collectGarbage()
+    this.log?.debug({ trimmed, collected, rss: process.memoryUsage.rss() }, 'idle: memory given back')
     return trimmed
   }
 

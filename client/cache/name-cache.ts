@@ -11,6 +11,7 @@ import { ftype3 } from '../../xdr/generated/nfs3.ts'
 import type { NameCacheCounters } from '../stats.ts'
 import { handleKey } from './attr-cache.ts'
 import type { AttrCache } from './attr-cache.ts'
+import { ownCopy } from './own-copy.ts'
 
 export type LookupCacheMode = 'all' | 'positive' | 'none'
 
@@ -63,7 +64,7 @@ export class NameCache {
 
   /** name in dir is fh (LOOKUP, CREATE, MKDIR, SYMLINK, LINK, RENAME target, READDIRPLUS). */
   addPositive(dir: Buffer, name: string, fh: Buffer): void {
-    this.set(dir, name, Buffer.from(fh))
+    this.set(dir, name, ownCopy(fh))
   }
 
   /** name in dir does not exist (LOOKUP NOENT, REMOVE, RMDIR, RENAME source). */

@@ -80,3 +80,15 @@ t.test('LocalVfs.read lends large reads; data stays intact until released', asyn
   t.equal(empty.data.length, 0)
   t.equal(empty.eof, true)
 })
+
+t.test('idle buffers are bounded in bytes and trim() lets them go down to the floor', (t) => {
+  const pool = new ReadBuffers(1024, { maxBytes: 3 * 1024, floorBytes: 1024 })
+  const loans = [pool.take(1024), pool.take(1024), pool.take(1024), pool.take(1024)]
+  for (const l of loans) l.release?.()
+  t.equal(pool.idle, 3, 'four given back, three kept')
+  t.equal(pool.bytes, 3 * 1024)
+  t.equal(pool.trim(), 2 * 1024)
+  t.equal(pool.idle, 1)
+  t.equal(pool.bytes, 1024)
+  t.end()
+})
