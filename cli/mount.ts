@@ -14,6 +14,7 @@ import { NfsClient } from '../client/index.ts'
 import { FuseMount } from '../client/fuse/mount.ts'
 import { MountOptionError, parseMountOptions, sourceUrl } from '../client/fuse/options.ts'
 import { messageOf, parseCommand, UsageError } from './common.ts'
+import { withMallocEnv } from './malloc-env.ts'
 
 export const MOUNT_USAGE = `usage: tsnfs mount [-f] [-o OPTIONS] SOURCE MOUNTPOINT
   mount an NFSv3 export on a local directory through FUSE (as root)
@@ -21,7 +22,8 @@ export const MOUNT_USAGE = `usage: tsnfs mount [-f] [-o OPTIONS] SOURCE MOUNTPOI
   -f, --foreground      stay in the foreground (default: detach once mounted)
   -o OPTIONS  comma list: ro, allow_other, rsize=N, wsize=N, actimeo=S, acregmin=S, acregmax=S,
               acdirmin=S, acdirmax=S, noac, port=N, mountport=N, proto=tcp|udp, uid=N, gid=N,
-              hard (default), soft, timeo=DECISECONDS, retrans=N, lookupcache=all|positive|none
+              hard (default), soft, timeo=DECISECONDS, retrans=N, lookupcache=all|positive|none,
+              blockcache=SIZE (32M), dirtylimit=SIZE (64M), idletrim=S (30; 0 off)
   --log-level LEVEL     daemon log level (default warn); logs go to stderr (--log-file FILE when detached)
 `
 
@@ -45,7 +47,7 @@ function detach(argv: string[]): Promise<number> {
   const child = spawn(process.execPath, [...process.execArgv, script, 'mount', '--foreground', ...argv], {
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
-    env: { ...process.env, [READY_ENV]: '3' },
+    env: withMallocEnv({ ...process.env, [READY_ENV]: '3' }),
   })
   const pipe = child.stdio[3]
   return new Promise(resolve => {
