@@ -10,7 +10,13 @@
  * external and pool figures from its metrics endpoint; after the last
  * phase it waits an idle period and samples again.
  *
- *   npm run build --silent && node dist/bench/memory.js [--backend memory|local|both] [--big MiB] [--tree MB] [--idle S] [--no-mount] [--json]
+ *   npm run build --silent && npx tsx bench/memory.ts [--backend memory|local|both] [--big MiB]
+ *     [--tree MB] [--cp DIR] [--idle S] [--no-mount] [--mount-options O] [--server-arg ARG]…
+ *     [--no-malloc-env] [--cli PATH/TO/dist/cli/main.js] [--json]
+ *
+ * The server is started with the malloc settings of deploy/tsnfs.service
+ * (--no-malloc-env: without); `tsnfs mount` gives its daemon the same.
+ * --cli runs another build (an older commit's dist/) to compare.
  */
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -21,6 +27,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { NfsClient } from '../client/index.ts'
+import { withMallocEnv } from '../cli/malloc-env.ts'
 
 const MiB = 1024 * 1024
 
@@ -48,10 +55,15 @@ interface Options {
   mountOptions: string
   /** A tree copied into the mount with cp -a and removed again (null: skipped). */
   cpSource: string | null
+  /** Start the server with cli/malloc-env.ts's settings, as deploy/tsnfs.service does. */
+  mallocEnv: boolean
 }
 
-/** The built CLI (dist/cli/main.js), from the sources or from the build. */
+/** The built CLI (dist/cli/main.js), from the sources or from the build; `--cli` names another (a build of an older commit, to compare). */
+let cliOverride: string | null = null
+
 function cliEntry(): string {
+  if (cliOverride !== null) return cliOverride
   const here = import.meta.dirname
   const entry = resolve(here, '..', here.endsWith(join('dist', 'bench')) ? '' : 'dist', 'cli', 'main.js')
   if (!existsSync(entry)) throw new Error(`${entry} not found: run npm run build first`)
@@ -75,11 +87,15 @@ interface Server {
   stop(): Promise<void>
 }
 
-async function startServer(exportsText: string, stateDir: string, extra: string[]): Promise<Server> {
+async function startServer(exportsText: string, stateDir: string, extra: string[], mallocEnv: boolean): Promise<Server> {
   const exportsFile = join(stateDir, 'exports')
   await writeFile(exportsFile, exportsText)
   const child = spawn(process.execPath, [cliEntry(), 'serve', '--port', '0', '--host', '127.0.0.1', '--exports', exportsFile, '--state-dir', stateDir,
-    '--log-level', 'warn', '--no-rpcbind', '--metrics', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'pipe', 'inherit'] })
+    '--log-level', 'warn', '--no-rpcbind', '--metrics', '127.0.0.1:0', ...extra], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    // As deploy/tsnfs.service starts it (cli/malloc-env.ts), unless asked to show the difference.
+    env: mallocEnv ? withMallocEnv(process.env) : process.env,
+  })
   const { port, metricsPort } = await new Promise<{ port: number; metricsPort: number }>((ok, fail) => {
     let seen = ''
     child.stdout.setEncoding('utf8')
@@ -123,12 +139,14 @@ async function scrape(port: number): Promise<Map<string, number>> {
   return out
 }
 
-/** The mount daemon `tsnfs mount` detached: the process whose command line has `mount --foreground … MOUNTPOINT`. */
+/** The mount daemon `tsnfs mount` detached: the node process whose command line has `mount --foreground … MOUNTPOINT`. */
 function daemonPid(mountpoint: string): number | null {
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue
     let args: string[]
     try {
+      // comm first: reading the command line of a process stuck on some other FUSE mount can block.
+      if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() !== 'node') continue
       args = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0')
     } catch {
       continue
@@ -252,7 +270,7 @@ async function runBackend(backend: string, o: Options, report: (s: MemorySample)
   mkdirSync(exportDir)
   mkdirSync(mnt)
   const path = backend === 'local' ? exportDir : '/export'
-  const server = await startServer(`${path} *(rw,insecure,no_root_squash,async,backend=${backend})\n`, stateDir, o.serverArgs)
+  const server = await startServer(`${path} *(rw,insecure,no_root_squash,async,backend=${backend})\n`, stateDir, o.serverArgs, o.mallocEnv)
   const url = `nfs://127.0.0.1${path}?nfsport=${server.port}&mountport=${server.port}`
   const samples: MemorySample[] = []
   let mountPid: number | null = null
@@ -344,10 +362,12 @@ export async function memoryBench(argv: string[]): Promise<MemorySample[]> {
       backend: { type: 'string', default: 'both' },
       big: { type: 'string', default: '256' },
       tree: { type: 'string', default: '13' },
-      idle: { type: 'string', default: '40' },
+      idle: { type: 'string', default: '60' },
       'no-mount': { type: 'boolean', default: false },
       'mount-options': { type: 'string', default: '' },
       cp: { type: 'string' },
+      cli: { type: 'string' },
+      'no-malloc-env': { type: 'boolean', default: false },
       'server-arg': { type: 'string', multiple: true, default: [] },
       json: { type: 'boolean', default: false },
     },
@@ -362,7 +382,9 @@ export async function memoryBench(argv: string[]): Promise<MemorySample[]> {
     serverArgs: values['server-arg'],
     mountOptions: values['mount-options'],
     cpSource: values.cp === undefined || values.cp === '' ? null : resolve(values.cp),
+    mallocEnv: !values['no-malloc-env'],
   }
+  if (values.cli !== undefined) cliOverride = resolve(values.cli)
   const all: MemorySample[] = []
   if (!o.json) process.stdout.write(`${'backend'.padEnd(8)} ${'phase'.padEnd(12)} ${'server RSS'.padStart(10)} ${'heap'.padStart(7)} ${'external'.padStart(8)} ${'mount RSS'.padStart(9)} ${'secs'.padStart(6)}  pools/caches (MiB)\n`)
   for (const b of o.backends) {

@@ -53,8 +53,11 @@ export interface ClientOptions extends FileDataOptions {
   dirsize?: number
   /** Use READDIRPLUS (default true; falls back to READDIR once the server says NOTSUPP). */
   readdirplus?: boolean
+  /** Attribute cache entries (default 65,536; a few hundred bytes each). */
   attrCacheEntries?: number
+  /** Lookup cache: directories (default 4,096) and names over all of them (default 262,144; ~200 bytes each). */
   nameCacheDirs?: number
+  nameCacheEntries?: number
   /** NFS3ERR_JUKEBOX retry delay (ms; default 5000) and count (default: forever if hard, else retrans). */
   jukeboxDelayMs?: number
   jukeboxRetries?: number
@@ -118,7 +121,7 @@ export function resolveOptions(o: ClientOptions = {}): ResolvedOptions {
       noac: o.noac ?? false,
       maxEntries: o.attrCacheEntries ?? 65_536,
     },
-    nameCache: { mode: o.lookupcache ?? 'all', maxDirs: o.nameCacheDirs ?? 4096, maxNamesPerDir: 16_384 },
+    nameCache: { mode: o.lookupcache ?? 'all', maxDirs: o.nameCacheDirs ?? 4096, maxNamesPerDir: 16_384, maxNames: o.nameCacheEntries ?? 262_144 },
     rsize: o.rsize,
     wsize: o.wsize,
     dirsize: o.dirsize,

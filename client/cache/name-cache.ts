@@ -21,6 +21,8 @@ export interface NameCacheOptions {
   maxDirs: number
   /** Entries kept per directory (oldest dropped first). */
   maxNamesPerDir: number
+  /** Entries kept over all directories (whole directories dropped, least recently used first; default no bound beyond the two above). */
+  maxNames?: number
 }
 
 export type NameLookup = { kind: 'positive'; fh: Buffer } | { kind: 'negative' } | { kind: 'miss' }
@@ -30,12 +32,19 @@ export class NameCache {
   private readonly attrs: AttrCache
   private readonly counters: NameCacheCounters
   private readonly dirs: LRUCache<string, Map<string, Buffer | null>>
+  /** Entries over all directories. */
+  private names = 0
 
   constructor(attrs: AttrCache, opts: NameCacheOptions, counters: NameCacheCounters) {
     this.opts = opts
     this.attrs = attrs
     this.counters = counters
-    this.dirs = new LRUCache({ max: Math.max(1, opts.maxDirs) })
+    this.dirs = new LRUCache({
+      max: Math.max(1, opts.maxDirs),
+      dispose: (names, _key, reason) => {
+        if (reason !== 'set') this.names -= names.size
+      },
+    })
     attrs.onChange(ev => {
       if (ev.before.type === ftype3.NF3DIR) this.dropKey(ev.key)
     })
@@ -74,7 +83,12 @@ export class NameCache {
   }
 
   remove(dir: Buffer, name: string): void {
-    this.dirs.peek(handleKey(dir))?.delete(name)
+    if (this.dirs.peek(handleKey(dir))?.delete(name) === true) this.names--
+  }
+
+  /** Entries cached over all directories. */
+  get size(): number {
+    return this.names
   }
 
   /** Forget every entry of a directory (its attributes changed, or a walk met ESTALE). */
@@ -98,11 +112,19 @@ export class NameCache {
       names = new Map()
       this.dirs.set(key, names)
     }
-    names.delete(name)
+    if (names.delete(name)) this.names--
     names.set(name, value)
+    this.names++
     if (names.size > this.opts.maxNamesPerDir) {
       const oldest = names.keys().next()
-      if (oldest.done !== true) names.delete(oldest.value)
+      if (oldest.done !== true && names.delete(oldest.value)) this.names--
+    }
+    const max = this.opts.maxNames ?? Infinity
+    // Whole directories go, least recently used first; never the one just added to.
+    while (this.names > max && this.dirs.size > 1) {
+      const lru = this.dirs.rkeys().next().value
+      if (lru === undefined || lru === key) break
+      this.dirs.delete(lru)
     }
   }
 }

@@ -7,6 +7,8 @@
 import t from 'tap'
 import { NfsClient } from '../../client/index.ts'
 import { ownCopy } from '../../client/cache/own-copy.ts'
+import { AttrCache } from '../../client/cache/attr-cache.ts'
+import { NameCache } from '../../client/cache/name-cache.ts'
 import { resolveOptions } from '../../client/options.ts'
 import { startServer } from '../helpers/server.ts'
 import { KIB, mountFiles, random } from './file-helpers.ts'
@@ -66,4 +68,29 @@ t.test('cached handles own their memory', async (t) => {
   const fh = c.names.peek(dir, 'f')
   t.ok(fh !== undefined && fh.length > 0, 'the name is cached')
   t.equal(fh?.buffer.byteLength, fh?.length, 'the name cache keeps a handle of its own')
+})
+
+t.test('the lookup cache is bounded in names over all directories: least recently used directories go', async (t) => {
+  const attrs = new AttrCache({ acregminMs: 3000, acregmaxMs: 60_000, acdirminMs: 30_000, acdirmaxMs: 60_000, noac: false, maxEntries: 100 })
+  const counters = { hits: 0, misses: 0, negativeHits: 0, dirDrops: 0 }
+  const n = new NameCache(attrs, { mode: 'all', maxDirs: 100, maxNamesPerDir: 100, maxNames: 10 }, counters)
+  const dir = (i: number): Buffer => Buffer.from([0xd0, i])
+  const child = Buffer.from([0xf0])
+  for (let d = 0; d < 3; d++) for (let i = 0; i < 4; i++) n.addPositive(dir(d), `n${i}`, child)
+  t.equal(n.size, 8, 'the third directory pushed the first (least recently used) out: 4 + 4 names')
+  t.equal(n.peek(dir(0), 'n0'), undefined)
+  t.ok(n.peek(dir(2), 'n3')?.equals(child))
+  n.addPositive(dir(1), 'n0', child)
+  t.equal(n.size, 8, 'replacing a name does not count twice')
+  n.remove(dir(1), 'n0')
+  n.addNegative(dir(1), 'gone')
+  t.equal(n.size, 8)
+  n.dropDir(dir(2))
+  t.equal(n.size, 4, 'a dropped directory takes its names along')
+  for (let i = 0; i < 30; i++) n.addPositive(dir(1), `m${i}`, child)
+  t.equal(n.size, 34, 'one directory alone may hold more than maxNames (up to maxNamesPerDir): only other directories are dropped')
+  t.equal(n.peek(dir(2), 'n3'), undefined)
+  n.clear()
+  t.equal(n.size, 0)
+  t.strictSame(resolveOptions({}).nameCache, { mode: 'all', maxDirs: 4096, maxNamesPerDir: 16_384, maxNames: 262_144 })
 })
