@@ -71,3 +71,13 @@ t.test('small files of a FileData live in slots; removing them empties the slabs
   for (const f of files) f.clear()
   t.equal(pool.available, 5, 'every slab back in the pool: 4, 8, 20 KiB slots one each, 12 KiB two (85 slots a slab)')
 })
+
+t.test('what the tree keeps of a request owns its memory (no slice of the shared buffer pool)', async (t) => {
+  const { InodeTable } = await import('../../vfs/memory/inode-table.ts')
+  const tab = new InodeTable({ capacityBytes: 1n << 30n, maxFiles: 100n })
+  const target = Buffer.from('../some/where')
+  t.ok(target.buffer.byteLength > target.length, 'Buffer.from of a short string is a pool slice')
+  const link = tab.newSymlink(target, 0o777, { uid: 0, gid: 0 }, { sec: 0, nsec: 0 })
+  t.ok(link.target.equals(target))
+  t.equal(link.target.buffer.byteLength, target.length, 'the symlink target is a copy of its own')
+})

@@ -9,6 +9,7 @@ import { Directory } from './directory.ts'
 import type { ChunkPool } from './chunk-pool.ts'
 import { FileData } from './file-data.ts'
 import type { DirInode, FileInode, Inode, NodeInode, SymlinkInode } from './inode.ts'
+import { ownCopy } from './own-copy.ts'
 
 /** What one inode costs in fsstat, besides its data: a nominal figure so that free space shrinks with file count. */
 export const INODE_BYTES = 256n
@@ -106,7 +107,7 @@ export class InodeTable {
   newSymlink(target: Buffer, mode: number, owner: Owner, now: Timespec): SymlinkInode {
     this.reserve(BigInt(target.length), 1n)
     this.#dataBytes += BigInt(target.length)
-    return this.#add({ ...this.#common(mode, owner, now), type: 'symlink', target: Buffer.from(target) })
+    return this.#add({ ...this.#common(mode, owner, now), type: 'symlink', target: ownCopy(target) })
   }
 
   newNode(
