@@ -38,6 +38,8 @@ commands:
         limits: [--max-connections N (4096)] [--max-connections-per-client N (256)]
         [--max-requests N (512 in flight in all)] [--max-requests-per-connection N (64)]
         [--max-record-size BYTES] [--idle-timeout S (300; 0 off)] [--record-timeout S (30; 0 off)]
+        memory (sizes in bytes, or with K, M, G): [--record-pool SIZE (48M)] [--chunk-pool SIZE (256M)]
+        [--read-pool SIZE (32M)] [--drc-bytes SIZE (16M)] [--memory-idle S (30; 0 off)] [--no-idle-gc]
   showmount [-e | -a | -d] [--port N] HOST[:PORT]
         the export list (-e), mount points (-a), directories (-d) or hosts of an NFS server
   exports --check FILE

@@ -30,6 +30,7 @@ import { messageOf, parseCommand, UsageError } from './common.ts'
 import { wantsHelp } from './help.ts'
 import { claimMountpoint, daemonOf } from './mount-registry.ts'
 import { locate } from './mountpoint.ts'
+import { withMallocEnv } from './malloc-env.ts'
 
 export const MOUNT_USAGE = `usage: tsnfs mount [-f] [-o OPTIONS] SOURCE MOUNTPOINT
   mount an NFSv3 export on a local directory through FUSE (as root)
@@ -38,7 +39,8 @@ export const MOUNT_USAGE = `usage: tsnfs mount [-f] [-o OPTIONS] SOURCE MOUNTPOI
   -o OPTIONS  comma list: ro, allow_other, rsize=N, wsize=N, actimeo=S, acregmin=S, acregmax=S,
               acdirmin=S, acdirmax=S, noac, port=N, mountport=N, proto=tcp|udp, uid=N, gid=N,
               hard (default), soft, timeo=DECISECONDS, retrans=N, lookupcache=all|positive|none,
-              suid, dev (default nosuid,nodev), noexec
+              suid, dev (default nosuid,nodev), noexec, blockcache=SIZE (32M), dirtylimit=SIZE (64M),
+              idletrim=S (30; 0 off)
               each caller acts on the server as itself (uid, gid, groups); uid=/gid= make every
               caller act as that one identity (a single-user mount)
   --stop-timeout S      after SIGTERM/SIGINT, exit within S seconds (default 15): data the server
@@ -87,7 +89,7 @@ function detach(a: MountArgs): Promise<number> {
   const child = spawn(process.execPath, [...process.execArgv, script, ...daemonArgv(a)], {
     detached: true,
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
-    env: { ...process.env, [READY_ENV]: '3' },
+    env: withMallocEnv({ ...process.env, [READY_ENV]: '3' }),
   })
   const pipe = child.stdio[3]
   return new Promise(resolve => {

@@ -10,6 +10,7 @@ import { defaultStateDir, instanceStateDir, lockStateDir } from '../server/state
 import { parseMetricsAddress } from '../server/metrics/endpoint.ts'
 import type { RpcLimits } from '../server/rpc/server.ts'
 import { wantsHelp } from './help.ts'
+import type { ServerMemoryOptions } from '../server/memory.ts'
 
 /** Resource limit flags (issue 7 §2): flag, RpcLimits field, and the unit on the command line. */
 const LIMIT_FLAGS = [
@@ -44,6 +45,15 @@ export const SERVE_USAGE = `usage: tsnfs serve [--exports FILE] [--port N] [--ho
           --max-requests N (512 in flight in all)  --max-requests-per-connection N (64)
           --max-record-size BYTES  --idle-timeout S (300; 0 off)  --record-timeout S (30; 0 off)
 `
+/** Memory flags (issue 11 §6): sizes in bytes, with an optional K, M or G suffix (×1024…); 0 allowed. */
+const SIZE_FLAGS = [
+  ['record-pool', 'recordPoolBytes'],
+  ['drc-bytes', 'drcBytes'],
+] as const satisfies readonly (readonly [string, keyof RpcLimits])[]
+const MEMORY_SIZE_FLAGS = [
+  ['chunk-pool', 'chunkPoolBytes'],
+  ['read-pool', 'readPoolBytes'],
+] as const satisfies readonly (readonly [string, keyof ServerMemoryOptions])[]
 
 export async function serve(argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {
@@ -64,6 +74,9 @@ export async function serve(argv: string[]): Promise<number> {
       'no-rpcbind': { type: 'boolean' },
       'rpcbind-replace': { type: 'boolean' },
       ...Object.fromEntries(LIMIT_FLAGS.map(([flag]) => [flag, { type: 'string' as const }])),
+      ...Object.fromEntries([...SIZE_FLAGS, ...MEMORY_SIZE_FLAGS].map(([flag]) => [flag, { type: 'string' as const }])),
+      'memory-idle': { type: 'string' },
+      'no-idle-gc': { type: 'boolean' },
     },
     allowPositionals: false,
   })
@@ -83,6 +96,7 @@ export async function serve(argv: string[]): Promise<number> {
   // Logs go to stderr as JSON; stdout carries only what the command prints for people.
   const log = pino({ level: values['log-level'] }, pino.destination(2))
   const rpcLimits = limitsOf(values)
+  const memory = memoryOf(values, rpcLimits)
   const exportsFile = values.exports
   const list = exportsFile === undefined ? defaultExports() : await loadExports(exportsFile)
   // Each port its own state directory unless one is named (instanceStateDir); the lock refuses a shared one.
@@ -103,6 +117,7 @@ export async function serve(argv: string[]): Promise<number> {
     ...(metrics === undefined ? {} : { metrics }),
     registerRpcbind,
     rpcLimits,
+    memory,
   })
   const host = values.host ?? '127.0.0.1'
   const p = server.port
@@ -157,6 +172,36 @@ function limitsOf(values: Record<string, unknown>): Partial<RpcLimits> {
     limits[field] = Math.round(n * unit)
   }
   return limits
+}
+
+/** A size in bytes: digits with an optional K, M or G suffix (powers of 1024). */
+export function parseSize(flag: string, text: string): number {
+  const m = /^(\d+)([KMG]?)i?B?$/i.exec(text.trim())
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m?.[2] ?? '').toUpperCase()] ?? 1
+  const n = m === null ? NaN : Number(m[1]) * unit
+  if (!Number.isSafeInteger(n)) throw new Error(`--${flag}: not a size in bytes (digits, optionally K, M or G): ${text}`)
+  return n
+}
+
+/** The memory flags given: pool and cache sizes (RpcLimits fields go into `limits`), and the idle reclaim. */
+function memoryOf(values: Record<string, unknown>, limits: Partial<RpcLimits>): Partial<ServerMemoryOptions> {
+  const out: Partial<ServerMemoryOptions> = {}
+  for (const [flag, field] of SIZE_FLAGS) {
+    const text = values[flag]
+    if (typeof text === 'string') limits[field] = parseSize(flag, text)
+  }
+  for (const [flag, field] of MEMORY_SIZE_FLAGS) {
+    const text = values[flag]
+    if (typeof text === 'string') out[field] = parseSize(flag, text)
+  }
+  const idle = values['memory-idle']
+  if (typeof idle === 'string') {
+    const n = Number(idle)
+    if (idle.trim() === '' || !Number.isFinite(n) || n < 0) throw new Error(`--memory-idle: not a number of seconds: ${idle}`)
+    out.idleMs = Math.round(n * 1000)
+  }
+  if (values['no-idle-gc'] === true) out.gc = false
+  return out
 }
 
 /** `--portmap` without a port means 111 (parseArgs has no optional values): supply it. */

@@ -134,7 +134,8 @@ export function formatStats(samples: readonly Sample[]): string {
     `dropped      ${String(t('tsnfs_rpc_dropped_total'))} records, DRC hits ${String(t('tsnfs_drc_hits_total'))}, DRC in-progress drops ${String(t('tsnfs_drc_in_progress_drops_total'))}\n` +
     `connections  ${String(t('tsnfs_connections_open'))} open, ${String(t('tsnfs_connections_accepted_total'))} accepted, ${String(t('tsnfs_rpc_framing_errors_total'))} framing errors\n` +
     `bytes        ${bytes(t('tsnfs_rpc_received_bytes_total'))} in, ${bytes(t('tsnfs_rpc_sent_bytes_total'))} out\n` +
-    `memory       ${bytes(t('process_resident_memory_bytes'))} resident, ${bytes(t('nodejs_heap_used_bytes'))} heap\n`
+    `memory       ${bytes(t('process_resident_memory_bytes'))} resident, ${bytes(t('nodejs_heap_used_bytes'))} heap, ${bytes(t('nodejs_external_memory_bytes'))} external\n` +
+    `pools        ${bytes(t('tsnfs_memory_pool_bytes'))} free buffers, caches ${bytes(t('tsnfs_memory_cache_bytes'))}, ${String(t('tsnfs_memory_reclaims_total'))} idle reclaims\n`
   )
 }
 

@@ -6,7 +6,10 @@
  */
 
 export interface FileDataOptions {
-  /** Clean block cache bound in bytes (default 256 MiB). */
+  /**
+   * Clean block cache bound in bytes (default 64 MiB: read-ahead needs two windows; a mount
+   * defaults to 32 MiB, its kernel keeps a page cache of its own).
+   */
   blockCacheBytes?: number
   /** Read-ahead window ceiling in bytes (default 16 blocks); 0 disables read-ahead. */
   readahead?: number
@@ -19,6 +22,8 @@ export interface FileDataOptions {
   /** Dirty data older than this is written out even if its block is not full (ms, default 500). */
   writebackDelayMs?: number
 }
+
+export const DEFAULT_BLOCK_CACHE_BYTES = 64 * 1024 * 1024
 
 export interface ResolvedFileDataOptions {
   blockSize: number
@@ -43,7 +48,7 @@ export function resolveFileDataOptions(o: FileDataOptions, rsize: number, wsize:
   const blockSize = blockSizeOf(rsize, wsize)
   return {
     blockSize,
-    blockCacheBytes: Math.max(o.blockCacheBytes ?? 256 * 1024 * 1024, blockSize),
+    blockCacheBytes: Math.max(o.blockCacheBytes ?? DEFAULT_BLOCK_CACHE_BYTES, blockSize),
     readaheadBlocks: Math.floor((o.readahead ?? 16 * blockSize) / blockSize),
     dirtyLimitBytes: Math.max(o.dirtyLimitBytes ?? 64 * 1024 * 1024, 2 * blockSize),
     writeSlots: Math.max(1, o.writeSlots ?? 8),

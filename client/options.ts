@@ -53,11 +53,18 @@ export interface ClientOptions extends FileDataOptions {
   dirsize?: number
   /** Use READDIRPLUS (default true; falls back to READDIR once the server says NOTSUPP). */
   readdirplus?: boolean
+  /** Attribute cache entries (default 65,536; a few hundred bytes each). */
   attrCacheEntries?: number
+  /** Lookup cache: directories (default 4,096) and names over all of them (default 262,144; ~200 bytes each). */
   nameCacheDirs?: number
+  nameCacheEntries?: number
   /** NFS3ERR_JUKEBOX retry delay (ms; default 5000) and count (default: forever if hard, else retrans). */
   jukeboxDelayMs?: number
   jukeboxRetries?: number
+  /** No RPC for this long: drop the clean cached blocks (ms; default 30 s; 0: never). */
+  idleTrimMs?: number
+  /** Also run a full garbage collection then (for a process that is all client, as the mount daemon; default false). */
+  idleGc?: boolean
 }
 
 export interface ResolvedOptions {
@@ -76,6 +83,7 @@ export interface ResolvedOptions {
   jukeboxDelayMs: number
   jukeboxRetries: number
   files: FileDataOptions
+  idle: { ms: number; gc: boolean }
 }
 
 export function resolveOptions(o: ClientOptions = {}): ResolvedOptions {
@@ -113,7 +121,7 @@ export function resolveOptions(o: ClientOptions = {}): ResolvedOptions {
       noac: o.noac ?? false,
       maxEntries: o.attrCacheEntries ?? 65_536,
     },
-    nameCache: { mode: o.lookupcache ?? 'all', maxDirs: o.nameCacheDirs ?? 4096, maxNamesPerDir: 16_384 },
+    nameCache: { mode: o.lookupcache ?? 'all', maxDirs: o.nameCacheDirs ?? 4096, maxNamesPerDir: 16_384, maxNames: o.nameCacheEntries ?? 262_144 },
     rsize: o.rsize,
     wsize: o.wsize,
     dirsize: o.dirsize,
@@ -121,6 +129,7 @@ export function resolveOptions(o: ClientOptions = {}): ResolvedOptions {
     jukeboxDelayMs: o.jukeboxDelayMs ?? 5000,
     jukeboxRetries: o.jukeboxRetries ?? (policy.hard ? Number.POSITIVE_INFINITY : policy.retrans),
     files: pickFileOptions(o),
+    idle: { ms: Math.max(0, o.idleTrimMs ?? 30_000), gc: o.idleGc ?? false },
   }
 }
 

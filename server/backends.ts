@@ -5,6 +5,8 @@
  */
 import { join } from 'node:path'
 import { LocalVfs } from '../vfs/local/local-vfs.ts'
+import type { ReadBuffers } from '../vfs/local/read-buffers.ts'
+import type { ChunkPool } from '../vfs/memory/chunk-pool.ts'
 import { MemoryVfs } from '../vfs/memory/memory-vfs.ts'
 import type { Vfs } from '../vfs/types.ts'
 import type { Export } from './exports/table.ts'
@@ -14,17 +16,23 @@ export interface BackendContext {
   stateDir: string
   /** Where a backend reports what degrades it (a missing native helper). */
   log?: { warn(msg: string): void }
+  /** Pools shared by the backends of a kind (server/memory.ts trims them when idle); absent: each backend's default. */
+  chunkPool?: ChunkPool
+  readBuffers?: ReadBuffers
 }
 
 export type BackendFactory = (exp: Export, ctx: BackendContext) => Vfs
 
 /** The backends this build can serve; `validateBackends` refuses export lines naming others. */
 export const BACKENDS: ReadonlyMap<string, BackendFactory> = new Map<string, BackendFactory>([
-  ['memory', () => new MemoryVfs()],
+  ['memory', (_exp, ctx) => new MemoryVfs(ctx.chunkPool === undefined ? {} : { chunkPool: ctx.chunkPool })],
   // The export path is the host directory. Its handle index lives under the export id, which is
   // stable across restarts and reloads (server/exports/table.ts), so handles survive both.
   // crossmnt is the same for every client of an export (validateBackends checks).
-  ['local', (exp, ctx) => new LocalVfs({ root: exp.path, stateDir: join(ctx.stateDir, 'local', String(exp.id)), crossmnt: crossmntOf(exp), warn: (msg) => ctx.log?.warn(msg) })],
+  ['local', (exp, ctx) => new LocalVfs({
+    root: exp.path, stateDir: join(ctx.stateDir, 'local', String(exp.id)), crossmnt: crossmntOf(exp), warn: (msg) => ctx.log?.warn(msg),
+    ...(ctx.readBuffers === undefined ? {} : { readBuffers: ctx.readBuffers }),
+  })],
 ])
 
 /** Whether an export crosses into mounted file systems (validateBackends made its clients agree). */

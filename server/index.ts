@@ -29,6 +29,12 @@ import { CallMetrics } from './metrics/instrument.ts'
 import { renderPrometheus } from './metrics/prometheus.ts'
 import type { StatsSource } from './metrics/prometheus.ts'
 import { registerWithRpcbind, rpcbindAnswers } from './rpcbind.ts'
+import { DEFAULT_SERVER_MEMORY, MemoryReclaimer } from './memory.ts'
+import type { MemoryHolder, ServerMemoryOptions } from './memory.ts'
+import { ChunkPool } from '../vfs/memory/chunk-pool.ts'
+import { CHUNK_SIZE } from '../vfs/memory/file-data.ts'
+import { READ_BUFFER_SIZE } from '../vfs/local/local-vfs.ts'
+import { ReadBuffers } from '../vfs/local/read-buffers.ts'
 import type { RpcbindRegistration } from './rpcbind.ts'
 import { openStateDir, Rmtab, WriteVerifier } from './state.ts'
 
@@ -43,6 +49,8 @@ export interface ServerOptions {
   logger?: Logger
   rpcLimits?: Partial<RpcLimits>
   nfs3Limits?: Partial<Nfs3Limits>
+  /** Pool sizes and the idle reclaim (server/memory.ts; README "Memory"). */
+  memory?: Partial<ServerMemoryOptions>
   backends?: ReadonlyMap<string, BackendFactory>
   resolver?: HostResolver
   /** Serve Prometheus text on http://host:port/metrics (port 0: any free port, see metricsPort). */
@@ -66,6 +74,8 @@ export interface TsnfsServer {
   readonly rpcbind: RpcbindRegistration | null
   /** The Prometheus text the metrics endpoint serves. */
   renderMetrics(): string
+  /** The pools and caches, and the idle reclaim (reclaim() runs it now). */
+  readonly memory: MemoryReclaimer
   /** Swap in a new export list atomically; a list that fails validation throws and changes nothing. */
   reload(list: ExportList): Promise<void>
   close(): Promise<void>
@@ -78,7 +88,14 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   const state = await openStateDir(options.stateDir)
   const rmtab = await Rmtab.open(options.stateDir, log)
   const table = new ExportTable(options.exports, options.resolver === undefined ? {} : { resolver: options.resolver })
-  const backends = new BackendSet({ stateDir: options.stateDir, log: { warn: (msg) => { log.warn(msg) } } }, factories)
+  const mem = { ...DEFAULT_SERVER_MEMORY, ...options.memory }
+  const chunkPool = new ChunkPool(CHUNK_SIZE, { maxBytes: mem.chunkPoolBytes })
+  const readBuffers = new ReadBuffers(READ_BUFFER_SIZE, { maxBytes: mem.readPoolBytes })
+  const reclaimer = new MemoryReclaimer({ gc: mem.gc, log })
+  const poolHolder = (name: string, p: { readonly bytes: number; trim(): number }): MemoryHolder => ({ name, kind: 'pool', bytes: () => p.bytes, trim: () => p.trim() })
+  reclaimer.add(poolHolder('chunks', chunkPool))
+  reclaimer.add(poolHolder('read', readBuffers))
+  const backends = new BackendSet({ stateDir: options.stateDir, log: { warn: (msg) => { log.warn(msg) } }, chunkPool, readBuffers }, factories)
   await backends.sync(table.all())
 
   const host = new ServerHost(table, backends, new HandleCodec(state.handleKey), new WriteVerifier(), {
@@ -102,7 +119,8 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   let endpoint: MetricsEndpoint | null = null
   let rpcbind: RpcbindRegistration | null = null
   const sources: StatsSource[] = [{ listener: 'nfs', stats: rpc.stats }]
-  const renderMetrics = (): string => renderPrometheus(callMetrics, sources)
+  for (const h of rpc.memoryHolders()) reclaimer.add(h)
+  const renderMetrics = (): string => renderPrometheus(callMetrics, sources, reclaimer)
   try {
     const { port } = await rpc.listen({ port: options.port ?? 2049, ...(options.host === undefined ? {} : { host: options.host }) })
     registry.registerAll([mount, nfs3], port)
@@ -115,10 +133,13 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
       })
       portmapPort = (await pmap.listen({ port: options.portmapPort, ...(options.host === undefined ? {} : { host: options.host }) })).port
       sources.push({ listener: 'portmap', stats: pmap.stats })
+      for (const h of pmap.memoryHolders('portmap-')) reclaimer.add(h)
     }
     registry.registerAll([portmap], portmapPort ?? port)
     if (options.metrics !== undefined) endpoint = await startMetricsEndpoint(options.metrics, renderMetrics, log.child({ component: 'metrics' }))
     rpcbind = await registerRpcbind(options.registerRpcbind ?? false, portmapPort, [mount, nfs3], port, log)
+    // Requests move bytes: while the counts stand still the server is idle.
+    reclaimer.start(mem.idleMs, () => sources.reduce((n, s) => n + s.stats.bytesIn + s.stats.bytesOut, 0))
     const registration = rpcbind
     return {
       port,
@@ -127,6 +148,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
       metricsPort: endpoint?.port ?? null,
       rpcbind: registration,
       renderMetrics,
+      memory: reclaimer,
       async reload(list) {
         validateBackends(list, new Set(factories.keys()))
         // Open the new backends first, swap the table (which throws on a bad list, changing nothing),
@@ -138,12 +160,14 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
         log.info({ exports: table.all().map((e) => e.path) }, 'exports reloaded')
       },
       async close() {
+        reclaimer.stop()
         await registration?.unregister()
         await Promise.all([rpc.close(), pmap?.close(), endpoint?.close()])
         await backends.close()
       },
     }
   } catch (err) {
+    reclaimer.stop()
     await rpcbind?.unregister()
     await Promise.all([rpc.close(), pmap?.close(), endpoint?.close()])
     await backends.close()

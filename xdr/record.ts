@@ -40,35 +40,65 @@ export interface RecordReaderOptions {
 /** Records at least this large that span chunks are assembled in pooled buffers. */
 const POOL_MIN = 64 * 1024
 /** Capacity of a pooled buffer: a 1 MiB WRITE with its header and handle. */
-const POOL_CAPACITY = 1024 * 1024 + 64 * 1024
+export const RECORD_BUFFER_SIZE = 1024 * 1024 + 64 * 1024
 /** Direct reads start once 1/DIRECT_AFTER of a large fragment has arrived (see readTarget). */
 const DIRECT_AFTER = 32
 /** Free buffers kept by a reader's own pool. */
 const POOL_KEEP = 8
 
+export interface RecordPoolLimits {
+  /** Free buffers kept for reuse, in bytes (whole buffers of RECORD_BUFFER_SIZE; beyond it a given-back buffer is dropped). */
+  maxBytes: number
+  /** What trim() keeps (default 0). */
+  floorBytes?: number
+}
+
 /**
- * Free record buffers (POOL_CAPACITY bytes each), at most `keep` of them.
+ * Free record buffers (RECORD_BUFFER_SIZE bytes each), bounded in bytes.
  * Shared by the connections of a server, it holds enough for a burst of
- * WRITEs (32 in flight is common) without every connection keeping its own.
+ * WRITEs (32 in flight is common) without every connection keeping its own;
+ * the owner calls trim() once the burst is over (idle), which lets the
+ * buffers beyond the floor go to the garbage collector.
  */
 export class RecordBufferPool {
-  private readonly free: Buffer[] = []
+  private free: Buffer[] = []
   private readonly keep: number
+  private readonly floor: number
+  /** Buffers allocated because none was free (a pool too small for the load shows here). */
+  allocations = 0
 
-  constructor(keep: number) {
-    this.keep = keep
+  constructor(limits: RecordPoolLimits) {
+    this.keep = Math.floor(limits.maxBytes / RECORD_BUFFER_SIZE)
+    this.floor = Math.min(this.keep, Math.floor((limits.floorBytes ?? 0) / RECORD_BUFFER_SIZE))
   }
 
   take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(POOL_CAPACITY)
+    const b = this.free.pop()
+    if (b !== undefined) return b
+    this.allocations++
+    return Buffer.allocUnsafeSlow(RECORD_BUFFER_SIZE)
   }
 
   give(b: Buffer): void {
     if (this.free.length < this.keep) this.free.push(b)
   }
 
+  /** Free buffers held. */
   get size(): number {
     return this.free.length
+  }
+
+  /** Bytes of free buffers held. */
+  get bytes(): number {
+    return this.free.length * RECORD_BUFFER_SIZE
+  }
+
+  /** Keep only the floor; returns the bytes let go. */
+  trim(): number {
+    const dropped = this.free.length - this.floor
+    if (dropped <= 0) return 0
+    this.free = this.free.slice(0, this.floor)
+    return dropped * RECORD_BUFFER_SIZE
   }
 }
 
@@ -93,7 +123,7 @@ export class RecordReader {
 
   constructor(maxRecordSize: number, options: RecordReaderOptions = {}) {
     this.maxRecordSize = maxRecordSize
-    this.pool = options.pool === true ? new RecordBufferPool(POOL_KEEP) : options.pool === false || options.pool === undefined ? null : options.pool
+    this.pool = options.pool === true ? new RecordBufferPool({ maxBytes: POOL_KEEP * RECORD_BUFFER_SIZE }) : options.pool === false || options.pool === undefined ? null : options.pool
   }
 
   /** Give back a record's pooled buffer (pool mode); anything else is ignored. */
@@ -126,7 +156,7 @@ export class RecordReader {
       this.direct === null &&
       this.pool !== null &&
       this.fragmentLength >= POOL_MIN &&
-      this.fragmentLength <= POOL_CAPACITY &&
+      this.fragmentLength <= RECORD_BUFFER_SIZE &&
       this.queued * DIRECT_AFTER >= this.fragmentLength
     ) {
       const dest = this.pooled(this.fragmentLength)
@@ -222,7 +252,7 @@ export class RecordReader {
       this.queue.shift()
       return head
     }
-    const out = this.pool !== null && n >= POOL_MIN && n <= POOL_CAPACITY ? this.pooled(n) : Buffer.allocUnsafe(n)
+    const out = this.pool !== null && n >= POOL_MIN && n <= RECORD_BUFFER_SIZE ? this.pooled(n) : Buffer.allocUnsafe(n)
     let filled = 0
     while (filled < n) {
       const c = this.queue[0]
@@ -237,7 +267,7 @@ export class RecordReader {
   }
 
   private pooled(n: number): Buffer {
-    const whole = this.pool?.take() ?? Buffer.allocUnsafeSlow(POOL_CAPACITY)
+    const whole = this.pool?.take() ?? Buffer.allocUnsafeSlow(RECORD_BUFFER_SIZE)
     this.lent.set(whole.buffer, whole)
     return whole.subarray(0, n)
   }

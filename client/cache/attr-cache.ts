@@ -18,6 +18,7 @@
 import { LRUCache } from 'lru-cache'
 import { ftype3 } from '../../xdr/generated/nfs3.ts'
 import type { fattr3, nfstime3, wcc_attr, wcc_data } from '../../xdr/generated/nfs3.ts'
+import { ownCopy } from './own-copy.ts'
 
 export interface AttrCacheOptions {
   acregminMs: number
@@ -161,7 +162,7 @@ export class AttrCache {
     this.updates++
     if (e === undefined) {
       const t = this.minOf(attrs)
-      this.entries.set(key, { fh: Buffer.from(fh), attrs, access: null, fetchedAt: now, timeoutMs: t, timeoutSetAt: now })
+      this.entries.set(key, { fh: ownCopy(fh), attrs, access: null, fetchedAt: now, timeoutMs: t, timeoutSetAt: now })
       return
     }
     const before = e.attrs

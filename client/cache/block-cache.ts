@@ -131,6 +131,13 @@ export class BlockCache {
     return this.lru.calculatedSize
   }
 
+  /** Drop every block (all are clean; the client calls it when idle). Returns the bytes let go. */
+  trim(): number {
+    const bytes = this.lru.calculatedSize
+    this.lru.clear()
+    return bytes
+  }
+
   private unindex(lruKey: string): void {
     const colon = lruKey.lastIndexOf(':')
     const key = lruKey.slice(0, colon)

@@ -19,6 +19,7 @@ import { ftype3 } from '../../xdr/generated/nfs3.ts'
 import type { NameCacheCounters } from '../stats.ts'
 import { handleKey } from './attr-cache.ts'
 import type { AttrCache } from './attr-cache.ts'
+import { ownCopy } from './own-copy.ts'
 
 export type LookupCacheMode = 'all' | 'positive' | 'none'
 
@@ -28,6 +29,8 @@ export interface NameCacheOptions {
   maxDirs: number
   /** Entries kept per directory (oldest dropped first). */
   maxNamesPerDir: number
+  /** Entries kept over all directories (whole directories dropped, least recently used first; default no bound beyond the two above). */
+  maxNames?: number
 }
 
 export type NameLookup = { kind: 'positive'; fh: Buffer } | { kind: 'negative' } | { kind: 'miss' }
@@ -43,12 +46,19 @@ export class NameCache {
   private readonly attrs: AttrCache
   private readonly counters: NameCacheCounters
   private readonly dirs: LRUCache<string, DirNames>
+  /** Entries over all directories. */
+  private names = 0
 
   constructor(attrs: AttrCache, opts: NameCacheOptions, counters: NameCacheCounters) {
     this.opts = opts
     this.attrs = attrs
     this.counters = counters
-    this.dirs = new LRUCache({ max: Math.max(1, opts.maxDirs) })
+    this.dirs = new LRUCache({
+      max: Math.max(1, opts.maxDirs),
+      dispose: (d, _key, reason) => {
+        if (reason !== 'set') this.names -= d.names.size
+      },
+    })
     attrs.onChange(ev => {
       if (ev.before.type === ftype3.NF3DIR) this.dropKey(ev.key)
     })
@@ -92,7 +102,7 @@ export class NameCache {
 
   /** name in dir is fh (LOOKUP, CREATE, MKDIR, SYMLINK, LINK, RENAME target, READDIRPLUS). */
   addPositive(dir: Buffer, name: string, fh: Buffer): void {
-    this.set(dir, name, Buffer.from(fh))
+    this.set(dir, name, ownCopy(fh))
   }
 
   /** name in dir does not exist (LOOKUP NOENT, REMOVE, RMDIR, RENAME source). */
@@ -105,8 +115,13 @@ export class NameCache {
   remove(dir: Buffer, name: string): void {
     const d = this.dirs.peek(handleKey(dir))
     if (d === undefined) return
-    d.names.delete(name)
+    if (d.names.delete(name)) this.names--
     d.complete = false
+  }
+
+  /** Entries cached over all directories. */
+  get size(): number {
+    return this.names
   }
 
   /** Forget every entry of a directory (its attributes changed, or a walk met ESTALE). */
@@ -131,12 +146,20 @@ export class NameCache {
       this.dirs.set(key, d)
     }
     const names = d.names
-    names.delete(name)
+    if (names.delete(name)) this.names--
     names.set(name, value)
+    this.names++
     if (names.size > this.opts.maxNamesPerDir) {
       const oldest = names.keys().next()
-      if (oldest.done !== true) names.delete(oldest.value)
+      if (oldest.done !== true && names.delete(oldest.value)) this.names--
       d.complete = false
+    }
+    const max = this.opts.maxNames ?? Infinity
+    // Whole directories go, least recently used first; never the one just added to.
+    while (this.names > max && this.dirs.size > 1) {
+      const lru = this.dirs.rkeys().next().value
+      if (lru === undefined || lru === key) break
+      this.dirs.delete(lru)
     }
   }
 }

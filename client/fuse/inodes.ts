@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto'
 import { handleKey } from '../cache/attr-cache.ts'
 import type { NfsClient } from '../nfs-client.ts'
+import { ownCopy } from '../cache/own-copy.ts'
 import { FUSE_ROOT_ID } from './abi.ts'
 
 export interface Inode {
@@ -98,7 +99,7 @@ export class InodeTable {
   }
 
   private add(nodeid: bigint, fh: Buffer): Inode {
-    const copy = Buffer.from(fh)
+    const copy = ownCopy(fh)
     const n: Inode = { nodeid, fh: copy, key: handleKey(copy), generation: generationOf(copy), nlookup: 0n, pending: 0, opens: 0, silly: null }
     this.byId.set(nodeid, n)
     this.byKey.set(n.key, n)

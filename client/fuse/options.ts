@@ -34,6 +34,15 @@ function int(name: string, v: string | undefined): number {
   return Number(v)
 }
 
+/** A size in bytes: digits with an optional K, M or G suffix (powers of 1024). */
+function size(name: string, v: string | undefined): number {
+  const m = v === undefined ? null : /^(\d+)([KMG]?)$/i.exec(v)
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m?.[2] ?? '').toUpperCase()] ?? 1
+  const n = m === null ? NaN : Number(m[1]) * unit
+  if (!Number.isSafeInteger(n)) throw new MountOptionError(`option ${name} needs a size (bytes, or a number with K, M or G)`)
+  return n
+}
+
 function num(name: string, v: string | undefined): number {
   if (v === undefined || !/^\d+(\.\d+)?$/.test(v)) throw new MountOptionError(`option ${name} needs a number`)
   return Number(v)
@@ -80,6 +89,10 @@ function apply(m: MountOptions, name: string, v: string | undefined): void {
       else if (v === 'pos') c.lookupcache = 'positive'
       else throw new MountOptionError(`option lookupcache: '${v ?? ''}'`)
       return
+    // Memory (README "Memory"): the clean block cache, the dirty limit, the idle trim (seconds; 0 off).
+    case 'blockcache': c.blockCacheBytes = size(name, v); return
+    case 'dirtylimit': c.dirtyLimitBytes = size(name, v); return
+    case 'idletrim': c.idleTrimMs = num(name, v) * 1000; return
     case 'rdirplus': c.readdirplus = true; return
     case 'nordirplus': c.readdirplus = false; return
     case 'vers':
@@ -92,9 +105,18 @@ function apply(m: MountOptions, name: string, v: string | undefined): void {
   }
 }
 
-/** Parse one or more comma lists (`-o a,b=1 -o c`). Linux NFS mounts are hard by default, and so are ours. */
+/**
+ * A mount's clean block cache: the kernel caches pages of its own, so ours holds little
+ * more than read-ahead (two windows of 16 MiB).
+ */
+export const MOUNT_BLOCK_CACHE_BYTES = 32 * 1024 * 1024
+
+/**
+ * Parse one or more comma lists (`-o a,b=1 -o c`). Linux NFS mounts are hard by default, and so
+ * are ours. The daemon is a process of its own: when idle it also collects garbage.
+ */
 export function parseMountOptions(lists: readonly string[]): MountOptions {
-  const m: MountOptions = { client: { hard: true }, readOnly: false, allowOther: false, suid: false, dev: false, exec: true, fixedIdentity: false }
+  const m: MountOptions = { client: { hard: true, blockCacheBytes: MOUNT_BLOCK_CACHE_BYTES, idleGc: true }, readOnly: false, allowOther: false, suid: false, dev: false, exec: true, fixedIdentity: false }
   for (const list of lists) {
     for (const item of list.split(',')) {
       if (item === '') continue

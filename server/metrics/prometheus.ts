@@ -5,6 +5,7 @@
  * layer counts) and CallMetrics (what the handler wrapper measures).
  */
 import { readdirSync } from 'node:fs'
+import type { MemoryHolder, ReclaimStats } from '../memory.ts'
 import type { RpcStats } from '../rpc/stats.ts'
 import type { CallMetrics, ProcMetrics } from './instrument.ts'
 
@@ -65,7 +66,13 @@ const COUNTERS = [
   ['tsnfs_udp_overload_drops_total', 'udpOverloadDrops', 'UDP calls dropped because the server-wide in-flight cap was reached (clients retransmit).'],
 ] as const
 
-export function renderPrometheus(calls: CallMetrics, sources: readonly StatsSource[]): string {
+/** The server's pools and caches and what the idle reclaim did (server/memory.ts). */
+export interface MemorySource {
+  holders: readonly MemoryHolder[]
+  stats: ReclaimStats
+}
+
+export function renderPrometheus(calls: CallMetrics, sources: readonly StatsSource[], memory?: MemorySource): string {
   const x = new Exposition()
   const procLabels = (key: string): Labels => {
     const m = calls.procs.get(key)
@@ -99,17 +106,41 @@ export function renderPrometheus(calls: CallMetrics, sources: readonly StatsSour
   x.family('tsnfs_connections_open', 'gauge', 'TCP connections open now.')
   for (const s of sources) x.sample('tsnfs_connections_open', { listener: s.listener }, s.stats.connectionsOpen)
 
-  const mem = process.memoryUsage()
-  x.family('process_resident_memory_bytes', 'gauge', 'Resident set size in bytes.')
-  x.sample('process_resident_memory_bytes', {}, mem.rss)
-  x.family('nodejs_heap_used_bytes', 'gauge', 'V8 heap in use, in bytes.')
-  x.sample('nodejs_heap_used_bytes', {}, mem.heapUsed)
+  processMemory(x)
+  if (memory !== undefined) memoryHolders(x, memory)
   const fds = openFds()
   if (fds !== null) {
     x.family('process_open_fds', 'gauge', 'Open file descriptors.')
     x.sample('process_open_fds', {}, fds)
   }
   return x.text()
+}
+
+/** process.memoryUsage(): where resident memory goes (V8 heap, Buffers and other memory outside it). */
+function processMemory(x: Exposition): void {
+  const mem = process.memoryUsage()
+  const gauges = [
+    ['process_resident_memory_bytes', 'Resident set size in bytes.', mem.rss],
+    ['nodejs_heap_size_total_bytes', 'V8 heap reserved, in bytes.', mem.heapTotal],
+    ['nodejs_heap_used_bytes', 'V8 heap in use, in bytes.', mem.heapUsed],
+    ['nodejs_external_memory_bytes', 'Memory of C++ objects bound to JavaScript objects (Buffers included), in bytes.', mem.external],
+    ['nodejs_array_buffers_bytes', 'Memory of ArrayBuffers and Buffers (part of external), in bytes.', mem.arrayBuffers],
+  ] as const
+  for (const [name, help, v] of gauges) {
+    x.family(name, 'gauge', help)
+    x.sample(name, {}, v)
+  }
+}
+
+function memoryHolders(x: Exposition, m: MemorySource): void {
+  x.family('tsnfs_memory_pool_bytes', 'gauge', 'Free buffers held by a pool for reuse, in bytes (trimmed when the server is idle).')
+  for (const h of m.holders) if (h.kind === 'pool') x.sample('tsnfs_memory_pool_bytes', { pool: h.name }, h.bytes())
+  x.family('tsnfs_memory_cache_bytes', 'gauge', 'Bytes held by a cache (an estimate for the duplicate request cache).')
+  for (const h of m.holders) if (h.kind === 'cache') x.sample('tsnfs_memory_cache_bytes', { cache: h.name }, h.bytes())
+  x.family('tsnfs_memory_reclaims_total', 'counter', 'Idle periods after which pools were trimmed and garbage collected.')
+  x.sample('tsnfs_memory_reclaims_total', {}, m.stats.reclaims)
+  x.family('tsnfs_memory_trimmed_bytes_total', 'counter', 'Bytes pools and caches let go when the server was idle.')
+  x.sample('tsnfs_memory_trimmed_bytes_total', {}, m.stats.trimmedBytes)
 }
 
 function labelsOf(m: ProcMetrics): Labels {

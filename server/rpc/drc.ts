@@ -10,7 +10,10 @@
 import { LRUCache } from 'lru-cache'
 
 export interface DrcOptions {
+  /** Entries kept at most. */
   max: number
+  /** Bytes the entries may charge at most (ENTRY_COST each, more for a larger reply); default: no byte bound. */
+  maxBytes?: number
   ttlMs: number
 }
 
@@ -25,6 +28,13 @@ const CHECKSUM_BYTES = 256
 /** Replies up to this size are packed into shared slabs; bigger ones get their own buffer. */
 const SLAB_ITEM_MAX = 4096
 const SLAB_SIZE = 64 * 1024
+/**
+ * What an entry charges against maxBytes when its reply is at most REPLY_INCLUDED bytes (nearly
+ * all: WRITE, CREATE, SETATTR replies are a few hundred): the key string, the entry, the LRU's
+ * slots, the reply and its share of a slab. A larger reply charges its length on top.
+ */
+export const DRC_ENTRY_COST = 1024
+const REPLY_INCLUDED = 512
 
 /**
  * Bump allocation of cached replies in our own 64 KiB slabs: an allocation of
@@ -66,7 +76,24 @@ export class DuplicateRequestCache {
   inProgressDrops = 0
 
   constructor(opts: DrcOptions) {
-    this.cache = new LRUCache<string, Entry>({ max: opts.max, ttl: opts.ttlMs })
+    this.cache = new LRUCache<string, Entry>({
+      max: opts.max,
+      ttl: opts.ttlMs,
+      maxSize: Math.max(opts.maxBytes ?? Number.MAX_SAFE_INTEGER, DRC_ENTRY_COST),
+      sizeCalculation: () => DRC_ENTRY_COST,
+    })
+  }
+
+  /** Bytes charged by the entries (an estimate, see DRC_ENTRY_COST). */
+  get bytes(): number {
+    return this.cache.calculatedSize
+  }
+
+  /** Drop expired entries now (lru-cache drops them only when touched), so their slabs can be freed; returns the bytes dropped. */
+  trim(): number {
+    const before = this.cache.calculatedSize
+    this.cache.purgeStale()
+    return before - this.cache.calculatedSize
   }
 
   static key(address: string, xid: number, prog: number, vers: number, proc: number, args: Buffer): string {
@@ -104,7 +131,8 @@ export class DuplicateRequestCache {
     const reply = this.arena.copy(chunks)
     // Usually the in-progress entry begin() made: filled in place (a second set() is dearer).
     const e = this.cache.peek(key)
-    if (e !== undefined) e.reply = reply
+    if (reply.length > REPLY_INCLUDED) this.cache.set(key, { reply }, { size: DRC_ENTRY_COST + reply.length })
+    else if (e !== undefined) e.reply = reply
     else this.cache.set(key, { reply })
   }
 

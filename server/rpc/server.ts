@@ -12,6 +12,8 @@ import { ConnectionAdmission } from './admission.ts'
 import { InFlightBudget } from './budget.ts'
 import type { DispatchEnv } from './dispatch.ts'
 import { DuplicateRequestCache } from './drc.ts'
+import { RecordBufferPool } from '../../xdr/record.ts'
+import type { MemoryHolder } from '../memory.ts'
 import { peerOf } from './peer.ts'
 import type { RpcProgram } from './program.ts'
 import { createStats } from './stats.ts'
@@ -39,7 +41,14 @@ export interface RpcLimits {
   /** Unsent reply bytes per connection above which it is not read (a peer that does not read its replies). */
   maxBufferedOutput: number
   drcEntries: number
+  /** Bytes the duplicate request cache may hold (about 1 KiB per entry, more for a large reply). */
+  drcBytes: number
   drcTtlMs: number
+  /**
+   * Free record buffers (~1 MiB each, for large WRITEs) kept for reuse while busy, in bytes,
+   * shared by all connections; trimmed to none when the server is idle (trimMemory).
+   */
+  recordPoolBytes: number
   /** Larger datagrams are dropped unanswered. */
   maxUdpDatagram: number
 }
@@ -54,7 +63,9 @@ export const DEFAULT_RPC_LIMITS: Readonly<RpcLimits> = Object.freeze({
   recordTimeoutMs: 30_000,
   maxBufferedOutput: 4 * 1024 * 1024,
   drcEntries: 16_384,
+  drcBytes: 16 * 1024 * 1024,
   drcTtlMs: 120_000,
+  recordPoolBytes: 48 * 1024 * 1024,
   maxUdpDatagram: 65_535,
 })
 
@@ -81,6 +92,7 @@ export class RpcServer {
   readonly limits: Readonly<RpcLimits>
   readonly stats: RpcStats
   private readonly env: DispatchEnv
+  private readonly recordPool: RecordBufferPool
   private readonly log: Logger
   private readonly budget: InFlightBudget
   private readonly admission: ConnectionAdmission
@@ -103,9 +115,20 @@ export class RpcServer {
     }
     this.env = {
       programs,
-      drc: new DuplicateRequestCache({ max: this.limits.drcEntries, ttlMs: this.limits.drcTtlMs }),
+      drc: new DuplicateRequestCache({ max: this.limits.drcEntries, maxBytes: this.limits.drcBytes, ttlMs: this.limits.drcTtlMs }),
       stats: this.stats,
     }
+    this.recordPool = new RecordBufferPool({ maxBytes: this.limits.recordPoolBytes })
+  }
+
+  /** The record pool and the duplicate request cache, for the metrics and the idle reclaim (names get `prefix`). */
+  memoryHolders(prefix = ''): MemoryHolder[] {
+    const pool = this.recordPool
+    const drc = this.env.drc
+    return [
+      { name: `${prefix}record`, kind: 'pool', bytes: () => pool.bytes, trim: () => pool.trim() },
+      { name: `${prefix}drc`, kind: 'cache', bytes: () => drc.bytes, trim: () => drc.trim() },
+    ]
   }
 
   /** Bind TCP and UDP on the same port; with port 0, the kernel picks one free for both. */
@@ -176,7 +199,7 @@ export class RpcServer {
       }
       this.stats.connectionsAccepted++
       this.stats.connectionsOpen++
-      const conn = new RpcConnection(socket, this.env, this.limits, this.log, this.budget)
+      const conn = new RpcConnection(socket, this.env, this.limits, this.log, this.budget, this.recordPool)
       this.connections.add(conn)
       conn.socket.on('close', () => {
         this.stats.connectionsOpen--

@@ -9,7 +9,8 @@
  * one buffer, large chunks (READ data) written by reference.
  */
 import type { Socket } from 'node:net'
-import { RecordBufferPool, RecordError, RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
+import { RecordError, RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
+import type { RecordBufferPool } from '../../xdr/record.ts'
 import type { Logger } from '../logger.ts'
 import type { InFlightBudget } from './budget.ts'
 import { withDirectReads } from './direct-read.ts'
@@ -38,14 +39,6 @@ const JOIN_BELOW = 16 * 1024
  * right after its read and copies the bytes out before any other read.
  */
 const SCRATCH = Buffer.allocUnsafeSlow(64 * 1024)
-
-/**
- * Record buffers for large records, shared by all connections: 48 (~51 MiB)
- * cover a client with 32 1 MiB WRITEs in flight plus the next burst, so a
- * stream of WRITEs allocates nothing (fresh buffers are page-faulted in and
- * count as external memory, which drives V8's mark-compacts).
- */
-const RECORD_POOL = new RecordBufferPool(48)
 
 export class RpcConnection {
   readonly socket: Socket
@@ -77,11 +70,17 @@ export class RpcConnection {
   /** When the first byte of the record being received arrived, or null between records. */
   private recordStartedAt: number | null = null
 
-  /** `socket` may be an accepted socket still paused (pauseOnConnect): it is then read directly (direct-read.ts). */
-  constructor(accepted: Socket, env: DispatchEnv, limits: ConnectionLimits, log: Logger, budget: InFlightBudget) {
+  /**
+   * `socket` may be an accepted socket still paused (pauseOnConnect): it is then read directly
+   * (direct-read.ts). `pool`: record buffers for large records, shared by the server's
+   * connections (the default 48 MiB covers a client with 32 1 MiB WRITEs in flight plus the
+   * next burst, so a stream of WRITEs allocates nothing: fresh buffers are page-faulted in and
+   * count as external memory, which drives V8's mark-compacts).
+   */
+  constructor(accepted: Socket, env: DispatchEnv, limits: ConnectionLimits, log: Logger, budget: InFlightBudget, pool: RecordBufferPool) {
     this.env = env
     this.budget = budget
-    const reader = new RecordReader(limits.maxRecordSize, { pool: RECORD_POOL })
+    const reader = new RecordReader(limits.maxRecordSize, { pool })
     this.reader = reader
     const direct = withDirectReads(accepted, { buffer: () => reader.readTarget(SCRATCH), onRead: this.onRead })
     this.socket = direct ?? accepted

@@ -47,10 +47,17 @@ t.test('the table from a fixed exposition', async (t) => {
     'tsnfs_connections_open{listener="nfs"} 1',
     'tsnfs_connections_accepted_total{listener="nfs"} 3',
     'tsnfs_rpc_received_bytes_total{listener="nfs"} 2048',
+    'process_resident_memory_bytes 104857600',
+    'nodejs_heap_used_bytes 20971520',
+    'nodejs_external_memory_bytes 3145728',
+    'tsnfs_memory_pool_bytes{pool="record"} 2228224',
+    'tsnfs_memory_pool_bytes{pool="chunks"} 1048576',
+    'tsnfs_memory_cache_bytes{cache="drc"} 1024',
+    'tsnfs_memory_reclaims_total 2',
     '',
   ].join('\n')
   const samples = parseExposition(text)
-  t.equal(samples.length, 14)
+  t.equal(samples.length, 21)
   t.same(samples[2]?.labels, { program: 'NFS_PROGRAM', version: '3', procedure: 'NFSPROC3_LOOKUP', le: '0.0001' })
   const out = formatStats(samples).split('\n')
   t.equal(out[0], 'procedure    calls  failed   mean      p50       p99')
@@ -60,4 +67,6 @@ t.test('the table from a fixed exposition', async (t) => {
   t.equal(out[5], 'dropped      0 records, DRC hits 2, DRC in-progress drops 0')
   t.equal(out[6], 'connections  1 open, 3 accepted, 0 framing errors')
   t.equal(out[7], 'bytes        2.0 KiB in, 0 B out')
+  t.equal(out[8], 'memory       100.0 MiB resident, 20.0 MiB heap, 3.0 MiB external')
+  t.equal(out[9], 'pools        3.1 MiB free buffers, caches 1.0 KiB, 2 idle reclaims')
 })

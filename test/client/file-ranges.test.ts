@@ -58,6 +58,6 @@ t.test('options: block size from rsize and wsize, defaults', async t => {
   t.equal(blockSizeOf(1024, 4096), 1024, 'tiny sizes kept')
   const o = resolveFileDataOptions({}, 65536, 65536)
   t.equal(o.readaheadBlocks, 16)
-  t.equal(o.blockCacheBytes, 256 * 1024 * 1024)
+  t.equal(o.blockCacheBytes, 64 * 1024 * 1024)
   t.equal(resolveFileDataOptions({ readahead: 0 }, 65536, 65536).readaheadBlocks, 0)
 })

@@ -65,7 +65,7 @@ t.test('mount options', async t => {
     dev: false,
     exec: true,
     fixedIdentity: true,
-    client: { hard: false, rsize: 65536, wsize: 32768, actimeo: 5, acregmin: 1, noac: true, nfsport: 2049, mountport: 20048, proto: 'udp', uid: 1000, gid: 100, timeoutMs: 700, retrans: 4 },
+    client: { hard: false, blockCacheBytes: 32 * 1024 * 1024, idleGc: true, rsize: 65536, wsize: 32768, actimeo: 5, acregmin: 1, noac: true, nfsport: 2049, mountport: 20048, proto: 'udp', uid: 1000, gid: 100, timeoutMs: 700, retrans: 4 },
   })
   t.equal(parseMountOptions([]).client.hard, true, 'hard by default, as Linux')
   t.throws(() => parseMountOptions(['bogus']), { code: 'FUSE_BAD_OPTION' })
@@ -75,6 +75,18 @@ t.test('mount options', async t => {
   t.equal(sourceUrl('[::1]:/e'), 'nfs://[::1]/e')
   t.equal(sourceUrl('nfs://h/e?nfsport=1'), 'nfs://h/e?nfsport=1')
   t.throws(() => sourceUrl('no-colon'), { code: 'FUSE_BAD_OPTION' })
+})
+
+t.test('mount options for memory: sizes with suffixes, the idle trim in seconds, bad values refused', async t => {
+  const o = parseMountOptions(['blockcache=8M,dirtylimit=65536,idletrim=2.5'])
+  t.equal(o.client.blockCacheBytes, 8 * 1024 * 1024)
+  t.equal(o.client.dirtyLimitBytes, 65536)
+  t.equal(o.client.idleTrimMs, 2500)
+  t.equal(parseMountOptions(['blockcache=1g']).client.blockCacheBytes, 1024 ** 3)
+  t.equal(parseMountOptions(['idletrim=0']).client.idleTrimMs, 0, 'idletrim=0: never')
+  for (const bad of ['blockcache', 'blockcache=', 'blockcache=-1', 'blockcache=8T', 'blockcache=1.5M', 'dirtylimit=lots', 'idletrim=-3', 'idletrim=soon']) {
+    t.throws(() => parseMountOptions([bad]), { code: 'FUSE_BAD_OPTION' }, bad)
+  }
 })
 
 t.test('struct layouts and conversions', async t => {

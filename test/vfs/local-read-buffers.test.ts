@@ -9,7 +9,7 @@ const MiB = 1024 * 1024
 const OWNER = { uid: 0, gid: 0 }
 
 t.test('a released buffer is reused; a lent one never', (t) => {
-  const pool = new ReadBuffers(1024, 2)
+  const pool = new ReadBuffers(1024, { maxBytes: 2 * 1024 })
   const a = pool.take(1024)
   const b = pool.take(1000)
   t.not(a.buf, b.buf, 'two loans, two buffers')
@@ -36,7 +36,7 @@ t.test('a released buffer is reused; a lent one never', (t) => {
 })
 
 t.test('small and oversized reads get their own buffers, outside the pool', (t) => {
-  const pool = new ReadBuffers(1024, 4)
+  const pool = new ReadBuffers(1024, { maxBytes: 4 * 1024 })
   const small = pool.take(100)
   t.equal(small.buf.length, 100)
   t.equal(small.release, null)
@@ -79,4 +79,16 @@ t.test('LocalVfs.read lends large reads; data stays intact until released', asyn
   const empty = await vfs.read(made.ref, 0n, MiB)
   t.equal(empty.data.length, 0)
   t.equal(empty.eof, true)
+})
+
+t.test('idle buffers are bounded in bytes and trim() lets them go down to the floor', (t) => {
+  const pool = new ReadBuffers(1024, { maxBytes: 3 * 1024, floorBytes: 1024 })
+  const loans = [pool.take(1024), pool.take(1024), pool.take(1024), pool.take(1024)]
+  for (const l of loans) l.release?.()
+  t.equal(pool.idle, 3, 'four given back, three kept')
+  t.equal(pool.bytes, 3 * 1024)
+  t.equal(pool.trim(), 2 * 1024)
+  t.equal(pool.idle, 1)
+  t.equal(pool.bytes, 1024)
+  t.end()
 })

@@ -3,7 +3,7 @@ import { ChunkPool } from '../../vfs/memory/chunk-pool.ts'
 import { CHUNK_SIZE, FileData } from '../../vfs/memory/file-data.ts'
 
 t.test('freed full chunks are reused, never showing their old bytes', async (t) => {
-  const pool = new ChunkPool(CHUNK_SIZE, 4)
+  const pool = new ChunkPool(CHUNK_SIZE, { maxBytes: 4 * CHUNK_SIZE })
   const a = new FileData(pool)
   a.write(0n, Buffer.alloc(2 * CHUNK_SIZE, 0xaa))
   a.clear()
@@ -18,7 +18,7 @@ t.test('freed full chunks are reused, never showing their old bytes', async (t) 
 })
 
 t.test('a chunk lent to a reply is not reused', async (t) => {
-  const pool = new ChunkPool(CHUNK_SIZE, 4)
+  const pool = new ChunkPool(CHUNK_SIZE, { maxBytes: 4 * CHUNK_SIZE })
   const a = new FileData(pool)
   a.write(0n, Buffer.alloc(CHUNK_SIZE, 1))
   const view = a.read(0n, CHUNK_SIZE) // a view of the chunk (large reads are not copied)
@@ -30,7 +30,7 @@ t.test('a chunk lent to a reply is not reused', async (t) => {
 })
 
 t.test('the pool is bounded and keeps only full chunks', async (t) => {
-  const pool = new ChunkPool(CHUNK_SIZE, 1)
+  const pool = new ChunkPool(CHUNK_SIZE, { maxBytes: CHUNK_SIZE })
   pool.give(Buffer.alloc(CHUNK_SIZE))
   pool.give(Buffer.alloc(CHUNK_SIZE))
   pool.give(Buffer.alloc(10))
@@ -40,7 +40,7 @@ t.test('the pool is bounded and keeps only full chunks', async (t) => {
 })
 
 t.test('a lent chunk returns to the pool when its last loan ends, not before', async (t) => {
-  const pool = new ChunkPool(CHUNK_SIZE, 4)
+  const pool = new ChunkPool(CHUNK_SIZE, { maxBytes: 4 * CHUNK_SIZE })
   const a = new FileData(pool)
   a.write(0n, Buffer.alloc(CHUNK_SIZE, 1))
   const first = a.readLent(0n, CHUNK_SIZE)
@@ -57,7 +57,7 @@ t.test('a lent chunk returns to the pool when its last loan ends, not before', a
 })
 
 t.test('a chunk copied on write is pooled once the reply that saw it is sent', async (t) => {
-  const pool = new ChunkPool(CHUNK_SIZE, 4)
+  const pool = new ChunkPool(CHUNK_SIZE, { maxBytes: 4 * CHUNK_SIZE })
   const a = new FileData(pool)
   a.write(0n, Buffer.alloc(CHUNK_SIZE, 1))
   const lent = a.readLent(0n, CHUNK_SIZE)
@@ -72,9 +72,25 @@ t.test('a chunk copied on write is pooled once the reply that saw it is sent', a
 })
 
 t.test('small reads are copies, not loans', async (t) => {
-  const a = new FileData(new ChunkPool(CHUNK_SIZE, 4))
+  const a = new FileData(new ChunkPool(CHUNK_SIZE, { maxBytes: 4 * CHUNK_SIZE }))
   a.write(0n, Buffer.alloc(CHUNK_SIZE, 3))
   const r = a.readLent(0n, 4096)
   t.equal(r.release, undefined)
   t.equal(r.data[0], 3)
+})
+
+t.test('the pool is bounded in bytes (whole chunks) and trim() keeps only the floor', async (t) => {
+  const pool = new ChunkPool(CHUNK_SIZE, { maxBytes: 3.5 * CHUNK_SIZE, floorBytes: CHUNK_SIZE })
+  for (let i = 0; i < 6; i++) pool.give(Buffer.alloc(CHUNK_SIZE))
+  t.equal(pool.available, 3, '3.5 chunks of bytes keep 3 chunks')
+  t.equal(pool.bytes, 3 * CHUNK_SIZE)
+  t.equal(pool.trim(), 2 * CHUNK_SIZE, 'two chunks let go')
+  t.equal(pool.available, 1, 'the floor stays')
+  t.equal(pool.trim(), 0, 'nothing more above the floor')
+  t.ok(pool.take())
+  t.equal(pool.take(), undefined)
+  t.equal(pool.misses, 1, 'a take from an empty pool counts a miss')
+  const none = new ChunkPool(CHUNK_SIZE, { maxBytes: 0 })
+  none.give(Buffer.alloc(CHUNK_SIZE))
+  t.equal(none.available, 0, 'maxBytes 0: nothing is kept')
 })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { FRAGMENT_COST, RecordBufferPool, RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
+import { FRAGMENT_COST, RECORD_BUFFER_SIZE, RecordBufferPool, RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
 
 function fragment(data: Buffer, last: boolean): Buffer {
   const h = Buffer.alloc(4)
@@ -177,7 +177,7 @@ t.test('direct reads: multi-fragment records and the size limit still apply', as
 })
 
 t.test('a shared record pool hands buffers between readers and stays bounded', async t => {
-  const pool = new RecordBufferPool(1)
+  const pool = new RecordBufferPool({ maxBytes: RECORD_BUFFER_SIZE })
   const r1 = new RecordReader(2 * 1024 * 1024, { pool })
   const r2 = new RecordReader(2 * 1024 * 1024, { pool })
   const body = Buffer.alloc(128 * 1024, 9)
@@ -192,8 +192,24 @@ t.test('a shared record pool hands buffers between readers and stays bounded', a
   t.equal(pool.size, 0)
 })
 
+t.test('the record pool is bounded in bytes and trim() keeps only the floor', async t => {
+  const pool = new RecordBufferPool({ maxBytes: 3.5 * RECORD_BUFFER_SIZE, floorBytes: RECORD_BUFFER_SIZE })
+  const taken = [pool.take(), pool.take(), pool.take(), pool.take(), pool.take()]
+  t.equal(pool.allocations, 5, 'an empty pool allocates')
+  for (const b of taken) {
+    t.equal(b.length, RECORD_BUFFER_SIZE)
+    pool.give(b)
+  }
+  t.equal(pool.size, 3, 'whole buffers within 3.5 buffers of bytes')
+  t.equal(pool.bytes, 3 * RECORD_BUFFER_SIZE)
+  t.equal(pool.trim(), 2 * RECORD_BUFFER_SIZE)
+  t.equal(pool.size, 1, 'the floor stays')
+  t.equal(pool.take(), taken[0], 'the kept buffer is reused')
+  t.equal(pool.allocations, 5)
+})
+
 t.test('direct reads: bare headers of large fragments reserve no record buffer', async t => {
-  const pool = new RecordBufferPool(4)
+  const pool = new RecordBufferPool({ maxBytes: 4 * RECORD_BUFFER_SIZE })
   const r = new RecordReader(4 * 1024 * 1024, { pool })
   const scratch = Buffer.alloc(65536)
   const head = Buffer.alloc(4)

@@ -78,6 +78,12 @@ export interface LocalVfsOptions {
   nameCacheEntries?: number
   /** Told once per process when the native times helper cannot be loaded (timestamps then fall back to touch(1)). */
   warn?: (msg: string) => void
+  /**
+   * Where READ data is read into (1 MiB buffers lent to the reply until sent). Several exports
+   * may share one; the server trims it when idle. Default: one of this backend's own keeping up
+   * to 32 MiB of idle buffers.
+   */
+  readBuffers?: ReadBuffers
 }
 
 export interface LocalVfsStats {
@@ -93,9 +99,9 @@ export interface LocalVfsStats {
 }
 
 const SWEEP_MS = 1000
-/** READs of up to 1 MiB (the server's usual rtmax) read into pooled buffers; 32 idle ones are kept (32 MiB). */
-const READ_BUFFER_SIZE = 1024 * 1024
-const READ_BUFFERS_IDLE = 32
+/** READs of up to 1 MiB (the server's usual rtmax) read into pooled buffers; by default up to 32 MiB of idle ones are kept. */
+export const READ_BUFFER_SIZE = 1024 * 1024
+export const DEFAULT_READ_POOL_BYTES = 32 * 1024 * 1024
 const WRITE_BACKOFF_MS = 1000
 
 export class LocalVfs implements Vfs {
@@ -104,7 +110,7 @@ export class LocalVfs implements Vfs {
   readonly #paths: FdCache
   readonly #io: IoFiles
   readonly #snaps: DirSnapshots
-  readonly #bufs = new ReadBuffers(READ_BUFFER_SIZE, READ_BUFFERS_IDLE)
+  readonly #bufs: ReadBuffers
   readonly #writeGate: SyncGate
   readonly #names: NameAttrCache
   readonly #core: LocalCore
@@ -115,6 +121,7 @@ export class LocalVfs implements Vfs {
 
   constructor(o: LocalVfsOptions) {
     reportNoNativeTimes(o.warn)
+    this.#bufs = o.readBuffers ?? new ReadBuffers(READ_BUFFER_SIZE, { maxBytes: DEFAULT_READ_POOL_BYTES })
     const rootFd = fs.openSync(o.root, PIN_DIR_FLAGS & ~fs.constants.O_NOFOLLOW)
     const rootSt = fs.fstatSync(rootFd, { bigint: true })
     const birth = genFromBirth(rootSt)

@@ -1,13 +1,15 @@
 /*
  * Buffers for READ data, reused. A fresh 1 MiB buffer per READ is fresh
  * memory: page faults to touch it and garbage collections to free it
- * (LIMITS.md: allocation plus copy runs at a fraction of a copy into a
- * preallocated buffer). The data is lent to the server, which sends it by
+ * (allocation plus copy runs at a fraction of a copy into a preallocated
+ * buffer). The data is lent to the server, which sends it by
  * reference and calls the loan's release once the reply has been written
  * (Vfs.read's ReadResult.release); only then does the buffer come back. A
  * loan never released (the connection closed first, UDP) just leaves its
  * buffer to the garbage collector.
  */
+import { ChunkPool } from '../memory/chunk-pool.ts'
+import type { PoolLimits } from '../memory/chunk-pool.ts'
 
 export interface ReadBuffer {
   readonly buf: Buffer
@@ -16,19 +18,26 @@ export interface ReadBuffer {
 }
 
 export class ReadBuffers {
-  readonly #size: number
-  readonly #max: number
-  readonly #free: Buffer[] = []
+  readonly #pool: ChunkPool
 
-  /** Buffers of `size` bytes; at most `max` idle ones are kept. */
-  constructor(size: number, max: number) {
-    this.#size = size
-    this.#max = max
+  /** Buffers of `size` bytes; at most `limits.maxBytes` of idle ones are kept, `floorBytes` after trim(). */
+  constructor(size: number, limits: PoolLimits) {
+    this.#pool = new ChunkPool(size, limits)
   }
 
   /** Idle buffers kept (for tests). */
   get idle(): number {
-    return this.#free.length
+    return this.#pool.available
+  }
+
+  /** Bytes of idle buffers kept. */
+  get bytes(): number {
+    return this.#pool.bytes
+  }
+
+  /** Let go of the idle buffers above the floor (the server calls it when idle); returns the bytes. */
+  trim(): number {
+    return this.#pool.trim()
   }
 
   /**
@@ -37,15 +46,16 @@ export class ReadBuffers {
    * is not released.
    */
   take(count: number): ReadBuffer {
-    if (count > this.#size || count <= this.#size / 2) return { buf: Buffer.allocUnsafe(count), release: null }
-    const buf = this.#free.pop() ?? Buffer.allocUnsafeSlow(this.#size)
+    const size = this.#pool.chunkSize
+    if (count > size || count <= size / 2) return { buf: Buffer.allocUnsafe(count), release: null }
+    const buf = this.#pool.take() ?? Buffer.allocUnsafeSlow(size)
     let lent = true
     return {
       buf,
       release: () => {
         if (!lent) return
         lent = false
-        if (this.#free.length < this.#max) this.#free.push(buf)
+        this.#pool.give(buf)
       },
     }
   }

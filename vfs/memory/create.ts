@@ -10,6 +10,7 @@ import { attrOf } from './inode.ts'
 import type { DirInode, Inode, NodeInode } from './inode.ts'
 import type { InodeTable } from './inode-table.ts'
 import { checkNewName } from './names.ts'
+import { ownCopy } from './own-copy.ts'
 import { applySetAttr, checkSetAttr } from './set-attr.ts'
 
 /** pathconf linkmax: links to one file, and subdirectories of one directory. */
@@ -28,7 +29,7 @@ export function prepareNew(table: InodeTable, dir: FileRef, name: Buffer, type: 
 
 export function insertEntry(d: DirInode, name: Buffer, ino: Inode, now: Timespec): void {
   // The name is a view into a network record: keep our own copy.
-  d.dir.add(Buffer.from(name), ino.id)
+  d.dir.add(name, ino.id)
   d.mtime = now
   d.ctime = now
 }
@@ -79,7 +80,7 @@ export function createFile(
   const before = attrOf(d)
   const file = table.newFile(set.mode ?? 0o644, ownerOf(set, owner), now)
   // Kept with the file (a copy: the argument is a view into the request).
-  if (mode.how === 'exclusive') file.verifier = Buffer.from(mode.verifier)
+  if (mode.how === 'exclusive') file.verifier = ownCopy(mode.verifier)
   applyRest(table, file, set, now)
   insertEntry(d, name, file, now)
   return created(file, before, d)

@@ -15,8 +15,7 @@
 export const FIRST_ENTRY_SEQ = 3
 
 export interface DirSlot {
-  /** Our own copy of the name bytes. */
-  readonly name: Buffer
+  /** The name bytes, one code unit each (nameKey): a string, not a Buffer, so that no entry keeps a slice of Node's buffer pool alive. */
   readonly key: string
   readonly id: bigint
   readonly seq: number
@@ -42,9 +41,9 @@ export class Directory {
     return this.#byKey.get(key)
   }
 
-  /** Inserts a new entry; `name` must already be a private copy. The key must not exist. */
+  /** Inserts a new entry (nothing of `name` is kept but its key). The key must not exist. */
   add(name: Buffer, id: bigint): DirSlot {
-    const slot: DirSlot = { name, key: nameKey(name), id, seq: this.#nextSeq++, dead: false }
+    const slot: DirSlot = { key: nameKey(name), id, seq: this.#nextSeq++, dead: false }
     this.#byKey.set(slot.key, slot)
     this.#order.push(slot)
     return slot

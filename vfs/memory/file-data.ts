@@ -9,10 +9,13 @@
  * then goes to the socket by reference). A chunk that has been lent out that
  * way is never modified again: the next write to it replaces it with a copy
  * (copy on write), so a reply still being sent keeps the bytes it was given;
- * the old chunk returns to the pool when the loan ends (loans.ts).
+ * the old chunk returns to the pool when the loan ends (loans.ts). Chunks
+ * come from a ChunkStore (chunk-store.ts): full ones through the pool, small
+ * ones as slots of shared slabs.
  */
 
 import { ChunkPool } from './chunk-pool.ts'
+import { ChunkStore } from './chunk-store.ts'
 import { Loans } from './loans.ts'
 
 /** 1 MiB: a whole rsize/wsize READ or WRITE touches one chunk. */
@@ -21,9 +24,22 @@ const CHUNK = BigInt(CHUNK_SIZE)
 /** Chunk buffers grow to a multiple of this, and at least double, so appends do not reallocate per write. */
 const GROW_STEP = 4096
 
-/** Up to 256 MiB of freed chunks are kept for reuse, shared by every file of the process. */
-const sharedPool = new ChunkPool(CHUNK_SIZE, 256)
-const sharedLoans = new Loans(sharedPool)
+/** Freed chunks kept for reuse by files given no pool of their own (MemoryVfsOptions.chunkPool): up to 256 MiB. */
+export const DEFAULT_CHUNK_POOL_BYTES = 256 * 1024 * 1024
+const sharedPool = new ChunkPool(CHUNK_SIZE, { maxBytes: DEFAULT_CHUNK_POOL_BYTES })
+/** One store and one Loans per pool, shared by every file using it: a chunk goes back where it came from. */
+const byPool = new WeakMap<ChunkPool, { store: ChunkStore; loans: Loans }>()
+
+/** The store of chunks (full ones and slabs) over `pool`. */
+export function chunkStoreOf(pool: ChunkPool): { store: ChunkStore; loans: Loans } {
+  let s = byPool.get(pool)
+  if (s === undefined) {
+    const store = new ChunkStore(pool)
+    s = { store, loans: new Loans(store) }
+    byPool.set(pool, s)
+  }
+  return s
+}
 
 /** Smaller reads are copied: cheap, and a 4 KiB read then never costs a chunk copy on the next write. */
 const VIEW_FROM = 32 * 1024
@@ -43,13 +59,14 @@ export class FileData {
   /** Bytes held by all chunk buffers. */
   used = 0
   readonly #chunks = new Map<number, Buffer>()
-  readonly #pool: ChunkPool
-  /** Chunks a read has returned a view of: copied before they change, pooled only when their loans end. */
+  readonly #store: ChunkStore
+  /** Chunks a read has returned a view of: copied before they change, given back only when their loans end. */
   readonly #loans: Loans
 
   constructor(pool: ChunkPool = sharedPool) {
-    this.#pool = pool
-    this.#loans = pool === sharedPool ? sharedLoans : new Loans(pool)
+    const s = chunkStoreOf(pool)
+    this.#store = s.store
+    this.#loans = s.loans
   }
 
   /** Up to `count` bytes from `offset`; short at end of file, empty beyond it. The caller must not modify them. */
@@ -146,12 +163,9 @@ export class FileData {
     const have = chunk?.length ?? 0
     const need = needed(have, end)
     if (chunk !== undefined && need === have && !this.#loans.isLent(chunk)) return chunk
-    let fresh: Buffer
-    if (chunk === undefined && overwritesHead && end === need) {
-      // Every byte is about to be written, so a reused chunk's old contents never show.
-      fresh = (need === CHUNK_SIZE ? this.#pool.take() : undefined) ?? Buffer.allocUnsafe(need)
-    } else {
-      fresh = (need === CHUNK_SIZE ? this.#pool.take() : undefined) ?? Buffer.allocUnsafe(need)
+    // Reused memory: every byte not about to be written is copied or zeroed, so old contents never show.
+    const fresh = this.#store.take(need)
+    if (!(chunk === undefined && overwritesHead && end === need)) {
       const kept = chunk === undefined ? 0 : chunk.copy(fresh, 0, 0, have)
       fresh.fill(0, kept)
     }

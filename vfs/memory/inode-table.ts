@@ -6,8 +6,10 @@ import { randomFillSync } from 'node:crypto'
 import { VfsError } from '../errors.ts'
 import type { FileRef, Owner, Timespec } from '../types.ts'
 import { Directory } from './directory.ts'
+import type { ChunkPool } from './chunk-pool.ts'
 import { FileData } from './file-data.ts'
 import type { DirInode, FileInode, Inode, NodeInode, SymlinkInode } from './inode.ts'
+import { ownCopy } from './own-copy.ts'
 
 /** What one inode costs in fsstat, besides its data: a nominal figure so that free space shrinks with file count. */
 export const INODE_BYTES = 256n
@@ -15,6 +17,11 @@ export const INODE_BYTES = 256n
 export interface TableLimits {
   capacityBytes: bigint
   maxFiles: bigint
+}
+
+export interface TableOptions extends TableLimits {
+  /** Where new files take and give back their chunks (default: the process-wide pool of file-data.ts). */
+  chunkPool?: ChunkPool
 }
 
 type Common = Pick<Inode, 'id' | 'gen' | 'mode' | 'uid' | 'gid' | 'nlink' | 'atime' | 'mtime' | 'ctime'>
@@ -29,8 +36,11 @@ export class InodeTable {
   readonly #genPool = new Uint32Array(1024)
   #genNext = 1024
 
-  constructor(limits: TableLimits) {
-    this.limits = limits
+  readonly #chunkPool: ChunkPool | undefined
+
+  constructor(o: TableOptions) {
+    this.limits = { capacityBytes: o.capacityBytes, maxFiles: o.maxFiles }
+    this.#chunkPool = o.chunkPool
   }
 
   get fileCount(): bigint {
@@ -84,7 +94,7 @@ export class InodeTable {
     // Spelled out rather than spread from #common(): one object of a fixed shape on CREATE's path.
     return this.#add({
       id: this.#nextId++, gen: this.#gen(), mode: mode & 0o7777, uid: owner.uid, gid: owner.gid, nlink: 1,
-      atime: now, mtime: now, ctime: now, type: 'file', data: new FileData(), verifier: null,
+      atime: now, mtime: now, ctime: now, type: 'file', data: new FileData(this.#chunkPool), verifier: null,
     })
   }
 
@@ -97,7 +107,7 @@ export class InodeTable {
   newSymlink(target: Buffer, mode: number, owner: Owner, now: Timespec): SymlinkInode {
     this.reserve(BigInt(target.length), 1n)
     this.#dataBytes += BigInt(target.length)
-    return this.#add({ ...this.#common(mode, owner, now), type: 'symlink', target: Buffer.from(target) })
+    return this.#add({ ...this.#common(mode, owner, now), type: 'symlink', target: ownCopy(target) })
   }
 
   newNode(

@@ -12,15 +12,18 @@
  * closed before the reply went out) leaves the chunk to the garbage
  * collector with its last view, never a leak.
  */
-import type { ChunkPool } from './chunk-pool.ts'
+/** Where a chunk goes once nothing uses it (chunk-store.ts). */
+export interface ChunkSink {
+  give(chunk: Buffer): void
+}
 
 export class Loans {
   readonly #out = new WeakMap<Buffer, number>()
   /** Chunks the file has let go of while they were on loan: pooled when the last loan ends. */
   readonly #dropped = new WeakSet<Buffer>()
-  readonly #pool: ChunkPool
+  readonly #pool: ChunkSink
 
-  constructor(pool: ChunkPool) {
+  constructor(pool: ChunkSink) {
     this.#pool = pool
   }
 

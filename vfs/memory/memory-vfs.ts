@@ -28,6 +28,7 @@ import type {
   Vfs,
   VfsCapabilities,
 } from '../types.ts'
+import type { ChunkPool } from './chunk-pool.ts'
 import { systemClock } from './clock.ts'
 import { createFile, insertEntry, LINK_MAX, makeDir, makeNode, makeSymlink, prepareNew } from './create.ts'
 import { nameKey } from './directory.ts'
@@ -44,6 +45,11 @@ export interface MemoryVfsOptions {
   capacityBytes?: bigint
   /** Inodes the tree may hold; default 10 million. */
   maxFiles?: bigint
+  /**
+   * Where freed 1 MiB chunks wait for reuse (several backends may share one; the server trims
+   * it when idle). Default: one pool for the process, up to 256 MiB.
+   */
+  chunkPool?: ChunkPool
   /** The clock for timestamps (tests pass a fake one). */
   now?: () => Timespec
   /**
@@ -71,6 +77,7 @@ export class MemoryVfs implements Vfs {
     this.#table = new InodeTable({
       capacityBytes: options.capacityBytes ?? 64n * 1024n ** 3n,
       maxFiles: options.maxFiles ?? 10_000_000n,
+      ...(options.chunkPool === undefined ? {} : { chunkPool: options.chunkPool }),
     })
     this.#clock = options.now ?? systemClock()
     this.#root = this.#table.newDir(options.rootMode ?? 0o1777, { uid: 0, gid: 0 }, this.#now(), null)

@@ -34,7 +34,7 @@ export function readdirPage(table: InodeTable, d: DirInode, cookie: bigint, max:
   for (const slot of slots) {
     const ino = table.byId(slot.id)
     // The slot's own name buffer (never modified): a copy per entry is measurable at 200 entries a page.
-    entries.push({ name: slot.name, fileid: ino.id, cookie: BigInt(slot.seq), ref: { id: ino.id, gen: ino.gen }, attr: attrOf(ino) })
+    entries.push({ name: Buffer.from(slot.key, 'latin1'), fileid: ino.id, cookie: BigInt(slot.seq), ref: { id: ino.id, gen: ino.gen }, attr: attrOf(ino) })
   }
   return { entries, eof: !more }
 }

@@ -65,7 +65,7 @@ export function renameEntry(
     table.unlink(victim, now)
   }
   // A new sequence number: a listing of `to` in progress sees the moved entry at most once.
-  to.dir.add(Buffer.from(toName), moved.id)
+  to.dir.add(toName, moved.id)
   if (moved.type === 'dir' && from !== to) {
     from.nlink--
     to.nlink++

@@ -1,0 +1,80 @@
+/*
+ * Memory given back when a client has been idle: once no RPC has been made
+ * for a while, clean cached blocks are dropped (dirty data never lives in
+ * the block cache, see block-cache.ts) and, in a process that owns its heap
+ * (the mount daemon), one full garbage collection runs, so the blocks just
+ * dropped and the garbage the workload left are freed now rather than at a
+ * collection an idle process never triggers. While calls keep coming the
+ * only work is an unref'd timer comparing a counter. The server has the same
+ * in server/memory.ts (the layers share no code but xdr/).
+ */
+import { runInNewContext } from 'node:vm'
+import { setFlagsFromString } from 'node:v8'
+
+/** Checks run this often relative to idleMs, within these bounds. */
+const CHECK_DIVISOR = 4
+const CHECK_MIN_MS = 50
+const CHECK_MAX_MS = 5_000
+
+/**
+ * Calls `onIdle` once `activity()` (a counter that grows with work) has not
+ * changed for `idleMs`, and again only after it has changed and stopped again.
+ */
+export class IdleWatch {
+  private readonly timer: NodeJS.Timeout
+  private last: number
+  private since = performance.now()
+  private fired = false
+
+  constructor(idleMs: number, activity: () => number, onIdle: () => void) {
+    this.last = activity()
+    const every = Math.min(CHECK_MAX_MS, Math.max(CHECK_MIN_MS, Math.floor(idleMs / CHECK_DIVISOR)))
+    this.timer = setInterval(() => {
+      const now = performance.now()
+      const a = activity()
+      if (a !== this.last) {
+        this.last = a
+        this.since = now
+        this.fired = false
+      } else if (!this.fired && now - this.since >= idleMs) {
+        this.fired = true
+        onIdle()
+      }
+    }, every)
+    this.timer.unref()
+  }
+
+  stop(): void {
+    clearInterval(this.timer)
+  }
+}
+
+let gcFn: (() => void) | null | undefined
+
+/**
+ * A full garbage collection, if this process can ask for one: `gc` exists
+ * under `node --expose-gc`; otherwise the flag is set for a moment to get a
+ * context that has it (V8 reads the flag when a context is created) and
+ * cleared again, so no other code sees a global `gc`. Returns whether it ran.
+ */
+export function collectGarbage(): boolean {
+  if (gcFn === undefined) {
+    const own = (globalThis as { gc?: unknown }).gc
+    if (typeof own === 'function') {
+      gcFn = own as () => void
+    } else {
+      try {
+        setFlagsFromString('--expose-gc')
+        const fn: unknown = runInNewContext('typeof gc === "function" ? gc : null')
+        gcFn = typeof fn === 'function' ? (fn as () => void) : null
+      } catch {
+        gcFn = null
+      } finally {
+        setFlagsFromString('--no-expose-gc')
+      }
+    }
+  }
+  if (gcFn === null) return false
+  gcFn()
+  return true
+}

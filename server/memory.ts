@@ -1,0 +1,157 @@
+/*
+ * Memory given back when the server is idle. Pools (record buffers, the
+ * memory backend's freed chunks, the local backend's READ buffers) keep
+ * buffers so that a busy server does not page-fault fresh memory for every
+ * request; once no request has arrived for `idleMs`, they are trimmed to
+ * their floors, clean caches drop what has expired, and one full garbage
+ * collection runs, so the buffers just let go (and the garbage the workload
+ * left) are freed now rather than at some later collection that an idle
+ * process never triggers. While requests keep coming nothing is trimmed:
+ * the only work is an unref'd timer comparing a byte counter.
+ */
+import { runInNewContext } from 'node:vm'
+import { setFlagsFromString } from 'node:v8'
+import type { Logger } from './logger.ts'
+
+/** A pool or cache whose bytes the metrics show and the reclaimer trims. */
+export interface MemoryHolder {
+  /** Metric label: `record`, `chunks`, `read`, `drc`, … */
+  readonly name: string
+  readonly kind: 'pool' | 'cache'
+  /** Bytes held now (free buffers for a pool, entries for a cache). */
+  bytes(): number
+  /** Give back what is not needed while idle (down to a floor, or expired entries); returns the bytes let go. */
+  trim(): number
+}
+
+export interface ServerMemoryOptions {
+  /** No request for this long: trim pools and caches and collect garbage (ms; 0: never). Default 30 s. */
+  idleMs: number
+  /** Freed 1 MiB chunks of memory exports kept for reuse while busy (bytes; default 256 MiB). */
+  chunkPoolBytes: number
+  /** Idle 1 MiB READ buffers of local exports kept while busy (bytes; default 32 MiB). */
+  readPoolBytes: number
+  /** Run a full garbage collection after trimming (default true). */
+  gc: boolean
+}
+
+export const DEFAULT_SERVER_MEMORY: Readonly<ServerMemoryOptions> = Object.freeze({
+  idleMs: 30_000,
+  chunkPoolBytes: 256 * 1024 * 1024,
+  readPoolBytes: 32 * 1024 * 1024,
+  gc: true,
+})
+
+/** Checks run this often relative to idleMs, within these bounds. */
+const CHECK_DIVISOR = 4
+const CHECK_MIN_MS = 50
+const CHECK_MAX_MS = 5_000
+
+/**
+ * Calls `onIdle` once `activity()` (a counter that grows with work) has not
+ * changed for `idleMs`, and again only after it has changed and stopped again.
+ */
+export class IdleWatch {
+  private readonly timer: NodeJS.Timeout
+  private last: number
+  private since = performance.now()
+  private fired = false
+
+  constructor(idleMs: number, activity: () => number, onIdle: () => void) {
+    this.last = activity()
+    const every = Math.min(CHECK_MAX_MS, Math.max(CHECK_MIN_MS, Math.floor(idleMs / CHECK_DIVISOR)))
+    this.timer = setInterval(() => {
+      const now = performance.now()
+      const a = activity()
+      if (a !== this.last) {
+        this.last = a
+        this.since = now
+        this.fired = false
+      } else if (!this.fired && now - this.since >= idleMs) {
+        this.fired = true
+        onIdle()
+      }
+    }, every)
+    this.timer.unref()
+  }
+
+  stop(): void {
+    clearInterval(this.timer)
+  }
+}
+
+let gcFn: (() => void) | null | undefined
+
+/**
+ * A full garbage collection, if this process can ask for one: `gc` exists
+ * under `node --expose-gc`; otherwise the flag is set for a moment to get a
+ * context that has it (V8 reads the flag when a context is created) and
+ * cleared again, so no other code sees a global `gc`. Returns whether it ran.
+ */
+export function collectGarbage(): boolean {
+  if (gcFn === undefined) {
+    const own = (globalThis as { gc?: unknown }).gc
+    if (typeof own === 'function') {
+      gcFn = own as () => void
+    } else {
+      try {
+        setFlagsFromString('--expose-gc')
+        const fn: unknown = runInNewContext('typeof gc === "function" ? gc : null')
+        gcFn = typeof fn === 'function' ? (fn as () => void) : null
+      } catch {
+        gcFn = null
+      } finally {
+        setFlagsFromString('--no-expose-gc')
+      }
+    }
+  }
+  if (gcFn === null) return false
+  gcFn()
+  return true
+}
+
+export interface ReclaimStats {
+  /** Idle periods that trimmed and collected. */
+  reclaims: number
+  /** Bytes let go by trims, over all reclaims. */
+  trimmedBytes: number
+}
+
+/** The server's pools and caches, and the idle reclaim over them. */
+export class MemoryReclaimer {
+  readonly holders: MemoryHolder[] = []
+  readonly stats: ReclaimStats = { reclaims: 0, trimmedBytes: 0 }
+  private readonly gc: boolean
+  private readonly log: Logger | undefined
+  private watch: IdleWatch | null = null
+
+  constructor(opts: { gc: boolean; log?: Logger }) {
+    this.gc = opts.gc
+    this.log = opts.log
+  }
+
+  add(h: MemoryHolder): void {
+    this.holders.push(h)
+  }
+
+  /** Start watching `activity` (0 idleMs: never reclaim). */
+  start(idleMs: number, activity: () => number): void {
+    if (idleMs > 0) this.watch = new IdleWatch(idleMs, activity, () => { this.reclaim() })
+  }
+
+  /** Trim every holder, then collect garbage. Returns the bytes trimmed. */
+  reclaim(): number {
+    let trimmed = 0
+    for (const h of this.holders) trimmed += h.trim()
+    this.stats.reclaims++
+    this.stats.trimmedBytes += trimmed
+    const collected = this.gc && collectGarbage()
+    this.log?.debug({ trimmed, collected, rss: process.memoryUsage.rss() }, 'idle: memory given back')
+    return trimmed
+  }
+
+  stop(): void {
+    this.watch?.stop()
+    this.watch = null
+  }
+}
