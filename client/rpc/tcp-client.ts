@@ -1,18 +1,20 @@
 /*
  * A minimal ONC RPC client over one TCP connection: record marking (RFC 5531
- * §11), many calls in flight matched by xid, a timeout per call, no retry.
+ * §11), many calls in flight matched by xid, a timeout per call, no retry;
+ * a reply over the receive limit fails its call only (reply-records.ts).
  * Tests use it to speak raw RPC; the NFS client uses RpcTcpTransport, which
  * reconnects and re-sends.
  */
 import { connect as netConnect } from 'node:net'
 import type { Socket } from 'node:net'
-import { RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
+import { frameRecord, totalLength } from '../../xdr/record.ts'
 import { credentialOf } from './auth.ts'
 import type { CallCredential } from './auth.ts'
 import { XidSource, decodeReply, encodeCall } from './call.ts'
 import type { ProcedureRef } from './call.ts'
 import { RpcError } from './errors.ts'
 import { PendingCalls } from './pending.ts'
+import { ReplyRecords } from './reply-records.ts'
 import type { RpcTransport, TransportCounters } from './transport.ts'
 
 export interface RpcTcpClientOptions {
@@ -36,7 +38,7 @@ export class RpcTcpClient implements RpcTransport {
   readonly protocol = 'tcp'
   readonly socket: Socket
   private readonly pending = new PendingCalls()
-  private readonly reader: RecordReader
+  private readonly records: ReplyRecords
   private readonly xids = new XidSource()
   private readonly timeoutMs: number
   private readonly cred: CallCredential | undefined
@@ -47,18 +49,17 @@ export class RpcTcpClient implements RpcTransport {
     this.socket = socket
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
     this.cred = opts.cred
-    this.reader = new RecordReader(opts.maxRecordSize ?? DEFAULT_MAX_RECORD)
+    this.records = new ReplyRecords(opts.maxRecordSize ?? DEFAULT_MAX_RECORD, {
+      record: r => {
+        this.pending.resolve(r)
+      },
+      tooLarge: (xid, length) => {
+        this.pending.reject(xid, new RpcError('RPC_REPLY_TOO_LARGE', `reply to xid ${xid} of at least ${length} bytes exceeds the receive limit of ${this.records.limit}`, { xid }))
+      },
+    })
     socket.setNoDelay(true)
     socket.on('data', (chunk: Buffer) => {
-      let records: Buffer[]
-      try {
-        records = this.reader.push(chunk)
-      } catch (err) {
-        this.fail(new RpcError('RPC_BAD_REPLY', `bad record from server: ${(err as Error).message}`, { cause: err }))
-        socket.destroy()
-        return
-      }
-      for (const r of records) this.pending.resolve(r)
+      this.records.push(chunk)
     })
     socket.on('error', (err: Error) => {
       this.fail(new RpcError('RPC_CONNECTION_CLOSED', `connection error: ${err.message}`, { cause: err }))
@@ -88,6 +89,14 @@ export class RpcTcpClient implements RpcTransport {
   /** Calls waiting for a reply. */
   get inFlight(): number {
     return this.pending.size
+  }
+
+  get maxReplySize(): number {
+    return this.records.limit
+  }
+
+  set maxReplySize(bytes: number) {
+    this.records.limit = bytes
   }
 
   counters(): TransportCounters {

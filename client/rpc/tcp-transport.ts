@@ -4,27 +4,36 @@
  * connection breaks the client reconnects with a capped backoff and re-sends
  * each outstanding call with its original xid, so the server's duplicate
  * request cache replays the replies of non-idempotent calls it already ran
- * (RFC 1813 §4.5 hints at this; the Linux client does the same).
+ * (RFC 1813 §4.5 hints at this; the Linux client does the same). A reply
+ * larger than the receive limit fails its own call and is skipped
+ * (reply-records.ts); a hard mount logs when its server stops and starts
+ * answering (ServerStatus).
  */
 import { connect as netConnect } from 'node:net'
 import type { Socket } from 'node:net'
-import { RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
+import { frameRecord, totalLength } from '../../xdr/record.ts'
 import { credentialOf } from './auth.ts'
 import type { CallCredential } from './auth.ts'
 import { XidSource, decodeReply, encodeCall } from './call.ts'
 import type { ProcedureRef } from './call.ts'
 import { RpcError } from './errors.ts'
-import { DEFAULT_TCP_POLICY } from './transport.ts'
-import type { RetryPolicy, RpcTransport, TransportCallOptions, TransportCounters } from './transport.ts'
+import { ReplyRecords } from './reply-records.ts'
+import { DEFAULT_TCP_POLICY, STDERR_LOG, ServerStatus } from './transport.ts'
+import type { RetryPolicy, RpcLog, RpcTransport, TransportCallOptions, TransportCounters } from './transport.ts'
 
 export interface RpcTcpTransportOptions {
   policy?: Partial<RetryPolicy>
   cred?: CallCredential
-  /** Largest reply record accepted. */
+  /** Largest reply record accepted (default DEFAULT_MAX_REPLY); see RpcTransport.maxReplySize. */
   maxRecordSize?: number
   /** Calls sent at once; more wait in a queue (the undici Client model). */
   maxInFlight?: number
+  /** Where "server not responding" and "server OK" go (default stderr). */
+  log?: RpcLog
 }
+
+/** Before FSINFO: room for a 1 MiB READ (the largest any mount asks) and its headers. */
+export const DEFAULT_MAX_REPLY = 1024 * 1024 + 64 * 1024
 
 interface Outstanding {
   readonly xid: number
@@ -46,8 +55,10 @@ export class RpcTcpTransport implements RpcTransport {
   readonly port: number
   private readonly policy: RetryPolicy
   private readonly cred: CallCredential | undefined
-  private readonly maxRecordSize: number
+  private replyLimit: number
   private readonly maxInFlight: number
+  private readonly status: ServerStatus
+  private records: ReplyRecords | null = null
   private readonly xids = new XidSource()
   private readonly outstanding = new Map<number, Outstanding>()
   private readonly queue: Outstanding[] = []
@@ -61,8 +72,9 @@ export class RpcTcpTransport implements RpcTransport {
     this.port = port
     this.policy = { ...DEFAULT_TCP_POLICY, ...opts.policy }
     this.cred = opts.cred
-    this.maxRecordSize = opts.maxRecordSize ?? 4 * 1024 * 1024 + 64 * 1024
+    this.replyLimit = opts.maxRecordSize ?? DEFAULT_MAX_REPLY
     this.maxInFlight = opts.maxInFlight ?? 128
+    this.status = new ServerStatus(host, opts.log ?? STDERR_LOG)
   }
 
   /** The first connection must succeed (a mount fails fast on a wrong host or port); later breaks are repaired. */
@@ -74,6 +86,20 @@ export class RpcTcpTransport implements RpcTransport {
 
   get inFlight(): number {
     return this.outstanding.size
+  }
+
+  get maxReplySize(): number {
+    return this.replyLimit
+  }
+
+  set maxReplySize(bytes: number) {
+    this.replyLimit = bytes
+    if (this.records !== null) this.records.limit = bytes
+  }
+
+  /** False while a hard mount's server is not answering (after "not responding" was logged). */
+  get responding(): boolean {
+    return this.status.responding
   }
 
   counters(): TransportCounters {
@@ -120,9 +146,12 @@ export class RpcTcpTransport implements RpcTransport {
     o.timer = setTimeout(() => {
       this.count.timeouts++
       o.tries++
-      if (!this.policy.hard && o.tries > this.policy.retrans) {
-        this.finish(o)?.reject(new RpcError('RPC_TIMEOUT', `no reply to xid ${o.xid} after ${o.tries} tries`, { xid: o.xid }))
-        return
+      if (o.tries > this.policy.retrans) {
+        if (!this.policy.hard) {
+          this.finish(o)?.reject(new RpcError('RPC_TIMEOUT', `no reply to xid ${o.xid} after ${o.tries} tries`, { xid: o.xid }))
+          return
+        }
+        this.status.majorTimeout()
       }
       // Same xid: if the server did run it, its DRC answers with the original reply.
       this.count.retransmits++
@@ -169,30 +198,38 @@ export class RpcTcpTransport implements RpcTransport {
   }
 
   private attach(socket: Socket): void {
-    const reader = new RecordReader(this.maxRecordSize)
+    const records = new ReplyRecords(this.replyLimit, {
+      record: r => {
+        this.status.replied()
+        if (r.length < 4) return
+        const o = this.outstanding.get(r.readUInt32BE(0))
+        if (o !== undefined) this.finish(o)?.resolve(r)
+      },
+      tooLarge: (xid, length) => {
+        this.status.replied()
+        const o = this.outstanding.get(xid)
+        if (o === undefined) return
+        // Not re-sent: the server would answer the same again.
+        this.finish(o)?.reject(
+          new RpcError('RPC_REPLY_TOO_LARGE', `reply to xid ${xid} of at least ${length} bytes exceeds the receive limit of ${this.replyLimit}`, { xid }),
+        )
+      },
+    })
+    this.records = records
     this.socket = socket
     socket.setNoDelay(true)
     socket.setKeepAlive(true)
     socket.on('data', (chunk: Buffer) => {
-      let records: Buffer[]
-      try {
-        records = reader.push(chunk)
-      } catch {
-        // A framing error leaves the stream unusable: drop it; the calls are re-sent on a new one.
-        socket.destroy()
-        return
-      }
-      for (const r of records) {
-        if (r.length < 4) continue
-        const o = this.outstanding.get(r.readUInt32BE(0))
-        if (o !== undefined) this.finish(o)?.resolve(r)
-      }
+      records.push(chunk)
     })
     socket.on('error', () => {
       // 'close' follows; the reconnect logic lives there.
     })
     socket.once('close', () => {
-      if (this.socket === socket) this.socket = null
+      if (this.socket === socket) {
+        this.socket = null
+        this.records = null
+      }
       if (!this.closed && this.outstanding.size > 0) this.reconnect()
     })
   }
