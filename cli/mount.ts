@@ -74,7 +74,8 @@ async function serveMount(source: string, mountpoint: string, optionLists: strin
   const log = pino({ level }, logFile === undefined ? pino.destination(2) : pino.destination({ dest: logFile, mkdir: true, append: true }))
   const opts = parseMountOptions(optionLists)
   if (!statSync(mountpoint).isDirectory()) throw new UsageError(`${mountpoint}: not a directory`)
-  const client = await NfsClient.mount(sourceUrl(source), opts.client)
+  // The daemon's log gets the hard mount's "server not responding" and "OK" lines.
+  const client = await NfsClient.mount(sourceUrl(source), { ...opts.client, log })
   let m: FuseMount
   try {
     const root = await client.resolve(client.path)

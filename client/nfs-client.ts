@@ -23,7 +23,7 @@ import { listDir, listDirPlus } from './readdir.ts'
 import type { DirEntryPlus } from './readdir.ts'
 import { connectTransport } from './rpc/connect.ts'
 import type { Endpoint, Limits, MountTarget } from './session.ts'
-import { chooseExport, findPorts, limitsOf, openMount, targetOf } from './session.ts'
+import { applyLimits, chooseExport, findPorts, limitsOf, openMount, readdirplusMax, targetOf } from './session.ts'
 import { ClientStats } from './stats.ts'
 import { createReadStream, createWriteStream } from './streams.ts'
 import type { ReadStreamOptions, WriteStreamOptions } from './streams.ts'
@@ -90,13 +90,15 @@ export class NfsClient implements OpsContext {
     } finally {
       await m.close()
     }
-    const transport = await connectTransport(ep.host, ep.nfsport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred })
+    const transport = await connectTransport(ep.host, ep.nfsport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred, log: ep.opts.log })
     stats.watchTransport(() => transport.counters())
     const attrs = new AttrCache(ep.opts.attrCache)
     const nfs = new Nfs3(transport, attrs, stats.nfs, { jukeboxDelayMs: ep.opts.jukeboxDelayMs, jukeboxRetries: ep.opts.jukeboxRetries })
     try {
       const fsinfo = await nfs.call('FSINFO', { fsroot: { data: root } })
-      return new NfsClient(ep, exportPath, path, root, nfs, limitsOf(fsinfo, ep.opts), stats)
+      const limits = limitsOf(fsinfo, ep.opts)
+      applyLimits(transport, limits)
+      return new NfsClient(ep, exportPath, path, root, nfs, limits, stats)
     } catch (err) {
       await transport.close()
       throw err
@@ -176,7 +178,7 @@ export class NfsClient implements OpsContext {
       const dir = await walk(this, path, { follow: true }, v)
       if (this.readdirplus) {
         try {
-          return await listDirPlus(this, dir.fh, this.limits.dirsize, Math.max(this.limits.dirsize * 4, 32_768), path)
+          return await listDirPlus(this, dir.fh, this.limits.dirsize, readdirplusMax(this.limits.dirsize), path)
         } catch (err) {
           if (!isNfsError(err, 'NFS3ERR_NOTSUPP')) throw err
           this.readdirplus = false

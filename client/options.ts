@@ -5,7 +5,8 @@
 import type { CallCredential } from './rpc/auth.ts'
 import type { Protocol } from './rpc/connect.ts'
 import { defaultPolicy } from './rpc/connect.ts'
-import type { RetryPolicy } from './rpc/transport.ts'
+import { STDERR_LOG } from './rpc/transport.ts'
+import type { RetryPolicy, RpcLog } from './rpc/transport.ts'
 import type { AttrCacheOptions } from './cache/attr-cache.ts'
 import type { LookupCacheMode, NameCacheOptions } from './cache/name-cache.ts'
 import type { FileDataOptions } from './file-options.ts'
@@ -46,10 +47,10 @@ export interface ClientOptions extends FileDataOptions {
   noac?: boolean
   /** nfs(5) lookupcache: 'all' (default), 'positive', 'none'. */
   lookupcache?: LookupCacheMode
-  /** READ/WRITE sizes asked for; capped by the server's rtmax/wtmax (default: its rtpref/wtpref). */
+  /** READ/WRITE sizes asked for (default: the server's rtpref/wtpref); never above its rtmax/wtmax nor 1 MiB (session.ts limitsOf). */
   rsize?: number
   wsize?: number
-  /** READDIR(PLUS) reply size asked for (default the server's dtpref). */
+  /** READDIR(PLUS) size asked for (default the server's dtpref); between 1 KiB and min(rsize, 256 KiB). */
   dirsize?: number
   /** Use READDIRPLUS (default true; falls back to READDIR once the server says NOTSUPP). */
   readdirplus?: boolean
@@ -58,6 +59,8 @@ export interface ClientOptions extends FileDataOptions {
   /** NFS3ERR_JUKEBOX retry delay (ms; default 5000) and count (default: forever if hard, else retrans). */
   jukeboxDelayMs?: number
   jukeboxRetries?: number
+  /** Where a hard mount logs "nfs: server HOST not responding, still trying" and "nfs: server HOST OK" (default stderr; a pino logger fits). */
+  log?: RpcLog
 }
 
 export interface ResolvedOptions {
@@ -76,6 +79,7 @@ export interface ResolvedOptions {
   jukeboxDelayMs: number
   jukeboxRetries: number
   files: FileDataOptions
+  log: RpcLog
 }
 
 export function resolveOptions(o: ClientOptions = {}): ResolvedOptions {
@@ -121,6 +125,7 @@ export function resolveOptions(o: ClientOptions = {}): ResolvedOptions {
     jukeboxDelayMs: o.jukeboxDelayMs ?? 5000,
     jukeboxRetries: o.jukeboxRetries ?? (policy.hard ? Number.POSITIVE_INFINITY : policy.retrans),
     files: pickFileOptions(o),
+    log: o.log ?? STDERR_LOG,
   }
 }
 
