@@ -13,6 +13,26 @@
  */
 import type { Range } from './file-ranges.ts'
 import { addRange } from './file-ranges.ts'
+import type { BufferPool } from './rpc/buffer-pool.ts'
+
+/**
+ * A pool buffer a caller handed over (NfsFile.write transfer): held as
+ * dirty and segment data until none of its bytes are held any more, then
+ * given back to its pool. `bytes` counts what is held, plus one while the
+ * write() that handed it over still runs.
+ */
+export interface Lease {
+  bytes: number
+  readonly buf: Buffer
+  readonly pool: BufferPool
+}
+
+/** n bytes of the lease are no longer held; the buffer goes back at zero. */
+export function dropLease(l: Lease | null, n: number): void {
+  if (l === null || n <= 0) return
+  l.bytes -= n
+  if (l.bytes === 0) l.pool.give(l.buf)
+}
 
 export interface Segment {
   /** Absolute file offset. */
@@ -26,6 +46,8 @@ export interface Segment {
   superseded: Range[]
   /** Settles when the WRITE of this segment is over (ordering of overlapping writes). */
   done: Promise<void> | null
+  /** The handed-over buffer the data lies in, if any. */
+  lease: Lease | null
 }
 
 export interface DirtyBlock {
@@ -34,6 +56,8 @@ export interface DirtyBlock {
   buf: Buffer
   /** Dirty parts, offsets inside the block. */
   ranges: Range[]
+  /** buf is a handed-over pool buffer (a whole block, sent at once). */
+  lease: Lease | null
 }
 
 export function segEnd(s: Segment): number {
@@ -60,6 +84,10 @@ export class FileState {
   /** WRITE replies applied since the last COMMIT (their wcc may have arrived out of order). */
   attrsSuspect = false
   timer: NodeJS.Timeout | null = null
+  /** A COMMIT sent while writing goes on (writeback.ts commitBehind), or null. */
+  committing: Promise<void> | null = null
+  /** Background COMMITs in a row that found a new verifier. */
+  behindRounds = 0
   /** Background write-back work (never rejects). */
   readonly tasks = new Set<Promise<void>>()
   seq = 0
@@ -92,6 +120,8 @@ export class FileState {
  * its head, so a COMMIT's snapshot still finds it); returns the bytes removed.
  */
 export function cutSegments(list: Segment[], start: number, end: number): number {
+  // Sequential writes land past everything held: nothing to cut, nothing to rebuild.
+  if (!list.some(s => s.offset < end && segEnd(s) > start)) return 0
   let removed = 0
   const out: Segment[] = []
   for (const s of list) {
@@ -100,7 +130,9 @@ export function cutSegments(list: Segment[], start: number, end: number): number
       out.push(s)
       continue
     }
-    removed += Math.min(e, end) - Math.max(s.offset, start)
+    const cut = Math.min(e, end) - Math.max(s.offset, start)
+    removed += cut
+    dropLease(s.lease, cut)
     const tail = e > end ? s.data.subarray(end - s.offset) : null
     if (s.offset < start) {
       s.data = s.data.subarray(0, start - s.offset)

@@ -21,6 +21,7 @@ import { Nfs3 } from './nfs3.ts'
 import type { ClientOptions, ResolvedOptions } from './options.ts'
 import { listDir, listDirPlus } from './readdir.ts'
 import type { DirEntryPlus } from './readdir.ts'
+import { BufferPool } from './rpc/buffer-pool.ts'
 import { connectTransport } from './rpc/connect.ts'
 import type { Endpoint, Limits, MountTarget } from './session.ts'
 import { applyLimits, chooseExport, findPorts, limitsOf, openMount, readdirplusMax, targetOf } from './session.ts'
@@ -51,13 +52,16 @@ export class NfsClient implements OpsContext {
   readonly limits: Limits
   /** The live counters; add your own groups with counters.add(group, key). */
   readonly counters: ClientStats
+  /** Block buffers shared by the transport (READ records) and the data path (see BufferPool). */
+  readonly buffers: BufferPool
   private readonly endpoint: Endpoint
   private readdirplus: boolean
   private unmounted = false
   private fileData: FileData | undefined
   private fileOptions: FileDataOptions
 
-  private constructor(ep: Endpoint, exportPath: string, path: string, root: Buffer, nfs: Nfs3, limits: Limits, stats: ClientStats) {
+  private constructor(ep: Endpoint, exportPath: string, path: string, root: Buffer, nfs: Nfs3, limits: Limits, stats: ClientStats, buffers: BufferPool) {
+    this.buffers = buffers
     this.endpoint = ep
     this.host = ep.host
     this.options = ep.opts
@@ -90,7 +94,8 @@ export class NfsClient implements OpsContext {
     } finally {
       await m.close()
     }
-    const transport = await connectTransport(ep.host, ep.nfsport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred, log: ep.opts.log })
+    const buffers = new BufferPool()
+    const transport = await connectTransport(ep.host, ep.nfsport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred, log: ep.opts.log, pool: buffers })
     stats.watchTransport(() => transport.counters())
     const attrs = new AttrCache(ep.opts.attrCache)
     const nfs = new Nfs3(transport, attrs, stats.nfs, { jukeboxDelayMs: ep.opts.jukeboxDelayMs, jukeboxRetries: ep.opts.jukeboxRetries })
@@ -98,7 +103,7 @@ export class NfsClient implements OpsContext {
       const fsinfo = await nfs.call('FSINFO', { fsroot: { data: root } })
       const limits = limitsOf(fsinfo, ep.opts)
       applyLimits(transport, limits)
-      return new NfsClient(ep, exportPath, path, root, nfs, limits, stats)
+      return new NfsClient(ep, exportPath, path, root, nfs, limits, stats, buffers)
     } catch (err) {
       await transport.close()
       throw err

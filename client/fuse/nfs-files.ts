@@ -123,7 +123,8 @@ export class NfsFiles {
   }
 
   async write(fh: bigint, offset: bigint, data: Buffer): Promise<Reply> {
-    const n = await this.file(fh).file.write(data, offset)
+    // The request's buffer is ours alone (the reader thread transfers each request): whole blocks are sent from it.
+    const n = await this.file(fh).file.write(data, offset, { transfer: true })
     return { data: [writeOut(n)] }
   }
 

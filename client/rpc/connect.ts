@@ -1,4 +1,5 @@
 import type { CallCredential } from './auth.ts'
+import type { BufferPool } from './buffer-pool.ts'
 import { RpcTcpTransport } from './tcp-transport.ts'
 import { DEFAULT_TCP_POLICY, DEFAULT_UDP_POLICY } from './transport.ts'
 import type { RetryPolicy, RpcLog, RpcTransport } from './transport.ts'
@@ -14,6 +15,8 @@ export interface TransportOptions {
   maxRecordSize?: number
   /** Where a hard mount's "server not responding" and "OK" go (TCP; default stderr). */
   log?: RpcLog
+  /** Buffers for large TCP replies (READ records), given back by whoever consumes them. */
+  pool?: BufferPool
 }
 
 /** Open an RpcTransport of either kind under one retry policy. */
@@ -24,6 +27,7 @@ export async function connectTransport(host: string, port: number, opts: Transpo
       ...(opts.cred === undefined ? {} : { cred: opts.cred }),
       ...(opts.maxRecordSize === undefined ? {} : { maxRecordSize: opts.maxRecordSize }),
       ...(opts.log === undefined ? {} : { log: opts.log }),
+      ...(opts.pool === undefined ? {} : { pool: opts.pool }),
     })
   }
   const p = { ...DEFAULT_UDP_POLICY, ...opts.policy }

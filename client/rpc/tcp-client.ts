@@ -5,7 +5,6 @@
  * Tests use it to speak raw RPC; the NFS client uses RpcTcpTransport, which
  * reconnects and re-sends.
  */
-import { connect as netConnect } from 'node:net'
 import type { Socket } from 'node:net'
 import { frameRecord, totalLength } from '../../xdr/record.ts'
 import { credentialOf } from './auth.ts'
@@ -14,7 +13,7 @@ import { XidSource, decodeReply, encodeCall } from './call.ts'
 import type { ProcedureRef } from './call.ts'
 import { RpcError } from './errors.ts'
 import { PendingCalls } from './pending.ts'
-import { ReplyRecords } from './reply-records.ts'
+import { ReplyRecords, dialReplies } from './reply-records.ts'
 import type { RpcTransport, TransportCounters } from './transport.ts'
 
 export interface RpcTcpClientOptions {
@@ -45,22 +44,12 @@ export class RpcTcpClient implements RpcTransport {
   private closedError: RpcError | null = null
   private readonly closedPromise: Promise<void>
 
-  private constructor(socket: Socket, opts: RpcTcpClientOptions) {
+  private constructor(socket: Socket, records: ReplyRecords, opts: RpcTcpClientOptions) {
     this.socket = socket
+    this.records = records
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
     this.cred = opts.cred
-    this.records = new ReplyRecords(opts.maxRecordSize ?? DEFAULT_MAX_RECORD, {
-      record: r => {
-        this.pending.resolve(r)
-      },
-      tooLarge: (xid, length) => {
-        this.pending.reject(xid, new RpcError('RPC_REPLY_TOO_LARGE', `reply to xid ${xid} of at least ${length} bytes exceeds the receive limit of ${this.records.limit}`, { xid }))
-      },
-    })
     socket.setNoDelay(true)
-    socket.on('data', (chunk: Buffer) => {
-      this.records.push(chunk)
-    })
     socket.on('error', (err: Error) => {
       this.fail(new RpcError('RPC_CONNECTION_CLOSED', `connection error: ${err.message}`, { cause: err }))
     })
@@ -72,18 +61,25 @@ export class RpcTcpClient implements RpcTransport {
     })
   }
 
-  static connect(host: string, port: number, opts: RpcTcpClientOptions = {}): Promise<RpcTcpClient> {
-    return new Promise((resolve, reject) => {
-      const socket = netConnect({ host, port })
-      const onError = (err: Error): void => {
-        reject(new RpcError('RPC_CONNECTION_CLOSED', `connect to ${host}:${port} failed: ${err.message}`, { cause: err }))
-      }
-      socket.once('error', onError)
-      socket.once('connect', () => {
-        socket.off('error', onError)
-        resolve(new RpcTcpClient(socket, opts))
-      })
+  static async connect(host: string, port: number, opts: RpcTcpClientOptions = {}): Promise<RpcTcpClient> {
+    // Nothing arrives before the first call: the sink finds the client in place.
+    let client: RpcTcpClient | null = null
+    const records = new ReplyRecords(opts.maxRecordSize ?? DEFAULT_MAX_RECORD, {
+      record: r => {
+        client?.pending.resolve(r)
+      },
+      tooLarge: (xid, length) => {
+        client?.pending.reject(xid, new RpcError('RPC_REPLY_TOO_LARGE', `reply to xid ${xid} of at least ${length} bytes exceeds the receive limit of ${records.limit}`, { xid }))
+      },
     })
+    let socket: Socket
+    try {
+      socket = await dialReplies(host, port, records)
+    } catch (err) {
+      throw new RpcError('RPC_CONNECTION_CLOSED', `connect to ${host}:${port} failed: ${(err as Error).message}`, { cause: err })
+    }
+    client = new RpcTcpClient(socket, records, opts)
+    return client
   }
 
   /** Calls waiting for a reply. */

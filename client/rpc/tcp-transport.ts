@@ -9,7 +9,6 @@
  * (reply-records.ts); a hard mount logs when its server stops and starts
  * answering (ServerStatus).
  */
-import { connect as netConnect } from 'node:net'
 import type { Socket } from 'node:net'
 import { frameRecord, totalLength } from '../../xdr/record.ts'
 import { credentialOf } from './auth.ts'
@@ -17,7 +16,8 @@ import type { CallCredential } from './auth.ts'
 import { XidSource, decodeReply, encodeCall } from './call.ts'
 import type { ProcedureRef } from './call.ts'
 import { RpcError } from './errors.ts'
-import { ReplyRecords } from './reply-records.ts'
+import type { BufferPool } from './buffer-pool.ts'
+import { ReplyRecords, dialReplies } from './reply-records.ts'
 import { DEFAULT_TCP_POLICY, STDERR_LOG, ServerStatus } from './transport.ts'
 import type { RetryPolicy, RpcLog, RpcTransport, TransportCallOptions, TransportCounters } from './transport.ts'
 
@@ -30,6 +30,8 @@ export interface RpcTcpTransportOptions {
   maxInFlight?: number
   /** Where "server not responding" and "server OK" go (default stderr). */
   log?: RpcLog
+  /** Buffers for large replies read straight from the socket (see BufferPool); none: fresh ones. */
+  pool?: BufferPool
 }
 
 /** Before FSINFO: room for a 1 MiB READ (the largest any mount asks) and its headers. */
@@ -45,6 +47,9 @@ interface Outstanding {
   timer: NodeJS.Timeout | undefined
   /** Written to some connection at least once (a re-send after reconnect is then a retransmission). */
   sent: boolean
+  /** Writes of the record the socket has not flushed yet, and what waits for them (see settle). */
+  unflushed: number
+  flushed: (() => void) | null
 }
 
 const FIRST_RECONNECT_DELAY_MS = 100
@@ -59,6 +64,7 @@ export class RpcTcpTransport implements RpcTransport {
   private readonly maxInFlight: number
   private readonly status: ServerStatus
   private records: ReplyRecords | null = null
+  private readonly pool: BufferPool | null
   private readonly xids = new XidSource()
   private readonly outstanding = new Map<number, Outstanding>()
   private readonly queue: Outstanding[] = []
@@ -75,6 +81,7 @@ export class RpcTcpTransport implements RpcTransport {
     this.replyLimit = opts.maxRecordSize ?? DEFAULT_MAX_REPLY
     this.maxInFlight = opts.maxInFlight ?? 128
     this.status = new ServerStatus(host, opts.log ?? STDERR_LOG)
+    this.pool = opts.pool ?? null
   }
 
   /** The first connection must succeed (a mount fails fast on a wrong host or port); later breaks are repaired. */
@@ -111,7 +118,18 @@ export class RpcTcpTransport implements RpcTransport {
     const xid = this.xids.take()
     const record = encodeCall(xid, prog, vers, proc, args, credentialOf(opts.cred ?? this.cred))
     const reply = await new Promise<Buffer>((resolve, reject) => {
-      const o: Outstanding = { xid, record, timeoutMs: opts.timeoutMs ?? this.policy.timeoutMs, resolve, reject, tries: 0, timer: undefined, sent: false }
+      const o: Outstanding = {
+        xid,
+        record,
+        timeoutMs: opts.timeoutMs ?? this.policy.timeoutMs,
+        resolve,
+        reject,
+        tries: 0,
+        timer: undefined,
+        sent: false,
+        unflushed: 0,
+        flushed: null,
+      }
       if (this.outstanding.size >= this.maxInFlight) this.queue.push(o)
       else this.start(o)
     })
@@ -148,7 +166,9 @@ export class RpcTcpTransport implements RpcTransport {
       o.tries++
       if (o.tries > this.policy.retrans) {
         if (!this.policy.hard) {
-          this.finish(o)?.reject(new RpcError('RPC_TIMEOUT', `no reply to xid ${o.xid} after ${o.tries} tries`, { xid: o.xid }))
+          this.settle(this.finish(o), f => {
+            f.reject(new RpcError('RPC_TIMEOUT', `no reply to xid ${o.xid} after ${o.tries} tries`, { xid: o.xid }))
+          })
           return
         }
         this.status.majorTimeout()
@@ -169,59 +189,77 @@ export class RpcTcpTransport implements RpcTransport {
     return o
   }
 
+  /**
+   * Settle a finished call once the socket holds none of its record. A
+   * re-sent call may still sit in the socket's queue when the first reply
+   * comes; the caller may reuse the buffers the call was made of (a WRITE's
+   * data goes back to its pool) only when the socket is done with them.
+   * Destroying a socket calls back its queued writes, so this never waits
+   * on a dead connection.
+   */
+  private settle(o: Outstanding | undefined, done: (o: Outstanding) => void): void {
+    if (o === undefined) return
+    if (o.unflushed === 0) done(o)
+    else o.flushed = () => { done(o) }
+  }
+
   private send(o: Outstanding): void {
     const s = this.socket
     if (s === null || s.destroyed) {
       this.reconnect()
       return
     }
+    const written = (): void => {
+      o.unflushed--
+      if (o.unflushed > 0 || o.flushed === null) return
+      const then = o.flushed
+      o.flushed = null
+      then()
+    }
+    o.unflushed += 1 + o.record.length
     s.cork()
-    s.write(frameRecord(o.record, totalLength(o.record)))
-    for (const c of o.record) s.write(c)
+    s.write(frameRecord(o.record, totalLength(o.record)), written)
+    for (const c of o.record) s.write(c, written)
     s.uncork()
     o.sent = true
   }
 
-  private dial(): Promise<Socket> {
-    return new Promise((resolve, reject) => {
-      const socket = netConnect({ host: this.host, port: this.port })
-      const onError = (err: Error): void => {
-        socket.destroy()
-        reject(new RpcError('RPC_CONNECTION_CLOSED', `connect to ${this.host}:${this.port} failed: ${err.message}`, { cause: err }))
-      }
-      socket.once('error', onError)
-      socket.once('connect', () => {
-        socket.off('error', onError)
-        resolve(socket)
-      })
-    })
-  }
-
-  private attach(socket: Socket): void {
+  /** A new connection, its replies read through a new ReplyRecords. */
+  private async dial(): Promise<{ socket: Socket; records: ReplyRecords }> {
     const records = new ReplyRecords(this.replyLimit, {
       record: r => {
         this.status.replied()
         if (r.length < 4) return
         const o = this.outstanding.get(r.readUInt32BE(0))
-        if (o !== undefined) this.finish(o)?.resolve(r)
+        if (o !== undefined) {
+          this.settle(this.finish(o), f => {
+            f.resolve(r)
+          })
+        }
       },
       tooLarge: (xid, length) => {
         this.status.replied()
         const o = this.outstanding.get(xid)
         if (o === undefined) return
         // Not re-sent: the server would answer the same again.
-        this.finish(o)?.reject(
-          new RpcError('RPC_REPLY_TOO_LARGE', `reply to xid ${xid} of at least ${length} bytes exceeds the receive limit of ${this.replyLimit}`, { xid }),
-        )
+        const err = new RpcError('RPC_REPLY_TOO_LARGE', `reply to xid ${xid} of at least ${length} bytes exceeds the receive limit of ${this.replyLimit}`, { xid })
+        this.settle(this.finish(o), f => {
+          f.reject(err)
+        })
       },
-    })
+    }, this.pool)
+    try {
+      return { socket: await dialReplies(this.host, this.port, records), records }
+    } catch (err) {
+      throw new RpcError('RPC_CONNECTION_CLOSED', `connect to ${this.host}:${this.port} failed: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  private attach({ socket, records }: { socket: Socket; records: ReplyRecords }): void {
     this.records = records
     this.socket = socket
     socket.setNoDelay(true)
     socket.setKeepAlive(true)
-    socket.on('data', (chunk: Buffer) => {
-      records.push(chunk)
-    })
     socket.on('error', () => {
       // 'close' follows; the reconnect logic lives there.
     })
@@ -244,14 +282,14 @@ export class RpcTcpTransport implements RpcTransport {
         this.reconnecting = false
         return
       }
-      this.dial().then(socket => {
+      this.dial().then(conn => {
         this.reconnecting = false
         if (this.closed) {
-          socket.destroy()
+          conn.socket.destroy()
           return
         }
         this.count.reconnects++
-        this.attach(socket)
+        this.attach(conn)
         for (const o of this.outstanding.values()) {
           if (o.sent) this.count.retransmits++
           this.send(o)

@@ -109,3 +109,34 @@ t.test('empty fragments and records too short for an xid', async t => {
   t.strictSame(tooLarge, [])
   t.strictSame(records.at(-1), record(8, 8))
 })
+
+/** Feed `bytes` as a socket's onread would: each read fills at most the buffer readTarget() gives, in reads of 1..max bytes. */
+function feedDirect(rr: ReplyRecords, bytes: Buffer, max: number): { direct: number } {
+  const scratch = Buffer.alloc(64 * 1024)
+  let direct = 0
+  for (let at = 0; at < bytes.length; ) {
+    const target = rr.readTarget(scratch)
+    const n = Math.min(bytes.length - at, target.length, 1 + next(max))
+    bytes.copy(target, 0, at, at + n)
+    if (target !== scratch) direct += n
+    rr.pushRead(target, n)
+    at += n
+  }
+  return { direct }
+}
+
+t.test('direct reads: a large record is read into its own buffer; small ones and skipped ones through scratch', async t => {
+  const big = record(11, 1024 * 1024 + 100)
+  const small = record(12, 300)
+  const huge = record(13, 3 * 1024 * 1024)
+  const stream = Buffer.concat([fragment(small, true), fragment(big, true), fragment(huge, true), fragment(small, true), fragment(big, true)])
+  for (const max of [1000, 70_000, 2_000_000]) {
+    const { rr, records, tooLarge } = collect(2 * 1024 * 1024)
+    const { direct } = feedDirect(rr, stream, max)
+    t.strictSame(records.map(r => r.readUInt32BE(0)), [12, 11, 12, 11], `records in order (reads of up to ${String(max)} bytes)`)
+    t.ok(records[1]?.equals(big) === true && records[3]?.equals(big) === true, 'the large records byte-exact')
+    t.strictSame(tooLarge, [[13, 3 * 1024 * 1024]], 'the one over the limit skipped')
+    t.ok(direct >= 2 * (big.length - 64 * 1024), `most of the large records went straight to their buffers (${String(direct)} bytes)`)
+    t.equal(rr.buffered, 0)
+  }
+})

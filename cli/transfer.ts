@@ -1,0 +1,99 @@
+/*
+ * One file's bytes between a local file and an export, block by block, as
+ * fast as the pair allows: up a local read goes straight into a buffer of
+ * the client's pool that the write hands over (sent as it is, several
+ * WRITEs in flight, COMMIT at close, the buffer back in the pool once
+ * committed); down the READs run a read-ahead window ahead of the local
+ * writes, each block written from the buffer its READ was received into,
+ * which then goes back to the pool. So no block is copied in user space and
+ * the same few megabytes serve the whole copy. Anything else goes through
+ * the sides' streams.
+ */
+import { open } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
+import { pipeline } from 'node:stream/promises'
+import type { NfsFile } from '../client/index.ts'
+import type { Progress } from './progress.ts'
+import type { Side } from './sides.ts'
+
+export async function copyData(from: Side, src: string, to: Side, dst: string, mode: number, progress: Progress): Promise<void> {
+  if (from.open !== undefined && to.open === undefined && to.local === true) {
+    await download(await from.open(src, 'r'), dst, mode, progress)
+    return
+  }
+  if (from.local === true && to.open !== undefined) {
+    await upload(src, await to.open(dst, 'w', mode), progress)
+    return
+  }
+  await pipeline(from.read(src), progress.counter(), to.write(dst, mode))
+}
+
+async function upload(src: string, f: NfsFile, progress: Progress): Promise<void> {
+  let fd: FileHandle | null = null
+  try {
+    fd = await open(src, 'r')
+    for (let pos = 0; ; ) {
+      const buf = f.takeBuffer()
+      const { bytesRead } = await fd.read(buf, 0, buf.length, pos).catch((err: unknown) => {
+        f.release(buf)
+        throw err
+      })
+      if (bytesRead === 0) {
+        f.release(buf)
+        break
+      }
+      // Returns once the block is queued: the next local read overlaps the WRITEs in flight.
+      await f.write(buf.subarray(0, bytesRead), pos, { transfer: true })
+      pos += bytesRead
+      progress.add(bytesRead)
+    }
+  } catch (err) {
+    await f.close().catch(() => undefined)
+    throw err
+  } finally {
+    await fd?.close()
+  }
+  // Flush and COMMIT; a deferred write error surfaces here.
+  await f.close()
+}
+
+async function download(f: NfsFile, dst: string, mode: number, progress: Progress): Promise<void> {
+  let fd: FileHandle | null = null
+  try {
+    fd = await open(dst, 'w', mode)
+    const bs = f.blockSize
+    const blocks = Math.ceil(f.localSize / bs)
+    const window = Math.max(2, f.readaheadBlocks)
+    const ahead: Promise<Buffer>[] = []
+    let next = 0
+    let pos = 0
+    for (;;) {
+      while (ahead.length < window && next < blocks) {
+        const block = f.readBlock(next++)
+        // A failure is thrown when the block's turn comes (or forgotten if the copy already failed).
+        block.catch(() => undefined)
+        ahead.push(block)
+      }
+      const block = ahead.shift()
+      if (block === undefined) break
+      const buf = await block
+      await fd.write(buf, 0, buf.length, pos)
+      f.release(buf)
+      pos += buf.length
+      progress.add(buf.length)
+      // Short: the end of the file came sooner than its size said (truncated meanwhile).
+      if (buf.length < bs) break
+    }
+    // The file may have grown since it was opened: read on until the end, as cat would.
+    for (;;) {
+      const buf = await f.read(bs, pos)
+      if (buf.length === 0) break
+      await fd.write(buf, 0, buf.length, pos)
+      pos += buf.length
+      progress.add(buf.length)
+    }
+  } finally {
+    await fd?.close()
+    await f.close()
+  }
+}
