@@ -3,8 +3,8 @@
  * fast as the pair allows: up a local read goes straight into a buffer of
  * the client's pool that the write hands over (sent as it is, several
  * WRITEs in flight, COMMIT at close, the buffer back in the pool once
- * committed); down the READs run a read-ahead window ahead of the local
- * writes, each block written from the buffer its READ was received into,
+ * committed); down the READs run ahead of the local writes (BlockPrefetch:
+ * a window that opens only as far as the writes have to wait for them), each block written from the buffer its READ was received into,
  * which then goes back to the pool. So no block is copied in user space and
  * the same few megabytes serve the whole copy. Anything else goes through
  * the sides' streams.
@@ -13,6 +13,7 @@ import { open } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import type { NfsFile } from '../client/index.ts'
+import { BlockPrefetch } from '../client/readahead.ts'
 import type { Progress } from './progress.ts'
 import type { Side } from './sides.ts'
 
@@ -28,7 +29,8 @@ export async function copyData(from: Side, src: string, to: Side, dst: string, m
   await pipeline(from.read(src), progress.counter(), to.write(dst, mode))
 }
 
-async function upload(src: string, f: NfsFile, progress: Progress): Promise<void> {
+/** A local file into an open NfsFile (closed here: flushed and committed). */
+export async function upload(src: string, f: NfsFile, progress: Progress): Promise<void> {
   let fd: FileHandle | null = null
   try {
     fd = await open(src, 'r')
@@ -57,32 +59,27 @@ async function upload(src: string, f: NfsFile, progress: Progress): Promise<void
   await f.close()
 }
 
-async function download(f: NfsFile, dst: string, mode: number, progress: Progress): Promise<void> {
+/** An open NfsFile into a local file (created or truncated; both closed here). */
+export async function download(f: NfsFile, dst: string, mode: number, progress: Progress): Promise<void> {
   let fd: FileHandle | null = null
   try {
     fd = await open(dst, 'w', mode)
     const bs = f.blockSize
-    const blocks = Math.ceil(f.localSize / bs)
-    const window = Math.max(2, f.readaheadBlocks)
-    const ahead: Promise<Buffer>[] = []
-    let next = 0
+    const blocks = new BlockPrefetch(f, 0, Math.ceil(f.localSize / bs), f.readaheadBlocks)
     let pos = 0
     for (;;) {
-      while (ahead.length < window && next < blocks) {
-        const block = f.readBlock(next++)
-        // A failure is thrown when the block's turn comes (or forgotten if the copy already failed).
-        block.catch(() => undefined)
-        ahead.push(block)
-      }
-      const block = ahead.shift()
-      if (block === undefined) break
+      const block = blocks.take()
+      if (block === null) break
       const buf = await block
       await fd.write(buf, 0, buf.length, pos)
       f.release(buf)
       pos += buf.length
       progress.add(buf.length)
       // Short: the end of the file came sooner than its size said (truncated meanwhile).
-      if (buf.length < bs) break
+      if (buf.length < bs) {
+        blocks.stop()
+        break
+      }
     }
     // The file may have grown since it was opened: read on until the end, as cat would.
     for (;;) {

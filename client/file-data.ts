@@ -54,6 +54,8 @@ export class FileData {
     this.client = client
     this.opts = resolveFileDataOptions(o, client.limits.rsize, client.limits.wsize)
     this.buffers = client.buffers ?? new BufferPool()
+    // Keep room for every slab a long copy has lent at once: the dirty limit's worth, the read-ahead window, and a few.
+    this.buffers.keep = Math.max(this.buffers.keep, Math.ceil(this.opts.dirtyLimitBytes / this.opts.blockSize) + this.opts.readaheadBlocks + 4)
     this.blocks = new BlockCache(this.opts.blockCacheBytes, this.opts.blockSize, client.counters)
     const deps = { nfs: client.nfs, attrs: client.attrs, blocks: this.blocks, counters: client.counters, opts: this.opts }
     this.writeback = new Writeback({ ...deps, files: () => this.states.values(), pool: this.buffers })

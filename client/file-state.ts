@@ -13,25 +13,24 @@
  */
 import type { Range } from './file-ranges.ts'
 import { addRange } from './file-ranges.ts'
-import type { BufferPool } from './rpc/buffer-pool.ts'
 
 /**
- * A pool buffer a caller handed over (NfsFile.write transfer): held as
- * dirty and segment data until none of its bytes are held any more, then
- * given back to its pool. `bytes` counts what is held, plus one while the
- * write() that handed it over still runs.
+ * A buffer a caller handed over to be given back (NfsFile.write transfer:
+ * a pool buffer, or one with a release callback): held as dirty and
+ * segment data until none of its bytes are held any more, then given
+ * back. `bytes` counts what is held, plus one while the write() that
+ * handed it over still runs.
  */
 export interface Lease {
   bytes: number
-  readonly buf: Buffer
-  readonly pool: BufferPool
+  readonly give: () => void
 }
 
 /** n bytes of the lease are no longer held; the buffer goes back at zero. */
 export function dropLease(l: Lease | null, n: number): void {
   if (l === null || n <= 0) return
   l.bytes -= n
-  if (l.bytes === 0) l.pool.give(l.buf)
+  if (l.bytes === 0) l.give()
 }
 
 export interface Segment {
@@ -132,7 +131,6 @@ export function cutSegments(list: Segment[], start: number, end: number): number
     }
     const cut = Math.min(e, end) - Math.max(s.offset, start)
     removed += cut
-    dropLease(s.lease, cut)
     const tail = e > end ? s.data.subarray(end - s.offset) : null
     if (s.offset < start) {
       s.data = s.data.subarray(0, start - s.offset)
@@ -143,6 +141,8 @@ export function cutSegments(list: Segment[], start: number, end: number): number
       s.offset = end
       out.push(s)
     }
+    // Last: at zero the buffer goes back and is no longer ours to touch.
+    dropLease(s.lease, cut)
   }
   list.splice(0, list.length, ...out)
   return removed

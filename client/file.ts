@@ -24,6 +24,8 @@ export type OpenFlags = 'r' | 'r+' | 'w' | 'w+' | 'wx' | 'a' | 'a+'
 export interface WriteOptions {
   /** The buffer is the client's from now on: held without a copy until the server has it on stable storage. */
   transfer?: boolean
+  /** With transfer: called exactly once, when the client holds nothing of the buffer any more (also when write() fails). */
+  release?: () => void
 }
 
 const READABLE: ReadonlySet<OpenFlags> = new Set(['r', 'r+', 'w+', 'a+'])
@@ -102,19 +104,28 @@ export class NfsFile {
    * of it are sent as they are instead of copied.
    */
   async write(data: Buffer, position?: bigint | number, opts: WriteOptions = {}): Promise<number> {
-    this.check('write', this.writable)
-    const err = this.state.takeError()
-    if (err !== null) throw err
+    const release = opts.transfer === true ? (opts.release ?? null) : null
+    // Read now: a buffer handed over may be given back (and detached) before write-back returns.
+    const n = data.length
     let pos: number
-    if (this.flags === 'a' || this.flags === 'a+') {
-      await this.fresh()
-      pos = Number(this.size())
-    } else {
-      pos = position === undefined ? this.pos : toOffset(position, 'write', this.path)
+    try {
+      this.check('write', this.writable)
+      const err = this.state.takeError()
+      if (err !== null) throw err
+      if (this.flags === 'a' || this.flags === 'a+') {
+        await this.fresh()
+        pos = Number(this.size())
+      } else {
+        pos = position === undefined ? this.pos : toOffset(position, 'write', this.path)
+      }
+    } catch (err) {
+      release?.()
+      throw err
     }
-    await this.data.writeback.write(this.state, pos, data, opts.transfer === true)
-    if (position === undefined || this.flags === 'a' || this.flags === 'a+') this.pos = pos + data.length
-    return data.length
+    // From here the write-back owns the buffer (and calls release).
+    await this.data.writeback.write(this.state, pos, data, opts.transfer === true, release)
+    if (position === undefined || this.flags === 'a' || this.flags === 'a+') this.pos = pos + n
+    return n
   }
 
   /** Attributes (cached while fresh), with the local size. */

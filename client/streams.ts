@@ -12,6 +12,7 @@
 import { Readable, Writable } from 'node:stream'
 import type { NfsFile } from './file.ts'
 import type { FileData } from './file-data.ts'
+import { BlockPrefetch } from './readahead.ts'
 
 export interface ReadStreamOptions {
   /** First byte (default 0). */
@@ -49,10 +50,9 @@ export function createReadStream(data: FileData, path: string, opts: ReadStreamO
   let pos = opts.start ?? 0
   const stop = opts.end === undefined ? Number.POSITIVE_INFINITY : opts.end + 1
   const bs = data.opts.blockSize
-  // Whole blocks are fetched ahead, up to the read-ahead window, each into a buffer the consumer then owns.
-  const window = Math.max(1, data.opts.readaheadBlocks)
-  const ahead: { index: number; block: Promise<Buffer> }[] = []
-  let nextBlock = Math.floor(pos / bs)
+  // Whole blocks are fetched ahead (up to the read-ahead window), each into a buffer the consumer then owns.
+  let blocks: BlockPrefetch | null = null
+  let index = Math.floor(pos / bs)
   let tail = false
   const fail = (stream: Readable, err: unknown): void => {
     stream.destroy(err instanceof Error ? err : new Error(String(err)))
@@ -90,23 +90,17 @@ export function createReadStream(data: FileData, path: string, opts: ReadStreamO
         return
       }
       if (!tail && opts.highWaterMark === undefined) {
-        const end = Math.min(stop, f.localSize)
-        while (ahead.length < window && nextBlock * bs < end) {
-          const index = nextBlock++
-          const block = f.readBlock(index)
-          // Rejections are taken when the block's turn comes.
-          block.catch(() => undefined)
-          ahead.push({ index, block })
-        }
-        const head = ahead.shift()
-        if (head !== undefined) {
-          head.block.then(
+        blocks ??= new BlockPrefetch(f, index, Math.ceil(Math.min(stop, f.localSize) / bs), data.opts.readaheadBlocks)
+        const block = blocks.take()
+        if (block !== null) {
+          const at = index++
+          block.then(
             buf => {
-              const from = pos - head.index * bs
-              const to = Math.min(buf.length, stop - head.index * bs)
+              const from = pos - at * bs
+              const to = Math.min(buf.length, stop - at * bs)
               if (to <= from) {
                 // Shorter than the size said (truncated meanwhile): the rest goes the careful way.
-                ahead.length = 0
+                blocks?.stop()
                 tail = true
                 readTail(this, f, want)
                 return

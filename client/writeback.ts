@@ -3,8 +3,8 @@
  * write() copies into dirty blocks and returns; a block that fills, a short
  * timer, the mount's dirty limit, fsync and close send dirty data as UNSTABLE
  * WRITEs of at most wsize, several in flight; COMMIT follows on fsync and
- * close, and is sent behind the writes once the mount holds three
- * quarters of its dirty limit, so a long write keeps the pipe full instead of stopping to flush
+ * close, and is sent behind the writes once the mount holds a quarter of
+ * its dirty limit (16 MiB by default), so a long write keeps the pipe full instead of stopping to flush
  * at the limit (the writer waits only while the mount is over it). A caller
  * that hands its buffer over (transfer) has whole blocks sent from it
  * without a copy. Every range stays held until a COMMIT returns
@@ -64,9 +64,11 @@ export class Writeback {
    * its dirty limit. transfer: the caller will never change `data` again, so
    * whole blocks of it are held and sent as they are, not copied.
    */
-  async write(f: FileState, offset: number, data: Buffer, transfer = false): Promise<void> {
-    // A pool buffer handed over goes back to its pool once nothing of it is held (one byte held for this call).
-    const lease: Lease | null = transfer && this.d.pool?.owns(data) === true ? { bytes: 1, buf: data, pool: this.d.pool } : null
+  async write(f: FileState, offset: number, data: Buffer, transfer = false, release: (() => void) | null = null): Promise<void> {
+    // A buffer handed over goes back (release, or to the pool it came from) once nothing of it is held; one byte is held for this call.
+    const pool = this.d.pool
+    const give = release ?? (transfer && pool?.owns(data) === true ? () => { pool.give(data) } : null)
+    const lease: Lease | null = transfer && give !== null ? { bytes: 1, give } : null
     let done = 0
     try {
       while (done < data.length) {
@@ -224,9 +226,11 @@ export class Writeback {
           // A server that accepts nothing and reports no error would loop forever.
           if (r.count === 0) throw NfsError.fromStatus(nfsstat3.NFS3ERR_IO, 'WRITE')
           const n = Math.min(r.count, data.length)
+          // The rest is cut first: acked() may give a handed-over buffer back (FILE_SYNC), after which it is not ours to touch.
+          const rest = data.subarray(n)
           this.acked(f, seg, off, data.subarray(0, n), r.committed, Buffer.from(r.verf))
           off += n
-          data = data.subarray(n)
+          data = rest
         }
       })
     } catch (err) {
@@ -251,8 +255,9 @@ export class Writeback {
     }
     this.account(f, kept - bytes.length)
     dropLease(seg.lease, bytes.length - kept)
-    // At three quarters of the limit: the last quarter keeps the writes going while the COMMIT runs.
-    if (kept > 0 && this.held * 4 >= this.d.opts.dirtyLimitBytes * 3) this.commitBehind(f)
+    // From a quarter of the limit on: the rest keeps the writes going while the COMMIT runs, and a long
+    // copy cycles through few buffers (fresh memory costs more than the copy it holds, see BufferPool).
+    if (kept > 0 && this.held * 4 >= this.d.opts.dirtyLimitBytes) this.commitBehind(f)
   }
 
   /**

@@ -16,7 +16,8 @@ const IDLE_MS = 2000
 
 export class BufferPool {
   readonly slabSize: number
-  private readonly keep: number
+  /** Free slabs kept at most: as many as a data path has lent at once (its dirty limit and read-ahead), so they all come back. */
+  keep: number
   private free: ArrayBuffer[] = []
   private readonly lent = new WeakSet<ArrayBufferLike>()
   private idle: NodeJS.Timeout | null = null

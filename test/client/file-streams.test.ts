@@ -15,14 +15,15 @@ t.test('a 32 MiB Readable through createWriteStream and back through createReadS
   const chunks: Buffer[] = []
   for (let off = 0, n = 1000; off < data.length; off += n, n = (n * 7) % 90_001 + 1) chunks.push(data.subarray(off, off + n))
   const ws = c.createWriteStream('streamed')
-  let finished = false
+  let atFinish: { commits: number; held: number } | null = null
   ws.on('finish', () => {
-    finished = true
+    atFinish = { commits: c.stats().nfs.COMMIT ?? 0, held: extra(c, 'writeback', 'dirtyBytes') }
   })
   await pipeline(Readable.from(chunks), ws)
-  t.ok(finished)
-  t.equal(c.stats().nfs.COMMIT, 1, "'finish' came after the COMMIT")
-  t.equal(extra(c, 'writeback', 'dirtyBytes'), 0)
+  // COMMITs go out behind the writes from 16 MiB held on (a quarter of the dirty limit), and one at close.
+  const commits = c.stats().nfs.COMMIT ?? 0
+  t.ok(commits >= 1, `COMMITs: ${String(commits)}`)
+  t.strictSame(atFinish, { commits, held: 0 }, "'finish' came after the last COMMIT, with nothing held")
   const other = await mountFiles(t, fx, { rsize: BS, wsize: BS })
   const hash = createHash('sha256')
   await pipeline(other.createReadStream('streamed'), hash)
