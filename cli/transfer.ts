@@ -9,6 +9,7 @@
  * the same few megabytes serve the whole copy. Anything else goes through
  * the sides' streams.
  */
+import { closeSync, openSync, writeSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
@@ -59,11 +60,18 @@ export async function upload(src: string, f: NfsFile, progress: Progress): Promi
   await f.close()
 }
 
-/** An open NfsFile into a local file (created or truncated; both closed here). */
+/**
+ * An open NfsFile into a local file (created or truncated; both closed
+ * here). The local writes are synchronous, on this thread: the READs keep
+ * arriving into the socket's buffers meanwhile, and the blocks are written
+ * from the thread that received them. Through the thread pool instead, the
+ * same copy spent several times the system time on this kind of machine
+ * (256 MiB: 0.13-0.23 s against 0.23-0.89 s, bench/README.md).
+ */
 export async function download(f: NfsFile, dst: string, mode: number, progress: Progress): Promise<void> {
-  let fd: FileHandle | null = null
+  let fd: number | null = null
   try {
-    fd = await open(dst, 'w', mode)
+    fd = openSync(dst, 'w', mode)
     const bs = f.blockSize
     const blocks = new BlockPrefetch(f, 0, Math.ceil(f.localSize / bs), f.readaheadBlocks)
     let pos = 0
@@ -71,7 +79,7 @@ export async function download(f: NfsFile, dst: string, mode: number, progress: 
       const block = blocks.take()
       if (block === null) break
       const buf = await block
-      await fd.write(buf, 0, buf.length, pos)
+      writeAll(fd, buf, pos)
       f.release(buf)
       pos += buf.length
       progress.add(buf.length)
@@ -85,12 +93,16 @@ export async function download(f: NfsFile, dst: string, mode: number, progress: 
     for (;;) {
       const buf = await f.read(bs, pos)
       if (buf.length === 0) break
-      await fd.write(buf, 0, buf.length, pos)
+      writeAll(fd, buf, pos)
       pos += buf.length
       progress.add(buf.length)
     }
   } finally {
-    await fd?.close()
+    if (fd !== null) closeSync(fd)
     await f.close()
   }
+}
+
+function writeAll(fd: number, buf: Buffer, pos: number): void {
+  for (let done = 0; done < buf.length; ) done += writeSync(fd, buf, done, buf.length - done, pos + done)
 }

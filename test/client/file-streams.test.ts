@@ -20,7 +20,7 @@ t.test('a 32 MiB Readable through createWriteStream and back through createReadS
     atFinish = { commits: c.stats().nfs.COMMIT ?? 0, held: extra(c, 'writeback', 'dirtyBytes') }
   })
   await pipeline(Readable.from(chunks), ws)
-  // COMMITs go out behind the writes from 16 MiB held on (a quarter of the dirty limit), and one at close.
+  // COMMITs go out behind the writes past 8 MiB held (an eighth of the dirty limit), and one at close.
   const commits = c.stats().nfs.COMMIT ?? 0
   t.ok(commits >= 1, `COMMITs: ${String(commits)}`)
   t.strictSame(atFinish, { commits, held: 0 }, "'finish' came after the last COMMIT, with nothing held")

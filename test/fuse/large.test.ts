@@ -57,7 +57,7 @@ t.test('COMMITs that report a new verifier: every block is sent again from its r
   const proxy = await startVerfProxy(t, ex.port)
   const a = mountpointDir(t)
   await mountFuse(t, ex.source, a, `port=${String(proxy.port)},mountport=${String(ex.port)},${TEST_OPTS}`)
-  // The COMMITs sent behind the writes (from 16 MiB held on) and the one at close all say "lost".
+  // The first three COMMITs (sent behind the writes, past 8 MiB held) say "lost".
   proxy.flip.set(PROC_COMMIT, 3)
   const data = patternBytes(40 * MIB + 777, 21)
   const src = join(base, 'local', 'src')
