@@ -5,6 +5,7 @@
  * stdout, or JSON lines with --json. See bench/README.md.
  */
 import { parseArgs } from 'node:util'
+import { copyBench, copyTable, findNfsCp, libraryCopy } from '../bench/copy.ts'
 import { microBenches } from '../bench/micro.ts'
 import { defaultNfsprobe } from '../bench/nfsprobe.ts'
 import { comparisonTable, compareRuns, resultsTable } from '../bench/report.ts'
@@ -20,6 +21,9 @@ export const BENCH_USAGE = `  bench [WORKLOAD…] [--target T] [--compare A B [-
         [--process] [--exports FILE] [--local-dir DIR] [--before-a CMD] [--before-b CMD] [--nfsprobe PATH]
         workloads: ${WORKLOADS.join(' ')} (default: all), micro; a target is tsnfs-memory (default),
         tsnfs-BACKEND, or an nfs://host/export?nfsport=P&mountport=M URL
+  bench copy [--target T] [--runs N] [-S MiB] [--no-mount] [--nfs-cp PATH] [--json]
+        tsnfs cp against libnfs's nfs-cp both ways, and writes through a tsnfs mount (dd, cp) against
+        the library's, alternating, medians and speed ratios (bench/README.md)
 `
 
 /** A positive integer; sizes may end in k or m (×1024, ×1024²). */
@@ -55,6 +59,8 @@ export async function bench(argv: string[]): Promise<number> {
       'before-a': { type: 'string' },
       'before-b': { type: 'string' },
       nfsprobe: { type: 'string' },
+      'no-mount': { type: 'boolean', default: false },
+      'nfs-cp': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -70,6 +76,29 @@ export async function bench(argv: string[]): Promise<number> {
     if (a === undefined || b === undefined) throw new Error('--compare needs two targets: --compare A B [WORKLOAD…]')
     compareWith = [a, b]
     names = rest
+  }
+  if (names[0] === 'copy-lib') {
+    // bench copy's library side, run in a process of its own: prints the seconds the copy took.
+    const [, direction, src, dst] = names
+    if ((direction !== 'up' && direction !== 'down') || src === undefined || dst === undefined) throw new Error('usage: bench copy-lib up|down SRC DST')
+    out(`${String(await libraryCopy(direction, src, dst))}\n`)
+    return 0
+  }
+  if (names[0] === 'copy') {
+    const nfsCp = values['nfs-cp'] ?? findNfsCp()
+    if (nfsCp === null) throw new Error('nfs-cp not found (Debian: apt-get install libnfs-utils), or give --nfs-cp PATH')
+    const sizeMiB = int('-S', values.S, 256)
+    const rows = await copyBench({
+      target: values.target,
+      sizeMiB,
+      runs: int('--runs', values.runs, 5),
+      mount: !values['no-mount'],
+      process: true,
+      nfsCp,
+      log: (line) => { process.stderr.write(`${line}\n`) },
+    })
+    out(values.json ? rows.map((r) => `${JSON.stringify({ mode: 'copy', size_mib: sizeMiB, ...r })}\n`).join('') : copyTable(rows, sizeMiB))
+    return 0
   }
   if (names.includes('micro')) {
     const rows = await microBenches()

@@ -5,11 +5,11 @@
  * contents, their final mode and times after them (a read-only directory can
  * still be filled; -p times are not disturbed by the creates inside).
  */
-import { pipeline } from 'node:stream/promises'
 import { at, errnoOf, messageOf, PathError, umask } from './common.ts'
 import { Progress } from './progress.ts'
 import type { ProgressSink } from './progress.ts'
 import type { Side, SideStat } from './sides.ts'
+import { copyData } from './transfer.ts'
 
 export interface Place {
   side: Side
@@ -107,7 +107,7 @@ async function runStep(plan: Plan, step: Step, opts: CopyOptions, progress: Prog
         await makeSymlink(to, step.target, step.dst)
         return
       case 'file':
-        await pipeline(from.read(step.src), progress.counter(), to.write(step.dst, step.st.mode & mask))
+        await copyData(from, step.src, to, step.dst, step.st.mode & mask, progress)
         if (opts.preserve) {
           await to.chmod(step.dst, step.st.mode)
           await to.utimes(step.dst, step.st.atime, step.st.mtime)

@@ -159,7 +159,8 @@ async function serveMount(a: MountArgs): Promise<number> {
   const there = mountAt(mountpoint)
   if (there !== null) throw new UsageError(`${mountpoint}: already a mount point (${there.fstype} ${there.source}); unmount it first`)
   if (!statSync(mountpoint).isDirectory()) throw new UsageError(`${mountpoint}: not a directory`)
-  const client = await NfsClient.mount(sourceUrl(source), opts.client)
+  // The daemon's log gets the hard mount's "server not responding" and "OK" lines.
+  const client = await NfsClient.mount(sourceUrl(source), { ...opts.client, log })
   let m: FuseMount
   try {
     const root = await client.resolve(client.path)

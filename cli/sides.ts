@@ -9,7 +9,7 @@ import type { Stats } from 'node:fs'
 import { lstat, mkdir, readdir, readlink, stat, symlink, chmod, utimes, unlink } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import type { Readable, Writable } from 'node:stream'
-import type { FileType, NfsClient, NfsStats } from '../client/index.ts'
+import type { FileType, NfsClient, NfsFile, NfsStats } from '../client/index.ts'
 import { baseName, joinPath } from './common.ts'
 
 export interface SideStat {
@@ -38,7 +38,13 @@ export interface Side {
   write(path: string, mode: number): Writable
   chmod(path: string, mode: number): Promise<void>
   utimes(path: string, atime: Date, mtime: Date): Promise<void>
+  /** Paths of the local file system (transfer.ts copies to and from them block by block). */
+  local?: boolean
+  /** An export's side: open a file of it for block-wise copies (transfer.ts). */
+  open?(path: string, flags: 'r' | 'w', mode?: number): Promise<NfsFile>
 }
+
+const LOCAL_CHUNK = 1024 * 1024
 
 const LOCAL_TYPES: readonly [keyof Stats, FileType][] = [
   ['isFile', 'file'],
@@ -56,6 +62,7 @@ function localStat(s: Stats): SideStat {
 }
 
 export const localSide: Side = {
+  local: true,
   show: p => p,
   join: (dir, name) => join(dir, name),
   basename: p => basename(p),
@@ -68,7 +75,8 @@ export const localSide: Side = {
   },
   symlink: (target, p) => symlink(target, p),
   unlink: p => unlink(p),
-  read: p => createReadStream(p),
+  // Chunks of 1 MiB (the largest block a mount uses): each whole block is then sent as read, without a copy.
+  read: p => createReadStream(p, { highWaterMark: LOCAL_CHUNK }),
   write: (p, mode) => createWriteStream(p, { mode }),
   chmod: (p, mode) => chmod(p, mode),
   utimes: (p, atime, mtime) => utimes(p, atime, mtime),
@@ -106,9 +114,11 @@ function makeNfsSide(client: NfsClient, urlOf: (path: string) => string): Side {
     symlink: (target, p) => client.symlink(target, p),
     unlink: p => client.unlink(p),
     read: p => client.createReadStream(p),
-    write: (p, mode) => client.createWriteStream(p, { flags: 'w', mode }),
+    // The chunks come from fs or NFS read streams, which never reuse them.
+    write: (p, mode) => client.createWriteStream(p, { flags: 'w', mode, transfer: true }),
     chmod: (p, mode) => client.chmod(p, mode),
     utimes: (p, atime, mtime) => client.utimes(p, atime, mtime),
+    open: (p, flags, mode) => client.open(p, flags, mode),
   }
 }
 

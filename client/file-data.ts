@@ -22,6 +22,7 @@ import { withCred } from './identity.ts'
 import type { CreateOptions } from './namespace-ops.ts'
 import type { Nfs3 } from './nfs3.ts'
 import type { CallCredential } from './rpc/auth.ts'
+import { BufferPool } from './rpc/buffer-pool.ts'
 import type { Limits } from './session.ts'
 import type { ClientStats } from './stats.ts'
 import type { Resolved } from './walk.ts'
@@ -33,6 +34,8 @@ export interface FileClient {
   readonly attrs: AttrCache
   readonly limits: Limits
   readonly counters: ClientStats
+  /** Block buffers to lend and take back (the transport reads large READ replies into them). */
+  readonly buffers?: BufferPool
   resolve(path: string, opts?: { follow?: boolean }): Promise<Resolved>
   create(path: string, opts?: CreateOptions): Promise<Resolved>
   getattr(fh: Buffer, opts?: { revalidate?: boolean }): Promise<fattr3>
@@ -45,15 +48,19 @@ export class FileData {
   readonly blocks: BlockCache
   readonly writeback: Writeback
   readonly reader: BlockReader
+  readonly buffers: BufferPool
   private readonly states = new Map<string, FileState>()
   private readonly unsubscribe: () => void
 
   constructor(client: FileClient, o: FileDataOptions = {}) {
     this.client = client
     this.opts = resolveFileDataOptions(o, client.limits.rsize, client.limits.wsize)
+    this.buffers = client.buffers ?? new BufferPool()
+    // Keep room for every slab a long copy has lent at once: the dirty limit's worth, the read-ahead window, and a few.
+    this.buffers.keep = Math.max(this.buffers.keep, Math.ceil(this.opts.dirtyLimitBytes / this.opts.blockSize) + this.opts.readaheadBlocks + 4)
     this.blocks = new BlockCache(this.opts.blockCacheBytes, this.opts.blockSize, client.counters)
     const deps = { nfs: client.nfs, attrs: client.attrs, blocks: this.blocks, counters: client.counters, opts: this.opts }
-    this.writeback = new Writeback({ ...deps, files: () => this.states.values() })
+    this.writeback = new Writeback({ ...deps, files: () => this.states.values(), pool: this.buffers })
     this.reader = new BlockReader(deps)
     this.unsubscribe = client.attrs.onChange(ev => {
       this.onAttrChange(ev)

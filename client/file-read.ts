@@ -62,13 +62,20 @@ export class BlockReader {
     const parts = await blocks
     // A READ's attributes may have shown the file shorter (another client truncated it).
     const limit = Math.min(end, Number(size()))
-    const out = Buffer.alloc(Math.max(0, limit - pos))
+    const out = Buffer.allocUnsafe(Math.max(0, limit - pos))
+    // Every byte is copied in or zeroed: blocks short of the local size are holes we made by writing further on.
+    let filled = 0
     parts.forEach((data, k) => {
       const start = (first + k) * this.bs
       const a = Math.max(pos, start)
-      const b = Math.min(limit, start + data.length)
-      if (b > a) data.copy(out, a - pos, a - start, b - start)
+      const b = Math.min(limit, start + this.bs)
+      if (b <= a) return
+      const got = Math.max(a, Math.min(b, start + data.length))
+      if (got > a) data.copy(out, a - pos, a - start, got - start)
+      if (got < b) out.fill(0, got - pos, b - pos)
+      filled = b - pos
     })
+    if (filled < out.length) out.fill(0, filled)
     return out
   }
 
@@ -118,7 +125,25 @@ export class BlockReader {
     return p
   }
 
-  private async fetchBlock(f: FileState, index: number, readahead: boolean, cred: CallCredential | undefined): Promise<Buffer> {
+  /**
+   * Block `index` in a buffer of the caller's own (a read stream's chunk,
+   * handed to its consumer as it is): a copy of a cached or pending block,
+   * else a READ whose data is not cached (a stream reads a file once; its
+   * blocks would only push others out of the cache).
+   */
+  async ownedBlock(f: FileState, index: number, cred: CallCredential | undefined): Promise<Buffer> {
+    const c = this.d.blocks.get(f.key, index)
+    if (c !== undefined) {
+      this.d.counters.add('blockCache', 'hits')
+      return Buffer.from(c.data)
+    }
+    const p = this.pending.get(`${f.key}:${index}`)
+    if (p !== undefined) return Buffer.from(await p.promise)
+    this.d.counters.add('read', 'owned')
+    return this.fetchBlock(f, index, false, cred, false)
+  }
+
+  private async fetchBlock(f: FileState, index: number, readahead: boolean, cred: CallCredential | undefined, store = true): Promise<Buffer> {
     for (let attempt = 0; ; attempt++) {
       const gen = f.gen
       const serverSize = this.d.attrs.peek(f.fh)?.size
@@ -128,6 +153,7 @@ export class BlockReader {
       // Data left the overlay while the READ was out: the reply may predate the WRITE that held it.
       if (f.gen !== gen && attempt < MAX_REREADS) continue
       const data = overlay(f, index, this.bs, server)
+      if (!store) return data
       const a = this.d.attrs.peek(f.fh)
       this.d.blocks.set(f.key, index, { data, readahead }, a === undefined ? undefined : stampOf(a), f.busy)
       return data
@@ -140,11 +166,15 @@ export class BlockReader {
     let got = 0
     while (got < count) {
       const r = await this.slots.run(() => this.d.nfs.call('READ', { file: { data: fh }, offset: BigInt(offset + got), count: count - got }, withCred(cred)))
-      // The reply's data is a view of the reply record: concat copies it out.
       parts.push(r.data)
       got += r.data.length
       if (r.eof || r.data.length === 0) break
     }
+    const only = parts[0]
+    // The data is a view of the reply record, which is this reply's alone: kept as it is when it is
+    // most of that memory (a large READ is read straight into its record), else copied out so a
+    // small block does not hold on to a whole socket read.
+    if (parts.length === 1 && only !== undefined && only.length * 2 >= only.buffer.byteLength) return only
     return Buffer.concat(parts, got)
   }
 }

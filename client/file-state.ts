@@ -15,6 +15,25 @@ import type { Range } from './file-ranges.ts'
 import { addRange } from './file-ranges.ts'
 import type { CallCredential } from './rpc/auth.ts'
 
+/**
+ * A buffer a caller handed over to be given back (NfsFile.write transfer:
+ * a pool buffer, or one with a release callback): held as dirty and
+ * segment data until none of its bytes are held any more, then given
+ * back. `bytes` counts what is held, plus one while the write() that
+ * handed it over still runs.
+ */
+export interface Lease {
+  bytes: number
+  readonly give: () => void
+}
+
+/** n bytes of the lease are no longer held; the buffer goes back at zero. */
+export function dropLease(l: Lease | null, n: number): void {
+  if (l === null || n <= 0) return
+  l.bytes -= n
+  if (l.bytes === 0) l.give()
+}
+
 export interface Segment {
   /** Absolute file offset. */
   offset: number
@@ -29,6 +48,8 @@ export interface Segment {
   done: Promise<void> | null
   /** Who wrote it: its WRITE (and the COMMIT) go as this credential (undefined: the mount's). */
   cred?: CallCredential | undefined
+  /** The handed-over buffer the data lies in, if any. */
+  lease: Lease | null
 }
 
 export interface DirtyBlock {
@@ -39,6 +60,8 @@ export interface DirtyBlock {
   ranges: Range[]
   /** The writer's credential: one per block (another writer's data flushes it first). */
   cred?: CallCredential | undefined
+  /** buf is a handed-over pool buffer (a whole block, sent at once). */
+  lease: Lease | null
 }
 
 export function segEnd(s: Segment): number {
@@ -65,6 +88,10 @@ export class FileState {
   /** WRITEs of the file were in flight together since the last COMMIT (their wcc may have been applied out of order). */
   attrsSuspect = false
   timer: NodeJS.Timeout | null = null
+  /** A COMMIT sent while writing goes on (writeback.ts commitBehind), or null. */
+  committing: Promise<void> | null = null
+  /** Background COMMITs in a row that found a new verifier. */
+  behindRounds = 0
   /** Background write-back work (never rejects). */
   readonly tasks = new Set<Promise<void>>()
   seq = 0
@@ -97,6 +124,8 @@ export class FileState {
  * its head, so a COMMIT's snapshot still finds it); returns the bytes removed.
  */
 export function cutSegments(list: Segment[], start: number, end: number): number {
+  // Sequential writes land past everything held: nothing to cut, nothing to rebuild.
+  if (!list.some(s => s.offset < end && segEnd(s) > start)) return 0
   let removed = 0
   const out: Segment[] = []
   for (const s of list) {
@@ -105,7 +134,8 @@ export function cutSegments(list: Segment[], start: number, end: number): number
       out.push(s)
       continue
     }
-    removed += Math.min(e, end) - Math.max(s.offset, start)
+    const cut = Math.min(e, end) - Math.max(s.offset, start)
+    removed += cut
     const tail = e > end ? s.data.subarray(end - s.offset) : null
     if (s.offset < start) {
       s.data = s.data.subarray(0, start - s.offset)
@@ -116,6 +146,8 @@ export function cutSegments(list: Segment[], start: number, end: number): number
       s.offset = end
       out.push(s)
     }
+    // Last: at zero the buffer goes back and is no longer ours to touch.
+    dropLease(s.lease, cut)
   }
   list.splice(0, list.length, ...out)
   return removed

@@ -28,6 +28,13 @@ import type { Resolved } from './walk.ts'
 
 export type OpenFlags = 'r' | 'r+' | 'w' | 'w+' | 'wx' | 'a' | 'a+'
 
+export interface WriteOptions {
+  /** The buffer is the client's from now on: held without a copy until the server has it on stable storage. */
+  transfer?: boolean
+  /** With transfer: called exactly once, when the client holds nothing of the buffer any more (also when write() fails). */
+  release?: () => void
+}
+
 const READABLE: ReadonlySet<OpenFlags> = new Set(['r', 'r+', 'w+', 'a+'])
 
 /** The ACCESS bits each way of opening needs (Linux nfs_open_permission_mask). */
@@ -90,21 +97,56 @@ export class NfsFile {
     return out
   }
 
-  /** Copy data into the file's dirty blocks (no RPC unless the mount is over its dirty limit); 'a' and 'a+' append. */
-  async write(data: Buffer, position?: bigint | number): Promise<number> {
-    this.check('write', this.writable)
-    const err = this.state.takeError()
-    if (err !== null) throw err
+  /**
+   * Block `index` (blockSize bytes from index × blockSize, short at the end
+   * of the file, empty past it) in a buffer that is the caller's alone: the
+   * read stream's way to hand data over without a copy. What this client
+   * holds unwritten is included, as for read().
+   */
+  async readBlock(index: number): Promise<Buffer> {
+    this.check('read', this.readable)
+    await this.fresh()
+    const bs = this.data.opts.blockSize
+    if (index * bs >= Number(this.size())) return Buffer.alloc(0)
+    const b = await this.data.reader.ownedBlock(this.state, index, this.cred)
+    // Clipped to the local size after the READ (its attributes may have shown the file shorter).
+    const limit = Math.max(0, Math.min(bs, Number(this.size()) - index * bs))
+    if (b.length >= limit) return b.subarray(0, limit)
+    // Short of the local size: a hole this client made by writing further on.
+    const out = Buffer.alloc(limit)
+    b.copy(out)
+    return out
+  }
+
+  /**
+   * Copy data into the file's dirty blocks (no RPC unless the mount is over
+   * its dirty limit); 'a' and 'a+' append. transfer: the caller hands `data`
+   * over and never changes it again (as a stream's chunks), so whole blocks
+   * of it are sent as they are instead of copied.
+   */
+  async write(data: Buffer, position?: bigint | number, opts: WriteOptions = {}): Promise<number> {
+    const release = opts.transfer === true ? (opts.release ?? null) : null
+    // Read now: a buffer handed over may be given back (and detached) before write-back returns.
+    const n = data.length
     let pos: number
-    if (this.flags === 'a' || this.flags === 'a+') {
-      await this.fresh()
-      pos = Number(this.size())
-    } else {
-      pos = position === undefined ? this.pos : toOffset(position, 'write', this.path)
+    try {
+      this.check('write', this.writable)
+      const err = this.state.takeError()
+      if (err !== null) throw err
+      if (this.flags === 'a' || this.flags === 'a+') {
+        await this.fresh()
+        pos = Number(this.size())
+      } else {
+        pos = position === undefined ? this.pos : toOffset(position, 'write', this.path)
+      }
+    } catch (err) {
+      release?.()
+      throw err
     }
-    await this.data.writeback.write(this.state, pos, data, this.cred)
-    if (position === undefined || this.flags === 'a' || this.flags === 'a+') this.pos = pos + data.length
-    return data.length
+    // From here the write-back owns the buffer (and calls release).
+    await this.data.writeback.write(this.state, pos, data, this.cred, opts.transfer === true, release)
+    if (position === undefined || this.flags === 'a' || this.flags === 'a+') this.pos = pos + n
+    return n
   }
 
   /** Attributes (cached while fresh), with the local size. */
@@ -146,6 +188,35 @@ export class NfsFile {
 
   get position(): number {
     return this.pos
+  }
+
+  /** Bytes per block (readBlock), and blocks a sequential reader may ask ahead (the read-ahead window). */
+  get blockSize(): number {
+    return this.data.opts.blockSize
+  }
+
+  get readaheadBlocks(): number {
+    return this.data.opts.readaheadBlocks
+  }
+
+  /**
+   * A block-sized buffer from the client's pool, to fill and hand over with
+   * write(…, { transfer: true }): it goes back to the pool once the server
+   * has its data on stable storage, so a long copy keeps using the same
+   * memory instead of faulting in fresh pages for every block.
+   */
+  takeBuffer(): Buffer {
+    return this.data.buffers.take(this.data.opts.blockSize)
+  }
+
+  /** Give back a buffer readBlock() returned (or takeBuffer() lent and was not written), once done with it. Optional: one never given back is collected. */
+  release(buf: Buffer): void {
+    this.data.buffers.give(buf)
+  }
+
+  /** The size as this client sees it: the server's as last known, or the end of writes held beyond it. */
+  get localSize(): number {
+    return Number(this.size())
   }
 
   private size(): bigint {

@@ -29,9 +29,10 @@ import type { ClientOptions, ResolvedOptions } from './options.ts'
 import type { CallCredential } from './rpc/auth.ts'
 import { listDir, listDirPlus } from './readdir.ts'
 import type { DirEntryPlus } from './readdir.ts'
+import { BufferPool } from './rpc/buffer-pool.ts'
 import { connectTransport } from './rpc/connect.ts'
 import type { Endpoint, Limits, MountTarget } from './session.ts'
-import { chooseExport, findPorts, limitsOf, openMount, targetOf } from './session.ts'
+import { applyLimits, chooseExport, findPorts, limitsOf, openMount, readdirplusMax, targetOf } from './session.ts'
 import { ClientStats } from './stats.ts'
 import { createReadStream, createWriteStream } from './streams.ts'
 import type { ReadStreamOptions, WriteStreamOptions } from './streams.ts'
@@ -71,10 +72,13 @@ export class NfsClient implements OpsContext {
   readonly limits: Limits
   /** The live counters; add your own groups with counters.add(group, key). */
   readonly counters: ClientStats
+  /** Block buffers shared by the transport (READ records) and the data path (see BufferPool). */
+  readonly buffers: BufferPool
   private readonly endpoint: Endpoint
   private readonly state: MountState
 
-  private constructor(ep: Endpoint, exportPath: string, path: string, root: Buffer, nfs: Nfs3, limits: Limits, stats: ClientStats) {
+  private constructor(ep: Endpoint, exportPath: string, path: string, root: Buffer, nfs: Nfs3, limits: Limits, stats: ClientStats, buffers: BufferPool) {
+    this.buffers = buffers
     this.endpoint = ep
     this.host = ep.host
     this.options = ep.opts
@@ -132,7 +136,8 @@ export class NfsClient implements OpsContext {
     } finally {
       await m.close()
     }
-    const transport = await connectTransport(ep.host, ep.nfsport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred }).catch((err: unknown) => {
+    const buffers = new BufferPool()
+    const transport = await connectTransport(ep.host, ep.nfsport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred, log: ep.opts.log, pool: buffers }).catch((err: unknown) => {
       throw atEndpoint('NFS', ep.host, ep.nfsport, ep.opts.proto, err)
     })
     stats.watchTransport(() => transport.counters())
@@ -140,7 +145,9 @@ export class NfsClient implements OpsContext {
     const nfs = new Nfs3(transport, attrs, stats.nfs, { jukeboxDelayMs: ep.opts.jukeboxDelayMs, jukeboxRetries: ep.opts.jukeboxRetries }, ep.opts.cred)
     try {
       const fsinfo = await nfs.call('FSINFO', { fsroot: { data: root } })
-      return new NfsClient(ep, exportPath, path, root, nfs, limitsOf(fsinfo, ep.opts), stats)
+      const limits = limitsOf(fsinfo, ep.opts)
+      applyLimits(transport, limits)
+      return new NfsClient(ep, exportPath, path, root, nfs, limits, stats, buffers)
     } catch (err) {
       await transport.close()
       throw err
@@ -220,7 +227,7 @@ export class NfsClient implements OpsContext {
       const dir = await walk(this, path, { follow: true }, v)
       if (this.state.readdirplus) {
         try {
-          return await listDirPlus(this, dir.fh, this.limits.dirsize, Math.max(this.limits.dirsize * 4, 32_768), path)
+          return await listDirPlus(this, dir.fh, this.limits.dirsize, readdirplusMax(this.limits.dirsize), path)
         } catch (err) {
           if (!isNfsError(err, 'NFS3ERR_NOTSUPP')) throw err
           this.state.readdirplus = false

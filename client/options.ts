@@ -5,7 +5,8 @@
 import type { CallCredential } from './rpc/auth.ts'
 import type { Protocol } from './rpc/connect.ts'
 import { defaultPolicy } from './rpc/connect.ts'
-import type { RetryPolicy } from './rpc/transport.ts'
+import { STDERR_LOG } from './rpc/transport.ts'
+import type { RetryPolicy, RpcLog } from './rpc/transport.ts'
 import type { AttrCacheOptions } from './cache/attr-cache.ts'
 import type { LookupCacheMode, NameCacheOptions } from './cache/name-cache.ts'
 import type { FileDataOptions } from './file-options.ts'
@@ -46,10 +47,10 @@ export interface ClientOptions extends FileDataOptions {
   noac?: boolean
   /** nfs(5) lookupcache: 'all' (default), 'positive', 'none'. */
   lookupcache?: LookupCacheMode
-  /** READ/WRITE sizes asked for; capped by the server's rtmax/wtmax (default: its rtpref/wtpref). */
+  /** READ/WRITE sizes asked for (default: the server's rtpref/wtpref); never above its rtmax/wtmax nor 1 MiB (session.ts limitsOf). */
   rsize?: number
   wsize?: number
-  /** READDIR(PLUS) reply size asked for (default the server's dtpref). */
+  /** READDIR(PLUS) size asked for (default the server's dtpref); between 1 KiB and min(rsize, 256 KiB). */
   dirsize?: number
   /** Use READDIRPLUS (default true; falls back to READDIR once the server says NOTSUPP). */
   readdirplus?: boolean
@@ -65,6 +66,8 @@ export interface ClientOptions extends FileDataOptions {
   idleTrimMs?: number
   /** Also run a full garbage collection then (for a process that is all client, as the mount daemon; default false). */
   idleGc?: boolean
+  /** Where a hard mount logs "nfs: server HOST not responding, still trying" and "nfs: server HOST OK" (default stderr; a pino logger fits). */
+  log?: RpcLog
 }
 
 export interface ResolvedOptions {
@@ -84,6 +87,7 @@ export interface ResolvedOptions {
   jukeboxRetries: number
   files: FileDataOptions
   idle: { ms: number; gc: boolean }
+  log: RpcLog
 }
 
 export function resolveOptions(o: ClientOptions = {}): ResolvedOptions {
@@ -130,6 +134,7 @@ export function resolveOptions(o: ClientOptions = {}): ResolvedOptions {
     jukeboxRetries: o.jukeboxRetries ?? (policy.hard ? Number.POSITIVE_INFINITY : policy.retrans),
     files: pickFileOptions(o),
     idle: { ms: Math.max(0, o.idleTrimMs ?? 30_000), gc: o.idleGc ?? false },
+    log: o.log ?? STDERR_LOG,
   }
 }
 

@@ -49,3 +49,68 @@ export class ReadAhead {
     return { from: last + 1, to: last + 1 + this.window }
   }
 }
+
+/** What BlockPrefetch needs of an open file (NfsFile.readBlock). */
+export interface BlockSource {
+  readBlock(index: number): Promise<Buffer>
+}
+
+/**
+ * Whole blocks in order for a sequential consumer (a read stream, a copy),
+ * each READ sent ahead of its turn. The window starts at 2 blocks and
+ * doubles, up to `max`, only when the consumer finds its next block still
+ * on the way: a consumer slower than the server (a local disk) keeps a
+ * small window, so few block buffers circulate; a slow link opens it wide.
+ */
+export class BlockPrefetch {
+  private readonly file: BlockSource
+  private readonly end: number
+  private readonly max: number
+  private next = 0
+  private window = 2
+  private taken = 0
+  private readonly ahead: { block: Promise<Buffer>; ready: boolean }[] = []
+
+  /** Blocks [from, end). */
+  constructor(file: BlockSource, from: number, end: number, max: number) {
+    this.file = file
+    this.next = from
+    this.end = end
+    this.max = Math.max(1, max)
+    this.window = Math.min(2, this.max)
+  }
+
+  /** The window now (tests, stats). */
+  get windowBlocks(): number {
+    return this.window
+  }
+
+  /** The next block, or null past the end. A failed READ rejects when its block's turn comes. */
+  take(): Promise<Buffer> | null {
+    this.fill()
+    const head = this.ahead.shift()
+    if (head === undefined) return null
+    // The first block is always on the way: only later waits say the READs fall behind.
+    if (!head.ready && this.taken > 0) this.window = Math.min(this.window * 2, this.max)
+    this.taken++
+    this.fill()
+    return head.block
+  }
+
+  /** Forget what is still ahead (the consumer stopped early); the READs in flight finish unheard. */
+  stop(): void {
+    this.ahead.length = 0
+    this.next = this.end
+  }
+
+  private fill(): void {
+    while (this.ahead.length < this.window && this.next < this.end) {
+      const e = { block: this.file.readBlock(this.next++), ready: false }
+      const settled = (): void => {
+        e.ready = true
+      }
+      e.block.then(settled, settled)
+      this.ahead.push(e)
+    }
+  }
+}

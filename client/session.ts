@@ -15,6 +15,7 @@ import { getPort } from './portmap.ts'
 import { connectTransport } from './rpc/connect.ts'
 import { RpcError } from './rpc/errors.ts'
 import { atEndpoint } from './errors.ts'
+import type { RpcTransport } from './rpc/transport.ts'
 import type { ClientStats } from './stats.ts'
 import { parseNfsUrl } from './url.ts'
 
@@ -90,7 +91,7 @@ async function mountAnswers(host: string, port: number, opts: ResolvedOptions): 
 
 export async function openMount(ep: Endpoint, stats: ClientStats): Promise<MountClient> {
   try {
-    const t = await connectTransport(ep.host, ep.mountport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred })
+    const t = await connectTransport(ep.host, ep.mountport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred, log: ep.opts.log })
     return new MountClient(t, stats.mount)
   } catch (err) {
     throw atEndpoint('MOUNT', ep.host, ep.mountport, ep.opts.proto, err)
@@ -108,25 +109,55 @@ export async function chooseExport(m: MountClient, path: string): Promise<{ expo
   return splitExportPath(path, list.map(e => e.dir)) ?? { exportPath: path, rest: '/' }
 }
 
+/** The Linux client never moves more than this in one READ or WRITE (NFS_MAX_FILE_IO_SIZE); larger costs memory and gains nothing. */
+export const MAX_IO_SIZE = 1024 * 1024
+/** Over UDP a READ reply and its headers must fit one datagram (at most 64 KiB). */
+export const MAX_UDP_IO_SIZE = 32 * 1024
+/** READDIR(PLUS) size ceiling: its READDIRPLUS reply (4 × this) stays within MAX_IO_SIZE. */
+export const MAX_DIR_SIZE = 256 * 1024
+/** Room for the RPC and NFS headers (and post-op attributes) around a reply's data. */
+export const REPLY_HEADROOM = 64 * 1024
+
 export interface Limits {
   fsinfo: FSINFO3resok
-  /** READ and WRITE sizes: asked (or the server's preferred), capped by rtmax/wtmax. */
+  /** READ and WRITE sizes: see limitsOf. */
   rsize: number
   wsize: number
-  /** READDIR(PLUS) reply size. */
+  /** READDIR(PLUS) size (READDIR count, READDIRPLUS dircount). */
   dirsize: number
+  /** The largest reply this mount can draw: a full READ, or a READDIRPLUS of readdirplusMax(dirsize), plus headers. */
+  maxReply: number
 }
 
-/** Sizes as Linux picks them (nfs(5) rsize/wsize): the option, else the server's preference, never over its maximum. */
+/** READDIRPLUS maxcount for a dirsize: room for the attributes and handles of the entries dircount names. */
+export function readdirplusMax(dirsize: number): number {
+  return Math.max(dirsize * 4, 32_768)
+}
+
+/**
+ * Sizes as Linux picks them (nfs(5) rsize/wsize, fs/nfs/client.c
+ * nfs_server_set_fsinfo): the option, else the server's preference, never
+ * over its maximum nor over 1 MiB (32 KiB on UDP), a multiple of 4 KiB.
+ * Ganesha prefers 64 MiB: asking that much would make every READ reply a
+ * 64 MiB record. The directory size is the option, else dtpref, within
+ * 1 KiB and min(rsize, MAX_DIR_SIZE).
+ */
 export function limitsOf(fsinfo: FSINFO3resok, opts: ResolvedOptions): Limits {
+  const ceiling = opts.proto === 'udp' ? MAX_UDP_IO_SIZE : MAX_IO_SIZE
   const cap = (asked: number | undefined, pref: number, max: number): number => {
-    const v = Math.min(asked ?? (pref > 0 ? pref : max), max > 0 ? max : Number.MAX_SAFE_INTEGER)
-    return Math.max(v, 512)
+    let v = Math.min(asked ?? (pref > 0 ? pref : ceiling), ceiling)
+    if (max > 0) v = Math.min(v, max)
+    if (v >= 4096) v -= v % 4096
+    // Below 512 only when the server's own maximum is.
+    return Math.max(v, max > 0 ? Math.min(512, max) : 512)
   }
-  return {
-    fsinfo,
-    rsize: cap(opts.rsize, fsinfo.rtpref, fsinfo.rtmax),
-    wsize: cap(opts.wsize, fsinfo.wtpref, fsinfo.wtmax),
-    dirsize: Math.max(opts.dirsize ?? (fsinfo.dtpref > 0 ? fsinfo.dtpref : 8192), 1024),
-  }
+  const rsize = cap(opts.rsize, fsinfo.rtpref, fsinfo.rtmax)
+  const wsize = cap(opts.wsize, fsinfo.wtpref, fsinfo.wtmax)
+  const dirsize = Math.max(Math.min(opts.dirsize ?? (fsinfo.dtpref > 0 ? fsinfo.dtpref : 8192), rsize, MAX_DIR_SIZE), 1024)
+  return { fsinfo, rsize, wsize, dirsize, maxReply: Math.max(rsize, readdirplusMax(dirsize)) + REPLY_HEADROOM }
+}
+
+/** Let the transport receive every reply the limits can draw, and nothing much larger. */
+export function applyLimits(transport: RpcTransport, limits: Limits): void {
+  if (transport.maxReplySize !== undefined) transport.maxReplySize = limits.maxReply
 }

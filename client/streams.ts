@@ -1,6 +1,10 @@
 /*
- * Node streams over NfsFile. The read stream reads positioned chunks (so the
- * file's read-ahead sees a sequential reader); the write stream's 'finish'
+ * Node streams over NfsFile. The read stream fetches whole blocks ahead of
+ * its consumer (as many as the read-ahead window) and pushes each in the
+ * buffer its READ filled, which is the consumer's alone: no copy, and no
+ * block of it stays in the cache. Past the size it found at open, and with
+ * a highWaterMark of its own, it reads positioned chunks through
+ * NfsFile.read (and its read-ahead) instead. The write stream's 'finish'
  * comes after close, that is after the COMMIT, so a finished stream is on
  * the server's stable storage. Errors (a deferred write error included) are
  * emitted as 'error'.
@@ -8,6 +12,7 @@
 import { Readable, Writable } from 'node:stream'
 import type { NfsFile } from './file.ts'
 import type { FileClient, FileData } from './file-data.ts'
+import { BlockPrefetch } from './readahead.ts'
 
 export interface ReadStreamOptions {
   /** First byte (default 0). */
@@ -21,6 +26,12 @@ export interface ReadStreamOptions {
 export interface WriteStreamOptions {
   flags?: 'w' | 'a' | 'wx'
   mode?: number
+  /**
+   * The chunks written are never changed afterwards (true of fs and socket
+   * streams, which make a new buffer for every chunk): whole blocks are
+   * then sent from them without a copy (NfsFile.write transfer). Default false.
+   */
+  transfer?: boolean
 }
 
 function settle(p: Promise<unknown>, cb: (err?: Error | null) => void): void {
@@ -39,8 +50,31 @@ export function createReadStream(data: FileData, path: string, opts: ReadStreamO
   let file: NfsFile | null = null
   let pos = opts.start ?? 0
   const stop = opts.end === undefined ? Number.POSITIVE_INFINITY : opts.end + 1
+  const bs = data.opts.blockSize
+  // Whole blocks are fetched ahead (up to the read-ahead window), each into a buffer the consumer then owns.
+  let blocks: BlockPrefetch | null = null
+  let index = Math.floor(pos / bs)
+  let tail = false
+  const fail = (stream: Readable, err: unknown): void => {
+    stream.destroy(err instanceof Error ? err : new Error(String(err)))
+  }
+  const readTail = (stream: Readable, f: NfsFile, want: number): void => {
+    f.read(want, pos).then(
+      buf => {
+        if (buf.length === 0) {
+          stream.push(null)
+          return
+        }
+        pos += buf.length
+        stream.push(buf)
+      },
+      (err: unknown) => {
+        fail(stream, err)
+      },
+    )
+  }
   return new Readable({
-    highWaterMark: opts.highWaterMark ?? data.opts.blockSize,
+    highWaterMark: opts.highWaterMark ?? bs,
     construct(cb) {
       settle(
         data.open(path, 'r', undefined, via).then(f => {
@@ -50,24 +84,41 @@ export function createReadStream(data: FileData, path: string, opts: ReadStreamO
       )
     },
     read(size) {
+      const f = file
       const want = Math.min(size, stop - pos)
-      if (file === null || want <= 0) {
+      if (f === null || want <= 0) {
         this.push(null)
         return
       }
-      file.read(want, pos).then(
-        buf => {
-          if (buf.length === 0) {
-            this.push(null)
-            return
-          }
-          pos += buf.length
-          this.push(buf)
-        },
-        (err: unknown) => {
-          this.destroy(err instanceof Error ? err : new Error(String(err)))
-        },
-      )
+      if (!tail && opts.highWaterMark === undefined) {
+        blocks ??= new BlockPrefetch(f, index, Math.ceil(Math.min(stop, f.localSize) / bs), data.opts.readaheadBlocks)
+        const block = blocks.take()
+        if (block !== null) {
+          const at = index++
+          block.then(
+            buf => {
+              const from = pos - at * bs
+              const to = Math.min(buf.length, stop - at * bs)
+              if (to <= from) {
+                // Shorter than the size said (truncated meanwhile): the rest goes the careful way.
+                blocks?.stop()
+                tail = true
+                readTail(this, f, want)
+                return
+              }
+              pos += to - from
+              this.push(from === 0 && to === buf.length ? buf : buf.subarray(from, to))
+            },
+            (err: unknown) => {
+              fail(this, err)
+            },
+          )
+          return
+        }
+        // Past the size known at the start: what follows (a file that grew) is read as it comes.
+        tail = true
+      }
+      readTail(this, f, want)
     },
     destroy(err, cb) {
       if (file === null) {
@@ -90,6 +141,7 @@ export function createReadStream(data: FileData, path: string, opts: ReadStreamO
 export function createWriteStream(data: FileData, path: string, opts: WriteStreamOptions = {}, via: FileClient = data.client): Writable {
   let file: NfsFile | null = null
   let closed = false
+  const wopts = { transfer: opts.transfer === true }
   const open = (): NfsFile => {
     if (file === null) throw new Error('write stream used before open')
     return file
@@ -104,13 +156,13 @@ export function createWriteStream(data: FileData, path: string, opts: WriteStrea
       )
     },
     write(chunk: Buffer, _enc, cb) {
-      settle(open().write(chunk), cb)
+      settle(open().write(chunk, undefined, wopts), cb)
     },
     writev(chunks, cb) {
       const f = open()
       settle(
         (async () => {
-          for (const c of chunks) await f.write(c.chunk as Buffer)
+          for (const c of chunks) await f.write(c.chunk as Buffer, undefined, wopts)
         })(),
         cb,
       )

@@ -140,10 +140,17 @@ export class NfsFiles {
     return { data: [await this.file(fh).file.read(size, offset)] }
   }
 
-  async write(fh: bigint, offset: bigint, data: Buffer): Promise<Reply> {
-    const f = this.file(fh)
-    if (this.fs.holdsAttrs(f.node)) await this.fs.settleAttrs(f.node)
-    const n = await f.file.write(data, offset)
+  /** WRITE: the request's buffer is ours alone, so whole blocks are sent from it; `release` gives it back to the reader once committed. */
+  async write(fh: bigint, offset: bigint, data: Buffer, release: (() => void) | null = null): Promise<Reply> {
+    let f: OpenFile
+    try {
+      f = this.file(fh)
+      if (this.fs.holdsAttrs(f.node)) await this.fs.settleAttrs(f.node)
+    } catch (err) {
+      release?.()
+      throw err
+    }
+    const n = await f.file.write(data, offset, release === null ? { transfer: true } : { transfer: true, release })
     return { data: [writeOut(n)] }
   }
 

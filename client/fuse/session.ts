@@ -8,15 +8,23 @@
  * lookup count or an open file).
  */
 import { closeSync, writevSync } from 'node:fs'
-import { Worker } from 'node:worker_threads'
+import { MessageChannel, Worker } from 'node:worker_threads'
+import type { MessagePort } from 'node:worker_threads'
 import type { InHeader } from './abi.ts'
 import { IN_HEADER_SIZE, OP, OP_NAMES, decodeInHeader, outHeader } from './abi.ts'
 import { READER_SOURCE } from './reader-worker.ts'
 import type { ReaderData, ReaderMessage } from './reader-worker.ts'
 
 export interface FuseRequest extends InHeader {
-  /** The bytes after fuse_in_header (owned: the reader hands over a fresh buffer per request). */
+  /** The bytes after fuse_in_header (owned: the reader hands over a buffer per request). */
   body: Buffer
+  /**
+   * Keep the body beyond the handler (a WRITE's data held until committed).
+   * Returns what to call once done with it, or null when there is nothing
+   * to give back; either way the session no longer takes the buffer back
+   * when the handler ends.
+   */
+  keep(): (() => void) | null
 }
 
 /** What a request answers: an errno, or a body; hooks learn whether the kernel got it. */
@@ -41,6 +49,8 @@ export interface FuseLogger {
 
 const EINTR = 4
 const ENOSYS = 38
+/** Requests this long or longer (WRITEs) travel in buffers the reader gets back. */
+const LARGE_REQUEST = 64 * 1024
 
 interface Pending {
   opcode: number
@@ -57,6 +67,8 @@ export class FuseSession {
   private readonly log: FuseLogger
   private readonly pending = new Map<bigint, Pending>()
   private worker: Worker | null = null
+  /** Where large request buffers go back to the reader. */
+  private back: MessagePort | null = null
   private endWith: (code: string) => void = () => undefined
   private closed = false
 
@@ -71,11 +83,13 @@ export class FuseSession {
 
   /** Start reading; only once mount(2) has attached the fd (a read before fails with EPERM). */
   start(bufferSize: number): void {
-    const data: ReaderData = { fd: this.fd, bufferSize }
-    const w = new Worker(READER_SOURCE, { eval: true, workerData: data })
+    const { port1, port2 } = new MessageChannel()
+    this.back = port1
+    const data: ReaderData = { fd: this.fd, bufferSize, largeMin: LARGE_REQUEST, back: port2 }
+    const w = new Worker(READER_SOURCE, { eval: true, workerData: data, transferList: [port2] })
     this.worker = w
     w.on('message', (m: ReaderMessage) => {
-      if (m.kind === 'request') this.onRequest(Buffer.from(m.data))
+      if (m.kind === 'request') this.onRequest(Buffer.from(m.data, 0, m.length), m.large ? m.data : null)
       else this.finish(m.code)
     })
     w.on('error', err => {
@@ -102,6 +116,8 @@ export class FuseSession {
     this.closed = true
     const w = this.worker
     this.worker = null
+    this.back?.close()
+    this.back = null
     // The worker has left its read loop; close the fd once it has exited.
     const close = (): void => {
       try {
@@ -115,14 +131,33 @@ export class FuseSession {
     else w.once('exit', close)
   }
 
-  private onRequest(b: Buffer): void {
+  /** Give a large request's buffer back to the reader (it is detached here: any view left reads as empty). */
+  private recycle(ab: ArrayBuffer): void {
+    this.back?.postMessage(ab, [ab])
+  }
+
+  private onRequest(b: Buffer, large: ArrayBuffer | null): void {
     if (b.length < IN_HEADER_SIZE) return
     const h = decodeInHeader(b)
-    const req: FuseRequest = { ...h, body: b.subarray(IN_HEADER_SIZE) }
+    let owned = large
+    const req: FuseRequest = {
+      ...h,
+      body: b.subarray(IN_HEADER_SIZE),
+      keep: () => {
+        const ab = owned
+        owned = null
+        return ab === null ? null : () => { this.recycle(ab) }
+      },
+    }
+    const done = (): void => {
+      if (owned !== null) this.recycle(owned)
+      owned = null
+    }
     const name = OP_NAMES[h.opcode] ?? `op${String(h.opcode)}`
     this.counts[name] = (this.counts[name] ?? 0) + 1
     if (h.opcode === OP.INTERRUPT) {
       this.interrupt(req.body.readBigUInt64LE(0))
+      done()
       return
     }
     const p: Pending = { opcode: h.opcode, interrupted: false }
@@ -131,10 +166,12 @@ export class FuseSession {
     void this.handler(req).then(
       r => {
         this.complete(h.unique, p, r)
+        done()
       },
       (err: unknown) => {
         this.log.error({ err, op: name }, 'fuse handler threw')
         this.complete(h.unique, p, { errno: ENOSYS })
+        done()
       },
     )
   }

@@ -1,7 +1,8 @@
 import type { CallCredential } from './auth.ts'
+import type { BufferPool } from './buffer-pool.ts'
 import { RpcTcpTransport } from './tcp-transport.ts'
 import { DEFAULT_TCP_POLICY, DEFAULT_UDP_POLICY } from './transport.ts'
-import type { RetryPolicy, RpcTransport } from './transport.ts'
+import type { RetryPolicy, RpcLog, RpcTransport } from './transport.ts'
 import { RpcUdpClient } from './udp-client.ts'
 
 export type Protocol = 'tcp' | 'udp'
@@ -12,6 +13,10 @@ export interface TransportOptions {
   policy?: Partial<RetryPolicy>
   cred?: CallCredential
   maxRecordSize?: number
+  /** Where a hard mount's "server not responding" and "OK" go (TCP; default stderr). */
+  log?: RpcLog
+  /** Buffers for large TCP replies (READ records), given back by whoever consumes them. */
+  pool?: BufferPool
 }
 
 /** Open an RpcTransport of either kind under one retry policy. */
@@ -21,6 +26,8 @@ export async function connectTransport(host: string, port: number, opts: Transpo
       ...(opts.policy === undefined ? {} : { policy: opts.policy }),
       ...(opts.cred === undefined ? {} : { cred: opts.cred }),
       ...(opts.maxRecordSize === undefined ? {} : { maxRecordSize: opts.maxRecordSize }),
+      ...(opts.log === undefined ? {} : { log: opts.log }),
+      ...(opts.pool === undefined ? {} : { pool: opts.pool }),
     })
   }
   const p = { ...DEFAULT_UDP_POLICY, ...opts.policy }

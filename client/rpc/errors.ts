@@ -11,6 +11,8 @@ export type RpcErrorCode =
   | 'RPC_AUTH_ERROR'
   /** The reply did not decode (bad header or results). */
   | 'RPC_BAD_REPLY'
+  /** The reply is larger than the client's receive limit (rsize and the READDIR sizes plus headroom); only that call fails. */
+  | 'RPC_REPLY_TOO_LARGE'
   /** The portmapper has no port for the program, version and protocol asked (GETPORT returned 0). */
   | 'RPC_PROG_NOT_REGISTERED'
 

@@ -1,18 +1,19 @@
 /*
  * A minimal ONC RPC client over one TCP connection: record marking (RFC 5531
- * §11), many calls in flight matched by xid, a timeout per call, no retry.
+ * §11), many calls in flight matched by xid, a timeout per call, no retry;
+ * a reply over the receive limit fails its call only (reply-records.ts).
  * Tests use it to speak raw RPC; the NFS client uses RpcTcpTransport, which
  * reconnects and re-sends.
  */
-import { connect as netConnect } from 'node:net'
 import type { Socket } from 'node:net'
-import { RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
+import { frameRecord, totalLength } from '../../xdr/record.ts'
 import { credentialOf } from './auth.ts'
 import type { CallCredential } from './auth.ts'
 import { XidSource, decodeReply, encodeCall } from './call.ts'
 import type { ProcedureRef } from './call.ts'
 import { RpcError } from './errors.ts'
 import { PendingCalls } from './pending.ts'
+import { ReplyRecords, dialReplies } from './reply-records.ts'
 import type { RpcTransport, TransportCounters } from './transport.ts'
 
 export interface RpcTcpClientOptions {
@@ -36,30 +37,19 @@ export class RpcTcpClient implements RpcTransport {
   readonly protocol = 'tcp'
   readonly socket: Socket
   private readonly pending = new PendingCalls()
-  private readonly reader: RecordReader
+  private readonly records: ReplyRecords
   private readonly xids = new XidSource()
   private readonly timeoutMs: number
   private readonly cred: CallCredential | undefined
   private closedError: RpcError | null = null
   private readonly closedPromise: Promise<void>
 
-  private constructor(socket: Socket, opts: RpcTcpClientOptions) {
+  private constructor(socket: Socket, records: ReplyRecords, opts: RpcTcpClientOptions) {
     this.socket = socket
+    this.records = records
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
     this.cred = opts.cred
-    this.reader = new RecordReader(opts.maxRecordSize ?? DEFAULT_MAX_RECORD)
     socket.setNoDelay(true)
-    socket.on('data', (chunk: Buffer) => {
-      let records: Buffer[]
-      try {
-        records = this.reader.push(chunk)
-      } catch (err) {
-        this.fail(new RpcError('RPC_BAD_REPLY', `bad record from server: ${(err as Error).message}`, { cause: err }))
-        socket.destroy()
-        return
-      }
-      for (const r of records) this.pending.resolve(r)
-    })
     socket.on('error', (err: Error) => {
       this.fail(new RpcError('RPC_CONNECTION_CLOSED', `connection error: ${err.message}`, { cause: err }))
     })
@@ -71,23 +61,38 @@ export class RpcTcpClient implements RpcTransport {
     })
   }
 
-  static connect(host: string, port: number, opts: RpcTcpClientOptions = {}): Promise<RpcTcpClient> {
-    return new Promise((resolve, reject) => {
-      const socket = netConnect({ host, port })
-      const onError = (err: Error): void => {
-        reject(new RpcError('RPC_CONNECTION_CLOSED', `connect to ${host}:${port} failed: ${err.message}`, { cause: err }))
-      }
-      socket.once('error', onError)
-      socket.once('connect', () => {
-        socket.off('error', onError)
-        resolve(new RpcTcpClient(socket, opts))
-      })
+  static async connect(host: string, port: number, opts: RpcTcpClientOptions = {}): Promise<RpcTcpClient> {
+    // Nothing arrives before the first call: the sink finds the client in place.
+    let client: RpcTcpClient | null = null
+    const records = new ReplyRecords(opts.maxRecordSize ?? DEFAULT_MAX_RECORD, {
+      record: r => {
+        client?.pending.resolve(r)
+      },
+      tooLarge: (xid, length) => {
+        client?.pending.reject(xid, new RpcError('RPC_REPLY_TOO_LARGE', `reply to xid ${xid} of at least ${length} bytes exceeds the receive limit of ${records.limit}`, { xid }))
+      },
     })
+    let socket: Socket
+    try {
+      socket = await dialReplies(host, port, records)
+    } catch (err) {
+      throw new RpcError('RPC_CONNECTION_CLOSED', `connect to ${host}:${port} failed: ${(err as Error).message}`, { cause: err })
+    }
+    client = new RpcTcpClient(socket, records, opts)
+    return client
   }
 
   /** Calls waiting for a reply. */
   get inFlight(): number {
     return this.pending.size
+  }
+
+  get maxReplySize(): number {
+    return this.records.limit
+  }
+
+  set maxReplySize(bytes: number) {
+    this.records.limit = bytes
   }
 
   counters(): TransportCounters {

@@ -4,27 +4,38 @@
  * connection breaks the client reconnects with a capped backoff and re-sends
  * each outstanding call with its original xid, so the server's duplicate
  * request cache replays the replies of non-idempotent calls it already ran
- * (RFC 1813 §4.5 hints at this; the Linux client does the same).
+ * (RFC 1813 §4.5 hints at this; the Linux client does the same). A reply
+ * larger than the receive limit fails its own call and is skipped
+ * (reply-records.ts); a hard mount logs when its server stops and starts
+ * answering (ServerStatus).
  */
-import { connect as netConnect } from 'node:net'
 import type { Socket } from 'node:net'
-import { RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
+import { frameRecord, totalLength } from '../../xdr/record.ts'
 import { credentialOf } from './auth.ts'
 import type { CallCredential } from './auth.ts'
 import { XidSource, decodeReply, encodeCall } from './call.ts'
 import type { ProcedureRef } from './call.ts'
 import { RpcError } from './errors.ts'
-import { DEFAULT_TCP_POLICY } from './transport.ts'
-import type { RetryPolicy, RpcTransport, TransportCallOptions, TransportCounters } from './transport.ts'
+import type { BufferPool } from './buffer-pool.ts'
+import { ReplyRecords, dialReplies } from './reply-records.ts'
+import { DEFAULT_TCP_POLICY, STDERR_LOG, ServerStatus } from './transport.ts'
+import type { RetryPolicy, RpcLog, RpcTransport, TransportCallOptions, TransportCounters } from './transport.ts'
 
 export interface RpcTcpTransportOptions {
   policy?: Partial<RetryPolicy>
   cred?: CallCredential
-  /** Largest reply record accepted. */
+  /** Largest reply record accepted (default DEFAULT_MAX_REPLY); see RpcTransport.maxReplySize. */
   maxRecordSize?: number
   /** Calls sent at once; more wait in a queue (the undici Client model). */
   maxInFlight?: number
+  /** Where "server not responding" and "server OK" go (default stderr). */
+  log?: RpcLog
+  /** Buffers for large replies read straight from the socket (see BufferPool); none: fresh ones. */
+  pool?: BufferPool
 }
+
+/** Before FSINFO: room for a 1 MiB READ (the largest any mount asks) and its headers. */
+export const DEFAULT_MAX_REPLY = 1024 * 1024 + 64 * 1024
 
 interface Outstanding {
   readonly xid: number
@@ -36,6 +47,9 @@ interface Outstanding {
   timer: NodeJS.Timeout | undefined
   /** Written to some connection at least once (a re-send after reconnect is then a retransmission). */
   sent: boolean
+  /** Writes of the record the socket has not flushed yet, and what waits for them (see settle). */
+  unflushed: number
+  flushed: (() => void) | null
 }
 
 const FIRST_RECONNECT_DELAY_MS = 100
@@ -46,8 +60,11 @@ export class RpcTcpTransport implements RpcTransport {
   readonly port: number
   private readonly policy: RetryPolicy
   private readonly cred: CallCredential | undefined
-  private readonly maxRecordSize: number
+  private replyLimit: number
   private readonly maxInFlight: number
+  private readonly status: ServerStatus
+  private records: ReplyRecords | null = null
+  private readonly pool: BufferPool | null
   private readonly xids = new XidSource()
   private readonly outstanding = new Map<number, Outstanding>()
   private readonly queue: Outstanding[] = []
@@ -61,8 +78,10 @@ export class RpcTcpTransport implements RpcTransport {
     this.port = port
     this.policy = { ...DEFAULT_TCP_POLICY, ...opts.policy }
     this.cred = opts.cred
-    this.maxRecordSize = opts.maxRecordSize ?? 4 * 1024 * 1024 + 64 * 1024
+    this.replyLimit = opts.maxRecordSize ?? DEFAULT_MAX_REPLY
     this.maxInFlight = opts.maxInFlight ?? 128
+    this.status = new ServerStatus(host, opts.log ?? STDERR_LOG)
+    this.pool = opts.pool ?? null
   }
 
   /** The first connection must succeed (a mount fails fast on a wrong host or port); later breaks are repaired. */
@@ -76,6 +95,20 @@ export class RpcTcpTransport implements RpcTransport {
     return this.outstanding.size
   }
 
+  get maxReplySize(): number {
+    return this.replyLimit
+  }
+
+  set maxReplySize(bytes: number) {
+    this.replyLimit = bytes
+    if (this.records !== null) this.records.limit = bytes
+  }
+
+  /** False while a hard mount's server is not answering (after "not responding" was logged). */
+  get responding(): boolean {
+    return this.status.responding
+  }
+
   counters(): TransportCounters {
     return { ...this.count }
   }
@@ -85,7 +118,18 @@ export class RpcTcpTransport implements RpcTransport {
     const xid = this.xids.take()
     const record = encodeCall(xid, prog, vers, proc, args, credentialOf(opts.cred ?? this.cred))
     const reply = await new Promise<Buffer>((resolve, reject) => {
-      const o: Outstanding = { xid, record, timeoutMs: opts.timeoutMs ?? this.policy.timeoutMs, resolve, reject, tries: 0, timer: undefined, sent: false }
+      const o: Outstanding = {
+        xid,
+        record,
+        timeoutMs: opts.timeoutMs ?? this.policy.timeoutMs,
+        resolve,
+        reject,
+        tries: 0,
+        timer: undefined,
+        sent: false,
+        unflushed: 0,
+        flushed: null,
+      }
       if (this.outstanding.size >= this.maxInFlight) this.queue.push(o)
       else this.start(o)
     })
@@ -120,9 +164,14 @@ export class RpcTcpTransport implements RpcTransport {
     o.timer = setTimeout(() => {
       this.count.timeouts++
       o.tries++
-      if (!this.policy.hard && o.tries > this.policy.retrans) {
-        this.finish(o)?.reject(new RpcError('RPC_TIMEOUT', `no reply to xid ${o.xid} after ${o.tries} tries`, { xid: o.xid }))
-        return
+      if (o.tries > this.policy.retrans) {
+        if (!this.policy.hard) {
+          this.settle(this.finish(o), f => {
+            f.reject(new RpcError('RPC_TIMEOUT', `no reply to xid ${o.xid} after ${o.tries} tries`, { xid: o.xid }))
+          })
+          return
+        }
+        this.status.majorTimeout()
       }
       // Same xid: if the server did run it, its DRC answers with the original reply.
       this.count.retransmits++
@@ -140,59 +189,85 @@ export class RpcTcpTransport implements RpcTransport {
     return o
   }
 
+  /**
+   * Settle a finished call once the socket holds none of its record. A
+   * re-sent call may still sit in the socket's queue when the first reply
+   * comes; the caller may reuse the buffers the call was made of (a WRITE's
+   * data goes back to its pool) only when the socket is done with them.
+   * Destroying a socket calls back its queued writes, so this never waits
+   * on a dead connection.
+   */
+  private settle(o: Outstanding | undefined, done: (o: Outstanding) => void): void {
+    if (o === undefined) return
+    if (o.unflushed === 0) done(o)
+    else o.flushed = () => { done(o) }
+  }
+
   private send(o: Outstanding): void {
     const s = this.socket
     if (s === null || s.destroyed) {
       this.reconnect()
       return
     }
+    const written = (): void => {
+      o.unflushed--
+      if (o.unflushed > 0 || o.flushed === null) return
+      const then = o.flushed
+      o.flushed = null
+      then()
+    }
+    o.unflushed += 1 + o.record.length
     s.cork()
-    s.write(frameRecord(o.record, totalLength(o.record)))
-    for (const c of o.record) s.write(c)
+    s.write(frameRecord(o.record, totalLength(o.record)), written)
+    for (const c of o.record) s.write(c, written)
     s.uncork()
     o.sent = true
   }
 
-  private dial(): Promise<Socket> {
-    return new Promise((resolve, reject) => {
-      const socket = netConnect({ host: this.host, port: this.port })
-      const onError = (err: Error): void => {
-        socket.destroy()
-        reject(new RpcError('RPC_CONNECTION_CLOSED', `connect to ${this.host}:${this.port} failed: ${err.message}`, { cause: err }))
-      }
-      socket.once('error', onError)
-      socket.once('connect', () => {
-        socket.off('error', onError)
-        resolve(socket)
-      })
-    })
+  /** A new connection, its replies read through a new ReplyRecords. */
+  private async dial(): Promise<{ socket: Socket; records: ReplyRecords }> {
+    const records = new ReplyRecords(this.replyLimit, {
+      record: r => {
+        this.status.replied()
+        if (r.length < 4) return
+        const o = this.outstanding.get(r.readUInt32BE(0))
+        if (o !== undefined) {
+          this.settle(this.finish(o), f => {
+            f.resolve(r)
+          })
+        }
+      },
+      tooLarge: (xid, length) => {
+        this.status.replied()
+        const o = this.outstanding.get(xid)
+        if (o === undefined) return
+        // Not re-sent: the server would answer the same again.
+        const err = new RpcError('RPC_REPLY_TOO_LARGE', `reply to xid ${xid} of at least ${length} bytes exceeds the receive limit of ${this.replyLimit}`, { xid })
+        this.settle(this.finish(o), f => {
+          f.reject(err)
+        })
+      },
+    }, this.pool)
+    try {
+      return { socket: await dialReplies(this.host, this.port, records), records }
+    } catch (err) {
+      throw new RpcError('RPC_CONNECTION_CLOSED', `connect to ${this.host}:${this.port} failed: ${(err as Error).message}`, { cause: err })
+    }
   }
 
-  private attach(socket: Socket): void {
-    const reader = new RecordReader(this.maxRecordSize)
+  private attach({ socket, records }: { socket: Socket; records: ReplyRecords }): void {
+    this.records = records
     this.socket = socket
     socket.setNoDelay(true)
     socket.setKeepAlive(true)
-    socket.on('data', (chunk: Buffer) => {
-      let records: Buffer[]
-      try {
-        records = reader.push(chunk)
-      } catch {
-        // A framing error leaves the stream unusable: drop it; the calls are re-sent on a new one.
-        socket.destroy()
-        return
-      }
-      for (const r of records) {
-        if (r.length < 4) continue
-        const o = this.outstanding.get(r.readUInt32BE(0))
-        if (o !== undefined) this.finish(o)?.resolve(r)
-      }
-    })
     socket.on('error', () => {
       // 'close' follows; the reconnect logic lives there.
     })
     socket.once('close', () => {
-      if (this.socket === socket) this.socket = null
+      if (this.socket === socket) {
+        this.socket = null
+        this.records = null
+      }
       if (!this.closed && this.outstanding.size > 0) this.reconnect()
     })
   }
@@ -207,14 +282,14 @@ export class RpcTcpTransport implements RpcTransport {
         this.reconnecting = false
         return
       }
-      this.dial().then(socket => {
+      this.dial().then(conn => {
         this.reconnecting = false
         if (this.closed) {
-          socket.destroy()
+          conn.socket.destroy()
           return
         }
         this.count.reconnects++
-        this.attach(socket)
+        this.attach(conn)
         for (const o of this.outstanding.values()) {
           if (o.sent) this.count.retransmits++
           this.send(o)

@@ -26,6 +26,12 @@ export interface RpcTransport {
   readonly protocol: 'tcp' | 'udp'
   /** Calls sent and waiting for a reply. */
   readonly inFlight: number
+  /**
+   * Largest reply accepted, in bytes; a larger one fails its call with
+   * RPC_REPLY_TOO_LARGE. Set once the transfer sizes are known (FSINFO);
+   * absent where the transport's own unit bounds replies (a UDP datagram).
+   */
+  maxReplySize?: number
   call<A, R>(prog: number, vers: number, proc: ProcedureRef<A, R>, args: A, opts?: TransportCallOptions): Promise<R>
   counters(): TransportCounters
   /** Outstanding calls fail with RPC_CONNECTION_CLOSED. */
@@ -45,6 +51,51 @@ export interface RetryPolicy {
   maxTimeoutMs: number
   /** Ceiling of the TCP reconnect backoff (starts at 100 ms, doubles). */
   maxReconnectDelayMs: number
+}
+
+/** Where a transport reports its server's state (a pino logger fits). */
+export interface RpcLog {
+  warn(msg: string): void
+}
+
+/** The default RpcLog: lines on stderr, where the kernel client's would go to its log. */
+export const STDERR_LOG: RpcLog = {
+  warn: msg => {
+    process.stderr.write(`${msg}\n`)
+  },
+}
+
+/**
+ * A hard mount's "server not responding, still trying" when a call passes
+ * its major timeout (retrans retransmissions without a reply), and "OK" at
+ * the next reply, once per outage, as the Linux client logs them
+ * (net/sunrpc/clnt.c, call_timeout and call_decode).
+ */
+export class ServerStatus {
+  private readonly host: string
+  private readonly log: RpcLog
+  private down = false
+
+  constructor(host: string, log: RpcLog) {
+    this.host = host
+    this.log = log
+  }
+
+  get responding(): boolean {
+    return !this.down
+  }
+
+  majorTimeout(): void {
+    if (this.down) return
+    this.down = true
+    this.log.warn(`nfs: server ${this.host} not responding, still trying`)
+  }
+
+  replied(): void {
+    if (!this.down) return
+    this.down = false
+    this.log.warn(`nfs: server ${this.host} OK`)
+  }
 }
 
 /** Linux's defaults, except soft (as libnfs) so a library call cannot hang forever unless asked to. */

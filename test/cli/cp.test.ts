@@ -17,7 +17,8 @@ const { url, host, exp } = await localExport(t)
 const work = join(dirname(exp), 'work')
 mkdirSync(work, { recursive: true })
 
-const SIZES = [0, 1, 511, 4096, 65_537, 1_048_576 + 3, 5 * 1_048_576]
+// Around the 1 MiB block: a copy goes block by block, the last one short.
+const SIZES = [0, 1, 511, 4096, 65_537, 1_048_575, 1_048_576, 1_048_576 + 3, 5 * 1_048_576]
 
 /** A local tree: files of every size (some nested), a symlink, an empty directory. */
 function makeTree(root: string): void {

@@ -1,8 +1,9 @@
 import t from 'tap'
 import { addRange, cutRange, gapsOf } from '../../client/file-ranges.ts'
 import type { Range } from '../../client/file-ranges.ts'
-import { FileState, cutSegments, overlay, supersedeInflight } from '../../client/file-state.ts'
-import type { Segment } from '../../client/file-state.ts'
+import { FileState, cutSegments, dropLease, overlay, supersedeInflight } from '../../client/file-state.ts'
+import type { Lease, Segment } from '../../client/file-state.ts'
+import { BufferPool } from '../../client/rpc/buffer-pool.ts'
 import { blockSizeOf, resolveFileDataOptions } from '../../client/file-options.ts'
 
 t.test('ranges: add merges and counts new bytes, cut splits, gaps', async t => {
@@ -20,7 +21,7 @@ t.test('ranges: add merges and counts new bytes, cut splits, gaps', async t => {
   t.equal(addRange(l, 5, 5), 0, 'empty range')
 })
 
-const seg = (offset: number, s: string, seq: number): Segment => ({ offset, data: Buffer.from(s), seq, verf: null, superseded: [], done: null })
+const seg = (offset: number, s: string, seq: number): Segment => ({ offset, data: Buffer.from(s), seq, verf: null, superseded: [], done: null, lease: null })
 
 t.test('segments: newer writes trim older ones, keeping the head object', async t => {
   const a = seg(0, 'aaaaaaaaaa', 1)
@@ -33,16 +34,36 @@ t.test('segments: newer writes trim older ones, keeping the head object', async 
   t.equal(list.length, 0)
 })
 
+t.test('a leased buffer goes back to its pool when the last of its bytes is cut', async t => {
+  const pool = new BufferPool(4, 16)
+  const buf = pool.take(10)
+  buf.write('abcdefghij')
+  const lease: Lease = { bytes: 10, give: () => { pool.give(buf) } }
+  const list: Segment[] = [{ ...seg(100, '', 1), data: buf, lease }]
+  t.equal(cutSegments(list, 103, 105), 2)
+  t.equal(lease.bytes, 8)
+  t.equal(list.length, 2, 'head and tail share the lease')
+  t.equal(pool.freeSlabs, 0)
+  t.equal(cutSegments(list, 0, 104), 3)
+  t.equal(pool.freeSlabs, 0, 'the tail still holds 5 bytes')
+  dropLease(lease, 5)
+  t.equal(pool.freeSlabs, 1, 'back in the pool at zero')
+  t.equal(pool.owns(buf), false)
+  dropLease(lease, 1)
+  t.equal(pool.freeSlabs, 1, 'given back once')
+  t.equal(pool.take(16).buffer, buf.buffer, 'and lent again')
+})
+
 t.test('overlay: unstable, then in flight by age, then dirty', async t => {
   const f = new FileState(Buffer.from('fh'), '6668')
   f.unstable.push(seg(2, 'UU', 1))
   const s1 = seg(3, 'II', 2)
   f.inflight.add(s1)
-  f.dirty.set(0, { index: 0, buf: Buffer.from('....D.....'), ranges: [{ start: 4, end: 5 }] })
+  f.dirty.set(0, { index: 0, buf: Buffer.from('....D.....'), ranges: [{ start: 4, end: 5 }], lease: null })
   const out = overlay(f, 0, 10, Buffer.from('server'))
   t.equal(out.toString(), 'seUIDr')
   t.equal(overlay(f, 1, 10, Buffer.alloc(0)).length, 0, 'other blocks untouched')
-  f.dirty.set(0, { index: 0, buf: Buffer.from('.........X'), ranges: [{ start: 9, end: 10 }] })
+  f.dirty.set(0, { index: 0, buf: Buffer.from('.........X'), ranges: [{ start: 9, end: 10 }], lease: null })
   t.equal(overlay(f, 0, 10, Buffer.from('ab')).toString('latin1'), 'abUII\0\0\0\0X', 'grows past the server data with zeros')
   supersedeInflight(f, 4, 100)
   t.strictSame(s1.superseded, [{ start: 4, end: 5 }])

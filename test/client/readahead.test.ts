@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ReadAhead } from '../../client/readahead.ts'
+import { BlockPrefetch, ReadAhead } from '../../client/readahead.ts'
 import { startServer } from '../helpers/server.ts'
 import { KIB, MIB, extra, mountFiles, random } from './file-helpers.ts'
 
@@ -18,6 +18,53 @@ t.test('window: starts at 2 blocks, doubles per new block up to the limit, reset
   t.equal(new ReadAhead(0).onRead(0, 100, 100), null, 'readahead 0 disables it')
   t.strictSame(new ReadAhead(16).onRead(0, 500, 100), { from: 5, to: 15 }, 'a 5-block read opens a 10-block window')
   t.strictSame(new ReadAhead(16).onRead(0, 5000, 100), { from: 50, to: 66 }, 'capped at the limit')
+})
+
+t.test('BlockPrefetch: blocks in order; the window opens only while the consumer has to wait', async t => {
+  const asked: number[] = []
+  const pending = new Map<number, (b: Buffer) => void>()
+  const source = {
+    readBlock: (i: number): Promise<Buffer> => {
+      asked.push(i)
+      return new Promise(resolve => pending.set(i, resolve))
+    },
+  }
+  const answerAll = async (): Promise<void> => {
+    for (const [i, resolve] of [...pending]) {
+      resolve(Buffer.from([i]))
+      pending.delete(i)
+    }
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  const p = new BlockPrefetch(source, 3, 40, 8)
+  const first = p.take()
+  t.strictSame(asked, [3, 4, 5], 'the first block and two ahead of it')
+  await answerAll()
+  t.strictSame(await first, Buffer.from([3]))
+  t.strictSame(await p.take(), Buffer.from([4]), 'ready when taken: no growth')
+  t.equal(p.windowBlocks, 2)
+  t.strictSame(asked, [3, 4, 5, 6])
+  await answerAll()
+  // The consumer is the slow side: every block is there before it is taken; the window stays at 2.
+  for (let i = 5; i < 12; i++) {
+    t.strictSame(await p.take(), Buffer.from([i]))
+    await answerAll()
+  }
+  t.equal(p.windowBlocks, 2, 'no wait, no growth')
+  t.strictSame(asked, Array.from({ length: 11 }, (_, k) => k + 3), 'two ahead, never more')
+  // Now the consumer comes back before the READs answer: each wait doubles the window, up to 8.
+  const waits = [p.take(), p.take(), p.take(), p.take()].map(w => w ?? Promise.reject(new Error("no block")))
+  t.equal(p.windowBlocks, 8, '2 → 4 → 8, capped')
+  t.equal(Math.max(...asked), 12 + 3 + 8, 'asked as far as the window reaches')
+  await answerAll()
+  t.strictSame(await Promise.all(waits), [12, 13, 14, 15].map(i => Buffer.from([i])), 'in order')
+  p.stop()
+  t.equal(p.take(), null, 'stopped')
+  const short = new BlockPrefetch(source, 0, 1, 8)
+  const only = short.take()
+  await answerAll()
+  t.strictSame(await only, Buffer.from([0]))
+  t.equal(short.take(), null, 'past the end')
 })
 
 t.test('readFile of a 64 MiB file (8-block reads): read-ahead keeps ahead of the request', async t => {

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { MessageChannel } from 'node:worker_threads'
 import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
 import type { NfsClient } from '../../client/nfs-client.ts'
 import type { NfsFile } from '../../client/file.ts'
@@ -146,4 +147,93 @@ t.test('umount writes out and commits what open files hold', async t => {
   await c.umount()
   const other = await mountFiles(t, fx)
   t.equal((await other.readFile('left-open')).toString(), 'not closed')
+})
+
+t.test('blocks handed over from the pool are sent as they are, re-sent intact after a new verifier, and come back to the pool', async t => {
+  const fx = await startServer(t)
+  const proxy = await startVerfProxy(t, fx.port)
+  const url = fx.url('/export', '', '').replace(`nfsport=${fx.port}&mountport=${fx.port}`, `nfsport=${proxy.port}&mountport=${fx.port}`)
+  // A small dirty limit: COMMITs go out behind the writes, and the first two report a new verifier.
+  const c = await mountFiles(t, url, { wsize: BS, rsize: BS }, { dirtyLimitBytes: 8 * BS })
+  proxy.flip.set(PROC_COMMIT, 2)
+  const data = random(40 * BS + 100)
+  const f = await c.open('pooled', 'w')
+  for (let off = 0; off < data.length; off += BS) {
+    // If a slab came back while a re-send still needed it, the block written from it next would show up in its place.
+    const buf = f.takeBuffer()
+    const n = data.copy(buf, 0, off, Math.min(off + BS, data.length))
+    await f.write(buf.subarray(0, n), off, { transfer: true })
+  }
+  await f.close()
+  t.ok(extra(c, 'writeback', 'resends') > 0, `ranges re-sent after the new verifiers (${String(extra(c, 'writeback', 'resends'))})`)
+  t.ok(c.buffers.reused > 0, `slabs came back and were lent again (${String(c.buffers.reused)} reuses, ${String(c.buffers.allocated)} slabs)`)
+  t.equal(c.buffers.freeSlabs, c.buffers.allocated, 'every slab is back once the file is committed')
+  t.equal(extra(c, 'writeback', 'dirtyBytes'), 0)
+  const other = await mountFiles(t, fx)
+  t.ok((await other.readFile('pooled')).equals(data), 'byte-exact on the server')
+})
+
+t.test('a handed-over block that a later write overlaps is not given back while its bytes are held', async t => {
+  const fx = await startServer(t)
+  const c = await mountFiles(t, fx, { wsize: BS, rsize: BS })
+  const f = await c.open('overlap', 'w')
+  const first = f.takeBuffer()
+  first.fill(0x11)
+  await f.write(first, 0, { transfer: true })
+  await writesSettled(c, f)
+  // Half of it replaced (held as dirty, the unstable segment cut): the other half still needs the slab.
+  await f.write(Buffer.alloc(BS / 2, 0x22), 0)
+  t.equal(c.buffers.freeSlabs, 0, 'still lent')
+  await f.close()
+  t.equal(c.buffers.freeSlabs, 1, 'back after the COMMIT')
+  const other = await mountFiles(t, fx)
+  t.ok((await other.readFile('overlap')).equals(Buffer.concat([Buffer.alloc(BS / 2, 0x22), Buffer.alloc(BS / 2, 0x11)])))
+})
+
+t.test('buffers handed over with a release callback: released once each, after which the client never touches them', async t => {
+  const fx = await startServer(t)
+  const proxy = await startVerfProxy(t, fx.port)
+  const url = fx.url('/export', '', '').replace(`nfsport=${fx.port}&mountport=${fx.port}`, `nfsport=${proxy.port}&mountport=${fx.port}`)
+  const c = await mountFiles(t, url)
+  // New verifiers: re-sends from the handed-over buffers, the last round FILE_SYNC (whose reply releases at once).
+  proxy.flip.set(PROC_COMMIT, 3)
+  const data = random(40 * MIB + 777)
+  const f = await c.open('released', 'w')
+  // Released buffers are transferred away, as the FUSE session gives them back to its reader: any later use throws.
+  const { port1, port2 } = new MessageChannel()
+  t.teardown(() => {
+    port1.close()
+    port2.close()
+  })
+  const releases = new Map<number, number>()
+  for (let off = 0; off < data.length; off += MIB) {
+    const ab = new ArrayBuffer(MIB + 4096)
+    const buf = Buffer.from(ab, 100, Math.min(MIB, data.length - off))
+    data.copy(buf, 0, off, off + buf.length)
+    const at = off
+    await f.write(buf, off, {
+      transfer: true,
+      release: () => {
+        releases.set(at, (releases.get(at) ?? 0) + 1)
+        port1.postMessage(ab, [ab])
+      },
+    })
+  }
+  await f.close()
+  t.equal(extra(c, 'writeback', 'errors'), 0, 'no write touched a released buffer')
+  t.ok(extra(c, 'writeback', 'resends') > 0, 're-sent after the new verifiers')
+  t.equal(releases.size, 41, 'every buffer released')
+  t.ok([...releases.values()].every(n => n === 1), 'each exactly once')
+  const other = await mountFiles(t, fx)
+  t.ok((await other.readFile('released')).equals(data), 'byte-exact on the server')
+  // A part block is copied, so its buffer goes back before write() returns: the count is still right.
+  const g = await c.open('part', 'w')
+  const ab = new ArrayBuffer(1000)
+  t.equal(await g.write(Buffer.from(ab, 0, 777), 0, { transfer: true, release: () => { port1.postMessage(ab, [ab]) } }), 777, 'the length written')
+  t.equal(ab.byteLength, 0, 'released (detached) by then')
+  await g.close()
+  // A write that fails before it starts still releases what it was handed.
+  let early = 0
+  await t.rejects(f.write(Buffer.alloc(10), 0, { transfer: true, release: () => { early++ } }), { code: 'NFS_CLIENT_EBADF' })
+  t.equal(early, 1, 'released by a failed write')
 })

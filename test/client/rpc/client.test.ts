@@ -86,17 +86,38 @@ t.test('TCP: pending calls fail when the connection closes', async t => {
   await t.rejects(RpcTcpClient.connect('127.0.0.1', 0), { code: 'RPC_CONNECTION_CLOSED' })
 })
 
-t.test('TCP: an oversized reply record closes the client', async t => {
+t.test('TCP: a reply over the receive limit fails its call with RPC_REPLY_TOO_LARGE; the others carry on', async t => {
+  const { port } = await startTestServer(t)
+  const c = await RpcTcpClient.connect('127.0.0.1', port, { timeoutMs: 10_000, maxRecordSize: 64 * 1024 })
+  t.teardown(() => c.close())
+  t.equal(c.maxReplySize, 64 * 1024)
+  const before = c.call(PROG, 1, P.TESTPROC_WAIT, 20)
+  const big = c.call(PROG, 1, P.TESTPROC_BYTES, 300_000)
+  const after = c.call(PROG, 1, P.TESTPROC_ECHO, 7)
+  const err = await big.then(() => null, (e: unknown) => e)
+  t.ok(err instanceof RpcError, 'an RpcError')
+  t.match(err, { code: 'RPC_REPLY_TOO_LARGE', message: /exceeds the receive limit of 65536/ })
+  t.equal(await before, 20, 'a call sent before it is answered')
+  t.equal(await after, 7, 'a call sent after it is answered')
+  t.equal((await c.call(PROG, 1, P.TESTPROC_BYTES, 60_000)).length, 60_000, 'the connection still carries records up to the limit')
+  c.maxReplySize = 512 * 1024
+  t.equal((await c.call(PROG, 1, P.TESTPROC_BYTES, 300_000)).length, 300_000, 'a raised limit admits it')
+})
+
+t.test('TCP: a reply announcing 2 GiB fails its call as soon as its xid is in', async t => {
   const server = createServer(s => {
-    s.once('data', () => s.write(Buffer.from([0xff, 0xff, 0xff, 0xff])))
+    s.once('data', (call: Buffer) => {
+      // The call's xid follows its record mark.
+      s.write(Buffer.concat([Buffer.from([0xff, 0xff, 0xff, 0xff]), call.subarray(4, 8), Buffer.alloc(1000)]))
+    })
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   t.teardown(() => server.close())
   const { port } = server.address() as { port: number }
   const c = await tcp(t, port)
-  await t.rejects(c.call(PROG, 1, P.TESTPROC_ECHO, 1), { code: 'RPC_BAD_REPLY' })
-  await c.closed
+  await t.rejects(c.call(PROG, 1, P.TESTPROC_ECHO, 1), { code: 'RPC_REPLY_TOO_LARGE', message: /at least 2147483647 bytes/ })
+  t.equal(c.inFlight, 0)
 })
 
 /** A UDP relay between client and server that drops the first `drop` datagrams from the client. */

@@ -1,0 +1,22 @@
+import t from 'tap'
+import { copyBench, copyTable, findNfsCp } from '../../bench/copy.ts'
+
+// Shapes only (no timing is looked at): one short run, no FUSE mount. tsnfs cp runs from dist/.
+t.test('bench copy: every phase measured, checked byte-exact, reported with its ratio', async t => {
+  const nfsCp = findNfsCp()
+  if (nfsCp === null) throw new Error('nfs-cp not found: install libnfs-utils (Debian)')
+  const lines: string[] = []
+  const rows = await copyBench({ target: 'tsnfs-memory', sizeMiB: 3, runs: 2, mount: false, process: true, nfsCp, log: l => lines.push(l) })
+  t.strictSame(rows.map(r => `${r.phase}:${r.reference}:${r.tool}`), ['up:nfs-cp:tsnfs cp', 'up:nfs-cp:library', 'down:nfs-cp:tsnfs cp', 'down:nfs-cp:library'])
+  for (const r of rows) {
+    t.equal(r.tool_s.length, 2, `${r.phase} ${r.tool}: one time per run`)
+    t.ok(r.tool_s.every(s => s > 0) && r.reference_s.every(s => s > 0), 'positive times')
+    t.equal(r.speed_ratio, r.reference_median_s / r.tool_median_s)
+  }
+  t.equal(lines.length, 2, 'a line per run')
+  t.match(lines[0], /^run 1: up nfs-cp [\d.]+ s, up tsnfs cp [\d.]+ s, up library [\d.]+ s, down nfs-cp /)
+  t.match(lines[1], /^run 2: up tsnfs cp [\d.]+ s, up library [\d.]+ s, up nfs-cp /, 'the next run starts with the next tool')
+  const table = copyTable(rows, 3).split('\n')
+  t.equal(table[0], '3 MiB, medians of 2 alternating runs')
+  t.match(table[5], /^\| up \| nfs-cp \| [\d.]+ \| \d+ \| library \| [\d.]+ \| \d+ \| [\d.]+ \|$/)
+})
