@@ -11,14 +11,16 @@ export function wantsHelp(argv: readonly string[], shortH = true): boolean {
   return opts.includes('--help') || (shortH && opts.includes('-h'))
 }
 
-/** The package's version: package.json is one level above cli/ in the sources, two above dist/cli/. */
+/** The package's version: the nearest package.json above this module (cli/ in the sources, dist/cli/ when built). */
 export function packageVersion(): string {
-  for (const rel of ['../package.json', '../../package.json']) {
+  let dir = new URL('.', import.meta.url)
+  for (let level = 0; level < 3; level++) {
+    dir = new URL('..', dir)
     try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: unknown; version?: unknown }
+      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { name?: unknown; version?: unknown }
       if (pkg.name === 'tsnfs' && typeof pkg.version === 'string') return pkg.version
     } catch {
-      // not there: try the next level
+      // not there: try the next level up
     }
   }
   return 'unknown'

@@ -12,7 +12,7 @@ import type { SetAttrs } from './attrs.ts'
 import { NfsError, isNfsError } from './errors.ts'
 import { withCred } from './identity.ts'
 import type { CallCredential } from './rpc/auth.ts'
-import { walk, walkParent } from './walk.ts'
+import { noteCreated, walk, walkParent } from './walk.ts'
 import type { Resolved, WalkContext } from './walk.ts'
 
 export interface OpsContext extends WalkContext {
@@ -32,7 +32,9 @@ async function settle(ctx: OpsContext, dir: Buffer, name: string, obj: { data: B
   }
   const fh = Buffer.from(obj.data)
   ctx.names.addPositive(dir, name, fh)
-  return { fh, attrs: await ctx.getattr(fh) }
+  const attrs = await ctx.getattr(fh)
+  noteCreated(ctx, dir, { fh, attrs })
+  return { fh, attrs }
 }
 
 export function mkdirOne(ctx: OpsContext, path: string, mode: number): Promise<Resolved> {
@@ -134,6 +136,7 @@ export function link(ctx: OpsContext, existing: string, newPath: string): Promis
     const { dir, name } = await walkParent(ctx, newPath, visited)
     await ctx.nfs.call('LINK', { file: { data: file.fh }, link: { dir: { data: dir }, name: name3(name) } })
     ctx.names.addPositive(dir, name, file.fh)
+    noteCreated(ctx, dir)
   })
 }
 

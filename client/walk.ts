@@ -108,6 +108,25 @@ export async function lookupName(ctx: WalkContext, dir: Buffer, name: string, pa
   throw NfsError.fromStatus(r.status, 'LOOKUP', path)
 }
 
+/**
+ * After a create-like call of the context's caller succeeded in dir: the
+ * server let it add a name there, which takes search permission too
+ * (write and execute on the directory), so names cached in dir may answer
+ * it from now on. A directory the call made (`made`, with the attributes
+ * the server returned) is searchable by its maker when its owner may
+ * execute it: the server made the maker its owner, as whatever identity it
+ * maps the caller to (root_squash, all_squash: the anonymous uid, which it
+ * then also judges the maker as), and an AUTH_SYS server judges owners by
+ * the owner bits.
+ */
+export function noteCreated(ctx: WalkContext, dir: Buffer, made?: { fh: Buffer; attrs: fattr3 | null }): void {
+  const who = identityKey(ctx.nfs.cred)
+  ctx.attrs.noteAccess(dir, who, ACCESS3_LOOKUP, ACCESS3_LOOKUP)
+  const a = made?.attrs
+  if (made === undefined || a === undefined || a === null || a.type !== ftype3.NF3DIR) return
+  if ((a.mode & 0o100) !== 0) ctx.attrs.noteAccess(made.fh, who, ACCESS3_LOOKUP, ACCESS3_LOOKUP)
+}
+
 async function walkOnce(ctx: WalkContext, path: string, follow: boolean, visited: Buffer[]): Promise<Resolved> {
   const { parts, trailingSlash } = splitPath(path)
   const queue = [...parts]

@@ -22,6 +22,7 @@ import { openFh } from '../file-fh.ts'
 import { withCred } from '../identity.ts'
 import { listDir, listDirPlus } from '../readdir.ts'
 import type { DirEntryPlus } from '../readdir.ts'
+import { noteCreated } from '../walk.ts'
 import type { Entry } from './abi.ts'
 import type { Caller } from './callers.ts'
 import { FOPEN_KEEP_CACHE, NOTIFY_INVAL_INODE, S_IFDIR, direntSize, direntType, direntplusSize, entryOut, invalInodeOut, openOut, putDirent, putDirentplus, writeOut } from './abi.ts'
@@ -120,6 +121,7 @@ export class NfsFiles {
     }
     fh = Buffer.from(fh)
     c.names.addPositive(dir.fh, name, fh)
+    noteCreated(c, dir.fh)
     const writable = (flags & O_ACCMODE) !== 0
     const file = await openFh(c.files, fh, writable ? 'r+' : 'r', { created: true, ...withCred(who.cred) })
     const a = c.attrs.peek(fh) ?? (await c.getattr(fh))

@@ -21,7 +21,7 @@ import type { fattr3, nfstime3, post_op_fh3, sattr3 } from '../../xdr/generated/
 import { sattr } from '../attrs.ts'
 import { accessGranted, mayOpen } from '../access.ts'
 import type { NfsClient } from '../nfs-client.ts'
-import { lookupName } from '../walk.ts'
+import { lookupName, noteCreated } from '../walk.ts'
 import type { Caller } from './callers.ts'
 import type { Entry, FuseAttr } from './abi.ts'
 import { FATTR, RENAME_NOREPLACE, S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK, attrOut, entryOut, statfsOut } from './abi.ts'
@@ -248,6 +248,7 @@ export class NfsFs {
     } else {
       fh = Buffer.from(obj.data)
       c.names.addPositive(dir.fh, name, fh)
+      noteCreated(c, dir.fh, { fh, attrs: c.attrs.peek(fh) ?? null })
     }
     return this.entryReply(fh, dir.fh)
   }
@@ -301,6 +302,7 @@ export class NfsFs {
     await this.settleAttrs(n)
     await this.creating(dir, name, () => who.client.nfs.call('LINK', { file: { data: n.fh }, link: { dir: { data: dir.fh }, name: name3(name) } }))
     this.client.names.addPositive(dir.fh, name, n.fh)
+    noteCreated(who.client, dir.fh)
     return this.entryReply(n.fh, dir.fh)
   }
 

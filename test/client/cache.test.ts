@@ -90,6 +90,8 @@ t.test('a directory we made answers for names never created in it; a change by a
   await sleep(600)
   t.ok((await c.stat('made/theirs')).isFile(), "another client's name is seen once the directory's attributes expire")
   t.strictSame(await callsDuring(c, () => t.rejects(c.stat('made/none3'), { errno: 'ENOENT', code: 'NFS3ERR_NOENT' })), { LOOKUP: 1 }, 'no longer complete: asks')
+  await c.mkdir('closed', 0o600)
+  t.strictSame(await callsDuring(c, () => t.rejects(c.stat('closed/none'), { errno: 'EACCES', code: 'NFS3ERR_ACCES' })), { LOOKUP: 1 }, 'a directory its owner may not search: the server decides (and refuses)')
   const pos = await mount(t, fx, { lookupcache: 'positive' })
   await pos.mkdir('made2')
   t.strictSame(await callsDuring(pos, () => t.rejects(pos.stat('made2/none'), { errno: 'ENOENT', code: 'NFS3ERR_NOENT' })), { LOOKUP: 1 }, 'lookupcache=positive: always asks')
