@@ -23,6 +23,7 @@ import { closeSync, openSync, writeFileSync } from 'node:fs'
 import type { NfsClient } from '../nfs-client.ts'
 import { FUSE_MIN_READ_BUFFER } from './abi.ts'
 import { Callers } from './callers.ts'
+import { whyNoFusePoll } from './native-poll.ts'
 import { mountAt } from './mountinfo.ts'
 import { NfsFiles } from './nfs-files.ts'
 import { NfsFs } from './nfs-fs.ts'
@@ -170,6 +171,8 @@ export class FuseMount {
     }
     // The kernel's request buffer rule: at least 8 KiB, and a whole WRITE (header, write_in, data) must fit.
     session.start(Math.max(FUSE_MIN_READ_BUFFER, maxWrite + 4096))
+    if (session.reader === 'worker') opts.log.warn({ why: whyNoFusePoll() }, 'fuse: reading /dev/fuse through a worker thread (no native reader): a thread wake-up more per request')
+    else opts.log.debug({ reader: session.reader }, 'fuse: reading /dev/fuse on the main thread')
     const m = new FuseMount(client, opts.mountpoint, session, fs, files)
     const why = await Promise.race([init.then(() => null), session.ended])
     if (why !== null) {

@@ -1,18 +1,24 @@
 /*
- * One FUSE connection: a worker thread reads requests from /dev/fuse
- * (reader-worker.ts), this thread runs them concurrently and writes each
+ * One FUSE connection: requests are read from /dev/fuse on this thread
+ * when the native reader is there (native/poll.c: the fd non-blocking,
+ * watched by the event loop), else by a worker thread (reader-worker.ts)
+ * that hands each over; this thread runs them concurrently and writes each
  * reply with one writev(2), in whatever order they finish (the kernel
- * matches replies by `unique`). FORGET and BATCH_FORGET get no reply;
+ * matches replies by `unique`). The main-thread reader saves a thread
+ * wake-up per request, which is most of a small request's latency. FORGET and BATCH_FORGET get no reply;
  * INTERRUPT answers the named request at once with EINTR, and its late
  * result is dropped (its `dropped` hook undoes what it kept, such as a
  * lookup count or an open file).
  */
 import { closeSync, writevSync } from 'node:fs'
+import { constants } from 'node:os'
 import { MessageChannel, Worker } from 'node:worker_threads'
 import type { MessagePort } from 'node:worker_threads'
 import type { InHeader } from './abi.ts'
 import { IN_HEADER_SIZE, OP, OP_NAMES, decodeInHeader, outHeader } from './abi.ts'
-import { READER_SOURCE } from './reader-worker.ts'
+import { fusePoll } from './native-poll.ts'
+import type { FusePoll } from './native-poll.ts'
+import { READER_KEEP, READER_SOURCE } from './reader-worker.ts'
 import type { ReaderData, ReaderMessage } from './reader-worker.ts'
 
 export interface FuseRequest extends InHeader {
@@ -52,6 +58,16 @@ const ENOSYS = 38
 /** Requests this long or longer (WRITEs) travel in buffers the reader gets back. */
 const LARGE_REQUEST = 64 * 1024
 
+const { EAGAIN, EINTR: EINTR_ERRNO, ENOENT } = constants.errno
+/** Requests read per readable event before the loop gets a turn (epoll is level-triggered: the rest wait for the next). */
+const READ_BATCH = 64
+
+/** The errno's name ('ENODEV'), as Node's errors carry it. */
+function errnoName(errno: number): string {
+  for (const [name, value] of Object.entries(constants.errno)) if (value === errno) return name
+  return `errno ${String(errno)}`
+}
+
 interface Pending {
   opcode: number
   interrupted: boolean
@@ -67,6 +83,8 @@ export class FuseSession {
   private readonly log: FuseLogger
   private readonly pending = new Map<bigint, Pending>()
   private worker: Worker | null = null
+  /** The main-thread reader's watch, when it is the one reading. */
+  private polling: { poll: FusePoll; handle: object } | null = null
   /** Where large request buffers go back to the reader. */
   private back: MessagePort | null = null
   private endWith: (code: string) => void = () => undefined
@@ -83,13 +101,56 @@ export class FuseSession {
 
   /** Start reading; only once mount(2) has attached the fd (a read before fails with EPERM). */
   start(bufferSize: number): void {
+    const poll = fusePoll()
+    if (poll !== null) this.startPolling(poll, bufferSize)
+    else this.startWorker(bufferSize)
+  }
+
+  /** Which reader runs: 'main' (native, this thread) or 'worker'. */
+  get reader(): 'main' | 'worker' | null {
+    return this.polling !== null ? 'main' : this.worker !== null ? 'worker' : null
+  }
+
+  private startPolling(poll: FusePoll, size: number): void {
+    // Large requests (WRITEs) keep the buffer they were read into until given back; those come back here.
+    const free: Buffer[] = []
+    let buf: Buffer = Buffer.allocUnsafeSlow(size)
+    const onReadable = (): void => {
+      for (let i = 0; i < READ_BATCH && !this.closed; i++) {
+        const n = poll.readInto(this.fd, buf)
+        if (n < 0) {
+          if (n === -EAGAIN) return
+          // ENOENT: a request interrupted before we read it; EINTR: read again.
+          if (n === -ENOENT || n === -EINTR_ERRNO) continue
+          this.finish(errnoName(-n))
+          return
+        }
+        if (n === 0) {
+          this.finish('EOF')
+          return
+        }
+        if (n >= LARGE_REQUEST) {
+          const own = buf
+          buf = free.pop() ?? Buffer.allocUnsafeSlow(size)
+          this.onRequest(own.subarray(0, n), () => {
+            if (free.length < READER_KEEP) free.push(own)
+          })
+        } else {
+          this.onRequest(Buffer.from(buf.subarray(0, n)), null)
+        }
+      }
+    }
+    this.polling = { poll, handle: poll.watch(this.fd, onReadable) }
+  }
+
+  private startWorker(bufferSize: number): void {
     const { port1, port2 } = new MessageChannel()
     this.back = port1
     const data: ReaderData = { fd: this.fd, bufferSize, largeMin: LARGE_REQUEST, back: port2 }
     const w = new Worker(READER_SOURCE, { eval: true, workerData: data, transferList: [port2] })
     this.worker = w
     w.on('message', (m: ReaderMessage) => {
-      if (m.kind === 'request') this.onRequest(Buffer.from(m.data, 0, m.length), m.large ? m.data : null)
+      if (m.kind === 'request') this.onRequest(Buffer.from(m.data, 0, m.length), m.large ? () => { this.recycle(m.data) } : null)
       else this.finish(m.code)
     })
     w.on('error', err => {
@@ -116,6 +177,8 @@ export class FuseSession {
     this.closed = true
     const w = this.worker
     this.worker = null
+    if (this.polling !== null) this.polling.poll.unwatch(this.polling.handle)
+    this.polling = null
     this.back?.close()
     this.back = null
     // The worker has left its read loop; close the fd once it has exited.
@@ -136,21 +199,25 @@ export class FuseSession {
     this.back?.postMessage(ab, [ab])
   }
 
-  private onRequest(b: Buffer, large: ArrayBuffer | null): void {
-    if (b.length < IN_HEADER_SIZE) return
+  /** b: one request; giveBack: how its buffer goes back to the reader (large requests), else null. */
+  private onRequest(b: Buffer, giveBack: (() => void) | null): void {
+    if (b.length < IN_HEADER_SIZE) {
+      giveBack?.()
+      return
+    }
     const h = decodeInHeader(b)
-    let owned = large
+    let owned = giveBack
     const req: FuseRequest = {
       ...h,
       body: b.subarray(IN_HEADER_SIZE),
       keep: () => {
-        const ab = owned
+        const g = owned
         owned = null
-        return ab === null ? null : () => { this.recycle(ab) }
+        return g
       },
     }
     const done = (): void => {
-      if (owned !== null) this.recycle(owned)
+      owned?.()
       owned = null
     }
     const name = OP_NAMES[h.opcode] ?? `op${String(h.opcode)}`

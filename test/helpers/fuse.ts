@@ -154,11 +154,11 @@ export function mountpointDir(t: Test): string {
 export const TEST_OPTS = 'soft,timeo=50,retrans=2'
 
 /** `tsnfs mount -f -o OPTS SOURCE MNT` as a child; resolved once it reports the mount live. */
-export async function mountFuse(t: Test, source: string, mountpoint: string, options: string, extra: string[] = []): Promise<MountProcess> {
+export async function mountFuse(t: Test, source: string, mountpoint: string, options: string, extra: string[] = [], env: Record<string, string> = {}): Promise<MountProcess> {
   const child = spawn(process.execPath, [...TSNFS_ARGS, 'mount', '-f', '-o', options, ...extra, source, mountpoint], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-    env: { ...CHILD_ENV(), TSNFS_READY_FD: '3' },
+    env: { ...CHILD_ENV(), ...env, TSNFS_READY_FD: '3' },
   })
   let err = ''
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()))
