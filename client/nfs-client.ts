@@ -15,7 +15,7 @@ import type { fattr3, FSSTAT3resok } from '../xdr/generated/nfs3.ts'
 import { NfsStats } from './attrs.ts'
 import type { SetAttrs, TimeLike } from './attrs.ts'
 import { AttrCache } from './cache/attr-cache.ts'
-import { IdleWatch, collectGarbage } from './cache/idle.ts'
+import { IdleWatch, collectGarbage } from '../common/idle.ts'
 import { NameCache } from './cache/name-cache.ts'
 import { NfsError, atEndpoint, isNfsError } from './errors.ts'
 import { FileData } from './file-data.ts'
@@ -55,7 +55,7 @@ interface MountState {
   unmounted: boolean
   fileData: FileData | undefined
   fileOptions: FileDataOptions
-  /** Trims the caches once the mount has been idle (cache/idle.ts); null: never. */
+  /** Trims the caches once the mount has been idle (common/idle.ts); null: never. */
   readonly idle: IdleWatch | null
 }
 

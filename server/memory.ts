@@ -9,8 +9,7 @@
  * process never triggers. While requests keep coming nothing is trimmed:
  * the only work is an unref'd timer comparing a byte counter.
  */
-import { runInNewContext } from 'node:vm'
-import { setFlagsFromString } from 'node:v8'
+import { IdleWatch, collectGarbage } from '../common/idle.ts'
 import type { Logger } from './logger.ts'
 
 /** A pool or cache whose bytes the metrics show and the reclaimer trims. */
@@ -41,74 +40,6 @@ export const DEFAULT_SERVER_MEMORY: Readonly<ServerMemoryOptions> = Object.freez
   readPoolBytes: 32 * 1024 * 1024,
   gc: true,
 })
-
-/** Checks run this often relative to idleMs, within these bounds. */
-const CHECK_DIVISOR = 4
-const CHECK_MIN_MS = 50
-const CHECK_MAX_MS = 5_000
-
-/**
- * Calls `onIdle` once `activity()` (a counter that grows with work) has not
- * changed for `idleMs`, and again only after it has changed and stopped again.
- */
-export class IdleWatch {
-  private readonly timer: NodeJS.Timeout
-  private last: number
-  private since = performance.now()
-  private fired = false
-
-  constructor(idleMs: number, activity: () => number, onIdle: () => void) {
-    this.last = activity()
-    const every = Math.min(CHECK_MAX_MS, Math.max(CHECK_MIN_MS, Math.floor(idleMs / CHECK_DIVISOR)))
-    this.timer = setInterval(() => {
-      const now = performance.now()
-      const a = activity()
-      if (a !== this.last) {
-        this.last = a
-        this.since = now
-        this.fired = false
-      } else if (!this.fired && now - this.since >= idleMs) {
-        this.fired = true
-        onIdle()
-      }
-    }, every)
-    this.timer.unref()
-  }
-
-  stop(): void {
-    clearInterval(this.timer)
-  }
-}
-
-let gcFn: (() => void) | null | undefined
-
-/**
- * A full garbage collection, if this process can ask for one: `gc` exists
- * under `node --expose-gc`; otherwise the flag is set for a moment to get a
- * context that has it (V8 reads the flag when a context is created) and
- * cleared again, so no other code sees a global `gc`. Returns whether it ran.
- */
-export function collectGarbage(): boolean {
-  if (gcFn === undefined) {
-    const own = (globalThis as { gc?: unknown }).gc
-    if (typeof own === 'function') {
-      gcFn = own as () => void
-    } else {
-      try {
-        setFlagsFromString('--expose-gc')
-        const fn: unknown = runInNewContext('typeof gc === "function" ? gc : null')
-        gcFn = typeof fn === 'function' ? (fn as () => void) : null
-      } catch {
-        gcFn = null
-      } finally {
-        setFlagsFromString('--no-expose-gc')
-      }
-    }
-  }
-  if (gcFn === null) return false
-  gcFn()
-  return true
-}
 
 export interface ReclaimStats {
   /** Idle periods that trimmed and collected. */

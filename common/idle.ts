@@ -1,12 +1,13 @@
 /*
- * Memory given back when a client has been idle: once no RPC has been made
- * for a while, clean cached blocks are dropped (dirty data never lives in
- * the block cache, see block-cache.ts) and, in a process that owns its heap
- * (the mount daemon), one full garbage collection runs, so the blocks just
- * dropped and the garbage the workload left are freed now rather than at a
- * collection an idle process never triggers. While calls keep coming the
- * only work is an unref'd timer comparing a counter. The server has the same
- * in server/memory.ts (the layers share no code but xdr/).
+ * Giving memory back once a process has been idle, for the server
+ * (server/memory.ts: pools trimmed, then one collection) and the client
+ * (client/nfs-client.ts: clean cached blocks dropped; the mount daemon also
+ * collects). While work keeps coming the only cost is an unref'd timer
+ * comparing a counter. A full collection matters because a Node process
+ * with nothing to do may not collect garbage for a long time: what the
+ * workload left would stay resident until the next burst.
+ *
+ * common/ is the base both stack on: node:* imports only, nothing of ours.
  */
 import { runInNewContext } from 'node:vm'
 import { setFlagsFromString } from 'node:v8'
