@@ -103,6 +103,17 @@ export class Writeback {
   }
 
   /**
+   * The writer is finishing the file (it sets times or mode, as cp -a, tar
+   * and install do just before close): when all the file holds is one WRITE,
+   * send it now as FILE_SYNC, so the close finds it done or on its way
+   * instead of starting it. Like any early write-out it only moves when data
+   * is sent; a later write() makes new dirty data as usual.
+   */
+  writeAhead(f: FileState): void {
+    if (this.oneWrite(f)) this.flushDirty(f, stable_how.FILE_SYNC)
+  }
+
+  /**
    * Everything the file holds is one dirty range (one WRITE) and nothing
    * awaits a COMMIT: as Linux's FLUSH_COND_STABLE, that WRITE goes FILE_SYNC
    * and needs no COMMIT (a small file's close costs one call, not two).

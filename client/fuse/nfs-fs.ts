@@ -166,7 +166,14 @@ export class NfsFs {
     const creator = this.created.get(n.nodeid)
     if (state !== undefined && state.writers > 0 && cached !== undefined && creator !== undefined && sameIdentity(creator, who)) {
       const held = this.held.get(n.nodeid)
-      if (mayWait(s)) this.held.set(n.nodeid, mergePending(held, s, Date.now()))
+      if (mayWait(s)) {
+        this.held.set(n.nodeid, mergePending(held, s, Date.now()))
+        // Times and mode come last: the data can go now, overlapping the requests until close
+        // (once this reply is out: sending a WRITE first would delay the caller's futimens by as much).
+        setImmediate(() => {
+          c.files.writeback.writeAhead(state)
+        })
+      }
       if (mayWait(s) || changesNothing(s, cached, held)) return { data: [attrOut(this.attrOf(n, cached), this.validMs(n.fh))] }
     }
     await this.settleAttrs(n)

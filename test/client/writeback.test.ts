@@ -103,6 +103,34 @@ for (const which of ['COMMIT', 'WRITE'] as const) {
   })
 }
 
+t.test('writeAhead: a file holding one WRITE sends it FILE_SYNC at once; close then has nothing to send', async t => {
+  const fx = await startServer(t)
+  const c = await mountFiles(t, fx, { wsize: BS, rsize: BS })
+  const f = await c.open('ahead', 'w')
+  await f.write(Buffer.from('finished data'))
+  const state = c.files.peekState(f.fh)
+  if (state === undefined) throw new Error('no state for an open file')
+  t.strictSame(await callsDuring(c, async () => {
+    c.files.writeback.writeAhead(state)
+    await writesSettled(c, f)
+  }), { WRITE: 1 }, 'one WRITE, FILE_SYNC (no COMMIT follows)')
+  t.strictSame(await callsDuring(c, () => f.close()), {}, 'close: nothing left')
+  const g = await c.open('ahead-more', 'w')
+  t.strictSame(await callsDuring(c, async () => {
+    await g.write(Buffer.alloc(3 * BS, 1))
+    await writesSettled(c, g)
+  }), { WRITE: 3 }, 'full blocks go UNSTABLE as they fill')
+  const many = c.files.peekState(g.fh)
+  if (many === undefined) throw new Error('no state for an open file')
+  t.strictSame(await callsDuring(c, async () => {
+    c.files.writeback.writeAhead(many)
+    await writesSettled(c, g)
+  }), {}, 'data awaiting COMMIT: nothing is sent ahead')
+  t.strictSame(await callsDuring(c, () => g.close()), { COMMIT: 1 }, 'UNSTABLE data: close commits')
+  const other = await mountFiles(t, fx)
+  t.equal((await other.readFile('ahead')).toString(), 'finished data')
+})
+
 t.test('a background write error (NOSPC) surfaces on close, with its errno', async t => {
   const fx = await startServer(t, undefined, {
     backends: new Map([['memory', () => new MemoryVfs({ capacityBytes: 1n << 20n })]]),
