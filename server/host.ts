@@ -75,7 +75,7 @@ export class ServerHost implements Nfs3Host {
       return fail(NFS.NFS3ERR_ACCES)
     }
     const o = check.options
-    return { ok: true, exportId: exp.id, vfs, ref: h.ref, user: squash(call.cred, o), readOnly: !o.rw }
+    return { ok: true, exportId: exp.id, vfs, ref: h.ref, user: squash(call.cred, o), readOnly: !o.rw, sync: o.sync }
   }
 
   handle(exportId: number, ref: FileRef): Buffer {

@@ -71,7 +71,7 @@ class CallNfs3Context implements Nfs3Context {
     if (!obj.ok) return obj
     try {
       const attr = await obj.vfs.getattr(obj.ref)
-      return { ok: true, exportId: obj.exportId, vfs: obj.vfs, ref: obj.ref, user: obj.user, readOnly: obj.readOnly, attr }
+      return { ok: true, exportId: obj.exportId, vfs: obj.vfs, ref: obj.ref, user: obj.user, readOnly: obj.readOnly, sync: obj.sync, attr }
     } catch (err) {
       return { ok: false, status: this.status(err) }
     }

@@ -24,6 +24,11 @@ export interface Resolved {
   ref: FileRef
   user: Nfs3User
   readOnly: boolean
+  /**
+   * The export's `sync` (default) or `async` for this client: async replies to stable
+   * WRITEs and COMMIT without waiting for stable storage (exports(5)).
+   */
+  sync: boolean
 }
 
 export interface ResolveFailure {

@@ -42,6 +42,8 @@ export class TestHost implements Nfs3Host {
   readonly exports = new Map<number, Vfs>()
   user: Nfs3User = ROOT
   readOnly = false
+  /** The export's sync (default) or async. */
+  sync = true
   limits: Nfs3Limits = TCP_LIMITS
   verifier = Buffer.from('verf0001')
   bumps = 0
@@ -69,7 +71,7 @@ export class TestHost implements Nfs3Host {
     } catch {
       return { ok: false, status: nfsstat3.NFS3ERR_STALE }
     }
-    return { ok: true, exportId, vfs, ref, user: this.user, readOnly: this.readOnly }
+    return { ok: true, exportId, vfs, ref, user: this.user, readOnly: this.readOnly, sync: this.sync }
   }
 
   writeVerifier(): Buffer {

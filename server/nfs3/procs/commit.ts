@@ -18,6 +18,8 @@ export async function commit(args: COMMIT3args, ctx: Nfs3Context): Promise<COMMI
   if (file.attr.type !== 'file') return { status: nfsstat3.NFS3ERR_INVAL, resfail: { file_wcc: unchanged } }
   // knfsd opens the file for writing to commit it (NFSD_MAY_WRITE, the owner overriding).
   if (!mayWrite(file.user, file.attr)) return { status: nfsstat3.NFS3ERR_ACCES, resfail: { file_wcc: unchanged } }
+  // An async export acknowledges without flushing (exports(5): replies before stable storage), as for its WRITEs.
+  if (!file.sync) return { status: nfsstat3.NFS3_OK, resok: { file_wcc: unchanged, verf: ctx.host.writeVerifier() } }
   try {
     const r = await file.vfs.commit(file.ref, args.offset, args.count)
     return { status: nfsstat3.NFS3_OK, resok: { file_wcc: wccData(r.before, r.after, fsidOf(file)), verf: ctx.host.writeVerifier() } }

@@ -37,8 +37,10 @@ export async function write(args: WRITE3args, ctx: Nfs3Context): Promise<WRITE3r
     // A write by anyone but root drops setuid (and group-executable setgid), as the VFS does for knfsd's writes.
     const killed = killedPrivs(file.user, file.attr)
     if (killed !== null) await file.vfs.setattr(file.ref, { mode: killed })
-    const r = await file.vfs.write(file.ref, args.offset, data, stable)
-    const committed = LEVEL[r.committed]
+    // An async export (exports(5)) writes to the backend unstably and still answers the level asked, as knfsd's async
+    // does: faster, and a server crash loses what it acknowledged. sync (the default) never does that.
+    const r = await file.vfs.write(file.ref, args.offset, data, file.sync ? stable : 'unstable')
+    const committed = file.sync || LEVEL[r.committed] > args.stable ? LEVEL[r.committed] : args.stable
     // committed >= stable (RFC 1813 §3.3.7): a backend that did less than asked must not be reported as more.
     if (committed < args.stable) throw new Error(`vfs write committed ${r.committed}, asked ${stable}`)
     return {

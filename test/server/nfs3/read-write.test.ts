@@ -122,6 +122,38 @@ class FailingCommitVfs extends MemoryVfs {
   }
 }
 
+t.test('an async export: stable WRITEs reach the backend unstably and answer the level asked; COMMIT flushes nothing', async (t) => {
+  const seen: string[] = []
+  let commits = 0
+  class Recording extends MemoryVfs {
+    override write(...a: Parameters<MemoryVfs['write']>): ReturnType<MemoryVfs['write']> {
+      seen.push(a[3])
+      return super.write(...a)
+    }
+    override commit(...a: Parameters<MemoryVfs['commit']>): ReturnType<MemoryVfs['commit']> {
+      commits++
+      return super.commit(...a)
+    }
+  }
+  const fx = nfs3Fixture(t, { vfs: new Recording() })
+  const f = await fx.file('f')
+  seen.length = 0
+  fx.host.sync = false
+  for (const stable of [stable_how.UNSTABLE, stable_how.DATA_SYNC, stable_how.FILE_SYNC]) {
+    const w = resok(await fx.call('NFSPROC3_WRITE', { file: fx.fh(f), offset: 0n, count: 3, stable, data: b('abc') }))
+    t.equal(w.committed, stable, `asked ${stable}: answered ${stable}`)
+  }
+  t.strictSame(seen, ['unstable', 'unstable', 'unstable'], 'the backend was never asked to sync')
+  const c = resok(await fx.call('NFSPROC3_COMMIT', { file: fx.fh(f), offset: 0n, count: 0 }))
+  t.same(c.verf, fx.host.verifier)
+  t.equal(commits, 0, 'COMMIT answered without a flush')
+  t.same((await fx.vfs.read(f, 0n, 3)).data, b('abc'), 'the data is there')
+  fx.host.sync = true
+  resok(await fx.call('NFSPROC3_WRITE', { file: fx.fh(f), offset: 0n, count: 3, stable: stable_how.FILE_SYNC, data: b('xyz') }))
+  resok(await fx.call('NFSPROC3_COMMIT', { file: fx.fh(f), offset: 0n, count: 0 }))
+  t.strictSame([seen.at(-1), commits], ['file_sync', 1], 'sync (the default): asked as asked, COMMIT flushes')
+})
+
 t.test('COMMIT: an I/O error bumps the write verifier and carries file_wcc', async (t) => {
   const fx = nfs3Fixture(t, { vfs: new FailingCommitVfs() })
   const f = await fx.file('f', 'x')
