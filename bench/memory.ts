@@ -19,7 +19,6 @@
  * --cli runs another build (an older commit's dist/) to compare.
  */
 import { spawn } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readSync, writeSync } from 'node:fs'
 import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises'
 import { get } from 'node:http'
@@ -28,6 +27,8 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { NfsClient } from '../client/index.ts'
 import { withMallocEnv } from '../cli/malloc-env.ts'
+import { listening } from './tree-procs.ts'
+import type { ServerProc } from './tree-procs.ts'
 
 const MiB = 1024 * 1024
 
@@ -80,14 +81,7 @@ export function rssOf(pid: number): number | null {
   }
 }
 
-interface Server {
-  pid: number
-  port: number
-  metricsPort: number
-  stop(): Promise<void>
-}
-
-async function startServer(exportsText: string, stateDir: string, extra: string[], mallocEnv: boolean): Promise<Server> {
+async function startServer(exportsText: string, stateDir: string, extra: string[], mallocEnv: boolean): Promise<ServerProc> {
   const exportsFile = join(stateDir, 'exports')
   await writeFile(exportsFile, exportsText)
   const child = spawn(process.execPath, [cliEntry(), 'serve', '--port', '0', '--host', '127.0.0.1', '--exports', exportsFile, '--state-dir', stateDir,
@@ -96,27 +90,7 @@ async function startServer(exportsText: string, stateDir: string, extra: string[
     // As deploy/tsnfs.service starts it (cli/malloc-env.ts), unless asked to show the difference.
     env: mallocEnv ? withMallocEnv(process.env) : process.env,
   })
-  const { port, metricsPort } = await new Promise<{ port: number; metricsPort: number }>((ok, fail) => {
-    let seen = ''
-    child.stdout.setEncoding('utf8')
-    child.stdout.on('data', (s: string) => {
-      seen += s
-      const p = /port (\d+)/.exec(seen)
-      const m = /metrics: http:\/\/[^:]+:(\d+)\//.exec(seen)
-      if (p !== null && m !== null) ok({ port: Number(p[1]), metricsPort: Number(m[1]) })
-    })
-    child.once('exit', code => {
-      fail(new Error(`tsnfs serve exited (${String(code)}) before listening`))
-    })
-  })
-  return { pid: child.pid ?? 0, port, metricsPort, stop: () => stopChild(child) }
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
-  const exited = new Promise<void>(ok => child.once('exit', () => { ok() }))
-  child.kill('SIGTERM')
-  return exited
+  return listening(child)
 }
 
 /** The server's metrics as name{labels} → value (the samples we read). */

@@ -6,7 +6,8 @@
  * counts from its metrics endpoint.
  */
 import { spawn, spawnSync } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
+import type { ChildProcess, ChildProcessByStdio } from 'node:child_process'
+import type { Readable } from 'node:stream'
 import { existsSync, readFileSync } from 'node:fs'
 import { get } from 'node:http'
 import { join, resolve } from 'node:path'
@@ -44,13 +45,18 @@ export interface ServerProc {
 export async function startServer(exportsFile: string, stateDir: string, extraNodeArgs?: string): Promise<ServerProc> {
   const child = spawn(process.execPath, [...nodeArgs(extraNodeArgs), tsnfsEntry(), 'serve', '--port', '0', '--host', '127.0.0.1', '--no-rpcbind',
     '--exports', exportsFile, '--state-dir', stateDir, '--log-level', 'warn', '--metrics', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  return listening(child)
+}
+
+/** A started `tsnfs serve --port 0 --metrics HOST:0` child, once its banner names both ports. */
+export async function listening(child: ChildProcessByStdio<null, Readable, null>): Promise<ServerProc> {
   const { port, metricsPort } = await new Promise<{ port: number; metricsPort: number }>((ok, fail) => {
     let seen = ''
     child.stdout.setEncoding('utf8')
     child.stdout.on('data', (s: string) => {
       seen += s
       const p = /port (\d+)/.exec(seen)
-      const m = /metrics: http:\/\/127\.0\.0\.1:(\d+)\//.exec(seen)
+      const m = /metrics: http:\/\/[^:]+:(\d+)\//.exec(seen)
       if (p !== null && m !== null) ok({ port: Number(p[1]), metricsPort: Number(m[1]) })
     })
     child.once('exit', code => { fail(new Error(`tsnfs serve exited (${String(code)}) before listening`)) })

@@ -9,6 +9,7 @@
  * why.
  */
 import t from 'tap'
+import type { Test } from 'tap'
 import { execFile, spawn } from 'node:child_process'
 import { promisify } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -16,7 +17,7 @@ import { RpcTcpClient } from '../../client/rpc/tcp-client.ts'
 import { PMAP_PROG } from '../../xdr/generated/portmap.ts'
 import type { mapping } from '../../xdr/generated/portmap.ts'
 import { rpcbindAnswers } from '../../server/rpcbind.ts'
-import { createServer } from 'node:net'
+import { freePort } from '../helpers/ports.ts'
 import { serveProcess, tsnfs } from './cli.ts'
 
 const run = promisify(execFile)
@@ -55,20 +56,28 @@ async function ensureRpcbind(): Promise<string | null> {
   return 'rpcbind started but does not answer on 127.0.0.1:111'
 }
 
-t.test('serve --rpcbind registers on start and unregisters on SIGTERM', async (t) => {
+/**
+ * A running system rpcbind for t, with whatever it had registered for NFS and MOUNT put back at
+ * the end (a registration replaces it); false, with t planned as skipped and why, when there is none.
+ */
+async function withSystemRpcbind(t: Test): Promise<boolean> {
   const why = await ensureRpcbind()
   if (why !== null) {
     // A plan of 0 with a reason: tap reports the test as skipped, with the reason.
     t.plan(0, `no system rpcbind: ${why}`)
-    return
+    return false
   }
-  // Put back whatever was registered for NFS and MOUNT before (registration replaces it).
   const pm = await RpcTcpClient.connect('127.0.0.1', 111, { cred: 'none' })
   t.teardown(() => pm.close())
   const before: mapping[] = (await pm.call(100000, 2, P.PMAPPROC_DUMP, undefined)).map((n) => n.map).filter((m) => OURS.has(m.prog))
   t.teardown(async () => {
     for (const m of before) await pm.call(100000, 2, P.PMAPPROC_SET, m)
   })
+  return true
+}
+
+t.test('serve --rpcbind registers on start and unregisters on SIGTERM', async (t) => {
+  if (!(await withSystemRpcbind(t))) return
 
   const dir = t.testdir({})
   // --rpcbind-replace: a server of another test running now may hold the registration (it is put back above).
@@ -87,28 +96,8 @@ t.test('serve --rpcbind registers on start and unregisters on SIGTERM', async (t
   t.same(await rpcinfo(), [], 'nothing of ours is left after exit')
 })
 
-/** A port free on TCP now (the server then binds TCP and UDP on it). */
-async function freePort(): Promise<number> {
-  const srv = createServer()
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
-  const addr = srv.address()
-  await new Promise((resolve) => srv.close(resolve))
-  if (addr === null || typeof addr === 'string') throw new Error('no port')
-  return addr.port
-}
-
 t.test("two servers on one host: the second neither takes nor removes the first one's registrations", async (t) => {
-  const why = await ensureRpcbind()
-  if (why !== null) {
-    t.plan(0, `no system rpcbind: ${why}`)
-    return
-  }
-  const pm = await RpcTcpClient.connect('127.0.0.1', 111, { cred: 'none' })
-  t.teardown(() => pm.close())
-  const before: mapping[] = (await pm.call(100000, 2, P.PMAPPROC_DUMP, undefined)).map((n) => n.map).filter((m) => OURS.has(m.prog))
-  t.teardown(async () => {
-    for (const m of before) await pm.call(100000, 2, P.PMAPPROC_SET, m)
-  })
+  if (!(await withSystemRpcbind(t))) return
   const dirA = t.testdir({ a: {}, b: {} })
   const a = await serveProcess(t, ['--port', '0', '--host', '127.0.0.1', '--state-dir', `${dirA}/a`, '--rpcbind-replace', '--log-level', 'warn'])
   const pa = String(a.port)

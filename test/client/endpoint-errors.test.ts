@@ -6,20 +6,10 @@
  * portmapper that maps MOUNT to another server on the host is not used.
  */
 import t from 'tap'
-import { createServer } from 'node:net'
 import { NfsClient, RpcError, getPort } from '../../client/index.ts'
+import { freePort } from '../helpers/ports.ts'
 import { startServer } from '../helpers/server.ts'
 import { tsnfs } from '../cli/cli.ts'
-
-/** A TCP port nothing listens on (taken and released). */
-async function closedPort(): Promise<number> {
-  const srv = createServer()
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
-  const addr = srv.address()
-  await new Promise((resolve) => srv.close(resolve))
-  if (addr === null || typeof addr === 'string') throw new Error('no port')
-  return addr.port
-}
 
 const failure = async (p: Promise<unknown>): Promise<RpcError> => {
   const err = await p.then(() => null, (e: unknown) => e)
@@ -28,7 +18,7 @@ const failure = async (p: Promise<unknown>): Promise<RpcError> => {
 }
 
 t.test('no portmapper: the error names it, its host and port', async (t) => {
-  const pm = await closedPort()
+  const pm = await freePort()
   const tcp = await failure(NfsClient.mount(`nfs://127.0.0.1/export?portmapport=${String(pm)}`))
   t.equal(tcp.message, `portmapper at 127.0.0.1:${String(pm)}: connection refused`)
   t.equal(tcp.code, 'RPC_CONNECTION_CLOSED', 'the code is kept')
@@ -47,15 +37,15 @@ t.test('a portmapper without the program says which portmapper', async (t) => {
 })
 
 t.test('the URL port with nothing there, nor a portmapper: both places are named', async (t) => {
-  const port = await closedPort()
-  const pm = await closedPort()
+  const port = await freePort()
+  const pm = await freePort()
   const err = await failure(NfsClient.mount(`nfs://127.0.0.1:${String(port)}/export?portmapport=${String(pm)}`))
   t.equal(err.message, `MOUNT at 127.0.0.1:${String(port)} (the URL's port): connection refused; portmapper at 127.0.0.1:${String(pm)}: connection refused`)
 })
 
 t.test('MOUNT answers but NFS does not: NFS is named', async (t) => {
   const fx = await startServer(t)
-  const nfs = await closedPort()
+  const nfs = await freePort()
   const err = await failure(NfsClient.mount({ host: '127.0.0.1', exportPath: '/export' }, { mountport: fx.port, nfsport: nfs }))
   t.equal(err.message, `NFS at 127.0.0.1:${String(nfs)}: connection refused`)
 })
@@ -74,8 +64,8 @@ t.test("host:PORT is the server's port: MOUNT there, not another server's from t
 })
 
 t.test('tsnfs ls prints where it looked', async (t) => {
-  const port = await closedPort()
-  const pm = await closedPort()
+  const port = await freePort()
+  const pm = await freePort()
   const r = await tsnfs(['ls', `nfs://127.0.0.1:${String(port)}/export?portmapport=${String(pm)}`])
   t.equal(r.code, 1)
   t.equal(r.stderr, `tsnfs ls: nfs://127.0.0.1:${String(port)}/export?portmapport=${String(pm)}: MOUNT at 127.0.0.1:${String(port)} (the URL's port): connection refused; portmapper at 127.0.0.1:${String(pm)}: connection refused\n`)

@@ -17,9 +17,9 @@ import type { Test } from 'tap'
 import { execFile, spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { freePort } from './ports.ts'
 
 const GANESHA_BINARIES = ['/usr/bin/ganesha.nfsd', '/usr/sbin/ganesha.nfsd']
 const RPCBIND_BINARIES = ['/usr/sbin/rpcbind', '/sbin/rpcbind', '/usr/bin/rpcbind']
@@ -79,20 +79,6 @@ function runOk(cmd: string, args: string[]): Promise<boolean> {
   return new Promise(resolve => {
     execFile(cmd, args, { timeout: 5000 }, err => {
       resolve(err === null)
-    })
-  })
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address()
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0
-      s.close(() => {
-        resolve(port)
-      })
     })
   })
 }
