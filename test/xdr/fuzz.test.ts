@@ -5,6 +5,8 @@ import t, { type Test } from 'tap'
 import { MOUNT_PROGRAM } from '../../xdr/generated/mount.ts'
 import { NFS_PROGRAM, type READDIR3res, type WRITE3args, type fattr3, fattr3 as fattr3Codec, type sattr3, sattr3 as sattr3Codec } from '../../xdr/generated/nfs3.ts'
 import { PMAP_PROG } from '../../xdr/generated/portmap.ts'
+import { NLM_PROG } from '../../xdr/generated/nlm.ts'
+import { SM_PROG } from '../../xdr/generated/nsm.ts'
 import type { Codec } from '../../xdr/runtime/codec.ts'
 import { XdrDecodeError } from '../../xdr/runtime/errors.ts'
 import type { ProgramDef } from '../../xdr/runtime/program.ts'
@@ -31,6 +33,8 @@ const programs: [string, ProgramDef][] = [
   ['portmap', PMAP_PROG],
   ['mount', MOUNT_PROGRAM],
   ['nfs3', NFS_PROGRAM],
+  ['nlm', NLM_PROG],
+  ['nsm', SM_PROG],
 ]
 const procs: Proc[] = programs.flatMap(([, p]) =>
   Object.values(p.versions).flatMap((v) => Object.values(v.procs).map((d) => ({ id: `${v.name}.${d.name}`, args: d.args as Codec<unknown>, res: d.res as Codec<unknown> }))),
@@ -97,7 +101,8 @@ const wordsBytes = fc.tuple(fc.array(word, { maxLength: 96 }), fc.uint8Array({ m
 })
 
 t.test('random bytes into every args and result codec', async (t) => {
-  t.equal(procs.length, 5 + 12 + 22)
+  // portmap, mount v3+v1, nfs3, NLM v1 (16) + v3 (20) + v4 (20), NSM (7)
+  t.equal(procs.length, 5 + 12 + 22 + 16 + 20 + 20 + 7)
   const codecs = procs.flatMap((p) => [
     [p.args, `${p.id} args`] as const,
     [p.res, `${p.id} res`] as const,

@@ -232,7 +232,7 @@ class Emitter {
     }
     this.emit(
       '// Keep the imports used whatever the spec holds.',
-      'export const _codecs = { xdr_bool, xdr_hyper, xdr_int, xdr_uhyper, xdr_uint, xdr_void, decodeArray, decodeFixedArray, encodeArray, encodeFixedArray, XdrDecodeError }',
+      'export const _codecs = { xdr_bool, xdr_hyper, xdr_int, xdr_uhyper, xdr_uint, xdr_void, decodeArray, decodeFixedArray, encodeArray, encodeFixedArray, listCodec, XdrDecodeError }',
       'export type _io = [XdrReader, XdrWriter]',
       '',
     )

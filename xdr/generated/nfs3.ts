@@ -3875,5 +3875,5 @@ export const NFS_PROGRAM = {
 } as const satisfies ProgramDef
 
 // Keep the imports used whatever the spec holds.
-export const _codecs = { xdr_bool, xdr_hyper, xdr_int, xdr_uhyper, xdr_uint, xdr_void, decodeArray, decodeFixedArray, encodeArray, encodeFixedArray, XdrDecodeError }
+export const _codecs = { xdr_bool, xdr_hyper, xdr_int, xdr_uhyper, xdr_uint, xdr_void, decodeArray, decodeFixedArray, encodeArray, encodeFixedArray, listCodec, XdrDecodeError }
 export type _io = [XdrReader, XdrWriter]
