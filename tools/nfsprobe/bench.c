@@ -18,7 +18,7 @@ static const char *stable_name(int stable)
 }
 
 /* The fields every phase has. */
-static void head(struct json *j, struct probe *p, const char *mode, const char *phase, unsigned inflight)
+void phase_head(struct json *j, struct probe *p, const char *mode, const char *phase, unsigned inflight)
 {
 	json_begin(j);
 	json_str(j, "tool", "nfsprobe");
@@ -31,7 +31,7 @@ static void head(struct json *j, struct probe *p, const char *mode, const char *
 	json_u64(j, "inflight", inflight);
 }
 
-static void counts(struct json *j, uint64_t ops, uint64_t errors, const char *first_error, double secs, struct lat *l)
+void phase_counts(struct json *j, uint64_t ops, uint64_t errors, const char *first_error, double secs, struct lat *l)
 {
 	json_u64(j, "ops", ops);
 	json_u64(j, "errors", errors);
@@ -49,8 +49,8 @@ static void counts(struct json *j, uint64_t ops, uint64_t errors, const char *fi
 static void phase_line(struct probe *p, const char *mode, const char *phase, struct pipeline *pl)
 {
 	struct json j;
-	head(&j, p, mode, phase, pl->k);
-	counts(&j, pl->completed, pl->errors, pl->first_error, pl->secs, &pl->lat);
+	phase_head(&j, p, mode, phase, pl->k);
+	phase_counts(&j, pl->completed, pl->errors, pl->first_error, pl->secs, &pl->lat);
 	json_print(&j);
 }
 
@@ -148,8 +148,8 @@ static int meta_readdirplus(struct probe *p, struct meta *m)
 	}
 	double secs = now() - t0;
 	struct json j;
-	head(&j, p, "meta", "readdirplus", 1);
-	counts(&j, calls, errors, first_error, secs, &l);
+	phase_head(&j, p, "meta", "readdirplus", 1);
+	phase_counts(&j, calls, errors, first_error, secs, &l);
 	json_u64(&j, "entries", entries);
 	json_num(&j, "entries_per_s", secs > 0 ? (double)entries / secs : 0);
 	json_u64(&j, "maxcount", p->opt.rdp_max);
@@ -318,8 +318,8 @@ static void data_line(struct probe *p, const char *mode, const char *phase, stru
 {
 	struct json j;
 	uint64_t bytes = strcmp(mode, "rand") == 0 ? pl->completed * d->req : d->bytes;
-	head(&j, p, mode, phase, pl->k);
-	counts(&j, pl->completed, pl->errors, pl->first_error, secs, &pl->lat);
+	phase_head(&j, p, mode, phase, pl->k);
+	phase_counts(&j, pl->completed, pl->errors, pl->first_error, secs, &pl->lat);
 	json_u64(&j, "bytes", bytes);
 	json_num(&j, "mib_per_s", secs > 0 ? (double)bytes / MIB / secs : 0);
 	json_num(&j, "mb_per_s", secs > 0 ? (double)bytes / 1e6 / secs : 0);

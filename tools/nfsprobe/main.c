@@ -14,16 +14,25 @@
 
 static const char USAGE[] =
 	"usage: nfsprobe [options] conform|meta|seq|rand URL\n"
+	"       nfsprobe [options] nlm URL PATH OP...\n"
+	"       nfsprobe [options] nlm-bench URL PATH\n"
 	"  URL: nfs://HOST/EXPORT?nfsport=P&mountport=M (libnfs URL; with both ports no portmapper is asked)\n"
 	"  conform  conformance checks: PASS/FAIL lines, then \"N passed, M failed\"; exit 0 only if none failed\n"
 	"  meta     CREATE, GETATTR, LOOKUP, READDIRPLUS, REMOVE of N files, K in flight (JSON lines)\n"
 	"  seq      WRITE then READ an S MiB file in R-byte requests, K in flight (JSON lines)\n"
 	"  rand     random aligned READs of --rand-size bytes in an S MiB file for T seconds (JSON lines)\n"
+	"  nlm      NLM v4 / NSM calls on PATH (created if missing), one line per reply; OPs (README.md):\n"
+	"           null  test|lock|cancel|unlock[,x][,off=N][,len=N][,svid=N][,oh=S][,caller=S][,block][,reclaim][,state=N]\n"
+	"           sm-null  sm-stat|sm-mon|sm-unmon|sm-unmon-all|sm-simu-crash|sm-notify[,name=S][,my=S][,prog=N][,vers=N]\n"
+	"           [,proc=N][,state=N][,priv=HEX]  file=PATH  fh=HEX  unlink  sleep=MS\n"
+	"  nlm-bench  N LOCK/UNLOCK pairs on PATH, K in flight, distinct owners and ranges (one JSON line)\n"
 	"options:\n"
 	"  -N files (10000)  -K inflight (32)  -S size_mib (256)  -R req_size (FSINFO's, at most 1m; k/m suffixes)\n"
 	"  --rand-size bytes (4096)  -T secs (10)  --stable unstable|datasync|filesync (unstable)  -V verify reads\n"
 	"  --rdp-max bytes (32768: meta's READDIRPLUS maxcount)  -t timeout_ms per call (30000)\n"
-	"  -D dir (work directory name; default nfsprobe.MODE.PID)  -l label  -k keep the work directory\n";
+	"  -D dir (work directory name; default nfsprobe.MODE.PID)  -l label  -k keep the work directory\n"
+	"  --nlm-port P  --nsm-port P (default: ask the portmapper)  --pmap-port P (111)\n"
+	"  --caller NAME (NLM caller_name and NSM my_name; default this host's name)\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
@@ -64,6 +73,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "rand-size", required_argument, NULL, 1 },
 		{ "stable", required_argument, NULL, 2 },
 		{ "rdp-max", required_argument, NULL, 3 },
+		{ "nlm-port", required_argument, NULL, 4 },
+		{ "nsm-port", required_argument, NULL, 5 },
+		{ "pmap-port", required_argument, NULL, 6 },
+		{ "caller", required_argument, NULL, 7 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -77,6 +90,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 	o->timeout_ms = 30000;
 	o->stable = UNSTABLE;
 	o->label = "";
+	o->pmap_port = 111;
+	static char host[256];
+	if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
+		snprintf(host, sizeof host, "localhost");
+	o->caller = host;
 	int ch;
 	while ((ch = getopt_long(argc, argv, "N:K:S:R:T:D:l:t:kVh", longs, NULL)) != -1) {
 		int bad = 0;
@@ -89,6 +107,14 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 't': bad = parse_count(optarg, 100, 3600000, &o->timeout_ms); break;
 		case 1: bad = parse_count(optarg, 1, XFER_CAP, &o->rand_size); break;
 		case 3: bad = parse_count(optarg, 512, 1u << 24, &o->rdp_max); break;
+		case 4: bad = parse_count(optarg, 1, 65535, &o->nlm_port); break;
+		case 5: bad = parse_count(optarg, 1, 65535, &o->nsm_port); break;
+		case 6: bad = parse_count(optarg, 1, 65535, &o->pmap_port); break;
+		case 7:
+			if (strlen(optarg) == 0 || strlen(optarg) > NAME_CAP)
+				return usage_error("--caller: 1 to %d bytes", NAME_CAP);
+			o->caller = optarg;
+			break;
 		case 2:
 			if (strcmp(optarg, "unstable") == 0)
 				o->stable = UNSTABLE;
@@ -113,13 +139,25 @@ static int parse_args(int argc, char **argv, struct options *o)
 		if (bad)
 			return usage_error("bad value '%s'", optarg);
 	}
-	if (argc - optind != 2)
+	if (argc - optind < 2)
 		return usage_error("%s", "expected MODE URL");
 	o->mode = argv[optind];
 	o->url = argv[optind + 1];
+	int rest = argc - optind - 2;
+	if (strcmp(o->mode, "nlm") == 0 || strcmp(o->mode, "nlm-bench") == 0) {
+		int script = strcmp(o->mode, "nlm") == 0;
+		if (rest < 1 || (script && rest < 2) || (!script && rest != 1))
+			return usage_error("%s", script ? "expected nlm URL PATH OP..." : "expected nlm-bench URL PATH");
+		o->path = argv[optind + 2];
+		o->ops = argv + optind + 3;
+		o->nops = rest - 1;
+		return 0;
+	}
+	if (rest != 0)
+		return usage_error("%s", "expected MODE URL");
 	if (strcmp(o->mode, "conform") != 0 && strcmp(o->mode, "meta") != 0 && strcmp(o->mode, "seq") != 0 &&
 	    strcmp(o->mode, "rand") != 0)
-		return usage_error("no mode '%s' (conform, meta, seq, rand)", o->mode);
+		return usage_error("no mode '%s' (conform, meta, seq, rand, nlm, nlm-bench)", o->mode);
 	return 0;
 }
 
@@ -237,6 +275,12 @@ int main(int argc, char **argv)
 		}
 		pass(p, "mount", "%s:%s, root handle of %u bytes", p->server, p->export_path, p->root.len);
 		rc = run_conform(p);
+	} else if (strcmp(p->opt.mode, "nlm") == 0 || strcmp(p->opt.mode, "nlm-bench") == 0) {
+		if (!connected) {
+			fprintf(stderr, "nfsprobe: %s\n", err);
+			return 2;
+		}
+		rc = strcmp(p->opt.mode, "nlm") == 0 ? run_nlm(p) : run_nlm_bench(p);
 	} else {
 		if (!connected) {
 			fprintf(stderr, "nfsprobe: %s\n", err);

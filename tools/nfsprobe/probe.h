@@ -12,6 +12,8 @@
 #include <nfsc/libnfs.h>
 #include <nfsc/libnfs-raw.h>
 #include <nfsc/libnfs-raw-nfs.h>
+#include <nfsc/libnfs-raw-nlm.h>
+#include <nfsc/libnfs-raw-nsm.h>
 
 #define PROBE_VERSION "1.0"
 
@@ -43,6 +45,14 @@ struct options {
 	int stable;               /* --stable: UNSTABLE, DATA_SYNC or FILE_SYNC */
 	int verify;               /* -V */
 	int keep;                 /* -k: leave the work directory */
+	/* nlm and nlm-bench */
+	const char *path;         /* the file locked, in the export */
+	char **ops;               /* nlm: the script, one op per word */
+	int nops;
+	unsigned nlm_port;        /* --nlm-port (0: ask the portmapper) */
+	unsigned nsm_port;        /* --nsm-port (0: ask the portmapper) */
+	unsigned pmap_port;       /* --pmap-port (111) */
+	const char *caller;       /* --caller: NLM caller_name and NSM my_name (this host's name) */
 };
 
 struct probe {
@@ -225,6 +235,73 @@ void conform_create(struct probe *p);
 
 /* bench.c */
 int run_bench(struct probe *p);
+void phase_head(struct json *j, struct probe *p, const char *mode, const char *phase, unsigned inflight);
+void phase_counts(struct json *j, uint64_t ops, uint64_t errors, const char *first_error, double secs, struct lat *l);
+
+/* nlm-rpc.c: raw NLM v4 and NSM v1 calls, each program on a TCP connection of its own. */
+#define NLM_OH_CAP 1024           /* netobj's MAXNETOBJ_SZ */
+
+enum call_kind {
+	NLM_NULL_CALL, NLM_TEST_CALL, NLM_LOCK_CALL, NLM_CANCEL_CALL, NLM_UNLOCK_CALL,
+	SM_NULL_CALL, SM_STAT_CALL, SM_MON_CALL, SM_UNMON_CALL, SM_UNMON_ALL_CALL, SM_SIMU_CRASH_CALL, SM_NOTIFY_CALL,
+};
+
+struct rpc_link {
+	struct rpc_context *rpc;
+	unsigned port;
+	int dead;
+	char error[200];
+};
+
+/* An nlm4_lock and the flags of the call that carries it. */
+struct nlm_lock_spec {
+	const char *caller;
+	const char *oh;
+	uint32_t svid;
+	uint64_t l_offset, l_len;
+	int exclusive, block, reclaim, state;
+};
+
+/* The arguments of an NSM call (mon_name, my_id, state, priv). */
+struct nsm_spec {
+	const char *mon_name;
+	const char *my_name;
+	int my_prog, my_vers, my_proc;
+	int state;
+	unsigned char priv[16];
+};
+
+struct nlm_reply {
+	int kind;                 /* enum call_kind */
+	int done;
+	int status;               /* nlm4_stats, NSM's res (0 for calls without one), -1: no usable reply */
+	char error[200];
+	uint32_t cookie;          /* NLM: the cookie sent ... */
+	int cookie_ok;            /* ... and whether the reply echoed it */
+	int has_holder;           /* TEST denied */
+	struct {
+		int exclusive;
+		uint32_t svid;
+		char oh[NLM_OH_CAP + 1];
+		uint64_t l_offset, l_len;
+	} holder;
+	int sm_state;             /* NSM: the state number */
+	double t0;                /* nlm-bench: when the pair started */
+};
+
+const char *nlm_stat_name(int status);
+void nlm_reply_init(struct nlm_reply *r, int kind);
+int link_open(struct rpc_link *l, const char *server, int prog, int vers, unsigned port, unsigned pmap_port, unsigned timeout_ms);
+void link_close(struct rpc_link *l);
+int link_service(struct rpc_link *l, int wait_ms);
+int link_pump(struct rpc_link *l, const int *done, double deadline);
+int nlm_queue(struct rpc_link *l, int kind, const struct nlm_lock_spec *s, const struct fh *f, struct nlm_reply *r);
+int nsm_queue(struct rpc_link *l, int kind, const struct nsm_spec *s, struct nlm_reply *r);
+
+/* nlm.c, nlm-bench.c */
+int open_file(struct probe *p, const char *path, struct fh *out, char *full, size_t full_cap, char *err, size_t cap);
+int run_nlm(struct probe *p);
+int run_nlm_bench(struct probe *p);
 
 /* main.c */
 int make_work_dir(struct probe *p);
