@@ -12,6 +12,13 @@
  * wildcard address; clients never use it (URLs carry nfsport/mountport).
  * Start-up problems throw with the reason and the log's tail: a test that
  * needs Ganesha fails, it does not skip.
+ *
+ * With `nlm: true` Ganesha also serves its lock manager (NLM v4, TCP) on a
+ * third free port. Its NLM monitors every client through the host's
+ * status monitor (SM_MON to rpc.statd, found through rpcbind) and denies
+ * locks with NLM4_DENIED_NOLOCKS when none answers, so rpc.statd (Debian's
+ * nfs-common) is started too when none is registered, with its state in
+ * stateDir, and stopped at teardown.
  */
 import type { Test } from 'tap'
 import { execFile, spawn } from 'node:child_process'
@@ -23,7 +30,15 @@ import { freePort } from './ports.ts'
 
 const GANESHA_BINARIES = ['/usr/bin/ganesha.nfsd', '/usr/sbin/ganesha.nfsd']
 const RPCBIND_BINARIES = ['/usr/sbin/rpcbind', '/sbin/rpcbind', '/usr/bin/rpcbind']
-export const GANESHA_PACKAGES = 'nfs-ganesha nfs-ganesha-vfs rpcbind'
+const STATD_BINARIES = ['/usr/sbin/rpc.statd', '/sbin/rpc.statd']
+export const GANESHA_PACKAGES = 'nfs-ganesha nfs-ganesha-vfs rpcbind (and nfs-common for NLM)'
+
+export interface GaneshaOptions {
+  /** The MOUNT path (default /vfs). */
+  exportPath?: string
+  /** Serve NLM v4 on a port of its own (and make sure rpc.statd runs). */
+  nlm?: boolean
+}
 
 export interface GaneshaFixture {
   /** The host directory Ganesha exports. */
@@ -32,6 +47,8 @@ export interface GaneshaFixture {
   exportPath: string
   nfsPort: number
   mountPort: number
+  /** The NLM port, or null when NLM is off. */
+  nlmPort: number | null
   pid: number
   /** nfs:// URL of a path inside the export, with both ports. */
   url(path?: string, query?: string): string
@@ -117,24 +134,52 @@ async function ensureRpcbind(): Promise<ChildProcess | null> {
   throw new Error('rpcbind did not answer on 127.0.0.1:111 within 5 s')
 }
 
+const statdAnswers = (): Promise<boolean> => runOk('rpcinfo', ['-t', '127.0.0.1', '100024', '1'])
+
+/**
+ * The rpc.statd we started (in the foreground, without notifying anyone at
+ * start, its state under stateDir), or null when one already answers.
+ */
+async function ensureStatd(stateDir: string): Promise<ChildProcess | null> {
+  if (await statdAnswers()) return null
+  const bin = firstExisting(STATD_BINARIES, 'rpc.statd (Debian package nfs-common)')
+  const dir = join(stateDir, 'statd')
+  mkdirSync(join(dir, 'sm'), { recursive: true })
+  mkdirSync(join(dir, 'sm.bak'), { recursive: true })
+  const out = openSync(join(stateDir, 'statd.log'), 'a')
+  const child = guard(spawn(bin, ['-F', '-d', '-L', '-P', dir], { stdio: ['ignore', out, out] }))
+  closeSync(out)
+  for (let i = 0; i < 50; i++) {
+    if (child.exitCode !== null) {
+      started.delete(child)
+      throw new Error(`rpc.statd exited with status ${String(child.exitCode)}:\n${tail(join(stateDir, 'statd.log'))}`)
+    }
+    if (await statdAnswers()) return child
+    await sleep(100)
+  }
+  await stop(child, 2000)
+  throw new Error(`rpc.statd did not register with rpcbind within 5 s:\n${tail(join(stateDir, 'statd.log'))}`)
+}
+
 /*
  * The daemon's whole configuration. NFS_CORE_PARAM: loopback only, the two
  * ports picked for this start, NFSv3 (with MOUNT v3) only, no UDP, no lock
- * manager or rquota (rquota's default port 875 would be one more to
- * collide), and mount_path_pseudo so clients MOUNT the Pseudo path. NFSv4:
+ * manager unless asked (then on a third port), no rquota (its default
+ * port 875 would be one more to collide), and mount_path_pseudo so clients MOUNT the Pseudo path. NFSv4:
  * Ganesha creates its recovery directories even with v4 off, so they go to
  * stateDir rather than /var/lib/nfs/ganesha; Graceless skips the 90 s grace
  * period. Kerberos off. One export of exportDir through FSAL_VFS, read-write,
  * AUTH_SYS, No_Root_Squash so a root client is root on the host directory,
  * as the tests compare owners there.
  */
-function config(exportDir: string, stateDir: string, nfsPort: number, mountPort: number, exportPath: string): string {
+function config(exportDir: string, stateDir: string, nfsPort: number, mountPort: number, nlmPort: number | null, exportPath: string): string {
+  const nlm = nlmPort === null ? '\tEnable_NLM = false;' : `\tEnable_NLM = true;\n\tNLM_Port = ${String(nlmPort)};`
   return `NFS_CORE_PARAM {
 \tBind_addr = 127.0.0.1;
 \tNFS_Port = ${String(nfsPort)};
 \tMNT_Port = ${String(mountPort)};
 \tProtocols = 3;
-\tEnable_NLM = false;
+${nlm}
 \tEnable_RQUOTA = false;
 \tEnable_UDP = false;
 \tmount_path_pseudo = true;
@@ -179,15 +224,17 @@ function tail(file: string, lines = 15): string {
 }
 
 /** One attempt on one pair of ports; null when the ports were taken meanwhile. */
-async function startOnce(exportDir: string, stateDir: string, exportPath: string): Promise<{ g: GaneshaFixture; child: ChildProcess } | null> {
+async function startOnce(exportDir: string, stateDir: string, exportPath: string, withNlm: boolean): Promise<{ g: GaneshaFixture; child: ChildProcess } | null> {
   const bin = firstExisting(GANESHA_BINARIES, 'ganesha.nfsd')
   const nfsPort = await freePort()
   let mountPort = await freePort()
   while (mountPort === nfsPort) mountPort = await freePort()
+  let nlmPort: number | null = null
+  while (withNlm && (nlmPort === null || nlmPort === nfsPort || nlmPort === mountPort)) nlmPort = await freePort()
   const conf = join(stateDir, 'ganesha.conf')
   const log = join(stateDir, 'ganesha.log')
   mkdirSync(join(stateDir, 'recovery'), { recursive: true })
-  writeFileSync(conf, config(exportDir, stateDir, nfsPort, mountPort, exportPath))
+  writeFileSync(conf, config(exportDir, stateDir, nfsPort, mountPort, nlmPort, exportPath))
   const out = openSync(join(stateDir, 'stdout'), 'a')
   const child = guard(
     spawn(bin, ['-F', '-f', conf, '-L', log, '-p', join(stateDir, 'ganesha.pid'), '-N', 'NIV_EVENT'], {
@@ -210,6 +257,7 @@ async function startOnce(exportDir: string, stateDir: string, exportPath: string
         exportPath,
         nfsPort,
         mountPort,
+        nlmPort,
         pid: child.pid ?? 0,
         url: (path = '', query = '') =>
           `nfs://127.0.0.1${exportPath}${path}?nfsport=${String(nfsPort)}&mountport=${String(mountPort)}${query === '' ? '' : `&${query}`}`,
@@ -223,28 +271,53 @@ async function startOnce(exportDir: string, stateDir: string, exportPath: string
   throw new Error(`ganesha.nfsd did not answer NFS NULL on 127.0.0.1:${String(nfsPort)} within 30 s:\n${tail(log)}`)
 }
 
+export interface GaneshaProcess {
+  g: GaneshaFixture
+  /** Stop Ganesha, then the rpc.statd and rpcbind this started (if it did). */
+  stop(): Promise<void>
+}
+
 /**
- * Start Ganesha exporting `exportDir` (which must exist) as `exportPath`;
- * its config, log and recovery directory go to `stateDir`. Stopped
- * (SIGTERM) at t's teardown, with rpcbind if this started it.
+ * Start Ganesha exporting `exportDir` (which must exist); its config, log
+ * and recovery directory go to `stateDir`. For callers without a tap test
+ * (the benchmarks): the caller stops it.
  */
-export async function startGanesha(t: Test, exportDir: string, stateDir: string, exportPath = '/vfs'): Promise<GaneshaFixture> {
+export async function launchGanesha(exportDir: string, stateDir: string, opts: GaneshaOptions = {}): Promise<GaneshaProcess> {
   if (process.getuid?.() !== 0) throw new Error('NFS-Ganesha tests must run as root (Ganesha needs it to serve FSAL_VFS)')
   const rpcbind = await ensureRpcbind()
+  let statd: ChildProcess | null = null
+  const helpers = async (): Promise<void> => {
+    if (statd !== null) await stop(statd, 5000)
+    if (rpcbind !== null) await stop(rpcbind, 5000)
+  }
   try {
+    if (opts.nlm === true) statd = await ensureStatd(stateDir)
     for (let attempt = 0; attempt < 3; attempt++) {
-      const r = await startOnce(exportDir, stateDir, exportPath)
+      const r = await startOnce(exportDir, stateDir, opts.exportPath ?? '/vfs', opts.nlm === true)
       if (r === null) continue
-      // Ganesha first (it unregisters from rpcbind on the way out), then our rpcbind.
-      t.teardown(async () => {
-        await stop(r.child, 10_000)
-        if (rpcbind !== null) await stop(rpcbind, 5000)
-      })
-      return r.g
+      // Ganesha first (it unregisters from rpcbind on the way out), then statd and our rpcbind.
+      return {
+        g: r.g,
+        stop: async () => {
+          await stop(r.child, 10_000)
+          await helpers()
+        },
+      }
     }
     throw new Error('ganesha.nfsd could not bind free ports in 3 attempts')
   } catch (err) {
-    if (rpcbind !== null) await stop(rpcbind, 5000)
+    await helpers()
     throw err
   }
+}
+
+/**
+ * Start Ganesha exporting `exportDir` (which must exist) as `exportPath`;
+ * its config, log and recovery directory go to `stateDir`. Stopped
+ * (SIGTERM) at t's teardown, with rpc.statd and rpcbind if this started them.
+ */
+export async function startGanesha(t: Test, exportDir: string, stateDir: string, exportPath = '/vfs', opts: Omit<GaneshaOptions, 'exportPath'> = {}): Promise<GaneshaFixture> {
+  const r = await launchGanesha(exportDir, stateDir, { ...opts, exportPath })
+  t.teardown(() => r.stop())
+  return r.g
 }
