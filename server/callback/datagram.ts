@@ -56,10 +56,16 @@ async function openConnected(t: DatagramTarget): Promise<SocketAsPromised> {
       })
     })
   } catch (err) {
-    s.destroy()
+    await shut(s)
     throw new PeerCallError('CALL_UNREACHABLE', `cannot send to ${t.host}:${String(t.port)}: ${(err as Error).message}`, { cause: err })
   }
   return s
+}
+
+/** Close the socket (a late reply is dropped by the kernel then). */
+async function shut(s: SocketAsPromised): Promise<void> {
+  await s.close().catch(() => undefined)
+  s.destroy()
 }
 
 export async function datagramCall<A, R>(t: DatagramTarget, p: ProcRef, args: Codec<A>, argv: A, res: Codec<R>, opts: DatagramCallOptions): Promise<R> {
@@ -103,7 +109,7 @@ export async function datagramCall<A, R>(t: DatagramTarget, p: ProcRef, args: Co
   } finally {
     clearTimeout(timer)
     if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
-    s.destroy()
+    await shut(s)
   }
 }
 
@@ -118,6 +124,6 @@ export async function datagramSend<A>(t: DatagramTarget, p: ProcRef, args: Codec
       })
     })
   } finally {
-    s.destroy()
+    await shut(s)
   }
 }

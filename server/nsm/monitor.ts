@@ -121,9 +121,9 @@ export class StatusMonitor {
   }
 
   /** Monitor `name` for our NLM (idempotent; a new address replaces the old). Throws NsmError NSM_FULL at the bound. */
-  monitor(name: string, address: string): Promise<void> {
+  async monitor(name: string, address: string): Promise<void> {
     checkName(name)
-    return this.put({ name, address, callback: null }, (e) => e.callback === null && e.name === name)
+    await this.put({ name, address, callback: null }, (e) => e.callback === null && e.name === name)
   }
 
   unmonitor(name: string): Promise<void> {
@@ -173,10 +173,10 @@ export class StatusMonitor {
   /** SM_MON from a local lock manager: watch mon_name, call its my_id back on restart. false at the bound. */
   async register(m: mon): Promise<boolean> {
     const id = m.mon_id
-    checkName(id.mon_name)
     const callback = { ...id.my_id, priv: Buffer.from(m.priv) }
     const same = (e: NsmEntry): boolean => e.name === id.mon_name && e.callback !== null && sameId(e.callback, id.my_id)
     try {
+      checkName(id.mon_name)
       await this.put({ name: id.mon_name, address: id.mon_name, callback }, same)
       return true
     } catch (err) {

@@ -11,7 +11,7 @@ import { createSocket } from 'node:dgram'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
 import type { Socket } from 'node:net'
-import { callPeer, sendOneWay } from '../../../server/callback/caller.ts'
+import { PeerCallError, callPeer, isTransient, sendOneWay } from '../../../server/callback/caller.ts'
 import type { PeerCall } from '../../../server/callback/caller.ts'
 import { xdr_uint, xdr_void } from '../../../xdr/runtime/codec.ts'
 import { P, TEST_PROG_NUMBER, deferred, startTestServer, xdr_bytes } from '../../helpers/rpc.ts'
@@ -141,4 +141,17 @@ t.test('udp: a peer that answers garbage', async (t) => {
 
 t.test('a host name that does not resolve is unreachable', async (t) => {
   await t.rejects(callPeer({ ...at(111, 'udp', 0), host: 'no-such-host.invalid' }, xdr_void, undefined, xdr_void, { timeoutMs: 2000 }), { code: 'CALL_UNREACHABLE' })
+})
+
+t.test('host names resolve; a source address we do not have is unreachable; isTransient', async (t) => {
+  const { port } = await startTestServer(t)
+  t.equal(await callPeer({ ...at(port, 'udp', ECHO), host: 'localhost' }, xdr_uint, 5, xdr_uint), 5, 'udp to localhost')
+  t.equal(await callPeer(at(port, 'udp', ECHO), xdr_uint, 6, xdr_uint, { localAddress: '127.0.0.5' }), 6, 'from another loopback address')
+  for (const transport of ['udp', 'tcp'] as const) {
+    const err = await callPeer(at(port, transport, ECHO), xdr_uint, 1, xdr_uint, { localAddress: '192.0.2.254' }).catch((e: unknown) => e)
+    t.match(err, { code: 'CALL_UNREACHABLE' }, `${transport}: binding 192.0.2.254 fails`)
+    t.equal(isTransient(err), true)
+  }
+  t.equal(isTransient(new PeerCallError('CALL_RPC_ERROR', 'x')), false)
+  t.equal(isTransient(new Error('x')), false)
 })
