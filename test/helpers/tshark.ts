@@ -9,6 +9,7 @@
 import type { Test } from 'tap'
 import { execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export const TSHARK = '/usr/bin/tshark'
@@ -33,33 +34,52 @@ export function decodeAs(p: Ports): string[] {
   return [...p.tcp.flatMap((n) => ['-d', `tcp.port==${String(n)},rpc`]), ...p.udp.flatMap((n) => ['-d', `udp.port==${String(n)},rpc`])]
 }
 
-/** Capture on lo into `file` (pcapng) until stop() or t's teardown. Resolves once tshark is capturing. */
+/** A TCP connection to the port, closed at once: a few packets that match the capture filter. */
+function knock(port: number): Promise<void> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1', () => s.end())
+    s.on('error', () => {
+      resolve()
+    })
+    s.on('close', () => {
+      resolve()
+    })
+  })
+}
+
+/**
+ * Capture on lo into `file` (pcapng) until stop() or t's teardown. Resolves
+ * once packets are being captured: dumpcap says "Capturing on" a moment
+ * before it sees any, so the first TCP port is knocked on until tshark
+ * prints a packet (-P prints each one's summary while writing the file).
+ */
 export async function startCapture(t: Test, ports: Ports, file: string): Promise<Capture> {
   if (!existsSync(TSHARK)) throw new Error(`${TSHARK} not found: apt-get install tshark`)
-  const child = spawn(TSHARK, ['-i', 'lo', '-f', captureFilter(ports), '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const knockPort = ports.tcp[0]
+  if (knockPort === undefined) throw new Error('startCapture needs a TCP port to see that the capture runs')
+  const child = spawn(TSHARK, ['-i', 'lo', '-f', captureFilter(ports), '-w', file, '-P', '-l'], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
+  let seen = 0
+  child.stdout.on('data', () => {
+    seen++
+  })
+  child.stderr.setEncoding('utf8')
+  child.stderr.on('data', (s: string) => {
+    stderr += s
+  })
   const exited = new Promise<void>((resolve) => child.once('exit', () => {
     resolve()
   }))
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
+  const deadline = Date.now() + 15_000
+  while (seen === 0) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`tshark exited (${String(child.exitCode ?? child.signalCode)}) before capturing: ${stderr}`)
+    if (Date.now() > deadline) {
       child.kill('SIGKILL')
-      reject(new Error(`tshark did not start capturing within 15 s: ${stderr}`))
-    }, 15_000)
-    child.stderr.setEncoding('utf8')
-    child.stderr.on('data', (s: string) => {
-      stderr += s
-      // dumpcap reports this once the capture filter is set and packets are being read.
-      if (stderr.includes('Capturing on')) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`tshark exited (${String(code)}) before capturing: ${stderr}`))
-    })
-  })
+      throw new Error(`tshark captured nothing within 15 s: ${stderr}`)
+    }
+    if (stderr.includes('Capturing on')) await knock(knockPort)
+    await sleep(100)
+  }
   let stopped = false
   const stop = async (): Promise<void> => {
     if (stopped) return
