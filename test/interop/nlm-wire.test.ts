@@ -1,0 +1,113 @@
+/*
+ * Wireshark's NLM and NSM dissectors judge our server's locking on the wire
+ * (Debian's tshark; test/helpers/tshark.ts). Loopback traffic on the
+ * server's one port is captured while nfsprobe (libnfs's raw NLM v4 and NSM
+ * calls, an independent client) works through a script, then read back with
+ * the port decoded as ONC RPC: every call and reply must be dissected by
+ * procedure name, with the statuses the probe printed, and no packet may be
+ * malformed or carry an expert error. A deliberately truncated call shows
+ * the judge can fail. Needs root (capturing).
+ */
+import t from 'tap'
+import { connect as tcpConnect } from 'node:net'
+import { join } from 'node:path'
+import { startServer } from '../helpers/server.ts'
+import { readCapture, startCapture } from '../helpers/tshark.ts'
+import type { Ports } from '../helpers/tshark.ts'
+import { buildProbe } from './conform.ts'
+import { runNlm } from './nlm-probe.ts'
+
+const dir = t.testdir({})
+const s = await startServer(t, '/export *(rw,insecure,no_root_squash,backend=memory)\n')
+// After the server: the build's assertion lets the root test end at its next idle moment.
+const bin = await buildProbe(t)
+const ports: Ports = { tcp: [s.port], udp: [s.port] }
+
+/** "V4 LOCK Call FH:0x… svid:1 pos:0-10" -> "V4 LOCK Call"; "V1 STAT Reply (Call In 9)" -> "V1 STAT Reply". */
+const callName = (info: string): string => /^(V\d+ \S+ (?:Call|Reply))/.exec(info)?.[1] ?? `undissected: ${info}`
+
+const errors = (file: string): Promise<string[][]> =>
+  readCapture(file, ports, '_ws.malformed || _ws.expert.severity >= error', ['frame.number', '_ws.col.Protocol', '_ws.col.Info', '_ws.expert.message'])
+
+t.test('NLM and NSM calls from libnfs and our replies dissect by name, with the statuses sent, and nothing malformed', async (t) => {
+  const file = join(dir, 'probe.pcapng')
+  const cap = await startCapture(t, ports, file)
+  const r = await runNlm(bin, { url: s.url('/export'), pmapPort: s.port, caller: 'wire-host' }, '/wire', [
+    'null',
+    'lock,x,off=0,len=10,svid=1,oh=one',
+    'test,x,off=5,len=1,svid=2,oh=two',
+    'lock,x,off=0,len=1,svid=2,oh=two',
+    'lock,x,block,off=0,len=1,svid=2,oh=two',
+    'cancel,x,block,off=0,len=1,svid=2,oh=two',
+    'lock,x,off=0xfffffffffffffff0,len=0,svid=3,oh=three',
+    'unlock,off=0,len=10,svid=1,oh=one',
+    'unlock,off=0xfffffffffffffff0,len=0,svid=3,oh=three',
+    'sm-null',
+    'sm-stat,name=wire-host',
+    'sm-mon,name=wire-host,my=wire-host',
+    'sm-unmon,name=wire-host,my=wire-host',
+    'sm-unmon-all,my=wire-host',
+  ])
+  await cap.stop()
+  t.equal(r.exitCode, 0, `the probe had every reply (stderr: ${r.stderr.trim() || 'none'}; ${r.lines.join(' | ')})`)
+
+  const nlm = await readCapture(file, ports, 'nlm', ['rpc.msgtyp', '_ws.col.Info', 'nlm.stat', 'nlm.test_stat.stat', 'nlm.lock.svid', 'nlm.lock.l_offset64', 'nlm.lock.l_len64'])
+  t.strictSame(nlm.map((p) => callName(p[1] ?? '')), [
+    'V4 NULL Call', 'V4 NULL Reply',
+    'V4 LOCK Call', 'V4 LOCK Reply',
+    'V4 TEST Call', 'V4 TEST Reply',
+    'V4 LOCK Call', 'V4 LOCK Reply',
+    'V4 LOCK Call', 'V4 LOCK Reply',
+    'V4 CANCEL Call', 'V4 CANCEL Reply',
+    'V4 LOCK Call', 'V4 LOCK Reply',
+    'V4 UNLOCK Call', 'V4 UNLOCK Reply',
+    'V4 UNLOCK Call', 'V4 UNLOCK Reply',
+  ], 'every NLM call and reply, by name, in order')
+  const replies = nlm.filter((p) => p[0] === '1').slice(1)
+  // nlm4_stats as Wireshark read them: granted, (TEST) denied, denied, blocked, granted (CANCEL), granted (2^64 - 16 to the end), granted, granted.
+  t.strictSame(replies.map((p) => p[2] === '' ? `test:${p[3] ?? ''}` : p[2]), ['0', 'test:1', '1', '3', '0', '0', '0', '0'], 'the statuses')
+  t.strictSame(replies[1]?.slice(4), ['1', '0', '10'], 'the denied TEST names its holder: svid 1, offset 0, length 10')
+  t.equal(nlm.find((p) => p[0] === '0' && p[4] === '3')?.[5], '18446744073709551600', 'a 64-bit offset on the wire')
+
+  const nsm = await readCapture(file, ports, 'stat', ['rpc.msgtyp', '_ws.col.Info', 'stat.stat_res.res', 'stat.stat_res.state', 'stat.state'])
+  t.strictSame(nsm.map((p) => callName(p[1] ?? '')), [
+    'V1 NULL Call', 'V1 NULL Reply',
+    'V1 STAT Call', 'V1 STAT Reply',
+    'V1 MON Call', 'V1 MON Reply',
+    'V1 UNMON Call', 'V1 UNMON Reply',
+    'V1 UNMON_ALL Call', 'V1 UNMON_ALL Reply',
+  ], 'every NSM call and reply, by name')
+  const state = nsm[3]?.[3] ?? ''
+  t.match(state, /^\d+$/, 'STAT\'s reply carries our state')
+  t.equal(nsm[5]?.[3], state, 'and MON\'s the same state')
+
+  const portmap = await readCapture(file, ports, 'portmap', ['_ws.col.Info'])
+  t.ok(portmap.length >= 4 && portmap.every((p) => /^V2 GETPORT (Call|Reply)/.test(p[0] ?? '')), `the probe found NLM and NSM through our portmapper: ${portmap.map((p) => p[0]).join(' | ')}`)
+
+  const calls = await readCapture(file, ports, '(nlm || stat || portmap) && rpc.msgtyp == 1', ['rpc.replystat', 'rpc.state_accept'])
+  t.ok(calls.length > 0 && calls.every((p) => p[0] === '0' && p[1] === '0'), 'every reply is MSG_ACCEPTED, SUCCESS')
+  t.strictSame(await errors(file), [], 'no malformed packet, no expert error')
+})
+
+t.test('the judge can fail: a truncated LOCK call is flagged malformed', async (t) => {
+  const file = join(dir, 'bad.pcapng')
+  const cap = await startCapture(t, ports, file)
+  // An RPC call to NLM v4 LOCK whose arguments stop after the cookie: our server answers GARBAGE_ARGS.
+  const body = Buffer.alloc(40 + 8)
+  let o = 0
+  for (const v of [0x4a4a4a4a, 0, 2, 100021, 4, 2, 0, 0, 0, 0, 4]) o = body.writeUInt32BE(v, o)
+  body.writeUInt32BE(0xdeadbeef, o)
+  const record = Buffer.concat([Buffer.from([0x80, 0, 0, body.length]), body])
+  const reply = await new Promise<Buffer>((resolve, reject) => {
+    const sock = tcpConnect(s.port, '127.0.0.1', () => sock.write(record))
+    sock.once('data', (d) => {
+      sock.destroy()
+      resolve(d)
+    })
+    sock.once('error', reject)
+  })
+  await cap.stop()
+  t.equal(reply.readUInt32BE(4 + 20), 4, 'our server answered GARBAGE_ARGS')
+  const bad = await errors(file)
+  t.ok(bad.length > 0 && bad.some((p) => p[1] === 'NLM'), `Wireshark flags the call: ${bad.map((p) => p.join(' ')).join(' | ')}`)
+})
