@@ -5,13 +5,20 @@
  * calls, an independent client) works through a script, then read back with
  * the port decoded as ONC RPC: every call and reply must be dissected by
  * procedure name, with the statuses the probe printed, and no packet may be
- * malformed or carry an expert error. A deliberately truncated call shows
- * the judge can fail. Needs root (capturing).
+ * malformed or carry an expert error. Then our own RPC client (client/rpc
+ * with the generated NLM and NSM codecs) does what libnfs cannot: NLM v1
+ * and v3 (32-bit ranges), SHARE/UNSHARE, NM_LOCK, FREE_ALL, over UDP, and
+ * SM_NOTIFY. A deliberately truncated call shows the judge can fail. Needs
+ * root (capturing).
  */
 import t from 'tap'
 import { connect as tcpConnect } from 'node:net'
 import { join } from 'node:path'
-import { startServer } from '../helpers/server.ts'
+import { RpcUdpClient } from '../../client/rpc/udp-client.ts'
+import { NFS_PROGRAM } from '../../xdr/generated/nfs3.ts'
+import { NLM_PROG } from '../../xdr/generated/nlm.ts'
+import { SM_PROG } from '../../xdr/generated/nsm.ts'
+import { connect, mountRoot, NFS3, ROOT_CRED, startServer } from '../helpers/server.ts'
 import { readCapture, startCapture } from '../helpers/tshark.ts'
 import type { Ports } from '../helpers/tshark.ts'
 import { buildProbe } from './conform.ts'
@@ -86,6 +93,57 @@ t.test('NLM and NSM calls from libnfs and our replies dissect by name, with the 
 
   const calls = await readCapture(file, ports, '(nlm || stat || portmap) && rpc.msgtyp == 1', ['rpc.replystat', 'rpc.state_accept'])
   t.ok(calls.length > 0 && calls.every((p) => p[0] === '0' && p[1] === '0'), 'every reply is MSG_ACCEPTED, SUCCESS')
+  t.strictSame(await errors(file), [], 'no malformed packet, no expert error')
+})
+
+t.test('our RPC client over UDP: NLM v1 and v3, shares, NM_LOCK, FREE_ALL and SM_NOTIFY dissect by name, nothing malformed', async (t) => {
+  const tcp = await connect(t, s.port)
+  const root = await mountRoot(tcp, '/export')
+  const looked = await tcp.call(NFS_PROGRAM.prog, 3, NFS3.NFSPROC3_LOOKUP, { what: { dir: { data: root }, name: Buffer.from('wire') } })
+  if (looked.status !== 0) throw new Error(`LOOKUP wire: ${String(looked.status)} (the first test makes the file)`)
+  const fh = Buffer.from(looked.resok.object.data)
+  const udp = await RpcUdpClient.connect('127.0.0.1', s.port, { cred: ROOT_CRED })
+  t.teardown(() => udp.close())
+  const file = join(dir, 'client.pcapng')
+  const cap = await startCapture(t, ports, file)
+  const v1 = NLM_PROG.versions.NLM_VERS.procs
+  const v3 = NLM_PROG.versions.NLM_VERSX.procs
+  const v4 = NLM_PROG.versions.NLM4_VERS.procs
+  const cookie = (n: number): Buffer => Buffer.from([0, 0, 0, n])
+  const lock32 = (owner: string, uppid: number) => ({ caller_name: 'udp-host', fh, oh: Buffer.from(owner), uppid, l_offset: 100, l_len: 50 })
+  const got: string[] = []
+  const lock = await udp.call(NLM_PROG.prog, 1, v1.NLMPROC_LOCK, { cookie: cookie(1), block: false, exclusive: true, alock: lock32('v1-owner', 7), reclaim: false, state: 0 })
+  got.push(`v1 LOCK ${String(lock.stat.stat)}`)
+  const test = await udp.call(NLM_PROG.prog, 3, v3.NLMPROC3_TEST, { cookie: cookie(2), exclusive: false, alock: lock32('v3-owner', 8) })
+  got.push(`v3 TEST ${String(test.test_stat.stat)}`)
+  const nm = await udp.call(NLM_PROG.prog, 3, v3.NLMPROC3_NM_LOCK, { cookie: cookie(3), block: false, exclusive: false, alock: { ...lock32('v3-owner', 8), l_offset: 1000 }, reclaim: false, state: 0 })
+  got.push(`v3 NM_LOCK ${String(nm.stat.stat)}`)
+  const share = { caller_name: 'udp-host', fh, oh: Buffer.from('share-owner'), mode: 0, access: 1 } as const
+  const sh = await udp.call(NLM_PROG.prog, 3, v3.NLMPROC3_SHARE, { cookie: cookie(4), share, reclaim: false })
+  got.push(`v3 SHARE ${String(sh.stat)}`)
+  const ush = await udp.call(NLM_PROG.prog, 4, v4.NLMPROC4_UNSHARE, { cookie: cookie(5), share, reclaim: false })
+  got.push(`v4 UNSHARE ${String(ush.stat)}`)
+  await udp.call(NLM_PROG.prog, 3, v3.NLMPROC3_FREE_ALL, { name: 'udp-host', state: 0 })
+  await udp.call(SM_PROG.prog, 1, SM_PROG.versions.SM_VERS.procs.SM_NOTIFY, { mon_name: 'udp-host', state: 3 })
+  const after = await udp.call(NLM_PROG.prog, 4, v4.NLMPROC4_TEST, { cookie: cookie(6), exclusive: true, alock: { caller_name: 'other', fh, oh: Buffer.from('x'), svid: 1, l_offset: 0n, l_len: 0n } })
+  got.push(`v4 TEST ${String(after.test_stat.stat)}`)
+  await cap.stop()
+  t.strictSame(got, ['v1 LOCK 0', 'v3 TEST 1', 'v3 NM_LOCK 0', 'v3 SHARE 0', 'v4 UNSHARE 0', 'v4 TEST 0'],
+    'granted, a shared TEST denied by the v1 lock, granted, granted, granted, and after FREE_ALL nothing held')
+
+  const rows = await readCapture(file, ports, 'nlm || stat', ['_ws.col.Protocol', '_ws.col.Info', 'udp.srcport', 'nlm.lock.l_offset', 'nlm.lock.l_len'])
+  t.strictSame(rows.map((p) => `${p[0] ?? ''} ${callName(p[1] ?? '')}`), [
+    'NLM V1 LOCK Call', 'NLM V1 LOCK Reply',
+    'NLM V3 TEST Call', 'NLM V3 TEST Reply',
+    'NLM V3 NM_LOCK Call', 'NLM V3 NM_LOCK Reply',
+    'NLM V3 SHARE Call', 'NLM V3 SHARE Reply',
+    'NLM V4 UNSHARE Call', 'NLM V4 UNSHARE Reply',
+    'NLM V3 FREE_ALL Call', 'NLM V3 FREE_ALL Reply',
+    'STAT V1 NOTIFY Call', 'STAT V1 NOTIFY Reply',
+    'NLM V4 TEST Call', 'NLM V4 TEST Reply',
+  ], 'every call and reply, by name and version')
+  t.ok(rows.every((p) => p[2] !== ''), 'all of it over UDP')
+  t.strictSame(rows[0]?.slice(3), ['100', '50'], 'the v1 range in 32-bit fields')
   t.strictSame(await errors(file), [], 'no malformed packet, no expert error')
 })
 
