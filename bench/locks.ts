@@ -75,7 +75,7 @@ async function startGanesha(): Promise<Target> {
   mkdirSync(join(dir, 'export'), { recursive: true })
   mkdirSync(join(dir, 'state'), { recursive: true })
   const g: GaneshaProcess = await launchGanesha(join(dir, 'export'), join(dir, 'state'), { nlm: true })
-  return { name: 'ganesha', nlm: { url: g.g.url(), nlmPort: g.g.nlmPort ?? 0, caller: 'localhost' }, stop: () => g.stop() }
+  return { name: 'ganesha', nlm: { url: g.g.url(), nlmPort: g.g.nlmPort, caller: 'localhost' }, stop: () => g.stop() }
 }
 
 async function once(bin: string, t: Target, n: number, label: string): Promise<NlmBenchLine> {

@@ -7,18 +7,21 @@
  * Needs root.
  *
  * Ganesha 4.3 exits ("Cannot register NFS V3 on TCP") without a portmapper,
- * so rpcbind is started (and stopped at teardown) when none answers on 111.
- * `rpcbind -h 127.0.0.1` crashes on Debian 12, so it listens on the
- * wildcard address; clients never use it (URLs carry nfsport/mountport).
+ * so rpcbind is started when none answers on 111. `rpcbind -h 127.0.0.1`
+ * crashes on Debian 12, so it listens on the wildcard address; clients never
+ * use it (URLs carry nfsport/mountport).
  * Start-up problems throw with the reason and the log's tail: a test that
  * needs Ganesha fails, it does not skip.
  *
- * With `nlm: true` Ganesha also serves its lock manager (NLM v4, TCP) on a
- * third free port. Its NLM monitors every client through the host's
- * status monitor (SM_MON to rpc.statd, found through rpcbind) and denies
- * locks with NLM4_DENIED_NOLOCKS when none answers, so rpc.statd (Debian's
- * nfs-common) is started too when none is registered, with its state in
- * stateDir, and stopped at teardown.
+ * With `nlm: true` Ganesha also serves its lock manager (NLM v4) on a third
+ * free port, over UDP as well (rpc.statd calls it back over UDP when a
+ * client restarts). Its NLM monitors every client through the host's status
+ * monitor (SM_MON to rpc.statd, found through rpcbind, each time it starts
+ * watching a client) and denies locks with NLM4_DENIED_NOLOCKS when none
+ * answers, so rpc.statd (Debian's nfs-common) is started too when none runs.
+ * There is one rpcbind and one rpc.statd for the host while tap runs test
+ * files in parallel: both are shared between test processes and stopped
+ * only once none uses them (test/helpers/shared-daemon.ts).
  */
 import type { Test } from 'tap'
 import { execFile, spawn } from 'node:child_process'
@@ -27,6 +30,7 @@ import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, 
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort } from './ports.ts'
+import { useSharedDaemon } from './shared-daemon.ts'
 
 const GANESHA_BINARIES = ['/usr/bin/ganesha.nfsd', '/usr/sbin/ganesha.nfsd']
 const RPCBIND_BINARIES = ['/usr/sbin/rpcbind', '/sbin/rpcbind', '/usr/bin/rpcbind']
@@ -47,8 +51,8 @@ export interface GaneshaFixture {
   exportPath: string
   nfsPort: number
   mountPort: number
-  /** The NLM port, or null when NLM is off. */
-  nlmPort: number | null
+  /** Its NLM v4 port (TCP and UDP) with `nlm`; 0 without. */
+  nlmPort: number
   pid: number
   /** nfs:// URL of a path inside the export, with both ports. */
   url(path?: string, query?: string): string
@@ -116,64 +120,49 @@ async function stop(child: ChildProcess, graceMs: number): Promise<void> {
   started.delete(child)
 }
 
-/** The rpcbind we started, or null when one was already answering. */
-async function ensureRpcbind(): Promise<ChildProcess | null> {
-  if (await runOk('rpcinfo', ['-p', '127.0.0.1'])) return null
-  const bin = firstExisting(RPCBIND_BINARIES, 'rpcbind')
+/** rpcbind for this process: the host's, or one shared by the tests (stopped when none uses it). Resolves to release(). */
+function useRpcbind(): Promise<() => void> {
   mkdirSync('/run/rpcbind', { recursive: true })
-  const child = guard(spawn(bin, ['-f'], { stdio: 'ignore' }))
-  for (let i = 0; i < 50; i++) {
-    if (child.exitCode !== null) {
-      started.delete(child)
-      throw new Error(`rpcbind -f exited with status ${String(child.exitCode)}`)
-    }
-    if (await runOk('rpcinfo', ['-p', '127.0.0.1'])) return child
-    await sleep(100)
-  }
-  await stop(child, 2000)
-  throw new Error('rpcbind did not answer on 127.0.0.1:111 within 5 s')
+  return useSharedDaemon({
+    name: 'rpcbind',
+    command: firstExisting(RPCBIND_BINARIES, 'rpcbind'),
+    args: ['-f'],
+    answers: () => runOk('rpcinfo', ['-p', '127.0.0.1']),
+    logFile: '/tmp/tsnfs-test-daemons/rpcbind.log',
+  })
 }
 
-const statdAnswers = (): Promise<boolean> => runOk('rpcinfo', ['-t', '127.0.0.1', '100024', '1'])
-
 /**
- * The rpc.statd we started (in the foreground, without notifying anyone at
- * start, its state under stateDir), or null when one already answers.
+ * rpc.statd for this process, likewise: in the foreground, without
+ * notifying anyone at start (-L), its state in a directory of its own
+ * (it outlives the test that started it).
  */
-async function ensureStatd(stateDir: string): Promise<ChildProcess | null> {
-  if (await statdAnswers()) return null
-  const bin = firstExisting(STATD_BINARIES, 'rpc.statd (Debian package nfs-common)')
-  const dir = join(stateDir, 'statd')
+function useStatd(): Promise<() => void> {
+  const dir = '/tmp/tsnfs-test-daemons/statd/state'
   mkdirSync(join(dir, 'sm'), { recursive: true })
   mkdirSync(join(dir, 'sm.bak'), { recursive: true })
-  const out = openSync(join(stateDir, 'statd.log'), 'a')
-  const child = guard(spawn(bin, ['-F', '-d', '-L', '-P', dir], { stdio: ['ignore', out, out] }))
-  closeSync(out)
-  for (let i = 0; i < 50; i++) {
-    if (child.exitCode !== null) {
-      started.delete(child)
-      throw new Error(`rpc.statd exited with status ${String(child.exitCode)}:\n${tail(join(stateDir, 'statd.log'))}`)
-    }
-    if (await statdAnswers()) return child
-    await sleep(100)
-  }
-  await stop(child, 2000)
-  throw new Error(`rpc.statd did not register with rpcbind within 5 s:\n${tail(join(stateDir, 'statd.log'))}`)
+  return useSharedDaemon({
+    name: 'statd',
+    command: firstExisting(STATD_BINARIES, 'rpc.statd (Debian package nfs-common)'),
+    args: ['-F', '-d', '-L', '-P', dir],
+    answers: () => runOk('rpcinfo', ['-t', '127.0.0.1', '100024', '1']),
+    logFile: '/tmp/tsnfs-test-daemons/statd.log',
+  })
 }
 
 /*
  * The daemon's whole configuration. NFS_CORE_PARAM: loopback only, the two
  * ports picked for this start, NFSv3 (with MOUNT v3) only, no UDP, no lock
- * manager unless asked (then on a third port), no rquota (its default
- * port 875 would be one more to collide), and mount_path_pseudo so clients MOUNT the Pseudo path. NFSv4:
+ * manager unless asked (then on a third port, and UDP on), no rquota (its
+ * default port 875 would be one more to collide), and mount_path_pseudo so clients MOUNT the Pseudo path. NFSv4:
  * Ganesha creates its recovery directories even with v4 off, so they go to
  * stateDir rather than /var/lib/nfs/ganesha; Graceless skips the 90 s grace
  * period. Kerberos off. One export of exportDir through FSAL_VFS, read-write,
  * AUTH_SYS, No_Root_Squash so a root client is root on the host directory,
  * as the tests compare owners there.
  */
-function config(exportDir: string, stateDir: string, nfsPort: number, mountPort: number, nlmPort: number | null, exportPath: string): string {
-  const nlm = nlmPort === null ? '\tEnable_NLM = false;' : `\tEnable_NLM = true;\n\tNLM_Port = ${String(nlmPort)};`
+function config(exportDir: string, stateDir: string, nfsPort: number, mountPort: number, nlmPort: number, exportPath: string): string {
+  const nlm = nlmPort === 0 ? '\tEnable_NLM = false;' : `\tEnable_NLM = true;\n\tNLM_Port = ${String(nlmPort)};`
   return `NFS_CORE_PARAM {
 \tBind_addr = 127.0.0.1;
 \tNFS_Port = ${String(nfsPort)};
@@ -181,7 +170,7 @@ function config(exportDir: string, stateDir: string, nfsPort: number, mountPort:
 \tProtocols = 3;
 ${nlm}
 \tEnable_RQUOTA = false;
-\tEnable_UDP = false;
+\tEnable_UDP = ${nlmPort === 0 ? 'false' : 'true'};
 \tmount_path_pseudo = true;
 \tPlugins_Dir = "${pluginsDir()}";
 }
@@ -229,8 +218,9 @@ async function startOnce(exportDir: string, stateDir: string, exportPath: string
   const nfsPort = await freePort()
   let mountPort = await freePort()
   while (mountPort === nfsPort) mountPort = await freePort()
-  let nlmPort: number | null = null
-  while (withNlm && (nlmPort === null || nlmPort === nfsPort || nlmPort === mountPort)) nlmPort = await freePort()
+  let nlmPort = 0
+  // With NLM, UDP too: these were free on TCP only; a UDP clash is a failed start, and another try.
+  while (withNlm && (nlmPort === 0 || nlmPort === nfsPort || nlmPort === mountPort)) nlmPort = await freePort()
   const conf = join(stateDir, 'ganesha.conf')
   const log = join(stateDir, 'ganesha.log')
   mkdirSync(join(stateDir, 'recovery'), { recursive: true })
@@ -273,7 +263,7 @@ async function startOnce(exportDir: string, stateDir: string, exportPath: string
 
 export interface GaneshaProcess {
   g: GaneshaFixture
-  /** Stop Ganesha, then the rpc.statd and rpcbind this started (if it did). */
+  /** Stop Ganesha, then let go of rpc.statd and rpcbind. */
   stop(): Promise<void>
 }
 
@@ -284,29 +274,27 @@ export interface GaneshaProcess {
  */
 export async function launchGanesha(exportDir: string, stateDir: string, opts: GaneshaOptions = {}): Promise<GaneshaProcess> {
   if (process.getuid?.() !== 0) throw new Error('NFS-Ganesha tests must run as root (Ganesha needs it to serve FSAL_VFS)')
-  const rpcbind = await ensureRpcbind()
-  let statd: ChildProcess | null = null
-  const helpers = async (): Promise<void> => {
-    if (statd !== null) await stop(statd, 5000)
-    if (rpcbind !== null) await stop(rpcbind, 5000)
+  const releases: (() => void)[] = [await useRpcbind()]
+  const letGo = (): void => {
+    for (const r of releases.reverse()) r()
   }
   try {
-    if (opts.nlm === true) statd = await ensureStatd(stateDir)
+    if (opts.nlm === true) releases.push(await useStatd())
     for (let attempt = 0; attempt < 3; attempt++) {
       const r = await startOnce(exportDir, stateDir, opts.exportPath ?? '/vfs', opts.nlm === true)
       if (r === null) continue
-      // Ganesha first (it unregisters from rpcbind on the way out), then statd and our rpcbind.
+      // Ganesha first: it unregisters from rpcbind on the way out.
       return {
         g: r.g,
         stop: async () => {
           await stop(r.child, 10_000)
-          await helpers()
+          letGo()
         },
       }
     }
     throw new Error('ganesha.nfsd could not bind free ports in 3 attempts')
   } catch (err) {
-    await helpers()
+    letGo()
     throw err
   }
 }
@@ -314,7 +302,7 @@ export async function launchGanesha(exportDir: string, stateDir: string, opts: G
 /**
  * Start Ganesha exporting `exportDir` (which must exist) as `exportPath`;
  * its config, log and recovery directory go to `stateDir`. Stopped
- * (SIGTERM) at t's teardown, with rpc.statd and rpcbind if this started them.
+ * (SIGTERM) at t's teardown.
  */
 export async function startGanesha(t: Test, exportDir: string, stateDir: string, exportPath = '/vfs', opts: Omit<GaneshaOptions, 'exportPath'> = {}): Promise<GaneshaFixture> {
   const r = await launchGanesha(exportDir, stateDir, { ...opts, exportPath })

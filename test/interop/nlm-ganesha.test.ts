@@ -23,7 +23,7 @@ mkdirSync(exportDir, { recursive: true })
 const g = await startGanesha(t, exportDir, join(base, 'state'), '/vfs', { nlm: true })
 const bin = await buildProbe(t)
 // Ganesha monitors each caller through rpc.statd, which must resolve the name.
-const target: NlmTarget = { url: g.url(), nlmPort: g.nlmPort ?? 0, caller: 'localhost' }
+const target: NlmTarget = { url: g.url(), nlmPort: g.nlmPort, caller: 'localhost' }
 
 const script = async (t: Test, file: string, ops: string[], expected: string[]): Promise<void> => {
   const r = await runNlm(bin, target, file, ops)
