@@ -113,3 +113,9 @@ export function readCapture(file: string, ports: Ports, filter: string, fields: 
     })
   })
 }
+
+/** readCapture with each row keyed by field name. */
+export async function readPackets(file: string, ports: Ports, filter: string, fields: readonly string[]): Promise<Record<string, string>[]> {
+  const rows = await readCapture(file, ports, filter, fields)
+  return rows.map((r) => Object.fromEntries(fields.map((f, i) => [f, r[i] ?? ''])))
+}

@@ -19,7 +19,7 @@ import { NFS_PROGRAM } from '../../xdr/generated/nfs3.ts'
 import { NLM_PROG } from '../../xdr/generated/nlm.ts'
 import { SM_PROG } from '../../xdr/generated/nsm.ts'
 import { connect, mountRoot, NFS3, ROOT_CRED, startServer } from '../helpers/server.ts'
-import { readCapture, startCapture } from '../helpers/tshark.ts'
+import { readCapture, readPackets, startCapture } from '../helpers/tshark.ts'
 import type { Ports } from '../helpers/tshark.ts'
 import { buildProbe } from './conform.ts'
 import { runNlm } from './nlm-probe.ts'
@@ -58,8 +58,14 @@ t.test('NLM and NSM calls from libnfs and our replies dissect by name, with the 
   await cap.stop()
   t.equal(r.exitCode, 0, `the probe had every reply (stderr: ${r.stderr.trim() || 'none'}; ${r.lines.join(' | ')})`)
 
-  const nlm = await readCapture(file, ports, 'nlm', ['rpc.msgtyp', '_ws.col.Info', 'nlm.stat', 'nlm.test_stat.stat', 'nlm.lock.svid', 'nlm.lock.l_offset64', 'nlm.lock.l_len64'])
-  t.strictSame(nlm.map((p) => callName(p[1] ?? '')), [
+  // One pass of the dissectors over the capture; the rows are then split by program.
+  const rows = await readPackets(file, ports, 'nlm || stat || portmap', [
+    'rpc.program', 'rpc.msgtyp', '_ws.col.Info', 'rpc.replystat', 'rpc.state_accept',
+    'nlm.stat', 'nlm.test_stat.stat', 'nlm.lock.svid', 'nlm.lock.l_offset64', 'nlm.lock.l_len64', 'stat.stat_res.state',
+  ])
+  const of = (prog: string): Record<string, string>[] => rows.filter((p) => p['rpc.program'] === prog)
+  const nlm = of('100021')
+  t.strictSame(nlm.map((p) => callName(p['_ws.col.Info'] ?? '')), [
     'V4 NULL Call', 'V4 NULL Reply',
     'V4 LOCK Call', 'V4 LOCK Reply',
     'V4 TEST Call', 'V4 TEST Reply',
@@ -70,29 +76,30 @@ t.test('NLM and NSM calls from libnfs and our replies dissect by name, with the 
     'V4 UNLOCK Call', 'V4 UNLOCK Reply',
     'V4 UNLOCK Call', 'V4 UNLOCK Reply',
   ], 'every NLM call and reply, by name, in order')
-  const replies = nlm.filter((p) => p[0] === '1').slice(1)
+  const replies = nlm.filter((p) => p['rpc.msgtyp'] === '1').slice(1)
   // nlm4_stats as Wireshark read them: granted, (TEST) denied, denied, blocked, granted (CANCEL), granted (2^64 - 16 to the end), granted, granted.
-  t.strictSame(replies.map((p) => p[2] === '' ? `test:${p[3] ?? ''}` : p[2]), ['0', 'test:1', '1', '3', '0', '0', '0', '0'], 'the statuses')
-  t.strictSame(replies[1]?.slice(4), ['1', '0', '10'], 'the denied TEST names its holder: svid 1, offset 0, length 10')
-  t.equal(nlm.find((p) => p[0] === '0' && p[4] === '3')?.[5], '18446744073709551600', 'a 64-bit offset on the wire')
+  t.strictSame(replies.map((p) => p['nlm.stat'] === '' ? `test:${p['nlm.test_stat.stat'] ?? ''}` : p['nlm.stat']), ['0', 'test:1', '1', '3', '0', '0', '0', '0'], 'the statuses')
+  const holder = replies[1] ?? {}
+  t.strictSame([holder['nlm.lock.svid'], holder['nlm.lock.l_offset64'], holder['nlm.lock.l_len64']], ['1', '0', '10'], 'the denied TEST names its holder: svid 1, offset 0, length 10')
+  t.equal(nlm.find((p) => p['rpc.msgtyp'] === '0' && p['nlm.lock.svid'] === '3')?.['nlm.lock.l_offset64'], '18446744073709551600', 'a 64-bit offset on the wire')
 
-  const nsm = await readCapture(file, ports, 'stat', ['rpc.msgtyp', '_ws.col.Info', 'stat.stat_res.res', 'stat.stat_res.state', 'stat.state'])
-  t.strictSame(nsm.map((p) => callName(p[1] ?? '')), [
+  const nsm = of('100024')
+  t.strictSame(nsm.map((p) => callName(p['_ws.col.Info'] ?? '')), [
     'V1 NULL Call', 'V1 NULL Reply',
     'V1 STAT Call', 'V1 STAT Reply',
     'V1 MON Call', 'V1 MON Reply',
     'V1 UNMON Call', 'V1 UNMON Reply',
     'V1 UNMON_ALL Call', 'V1 UNMON_ALL Reply',
   ], 'every NSM call and reply, by name')
-  const state = nsm[3]?.[3] ?? ''
+  const state = nsm[3]?.['stat.stat_res.state'] ?? ''
   t.match(state, /^\d+$/, 'STAT\'s reply carries our state')
-  t.equal(nsm[5]?.[3], state, 'and MON\'s the same state')
+  t.equal(nsm[5]?.['stat.stat_res.state'], state, 'and MON\'s the same state')
 
-  const portmap = await readCapture(file, ports, 'portmap', ['_ws.col.Info'])
-  t.ok(portmap.length >= 4 && portmap.every((p) => /^V2 GETPORT (Call|Reply)/.test(p[0] ?? '')), `the probe found NLM and NSM through our portmapper: ${portmap.map((p) => p[0]).join(' | ')}`)
+  const portmap = of('100000').map((p) => p['_ws.col.Info'] ?? '')
+  t.ok(portmap.length >= 4 && portmap.every((i) => /^V2 GETPORT (Call|Reply)/.test(i)), `the probe found NLM and NSM through our portmapper: ${portmap.join(' | ')}`)
 
-  const calls = await readCapture(file, ports, '(nlm || stat || portmap) && rpc.msgtyp == 1', ['rpc.replystat', 'rpc.state_accept'])
-  t.ok(calls.length > 0 && calls.every((p) => p[0] === '0' && p[1] === '0'), 'every reply is MSG_ACCEPTED, SUCCESS')
+  const answers = rows.filter((p) => p['rpc.msgtyp'] === '1')
+  t.ok(answers.length > 0 && answers.every((p) => p['rpc.replystat'] === '0' && p['rpc.state_accept'] === '0'), 'every reply is MSG_ACCEPTED, SUCCESS')
   t.strictSame(await errors(file), [], 'no malformed packet, no expert error')
 })
 
