@@ -171,6 +171,11 @@ export class LockTable {
     return this.counts.names()
   }
 
+  /** Whether the client holds, waits for or shares anything (without listing every client). */
+  holds(client: string): boolean {
+    return this.counts.has(client)
+  }
+
   get size(): TableSize {
     const { held, waiting, shares } = this.counts
     return { held, waiting, shares, files: this.files.size }

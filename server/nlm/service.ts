@@ -198,7 +198,7 @@ export class NlmService {
   }
 
   private holds(client: string): boolean {
-    return this.d.table.clients().includes(client)
+    return this.d.table.holds(client)
   }
 
   private busy(client: string): void {

@@ -105,6 +105,7 @@ t.test('FREE_ALL (freeClient) drops locks, waiters and shares of one client and 
   t.strictSame(lt.heldBy('hostA'), [])
   t.strictSame(lt.waiting('h'), [], "A's own waiter is gone, never granted")
   t.strictSame(lt.clients().sort(), ['hostB', 'hostC', 'hostD'])
+  t.ok(lt.holds('hostB') && !lt.holds('hostA'), 'holds() agrees with clients()')
   t.strictSame(lt.size, { held: 3, waiting: 0, shares: 0, files: 3 })
   t.equal(lt.freeClient('hostA'), 0, 'again: nothing')
 })
