@@ -12,7 +12,7 @@ import { owner, span, spans } from './helpers.ts'
 import { CELLS, Model, keyOf, reaches, shapeErrors, tableBytes, toOffset } from './model.ts'
 
 const seed = Number(process.env.LOCKS_SEED ?? Math.floor(Math.random() * 2 ** 31))
-const RUNS = 300
+const RUNS = 200
 const FILES = ['f0', 'f1']
 const CLIENTS = ['c0', 'c1', 'c2']
 const OWNERS = CLIENTS.flatMap((c) => [owner(c, 1), owner(c, 2)])
