@@ -260,6 +260,10 @@ t.test('a client that floods locks is capped with NOLOCKS', async (t) => {
   for (let i = 0; i < 10; i++) stats.push(await lock(r, alock(r.fh, 'host-a', 1, BigInt(i * 10), 5n)))
   t.same(stats, [0, 0, 0, 0, 0, 0, 0, 0, S.NOLOCKS, S.NOLOCKS])
   t.equal(await lock(r, alock(r.fh, 'host-b', 1, 1000n, 5n)), S.GRANTED, 'another client is not affected')
+  // Unlocking the middle of a held range would split it past the limit: refused, the lock stays whole.
+  t.equal(await unlock(r, alock(r.fh, 'host-a', 1, 1n, 2n)), S.NOLOCKS)
+  t.equal((await test4(r, alock(r.fh, 'host-b', 1, 2n, 1n))).test_stat.stat, S.DENIED, 'still held')
+  t.equal(await unlock(r, alock(r.fh, 'host-a', 1, 0n, 5n)), S.GRANTED, 'a whole range unlocks')
 })
 
 t.test('UDP: the same lock manager; a lock blocked over UDP is granted back over UDP', async (t) => {
