@@ -9,7 +9,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   common: ['common'],
   xdr: ['xdr'],
   vfs: ['vfs'],
-  client: ['client', 'xdr', 'common'],
+  // locks/: the lock table's vocabulary and range arithmetic (node:* only), shared by the server's NLM and the client's locks.
+  client: ['client', 'xdr', 'common', 'locks'],
   server: ['server', 'xdr', 'vfs', 'common'],
   // cli/ runs the benchmark harness (tsnfs bench), which lives in bench/.
   cli: ['cli', 'server', 'client', 'xdr', 'vfs', 'bench', 'common'],
