@@ -85,6 +85,7 @@ export interface ClientOptions extends FileDataOptions {
    * Answer PORTMAP for the lock service's own programs on this port of lockAddress, so a server
    * that asks (lockAddress, this port) finds our NLM and NSM. Absent: register NLM v4 and NSM v1
    * with the system rpcbind on 127.0.0.1:111 when one answers and nothing else holds them.
+   * 0: PORTMAP on the lock service's own port only, no rpcbind.
    */
   lockPortmapPort?: number
   /** The NSM state directory (state number, servers locked on); default $XDG_STATE_HOME/tsnfs, or /var/lib/tsnfs/client as root. */

@@ -13,14 +13,14 @@ import type { ResolvedOptions } from '../options.ts'
 
 export interface NlmEndpoint {
   port: number
-  /** The portmapper that knows the server's programs (its NSM among them). */
-  portmapPort: number
+  /** The portmappers that may know the server's NSM, likeliest first: the one that answered for NLM, else every candidate. */
+  portmapPorts: number[]
 }
 
 export async function findNlm(host: string, opts: ResolvedOptions): Promise<NlmEndpoint> {
   const candidates = opts.nfsport !== undefined && opts.nfsport !== opts.portmapPort ? [opts.nfsport, opts.portmapPort] : [opts.portmapPort]
   const nlmport = opts.lock.nlmport
-  if (nlmport !== undefined) return { port: nlmport, portmapPort: candidates[0] ?? opts.portmapPort }
+  if (nlmport !== undefined) return { port: nlmport, portmapPorts: candidates }
   const errors: RpcError[] = []
   for (const portmapPort of candidates) {
     const q = {
@@ -31,7 +31,7 @@ export async function findNlm(host: string, opts: ResolvedOptions): Promise<NlmE
       ...(opts.clientAddress === undefined ? {} : { localAddress: opts.clientAddress }),
     }
     try {
-      return { port: await getPort(q, NLM_PROG.prog, NLM_PROG.versions.NLM4_VERS.vers), portmapPort }
+      return { port: await getPort(q, NLM_PROG.prog, NLM_PROG.versions.NLM4_VERS.vers), portmapPorts: [portmapPort] }
     } catch (err) {
       if (!(err instanceof RpcError)) throw err
       errors.push(err)

@@ -32,6 +32,7 @@ import { LockError } from './errors.ts'
 import { HeldLocks } from './held.ts'
 import { LockService } from './lock-service.ts'
 import type { LockPeer } from './lock-service.ts'
+import { sameServer } from './nsm-state.ts'
 import type { KnownServer } from './nsm-state.ts'
 import { toRange, toWire } from './ranges.ts'
 import type { HeldRange } from './ranges.ts'
@@ -221,7 +222,7 @@ export class LockClient implements LockPeer {
 
   holdsOn(s: KnownServer): boolean {
     const k = this.readyNow?.known
-    return k !== undefined && k.host === s.host && k.portmapPort === s.portmapPort && this.held.size > 0
+    return k !== undefined && sameServer(k, s) && this.held.size > 0
   }
 
   rebooted(): void {
@@ -269,7 +270,7 @@ export class LockClient implements LockPeer {
       await svc.release()
       throw err
     }
-    const known: KnownServer = { host: this.host, portmapPort: endpoint.portmapPort, proto: o.proto }
+    const known: KnownServer = { host: this.host, portmapPorts: endpoint.portmapPorts, proto: o.proto }
     const r: Ready = { svc, transport, endpoint, addresses: addresses.length > 0 ? addresses : [this.host], known }
     await svc.attach(this, known)
     this.readyNow = r

@@ -22,6 +22,7 @@ import type { RpcLog } from '../rpc/transport.ts'
 import type { LockOwner } from '../../locks/types.ts'
 import type { LockOptions } from '../options.ts'
 import { NsmState } from './nsm-state.ts'
+import { sameServer } from './nsm-state.ts'
 import type { KnownServer } from './nsm-state.ts'
 import { mappingsAt, portmapProgram } from './portmap-program.ts'
 import { registerWithRpcbind } from './rpcbind.ts'
@@ -152,7 +153,7 @@ export class LockService {
     this.port = await main.listen(l.address, wanted)
     this.listeners.push(main)
     try {
-      if (l.portmapPort !== undefined && l.portmapPort !== this.port) {
+      if (l.portmapPort !== undefined && l.portmapPort !== 0 && l.portmapPort !== this.port) {
         const pm = new RpcService(programs(), log)
         await pm.listen(l.address, l.portmapPort)
         this.listeners.push(pm)
@@ -179,7 +180,7 @@ export class LockService {
     await Promise.all(nsm.previous.map(async s => {
       const local = this.config.clientAddress === undefined ? {} : { localAddress: this.config.clientAddress }
       try {
-        const port = await getPort({ host: s.host, portmapPort: s.portmapPort, protocol: s.proto, policy: NOTIFY_POLICY, ...local }, SM_PROG.prog, SM1.vers)
+        const port = await this.nsmPort(s, local)
         const t = await connectTransport(s.host, port, { protocol: s.proto, policy: NOTIFY_POLICY, cred: 'none', ...local })
         try {
           await t.call(SM_PROG.prog, SM1.vers, SM1.procs.SM_NOTIFY, { mon_name: this.callerName, state: nsm.state })
@@ -192,6 +193,19 @@ export class LockService {
       }
     }))
     await nsm.forget(done).catch(() => undefined)
+  }
+
+  /** The server's NSM port, from the first of its portmappers that knows it. */
+  private async nsmPort(s: KnownServer, local: { localAddress?: string }): Promise<number> {
+    let last: unknown = new Error('no portmapper known')
+    for (const portmapPort of s.portmapPorts) {
+      try {
+        return await getPort({ host: s.host, portmapPort, protocol: s.proto, policy: NOTIFY_POLICY, ...local }, SM_PROG.prog, SM1.vers)
+      } catch (err) {
+        last = err
+      }
+    }
+    throw last
   }
 
   private nlmProgram(): ServedProgram {
@@ -256,6 +270,6 @@ export class LockService {
   /** A mount let go of everything on a server: it leaves the state file unless another mount still holds locks there. */
   async forgetServer(server: KnownServer): Promise<void> {
     if ([...this.peers].some(p => p.holdsOn(server))) return
-    await this.nsm?.retain(s => s.host !== server.host || s.portmapPort !== server.portmapPort)
+    await this.nsm?.retain(s => !sameServer(s, server))
   }
 }

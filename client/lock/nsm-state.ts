@@ -11,10 +11,10 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
-/** A server we hold (or held) locks on, and where its portmapper is (to find its NSM). */
+/** A server we hold (or held) locks on, and where its portmapper may be (to find its NSM), likeliest first. */
 export interface KnownServer {
   host: string
-  portmapPort: number
+  portmapPorts: number[]
   proto: 'tcp' | 'udp'
 }
 
@@ -27,8 +27,8 @@ interface StateFile {
 const MAX_FILE = 256 * 1024
 const MAX_SERVERS = 1024
 
-function sameServer(a: KnownServer, b: KnownServer): boolean {
-  return a.host === b.host && a.portmapPort === b.portmapPort
+export function sameServer(a: KnownServer, b: KnownServer): boolean {
+  return a.host === b.host && a.portmapPorts.join() === b.portmapPorts.join()
 }
 
 function parse(text: string): StateFile | null {
@@ -37,7 +37,7 @@ function parse(text: string): StateFile | null {
     if (typeof v.state !== 'number' || !Number.isSafeInteger(v.state) || !Array.isArray(v.servers)) return null
     const servers = (v.servers as unknown[]).filter((s): s is KnownServer => {
       const k = s as Partial<Record<keyof KnownServer, unknown>> | null
-      return typeof k === 'object' && k !== null && typeof k.host === 'string' && typeof k.portmapPort === 'number' && (k.proto === 'tcp' || k.proto === 'udp')
+      return typeof k === 'object' && k !== null && typeof k.host === 'string' && Array.isArray(k.portmapPorts) && k.portmapPorts.every(p => typeof p === 'number') && (k.proto === 'tcp' || k.proto === 'udp')
     })
     return { state: v.state, servers: servers.slice(0, MAX_SERVERS) }
   } catch {
@@ -89,7 +89,7 @@ export class NsmState {
   async add(server: KnownServer): Promise<void> {
     if (this.servers.some(s => sameServer(s, server))) return
     if (this.servers.length >= MAX_SERVERS) this.servers.shift()
-    this.servers.push({ ...server })
+    this.servers.push({ ...server, portmapPorts: [...server.portmapPorts] })
     await this.save()
   }
 

@@ -32,6 +32,8 @@ export interface GaneshaFixture {
   exportPath: string
   nfsPort: number
   mountPort: number
+  /** Its NLM v4 port (TCP), with `nlm`; 0 without. */
+  nlmPort: number
   pid: number
   /** nfs:// URL of a path inside the export, with both ports. */
   url(path?: string, query?: string): string
@@ -117,6 +119,36 @@ async function ensureRpcbind(): Promise<ChildProcess | null> {
   throw new Error('rpcbind did not answer on 127.0.0.1:111 within 5 s')
 }
 
+const STATD_BINARIES = ['/usr/sbin/rpc.statd', '/sbin/rpc.statd']
+
+/**
+ * Ganesha's NLM asks the host's status monitor to watch each locking client
+ * (SM_MON to rpc.statd through rpcbind) and refuses locks (NLM4_DENIED_NOLOCKS)
+ * when none answers. The rpc.statd we started (its state in stateDir), or
+ * null when one already answers.
+ */
+async function ensureStatd(stateDir: string): Promise<ChildProcess | null> {
+  if (await runOk('rpcinfo', ['-t', '127.0.0.1', '100024', '1'])) return null
+  const bin = firstExisting(STATD_BINARIES, 'rpc.statd (Debian package nfs-common)')
+  const dir = join(stateDir, 'statd')
+  mkdirSync(join(dir, 'sm'), { recursive: true })
+  mkdirSync(join(dir, 'sm.bak'), { recursive: true })
+  const out = openSync(join(stateDir, 'statd.log'), 'a')
+  // -L: no SM_NOTIFY to the hosts a previous statd in this directory watched (there are none).
+  const child = guard(spawn(bin, ['-F', '-d', '-L', '-P', dir], { stdio: ['ignore', out, out] }))
+  closeSync(out)
+  for (let i = 0; i < 50; i++) {
+    if (child.exitCode !== null) {
+      started.delete(child)
+      throw new Error(`rpc.statd exited with status ${String(child.exitCode)}:\n${tail(join(stateDir, 'statd.log'))}`)
+    }
+    if (await runOk('rpcinfo', ['-t', '127.0.0.1', '100024', '1'])) return child
+    await sleep(100)
+  }
+  await stop(child, 2000)
+  throw new Error(`rpc.statd did not answer through rpcbind within 5 s:\n${tail(join(stateDir, 'statd.log'))}`)
+}
+
 /*
  * The daemon's whole configuration. NFS_CORE_PARAM: loopback only, the two
  * ports picked for this start, NFSv3 (with MOUNT v3) only, no UDP, no lock
@@ -128,13 +160,13 @@ async function ensureRpcbind(): Promise<ChildProcess | null> {
  * AUTH_SYS, No_Root_Squash so a root client is root on the host directory,
  * as the tests compare owners there.
  */
-function config(exportDir: string, stateDir: string, nfsPort: number, mountPort: number, exportPath: string): string {
+function config(exportDir: string, stateDir: string, nfsPort: number, mountPort: number, exportPath: string, nlmPort: number): string {
   return `NFS_CORE_PARAM {
 \tBind_addr = 127.0.0.1;
 \tNFS_Port = ${String(nfsPort)};
 \tMNT_Port = ${String(mountPort)};
 \tProtocols = 3;
-\tEnable_NLM = false;
+${nlmPort === 0 ? '\tEnable_NLM = false;' : `\tEnable_NLM = true;\n\tNLM_Port = ${String(nlmPort)};`}
 \tEnable_RQUOTA = false;
 \tEnable_UDP = false;
 \tmount_path_pseudo = true;
@@ -179,15 +211,17 @@ function tail(file: string, lines = 15): string {
 }
 
 /** One attempt on one pair of ports; null when the ports were taken meanwhile. */
-async function startOnce(exportDir: string, stateDir: string, exportPath: string): Promise<{ g: GaneshaFixture; child: ChildProcess } | null> {
+async function startOnce(exportDir: string, stateDir: string, exportPath: string, nlm: boolean): Promise<{ g: GaneshaFixture; child: ChildProcess } | null> {
   const bin = firstExisting(GANESHA_BINARIES, 'ganesha.nfsd')
   const nfsPort = await freePort()
   let mountPort = await freePort()
   while (mountPort === nfsPort) mountPort = await freePort()
+  let nlmPort = 0
+  while (nlm && (nlmPort === 0 || nlmPort === nfsPort || nlmPort === mountPort)) nlmPort = await freePort()
   const conf = join(stateDir, 'ganesha.conf')
   const log = join(stateDir, 'ganesha.log')
   mkdirSync(join(stateDir, 'recovery'), { recursive: true })
-  writeFileSync(conf, config(exportDir, stateDir, nfsPort, mountPort, exportPath))
+  writeFileSync(conf, config(exportDir, stateDir, nfsPort, mountPort, exportPath, nlmPort))
   const out = openSync(join(stateDir, 'stdout'), 'a')
   const child = guard(
     spawn(bin, ['-F', '-f', conf, '-L', log, '-p', join(stateDir, 'ganesha.pid'), '-N', 'NIV_EVENT'], {
@@ -210,6 +244,7 @@ async function startOnce(exportDir: string, stateDir: string, exportPath: string
         exportPath,
         nfsPort,
         mountPort,
+        nlmPort,
         pid: child.pid ?? 0,
         url: (path = '', query = '') =>
           `nfs://127.0.0.1${exportPath}${path}?nfsport=${String(nfsPort)}&mountport=${String(mountPort)}${query === '' ? '' : `&${query}`}`,
@@ -228,22 +263,26 @@ async function startOnce(exportDir: string, stateDir: string, exportPath: string
  * its config, log and recovery directory go to `stateDir`. Stopped
  * (SIGTERM) at t's teardown, with rpcbind if this started it.
  */
-export async function startGanesha(t: Test, exportDir: string, stateDir: string, exportPath = '/vfs'): Promise<GaneshaFixture> {
+export async function startGanesha(t: Test, exportDir: string, stateDir: string, exportPath = '/vfs', opts: { nlm?: boolean } = {}): Promise<GaneshaFixture> {
   if (process.getuid?.() !== 0) throw new Error('NFS-Ganesha tests must run as root (Ganesha needs it to serve FSAL_VFS)')
   const rpcbind = await ensureRpcbind()
+  let statd: ChildProcess | null = null
   try {
+    if (opts.nlm === true) statd = await ensureStatd(stateDir)
     for (let attempt = 0; attempt < 3; attempt++) {
-      const r = await startOnce(exportDir, stateDir, exportPath)
+      const r = await startOnce(exportDir, stateDir, exportPath, opts.nlm === true)
       if (r === null) continue
-      // Ganesha first (it unregisters from rpcbind on the way out), then our rpcbind.
+      // Ganesha first (it unregisters from rpcbind on the way out), then statd and our rpcbind.
       t.teardown(async () => {
         await stop(r.child, 10_000)
+        if (statd !== null) await stop(statd, 5000)
         if (rpcbind !== null) await stop(rpcbind, 5000)
       })
       return r.g
     }
     throw new Error('ganesha.nfsd could not bind free ports in 3 attempts')
   } catch (err) {
+    if (statd !== null) await stop(statd, 5000)
     if (rpcbind !== null) await stop(rpcbind, 5000)
     throw err
   }
