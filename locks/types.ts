@@ -41,9 +41,10 @@ export type TestResult = { readonly ok: true } | { readonly ok: false; readonly 
 
 /**
  * granted: the lock is held now. denied: a conflicting holder (non-blocking).
- * blocked: queued; onGranted fires when it is granted. nolocks: a limit was hit.
- * deadlock: waiting would close a cycle of owners waiting on each other.
- * duplicate: the same request is already queued (an NLM retransmission).
+ * blocked: queued; onGranted fires when it is granted (a retransmission of a
+ * request already queued answers blocked again and is not queued twice).
+ * nolocks: a limit was hit. deadlock: waiting would close a cycle of owners
+ * waiting on each other.
  */
 export type LockResult =
   | { readonly status: 'granted' }
@@ -62,10 +63,13 @@ export interface ShareRequest {
 
 export type ShareResult = 'granted' | 'denied' | 'nolocks'
 
+/** nolocks: the unlock would split a lock in two and the client is at a limit; nothing changed. */
+export type UnlockResult = 'unlocked' | 'nolocks'
+
 export interface LockLimits {
-  /** Held ranges plus queued requests per client: beyond it, nolocks. */
+  /** Held ranges, queued requests and shares per client: beyond it, nolocks. */
   readonly maxPerClient: number
-  /** Held ranges per file. */
+  /** Held ranges (all owners) and shares per file. */
   readonly maxPerFile: number
   /** Queued requests per file. */
   readonly maxWaitersPerFile: number
