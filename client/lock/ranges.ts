@@ -1,10 +1,14 @@
 /*
  * Byte ranges as NLM v4 names them (offset, length; length 0 = to the end
  * of the file, RFC 1813 §6.1.4) and as the lock table keeps them ([start,
- * end), end LOCK_EOF for "to EOF": locks/types.ts), and the POSIX
- * arithmetic of one owner's locks on one file: a new lock replaces what it
- * overlaps, an unlock splits what it cuts, neighbours of one kind merge.
+ * end), end LOCK_EOF for "to EOF": locks/types.ts). The POSIX arithmetic
+ * of one owner's locks (a new lock replaces what it overlaps, an unlock
+ * splits what it cuts, neighbours of one kind merge) is the lock table's
+ * own (locks/ranges.ts): the client's record keeps what the server's
+ * table would.
  */
+import { carve, overlay } from '../../locks/ranges.ts'
+import type { ModeRange } from '../../locks/ranges.ts'
 import { LOCK_EOF } from '../../locks/types.ts'
 import type { LockRange } from '../../locks/types.ts'
 import { LockError } from './errors.ts'
@@ -26,41 +30,15 @@ export function toWire(r: LockRange): { l_offset: bigint; l_len: bigint } {
   return { l_offset: r.start, l_len: r.end === LOCK_EOF ? 0n : r.end - r.start }
 }
 
-export interface HeldRange extends LockRange {
-  readonly exclusive: boolean
-}
+/** One owner's range with its mode (locks/ranges.ts keeps such lists sorted, disjoint and merged). */
+export type HeldRange = ModeRange
 
-/** Whether two ranges share a byte. */
-export function overlaps(a: LockRange, b: LockRange): boolean {
-  return a.start < b.end && b.start < a.end
-}
-
-/** ranges minus [cut.start, cut.end): what lies outside the cut, split where the cut falls inside one. */
+/** ranges minus cut: an unlock (split where the cut falls inside). */
 export function subtract(ranges: readonly HeldRange[], cut: LockRange): HeldRange[] {
-  const out: HeldRange[] = []
-  for (const r of ranges) {
-    if (!overlaps(r, cut)) {
-      out.push(r)
-      continue
-    }
-    if (r.start < cut.start) out.push({ start: r.start, end: cut.start, exclusive: r.exclusive })
-    if (cut.end < r.end) out.push({ start: cut.end, end: r.end, exclusive: r.exclusive })
-  }
-  return out
+  return carve(ranges, cut)
 }
 
-/** One owner's ranges after it locks `add`: it replaces what it overlaps (an upgrade or downgrade in place), touching ranges of its kind merge. Sorted by start. */
+/** One owner's ranges after it locks `add`: it replaces what it overlaps (an upgrade or downgrade in place), touching ranges of its kind merge. */
 export function apply(ranges: readonly HeldRange[], add: HeldRange): HeldRange[] {
-  const rest = subtract(ranges, add)
-  let merged: HeldRange = add
-  const out: HeldRange[] = []
-  for (const r of rest) {
-    if (r.exclusive === merged.exclusive && r.end >= merged.start && r.start <= merged.end) {
-      merged = { start: r.start < merged.start ? r.start : merged.start, end: r.end > merged.end ? r.end : merged.end, exclusive: merged.exclusive }
-    } else {
-      out.push(r)
-    }
-  }
-  out.push(merged)
-  return out.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0))
+  return overlay(ranges, add)
 }
