@@ -12,11 +12,21 @@
  */
 import t from 'tap'
 import type { Test } from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { NfsClient } from '../../client/nfs-client.ts'
 import { LOCK_EOF } from '../../locks/types.ts'
 import { startGanesha } from '../helpers/ganesha.ts'
+import { ROOT } from '../cli/cli.ts'
+
+/** The child runs as a user would run it: not under tap's loaders. */
+function childEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env }
+  delete env.NODE_OPTIONS
+  return env
+}
 
 const base = t.testdir({ export: {}, state: {}, a: {}, b: {} })
 mkdirSync(join(base, 'export'), { recursive: true })
@@ -127,6 +137,29 @@ t.test('bad ranges and nolock fail before any call', async t => {
   const off = await NfsClient.mount(g.url('', 'nolock'), { log })
   t.teardown(() => off.umount())
   await t.rejects(off.lock(f, { start: 0, length: 1, exclusive: true, wait: false }), { code: 'NLM_DISABLED', errno: 'ENOLCK' })
+})
+
+t.test('a client host killed holding a lock: its next start notifies (SM_NOTIFY via statd) and Ganesha frees the lock', async t => {
+  const b = await host(t, 'host-b', '127.0.0.3', 'b')
+  const f = file('x7')
+  // statd checks that a notification comes from the address the name resolves to: the name is the address.
+  const q = `nlmport=${String(g.nlmPort)}&callername=127.0.0.2&clientaddr=127.0.0.2&lockstatedir=${join(base, 'crash')}&lockportmapport=0`
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/helpers/lock-holder.ts'), g.url('', q), f], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: childEnv() })
+  const [line] = await once(child.stdout, 'data') as [Buffer]
+  t.equal(line.toString().trim(), 'locked')
+  await t.rejects(b.lock(f, { start: 0, length: 1, exclusive: true, wait: false }), { code: 'NLM_DENIED' })
+  child.kill('SIGKILL')
+  await once(child, 'exit')
+  await t.rejects(b.lock(f, { start: 0, length: 1, exclusive: true, wait: false }), { code: 'NLM_DENIED' }, 'Ganesha holds it for the dead client')
+  const again = await NfsClient.mount(g.url('', q), { log })
+  t.teardown(() => again.umount())
+  await again.locks.service()
+  let freed = false
+  for (let i = 0; i < 50 && !freed; i++) {
+    freed = await b.lock(f, { start: 0, length: 1, exclusive: true, wait: false }).then(() => true, () => false)
+    if (!freed) await new Promise(r => setTimeout(r, 100))
+  }
+  t.ok(freed, "the restarted host's notification freed the dead instance's lock")
 })
 
 t.test('no warnings beyond the expected', async t => {

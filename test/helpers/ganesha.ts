@@ -153,7 +153,9 @@ async function ensureStatd(stateDir: string): Promise<ChildProcess | null> {
  * The daemon's whole configuration. NFS_CORE_PARAM: loopback only, the two
  * ports picked for this start, NFSv3 (with MOUNT v3) only, no UDP, no lock
  * manager or rquota (rquota's default port 875 would be one more to
- * collide), and mount_path_pseudo so clients MOUNT the Pseudo path. NFSv4:
+ * collide) unless NLM is asked for: then NLM on a port of its own and UDP
+ * on (rpc.statd calls Ganesha's NLM back over UDP when a client restarts),
+ * and mount_path_pseudo so clients MOUNT the Pseudo path. NFSv4:
  * Ganesha creates its recovery directories even with v4 off, so they go to
  * stateDir rather than /var/lib/nfs/ganesha; Graceless skips the 90 s grace
  * period. Kerberos off. One export of exportDir through FSAL_VFS, read-write,
@@ -168,7 +170,7 @@ function config(exportDir: string, stateDir: string, nfsPort: number, mountPort:
 \tProtocols = 3;
 ${nlmPort === 0 ? '\tEnable_NLM = false;' : `\tEnable_NLM = true;\n\tNLM_Port = ${String(nlmPort)};`}
 \tEnable_RQUOTA = false;
-\tEnable_UDP = false;
+\tEnable_UDP = ${nlmPort === 0 ? 'false' : 'true'};
 \tmount_path_pseudo = true;
 \tPlugins_Dir = "${pluginsDir()}";
 }
@@ -220,6 +222,7 @@ async function startOnce(exportDir: string, stateDir: string, exportPath: string
   while (nlm && (nlmPort === 0 || nlmPort === nfsPort || nlmPort === mountPort)) nlmPort = await freePort()
   const conf = join(stateDir, 'ganesha.conf')
   const log = join(stateDir, 'ganesha.log')
+  // UDP too with NLM: the ports above were free on TCP only; a UDP clash shows as a failed start and a retry.
   mkdirSync(join(stateDir, 'recovery'), { recursive: true })
   writeFileSync(conf, config(exportDir, stateDir, nfsPort, mountPort, exportPath, nlmPort))
   const out = openSync(join(stateDir, 'stdout'), 'a')
