@@ -37,6 +37,9 @@ import { READ_BUFFER_SIZE } from '../vfs/local/local-vfs.ts'
 import { ReadBuffers } from '../vfs/local/read-buffers.ts'
 import type { RpcbindRegistration } from './rpcbind.ts'
 import { openStateDir, Rmtab, WriteVerifier } from './state.ts'
+import { StatusMonitor } from './nsm/monitor.ts'
+import type { StatusMonitorOptions } from './nsm/monitor.ts'
+import { createNsmProgram } from './nsm/program.ts'
 
 export interface ServerOptions {
   exports: ExportList
@@ -62,6 +65,8 @@ export interface ServerOptions {
    * over the mappings of another server that still answers (server/rpcbind.ts). Default false.
    */
   registerRpcbind?: boolean | 'auto' | 'replace'
+  /** Serve the status monitor (NSM, server/nsm/); its state lives in stateDir. */
+  nsm?: Omit<StatusMonitorOptions, 'stateDir' | 'log'>
 }
 
 export interface TsnfsServer {
@@ -76,6 +81,8 @@ export interface TsnfsServer {
   renderMetrics(): string
   /** The pools and caches, and the idle reclaim (reclaim() runs it now). */
   readonly memory: MemoryReclaimer
+  /** The status monitor, when `nsm` was given. */
+  readonly nsm: StatusMonitor | null
   /** Swap in a new export list atomically; a list that fails validation throws and changes nothing. */
   reload(list: ExportList): Promise<void>
   close(): Promise<void>
@@ -111,9 +118,13 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
     log,
   })
   const portmap = createPortmapProgram(registry)
+  // Locking (NSM): the state number is on disk before we serve; rpcbind registration is best effort (rpc.statd may own it).
+  const nsm = options.nsm === undefined ? null : await StatusMonitor.open({ ...options.nsm, stateDir: options.stateDir, log: log.child({ component: 'nsm' }) })
+  const lockPrograms = nsm === null ? [] : [createNsmProgram(nsm, log.child({ component: 'nsm' }))]
+  let lockRpcbind: RpcbindRegistration | null = null
   // Handlers are wrapped before the RPC server sees them: latency and request ids without touching server/rpc.
   const callMetrics = new CallMetrics()
-  const served = [portmap, mount, nfs3].map((p) => callMetrics.instrument(p))
+  const served = [portmap, mount, nfs3, ...lockPrograms].map((p) => callMetrics.instrument(p))
   const rpc = new RpcServer({ programs: served, logger: log, ...(options.rpcLimits ? { limits: options.rpcLimits } : {}) })
   let pmap: RpcServer | null = null
   let endpoint: MetricsEndpoint | null = null
@@ -123,7 +134,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   const renderMetrics = (): string => renderPrometheus(callMetrics, sources, reclaimer)
   try {
     const { port } = await rpc.listen({ port: options.port ?? 2049, ...(options.host === undefined ? {} : { host: options.host }) })
-    registry.registerAll([mount, nfs3], port)
+    registry.registerAll([mount, nfs3, ...lockPrograms], port)
     let portmapPort: number | null = null
     if (options.portmapPort !== undefined) {
       pmap = new RpcServer({
@@ -138,6 +149,13 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
     registry.registerAll([portmap], portmapPort ?? port)
     if (options.metrics !== undefined) endpoint = await startMetricsEndpoint(options.metrics, renderMetrics, log.child({ component: 'metrics' }))
     rpcbind = await registerRpcbind(options.registerRpcbind ?? false, portmapPort, [mount, nfs3], port, log)
+    if (rpcbind !== null && lockPrograms.length > 0) {
+      lockRpcbind = await registerWithRpcbind(lockPrograms, port, log).catch((err: unknown) => {
+        log.warn({ err }, 'the system rpcbind refused the lock programs; locking peers must find us through our own portmapper')
+        return null
+      })
+    }
+    void nsm?.notifyAll()
     // Requests move bytes: while the counts stand still the server is idle.
     reclaimer.start(mem.idleMs, () => sources.reduce((n, s) => n + s.stats.bytesIn + s.stats.bytesOut, 0))
     const registration = rpcbind
@@ -149,6 +167,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
       rpcbind: registration,
       renderMetrics,
       memory: reclaimer,
+      nsm,
       async reload(list) {
         validateBackends(list, new Set(factories.keys()))
         // Open the new backends first, swap the table (which throws on a bad list, changing nothing),
@@ -161,6 +180,8 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
       },
       async close() {
         reclaimer.stop()
+        await nsm?.close()
+        await lockRpcbind?.unregister()
         await registration?.unregister()
         await Promise.all([rpc.close(), pmap?.close(), endpoint?.close()])
         await backends.close()
@@ -168,6 +189,8 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
     }
   } catch (err) {
     reclaimer.stop()
+    await nsm?.close()
+    await lockRpcbind?.unregister()
     await rpcbind?.unregister()
     await Promise.all([rpc.close(), pmap?.close(), endpoint?.close()])
     await backends.close()

@@ -17,23 +17,20 @@
  * 127.0.0.1:111 (PMAP v2, the fallback) rpcbind only lets the owner of a
  * mapping remove it, and UNSET removes every transport of a version. The
  * current mappings are read with PMAP v2 DUMP over TCP in both cases.
- * A tiny one-connection RPC caller of its own: server/ may not import client/.
+ * Calls go through server/callback's stream caller (server/ may not import client/).
  */
-import { connect } from 'node:net'
-import type { Socket } from 'node:net'
-import { RecordReader, frameRecord, totalLength } from '../xdr/record.ts'
 import { IPPROTO_TCP, IPPROTO_UDP, PMAP_PORT, PMAP_PROG } from '../xdr/generated/portmap.ts'
 import type { Codec } from '../xdr/runtime/codec.ts'
 import { xdr_bool, xdr_void } from '../xdr/runtime/codec.ts'
-import { XdrReader } from '../xdr/runtime/reader.ts'
-import { XdrWriter } from '../xdr/runtime/writer.ts'
-import { AUTH_NONE_AUTH } from '../xdr/rpc/auth.ts'
-import { encodeCallHeader } from '../xdr/rpc/message.ts'
-import { decodeReplyHeader } from '../xdr/rpc/reply.ts'
+import { PeerCallError } from './callback/errors.ts'
+import { StreamCaller, describeEndpoint } from './callback/stream.ts'
+import type { StreamEndpoint } from './callback/stream.ts'
 import type { Logger } from './logger.ts'
 
 const PMAP2 = PMAP_PROG.versions.PMAP_VERS
 const DEFAULT_TIMEOUT_MS = 2000
+/** A DUMP of a busy host's rpcbind can be long; 1 MiB as before the shared caller. */
+const MAX_REPLY_BYTES = 1024 * 1024
 export const RPCBIND_SOCKET = '/run/rpcbind.sock'
 
 /** RFC 1833 §2.1: struct rpcb (rpcbind versions 3 and 4). */
@@ -78,92 +75,49 @@ export class RpcbindError extends Error {
   }
 }
 
-type Endpoint = { path: string } | { host: string; port: number }
-const describe = (e: Endpoint): string => ('path' in e ? e.path : `${e.host}:${String(e.port)}`)
+type Endpoint = StreamEndpoint
 
-/** One stream connection to rpcbind, calls made one at a time. */
+/** One stream connection to rpcbind (server/callback's caller), its failures as RpcbindErrors. */
 class RpcbindConnection {
-  private readonly socket: Socket
-  private readonly reader = new RecordReader(1024 * 1024)
-  private readonly timeoutMs: number
-  private xid = (Math.random() * 0x7fff_ffff) >>> 0
-  private waiter: ((record: Buffer | Error) => void) | null = null
+  private readonly caller: StreamCaller
 
-  private constructor(socket: Socket, timeoutMs: number) {
-    this.socket = socket
-    this.timeoutMs = timeoutMs
-    socket.on('data', (chunk: Buffer) => {
-      try {
-        for (const r of this.reader.push(chunk)) this.settle(r)
-      } catch (err) {
-        this.settle(err as Error)
-      }
-    })
-    socket.on('error', (err) => {
-      this.settle(err)
-    })
-    socket.on('close', () => {
-      this.settle(new RpcbindError('RPCBIND_UNREACHABLE', 'connection to rpcbind closed'))
-    })
+  private constructor(caller: StreamCaller) {
+    this.caller = caller
   }
 
-  static open(at: Endpoint, timeoutMs: number): Promise<RpcbindConnection> {
-    return new Promise((resolve, reject) => {
-      const socket = connect(at)
-      const timer = setTimeout(() => {
-        socket.destroy()
-        reject(new RpcbindError('RPCBIND_UNREACHABLE', `no rpcbind answers at ${describe(at)} (timeout)`))
-      }, timeoutMs)
-      socket.once('error', (err) => {
-        clearTimeout(timer)
-        reject(new RpcbindError('RPCBIND_UNREACHABLE', `no rpcbind at ${describe(at)}: ${err.message}`, { cause: err }))
-      })
-      socket.once('connect', () => {
-        clearTimeout(timer)
-        socket.removeAllListeners('error')
-        resolve(new RpcbindConnection(socket, timeoutMs))
-      })
-    })
+  static async open(at: Endpoint, timeoutMs: number): Promise<RpcbindConnection> {
+    try {
+      return new RpcbindConnection(await StreamCaller.open(at, { timeoutMs, maxReplyBytes: MAX_REPLY_BYTES }))
+    } catch (err) {
+      if (err instanceof PeerCallError && err.code === 'CALL_TIMEOUT') {
+        throw new RpcbindError('RPCBIND_UNREACHABLE', `no rpcbind answers at ${describeEndpoint(at)} (timeout)`)
+      }
+      const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err
+      throw new RpcbindError('RPCBIND_UNREACHABLE', `no rpcbind at ${describeEndpoint(at)}: ${(cause as Error).message}`, { cause })
+    }
   }
 
   async call<A, R>(vers: number, p: { proc: number; args: Codec<A>; res: Codec<R> }, args: A, prog: number = PMAP_PROG.prog): Promise<R> {
-    const xid = (this.xid = (this.xid + 1) >>> 0)
-    const w = new XdrWriter(128)
-    encodeCallHeader(w, { xid, prog, vers, proc: p.proc, cred: AUTH_NONE_AUTH, verf: AUTH_NONE_AUTH })
-    p.args.encode(w, args)
-    const chunks = w.finish()
-    const record = await new Promise<Buffer>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiter = null
-        reject(new RpcbindError('RPCBIND_UNREACHABLE', `rpcbind did not answer within ${String(this.timeoutMs)} ms`))
-      }, this.timeoutMs)
-      this.waiter = (r) => {
-        clearTimeout(timer)
-        if (r instanceof Error) reject(r)
-        else resolve(r)
-      }
-      this.socket.write(Buffer.concat([frameRecord(chunks, totalLength(chunks)), ...chunks]))
-    })
-    const r = new XdrReader(record)
     try {
-      const h = decodeReplyHeader(r)
-      if (h.xid !== xid) throw new Error(`reply xid ${String(h.xid)} for call ${String(xid)}`)
-      if (h.kind !== 'SUCCESS') throw new RpcbindError('RPCBIND_REFUSED', `the call was answered ${h.kind}`)
-      return p.res.decode(r)
+      return await this.caller.call({ prog, vers, proc: p.proc }, p.args, args, p.res)
     } catch (err) {
-      if (err instanceof RpcbindError) throw err
-      throw new RpcbindError('RPCBIND_BAD_REPLY', `bad rpcbind reply: ${(err as Error).message}`, { cause: err })
+      if (!(err instanceof PeerCallError)) throw err
+      switch (err.code) {
+        case 'CALL_RPC_ERROR':
+          throw new RpcbindError('RPCBIND_REFUSED', `the call was answered ${String(err.status)}`, { cause: err })
+        case 'CALL_BAD_REPLY':
+        case 'CALL_REPLY_TOO_LARGE':
+          throw new RpcbindError('RPCBIND_BAD_REPLY', `bad rpcbind reply: ${err.message}`, { cause: err })
+        case 'CALL_TIMEOUT':
+          throw new RpcbindError('RPCBIND_UNREACHABLE', `rpcbind did not answer within ${String(this.caller.timeoutMs)} ms`, { cause: err })
+        default:
+          throw new RpcbindError('RPCBIND_UNREACHABLE', 'connection to rpcbind closed', { cause: err })
+      }
     }
   }
 
   close(): void {
-    this.socket.destroy()
-  }
-
-  private settle(r: Buffer | Error): void {
-    const w = this.waiter
-    this.waiter = null
-    w?.(r)
+    this.caller.close()
   }
 }
 

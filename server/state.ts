@@ -195,7 +195,7 @@ export async function openStateDir(dir: string): Promise<ServerState> {
   return { dir, handleKey: key }
 }
 
-async function readIfExists(path: string): Promise<Buffer | null> {
+export async function readIfExists(path: string): Promise<Buffer | null> {
   try {
     return await readFile(path)
   } catch (err) {
@@ -221,7 +221,7 @@ async function createKey(dir: string, path: string): Promise<void> {
 }
 
 /** A new file next to `name`, mode 0600, fully written and fsynced. */
-async function writeTemp(dir: string, name: string, data: Buffer | string): Promise<string> {
+export async function writeTemp(dir: string, name: string, data: Buffer | string): Promise<string> {
   const tmp = join(dir, `.${name}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
   const fh = await open(tmp, 'wx', 0o600)
   try {
