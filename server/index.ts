@@ -37,9 +37,8 @@ import { READ_BUFFER_SIZE } from '../vfs/local/local-vfs.ts'
 import { ReadBuffers } from '../vfs/local/read-buffers.ts'
 import type { RpcbindRegistration } from './rpcbind.ts'
 import { openStateDir, Rmtab, WriteVerifier } from './state.ts'
-import { StatusMonitor } from './nsm/monitor.ts'
-import type { StatusMonitorOptions } from './nsm/monitor.ts'
-import { createNsmProgram } from './nsm/program.ts'
+import { openLocking } from './locking.ts'
+import type { Locking, LockingOptions } from './locking.ts'
 
 export interface ServerOptions {
   exports: ExportList
@@ -65,8 +64,11 @@ export interface ServerOptions {
    * over the mappings of another server that still answers (server/rpcbind.ts). Default false.
    */
   registerRpcbind?: boolean | 'auto' | 'replace'
-  /** Serve the status monitor (NSM, server/nsm/); its state lives in stateDir. */
-  nsm?: Omit<StatusMonitorOptions, 'stateDir' | 'log'>
+  /**
+   * File locking: NLM (server/nlm) and the status monitor NSM (server/nsm), whose state lives
+   * in stateDir. On unless false.
+   */
+  locking?: LockingOptions | false
 }
 
 export interface TsnfsServer {
@@ -81,8 +83,8 @@ export interface TsnfsServer {
   renderMetrics(): string
   /** The pools and caches, and the idle reclaim (reclaim() runs it now). */
   readonly memory: MemoryReclaimer
-  /** The status monitor, when `nsm` was given. */
-  readonly nsm: StatusMonitor | null
+  /** The lock manager and the status monitor, unless locking is off. */
+  readonly locking: Locking | null
   /** Swap in a new export list atomically; a list that fails validation throws and changes nothing. */
   reload(list: ExportList): Promise<void>
   close(): Promise<void>
@@ -118,9 +120,9 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
     log,
   })
   const portmap = createPortmapProgram(registry)
-  // Locking (NSM): the state number is on disk before we serve; rpcbind registration is best effort (rpc.statd may own it).
-  const nsm = options.nsm === undefined ? null : await StatusMonitor.open({ ...options.nsm, stateDir: options.stateDir, log: log.child({ component: 'nsm' }) })
-  const lockPrograms = nsm === null ? [] : [createNsmProgram(nsm, log.child({ component: 'nsm' }))]
+  // Locking: the NSM state number is on disk before we serve; rpcbind registration is best effort (rpc.statd may own it).
+  const locking = options.locking === false ? null : await openLocking(options.locking ?? {}, host, options.stateDir, log)
+  const lockPrograms = locking?.programs ?? []
   let lockRpcbind: RpcbindRegistration | null = null
   // Handlers are wrapped before the RPC server sees them: latency and request ids without touching server/rpc.
   const callMetrics = new CallMetrics()
@@ -155,7 +157,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
         return null
       })
     }
-    void nsm?.notifyAll()
+    locking?.announce()
     // Requests move bytes: while the counts stand still the server is idle.
     reclaimer.start(mem.idleMs, () => sources.reduce((n, s) => n + s.stats.bytesIn + s.stats.bytesOut, 0))
     const registration = rpcbind
@@ -167,7 +169,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
       rpcbind: registration,
       renderMetrics,
       memory: reclaimer,
-      nsm,
+      locking,
       async reload(list) {
         validateBackends(list, new Set(factories.keys()))
         // Open the new backends first, swap the table (which throws on a bad list, changing nothing),
@@ -180,7 +182,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
       },
       async close() {
         reclaimer.stop()
-        await nsm?.close()
+        await locking?.close()
         await lockRpcbind?.unregister()
         await registration?.unregister()
         await Promise.all([rpc.close(), pmap?.close(), endpoint?.close()])
@@ -189,7 +191,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
     }
   } catch (err) {
     reclaimer.stop()
-    await nsm?.close()
+    await locking?.close()
     await lockRpcbind?.unregister()
     await rpcbind?.unregister()
     await Promise.all([rpc.close(), pmap?.close(), endpoint?.close()])

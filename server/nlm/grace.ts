@@ -31,7 +31,7 @@ export class GracePeriod {
       this.ended = true
       return
     }
-    this.timer = setTimeout(() => this.end('expired'), opts.durationMs)
+    this.timer = setTimeout(() => { this.end('expired'); }, opts.durationMs)
     this.timer.unref()
   }
 
@@ -68,7 +68,7 @@ export class GracePeriod {
 
   private armQuiet(): void {
     if (this.quietTimer !== null) clearTimeout(this.quietTimer)
-    this.quietTimer = setTimeout(() => this.checkQuiet(), this.opts.quietMs)
+    this.quietTimer = setTimeout(() => { this.checkQuiet(); }, this.opts.quietMs)
     this.quietTimer.unref()
   }
 

@@ -47,18 +47,24 @@ export interface NlmProgramDeps {
 export function createNlmProgram(deps: NlmProgramDeps): RpcProgram {
   const { service, grants } = deps
 
-  /** Send a _MSG's answer as a _RES call; a lost one is the client's to retry, as with UDP. */
-  function reply<R>(call: CallContext, proc: number, codec: Codec<R>, res: R): undefined {
-    deps.caller.send({ address: call.peer.address, transport: call.transport, vers: call.vers }, proc, codec, res).catch((err: unknown) => {
-      call.log.debug({ err, peer: call.peer.address, proc }, 'nlm: could not deliver a _RES message')
-    })
+  /**
+   * A _MSG handler: do the work, send the answer as a _RES call to the caller's
+   * lock manager (a lost one is the client's to retry, as with UDP), reply empty.
+   */
+  function answerWith<A, R>(proc: number, codec: Codec<R>, work: (a: A, call: CallContext) => R | Promise<R>) {
+    return async (a: A, call: CallContext): Promise<undefined> => {
+      const res = await work(a, call)
+      deps.caller.send({ address: call.peer.address, transport: call.transport, vers: call.vers }, proc, codec, res).catch((err: unknown) => {
+        call.log.debug({ err, peer: call.peer.address, proc }, 'nlm: could not deliver a _RES message')
+      })
+      return undefined
+    }
+  }
+  function grantedRes(a: nlm4_res | nlm_res): undefined {
+    grants.answered(a.cookie, a.stat.stat)
     return undefined
   }
-  const answered = (cookie: Buffer, stat: number): undefined => {
-    grants.answered(cookie, stat)
-    return undefined
-  }
-  const freeAll = (a: nlm4_notify | nlm_notify): undefined => {
+  function freeAll(a: nlm4_notify | nlm_notify): undefined {
     service.freeAll(a.name)
     return undefined
   }
@@ -100,17 +106,17 @@ export function createNlmProgram(deps: NlmProgramDeps): RpcProgram {
     NLMPROC4_UNLOCK: unlock4,
     // We are a server: no request of ours waits for a grant, so one offered is refused.
     NLMPROC4_GRANTED: (a) => res4(a.cookie, NLM.DENIED),
-    NLMPROC4_TEST_MSG: async (a, call) => reply(call, RES.TEST, nlm4TestresCodec, await test4(a, call)),
-    NLMPROC4_LOCK_MSG: async (a, call) => reply(call, RES.LOCK, nlm4ResCodec, await lock4(a, call, true, true)),
-    NLMPROC4_CANCEL_MSG: async (a, call) => reply(call, RES.CANCEL, nlm4ResCodec, await cancel4(a, call)),
-    NLMPROC4_UNLOCK_MSG: async (a, call) => reply(call, RES.UNLOCK, nlm4ResCodec, await unlock4(a, call)),
-    NLMPROC4_GRANTED_MSG: (a, call) => reply(call, RES.GRANTED, nlm4ResCodec, res4(a.cookie, NLM.DENIED)),
+    NLMPROC4_TEST_MSG: answerWith(RES.TEST, nlm4TestresCodec, test4),
+    NLMPROC4_LOCK_MSG: answerWith(RES.LOCK, nlm4ResCodec, (a: nlm4_lockargs, call) => lock4(a, call, true, true)),
+    NLMPROC4_CANCEL_MSG: answerWith(RES.CANCEL, nlm4ResCodec, cancel4),
+    NLMPROC4_UNLOCK_MSG: answerWith(RES.UNLOCK, nlm4ResCodec, unlock4),
+    NLMPROC4_GRANTED_MSG: answerWith(RES.GRANTED, nlm4ResCodec, (a: nlm4_testargs) => res4(a.cookie, NLM.DENIED)),
     // Answers to requests we never make as a client: nothing to do.
     NLMPROC4_TEST_RES: () => undefined,
     NLMPROC4_LOCK_RES: () => undefined,
     NLMPROC4_CANCEL_RES: () => undefined,
     NLMPROC4_UNLOCK_RES: () => undefined,
-    NLMPROC4_GRANTED_RES: (a) => answered(a.cookie, a.stat.stat),
+    NLMPROC4_GRANTED_RES: grantedRes,
     NLMPROC4_SHARE: (a, call) => share4(a, call, true),
     NLMPROC4_UNSHARE: (a, call) => share4(a, call, false),
     NLMPROC4_NM_LOCK: (a, call) => lock4(a, call, false),
@@ -144,12 +150,12 @@ export function createNlmProgram(deps: NlmProgramDeps): RpcProgram {
     cancel: cancel32,
     unlock: unlock32,
     granted: (a: nlm_testargs) => res32(a.cookie, NLM.DENIED),
-    testMsg: async (a: nlm_testargs, call: CallContext) => reply(call, RES.TEST, nlmTestresCodec, await test32(a, call)),
-    lockMsg: async (a: nlm_lockargs, call: CallContext) => reply(call, RES.LOCK, nlmResCodec, await lock32(a, call, true, true)),
-    cancelMsg: async (a: nlm_cancargs, call: CallContext) => reply(call, RES.CANCEL, nlmResCodec, await cancel32(a, call)),
-    unlockMsg: async (a: nlm_unlockargs, call: CallContext) => reply(call, RES.UNLOCK, nlmResCodec, await unlock32(a, call)),
-    grantedMsg: (a: nlm_testargs, call: CallContext) => reply(call, RES.GRANTED, nlmResCodec, res32(a.cookie, NLM.DENIED)),
-    grantedRes: (a: nlm_res) => answered(a.cookie, a.stat.stat),
+    testMsg: answerWith(RES.TEST, nlmTestresCodec, test32),
+    lockMsg: answerWith(RES.LOCK, nlmResCodec, (a: nlm_lockargs, call) => lock32(a, call, true, true)),
+    cancelMsg: answerWith(RES.CANCEL, nlmResCodec, cancel32),
+    unlockMsg: answerWith(RES.UNLOCK, nlmResCodec, unlock32),
+    grantedMsg: answerWith(RES.GRANTED, nlmResCodec, (a: nlm_testargs) => res32(a.cookie, NLM.DENIED)),
+    grantedRes,
   }
 
   const v1 = defineVersion(NLM_PROG, 'NLM_VERS', {

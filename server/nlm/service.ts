@@ -197,6 +197,10 @@ export class NlmService {
     return this.d.table.held(h.file).some((x) => sameOwner(x.owner, h.owner) && x.start <= h.start && x.end >= h.end && x.exclusive === h.exclusive)
   }
 
+  private holds(client: string): boolean {
+    return this.d.table.clients().includes(client)
+  }
+
   private busy(client: string): void {
     const t = this.idle.get(client)
     if (t !== undefined) {
@@ -207,10 +211,10 @@ export class NlmService {
 
   /** Stop monitoring a client that holds nothing (after a while: lock/unlock pairs must not rewrite the list each time). */
   private checkIdle(client: string): void {
-    if (this.d.table.holds(client) || this.idle.has(client)) return
+    if (this.holds(client) || this.idle.has(client)) return
     const t = setTimeout(() => {
       this.idle.delete(client)
-      if (this.d.table.holds(client)) return
+      if (this.holds(client)) return
       this.d.monitor.unmonitor(client).catch((err: unknown) => {
         this.d.log.warn({ err, client }, 'nlm: could not stop monitoring an idle client')
       })

@@ -8,6 +8,7 @@ import { silentLogger } from '../../server/logger.ts'
 import { createPortmapProgram } from '../../server/portmap/program.ts'
 import { PortRegistry } from '../../server/portmap/registry.ts'
 import { defineProgram } from '../../server/rpc/program.ts'
+import type { RpcProgram } from '../../server/rpc/program.ts'
 import { RpcServer } from '../../server/rpc/server.ts'
 import { SM_PROG, sm_res } from '../../xdr/generated/nsm.ts'
 
@@ -28,7 +29,8 @@ export interface FakeNsmPeer {
   close(): Promise<void>
 }
 
-export async function startFakeNsmPeer(t: Test, address: string, port = 0): Promise<FakeNsmPeer> {
+/** `extra`: more programs the host serves and its portmapper names (its lock manager, in NLM tests). */
+export async function startFakeNsmPeer(t: Test, address: string, port = 0, extra: readonly RpcProgram[] = []): Promise<FakeNsmPeer> {
   const registry = new PortRegistry()
   const notifications: Notification[] = []
   let wake: (() => void) | null = null
@@ -45,9 +47,9 @@ export async function startFakeNsmPeer(t: Test, address: string, port = 0): Prom
       return undefined
     },
   })
-  const server = new RpcServer({ programs: [createPortmapProgram(registry), nsm], logger: silentLogger })
+  const server = new RpcServer({ programs: [createPortmapProgram(registry), nsm, ...extra], logger: silentLogger })
   const listening = await server.listen({ port, host: address })
-  registry.registerAll([nsm], listening.port)
+  registry.registerAll([nsm, ...extra], listening.port)
   let closed = false
   const close = async (): Promise<void> => {
     if (closed) return

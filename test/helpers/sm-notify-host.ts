@@ -22,10 +22,10 @@ const server = await createServer({
   port: 0,
   host: HOST,
   portmapPort: 111,
-  nsm: { name: 'srv' },
+  locking: { nsm: { name: 'srv' } },
 })
 const restarts: { name: string; state: number; address: string }[] = []
-server.nsm?.onPeerRestart((name, state, address) => restarts.push({ name, state, address }))
+server.locking?.nsm.onPeerRestart((name, state, address) => restarts.push({ name, state, address }))
 // statd's record of a monitored host (nfs-utils support/nsm/file.c): addr prog vers proc priv mon_name my_name.
 const smDir = join(work, 'statd')
 mkdirSync(join(smDir, 'sm'), { recursive: true })

@@ -1,5 +1,5 @@
 /*
- * The NSM program served by a real tsnfs server (ServerOptions.nsm), over
+ * The NSM program served by a real tsnfs server (ServerOptions.locking.nsm), over
  * real sockets: the state number persists and is the next odd number after
  * each restart; on restart the server sends SM_NOTIFY to each monitored
  * peer's NSM, found through the peer's portmapper (a fake peer host on
@@ -44,8 +44,8 @@ function stateDir(t: Test): string {
 }
 
 /** A server with the NSM on; `close` once (teardown closes it if the test did not). */
-async function serve(t: Test, dir: string, nsm: ServerOptions['nsm'] = {}, extra: Partial<ServerOptions> = {}): Promise<TsnfsServer & { stop(): Promise<void> }> {
-  const server = await createServer({ exports: EXPORTS, stateDir: dir, port: 0, host: '127.0.0.1', nsm: { name: 'srv', ...nsm }, ...extra })
+async function serve(t: Test, dir: string, nsm: NonNullable<Exclude<ServerOptions['locking'], false>>['nsm'] = {}, extra: Partial<ServerOptions> = {}): Promise<TsnfsServer & { stop(): Promise<void> }> {
+  const server = await createServer({ exports: EXPORTS, stateDir: dir, port: 0, host: '127.0.0.1', locking: { nsm: { name: 'srv', ...nsm } }, ...extra })
   let closed: Promise<void> | null = null
   const stop = (): Promise<void> => (closed ??= server.close())
   t.teardown(stop)
@@ -75,17 +75,17 @@ t.test('the state number persists and is the next odd number after each restart'
   const dir = stateDir(t)
   for (const expected of [1, 3, 5]) {
     const s = await serve(t, dir)
-    t.equal(s.nsm?.state, expected)
+    t.equal(s.locking?.nsm.state, expected)
     t.same(await sm(s.port, SM.SM_STAT, { mon_name: 'anyone' }), { res_stat: sm_res.stat_succ, state: expected }, `SM_STAT answers ${String(expected)}`)
     t.same(await sm(s.port, SM.SM_STAT, { mon_name: 'anyone' }, { transport: 'udp' }), { res_stat: sm_res.stat_succ, state: expected }, 'over UDP too')
     await s.stop()
   }
 })
 
-t.test('no NSM unless asked for', async (t) => {
-  const server = await createServer({ exports: EXPORTS, stateDir: stateDir(t), port: 0, host: '127.0.0.1' })
+t.test('no NSM when locking is off', async (t) => {
+  const server = await createServer({ exports: EXPORTS, stateDir: stateDir(t), port: 0, host: '127.0.0.1', locking: false })
   t.teardown(() => server.close())
-  t.equal(server.nsm, null)
+  t.equal(server.locking, null)
   await t.rejects(sm(server.port, SM.SM_NULL, undefined), { code: 'CALL_RPC_ERROR', status: 'PROG_UNAVAIL' })
 })
 
@@ -100,9 +100,9 @@ t.test('SM_MON, SM_UNMON, SM_UNMON_ALL from this host; the list persists; garbag
   await s.stop()
 
   const again = await serve(t, dir)
-  t.same(again.nsm?.entries().map((e) => e.name), ['client-b', 'client-c'], 'the list survived the restart')
+  t.same(again.locking?.nsm.entries().map((e) => e.name), ['client-b', 'client-c'], 'the list survived the restart')
   t.same(await sm(again.port, SM.SM_UNMON_ALL, myId), { state: 3 })
-  t.same(again.nsm?.entries(), [])
+  t.same(again.locking?.nsm.entries(), [])
   await t.rejects(sm(again.port, { proc: SM.SM_MON.proc, args: xdr_uint, res: xdr_void }, 5), { code: 'CALL_RPC_ERROR', status: 'GARBAGE_ARGS' }, 'a truncated mon')
   await t.rejects(sm(again.port, { proc: SM.SM_NOTIFY.proc, args: xdr_uint, res: xdr_void }, 2000), { code: 'CALL_RPC_ERROR', status: 'GARBAGE_ARGS' }, 'a stat_chge whose name runs past the end')
   await t.resolves(sm(again.port, SM.SM_NULL, undefined), 'SM_NULL')
@@ -118,8 +118,8 @@ t.test('SM_MON from another host is refused', { skip: outside === undefined ? 't
   t.same(await sm(s.port, SM.SM_MON, monOf('client-a')), { res_stat: sm_res.stat_succ, state: 1 }, 'from loopback it works')
   t.same(await sm(s.port, SM.SM_UNMON_ALL, myId, from), { state: 1 })
   await sm(s.port, SM.SM_SIMU_CRASH, undefined, from)
-  t.equal(s.nsm?.state, 1, 'no crash simulated for another host')
-  t.equal(s.nsm?.entries().length, 1, 'and nothing unmonitored')
+  t.equal(s.locking?.nsm.state, 1, 'no crash simulated for another host')
+  t.equal(s.locking?.nsm.entries().length, 1, 'and nothing unmonitored')
   t.same(await sm(s.port, SM.SM_STAT, { mon_name: 'x' }, from), { res_stat: sm_res.stat_succ, state: 1 }, 'SM_STAT answers anyone')
 })
 
@@ -129,7 +129,7 @@ t.test('the list bound holds over RPC', async (t) => {
   t.equal((await sm(s.port, SM.SM_MON, monOf('b'))).res_stat, sm_res.stat_succ)
   t.equal((await sm(s.port, SM.SM_MON, monOf('c'))).res_stat, sm_res.stat_fail, 'the third is refused')
   t.equal((await sm(s.port, SM.SM_MON, monOf('a'))).res_stat, sm_res.stat_succ, 'monitoring a listed host again is fine')
-  await t.rejects(s.nsm?.monitor('d', '10.0.0.4') ?? Promise.resolve(), { code: 'NSM_FULL' })
+  await t.rejects(s.locking?.nsm.monitor('d', '10.0.0.4') ?? Promise.resolve(), { code: 'NSM_FULL' })
 })
 
 t.test('on restart the server notifies its monitored peers, retrying while one is down', async (t) => {
@@ -137,25 +137,25 @@ t.test('on restart the server notifies its monitored peers, retrying while one i
   const P = await freePort()
   const nsm = { peerPortmapPort: P, notifyFirstRetryMs: 200 }
   const first = await serve(t, dir, nsm)
-  await first.nsm?.monitor('client-a', '127.0.0.2')
+  await first.locking?.nsm.monitor('client-a', '127.0.0.2')
   await first.stop()
 
   const { log, messages } = recording()
   const s = await serve(t, dir, nsm, { logger: log })
-  t.same(s.nsm?.known(), [{ name: 'client-a', address: '127.0.0.2' }], 'the client to expect reclaims from')
+  t.same(s.locking?.nsm.known(), [{ name: 'client-a', address: '127.0.0.2' }], 'the client to expect reclaims from')
   await new Promise((r) => setTimeout(r, 300))
   const peer = await startFakeNsmPeer(t, '127.0.0.2', P)
   t.same(await peer.waitFor(1), [{ mon_name: 'srv', state: 3, from: '127.0.0.1' }], 'SM_NOTIFY with our name and new state')
-  const report = await s.nsm?.lastNotify
+  const report = await s.locking?.nsm.lastNotify
   t.same(report, { notified: [{ name: 'client-a', address: '127.0.0.2' }], gaveUp: [], stopped: [] })
   t.ok(messages.includes('status monitor: peer not notified yet'), 'the first try failed and was retried')
   t.ok(messages.includes('status monitor: peer notified of our restart'))
-  t.same(s.nsm?.entries(), [], 'the acknowledged entry of the previous run is gone')
+  t.same(s.locking?.nsm.entries(), [], 'the acknowledged entry of the previous run is gone')
 
   // SM_SIMU_CRASH (from this host): the next odd state, and the peers are told again.
-  await s.nsm?.monitor('client-a', '127.0.0.2')
+  await s.locking?.nsm.monitor('client-a', '127.0.0.2')
   await sm(s.port, SM.SM_SIMU_CRASH, undefined)
-  t.equal(s.nsm?.state, 5)
+  t.equal(s.locking?.nsm.state, 5)
   t.same((await peer.waitFor(2))[1], { mon_name: 'srv', state: 5, from: '127.0.0.1' })
 })
 
@@ -163,13 +163,13 @@ t.test('a peer that never answers is given up on after notifyGiveUpMs', async (t
   const dir = stateDir(t)
   const P = await freePort()
   const first = await serve(t, dir, { peerPortmapPort: P })
-  await first.nsm?.monitor('client-z', '127.0.0.3')
+  await first.locking?.nsm.monitor('client-z', '127.0.0.3')
   await first.stop()
   const s = await serve(t, dir, { peerPortmapPort: P, notifyGiveUpMs: 400, notifyFirstRetryMs: 100 })
-  const report = await s.nsm?.lastNotify
+  const report = await s.locking?.nsm.lastNotify
   t.same(report?.gaveUp.map((g) => g.name), ['client-z'])
   t.match(report?.gaveUp[0]?.error, /127\.0\.0\.3/)
-  t.same(s.nsm?.entries().map((e) => e.name), ['client-z'], 'kept for the next restart')
+  t.same(s.locking?.nsm.entries().map((e) => e.name), ['client-z'], 'kept for the next restart')
 })
 
 /** A lock manager's callback program on this host: receives sm_status. */
@@ -200,7 +200,7 @@ t.test('SM_NOTIFY from a peer fires onPeerRestart and calls back the local SM_MO
 
   const s = await serve(t, stateDir(t), { peerPortmapPort: P })
   const restarts: string[] = []
-  s.nsm?.onPeerRestart((name, state, address) => restarts.push(`${name} ${String(state)} ${address}`))
+  s.locking?.nsm.onPeerRestart((name, state, address) => restarts.push(`${name} ${String(state)} ${address}`))
   t.equal((await sm(s.port, SM.SM_MON, monOf('client-b'))).res_stat, sm_res.stat_succ)
 
   await sm(s.port, SM.SM_NOTIFY, { mon_name: 'client-b', state: 7 }, { transport: 'udp', localAddress: '127.0.0.2' })
