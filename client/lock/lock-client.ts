@@ -38,6 +38,8 @@ import { toRange, toWire } from './ranges.ts'
 import type { HeldRange } from './ranges.ts'
 
 const NLM4 = NLM_PROG.versions.NLM4_VERS
+/** How long close() tries to unlock what the mount holds. */
+const CLOSE_UNLOCK_MS = 5000
 
 /** A function, so that the compiler does not take the answer of an earlier look for the answer now. */
 function aborted(signal: AbortSignal | undefined): boolean {
@@ -201,10 +203,15 @@ export class LockClient implements LockPeer {
     if (pending === null) return
     const r = await pending.catch(() => null)
     if (r === null) return
-    for (const h of this.held.all()) {
-      await this.unlockWire(r, this.alock(r, h.fh, h.owner, { start: 0n, end: LOCK_EOF })).catch(() => undefined)
-      this.held.remove(h.fh, h.owner, { start: 0n, end: LOCK_EOF })
-    }
+    const unlocks = (async () => {
+      for (const h of this.held.all()) {
+        await this.unlockWire(r, this.alock(r, h.fh, h.owner, { start: 0n, end: LOCK_EOF })).catch(() => undefined)
+        this.held.remove(h.fh, h.owner, { start: 0n, end: LOCK_EOF })
+      }
+    })()
+    // A hard mount whose server is gone would wait for ever: the server frees what is left when we next start (SM_NOTIFY).
+    const timer = new Promise<void>(resolve => { setTimeout(resolve, CLOSE_UNLOCK_MS).unref() })
+    await Promise.race([unlocks, timer])
     r.svc.detach(this)
     await r.transport.close()
     await r.svc.forgetServer(r.known).catch(() => undefined)
