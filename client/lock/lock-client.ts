@@ -214,7 +214,8 @@ export class LockClient implements LockPeer {
     await Promise.race([unlocks, timer])
     r.svc.detach(this)
     await r.transport.close()
-    await r.svc.forgetServer(r.known).catch(() => undefined)
+    // Locks the server may still hold keep it in the state file: our next start notifies it.
+    if (this.held.size === 0) await r.svc.forgetServer(r.known).catch(() => undefined)
     await r.svc.release()
   }
 
