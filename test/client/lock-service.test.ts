@@ -8,6 +8,7 @@
  */
 import t from 'tap'
 import type { Test } from 'tap'
+import { spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { createSocket } from 'node:dgram'
@@ -137,6 +138,44 @@ t.test('state: odd, larger at each start; SM_NOTIFY at start to the servers of t
   await third.release()
 })
 
+t.test('without lockPortmapPort: NLM v4 and NSM v1 go to the system rpcbind, unless a live process holds them', async t => {
+  if (!(await rpcbindRunning(t))) return
+  const q = { host: '127.0.0.1', portmapPort: 111, protocol: 'tcp' as const, policy: { timeoutMs: 2000, retrans: 0 } }
+  const held = async (prog: number, vers: number): Promise<number> => getPort(q, prog, vers).catch(() => 0)
+  const before = [await held(100021, 4), await held(100024, 1)]
+  const seen: string[] = []
+  const opts = resolveOptions({ callerName: 'rpcb-host', clientAddress: '127.0.0.2', lockStateDir: join(dir, 'rpcb') })
+  const svc = await LockService.acquire({ lock: opts.lock, proto: 'tcp', clientAddress: opts.clientAddress, log: { warn: m => { seen.push(m) } } })
+  if (before.every(p => p === 0)) {
+    t.same(seen, [], 'registered without a word')
+    t.equal(await held(100021, 4), svc.port, 'NLM v4 maps to the service')
+    t.equal(await held(100024, 1), svc.port, 'NSM v1 maps to the service')
+    await svc.release()
+    t.equal(await held(100021, 4), 0, 'unregistered at release')
+    t.equal(await held(100024, 1), 0)
+  } else {
+    await svc.release()
+    // A lockd, rpc.statd or Ganesha of this host (or of another test) holds them: left alone, and said why.
+    t.match(seen, [/not registered/], 'not registered, and the log says why')
+    t.same([await held(100021, 4), await held(100024, 1)], before, 'the holder keeps its mappings')
+  }
+})
+
 t.test('warnings', async t => {
   t.same(warnings, [])
 })
+
+/** A system rpcbind for the test: the running one, or `rpcbind -f -w` started now (and stopped at t's end). */
+async function rpcbindRunning(t: Test): Promise<boolean> {
+  const answers = (): Promise<boolean> => getPort({ host: '127.0.0.1', portmapPort: 111, protocol: 'tcp', policy: { timeoutMs: 1000, retrans: 0 } }, 100000, 2).then(() => true, () => false)
+  if (await answers()) return true
+  const child = spawn('rpcbind', ['-f', '-w'], { stdio: 'ignore' })
+  child.on('error', () => undefined)
+  t.teardown(() => { child.kill('SIGTERM') })
+  for (let i = 0; i < 30; i++) {
+    if (await answers()) return true
+    await new Promise(r => setTimeout(r, 100))
+  }
+  t.fail('rpcbind (Debian package rpcbind) did not start')
+  return false
+}
