@@ -11,6 +11,7 @@ import { parseMetricsAddress } from '../server/metrics/endpoint.ts'
 import type { RpcLimits } from '../server/rpc/server.ts'
 import { wantsHelp } from './help.ts'
 import type { ServerMemoryOptions } from '../server/memory.ts'
+import type { LockingOptions } from '../server/locking.ts'
 
 /** Resource limit flags (issue 7 §2): flag, RpcLimits field, and the unit on the command line. */
 const LIMIT_FLAGS = [
@@ -39,6 +40,10 @@ export const SERVE_USAGE = `usage: tsnfs serve [--exports FILE] [--port N] [--ho
                         Another server's registration that still answers is not replaced:
                         --rpcbind fails, the default serves without registering
   --rpcbind-replace     --rpcbind, taking over another live server's registration (warns)
+  --grace S             after a start, only lock reclaims for S seconds (default 90; ends early
+                        once every client that held locks has reclaimed)
+  --nsm-name NAME       the name our status monitor announces to lock clients (default hostname)
+  --no-lock             no lock manager (NLM) or status monitor (NSM): clients mount with nolock
   --metrics HOST:PORT   Prometheus text on http://HOST:PORT/metrics
   --log-level LEVEL     fatal, error, warn, info (default), debug, trace; JSON lines on stderr
   limits: --max-connections N (4096)  --max-connections-per-client N (256)
@@ -77,6 +82,9 @@ export async function serve(argv: string[]): Promise<number> {
       ...Object.fromEntries([...SIZE_FLAGS, ...MEMORY_SIZE_FLAGS].map(([flag]) => [flag, { type: 'string' as const }])),
       'memory-idle': { type: 'string' },
       'no-idle-gc': { type: 'boolean' },
+      grace: { type: 'string' },
+      'nsm-name': { type: 'string' },
+      'no-lock': { type: 'boolean' },
     },
     allowPositionals: false,
   })
@@ -87,6 +95,7 @@ export async function serve(argv: string[]): Promise<number> {
     throw new Error(`--portmap: not a port number: ${String(values.portmap)}`)
   }
   const metrics = values.metrics === undefined ? undefined : parseMetricsAddress(values.metrics)
+  const locking = lockingOf(values)
   if ((values.rpcbind === true || values['rpcbind-replace'] === true) && values['no-rpcbind'] === true) {
     throw new Error('--rpcbind (or --rpcbind-replace) and --no-rpcbind contradict each other')
   }
@@ -118,16 +127,19 @@ export async function serve(argv: string[]): Promise<number> {
     registerRpcbind,
     rpcLimits,
     memory,
+    locking,
   })
   const host = values.host ?? '127.0.0.1'
   const p = server.port
-  process.stdout.write(`tsnfs serving NFSv3 + MOUNT + PORTMAP on TCP and UDP port ${p}\n`)
+  process.stdout.write(`tsnfs serving NFSv3 + MOUNT + PORTMAP${locking === false ? '' : ' + NLM + NSM'} on TCP and UDP port ${p}\n`)
+  // Without a lock manager, Linux and macOS clients must be told not to ask for one.
+  const [nolock, nolocks] = locking === false ? [',nolock', ',nolocks'] : ['', '']
   for (const e of list.exports) {
     process.stdout.write(
       `  export ${e.path}\n` +
         `    libnfs:  nfs://${host}${e.path}?nfsport=${p}&mountport=${p}\n` +
-        `    Linux:   mount -t nfs -o vers=3,tcp,port=${p},mountport=${p},mountproto=tcp,nolock ${host}:${e.path} /mnt/x\n` +
-        `    macOS:   mount -t nfs -o vers=3,tcp,port=${p},mountport=${p},nolocks,resvport ${host}:${e.path} /mnt/x\n`,
+        `    Linux:   mount -t nfs -o vers=3,tcp,port=${p},mountport=${p},mountproto=tcp${nolock} ${host}:${e.path} /mnt/x\n` +
+        `    macOS:   mount -t nfs -o vers=3,tcp,port=${p},mountport=${p}${nolocks},resvport ${host}:${e.path} /mnt/x\n`,
     )
   }
 
@@ -213,4 +225,23 @@ function withPortmapDefault(argv: readonly string[]): string[] {
     if (a === '--portmap' && (next === undefined || next.startsWith('-'))) out.push('111')
   })
   return out
+}
+
+/** --grace, --nsm-name, --no-lock: the lock manager's options, or false for none. */
+function lockingOf(values: { grace?: string | undefined; 'nsm-name'?: string | undefined; 'no-lock'?: boolean | undefined }): LockingOptions | false {
+  if (values['no-lock'] === true) {
+    if (values.grace !== undefined || values['nsm-name'] !== undefined) throw new Error('--no-lock contradicts --grace and --nsm-name')
+    return false
+  }
+  const o: LockingOptions = {}
+  if (values.grace !== undefined) {
+    const s = Number(values.grace)
+    if (values.grace.trim() === '' || !Number.isFinite(s) || s < 0 || s > 3600) throw new Error(`--grace: seconds from 0 to 3600, not ${values.grace}`)
+    o.nlm = { graceMs: s * 1000 }
+  }
+  if (values['nsm-name'] !== undefined) {
+    if (values['nsm-name'] === '' || Buffer.byteLength(values['nsm-name']) > 1024) throw new Error('--nsm-name: 1 to 1024 bytes')
+    o.nsm = { name: values['nsm-name'] }
+  }
+  return o
 }

@@ -75,4 +75,8 @@ export class Counts {
   names(): string[] {
     return [...this.clients.keys()]
   }
+
+  has(client: string): boolean {
+    return this.clients.has(client)
+  }
 }

@@ -32,11 +32,6 @@ export function touches(a: LockRange, b: LockRange): boolean {
   return a.start <= b.end && b.start <= a.end
 }
 
-/** Two locks conflict when they share a byte and at least one is exclusive (owners aside). */
-export function conflicts(a: ModeRange, b: ModeRange): boolean {
-  return overlaps(a, b) && (a.exclusive || b.exclusive)
-}
-
 /** The parts of `a` outside `cut`: none, one, or two when `cut` lies strictly inside. */
 export function subtract(a: ModeRange, cut: LockRange): ModeRange[] {
   if (!overlaps(a, cut)) return [a]

@@ -10,20 +10,9 @@ import { Counts } from './counts.ts'
 import { FileState, type Waiter } from './file-state.ts'
 import { keepOwner, ownerKey } from './owner.ts'
 import { carve, checkRange, downgrades, overlay } from './ranges.ts'
-import { checkShare, shareConflict } from './shares.ts'
-import {
-  DEFAULT_LOCK_LIMITS,
-  type HeldLock,
-  type LockLimits,
-  type LockOwner,
-  type LockRange,
-  type LockRequest,
-  type LockResult,
-  type ShareRequest,
-  type ShareResult,
-  type TestResult,
-  type UnlockResult,
-} from './types.ts'
+import { addShare, removeShare } from './shares.ts'
+import { DEFAULT_LOCK_LIMITS } from './types.ts'
+import type { HeldLock, LockLimits, LockOwner, LockRange, LockRequest, LockResult, ShareRequest, ShareResult, TestResult, UnlockResult } from './types.ts'
 import { closesCycle } from './waits.ts'
 
 export interface LockOptions {
@@ -69,6 +58,13 @@ export class LockTable {
    * the end of the file's FIFO, unless that would close a cycle (deadlock). A
    * retransmitted request already queued stays queued once, with the newer
    * callback. Every limit is checked before anything is stored.
+   *
+   * Deadlock is looked for whenever a request would wait: when it is queued
+   * and when it is retransmitted. A cycle can also close later, when an owner
+   * that waits for O is granted, without waiting, bytes a queued request of O
+   * wants; that one is found at O's next retransmission (Linux clients resend
+   * a blocked LOCK every 30 s), which then answers deadlock and leaves the
+   * queue, as a Linux waiter learns EDEADLK when it retries.
    */
   lock(req: LockRequest, opts: LockOptions): LockResult {
     checkRange(req)
@@ -78,11 +74,16 @@ export class LockTable {
     if (f === undefined || holder === undefined) return this.grantNow(f, req, key)
     if (!opts.block) return { status: 'denied', holder }
     const dup = f.findWaiter(req, key)
+    // A retransmission is checked again: since it was queued, a lock granted
+    // without waiting to an owner it waits for may have closed a cycle.
+    if (closesCycle(key, f.blockers(req, key), (o) => this.waitsFor(o))) {
+      if (dup !== undefined) this.dequeue(f, dup)
+      return { status: 'deadlock' }
+    }
     if (dup !== undefined) {
       dup.onGranted = opts.onGranted
       return { status: 'blocked' }
     }
-    if (closesCycle(key, f.blockers(req, key), (o) => this.waitsFor(o))) return { status: 'deadlock' }
     if (!this.counts.room(this.limits, req.owner.client, f, { waiting: 1 })) return { status: 'nolocks' }
     const owner = keepOwner(req.owner)
     const w: Waiter = { req: { file: req.file, owner, start: req.start, end: req.end, exclusive: req.exclusive }, key, onGranted: opts.onGranted }
@@ -138,25 +139,14 @@ export class LockTable {
     return this.drop(file === null ? this.counts.filesOf(owner.client) : [file], (_, k) => k === key)
   }
 
-  /** NLM SHARE. An owner sharing again replaces its reservation; only other owners' can conflict. */
+  /** NLM SHARE (shares.ts). An owner sharing again replaces its reservation; only other owners' can conflict. */
   share(req: ShareRequest): ShareResult {
-    checkShare(req)
-    const key = ownerKey(req.owner)
-    const f = this.files.get(req.file)
-    if (f !== undefined && shareConflict(f.shares, req, key) !== undefined) return 'denied'
-    const replacing = f?.shares.has(key) === true
-    if (!replacing && !this.counts.room(this.limits, req.owner.client, f, { shares: 1 })) return 'nolocks'
-    this.fileOf(req.file).shares.set(key, { file: req.file, owner: keepOwner(req.owner), access: req.access, deny: req.deny })
-    if (!replacing) this.counts.add(req.owner.client, req.file, { shares: 1 })
-    return 'granted'
+    return addShare(this.files, this.counts, this.limits, req)
   }
 
   /** NLM UNSHARE: drops the owner's reservation on the file, whatever modes it names. */
   unshare(req: ShareRequest): void {
-    const f = this.files.get(req.file)
-    if (f === undefined || !f.shares.delete(ownerKey(req.owner))) return
-    this.counts.add(req.owner.client, req.file, { shares: -1 })
-    this.dropIfEmpty(f)
+    removeShare(this.files, this.counts, req)
   }
 
   held(file: string): HeldLock[] {
@@ -181,6 +171,11 @@ export class LockTable {
     return this.counts.names()
   }
 
+  /** Whether the client holds, waits for or shares anything (without listing every client). */
+  holds(client: string): boolean {
+    return this.counts.has(client)
+  }
+
   get size(): TableSize {
     const { held, waiting, shares } = this.counts
     return { held, waiting, shares, files: this.files.size }
@@ -190,13 +185,14 @@ export class LockTable {
     const own = f?.rangesOf(key) ?? []
     const next = overlay(own, req)
     const d = next.length - own.length
+    // Granted directly, a request satisfies its own queued copy (a retransmission
+    // of one left queued at a limit), whose place is then free.
+    const dup = f?.findWaiter(req, key)
     // Checked even for an upgrade or downgrade in place: one inside a larger lock splits it in three.
-    if (d > 0 && !this.counts.room(this.limits, req.owner.client, f, { held: d })) return { status: 'nolocks' }
+    if (!this.counts.room(this.limits, req.owner.client, f, { held: d, waiting: dup === undefined ? 0 : -1 })) return { status: 'nolocks' }
     const file = f ?? this.fileOf(req.file)
-    this.counts.add(req.owner.client, req.file, { held: file.setRanges(key, req.owner, next) })
-    // Granted directly, a request satisfies its own queued copy (a retransmission that now fits).
-    const dup = file.findWaiter(req, key)
     if (dup !== undefined) this.dequeue(file, dup)
+    this.counts.add(req.owner.client, req.file, { held: file.setRanges(key, req.owner, next) })
     this.fire(downgrades(own, req) ? this.wake(file) : [])
     return { status: 'granted' }
   }
@@ -215,10 +211,13 @@ export class LockTable {
     for (let i = 0; i < f.waiters.length; ) {
       const w = f.waiters[i]
       if (w === undefined) break
+      if (f.firstConflict(w.req, w.key) !== undefined) {
+        i++
+        continue
+      }
       const own = f.rangesOf(w.key)
       const next = overlay(own, w.req)
-      const d = next.length - own.length
-      if (f.firstConflict(w.req, w.key) !== undefined || !this.counts.room(this.limits, w.req.owner.client, f, { held: d, waiting: -1 })) {
+      if (!this.counts.room(this.limits, w.req.owner.client, f, { held: next.length - own.length, waiting: -1 })) {
         i++
         continue
       }

@@ -38,6 +38,13 @@ import type { NlmStat, PeerCaller } from './types.ts'
 /** The _RES procedure numbers (the same in every version). */
 const RES = { TEST: 11, LOCK: 12, CANCEL: 13, UNLOCK: 14, GRANTED: 15 } as const
 
+/**
+ * _RES messages on their way at once. A _MSG's handler returns before its answer is
+ * sent, so the RPC layer's in-flight bound does not cover these: past this many, an
+ * answer is dropped and logged (the client re-sends its _MSG, as on a lost datagram).
+ */
+const MAX_RES_IN_FLIGHT = 256
+
 export interface NlmProgramDeps {
   service: NlmService
   grants: Grants
@@ -46,6 +53,7 @@ export interface NlmProgramDeps {
 
 export function createNlmProgram(deps: NlmProgramDeps): RpcProgram {
   const { service, grants } = deps
+  let resInFlight = 0
 
   /**
    * A _MSG handler: do the work, send the answer as a _RES call to the caller's
@@ -54,8 +62,15 @@ export function createNlmProgram(deps: NlmProgramDeps): RpcProgram {
   function answerWith<A, R>(proc: number, codec: Codec<R>, work: (a: A, call: CallContext) => R | Promise<R>) {
     return async (a: A, call: CallContext): Promise<undefined> => {
       const res = await work(a, call)
+      if (resInFlight >= MAX_RES_IN_FLIGHT) {
+        call.log.warn({ peer: call.peer.address, proc }, 'nlm: too many _RES messages in flight; dropping one')
+        return undefined
+      }
+      resInFlight++
       deps.caller.send({ address: call.peer.address, transport: call.transport, vers: call.vers }, proc, codec, res).catch((err: unknown) => {
         call.log.debug({ err, peer: call.peer.address, proc }, 'nlm: could not deliver a _RES message')
+      }).finally(() => {
+        resInFlight--
       })
       return undefined
     }

@@ -144,10 +144,11 @@ export class NlmService {
     const f = await this.d.files.lookup(lock.fh, call)
     if (!f.ok) return f.stat
     this.d.grants.drop(grantKey(f.key, lock))
-    this.d.table.unlock(f.key, ownerOf(lock), lock)
+    // Unlocking the middle of a lock splits it: at its limit a client keeps the lock whole.
+    const r = this.d.table.unlock(f.key, ownerOf(lock), lock)
     this.d.grace.settled(lock.callerName)
     this.checkIdle(lock.callerName)
-    return NLM.GRANTED
+    return r === 'nolocks' ? NLM.DENIED_NOLOCKS : NLM.GRANTED
   }
 
   async share(call: CallContext, a: ShareArgs): Promise<NlmStat> {
@@ -198,7 +199,7 @@ export class NlmService {
   }
 
   private holds(client: string): boolean {
-    return this.d.table.clients().includes(client)
+    return this.d.table.holds(client)
   }
 
   private busy(client: string): void {

@@ -11,13 +11,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { RpcTcpClient } from '../../../client/rpc/tcp-client.ts'
+import { RpcUdpClient } from '../../../client/rpc/udp-client.ts'
 import { parseExports } from '../../../server/exports/parse.ts'
 import { createServer } from '../../../server/index.ts'
 import type { LockingOptions } from '../../../server/locking.ts'
 import { NLM_PROG } from '../../../xdr/generated/nlm.ts'
 import type { nlm4_lock, nlm4_res, nlm4_testres, nlm_lock } from '../../../xdr/generated/nlm.ts'
 import { SM_PROG } from '../../../xdr/generated/nsm.ts'
-import { Nfs } from '../../helpers/e2e.ts'
+import { Nfs, rawRecord, replyWords } from '../../helpers/e2e.ts'
+import { encodeToBuffer } from '../../../xdr/runtime/codec.ts'
 import { startFakeNlmHost } from '../../helpers/nlm-peer.ts'
 import type { FakeNlmHost } from '../../helpers/nlm-peer.ts'
 import { ROOT_CRED, mountRoot } from '../../helpers/server.ts'
@@ -258,4 +260,48 @@ t.test('a client that floods locks is capped with NOLOCKS', async (t) => {
   for (let i = 0; i < 10; i++) stats.push(await lock(r, alock(r.fh, 'host-a', 1, BigInt(i * 10), 5n)))
   t.same(stats, [0, 0, 0, 0, 0, 0, 0, 0, S.NOLOCKS, S.NOLOCKS])
   t.equal(await lock(r, alock(r.fh, 'host-b', 1, 1000n, 5n)), S.GRANTED, 'another client is not affected')
+  // Unlocking the middle of a held range would split it past the limit: refused, the lock stays whole.
+  t.equal(await unlock(r, alock(r.fh, 'host-a', 1, 1n, 2n)), S.NOLOCKS)
+  t.equal((await test4(r, alock(r.fh, 'host-b', 1, 2n, 1n))).test_stat.stat, S.DENIED, 'still held')
+  t.equal(await unlock(r, alock(r.fh, 'host-a', 1, 0n, 5n)), S.GRANTED, 'a whole range unlocks')
+})
+
+t.test('UDP: the same lock manager; a lock blocked over UDP is granted back over UDP', async (t) => {
+  const r = await rig(t)
+  const u = await RpcUdpClient.connect('127.0.0.1', r.port, { cred: ROOT_CRED, timeoutMs: 1000, retries: 3 })
+  t.teardown(() => u.close())
+  const a = alock(r.fh, 'host-a', 1, 0n, 10n)
+  t.equal(await lock(r, a), S.GRANTED, 'held over TCP')
+  const b = alock(r.fh, 'host-b', 2, 5n, 10n)
+  const tr = await u.call(NLM_PROG.prog, 4, V4.NLMPROC4_TEST, { cookie, exclusive: true, alock: b })
+  t.equal(tr.test_stat.stat, S.DENIED, 'seen over UDP')
+  const lr = await u.call(NLM_PROG.prog, 4, V4.NLMPROC4_LOCK, { cookie, block: true, exclusive: true, alock: b, reclaim: false, state: 1 })
+  t.equal(lr.stat.stat, S.BLOCKED)
+  const from = r.peer.events.length
+  await unlock(r, a)
+  const ev = await r.peer.next('GRANTED', from)
+  t.equal(ev.kind === 'GRANTED' ? ev.args.alock.svid : -1, 2)
+  t.equal((await u.call(NLM_PROG.prog, 4, V4.NLMPROC4_UNLOCK, { cookie, alock: b })).stat.stat, S.GRANTED)
+  t.equal((await test4(r, alock(r.fh, 'host-c', 3, 0n, 0n))).test_stat.stat, S.GRANTED, 'and released over UDP')
+})
+
+t.test('malformed NLM calls are GARBAGE_ARGS and the server keeps serving', async (t) => {
+  const r = await rig(t)
+  const good = encodeToBuffer(V4.NLMPROC4_LOCK.args, { cookie, block: false, exclusive: true, alock: alock(r.fh, 'x', 1, 0n, 1n), reclaim: false, state: 1 })
+  // The cookie claims 2^31 bytes: refused before anything is allocated.
+  const huge = Buffer.from(good)
+  huge.writeUInt32BE(0x80000000, 0)
+  const cases: [string, number, number, Buffer][] = [
+    ['v4 LOCK truncated', 4, 2, good.subarray(0, good.length - 4)],
+    ['v4 LOCK with a 2 GiB cookie', 4, 2, huge],
+    ['v4 LOCK with a trailing word', 4, 2, Buffer.concat([good, Buffer.alloc(4)])],
+    ['v1 TEST empty', 1, 1, Buffer.alloc(0)],
+    ['v3 SHARE truncated', 3, 20, good.subarray(0, 12)],
+  ]
+  let xid = 0x4000
+  for (const [label, vers, proc, args] of cases) {
+    const x = ++xid
+    t.equal((await r.c.callRaw(rawRecord(x, NLM_PROG.prog, vers, proc, args))).toString('hex'), replyWords.garbageArgs(x).toString('hex'), label)
+  }
+  t.equal(await lock(r, alock(r.fh, 'host-a', 1, 0n, 1n)), S.GRANTED, 'still serving')
 })
