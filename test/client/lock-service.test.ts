@@ -18,6 +18,7 @@ import { resolveOptions } from '../../client/options.ts'
 import type { ClientOptions } from '../../client/options.ts'
 import { dumpPorts, getPort } from '../../client/portmap.ts'
 import { connectTransport } from '../../client/rpc/connect.ts'
+import { LockClient } from '../../client/lock/lock-client.ts'
 import { LockService } from '../../client/lock/lock-service.ts'
 import { RpcService, serve } from '../../client/lock/rpc-service.ts'
 import { mappingsAt, portmapProgram } from '../../client/lock/portmap-program.ts'
@@ -159,6 +160,45 @@ t.test('without lockPortmapPort: NLM v4 and NSM v1 go to the system rpcbind, unl
     t.match(seen, [/not registered/], 'not registered, and the log says why')
     t.same([await held(100021, 4), await held(100024, 1)], before, 'the holder keeps its mappings')
   }
+})
+
+t.test('GRANTED_MSG: the waiter is granted and GRANTED_RES goes back to the server that sent it', async t => {
+  // A lock manager of the test's own on 127.0.0.1: it queues every LOCK (BLOCKED) and records GRANTED_RES.
+  const results: { cookie: string; stat: number; from: string }[] = []
+  let port = 0
+  const nlm = new RpcService([
+    portmapProgram(() => mappingsAt([[NLM_PROG.prog, 4]], port)),
+    {
+      prog: NLM_PROG.prog,
+      vers: 4,
+      procs: [
+        serve(NLM4.procs.NLMPROC4_LOCK, a => ({ cookie: a.cookie, stat: { stat: nlm4_stats.NLM4_BLOCKED } })),
+        serve(NLM4.procs.NLMPROC4_UNLOCK, a => ({ cookie: a.cookie, stat: { stat: nlm4_stats.NLM4_GRANTED } })),
+        serve(NLM4.procs.NLMPROC4_GRANTED_RES, (r, call) => { results.push({ cookie: r.cookie.toString(), stat: r.stat.stat, from: call.peer.address }) }),
+      ],
+    },
+  ], log)
+  port = await nlm.listen('127.0.0.1', 0)
+  t.teardown(() => nlm.close())
+  const opts = resolveOptions({ nfsport: port, callerName: 'msg-host', clientAddress: '127.0.0.2', lockPortmapPort: 0, lockStateDir: join(dir, 'msg'), lockPollMs: 60_000 })
+  const locks = new LockClient({ host: '127.0.0.1', options: opts })
+  t.teardown(() => locks.close())
+  const fh = Buffer.from('a file handle')
+  const waiting = locks.lock(fh, { start: 10, length: 5, exclusive: true, wait: true, owner: 42 })
+  const svc = await locks.service()
+  await new Promise(r => setTimeout(r, 200))
+  // The server's callback comes from its own address, as a one-way message.
+  const cb = await connectTransport('127.0.0.2', svc.port, { protocol: 'udp', cred: 'none', localAddress: '127.0.0.1' })
+  t.teardown(() => cb.close())
+  const alock = { caller_name: 'msg-host', fh, oh: Buffer.from('x'), svid: 42, l_offset: 10n, l_len: 5n }
+  await cb.call(NLM_PROG.prog, 4, NLM4.procs.NLMPROC4_GRANTED_MSG, { cookie: Buffer.from('k1'), exclusive: true, alock })
+  await waiting
+  t.same((await locks.heldBy(fh, 42)).map(r => [r.start, r.end, r.exclusive]), [[10n, 15n, true]], 'the waiter holds the lock')
+  for (let i = 0; i < 50 && results.length === 0; i++) await new Promise(r => setTimeout(r, 20))
+  t.same(results, [{ cookie: 'k1', stat: nlm4_stats.NLM4_GRANTED, from: '127.0.0.2' }], 'GRANTED_RES with the cookie, from our address')
+  await cb.call(NLM_PROG.prog, 4, NLM4.procs.NLMPROC4_GRANTED_MSG, { cookie: Buffer.from('k2'), exclusive: true, alock })
+  for (let i = 0; i < 50 && results.length < 2; i++) await new Promise(r => setTimeout(r, 20))
+  t.same(results[1], { cookie: 'k2', stat: nlm4_stats.NLM4_DENIED, from: '127.0.0.2' }, 'a second grant of it nobody waits for is refused')
 })
 
 t.test('warnings', async t => {
