@@ -26,7 +26,8 @@ const key = (m: mapping): string => `${m.prog}/${m.vers}/${m.prot}/${m.port}`
 t.test('GETPORT answers for our programs on TCP and UDP, 0 for others', async (t) => {
   const { port } = await startServer(t)
   const cl = await connect(t, port)
-  for (const [prog, vers] of [[NFS_PROG, 3], [MOUNT_PROG, 3], [MOUNT_PROG, 1], [PMAP_PROG_NUMBER, 2]] as const) {
+  // NLM (100021) v1, v3, v4 and NSM (100024) v1: locking is on by default.
+  for (const [prog, vers] of [[NFS_PROG, 3], [MOUNT_PROG, 3], [MOUNT_PROG, 1], [PMAP_PROG_NUMBER, 2], [100021, 1], [100021, 3], [100021, 4], [100024, 1]] as const) {
     t.equal(await getport(cl, prog, vers, TCP), port, `${prog} v${vers} tcp`)
     t.equal(await getport(cl, prog, vers, UDP), port, `${prog} v${vers} udp`)
   }
@@ -40,7 +41,8 @@ t.test('DUMP lists every mapping', async (t) => {
   const cl = await connect(t, port)
   const got = (await cl.call(PMAP_PROG_NUMBER, 2, PMAP.PMAPPROC_DUMP, undefined)).map((n) => key(n.map)).sort()
   const want: string[] = []
-  for (const [prog, vers] of [[NFS_PROG, 3], [MOUNT_PROG, 3], [MOUNT_PROG, 1], [PMAP_PROG_NUMBER, 2]] as const) {
+  // NLM (100021) v1, v3, v4 and NSM (100024) v1: locking is on by default.
+  for (const [prog, vers] of [[NFS_PROG, 3], [MOUNT_PROG, 3], [MOUNT_PROG, 1], [PMAP_PROG_NUMBER, 2], [100021, 1], [100021, 3], [100021, 4], [100024, 1]] as const) {
     want.push(key({ prog, vers, prot: TCP, port }), key({ prog, vers, prot: UDP, port }))
   }
   t.same(got, want.sort())
@@ -70,7 +72,7 @@ t.test('over UDP', async (t) => {
   t.equal(await getport(u, NFS_PROG, 3, UDP), port, 'GETPORT')
   t.equal(await u.call(PMAP_PROG_NUMBER, 2, PMAP.PMAPPROC_SET, { prog: 300_002, vers: 1, prot: UDP, port: 7 }), true, 'SET')
   t.equal(await getport(u, 300_002, 1, UDP), 7)
-  t.equal((await u.call(PMAP_PROG_NUMBER, 2, PMAP.PMAPPROC_DUMP, undefined)).length, 9, 'DUMP: 8 of ours and the new one')
+  t.equal((await u.call(PMAP_PROG_NUMBER, 2, PMAP.PMAPPROC_DUMP, undefined)).length, 17, 'DUMP: 16 of ours (8 of them NLM and NSM) and the new one')
 })
 
 async function freePort(): Promise<number> {
