@@ -41,6 +41,10 @@ export const MOUNT_USAGE = `usage: tsnfs mount [-f] [-o OPTIONS] SOURCE MOUNTPOI
               hard (default), soft, timeo=DECISECONDS, retrans=N, lookupcache=all|positive|none,
               suid, dev (default nosuid,nodev), noexec, blockcache=SIZE (32M), dirtylimit=SIZE (64M),
               idletrim=S (30; 0 off)
+              locks: lock (default: fcntl and flock locks go to the server's NLM), nolock (kept in
+              the kernel), local_lock=none|all|flock|posix, clientaddr=ADDR (the local address to
+              call from and be called back at), callername=NAME (default the host name),
+              lockport=N, lockportmapport=N, lockaddr=ADDR, nlmport=N, lockstatedir=DIR
               each caller acts on the server as itself (uid, gid, groups); uid=/gid= make every
               caller act as that one identity (a single-user mount)
   --stop-timeout S      after SIGTERM/SIGINT, exit within S seconds (default 15): data the server
@@ -164,7 +168,7 @@ async function serveMount(a: MountArgs): Promise<number> {
   let m: FuseMount
   try {
     const root = await client.resolve(client.path)
-    m = await FuseMount.mount(client, root.fh, { source, mountpoint, allowOther: opts.allowOther, readOnly: opts.readOnly, suid: opts.suid, dev: opts.dev, exec: opts.exec, fixedIdentity: opts.fixedIdentity, log })
+    m = await FuseMount.mount(client, root.fh, { source, mountpoint, allowOther: opts.allowOther, readOnly: opts.readOnly, suid: opts.suid, dev: opts.dev, exec: opts.exec, fixedIdentity: opts.fixedIdentity, localLock: opts.localLock, log })
   } catch (err) {
     await client.umount().catch(() => undefined)
     throw err

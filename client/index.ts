@@ -1,6 +1,11 @@
 /* The public entry of the client library (the one barrel STYLE.md §3.1 allows). */
 export { NfsClient } from './nfs-client.ts'
-export type { RmOptions } from './nfs-client.ts'
+export type { LockFile, RmOptions } from './nfs-client.ts'
+export { LockClient } from './lock/lock-client.ts'
+export type { LockArgs, LockHolder, LockMount, LockRangeArgs } from './lock/lock-client.ts'
+export { LockService } from './lock/lock-service.ts'
+export { LockError, isLockError } from './lock/errors.ts'
+export type { LockErrorCode } from './lock/errors.ts'
 export type { MountTarget, Limits } from './session.ts'
 export type { ClientOptions, ResolvedOptions } from './options.ts'
 export { resolveOptions } from './options.ts'

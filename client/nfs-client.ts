@@ -32,7 +32,7 @@ import type { DirEntryPlus } from './readdir.ts'
 import { BufferPool } from './rpc/buffer-pool.ts'
 import { connectTransport } from './rpc/connect.ts'
 import type { Endpoint, Limits, MountTarget } from './session.ts'
-import { applyLimits, chooseExport, findPorts, limitsOf, openMount, readdirplusMax, targetOf } from './session.ts'
+import { applyLimits, chooseExport, findPorts, limitsOf, local, openMount, readdirplusMax, targetOf } from './session.ts'
 import { ClientStats } from './stats.ts'
 import { createReadStream, createWriteStream } from './streams.ts'
 import type { ReadStreamOptions, WriteStreamOptions } from './streams.ts'
@@ -40,6 +40,8 @@ import type { ClientStatsSnapshot } from './stats.ts'
 import { retryStale, walk, walkParent } from './walk.ts'
 import type { Resolved, ResolvedParent } from './walk.ts'
 import type { Readable, Writable } from 'node:stream'
+import { LockClient } from './lock/lock-client.ts'
+import type { LockArgs, LockHolder, LockRangeArgs } from './lock/lock-client.ts'
 
 export interface RmOptions {
   recursive?: boolean
@@ -57,7 +59,12 @@ interface MountState {
   fileOptions: FileDataOptions
   /** Trims the caches once the mount has been idle (common/idle.ts); null: never. */
   readonly idle: IdleWatch | null
+  /** NLM locks of this mount (client/lock/), made on first use. */
+  locks: LockClient | null
 }
+
+/** A file to lock: an open NfsFile, a handle, or a path. */
+export type LockFile = NfsFile | Buffer | string
 
 export class NfsClient implements OpsContext {
   readonly host: string
@@ -93,7 +100,7 @@ export class NfsClient implements OpsContext {
     const idle = ep.opts.idle
     // Every NFS call counts one in stats.nfs: while the sum stands still, the client is idle.
     const watch = idle.ms > 0 ? new IdleWatch(idle.ms, () => sumOf(stats.nfs), () => { this.trimMemory(idle.gc) }) : null
-    this.state = { owner: this, readdirplus: ep.opts.readdirplus, unmounted: false, fileData: undefined, fileOptions: ep.opts.files, idle: watch }
+    this.state = { owner: this, readdirplus: ep.opts.readdirplus, unmounted: false, fileData: undefined, fileOptions: ep.opts.files, idle: watch, locks: null }
   }
 
   /**
@@ -137,7 +144,7 @@ export class NfsClient implements OpsContext {
       await m.close()
     }
     const buffers = new BufferPool()
-    const transport = await connectTransport(ep.host, ep.nfsport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred, log: ep.opts.log, pool: buffers }).catch((err: unknown) => {
+    const transport = await connectTransport(ep.host, ep.nfsport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred, log: ep.opts.log, pool: buffers, ...local(ep.opts) }).catch((err: unknown) => {
       throw atEndpoint('NFS', ep.host, ep.nfsport, ep.opts.proto, err)
     })
     stats.watchTransport(() => transport.counters())
@@ -369,12 +376,46 @@ export class NfsClient implements OpsContext {
     return createWriteStream(this.files, path, opts, this)
   }
 
+  /** The mount's NLM locks (client/lock/lock-client.ts): where the lock service and the held locks live. */
+  get locks(): LockClient {
+    const st = this.state
+    st.locks ??= new LockClient(st.owner)
+    return st.locks
+  }
+
+  /**
+   * An NLM lock on a byte range (length 0: to the end of the file). Throws a
+   * LockError: NLM_DENIED when another owner holds a conflicting lock and
+   * wait is false, NLM_NOLOCKS, NLM_GRACE, NLM_DEADLOCK, NLM_CANCELLED when
+   * signal gave up a wait. With wait, resolves once the server grants it.
+   */
+  async lock(file: LockFile, opts: LockArgs): Promise<void> {
+    await this.locks.lock(await this.lockFh(file), opts)
+  }
+
+  async unlock(file: LockFile, range: LockRangeArgs): Promise<void> {
+    await this.locks.unlock(await this.lockFh(file), range)
+  }
+
+  /** Who holds a lock that would conflict with this one (NLM TEST), or null. */
+  async test(file: LockFile, range: LockRangeArgs & { exclusive: boolean }): Promise<LockHolder | null> {
+    return this.locks.test(await this.lockFh(file), range)
+  }
+
+  private async lockFh(file: LockFile): Promise<Buffer> {
+    if (Buffer.isBuffer(file)) return file
+    if (typeof file === 'string') return (await this.resolve(file)).fh
+    return file.fh
+  }
+
   /** Write out and COMMIT what files still hold, UMNT (best effort: the server's mount list is advisory), close the connection; throws a deferred write error last. */
   async umount(): Promise<void> {
     const st = this.state
     if (st.unmounted) return
     st.unmounted = true
     st.idle?.stop()
+    // Locks go first: they name handles of this mount, and the server frees nothing for a client that stays up.
+    await st.locks?.close().catch(() => undefined)
     let deferred: Error | null = null
     if (st.fileData !== undefined) {
       try {

@@ -2,6 +2,8 @@
  * Client options (the knobs of nfs(5) and libnfs URLs) and their defaults.
  * Attribute cache times are in seconds as in nfs(5); RPC times in ms.
  */
+import { homedir, hostname } from 'node:os'
+import { join } from 'node:path'
 import type { CallCredential } from './rpc/auth.ts'
 import type { Protocol } from './rpc/connect.ts'
 import { defaultPolicy } from './rpc/connect.ts'
@@ -68,6 +70,30 @@ export interface ClientOptions extends FileDataOptions {
   idleGc?: boolean
   /** Where a hard mount logs "nfs: server HOST not responding, still trying" and "nfs: server HOST OK" (default stderr; a pino logger fits). */
   log?: RpcLog
+  /** The local address every NFS, MOUNT, portmapper and NLM socket is bound to (nfs(5) clientaddr); default: the system's choice. */
+  clientAddress?: string
+  /** File locking over NLM (default true); false (nolock): lock() fails with NLM_DISABLED and a FUSE mount keeps locks in the kernel. */
+  lock?: boolean
+  /** The NLM caller_name and NSM mon_name this host goes by (default os.hostname()). */
+  callerName?: string
+  /** The server's NLM port; asked from its portmapper when absent (see lock/endpoint.ts). */
+  nlmport?: number
+  /** Where the lock service (GRANTED and SM_NOTIFY callbacks) listens: default clientAddress, else '0.0.0.0'; port 0 = any. */
+  lockAddress?: string
+  lockPort?: number
+  /**
+   * Answer PORTMAP for the lock service's own programs on this port of lockAddress, so a server
+   * that asks (lockAddress, this port) finds our NLM and NSM. Absent: register NLM v4 and NSM v1
+   * with the system rpcbind on 127.0.0.1:111 when one answers and nothing else holds them.
+   * 0: PORTMAP on the lock service's own port only, no rpcbind.
+   */
+  lockPortmapPort?: number
+  /** The NSM state directory (state number, servers locked on); default $XDG_STATE_HOME/tsnfs, or /var/lib/tsnfs/client as root. */
+  lockStateDir?: string
+  /** Re-send a blocked LOCK this often in case a GRANTED callback is lost (ms; default 30 s, Linux's NLMCLNT_POLL_TIMEOUT). */
+  lockPollMs?: number
+  /** Wait between tries while the server is in its grace period (ms; default 5 s, Linux's NLMCLNT_GRACE_WAIT). */
+  lockGraceWaitMs?: number
 }
 
 export interface ResolvedOptions {
@@ -88,6 +114,28 @@ export interface ResolvedOptions {
   files: FileDataOptions
   idle: { ms: number; gc: boolean }
   log: RpcLog
+  clientAddress: string | undefined
+  lock: LockOptions
+}
+
+/** The lock layer's settings (client/lock/). */
+export interface LockOptions {
+  enabled: boolean
+  callerName: string
+  nlmport: number | undefined
+  address: string
+  port: number
+  portmapPort: number | undefined
+  stateDir: string
+  pollMs: number
+  graceWaitMs: number
+}
+
+/** $XDG_STATE_HOME/tsnfs (~/.local/state/tsnfs), or /var/lib/tsnfs/client for root: where statd keeps its own under /var/lib/nfs. */
+export function defaultLockStateDir(): string {
+  if (process.getuid?.() === 0) return '/var/lib/tsnfs/client'
+  const xdg = process.env.XDG_STATE_HOME
+  return join(xdg !== undefined && xdg !== '' ? xdg : join(homedir(), '.local', 'state'), 'tsnfs')
 }
 
 export function resolveOptions(o: ClientOptions = {}): ResolvedOptions {
@@ -135,6 +183,18 @@ export function resolveOptions(o: ClientOptions = {}): ResolvedOptions {
     files: pickFileOptions(o),
     idle: { ms: Math.max(0, o.idleTrimMs ?? 30_000), gc: o.idleGc ?? false },
     log: o.log ?? STDERR_LOG,
+    clientAddress: o.clientAddress,
+    lock: {
+      enabled: o.lock ?? true,
+      callerName: o.callerName ?? hostname(),
+      nlmport: o.nlmport,
+      address: o.lockAddress ?? o.clientAddress ?? '0.0.0.0',
+      port: o.lockPort ?? 0,
+      portmapPort: o.lockPortmapPort,
+      stateDir: o.lockStateDir ?? defaultLockStateDir(),
+      pollMs: o.lockPollMs ?? 30_000,
+      graceWaitMs: o.lockGraceWaitMs ?? 5_000,
+    },
   }
 }
 

@@ -23,6 +23,8 @@ export interface PortmapQuery {
   policy?: Partial<RetryPolicy>
   /** Counts calls by short name (GETPORT, DUMP). */
   counts?: Record<string, number>
+  /** The local address to call from. */
+  localAddress?: string
 }
 
 export interface PortMapping {
@@ -38,7 +40,12 @@ type Caller = <A, R>(p: ProcedureRef<A, R> & { name: string }, args: A) => Promi
 async function withPortmapper<T>(q: PortmapQuery, fn: (call: Caller) => Promise<T>): Promise<T> {
   const port = q.portmapPort ?? PMAP_PORT
   try {
-    const t = await connectTransport(q.host, port, { protocol: q.protocol, cred: 'none', ...(q.policy === undefined ? {} : { policy: q.policy }) })
+    const t = await connectTransport(q.host, port, {
+      protocol: q.protocol,
+      cred: 'none',
+      ...(q.policy === undefined ? {} : { policy: q.policy }),
+      ...(q.localAddress === undefined ? {} : { localAddress: q.localAddress }),
+    })
     try {
       return await fn((p, args) => {
         if (q.counts !== undefined) bump(q.counts, p.name.replace('PMAPPROC_', ''))

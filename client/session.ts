@@ -52,7 +52,7 @@ export function targetOf(target: string | MountTarget, o: ClientOptions): { host
  * tried.
  */
 export async function findPorts(host: string, opts: ResolvedOptions, stats: ClientStats): Promise<Endpoint> {
-  const q = { host, portmapPort: opts.portmapPort, protocol: opts.proto, policy: opts.policy, counts: stats.portmap }
+  const q = { host, portmapPort: opts.portmapPort, protocol: opts.proto, policy: opts.policy, counts: stats.portmap, ...local(opts) }
   let nfsport = opts.nfsport
   let mountport = opts.mountport
   if (mountport === undefined && nfsport !== undefined) {
@@ -73,11 +73,16 @@ export async function findPorts(host: string, opts: ResolvedOptions, stats: Clie
   return { host, opts, mountport, nfsport }
 }
 
+/** The clientAddress as connect options: every socket of a mount leaves from it. */
+export function local(opts: ResolvedOptions): { localAddress?: string } {
+  return opts.clientAddress === undefined ? {} : { localAddress: opts.clientAddress }
+}
+
 /** null when MOUNT v3 answers a NULL call at host:port; else why not (a short, soft try: this is a probe). */
 async function mountAnswers(host: string, port: number, opts: ResolvedOptions): Promise<unknown> {
   const policy = { ...opts.policy, hard: false, retrans: 0, timeoutMs: Math.min(opts.policy.timeoutMs, 2000) }
   try {
-    const t = await connectTransport(host, port, { protocol: opts.proto, policy, cred: 'none' })
+    const t = await connectTransport(host, port, { protocol: opts.proto, policy, cred: 'none', ...local(opts) })
     try {
       await t.call(MOUNT_PROGRAM.prog, MOUNT_PROGRAM.versions.MOUNT_V3.vers, MOUNT_PROGRAM.versions.MOUNT_V3.procs.MOUNTPROC3_NULL, undefined)
       return null
@@ -91,7 +96,7 @@ async function mountAnswers(host: string, port: number, opts: ResolvedOptions): 
 
 export async function openMount(ep: Endpoint, stats: ClientStats): Promise<MountClient> {
   try {
-    const t = await connectTransport(ep.host, ep.mountport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred, log: ep.opts.log })
+    const t = await connectTransport(ep.host, ep.mountport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred, log: ep.opts.log, ...local(ep.opts) })
     return new MountClient(t, stats.mount)
   } catch (err) {
     throw atEndpoint('MOUNT', ep.host, ep.mountport, ep.opts.proto, err)

@@ -13,7 +13,10 @@
  * Options: nfsport, mountport, portmapport, uid, gid, gids (comma list),
  * proto=tcp|udp, timeo (deciseconds, nfs(5)), retrans, hard, soft, actimeo,
  * acregmin, acregmax, acdirmin, acdirmax (seconds), noac, lookupcache,
- * rsize, wsize, dirsize, readdirplus=0|1, auth=sys|none, version=3.
+ * rsize, wsize, dirsize, readdirplus=0|1, auth=sys|none, version=3;
+ * locking (client/lock/): clientaddr (the local address to call from, as
+ * nfs(5) names it), lock=0|1 and nolock, callername, nlmport, lockaddr,
+ * lockport, lockportmapport, lockstatedir.
  * A flag without a value (`?noac`) means 1.
  */
 import { UrlError } from './errors.ts'
@@ -78,6 +81,15 @@ function applyOption(o: ClientOptions, name: string, v: string): void {
       if (v !== 'sys' && v !== 'none') throw new UrlError('NFS_URL_BAD_OPTION', `option auth: '${v}' is not sys or none`)
       o.auth = v
       break
+    case 'clientaddr': o.clientAddress = v; break
+    case 'lock': o.lock = flag(name, v); break
+    case 'nolock': o.lock = !flag(name, v); break
+    case 'callername': o.callerName = v; break
+    case 'nlmport': o.nlmport = int(name, v); break
+    case 'lockaddr': o.lockAddress = v; break
+    case 'lockport': o.lockPort = int(name, v); break
+    case 'lockportmapport': o.lockPortmapPort = int(name, v); break
+    case 'lockstatedir': o.lockStateDir = v; break
     case 'version':
       if (v !== '3') throw new UrlError('NFS_URL_BAD_OPTION', `only NFS version 3 is supported, not '${v}'`)
       break

@@ -28,11 +28,13 @@ export const OP_NAMES: Readonly<Record<number, string>> = Object.fromEntries(Obj
 /** INIT flags (fuse_init_in.flags / fuse_init_out.flags). */
 export const INIT = {
   ASYNC_READ: 1 << 0,
+  POSIX_LOCKS: 1 << 1,
   ATOMIC_O_TRUNC: 1 << 3,
   BIG_WRITES: 1 << 5,
   AUTO_INVAL_DATA: 1 << 12,
   DO_READDIRPLUS: 1 << 13,
   READDIRPLUS_AUTO: 1 << 14,
+  FLOCK_LOCKS: 1 << 10,
   ASYNC_DIO: 1 << 15,
   WRITEBACK_CACHE: 1 << 16,
   PARALLEL_DIROPS: 1 << 18,
@@ -50,6 +52,50 @@ export const FATTR = {
 /** fuse_open_out.open_flags. */
 export const FOPEN_DIRECT_IO = 1 << 0
 export const FOPEN_KEEP_CACHE = 1 << 1
+
+/** fuse_lk_in.lk_flags: the lock is a flock(2) lock (whole file, owned by the open file). */
+export const FUSE_LK_FLOCK = 1 << 0
+/** fuse_release_in.release_flags: drop the flock locks of lock_owner. */
+export const FUSE_RELEASE_FLOCK_UNLOCK = 1 << 1
+/** struct flock l_type values (asm-generic/fcntl.h). */
+export const F_RDLCK = 0
+export const F_WRLCK = 1
+export const F_UNLCK = 2
+/** The kernel's OFFSET_MAX: a lock whose end is this runs to the end of the file. */
+export const OFFSET_MAX = 0x7fff_ffff_ffff_ffffn
+
+/** fuse_lk_in (48 bytes): the open file, the kernel's lock owner id, the lock (end inclusive), flags. */
+export interface LkIn {
+  fh: bigint
+  owner: bigint
+  start: bigint
+  end: bigint
+  type: number
+  pid: number
+  flags: number
+}
+
+export function decodeLkIn(body: Buffer): LkIn {
+  return {
+    fh: body.readBigUInt64LE(0),
+    owner: body.readBigUInt64LE(8),
+    start: body.readBigUInt64LE(16),
+    end: body.readBigUInt64LE(24),
+    type: body.readUInt32LE(32),
+    pid: body.readUInt32LE(36),
+    flags: body.readUInt32LE(40),
+  }
+}
+
+/** fuse_lk_out: one fuse_file_lock (24 bytes). */
+export function lkOut(type: number, start: bigint, end: bigint, pid: number): Buffer {
+  const b = Buffer.alloc(24)
+  b.writeBigUInt64LE(start, 0)
+  b.writeBigUInt64LE(end, 8)
+  b.writeUInt32LE(type, 16)
+  b.writeUInt32LE(pid >>> 0, 20)
+  return b
+}
 
 /** Notification codes (out header with unique 0, error = code). */
 export const NOTIFY_INVAL_INODE = 2

@@ -9,6 +9,7 @@ import { constants } from 'node:os'
 import { ftype3 } from '../../xdr/generated/nfs3.ts'
 import type { fattr3 } from '../../xdr/generated/nfs3.ts'
 import { MountError, NfsError } from '../errors.ts'
+import { LockError } from '../lock/errors.ts'
 import type { FuseAttr } from './abi.ts'
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK } from './abi.ts'
 
@@ -71,9 +72,9 @@ export function errnoNumber(name: string): number {
   return (constants.errno as Record<string, number | undefined>)[name] ?? EIO
 }
 
-/** The errno for the kernel: NfsError/MountError by their errno; RPC failures (soft timeout, closed) and the rest EIO. */
+/** The errno for the kernel: NfsError/MountError/LockError by their errno; RPC failures (soft timeout, closed) and the rest EIO. */
 export function errnoFor(err: unknown): number {
-  if (err instanceof NfsError || err instanceof MountError) return errnoNumber(err.errno)
+  if (err instanceof NfsError || err instanceof MountError || err instanceof LockError) return errnoNumber(err.errno)
   if (err instanceof FuseError) return errnoNumber(err.code)
   return EIO
 }

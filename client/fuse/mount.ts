@@ -27,7 +27,9 @@ import { whyNoFusePoll } from './native-poll.ts'
 import { mountAt } from './mountinfo.ts'
 import { NfsFiles } from './nfs-files.ts'
 import { NfsFs } from './nfs-fs.ts'
+import { FuseLocks } from './locks.ts'
 import { createHandler } from './ops.ts'
+import type { LocalLock } from './options.ts'
 import { FuseSession } from './session.ts'
 import type { FuseLogger } from './session.ts'
 
@@ -46,6 +48,8 @@ export interface FuseMountOptions {
   exec?: boolean
   /** Every request as the client's own credential (`-o uid=,gid=`), not as its caller. */
   fixedIdentity?: boolean
+  /** Which locks stay in the kernel (nfs(5) local_lock; default none: all go to the server, unless the client has locking off). */
+  localLock?: LocalLock
   log: FuseLogger
 }
 
@@ -156,7 +160,12 @@ export class FuseMount {
       initDone = resolve
     })
     const callers = new Callers(client, { fixed: opts.fixedIdentity === true })
-    const handler = createHandler(fs, files, { maxWrite, readdirplus: client.usesReaddirPlus, log: opts.log, onInit: () => { initDone() }, callers })
+    const local = opts.localLock ?? 'none'
+    const locks = client.options.lock.enabled && local !== 'all' ? new FuseLocks(client.locks) : null
+    const handler = createHandler(fs, files, {
+      maxWrite, readdirplus: client.usesReaddirPlus, log: opts.log, onInit: () => { initDone() }, callers,
+      locks, posixLocks: local !== 'posix', flockLocks: local !== 'flock',
+    })
     session = new FuseSession(fd, handler, opts.log)
     let r: { code: number | null; stderr: string }
     try {

@@ -79,6 +79,11 @@ export class NfsFiles {
     return { id, dropped: () => void this.closeFile(id) }
   }
 
+  /** The NFS handle of an open file (what its locks name); EBADF for an unknown one. */
+  handleOf(fh: bigint): Buffer {
+    return this.file(fh).node.fh
+  }
+
   /** The caller that opened a file handle (an ftruncate acts as it), if the handle is known. */
   openerOf(fh: bigint): Caller | undefined {
     return this.files.get(fh)?.opener

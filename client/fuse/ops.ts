@@ -15,6 +15,9 @@
  * without, bench copy), and our client already delays writes up to FLUSH;
  * WRITE data arrives in buffers the reader thread gets back once committed
  * (session.ts), whole blocks sent without a copy.
+ * With locking on (the default; not with nolock), POSIX and flock locks
+ * are negotiated too and go to the server's NLM (locks.ts); local_lock=
+ * keeps either kind in the kernel, as nfs(5)'s option of that name does.
  * Operations not listed get ENOSYS (the kernel remembers that for most).
  *
  * Each operation acts as its caller (callers.ts): the header's uid, gid
@@ -24,9 +27,10 @@
  */
 import { constants } from 'node:os'
 import type { nfstime3 } from '../../xdr/generated/nfs3.ts'
-import { BodyReader, FATTR, FUSE_MINOR, INIT, OP, decodeInitIn, initOut } from './abi.ts'
+import { BodyReader, FATTR, FUSE_MINOR, FUSE_RELEASE_FLOCK_UNLOCK, INIT, OP, decodeInitIn, decodeLkIn, initOut } from './abi.ts'
 import type { Caller, Callers } from './callers.ts'
 import { errnoFor } from './convert.ts'
+import type { FuseLocks } from './locks.ts'
 import type { NfsFiles } from './nfs-files.ts'
 import type { NfsFs, SetattrIn } from './nfs-fs.ts'
 import type { FuseHandler, FuseLogger, FuseRequest, Reply } from './session.ts'
@@ -41,6 +45,11 @@ export interface OpsConfig {
   onInit?: (kernel: { major: number; minor: number }) => void
   /** Who each request acts as. */
   callers: Callers
+  /** NLM locks through the mount; null: the kernel keeps every lock local (nolock). */
+  locks: FuseLocks | null
+  /** Which kinds go to the server: fcntl (posix) and flock; what is off stays in the kernel. */
+  posixLocks: boolean
+  flockLocks: boolean
 }
 
 const PAGE = 4096
@@ -77,6 +86,8 @@ export function initReply(body: Buffer, cfg: OpsConfig): Reply {
   if (k.major !== 7 || k.minor < FUSE_MINOR) return { errno: EPROTO }
   let want: number = INIT.ASYNC_READ | INIT.BIG_WRITES | INIT.AUTO_INVAL_DATA | INIT.PARALLEL_DIROPS | INIT.MAX_PAGES | INIT.CACHE_SYMLINKS | INIT.ASYNC_DIO | INIT.HANDLE_KILLPRIV
   if (cfg.readdirplus) want |= INIT.DO_READDIRPLUS | INIT.READDIRPLUS_AUTO
+  if (cfg.locks !== null && cfg.posixLocks) want |= INIT.POSIX_LOCKS
+  if (cfg.locks !== null && cfg.flockLocks) want |= INIT.FLOCK_LOCKS
   const maxPages = Math.min(MAX_PAGES, Math.max(1, Math.ceil(cfg.maxWrite / PAGE)))
   return {
     data: [initOut({ maxReadahead: k.maxReadahead, flags: k.flags & want, maxBackground: 64, congestionThreshold: 48, maxWrite: Math.min(cfg.maxWrite, maxPages * PAGE), maxPages })],
@@ -169,12 +180,42 @@ async function run(fs: NfsFs, files: NfsFiles, cfg: OpsConfig, req: FuseRequest)
       const size = r.u32()
       return files.write(fh, offset, req.body.subarray(40, 40 + size), req.keep())
     }
-    case OP.FLUSH:
-      return files.sync(r.u64(), true)
+    case OP.FLUSH: {
+      const fh = r.u64()
+      r.skip(8)
+      const owner = r.u64()
+      const locks = cfg.locks
+      if (locks === null) return files.sync(fh, true)
+      // POSIX: any close drops the closing process's locks on the file, whatever the write-out says.
+      const handle = files.handleOf(fh)
+      try {
+        return await files.sync(fh, true)
+      } finally {
+        await locks.dropOwner(handle, owner).catch((err: unknown) => { cfg.log.warn({ err }, 'fuse: unlock at close failed') })
+      }
+    }
     case OP.FSYNC:
       return files.sync(r.u64(), false)
-    case OP.RELEASE:
-      return files.release(r.u64())
+    case OP.RELEASE: {
+      const fh = r.u64()
+      r.skip(4)
+      const releaseFlags = r.u32()
+      const owner = r.u64()
+      if (cfg.locks !== null && (releaseFlags & FUSE_RELEASE_FLOCK_UNLOCK) !== 0) {
+        await cfg.locks.dropOwner(files.handleOf(fh), owner).catch((err: unknown) => { cfg.log.warn({ err }, 'fuse: flock unlock at release failed') })
+      }
+      return files.release(fh)
+    }
+    case OP.GETLK:
+    case OP.SETLK:
+    case OP.SETLKW: {
+      const locks = cfg.locks
+      if (locks === null) return { errno: ENOSYS }
+      const lk = decodeLkIn(req.body)
+      const handle = files.handleOf(lk.fh)
+      if (req.opcode === OP.GETLK) return locks.getlk(handle, lk)
+      return locks.setlk(handle, lk, req.opcode === OP.SETLKW, req.signal())
+    }
     case OP.STATFS:
       return fs.statfs(who())
     case OP.ACCESS:

@@ -6,7 +6,14 @@
  * nosuid,nodev unless asked). Unknown options are an error, except the
  * generic ones mount(8) passes to every file system. uid= or gid= makes a
  * single-user mount: every request then acts as that identity, not as its
- * caller.
+ * caller. Locks go to the server's NLM (lock, the default) unless nolock
+ * (all kept in the kernel, as before) or local_lock=flock|posix|all|none
+ * (nfs(5): the named kind stays local); clientaddr= is the local address
+ * every socket is bound to (the server sees the mount's calls, and calls
+ * its lock service back, there), callername= the NLM host name (default
+ * the host name), lockport= and lockportmapport= where the lock service
+ * listens and answers PORTMAP (lockaddr= on another address than
+ * clientaddr), nlmport= the server's NLM port, lockstatedir= its NSM state.
  */
 import type { ClientOptions } from '../options.ts'
 
@@ -20,14 +27,18 @@ export interface MountOptions {
   exec: boolean
   /** uid= or gid= was given: one identity for every caller. */
   fixedIdentity: boolean
+  /** nfs(5) local_lock: which locks stay in the kernel rather than go to the server's NLM. */
+  localLock: LocalLock
 }
+
+export type LocalLock = 'none' | 'all' | 'flock' | 'posix'
 
 export class MountOptionError extends Error {
   readonly code = 'FUSE_BAD_OPTION'
 }
 
 /** Accepted and ignored: they have no meaning here. */
-const IGNORED = new Set(['defaults', 'rw', 'auto', 'noauto', 'user', 'nouser', 'async', 'relatime', 'noatime', 'nofail', '_netdev', 'intr', 'nointr', 'cto', 'nolock', 'lock', 'sharecache'])
+const IGNORED = new Set(['defaults', 'rw', 'auto', 'noauto', 'user', 'nouser', 'async', 'relatime', 'noatime', 'nofail', '_netdev', 'intr', 'nointr', 'cto', 'sharecache'])
 
 function int(name: string, v: string | undefined): number {
   if (v === undefined || !/^\d+$/.test(v)) throw new MountOptionError(`option ${name} needs a number`)
@@ -41,6 +52,11 @@ function size(name: string, v: string | undefined): number {
   const n = m === null ? NaN : Number(m[1]) * unit
   if (!Number.isSafeInteger(n)) throw new MountOptionError(`option ${name} needs a size (bytes, or a number with K, M or G)`)
   return n
+}
+
+function text(name: string, v: string | undefined): string {
+  if (v === undefined || v === '') throw new MountOptionError(`option ${name} needs a value`)
+  return v
 }
 
 function num(name: string, v: string | undefined): number {
@@ -95,6 +111,19 @@ function apply(m: MountOptions, name: string, v: string | undefined): void {
     case 'idletrim': c.idleTrimMs = num(name, v) * 1000; return
     case 'rdirplus': c.readdirplus = true; return
     case 'nordirplus': c.readdirplus = false; return
+    case 'lock': c.lock = true; return
+    case 'nolock': c.lock = false; return
+    case 'local_lock':
+      if (v !== 'none' && v !== 'all' && v !== 'flock' && v !== 'posix') throw new MountOptionError(`option local_lock: '${v ?? ''}' is not none, all, flock or posix`)
+      m.localLock = v
+      return
+    case 'clientaddr': c.clientAddress = text(name, v); return
+    case 'callername': c.callerName = text(name, v); return
+    case 'nlmport': c.nlmport = int(name, v); return
+    case 'lockaddr': c.lockAddress = text(name, v); return
+    case 'lockport': c.lockPort = int(name, v); return
+    case 'lockportmapport': c.lockPortmapPort = int(name, v); return
+    case 'lockstatedir': c.lockStateDir = text(name, v); return
     case 'vers':
     case 'nfsvers':
       if (v !== '3') throw new MountOptionError(`only NFS version 3 is supported, not '${v ?? ''}'`)
@@ -116,7 +145,7 @@ export const MOUNT_BLOCK_CACHE_BYTES = 32 * 1024 * 1024
  * are ours. The daemon is a process of its own: when idle it also collects garbage.
  */
 export function parseMountOptions(lists: readonly string[]): MountOptions {
-  const m: MountOptions = { client: { hard: true, blockCacheBytes: MOUNT_BLOCK_CACHE_BYTES, idleGc: true }, readOnly: false, allowOther: false, suid: false, dev: false, exec: true, fixedIdentity: false }
+  const m: MountOptions = { client: { hard: true, blockCacheBytes: MOUNT_BLOCK_CACHE_BYTES, idleGc: true }, readOnly: false, allowOther: false, suid: false, dev: false, exec: true, fixedIdentity: false, localLock: 'none' }
   for (const list of lists) {
     for (const item of list.split(',')) {
       if (item === '') continue

@@ -31,6 +31,8 @@ export interface FuseRequest extends InHeader {
    * when the handler ends.
    */
   keep(): (() => void) | null
+  /** Aborted when the kernel interrupts the request (FUSE_INTERRUPT): a blocked lock wait gives up on it. */
+  signal(): AbortSignal
 }
 
 /** What a request answers: an errno, or a body; hooks learn whether the kernel got it. */
@@ -71,6 +73,8 @@ function errnoName(errno: number): string {
 interface Pending {
   opcode: number
   interrupted: boolean
+  /** Made only for a request that asks for its signal. */
+  abort: AbortController | null
 }
 
 export class FuseSession {
@@ -207,6 +211,7 @@ export class FuseSession {
     }
     const h = decodeInHeader(b)
     let owned = giveBack
+    const p: Pending = { opcode: h.opcode, interrupted: false, abort: null }
     const req: FuseRequest = {
       ...h,
       body: b.subarray(IN_HEADER_SIZE),
@@ -214,6 +219,11 @@ export class FuseSession {
         const g = owned
         owned = null
         return g
+      },
+      signal: () => {
+        p.abort ??= new AbortController()
+        if (p.interrupted) p.abort.abort()
+        return p.abort.signal
       },
     }
     const done = (): void => {
@@ -227,7 +237,6 @@ export class FuseSession {
       done()
       return
     }
-    const p: Pending = { opcode: h.opcode, interrupted: false }
     const tracked = h.opcode !== OP.FORGET && h.opcode !== OP.BATCH_FORGET
     if (tracked) this.pending.set(h.unique, p)
     void this.handler(req).then(
@@ -263,6 +272,7 @@ export class FuseSession {
     if (p === undefined || p.interrupted) return
     p.interrupted = true
     this.write([outHeader(0, EINTR, unique)])
+    p.abort?.abort()
   }
 
   /** One writev; ENOENT means the request is gone (interrupted, aborted): not an error worth logging. */

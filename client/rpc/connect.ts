@@ -17,6 +17,8 @@ export interface TransportOptions {
   log?: RpcLog
   /** Buffers for large TCP replies (READ records), given back by whoever consumes them. */
   pool?: BufferPool
+  /** Bind the socket to this local address (the client's clientAddress): the server sees calls come from it. */
+  localAddress?: string
 }
 
 /** Open an RpcTransport of either kind under one retry policy. */
@@ -28,6 +30,7 @@ export async function connectTransport(host: string, port: number, opts: Transpo
       ...(opts.maxRecordSize === undefined ? {} : { maxRecordSize: opts.maxRecordSize }),
       ...(opts.log === undefined ? {} : { log: opts.log }),
       ...(opts.pool === undefined ? {} : { pool: opts.pool }),
+      ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }),
     })
   }
   const p = { ...DEFAULT_UDP_POLICY, ...opts.policy }
@@ -37,6 +40,7 @@ export async function connectTransport(host: string, port: number, opts: Transpo
     maxTimeoutMs: p.maxTimeoutMs,
     hard: p.hard,
     ...(opts.cred === undefined ? {} : { cred: opts.cred }),
+    ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }),
   })
 }
 

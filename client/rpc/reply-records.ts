@@ -192,12 +192,13 @@ export class ReplyRecords {
 }
 
 /** Open a TCP connection whose reads go through `records` (net's `onread`: no buffer allocated per read). */
-export function dialReplies(host: string, port: number, records: ReplyRecords): Promise<Socket> {
+export function dialReplies(host: string, port: number, records: ReplyRecords, localAddress?: string): Promise<Socket> {
   const scratch = Buffer.allocUnsafe(SCRATCH_SIZE)
   return new Promise((resolve, reject) => {
     const socket = netConnect({
       host,
       port,
+      ...(localAddress === undefined ? {} : { localAddress }),
       onread: {
         buffer: () => records.readTarget(scratch),
         callback: (n: number, buf: Uint8Array): boolean => {

@@ -32,6 +32,8 @@ export interface RpcTcpTransportOptions {
   log?: RpcLog
   /** Buffers for large replies read straight from the socket (see BufferPool); none: fresh ones. */
   pool?: BufferPool
+  /** The local address every connection (and reconnection) is made from. */
+  localAddress?: string
 }
 
 /** Before FSINFO: room for a 1 MiB READ (the largest any mount asks) and its headers. */
@@ -65,6 +67,7 @@ export class RpcTcpTransport implements RpcTransport {
   private readonly status: ServerStatus
   private records: ReplyRecords | null = null
   private readonly pool: BufferPool | null
+  private readonly localAddress: string | undefined
   private readonly xids = new XidSource()
   private readonly outstanding = new Map<number, Outstanding>()
   private readonly queue: Outstanding[] = []
@@ -82,6 +85,7 @@ export class RpcTcpTransport implements RpcTransport {
     this.maxInFlight = opts.maxInFlight ?? 128
     this.status = new ServerStatus(host, opts.log ?? STDERR_LOG)
     this.pool = opts.pool ?? null
+    this.localAddress = opts.localAddress
   }
 
   /** The first connection must succeed (a mount fails fast on a wrong host or port); later breaks are repaired. */
@@ -249,7 +253,7 @@ export class RpcTcpTransport implements RpcTransport {
       },
     }, this.pool)
     try {
-      return { socket: await dialReplies(this.host, this.port, records), records }
+      return { socket: await dialReplies(this.host, this.port, records, this.localAddress), records }
     } catch (err) {
       throw new RpcError('RPC_CONNECTION_CLOSED', `connect to ${this.host}:${this.port} failed: ${(err as Error).message}`, { cause: err })
     }

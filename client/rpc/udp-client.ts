@@ -32,6 +32,8 @@ export interface RpcUdpClientOptions {
   /** Never give up: retransmit until a reply comes (a Linux hard mount). */
   hard?: boolean
   cred?: CallCredential
+  /** Bind to this local address before connecting (the client's clientAddress). */
+  localAddress?: string
 }
 
 export interface UdpCallOptions {
@@ -83,10 +85,14 @@ export class RpcUdpClient implements RpcTransport {
       }
       socket.once('error', onError)
       // A connected socket receives datagrams from the server's address and port only.
-      socket.connect(port, host, () => {
-        socket.off('error', onError)
-        resolve(new RpcUdpClient(promised, opts))
-      })
+      const connect = (): void => {
+        socket.connect(port, host, () => {
+          socket.off('error', onError)
+          resolve(new RpcUdpClient(promised, opts))
+        })
+      }
+      if (opts.localAddress === undefined) connect()
+      else socket.bind(0, opts.localAddress, connect)
     })
   }
 

@@ -83,6 +83,10 @@ t.test('parseNfsUrl', async t => {
   t.strictSame(parseNfsUrl('nfs://1000@host').options, { uid: 1000 })
   t.equal(parseNfsUrl('nfs://host').path, '/')
   t.equal(parseNfsUrl('nfs://host/x?soft').options.hard, false)
+  t.strictSame(parseNfsUrl('nfs://h/x?clientaddr=127.0.0.2&callername=c1&nlmport=7&lockaddr=127.0.0.3&lockport=8&lockportmapport=9&lockstatedir=%2Ftmp%2Fs&nolock').options, {
+    clientAddress: '127.0.0.2', callerName: 'c1', nlmport: 7, lockAddress: '127.0.0.3', lockPort: 8, lockPortmapPort: 9, lockStateDir: '/tmp/s', lock: false,
+  }, 'the lock options')
+  t.equal(parseNfsUrl('nfs://host/x?lock=1').options.lock, true)
   for (const [url, code] of [
     ['http://host/x', 'NFS_URL_INVALID'],
     ['nfs:///x', 'NFS_URL_INVALID'],
@@ -93,6 +97,7 @@ t.test('parseNfsUrl', async t => {
     ['nfs://h/x?uid=1.5', 'NFS_URL_BAD_OPTION'],
     ['nfs://h/x?proto=sctp', 'NFS_URL_BAD_OPTION'],
     ['nfs://h/x?hard=maybe', 'NFS_URL_BAD_OPTION'],
+    ['nfs://h/x?nlmport=x', 'NFS_URL_BAD_OPTION'],
     ['nfs://h/x?version=4', 'NFS_URL_BAD_OPTION'],
     ['nfs://h/x?lookupcache=some', 'NFS_URL_BAD_OPTION'],
     ['nfs://h/x?auth=krb5', 'NFS_URL_BAD_OPTION'],

@@ -65,6 +65,7 @@ t.test('mount options', async t => {
     dev: false,
     exec: true,
     fixedIdentity: true,
+    localLock: 'none',
     client: { hard: false, blockCacheBytes: 32 * 1024 * 1024, idleGc: true, rsize: 65536, wsize: 32768, actimeo: 5, acregmin: 1, noac: true, nfsport: 2049, mountport: 20048, proto: 'udp', uid: 1000, gid: 100, timeoutMs: 700, retrans: 4 },
   })
   t.equal(parseMountOptions([]).client.hard, true, 'hard by default, as Linux')
@@ -75,6 +76,15 @@ t.test('mount options', async t => {
   t.equal(sourceUrl('[::1]:/e'), 'nfs://[::1]/e')
   t.equal(sourceUrl('nfs://h/e?nfsport=1'), 'nfs://h/e?nfsport=1')
   t.throws(() => sourceUrl('no-colon'), { code: 'FUSE_BAD_OPTION' })
+})
+
+t.test('mount options for locks', async t => {
+  const o = parseMountOptions(['clientaddr=127.0.0.2,callername=h1,lockport=4001,lockportmapport=4002,lockaddr=127.0.0.9,nlmport=4003,lockstatedir=/tmp/s,local_lock=flock'])
+  t.strictSame(o.client, { hard: true, blockCacheBytes: 32 * 1024 * 1024, idleGc: true, clientAddress: '127.0.0.2', callerName: 'h1', lockPort: 4001, lockPortmapPort: 4002, lockAddress: '127.0.0.9', nlmport: 4003, lockStateDir: '/tmp/s' })
+  t.equal(o.localLock, 'flock')
+  t.equal(parseMountOptions(['nolock']).client.lock, false)
+  t.equal(parseMountOptions(['nolock,lock']).client.lock, true, 'the last one wins')
+  for (const bad of ['local_lock=some', 'clientaddr', 'clientaddr=', 'nlmport=x', 'lockport']) t.throws(() => parseMountOptions([bad]), { code: 'FUSE_BAD_OPTION' }, bad)
 })
 
 t.test('mount options for memory: sizes with suffixes, the idle trim in seconds, bad values refused', async t => {
