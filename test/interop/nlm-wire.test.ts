@@ -8,16 +8,21 @@
  * malformed or carry an expert error. Then our own RPC client (client/rpc
  * with the generated NLM and NSM codecs) does what libnfs cannot: NLM v1
  * and v3 (32-bit ranges), SHARE/UNSHARE, NM_LOCK, FREE_ALL, over UDP, and
- * SM_NOTIFY. A deliberately truncated call shows the judge can fail. Needs
- * root (capturing).
+ * SM_NOTIFY; and our client library's locks (two client hosts on 127.0.0.2
+ * and .3, a blocking wait the server ends with a GRANTED callback found
+ * through the waiter's portmapper) go over the wire both ways. A
+ * deliberately truncated call shows the judge can fail. Needs root
+ * (capturing).
  */
 import t from 'tap'
 import { connect as tcpConnect } from 'node:net'
 import { join } from 'node:path'
+import { NfsClient } from '../../client/nfs-client.ts'
 import { RpcUdpClient } from '../../client/rpc/udp-client.ts'
 import { NFS_PROGRAM } from '../../xdr/generated/nfs3.ts'
 import { NLM_PROG } from '../../xdr/generated/nlm.ts'
 import { SM_PROG } from '../../xdr/generated/nsm.ts'
+import { freePort } from '../helpers/ports.ts'
 import { connect, mountRoot, NFS3, ROOT_CRED, startServer } from '../helpers/server.ts'
 import { readCapture, readPackets, startCapture } from '../helpers/tshark.ts'
 import type { Ports } from '../helpers/tshark.ts'
@@ -152,6 +157,51 @@ t.test('our RPC client over UDP: NLM v1 and v3, shares, NM_LOCK, FREE_ALL and SM
   t.ok(rows.every((p) => p[2] !== ''), 'all of it over UDP')
   t.strictSame(rows[0]?.slice(3), ['100', '50'], 'the v1 range in 32-bit fields')
   t.strictSame(await errors(file), [], 'no malformed packet, no expert error')
+})
+
+t.test('our client library\'s locks, and the server\'s GRANTED callback to a waiting host, dissect by name, nothing malformed', async (t) => {
+  // The server finds a client host's lock service through that host's portmapper on port P.
+  const P = await freePort()
+  const srv = await startServer(t, '/export *(rw,insecure,no_root_squash,backend=memory)\n', { locking: { nsm: { peerPortmapPort: P } } })
+  const host = async (name: string, addr: string): Promise<NfsClient> => {
+    const q = `callername=${name}&clientaddr=${addr}&lockportmapport=${String(P)}&lockstatedir=${join(dir, name)}`
+    // A wait is never ended by polling here: only the GRANTED callback ends it.
+    const c = await NfsClient.mount(srv.url('/export', '', q), { lockPollMs: 60_000 })
+    t.teardown(() => c.umount())
+    return c
+  }
+  const a = await host('wire-a', '127.0.0.2')
+  const b = await host('wire-b', '127.0.0.3')
+  await a.writeFile('/locked', Buffer.alloc(64))
+  const svcA = await a.locks.service()
+  const svcB = await b.locks.service()
+  const here: Ports = { tcp: [srv.port, P, svcA.port, svcB.port], udp: [srv.port, P, svcA.port, svcB.port] }
+  const file = join(dir, 'library.pcapng')
+  const cap = await startCapture(t, here, file)
+  await a.lock('/locked', { start: 0, length: 0, exclusive: true, wait: false, owner: 1 })
+  const holder = await b.test('/locked', { start: 10, length: 1, exclusive: false, owner: 2 })
+  const waiting = b.lock('/locked', { start: 0, length: 32, exclusive: true, wait: true, owner: 2 })
+  await new Promise((r) => setTimeout(r, 300))
+  await a.unlock('/locked', { start: 0, length: 0, owner: 1 })
+  await waiting
+  await b.unlock('/locked', { start: 0, length: 32, owner: 2 })
+  await cap.stop()
+  t.match(holder, { exclusive: true, svid: 1, start: 0n, length: 0n }, 'TEST named a\'s lock')
+
+  const rows = await readPackets(file, here, 'nlm || stat || portmap', ['rpc.program', '_ws.col.Info', 'ip.src', 'ip.dst'])
+  const seen = new Set(rows.map((p) => `${p['ip.src'] ?? ''}>${p['ip.dst'] ?? ''} ${callName(p['_ws.col.Info'] ?? '')}`))
+  for (const want of [
+    '127.0.0.2>127.0.0.1 V4 LOCK Call', '127.0.0.1>127.0.0.2 V4 LOCK Reply',
+    '127.0.0.3>127.0.0.1 V4 TEST Call', '127.0.0.1>127.0.0.3 V4 TEST Reply',
+    '127.0.0.3>127.0.0.1 V4 LOCK Call', '127.0.0.1>127.0.0.3 V4 LOCK Reply',
+    '127.0.0.2>127.0.0.1 V4 UNLOCK Call', '127.0.0.1>127.0.0.2 V4 UNLOCK Reply',
+    // The server asks b's portmapper where b's NLM is, then calls it back.
+    '127.0.0.1>127.0.0.3 V2 GETPORT Call', '127.0.0.3>127.0.0.1 V2 GETPORT Reply',
+    '127.0.0.1>127.0.0.3 V4 GRANTED Call', '127.0.0.3>127.0.0.1 V4 GRANTED Reply',
+    '127.0.0.3>127.0.0.1 V4 UNLOCK Call', '127.0.0.1>127.0.0.3 V4 UNLOCK Reply',
+  ]) t.ok(seen.has(want), want)
+  t.notOk([...seen].some((x) => x.includes('undissected')), `every packet dissected: ${[...seen].join(' | ')}`)
+  t.strictSame(await readCapture(file, here, '_ws.malformed || _ws.expert.severity >= error', ['frame.number', '_ws.col.Info']), [], 'no malformed packet, no expert error')
 })
 
 t.test('the judge can fail: a truncated LOCK call is flagged malformed', async (t) => {
