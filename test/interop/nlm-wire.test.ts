@@ -10,11 +10,13 @@
  * and v3 (32-bit ranges), SHARE/UNSHARE, NM_LOCK, FREE_ALL, over UDP, and
  * SM_NOTIFY; and our client library's locks (two client hosts on 127.0.0.2
  * and .3, a blocking wait the server ends with a GRANTED callback found
- * through the waiter's portmapper) go over the wire both ways. A
- * deliberately truncated call shows the judge can fail. Needs root
+ * through the waiter's portmapper) go over the wire both ways, as do the
+ * restarted server's SM_NOTIFY and the client's reclaim. A deliberately
+ * truncated call shows the judge can fail. Needs root
  * (capturing).
  */
 import t from 'tap'
+import { mkdirSync } from 'node:fs'
 import { connect as tcpConnect } from 'node:net'
 import { join } from 'node:path'
 import { NfsClient } from '../../client/nfs-client.ts'
@@ -24,6 +26,9 @@ import { NLM_PROG } from '../../xdr/generated/nlm.ts'
 import { SM_PROG } from '../../xdr/generated/nsm.ts'
 import { freePort } from '../helpers/ports.ts'
 import { connect, mountRoot, NFS3, ROOT_CRED, startServer } from '../helpers/server.ts'
+import { parseExports } from '../../server/exports/parse.ts'
+import { createServer } from '../../server/index.ts'
+import type { TsnfsServer } from '../../server/index.ts'
 import { readCapture, readPackets, startCapture } from '../helpers/tshark.ts'
 import type { Ports } from '../helpers/tshark.ts'
 import { buildProbe } from './conform.ts'
@@ -201,6 +206,45 @@ t.test('our client library\'s locks, and the server\'s GRANTED callback to a wai
     '127.0.0.3>127.0.0.1 V4 UNLOCK Call', '127.0.0.1>127.0.0.3 V4 UNLOCK Reply',
   ]) t.ok(seen.has(want), want)
   t.notOk([...seen].some((x) => x.includes('undissected')), `every packet dissected: ${[...seen].join(' | ')}`)
+  t.strictSame(await readCapture(file, here, '_ws.malformed || _ws.expert.severity >= error', ['frame.number', '_ws.col.Info']), [], 'no malformed packet, no expert error')
+})
+
+t.test('a restarted server\'s SM_NOTIFY to a client host and the client\'s reclaim dissect by name, nothing malformed', async (t) => {
+  const P = await freePort()
+  const port = await freePort()
+  const stateDir = join(dir, 'restart-state')
+  // A host directory: the file and its handle outlive the server.
+  const exported = join(dir, 'restart-export')
+  mkdirSync(exported, { recursive: true })
+  const locking = { nsm: { peerPortmapPort: P }, nlm: { graceMs: 10_000 } }
+  const start = (): Promise<TsnfsServer> => createServer({ exports: parseExports(`${exported} *(rw,insecure,no_root_squash)\n`, 'exports'), stateDir, port, host: '127.0.0.1', locking })
+  let srv = await start()
+  t.teardown(() => srv.close())
+  const q = `callername=wire-r&clientaddr=127.0.0.4&lockportmapport=${String(P)}&lockstatedir=${join(dir, 'wire-r')}`
+  const c = await NfsClient.mount(`nfs://127.0.0.1${exported}?nfsport=${String(port)}&mountport=${String(port)}&${q}`, { lockPollMs: 60_000 })
+  t.teardown(() => c.umount())
+  await c.writeFile('/kept', Buffer.alloc(16))
+  await c.lock('/kept', { start: 0, length: 0, exclusive: true, wait: false, owner: 1 })
+  const svc = await c.locks.service()
+  const here: Ports = { tcp: [port, P, svc.port], udp: [port, P, svc.port] }
+  const file = join(dir, 'restart.pcapng')
+  const cap = await startCapture(t, here, file)
+  await srv.close()
+  srv = await start()
+  const deadline = Date.now() + 10_000
+  while (srv.locking?.nlm.table.holds('wire-r') !== true && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+  await cap.stop()
+  t.equal(srv.locking?.nlm.table.holds('wire-r'), true, 'the client reclaimed its lock')
+
+  const rows = await readPackets(file, here, 'nlm || stat || portmap', ['_ws.col.Info', 'ip.src', 'ip.dst', 'nlm.reclaim'])
+  const seen = rows.map((p) => `${p['ip.src'] ?? ''}>${p['ip.dst'] ?? ''} ${callName(p['_ws.col.Info'] ?? '')}`)
+  for (const want of [
+    '127.0.0.1>127.0.0.4 V2 GETPORT Call', '127.0.0.4>127.0.0.1 V2 GETPORT Reply',
+    '127.0.0.1>127.0.0.4 V1 NOTIFY Call', '127.0.0.4>127.0.0.1 V1 NOTIFY Reply',
+    '127.0.0.4>127.0.0.1 V4 LOCK Call', '127.0.0.1>127.0.0.4 V4 LOCK Reply',
+  ]) t.ok(seen.includes(want), want)
+  t.ok(rows.some((p) => p['_ws.col.Info']?.startsWith('V4 LOCK Call') === true && p['nlm.reclaim'] === '1'), 'the LOCK is a reclaim')
+  t.notOk(seen.some((x) => x.includes('undissected')), `every packet dissected: ${seen.join(' | ')}`)
   t.strictSame(await readCapture(file, here, '_ws.malformed || _ws.expert.severity >= error', ['frame.number', '_ws.col.Info']), [], 'no malformed packet, no expert error')
 })
 
