@@ -13,7 +13,7 @@ import { mkdirSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { startGanesha } from '../helpers/ganesha.ts'
 import { buildProbe } from './conform.ts'
-import { runNlm } from './nlm-probe.ts'
+import { BASIC_OPS, BASIC_REPLIES, runNlm } from './nlm-probe.ts'
 import { runNlmBench } from '../../bench/nlm-probe.ts'
 import type { NlmTarget } from '../../bench/nlm-probe.ts'
 
@@ -25,38 +25,14 @@ const bin = await buildProbe(t)
 // Ganesha monitors each caller through rpc.statd, which must resolve the name.
 const target: NlmTarget = { url: g.url(), nlmPort: g.nlmPort, caller: 'localhost' }
 
-const script = async (t: Test, file: string, ops: string[], expected: string[]): Promise<void> => {
+const script = async (t: Test, file: string, ops: readonly string[], expected: readonly string[]): Promise<void> => {
   const r = await runNlm(bin, target, file, ops)
   t.strictSame(r.lines, expected, `replies (stderr: ${r.stderr.trim() || 'none'})`)
   t.equal(r.exitCode, 0, 'every op had its reply')
 }
 
 t.test('LOCK granted, a conflicting TEST denied with the holder, LOCK denied, UNLOCK, then granted', (t) =>
-  script(t, '/basic', [
-    'null',
-    'lock,x,off=0,len=100,svid=1,oh=owner1',
-    'test,x,off=50,len=10,svid=2,oh=owner2',
-    'lock,x,off=50,len=10,svid=2,oh=owner2',
-    'test,off=99,len=1,svid=3,oh=owner3',
-    'lock,x,off=100,len=10,svid=2,oh=owner2',
-    'test,x,off=0,len=100,svid=1,oh=owner1',
-    'unlock,off=0,len=100,svid=1,oh=owner1',
-    'test,x,off=0,len=100,svid=3,oh=owner3',
-    'unlock,off=100,len=10,svid=2,oh=owner2',
-    'test,x,svid=3,oh=owner3',
-  ], [
-    'NULL ok',
-    'LOCK NLM4_GRANTED',
-    'TEST NLM4_DENIED excl=1 svid=1 oh=owner1 off=0 len=100',
-    'LOCK NLM4_DENIED',
-    'TEST NLM4_DENIED excl=1 svid=1 oh=owner1 off=0 len=100',
-    'LOCK NLM4_GRANTED',
-    'TEST NLM4_GRANTED',
-    'UNLOCK NLM4_GRANTED',
-    'TEST NLM4_GRANTED',
-    'UNLOCK NLM4_GRANTED',
-    'TEST NLM4_GRANTED',
-  ]))
+  script(t, '/basic', BASIC_OPS, BASIC_REPLIES))
 
 t.test('shared locks share; an exclusive TEST sees a shared holder', (t) =>
   script(t, '/shared', [

@@ -22,3 +22,31 @@ export function runNlm(bin: string, target: NlmTarget, path: string, ops: readon
     })
   })
 }
+
+/** The first script both NLM servers (ours and Ganesha's) must answer alike: grant, conflict with the holder named, unlock. */
+export const BASIC_OPS: readonly string[] = [
+  'null',
+  'lock,x,off=0,len=100,svid=1,oh=owner1',
+  'test,x,off=50,len=10,svid=2,oh=owner2',
+  'lock,x,off=50,len=10,svid=2,oh=owner2',
+  'test,off=99,len=1,svid=3,oh=owner3',
+  'lock,x,off=100,len=10,svid=2,oh=owner2',
+  'test,x,off=0,len=100,svid=1,oh=owner1',
+  'unlock,off=0,len=100,svid=1,oh=owner1',
+  'test,x,off=0,len=100,svid=3,oh=owner3',
+  'unlock,off=100,len=10,svid=2,oh=owner2',
+  'test,x,svid=3,oh=owner3',
+]
+export const BASIC_REPLIES: readonly string[] = [
+  'NULL ok',
+  'LOCK NLM4_GRANTED',
+  'TEST NLM4_DENIED excl=1 svid=1 oh=owner1 off=0 len=100',
+  'LOCK NLM4_DENIED',
+  'TEST NLM4_DENIED excl=1 svid=1 oh=owner1 off=0 len=100',
+  'LOCK NLM4_GRANTED',
+  'TEST NLM4_GRANTED',
+  'UNLOCK NLM4_GRANTED',
+  'TEST NLM4_GRANTED',
+  'UNLOCK NLM4_GRANTED',
+  'TEST NLM4_GRANTED',
+]

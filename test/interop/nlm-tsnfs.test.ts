@@ -11,7 +11,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { startServer } from '../helpers/server.ts'
 import { buildProbe } from './conform.ts'
-import { runNlm } from './nlm-probe.ts'
+import { BASIC_OPS, BASIC_REPLIES, runNlm } from './nlm-probe.ts'
 import { runNlmBench } from '../../bench/nlm-probe.ts'
 import type { NlmTarget } from '../../bench/nlm-probe.ts'
 
@@ -20,38 +20,14 @@ const s = await startServer(t, '/export *(rw,insecure,no_root_squash,backend=mem
 const bin = await buildProbe(t)
 const target: NlmTarget = { url: s.url('/export'), pmapPort: s.port, caller: 'probe-host' }
 
-const script = async (t: Test, file: string, ops: string[], expected: string[]): Promise<void> => {
+const script = async (t: Test, file: string, ops: readonly string[], expected: readonly string[]): Promise<void> => {
   const r = await runNlm(bin, target, file, ops)
   t.strictSame(r.lines, expected, `replies (stderr: ${r.stderr.trim() || 'none'})`)
   t.equal(r.exitCode, 0, 'every op had its reply, its cookie echoed')
 }
 
 t.test('LOCK granted, a conflicting TEST denied with the holder, LOCK denied, UNLOCK, then granted', (t) =>
-  script(t, '/basic', [
-    'null',
-    'lock,x,off=0,len=100,svid=1,oh=owner1',
-    'test,x,off=50,len=10,svid=2,oh=owner2',
-    'lock,x,off=50,len=10,svid=2,oh=owner2',
-    'test,off=99,len=1,svid=3,oh=owner3',
-    'lock,x,off=100,len=10,svid=2,oh=owner2',
-    'test,x,off=0,len=100,svid=1,oh=owner1',
-    'unlock,off=0,len=100,svid=1,oh=owner1',
-    'test,x,off=0,len=100,svid=3,oh=owner3',
-    'unlock,off=100,len=10,svid=2,oh=owner2',
-    'test,x,svid=3,oh=owner3',
-  ], [
-    'NULL ok',
-    'LOCK NLM4_GRANTED',
-    'TEST NLM4_DENIED excl=1 svid=1 oh=owner1 off=0 len=100',
-    'LOCK NLM4_DENIED',
-    'TEST NLM4_DENIED excl=1 svid=1 oh=owner1 off=0 len=100',
-    'LOCK NLM4_GRANTED',
-    'TEST NLM4_GRANTED',
-    'UNLOCK NLM4_GRANTED',
-    'TEST NLM4_GRANTED',
-    'UNLOCK NLM4_GRANTED',
-    'TEST NLM4_GRANTED',
-  ]))
+  script(t, '/basic', BASIC_OPS, BASIC_REPLIES))
 
 t.test('the same owner on another host is another owner', (t) =>
   script(t, '/hosts', [
