@@ -27,7 +27,7 @@ t.test('ranges outside the device are BLOCKDEV_RANGE errors, never short', async
   await t.rejects(dev.read(0.5, 1), { code: 'BLOCKDEV_RANGE' })
   await t.rejects(dev.read(0, Number.NaN), { code: 'BLOCKDEV_RANGE' })
   await t.rejects(dev.readInto(4095, new Uint8Array(2)), { code: 'BLOCKDEV_RANGE' })
-  t.throws(() => { dev.writeSync(2 ** 53, Buffer.alloc(1)); }, { code: 'BLOCKDEV_RANGE' })
+  t.throws(() => { dev.writeSync(2 ** 53, Buffer.alloc(1)) }, { code: 'BLOCKDEV_RANGE' })
 })
 
 t.test('sizes must be positive multiples of the sector size', async (t) => {
@@ -43,7 +43,7 @@ t.test('read-only and closed devices refuse with their codes', async (t) => {
   t.equal(ro.readOnly, true)
   t.strictSame(await ro.read(0, 3), Buffer.from([7, 7, 7]))
   await t.rejects(ro.write(0, Buffer.alloc(1)), { code: 'BLOCKDEV_READONLY', message: 'BLOCKDEV_READONLY: write at offset 0 to a device opened read-only' })
-  t.throws(() => { ro.writeSync(512, Buffer.alloc(1)); }, { code: 'BLOCKDEV_READONLY' })
+  t.throws(() => { ro.writeSync(512, Buffer.alloc(1)) }, { code: 'BLOCKDEV_READONLY' })
   await ro.close()
   await t.rejects(ro.read(0, 1), { code: 'BLOCKDEV_CLOSED', message: 'BLOCKDEV_CLOSED: read on a closed device' })
   await t.rejects(ro.flush(), { code: 'BLOCKDEV_CLOSED' })
