@@ -87,7 +87,7 @@ export class ImageFile implements BlockDevice {
     // Lock before truncating, so an image in use elsewhere is never emptied under its writer.
     const lock = await acquireImageLock(path)
     try {
-      const fh = await open(path, options.overwrite === true ? 'w' : 'wx', 0o644)
+      const fh = await open(path, options.overwrite === true ? 'w+' : 'wx+', 0o644)
       try {
         await fh.truncate(size)
       } catch (err) {
