@@ -13,7 +13,6 @@ import type { Ext4Time, Inode } from '../vfs/engine/format/inode.ts'
 import { decodeExtentHeader } from '../vfs/engine/format/extent.ts'
 import { Ext4Image } from '../vfs/engine/reader/image.ts'
 import { FileReadAt } from '../vfs/engine/reader/read-at.ts'
-import { strerror } from './common.ts'
 import { wantsHelp } from './help.ts'
 
 export const DEBUG_USAGE = `usage: tsnfs debug IMAGE ls [-l] PATH | stat PATH | cat PATH
@@ -23,6 +22,26 @@ export const DEBUG_USAGE = `usage: tsnfs debug IMAGE ls [-l] PATH | stat PATH | 
                  generation, times with nanoseconds, a symlink's target
   cat PATH       the file's bytes to stdout
 `
+
+/**
+ * strerror(3) texts for the errnos the walker and the image file give; kept
+ * here so that the command loads no client code (cli/common.ts does).
+ */
+const STRERROR: Readonly<Record<string, string>> = {
+  ENOENT: 'No such file or directory',
+  ENOTDIR: 'Not a directory',
+  EISDIR: 'Is a directory',
+  EINVAL: 'Invalid argument',
+  ELOOP: 'Too many levels of symbolic links',
+  ENAMETOOLONG: 'File name too long',
+  EACCES: 'Permission denied',
+  EPERM: 'Operation not permitted',
+  EIO: 'Input/output error',
+}
+
+function strerror(code: string): string {
+  return STRERROR[code] ?? code
+}
 
 /** Bytes per read when streaming a file: holes and extents are mapped per chunk. */
 const CAT_CHUNK = 1024 * 1024

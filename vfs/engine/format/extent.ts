@@ -117,11 +117,13 @@ export function decodeExtentNode(buf: Buffer, nodeSize: number, where: string): 
   const indexes: ExtentIndex[] = []
   const extents: Extent[] = []
   let prevEnd = 0
+  let prevKey = -1
   for (let i = 0; i < header.entries; i++) {
     const at = EXTENT_HEADER_SIZE + i * EXTENT_ENTRY_SIZE
     if (header.depth > 0) {
       const ix = decodeExtentIndex(buf, at)
-      if (i > 0 && ix.block <= indexes[i - 1]!.block) throw corrupt(`${where}: extent index keys out of order`)
+      if (ix.block <= prevKey) throw corrupt(`${where}: extent index keys out of order`)
+      prevKey = ix.block
       indexes.push(ix)
     } else {
       const e = decodeExtent(buf, at)

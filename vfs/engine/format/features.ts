@@ -67,6 +67,10 @@ const TABLES: ReadonlyArray<[FeatureKind, Readonly<Record<string, number>>, stri
   ['ro_compat', RO_COMPAT, 'R'],
 ]
 
+function tableOf(kind: FeatureKind): [Readonly<Record<string, number>>, string] {
+  return kind === 'compat' ? [COMPAT, 'C'] : kind === 'incompat' ? [INCOMPAT, 'I'] : [RO_COMPAT, 'R']
+}
+
 /** The three feature words of a superblock. */
 export interface FeatureWords {
   featureCompat: number
@@ -80,7 +84,7 @@ function wordOf(sb: FeatureWords, kind: FeatureKind): number {
 
 /** Names of the bits set in one word; a bit without a name is FEATURE_<C|I|R><bit>, as e2p prints it. */
 function namesIn(kind: FeatureKind, word: number): string[] {
-  const [, table, letter] = TABLES.find(([k]) => k === kind) ?? TABLES[0]!
+  const [table, letter] = tableOf(kind)
   const out: string[] = []
   for (let bit = 0; bit < 32; bit++) {
     const mask = 2 ** bit
@@ -100,7 +104,7 @@ export function hasFeature(sb: FeatureWords, kind: 'compat', name: keyof typeof 
 export function hasFeature(sb: FeatureWords, kind: 'incompat', name: keyof typeof INCOMPAT): boolean
 export function hasFeature(sb: FeatureWords, kind: 'ro_compat', name: keyof typeof RO_COMPAT): boolean
 export function hasFeature(sb: FeatureWords, kind: FeatureKind, name: string): boolean {
-  const table = TABLES.find(([k]) => k === kind)![1]
+  const [table] = tableOf(kind)
   const mask = table[name] ?? 0
   return (wordOf(sb, kind) & mask) !== 0
 }

@@ -137,7 +137,8 @@ export class Ext4Image {
     const raw = await this.readBlocks(block, 1, `inode ${ino}`)
     this.verifier.verify('extent-block', raw, { block, ino })
     const node = decodeExtentNode(raw, this.blockSize, `inode ${ino} extent block ${block}`)
-    if (this.nodes.size >= EXTENT_NODE_CACHE) this.nodes.delete(this.nodes.keys().next().value!)
+    const oldest = this.nodes.keys().next()
+    if (this.nodes.size >= EXTENT_NODE_CACHE && oldest.done !== true) this.nodes.delete(oldest.value)
     this.nodes.set(block, node)
     return node
   }
@@ -154,9 +155,8 @@ export class Ext4Image {
     let bound = Infinity
     for (;;) {
       if (node.header.depth === 0) {
-        let i = node.extents.length - 1
-        while (i >= 0 && node.extents[i]!.block > lblk) i--
-        const e = i >= 0 ? node.extents[i] : undefined
+        const i = lastAtOrBefore(node.extents, lblk)
+        const e = node.extents[i]
         if (e !== undefined && lblk < e.block + e.len) {
           if (e.start + e.len > this.blocksCount) throw corrupt(`inode ${ino}: extent at logical ${e.block} maps blocks ${e.start}+${e.len} outside the file system`)
           return { extent: e }
@@ -164,13 +164,13 @@ export class Ext4Image {
         const next = node.extents[i + 1]
         return { holeEnd: next !== undefined ? Math.min(next.block, bound) : bound }
       }
-      let i = node.indexes.length - 1
-      while (i >= 0 && node.indexes[i]!.block > lblk) i--
-      if (i < 0) return { holeEnd: Math.min(node.indexes[0]?.block ?? bound, bound) }
+      const i = lastAtOrBefore(node.indexes, lblk)
+      const ix = node.indexes[i]
+      if (ix === undefined) return { holeEnd: Math.min(node.indexes[0]?.block ?? bound, bound) }
       const next = node.indexes[i + 1]
       if (next !== undefined) bound = Math.min(bound, next.block)
-      const child = await this.extentNode(node.indexes[i]!.leaf, ino)
-      if (child.header.depth !== node.header.depth - 1) throw corrupt(`inode ${ino}: extent block ${node.indexes[i]!.leaf} at depth ${child.header.depth} under depth ${node.header.depth}`)
+      const child = await this.extentNode(ix.leaf, ino)
+      if (child.header.depth !== node.header.depth - 1) throw corrupt(`inode ${ino}: extent block ${ix.leaf} at depth ${child.header.depth} under depth ${node.header.depth}`)
       node = child
     }
   }
@@ -263,8 +263,7 @@ export class Ext4Image {
     let follows = 0
     const walk = async (start: number, parts: string[]): Promise<number> => {
       let ino = start
-      for (let i = 0; i < parts.length; i++) {
-        const name = parts[i]!
+      for (const [i, name] of parts.entries()) {
         const dir = await this.readInode(ino)
         if (!isDir(dir)) throw new VfsError('ENOTDIR', `${name}: a component before it is not a directory`)
         if (Buffer.byteLength(name) > 255) throw new VfsError('ENAMETOOLONG', name)
@@ -287,6 +286,18 @@ export class Ext4Image {
     }
     return walk(ROOT_INO, components(path))
   }
+}
+
+/** Index of the last entry whose first block is <= lblk, or -1 (entries are sorted by block). */
+function lastAtOrBefore(entries: ReadonlyArray<{ block: number }>, lblk: number): number {
+  let lo = 0
+  let hi = entries.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if ((entries[mid]?.block ?? Infinity) <= lblk) lo = mid + 1
+    else hi = mid
+  }
+  return lo - 1
 }
 
 function components(path: string): string[] {
