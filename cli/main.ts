@@ -24,6 +24,7 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = 
   shell: (a) => import('./shell.ts').then((m) => m.shell(a)),
   mount: (a) => import('./mount.ts').then((m) => m.mount(a)),
   umount: (a) => import('./umount.ts').then((m) => m.umount(a)),
+  debug: (a) => import('./debug.ts').then((m) => m.debug(a)),
 }
 
 const USAGE = `usage: tsnfs <command> [options]
@@ -65,6 +66,10 @@ mounting (as root, through FUSE; SOURCE is host:/export[/path] or a URL):
   mount [-f] [-o OPTIONS] SOURCE DIR  mount the export on DIR (nfs(5) options: ro, rsize, wsize,
                                     actimeo, noac, port, mountport, proto, uid, gid, soft, allow_other...)
   umount [-l] DIR                   unmount (never stats a mount) and wait for the daemon to finish
+
+storage engine images (ext4; read only, nothing is served or mounted):
+  debug IMAGE ls [-l] PATH | stat PATH | cat PATH
+                                    list a directory, show an inode, print a file of the image
   (tsnfs <command> --help, or tsnfs help <command>, for each command's options; tsnfs --version)
 `
 

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ROOT, tsnfs } from './cli.ts'
 
-const COMMANDS = ['serve', 'bench', 'showmount', 'exports', 'stats', 'ls', 'cat', 'cp', 'stat', 'mkdir', 'rm', 'mv', 'ln', 'df', 'shell', 'mount', 'umount']
+const COMMANDS = ['serve', 'bench', 'showmount', 'exports', 'stats', 'ls', 'cat', 'cp', 'stat', 'mkdir', 'rm', 'mv', 'ln', 'df', 'shell', 'mount', 'umount', 'debug']
 
 t.test('--help and -h on every command', async (t) => {
   for (const cmd of COMMANDS) {
