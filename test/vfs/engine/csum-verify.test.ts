@@ -25,7 +25,7 @@ import { NO_VERIFY } from '../../../vfs/engine/reader/verify.ts'
 import type { MetadataContext, MetadataKind, Verifier } from '../../../vfs/engine/reader/verify.ts'
 import { mkfs, readerSha, scratch, seededBytes, sh, whyNoLoopMount, withMount } from './format-helpers.ts'
 
-const KINDS: MetadataKind[] = ['superblock', 'group-desc', 'inode', 'extent-block', 'dir-block', 'dx-block']
+const KINDS: MetadataKind[] = ['superblock', 'group-desc', 'inode', 'extent-block', 'dir-block', 'dx-block', 'block-bitmap', 'inode-bitmap']
 const BIG_DIR_ENTRIES = 3000
 
 interface Seen {
@@ -49,8 +49,9 @@ async function open(t: Test, image: string, verifier?: Verifier): Promise<Ext4Im
   return Ext4Image.open(dev, verifier === undefined ? {} : { verifier })
 }
 
-/** Every directory, inode, file byte and link target reachable from the root; returns the count of inodes. */
+/** Every group's bitmaps, then every directory, inode, file byte and link target reachable from the root; returns the count of inodes. */
 async function walk(img: Ext4Image): Promise<number> {
+  for (let g = 0; g < img.groupCount; g++) await img.checkBitmaps(g)
   const seen = new Set<number>()
   const visit = async (ino: number): Promise<void> => {
     if (seen.has(ino)) return
@@ -148,6 +149,7 @@ t.test('a kernel-filled metadata_csum image verifies end to end, and one flipped
   const gd = await img.groupDesc(group)
   const inodeAt = gd.inodeTable * bs + ((fileIno - 1) % img.sb.inodesPerGroup) * img.inodeSize
   const gdTable = (img.sb.firstDataBlock + 1) * bs
+  const gd0 = await img.groupDesc(0)
 
   const cases: Array<{ kind: MetadataKind; at: number; block: number; owner: string; read: (img: Ext4Image) => Promise<unknown> }> = [
     // s_volume_name: nothing the reader checks, so only the checksum can object.
@@ -163,6 +165,9 @@ t.test('a kernel-filled metadata_csum image verifies end to end, and one flipped
     { kind: 'dx-block', at: dxRootBlock * bs + 0x20 + 8, block: dxRootBlock, owner: ` of inode ${bigIno}`, read: (i) => i.readDir(bigIno) },
     // The interior node's second entry's hash.
     { kind: 'dx-block', at: dxNodeBlock * bs + 0x8 + 8, block: dxNodeBlock, owner: ` of inode ${bigIno}`, read: (i) => i.readDir(bigIno) },
+    // The first byte of group 0's bitmaps: the superblock's and the root's bits, always set.
+    { kind: 'block-bitmap', at: gd0.blockBitmap * bs, block: gd0.blockBitmap, owner: ' of group 0', read: (i) => i.checkBitmaps(0) },
+    { kind: 'inode-bitmap', at: gd0.inodeBitmap * bs, block: gd0.inodeBitmap, owner: ' of group 0', read: (i) => i.checkBitmaps(0) },
   ]
   for (const [n, c] of cases.entries()) {
     const copy = path.join(dir, `flip-${n}.img`)
@@ -175,6 +180,25 @@ t.test('a kernel-filled metadata_csum image verifies end to end, and one flipped
     t.not(unverified.code, 'EXT4_BAD_CHECKSUM', `${c.kind}: NO_VERIFY does not check (${unverified.code})`)
     fs.rmSync(copy)
   }
+})
+
+t.test('128-byte inodes keep only the low 16 bits of their checksum, and are verified with them', { skip: noLoop ?? false }, async (t) => {
+  const dir = scratch(t, 'csum-small-inode')
+  const image = path.join(dir, 'fs.img')
+  mkfs(image, 16 << 20, ['-b', '4096', '-I', '128'])
+  await withMount(t, image, (mnt) => {
+    fill(mnt, 3)
+  })
+  const img = await open(t, image)
+  t.equal(img.inodeSize, 128)
+  t.ok((await walk(img)) > BIG_DIR_ENTRIES, 'walks cleanly')
+  const ino = await img.lookup('/small/file-1')
+  const gd = await img.groupDesc(Math.floor((ino - 1) / img.sb.inodesPerGroup))
+  const at = gd.inodeTable * img.blockSize + ((ino - 1) % img.sb.inodesPerGroup) * 128
+  flip(image, at + 0x10)
+  const r = await codeOf(open(t, image).then((i) => i.readInode(ino)))
+  t.equal(r.code, 'EXT4_BAD_CHECKSUM')
+  t.match(r.message, new RegExp(`^inode of inode ${ino} in block \\d+: checksum 0x0000[0-9a-f]{4} on disk, computed 0x0000[0-9a-f]{4}$`), r.message)
 })
 
 t.test('metadata_csum_seed: the seed comes from s_checksum_seed, so a changed UUID still verifies', { skip: noLoop ?? false }, async (t) => {

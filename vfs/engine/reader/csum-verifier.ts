@@ -28,6 +28,8 @@ const DX_ROOT_COUNT_OFFSET = 0x20
 const DX_NODE_COUNT_OFFSET = 0x8
 const DX_ENTRY_SIZE = 8
 const ZERO4 = new Uint8Array(4)
+/** A descriptor this long holds the high halves of both bitmap checksums (EXT4_BG_*_BITMAP_CSUM_HI_END). */
+const BITMAP_CSUM_HI_END = 0x3c
 
 function le32(n: number): Uint8Array {
   const b = Buffer.alloc(4)
@@ -197,6 +199,18 @@ export function metadataCsumVerifier(sb: Superblock): Verifier {
           const want = crc32cUpdate(c, ZERO4)
           const have = bytes.readUInt32LE(tail + 4)
           if (want !== have) throw bad(kind, ctx, want, have)
+          return
+        }
+        case 'block-bitmap':
+        case 'inode-bitmap': {
+          if (ctx.stored === undefined) throw new TypeError(`${kind} verification needs the checksum from the group descriptor`)
+          // Only the bits of the group count: clusters (block bitmap) or inodes per group, in bytes.
+          const bits = kind === 'block-bitmap' ? sb.clustersPerGroup : sb.inodesPerGroup
+          const size = Math.floor(bits / 8)
+          if (size > bytes.length) throw noTail(kind, ctx, `${bits} bits per group do not fit a ${bytes.length}-byte bitmap`)
+          const c = crc32cUpdate(seed, bytes.subarray(0, size))
+          const want = gdSize >= BITMAP_CSUM_HI_END ? c : c & 0xffff
+          if (want !== ctx.stored >>> 0) throw bad(kind, ctx, want, ctx.stored)
           return
         }
       }

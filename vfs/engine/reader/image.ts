@@ -9,7 +9,7 @@
 import { VfsError } from '../../errors.ts'
 import { corrupt, FormatError } from '../format/errors.ts'
 import { hasFeature, unreadableFeatures } from '../format/features.ts'
-import { decodeGroupDesc } from '../format/group-desc.ts'
+import { BG_BLOCK_UNINIT, BG_INODE_UNINIT, decodeGroupDesc } from '../format/group-desc.ts'
 import type { GroupDesc } from '../format/group-desc.ts'
 import { decodeInode, I_BLOCK_SIZE, INODE_FLAGS, isDir, isSymlink } from '../format/inode.ts'
 import type { Inode } from '../format/inode.ts'
@@ -114,6 +114,23 @@ export class Ext4Image {
     const gd = decodeGroupDesc(raw, 0, size)
     this.groups.set(g, gd)
     return gd
+  }
+
+  /**
+   * Offer group g's block and inode bitmaps to the verifier (with
+   * metadata_csum their checksums live in the group descriptor). A bitmap the
+   * group marks uninitialised is never read from disk, so it is not checked.
+   */
+  async checkBitmaps(g: number): Promise<void> {
+    const gd = await this.groupDesc(g)
+    if ((gd.flags & BG_BLOCK_UNINIT) === 0) {
+      const raw = await this.readBlocks(gd.blockBitmap, 1, `group ${g} block bitmap`)
+      this.verifier.verify('block-bitmap', raw, { block: gd.blockBitmap, group: g, stored: gd.blockBitmapCsum })
+    }
+    if ((gd.flags & BG_INODE_UNINIT) === 0) {
+      const raw = await this.readBlocks(gd.inodeBitmap, 1, `group ${g} inode bitmap`)
+      this.verifier.verify('inode-bitmap', raw, { block: gd.inodeBitmap, group: g, stored: gd.inodeBitmapCsum })
+    }
   }
 
   /** Inode ino (1-based): group (ino-1)/s_inodes_per_group, slot (ino-1)%s_inodes_per_group of its table. */

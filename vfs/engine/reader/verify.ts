@@ -7,7 +7,7 @@
  * accepts everything (images without checksums, or reading a damaged one).
  */
 
-export type MetadataKind = 'superblock' | 'group-desc' | 'inode' | 'extent-block' | 'dir-block' | 'dx-block'
+export type MetadataKind = 'superblock' | 'group-desc' | 'inode' | 'extent-block' | 'dir-block' | 'dx-block' | 'block-bitmap' | 'inode-bitmap'
 
 export interface MetadataContext {
   /** Physical block the bytes came from (the superblock: 0 or 1, as its block). */
@@ -16,8 +16,10 @@ export interface MetadataContext {
   ino?: number
   /** The inode's i_generation, which its checksum and its blocks' checksums chain after the inode number. */
   generation?: number
-  /** Group number, for group descriptors. */
+  /** Group number, for group descriptors and bitmaps. */
   group?: number
+  /** For bitmaps: the checksum their group descriptor holds (bg_*_bitmap_csum_lo, | hi << 16 in a 64-byte descriptor). */
+  stored?: number
 }
 
 export interface Verifier {
