@@ -158,6 +158,8 @@ t.test('a kernel-filled metadata_csum image verifies end to end, and one flipped
     { kind: 'group-desc', at: gdTable + 0x0c, block: gdTable / bs, owner: ' of group 0', read: (i) => i.groupDesc(0) },
     // i_mtime of /small/file-3.
     { kind: 'inode', at: inodeAt + 0x10, block: Math.floor(inodeAt / bs), owner: ` of inode ${fileIno}`, read: (i) => i.readInode(fileIno) },
+    // i_extra_isize: the checksum is judged before the field is believed.
+    { kind: 'inode', at: inodeAt + 0x80, block: Math.floor(inodeAt / bs), owner: ` of inode ${fileIno}`, read: (i) => i.readInode(fileIno) },
     // ee_block of the leaf's first extent.
     { kind: 'extent-block', at: blockOf('extent-block', fragIno) * bs + 12, block: blockOf('extent-block', fragIno), owner: ` of inode ${fragIno}`, read: async (i) => i.readFile(fragIno, await i.readInode(fragIno), 0, 1 << 20) },
     { kind: 'dir-block', at: dirBlock * bs + nameAt, block: dirBlock, owner: ` of inode ${smallIno}`, read: (i) => i.readDir(smallIno) },

@@ -37,6 +37,8 @@ const MAX_SYMLINK_FOLLOWS = 40
 const DIR_READ_RUN = 64
 /** Decoded extent tree nodes kept (a sequential read revisits the same leaf for each extent). */
 const EXTENT_NODE_CACHE = 64
+/** i_generation, which the inode's checksum chains after its number. */
+const I_GENERATION_OFFSET = 0x64
 
 export interface OpenOptions {
   /**
@@ -143,14 +145,13 @@ export class Ext4Image {
     if (gd.inodeTable < 1 || gd.inodeTable + tableBlocks > this.blocksCount) throw corrupt(`group ${group}: inode table at block ${gd.inodeTable} outside the file system`)
     const at = gd.inodeTable * this.blockSize + index * this.inodeSize
     const raw = await this.dev.read(at, this.inodeSize)
-    let inode: Inode
+    // Checked before decoding, so a damaged field (i_extra_isize) is reported as the checksum failure it is.
+    this.verifier.verify('inode', raw, { block: Math.floor(at / this.blockSize), ino, generation: raw.readUInt32LE(I_GENERATION_OFFSET) })
     try {
-      inode = decodeInode(raw, 0, this.inodeSize, hasFeature(this.sb, 'ro_compat', 'huge_file'))
+      return decodeInode(raw, 0, this.inodeSize, hasFeature(this.sb, 'ro_compat', 'huge_file'))
     } catch (err) {
       throw corrupt(`inode ${ino}: ${err instanceof Error ? err.message : String(err)}`)
     }
-    this.verifier.verify('inode', raw, { block: Math.floor(at / this.blockSize), ino, generation: inode.generation })
-    return inode
   }
 
   private async extentNode(block: number, ino: number, generation: number): Promise<ExtentNode> {
