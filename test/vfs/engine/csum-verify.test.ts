@@ -17,7 +17,7 @@ import { decodeDxRoot } from '../../../vfs/engine/format/dirent.ts'
 import { decodeExtentHeader } from '../../../vfs/engine/format/extent.ts'
 import { isDir, isReg, isSymlink } from '../../../vfs/engine/format/inode.ts'
 import { SUPERBLOCK_OFFSET } from '../../../vfs/engine/format/superblock.ts'
-import { csumSeed, hasMetadataCsum, metadataCsumVerifier } from '../../../vfs/engine/reader/csum-verifier.ts'
+import { csumSeed, hasMetadataCsum, metadataCsumVerifier, superblockCsum } from '../../../vfs/engine/reader/csum-verifier.ts'
 import { Ext4Image, ROOT_INO } from '../../../vfs/engine/reader/image.ts'
 import { FileReadAt } from '../../../vfs/engine/reader/read-at.ts'
 import { crc32cUpdate } from '../../../vfs/engine/crc32c.ts'
@@ -154,6 +154,8 @@ t.test('a kernel-filled metadata_csum image verifies end to end, and one flipped
   const cases: Array<{ kind: MetadataKind; at: number; block: number; owner: string; read: (img: Ext4Image) => Promise<unknown> }> = [
     // s_volume_name: nothing the reader checks, so only the checksum can object.
     { kind: 'superblock', at: SUPERBLOCK_OFFSET + 0x78, block: 1, owner: '', read: async () => undefined },
+    // s_checksum_type: damage, not an unknown algorithm.
+    { kind: 'superblock', at: SUPERBLOCK_OFFSET + 0x175, block: 1, owner: '', read: async () => undefined },
     // bg_free_blocks_count_lo of group 0.
     { kind: 'group-desc', at: gdTable + 0x0c, block: gdTable / bs, owner: ' of group 0', read: (i) => i.groupDesc(0) },
     // i_mtime of /small/file-3.
@@ -213,6 +215,22 @@ t.test('metadata_csum_seed: the seed comes from s_checksum_seed, so a changed UU
   t.ok(hasFeature(img.sb, 'incompat', 'metadata_csum_seed'), 'metadata_csum_seed set')
   t.not(csumSeed(img.sb), crc32cUpdate(0xffffffff, img.sb.uuid), 'the seed is no longer the UUID crc')
   t.ok((await walk(img)) > BIG_DIR_ENTRIES, 'walks cleanly')
+})
+
+t.test('an intact superblock naming a checksum algorithm other than crc32c is refused', { skip: noLoop ?? false }, async (t) => {
+  const dir = scratch(t, 'csum-type')
+  const image = path.join(dir, 'fs.img')
+  mkfs(image, 16 << 20, ['-b', '4096'])
+  const fd = fs.openSync(image, 'r+')
+  const raw = Buffer.alloc(1024)
+  fs.readSync(fd, raw, 0, 1024, SUPERBLOCK_OFFSET)
+  raw[0x175] = 2
+  raw.writeUInt32LE(superblockCsum(raw), 0x3fc)
+  fs.writeSync(fd, raw, 0, 1024, SUPERBLOCK_OFFSET)
+  fs.closeSync(fd)
+  const r = await codeOf(open(t, image))
+  t.equal(r.code, 'EXT4_UNSUPPORTED_FEATURE')
+  t.equal(r.message, 'superblock: s_checksum_type 2 (only 1, crc32c, is defined)')
 })
 
 t.test('an image made with -O ^metadata_csum is read without verification', { skip: noLoop ?? false }, async (t) => {

@@ -129,9 +129,6 @@ function needGeneration(kind: MetadataKind, ctx: MetadataContext): { ino: number
  * computed sums. sb is the decoded superblock of the same image.
  */
 export function metadataCsumVerifier(sb: Superblock): Verifier {
-  if (sb.checksumType !== CHECKSUM_TYPE_CRC32C) {
-    throw new FormatError('EXT4_BAD_CHECKSUM', `superblock: s_checksum_type ${sb.checksumType} (only 1, crc32c, is defined)`)
-  }
   const seed = csumSeed(sb)
   const gdSize = descSize(sb)
   return {
@@ -141,6 +138,10 @@ export function metadataCsumVerifier(sb: Superblock): Verifier {
           const want = superblockCsum(bytes)
           const have = bytes.readUInt32LE(SUPERBLOCK_CHECKSUM_OFFSET)
           if (want !== have) throw bad(kind, ctx, want, have)
+          // Judged after the sum, so a damaged field reads as damage; an intact one naming another algorithm is refused.
+          if (sb.checksumType !== CHECKSUM_TYPE_CRC32C) {
+            throw new FormatError('EXT4_UNSUPPORTED_FEATURE', `superblock: s_checksum_type ${sb.checksumType} (only 1, crc32c, is defined)`)
+          }
           return
         }
         case 'group-desc': {
