@@ -21,6 +21,8 @@ export type FormatErrorCode =
   | 'EXT4_NEEDS_RECOVERY'
   /** A metadata structure is inconsistent (bad extent magic, rec_len past a block, ...). */
   | 'EXT4_CORRUPT'
+  /** A metadata checksum (metadata_csum) does not match its structure, or the structure has no room for one. */
+  | 'EXT4_BAD_CHECKSUM'
   /** A request larger than we agree to serve in one call. */
   | 'EXT4_TOO_LARGE'
 

@@ -120,7 +120,7 @@ export const IMPLEMENTED: ReadonlySet<string> = new Set([
 
 /**
  * Incompat features that change nothing the read-only walker looks at: it may
- * open such an image for reading (it verifies no checksums yet, reads no
+ * open such an image for reading (it verifies checksums only when present, reads no
  * xattrs, and scans directories linearly, so large_dir's third level is moot).
  */
 const READABLE_INCOMPAT: ReadonlySet<string> = new Set([

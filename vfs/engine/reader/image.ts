@@ -9,19 +9,20 @@
 import { VfsError } from '../../errors.ts'
 import { corrupt, FormatError } from '../format/errors.ts'
 import { hasFeature, unreadableFeatures } from '../format/features.ts'
-import { decodeGroupDesc } from '../format/group-desc.ts'
+import { BG_BLOCK_UNINIT, BG_INODE_UNINIT, decodeGroupDesc } from '../format/group-desc.ts'
 import type { GroupDesc } from '../format/group-desc.ts'
 import { decodeInode, I_BLOCK_SIZE, INODE_FLAGS, isDir, isSymlink } from '../format/inode.ts'
 import type { Inode } from '../format/inode.ts'
 import { decodeExtentNode } from '../format/extent.ts'
 import type { Extent, ExtentNode } from '../format/extent.ts'
-import { parseDirBlock } from '../format/dirent.ts'
+import { parseDirBlock, recLenFromDisk } from '../format/dirent.ts'
 import type { DirEntry } from '../format/dirent.ts'
 import {
   blocksCount, blockSize, decodeSuperblock, descSize, EXT4_SUPER_MAGIC, groupCount, inodeSize, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
 } from '../format/superblock.ts'
 import type { Superblock } from '../format/superblock.ts'
 import type { ReadAt } from './read-at.ts'
+import { hasMetadataCsum, metadataCsumVerifier } from './csum-verifier.ts'
 import { NO_VERIFY } from './verify.ts'
 import type { Verifier } from './verify.ts'
 
@@ -36,9 +37,15 @@ const MAX_SYMLINK_FOLLOWS = 40
 const DIR_READ_RUN = 64
 /** Decoded extent tree nodes kept (a sequential read revisits the same leaf for each extent). */
 const EXTENT_NODE_CACHE = 64
+/** i_generation, which the inode's checksum chains after its number. */
+const I_GENERATION_OFFSET = 0x64
 
 export interface OpenOptions {
-  /** Metadata checksum verification; the default verifies nothing (see verify.ts). */
+  /**
+   * Metadata checksum verification. The default checks every structure of an
+   * image with metadata_csum (csum-verifier.ts) and nothing otherwise;
+   * NO_VERIFY reads a damaged image as far as its structure allows.
+   */
   verifier?: Verifier
 }
 
@@ -80,7 +87,7 @@ export class Ext4Image {
     const sb = decodeSuperblock(raw)
     if (sb.magic !== EXT4_SUPER_MAGIC) throw new FormatError('EXT4_BAD_MAGIC', `bad magic 0x${sb.magic.toString(16)} (not ext2/3/4)`)
     if (sb.logBlockSize > 6) throw new FormatError('EXT4_BAD_BLOCK_SIZE', `block size 2^${10 + sb.logBlockSize} outside 1024..65536`)
-    const verifier = opts.verifier ?? NO_VERIFY
+    const verifier = opts.verifier ?? (hasMetadataCsum(sb) ? metadataCsumVerifier(sb) : NO_VERIFY)
     verifier.verify('superblock', raw, { block: sb.logBlockSize === 0 ? 1 : 0 })
     const unreadable = unreadableFeatures(sb)
     if (unreadable.length > 0) throw new FormatError('EXT4_UNSUPPORTED_FEATURE', `unsupported feature${unreadable.length > 1 ? 's' : ''}: ${unreadable.join(' ')}`)
@@ -111,6 +118,23 @@ export class Ext4Image {
     return gd
   }
 
+  /**
+   * Offer group g's block and inode bitmaps to the verifier (with
+   * metadata_csum their checksums live in the group descriptor). A bitmap the
+   * group marks uninitialised is never read from disk, so it is not checked.
+   */
+  async checkBitmaps(g: number): Promise<void> {
+    const gd = await this.groupDesc(g)
+    if ((gd.flags & BG_BLOCK_UNINIT) === 0) {
+      const raw = await this.readBlocks(gd.blockBitmap, 1, `group ${g} block bitmap`)
+      this.verifier.verify('block-bitmap', raw, { block: gd.blockBitmap, group: g, stored: gd.blockBitmapCsum })
+    }
+    if ((gd.flags & BG_INODE_UNINIT) === 0) {
+      const raw = await this.readBlocks(gd.inodeBitmap, 1, `group ${g} inode bitmap`)
+      this.verifier.verify('inode-bitmap', raw, { block: gd.inodeBitmap, group: g, stored: gd.inodeBitmapCsum })
+    }
+  }
+
   /** Inode ino (1-based): group (ino-1)/s_inodes_per_group, slot (ino-1)%s_inodes_per_group of its table. */
   async readInode(ino: number): Promise<Inode> {
     if (!Number.isInteger(ino) || ino < 1 || ino > this.sb.inodesCount) throw corrupt(`inode ${ino} outside 1..${this.sb.inodesCount}`)
@@ -121,21 +145,20 @@ export class Ext4Image {
     if (gd.inodeTable < 1 || gd.inodeTable + tableBlocks > this.blocksCount) throw corrupt(`group ${group}: inode table at block ${gd.inodeTable} outside the file system`)
     const at = gd.inodeTable * this.blockSize + index * this.inodeSize
     const raw = await this.dev.read(at, this.inodeSize)
-    let inode: Inode
+    // Checked before decoding, so a damaged field (i_extra_isize) is reported as the checksum failure it is.
+    this.verifier.verify('inode', raw, { block: Math.floor(at / this.blockSize), ino, generation: raw.readUInt32LE(I_GENERATION_OFFSET) })
     try {
-      inode = decodeInode(raw, 0, this.inodeSize, hasFeature(this.sb, 'ro_compat', 'huge_file'))
+      return decodeInode(raw, 0, this.inodeSize, hasFeature(this.sb, 'ro_compat', 'huge_file'))
     } catch (err) {
       throw corrupt(`inode ${ino}: ${err instanceof Error ? err.message : String(err)}`)
     }
-    this.verifier.verify('inode', raw, { block: Math.floor(at / this.blockSize), ino, generation: inode.generation })
-    return inode
   }
 
-  private async extentNode(block: number, ino: number): Promise<ExtentNode> {
+  private async extentNode(block: number, ino: number, generation: number): Promise<ExtentNode> {
     const hit = this.nodes.get(block)
     if (hit !== undefined) return hit
     const raw = await this.readBlocks(block, 1, `inode ${ino}`)
-    this.verifier.verify('extent-block', raw, { block, ino })
+    this.verifier.verify('extent-block', raw, { block, ino, generation })
     const node = decodeExtentNode(raw, this.blockSize, `inode ${ino} extent block ${block}`)
     const oldest = this.nodes.keys().next()
     if (this.nodes.size >= EXTENT_NODE_CACHE && oldest.done !== true) this.nodes.delete(oldest.value)
@@ -169,7 +192,7 @@ export class Ext4Image {
       if (ix === undefined) return { holeEnd: Math.min(node.indexes[0]?.block ?? bound, bound) }
       const next = node.indexes[i + 1]
       if (next !== undefined) bound = Math.min(bound, next.block)
-      const child = await this.extentNode(ix.leaf, ino)
+      const child = await this.extentNode(ix.leaf, ino, inode.generation)
       if (child.header.depth !== node.header.depth - 1) throw corrupt(`inode ${ino}: extent block ${ix.leaf} at depth ${child.header.depth} under depth ${node.header.depth}`)
       node = child
     }
@@ -217,6 +240,7 @@ export class Ext4Image {
     const bs = this.blockSize
     const nblocks = Math.floor(dir.size / bs)
     if (dir.size % bs !== 0) throw corrupt(`directory ${ino}: size ${dir.size} not a multiple of the block size`)
+    const indexed = (dir.flags & INODE_FLAGS.INDEX) !== 0
     const out: ImageEntry[] = []
     let lblk = 0
     while (lblk < nblocks) {
@@ -234,7 +258,10 @@ export class Ext4Image {
       const data = await this.readBlocks(e.start + (lblk - e.block), run, `directory ${ino}`)
       for (let i = 0; i < run; i++) {
         const block = data.subarray(i * bs, (i + 1) * bs)
-        this.verifier.verify('dir-block', block, { block: e.start + (lblk + i - e.block), ino })
+        // As the kernel tells them apart (__ext4_read_dirblock): in an indexed directory block 0 is
+        // the htree root, and a block that is one empty entry spanning the block is an interior node.
+        const dx = indexed && (lblk + i === 0 || (block.readUInt32LE(0) === 0 && recLenFromDisk(block.readUInt16LE(4), bs) === bs))
+        this.verifier.verify(dx ? 'dx-block' : 'dir-block', block, { block: e.start + (lblk + i - e.block), ino, generation: dir.generation })
         for (const d of parseDirBlock(block, bs, `directory ${ino} block ${lblk + i}`).entries) out.push({ ...d, text: d.name.toString('utf8') })
       }
       lblk += run
