@@ -1,0 +1,112 @@
+import type { BlockDevice } from '../blockdev/block-device.ts'
+import { TxnError } from './txn.ts'
+import type { MetaTxn, TxnManager } from './txn.ts'
+
+/**
+ * Transactions without a journal: every commit writes its dirty blocks in place and flushes. Only
+ * for an image nobody else uses and where a crash mid-commit is acceptable — mkfs (the image is
+ * not valid until it finishes anyway), tests of the code above the interface, and fsck --repair
+ * (e2fsck writes in place too). The engine serving clients uses the journaled manager.
+ */
+export class DirectTxnManager implements TxnManager {
+  readonly blockSize: number
+  readonly #dev: BlockDevice
+  readonly #cache = new Map<number, Buffer>()
+  readonly #dirty = new Set<number>()
+  readonly #after: Array<() => void> = []
+  #tid = 1
+  #open = 0
+  #idle: Array<() => void> = []
+  #closed = false
+
+  constructor(dev: BlockDevice, blockSize: number) {
+    this.#dev = dev
+    this.blockSize = blockSize
+  }
+
+  async read(block: number): Promise<Buffer> {
+    if (this.#closed) throw new TxnError('TXN_CLOSED', 'read after close')
+    const hit = this.#cache.get(block)
+    if (hit !== undefined) return hit
+    const buf = await this.#dev.read(block * this.blockSize, this.blockSize)
+    // Another caller may have cached (and changed) it while we waited: theirs wins.
+    const raced = this.#cache.get(block)
+    if (raced !== undefined) return raced
+    this.#cache.set(block, buf)
+    return buf
+  }
+
+  // eslint-disable-next-line @typescript-eslint/require-await -- async to match the journaled manager, which can wait here
+  async begin(): Promise<MetaTxn> {
+    if (this.#closed) throw new TxnError('TXN_CLOSED', 'begin after close')
+    this.#open++
+    let ended = false
+    const check = (): void => {
+      if (ended) throw new TxnError('TXN_ENDED', 'handle used after end()')
+    }
+    const h: MetaTxn & { finish(): void } = {
+      tid: this.#tid,
+      get: async (block) => {
+        check()
+        return this.read(block)
+      },
+      fresh: (block) => {
+        check()
+        const buf = Buffer.alloc(this.blockSize)
+        this.#cache.set(block, buf)
+        this.#dirty.add(block)
+        return buf
+      },
+      dirty: (block) => {
+        check()
+        if (!this.#cache.has(block)) throw new TxnError('TXN_NOT_HELD', `block ${block} marked dirty but never read`)
+        this.#dirty.add(block)
+      },
+      revoke: (block) => {
+        check()
+        this.#cache.delete(block)
+        this.#dirty.delete(block)
+      },
+      afterCommit: (fn) => {
+        check()
+        this.#after.push(fn)
+      },
+      finish: () => {
+        check()
+        ended = true
+      },
+    }
+    return h
+  }
+
+  end(h: MetaTxn): void {
+    ;(h as MetaTxn & { finish(): void }).finish()
+    if (--this.#open === 0) for (const wake of this.#idle.splice(0)) wake()
+  }
+
+  async waitDurable(tid: number): Promise<void> {
+    if (tid < this.#tid) return
+    await this.#commit()
+  }
+
+  async #commit(): Promise<void> {
+    // A commit never captures half an operation: wait until every open handle has ended.
+    while (this.#open > 0) await new Promise<void>((resolve) => this.#idle.push(resolve))
+    this.#tid++
+    const blocks = [...this.#dirty].sort((a, b) => a - b)
+    this.#dirty.clear()
+    for (const b of blocks) {
+      const buf = this.#cache.get(b)
+      if (buf !== undefined) await this.#dev.write(b * this.blockSize, Buffer.from(buf))
+    }
+    await this.#dev.flush()
+    for (const fn of this.#after.splice(0)) fn()
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    await this.#commit()
+    this.#closed = true
+    this.#cache.clear()
+  }
+}

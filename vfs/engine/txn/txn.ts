@@ -1,0 +1,89 @@
+/**
+ * How file-system code changes metadata: through a handle on the running transaction. The
+ * transaction manager behind it decides how the change becomes durable — the jbd2 journal for a
+ * mounted engine (jbd2/), or plain in-place writes for tools that own the image alone (mkfs, fsck
+ * --repair run on an unmounted image) — so the allocator, inode, extent and directory code is
+ * written once against this interface.
+ *
+ * The model is jbd2's (Documentation/filesystems/ext4/journal.rst): many operations join one
+ * running transaction (group commit); a transaction commits only when every operation that joined
+ * it has ended, so a commit never captures half an operation. Blocks are shared: the buffer `get`
+ * returns is the one live copy in the cache, which later operations see at once (as the page cache
+ * does); the manager snapshots what it commits, so an operation of the next transaction may change
+ * a buffer while the previous one is being written.
+ *
+ * Rules for callers:
+ * - change a metadata buffer only between `begin()` and `end()`, and call `dirty(block)` after
+ *   changing it (checksums inside the block are the caller's to keep right before `end()`);
+ * - file data is not journaled (ordered mode): write a file's newly allocated data blocks to the
+ *   device and await those writes *before* `end()` — the commit flushes the device before it writes
+ *   its commit block, so data is on disk before the metadata that points to it;
+ * - a block freed by a transaction must not be reused before that transaction is durable (a crash
+ *   would leave the old owner pointing at new contents): the allocator hands such blocks back from
+ *   an `afterCommit` callback. A freed *metadata* block is also `revoke`d, so replaying an older
+ *   transaction that logged it never overwrites what the block holds next.
+ */
+
+export interface MetaTxn {
+  /** The transaction this handle joined; pass to `waitDurable` for a stable reply. */
+  readonly tid: number
+  /** The live buffer of metadata block `block` (one file-system block), read through the cache. */
+  get(block: number): Promise<Buffer>
+  /** A newly allocated metadata block: zero-filled, already dirty, never read from the device. */
+  fresh(block: number): Buffer
+  /** This handle changed `block` (which it obtained from `get` or `fresh`). */
+  dirty(block: number): void
+  /** A metadata block freed here: drop it from the cache and keep replay from writing it again. */
+  revoke(block: number): void
+  /** Run `fn` once this handle's transaction is durable (how freed blocks return to the allocator). */
+  afterCommit(fn: () => void): void
+}
+
+export interface TxnManager {
+  readonly blockSize: number
+  /** Join the running transaction (waits only while a commit is taking its snapshot). */
+  begin(): Promise<MetaTxn>
+  /** The operation is complete; its changes belong to `h.tid`. */
+  end(h: MetaTxn): void
+  /**
+   * Resolves when transaction `tid` is durable. Asks for a commit if `tid` is still running;
+   * callers arriving while one is in flight share the next commit (group commit).
+   */
+  waitDurable(tid: number): Promise<void>
+  /** A metadata block for reading only (cached; the live copy, do not change it). */
+  read(block: number): Promise<Buffer>
+  /** Commit everything, write it home, and leave the image clean (no recovery needed). */
+  close(): Promise<void>
+}
+
+export class TxnError extends Error {
+  readonly code: 'TXN_CLOSED' | 'TXN_ENDED' | 'TXN_NOT_HELD' | 'TXN_ABORTED'
+  constructor(code: TxnError['code'], message: string, options?: ErrorOptions) {
+    super(`${code}: ${message}`, options)
+    this.name = 'TxnError'
+    this.code = code
+  }
+}
+
+/**
+ * What the journaled manager needs from the log; jbd2/ implements it over the journal inode.
+ * Space is counted in log blocks: a commit of n metadata blocks and r revokes costs its descriptor
+ * blocks, the n blocks, its revoke blocks and one commit block (`cost`).
+ */
+export interface TxnLog {
+  /** Log blocks available to new commits before `release` must free some. */
+  readonly free: number
+  cost(blocks: number, revokes: number): number
+  /**
+   * Write transaction `tid` (descriptors + blocks, revokes, then the commit block once the rest is
+   * on the medium) and resolve when it is durable. `tid`s are consecutive.
+   */
+  commit(tid: number, blocks: ReadonlyArray<{ block: number; data: Buffer }>, revokes: readonly number[]): Promise<void>
+  /**
+   * Every transaction up to and including `tid` has been written to its home locations and the
+   * device flushed: give its log space back (moves the journal's tail; durable on return).
+   */
+  release(tid: number): Promise<void>
+  /** Leave the log empty and clean (s_start = 0): called after a final checkpoint. */
+  close(): Promise<void>
+}
