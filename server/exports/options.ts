@@ -16,6 +16,10 @@ export interface OptionState {
 export interface ExportLevel {
   fsid?: number | string
   backend?: BackendName
+  /** backend=engine settings; checked against the backend when the line is finished. */
+  image?: string
+  errors?: 'remount-ro' | 'continue'
+  cacheBytes?: number
 }
 
 /** Linux defaults (exports(5)): ro, root_squash, secure, sync, anonuid/anongid 65534. */
@@ -111,8 +115,19 @@ function applyOne(opt: string, s: OptionState, level: ExportLevel): string | nul
       return setLevel(level, 'fsid', fsid)
     }
     case 'backend':
-      if (value !== 'memory' && value !== 'local') return `unknown backend "${value}" (known: memory, local)`
+      if (value !== 'memory' && value !== 'local' && value !== 'engine') return `unknown backend "${value}" (known: memory, local, engine)`
       return setLevel(level, 'backend', value)
+    case 'image':
+      if (!value.startsWith('/') || value.length > 4096) return `image needs an absolute path, got "${value}"`
+      return setLevel(level, 'image', value)
+    case 'errors':
+      if (value !== 'remount-ro' && value !== 'continue') return `errors needs remount-ro or continue, got "${value}"`
+      return setLevel(level, 'errors', value)
+    case 'cache': {
+      const bytes = parseBytes(value)
+      if (bytes === null || bytes < 1 << 20) return `cache needs a size of at least 1M (e.g. 256M), got "${value}"`
+      return setLevel(level, 'cacheBytes', bytes)
+    }
     default:
       return `unknown option "${opt}"`
   }
@@ -123,6 +138,15 @@ function setLevel<K extends keyof ExportLevel>(level: ExportLevel, key: K, value
   if (old !== undefined && old !== value) return `conflicting ${key} for this export ("${String(old)}" and "${String(value)}")`
   level[key] = value
   return null
+}
+
+/** `64M`, `1G`, `1048576`: a byte count with an optional binary suffix. */
+function parseBytes(v: string): number | null {
+  const m = /^(\d{1,15})([KMGT]?)$/i.exec(v)
+  if (m === null) return null
+  const shift = { '': 0, K: 10, M: 20, G: 30, T: 40 }[(m[2] ?? '').toUpperCase()] ?? 0
+  const n = Number(m[1]) * 2 ** shift
+  return Number.isSafeInteger(n) ? n : null
 }
 
 /** Linux parses anonuid/anongid as int: -2 means 4294967294. */

@@ -3,7 +3,7 @@ import { parseClientMatch } from './client-spec.ts'
 import { ExportsError } from './errors.ts'
 import { lex, type LogicalLine, type Token } from './lexer.ts'
 import { applyOptions, defaultOptionState, finishOptions, type ExportLevel, type OptionState } from './options.ts'
-import { exportListChecker, type ClientSpec, type ExportEntry, type ExportList } from './schema.ts'
+import { DEFAULT_ENGINE_CACHE, exportListChecker, type ClientSpec, type ExportEntry, type ExportList } from './schema.ts'
 
 /** RFC 1813 §5.1.3: MNTPATHLEN, the longest path MNT accepts. */
 const MAX_PATH_BYTES = 1024
@@ -97,6 +97,13 @@ function parseLine(logical: LogicalLine, file: string): ExportEntry {
   }
   const entry: ExportEntry = { path, backend: level.backend ?? 'local', clients, line: logical.line }
   if (level.fsid !== undefined) entry.fsid = level.fsid
+  const engineOnly = level.image ?? level.errors ?? level.cacheBytes
+  if (entry.backend === 'engine') {
+    if (level.image === undefined) throw new ExportsError(file, logical.line, 1, `backend=engine needs image=/path/to/image (export "${path}")`)
+    entry.engine = { image: level.image, errors: level.errors ?? 'remount-ro', cacheBytes: level.cacheBytes ?? DEFAULT_ENGINE_CACHE }
+  } else if (engineOnly !== undefined) {
+    throw new ExportsError(file, logical.line, 1, `image=, errors= and cache= apply only to backend=engine (export "${path}")`)
+  }
   return entry
 }
 

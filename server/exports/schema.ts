@@ -53,8 +53,24 @@ export const ClientSpecSchema = Type.Object(
 )
 export type ClientSpec = Static<typeof ClientSpecSchema>
 
-export const BackendSchema = Type.Union([Type.Literal('memory'), Type.Literal('local')])
+export const BackendSchema = Type.Union([Type.Literal('memory'), Type.Literal('local'), Type.Literal('engine')])
 export type BackendName = Static<typeof BackendSchema>
+
+export const EngineOptionsSchema = Type.Object(
+  {
+    /** `image=`: absolute path of the image file or block device. */
+    image: Type.String({ pattern: '^/', maxLength: 4096 }),
+    /** `errors=`: what a metadata error does to the export (ext4's errors= mount option). */
+    errors: Type.Union([Type.Literal('remount-ro'), Type.Literal('continue')]),
+    /** `cache=`: the metadata buffer cache's byte limit. */
+    cacheBytes: Type.Integer({ minimum: 1 << 20 }),
+  },
+  { additionalProperties: false },
+)
+export type EngineOptions = Static<typeof EngineOptionsSchema>
+
+/** The engine's buffer cache when `cache=` is not given. */
+export const DEFAULT_ENGINE_CACHE = 256 << 20
 
 export const ExportEntrySchema = Type.Object(
   {
@@ -65,6 +81,8 @@ export const ExportEntrySchema = Type.Object(
     fsid: Type.Optional(Type.Union([Uint32, Type.String({ pattern: '^[0-9a-f]{32}$' })])),
     clients: Type.Array(ClientSpecSchema, { minItems: 1 }),
     line: Type.Integer({ minimum: 1 }),
+    /** backend=engine: the ext4-format image it serves and how (absent for other backends). */
+    engine: Type.Optional(EngineOptionsSchema),
   },
   { additionalProperties: false },
 )

@@ -117,7 +117,13 @@ t.test('errors name file, line and column, with stable code', async (t) => {
     ['/a *(fsid=abc)', 1, 6, 'fsid needs a number, "root" or a UUID, got "abc"'],
     ['/a *(fsid=4294967296)', 1, 6, 'fsid needs a number, "root" or a UUID, got "4294967296"'],
     ['/a *(fsid=1) h(fsid=2)', 1, 16, 'conflicting fsid for this export ("1" and "2")'],
-    ['/a *(backend=s3)', 1, 6, 'unknown backend "s3" (known: memory, local)'],
+    ['/a *(backend=s3)', 1, 6, 'unknown backend "s3" (known: memory, local, engine)'],
+    ['/a *(backend=engine)', 1, 1, 'backend=engine needs image=/path/to/image (export "/a")'],
+    ['/a *(image=/i.img)', 1, 1, 'image=, errors= and cache= apply only to backend=engine (export "/a")'],
+    ['/a *(backend=engine,image=rel.img)', 1, 21, 'image needs an absolute path, got "rel.img"'],
+    ['/a *(backend=engine,image=/i,errors=panic)', 1, 30, 'errors needs remount-ro or continue, got "panic"'],
+    ['/a *(backend=engine,image=/i,cache=12k)', 1, 30, 'cache needs a size of at least 1M (e.g. 256M), got "12k"'],
+    ['/a *(backend=engine,image=/i) h(image=/j)', 1, 33, 'conflicting image for this export ("/i" and "/j")'],
     ['/a -rw,bogus h', 1, 8, 'unknown option "bogus"'],
     ['/a *(rw', 1, 7, 'missing ")" after the options of "*(rw"'],
     ['/a *(rw)x)', 1, 8, 'unexpected ")" in options'],
@@ -151,6 +157,14 @@ t.test('errors name file, line and column, with stable code', async (t) => {
 
 t.test('loadExports rejects with the fs error for a missing file', async (t) => {
   await t.rejects(loadExports('/nonexistent/tsnfs-exports'), { code: 'ENOENT' })
+})
+
+t.test('backend=engine carries its image, errors= and cache= (defaults remount-ro, 256 MiB)', async (t) => {
+  const list = parseExports('/e *(rw,backend=engine,image=/var/lib/tsnfs/data.img)\n/f -cache=64M,errors=continue *(backend=engine,image=/dev/sdb)\n', 'exports')
+  t.strictSame(list.exports.map((e) => [e.backend, e.engine]), [
+    ['engine', { image: '/var/lib/tsnfs/data.img', errors: 'remount-ro', cacheBytes: 256 * 2 ** 20 }],
+    ['engine', { image: '/dev/sdb', errors: 'continue', cacheBytes: 64 * 2 ** 20 }],
+  ])
 })
 
 t.test('defaultExports: /export, memory backend, rw, insecure, root_squash', async (t) => {
