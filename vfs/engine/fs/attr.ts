@@ -1,0 +1,76 @@
+import type { Attr, FileType, Timespec } from '../../types.ts'
+import { blocksIn512, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from '../format/inode.ts'
+import type { Ext4Time, Inode } from '../format/inode.ts'
+
+const TYPES = new Map<number, FileType>([
+  [S_IFREG, 'file'],
+  [S_IFDIR, 'dir'],
+  [S_IFLNK, 'symlink'],
+  [S_IFBLK, 'block'],
+  [S_IFCHR, 'char'],
+  [S_IFSOCK, 'socket'],
+  [S_IFIFO, 'fifo'],
+])
+
+const MODE_OF = new Map<FileType, number>([...TYPES].map(([m, t]) => [t, m]))
+
+/** The type an inode's mode names; undefined for a mode ext4 does not define (fsck reports it). */
+export function fileTypeOf(mode: number): FileType | undefined {
+  return TYPES.get(mode & S_IFMT)
+}
+
+export function modeBitsOf(type: FileType): number {
+  return MODE_OF.get(type) ?? 0
+}
+
+/** ext4 times are at most 34-bit seconds; NFS times are unsigned 32-bit, so both clamp here. */
+function timeOf(t: Ext4Time): Timespec {
+  return { sec: Math.max(0, Math.min(t.sec, 0xffff_ffff)), nsec: t.nsec < 1e9 ? t.nsec : 0 }
+}
+
+/**
+ * Device numbers in i_block (inodes.rst, "Inode Size" note on devices): old-style 16-bit
+ * major:minor in i_block[0] when it is non-zero, else the new 32-bit encoding in i_block[1]
+ * (minor's low 8 bits, major 12 bits, minor's high 12 bits), as the kernel's new_decode_dev.
+ */
+export function rdevOf(inode: Inode): { major: number; minor: number } {
+  const t = inode.mode & S_IFMT
+  if (t !== S_IFBLK && t !== S_IFCHR) return { major: 0, minor: 0 }
+  const old = inode.block.readUInt32LE(0)
+  if (old !== 0) return { major: (old >>> 8) & 0xff, minor: old & 0xff }
+  const dev = inode.block.readUInt32LE(4)
+  return { major: (dev & 0xfff00) >>> 8, minor: (dev & 0xff) | ((dev >>> 12) & 0xfff00) }
+}
+
+/** i_block for a device node, encoded as the kernel does: old form when both fit in 8 bits. */
+export function encodeRdev(block: Buffer, rdev: { major: number; minor: number }): void {
+  block.fill(0)
+  if (rdev.major < 256 && rdev.minor < 256) {
+    block.writeUInt32LE((rdev.major << 8) | rdev.minor, 0)
+  } else {
+    block.writeUInt32LE(((rdev.minor & 0xff) | ((rdev.major & 0xfff) << 8) | ((rdev.minor & ~0xff) << 12)) >>> 0, 4)
+  }
+}
+
+export function attrOf(ino: number, inode: Inode, blockSize: number): Attr {
+  const type = fileTypeOf(inode.mode) ?? 'file'
+  return {
+    type,
+    mode: inode.mode & 0o7777,
+    nlink: inode.linksCount,
+    uid: inode.uid,
+    gid: inode.gid,
+    size: BigInt(inode.size),
+    used: BigInt(blocksIn512(inode, blockSize)) * 512n,
+    rdev: rdevOf(inode),
+    fileid: BigInt(ino),
+    gen: inode.generation,
+    atime: timeOf(inode.atime),
+    mtime: timeOf(inode.mtime),
+    ctime: timeOf(inode.ctime),
+  }
+}
+
+export function isDirMode(mode: number): boolean {
+  return (mode & S_IFMT) === S_IFDIR
+}
