@@ -8,7 +8,7 @@ import { crc32cUpdate } from '../crc32c.ts'
 import { DIR_TAIL_SIZE, encodeDirEntry, encodeDirTail, FT } from '../format/dirent.ts'
 import { S_IFDIR, S_IFREG } from '../format/inode.ts'
 import { inodeSeed } from '../reader/csum-verifier.ts'
-import { backupGroups, FIRST_INO, groupFirstBlock } from './geometry.ts'
+import { backupGroups, FIRST_INO } from './geometry.ts'
 import type { Geometry } from './geometry.ts'
 import { encodeInode, extentRoot, EXTENTS_FL } from './inode-bytes.ts'
 import type { NewInode } from './inode-bytes.ts'
@@ -77,13 +77,6 @@ export function resizeBlocks(geo: Geometry, dind: number): { blocks: Map<number,
   return { blocks, count }
 }
 
-export interface InodeInput {
-  plan: Plan
-  time: number
-  uid?: number
-  resizeCount: number
-}
-
 /** Every inode mkfs writes, by number, as bytes. */
 export function systemInodes(plan: Plan, time: number, resizeCount: number, seed: number): Map<number, Buffer> {
   const { geo } = plan
@@ -112,6 +105,10 @@ export function systemInodes(plan: Plan, time: number, resizeCount: number, seed
     mode: S_IFDIR | 0o700, linksCount: 2, size: lpf.len * bs, blocks512: lpf.len * per512, flags: EXTENTS_FL,
     block: extentRoot([lpf]), extraIsize: 32, time,
   })
+  // The other reserved inodes are written empty but checksummed, as mke2fs's write_reserved_inodes does.
+  for (let ino = 1; ino < FIRST_INO; ino++) {
+    if (!inodes.has(ino)) inodes.set(ino, { mode: 0, linksCount: 0, size: 0, blocks512: 0, flags: 0, block: Buffer.alloc(60), extraIsize: 0, time: 0 })
+  }
   const out = new Map<number, Buffer>()
   for (const [ino, n] of inodes) out.set(ino, encodeInode(ino, n, isz, seed))
   return out
@@ -151,5 +148,3 @@ export function inodeTableBlocks(plan: Plan, inodes: Map<number, Buffer>): Map<n
   }
   return out
 }
-
-export { groupFirstBlock }
