@@ -66,24 +66,43 @@ export function dumpe2fs(file: string, headerOnly: boolean): { fields: Map<strin
   return { fields, groups }
 }
 
-/** Numbers of the blocks (of bs bytes) where two equally long files differ, read a MiB at a time. */
+/**
+ * The blocks of file that hold data (FIEMAP, through filefrag), or undefined where filefrag cannot
+ * tell: comparing only those keeps a byte comparison of two sparse 1 GiB images to milliseconds.
+ */
+function dataBlocks(file: string, bs: number): Set<number> | undefined {
+  const r = spawnSync('filefrag', ['-v', `-b${bs}`, file], { encoding: 'utf8' })
+  if (r.status !== 0) return undefined
+  const out = new Set<number>()
+  for (const line of r.stdout.split('\n')) {
+    const m = /^\s*\d+:\s+(\d+)\.\.\s*(\d+):/.exec(line)
+    if (m === null) continue
+    for (let b = Number(m[1]); b <= Number(m[2]); b++) out.add(b)
+  }
+  return out
+}
+
+/** Numbers of the blocks (of bs bytes) where two equally long images differ. */
 export function differingBlocks(a: string, b: string, bs: number): number[] {
   const fa = fs.openSync(a, 'r')
   const fb = fs.openSync(b, 'r')
   try {
     const size = fs.fstatSync(fa).size
     if (fs.fstatSync(fb).size !== size) throw new Error(`${a} and ${b} differ in size`)
-    const chunk = 1 << 20
-    const ba = Buffer.alloc(chunk)
-    const bb = Buffer.alloc(chunk)
+    const da = dataBlocks(a, bs)
+    const db = dataBlocks(b, bs)
+    // Holes in both read as zeros in both: only blocks with data on either side can differ.
+    const candidates = da !== undefined && db !== undefined ? [...new Set([...da, ...db])].sort((x, y) => x - y) : undefined
+    const ba = Buffer.alloc(bs)
+    const bb = Buffer.alloc(bs)
     const out: number[] = []
-    for (let off = 0; off < size; off += chunk) {
-      const n = Math.min(chunk, size - off)
-      fs.readSync(fa, ba, 0, n, off)
-      fs.readSync(fb, bb, 0, n, off)
-      if (ba.subarray(0, n).equals(bb.subarray(0, n))) continue
-      for (let i = 0; i < n; i += bs) if (!ba.subarray(i, i + bs).equals(bb.subarray(i, i + bs))) out.push((off + i) / bs)
+    const check = (blk: number): void => {
+      fs.readSync(fa, ba, 0, bs, blk * bs)
+      fs.readSync(fb, bb, 0, bs, blk * bs)
+      if (!ba.equals(bb)) out.push(blk)
     }
+    if (candidates !== undefined) for (const blk of candidates) check(blk)
+    else for (let blk = 0; blk < size / bs; blk++) check(blk)
     return out
   } finally {
     fs.closeSync(fa)

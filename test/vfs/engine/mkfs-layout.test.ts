@@ -32,22 +32,20 @@ interface Case {
   name: string
   size: number
   bs: 1024 | 4096
-  /** Compare every byte (the large sparse ones are compared by dumpe2fs only, to stay fast). */
-  bytes: boolean
   groups: number
 }
 
 const CASES: Case[] = [
-  { name: '4k-64m', size: 64 * MiB, bs: 4096, bytes: true, groups: 1 },
-  { name: '4k-1g', size: GiB, bs: 4096, bytes: true, groups: 8 },
-  { name: '4k-8g', size: 8 * GiB, bs: 4096, bytes: false, groups: 64 },
+  { name: '4k-64m', size: 64 * MiB, bs: 4096, groups: 1 },
+  { name: '4k-1g', size: GiB, bs: 4096, groups: 8 },
+  { name: '4k-8g', size: 8 * GiB, bs: 4096, groups: 64 },
   // 5 groups and 20,000 blocks: a short last group with its own tables.
-  { name: '4k-short-last', size: (5 * 32768 + 20000) * 4096, bs: 4096, bytes: true, groups: 6 },
+  { name: '4k-short-last', size: (5 * 32768 + 20000) * 4096, bs: 4096, groups: 6 },
   // 300 blocks over 5 groups: too short for a group's tables + 50, mke2fs drops it.
-  { name: '4k-dropped-last', size: (5 * 32768 + 300) * 4096, bs: 4096, bytes: true, groups: 5 },
-  { name: '1k-64m', size: 64 * MiB, bs: 1024, bytes: true, groups: 8 },
-  { name: '1k-1g', size: GiB, bs: 1024, bytes: false, groups: 128 },
-  { name: '1k-short-last', size: (7 * 8192 + 1000) * 1024, bs: 1024, bytes: true, groups: 8 },
+  { name: '4k-dropped-last', size: (5 * 32768 + 300) * 4096, bs: 4096, groups: 5 },
+  { name: '1k-64m', size: 64 * MiB, bs: 1024, groups: 8 },
+  { name: '1k-1g', size: GiB, bs: 1024, groups: 128 },
+  { name: '1k-short-last', size: (7 * 8192 + 1000) * 1024, bs: 1024, groups: 8 },
 ]
 
 t.setTimeout(240_000)
@@ -59,7 +57,8 @@ for (const c of CASES) {
     t.equal(result.geometry.groupCount, c.groups, 'group count')
 
     const fsck = e2fsck(ours)
-    t.equal(fsck.status, 0, `e2fsck -fn is clean\n${fsck.out}`)
+    if (fsck.status !== 0) t.comment(fsck.out)
+    t.equal(fsck.status, 0, 'e2fsck -fn is clean')
 
     const r = dumpe2fs(ref, false)
     const o = dumpe2fs(ours, false)
@@ -73,7 +72,7 @@ for (const c of CASES) {
     t.equal(o.groups.length, r.groups.length, 'as many group lines')
     t.strictSame(o.groups, r.groups, 'every group: tables, flags, free counts and ranges')
 
-    if (c.bytes) {
+    {
       const geo = result.geometry
       const journalSb = superblockJournalBlock(ours)
       const allowed = new Set<number>([journalSb])
