@@ -62,8 +62,10 @@ export async function makeFileSystem(dev: BlockDevice, opts: MkfsOptions): Promi
   const geo = computeGeometry({ size: dev.size, ...pick(opts) })
   const plan = place(geo)
   const bs = geo.blockSize
-  if (geo.journalBlocks > (plan.freeBlocks + geo.journalBlocks) / 2) {
-    throw new MkfsError('MKFS_BAD_OPTION', `a journal of ${geo.journalBlocks} blocks is more than half the free space (${plan.freeBlocks} blocks)`)
+  // mke2fs's limit: the journal may take at most half of what is free before it.
+  const freeBefore = plan.freeBlocks + geo.journalBlocks
+  if (geo.journalBlocks > freeBefore / 2) {
+    throw new MkfsError('MKFS_BAD_OPTION', `a journal of ${geo.journalBlocks} blocks is more than half of the ${freeBefore} free blocks`)
   }
   const uuid = opts.uuid ?? randomUuid()
   const time = opts.time ?? Math.floor(Date.now() / 1000)
