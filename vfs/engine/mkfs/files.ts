@@ -10,7 +10,7 @@ import { S_IFDIR, S_IFREG } from '../format/inode.ts'
 import { inodeSeed } from '../reader/csum-verifier.ts'
 import { backupGroups, FIRST_INO } from './geometry.ts'
 import type { Geometry } from './geometry.ts'
-import { encodeInode, extentRoot, EXTENTS_FL } from './inode-bytes.ts'
+import { encodeInode, extentIndexRoot, extentLeaf, extentRoot, EXTENTS_FL } from './inode-bytes.ts'
 import type { NewInode } from './inode-bytes.ts'
 import { JOURNAL_INO, LPF_INO, RESIZE_INO, ROOT_INO } from './place.ts'
 import type { Plan } from './place.ts'
@@ -98,8 +98,9 @@ export function systemInodes(plan: Plan, time: number, resizeCount: number, seed
     block: resizeMap, extraIsize: 32, time,
   })
   inodes.set(JOURNAL_INO, {
-    mode: S_IFREG | 0o600, linksCount: 1, size: geo.journalBlocks * bs, blocks512: geo.journalBlocks * per512, flags: EXTENTS_FL,
-    block: extentRoot(plan.journal), extraIsize: 32, time,
+    mode: S_IFREG | 0o600, linksCount: 1, size: geo.journalBlocks * bs,
+    blocks512: (geo.journalBlocks + (plan.journalLeaf === undefined ? 0 : 1)) * per512, flags: EXTENTS_FL,
+    block: journalIBlock(plan), extraIsize: 32, time,
   })
   inodes.set(LPF_INO, {
     mode: S_IFDIR | 0o700, linksCount: 2, size: lpf.len * bs, blocks512: lpf.len * per512, flags: EXTENTS_FL,
@@ -114,10 +115,21 @@ export function systemInodes(plan: Plan, time: number, resizeCount: number, seed
   return out
 }
 
+/** The journal inode's i_block: its extents, or an index to the leaf holding them. */
+function journalIBlock(plan: Plan): Buffer {
+  return plan.journalLeaf === undefined ? extentRoot(plan.journal) : extentIndexRoot(plan.journalLeaf, plan.journal)
+}
+
+/** The journal's extent leaf block, when it has one. */
+export function journalLeafBlocks(plan: Plan, seed: number): Map<number, Buffer> {
+  const leaf = plan.journalLeaf
+  return new Map(leaf === undefined ? [] : [[leaf, extentLeaf(JOURNAL_INO, plan.journal, plan.geo.blockSize, seed)]])
+}
+
 /** s_jnl_blocks: the journal inode's i_block, then i_size_high and i_size. */
 export function journalBackup(plan: Plan): Buffer {
   const out = Buffer.alloc(68)
-  extentRoot(plan.journal).copy(out, 0)
+  journalIBlock(plan).copy(out, 0)
   const size = plan.geo.journalBlocks * plan.geo.blockSize
   out.writeUInt32LE(Math.floor(size / 2 ** 32), 60)
   out.writeUInt32LE(size % 2 ** 32, 64)

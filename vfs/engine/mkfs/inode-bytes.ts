@@ -4,8 +4,9 @@
  * (inodes.rst; checksums.rst). Times are whole seconds, as mke2fs stores
  * them; the epoch bits carry seconds past 2038.
  */
-import { inodeCsum } from '../reader/csum-verifier.ts'
-import { EXTENT_MAGIC, encodeExtent, encodeExtentHeader } from '../format/extent.ts'
+import { inodeCsum, inodeSeed } from '../reader/csum-verifier.ts'
+import { crc32cUpdate } from '../crc32c.ts'
+import { EXTENT_MAGIC, encodeExtent, encodeExtentHeader, encodeExtentIndex } from '../format/extent.ts'
 import { INODE_CHECKSUM_HI_OFFSET, INODE_CHECKSUM_LO_OFFSET, INODE_FLAGS, I_BLOCK_OFFSET } from '../format/inode.ts'
 import type { Run } from './place.ts'
 
@@ -64,3 +65,27 @@ export function extentRoot(runs: readonly Run[]): Buffer {
 }
 
 export const EXTENTS_FL = INODE_FLAGS.EXTENTS
+
+/**
+ * i_block of a depth-1 tree: one index entry pointing at the leaf block that holds every extent.
+ * The slots after it keep the extents 2..4 the root held before it split, as e2fsprogs's
+ * extent_node_split leaves them (dead bytes, kept so our image matches mke2fs's byte for byte).
+ */
+export function extentIndexRoot(leaf: number, runs: readonly Run[]): Buffer {
+  const out = Buffer.alloc(60)
+  encodeExtentHeader({ magic: EXTENT_MAGIC, entries: 1, max: 4, depth: 1, generation: 0 }).copy(out, 0)
+  runs.slice(1, 4).forEach((r, i) => encodeExtent({ block: r.block, len: r.len, start: r.start, uninit: false }).copy(out, 24 + i * 12))
+  encodeExtentIndex({ block: 0, leaf }).copy(out, 12)
+  return out
+}
+
+/** A leaf block of inode ino holding runs, room for as many as the block takes, its checksum in the tail. */
+export function extentLeaf(ino: number, runs: readonly Run[], blockSize: number, seed: number): Buffer {
+  const out = Buffer.alloc(blockSize)
+  const max = Math.floor((blockSize - 12) / 12)
+  encodeExtentHeader({ magic: EXTENT_MAGIC, entries: runs.length, max, depth: 0, generation: 0 }).copy(out, 0)
+  runs.forEach((r, i) => encodeExtent({ block: r.block, len: r.len, start: r.start, uninit: false }).copy(out, 12 + i * 12))
+  const tail = 12 + max * 12
+  out.writeUInt32LE(crc32cUpdate(inodeSeed(seed, ino, 0), out.subarray(0, tail)), tail)
+  return out
+}

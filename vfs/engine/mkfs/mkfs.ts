@@ -15,7 +15,7 @@ import type { BlockDevice } from '../blockdev/block-device.ts'
 import { newJournalSuperblock } from '../jbd2/superblock.ts'
 import { crc32cUpdate } from '../crc32c.ts'
 import { MkfsError } from './errors.ts'
-import { directoryBlocks, inodeTableBlocks, journalBackup, resizeBlocks, systemInodes } from './files.ts'
+import { directoryBlocks, inodeTableBlocks, journalBackup, journalLeafBlocks, resizeBlocks, systemInodes } from './files.ts'
 import { computeGeometry, groupFirstBlock, groupHasSuper } from './geometry.ts'
 import type { Geometry } from './geometry.ts'
 import { place } from './place.ts'
@@ -96,6 +96,7 @@ export async function makeFileSystem(dev: BlockDevice, opts: MkfsOptions): Promi
   for (const [b, data] of resize.blocks) put(b, data)
   for (const [b, data] of directoryBlocks(plan, seed)) put(b, data)
   for (const [b, data] of inodeTableBlocks(plan, inodes)) put(b, data)
+  for (const [b, data] of journalLeafBlocks(plan, seed)) put(b, data)
   const journalStart = plan.journal[0]?.start ?? 0
   put(journalStart, newJournalSuperblock({ blockSize: bs, maxlen: geo.journalBlocks, uuid }))
   if (bs === 1024) put(0, Buffer.alloc(bs))

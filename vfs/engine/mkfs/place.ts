@@ -28,7 +28,7 @@ const LPF_MAX_BLOCKS = 12
 /** An initialized extent's longest length (ext4_extents.h EXT_INIT_MAX_LEN). */
 const MAX_EXTENT_LEN = 32768
 /** Extents the inode's i_block holds without a tree block. */
-const INODE_EXTENTS = 4
+export const INODE_EXTENTS = 4
 
 export interface Run {
   /** First logical block. */
@@ -60,6 +60,8 @@ export interface Plan {
   lpfBlocks: Run
   resizeDind: number
   journal: Run[]
+  /** The journal's extent leaf block, when its extents do not fit in the inode. */
+  journalLeaf: number | undefined
   /** s_overhead_clusters: the file system's own blocks (tables and journal), as mke2fs counts them. */
   overhead: number
   freeBlocks: number
@@ -169,10 +171,16 @@ class Placer {
     return groupFirstBlock(geo, best)
   }
 
-  /** ext2fs_fallocate of a new file: free blocks in order from goal, one extent per run (at most 32768 long). */
-  fill(goal: number, count: number): Run[] {
+  /**
+   * ext2fs_fallocate of a new file: free blocks in order from goal, one extent per run (at most
+   * 32768 long). When a fifth extent no longer fits in the inode, the tree grows a leaf block,
+   * placed as extent.c's extent_node_split places it: at the first free block from the one before
+   * the first extent (blocks already taken for the fifth extent stay where they are).
+   */
+  fill(goal: number, count: number): { runs: Run[]; leaf: number | undefined } {
     const { map, geo } = this
     const runs: Run[] = []
+    let leaf: number | undefined
     let at = goal
     let logical = 0
     while (logical < count) {
@@ -184,11 +192,18 @@ class Placer {
       const len = Math.min(end - b, count - logical, MAX_EXTENT_LEN)
       this.take(b, len)
       runs.push({ block: logical, start: b, len })
+      if (runs.length === INODE_EXTENTS + 1) leaf = this.newBlock((runs[0]?.start ?? 1) - 1)
+      if (runs.length > LEAF_EXTENTS(geo.blockSize)) throw new MkfsError('MKFS_UNSUPPORTED', `the journal would take more than ${LEAF_EXTENTS(geo.blockSize)} extents (try fewer --journal-blocks)`)
       logical += len
       at = b + len
     }
-    return runs
+    return { runs, leaf }
   }
+}
+
+/** Extents one leaf block holds: (block size - header - checksum tail) / 12. */
+function LEAF_EXTENTS(blockSize: number): number {
+  return Math.floor((blockSize - 12 - 4) / 12)
 }
 
 export function place(geo: Geometry): Plan {
@@ -206,10 +221,7 @@ export function place(geo: Geometry): Plan {
   for (let i = 1; i < lpfCount; i++) lpf.push(p.newBlock((lpf[i - 1] ?? 0) + 1))
   if (lpf.some((b, i) => b !== (lpf[0] ?? 0) + i)) throw new MkfsError('MKFS_UNSUPPORTED', 'lost+found blocks are not contiguous')
   const resizeDind = p.newBlock(geo.firstDataBlock + geo.descBlocks + geo.reservedGdtBlocks + 2 + geo.inodeBlocksPerGroup)
-  const journal = p.fill(p.journalGoal(), geo.journalBlocks)
-  if (journal.length > INODE_EXTENTS) {
-    throw new MkfsError('MKFS_UNSUPPORTED', `the journal would take ${journal.length} extents; at most ${INODE_EXTENTS} are written (try fewer --journal-blocks)`)
-  }
+  const { runs: journal, leaf: journalLeaf } = p.fill(p.journalGoal(), geo.journalBlocks)
   return {
     geo,
     map: p.map,
@@ -218,6 +230,7 @@ export function place(geo: Geometry): Plan {
     lpfBlocks: { block: 0, start: lpf[0] ?? 0, len: lpfCount },
     resizeDind,
     journal,
+    journalLeaf,
     // The blocks before the first data block (block 0 of a 1 KiB file system) count as overhead too.
     overhead: geo.firstDataBlock + tablesUsed + geo.journalBlocks,
     freeBlocks: geo.blocksCount - geo.firstDataBlock - p.map.countUsed(geo.firstDataBlock, geo.blocksCount),
