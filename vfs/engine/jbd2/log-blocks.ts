@@ -109,7 +109,8 @@ export function tailCsumOk(f: LogFormat, buf: Buffer): boolean {
   return blockCsumWithHole(f, buf, at) === buf.readUInt32BE(at)
 }
 
-function setTailCsum(f: LogFormat, buf: Buffer): void {
+/** Write the tail checksum of a descriptor or revoke block (a no-op without csum). */
+export function setTailCsum(f: LogFormat, buf: Buffer): void {
   if (!f.csum) return
   const at = f.blockSize - TAIL_SIZE
   buf.writeUInt32BE(blockCsumWithHole(f, buf, at), at)
