@@ -14,9 +14,9 @@ import { mkfs, sh } from './format-helpers.ts'
 export const MiB = 1024 * 1024
 
 /** A 32 MiB image with blockSize blocks; csum: give the journal 64bit + csum v3 as the kernel would. */
-export async function makeImage(dir: string, name: string, blockSize: number, csum = true): Promise<string> {
+export async function makeImage(dir: string, name: string, blockSize: number, csum = true, mkfsArgs: string[] = []): Promise<string> {
   const image = path.join(dir, name)
-  mkfs(image, 32 * MiB, ['-b', String(blockSize)])
+  mkfs(image, 32 * MiB, ['-b', String(blockSize), ...mkfsArgs])
   if (csum) {
     const dev = await ImageFile.open(image)
     try {
