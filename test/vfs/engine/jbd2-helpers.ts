@@ -58,7 +58,11 @@ export function imageDiff(a: string, b: string): number[] {
   const sb = 1024
   for (const [at, n] of [[0x30, 4], [0x274, 1], [0x178, 8], [0x3fc, 4]] as const) for (let i = 0; i < n; i++) ignore.add(sb + at + i)
   const out: number[] = []
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i] && !ignore.has(i)) out.push(i)
+  const chunk = 4096
+  for (let c = 0; c < x.length; c += chunk) {
+    if (x.subarray(c, c + chunk).equals(y.subarray(c, c + chunk))) continue
+    for (let i = c; i < Math.min(x.length, c + chunk); i++) if (x[i] !== y[i] && !ignore.has(i)) out.push(i)
+  }
   return out
 }
 
