@@ -6,7 +6,7 @@
  * - descriptor: one tag per journaled block that follows it in the log, saying where the block
  *   goes home. With csum v3 a tag is journal_block_tag3_t (16 bytes: blocknr, flags, blocknr_high,
  *   crc32c of the sequence and the block as logged); without csum it is 12 bytes (8 without 64bit).
- *   The first tag is followed by the journal's uuid, later tags say SAME_UUID; the last says
+ *   The first tag is followed by a 16-byte uuid slot (zero for an internal journal), later tags say SAME_UUID; the last says
  *   LAST_TAG. A block whose first word is the magic is logged with that word zeroed (ESCAPE),
  *   otherwise recovery would take it for a log block.
  * - revoke: r_count (bytes used, header included) and 8-byte block numbers (4 without 64bit).
@@ -45,11 +45,10 @@ export interface LogFormat {
   is64: boolean
   /** crc32c(~0, journal uuid). */
   seed: number
-  uuid: Buffer
 }
 
 export function logFormat(sb: JournalSuperblock): LogFormat {
-  return { blockSize: sb.blockSize, csum: hasCsumV2or3(sb), is64: has64bit(sb), seed: journalCsumSeed(sb), uuid: sb.uuid }
+  return { blockSize: sb.blockSize, csum: hasCsumV2or3(sb), is64: has64bit(sb), seed: journalCsumSeed(sb) }
 }
 
 /** journal_tag_bytes: tag3 with csum v3, else journal_block_tag_t less blocknr_high without 64bit. */
@@ -160,10 +159,9 @@ export function encodeDescriptor(f: LogFormat, sequence: number, blocks: readonl
     if (f.is64) buf.writeUInt32BE(Math.floor(b.block / 2 ** 32), at + 8)
     if (f.csum) buf.writeUInt32BE(tagCsum(f, sequence, b.data), at + 12)
     at += size
-    if (i === 0) {
-      f.uuid.copy(buf, at, 0, UUID_SIZE)
-      at += UUID_SIZE
-    }
+    // The kernel leaves the uuid after the first tag zero for an internal journal (its j_uuid is
+    // never filled in), and so does debugfs; so do we, to write the kernel's bytes exactly.
+    if (i === 0) at += UUID_SIZE
   })
   setTailCsum(f, buf)
   return buf
