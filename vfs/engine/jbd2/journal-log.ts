@@ -56,6 +56,8 @@ export class Jbd2Log implements TxnLog {
   private used = 0
   private lastCommitSec = 0
   private closed = false
+  /** Why the log stopped: a failed write or flush leaves the log's contents unknown, as jbd2 aborts. */
+  private aborted: unknown = undefined
   /** Commits, releases and close run one at a time, in call order. */
   private queue: Promise<unknown> = Promise.resolve()
 
@@ -108,7 +110,7 @@ export class Jbd2Log implements TxnLog {
   }
 
   release(tid: number): Promise<void> {
-    return this.serial(() => this.doRelease(tid))
+    return this.serial(() => this.abortOnError(() => this.doRelease(tid)))
   }
 
   close(): Promise<void> {
@@ -130,6 +132,17 @@ export class Jbd2Log implements TxnLog {
 
   private checkOpen(): void {
     if (this.closed) throw new Jbd2Error('JBD2_STATE', 'the journal is closed')
+    if (this.aborted !== undefined) throw new Jbd2Error('JBD2_STATE', 'the journal aborted after a failed write; recover it before further use', { cause: this.aborted })
+  }
+
+  /** Device I/O failed half-way: no later commit may trust where the log's head is. */
+  private async abortOnError<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      this.aborted = err
+      throw err
+    }
   }
 
   private async doCommit(tid: number, blocks: ReadonlyArray<{ block: number; data: Buffer }>, revokes: readonly number[]): Promise<void> {
@@ -154,14 +167,16 @@ export class Jbd2Log implements TxnLog {
       for (const l of logged) out.push(l.data)
     }
     const start = this.head
-    await this.writeLog(start, out)
-    await this.dev.flush()
     const now = Date.now()
     // Recovery tells stale commit blocks by their time going backwards: never let ours.
     const sec = Math.max(this.lastCommitSec, Math.floor(now / 1000))
     const commitAt = this.advance(start, out.length)
-    await this.writeLog(commitAt, [encodeCommit(this.fmt, seq, sec, (now % 1000) * 1e6)])
-    await this.dev.flush()
+    await this.abortOnError(async () => {
+      await this.writeLog(start, out)
+      await this.dev.flush()
+      await this.writeLog(commitAt, [encodeCommit(this.fmt, seq, sec, (now % 1000) * 1e6)])
+      await this.dev.flush()
+    })
     this.lastCommitSec = sec
     this.head = this.advance(commitAt, 1)
     this.live.push({ tid, sequence: seq, start, length: out.length + 1 })
