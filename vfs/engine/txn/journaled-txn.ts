@@ -245,6 +245,8 @@ export class JournaledTxnManager implements TxnManager {
       if (snap !== undefined) this.#home.add(t.tid, block, snap.data, e)
       this.#cache.unpin(e)
     }
+    // Blocks waiting for home pin the cache: past its limit, a checkpoint is what frees it.
+    if (this.#cache.stats.bytes > this.#cache.limit) this.#checkpointWanted = true
     this.#afterCommit(t)
   }
 
