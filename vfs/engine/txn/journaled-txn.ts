@@ -263,10 +263,16 @@ export class JournaledTxnManager implements TxnManager {
     this.#checkpointWanted = false
     const waiters = this.#checkpointWaiters.splice(0)
     const upTo = this.#durable
-    if (this.#home.size > 0 || upTo > this.#released) {
-      await this.#home.writeHome(this.#dev, this.blockSize)
-      await this.#log.release(upTo)
-      this.#released = upTo
+    try {
+      if (this.#home.size > 0 || upTo > this.#released) {
+        await this.#home.writeHome(this.#dev, this.blockSize)
+        await this.#log.release(upTo)
+        this.#released = upTo
+      }
+    } catch (err) {
+      const aborted = this.#abort(err)
+      for (const w of waiters) w.reject(aborted)
+      throw aborted
     }
     for (const w of waiters) w.resolve()
   }
