@@ -1,11 +1,14 @@
 import type { BlockDevice } from '../blockdev/block-device.ts'
 
 /**
- * Bytes a cached block costs beyond its data: the Buffer object and its backing-store record, the
- * entry object and its slot in a Map. Measured on Node 20 x64 with 100,000 cached 4 KiB blocks
- * (heapUsed + external − data) at about 190 bytes; rounded up so the limit is never optimistic.
+ * Bytes a cached block costs beyond its data, counted against the cache's byte limit. Measured by
+ * `bench/txn.ts` on Node 20 x64 with 100,000 cached blocks: the Buffer object, its backing-store
+ * record, the entry and its Map slot take about 270 bytes of heap and external memory; process RSS
+ * grows by 640 (4 KiB blocks) to 770 (1 KiB blocks) bytes per block beyond the data, the rest
+ * being malloc's header and rounding per Buffer and heap slack. Counting 768 keeps RSS within the
+ * limit for either block size.
  */
-export const BLOCK_OVERHEAD = 256
+export const BLOCK_OVERHEAD = 768
 
 /** One cached metadata block: the live buffer every handle shares. */
 export interface CacheEntry {
