@@ -153,3 +153,51 @@ t.test('misuse gets exact errors', async (t) => {
   t.equal(err?.code, 'TXN_CLOSED')
   await t.rejects(mgr.read(1), { code: 'TXN_CLOSED' })
 })
+
+t.test('a failed read fails that read only: the manager goes on, and the next read retries', async (t) => {
+  const { dev, mgr } = setup()
+  dev.failReads = true
+  const h = await mgr.begin()
+  await t.rejects(Promise.all([h.get(7), mgr.read(7)]), { message: 'read at 7168 failed', code: 'EIO' })
+  dev.failReads = false
+  ;(await h.get(7)).fill(7)
+  h.dirty(7)
+  mgr.end(h)
+  await mgr.waitDurable(h.tid)
+  t.equal(dev.reads, 1)
+  await mgr.close()
+  t.strictSame(await dev.read(7 * BS, BS), Buffer.alloc(BS, 7))
+})
+
+t.test('close called twice at once closes the log once', async (t) => {
+  const { log, mgr } = setup()
+  await change(mgr, 5, 1)
+  await Promise.all([mgr.close(), mgr.close()])
+  t.strictSame(log.events, ['commit 1', 'release 1', 'close'])
+  t.strictSame(log.violations, [])
+})
+
+t.test('afterCommit of a transaction that changed nothing runs on the commit interval', async (t) => {
+  const dev = new MemoryDevice(256 * BS)
+  const log = new FakeLog({ capacity: 100 })
+  const mgr = new JournaledTxnManager(dev, log, { blockSize: BS, commitIntervalMs: 2, checkpointIntervalMs: 0 })
+  const h = await mgr.begin()
+  const seen = { ran: false }
+  h.afterCommit(() => (seen.ran = true))
+  mgr.end(h)
+  for (let i = 0; i < 100 && !seen.ran; i++) await new Promise((resolve) => setTimeout(resolve, 2))
+  t.equal(seen.ran, true)
+  t.strictSame(log.commits, [], 'nothing to log')
+  await mgr.close()
+})
+
+t.test('a callback that throws aborts the manager and its waiters', async (t) => {
+  const { mgr } = setup()
+  const h = await mgr.begin()
+  h.fresh(9)
+  h.afterCommit(() => {
+    throw new Error('allocator bug')
+  })
+  mgr.end(h)
+  await t.rejects(mgr.waitDurable(h.tid), { code: 'TXN_ABORTED', message: /journal aborted: allocator bug/ })
+})

@@ -130,6 +130,7 @@ export class CountingDevice implements BlockDevice {
   reads = 0
   writes = 0
   flushes = 0
+  failReads = false
   failWrites = false
   failFlush = false
 
@@ -155,6 +156,7 @@ export class CountingDevice implements BlockDevice {
   }
 
   async readInto(offset: number, target: Uint8Array): Promise<void> {
+    if (this.failReads) throw Object.assign(new Error(`read at ${offset} failed`), { code: 'EIO' })
     this.reads++
     await this.inner.readInto(offset, target)
   }

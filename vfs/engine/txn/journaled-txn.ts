@@ -66,6 +66,7 @@ export class JournaledTxnManager implements TxnManager {
   #pumping = false
   #aborted: TxnError | null = null
   #closing = false
+  #closingDone: Promise<void> | null = null
   #closed = false
 
   constructor(dev: BlockDevice, log: TxnLog, options: JournaledTxnOptions) {
@@ -144,8 +145,12 @@ export class JournaledTxnManager implements TxnManager {
     return p
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return
+  close(): Promise<void> {
+    this.#closingDone ??= this.#close()
+    return this.#closingDone
+  }
+
+  async #close(): Promise<void> {
     if (this.#aborted !== null) throw this.#aborted
     this.#closing = true
     try {
@@ -178,7 +183,7 @@ export class JournaledTxnManager implements TxnManager {
 
   #commitIdle(): void {
     const t = this.#running
-    if (t.dirty.size > 0 || t.revokes.size > 0) this.#ask(t.tid)
+    if (t.dirty.size > 0 || t.revokes.size > 0 || t.after.length > 0) this.#ask(t.tid)
   }
 
   #ask(tid: number): void {
@@ -200,8 +205,10 @@ export class JournaledTxnManager implements TxnManager {
   async #pump(): Promise<void> {
     try {
       while (this.#aborted === null) {
-        if (this.#want >= this.#running.tid) await this.#commit()
-        else if (this.#checkpointWanted) await this.#runCheckpoint()
+        // A wanted checkpoint goes first: under a steady stream of commits it would never run
+        // otherwise, and the blocks it writes home stay pinned in the cache until it does.
+        if (this.#checkpointWanted) await this.#runCheckpoint()
+        else if (this.#want >= this.#running.tid) await this.#commit()
         else break
       }
     } catch (err) {
