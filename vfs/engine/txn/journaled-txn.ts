@@ -40,7 +40,14 @@ interface Waiter {
  * next transaction fills while the previous one is written, and every waiter that arrives
  * meanwhile shares its single commit and flush.
  *
- * Any device or log failure aborts the manager, as jbd2 aborts the journal: the in-memory state no
+ * A transaction's size is bounded (`maxTxnCost`, a quarter of the log as jbd2's max transaction):
+ * past it, new begins wait for its commit, so one commit always fits in the log after a checkpoint.
+ * Checkpoints write the newest committed snapshot of each block home, flush, then release the log
+ * up to the newest durable tid; they run before a commit that would not fit (plus `logReserve`),
+ * on a timer, when blocks waiting for home push the cache past its limit, and at close.
+ *
+ * A failed metadata read fails that read only (the caller answers EIO). Any device write or flush
+ * failure, or log failure, aborts the manager, as jbd2 aborts the journal: the in-memory state no
  * longer matches anything durable, so every later begin and waitDurable rejects TXN_ABORTED and
  * recovery at the next open decides what survived.
  */
@@ -88,13 +95,17 @@ export class JournaledTxnManager implements TxnManager {
     this.#running = openTxn(first)
     this.#durable = this.#released = this.#want = first - 1
     const commitMs = options.commitIntervalMs ?? 5000
-    if (commitMs > 0) this.#every(commitMs, () => {
+    if (commitMs > 0) {
+      this.#every(commitMs, () => {
         this.#commitIdle()
       })
+    }
     const checkpointMs = options.checkpointIntervalMs ?? 30_000
-    if (checkpointMs > 0) this.#every(checkpointMs, () => {
+    if (checkpointMs > 0) {
+      this.#every(checkpointMs, () => {
         this.#requestCheckpoint()
       })
+    }
   }
 
   get cacheStats(): CacheStats {
