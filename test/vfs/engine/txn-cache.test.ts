@@ -86,3 +86,16 @@ t.test('a block waiting for its checkpoint is not evicted (a re-read would see t
   t.strictSame(await dev.read(5 * BS, BS), Buffer.alloc(BS), 'home still old: only the cache has it')
   await mgr.close()
 })
+
+t.test('a block made fresh while its read is in flight: the read returns the fresh buffer', async (t) => {
+  const { dev, mgr } = setup()
+  await dev.write(60 * BS, Buffer.alloc(BS, 0xee))
+  const h = await mgr.begin()
+  const reading = mgr.read(60)
+  const fresh = h.fresh(60)
+  fresh.fill(1)
+  t.equal(await reading, fresh, 'the stale device copy never replaces the newer buffer')
+  mgr.end(h)
+  await mgr.close()
+  t.strictSame(await dev.read(60 * BS, BS), Buffer.alloc(BS, 1))
+})
