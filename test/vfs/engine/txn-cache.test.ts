@@ -99,3 +99,16 @@ t.test('a block made fresh while its read is in flight: the read returns the fre
   await mgr.close()
   t.strictSame(await dev.read(60 * BS, BS), Buffer.alloc(BS, 1))
 })
+
+t.test('fresh on a block still cached clean zero-fills that same buffer', async (t) => {
+  const { dev, mgr } = setup()
+  await dev.write(61 * BS, Buffer.alloc(BS, 0xee))
+  const old = await mgr.read(61)
+  const h = await mgr.begin()
+  const fresh = h.fresh(61)
+  t.equal(fresh, old, 'one live buffer per block')
+  t.strictSame(fresh, Buffer.alloc(BS))
+  mgr.end(h)
+  await mgr.close()
+  t.strictSame(await dev.read(61 * BS, BS), Buffer.alloc(BS))
+})
