@@ -1,0 +1,313 @@
+import type { BlockDevice } from '../blockdev/block-device.ts'
+import { BufferCache } from './buffer-cache.ts'
+import type { CacheStats } from './buffer-cache.ts'
+import { CheckpointList } from './checkpoint.ts'
+import { JournalHandle, openTxn } from './journaled-handle.ts'
+import type { OpenTxn } from './journaled-handle.ts'
+import { TxnError } from './txn.ts'
+import type { MetaTxn, TxnLog, TxnManager } from './txn.ts'
+
+export interface JournaledTxnOptions {
+  blockSize: number
+  /** Byte limit of the metadata cache (BLOCK_OVERHEAD per block counted); pinned blocks may exceed it. */
+  cacheBytes?: number
+  /** Commit dirty metadata nobody waits for after this long (ext4's commit=5); 0: never. */
+  commitIntervalMs?: number
+  /** Checkpoint committed blocks this often, so the log rarely fills; 0: only when needed. */
+  checkpointIntervalMs?: number
+  /** Log blocks one transaction may grow to before new begins wait (jbd2: a quarter of the log). */
+  maxTxnCost?: number
+  /** Checkpoint before a commit when fewer than its cost plus this many log blocks are free. */
+  logReserve?: number
+  /** The tid of the first transaction: the log's next sequence number after recovery. */
+  firstTid?: number
+}
+
+interface Waiter {
+  tid: number
+  resolve: () => void
+  reject: (err: TxnError) => void
+}
+
+/**
+ * The transaction manager of a mounted engine: jbd2's model over a TxnLog (see txn.ts).
+ *
+ * One worker (`#pump`) runs commits and checkpoints one at a time, so the log sees one call at a
+ * time and the checkpoint list never changes under a checkpoint. A commit locks the running
+ * transaction (new begins wait, as in jbd2's T_LOCKED: letting them change a shared buffer before
+ * the snapshot would leak half of a later operation into this commit), waits for its handles to
+ * end, copies its dirty blocks, opens the next transaction, and only then awaits the log: the
+ * next transaction fills while the previous one is written, and every waiter that arrives
+ * meanwhile shares its single commit and flush.
+ *
+ * A transaction's size is bounded (`maxTxnCost`, a quarter of the log as jbd2's max transaction):
+ * past it, new begins wait for its commit, so one commit always fits in the log after a checkpoint.
+ * Checkpoints write the newest committed snapshot of each block home, flush, then release the log
+ * up to the newest durable tid; they run before a commit that would not fit (plus `logReserve`),
+ * on a timer, when blocks waiting for home push the cache past its limit, and at close.
+ *
+ * A failed metadata read fails that read only (the caller answers EIO). Any device write or flush
+ * failure, or log failure, aborts the manager, as jbd2 aborts the journal: the in-memory state no
+ * longer matches anything durable, so every later begin and waitDurable rejects TXN_ABORTED and
+ * recovery at the next open decides what survived.
+ */
+export class JournaledTxnManager implements TxnManager {
+  readonly blockSize: number
+  readonly #dev: BlockDevice
+  readonly #log: TxnLog
+  readonly #cache: BufferCache
+  readonly #home: CheckpointList
+  readonly #maxTxnCost: number
+  readonly #reserve: number
+  readonly #timers: NodeJS.Timeout[] = []
+  #running: OpenTxn
+  /** Newest durable tid, and newest released (all its blocks at home). */
+  #durable: number
+  #released: number
+  /** Newest tid somebody asked to commit. */
+  #want: number
+  #waiters: Waiter[] = []
+  #gate: Waiter[] = []
+  #checkpointWaiters: Waiter[] = []
+  #checkpointWanted = false
+  #pumping = false
+  #aborted: TxnError | null = null
+  #closing = false
+  #closingDone: Promise<void> | null = null
+  #closed = false
+
+  constructor(dev: BlockDevice, log: TxnLog, options: JournaledTxnOptions) {
+    this.blockSize = options.blockSize
+    this.#dev = dev
+    this.#log = log
+    this.#cache = new BufferCache(dev, options.blockSize, options.cacheBytes ?? 64 * 1024 * 1024)
+    this.#cache.onPressure = () => {
+      if (this.#home.size > 0) this.#requestCheckpoint()
+    }
+    this.#home = new CheckpointList(this.#cache)
+    const capacity = log.free
+    this.#maxTxnCost = options.maxTxnCost ?? Math.floor(capacity / 4)
+    this.#reserve = options.logReserve ?? Math.ceil(capacity / 16)
+    if (!(this.#maxTxnCost > log.cost(1, 0))) {
+      throw new TxnError('TXN_ABORTED', `a log of ${capacity} free blocks cannot hold a transaction (max cost ${this.#maxTxnCost})`)
+    }
+    const first = options.firstTid ?? 1
+    this.#running = openTxn(first)
+    this.#durable = this.#released = this.#want = first - 1
+    const commitMs = options.commitIntervalMs ?? 5000
+    if (commitMs > 0) {
+      this.#every(commitMs, () => {
+        this.#commitIdle()
+      })
+    }
+    const checkpointMs = options.checkpointIntervalMs ?? 30_000
+    if (checkpointMs > 0) {
+      this.#every(checkpointMs, () => {
+        this.#requestCheckpoint()
+      })
+    }
+  }
+
+  get cacheStats(): CacheStats {
+    return this.#cache.stats
+  }
+
+  /** Newest transaction known durable. */
+  get durableTid(): number {
+    return this.#durable
+  }
+
+  async read(block: number): Promise<Buffer> {
+    if (this.#closed) throw new TxnError('TXN_CLOSED', 'read after close')
+    return (await this.#cache.load(block)).data
+  }
+
+  async begin(): Promise<MetaTxn> {
+    for (;;) {
+      this.#usable('begin')
+      const t = this.#running
+      if (!t.locked && this.#log.cost(t.dirty.size, t.revokes.size) < this.#maxTxnCost) break
+      // Too big: ask for its commit; the gate opens once its snapshot is taken.
+      if (!t.locked) this.#ask(t.tid)
+      await new Promise<void>((resolve, reject) => this.#gate.push({ tid: t.tid, resolve, reject }))
+    }
+    return new JournalHandle(this.#running, this.#cache, () => this.#aborted)
+  }
+
+  end(h: MetaTxn): void {
+    if (!(h instanceof JournalHandle)) throw new TxnError('TXN_NOT_HELD', 'end() of a handle this manager did not give out')
+    h.finish()
+  }
+
+  waitDurable(tid: number): Promise<void> {
+    if (this.#aborted !== null) return Promise.reject(this.#aborted)
+    if (tid <= this.#durable) return Promise.resolve()
+    if (tid > this.#running.tid) return Promise.reject(new TxnError('TXN_NOT_HELD', `transaction ${tid} has not begun`))
+    const p = new Promise<void>((resolve, reject) => this.#waiters.push({ tid, resolve, reject }))
+    this.#ask(tid)
+    return p
+  }
+
+  /** Write every committed block home and give the log its space back (also runs on a timer). */
+  checkpoint(): Promise<void> {
+    if (this.#aborted !== null) return Promise.reject(this.#aborted)
+    const p = new Promise<void>((resolve, reject) => this.#checkpointWaiters.push({ tid: 0, resolve, reject }))
+    this.#requestCheckpoint()
+    return p
+  }
+
+  close(): Promise<void> {
+    this.#closingDone ??= this.#close()
+    return this.#closingDone
+  }
+
+  async #close(): Promise<void> {
+    if (this.#aborted !== null) throw this.#aborted
+    this.#closing = true
+    try {
+      await this.waitDurable(this.#running.tid)
+      await this.checkpoint()
+      await this.#log.close()
+    } catch (err) {
+      throw this.#abort(err)
+    } finally {
+      this.#stopTimers()
+    }
+    this.#closed = true
+    this.#cache.clear()
+  }
+
+  #usable(what: string): void {
+    if (this.#aborted !== null) throw this.#aborted
+    if (this.#closing) throw new TxnError('TXN_CLOSED', `${what} after close`)
+  }
+
+  #every(ms: number, fn: () => void): void {
+    const timer = setInterval(fn, ms)
+    timer.unref()
+    this.#timers.push(timer)
+  }
+
+  #stopTimers(): void {
+    for (const timer of this.#timers.splice(0)) clearInterval(timer)
+  }
+
+  #commitIdle(): void {
+    const t = this.#running
+    if (t.dirty.size > 0 || t.revokes.size > 0 || t.after.length > 0) this.#ask(t.tid)
+  }
+
+  #ask(tid: number): void {
+    if (tid > this.#want) this.#want = tid
+    this.#kick()
+  }
+
+  #requestCheckpoint(): void {
+    this.#checkpointWanted = true
+    this.#kick()
+  }
+
+  #kick(): void {
+    if (this.#pumping || this.#aborted !== null) return
+    this.#pumping = true
+    void this.#pump()
+  }
+
+  async #pump(): Promise<void> {
+    try {
+      while (this.#aborted === null) {
+        // A wanted checkpoint goes first: under a steady stream of commits it would never run
+        // otherwise, and the blocks it writes home stay pinned in the cache until it does.
+        if (this.#checkpointWanted) await this.#runCheckpoint()
+        else if (this.#want >= this.#running.tid) await this.#commit()
+        else break
+      }
+    } catch (err) {
+      this.#abort(err)
+    } finally {
+      this.#pumping = false
+    }
+  }
+
+  async #commit(): Promise<void> {
+    const t = this.#running
+    t.locked = true
+    while (t.open > 0) await new Promise<void>((resolve) => t.idle.push(resolve))
+    if (this.#aborted !== null) return
+    if (t.dirty.size === 0 && t.revokes.size === 0) {
+      // Nothing to log: its handles changed nothing, and every older transaction is durable
+      // already (commits run one at a time), so its waiters are done. It stays the running one.
+      t.locked = false
+      this.#want = t.tid - 1
+      this.#openGate()
+      this.#afterCommit(t)
+      return
+    }
+    // The snapshot: synchronous, so no handle can change a buffer between copies.
+    const entries = [...t.dirty.entries()].sort(([a], [b]) => a - b)
+    const blocks = entries.map(([block, e]) => ({ block, data: Buffer.from(e.data) }))
+    const revokes = [...t.revokes].sort((a, b) => a - b)
+    this.#running = openTxn(t.tid + 1)
+    this.#openGate()
+
+    const cost = this.#log.cost(blocks.length, revokes.length)
+    if (this.#log.free < cost + this.#reserve) await this.#runCheckpoint()
+    if (this.#log.free < cost) {
+      throw new TxnError('TXN_ABORTED', `transaction ${t.tid} needs ${cost} log blocks; ${this.#log.free} are free after a full checkpoint`)
+    }
+    await this.#log.commit(t.tid, blocks, revokes)
+    this.#durable = t.tid
+    for (const r of revokes) this.#home.revoke(r)
+    for (const [i, [block, e]] of entries.entries()) {
+      const snap = blocks[i]
+      if (snap !== undefined) this.#home.add(t.tid, block, snap.data, e)
+      this.#cache.unpin(e)
+    }
+    // Blocks waiting for home pin the cache: past its limit, a checkpoint is what frees it.
+    if (this.#cache.stats.bytes > this.#cache.limit) this.#checkpointWanted = true
+    this.#afterCommit(t)
+  }
+
+  /** Runs the transaction's callbacks, then resolves everyone waiting for it or an older one. */
+  #afterCommit(t: OpenTxn): void {
+    // A callback that throws leaves the allocator's state unknown: abort rather than go on.
+    for (const fn of t.after.splice(0)) fn()
+    const done = this.#waiters.filter((w) => w.tid <= t.tid)
+    this.#waiters = this.#waiters.filter((w) => w.tid > t.tid)
+    for (const w of done) w.resolve()
+  }
+
+  async #runCheckpoint(): Promise<void> {
+    this.#checkpointWanted = false
+    const waiters = this.#checkpointWaiters.splice(0)
+    const upTo = this.#durable
+    try {
+      if (this.#home.size > 0 || upTo > this.#released) {
+        await this.#home.writeHome(this.#dev, this.blockSize)
+        await this.#log.release(upTo)
+        this.#released = upTo
+      }
+    } catch (err) {
+      const aborted = this.#abort(err)
+      for (const w of waiters) w.reject(aborted)
+      throw aborted
+    }
+    for (const w of waiters) w.resolve()
+  }
+
+  #openGate(): void {
+    for (const g of this.#gate.splice(0)) g.resolve()
+  }
+
+  #abort(err: unknown): TxnError {
+    if (this.#aborted !== null) return this.#aborted
+    const reason = err instanceof Error ? err.message : String(err)
+    const aborted = new TxnError('TXN_ABORTED', `journal aborted: ${reason}`, { cause: err })
+    this.#aborted = aborted
+    this.#stopTimers()
+    for (const w of [...this.#waiters.splice(0), ...this.#gate.splice(0), ...this.#checkpointWaiters.splice(0)]) w.reject(aborted)
+    // A commit waiting for handles must not wait forever once nothing can commit.
+    for (const wake of this.#running.idle.splice(0)) wake()
+    return aborted
+  }
+}
