@@ -77,27 +77,41 @@ function str2hashbuf(msg: Uint8Array, from: number, len: number, num: number, si
   return out
 }
 
-function halfMd4Transform(buf: number[], inp: number[]): void {
+const F = (x: number, y: number, z: number): number => z ^ (x & (y ^ z))
+const G = (x: number, y: number, z: number): number => ((x & y) + ((x ^ y) & z)) | 0
+const H = (x: number, y: number, z: number): number => x ^ y ^ z
+
+/** The kernel's half_md4_transform: MD4's three rounds over 8 words, written out as there. */
+function halfMd4Transform(buf: number[], x: number[]): void {
+  const [x0, x1, x2, x3, x4, x5, x6, x7] = x as [number, number, number, number, number, number, number, number]
   let [a, b, c, d] = buf as [number, number, number, number]
-  const x = (i: number): number => inp[i] ?? 0
-  const F = (p: number, q: number, r: number): number => r ^ (p & (q ^ r))
-  const G = (p: number, q: number, r: number): number => ((p & q) + ((p ^ q) & r)) >>> 0
-  const H = (p: number, q: number, r: number): number => p ^ q ^ r
-  const round = (f: (p: number, q: number, r: number) => number, w: number, p: number, q: number, r: number, k: number, s: number): number =>
-    rol((w + f(p, q, r) + k) >>> 0, s)
-  const R1 = [[0, 3], [1, 7], [2, 11], [3, 19], [4, 3], [5, 7], [6, 11], [7, 19]] as const
-  const R2 = [[1, 3], [3, 5], [5, 9], [7, 13], [0, 3], [2, 5], [4, 9], [6, 13]] as const
-  const R3 = [[3, 3], [7, 9], [2, 11], [6, 15], [1, 3], [5, 9], [0, 11], [4, 15]] as const
-  const rounds: Array<[typeof F, number, ReadonlyArray<readonly [number, number]>]> = [[F, 0, R1], [G, K2, R2], [H, K3, R3]]
-  for (const [f, k, steps] of rounds) {
-    for (let i = 0; i < 8; i += 4) {
-      const s = (j: number): readonly [number, number] => steps[i + j] ?? [0, 0]
-      a = round(f, a, b, c, d, (x(s(0)[0]) + k) >>> 0, s(0)[1])
-      d = round(f, d, a, b, c, (x(s(1)[0]) + k) >>> 0, s(1)[1])
-      c = round(f, c, d, a, b, (x(s(2)[0]) + k) >>> 0, s(2)[1])
-      b = round(f, b, c, d, a, (x(s(3)[0]) + k) >>> 0, s(3)[1])
-    }
-  }
+  a = rol((a + F(b, c, d) + x0) | 0, 3)
+  d = rol((d + F(a, b, c) + x1) | 0, 7)
+  c = rol((c + F(d, a, b) + x2) | 0, 11)
+  b = rol((b + F(c, d, a) + x3) | 0, 19)
+  a = rol((a + F(b, c, d) + x4) | 0, 3)
+  d = rol((d + F(a, b, c) + x5) | 0, 7)
+  c = rol((c + F(d, a, b) + x6) | 0, 11)
+  b = rol((b + F(c, d, a) + x7) | 0, 19)
+
+  a = rol((a + G(b, c, d) + x1 + K2) | 0, 3)
+  d = rol((d + G(a, b, c) + x3 + K2) | 0, 5)
+  c = rol((c + G(d, a, b) + x5 + K2) | 0, 9)
+  b = rol((b + G(c, d, a) + x7 + K2) | 0, 13)
+  a = rol((a + G(b, c, d) + x0 + K2) | 0, 3)
+  d = rol((d + G(a, b, c) + x2 + K2) | 0, 5)
+  c = rol((c + G(d, a, b) + x4 + K2) | 0, 9)
+  b = rol((b + G(c, d, a) + x6 + K2) | 0, 13)
+
+  a = rol((a + H(b, c, d) + x3 + K3) | 0, 3)
+  d = rol((d + H(a, b, c) + x7 + K3) | 0, 9)
+  c = rol((c + H(d, a, b) + x2 + K3) | 0, 11)
+  b = rol((b + H(c, d, a) + x6 + K3) | 0, 15)
+  a = rol((a + H(b, c, d) + x1 + K3) | 0, 3)
+  d = rol((d + H(a, b, c) + x5 + K3) | 0, 9)
+  c = rol((c + H(d, a, b) + x0 + K3) | 0, 11)
+  b = rol((b + H(c, d, a) + x4 + K3) | 0, 15)
+
   buf[0] = ((buf[0] ?? 0) + a) >>> 0
   buf[1] = ((buf[1] ?? 0) + b) >>> 0
   buf[2] = ((buf[2] ?? 0) + c) >>> 0
