@@ -78,19 +78,19 @@ export class PoolDir implements DirFile {
   #used = 0
   #indexed: boolean
 
-  private constructor(img: Ext4Image, ino: number, generation: number, first: number, group: number, indexed: boolean) {
+  private constructor(img: Ext4Image, ino: number, generation: number, first: number, group: number, indexed: boolean, maxBlocks: number) {
     this.#img = img
     this.ino = ino
     this.generation = generation
     this.#first = first
     this.#group = group
     this.#poolStart = group * img.sb.blocksPerGroup + img.sb.firstDataBlock
-    this.#poolSize = Math.min(img.sb.blocksPerGroup, MAX_EXTENT_LEN, blocksCount(img.sb) - this.#poolStart)
+    this.#poolSize = Math.min(img.sb.blocksPerGroup, MAX_EXTENT_LEN, blocksCount(img.sb) - this.#poolStart, maxBlocks)
     this.#indexed = indexed
   }
 
   /** Directory ino (one block, as debugfs makes it) growing into the first wholly free, uninitialised group without a superblock backup. */
-  static async open(img: Ext4Image, ino: number): Promise<PoolDir> {
+  static async open(img: Ext4Image, ino: number, maxBlocks = Infinity): Promise<PoolDir> {
     const inode = await img.readInode(ino)
     if (inode.size !== img.blockSize) throw new Error(`directory ${ino} has ${inode.size} bytes, not one block`)
     const m = await img.mapBlock(ino, inode, 0)
@@ -98,7 +98,7 @@ export class PoolDir implements DirFile {
     for (let g = 2; g < img.groupCount; g++) {
       const gd = await img.groupDesc(g)
       if (!hasBackup(g) && (gd.flags & BG_BLOCK_UNINIT) !== 0 && gd.freeBlocksCount === img.sb.blocksPerGroup) {
-        return new PoolDir(img, ino, inode.generation, m.extent.start, g, (inode.flags & INODE_FLAGS.INDEX) !== 0)
+        return new PoolDir(img, ino, inode.generation, m.extent.start, g, (inode.flags & INODE_FLAGS.INDEX) !== 0, maxBlocks)
       }
     }
     throw new Error('no free group for the pool')
