@@ -20,7 +20,7 @@ import { DIR_ENTRY_HEADER, EXT4_NAME_LEN, dirRecLen, parseDirBlock, recLenToDisk
 import type { DirEntry } from '../format/dirent.ts'
 import { corrupt } from '../format/errors.ts'
 import {
-  DX_ENTRY_SIZE, DX_NODE_COUNT_OFFSET, DX_ROOT_COUNT_OFFSET, dxBlockAt, dxHashAt, dxNodeLimit, dxProbe, dxRootLimit, findInBlock, hashName, htreeFind, readRoot,
+  DX_ENTRY_SIZE, DX_NODE_COUNT_OFFSET, DX_ROOT_COUNT_OFFSET, dxBlockAt, dxHashAt, dxNextLeaf, dxNodeLimit, dxProbe, dxRootLimit, findInBlock, hashName, htreeFind, readRoot,
 } from '../reader/htree-lookup.ts'
 import type { DxDir, DxFrame, DxPath } from '../reader/htree-lookup.ts'
 import type { MetaTxn } from '../txn/txn.ts'
@@ -181,7 +181,6 @@ export class Directories {
 
   async #dxAdd(h: MetaTxn, dir: DirFile, e: NewEntry): Promise<void> {
     const dx = this.dxDir(h, dir)
-    if ((await htreeFind(dx, e.name)) !== undefined) throw exists(e.name)
     // Each pass either inserts or makes the index roomier (a leaf split, a node split, a new level); then it probes again.
     for (let pass = 0; pass < 8; pass++) {
       const top = await readRoot(dx)
@@ -189,6 +188,7 @@ export class Directories {
       const path = await dxProbe(dx, hash.major, top)
       const leafP = await dir.physical(h, path.leaf)
       const leaf = await h.get(leafP)
+      if (pass === 0) await checkAbsent(dx, path, leaf, e.name, hash.major)
       if (insertInBlock(leaf, this.fs, e)) {
         this.#leafDone(h, dir, leaf, leafP)
         return
@@ -274,6 +274,15 @@ export class Directories {
     await this.#dxDone(h, dir, node)
     await this.#dxDone(h, dir, full)
     await this.#dxDone(h, dir, parent)
+  }
+}
+
+/** EEXIST when name is in the leaf the probe chose or in a leaf continuing its hash (the kernel's lookup before add). */
+async function checkAbsent(dx: DxDir, path: DxPath, leaf: Buffer, name: Buffer, major: number): Promise<void> {
+  if (findInBlock(leaf, dx.blockSize, name, `directory ${dx.ino} block ${path.leaf}`) !== undefined) throw exists(name)
+  const more: DxPath = { ...path, frames: path.frames.map((f) => ({ ...f })) }
+  while (await dxNextLeaf(dx, more, major)) {
+    if (findInBlock(await dx.block(more.leaf, 'dir-block'), dx.blockSize, name, `directory ${dx.ino} block ${more.leaf}`) !== undefined) throw exists(name)
   }
 }
 
