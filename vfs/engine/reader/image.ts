@@ -25,6 +25,8 @@ import type { ReadAt } from './read-at.ts'
 import { hasMetadataCsum, metadataCsumVerifier } from './csum-verifier.ts'
 import { NO_VERIFY } from './verify.ts'
 import type { Verifier } from './verify.ts'
+import { htreeFind } from './htree-lookup.ts'
+import type { DxDir } from './htree-lookup.ts'
 
 export const ROOT_INO = 2
 /** The largest readFile we serve in one call: callers stream bigger files in pieces. */
@@ -269,6 +271,46 @@ export class Ext4Image {
     return out
   }
 
+  /** Is this directory read through its htree index (INDEX_FL on a dir_index file system)? */
+  isIndexed(dir: Inode): boolean {
+    return (dir.flags & INODE_FLAGS.INDEX) !== 0 && hasFeature(this.sb, 'compat', 'dir_index')
+  }
+
+  /** Logical block lblk of directory ino, its checksum checked as kind; a hole or a block past the size is corrupt. */
+  async dirBlock(ino: number, dir: Inode, lblk: number, kind: 'dx-block' | 'dir-block'): Promise<Buffer> {
+    if (lblk < 0 || lblk >= Math.floor(dir.size / this.blockSize)) throw corrupt(`directory ${ino}: block ${lblk} past its size ${dir.size}`)
+    const m = await this.mapBlock(ino, dir, lblk)
+    if (m.extent === undefined || m.extent.uninit) throw corrupt(`directory ${ino}: block ${lblk} is a hole`)
+    const pblk = m.extent.start + (lblk - m.extent.block)
+    const buf = await this.readBlocks(pblk, 1, `directory ${ino}`)
+    this.verifier.verify(kind, buf, { block: pblk, ino, generation: dir.generation })
+    return buf
+  }
+
+  /** An indexed directory as the htree code reads it (htree-lookup.ts, htree-readdir.ts). */
+  dxDir(ino: number, dir: Inode): DxDir {
+    if (dir.size % this.blockSize !== 0) throw corrupt(`directory ${ino}: size ${dir.size} not a multiple of the block size`)
+    return {
+      ino,
+      blockSize: this.blockSize,
+      blocks: dir.size / this.blockSize,
+      csum: hasMetadataCsum(this.sb),
+      largeDir: hasFeature(this.sb, 'incompat', 'large_dir'),
+      hashSeed: this.sb.hashSeed,
+      sbFlags: this.sb.flags,
+      block: (lblk, kind) => this.dirBlock(ino, dir, lblk, kind),
+    }
+  }
+
+  /** The entry called name in directory ino: through the htree when it is indexed (never a scan), else a linear scan. */
+  async findEntry(ino: number, dir: Inode, name: Buffer): Promise<ImageEntry | undefined> {
+    if (this.isIndexed(dir)) {
+      const hit = await htreeFind(this.dxDir(ino, dir), name)
+      return hit === undefined ? undefined : { ...hit.entry, text: hit.entry.name.toString('utf8') }
+    }
+    return (await this.readDir(ino, dir)).find((d) => d.name.equals(name))
+  }
+
   /** A symlink's target: in i_block when short (a fast symlink), else in its data blocks. */
   async readlink(ino: number, inode?: Inode): Promise<Buffer> {
     const link = inode ?? (await this.readInode(ino))
@@ -283,8 +325,8 @@ export class Ext4Image {
   /**
    * The inode number of path (from the root; "." and ".." as the directories
    * say). Symlinks are followed in the middle of the path, not at its end
-   * (lstat). Each component is found by a linear scan of the directory:
-   * hashed lookup (half_md4/tea over s_hash_seed) comes with the htree code.
+   * (lstat). Each component is found through the directory's htree when it
+   * has one, else by a linear scan.
    */
   async lookup(path: string): Promise<number> {
     let follows = 0
@@ -295,7 +337,7 @@ export class Ext4Image {
         if (!isDir(dir)) throw new VfsError('ENOTDIR', `${name}: a component before it is not a directory`)
         if (Buffer.byteLength(name) > 255) throw new VfsError('ENAMETOOLONG', name)
         const want = Buffer.from(name)
-        const hit = (await this.readDir(ino, dir)).find((d) => d.name.equals(want))
+        const hit = await this.findEntry(ino, dir, want)
         if (hit === undefined) throw new VfsError('ENOENT', `${name}: not found`)
         const child = hit.inode
         if (i < parts.length - 1) {

@@ -1,0 +1,106 @@
+/*
+ * Listing a hashed directory in hash order, with the positions ext4 hands
+ * knfsd as READDIR cookies (fs/ext4/dir.c, 64-bit API): an entry's position
+ * is (major >> 1) << 32 | minor (hash2pos), the end is 2^63 - 1, and a
+ * listing resumed at position p yields the entries whose position is >= p.
+ * As with getdents' d_off and NFS cookies, the cookie given with an entry is
+ * where the listing continues *after* it: the next entry's position. Since
+ * positions come from the names alone, a cookie stays valid whatever other
+ * names are added or removed in between, and across restarts.
+ */
+import { parseDirBlock } from '../format/dirent.ts'
+import type { DirEntry } from '../format/dirent.ts'
+import { dxHashAt, dxProbe, dxNextLeaf, hashName, readRoot } from './htree-lookup.ts'
+import type { DxDir, DxPath } from './htree-lookup.ts'
+
+/** EXT4_HTREE_EOF_64BIT: the position after the last entry. */
+export const HTREE_EOF_64BIT = 0x7fffffffffffffffn
+/** The start of a listing. */
+export const HTREE_START = 0n
+
+export function hash2pos(major: number, minor: number): bigint {
+  return (BigInt(major >>> 1) << 32n) | BigInt(minor >>> 0)
+}
+
+export function pos2majHash(pos: bigint): number {
+  return Number(((pos >> 32n) << 1n) & 0xffffffffn)
+}
+
+export function pos2minHash(pos: bigint): number {
+  return Number(pos & 0xffffffffn)
+}
+
+export interface HtreeDirent extends DirEntry {
+  major: number
+  minor: number
+  /** This entry's own position. */
+  pos: bigint
+  /** Where to resume to get the entries after this one (the next entry's position, or HTREE_EOF_64BIT). */
+  cookie: bigint
+}
+
+export interface HtreeListing {
+  entries: HtreeDirent[]
+  /** No entries after the last one returned. */
+  eof: boolean
+}
+
+/** The lowest hash the leaf after path's can hold (its dx entry's hash, collision bit cleared), or undefined at the end. */
+function nextLeafStart(path: DxPath): number | undefined {
+  for (let level = path.frames.length - 1; level >= 0; level--) {
+    const f = path.frames[level]
+    if (f !== undefined && f.at + 1 < f.count) return (dxHashAt(f, f.at + 1) & ~1) >>> 0
+  }
+  return undefined
+}
+
+/**
+ * Up to max entries of an indexed directory ("." and ".." first, as the
+ * kernel puts them at hashes 0 and 2) whose position is >= cookie, in
+ * position order. Reads the root, the index path and only the leaves the
+ * answer needs. Entries with the very same position are never split across
+ * two answers (a resume could not tell them apart), so more than max may
+ * come back in that rare case.
+ */
+export async function htreeReadDir(dir: DxDir, cookie: bigint, max: number): Promise<HtreeListing> {
+  if (max < 1) throw new RangeError(`max ${max}`)
+  if (cookie >= HTREE_EOF_64BIT || cookie < 0n) return { entries: [], eof: true }
+  const top = await readRoot(dir)
+  const got: Array<Omit<HtreeDirent, 'cookie'>> = []
+  const dots = parseDirBlock(top.frame.buf, dir.blockSize, `directory ${dir.ino} htree root`).entries
+  for (const [i, d] of dots.slice(0, 2).entries()) {
+    const major = i === 0 ? 0 : 2
+    const pos = hash2pos(major, 0)
+    if (pos >= cookie) got.push({ ...d, major, minor: 0, pos })
+  }
+  const path = await dxProbe(dir, pos2majHash(cookie), top)
+  let more = true
+  for (;;) {
+    const buf = await dir.block(path.leaf, 'dir-block')
+    for (const d of parseDirBlock(buf, dir.blockSize, `directory ${dir.ino} block ${path.leaf}`).entries) {
+      const { major, minor } = hashName(dir, top.hashVersion, d.name)
+      const pos = hash2pos(major, minor)
+      if (pos >= cookie) got.push({ ...d, major, minor, pos })
+    }
+    got.sort((a, b) => (a.pos < b.pos ? -1 : a.pos > b.pos ? 1 : 0))
+    const next = nextLeafStart(path)
+    if (next === undefined) {
+      more = false
+      break
+    }
+    // Everything not yet read sits at or after the next leaf's start: stop once max entries come before it.
+    const first = got[max]
+    if (first !== undefined && first.pos < hash2pos(next, 0)) break
+    await dxNextLeaf(dir, path)
+  }
+  let cut = Math.min(max, got.length)
+  while (cut > 0 && cut < got.length && got[cut - 1]?.pos === got[cut]?.pos) cut--
+  if (cut === 0) {
+    const p = got[0]?.pos
+    cut = got.findIndex((g) => g.pos !== p)
+    if (cut < 0) cut = got.length
+  }
+  const eof = !more && cut === got.length
+  const entries = got.slice(0, cut).map((g, i) => ({ ...g, cookie: got[i + 1]?.pos ?? HTREE_EOF_64BIT }))
+  return { entries, eof }
+}
