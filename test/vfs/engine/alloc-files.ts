@@ -40,7 +40,8 @@ export async function allocRuns(alloc: Ext4Allocator, h: MetaTxn, goal: number, 
       return { runs, err: err as Error }
     }
     total += r.count
-    if (last !== undefined && last.start + last.count === r.start) last.count += r.count
+    // An initialised extent holds at most 32768 blocks (EXT_INIT_MAX_LEN).
+    if (last !== undefined && last.start + last.count === r.start && last.count + r.count <= 32768) last.count += r.count
     else runs.push(r)
     if (runs.length === 4) break
   }

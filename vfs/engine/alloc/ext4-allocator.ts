@@ -205,8 +205,8 @@ export class Ext4Allocator implements Allocator {
       )
       if (g === undefined) throw new VfsError('ENOSPC', `no free inodes (${gt.freeInodes} free)`)
       const map = await this.#maps.liveInodeMap(h, g)
-      // Inodes below s_first_ino are the file system's own (root, journal, resize, lost+found's slot).
-      const i = findClear(map, g === 0 ? geo.firstIno - 1 : 0, geo.inodesPerGroup)
+      // Inodes below s_first_ino are the file system's own (root, journal, resize, ...); they may fill more than group 0.
+      const i = findClear(map, Math.max(0, geo.firstIno - 1 - g * geo.inodesPerGroup), geo.inodesPerGroup)
       if (i < 0) throw corrupt(`group ${g}: descriptor counts ${gt.group(g).freeInodes} free inodes, its bitmap none`)
       setBits(map, i, i + 1)
       const s = gt.group(g)

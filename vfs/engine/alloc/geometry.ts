@@ -57,7 +57,7 @@ export function geometryOf(sb: Superblock, deviceBytes: number): Geometry {
   const groups = groupCount(sb)
   if (sb.inodesCount !== groups * sb.inodesPerGroup) throw bad(`s_inodes_count ${sb.inodesCount} for ${groups} groups of ${sb.inodesPerGroup}`)
   const firstIno = sb.revLevel === 0 ? 11 : sb.firstIno
-  if (firstIno < 11 || firstIno > sb.inodesPerGroup) throw bad(`s_first_ino ${firstIno}`)
+  if (firstIno < 11 || firstIno >= sb.inodesCount) throw bad(`s_first_ino ${firstIno}`)
   const gdtBlocks = Math.ceil((groups * ds) / bs)
   const itableBlocks = Math.ceil((sb.inodesPerGroup * isz) / bs)
   if (1 + gdtBlocks + sb.reservedGdtBlocks + 2 + itableBlocks > sb.blocksPerGroup * Math.min(groups, 16)) throw bad(`metadata of ${groups} groups does not fit`)
