@@ -90,7 +90,7 @@ export async function writeFile(
 }
 
 /** Splits the last entry of the root directory's first block to make room for name. */
-export async function addRootEntry(deps: { alloc: Ext4Allocator; table: InodeTable }, h: MetaTxn, name: string, ino: number): Promise<void> {
+export async function addRootEntry(deps: { alloc: Ext4Allocator; table: InodeTable }, h: MetaTxn, name: string, ino: number, fileType: number = FT.REG_FILE): Promise<void> {
   const bs = deps.alloc.geometry.blockSize
   const root = await deps.table.get(2, h)
   const first = decodeExtentNode(root.block, I_BLOCK_SIZE, 'root').extents[0]
@@ -109,7 +109,7 @@ export async function addRootEntry(deps: { alloc: Ext4Allocator; table: InodeTab
   const nameBuf = Buffer.from(name)
   if (end - off - used < dirRecLen(nameBuf.length)) throw new Error(`root's first block is full (adding ${name})`)
   buf.writeUInt16LE(used, off + 4)
-  encodeDirEntry({ inode: ino, recLen: end - off - used, fileType: FT.REG_FILE, name: nameBuf }, bs).copy(buf, off + used)
+  encodeDirEntry({ inode: ino, recLen: end - off - used, fileType, name: nameBuf }, bs).copy(buf, off + used)
   if (csum) buf.writeUInt32LE(crc32cUpdate(inodeSeed(deps.alloc.groups.seed, 2, root.generation), buf.subarray(0, end)), end + 8)
   h.dirty(block)
 }
