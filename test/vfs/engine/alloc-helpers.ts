@@ -35,7 +35,7 @@ export interface Opened {
   dev: ImageFile
   txm: DirectTxnManager
   alloc: Ext4Allocator
-  close(): Promise<void>
+  close: () => Promise<void>
 }
 
 export async function openAlloc(file: string, blockSize: number, options: AllocatorOptions = {}): Promise<Opened> {
