@@ -54,7 +54,8 @@ for (const layout of LAYOUTS) {
       const h = await o.txm.begin()
       const ino = await o.alloc.allocInode(h, 2, false)
       // Mostly small files, some larger than a group, so runs cross into BLOCK_UNINIT groups.
-      const want = rnd(4) === 0 ? 1 + rnd(o.alloc.geometry.blocksPerGroup + 500) : 1 + rnd(40)
+      const big = Math.min(o.alloc.geometry.blocksPerGroup + 500, Math.floor(o.alloc.availableBlocks / (FILES - i + 1)))
+      const want = rnd(4) === 0 ? 1 + rnd(big) : 1 + rnd(40)
       const { runs, err } = await allocRuns(o.alloc, h, 0, want)
       if (err !== undefined) throw err
       files.push(await writeFile(deps, h, ino, `f${i}`, runs, bytes))
