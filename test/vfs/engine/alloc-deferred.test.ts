@@ -74,3 +74,16 @@ for (const layout of LAYOUTS) {
     t.strictSame(freeLists(file), before, 'free lists as at the start')
   })
 }
+
+t.test('a new file starts looking after its flex group\'s metadata, a directory at it', async (t) => {
+  const layout = LAYOUTS[0] ?? { name: '4k', size: 64 << 20, blockSize: 4096, args: [] }
+  const o = await openAlloc(makeImage(t, layout), layout.blockSize)
+  t.teardown(o.close)
+  const { alloc } = o
+  const ipg = alloc.geometry.inodesPerGroup
+  const bpg = alloc.geometry.blocksPerGroup
+  t.equal(alloc.goalForInode(12, false), 0, 'a directory of group 0: group 0')
+  t.equal(alloc.goalForInode(12, true), bpg, 'a file of group 0: group 1 (flex groups of 16)')
+  t.equal(alloc.goalForInode(3 * ipg + 1, true), bpg, 'a file of group 3: its flex group starts at 0')
+  t.throws(() => alloc.goalForInode(0, false), RangeError)
+})

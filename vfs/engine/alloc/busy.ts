@@ -8,6 +8,8 @@
 export class BusyBlocks {
   /** Per group: [start, end) ranges of absolute block numbers, in the order they were freed. */
   readonly #byGroup = new Map<number, Array<[number, number]>>()
+  /** Busy blocks per group, kept so group choice costs no walk over the ranges. */
+  readonly #counts = new Map<number, number>()
   #total = 0
 
   get total(): number {
@@ -15,15 +17,14 @@ export class BusyBlocks {
   }
 
   inGroup(g: number): number {
-    let n = 0
-    for (const [s, e] of this.#byGroup.get(g) ?? []) n += e - s
-    return n
+    return this.#counts.get(g) ?? 0
   }
 
   add(g: number, start: number, end: number): void {
     const list = this.#byGroup.get(g) ?? []
     list.push([start, end])
     this.#byGroup.set(g, list)
+    this.#counts.set(g, this.inGroup(g) + end - start)
     this.#total += end - start
   }
 
@@ -33,7 +34,10 @@ export class BusyBlocks {
     const i = list?.findIndex(([s, e]) => s === start && e === end) ?? -1
     if (list === undefined || i < 0) return
     list.splice(i, 1)
-    if (list.length === 0) this.#byGroup.delete(g)
+    if (list.length === 0) {
+      this.#byGroup.delete(g)
+      this.#counts.delete(g)
+    } else this.#counts.set(g, this.inGroup(g) - (end - start))
     this.#total -= end - start
   }
 

@@ -6,6 +6,7 @@
 import { randomInt } from 'node:crypto'
 import { VfsError } from '../../errors.ts'
 import { corrupt, FormatError } from '../format/errors.ts'
+import { hasFeature } from '../format/features.ts'
 import { BG_INODE_UNINIT } from '../format/group-desc.ts'
 import { decodeSuperblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE } from '../format/superblock.ts'
 import type { MetaTxn, TxnManager } from '../txn/txn.ts'
@@ -66,6 +67,25 @@ export class Ext4Allocator implements Allocator {
   /** Free blocks that can be handed out now: not busy, and not root's reserve unless useReserved. */
   get availableBlocks(): number {
     return Math.max(0, this.groups.freeBlocks - this.#busy.total - (this.#useReserved ? 0 : this.geometry.reservedBlocks))
+  }
+
+  /**
+   * Where a file without blocks yet should start looking (ext4_inode_to_goal_block): its inode's
+   * group, or with flex_bg the first group of its flex group, where the packed bitmaps and inode
+   * tables sit; there a regular file's data goes one group further, keeping directories' (and
+   * symlinks') blocks near the metadata and file data after them.
+   */
+  goalForInode(ino: number, regular: boolean): number {
+    const geo = this.geometry
+    if (!Number.isSafeInteger(ino) || ino < 1 || ino > geo.inodesCount) throw new RangeError(`goalForInode: inode ${ino}`)
+    let g = Math.floor((ino - 1) / geo.inodesPerGroup)
+    const flex = hasFeature(geo.sb, 'incompat', 'flex_bg') ? 2 ** geo.sb.logGroupsPerFlex : 1
+    // The kernel's EXT4_FLEX_SIZE_DIR_ALLOC_SCHEME: only flex groups of at least 4 are treated this way.
+    if (flex >= 4) {
+      g -= g % flex
+      if (regular && g + 1 < geo.groupCount) g++
+    }
+    return groupFirstBlock(geo, g)
   }
 
   /** Blocks freed by transactions not yet durable. */
