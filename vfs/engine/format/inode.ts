@@ -135,3 +135,64 @@ export function isReg(inode: Inode): boolean {
 export function isSymlink(inode: Inode): boolean {
   return fileType(inode.mode) === S_IFLNK
 }
+
+/** The seconds word and the extra word (epoch bits, nanoseconds) of a time, the inverse of time() above. */
+function encodeTime(t: Ext4Time, withExtra: boolean): { lo: number; extra: number } {
+  // Without an extra word only signed 32-bit seconds exist: clamp, as the kernel does.
+  if (!withExtra) return { lo: Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, t.sec)), extra: 0 }
+  const epoch = Math.max(0, Math.min(3, Math.floor((t.sec + 2 ** 31) / 2 ** 32)))
+  const lo = Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, t.sec - epoch * 2 ** 32))
+  return { lo, extra: ((t.nsec << 2) | epoch) >>> 0 }
+}
+
+/**
+ * Write inode's fields into the inodeSize-byte record at raw[offset], in place: bytes no field
+ * covers (osd1/osd2 spares, in-inode extended attributes after i_extra_isize) keep what they held.
+ * Fields of the large inode are written only where inode.extraIsize covers them; the checksum is
+ * not computed here (it depends on the inode number: inode/inode-table.ts).
+ */
+export function encodeInode(inode: Inode, raw: Buffer, offset: number, inodeSize: number, hugeFile: boolean): void {
+  if (offset + inodeSize > raw.length || inodeSize < GOOD_OLD_INODE_SIZE) throw new RangeError('inode past the buffer')
+  if (GOOD_OLD_INODE_SIZE + inode.extraIsize > inodeSize || inode.extraIsize % 4 !== 0) throw new RangeError(`i_extra_isize ${inode.extraIsize} does not fit a ${inodeSize}-byte inode`)
+  if (inode.block.length !== I_BLOCK_SIZE) throw new RangeError(`i_block of ${inode.block.length} bytes`)
+  if (!hugeFile && inode.blocks >= 2 ** 32) throw new RangeError(`i_blocks ${inode.blocks} needs huge_file`)
+  const b = raw.subarray(offset, offset + inodeSize)
+  const has = (at: number): boolean => inodeSize > GOOD_OLD_INODE_SIZE && GOOD_OLD_INODE_SIZE + inode.extraIsize >= at + 4
+  const u32 = (v: number, at: number): void => {
+    b.writeUInt32LE(v % 2 ** 32, at)
+  }
+  b.writeUInt16LE(inode.mode, 0x0)
+  b.writeUInt16LE(inode.uid & 0xffff, 0x2)
+  b.writeUInt16LE(Math.floor(inode.uid / 2 ** 16) & 0xffff, 0x78)
+  u32(inode.size, 0x4)
+  u32(Math.floor(inode.size / 2 ** 32), 0x6c)
+  for (const [t, secAt, extraAt] of [
+    [inode.atime, 0x8, 0x8c],
+    [inode.ctime, 0xc, 0x84],
+    [inode.mtime, 0x10, 0x88],
+  ] as const) {
+    const e = encodeTime(t, has(extraAt))
+    b.writeInt32LE(e.lo, secAt)
+    if (has(extraAt)) b.writeUInt32LE(e.extra, extraAt)
+  }
+  if (inode.crtime !== undefined && has(0x90)) {
+    const e = encodeTime(inode.crtime, has(0x94))
+    b.writeInt32LE(e.lo, 0x90)
+    if (has(0x94)) b.writeUInt32LE(e.extra, 0x94)
+  }
+  u32(inode.dtime, 0x14)
+  b.writeUInt16LE(inode.gid & 0xffff, 0x18)
+  b.writeUInt16LE(Math.floor(inode.gid / 2 ** 16) & 0xffff, 0x7a)
+  b.writeUInt16LE(inode.linksCount, 0x1a)
+  u32(inode.blocks, 0x1c)
+  if (hugeFile) b.writeUInt16LE(Math.floor(inode.blocks / 2 ** 32) & 0xffff, 0x74)
+  u32(inode.flags, 0x20)
+  u32(inode.version, 0x24)
+  if (has(0x98)) u32(Math.floor(inode.version / 2 ** 32), 0x98)
+  inode.block.copy(b, I_BLOCK_OFFSET)
+  u32(inode.generation, 0x64)
+  u32(inode.fileAcl, 0x68)
+  b.writeUInt16LE(Math.floor(inode.fileAcl / 2 ** 32) & 0xffff, 0x76)
+  if (inodeSize > GOOD_OLD_INODE_SIZE) b.writeUInt16LE(inode.extraIsize, EXTRA_ISIZE_OFFSET)
+  if (inode.projid !== undefined && has(0x9c)) u32(inode.projid, 0x9c)
+}

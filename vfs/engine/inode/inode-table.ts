@@ -1,0 +1,127 @@
+/*
+ * Inodes by number, read and written through the transaction layer (inodes.rst: inode ino lives
+ * in group (ino-1)/s_inodes_per_group, slot (ino-1)%s_inodes_per_group of that group's table).
+ * A write encodes into the live table block, keeping the bytes no field covers, and recomputes the
+ * checksum (crc32c of the fs seed, inode number, generation and record); a read checks it. Decoded
+ * inodes are cached by number; callers get copies, so they cannot change the cache behind a write.
+ */
+import { FormatError, corrupt } from '../format/errors.ts'
+import { hasFeature } from '../format/features.ts'
+import { decodeInode, encodeInode, GOOD_OLD_INODE_SIZE, INODE_CHECKSUM_HI_OFFSET, INODE_CHECKSUM_LO_OFFSET } from '../format/inode.ts'
+import type { Inode } from '../format/inode.ts'
+import { inodeCsum } from '../reader/csum-verifier.ts'
+import type { MetaTxn, TxnManager } from '../txn/txn.ts'
+import type { Geometry } from '../alloc/geometry.ts'
+import type { GroupTable } from '../alloc/group-table.ts'
+
+export interface InodeTableOptions {
+  /** Decoded inodes kept (least recently used dropped first). */
+  cacheSize?: number
+}
+
+const DEFAULT_CACHE = 4096
+
+export function copyInode(i: Inode): Inode {
+  return {
+    ...i,
+    atime: { ...i.atime },
+    ctime: { ...i.ctime },
+    mtime: { ...i.mtime },
+    crtime: i.crtime === undefined ? undefined : { ...i.crtime },
+    block: Buffer.from(i.block),
+  }
+}
+
+export class InodeTable {
+  readonly #txm: TxnManager
+  readonly #geo: Geometry
+  readonly #groups: GroupTable
+  readonly #hugeFile: boolean
+  readonly #cache = new Map<number, Inode>()
+  readonly #cacheSize: number
+
+  constructor(txm: TxnManager, groups: GroupTable, options: InodeTableOptions = {}) {
+    this.#txm = txm
+    this.#geo = groups.geo
+    this.#groups = groups
+    this.#hugeFile = hasFeature(groups.geo.sb, 'ro_compat', 'huge_file')
+    this.#cacheSize = Math.max(1, options.cacheSize ?? DEFAULT_CACHE)
+  }
+
+  /** The table block holding inode ino and the record's offset in it. */
+  locate(ino: number): { block: number; offset: number } {
+    const geo = this.#geo
+    if (!Number.isSafeInteger(ino) || ino < 1 || ino > geo.inodesCount) throw corrupt(`inode ${ino} outside 1..${geo.inodesCount}`)
+    const g = Math.floor((ino - 1) / geo.inodesPerGroup)
+    const byte = ((ino - 1) % geo.inodesPerGroup) * geo.inodeSize
+    return { block: this.#groups.group(g).inodeTable + Math.floor(byte / geo.blockSize), offset: byte % geo.blockSize }
+  }
+
+  /** Inode ino, through h when given (to see this transaction's changes), else through the manager. */
+  async get(ino: number, h?: MetaTxn): Promise<Inode> {
+    const hit = this.#cache.get(ino)
+    if (hit !== undefined) {
+      this.#cache.delete(ino)
+      this.#cache.set(ino, hit)
+      return copyInode(hit)
+    }
+    const { block, offset } = this.locate(ino)
+    const buf = h !== undefined ? await h.get(block) : await this.#txm.read(block)
+    const raw = buf.subarray(offset, offset + this.#geo.inodeSize)
+    this.#verify(ino, block, raw)
+    let inode: Inode
+    try {
+      inode = decodeInode(raw, 0, this.#geo.inodeSize, this.#hugeFile)
+    } catch (err) {
+      throw corrupt(`inode ${ino}: ${err instanceof Error ? err.message : String(err)}`)
+    }
+    this.#remember(ino, inode)
+    return copyInode(inode)
+  }
+
+  /**
+   * Write inode as inode ino. fresh: the slot held no live inode (a new one): its record is zeroed
+   * first, since a slot never used may hold anything (an inode table mkfs did not zero).
+   */
+  async put(h: MetaTxn, ino: number, inode: Inode, fresh = false): Promise<void> {
+    const { block, offset } = this.locate(ino)
+    const size = this.#geo.inodeSize
+    const buf = await h.get(block)
+    const raw = buf.subarray(offset, offset + size)
+    if (fresh) raw.fill(0)
+    encodeInode(inode, raw, 0, size, this.#hugeFile)
+    if (this.#groups.metadataCsum) {
+      const sum = inodeCsum(this.#groups.seed, ino, inode.generation, raw)
+      raw.writeUInt16LE(sum & 0xffff, INODE_CHECKSUM_LO_OFFSET)
+      if (size > GOOD_OLD_INODE_SIZE && inode.extraIsize >= 4) raw.writeUInt16LE(sum >>> 16, INODE_CHECKSUM_HI_OFFSET)
+    }
+    h.dirty(block)
+    this.#remember(ino, copyInode(inode))
+  }
+
+  /** Drop ino from the cache (its table block was replaced, e.g. by journal replay). */
+  forget(ino: number): void {
+    this.#cache.delete(ino)
+  }
+
+  #remember(ino: number, inode: Inode): void {
+    this.#cache.delete(ino)
+    this.#cache.set(ino, inode)
+    if (this.#cache.size > this.#cacheSize) {
+      const oldest = this.#cache.keys().next()
+      if (oldest.done !== true) this.#cache.delete(oldest.value)
+    }
+  }
+
+  #verify(ino: number, block: number, raw: Buffer): void {
+    if (!this.#groups.metadataCsum) return
+    // A slot never written (zeros in a lazily initialised table) carries no checksum; e2fsprogs accepts it too.
+    if (raw.every((x) => x === 0)) return
+    const generation = raw.readUInt32LE(0x64)
+    const want = inodeCsum(this.#groups.seed, ino, generation, raw)
+    const lo = raw.readUInt16LE(INODE_CHECKSUM_LO_OFFSET)
+    const hiExists = raw.length > GOOD_OLD_INODE_SIZE && raw.readUInt16LE(0x80) >= 4
+    const have = hiExists ? (lo | (raw.readUInt16LE(INODE_CHECKSUM_HI_OFFSET) << 16)) >>> 0 : lo
+    if (want !== have) throw new FormatError('EXT4_BAD_CHECKSUM', `inode ${ino} in block ${block}: checksum 0x${have.toString(16)} on disk, computed 0x${want.toString(16)}`)
+  }
+}
