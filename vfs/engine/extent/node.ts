@@ -8,8 +8,7 @@
 import { crc32cUpdate } from '../crc32c.ts'
 import { corrupt } from '../format/errors.ts'
 import {
-  decodeExtentNode, EXT4_MAX_EXTENT_DEPTH, EXTENT_ENTRY_SIZE, EXTENT_HEADER_SIZE, EXTENT_MAGIC, encodeExtent, encodeExtentHeader,
-  encodeExtentIndex, extentTailOffset,
+  decodeExtentNode, EXT4_MAX_EXTENT_DEPTH, EXT_INIT_MAX_LEN, EXTENT_ENTRY_SIZE, EXTENT_HEADER_SIZE, EXTENT_MAGIC, encodeExtentHeader, extentTailOffset,
 } from '../format/extent.ts'
 import type { Extent, ExtentIndex } from '../format/extent.ts'
 import { I_BLOCK_SIZE } from '../format/inode.ts'
@@ -31,6 +30,13 @@ export interface TreeCtx {
   hugeFile: boolean
   allocator: Allocator
 }
+
+/**
+ * Cached buffers whose checksum was checked (or which we wrote): the sum guards against what the
+ * medium did, and a buffer in the cache changes only through this code, so checking it once is
+ * enough; a buffer read again from the device is a new object and is checked again.
+ */
+const verified = new WeakSet<Buffer>()
 
 export interface TreeNode {
   /** 0 for the root in i_block, else the block holding the node. */
@@ -79,11 +85,12 @@ export async function readChild(c: TreeCtx, parent: TreeNode, ix: ExtentIndex): 
   const n = decodeExtentNode(buf, c.blockSize, where)
   if (n.header.depth !== parent.depth - 1) throw corrupt(`${where}: depth ${n.header.depth} under depth ${parent.depth}`)
   if (n.header.entries === 0) throw corrupt(`${where}: empty node below the root`)
-  if (c.csumSeed !== undefined) {
+  if (c.csumSeed !== undefined && !verified.has(buf)) {
     const at = extentTailOffset(n.header)
     if (at + 4 > buf.length) throw corrupt(`${where}: eh_max ${n.header.max} leaves no room for the checksum`)
     const want = crc32cUpdate(inodeSeed(c.csumSeed, c.ino, c.inode.generation), buf.subarray(0, at))
     if (want !== buf.readUInt32LE(at)) throw corrupt(`${where}: checksum 0x${buf.readUInt32LE(at).toString(16)} on disk, computed 0x${want.toString(16)}`)
+    verified.add(buf)
   }
   for (const e of n.extents) {
     if (e.start < 1 || e.start + e.len > c.blocksCount) throw corrupt(`${where}: extent at logical ${e.block} maps blocks ${e.start}+${e.len} outside the file system`)
@@ -105,8 +112,8 @@ export function writeNode(c: TreeCtx, n: TreeNode): void {
   if (out === undefined) throw new TypeError(`extent block ${n.block} written without its buffer`)
   encodeExtentHeader({ magic: EXTENT_MAGIC, entries: count, max: n.max, depth: n.depth, generation: n.generation }).copy(out, 0)
   let at = EXTENT_HEADER_SIZE
-  if (n.depth > 0) for (const ix of n.indexes) at += encodeExtentIndex(ix).copy(out, at)
-  else for (const e of n.extents) at += encodeExtent(e).copy(out, at)
+  if (n.depth > 0) for (const ix of n.indexes) at = putIndex(out, at, ix)
+  else for (const e of n.extents) at = putExtent(out, at, e)
   if (n.block === 0) {
     out.fill(0, at)
     return
@@ -114,5 +121,23 @@ export function writeNode(c: TreeCtx, n: TreeNode): void {
   const tail = extentTailOffset({ magic: EXTENT_MAGIC, entries: count, max: n.max, depth: n.depth, generation: n.generation })
   out.fill(0, at)
   if (c.csumSeed !== undefined) out.writeUInt32LE(crc32cUpdate(inodeSeed(c.csumSeed, c.ino, c.inode.generation), out.subarray(0, tail)), tail)
+  verified.add(out)
   c.h.dirty(n.block)
+}
+
+/** Entries written in place (format/extent.ts's encoders, without a Buffer per entry). */
+function putIndex(out: Buffer, at: number, ix: ExtentIndex): number {
+  out.writeUInt32LE(ix.block, at)
+  out.writeUInt32LE(ix.leaf % 2 ** 32, at + 4)
+  out.writeUInt16LE(Math.floor(ix.leaf / 2 ** 32), at + 8)
+  out.writeUInt16LE(0, at + 10)
+  return at + EXTENT_ENTRY_SIZE
+}
+
+function putExtent(out: Buffer, at: number, e: Extent): number {
+  out.writeUInt32LE(e.block, at)
+  out.writeUInt16LE(e.uninit ? e.len + EXT_INIT_MAX_LEN : e.len, at + 4)
+  out.writeUInt16LE(Math.floor(e.start / 2 ** 32), at + 6)
+  out.writeUInt32LE(e.start % 2 ** 32, at + 8)
+  return at + EXTENT_ENTRY_SIZE
 }
