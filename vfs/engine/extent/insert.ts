@@ -27,9 +27,9 @@ function continues(a: Extent, b: Extent): boolean {
   return a.uninit === b.uninit && a.block + a.len === b.block && a.start + a.len === b.start && a.len + b.len <= maxLen(a.uninit)
 }
 
-/** Insert e, which must lie in a hole (between the extents around it, and inside its leaf's range). */
-export async function insertExtent(c: TreeCtx, e: Extent): Promise<void> {
-  const p = await findPath(c, e.block)
+/** Insert e, which must lie in a hole (between the extents around it, and inside its leaf's range); `found` is the path to e.block when the caller has it. */
+export async function insertExtent(c: TreeCtx, e: Extent, found?: TreePath): Promise<void> {
+  const p = found ?? (await findPath(c, e.block))
   const level = p.nodes.length - 1
   const leaf = p.nodes[level]
   if (leaf === undefined) throw new RangeError('empty path')

@@ -38,6 +38,13 @@ export interface TreeCtx {
  */
 const verified = new WeakSet<Buffer>()
 
+/**
+ * The decoded node of each cached block buffer: a lookup decodes one node per level, and a leaf
+ * of 340 entries costs more to decode than to search. Sound for the same reason as `verified`:
+ * every change to a node's buffer is made by writeNode from the node it caches.
+ */
+const decoded = new WeakMap<Buffer, TreeNode>()
+
 export interface TreeNode {
   /** 0 for the root in i_block, else the block holding the node. */
   block: number
@@ -82,6 +89,11 @@ export async function readChild(c: TreeCtx, parent: TreeNode, ix: ExtentIndex): 
   const where = `inode ${c.ino} extent block ${ix.leaf}`
   if (ix.leaf < 1 || ix.leaf >= c.blocksCount) throw corrupt(`inode ${c.ino}: extent index points at block ${ix.leaf} outside the file system`)
   const buf = await c.h.get(ix.leaf)
+  const hit = decoded.get(buf)
+  if (hit !== undefined && hit.block === ix.leaf) {
+    if (hit.depth !== parent.depth - 1) throw corrupt(`${where}: depth ${hit.depth} under depth ${parent.depth}`)
+    return hit
+  }
   const n = decodeExtentNode(buf, c.blockSize, where)
   if (n.header.depth !== parent.depth - 1) throw corrupt(`${where}: depth ${n.header.depth} under depth ${parent.depth}`)
   if (n.header.entries === 0) throw corrupt(`${where}: empty node below the root`)
@@ -95,7 +107,9 @@ export async function readChild(c: TreeCtx, parent: TreeNode, ix: ExtentIndex): 
   for (const e of n.extents) {
     if (e.start < 1 || e.start + e.len > c.blocksCount) throw corrupt(`${where}: extent at logical ${e.block} maps blocks ${e.start}+${e.len} outside the file system`)
   }
-  return { block: ix.leaf, depth: n.header.depth, max: n.header.max, generation: n.header.generation, indexes: n.indexes, extents: n.extents, idx: 0, buf }
+  const node = { block: ix.leaf, depth: n.header.depth, max: n.header.max, generation: n.header.generation, indexes: n.indexes, extents: n.extents, idx: 0, buf }
+  decoded.set(buf, node)
+  return node
 }
 
 /** A new, empty non-root node in freshly allocated block `block`. */
@@ -122,6 +136,7 @@ export function writeNode(c: TreeCtx, n: TreeNode): void {
   out.fill(0, at)
   if (c.csumSeed !== undefined) out.writeUInt32LE(crc32cUpdate(inodeSeed(c.csumSeed, c.ino, c.inode.generation), out.subarray(0, tail)), tail)
   verified.add(out)
+  decoded.set(out, n)
   c.h.dirty(n.block)
 }
 

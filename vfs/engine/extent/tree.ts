@@ -112,7 +112,8 @@ export class ExtentTree {
       try {
         addBlocks(inode, c.blockSize, c.hugeFile, got.count)
         try {
-          await insertExtent(c, { block: pos, len: got.count, start: got.start, uninit })
+          // The path is still the one to pos: allocating changed bitmaps, not the tree.
+          await insertExtent(c, { block: pos, len: got.count, start: got.start, uninit }, p)
         } catch (err) {
           addBlocks(inode, c.blockSize, c.hugeFile, -got.count)
           throw err
