@@ -163,14 +163,16 @@ export class BitmapAllocator implements Allocator {
   }
 
   async freeBlocks(h: MetaTxn, start: number, count: number, metadata: boolean): Promise<void> {
+    const perGroup = new Map<number, number>()
     for (let b = start; b < start + count; b++) {
       const { g, bit, bitmap } = await this.#bitmapOf(h, b)
       if (!isSet(bitmap, bit)) throw new Error(`test allocator: block ${b} freed twice`)
       bitmap.writeUInt8(bitmap.readUInt8(bit >> 3) & ~(1 << (bit & 7)) & 0xff, bit >> 3)
       this.#pending.add(b)
-      await this.#account(h, g, 1)
+      perGroup.set(g, (perGroup.get(g) ?? 0) + 1)
       if (metadata) h.revoke(b)
     }
+    for (const [g, n] of perGroup) await this.#account(h, g, n)
     h.afterCommit(() => {
       for (let b = start; b < start + count; b++) this.#pending.delete(b)
     })
