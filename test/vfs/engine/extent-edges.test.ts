@@ -94,7 +94,9 @@ t.test('i_blocks follows the kernel: 32 bits without huge_file, 48 with it, then
   const inode = { blocks: 0, flags: INODE_FLAGS.EXTENTS } as Inode
   addBlocks(inode, 4096, false, 2 ** 29 - 1)
   t.equal(inode.blocks, (2 ** 29 - 1) * 8, 'in sectors')
-  t.throws(() => { addBlocks(inode, 4096, false, 1); }, { code: 'EFBIG' }, 'past 2^32 - 1 sectors without huge_file: EFBIG')
+  t.throws(() => {
+    addBlocks(inode, 4096, false, 1)
+  }, { code: 'EFBIG' }, 'past 2^32 - 1 sectors without huge_file: EFBIG')
   t.equal(inode.blocks, (2 ** 29 - 1) * 8, 'unchanged by the refusal')
   addBlocks(inode, 4096, true, 2 ** 44)
   t.equal(inode.blocks, (2 ** 29 - 1 + 2 ** 44) * 8, '48 bits of sectors with huge_file')
@@ -105,5 +107,7 @@ t.test('i_blocks follows the kernel: 32 bits without huge_file, 48 with it, then
   addBlocks(inode, 4096, true, -(2 ** 44 + 2 ** 45))
   t.equal(inode.flags & INODE_FLAGS.HUGE_FILE, 0, 'flag cleared when it fits again')
   t.equal(inode.blocks, (2 ** 29 - 1) * 8, 'back in sectors')
-  t.throws(() => { addBlocks(inode, 4096, true, -(2 ** 29)); }, RangeError, 'never negative')
+  t.throws(() => {
+    addBlocks(inode, 4096, true, -(2 ** 29))
+  }, RangeError, 'never negative')
 })

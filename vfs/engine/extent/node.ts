@@ -8,7 +8,7 @@
 import { crc32cUpdate } from '../crc32c.ts'
 import { corrupt } from '../format/errors.ts'
 import {
-  decodeExtentNode, EXT4_MAX_EXTENT_DEPTH, EXT_INIT_MAX_LEN, EXTENT_ENTRY_SIZE, EXTENT_HEADER_SIZE, EXTENT_MAGIC, encodeExtentHeader, extentTailOffset,
+  decodeExtentHeader, decodeExtentNode, EXT4_MAX_EXTENT_DEPTH, EXT_INIT_MAX_LEN, EXTENT_ENTRY_SIZE, EXTENT_HEADER_SIZE, EXTENT_MAGIC, encodeExtentHeader, extentTailOffset,
 } from '../format/extent.ts'
 import type { Extent, ExtentIndex } from '../format/extent.ts'
 import { I_BLOCK_SIZE } from '../format/inode.ts'
@@ -32,18 +32,19 @@ export interface TreeCtx {
 }
 
 /**
- * Cached buffers whose checksum was checked (or which we wrote): the sum guards against what the
- * medium did, and a buffer in the cache changes only through this code, so checking it once is
- * enough; a buffer read again from the device is a new object and is checked again.
+ * The decoded, checked node of each cached block buffer: a lookup decodes one node per level, and
+ * a leaf of 340 entries costs more to decode and checksum than to search. Sound because every
+ * change to a tree block's buffer is made by writeNode from the node it caches; the header and
+ * checksum words are compared on each hit, so a buffer reused for something else is decoded
+ * (and judged) again.
  */
-const verified = new WeakSet<Buffer>()
+const decoded = new WeakMap<Buffer, { node: TreeNode; stamp: string }>()
 
-/**
- * The decoded node of each cached block buffer: a lookup decodes one node per level, and a leaf
- * of 340 entries costs more to decode than to search. Sound for the same reason as `verified`:
- * every change to a node's buffer is made by writeNode from the node it caches.
- */
-const decoded = new WeakMap<Buffer, TreeNode>()
+/** The words a hit must still find in the buffer: magic, entries, depth, and the checksum tail. */
+function stampOf(buf: Buffer, max: number): string {
+  const tail = EXTENT_HEADER_SIZE + max * EXTENT_ENTRY_SIZE
+  return `${buf.readUInt32LE(0)}:${buf.readUInt16LE(6)}:${tail + 4 <= buf.length ? buf.readUInt32LE(tail) : 0}`
+}
 
 export interface TreeNode {
   /** 0 for the root in i_block, else the block holding the node. */
@@ -90,25 +91,27 @@ export async function readChild(c: TreeCtx, parent: TreeNode, ix: ExtentIndex): 
   if (ix.leaf < 1 || ix.leaf >= c.blocksCount) throw corrupt(`inode ${c.ino}: extent index points at block ${ix.leaf} outside the file system`)
   const buf = await c.h.get(ix.leaf)
   const hit = decoded.get(buf)
-  if (hit !== undefined && hit.block === ix.leaf) {
-    if (hit.depth !== parent.depth - 1) throw corrupt(`${where}: depth ${hit.depth} under depth ${parent.depth}`)
-    return hit
+  if (hit !== undefined && hit.node.block === ix.leaf && hit.stamp === stampOf(buf, hit.node.max)) {
+    if (hit.node.depth !== parent.depth - 1) throw corrupt(`${where}: depth ${hit.node.depth} under depth ${parent.depth}`)
+    return hit.node
+  }
+  // The checksum first, as the reader does: a flipped bit is reported as the damage it is.
+  if (c.csumSeed !== undefined) {
+    const header = decodeExtentHeader(buf)
+    if (header.magic !== EXTENT_MAGIC) throw corrupt(`${where}: bad extent magic 0x${header.magic.toString(16)}`)
+    const at = extentTailOffset(header)
+    if (at + 4 > buf.length) throw corrupt(`${where}: eh_max ${header.max} leaves no room for the checksum`)
+    const want = crc32cUpdate(inodeSeed(c.csumSeed, c.ino, c.inode.generation), buf.subarray(0, at))
+    if (want !== buf.readUInt32LE(at)) throw corrupt(`${where}: checksum 0x${buf.readUInt32LE(at).toString(16)} on disk, computed 0x${want.toString(16)}`)
   }
   const n = decodeExtentNode(buf, c.blockSize, where)
   if (n.header.depth !== parent.depth - 1) throw corrupt(`${where}: depth ${n.header.depth} under depth ${parent.depth}`)
   if (n.header.entries === 0) throw corrupt(`${where}: empty node below the root`)
-  if (c.csumSeed !== undefined && !verified.has(buf)) {
-    const at = extentTailOffset(n.header)
-    if (at + 4 > buf.length) throw corrupt(`${where}: eh_max ${n.header.max} leaves no room for the checksum`)
-    const want = crc32cUpdate(inodeSeed(c.csumSeed, c.ino, c.inode.generation), buf.subarray(0, at))
-    if (want !== buf.readUInt32LE(at)) throw corrupt(`${where}: checksum 0x${buf.readUInt32LE(at).toString(16)} on disk, computed 0x${want.toString(16)}`)
-    verified.add(buf)
-  }
   for (const e of n.extents) {
     if (e.start < 1 || e.start + e.len > c.blocksCount) throw corrupt(`${where}: extent at logical ${e.block} maps blocks ${e.start}+${e.len} outside the file system`)
   }
   const node = { block: ix.leaf, depth: n.header.depth, max: n.header.max, generation: n.header.generation, indexes: n.indexes, extents: n.extents, idx: 0, buf }
-  decoded.set(buf, node)
+  decoded.set(buf, { node, stamp: stampOf(buf, node.max) })
   return node
 }
 
@@ -135,8 +138,7 @@ export function writeNode(c: TreeCtx, n: TreeNode): void {
   const tail = extentTailOffset({ magic: EXTENT_MAGIC, entries: count, max: n.max, depth: n.depth, generation: n.generation })
   out.fill(0, at)
   if (c.csumSeed !== undefined) out.writeUInt32LE(crc32cUpdate(inodeSeed(c.csumSeed, c.ino, c.inode.generation), out.subarray(0, tail)), tail)
-  verified.add(out)
-  decoded.set(out, n)
+  decoded.set(out, { node: n, stamp: stampOf(out, n.max) })
   c.h.dirty(n.block)
 }
 
