@@ -111,3 +111,39 @@ t.test('i_blocks follows the kernel: 32 bits without huge_file, 48 with it, then
     addBlocks(inode, 4096, true, -(2 ** 29))
   }, RangeError, 'never negative')
 })
+
+t.test('a new extent joins the one before, the one after (moving an index key down), or bridges both', async (t) => {
+  const f = await makeFs(t, { bs: 4096, mib: 64 })
+  const h = await f.tm.begin()
+  const inode = await readInode(f, h, FILE_INO)
+  const G = 10000
+  await f.tree.mapOrAllocate(h, FILE_INO, inode, 1000, 10, G + 100)
+  for (let k = 2; k < 7; k++) await f.tree.mapOrAllocate(h, FILE_INO, inode, 1000 * k, 1, G + 1000 * k)
+  t.equal(depthOf(inode.block), 1, 'depth 1, the extent at 1000 first in the first leaf')
+  await f.tree.mapOrAllocate(h, FILE_INO, inode, 990, 10, G + 90)
+  t.match(await f.tree.lookup(h, FILE_INO, inode, 990), { extent: { block: 990, len: 20, start: G + 90 } }, 'joined the extent after it')
+  t.equal(inode.block.readUInt32LE(12), 990, "the root's first index key moved down with it")
+  await f.tree.mapOrAllocate(h, FILE_INO, inode, 1020, 10, G + 120)
+  await f.tree.mapOrAllocate(h, FILE_INO, inode, 1010, 10, 0)
+  t.match(await f.tree.lookup(h, FILE_INO, inode, 1010), { extent: { block: 990, len: 40, start: G + 90 } }, 'bridged both neighbours into one extent')
+  t.match(await f.tree.lookup(f.tm, FILE_INO, inode, 5000), { extent: { block: 5000, len: 1 } }, 'lookup through the manager, read-only')
+  inode.size = 7000 * f.bs
+  await writeInode(f, h, FILE_INO, inode)
+  f.tm.end(h)
+  await closeFs(f)
+  checkFsck(t, f.file, 'after merges that move an index key')
+})
+
+t.test('initRoot makes an empty extent tree', async (t) => {
+  const f = await makeFs(t, { bs: 1024, mib: 16 })
+  const h = await f.tm.begin()
+  const inode = await readInode(f, h, FILE_INO)
+  inode.flags = 0
+  inode.block.fill(0xff)
+  f.tree.initRoot(inode)
+  t.equal(inode.flags & INODE_FLAGS.EXTENTS, INODE_FLAGS.EXTENTS, 'EXTENTS_FL set')
+  t.same([...inode.block.subarray(0, 12)], [0x0a, 0xf3, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0], 'magic, no entries, max 4, depth 0')
+  t.ok(inode.block.subarray(12).every((b) => b === 0), 'the rest zeroed')
+  t.same(await f.tree.lookup(h, FILE_INO, inode, 7), { holeEnd: Infinity }, 'all hole')
+  f.tm.end(h)
+})

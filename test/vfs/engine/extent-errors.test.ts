@@ -133,3 +133,21 @@ t.test('a damaged tree block is EXT4_CORRUPT, naming the block', async (t) => {
   await t.rejects(f.tree.lookup(h, FILE_INO, inode, 2), { code: 'EXT4_CORRUPT', message: /depth 6/ }, 'a root deeper than 5')
   f.tm.end(h)
 })
+
+t.test('an allocator answer outside what was asked is refused before it is used', async (t) => {
+  const f = await makeFs(t, { bs: 4096, mib: 16 })
+  const h = await f.tm.begin()
+  const inode = await readInode(f, h, FILE_INO)
+  const lying = new ExtentTree({
+    blockSize: f.bs, blocksCount: 4096, csumSeed: f.seed, hugeFile: true,
+    allocator: {
+      allocBlocks: () => Promise.resolve({ start: 100, count: 5 }),
+      freeBlocks: f.alloc.freeBlocks.bind(f.alloc),
+      allocInode: f.alloc.allocInode.bind(f.alloc),
+      freeInode: f.alloc.freeInode.bind(f.alloc),
+    },
+  })
+  await t.rejects(lying.mapOrAllocate(h, FILE_INO, inode, 0, 2, 0), { name: 'RangeError', message: /allocator returned 100\+5 for 2 blocks/ })
+  t.equal(inode.block.readUInt16LE(2), 0, 'nothing inserted')
+  f.tm.end(h)
+})
