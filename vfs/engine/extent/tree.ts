@@ -3,6 +3,12 @@
  * kernel's fs/ext4/extents.c). The Inode passed in is changed in memory — i_block (the root),
  * i_blocks (data and tree blocks), i_flags (EXTENTS, HUGE_FILE) — and the caller writes it; the
  * tree's other blocks are written through the handle, with their checksum tails.
+ *
+ * Operations on one inode must not overlap: the tree changes across awaits (block reads and
+ * allocation), so the caller holds the inode's lock for the whole call, as the kernel holds
+ * i_data_sem. Tree blocks an insertion may need are allocated before the tree changes, so ENOSPC
+ * leaves it as it was. New nodes get eh_generation 0 (the kernel never sets it); existing ones
+ * keep theirs.
  */
 import { VfsError } from '../../errors.ts'
 import type { Allocator } from '../alloc/allocator.ts'
