@@ -25,6 +25,7 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = 
   mount: (a) => import('./mount.ts').then((m) => m.mount(a)),
   umount: (a) => import('./umount.ts').then((m) => m.umount(a)),
   debug: (a) => import('./debug.ts').then((m) => m.debug(a)),
+  fsck: (a) => import('./fsck.ts').then((m) => m.fsck(a)),
 }
 
 const USAGE = `usage: tsnfs <command> [options]
@@ -70,6 +71,7 @@ mounting (as root, through FUSE; SOURCE is host:/export[/path] or a URL):
 storage engine images (ext4; read only, nothing is served or mounted):
   debug IMAGE ls [-l] PATH | stat PATH | cat PATH
                                     list a directory, show an inode, print a file of the image
+  fsck IMAGE [--json]               check the image read only, as e2fsck -fn (exit 0 clean, 4 problems, 8 error)
   (tsnfs <command> --help, or tsnfs help <command>, for each command's options; tsnfs --version)
 `
 
