@@ -52,19 +52,20 @@ async function checkDirectory(ctx: FsckContext, ino: number, dir: DirInfo): Prom
         if (ctx.csum) ctx.verify(2, isDx ? 'HTREE_CSUM' : 'DIR_CSUM', isDx ? 'dx-block' : 'dir-block', block, { block: pblk, ino, generation: dir.generation })
         // An interior htree node is one empty record spanning the block: no names to check.
         if (isDx && lblk !== 0) continue
-        checkDirBlock(ctx, ino, dir, block, lblk, pblk)
+        checkDirBlock(ctx, ino, dir, block, lblk, pblk, isDx)
       }
     }
   }
   if (map.pblkOf(0) === undefined) ctx.report.add(2, 'DIR_BAD_DOT', `directory ${ino} has no block 0 ('.' and '..')`, { ino })
 }
 
-function checkDirBlock(ctx: FsckContext, ino: number, dir: DirInfo, block: Buffer, lblk: number, pblk: number): void {
+function checkDirBlock(ctx: FsckContext, ino: number, dir: DirInfo, block: Buffer, lblk: number, pblk: number, isDxRoot: boolean): void {
   const r = ctx.report
   const bs = block.length
   const sb = ctx.img.sb
   const t = bs - DIR_TAIL_SIZE
-  const hasTail = ctx.csum && block.readUInt32LE(t) === 0 && block.readUInt16LE(t + 4) === DIR_TAIL_SIZE && block[t + 7] === DIR_TAIL_FT
+  // The htree root keeps its dx_tail inside '..''s record; stale bytes there may look like a dirent tail.
+  const hasTail = ctx.csum && !isDxRoot && block.readUInt32LE(t) === 0 && block.readUInt16LE(t + 4) === DIR_TAIL_SIZE && block[t + 7] === DIR_TAIL_FT
   const end = hasTail ? t : bs
   const filetype = hasFeature(sb, 'incompat', 'filetype')
   const where = { ino, block: pblk }
