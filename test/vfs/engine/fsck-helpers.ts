@@ -169,7 +169,7 @@ export const CASES: DamageCase[] = [
     pass: 1,
     code: 'INODE_CSUM',
     // Byte 0x8 is i_atime: the inode still decodes; only its checksum tells.
-    inject: (img, bs) => flipBit(img, inodeOffset(img, '/a/data.bin', bs) + 0x8, 3),
+    inject: (img, bs) => { flipBit(img, inodeOffset(img, '/a/data.bin', bs) + 0x8, 3); },
   },
 ]
 
