@@ -50,6 +50,7 @@ t.test(`${ROUNDS} corrupted images: a verdict or a FormatError`, async (t) => {
         t.fail(`round ${round}: ${err instanceof Error ? err.stack : String(err)}`)
         continue
       }
+      if (!codes.has(err.code)) t.comment(`round ${round}: ${err.code}: ${err.message}`)
       codes.set(err.code, (codes.get(err.code) ?? 0) + 1)
     }
   }

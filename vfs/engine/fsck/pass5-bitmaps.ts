@@ -50,6 +50,9 @@ export async function checkBitmaps(ctx: FsckContext): Promise<void> {
     const start = groupStart(ctx, g)
     const nb = groupBlocks(ctx, g)
     let blockDisk: (i: number) => boolean
+    // A bitmap placed outside the file system was reported in pass 1; its group's bits are not compared.
+    const inside = (b: number): boolean => b >= sb.firstDataBlock && b < ctx.img.blocksCount
+    if (!inside(gd.blockBitmap) || !inside(gd.inodeBitmap)) continue
     if ((gd.flags & BG_BLOCK_UNINIT) !== 0) {
       const meta: BitSet | undefined = ctx.metaBlocks
       blockDisk = (i) => meta?.get(start + i) === true
