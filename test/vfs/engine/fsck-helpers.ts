@@ -171,6 +171,24 @@ export const CASES: DamageCase[] = [
     // Byte 0x8 is i_atime: the inode still decodes; only its checksum tells.
     inject: (img, bs) => { flipBit(img, inodeOffset(img, '/a/data.bin', bs) + 0x8, 3); },
   },
+  {
+    name: 'a flipped bit in a checksummed block (a directory leaf)',
+    pass: 2,
+    code: 'DIR_CSUM',
+    // Offset 40 is inside the names of the block's first entries.
+    inject: (img, bs) => {
+      flipBit(img, bmap(img, '/big', 5) * bs + 40, 0)
+    },
+  },
+  {
+    name: 'a flipped bit in a checksummed block (the htree root)',
+    pass: 2,
+    code: 'HTREE_CSUM',
+    // 0x24 is the first dx entry's block number (low bits): still a block of the directory, wrong leaf.
+    inject: (img, bs) => {
+      flipBit(img, bmap(img, '/big', 0) * bs + 0x25, 7)
+    },
+  },
 ]
 
 /** Run every case against a copy of base; print both verdicts. */
