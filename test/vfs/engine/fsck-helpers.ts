@@ -184,9 +184,9 @@ export const CASES: DamageCase[] = [
     name: 'a flipped bit in a checksummed block (the htree root)',
     pass: 2,
     code: 'HTREE_CSUM',
-    // 0x24 is the first dx entry's block number (low bits): still a block of the directory, wrong leaf.
+    // 0x28 is the second dx entry's hash. (Not its block: e2fsck 1.47.0 crashes on an out-of-range one, which we report.)
     inject: (img, bs) => {
-      flipBit(img, bmap(img, '/big', 0) * bs + 0x25, 7)
+      flipBit(img, bmap(img, '/big', 0) * bs + 0x2a, 3)
     },
   },
 ]
