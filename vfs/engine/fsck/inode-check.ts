@@ -13,12 +13,11 @@ import type { Inode } from '../format/inode.ts'
 import { ROOT_INO } from '../reader/image.ts'
 import type { FsckContext } from './context.ts'
 import { walkExtents } from './extent-walk.ts'
+import { checkResizeInode } from './resize-inode.ts'
 import type { ExtentWalk } from './extent-walk.ts'
 
 const TYPES = new Set([S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK])
 const RESIZE_INO = 7
-/** i_block[13], the resize inode's double-indirect block (EXT2_DIND_BLOCK). */
-const DIND_SLOT = 13
 
 export async function checkInode(ctx: FsckContext, ino: number, inode: Inode): Promise<void> {
   const r = ctx.report
@@ -32,9 +31,8 @@ export async function checkInode(ctx: FsckContext, ino: number, inode: Inode): P
   if (ino < sb.firstIno && ino !== ROOT_INO) {
     // Reserved: the journal and others claim their blocks; the resize inode (block-mapped) its DIND block.
     ctx.types[ino] = fmt >> 12
-    if (ino === RESIZE_INO && hasFeature(sb, 'compat', 'resize_inode')) {
-      const dind = inode.block.readUInt32LE(DIND_SLOT * 4)
-      if (dind !== 0) ctx.claim(1, dind, 1, 'resize inode', ino)
+    if (ino === RESIZE_INO) {
+      await checkResizeInode(ctx, inode)
     } else if ((inode.flags & INODE_FLAGS.EXTENTS) !== 0) {
       await walkExtents(ctx, ino, inode, false)
     }
