@@ -28,7 +28,10 @@ export async function checkResizeInode(ctx: FsckContext, inode: Inode): Promise<
   for (let slot = 0; slot < I_BLOCK_SLOTS; slot++) {
     if (slot !== DIND_SLOT && inode.block.readUInt32LE(slot * 4) !== 0) return bad(`i_block[${slot}] is not zero`)
   }
-  if (sb.reservedGdtBlocks === 0) return
+  if (dind === 0) {
+    if (sb.reservedGdtBlocks > 0) bad(`no double-indirect block for ${sb.reservedGdtBlocks} reserved GDT blocks`)
+    return
+  }
   if (dind < sb.firstDataBlock || dind >= blocksCount) return bad(`double-indirect block ${dind} outside the file system`, dind)
   if (ctx.claim(1, dind, 1, 'resize inode double-indirect block', RESIZE_INO) !== 'ok') return
   const perBlock = bs / 4
