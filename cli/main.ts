@@ -26,6 +26,7 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = 
   umount: (a) => import('./umount.ts').then((m) => m.umount(a)),
   debug: (a) => import('./debug.ts').then((m) => m.debug(a)),
   mkfs: (a) => import('./mkfs.ts').then((m) => m.mkfs(a)),
+  fsck: (a) => import('./fsck.ts').then((m) => m.fsck(a)),
 }
 
 const USAGE = `usage: tsnfs <command> [options]
@@ -73,6 +74,7 @@ storage engine images (ext4; read only, nothing is served or mounted):
                                     list a directory, show an inode, print a file of the image
   mkfs IMAGE [--size SIZE] [--block-size 4096|1024] [--label L] [--force] ...
                                     make an ext4 file system (a new sparse image, or a file or device)
+  fsck IMAGE [--json]               check the image read only, as e2fsck -fn (exit 0 clean, 4 problems, 8 error)
   (tsnfs <command> --help, or tsnfs help <command>, for each command's options; tsnfs --version)
 `
 

@@ -1,0 +1,75 @@
+/*
+ * tsnfs fsck from the command line: exit 0 on a clean image, 4 with problems
+ * (text and --json), 8 on an operational error (not ext4, missing file), the
+ * exact refusal of --repair, and an image whose journal needs recovery is
+ * reported, not judged. Images come from mkfs.ext4 -d (no mount needed).
+ */
+import t from 'tap'
+import fs from 'node:fs'
+import path from 'node:path'
+import { REPAIR_MESSAGE } from '../../../cli/fsck.ts'
+import { mkfs, scratch, sh, tsnfsRaw } from './format-helpers.ts'
+import { debugfs, e2fsck, MKFS_FEATURES } from './fsck-helpers.ts'
+
+t.setTimeout(120_000)
+const dir = scratch(t, 'fsck-cli')
+const tree = path.join(dir, 'tree')
+fs.mkdirSync(path.join(tree, 'sub/deeper'), { recursive: true })
+fs.writeFileSync(path.join(tree, 'sub/file.txt'), 'hello\n')
+fs.symlinkSync('sub/file.txt', path.join(tree, 'link'))
+const clean = path.join(dir, 'clean.img')
+mkfs(clean, 8 << 20, ['-b', '1024', ...MKFS_FEATURES, '-d', tree])
+
+t.test('a clean image: exit 0', async (t) => {
+  t.equal(e2fsck(clean).code, 0, 'e2fsck -fn agrees it is clean')
+  const r = await tsnfsRaw(['fsck', clean])
+  t.equal(r.code, 0, r.stderr)
+  t.equal(r.stdout.toString(), `${clean}: clean\n`)
+})
+
+t.test('problems: exit 4, as text and as JSON', async (t) => {
+  const bad = path.join(dir, 'bad.img')
+  sh('cp', ['--sparse=always', clean, bad])
+  debugfs(bad, 'sif /sub/file.txt links_count 5')
+  const text = await tsnfsRaw(['fsck', bad])
+  t.equal(text.code, 4, text.stderr)
+  t.match(text.stdout.toString(), /pass 4: inode \d+: i_links_count 5, counted 1 \[LINK_COUNT_WRONG\]\n.*: 1 problem found\n$/)
+  const json = await tsnfsRaw(['fsck', bad, '--json'])
+  t.equal(json.code, 4)
+  const parsed = JSON.parse(json.stdout.toString()) as { clean: boolean; problems: Array<{ pass: number; code: string }> }
+  t.equal(parsed.clean, false)
+  t.match(parsed.problems, [{ pass: 4, code: 'LINK_COUNT_WRONG', severity: 'error' }])
+})
+
+t.test('--repair is refused with exit 8', async (t) => {
+  const r = await tsnfsRaw(['fsck', clean, '--repair'])
+  t.equal(r.code, 8)
+  t.equal(r.stderr, REPAIR_MESSAGE)
+  t.equal(REPAIR_MESSAGE, 'tsnfs fsck: --repair is not implemented yet (checking only); use e2fsck -fy to repair\n')
+})
+
+t.test('operational errors: exit 8', async (t) => {
+  const junk = path.join(dir, 'junk.img')
+  fs.writeFileSync(junk, Buffer.alloc(1 << 16, 0x55))
+  const notExt4 = await tsnfsRaw(['fsck', junk])
+  t.equal(notExt4.code, 8)
+  t.match(notExt4.stderr, /bad magic 0x5555 \(not ext2\/3\/4\) \(EXT4_BAD_MAGIC\)/)
+  const missing = await tsnfsRaw(['fsck', path.join(dir, 'nowhere.img')])
+  t.equal(missing.code, 8)
+  t.match(missing.stderr, /ENOENT/)
+  const usage = await tsnfsRaw(['fsck'])
+  t.equal(usage.code, 8)
+  t.match(usage.stderr, /expected one IMAGE/)
+})
+
+t.test('a journal needing recovery is reported, not judged', async (t) => {
+  const img = path.join(dir, 'recover.img')
+  sh('cp', ['--sparse=always', clean, img])
+  debugfs(img, 'feature needs_recovery')
+  const r = await tsnfsRaw(['fsck', img, '--json'])
+  t.equal(r.code, 4)
+  const parsed = JSON.parse(r.stdout.toString()) as { problems: Array<{ code: string; message: string }> }
+  t.equal(parsed.problems.length, 1)
+  t.equal(parsed.problems[0]?.code, 'NEEDS_RECOVERY')
+  t.match(parsed.problems[0]?.message, /needs_recovery/)
+})

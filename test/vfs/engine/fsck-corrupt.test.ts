@@ -1,0 +1,59 @@
+/*
+ * A wrecked image never crashes the checker: random bytes written over the
+ * metadata at the front of a small image (superblock, descriptors, bitmaps,
+ * inode table, directories), seeded and printed, and checkImage must either
+ * return a verdict or throw a FormatError with a code, never anything else.
+ */
+import t from 'tap'
+import fs from 'node:fs'
+import path from 'node:path'
+import { FormatError } from '../../../vfs/engine/format/errors.ts'
+import { mkfs, scratch, seededBytes } from './format-helpers.ts'
+import { fsckImage, MKFS_FEATURES } from './fsck-helpers.ts'
+
+const ROUNDS = Number(process.env.FSCK_ROUNDS ?? 60)
+/** The first blocks hold nearly all the metadata of a 4 MiB, 1 KiB-block image. */
+const METADATA_BYTES = 600 * 1024
+
+t.setTimeout(120_000)
+const seed = Number(process.env.FSCK_SEED ?? Date.now() % 2 ** 31)
+t.comment(`seed ${seed} (FSCK_SEED=${seed} repeats it)`)
+const dir = scratch(t, 'fsck-corrupt')
+const tree = path.join(dir, 'tree')
+fs.mkdirSync(path.join(tree, 'd1/d2'), { recursive: true })
+for (let i = 0; i < 40; i++) fs.writeFileSync(path.join(tree, `d1/f${i}`), `file ${i}\n`.repeat(i * 30))
+fs.symlinkSync('d1/f1', path.join(tree, 'fast'))
+const base = path.join(dir, 'base.img')
+mkfs(base, 4 << 20, ['-b', '1024', ...MKFS_FEATURES, '-d', tree])
+const original = fs.readFileSync(base)
+
+t.test(`${ROUNDS} corrupted images: a verdict or a FormatError`, async (t) => {
+  const rand = seededBytes(seed)
+  const image = path.join(dir, 'case.img')
+  const codes = new Map<string, number>()
+  for (let round = 0; round < ROUNDS; round++) {
+    const bytes = Buffer.from(original)
+    const r = rand(64)
+    const n = 1 + ((r[0] ?? 0) % 16)
+    for (let k = 0; k < n; k++) {
+      // Half the writes in the first 48 KiB, where the superblock, descriptors, bitmaps and first inodes are.
+      const at = (r.readUInt32LE(4 + k * 3) >>> 8) % (k % 2 === 0 ? 48 * 1024 : METADATA_BYTES)
+      bytes[1024 + (at % (METADATA_BYTES - 1024))] = r[k + 1] ?? 0
+    }
+    fs.writeFileSync(image, bytes)
+    try {
+      const res = await fsckImage(image)
+      const key = res.clean ? 'clean' : 'problems'
+      codes.set(key, (codes.get(key) ?? 0) + 1)
+    } catch (err) {
+      if (!(err instanceof FormatError)) {
+        t.fail(`round ${round}: ${err instanceof Error ? err.stack : String(err)}`)
+        continue
+      }
+      if (!codes.has(err.code)) t.comment(`round ${round}: ${err.code}: ${err.message}`)
+      codes.set(err.code, (codes.get(err.code) ?? 0) + 1)
+    }
+  }
+  t.comment(`verdicts: ${[...codes].map(([k, v]) => `${k} ${v}`).join(', ')}`)
+  t.equal([...codes.values()].reduce((a, b) => a + b, 0), ROUNDS, 'every round ended in a verdict or a FormatError')
+})

@@ -1,0 +1,58 @@
+/*
+ * checkImage: e2fsck's five passes, read only, over the engine's reader.
+ * The image is opened without checksum verification so that a bad sum is a
+ * problem in the report, not the end of the walk; each pass verifies what it
+ * reads itself. What cannot be checked at all (not ext4, a geometry that
+ * describes no file system, a feature we do not read) throws the reader's
+ * FormatError, which the CLI turns into an operational error.
+ */
+import { FormatError } from '../format/errors.ts'
+import { hasFeature } from '../format/features.ts'
+import { BG_BLOCK_UNINIT } from '../format/group-desc.ts'
+import { metadataCsumVerifier, hasMetadataCsum } from '../reader/csum-verifier.ts'
+import { Ext4Image } from '../reader/image.ts'
+import type { ReadAt } from '../reader/read-at.ts'
+import { NO_VERIFY } from '../reader/verify.ts'
+import { FsckContext } from './context.ts'
+import { readOrphans } from './orphans.ts'
+import { scanInodes } from './pass1-inodes.ts'
+import { checkGroupDescs, checkSuperblock } from './pass1-super.ts'
+import { checkDirectories } from './pass2-dirs.ts'
+import { checkConnectivity } from './pass3-connect.ts'
+import { checkLinkCounts } from './pass4-links.ts'
+import { checkBitmaps } from './pass5-bitmaps.ts'
+import { Reporter } from './problems.ts'
+import type { FsckResult } from './problems.ts'
+
+export interface CheckOptions {
+  /** Problems kept in the result (default MAX_PROBLEMS); more are counted in dropped. */
+  maxProblems?: number
+}
+
+export async function checkImage(dev: ReadAt, opts: CheckOptions = {}): Promise<FsckResult> {
+  const report = new Reporter(opts.maxProblems)
+  let img: Ext4Image
+  try {
+    img = await Ext4Image.open(dev, { verifier: NO_VERIFY })
+  } catch (err) {
+    // e2fsck -n skips journal replay, then judges a file system that replay would change: we refuse, and say so.
+    if (err instanceof FormatError && err.code === 'EXT4_NEEDS_RECOVERY') {
+      report.add(1, 'NEEDS_RECOVERY', 'the journal holds transactions not yet replayed (needs_recovery): not checked; replay it first (mount the image, or e2fsck -p)')
+      return report.result()
+    }
+    throw err
+  }
+  if (hasFeature(img.sb, 'ro_compat', 'bigalloc')) throw new FormatError('EXT4_UNSUPPORTED_FEATURE', 'unsupported feature: bigalloc (clusters are not checked)')
+  const csum = hasMetadataCsum(img.sb)
+  const ctx = new FsckContext(img, report, csum ? metadataCsumVerifier(img.sb) : NO_VERIFY, csum)
+  await checkSuperblock(ctx)
+  await checkGroupDescs(ctx)
+  if (ctx.groups.some((gd) => (gd.flags & BG_BLOCK_UNINIT) !== 0)) ctx.metaBlocks = ctx.blocks.clone()
+  await readOrphans(ctx)
+  await scanInodes(ctx)
+  await checkDirectories(ctx)
+  checkConnectivity(ctx)
+  checkLinkCounts(ctx)
+  await checkBitmaps(ctx)
+  return report.result()
+}

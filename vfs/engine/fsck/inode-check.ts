@@ -1,0 +1,134 @@
+/*
+ * Pass 1 for one inode in use: its type, flags, the blocks it claims (extent
+ * tree, extended-attribute block), i_blocks against them, i_size against the
+ * last block mapped, and the rules of its type (fast and slow symlinks,
+ * device nodes, FIFOs and sockets hold no blocks and no size). Reserved
+ * inodes below s_first_ino only claim their blocks, except the root.
+ */
+import { hasFeature } from '../format/features.ts'
+import {
+  blocksIn512, fileType, I_BLOCK_SIZE, INODE_FLAGS, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK,
+} from '../format/inode.ts'
+import type { Inode } from '../format/inode.ts'
+import { ROOT_INO } from '../reader/image.ts'
+import type { FsckContext } from './context.ts'
+import { walkExtents } from './extent-walk.ts'
+import { checkResizeInode } from './resize-inode.ts'
+import type { ExtentWalk } from './extent-walk.ts'
+
+const TYPES = new Set([S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK])
+const RESIZE_INO = 7
+
+export async function checkInode(ctx: FsckContext, ino: number, inode: Inode): Promise<void> {
+  const r = ctx.report
+  const sb = ctx.img.sb
+  const bs = ctx.img.blockSize
+  const fmt = fileType(inode.mode)
+  const where = { ino }
+  ctx.linksCount[ino] = inode.linksCount
+  if (!ctx.orphans.has(ino) && inode.dtime !== 0 && ino >= sb.firstIno) r.add(1, 'INODE_DTIME_SET', `inode ${ino}: in use (${inode.linksCount} links) but i_dtime is ${inode.dtime}`, where)
+
+  if (ino < sb.firstIno && ino !== ROOT_INO) {
+    // Reserved: the journal and others claim their blocks; the resize inode (block-mapped) its DIND block.
+    ctx.types[ino] = fmt >> 12
+    if (ino === RESIZE_INO) {
+      await checkResizeInode(ctx, inode)
+    } else if ((inode.flags & INODE_FLAGS.EXTENTS) !== 0) {
+      await walkExtents(ctx, ino, inode, false)
+    }
+    return
+  }
+  if (!TYPES.has(fmt)) {
+    r.add(1, 'INODE_BAD_MODE', `inode ${ino}: mode 0${inode.mode.toString(8)} is no file type`, where)
+    return
+  }
+  ctx.types[ino] = fmt >> 12
+  if (ino === ROOT_INO && fmt !== S_IFDIR) r.add(1, 'ROOT_NOT_DIR', `the root inode has mode 0${inode.mode.toString(8)}, not a directory`, where)
+  if ((inode.flags & INODE_FLAGS.INLINE_DATA) !== 0) r.add(1, 'INODE_BAD_FLAGS', `inode ${ino}: INLINE_DATA_FL without the inline_data feature`, where)
+  if ((inode.flags & INODE_FLAGS.EXTENTS) !== 0 && !hasFeature(sb, 'incompat', 'extent')) r.add(1, 'INODE_BAD_FLAGS', `inode ${ino}: EXTENTS_FL without the extent feature`, where)
+  if ((inode.flags & INODE_FLAGS.INDEX) !== 0 && fmt !== S_IFDIR) r.add(1, 'INODE_BAD_FLAGS', `inode ${ino}: INDEX_FL on a non-directory`, where)
+
+  let blocks = 0
+  if (inode.fileAcl !== 0) {
+    if (inode.fileAcl < sb.firstDataBlock || inode.fileAcl >= ctx.img.blocksCount) {
+      r.add(1, 'XATTR_BAD_BLOCK', `inode ${ino}: extended attribute block ${inode.fileAcl} outside the file system`, { ino, block: inode.fileAcl })
+    } else {
+      blocks++
+      // One block may be shared by inodes with identical attributes (h_refcount): claimed once.
+      if (!ctx.xattrBlocks.has(inode.fileAcl)) {
+        ctx.xattrBlocks.add(inode.fileAcl)
+        ctx.claim(1, inode.fileAcl, 1, `inode ${ino} extended attribute block`, ino)
+      }
+    }
+  }
+
+  if (fmt === S_IFCHR || fmt === S_IFBLK || fmt === S_IFIFO || fmt === S_IFSOCK) {
+    checkSpecial(ctx, ino, inode)
+  } else if (fmt === S_IFLNK && (inode.flags & INODE_FLAGS.EXTENTS) === 0) {
+    checkFastSymlink(ctx, ino, inode)
+  } else if ((inode.flags & INODE_FLAGS.EXTENTS) === 0) {
+    // Block-mapped (ext2/3 style) data is not walked yet: say so instead of judging its blocks.
+    if (!inode.block.equals(Buffer.alloc(I_BLOCK_SIZE))) r.note(1, 'INODE_BLOCK_MAPPED', `inode ${ino}: block-mapped data is not checked (only extents are)`, where)
+    return
+  } else {
+    const walk = await walkExtents(ctx, ino, inode, fmt === S_IFDIR || fmt === S_IFLNK)
+    if (!walk.ok) return
+    blocks += walk.blocks
+    if (fmt === S_IFDIR) checkDirSize(ctx, ino, inode, walk)
+    else if (fmt === S_IFLNK) await checkSlowSymlink(ctx, ino, inode, walk)
+    else if (walk.lastInitBlock >= 0 && inode.size < walk.lastInitBlock * bs) {
+      r.add(1, 'INODE_BAD_SIZE', `inode ${ino}: i_size ${inode.size} ends before logical block ${walk.lastInitBlock}, which is mapped`, where)
+    }
+  }
+  const want = blocks * (bs / 512)
+  const have = blocksIn512(inode, bs)
+  if (have !== want) r.add(1, 'INODE_BAD_I_BLOCKS', `inode ${ino}: i_blocks ${have}, counted ${want}`, where)
+}
+
+function checkSpecial(ctx: FsckContext, ino: number, inode: Inode): void {
+  const r = ctx.report
+  if ((inode.flags & (INODE_FLAGS.EXTENTS | INODE_FLAGS.INDEX)) !== 0) r.add(1, 'INODE_BAD_FLAGS', `inode ${ino}: a device, FIFO or socket with flags 0x${inode.flags.toString(16)}`, { ino })
+  // The device number lives in i_block[0] (old) or i_block[1] (new); the rest must be zero (e2fsck check_device_inode).
+  for (let slot = 4; slot < I_BLOCK_SIZE / 4; slot++) {
+    if (inode.block.readUInt32LE(slot * 4) !== 0) {
+      r.add(1, 'INODE_BAD_DEVICE', `inode ${ino}: i_block[${slot}] of a device, FIFO or socket is not zero`, { ino })
+      break
+    }
+  }
+  if (inode.size !== 0) r.add(1, 'INODE_BAD_SIZE', `inode ${ino}: a device, FIFO or socket of size ${inode.size}`, { ino })
+}
+
+function checkFastSymlink(ctx: FsckContext, ino: number, inode: Inode): void {
+  const r = ctx.report
+  if (inode.size >= I_BLOCK_SIZE) {
+    r.add(1, 'SYMLINK_BAD', `inode ${ino}: fast symlink of size ${inode.size} (at most ${I_BLOCK_SIZE - 1})`, { ino })
+    return
+  }
+  const nul = inode.block.indexOf(0)
+  const len = nul < 0 ? I_BLOCK_SIZE : nul
+  if (len !== inode.size) r.add(1, 'SYMLINK_BAD', `inode ${ino}: fast symlink target is ${len} bytes, i_size ${inode.size}`, { ino })
+}
+
+async function checkSlowSymlink(ctx: FsckContext, ino: number, inode: Inode, walk: ExtentWalk): Promise<void> {
+  const r = ctx.report
+  const bs = ctx.img.blockSize
+  const first = walk.extents[0]
+  if (inode.size === 0 || inode.size >= bs || walk.lastBlock !== 0 || first === undefined || first[0] !== 0) {
+    r.add(1, 'SYMLINK_BAD', `inode ${ino}: slow symlink of size ${inode.size} mapping logical blocks up to ${walk.lastBlock} (one block, size under ${bs})`, { ino })
+    return
+  }
+  const data = await ctx.img.readBlocks(first[1], 1, `symlink ${ino}`)
+  const nul = data.indexOf(0)
+  const len = nul < 0 ? bs : nul
+  if (len !== inode.size) r.add(1, 'SYMLINK_BAD', `inode ${ino}: slow symlink target is ${len} bytes, i_size ${inode.size}`, { ino, block: first[1] })
+}
+
+function checkDirSize(ctx: FsckContext, ino: number, inode: Inode, walk: ExtentWalk): void {
+  const bs = ctx.img.blockSize
+  const r = ctx.report
+  if (inode.size % bs !== 0 || inode.size !== (walk.lastBlock + 1) * bs) {
+    r.add(1, 'DIR_BAD_SIZE', `directory ${ino}: i_size ${inode.size}, its blocks end at ${(walk.lastBlock + 1) * bs}`, { ino })
+  }
+  if (walk.lastBlock < 0) r.add(1, 'DIR_NO_BLOCKS', `directory ${ino} has no blocks`, { ino })
+  ctx.dirs.set(ino, { generation: inode.generation, flags: inode.flags, size: inode.size, extents: walk.extents, dotdot: 0, parent: 0 })
+}
