@@ -66,7 +66,8 @@ export class Ext4Image {
   private readonly dev: ReadAt
   private readonly verifier: Verifier
   private readonly groups = new Map<number, GroupDesc>()
-  private readonly nodes = new Map<number, ExtentNode>()
+  /** By block, with the owner it was verified for (its checksum chains that inode's number and generation). */
+  private readonly nodes = new Map<number, { node: ExtentNode; ino: number; generation: number }>()
 
   private constructor(dev: ReadAt, sb: Superblock, verifier: Verifier) {
     this.dev = dev
@@ -156,13 +157,15 @@ export class Ext4Image {
 
   private async extentNode(block: number, ino: number, generation: number): Promise<ExtentNode> {
     const hit = this.nodes.get(block)
-    if (hit !== undefined) return hit
+    // Another inode naming the same block (damage, or a bug that shared it) gets it verified against itself.
+    if (hit !== undefined && hit.ino === ino && hit.generation === generation) return hit.node
     const raw = await this.readBlocks(block, 1, `inode ${ino}`)
     this.verifier.verify('extent-block', raw, { block, ino, generation })
     const node = decodeExtentNode(raw, this.blockSize, `inode ${ino} extent block ${block}`)
     const oldest = this.nodes.keys().next()
     if (this.nodes.size >= EXTENT_NODE_CACHE && oldest.done !== true) this.nodes.delete(oldest.value)
-    this.nodes.set(block, node)
+    this.nodes.delete(block)
+    this.nodes.set(block, { node, ino, generation })
     return node
   }
 
