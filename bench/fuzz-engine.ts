@@ -5,15 +5,19 @@
  * mkfs.ext4 with 4 KiB and 1 KiB blocks, filled by the kernel through a loop
  * mount (so this needs root), then mutated in memory.
  *
- *   npm run fuzz:engine -- [--images N] [--seed S] [--deadline-ms MS] [--replay BASE:MODE:SEED]
+ *   npm run fuzz:engine -- [--images N] [--seed S] [--deadline-ms MS] [--replay BASE:MODE:SEED] [--record]
  *
  * Prints the seed, progress, then the count of images per first error code
- * and of every error thrown per code, and each failure with the seed that
+ * (per mode) and of every error thrown per code (--record also writes that
+ * to bench/fuzz-engine-results.md), and each failure with the seed that
  * makes its image again from the same base images (the bases are rebuilt each
  * run, so a failure is replayed within the run: --replay reruns one case on
  * fresh bases, which reproduces it when the damage does not depend on where
  * the kernel put things). Exit status 1 on any failure.
  */
+import { writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { loadBase, makeBaseBytes, whyNoBase } from '../test/vfs/engine/fuzz-base.ts'
 import type { BaseName } from '../test/vfs/engine/fuzz-base.ts'
@@ -26,6 +30,7 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     'deadline-ms': { type: 'string', default: '5000' },
     replay: { type: 'string' },
+    record: { type: 'boolean', default: false },
   },
 })
 const images = Number(values.images)
@@ -68,12 +73,41 @@ const seconds = (performance.now() - start) / 1000
 const table = (r: Record<string, number>): string =>
   Object.entries(r)
     .sort(([, a], [, b]) => b - a)
-    .map(([k, n]) => `  ${k.padEnd(26)} ${n}`)
+    .map(([k, n]) => `| ${k} | ${n} |`)
     .join('\n')
-console.log(`\n${tally.images} images in ${seconds.toFixed(1)} s (${(tally.images / seconds).toFixed(0)}/s), ${tally.opened} opened, ${tally.clean} walked without an error, ${tally.calls} reader calls, slowest image ${tally.slowestMs.toFixed(0)} ms`)
-console.log(`images by first error:\n${table(tally.firstCode)}`)
-console.log(`errors thrown, by code:\n${table(tally.allCodes)}`)
-for (const m of MODES) console.log(`mode ${m}, images by first error:\n${table(tally.byMode[m])}`)
+const summary = `# Reader fuzz: last run
+
+\`npm run fuzz:engine -- --images ${images} --seed ${seed}\` on ${new Date().toISOString().slice(0, 10)}, Node ${process.version}.
+What is fuzzed and checked: test/vfs/engine/fuzz-*.ts (the quick sample is test/vfs/engine/fuzz-reader.test.ts).
+Bases: ${bases.map((b) => `${b.name} (${b.targets.length} metadata structures walked, ${b.inodesWalked} inodes)`).join(', ')}.
+
+| figure | value |
+|---|---|
+| images | ${tally.images} |
+| duration | ${seconds.toFixed(1)} s (${(tally.images / seconds).toFixed(1)} images/s) |
+| opened | ${tally.opened} |
+| walked without an error | ${tally.clean} |
+| reader calls | ${tally.calls} |
+| slowest image | ${tally.slowestMs.toFixed(0)} ms |
+| failures (uncoded throw, loop, over-read) | ${tally.failures.length} |
+
+Images by the first error they gave:
+
+| first error | all modes | ${MODES.join(' | ')} |
+|---|---|${MODES.map(() => '---|').join('')}
+${Object.entries(tally.firstCode)
+  .sort(([, a], [, b]) => b - a)
+  .map(([k, n]) => `| ${k} | ${n} | ${MODES.map((m) => String(tally.byMode[m][k] ?? 0)).join(' | ')} |`)
+  .join('\n')}
+
+Every error thrown, by code:
+
+| code | count |
+|---|---|
+${table(tally.allCodes)}
+`
+console.log(`\n${summary}`)
 console.log(`failures: ${tally.failures.length}`)
 for (const f of tally.failures.slice(0, 20)) console.log(describeFailure(f))
+if (values.record) writeFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fuzz-engine-results.md'), summary)
 process.exit(tally.failures.length > 0 ? 1 : 0)

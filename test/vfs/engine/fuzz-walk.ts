@@ -66,7 +66,7 @@ export interface WalkResult {
 
 const MIB = 1 << 20
 const MAX_GROUPS = 256
-/** A directory with more names than this gets only its last one looked up (and the missing one): each lookup scans it. */
+/** A directory with more names than this gets only its last one looked up (not a missing one): each lookup scans it. */
 const LOOKUP_ALL_BELOW = 32
 const RESERVED_INODES = 11
 const JOURNAL_INO = 8
@@ -171,7 +171,7 @@ export async function walkImage(dev: ReadAt, opts: WalkOptions): Promise<WalkRes
         const named = entries.filter((e) => e.text !== '.' && e.text !== '..')
         const sample = named.length < LOOKUP_ALL_BELOW ? named : named.slice(-1)
         for (const e of sample) lookups.push({ path: `${path}/${e.text}`, ino: e.inode })
-        lookups.push({ path: `${path}/no-such-name`, ino: undefined })
+        if (named.length < LOOKUP_ALL_BELOW) lookups.push({ path: `${path}/no-such-name`, ino: undefined })
         const visit = named.length < VISIT_ALL_BELOW ? named : [...named.slice(0, VISIT_SAMPLE - 8), ...named.slice(-8)]
         for (const e of visit) {
           if (visited.has(e.inode)) continue
