@@ -35,8 +35,10 @@ export interface BaseImage {
   blockSize: number
   /** Every structure the reader verified during a clean walk, once each. */
   targets: Target[]
-  /** What a clean walk of the unmutated image reads: the fuzz compares nothing to it, the test checks it. */
+  /** Inodes a walk of the undamaged image visits. */
   inodesWalked: number
+  /** What each call of that walk returned (see walkImage): the damaged walks are compared with it. */
+  digests: Map<string, string>
 }
 
 export const BASES = {
@@ -142,5 +144,5 @@ export async function loadBase(name: string, bytes: Buffer): Promise<BaseImage> 
     const key = `${kind}@${offset}`
     if (!targets.has(key)) targets.set(key, { kind, offset, length, ctx })
   }
-  return { name, bytes, blockSize: bs, targets: [...targets.values()], inodesWalked: walk.inodes }
+  return { name, bytes, blockSize: bs, targets: [...targets.values()], inodesWalked: walk.inodes, digests: walk.digests }
 }

@@ -10,11 +10,12 @@ import t from 'tap'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
 import { loadBase, makeBaseBytes, whyNoBase } from './fuzz-base.ts'
 import type { BaseName } from './fuzz-base.ts'
-import { describeFailure, fuzzOne, prepare, runFuzz } from './fuzz-run.ts'
+import { describeFailure, fuzzOne, judgeUndetected, prepare, runFuzz } from './fuzz-run.ts'
 import type { LoadedBase } from './fuzz-run.ts'
 import { classify, walkImage } from './fuzz-walk.ts'
 import { FormatError } from '../../../vfs/engine/format/errors.ts'
 import { VfsError } from '../../../vfs/errors.ts'
+import { NO_VERIFY } from '../../../vfs/engine/reader/verify.ts'
 
 const why = whyNoBase()
 if (why !== undefined) t.comment(`skipping: ${why}`)
@@ -55,6 +56,22 @@ t.test('a few hundred corrupted images are opened and walked without a crash', {
   const again = [await fuzzOne(base4k, 'noverify', 12345, 60_000), await fuzzOne(base4k, 'noverify', 12345, 60_000)]
   t.strictSame(again[1]?.mutations, again[0]?.mutations, 'a case seed makes the same mutations')
   t.strictSame(again[1]?.walk.codes, again[0]?.walk.codes, 'and the same errors')
+
+  // The oracle of the verify mode: a walk that reads damage as truth is a failure (here made so by not verifying).
+  const named = base4k.targets.find((x) => x.kind === 'dir-block' && x.ctx.ino === 2)
+  t.ok(named, 'the root directory block is a target')
+  const dev = base4k.dev.clone({ readOnly: false })
+  const at = (named?.offset ?? 0) + base4k.bytes.subarray(named?.offset ?? 0).indexOf('small')
+  dev.writeSync(at, Buffer.from('S'))
+  const blind = await walkImage(dev, { verifier: NO_VERIFY, deadlineMs: 60_000 })
+  t.strictSame(blind.failures, [], 'a renamed entry walks without error when nothing is verified')
+  judgeUndetected(base4k, blind)
+  t.equal(blind.failures.find((f) => f.step === 'readDir(2)')?.code, 'UNDETECTED', 'and the judge sees the root listing differ')
+  const caught = await walkImage(dev, { deadlineMs: 60_000 })
+  judgeUndetected(base4k, caught)
+  t.strictSame(caught.failures, [], 'verified, the damage is caught instead')
+  t.strictSame(Object.keys(caught.codes), ['EXT4_BAD_CHECKSUM'], 'as a bad checksum')
+  t.notOk(caught.digests.has('readDir(2)'), 'the root listing is refused, not answered')
 
   const tally = await runFuzz({ bases, images, seed, deadlineMs: 20_000 })
   for (const f of tally.failures.slice(0, 10)) t.comment(describeFailure(f))

@@ -8,6 +8,8 @@
  */
 import { performance } from 'node:perf_hooks'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
+import { decodeSuperblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE } from '../../../vfs/engine/format/superblock.ts'
+import { hasMetadataCsum } from '../../../vfs/engine/reader/csum-verifier.ts'
 import { NO_VERIFY } from '../../../vfs/engine/reader/verify.ts'
 import type { MetadataKind } from '../../../vfs/engine/reader/verify.ts'
 import type { BaseImage, Target } from './fuzz-base.ts'
@@ -63,8 +65,24 @@ export async function fuzzOne(base: LoadedBase, mode: Mode, seed: number, deadli
   const start = performance.now()
   const walk = await walkImage(dev, { verifier: mode === 'noverify' ? NO_VERIFY : undefined, deadlineMs })
   const ms = performance.now() - start
+  if (mode === 'verify' && hasMetadataCsum(decodeSuperblock(await dev.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE)))) judgeUndetected(base, walk)
   await dev.close()
   return { base: base.name, mode, seed, mutations, walk, ms }
+}
+
+/**
+ * With checksums verified, damage must be caught or make no difference: a
+ * call that answers, but otherwise than on the undamaged image, read damage
+ * as truth. (Not judged when the damage cleared metadata_csum itself: then
+ * nothing is verified, by the kernel either.)
+ */
+export function judgeUndetected(base: LoadedBase, walk: WalkResult): void {
+  for (const [step, d] of walk.digests) {
+    const was = base.digests.get(step)
+    if (was === undefined || was === d || d === 'zero-inode') continue
+    walk.codes.UNDETECTED = (walk.codes.UNDETECTED ?? 0) + 1
+    walk.failures.push({ step, code: 'UNDETECTED', message: 'answered differently from the undamaged image, with every checksum verified', stack: '' })
+  }
 }
 
 export interface Tally {

@@ -14,6 +14,7 @@
  * every read, so a loop that keeps reading is stopped there even though it
  * never yields to a timer.
  */
+import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { VfsError } from '../../../vfs/errors.ts'
 import { BlockDevError } from '../../../vfs/engine/blockdev/block-device.ts'
@@ -21,6 +22,7 @@ import { FormatError } from '../../../vfs/engine/format/errors.ts'
 import { INODE_FLAGS, isDir, isReg, isSymlink } from '../../../vfs/engine/format/inode.ts'
 import type { Inode } from '../../../vfs/engine/format/inode.ts'
 import { Ext4Image, ROOT_INO } from '../../../vfs/engine/reader/image.ts'
+import type { ImageEntry } from '../../../vfs/engine/reader/image.ts'
 import type { ReadAt } from '../../../vfs/engine/reader/read-at.ts'
 import type { Verifier } from '../../../vfs/engine/reader/verify.ts'
 
@@ -62,6 +64,8 @@ export interface WalkResult {
   /** Errors thrown, by code: the coded ones expected of damage, and the failures. */
   codes: Record<string, number>
   failures: WalkFailure[]
+  /** A digest of what each call that succeeded returned, by call ("zero-inode" for an all-zero inode). */
+  digests: Map<string, string>
 }
 
 const MIB = 1 << 20
@@ -128,7 +132,7 @@ export async function walkImage(dev: ReadAt, opts: WalkOptions): Promise<WalkRes
   // Reading the whole image once in a call is legitimate (a directory may fill it); more is amplification.
   const bounded = new BoundedReadAt(dev, performance.now() + opts.deadlineMs, opts.maxBytesPerCall ?? 2 * dev.size + MIB)
   const maxInodes = opts.maxInodes ?? 10_000
-  const result: WalkResult = { opened: false, inodes: 0, calls: 0, lookups: 0, lookupMismatches: 0, codes: {}, failures: [] }
+  const result: WalkResult = { opened: false, inodes: 0, calls: 0, lookups: 0, lookupMismatches: 0, codes: {}, failures: [], digests: new Map() }
 
   /** One reader call: its error counted (and kept when it is a failure); a harness limit ends the walk. */
   const call = async <T>(step: string, fn: () => Promise<T>, pathInput = false, probe = false): Promise<T | undefined> => {
@@ -137,7 +141,9 @@ export async function walkImage(dev: ReadAt, opts: WalkOptions): Promise<WalkRes
     try {
       // Also here: a walk can loop over what it already read without calling the device.
       bounded.checkDeadline()
-      return await fn()
+      const value = await fn()
+      if (step !== 'open') result.digests.set(step, digest(value))
+      return value
     } catch (err) {
       const { code, ok } = classify(err, pathInput)
       if (probe && PROBE_ANSWERS.has(code)) return undefined
@@ -195,6 +201,28 @@ export async function walkImage(dev: ReadAt, opts: WalkOptions): Promise<WalkRes
     if (!(err instanceof FuzzLimitError)) throw err
   }
   return result
+}
+
+/**
+ * What a call returned, reduced to a digest, so a walk of a damaged image can
+ * be compared call by call with the undamaged one. An inode of zeros has no
+ * checksum to fail (a never-written slot of a lazily initialised table reads
+ * so; the verifier accepts it, as e2fsprogs does): marked as such.
+ */
+function digest(value: unknown): string {
+  const h = createHash('sha1')
+  if (value === undefined) return ''
+  if (Buffer.isBuffer(value)) return h.update(value).digest('hex')
+  if (Array.isArray(value)) {
+    for (const e of value as ImageEntry[]) h.update(`${e.inode}:${e.fileType}:${e.name.toString('hex')}/`)
+    return h.digest('hex')
+  }
+  if (typeof value === 'object' && value !== null && 'mode' in value) {
+    const inode = value as Inode
+    if (inode.mode === 0 && inode.linksCount === 0 && inode.flags === 0 && inode.size === 0 && inode.block.every((b) => b === 0)) return 'zero-inode'
+    return h.update(JSON.stringify({ ...inode, block: inode.block.toString('hex') })).digest('hex')
+  }
+  return h.update(JSON.stringify(value)).digest('hex')
 }
 
 function readlinkOf(img: Ext4Image, ino: number, inode: Inode): Promise<Buffer> {
