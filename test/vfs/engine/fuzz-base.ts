@@ -126,6 +126,9 @@ export async function loadBase(name: string, bytes: Buffer): Promise<BaseImage> 
   if (walk.failures.length > 0 || Object.keys(walk.codes).length > 0 || walk.lookupMismatches > 0) {
     throw new Error(`base ${name} does not walk cleanly: ${JSON.stringify(walk.codes)} ${walk.failures.map((f) => f.message).join('; ')}`)
   }
+  // And with every checksum verified: the base must be sound for its damaged copies to mean anything.
+  const verified = await walkImage(dev, { deadlineMs: 60_000 })
+  if (Object.keys(verified.codes).length > 0) throw new Error(`base ${name} fails verification: ${JSON.stringify(verified.codes)}`)
   const img = await Ext4Image.open(dev, { verifier: NO_VERIFY })
   const bs = img.blockSize
   const ds = descSize(img.sb)
