@@ -88,3 +88,42 @@ t.test('an extent block verified for one inode is verified again when another in
   t.equal((await warm.readFile(a, await warm.readInode(a), 0, 3000)).toString('hex'), 'aa'.repeat(3000), 'a reads (its leaf is now cached)')
   t.match(await codeOf(warm.readFile(b, await warm.readInode(b), 0, 4096)), expected, 'read after a: caught too')
 })
+
+t.test('loops in the structure end: an extent node naming itself, a directory naming its parent, symlinks naming each other (and chains of symlinks resolve)', { skip: noLoop ?? false }, async (t) => {
+  const bytes = await kernelImage(t, (mnt) => {
+    fragmented(path.join(mnt, 'a'), 0xaa)
+    fs.mkdirSync(path.join(mnt, 'd'))
+    fs.mkdirSync(path.join(mnt, 'd', 'e'))
+    fs.symlinkSync('loop-b', path.join(mnt, 'loop-a'))
+    fs.symlinkSync('loop-a', path.join(mnt, 'loop-b'))
+    fs.symlinkSync('d', path.join(mnt, 'to-d'))
+    fs.symlinkSync('to-d', path.join(mnt, 'chain'))
+  })
+  const plain = await Ext4Image.open(MemoryDevice.fromBuffer(bytes), { verifier: NO_VERIFY })
+  const a = await plain.lookup('/a')
+  const d = await plain.lookup('/d')
+  const bs = plain.blockSize
+  const leaf = decodeExtentNode((await plain.readInode(a)).block, 60, 'root').indexes[0]?.leaf ?? -1
+  // The root now claims depth 2; the leaf becomes an index node (depth 1) whose one entry names the leaf itself.
+  const atA = await inodeOffset(plain, a)
+  bytes.writeUInt16LE(2, atA + I_BLOCK_OFFSET + 6)
+  bytes.writeUInt16LE(1, leaf * bs + 2)
+  bytes.writeUInt16LE(1, leaf * bs + 6)
+  bytes.writeUInt32LE(0, leaf * bs + 12)
+  bytes.writeUInt32LE(leaf, leaf * bs + 12 + 4)
+  bytes.writeUInt16LE(0, leaf * bs + 12 + 8)
+  // d/e's entry now names d itself: /d/e/e/e/... is d, as deep as the path goes.
+  const dirD = await plain.readDir(d)
+  const e = dirD.find((x) => x.text === 'e')
+  t.ok(e, 'd/e listed')
+  // lookup stopped at the end of a symlink's target even mid-path, so a link to a link to a directory was not one (ENOTDIR).
+  t.equal(await plain.lookup('/chain/e'), e?.inode, 'a symlink to a symlink to a directory is followed mid-path')
+  const dBlock = (await plain.mapBlock(d, await plain.readInode(d), 0)).extent?.start ?? -1
+  t.equal(bytes.readUInt32LE(dBlock * bs + (e?.offset ?? 0)), e?.inode, 'the entry of e found in d\'s block')
+  bytes.writeUInt32LE(d, dBlock * bs + (e?.offset ?? 0))
+
+  const img = await Ext4Image.open(MemoryDevice.fromBuffer(bytes), { verifier: NO_VERIFY })
+  t.equal(await codeOf(img.readFile(a, await img.readInode(a), 0, 4096)), `EXT4_CORRUPT: inode ${a}: extent block ${leaf} at depth 1 under depth 1`)
+  t.equal(await img.lookup(`/d${'/e'.repeat(200)}`), d, 'a directory naming its parent: a path through it ends where the path does')
+  await t.rejects(img.lookup('/loop-a/x'), { name: 'VfsError', code: 'ELOOP' }, 'symlinks naming each other: ELOOP after 40 follows')
+})

@@ -291,7 +291,8 @@ export class Ext4Image {
    */
   async lookup(path: string): Promise<number> {
     let follows = 0
-    const walk = async (start: number, parts: string[]): Promise<number> => {
+    // followLast: the path is a symlink's target met mid-path, which must end in a directory, so a symlink at its end is followed too.
+    const walk = async (start: number, parts: string[], followLast = false): Promise<number> => {
       let ino = start
       for (const [i, name] of parts.entries()) {
         const dir = await this.readInode(ino)
@@ -301,12 +302,12 @@ export class Ext4Image {
         const hit = (await this.readDir(ino, dir)).find((d) => d.name.equals(want))
         if (hit === undefined) throw new VfsError('ENOENT', `${name}: not found`)
         const child = hit.inode
-        if (i < parts.length - 1) {
+        if (i < parts.length - 1 || followLast) {
           const ci = await this.readInode(child)
           if (isSymlink(ci)) {
             if (++follows > MAX_SYMLINK_FOLLOWS) throw new VfsError('ELOOP', `${name}: too many symbolic links`)
             const target = (await this.readlink(child, ci)).toString('utf8')
-            ino = await walk(target.startsWith('/') ? ROOT_INO : ino, components(target))
+            ino = await walk(target.startsWith('/') ? ROOT_INO : ino, components(target), true)
             continue
           }
         }
