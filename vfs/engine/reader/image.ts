@@ -68,7 +68,8 @@ export class Ext4Image {
   private readonly dev: ReadAt
   private readonly verifier: Verifier
   private readonly groups = new Map<number, GroupDesc>()
-  private readonly nodes = new Map<number, ExtentNode>()
+  /** By block, with the owner it was verified for (its checksum chains that inode's number and generation). */
+  private readonly nodes = new Map<number, { node: ExtentNode; ino: number; generation: number }>()
 
   private constructor(dev: ReadAt, sb: Superblock, verifier: Verifier) {
     this.dev = dev
@@ -158,13 +159,15 @@ export class Ext4Image {
 
   private async extentNode(block: number, ino: number, generation: number): Promise<ExtentNode> {
     const hit = this.nodes.get(block)
-    if (hit !== undefined) return hit
+    // Another inode naming the same block (damage, or a bug that shared it) gets it verified against itself.
+    if (hit !== undefined && hit.ino === ino && hit.generation === generation) return hit.node
     const raw = await this.readBlocks(block, 1, `inode ${ino}`)
     this.verifier.verify('extent-block', raw, { block, ino, generation })
     const node = decodeExtentNode(raw, this.blockSize, `inode ${ino} extent block ${block}`)
     const oldest = this.nodes.keys().next()
     if (this.nodes.size >= EXTENT_NODE_CACHE && oldest.done !== true) this.nodes.delete(oldest.value)
-    this.nodes.set(block, node)
+    this.nodes.delete(block)
+    this.nodes.set(block, { node, ino, generation })
     return node
   }
 
@@ -330,7 +333,8 @@ export class Ext4Image {
    */
   async lookup(path: string): Promise<number> {
     let follows = 0
-    const walk = async (start: number, parts: string[]): Promise<number> => {
+    // followLast: the path is a symlink's target met mid-path, which must end in a directory, so a symlink at its end is followed too.
+    const walk = async (start: number, parts: string[], followLast = false): Promise<number> => {
       let ino = start
       for (const [i, name] of parts.entries()) {
         const dir = await this.readInode(ino)
@@ -340,12 +344,12 @@ export class Ext4Image {
         const hit = await this.findEntry(ino, dir, want)
         if (hit === undefined) throw new VfsError('ENOENT', `${name}: not found`)
         const child = hit.inode
-        if (i < parts.length - 1) {
+        if (i < parts.length - 1 || followLast) {
           const ci = await this.readInode(child)
           if (isSymlink(ci)) {
             if (++follows > MAX_SYMLINK_FOLLOWS) throw new VfsError('ELOOP', `${name}: too many symbolic links`)
             const target = (await this.readlink(child, ci)).toString('utf8')
-            ino = await walk(target.startsWith('/') ? ROOT_INO : ino, components(target))
+            ino = await walk(target.startsWith('/') ? ROOT_INO : ino, components(target), true)
             continue
           }
         }
