@@ -229,5 +229,5 @@ async function applyOne(
 }
 
 function describe(a: { type: string; mode: number; size: bigint; nlink: number; uid: number; gid: number }): string {
-  return `${a.type} ${a.mode.toString(8)} ${a.size} n${a.type === 'dir' ? '' : a.nlink} ${a.uid}:${a.gid}`
+  return `${a.type} ${a.mode.toString(8)} ${a.type === 'dir' ? '' : a.size} n${a.type === 'dir' ? '' : a.nlink} ${a.uid}:${a.gid}`
 }

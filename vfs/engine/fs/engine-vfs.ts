@@ -529,7 +529,8 @@ export class EngineVfs implements Vfs {
   async #getType(f: FileRef, type: FileType): Promise<{ ino: number; inode: Inode }> {
     const got = await this.#get(f)
     const actual = fileTypeOf(got.inode.mode)
-    if (actual !== type) throw new VfsError(actual === 'dir' ? 'EISDIR' : 'EINVAL', `not a ${type}`)
+    // As the other backends: READ, WRITE and COMMIT of anything but a regular file are EINVAL.
+    if (actual !== type) throw new VfsError('EINVAL', `not a ${type}`)
     return got
   }
 
