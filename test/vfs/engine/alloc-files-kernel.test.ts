@@ -56,7 +56,7 @@ for (const layout of LAYOUTS) {
       // Mostly small files, some larger than a group, so runs cross into BLOCK_UNINIT groups.
       const big = Math.min(o.alloc.geometry.blocksPerGroup + 500, Math.floor(o.alloc.availableBlocks / (FILES - i + 1)))
       const want = rnd(4) === 0 ? 1 + rnd(big) : 1 + rnd(40)
-      const { runs, err } = await allocRuns(o.alloc, h, 0, want)
+      const { runs, err } = await allocRuns(o.alloc, h, rnd(2) === 0 ? 0 : o.alloc.goalForInode(ino, true), want)
       if (err !== undefined) throw err
       files.push(await writeFile(deps, h, ino, `f${i}`, runs, bytes))
       o.txm.end(h)
