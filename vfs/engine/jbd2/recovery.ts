@@ -19,6 +19,7 @@
  * Then flush, empty the log (s_start = 0, s_sequence = the tid after the last one scanned + 1, as
  * jbd2 and e2fsck do so that no old commit block can match again), flush, and clear the file
  * system's needs_recovery. A crash anywhere in this leaves a journal that recovers again the same.
+ * A log whose file system does not say needs_recovery is emptied without replay, as ext4 does.
  */
 import type { BlockDevice } from '../blockdev/block-device.ts'
 import { Jbd2Error } from './errors.ts'
@@ -26,7 +27,7 @@ import { openJournal, writeJournalSuperblock } from './journal-open.ts'
 import type { OpenedJournal } from './journal-open.ts'
 import { decodeCommit, decodeDescriptor, decodeRevoke, JBD2_FLAG_ESCAPE, readLogHeader, tagCsum, tailCsumOk } from './log-blocks.ts'
 import type { BlockTag } from './log-blocks.ts'
-import { setNeedsRecovery } from './needs-recovery.ts'
+import { needsRecovery, setNeedsRecovery } from './needs-recovery.ts'
 import { JBD2_COMMIT_BLOCK, JBD2_DESCRIPTOR_BLOCK, JBD2_MAGIC_NUMBER, JBD2_REVOKE_BLOCK } from './superblock.ts'
 
 export interface ScannedDescriptor {
@@ -129,6 +130,12 @@ export interface RecoveryResult {
   failedCommit: number | undefined
   /** s_sequence of the emptied journal: the tid the next transaction uses. */
   nextTid: number
+  /**
+   * Committed transactions thrown away unreplayed: the log held some but the file system did not
+   * say needs_recovery. ext4 wipes such a log at mount (jbd2_journal_wipe) rather than trusting
+   * it, and e2fsck offers to clear it; so do we.
+   */
+  discarded: number
 }
 
 /** Replay the journal of the file system on dev and leave it clean. */
@@ -139,9 +146,15 @@ export async function recover(dev: BlockDevice): Promise<RecoveryResult> {
   if (jsb.start === 0) {
     await setNeedsRecovery(dev, false)
     await dev.flush()
-    return { clean: true, transactions: 0, replayed: 0, revokeHits: 0, revokes: 0, badBlocks: [], failedCommit: undefined, nextTid: jsb.sequence }
+    return { ...nothing(), clean: true, nextTid: jsb.sequence }
   }
   const scan = await scanLog(dev, j)
+  if (!(await needsRecovery(dev))) {
+    const nextTid = (scan.endTid + 1) >>> 0
+    await writeJournalSuperblock(dev, j, { ...jsb, start: 0, sequence: nextTid })
+    await dev.flush()
+    return { ...nothing(), clean: true, nextTid, discarded: scan.transactions.length }
+  }
   const readLog = (b: number): Promise<Buffer> => dev.read(map.phys(b) * bs, bs)
   const wrap = (b: number): number => (b >= jsb.maxlen ? b - (jsb.maxlen - jsb.first) : b)
 
@@ -195,7 +208,12 @@ export async function recover(dev: BlockDevice): Promise<RecoveryResult> {
   await dev.flush()
   await setNeedsRecovery(dev, false)
   await dev.flush()
-  return { clean: false, transactions: scan.transactions.length, replayed, revokeHits, revokes, badBlocks, failedCommit: scan.failedCommit, nextTid }
+  return { clean: false, transactions: scan.transactions.length, replayed, revokeHits, revokes, badBlocks, failedCommit: scan.failedCommit, nextTid, discarded: 0 }
+}
+
+/** A result that replayed nothing (a fresh object: callers may keep it). */
+function nothing(): RecoveryResult {
+  return { clean: true, transactions: 0, replayed: 0, revokeHits: 0, revokes: 0, badBlocks: [], failedCommit: undefined, nextTid: 0, discarded: 0 }
 }
 
 /** tid_gt: a is after b in the wrapping 32-bit tid space. */
