@@ -23,6 +23,8 @@ import { mkfs, scratch, seededBytes, whyNoLoopMount, withMount } from './format-
 import { CountingReadAt, kernelDoffs, randomNames, SyncFileReadAt } from './htree-helpers.ts'
 
 const ENTRIES = 50_000
+// Tens of thousands of names through the kernel, e2fsck and our code: about a minute on an idle machine, several on a loaded one.
+t.setTimeout(900_000)
 const why = whyNoLoopMount()
 
 for (const bs of (process.env.HTREE_BS ?? '4096,1024').split(',').map(Number)) {
