@@ -39,6 +39,19 @@ t.test('ENOSPC while a full root would grow leaves everything as it was', async 
   f.tm.end(h)
 })
 
+t.test('space running out part way gives a short mapping, not an error', async (t) => {
+  const f = await makeFs(t, { bs: 4096, mib: 16 })
+  const h = await f.tm.begin()
+  const inode = await readInode(f, h, FILE_INO)
+  f.alloc.fragment = true
+  f.alloc.failAfter = 2
+  const runs = await f.tree.mapOrAllocate(h, FILE_INO, inode, 0, 10, 0)
+  t.same(runs.map((r) => [r.lblk, r.count, r.fresh]), [[0, 1, true], [1, 1, true]], 'the two blocks found, in order')
+  t.match(await f.tree.lookup(h, FILE_INO, inode, 2), { holeEnd: Infinity }, 'the rest is still a hole')
+  t.equal(inode.blocks, 2 * 8, 'i_blocks counts the two')
+  f.tm.end(h)
+})
+
 t.test('ENOSPC while a middle punch would split a full leaf frees nothing', async (t) => {
   const f = await makeFs(t, { bs: 4096, mib: 16 })
   const h = await f.tm.begin()

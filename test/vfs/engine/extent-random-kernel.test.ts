@@ -11,7 +11,8 @@ import { FILE_INO, makeFs, readInode, rng, writeInode } from './extent-helpers.t
 import { applyRuns, checkFsck, checkKernel, checkReader, depthOf, finish, forget, freeAll } from './extent-verify.ts'
 import type { Model } from './extent-verify.ts'
 
-const OPS = 160
+/** EXTENT_OPS=n runs a longer sequence (the default keeps the suite fast). */
+const OPS = Number(process.env.EXTENT_OPS ?? 160)
 const ZONE_WIDTH = 600
 const FRAGMENTED = 1400
 

@@ -8,6 +8,7 @@
  * ENOSPC leaves the tree as it was instead of half split.
  */
 import { VfsError } from '../../errors.ts'
+import { corrupt } from '../format/errors.ts'
 import { EXT4_MAX_EXTENT_DEPTH, EXT_INIT_MAX_LEN } from '../format/extent.ts'
 import type { Extent, ExtentIndex } from '../format/extent.ts'
 import { addBlocks } from './i-blocks.ts'
@@ -37,7 +38,8 @@ export async function insertExtent(c: TreeCtx, e: Extent, found?: TreePath): Pro
   const left = leaf.extents[i]
   const right = leaf.extents[i + 1]
   if ((left !== undefined && left.block + left.len > e.block) || (right !== undefined && e.block + e.len > right.block) || e.block + e.len > p.bound) {
-    throw new RangeError(`inode ${c.ino}: extent ${e.block}+${e.len} overlaps the tree`)
+    // A hole the caller found from this very path: only a tree that contradicts itself gets here.
+    throw corrupt(`inode ${c.ino}: extent tree around logical block ${e.block} overlaps itself`)
   }
   if (left !== undefined && continues(left, e)) {
     left.len += e.len

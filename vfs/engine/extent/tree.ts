@@ -87,8 +87,10 @@ export class ExtentTree {
 
   /**
    * The blocks of [lblk, lblk + count), allocating every hole in it (near the extent before it,
-   * else near goal) and inserting the new extents. Returns runs covering the range in order.
-   * On ENOSPC the runs allocated before it stay mapped (the file grew as far as it could).
+   * else near goal) and inserting the new extents. Returns runs covering the range in order —
+   * or, when space runs out part way, only the runs mapped so far (a short write: the fresh ones
+   * among them are the caller's to fill before the transaction ends). ENOSPC is thrown only when
+   * the first hole gets no block at all, and then the tree is as it was.
    */
   async mapOrAllocate(h: MetaTxn, ino: number, inode: Inode, lblk: number, count: number, goal: number, options: MapOptions = {}): Promise<MappedRun[]> {
     checkRange(lblk, count)
@@ -111,7 +113,13 @@ export class ExtentTree {
       const want = Math.min(next?.block ?? Infinity, p.bound, end, pos + maxLen(uninit)) - pos
       // Continue the extent before the hole physically where it would be, as ext4_ext_find_goal does.
       const near = e !== undefined ? e.start + (pos - e.block) : goal
-      const got = await c.allocator.allocBlocks(h, near > 0 && near < c.blocksCount ? near : 0, want)
+      let got: { start: number; count: number }
+      try {
+        got = await c.allocator.allocBlocks(h, near > 0 && near < c.blocksCount ? near : 0, want)
+      } catch (err) {
+        if (runs.length > 0 && isNoSpace(err)) break
+        throw err
+      }
       if (!Number.isSafeInteger(got.start) || got.count < 1 || got.count > want || got.start < 1 || got.start + got.count > c.blocksCount) {
         throw new RangeError(`allocator returned ${got.start}+${got.count} for ${want} blocks`)
       }
@@ -126,6 +134,7 @@ export class ExtentTree {
         }
       } catch (err) {
         await c.allocator.freeBlocks(h, got.start, got.count, false)
+        if (runs.length > 0 && isNoSpace(err)) break
         throw err
       }
       runs.push({ lblk: pos, start: got.start, count: got.count, fresh: true, uninit })
@@ -146,6 +155,10 @@ export class ExtentTree {
     if (count === 0) return
     await removeRange(this.#ctx(h, ino, inode), lblk, lblk + count)
   }
+}
+
+function isNoSpace(err: unknown): boolean {
+  return err instanceof Error && (err as { code?: unknown }).code === 'ENOSPC'
 }
 
 function checkRange(lblk: number, count: number): void {
