@@ -26,13 +26,13 @@ export async function checkResizeInode(ctx: FsckContext, inode: Inode): Promise<
   if (!hasFeature(sb, 'compat', 'resize_inode')) return
   const dind = inode.block.readUInt32LE(DIND_SLOT * 4)
   for (let slot = 0; slot < I_BLOCK_SLOTS; slot++) {
-    if (slot !== DIND_SLOT && inode.block.readUInt32LE(slot * 4) !== 0) return bad(`i_block[${slot}] is not zero`)
+    if (slot !== DIND_SLOT && inode.block.readUInt32LE(slot * 4) !== 0) { bad(`i_block[${slot}] is not zero`); return; }
   }
   if (dind === 0) {
     if (sb.reservedGdtBlocks > 0) bad(`no double-indirect block for ${sb.reservedGdtBlocks} reserved GDT blocks`)
     return
   }
-  if (dind < sb.firstDataBlock || dind >= blocksCount) return bad(`double-indirect block ${dind} outside the file system`, dind)
+  if (dind < sb.firstDataBlock || dind >= blocksCount) { bad(`double-indirect block ${dind} outside the file system`, dind); return; }
   if (ctx.claim(1, dind, 1, 'resize inode double-indirect block', RESIZE_INO) !== 'ok') return
   const perBlock = bs / 4
   const dindBuf = await ctx.img.readBlocks(dind, 1, 'resize inode')
@@ -41,7 +41,7 @@ export async function checkResizeInode(ctx: FsckContext, inode: Inode): Promise<
   for (let i = 0; i < sb.reservedGdtBlocks; i++) want.set((gdtBlocks(ctx) + i) % perBlock, first + i)
   for (let slot = 0; slot < perBlock; slot++) {
     const have = dindBuf.readUInt32LE(slot * 4)
-    if (have !== (want.get(slot) ?? 0)) return bad(`double-indirect entry ${slot} is ${have}, expected ${want.get(slot) ?? 0}`, dind)
+    if (have !== (want.get(slot) ?? 0)) { bad(`double-indirect entry ${slot} is ${have}, expected ${want.get(slot) ?? 0}`, dind); return; }
   }
   const backups: number[] = []
   for (let g = 1; g < groupCount; g++) if (hasSuperBackup(ctx, g)) backups.push(groupStart(ctx, g) - sb.firstDataBlock)
@@ -51,7 +51,7 @@ export async function checkResizeInode(ctx: FsckContext, inode: Inode): Promise<
     for (let slot = 0; slot < perBlock; slot++) {
       const expected = slot < backups.length ? pblk + (backups[slot] ?? 0) : 0
       const have = ind.readUInt32LE(slot * 4)
-      if (have !== expected) return bad(`reserved GDT block ${pblk} entry ${slot} is ${have}, expected ${expected}`, pblk)
+      if (have !== expected) { bad(`reserved GDT block ${pblk} entry ${slot} is ${have}, expected ${expected}`, pblk); return; }
     }
   }
   const blocks = 1 + sb.reservedGdtBlocks * (1 + Math.min(backups.length, perBlock))
