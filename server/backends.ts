@@ -8,6 +8,7 @@ import { LocalVfs } from '../vfs/local/local-vfs.ts'
 import type { ReadBuffers } from '../vfs/local/read-buffers.ts'
 import type { ChunkPool } from '../vfs/memory/chunk-pool.ts'
 import { MemoryVfs } from '../vfs/memory/memory-vfs.ts'
+import { openEngine } from '../vfs/engine/fs/assemble.ts'
 import type { Vfs } from '../vfs/types.ts'
 import type { Export } from './exports/table.ts'
 
@@ -21,7 +22,8 @@ export interface BackendContext {
   readBuffers?: ReadBuffers
 }
 
-export type BackendFactory = (exp: Export, ctx: BackendContext) => Vfs
+/** A backend may take time to open (the engine replays its journal): the factory may be async. */
+export type BackendFactory = (exp: Export, ctx: BackendContext) => Vfs | Promise<Vfs>
 
 /** The backends this build can serve; `validateBackends` refuses export lines naming others. */
 export const BACKENDS: ReadonlyMap<string, BackendFactory> = new Map<string, BackendFactory>([
@@ -33,6 +35,12 @@ export const BACKENDS: ReadonlyMap<string, BackendFactory> = new Map<string, Bac
     root: exp.path, stateDir: join(ctx.stateDir, 'local', String(exp.id)), crossmnt: crossmntOf(exp), warn: (msg) => ctx.log?.warn(msg),
     ...(ctx.readBuffers === undefined ? {} : { readBuffers: ctx.readBuffers }),
   })],
+  // An ext4-format image served by our own engine; the export path is only the name clients mount.
+  ['engine', (exp, ctx) => {
+    const o = exp.entry.engine
+    if (o === undefined) throw new Error('backend=engine needs image=')
+    return openEngine(o.image, { errors: o.errors, cacheBytes: o.cacheBytes, log: (msg) => ctx.log?.warn(msg), onRecovery: (msg) => ctx.log?.warn(`${o.image}: ${msg}`) })
+  }],
 ])
 
 /** Whether an export crosses into mounted file systems (validateBackends made its clients agree). */
@@ -41,7 +49,7 @@ export function crossmntOf(exp: Export): boolean {
 }
 
 export class BackendSet {
-  private readonly byId = new Map<number, { backend: string; path: string; crossmnt: boolean; vfs: Vfs }>()
+  private readonly byId = new Map<number, { backend: string; path: string; crossmnt: boolean; key: string; vfs: Vfs }>()
   private readonly factories: ReadonlyMap<string, BackendFactory>
   private readonly ctx: BackendContext
 
@@ -63,17 +71,24 @@ export class BackendSet {
       const cur = this.byId.get(e.id)
       // A reload that turns crossmnt on or off gets a new backend (the old one keeps serving the other way otherwise).
       const crossmnt = crossmntOf(e)
-      if (cur?.backend === e.backend && cur.path === e.path && cur.crossmnt === crossmnt) continue
+      const key = JSON.stringify(e.entry.engine ?? null)
+      if (cur?.backend === e.backend && cur.path === e.path && cur.crossmnt === crossmnt && cur.key === key) continue
       const factory = this.factories.get(e.backend)
       if (factory === undefined) throw new Error(`backend ${e.backend} is not available`)
+      // An engine image is locked by its opener: the old backend lets go of it first.
+      if (cur !== undefined && cur.backend === 'engine') {
+        this.byId.delete(e.id)
+        await cur.vfs.close()
+      }
       let vfs: Vfs
       try {
-        vfs = factory(e, this.ctx)
+        vfs = await factory(e, this.ctx)
       } catch (err) {
         throw new Error(`export ${e.path} (line ${e.entry.line}): cannot open backend ${e.backend}: ${(err as Error).message}`, { cause: err })
       }
-      if (cur !== undefined) await cur.vfs.close()
-      this.byId.set(e.id, { backend: e.backend, path: e.path, crossmnt, vfs })
+      const old = this.byId.get(e.id)
+      if (old !== undefined) await old.vfs.close()
+      this.byId.set(e.id, { backend: e.backend, path: e.path, crossmnt, key, vfs })
     }
     for (const [id, cur] of this.byId) {
       if (keep.has(id)) continue

@@ -23,7 +23,7 @@ import { DirectTxnManager } from '../txn/direct-txn.ts'
 import type { TxnManager } from '../txn/txn.ts'
 import { EngineVfs } from './engine-vfs.ts'
 import type { EngineParts, EngineVfsOptions } from './engine-vfs.ts'
-import { dirIndexOf, fileMapOf, inodeStoreOf } from './part-adapters.ts'
+import { dirIndexOf, fileMapOf, inodeStoreOf, perInodeTurns } from './part-adapters.ts'
 
 export interface OpenEngineOptions extends EngineVfsOptions {
   /** Byte limit of the metadata buffer cache (default 256 MiB). */
@@ -81,13 +81,14 @@ export async function openEngineOn(dev: BlockDevice, opts: OpenEngineOptions = {
   const tree = new ExtentTree({ blockSize: bs, blocksCount: blocksCount(sb), csumSeed: seed, hugeFile: hasFeature(sb, 'ro_compat', 'huge_file'), allocator: alloc })
   const dirs = new Directories(dirFsOf(sb))
   const geo = alloc.geometry
+  const turns = perInodeTurns()
   const parts: EngineParts = {
     dev,
     txm,
     alloc,
     inodes: inodeStoreOf(inodes, geo.inodeSize),
-    files: fileMapOf(txm, tree, alloc),
-    dirs: dirIndexOf(txm, dirs, tree, alloc),
+    files: fileMapOf(txm, tree, alloc, turns),
+    dirs: dirIndexOf(txm, dirs, tree, alloc, turns),
     blockSize: bs,
     firstIno: sb.firstIno,
     inodesCount: geo.inodesCount,

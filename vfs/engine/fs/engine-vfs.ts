@@ -628,6 +628,14 @@ export class EngineVfs implements Vfs {
   /** Free an inode that has no name left (a file's last link, or an empty directory). */
   async #release(h: MetaTxn, ino: number, inode: Inode, now: Timespec): Promise<void> {
     const isDir = (inode.mode & S_IFMT) === modeBitsOf('dir')
+    if (isDir) {
+      // A directory's blocks are journaled metadata: revoke them, or a later checkpoint (or replay)
+      // of their old contents would overwrite whatever file data the blocks hold next.
+      const blocks = Math.ceil(inode.size / this.#p.blockSize)
+      for (const run of await this.#p.files.map(ino, inode, 0, blocks)) {
+        if (run.pblk !== 0) for (let i = 0; i < run.len; i++) h.revoke(run.pblk + i)
+      }
+    }
     if ((inode.flags & INODE_FLAGS.EXTENTS) !== 0) await this.#p.files.truncate(h, ino, inode, 0)
     inode.linksCount = 0
     inode.size = 0

@@ -51,10 +51,30 @@ export function inodeStoreOf(table: InodeTable, inodeSize: number): InodeStore {
   }
 }
 
-export function fileMapOf(txm: TxnManager, tree: ExtentTree, alloc: Ext4Allocator): FileMap {
+/**
+ * The extent code keeps its place in shared decoded nodes, so walks of one inode's tree must not
+ * interleave. Writers already run alone; concurrent readers of one file or directory take turns
+ * here (readers of different inodes do not wait for each other).
+ */
+export function perInodeTurns(): <T>(ino: number, fn: () => Promise<T>) => Promise<T> {
+  const walking = new Map<number, Promise<unknown>>()
+  return <T>(ino: number, fn: () => Promise<T>): Promise<T> => {
+    const run = (walking.get(ino) ?? Promise.resolve()).then(fn, fn)
+    const tail = run.catch(() => undefined)
+    walking.set(ino, tail)
+    void tail.then(() => {
+      if (walking.get(ino) === tail) walking.delete(ino)
+    })
+    return run
+  }
+}
+
+export type Turns = ReturnType<typeof perInodeTurns>
+
+export function fileMapOf(txm: TxnManager, tree: ExtentTree, alloc: Ext4Allocator, oneAtATime: Turns): FileMap {
   const ro = readView(txm)
   return {
-    async map(ino, inode, lblk, count) {
+    map: (ino, inode, lblk, count) => oneAtATime(ino, async () => {
       const runs: Run[] = []
       const end = lblk + count
       for (let pos = lblk; pos < end; ) {
@@ -72,7 +92,7 @@ export function fileMapOf(txm: TxnManager, tree: ExtentTree, alloc: Ext4Allocato
         }
       }
       return runs
-    },
+    }),
     async allocate(h, ino, inode, lblk, count) {
       const goal = alloc.goalForInode(ino, true)
       let runs = await tree.mapOrAllocate(h, ino, inode, lblk, count, goal)
@@ -88,7 +108,7 @@ export function fileMapOf(txm: TxnManager, tree: ExtentTree, alloc: Ext4Allocato
   }
 }
 
-export function dirIndexOf(txm: TxnManager, dirs: Directories, tree: ExtentTree, alloc: Ext4Allocator): DirIndex {
+export function dirIndexOf(txm: TxnManager, dirs: Directories, tree: ExtentTree, alloc: Ext4Allocator, oneAtATime: Turns): DirIndex {
   const fs = dirs.fs
   const bs = fs.blockSize
   const ro = readView(txm)
@@ -98,7 +118,7 @@ export function dirIndexOf(txm: TxnManager, dirs: Directories, tree: ExtentTree,
     generation: inode.generation,
     blockCount: () => Math.ceil(inode.size / bs),
     async physical(h, lblk) {
-      const m = await tree.lookup(h, ino, inode, lblk)
+      const m = await oneAtATime(ino, () => tree.lookup(h, ino, inode, lblk))
       if (m.extent === undefined || m.extent.uninit) throw corrupt(`directory ${ino} has a hole at block ${lblk}`)
       return m.extent.start + (lblk - m.extent.block)
     },
