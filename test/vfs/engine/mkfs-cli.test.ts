@@ -7,31 +7,13 @@
 import t from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
-import { mkfs } from '../../../cli/mkfs.ts'
 import { scratch, tsnfsRaw } from './format-helpers.ts'
-import { dumpe2fs, e2fsck, superblockOf } from './mkfs-helpers.ts'
+import { dumpe2fs, e2fsck, mkfsCli, superblockOf } from './mkfs-helpers.ts'
 import { uuidText } from '../../../vfs/engine/mkfs/probe.ts'
 
 const UUID = '0f0e0d0c-0b0a-4908-8706-050403020100'
 
 t.setTimeout(120_000)
-
-/** Run the command in this process, capturing what it writes. */
-async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = ''
-  let stderr = ''
-  const out = process.stdout.write.bind(process.stdout)
-  const err = process.stderr.write.bind(process.stderr)
-  process.stdout.write = ((s: string | Uint8Array) => ((stdout += String(s)), true))
-  process.stderr.write = ((s: string | Uint8Array) => ((stderr += String(s)), true))
-  try {
-    const code = await mkfs(argv)
-    return { code, stdout, stderr }
-  } finally {
-    process.stdout.write = out
-    process.stderr.write = err
-  }
-}
 
 t.test('a new sparse image, refused again without --force, formatted with it', async (t) => {
   const dir = scratch(t, 'mkfs-cli')
@@ -46,12 +28,12 @@ t.test('a new sparse image, refused again without --force, formatted with it', a
   t.equal(dumpe2fs(img, true).fields.get('Filesystem volume name'), 'data')
   t.match(dumpe2fs(img, false).groups[0], /\[ITABLE_ZEROED\]/, 'a new sparse file reads as zeros: inode tables marked zeroed')
 
-  const again = await run([img])
+  const again = await mkfsCli([img])
   t.equal(again.code, 1)
   t.equal(again.stderr, `tsnfs mkfs: ${img} already holds an ext4 file system (UUID ${UUID}); use --force to format it anyway\n`)
   t.equal(uuidText(superblockOf(img).uuid), UUID, 'left untouched')
 
-  const forced = await run([img, '--force'])
+  const forced = await mkfsCli([img, '--force'])
   t.equal(forced.code, 0, forced.stderr)
   t.not(uuidText(superblockOf(img).uuid), UUID, 'a new file system (new random UUID)')
   t.equal(e2fsck(img).status, 0, 'e2fsck -fn clean after formatting in place')
@@ -63,7 +45,7 @@ t.test('an existing file: in place at its size, without --force when it holds no
   const img = path.join(dir, 'junk.img')
   // Old data everywhere the new file system might look: the journal must not replay any of it.
   fs.writeFileSync(img, Buffer.alloc(32 * 1024 * 1024, 0xa5))
-  const r = await run([img, '--size', String(32 * 1024 * 1024)])
+  const r = await mkfsCli([img, '--size', String(32 * 1024 * 1024)])
   t.equal(r.code, 0, r.stderr)
   t.equal(r.stdout.split(': ext4, ')[1]?.split(', UUID')[0], '32768 blocks of 1024 bytes, 8192 inodes, 4 groups, journal 4096 blocks')
   t.equal(e2fsck(img).status, 0, 'e2fsck -fn clean over old data')
@@ -72,7 +54,7 @@ t.test('an existing file: in place at its size, without --force when it holds no
   const head = Buffer.alloc(8 * 1024 * 1024)
   head.write('XFSB', 0)
   fs.writeFileSync(xfs, head)
-  const refused = await run([xfs])
+  const refused = await mkfsCli([xfs])
   t.equal(refused.code, 1)
   t.equal(refused.stderr, `tsnfs mkfs: ${xfs} already holds an xfs file system; use --force to format it anyway\n`)
 })
@@ -80,7 +62,7 @@ t.test('an existing file: in place at its size, without --force when it holds no
 t.test('refusals, with exact messages', async (t) => {
   const dir = scratch(t, 'mkfs-cli')
   const img = path.join(dir, 'x.img')
-  const usage = (await run(['--help'])).stdout
+  const usage = (await mkfsCli(['--help'])).stdout
   t.match(usage, /^usage: tsnfs mkfs IMAGE /)
   const cases: Array<[string[], number, string]> = [
     [[img], 2, `tsnfs mkfs: ${img} does not exist; --size is needed to create it\n`],
@@ -99,7 +81,7 @@ t.test('refusals, with exact messages', async (t) => {
     [[img, '--size', '64M', '--journal-blocks', '70000'], 1, `tsnfs mkfs: ${img}: no room for a journal of 70000 blocks\n`],
   ]
   for (const [argv, code, stderr] of cases) {
-    const r = await run(argv)
+    const r = await mkfsCli(argv)
     t.equal(r.stderr, stderr, argv.join(' '))
     t.equal(r.code, code, `${argv.join(' ')}: exit ${code}`)
     t.equal(r.stdout, '', 'nothing on stdout')
@@ -107,7 +89,7 @@ t.test('refusals, with exact messages', async (t) => {
   t.notOk(fs.existsSync(img), 'a refused or failed mkfs leaves no image behind')
 
   fs.writeFileSync(img, Buffer.alloc(4096))
-  const sized = await run([img, '--size', '64M'])
+  const sized = await mkfsCli([img, '--size', '64M'])
   t.equal(sized.code, 2)
   t.equal(sized.stderr, `tsnfs mkfs: ${img} exists with 4096 bytes; it is formatted at its own size (leave out --size, or remove it first)\n`)
 })

@@ -10,6 +10,7 @@ import { decodeSuperblock } from '../../../vfs/engine/format/superblock.ts'
 import type { Superblock } from '../../../vfs/engine/format/superblock.ts'
 import { makeFileSystem } from '../../../vfs/engine/mkfs/mkfs.ts'
 import type { MkfsOptions, MkfsResult } from '../../../vfs/engine/mkfs/mkfs.ts'
+import { mkfs } from '../../../cli/mkfs.ts'
 import { mkfs as mkfsExt4 } from './format-helpers.ts'
 
 export function superblockOf(file: string): Superblock {
@@ -107,5 +108,22 @@ export function differingBlocks(a: string, b: string, bs: number): number[] {
   } finally {
     fs.closeSync(fa)
     fs.closeSync(fb)
+  }
+}
+
+/** Run the command in this process, capturing what it writes. */
+export async function mkfsCli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = ''
+  let stderr = ''
+  const out = process.stdout.write.bind(process.stdout)
+  const err = process.stderr.write.bind(process.stderr)
+  process.stdout.write = ((s: string | Uint8Array) => ((stdout += String(s)), true))
+  process.stderr.write = ((s: string | Uint8Array) => ((stderr += String(s)), true))
+  try {
+    const code = await mkfs(argv)
+    return { code, stdout, stderr }
+  } finally {
+    process.stdout.write = out
+    process.stderr.write = err
   }
 }
