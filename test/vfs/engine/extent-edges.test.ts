@@ -2,13 +2,13 @@
  * The tree's edge cases, each judged by e2fsck -fn and our reader: a punch inside one extent of a
  * full leaf (the leaf splits), the tree moving back into i_block when it fits again, merging of
  * neighbours up to the length limits (32768 initialized, 32767 unwritten), and unwritten extents
- * never merging with initialized ones.
+ * never merging with initialized ones, and unwritten extents turning written (markWritten).
  */
 import t from 'tap'
 import { INODE_FLAGS } from '../../../vfs/engine/format/inode.ts'
 import type { Inode } from '../../../vfs/engine/format/inode.ts'
 import { addBlocks } from '../../../vfs/engine/extent/i-blocks.ts'
-import { closeFs, FILE_INO, makeFs, openFs, readInode, writeInode } from './extent-helpers.ts'
+import { blockData, closeFs, FILE_INO, makeFs, openFs, readInode, writeInode } from './extent-helpers.ts'
 import { applyRuns, checkFsck, checkReader, depthOf, finish, forget } from './extent-verify.ts'
 import type { Model } from './extent-verify.ts'
 
@@ -146,4 +146,36 @@ t.test('initRoot makes an empty extent tree', async (t) => {
   t.ok(inode.block.subarray(12).every((b) => b === 0), 'the rest zeroed')
   t.same(await f.tree.lookup(h, FILE_INO, inode, 7), { holeEnd: Infinity }, 'all hole')
   f.tm.end(h)
+})
+
+t.test('markWritten cuts unwritten extents at the range ends and flips what is inside', async (t) => {
+  const f = await makeFs(t, { bs: 4096, mib: 64 })
+  const model: Model = new Map()
+  const h = await f.tm.begin()
+  const inode = await readInode(f, h, FILE_INO)
+  let wrong = await applyRuns(f, model, await f.tree.mapOrAllocate(h, FILE_INO, inode, 0, 100, 0, { unwritten: true }), 1)
+  wrong += await applyRuns(f, model, await f.tree.mapOrAllocate(h, FILE_INO, inode, 200, 10, 0), 2)
+  // Write [10, 30) and [50, 100) as a write path would: data first, then the extents say so.
+  const write = async (from: number, to: number, tag: number): Promise<void> => {
+    for (const r of await f.tree.mapOrAllocate(h, FILE_INO, inode, from, to - from, 0)) {
+      const data = Array.from({ length: r.count }, (_, i) => blockData(f.bs, r.lblk + i, tag))
+      await f.dev.write(r.start * f.bs, Buffer.concat(data))
+      for (let i = 0; i < r.count; i++) model.set(r.lblk + i, { phys: r.start + i, tag })
+    }
+    await f.tree.markWritten(h, FILE_INO, inode, from, to - from)
+  }
+  await write(10, 30, 3)
+  t.match(await f.tree.lookup(h, FILE_INO, inode, 5), { extent: { block: 0, len: 10, uninit: true } }, 'the head stays unwritten')
+  t.match(await f.tree.lookup(h, FILE_INO, inode, 10), { extent: { block: 10, len: 20, uninit: false } }, 'the written part is its own extent')
+  t.match(await f.tree.lookup(h, FILE_INO, inode, 30), { extent: { block: 30, len: 70, uninit: true } }, 'the tail stays unwritten')
+  await write(50, 205, 4)
+  t.match(await f.tree.lookup(h, FILE_INO, inode, 50), { extent: { block: 50, len: 50, uninit: false } }, 'the end of the unwritten extent flipped')
+  t.match(await f.tree.lookup(h, FILE_INO, inode, 150), { extent: { block: 100, len: 110, uninit: false } }, 'the hole in the range was allocated, written, and joined the written extent after it')
+  await f.tree.markWritten(h, FILE_INO, inode, 0, 0)
+  t.equal(wrong, 0, 'runs agree with the model')
+  await writeInode(f, h, FILE_INO, inode)
+  f.tm.end(h)
+  await finish(f, model)
+  await checkReader(t, f.file, f.bs, model, [])
+  checkFsck(t, f.file, 'after converting unwritten extents')
 })

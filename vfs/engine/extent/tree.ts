@@ -17,6 +17,7 @@ import type { Extent } from '../format/extent.ts'
 import { INODE_FLAGS } from '../format/inode.ts'
 import type { Inode } from '../format/inode.ts'
 import type { MetaTxn, TxnManager } from '../txn/txn.ts'
+import { convertToWritten } from './convert.ts'
 import { addBlocks } from './i-blocks.ts'
 import { insertExtent, maxLen } from './insert.ts'
 import { ROOT_MAX } from './node.ts'
@@ -141,6 +142,17 @@ export class ExtentTree {
       pos += got.count
     }
     return runs
+  }
+
+  /**
+   * The unwritten extents in [lblk, lblk + count) become written: call after writing their data
+   * (before the transaction ends), or the file reads zeros there. Holes and written extents in
+   * the range are left alone. ENOSPC (a split needing a tree block) leaves the range unwritten.
+   */
+  async markWritten(h: MetaTxn, ino: number, inode: Inode, lblk: number, count: number): Promise<void> {
+    checkRange(lblk, count)
+    if (count === 0) return
+    await convertToWritten(this.#ctx(h, ino, inode), lblk, lblk + count)
   }
 
   /** Free every block mapped at or after fromLblk (i_size is the caller's). */
