@@ -57,3 +57,20 @@ t.test(`${ROUNDS} corrupted images: a verdict or a FormatError`, async (t) => {
   t.comment(`verdicts: ${[...codes].map(([k, v]) => `${k} ${v}`).join(', ')}`)
   t.equal([...codes.values()].reduce((a, b) => a + b, 0), ROUNDS, 'every round ended in a verdict or a FormatError')
 })
+
+t.test('a superblock asking for more inodes than the image can hold is refused before anything is allocated', async (t) => {
+  const img = path.join(dir, 'many-inodes.img')
+  mkfs(img, 8 << 20, ['-b', '4096', ...MKFS_FEATURES])
+  const sb = Buffer.alloc(1024)
+  const fd = fs.openSync(img, 'r+')
+  fs.readSync(fd, sb, 0, 1024, 1024)
+  // One group of 2048 blocks: 32768 inodes of 256 bytes need 2048 blocks of table alone.
+  sb.writeUInt32LE(32768, 0x0)
+  sb.writeUInt32LE(32768, 0x28)
+  fs.writeSync(fd, sb, 0, 1024, 1024)
+  fs.closeSync(fd)
+  await t.rejects(fsckImage(img), {
+    code: 'EXT4_BAD_GEOMETRY',
+    message: '1 groups of 32768 inodes need 2050 blocks of inode tables and bitmaps, the file system has 2048',
+  })
+})

@@ -29,6 +29,24 @@ export interface CheckOptions {
   maxProblems?: number
 }
 
+/** Groups checked at most: 2^20 groups of 32768 4 KiB blocks is 128 TiB; the descriptors alone are then 64 MiB. */
+export const MAX_GROUPS = 1 << 20
+
+/**
+ * What the maps are sized by, checked before they are allocated: the group
+ * count, and an inode count whose tables (with the bitmaps) fit in the file
+ * system, so a corrupt superblock cannot ask for more memory than the image
+ * is large.
+ */
+function checkSizes(img: Ext4Image): void {
+  if (img.groupCount > MAX_GROUPS) throw new FormatError('EXT4_TOO_LARGE', `${img.groupCount} block groups (fsck checks at most ${MAX_GROUPS})`)
+  const tableBlocks = Math.ceil((img.sb.inodesPerGroup * img.inodeSize) / img.blockSize)
+  const need = img.groupCount * (tableBlocks + 2)
+  if (need > img.blocksCount) {
+    throw new FormatError('EXT4_BAD_GEOMETRY', `${img.groupCount} groups of ${img.sb.inodesPerGroup} inodes need ${need} blocks of inode tables and bitmaps, the file system has ${img.blocksCount}`)
+  }
+}
+
 export async function checkImage(dev: ReadAt, opts: CheckOptions = {}): Promise<FsckResult> {
   const report = new Reporter(opts.maxProblems)
   let img: Ext4Image
@@ -43,6 +61,7 @@ export async function checkImage(dev: ReadAt, opts: CheckOptions = {}): Promise<
     throw err
   }
   if (hasFeature(img.sb, 'ro_compat', 'bigalloc')) throw new FormatError('EXT4_UNSUPPORTED_FEATURE', 'unsupported feature: bigalloc (clusters are not checked)')
+  checkSizes(img)
   const csum = hasMetadataCsum(img.sb)
   const ctx = new FsckContext(img, report, csum ? metadataCsumVerifier(img.sb) : NO_VERIFY, csum)
   await checkSuperblock(ctx)
