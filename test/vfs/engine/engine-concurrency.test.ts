@@ -8,6 +8,7 @@ import path from 'node:path'
 import { ImageFile } from '../../../vfs/engine/blockdev/image-file.ts'
 import { openEngine } from '../../../vfs/engine/fs/assemble.ts'
 import { makeFileSystem } from '../../../vfs/engine/mkfs/mkfs.ts'
+import type { Vfs } from '../../../vfs/types.ts'
 import { rng } from './engine-helpers.ts'
 import { scratch } from './format-helpers.ts'
 
@@ -38,7 +39,7 @@ t.test('1024 shuffled 4 KiB writes (64 in flight), then 64 concurrent 64 KiB rea
       await e.write(ref, BigInt(i * 4096), block(i), 'unstable')
     }
   }))
-  await e.commit(ref, 0n, 0)
+  await (e as Vfs).commit(ref, 0n, 0)
   const parts = await Promise.all(Array.from({ length: 64 }, (_, k) => e.read(ref, BigInt(k * 65536), 65536)))
   let bad = -1
   for (let i = 0; i < N && bad < 0; i++) {

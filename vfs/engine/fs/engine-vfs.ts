@@ -244,7 +244,7 @@ export class EngineVfs implements Vfs {
   }
 
   /** The range does not matter: the file's last transaction and one device flush cover all of it. */
-  async commit(f: FileRef, _offset?: bigint, _count?: number): Promise<{ before: Attr; after: Attr }> {
+  async commit(f: FileRef): Promise<{ before: Attr; after: Attr }> {
     const attr = await this.getattr(f)
     const ino = Number(f.id)
     const tid = this.#lastTid.get(ino)
