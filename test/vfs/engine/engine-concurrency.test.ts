@@ -14,7 +14,7 @@ import { scratch } from './format-helpers.ts'
 
 const owner = { uid: 0, gid: 0 }
 
-t.test('1024 shuffled 4 KiB writes (64 in flight), then 64 concurrent 64 KiB reads and 2,000 concurrent lookups', async (t) => {
+t.test('1024 shuffled 4 KiB writes (64 in flight), then 64 concurrent 64 KiB reads and 600 concurrent lookups', async (t) => {
   const seed = Number(process.env.ENGINE_SEED ?? Math.floor(Math.random() * 2 ** 31))
   t.comment(`seed ${seed}`)
   const r = rng(seed)
@@ -49,7 +49,7 @@ t.test('1024 shuffled 4 KiB writes (64 in flight), then 64 concurrent 64 KiB rea
   t.equal(bad, -1, 'every block reads back its own data')
 
   const { ref: dir } = await e.mkdir(e.root(), Buffer.from('d'), {}, owner)
-  for (let i = 0; i < 2000; i++) await e.create(dir, Buffer.from(`name-${i}`), { how: 'guarded', attr: {} }, owner)
-  const found = await Promise.all(Array.from({ length: 2000 }, (_, i) => e.lookup(dir, Buffer.from(`name-${i}`))))
-  t.equal(new Set(found.map((f) => f.ref.id)).size, 2000, '2,000 concurrent lookups in one htree directory find 2,000 distinct files')
+  for (let i = 0; i < 600; i++) await e.create(dir, Buffer.from(`name-${i}`), { how: 'guarded', attr: {} }, owner)
+  const found = await Promise.all(Array.from({ length: 600 }, (_, i) => e.lookup(dir, Buffer.from(`name-${i}`))))
+  t.equal(new Set(found.map((f) => f.ref.id)).size, 600, "600 concurrent lookups in one htree directory find 600 distinct files")
 })

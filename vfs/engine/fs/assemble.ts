@@ -16,7 +16,8 @@ import { InodeTable } from '../inode/inode-table.ts'
 import { Jbd2Log } from '../jbd2/journal-log.ts'
 import { needsRecovery } from '../jbd2/needs-recovery.ts'
 import { recover } from '../jbd2/recovery.ts'
-import { csumSeed, hasMetadataCsum } from '../reader/csum-verifier.ts'
+import { csumSeed, hasMetadataCsum, metadataCsumVerifier } from '../reader/csum-verifier.ts'
+import { NO_VERIFY } from '../reader/verify.ts'
 import { Ext4Image } from '../reader/image.ts'
 import { JournaledTxnManager } from '../txn/journaled-txn.ts'
 import { DirectTxnManager } from '../txn/direct-txn.ts'
@@ -88,7 +89,7 @@ export async function openEngineOn(dev: BlockDevice, opts: OpenEngineOptions = {
     alloc,
     inodes: inodeStoreOf(inodes, geo.inodeSize),
     files: fileMapOf(txm, tree, alloc, turns),
-    dirs: dirIndexOf(txm, dirs, tree, alloc, turns),
+    dirs: dirIndexOf(txm, dirs, tree, alloc, turns, seed === undefined ? NO_VERIFY : metadataCsumVerifier(sb)),
     blockSize: bs,
     firstIno: sb.firstIno,
     inodesCount: geo.inodesCount,

@@ -11,7 +11,7 @@ import type { Directories } from '../dir/dir-ops.ts'
 import { composeLeaf, setDxCsum, setLeafCsum } from '../dir/dir-block.ts'
 import type { ExtentTree } from '../extent/tree.ts'
 import { corrupt } from '../format/errors.ts'
-import { FT, parseDirBlock } from '../format/dirent.ts'
+import { DIR_TAIL_FT, DIR_TAIL_SIZE, FT, parseDirBlock } from '../format/dirent.ts'
 import { effectiveHashVersion } from '../format/dx-hash.ts'
 import { INODE_FLAGS } from '../format/inode.ts'
 import type { Inode } from '../format/inode.ts'
@@ -21,6 +21,7 @@ import { DX_ROOT_COUNT_OFFSET, hashName } from '../reader/htree-lookup.ts'
 import { hash2pos, HTREE_EOF_64BIT, htreeReadDir } from '../reader/htree-readdir.ts'
 import { TxnError } from '../txn/txn.ts'
 import type { MetaTxn, TxnManager } from '../txn/txn.ts'
+import type { Verifier } from '../reader/verify.ts'
 import type { DirIndex, FileMap, InodeStore, ListedEntry, Run } from './parts.ts'
 
 const DOTDOT = Buffer.from('..')
@@ -108,23 +109,58 @@ export function fileMapOf(txm: TxnManager, tree: ExtentTree, alloc: Ext4Allocato
   }
 }
 
-export function dirIndexOf(txm: TxnManager, dirs: Directories, tree: ExtentTree, alloc: Ext4Allocator, oneAtATime: Turns): DirIndex {
+/** The handle a checked view wraps, for the extent lookups that must not be checked as directory blocks. */
+const RAW = Symbol('raw handle')
+type Checked = MetaTxn & { [RAW]: MetaTxn }
+
+export function dirIndexOf(txm: TxnManager, dirs: Directories, tree: ExtentTree, alloc: Ext4Allocator, oneAtATime: Turns, verifier: Verifier): DirIndex {
   const fs = dirs.fs
   const bs = fs.blockSize
   const ro = readView(txm)
+  // Buffers are the cache's own: each is checked once, when first seen (after that only we change it,
+  // and we keep its checksum right); blocks we create are ours from the start.
+  const verified = new WeakSet<Buffer>()
+  const checked = (h: MetaTxn, ino: number, generation: number): Checked => ({
+    [RAW]: h,
+    tid: h.tid,
+    async get(block) {
+      const buf = await h.get(block)
+      if (!verified.has(buf)) {
+        verifier.verify(hasDirTail(buf, bs) ? 'dir-block' : 'dx-block', buf, { block, ino, generation })
+        verified.add(buf)
+      }
+      return buf
+    },
+    fresh(block) {
+      const buf = h.fresh(block)
+      verified.add(buf)
+      return buf
+    },
+    dirty: (block) => {
+      h.dirty(block)
+    },
+    revoke: (block) => {
+      h.revoke(block)
+    },
+    afterCommit: (fn) => {
+      h.afterCommit(fn)
+    },
+  })
 
   const fileOf = (ino: number, inode: Inode): DirFile => ({
     ino,
     generation: inode.generation,
     blockCount: () => Math.ceil(inode.size / bs),
     async physical(h, lblk) {
-      const m = await oneAtATime(ino, () => tree.lookup(h, ino, inode, lblk))
+      const raw = (h as Partial<Checked>)[RAW] ?? h
+      const m = await oneAtATime(ino, () => tree.lookup(raw, ino, inode, lblk))
       if (m.extent === undefined || m.extent.uninit) throw corrupt(`directory ${ino} has a hole at block ${lblk}`)
       return m.extent.start + (lblk - m.extent.block)
     },
     async append(h) {
       const lblk = Math.ceil(inode.size / bs)
-      const [run] = await tree.mapOrAllocate(h, ino, inode, lblk, 1, alloc.goalForInode(ino, false))
+      const raw = (h as Partial<Checked>)[RAW] ?? h
+      const [run] = await tree.mapOrAllocate(raw, ino, inode, lblk, 1, alloc.goalForInode(ino, false))
       if (run === undefined) throw new VfsError('ENOSPC')
       inode.size = (lblk + 1) * bs
       return { lblk, pblk: run.start }
@@ -138,17 +174,18 @@ export function dirIndexOf(txm: TxnManager, dirs: Directories, tree: ExtentTree,
 
   const firstBlock = async (h: MetaTxn, ino: number, inode: Inode): Promise<{ pblk: number; buf: Buffer }> => {
     const pblk = await fileOf(ino, inode).physical(h, 0)
-    return { pblk, buf: await h.get(pblk) }
+    return { pblk, buf: await checked(h, ino, inode.generation).get(pblk) }
   }
 
   /** Every entry of a directory without an index, in hash order as ext4 lists a small directory. */
   const linearList = async (ino: number, inode: Inode, cookie: bigint, max: number): Promise<{ entries: ListedEntry[]; eof: boolean }> => {
     const dir = fileOf(ino, inode)
     const version = effectiveHashVersion(fs.defHashVersion, fs.sbFlags)
-    const dx = dirs.dxDir(ro, dir)
+    const view = checked(ro, ino, inode.generation)
+    const dx = dirs.dxDir(view, dir)
     const all: Array<ListedEntry & { pos: bigint }> = []
     for (let lblk = 0; lblk < dir.blockCount(); lblk++) {
-      const buf = await ro.get(await dir.physical(ro, lblk))
+      const buf = await view.get(await dir.physical(view, lblk))
       for (const e of parseDirBlock(buf, bs, `directory ${ino} block ${lblk}`).entries) {
         const dot = e.name.length === 1 && e.name[0] === 0x2e
         const dotdot = e.name.length === 2 && e.name[0] === 0x2e && e.name[1] === 0x2e
@@ -181,12 +218,12 @@ export function dirIndexOf(txm: TxnManager, dirs: Directories, tree: ExtentTree,
         if (parent === 0) throw corrupt(`directory ${dirIno} has no ..`)
         return { ino: parent, fileType: FT.DIR }
       }
-      const e = await dirs.find(ro, fileOf(dirIno, dir), name)
+      const e = await dirs.find(checked(ro, dirIno, dir.generation), fileOf(dirIno, dir), name)
       return e === undefined ? undefined : { ino: e.inode, fileType: e.fileType }
     },
-    add: (h, dirIno, dir, name, ino, fileType) => dirs.addEntry(h, fileOf(dirIno, dir), name, ino, fileType),
+    add: (h, dirIno, dir, name, ino, fileType) => dirs.addEntry(checked(h, dirIno, dir.generation), fileOf(dirIno, dir), name, ino, fileType),
     async remove(h, dirIno, dir, name) {
-      await dirs.removeEntry(h, fileOf(dirIno, dir), name)
+      await dirs.removeEntry(checked(h, dirIno, dir.generation), fileOf(dirIno, dir), name)
     },
     async init(h, dirIno, dir, parentIno) {
       const [run] = await tree.mapOrAllocate(h, dirIno, dir, 0, 1, alloc.goalForInode(dirIno, false))
@@ -213,10 +250,16 @@ export function dirIndexOf(txm: TxnManager, dirs: Directories, tree: ExtentTree,
     },
     async list(dirIno, dir, cookie, max) {
       if ((dir.flags & INODE_FLAGS.INDEX) !== 0 && fs.dirIndex) {
-        const page = await htreeReadDir(dirs.dxDir(ro, fileOf(dirIno, dir)), cookie, max)
+        const page = await htreeReadDir(dirs.dxDir(checked(ro, dirIno, dir.generation), fileOf(dirIno, dir)), cookie, max)
         return { entries: page.entries.map((e) => ({ name: e.name, ino: e.inode, fileType: e.fileType, cookie: e.cookie })), eof: page.eof }
       }
       return linearList(dirIno, dir, cookie, max)
     },
   }
+}
+
+/** A leaf ends in the 12-byte checksum entry (inode 0, rec_len 12, type 0xde); an htree block does not. */
+function hasDirTail(buf: Buffer, bs: number): boolean {
+  const t = bs - DIR_TAIL_SIZE
+  return buf.readUInt32LE(t) === 0 && buf.readUInt16LE(t + 4) === DIR_TAIL_SIZE && buf[t + 6] === 0 && buf[t + 7] === DIR_TAIL_FT
 }
