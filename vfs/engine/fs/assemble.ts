@@ -24,6 +24,7 @@ import { DirectTxnManager } from '../txn/direct-txn.ts'
 import type { TxnManager } from '../txn/txn.ts'
 import { EngineVfs } from './engine-vfs.ts'
 import type { EngineParts, EngineVfsOptions } from './engine-vfs.ts'
+import { cleanupOrphans } from './orphans.ts'
 import { dirIndexOf, fileMapOf, inodeStoreOf, perInodeTurns } from './part-adapters.ts'
 
 export interface OpenEngineOptions extends EngineVfsOptions {
@@ -109,6 +110,10 @@ export async function openEngineOn(dev: BlockDevice, opts: OpenEngineOptions = {
         await dev.close()
       }
     },
+  }
+  if (sb.lastOrphan !== 0 && !readOnly) {
+    const r = await cleanupOrphans({ txm, alloc, inodes: parts.inodes, files: parts.files, blockSize: bs, metadataCsum: seed !== undefined }, sb.lastOrphan)
+    opts.onRecovery?.(`orphan list: ${r.freed} inodes freed, ${r.truncated} truncated`)
   }
   return EngineVfs.open(parts, { ...opts, readOnly })
 }
