@@ -81,10 +81,10 @@ export class EngineVfs implements Vfs {
   readonly #log: (msg: string) => void
   #readOnly: boolean
   #rootGen = 0
-  /** The last transaction that changed each file's data or size, for COMMIT. */
+  /** The last transaction that changed each file's data or size, for COMMIT (bounded: see #noteWrite). */
   readonly #lastTid = new Map<number, number>()
-  /** Files written in place since their last COMMIT flush. */
-  readonly #unflushed = new Set<number>()
+  /** The newest transaction a forgotten entry of #lastTid can have had. */
+  #forgottenTid = 0
 
   private constructor(parts: EngineParts, opts: EngineVfsOptions) {
     this.#p = parts
@@ -210,7 +210,7 @@ export class EngineVfs implements Vfs {
         if (size !== inode.size) {
           await truncateData(this.#p, h, ino, inode, size)
           inode.mtime = now
-          this.#lastTid.set(ino, h.tid)
+          this.#noteWrite(ino, h.tid)
         }
       }
       applyAttrs(inode, set, now)
@@ -236,8 +236,7 @@ export class EngineVfs implements Vfs {
       inode.mtime = now
       inode.ctime = now
       await this.#p.inodes.write(h, ino, inode)
-      this.#lastTid.set(ino, h.tid)
-      if (!sync) this.#unflushed.add(ino)
+      this.#noteWrite(ino, h.tid)
       return { count: data.length, committed: stable, before, after: this.#attr(ino, inode) }
     }, sync)
     return out
@@ -247,10 +246,11 @@ export class EngineVfs implements Vfs {
   async commit(f: FileRef): Promise<{ before: Attr; after: Attr }> {
     const attr = await this.getattr(f)
     const ino = Number(f.id)
-    const tid = this.#lastTid.get(ino)
-    // The commit of the file's last transaction flushes the device after its data writes.
+    const tid = this.#lastTid.get(ino) ?? (this.#forgottenTid > 0 ? this.#forgottenTid : undefined)
+    // Every WRITE changes the inode (mtime), so its data was on the device before its transaction
+    // ended, and that transaction's commit flushes the device before its commit block: waiting for
+    // the file's last transaction makes all its data and metadata durable.
     if (tid !== undefined) await this.#p.txm.waitDurable(tid)
-    if (this.#unflushed.delete(ino)) await this.#p.dev.flush()
     return { before: attr, after: attr }
   }
 
@@ -461,6 +461,16 @@ export class EngineVfs implements Vfs {
 
   // ---- internals ----
 
+  /** Remember the file's last transaction; past 65,536 files, forget them all but their newest tid. */
+  #noteWrite(ino: number, tid: number): void {
+    this.#lastTid.delete(ino)
+    this.#lastTid.set(ino, tid)
+    if (this.#lastTid.size > 65536) {
+      for (const t of this.#lastTid.values()) this.#forgottenTid = Math.max(this.#forgottenTid, t)
+      this.#lastTid.clear()
+    }
+  }
+
   #attr(ino: number, inode: Inode): Attr {
     return attrOf(ino, inode, this.#p.blockSize)
   }
@@ -644,7 +654,6 @@ export class EngineVfs implements Vfs {
     await this.#p.inodes.write(h, ino, inode)
     await this.#p.alloc.freeInode(h, ino, isDir)
     this.#lastTid.delete(ino)
-    this.#unflushed.delete(ino)
   }
 }
 
