@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import type { FileRef, Vfs } from '../../../vfs/types.ts'
+import { rng } from './format-helpers.ts'
 
 export interface DumpEntry {
   type: string
@@ -92,17 +93,7 @@ export function dumpHost(root: string): TreeDump {
   return out
 }
 
-/** mulberry32, so a failing run repeats from its printed seed. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let x = s
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { rng }
 
 export interface WorkloadOptions {
   ops: number

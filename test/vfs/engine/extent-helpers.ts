@@ -22,7 +22,7 @@ import { csumSeed, groupDescCsum, inodeCsum, superblockCsum } from '../../../vfs
 import { ExtentTree } from '../../../vfs/engine/extent/tree.ts'
 import { DirectTxnManager } from '../../../vfs/engine/txn/direct-txn.ts'
 import type { MetaTxn } from '../../../vfs/engine/txn/txn.ts'
-import { mkfs, scratch, sh } from './format-helpers.ts'
+import { mkfs, rng, scratch, sh } from './format-helpers.ts'
 
 /** The first inode debugfs hands out on a fresh file system (after the reserved ones). */
 export const FILE_INO = 12
@@ -271,17 +271,7 @@ function isSet(bitmap: Buffer, bit: number): boolean {
   return ((bitmap[bit >> 3] ?? 0xff) & (1 << (bit & 7))) !== 0
 }
 
-/** mulberry32 as a number generator in [0, 1): a failing run repeats from its printed seed. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let x = s
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32
-  }
-}
+export { rng }
 
 /** Distinct contents for data block lblk written under tag: every 8 bytes say which block and which write. */
 export function blockData(bs: number, lblk: number, tag: number): Buffer {

@@ -59,6 +59,18 @@ export async function withMount<T>(t: Test, image: string, fill: (dir: string) =
   }
 }
 
+/** mulberry32 as numbers in [0, 1): a failing run repeats from its printed seed. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0
+    let x = s
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32
+  }
+}
+
 /** mulberry32: a small seeded generator, so a failing run can be repeated from its printed seed. */
 export function seededBytes(seed: number): (n: number) => Buffer {
   let s = seed >>> 0

@@ -4,21 +4,11 @@ import path from 'node:path'
 import { Jbd2Log } from '../../../vfs/engine/jbd2/journal-log.ts'
 import { recover } from '../../../vfs/engine/jbd2/recovery.ts'
 import { blockOf, e2fsckReplay, imageDiff, makeImage, withDevice } from './jbd2-helpers.ts'
-import { scratch, seededBytes, sh } from './format-helpers.ts'
+import { rng, scratch, seededBytes, sh } from './format-helpers.ts'
 
 const seed = Number(process.env.SEED ?? Date.now() % 2 ** 31)
 t.comment(`seed ${seed}`)
 
-/** mulberry32 over the seed: the workload's choices. */
-function rng(s: number): () => number {
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let x = s
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32
-  }
-}
 
 t.test('the log wraps many times over transactions with revokes and releases; a crash replays to the last commit', async (t) => {
   const bs = 1024

@@ -342,11 +342,7 @@ export class EngineVfs implements Vfs {
 
   async remove(dir: FileRef, name: Buffer): Promise<DirChange> {
     return this.#change(async (h) => {
-      const d = await this.#getDir(dir)
-      checkOldName(name)
-      const hit = await this.#p.dirs.find(d.ino, d.inode, name)
-      if (hit === undefined) throw new VfsError('ENOENT')
-      const inode = await this.#inodeOf(hit.ino)
+      const { d, hit, inode } = await this.#entry(dir, name)
       // unlink(2) on Linux: a directory is EISDIR.
       if ((inode.mode & S_IFMT) === modeBitsOf('dir')) throw new VfsError('EISDIR')
       const before = this.#attr(d.ino, d.inode)
@@ -361,11 +357,7 @@ export class EngineVfs implements Vfs {
 
   async rmdir(dir: FileRef, name: Buffer): Promise<DirChange> {
     return this.#change(async (h) => {
-      const d = await this.#getDir(dir)
-      checkOldName(name)
-      const hit = await this.#p.dirs.find(d.ino, d.inode, name)
-      if (hit === undefined) throw new VfsError('ENOENT')
-      const inode = await this.#inodeOf(hit.ino)
+      const { d, hit, inode } = await this.#entry(dir, name)
       if ((inode.mode & S_IFMT) !== modeBitsOf('dir')) throw new VfsError('ENOTDIR')
       if (!(await this.#p.dirs.isEmpty(hit.ino, inode))) throw new VfsError('ENOTEMPTY')
       const before = this.#attr(d.ino, d.inode)
@@ -549,6 +541,15 @@ export class EngineVfs implements Vfs {
     const got = await this.#get(f)
     if ((got.inode.mode & S_IFMT) !== modeBitsOf('dir')) throw new VfsError('ENOTDIR')
     return got
+  }
+
+  /** The existing entry `name` of `dir` (to remove it): the directory, what the entry says, its inode. */
+  async #entry(dir: FileRef, name: Buffer): Promise<{ d: { ino: number; inode: Inode }; hit: { ino: number; fileType: number }; inode: Inode }> {
+    const d = await this.#getDir(dir)
+    checkOldName(name)
+    const hit = await this.#p.dirs.find(d.ino, d.inode, name)
+    if (hit === undefined) throw new VfsError('ENOENT')
+    return { d, hit, inode: await this.#inodeOf(hit.ino) }
   }
 
   /** Is `dirIno` the directory `ancestor` or inside it? Walks `..` up to the root. */
