@@ -13,6 +13,8 @@ import { join, resolve } from 'node:path'
 import { existsSync } from 'node:fs'
 import { parseExports } from '../server/exports/parse.ts'
 import { createServer } from '../server/index.ts'
+import { ImageFile } from '../vfs/engine/blockdev/image-file.ts'
+import { makeFileSystem } from '../vfs/engine/mkfs/mkfs.ts'
 
 export interface Target {
   /** Short name for tables ("A", "tsnfs-memory", …). */
@@ -28,14 +30,38 @@ export interface TargetOptions {
   exportsText?: string
   /** Directory for a `local` export when no exportsText is given. */
   localDir?: string
+  /** Image file for an `engine` export when no exportsText is given (made anew, sparse, by our mkfs). */
+  engineImage?: string
+  /** Its size in bytes (default 4 GiB). */
+  engineImageBytes?: number
+  /** Its buffer cache limit (`cache=`, bytes; default: the server's). */
+  engineCacheBytes?: number
 }
 
 /** The export list a `tsnfs-BACKEND` target serves by default (root may write, as Ganesha's No_Root_Squash). */
 const DEFAULT_LOCAL_DIR = '/tmp/tsnfs-bench-local'
+/** Same disk as the local export and Ganesha VFS's /tmp/ganesha-vfs/export. */
+const DEFAULT_ENGINE_IMAGE = '/tmp/tsnfs-bench-engine.img'
+const DEFAULT_ENGINE_IMAGE_BYTES = 4 * 2 ** 30
 
-export function defaultExportsText(backend: string, localDir?: string): string {
+export function defaultExportsText(backend: string, localDir?: string, engine?: { image: string; cacheBytes?: number }): string {
+  if (backend === 'engine') {
+    const image = engine?.image ?? DEFAULT_ENGINE_IMAGE
+    const cache = engine?.cacheBytes === undefined ? '' : `,cache=${String(engine.cacheBytes)}`
+    return `/export  *(rw,insecure,no_root_squash,backend=engine,image=${image}${cache})\n`
+  }
   const path = backend === 'local' ? (localDir ?? DEFAULT_LOCAL_DIR) : '/export'
   return `${path}  *(rw,insecure,no_root_squash,async,backend=${backend})\n`
+}
+
+/** A fresh, empty engine image: each opening of the target starts from a new file system. */
+export async function makeEngineImage(path: string, bytes: number): Promise<void> {
+  const dev = await ImageFile.create(path, bytes, { overwrite: true })
+  try {
+    await makeFileSystem(dev, { zeroed: true })
+  } finally {
+    await dev.close()
+  }
 }
 
 export async function openTarget(spec: string, opts: TargetOptions): Promise<Target> {
@@ -44,7 +70,9 @@ export async function openTarget(spec: string, opts: TargetOptions): Promise<Tar
   if (m === null) throw new Error(`unknown target "${spec}": give an nfs:// URL or tsnfs-BACKEND (e.g. tsnfs-memory)`)
   const backend = m[1] ?? 'memory'
   if (opts.exportsText === undefined && backend === 'local') await mkdir(opts.localDir ?? DEFAULT_LOCAL_DIR, { recursive: true })
-  const text = opts.exportsText ?? defaultExportsText(backend, opts.localDir)
+  const engine = { image: opts.engineImage ?? DEFAULT_ENGINE_IMAGE, ...(opts.engineCacheBytes === undefined ? {} : { cacheBytes: opts.engineCacheBytes }) }
+  if (opts.exportsText === undefined && backend === 'engine') await makeEngineImage(engine.image, opts.engineImageBytes ?? DEFAULT_ENGINE_IMAGE_BYTES)
+  const text = opts.exportsText ?? defaultExportsText(backend, opts.localDir, engine)
   const list = parseExports(text, '<bench exports>')
   const first = list.exports[0]
   if (first === undefined) throw new Error('the export list is empty')

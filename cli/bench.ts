@@ -18,7 +18,7 @@ import { readFile } from 'node:fs/promises'
 
 export const BENCH_USAGE = `  bench [WORKLOAD…] [--target T] [--compare A B [--runs N]] [--driver tsnfs|nfsprobe] [--json]
         [-N files] [-K inflight] [-S MiB] [-R bytes] [-T secs] [--small-files N] [--stable unstable|filesync|both]
-        [--process] [--exports FILE] [--local-dir DIR] [--before-a CMD] [--before-b CMD] [--nfsprobe PATH]
+        [--process] [--exports FILE] [--local-dir DIR] [--engine-image FILE] [--engine-cache SIZE] [--before-a CMD] [--before-b CMD] [--nfsprobe PATH]
         workloads: ${WORKLOADS.join(' ')} (default: all), micro; a target is tsnfs-memory (default),
         tsnfs-BACKEND, or an nfs://host/export?nfsport=P&mountport=M URL
   bench copy [--target T] [--runs N] [-S MiB] [--no-mount] [--nfs-cp PATH] [--json]
@@ -56,6 +56,8 @@ export async function bench(argv: string[]): Promise<number> {
       process: { type: 'boolean', default: false },
       exports: { type: 'string' },
       'local-dir': { type: 'string' },
+      'engine-image': { type: 'string' },
+      'engine-cache': { type: 'string' },
       'before-a': { type: 'string' },
       'before-b': { type: 'string' },
       nfsprobe: { type: 'string' },
@@ -132,6 +134,8 @@ export async function bench(argv: string[]): Promise<number> {
       process: values.process,
       ...(values.exports === undefined ? {} : { exportsText: await readFile(values.exports, 'utf8') }),
       ...(values['local-dir'] === undefined ? {} : { localDir: values['local-dir'] }),
+      ...(values['engine-image'] === undefined ? {} : { engineImage: values['engine-image'] }),
+      ...(values['engine-cache'] === undefined ? {} : { engineCacheBytes: int('--engine-cache', values['engine-cache'], 0) }),
     },
     onResult: (r: PhaseResult) => {
       if (values.json) out(`${JSON.stringify(r)}\n`)

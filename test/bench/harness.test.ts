@@ -1,4 +1,5 @@
 import t from 'tap'
+import { statSync } from 'node:fs'
 import { compareRuns } from '../../bench/report.ts'
 import { Latencies, headline, median } from '../../bench/results.ts'
 import type { PhaseResult } from '../../bench/results.ts'
@@ -60,6 +61,19 @@ t.test('compareRuns gives per-run ratios and their median', async (t) => {
   for (let i = 100; i >= 1; i--) l.add(i)
   t.equal(l.percentile(0.5), 50)
   t.equal(l.percentile(0.99), 99)
+})
+
+t.test('the engine target serves a fresh image made by our mkfs, meta and seq without errors', async (t) => {
+  const image = `${t.testdir()}/engine.img`
+  const o = options(['meta', 'seq'])
+  const run = (): Promise<PhaseResult[]> => runTarget('tsnfs-engine', 'eng', { ...o, target: { process: false, engineImage: image, engineImageBytes: 64 * 2 ** 20 } })
+  for (const pass of [1, 2]) {
+    const rows = await run()
+    t.equal(rows.length, 9, `pass ${pass}: every phase`)
+    for (const r of rows) t.equal(r.errors, 0, `pass ${pass} ${r.mode}/${r.phase}: ${r.first_error ?? ''}`)
+    t.equal(rows.find((r) => r.phase === 'create')?.ops, 20, `pass ${pass}: 20 creates`)
+  }
+  t.equal(statSync(image).size, 64 * 2 ** 20, 'the image has the size asked for')
 })
 
 t.test('an unknown target is refused', async (t) => {

@@ -14,7 +14,7 @@ import { VfsError } from '../../errors.ts'
 import { checkName, checkNewName, checkOldName, isDot, isDotDot, NAME_MAX } from '../../memory/names.ts'
 import { checkSetAttr } from '../../set-attr-checks.ts'
 import type {
-  Attr, CreateMode, Created, DirChange, DirPage, FileRef, FileType, FsStat, Owner, PathConf,
+  Attr, CreateMode, Created, DirChange, DirEntry, DirPage, FileRef, FileType, FsStat, Owner, PathConf,
   ReadResult, SetAttr, Stability, Timespec, Vfs, VfsCapabilities,
 } from '../../types.ts'
 import type { BlockDevice } from '../blockdev/block-device.ts'
@@ -173,7 +173,19 @@ export class EngineVfs implements Vfs {
     return this.#read(async () => {
       const d = await this.#getDir(dir)
       const page = await this.#p.dirs.list(d.ino, d.inode, cookie, max)
-      return { entries: page.entries.map((e) => ({ name: e.name, fileid: BigInt(e.ino), cookie: e.cookie })), eof: page.eof }
+      const entries: DirEntry[] = []
+      for (const e of page.entries) {
+        const entry: DirEntry = { name: e.name, fileid: BigInt(e.ino), cookie: e.cookie }
+        // Each entry's handle and attributes from its inode, under this one read lock: READDIRPLUS
+        // then needs no lookup of each name (an htree search and a second lock) to find them.
+        const inode = await this.#inodeOf(e.ino).catch(() => undefined)
+        if (inode !== undefined) {
+          entry.ref = this.#ref(e.ino, inode)
+          entry.attr = this.#attr(e.ino, inode)
+        }
+        entries.push(entry)
+      }
+      return { entries, eof: page.eof }
     })
   }
 
