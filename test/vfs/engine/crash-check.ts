@@ -16,7 +16,10 @@
  * completed cannot have reached any state of boundary k. Data writes are FILE_SYNC (durable
  * replies); an overwrite of allocated blocks is not atomic in ordered mode (ext4 writes the data
  * in place, before the transaction), so while one is in flight its file may hold, sector by
- * sector, the old or the new bytes: that and only that is accepted for it.
+ * sector, the old or the new bytes: that and only that is accepted for it. Likewise a truncate
+ * that shrinks zeroes the tail of the new last block in place before its transaction commits
+ * (Linux: ext4_block_truncate_page, ordered data), so while it is in flight the file may keep its
+ * old size with bytes [new size, end of that block) zero, sector by sector.
  */
 import { createHash } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
@@ -76,7 +79,11 @@ export interface CrashReport {
   failures: CrashFailure[]
 }
 
-type Op = { text: string; run: (vfs: Vfs) => Promise<void>; overwrite?: string }
+/**
+ * `overwrite`: the file whose data this op changes in place (an overwrite, or a truncate that
+ * shrinks and zeroes the tail of the new last block); `truncateTo` for a truncate.
+ */
+type Op = { text: string; run: (vfs: Vfs) => Promise<void>; overwrite?: string; truncateTo?: number }
 
 const OWNER = { uid: 1000, gid: 1000 }
 
@@ -168,7 +175,7 @@ export function makeWorkload(seed: number, ops: number, splitCreates: number): O
       }
       case 'truncate': {
         const size = Math.floor(r() * 20_000)
-        out.push({ text: `truncate ${f} ${size}`, run: async (v) => tolerant(async () => v.setattr(await resolve(v, f), { size: BigInt(size) })) })
+        out.push({ text: `truncate ${f} ${size}`, overwrite: f, truncateTo: size, run: async (v) => tolerant(async () => v.setattr(await resolve(v, f), { size: BigInt(size) })) })
         break
       }
       case 'rename': {
@@ -244,7 +251,12 @@ export async function record(o: CrashOptions): Promise<Recorded> {
       const before = op.overwrite === undefined ? undefined : await readAll(model, op.overwrite)
       await op.run(model)
       if (op.overwrite !== undefined && before !== undefined) {
-        overwrites.set(j, { before, after: (await readAll(model, op.overwrite)) ?? Buffer.alloc(0) })
+        if (op.truncateTo === undefined) overwrites.set(j, { before, after: (await readAll(model, op.overwrite)) ?? Buffer.alloc(0) })
+        else if (op.truncateTo < before.length) {
+          // Shrinking: the tail of the new last block is zeroed in place before the size commits (ext4 too).
+          const end = Math.min(before.length, Math.ceil(op.truncateTo / o.blockSize) * o.blockSize)
+          overwrites.set(j, { before, after: Buffer.from(before).fill(0, op.truncateTo, end) })
+        }
       }
       models.push(await dumpVfs(model))
       issuedAt.push(rec.flushes.length)
@@ -320,7 +332,9 @@ function compare(rc: Recorded, j0: number, j1: number, got: Judged): string {
     const file = op.overwrite
     const mine = got.files.get(file)
     if (mine === undefined || mine.length !== ow.before.length) continue
-    const strip = (d: TreeDump): string => canon(Object.fromEntries(Object.entries(d).map(([k, e]) => [k, e.content === want[file]?.content ? { ...e, content: '' } : e])))
+    // The file and its hard links (same content in the model) compare without content.
+    const links = new Set(Object.keys(want).filter((k) => want[k]?.content === want[file]?.content))
+    const strip = (d: TreeDump): string => canon(Object.fromEntries(Object.entries(d).map(([k, e]) => [k, links.has(k) ? { ...e, content: '' } : e])))
     if (strip(got.dump) !== strip(want)) continue
     let mixed = true
     for (let s = 0; s < mine.length && mixed; s += 512) {
