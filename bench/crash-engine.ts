@@ -3,7 +3,7 @@
  * test/vfs/engine/crash-enum.test.ts, the checker test/vfs/engine/crash-check.ts):
  *
  *   npm run crash -- [--states N] [--seed S] [--block-size 1024|4096] [--ops N] [--split N]
- *                    [--subsets N] [--torn N] [--no-e2fsck] [--replay INDEX]
+ *                    [--subsets N] [--torn N] [--no-e2fsck] [--replay INDEX] [--deadline-s S]
  *
  * Runs seeded workloads (creates, renames across directories, hard links, truncates, appends,
  * overwrites, unlinks, and creates that split a directory into an htree) on the engine over a
@@ -29,6 +29,7 @@ const { values } = parseArgs({
     torn: { type: 'string', default: '4' },
     'no-e2fsck': { type: 'boolean', default: false },
     replay: { type: 'string' },
+    'deadline-s': { type: 'string' },
   },
 })
 
@@ -60,13 +61,14 @@ if (values.replay !== undefined) {
 
 console.log(`crash enumeration: seed ${seed0}, at least ${want} states, block sizes ${sizes.join(', ')}`)
 const started = Date.now()
+const deadline = values['deadline-s'] === undefined ? undefined : started + Number(values['deadline-s']) * 1000
 let states = 0
 let distinct = 0
 let e2fsckRuns = 0
 let failed = 0
-for (let round = 0; states < want; round++) {
+for (let round = 0; states < want && (deadline === undefined || Date.now() < deadline); round++) {
   const blockSize = sizes[round % sizes.length]!
-  const o = { ...options(seed0 + round, blockSize), maxStates: want - states }
+  const o = { ...options(seed0 + round, blockSize), maxStates: want - states, ...(deadline === undefined ? {} : { deadline }) }
   const r = await runCrashCheck({
     ...o,
     onProgress: (p) => { console.log(`  … seed ${p.seed}: ${p.states} states, ${p.distinct} distinct, ${p.failed} failed, ${Math.round((Date.now() - started) / 1000)} s in all`) },
@@ -82,5 +84,6 @@ for (let round = 0; states < want; round++) {
   }
 }
 const secs = (Date.now() - started) / 1000
+if (states < want) console.log(`stopped by --deadline-s ${values['deadline-s']} before ${want} states`)
 console.log(`total: seed ${seed0}, ${states} states checked, ${distinct} distinct images, ${e2fsckRuns} e2fsck runs, ${failed} failures, ${secs.toFixed(0)} s`)
 process.exit(failed === 0 ? 0 : 1)

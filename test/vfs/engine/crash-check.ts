@@ -51,6 +51,8 @@ export interface CrashOptions {
   torn: number
   /** Stop after this many states (the enumeration is in boundary order). */
   maxStates?: number
+  /** Stop at this Date.now() (the report says how many states were checked). */
+  deadline?: number
   imageBytes?: number
   /** Run e2fsck -fn on every distinct recovered image (default true). */
   e2fsck?: boolean
@@ -399,6 +401,7 @@ export async function runCrashCheck(o: CrashOptions): Promise<CrashReport> {
     let index = 0
     for (const state of crashStates(rc.rec, o.seed, o.subsets, o.torn)) {
       if (o.maxStates !== undefined && index >= o.maxStates) break
+      if (o.deadline !== undefined && Date.now() > o.deadline) break
       const why = await checkState(rc, state, cache, report, tmp, o.e2fsck ?? true)
       if (why !== '') {
         report.failed++
