@@ -340,8 +340,10 @@ function compare(rc: Recorded, j0: number, j1: number, got: Judged): string {
     if (strip(got.dump) !== strip(want)) continue
     let mixed = true
     for (let s = 0; s < mine.length && mixed; s += 512) {
-      const a = mine.subarray(s, s + 512)
-      mixed = a.equals(ow.before.subarray(s, s + 512)) || a.equals(ow.after.subarray(s, s + 512))
+      // Up to the old size only: an overwrite that extends the file has more bytes after it.
+      const end = Math.min(s + 512, mine.length)
+      const a = mine.subarray(s, end)
+      mixed = a.equals(ow.before.subarray(s, end)) || a.equals(ow.after.subarray(s, end))
     }
     if (mixed) return ''
   }
