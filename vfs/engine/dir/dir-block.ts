@@ -10,6 +10,7 @@ import { crc32cUpdate } from '../crc32c.ts'
 import { DIR_ENTRY_HEADER, DIR_TAIL_SIZE, DX_TAIL_SIZE, dirRecLen, encodeDirTail, recLenFromDisk, recLenToDisk } from '../format/dirent.ts'
 import { corrupt } from '../format/errors.ts'
 import { inodeSeed } from '../reader/csum-verifier.ts'
+import { sameBytes } from '../reader/htree-lookup.ts'
 import type { DirFs } from './dir-file.ts'
 
 export interface NewEntry {
@@ -75,7 +76,7 @@ export function insertInBlock(buf: Buffer, fs: DirFs, e: NewEntry): boolean {
 export function removeFromBlock(buf: Buffer, fs: DirFs, name: Uint8Array): number | undefined {
   let removed: number | undefined
   walk(buf, fs, (off, recLen, inode, nameLen, prev) => {
-    if (inode === 0 || nameLen !== name.length || buf.compare(name, 0, nameLen, off + DIR_ENTRY_HEADER, off + DIR_ENTRY_HEADER + nameLen) !== 0) return false
+    if (inode === 0 || nameLen !== name.length || !sameBytes(buf, off + DIR_ENTRY_HEADER, name)) return false
     removed = inode
     if (prev >= 0) {
       const prevLen = recLenFromDisk(buf.readUInt16LE(prev + 4), fs.blockSize)

@@ -38,6 +38,18 @@ export interface OpenEngineOptions extends EngineVfsOptions {
 
 export const DEFAULT_CACHE_BYTES = 256 * 2 ** 20
 
+/** What one decoded inode costs in memory (the object, its times and its i_block copy), rounded up. */
+const DECODED_INODE_BYTES = 1024
+
+/**
+ * Decoded inodes kept, from the cache= limit: an eighth of it (at least 1,024), the blocks get the
+ * rest. The
+ * inode table blocks are cached as well, so a decoded-inode miss is a decode, not a read.
+ */
+export function inodeCacheSize(cacheBytes: number): number {
+  return Math.max(1024, Math.floor(cacheBytes / 8 / DECODED_INODE_BYTES))
+}
+
 /** Open the image file or block device at `path` (locked against a second read-write opener). */
 export async function openEngine(path: string, opts: OpenEngineOptions = {}): Promise<EngineVfs> {
   const dev = await ImageFile.open(path, { readOnly: opts.readOnly ?? false })
@@ -66,6 +78,8 @@ export async function openEngineOn(dev: BlockDevice, opts: OpenEngineOptions = {
     throw new FormatError('EXT4_UNSUPPORTED_FEATURE', `cannot write an image with ${unsupported.join(' ')} (open it read-only)`)
   }
   const bs = blockSize(sb)
+  const cacheBytes = opts.cacheBytes ?? DEFAULT_CACHE_BYTES
+  const inodeCache = inodeCacheSize(cacheBytes)
   let txm: TxnManager
   if (readOnly) txm = new DirectTxnManager(dev, bs)
   else {
@@ -73,12 +87,12 @@ export async function openEngineOn(dev: BlockDevice, opts: OpenEngineOptions = {
     const log = await Jbd2Log.open(dev)
     txm = new JournaledTxnManager(dev, log, {
       blockSize: bs,
-      cacheBytes: opts.cacheBytes ?? DEFAULT_CACHE_BYTES,
+      cacheBytes: Math.max(cacheBytes - inodeCache * DECODED_INODE_BYTES, cacheBytes / 2),
       ...(opts.commitIntervalMs === undefined ? {} : { commitIntervalMs: opts.commitIntervalMs }),
     })
   }
   const alloc = await Ext4Allocator.open(txm, dev.size)
-  const inodes = new InodeTable(txm, alloc.groups)
+  const inodes = new InodeTable(txm, alloc.groups, { cacheSize: inodeCache })
   const seed = hasMetadataCsum(sb) ? csumSeed(sb) : undefined
   const tree = new ExtentTree({ blockSize: bs, blocksCount: blocksCount(sb), csumSeed: seed, hugeFile: hasFeature(sb, 'ro_compat', 'huge_file'), allocator: alloc })
   const dirs = new Directories(dirFsOf(sb))

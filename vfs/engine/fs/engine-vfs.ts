@@ -123,14 +123,14 @@ export class EngineVfs implements Vfs {
 
   async getattr(f: FileRef): Promise<Attr> {
     return this.#read(async () => {
-      const { ino, inode } = await this.#get(f)
+      const { ino, inode } = await this.#get(f, true)
       return this.#attr(ino, inode)
     })
   }
 
   async lookup(dir: FileRef, name: Buffer): Promise<{ ref: FileRef; attr: Attr }> {
     return this.#read(async () => {
-      const d = await this.#getDir(dir)
+      const d = await this.#getDir(dir, true)
       if (isDot(name)) return { ref: this.#ref(d.ino, d.inode), attr: this.#attr(d.ino, d.inode) }
       if (!isDotDot(name)) checkName(name)
       let ino: number
@@ -140,14 +140,14 @@ export class EngineVfs implements Vfs {
         if (hit === undefined) throw new VfsError('ENOENT')
         ino = hit.ino
       }
-      const inode = await this.#inodeOf(ino)
+      const inode = await this.#inodeOf(ino, true)
       return { ref: this.#ref(ino, inode), attr: this.#attr(ino, inode) }
     })
   }
 
   async readlink(f: FileRef): Promise<Buffer> {
     return this.#read(async () => {
-      const { ino, inode } = await this.#get(f)
+      const { ino, inode } = await this.#get(f, true)
       if ((inode.mode & S_IFMT) !== modeBitsOf('symlink')) throw new VfsError('EINVAL', 'not a symlink')
       if (inode.size > PATH_MAX) throw new VfsError('EIO', `symlink ${ino} claims ${inode.size} bytes`)
       // Fast when no block holds it, as ext4_inode_is_fast_symlink (an xattr block aside).
@@ -161,7 +161,7 @@ export class EngineVfs implements Vfs {
 
   async read(f: FileRef, offset: bigint, count: number): Promise<ReadResult> {
     return this.#read(async () => {
-      const { ino, inode } = await this.#getType(f, 'file')
+      const { ino, inode } = await this.#getType(f, 'file', true)
       if (offset < 0n || count < 0) throw new VfsError('EINVAL')
       const off = offset > BigInt(inode.size) ? inode.size : Number(offset)
       const data = await readData(this.#p, ino, inode, off, Math.min(count, MAX_IO))
@@ -171,14 +171,14 @@ export class EngineVfs implements Vfs {
 
   async readdir(dir: FileRef, cookie: bigint, max: number): Promise<DirPage> {
     return this.#read(async () => {
-      const d = await this.#getDir(dir)
+      const d = await this.#getDir(dir, true)
       const page = await this.#p.dirs.list(d.ino, d.inode, cookie, max)
       const entries: DirEntry[] = []
       for (const e of page.entries) {
         const entry: DirEntry = { name: e.name, fileid: BigInt(e.ino), cookie: e.cookie }
         // Each entry's handle and attributes from its inode, under this one read lock: READDIRPLUS
         // then needs no lookup of each name (an htree search and a second lock) to find them.
-        const inode = await this.#inodeOf(e.ino).catch(() => undefined)
+        const inode = await this.#inodeOf(e.ino, true).catch(() => undefined)
         if (inode !== undefined) {
           entry.ref = this.#ref(e.ino, inode)
           entry.attr = this.#attr(e.ino, inode)
@@ -191,7 +191,7 @@ export class EngineVfs implements Vfs {
 
   async fsstat(f: FileRef): Promise<FsStat> {
     return this.#read(async () => {
-      await this.#get(f)
+      await this.#get(f, true)
       const s = await this.#p.statfs()
       const bs = BigInt(this.#p.blockSize)
       const free = BigInt(s.freeBlocks)
@@ -497,6 +497,7 @@ export class EngineVfs implements Vfs {
     let tid = 0
     let result: T
     try {
+      let queued = 0
       result = await this.#lock.write(async () => {
         const h = await this.#p.txm.begin()
         tid = h.tid
@@ -504,9 +505,12 @@ export class EngineVfs implements Vfs {
           return await fn(h)
         } finally {
           this.#p.txm.end(h)
+          queued = this.#lock.writersWaiting
         }
       })
-      if (durable) await this.#p.txm.waitDurable(tid)
+      // Changes queued behind this one join its transaction: the last of the burst asks for the
+      // commit, so one commit (two flushes) carries them all rather than the first one alone.
+      if (durable) await this.#p.txm.waitDurable(tid, { defer: queued > 0 })
     } catch (err) {
       throw this.#fail(err)
     }
@@ -524,33 +528,37 @@ export class EngineVfs implements Vfs {
     return mapped
   }
 
-  async #inodeOf(ino: number): Promise<Inode> {
+  /**
+   * Inode ino if it is live. view: the shared cached object, for readers that only look (never
+   * change it); otherwise a copy the caller may change and write back.
+   */
+  async #inodeOf(ino: number, view = false): Promise<Inode> {
     if (!Number.isSafeInteger(ino) || ino < 1 || ino > this.#p.inodesCount || (ino < this.#p.firstIno && ino !== ROOT_INO)) {
       throw new VfsError('ESTALE')
     }
-    const inode = await this.#p.inodes.read(ino)
+    const inode = view ? (await this.#p.inodes.peek(ino) as Inode) : await this.#p.inodes.read(ino)
     if (inode.linksCount === 0 || inode.mode === 0) throw new VfsError('ESTALE')
     return inode
   }
 
-  async #get(f: FileRef): Promise<{ ino: number; inode: Inode }> {
+  async #get(f: FileRef, view = false): Promise<{ ino: number; inode: Inode }> {
     if (f.id > BigInt(this.#p.inodesCount) || f.id < 1n) throw new VfsError('ESTALE')
     const ino = Number(f.id)
-    const inode = await this.#inodeOf(ino)
+    const inode = await this.#inodeOf(ino, view)
     if (inode.generation !== f.gen) throw new VfsError('ESTALE')
     return { ino, inode }
   }
 
-  async #getType(f: FileRef, type: FileType): Promise<{ ino: number; inode: Inode }> {
-    const got = await this.#get(f)
+  async #getType(f: FileRef, type: FileType, view = false): Promise<{ ino: number; inode: Inode }> {
+    const got = await this.#get(f, view)
     const actual = fileTypeOf(got.inode.mode)
     // As the other backends: READ, WRITE and COMMIT of anything but a regular file are EINVAL.
     if (actual !== type) throw new VfsError('EINVAL', `not a ${type}`)
     return got
   }
 
-  async #getDir(f: FileRef): Promise<{ ino: number; inode: Inode }> {
-    const got = await this.#get(f)
+  async #getDir(f: FileRef, view = false): Promise<{ ino: number; inode: Inode }> {
+    const got = await this.#get(f, view)
     if ((got.inode.mode & S_IFMT) !== modeBitsOf('dir')) throw new VfsError('ENOTDIR')
     return got
   }
@@ -570,7 +578,7 @@ export class EngineVfs implements Vfs {
     for (let depth = 0; depth < 65536; depth++) {
       if (cur === ancestor) return true
       if (cur === ROOT_INO) return false
-      const inode = await this.#inodeOf(cur)
+      const inode = await this.#inodeOf(cur, true)
       const up = await this.#p.dirs.find(cur, inode, Buffer.from('..'))
       if (up === undefined) throw new VfsError('EIO', `directory ${cur} has no ..`)
       cur = up.ino

@@ -41,6 +41,7 @@ export function inodeStoreOf(table: InodeTable, inodeSize: number): InodeStore {
   const fresh = new WeakSet<Inode>()
   return {
     read: (ino) => table.get(ino),
+    peek: (ino) => table.peek(ino),
     write: async (h, ino, inode) => {
       await table.put(h, ino, inode, fresh.delete(inode))
     },

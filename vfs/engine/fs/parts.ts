@@ -13,6 +13,8 @@ import type { MetaTxn } from '../txn/txn.ts'
 export interface InodeStore {
   /** The decoded inode (the caller may change the returned object only to write it back). */
   read(ino: number): Promise<Inode>
+  /** The cached inode itself, for looking only: never change it (readers skip the copy). */
+  peek(ino: number): Promise<Readonly<Inode>>
   write(h: MetaTxn, ino: number, inode: Inode): Promise<void>
   /** A new inode's record for a number just allocated: the type and permission bits in `mode`. */
   fresh(ino: number, mode: number, owner: { uid: number; gid: number }, now: { sec: number; nsec: number }): Promise<Inode>

@@ -9,6 +9,7 @@ export class RwLock {
   #readers = 0
   #writer = false
   readonly #queue: Array<{ write: boolean; wake: () => void }> = []
+  #writersQueued = 0
 
   async read<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#writer || this.#queue.length > 0) await new Promise<void>((wake) => this.#queue.push({ write: false, wake }))
@@ -22,7 +23,10 @@ export class RwLock {
   }
 
   async write<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#writer || this.#readers > 0 || this.#queue.length > 0) await new Promise<void>((wake) => this.#queue.push({ write: true, wake }))
+    if (this.#writer || this.#readers > 0 || this.#queue.length > 0) {
+      this.#writersQueued++
+      await new Promise<void>((wake) => this.#queue.push({ write: true, wake }))
+    }
     else this.#writer = true
     try {
       return await fn()
@@ -32,6 +36,11 @@ export class RwLock {
     }
   }
 
+  /** Writers queued behind the current holder: a change that sees some leaves its commit to them. */
+  get writersWaiting(): number {
+    return this.#writersQueued
+  }
+
   /** Hand the lock on: the next writer alone, or every reader up to the next writer. */
   #next(): void {
     if (this.#writer || this.#readers > 0) return
@@ -39,6 +48,7 @@ export class RwLock {
     if (first === undefined) return
     if (first.write) {
       this.#queue.shift()
+      this.#writersQueued--
       this.#writer = true
       first.wake()
       return

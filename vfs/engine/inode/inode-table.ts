@@ -13,6 +13,7 @@ import { inodeCsum } from '../reader/csum-verifier.ts'
 import type { MetaTxn, TxnManager } from '../txn/txn.ts'
 import type { Geometry } from '../alloc/geometry.ts'
 import type { GroupTable } from '../alloc/group-table.ts'
+import { TwoGenerationCache } from './two-generation-cache.ts'
 
 export interface InodeTableOptions {
   /** Decoded inodes kept (least recently used dropped first). */
@@ -37,15 +38,14 @@ export class InodeTable {
   readonly #geo: Geometry
   readonly #groups: GroupTable
   readonly #hugeFile: boolean
-  readonly #cache = new Map<number, Inode>()
-  readonly #cacheSize: number
+  readonly #cache: TwoGenerationCache<number, Inode>
 
   constructor(txm: TxnManager, groups: GroupTable, options: InodeTableOptions = {}) {
     this.#txm = txm
     this.#geo = groups.geo
     this.#groups = groups
     this.#hugeFile = hasFeature(groups.geo.sb, 'ro_compat', 'huge_file')
-    this.#cacheSize = Math.max(1, options.cacheSize ?? DEFAULT_CACHE)
+    this.#cache = new TwoGenerationCache(Math.max(1, options.cacheSize ?? DEFAULT_CACHE))
   }
 
   /** The table block holding inode ino and the record's offset in it. */
@@ -59,12 +59,21 @@ export class InodeTable {
 
   /** Inode ino, through h when given (to see this transaction's changes), else through the manager. */
   async get(ino: number, h?: MetaTxn): Promise<Inode> {
+    return copyInode(await this.#load(ino, h))
+  }
+
+  /**
+   * Inode ino as cached, not copied: for readers that only look (getattr, lookup, readdir), which
+   * would otherwise copy every inode they visit. Never change it; a later put replaces the cached
+   * object rather than changing this one, so a reader holding it keeps a consistent snapshot.
+   */
+  async peek(ino: number): Promise<Readonly<Inode>> {
+    return this.#load(ino)
+  }
+
+  async #load(ino: number, h?: MetaTxn): Promise<Inode> {
     const hit = this.#cache.get(ino)
-    if (hit !== undefined) {
-      this.#cache.delete(ino)
-      this.#cache.set(ino, hit)
-      return copyInode(hit)
-    }
+    if (hit !== undefined) return hit
     const { block, offset } = this.locate(ino)
     const buf = h !== undefined ? await h.get(block) : await this.#txm.read(block)
     const raw = buf.subarray(offset, offset + this.#geo.inodeSize)
@@ -75,8 +84,8 @@ export class InodeTable {
     } catch (err) {
       throw corrupt(`inode ${ino}: ${err instanceof Error ? err.message : String(err)}`)
     }
-    this.#remember(ino, inode)
-    return copyInode(inode)
+    this.#cache.set(ino, inode)
+    return inode
   }
 
   /**
@@ -96,21 +105,12 @@ export class InodeTable {
       if (size > GOOD_OLD_INODE_SIZE && inode.extraIsize >= 4) raw.writeUInt16LE(sum >>> 16, INODE_CHECKSUM_HI_OFFSET)
     }
     h.dirty(block)
-    this.#remember(ino, copyInode(inode))
+    this.#cache.set(ino, copyInode(inode))
   }
 
   /** Drop ino from the cache (its table block was replaced, e.g. by journal replay). */
   forget(ino: number): void {
     this.#cache.delete(ino)
-  }
-
-  #remember(ino: number, inode: Inode): void {
-    this.#cache.delete(ino)
-    this.#cache.set(ino, inode)
-    if (this.#cache.size > this.#cacheSize) {
-      const oldest = this.#cache.keys().next()
-      if (oldest.done !== true) this.#cache.delete(oldest.value)
-    }
   }
 
   #verify(ino: number, block: number, raw: Buffer): void {

@@ -239,6 +239,15 @@ function isDotOrDotDot(name: Uint8Array): boolean {
  * The live entry called name in one directory block, compared in place;
  * records are checked as parseDirBlock checks them (a bad one is corrupt).
  */
+/**
+ * Does buf hold name at offset at? A loop, not Buffer.compare: names are short and most
+ * candidates differ in their first bytes, so the native call's fixed cost would dominate.
+ */
+export function sameBytes(buf: Buffer, at: number, name: Uint8Array): boolean {
+  for (let i = 0; i < name.length; i++) if (buf[at + i] !== name[i]) return false
+  return true
+}
+
 export function findInBlock(buf: Buffer, blockSize: number, name: Uint8Array, where: string): DirEntry | undefined {
   let off = 0
   while (off < blockSize) {
@@ -251,7 +260,7 @@ export function findInBlock(buf: Buffer, blockSize: number, name: Uint8Array, wh
     if (recLen < 12 || recLen % 4 !== 0 || recLen < DIR_ENTRY_HEADER + nameLen || off + recLen > blockSize) {
       throw corrupt(`${where}: bad directory entry at ${off} (rec_len ${recLen}, name_len ${nameLen})`)
     }
-    if (inode !== 0 && nameLen === name.length && buf.compare(name, 0, nameLen, off + DIR_ENTRY_HEADER, off + DIR_ENTRY_HEADER + nameLen) === 0) {
+    if (inode !== 0 && nameLen === name.length && sameBytes(buf, off + DIR_ENTRY_HEADER, name)) {
       return { inode, recLen, fileType, name: Buffer.from(name), offset: off }
     }
     off += recLen

@@ -5,7 +5,10 @@ import { CheckpointList } from './checkpoint.ts'
 import { JournalHandle, openTxn } from './journaled-handle.ts'
 import type { OpenTxn } from './journaled-handle.ts'
 import { TxnError } from './txn.ts'
-import type { MetaTxn, TxnLog, TxnManager } from './txn.ts'
+import type { MetaTxn, TxnLog, TxnManager, WaitOptions } from './txn.ts'
+
+/** A burst's last change asks within microseconds; this only bounds a burst whose last change failed. */
+export const DEFAULT_DEFER_MS = 2
 
 export interface JournaledTxnOptions {
   blockSize: number
@@ -13,6 +16,8 @@ export interface JournaledTxnOptions {
   cacheBytes?: number
   /** Commit dirty metadata nobody waits for after this long (ext4's commit=5); 0: never. */
   commitIntervalMs?: number
+  /** Longest a deferred wait (WaitOptions.defer) waits before the manager asks for its commit. */
+  deferMs?: number
   /** Checkpoint committed blocks this often, so the log rarely fills; 0: only when needed. */
   checkpointIntervalMs?: number
   /** Log blocks one transaction may grow to before new begins wait (jbd2: a quarter of the log). */
@@ -71,6 +76,10 @@ export class JournaledTxnManager implements TxnManager {
   #checkpointWaiters: Waiter[] = []
   #checkpointWanted = false
   #pumping = false
+  /** Newest tid a deferred wait is for, and the timer that asks for it if nobody else does. */
+  #deferred = 0
+  #deferTimer: NodeJS.Timeout | null = null
+  readonly #deferMs: number
   #aborted: TxnError | null = null
   #closing = false
   #closingDone: Promise<void> | null = null
@@ -91,6 +100,7 @@ export class JournaledTxnManager implements TxnManager {
     if (!(this.#maxTxnCost > log.cost(1, 0))) {
       throw new TxnError('TXN_ABORTED', `a log of ${capacity} free blocks cannot hold a transaction (max cost ${this.#maxTxnCost})`)
     }
+    this.#deferMs = options.deferMs ?? DEFAULT_DEFER_MS
     const first = options.firstTid ?? 1
     this.#running = openTxn(first)
     this.#durable = this.#released = this.#want = first - 1
@@ -139,12 +149,13 @@ export class JournaledTxnManager implements TxnManager {
     h.finish()
   }
 
-  waitDurable(tid: number): Promise<void> {
+  waitDurable(tid: number, opts: WaitOptions = {}): Promise<void> {
     if (this.#aborted !== null) return Promise.reject(this.#aborted)
     if (tid <= this.#durable) return Promise.resolve()
     if (tid > this.#running.tid) return Promise.reject(new TxnError('TXN_NOT_HELD', `transaction ${tid} has not begun`))
     const p = new Promise<void>((resolve, reject) => this.#waiters.push({ tid, resolve, reject }))
-    this.#ask(tid)
+    if (opts.defer === true) this.#askLater(tid)
+    else this.#ask(tid)
     return p
   }
 
@@ -190,6 +201,8 @@ export class JournaledTxnManager implements TxnManager {
 
   #stopTimers(): void {
     for (const timer of this.#timers.splice(0)) clearInterval(timer)
+    if (this.#deferTimer !== null) clearTimeout(this.#deferTimer)
+    this.#deferTimer = null
   }
 
   #commitIdle(): void {
@@ -200,6 +213,16 @@ export class JournaledTxnManager implements TxnManager {
   #ask(tid: number): void {
     if (tid > this.#want) this.#want = tid
     this.#kick()
+  }
+
+  /** A deferred wait: asked for by the caller's successor, or by this timer at the latest. */
+  #askLater(tid: number): void {
+    if (tid > this.#deferred) this.#deferred = tid
+    if (this.#deferTimer !== null) return
+    this.#deferTimer = setTimeout(() => {
+      this.#deferTimer = null
+      if (this.#aborted === null) this.#ask(this.#deferred)
+    }, this.#deferMs)
   }
 
   #requestCheckpoint(): void {

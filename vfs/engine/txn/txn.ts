@@ -39,6 +39,16 @@ export interface MetaTxn {
   afterCommit(fn: () => void): void
 }
 
+export interface WaitOptions {
+  /**
+   * Wait without asking for the commit yet: the caller knows more changes are queued behind it
+   * that will join the same transaction, and the last of them asks. The commit then carries the
+   * whole burst instead of starting with its first change (jbd2 waits for a batch likewise). The
+   * manager asks by itself after a short delay, so a deferred wait is never left waiting.
+   */
+  defer?: boolean
+}
+
 export interface TxnManager {
   readonly blockSize: number
   /** Join the running transaction (waits only while a commit is taking its snapshot). */
@@ -49,7 +59,7 @@ export interface TxnManager {
    * Resolves when transaction `tid` is durable. Asks for a commit if `tid` is still running;
    * callers arriving while one is in flight share the next commit (group commit).
    */
-  waitDurable(tid: number): Promise<void>
+  waitDurable(tid: number, opts?: WaitOptions): Promise<void>
   /** A metadata block for reading only (cached; the live copy, do not change it). */
   read(block: number): Promise<Buffer>
   /** Commit everything, write it home, and leave the image clean (no recovery needed). */
