@@ -110,57 +110,85 @@ export function fileMapOf(txm: TxnManager, tree: ExtentTree, alloc: Ext4Allocato
   }
 }
 
-/** The handle a checked view wraps, for the extent lookups that must not be checked as directory blocks. */
-const RAW = Symbol('raw handle')
-type Checked = MetaTxn & { [RAW]: MetaTxn }
+/**
+ * A handle whose reads check each directory block's checksum the first time the cache hands that
+ * buffer out (after that only we change it, and we keep its checksum right); blocks it creates are
+ * ours from the start. A class rather than an object of closures: one is made per directory call.
+ */
+class CheckedTxn implements MetaTxn {
+  readonly raw: MetaTxn
+  readonly ino: number
+  readonly generation: number
+  readonly verified: WeakSet<Buffer>
+  readonly verifier: Verifier
+  readonly bs: number
+
+  constructor(raw: MetaTxn, ino: number, generation: number, verified: WeakSet<Buffer>, verifier: Verifier, bs: number) {
+    this.raw = raw
+    this.ino = ino
+    this.generation = generation
+    this.verified = verified
+    this.verifier = verifier
+    this.bs = bs
+  }
+
+  get tid(): number {
+    return this.raw.tid
+  }
+
+  async get(block: number): Promise<Buffer> {
+    const buf = await this.raw.get(block)
+    if (!this.verified.has(buf)) {
+      this.verifier.verify(hasDirTail(buf, this.bs) ? 'dir-block' : 'dx-block', buf, { block, ino: this.ino, generation: this.generation })
+      this.verified.add(buf)
+    }
+    return buf
+  }
+
+  fresh(block: number): Buffer {
+    const buf = this.raw.fresh(block)
+    this.verified.add(buf)
+    return buf
+  }
+
+  dirty(block: number): void {
+    this.raw.dirty(block)
+  }
+
+  revoke(block: number): void {
+    this.raw.revoke(block)
+  }
+
+  afterCommit(fn: () => void): void {
+    this.raw.afterCommit(fn)
+  }
+}
+
+/** The handle under a checked view, for the extent lookups that must not be checked as directory blocks. */
+function rawOf(h: MetaTxn): MetaTxn {
+  return h instanceof CheckedTxn ? h.raw : h
+}
 
 export function dirIndexOf(txm: TxnManager, dirs: Directories, tree: ExtentTree, alloc: Ext4Allocator, oneAtATime: Turns, verifier: Verifier): DirIndex {
   const fs = dirs.fs
   const bs = fs.blockSize
   const ro = readView(txm)
-  // Buffers are the cache's own: each is checked once, when first seen (after that only we change it,
-  // and we keep its checksum right); blocks we create are ours from the start.
   const verified = new WeakSet<Buffer>()
-  const checked = (h: MetaTxn, ino: number, generation: number): Checked => ({
-    [RAW]: h,
-    tid: h.tid,
-    async get(block) {
-      const buf = await h.get(block)
-      if (!verified.has(buf)) {
-        verifier.verify(hasDirTail(buf, bs) ? 'dir-block' : 'dx-block', buf, { block, ino, generation })
-        verified.add(buf)
-      }
-      return buf
-    },
-    fresh(block) {
-      const buf = h.fresh(block)
-      verified.add(buf)
-      return buf
-    },
-    dirty: (block) => {
-      h.dirty(block)
-    },
-    revoke: (block) => {
-      h.revoke(block)
-    },
-    afterCommit: (fn) => {
-      h.afterCommit(fn)
-    },
-  })
+  const checked = (h: MetaTxn, ino: number, generation: number): CheckedTxn => new CheckedTxn(h, ino, generation, verified, verifier, bs)
 
   const fileOf = (ino: number, inode: Inode): DirFile => ({
     ino,
     generation: inode.generation,
     blockCount: () => Math.ceil(inode.size / bs),
     async physical(h, lblk) {
-      const raw = (h as Partial<Checked>)[RAW] ?? h
+      const raw = rawOf(h)
       const m = await oneAtATime(ino, () => tree.lookup(raw, ino, inode, lblk))
       if (m.extent === undefined || m.extent.uninit) throw corrupt(`directory ${ino} has a hole at block ${lblk}`)
       return m.extent.start + (lblk - m.extent.block)
     },
     async append(h) {
       const lblk = Math.ceil(inode.size / bs)
-      const raw = (h as Partial<Checked>)[RAW] ?? h
+      const raw = rawOf(h)
       const [run] = await tree.mapOrAllocate(raw, ino, inode, lblk, 1, alloc.goalForInode(ino, false))
       if (run === undefined) throw new VfsError('ENOSPC')
       inode.size = (lblk + 1) * bs

@@ -117,10 +117,12 @@ export function setTailCsum(f: LogFormat, buf: Buffer): void {
 
 /** jbd2_block_tag_csum: crc32c over the be32 sequence, then the block as logged. */
 export function tagCsum(f: LogFormat, sequence: number, logged: Uint8Array): number {
-  const seq = Buffer.alloc(4)
-  seq.writeUInt32BE(sequence >>> 0)
-  return crc32cUpdate(crc32cUpdate(f.seed, seq), logged)
+  SEQ.writeUInt32BE(sequence >>> 0)
+  return crc32cUpdate(crc32cUpdate(f.seed, SEQ), logged)
 }
+
+/** tagCsum's be32 sequence, reused: it runs once per journaled block. */
+const SEQ = Buffer.alloc(4)
 
 export interface LoggedBlock {
   /** Home block number in the file system. */
