@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path'
 import { LocalVfs } from '../vfs/local/local-vfs.ts'
-import type { ReadBuffers } from '../vfs/local/read-buffers.ts'
+import type { ReadBuffers } from '../vfs/memory/read-buffers.ts'
 import type { ChunkPool } from '../vfs/memory/chunk-pool.ts'
 import { MemoryVfs } from '../vfs/memory/memory-vfs.ts'
 import { openEngine } from '../vfs/engine/fs/assemble.ts'
@@ -39,7 +39,10 @@ export const BACKENDS: ReadonlyMap<string, BackendFactory> = new Map<string, Bac
   ['engine', (exp, ctx) => {
     const o = exp.entry.engine
     if (o === undefined) throw new Error('backend=engine needs image=')
-    return openEngine(o.image, { errors: o.errors, cacheBytes: o.cacheBytes, log: (msg) => ctx.log?.warn(msg), onRecovery: (msg) => ctx.log?.warn(`${o.image}: ${msg}`) })
+    return openEngine(o.image, {
+      errors: o.errors, cacheBytes: o.cacheBytes, log: (msg) => ctx.log?.warn(msg), onRecovery: (msg) => ctx.log?.warn(`${o.image}: ${msg}`),
+      ...(ctx.readBuffers === undefined ? {} : { readBuffers: ctx.readBuffers }),
+    })
   }],
 ])
 

@@ -2,7 +2,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { ReadBuffers } from '../../vfs/local/read-buffers.ts'
+import { ReadBuffers } from '../../vfs/memory/read-buffers.ts'
 import { localDirs, openLocal } from './local-helpers.ts'
 
 const MiB = 1024 * 1024

@@ -36,7 +36,7 @@ import { fsStatOf, pathConfOf } from './fs-info.ts'
 import { HandleIndex } from './handle-index.ts'
 import { IoFiles } from './io-files.ts'
 import { DirSnapshots, readdirPage } from './readdir.ts'
-import { ReadBuffers } from './read-buffers.ts'
+import { DEFAULT_READ_POOL_BYTES, READ_BUFFER_SIZE, ReadBuffers } from '../memory/read-buffers.ts'
 import { SyncGate } from './sync-gate.ts'
 import { reportNoNativeTimes } from './native-times.ts'
 import { Resolver } from './resolver.ts'
@@ -100,8 +100,7 @@ export interface LocalVfsStats {
 
 const SWEEP_MS = 1000
 /** READs of up to 1 MiB (the server's usual rtmax) read into pooled buffers; by default up to 32 MiB of idle ones are kept. */
-export const READ_BUFFER_SIZE = 1024 * 1024
-export const DEFAULT_READ_POOL_BYTES = 32 * 1024 * 1024
+export { DEFAULT_READ_POOL_BYTES, READ_BUFFER_SIZE } from '../memory/read-buffers.ts'
 const WRITE_BACKOFF_MS = 1000
 
 export class LocalVfs implements Vfs {

@@ -7,7 +7,7 @@
  * owner once the server has been idle a while) lets go of everything above
  * the floor, so a burst of large files does not stay resident for good.
  * The memory backend keeps its freed chunks here; the local backend's READ
- * buffers (local/read-buffers.ts) are one too.
+ * buffers (memory/read-buffers.ts) are one too.
  */
 export interface PoolLimits {
   /** Free bytes kept (whole buffers); a buffer given back beyond it is dropped. */

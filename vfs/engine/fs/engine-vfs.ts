@@ -25,9 +25,10 @@ import type { Allocator } from '../alloc/allocator.ts'
 import type { MetaTxn, TxnManager } from '../txn/txn.ts'
 import { attrOf, encodeRdev, fileTypeOf, modeBitsOf } from './attr.ts'
 import { toVfsError } from './errors.ts'
-import { MAX_IO, readData, truncateData, writeData } from './file-io.ts'
+import { MAX_IO, readData, readDataInto, truncateData, writeData } from './file-io.ts'
 import type { DirIndex, FileMap, InodeStore } from './parts.ts'
 import { RwLock } from './rw-lock.ts'
+import { DEFAULT_READ_POOL_BYTES, READ_BUFFER_SIZE, ReadBuffers } from '../../memory/read-buffers.ts'
 
 export const ROOT_INO = 2
 /** EXT4_LINK_MAX: links to a file; a directory past it counts 1 ("many", dir_nlink). */
@@ -66,6 +67,8 @@ export interface EngineVfsOptions {
   errors?: 'remount-ro' | 'continue'
   log?: (msg: string) => void
   now?: () => Timespec
+  /** Where READ data goes: buffers lent to the server and given back once the reply is sent. */
+  readBuffers?: ReadBuffers
 }
 
 function systemNow(): Timespec {
@@ -79,6 +82,7 @@ export class EngineVfs implements Vfs {
   readonly #now: () => Timespec
   readonly #errors: 'remount-ro' | 'continue'
   readonly #log: (msg: string) => void
+  readonly #bufs: ReadBuffers
   #readOnly: boolean
   #rootGen = 0
   /** The last transaction that changed each file's data or size, for COMMIT (bounded: see #noteWrite). */
@@ -91,6 +95,7 @@ export class EngineVfs implements Vfs {
     this.#readOnly = opts.readOnly ?? false
     this.#errors = opts.errors ?? 'remount-ro'
     this.#log = opts.log ?? (() => {})
+    this.#bufs = opts.readBuffers ?? new ReadBuffers(READ_BUFFER_SIZE, { maxBytes: DEFAULT_READ_POOL_BYTES })
     this.#now = opts.now ?? systemNow
   }
 
@@ -164,8 +169,21 @@ export class EngineVfs implements Vfs {
       const { ino, inode } = await this.#getType(f, 'file', true)
       if (offset < 0n || count < 0) throw new VfsError('EINVAL')
       const off = offset > BigInt(inode.size) ? inode.size : Number(offset)
-      const data = await readData(this.#p, ino, inode, off, Math.min(count, MAX_IO))
-      return { data, eof: off + data.length >= inode.size, attr: this.#attr(ino, inode) }
+      const want = Math.max(0, Math.min(count, MAX_IO, inode.size - off))
+      const loan = this.#bufs.take(want)
+      let lent = false
+      try {
+        const data = await readDataInto(this.#p, ino, inode, off, loan.buf.subarray(0, want))
+        const reply: ReadResult = { data, eof: off + data.length >= inode.size, attr: this.#attr(ino, inode) }
+        // The pooled buffer goes to the socket by reference and comes back once the reply is sent.
+        if (data.length > 0 && loan.release !== null) {
+          reply.release = loan.release
+          lent = true
+        }
+        return reply
+      } finally {
+        if (!lent) loan.release?.()
+      }
     })
   }
 

@@ -20,24 +20,36 @@ export interface DataIo {
 }
 
 export async function readData(io: DataIo, ino: number, inode: Inode, offset: number, count: number): Promise<Buffer> {
-  const end = Math.min(inode.size, offset + Math.min(count, MAX_IO))
-  if (end <= offset) return Buffer.alloc(0)
+  const n = Math.max(0, Math.min(inode.size - offset, count, MAX_IO))
+  return readDataInto(io, ino, inode, offset, Buffer.allocUnsafe(n))
+}
+
+/**
+ * Read from `offset` into `out` (which may hold anything: holes are zeroed here); returns the part
+ * of `out` filled, short at the end of the file.
+ */
+export async function readDataInto(io: DataIo, ino: number, inode: Inode, offset: number, out: Buffer): Promise<Buffer> {
+  const end = Math.min(inode.size, offset + Math.min(out.length, MAX_IO))
+  if (end <= offset) return out.subarray(0, 0)
   const bs = io.blockSize
   const first = Math.floor(offset / bs)
   const last = Math.floor((end - 1) / bs)
   const runs = await io.files.map(ino, inode, first, last - first + 1)
-  const out = Buffer.alloc(end - offset)
   const reads: Array<Promise<void>> = []
   for (const run of runs) {
-    if (run.pblk === 0) continue // holes and unwritten extents read as the zeros already there
     const from = Math.max(offset, run.lblk * bs)
     const to = Math.min(end, (run.lblk + run.len) * bs)
     if (to <= from) continue
+    // Holes and unwritten extents read as zeros.
+    if (run.pblk === 0) {
+      out.fill(0, from - offset, to - offset)
+      continue
+    }
     const at = run.pblk * bs + (from - run.lblk * bs)
     reads.push(io.dev.readInto(at, out.subarray(from - offset, to - offset)))
   }
   await Promise.all(reads)
-  return out
+  return out.subarray(0, end - offset)
 }
 
 /** Write `data` at `offset`, allocating as needed; the caller updates size and times. */

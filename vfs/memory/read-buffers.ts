@@ -8,8 +8,13 @@
  * loan never released (the connection closed first, UDP) just leaves its
  * buffer to the garbage collector.
  */
-import { ChunkPool } from '../memory/chunk-pool.ts'
-import type { PoolLimits } from '../memory/chunk-pool.ts'
+import { ChunkPool } from './chunk-pool.ts'
+import type { PoolLimits } from './chunk-pool.ts'
+
+/** A READ's largest usual size (clients ask rtpref, 1 MiB): pooled buffers are this big. */
+export const READ_BUFFER_SIZE = 1024 * 1024
+/** Idle read buffers a backend keeps by itself, when the server gives it no shared pool. */
+export const DEFAULT_READ_POOL_BYTES = 32 * 1024 * 1024
 
 export interface ReadBuffer {
   readonly buf: Buffer
