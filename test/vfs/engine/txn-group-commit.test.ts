@@ -158,3 +158,34 @@ t.test('a deferred wait nobody follows is committed after deferMs', async (t) =>
   t.ok(mgr.durableTid >= h.tid)
   await mgr.close()
 })
+
+t.test('a commit waits (about one commit time) for as many waiters as the last commit answered', async (t) => {
+  const dev = new MemoryDevice(256 * BS)
+  const log = new FakeLog({ capacity: 400, delayMs: 20 })
+  const mgr = new JournaledTxnManager(dev, log, { blockSize: BS, commitIntervalMs: 0, checkpointIntervalMs: 0, maxBatchMs: 50 })
+  const change = async (block: number): Promise<void> => {
+    const h = await mgr.begin()
+    ;(await h.get(block)).fill(block)
+    h.dirty(block)
+    mgr.end(h)
+    await mgr.waitDurable(h.tid)
+  }
+  // Round 1: eight at once, one commit; the manager now expects batches of eight.
+  await Promise.all(Array.from({ length: 8 }, (_, i) => change(10 + i)))
+  t.equal(log.commits.length, 1, 'round 1: one commit')
+  // Round 2: four now and four a millisecond later, as clients whose replies went out together
+  // come back. Without waiting the first four would commit alone and the rest in a second commit.
+  const early = Array.from({ length: 4 }, (_, i) => change(20 + i))
+  const late = new Promise<void>((resolve, reject) => {
+    setTimeout(() => {
+      Promise.all(Array.from({ length: 4 }, (_, i) => change(24 + i))).then(() => { resolve(); }, reject)
+    }, 1)
+  })
+  await Promise.all([...early, late])
+  t.equal(log.commits.length, 2, 'round 2: the late four joined the early four in one commit')
+  t.strictSame([...log.commits[1]!.blocks.keys()].sort((a, b) => a - b), [20, 21, 22, 23, 24, 25, 26, 27])
+  // A lone writer after that waits at most one commit time, then commits by itself.
+  await change(30)
+  t.equal(log.commits.length, 3)
+  await mgr.close()
+})

@@ -10,12 +10,17 @@ import type { MetaTxn, TxnLog, TxnManager, WaitOptions } from './txn.ts'
 /** A burst's last change asks within microseconds; this only bounds a burst whose last change failed. */
 export const DEFAULT_DEFER_MS = 2
 
+/** As jbd2's default max_batch_time (15 ms) scaled to a disk whose flush takes about a millisecond. */
+export const DEFAULT_MAX_BATCH_MS = 4
+
 export interface JournaledTxnOptions {
   blockSize: number
   /** Byte limit of the metadata cache (BLOCK_OVERHEAD per block counted); pinned blocks may exceed it. */
   cacheBytes?: number
   /** Commit dirty metadata nobody waits for after this long (ext4's commit=5); 0: never. */
   commitIntervalMs?: number
+  /** Longest a commit waits for its batch to fill (jbd2's max_batch_time); 0: never waits. */
+  maxBatchMs?: number
   /** Longest a deferred wait (WaitOptions.defer) waits before the manager asks for its commit. */
   deferMs?: number
   /** Checkpoint committed blocks this often, so the log rarely fills; 0: only when needed. */
@@ -78,6 +83,13 @@ export class JournaledTxnManager implements TxnManager {
   #pumping = false
   /** Newest tid a deferred wait is for, and the timer that asks for it if nobody else does. */
   #deferred = 0
+  /** Waits for the running transaction, and how many the last commit resolved (see #gather). */
+  #runningWaiters = 0
+  #lastBatch = 0
+  #batchFull: (() => void) | null = null
+  /** Recent commit time in ms (moving average): the longest #gather waits. */
+  #commitMs = 0
+  readonly #maxBatchMs: number
   #deferTimer: NodeJS.Timeout | null = null
   readonly #deferMs: number
   #aborted: TxnError | null = null
@@ -101,6 +113,7 @@ export class JournaledTxnManager implements TxnManager {
       throw new TxnError('TXN_ABORTED', `a log of ${capacity} free blocks cannot hold a transaction (max cost ${this.#maxTxnCost})`)
     }
     this.#deferMs = options.deferMs ?? DEFAULT_DEFER_MS
+    this.#maxBatchMs = options.maxBatchMs ?? DEFAULT_MAX_BATCH_MS
     const first = options.firstTid ?? 1
     this.#running = openTxn(first)
     this.#durable = this.#released = this.#want = first - 1
@@ -154,6 +167,10 @@ export class JournaledTxnManager implements TxnManager {
     if (tid <= this.#durable) return Promise.resolve()
     if (tid > this.#running.tid) return Promise.reject(new TxnError('TXN_NOT_HELD', `transaction ${tid} has not begun`))
     const p = new Promise<void>((resolve, reject) => this.#waiters.push({ tid, resolve, reject }))
+    if (tid === this.#running.tid) {
+      this.#runningWaiters++
+      if (this.#runningWaiters >= this.#lastBatch) this.#batchFull?.()
+    }
     if (opts.defer === true) this.#askLater(tid)
     else this.#ask(tid)
     return p
@@ -242,7 +259,12 @@ export class JournaledTxnManager implements TxnManager {
         // A wanted checkpoint goes first: under a steady stream of commits it would never run
         // otherwise, and the blocks it writes home stay pinned in the cache until it does.
         if (this.#checkpointWanted) await this.#runCheckpoint()
-        else if (this.#want >= this.#running.tid) await this.#commit()
+        else if (this.#want >= this.#running.tid) {
+          // Only when there is a batch to wait for: otherwise the commit locks its transaction at once.
+          const limit = this.#gatherLimit()
+          if (limit > 0) await this.#gather(limit)
+          await this.#commit()
+        }
         else break
       }
     } catch (err) {
@@ -250,6 +272,31 @@ export class JournaledTxnManager implements TxnManager {
     } finally {
       this.#pumping = false
     }
+  }
+
+  /**
+   * Before a commit, let the batch fill (jbd2 does likewise: a sync writer that is not the last
+   * one sleeps for about a commit time so others can join). Clients that each wait for their
+   * reply send their next request only after the commit that answers them, so they come back
+   * together but not at once: committing for the first arrival would answer one and make the
+   * rest wait for a second commit. So if fewer are waiting than the last commit answered, wait
+   * until as many are, for at most about one commit time (bounded by maxBatchMs).
+   */
+  #gatherLimit(): number {
+    if (this.#closing || this.#runningWaiters >= this.#lastBatch) return 0
+    return Math.min(this.#maxBatchMs, this.#commitMs)
+  }
+
+  async #gather(limit: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, limit)
+      function done(): void {
+        clearTimeout(timer)
+        resolve()
+      }
+      this.#batchFull = done
+    })
+    this.#batchFull = null
   }
 
   async #commit(): Promise<void> {
@@ -271,6 +318,7 @@ export class JournaledTxnManager implements TxnManager {
     const blocks = entries.map(([block, e]) => ({ block, data: Buffer.from(e.data) }))
     const revokes = [...t.revokes].sort((a, b) => a - b)
     this.#running = openTxn(t.tid + 1)
+    this.#runningWaiters = 0
     this.#openGate()
 
     const cost = this.#log.cost(blocks.length, revokes.length)
@@ -278,7 +326,9 @@ export class JournaledTxnManager implements TxnManager {
     if (this.#log.free < cost) {
       throw new TxnError('TXN_ABORTED', `transaction ${t.tid} needs ${cost} log blocks; ${this.#log.free} are free after a full checkpoint`)
     }
+    const started = performance.now()
     await this.#log.commit(t.tid, blocks, revokes)
+    this.#commitMs = this.#commitMs === 0 ? performance.now() - started : 0.8 * this.#commitMs + 0.2 * (performance.now() - started)
     this.#durable = t.tid
     for (const r of revokes) this.#home.revoke(r)
     for (const [i, [block, e]] of entries.entries()) {
@@ -297,6 +347,7 @@ export class JournaledTxnManager implements TxnManager {
     for (const fn of t.after.splice(0)) fn()
     const done = this.#waiters.filter((w) => w.tid <= t.tid)
     this.#waiters = this.#waiters.filter((w) => w.tid > t.tid)
+    if (t.tid !== this.#running.tid) this.#lastBatch = done.length
     for (const w of done) w.resolve()
   }
 
