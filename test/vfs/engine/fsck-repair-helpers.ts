@@ -1,7 +1,7 @@
 /*
  * What the fsck --repair tests share: a small image made by mkfs.ext4 -d (no
- * mount needed) with files of several blocks, a hard link, symlinks and a
- * subdirectory tree; a repair run through the library on a damaged copy; and
+ * mount needed) with files of several blocks, a hard link, symlinks, a
+ * sparse file whose extent tree has a leaf block, and a subdirectory tree; a repair run through the library on a damaged copy; and
  * the judges afterwards: e2fsck -fn, our own check, and the tree read back
  * through the engine (read-only) to compare with the tree before the damage.
  */
@@ -30,6 +30,11 @@ export function buildRepairBase(dir: string, seed: number): string {
   fs.writeFileSync(path.join(tree, 'two.txt'), rand(5000))
   fs.symlinkSync('a/b/c/f.txt', path.join(tree, 'fast'))
   fs.symlinkSync(`${'far/away/'.repeat(12)}target`, path.join(tree, 'slow'))
+  // Eight runs between holes: more than the inode's four extents, so a tree with one leaf block.
+  const fd = fs.openSync(path.join(tree, 'sparse'), 'w')
+  for (let i = 0; i < 8; i++) fs.writeSync(fd, rand(3000), 0, 3000, i * 40960)
+  fs.ftruncateSync(fd, 8 * 40960)
+  fs.closeSync(fd)
   for (let i = 0; i < 200; i++) fs.writeFileSync(path.join(tree, `many/f${i}`), rand(i * 37))
   const image = path.join(dir, 'base.img')
   mkfs(image, 16 << 20, ['-b', '1024', ...MKFS_FEATURES, '-d', tree])

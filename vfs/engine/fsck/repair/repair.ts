@@ -19,6 +19,7 @@ import { checkWithContext } from '../check.ts'
 import type { CheckOptions } from '../check.ts'
 import type { FsckResult } from '../problems.ts'
 import { repairBitmaps } from './bitmaps.ts'
+import { repairChecksums } from './checksums.ts'
 import { repairDirEntries } from './dirents.ts'
 import { repairLinkCounts } from './links.ts'
 import { releaseOrphans } from './orphans.ts'
@@ -42,6 +43,7 @@ export interface RepairResult {
 
 /** In pass order; each sees the problems of the check before it. */
 const STEPS: ReadonlyArray<[string, RepairStep]> = [
+  ['checksums', repairChecksums],
   ['directory entries', repairDirEntries],
   ['link counts', repairLinkCounts],
   ['bitmaps and counts', repairBitmaps],

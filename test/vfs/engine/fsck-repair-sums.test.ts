@@ -1,0 +1,72 @@
+/*
+ * tsnfs fsck --repair, pass 1: a checksum that is the only thing wrong is
+ * rewritten (an inode with a flipped bit in i_atime; an extent tree leaf
+ * block with a flipped bit in its unused entries), then e2fsck -fn clean,
+ * our check clean, every file as before. An inode whose sum is wrong and
+ * which has another fault is left: exit 4, not a byte written.
+ */
+import t from 'tap'
+import fs from 'node:fs'
+import path from 'node:path'
+import { scratch, sh } from './format-helpers.ts'
+import { debugfs, e2fsck, flipBit, fsckImage, inodeOffset } from './fsck-helpers.ts'
+import { buildRepairBase, codes, dumpImage, repairFile, tell } from './fsck-repair-helpers.ts'
+
+t.setTimeout(120_000)
+const seed = Number(process.env.FSCK_SEED ?? Date.now() % 2 ** 31)
+t.comment(`seed ${seed} (FSCK_SEED=${seed} repeats it)`)
+const dir = scratch(t, 'fsck-repair-sums')
+const base = buildRepairBase(dir, seed)
+const baseDump = await dumpImage(base)
+const BS = 1024
+
+function copy(name: string): string {
+  const image = path.join(dir, name)
+  sh('cp', ['--sparse=always', base, image])
+  return image
+}
+
+/** The leaf block under /sparse's one-level extent tree, from debugfs's listing. */
+function leafBlock(image: string): number {
+  const m = /^\s*0\/\s*1\s+\d+\/\s*\d+\s+\d+\s+-\s+\d+\s+(\d+)/m.exec(debugfs(image, 'ex /sparse', false))
+  if (m?.[1] === undefined) throw new Error('no index entry in the extent tree of /sparse')
+  return Number(m[1])
+}
+
+const CASES: Array<{ name: string; found: string; repair: string; inject(image: string): void }> = [
+  // i_atime: the inode still decodes and checks out; only its checksum tells.
+  { name: 'an inode with a flipped bit in i_atime', found: 'INODE_CSUM', repair: 'INODE_CSUM_SET', inject: (img) => { flipBit(img, inodeOffset(img, '/a/data.bin', BS) + 0x8, 3) } },
+  // Byte 500 of the leaf lies in its unused entries (9 of 84 used), which the checksum covers.
+  { name: 'an extent leaf block with a flipped bit in its unused entries', found: 'EXTENT_CSUM', repair: 'EXTENT_CSUM_SET', inject: (img) => { flipBit(img, leafBlock(img) * BS + 500, 1) } },
+]
+
+for (const c of CASES) {
+  await t.test(c.name, async (t) => {
+    const image = copy('case.img')
+    c.inject(image)
+    t.ok((await fsckImage(image)).problems.some((p) => p.code === c.found), `our check finds ${c.found}`)
+    const r = await repairFile(image)
+    tell(t, r)
+    t.equal(r.exitCode, 1)
+    t.strictSame(codes(r, 'fixed'), [c.repair])
+    const e2 = e2fsck(image)
+    t.equal(e2.code, 0, `e2fsck -fn clean${e2.code === 0 ? '' : `\n${e2.out}`}`)
+    t.equal((await fsckImage(image)).clean, true, 'our check clean')
+    t.strictSame(await dumpImage(image), baseDump, 'every file reads as before')
+    fs.rmSync(image)
+  })
+}
+
+await t.test('a bad inode checksum beside another fault: left, exit 4, not a byte written', async (t) => {
+  const image = copy('both.img')
+  debugfs(image, 'sif /one.txt block[0] 0')
+  flipBit(image, inodeOffset(image, '/one.txt', BS) + 0x8, 3)
+  const bytes = fs.readFileSync(image)
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 4)
+  t.strictSame(codes(r, 'fixed'), [])
+  t.match(r.repairs.find((x) => x.code === 'INODE_CSUM')?.message, /\(not rewritten: the inode also has EXTENT_BAD_HEADER\)$/)
+  t.ok(fs.readFileSync(image).equals(bytes), 'the image is byte-identical')
+  fs.rmSync(image)
+})
