@@ -46,3 +46,17 @@ export async function updateInode(ctx: FsckContext, h: MetaTxn, ino: number, mut
   h.dirty(place.block)
   return true
 }
+
+/** Write inode as the new inode ino: its slot zeroed first (a free slot may hold anything), then encoded and checksummed. */
+export async function writeNewInode(ctx: FsckContext, h: MetaTxn, ino: number, inode: Inode): Promise<boolean> {
+  const place = inodePlace(ctx, ino)
+  if (place === undefined) return false
+  const isz = ctx.img.inodeSize
+  const buf = await h.get(place.block)
+  const raw = buf.subarray(place.at, place.at + isz)
+  raw.fill(0)
+  encodeInode(inode, raw, 0, isz, hasFeature(ctx.img.sb, 'ro_compat', 'huge_file'))
+  if (ctx.csum) setInodeCsum(raw, csumSeed(ctx.img.sb), ino, inode.generation)
+  h.dirty(place.block)
+  return true
+}

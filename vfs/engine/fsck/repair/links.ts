@@ -3,7 +3,7 @@
  * dir_nlink's 1 for a directory past 65000 links), as e2fsck's "Inode N ref
  * count is X, should be Y. Fix? yes". An inode pass 1 also found fault with
  * is left: rewriting its record would bless the rest of it. An inode no entry
- * names (INODE_UNATTACHED) belongs in lost+found, which is not done here.
+ * names (INODE_UNATTACHED) goes to lost+found (reconnect.ts).
  */
 import { S_IFDIR } from '../../format/inode.ts'
 import { updateInode } from './inode-write.ts'
@@ -19,8 +19,10 @@ export async function repairLinkCounts({ ctx, problems, h }: StepInput): Promise
   for (const p of problems) {
     if (p.pass !== 4 || p.severity !== 'error') continue
     const ino = p.ino
+    // Unattached inodes are reconnect.ts's (which says what it leaves).
+    if (p.code === 'INODE_UNATTACHED') continue
     if (p.code !== 'LINK_COUNT_WRONG' || ino === undefined) {
-      out.push(left(4, p.code, `${p.message} (not repaired: needs lost+found)`, ino === undefined ? {} : { ino }))
+      out.push(left(4, p.code, `${p.message} (not repaired)`, ino === undefined ? {} : { ino }))
       continue
     }
     if (faulty.has(ino)) {

@@ -23,6 +23,7 @@ import { repairChecksums } from './checksums.ts'
 import { repairDirEntries } from './dirents.ts'
 import { repairLinkCounts } from './links.ts'
 import { releaseOrphans } from './orphans.ts'
+import { reconnect } from './reconnect.ts'
 import type { Repair, RepairStep } from './record.ts'
 
 export const EXIT_CLEAN = 0
@@ -45,6 +46,7 @@ export interface RepairResult {
 const STEPS: ReadonlyArray<[string, RepairStep]> = [
   ['checksums', repairChecksums],
   ['directory entries', repairDirEntries],
+  ['lost+found', reconnect],
   ['link counts', repairLinkCounts],
   ['bitmaps and counts', repairBitmaps],
 ]
