@@ -3,7 +3,8 @@
  * the inode's bitmap bit and blocks freed by pass 5), an entry's wrong file
  * type is set from its inode, a leaf whose checksum alone is wrong gets it
  * rewritten; then e2fsck -fn clean, our check clean, and every file not
- * involved reads as before. A leaf whose records do not parse is left (exit 4).
+ * involved reads as before. A leaf whose records do not parse, and an htree
+ * leaf whose checksum fails, are left (exit 4, nothing written).
  */
 import t from 'tap'
 import type { Test } from 'tap'
@@ -64,7 +65,7 @@ await t.test("an entry's wrong file type: set from the inode", async (t) => {
 await t.test('a leaf whose checksum alone is wrong: the sum rewritten', async (t) => {
   const image = copy('csum.img')
   // Four bytes before the tail: slack of the leaf's last record, covered by the checksum only.
-  flipBit(image, bmap(image, '/many', 1) * BS + BS - 12 - 4, 5)
+  flipBit(image, bmap(image, '/a/b/c', 0) * BS + BS - 12 - 4, 5)
   t.ok((await fsckImage(image)).problems.some((p) => p.code === 'DIR_CSUM'), 'our check finds DIR_CSUM')
   const r = await repairFile(image)
   tell(t, r)
@@ -72,6 +73,19 @@ await t.test('a leaf whose checksum alone is wrong: the sum rewritten', async (t
   t.strictSame(codes(r, 'fixed'), ['DIR_CSUM_SET'])
   await judged(t, image)
   t.strictSame(await dumpImage(image), baseDump, 'every file reads as before')
+  fs.rmSync(image)
+})
+
+await t.test("an htree leaf whose checksum fails: left (a name may have changed its hash), exit 4, not a byte written", async (t) => {
+  const image = copy('htree.img')
+  flipBit(image, bmap(image, '/many', 1) * BS + BS - 12 - 4, 5)
+  const bytes = fs.readFileSync(image)
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 4)
+  t.strictSame(codes(r, 'fixed'), [])
+  t.match(r.repairs.find((x) => x.code === 'DIR_CSUM')?.message, /not repaired: a leaf of an htree directory whose checksum fails/)
+  t.ok(fs.readFileSync(image).equals(bytes), 'the image is byte-identical')
   fs.rmSync(image)
 })
 

@@ -1,11 +1,13 @@
 /*
  * What the fsck --repair tests share: a small image made by mkfs.ext4 -d (no
  * mount needed) with files of several blocks, a hard link, symlinks, a
- * sparse file whose extent tree has a leaf block, and a subdirectory tree; a repair run through the library on a damaged copy; and
+ * sparse file whose extent tree has a leaf block, a subdirectory tree and an
+ * htree directory of 200 entries (/many); a repair run through the library on a damaged copy; and
  * the judges afterwards: e2fsck -fn, our own check, and the tree read back
  * through the engine (read-only) to compare with the tree before the damage.
  */
 import type { Test } from 'tap'
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { ImageFile } from '../../../vfs/engine/blockdev/image-file.ts'
@@ -38,6 +40,9 @@ export function buildRepairBase(dir: string, seed: number): string {
   for (let i = 0; i < 200; i++) fs.writeFileSync(path.join(tree, `many/f${i}`), rand(i * 37))
   const image = path.join(dir, 'base.img')
   mkfs(image, 16 << 20, ['-b', '1024', ...MKFS_FEATURES, '-d', tree])
+  // mkfs -d writes linear directories; e2fsck -D indexes those of several blocks (/many), as the kernel would have.
+  const r = spawnSync('e2fsck', ['-fyD', image], { encoding: 'utf8' })
+  if (r.status !== 0 && r.status !== 1) throw new Error(`e2fsck -fyD: exit ${r.status}: ${r.stdout}${r.stderr}`)
   return image
 }
 
