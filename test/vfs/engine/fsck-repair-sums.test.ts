@@ -2,14 +2,15 @@
  * tsnfs fsck --repair, pass 1: a checksum that is the only thing wrong is
  * rewritten (an inode with a flipped bit in i_atime; an extent tree leaf
  * block with a flipped bit in its unused entries), then e2fsck -fn clean,
- * our check clean, every file as before. An inode whose sum is wrong and
- * which has another fault is left: exit 4, not a byte written.
+ * our check clean, every file as before; deletion times are set on a freed
+ * inode without one and cleared on an inode in use. An inode whose sum is
+ * wrong and which has another fault is left: exit 4, not a byte written.
  */
 import t from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
 import { scratch, sh } from './format-helpers.ts'
-import { debugfs, e2fsck, flipBit, fsckImage, inodeOffset } from './fsck-helpers.ts'
+import { debugfs, e2fsck, flipBit, fsckImage, inodeOf, inodeOffset } from './fsck-helpers.ts'
 import { buildRepairBase, codes, dumpImage, repairFile, tell } from './fsck-repair-helpers.ts'
 
 t.setTimeout(120_000)
@@ -56,6 +57,28 @@ for (const c of CASES) {
     fs.rmSync(image)
   })
 }
+
+await t.test('deletion times: set on a freed inode that has none, cleared on an inode in use', async (t) => {
+  const image = copy('dtime.img')
+  const gone = inodeOf(image, '/one.txt')
+  debugfs(image, 'rm /one.txt')
+  debugfs(image, `sif <${gone}> dtime 0`)
+  debugfs(image, 'sif /two.txt dtime 12345')
+  const found = (await fsckImage(image)).problems.map((p) => p.code)
+  t.ok(found.includes('INODE_ZERO_DTIME') && found.includes('INODE_DTIME_SET'), 'our check finds both')
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 1)
+  t.same(new Set(codes(r, 'fixed')), new Set(['DTIME_SET', 'DTIME_CLEARED']))
+  t.match(r.repairs.find((x) => x.code === 'DTIME_CLEARED')?.message, /: i_dtime 12345 → 0$/)
+  const e2 = e2fsck(image)
+  t.equal(e2.code, 0, `e2fsck -fn clean${e2.code === 0 ? '' : `\n${e2.out}`}`)
+  t.equal((await fsckImage(image)).clean, true, 'our check clean')
+  const want = { ...baseDump }
+  delete want['/one.txt']
+  t.strictSame(await dumpImage(image), want, 'every other file reads as before')
+  fs.rmSync(image)
+})
 
 await t.test('a bad inode checksum beside another fault: left, exit 4, not a byte written', async (t) => {
   const image = copy('both.img')

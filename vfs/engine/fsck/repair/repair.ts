@@ -21,6 +21,7 @@ import type { FsckResult } from '../problems.ts'
 import { repairBitmaps } from './bitmaps.ts'
 import { repairChecksums } from './checksums.ts'
 import { repairDirEntries } from './dirents.ts'
+import { repairDtimes } from './inode-fields.ts'
 import { repairLinkCounts } from './links.ts'
 import { releaseOrphans } from './orphans.ts'
 import { reconnect } from './reconnect.ts'
@@ -45,6 +46,7 @@ export interface RepairResult {
 /** In pass order; each sees the problems of the check before it. */
 const STEPS: ReadonlyArray<[string, RepairStep]> = [
   ['checksums', repairChecksums],
+  ['deletion times', repairDtimes],
   ['directory entries', repairDirEntries],
   ['lost+found', reconnect],
   ['link counts', repairLinkCounts],
