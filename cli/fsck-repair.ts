@@ -17,9 +17,10 @@ function text(image: string, r: RepairResult): string {
   const lines: string[] = []
   if (r.recovery !== undefined) lines.push(r.recovery)
   for (const x of r.repairs) lines.push(`pass ${x.pass}: ${x.outcome === 'fixed' ? 'fixed' : 'left'}: ${x.message} [${x.code}]`)
-  const shown = new Set(r.repairs.filter((x) => x.outcome === 'left').map((x) => x.code))
+  // Problems of the last check that no refusal above already names.
+  const said = (code: string, ino: number | undefined): boolean => r.repairs.some((x) => x.outcome === 'left' && x.code === code && (x.ino === undefined || x.ino === ino))
   for (const p of r.after.problems) {
-    if (p.severity === 'error' && !shown.has(p.code)) lines.push(`pass ${p.pass}: left: ${p.message} [${p.code}]`)
+    if (p.severity === 'error' && !said(p.code, p.ino)) lines.push(`pass ${p.pass}: left: ${p.message} [${p.code}]`)
   }
   if (r.after.dropped > 0) lines.push(`... and ${r.after.dropped} more problems left`)
   const fixed = r.repairs.filter((x) => x.outcome === 'fixed').length

@@ -2,7 +2,8 @@
  * Pass 3 (and pass 4's unattached inodes) repair: what no path reaches is
  * linked into /lost+found as '#ino', made first if missing, as e2fsck -fy's
  * "Unconnected directory inode ... Connect to /lost+found? yes" and
- * "Unattached inode ... Connect to /lost+found? yes". A reconnected
+ * "Unattached inode ... Connect to /lost+found? yes" (a zero-length one too,
+ * which e2fsck would clear: keeping it loses nothing). A reconnected
  * directory's '..' is pointed at lost+found. Link counts (lost+found's, the
  * old parent's, the inode's own) are left to the pass 4 repair after the next
  * check. Nothing is reconnected while pass 1 reports what may hide blocks in

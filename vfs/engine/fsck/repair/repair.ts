@@ -103,7 +103,9 @@ export async function repairImage(dev: BlockDevice, opts: CheckOptions = {}): Pr
     record('orphans', await releaseOrphans(dev))
     if (!refused.get('orphans')?.length) ({ result } = await checkWithContext(dev, opts))
   }
-  repairs.push(...[...refused.values()].flat())
+  // A refusal stands only while the last check still finds what it refused (the orphan list has no problem code: it stands).
+  const stands = (r: Repair): boolean => r.code === 'ORPHANS_LEFT' || result.problems.some((p) => p.code === r.code && (r.ino === undefined || p.ino === r.ino))
+  repairs.push(...[...refused.values()].flat().filter(stands))
   const wrote = recovery !== undefined || repairs.some((r) => r.outcome === 'fixed')
   const orphansLeft = (refused.get('orphans') ?? []).length > 0
   const exitCode = !result.clean || orphansLeft ? EXIT_LEFT : wrote ? EXIT_CORRECTED : EXIT_CLEAN
