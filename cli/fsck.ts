@@ -19,7 +19,8 @@ export const FSCK_USAGE = `usage: tsnfs fsck IMAGE [--json] [--repair]
   --json     the result as JSON: { clean, problems: [{ pass, code, message, ino?, block?, severity }], dropped }
              (with --repair: { recovery?, repairs: [{ pass, code, message, outcome }], before, after, exitCode })
   --repair   repair in place what is safe, as e2fsck -fy: replay the journal,
-             finish the orphan list; lone bad checksums, entries naming free
+             finish the orphan list; lone bad checksums, deletion times, the
+             resize inode's map, entries naming free
              inodes, file types, reconnection to /lost+found, link counts,
              bitmaps and group counts; the image is locked as the engine locks
              it (refused while served); every repair is printed, and what it

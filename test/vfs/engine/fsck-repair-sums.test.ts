@@ -1,7 +1,8 @@
 /*
  * tsnfs fsck --repair, pass 1: a checksum that is the only thing wrong is
  * rewritten (an inode with a flipped bit in i_atime; an extent tree leaf
- * block with a flipped bit in its unused entries), then e2fsck -fn clean,
+ * block with a flipped bit in its unused entries), the resize inode's map is
+ * rewritten to its layout, then e2fsck -fn clean,
  * our check clean, every file as before; deletion times are set on a freed
  * inode without one and cleared on an inode in use. An inode whose sum is
  * wrong and which has another fault is left: exit 4, not a byte written.
@@ -39,7 +40,17 @@ const CASES: Array<{ name: string; found: string; repair: string; inject(image: 
   { name: 'an inode with a flipped bit in i_atime', found: 'INODE_CSUM', repair: 'INODE_CSUM_SET', inject: (img) => { flipBit(img, inodeOffset(img, '/a/data.bin', BS) + 0x8, 3) } },
   // Byte 500 of the leaf lies in its unused entries (9 of 84 used), which the checksum covers.
   { name: 'an extent leaf block with a flipped bit in its unused entries', found: 'EXTENT_CSUM', repair: 'EXTENT_CSUM_SET', inject: (img) => { flipBit(img, leafBlock(img) * BS + 500, 1) } },
+  // Block 3 is the first reserved GDT block (superblock at 1, one descriptor block at 2); entry 100 must be 0 with one backup group.
+  { name: "a reserved GDT block's entry of the resize inode set", found: 'RESIZE_INODE_INVALID', repair: 'RESIZE_INODE_REWRITTEN', inject: (img) => { writeU32(img, 3 * BS + 100 * 4, 0x12345678) } },
 ]
+
+function writeU32(image: string, offset: number, v: number): void {
+  const b = Buffer.alloc(4)
+  b.writeUInt32LE(v)
+  const fd = fs.openSync(image, 'r+')
+  fs.writeSync(fd, b, 0, 4, offset)
+  fs.closeSync(fd)
+}
 
 for (const c of CASES) {
   await t.test(c.name, async (t) => {

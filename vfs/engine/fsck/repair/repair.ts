@@ -25,6 +25,7 @@ import { repairDtimes } from './inode-fields.ts'
 import { repairLinkCounts } from './links.ts'
 import { releaseOrphans } from './orphans.ts'
 import { reconnect } from './reconnect.ts'
+import { repairResizeInode } from './resize.ts'
 import type { Repair, RepairStep } from './record.ts'
 
 export const EXIT_CLEAN = 0
@@ -46,6 +47,7 @@ export interface RepairResult {
 /** In pass order; each sees the problems of the check before it. */
 const STEPS: ReadonlyArray<[string, RepairStep]> = [
   ['checksums', repairChecksums],
+  ['resize inode', repairResizeInode],
   ['deletion times', repairDtimes],
   ['directory entries', repairDirEntries],
   ['lost+found', reconnect],
