@@ -1,13 +1,14 @@
 /*
  * tsnfs fsck from the command line: exit 0 on a clean image, 4 with problems
- * (text and --json), 8 on an operational error (not ext4, missing file), the
- * exact refusal of --repair, and an image whose journal needs recovery is
- * reported, not judged. Images come from mkfs.ext4 -d (no mount needed).
+ * (text and --json), 8 on an operational error (not ext4, missing file),
+ * --repair (exit 1 after repairs, 0 on a clean image, 8 while locked), and
+ * an image whose journal needs recovery is reported, not judged, by the check
+ * and replayed by --repair. Images come from mkfs.ext4 -d (no mount needed).
  */
 import t from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
-import { REPAIR_MESSAGE } from '../../../cli/fsck.ts'
+import { acquireImageLock } from '../../../vfs/engine/blockdev/image-lock.ts'
 import { mkfs, scratch, sh, tsnfsRaw } from './format-helpers.ts'
 import { debugfs, e2fsck, MKFS_FEATURES } from './fsck-helpers.ts'
 
@@ -41,11 +42,30 @@ t.test('problems: exit 4, as text and as JSON', async (t) => {
   t.match(parsed.problems, [{ pass: 4, code: 'LINK_COUNT_WRONG', severity: 'error' }])
 })
 
-t.test('--repair is refused with exit 8', async (t) => {
-  const r = await tsnfsRaw(['fsck', clean, '--repair'])
-  t.equal(r.code, 8)
-  t.equal(r.stderr, REPAIR_MESSAGE)
-  t.equal(REPAIR_MESSAGE, 'tsnfs fsck: --repair is not implemented yet (checking only); use e2fsck -fy to repair\n')
+t.test('--repair: what it did, exit 1, then exit 0 with nothing written; a locked image is refused with exit 8', async (t) => {
+  const bad = path.join(dir, 'repair.img')
+  sh('cp', ['--sparse=always', clean, bad])
+  debugfs(bad, 'sif /sub/file.txt links_count 5')
+  debugfs(bad, 'set_bg 0 free_inodes_count 3')
+  const r = await tsnfsRaw(['fsck', bad, '--repair'])
+  t.equal(r.code, 1, r.stderr)
+  t.match(r.stdout.toString(), /^pass 4: fixed: inode \d+: i_links_count 5 → 1 \[LINK_COUNT_WRONG\]\npass 5: fixed: group 0: free inodes 3 → \d+ \[GROUP_REWRITTEN\]\n.*: 2 repairs made; clean now\n$/)
+  t.equal(e2fsck(bad).code, 0, 'e2fsck -fn clean after it')
+  const bytes = fs.readFileSync(bad)
+  const again = await tsnfsRaw(['fsck', bad, '--repair', '--json'])
+  t.equal(again.code, 0, again.stderr)
+  t.match(JSON.parse(again.stdout.toString()), { repairs: [], exitCode: 0, after: { clean: true } })
+  t.ok(fs.readFileSync(bad).equals(bytes), 'the second run wrote nothing')
+  // The lock the engine takes when it serves the image.
+  const lock = await acquireImageLock(bad)
+  try {
+    const locked = await tsnfsRaw(['fsck', bad, '--repair'])
+    t.equal(locked.code, 8)
+    t.match(locked.stderr, /BLOCKDEV_LOCKED: .* \(not repaired while it is served\)/)
+  } finally {
+    await lock.release()
+  }
+  t.ok(fs.readFileSync(bad).equals(bytes), 'the refused run wrote nothing')
 })
 
 t.test('operational errors: exit 8', async (t) => {
@@ -57,6 +77,12 @@ t.test('operational errors: exit 8', async (t) => {
   const missing = await tsnfsRaw(['fsck', path.join(dir, 'nowhere.img')])
   t.equal(missing.code, 8)
   t.match(missing.stderr, /ENOENT/)
+  const junkBytes = fs.readFileSync(junk)
+  const notExt4Repair = await tsnfsRaw(['fsck', junk, '--repair'])
+  t.equal(notExt4Repair.code, 8)
+  t.match(notExt4Repair.stderr, /bad magic 0x5555 \(not ext2\/3\/4\) \(EXT4_BAD_MAGIC\)/)
+  t.ok(fs.readFileSync(junk).equals(junkBytes), '--repair wrote nothing to what is not ext4')
+  t.notOk(fs.existsSync(`${junk}.tsnfs-lock`), 'and released its lock')
   const usage = await tsnfsRaw(['fsck'])
   t.equal(usage.code, 8)
   t.match(usage.stderr, /expected one IMAGE/)
@@ -72,4 +98,8 @@ t.test('a journal needing recovery is reported, not judged', async (t) => {
   t.equal(parsed.problems.length, 1)
   t.equal(parsed.problems[0]?.code, 'NEEDS_RECOVERY')
   t.match(parsed.problems[0]?.message, /needs_recovery/)
+  const fixed = await tsnfsRaw(['fsck', img, '--repair'])
+  t.equal(fixed.code, 1, fixed.stderr)
+  t.match(fixed.stdout.toString(), /^journal replayed: 0 transactions, 0 blocks\n.*: 0 repairs made after journal replay; clean now\n$/)
+  t.equal(e2fsck(img).code, 0, 'e2fsck -fn clean after the replay')
 })

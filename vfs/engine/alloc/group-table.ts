@@ -96,12 +96,7 @@ export class GroupTable {
   checksum(g: number, raw: Buffer): number | undefined {
     if (this.metadataCsum) return groupDescCsum(this.seed, g, raw)
     if (!this.#gdtCsum) return undefined
-    const le = Buffer.alloc(4)
-    le.writeUInt32LE(g)
-    let c = crc16Update(0xffff, this.#uuid)
-    c = crc16Update(c, le)
-    c = crc16Update(c, raw.subarray(0, GROUP_DESC_CHECKSUM_OFFSET))
-    return crc16Update(c, raw.subarray(GROUP_DESC_CHECKSUM_OFFSET + 2))
+    return groupDescCrc16(this.#uuid, g, raw)
   }
 
   group(g: number): GroupSummary {
@@ -145,6 +140,16 @@ export class GroupTable {
     if (this.metadataCsum) sb.writeUInt32LE(superblockCsum(sb), SUPERBLOCK_CHECKSUM_OFFSET)
     h.dirty(this.geo.sbBlock)
   }
+}
+
+/** gdt_csum's bg_checksum (no metadata_csum): crc16 of the uuid, le32 group, and the descriptor without its checksum field. */
+export function groupDescCrc16(uuid: Buffer, g: number, raw: Buffer): number {
+  const le = Buffer.alloc(4)
+  le.writeUInt32LE(g)
+  let c = crc16Update(0xffff, uuid)
+  c = crc16Update(c, le)
+  c = crc16Update(c, raw.subarray(0, GROUP_DESC_CHECKSUM_OFFSET))
+  return crc16Update(c, raw.subarray(GROUP_DESC_CHECKSUM_OFFSET + 2))
 }
 
 function checkDesc(geo: Geometry, g: number, raw: Buffer): GroupSummary {

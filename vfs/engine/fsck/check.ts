@@ -48,6 +48,11 @@ function checkSizes(img: Ext4Image): void {
 }
 
 export async function checkImage(dev: ReadAt, opts: CheckOptions = {}): Promise<FsckResult> {
+  return (await checkWithContext(dev, opts)).result
+}
+
+/** The check, and the maps it computed (undefined when the journal needs recovery and nothing was walked): what repair/ builds on. */
+export async function checkWithContext(dev: ReadAt, opts: CheckOptions = {}): Promise<{ result: FsckResult; ctx: FsckContext | undefined }> {
   const report = new Reporter(opts.maxProblems)
   let img: Ext4Image
   try {
@@ -56,7 +61,7 @@ export async function checkImage(dev: ReadAt, opts: CheckOptions = {}): Promise<
     // e2fsck -n skips journal replay, then judges a file system that replay would change: we refuse, and say so.
     if (err instanceof FormatError && err.code === 'EXT4_NEEDS_RECOVERY') {
       report.add(1, 'NEEDS_RECOVERY', 'the journal holds transactions not yet replayed (needs_recovery): not checked; replay it first (mount the image, or e2fsck -p)')
-      return report.result()
+      return { result: report.result(), ctx: undefined }
     }
     throw err
   }
@@ -73,5 +78,5 @@ export async function checkImage(dev: ReadAt, opts: CheckOptions = {}): Promise<
   checkConnectivity(ctx)
   checkLinkCounts(ctx)
   await checkBitmaps(ctx)
-  return report.result()
+  return { result: report.result(), ctx }
 }

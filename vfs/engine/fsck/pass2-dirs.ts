@@ -14,7 +14,7 @@ import type { DirInfo, FsckContext } from './context.ts'
 import { checkHtree, dirBlockMap } from './htree-check.ts'
 
 /** The dirent file_type each inode type must carry (fmt >> 12 → FT). */
-const FT_OF: ReadonlyMap<number, number> = new Map([
+export const FT_OF: ReadonlyMap<number, number> = new Map([
   [S_IFREG >> 12, FT.REG_FILE],
   [S_IFDIR >> 12, FT.DIR],
   [S_IFCHR >> 12, FT.CHRDEV],

@@ -21,6 +21,8 @@ export interface InodeTableOptions {
 }
 
 const DEFAULT_CACHE = 4096
+/** i_extra_isize: it decides whether the record holds i_checksum_hi. */
+const EXTRA_ISIZE_OFFSET = 0x80
 
 export function copyInode(i: Inode): Inode {
   return {
@@ -31,6 +33,13 @@ export function copyInode(i: Inode): Inode {
     crtime: i.crtime === undefined ? undefined : { ...i.crtime },
     block: Buffer.from(i.block),
   }
+}
+
+/** Store inode ino's checksum in its encoded record raw (both halves when i_extra_isize covers the high one). */
+export function setInodeCsum(raw: Buffer, seed: number, ino: number, generation: number): void {
+  const sum = inodeCsum(seed, ino, generation, raw)
+  raw.writeUInt16LE(sum & 0xffff, INODE_CHECKSUM_LO_OFFSET)
+  if (raw.length > GOOD_OLD_INODE_SIZE && raw.readUInt16LE(EXTRA_ISIZE_OFFSET) >= 4) raw.writeUInt16LE(sum >>> 16, INODE_CHECKSUM_HI_OFFSET)
 }
 
 export class InodeTable {
@@ -99,11 +108,7 @@ export class InodeTable {
     const raw = buf.subarray(offset, offset + size)
     if (fresh) raw.fill(0)
     encodeInode(inode, raw, 0, size, this.#hugeFile)
-    if (this.#groups.metadataCsum) {
-      const sum = inodeCsum(this.#groups.seed, ino, inode.generation, raw)
-      raw.writeUInt16LE(sum & 0xffff, INODE_CHECKSUM_LO_OFFSET)
-      if (size > GOOD_OLD_INODE_SIZE && inode.extraIsize >= 4) raw.writeUInt16LE(sum >>> 16, INODE_CHECKSUM_HI_OFFSET)
-    }
+    if (this.#groups.metadataCsum) setInodeCsum(raw, this.#groups.seed, ino, inode.generation)
     h.dirty(block)
     this.#cache.set(ino, copyInode(inode))
   }
@@ -120,7 +125,7 @@ export class InodeTable {
     const generation = raw.readUInt32LE(0x64)
     const want = inodeCsum(this.#groups.seed, ino, generation, raw)
     const lo = raw.readUInt16LE(INODE_CHECKSUM_LO_OFFSET)
-    const hiExists = raw.length > GOOD_OLD_INODE_SIZE && raw.readUInt16LE(0x80) >= 4
+    const hiExists = raw.length > GOOD_OLD_INODE_SIZE && raw.readUInt16LE(EXTRA_ISIZE_OFFSET) >= 4
     const have = hiExists ? (lo | (raw.readUInt16LE(INODE_CHECKSUM_HI_OFFSET) << 16)) >>> 0 : lo
     if (want !== have) throw new FormatError('EXT4_BAD_CHECKSUM', `inode ${ino} in block ${block}: checksum 0x${have.toString(16)} on disk, computed 0x${want.toString(16)}`)
   }

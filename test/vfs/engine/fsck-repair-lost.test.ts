@@ -1,0 +1,84 @@
+/*
+ * tsnfs fsck --repair, pass 3: an unreachable directory and an unattached
+ * file are linked into /lost+found as '#ino' (made first when missing), link
+ * counts follow (pass 4), the new lost+found's bits and counts too (pass 5);
+ * then e2fsck -fn clean, our check clean, and every file as before, the
+ * reconnected ones under their new names.
+ */
+import t from 'tap'
+import type { Test } from 'tap'
+import fs from 'node:fs'
+import path from 'node:path'
+import { openEngine } from '../../../vfs/engine/fs/assemble.ts'
+import { dumpVfs } from './engine-helpers.ts'
+import type { TreeDump } from './engine-helpers.ts'
+import { scratch, sh } from './format-helpers.ts'
+import { debugfs, e2fsck, fsckImage, inodeOf } from './fsck-helpers.ts'
+import { buildRepairBase, codes, dumpImage, repairFile, tell } from './fsck-repair-helpers.ts'
+
+t.setTimeout(120_000)
+const seed = Number(process.env.FSCK_SEED ?? Date.now() % 2 ** 31)
+t.comment(`seed ${seed} (FSCK_SEED=${seed} repeats it)`)
+const dir = scratch(t, 'fsck-repair-lost')
+const base = buildRepairBase(dir, seed)
+const baseDump = await dumpImage(base)
+
+/** baseDump split: what stays (paths not under from), and what moves (under from, renamed to under to). */
+function split(from: string, to: string): { stays: TreeDump; moves: TreeDump } {
+  const stays: TreeDump = {}
+  const moves: TreeDump = {}
+  for (const [p, e] of Object.entries(baseDump)) {
+    if (p === from || p.startsWith(`${from}/`)) moves[to + p.slice(from.length)] = e
+    else stays[p] = e
+  }
+  return { stays, moves }
+}
+
+/** The tree under /lost+found (which dumpVfs leaves out of a whole-tree dump), and the lost+found entry's own mode. */
+async function dumpLost(image: string): Promise<{ tree: TreeDump; mode: number }> {
+  const e = await openEngine(image, { readOnly: true })
+  try {
+    const { ref, attr } = await e.lookup(e.root(), Buffer.from('lost+found'))
+    return { tree: await dumpVfs(e, ref), mode: attr.mode }
+  } finally {
+    await e.close()
+  }
+}
+
+async function repaired(t: Test, image: string, want: string[]): Promise<void> {
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 1)
+  t.strictSame(codes(r, 'fixed'), want)
+  t.strictSame(codes(r, 'left'), [])
+  const e2 = e2fsck(image)
+  t.equal(e2.code, 0, `e2fsck -fn clean${e2.code === 0 ? '' : `\n${e2.out}`}`)
+  t.equal((await fsckImage(image)).clean, true, 'our check clean')
+}
+
+await t.test('an unreachable directory: connected to /lost+found', async (t) => {
+  const image = path.join(dir, 'dir.img')
+  sh('cp', ['--sparse=always', base, image])
+  const ino = inodeOf(image, '/a/b/c')
+  debugfs(image, 'unlink /a/b/c')
+  await repaired(t, image, ['RECONNECTED', 'LINK_COUNT_WRONG', 'LINK_COUNT_WRONG'])
+  const { stays, moves } = split('/a/b/c', `/#${ino}`)
+  t.strictSame(await dumpImage(image), stays, 'the rest as before')
+  t.strictSame((await dumpLost(image)).tree, moves, 'the directory and its file, under lost+found')
+  fs.rmSync(image)
+})
+
+await t.test('an unattached file, no lost+found: lost+found made, the file connected', async (t) => {
+  const image = path.join(dir, 'file.img')
+  sh('cp', ['--sparse=always', base, image])
+  const ino = inodeOf(image, '/one.txt')
+  debugfs(image, 'unlink /one.txt')
+  debugfs(image, 'rmdir /lost+found')
+  await repaired(t, image, ['LOST_FOUND_CREATED', 'RECONNECTED', 'LINK_COUNT_WRONG', 'GROUP_REWRITTEN', 'SUPER_COUNTS_REWRITTEN'])
+  const { stays, moves } = split('/one.txt', `/#${ino}`)
+  t.strictSame(await dumpImage(image), stays, 'the rest as before')
+  const lost = await dumpLost(image)
+  t.strictSame(lost.tree, moves, 'the file, under lost+found')
+  t.equal(lost.mode, 0o700, 'lost+found is mode 0700')
+  fs.rmSync(image)
+})

@@ -1,0 +1,42 @@
+/*
+ * Pass 4 repair: i_links_count set to the entries that name the inode (with
+ * dir_nlink's 1 for a directory past 65000 links), as e2fsck's "Inode N ref
+ * count is X, should be Y. Fix? yes". An inode pass 1 also found fault with
+ * is left: rewriting its record would bless the rest of it. An inode no entry
+ * names (INODE_UNATTACHED) goes to lost+found (reconnect.ts).
+ */
+import { S_IFDIR } from '../../format/inode.ts'
+import { updateInode } from './inode-write.ts'
+import { fixed, left } from './record.ts'
+import type { Repair, StepInput } from './record.ts'
+
+/** EXT4_LINK_MAX, as pass4-links.ts. */
+const LINK_MAX = 65000
+
+export async function repairLinkCounts({ ctx, problems, h }: StepInput): Promise<Repair[]> {
+  const out: Repair[] = []
+  const faulty = new Set(problems.filter((p) => p.pass === 1 && p.severity === 'error' && p.ino !== undefined).map((p) => p.ino))
+  for (const p of problems) {
+    if (p.pass !== 4 || p.severity !== 'error') continue
+    const ino = p.ino
+    // Unattached inodes are reconnect.ts's (which says what it leaves).
+    if (p.code === 'INODE_UNATTACHED') continue
+    if (p.code !== 'LINK_COUNT_WRONG' || ino === undefined) {
+      out.push(left(4, p.code, `${p.message} (not repaired)`, ino === undefined ? {} : { ino }))
+      continue
+    }
+    if (faulty.has(ino)) {
+      out.push(left(4, p.code, `${p.message} (not repaired: pass 1 found the inode faulty)`, { ino }))
+      continue
+    }
+    let counted = ctx.refs[ino] ?? 0
+    if (ctx.types[ino] === S_IFDIR >> 12 && counted > LINK_MAX) counted = 1
+    const was = ctx.linksCount[ino] ?? 0
+    if (counted < 1 || counted > 0xffff || !(await updateInode(ctx, h, ino, (inode) => void (inode.linksCount = counted)))) {
+      out.push(left(4, p.code, `${p.message} (not repaired)`, { ino }))
+      continue
+    }
+    out.push(fixed(4, p.code, `inode ${ino}: i_links_count ${was} → ${counted}`, { ino }))
+  }
+  return out
+}
