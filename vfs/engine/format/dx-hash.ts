@@ -35,10 +35,19 @@ function rol(x: number, s: number): number {
 /** s_hash_seed as four little-endian words; all zero means "use the default". */
 export function seedWords(seed: Uint8Array | undefined): number[] {
   if (seed === undefined || seed.length < 16) return [...DEFAULT_SEED]
-  const dv = new DataView(seed.buffer, seed.byteOffset, 16)
-  const w = [0, 1, 2, 3].map((i) => dv.getUint32(i * 4, true))
-  return w.every((x) => x === 0) ? [...DEFAULT_SEED] : w
+  let w = SEEDS.get(seed)
+  if (w === undefined) {
+    const dv = new DataView(seed.buffer, seed.byteOffset, 16)
+    w = [0, 1, 2, 3].map((i) => dv.getUint32(i * 4, true))
+    if (w.every((x) => x === 0)) w = DEFAULT_SEED
+    SEEDS.set(seed, w)
+  }
+  // A copy: the transforms use it as their running state.
+  return [...w]
 }
+
+/** Each file system's seed, decoded once (a directory listing hashes every name with it). */
+const SEEDS = new WeakMap<Uint8Array, readonly number[]>()
 
 function legacy(name: Uint8Array, signed: boolean): number {
   let hash0 = 0x12a3fe2d

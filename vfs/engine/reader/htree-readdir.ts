@@ -65,13 +65,15 @@ function nextLeafStart(path: DxPath): number | undefined {
 export async function htreeReadDir(dir: DxDir, cookie: bigint, max: number): Promise<HtreeListing> {
   if (max < 1) throw new RangeError(`max ${max}`)
   if (cookie >= HTREE_EOF_64BIT || cookie < 0n) return { entries: [], eof: true }
+  // Positions as two numbers (major >> 1, minor): a BigInt per entry was most of a listing's cost.
+  const fromHi = Number(cookie >> 32n)
+  const fromLo = Number(cookie & 0xffffffffn)
   const top = await readRoot(dir)
-  const got: Array<Omit<HtreeDirent, 'cookie'>> = []
+  const got: Listed[] = []
   const dots = parseDirBlock(top.frame.buf, dir.blockSize, `directory ${dir.ino} htree root`).entries
   for (const [i, d] of dots.slice(0, 2).entries()) {
     const major = i === 0 ? 0 : 2
-    const pos = hash2pos(major, 0)
-    if (pos >= cookie) got.push({ ...d, major, minor: 0, pos })
+    if (atOrAfter(major >>> 1, 0, fromHi, fromLo)) got.push({ d, major, minor: 0, hi: major >>> 1, lo: 0 })
   }
   const path = await dxProbe(dir, pos2majHash(cookie), top)
   let more = true
@@ -79,28 +81,58 @@ export async function htreeReadDir(dir: DxDir, cookie: bigint, max: number): Pro
     const buf = await dir.block(path.leaf, 'dir-block')
     for (const d of parseDirBlock(buf, dir.blockSize, `directory ${dir.ino} block ${path.leaf}`).entries) {
       const { major, minor } = hashName(dir, top.hashVersion, d.name)
-      const pos = hash2pos(major, minor)
-      if (pos >= cookie) got.push({ ...d, major, minor, pos })
+      const hi = major >>> 1
+      const lo = minor >>> 0
+      if (atOrAfter(hi, lo, fromHi, fromLo)) got.push({ d, major, minor, hi, lo })
     }
-    got.sort((a, b) => (a.pos < b.pos ? -1 : a.pos > b.pos ? 1 : 0))
     const next = nextLeafStart(path)
     if (next === undefined) {
       more = false
       break
     }
-    // Everything not yet read sits at or after the next leaf's start: stop once max entries come before it.
-    const first = got[max]
-    if (first !== undefined && first.pos < hash2pos(next, 0)) break
+    // Everything not yet read sits at or after the next leaf's start: stop once more than max
+    // entries read come before it (what a sorted got[max] < start asked, without sorting per leaf).
+    const nextHi = next >>> 1
+    let before = 0
+    for (const g of got) if (g.hi < nextHi) before++
+    if (before > max) break
     await dxNextLeaf(dir, path)
   }
+  got.sort((a, b) => a.hi - b.hi || a.lo - b.lo)
+  const same = (a: Listed | undefined, b: Listed | undefined): boolean => a !== undefined && b !== undefined && a.hi === b.hi && a.lo === b.lo
   let cut = Math.min(max, got.length)
-  while (cut > 0 && cut < got.length && got[cut - 1]?.pos === got[cut]?.pos) cut--
+  while (cut > 0 && cut < got.length && same(got[cut - 1], got[cut])) cut--
   if (cut === 0) {
-    const p = got[0]?.pos
-    cut = got.findIndex((g) => g.pos !== p)
+    const first = got[0]
+    cut = got.findIndex((g) => !same(g, first))
     if (cut < 0) cut = got.length
   }
   const eof = !more && cut === got.length
-  const entries = got.slice(0, cut).map((g, i) => ({ ...g, cookie: got[i + 1]?.pos ?? HTREE_EOF_64BIT }))
+  const entries: HtreeDirent[] = []
+  let pos = cut > 0 ? posOf(got[0]) : 0n
+  for (let i = 0; i < cut; i++) {
+    const g = got[i] as Listed
+    const following = got[i + 1]
+    const cookieAfter = following === undefined ? HTREE_EOF_64BIT : posOf(following)
+    entries.push({ ...g.d, major: g.major, minor: g.minor, pos, cookie: cookieAfter })
+    pos = cookieAfter
+  }
   return { entries, eof }
+}
+
+interface Listed {
+  d: DirEntry
+  major: number
+  minor: number
+  /** The position's high and low words: (major >> 1, minor). */
+  hi: number
+  lo: number
+}
+
+function atOrAfter(hi: number, lo: number, fromHi: number, fromLo: number): boolean {
+  return hi > fromHi || (hi === fromHi && lo >= fromLo)
+}
+
+function posOf(g: Listed | undefined): bigint {
+  return g === undefined ? HTREE_EOF_64BIT : (BigInt(g.hi) << 32n) | BigInt(g.lo)
 }
