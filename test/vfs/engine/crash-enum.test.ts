@@ -15,7 +15,8 @@ import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
 import { RecordingDevice } from '../../../vfs/engine/blockdev/recording-device.ts'
 import { makeFileSystem } from '../../../vfs/engine/mkfs/mkfs.ts'
 import { recover } from '../../../vfs/engine/jbd2/recovery.ts'
-import { crashStates, runCrashCheck } from './crash-check.ts'
+import { runCrashCheck } from './crash-check.ts'
+import { crashStates } from './crash-states.ts'
 
 // The machine may be shared and slow: a few hundred states, each a recovery, a check and a dump.
 t.setTimeout(600_000)
