@@ -171,13 +171,20 @@ t.test('random sequential workloads: the ends of each crash window are the snaps
   }
   const end = mem.toBuffer()
   let states = 0
+  // The checker's way: one durable image advanced boundary by boundary, each state built on it.
+  const durable = base.clone()
   for (let k = 0; k <= rec.flushes.length; k++) {
+    if (k > 0) rec.advanceDurable(durable, k)
     const pending = rec.pending(k)
     const nothing = rec.crashState(base, { flushes: k, apply: [] })
     const everything = rec.crashState(base, { flushes: k, apply: pending.map((_, i) => i) })
     if (!nothing.toBuffer().equals(atFlush[k]!)) t.fail(`seed ${seed}: crash after ${k} flushes with no pending write`)
     if (!everything.toBuffer().equals(atFlush[k + 1] ?? end)) t.fail(`seed ${seed}: crash after ${k} flushes with every pending write`)
-    states += 2
+    if (!durable.toBuffer().equals(atFlush[k]!)) t.fail(`seed ${seed}: the advanced durable image after ${k} flushes`)
+    const odd = { flushes: k, apply: pending.map((_, i) => i).filter((i) => i % 2 === 1) }
+    if (!rec.crashStateOn(durable, odd).toBuffer().equals(rec.crashState(base, odd).toBuffer())) t.fail(`seed ${seed}: crashStateOn and crashState differ after ${k} flushes`)
+    states += 3
   }
-  t.equal(states, 2 * (rec.flushes.length + 1), `checked ${states} crash states`)
+  t.equal(states, 3 * (rec.flushes.length + 1), `checked ${states} crash states`)
+  t.throws(() => { rec.advanceDurable(durable, 0) }, { code: 'BLOCKDEV_CRASH_SPEC', message: 'BLOCKDEV_CRASH_SPEC: nothing is durable after 0 flushes: the base is that image' })
 })

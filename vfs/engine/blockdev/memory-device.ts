@@ -1,9 +1,18 @@
 /* eslint-disable @typescript-eslint/require-await -- async so a range error is a rejection, as from a real device, never a synchronous throw */
+import { createHash } from 'node:crypto'
 import { BlockDevError, checkRange, closedError, readOnlyError, SECTOR_SIZE } from './block-device.ts'
 import type { BlockDevice } from './block-device.ts'
 
 /** Storage granule of the sparse map; independent of any file system's block size. */
 const CHUNK = 4096
+const ZERO_CHUNK = Buffer.alloc(CHUNK)
+
+/**
+ * Digests of chunks that no device writes in place any more (a chunk stops being owned at its
+ * first clone and never becomes owned again), so contentKey() hashes each shared chunk once.
+ * null: an all-zero chunk, which counts as absent.
+ */
+const frozenDigests = new WeakMap<Buffer, Buffer | null>()
 
 export interface MemoryDeviceOptions {
   readOnly?: boolean
@@ -99,6 +108,26 @@ export class MemoryDevice implements BlockDevice {
     const out = Buffer.alloc(this.size)
     this.#get(0, out)
     return out
+  }
+
+  /**
+   * A key equal for equal contents (the XOR of a SHA-1 per non-zero chunk and its index), for the
+   * crash checker to recognise an image it has judged. Its cost is the chunks this device wrote
+   * since its last clone; the shared ones were hashed once, by whichever device saw them first.
+   */
+  contentKey(): string {
+    if (this.#closed) throw closedError('contentKey')
+    const key = Buffer.alloc(20)
+    for (const [index, chunk] of this.#chunks) {
+      const frozen = !this.#owned.has(index)
+      let digest = frozen ? frozenDigests.get(chunk) : undefined
+      if (digest === undefined) {
+        digest = chunk.equals(ZERO_CHUNK) ? null : createHash('sha1').update(`${index}:`).update(chunk).digest()
+        if (frozen) frozenDigests.set(chunk, digest)
+      }
+      if (digest !== null) for (let i = 0; i < 20; i++) key.writeUInt8(key.readUInt8(i) ^ digest.readUInt8(i), i)
+    }
+    return key.toString('hex')
   }
 
   #get(offset: number, target: Uint8Array): void {

@@ -119,6 +119,28 @@ export class RecordingDevice implements BlockDevice {
    */
   crashState(base: MemoryDevice, state: CrashState): MemoryDevice {
     if (base.size !== this.size) throw spec(`base of ${base.size} bytes for a device of ${this.size}`)
+    const durable = base.clone({ readOnly: false })
+    for (const w of this.durable(state.flushes)) durable.writeSync(w.offset, w.data)
+    return this.crashStateOn(durable, state)
+  }
+
+  /**
+   * Lays on `dev`, which holds the durable image after `k - 1` flushes (the base for k = 1), the
+   * writes flush `k` made durable, so that it holds the durable image after `k`. The checker walks
+   * the boundaries in order with one device, instead of re-laying the whole log for every state:
+   * the writes durable at k completed after all those durable at k - 1, so the order is the same.
+   */
+  advanceDurable(dev: MemoryDevice, k: number): void {
+    this.#checkK(k)
+    if (k === 0) throw spec('nothing is durable after 0 flushes: the base is that image')
+    const from = k === 1 ? -1 : (this.#flushes[k - 2]?.called ?? -1)
+    const to = this.#flushes[k - 1]?.called ?? -1
+    for (const w of this.#writes) if (w.completed > from && w.completed < to) dev.writeSync(w.offset, w.data)
+  }
+
+  /** As crashState, from `durable`, the durable image after `state.flushes` flushes (left unchanged). */
+  crashStateOn(durable: MemoryDevice, state: CrashState): MemoryDevice {
+    if (durable.size !== this.size) throw spec(`base of ${durable.size} bytes for a device of ${this.size}`)
     const pending = this.pending(state.flushes)
     const chosen = new Map<RecordedWrite, Buffer>()
     for (const i of state.apply) {
@@ -134,8 +156,7 @@ export class RecordingDevice implements BlockDevice {
       const kept = tornLength(w, this.sectorSize, sectors)
       chosen.set(w, w.data.subarray(0, kept))
     }
-    const dev = base.clone({ readOnly: false })
-    for (const w of this.durable(state.flushes)) dev.writeSync(w.offset, w.data)
+    const dev = durable.clone({ readOnly: false })
     for (const w of pending) {
       const data = chosen.get(w)
       if (data !== undefined) dev.writeSync(w.offset, data)
