@@ -83,6 +83,8 @@ export class JournaledTxnManager implements TxnManager {
   #pumping = false
   /** Newest tid a deferred wait is for, and the timer that asks for it if nobody else does. */
   #deferred = 0
+  #deferTimer: NodeJS.Timeout | null = null
+  readonly #deferMs: number
   /** Waits for the running transaction, and how many the last commit resolved (see #gather). */
   #runningWaiters = 0
   #lastBatch = 0
@@ -90,8 +92,6 @@ export class JournaledTxnManager implements TxnManager {
   /** Recent commit time in ms (moving average): the longest #gather waits. */
   #commitMs = 0
   readonly #maxBatchMs: number
-  #deferTimer: NodeJS.Timeout | null = null
-  readonly #deferMs: number
   #aborted: TxnError | null = null
   #closing = false
   #closingDone: Promise<void> | null = null
