@@ -9,23 +9,15 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { FormatError } from '../../../vfs/engine/format/errors.ts'
 import { mkfs, scratch, seededBytes } from './format-helpers.ts'
-import { fsckImage, MKFS_FEATURES } from './fsck-helpers.ts'
+import { fsckImage, MKFS_FEATURES, SMALL_METADATA_BYTES, smallDamageBase } from './fsck-helpers.ts'
 
 const ROUNDS = Number(process.env.FSCK_ROUNDS ?? 60)
-/** The first blocks hold nearly all the metadata of a 4 MiB, 1 KiB-block image. */
-const METADATA_BYTES = 600 * 1024
 
 t.setTimeout(120_000)
 const seed = Number(process.env.FSCK_SEED ?? Date.now() % 2 ** 31)
 t.comment(`seed ${seed} (FSCK_SEED=${seed} repeats it)`)
 const dir = scratch(t, 'fsck-corrupt')
-const tree = path.join(dir, 'tree')
-fs.mkdirSync(path.join(tree, 'd1/d2'), { recursive: true })
-for (let i = 0; i < 40; i++) fs.writeFileSync(path.join(tree, `d1/f${i}`), `file ${i}\n`.repeat(i * 30))
-fs.symlinkSync('d1/f1', path.join(tree, 'fast'))
-const base = path.join(dir, 'base.img')
-mkfs(base, 4 << 20, ['-b', '1024', ...MKFS_FEATURES, '-d', tree])
-const original = fs.readFileSync(base)
+const { original } = smallDamageBase(dir)
 
 t.test(`${ROUNDS} corrupted images: a verdict or a FormatError`, async (t) => {
   const rand = seededBytes(seed)
@@ -37,8 +29,8 @@ t.test(`${ROUNDS} corrupted images: a verdict or a FormatError`, async (t) => {
     const n = 1 + ((r[0] ?? 0) % 16)
     for (let k = 0; k < n; k++) {
       // Half the writes in the first 48 KiB, where the superblock, descriptors, bitmaps and first inodes are.
-      const at = (r.readUInt32LE(4 + k * 3) >>> 8) % (k % 2 === 0 ? 48 * 1024 : METADATA_BYTES)
-      bytes[1024 + (at % (METADATA_BYTES - 1024))] = r[k + 1] ?? 0
+      const at = (r.readUInt32LE(4 + k * 3) >>> 8) % (k % 2 === 0 ? 48 * 1024 : SMALL_METADATA_BYTES)
+      bytes[1024 + (at % (SMALL_METADATA_BYTES - 1024))] = r[k + 1] ?? 0
     }
     fs.writeFileSync(image, bytes)
     try {

@@ -53,6 +53,23 @@ export async function buildBase(t: Test, dir: string, blockSize: number, seed: n
 }
 
 /** debugfs -w -R cmd on image; its stdout. */
+/** The first blocks hold nearly all the metadata of smallDamageBase's 4 MiB, 1 KiB-block image. */
+export const SMALL_METADATA_BYTES = 600 * 1024
+
+/**
+ * A 4 MiB, 1 KiB-block image made by mkfs.ext4 -d from a small tree (40 files of growing size, a
+ * nested directory, a fast symlink): the base random damage is laid on. Returns its path and bytes.
+ */
+export function smallDamageBase(dir: string): { base: string; original: Buffer } {
+  const tree = path.join(dir, 'tree')
+  fs.mkdirSync(path.join(tree, 'd1/d2'), { recursive: true })
+  for (let i = 0; i < 40; i++) fs.writeFileSync(path.join(tree, `d1/f${i}`), `file ${i}\n`.repeat(i * 30))
+  fs.symlinkSync('d1/f1', path.join(tree, 'fast'))
+  const base = path.join(dir, 'base.img')
+  mkfs(base, 4 << 20, ['-b', '1024', ...MKFS_FEATURES, '-d', tree])
+  return { base, original: fs.readFileSync(base) }
+}
+
 export function debugfs(image: string, cmd: string, write = true): string {
   const r = spawnSync('debugfs', [...(write ? ['-w'] : []), '-R', cmd, image], { encoding: 'utf8' })
   if (r.status !== 0) throw new Error(`debugfs ${cmd}: exit ${r.status}: ${r.stderr}`)

@@ -9,10 +9,9 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import fs from 'node:fs'
-import path from 'node:path'
-import { scratch, sh } from './format-helpers.ts'
+import { scratch } from './format-helpers.ts'
 import { bmap, debugfs, e2fsck, flipBit, fsckImage, patchDirEntry } from './fsck-helpers.ts'
-import { buildRepairBase, codes, dumpImage, repairFile, tell } from './fsck-repair-helpers.ts'
+import { buildRepairBase, codes, copyImage, dumpImage, repairFile, tell } from './fsck-repair-helpers.ts'
 
 t.setTimeout(120_000)
 const seed = Number(process.env.FSCK_SEED ?? Date.now() % 2 ** 31)
@@ -22,11 +21,7 @@ const base = buildRepairBase(dir, seed)
 const baseDump = await dumpImage(base)
 const BS = 1024
 
-function copy(name: string): string {
-  const image = path.join(dir, name)
-  sh('cp', ['--sparse=always', base, image])
-  return image
-}
+const copy = (name: string): string => copyImage(dir, base, name)
 
 async function judged(t: Test, image: string): Promise<void> {
   const e2 = e2fsck(image)

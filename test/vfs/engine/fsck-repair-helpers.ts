@@ -16,7 +16,7 @@ import { repairImage } from '../../../vfs/engine/fsck/repair/repair.ts'
 import type { RepairResult } from '../../../vfs/engine/fsck/repair/repair.ts'
 import { dumpVfs } from './engine-helpers.ts'
 import type { TreeDump } from './engine-helpers.ts'
-import { mkfs, seededBytes } from './format-helpers.ts'
+import { mkfs, seededBytes, sh } from './format-helpers.ts'
 import { MKFS_FEATURES } from './fsck-helpers.ts'
 
 /** mkfs.ext4 -d a 16 MiB image of 1 KiB blocks (two groups) from a tree of seeded bytes. */
@@ -47,6 +47,13 @@ export function buildRepairBase(dir: string, seed: number): string {
 }
 
 /** The tree as the engine serves it, read-only (no lock, nothing written). */
+/** A sparse copy of base called name in dir, to damage without touching base. */
+export function copyImage(dir: string, base: string, name: string): string {
+  const image = path.join(dir, name)
+  sh('cp', ['--sparse=always', base, image])
+  return image
+}
+
 export async function dumpImage(image: string): Promise<TreeDump> {
   const e = await openEngine(image, { readOnly: true })
   try {

@@ -11,25 +11,17 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { BlockDevError } from '../../../vfs/engine/blockdev/block-device.ts'
 import { FormatError } from '../../../vfs/engine/format/errors.ts'
-import { mkfs, scratch, seededBytes } from './format-helpers.ts'
-import { e2fsck, MKFS_FEATURES } from './fsck-helpers.ts'
+import { scratch, seededBytes } from './format-helpers.ts'
+import { e2fsck, SMALL_METADATA_BYTES, smallDamageBase } from './fsck-helpers.ts'
 import { repairFile } from './fsck-repair-helpers.ts'
 
 const ROUNDS = Number(process.env.FSCK_ROUNDS ?? 25)
-/** The first blocks hold nearly all the metadata of a 4 MiB, 1 KiB-block image. */
-const METADATA_BYTES = 600 * 1024
 
 t.setTimeout(300_000)
 const seed = Number(process.env.FSCK_SEED ?? Date.now() % 2 ** 31)
 t.comment(`seed ${seed} (FSCK_SEED=${seed} repeats it)`)
 const dir = scratch(t, 'fsck-repair-random')
-const tree = path.join(dir, 'tree')
-fs.mkdirSync(path.join(tree, 'd1/d2'), { recursive: true })
-for (let i = 0; i < 40; i++) fs.writeFileSync(path.join(tree, `d1/f${i}`), `file ${i}\n`.repeat(i * 30))
-fs.symlinkSync('d1/f1', path.join(tree, 'fast'))
-const base = path.join(dir, 'base.img')
-mkfs(base, 4 << 20, ['-b', '1024', ...MKFS_FEATURES, '-d', tree])
-const original = fs.readFileSync(base)
+const { original } = smallDamageBase(dir)
 
 t.test(`${ROUNDS} damaged images: a verdict or a coded error; exit 1 only when e2fsck -fn agrees it is clean`, async (t) => {
   const rand = seededBytes(seed)
@@ -41,8 +33,8 @@ t.test(`${ROUNDS} damaged images: a verdict or a coded error; exit 1 only when e
     // One to four bytes: a few damages at a time, which the repair has a chance to answer.
     const n = 1 + ((r[0] ?? 0) % 4)
     for (let k = 0; k < n; k++) {
-      const at = (r.readUInt32LE(4 + k * 3) >>> 8) % (k % 2 === 0 ? 48 * 1024 : METADATA_BYTES)
-      bytes[1024 + (at % (METADATA_BYTES - 1024))] = r[k + 1] ?? 0
+      const at = (r.readUInt32LE(4 + k * 3) >>> 8) % (k % 2 === 0 ? 48 * 1024 : SMALL_METADATA_BYTES)
+      bytes[1024 + (at % (SMALL_METADATA_BYTES - 1024))] = r[k + 1] ?? 0
     }
     fs.writeFileSync(image, bytes)
     let key: string
