@@ -1,7 +1,7 @@
 /*
  * Directory mutation judged by e2fsprogs and the kernel. On a real image
- * (mkfs.ext4, then debugfs makes the directory and a target file), our
- * addEntry grows a one-block directory to 100,000 names (random, bytes >=
+ * (mkfs.ext4, then debugfs makes the directory and the target files), our
+ * addEntry grows a one-block directory to 30,000 names (HTREE_ENTRIES; random, bytes >=
  * 0x80 included): a linear block, then make_indexed_dir, leaf splits, index
  * node splits, a second level on 1 KiB blocks; then removeEntry takes half
  * away. The blocks come from a pool (htree-test-dir.ts), written through
@@ -59,22 +59,28 @@ for (const bs of (process.env.HTREE_BS ?? '4096,1024').split(',').map(Number)) {
     const image = path.join(dir, 'img')
     mkfs(image, (bs === 4096 ? 1024 : 256) << 20, ['-b', String(bs), '-O', 'metadata_csum,dir_index,extent,64bit,flex_bg', '-N', '2048'])
     const cmds = path.join(dir, 'cmds')
-    fs.writeFileSync(cmds, 'mkdir big\nwrite /dev/null target\n')
+    // Every entry is a hard link to one of the targets; ext4 allows 65,000 links to a file, so a
+    // directory larger than that spreads its entries over several (entry i names target i % T).
+    const T = Math.max(1, Math.ceil((ENTRIES / 2 + 2) / 60_000))
+    fs.writeFileSync(cmds, `mkdir big\n${Array.from({ length: T }, (_, k) => `write /dev/null target${k}\n`).join('')}`)
     sh('debugfs', ['-w', '-f', cmds, image])
 
     const pre = await openReader(t, image)
     const bigIno = await pre.lookup('big')
-    const target = await pre.lookup('target')
+    const targets: number[] = []
+    for (let k = 0; k < T; k++) targets.push(await pre.lookup(`target${k}`))
+    const targetOf = (i: number): number => targets[i % T] ?? 0
+    const target = targetOf(0)
     const pool = await PoolDir.open(pre, bigIno)
     const dev = await ImageFile.open(image)
     const txm = new DirectTxnManager(dev, bs)
     const dirs = new Directories(dirFsOf(pre.sb))
     const names = randomNames(rand, ENTRIES)
     const t0 = Date.now()
-    for (const n of names) {
+    for (const [i, n] of names.entries()) {
       const h = await txm.begin()
       try {
-        await dirs.addEntry(h, pool, n, target, FT.REG_FILE)
+        await dirs.addEntry(h, pool, n, targetOf(i), FT.REG_FILE)
       } finally {
         txm.end(h)
       }
@@ -85,29 +91,33 @@ for (const bs of (process.env.HTREE_BS ?? '4096,1024').split(',').map(Number)) {
     await t.rejects(dirs.addEntry(h, pool, names[7] ?? Buffer.alloc(0), target, FT.REG_FILE), new VfsError('EEXIST', `${names[7]?.toString() ?? ''}: exists`))
     await t.rejects(dirs.addEntry(h, pool, Buffer.alloc(256, 0x61), target, FT.REG_FILE), new VfsError('ENAMETOOLONG', 'name of 256 bytes (at most 255)'))
     await t.rejects(dirs.removeEntry(h, pool, Buffer.from('no such name')), new VfsError('ENOENT', 'no such name: not found'))
-    t.equal((await dirs.find(h, pool, names[3] ?? Buffer.alloc(0)))?.inode, target, 'find sees a name just added')
+    t.equal((await dirs.find(h, pool, names[3] ?? Buffer.alloc(0)))?.inode, targetOf(3), 'find sees a name just added')
     txm.end(h)
     const keep: Buffer[] = []
+    const keptTarget: number[] = []
+    const linksOf = new Map<number, number>(targets.map((x) => [x, 1]))
     const gone: Buffer[] = []
     let removedWrong = 0
     for (const [i, n] of names.entries()) {
       if (i % 2 === 0) {
         keep.push(n)
+        keptTarget.push(targetOf(i))
+        linksOf.set(targetOf(i), (linksOf.get(targetOf(i)) ?? 0) + 1)
         continue
       }
       gone.push(n)
       const h = await txm.begin()
       try {
-        if ((await dirs.removeEntry(h, pool, n)) !== target) removedWrong++
+        if ((await dirs.removeEntry(h, pool, n)) !== targetOf(i)) removedWrong++
       } finally {
         txm.end(h)
       }
     }
-    t.equal(removedWrong, 0, `${gone.length} removed, each naming the target`)
+    t.equal(removedWrong, 0, `${gone.length} removed, each naming its target`)
     t.comment(`removes done: ${Date.now() - t0} ms`)
     const fin = await txm.begin()
     await pool.finish(fin)
-    await setLinks(fin, pre, target, 1 + keep.length)
+    for (const [ino, links] of linksOf) await setLinks(fin, pre, ino, links)
     txm.end(fin)
     await txm.close()
     await dev.close()
@@ -128,7 +138,7 @@ for (const bs of (process.env.HTREE_BS ?? '4096,1024').split(',').map(Number)) {
     t.equal(listed.length, keep.length, 'the listing has as many names as were kept')
     t.same(new Set(listed), want, 'and exactly those')
     let missing = 0
-    for (const n of keep) if ((await img.findEntry(bigIno, inode, n))?.inode !== target) missing++
+    for (const [i, n] of keep.entries()) if ((await img.findEntry(bigIno, inode, n))?.inode !== keptTarget[i]) missing++
     t.equal(missing, 0, 'every kept name found through the htree')
     let present = 0
     for (const n of gone.slice(0, 5000)) if ((await img.findEntry(bigIno, inode, n)) !== undefined) present++
@@ -140,11 +150,11 @@ for (const bs of (process.env.HTREE_BS ?? '4096,1024').split(',').map(Number)) {
       const kernelNames = fs.readdirSync(big, { encoding: 'buffer' }).map((n) => n.toString('hex'))
       t.equal(kernelNames.length, keep.length, 'kernel readdir count')
       t.same(new Set(kernelNames), want, 'kernel readdir names')
-      const targetIno = fs.statSync(path.join(mnt, 'target')).ino
+      const kernelIno = new Map(targets.map((x, k) => [x, fs.statSync(path.join(mnt, `target${k}`)).ino]))
       let bad = 0
-      for (const n of keep) {
+      for (const [i, n] of keep.entries()) {
         const st = fs.lstatSync(Buffer.concat([Buffer.from(big + '/'), n]), { throwIfNoEntry: false })
-        if (st?.ino !== targetIno) bad++
+        if (st === undefined || st.ino !== kernelIno.get(keptTarget[i] ?? 0)) bad++
       }
       t.equal(bad, 0, 'kernel lookup finds every kept name')
       let found = 0
