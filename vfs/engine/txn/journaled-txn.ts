@@ -150,9 +150,12 @@ export class JournaledTxnManager implements TxnManager {
       this.#usable('begin')
       const t = this.#running
       if (!t.locked && this.#log.cost(t.dirty.size, t.revokes.size) < this.#maxTxnCost) break
-      // Too big: ask for its commit; the gate opens once its snapshot is taken.
+      // Too big: ask for its commit; the gate opens once its snapshot is taken. Wait at the gate
+      // before asking: an idle manager takes the snapshot (and opens the gate) within the ask
+      // itself, and a waiter that came after that would wait for a commit nobody asks for.
+      const opened = new Promise<void>((resolve, reject) => this.#gate.push({ tid: t.tid, resolve, reject }))
       if (!t.locked) this.#ask(t.tid)
-      await new Promise<void>((resolve, reject) => this.#gate.push({ tid: t.tid, resolve, reject }))
+      await opened
     }
     return new JournalHandle(this.#running, this.#cache, () => this.#aborted)
   }
