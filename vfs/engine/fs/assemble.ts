@@ -42,9 +42,8 @@ export const DEFAULT_CACHE_BYTES = 256 * 2 ** 20
 const DECODED_INODE_BYTES = 1024
 
 /**
- * Decoded inodes kept, from the cache= limit: an eighth of it (at least 1,024), the blocks get the
- * rest. The
- * inode table blocks are cached as well, so a decoded-inode miss is a decode, not a read.
+ * Decoded inodes kept, from the cache= limit: an eighth of it (at least 1,024); the blocks get the
+ * rest. The inode table blocks are cached as well, so a decoded-inode miss is a decode, not a read.
  */
 export function inodeCacheSize(cacheBytes: number): number {
   return Math.max(1024, Math.floor(cacheBytes / 8 / DECODED_INODE_BYTES))

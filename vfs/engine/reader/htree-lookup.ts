@@ -236,10 +236,6 @@ function isDotOrDotDot(name: Uint8Array): boolean {
 }
 
 /**
- * The live entry called name in one directory block, compared in place;
- * records are checked as parseDirBlock checks them (a bad one is corrupt).
- */
-/**
  * Does buf hold name at offset at? A loop, not Buffer.compare: names are short and most
  * candidates differ in their first bytes, so the native call's fixed cost would dominate.
  */
@@ -248,6 +244,10 @@ export function sameBytes(buf: Buffer, at: number, name: Uint8Array): boolean {
   return true
 }
 
+/**
+ * The live entry called name in one directory block, compared in place;
+ * records are checked as parseDirBlock checks them (a bad one is corrupt).
+ */
 export function findInBlock(buf: Buffer, blockSize: number, name: Uint8Array, where: string): DirEntry | undefined {
   let off = 0
   while (off < blockSize) {
