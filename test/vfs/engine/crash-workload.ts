@@ -13,7 +13,7 @@
  * the checker asserts that no crash state after their reply still has it, nor an orphan list.
  */
 import type { FileRef, Vfs } from '../../../vfs/types.ts'
-import { rng } from './engine-helpers.ts'
+import { bytes, rng } from './engine-helpers.ts'
 
 export interface Op {
   text: string
@@ -29,16 +29,6 @@ export interface Op {
 
 const OWNER = { uid: 1000, gid: 1000 }
 
-/** Deterministic bytes of a seed (the data of appends and overwrites). */
-export function bytes(seed: number, n: number): Buffer {
-  const b = Buffer.alloc(n + 3)
-  let s = seed >>> 0
-  for (let i = 0; i < n; i += 4) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
-    b.writeUInt32LE(s, i)
-  }
-  return b.subarray(0, n)
-}
 
 export async function resolve(vfs: Vfs, p: string): Promise<FileRef> {
   let ref = vfs.root()

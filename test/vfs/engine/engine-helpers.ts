@@ -151,7 +151,8 @@ export async function runWorkload(vfss: Vfs[], seed: number, opts: WorkloadOptio
   return log
 }
 
-function bytes(seed: number, n: number): Buffer {
+/** Deterministic bytes of a seed (file data of the workloads). */
+export function bytes(seed: number, n: number): Buffer {
   const b = Buffer.alloc(n + 3)
   let s = seed >>> 0
   for (let i = 0; i < n; i += 4) {
