@@ -9,6 +9,11 @@
       "target_name": "tsnfs_fuse",
       "sources": ["client/fuse/native/poll.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
+    },
+    {
+      "target_name": "tsnfs_engine",
+      "sources": ["vfs/engine/native/engine.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]
 }

@@ -15,6 +15,9 @@
  * values are each other's complement. A 4 KiB metadata block costs ours about 5 µs, small beside
  * the I/O that carries it; the native module would be ~7x faster but is a native npm dependency,
  * which vfs/ may not have. Revisit if a profile of the engine shows crc32c on top.
+ * It did (2026-12-05: ~6 % of a create's CPU: directory leaf, inode, bitmap and journal tag
+ * checksums): crc32cUpdate now calls our own SSE4.2 code (vfs/engine/native/engine.c) for 256
+ * bytes and more, where the call pays: 4 KiB in ~0.5 µs against ~5.4 µs (TSNFS_NO_NATIVE=1: JS).
  */
 import { createRequire } from 'node:module'
 import { join } from 'node:path'

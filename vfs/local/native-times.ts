@@ -5,10 +5,8 @@
  * it is missing or fails to load (or TSNFS_NO_NATIVE=1), `nativeTimes()` is
  * null and `whyNoNativeTimes()` says why; times.ts then falls back to touch(1).
  */
-import { existsSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { loadAddon } from '../native-addon.ts'
+import type { LoadedAddon } from '../native-addon.ts'
 
 export interface NativeTimes {
   /** utimensat on /proc/self/fd/<fd>, never following a symlink; returns the errno (0: done). */
@@ -18,33 +16,11 @@ export interface NativeTimes {
   readonly UTIME_OMIT: number
 }
 
-const ADDON = join('build', 'Release', 'tsnfs_times.node')
+let loaded: LoadedAddon<NativeTimes> | null = null
 
-interface Loaded {
-  addon: NativeTimes | null
-  why: string | null
-  path: string | null
-}
-
-let loaded: Loaded | null = null
-
-function load(): Loaded {
-  // An escape hatch, and how the benchmark measures the fallback.
-  if (process.env.TSNFS_NO_NATIVE === '1') return { addon: null, why: 'disabled by TSNFS_NO_NATIVE=1', path: null }
-  const here = dirname(fileURLToPath(import.meta.url))
-  // vfs/local/ (sources) is two levels below the package root, dist/vfs/local/ three.
-  const candidates = [join(here, '..', '..', ADDON), join(here, '..', '..', '..', ADDON)]
-  const path = candidates.find(p => existsSync(p))
-  if (path === undefined) return { addon: null, why: `${ADDON} not found (was node-gyp able to build it at install?)`, path: null }
-  try {
-    const addon = createRequire(import.meta.url)(path) as Partial<NativeTimes>
-    if (typeof addon.setTimes !== 'function' || typeof addon.UTIME_NOW !== 'number' || typeof addon.UTIME_OMIT !== 'number') {
-      return { addon: null, why: `${path}: not the times helper`, path }
-    }
-    return { addon: addon as NativeTimes, why: null, path }
-  } catch (err) {
-    return { addon: null, why: `${path}: ${err instanceof Error ? err.message : String(err)}`, path }
-  }
+function load(): LoadedAddon<NativeTimes> {
+  return loadAddon<NativeTimes>('tsnfs_times.node', import.meta.url,
+    (a) => typeof a.setTimes === 'function' && typeof a.UTIME_NOW === 'number' && typeof a.UTIME_OMIT === 'number', 'times helper')
 }
 
 /** The addon, loaded on first use; null when it cannot be had. */

@@ -5,11 +5,14 @@ import { BlockDevError, checkRange, closedError, readOnlyError, SECTOR_SIZE } fr
 import type { BlockDevice } from './block-device.ts'
 import { blockDeviceGeometry } from './device-geometry.ts'
 import { acquireImageLock } from './image-lock.ts'
+import { nativeEngine } from '../native-engine.ts'
 import type { ImageLock } from './image-lock.ts'
 
 export interface ImageFileOptions {
   readOnly?: boolean
 }
+
+const noWait = nativeEngine()
 
 /**
  * An ext4 image: a regular file or a raw block device, with positional I/O (no shared file
@@ -147,6 +150,12 @@ export class ImageFile implements BlockDevice {
   async #readFully(offset: number, target: Uint8Array): Promise<void> {
     const fh = this.#handle('read')
     let done = 0
+    // What the page cache holds comes synchronously (a few µs against a thread-pool round trip);
+    // the rest, if any, through the asynchronous read, so a cold block never stalls the event loop.
+    if (noWait !== null) {
+      const n = noWait.readNoWait(fh.fd, target, 0, target.length, offset)
+      if (n > 0) done = n
+    }
     while (done < target.length) {
       const { bytesRead } = await fh.read(target, done, target.length - done, offset + done)
       // Inside our size the OS owes us every byte; none means the file shrank under us.
