@@ -13,6 +13,7 @@ export interface ImageFileOptions {
 }
 
 const noWait = nativeEngine()
+const NO_WAIT_MAX = 64 * 1024
 
 /**
  * An ext4 image: a regular file or a raw block device, with positional I/O (no shared file
@@ -152,7 +153,8 @@ export class ImageFile implements BlockDevice {
     let done = 0
     // What the page cache holds comes synchronously (a few µs against a thread-pool round trip);
     // the rest, if any, through the asynchronous read, so a cold block never stalls the event loop.
-    if (noWait !== null) {
+    // Large reads stay on the pool: their copy is the cost, and there it runs beside this thread.
+    if (noWait !== null && target.length <= NO_WAIT_MAX) {
       const n = noWait.readNoWait(fh.fd, target, 0, target.length, offset)
       if (n > 0) done = n
     }
