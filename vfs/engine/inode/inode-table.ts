@@ -24,14 +24,33 @@ const DEFAULT_CACHE = 4096
 /** i_extra_isize: it decides whether the record holds i_checksum_hi. */
 const EXTRA_ISIZE_OFFSET = 0x80
 
+/**
+ * A deep copy, field by field: every copy gets one object shape whatever built the original
+ * (a spread copied each source's shape, and the engine's code then met many: profiles showed
+ * microseconds per copy where this takes a fraction of one).
+ */
 export function copyInode(i: Inode): Inode {
   return {
-    ...i,
-    atime: { ...i.atime },
-    ctime: { ...i.ctime },
-    mtime: { ...i.mtime },
-    crtime: i.crtime === undefined ? undefined : { ...i.crtime },
-    block: Buffer.from(i.block),
+    mode: i.mode,
+    uid: i.uid,
+    gid: i.gid,
+    size: i.size,
+    atime: { sec: i.atime.sec, nsec: i.atime.nsec },
+    ctime: { sec: i.ctime.sec, nsec: i.ctime.nsec },
+    mtime: { sec: i.mtime.sec, nsec: i.mtime.nsec },
+    crtime: i.crtime === undefined ? undefined : { sec: i.crtime.sec, nsec: i.crtime.nsec },
+    dtime: i.dtime,
+    linksCount: i.linksCount,
+    blocks: i.blocks,
+    flags: i.flags,
+    version: i.version,
+    generation: i.generation,
+    fileAcl: i.fileAcl,
+    block: Buffer.copyBytesFrom(i.block),
+    extraIsize: i.extraIsize,
+    checksumLo: i.checksumLo,
+    checksumHi: i.checksumHi,
+    projid: i.projid,
   }
 }
 

@@ -19,6 +19,8 @@ export interface CacheEntry {
    * yet written home (evicting it then would let a re-read see the stale home copy).
    */
   pins: number
+  /** Read since the eviction scan last passed it: it gets a second chance (see #evict). */
+  used: boolean
 }
 
 export interface CacheStats {
@@ -29,10 +31,12 @@ export interface CacheStats {
 }
 
 /**
- * The metadata buffer cache. Unpinned entries live in `#lru` (a Map keeps insertion order, so its
- * first key is the least recently used) and are evicted from its front whenever the cache exceeds
- * its byte limit; pinned entries live in `#pinned` and are never evicted, so the limit can be
- * exceeded only by pinned blocks (then `onPressure` lets the manager checkpoint to unpin some).
+ * The metadata buffer cache. Unpinned entries live in `#lru` (a Map keeps insertion order) and are
+ * evicted from its front whenever the cache exceeds its byte limit, with a second chance for those
+ * read since the scan last passed (the clock algorithm): a hit only sets a flag, where moving the
+ * entry to the back of the Map cost microseconds per hit once the cache was full. Pinned entries
+ * live in `#pinned` and are never evicted, so the limit can be exceeded only by pinned blocks
+ * (then `onPressure` lets the manager checkpoint to unpin some).
  */
 export class BufferCache {
   readonly blockSize: number
@@ -52,7 +56,11 @@ export class BufferCache {
 
   get stats(): CacheStats {
     const blocks = this.#lru.size + this.#pinned.size
-    return { blocks, pinned: this.#pinned.size, bytes: blocks * (this.blockSize + BLOCK_OVERHEAD), limit: this.limit }
+    return { blocks, pinned: this.#pinned.size, bytes: this.#bytes(), limit: this.limit }
+  }
+
+  #bytes(): number {
+    return (this.#lru.size + this.#pinned.size) * (this.blockSize + BLOCK_OVERHEAD)
   }
 
   peek(block: number): CacheEntry | undefined {
@@ -65,8 +73,7 @@ export class BufferCache {
     if (hit !== undefined) return Promise.resolve(hit)
     const clean = this.#lru.get(block)
     if (clean !== undefined) {
-      this.#lru.delete(block)
-      this.#lru.set(block, clean)
+      clean.used = true
       return Promise.resolve(clean)
     }
     let loading = this.#loading.get(block)
@@ -84,7 +91,7 @@ export class BufferCache {
       // fresh() may have created the block while we read: its (newer) content wins.
       const raced = this.peek(block)
       if (raced !== undefined) return raced
-      const entry: CacheEntry = { block, data, pins: 0 }
+      const entry: CacheEntry = { block, data, pins: 0, used: false }
       this.#lru.set(block, entry)
       this.#evict()
       return entry
@@ -100,7 +107,7 @@ export class BufferCache {
       cur.data.fill(0)
       return this.pin(cur)
     }
-    const entry: CacheEntry = { block, data: Buffer.alloc(this.blockSize), pins: 0 }
+    const entry: CacheEntry = { block, data: Buffer.alloc(this.blockSize), pins: 0, used: false }
     return this.pin(entry)
   }
 
@@ -116,7 +123,7 @@ export class BufferCache {
     if (e.pins === 1) {
       this.#lru.delete(e.block)
       this.#pinned.set(e.block, e)
-      if (this.stats.bytes > this.limit) this.onPressure()
+      if (this.#bytes() > this.limit) this.onPressure()
     }
     return e
   }
@@ -126,6 +133,8 @@ export class BufferCache {
     entry.pins--
     if (entry.pins > 0 || this.#pinned.get(entry.block) !== entry) return
     this.#pinned.delete(entry.block)
+    // Back of the queue: just written, it is the most recently used.
+    entry.used = false
     this.#lru.set(entry.block, entry)
     this.#evict()
   }
@@ -145,11 +154,17 @@ export class BufferCache {
 
   #evict(): void {
     const cost = this.blockSize + BLOCK_OVERHEAD
-    let bytes = this.stats.bytes
-    for (const block of this.#lru.keys()) {
+    let bytes = this.#bytes()
+    if (bytes <= this.limit) return
+    // A used entry goes to the back with its flag cleared; the iteration meets it again there
+    // (a Map's iterator visits entries added during it), so the scan ends after two passes at most.
+    for (const [block, e] of this.#lru) {
       if (bytes <= this.limit) break
       this.#lru.delete(block)
-      bytes -= cost
+      if (e.used) {
+        e.used = false
+        this.#lru.set(block, e)
+      } else bytes -= cost
     }
   }
 }
