@@ -105,25 +105,28 @@ export function rssOf(pid: number): { rssMiB: number; peakMiB: number } {
   }
 }
 
-/** NFS calls per procedure so far (tsnfs_rpc_calls_total of NFS_PROGRAM). */
-export function nfsCalls(metricsPort: number): Promise<Map<string, number>> {
+/** The server's /metrics text (a fresh connection each time: a kept-alive one may be closed by the server as it is reused). */
+export function metricsText(metricsPort: number): Promise<string> {
   return new Promise((ok, fail) => {
-    // A fresh connection each time: a kept-alive one may be closed by the server as it is reused.
     const req = get({ host: '127.0.0.1', port: metricsPort, path: '/metrics', timeout: 10_000, agent: false }, res => {
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (d: string) => (text += d))
-      res.on('end', () => {
-        const out = new Map<string, number>()
-        for (const m of text.matchAll(/^tsnfs_rpc_calls_total\{program="NFS_PROGRAM",version="3",procedure="NFSPROC3_(\w+)"\} (\d+)$/gm)) {
-          out.set(m[1] ?? '', Number(m[2]))
-        }
-        ok(out)
-      })
+      res.on('end', () => { ok(text) })
     })
     req.on('error', fail)
     req.on('timeout', () => req.destroy(new Error('metrics: timeout')))
   })
+}
+
+/** NFS calls per procedure so far (tsnfs_rpc_calls_total of NFS_PROGRAM). */
+export async function nfsCalls(metricsPort: number): Promise<Map<string, number>> {
+  const text = await metricsText(metricsPort)
+  const out = new Map<string, number>()
+  for (const m of text.matchAll(/^tsnfs_rpc_calls_total\{program="NFS_PROGRAM",version="3",procedure="NFSPROC3_(\w+)"\} (\d+)$/gm)) {
+    out.set(m[1] ?? '', Number(m[2]))
+  }
+  return out
 }
 
 /** b - a per procedure, without zeros. */
