@@ -58,7 +58,7 @@ export function defaultExportsText(backend: string, localDir?: string, engine?: 
 export async function makeEngineImage(path: string, bytes: number): Promise<void> {
   const dev = await ImageFile.create(path, bytes, { overwrite: true })
   try {
-    await makeFileSystem(dev, { zeroed: true })
+    await makeFileSystem(dev, { zeroed: true, allocateJournal: true })
   } finally {
     await dev.close()
   }

@@ -141,7 +141,8 @@ export async function mkfs(argv: string[]): Promise<number> {
   }
   const { dev, zeroed, created } = target
   try {
-    const r = await makeFileSystem(dev, { ...p.options, zeroed })
+    // The journal is written even on a sparse file: see allocateJournal (every commit would otherwise flush host allocations).
+    const r = await makeFileSystem(dev, { ...p.options, zeroed, allocateJournal: true })
     const g = r.geometry
     process.stdout.write(
       `${p.image}: ext4, ${g.blocksCount} blocks of ${g.blockSize} bytes, ${g.inodesCount} inodes, ${g.groupCount} groups, ` +
