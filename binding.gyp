@@ -11,8 +11,8 @@
       "cflags": ["-O2", "-Wall", "-Wextra"]
     },
     {
-      "target_name": "tsnfs_engine",
-      "sources": ["vfs/engine/native/engine.c"],
+      "target_name": "tsnfs_io",
+      "sources": ["vfs/native/io.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]

@@ -1,7 +1,7 @@
 /*
  * Finding and loading one of our native addons (node-gyp builds them into build/Release/ at
- * install; binding.gyp). Found from the sources (vfs/<part>/, two levels below the package root)
- * and from the build (dist/vfs/<part>/, three). Every addon is optional: a missing or broken one,
+ * install; binding.gyp). Found from the sources (vfs/ or vfs/<part>/) and from the build
+ * (dist/vfs/…): the nearest build/Release/<file> up the tree from the calling module. Every addon is optional: a missing or broken one,
  * or TSNFS_NO_NATIVE=1, yields why instead, and the caller uses its JavaScript path.
  */
 import { existsSync } from 'node:fs'
@@ -21,7 +21,7 @@ export function loadAddon<T>(file: string, metaUrl: string, is: (addon: Record<s
   if (process.env.TSNFS_NO_NATIVE === '1') return { addon: null, why: 'disabled by TSNFS_NO_NATIVE=1', path: null }
   const rel = join('build', 'Release', file)
   const here = dirname(fileURLToPath(metaUrl))
-  const path = [join(here, '..', '..', rel), join(here, '..', '..', '..', rel)].find((p) => existsSync(p))
+  const path = [1, 2, 3].map((up) => join(here, ...Array<string>(up).fill('..'), rel)).find((p) => existsSync(p))
   if (path === undefined) return { addon: null, why: `${rel} not found (was node-gyp able to build it at install?)`, path: null }
   try {
     const addon = createRequire(metaUrl)(path) as Record<string, unknown>

@@ -22,12 +22,12 @@
  * standard one.
  */
 
-import { nativeEngine } from './native-engine.ts'
+import { nativeIo } from '../native-io.ts'
 
 const POLY = 0x82f63b78
 
 /** The SSE4.2 update where the engine's addon offers it; below NATIVE_MIN bytes the call costs more than it saves. */
-const native = nativeEngine()?.crc32c ?? null
+const native = nativeIo()?.crc32c ?? null
 const NATIVE_MIN = 256
 
 /** TABLES[k * 256 + n]: the CRC of byte n followed by k zero bytes (slice-by-8's eight tables). */

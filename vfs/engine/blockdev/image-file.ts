@@ -5,14 +5,14 @@ import { BlockDevError, checkRange, closedError, readOnlyError, SECTOR_SIZE } fr
 import type { BlockDevice } from './block-device.ts'
 import { blockDeviceGeometry } from './device-geometry.ts'
 import { acquireImageLock } from './image-lock.ts'
-import { nativeEngine } from '../native-engine.ts'
+import { nativeIo } from '../../native-io.ts'
 import type { ImageLock } from './image-lock.ts'
 
 export interface ImageFileOptions {
   readOnly?: boolean
 }
 
-const noWait = nativeEngine()
+const noWait = nativeIo()
 const NO_WAIT_MAX = 64 * 1024
 
 /**

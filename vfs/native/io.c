@@ -1,5 +1,5 @@
 /*
- * Two hot paths of the storage engine that Node cannot do cheaply (loader: vfs/engine/native-engine.ts).
+ * Two hot paths of the backends that Node cannot do cheaply (loader: vfs/native-io.ts).
  *
  *   readNoWait(fd, buf, offset, length, position) -> bytes read, or -errno
  *     preadv2(..., RWF_NOWAIT) on the calling thread: it reads only what is in the page cache and

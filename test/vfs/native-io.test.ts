@@ -1,5 +1,5 @@
 /*
- * The engine's native helper (vfs/engine/native/engine.c): its CRC-32C must equal the JavaScript
+ * The native I/O helper (vfs/native/io.c): its CRC-32C must equal the JavaScript
  * one on every length, alignment and seed, and its page-cache-only read must give the file's bytes
  * when cached and -EAGAIN (never a wait) when not; ImageFile reads the same bytes either way.
  */
@@ -7,13 +7,13 @@ import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { ImageFile } from '../../../vfs/engine/blockdev/image-file.ts'
-import { crc32cTable, crc32cUpdate } from '../../../vfs/engine/crc32c.ts'
-import { nativeEngine, whyNoNativeEngine } from '../../../vfs/engine/native-engine.ts'
-import { rng } from './engine-helpers.ts'
-import { scratch } from './format-helpers.ts'
+import { ImageFile } from '../../vfs/engine/blockdev/image-file.ts'
+import { crc32cTable, crc32cUpdate } from '../../vfs/engine/crc32c.ts'
+import { nativeIo, whyNoNativeIo } from '../../vfs/native-io.ts'
+import { rng } from './engine/engine-helpers.ts'
+import { scratch } from './engine/format-helpers.ts'
 
-const addon = nativeEngine()
+const addon = nativeIo()
 
 /** Drop the file's pages from the page cache: written back first, then GNU dd's nocache (posix_fadvise DONTNEED). */
 function dropCache(file: string): void {
@@ -24,7 +24,7 @@ function dropCache(file: string): void {
 }
 
 t.test('the addon is built and loads (npm ci runs node-gyp)', async (t) => {
-  t.equal(whyNoNativeEngine(), null)
+  t.equal(whyNoNativeIo(), null)
   t.equal(typeof addon?.readNoWait, 'function')
 })
 
@@ -54,7 +54,7 @@ t.test('native CRC-32C equals the table-driven one (lengths 0-9000, every alignm
 })
 
 t.test('readNoWait: cached bytes at once, -EAGAIN for pages not in the cache, TypeError for a range outside the buffer', async (t) => {
-  if (addon === null) return t.fail(`no addon: ${whyNoNativeEngine()}`)
+  if (addon === null) return t.fail(`no addon: ${whyNoNativeIo()}`)
   const file = path.join(scratch(t, 'nowait'), 'f')
   const data = Buffer.from(Array.from({ length: 1 << 20 }, (_, i) => (i * 31 + 7) & 0xff))
   fs.writeFileSync(file, data)
@@ -91,4 +91,25 @@ t.test('ImageFile reads the same bytes from cached and dropped pages', async (t)
   const part = Buffer.alloc(4096)
   await dev.readInto(1 << 19, part)
   t.ok(part.equals(data.subarray(1 << 19, (1 << 19) + 4096)), 'readInto')
+})
+
+t.test('LocalVfs reads the same small blocks from cached and dropped pages, and eof past the end', async (t) => {
+  const { localDirs, openLocal } = await import('./local-helpers.ts')
+  const dirs = localDirs()
+  const vfs = openLocal(dirs)
+  t.teardown(() => vfs.close())
+  const file = path.join(dirs.root, 'f')
+  const data = Buffer.from(Array.from({ length: 1 << 20 }, (_, i) => (i * 7 + 3) & 0xff))
+  fs.writeFileSync(file, data)
+  const { ref } = await vfs.lookup(vfs.root(), Buffer.from('f'))
+  const cached = await vfs.read(ref, 8192n, 4096)
+  t.ok(cached.data.equals(data.subarray(8192, 12288)), 'cached')
+  dropCache(file)
+  const cold = await vfs.read(ref, 40960n, 65536)
+  t.ok(cold.data.equals(data.subarray(40960, 106496)), 'after the pages were dropped')
+  const tail = await vfs.read(ref, BigInt(data.length - 100), 4096)
+  t.equal(tail.data.length, 100, 'a read across the end is short')
+  t.equal(tail.eof, true)
+  const past = await vfs.read(ref, BigInt(data.length + 4096), 4096)
+  t.same([past.data.length, past.eof], [0, true], 'past the end: nothing, eof')
 })
