@@ -3,11 +3,13 @@
  * our mkfs, a tree of small (empty) files created through one `tsnfs serve` (engine export), then
  * for each buffer-cache limit (`cache=`) a new server on the same image that walks the whole tree
  * (READDIRPLUS of every directory, every page, then GETATTR of every file), sampling VmRSS and
- * VmHWM of the server after opening, after the walk and after a second walk. RSS minus the
- * cache limit is the fixed cost.
+ * VmHWM of the server after opening, after the walk, after a second walk and once idle (the server
+ * runs with deploy/tsnfs.service's malloc settings and `--memory-idle 5`). RSS minus the cache
+ * limit is the fixed cost.
  *
  *   npm run build --silent && npx tsx bench/engine-rss.ts [--files 100000] [--per-dir 1000]
- *     [--caches 16m,64m,256m] [--image /tmp/tsnfs-bench-engine-rss.img] [-K 32] [--fill nfs|engine] [--json]
+ *     [--caches 16m,64m,256m] [--image /tmp/tsnfs-bench-engine-rss.img] [-K 32] [--fill nfs|engine]
+ *     [--reuse] [--json]
  *
  * --fill engine creates the tree with the engine in this process (no NFS, 256 creates in flight,
  * so each commit carries a large batch): 1,000,000 files in minutes rather than the quarter of an
@@ -21,10 +23,13 @@ import { NfsDriver, parseBenchUrl } from './nfs-driver.ts'
 import { openEngine } from '../vfs/engine/fs/assemble.ts'
 import type { FileRef } from '../vfs/types.ts'
 import { makeEngineImage } from './targets.ts'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { withMallocEnv } from '../cli/malloc-env.ts'
 import { metricsText, rssOf, startServer } from './tree-procs.ts'
 import type { ServerProc } from './tree-procs.ts'
 
 const MiB = 2 ** 20
+const IDLE_S = 5
 
 function size(v: string): number {
   const m = /^(\d+)([kmg]?)$/i.exec(v)
@@ -56,7 +61,9 @@ async function serve(image: string, cacheBytes: number): Promise<{ server: Serve
   const stateDir = await mkdtemp(join(tmpdir(), 'tsnfs-engine-rss-'))
   const exportsFile = join(stateDir, 'exports')
   await writeFile(exportsFile, `/export *(rw,insecure,no_root_squash,backend=engine,image=${image},cache=${String(cacheBytes)})\n`)
-  const server = await startServer(exportsFile, stateDir)
+  // As deployed (deploy/tsnfs.service's malloc settings), and idle after 5 s so the last sample
+  // shows what stays once the server has trimmed its pools and collected garbage.
+  const server = await startServer(exportsFile, stateDir, undefined, { args: ['--memory-idle', String(IDLE_S)], env: withMallocEnv(process.env) })
   const driver = await NfsDriver.connect(parseBenchUrl(`nfs://127.0.0.1/export?nfsport=${String(server.port)}&mountport=${String(server.port)}`))
   return {
     server,
@@ -150,6 +157,7 @@ async function main(): Promise<void> {
       image: { type: 'string', default: '/tmp/tsnfs-bench-engine-rss.img' },
       K: { type: 'string', short: 'K', default: '32' },
       fill: { type: 'string', default: 'nfs' },
+      reuse: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   })
@@ -166,11 +174,13 @@ async function main(): Promise<void> {
     process.stderr.write(`${JSON.stringify(s)}\n`)
   }
 
-  const imageBytes = Math.max(4 * 1024 * MiB, files * 16 * 1024)
-  await makeEngineImage(values.image, imageBytes)
   const first = caches[0] ?? 16 * MiB
-  if (values.fill === 'engine') await fillInProcess(values.image, dirs, files, perDir)
-  else await fillOverNfs(values.image, first, dirs, files, perDir, k, note)
+  // --reuse: the image a previous run kept (--reuse keeps it again), with the same --files and --per-dir.
+  if (!values.reuse) {
+    await makeEngineImage(values.image, Math.max(4 * 1024 * MiB, files * 16 * 1024))
+    if (values.fill === 'engine') await fillInProcess(values.image, dirs, files, perDir)
+    else await fillOverNfs(values.image, first, dirs, files, perDir, k, note)
+  }
 
   for (const cache of caches) {
     const s = await serve(values.image, cache)
@@ -181,11 +191,13 @@ async function main(): Promise<void> {
       await note(cache / MiB, 'walked', s.server)
       await walk(s.driver, dirs, k)
       await note(cache / MiB, 'walked twice', s.server)
+      await sleep((IDLE_S + 3) * 1000)
+      await note(cache / MiB, `idle ${String(IDLE_S + 3)} s (trimmed, collected)`, s.server)
     } finally {
       await s.cleanup()
     }
   }
-  await rm(values.image, { force: true })
+  if (!values.reuse) await rm(values.image, { force: true })
 
   if (values.json) {
     for (const s of samples) process.stdout.write(`${JSON.stringify(s)}\n`)

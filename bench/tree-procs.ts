@@ -42,9 +42,11 @@ export interface ServerProc {
 }
 
 /** `tsnfs serve --port 0 --metrics 127.0.0.1:0`; ports read from its banner. */
-export async function startServer(exportsFile: string, stateDir: string, extraNodeArgs?: string): Promise<ServerProc> {
+/** `extra.args` go to `tsnfs serve`; `extra.env` is the child's environment (default: ours). */
+export async function startServer(exportsFile: string, stateDir: string, extraNodeArgs?: string, extra: { args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<ServerProc> {
   const child = spawn(process.execPath, [...nodeArgs(extraNodeArgs), tsnfsEntry(), 'serve', '--port', '0', '--host', '127.0.0.1', '--no-rpcbind',
-    '--exports', exportsFile, '--state-dir', stateDir, '--log-level', 'warn', '--metrics', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] })
+    '--exports', exportsFile, '--state-dir', stateDir, '--log-level', 'warn', '--metrics', '127.0.0.1:0', ...(extra.args ?? [])],
+  { stdio: ['ignore', 'pipe', 'inherit'], env: extra.env ?? process.env })
   return listening(child)
 }
 
