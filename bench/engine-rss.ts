@@ -9,7 +9,7 @@
  *
  *   npm run build --silent && npx tsx bench/engine-rss.ts [--files 100000] [--per-dir 1000]
  *     [--caches 16m,64m,256m] [--image /tmp/tsnfs-bench-engine-rss.img] [-K 32] [--fill nfs|engine]
- *     [--reuse] [--json]
+ *     [--keep] [--reuse] [--json]
  *
  * --fill engine creates the tree with the engine in this process (no NFS, 256 creates in flight,
  * so each commit carries a large batch): 1,000,000 files in minutes rather than the quarter of an
@@ -158,6 +158,7 @@ async function main(): Promise<void> {
       K: { type: 'string', short: 'K', default: '32' },
       fill: { type: 'string', default: 'nfs' },
       reuse: { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   })
@@ -175,7 +176,7 @@ async function main(): Promise<void> {
   }
 
   const first = caches[0] ?? 16 * MiB
-  // --reuse: the image a previous run kept (--reuse keeps it again), with the same --files and --per-dir.
+  // --reuse: serve the tree a previous run left with --keep (same --files and --per-dir); it is kept again.
   if (!values.reuse) {
     await makeEngineImage(values.image, Math.max(4 * 1024 * MiB, files * 16 * 1024))
     if (values.fill === 'engine') await fillInProcess(values.image, dirs, files, perDir)
@@ -197,7 +198,7 @@ async function main(): Promise<void> {
       await s.cleanup()
     }
   }
-  if (!values.reuse) await rm(values.image, { force: true })
+  if (!values.reuse && !values.keep) await rm(values.image, { force: true })
 
   if (values.json) {
     for (const s of samples) process.stdout.write(`${JSON.stringify(s)}\n`)
