@@ -32,3 +32,21 @@ t.test('two-generation cache: set replaces, delete and clear remove from both ge
   t.equal(c.size, 0)
   t.equal(c.get('c'), undefined)
 })
+
+t.test("cached inodes' i_block is memory of its own, never a slice of Node's 8 KiB pool (it would pin the slab)", async (t) => {
+  const { decodeInode } = await import('../../../vfs/engine/format/inode.ts')
+  const { copyInode } = await import('../../../vfs/engine/inode/inode-table.ts')
+  const raw = Buffer.alloc(256)
+  raw.writeUInt16LE(0x81a4, 0)
+  raw.writeUInt16LE(32, 0x80)
+  raw.fill(7, 0x28, 0x28 + 60)
+  const decoded = decodeInode(raw, 0, 256, true)
+  t.equal(decoded.block.buffer.byteLength, 60, 'decoded: its own 60 bytes')
+  t.same([...decoded.block], Array(60).fill(7))
+  const kept = copyInode(decoded, true)
+  t.equal(kept.block.buffer.byteLength, 60, 'a copy for the cache: its own 60 bytes')
+  t.not(kept.block.buffer, decoded.block.buffer)
+  const short = copyInode(decoded)
+  short.block[0] = 9
+  t.equal(decoded.block[0], 7, 'a caller changing its copy leaves the original alone')
+})

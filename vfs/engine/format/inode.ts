@@ -71,6 +71,17 @@ export interface Inode {
   projid: number | undefined
 }
 
+/**
+ * A copy in memory of its own, not a slice of Node's shared 8 KiB Buffer pool: decoded inodes are
+ * cached, and each cached 60-byte slice would keep its whole slab alive (thousands of cached
+ * inodes pinned as many slabs).
+ */
+export function ownCopy(src: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafeSlow(src.length)
+  out.set(src)
+  return out
+}
+
 function time(buf: Buffer, secAt: number, extraAt: number | undefined): Ext4Time {
   const lo = buf.readInt32LE(secAt)
   if (extraAt === undefined) return { sec: lo, nsec: 0 }
@@ -105,7 +116,7 @@ export function decodeInode(buf: Buffer, offset: number, inodeSize: number, huge
     blocks: b.readUInt32LE(0x1c) + blocksHi * 2 ** 32,
     flags: b.readUInt32LE(0x20),
     version: b.readUInt32LE(0x24) + (has(0x98) ? b.readUInt32LE(0x98) * 2 ** 32 : 0),
-    block: Buffer.from(b.subarray(I_BLOCK_OFFSET, I_BLOCK_OFFSET + I_BLOCK_SIZE)),
+    block: ownCopy(b.subarray(I_BLOCK_OFFSET, I_BLOCK_OFFSET + I_BLOCK_SIZE)),
     generation: b.readUInt32LE(0x64),
     fileAcl: b.readUInt32LE(0x68) + b.readUInt16LE(0x76) * 2 ** 32,
     extraIsize,
