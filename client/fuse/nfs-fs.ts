@@ -83,6 +83,8 @@ export class NfsFs {
   /** Attribute changes held until the file's flush (pending-attrs.ts), and those being sent. */
   private readonly held = new Map<bigint, PendingAttrs>()
   private readonly settling = new Map<bigint, Promise<void>>()
+  /** Failures of held changes sent ahead of the flush (settleEarly): thrown by the next settleAttrs, the close's. */
+  private readonly failed = new Map<bigint, unknown>()
 
   constructor(client: NfsClient, rootFh: Buffer) {
     this.client = client
@@ -172,6 +174,9 @@ export class NfsFs {
         // (once this reply is out: sending a WRITE first would delay the caller's futimens by as much).
         setImmediate(() => {
           c.files.writeback.writeAhead(state)
+          // cp -a and tar x set the mode last, just before close: send what is held once the data is out, so the
+          // close finds the SETATTR done or on its way instead of starting it (a failure waits for the close).
+          if ((s.valid & FATTR.MODE) !== 0) this.settleEarly(n)
         })
       }
       if (mayWait(s) || changesNothing(s, cached, held)) return { data: [attrOut(this.attrOf(n, cached), this.validMs(n.fh))] }
@@ -205,22 +210,36 @@ export class NfsFs {
   /** n's last open closed: what it held has been sent. */
   openEnded(n: Inode): void {
     this.created.delete(n.nodeid)
+    this.failed.delete(n.nodeid)
   }
 
-  /** Whether attribute changes of n are held (a WRITE sends them first: data after them would move mtime). */
+  /** Whether attribute changes of n are held, being sent, or failed unreported (a WRITE settles them first: data after them would move mtime). */
   holdsAttrs(n: Inode): boolean {
-    return this.held.has(n.nodeid) || this.settling.has(n.nodeid)
+    return this.held.has(n.nodeid) || this.settling.has(n.nodeid) || this.failed.has(n.nodeid)
+  }
+
+  /** Send what n holds now, in the background; a failure is kept for the next settleAttrs (the file's FLUSH) to throw. */
+  settleEarly(n: Inode): void {
+    this.settleAttrs(n, true).catch(() => undefined)
   }
 
   /**
    * Send n's held attribute changes, after its data (so no later WRITE
    * moves a time set now): at FLUSH, FSYNC and RELEASE, before another
    * open, a write, a link or a SETATTR that cannot wait. A send already
-   * under way is waited for; its failure is reported to whoever started it.
+   * under way is waited for; its failure is reported to whoever started it,
+   * or for an early one (settleEarly) to whoever settles next.
    */
-  async settleAttrs(n: Inode): Promise<void> {
+  async settleAttrs(n: Inode, early = false): Promise<void> {
     if (!this.holdsAttrs(n)) return
     await this.settling.get(n.nodeid)
+    // An early send leaves an unreported failure for the flush.
+    if (this.failed.has(n.nodeid)) {
+      if (early) return
+      const err = this.failed.get(n.nodeid)
+      this.failed.delete(n.nodeid)
+      throw err
+    }
     const p = this.held.get(n.nodeid)
     if (p === undefined) return
     this.held.delete(n.nodeid)
@@ -231,7 +250,8 @@ export class NfsFs {
       if (state !== undefined) await c.files.writeback.sync(state)
       await c.nfs.call('SETATTR', { object: { data: n.fh }, new_attributes: sattrOf(p), guard: null })
     })()
-    const quiet = run.then(() => undefined, () => undefined)
+    // Kept before anyone waiting on `quiet` resumes, so the next settleAttrs cannot miss it.
+    const quiet = run.then(() => undefined, (err: unknown) => { if (early && this.created.has(n.nodeid)) this.failed.set(n.nodeid, err) })
     this.settling.set(n.nodeid, quiet)
     try {
       await run
