@@ -46,6 +46,9 @@ export interface SetattrIn {
 
 const name3 = (s: string): Buffer => Buffer.from(s)
 
+/** The attributes of a negative entry (node 0): the kernel reads none of them. */
+const NO_ATTR: FuseAttr = { ino: 0n, size: 0n, blocks: 0n, atime: { s: 0, ns: 0 }, mtime: { s: 0, ns: 0 }, ctime: { s: 0, ns: 0 }, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 }
+
 const O_ACCMODE = 3
 const O_WRONLY = 1
 /** Set in an open's flags by execve (Linux __FMODE_EXEC): the open needs execute permission, not read. */
@@ -148,8 +151,26 @@ export class NfsFs {
     if (this.inodes.get(n.nodeid) !== n) this.stamps.delete(n.nodeid)
   }
 
+  /**
+   * LOOKUP. A missing name is answered as an entry with node 0 (a negative
+   * entry the kernel keeps) for as long as our name cache would itself
+   * answer it absent without asking the server (lookupcache=all, the
+   * directory's attributes fresh): a later stat(2) of it then costs no
+   * request. Only plain lookups are spared: the kernel looks again before
+   * an exclusive create or a rename onto the name, and whatever this mount
+   * creates there replaces the negative entry. Another client's new name
+   * is seen, as a positive entry's change is, once the directory's
+   * attributes expire (at most acdirmax).
+   */
   async lookup(who: Caller, parent: Inode, name: string): Promise<Reply> {
-    const fh = await lookupName(who.client, parent.fh, name, name)
+    let fh: Buffer
+    try {
+      fh = await lookupName(who.client, parent.fh, name, name)
+    } catch (err) {
+      const ms = isNfsError(err, 'NFS3ERR_NOENT') && this.client.options.nameCache.mode === 'all' ? this.client.attrs.freshForMs(parent.fh) : 0
+      if (ms <= 0) throw err
+      return { data: [entryOut({ nodeid: 0n, generation: 0n, entryValidMs: ms, attrValidMs: 0, attr: NO_ATTR })] }
+    }
     return this.entryReply(fh, parent.fh)
   }
 
