@@ -16,12 +16,13 @@
  * attribute cache, like the Linux access cache).
  */
 import { randomBytes } from 'node:crypto'
+import { constants } from 'node:os'
 import { ACCESS3_DELETE, ACCESS3_EXECUTE, ACCESS3_EXTEND, ACCESS3_LOOKUP, ACCESS3_MODIFY, ACCESS3_READ, createmode3, ftype3, time_how } from '../../xdr/generated/nfs3.ts'
 import type { fattr3, nfstime3, post_op_fh3, sattr3 } from '../../xdr/generated/nfs3.ts'
 import { sattr } from '../attrs.ts'
 import { accessGranted, mayOpen } from '../access.ts'
 import type { NfsClient } from '../nfs-client.ts'
-import { lookupName, noteCreated } from '../walk.ts'
+import { lookupName, lookupNameOrAbsent, noteCreated } from '../walk.ts'
 import type { Caller } from './callers.ts'
 import type { Entry, FuseAttr } from './abi.ts'
 import { FATTR, RENAME_NOREPLACE, S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK, attrOut, entryOut, statfsOut } from './abi.ts'
@@ -45,6 +46,7 @@ export interface SetattrIn {
 }
 
 const name3 = (s: string): Buffer => Buffer.from(s)
+const { ENOENT } = constants.errno
 
 /** The attributes of a negative entry (node 0): the kernel reads none of them. */
 const NO_ATTR: FuseAttr = { ino: 0n, size: 0n, blocks: 0n, atime: { s: 0, ns: 0 }, mtime: { s: 0, ns: 0 }, ctime: { s: 0, ns: 0 }, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 }
@@ -163,15 +165,11 @@ export class NfsFs {
    * attributes expire (at most acdirmax).
    */
   async lookup(who: Caller, parent: Inode, name: string): Promise<Reply> {
-    let fh: Buffer
-    try {
-      fh = await lookupName(who.client, parent.fh, name, name)
-    } catch (err) {
-      const ms = isNfsError(err, 'NFS3ERR_NOENT') && this.client.options.nameCache.mode === 'all' ? this.client.attrs.freshForMs(parent.fh) : 0
-      if (ms <= 0) throw err
-      return { data: [entryOut({ nodeid: 0n, generation: 0n, entryValidMs: ms, attrValidMs: 0, attr: NO_ATTR })] }
-    }
-    return this.entryReply(fh, parent.fh)
+    const fh = await lookupNameOrAbsent(who.client, parent.fh, name, name)
+    if (fh !== null) return this.entryReply(fh, parent.fh)
+    const ms = this.client.options.nameCache.mode === 'all' ? this.client.attrs.freshForMs(parent.fh) : 0
+    if (ms <= 0) return { errno: ENOENT }
+    return { data: [entryOut({ nodeid: 0n, generation: 0n, entryValidMs: ms, attrValidMs: 0, attr: NO_ATTR })] }
   }
 
   async getattr(who: Caller, n: Inode): Promise<Reply> {
