@@ -84,13 +84,25 @@ async function knownAttrs(ctx: WalkContext, fh: Buffer, path: string): Promise<f
  * LOOKUP as the caller (whose answer, positive or NOENT, is cached).
  */
 export async function lookupName(ctx: WalkContext, dir: Buffer, name: string, path: string): Promise<Buffer> {
+  const fh = await lookupNameOrAbsent(ctx, dir, name, path)
+  if (fh === null) throw NfsError.fromStatus(nfsstat3.NFS3ERR_NOENT, 'LOOKUP', path)
+  return fh
+}
+
+/**
+ * lookupName, with null for a name that does not exist (NFS3ERR_NOENT,
+ * from the server or the name cache): a missing name is an answer, not a
+ * failure, to callers that expect many (a FUSE LOOKUP before each create),
+ * and no error with its stack is made for it.
+ */
+export async function lookupNameOrAbsent(ctx: WalkContext, dir: Buffer, name: string, path: string): Promise<Buffer | null> {
   const who = identityKey(ctx.nfs.cred)
   const search = ctx.attrs.accessOf(dir, who, ACCESS3_LOOKUP)
   if (search === 0) throw NfsError.fromStatus(nfsstat3.NFS3ERR_ACCES, 'LOOKUP', path)
   if (search === ACCESS3_LOOKUP) {
     const cached = ctx.names.lookup(dir, name)
     if (cached.kind === 'positive') return cached.fh
-    if (cached.kind === 'negative') throw NfsError.fromStatus(nfsstat3.NFS3ERR_NOENT, 'LOOKUP', path)
+    if (cached.kind === 'negative') return null
   }
   const r = await ctx.nfs.raw('LOOKUP', { what: { dir: { data: dir }, name: Buffer.from(name) } })
   if (r.status === nfsstat3.NFS3_OK) {
@@ -102,7 +114,9 @@ export async function lookupName(ctx: WalkContext, dir: Buffer, name: string, pa
   if (r.status === nfsstat3.NFS3ERR_NOENT) {
     ctx.attrs.noteAccess(dir, who, ACCESS3_LOOKUP, ACCESS3_LOOKUP)
     ctx.names.addNegative(dir, name)
-  } else if (r.status === nfsstat3.NFS3ERR_ACCES) {
+    return null
+  }
+  if (r.status === nfsstat3.NFS3ERR_ACCES) {
     ctx.attrs.noteAccess(dir, who, ACCESS3_LOOKUP, 0)
   }
   throw NfsError.fromStatus(r.status, 'LOOKUP', path)

@@ -141,6 +141,12 @@ export class AttrCache {
     return this.get(fh) !== undefined
   }
 
+  /** How much longer fh's cached attributes stay fresh (ms); 0 when they are not (absent, expired, noac). */
+  freshForMs(fh: Buffer): number {
+    const e = this.entries.peek(handleKey(fh))
+    return e === undefined || !this.fresh(e) ? 0 : e.fetchedAt + e.timeoutMs - this.now()
+  }
+
   /** The adaptive timeout currently applied to a handle (ms), for tests and diagnostics. */
   timeoutOf(fh: Buffer): number | undefined {
     return this.entries.peek(handleKey(fh))?.timeoutMs

@@ -16,12 +16,13 @@
  * attribute cache, like the Linux access cache).
  */
 import { randomBytes } from 'node:crypto'
+import { constants } from 'node:os'
 import { ACCESS3_DELETE, ACCESS3_EXECUTE, ACCESS3_EXTEND, ACCESS3_LOOKUP, ACCESS3_MODIFY, ACCESS3_READ, createmode3, ftype3, time_how } from '../../xdr/generated/nfs3.ts'
 import type { fattr3, nfstime3, post_op_fh3, sattr3 } from '../../xdr/generated/nfs3.ts'
 import { sattr } from '../attrs.ts'
 import { accessGranted, mayOpen } from '../access.ts'
 import type { NfsClient } from '../nfs-client.ts'
-import { lookupName, noteCreated } from '../walk.ts'
+import { lookupName, lookupNameOrAbsent, noteCreated } from '../walk.ts'
 import type { Caller } from './callers.ts'
 import type { Entry, FuseAttr } from './abi.ts'
 import { FATTR, RENAME_NOREPLACE, S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK, attrOut, entryOut, statfsOut } from './abi.ts'
@@ -45,6 +46,10 @@ export interface SetattrIn {
 }
 
 const name3 = (s: string): Buffer => Buffer.from(s)
+const { ENOENT } = constants.errno
+
+/** The attributes of a negative entry (node 0): the kernel reads none of them. */
+const NO_ATTR: FuseAttr = { ino: 0n, size: 0n, blocks: 0n, atime: { s: 0, ns: 0 }, mtime: { s: 0, ns: 0 }, ctime: { s: 0, ns: 0 }, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 }
 
 const O_ACCMODE = 3
 const O_WRONLY = 1
@@ -83,6 +88,8 @@ export class NfsFs {
   /** Attribute changes held until the file's flush (pending-attrs.ts), and those being sent. */
   private readonly held = new Map<bigint, PendingAttrs>()
   private readonly settling = new Map<bigint, Promise<void>>()
+  /** Failures of held changes sent ahead of the flush (settleEarly): thrown by the next settleAttrs, the close's. */
+  private readonly failed = new Map<bigint, unknown>()
 
   constructor(client: NfsClient, rootFh: Buffer) {
     this.client = client
@@ -146,9 +153,23 @@ export class NfsFs {
     if (this.inodes.get(n.nodeid) !== n) this.stamps.delete(n.nodeid)
   }
 
+  /**
+   * LOOKUP. A missing name is answered as an entry with node 0 (a negative
+   * entry the kernel keeps) for as long as our name cache would itself
+   * answer it absent without asking the server (lookupcache=all, the
+   * directory's attributes fresh): a later stat(2) of it then costs no
+   * request. Only plain lookups are spared: the kernel looks again before
+   * an exclusive create or a rename onto the name, and whatever this mount
+   * creates there replaces the negative entry. Another client's new name
+   * is seen, as a positive entry's change is, once the directory's
+   * attributes expire (at most acdirmax).
+   */
   async lookup(who: Caller, parent: Inode, name: string): Promise<Reply> {
-    const fh = await lookupName(who.client, parent.fh, name, name)
-    return this.entryReply(fh, parent.fh)
+    const fh = await lookupNameOrAbsent(who.client, parent.fh, name, name)
+    if (fh !== null) return this.entryReply(fh, parent.fh)
+    const ms = this.client.options.nameCache.mode === 'all' ? this.client.attrs.freshForMs(parent.fh) : 0
+    if (ms <= 0) return { errno: ENOENT }
+    return { data: [entryOut({ nodeid: 0n, generation: 0n, entryValidMs: ms, attrValidMs: 0, attr: NO_ATTR })] }
   }
 
   async getattr(who: Caller, n: Inode): Promise<Reply> {
@@ -172,6 +193,9 @@ export class NfsFs {
         // (once this reply is out: sending a WRITE first would delay the caller's futimens by as much).
         setImmediate(() => {
           c.files.writeback.writeAhead(state)
+          // cp -a and tar x set the mode last, just before close: send what is held once the data is out, so the
+          // close finds the SETATTR done or on its way instead of starting it (a failure waits for the close).
+          if ((s.valid & FATTR.MODE) !== 0) this.settleEarly(n)
         })
       }
       if (mayWait(s) || changesNothing(s, cached, held)) return { data: [attrOut(this.attrOf(n, cached), this.validMs(n.fh))] }
@@ -205,22 +229,36 @@ export class NfsFs {
   /** n's last open closed: what it held has been sent. */
   openEnded(n: Inode): void {
     this.created.delete(n.nodeid)
+    this.failed.delete(n.nodeid)
   }
 
-  /** Whether attribute changes of n are held (a WRITE sends them first: data after them would move mtime). */
+  /** Whether attribute changes of n are held, being sent, or failed unreported (a WRITE settles them first: data after them would move mtime). */
   holdsAttrs(n: Inode): boolean {
-    return this.held.has(n.nodeid) || this.settling.has(n.nodeid)
+    return this.held.has(n.nodeid) || this.settling.has(n.nodeid) || this.failed.has(n.nodeid)
+  }
+
+  /** Send what n holds now, in the background; a failure is kept for the next settleAttrs (the file's FLUSH) to throw. */
+  settleEarly(n: Inode): void {
+    this.settleAttrs(n, true).catch(() => undefined)
   }
 
   /**
    * Send n's held attribute changes, after its data (so no later WRITE
    * moves a time set now): at FLUSH, FSYNC and RELEASE, before another
    * open, a write, a link or a SETATTR that cannot wait. A send already
-   * under way is waited for; its failure is reported to whoever started it.
+   * under way is waited for; its failure is reported to whoever started it,
+   * or for an early one (settleEarly) to whoever settles next.
    */
-  async settleAttrs(n: Inode): Promise<void> {
+  async settleAttrs(n: Inode, early = false): Promise<void> {
     if (!this.holdsAttrs(n)) return
     await this.settling.get(n.nodeid)
+    // An early send leaves an unreported failure for the flush.
+    if (this.failed.has(n.nodeid)) {
+      if (early) return
+      const err = this.failed.get(n.nodeid)
+      this.failed.delete(n.nodeid)
+      throw err
+    }
     const p = this.held.get(n.nodeid)
     if (p === undefined) return
     this.held.delete(n.nodeid)
@@ -231,7 +269,8 @@ export class NfsFs {
       if (state !== undefined) await c.files.writeback.sync(state)
       await c.nfs.call('SETATTR', { object: { data: n.fh }, new_attributes: sattrOf(p), guard: null })
     })()
-    const quiet = run.then(() => undefined, () => undefined)
+    // Kept before anyone waiting on `quiet` resumes, so the next settleAttrs cannot miss it.
+    const quiet = run.then(() => undefined, (err: unknown) => { if (early && this.created.has(n.nodeid)) this.failed.set(n.nodeid, err) })
     this.settling.set(n.nodeid, quiet)
     try {
       await run

@@ -5,7 +5,10 @@
  * before close(2). Like the data, mode and times wait for the file's next
  * FLUSH or FSYNC, where they go after the data as one SETATTR
  * (close-to-open: another client sees them once close returns; a failure
- * is close's error, as for data). Only on a file we created and have kept
+ * is close's error, as for data). A mode change, which cp -a and tar x make
+ * last, sends them at once after the data instead, so the close finds that
+ * SETATTR done or under way (its failure still fails the close; a change
+ * held after it goes at the flush). Only on a file we created and have kept
  * open: its owner on the server is this caller, so the server will not
  * refuse what the kernel allowed.
  *

@@ -150,3 +150,31 @@ t.test('a chown the server refuses fails the chown, not the close (root_squash)'
   t.equal(out.close, 'ok', 'close: the mode and times held for it were applied')
   t.strictSame(out.after.slice(0, 3), ['0o604', '1100000000987654321', '1000000000123456789'])
 })
+
+// Held mode and times go ahead of the close once the mode is set (cp -a and tar x set it last); a failure still fails close(2).
+const PY_GONE = `
+import os, sys, time, json
+path, hostpath = sys.argv[1], sys.argv[2]
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, b'hello')
+os.utime(fd, ns=(1000000000123456789, 1100000000987654321))
+time.sleep(0.3)
+os.unlink(hostpath)
+os.fchmod(fd, 0o604)
+time.sleep(0.3)
+try:
+    os.close(fd)
+    print(json.dumps({'close': 'ok'}))
+except OSError as e:
+    print(json.dumps({'close': e.errno}))
+`
+
+t.test('a file removed on the server before its mode is sent: close fails with ESTALE', { skip }, async t => {
+  const base = t.testdir({})
+  const ex = await exportDir(t, base)
+  const mnt = mountpointDir(t)
+  await mountFuse(t, ex.source, mnt, `${ex.portOpts},${TEST_OPTS}`)
+  const r = await sh(`python3 -c "$PY" "$P" "$H"`, { PY: PY_GONE, P: join(mnt, 'gone'), H: join(ex.dir, 'gone') })
+  t.equal(r.code, 0, r.stderr)
+  t.strictSame(JSON.parse(r.stdout), { close: 116 }, 'close(2): ESTALE, the SETATTR sent ahead of it failed')
+})
