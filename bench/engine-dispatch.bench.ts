@@ -1,0 +1,134 @@
+/*
+ * The engine's read paths, record -> dispatch -> reply without sockets (as dispatch.bench.ts does
+ * for the memory backend): a fresh engine image in a temp file served as `backend=engine`, one
+ * directory of 10,000 files (an htree), then GETATTR of a file, LOOKUP of names in turn, and
+ * READDIRPLUS 32 KiB pages (dircount 8192, as nfsprobe asks) both from the start and resuming at
+ * the cookies of a whole listing in turn (a continuation must not re-list from the beginning).
+ *
+ *   npx tsx bench/engine-dispatch.bench.ts [FILTER]     (FILTER: a regexp over the bench names)
+ *   ENGINE_BENCH_PROF=FILE node dist/bench/engine-dispatch.bench.js [FILTER]
+ *     also writes a V8 CPU profile of the measured part alone (not the image's making) to FILE.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { decodeReply, encodeCall } from '../client/rpc/call.ts'
+import { authSys } from '../client/rpc/auth.ts'
+import { NFS_PROGRAM, READDIRPLUS3res } from '../xdr/generated/nfs3.ts'
+import type { ProcedureRef } from '../client/rpc/call.ts'
+import { BackendSet } from '../server/backends.ts'
+import { parseExports } from '../server/exports/parse.ts'
+import { ExportTable } from '../server/exports/table.ts'
+import { DEFAULT_NFS3_LIMITS, ServerHost } from '../server/host.ts'
+import { silentLogger } from '../server/logger.ts'
+import { HandleCodec } from '../server/nfs3/filehandle.ts'
+import { createNfs3Program } from '../server/nfs3/program.ts'
+import { dispatch } from '../server/rpc/dispatch.ts'
+import type { CallOrigin, DispatchEnv } from '../server/rpc/dispatch.ts'
+import { DuplicateRequestCache } from '../server/rpc/drc.ts'
+import { createStats } from '../server/rpc/stats.ts'
+import { WriteVerifier } from '../server/state.ts'
+import { measureAsync, printTable } from './harness.ts'
+import type { Result } from './harness.ts'
+import { makeEngineImage } from './targets.ts'
+
+const FILES = 10_000
+
+export async function engineDispatchBenches(only?: RegExp): Promise<Result[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'tsnfs-engine-micro-'))
+  const image = join(dir, 'engine.img')
+  await makeEngineImage(image, 256 * 1024 * 1024)
+  const table = new ExportTable(parseExports(`/export *(rw,insecure,no_root_squash,backend=engine,image=${image})\n`, '<bench>'))
+  const backends = new BackendSet({ stateDir: dir })
+  try {
+    await backends.sync(table.all())
+    const exp = table.all()[0]
+    const vfs = exp === undefined ? undefined : backends.get(exp.id)
+    if (exp === undefined || vfs === undefined) throw new Error('no export')
+    const host = new ServerHost(table, backends, new HandleCodec(randomBytes(32)), new WriteVerifier(), DEFAULT_NFS3_LIMITS)
+    const nfs3 = createNfs3Program(host)
+    const env: DispatchEnv = { programs: new Map([[nfs3.prog, nfs3]]), drc: new DuplicateRequestCache({ max: 1024, ttlMs: 60_000 }), stats: createStats() }
+    const origin: CallOrigin = { peer: { address: '127.0.0.1', port: 700, family: 'IPv4' }, transport: 'tcp', signal: new AbortController().signal, log: silentLogger }
+    const cred = authSys({ uid: 0, gid: 0, gids: [], machinename: 'bench', stamp: 0 })
+    const procs = NFS_PROGRAM.versions.NFS_V3.procs
+    const owner = { uid: 0, gid: 0 }
+
+    // Created 64 at a time: each create waits for its commit, and concurrent ones share it.
+    const big = await vfs.mkdir(vfs.root(), Buffer.from('big'), {}, owner)
+    let made = 0
+    const worker = async (): Promise<void> => {
+      while (made < FILES) await vfs.create(big.ref, Buffer.from(`file.${made++}`), { how: 'unchecked', attr: {} }, owner)
+    }
+    await Promise.all(Array.from({ length: 64 }, worker))
+    const bigFh = host.handle(exp.id, big.ref)
+    const one = await vfs.lookup(big.ref, Buffer.from('file.1'))
+    const oneFh = host.handle(exp.id, one.ref)
+
+    const call = <A>(xid: number, proc: ProcedureRef<A, unknown>, args: A): Buffer => Buffer.concat(encodeCall(xid, NFS_PROGRAM.prog, 3, proc, args, cred))
+    const rdpCall = (xid: number, cookie: bigint): Buffer =>
+      call(xid, procs.NFSPROC3_READDIRPLUS, { dir: { data: bigFh }, cookie, cookieverf: Buffer.alloc(8), dircount: 8192, maxcount: 32768 })
+    // The cookie of every page of one listing, page by page through dispatch, checked against the names made.
+    const cookies: bigint[] = []
+    const seen = new Set<string>()
+    for (let cookie = 0n, xid = 10; ; xid++) {
+      cookies.push(cookie)
+      const reply = await dispatch(env, rdpCall(xid, cookie), origin)
+      if (reply === null) throw new Error('READDIRPLUS produced no reply')
+      const res = decodeReply(Buffer.concat(reply), READDIRPLUS3res)
+      if (res.status !== 0) throw new Error(`READDIRPLUS status ${res.status}`)
+      for (const e of res.resok.reply.entries) {
+        seen.add(e.name.toString())
+        cookie = e.cookie
+      }
+      if (res.resok.reply.eof) break
+    }
+    if (seen.size !== FILES + 2) throw new Error(`listing gave ${seen.size} names, not ${FILES + 2}`)
+
+    const want = (name: string): boolean => only === undefined || only.test(name)
+    const results: Result[] = []
+    const stopProfile = await startProfile(process.env.ENGINE_BENCH_PROF)
+    const getattr = call(1, procs.NFSPROC3_GETATTR, { object: { data: oneFh } })
+    if (want('GETATTR')) results.push(await measureAsync('engine GETATTR record -> reply', () => dispatch(env, getattr, origin)))
+    const lookups = Array.from({ length: FILES }, (_, i) => call(20_000 + i, procs.NFSPROC3_LOOKUP, { what: { dir: { data: bigFh }, name: Buffer.from(`file.${i}`) } }))
+    let nextLookup = 0
+    if (want('LOOKUP')) results.push(await measureAsync('engine LOOKUP (10,000 names in turn)', () => dispatch(env, lookups[nextLookup++ % FILES] as Buffer, origin)))
+    const first = rdpCall(2, 0n)
+    if (want('READDIRPLUS')) results.push(await measureAsync('engine READDIRPLUS 32 KiB page at 0', () => dispatch(env, first, origin), 1000, 20))
+    const pages = cookies.map((c, i) => rdpCall(40_000 + i, c))
+    let nextPage = 0
+    if (want('READDIRPLUS')) {
+      results.push(await measureAsync(`engine READDIRPLUS 32 KiB page at each of ${pages.length} cookies`, () => dispatch(env, pages[nextPage++ % pages.length] as Buffer, origin), 1000, 20))
+    }
+    // The engine's part alone: the same pages straight from the vfs (entries with refs and attributes).
+    let nextList = 0
+    if (want('readdir')) {
+      results.push(await measureAsync(`engine vfs.readdir of 200 at each of ${cookies.length} cookies`, () => vfs.readdir(big.ref, cookies[nextList++ % cookies.length] ?? 0n, 200), 1000, 20))
+    }
+    await stopProfile()
+    return results
+  } finally {
+    await backends.sync([])
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+/** A CPU profile from here to the returned stop (which writes it to file), or nothing without a file. */
+async function startProfile(file: string | undefined): Promise<() => Promise<void>> {
+  if (file === undefined || file === '') return () => Promise.resolve()
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.start')
+  return async () => {
+    const { profile } = await session.post('Profiler.stop')
+    await writeFile(file, JSON.stringify(profile))
+    session.disconnect()
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
+  const filter = process.argv[2]
+  printTable(await engineDispatchBenches(filter === undefined ? undefined : new RegExp(filter)))
+}
