@@ -196,7 +196,7 @@ export class EngineVfs implements Vfs {
         const entry: DirEntry = { name: e.name, fileid: BigInt(e.ino), cookie: e.cookie }
         // Each entry's handle and attributes from its inode, under this one read lock: READDIRPLUS
         // then needs no lookup of each name (an htree search and a second lock) to find them.
-        const inode = await this.#inodeOf(e.ino, true).catch(() => undefined)
+        const inode = this.#cachedLive(e.ino) ?? await this.#inodeOf(e.ino, true).catch(() => undefined)
         if (inode !== undefined) {
           entry.ref = this.#ref(e.ino, inode)
           entry.attr = this.#attr(e.ino, inode)
@@ -554,9 +554,15 @@ export class EngineVfs implements Vfs {
     if (!Number.isSafeInteger(ino) || ino < 1 || ino > this.#p.inodesCount || (ino < this.#p.firstIno && ino !== ROOT_INO)) {
       throw new VfsError('ESTALE')
     }
-    const inode = view ? (await this.#p.inodes.peek(ino) as Inode) : await this.#p.inodes.read(ino)
+    const inode = view ? ((this.#p.inodes.cached(ino) ?? await this.#p.inodes.peek(ino)) as Inode) : await this.#p.inodes.read(ino)
     if (inode.linksCount === 0 || inode.mode === 0) throw new VfsError('ESTALE')
     return inode
+  }
+
+  /** A live inode's cached view, without a promise; undefined when not cached or not live (ask #inodeOf). */
+  #cachedLive(ino: number): Inode | undefined {
+    const inode = this.#p.inodes.cached(ino) as Inode | undefined
+    return inode === undefined || inode.linksCount === 0 || inode.mode === 0 ? undefined : inode
   }
 
   async #get(f: FileRef, view = false): Promise<{ ino: number; inode: Inode }> {
