@@ -89,6 +89,8 @@ export class EngineVfs implements Vfs {
   readonly #lastTid = new Map<number, number>()
   /** The newest transaction a forgotten entry of #lastTid can have had. */
   #forgottenTid = 0
+  /** Attributes of cached inode views (#viewAttr), dropped with the view. */
+  readonly #viewAttrs = new WeakMap<Inode, Attr>()
 
   private constructor(parts: EngineParts, opts: EngineVfsOptions) {
     this.#p = parts
@@ -129,14 +131,14 @@ export class EngineVfs implements Vfs {
   async getattr(f: FileRef): Promise<Attr> {
     return this.#read(async () => {
       const { ino, inode } = await this.#get(f, true)
-      return this.#attr(ino, inode)
+      return this.#viewAttr(ino, inode)
     })
   }
 
   async lookup(dir: FileRef, name: Buffer): Promise<{ ref: FileRef; attr: Attr }> {
     return this.#read(async () => {
       const d = await this.#getDir(dir, true)
-      if (isDot(name)) return { ref: this.#ref(d.ino, d.inode), attr: this.#attr(d.ino, d.inode) }
+      if (isDot(name)) return { ref: this.#ref(d.ino, d.inode), attr: this.#viewAttr(d.ino, d.inode) }
       if (!isDotDot(name)) checkName(name)
       let ino: number
       if (isDotDot(name) && d.ino === ROOT_INO) ino = ROOT_INO
@@ -146,7 +148,7 @@ export class EngineVfs implements Vfs {
         ino = hit.ino
       }
       const inode = await this.#inodeOf(ino, true)
-      return { ref: this.#ref(ino, inode), attr: this.#attr(ino, inode) }
+      return { ref: this.#ref(ino, inode), attr: this.#viewAttr(ino, inode) }
     })
   }
 
@@ -196,10 +198,10 @@ export class EngineVfs implements Vfs {
         const entry: DirEntry = { name: e.name, fileid: BigInt(e.ino), cookie: e.cookie }
         // Each entry's handle and attributes from its inode, under this one read lock: READDIRPLUS
         // then needs no lookup of each name (an htree search and a second lock) to find them.
-        const inode = await this.#inodeOf(e.ino, true).catch(() => undefined)
+        const inode = this.#cachedLive(e.ino) ?? await this.#inodeOf(e.ino, true).catch(() => undefined)
         if (inode !== undefined) {
           entry.ref = this.#ref(e.ino, inode)
-          entry.attr = this.#attr(e.ino, inode)
+          entry.attr = this.#viewAttr(e.ino, inode)
         }
         entries.push(entry)
       }
@@ -497,6 +499,21 @@ export class EngineVfs implements Vfs {
     return attrOf(ino, inode, this.#p.blockSize)
   }
 
+  /**
+   * The attributes of a cached inode view (#inodeOf(ino, true)), made once per view: a view is
+   * never changed (a change caches a new object), so its attributes hold as long as it does, and
+   * GETATTR, LOOKUP and every READDIRPLUS entry of an unchanged file share one Attr. Only for
+   * views: a change's own copy is changed between its before and after attributes.
+   */
+  #viewAttr(ino: number, inode: Inode): Attr {
+    let attr = this.#viewAttrs.get(inode)
+    if (attr === undefined) {
+      attr = attrOf(ino, inode, this.#p.blockSize)
+      this.#viewAttrs.set(inode, attr)
+    }
+    return attr
+  }
+
   #ref(ino: number, inode: Inode): FileRef {
     return { id: BigInt(ino), gen: inode.generation }
   }
@@ -554,9 +571,15 @@ export class EngineVfs implements Vfs {
     if (!Number.isSafeInteger(ino) || ino < 1 || ino > this.#p.inodesCount || (ino < this.#p.firstIno && ino !== ROOT_INO)) {
       throw new VfsError('ESTALE')
     }
-    const inode = view ? (await this.#p.inodes.peek(ino) as Inode) : await this.#p.inodes.read(ino)
+    const inode = view ? ((this.#p.inodes.cached(ino) ?? await this.#p.inodes.peek(ino)) as Inode) : await this.#p.inodes.read(ino)
     if (inode.linksCount === 0 || inode.mode === 0) throw new VfsError('ESTALE')
     return inode
+  }
+
+  /** A live inode's cached view, without a promise; undefined when not cached or not live (ask #inodeOf). */
+  #cachedLive(ino: number): Inode | undefined {
+    const inode = this.#p.inodes.cached(ino) as Inode | undefined
+    return inode === undefined || inode.linksCount === 0 || inode.mode === 0 ? undefined : inode
   }
 
   async #get(f: FileRef, view = false): Promise<{ ino: number; inode: Inode }> {

@@ -9,6 +9,7 @@ import type { Ext4Allocator } from '../alloc/ext4-allocator.ts'
 import type { DirFile } from '../dir/dir-file.ts'
 import type { Directories } from '../dir/dir-ops.ts'
 import { composeLeaf, setDxCsum, setLeafCsum } from '../dir/dir-block.ts'
+import { mapInRoot } from '../extent/root-map.ts'
 import type { ExtentTree } from '../extent/tree.ts'
 import { corrupt } from '../format/errors.ts'
 import { DIR_TAIL_FT, DIR_TAIL_SIZE, FT, parseDirBlock, recLenFromDisk } from '../format/dirent.ts'
@@ -42,6 +43,7 @@ export function inodeStoreOf(table: InodeTable, inodeSize: number): InodeStore {
   return {
     read: (ino) => table.get(ino),
     peek: (ino) => table.peek(ino),
+    cached: (ino) => table.cached(ino),
     write: async (h, ino, inode) => {
       await table.put(h, ino, inode, fresh.delete(inode))
     },
@@ -181,6 +183,9 @@ export function dirIndexOf(txm: TxnManager, dirs: Directories, tree: ExtentTree,
     generation: inode.generation,
     blockCount: () => Math.ceil(inode.size / bs),
     async physical(h, lblk) {
+      // Most directories keep their few extents in i_block: read there, no walk and no turn.
+      const inRoot = mapInRoot(inode, lblk)
+      if (inRoot !== undefined) return inRoot
       const raw = rawOf(h)
       const m = await oneAtATime(ino, () => tree.lookup(raw, ino, inode, lblk))
       if (m.extent === undefined || m.extent.uninit) throw corrupt(`directory ${ino} has a hole at block ${lblk}`)

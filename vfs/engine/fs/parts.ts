@@ -15,6 +15,8 @@ export interface InodeStore {
   read(ino: number): Promise<Inode>
   /** The cached inode itself, for looking only: never change it (readers skip the copy). */
   peek(ino: number): Promise<Readonly<Inode>>
+  /** What peek would give if it is cached, at once; undefined if not (then peek reads it). */
+  cached(ino: number): Readonly<Inode> | undefined
   write(h: MetaTxn, ino: number, inode: Inode): Promise<void>
   /** A new inode's record for a number just allocated: the type and permission bits in `mode`. */
   fresh(ino: number, mode: number, owner: { uid: number; gid: number }, now: { sec: number; nsec: number }): Promise<Inode>

@@ -101,6 +101,11 @@ export class InodeTable {
     return this.#load(ino)
   }
 
+  /** peek() without the promise when the inode is cached (a listing visits hundreds per call); else undefined. */
+  cached(ino: number): Readonly<Inode> | undefined {
+    return this.#cache.get(ino)
+  }
+
   async #load(ino: number, h?: MetaTxn): Promise<Inode> {
     const hit = this.#cache.get(ino)
     if (hit !== undefined) return hit

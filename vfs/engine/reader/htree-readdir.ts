@@ -11,6 +11,8 @@
 import { parseDirBlock } from '../format/dirent.ts'
 import type { DirEntry } from '../format/dirent.ts'
 import { dxHashAt, dxProbe, dxNextLeaf, hashName, readRoot } from './htree-lookup.ts'
+import { hashedLeaf } from './leaf-cache.ts'
+import type { HashedEntry } from './leaf-cache.ts'
 import type { DxDir, DxPath } from './htree-lookup.ts'
 
 /** EXT4_HTREE_EOF_64BIT: the position after the last entry. */
@@ -79,12 +81,8 @@ export async function htreeReadDir(dir: DxDir, cookie: bigint, max: number): Pro
   let more = true
   for (;;) {
     const buf = await dir.block(path.leaf, 'dir-block')
-    for (const d of parseDirBlock(buf, dir.blockSize, `directory ${dir.ino} block ${path.leaf}`).entries) {
-      const { major, minor } = hashName(dir, top.hashVersion, d.name)
-      const hi = major >>> 1
-      const lo = minor >>> 0
-      if (atOrAfter(hi, lo, fromHi, fromLo)) got.push({ d, major, minor, hi, lo })
-    }
+    const leaf = hashedLeaf(buf, dir.blockSize, top.hashVersion, dir.hashSeed, `directory ${dir.ino} block ${path.leaf}`, (name) => hashName(dir, top.hashVersion, name))
+    for (const g of leaf) if (atOrAfter(g.hi, g.lo, fromHi, fromLo)) got.push(g)
     const next = nextLeafStart(path)
     if (next === undefined) {
       more = false
@@ -114,20 +112,16 @@ export async function htreeReadDir(dir: DxDir, cookie: bigint, max: number): Pro
     const g = got[i] as Listed
     const following = got[i + 1]
     const cookieAfter = following === undefined ? HTREE_EOF_64BIT : posOf(following)
-    entries.push({ ...g.d, major: g.major, minor: g.minor, pos, cookie: cookieAfter })
+    // Spelt out: a spread of the parsed record cost more than the rest of the listing.
+    const d = g.d
+    entries.push({ inode: d.inode, recLen: d.recLen, fileType: d.fileType, name: d.name, offset: d.offset, major: g.major, minor: g.minor, pos, cookie: cookieAfter })
     pos = cookieAfter
   }
   return { entries, eof }
 }
 
-interface Listed {
-  d: DirEntry
-  major: number
-  minor: number
-  /** The position's high and low words: (major >> 1, minor). */
-  hi: number
-  lo: number
-}
+/** An entry with its position's high and low words: (major >> 1, minor). */
+type Listed = HashedEntry
 
 function atOrAfter(hi: number, lo: number, fromHi: number, fromLo: number): boolean {
   return hi > fromHi || (hi === fromHi && lo >= fromLo)
