@@ -7,8 +7,13 @@
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
+import type { Test } from 'tap'
+import { ImageFile } from '../../../vfs/engine/blockdev/image-file.ts'
+import { openEngine } from '../../../vfs/engine/fs/assemble.ts'
+import type { EngineVfs } from '../../../vfs/engine/fs/engine-vfs.ts'
+import { makeFileSystem } from '../../../vfs/engine/mkfs/mkfs.ts'
 import type { FileRef, Vfs } from '../../../vfs/types.ts'
-import { rng } from './format-helpers.ts'
+import { rng, scratch } from './format-helpers.ts'
 
 export interface DumpEntry {
   type: string
@@ -222,4 +227,15 @@ async function applyOne(
 
 function describe(a: { type: string; mode: number; size: bigint; nlink: number; uid: number; gid: number }): string {
   return `${a.type} ${a.mode.toString(8)} ${a.type === 'dir' ? '' : a.size} n${a.type === 'dir' ? '' : a.nlink} ${a.uid}:${a.gid}`
+}
+
+/** A new 64 MiB image file made by our mkfs, opened as an engine closed at the test's end. */
+export async function freshEngine(t: Test, prefix: string): Promise<EngineVfs> {
+  const image = path.join(scratch(t, prefix), 'e.img')
+  const dev = await ImageFile.create(image, 64 * 2 ** 20)
+  await makeFileSystem(dev, { zeroed: true })
+  await dev.close()
+  const e = await openEngine(image)
+  t.teardown(() => e.close())
+  return e
 }

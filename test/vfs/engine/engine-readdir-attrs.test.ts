@@ -6,22 +6,13 @@
  * the start) must give each name once however the pages fall and whatever changes between them.
  */
 import t from 'tap'
-import path from 'node:path'
-import { ImageFile } from '../../../vfs/engine/blockdev/image-file.ts'
-import { openEngine } from '../../../vfs/engine/fs/assemble.ts'
-import { makeFileSystem } from '../../../vfs/engine/mkfs/mkfs.ts'
 import type { DirEntry } from '../../../vfs/types.ts'
-import { scratch } from './format-helpers.ts'
+import { freshEngine } from './engine-helpers.ts'
 
 const owner = { uid: 1000, gid: 100 }
 
 t.test('readdir entries carry the ref and attributes lookup gives, over 600 entries in pages of 16', async (t) => {
-  const image = path.join(scratch(t, 'engine-readdir-attrs'), 'e.img')
-  const dev = await ImageFile.create(image, 64 * 2 ** 20)
-  await makeFileSystem(dev, { zeroed: true })
-  await dev.close()
-  const e = await openEngine(image)
-  t.teardown(() => e.close())
+  const e = await freshEngine(t, 'engine-readdir-attrs')
   const { ref: dir } = await e.mkdir(e.root(), Buffer.from('d'), {}, owner)
   for (let i = 0; i < 597; i++) {
     const f = await e.create(dir, Buffer.from(`file-${i}`), { how: 'guarded', attr: { mode: 0o600 + (i % 64) } }, owner)
@@ -56,12 +47,7 @@ t.test('readdir entries carry the ref and attributes lookup gives, over 600 entr
 })
 
 t.test('getattr, lookup and readdir attributes follow every change (a view\'s attributes are never stale)', async (t) => {
-  const image = path.join(scratch(t, 'engine-readdir-attrs'), 'e.img')
-  const dev = await ImageFile.create(image, 64 * 2 ** 20)
-  await makeFileSystem(dev, { zeroed: true })
-  await dev.close()
-  const e = await openEngine(image)
-  t.teardown(() => e.close())
+  const e = await freshEngine(t, 'engine-readdir-attrs')
   const { ref: dir } = await e.mkdir(e.root(), Buffer.from('d'), {}, owner)
   for (let i = 0; i < 300; i++) await e.create(dir, Buffer.from(`f${i}`), { how: 'guarded', attr: { mode: 0o644 } }, owner)
   const name = Buffer.from('f7')
@@ -96,12 +82,7 @@ t.test('pages of varied sizes give each lasting name once across changes, and th
     s = (Math.imul(s, 1103515245) + 12345) >>> 0
     return s / 2 ** 32
   }
-  const image = path.join(scratch(t, 'engine-readdir-attrs'), 'e.img')
-  const dev = await ImageFile.create(image, 64 * 2 ** 20)
-  await makeFileSystem(dev, { zeroed: true })
-  await dev.close()
-  const e = await openEngine(image)
-  t.teardown(() => e.close())
+  const e = await freshEngine(t, 'engine-readdir-attrs')
   const { ref: dir } = await e.mkdir(e.root(), Buffer.from('d'), {}, owner)
   for (let i = 0; i < 800; i++) await e.create(dir, Buffer.from(`name-${i}`), { how: 'guarded', attr: {} }, owner)
   const original = new Set(Array.from({ length: 800 }, (_, i) => `name-${i}`))

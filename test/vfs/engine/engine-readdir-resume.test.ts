@@ -5,21 +5,12 @@
  * between must be read again, never answered from what was kept.)
  */
 import t from 'tap'
-import path from 'node:path'
-import { ImageFile } from '../../../vfs/engine/blockdev/image-file.ts'
-import { openEngine } from '../../../vfs/engine/fs/assemble.ts'
-import { makeFileSystem } from '../../../vfs/engine/mkfs/mkfs.ts'
-import { scratch } from './format-helpers.ts'
+import { freshEngine } from './engine-helpers.ts'
 
 const owner = { uid: 1000, gid: 100 }
 
 t.test('changes between pages are seen: removed names gone, added ones after the cookie listed', async (t) => {
-  const image = path.join(scratch(t, 'engine-readdir-resume'), 'e.img')
-  const dev = await ImageFile.create(image, 64 * 2 ** 20)
-  await makeFileSystem(dev, { zeroed: true })
-  await dev.close()
-  const e = await openEngine(image)
-  t.teardown(() => e.close())
+  const e = await freshEngine(t, 'engine-readdir-resume')
   const { ref: dir } = await e.mkdir(e.root(), Buffer.from('d'), {}, owner)
   for (let i = 0; i < 1500; i++) await e.create(dir, Buffer.from(`entry-${i}`), { how: 'guarded', attr: {} }, owner)
   let rounds = 0
