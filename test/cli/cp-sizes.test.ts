@@ -88,3 +88,30 @@ t.test('a full local disk in the middle of a download: the exact error, exit 1',
   t.equal(r.code, 1, 'exit 1')
   t.equal(r.stderr, 'tsnfs cp: /dev/full: No space left on device\n')
 })
+
+t.test('server → server between block sizes of 8 KiB and 1 MiB both ways, and within one mount: byte-exact', async t => {
+  const small = await startServer(t, EXPORTS, { nfs3Limits: { rtmax: 10_000, rtpref: 10_000, wtmax: 10_000, wtpref: 10_000 } })
+  const large = await startServer(t, EXPORTS)
+  for (const n of [0, 1, MIB + 1, 3 * MIB + 1]) {
+    const src = local(`s2s-${String(n)}`, n)
+    const name = `/x${String(n)}`
+    await ok(t, ['cp', src.path, large.url('/export', name)])
+    await ok(t, ['cp', large.url('/export', name), small.url('/export', name)])
+    await ok(t, ['cp', small.url('/export', name), large.url('/export', `${name}.back`)])
+    await ok(t, ['cp', large.url('/export', `${name}.back`), large.url('/export', `${name}.again`)])
+    const back = join(work, `s2s-back-${String(n)}`)
+    await ok(t, ['cp', large.url('/export', `${name}.again`), back])
+    t.ok(readFileSync(back).equals(src.data), `${String(n)} bytes: 1 MiB → 8 KiB → 1 MiB blocks → the same mount, byte-exact`)
+  }
+})
+
+t.test('server → server into an export that fills up: the exact error, exit 1', async t => {
+  const from = await startServer(t, EXPORTS)
+  const full = await startServer(t, EXPORTS, { backends: new Map([['memory', () => new MemoryVfs({ capacityBytes: BigInt(2 * MIB) })]]) })
+  const src = local('s2s-big', 5 * MIB)
+  await ok(t, ['cp', src.path, from.url('/export', '/big')])
+  const url = full.url('/export', '/big')
+  const r = await tsnfs(['cp', from.url('/export', '/big'), url])
+  t.equal(r.code, 1, 'exit 1')
+  t.equal(r.stderr, `tsnfs cp: ${url}: No space left on device\n`)
+})
