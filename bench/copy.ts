@@ -10,7 +10,9 @@
  *   mount  `dd bs=1M` and `cp` onto a `tsnfs mount` of the same export
  *          (both end with close(2), which writes out and COMMITs), against
  *          the library's upload of the same run
- * and reports each one's median, and the ratios of the medians as speed
+ * With `before` (another build's dist/cli/main.js), that build's `tsnfs cp`
+ * runs in the same rotation both ways (an A/B of the CLI in one session).
+ * It reports each one's median, and the ratios of the medians as speed
  * ratios: tsnfs cp against nfs-cp (≥ 1 means at least as fast), the mount
  * against the library. Every copy is checked byte-exact at the end of its run.
  */
@@ -39,6 +41,8 @@ export interface CopyBenchOptions {
   /** Run our server as a child process (default), so it does not share the client's CPU time. */
   process: boolean
   nfsCp: string
+  /** Another build's CLI entry (dist/cli/main.js): its `tsnfs cp` is timed too, as 'tsnfs cp (before)'. */
+  before?: string
   /** Where the source, the downloads and the mount point go (default: a new temp directory). */
   workDir?: string
   log?: (line: string) => void
@@ -199,11 +203,14 @@ export async function copyBench(o: CopyBenchOptions): Promise<CopyRow[]> {
       'tsnfs cp': (name) => timed(process.execPath, [cli, 'cp', src, fileUrl(target.url, name)]),
       library: (name) => timedLibrary(cli, 'up', src, fileUrl(target.url, name)),
     }
+    const before = o.before
+    if (before !== undefined) up['tsnfs cp (before)'] = (name) => timed(process.execPath, [before, 'cp', src, fileUrl(target.url, name)])
     const down: Record<string, (file: string) => Promise<number>> = {
       'nfs-cp': (file) => timed(o.nfsCp, [fileUrl(target.url, 'down'), file]),
       'tsnfs cp': (file) => timed(process.execPath, [cli, 'cp', fileUrl(target.url, 'down'), file]),
       library: (file) => timedLibrary(cli, 'down', fileUrl(target.url, 'down'), file),
     }
+    if (before !== undefined) down['tsnfs cp (before)'] = (file) => timed(process.execPath, [before, 'cp', fileUrl(target.url, 'down'), file])
     const onMount: Record<string, (name: string) => Promise<number>> = {
       library: (name) => timedLibrary(cli, 'up', src, fileUrl(target.url, name)),
       dd: (name) => timed('dd', [`if=${src}`, `of=${join(mnt, name)}`, 'bs=1M', 'status=none']),
@@ -212,7 +219,7 @@ export async function copyBench(o: CopyBenchOptions): Promise<CopyRow[]> {
     for (let runNo = 0; runNo < o.runs; runNo++) {
       const parts: string[] = []
       for (const tool of rotated(Object.keys(up), runNo)) {
-        const name = `up-${String(runNo)}-${tool.replace(' ', '-')}`
+        const name = `up-${String(runNo)}-${tool.replace(/[^a-z]+/g, '-')}`
         const s = await (up[tool] as (n: string) => Promise<number>)(name)
         await verifyUp(name)
         note(`up ${tool}`, s)
@@ -253,6 +260,10 @@ export async function copyBench(o: CopyBenchOptions): Promise<CopyRow[]> {
     row('down', 'nfs-cp', 'tsnfs cp', t('down nfs-cp'), t('down tsnfs cp'), o.sizeMiB),
     row('down', 'nfs-cp', 'library', t('down nfs-cp'), t('down library'), o.sizeMiB),
   ]
+  if (t('up tsnfs cp (before)').length > 0) {
+    rows.push(row('up', 'nfs-cp', 'tsnfs cp (before)', t('up nfs-cp'), t('up tsnfs cp (before)'), o.sizeMiB))
+    rows.push(row('down', 'nfs-cp', 'tsnfs cp (before)', t('down nfs-cp'), t('down tsnfs cp (before)'), o.sizeMiB))
+  }
   if (t('mount dd').length > 0) {
     rows.push(row('mount-write', 'library', 'dd bs=1M', t('mount library'), t('mount dd'), o.sizeMiB))
     rows.push(row('mount-write', 'library', 'cp', t('mount library'), t('mount cp'), o.sizeMiB))

@@ -21,7 +21,7 @@ export const BENCH_USAGE = `  bench [WORKLOAD…] [--target T] [--compare A B [-
         [--process] [--exports FILE] [--local-dir DIR] [--engine-image FILE] [--engine-cache SIZE] [--before-a CMD] [--before-b CMD] [--nfsprobe PATH]
         workloads: ${WORKLOADS.join(' ')} (default: all), micro; a target is tsnfs-memory (default),
         tsnfs-BACKEND, or an nfs://host/export?nfsport=P&mountport=M URL
-  bench copy [--target T] [--runs N] [-S MiB] [--no-mount] [--nfs-cp PATH] [--json]
+  bench copy [--target T] [--runs N] [-S MiB] [--no-mount] [--nfs-cp PATH] [--before OTHER/dist/cli/main.js] [--json]
         tsnfs cp against libnfs's nfs-cp both ways, and writes through a tsnfs mount (dd, cp) against
         the library's, alternating, medians and speed ratios (bench/README.md)
 `
@@ -63,6 +63,7 @@ export async function bench(argv: string[]): Promise<number> {
       nfsprobe: { type: 'string' },
       'no-mount': { type: 'boolean', default: false },
       'nfs-cp': { type: 'string' },
+      before: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -97,6 +98,7 @@ export async function bench(argv: string[]): Promise<number> {
       mount: !values['no-mount'],
       process: true,
       nfsCp,
+      ...(values.before === undefined ? {} : { before: values.before }),
       log: (line) => { process.stderr.write(`${line}\n`) },
     })
     out(values.json ? rows.map((r) => `${JSON.stringify({ mode: 'copy', size_mib: sizeMiB, ...r })}\n`).join('') : copyTable(rows, sizeMiB))

@@ -7,7 +7,11 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import type { ParseArgsConfig } from 'node:util'
-import { MountError, NfsClient, NfsError, RpcError, UrlError, parseNfsUrl } from '../client/index.ts'
+// The modules themselves, not client/index.ts: every command loads this file, and the index loads the whole client (the NLM lock service, UDP) whose loading costs each command's start-up.
+import { MountError, NfsError, UrlError } from '../client/errors.ts'
+import { NfsClient } from '../client/nfs-client.ts'
+import { RpcError } from '../client/rpc/errors.ts'
+import { parseNfsUrl } from '../client/url.ts'
 import { wantsHelp } from './help.ts'
 
 /** A mistake in the command line: printed with the usage, exit 2. */

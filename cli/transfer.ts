@@ -5,9 +5,10 @@
  * WRITEs in flight, COMMIT at close, the buffer back in the pool once
  * committed); down the READs run ahead of the local writes (BlockPrefetch:
  * a window that opens only as far as the writes have to wait for them), each block written from the buffer its READ was received into,
- * which then goes back to the pool. So no block is copied in user space and
- * the same few megabytes serve the whole copy. Anything else goes through
- * the sides' streams.
+ * which then goes back to the pool; between two exports each received block
+ * is the WRITE's data, back in the source's pool once committed (between).
+ * So no block is copied in user space and the same few megabytes serve the
+ * whole copy. Anything else (local to local) goes through the sides' streams.
  */
 import { closeSync, openSync, writeSync } from 'node:fs'
 import { open } from 'node:fs/promises'
@@ -25,6 +26,14 @@ export async function copyData(from: Side, src: string, to: Side, dst: string, m
   }
   if (from.local === true && to.open !== undefined) {
     await upload(src, await to.open(dst, 'w', mode), progress)
+    return
+  }
+  if (from.open !== undefined && to.open !== undefined) {
+    const f = await from.open(src, 'r')
+    await between(f, await to.open(dst, 'w', mode).catch(async (err: unknown) => {
+      await f.close()
+      throw err
+    }), progress)
     return
   }
   await pipeline(from.read(src), progress.counter(), to.write(dst, mode))
@@ -101,6 +110,52 @@ export async function download(f: NfsFile, dst: string, mode: number, progress: 
     if (fd !== null) closeSync(fd)
     await f.close()
   }
+}
+
+/**
+ * One export's file into another's (two mounts, or one): each block the
+ * READs received is handed to the destination as it is and goes back to
+ * the source's pool once the destination has committed it. Through streams
+ * every block was a fresh slab of the source's pool (the destination could
+ * not give it back): 256 MiB between two mounts of one server took 1.0-1.3 s
+ * of CPU and 256 fresh slabs, against 0.40-0.47 s and 45-52 slabs this way.
+ * Both files are closed here; the destination's close flushes and commits.
+ */
+export async function between(f: NfsFile, g: NfsFile, progress: Progress): Promise<void> {
+  try {
+    const bs = f.blockSize
+    const blocks = new BlockPrefetch(f, 0, Math.ceil(f.localSize / bs), f.readaheadBlocks)
+    let pos = 0
+    for (;;) {
+      const block = blocks.take()
+      if (block === null) break
+      const buf = await block
+      const n = buf.length
+      await g.write(buf, pos, { transfer: true, release: () => { f.release(buf) } })
+      pos += n
+      progress.add(n)
+      // Short: the end of the file came sooner than its size said.
+      if (n < bs) {
+        blocks.stop()
+        break
+      }
+    }
+    // The file may have grown since it was opened: read on until the end.
+    for (;;) {
+      const buf = await f.read(bs, pos)
+      if (buf.length === 0) break
+      await g.write(buf, pos)
+      pos += buf.length
+      progress.add(buf.length)
+    }
+  } catch (err) {
+    await g.close().catch(() => undefined)
+    throw err
+  } finally {
+    await f.close()
+  }
+  // Flush and COMMIT; a deferred write error surfaces here.
+  await g.close()
 }
 
 function writeAll(fd: number, buf: Buffer, pos: number): void {

@@ -9,8 +9,6 @@
  *
  * common/ is the base both stack on: node:* imports only, nothing of ours.
  */
-import { runInNewContext } from 'node:vm'
-import { setFlagsFromString } from 'node:v8'
 
 /** Checks run this often relative to idleMs, within these bounds. */
 const CHECK_DIVISOR = 4
@@ -64,6 +62,9 @@ export function collectGarbage(): boolean {
     if (typeof own === 'function') {
       gcFn = own as () => void
     } else {
+      // Loaded here, not at the top: node:v8 and node:vm cost every command ~5 ms of its start-up, for a call that may never come.
+      const { setFlagsFromString } = process.getBuiltinModule('node:v8')
+      const { runInNewContext } = process.getBuiltinModule('node:vm')
       try {
         setFlagsFromString('--expose-gc')
         const fn: unknown = runInNewContext('typeof gc === "function" ? gc : null')

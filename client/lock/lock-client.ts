@@ -30,7 +30,7 @@ import { findNlm } from './endpoint.ts'
 import type { NlmEndpoint } from './endpoint.ts'
 import { LockError } from './errors.ts'
 import { HeldLocks } from './held.ts'
-import { LockService } from './lock-service.ts'
+import type { LockService } from './lock-service.ts'
 import type { LockPeer } from './lock-service.ts'
 import { sameServer } from './nsm-state.ts'
 import type { KnownServer } from './nsm-state.ts'
@@ -270,6 +270,8 @@ export class LockClient implements LockPeer {
     const o = this.opts
     const endpoint = await findNlm(this.host, o)
     const addresses = isIP(this.host) !== 0 ? [this.host] : (await lookup(this.host, { all: true }).catch(() => [])).map(a => a.address)
+    // Loaded on first use: the NLM callback service (and its RPC server code) is not needed by mounts that never lock.
+    const { LockService } = await import('./lock-service.ts')
     const svc = await LockService.acquire({ lock: o.lock, proto: o.proto, clientAddress: o.clientAddress, log: o.log })
     let transport: RpcTransport
     try {

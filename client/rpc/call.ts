@@ -1,5 +1,4 @@
 /* Build CALL records and turn REPLY records into values or RpcErrors (RFC 5531 §9). */
-import { randomInt } from 'node:crypto'
 import type { Codec } from '../../xdr/runtime/codec.ts'
 import { XdrReader } from '../../xdr/runtime/reader.ts'
 import { XdrWriter } from '../../xdr/runtime/writer.ts'
@@ -17,9 +16,14 @@ export interface ProcedureRef<A, R> {
   readonly res: Codec<R>
 }
 
-/** xids identify calls, not order (RFC 5531 §9); start at a random point so restarts do not collide in a server's DRC. */
+/**
+ * xids identify calls, not order (RFC 5531 §9); start at a random point so
+ * restarts do not collide in a server's DRC. Math.random, not node:crypto:
+ * the start needs no secrecy (the xids after it are sequential anyway), and
+ * loading crypto cost every command ~7 ms of its start-up.
+ */
 export class XidSource {
-  private next = randomInt(0, 0x7fff_ffff)
+  private next = Math.floor(Math.random() * 0x7fff_ffff)
   take(): number {
     const xid = this.next
     this.next = (this.next + 1) >>> 0

@@ -3,7 +3,6 @@ import type { BufferPool } from './buffer-pool.ts'
 import { RpcTcpTransport } from './tcp-transport.ts'
 import { DEFAULT_TCP_POLICY, DEFAULT_UDP_POLICY } from './transport.ts'
 import type { RetryPolicy, RpcLog, RpcTransport } from './transport.ts'
-import { RpcUdpClient } from './udp-client.ts'
 
 export type Protocol = 'tcp' | 'udp'
 
@@ -34,6 +33,8 @@ export async function connectTransport(host: string, port: number, opts: Transpo
     })
   }
   const p = { ...DEFAULT_UDP_POLICY, ...opts.policy }
+  // Loaded only for UDP: dgram and its wrapper cost every TCP client's start-up.
+  const { RpcUdpClient } = await import('./udp-client.ts')
   return RpcUdpClient.connect(host, port, {
     timeoutMs: p.timeoutMs,
     retries: p.retrans,

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { join } from 'node:path'
 import { copyBench, copyTable, findNfsCp } from '../../bench/copy.ts'
 
 // Shapes only (no timing is looked at): one short run, no FUSE mount. tsnfs cp runs from dist/.
@@ -19,4 +20,16 @@ t.test('bench copy: every phase measured, checked byte-exact, reported with its 
   const table = copyTable(rows, 3).split('\n')
   t.equal(table[0], '3 MiB, medians of 2 alternating runs')
   t.match(table[5], /^\| up \| nfs-cp \| [\d.]+ \| \d+ \| library \| [\d.]+ \| \d+ \| [\d.]+ \|$/)
+})
+
+t.test('bench copy --before: another build\'s tsnfs cp timed in the same rotation, both ways', async t => {
+  const nfsCp = findNfsCp()
+  if (nfsCp === null) throw new Error('nfs-cp not found: install libnfs-utils (Debian)')
+  // This build stands in for the other one: only the shape of the rows is checked.
+  const before = join(import.meta.dirname, '../../dist/cli/main.js')
+  const lines: string[] = []
+  const rows = await copyBench({ target: 'tsnfs-memory', sizeMiB: 1, runs: 1, mount: false, process: true, nfsCp, before, log: l => lines.push(l) })
+  t.strictSame(rows.slice(4).map(r => `${r.phase}:${r.reference}:${r.tool}`), ['up:nfs-cp:tsnfs cp (before)', 'down:nfs-cp:tsnfs cp (before)'])
+  for (const r of rows) t.equal(r.tool_s.length, 1, `${r.phase} ${r.tool}: one time`)
+  t.match(lines[0], /up tsnfs cp \(before\) [\d.]+ s, .*down tsnfs cp \(before\) [\d.]+ s/)
 })

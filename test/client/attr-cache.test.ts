@@ -226,3 +226,13 @@ t.test('ACCESS answers per identity: while fresh, at most the maximum time, drop
   t.equal(c.accessOf(FH, 'id0', 1), undefined, 'at most 16 identities per object, the oldest dropped')
   t.equal(c.accessOf(FH, 'id19', 1), 1)
 })
+
+t.test('maxEntries bounds the cache: the least recently used handle goes first', async t => {
+  const c = new AttrCache({ acregminMs: 3000, acregmaxMs: 60_000, acdirminMs: 30_000, acdirmaxMs: 60_000, noac: false, maxEntries: 3, now: () => 0 })
+  const fh = (i: number): Buffer => Buffer.from([i])
+  for (let i = 1; i <= 3; i++) c.update(fh(i), attrs({ fileid: BigInt(i) }))
+  t.equal(c.get(fh(1))?.fileid, 1n, 'handle 1 used again: handle 2 is now the least recent')
+  c.update(fh(4), attrs({ fileid: 4n }))
+  t.equal(c.peek(fh(2)), undefined, 'handle 2 evicted by the fourth entry')
+  t.same([1, 3, 4].map(i => c.peek(fh(i))?.fileid), [1n, 3n, 4n], 'the other three kept')
+})

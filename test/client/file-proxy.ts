@@ -21,11 +21,22 @@ export interface VerfProxy {
   flip: Map<number, number>
   /** NFS calls seen, by procedure number. */
   calls: Map<number, number>
+  /** Replies of these NFS procedures are held back until release() (a server that is slow to answer). */
+  hold: Set<number>
+  release(): void
 }
 
 export async function startVerfProxy(t: Test, target: number): Promise<VerfProxy> {
   const sockets = new Set<Socket>()
-  const proxy: VerfProxy = { port: 0, flip: new Map(), calls: new Map() }
+  let held: (() => void)[] = []
+  const proxy: VerfProxy = {
+    port: 0, flip: new Map(), calls: new Map(), hold: new Set(),
+    release() {
+      const h = held
+      held = []
+      for (const send of h) send()
+    },
+  }
   const server = createServer(client => {
     const upstream = connect(target, '127.0.0.1')
     sockets.add(client)
@@ -55,7 +66,9 @@ export async function startVerfProxy(t: Test, target: number): Promise<VerfProxy
           proxy.flip.set(proc, left - 1)
           for (let i = rec.length - 8; i < rec.length; i++) rec[i] = (rec[i] ?? 0) ^ 0xff
         }
-        client.write(Buffer.concat([frameRecord([rec]), rec]))
+        const send = (): void => { client.write(Buffer.concat([frameRecord([rec]), rec])) }
+        if (proc !== undefined && proxy.hold.has(proc)) held.push(send)
+        else send()
       }
     })
     const end = (): void => {

@@ -19,6 +19,8 @@ export interface TcpProxy {
   calls: number
   /** Answer a call record instead of forwarding it: return the reply record, or null to forward. */
   intercept: ((record: Buffer) => Buffer | null) | null
+  /** Change a call record before it is forwarded (e.g. ask a server for less than the client did). */
+  rewrite: ((record: Buffer) => Buffer) | null
   /** Destroy every open connection, both sides. */
   cut(): void
 }
@@ -31,6 +33,7 @@ export async function startProxy(t: Test, target: number): Promise<TcpProxy> {
     refuse: false,
     calls: 0,
     intercept: null,
+    rewrite: null,
     cut() {
       for (const s of sockets) s.destroy()
       sockets.clear()
@@ -50,7 +53,10 @@ export async function startProxy(t: Test, target: number): Promise<TcpProxy> {
         proxy.calls++
         const reply = proxy.intercept?.(rec) ?? null
         if (reply !== null) client.write(Buffer.concat([frameRecord([reply]), reply]))
-        else upstream.write(Buffer.concat([frameRecord([rec]), rec]))
+        else {
+          const out = proxy.rewrite?.(rec) ?? rec
+          upstream.write(Buffer.concat([frameRecord([out]), out]))
+        }
       }
     })
     upstream.on('data', (chunk: Buffer) => {

@@ -201,6 +201,43 @@ t.test('blocks handed over from the pool are sent as they are, re-sent intact af
   t.ok((await other.readFile('pooled')).equals(data), 'byte-exact on the server')
 })
 
+t.test('a writer faster than the server stays at most twice the write slots ahead of the answered WRITEs', async t => {
+  const fx = await startServer(t)
+  const proxy = await startVerfProxy(t, fx.port)
+  const url = fx.url('/export', '', '').replace(`nfsport=${fx.port}&mountport=${fx.port}`, `nfsport=${proxy.port}&mountport=${fx.port}`)
+  // The dirty limit far above what is written: only the WRITE queue can stop the writer.
+  const c = await mountFiles(t, url, { wsize: BS, rsize: BS }, { writeSlots: 2, dirtyLimitBytes: 64 * MIB })
+  const data = random(12 * BS)
+  const f = await c.open('paced', 'w')
+  proxy.hold.add(PROC_WRITE)
+  const returned: number[] = []
+  const writes: Promise<void>[] = []
+  for (let i = 0; i < 6; i++) {
+    const buf = f.takeBuffer()
+    data.copy(buf, 0, i * BS, (i + 1) * BS)
+    const w = f.write(buf.subarray(0, BS), i * BS, { transfer: true }).then(() => { returned.push(i) })
+    writes.push(w)
+    // Each write gets the chance to return before the next starts, as a copy loop's would.
+    if (i < 4) await w
+  }
+  while ((proxy.calls.get(PROC_WRITE) ?? 0) < 2) await sleep(5)
+  await sleep(50)
+  t.same(returned, [0, 1, 2, 3], 'four blocks queued (two slots, two waiting); the fifth write waits for an answer')
+  t.equal(proxy.calls.get(PROC_WRITE), 2, 'two WRITEs on the wire (writeSlots)')
+  proxy.hold.clear()
+  proxy.release()
+  await Promise.all(writes)
+  t.same(returned, [0, 1, 2, 3, 4, 5], 'the waiting writes return once WRITEs are answered')
+  for (let i = 6; i < 12; i++) {
+    const buf = f.takeBuffer()
+    data.copy(buf, 0, i * BS, (i + 1) * BS)
+    await f.write(buf.subarray(0, BS), i * BS, { transfer: true })
+  }
+  await f.close()
+  const other = await mountFiles(t, fx)
+  t.ok((await other.readFile('paced')).equals(data), 'byte-exact on the server')
+})
+
 t.test('a handed-over block that a later write overlaps is not given back while its bytes are held', async t => {
   const fx = await startServer(t)
   const c = await mountFiles(t, fx, { wsize: BS, rsize: BS })

@@ -1,0 +1,117 @@
+/*
+ * tsnfs cp against servers that do not match the 1 MiB block: small odd
+ * transfer sizes (rtmax = wtmax = 10,000: 8 KiB blocks), READs answered
+ * short (a proxy asks the server for less than the client did), and errors
+ * in the middle of a copy both ways (the export fills up; the local disk
+ * is full), which must print the exact error and exit 1.
+ */
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
+import { startProxy } from '../client/proxy.ts'
+import { startServer } from '../helpers/server.ts'
+import { ensureBuilt, ok, tsnfs } from './run-cli.ts'
+
+await ensureBuilt()
+const MIB = 1024 * 1024
+const EXPORTS = '/export *(rw,insecure,no_root_squash,backend=memory)\n'
+const work = mkdtempSync(join(tmpdir(), 'tsnfs-cp-sizes-'))
+t.teardown(() => {
+  rmSync(work, { recursive: true, force: true })
+})
+
+/** A local file of n random bytes. */
+function local(name: string, n: number): { path: string; data: Buffer } {
+  const path = join(work, name)
+  const data = n === 0 ? Buffer.alloc(0) : randomBytes(n)
+  writeFileSync(path, data)
+  return { path, data }
+}
+
+t.test('transfer sizes of 10,000 bytes (8 KiB blocks): files around the block, up and down byte-exact', async t => {
+  const fx = await startServer(t, EXPORTS, { nfs3Limits: { rtmax: 10_000, rtpref: 10_000, wtmax: 10_000, wtpref: 10_000 } })
+  for (const n of [0, 1, 8191, 8192, 8193, 3 * MIB + 1]) {
+    const src = local(`small-${String(n)}`, n)
+    await ok(t, ['cp', src.path, fx.url('/export', `/s${String(n)}`)])
+    const back = join(work, `small-back-${String(n)}`)
+    await ok(t, ['cp', fx.url('/export', `/s${String(n)}`), back])
+    t.ok(readFileSync(back).equals(src.data), `${String(n)} bytes: up and down byte-exact`)
+  }
+})
+
+t.test('READs answered short (the server asked for 1,000 bytes less): downloads byte-exact', async t => {
+  const fx = await startServer(t, EXPORTS)
+  const proxy = await startProxy(t, fx.port)
+  let shortened = 0
+  proxy.rewrite = call => {
+    // RFC 5531 call header: xid, CALL, rpcvers, prog, vers, proc; then cred and verf (flavor, length, body).
+    if (call.readUInt32BE(12) !== 100003 || call.readUInt32BE(20) !== 6) return call
+    const credLen = call.readUInt32BE(28)
+    const verfAt = 32 + Math.ceil(credLen / 4) * 4
+    const argsAt = verfAt + 8 + Math.ceil(call.readUInt32BE(verfAt + 4) / 4) * 4
+    // READ3args: nfs_fh3 (opaque<64>), offset (uint64), count (uint32).
+    const countAt = argsAt + 4 + Math.ceil(call.readUInt32BE(argsAt) / 4) * 4 + 8
+    const count = call.readUInt32BE(countAt)
+    if (count <= 1000) return call
+    const out = Buffer.from(call)
+    out.writeUInt32BE(count - 1000, countAt)
+    shortened++
+    return out
+  }
+  for (const n of [MIB - 1, MIB + 1, 3 * MIB + 1]) {
+    const src = local(`short-${String(n)}`, n)
+    await ok(t, ['cp', src.path, fx.url('/export', `/r${String(n)}`)])
+    const back = join(work, `short-back-${String(n)}`)
+    await ok(t, ['cp', `nfs://127.0.0.1/export/r${String(n)}?nfsport=${String(proxy.port)}&mountport=${String(fx.port)}`, back])
+    t.ok(readFileSync(back).equals(src.data), `${String(n)} bytes through short READs: byte-exact`)
+  }
+  t.ok(shortened >= 7, `READs were answered short (${String(shortened)})`)
+})
+
+t.test('an export that fills up in the middle of an upload: the exact error, exit 1', async t => {
+  const fx = await startServer(t, EXPORTS, { backends: new Map([['memory', () => new MemoryVfs({ capacityBytes: BigInt(2 * MIB) })]]) })
+  const src = local('too-big', 5 * MIB)
+  const url = fx.url('/export', '/full')
+  const r = await tsnfs(['cp', src.path, url])
+  t.equal(r.code, 1, 'exit 1')
+  t.equal(r.stderr, `tsnfs cp: ${url}: No space left on device\n`)
+})
+
+t.test('a full local disk in the middle of a download: the exact error, exit 1', async t => {
+  const fx = await startServer(t, EXPORTS)
+  const src = local('to-full', 3 * MIB)
+  await ok(t, ['cp', src.path, fx.url('/export', '/tofull')])
+  const r = await tsnfs(['cp', fx.url('/export', '/tofull'), '/dev/full'])
+  t.equal(r.code, 1, 'exit 1')
+  t.equal(r.stderr, 'tsnfs cp: /dev/full: No space left on device\n')
+})
+
+t.test('server → server between block sizes of 8 KiB and 1 MiB both ways, and within one mount: byte-exact', async t => {
+  const small = await startServer(t, EXPORTS, { nfs3Limits: { rtmax: 10_000, rtpref: 10_000, wtmax: 10_000, wtpref: 10_000 } })
+  const large = await startServer(t, EXPORTS)
+  for (const n of [0, 1, MIB + 1, 3 * MIB + 1]) {
+    const src = local(`s2s-${String(n)}`, n)
+    const name = `/x${String(n)}`
+    await ok(t, ['cp', src.path, large.url('/export', name)])
+    await ok(t, ['cp', large.url('/export', name), small.url('/export', name)])
+    await ok(t, ['cp', small.url('/export', name), large.url('/export', `${name}.back`)])
+    await ok(t, ['cp', large.url('/export', `${name}.back`), large.url('/export', `${name}.again`)])
+    const back = join(work, `s2s-back-${String(n)}`)
+    await ok(t, ['cp', large.url('/export', `${name}.again`), back])
+    t.ok(readFileSync(back).equals(src.data), `${String(n)} bytes: 1 MiB → 8 KiB → 1 MiB blocks → the same mount, byte-exact`)
+  }
+})
+
+t.test('server → server into an export that fills up: the exact error, exit 1', async t => {
+  const from = await startServer(t, EXPORTS)
+  const full = await startServer(t, EXPORTS, { backends: new Map([['memory', () => new MemoryVfs({ capacityBytes: BigInt(2 * MIB) })]]) })
+  const src = local('s2s-big', 5 * MIB)
+  await ok(t, ['cp', src.path, from.url('/export', '/big')])
+  const url = full.url('/export', '/big')
+  const r = await tsnfs(['cp', from.url('/export', '/big'), url])
+  t.equal(r.code, 1, 'exit 1')
+  t.equal(r.stderr, `tsnfs cp: ${url}: No space left on device\n`)
+})
