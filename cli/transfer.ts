@@ -80,35 +80,47 @@ export async function upload(src: string, f: NfsFile, progress: Progress): Promi
 export async function download(f: NfsFile, dst: string, mode: number, progress: Progress): Promise<void> {
   let fd: number | null = null
   try {
-    fd = openSync(dst, 'w', mode)
-    const bs = f.blockSize
-    const blocks = new BlockPrefetch(f, 0, Math.ceil(f.localSize / bs), f.readaheadBlocks)
-    let pos = 0
-    for (;;) {
-      const block = blocks.take()
-      if (block === null) break
-      const buf = await block
-      writeAll(fd, buf, pos)
-      f.release(buf)
-      pos += buf.length
-      progress.add(buf.length)
-      // Short: the end of the file came sooner than its size said (truncated meanwhile).
-      if (buf.length < bs) {
-        blocks.stop()
-        break
-      }
-    }
-    // The file may have grown since it was opened: read on until the end, as cat would.
-    for (;;) {
-      const buf = await f.read(bs, pos)
-      if (buf.length === 0) break
-      writeAll(fd, buf, pos)
-      pos += buf.length
-      progress.add(buf.length)
-    }
+    const out = openSync(dst, 'w', mode)
+    fd = out
+    await eachBlock(f, progress, (buf, pos, pooled) => {
+      writeAll(out, buf, pos)
+      if (pooled) f.release(buf)
+    })
   } finally {
     if (fd !== null) closeSync(fd)
     await f.close()
+  }
+}
+
+/**
+ * Every block of f in order, to `sink` (pooled: a block of f's pool, to give back with
+ * f.release once used): read ahead while the size holds, then on until the end, as cat does,
+ * since the file may have grown since it was opened.
+ */
+async function eachBlock(f: NfsFile, progress: Progress, sink: (buf: Buffer, pos: number, pooled: boolean) => unknown): Promise<void> {
+  const bs = f.blockSize
+  const blocks = new BlockPrefetch(f, 0, Math.ceil(f.localSize / bs), f.readaheadBlocks)
+  let pos = 0
+  for (;;) {
+    const block = blocks.take()
+    if (block === null) break
+    const buf = await block
+    const n = buf.length
+    await sink(buf, pos, true)
+    pos += n
+    progress.add(n)
+    // Short: the end of the file came sooner than its size said (truncated meanwhile).
+    if (n < bs) {
+      blocks.stop()
+      break
+    }
+  }
+  for (;;) {
+    const buf = await f.read(bs, pos)
+    if (buf.length === 0) break
+    await sink(buf, pos, false)
+    pos += buf.length
+    progress.add(buf.length)
   }
 }
 
@@ -123,31 +135,7 @@ export async function download(f: NfsFile, dst: string, mode: number, progress: 
  */
 export async function between(f: NfsFile, g: NfsFile, progress: Progress): Promise<void> {
   try {
-    const bs = f.blockSize
-    const blocks = new BlockPrefetch(f, 0, Math.ceil(f.localSize / bs), f.readaheadBlocks)
-    let pos = 0
-    for (;;) {
-      const block = blocks.take()
-      if (block === null) break
-      const buf = await block
-      const n = buf.length
-      await g.write(buf, pos, { transfer: true, release: () => { f.release(buf) } })
-      pos += n
-      progress.add(n)
-      // Short: the end of the file came sooner than its size said.
-      if (n < bs) {
-        blocks.stop()
-        break
-      }
-    }
-    // The file may have grown since it was opened: read on until the end.
-    for (;;) {
-      const buf = await f.read(bs, pos)
-      if (buf.length === 0) break
-      await g.write(buf, pos)
-      pos += buf.length
-      progress.add(buf.length)
-    }
+    await eachBlock(f, progress, (buf, pos, pooled) => pooled ? g.write(buf, pos, { transfer: true, release: () => { f.release(buf) } }) : g.write(buf, pos))
   } catch (err) {
     await g.close().catch(() => undefined)
     throw err
