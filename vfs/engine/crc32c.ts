@@ -26,7 +26,7 @@ import { nativeIo } from '../native-io.ts'
 
 const POLY = 0x82f63b78
 
-/** The SSE4.2 update where the engine's addon offers it; below NATIVE_MIN bytes the call costs more than it saves. */
+/** The SSE4.2 update where the native I/O helper offers it (vfs/native/io.c); below NATIVE_MIN bytes the call costs more than it saves. */
 const native = nativeIo()?.crc32c ?? null
 const NATIVE_MIN = 256
 
