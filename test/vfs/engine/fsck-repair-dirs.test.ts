@@ -3,8 +3,10 @@
  * the inode's bitmap bit and blocks freed by pass 5), an entry's wrong file
  * type is set from its inode, a leaf whose checksum alone is wrong gets it
  * rewritten; then e2fsck -fn clean, our check clean, and every file not
- * involved reads as before. A leaf whose records do not parse, and an htree
- * leaf whose checksum fails, are left (exit 4, nothing written).
+ * involved reads as before. A damaged htree index, or a leaf of an indexed
+ * directory whose checksum fails, clears the index: the directory is linear
+ * afterwards with every name kept. A leaf whose records do not parse is left
+ * (exit 4, nothing written).
  */
 import t from 'tap'
 import type { Test } from 'tap'
@@ -71,16 +73,46 @@ await t.test('a leaf whose checksum alone is wrong: the sum rewritten', async (t
   fs.rmSync(image)
 })
 
-await t.test("an htree leaf whose checksum fails: left (a name may have changed its hash), exit 4, not a byte written", async (t) => {
+await t.test('an htree leaf whose checksum fails: the index cleared (linear now), the sum rewritten, every name kept', async (t) => {
   const image = copy('htree.img')
   flipBit(image, bmap(image, '/many', 1) * BS + BS - 12 - 4, 5)
-  const bytes = fs.readFileSync(image)
   const r = await repairFile(image)
   tell(t, r)
-  t.equal(r.exitCode, 4)
-  t.strictSame(codes(r, 'fixed'), [])
-  t.match(r.repairs.find((x) => x.code === 'DIR_CSUM')?.message, /not repaired: a leaf of an htree directory whose checksum fails/)
-  t.ok(fs.readFileSync(image).equals(bytes), 'the image is byte-identical')
+  t.equal(r.exitCode, 1)
+  t.strictSame(codes(r, 'fixed'), ['HTREE_CLEARED', 'DIR_CSUM_SET'])
+  t.match(r.repairs[0]?.message, /^directory \d+: htree index cleared \(DIR_CSUM\); now linear, every leaf kept, 0 index blocks emptied$/)
+  await judged(t, image)
+  t.notMatch(debugfs(image, 'stat /many'), /Flags: 0x\w*1\w{3}\b/, 'INDEX_FL (0x1000) cleared')
+  t.strictSame(await dumpImage(image), baseDump, 'every file reads as before, all 200 names of /many included')
+  fs.rmSync(image)
+})
+
+await t.test("a damaged htree root (a flipped bit in its entries): the index cleared, every name kept", async (t) => {
+  const image = copy('dxroot.img')
+  // The root's first dx entry after the header (count/limit at 0x20, block at 0x24): its block number gets a high bit.
+  flipBit(image, bmap(image, '/many', 0) * BS + 0x24 + 3, 6)
+  const found = (await fsckImage(image)).problems.map((p) => p.code)
+  t.ok(found.some((c) => c.startsWith('HTREE_') || c === 'DX_CSUM' || c === 'DIR_CSUM'), `our check finds it: ${found.join(' ')}`)
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 1)
+  t.equal(codes(r, 'fixed')[0], 'HTREE_CLEARED')
+  await judged(t, image)
+  t.strictSame(await dumpImage(image), baseDump, 'every file reads as before, all 200 names of /many included')
+  fs.rmSync(image)
+})
+
+await t.test('a flipped bit in the htree root caught by its checksum alone: the index cleared, every name kept', async (t) => {
+  const image = copy('dxcsum.img')
+  // dt_reserved of the root's dx tail (its last 8 bytes: reserved, then the sum): read by nothing but the checksum.
+  flipBit(image, bmap(image, '/many', 0) * BS + BS - 8 + 1, 1)
+  t.strictSame((await fsckImage(image)).problems.map((p) => p.code), ['HTREE_CSUM'], 'our check finds the checksum only')
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 1)
+  t.strictSame(codes(r, 'fixed'), ['HTREE_CLEARED'])
+  await judged(t, image)
+  t.strictSame(await dumpImage(image), baseDump, 'every file reads as before, all 200 names of /many included')
   fs.rmSync(image)
 })
 
@@ -94,5 +126,31 @@ await t.test('a leaf whose records do not parse: left, exit 4, not a byte writte
   t.strictSame(codes(r, 'fixed'), [])
   t.ok(r.after.problems.some((p) => p.code === 'DIRENT_BAD_REC_LEN'), 'the check after still finds it')
   t.ok(fs.readFileSync(image).equals(bytes), 'the image is byte-identical')
+  fs.rmSync(image)
+})
+
+await t.test('a two-level htree (interior index blocks) with a damaged root: cleared, its index blocks emptied, all 6,000 names kept', async (t) => {
+  const { spawnSync } = await import('node:child_process')
+  const path = await import('node:path')
+  const { mkfs } = await import('./format-helpers.ts')
+  const { MKFS_FEATURES } = await import('./fsck-helpers.ts')
+  const tree = path.join(dir, 'deep-tree')
+  fs.mkdirSync(path.join(tree, 'wide'), { recursive: true })
+  const names = Array.from({ length: 6000 }, (_, i) => `name-with-some-length-${i}`)
+  for (const n of names) fs.writeFileSync(path.join(tree, 'wide', n), '')
+  const image = path.join(dir, 'deep.img')
+  mkfs(image, 16 << 20, ['-b', '1024', '-N', '8192', ...MKFS_FEATURES, '-d', tree])
+  const d = spawnSync('e2fsck', ['-fyD', image], { encoding: 'utf8' })
+  t.ok(d.status === 0 || d.status === 1, 'e2fsck -fyD indexed it')
+  t.match(debugfs(image, 'htree_dump /wide', false), /Number of entries \(count\): \d+[\s\S]*Entry #0: Hash 0x00000000, block \d+[\s\S]*Entry #0: Hash 0x00000000, block \d+/, 'two levels: the root names interior blocks')
+  flipBit(image, bmap(image, '/wide', 0) * BS + BS - 8 + 1, 1)
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 1)
+  t.match(r.repairs[0]?.message, /htree index cleared \(HTREE_CSUM\); now linear, every leaf kept, [1-9]\d* index blocks? emptied$/)
+  await judged(t, image)
+  const dump = await dumpImage(image)
+  const listed = Object.keys(dump).filter((p) => p.startsWith('/wide/')).map((p) => p.slice('/wide/'.length)).sort()
+  t.strictSame(listed, [...names].sort(), 'every name is listed, once')
   fs.rmSync(image)
 })

@@ -7,9 +7,10 @@
  * ("Entry ... has deleted/unused inode. Clear? yes", "Setting filetype",
  * "directory passes checks but fails checksum. Fix? yes"). A block whose
  * records do not parse, that holds a bad name, that is an htree index block,
- * or that has no checksum tail where one is due is left as it is; so is an
- * htree leaf whose checksum fails (a changed name may no longer hash into the
- * leaf's range, which the check does not judge: the sum is its only witness).
+ * or that has no checksum tail where one is due is left as it is. An htree
+ * leaf whose checksum fails is the htree step's (htree-clear.ts): a changed
+ * name may no longer hash into the leaf's range, so the index is cleared
+ * first and the leaf is then judged here as a linear one.
  */
 import { removeFromBlock, setLeafCsum } from '../../dir/dir-block.ts'
 import { dirFsOf } from '../../dir/dir-file.ts'

@@ -21,6 +21,7 @@ import type { FsckResult } from '../problems.ts'
 import { repairBitmaps } from './bitmaps.ts'
 import { repairChecksums } from './checksums.ts'
 import { repairDirEntries } from './dirents.ts'
+import { clearHtreeIndexes } from './htree-clear.ts'
 import { repairDtimes } from './inode-fields.ts'
 import { repairLinkCounts } from './links.ts'
 import { releaseOrphans } from './orphans.ts'
@@ -49,6 +50,7 @@ const STEPS: ReadonlyArray<[string, RepairStep]> = [
   ['checksums', repairChecksums],
   ['resize inode', repairResizeInode],
   ['deletion times', repairDtimes],
+  ['htree indexes', clearHtreeIndexes],
   ['directory entries', repairDirEntries],
   ['lost+found', reconnect],
   ['link counts', repairLinkCounts],
