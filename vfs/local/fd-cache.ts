@@ -9,11 +9,15 @@
  * The cache may exceed `max` only by entries currently in use. Closes go
  * through the thread pool, unlike the other short calls (sys.ts): the close
  * of the last fd on an unlinked file frees it, which for a large file takes
- * milliseconds. Except in a cache of O_PATH fds (`cheapClose`), where an
- * entry pushed out by a new one (a working set larger than the cache: every
- * request then opens one and closes another) is closed at once unless an
- * fstat says it is the last link to a large unlinked file: an O_PATH close
- * is otherwise a microsecond, and a pool round trip ten times that.
+ * milliseconds. Except with `cheapClose`, where an entry pushed out by a
+ * new one (a working set larger than the cache: every request then opens
+ * one and closes another) is closed at once unless an fstat says it is the
+ * last link to a large unlinked file: a close is otherwise a microsecond or
+ * two on a local file system (neither an O_PATH fd nor a regular one is
+ * flushed by it), and handing it to the pool costs the event loop ten
+ * times that. It also keeps the fds waiting for a pool thread few: with
+ * reads served from the page cache on the event loop (sys.ts pread), the
+ * loop could otherwise push out fds faster than the pool closed them.
  */
 import { isSmall } from './attr.ts'
 import { closeNow, closeQuietly, fstatNow } from './sys.ts'
@@ -34,7 +38,7 @@ export interface FdCacheOptions {
   max: number
   idleMs: number
   maxAgeMs: number
-  /** The fds are O_PATH (no flush on close): pushed-out entries close on this thread when that frees nothing large. */
+  /** Pushed-out entries close on this thread when that frees nothing large (see the header). */
   cheapClose?: boolean
 }
 

@@ -126,7 +126,7 @@ export class LocalVfs implements Vfs {
     const birth = genFromBirth(rootSt)
     this.#index = new HandleIndex(o.stateDir, rootSt.ino, birth, randomGen)
     this.#paths = new FdCache({ max: o.pathFds ?? 256, idleMs: 5000, maxAgeMs: 10_000, cheapClose: true })
-    const ioCache = new FdCache({ max: o.ioFds ?? 128, idleMs: 2000, maxAgeMs: 60_000 })
+    const ioCache = new FdCache({ max: o.ioFds ?? 128, idleMs: 2000, maxAgeMs: 60_000, cheapClose: true })
     this.#io = new IoFiles(ioCache)
     const devices = o.crossmnt === true ? new DeviceTable(o.stateDir) : null
     this.#res = new Resolver({
