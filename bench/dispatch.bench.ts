@@ -14,6 +14,7 @@ import { NFS_PROGRAM } from '../xdr/generated/nfs3.ts'
 import { BackendSet } from '../server/backends.ts'
 import { parseExports } from '../server/exports/parse.ts'
 import { ExportTable } from '../server/exports/table.ts'
+import type { Export } from '../server/exports/table.ts'
 import { DEFAULT_NFS3_LIMITS, ServerHost } from '../server/host.ts'
 import { silentLogger } from '../server/logger.ts'
 import { HandleCodec } from '../server/nfs3/filehandle.ts'
@@ -23,16 +24,25 @@ import type { CallOrigin, DispatchEnv } from '../server/rpc/dispatch.ts'
 import { DuplicateRequestCache } from '../server/rpc/drc.ts'
 import { createStats } from '../server/rpc/stats.ts'
 import { WriteVerifier } from '../server/state.ts'
+import type { Vfs } from '../vfs/types.ts'
 import { measureAsync } from './harness.ts'
 import type { Result } from './harness.ts'
 
-/**
- * `only`: run just the benches whose name matches (for profiling one path);
- * `exportLine`: another export to measure (e.g. a local directory, `/tmp/x *(rw,insecure,no_root_squash)`).
- */
-export async function dispatchBenches(only?: RegExp, exportLine = '/export *(rw,insecure,no_root_squash,async,backend=memory)'): Promise<Result[]> {
+/** A server without sockets: one export's host, the NFSv3 program behind dispatch(), and what a call needs. */
+export interface DispatchRig {
+  backends: BackendSet
+  exp: Export
+  vfs: Vfs
+  host: ServerHost
+  env: DispatchEnv
+  origin: CallOrigin
+  cred: ReturnType<typeof authSys>
+}
+
+/** The rig for the first export of `exportLine` (close `backends` when done). */
+export async function dispatchRig(exportLine: string, stateDir: string): Promise<DispatchRig> {
   const table = new ExportTable(parseExports(`${exportLine}\n`, '<bench>'))
-  const backends = new BackendSet({ stateDir: tmpdir() })
+  const backends = new BackendSet({ stateDir })
   await backends.sync(table.all())
   const exp = table.all()[0]
   const vfs = exp === undefined ? undefined : backends.get(exp.id)
@@ -41,8 +51,17 @@ export async function dispatchBenches(only?: RegExp, exportLine = '/export *(rw,
   const nfs3 = createNfs3Program(host)
   const env: DispatchEnv = { programs: new Map([[nfs3.prog, nfs3]]), drc: new DuplicateRequestCache({ max: 1024, ttlMs: 60_000 }), stats: createStats() }
   const origin: CallOrigin = { peer: { address: '127.0.0.1', port: 700, family: 'IPv4' }, transport: 'tcp', signal: new AbortController().signal, log: silentLogger }
-  const root = host.handle(exp.id, vfs.root())
   const cred = authSys({ uid: 0, gid: 0, gids: [], machinename: 'bench', stamp: 0 })
+  return { backends, exp, vfs, host, env, origin, cred }
+}
+
+/**
+ * `only`: run just the benches whose name matches (for profiling one path);
+ * `exportLine`: another export to measure (e.g. a local directory, `/tmp/x *(rw,insecure,no_root_squash)`).
+ */
+export async function dispatchBenches(only?: RegExp, exportLine = '/export *(rw,insecure,no_root_squash,async,backend=memory)'): Promise<Result[]> {
+  const { exp, vfs, host, env, origin, cred } = await dispatchRig(exportLine, tmpdir())
+  const root = host.handle(exp.id, vfs.root())
   const procs = NFS_PROGRAM.versions.NFS_V3.procs
   const record = Buffer.concat(encodeCall(1, NFS_PROGRAM.prog, 3, procs.NFSPROC3_GETATTR, { object: { data: root } }, cred))
   const probe = await dispatch(env, record, origin)

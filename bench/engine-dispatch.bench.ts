@@ -10,27 +10,15 @@
  *     also writes a V8 CPU profile of the measured part alone (not the image's making) to FILE;
  *   ENGINE_BENCH_PROF_COLD=FILE: one of the first listing alone (cold code, as in a new server).
  */
-import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { decodeReply, encodeCall } from '../client/rpc/call.ts'
-import { authSys } from '../client/rpc/auth.ts'
 import { NFS_PROGRAM, READDIRPLUS3res } from '../xdr/generated/nfs3.ts'
 import type { ProcedureRef } from '../client/rpc/call.ts'
-import { BackendSet } from '../server/backends.ts'
-import { parseExports } from '../server/exports/parse.ts'
-import { ExportTable } from '../server/exports/table.ts'
-import { DEFAULT_NFS3_LIMITS, ServerHost } from '../server/host.ts'
-import { silentLogger } from '../server/logger.ts'
-import { HandleCodec } from '../server/nfs3/filehandle.ts'
-import { createNfs3Program } from '../server/nfs3/program.ts'
 import { dispatch } from '../server/rpc/dispatch.ts'
-import type { CallOrigin, DispatchEnv } from '../server/rpc/dispatch.ts'
-import { DuplicateRequestCache } from '../server/rpc/drc.ts'
-import { createStats } from '../server/rpc/stats.ts'
-import { WriteVerifier } from '../server/state.ts'
+import { dispatchRig } from './dispatch.bench.ts'
 import { measureAsync } from './harness.ts'
 import type { Result } from './harness.ts'
 import { makeEngineImage } from './targets.ts'
@@ -58,18 +46,8 @@ export async function engineDispatchBenches(only?: RegExp): Promise<CpuResult[]>
   const dir = await mkdtemp(join(tmpdir(), 'tsnfs-engine-micro-'))
   const image = join(dir, 'engine.img')
   await makeEngineImage(image, 256 * 1024 * 1024)
-  const table = new ExportTable(parseExports(`/export *(rw,insecure,no_root_squash,backend=engine,image=${image})\n`, '<bench>'))
-  const backends = new BackendSet({ stateDir: dir })
+  const { backends, exp, vfs, host, env, origin, cred } = await dispatchRig(`/export *(rw,insecure,no_root_squash,backend=engine,image=${image})`, dir)
   try {
-    await backends.sync(table.all())
-    const exp = table.all()[0]
-    const vfs = exp === undefined ? undefined : backends.get(exp.id)
-    if (exp === undefined || vfs === undefined) throw new Error('no export')
-    const host = new ServerHost(table, backends, new HandleCodec(randomBytes(32)), new WriteVerifier(), DEFAULT_NFS3_LIMITS)
-    const nfs3 = createNfs3Program(host)
-    const env: DispatchEnv = { programs: new Map([[nfs3.prog, nfs3]]), drc: new DuplicateRequestCache({ max: 1024, ttlMs: 60_000 }), stats: createStats() }
-    const origin: CallOrigin = { peer: { address: '127.0.0.1', port: 700, family: 'IPv4' }, transport: 'tcp', signal: new AbortController().signal, log: silentLogger }
-    const cred = authSys({ uid: 0, gid: 0, gids: [], machinename: 'bench', stamp: 0 })
     const procs = NFS_PROGRAM.versions.NFS_V3.procs
     const owner = { uid: 0, gid: 0 }
 
