@@ -136,6 +136,16 @@ export function e2fsck(image: string): { code: number | null; out: string } {
   return { code: r.status, out: r.stdout + r.stderr }
 }
 
+/**
+ * Whether `e2fsck -fn` finds anything: a non-zero exit, or a problem it reported and was told to
+ * leave (-n answers every question no). Its exit alone is not the verdict: a group descriptor
+ * whose checksum is wrong ("... checksums are invalid. Fix? no ... IGNORED") still exits 0.
+ */
+export function e2fsckFinds(image: string): boolean {
+  const { code, out } = e2fsck(image)
+  return code !== 0 || /\? no$|IGNORED/m.test(out)
+}
+
 export async function fsckImage(image: string): Promise<FsckResult> {
   const dev = await FileReadAt.open(image)
   try {
