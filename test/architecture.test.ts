@@ -67,3 +67,31 @@ t.test('the checker notices a forbidden edge', async (t) => {
   const dir = t.testdir({ 'a.ts': "import { x } from '../server/index.ts'\nexport { y } from './b.ts'\n" })
   t.strictSame(importsOf(join(dir, 'a.ts')), ['../server/index.ts', './b.ts'])
 })
+
+// DESIGN.md §5: block layers import nothing of ours but the block-device interface; the block
+// devices themselves import nothing of the engine above them (only the native I/O helper).
+const INNER: Record<string, readonly string[]> = {
+  'vfs/volume': ['vfs/volume', 'vfs/engine/blockdev'],
+  'vfs/engine/blockdev': ['vfs/engine/blockdev', 'vfs/native-io.ts', 'vfs/native-addon.ts'],
+}
+
+t.test('block layers stack only on the block-device interface', async (t) => {
+  let checked = 0
+  for (const [dir, allowed] of Object.entries(INNER)) {
+    let files: string[]
+    try {
+      files = sources(join(root, dir))
+    } catch {
+      continue
+    }
+    for (const file of files) {
+      for (const spec of importsOf(file)) {
+        if (!spec.startsWith('.')) continue
+        const target = relative(root, resolve(dirname(file), spec))
+        checked++
+        if (!allowed.some((a) => target === a || target.startsWith(`${a}/`))) t.fail(`${relative(root, file)} imports ${spec} (${target} not allowed in ${dir})`)
+      }
+    }
+  }
+  t.ok(checked > 5, `checked ${checked} relative imports`)
+})

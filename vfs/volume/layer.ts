@@ -1,0 +1,90 @@
+import type { BlockDevice } from '../engine/blockdev/block-device.ts'
+
+/**
+ * What every volume layer shares (issue 14, DESIGN §5): a layer is a BlockDevice built on other
+ * BlockDevices, so layers nest (a mirror of stripes, RAID-5 of partitions) and the storage engine
+ * sits on top of any of them unchanged. Layers know nothing of files, NFS or the engine; they
+ * import only the block-device interface and this folder.
+ */
+
+export type LayerKind = 'partition' | 'span' | 'stripe' | 'mirror' | 'raid5' | 'snapshot'
+
+/**
+ * A member's state as its parent layer sees it. `failed`: an I/O error, a disappearance or wrong
+ * data marked it; the layer no longer reads from it or writes to it. `rebuilding`: being brought
+ * back by a replace or resync; reads avoid it below `rebuilt` bytes' progress only if the layer
+ * says so (see MemberStatus.rebuilt).
+ */
+export type MemberState = 'ok' | 'failed' | 'rebuilding'
+
+export interface MemberStatus {
+  readonly index: number
+  readonly state: MemberState
+  /** Why it failed (the error's message), for status and logs. */
+  readonly reason?: string
+  /** While rebuilding: bytes of the member (from its start) already made whole. */
+  readonly rebuilt?: number
+}
+
+export interface LayerStatus {
+  readonly kind: LayerKind
+  readonly size: number
+  /** Serving with less redundancy than configured (a mirror leg or a RAID-5 member failed). */
+  readonly degraded: boolean
+  /** Not serving writes: more members lost than the layout survives. Reads may still work where data is intact. */
+  readonly failed: boolean
+  readonly members: readonly MemberStatus[]
+}
+
+export type VolumeEventKind =
+  | 'member-failed' // a member was marked failed (I/O error, gone, wrong data, or `fail`)
+  | 'read-repaired' // a bad range on one member was rewritten from the others
+  | 'volume-failed' // more members lost than the layout survives: writes now refuse
+  | 'rebuild-started'
+  | 'rebuild-progress'
+  | 'rebuild-done'
+  | 'resync-started' // after an unclean shutdown: dirty regions of the write-intent bitmap
+  | 'resync-done'
+  | 'scrub-mismatch'
+
+export interface VolumeEvent {
+  readonly kind: VolumeEventKind
+  readonly layer: LayerKind
+  /** Member index within the layer, where the event concerns one. */
+  readonly member?: number
+  /** Byte offset and length on the member (or on the volume for volume-wide events). */
+  readonly offset?: number
+  readonly length?: number
+  readonly message: string
+}
+
+export type VolumeEventSink = (event: VolumeEvent) => void
+
+/** A block device made of other block devices. */
+export interface Layer extends BlockDevice {
+  readonly kind: LayerKind
+  readonly members: readonly BlockDevice[]
+  status(): LayerStatus
+}
+
+export type VolumeErrorCode =
+  | 'VOLUME_LAYOUT' // an impossible layout: too few members, sizes that do not fit, a bad unit
+  | 'VOLUME_FAILED' // more members lost than the layout survives; the operation is refused
+  | 'VOLUME_MEMBER' // a member index or device this layer does not have, or one in the wrong state
+  | 'VOLUME_FOREIGN' // a disk whose member superblock belongs to another volume
+  | 'VOLUME_STALE' // a member whose configuration sequence is older than its peers'
+  | 'VOLUME_NO_SUPERBLOCK' // a disk carrying no (valid) member superblock
+  | 'VOLUME_INCOMPLETE' // assembling without enough members to serve
+  | 'VOLUME_SNAPSHOT' // a snapshot that does not exist, exists already, or whose store is full
+
+export class VolumeError extends Error {
+  readonly code: VolumeErrorCode
+  constructor(code: VolumeErrorCode, message: string, options?: ErrorOptions) {
+    super(`${code}: ${message}`, options)
+    this.name = 'VolumeError'
+    this.code = code
+  }
+}
+
+/** Default stripe unit (seed 004's FtDisk and md's chunk): 64 KiB. */
+export const DEFAULT_UNIT = 64 * 1024
