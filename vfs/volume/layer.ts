@@ -88,3 +88,38 @@ export class VolumeError extends Error {
 
 /** Default stripe unit (seed 004's FtDisk and md's chunk): 64 KiB. */
 export const DEFAULT_UNIT = 64 * 1024
+
+/**
+ * A write-intent log (md's write-intent bitmap): a redundant layer marks the regions a write will
+ * touch as dirty, durably, before writing any member, and clears them lazily once a flush of every
+ * member has made those writes durable. After an unclean shutdown only the regions still dirty can
+ * hold legs or parity that disagree, so the resync at open touches those and nothing else — and
+ * without it a crash mid-update followed by the loss of a member would reconstruct wrong data
+ * (the RAID-5 write hole).
+ */
+export interface IntentLog {
+  /** Resolves once every region overlapping [offset, offset + length) of the volume is durably dirty. */
+  mark(offset: number, length: number): Promise<void>
+  /** After a flush of every member: clears (durably, in the background is fine) the regions no write has touched since the flush began. */
+  settle(): Promise<void>
+  /** Regions found dirty at open, on the volume's byte scale, merged and sorted. */
+  dirtyAtOpen(): readonly { readonly offset: number; readonly length: number }[]
+  /** Bytes of the volume one bit covers. */
+  readonly regionSize: number
+  close(): Promise<void>
+}
+
+/** Options every redundant layer takes. */
+export interface RedundantOptions {
+  intent?: IntentLog
+  onEvent?: VolumeEventSink
+}
+
+/** Options of an online rebuild (`replace`) or resync. */
+export interface RebuildOptions {
+  /** Bytes per second at most (0 or absent: as fast as the members go). */
+  rateBytesPerSec?: number
+  /** Bytes per step: client I/O gets its turn between steps. */
+  stepBytes?: number
+  onProgress?: (done: number, total: number) => void
+}
