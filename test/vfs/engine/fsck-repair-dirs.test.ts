@@ -5,15 +5,17 @@
  * rewritten; then e2fsck -fn clean, our check clean, and every file not
  * involved reads as before. A damaged htree index, or a leaf of an indexed
  * directory whose checksum fails, clears the index: the directory is linear
- * afterwards with every name kept. A leaf whose records do not parse is left
- * (exit 4, nothing written).
+ * afterwards with every name kept. A leaf whose records stop parsing, or that
+ * holds a bad name, is rebuilt from its readable entries and the files it no
+ * longer names go to lost+found; damage in '.' or '..' is left (exit 4,
+ * nothing written).
  */
 import t from 'tap'
 import type { Test } from 'tap'
 import fs from 'node:fs'
 import { scratch } from './format-helpers.ts'
 import { bmap, debugfs, e2fsck, flipBit, fsckImage, patchDirEntry } from './fsck-helpers.ts'
-import { buildRepairBase, codes, copyImage, dumpImage, repairFile, tell } from './fsck-repair-helpers.ts'
+import { buildRepairBase, codes, copyImage, dumpImage, dumpLost, repairFile, tell } from './fsck-repair-helpers.ts'
 
 t.setTimeout(120_000)
 const seed = Number(process.env.FSCK_SEED ?? Date.now() % 2 ** 31)
@@ -116,9 +118,53 @@ await t.test('a flipped bit in the htree root caught by its checksum alone: the 
   fs.rmSync(image)
 })
 
-await t.test('a leaf whose records do not parse: left, exit 4, not a byte written', async (t) => {
+/** name's file gone from where it was, in /lost+found as '#ino' (the salvage dropped its entry, the reconnect step linked it there), every other file as before. */
+async function movedToLostFound(t: Test, image: string, name: string): Promise<void> {
+  const content = baseDump[name]
+  const want = Object.fromEntries(Object.entries(baseDump).filter(([k]) => k !== name))
+  t.strictSame(await dumpImage(image), want, 'every other file reads as before')
+  const lost = (await dumpLost(image)).tree
+  const moved = Object.keys(lost)
+  t.equal(moved.length, 1, `one file in lost+found: ${moved.join(' ')}`)
+  t.match(moved[0], /^\/#\d+$/, 'named #ino')
+  t.strictSame(lost[moved[0] ?? ''], content, `${name}'s content and attributes kept`)
+}
+
+await t.test("a leaf whose records stop parsing: salvaged from the readable ones, the lost name's file in lost+found", async (t) => {
   const image = copy('reclen.img')
   await patchDirEntry(image, '/a/b/c', 'f.txt', (b, off) => void b.writeUInt16LE(10, off + 4))
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 1)
+  t.equal(codes(r, 'fixed')[0], 'DIR_SALVAGED')
+  t.match(r.repairs[0]?.message, /^directory \d+ block \d+: rebuilt from its 2 readable entries \(record at \d+ has rec_len \d+, name_len 5: the \d+ bytes from it dropped\)$/)
+  t.ok(codes(r, 'fixed').includes('RECONNECTED'), `reconnected: ${codes(r, 'fixed').join(' ')}`)
+  await judged(t, image)
+  await movedToLostFound(t, image, '/a/b/c/f.txt')
+  fs.rmSync(image)
+})
+
+await t.test("an entry with a bad name ('/' in it): dropped, its file in lost+found", async (t) => {
+  const image = copy('badname.img')
+  await patchDirEntry(image, '/a/b/c', 'f.txt', (b, off) => void b.writeUInt8(0x2f, off + 8 + 1))
+  t.ok((await fsckImage(image)).problems.some((p) => p.code === 'DIRENT_BAD_NAME'), 'our check finds DIRENT_BAD_NAME')
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 1)
+  t.strictSame(codes(r, 'fixed').slice(0, 2), ['DIRENT_REMOVED', 'DIR_SALVAGED'])
+  t.match(r.repairs[0]?.message, /entry 'f\/txt' removed \(inode \d+ a bad name\)$/)
+  await judged(t, image)
+  await movedToLostFound(t, image, '/a/b/c/f.txt')
+  fs.rmSync(image)
+})
+
+await t.test('damage in \'.\' or \'..\': left, exit 4, not a byte written', async (t) => {
+  const image = copy('dotdot.img')
+  // '..' is the second record of block 0, at offset 12: its rec_len (bytes 16..17) made 10.
+  const at = bmap(image, '/a/b/c', 0) * BS + 12 + 4
+  const raw = fs.readFileSync(image)
+  raw.writeUInt16LE(10, at)
+  fs.writeFileSync(image, raw)
   const bytes = fs.readFileSync(image)
   const r = await repairFile(image)
   tell(t, r)

@@ -63,6 +63,17 @@ export async function dumpImage(image: string): Promise<TreeDump> {
   }
 }
 
+/** The tree under /lost+found (which dumpVfs leaves out of a whole-tree dump), and the lost+found entry's own mode. */
+export async function dumpLost(image: string): Promise<{ tree: TreeDump; mode: number }> {
+  const e = await openEngine(image, { readOnly: true })
+  try {
+    const { ref, attr } = await e.lookup(e.root(), Buffer.from('lost+found'))
+    return { tree: await dumpVfs(e, ref), mode: attr.mode }
+  } finally {
+    await e.close()
+  }
+}
+
 /** repairImage on image, opened as the CLI opens it (read-write, locked). */
 export async function repairFile(image: string): Promise<RepairResult> {
   const dev = await ImageFile.open(image)

@@ -9,12 +9,10 @@ import t from 'tap'
 import type { Test } from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
-import { openEngine } from '../../../vfs/engine/fs/assemble.ts'
-import { dumpVfs } from './engine-helpers.ts'
 import type { TreeDump } from './engine-helpers.ts'
 import { scratch, sh } from './format-helpers.ts'
 import { debugfs, e2fsck, fsckImage, inodeOf } from './fsck-helpers.ts'
-import { buildRepairBase, codes, dumpImage, repairFile, tell } from './fsck-repair-helpers.ts'
+import { buildRepairBase, codes, dumpImage, dumpLost, repairFile, tell } from './fsck-repair-helpers.ts'
 
 t.setTimeout(120_000)
 const seed = Number(process.env.FSCK_SEED ?? Date.now() % 2 ** 31)
@@ -32,17 +30,6 @@ function split(from: string, to: string): { stays: TreeDump; moves: TreeDump } {
     else stays[p] = e
   }
   return { stays, moves }
-}
-
-/** The tree under /lost+found (which dumpVfs leaves out of a whole-tree dump), and the lost+found entry's own mode. */
-async function dumpLost(image: string): Promise<{ tree: TreeDump; mode: number }> {
-  const e = await openEngine(image, { readOnly: true })
-  try {
-    const { ref, attr } = await e.lookup(e.root(), Buffer.from('lost+found'))
-    return { tree: await dumpVfs(e, ref), mode: attr.mode }
-  } finally {
-    await e.close()
-  }
 }
 
 async function repaired(t: Test, image: string, want: string[]): Promise<void> {

@@ -5,16 +5,18 @@
  * whose file type disagrees with its inode gets the inode's; a leaf whose
  * checksum alone is wrong gets it rewritten. e2fsck -fy does the same
  * ("Entry ... has deleted/unused inode. Clear? yes", "Setting filetype",
- * "directory passes checks but fails checksum. Fix? yes"). A block whose
- * records do not parse, that holds a bad name, that is an htree index block,
- * or that has no checksum tail where one is due is left as it is. An htree
+ * "directory passes checks but fails checksum. Fix? yes"). A leaf whose
+ * records stop parsing, that holds a bad name, or that has no checksum tail
+ * where one is due is salvaged (see Salvage); damage in '.' or '..' and an
+ * htree index block are left as they are. An htree
  * leaf whose checksum fails is the htree step's (htree-clear.ts): a changed
  * name may no longer hash into the leaf's range, so the index is cleared
  * first and the leaf is then judged here as a linear one.
  */
-import { removeFromBlock, setLeafCsum } from '../../dir/dir-block.ts'
+import { composeLeaf, leafEnd, removeFromBlock, setLeafCsum } from '../../dir/dir-block.ts'
+import type { NewEntry } from '../../dir/dir-block.ts'
 import { dirFsOf } from '../../dir/dir-file.ts'
-import { DIR_ENTRY_HEADER, DIR_TAIL_FT, DIR_TAIL_SIZE, FT, recLenFromDisk } from '../../format/dirent.ts'
+import { DIR_ENTRY_HEADER, DIR_TAIL_FT, DIR_TAIL_SIZE, dirRecLen, FT, recLenFromDisk } from '../../format/dirent.ts'
 import { INODE_FLAGS } from '../../format/inode.ts'
 import { ROOT_INO } from '../../reader/image.ts'
 import type { DirInfo, FsckContext } from '../context.ts'
@@ -22,9 +24,22 @@ import { FT_OF } from '../pass2-dirs.ts'
 import { fixed, left } from './record.ts'
 import type { Repair, StepInput } from './record.ts'
 
-const MINE = new Set(['DIRENT_UNUSED_INODE', 'DIRENT_BAD_INODE', 'DIRENT_BAD_FILETYPE', 'DIR_CSUM'])
+const MINE = new Set(['DIRENT_UNUSED_INODE', 'DIRENT_BAD_INODE', 'DIRENT_BAD_FILETYPE', 'DIR_CSUM', 'DIRENT_BAD_REC_LEN', 'DIRENT_BAD_NAME'])
 
-type Action = { kind: 'remove'; name: Buffer; child: number } | { kind: 'type'; off: number; name: Buffer; from: number; to: number }
+type Action =
+  | { kind: 'remove'; name: Buffer; child: number; why: string }
+  | { kind: 'type'; off: number; name: Buffer; from: number; to: number }
+
+/**
+ * A leaf whose records do not parse, or that lacks its checksum tail, is rebuilt from the records
+ * that still parse (as e2fsck's salvage_directory): the good ones before the damage are packed
+ * again with a tail; the names after it are lost from this directory, and their inodes, now
+ * unreferenced, go to lost+found in the reconnect step, so no file is lost.
+ */
+interface Salvage {
+  keep: NewEntry[]
+  why: string
+}
 
 /** The logical block of physical block pblk in dir, or undefined. */
 function logicalOf(dir: DirInfo, pblk: number): number | undefined {
@@ -33,36 +48,53 @@ function logicalOf(dir: DirInfo, pblk: number): number | undefined {
 }
 
 /** What to change in a leaf, or why it is left: the same walk and judgements as pass 2's checkDirBlock. */
-function plan(ctx: FsckContext, ino: number, block: Buffer, lblk: number): Action[] | string {
+function plan(ctx: FsckContext, ino: number, block: Buffer, lblk: number): { actions: Action[]; salvage?: Salvage } | string {
   const sb = ctx.img.sb
   const bs = block.length
   const t = bs - DIR_TAIL_SIZE
   const hasTail = block.readUInt32LE(t) === 0 && block.readUInt16LE(t + 4) === DIR_TAIL_SIZE && block[t + 7] === DIR_TAIL_FT
-  if (ctx.csum && !hasTail) return 'no checksum tail'
-  const end = ctx.csum ? t : bs
+  const end = ctx.csum && hasTail ? t : bs
   const fileType = dirFsOf(sb).fileType
   const actions: Action[] = []
+  const keep: NewEntry[] = []
+  let damage = ctx.csum && !hasTail ? 'no checksum tail' : ''
   for (let off = 0, k = 0; off < end; k++) {
-    if (off + DIR_ENTRY_HEADER > end) return `record at ${off} crosses the block end`
+    const recLen = off + DIR_ENTRY_HEADER > end ? 0 : recLenFromDisk(block.readUInt16LE(off + 4), bs)
+    const nameLen = off + DIR_ENTRY_HEADER > end ? 0 : (block[off + 6] ?? 0)
+    if (recLen < 12 || recLen % 4 !== 0 || recLen < DIR_ENTRY_HEADER + nameLen || off + recLen > end) {
+      // '.' and '..' themselves damaged: rebuilding them is e2fsck's pass 2 work we do not do.
+      if (lblk === 0 && k < 2) return `record at ${off} ('${k === 0 ? '.' : '..'}') has rec_len ${recLen}`
+      damage = `record at ${off} has rec_len ${recLen}, name_len ${nameLen}: the ${end - off} bytes from it dropped`
+      break
+    }
     const child = block.readUInt32LE(off)
-    const recLen = recLenFromDisk(block.readUInt16LE(off + 4), bs)
-    const nameLen = block[off + 6] ?? 0
-    if (recLen < 12 || recLen % 4 !== 0 || recLen < DIR_ENTRY_HEADER + nameLen || off + recLen > end) return `record at ${off} has rec_len ${recLen}`
     const name = Buffer.from(block.subarray(off + DIR_ENTRY_HEADER, off + DIR_ENTRY_HEADER + nameLen))
+    const ft = block[off + 7] ?? 0
     const at = off
     off += recLen
-    if ((lblk === 0 && k < 2) || child === 0) continue
+    if ((lblk === 0 && k < 2) || child === 0) {
+      if (child !== 0 || (lblk === 0 && k < 2)) keep.push({ inode: child, fileType: ft, name })
+      continue
+    }
     const text = name.toString('latin1')
-    if (nameLen === 0 || text === '.' || text === '..' || name.includes(0x2f) || name.includes(0)) return `entry at ${at} has a bad name`
+    if (nameLen === 0 || text === '.' || text === '..' || name.includes(0x2f) || name.includes(0)) {
+      // Dropped, not renamed: a new name could collide or leave its htree leaf's hash range; the
+      // inode is reconnected to lost+found, its data kept.
+      actions.push({ kind: 'remove', name, child, why: 'a bad name' })
+      continue
+    }
     if ((child < sb.firstIno && child !== ROOT_INO) || child > sb.inodesCount || !ctx.inodes.get(child)) {
-      actions.push({ kind: 'remove', name, child })
+      actions.push({ kind: 'remove', name, child, why: child > sb.inodesCount || child < sb.firstIno ? 'reserved or out of range' : 'not in use' })
       continue
     }
     const want = fileType ? (FT_OF.get(ctx.types[child] ?? 0) ?? FT.UNKNOWN) : FT.UNKNOWN
-    const ft = block[at + 7] ?? 0
     if (ft !== want) actions.push({ kind: 'type', off: at, name, from: ft, to: want })
+    keep.push({ inode: child, fileType: want, name })
   }
-  return actions
+  const badName = actions.some((a) => a.kind === 'remove' && a.why === 'a bad name')
+  if (damage === '' && !badName) return { actions }
+  if (damage === '') damage = 'an entry with a bad name'
+  return { actions, salvage: { keep, why: damage } }
 }
 
 export async function repairDirEntries({ ctx, problems, h }: StepInput): Promise<Repair[]> {
@@ -97,26 +129,33 @@ export async function repairDirEntries({ ctx, problems, h }: StepInput): Promise
       continue
     }
     const buf = await h.get(pblk)
-    const actions = plan(ctx, ino, buf, lblk)
-    if (typeof actions === 'string') {
-      leave(actions)
+    const p = plan(ctx, ino, buf, lblk)
+    if (typeof p === 'string') {
+      leave(p)
       continue
     }
-    if (actions.length === 0 && !codes.has('DIR_CSUM')) continue
+    const { actions, salvage } = p
+    if (actions.length === 0 && salvage === undefined && !codes.has('DIR_CSUM')) continue
     for (const a of actions) {
       const name = a.name.toString('latin1')
       if (a.kind === 'remove') {
-        removeFromBlock(buf, dirFs, a.name)
-        const why = a.child > ctx.img.sb.inodesCount || a.child < ctx.img.sb.firstIno ? 'reserved or out of range' : 'not in use'
-        out.push(fixed(2, 'DIRENT_REMOVED', `directory ${ino}: entry '${name}' removed (inode ${a.child} ${why})`, where))
+        if (salvage === undefined) removeFromBlock(buf, dirFs, a.name)
+        out.push(fixed(2, 'DIRENT_REMOVED', `directory ${ino}: entry '${name}' removed (inode ${a.child} ${a.why})`, where))
       } else {
         buf[a.off + 7] = a.to
         out.push(fixed(2, 'DIRENT_FILETYPE_SET', `directory ${ino}: entry '${name}' file type ${a.from} → ${a.to}`, where))
       }
     }
+    if (salvage !== undefined) {
+      const kept = salvage.keep.filter((e, i) => e.inode !== 0 || (lblk === 0 && i < 2))
+      // Records that ran into the tail's place may not all fit once it is back: the last go to lost+found.
+      while (kept.length > (lblk === 0 ? 2 : 0) && kept.reduce((n, e) => n + dirRecLen(e.name.length), 0) > leafEnd(dirFs)) kept.pop()
+      composeLeaf(buf, dirFs, kept.length > 0 ? kept : [{ inode: 0, fileType: 0, name: Buffer.alloc(0) }])
+      out.push(fixed(2, 'DIR_SALVAGED', `directory ${ino} block ${pblk}: rebuilt from its ${kept.length} readable entries (${salvage.why})`, where))
+    }
     setLeafCsum(buf, dirFs, ino, dir.generation)
     h.dirty(pblk)
-    if (actions.length === 0) out.push(fixed(2, 'DIR_CSUM_SET', `directory ${ino} block ${pblk}: checksum rewritten (the block passes checks)`, where))
+    if (actions.length === 0 && salvage === undefined) out.push(fixed(2, 'DIR_CSUM_SET', `directory ${ino} block ${pblk}: checksum rewritten (the block passes checks)`, where))
   }
   return out
 }

@@ -3,7 +3,10 @@
  * dir_nlink's 1 for a directory past 65000 links), as e2fsck's "Inode N ref
  * count is X, should be Y. Fix? yes". An inode pass 1 also found fault with
  * is left: rewriting its record would bless the rest of it. An inode no entry
- * names (INODE_UNATTACHED) goes to lost+found (reconnect.ts).
+ * names (INODE_UNATTACHED) goes to lost+found (reconnect.ts). While pass 2
+ * still finds records it cannot read (left by the directory step: damage in
+ * '.' or '..'), the counted entries are a lower bound, so no count is lowered:
+ * a count below the true one frees a file that is still named.
  */
 import { S_IFDIR } from '../../format/inode.ts'
 import { updateInode } from './inode-write.ts'
@@ -13,8 +16,12 @@ import type { Repair, StepInput } from './record.ts'
 /** EXT4_LINK_MAX, as pass4-links.ts. */
 const LINK_MAX = 65000
 
+/** Pass 2 problems after which some entries went uncounted. */
+const UNREAD = new Set(['DIRENT_BAD_REC_LEN', 'DIR_BAD_DOT', 'DIR_BAD_DOTDOT'])
+
 export async function repairLinkCounts({ ctx, problems, h }: StepInput): Promise<Repair[]> {
   const out: Repair[] = []
+  const unread = problems.some((p) => p.pass === 2 && UNREAD.has(p.code))
   const faulty = new Set(problems.filter((p) => p.pass === 1 && p.severity === 'error' && p.ino !== undefined).map((p) => p.ino))
   for (const p of problems) {
     if (p.pass !== 4 || p.severity !== 'error') continue
@@ -32,6 +39,10 @@ export async function repairLinkCounts({ ctx, problems, h }: StepInput): Promise
     let counted = ctx.refs[ino] ?? 0
     if (ctx.types[ino] === S_IFDIR >> 12 && counted > LINK_MAX) counted = 1
     const was = ctx.linksCount[ino] ?? 0
+    if (unread && counted < was) {
+      out.push(left(4, p.code, `${p.message} (not repaired: pass 2 could not read every entry, so ${counted} may be short)`, { ino }))
+      continue
+    }
     if (counted < 1 || counted > 0xffff || !(await updateInode(ctx, h, ino, (inode) => void (inode.linksCount = counted)))) {
       out.push(left(4, p.code, `${p.message} (not repaired)`, { ino }))
       continue
