@@ -37,6 +37,8 @@ const CASES: RepairCase[] = [
   { name: "a descriptor's free blocks count wrong", found: 'GROUP_FREE_BLOCKS_WRONG', repairs: ['GROUP_REWRITTEN'], inject: (img) => void debugfs(img, 'set_bg 0 free_blocks_count 7') },
   { name: "a block bitmap's checksum wrong", found: 'BITMAP_CSUM', repairs: ['GROUP_REWRITTEN'], inject: (img) => void debugfs(img, 'set_bg 0 block_bitmap_csum 0x1234') },
   { name: "a descriptor's checksum wrong", found: 'GROUP_DESC_CSUM', repairs: ['GROUP_REWRITTEN'], inject: (img) => void debugfs(img, 'set_bg 1 checksum 0x4321') },
+  { name: "a file's i_blocks wrong", found: 'INODE_BAD_I_BLOCKS', repairs: ['I_BLOCKS_SET'], inject: (img) => void debugfs(img, 'sif /one.txt blocks 2') },
+  { name: "a directory's i_blocks wrong", found: 'INODE_BAD_I_BLOCKS', repairs: ['I_BLOCKS_SET'], inject: (img) => void debugfs(img, 'sif /many blocks 4') },
 ]
 
 for (const c of CASES) {
@@ -59,6 +61,28 @@ for (const c of CASES) {
     fs.rmSync(image)
   })
 }
+
+await t.test("sizes short of the blocks: set to cover the last block, as e2fsck's 'i_size is X, should be Y'", async (t) => {
+  const image = path.join(dir, 'size.img')
+  sh('cp', ['--sparse=always', base, image])
+  // /one.txt holds 5,000 bytes in 1 KiB blocks 0..4; /a/b/c is one block.
+  debugfs(image, 'sif /one.txt size 100')
+  debugfs(image, 'sif /a/b/c size 5000')
+  const found = (await fsckImage(image)).problems.map((p) => p.code)
+  t.ok(found.includes('INODE_BAD_SIZE') && found.includes('DIR_BAD_SIZE'), `our check finds both: ${found.join(' ')}`)
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 1)
+  t.strictSame(codes(r, 'fixed'), ['I_SIZE_SET', 'I_SIZE_SET'])
+  t.strictSame(r.repairs.map((x) => x.message.replace(/^inode \d+: /, '')).sort(), ['i_size 100 → 5120', 'i_size 5000 → 1024'])
+  const e2 = e2fsck(image)
+  t.equal(e2.code, 0, `e2fsck -fn clean${e2.code === 0 ? '' : `\n${e2.out}`}`)
+  const after = await dumpImage(image)
+  t.equal(after['/one.txt']?.size, 5120, 'the file covers its last block')
+  const rest = (d: typeof after): typeof after => Object.fromEntries(Object.entries(d).filter(([k]) => k !== '/one.txt'))
+  t.strictSame(rest(after), rest(baseDump), 'every other file reads as before the damage')
+  fs.rmSync(image)
+})
 
 await t.test('a clean image: exit 0, not a byte written', async (t) => {
   const image = path.join(dir, 'clean.img')

@@ -77,12 +77,12 @@ export async function checkInode(ctx: FsckContext, ino: number, inode: Inode): P
     if (fmt === S_IFDIR) checkDirSize(ctx, ino, inode, walk)
     else if (fmt === S_IFLNK) await checkSlowSymlink(ctx, ino, inode, walk)
     else if (walk.lastInitBlock >= 0 && inode.size < walk.lastInitBlock * bs) {
-      r.add(1, 'INODE_BAD_SIZE', `inode ${ino}: i_size ${inode.size} ends before logical block ${walk.lastInitBlock}, which is mapped`, where)
+      r.add(1, 'INODE_BAD_SIZE', `inode ${ino}: i_size ${inode.size} ends before logical block ${walk.lastInitBlock}, which is mapped`, { ...where, expected: (walk.lastBlock + 1) * bs })
     }
   }
   const want = blocks * (bs / 512)
   const have = blocksIn512(inode, bs)
-  if (have !== want) r.add(1, 'INODE_BAD_I_BLOCKS', `inode ${ino}: i_blocks ${have}, counted ${want}`, where)
+  if (have !== want) r.add(1, 'INODE_BAD_I_BLOCKS', `inode ${ino}: i_blocks ${have}, counted ${want}`, { ...where, expected: want })
 }
 
 function checkSpecial(ctx: FsckContext, ino: number, inode: Inode): void {
@@ -95,7 +95,7 @@ function checkSpecial(ctx: FsckContext, ino: number, inode: Inode): void {
       break
     }
   }
-  if (inode.size !== 0) r.add(1, 'INODE_BAD_SIZE', `inode ${ino}: a device, FIFO or socket of size ${inode.size}`, { ino })
+  if (inode.size !== 0) r.add(1, 'INODE_BAD_SIZE', `inode ${ino}: a device, FIFO or socket of size ${inode.size}`, { ino, expected: 0 })
 }
 
 function checkFastSymlink(ctx: FsckContext, ino: number, inode: Inode): void {
@@ -127,7 +127,8 @@ function checkDirSize(ctx: FsckContext, ino: number, inode: Inode, walk: ExtentW
   const bs = ctx.img.blockSize
   const r = ctx.report
   if (inode.size % bs !== 0 || inode.size !== (walk.lastBlock + 1) * bs) {
-    r.add(1, 'DIR_BAD_SIZE', `directory ${ino}: i_size ${inode.size}, its blocks end at ${(walk.lastBlock + 1) * bs}`, { ino })
+    const expected = walk.lastBlock >= 0 ? { expected: (walk.lastBlock + 1) * bs } : {}
+    r.add(1, 'DIR_BAD_SIZE', `directory ${ino}: i_size ${inode.size}, its blocks end at ${(walk.lastBlock + 1) * bs}`, { ino, ...expected })
   }
   if (walk.lastBlock < 0) r.add(1, 'DIR_NO_BLOCKS', `directory ${ino} has no blocks`, { ino })
   ctx.dirs.set(ino, { generation: inode.generation, flags: inode.flags, size: inode.size, extents: walk.extents, dotdot: 0, parent: 0 })

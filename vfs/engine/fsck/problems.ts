@@ -14,6 +14,8 @@ export interface Problem {
   message: string
   ino?: number
   block?: number
+  /** The value the check counted where a field disagrees with it (i_blocks, i_size): what a repair writes. */
+  expected?: number
   severity: 'error' | 'note'
 }
 
@@ -37,7 +39,7 @@ export class Reporter {
     this.max = max
   }
 
-  add(pass: FsckPass, code: string, message: string, where: { ino?: number; block?: number } = {}, severity: 'error' | 'note' = 'error'): void {
+  add(pass: FsckPass, code: string, message: string, where: { ino?: number; block?: number; expected?: number } = {}, severity: 'error' | 'note' = 'error'): void {
     if (severity === 'error') this.errors++
     if (this.problems.length >= this.max) {
       this.dropped++
@@ -46,6 +48,7 @@ export class Reporter {
     const p: Problem = { pass, code, message, severity }
     if (where.ino !== undefined) p.ino = where.ino
     if (where.block !== undefined) p.block = where.block
+    if (where.expected !== undefined) p.expected = where.expected
     this.problems.push(p)
   }
 

@@ -5,6 +5,8 @@
  * is in use, but has dtime set. Fix? yes") gets 0. Left when the inode's
  * checksum also fails: rewriting the record would bless whatever changed it.
  */
+import { hasFeature } from '../../format/features.ts'
+import { INODE_FLAGS } from '../../format/inode.ts'
 import { updateInode } from './inode-write.ts'
 import { fixed, left } from './record.ts'
 import type { Repair, StepInput } from './record.ts'
@@ -28,6 +30,53 @@ export async function repairDtimes({ ctx, problems, h }: StepInput): Promise<Rep
     })
     if (ok) out.push(fixed(1, p.code === 'INODE_ZERO_DTIME' ? 'DTIME_SET' : 'DTIME_CLEARED', `inode ${ino}: i_dtime ${was} → ${dtime}`, { ino }))
     else out.push(left(1, p.code, `${p.message} (not repaired: the inode table is outside the file system)`, { ino }))
+  }
+  return out
+}
+
+const COUNTED = new Set(['INODE_BAD_I_BLOCKS', 'INODE_BAD_SIZE', 'DIR_BAD_SIZE'])
+
+/**
+ * Pass 1 repair of the fields pass 1 counts from an inode's extents, as e2fsck -fy: i_blocks set
+ * to the blocks its extents (and xattr block) hold ("i_blocks is X, should be Y. Fix? yes"), a
+ * regular file's i_size raised to cover its last mapped block, a directory's set to its blocks'
+ * end, a device's, FIFO's or socket's set to 0 ("i_size is X, should be Y. Fix? yes"). Left when
+ * the inode's checksum fails or its extent tree is damaged: then the count itself is not to be
+ * trusted, and rewriting the record would bless the rest of it.
+ */
+export async function repairCountedFields({ ctx, problems, h }: StepInput): Promise<Repair[]> {
+  const out: Repair[] = []
+  const distrust = new Set(problems.filter((p) => p.pass === 1 && (p.code === 'INODE_CSUM' || p.code.startsWith('EXTENT_'))).map((p) => p.ino))
+  const bs = ctx.img.blockSize
+  for (const p of problems) {
+    if (!COUNTED.has(p.code) || p.ino === undefined) continue
+    const ino = p.ino
+    const want = p.expected
+    if (want === undefined || distrust.has(ino)) {
+      out.push(left(1, p.code, `${p.message} (not repaired: ${want === undefined ? 'no count to set it to' : 'its checksum or extent tree fails too'})`, { ino }))
+      continue
+    }
+    // Set inside the callback: an object, so the checks after it are not narrowed to the initial values.
+    const seen = { was: 0, fits: true }
+    const ok = await updateInode(ctx, h, ino, (inode) => {
+      if (p.code === 'INODE_BAD_I_BLOCKS') {
+        // With HUGE_FILE_FL the field counts file system blocks, not 512-byte units (blocksIn512).
+        const huge = (inode.flags & INODE_FLAGS.HUGE_FILE) !== 0
+        seen.was = huge ? inode.blocks * (bs / 512) : inode.blocks
+        const stored = huge ? want / (bs / 512) : want
+        seen.fits = Number.isSafeInteger(stored) && stored < 2 ** 48 && (stored < 2 ** 32 || hasFeature(ctx.img.sb, 'ro_compat', 'huge_file'))
+        if (seen.fits) inode.blocks = stored
+      } else {
+        seen.was = inode.size
+        inode.size = want
+      }
+    })
+    if (!ok || !seen.fits) {
+      out.push(left(1, p.code, `${p.message} (not repaired: ${ok ? `${want} does not fit the field` : 'the inode table is outside the file system'})`, { ino }))
+      continue
+    }
+    const field = p.code === 'INODE_BAD_I_BLOCKS' ? 'i_blocks' : 'i_size'
+    out.push(fixed(1, p.code === 'INODE_BAD_I_BLOCKS' ? 'I_BLOCKS_SET' : 'I_SIZE_SET', `inode ${ino}: ${field} ${seen.was} → ${want}`, { ino }))
   }
   return out
 }

@@ -22,7 +22,7 @@ import { repairBitmaps } from './bitmaps.ts'
 import { repairChecksums } from './checksums.ts'
 import { repairDirEntries } from './dirents.ts'
 import { clearHtreeIndexes } from './htree-clear.ts'
-import { repairDtimes } from './inode-fields.ts'
+import { repairCountedFields, repairDtimes } from './inode-fields.ts'
 import { repairLinkCounts } from './links.ts'
 import { releaseOrphans } from './orphans.ts'
 import { reconnect } from './reconnect.ts'
@@ -50,6 +50,7 @@ const STEPS: ReadonlyArray<[string, RepairStep]> = [
   ['checksums', repairChecksums],
   ['resize inode', repairResizeInode],
   ['deletion times', repairDtimes],
+  ['counted fields', repairCountedFields],
   ['htree indexes', clearHtreeIndexes],
   ['directory entries', repairDirEntries],
   ['lost+found', reconnect],
