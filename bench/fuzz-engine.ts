@@ -6,6 +6,11 @@
  * mount (so this needs root), then mutated in memory.
  *
  *   npm run fuzz:engine -- [--images N] [--seed S] [--deadline-ms MS] [--replay BASE:MODE:SEED] [--record]
+ *   npm run fuzz:engine -- --write [--images N] [--seed S] [--deadline-ms MS]
+ *
+ * --write runs the write-path fuzz instead (test/vfs/engine/fuzz-write.ts): each damaged image is
+ * opened read-write and changed; only VfsErrors may come back, none past the deadline, and after
+ * an EIO every change must be refused (EROFS) and the running transaction never committed.
  *
  * Prints the seed, progress, then the count of images per first error code
  * (per mode) and of every error thrown per code (--record also writes that
@@ -23,6 +28,7 @@ import { loadBase, makeBaseBytes, whyNoBase } from '../test/vfs/engine/fuzz-base
 import type { BaseName } from '../test/vfs/engine/fuzz-base.ts'
 import { describeFailure, fuzzOne, MODES, prepare, runFuzz } from '../test/vfs/engine/fuzz-run.ts'
 import type { Mode } from '../test/vfs/engine/fuzz-run.ts'
+import { describeWriteFailure, runWriteFuzz } from '../test/vfs/engine/fuzz-write.ts'
 
 const { values } = parseArgs({
   options: {
@@ -31,6 +37,7 @@ const { values } = parseArgs({
     'deadline-ms': { type: 'string', default: '5000' },
     replay: { type: 'string' },
     record: { type: 'boolean', default: false },
+    write: { type: 'boolean', default: false },
   },
 })
 const images = Number(values.images)
@@ -48,6 +55,25 @@ const names: BaseName[] = ['4k', '1k']
 const t0 = performance.now()
 const bases = await Promise.all(names.map(async (n) => prepare(await loadBase(n, makeBaseBytes(n)))))
 console.log(`base images: ${bases.map((b) => `${b.name} (${b.targets.length} metadata structures, ${b.inodesWalked} inodes)`).join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+
+if (values.write) {
+  console.log(`write fuzz: seed ${seed} (--write --seed ${seed} to repeat), ${images} images, deadline ${deadlineMs} ms per image`)
+  const start = performance.now()
+  const tally = await runWriteFuzz({
+    bases,
+    images,
+    seed,
+    deadlineMs,
+    onImage: (i, t) => {
+      if ((i + 1) % 1000 === 0) console.log(`  ${i + 1} images, ${t.failures.length} failures, ${((performance.now() - start) / 1000).toFixed(1)} s`)
+    },
+  })
+  console.log(`${tally.images} images in ${((performance.now() - start) / 1000).toFixed(1)} s: ${tally.opened} opened, ${tally.readOnly} went read-only, slowest ${tally.slowestMs.toFixed(0)} ms`)
+  console.log(`outcomes: ${JSON.stringify(tally.outcomes)}`)
+  console.log(`failures: ${tally.failures.length}`)
+  for (const f of tally.failures.slice(0, 20)) console.log(describeWriteFailure(f))
+  process.exit(tally.failures.length > 0 ? 1 : 0)
+}
 
 if (values.replay !== undefined) {
   const [b, m, s] = values.replay.split(':')

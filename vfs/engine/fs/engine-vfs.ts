@@ -282,7 +282,12 @@ export class EngineVfs implements Vfs {
     // Every WRITE changes the inode (mtime), so its data was on the device before its transaction
     // ended, and that transaction's commit flushes the device before its commit block: waiting for
     // the file's last transaction makes all its data and metadata durable.
-    if (tid !== undefined) await this.#p.txm.waitDurable(tid)
+    try {
+      if (tid !== undefined) await this.#p.txm.waitDurable(tid)
+    } catch (err) {
+      // An aborted journal (damage found, or a failing device): the data is not known durable.
+      throw this.#fail(err)
+    }
     return { before: attr, after: attr }
   }
 
@@ -538,6 +543,12 @@ export class EngineVfs implements Vfs {
         tid = h.tid
         try {
           return await fn(h)
+        } catch (err) {
+          // Damage or a failing device met half-way: this operation's changes are in the running
+          // transaction, possibly half made. As ext4 with errors=remount-ro, abort the journal so
+          // they never commit (the operations sharing the transaction fail too: none was answered).
+          if (!(err instanceof VfsError) && this.#errors === 'remount-ro') this.#p.txm.abort(err)
+          throw err
         } finally {
           this.#p.txm.end(h)
           queued = this.#lock.writersWaiting

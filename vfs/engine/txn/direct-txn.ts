@@ -18,6 +18,7 @@ export class DirectTxnManager implements TxnManager {
   #open = 0
   #idle: Array<() => void> = []
   #closed = false
+  #aborted: TxnError | null = null
 
   constructor(dev: BlockDevice, blockSize: number) {
     this.#dev = dev
@@ -38,6 +39,7 @@ export class DirectTxnManager implements TxnManager {
 
   // eslint-disable-next-line @typescript-eslint/require-await -- async to match the journaled manager, which can wait here
   async begin(): Promise<MetaTxn> {
+    if (this.#aborted !== null) throw this.#aborted
     if (this.#closed) throw new TxnError('TXN_CLOSED', 'begin after close')
     this.#open++
     let ended = false
@@ -89,9 +91,19 @@ export class DirectTxnManager implements TxnManager {
     await this.#commit()
   }
 
+  /** Drops every change not yet written (blocks written by earlier commits stay: there is no log to undo them). */
+  abort(reason: unknown): void {
+    if (this.#aborted !== null) return
+    this.#aborted = new TxnError('TXN_ABORTED', `aborted: ${reason instanceof Error ? reason.message : String(reason)}`, { cause: reason })
+    this.#dirty.clear()
+    this.#after.length = 0
+    this.#cache.clear()
+  }
+
   async #commit(): Promise<void> {
     // A commit never captures half an operation: wait until every open handle has ended.
     while (this.#open > 0) await new Promise<void>((resolve) => this.#idle.push(resolve))
+    if (this.#aborted !== null) throw this.#aborted
     this.#tid++
     const blocks = [...this.#dirty].sort((a, b) => a - b)
     this.#dirty.clear()
@@ -105,6 +117,10 @@ export class DirectTxnManager implements TxnManager {
 
   async close(): Promise<void> {
     if (this.#closed) return
+    if (this.#aborted !== null) {
+      this.#closed = true
+      throw this.#aborted
+    }
     await this.#commit()
     this.#closed = true
     this.#cache.clear()

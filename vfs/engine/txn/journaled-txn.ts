@@ -179,6 +179,10 @@ export class JournaledTxnManager implements TxnManager {
     return p
   }
 
+  abort(reason: unknown): void {
+    this.#abort(reason)
+  }
+
   /** Write every committed block home and give the log its space back (also runs on a timer). */
   checkpoint(): Promise<void> {
     if (this.#aborted !== null) return Promise.reject(this.#aborted)

@@ -64,6 +64,14 @@ export interface TxnManager {
   read(block: number): Promise<Buffer>
   /** Commit everything, write it home, and leave the image clean (no recovery needed). */
   close(): Promise<void>
+  /**
+   * Stop for good without committing the running transaction (jbd2_journal_abort, which ext4 calls
+   * on an error with errors=remount-ro): an operation that failed half-way leaves its changes in
+   * the running transaction, and committing them would build on the damage that stopped it. Every
+   * later begin, waitDurable and close rejects TXN_ABORTED; what is durable stays as it was, and
+   * the next open's recovery replays it. A no-op once aborted.
+   */
+  abort(reason: unknown): void
 }
 
 export class TxnError extends Error {
