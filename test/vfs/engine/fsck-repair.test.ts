@@ -84,6 +84,53 @@ await t.test("sizes short of the blocks: set to cover the last block, as e2fsck'
   fs.rmSync(image)
 })
 
+/** XOR one byte of the image at offset. */
+function flipByte(image: string, offset: number, mask: number): void {
+  const fd = fs.openSync(image, 'r+')
+  const b = Buffer.alloc(1)
+  fs.readSync(fd, b, 0, 1, offset)
+  b[0] = (b[0] ?? 0) ^ mask
+  fs.writeSync(fd, b, 0, 1, offset)
+  fs.closeSync(fd)
+}
+
+const SB = 1024
+const BACKUP = (8192 + 1) * 1024
+
+for (const [name, at, found] of [
+  ['a flipped bit in the primary superblock (its volume name): caught by its checksum', SB + 0x78, 'SUPERBLOCK_CSUM'],
+  ['the primary superblock\'s magic gone: the image does not open until the backup is used', SB + 0x38, 'EXT4_BAD_MAGIC'],
+] as const) {
+  await t.test(`${name}: rewritten from group 1's backup`, async (t) => {
+    const image = path.join(dir, 'sb.img')
+    sh('cp', ['--sparse=always', base, image])
+    flipByte(image, at, 0x40)
+    const check = await fsckImage(image).then((r) => r.problems.map((p) => p.code), (err: unknown) => [(err as { code?: string }).code ?? 'thrown'])
+    t.ok(check.includes(found), `our check says ${found}: ${check.join(' ')}`)
+    const r = await repairFile(image)
+    tell(t, r)
+    t.equal(r.exitCode, 1)
+    t.equal(codes(r, 'fixed')[0], 'SUPERBLOCK_RESTORED')
+    t.match(r.repairs[0]?.message, new RegExp(`rewritten from the backup at byte ${BACKUP} \\(group 1, 1024-byte blocks\\)$`))
+    const e2 = e2fsck(image)
+    t.equal(e2.code, 0, `e2fsck -fn clean${e2.code === 0 ? '' : `\n${e2.out}`}`)
+    t.equal((await fsckImage(image)).clean, true, 'our check clean')
+    t.strictSame(await dumpImage(image), baseDump, 'every file reads as before the damage')
+    fs.rmSync(image)
+  })
+}
+
+await t.test('the primary superblock and its backup both damaged: refused, naming both, not a byte written', async (t) => {
+  const image = path.join(dir, 'sb2.img')
+  sh('cp', ['--sparse=always', base, image])
+  flipByte(image, SB + 0x38, 0x40)
+  flipByte(image, BACKUP + 0x78, 0x40)
+  const bytes = fs.readFileSync(image)
+  await t.rejects(repairFile(image), { code: 'EXT4_BAD_MAGIC', message: new RegExp(`no sound backup \\(the copy at byte ${BACKUP}: its checksum fails\\)`) })
+  t.ok(fs.readFileSync(image).equals(bytes), 'the image is byte-identical')
+  fs.rmSync(image)
+})
+
 await t.test('a clean image: exit 0, not a byte written', async (t) => {
   const image = path.join(dir, 'clean.img')
   sh('cp', ['--sparse=always', base, image])

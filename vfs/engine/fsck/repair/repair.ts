@@ -27,6 +27,7 @@ import { repairLinkCounts } from './links.ts'
 import { releaseOrphans } from './orphans.ts'
 import { reconnect } from './reconnect.ts'
 import { repairResizeInode } from './resize.ts'
+import { restoreSuperblock } from './superblock.ts'
 import type { Repair, RepairStep } from './record.ts'
 
 export const EXIT_CLEAN = 0
@@ -60,9 +61,36 @@ const STEPS: ReadonlyArray<[string, RepairStep]> = [
 /** Sweeps over STEPS at most: a sweep that fixes something may uncover more (a truncated problem list). */
 const MAX_SWEEPS = 3
 
+/** Open errors of a primary superblock that a backup may answer. */
+const SUPERBLOCK_DAMAGE = new Set(['EXT4_BAD_MAGIC', 'EXT4_BAD_BLOCK_SIZE', 'EXT4_BAD_GEOMETRY', 'EXT4_CORRUPT', 'EXT4_BAD_CHECKSUM'])
+
+/** The first check; a primary superblock that fails (its checksum, its fields, or the open itself) is rebuilt from a backup first. */
+async function firstCheck(dev: BlockDevice, opts: CheckOptions, repairs: Repair[]): Promise<Awaited<ReturnType<typeof checkWithContext>>> {
+  let why: string
+  try {
+    const first = await checkWithContext(dev, opts)
+    const bad = first.result.problems.filter((p) => p.code === 'SUPERBLOCK_CSUM' || p.code === 'SUPERBLOCK_BAD_FIELD')
+    if (bad.length === 0) return first
+    why = bad.map((p) => p.code).join(', ')
+  } catch (err) {
+    if (!(err instanceof FormatError) || !SUPERBLOCK_DAMAGE.has(err.code)) throw err
+    why = err.code
+    const { repair, refused } = await restoreSuperblock(dev, why)
+    // No copy with a magic anywhere: not ext4 at all, so the open's own error says it best.
+    if (repair.outcome === 'left' && refused === 0) throw err
+    // Backups there, none sound: say why they were refused too.
+    if (repair.outcome === 'left') throw new FormatError(err.code, `${err.message}; ${repair.message}`)
+    repairs.push(repair)
+    return checkWithContext(dev, opts)
+  }
+  repairs.push((await restoreSuperblock(dev, why)).repair)
+  return checkWithContext(dev, opts)
+}
+
 export async function repairImage(dev: BlockDevice, opts: CheckOptions = {}): Promise<RepairResult> {
-  // Not ext4, or geometry nothing can be checked against: the check throws before anything is written.
-  let { result, ctx } = await checkWithContext(dev, opts)
+  const repairs: Repair[] = []
+  // Not ext4 (no sound backup either), or geometry nothing can be checked against: the check throws before anything is written.
+  let { result, ctx } = await firstCheck(dev, opts, repairs)
   const sb = decodeSuperblock(await dev.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE))
   const unsupported = unsupportedFeatures(sb)
   if (unsupported.length > 0) throw new FormatError('EXT4_UNSUPPORTED_FEATURE', `cannot repair an image with ${unsupported.join(' ')} (the engine does not write it)`)
@@ -72,7 +100,6 @@ export async function repairImage(dev: BlockDevice, opts: CheckOptions = {}): Pr
     recovery = `journal replayed: ${r.transactions} transactions, ${r.replayed} blocks${r.failedCommit === undefined ? '' : `, transaction ${r.failedCommit} incomplete and dropped`}`
     ;({ result, ctx } = await checkWithContext(dev, opts))
   }
-  const repairs: Repair[] = []
   // A step's refusals are those of its last run: an earlier one may have been answered since.
   const refused = new Map<string, Repair[]>()
   const record = (name: string, done: Repair[]): void => {
