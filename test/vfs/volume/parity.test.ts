@@ -55,7 +55,7 @@ t.test('xorInto: exact bytes, aligned words and ragged tails, short sources refu
   const target = Buffer.from(d0)
   xorInto(target, odd)
   t.strictSame([...target], [0x01 ^ 0xaa, 0x02 ^ 0xbb, 0x03 ^ 0xcc, 0x04 ^ 0xdd, 0x05 ^ 0xee], 'unaligned source')
-  t.throws(() => xorInto(Buffer.alloc(4), Buffer.alloc(3)), RangeError)
+  t.throws(() => { xorInto(Buffer.alloc(4), Buffer.alloc(3)); }, RangeError)
 })
 
 t.test('a known 3-member stripe: parity bytes on the parity member, each member rebuilt from the others', async (t) => {

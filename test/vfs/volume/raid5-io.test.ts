@@ -15,7 +15,7 @@ t.test('layouts it refuses, and the size it serves', async (t) => {
   t.equal(raid.status().kind, 'raid5')
   await t.rejects(raid.read(raid.size - 1, 2), { code: 'BLOCKDEV_RANGE' })
   await t.rejects(raid.write(-1, Buffer.alloc(1)), { code: 'BLOCKDEV_RANGE' })
-  t.throws(() => raid.fail(3), VolumeError)
+  t.throws(() => { raid.fail(3); }, VolumeError)
   await t.rejects(raid.replace(0, new MemoryDevice(4096)), { code: 'VOLUME_MEMBER' }, 'only a failed member can be replaced')
 })
 

@@ -16,16 +16,16 @@ t.test('replace under concurrent client writes ends consistent and equal to the 
     const row = (n - 1) * unit
     const lost = int(r, n)
     rig.raid.fail(lost)
-    let rebuilding = true
+    const progress = { running: true }
     let during = 0
     let sawPartial = false
     const rebuild = rig.raid
       .replace(lost, new MemoryDevice(stripes * unit), { stepBytes: 2 * unit })
       .finally(() => {
-        rebuilding = false
+        progress.running = false
       })
     // Client writes and reads keep coming while the rebuild walks the stripes.
-    while (rebuilding) {
+    while (progress.running) {
       const { offset, length } = randomRange(r, rig.raid.size, unit, row)
       await put(rig, offset, randomBytes(r, length))
       const rebuilt = rig.raid.status().members[lost]?.rebuilt
