@@ -255,11 +255,23 @@ export class Raid5Device implements Layer {
     }
     this.#emit('resync-started', `resync of ${stripes.size} stripes in ${dirty.length} dirty regions`)
     let rewritten = 0
+    let unsure = 0
     await this.#tracked(async () => {
-      for (const s of stripes) if (await this.#locks.with(s, () => this.#resyncStripe(s))) rewritten++
+      for (const s of stripes) {
+        const outcome = await this.#locks.with(s, () => this.#resyncStripe(s))
+        if (outcome === 'rewritten') rewritten++
+        else if (outcome === 'data-missing') unsure++
+      }
     })
-    await this.flush()
-    this.#emit('resync-done', `resync rewrote the parity of ${rewritten} stripes`)
+    if (unsure === 0) {
+      await this.flush()
+    } else {
+      // A dirty stripe missing a data unit cannot be made consistent (md refuses to start such an
+      // array): flush what was rewritten but keep the bits, so the doubt survives another restart.
+      await this.#onLive((dev) => dev.flush())
+      this.#refuseIfFailed('resync')
+    }
+    this.#emit('resync-done', `resync rewrote the parity of ${rewritten} stripes; ${unsure} dirty stripes miss a data unit and stay dirty`)
     return rewritten
   }
 
@@ -426,21 +438,24 @@ export class Raid5Device implements Layer {
     return 'repaired'
   }
 
-  /** Rewrites the parity of `stripe` from its data; false where a data unit is out of service (nothing to recompute it from). */
-  async #resyncStripe(stripe: number): Promise<boolean> {
+  /**
+   * Rewrites the parity of `stripe` from its data. With the parity member out of service there is
+   * nothing to rewrite; with a data member out, nothing to rewrite it from ('data-missing').
+   */
+  async #resyncStripe(stripe: number): Promise<'rewritten' | 'parity-missing' | 'data-missing'> {
     const n = this.#n
     const p = parityMember(stripe, n)
-    if (!this.#readable(p, stripe)) return false
+    if (!this.#readable(p, stripe)) return 'parity-missing'
     const data: Buffer[] = []
     for (let d = 0; d < n - 1; d++) {
       const member = dataMember(stripe, d, n)
-      if (!this.#readable(member, stripe)) return false
+      if (!this.#readable(member, stripe)) return 'data-missing'
       data.push(await this.#readMember(member, stripe * this.unit, this.unit))
     }
     const parity = Buffer.alloc(this.unit)
     xorInto(parity, ...data)
     await this.#writeMember(p, stripe * this.unit, parity)
-    return true
+    return 'rewritten'
   }
 
   // ---- members ----

@@ -132,3 +132,15 @@ t.test('resync touches the dirty regions only, and a flush after it leaves the b
   t.strictSame(bitmap.dirtyNow(), [], 'the flush after the resync settled the bitmap')
   t.strictSame((await openOn(disks)).bitmap.dirtyAtOpen(), [], 'and the clearing is on disk')
 })
+
+t.test('a dirty stripe missing a data unit cannot be resynced: its bit stays set', async (t) => {
+  const old = randomBytes(rng(5), VOLUME)
+  const disks = await cleanDisks(old)
+  await (await openOn(disks)).bitmap.mark(ROW, ROW + 1) // stripes 1 and 2
+  const { raid, bitmap } = await openOn(disks)
+  raid.fail(2) // data of stripe 1 (unit 0) and stripe 2 (unit 1); stripe 1's parity is on member 1
+  t.equal(await raid.resync(), 0, 'nothing to rewrite: each dirty stripe misses a data unit')
+  t.strictSame(bitmap.dirtyNow(), [{ offset: ROW, length: 2 * ROW }], 'the doubt is kept')
+  await raid.flush()
+  t.strictSame(bitmap.dirtyNow(), [], 'a later quiet flush settles it (the data is what it is)')
+})
