@@ -1,5 +1,6 @@
 import t from 'tap'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
+import { FaultDevice } from '../../../vfs/engine/blockdev/fault-device.ts'
 import { RecordingDevice } from '../../../vfs/engine/blockdev/recording-device.ts'
 import { bitmapCopyLength, DEFAULT_REGION, IntentBitmap } from '../../../vfs/volume/intent-bitmap.ts'
 import type { BitmapPlace } from '../../../vfs/volume/intent-bitmap.ts'
@@ -155,4 +156,19 @@ t.test('every crash state of an update, torn slots included, opens to a state no
     }
   }
   t.ok(states >= 30, `${states} crash states opened, none refused`)
+})
+
+t.test('a copy whose disk fails is dropped; losing every copy fails the mark', async (t) => {
+  const mems = await fresh(2)
+  const faults = mems.map((m) => new FaultDevice(m))
+  const bm = await IntentBitmap.open(places(faults), VOLUME, { regionSize: REGION })
+  faults[0]!.inject({ kind: 'gone' })
+  await bm.mark(0, 1)
+  const unreadable = new FaultDevice(mems[0]!)
+  unreadable.inject({ kind: 'eio', ops: ['read'] })
+  t.strictSame((await IntentBitmap.open(places([unreadable, mems[1]!]), VOLUME, { regionSize: REGION })).dirtyAtOpen(), [{ offset: 0, length: REGION }], 'an unreadable copy is skipped')
+  await t.rejects(IntentBitmap.open(places([unreadable]), VOLUME, { regionSize: REGION }), { code: 'VOLUME_BITMAP', message: /EIO/ })
+  faults[1]!.inject({ kind: 'eio', ops: ['write'] })
+  await t.rejects(bm.mark(2 * REGION, 1), { code: 'VOLUME_FAILED' })
+  await t.rejects(bm.mark(3 * REGION, 1), { code: 'VOLUME_FAILED' }, 'and every mark after')
 })

@@ -107,3 +107,36 @@ t.test('a member gone at a seeded moment of a workload loses no acknowledged wri
   }
   t.ok(hit > 0, `${hit} of 6 rounds lost their member mid-workload`)
 })
+
+t.test('a read error while planning a partial write: the member fails, the write is planned again and lands', async (t) => {
+  const unit = 512
+  for (const faulty of [0, 1, 2]) {
+    const rig = await filledRaid(3, unit, 4, rng(13 + faulty), (d) => new FaultDevice(d))
+    ;(rig.wrapped[faulty] as FaultDevice).inject({ kind: 'eio', ops: ['read'] })
+    // The last 112 bytes of stripe 0's unit 0 (member 0) and the first 10 of unit 1 (member 1):
+    // read-modify-write reads from all three members (parity on 2), so each in turn fails mid-plan.
+    await put(rig, 400, Buffer.alloc(122, 0x42 + faulty))
+    t.match(rig.raid.status().members[faulty], { state: 'failed', reason: /EIO/ }, `member ${faulty}'s read error failed it`)
+    t.ok((await rig.raid.read(0, rig.raid.size)).equals(rig.model), `member ${faulty} lost mid-write: the volume still equals the model`)
+  }
+  const rig = await filledRaid(3, unit, 4, rng(17), (d) => new FaultDevice(d))
+  ;(rig.wrapped[2] as FaultDevice).inject({ kind: 'eio', ops: ['write'] })
+  t.equal(await rig.raid.resync(), 0, 'no intent log: nothing dirty')
+  await rig.raid.scrub({ repair: false })
+  await rig.raid.close()
+  await t.rejects(rig.raid.read(0, 1), { code: 'BLOCKDEV_CLOSED' })
+  await t.rejects(rig.raid.write(0, Buffer.alloc(1)), { code: 'BLOCKDEV_CLOSED' })
+  await t.rejects(rig.raid.flush(), { code: 'BLOCKDEV_CLOSED' })
+  await rig.raid.close()
+})
+
+t.test('a parity write that fails during repair leaves the volume degraded, not failed', async (t) => {
+  const unit = 512
+  const rig = await filledRaid(3, unit, 4, rng(19), (d) => new FaultDevice(d))
+  await rig.devs[2]!.write(0, Buffer.alloc(8, 0xee)) // stripe 0's parity, behind the volume's back
+  ;(rig.wrapped[2] as FaultDevice).inject({ kind: 'eio', ops: ['write'] })
+  const result = await rig.raid.scrub({ repair: true })
+  t.strictSame(result, { stripes: 4, mismatches: 1, repaired: 1 })
+  t.match(rig.raid.status(), { degraded: true, failed: false })
+  t.ok((await rig.raid.read(0, rig.raid.size)).equals(rig.model))
+})
