@@ -409,7 +409,9 @@ export class Raid5Device implements Layer {
 
   async #rebuildStripe(index: number, stripe: number): Promise<void> {
     const m = this.#member(index)
-    if (m.state !== 'rebuilding') throw new VolumeError('VOLUME_FAILED', `rebuild of member ${index} stopped: ${m.reason ?? 'it left service'}`)
+    if (m.state !== 'rebuilding') {
+      throw new VolumeError(this.#failed ? 'VOLUME_FAILED' : 'VOLUME_MEMBER', `rebuild of member ${index} stopped: ${m.reason ?? 'it left service'}`)
+    }
     const unit = Buffer.alloc(this.unit)
     await this.#reconstruct(stripe, index, stripe * this.unit, unit)
     try {

@@ -88,3 +88,17 @@ t.test('scrub finds a parity unit overwritten with garbage and repairs it', asyn
   t.ok((await rig.raid.read(0, rig.raid.size)).equals(rig.model), 'the repaired parity reconstructs the right data')
   await t.rejects(rig.raid.scrub(), { code: 'VOLUME_MEMBER' }, 'a degraded volume has no parity to check')
 })
+
+t.test('failing the member being rebuilt stops its rebuild with VOLUME_MEMBER; the volume stays degraded', async (t) => {
+  const unit = 512
+  const rig = await filledRaid(4, unit, 32, rng(21))
+  rig.raid.fail(3)
+  const rebuild = rig.raid.replace(3, new MemoryDevice(32 * unit), { stepBytes: unit })
+  await nextTurn()
+  t.equal(rig.raid.status().members[3]?.state, 'rebuilding')
+  await t.rejects(rig.raid.replace(3, new MemoryDevice(32 * unit)), { code: 'VOLUME_MEMBER' }, 'one rebuild at a time')
+  rig.raid.fail(3)
+  await t.rejects(rebuild, { code: 'VOLUME_MEMBER' })
+  t.match(rig.raid.status(), { degraded: true, failed: false })
+  t.ok((await rig.raid.read(0, rig.raid.size)).equals(rig.model))
+})
