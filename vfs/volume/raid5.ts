@@ -225,6 +225,7 @@ export class Raid5Device implements Layer {
   async scrub(opts: { repair?: boolean } = {}): Promise<ScrubResult> {
     if (this.#closed) throw closedError('scrub')
     const repair = opts.repair === true
+    if (repair && this.readOnly) throw readOnlyError(0)
     if (repair) this.#refuseIfFailed('scrub')
     if (this.#m.some((m) => m.state !== 'ok')) throw new VolumeError('VOLUME_MEMBER', 'scrub needs every member in service')
     let mismatches = 0
@@ -246,6 +247,8 @@ export class Raid5Device implements Layer {
     if (this.#closed) throw closedError('resync')
     const dirty = this.#intent?.dirtyAtOpen() ?? []
     if (dirty.length === 0) return 0
+    // Refused rather than tried: a member's read-only error would otherwise mark it failed.
+    if (this.readOnly) throw readOnlyError(0)
     this.#refuseIfFailed('resync')
     const row = (this.#n - 1) * this.unit
     const stripes = new Set<number>()

@@ -3,6 +3,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
 import { FaultDevice } from '../../../vfs/engine/blockdev/fault-device.ts'
 import { parityMember } from '../../../vfs/volume/parity.ts'
+import { Raid5Device } from '../../../vfs/volume/raid5.ts'
 import { filledRaid, int, put, randomBytes, randomRange, rng, seedFrom } from './raid5-helpers.ts'
 
 t.test('replace under concurrent client writes ends consistent and equal to the model', async (t) => {
@@ -101,4 +102,18 @@ t.test('failing the member being rebuilt stops its rebuild with VOLUME_MEMBER; t
   await t.rejects(rebuild, { code: 'VOLUME_MEMBER' })
   t.match(rig.raid.status(), { degraded: true, failed: false })
   t.ok((await rig.raid.read(0, rig.raid.size)).equals(rig.model))
+})
+
+t.test('a read-only volume reads and scrubs but refuses repair, writes and replacement', async (t) => {
+  const unit = 512
+  const rig = await filledRaid(3, unit, 4, rng(23))
+  const ro = new Raid5Device(rig.devs.map((d) => d.clone({ readOnly: true })), { unit })
+  t.equal(ro.readOnly, true)
+  t.ok((await ro.read(0, ro.size)).equals(rig.model))
+  t.equal((await ro.scrub()).mismatches, 0)
+  await t.rejects(ro.scrub({ repair: true }), { code: 'BLOCKDEV_READONLY' })
+  await t.rejects(ro.write(0, Buffer.alloc(1)), { code: 'BLOCKDEV_READONLY' })
+  ro.fail(0)
+  await t.rejects(ro.replace(0, new MemoryDevice(4 * unit, { readOnly: true })), { code: 'VOLUME_MEMBER' })
+  t.equal(ro.status().failed, false)
 })
