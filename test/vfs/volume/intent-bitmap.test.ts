@@ -1,5 +1,6 @@
 import t from 'tap'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
+import type { BlockDevice } from '../../../vfs/engine/blockdev/block-device.ts'
 import { FaultDevice } from '../../../vfs/engine/blockdev/fault-device.ts'
 import { RecordingDevice } from '../../../vfs/engine/blockdev/recording-device.ts'
 import { bitmapCopyLength, DEFAULT_REGION, IntentBitmap } from '../../../vfs/volume/intent-bitmap.ts'
@@ -9,7 +10,7 @@ const REGION = 4096
 const VOLUME = 100 * REGION + 123 // 101 regions, the last one short
 const LENGTH = bitmapCopyLength(VOLUME, { regionSize: REGION })
 
-function places(devs: readonly MemoryDevice[] | readonly RecordingDevice[], offset = 512): BitmapPlace[] {
+function places(devs: readonly BlockDevice[], offset = 512): BitmapPlace[] {
   return devs.map((dev) => ({ dev, offset, length: LENGTH }))
 }
 
