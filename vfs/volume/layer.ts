@@ -76,6 +76,7 @@ export type VolumeErrorCode =
   | 'VOLUME_NO_SUPERBLOCK' // a disk carrying no (valid) member superblock
   | 'VOLUME_INCOMPLETE' // assembling without enough members to serve
   | 'VOLUME_SNAPSHOT' // a snapshot that does not exist, exists already, or whose store is full
+  | 'VOLUME_BITMAP' // a write-intent bitmap with no valid copy, or whose copies describe another volume
 
 export class VolumeError extends Error {
   readonly code: VolumeErrorCode

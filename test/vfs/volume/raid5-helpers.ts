@@ -1,0 +1,144 @@
+import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
+import { checkRange } from '../../../vfs/engine/blockdev/block-device.ts'
+import type { BlockDevice } from '../../../vfs/engine/blockdev/block-device.ts'
+import { Raid5Device } from '../../../vfs/volume/raid5.ts'
+import type { Raid5Options } from '../../../vfs/volume/raid5.ts'
+import type { VolumeEvent } from '../../../vfs/volume/layer.ts'
+
+/** mulberry32: small, seeded, good enough to pick offsets. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** The seed from `env` (to reproduce a failure) or a fresh one. */
+export function seedFrom(env: string): number {
+  const v = process.env[env]
+  return v !== undefined && v !== '' ? Number(v) : Math.floor(Math.random() * 2 ** 31)
+}
+
+export function int(r: () => number, below: number): number {
+  return Math.floor(r() * below)
+}
+
+export function randomBytes(r: () => number, length: number): Buffer {
+  const b = Buffer.alloc(length)
+  for (let i = 0; i < length; i++) b[i] = int(r, 256)
+  return b
+}
+
+/** A random write: offsets near unit edges as often as anywhere, lengths from 1 byte to 3 stripes. */
+export function randomRange(r: () => number, size: number, unit: number, row: number): { offset: number; length: number } {
+  const pick = int(r, 4)
+  let offset = pick === 0 ? int(r, size / unit) * unit : int(r, size)
+  if (offset >= size) offset = size - 1
+  const maxLen = Math.min(size - offset, pick === 1 ? row : 3 * row)
+  const length = pick === 2 ? Math.min(size - offset, row - (offset % row) || row) : 1 + int(r, maxLen)
+  return { offset, length: Math.max(1, Math.min(length, size - offset)) }
+}
+
+/** Counts member reads and the bytes they asked for (the no-read-modify-write claims). */
+export class CountingDevice implements BlockDevice {
+  readonly inner: BlockDevice
+  reads = 0
+  readBytes = 0
+  writes = 0
+  constructor(inner: BlockDevice) {
+    this.inner = inner
+  }
+  get size(): number {
+    return this.inner.size
+  }
+  get sectorSize(): number {
+    return this.inner.sectorSize
+  }
+  get readOnly(): boolean {
+    return this.inner.readOnly
+  }
+  read(offset: number, length: number): Promise<Buffer> {
+    this.reads++
+    this.readBytes += length
+    return this.inner.read(offset, length)
+  }
+  readInto(offset: number, target: Uint8Array): Promise<void> {
+    this.reads++
+    this.readBytes += target.length
+    return this.inner.readInto(offset, target)
+  }
+  write(offset: number, data: Uint8Array): Promise<void> {
+    this.writes++
+    return this.inner.write(offset, data)
+  }
+  flush(): Promise<void> {
+    return this.inner.flush()
+  }
+  close(): Promise<void> {
+    return this.inner.close()
+  }
+}
+
+/** A window [start, start + size) of another device, so a bitmap copy can share a member's disk. */
+export class WindowDevice implements BlockDevice {
+  readonly inner: BlockDevice
+  readonly start: number
+  readonly size: number
+  constructor(inner: BlockDevice, start: number, size: number) {
+    this.inner = inner
+    this.start = start
+    this.size = size
+  }
+  get sectorSize(): number {
+    return this.inner.sectorSize
+  }
+  get readOnly(): boolean {
+    return this.inner.readOnly
+  }
+  async read(offset: number, length: number): Promise<Buffer> {
+    checkRange(this.size, offset, length, 'read')
+    return this.inner.read(this.start + offset, length)
+  }
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    checkRange(this.size, offset, target.length, 'read')
+    return this.inner.readInto(this.start + offset, target)
+  }
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    checkRange(this.size, offset, data.length, 'write')
+    return this.inner.write(this.start + offset, data)
+  }
+  flush(): Promise<void> {
+    return this.inner.flush()
+  }
+  close(): Promise<void> {
+    return Promise.resolve()
+  }
+}
+
+export interface Rig {
+  raid: Raid5Device
+  devs: MemoryDevice[]
+  model: Buffer
+  events: VolumeEvent[]
+}
+
+/** n members of `stripes` units each, filled with seeded content written through the volume. */
+export async function filledRaid(n: number, unit: number, stripes: number, r: () => number, members?: (dev: MemoryDevice, i: number) => BlockDevice, opts: Raid5Options = {}): Promise<Rig & { wrapped: BlockDevice[] }> {
+  const devs = Array.from({ length: n }, () => new MemoryDevice(unit * stripes))
+  const wrapped = devs.map((d, i) => (members === undefined ? d : members(d, i)))
+  const events: VolumeEvent[] = []
+  const raid = new Raid5Device(wrapped, { unit, onEvent: (e) => events.push(e), ...opts })
+  const model = randomBytes(r, raid.size)
+  await raid.write(0, model)
+  return { raid, devs, model, events, wrapped }
+}
+
+/** Writes `data` at `offset` through the volume and into the model once acknowledged. */
+export async function put(rig: { raid: Raid5Device; model: Buffer }, offset: number, data: Buffer): Promise<void> {
+  await rig.raid.write(offset, data)
+  data.copy(rig.model, offset)
+}

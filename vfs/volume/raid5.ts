@@ -1,0 +1,569 @@
+import { setImmediate as yieldTurn, setTimeout as sleep } from 'node:timers/promises'
+import { checkRange, closedError, readOnlyError } from '../engine/blockdev/block-device.ts'
+import type { BlockDevice } from '../engine/blockdev/block-device.ts'
+import { DEFAULT_UNIT, VolumeError } from './layer.ts'
+import type { IntentLog, Layer, LayerStatus, MemberState, RebuildOptions, RedundantOptions, VolumeEventKind, VolumeEventSink } from './layer.ts'
+import { dataIndexOn, dataMember, locate, parityMember, xorInto } from './parity.ts'
+import { StripeLocks } from './stripe-lock.ts'
+
+export interface Raid5Options extends RedundantOptions {
+  /** Bytes per unit (md's chunk); a multiple of every member's sector size. */
+  unit?: number
+}
+
+export interface ScrubResult {
+  readonly stripes: number
+  readonly mismatches: number
+  readonly repaired: number
+}
+
+/** Part of one data unit a write covers: [start, end) inside the unit, and its new bytes. */
+interface Piece {
+  readonly dataIndex: number
+  readonly start: number
+  readonly end: number
+  readonly data: Uint8Array
+}
+
+interface Member {
+  dev: BlockDevice
+  state: MemberState
+  reason?: string
+  /** While rebuilding: stripes from 0 already whole on this member. */
+  rebuilt: number
+}
+
+/** Default rebuild step: 1 MiB of each member between turns for client I/O. */
+const DEFAULT_STEP = 1024 * 1024
+
+/**
+ * RAID-5 over n ≥ 3 members in md's left-symmetric layout (parity.ts): every stripe holds n-1
+ * data units and their XOR, so any one member can be lost and its units recomputed from the rest.
+ *
+ * Writes take the stripe's lock. A write covering every data unit of a stripe computes parity
+ * from its own bytes and reads nothing; a partial one reads either the old bytes it replaces and
+ * the old parity (read-modify-write) or the data units it leaves alone (reconstruct-write),
+ * whichever reads fewer bytes. With a member missing, the same stripe update reconstructs the
+ * missing unit's old bytes from the others where it needs them.
+ *
+ * A member whose read, write or flush fails is marked failed and no longer used; with two gone
+ * the volume refuses writes (VOLUME_FAILED) and serves only reads of units on live members.
+ * With an intent log, every write marks its range durably dirty before touching a member, so
+ * after a crash `resync()` recomputes the parity of those regions only — the write hole closed.
+ */
+export class Raid5Device implements Layer {
+  readonly kind = 'raid5' as const
+  readonly size: number
+  readonly sectorSize: number
+  readonly readOnly: boolean
+  readonly unit: number
+  /** Stripes (units per member) the volume uses. */
+  readonly stripes: number
+  readonly #m: Member[]
+  readonly #n: number
+  readonly #locks = new StripeLocks()
+  readonly #intent: IntentLog | undefined
+  readonly #onEvent: VolumeEventSink | undefined
+  #failed = false
+  #closed = false
+  /** Member-writing operations in flight, and how many ever started: a flush settles the intent log only when quiet. */
+  #active = 0
+  #started = 0
+
+  constructor(members: readonly BlockDevice[], opts: Raid5Options = {}) {
+    if (members.length < 3) throw new VolumeError('VOLUME_LAYOUT', `RAID-5 needs at least 3 members, got ${members.length}`)
+    const unit = opts.unit ?? DEFAULT_UNIT
+    const sectorSize = Math.max(...members.map((d) => d.sectorSize))
+    if (!Number.isSafeInteger(unit) || unit <= 0 || members.some((d) => unit % d.sectorSize !== 0)) {
+      throw new VolumeError('VOLUME_LAYOUT', `unit ${unit} is not a positive multiple of every member's sector size`)
+    }
+    const stripes = Math.floor(Math.min(...members.map((d) => d.size)) / unit)
+    if (stripes < 1) throw new VolumeError('VOLUME_LAYOUT', `the smallest member holds no whole unit of ${unit} bytes`)
+    this.#n = members.length
+    this.unit = unit
+    this.stripes = stripes
+    this.size = (this.#n - 1) * stripes * unit
+    this.sectorSize = sectorSize
+    this.readOnly = members.some((d) => d.readOnly)
+    this.#m = members.map((dev) => ({ dev, state: 'ok', rebuilt: 0 }))
+    this.#intent = opts.intent
+    this.#onEvent = opts.onEvent
+  }
+
+  get members(): readonly BlockDevice[] {
+    return this.#m.map((m) => m.dev)
+  }
+
+  status(): LayerStatus {
+    return {
+      kind: 'raid5',
+      size: this.size,
+      degraded: this.#m.some((m) => m.state !== 'ok'),
+      failed: this.#failed,
+      members: this.#m.map((m, index) => ({
+        index,
+        state: m.state,
+        ...(m.reason !== undefined ? { reason: m.reason } : {}),
+        ...(m.state === 'rebuilding' ? { rebuilt: m.rebuilt * this.unit } : {}),
+      })),
+    }
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    const out = Buffer.alloc(length)
+    await this.readInto(offset, out)
+    return out
+  }
+
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    if (this.#closed) throw closedError('read')
+    checkRange(this.size, offset, target.length, 'read')
+    const reads: Promise<void>[] = []
+    for (let done = 0; done < target.length; ) {
+      const place = locate(offset + done, this.#n, this.unit)
+      const within = place.memberOffset - place.stripe * this.unit
+      const n = Math.min(this.unit - within, target.length - done)
+      reads.push(this.#readPiece(place.stripe, place.member, place.memberOffset, target.subarray(done, done + n)))
+      done += n
+    }
+    await settleAll(reads)
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    if (this.#closed) throw closedError('write')
+    if (this.readOnly) throw readOnlyError(offset)
+    checkRange(this.size, offset, data.length, 'write')
+    if (data.length === 0) return
+    this.#refuseIfFailed('write')
+    await this.#tracked(async () => {
+      await this.#intent?.mark(offset, data.length)
+      const byStripe = new Map<number, Piece[]>()
+      for (let done = 0; done < data.length; ) {
+        const place = locate(offset + done, this.#n, this.unit)
+        const start = place.memberOffset - place.stripe * this.unit
+        const n = Math.min(this.unit - start, data.length - done)
+        const pieces = byStripe.get(place.stripe) ?? []
+        pieces.push({ dataIndex: place.dataIndex, start, end: start + n, data: data.subarray(done, done + n) })
+        byStripe.set(place.stripe, pieces)
+        done += n
+      }
+      await settleAll([...byStripe].map(([stripe, pieces]) => this.#locks.with(stripe, () => this.#writeStripe(stripe, pieces))))
+    })
+  }
+
+  async flush(): Promise<void> {
+    if (this.#closed) throw closedError('flush')
+    // Settling is safe only if every write the intent log saw was complete before this flush began.
+    const quiet = this.#active === 0
+    const started = this.#started
+    await this.#onLive((dev) => dev.flush())
+    this.#refuseIfFailed('flush')
+    if (this.#intent !== undefined && quiet && this.#started === started) await this.#intent.settle()
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await Promise.allSettled(this.#m.map((m) => m.dev.close()))
+  }
+
+  /** Takes a member out of service (an administrator's decision, or a test's). */
+  fail(index: number): void {
+    this.#member(index)
+    this.#markFailed(index, 'failed by request')
+  }
+
+  /**
+   * Puts `dev` in place of failed member `index` and rebuilds it online: each stripe's unit is
+   * recomputed from the others under that stripe's lock, so client writes in between are never
+   * lost; reads use the new member only below what is rebuilt. Resolves when it is whole.
+   */
+  async replace(index: number, dev: BlockDevice, opts: RebuildOptions = {}): Promise<void> {
+    if (this.#closed) throw closedError('replace')
+    const m = this.#member(index)
+    if (m.state !== 'failed') throw new VolumeError('VOLUME_MEMBER', `member ${index} is ${m.state}; only a failed member can be replaced`)
+    this.#refuseIfFailed('replace')
+    if (dev.readOnly) throw new VolumeError('VOLUME_MEMBER', `the replacement for member ${index} is read-only`)
+    if (dev.size < this.stripes * this.unit || this.unit % dev.sectorSize !== 0) {
+      throw new VolumeError('VOLUME_LAYOUT', `the replacement (${dev.size} bytes, sectors of ${dev.sectorSize}) cannot hold ${this.stripes} units of ${this.unit}`)
+    }
+    m.dev = dev
+    m.state = 'rebuilding'
+    m.rebuilt = 0
+    delete m.reason
+    const total = this.stripes * this.unit
+    this.#emit('rebuild-started', `rebuilding member ${index} (${total} bytes)`, index, 0, total)
+    const step = Math.max(1, Math.floor((opts.stepBytes ?? DEFAULT_STEP) / this.unit))
+    const rate = opts.rateBytesPerSec ?? 0
+    const began = Date.now()
+    for (let s = 0; s < this.stripes; ) {
+      const end = Math.min(this.stripes, s + step)
+      for (; s < end; s++) await this.#locks.with(s, () => this.#rebuildStripe(index, s))
+      const done = s * this.unit
+      opts.onProgress?.(done, total)
+      this.#emit('rebuild-progress', `member ${index}: ${done} of ${total} bytes rebuilt`, index, 0, done)
+      // Client I/O gets its turn between steps; a rate limit stretches the steps to its pace.
+      const due = rate > 0 ? began + (done / rate) * 1000 - Date.now() : 0
+      if (due > 0) await sleep(due)
+      else await yieldTurn()
+    }
+    try {
+      await dev.flush()
+    } catch (err) {
+      this.#markFailed(index, errorMessage(err))
+      throw err
+    }
+    m.state = 'ok'
+    m.rebuilt = 0
+    this.#emit('rebuild-done', `member ${index} rebuilt`, index, 0, total)
+  }
+
+  /**
+   * Recomputes every stripe's parity from its data and counts the stripes whose stored parity
+   * differs; with `repair`, rewrites those parities. Needs every member in service.
+   */
+  async scrub(opts: { repair?: boolean } = {}): Promise<ScrubResult> {
+    if (this.#closed) throw closedError('scrub')
+    const repair = opts.repair === true
+    if (repair && this.readOnly) throw readOnlyError(0)
+    if (repair) this.#refuseIfFailed('scrub')
+    if (this.#m.some((m) => m.state !== 'ok')) throw new VolumeError('VOLUME_MEMBER', 'scrub needs every member in service')
+    let mismatches = 0
+    let repaired = 0
+    for (let s = 0; s < this.stripes; s++) {
+      const fixed = await this.#locks.with(s, () => this.#scrubStripe(s, repair))
+      if (fixed !== 'match') mismatches++
+      if (fixed === 'repaired') repaired++
+    }
+    if (repaired > 0) await this.flush()
+    return { stripes: this.stripes, mismatches, repaired }
+  }
+
+  /**
+   * After an unclean shutdown: recomputes the parity of every stripe the intent log found dirty,
+   * and only those; then flushes, which lets the log clear them. Returns the stripes rewritten.
+   */
+  async resync(): Promise<number> {
+    if (this.#closed) throw closedError('resync')
+    const dirty = this.#intent?.dirtyAtOpen() ?? []
+    if (dirty.length === 0) return 0
+    // Refused rather than tried: a member's read-only error would otherwise mark it failed.
+    if (this.readOnly) throw readOnlyError(0)
+    this.#refuseIfFailed('resync')
+    const row = (this.#n - 1) * this.unit
+    const stripes = new Set<number>()
+    for (const r of dirty) {
+      const last = Math.min(this.stripes - 1, Math.floor((r.offset + r.length - 1) / row))
+      for (let s = Math.floor(r.offset / row); s <= last; s++) stripes.add(s)
+    }
+    this.#emit('resync-started', `resync of ${stripes.size} stripes in ${dirty.length} dirty regions`)
+    let rewritten = 0
+    let unsure = 0
+    await this.#tracked(async () => {
+      for (const s of stripes) {
+        const outcome = await this.#locks.with(s, () => this.#resyncStripe(s))
+        if (outcome === 'rewritten') rewritten++
+        else if (outcome === 'data-missing') unsure++
+      }
+    })
+    if (unsure === 0) {
+      await this.flush()
+    } else {
+      // A dirty stripe missing a data unit cannot be made consistent (md refuses to start such an
+      // array): flush what was rewritten but keep the bits, so the doubt survives another restart.
+      await this.#onLive((dev) => dev.flush())
+      this.#refuseIfFailed('resync')
+    }
+    this.#emit('resync-done', `resync rewrote the parity of ${rewritten} stripes; ${unsure} dirty stripes miss a data unit and stay dirty`)
+    return rewritten
+  }
+
+  // ---- stripe operations (each runs under its stripe's lock) ----
+
+  async #writeStripe(stripe: number, pieces: readonly Piece[]): Promise<void> {
+    for (;;) {
+      this.#refuseIfFailed('write')
+      const plan = await this.#planParity(stripe, pieces)
+      if (plan === 'retry') continue
+      const writes: { member: number; offset: number; data: Uint8Array }[] = pieces.map((p) => ({
+        member: dataMember(stripe, p.dataIndex, this.#n),
+        offset: stripe * this.unit + p.start,
+        data: p.data,
+      }))
+      if (plan !== null) writes.push({ member: parityMember(stripe, this.#n), offset: stripe * this.unit + plan.lo, data: plan.parity })
+      // Every write is tried even if one fails: with all but one landed the stripe is consistent
+      // for the new data (the lost member's unit is what the others now imply).
+      const live = writes.filter((w) => this.#m[w.member]?.state !== 'failed')
+      const results = await Promise.allSettled(live.map((w) => this.#dev(w.member).write(w.offset, w.data)))
+      results.forEach((r, i) => {
+        const w = live[i]
+        if (r.status === 'rejected' && w !== undefined) this.#markFailed(w.member, errorMessage(r.reason))
+      })
+      this.#refuseIfFailed('write')
+      return
+    }
+  }
+
+  /**
+   * The new parity over [lo, hi) (the span of the stripe the pieces touch), or null where the
+   * parity member is out of service and nothing needs computing; 'retry' when a read failed and
+   * marked its member, so the caller plans again with one member fewer.
+   */
+  async #planParity(stripe: number, pieces: readonly Piece[]): Promise<{ lo: number; parity: Uint8Array } | null | 'retry'> {
+    const n = this.#n
+    const p = parityMember(stripe, n)
+    const full = pieces.length === n - 1 && pieces.every((x) => x.start === 0 && x.end === this.unit)
+    if (full) {
+      const parity = Buffer.alloc(this.unit)
+      xorInto(parity, ...pieces.map((x) => x.data))
+      return { lo: 0, parity }
+    }
+    const missing = this.#m.findIndex((_, i) => !this.#readable(i, stripe))
+    if (missing === p) return null
+    const lo = Math.min(...pieces.map((x) => x.start))
+    const hi = Math.max(...pieces.map((x) => x.end))
+    const len = hi - lo
+    const base = stripe * this.unit
+    const touched = new Map(pieces.map((x) => [x.dataIndex, x]))
+    const missingData = missing < 0 ? -1 : dataIndexOn(stripe, missing, n)
+    const rmwBytes = len + pieces.reduce((sum, x) => sum + x.end - x.start, 0)
+    let rcwBytes = 0
+    for (let d = 0; d < n - 1; d++) {
+      const x = touched.get(d)
+      if (x === undefined || x.start > lo || x.end < hi) rcwBytes += len
+    }
+    try {
+      if (missing < 0 && rcwBytes < rmwBytes) {
+        // Reconstruct-write: parity of the new stripe from its data, old where untouched.
+        const parity = Buffer.alloc(len)
+        await Promise.all(
+          Array.from({ length: n - 1 }, async (_, d) => {
+            const x = touched.get(d)
+            if (x !== undefined && x.start <= lo && x.end >= hi) {
+              xorInto(parity, x.data.subarray(lo - x.start, hi - x.start))
+              return
+            }
+            const old = await this.#readMember(dataMember(stripe, d, n), base + lo, len)
+            if (x !== undefined) old.set(x.data, x.start - lo)
+            xorInto(parity, old)
+          }),
+        )
+        return { lo, parity }
+      }
+      // Read-modify-write: parity ^= old ^ new over each piece. A missing data member's old bytes
+      // are what the old parity and the other old data imply.
+      const parity = await this.#readMember(p, base + lo, len)
+      let missingOld: Buffer | undefined
+      if (missingData >= 0 && touched.has(missingData)) {
+        missingOld = Buffer.from(parity)
+        const others = await Promise.all(
+          Array.from({ length: n - 1 }, (_, d) => d)
+            .filter((d) => d !== missingData)
+            .map((d) => this.#readMember(dataMember(stripe, d, n), base + lo, len)),
+        )
+        xorInto(missingOld, ...others)
+      }
+      await Promise.all(
+        pieces.map(async (x) => {
+          const at = x.start - lo
+          const old =
+            x.dataIndex === missingData && missingOld !== undefined
+              ? missingOld.subarray(at, at + x.data.length)
+              : await this.#readMember(dataMember(stripe, x.dataIndex, n), base + x.start, x.data.length)
+          const span = parity.subarray(at, at + x.data.length)
+          xorInto(span, old, x.data)
+        }),
+      )
+      return { lo, parity }
+    } catch (err) {
+      if (err instanceof MemberReadError) return 'retry'
+      throw err
+    }
+  }
+
+  async #readPiece(stripe: number, member: number, memberOffset: number, target: Uint8Array): Promise<void> {
+    if (this.#readable(member, stripe)) {
+      try {
+        await this.#dev(member).readInto(memberOffset, target)
+        return
+      } catch (err) {
+        this.#markFailed(member, errorMessage(err))
+      }
+    }
+    await this.#locks.with(stripe, () => this.#reconstruct(stripe, member, memberOffset, target))
+  }
+
+  /** target = the XOR of every other member over the same range: the lost member's bytes. */
+  async #reconstruct(stripe: number, lost: number, memberOffset: number, target: Uint8Array): Promise<void> {
+    const others = this.#m.map((_, i) => i).filter((i) => i !== lost)
+    const gone = others.filter((i) => !this.#readable(i, stripe))
+    if (gone.length > 0) {
+      throw new VolumeError('VOLUME_FAILED', `member ${lost}'s bytes at ${memberOffset} cannot be rebuilt: member ${gone.join(', ')} is out of service too`)
+    }
+    let parts: Buffer[]
+    try {
+      parts = await Promise.all(others.map((i) => this.#readMember(i, memberOffset, target.length)))
+    } catch (err) {
+      throw new VolumeError('VOLUME_FAILED', `member ${lost}'s bytes at ${memberOffset} cannot be rebuilt: ${errorMessage(err)}`, { cause: err })
+    }
+    target.fill(0)
+    xorInto(target, ...parts)
+  }
+
+  async #rebuildStripe(index: number, stripe: number): Promise<void> {
+    const m = this.#member(index)
+    if (m.state !== 'rebuilding') {
+      throw new VolumeError(this.#failed ? 'VOLUME_FAILED' : 'VOLUME_MEMBER', `rebuild of member ${index} stopped: ${m.reason ?? 'it left service'}`)
+    }
+    const unit = Buffer.alloc(this.unit)
+    await this.#reconstruct(stripe, index, stripe * this.unit, unit)
+    try {
+      await m.dev.write(stripe * this.unit, unit)
+    } catch (err) {
+      this.#markFailed(index, errorMessage(err))
+      throw err
+    }
+    m.rebuilt = stripe + 1
+  }
+
+  async #scrubStripe(stripe: number, repair: boolean): Promise<'match' | 'mismatch' | 'repaired'> {
+    const n = this.#n
+    const p = parityMember(stripe, n)
+    const units = await Promise.all(this.#m.map((_, i) => this.#readMember(i, stripe * this.unit, this.unit)))
+    const computed = Buffer.alloc(this.unit)
+    xorInto(computed, ...units.filter((_, i) => i !== p))
+    if (computed.equals(units[p] ?? Buffer.alloc(0))) return 'match'
+    this.#emit('scrub-mismatch', `stripe ${stripe}: parity on member ${p} disagrees with the data`, p, stripe * this.unit, this.unit)
+    if (!repair) return 'mismatch'
+    await this.#tracked(async () => {
+      const row = (n - 1) * this.unit
+      await this.#intent?.mark(stripe * row, row)
+      await this.#writeMember(p, stripe * this.unit, computed)
+    })
+    return 'repaired'
+  }
+
+  /**
+   * Rewrites the parity of `stripe` from its data. With the parity member out of service there is
+   * nothing to rewrite; with a data member out, nothing to rewrite it from ('data-missing').
+   */
+  async #resyncStripe(stripe: number): Promise<'rewritten' | 'parity-missing' | 'data-missing'> {
+    const n = this.#n
+    const p = parityMember(stripe, n)
+    if (!this.#readable(p, stripe)) return 'parity-missing'
+    const data: Buffer[] = []
+    for (let d = 0; d < n - 1; d++) {
+      const member = dataMember(stripe, d, n)
+      if (!this.#readable(member, stripe)) return 'data-missing'
+      data.push(await this.#readMember(member, stripe * this.unit, this.unit))
+    }
+    const parity = Buffer.alloc(this.unit)
+    xorInto(parity, ...data)
+    await this.#writeMember(p, stripe * this.unit, parity)
+    return 'rewritten'
+  }
+
+  // ---- members ----
+
+  #member(index: number): Member {
+    const m = Number.isInteger(index) ? this.#m[index] : undefined
+    if (m === undefined) throw new VolumeError('VOLUME_MEMBER', `no member ${index} in a RAID-5 of ${this.#n}`)
+    return m
+  }
+
+  #dev(index: number): BlockDevice {
+    return this.#member(index).dev
+  }
+
+  /** Whether member `index` holds valid bytes for `stripe`. */
+  #readable(index: number, stripe: number): boolean {
+    const m = this.#m[index]
+    return m !== undefined && (m.state === 'ok' || (m.state === 'rebuilding' && m.rebuilt > stripe))
+  }
+
+  async #readMember(index: number, offset: number, length: number): Promise<Buffer> {
+    try {
+      return await this.#dev(index).read(offset, length)
+    } catch (err) {
+      this.#markFailed(index, errorMessage(err))
+      throw new MemberReadError(index, err)
+    }
+  }
+
+  async #writeMember(index: number, offset: number, data: Uint8Array): Promise<void> {
+    try {
+      await this.#dev(index).write(offset, data)
+    } catch (err) {
+      this.#markFailed(index, errorMessage(err))
+      this.#refuseIfFailed('write')
+    }
+  }
+
+  /** Runs `op` on every member in service; a member it fails is marked failed. */
+  async #onLive(op: (dev: BlockDevice) => Promise<void>): Promise<void> {
+    const live = this.#m.map((m, i) => ({ m, i })).filter(({ m }) => m.state !== 'failed')
+    const results = await Promise.allSettled(live.map(({ m }) => op(m.dev)))
+    results.forEach((r, k) => {
+      const entry = live[k]
+      if (r.status === 'rejected' && entry !== undefined) this.#markFailed(entry.i, errorMessage(r.reason))
+    })
+  }
+
+  #markFailed(index: number, reason: string): void {
+    const m = this.#m[index]
+    if (m === undefined || m.state === 'failed') return
+    const wasOk = m.state === 'ok'
+    m.state = 'failed'
+    m.reason = reason
+    this.#emit('member-failed', `member ${index} failed: ${reason}`, index)
+    // A member lost while another is rebuilding leaves the rebuild nothing to rebuild from.
+    if (wasOk) for (const [i, other] of this.#m.entries()) if (other.state === 'rebuilding') this.#markFailed(i, `rebuild source member ${index} failed`)
+    if (!this.#failed && this.#m.filter((x) => x.state === 'failed').length >= 2) {
+      this.#failed = true
+      this.#emit('volume-failed', `${this.#m.filter((x) => x.state === 'failed').length} members out of service: writes refused`)
+    }
+  }
+
+  #refuseIfFailed(what: string): void {
+    if (this.#failed) throw new VolumeError('VOLUME_FAILED', `${what} refused: two or more members of the RAID-5 are out of service`)
+  }
+
+  async #tracked(fn: () => Promise<void>): Promise<void> {
+    this.#active++
+    this.#started++
+    try {
+      await fn()
+    } finally {
+      this.#active--
+    }
+  }
+
+  #emit(kind: VolumeEventKind, message: string, member?: number, offset?: number, length?: number): void {
+    this.#onEvent?.({
+      kind,
+      layer: 'raid5',
+      message,
+      ...(member !== undefined ? { member } : {}),
+      ...(offset !== undefined ? { offset } : {}),
+      ...(length !== undefined ? { length } : {}),
+    })
+  }
+}
+
+/** A member read failed (the member is marked failed already): the stripe operation plans again. */
+class MemberReadError extends Error {
+  constructor(index: number, cause: unknown) {
+    super(`member ${index} read failed: ${errorMessage(cause)}`, { cause })
+    this.name = 'MemberReadError'
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+/** Waits for every promise (none left running behind a rejection), then rethrows the first error. */
+async function settleAll(all: readonly Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(all)
+  for (const r of results) if (r.status === 'rejected') throw r.reason
+}
