@@ -1,7 +1,28 @@
 import type { BlockDevice } from '../engine/blockdev/block-device.ts'
+import type { VolumeConfig } from './config.ts'
 import { VolumeError } from './layer.ts'
 import type { MemberSuperblock } from './member-format.ts'
 import { configLengthOf, decodeMemberSuperblock, encodeMemberSuperblock, HEADER_SIZE, MEMBER_RESERVED, SUPERBLOCK_OFFSETS, SUPERBLOCK_SLOT } from './member-format.ts'
+
+/** A disk given by the user: the name it has now (for messages) and the open device. */
+export interface Disk {
+  readonly path: string
+  readonly dev: BlockDevice
+}
+
+/** A disk known to be a member, with its uuid. */
+export interface MemberDisk extends Disk {
+  readonly uuid: string
+}
+
+/**
+ * A volume's members and the configuration they carry, as assembleVolume and createVolume return
+ * it; updateConfig replaces `config`, and a replace adds the new member's disk to `disks`.
+ */
+export interface VolumeMembers {
+  config: VolumeConfig
+  readonly disks: MemberDisk[]
+}
 
 export interface MemberRead {
   readonly superblock: MemberSuperblock
