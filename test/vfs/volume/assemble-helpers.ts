@@ -15,7 +15,7 @@ export function seededRandom(seed: string): (bytes: number) => Buffer {
 }
 
 /** Disks in memory named `${prefix}0`, `${prefix}1`, ... */
-export function memoryDisks(prefix: string, count: number, size = DISK_SIZE): Disk[] {
+export function memoryDisks(prefix: string, count: number, size = DISK_SIZE): (Disk & { readonly dev: MemoryDevice })[] {
   return Array.from({ length: count }, (_, i) => ({ path: `${prefix}${i}`, dev: new MemoryDevice(size) }))
 }
 

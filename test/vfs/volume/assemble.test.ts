@@ -124,7 +124,7 @@ t.test('a disk without superblock, one disk given twice, and no disks are refuse
   await createVolume('nosb', 'mirror', disks, { random: seededRandom('nosb') })
   const blank = { path: '/dev/blank', dev: new MemoryDevice(2 * MEMBER_RESERVED) }
   await t.rejects(assembleVolume([disks[0]!, blank], testFactory()), { code: 'VOLUME_NO_SUPERBLOCK', message: /^VOLUME_NO_SUPERBLOCK: \/dev\/blank: no valid member superblock \(copy 0: .*no TSNFSVOL magic/ })
-  const copy = { path: 'n0-copy', dev: (disks[0]!.dev as MemoryDevice).clone() }
+  const copy = { path: 'n0-copy', dev: disks[0]!.dev.clone() }
   await t.rejects(assembleVolume([disks[0]!, disks[1]!, copy], testFactory()), { code: 'VOLUME_MEMBER', message: /^VOLUME_MEMBER: n0 and n0-copy both carry member [0-9a-f]{32} of volume nosb/ })
   await t.rejects(assembleVolume([], testFactory()), { code: 'VOLUME_INCOMPLETE', message: 'VOLUME_INCOMPLETE: no disks given' })
 })
