@@ -65,7 +65,12 @@ export async function createVolume(name: string, level: ParentKind, disks: reado
   if (disks.length === 0 || disks.length > MAX_MEMBERS) throw new VolumeError('VOLUME_LAYOUT', `${disks.length} disks, not 1 to ${MAX_MEMBERS}`)
   if (options.force !== true) {
     for (const disk of disks) {
-      const read = await readMember(disk.dev).catch(() => null)
+      // Only a disk that is certainly no member is taken without force; a damaged superblock
+      // (VOLUME_LAYOUT) may still be a volume's, and is refused like a whole one.
+      const read = await readMember(disk.dev).catch((err: unknown) => {
+        if (err instanceof VolumeError && err.code === 'VOLUME_NO_SUPERBLOCK') return null
+        throw new VolumeError('VOLUME_FOREIGN', `${disk.path} carries a damaged member superblock; give force to overwrite it`, { cause: err })
+      })
       if (read !== null) {
         const c = read.superblock.config
         throw new VolumeError('VOLUME_FOREIGN', `${disk.path} is member ${read.superblock.memberIndex} of volume ${c.name} (id ${c.id}); give force to overwrite it`)
@@ -113,7 +118,24 @@ export interface UpdateResult {
  * its older copy, so assembling with it later is refused as stale. No member taking it:
  * VOLUME_FAILED, and the volume keeps its old configuration.
  */
-export async function updateConfig(volume: VolumeMembers, mutate: (current: VolumeConfig) => VolumeConfig): Promise<UpdateResult> {
+export function updateConfig(volume: VolumeMembers, mutate: (current: VolumeConfig) => VolumeConfig): Promise<UpdateResult> {
+  // One at a time per volume: two members failing at once must give seq N+1 and N+2, each
+  // change applied to the other's result, never two different configurations both at N+1.
+  const previous = queues.get(volume) ?? Promise.resolve()
+  const next = previous.then(() => applyUpdate(volume, mutate))
+  queues.set(
+    volume,
+    next.then(
+      () => undefined,
+      () => undefined,
+    ),
+  )
+  return next
+}
+
+const queues = new WeakMap<VolumeMembers, Promise<void>>()
+
+async function applyUpdate(volume: VolumeMembers, mutate: (current: VolumeConfig) => VolumeConfig): Promise<UpdateResult> {
   const current = volume.config
   const next = validateConfig({ ...mutate(current), seq: current.seq + 1 })
   if (next.id !== current.id) throw new VolumeError('VOLUME_LAYOUT', `the volume id cannot change (${current.id} to ${next.id})`)

@@ -6,7 +6,7 @@ import { assembleVolume } from '../../../vfs/volume/assemble.ts'
 import { createVolume, updateConfig } from '../../../vfs/volume/create-volume.ts'
 import type { IntentCopy } from '../../../vfs/volume/layer-tree.ts'
 import type { IntentLog, VolumeEvent } from '../../../vfs/volume/layer.ts'
-import { decodeMemberSuperblock, HEADER_SIZE, INTENT_LENGTH, INTENT_OFFSET, MEMBER_RESERVED, SUPERBLOCK_OFFSETS } from '../../../vfs/volume/member-format.ts'
+import { decodeMemberSuperblock, HEADER_SIZE, INTENT_LENGTH, INTENT_OFFSET, MEMBER_RESERVED, SUPERBLOCK_OFFSETS, superblockCrc } from '../../../vfs/volume/member-format.ts'
 import { readMember } from '../../../vfs/volume/member-io.ts'
 import { MissingDevice } from '../../../vfs/volume/missing-device.ts'
 import { DATA, DISK_SIZE, labelAll, memoryDisks, seededRandom } from './assemble-helpers.ts'
@@ -154,4 +154,32 @@ t.test('MissingDevice fails every operation as a vanished disk does', async (t) 
   await t.rejects(dev.write(0, new Uint8Array(512)), gone)
   await t.rejects(dev.flush(), gone)
   await t.resolves(dev.close())
+})
+
+t.test('concurrent updates apply one after the other, each on the other\'s result', async (t) => {
+  const disks = memoryDisks('cc', 3)
+  const vol = await createVolume('conc', 'raid5', disks, { random: seededRandom('conc') })
+  const fail = (uuid: string) => (c: typeof vol.config): typeof vol.config => ({ ...c, members: c.members.map((m) => (m.uuid === uuid ? { ...m, state: 'failed' as const, reason: 'gone' } : m)) })
+  const [a, b] = await Promise.all([updateConfig(vol, fail(vol.disks[1]!.uuid)), updateConfig(vol, fail(vol.disks[2]!.uuid))])
+  t.strictSame([a.config.seq, b.config.seq], [2, 3])
+  t.strictSame(vol.config.members.map((m) => m.state), ['ok', 'failed', 'failed'])
+  t.strictSame(b.written, ['cc0'], 'the second update skips both failed members')
+  t.strictSame((await readMember(disks[0]!.dev)).superblock.config, vol.config)
+  // A refused update does not block the next.
+  await t.rejects(updateConfig(vol, (c) => ({ ...c, name: '' })), { code: 'VOLUME_LAYOUT' })
+  t.equal((await updateConfig(vol, (c) => ({ ...c, name: 'after' }))).config.seq, 4)
+})
+
+t.test('createVolume refuses a disk with a damaged member superblock unless forced', async (t) => {
+  const disks = memoryDisks('dm', 2)
+  await createVolume('dmg', 'mirror', disks, { random: seededRandom('dmg') })
+  // Both copies checksummed but holding a configuration that is not JSON.
+  for (const at of SUPERBLOCK_OFFSETS) {
+    const copy = await copyAt(disks[0]!.dev, at === 0 ? 0 : 1)
+    copy.write('[', HEADER_SIZE)
+    copy.writeUInt32BE(superblockCrc(copy), 52)
+    await disks[0]!.dev.write(at, copy)
+  }
+  await t.rejects(createVolume('again', 'span', [disks[0]!]), { code: 'VOLUME_FOREIGN', message: /dm0 carries a damaged member superblock; give force/ })
+  t.equal((await createVolume('again', 'span', [disks[0]!], { force: true, random: seededRandom('again') })).config.name, 'again')
 })
