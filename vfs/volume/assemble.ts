@@ -118,7 +118,7 @@ export async function assembleVolume(disks: readonly Disk[], factory: LayerFacto
   refuseStale(found, config)
 
   const present = new Map<string, PresentMember>()
-  for (const f of found) present.set(f.sb.memberUuid, { dev: f.dev, dataOffset: f.sb.dataOffset })
+  for (const f of found) present.set(f.sb.memberUuid, { path: f.path, dev: f.dev, dataOffset: f.sb.dataOffset })
   const build: BuildOptions = {}
   if (options.onEvent !== undefined) build.onEvent = options.onEvent
   if (options.openIntent !== undefined) build.openIntent = options.openIntent

@@ -30,6 +30,8 @@ export type IntentOpener = (copies: IntentCopy[], volumeSize: number, regionSize
 
 /** A member disk found at assembly, with where its data area starts. */
 export interface PresentMember {
+  /** The disk's name now, for messages. */
+  readonly path: string
   readonly dev: BlockDevice
   readonly dataOffset: number
 }
@@ -120,7 +122,7 @@ export async function buildLayerTree(config: VolumeConfig, present: ReadonlyMap<
       const disk = present.get(m.uuid)
       if (shadow || disk === undefined || !usable(m)) return new MissingDevice(m.size, shadow ? 'sizing' : why(m.uuid))
       if (disk.dev.size < disk.dataOffset + m.size) {
-        throw new VolumeError('VOLUME_LAYOUT', `member ${m.uuid}: disk of ${disk.dev.size} bytes is shorter than its data area (${m.size} bytes at ${disk.dataOffset})`)
+        throw new VolumeError('VOLUME_LAYOUT', `${disk.path}: ${disk.dev.size} bytes, shorter than member ${m.uuid}'s data area (${m.size} bytes at ${disk.dataOffset}): truncated?`)
       }
       return factory.partition(disk.dev, disk.dataOffset, m.size)
     }

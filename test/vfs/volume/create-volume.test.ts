@@ -183,3 +183,41 @@ t.test('createVolume refuses a disk with a damaged member superblock unless forc
   await t.rejects(createVolume('again', 'span', [disks[0]!]), { code: 'VOLUME_FOREIGN', message: /dm0 carries a damaged member superblock; give force/ })
   t.equal((await createVolume('again', 'span', [disks[0]!], { force: true, random: seededRandom('again') })).config.name, 'again')
 })
+
+t.test('each disk\'s bitmap area serves its nearest redundant layer; a truncated disk is refused and opened logs closed', async (t) => {
+  const disks = memoryDisks('nr', 3)
+  const vol = await createVolume('nearest', 'span', disks, { random: seededRandom('nearest'), intentBitmap: true })
+  const [u0, u1, u2] = vol.config.members.map((m) => m.uuid)
+  await updateConfig(vol, (c) => ({
+    ...c,
+    root: {
+      kind: 'mirror',
+      children: [
+        { kind: 'mirror', children: [{ kind: 'disk', member: u0! }, { kind: 'partition', offset: 0, size: DATA, child: { kind: 'disk', member: u1! } }] },
+        { kind: 'disk', member: u2! },
+      ],
+    },
+  }))
+  const opened: { devs: BlockDevice[]; closed: boolean }[] = []
+  const openIntent = async (copies: IntentCopy[]): Promise<IntentLog> => {
+    const log = { devs: copies.map((c) => c.dev), closed: false }
+    opened.push(log)
+    return { mark: async () => undefined, settle: async () => undefined, dirtyAtOpen: () => [], regionSize: 4096, close: async () => void (log.closed = true) }
+  }
+  await assembleVolume(disks, testFactory(), { openIntent })
+  t.strictSame(
+    opened.map((o) => o.devs.map((d) => disks.findIndex((x) => x.dev === d))),
+    [[0, 1], [2]],
+    'the inner mirror keeps its log on n0 and n1, the outer on n2',
+  )
+
+  // n2 cut short (a copy of its reserved area on a smaller disk): refused after the inner log opened, which is closed again.
+  opened.length = 0
+  const short = new MemoryDevice(MEMBER_RESERVED + 4096)
+  await short.write(0, await disks[2]!.dev.read(0, MEMBER_RESERVED))
+  await t.rejects(assembleVolume([disks[0]!, disks[1]!, { path: 'short', dev: short }], testFactory(), { openIntent }), {
+    code: 'VOLUME_LAYOUT',
+    message: `VOLUME_LAYOUT: short: 1052672 bytes, shorter than member ${u2!}'s data area (65536 bytes at 1048576): truncated?`,
+  })
+  t.strictSame(opened.map((o) => o.closed), [true])
+})
