@@ -95,11 +95,16 @@ export function superblockCrc(copy: Buffer): number {
 
 /**
  * The config length a header announces, checked against the cap before the caller reads or
- * allocates that much. Throws VOLUME_NO_SUPERBLOCK for a header without our magic.
+ * allocates that much. Throws VOLUME_NO_SUPERBLOCK for a header without our magic or of another
+ * format version.
  */
 export function configLengthOf(header: Buffer): number {
   if (header.length < HEADER_SIZE) noSuperblock(`${header.length} bytes, shorter than a superblock header (${HEADER_SIZE})`)
   if (!header.subarray(0, 8).equals(MEMBER_MAGIC)) noSuperblock('no TSNFSVOL magic')
+  // Before the length and checksum: a later format may place them elsewhere, and "made by a newer
+  // tsnfs" is the message that helps.
+  const version = header.readUInt32BE(8)
+  if (version !== MEMBER_FORMAT_VERSION) noSuperblock(`format version ${version} is not supported (this build reads ${MEMBER_FORMAT_VERSION})`)
   const length = header.readUInt32BE(12)
   if (length > MAX_CONFIG_BYTES) noSuperblock(`configuration length ${length} exceeds ${MAX_CONFIG_BYTES}`)
   return length
@@ -122,8 +127,6 @@ export function decodeMemberSuperblock(copy: Buffer): MemberSuperblock {
   const crc = body.readUInt32BE(CRC_AT)
   const want = superblockCrc(body)
   if (crc !== want) noSuperblock(`checksum ${crc.toString(16).padStart(8, '0')} does not match the contents (${want.toString(16).padStart(8, '0')})`)
-  const version = body.readUInt32BE(8)
-  if (version !== MEMBER_FORMAT_VERSION) noSuperblock(`format version ${version} is not supported (this build reads ${MEMBER_FORMAT_VERSION})`)
   let parsed: unknown
   try {
     parsed = JSON.parse(body.toString('utf8', HEADER_SIZE))

@@ -99,7 +99,7 @@ t.test('bad copies are refused with exact codes', async (t) => {
     ['length 0xffffffff', edit((b) => b.writeUInt32BE(0xffffffff, 12)), 'VOLUME_NO_SUPERBLOCK', /configuration length 4294967295 exceeds/],
     ['truncated', good.subarray(0, 500), 'VOLUME_NO_SUPERBLOCK', /truncated: 500 bytes, the header announces 546/],
     ['one bit flipped in the config', edit((b) => (b[300] = (b[300] ?? 0) ^ 1)), 'VOLUME_NO_SUPERBLOCK', /checksum 68173d73 does not match/],
-    ['future version', reseal(edit((b) => b.writeUInt32BE(2, 8))), 'VOLUME_NO_SUPERBLOCK', /format version 2 is not supported/],
+    ['future version', edit((b) => b.writeUInt32BE(2, 8)), 'VOLUME_NO_SUPERBLOCK', /format version 2 is not supported/],
     ['sequence past 2^53', reseal(edit((b) => b.writeBigUInt64BE(1n << 60n, 72))), 'VOLUME_NO_SUPERBLOCK', /sequence number 1152921504606846976 is beyond 2\^53/],
     ['config not JSON', reseal(edit((b) => b.write('}', HEADER_SIZE))), 'VOLUME_LAYOUT', /configuration is not JSON/],
     ['config invalid', reseal(edit((b) => b.write('"raid66"', HEADER_SIZE + JSON_TEXT.indexOf('"mirror"')))), 'VOLUME_LAYOUT', /root.kind: "raid66" is not disk/],
