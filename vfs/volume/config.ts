@@ -17,6 +17,13 @@ const MAX_REASON_CHARS = 512
 const MAX_UNIT = 64 * 1024 * 1024
 const MIN_REGION = 4096
 const MAX_REGION = 1024 * 1024 * 1024
+/**
+ * Intent-bitmap regions at most: a member's 256 KiB intent area (member-format.ts) holds two
+ * slots of a 64-byte header and the bits (intent-bitmap.ts), so about a million would fit; half
+ * that leaves room for the headers' growth. Checked against the sum of the members' data areas,
+ * an upper bound of any redundant layer's size.
+ */
+export const MAX_INTENT_REGIONS = 512 * 1024
 
 export type RedundantKind = 'mirror' | 'raid5'
 export type ParentKind = 'span' | 'stripe' | RedundantKind
@@ -181,6 +188,8 @@ export function validateConfig(v: unknown): VolumeConfig {
   if (typeof f.intentBitmap !== 'boolean') fail('flags.intentBitmap', 'not a boolean')
   const regionSize = count(f.regionSize, 'flags.regionSize', MIN_REGION, MAX_REGION, MIN_REGION)
   if ((regionSize & (regionSize - 1)) !== 0) fail('flags.regionSize', `${regionSize} is not a power of two`)
+  const regions = Math.ceil(members.reduce((sum, m) => sum + m.size, 0) / regionSize)
+  if (f.intentBitmap && regions > MAX_INTENT_REGIONS) fail('flags.regionSize', `${regionSize} makes ${regions} intent regions, more than the ${MAX_INTENT_REGIONS} a member's bitmap area holds`)
   return { version: CONFIG_VERSION, name, id, seq, root, members, snapshots: [], flags: { intentBitmap: f.intentBitmap, regionSize } }
 }
 

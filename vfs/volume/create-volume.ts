@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { LayoutNode, MemberRecord, ParentKind, VolumeConfig } from './config.ts'
-import { CONFIG_VERSION, MAX_MEMBERS, validateConfig, validateName } from './config.ts'
+import { CONFIG_VERSION, MAX_INTENT_REGIONS, MAX_MEMBERS, validateConfig, validateName } from './config.ts'
 import { VolumeError } from './layer.ts'
 import { INTENT_LENGTH, INTENT_OFFSET, MEMBER_RESERVED } from './member-format.ts'
 import type { Disk, MemberDisk, VolumeMembers } from './member-io.ts'
@@ -19,12 +19,9 @@ export interface CreateOptions {
   random?: (bytes: number) => Buffer
 }
 
-/** Bits the default region size leaves room for: half the area, the rest for the bitmap's own header and growth. */
-const INTENT_BITS = (INTENT_LENGTH * 8) / 2
-
 function defaultRegionSize(dataBytes: number): number {
   let region = 1024 * 1024
-  while (region * INTENT_BITS < dataBytes) region *= 2
+  while (region * MAX_INTENT_REGIONS < dataBytes) region *= 2
   return region
 }
 

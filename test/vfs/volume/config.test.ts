@@ -29,6 +29,11 @@ t.test('a valid configuration comes back equal, with its fields in a fixed order
   t.strictSame(membersUnder(c.root), [uuid(0), uuid(1), uuid(2)])
 })
 
+t.test('without a bitmap, the region count is not limited', async (t) => {
+  const c = validateConfig(base({ members: [0, 1, 2].map((i) => ({ uuid: uuid(i), size: 2 ** 30, state: 'ok' })), flags: { intentBitmap: false, regionSize: 4096 } }))
+  t.equal(c.flags.regionSize, 4096)
+})
+
 t.test('nested layouts, partitions and member states validate', async (t) => {
   const root = {
     kind: 'mirror',
@@ -83,6 +88,7 @@ t.test('bad configurations are VOLUME_LAYOUT naming where', async (t) => {
     ['snapshots not empty', base({ snapshots: [{ name: 's' }] }), /snapshots: must be \[\] in this format version/],
     ['flags bitmap', base({ flags: { intentBitmap: 1, regionSize: 1048576 } }), /flags.intentBitmap: not a boolean/],
     ['region not a power of two', base({ flags: { intentBitmap: true, regionSize: 3 * 4096 } }), /flags.regionSize: 12288 is not a power of two/],
+    ['too many intent regions', base({ members: members(3).map((m) => ({ ...m, size: 2 ** 30 })), flags: { intentBitmap: true, regionSize: 4096 } }), /flags.regionSize: 4096 makes 786432 intent regions, more than the 524288 a member's bitmap area holds/],
     ['region too small', base({ flags: { intentBitmap: true, regionSize: 512 } }), /flags.regionSize: 512 is not an integer in \[4096, 1073741824\]/],
   ]
   for (const [name, value, message] of cases) t.throws(() => validateConfig(value), { code: 'VOLUME_LAYOUT', message }, name)

@@ -221,3 +221,15 @@ t.test('each disk\'s bitmap area serves its nearest redundant layer; a truncated
   })
   t.strictSame(opened.map((o) => o.closed), [true])
 })
+
+t.test('the default region size keeps the bitmap inside each member\'s intent area', async (t) => {
+  const TiB = 2 ** 40
+  const huge = memoryDisks('h', 3, MEMBER_RESERVED + TiB)
+  const vol = await createVolume('huge', 'raid5', huge, { random: seededRandom('huge') })
+  t.equal(vol.config.flags.regionSize, 8 * 1024 * 1024, '3 TiB of members over at most 524288 regions: 6 MiB, rounded up to a power of two')
+  const regions = Math.ceil((3 * TiB) / vol.config.flags.regionSize)
+  // intent-bitmap.ts: two slots, each a 64-byte header and the bits, in whole 512-byte sectors.
+  const slot = Math.ceil((64 + Math.ceil(regions / 8)) / 512) * 512
+  t.ok(2 * slot <= INTENT_LENGTH, `${regions} regions take ${2 * slot} of ${INTENT_LENGTH} bytes`)
+  await t.rejects(createVolume('fine', 'mirror', memoryDisks('g', 2, MEMBER_RESERVED + TiB), { regionSize: 4096 }), { code: 'VOLUME_LAYOUT', message: /flags.regionSize: 4096 makes 536870912 intent regions/ })
+})
