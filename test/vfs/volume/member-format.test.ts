@@ -121,6 +121,7 @@ t.test('encoding refuses a superblock that disagrees with its config; the larges
     name: 'n'.repeat(64),
     root: { kind: 'span', children: uuids.map((member) => ({ kind: 'disk', member })) },
     members: uuids.map((uuid) => ({ uuid, size: Number.MAX_SAFE_INTEGER - 511, state: 'failed', reason: 'x'.repeat(512) })),
+    flags: { intentBitmap: false, regionSize: 1073741824 },
   })
   const copy = encodeMemberSuperblock({ ...smallSuperblock(), memberIndex: 5, memberUuid: uuids[5]!, dataSize: Number.MAX_SAFE_INTEGER - 511, config: largest })
   t.ok(copy.length < MAX_CONFIG_BYTES / 4, `64 members with the longest reasons take ${copy.length} bytes`)
