@@ -43,6 +43,7 @@ export class CountingDevice implements BlockDevice {
   writes = 0
   bytesWritten = 0
   flushes = 0
+  reads = 0
   readonly writeLog: { offset: number; length: number }[] = []
   constructor(inner: BlockDevice) {
     this.inner = inner
@@ -57,9 +58,11 @@ export class CountingDevice implements BlockDevice {
     return this.inner.readOnly
   }
   read(offset: number, length: number): Promise<Buffer> {
+    this.reads++
     return this.inner.read(offset, length)
   }
   readInto(offset: number, target: Uint8Array): Promise<void> {
+    this.reads++
     return this.inner.readInto(offset, target)
   }
   write(offset: number, data: Uint8Array): Promise<void> {
@@ -77,21 +80,19 @@ export class CountingDevice implements BlockDevice {
   }
 }
 
-/** A device whose writes wait `delayMs` first: lets a test hold a write in flight while something else runs. */
-export class SlowDevice extends CountingDevice {
+/**
+ * A device whose reads take their bytes at once but resolve `delayMs` later, as a slow disk's
+ * DMA does: the window in which a copy holds old bytes that a client write has since replaced.
+ */
+export class LaggyReadDevice extends CountingDevice {
   delayMs: number
   constructor(inner: BlockDevice, delayMs: number) {
     super(inner)
     this.delayMs = delayMs
   }
-  override async write(offset: number, data: Uint8Array): Promise<void> {
-    const copy = Buffer.from(data)
-    await new Promise((resolve) => setTimeout(resolve, this.delayMs))
-    return super.write(offset, copy)
-  }
   override async readInto(offset: number, target: Uint8Array): Promise<void> {
+    await super.readInto(offset, target)
     await new Promise((resolve) => setTimeout(resolve, this.delayMs))
-    return super.readInto(offset, target)
   }
 }
 
