@@ -8,7 +8,9 @@ import { checkMultiple } from './layer-checks.ts'
  * A window [offset, offset + size) of one device, seen as a device of its own (a partition, or
  * the data area after a member superblock). Both bounds are whole sectors of the inner device, so
  * a sector of the partition is a sector of the inner device and torn writes tear the same way.
- * It owns `inner`: closing the partition closes it (layer-checks.ts).
+ * It owns `inner`: closing the partition closes it (layer-checks.ts). Partitions of one disk
+ * share it, so they are closed together (a device's close is idempotent): closing one closes the
+ * disk under the others.
  */
 export class PartitionDevice implements Layer {
   readonly kind: LayerKind = 'partition'

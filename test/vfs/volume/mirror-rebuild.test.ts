@@ -59,7 +59,10 @@ t.test('a new leg that fails during the rebuild is dropped and replace rejects',
 
 t.test('a leg failed by hand during its rebuild stops the rebuild', async (t) => {
   const m = new MirrorDevice([new MemoryDevice(SIZE), new MemoryDevice(SIZE)])
-  const rebuild = m.replace(1, new MemoryDevice(SIZE), { stepBytes: 16384, onProgress: (d) => d === 32768 && m.fail(1) })
+  const rebuild = m.replace(1, new MemoryDevice(SIZE), { stepBytes: 16384, onProgress: (d) => {
+      if (d === 32768) m.fail(1)
+    },
+  })
   await t.rejects(rebuild, { code: 'VOLUME_MEMBER' })
   t.equal(m.status().members[1]?.state, 'failed')
 })
@@ -76,8 +79,11 @@ t.test('a rebuilding leg serves reads only below its rebuilt watermark', async (
   const m = new MirrorDevice([new MemoryDevice(SIZE), new MemoryDevice(SIZE)])
   await m.write(0, pattern(SIZE, 9))
   const fresh = new CountingDevice(new MemoryDevice(SIZE))
-  let watermarkReads = 0
   let checked = false
+  let reached = (): void => undefined
+  const atHalf = new Promise<void>((resolve) => {
+    reached = resolve
+  })
   const rebuild = m.replace(1, fresh, {
     stepBytes: 65536,
     rateBytesPerSec: 4 * 1024 * 1024,
@@ -85,14 +91,15 @@ t.test('a rebuilding leg serves reads only below its rebuilt watermark', async (
       if (done !== 131072 || checked) return
       checked = true
       t.match(m.status(), { degraded: true, members: [{ state: 'ok' }, { state: 'rebuilding', rebuilt: 131072 }] })
+      reached()
     },
   })
-  while (!checked) await new Promise((resolve) => setTimeout(resolve, 1))
+  await atHalf
   const before = fresh.reads
   for (let i = 0; i < 10; i++) t.same(await m.read(SIZE - 512, 512), pattern(SIZE, 9).subarray(SIZE - 512))
   t.equal(fresh.reads, before, 'no read above the watermark went to the new leg')
   for (let i = 0; i < 10; i++) await m.read(0, 512)
-  watermarkReads = fresh.reads - before
+  const watermarkReads = fresh.reads - before
   t.ok(watermarkReads >= 4, `below the watermark it takes its turn (${watermarkReads} of 10)`)
   await rebuild
 })

@@ -77,11 +77,13 @@ t.test('resync copies only the dirty regions, from the first ok leg', async (t) 
 t.test('resync without a log has nothing to do; after a failed source it reads the next', async (t) => {
   const m = new MirrorDevice([new MemoryDevice(SIZE), new MemoryDevice(SIZE)])
   t.equal(await m.resync(), 0)
-  const legs = [new FaultDevice(new MemoryDevice(SIZE)), new MemoryDevice(SIZE), new CountingDevice(new MemoryDevice(SIZE))]
+  const gone = new FaultDevice(new MemoryDevice(SIZE))
+  const target = new CountingDevice(new MemoryDevice(SIZE))
+  const legs = [gone, new MemoryDevice(SIZE), target]
   await legs[1]!.write(0, Buffer.alloc(4096, 5))
-  legs[0]!.inject({ kind: 'gone' })
+  gone.inject({ kind: 'gone' })
   const m2 = new MirrorDevice(legs, { intent: new TestIntentLog(4096, [{ offset: 0, length: 4096 }]) })
   t.equal(await m2.resync(), 4096)
   t.equal(m2.status().members[0]?.state, 'failed', 'the gone leg could not take the repair')
-  t.same(await legs[2]!.inner.read(0, 4096), Buffer.alloc(4096, 5), 'leg 2 got leg 1\'s copy')
+  t.same(await target.inner.read(0, 4096), Buffer.alloc(4096, 5), 'leg 2 got leg 1\'s copy')
 })

@@ -21,8 +21,12 @@ t.test('layout: size is the smallest leg in whole sectors of the largest', async
   t.equal(m.kind, 'mirror')
   t.throws(() => new MirrorDevice([new MemoryDevice(8192)]), { code: 'VOLUME_LAYOUT' })
   t.throws(() => new MirrorDevice([new MemoryDevice(2048), new MemoryDevice(8192, { sectorSize: 4096 })]), { code: 'VOLUME_LAYOUT' }, 'no whole sector')
-  t.throws(() => m.fail(2), { code: 'VOLUME_MEMBER' })
-  t.throws(() => m.fail(-1), { code: 'VOLUME_MEMBER' })
+  t.throws(() => {
+    m.fail(2)
+  }, { code: 'VOLUME_MEMBER' })
+  t.throws(() => {
+    m.fail(-1)
+  }, { code: 'VOLUME_MEMBER' })
 })
 
 t.test('mirror: block-device contract', (t) => layerContract(t, { count: 2, memberSize: 8192, make: (m) => new MirrorDevice(m) }))
