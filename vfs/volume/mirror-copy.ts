@@ -1,3 +1,4 @@
+import { closedError } from '../engine/blockdev/block-device.ts'
 import type { BlockDevice } from '../engine/blockdev/block-device.ts'
 import type { RebuildOptions } from './layer.ts'
 import { VolumeError } from './layer.ts'
@@ -18,6 +19,7 @@ export async function rebuildLeg(legs: MirrorLegs, index: number, dev: BlockDevi
   try {
     await pacedSteps([{ offset: 0, length: size }], opts, (offset, length) =>
       legs.lock.with(offset, length, true, async () => {
+        if (legs.closed) throw closedError('rebuild')
         const leg = current(legs, index, dev)
         const buf = Buffer.alloc(length)
         await legs.readInto(offset, buf, { locked: true, exclude: index })
@@ -29,6 +31,7 @@ export async function rebuildLeg(legs: MirrorLegs, index: number, dev: BlockDevi
     await dev.flush()
   } catch (err) {
     legs.fail(index, dev, err)
+    if (legs.closed) throw closedError('rebuild')
     throw err instanceof VolumeError ? err : new VolumeError('VOLUME_MEMBER', `rebuild of leg ${index} failed`, { cause: err })
   }
   const leg = current(legs, index, dev)
@@ -48,6 +51,7 @@ function current(legs: MirrorLegs, index: number, dev: BlockDevice): Leg {
 export async function copyRegions(legs: MirrorLegs, regions: readonly Region[], opts: RebuildOptions): Promise<number> {
   return pacedSteps(regions, opts, (offset, length) =>
     legs.lock.with(offset, length, true, async () => {
+      if (legs.closed) throw closedError('resync')
       const buf = Buffer.alloc(length)
       const source = await legs.readInto(offset, buf, { locked: true, inOrder: true })
       const targets = legs.live().filter((i) => i !== source)
@@ -90,6 +94,7 @@ export async function scrubLegs(legs: MirrorLegs, size: number, opts: ScrubOptio
   let repaired = 0
   const bytes = await pacedSteps([{ offset: 0, length: size }], opts, (offset, length) =>
     legs.lock.with(offset, length, true, async () => {
+      if (legs.closed) throw closedError('scrub')
       const reference = Buffer.alloc(length)
       const source = await legs.readInto(offset, reference, { locked: true, inOrder: true })
       for (const i of legs.ok().filter((k) => k > source)) {

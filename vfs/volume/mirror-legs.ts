@@ -29,6 +29,11 @@ export class MirrorLegs {
   readonly #onEvent: VolumeEventSink | undefined
   #next = 0
   #volumeFailed = false
+  /**
+   * Set by the mirror's close: a copy still running then stops at its next step, and the errors
+   * of devices closed under it are not leg failures (no member-failed storm on shutdown).
+   */
+  closed = false
 
   constructor(devs: readonly BlockDevice[], onEvent: VolumeEventSink | undefined) {
     this.legs = devs.map((dev) => ({ dev, state: 'ok' }))
@@ -60,7 +65,7 @@ export class MirrorLegs {
    */
   fail(index: number, dev: BlockDevice, cause: unknown): void {
     const leg = this.legs[index]
-    if (leg?.dev !== dev || leg.state === 'failed') return
+    if (this.closed || leg?.dev !== dev || leg.state === 'failed') return
     const reason = cause instanceof Error ? cause.message : String(cause)
     leg.state = 'failed'
     leg.reason = reason
@@ -97,7 +102,10 @@ export class MirrorLegs {
     const bad: number[] = []
     let lastError: unknown = undefined
     for (const i of order) {
-      const dev = (this.legs[i] as Leg).dev
+      const leg = this.legs[i] as Leg
+      // A leg may have failed (missing a write) while an earlier one was being tried.
+      if (leg.state === 'failed') continue
+      const dev = leg.dev
       try {
         await dev.readInto(offset, target)
       } catch (err) {

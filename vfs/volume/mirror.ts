@@ -91,6 +91,7 @@ export class MirrorDevice implements Layer {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.#legs.closed = true
     try {
       await this.#intent?.close()
     } finally {

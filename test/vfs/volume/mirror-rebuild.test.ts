@@ -157,3 +157,14 @@ t.test('replace under concurrent random writes ends with identical legs equal to
   t.ok((await contents(fresh)).equals(want), 'the rebuilt leg equals the model')
   t.equal(m.status().degraded, false)
 })
+
+t.test('closing the mirror mid-rebuild stops it without failing any leg', async (t) => {
+  const events: VolumeEvent[] = []
+  const m = new MirrorDevice([new MemoryDevice(SIZE), new MemoryDevice(SIZE)], { onEvent: (e) => events.push(e) })
+  m.fail(1)
+  const rebuild = m.replace(1, new MemoryDevice(SIZE), { stepBytes: 4096, rateBytesPerSec: 1024 * 1024 })
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  await m.close()
+  await t.rejects(rebuild, { code: 'BLOCKDEV_CLOSED' })
+  t.strictSame(events.map((e) => e.kind).filter((k) => k !== 'rebuild-progress'), ['member-failed', 'rebuild-started'], 'no member-failed after close')
+})
