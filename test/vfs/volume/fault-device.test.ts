@@ -96,3 +96,27 @@ t.test('size, sector size and read-only come from the inner device; close closes
   await dev.close()
   await t.rejects(inner.read(0, 1), { code: 'BLOCKDEV_CLOSED' })
 })
+
+t.test('corrupt without a range, or with an offset and no length, inverts to the end', async (t) => {
+  const { dev } = await setup()
+  const want = pattern(64 * 1024, 3)
+  dev.inject({ kind: 'corrupt' })
+  t.same(await dev.read(10, 3), Buffer.from([0, 1, 2].map((i) => (want[10 + i] ?? 0) ^ 0xff)), 'every byte of every read')
+  dev.heal()
+  dev.inject({ kind: 'corrupt', offset: 100 })
+  const got = await dev.read(98, 4)
+  t.same(got, Buffer.from([want[98] ?? 0, want[99] ?? 0, (want[100] ?? 0) ^ 0xff, (want[101] ?? 0) ^ 0xff]), 'from the offset on')
+  t.same(await dev.read(60000, 1), Buffer.from([(want[60000] ?? 0) ^ 0xff]), 'far past it too')
+})
+
+t.test('a ranged fault listing flush hits every flush (a flush covers the whole device)', async (t) => {
+  const { dev } = await setup()
+  dev.inject({ kind: 'eio', ops: ['flush', 'write'], offset: 4096, length: 512 })
+  await t.rejects(dev.flush(), { code: 'EIO' })
+  await dev.write(0, Buffer.alloc(512))
+  await t.rejects(dev.write(4096, Buffer.alloc(1)), { code: 'EIO' })
+  dev.heal()
+  dev.inject({ kind: 'eio', offset: 8192 })
+  await t.rejects(dev.read(60000, 1), { code: 'EIO' }, 'an offset without length runs to the end')
+  t.same(await dev.read(0, 1), Buffer.from([pattern(1, 3)[0] ?? 0]))
+})

@@ -148,3 +148,21 @@ t.test('a failing member fails the I/O, after every piece has settled', async (t
   bad.inject({ kind: 'eio', ops: ['flush'] })
   await t.rejects(stripe.flush(), { code: 'EIO' })
 })
+
+t.test('sector sizes that do not divide the largest, and spans past a safe integer, are refused', async (t) => {
+  const { FaultDevice } = await import('../../../vfs/engine/blockdev/fault-device.ts')
+  // A device with 1536-byte sectors (some optical media): 4096 is not a multiple of it.
+  class OddSectors extends FaultDevice {
+    override get sectorSize(): number {
+      return 1536
+    }
+  }
+  const odd = new OddSectors(new MemoryDevice(3 * 4096))
+  t.throws(() => new SpanDevice([new MemoryDevice(8192, { sectorSize: 4096 }), odd]), { code: 'VOLUME_LAYOUT', message: /member 1: sector size 1536 does not divide 4096/ })
+  t.throws(() => new StripeDevice([odd, new MemoryDevice(8192, { sectorSize: 4096 })], { unit: 4096 }), { code: 'VOLUME_LAYOUT' })
+  const huge = 2 ** 52
+  t.throws(() => new SpanDevice([new MemoryDevice(huge), new MemoryDevice(huge)]), { code: 'VOLUME_LAYOUT', message: /beyond a safe integer/ })
+  const big = new SpanDevice([new MemoryDevice(huge), new MemoryDevice(huge - 4096)])
+  await big.write(huge - 2, Buffer.from([1, 2, 3, 4]))
+  t.same(await big.read(huge - 2, 4), Buffer.from([1, 2, 3, 4]), 'a 4 PiB sparse span splits at its boundary like a small one')
+})

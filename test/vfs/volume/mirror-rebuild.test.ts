@@ -168,3 +168,18 @@ t.test('closing the mirror mid-rebuild stops it without failing any leg', async 
   await t.rejects(rebuild, { code: 'BLOCKDEV_CLOSED' })
   t.strictSame(events.map((e) => e.kind).filter((k) => k !== 'rebuild-progress'), ['member-failed', 'rebuild-started'], 'no member-failed after close')
 })
+
+t.test('a dropped leg whose close fails does not stop the replace', async (t) => {
+  const { ioError } = await import('../../../vfs/engine/blockdev/fault-device.ts')
+  class DeadDisk extends MemoryDevice {
+    override async close(): Promise<void> {
+      throw ioError('EIO', 'close of a dead disk')
+    }
+  }
+  const m = new MirrorDevice([new MemoryDevice(SIZE), new DeadDisk(SIZE)])
+  await m.write(0, Buffer.alloc(100, 4))
+  const fresh = new MemoryDevice(SIZE)
+  await m.replace(1, fresh)
+  t.same(await fresh.read(0, 100), Buffer.alloc(100, 4))
+  t.equal(m.status().degraded, false)
+})

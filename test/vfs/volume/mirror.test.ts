@@ -86,6 +86,16 @@ t.test('a read error is served from the other leg and repaired', async (t) => {
   t.same(await legs[0]!.inner.read(8000, 1000), pattern(SIZE, 3).subarray(8000, 9000), 'leg 0 holds the good bytes again')
 })
 
+t.test('a repair whose re-read of the good leg fails leaves the range for a later read', async (t) => {
+  const { legs, events, mirror } = faulty()
+  await mirror.write(0, pattern(4096, 4))
+  legs[0]!.inject({ kind: 'eio', ops: ['read'], offset: 0, length: 1 })
+  legs[1]!.armAfter(2, { kind: 'eio', ops: ['read'] })
+  t.same(await mirror.read(0, 4096), pattern(4096, 4), 'the client read is served by leg 1')
+  t.strictSame(events, [], 'no repair, and no leg failed: the re-read under the lock found no good copy')
+  t.equal(mirror.status().degraded, false)
+})
+
 t.test('a read error whose rewrite fails too drops the leg', async (t) => {
   const { legs, events, mirror } = faulty()
   await mirror.write(0, pattern(4096, 4))
