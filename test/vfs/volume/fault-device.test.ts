@@ -118,5 +118,5 @@ t.test('a ranged fault listing flush hits every flush (a flush covers the whole 
   dev.heal()
   dev.inject({ kind: 'eio', offset: 8192 })
   await t.rejects(dev.read(60000, 1), { code: 'EIO' }, 'an offset without length runs to the end')
-  t.same(await dev.read(0, 1), Buffer.from([pattern(1, 3)[0] ?? 0]))
+  t.same(await dev.read(0, 1), Buffer.from([0]), 'outside the range: the write of zeros above')
 })
