@@ -94,7 +94,7 @@ export class MirrorLegs {
    */
   async readInto(offset: number, target: Uint8Array, opts: LegReadOptions): Promise<number> {
     const end = offset + target.length
-    let order = this.#indices((l, i) => i !== opts.exclude && (l.state === 'ok' || (l.state === 'rebuilding' && (l.rebuilt ?? 0) >= end)))
+    let order = this.#indices((l, i) => i !== opts.exclude && serves(l, end))
     if (opts.inOrder !== true && order.length > 1) {
       const k = this.#next++ % order.length
       order = [...order.slice(k), ...order.slice(0, k)]
@@ -103,8 +103,8 @@ export class MirrorLegs {
     let lastError: unknown = undefined
     for (const i of order) {
       const leg = this.legs[i] as Leg
-      // A leg may have failed (missing a write) while an earlier one was being tried.
-      if (leg.state === 'failed') continue
+      // While an earlier leg was tried, this one may have failed (missing a write) or been replaced by a blank one.
+      if (!serves(leg, end)) continue
       const dev = leg.dev
       try {
         await dev.readInto(offset, target)
@@ -158,4 +158,9 @@ export class MirrorLegs {
     for (const [i, l] of this.legs.entries()) if (pred(l, i)) out.push(i)
     return out
   }
+}
+
+/** A leg can serve [.., end) if it is whole, or rebuilt at least that far. */
+function serves(leg: Leg, end: number): boolean {
+  return leg.state === 'ok' || (leg.state === 'rebuilding' && (leg.rebuilt ?? 0) >= end)
 }

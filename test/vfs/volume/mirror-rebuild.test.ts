@@ -183,3 +183,24 @@ t.test('a dropped leg whose close fails does not stop the replace', async (t) =>
   t.same(await fresh.read(0, 100), Buffer.alloc(100, 4))
   t.equal(m.status().degraded, false)
 })
+
+t.test('a read in flight when its fallback leg is replaced by a blank one does not read the blank', async (t) => {
+  const { ioError } = await import('../../../vfs/engine/blockdev/fault-device.ts')
+  // Leg 0's read fails, but only after 20 ms: by then leg 1, the fallback, is a fresh blank disk.
+  class SlowFail extends MemoryDevice {
+    failing = false
+    override async readInto(offset: number, target: Uint8Array): Promise<void> {
+      if (!this.failing) return super.readInto(offset, target)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      throw ioError('EIO', 'slow failure')
+    }
+  }
+  const slow = new SlowFail(SIZE)
+  const m = new MirrorDevice([slow, new MemoryDevice(SIZE)])
+  await m.write(0, Buffer.alloc(4096, 6))
+  slow.failing = true
+  const read = m.read(0, 4096)
+  const rebuild = m.replace(1, new MemoryDevice(SIZE), { stepBytes: 4096, rateBytesPerSec: 1024 * 1024 })
+  await t.rejects(read, { code: 'VOLUME_FAILED' }, 'no whole copy could serve: an error, not zeros')
+  await t.rejects(rebuild, { code: 'VOLUME_FAILED' }, 'and the rebuild has no source either')
+})
