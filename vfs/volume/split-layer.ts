@@ -36,6 +36,7 @@ export abstract class SplitLayer implements Layer {
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
+    this.#check('read', offset, length) // before allocating: length comes from the caller
     const out = Buffer.alloc(length)
     await this.readInto(offset, out)
     return out

@@ -22,6 +22,9 @@ export async function layerContract(t: Test, maker: LayerMaker): Promise<void> {
   const size = layer.size
   t.equal(layer.readOnly, false)
   t.equal(layer.members.length, maker.count, 'members are the devices given')
+  for (const length of [-1, 0.5, 2 ** 40, Number.NaN]) {
+    await t.rejects(layer.read(0, length), { code: 'BLOCKDEV_RANGE' }, `read of ${length} bytes refused before any allocation`)
+  }
   for (const [offset, length] of [[-1, 1], [size, 1], [size - 1, 2], [0.5, 1], [0, size + 1], [Number.MAX_SAFE_INTEGER, 1]] as const) {
     await t.rejects(layer.read(offset, length), { code: 'BLOCKDEV_RANGE' }, `read ${offset}+${length}`)
     await t.rejects(layer.readInto(offset, Buffer.alloc(length)), { code: 'BLOCKDEV_RANGE' }, `readInto ${offset}+${length}`)
