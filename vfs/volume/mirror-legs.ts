@@ -77,6 +77,16 @@ export class MirrorLegs {
     }
   }
 
+  /** Runs `io` on every live leg at once; a leg whose `io` fails is marked failed. */
+  async eachLive(io: (dev: BlockDevice) => Promise<void>): Promise<void> {
+    const targets = this.live().map((i) => ({ i, dev: (this.legs[i] as Leg).dev }))
+    const results = await Promise.allSettled(targets.map((t) => io(t.dev)))
+    for (const [k, r] of results.entries()) {
+      const t = targets[k] as { i: number; dev: BlockDevice }
+      if (r.status === 'rejected') this.fail(t.i, t.dev, r.reason)
+    }
+  }
+
   status(): MemberStatus[] {
     return this.legs.map((l, index) => ({
       index,

@@ -64,26 +64,17 @@ export class MirrorDevice implements Layer {
     this.#refuseIfFailed(`write at ${offset}`)
     // The intent must be durable before any leg can differ from another.
     await this.#intent?.mark(offset, data.length)
-    await this.#legs.lock.with(offset, data.length, false, async () => {
-      const targets = this.#legs.live().map((i) => ({ i, dev: (this.#legs.legs[i] ?? unreachable()).dev }))
-      const results = await Promise.allSettled(targets.map((t) => t.dev.write(offset, data)))
-      for (const [k, r] of results.entries()) {
-        const t = targets[k] ?? unreachable()
-        if (r.status === 'rejected') this.#legs.fail(t.i, t.dev, r.reason)
-      }
-    })
+    await this.#legs.lock.with(offset, data.length, false, () => this.#legs.eachLive((dev) => dev.write(offset, data)))
+    // Closed meanwhile: the legs' errors were not counted as failures, so say it here.
+    if (this.#legs.closed) throw closedError('write')
     this.#refuseIfFailed(`write at ${offset}`)
   }
 
   async flush(): Promise<void> {
     if (this.#closed) throw closedError('flush')
     this.#refuseIfFailed('flush')
-    const targets = this.#legs.live().map((i) => ({ i, dev: (this.#legs.legs[i] ?? unreachable()).dev }))
-    const results = await Promise.allSettled(targets.map((t) => t.dev.flush()))
-    for (const [k, r] of results.entries()) {
-      const t = targets[k] ?? unreachable()
-      if (r.status === 'rejected') this.#legs.fail(t.i, t.dev, r.reason)
-    }
+    await this.#legs.eachLive((dev) => dev.flush())
+    if (this.#legs.closed) throw closedError('flush')
     this.#refuseIfFailed('flush')
     // Every leg still live has made the writes durable: their dirty regions agree now.
     await this.#intent?.settle()
@@ -174,8 +165,4 @@ export class MirrorDevice implements Layer {
   #refuseIfFailed(what: string): void {
     if (this.#legs.failed) throw new VolumeError('VOLUME_FAILED', `${what}: every leg has failed`)
   }
-}
-
-function unreachable(): never {
-  throw new Error('unreachable: index out of its own array')
 }

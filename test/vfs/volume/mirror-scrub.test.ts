@@ -90,12 +90,13 @@ t.test('resync without a log has nothing to do; after a failed source it reads t
 
 t.test('closing the mirror stops a scrub or a resync at its next step', async (t) => {
   const m = new MirrorDevice([new MemoryDevice(SIZE), new MemoryDevice(SIZE)], { intent: new TestIntentLog(4096, [{ offset: 0, length: SIZE }]) })
-  const scrub = m.scrub({ stepBytes: 4096, rateBytesPerSec: 1024 * 1024 })
-  const resync = m.resync({ stepBytes: 4096, rateBytesPerSec: 1024 * 1024 })
+  const both = Promise.all([
+    t.rejects(m.scrub({ stepBytes: 4096, rateBytesPerSec: 1024 * 1024 }), { code: 'BLOCKDEV_CLOSED' }),
+    t.rejects(m.resync({ stepBytes: 4096, rateBytesPerSec: 1024 * 1024 }), { code: 'BLOCKDEV_CLOSED' }),
+  ])
   await new Promise((resolve) => setTimeout(resolve, 20))
   await m.close()
-  await t.rejects(scrub, { code: 'BLOCKDEV_CLOSED' })
-  await t.rejects(resync, { code: 'BLOCKDEV_CLOSED' })
+  await both
   await t.rejects(m.scrub(), { code: 'BLOCKDEV_CLOSED' })
   await t.rejects(m.resync(), { code: 'BLOCKDEV_CLOSED' })
   t.equal(m.status().failed, false, 'no leg was failed by the shutdown')

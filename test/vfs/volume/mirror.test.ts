@@ -205,3 +205,22 @@ t.test('a leg gone at a random moment loses no acknowledged write', async (t) =>
   t.match(mirror.status().members[victim], { state: 'failed', reason: /ENXIO/ })
   t.ok(checks > 10, `${checks} flush checks`)
 })
+
+t.test('a write or flush overlapping close rejects with BLOCKDEV_CLOSED, failing no leg', async (t) => {
+  const events: VolumeEvent[] = []
+  class Slow extends MemoryDevice {
+    override async write(offset: number, data: Uint8Array): Promise<void> {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+      return super.write(offset, data)
+    }
+    override async flush(): Promise<void> {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+      return super.flush()
+    }
+  }
+  const m = new MirrorDevice([new Slow(SIZE), new Slow(SIZE)], { onEvent: (e) => events.push(e) })
+  const both = Promise.all([t.rejects(m.write(0, Buffer.alloc(10)), { code: 'BLOCKDEV_CLOSED' }), t.rejects(m.flush(), { code: 'BLOCKDEV_CLOSED' })])
+  await m.close()
+  await both
+  t.strictSame(events, [])
+})
