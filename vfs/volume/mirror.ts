@@ -62,6 +62,7 @@ export class MirrorDevice implements Layer {
     this.#check('write', offset, data.length)
     if (this.readOnly) throw readOnlyError(offset)
     this.#refuseIfFailed(`write at ${offset}`)
+    if (data.length === 0) return
     // The intent must be durable before any leg can differ from another.
     await this.#intent?.mark(offset, data.length)
     await this.#legs.lock.with(offset, data.length, false, () => this.#legs.eachLive((dev) => dev.write(offset, data)))

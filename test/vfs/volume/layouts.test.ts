@@ -166,3 +166,17 @@ t.test('sector sizes that do not divide the largest, and spans past a safe integ
   await big.write(huge - 2, Buffer.from([1, 2, 3, 4]))
   t.same(await big.read(huge - 2, 4), Buffer.from([1, 2, 3, 4]), 'a 4 PiB sparse span splits at its boundary like a small one')
 })
+
+t.test('close closes every member even when one fails, then reports that failure', async (t) => {
+  const { ioError } = await import('../../../vfs/engine/blockdev/fault-device.ts')
+  class DeadDisk extends MemoryDevice {
+    override async close(): Promise<void> {
+      await super.close()
+      throw ioError('EIO', 'close of a dead disk')
+    }
+  }
+  const after = new MemoryDevice(4096)
+  const span = new SpanDevice([new DeadDisk(4096), after])
+  await t.rejects(span.close(), { code: 'EIO' })
+  await t.rejects(after.read(0, 1), { code: 'BLOCKDEV_CLOSED' }, 'the member after the failing one was closed too')
+})

@@ -170,6 +170,8 @@ t.test('the intent is marked before any leg is written and settled after a flush
   await m.flush()
   t.equal(intent.settles, 1)
   t.equal(intent.dirty.size, 0)
+  await m.write(100, Buffer.alloc(0))
+  t.equal(intent.marks, 1, 'an empty write marks nothing')
   await m.close()
   t.equal(intent.closed, true, 'the mirror owns its log')
 })
