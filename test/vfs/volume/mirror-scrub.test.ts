@@ -91,8 +91,8 @@ t.test('resync without a log has nothing to do; after a failed source it reads t
 t.test('closing the mirror stops a scrub or a resync at its next step', async (t) => {
   const m = new MirrorDevice([new MemoryDevice(SIZE), new MemoryDevice(SIZE)], { intent: new TestIntentLog(4096, [{ offset: 0, length: SIZE }]) })
   const both = Promise.all([
-    t.rejects(m.scrub({ stepBytes: 4096, rateBytesPerSec: 1024 * 1024 }), { code: 'BLOCKDEV_CLOSED' }),
-    t.rejects(m.resync({ stepBytes: 4096, rateBytesPerSec: 1024 * 1024 }), { code: 'BLOCKDEV_CLOSED' }),
+    t.rejects(m.scrub({ stepBytes: 4096, rateBytesPerSec: 256 * 1024 }), { code: 'BLOCKDEV_CLOSED' }),
+    t.rejects(m.resync({ stepBytes: 4096, rateBytesPerSec: 256 * 1024 }), { code: 'BLOCKDEV_CLOSED' }),
   ])
   await new Promise((resolve) => setTimeout(resolve, 20))
   await m.close()
