@@ -1,0 +1,147 @@
+import { randomInt } from 'node:crypto'
+import type { BlockDevice } from '../../../vfs/engine/blockdev/block-device.ts'
+import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
+import type { IntentLog } from '../../../vfs/volume/layer.ts'
+
+/** mulberry32: a small seeded generator, so a failing random test reruns exactly from its printed seed. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let x = a
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** The seed from TSNFS_VOLUME_SEED, or a fresh one; the caller prints it. */
+export function seedOf(): number {
+  return Number(process.env.TSNFS_VOLUME_SEED ?? randomInt(1, 0x7fff_ffff))
+}
+
+export function below(r: () => number, n: number): number {
+  return Math.floor(r() * n)
+}
+
+/** Bytes i of which is (i * 7 + tag) mod 251: no period of a power of two, so a misplaced piece shows. */
+export function pattern(length: number, tag: number): Buffer {
+  const b = Buffer.alloc(length)
+  for (let i = 0; i < length; i++) b[i] = (i * 7 + tag) % 251
+  return b
+}
+
+export function randomBytes(r: () => number, length: number): Buffer {
+  const b = Buffer.alloc(length)
+  for (let i = 0; i < length; i++) b[i] = below(r, 256)
+  return b
+}
+
+/** A device that counts the writes and bytes it passes on (to prove what a copy touched). */
+export class CountingDevice implements BlockDevice {
+  readonly inner: BlockDevice
+  writes = 0
+  bytesWritten = 0
+  flushes = 0
+  reads = 0
+  readonly writeLog: { offset: number; length: number }[] = []
+  constructor(inner: BlockDevice) {
+    this.inner = inner
+  }
+  get size(): number {
+    return this.inner.size
+  }
+  get sectorSize(): number {
+    return this.inner.sectorSize
+  }
+  get readOnly(): boolean {
+    return this.inner.readOnly
+  }
+  read(offset: number, length: number): Promise<Buffer> {
+    this.reads++
+    return this.inner.read(offset, length)
+  }
+  readInto(offset: number, target: Uint8Array): Promise<void> {
+    this.reads++
+    return this.inner.readInto(offset, target)
+  }
+  write(offset: number, data: Uint8Array): Promise<void> {
+    this.writes++
+    this.bytesWritten += data.length
+    this.writeLog.push({ offset, length: data.length })
+    return this.inner.write(offset, data)
+  }
+  flush(): Promise<void> {
+    this.flushes++
+    return this.inner.flush()
+  }
+  close(): Promise<void> {
+    return this.inner.close()
+  }
+}
+
+/**
+ * A device whose reads take their bytes at once but resolve `delayMs` later, as a slow disk's
+ * DMA does: the window in which a copy holds old bytes that a client write has since replaced.
+ */
+export class LaggyReadDevice extends CountingDevice {
+  delayMs: number
+  constructor(inner: BlockDevice, delayMs: number) {
+    super(inner)
+    this.delayMs = delayMs
+  }
+  override async readInto(offset: number, target: Uint8Array): Promise<void> {
+    await super.readInto(offset, target)
+    await new Promise((resolve) => setTimeout(resolve, this.delayMs))
+  }
+}
+
+/**
+ * A write-intent log in memory, as small as the interface allows: one bit per region, marks
+ * recorded in order, `settle` clears everything marked before the flush (tests flush with no
+ * write in flight). `dirty` is what a reopen would find.
+ */
+export class TestIntentLog implements IntentLog {
+  readonly regionSize: number
+  readonly dirty = new Set<number>()
+  readonly #atOpen: { offset: number; length: number }[]
+  marks = 0
+  settles = 0
+  closed = false
+  constructor(regionSize: number, atOpen: { offset: number; length: number }[] = []) {
+    this.regionSize = regionSize
+    this.#atOpen = atOpen
+  }
+  async mark(offset: number, length: number): Promise<void> {
+    this.marks++
+    for (let r = Math.floor(offset / this.regionSize); r * this.regionSize < offset + length; r++) this.dirty.add(r)
+  }
+  async settle(): Promise<void> {
+    this.settles++
+    this.dirty.clear()
+  }
+  dirtyAtOpen(): readonly { offset: number; length: number }[] {
+    return this.#atOpen
+  }
+  async close(): Promise<void> {
+    this.closed = true
+  }
+}
+
+/** Every byte of `dev`, in 1 MiB reads. */
+export async function contents(dev: BlockDevice): Promise<Buffer> {
+  const out = Buffer.alloc(dev.size)
+  for (let pos = 0; pos < dev.size; pos += 1 << 20) await dev.readInto(pos, out.subarray(pos, Math.min(dev.size, pos + (1 << 20))))
+  return out
+}
+
+export function mem(size: number, sectorSize = 512): MemoryDevice {
+  return new MemoryDevice(size, { sectorSize })
+}
+
+/** A random sector-aligned or unaligned range inside `size` of at most `max` bytes. */
+export function randomRange(r: () => number, size: number, max: number, align = 1): { offset: number; length: number } {
+  const length = Math.max(align, Math.floor((1 + below(r, max)) / align) * align)
+  const offset = Math.floor(below(r, size - length + 1) / align) * align
+  return { offset, length }
+}

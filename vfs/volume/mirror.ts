@@ -1,0 +1,169 @@
+import { checkRange, closedError, readOnlyError } from '../engine/blockdev/block-device.ts'
+import type { BlockDevice } from '../engine/blockdev/block-device.ts'
+import type { IntentLog, Layer, LayerKind, LayerStatus, RebuildOptions, RedundantOptions } from './layer.ts'
+import { VolumeError } from './layer.ts'
+import { checkSectors, closeMembers, largestSector } from './layer-checks.ts'
+import { copyRegions, rebuildLeg, scrubLegs } from './mirror-copy.ts'
+import type { ScrubOptions, ScrubResult } from './mirror-copy.ts'
+import { MirrorLegs } from './mirror-legs.ts'
+import { clipRegions } from './paced-steps.ts'
+
+/**
+ * RAID-1: every leg holds the whole volume. Writes go to every live leg at once and succeed while
+ * one whole (ok) leg took them; a leg whose write, flush or repair fails is dropped (failed) and
+ * the volume runs degraded. Reads go round-robin over the legs that can serve them; a read error
+ * is served from another leg and repaired. Silent corruption is invisible to reads (a mirror has
+ * no checksum to know which copy is right): only scrub finds it, by comparing the legs.
+ *
+ * It owns its legs and its intent log: close() closes the log (which may write its last clears)
+ * and then every leg; replace() closes the leg it drops.
+ */
+export class MirrorDevice implements Layer {
+  readonly kind: LayerKind = 'mirror'
+  readonly size: number
+  readonly sectorSize: number
+  readonly #legs: MirrorLegs
+  readonly #intent: IntentLog | undefined
+  #closed = false
+
+  constructor(legs: readonly BlockDevice[], opts: RedundantOptions = {}) {
+    if (legs.length < 2) throw new VolumeError('VOLUME_LAYOUT', `a mirror needs at least two legs, got ${legs.length}`)
+    const sector = largestSector(legs)
+    checkSectors(legs, sector, 'mirror')
+    const size = Math.floor(Math.min(...legs.map((l) => l.size)) / sector) * sector
+    if (size <= 0) throw new VolumeError('VOLUME_LAYOUT', `mirror legs hold no whole ${sector}-byte sector`)
+    this.size = size
+    this.sectorSize = sector
+    this.#legs = new MirrorLegs(legs, opts.onEvent)
+    this.#intent = opts.intent
+  }
+
+  get members(): readonly BlockDevice[] {
+    return this.#legs.legs.map((l) => l.dev)
+  }
+
+  get readOnly(): boolean {
+    return this.#legs.legs.some((l) => l.dev.readOnly)
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    this.#check('read', offset, length) // before allocating: length comes from the caller
+    const out = Buffer.alloc(length)
+    await this.readInto(offset, out)
+    return out
+  }
+
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    this.#check('read', offset, target.length)
+    await this.#legs.readInto(offset, target, { locked: false })
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.#check('write', offset, data.length)
+    if (this.readOnly) throw readOnlyError(offset)
+    this.#refuseIfFailed(`write at ${offset}`)
+    if (data.length === 0) return
+    // The intent must be durable before any leg can differ from another.
+    await this.#intent?.mark(offset, data.length)
+    await this.#legs.lock.with(offset, data.length, false, () => this.#legs.eachLive((dev) => dev.write(offset, data)))
+    // Closed meanwhile: the legs' errors were not counted as failures, so say it here.
+    if (this.#legs.closed) throw closedError('write')
+    this.#refuseIfFailed(`write at ${offset}`)
+  }
+
+  async flush(): Promise<void> {
+    if (this.#closed) throw closedError('flush')
+    this.#refuseIfFailed('flush')
+    await this.#legs.eachLive((dev) => dev.flush())
+    if (this.#legs.closed) throw closedError('flush')
+    this.#refuseIfFailed('flush')
+    // Every leg still live has made the writes durable: their dirty regions agree now.
+    await this.#intent?.settle()
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#legs.closed = true
+    try {
+      await this.#intent?.close()
+    } finally {
+      await closeMembers(this.members)
+    }
+  }
+
+  status(): LayerStatus {
+    const members = this.#legs.status()
+    return { kind: this.kind, size: this.size, degraded: members.some((m) => m.state !== 'ok'), failed: this.#legs.failed, members }
+  }
+
+  /** Marks leg `index` failed by hand (`volume fail`): no more reads or writes go to it. */
+  fail(index: number): void {
+    const leg = this.#leg(index)
+    this.#legs.fail(index, leg.dev, new Error('failed by hand'))
+  }
+
+  /**
+   * Puts `dev` in place of leg `index` (closing the old device) and copies the volume onto it
+   * from the ok legs while clients keep reading and writing; resolves once it is whole, flushed
+   * and ok. Client writes reach the new leg at once, and each copy step holds its range
+   * exclusively, so the copy never overwrites them with older bytes.
+   */
+  async replace(index: number, dev: BlockDevice, opts: RebuildOptions = {}): Promise<void> {
+    if (this.#closed) throw closedError('replace')
+    const old = this.#leg(index)
+    if (dev.size < this.size) throw new VolumeError('VOLUME_LAYOUT', `new leg of ${dev.size} bytes is smaller than the mirror (${this.size})`)
+    if (this.sectorSize % dev.sectorSize !== 0) throw new VolumeError('VOLUME_LAYOUT', `new leg's sector size ${dev.sectorSize} does not divide ${this.sectorSize}`)
+    if (dev.readOnly) throw new VolumeError('VOLUME_MEMBER', 'new leg is read-only')
+    if (this.members.includes(dev)) throw new VolumeError('VOLUME_MEMBER', 'new leg is already a leg of this mirror')
+    if (this.#legs.ok().every((i) => i === index)) throw new VolumeError('VOLUME_FAILED', `no ok leg besides ${index} to rebuild from`)
+    this.#legs.legs[index] = { dev, state: 'rebuilding', rebuilt: 0 }
+    try {
+      await old.dev.close()
+    } catch {
+      // The dropped leg is often a dead disk: its close failing changes nothing for the mirror.
+    }
+    await rebuildLeg(this.#legs, index, dev, this.size, opts)
+  }
+
+  /**
+   * After an unclean shutdown: copies the regions the intent log found dirty from the first ok
+   * leg to the others, then flushes (which settles the log). Nothing to do without a log.
+   * Resolves with the bytes copied.
+   */
+  async resync(opts: RebuildOptions = {}): Promise<number> {
+    if (this.#closed) throw closedError('resync')
+    this.#refuseIfFailed('resync')
+    const regions = clipRegions(this.#intent?.dirtyAtOpen() ?? [], this.size)
+    const total = regions.reduce((sum, r) => sum + r.length, 0)
+    this.#legs.emit({ kind: 'resync-started', offset: 0, length: this.size, message: `resync of ${regions.length} dirty regions, ${total} bytes` })
+    const copied = await copyRegions(this.#legs, regions, opts)
+    await this.flush()
+    this.#legs.emit({ kind: 'resync-done', offset: 0, length: this.size, message: `resync copied ${copied} bytes` })
+    return copied
+  }
+
+  /** Compares every leg with the first ok one; with `repair`, rewrites the differences from it. */
+  async scrub(opts: ScrubOptions = {}): Promise<ScrubResult> {
+    if (this.#closed) throw closedError('scrub')
+    this.#refuseIfFailed('scrub')
+    const result = await scrubLegs(this.#legs, this.size, opts)
+    if (opts.repair === true && result.repaired > 0) await this.flush()
+    return result
+  }
+
+  #leg(index: number): { dev: BlockDevice } {
+    const leg = Number.isSafeInteger(index) ? this.#legs.legs[index] : undefined
+    if (leg === undefined) throw new VolumeError('VOLUME_MEMBER', `mirror has no leg ${index} (legs 0 … ${this.#legs.legs.length - 1})`)
+    return leg
+  }
+
+  #check(what: string, offset: number, length: number): void {
+    if (this.#closed) throw closedError(what)
+    checkRange(this.size, offset, length, what)
+  }
+
+  #refuseIfFailed(what: string): void {
+    if (this.#legs.failed) throw new VolumeError('VOLUME_FAILED', `${what}: every leg has failed`)
+  }
+}
