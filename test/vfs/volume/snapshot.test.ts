@@ -119,33 +119,35 @@ t.test('concurrent writes to one chunk wait for one copy', async (t) => {
 })
 
 t.test('a snapshot read racing origin writes always sees the snapshot-time bytes', async (t) => {
-  const seeds = [1, 2, 3, 4, 5, 6, 7, 8]
+  const turns = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) await new Promise<void>((resolve) => setImmediate(resolve))
+  }
   let checked = 0
-  for (const seed of seeds) {
+  for (let seed = 1; seed <= 6; seed++) {
     const mem = new MemoryDevice(16 * KiB)
     await mem.write(0, pattern(30, 16 * KiB))
-    const storeMem = new SlowDevice(new MemoryDevice(256 * KiB), seed + 100)
-    const store = await SnapshotStore.format(storeMem, { chunkSize: CS })
+    const store = await SnapshotStore.format(new SlowDevice(new MemoryDevice(256 * KiB), seed + 100), { chunkSize: CS })
     const vol = new OriginDevice(new SlowDevice(mem, seed), store)
     const model = mem.toBuffer()
     await vol.createSnapshot('s')
     const snap = vol.snapshot('s')
-    const reads: Promise<Buffer>[] = []
+    const reads: Promise<void>[] = []
     const writes: Promise<void>[] = []
-    for (let i = 0; i < 4; i++) {
-      reads.push(snap.read(i * CS, CS))
-      writes.push(vol.write(i * CS + 10, pattern(40 + i, 2000)))
-      reads.push(snap.read(i * CS, CS))
+    for (let c = 0; c < 4; c++) {
+      writes.push(vol.write(c * CS + 10, pattern(40 + c, 2000)))
+      // Reads starting at every moment of the copy and the origin write that follows it.
+      for (let delay = 0; delay < 40; delay++) {
+        reads.push(turns(delay).then(async () => {
+          const got = await snap.read(c * CS, CS)
+          if (!got.equals(model.subarray(c * CS, (c + 1) * CS))) t.fail(`seed ${seed}, chunk ${c}, read after ${delay} turns saw new bytes`)
+          checked++
+        }))
+      }
     }
-    await Promise.all(writes)
-    const got = await Promise.all(reads)
-    for (let i = 0; i < got.length; i++) {
-      const chunk = Math.floor(i / 2)
-      t.ok(got[i]?.equals(model.subarray(chunk * CS, (chunk + 1) * CS)), `seed ${seed}, read ${i}`)
-      checked++
-    }
+    await Promise.all([...writes, ...reads])
+    t.ok((await mem.read(0, 16 * KiB)).equals(Buffer.concat([0, 1, 2, 3].map((c) => Buffer.concat([model.subarray(c * CS, c * CS + 10), pattern(40 + c, 2000), model.subarray(c * CS + 2010, (c + 1) * CS)])))))
   }
-  t.equal(checked, 64)
+  t.equal(checked, 6 * 4 * 40, 'every read saw the snapshot-time bytes')
 })
 
 t.test('store full: the oldest snapshot is invalidated and the origin write proceeds', async (t) => {
