@@ -46,9 +46,29 @@ t.test('a seeded random workload of writes, creates, deletes and reopens matches
       counts.write += writes.length
     } else if (dice < 70) {
       if (models.filter((m) => m.state === 'live').length < 8) {
+        // Writes issued before the create are in the snapshot, those issued after it wait for it:
+        // the snapshot is one point in time even with writes in flight on both sides.
         const name = `snap-${made++}`
-        await v.vol.createSnapshot(name)
-        models.push({ name, content: Buffer.from(origin), state: 'live' })
+        const inFlight: Promise<void>[] = []
+        const batch = (): void => {
+          // Disjoint within a batch: two writes in flight to one range have no defined order.
+          const ranges: [number, number][] = []
+          for (let n = random(3); n > 0; n--) {
+            const length = 1 + random(3000)
+            const offset = random(SIZE - length)
+            if (!ranges.every(([o, l]) => offset + length <= o || o + l <= offset)) continue
+            ranges.push([offset, length])
+            const data = pattern(tag++, length)
+            data.copy(origin, offset)
+            inFlight.push(v.vol.write(offset, data))
+          }
+        }
+        batch()
+        const content = Buffer.from(origin)
+        const created = v.vol.createSnapshot(name)
+        batch()
+        await Promise.all([created, ...inFlight])
+        models.push({ name, content, state: 'live' })
         counts.create++
       }
     } else if (dice < 85) {
