@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { Test } from 'tap'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
 import { OriginDevice } from '../../../vfs/volume/snapshot.ts'
 import { SnapshotStore } from '../../../vfs/volume/snapshot-store.ts'
@@ -17,11 +18,25 @@ interface Op {
   resolved: number
 }
 
-/** Records a workload of creates, concurrent overlapping-chunk writes, a delete and an id reuse. */
-async function record(): Promise<{ rec: JointRecorder; bases: MemoryDevice[]; models: Map<string, Buffer>; creates: Op[]; deletes: Op[] }> {
+interface Recorded {
+  rec: JointRecorder
+  bases: MemoryDevice[]
+  models: Map<string, Buffer>
+  creates: Op[]
+  deletes: Op[]
+}
+
+interface Actions {
+  vol: OriginDevice
+  create: (name: string) => Promise<void>
+  remove: (name: string) => Promise<void>
+}
+
+/** Runs `workload` on a 32 KiB origin and a store of `storeSize` bytes, logging both devices on one clock. */
+async function record(storeSize: number, workload: (a: Actions) => Promise<void>): Promise<Recorded> {
   const originMem = new MemoryDevice(32 * KiB)
   await originMem.write(0, pattern(1, 32 * KiB))
-  const storeMem = new MemoryDevice(64 * KiB)
+  const storeMem = new MemoryDevice(storeSize)
   await SnapshotStore.format(storeMem, { chunkSize: CS })
   const bases = [originMem.clone(), storeMem.clone()]
   const rec = new JointRecorder()
@@ -43,22 +58,13 @@ async function record(): Promise<{ rec: JointRecorder; bases: MemoryDevice[]; mo
     await vol.whenIdle()
     op.resolved = rec.now
   }
-  await create('s1')
-  await Promise.all([vol.write(0, pattern(2, 2 * CS)), vol.write(5 * CS + 100, pattern(3, 200))])
-  await create('s2')
-  await Promise.all([vol.write(CS + 7, pattern(4, 50)), vol.write(7 * CS, pattern(5, CS)), vol.write(100, pattern(6, 10))])
-  await remove('s1')
-  await create('s3') // takes s1's id, 0
-  await Promise.all([vol.write(0, pattern(7, 3 * CS)), vol.write(5 * CS, pattern(8, 1))])
+  await workload({ vol, create, remove })
   await vol.flush()
   return { rec, bases, models, creates, deletes }
 }
 
-t.test('after a crash at any point every snapshot reads exactly its creation-time content', async (t) => {
-  const seed = seedFrom('SNAPSHOT_CRASH_SEED')
-  t.comment(`seed ${seed}`)
-  const random = rng(seed)
-  const { rec, bases, models, creates, deletes } = await record()
+/** Opens every crash state (all subsets of up to 6 pending writes, else 64 samples, plus torn ones) and checks each snapshot. */
+async function checkCrashes(t: Test, { rec, bases, models, creates, deletes }: Recorded, random: (n: number) => number): Promise<{ states: number; compared: number }> {
   let states = 0
   let snapshotsChecked = 0
   for (let at = 0; at <= rec.now; at++) {
@@ -101,6 +107,43 @@ t.test('after a crash at any point every snapshot reads exactly its creation-tim
     }
   }
   t.comment(`${states} crash states over ${rec.now} ticks, ${snapshotsChecked} snapshot images compared`)
+  return { states, compared: snapshotsChecked }
+}
+
+t.test('after a crash at any point every snapshot reads exactly its creation-time content', async (t) => {
+  const seed = seedFrom('SNAPSHOT_CRASH_SEED')
+  t.comment(`seed ${seed}`)
+  // Creates, concurrent writes sharing chunks, a delete, and a create that takes the deleted id.
+  const recorded = await record(64 * KiB, async ({ vol, create, remove }) => {
+    await create('s1')
+    await Promise.all([vol.write(0, pattern(2, 2 * CS)), vol.write(5 * CS + 100, pattern(3, 200))])
+    await create('s2')
+    await Promise.all([vol.write(CS + 7, pattern(4, 50)), vol.write(7 * CS, pattern(5, CS)), vol.write(100, pattern(6, 10))])
+    await remove('s1')
+    await create('s3') // takes s1's id, 0
+    await Promise.all([vol.write(0, pattern(7, 3 * CS)), vol.write(5 * CS, pattern(8, 1))])
+  })
+  const { states, compared } = await checkCrashes(t, recorded, rng(seed))
   t.ok(states > 500, `${states} crash states`)
-  t.ok(snapshotsChecked > 500, `${snapshotsChecked} snapshots compared`)
+  t.ok(compared > 500, `${compared} snapshots compared`)
+})
+
+t.test('a crash while a full store invalidates the oldest snapshot leaves the others exact', async (t) => {
+  const seed = seedFrom('SNAPSHOT_CRASH_SEED')
+  t.comment(`seed ${seed}`)
+  // A 32 KiB store holds 4 chunks.
+  const recorded = await record(32 * KiB, async ({ vol, create }) => {
+    await create('old')
+    await vol.write(0, pattern(2, 3 * CS))
+    await create('mid')
+    await vol.write(5 * CS, pattern(3, 10)) // shared copy: the store is full
+    await create('new')
+    await Promise.all([vol.write(6 * CS, pattern(4, 10)), vol.write(CS, pattern(5, 10))]) // old must go
+    await vol.write(7 * CS, pattern(6, 10)) // the fourth chunk again
+    await vol.write(3 * CS, pattern(7, 10)) // and now mid must go
+    t.strictSame(vol.listSnapshots().map((s) => [s.name, s.state]), [['old', 'invalid'], ['mid', 'invalid'], ['new', 'live']])
+  })
+  const { states, compared } = await checkCrashes(t, recorded, rng(seed))
+  t.ok(states > 200, `${states} crash states`)
+  t.ok(compared > 200, `${compared} snapshots compared`)
 })
