@@ -53,6 +53,13 @@ export class OriginDevice implements Layer {
   #background: Promise<void> = Promise.resolve()
   #backgroundError: Error | undefined
   #room: Promise<void> = Promise.resolve()
+  /**
+   * The first I/O error of the store on a copy. From then on a write that needs a copy is refused
+   * (VOLUME_FAILED) rather than let through: the store can no longer record that the old bytes are
+   * kept, and a snapshot must never silently read new ones. Writes to chunks every live snapshot
+   * has copied already, reads, and snapshot reads go on.
+   */
+  #storeError: Error | undefined
   #closed = false
 
   constructor(origin: BlockDevice, store: SnapshotStore, options: OriginOptions = {}) {
@@ -125,10 +132,8 @@ export class OriginDevice implements Layer {
   }
 
   status(): LayerStatus {
-    return {
-      kind: 'snapshot', size: this.size, degraded: false, failed: false,
-      members: [{ index: 0, state: 'ok' }, { index: 1, state: 'ok' }],
-    }
+    const store = this.#storeError === undefined ? { index: 1, state: 'ok' as const } : { index: 1, state: 'failed' as const, reason: this.#storeError.message }
+    return { kind: 'snapshot', size: this.size, degraded: this.#storeError !== undefined, failed: false, members: [{ index: 0, state: 'ok' }, store] }
   }
 
   /**
@@ -202,6 +207,9 @@ export class OriginDevice implements Layer {
       }
       const need = this.store.liveMask() & ~this.store.covered(c)
       if (need === 0n) return
+      if (this.#storeError !== undefined) {
+        throw new VolumeError('VOLUME_FAILED', `snapshot store failed (${this.#storeError.message}): a write to origin chunk ${c}, which a snapshot still needs, is refused`)
+      }
       const run = this.#copy(c, need).finally(() => this.#copying.delete(c))
       this.#copying.set(c, run)
       await run
@@ -217,16 +225,37 @@ export class OriginDevice implements Layer {
       chunk = this.store.allocChunk()
     }
     const cs = this.store.chunkSize
+    let old: Buffer
     try {
-      const old = await this.origin.read(c * cs, Math.min(cs, this.size - c * cs))
-      await this.store.device.write(this.store.chunkOffset(chunk), old)
-      // The data durable before the map slot that points at it.
-      await this.store.device.flush()
+      old = await this.origin.read(c * cs, Math.min(cs, this.size - c * cs))
     } catch (err) {
       this.store.releaseChunk(chunk)
       throw err
     }
-    await this.store.commitException(chunk, c, need)
+    try {
+      await this.store.device.write(this.store.chunkOffset(chunk), old)
+      // The data durable before the map slot that points at it.
+      await this.store.device.flush()
+    } catch (err) {
+      // Its map slot was never written: the chunk is free on disk.
+      this.store.releaseChunk(chunk)
+      throw this.#storeFailed(err)
+    }
+    try {
+      await this.store.commitException(chunk, c, need)
+    } catch (err) {
+      // Whether the slot reached the disk is unknown: the chunk stays out of use until a reopen reads it.
+      throw this.#storeFailed(err)
+    }
+  }
+
+  #storeFailed(err: unknown): Error {
+    const e = err instanceof Error ? err : new Error(String(err))
+    if (this.#storeError === undefined) {
+      this.#storeError = e
+      this.#onEvent?.({ kind: 'member-failed', layer: 'snapshot', member: 1, message: `snapshot store failed: ${e.message}` })
+    }
+    return e
   }
 
   /** One at a time: waits for deletes in flight to free chunks, else gives up the oldest live snapshot. */
