@@ -106,6 +106,18 @@ t.test('create is O(1): a 1 GiB sparse origin, one table slot written', async (t
   t.ok((await vol.snapshot('big').read(512 * 1024 * KiB, 512)).equals(Buffer.alloc(512)))
 })
 
+t.test('an origin whose size is not a whole number of chunks: the last, short chunk is kept too', async (t) => {
+  const { vol, origin, store } = await makeVolume({ originSize: 10 * KiB, storeSize: 64 * KiB, chunkSize: CS, fill: 12 })
+  const model = origin.toBuffer()
+  await vol.createSnapshot('s')
+  await vol.write(10 * KiB - 512, pattern(13, 512))
+  await vol.write(0, pattern(14, 10 * KiB))
+  t.equal(store.usage().used, 3)
+  t.ok((await vol.snapshot('s').read(0, 10 * KiB)).equals(model))
+  await t.rejects(vol.snapshot('s').read(10 * KiB - 1, 2), { code: 'BLOCKDEV_RANGE' })
+  await t.rejects(vol.write(10 * KiB, Buffer.alloc(1)), { code: 'BLOCKDEV_RANGE' })
+})
+
 t.test('concurrent writes to one chunk wait for one copy', async (t) => {
   const { vol, origin, store } = await makeVolume({ originSize: 64 * KiB, storeSize: 128 * KiB, chunkSize: CS, fill: 11 })
   const model = origin.toBuffer()
