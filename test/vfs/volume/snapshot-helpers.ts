@@ -146,23 +146,30 @@ export interface Volume {
   events: VolumeEvent[]
 }
 
+/** How a test puts a device between the layer and memory (SlowDevice, say); the identity by default. */
+export type Wrap = (dev: MemoryDevice, which: 'origin' | 'store') => BlockDevice
+
+const bare: Wrap = (dev) => dev
+
 /** An origin filled with `pattern(fill)` (unless fill is undefined) and a freshly formatted store. */
-export async function makeVolume(opts: { originSize: number; storeSize: number; chunkSize: number; fill?: number } & OriginOptions): Promise<Volume> {
+export async function makeVolume(opts: { originSize: number; storeSize: number; chunkSize: number; fill?: number; wrap?: Wrap } & OriginOptions): Promise<Volume> {
+  const wrap = opts.wrap ?? bare
   const origin = new MemoryDevice(opts.originSize)
   if (opts.fill !== undefined) await origin.write(0, pattern(opts.fill, opts.originSize))
   const storeMem = new MemoryDevice(opts.storeSize)
-  const store = await SnapshotStore.format(storeMem, { chunkSize: opts.chunkSize })
+  const store = await SnapshotStore.format(wrap(storeMem, 'store'), { chunkSize: opts.chunkSize })
   const events: VolumeEvent[] = []
-  const vol = new OriginDevice(origin, store, { ...opts, onEvent: (e) => events.push(e) })
+  const vol = new OriginDevice(wrap(origin, 'origin'), store, { ...opts, onEvent: (e) => events.push(e) })
   return { origin, storeMem, store, vol, events }
 }
 
 /** Opens copies of both devices as they are now, as a restart would see them after a clean flush. */
-export async function reopen(v: Pick<Volume, 'origin' | 'storeMem'>, options: OriginOptions = {}): Promise<Volume> {
+export async function reopen(v: Pick<Volume, 'origin' | 'storeMem'>, options: OriginOptions & { wrap?: Wrap } = {}): Promise<Volume> {
+  const wrap = options.wrap ?? bare
   const origin = v.origin.clone()
   const storeMem = v.storeMem.clone()
-  const store = await SnapshotStore.open(storeMem)
+  const store = await SnapshotStore.open(wrap(storeMem, 'store'))
   const events: VolumeEvent[] = []
-  const vol = new OriginDevice(origin, store, { ...options, onEvent: (e) => events.push(e) })
+  const vol = new OriginDevice(wrap(origin, 'origin'), store, { ...options, onEvent: (e) => events.push(e) })
   return { origin, storeMem, store, vol, events }
 }

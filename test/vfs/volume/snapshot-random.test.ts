@@ -1,6 +1,7 @@
 import t from 'tap'
-import { pattern, makeVolume, reopen, rng, seedFrom } from './snapshot-helpers.ts'
-import type { Volume } from './snapshot-helpers.ts'
+import type { Test } from 'tap'
+import { pattern, makeVolume, reopen, rng, seedFrom, SlowDevice } from './snapshot-helpers.ts'
+import type { Volume, Wrap } from './snapshot-helpers.ts'
 
 const KiB = 1024
 const SIZE = 64 * KiB
@@ -11,12 +12,12 @@ interface Model {
   state: 'live' | 'invalid'
 }
 
-t.test('a seeded random workload of writes, creates, deletes and reopens matches its models after every step', async (t) => {
-  const seed = seedFrom('SNAPSHOT_RANDOM_SEED')
+async function workload(t: Test, seed: number, steps: number, wrap?: Wrap): Promise<void> {
   t.comment(`seed ${seed}`)
   const random = rng(seed)
+  const slow = wrap === undefined ? {} : { wrap }
   // A 64 KiB store holds 12 chunks of 4 KiB, fewer than the origin's 16: it fills, and snapshots get invalidated.
-  let v: Volume = await makeVolume({ originSize: SIZE, storeSize: 64 * KiB, chunkSize: 4096, fill: 1 })
+  let v: Volume = await makeVolume({ originSize: SIZE, storeSize: 64 * KiB, chunkSize: 4096, fill: 1, ...slow })
   t.equal(v.store.layout.chunkCount, 12)
   const origin = Buffer.from(v.origin.toBuffer())
   let models: Model[] = []
@@ -27,7 +28,7 @@ t.test('a seeded random workload of writes, creates, deletes and reopens matches
     t.fail(`seed ${seed}, step ${step}: ${what}`)
   }
 
-  for (let step = 0; step < 1000; step++) {
+  for (let step = 0; step < steps; step++) {
     const dice = random(100)
     if (dice < 55) {
       // One to three writes in flight together, on disjoint ranges (they may share a chunk).
@@ -82,7 +83,7 @@ t.test('a seeded random workload of writes, creates, deletes and reopens matches
     } else if (dice < 90) {
       // A restart, sometimes with a delete still freeing chunks: open resumes it.
       await v.vol.flush()
-      v = await reopen(v)
+      v = await reopen(v, slow)
       counts.reopen++
     }
 
@@ -110,5 +111,15 @@ t.test('a seeded random workload of writes, creates, deletes and reopens matches
   const again = await reopen(v)
   t.strictSame(again.store.usage(), { chunks: 12, used: 0 }, 'and so after a reopen')
   t.strictSame(again.vol.listSnapshots(), [])
-  t.ok(counts.compared > 200, `${counts.compared} snapshot images compared`)
+  t.ok(counts.compared > steps / 5, `${counts.compared} snapshot images compared`)
+}
+
+t.test('a seeded random workload of writes, creates, deletes and reopens matches its models after every step', async (t) => {
+  await workload(t, seedFrom('SNAPSHOT_RANDOM_SEED'), 1000)
+})
+
+t.test('the same on devices that delay every operation, so copies, deletes and reads interleave', async (t) => {
+  const seed = seedFrom('SNAPSHOT_RANDOM_SEED')
+  let n = 0
+  await workload(t, seed, 600, (dev) => new SlowDevice(dev, seed + n++))
 })
