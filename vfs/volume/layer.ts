@@ -46,6 +46,7 @@ export type VolumeEventKind =
   | 'resync-started' // after an unclean shutdown: dirty regions of the write-intent bitmap
   | 'resync-done'
   | 'scrub-mismatch'
+  | 'snapshot-invalidated' // the exception store had no room for a copy: a snapshot was given up so the origin write could proceed
 
 export interface VolumeEvent {
   readonly kind: VolumeEventKind
