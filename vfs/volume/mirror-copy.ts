@@ -27,6 +27,7 @@ export async function rebuildLeg(legs: MirrorLegs, index: number, dev: BlockDevi
         leg.rebuilt = offset + length
         legs.emit({ kind: 'rebuild-progress', member: index, offset, length, message: `leg ${index}: ${offset + length} of ${size} bytes rebuilt` })
       }),
+      legs.stopSignal,
     )
     await dev.flush()
   } catch (err) {
@@ -57,6 +58,7 @@ export async function copyRegions(legs: MirrorLegs, regions: readonly Region[], 
       const targets = legs.live().filter((i) => i !== source)
       await Promise.all(targets.map((i) => writeLeg(legs, i, offset, buf)))
     }),
+    legs.stopSignal,
   )
 }
 
@@ -116,6 +118,7 @@ export async function scrubLegs(legs: MirrorLegs, size: number, opts: ScrubOptio
         if (opts.repair === true && (await writeLeg(legs, i, offset + diff.first, reference.subarray(diff.first, diff.last + 1)))) repaired++
       }
     }),
+    legs.stopSignal,
   )
   return { bytes, mismatchRanges, mismatchBytes, repaired }
 }

@@ -1,3 +1,4 @@
+import { closedError } from '../engine/blockdev/block-device.ts'
 import type { BlockDevice } from '../engine/blockdev/block-device.ts'
 import type { MemberState, MemberStatus, VolumeEvent, VolumeEventSink } from './layer.ts'
 import { VolumeError } from './layer.ts'
@@ -30,14 +31,27 @@ export class MirrorLegs {
   #next = 0
   #volumeFailed = false
   /**
-   * Set by the mirror's close: a copy still running then stops at its next step, and the errors
-   * of devices closed under it are not leg failures (no member-failed storm on shutdown).
+   * Aborted by the mirror's close: a copy still running stops at its next step or out of its
+   * rate sleep, and the errors of devices closed under it are not leg failures (no member-failed
+   * storm on shutdown).
    */
-  closed = false
+  readonly #stop = new AbortController()
 
   constructor(devs: readonly BlockDevice[], onEvent: VolumeEventSink | undefined) {
     this.legs = devs.map((dev) => ({ dev, state: 'ok' }))
     this.#onEvent = onEvent
+  }
+
+  get closed(): boolean {
+    return this.#stop.signal.aborted
+  }
+
+  get stopSignal(): AbortSignal {
+    return this.#stop.signal
+  }
+
+  shutdown(): void {
+    this.#stop.abort(closedError('copy'))
   }
 
   emit(event: Omit<VolumeEvent, 'layer'>): void {

@@ -84,7 +84,7 @@ export class MirrorDevice implements Layer {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    this.#legs.closed = true
+    this.#legs.shutdown()
     try {
       await this.#intent?.close()
     } finally {

@@ -16,7 +16,13 @@ export interface Region {
  * its turn between steps; with a rate, sleeps after a step until the bytes done so far are no
  * ahead of the rate (md's speed_limit_max), so total time ≥ bytes / rate.
  */
-export async function pacedSteps(regions: readonly Region[], opts: RebuildOptions, step: (offset: number, length: number) => Promise<void>): Promise<number> {
+export async function pacedSteps(
+  regions: readonly Region[],
+  opts: RebuildOptions,
+  step: (offset: number, length: number) => Promise<void>,
+  /** Aborted when the volume closes: a slow rate's sleep must not keep a closed volume's copy (and the process) alive. */
+  signal?: AbortSignal,
+): Promise<number> {
   const stepBytes = opts.stepBytes ?? DEFAULT_STEP
   if (!Number.isSafeInteger(stepBytes) || stepBytes <= 0 || stepBytes > MAX_STEP) {
     throw new VolumeError('VOLUME_LAYOUT', `step of ${stepBytes} bytes: must be 1 … ${MAX_STEP}`)
@@ -29,12 +35,20 @@ export async function pacedSteps(regions: readonly Region[], opts: RebuildOption
   for (const r of regions) {
     for (let pos = r.offset; pos < r.offset + r.length; pos += stepBytes) {
       const n = Math.min(stepBytes, r.offset + r.length - pos)
+      signal?.throwIfAborted()
       await step(pos, n)
       done += n
       opts.onProgress?.(done, total)
       if (rate > 0) {
         const ahead = (done / rate) * 1000 - (performance.now() - started)
-        if (ahead > 0) await sleep(ahead)
+        if (ahead > 0) {
+          try {
+            await sleep(ahead, undefined, signal === undefined ? {} : { signal })
+          } catch (err) {
+            signal?.throwIfAborted()
+            throw err
+          }
+        }
       }
     }
   }

@@ -208,3 +208,18 @@ t.test('a read in flight when its fallback leg is replaced by a blank one does n
   const rebuild = t.rejects(m.replace(1, new MemoryDevice(SIZE), { stepBytes: 4096, rateBytesPerSec: 1024 * 1024 }), { code: 'VOLUME_FAILED' }, 'and the rebuild has no source either')
   await Promise.all([read, rebuild])
 })
+
+t.test('close wakes a rebuild out of a long rate sleep', async (t) => {
+  const m = new MirrorDevice([new MemoryDevice(SIZE), new MemoryDevice(SIZE)])
+  let stepped = (): void => undefined
+  const first = new Promise<void>((resolve) => {
+    stepped = resolve
+  })
+  // 64 KiB steps at 1 KiB/s: a 64 s sleep after the first step.
+  const rebuild = t.rejects(m.replace(1, new MemoryDevice(SIZE), { stepBytes: 65536, rateBytesPerSec: 1024, onProgress: () => { stepped() } }), { code: 'BLOCKDEV_CLOSED' })
+  await first
+  const started = performance.now()
+  await m.close()
+  await rebuild
+  t.ok(performance.now() - started < 2000, 'rejected at once, not after the sleep')
+})
