@@ -102,7 +102,11 @@ export const DEFAULT_UNIT = 64 * 1024
 export interface IntentLog {
   /** Resolves once every region overlapping [offset, offset + length) of the volume is durably dirty. */
   mark(offset: number, length: number): Promise<void>
-  /** After a flush of every member: clears (durably, in the background is fine) the regions no write has touched since the flush began. */
+  /**
+   * Clears every marked region (durably or lazily: a stale dirty bit only costs a resync). The log
+   * cannot tell which marks a flush covered, so the layer calls it only after a flush of every
+   * member during which, and before which, no write was in flight (mirror.ts and raid5.ts count them).
+   */
   settle(): Promise<void>
   /** Regions found dirty at open, on the volume's byte scale, merged and sorted. */
   dirtyAtOpen(): readonly { readonly offset: number; readonly length: number }[]
