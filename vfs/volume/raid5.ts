@@ -1,8 +1,9 @@
-import { setImmediate as yieldTurn, setTimeout as sleep } from 'node:timers/promises'
+import { setImmediate as yieldTurn } from 'node:timers/promises'
 import { checkRange, closedError, readOnlyError } from '../engine/blockdev/block-device.ts'
 import type { BlockDevice } from '../engine/blockdev/block-device.ts'
 import { DEFAULT_UNIT, VolumeError } from './layer.ts'
 import type { IntentLog, Layer, LayerStatus, MemberState, RebuildOptions, RedundantOptions, VolumeEventKind, VolumeEventSink } from './layer.ts'
+import { DEFAULT_STEP, pacedSteps } from './paced-steps.ts'
 import { dataIndexOn, dataMember, locate, parityMember, xorInto } from './parity.ts'
 import { StripeLocks } from './stripe-lock.ts'
 
@@ -34,7 +35,6 @@ interface Member {
 }
 
 /** Default rebuild step: 1 MiB of each member between turns for client I/O. */
-const DEFAULT_STEP = 1024 * 1024
 
 /**
  * RAID-5 over n ≥ 3 members in md's left-symmetric layout (parity.ts): every stripe holds n-1
@@ -66,6 +66,7 @@ export class Raid5Device implements Layer {
   readonly #onEvent: VolumeEventSink | undefined
   #failed = false
   #closed = false
+  readonly #closing = new AbortController()
   /** Member-writing operations in flight, and how many ever started: a flush settles the intent log only when quiet. */
   #active = 0
   #started = 0
@@ -164,6 +165,8 @@ export class Raid5Device implements Layer {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    // A rebuild sleeping for its rate must not keep a closed volume (and the process) alive.
+    this.#closing.abort(closedError('rebuild'))
     await Promise.allSettled(this.#m.map((m) => m.dev.close()))
   }
 
@@ -193,20 +196,21 @@ export class Raid5Device implements Layer {
     delete m.reason
     const total = this.stripes * this.unit
     this.#emit('rebuild-started', `rebuilding member ${index} (${total} bytes)`, index, 0, total)
-    const step = Math.max(1, Math.floor((opts.stepBytes ?? DEFAULT_STEP) / this.unit))
-    const rate = opts.rateBytesPerSec ?? 0
-    const began = Date.now()
-    for (let s = 0; s < this.stripes; ) {
-      const end = Math.min(this.stripes, s + step)
-      for (; s < end; s++) await this.#locks.with(s, () => this.#rebuildStripe(index, s))
-      const done = s * this.unit
-      opts.onProgress?.(done, total)
-      this.#emit('rebuild-progress', `member ${index}: ${done} of ${total} bytes rebuilt`, index, 0, done)
-      // Client I/O gets its turn between steps; a rate limit stretches the steps to its pace.
-      const due = rate > 0 ? began + (done / rate) * 1000 - Date.now() : 0
-      if (due > 0) await sleep(due)
-      else await yieldTurn()
-    }
+    // Whole units per step (at least one), paced as the mirror's copies are; client I/O gets its
+    // turn between steps, and a rate limit stretches them to its pace.
+    const stepBytes = Math.max(1, Math.floor((opts.stepBytes ?? DEFAULT_STEP) / this.unit)) * this.unit
+    await pacedSteps(
+      [{ offset: 0, length: total }],
+      { stepBytes, ...(opts.rateBytesPerSec === undefined ? {} : { rateBytesPerSec: opts.rateBytesPerSec }) },
+      async (pos, n) => {
+        for (let s = pos / this.unit; s < (pos + n) / this.unit; s++) await this.#locks.with(s, () => this.#rebuildStripe(index, s))
+        const done = pos + n
+        opts.onProgress?.(done, total)
+        this.#emit('rebuild-progress', `member ${index}: ${done} of ${total} bytes rebuilt`, index, 0, done)
+        await yieldTurn()
+      },
+      this.#closing.signal,
+    )
     try {
       await dev.flush()
     } catch (err) {

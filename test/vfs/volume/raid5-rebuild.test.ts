@@ -117,3 +117,24 @@ t.test('a read-only volume reads and scrubs but refuses repair, writes and repla
   await t.rejects(ro.replace(0, new MemoryDevice(4 * unit, { readOnly: true })), { code: 'VOLUME_MEMBER' })
   t.equal(ro.status().failed, false)
 })
+
+t.test('closing the volume stops a rebuild sleeping for its rate at once', async (t) => {
+  const r = rng(7)
+  const unit = 512
+  const rig = await filledRaid(3, unit, 64, r)
+  rig.raid.fail(1)
+  // 1 byte/s: the first step's sleep would last for hours.
+  const rebuild = rig.raid.replace(1, new MemoryDevice(64 * unit), { stepBytes: unit, rateBytesPerSec: 1 })
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const started = performance.now()
+  await rig.raid.close()
+  await t.rejects(rebuild, { code: 'BLOCKDEV_CLOSED' }, 'the rebuild ends with the close')
+  t.ok(performance.now() - started < 2000, 'within moments, not at the rate')
+  await t.rejects(rig.raid.replace(1, new MemoryDevice(64 * unit)), { code: 'BLOCKDEV_CLOSED' }, 'and nothing starts on a closed volume')
+})
+
+t.test('a step larger than one allocation may be is refused before anything is read', async (t) => {
+  const rig = await filledRaid(3, 512, 16, rng(8))
+  rig.raid.fail(0)
+  await t.rejects(rig.raid.replace(0, new MemoryDevice(16 * 512), { stepBytes: 2 ** 40 }), { code: 'VOLUME_LAYOUT' })
+})
