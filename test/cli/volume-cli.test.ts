@@ -52,7 +52,7 @@ const [a, b, c, d] = ['a.img', 'b.img', 'c.img', 'd.img'].map(p) as [string, str
 t.test('create, make a file system, write, export: e2fsck clean', async (t) => {
   const made = await run(['create', 'vol1', '--level', 'raid5', '--size', '12M', a, b, c])
   t.equal(made.code, 0, made.err)
-  t.match(made.out, /^volume vol1 \(id [0-9a-f]{32}\): raid5 of 3 disks\n  member 0: [0-9a-f]{32} .*a\.img\n/)
+  t.match(made.out, /^volume vol1 \(id [0-9a-f]{32}\): raid5 of 3 disks\n {2}member 0: [0-9a-f]{32} .*a\.img\n/)
   const st = await run(['status', a, b, c])
   t.equal(st.code, 0, st.err)
   t.equal(st.out.match(/\.img ok\n/g)?.length, 3, 'three ok members')

@@ -119,7 +119,7 @@ t.test('errors name file, line and column, with stable code', async (t) => {
     ['/a *(fsid=1) h(fsid=2)', 1, 16, 'conflicting fsid for this export ("1" and "2")'],
     ['/a *(backend=s3)', 1, 6, 'unknown backend "s3" (known: memory, local, engine)'],
     ['/a *(backend=engine)', 1, 1, 'backend=engine needs image=/path/to/image (export "/a")'],
-    ['/a *(image=/i.img)', 1, 1, 'image=, errors= and cache= apply only to backend=engine (export "/a")'],
+    ['/a *(image=/i.img)', 1, 1, 'image=, volume=, disks=, errors= and cache= apply only to backend=engine (export "/a")'],
     ['/a *(backend=engine,image=rel.img)', 1, 21, 'image needs an absolute path, got "rel.img"'],
     ['/a *(backend=engine,image=/i,errors=panic)', 1, 30, 'errors needs remount-ro or continue, got "panic"'],
     ['/a *(backend=engine,image=/i,cache=12k)', 1, 30, 'cache needs a size of at least 1M (e.g. 256M), got "12k"'],
