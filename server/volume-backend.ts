@@ -10,6 +10,7 @@ import type { BlockDevice } from '../vfs/engine/blockdev/block-device.ts'
 import { openEngineOn } from '../vfs/engine/fs/assemble.ts'
 import type { OpenEngineOptions } from '../vfs/engine/fs/assemble.ts'
 import type { EngineVfs } from '../vfs/engine/fs/engine-vfs.ts'
+import { setMemberState } from '../vfs/volume/member-state.ts'
 import type { OpenVolume } from '../vfs/volume/open-volume.ts'
 import { openVolume } from '../vfs/volume/open-volume.ts'
 
@@ -87,19 +88,56 @@ export interface VolumeLog {
   warn(msg: string): void
 }
 
-/** Assembles volume `name` from `disks`, logs its state and members, and opens the engine on it. */
+/**
+ * The configuration member behind member `index` of the top layer, when the top layer is a
+ * mirror or RAID-5 straight over disks (every layout `tsnfs volume create` makes): only then does
+ * a layer's member index name one disk. Nested layouts' events are logged, not recorded.
+ */
+function topMemberUuid(v: OpenVolume, layer: string, index: number | undefined): string | undefined {
+  const root = v.config.root
+  if (index === undefined || (root.kind !== 'mirror' && root.kind !== 'raid5') || layer !== root.kind) return undefined
+  if (!root.children.every((c) => c.kind === 'disk')) return undefined
+  const child = root.children[index]
+  return child?.kind === 'disk' ? child.member : undefined
+}
+
+/**
+ * Assembles volume `name` from `disks`, logs its state and members, and opens the engine on it.
+ * A member absent at start is recorded failed before the engine writes anything, and so is one
+ * a layer fails while serving: its disk, if it comes back, is then refused as stale instead of
+ * rejoining with data that missed writes.
+ */
 export async function openEngineOnVolume(name: string, disks: readonly string[], opts: OpenEngineOptions, log: VolumeLog): Promise<EngineVfs> {
   const paths = await expandDisks(disks)
+  // Events may come before openVolume returns (a resync at open); those are only logged.
+  const held: { v?: OpenVolume } = {}
   const v = await openVolume(paths, {
     volume: name,
-    onEvent: (e) => { log.warn(`volume ${name}: ${e.layer} ${e.kind}${e.member === undefined ? '' : ` member ${e.member}`}: ${e.message}`); },
+    onEvent: (e) => {
+      log.warn(`volume ${name}: ${e.layer} ${e.kind}${e.member === undefined ? '' : ` member ${e.member}`}: ${e.message}`)
+      const opened = held.v
+      if (opened === undefined || e.kind !== 'member-failed') return
+      const uuid = topMemberUuid(opened, e.layer, e.member)
+      const m = opened.config.members.find((r) => r.uuid === uuid)
+      if (m === undefined || m.state !== 'ok') return
+      setMemberState(opened, m.uuid, 'failed', e.message).then(
+        (r) => { log.warn(`volume ${name}: member ${m.uuid} recorded failed, configuration seq ${r.config.seq}`) },
+        (err: unknown) => { log.warn(`volume ${name}: recording member ${m.uuid} failed: ${err instanceof Error ? err.message : String(err)}`) },
+      )
+    },
   })
+  held.v = v
   try {
     const c = v.config
     const state = v.missing.length > 0 ? 'degraded' : 'ok'
     log.info(`volume ${c.name} (id ${c.id}): ${c.root.kind} of ${c.members.length} members, ${v.device.size} bytes, seq ${c.seq}, ${state}`)
     for (const m of v.missing) log.warn(`volume ${c.name}: runs without ${m.reason}`)
     for (const r of v.repairs) log.warn(`volume ${c.name}: ${r.path}: ${r.problems.join('; ')}`)
+    for (const m of v.missing) {
+      if (c.members[m.index]?.state !== 'ok') continue
+      const r = await setMemberState(v, m.uuid, 'failed', `absent at start: ${m.reason}`)
+      log.warn(`volume ${c.name}: member ${m.index} (${m.uuid}) recorded failed, configuration seq ${r.config.seq}`)
+    }
     return await openEngineOn(new VolumeTop(v), opts)
   } catch (err) {
     await v.close()
