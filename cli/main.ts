@@ -79,6 +79,7 @@ storage engine images (ext4; read only, nothing is served or mounted):
 
 volumes (several disks under one engine export; offline, on disks no server has open):
   volume create NAME --level span|stripe|mirror|raid5 [--unit SIZE] [--size SIZE] [--force] DISK...
+  volume mkfs DISK... [--block-size 4096|1024] [--label L] [--force]   an ext4 file system on the volume
   volume status [--json] DISK...    members and state (exit 1 when degraded)
   volume export DISK... --to FILE   the volume's bytes as one sparse image, for e2fsck
   volume scrub [--repair] DISK...   compare mirror legs and RAID-5 parity

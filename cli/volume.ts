@@ -6,6 +6,9 @@
 import { open } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { ImageFile } from '../vfs/engine/blockdev/image-file.ts'
+import { MkfsError } from '../vfs/engine/mkfs/errors.ts'
+import { makeFileSystem } from '../vfs/engine/mkfs/mkfs.ts'
+import { probeFileSystem, uuidText } from '../vfs/engine/mkfs/probe.ts'
 import type { ParentKind } from '../vfs/volume/config.ts'
 import { createVolume } from '../vfs/volume/create-volume.ts'
 import type { Disk } from '../vfs/volume/member-io.ts'
@@ -23,6 +26,8 @@ export const VOLUME_USAGE = `usage: tsnfs volume <subcommand> ...
         make DISK... the members of a new volume (member superblocks and configuration);
         --size creates missing DISKs as sparse image files of SIZE bytes; --force overwrites
         disks that already belong to a volume; --unit: stripe unit of stripe and raid5 (64K)
+  mkfs DISK... [--block-size 4096|1024] [--label L] [--force]
+        make an ext4 file system on the volume for the storage engine (as tsnfs mkfs)
   status [--json] DISK...
         assemble read-only and print the volume and each member (exit 1 when degraded)
   export DISK... --to FILE
@@ -51,6 +56,8 @@ const OPTIONS = {
   member: { type: 'string' },
   new: { type: 'string' },
   rate: { type: 'string' },
+  'block-size': { type: 'string' },
+  label: { type: 'string' },
 } as const
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values']
@@ -91,6 +98,30 @@ async function create(positionals: string[], values: Values): Promise<number> {
     return 0
   } finally {
     for (const d of disks) await d.dev.close().catch(() => undefined)
+  }
+}
+
+async function mkfsVolume(positionals: string[], values: Values): Promise<number> {
+  only('mkfs', values, ['block-size', 'label', 'force'])
+  const bs = values['block-size']
+  if (bs !== undefined && bs !== '1024' && bs !== '4096') throw new VolumeUsageError(`--block-size: 1024 or 4096, got ${bs}`)
+  const v = await openVolume(disksOf(positionals))
+  try {
+    const found = await probeFileSystem(v.device)
+    if (found !== undefined && values.force !== true) {
+      throw new MkfsError('MKFS_HAS_FS', `volume ${v.config.name} already holds an ${found.type} file system${found.uuid === undefined ? '' : ` (UUID ${found.uuid})`}; use --force to format it anyway`)
+    }
+    // Not `zeroed`: a volume's disks may have held anything before they were members.
+    const r = await makeFileSystem(v.device, {
+      zeroed: false,
+      ...(bs === undefined ? {} : { blockSize: bs === '1024' ? 1024 : 4096 }),
+      ...(values.label === undefined ? {} : { label: values.label }),
+    })
+    const g = r.geometry
+    process.stdout.write(`volume ${v.config.name}: ext4, ${g.blocksCount} blocks of ${g.blockSize} bytes, ${g.inodesCount} inodes, UUID ${uuidText(r.uuid)}\n`)
+    return 0
+  } finally {
+    await v.close()
   }
 }
 
@@ -166,6 +197,7 @@ async function exportImage(positionals: string[], values: Values): Promise<numbe
 
 const SUBCOMMANDS: Readonly<Record<string, (positionals: string[], values: Values) => Promise<number>>> = {
   create,
+  mkfs: mkfsVolume,
   status,
   export: exportImage,
   scrub: (p, v) => {

@@ -1,6 +1,6 @@
 /*
  * tsnfs volume from the command line (real processes, real image files): a RAID-5 made by
- * `volume create`, an ext4 file system made and written in-process on the assembled volume,
+ * `volume create`, an ext4 file system made by `volume mkfs` and written in-process through the engine,
  * judged by e2fsck -fn and debugfs on the `volume export` image; status over renamed and
  * reordered disks, a foreign disk and a stale one refused; fail → degraded → replace → whole
  * → scrub; scrub finding and repairing a parity mismatch; usage errors.
@@ -10,7 +10,6 @@ import type { Test } from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
 import { openEngineOn } from '../../vfs/engine/fs/assemble.ts'
-import { makeFileSystem } from '../../vfs/engine/mkfs/mkfs.ts'
 import { MEMBER_RESERVED } from '../../vfs/volume/member-format.ts'
 import { openVolume } from '../../vfs/volume/open-volume.ts'
 import { scratch, seededBytes, tsnfsRaw } from '../vfs/engine/format-helpers.ts'
@@ -49,7 +48,7 @@ async function judge(t: Test, disks: string[], name: string): Promise<void> {
 
 const [a, b, c, d] = ['a.img', 'b.img', 'c.img', 'd.img'].map(p) as [string, string, string, string]
 
-t.test('create, make a file system, write, export: e2fsck clean', async (t) => {
+t.test('create, volume mkfs, write through the engine, export: e2fsck clean', async (t) => {
   const made = await run(['create', 'vol1', '--level', 'raid5', '--size', '12M', a, b, c])
   t.equal(made.code, 0, made.err)
   t.match(made.out, /^volume vol1 \(id [0-9a-f]{32}\): raid5 of 3 disks\n {2}member 0: [0-9a-f]{32} .*a\.img\n/)
@@ -58,8 +57,13 @@ t.test('create, make a file system, write, export: e2fsck clean', async (t) => {
   t.equal(st.out.match(/\.img ok\n/g)?.length, 3, 'three ok members')
   t.match(st.out, /raid5, 23068672 bytes, seq 1, ok\n/, '2 × (12 MiB − 1 MiB reserved)')
 
+  const mk = await run(['mkfs', a, b, c])
+  t.equal(mk.code, 0, mk.err)
+  t.match(mk.out, /^volume vol1: ext4, 22528 blocks of 1024 bytes, \d+ inodes, UUID [0-9a-f-]{36}\n$/)
+  const again = await run(['mkfs', a, b, c])
+  t.equal(again.code, 8)
+  t.match(again.err, /^tsnfs volume mkfs: volume vol1 already holds an ext4 file system \(UUID [0-9a-f-]{36}\); use --force/)
   const v = await openVolume([a, b, c])
-  await makeFileSystem(v.device, { zeroed: true })
   const e = await openEngineOn(v.device, { commitIntervalMs: 0 })
   const s = (await e.create(e.root(), Buffer.from('small.txt'), { how: 'unchecked', attr: {} }, owner)).ref
   await e.write(s, 0n, Buffer.from(small), 'file_sync')
