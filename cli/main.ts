@@ -27,6 +27,7 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = 
   debug: (a) => import('./debug.ts').then((m) => m.debug(a)),
   mkfs: (a) => import('./mkfs.ts').then((m) => m.mkfs(a)),
   fsck: (a) => import('./fsck.ts').then((m) => m.fsck(a)),
+  volume: (a) => import('./volume.ts').then((m) => m.volume(a)),
 }
 
 const USAGE = `usage: tsnfs <command> [options]
@@ -75,6 +76,14 @@ storage engine images (ext4; read only, nothing is served or mounted):
   mkfs IMAGE [--size SIZE] [--block-size 4096|1024] [--label L] [--force] ...
                                     make an ext4 file system (a new sparse image, or a file or device)
   fsck IMAGE [--json]               check the image read only, as e2fsck -fn (exit 0 clean, 4 problems, 8 error)
+
+volumes (several disks under one engine export; offline, on disks no server has open):
+  volume create NAME --level span|stripe|mirror|raid5 [--unit SIZE] [--size SIZE] [--force] DISK...
+  volume mkfs DISK... [--block-size 4096|1024] [--label L] [--force]   an ext4 file system on the volume
+  volume status [--json] DISK...    members and state (exit 1 when degraded)
+  volume export DISK... --to FILE   the volume's bytes as one sparse image, for e2fsck
+  volume scrub [--repair] DISK...   compare mirror legs and RAID-5 parity
+  volume fail DISK... --member N | volume replace DISK... --member N --new NEWDISK [--rate B/s]
   (tsnfs <command> --help, or tsnfs help <command>, for each command's options; tsnfs --version)
 `
 

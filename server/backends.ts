@@ -11,12 +11,13 @@ import { MemoryVfs } from '../vfs/memory/memory-vfs.ts'
 import { openEngine } from '../vfs/engine/fs/assemble.ts'
 import type { Vfs } from '../vfs/types.ts'
 import type { Export } from './exports/table.ts'
+import { openEngineOnVolume } from './volume-backend.ts'
 
 export interface BackendContext {
   /** The server's state directory; a backend keeps its own state below it. */
   stateDir: string
   /** Where a backend reports what degrades it (a missing native helper). */
-  log?: { warn(msg: string): void }
+  log?: { warn(msg: string): void; info?(msg: string): void }
   /** Pools shared by the backends of a kind (server/memory.ts trims them when idle); absent: each backend's default. */
   chunkPool?: ChunkPool
   readBuffers?: ReadBuffers
@@ -38,11 +39,18 @@ export const BACKENDS: ReadonlyMap<string, BackendFactory> = new Map<string, Bac
   // An ext4-format image served by our own engine; the export path is only the name clients mount.
   ['engine', (exp, ctx) => {
     const o = exp.entry.engine
-    if (o === undefined) throw new Error('backend=engine needs image=')
-    return openEngine(o.image, {
-      errors: o.errors, cacheBytes: o.cacheBytes, log: (msg) => ctx.log?.warn(msg), onRecovery: (msg) => ctx.log?.warn(`${o.image}: ${msg}`),
+    if (o === undefined) throw new Error('backend=engine needs image= or volume=')
+    const what = o.volume === undefined ? o.image : `volume ${o.volume}`
+    const opts = {
+      errors: o.errors, cacheBytes: o.cacheBytes, log: (msg: string) => ctx.log?.warn(msg), onRecovery: (msg: string) => ctx.log?.warn(`${what ?? ''}: ${msg}`),
       ...(ctx.readBuffers === undefined ? {} : { readBuffers: ctx.readBuffers }),
-    })
+    }
+    if (o.volume !== undefined) {
+      const log = { info: (msg: string) => (ctx.log?.info ?? ctx.log?.warn)?.(msg), warn: (msg: string) => ctx.log?.warn(msg) }
+      return openEngineOnVolume(o.volume, o.disks ?? [], opts, log)
+    }
+    if (o.image === undefined) throw new Error('backend=engine needs image= or volume=')
+    return openEngine(o.image, opts)
   }],
 ])
 

@@ -104,7 +104,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   const poolHolder = (name: string, p: { readonly bytes: number; trim(): number }): MemoryHolder => ({ name, kind: 'pool', bytes: () => p.bytes, trim: () => p.trim() })
   reclaimer.add(poolHolder('chunks', chunkPool))
   reclaimer.add(poolHolder('read', readBuffers))
-  const backends = new BackendSet({ stateDir: options.stateDir, log: { warn: (msg) => { log.warn(msg) } }, chunkPool, readBuffers }, factories)
+  const backends = new BackendSet({ stateDir: options.stateDir, log: { warn: (msg) => { log.warn(msg) }, info: (msg) => { log.info(msg) } }, chunkPool, readBuffers }, factories)
   await backends.sync(table.all())
 
   const host = new ServerHost(table, backends, new HandleCodec(state.handleKey), new WriteVerifier(), {

@@ -1,4 +1,5 @@
 import type { BackendName, ExportClientOptions } from './schema.ts'
+import { MAX_VOLUME_DISKS } from './schema.ts'
 
 /** Option state while a client's option list is applied; later options win. */
 export interface OptionState {
@@ -18,6 +19,9 @@ export interface ExportLevel {
   backend?: BackendName
   /** backend=engine settings; checked against the backend when the line is finished. */
   image?: string
+  volume?: string
+  /** The colon-separated `disks=` list, split. */
+  disks?: string[]
   errors?: 'remount-ro' | 'continue'
   cacheBytes?: number
 }
@@ -120,6 +124,18 @@ function applyOne(opt: string, s: OptionState, level: ExportLevel): string | nul
     case 'image':
       if (!value.startsWith('/') || value.length > 4096) return `image needs an absolute path, got "${value}"`
       return setLevel(level, 'image', value)
+    case 'volume':
+      if (!/^[A-Za-z0-9._-]{1,64}$/.test(value)) return `volume needs a volume name (1 to 64 of A-Z a-z 0-9 . _ -), got "${value}"`
+      return setLevel(level, 'volume', value)
+    case 'disks': {
+      const disks = value.split(':')
+      if (disks.length > MAX_VOLUME_DISKS) return `disks names ${disks.length} paths, at most ${MAX_VOLUME_DISKS}`
+      const bad = disks.find((d) => !d.startsWith('/') || d.length > 4096)
+      if (bad !== undefined) return `disks needs absolute paths or globs separated by ":", got "${bad}"`
+      if (level.disks !== undefined && level.disks.join(':') !== value) return `conflicting disks for this export ("${level.disks.join(':')}" and "${value}")`
+      level.disks = disks
+      return null
+    }
     case 'errors':
       if (value !== 'remount-ro' && value !== 'continue') return `errors needs remount-ro or continue, got "${value}"`
       return setLevel(level, 'errors', value)

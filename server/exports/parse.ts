@@ -97,12 +97,23 @@ function parseLine(logical: LogicalLine, file: string): ExportEntry {
   }
   const entry: ExportEntry = { path, backend: level.backend ?? 'local', clients, line: logical.line }
   if (level.fsid !== undefined) entry.fsid = level.fsid
-  const engineOnly = level.image ?? level.errors ?? level.cacheBytes
+  const engineOnly = level.image ?? level.errors ?? level.cacheBytes ?? level.volume ?? level.disks
   if (entry.backend === 'engine') {
-    if (level.image === undefined) throw new ExportsError(file, logical.line, 1, `backend=engine needs image=/path/to/image (export "${path}")`)
-    entry.engine = { image: level.image, errors: level.errors ?? 'remount-ro', cacheBytes: level.cacheBytes ?? DEFAULT_ENGINE_CACHE }
+    const fail = (reason: string): never => {
+      throw new ExportsError(file, logical.line, 1, `${reason} (export "${path}")`)
+    }
+    const common = { errors: level.errors ?? 'remount-ro', cacheBytes: level.cacheBytes ?? DEFAULT_ENGINE_CACHE } as const
+    if (level.volume !== undefined) {
+      if (level.image !== undefined) fail('volume= and image= exclude each other: the engine serves one image or one volume')
+      if (level.disks === undefined) fail(`volume=${level.volume} needs disks=/path/a.img:/path/b.img (its member disks, or globs)`)
+      entry.engine = { volume: level.volume, disks: level.disks ?? [], ...common }
+    } else {
+      if (level.disks !== undefined) fail('disks= needs volume=NAME')
+      if (level.image === undefined) fail('backend=engine needs image=/path/to/image')
+      entry.engine = { image: level.image ?? '', ...common }
+    }
   } else if (engineOnly !== undefined) {
-    throw new ExportsError(file, logical.line, 1, `image=, errors= and cache= apply only to backend=engine (export "${path}")`)
+    throw new ExportsError(file, logical.line, 1, `image=, volume=, disks=, errors= and cache= apply only to backend=engine (export "${path}")`)
   }
   return entry
 }

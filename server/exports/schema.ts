@@ -56,10 +56,17 @@ export type ClientSpec = Static<typeof ClientSpecSchema>
 export const BackendSchema = Type.Union([Type.Literal('memory'), Type.Literal('local'), Type.Literal('engine')])
 export type BackendName = Static<typeof BackendSchema>
 
+/** disks= entries at most: a volume's member limit (vfs/volume/config.ts MAX_MEMBERS). */
+export const MAX_VOLUME_DISKS = 64
+
 export const EngineOptionsSchema = Type.Object(
   {
-    /** `image=`: absolute path of the image file or block device. */
-    image: Type.String({ pattern: '^/', maxLength: 4096 }),
+    /** `image=`: absolute path of the image file or block device (absent when the export names a volume). */
+    image: Type.Optional(Type.String({ pattern: '^/', maxLength: 4096 })),
+    /** `volume=`: the name of the volume (issue 14) assembled from `disks`, instead of an image. */
+    volume: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]+$', maxLength: 64 })),
+    /** `disks=`: the volume's member disks, absolute paths or globs of the last component, expanded at start. */
+    disks: Type.Optional(Type.Array(Type.String({ pattern: '^/', maxLength: 4096 }), { minItems: 1, maxItems: MAX_VOLUME_DISKS })),
     /** `errors=`: what a metadata error does to the export (ext4's errors= mount option). */
     errors: Type.Union([Type.Literal('remount-ro'), Type.Literal('continue')]),
     /** `cache=`: the metadata buffer cache's byte limit. */

@@ -119,11 +119,19 @@ t.test('errors name file, line and column, with stable code', async (t) => {
     ['/a *(fsid=1) h(fsid=2)', 1, 16, 'conflicting fsid for this export ("1" and "2")'],
     ['/a *(backend=s3)', 1, 6, 'unknown backend "s3" (known: memory, local, engine)'],
     ['/a *(backend=engine)', 1, 1, 'backend=engine needs image=/path/to/image (export "/a")'],
-    ['/a *(image=/i.img)', 1, 1, 'image=, errors= and cache= apply only to backend=engine (export "/a")'],
+    ['/a *(image=/i.img)', 1, 1, 'image=, volume=, disks=, errors= and cache= apply only to backend=engine (export "/a")'],
     ['/a *(backend=engine,image=rel.img)', 1, 21, 'image needs an absolute path, got "rel.img"'],
     ['/a *(backend=engine,image=/i,errors=panic)', 1, 30, 'errors needs remount-ro or continue, got "panic"'],
     ['/a *(backend=engine,image=/i,cache=12k)', 1, 30, 'cache needs a size of at least 1M (e.g. 256M), got "12k"'],
     ['/a *(backend=engine,image=/i) h(image=/j)', 1, 33, 'conflicting image for this export ("/i" and "/j")'],
+    ['/a *(backend=engine,volume=v)', 1, 1, 'volume=v needs disks=/path/a.img:/path/b.img (its member disks, or globs) (export "/a")'],
+    ['/a *(backend=engine,volume=v,disks=/d/a:/d/b,image=/i)', 1, 1, 'volume= and image= exclude each other: the engine serves one image or one volume (export "/a")'],
+    ['/a *(backend=engine,disks=/d/a,image=/i)', 1, 1, 'disks= needs volume=NAME (export "/a")'],
+    ['/a *(backend=local,volume=v,disks=/d/a)', 1, 1, 'image=, volume=, disks=, errors= and cache= apply only to backend=engine (export "/a")'],
+    ['/a *(backend=engine,volume=bad/name,disks=/d/a)', 1, 21, 'volume needs a volume name (1 to 64 of A-Z a-z 0-9 . _ -), got "bad/name"'],
+    ['/a *(backend=engine,volume=v,disks=/d/a:rel)', 1, 30, 'disks needs absolute paths or globs separated by ":", got "rel"'],
+    ['/a *(backend=engine,volume=v,disks=/d/a:)', 1, 30, 'disks needs absolute paths or globs separated by ":", got ""'],
+    ['/a *(backend=engine,volume=v,disks=/d/a) h(disks=/d/b)', 1, 44, 'conflicting disks for this export ("/d/a" and "/d/b")'],
     ['/a -rw,bogus h', 1, 8, 'unknown option "bogus"'],
     ['/a *(rw', 1, 7, 'missing ")" after the options of "*(rw"'],
     ['/a *(rw)x)', 1, 8, 'unexpected ")" in options'],
@@ -164,6 +172,13 @@ t.test('backend=engine carries its image, errors= and cache= (defaults remount-r
   t.strictSame(list.exports.map((e) => [e.backend, e.engine]), [
     ['engine', { image: '/var/lib/tsnfs/data.img', errors: 'remount-ro', cacheBytes: 256 * 2 ** 20 }],
     ['engine', { image: '/dev/sdb', errors: 'continue', cacheBytes: 64 * 2 ** 20 }],
+  ])
+})
+
+t.test('backend=engine on a volume: volume= and disks= (split at ":", globs kept for the server to expand)', async (t) => {
+  const list = parseExports('/data *(rw,backend=engine,volume=vol1,disks=/d/a.img:/d/b*.img,cache=64M)\n', 'exports')
+  t.strictSame(list.exports.map((e) => [e.backend, e.engine]), [
+    ['engine', { volume: 'vol1', disks: ['/d/a.img', '/d/b*.img'], errors: 'remount-ro', cacheBytes: 64 * 2 ** 20 }],
   ])
 })
 

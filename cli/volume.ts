@@ -1,0 +1,245 @@
+/*
+ * tsnfs volume: volumes of several disks under the storage engine (issue 14), offline. Each
+ * subcommand opens the disks given, assembles the volume from their member superblocks
+ * (vfs/volume/open-volume.ts), does its work and closes them again.
+ */
+import { open } from 'node:fs/promises'
+import { parseArgs } from 'node:util'
+import { ImageFile } from '../vfs/engine/blockdev/image-file.ts'
+import { MkfsError } from '../vfs/engine/mkfs/errors.ts'
+import { makeFileSystem } from '../vfs/engine/mkfs/mkfs.ts'
+import { probeFileSystem, uuidText } from '../vfs/engine/mkfs/probe.ts'
+import type { ParentKind } from '../vfs/volume/config.ts'
+import { createVolume } from '../vfs/volume/create-volume.ts'
+import type { Disk } from '../vfs/volume/member-io.ts'
+import { openVolume } from '../vfs/volume/open-volume.ts'
+import type { OpenVolume } from '../vfs/volume/open-volume.ts'
+import { wantsHelp } from './help.ts'
+import { createMissing, parseSize, VolumeUsageError } from './volume-args.ts'
+import { failMember, replaceOffline, scrubVolume } from './volume-repair.ts'
+
+export const VOLUME_USAGE = `usage: tsnfs volume <subcommand> ...
+  volumes made of several disks (image files or block devices), served by backend=engine exports
+  (volume=NAME,disks=A:B:C); every subcommand works offline, on disks no server has open
+
+  create NAME --level span|stripe|mirror|raid5 [--unit SIZE] [--size SIZE] [--force] DISK...
+        make DISK... the members of a new volume (member superblocks and configuration);
+        --size creates missing DISKs as sparse image files of SIZE bytes; --force overwrites
+        disks that already belong to a volume; --unit: stripe unit of stripe and raid5 (64K)
+  mkfs DISK... [--block-size 4096|1024] [--label L] [--force]
+        make an ext4 file system on the volume for the storage engine (as tsnfs mkfs)
+  status [--json] DISK...
+        assemble read-only and print the volume and each member (exit 1 when degraded)
+  export DISK... --to FILE
+        write the volume's bytes to FILE (sparse), for e2fsck and the loop mount
+  scrub [--repair] DISK...
+        read everything, compare mirror legs and RAID-5 parity, print the mismatches (exit 1
+        when some were found); --repair rewrites them
+  fail DISK... --member N
+        mark member N (its index in status) failed in the configuration
+  replace DISK... --member N --new NEWDISK [--rate BYTES/s] [--size SIZE]
+        rebuild member N onto NEWDISK (created sparse with --size if missing), progress on stderr
+  fail and replace work offline only for now; online, through a running server, is a later step.
+  exit: 0 ok, 1 a problem found (degraded, mismatches), 2 usage, 8 error
+`
+
+const LEVELS: readonly ParentKind[] = ['span', 'stripe', 'mirror', 'raid5']
+
+const OPTIONS = {
+  level: { type: 'string' },
+  unit: { type: 'string' },
+  size: { type: 'string' },
+  force: { type: 'boolean' },
+  json: { type: 'boolean' },
+  to: { type: 'string' },
+  repair: { type: 'boolean' },
+  member: { type: 'string' },
+  new: { type: 'string' },
+  rate: { type: 'string' },
+  'block-size': { type: 'string' },
+  label: { type: 'string' },
+} as const
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values']
+
+/** Options a subcommand does not take are mistakes, not silently ignored. */
+function only(sub: string, values: Values, allowed: readonly (keyof Values)[]): void {
+  for (const key of Object.keys(values) as (keyof Values)[]) {
+    if (values[key] !== undefined && !allowed.includes(key)) throw new VolumeUsageError(`volume ${sub} does not take --${key}`)
+  }
+}
+
+function disksOf(positionals: readonly string[]): string[] {
+  if (positionals.length === 0) throw new VolumeUsageError('no DISK given')
+  return [...positionals]
+}
+
+export function memberIndex(text: string | undefined): number {
+  if (text === undefined) throw new VolumeUsageError('--member N is needed')
+  if (!/^\d{1,4}$/.test(text)) throw new VolumeUsageError(`--member: a member index (0, 1, ...), got ${text}`)
+  return Number(text)
+}
+
+async function create(positionals: string[], values: Values): Promise<number> {
+  only('create', values, ['level', 'unit', 'size', 'force'])
+  const [name, ...paths] = positionals
+  if (name === undefined) throw new VolumeUsageError('expected NAME and DISK...')
+  const level = values.level
+  if (level === undefined || !LEVELS.includes(level as ParentKind)) throw new VolumeUsageError(`--level: one of ${LEVELS.join(', ')}, got ${level ?? 'nothing'}`)
+  const size = values.size === undefined ? undefined : parseSize('--size', values.size)
+  const unit = values.unit === undefined ? undefined : parseSize('--unit', values.unit)
+  for (const p of disksOf(paths)) await createMissing(p, size)
+  const disks: Disk[] = []
+  try {
+    for (const p of paths) disks.push({ path: p, dev: await ImageFile.open(p) })
+    const made = await createVolume(name, level as ParentKind, disks, { ...(unit === undefined ? {} : { unit }), force: values.force === true })
+    process.stdout.write(`volume ${made.config.name} (id ${made.config.id}): ${level} of ${disks.length} disks\n`)
+    for (const [i, d] of made.disks.entries()) process.stdout.write(`  member ${i}: ${d.uuid} ${d.path}\n`)
+    return 0
+  } finally {
+    for (const d of disks) await d.dev.close().catch(() => undefined)
+  }
+}
+
+async function mkfsVolume(positionals: string[], values: Values): Promise<number> {
+  only('mkfs', values, ['block-size', 'label', 'force'])
+  const bs = values['block-size']
+  if (bs !== undefined && bs !== '1024' && bs !== '4096') throw new VolumeUsageError(`--block-size: 1024 or 4096, got ${bs}`)
+  const v = await openVolume(disksOf(positionals))
+  try {
+    const found = await probeFileSystem(v.device)
+    if (found !== undefined && values.force !== true) {
+      throw new MkfsError('MKFS_HAS_FS', `volume ${v.config.name} already holds an ${found.type} file system${found.uuid === undefined ? '' : ` (UUID ${found.uuid})`}; use --force to format it anyway`)
+    }
+    // Not `zeroed`: a volume's disks may have held anything before they were members.
+    const r = await makeFileSystem(v.device, {
+      zeroed: false,
+      ...(bs === undefined ? {} : { blockSize: bs === '1024' ? 1024 : 4096 }),
+      ...(values.label === undefined ? {} : { label: values.label }),
+    })
+    const g = r.geometry
+    process.stdout.write(`volume ${v.config.name}: ext4, ${g.blocksCount} blocks of ${g.blockSize} bytes, ${g.inodesCount} inodes, UUID ${uuidText(r.uuid)}\n`)
+    return 0
+  } finally {
+    await v.close()
+  }
+}
+
+interface MemberLine {
+  index: number
+  uuid: string
+  path: string | null
+  state: string
+  reason?: string
+}
+
+export function describeMembers(v: OpenVolume): MemberLine[] {
+  return v.config.members.map((m, index) => {
+    const missing = v.missing.find((x) => x.uuid === m.uuid)
+    const line: MemberLine = { index, uuid: m.uuid, path: v.disks.find((d) => d.uuid === m.uuid)?.path ?? null, state: missing === undefined ? m.state : m.state === 'ok' ? 'missing' : m.state }
+    if (missing !== undefined) line.reason = missing.reason
+    return line
+  })
+}
+
+async function status(positionals: string[], values: Values): Promise<number> {
+  only('status', values, ['json'])
+  const v = await openVolume(disksOf(positionals), { readOnly: true })
+  try {
+    const c = v.config
+    const members = describeMembers(v)
+    const degraded = v.missing.length > 0
+    if (values.json === true) {
+      const out = { name: c.name, id: c.id, level: c.root.kind, size: v.device.size, seq: c.seq, members, degraded, failed: false, repairs: v.repairs }
+      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`)
+    } else {
+      process.stdout.write(`volume ${c.name} (id ${c.id}): ${c.root.kind}, ${v.device.size} bytes, seq ${c.seq}, ${degraded ? 'degraded' : 'ok'}\n`)
+      for (const m of members) process.stdout.write(`  member ${m.index}: ${m.uuid} ${m.path ?? '-'} ${m.state}${m.reason === undefined ? '' : ` (${m.reason})`}\n`)
+      for (const r of v.repairs) process.stdout.write(`  ${r.path}: ${r.problems.join('; ')}\n`)
+    }
+    return degraded ? 1 : 0
+  } finally {
+    await v.close()
+  }
+}
+
+const CHUNK = 1024 * 1024
+
+async function exportImage(positionals: string[], values: Values): Promise<number> {
+  only('export', values, ['to'])
+  const to = values.to
+  if (to === undefined) throw new VolumeUsageError('--to FILE is needed')
+  const v = await openVolume(disksOf(positionals), { readOnly: true })
+  try {
+    const fh = await open(to, 'w')
+    let written = 0
+    try {
+      await fh.truncate(v.device.size)
+      const buf = Buffer.alloc(CHUNK)
+      for (let at = 0; at < v.device.size; at += CHUNK) {
+        const chunk = buf.subarray(0, Math.min(CHUNK, v.device.size - at))
+        await v.device.readInto(at, chunk)
+        // All-zero chunks stay holes: the file is as sparse as the volume is empty.
+        if (chunk.every((b) => b === 0)) continue
+        await fh.write(chunk, 0, chunk.length, at)
+        written += chunk.length
+      }
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    process.stdout.write(`${to}: ${v.device.size} bytes of volume ${v.config.name} (${written} bytes of data written)\n`)
+    return 0
+  } finally {
+    await v.close()
+  }
+}
+
+const SUBCOMMANDS: Readonly<Record<string, (positionals: string[], values: Values) => Promise<number>>> = {
+  create,
+  mkfs: mkfsVolume,
+  status,
+  export: exportImage,
+  scrub: (p, v) => {
+    only('scrub', v, ['repair'])
+    return scrubVolume(disksOf(p), v.repair === true)
+  },
+  fail: (p, v) => {
+    only('fail', v, ['member'])
+    return failMember(disksOf(p), memberIndex(v.member))
+  },
+  replace: (p, v) => {
+    only('replace', v, ['member', 'new', 'rate', 'size'])
+    if (v.new === undefined) throw new VolumeUsageError('--new NEWDISK is needed')
+    const rate = v.rate === undefined ? 0 : /^\d{1,15}$/.test(v.rate) ? Number(v.rate) : NaN
+    if (Number.isNaN(rate)) throw new VolumeUsageError(`--rate: bytes per second, got ${v.rate ?? ''}`)
+    return replaceOffline(disksOf(p), memberIndex(v.member), v.new, { rate, size: v.size === undefined ? undefined : parseSize('--size', v.size) })
+  },
+}
+
+export async function volume(argv: string[]): Promise<number> {
+  if (wantsHelp(argv)) {
+    process.stdout.write(VOLUME_USAGE)
+    return 0
+  }
+  const [sub, ...rest] = argv
+  const run = sub === undefined ? undefined : SUBCOMMANDS[sub]
+  try {
+    if (run === undefined) throw new VolumeUsageError(sub === undefined ? 'no subcommand given' : `unknown subcommand "${sub}"`)
+    let parsed: { values: Values; positionals: string[] }
+    try {
+      parsed = parseArgs({ args: rest, options: OPTIONS, allowPositionals: true, strict: true })
+    } catch (err) {
+      throw new VolumeUsageError(err instanceof Error ? err.message : String(err))
+    }
+    return await run(parsed.positionals, parsed.values)
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err)
+    if (err instanceof VolumeUsageError) {
+      process.stderr.write(`tsnfs volume: ${message}\n${VOLUME_USAGE}`)
+      return 2
+    }
+    process.stderr.write(`tsnfs volume${sub === undefined ? '' : ` ${sub}`}: ${message}\n`)
+    return 8
+  }
+}

@@ -1,0 +1,62 @@
+import { ImageFile } from '../engine/blockdev/image-file.ts'
+import type { AssembledVolume } from './assemble.ts'
+import { assembleVolume } from './assemble.ts'
+import { LAYERS, openIntentBitmap, redundantLayers } from './factory.ts'
+import type { VolumeEventSink } from './layer.ts'
+import type { Disk } from './member-io.ts'
+
+export interface OpenVolumeOptions {
+  /** Only this volume (name or id); a disk of another is VOLUME_FOREIGN. */
+  volume?: string
+  readOnly?: boolean
+  onEvent?: VolumeEventSink
+}
+
+export interface OpenVolume extends AssembledVolume {
+  /** Closes the layers (which close their members), the intent logs, and every disk opened. */
+  close(): Promise<void>
+}
+
+/**
+ * Opens every path (an image file or a block device; read-write opens are locked against a
+ * second opener) and assembles the volume its member superblocks describe, with the real layers
+ * and write-intent bitmaps. Read-write, the regions a crash left dirty are resynced before the
+ * volume is handed out. On any error, whatever was opened is closed again.
+ */
+export async function openVolume(paths: readonly string[], opts: OpenVolumeOptions = {}): Promise<OpenVolume> {
+  const readOnly = opts.readOnly ?? false
+  const disks: Disk[] = []
+  const closeDisks = async (): Promise<void> => {
+    for (const d of disks) await d.dev.close().catch(() => undefined)
+  }
+  let assembled: AssembledVolume | undefined
+  try {
+    for (const path of paths) disks.push({ path, dev: await ImageFile.open(path, { readOnly }) })
+    assembled = await assembleVolume(disks, LAYERS, {
+      openIntent: openIntentBitmap,
+      ...(opts.volume === undefined ? {} : { volume: opts.volume }),
+      ...(opts.onEvent === undefined ? {} : { onEvent: opts.onEvent }),
+    })
+    const volume = assembled
+    const close = async (): Promise<void> => {
+      await volume.device.close().catch(() => undefined)
+      for (const intent of volume.intents) await intent.close().catch(() => undefined)
+      // Disks the tree does not hold (a member marked failed) are still open.
+      for (const d of volume.disks) await d.dev.close().catch(() => undefined)
+      await closeDisks()
+    }
+    if (!readOnly) {
+      try {
+        // Innermost first: an outer layer's resync reads through the inner ones.
+        for (const layer of redundantLayers(volume.device).reverse()) await layer.resync()
+      } catch (err) {
+        await close()
+        throw err
+      }
+    }
+    return Object.assign(volume, { close })
+  } catch (err) {
+    if (assembled === undefined) await closeDisks()
+    throw err
+  }
+}
