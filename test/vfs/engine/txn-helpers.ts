@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { BlockDevice } from '../../../vfs/engine/blockdev/block-device.ts'
+import { PassThroughDevice } from '../../../vfs/engine/blockdev/pass-through.ts'
 import type { TxnLog, TxnManager } from '../../../vfs/engine/txn/txn.ts'
 
 export const BS = 1024
@@ -125,8 +126,7 @@ export class FakeLog implements TxnLog {
 }
 
 /** Counts what reaches the device; `failWrites`/`failFlush` make it fail like a dying disk. */
-export class CountingDevice implements BlockDevice {
-  readonly inner: BlockDevice
+export class CountingDevice extends PassThroughDevice {
   reads = 0
   writes = 0
   flushes = 0
@@ -134,47 +134,27 @@ export class CountingDevice implements BlockDevice {
   failWrites = false
   failFlush = false
 
-  constructor(inner: BlockDevice) {
-    this.inner = inner
-  }
-
-  get size(): number {
-    return this.inner.size
-  }
-
-  get sectorSize(): number {
-    return this.inner.sectorSize
-  }
-
-  get readOnly(): boolean {
-    return this.inner.readOnly
-  }
-
-  read(offset: number, length: number): Promise<Buffer> {
+  override read(offset: number, length: number): Promise<Buffer> {
     this.reads++
     return this.inner.read(offset, length)
   }
 
-  async readInto(offset: number, target: Uint8Array): Promise<void> {
+  override async readInto(offset: number, target: Uint8Array): Promise<void> {
     if (this.failReads) throw Object.assign(new Error(`read at ${offset} failed`), { code: 'EIO' })
     this.reads++
     await this.inner.readInto(offset, target)
   }
 
-  async write(offset: number, data: Uint8Array): Promise<void> {
+  override async write(offset: number, data: Uint8Array): Promise<void> {
     if (this.failWrites) throw Object.assign(new Error(`write at ${offset} failed`), { code: 'EIO' })
     this.writes++
     await this.inner.write(offset, data)
   }
 
-  async flush(): Promise<void> {
+  override async flush(): Promise<void> {
     if (this.failFlush) throw Object.assign(new Error('flush failed'), { code: 'EIO' })
     this.flushes++
     await this.inner.flush()
-  }
-
-  close(): Promise<void> {
-    return this.inner.close()
   }
 }
 

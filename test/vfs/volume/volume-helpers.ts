@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto'
 import type { BlockDevice } from '../../../vfs/engine/blockdev/block-device.ts'
+import { PassThroughDevice } from '../../../vfs/engine/blockdev/pass-through.ts'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
 import type { IntentLog } from '../../../vfs/volume/layer.ts'
 
@@ -38,45 +39,29 @@ export function randomBytes(r: () => number, length: number): Buffer {
 }
 
 /** A device that counts the writes and bytes it passes on (to prove what a copy touched). */
-export class CountingDevice implements BlockDevice {
-  readonly inner: BlockDevice
+export class CountingDevice extends PassThroughDevice {
   writes = 0
   bytesWritten = 0
   flushes = 0
   reads = 0
   readonly writeLog: { offset: number; length: number }[] = []
-  constructor(inner: BlockDevice) {
-    this.inner = inner
-  }
-  get size(): number {
-    return this.inner.size
-  }
-  get sectorSize(): number {
-    return this.inner.sectorSize
-  }
-  get readOnly(): boolean {
-    return this.inner.readOnly
-  }
-  read(offset: number, length: number): Promise<Buffer> {
+  override read(offset: number, length: number): Promise<Buffer> {
     this.reads++
     return this.inner.read(offset, length)
   }
-  readInto(offset: number, target: Uint8Array): Promise<void> {
+  override readInto(offset: number, target: Uint8Array): Promise<void> {
     this.reads++
     return this.inner.readInto(offset, target)
   }
-  write(offset: number, data: Uint8Array): Promise<void> {
+  override write(offset: number, data: Uint8Array): Promise<void> {
     this.writes++
     this.bytesWritten += data.length
     this.writeLog.push({ offset, length: data.length })
     return this.inner.write(offset, data)
   }
-  flush(): Promise<void> {
+  override flush(): Promise<void> {
     this.flushes++
     return this.inner.flush()
-  }
-  close(): Promise<void> {
-    return this.inner.close()
   }
 }
 
