@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { BlockDevice } from '../../../vfs/engine/blockdev/block-device.ts'
 import { PassThroughDevice } from '../../../vfs/engine/blockdev/pass-through.ts'
 import type { TxnLog, TxnManager } from '../../../vfs/engine/txn/txn.ts'
+import { prng } from '../../helpers/prng.ts'
 
 export const BS = 1024
 
@@ -158,17 +159,8 @@ export class CountingDevice extends PassThroughDevice {
   }
 }
 
-/** mulberry32: small, seedable, good enough to pick blocks and delays. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** The shared seeded generator (mulberry32), under the name this file's tests use. */
+export { prng }
 
 /** Append `op` to the list a test block holds (count at 0, u32 entries after it). */
 export function appendOp(buf: Buffer, op: number): void {

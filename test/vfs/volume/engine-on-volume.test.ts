@@ -21,22 +21,11 @@ import { makeFileSystem } from '../../../vfs/engine/mkfs/mkfs.ts'
 import { MirrorDevice } from '../../../vfs/volume/mirror.ts'
 import { Raid5Device } from '../../../vfs/volume/raid5.ts'
 import type { FileRef } from '../../../vfs/types.ts'
+import { prng } from '../../helpers/prng.ts'
 
 t.setTimeout(180_000)
 const MEMBER = 48 * 2 ** 20
 const owner = { uid: 0, gid: 0 }
-
-/** A small seeded generator (mulberry32), so a printed seed makes the same run again. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let x = s
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32
-  }
-}
 
 interface Layout {
   name: string

@@ -6,17 +6,8 @@ import { Raid5Device } from '../../../vfs/volume/raid5.ts'
 import type { Raid5Options } from '../../../vfs/volume/raid5.ts'
 import type { VolumeEvent } from '../../../vfs/volume/layer.ts'
 
-/** mulberry32: small, seeded, good enough to pick offsets. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** The shared seeded generator (mulberry32), under the name this file's tests use. */
+export { prng as rng } from '../../helpers/prng.ts'
 
 /** The seed from `env` (to reproduce a failure) or a fresh one. */
 export function seedFrom(env: string): number {

@@ -5,17 +5,12 @@ import type { VolumeEvent } from '../../../vfs/volume/layer.ts'
 import { OriginDevice } from '../../../vfs/volume/snapshot.ts'
 import type { OriginOptions } from '../../../vfs/volume/snapshot.ts'
 import { SnapshotStore } from '../../../vfs/volume/snapshot-store.ts'
+import { prng } from '../../helpers/prng.ts'
 
-/** A small seeded generator (mulberry32): the same seed gives the same workload. */
+/** Integers in [0, n) from the shared seeded generator: the same seed gives the same workload. */
 export function rng(seed: number): (n: number) => number {
-  let a = seed >>> 0
-  return (n: number): number => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return Math.floor((((x ^ (x >>> 14)) >>> 0) / 4294967296) * n)
-  }
+  const next = prng(seed)
+  return (n: number): number => Math.floor(next() * n)
 }
 
 /** The seed from `name` in the environment, else a fresh one; the test prints it either way. */

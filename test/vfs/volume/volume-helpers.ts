@@ -4,17 +4,8 @@ import { PassThroughDevice } from '../../../vfs/engine/blockdev/pass-through.ts'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
 import type { IntentLog } from '../../../vfs/volume/layer.ts'
 
-/** mulberry32: a small seeded generator, so a failing random test reruns exactly from its printed seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** The shared seeded generator (mulberry32), under the name this file's tests use. */
+export { prng as rng } from '../../helpers/prng.ts'
 
 /** The seed from TSNFS_VOLUME_SEED, or a fresh one; the caller prints it. */
 export function seedOf(): number {
