@@ -56,6 +56,13 @@ const t0 = performance.now()
 const bases = await Promise.all(names.map(async (n) => prepare(await loadBase(n, makeBaseBytes(n)))))
 console.log(`base images: ${bases.map((b) => `${b.name} (${b.targets.length} metadata structures, ${b.inodesWalked} inodes)`).join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
 
+/** A line every 1,000 images, for either fuzz, timed from `start`. */
+function progress(start: number): (i: number, t: { failures: readonly unknown[] }) => void {
+  return (i, t) => {
+    if ((i + 1) % 1000 === 0) console.log(`  ${i + 1} images, ${t.failures.length} failures, ${((performance.now() - start) / 1000).toFixed(1)} s`)
+  }
+}
+
 if (values.write) {
   console.log(`write fuzz: seed ${seed} (--write --seed ${seed} to repeat), ${images} images, deadline ${deadlineMs} ms per image`)
   const start = performance.now()
@@ -64,9 +71,7 @@ if (values.write) {
     images,
     seed,
     deadlineMs,
-    onImage: (i, t) => {
-      if ((i + 1) % 1000 === 0) console.log(`  ${i + 1} images, ${t.failures.length} failures, ${((performance.now() - start) / 1000).toFixed(1)} s`)
-    },
+    onImage: progress(start),
   })
   console.log(`${tally.images} images in ${((performance.now() - start) / 1000).toFixed(1)} s: ${tally.opened} opened, ${tally.readOnly} went read-only, slowest ${tally.slowestMs.toFixed(0)} ms`)
   console.log(`outcomes: ${JSON.stringify(tally.outcomes)}`)
@@ -91,9 +96,7 @@ const tally = await runFuzz({
   images,
   seed,
   deadlineMs,
-  onImage: (i, t) => {
-    if ((i + 1) % 1000 === 0) console.log(`  ${i + 1} images, ${t.failures.length} failures, ${((performance.now() - start) / 1000).toFixed(1)} s`)
-  },
+  onImage: progress(start),
 })
 const seconds = (performance.now() - start) / 1000
 const table = (r: Record<string, number>): string =>

@@ -14,20 +14,9 @@ import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import { join } from 'node:path'
 import { DATA_SYNC, ensureBuilt, FILE_SYNC, Nfs3, S, spawnServe, UNSTABLE } from '../helpers/local.ts'
+import { prng } from '../helpers/prng.ts'
 
 t.before(ensureBuilt)
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed with TSNFS_CRASH_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 interface Range {
   offset: number

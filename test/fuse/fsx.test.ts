@@ -11,23 +11,13 @@ import type { FileHandle } from 'node:fs/promises'
 import { open, rename, stat, truncate, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { TEST_OPTS, canFuse, exportDir, manifest, mountFuse, mountpointDir, patternBytes } from '../helpers/fuse.ts'
+import { prng } from '../helpers/prng.ts'
 
 const SEED = 0x5eed_f5c5
 const STEPS = 600
 const NAMES = ['a', 'b', 'c', 'd']
 const MAX_OFFSET = 1_500_000
 const MAX_LEN = 150_000
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let x = s
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 async function attempt(fn: () => Promise<string>): Promise<string> {
   try {

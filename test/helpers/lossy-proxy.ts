@@ -13,18 +13,10 @@ import { once } from 'node:events'
 import { connect, createServer } from 'node:net'
 import type { Socket } from 'node:net'
 import { RecordReader, frameRecord } from '../../xdr/record.ts'
+import { prng } from './prng.ts'
 
-/** mulberry32. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b_79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4_294_967_296
-  }
-}
+/** The shared seeded generator (mulberry32), under the name this file's tests use. */
+export { prng as seeded }
 
 export interface UdpFaults {
   /** Probability that a datagram is dropped (each way). */
@@ -52,7 +44,7 @@ export interface LossyUdpProxy {
 
 /** Clients send to `port`; each client address gets its own upstream socket to the server. */
 export async function startLossyUdpProxy(t: Test, target: number, faults: UdpFaults): Promise<LossyUdpProxy> {
-  const random = seeded(faults.seed)
+  const random = prng(faults.seed)
   const counters: UdpProxyCounters = { forwarded: 0, dropped: 0, duplicated: 0, delayed: 0 }
   const front = createSocket('udp4')
   const upstreams = new Map<string, DgramSocket>()
@@ -129,7 +121,7 @@ export interface CuttingTcpProxy {
 }
 
 export async function startCuttingTcpProxy(t: Test, target: number, opts: { cut: number; seed: number }): Promise<CuttingTcpProxy> {
-  const random = seeded(opts.seed)
+  const random = prng(opts.seed)
   const sockets = new Set<Socket>()
   const proxy: CuttingTcpProxy = { port: 0, cut: opts.cut, counters: { calls: 0, cutMidRecord: 0, cutBeforeReply: 0 } }
   const server = createServer(client => {

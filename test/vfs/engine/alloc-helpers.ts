@@ -11,6 +11,7 @@ import type { AllocatorOptions } from '../../../vfs/engine/alloc/ext4-allocator.
 import { ImageFile } from '../../../vfs/engine/blockdev/image-file.ts'
 import { DirectTxnManager } from '../../../vfs/engine/txn/direct-txn.ts'
 import { mkfs, scratch } from './format-helpers.ts'
+import { prngU32 } from '../../helpers/prng.ts'
 
 export interface Layout {
   name: string
@@ -80,14 +81,8 @@ export function superCounts(file: string): { freeBlocks: number; freeInodes: num
   return { freeBlocks: num('Free blocks'), freeInodes: num('Free inodes') }
 }
 
-/** A small seeded generator of integers in [0, n). */
+/** A small seeded generator of integers in [0, n): the shared generator's raw outputs mod n. */
 export function seededInt(seed: number): (n: number) => number {
-  let s = seed >>> 0
-  return (n) => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let x = s
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return (((x ^ (x >>> 14)) >>> 0) % n)
-  }
+  const u32 = prngU32(seed)
+  return (n) => u32() % n
 }

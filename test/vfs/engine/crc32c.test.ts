@@ -4,27 +4,12 @@ import { randomInt } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { crc32c, crc32cUpdate } from '../../../vfs/engine/crc32c.ts'
+import { prng as rng } from '../../helpers/prng.ts'
+import { CRC32C_CASTAGNOLI, crcReference } from '../../helpers/crc-reference.ts'
 
 /** Bit at a time, straight from the polynomial: the reference the table-driven code must match. */
 function reference(crc: number, data: Uint8Array): number {
-  let c = crc >>> 0
-  for (const byte of data) {
-    c ^= byte
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1
-  }
-  return c >>> 0
-}
-
-/** A small seeded generator (mulberry32), so a failing case can be replayed from its printed seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
+  return crcReference(CRC32C_CASTAGNOLI, crc, data)
 }
 
 t.test('standard vectors (RFC 3720 B.4 and the check value)', async (t) => {

@@ -12,6 +12,7 @@ import path from 'node:path'
 import { Ext4Image } from '../../../vfs/engine/reader/image.ts'
 import type { Inode } from '../../../vfs/engine/format/inode.ts'
 import { FileReadAt } from '../../../vfs/engine/reader/read-at.ts'
+import { prng, prngU32 } from '../../helpers/prng.ts'
 
 export const ROOT = path.resolve(import.meta.dirname, '../../..')
 
@@ -59,30 +60,15 @@ export async function withMount<T>(t: Test, image: string, fill: (dir: string) =
   }
 }
 
-/** mulberry32 as numbers in [0, 1): a failing run repeats from its printed seed. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let x = s
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32
-  }
-}
+/** The shared seeded generator (mulberry32), under the name this file's tests use. */
+export { prng as rng }
 
-/** mulberry32: a small seeded generator, so a failing run can be repeated from its printed seed. */
+/** Bytes from the shared generator's raw outputs, the low byte of each: a failing run repeats from its printed seed. */
 export function seededBytes(seed: number): (n: number) => Buffer {
-  let s = seed >>> 0
+  const u32 = prngU32(seed)
   return (n) => {
     const out = Buffer.allocUnsafe(n)
-    for (let i = 0; i < n; i++) {
-      s = (s + 0x6d2b79f5) >>> 0
-      let x = s
-      x = Math.imul(x ^ (x >>> 15), x | 1)
-      x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-      out[i] = ((x ^ (x >>> 14)) >>> 0) & 0xff
-    }
+    for (let i = 0; i < n; i++) out[i] = u32() & 0xff
     return out
   }
 }

@@ -8,6 +8,7 @@
  */
 import type { MetadataKind } from '../../../vfs/engine/reader/verify.ts'
 import type { Target } from './fuzz-base.ts'
+import { prngU32 } from '../../helpers/prng.ts'
 
 export type Width = 1 | 2 | 4
 
@@ -82,16 +83,9 @@ export function fieldsOf(t: Target, image: Buffer): Field[] {
   }
 }
 
-/** mulberry32: small, seeded, and the same everywhere, so a printed seed makes the same image. */
+/** The shared seeded generator (mulberry32) as raw words, integers and picks, so a printed seed makes the same image. */
 export function rng(seed: number): { u32(): number; int(n: number): number; pick<T>(a: readonly T[]): T } {
-  let s = seed >>> 0
-  const u32 = (): number => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let x = s
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return (x ^ (x >>> 14)) >>> 0
-  }
+  const u32 = prngU32(seed)
   const int = (n: number): number => Math.floor((u32() / 2 ** 32) * n)
   return {
     u32,

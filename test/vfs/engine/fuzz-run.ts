@@ -47,9 +47,12 @@ export function caseSeed(runSeed: number, i: number): number {
   return rng((runSeed ^ Math.imul(i + 1, 0x9e3779b9)) >>> 0).u32()
 }
 
-/** Make image (base, mode, seed) and walk it. */
-export async function fuzzOne(base: LoadedBase, mode: Mode, seed: number, deadlineMs: number): Promise<CaseResult> {
-  const r = rng(seed)
+/**
+ * A copy of `base` with 1 to 3 mutations drawn from `r`, their checksums made right again when
+ * `resum` (so the damage reaches the checks behind them): how every reader and writer fuzz case
+ * starts. `r` is left where the mutations stopped, for a case that goes on drawing from it.
+ */
+export async function mutatedImage(base: LoadedBase, r: ReturnType<typeof rng>, resumSums: boolean): Promise<{ dev: MemoryDevice; mutations: Mutation[] }> {
   const dev = base.dev.clone({ readOnly: false })
   const kinds = [...base.byKind.keys()]
   const touched: Target[] = []
@@ -61,7 +64,13 @@ export async function fuzzOne(base: LoadedBase, mode: Mode, seed: number, deadli
     touched.push(t)
     mutations.push(m)
   }
-  if (mode === 'resum') for (const t of touched) await resum(dev, t)
+  if (resumSums) for (const t of touched) await resum(dev, t)
+  return { dev, mutations }
+}
+
+/** Make image (base, mode, seed) and walk it. */
+export async function fuzzOne(base: LoadedBase, mode: Mode, seed: number, deadlineMs: number): Promise<CaseResult> {
+  const { dev, mutations } = await mutatedImage(base, rng(seed), mode === 'resum')
   const start = performance.now()
   const walk = await walkImage(dev, { verifier: mode === 'noverify' ? NO_VERIFY : undefined, deadlineMs })
   const ms = performance.now() - start

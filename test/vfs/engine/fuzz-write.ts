@@ -21,12 +21,10 @@ import { Jbd2Error } from '../../../vfs/engine/jbd2/errors.ts'
 import { TxnError } from '../../../vfs/engine/txn/txn.ts'
 import { VfsError } from '../../../vfs/errors.ts'
 import type { FileRef } from '../../../vfs/types.ts'
-import type { Target } from './fuzz-base.ts'
-import { mutation, rng } from './fuzz-mutate.ts'
+import { rng } from './fuzz-mutate.ts'
 import type { Mutation } from './fuzz-mutate.ts'
-import { caseSeed } from './fuzz-run.ts'
+import { caseSeed, mutatedImage } from './fuzz-run.ts'
 import type { LoadedBase } from './fuzz-run.ts'
-import { resum } from './fuzz-resum.ts'
 
 export type WriteMode = 'verify' | 'resum'
 export const WRITE_MODES: readonly WriteMode[] = ['verify', 'resum']
@@ -74,18 +72,7 @@ function codeOf(err: unknown): string {
 /** Make image (base, mode, seed), change it through the engine, close it; judge as the header says. */
 export async function writeOne(base: LoadedBase, mode: WriteMode, seed: number, deadlineMs: number): Promise<WriteCase> {
   const r = rng(seed)
-  const dev = base.dev.clone({ readOnly: false })
-  const kinds = [...base.byKind.keys()]
-  const touched: Target[] = []
-  const mutations: Mutation[] = []
-  for (let n = 1 + r.int(3); n > 0; n--) {
-    const t = r.pick(base.byKind.get(r.pick(kinds)) ?? [])
-    const m = mutation(r, t, base.bytes, base.blockSize)
-    dev.writeSync(m.at, m.bytes)
-    touched.push(t)
-    mutations.push(m)
-  }
-  if (mode === 'resum') for (const t of touched) await resum(dev, t)
+  const { dev, mutations } = await mutatedImage(base, r, mode === 'resum')
   const out: WriteCase = { base: base.name, mode, seed, mutations, opened: false, outcomes: {}, failures: [], ms: 0 }
   const start = performance.now()
   const deadline = start + deadlineMs

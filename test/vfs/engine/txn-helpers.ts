@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { BlockDevice } from '../../../vfs/engine/blockdev/block-device.ts'
+import { PassThroughDevice } from '../../../vfs/engine/blockdev/pass-through.ts'
 import type { TxnLog, TxnManager } from '../../../vfs/engine/txn/txn.ts'
+import { prng } from '../../helpers/prng.ts'
 
 export const BS = 1024
 
@@ -125,8 +127,7 @@ export class FakeLog implements TxnLog {
 }
 
 /** Counts what reaches the device; `failWrites`/`failFlush` make it fail like a dying disk. */
-export class CountingDevice implements BlockDevice {
-  readonly inner: BlockDevice
+export class CountingDevice extends PassThroughDevice {
   reads = 0
   writes = 0
   flushes = 0
@@ -134,61 +135,32 @@ export class CountingDevice implements BlockDevice {
   failWrites = false
   failFlush = false
 
-  constructor(inner: BlockDevice) {
-    this.inner = inner
-  }
-
-  get size(): number {
-    return this.inner.size
-  }
-
-  get sectorSize(): number {
-    return this.inner.sectorSize
-  }
-
-  get readOnly(): boolean {
-    return this.inner.readOnly
-  }
-
-  read(offset: number, length: number): Promise<Buffer> {
+  override read(offset: number, length: number): Promise<Buffer> {
     this.reads++
     return this.inner.read(offset, length)
   }
 
-  async readInto(offset: number, target: Uint8Array): Promise<void> {
+  override async readInto(offset: number, target: Uint8Array): Promise<void> {
     if (this.failReads) throw Object.assign(new Error(`read at ${offset} failed`), { code: 'EIO' })
     this.reads++
     await this.inner.readInto(offset, target)
   }
 
-  async write(offset: number, data: Uint8Array): Promise<void> {
+  override async write(offset: number, data: Uint8Array): Promise<void> {
     if (this.failWrites) throw Object.assign(new Error(`write at ${offset} failed`), { code: 'EIO' })
     this.writes++
     await this.inner.write(offset, data)
   }
 
-  async flush(): Promise<void> {
+  override async flush(): Promise<void> {
     if (this.failFlush) throw Object.assign(new Error('flush failed'), { code: 'EIO' })
     this.flushes++
     await this.inner.flush()
   }
-
-  close(): Promise<void> {
-    return this.inner.close()
-  }
 }
 
-/** mulberry32: small, seedable, good enough to pick blocks and delays. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** The shared seeded generator (mulberry32), under the name this file's tests use. */
+export { prng }
 
 /** Append `op` to the list a test block holds (count at 0, u32 entries after it). */
 export function appendOp(buf: Buffer, op: number): void {

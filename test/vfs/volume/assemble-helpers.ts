@@ -28,17 +28,8 @@ export async function labelAll(disks: readonly Disk[]): Promise<void> {
   for (const d of disks) await label(d.dev, d.path)
 }
 
-/** mulberry32, for seeded shuffles. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** The shared seeded generator (mulberry32), under the name this file's tests use. */
+export { prng as rng } from '../../helpers/prng.ts'
 
 export function shuffle<T>(items: readonly T[], random: () => number): T[] {
   const out = [...items]

@@ -15,27 +15,17 @@ import path from 'node:path'
 import { FaultDevice } from '../../../vfs/engine/blockdev/fault-device.ts'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
 import type { BlockDevice } from '../../../vfs/engine/blockdev/block-device.ts'
+import { PassThroughDevice } from '../../../vfs/engine/blockdev/pass-through.ts'
 import { openEngineOn } from '../../../vfs/engine/fs/assemble.ts'
 import { makeFileSystem } from '../../../vfs/engine/mkfs/mkfs.ts'
 import { MirrorDevice } from '../../../vfs/volume/mirror.ts'
 import { Raid5Device } from '../../../vfs/volume/raid5.ts'
 import type { FileRef } from '../../../vfs/types.ts'
+import { prng } from '../../helpers/prng.ts'
 
 t.setTimeout(180_000)
 const MEMBER = 48 * 2 ** 20
 const owner = { uid: 0, gid: 0 }
-
-/** A small seeded generator (mulberry32), so a printed seed makes the same run again. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let x = s
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32
-  }
-}
 
 interface Layout {
   name: string
@@ -50,33 +40,8 @@ const LAYOUTS: Layout[] = [
 ]
 
 /** A member that outlives the layers built on it: layers close their members, and each phase below builds the layer anew. */
-class KeepOpen implements BlockDevice {
-  readonly inner: BlockDevice
-  constructor(inner: BlockDevice) {
-    this.inner = inner
-  }
-  get size(): number {
-    return this.inner.size
-  }
-  get sectorSize(): number {
-    return this.inner.sectorSize
-  }
-  get readOnly(): boolean {
-    return this.inner.readOnly
-  }
-  read(offset: number, length: number): Promise<Buffer> {
-    return this.inner.read(offset, length)
-  }
-  readInto(offset: number, target: Uint8Array): Promise<void> {
-    return this.inner.readInto(offset, target)
-  }
-  write(offset: number, data: Uint8Array): Promise<void> {
-    return this.inner.write(offset, data)
-  }
-  flush(): Promise<void> {
-    return this.inner.flush()
-  }
-  close(): Promise<void> {
+class KeepOpen extends PassThroughDevice {
+  override close(): Promise<void> {
     return Promise.resolve()
   }
 }

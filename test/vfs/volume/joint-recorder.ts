@@ -1,5 +1,6 @@
 import type { BlockDevice } from '../../../vfs/engine/blockdev/block-device.ts'
 import type { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
+import { PassThroughDevice } from '../../../vfs/engine/blockdev/pass-through.ts'
 
 /** One write on one of the recorded devices; `completed` is Infinity while it is in flight. */
 export interface JointWrite {
@@ -33,34 +34,7 @@ export class JointRecorder {
   }
 
   wrap(dev: number, inner: BlockDevice): BlockDevice {
-    const writes = this.writes
-    const flushes = this.#flushes
-    const tick = (): number => this.#clock++
-    return {
-      get size() {
-        return inner.size
-      },
-      get sectorSize() {
-        return inner.sectorSize
-      },
-      get readOnly() {
-        return inner.readOnly
-      },
-      read: (offset, length) => inner.read(offset, length),
-      readInto: (offset, target) => inner.readInto(offset, target),
-      write: async (offset, data) => {
-        const w: JointWrite = { dev, offset, data: Buffer.from(data), issued: tick(), completed: Infinity }
-        writes.push(w)
-        await inner.write(offset, data)
-        w.completed = tick()
-      },
-      flush: async () => {
-        const called = tick()
-        await inner.flush()
-        flushes.push({ dev, called, completed: tick() })
-      },
-      close: () => inner.close(),
-    }
+    return new JointMember(inner, dev, this.writes, this.#flushes, () => this.#clock++)
   }
 
   /** Writes surely on the medium, and those that may be, after a crash at tick `at`. */
@@ -96,4 +70,33 @@ export class JointRecorder {
 /** Sectors a write touches. */
 export function sectorsOf(w: JointWrite, sectorSize: number): number {
   return Math.floor((w.offset + w.data.length - 1) / sectorSize) - Math.floor(w.offset / sectorSize) + 1
+}
+
+/** One recorded device: reads pass through; writes and flushes are logged on the recorder's clock. */
+class JointMember extends PassThroughDevice {
+  readonly #dev: number
+  readonly #writes: JointWrite[]
+  readonly #flushes: JointFlush[]
+  readonly #tick: () => number
+
+  constructor(inner: BlockDevice, dev: number, writes: JointWrite[], flushes: JointFlush[], tick: () => number) {
+    super(inner)
+    this.#dev = dev
+    this.#writes = writes
+    this.#flushes = flushes
+    this.#tick = tick
+  }
+
+  override async write(offset: number, data: Uint8Array): Promise<void> {
+    const w: JointWrite = { dev: this.#dev, offset, data: Buffer.from(data), issued: this.#tick(), completed: Infinity }
+    this.#writes.push(w)
+    await this.inner.write(offset, data)
+    w.completed = this.#tick()
+  }
+
+  override async flush(): Promise<void> {
+    const called = this.#tick()
+    await this.inner.flush()
+    this.#flushes.push({ dev: this.#dev, called, completed: this.#tick() })
+  }
 }

@@ -7,6 +7,8 @@ import { VolumeError } from '../../../vfs/volume/layer.ts'
 import type { MemberSuperblock } from '../../../vfs/volume/member-format.ts'
 import { decodeMemberSuperblock, encodeMemberSuperblock, HEADER_SIZE, INTENT_LENGTH, INTENT_OFFSET, MAX_CONFIG_BYTES, MEMBER_RESERVED, SUPERBLOCK_OFFSETS, superblockCrc } from '../../../vfs/volume/member-format.ts'
 import { readMember, writeMember } from '../../../vfs/volume/member-io.ts'
+import { prng as rng } from '../../helpers/prng.ts'
+import { crc32Reference } from '../../helpers/crc-reference.ts'
 
 const A = 'aa'.repeat(16)
 const B = 'bb'.repeat(16)
@@ -26,16 +28,6 @@ function smallConfig(seq = 7): VolumeConfig {
 
 function smallSuperblock(seq = 7): MemberSuperblock {
   return { volumeId: '00112233445566778899aabbccddeeff', memberUuid: B, memberIndex: 1, dataOffset: MEMBER_RESERVED, dataSize: 4096, seq, config: smallConfig(seq) }
-}
-
-/** CRC-32 (IEEE, reflected, as zlib), bit by bit: an implementation independent of the one under test. */
-function crc32Reference(data: Uint8Array): number {
-  let crc = 0xffffffff
-  for (const byte of data) {
-    crc ^= byte
-    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0xedb88320 : crc >>> 1
-  }
-  return (crc ^ 0xffffffff) >>> 0
 }
 
 /** Rewrites the CRC field to match the contents, so a test reaches the checks behind it. */
@@ -175,18 +167,6 @@ t.test('readMember refuses disks without a valid superblock, naming both copies'
   for (const at of SUPERBLOCK_OFFSETS) await dev.write(at, bad)
   await t.rejects(readMember(dev), { code: 'VOLUME_LAYOUT', message: /configuration is not JSON/ })
 })
-
-/** mulberry32: small, seedable, good enough to pick corruptions. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 t.test('1,000 random corruptions either decode to a valid config or throw VolumeError', async (t) => {
   const seed = Number(process.env.TSNFS_VOLUME_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31))

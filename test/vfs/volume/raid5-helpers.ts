@@ -1,21 +1,13 @@
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
 import { checkRange } from '../../../vfs/engine/blockdev/block-device.ts'
 import type { BlockDevice } from '../../../vfs/engine/blockdev/block-device.ts'
+import { PassThroughDevice } from '../../../vfs/engine/blockdev/pass-through.ts'
 import { Raid5Device } from '../../../vfs/volume/raid5.ts'
 import type { Raid5Options } from '../../../vfs/volume/raid5.ts'
 import type { VolumeEvent } from '../../../vfs/volume/layer.ts'
 
-/** mulberry32: small, seeded, good enough to pick offsets. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** The shared seeded generator (mulberry32), under the name this file's tests use. */
+export { prng as rng } from '../../helpers/prng.ts'
 
 /** The seed from `env` (to reproduce a failure) or a fresh one. */
 export function seedFrom(env: string): number {
@@ -44,77 +36,52 @@ export function randomRange(r: () => number, size: number, unit: number, row: nu
 }
 
 /** Counts member reads and the bytes they asked for (the no-read-modify-write claims). */
-export class CountingDevice implements BlockDevice {
-  readonly inner: BlockDevice
+export class CountingDevice extends PassThroughDevice {
   reads = 0
   readBytes = 0
   writes = 0
-  constructor(inner: BlockDevice) {
-    this.inner = inner
-  }
-  get size(): number {
-    return this.inner.size
-  }
-  get sectorSize(): number {
-    return this.inner.sectorSize
-  }
-  get readOnly(): boolean {
-    return this.inner.readOnly
-  }
-  read(offset: number, length: number): Promise<Buffer> {
+  override read(offset: number, length: number): Promise<Buffer> {
     this.reads++
     this.readBytes += length
     return this.inner.read(offset, length)
   }
-  readInto(offset: number, target: Uint8Array): Promise<void> {
+  override readInto(offset: number, target: Uint8Array): Promise<void> {
     this.reads++
     this.readBytes += target.length
     return this.inner.readInto(offset, target)
   }
-  write(offset: number, data: Uint8Array): Promise<void> {
+  override write(offset: number, data: Uint8Array): Promise<void> {
     this.writes++
     return this.inner.write(offset, data)
-  }
-  flush(): Promise<void> {
-    return this.inner.flush()
-  }
-  close(): Promise<void> {
-    return this.inner.close()
   }
 }
 
 /** A window [start, start + size) of another device, so a bitmap copy can share a member's disk. */
-export class WindowDevice implements BlockDevice {
-  readonly inner: BlockDevice
+export class WindowDevice extends PassThroughDevice {
   readonly start: number
-  readonly size: number
+  readonly #size: number
   constructor(inner: BlockDevice, start: number, size: number) {
-    this.inner = inner
+    super(inner)
     this.start = start
-    this.size = size
+    this.#size = size
   }
-  get sectorSize(): number {
-    return this.inner.sectorSize
+  override get size(): number {
+    return this.#size
   }
-  get readOnly(): boolean {
-    return this.inner.readOnly
-  }
-  async read(offset: number, length: number): Promise<Buffer> {
+  override async read(offset: number, length: number): Promise<Buffer> {
     checkRange(this.size, offset, length, 'read')
     return this.inner.read(this.start + offset, length)
   }
-  async readInto(offset: number, target: Uint8Array): Promise<void> {
+  override async readInto(offset: number, target: Uint8Array): Promise<void> {
     checkRange(this.size, offset, target.length, 'read')
     return this.inner.readInto(this.start + offset, target)
   }
-  async write(offset: number, data: Uint8Array): Promise<void> {
+  override async write(offset: number, data: Uint8Array): Promise<void> {
     checkRange(this.size, offset, data.length, 'write')
     return this.inner.write(this.start + offset, data)
   }
-  flush(): Promise<void> {
-    return this.inner.flush()
-  }
-  close(): Promise<void> {
+  /** The member's owner closes it, not the window. */
+  override close(): Promise<void> {
     return Promise.resolve()
   }
 }

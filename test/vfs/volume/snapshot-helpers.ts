@@ -1,20 +1,16 @@
 import type { BlockDevice } from '../../../vfs/engine/blockdev/block-device.ts'
+import { PassThroughDevice } from '../../../vfs/engine/blockdev/pass-through.ts'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
 import type { VolumeEvent } from '../../../vfs/volume/layer.ts'
 import { OriginDevice } from '../../../vfs/volume/snapshot.ts'
 import type { OriginOptions } from '../../../vfs/volume/snapshot.ts'
 import { SnapshotStore } from '../../../vfs/volume/snapshot-store.ts'
+import { prng } from '../../helpers/prng.ts'
 
-/** A small seeded generator (mulberry32): the same seed gives the same workload. */
+/** Integers in [0, n) from the shared seeded generator: the same seed gives the same workload. */
 export function rng(seed: number): (n: number) => number {
-  let a = seed >>> 0
-  return (n: number): number => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return Math.floor((((x ^ (x >>> 14)) >>> 0) / 4294967296) * n)
-  }
+  const next = prng(seed)
+  return (n: number): number => Math.floor(next() * n)
 }
 
 /** The seed from `name` in the environment, else a fresh one; the test prints it either way. */
@@ -31,49 +27,20 @@ export function pattern(tag: number, length: number): Buffer {
 }
 
 /** Counts what reaches a device (a real pass-through, not a mock): bytes written, writes, flushes. */
-export class CountingDevice implements BlockDevice {
-  readonly inner: BlockDevice
+export class CountingDevice extends PassThroughDevice {
   bytesWritten = 0
   writes: { offset: number; length: number }[] = []
   flushes = 0
 
-  constructor(inner: BlockDevice) {
-    this.inner = inner
-  }
-
-  get size(): number {
-    return this.inner.size
-  }
-
-  get sectorSize(): number {
-    return this.inner.sectorSize
-  }
-
-  get readOnly(): boolean {
-    return this.inner.readOnly
-  }
-
-  read(offset: number, length: number): Promise<Buffer> {
-    return this.inner.read(offset, length)
-  }
-
-  readInto(offset: number, target: Uint8Array): Promise<void> {
-    return this.inner.readInto(offset, target)
-  }
-
-  async write(offset: number, data: Uint8Array): Promise<void> {
+  override async write(offset: number, data: Uint8Array): Promise<void> {
     await this.inner.write(offset, data)
     this.bytesWritten += data.length
     this.writes.push({ offset, length: data.length })
   }
 
-  async flush(): Promise<void> {
+  override async flush(): Promise<void> {
     await this.inner.flush()
     this.flushes++
-  }
-
-  close(): Promise<void> {
-    return this.inner.close()
   }
 
   reset(): void {
@@ -84,53 +51,36 @@ export class CountingDevice implements BlockDevice {
 }
 
 /** Lets every operation wait a seeded number of event-loop turns before and after, so concurrent ones interleave. */
-export class SlowDevice implements BlockDevice {
-  readonly inner: BlockDevice
+export class SlowDevice extends PassThroughDevice {
   readonly #random: (n: number) => number
 
   constructor(inner: BlockDevice, seed: number) {
-    this.inner = inner
+    super(inner)
     this.#random = rng(seed)
   }
 
-  get size(): number {
-    return this.inner.size
-  }
-
-  get sectorSize(): number {
-    return this.inner.sectorSize
-  }
-
-  get readOnly(): boolean {
-    return this.inner.readOnly
-  }
-
-  async read(offset: number, length: number): Promise<Buffer> {
+  override async read(offset: number, length: number): Promise<Buffer> {
     await this.#pause()
     const b = await this.inner.read(offset, length)
     await this.#pause()
     return b
   }
 
-  async readInto(offset: number, target: Uint8Array): Promise<void> {
+  override async readInto(offset: number, target: Uint8Array): Promise<void> {
     await this.#pause()
     await this.inner.readInto(offset, target)
     await this.#pause()
   }
 
-  async write(offset: number, data: Uint8Array): Promise<void> {
+  override async write(offset: number, data: Uint8Array): Promise<void> {
     await this.#pause()
     await this.inner.write(offset, data)
     await this.#pause()
   }
 
-  async flush(): Promise<void> {
+  override async flush(): Promise<void> {
     await this.#pause()
     await this.inner.flush()
-  }
-
-  close(): Promise<void> {
-    return this.inner.close()
   }
 
   async #pause(): Promise<void> {

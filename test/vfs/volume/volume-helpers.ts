@@ -1,19 +1,11 @@
 import { randomInt } from 'node:crypto'
 import type { BlockDevice } from '../../../vfs/engine/blockdev/block-device.ts'
+import { PassThroughDevice } from '../../../vfs/engine/blockdev/pass-through.ts'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
 import type { IntentLog } from '../../../vfs/volume/layer.ts'
 
-/** mulberry32: a small seeded generator, so a failing random test reruns exactly from its printed seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** The shared seeded generator (mulberry32), under the name this file's tests use. */
+export { prng as rng } from '../../helpers/prng.ts'
 
 /** The seed from TSNFS_VOLUME_SEED, or a fresh one; the caller prints it. */
 export function seedOf(): number {
@@ -38,45 +30,29 @@ export function randomBytes(r: () => number, length: number): Buffer {
 }
 
 /** A device that counts the writes and bytes it passes on (to prove what a copy touched). */
-export class CountingDevice implements BlockDevice {
-  readonly inner: BlockDevice
+export class CountingDevice extends PassThroughDevice {
   writes = 0
   bytesWritten = 0
   flushes = 0
   reads = 0
   readonly writeLog: { offset: number; length: number }[] = []
-  constructor(inner: BlockDevice) {
-    this.inner = inner
-  }
-  get size(): number {
-    return this.inner.size
-  }
-  get sectorSize(): number {
-    return this.inner.sectorSize
-  }
-  get readOnly(): boolean {
-    return this.inner.readOnly
-  }
-  read(offset: number, length: number): Promise<Buffer> {
+  override read(offset: number, length: number): Promise<Buffer> {
     this.reads++
     return this.inner.read(offset, length)
   }
-  readInto(offset: number, target: Uint8Array): Promise<void> {
+  override readInto(offset: number, target: Uint8Array): Promise<void> {
     this.reads++
     return this.inner.readInto(offset, target)
   }
-  write(offset: number, data: Uint8Array): Promise<void> {
+  override write(offset: number, data: Uint8Array): Promise<void> {
     this.writes++
     this.bytesWritten += data.length
     this.writeLog.push({ offset, length: data.length })
     return this.inner.write(offset, data)
   }
-  flush(): Promise<void> {
+  override flush(): Promise<void> {
     this.flushes++
     return this.inner.flush()
-  }
-  close(): Promise<void> {
-    return this.inner.close()
   }
 }
 

@@ -1,4 +1,4 @@
-import type { BlockDevice } from './block-device.ts'
+import { PassThroughDevice } from './pass-through.ts'
 
 /** Which operations a fault hits. */
 export type FaultOp = 'read' | 'write' | 'flush'
@@ -30,8 +30,7 @@ export function ioError(code: 'EIO' | 'ENXIO', what: string): NodeJS.ErrnoExcept
  * Faults can be armed at once or after a number of operations (`armAfter`), so a test can pick
  * "any moment of a running workload" with a seeded random count.
  */
-export class FaultDevice implements BlockDevice {
-  readonly inner: BlockDevice
+export class FaultDevice extends PassThroughDevice {
   #faults: Fault[] = []
   #gone = false
   #ops = 0
@@ -39,22 +38,6 @@ export class FaultDevice implements BlockDevice {
   /** Operations this device has seen (reads, writes and flushes started). */
   get ops(): number {
     return this.#ops
-  }
-
-  constructor(inner: BlockDevice) {
-    this.inner = inner
-  }
-
-  get size(): number {
-    return this.inner.size
-  }
-
-  get sectorSize(): number {
-    return this.inner.sectorSize
-  }
-
-  get readOnly(): boolean {
-    return this.inner.readOnly
   }
 
   get gone(): boolean {
@@ -79,31 +62,27 @@ export class FaultDevice implements BlockDevice {
     this.#gone = false
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
+  override async read(offset: number, length: number): Promise<Buffer> {
     this.#check('read', offset, length)
     const data = await this.inner.read(offset, length)
     this.#corrupt(offset, data)
     return data
   }
 
-  async readInto(offset: number, target: Uint8Array): Promise<void> {
+  override async readInto(offset: number, target: Uint8Array): Promise<void> {
     this.#check('read', offset, target.length)
     await this.inner.readInto(offset, target)
     this.#corrupt(offset, target)
   }
 
-  async write(offset: number, data: Uint8Array): Promise<void> {
+  override async write(offset: number, data: Uint8Array): Promise<void> {
     this.#check('write', offset, data.length)
     await this.inner.write(offset, data)
   }
 
-  async flush(): Promise<void> {
+  override async flush(): Promise<void> {
     this.#check('flush', 0, this.size)
     await this.inner.flush()
-  }
-
-  close(): Promise<void> {
-    return this.inner.close()
   }
 
   #check(op: FaultOp, offset: number, length: number): void {

@@ -1,6 +1,6 @@
 import { BlockDevError } from './block-device.ts'
-import type { BlockDevice } from './block-device.ts'
 import type { MemoryDevice } from './memory-device.ts'
+import { PassThroughDevice } from './pass-through.ts'
 
 /** One write as the device saw it: the bytes are a copy taken when it was issued. */
 export interface RecordedWrite {
@@ -39,27 +39,10 @@ export interface CrashState {
  * A write or flush the inner device fails is not logged (the engine must treat it as an I/O
  * error anyway). The log keeps a copy of every byte written: a tool for tests, not production.
  */
-export class RecordingDevice implements BlockDevice {
-  readonly inner: BlockDevice
+export class RecordingDevice extends PassThroughDevice {
   #writes: RecordedWrite[] = []
   #flushes: RecordedFlush[] = []
   #clock = 0
-
-  constructor(inner: BlockDevice) {
-    this.inner = inner
-  }
-
-  get size(): number {
-    return this.inner.size
-  }
-
-  get sectorSize(): number {
-    return this.inner.sectorSize
-  }
-
-  get readOnly(): boolean {
-    return this.inner.readOnly
-  }
 
   /** Writes in completion order. */
   get writes(): readonly RecordedWrite[] {
@@ -71,29 +54,17 @@ export class RecordingDevice implements BlockDevice {
     return this.#flushes
   }
 
-  read(offset: number, length: number): Promise<Buffer> {
-    return this.inner.read(offset, length)
-  }
-
-  readInto(offset: number, target: Uint8Array): Promise<void> {
-    return this.inner.readInto(offset, target)
-  }
-
-  async write(offset: number, data: Uint8Array): Promise<void> {
+  override async write(offset: number, data: Uint8Array): Promise<void> {
     const copy = Buffer.from(data)
     const issued = this.#clock++
     await this.inner.write(offset, data)
     this.#writes.push({ offset, data: copy, issued, completed: this.#clock++ })
   }
 
-  async flush(): Promise<void> {
+  override async flush(): Promise<void> {
     const called = this.#clock++
     await this.inner.flush()
     this.#flushes.push({ called, completed: this.#clock++ })
-  }
-
-  close(): Promise<void> {
-    return this.inner.close()
   }
 
   /** Writes made durable once `k` flushes have completed, in the order they land. */
