@@ -16,6 +16,9 @@ import { startServer } from '../helpers/server.ts'
 import { ensureBuilt, ok, tsnfs } from './run-cli.ts'
 
 await ensureBuilt()
+// Dozens of CLI processes (about a second of start-up each on a loaded 2-core machine): a guard against a hang, not a speed limit.
+t.setTimeout(300_000)
+
 const MIB = 1024 * 1024
 const EXPORTS = '/export *(rw,insecure,no_root_squash,backend=memory)\n'
 const work = mkdtempSync(join(tmpdir(), 'tsnfs-cp-sizes-'))
