@@ -6,7 +6,7 @@
  */
 import { readdir } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import type { BlockDevice } from '../vfs/engine/blockdev/block-device.ts'
+import { PassThroughDevice } from '../vfs/engine/blockdev/pass-through.ts'
 import { openEngineOn } from '../vfs/engine/fs/assemble.ts'
 import type { OpenEngineOptions } from '../vfs/engine/fs/assemble.ts'
 import type { EngineVfs } from '../vfs/engine/fs/engine-vfs.ts'
@@ -52,33 +52,13 @@ export async function expandDisks(patterns: readonly string[]): Promise<string[]
 }
 
 /** The volume's top layer, whose close closes the whole volume (the engine closes its device). */
-class VolumeTop implements BlockDevice {
+class VolumeTop extends PassThroughDevice {
   readonly #v: OpenVolume
   constructor(v: OpenVolume) {
+    super(v.device)
     this.#v = v
   }
-  get size(): number {
-    return this.#v.device.size
-  }
-  get sectorSize(): number {
-    return this.#v.device.sectorSize
-  }
-  get readOnly(): boolean {
-    return this.#v.device.readOnly
-  }
-  read(offset: number, length: number): Promise<Buffer> {
-    return this.#v.device.read(offset, length)
-  }
-  readInto(offset: number, target: Uint8Array): Promise<void> {
-    return this.#v.device.readInto(offset, target)
-  }
-  write(offset: number, data: Uint8Array): Promise<void> {
-    return this.#v.device.write(offset, data)
-  }
-  flush(): Promise<void> {
-    return this.#v.device.flush()
-  }
-  close(): Promise<void> {
+  override close(): Promise<void> {
     return this.#v.close()
   }
 }
