@@ -42,7 +42,8 @@ const COUNTED = new Set(['INODE_BAD_I_BLOCKS', 'INODE_BAD_SIZE', 'DIR_BAD_SIZE']
  * regular file's i_size raised to cover its last mapped block, a directory's set to its blocks'
  * end, a device's, FIFO's or socket's set to 0 ("i_size is X, should be Y. Fix? yes"). Left when
  * the inode's checksum fails or its extent tree is damaged: then the count itself is not to be
- * trusted, and rewriting the record would bless the rest of it.
+ * trusted, and rewriting the record would bless the rest of it; and for an inode on the orphan
+ * list, whose short size is a truncate in progress that releasing the list completes.
  */
 export async function repairCountedFields({ ctx, problems, h }: StepInput): Promise<Repair[]> {
   const out: Repair[] = []
@@ -54,6 +55,11 @@ export async function repairCountedFields({ ctx, problems, h }: StepInput): Prom
     const want = p.expected
     if (want === undefined || distrust.has(ino)) {
       out.push(left(1, p.code, `${p.message} (not repaired: ${want === undefined ? 'no count to set it to' : 'its checksum or extent tree fails too'})`, { ino }))
+      continue
+    }
+    if (ctx.orphans.has(ino)) {
+      // A truncate the kernel had begun (i_size first, the blocks after): releasing the orphan list finishes it.
+      out.push(left(1, p.code, `${p.message} (not repaired: the inode is on the orphan list, a truncate in progress)`, { ino }))
       continue
     }
     // Set inside the callback: an object, so the checks after it are not narrowed to the initial values.
