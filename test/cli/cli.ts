@@ -35,8 +35,11 @@ function builtIsFresh(): boolean {
   }
 }
 
-/** The build when it is newer than every source (npm test builds first): a third of tsx's start-up time. */
-const NODE_ARGS = builtIsFresh() ? [BUILT] : ['--import', 'tsx', join(ROOT, 'cli/main.ts')]
+/**
+ * How to run tsnfs: the build when it is newer than every source (npm test builds first; it starts
+ * in a third of tsx's time), else the sources through tsx, so a stale build is never what is tested.
+ */
+export const TSNFS_ARGS: readonly string[] = builtIsFresh() ? [BUILT] : ['--import', 'tsx', join(ROOT, 'cli/main.ts')]
 
 export interface RunResult {
   code: number | null
@@ -47,7 +50,7 @@ export interface RunResult {
 /** Run `tsnfs ...args` to completion. */
 export function tsnfs(args: string[]): Promise<RunResult> {
   return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, [...NODE_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [...TSNFS_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
@@ -72,7 +75,7 @@ export interface Served {
 
 /** `tsnfs serve ...args`, resolved once the banner is out; SIGKILLed at teardown if still running. */
 export async function serveProcess(t: Test, args: string[]): Promise<Served> {
-  const child = spawn(process.execPath, [...NODE_ARGS, 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...TSNFS_ARGS, 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   })

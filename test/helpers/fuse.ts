@@ -10,13 +10,13 @@ import type { Test } from 'tap'
 import { execFile, spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { lstat, readFile, readdir, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startServer } from './server.ts'
 import type { ServerFixture } from './server.ts'
-import { ROOT } from '../cli/cli.ts'
+import { ROOT, TSNFS_ARGS } from '../cli/cli.ts'
 
 export const canFuse = process.getuid?.() === 0 && (() => {
   try {
@@ -25,33 +25,6 @@ export const canFuse = process.getuid?.() === 0 && (() => {
   } catch {
     return false
   }
-})()
-
-/** Newest mtime of the .ts sources dist/ is built from. */
-function newestSource(dir: string): number {
-  let newest = 0
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name)
-    if (e.isDirectory()) newest = Math.max(newest, newestSource(p))
-    else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs)
-  }
-  return newest
-}
-
-/**
- * How to run tsnfs: the built dist/ when it is newer than every source
- * (npm test builds first; it starts in a third of the time), else the
- * sources through tsx, so a stale build is never what gets tested.
- */
-export const TSNFS_ARGS: readonly string[] = (() => {
-  try {
-    const built = statSync(join(ROOT, 'dist/cli/main.js')).mtimeMs
-    const newest = Math.max(...['xdr', 'vfs', 'server', 'client', 'cli'].map(d => newestSource(join(ROOT, d))))
-    if (built > newest) return [join(ROOT, 'dist/cli/main.js')]
-  } catch {
-    // no build
-  }
-  return ['--import', 'tsx', join(ROOT, 'cli/main.ts')]
 })()
 
 /** Run `tsnfs ...args` to completion (without tap's loaders). */

@@ -13,6 +13,7 @@ import { Ext4Image } from '../../../vfs/engine/reader/image.ts'
 import type { Inode } from '../../../vfs/engine/format/inode.ts'
 import { FileReadAt } from '../../../vfs/engine/reader/read-at.ts'
 import { prng, prngU32 } from '../../helpers/prng.ts'
+import { TSNFS_ARGS } from '../../cli/cli.ts'
 
 export const ROOT = path.resolve(import.meta.dirname, '../../..')
 
@@ -102,10 +103,10 @@ function childEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && !k.startsWith('_TAPJS')))
 }
 
-/** `tsnfs ...args` from the sources (tsx), stdout kept as bytes (cat). */
+/** `tsnfs ...args` (the build when fresh, else the sources), stdout kept as bytes (cat). */
 export function tsnfsRaw(args: string[]): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli/main.ts'), ...args], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [...TSNFS_ARGS, ...args], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
     const out: Buffer[] = []
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => out.push(d))
