@@ -107,8 +107,12 @@ export async function volumeOnline(sub: string, positionals: readonly string[], 
         const disk = resolve(fresh)
         await createMissing(disk, a.size === undefined ? undefined : parseSize('--size', a.size))
         const member = memberArg(old)
-        const show = rebuildProgress(typeof member === 'number' ? member : 0, fresh, (line) => process.stderr.write(line))
-        const r = await call(socket, { command: 'replace', volume: name, member, disk, ...(rate === undefined ? {} : { rate }) }, (p) => { show(p.done, p.total) })
+        // The progress names the member by index (the server resolved a uuid or disk to it).
+        let show: ((done: number, total: number) => void) | undefined
+        const r = await call(socket, { command: 'replace', volume: name, member, disk, ...(rate === undefined ? {} : { rate }) }, (p) => {
+          show ??= rebuildProgress(p.member ?? 0, fresh, (line) => process.stderr.write(line))
+          show(p.done, p.total)
+        })
         process.stdout.write(`volume ${String(r.volume)}: member ${String(r.member)} rebuilt onto ${fresh} (${String(r.uuid)}), configuration seq ${String(r.seq)}\n`)
         return 0
       }
