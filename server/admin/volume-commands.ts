@@ -4,7 +4,7 @@
  * `tsnfs volume` commands use (vfs/volume/member-repair.ts, scrub-volume.ts), so the engine
  * keeps serving while a member is failed, rebuilt or checked.
  */
-import { resolve } from 'node:path'
+import { isAbsolute, resolve } from 'node:path'
 import { ImageFile } from '../../vfs/engine/blockdev/image-file.ts'
 import { VolumeError } from '../../vfs/volume/layer.ts'
 import { failTopMember, refuseMemberPath, replaceTopMember, topMember } from '../../vfs/volume/member-repair.ts'
@@ -108,6 +108,8 @@ export function registerVolumeCommands(commands: AdminCommands, volumes: VolumeR
     const { sv, v } = served(volumes, req)
     const index = memberOf(v, req)
     const disk = stringField(req, 'disk')
+    // The server's working directory is not the client's: a relative path would name another file.
+    if (!isAbsolute(disk)) throw new AdminError('ADMIN_BAD_ARGUMENT', `replace: "disk" must be an absolute path, got ${JSON.stringify(disk.slice(0, 256))}`)
     const rate = optionalNumber(req, 'rate', MAX_RATE) ?? 0
     topMember(v, index)
     refuseMemberPath(v, disk)

@@ -79,6 +79,7 @@ t.test('a served mirror through the admin socket', async (t) => {
     t.same(await adminRequest(sock, { command: 'fail', volume: 'mir', member: '/no/such.img' }), { ok: false, code: 'VOLUME_MEMBER', message: 'volume mir has no member "/no/such.img" (give an index, a member uuid or one of its disks)' })
     t.same(await adminRequest(sock, { command: 'fail', volume: 'mir', member: -1 }), { ok: false, code: 'ADMIN_BAD_ARGUMENT', message: 'fail: "member" must be an index (0, 1, ...), a member uuid or a disk path' })
     t.same(await adminRequest(sock, { command: 'replace', volume: 'mir', member: 0, disk: legs[1] }), { ok: false, code: 'VOLUME_MEMBER', message: `${legs[1]} is one of the volume's disks already` })
+    t.same(await adminRequest(sock, { command: 'replace', volume: 'mir', member: 0, disk: 'rel.img' }), { ok: false, code: 'ADMIN_BAD_ARGUMENT', message: 'replace: "disk" must be an absolute path, got "rel.img"' })
     t.same(await adminRequest(sock, { command: 'scrub', volume: 'mir', repair: 'yes' }), { ok: false, code: 'ADMIN_BAD_ARGUMENT', message: 'scrub: "repair" must be true or false' })
     const st = await adminRequest(sock, { command: 'status', volume: 'mir' })
     t.match(st, { ok: true, name: 'mir', level: 'mirror', degraded: false, failed: false, export: '/m', operation: null })
