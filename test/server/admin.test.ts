@@ -84,6 +84,7 @@ t.test('a served mirror through the admin socket', async (t) => {
     const st = await adminRequest(sock, { command: 'status', volume: 'mir' })
     t.match(st, { ok: true, name: 'mir', level: 'mirror', degraded: false, failed: false, export: '/m', operation: null })
     t.ok((await c.readFile('/a.bin')).equals(data), 'NFS still serves')
+    t.match(await adminRequest(sock, { command: 'volumes' }), { ok: true, volumes: [{ name: 'mir', level: 'mirror', export: '/m', state: 'ok', operation: null }] })
   })
 
   t.test('fail, then a replace whose client hangs up keeps running to the end', async (t) => {
