@@ -7,6 +7,7 @@ import { pino } from 'pino'
 import { defaultExports, loadExports } from '../server/exports/parse.ts'
 import { createServer } from '../server/index.ts'
 import { defaultStateDir, instanceStateDir, lockStateDir } from '../server/state.ts'
+import { defaultAdminPath } from '../server/admin/client.ts'
 import { parseMetricsAddress } from '../server/metrics/endpoint.ts'
 import type { RpcLimits } from '../server/rpc/server.ts'
 import { wantsHelp } from './help.ts'
@@ -45,6 +46,8 @@ export const SERVE_USAGE = `usage: tsnfs serve [--exports FILE] [--port N] [--ho
   --nsm-name NAME       the name our status monitor announces to lock clients (default hostname)
   --no-lock             no lock manager (NLM) or status monitor (NSM): clients mount with nolock
   --metrics HOST:PORT   Prometheus text on http://HOST:PORT/metrics
+  --admin PATH|off      the admin socket (tsnfs volume status|fail|replace|scrub online), a Unix
+                        socket of mode 0600 (default STATE-DIR/admin.sock; off: none)
   --log-level LEVEL     fatal, error, warn, info (default), debug, trace; JSON lines on stderr
   limits: --max-connections N (4096)  --max-connections-per-client N (256)
           --max-requests N (512 in flight in all)  --max-requests-per-connection N (64)
@@ -75,6 +78,7 @@ export async function serve(argv: string[]): Promise<number> {
       portmap: { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       metrics: { type: 'string' },
+      admin: { type: 'string' },
       rpcbind: { type: 'boolean' },
       'no-rpcbind': { type: 'boolean' },
       'rpcbind-replace': { type: 'boolean' },
@@ -111,6 +115,7 @@ export async function serve(argv: string[]): Promise<number> {
   // Each port its own state directory unless one is named (instanceStateDir); the lock refuses a shared one.
   const stateDir = values['state-dir'] ?? (process.env.TSNFS_STATE_DIR ? defaultStateDir() : instanceStateDir(defaultStateDir(), port))
   const lock = await lockStateDir(stateDir, { port })
+  const admin = adminPathOf(values.admin, stateDir, log)
   // However serve ends (a failed start too), the pid file goes with the process.
   process.once('exit', () => {
     lock.releaseSync()
@@ -128,6 +133,7 @@ export async function serve(argv: string[]): Promise<number> {
     rpcLimits,
     memory,
     locking,
+    ...(admin === undefined ? {} : { admin }),
   })
   const host = values.host ?? '127.0.0.1'
   const p = server.port
@@ -146,6 +152,7 @@ export async function serve(argv: string[]): Promise<number> {
   if (server.metricsPort !== null && metrics !== undefined) {
     process.stdout.write(`  metrics: http://${metrics.host.includes(':') ? `[${metrics.host}]` : metrics.host}:${String(server.metricsPort)}/metrics\n`)
   }
+  if (server.adminPath !== null) process.stdout.write(`  admin: ${server.adminPath}\n`)
   if (server.rpcbind !== null) process.stdout.write(`  registered with the system rpcbind (MOUNT 1+3, NFS 3 on tcp and udp port ${String(p)})\n`)
 
   if (exportsFile !== undefined) {
@@ -168,6 +175,22 @@ export async function serve(argv: string[]): Promise<number> {
   await server.close()
   log.flush()
   return 0
+}
+
+/** The longest Unix socket path Linux takes (sun_path is 108 bytes with its NUL). */
+const MAX_SOCKET_PATH = 107
+
+/** --admin: a path, `off`, or absent for STATE-DIR/admin.sock (skipped, with a warning, when too long for a socket). */
+function adminPathOf(flag: string | undefined, stateDir: string, log: { warn(msg: string): void }): string | undefined {
+  if (flag === 'off') return undefined
+  if (flag !== undefined) {
+    if (flag === '' || Buffer.byteLength(flag) > MAX_SOCKET_PATH) throw new Error(`--admin: a socket path of 1 to ${MAX_SOCKET_PATH} bytes, or off`)
+    return flag
+  }
+  const path = defaultAdminPath(stateDir)
+  if (Buffer.byteLength(path) <= MAX_SOCKET_PATH) return path
+  log.warn(`no admin socket: ${path} is longer than a socket path may be (give --admin PATH)`)
+  return undefined
 }
 
 /** The limit flags given, as RpcLimits (the rest keep their defaults). */

@@ -13,9 +13,11 @@ import type { ParentKind } from '../vfs/volume/config.ts'
 import { createVolume } from '../vfs/volume/create-volume.ts'
 import type { Disk } from '../vfs/volume/member-io.ts'
 import { openVolume } from '../vfs/volume/open-volume.ts'
-import type { OpenVolume } from '../vfs/volume/open-volume.ts'
+import { volumeStatus } from '../vfs/volume/volume-status.ts'
+import type { VolumeStatus } from '../vfs/volume/volume-status.ts'
 import { wantsHelp } from './help.ts'
 import { createMissing, parseSize, VolumeUsageError } from './volume-args.ts'
+import { goesOnline, volumeOnline } from './volume-online.ts'
 import { failMember, replaceOffline, scrubVolume } from './volume-repair.ts'
 
 export const VOLUME_USAGE = `usage: tsnfs volume <subcommand> ...
@@ -39,7 +41,14 @@ export const VOLUME_USAGE = `usage: tsnfs volume <subcommand> ...
         mark member N (its index in status) failed in the configuration
   replace DISK... --member N --new NEWDISK [--rate BYTES/s] [--size SIZE]
         rebuild member N onto NEWDISK (created sparse with --size if missing), progress on stderr
-  fail and replace work offline only for now; online, through a running server, is a later step.
+  online, through a running server's admin socket (the server holds the disks; it keeps serving):
+  status [NAME] [--json] [--admin SOCK]      a served volume (without NAME: every served volume)
+  fail NAME DISK|--member N [--admin SOCK]
+  replace NAME OLD NEW [--rate BYTES/s] [--size SIZE] [--admin SOCK]
+        OLD: a member index, uuid or disk; rebuild while serving, progress on stderr
+  scrub NAME [--repair] [--admin SOCK]
+        these go online with --admin SOCK, or when NAME is not a file and a server answers on the
+        default socket (STATE-DIR/admin.sock, the state directory as tsnfs serve's)
   exit: 0 ok, 1 a problem found (degraded, mismatches), 2 usage, 8 error
 `
 
@@ -58,7 +67,16 @@ const OPTIONS = {
   rate: { type: 'string' },
   'block-size': { type: 'string' },
   label: { type: 'string' },
+  admin: { type: 'string' },
 } as const
+
+/** The subcommands that also run through a server's admin socket, and the options each takes there. */
+const ONLINE: Readonly<Record<string, readonly (keyof Values)[]>> = {
+  status: ['json', 'admin'],
+  fail: ['member', 'admin'],
+  replace: ['member', 'new', 'rate', 'size', 'admin'],
+  scrub: ['repair', 'admin'],
+}
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values']
 
@@ -125,42 +143,32 @@ async function mkfsVolume(positionals: string[], values: Values): Promise<number
   }
 }
 
-interface MemberLine {
-  index: number
-  uuid: string
-  path: string | null
-  state: string
-  reason?: string
-}
-
-export function describeMembers(v: OpenVolume): MemberLine[] {
-  return v.config.members.map((m, index) => {
-    const missing = v.missing.find((x) => x.uuid === m.uuid)
-    const line: MemberLine = { index, uuid: m.uuid, path: v.disks.find((d) => d.uuid === m.uuid)?.path ?? null, state: missing === undefined ? m.state : m.state === 'ok' ? 'missing' : m.state }
-    if (missing !== undefined) line.reason = missing.reason
-    return line
-  })
-}
-
 async function status(positionals: string[], values: Values): Promise<number> {
   only('status', values, ['json'])
   const v = await openVolume(disksOf(positionals), { readOnly: true })
   try {
-    const c = v.config
-    const members = describeMembers(v)
-    const degraded = v.missing.length > 0
+    const st = volumeStatus(v)
     if (values.json === true) {
-      const out = { name: c.name, id: c.id, level: c.root.kind, size: v.device.size, seq: c.seq, members, degraded, failed: false, repairs: v.repairs }
-      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`)
+      process.stdout.write(`${JSON.stringify(st, null, 2)}\n`)
     } else {
-      process.stdout.write(`volume ${c.name} (id ${c.id}): ${c.root.kind}, ${v.device.size} bytes, seq ${c.seq}, ${degraded ? 'degraded' : 'ok'}\n`)
-      for (const m of members) process.stdout.write(`  member ${m.index}: ${m.uuid} ${m.path ?? '-'} ${m.state}${m.reason === undefined ? '' : ` (${m.reason})`}\n`)
-      for (const r of v.repairs) process.stdout.write(`  ${r.path}: ${r.problems.join('; ')}\n`)
+      process.stdout.write(statusText(st))
     }
+    const degraded = st.degraded
     return degraded ? 1 : 0
   } finally {
     await v.close()
   }
+}
+
+/** The status as people read it (offline and online alike). */
+export function statusText(st: VolumeStatus): string {
+  let out = `volume ${st.name} (id ${st.id}): ${st.level}, ${st.size} bytes, seq ${st.seq}, ${st.failed ? 'failed' : st.degraded ? 'degraded' : 'ok'}\n`
+  for (const m of st.members) {
+    const rebuilt = m.rebuilt === undefined ? '' : ` (${m.rebuilt} bytes rebuilt)`
+    out += `  member ${m.index}: ${m.uuid} ${m.path ?? '-'} ${m.state}${rebuilt}${m.reason === undefined ? '' : ` (${m.reason})`}\n`
+  }
+  for (const r of st.repairs) out += `  ${r.path}: ${r.problems.join('; ')}\n`
+  return out
 }
 
 const CHUNK = 1024 * 1024
@@ -231,6 +239,13 @@ export async function volume(argv: string[]): Promise<number> {
       parsed = parseArgs({ args: rest, options: OPTIONS, allowPositionals: true, strict: true })
     } catch (err) {
       throw new VolumeUsageError(err instanceof Error ? err.message : String(err))
+    }
+    const online = sub === undefined ? undefined : ONLINE[sub]
+    if (sub !== undefined && online !== undefined && (await goesOnline(sub, parsed.positionals, parsed.values.admin))) {
+      only(sub, parsed.values, online)
+      const v = parsed.values
+      const args = { admin: v.admin, json: v.json === true, repair: v.repair === true, member: v.member, new: v.new, rate: v.rate, size: v.size }
+      return await volumeOnline(sub, parsed.positionals, args, statusText)
     }
     return await run(parsed.positionals, parsed.values)
   } catch (err) {

@@ -12,6 +12,7 @@ import { openEngine } from '../vfs/engine/fs/assemble.ts'
 import type { Vfs } from '../vfs/types.ts'
 import type { Export } from './exports/table.ts'
 import { openEngineOnVolume } from './volume-backend.ts'
+import type { VolumeRegistry } from './volume-registry.ts'
 
 export interface BackendContext {
   /** The server's state directory; a backend keeps its own state below it. */
@@ -21,6 +22,8 @@ export interface BackendContext {
   /** Pools shared by the backends of a kind (server/memory.ts trims them when idle); absent: each backend's default. */
   chunkPool?: ChunkPool
   readBuffers?: ReadBuffers
+  /** Where volume exports list their volume while open (the admin channel and metrics read it). */
+  volumes?: VolumeRegistry
 }
 
 /** A backend may take time to open (the engine replays its journal): the factory may be async. */
@@ -47,7 +50,7 @@ export const BACKENDS: ReadonlyMap<string, BackendFactory> = new Map<string, Bac
     }
     if (o.volume !== undefined) {
       const log = { info: (msg: string) => (ctx.log?.info ?? ctx.log?.warn)?.(msg), warn: (msg: string) => ctx.log?.warn(msg) }
-      return openEngineOnVolume(o.volume, o.disks ?? [], opts, log)
+      return openEngineOnVolume(o.volume, o.disks ?? [], opts, log, ctx.volumes === undefined ? undefined : { registry: ctx.volumes, exportPath: exp.path })
     }
     if (o.image === undefined) throw new Error('backend=engine needs image= or volume=')
     return openEngine(o.image, opts)

@@ -28,7 +28,13 @@ import type { MetricsAddress, MetricsEndpoint } from './metrics/endpoint.ts'
 import { CallMetrics } from './metrics/instrument.ts'
 import { renderPrometheus } from './metrics/prometheus.ts'
 import type { StatsSource } from './metrics/prometheus.ts'
+import { volumeFamilies } from './metrics/volumes.ts'
 import { registerWithRpcbind, rpcbindAnswers } from './rpcbind.ts'
+import { AdminCommands } from './admin/commands.ts'
+import { startAdminSocket } from './admin/socket.ts'
+import type { AdminSocket } from './admin/socket.ts'
+import { registerVolumeCommands } from './admin/volume-commands.ts'
+import { VolumeRegistry } from './volume-registry.ts'
 import { DEFAULT_SERVER_MEMORY, MemoryReclaimer } from './memory.ts'
 import type { MemoryHolder, ServerMemoryOptions } from './memory.ts'
 import { ChunkPool } from '../vfs/memory/chunk-pool.ts'
@@ -69,6 +75,12 @@ export interface ServerOptions {
    * in stateDir. On unless false.
    */
   locking?: LockingOptions | false
+  /**
+   * Answer admin commands (server/admin: volumes, status, fail, replace, scrub, ...) on a Unix
+   * domain socket at this path (mode 0600). Absent: no admin socket (`tsnfs serve` defaults it
+   * to <stateDir>/admin.sock).
+   */
+  admin?: string
 }
 
 export interface TsnfsServer {
@@ -85,6 +97,12 @@ export interface TsnfsServer {
   readonly memory: MemoryReclaimer
   /** The lock manager and the status monitor, unless locking is off. */
   readonly locking: Locking | null
+  /** The served volumes (volume= exports), by name. */
+  readonly volumes: VolumeRegistry
+  /** The admin command table: `admin.register(name, handler)` adds a command (server/admin/commands.ts). */
+  readonly admin: AdminCommands
+  /** The admin socket's path, when one listens. */
+  readonly adminPath: string | null
   /** Swap in a new export list atomically; a list that fails validation throws and changes nothing. */
   reload(list: ExportList): Promise<void>
   close(): Promise<void>
@@ -104,7 +122,8 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   const poolHolder = (name: string, p: { readonly bytes: number; trim(): number }): MemoryHolder => ({ name, kind: 'pool', bytes: () => p.bytes, trim: () => p.trim() })
   reclaimer.add(poolHolder('chunks', chunkPool))
   reclaimer.add(poolHolder('read', readBuffers))
-  const backends = new BackendSet({ stateDir: options.stateDir, log: { warn: (msg) => { log.warn(msg) }, info: (msg) => { log.info(msg) } }, chunkPool, readBuffers }, factories)
+  const volumes = new VolumeRegistry()
+  const backends = new BackendSet({ stateDir: options.stateDir, log: { warn: (msg) => { log.warn(msg) }, info: (msg) => { log.info(msg) } }, chunkPool, readBuffers, volumes }, factories)
   await backends.sync(table.all())
 
   const host = new ServerHost(table, backends, new HandleCodec(state.handleKey), new WriteVerifier(), {
@@ -133,7 +152,11 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   let rpcbind: RpcbindRegistration | null = null
   const sources: StatsSource[] = [{ listener: 'nfs', stats: rpc.stats }]
   for (const h of rpc.memoryHolders()) reclaimer.add(h)
-  const renderMetrics = (): string => renderPrometheus(callMetrics, sources, reclaimer)
+  const renderMetrics = (): string => renderPrometheus(callMetrics, sources, reclaimer, [volumeFamilies(volumes)])
+  // The admin commands: a feature adds its own with one register call here (e.g. registerSnapshotCommands(admin, volumes, log)).
+  const admin = new AdminCommands()
+  registerVolumeCommands(admin, volumes, log.child({ component: 'admin' }))
+  let adminSocket: AdminSocket | null = null
   try {
     const { port } = await rpc.listen({ port: options.port ?? 2049, ...(options.host === undefined ? {} : { host: options.host }) })
     registry.registerAll([mount, nfs3, ...lockPrograms], port)
@@ -149,6 +172,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
       for (const h of pmap.memoryHolders('portmap-')) reclaimer.add(h)
     }
     registry.registerAll([portmap], portmapPort ?? port)
+    if (options.admin !== undefined) adminSocket = await startAdminSocket(options.admin, admin, log.child({ component: 'admin' }))
     if (options.metrics !== undefined) endpoint = await startMetricsEndpoint(options.metrics, renderMetrics, log.child({ component: 'metrics' }))
     rpcbind = await registerRpcbind(options.registerRpcbind ?? false, portmapPort, [mount, nfs3], port, log)
     if (rpcbind !== null && lockPrograms.length > 0) {
@@ -170,6 +194,9 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
       renderMetrics,
       memory: reclaimer,
       locking,
+      volumes,
+      admin,
+      adminPath: adminSocket?.path ?? null,
       async reload(list) {
         validateBackends(list, new Set(factories.keys()))
         // Open the new backends first, swap the table (which throws on a bad list, changing nothing),
@@ -182,6 +209,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
       },
       async close() {
         reclaimer.stop()
+        await adminSocket?.close()
         await locking?.close()
         await lockRpcbind?.unregister()
         await registration?.unregister()
@@ -191,6 +219,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
     }
   } catch (err) {
     reclaimer.stop()
+    await adminSocket?.close()
     await locking?.close()
     await lockRpcbind?.unregister()
     await rpcbind?.unregister()

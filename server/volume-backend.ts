@@ -10,9 +10,12 @@ import { PassThroughDevice } from '../vfs/engine/blockdev/pass-through.ts'
 import { openEngineOn } from '../vfs/engine/fs/assemble.ts'
 import type { OpenEngineOptions } from '../vfs/engine/fs/assemble.ts'
 import type { EngineVfs } from '../vfs/engine/fs/engine-vfs.ts'
+import { redundantChildren } from '../vfs/volume/layer-walk.ts'
 import { setMemberState } from '../vfs/volume/member-state.ts'
 import type { OpenVolume } from '../vfs/volume/open-volume.ts'
 import { openVolume } from '../vfs/volume/open-volume.ts'
+import { ServedVolume } from './volume-registry.ts'
+import type { VolumeRegistry } from './volume-registry.ts'
 
 const GLOB = /[*?[]/
 
@@ -54,11 +57,14 @@ export async function expandDisks(patterns: readonly string[]): Promise<string[]
 /** The volume's top layer, whose close closes the whole volume (the engine closes its device). */
 class VolumeTop extends PassThroughDevice {
   readonly #v: OpenVolume
-  constructor(v: OpenVolume) {
+  readonly #onClose: () => void
+  constructor(v: OpenVolume, onClose: () => void) {
     super(v.device)
     this.#v = v
+    this.#onClose = onClose
   }
   override close(): Promise<void> {
+    this.#onClose()
     return this.#v.close()
   }
 }
@@ -68,45 +74,60 @@ export interface VolumeLog {
   warn(msg: string): void
 }
 
+/** Where a served volume is listed (the admin channel and the metrics find it there). */
+export interface VolumeServing {
+  readonly registry: VolumeRegistry
+  readonly exportPath: string
+}
+
 /**
- * The configuration member behind member `index` of the top layer, when the top layer is a
- * mirror or RAID-5 straight over disks (every layout `tsnfs volume create` makes): only then does
- * a layer's member index name one disk. Nested layouts' events are logged, not recorded.
+ * After a layer failed a member: each child a redundant layer has out of service is logged with
+ * its place in the tree; one that is a single disk still recorded ok in the configuration is
+ * recorded failed. (A failed child that is a whole subtree, as a stripe under a mirror, names no
+ * one disk: it is logged, not recorded.)
  */
-function topMemberUuid(v: OpenVolume, layer: string, index: number | undefined): string | undefined {
-  const root = v.config.root
-  if (index === undefined || (root.kind !== 'mirror' && root.kind !== 'raid5') || layer !== root.kind) return undefined
-  if (!root.children.every((c) => c.kind === 'disk')) return undefined
-  const child = root.children[index]
-  return child?.kind === 'disk' ? child.member : undefined
+function recordFailures(v: OpenVolume, name: string, log: VolumeLog, recording: Set<string>): void {
+  for (const child of redundantChildren(v.config.root, v.device)) {
+    if (child.state !== 'failed') continue
+    const m = v.config.members.find((r) => r.uuid === child.member)
+    if (child.member === undefined) {
+      log.warn(`volume ${name}: ${child.path} (members ${child.members.join(', ')}) failed: ${child.reason ?? 'unknown'}`)
+      continue
+    }
+    if (m === undefined || m.state !== 'ok' || recording.has(m.uuid)) continue
+    recording.add(m.uuid)
+    log.warn(`volume ${name}: ${child.path} is member ${v.config.members.indexOf(m)} (${m.uuid}), failed: ${child.reason ?? 'unknown'}`)
+    void setMemberState(v, m.uuid, 'failed', child.reason).then(
+      (r) => { log.warn(`volume ${name}: member ${m.uuid} recorded failed, configuration seq ${r.config.seq}`) },
+      (err: unknown) => { log.warn(`volume ${name}: recording member ${m.uuid} failed: ${err instanceof Error ? err.message : String(err)}`) },
+    ).finally(() => recording.delete(m.uuid))
+  }
 }
 
 /**
  * Assembles volume `name` from `disks`, logs its state and members, and opens the engine on it.
  * A member absent at start is recorded failed before the engine writes anything, and so is one
  * a layer fails while serving: its disk, if it comes back, is then refused as stale instead of
- * rejoining with data that missed writes.
+ * rejoining with data that missed writes. With `serving`, the volume is listed in the registry
+ * while it is open, and its events are counted there.
  */
-export async function openEngineOnVolume(name: string, disks: readonly string[], opts: OpenEngineOptions, log: VolumeLog): Promise<EngineVfs> {
+export async function openEngineOnVolume(name: string, disks: readonly string[], opts: OpenEngineOptions, log: VolumeLog, serving?: VolumeServing): Promise<EngineVfs> {
   const paths = await expandDisks(disks)
-  // Events may come before openVolume returns (a resync at open); those are only logged.
-  const held: { v?: OpenVolume } = {}
+  // Events may come before openVolume returns (a resync at open); those are only logged and counted.
+  const sv = new ServedVolume(name, serving?.exportPath ?? '')
+  const recording = new Set<string>()
   const v = await openVolume(paths, {
     volume: name,
     onEvent: (e) => {
-      log.warn(`volume ${name}: ${e.layer} ${e.kind}${e.member === undefined ? '' : ` member ${e.member}`}: ${e.message}`)
-      const opened = held.v
-      if (opened === undefined || e.kind !== 'member-failed') return
-      const uuid = topMemberUuid(opened, e.layer, e.member)
-      const m = opened.config.members.find((r) => r.uuid === uuid)
-      if (m === undefined || m.state !== 'ok') return
-      setMemberState(opened, m.uuid, 'failed', e.message).then(
-        (r) => { log.warn(`volume ${name}: member ${m.uuid} recorded failed, configuration seq ${r.config.seq}`) },
-        (err: unknown) => { log.warn(`volume ${name}: recording member ${m.uuid} failed: ${err instanceof Error ? err.message : String(err)}`) },
-      )
+      sv.count(e)
+      const line = `volume ${name}: ${e.layer} ${e.kind}${e.member === undefined ? '' : ` member ${e.member}`}: ${e.message}`
+      // A rebuild reports each step: information, not a warning.
+      if (e.kind === 'rebuild-progress') log.info(line)
+      else log.warn(line)
+      if (sv.volume !== null && e.kind === 'member-failed') recordFailures(sv.volume, name, log, recording)
     },
   })
-  held.v = v
+  sv.volume = v
   try {
     const c = v.config
     const state = v.missing.length > 0 ? 'degraded' : 'ok'
@@ -118,7 +139,16 @@ export async function openEngineOnVolume(name: string, disks: readonly string[],
       const r = await setMemberState(v, m.uuid, 'failed', `absent at start: ${m.reason}`)
       log.warn(`volume ${c.name}: member ${m.index} (${m.uuid}) recorded failed, configuration seq ${r.config.seq}`)
     }
-    return await openEngineOn(new VolumeTop(v), opts)
+    const listed = serving?.registry.add(sv) ?? false
+    if (serving !== undefined && !listed) log.warn(`volume ${c.name}: another served volume has this name; the admin channel and the metrics show only the first`)
+    try {
+      const engine = await openEngineOn(new VolumeTop(v, () => { if (listed) serving?.registry.remove(sv) }), opts)
+      sv.engine = engine
+      return engine
+    } catch (err) {
+      if (listed) serving?.registry.remove(sv)
+      throw err
+    }
   } catch (err) {
     await v.close()
     throw err

@@ -17,9 +17,9 @@ export interface StatsSource {
   stats: RpcStats
 }
 
-type Labels = Readonly<Record<string, string | number>>
+export type Labels = Readonly<Record<string, string | number>>
 
-class Exposition {
+export class Exposition {
   private readonly lines: string[] = []
 
   family(name: string, type: 'counter' | 'gauge' | 'histogram', help: string): void {
@@ -72,7 +72,10 @@ export interface MemorySource {
   stats: ReclaimStats
 }
 
-export function renderPrometheus(calls: CallMetrics, sources: readonly StatsSource[], memory?: MemorySource): string {
+/** Families rendered by another part of the server (the served volumes, server/metrics/volumes.ts). */
+export type MetricsFamilies = (x: Exposition) => void
+
+export function renderPrometheus(calls: CallMetrics, sources: readonly StatsSource[], memory?: MemorySource, extra: readonly MetricsFamilies[] = []): string {
   const x = new Exposition()
   const procLabels = (key: string): Labels => {
     const m = calls.procs.get(key)
@@ -108,6 +111,7 @@ export function renderPrometheus(calls: CallMetrics, sources: readonly StatsSour
 
   processMemory(x)
   if (memory !== undefined) memoryHolders(x, memory)
+  for (const render of extra) render(x)
   const fds = openFds()
   if (fds !== null) {
     x.family('process_open_fds', 'gauge', 'Open file descriptors.')

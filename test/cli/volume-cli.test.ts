@@ -154,5 +154,5 @@ t.test('usage errors exit 2', async (t) => {
   }
   const help = await tsnfsRaw(['volume', '--help'])
   t.equal(help.code, 0)
-  t.match(help.stdout.toString(), /online, through a running server, is a later step/)
+  t.match(help.stdout.toString(), /online, through a running server's admin socket/)
 })

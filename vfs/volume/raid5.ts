@@ -224,9 +224,10 @@ export class Raid5Device implements Layer {
 
   /**
    * Recomputes every stripe's parity from its data and counts the stripes whose stored parity
-   * differs; with `repair`, rewrites those parities. Needs every member in service.
+   * differs; with `repair`, rewrites those parities. Needs every member in service. Progress is
+   * in volume bytes checked, after each stripe.
    */
-  async scrub(opts: { repair?: boolean } = {}): Promise<ScrubResult> {
+  async scrub(opts: { repair?: boolean; onProgress?: RebuildOptions['onProgress'] } = {}): Promise<ScrubResult> {
     if (this.#closed) throw closedError('scrub')
     const repair = opts.repair === true
     if (repair && this.readOnly) throw readOnlyError(0)
@@ -238,6 +239,7 @@ export class Raid5Device implements Layer {
       const fixed = await this.#locks.with(s, () => this.#scrubStripe(s, repair))
       if (fixed !== 'match') mismatches++
       if (fixed === 'repaired') repaired++
+      opts.onProgress?.((s + 1) * (this.#n - 1) * this.unit, this.size)
     }
     if (repaired > 0) await this.flush()
     return { stripes: this.stripes, mismatches, repaired }

@@ -1,0 +1,153 @@
+/*
+ * The admin commands on served volumes (issue 14 item 3): volumes, status, fail, replace, scrub.
+ * They act on the volume the server holds open, through the same functions the offline
+ * `tsnfs volume` commands use (vfs/volume/member-repair.ts, scrub-volume.ts), so the engine
+ * keeps serving while a member is failed, rebuilt or checked.
+ */
+import { isAbsolute, resolve } from 'node:path'
+import { ImageFile } from '../../vfs/engine/blockdev/image-file.ts'
+import { VolumeError } from '../../vfs/volume/layer.ts'
+import { failTopMember, refuseMemberPath, replaceTopMember, topMember } from '../../vfs/volume/member-repair.ts'
+import type { OpenVolume } from '../../vfs/volume/open-volume.ts'
+import { scrubLayers } from '../../vfs/volume/scrub-volume.ts'
+import { volumeStatus } from '../../vfs/volume/volume-status.ts'
+import type { Logger } from '../logger.ts'
+import type { ServedVolume, VolumeOperation, VolumeRegistry } from '../volume-registry.ts'
+import type { AdminCommands, AdminContext } from './commands.ts'
+import { optionalBoolean, optionalNumber, stringField } from './commands.ts'
+import type { AdminRequest } from './protocol.ts'
+import { AdminError } from './protocol.ts'
+
+/** 1 TB/s: a rate beyond any disk, and well inside a safe integer. */
+const MAX_RATE = 2 ** 40
+
+function served(volumes: VolumeRegistry, req: AdminRequest): { sv: ServedVolume; v: OpenVolume } {
+  const name = stringField(req, 'volume')
+  const sv = volumes.get(name)
+  if (sv?.volume == null) {
+    const names = volumes.all().map((x) => x.name)
+    throw new AdminError('ADMIN_NO_VOLUME', `no served volume "${name.slice(0, 64)}" (served: ${names.length === 0 ? 'none' : names.join(', ')})`)
+  }
+  return { sv, v: sv.volume }
+}
+
+/** `member`: an index, or a member's uuid or disk path. */
+export function memberOf(v: OpenVolume, req: AdminRequest): number {
+  const m = req.member
+  if (typeof m === 'number') {
+    if (!Number.isSafeInteger(m) || m < 0) throw new AdminError('ADMIN_BAD_ARGUMENT', `${req.command}: "member" must be an index (0, 1, ...), a member uuid or a disk path`)
+    return m
+  }
+  if (typeof m !== 'string' || m === '') throw new AdminError('ADMIN_BAD_ARGUMENT', `${req.command}: "member" must be an index (0, 1, ...), a member uuid or a disk path`)
+  const byUuid = v.config.members.findIndex((r) => r.uuid === m)
+  if (byUuid >= 0) return byUuid
+  const disk = v.disks.find((d) => resolve(d.path) === resolve(m))
+  const byPath = disk === undefined ? -1 : v.config.members.findIndex((r) => r.uuid === disk.uuid)
+  if (byPath >= 0) return byPath
+  throw new VolumeError('VOLUME_MEMBER', `volume ${v.config.name} has no member ${JSON.stringify(m.slice(0, 256))} (give an index, a member uuid or one of its disks)`)
+}
+
+function describeOperation(op: VolumeOperation | null): Record<string, unknown> | null {
+  if (op === null) return null
+  return { kind: op.kind, ...(op.member === undefined ? {} : { member: op.member }), ...(op.disk === undefined ? {} : { disk: op.disk }), startedAt: op.startedAt, done: op.progress.done, total: op.progress.total }
+}
+
+function refuseBusy(sv: ServedVolume): void {
+  const op = sv.operation
+  if (op !== null) throw new AdminError('ADMIN_BUSY', `volume ${sv.name}: a ${op.kind} runs already (started ${op.startedAt}, ${op.progress.done} of ${op.progress.total} bytes)`)
+}
+
+/** Streams the operation's progress to this client until it ends or the client goes; the operation goes on either way. */
+async function follow(op: VolumeOperation, ctx: AdminContext): Promise<void> {
+  op.watchers.add(ctx.progress)
+  const gone = new Promise<void>((resolveGone) => {
+    if (ctx.signal.aborted) resolveGone()
+    ctx.signal.addEventListener('abort', () => { resolveGone() }, { once: true })
+  })
+  try {
+    await Promise.race([op.finished, gone])
+  } finally {
+    op.watchers.delete(ctx.progress)
+  }
+}
+
+export function volumeState(sv: ServedVolume): 'ok' | 'degraded' | 'failed' | 'closed' {
+  if (sv.volume === null) return 'closed'
+  const st = volumeStatus(sv.volume)
+  return st.failed ? 'failed' : st.degraded ? 'degraded' : 'ok'
+}
+
+export function registerVolumeCommands(commands: AdminCommands, volumes: VolumeRegistry, log: Logger): void {
+  commands.register('volumes', () =>
+    Promise.resolve({
+      volumes: volumes.all().map((sv) => ({
+        name: sv.name,
+        id: sv.volume?.config.id ?? null,
+        level: sv.volume?.config.root.kind ?? null,
+        export: sv.exportPath,
+        state: volumeState(sv),
+        operation: describeOperation(sv.operation),
+      })),
+    }),
+  )
+
+  commands.register('status', (req) => {
+    const { sv, v } = served(volumes, req)
+    return Promise.resolve({ ...volumeStatus(v), export: sv.exportPath, operation: describeOperation(sv.operation), lastOperation: sv.lastOperation })
+  })
+
+  commands.register('fail', async (req) => {
+    const { sv, v } = served(volumes, req)
+    const index = memberOf(v, req)
+    const r = await failTopMember(v, index, 'failed by hand (tsnfs volume fail, online)')
+    log.warn({ volume: sv.name, member: index }, `volume ${sv.name}: member ${index} failed by hand, configuration seq ${r.config.seq}`)
+    return { volume: sv.name, member: index, uuid: v.config.members[index]?.uuid, seq: r.config.seq, unreachable: r.unreachable.map((u) => u.path) }
+  })
+
+  commands.register('replace', async (req, ctx) => {
+    const { sv, v } = served(volumes, req)
+    const index = memberOf(v, req)
+    const disk = stringField(req, 'disk')
+    // The server's working directory is not the client's: a relative path would name another file.
+    if (!isAbsolute(disk)) throw new AdminError('ADMIN_BAD_ARGUMENT', `replace: "disk" must be an absolute path, got ${JSON.stringify(disk.slice(0, 256))}`)
+    const rate = optionalNumber(req, 'rate', MAX_RATE) ?? 0
+    topMember(v, index)
+    refuseMemberPath(v, disk)
+    refuseBusy(sv)
+    const op = sv.start('replace', { member: index, disk }, async (report) => {
+      log.warn({ volume: sv.name, member: index, disk }, `volume ${sv.name}: replace of member ${index} onto ${disk} started`)
+      const dev = await ImageFile.open(disk)
+      try {
+        const r = await replaceTopMember(v, index, { path: disk, dev }, { rateBytesPerSec: rate, onProgress: report })
+        log.warn({ volume: sv.name, member: index, disk }, `volume ${sv.name}: member ${index} rebuilt onto ${disk} (${r.uuid}), configuration seq ${r.result.config.seq}`)
+        return `member ${index} rebuilt onto ${disk} (${r.uuid}), configuration seq ${r.result.config.seq}`
+      } catch (err) {
+        // Once the swap is recorded the volume owns the disk (and closes it); before, it is ours.
+        if (!v.disks.some((d) => d.dev === dev)) await dev.close().catch(() => undefined)
+        log.warn({ volume: sv.name, member: index, err }, `volume ${sv.name}: replace of member ${index} failed`)
+        throw err
+      }
+    })
+    await follow(op, ctx)
+    await op.finished
+    const m = v.config.members[index]
+    return { volume: sv.name, member: index, disk, uuid: m?.uuid, seq: v.config.seq, message: sv.lastOperation?.message }
+  })
+
+  commands.register('scrub', async (req, ctx) => {
+    const { sv, v } = served(volumes, req)
+    const repair = optionalBoolean(req, 'repair')
+    refuseBusy(sv)
+    let layers: Awaited<ReturnType<typeof scrubLayers>> = []
+    const op = sv.start('scrub', {}, async (report) => {
+      layers = await scrubLayers(v.device, { repair, onProgress: report })
+      const found = layers.reduce((sum, l) => sum + l.mismatches, 0)
+      sv.scrubMismatches += found
+      if (found > 0) log.warn({ volume: sv.name }, `volume ${sv.name}: scrub found ${found} mismatches${repair ? ', repaired' : ''}`)
+      return layers.map((l) => l.line).join('; ') || 'no redundancy to check'
+    })
+    await follow(op, ctx)
+    await op.finished
+    return { volume: sv.name, repair, layers, mismatches: layers.reduce((sum, l) => sum + l.mismatches, 0) }
+  })
+}

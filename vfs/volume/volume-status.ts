@@ -1,0 +1,75 @@
+import type { AssembledVolume } from './assemble.ts'
+import { redundantLayers } from './factory.ts'
+import { redundantChildren } from './layer-walk.ts'
+
+/**
+ * The status of an assembled volume as `tsnfs volume status --json` prints it, offline and
+ * through a running server alike: the configuration's view of each member (its recorded state,
+ * and `missing` for one absent at assembly) joined with what the running layers know now (a
+ * member a layer failed since, one being rebuilt and how far).
+ */
+export interface MemberLine {
+  readonly index: number
+  readonly uuid: string
+  readonly path: string | null
+  readonly state: string
+  /** Out of service: recorded failed, absent, or failed by a layer while running. */
+  readonly failed: boolean
+  readonly reason?: string
+  /** While rebuilding: bytes of the member already whole. */
+  readonly rebuilt?: number
+}
+
+export interface VolumeStatus {
+  readonly name: string
+  readonly id: string
+  readonly level: string
+  readonly size: number
+  readonly seq: number
+  readonly members: readonly MemberLine[]
+  /** Serving with less redundancy than configured. */
+  readonly degraded: boolean
+  /** Not serving writes: more lost than the layout survives. */
+  readonly failed: boolean
+  readonly repairs: AssembledVolume['repairs']
+}
+
+export function describeMembers(v: AssembledVolume): MemberLine[] {
+  const live = redundantChildren(v.config.root, v.device)
+  return v.config.members.map((m, index) => {
+    const missing = v.missing.find((x) => x.uuid === m.uuid)
+    const layer = live.find((c) => c.member === m.uuid)
+    let state: string = m.state
+    let reason = m.reason
+    if (missing !== undefined) {
+      state = m.state === 'ok' ? 'missing' : m.state
+      reason = missing.reason
+    } else if (layer !== undefined && layer.state !== 'ok' && m.state === 'ok') {
+      // The layer knows before the configuration records it (or when recording failed).
+      state = layer.state
+      reason = layer.reason
+    } else if (layer?.state === 'rebuilding') {
+      state = 'rebuilding'
+    }
+    return {
+      index,
+      uuid: m.uuid,
+      path: v.disks.find((d) => d.uuid === m.uuid)?.path ?? null,
+      state,
+      failed: state === 'failed' || state === 'missing',
+      ...(reason === undefined ? {} : { reason }),
+      ...(state === 'rebuilding' && layer?.rebuilt !== undefined ? { rebuilt: layer.rebuilt } : {}),
+    }
+  })
+}
+
+export function volumeStatus(v: AssembledVolume): VolumeStatus {
+  const c = v.config
+  const members = describeMembers(v)
+  const layers = redundantLayers(v.device).map((l) => l.status())
+  const degraded = members.some((m) => m.state !== 'ok') || layers.some((s) => s.degraded)
+  // A nested layer that failed is a lost child of the one above; only the top one stops the volume.
+  const top = redundantLayers(v.device)[0]
+  const failed = top === v.device && top.status().failed
+  return { name: c.name, id: c.id, level: c.root.kind, size: v.device.size, seq: c.seq, members, degraded, failed, repairs: v.repairs }
+}
