@@ -16,6 +16,7 @@ import { openVolume } from '../vfs/volume/open-volume.ts'
 import type { OpenVolume } from '../vfs/volume/open-volume.ts'
 import { wantsHelp } from './help.ts'
 import { createMissing, parseSize, VolumeUsageError } from './volume-args.ts'
+import { growOffline } from './volume-grow.ts'
 import { failMember, replaceOffline, scrubVolume } from './volume-repair.ts'
 
 export const VOLUME_USAGE = `usage: tsnfs volume <subcommand> ...
@@ -39,6 +40,12 @@ export const VOLUME_USAGE = `usage: tsnfs volume <subcommand> ...
         mark member N (its index in status) failed in the configuration
   replace DISK... --member N --new NEWDISK [--rate BYTES/s] [--size SIZE]
         rebuild member N onto NEWDISK (created sparse with --size if missing), progress on stderr
+  grow DISK... [--add NEWDISK...] [--size max|SIZE] [--force]
+        span: append NEWDISKs as members; mirror, stripe, raid5 (and a span's last member): grow
+        each member's used size to the smallest disk's capacity (max) or to SIZE, after the disks
+        were replaced by larger ones or their image files made larger; the new region of a
+        mirror or raid5 is zeroed so legs and parity agree. Adding a member to a stripe or raid5
+        (a reshape) is refused. Then grow the file system: tsnfs resize --volume DISK...
   fail and replace work offline only for now; online, through a running server, is a later step.
   exit: 0 ok, 1 a problem found (degraded, mismatches), 2 usage, 8 error
 `
@@ -58,6 +65,7 @@ const OPTIONS = {
   rate: { type: 'string' },
   'block-size': { type: 'string' },
   label: { type: 'string' },
+  add: { type: 'string', multiple: true },
 } as const
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values']
@@ -207,6 +215,10 @@ const SUBCOMMANDS: Readonly<Record<string, (positionals: string[], values: Value
   fail: (p, v) => {
     only('fail', v, ['member'])
     return failMember(disksOf(p), memberIndex(v.member))
+  },
+  grow: (p, v) => {
+    only('grow', v, ['add', 'size', 'force'])
+    return growOffline(disksOf(p), { add: v.add ?? [], size: v.size === undefined ? undefined : v.size === 'max' ? 'max' : parseSize('--size', v.size), force: v.force === true })
   },
   replace: (p, v) => {
     only('replace', v, ['member', 'new', 'rate', 'size'])

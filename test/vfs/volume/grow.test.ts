@@ -10,7 +10,6 @@
 import t from 'tap'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
 import { assembleVolume } from '../../../vfs/volume/assemble.ts'
-import type { ParentKind } from '../../../vfs/volume/config.ts'
 import { MAX_INTENT_REGIONS } from '../../../vfs/volume/config.ts'
 import { createVolume } from '../../../vfs/volume/create-volume.ts'
 import { LAYERS, openIntentBitmap, redundantLayers } from '../../../vfs/volume/factory.ts'
@@ -70,7 +69,7 @@ t.test('adding a member elsewhere is refused, naming why', async (t) => {
     ['mirror', 'VOLUME_LAYOUT: adding a disk to a mirror adds a leg, not space; a mirror grows with --size max once every leg is larger'],
   ] as const) {
     const disks = memoryDisks(kind, 3, SMALL)
-    const made = await createVolume(kind, kind as ParentKind, disks, { random: seededRandom(kind) })
+    const made = await createVolume(kind, kind, disks, { random: seededRandom(kind) })
     const [extra] = memoryDisks('x', 1, SMALL)
     await t.rejects(growVolume(made, { add: extra === undefined ? [] : [extra] }), { code: 'VOLUME_LAYOUT', message }, kind)
     t.strictSame(await seqs(disks), [1, 1, 1], `${kind}: nothing written`)
@@ -93,7 +92,9 @@ for (const [kind, count, unit] of [['mirror', 2, undefined], ['raid5', 3, 4096],
     for (const i of v1.intents) await i.close()
     // Larger disks, one larger than the rest: the smallest capacity wins. Different junk on each where the new region will be.
     const disks = small.map((d, i) => enlarge(d, LARGE + (i === 0 ? 64 * KiB : 0)))
-    disks.forEach((d, i) => d.dev.writeSync(SMALL, Buffer.alloc(LARGE - SMALL, 0xa5 + i)))
+    disks.forEach((d, i) => {
+      d.dev.writeSync(SMALL, Buffer.alloc(LARGE - SMALL, 0xa5 + i))
+    })
     const grown = await open(disks)
     t.equal(grown.device.size, oldSize, 'before the grow the configuration still says the old size')
     for (const i of grown.intents) await i.close()

@@ -56,6 +56,8 @@ export interface GrowResult {
 export interface GrowOptions {
   /** Blocks to grow to (default: as many as the device holds). */
   blocks?: number
+  /** Bytes to grow to, rounded down to whole blocks as mkfs rounds (when `blocks` is absent). */
+  bytes?: number
 }
 
 function notClean(why: string): never {
@@ -324,7 +326,8 @@ export async function planForDevice(dev: BlockDevice, opts: GrowOptions = {}): P
   const sb = checkSuperblock(await dev.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE))
   const fs = shapeOf(sb)
   const fits = blocksFor(fs, dev.size)
-  const wanted = opts.blocks ?? fits
+  if (opts.bytes !== undefined && opts.bytes > dev.size) throw new ResizeError('RESIZE_TOO_LARGE', `${opts.bytes} bytes is more than the device's ${dev.size}`)
+  const wanted = opts.blocks ?? (opts.bytes === undefined ? fits : blocksFor(fs, opts.bytes))
   if (wanted > fits) throw new ResizeError('RESIZE_TOO_LARGE', `${wanted} blocks of ${fs.blockSize} bytes do not fit the device's ${dev.size} bytes (${fits} blocks)`)
   return { sb, plan: planGrow(fs, wanted) }
 }
