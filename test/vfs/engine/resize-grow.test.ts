@@ -18,7 +18,7 @@ import { makeFileSystem } from '../../../vfs/engine/mkfs/mkfs.ts'
 import { growFileSystem, planForDevice } from '../../../vfs/engine/resize/grow-fs.ts'
 import { planGrow } from '../../../vfs/engine/resize/grow-plan.ts'
 import type { FsShape } from '../../../vfs/engine/resize/grow-plan.ts'
-import { scratch } from './format-helpers.ts'
+import { mkfs as mkfsExt4, scratch, sh } from './format-helpers.ts'
 import { dumpe2fs, e2fsck, superblockOf } from './mkfs-helpers.ts'
 
 const MiB = 2 ** 20
@@ -120,6 +120,22 @@ for (const [name, bs, from, to] of SIZES) {
     t.notOk(again.grown, 'a second grow to the same size changes nothing')
   })
 }
+
+t.test('images made by mkfs.ext4 grow too (with and without a journal), and resize2fs grows ours further', async (t) => {
+  const dir = scratch(t, 'resize-ref')
+  const withJournal = path.join(dir, 'j.img')
+  mkfsExt4(withJournal, 64 * MiB, ['-b', '4096'])
+  t.match(await grow(withJournal, 600 * MiB), { oldBlocks: 16384, newBlocks: 153600, newGroups: 5, grown: true })
+  clean(t, withJournal, 'after growing a mkfs.ext4 image')
+  const noJournal = path.join(dir, 'n.img')
+  mkfsExt4(noJournal, 64 * MiB, ['-b', '1024', '-O', '^has_journal'])
+  t.match(await grow(noJournal, 300 * MiB), { oldGroups: 8, newGroups: 38, gdtBlocksAdded: 2, grown: true }, 'no journal: the writes ordered, superblock last')
+  clean(t, noJournal, 'after growing one without a journal')
+  fs.truncateSync(noJournal, 400 * MiB)
+  sh('resize2fs', [noJournal])
+  clean(t, noJournal, 'after resize2fs grew our grown file system further')
+  t.equal(superblockOf(noJournal).blocksCountLo, 400 * 1024, 'resize2fs took it to 400 MiB')
+})
 
 t.test('grow twice, then the engine fills the new space: more than the old size held', async (t) => {
   const file = await image(t, 'fill.img', 16 * MiB, 1024)

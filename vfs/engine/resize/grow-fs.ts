@@ -12,7 +12,9 @@
  * before the commit block is durable leaves the old file system; after it, a replay (the kernel,
  * e2fsck, our engine) gives the new one. The backup superblocks and descriptor copies of the old
  * groups are rewritten last: until then they describe the old geometry, which only matters to an
- * fsck that falls back to a backup, and e2fsck refreshes them from the primary.
+ * fsck that falls back to a backup, and e2fsck refreshes them from the primary. Without a
+ * journal the in-place blocks are written with the primary superblock last (flushed between), so
+ * only a crash between those two flushes leaves counts for e2fsck to fix.
  */
 import type { BlockDevice } from '../blockdev/block-device.ts'
 import { crc32cUpdate } from '../crc32c.ts'
@@ -145,6 +147,8 @@ interface Built {
   inPlace: Map<number, Buffer>
   /** Old backup groups' superblock and descriptor copies: written after the transaction is home. */
   backups: Map<number, Buffer>
+  /** The block of inPlace holding the primary superblock. */
+  superblock: number
 }
 
 async function readBlock(dev: BlockDevice, block: number, bs: number): Promise<Buffer> {
@@ -259,7 +263,7 @@ async function build(dev: BlockDevice, sb: Superblock, sbRaw: Buffer, plan: Grow
     backups.set(first, backupSuperBlock(backupCopy, sbRaw, g, bs))
     for (let i = 0; i < plan.newDescBlocks; i++) backups.set(first + 1 + i, gdtBlock(i))
   }
-  return { fresh, inPlace, backups }
+  return { fresh, inPlace, backups, superblock: sbBlockNo }
 }
 
 /**
@@ -363,9 +367,19 @@ export async function growFileSystem(dev: BlockDevice, opts: GrowOptions = {}): 
       await log.commit(1, [...built.inPlace].map(([block, data]) => ({ block, data })), [])
       committed = true
     }
-    await writeAll(dev, built.inPlace, bs)
-    await dev.flush()
-    if (log !== undefined) await log.release(1)
+    if (log !== undefined) {
+      await writeAll(dev, built.inPlace, bs)
+      await dev.flush()
+      await log.release(1)
+    } else {
+      // No journal: everything else first, the primary superblock (which makes the new groups count) last.
+      const sbBlock = built.inPlace.get(built.superblock)
+      built.inPlace.delete(built.superblock)
+      await writeAll(dev, built.inPlace, bs)
+      await dev.flush()
+      if (sbBlock !== undefined) await dev.write(built.superblock * bs, sbBlock)
+      await dev.flush()
+    }
     committed = false
     await writeAll(dev, built.backups, bs)
     await dev.flush()
