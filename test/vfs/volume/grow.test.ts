@@ -10,11 +10,11 @@
 import t from 'tap'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
 import { assembleVolume } from '../../../vfs/volume/assemble.ts'
-import { MAX_INTENT_REGIONS } from '../../../vfs/volume/config.ts'
+import { MAX_INTENT_REGIONS, validateConfig } from '../../../vfs/volume/config.ts'
 import { createVolume } from '../../../vfs/volume/create-volume.ts'
 import { LAYERS, openIntentBitmap, redundantLayers } from '../../../vfs/volume/factory.ts'
 import { growVolume } from '../../../vfs/volume/grow.ts'
-import { MEMBER_RESERVED } from '../../../vfs/volume/member-format.ts'
+import { INTENT_LENGTH, INTENT_OFFSET, MEMBER_RESERVED } from '../../../vfs/volume/member-format.ts'
 import type { Disk } from '../../../vfs/volume/member-io.ts'
 import { readMember } from '../../../vfs/volume/member-io.ts'
 import { JointRecorder } from './joint-recorder.ts'
@@ -60,6 +60,21 @@ t.test('span: new disks join after the last member; the data stays; seq 2 on eve
   t.equal(v2.config.members[2]?.uuid, made.disks[2]?.uuid, 'the new member is index 2')
   await v2.device.write(v2.device.size - 4096, pattern(4096, 9))
   t.same(await extra.dev.read(MEMBER_RESERVED + 192 * KiB - 4096, 4096), pattern(4096, 9), 'the volume\'s last block is the new disk\'s')
+})
+
+t.test('span --size max grows its last member only (an earlier one would move what follows it)', async (t) => {
+  const small = memoryDisks('l', 2, SMALL)
+  await createVolume('last', 'span', small, { random: seededRandom('last') })
+  const v1 = await open(small)
+  const data = pattern(v1.device.size, 7)
+  await v1.device.write(0, data)
+  const disks = small.map((d) => enlarge(d, LARGE))
+  const r = await growVolume(await open(disks), { size: 'max' })
+  t.strictSame(r.config.members.map((m) => m.size), [64 * KiB, 192 * KiB], 'member 0 keeps its size though its disk grew')
+  t.equal(r.zeroed, 0)
+  const v2 = await open(disks)
+  t.equal(v2.device.size, 256 * KiB)
+  t.same(await v2.device.read(0, data.length), data, 'the old bytes are where they were')
 })
 
 t.test('adding a member elsewhere is refused, naming why', async (t) => {
@@ -139,6 +154,13 @@ t.test('the intent region size doubles when the grown volume has too many region
   const r = await growVolume(made, { add: extra === undefined ? [] : [extra] })
   t.equal(r.config.flags.regionSize, 8192, 'regions of 8 KiB: 393216 of them')
   t.equal((await readMember(disks[0]?.dev ?? new MemoryDevice(512))).superblock.config.flags.regionSize, 8192, 'on disk')
+  // The bitmap of the grown size, in those regions, fits a member's area and opens there.
+  const copies = [...disks, ...(extra === undefined ? [] : [extra])].map((d) => ({ dev: d.dev, offset: INTENT_OFFSET, length: INTENT_LENGTH }))
+  const log = await openIntentBitmap(copies, 3 * GiB, r.config.flags.regionSize)
+  await log.mark(3 * GiB - 4096, 4096)
+  t.strictSame(log.dirtyAtOpen(), [], 'formatted clean (the area was zeroed by the grow)')
+  await log.close()
+  t.throws(() => validateConfig({ ...r.config, flags: { intentBitmap: true, regionSize: 4096 } }), { code: 'VOLUME_LAYOUT' }, '4 KiB regions would be too many')
 })
 
 t.test('every crash state of a mirror grow assembles as the old volume or the new one', async (t) => {
