@@ -193,3 +193,35 @@ t.test('every crash state of a mirror grow assembles as the old volume or the ne
   t.comment(`${states} crash states`)
   t.strictSame([...sizes].sort((a, b) => a - b), [64 * KiB, 192 * KiB], 'each state opens (read-write, bitmap and all) as the old size or the new')
 })
+
+t.test('every crash state of a span taking a disk: the new volume, or the old one from its old disks', async (t) => {
+  const small = memoryDisks('s', 2, SMALL)
+  await createVolume('spancrash', 'span', small, { random: seededRandom('spancrash') })
+  const v1 = await open(small)
+  const data = pattern(v1.device.size, 6)
+  await v1.device.write(0, data)
+  const bases = [...small.map((d) => d.dev.clone()), new MemoryDevice(LARGE)]
+  const rec = new JointRecorder()
+  const disks = bases.map((b, i) => ({ path: `d${i}`, dev: rec.wrap(i, b.clone()) }))
+  const v = await open(disks.slice(0, 2))
+  await growVolume(v, { add: disks.slice(2), random: seededRandom('spancrash-grow') })
+  const seen = new Set<string>()
+  for (let at = 0; at <= rec.now; at++) {
+    const { durable, pending } = rec.split(at)
+    for (const writes of [durable, [...durable, ...pending]]) {
+      const devs = rec.build(bases, writes).map((dev, i) => ({ path: `d${i}`, dev }))
+      let got: Awaited<ReturnType<typeof open>>
+      try {
+        got = await open(devs)
+        seen.add(`all three: ${got.device.size}`)
+      } catch (err) {
+        // Until the new disk holds its superblock it is no member, and the old disks alone are the old volume.
+        t.match(err, { code: 'VOLUME_NO_SUPERBLOCK' }, `tick ${at}: only the new disk is not yet a member`)
+        got = await open(devs.slice(0, 2))
+        seen.add(`old two: ${got.device.size}`)
+      }
+      if (!(await got.device.read(0, data.length)).equals(data)) t.fail(`crash at tick ${at}: the old data changed`)
+    }
+  }
+  t.strictSame([...seen].sort(), [`all three: ${320 * KiB}`, `old two: ${128 * KiB}`], 'the old volume or the new one, never a half of it')
+})
