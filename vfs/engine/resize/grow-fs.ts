@@ -18,7 +18,7 @@
  */
 import type { BlockDevice } from '../blockdev/block-device.ts'
 import { crc32cUpdate } from '../crc32c.ts'
-import { hasFeature, unsupportedFeatures } from '../format/features.ts'
+import { hasFeature, INCOMPAT, unsupportedFeatures } from '../format/features.ts'
 import { BG_BLOCK_UNINIT, BG_INODE_UNINIT, decodeGroupDesc, encodeGroupDesc, GROUP_DESC_CHECKSUM_OFFSET } from '../format/group-desc.ts'
 import type { GroupDesc } from '../format/group-desc.ts'
 import { INODE_CHECKSUM_HI_OFFSET, INODE_CHECKSUM_LO_OFFSET } from '../format/inode.ts'
@@ -244,7 +244,8 @@ async function build(dev: BlockDevice, sb: Superblock, sbRaw: Buffer, plan: Grow
 
   // Superblock and descriptor copies in the new groups that hold them.
   const gdtBlock = (i: number): Buffer => gdt.subarray(i * bs, (i + 1) * bs)
-  const backupCopy = { ...next, featureIncompat: next.featureIncompat & ~0x4 }
+  // Backups never say needs_recovery: only the primary speaks for the journal.
+  const backupCopy = { ...next, featureIncompat: (next.featureIncompat & ~INCOMPAT.needs_recovery) >>> 0 }
   for (const ng of plan.groups) {
     if (ng.superBlocks === 0) continue
     fresh.set(ng.first, backupSuperBlock(backupCopy, sbRaw, ng.group, bs))
