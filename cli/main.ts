@@ -28,6 +28,7 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = 
   mkfs: (a) => import('./mkfs.ts').then((m) => m.mkfs(a)),
   fsck: (a) => import('./fsck.ts').then((m) => m.fsck(a)),
   volume: (a) => import('./volume.ts').then((m) => m.volume(a)),
+  resize: (a) => import('./resize.ts').then((m) => m.resize(a)),
 }
 
 const USAGE = `usage: tsnfs <command> [options]
@@ -76,6 +77,7 @@ storage engine images (ext4; read only, nothing is served or mounted):
   mkfs IMAGE [--size SIZE] [--block-size 4096|1024] [--label L] [--force] ...
                                     make an ext4 file system (a new sparse image, or a file or device)
   fsck IMAGE [--json]               check the image read only, as e2fsck -fn (exit 0 clean, 4 problems, 8 error)
+  resize IMAGE [SIZE] | resize --volume DISK... [--size SIZE]   grow the file system to SIZE or its device
 
 volumes (several disks under one engine export; offline, on disks no server has open):
   volume create NAME --level span|stripe|mirror|raid5 [--unit SIZE] [--size SIZE] [--force] DISK...
@@ -83,6 +85,7 @@ volumes (several disks under one engine export; offline, on disks no server has 
   volume status [--json] DISK...    members and state (exit 1 when degraded)
   volume export DISK... --to FILE   the volume's bytes as one sparse image, for e2fsck
   volume scrub [--repair] DISK...   compare mirror legs and RAID-5 parity
+  volume grow DISK... [--add NEWDISK...] [--size max|SIZE]   more disks (span) or larger members
   volume fail DISK... --member N | volume replace DISK... --member N --new NEWDISK [--rate B/s]
   (tsnfs <command> --help, or tsnfs help <command>, for each command's options; tsnfs --version)
 `

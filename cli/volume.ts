@@ -17,6 +17,7 @@ import { volumeStatus } from '../vfs/volume/volume-status.ts'
 import type { VolumeStatus } from '../vfs/volume/volume-status.ts'
 import { wantsHelp } from './help.ts'
 import { createMissing, parseSize, VolumeUsageError } from './volume-args.ts'
+import { growOffline } from './volume-grow.ts'
 import { goesOnline, volumeOnline } from './volume-online.ts'
 import { failMember, replaceOffline, scrubVolume } from './volume-repair.ts'
 
@@ -41,6 +42,12 @@ export const VOLUME_USAGE = `usage: tsnfs volume <subcommand> ...
         mark member N (its index in status) failed in the configuration
   replace DISK... --member N --new NEWDISK [--rate BYTES/s] [--size SIZE]
         rebuild member N onto NEWDISK (created sparse with --size if missing), progress on stderr
+  grow DISK... [--add NEWDISK...] [--size max|SIZE] [--force]
+        span: append NEWDISKs as members; mirror, stripe, raid5 (and a span's last member): grow
+        each member's used size to the smallest disk's capacity (max) or to SIZE, after the disks
+        were replaced by larger ones or their image files made larger; the new region of a
+        mirror or raid5 is zeroed so legs and parity agree. Adding a member to a stripe or raid5
+        (a reshape) is refused. Then grow the file system: tsnfs resize --volume DISK...
   online, through a running server's admin socket (the server holds the disks; it keeps serving):
   status [NAME] [--json] [--admin SOCK]      a served volume (without NAME: every served volume)
   fail NAME DISK|--member N [--admin SOCK]
@@ -68,6 +75,7 @@ const OPTIONS = {
   'block-size': { type: 'string' },
   label: { type: 'string' },
   admin: { type: 'string' },
+  add: { type: 'string', multiple: true },
 } as const
 
 /** The subcommands that also run through a server's admin socket, and the options each takes there. */
@@ -215,6 +223,10 @@ const SUBCOMMANDS: Readonly<Record<string, (positionals: string[], values: Value
   fail: (p, v) => {
     only('fail', v, ['member'])
     return failMember(disksOf(p), memberIndex(v.member))
+  },
+  grow: (p, v) => {
+    only('grow', v, ['add', 'size', 'force'])
+    return growOffline(disksOf(p), { add: v.add ?? [], size: v.size === undefined ? undefined : v.size === 'max' ? 'max' : parseSize('--size', v.size), force: v.force === true })
   },
   replace: (p, v) => {
     only('replace', v, ['member', 'new', 'rate', 'size'])

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ROOT, tsnfs } from './cli.ts'
 
-const COMMANDS = ['serve', 'bench', 'showmount', 'exports', 'stats', 'ls', 'cat', 'cp', 'stat', 'mkdir', 'rm', 'mv', 'ln', 'df', 'shell', 'mount', 'umount', 'debug', 'mkfs', 'fsck', 'volume']
+const COMMANDS = ['serve', 'bench', 'showmount', 'exports', 'stats', 'ls', 'cat', 'cp', 'stat', 'mkdir', 'rm', 'mv', 'ln', 'df', 'shell', 'mount', 'umount', 'debug', 'mkfs', 'fsck', 'resize', 'volume']
 
 // About 40 process starts: on a loaded 2-core machine each takes a second or more.
 t.setTimeout(300_000)
