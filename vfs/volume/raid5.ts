@@ -6,6 +6,7 @@ import type { IntentLog, Layer, LayerStatus, MemberState, RebuildOptions, Redund
 import { DEFAULT_STEP, pacedSteps } from './paced-steps.ts'
 import { dataIndexOn, dataMember, locate, parityMember, xorInto } from './parity.ts'
 import { StripeLocks } from './stripe-lock.ts'
+import { WriteGenerations } from './write-generations.ts'
 
 export interface Raid5Options extends RedundantOptions {
   /** Bytes per unit (md's chunk); a multiple of every member's sector size. */
@@ -67,9 +68,8 @@ export class Raid5Device implements Layer {
   #failed = false
   #closed = false
   readonly #closing = new AbortController()
-  /** Member-writing operations in flight, and how many ever started: a flush settles the intent log only when quiet. */
-  #active = 0
-  #started = 0
+  /** Numbers every member-writing operation for the intent log (a flush settles what it made durable). */
+  readonly #generations = new WriteGenerations()
 
   constructor(members: readonly BlockDevice[], opts: Raid5Options = {}) {
     if (members.length < 3) throw new VolumeError('VOLUME_LAYOUT', `RAID-5 needs at least 3 members, got ${members.length}`)
@@ -136,8 +136,8 @@ export class Raid5Device implements Layer {
     checkRange(this.size, offset, data.length, 'write')
     if (data.length === 0) return
     this.#refuseIfFailed('write')
-    await this.#tracked(async () => {
-      await this.#intent?.mark(offset, data.length)
+    await this.#tracked(async (generation) => {
+      await this.#intent?.mark(offset, data.length, generation)
       const byStripe = new Map<number, Piece[]>()
       for (let done = 0; done < data.length; ) {
         const place = locate(offset + done, this.#n, this.unit)
@@ -154,12 +154,12 @@ export class Raid5Device implements Layer {
 
   async flush(): Promise<void> {
     if (this.#closed) throw closedError('flush')
-    // Settling is safe only if every write the intent log saw was complete before this flush began.
-    const quiet = this.#active === 0
-    const started = this.#started
+    // Only operations complete before the flush began are surely durable after it: the regions
+    // they alone marked clear; one a running or later write marked stays dirty.
+    const before = this.#generations.horizon()
     await this.#onLive((dev) => dev.flush())
     this.#refuseIfFailed('flush')
-    if (this.#intent !== undefined && quiet && this.#started === started) await this.#intent.settle()
+    await this.#intent?.settle(before)
   }
 
   async close(): Promise<void> {
@@ -439,9 +439,9 @@ export class Raid5Device implements Layer {
     if (computed.equals(units[p] ?? Buffer.alloc(0))) return 'match'
     this.#emit('scrub-mismatch', `stripe ${stripe}: parity on member ${p} disagrees with the data`, p, stripe * this.unit, this.unit)
     if (!repair) return 'mismatch'
-    await this.#tracked(async () => {
+    await this.#tracked(async (generation) => {
       const row = (n - 1) * this.unit
-      await this.#intent?.mark(stripe * row, row)
+      await this.#intent?.mark(stripe * row, row, generation)
       await this.#writeMember(p, stripe * this.unit, computed)
     })
     return 'repaired'
@@ -532,14 +532,8 @@ export class Raid5Device implements Layer {
     if (this.#failed) throw new VolumeError('VOLUME_FAILED', `${what} refused: two or more members of the RAID-5 are out of service`)
   }
 
-  async #tracked(fn: () => Promise<void>): Promise<void> {
-    this.#active++
-    this.#started++
-    try {
-      await fn()
-    } finally {
-      this.#active--
-    }
+  #tracked(fn: (generation: number) => Promise<void>): Promise<void> {
+    return this.#generations.run(fn)
   }
 
   #emit(kind: VolumeEventKind, message: string, member?: number, offset?: number, length?: number): void {
