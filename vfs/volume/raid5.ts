@@ -203,7 +203,10 @@ export class Raid5Device implements Layer {
       [{ offset: 0, length: total }],
       { stepBytes, ...(opts.rateBytesPerSec === undefined ? {} : { rateBytesPerSec: opts.rateBytesPerSec }) },
       async (pos, n) => {
-        for (let s = pos / this.unit; s < (pos + n) / this.unit; s++) await this.#locks.with(s, () => this.#rebuildStripe(index, s))
+        // A whole step at once (one read per member, one write): stripe by stripe the rebuild ran
+        // at a third of the members' speed, a round trip per 64 KiB.
+        const first = pos / this.unit
+        await this.#withStripes(first, n / this.unit, () => this.#rebuildStripes(index, first, n / this.unit))
         const done = pos + n
         opts.onProgress?.(done, total)
         this.#emit('rebuild-progress', `member ${index}: ${done} of ${total} bytes rebuilt`, index, 0, done)
@@ -414,20 +417,31 @@ export class Raid5Device implements Layer {
     xorInto(target, ...parts)
   }
 
-  async #rebuildStripe(index: number, stripe: number): Promise<void> {
+  /** Rebuilds `count` stripes from `first` of member `index` (the caller holds their locks). */
+  async #rebuildStripes(index: number, first: number, count: number): Promise<void> {
     const m = this.#member(index)
     if (m.state !== 'rebuilding') {
       throw new VolumeError(this.#failed ? 'VOLUME_FAILED' : 'VOLUME_MEMBER', `rebuild of member ${index} stopped: ${m.reason ?? 'it left service'}`)
     }
-    const unit = Buffer.alloc(this.unit)
-    await this.#reconstruct(stripe, index, stripe * this.unit, unit)
+    const units = Buffer.alloc(count * this.unit)
+    // Readable at the last stripe means readable at every earlier one (rebuilt only grows).
+    await this.#reconstruct(first + count - 1, index, first * this.unit, units)
     try {
-      await m.dev.write(stripe * this.unit, unit)
+      await m.dev.write(first * this.unit, units)
     } catch (err) {
       this.#markFailed(index, errorMessage(err))
       throw err
     }
-    m.rebuilt = stripe + 1
+    m.rebuilt = first + count
+  }
+
+  /**
+   * Runs `fn` holding the locks of `count` stripes from `first`, taken in ascending order: every
+   * other holder takes one stripe lock at a time, so the order alone rules out a deadlock.
+   */
+  #withStripes<T>(first: number, count: number, fn: () => Promise<T>): Promise<T> {
+    if (count <= 0) return fn()
+    return this.#locks.with(first, () => this.#withStripes(first + 1, count - 1, fn))
   }
 
   async #scrubStripe(stripe: number, repair: boolean): Promise<'match' | 'mismatch' | 'repaired'> {
