@@ -221,15 +221,19 @@ async function rebuildBench(o: VolumeBenchOptions, made: Made): Promise<RebuildR
       const without: { write: number; read: number }[] = []
       for (let i = 0; i < 3; i++) without.push(await clientSeq(served.url, o.clientMiB))
       const loaded = await rebuildOnto(v, 0, join(o.dir, 'raid5-new-b.img'))
-      let finished = false
-      void loaded.done.then(() => (finished = true), () => (finished = true))
+      const state = { finished: false }
+      const finish = (): void => {
+        state.finished = true
+      }
+      void loaded.done.then(finish, finish)
       const during: { write: number; read: number }[] = []
       let runs = 0
-      while (!finished) {
+      const rebuilding = (): boolean => !state.finished
+      while (rebuilding()) {
         const r = await clientSeq(served.url, o.clientMiB)
         runs++
         // Only a run wholly inside the rebuild counts.
-        if (!finished) during.push(r)
+        if (rebuilding()) during.push(r)
       }
       await loaded.done
       const loadedMBps = loaded.bytes / 1e6 / loaded.secs

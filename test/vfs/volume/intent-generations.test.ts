@@ -60,7 +60,14 @@ t.test('WriteGenerations: the horizon is the oldest running generation, or the n
   const g = new WriteGenerations()
   t.equal(g.horizon(), 1)
   let finishFirst = (): void => undefined
-  const first = g.run((n) => new Promise<number>((ok) => (finishFirst = () => ok(n))))
+  const first = g.run(
+    (n) =>
+      new Promise<number>((ok) => {
+        finishFirst = () => {
+          ok(n)
+        }
+      }),
+  )
   const second = await g.run(async (n) => n)
   t.equal(second, 2)
   t.equal(g.horizon(), 1, 'generation 1 still runs: nothing at or above it is known complete')
@@ -119,10 +126,10 @@ for (const s of subjects) {
     t.strictSame(dirty(bm), [0, 6], 'B cleared although the flush was never quiet; A (running) and C (started during it) stay')
 
     // Constant writers on A and periodic flushes: C, no longer written, clears; A never does.
-    let stop = false
+    const state = { stop: false }
     let writes = 0
     const writer = (async () => {
-      while (!stop) {
+      while (!state.stop) {
         await dev.write(A, Buffer.alloc(ROW, writes & 0xff))
         writes++
       }
@@ -133,7 +140,7 @@ for (const s of subjects) {
       await dev.flush()
       flushes.push(dirty(bm))
     }
-    stop = true
+    state.stop = true
     await writer
     t.ok(writes > 4, `the writer kept writing (${writes} writes)`)
     t.strictSame(flushes.at(-1), [0], 'after flushes under constant writes only the region still written is dirty')

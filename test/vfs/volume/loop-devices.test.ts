@@ -23,7 +23,7 @@ const owner = { uid: 0, gid: 0 }
 
 function run(cmd: string, args: string[]): { code: number | null; out: string; err: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8' })
-  return { code: r.status, out: r.stdout ?? '', err: `${r.stderr ?? ''}${r.error?.message ?? ''}` }
+  return { code: r.status, out: r.stdout, err: `${r.stderr}${r.error?.message ?? ''}` }
 }
 
 /** Why loop devices cannot be used here, or null when they can. */
@@ -52,7 +52,7 @@ if (why !== null) {
       if (mounted) run('umount', [mnt])
       for (const dev of attached) {
         const r = run('losetup', ['-d', dev])
-        if (r.code !== 0) console.error(`losetup -d ${dev}: ${r.err}`)
+        if (r.code !== 0) process.stderr.write(`losetup -d ${dev}: ${r.err}\n`)
       }
       fs.rmSync(dir, { recursive: true, force: true })
     })
