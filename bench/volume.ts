@@ -8,7 +8,7 @@
  * sequentially through NFS from a server in this process serving the same open volume.
  *
  *   npx tsx bench/volume.ts [--short] [--size MiB] [--runs N] [--dir DIR] [--fs MiB]
- *                           [--client MiB] [--json] [--keep]
+ *                           [--client MiB] [--layouts single,mirror,raid5] [--no-rebuild] [--json] [--keep]
  *
  * --short: 16 MiB files, 2 runs, a 256 MiB file system (the smoke test). JSON lines on stderr.
  */
@@ -51,6 +51,9 @@ export interface VolumeBenchOptions {
   /** The client's file while measuring the rebuild under load. */
   clientMiB: number
   keep: boolean
+  /** Layouts of the seq table (default all three). */
+  layouts: readonly Layout[]
+  rebuild: boolean
   log: (line: string) => void
 }
 
@@ -128,7 +131,7 @@ async function seqTable(o: VolumeBenchOptions, made: Record<Layout, Made>): Prom
   const table: SeqTable = { write: { single: [], mirror: [], raid5: [] }, read: { single: [], mirror: [], raid5: [] } }
   for (let run = 0; run < o.runs; run++) {
     // Rotate the order so no layout always runs first (cold) or last.
-    const order = LAYOUTS.map((_, i) => LAYOUTS[(i + run) % LAYOUTS.length] ?? 'single')
+    const order = o.layouts.map((_, i) => o.layouts[(i + run) % o.layouts.length] ?? 'single')
     for (const layout of order) {
       const rows = await seqOnce(layout, made[layout], o.sizeMiB)
       table.write[layout].push(rate(rows, 'write'))
@@ -170,6 +173,8 @@ async function serveOpenVolume(v: OpenVolume, stateDir: string): Promise<ServedV
 export interface RebuildResult {
   memberBytes: number
   idleMBps: number
+  /** The same without the final fdatasync of the new member. */
+  idleCopyMBps: number
   /** Client seq rates (MiB/s) without a rebuild, and during one. */
   clientWithout: { write: number; read: number }
   clientDuring: { write: number; read: number }
@@ -179,7 +184,7 @@ export interface RebuildResult {
 }
 
 /** Fails member `index` and rebuilds it onto a fresh image; resolves with the seconds it took. */
-async function rebuildOnto(v: OpenVolume, index: number, path: string): Promise<{ secs: number; bytes: number; done: Promise<void> }> {
+async function rebuildOnto(v: OpenVolume, index: number, path: string): Promise<{ secs: number; copySecs: number; bytes: number; done: Promise<void> }> {
   const layer = redundantLayers(v.device)[0]
   if (!(layer instanceof Raid5Device)) throw new Error('the raid5 layout has no RAID-5 on top')
   const child = v.config.root.kind === 'raid5' ? v.config.root.children[index] : undefined
@@ -189,8 +194,12 @@ async function rebuildOnto(v: OpenVolume, index: number, path: string): Promise<
   const swapped = await replaceMember(v, child.member, { path, dev })
   layer.fail(index)
   const t0 = performance.now()
-  const result = { secs: 0, bytes: layer.stripes * layer.unit, done: Promise.resolve() }
-  result.done = layer.replace(index, LAYERS.partition(dev, MEMBER_RESERVED, size)).then(async () => {
+  const result = { secs: 0, copySecs: 0, bytes: layer.stripes * layer.unit, done: Promise.resolve() }
+  // The copy's end (the last step) apart from the whole, which adds the new member's fdatasync.
+  const onProgress = (done: number, total: number): void => {
+    if (done === total) result.copySecs = (performance.now() - t0) / 1000
+  }
+  result.done = layer.replace(index, LAYERS.partition(dev, MEMBER_RESERVED, size), { onProgress }).then(async () => {
     result.secs = (performance.now() - t0) / 1000
     await setMemberState(v, swapped.uuid, 'ok')
   })
@@ -214,7 +223,8 @@ async function rebuildBench(o: VolumeBenchOptions, made: Made): Promise<RebuildR
     const idle = await rebuildOnto(v, 2, join(o.dir, 'raid5-new-a.img'))
     await idle.done
     const idleMBps = idle.bytes / 1e6 / idle.secs
-    o.log(`rebuild idle: ${idle.bytes} bytes in ${idle.secs.toFixed(2)} s = ${idleMBps.toFixed(1)} MB/s`)
+    const idleCopyMBps = idle.bytes / 1e6 / idle.copySecs
+    o.log(`rebuild idle: ${idle.bytes} bytes in ${idle.secs.toFixed(2)} s = ${idleMBps.toFixed(1)} MB/s (copy ${idle.copySecs.toFixed(2)} s = ${idleCopyMBps.toFixed(1)} MB/s, then fdatasync)`)
 
     const served = await serveOpenVolume(v, join(o.dir, 'state'))
     try {
@@ -241,6 +251,7 @@ async function rebuildBench(o: VolumeBenchOptions, made: Made): Promise<RebuildR
       return {
         memberBytes: idle.bytes,
         idleMBps,
+        idleCopyMBps,
         clientWithout: { write: median(without.map((x) => x.write)), read: median(without.map((x) => x.read)) },
         clientDuring: { write: median(during.map((x) => x.write)), read: median(during.map((x) => x.read)) },
         runsDuring: during.length,
@@ -256,7 +267,7 @@ async function rebuildBench(o: VolumeBenchOptions, made: Made): Promise<RebuildR
 
 export interface VolumeBenchResult {
   seq: SeqTable
-  rebuild: RebuildResult
+  rebuild?: RebuildResult
   loadBefore: number[]
   loadAfter: number[]
 }
@@ -267,10 +278,10 @@ export async function volumeBench(o: VolumeBenchOptions): Promise<VolumeBenchRes
   const loadBefore = loadavg()
   try {
     const made = {} as Record<Layout, Made>
-    for (const layout of LAYOUTS) made[layout] = await makeLayout(o.dir, layout, o.fsBytes)
+    for (const layout of new Set([...o.layouts, ...(o.rebuild ? ['raid5' as const] : [])])) made[layout] = await makeLayout(o.dir, layout, o.fsBytes)
     const seq = await seqTable(o, made)
-    const rebuild = await rebuildBench(o, made.raid5)
-    return { seq, rebuild, loadBefore, loadAfter: loadavg() }
+    const rebuild = o.rebuild ? await rebuildBench(o, made.raid5) : undefined
+    return { seq, ...(rebuild === undefined ? {} : { rebuild }), loadBefore, loadAfter: loadavg() }
   } finally {
     if (!o.keep) await rm(o.dir, { recursive: true, force: true })
   }
@@ -291,10 +302,18 @@ export function report(r: VolumeBenchResult, o: VolumeBenchOptions): string {
     lines.push(`| ${phase} | ${fmt(s)} | ${fmt(m(phase, 'mirror'))} | ${fmt(m(phase, 'raid5'))} | ${(m(phase, 'mirror') / s).toFixed(2)} | ${(m(phase, 'raid5') / s).toFixed(2)} |`)
   }
   const b = r.rebuild
+  if (b === undefined) return lines.join('\n')
   lines.push('')
-  lines.push(`RAID-5 rebuild (in process), member of ${round(b.memberBytes / MiB, 0)} MiB: idle ${fmt(b.idleMBps)} MB/s (≥ 50); under load ${fmt(b.loadedMBps)} MB/s`)
+  lines.push(`RAID-5 rebuild (in process), member of ${round(b.memberBytes / MiB, 0)} MiB: idle ${fmt(b.idleMBps)} MB/s (≥ 50; the copy alone, before the new member's fdatasync: ${fmt(b.idleCopyMBps)}); under load ${fmt(b.loadedMBps)} MB/s`)
   lines.push(`client ${o.clientMiB} MiB seq during the rebuild (${b.runsDuring} runs) ÷ without: write ${fmt(b.clientDuring.write)}/${fmt(b.clientWithout.write)} = ${(b.clientDuring.write / b.clientWithout.write).toFixed(2)}, read ${fmt(b.clientDuring.read)}/${fmt(b.clientWithout.read)} = ${(b.clientDuring.read / b.clientWithout.read).toFixed(2)} (≥ 0.5)`)
   return lines.join('\n')
+}
+
+function parseLayouts(text: string): Layout[] {
+  const names = text.split(',')
+  const bad = names.find((n) => !(LAYOUTS as readonly string[]).includes(n))
+  if (bad !== undefined) throw new Error(`--layouts: ${LAYOUTS.join(', ')}; got "${bad}"`)
+  return names as Layout[]
 }
 
 async function main(): Promise<void> {
@@ -308,6 +327,8 @@ async function main(): Promise<void> {
       client: { type: 'string' },
       json: { type: 'boolean' },
       keep: { type: 'boolean' },
+      layouts: { type: 'string' },
+      'no-rebuild': { type: 'boolean' },
     },
   })
   const short = values.short === true
@@ -318,6 +339,8 @@ async function main(): Promise<void> {
     fsBytes: Number(values.fs ?? (short ? 256 : 2048)) * MiB,
     clientMiB: Number(values.client ?? (short ? 8 : 64)),
     keep: values.keep === true,
+    layouts: parseLayouts(values.layouts ?? LAYOUTS.join(',')),
+    rebuild: values['no-rebuild'] !== true,
     log: (line) => process.stderr.write(`${line}\n`),
   }
   for (const [k, v] of Object.entries(o)) if (typeof v === 'number' && !(Number.isSafeInteger(v) && v > 0)) throw new Error(`--${k}: a positive integer, got ${v}`)

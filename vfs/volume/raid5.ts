@@ -148,7 +148,21 @@ export class Raid5Device implements Layer {
         byStripe.set(place.stripe, pieces)
         done += n
       }
-      await settleAll([...byStripe].map(([stripe, pieces]) => this.#locks.with(stripe, () => this.#writeStripe(stripe, pieces))))
+      // Whole stripes in a row go out as one write per member (a run of its units is contiguous
+      // on it): stripe by stripe, a 1 MiB write cost 24 writes of 64 KiB, each a thread-pool round
+      // trip, and the volume wrote at half the speed of one disk.
+      const row = (this.#n - 1) * this.unit
+      const firstFull = Math.ceil(offset / row)
+      const endFull = Math.floor((offset + data.length) / row)
+      const run = endFull - firstFull >= 2 ? { first: firstFull, count: endFull - firstFull } : null
+      const jobs = [...byStripe]
+        .filter(([stripe]) => run === null || stripe < run.first || stripe >= run.first + run.count)
+        .map(([stripe, pieces]) => this.#locks.with(stripe, () => this.#writeStripe(stripe, pieces)))
+      if (run !== null) {
+        const at = run.first * row - offset
+        jobs.push(this.#withStripes(run.first, run.count, () => this.#writeFullRun(run.first, run.count, data.subarray(at, at + run.count * row))))
+      }
+      await settleAll(jobs)
     })
   }
 
@@ -309,6 +323,38 @@ export class Raid5Device implements Layer {
       this.#refuseIfFailed('write')
       return
     }
+  }
+
+  /**
+   * Writes `count` whole stripes from `first` (the caller holds their locks): each member's units
+   * of the run, data or parity, gathered into one buffer and written at once. As for one whole
+   * stripe, nothing is read, so a member out of service changes nothing but who is written: the
+   * others then imply its units (and a rebuilding member takes its units at once).
+   */
+  async #writeFullRun(first: number, count: number, data: Uint8Array): Promise<void> {
+    const n = this.#n
+    const unit = this.unit
+    this.#refuseIfFailed('write')
+    const out = Array.from({ length: n }, () => Buffer.allocUnsafe(count * unit))
+    for (let i = 0; i < count; i++) {
+      const stripe = first + i
+      const p = parityMember(stripe, n)
+      const parity = out[p]?.subarray(i * unit, (i + 1) * unit)
+      parity?.fill(0)
+      for (let d = 0; d < n - 1; d++) {
+        const at = (i * (n - 1) + d) * unit
+        const src = data.subarray(at, at + unit)
+        out[dataMember(stripe, d, n)]?.set(src, i * unit)
+        if (parity !== undefined) xorInto(parity, src)
+      }
+    }
+    const live = this.#m.map((_, member) => member).filter((member) => this.#m[member]?.state !== 'failed')
+    const results = await Promise.allSettled(live.map((member) => this.#dev(member).write(first * unit, out[member] ?? Buffer.alloc(0))))
+    results.forEach((r, k) => {
+      const member = live[k]
+      if (r.status === 'rejected' && member !== undefined) this.#markFailed(member, errorMessage(r.reason))
+    })
+    this.#refuseIfFailed('write')
   }
 
   /**

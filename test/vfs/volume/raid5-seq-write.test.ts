@@ -71,3 +71,30 @@ t.test('a sequential file write through the engine on RAID-5 reads nothing for i
   t.ok(Buffer.from(back.data).equals(chunk), 'the file reads back')
   await e.close()
 })
+
+t.test('whole stripes in a row: one write per member, nothing read, parity exact; the same degraded', async (t) => {
+  const unit = 1024
+  const row = (N - 1) * unit
+  const members = Array.from({ length: N }, () => new CountingDevice(new MemoryDevice(16 * unit)))
+  const raid = new Raid5Device(members, { unit })
+  const data = Buffer.alloc(4 * row + 100)
+  for (let i = 0; i < data.length; i++) data[i] = (i * 13 + 5) % 251
+  // [row + 50, 5 row + 150): stripe 1 from byte 50 (both data units and parity: 3 writes), stripes
+  // 2 … 4 whole (one write per member: 3), stripe 5's first 150 bytes (a data unit and parity: 2).
+  await raid.write(row + 50, data)
+  t.equal(members.reduce((sum, m) => sum + m.writes, 0), 8, 'the three whole stripes cost one write per member')
+  t.ok(await raid.read(row + 50, data.length).then((b) => b.equals(data)), 'reads back')
+  // Stripe 3 (parity on member 3 - 1 - 3 % 3 = 2): its parity is the XOR of its data units.
+  const s3 = await Promise.all(members.map((m) => m.read(3 * unit, unit)))
+  const xor = Buffer.alloc(unit)
+  for (let i = 0; i < unit; i++) xor[i] = (s3[0]?.[i] ?? 0) ^ (s3[1]?.[i] ?? 0)
+  t.ok(xor.equals(s3[2] ?? Buffer.alloc(0)), 'parity of a stripe written in the run')
+
+  raid.fail(1)
+  const before = members.map((m) => m.reads)
+  const again = Buffer.alloc(3 * row, 0x5a)
+  await raid.write(8 * row, again)
+  t.strictSame(members.map((m, i) => m.reads - (before[i] ?? 0)), [0, 0, 0], 'a degraded run reads nothing either')
+  t.ok((await raid.read(8 * row, again.length)).equals(again), 'and reads back, member 1 reconstructed')
+  await raid.close()
+})
