@@ -1,4 +1,4 @@
-import { setImmediate as yieldTurn } from 'node:timers/promises'
+import { setTimeout as sleep, setImmediate as yieldTurn } from 'node:timers/promises'
 import { checkRange, closedError, readOnlyError } from '../engine/blockdev/block-device.ts'
 import type { BlockDevice } from '../engine/blockdev/block-device.ts'
 import { DEFAULT_UNIT, VolumeError } from './layer.ts'
@@ -68,6 +68,8 @@ export class Raid5Device implements Layer {
   #failed = false
   #closed = false
   readonly #closing = new AbortController()
+  /** Client reads and writes ever started: a rebuild step that saw some gives way (see replace). */
+  #clientOps = 0
   /** Numbers every member-writing operation for the intent log (a flush settles what it made durable). */
   readonly #generations = new WriteGenerations()
 
@@ -119,6 +121,7 @@ export class Raid5Device implements Layer {
   async readInto(offset: number, target: Uint8Array): Promise<void> {
     if (this.#closed) throw closedError('read')
     checkRange(this.size, offset, target.length, 'read')
+    this.#clientOps++
     const reads: Promise<void>[] = []
     for (let done = 0; done < target.length; ) {
       const place = locate(offset + done, this.#n, this.unit)
@@ -136,6 +139,7 @@ export class Raid5Device implements Layer {
     checkRange(this.size, offset, data.length, 'write')
     if (data.length === 0) return
     this.#refuseIfFailed('write')
+    this.#clientOps++
     await this.#tracked(async (generation) => {
       await this.#intent?.mark(offset, data.length, generation)
       const byStripe = new Map<number, Piece[]>()
@@ -217,10 +221,16 @@ export class Raid5Device implements Layer {
       [{ offset: 0, length: total }],
       { stepBytes, ...(opts.rateBytesPerSec === undefined ? {} : { rateBytesPerSec: opts.rateBytesPerSec }) },
       async (pos, n) => {
+        const began = performance.now()
+        const seen = this.#clientOps
         // A whole step at once (one read per member, one write): stripe by stripe the rebuild ran
         // at a third of the members' speed, a round trip per 64 KiB.
         const first = pos / this.unit
         await this.#withStripes(first, n / this.unit, () => this.#rebuildStripes(index, first, n / this.unit))
+        // Clients came meanwhile: leave them as much time as the step took (md drops a resync to
+        // its minimum speed when the array has other I/O), so they keep about half the disks;
+        // idle, the rebuild runs flat out.
+        if (this.#clientOps !== seen) await this.#giveWay(Math.min(MAX_YIELD_MS, performance.now() - began))
         const done = pos + n
         opts.onProgress?.(done, total)
         this.#emit('rebuild-progress', `member ${index}: ${done} of ${total} bytes rebuilt`, index, 0, done)
@@ -596,6 +606,16 @@ export class Raid5Device implements Layer {
     return this.#generations.run(fn)
   }
 
+  /** Sleeps `ms`, or until the volume closes (then throws its closed error, as pacedSteps does). */
+  async #giveWay(ms: number): Promise<void> {
+    try {
+      await sleep(ms, undefined, { signal: this.#closing.signal })
+    } catch (err) {
+      this.#closing.signal.throwIfAborted()
+      throw err
+    }
+  }
+
   #emit(kind: VolumeEventKind, message: string, member?: number, offset?: number, length?: number): void {
     this.#onEvent?.({
       kind,
@@ -607,6 +627,9 @@ export class Raid5Device implements Layer {
     })
   }
 }
+
+/** The longest a rebuild step gives way to clients (a slow step must not stall the rebuild for seconds). */
+const MAX_YIELD_MS = 200
 
 /** A member read failed (the member is marked failed already): the stripe operation plans again. */
 class MemberReadError extends Error {
