@@ -63,6 +63,8 @@ export class IntentBitmap implements IntentLog {
   readonly #bits: Uint8Array
   /** Per region: the version at which its bit was last set, so a mark knows which write it needs. */
   readonly #setAt: Float64Array
+  /** Per region: the largest write generation that marked it (0: none, or dirty at open). */
+  readonly #lastGen: Float64Array
   readonly #dirtyAtOpen: readonly { readonly offset: number; readonly length: number }[]
   #seq: number
   /** Bumped at every change of #bits; #durable is the newest version a flushed write carried. */
@@ -80,6 +82,7 @@ export class IntentBitmap implements IntentLog {
     this.#seq = seq
     this.#bits = bits
     this.#setAt = new Float64Array(geo.regions)
+    this.#lastGen = new Float64Array(geo.regions)
     this.#dirtyAtOpen = dirtyRanges(bits, geo)
   }
 
@@ -132,7 +135,8 @@ export class IntentBitmap implements IntentLog {
     return dirtyRanges(this.#bits, this.#geo)
   }
 
-  async mark(offset: number, length: number): Promise<void> {
+  /** `generation` defaults to 0, for callers that settle everything (tests of the bitmap alone). */
+  async mark(offset: number, length: number, generation = 0): Promise<void> {
     if (this.#closed) throw new VolumeError('VOLUME_BITMAP', 'mark on a closed bitmap')
     checkRange(this.#geo.volumeSize, offset, length, 'intent mark')
     if (length === 0) return
@@ -140,6 +144,8 @@ export class IntentBitmap implements IntentLog {
     const last = Math.floor((offset + length - 1) / this.regionSize)
     let changed = false
     for (let r = first; r <= last; r++) {
+      // Before any await: a settle that runs next already sees this write's generation.
+      if ((this.#lastGen[r] ?? 0) < generation) this.#lastGen[r] = generation
       if (!getBit(this.#bits, r)) {
         if (!changed) this.#version++
         changed = true
@@ -157,17 +163,17 @@ export class IntentBitmap implements IntentLog {
   }
 
   /**
-   * Clears every region marked before this call. The layer calls it only when every write those
-   * marks announced was complete before a flush of all members began, and that flush is done.
-   * The clearing is written but not flushed: a dirty bit that survives a crash costs a resync of
-   * one region, never data.
+   * Clears every region whose largest mark generation is below `before` (default: every region
+   * marked so far). The layer passes the horizon it read before a flush of all members began, and
+   * calls this once that flush is done (layer.ts, IntentLog). The clearing is written but not
+   * flushed: a dirty bit that survives a crash costs a resync of one region, never data.
    */
-  async settle(): Promise<void> {
+  async settle(before = Infinity): Promise<void> {
     if (this.#closed) throw new VolumeError('VOLUME_BITMAP', 'settle on a closed bitmap')
     // A region whose mark is still waiting for its write keeps its bit: that write is not durable.
     let changed = false
     for (let r = 0; r < this.#geo.regions; r++) {
-      if (getBit(this.#bits, r) && (this.#setAt[r] ?? 0) <= this.#durable) {
+      if (getBit(this.#bits, r) && (this.#lastGen[r] ?? 0) < before && (this.#setAt[r] ?? 0) <= this.#durable) {
         setBit(this.#bits, r, false)
         changed = true
       }

@@ -100,14 +100,23 @@ export const DEFAULT_UNIT = 64 * 1024
  * (the RAID-5 write hole).
  */
 export interface IntentLog {
-  /** Resolves once every region overlapping [offset, offset + length) of the volume is durably dirty. */
-  mark(offset: number, length: number): Promise<void>
   /**
-   * Clears every marked region (durably or lazily: a stale dirty bit only costs a resync). The log
-   * cannot tell which marks a flush covered, so the layer calls it only after a flush of every
-   * member during which, and before which, no write was in flight (mirror.ts and raid5.ts count them).
+   * Resolves once every region overlapping [offset, offset + length) of the volume is durably
+   * dirty. `generation` numbers the layer's write (write-generations.ts: taken when it starts,
+   * never reused, larger for later starts); the log remembers per region the largest it was
+   * marked with. The log records it before its first await, so a write that has started has
+   * always marked its regions before a settle can look at them.
    */
-  settle(): Promise<void>
+  mark(offset: number, length: number, generation: number): Promise<void>
+  /**
+   * Clears every region whose largest mark generation is below `before` (durably or lazily: a
+   * stale dirty bit only costs a resync); regions found dirty at open count as generation 0. The
+   * layer passes the horizon it read before a flush of every member began (every write numbered
+   * below it had completed by then) and calls this once that flush is done: those writes are
+   * durable on every member. A region marked by a write at or above the horizon (running when
+   * the flush began, or started during it) keeps its bit until a later flush.
+   */
+  settle(before: number): Promise<void>
   /** Regions found dirty at open, on the volume's byte scale, merged and sorted. */
   dirtyAtOpen(): readonly { readonly offset: number; readonly length: number }[]
   /** Bytes of the volume one bit covers. */

@@ -7,6 +7,7 @@ import { copyRegions, rebuildLeg, scrubLegs } from './mirror-copy.ts'
 import type { ScrubOptions, ScrubResult } from './mirror-copy.ts'
 import { MirrorLegs } from './mirror-legs.ts'
 import { clipRegions } from './paced-steps.ts'
+import { WriteGenerations } from './write-generations.ts'
 
 /**
  * RAID-1: every leg holds the whole volume. Writes go to every live leg at once and succeed while
@@ -24,9 +25,8 @@ export class MirrorDevice implements Layer {
   readonly sectorSize: number
   readonly #legs: MirrorLegs
   readonly #intent: IntentLog | undefined
-  /** Writes in flight, and how many ever started: a flush settles the intent log only when quiet. */
-  #active = 0
-  #started = 0
+  /** Numbers every write for the intent log, so a flush settles exactly the regions it made durable. */
+  readonly #generations = new WriteGenerations()
   #closed = false
 
   constructor(legs: readonly BlockDevice[], opts: RedundantOptions = {}) {
@@ -66,15 +66,11 @@ export class MirrorDevice implements Layer {
     if (this.readOnly) throw readOnlyError(offset)
     this.#refuseIfFailed(`write at ${offset}`)
     if (data.length === 0) return
-    this.#active++
-    this.#started++
-    try {
+    await this.#generations.run(async (generation) => {
       // The intent must be durable before any leg can differ from another.
-      await this.#intent?.mark(offset, data.length)
+      await this.#intent?.mark(offset, data.length, generation)
       await this.#legs.lock.with(offset, data.length, false, () => this.#legs.eachLive((dev) => dev.write(offset, data)))
-    } finally {
-      this.#active--
-    }
+    })
     // Closed meanwhile: the legs' errors were not counted as failures, so say it here.
     if (this.#legs.closed) throw closedError('write')
     this.#refuseIfFailed(`write at ${offset}`)
@@ -83,16 +79,13 @@ export class MirrorDevice implements Layer {
   async flush(): Promise<void> {
     if (this.#closed) throw closedError('flush')
     this.#refuseIfFailed('flush')
-    // Settling clears every marked region, so it is safe only if each write the log saw had reached
-    // the legs before this flush began and none started since (as in RAID-5): a write marked during
-    // the flush may not be durable on every leg yet. Under constant writes the bits stay set, which
-    // costs only a longer resync after a crash.
-    const quiet = this.#active === 0
-    const started = this.#started
+    // Only writes complete before the flush began are surely durable on every leg after it: the
+    // regions they alone marked clear; a region a running or later write marked stays dirty.
+    const before = this.#generations.horizon()
     await this.#legs.eachLive((dev) => dev.flush())
     if (this.#legs.closed) throw closedError('flush')
     this.#refuseIfFailed('flush')
-    if (quiet && this.#started === started) await this.#intent?.settle()
+    await this.#intent?.settle(before)
   }
 
   async close(): Promise<void> {

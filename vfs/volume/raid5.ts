@@ -1,4 +1,4 @@
-import { setImmediate as yieldTurn } from 'node:timers/promises'
+import { setTimeout as sleep, setImmediate as yieldTurn } from 'node:timers/promises'
 import { checkRange, closedError, readOnlyError } from '../engine/blockdev/block-device.ts'
 import type { BlockDevice } from '../engine/blockdev/block-device.ts'
 import { DEFAULT_UNIT, VolumeError } from './layer.ts'
@@ -6,6 +6,7 @@ import type { IntentLog, Layer, LayerStatus, MemberState, RebuildOptions, Redund
 import { DEFAULT_STEP, pacedSteps } from './paced-steps.ts'
 import { dataIndexOn, dataMember, locate, parityMember, xorInto } from './parity.ts'
 import { StripeLocks } from './stripe-lock.ts'
+import { WriteGenerations } from './write-generations.ts'
 
 export interface Raid5Options extends RedundantOptions {
   /** Bytes per unit (md's chunk); a multiple of every member's sector size. */
@@ -67,9 +68,10 @@ export class Raid5Device implements Layer {
   #failed = false
   #closed = false
   readonly #closing = new AbortController()
-  /** Member-writing operations in flight, and how many ever started: a flush settles the intent log only when quiet. */
-  #active = 0
-  #started = 0
+  /** Client reads and writes ever started: a rebuild step that saw some gives way (see replace). */
+  #clientOps = 0
+  /** Numbers every member-writing operation for the intent log (a flush settles what it made durable). */
+  readonly #generations = new WriteGenerations()
 
   constructor(members: readonly BlockDevice[], opts: Raid5Options = {}) {
     if (members.length < 3) throw new VolumeError('VOLUME_LAYOUT', `RAID-5 needs at least 3 members, got ${members.length}`)
@@ -119,6 +121,7 @@ export class Raid5Device implements Layer {
   async readInto(offset: number, target: Uint8Array): Promise<void> {
     if (this.#closed) throw closedError('read')
     checkRange(this.size, offset, target.length, 'read')
+    this.#clientOps++
     const reads: Promise<void>[] = []
     for (let done = 0; done < target.length; ) {
       const place = locate(offset + done, this.#n, this.unit)
@@ -136,8 +139,9 @@ export class Raid5Device implements Layer {
     checkRange(this.size, offset, data.length, 'write')
     if (data.length === 0) return
     this.#refuseIfFailed('write')
-    await this.#tracked(async () => {
-      await this.#intent?.mark(offset, data.length)
+    this.#clientOps++
+    await this.#tracked(async (generation) => {
+      await this.#intent?.mark(offset, data.length, generation)
       const byStripe = new Map<number, Piece[]>()
       for (let done = 0; done < data.length; ) {
         const place = locate(offset + done, this.#n, this.unit)
@@ -148,18 +152,32 @@ export class Raid5Device implements Layer {
         byStripe.set(place.stripe, pieces)
         done += n
       }
-      await settleAll([...byStripe].map(([stripe, pieces]) => this.#locks.with(stripe, () => this.#writeStripe(stripe, pieces))))
+      // Whole stripes in a row go out as one write per member (a run of its units is contiguous
+      // on it): stripe by stripe, a 1 MiB write cost 24 writes of 64 KiB, each a thread-pool round
+      // trip, and the volume wrote at half the speed of one disk.
+      const row = (this.#n - 1) * this.unit
+      const firstFull = Math.ceil(offset / row)
+      const endFull = Math.floor((offset + data.length) / row)
+      const run = endFull - firstFull >= 2 ? { first: firstFull, count: endFull - firstFull } : null
+      const jobs = [...byStripe]
+        .filter(([stripe]) => run === null || stripe < run.first || stripe >= run.first + run.count)
+        .map(([stripe, pieces]) => this.#locks.with(stripe, () => this.#writeStripe(stripe, pieces)))
+      if (run !== null) {
+        const at = run.first * row - offset
+        jobs.push(this.#withStripes(run.first, run.count, () => this.#writeFullRun(run.first, run.count, data.subarray(at, at + run.count * row))))
+      }
+      await settleAll(jobs)
     })
   }
 
   async flush(): Promise<void> {
     if (this.#closed) throw closedError('flush')
-    // Settling is safe only if every write the intent log saw was complete before this flush began.
-    const quiet = this.#active === 0
-    const started = this.#started
+    // Only operations complete before the flush began are surely durable after it: the regions
+    // they alone marked clear; one a running or later write marked stays dirty.
+    const before = this.#generations.horizon()
     await this.#onLive((dev) => dev.flush())
     this.#refuseIfFailed('flush')
-    if (this.#intent !== undefined && quiet && this.#started === started) await this.#intent.settle()
+    await this.#intent?.settle(before)
   }
 
   async close(): Promise<void> {
@@ -203,7 +221,16 @@ export class Raid5Device implements Layer {
       [{ offset: 0, length: total }],
       { stepBytes, ...(opts.rateBytesPerSec === undefined ? {} : { rateBytesPerSec: opts.rateBytesPerSec }) },
       async (pos, n) => {
-        for (let s = pos / this.unit; s < (pos + n) / this.unit; s++) await this.#locks.with(s, () => this.#rebuildStripe(index, s))
+        const began = performance.now()
+        const seen = this.#clientOps
+        // A whole step at once (one read per member, one write): stripe by stripe the rebuild ran
+        // at a third of the members' speed, a round trip per 64 KiB.
+        const first = pos / this.unit
+        await this.#withStripes(first, n / this.unit, () => this.#rebuildStripes(index, first, n / this.unit))
+        // Clients came meanwhile: leave them as much time as the step took (md drops a resync to
+        // its minimum speed when the array has other I/O), so they keep about half the disks;
+        // idle, the rebuild runs flat out.
+        if (this.#clientOps !== seen) await this.#giveWay(Math.min(MAX_YIELD_MS, performance.now() - began))
         const done = pos + n
         opts.onProgress?.(done, total)
         this.#emit('rebuild-progress', `member ${index}: ${done} of ${total} bytes rebuilt`, index, 0, done)
@@ -308,6 +335,38 @@ export class Raid5Device implements Layer {
       this.#refuseIfFailed('write')
       return
     }
+  }
+
+  /**
+   * Writes `count` whole stripes from `first` (the caller holds their locks): each member's units
+   * of the run, data or parity, gathered into one buffer and written at once. As for one whole
+   * stripe, nothing is read, so a member out of service changes nothing but who is written: the
+   * others then imply its units (and a rebuilding member takes its units at once).
+   */
+  async #writeFullRun(first: number, count: number, data: Uint8Array): Promise<void> {
+    const n = this.#n
+    const unit = this.unit
+    this.#refuseIfFailed('write')
+    const out = Array.from({ length: n }, () => Buffer.allocUnsafe(count * unit))
+    for (let i = 0; i < count; i++) {
+      const stripe = first + i
+      const p = parityMember(stripe, n)
+      const parity = out[p]?.subarray(i * unit, (i + 1) * unit)
+      parity?.fill(0)
+      for (let d = 0; d < n - 1; d++) {
+        const at = (i * (n - 1) + d) * unit
+        const src = data.subarray(at, at + unit)
+        out[dataMember(stripe, d, n)]?.set(src, i * unit)
+        if (parity !== undefined) xorInto(parity, src)
+      }
+    }
+    const live = this.#m.map((_, member) => member).filter((member) => this.#m[member]?.state !== 'failed')
+    const results = await Promise.allSettled(live.map((member) => this.#dev(member).write(first * unit, out[member] ?? Buffer.alloc(0))))
+    results.forEach((r, k) => {
+      const member = live[k]
+      if (r.status === 'rejected' && member !== undefined) this.#markFailed(member, errorMessage(r.reason))
+    })
+    this.#refuseIfFailed('write')
   }
 
   /**
@@ -416,20 +475,31 @@ export class Raid5Device implements Layer {
     xorInto(target, ...parts)
   }
 
-  async #rebuildStripe(index: number, stripe: number): Promise<void> {
+  /** Rebuilds `count` stripes from `first` of member `index` (the caller holds their locks). */
+  async #rebuildStripes(index: number, first: number, count: number): Promise<void> {
     const m = this.#member(index)
     if (m.state !== 'rebuilding') {
       throw new VolumeError(this.#failed ? 'VOLUME_FAILED' : 'VOLUME_MEMBER', `rebuild of member ${index} stopped: ${m.reason ?? 'it left service'}`)
     }
-    const unit = Buffer.alloc(this.unit)
-    await this.#reconstruct(stripe, index, stripe * this.unit, unit)
+    const units = Buffer.alloc(count * this.unit)
+    // Readable at the last stripe means readable at every earlier one (rebuilt only grows).
+    await this.#reconstruct(first + count - 1, index, first * this.unit, units)
     try {
-      await m.dev.write(stripe * this.unit, unit)
+      await m.dev.write(first * this.unit, units)
     } catch (err) {
       this.#markFailed(index, errorMessage(err))
       throw err
     }
-    m.rebuilt = stripe + 1
+    m.rebuilt = first + count
+  }
+
+  /**
+   * Runs `fn` holding the locks of `count` stripes from `first`, taken in ascending order: every
+   * other holder takes one stripe lock at a time, so the order alone rules out a deadlock.
+   */
+  #withStripes<T>(first: number, count: number, fn: () => Promise<T>): Promise<T> {
+    if (count <= 0) return fn()
+    return this.#locks.with(first, () => this.#withStripes(first + 1, count - 1, fn))
   }
 
   async #scrubStripe(stripe: number, repair: boolean): Promise<'match' | 'mismatch' | 'repaired'> {
@@ -441,9 +511,9 @@ export class Raid5Device implements Layer {
     if (computed.equals(units[p] ?? Buffer.alloc(0))) return 'match'
     this.#emit('scrub-mismatch', `stripe ${stripe}: parity on member ${p} disagrees with the data`, p, stripe * this.unit, this.unit)
     if (!repair) return 'mismatch'
-    await this.#tracked(async () => {
+    await this.#tracked(async (generation) => {
       const row = (n - 1) * this.unit
-      await this.#intent?.mark(stripe * row, row)
+      await this.#intent?.mark(stripe * row, row, generation)
       await this.#writeMember(p, stripe * this.unit, computed)
     })
     return 'repaired'
@@ -534,13 +604,17 @@ export class Raid5Device implements Layer {
     if (this.#failed) throw new VolumeError('VOLUME_FAILED', `${what} refused: two or more members of the RAID-5 are out of service`)
   }
 
-  async #tracked(fn: () => Promise<void>): Promise<void> {
-    this.#active++
-    this.#started++
+  #tracked(fn: (generation: number) => Promise<void>): Promise<void> {
+    return this.#generations.run(fn)
+  }
+
+  /** Sleeps `ms`, or until the volume closes (then throws its closed error, as pacedSteps does). */
+  async #giveWay(ms: number): Promise<void> {
     try {
-      await fn()
-    } finally {
-      this.#active--
+      await sleep(ms, undefined, { signal: this.#closing.signal })
+    } catch (err) {
+      this.#closing.signal.throwIfAborted()
+      throw err
     }
   }
 
@@ -555,6 +629,9 @@ export class Raid5Device implements Layer {
     })
   }
 }
+
+/** The longest a rebuild step gives way to clients (a slow step must not stall the rebuild for seconds). */
+const MAX_YIELD_MS = 200
 
 /** A member read failed (the member is marked failed already): the stripe operation plans again. */
 class MemberReadError extends Error {

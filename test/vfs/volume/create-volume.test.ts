@@ -25,7 +25,7 @@ t.test('createVolume writes both superblock copies at seq 1 and clears the inten
   t.strictSame(vol.config.root, { kind: 'raid5', unit: 16384, children: vol.config.members.map((m) => ({ kind: 'disk', member: m.uuid })) })
   // 64 KiB + 5120 bytes of data area, kept in whole 4 KiB blocks.
   t.strictSame(vol.config.members.map((m) => [m.size, m.state]), [[DATA + 4096, 'ok'], [DATA + 4096, 'ok'], [DATA + 4096, 'ok']])
-  t.strictSame(vol.config.flags, { intentBitmap: true, regionSize: 1024 * 1024 })
+  t.strictSame(vol.config.flags, { intentBitmap: true, regionSize: 64 * 1024 * 1024 })
   for (const [i, d] of disks.entries()) {
     const dev = d.dev
     for (const slot of [0, 1]) {
@@ -226,7 +226,9 @@ t.test('the default region size keeps the bitmap inside each member\'s intent ar
   const TiB = 2 ** 40
   const huge = memoryDisks('h', 3, MEMBER_RESERVED + TiB)
   const vol = await createVolume('huge', 'raid5', huge, { random: seededRandom('huge') })
-  t.equal(vol.config.flags.regionSize, 8 * 1024 * 1024, '3 TiB of members over at most 524288 regions: 6 MiB, rounded up to a power of two')
+  t.equal(vol.config.flags.regionSize, 64 * 1024 * 1024, '3 TiB of members over at most 524288 regions needs 6 MiB: the 64 MiB minimum')
+  const bigger = await createVolume('bigger', 'span', memoryDisks('b', 3, MEMBER_RESERVED + 20 * TiB), { random: seededRandom('bigger') })
+  t.equal(bigger.config.flags.regionSize, 128 * 1024 * 1024, '60 TiB over 524288 regions: 120 MiB, rounded up to a power of two')
   const regions = Math.ceil((3 * TiB) / vol.config.flags.regionSize)
   // intent-bitmap.ts: two slots, each a 64-byte header and the bits, in whole 512-byte sectors.
   const slot = Math.ceil((64 + Math.ceil(regions / 8)) / 512) * 512

@@ -80,12 +80,12 @@ t.test('openIntentBitmap: zeroed areas are formatted read-write, a clean log rea
   const ro = [0, 1].map(() => ({ dev: new MemoryDevice(MEMBER_RESERVED, { readOnly: true }), offset: INTENT_OFFSET, length: INTENT_LENGTH }))
   const clean = await openIntentBitmap(ro, 64 * MiB, MiB)
   t.strictSame(clean.dirtyAtOpen(), [], 'read-only and never written: a clean log')
-  await clean.mark(0, 10)
+  await clean.mark(0, 10, 1)
   await clean.close()
 
   const log = await openIntentBitmap(copies, 64 * MiB, MiB)
   t.equal(log.regionSize, MiB)
-  await log.mark(3 * MiB, 10)
+  await log.mark(3 * MiB, 10, 1)
   await log.close()
   t.ok((await copies[0]!.dev.read(INTENT_OFFSET, 8)).equals(Buffer.from('TSNFSWIB')), 'formatted')
   const again = await openIntentBitmap(copies, 64 * MiB, MiB)
@@ -120,7 +120,7 @@ t.test('a read-write open resyncs the regions a crash left dirty', async (t) => 
   await v.device.write(0, Buffer.alloc(4096, 7))
   await v.device.flush()
   // The crash: the bitmap marks region 0 dirty, and member 2 (stripe 0's parity) is damaged.
-  await v.intents[0]!.mark(0, 4096)
+  await v.intents[0]!.mark(0, 4096, 1)
   await v.close()
   const p2 = await ImageFile.open(paths[2]!)
   await p2.write(MEMBER_RESERVED, Buffer.alloc(4096, 0x55))

@@ -157,7 +157,7 @@ t.test('the intent region size doubles when the grown volume has too many region
   // The bitmap of the grown size, in those regions, fits a member's area and opens there.
   const copies = [...disks, ...(extra === undefined ? [] : [extra])].map((d) => ({ dev: d.dev, offset: INTENT_OFFSET, length: INTENT_LENGTH }))
   const log = await openIntentBitmap(copies, 3 * GiB, r.config.flags.regionSize)
-  await log.mark(3 * GiB - 4096, 4096)
+  await log.mark(3 * GiB - 4096, 4096, 1)
   t.strictSame(log.dirtyAtOpen(), [], 'formatted clean (the area was zeroed by the grow)')
   await log.close()
   t.throws(() => validateConfig({ ...r.config, flags: { intentBitmap: true, regionSize: 4096 } }), { code: 'VOLUME_LAYOUT' }, '4 KiB regions would be too many')

@@ -157,9 +157,9 @@ t.test('the intent is marked before any leg is written and settled after a flush
   const legs = [new CountingDevice(new MemoryDevice(SIZE)), new CountingDevice(new MemoryDevice(SIZE))]
   const seen: number[] = []
   class Watching extends TestIntentLog {
-    override async mark(offset: number, length: number): Promise<void> {
+    override async mark(offset: number, length: number, generation: number): Promise<void> {
       seen.push(legs[0]!.writes + legs[1]!.writes)
-      return super.mark(offset, length)
+      return super.mark(offset, length, generation)
     }
   }
   const intent = new Watching(4096)

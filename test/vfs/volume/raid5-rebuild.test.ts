@@ -64,12 +64,13 @@ t.test('a replacement that fails, or loses its source, stops the rebuild', async
   rig.raid.fail(0)
   const bad = new FaultDevice(new MemoryDevice(8 * unit))
   bad.armAfter(3, { kind: 'eio', ops: ['write'] })
-  await t.rejects(rig.raid.replace(0, bad), { code: 'EIO' })
+  // One stripe per step (a step is one write per member now), so the fault lands mid-rebuild.
+  await t.rejects(rig.raid.replace(0, bad, { stepBytes: unit }), { code: 'EIO' })
   t.match(rig.raid.status().members[0], { state: 'failed' })
   t.equal(rig.raid.status().failed, false, 'the volume still serves, degraded')
   await t.rejects(rig.raid.replace(0, new MemoryDevice(4 * unit)), { code: 'VOLUME_LAYOUT' }, 'too small')
   ;(rig.wrapped[1] as FaultDevice).armAfter(4, { kind: 'gone' })
-  await t.rejects(rig.raid.replace(0, new MemoryDevice(8 * unit)), { code: 'VOLUME_FAILED' })
+  await t.rejects(rig.raid.replace(0, new MemoryDevice(8 * unit), { stepBytes: unit }), { code: 'VOLUME_FAILED' })
   t.equal(rig.raid.status().failed, true)
 })
 

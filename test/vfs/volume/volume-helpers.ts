@@ -73,9 +73,9 @@ export class LaggyReadDevice extends CountingDevice {
 }
 
 /**
- * A write-intent log in memory, as small as the interface allows: one bit per region, marks
- * recorded in order, `settle` clears everything marked before the flush (tests flush with no
- * write in flight). `dirty` is what a reopen would find.
+ * A write-intent log in memory, as small as the interface allows: one bit per region with the
+ * largest generation that marked it; `settle(before)` clears the regions last marked below
+ * `before`. `dirty` is what a reopen would find.
  */
 export class TestIntentLog implements IntentLog {
   readonly regionSize: number
@@ -88,13 +88,17 @@ export class TestIntentLog implements IntentLog {
     this.regionSize = regionSize
     this.#atOpen = atOpen
   }
-  async mark(offset: number, length: number): Promise<void> {
+  readonly #lastGen = new Map<number, number>()
+  async mark(offset: number, length: number, generation: number): Promise<void> {
     this.marks++
-    for (let r = Math.floor(offset / this.regionSize); r * this.regionSize < offset + length; r++) this.dirty.add(r)
+    for (let r = Math.floor(offset / this.regionSize); r * this.regionSize < offset + length; r++) {
+      this.dirty.add(r)
+      this.#lastGen.set(r, Math.max(generation, this.#lastGen.get(r) ?? 0))
+    }
   }
-  async settle(): Promise<void> {
+  async settle(before: number): Promise<void> {
     this.settles++
-    this.dirty.clear()
+    for (const r of this.dirty) if ((this.#lastGen.get(r) ?? 0) < before) this.dirty.delete(r)
   }
   dirtyAtOpen(): readonly { offset: number; length: number }[] {
     return this.#atOpen

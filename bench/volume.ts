@@ -1,0 +1,353 @@
+/*
+ * Volumes under the engine (issue 14 item 8): sequential write and read through NFS of the same
+ * engine on one image file, on a 2-leg mirror and on a 3-member RAID-5, every image in one
+ * directory (one disk), repetitions interleaved (single, mirror, raid5, then the next order …),
+ * medians and the ratios mirror/single and raid5/single. Then the RAID-5 rebuild, measured in
+ * this process (the online `volume replace` through a running server is not built yet):
+ * Raid5Device.replace onto a fresh image idle, and again while a client writes and reads a file
+ * sequentially through NFS from a server in this process serving the same open volume.
+ *
+ *   npx tsx bench/volume.ts [--short] [--size MiB] [--runs N] [--dir DIR] [--fs MiB]
+ *                           [--client MiB] [--layouts single,mirror,raid5] [--no-rebuild] [--json] [--keep]
+ *
+ * --short: 16 MiB files, 2 runs, a 256 MiB file system (the smoke test). JSON lines on stderr.
+ */
+import { mkdir, rm } from 'node:fs/promises'
+import { loadavg } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { parseExports } from '../server/exports/parse.ts'
+import { BACKENDS } from '../server/backends.ts'
+import type { BackendFactory } from '../server/backends.ts'
+import { createServer } from '../server/index.ts'
+import { ImageFile } from '../vfs/engine/blockdev/image-file.ts'
+import { PassThroughDevice } from '../vfs/engine/blockdev/pass-through.ts'
+import { openEngineOn } from '../vfs/engine/fs/assemble.ts'
+import { makeFileSystem } from '../vfs/engine/mkfs/mkfs.ts'
+import { createVolume } from '../vfs/volume/create-volume.ts'
+import { LAYERS, redundantLayers } from '../vfs/volume/factory.ts'
+import { MEMBER_RESERVED } from '../vfs/volume/member-format.ts'
+import { replaceMember, setMemberState } from '../vfs/volume/member-state.ts'
+import { openVolume } from '../vfs/volume/open-volume.ts'
+import type { OpenVolume } from '../vfs/volume/open-volume.ts'
+import { Raid5Device } from '../vfs/volume/raid5.ts'
+import { NfsDriver, parseBenchUrl } from './nfs-driver.ts'
+import { median, round } from './results.ts'
+import type { PhaseResult } from './results.ts'
+import { openTarget } from './targets.ts'
+import { runWorkload } from './workloads.ts'
+import type { WorkloadOptions } from './workloads.ts'
+
+const MiB = 1024 * 1024
+const LAYOUTS = ['single', 'mirror', 'raid5'] as const
+type Layout = (typeof LAYOUTS)[number]
+
+export interface VolumeBenchOptions {
+  dir: string
+  sizeMiB: number
+  runs: number
+  /** File-system bytes on every layout (the volume's size; members sized to give it). */
+  fsBytes: number
+  /** The client's file while measuring the rebuild under load. */
+  clientMiB: number
+  keep: boolean
+  /** Layouts of the seq table (default all three). */
+  layouts: readonly Layout[]
+  rebuild: boolean
+  log: (line: string) => void
+}
+
+interface Made {
+  exportsText: string
+  paths: string[]
+}
+
+function exportLine(opts: string): string {
+  return `/export  *(rw,insecure,no_root_squash,backend=engine,${opts})\n`
+}
+
+/** Image files for one layout, a volume over them when it is one, and an ext4 of `fsBytes` on top. */
+async function makeLayout(dir: string, layout: Layout, fsBytes: number): Promise<Made> {
+  if (layout === 'single') {
+    const path = join(dir, 'single.img')
+    const dev = await ImageFile.create(path, fsBytes, { overwrite: true })
+    try {
+      await makeFileSystem(dev, { zeroed: true, allocateJournal: true })
+    } finally {
+      await dev.close()
+    }
+    return { exportsText: exportLine(`image=${path}`), paths: [path] }
+  }
+  const count = layout === 'mirror' ? 2 : 3
+  const dataBytes = layout === 'mirror' ? fsBytes : fsBytes / 2
+  const paths = Array.from({ length: count }, (_, i) => join(dir, `${layout}-${i}.img`))
+  const disks = []
+  for (const path of paths) disks.push({ path, dev: await ImageFile.create(path, MEMBER_RESERVED + dataBytes, { overwrite: true }) })
+  try {
+    await createVolume(layout, layout, disks, { force: true })
+  } finally {
+    for (const d of disks) await d.dev.close()
+  }
+  const v = await openVolume(paths)
+  try {
+    await makeFileSystem(v.device, { zeroed: true, allocateJournal: true })
+  } finally {
+    await v.close()
+  }
+  return { exportsText: exportLine(`volume=${layout},disks=${paths.join(':')}`), paths }
+}
+
+function workloadOptions(label: string, sizeMiB: number): WorkloadOptions {
+  return { label, files: 0, smallFiles: 0, inflight: 32, sizeMiB, reqSize: MiB, seconds: 0, stable: 'unstable' }
+}
+
+/** One seq run (UNSTABLE writes + COMMIT, then reads) against a server opened and closed here. */
+async function seqOnce(layout: Layout, made: Made, sizeMiB: number): Promise<PhaseResult[]> {
+  const target = await openTarget('tsnfs-engine', { process: false, exportsText: made.exportsText })
+  try {
+    const d = await NfsDriver.connect(parseBenchUrl(target.url))
+    try {
+      return await runWorkload(d, 'seq', workloadOptions(layout, sizeMiB))
+    } finally {
+      await d.close()
+    }
+  } finally {
+    await target.close()
+  }
+}
+
+function rate(rows: readonly PhaseResult[], phase: string): number {
+  const r = rows.find((x) => x.phase === phase)
+  if (r === undefined || r.errors > 0) throw new Error(`seq ${phase}: ${r === undefined ? 'missing' : `${r.errors} errors (${r.first_error ?? ''})`}`)
+  return r.mib_per_s ?? 0
+}
+
+export interface SeqTable {
+  write: Record<Layout, number[]>
+  read: Record<Layout, number[]>
+}
+
+async function seqTable(o: VolumeBenchOptions, made: Record<Layout, Made>): Promise<SeqTable> {
+  const table: SeqTable = { write: { single: [], mirror: [], raid5: [] }, read: { single: [], mirror: [], raid5: [] } }
+  for (let run = 0; run < o.runs; run++) {
+    // Rotate the order so no layout always runs first (cold) or last.
+    const order = o.layouts.map((_, i) => o.layouts[(i + run) % o.layouts.length] ?? 'single')
+    for (const layout of order) {
+      const rows = await seqOnce(layout, made[layout], o.sizeMiB)
+      table.write[layout].push(rate(rows, 'write'))
+      table.read[layout].push(rate(rows, 'read'))
+      o.log(`run ${run + 1} ${layout}: write ${rate(rows, 'write')} MiB/s, read ${rate(rows, 'read')} MiB/s`)
+    }
+  }
+  return table
+}
+
+/** The engine's device: the open volume's top layer, which the bench closes itself. */
+class KeptOpen extends PassThroughDevice {
+  override close(): Promise<void> {
+    return this.inner.flush()
+  }
+}
+
+interface ServedVolume {
+  url: string
+  close(): Promise<void>
+}
+
+/** A server in this process whose export runs the engine on `v` (so the bench can reach its layers). */
+async function serveOpenVolume(v: OpenVolume, stateDir: string): Promise<ServedVolume> {
+  const factory: BackendFactory = () => openEngineOn(new KeptOpen(v.device))
+  // The export parser knows only the built-in backend names: the bench's factory stands in for
+  // `memory`, the one backend that needs no option naming a path.
+  const backends = new Map(BACKENDS)
+  backends.set('memory', factory)
+  await mkdir(stateDir, { recursive: true })
+  const exports = parseExports('/export  *(rw,insecure,no_root_squash,backend=memory)\n', '<bench volume>')
+  const server = await createServer({ exports, stateDir, port: 0, host: '127.0.0.1', backends })
+  return {
+    url: `nfs://127.0.0.1/export?nfsport=${server.port}&mountport=${server.port}`,
+    close: () => server.close(),
+  }
+}
+
+export interface RebuildResult {
+  memberBytes: number
+  idleMBps: number
+  /** The same without the final fdatasync of the new member. */
+  idleCopyMBps: number
+  /** Client seq rates (MiB/s) without a rebuild, and during one. */
+  clientWithout: { write: number; read: number }
+  clientDuring: { write: number; read: number }
+  /** Client runs that finished inside the rebuild (only those count). */
+  runsDuring: number
+  loadedMBps: number
+}
+
+/** Fails member `index` and rebuilds it onto a fresh image; resolves with the seconds it took. */
+async function rebuildOnto(v: OpenVolume, index: number, path: string): Promise<{ secs: number; copySecs: number; bytes: number; done: Promise<void> }> {
+  const layer = redundantLayers(v.device)[0]
+  if (!(layer instanceof Raid5Device)) throw new Error('the raid5 layout has no RAID-5 on top')
+  const child = v.config.root.kind === 'raid5' ? v.config.root.children[index] : undefined
+  if (child?.kind !== 'disk') throw new Error(`raid5 member ${index} is not a disk`)
+  const size = v.config.members.find((m) => m.uuid === child.member)?.size ?? 0
+  const dev = await ImageFile.create(path, MEMBER_RESERVED + size, { overwrite: true })
+  const swapped = await replaceMember(v, child.member, { path, dev })
+  layer.fail(index)
+  const t0 = performance.now()
+  const result = { secs: 0, copySecs: 0, bytes: layer.stripes * layer.unit, done: Promise.resolve() }
+  // The copy's end (the last step) apart from the whole, which adds the new member's fdatasync.
+  const onProgress = (done: number, total: number): void => {
+    if (done === total) result.copySecs = (performance.now() - t0) / 1000
+  }
+  result.done = layer.replace(index, LAYERS.partition(dev, MEMBER_RESERVED, size), { onProgress }).then(async () => {
+    result.secs = (performance.now() - t0) / 1000
+    await setMemberState(v, swapped.uuid, 'ok')
+  })
+  return result
+}
+
+async function clientSeq(url: string, sizeMiB: number): Promise<{ write: number; read: number }> {
+  const d = await NfsDriver.connect(parseBenchUrl(url))
+  try {
+    const rows = await runWorkload(d, 'seq', workloadOptions('client', sizeMiB))
+    return { write: rate(rows, 'write'), read: rate(rows, 'read') }
+  } finally {
+    await d.close()
+  }
+}
+
+async function rebuildBench(o: VolumeBenchOptions, made: Made): Promise<RebuildResult> {
+  const v = await openVolume(made.paths)
+  try {
+    // Idle: nothing but the rebuild.
+    const idle = await rebuildOnto(v, 2, join(o.dir, 'raid5-new-a.img'))
+    await idle.done
+    const idleMBps = idle.bytes / 1e6 / idle.secs
+    const idleCopyMBps = idle.bytes / 1e6 / idle.copySecs
+    o.log(`rebuild idle: ${idle.bytes} bytes in ${idle.secs.toFixed(2)} s = ${idleMBps.toFixed(1)} MB/s (copy ${idle.copySecs.toFixed(2)} s = ${idleCopyMBps.toFixed(1)} MB/s, then fdatasync)`)
+
+    const served = await serveOpenVolume(v, join(o.dir, 'state'))
+    try {
+      const without: { write: number; read: number }[] = []
+      for (let i = 0; i < 3; i++) without.push(await clientSeq(served.url, o.clientMiB))
+      const loaded = await rebuildOnto(v, 0, join(o.dir, 'raid5-new-b.img'))
+      const state = { finished: false }
+      const finish = (): void => {
+        state.finished = true
+      }
+      void loaded.done.then(finish, finish)
+      const during: { write: number; read: number }[] = []
+      let runs = 0
+      const rebuilding = (): boolean => !state.finished
+      while (rebuilding()) {
+        const r = await clientSeq(served.url, o.clientMiB)
+        runs++
+        // Only a run wholly inside the rebuild counts.
+        if (rebuilding()) during.push(r)
+      }
+      await loaded.done
+      const loadedMBps = loaded.bytes / 1e6 / loaded.secs
+      o.log(`rebuild under load: ${loaded.bytes} bytes in ${loaded.secs.toFixed(2)} s = ${loadedMBps.toFixed(1)} MB/s; ${during.length} of ${runs} client runs inside it`)
+      return {
+        memberBytes: idle.bytes,
+        idleMBps,
+        idleCopyMBps,
+        clientWithout: { write: median(without.map((x) => x.write)), read: median(without.map((x) => x.read)) },
+        clientDuring: { write: median(during.map((x) => x.write)), read: median(during.map((x) => x.read)) },
+        runsDuring: during.length,
+        loadedMBps,
+      }
+    } finally {
+      await served.close()
+    }
+  } finally {
+    await v.close()
+  }
+}
+
+export interface VolumeBenchResult {
+  seq: SeqTable
+  rebuild?: RebuildResult
+  loadBefore: number[]
+  loadAfter: number[]
+}
+
+export async function volumeBench(o: VolumeBenchOptions): Promise<VolumeBenchResult> {
+  await rm(o.dir, { recursive: true, force: true })
+  await mkdir(o.dir, { recursive: true })
+  const loadBefore = loadavg()
+  try {
+    const made = {} as Record<Layout, Made>
+    for (const layout of new Set([...o.layouts, ...(o.rebuild ? ['raid5' as const] : [])])) made[layout] = await makeLayout(o.dir, layout, o.fsBytes)
+    const seq = await seqTable(o, made)
+    const rebuild = o.rebuild ? await rebuildBench(o, made.raid5) : undefined
+    return { seq, ...(rebuild === undefined ? {} : { rebuild }), loadBefore, loadAfter: loadavg() }
+  } finally {
+    if (!o.keep) await rm(o.dir, { recursive: true, force: true })
+  }
+}
+
+function fmt(x: number): string {
+  return Number.isFinite(x) ? x.toFixed(1) : '—'
+}
+
+export function report(r: VolumeBenchResult, o: VolumeBenchOptions): string {
+  const lines: string[] = []
+  const m = (phase: 'write' | 'read', l: Layout): number => median(r.seq[phase][l])
+  lines.push(`seq through NFS, ${o.sizeMiB} MiB file, ${o.runs} interleaved runs, medians (MiB/s); load ${r.loadBefore.map((x) => x.toFixed(2)).join(' ')} → ${r.loadAfter.map((x) => x.toFixed(2)).join(' ')}`)
+  lines.push('| phase | single | mirror | raid5 | mirror/single (≥ 0.8) | raid5/single (≥ 0.7) |')
+  lines.push('|---|---|---|---|---|---|')
+  for (const phase of ['write', 'read'] as const) {
+    const s = m(phase, 'single')
+    lines.push(`| ${phase} | ${fmt(s)} | ${fmt(m(phase, 'mirror'))} | ${fmt(m(phase, 'raid5'))} | ${(m(phase, 'mirror') / s).toFixed(2)} | ${(m(phase, 'raid5') / s).toFixed(2)} |`)
+  }
+  const b = r.rebuild
+  if (b === undefined) return lines.join('\n')
+  lines.push('')
+  lines.push(`RAID-5 rebuild (in process), member of ${round(b.memberBytes / MiB, 0)} MiB: idle ${fmt(b.idleMBps)} MB/s (≥ 50; the copy alone, before the new member's fdatasync: ${fmt(b.idleCopyMBps)}); under load ${fmt(b.loadedMBps)} MB/s`)
+  lines.push(`client ${o.clientMiB} MiB seq during the rebuild (${b.runsDuring} runs) ÷ without: write ${fmt(b.clientDuring.write)}/${fmt(b.clientWithout.write)} = ${(b.clientDuring.write / b.clientWithout.write).toFixed(2)}, read ${fmt(b.clientDuring.read)}/${fmt(b.clientWithout.read)} = ${(b.clientDuring.read / b.clientWithout.read).toFixed(2)} (≥ 0.5)`)
+  return lines.join('\n')
+}
+
+function parseLayouts(text: string): Layout[] {
+  const names = text.split(',')
+  const bad = names.find((n) => !(LAYOUTS as readonly string[]).includes(n))
+  if (bad !== undefined) throw new Error(`--layouts: ${LAYOUTS.join(', ')}; got "${bad}"`)
+  return names as Layout[]
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      short: { type: 'boolean' },
+      size: { type: 'string' },
+      runs: { type: 'string' },
+      dir: { type: 'string' },
+      fs: { type: 'string' },
+      client: { type: 'string' },
+      json: { type: 'boolean' },
+      keep: { type: 'boolean' },
+      layouts: { type: 'string' },
+      'no-rebuild': { type: 'boolean' },
+    },
+  })
+  const short = values.short === true
+  const o: VolumeBenchOptions = {
+    dir: values.dir ?? '/tmp/tsnfs-bench-volume',
+    sizeMiB: Number(values.size ?? (short ? 16 : 256)),
+    runs: Number(values.runs ?? (short ? 2 : 5)),
+    fsBytes: Number(values.fs ?? (short ? 256 : 2048)) * MiB,
+    clientMiB: Number(values.client ?? (short ? 8 : 64)),
+    keep: values.keep === true,
+    layouts: parseLayouts(values.layouts ?? LAYOUTS.join(',')),
+    rebuild: values['no-rebuild'] !== true,
+    log: (line) => process.stderr.write(`${line}\n`),
+  }
+  for (const [k, v] of Object.entries(o)) if (typeof v === 'number' && !(Number.isSafeInteger(v) && v > 0)) throw new Error(`--${k}: a positive integer, got ${v}`)
+  if (o.fsBytes < 4 * o.sizeMiB * MiB) throw new Error(`--fs ${o.fsBytes / MiB} MiB is too small for a ${o.sizeMiB} MiB file`)
+  const r = await volumeBench(o)
+  if (values.json === true) process.stderr.write(`${JSON.stringify(r)}\n`)
+  process.stdout.write(`${report(r, o)}\n`)
+}
+
+if (import.meta.filename === process.argv[1]) await main()
