@@ -9,10 +9,11 @@ import { basename, dirname, join } from 'node:path'
 import { PassThroughDevice } from '../vfs/engine/blockdev/pass-through.ts'
 import { openEngineOn } from '../vfs/engine/fs/assemble.ts'
 import type { OpenEngineOptions } from '../vfs/engine/fs/assemble.ts'
-import type { EngineVfs } from '../vfs/engine/fs/engine-vfs.ts'
 import { setMemberState } from '../vfs/volume/member-state.ts'
 import type { OpenVolume } from '../vfs/volume/open-volume.ts'
 import { openVolume } from '../vfs/volume/open-volume.ts'
+import type { Vfs } from '../vfs/types.ts'
+import { wrapSnapshots } from './volume-snapshots.ts'
 
 const GLOB = /[*?[]/
 
@@ -87,7 +88,7 @@ function topMemberUuid(v: OpenVolume, layer: string, index: number | undefined):
  * a layer fails while serving: its disk, if it comes back, is then refused as stale instead of
  * rejoining with data that missed writes.
  */
-export async function openEngineOnVolume(name: string, disks: readonly string[], opts: OpenEngineOptions, log: VolumeLog): Promise<EngineVfs> {
+export async function openEngineOnVolume(name: string, disks: readonly string[], opts: OpenEngineOptions & { snapdirVisible?: boolean }, log: VolumeLog): Promise<Vfs> {
   const paths = await expandDisks(disks)
   // Events may come before openVolume returns (a resync at open); those are only logged.
   const held: { v?: OpenVolume } = {}
@@ -118,7 +119,8 @@ export async function openEngineOnVolume(name: string, disks: readonly string[],
       const r = await setMemberState(v, m.uuid, 'failed', `absent at start: ${m.reason}`)
       log.warn(`volume ${c.name}: member ${m.index} (${m.uuid}) recorded failed, configuration seq ${r.config.seq}`)
     }
-    return await openEngineOn(new VolumeTop(v), opts)
+    // A volume keeping snapshots shows them under .snapshot/ (server/volume-snapshots.ts).
+    return wrapSnapshots(await openEngineOn(new VolumeTop(v), opts), v, opts)
   } catch (err) {
     await v.close()
     throw err

@@ -14,7 +14,7 @@ t.test('a snapshot keeps its creation-time content while the origin is overwritt
   const { vol, origin, store, storeMem } = await makeVolume({ originSize: 64 * KiB, storeSize: 256 * KiB, chunkSize: CS, fill: 1 })
   const model = origin.toBuffer()
   const s = await vol.createSnapshot('s1')
-  t.strictSame(s, { id: 0, name: 's1', created: s.created, state: 'live' })
+  t.strictSame(s, { id: 0, name: 's1', created: s.created, seq: 0, state: 'live' })
   // 1000 bytes straddling chunks 2 and 3, and a whole chunk 7.
   await vol.write(2 * CS + 3596, pattern(2, 1000))
   await vol.write(7 * CS, pattern(3, CS))
