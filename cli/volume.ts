@@ -17,15 +17,20 @@ import type { OpenVolume } from '../vfs/volume/open-volume.ts'
 import { wantsHelp } from './help.ts'
 import { createMissing, parseSize, VolumeUsageError } from './volume-args.ts'
 import { failMember, replaceOffline, scrubVolume } from './volume-repair.ts'
+import { SNAPSHOT_USAGE, volumeSnapshot } from './volume-snapshot.ts'
+import { LAYERS } from '../vfs/volume/factory.ts'
+import type { StoreRequest } from '../vfs/volume/snapshot-volume.ts'
 
 export const VOLUME_USAGE = `usage: tsnfs volume <subcommand> ...
   volumes made of several disks (image files or block devices), served by backend=engine exports
   (volume=NAME,disks=A:B:C); every subcommand works offline, on disks no server has open
 
-  create NAME --level span|stripe|mirror|raid5 [--unit SIZE] [--size SIZE] [--force] DISK...
+  create NAME --level span|stripe|mirror|raid5 [--unit SIZE] [--size SIZE] [--force]
+         [--snapshot-store SIZE|PCT%] DISK...
         make DISK... the members of a new volume (member superblocks and configuration);
         --size creates missing DISKs as sparse image files of SIZE bytes; --force overwrites
-        disks that already belong to a volume; --unit: stripe unit of stripe and raid5 (64K)
+        disks that already belong to a volume; --unit: stripe unit of stripe and raid5 (64K);
+        --snapshot-store: keep the volume's last SIZE bytes (or PCT%) for snapshots
   mkfs DISK... [--block-size 4096|1024] [--label L] [--force]
         make an ext4 file system on the volume for the storage engine (as tsnfs mkfs)
   status [--json] DISK...
@@ -39,6 +44,7 @@ export const VOLUME_USAGE = `usage: tsnfs volume <subcommand> ...
         mark member N (its index in status) failed in the configuration
   replace DISK... --member N --new NEWDISK [--rate BYTES/s] [--size SIZE]
         rebuild member N onto NEWDISK (created sparse with --size if missing), progress on stderr
+${SNAPSHOT_USAGE}
   fail and replace work offline only for now; online, through a running server, is a later step.
   exit: 0 ok, 1 a problem found (degraded, mismatches), 2 usage, 8 error
 `
@@ -58,6 +64,7 @@ const OPTIONS = {
   rate: { type: 'string' },
   'block-size': { type: 'string' },
   label: { type: 'string' },
+  'snapshot-store': { type: 'string' },
 } as const
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values']
@@ -81,19 +88,23 @@ export function memberIndex(text: string | undefined): number {
 }
 
 async function create(positionals: string[], values: Values): Promise<number> {
-  only('create', values, ['level', 'unit', 'size', 'force'])
+  only('create', values, ['level', 'unit', 'size', 'force', 'snapshot-store'])
   const [name, ...paths] = positionals
   if (name === undefined) throw new VolumeUsageError('expected NAME and DISK...')
   const level = values.level
   if (level === undefined || !LEVELS.includes(level as ParentKind)) throw new VolumeUsageError(`--level: one of ${LEVELS.join(', ')}, got ${level ?? 'nothing'}`)
   const size = values.size === undefined ? undefined : parseSize('--size', values.size)
   const unit = values.unit === undefined ? undefined : parseSize('--unit', values.unit)
+  const storeText = values['snapshot-store']
+  const store: StoreRequest | undefined = storeText === undefined ? undefined
+    : /^\d{1,2}%$/.test(storeText) ? { percent: Number(storeText.slice(0, -1)) } : { bytes: parseSize('--snapshot-store', storeText) }
   for (const p of disksOf(paths)) await createMissing(p, size)
   const disks: Disk[] = []
   try {
     for (const p of paths) disks.push({ path: p, dev: await ImageFile.open(p) })
-    const made = await createVolume(name, level as ParentKind, disks, { ...(unit === undefined ? {} : { unit }), force: values.force === true })
-    process.stdout.write(`volume ${made.config.name} (id ${made.config.id}): ${level} of ${disks.length} disks\n`)
+    const made = await createVolume(name, level as ParentKind, disks, { ...(unit === undefined ? {} : { unit }), ...(store === undefined ? {} : { snapshotStore: store, layers: LAYERS }), force: values.force === true })
+    const kept = made.config.snapshotStore
+    process.stdout.write(`volume ${made.config.name} (id ${made.config.id}): ${level} of ${disks.length} disks${kept === undefined ? '' : `, snapshot store of ${kept.size} bytes`}\n`)
     for (const [i, d] of made.disks.entries()) process.stdout.write(`  member ${i}: ${d.uuid} ${d.path}\n`)
     return 0
   } finally {
@@ -225,6 +236,7 @@ export async function volume(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv
   const run = sub === undefined ? undefined : SUBCOMMANDS[sub]
   try {
+    if (sub === 'snapshot') return await volumeSnapshot(rest)
     if (run === undefined) throw new VolumeUsageError(sub === undefined ? 'no subcommand given' : `unknown subcommand "${sub}"`)
     let parsed: { values: Values; positionals: string[] }
     try {
