@@ -224,9 +224,9 @@ t.test('reopen from real files: every snapshot as it was, deletes resumed', asyn
   const s2 = await ImageFile.open(join(dir, 'store.img'))
   const vol2 = new OriginDevice(o2, await SnapshotStore.open(s2))
   t.strictSame(vol2.listSnapshots(), [
-    { id: 0, name: 'one', created: 1764900000000, state: 'live' },
-    { id: 1, name: 'two', created: 1764900000000, state: 'live' },
-    { id: 2, name: 'three', created: 1764900000000, state: 'live' },
+    { id: 0, name: 'one', created: 1764900000000, seq: 0, state: 'live' },
+    { id: 1, name: 'two', created: 1764900000000, seq: 1, state: 'live' },
+    { id: 2, name: 'three', created: 1764900000000, seq: 2, state: 'live' },
   ])
   t.ok((await vol2.snapshot('one').read(0, 64 * KiB)).equals(m0))
   t.ok((await vol2.snapshot('two').read(0, 64 * KiB)).equals(m1))
