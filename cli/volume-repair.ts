@@ -44,7 +44,8 @@ function topMember(v: OpenVolume, index: number): { uuid: string; place: number;
   const m = c.members[index]
   if (m === undefined) throw new VolumeError('VOLUME_MEMBER', `volume ${c.name} has no member ${index} (members 0 … ${c.members.length - 1})`)
   const root = c.root
-  const layer = v.device
+  // The top layer, not `device`: with a snapshot store that is the origin over part of it.
+  const layer = v.top
   const place = root.kind === 'mirror' || root.kind === 'raid5' ? root.children.findIndex((n) => n.kind === 'disk' && n.member === m.uuid) : -1
   if (place < 0 || !(layer instanceof MirrorDevice || layer instanceof Raid5Device)) {
     throw new VolumeError('VOLUME_LAYOUT', `volume ${c.name} is a ${root.kind}: only a member of a top-level mirror or RAID-5 can be failed or replaced`)

@@ -44,16 +44,23 @@ function originOf(v: SnapshotVolume): OriginDevice {
  * Without a store: VOLUME_SNAPSHOT "volume NAME has no snapshot store ...". A name taken, or 64
  * snapshots already: VOLUME_SNAPSHOT from the store.
  */
-export async function createVolumeSnapshot(v: SnapshotVolume, name: string, engine?: Freezable): Promise<SnapshotInfo> {
+export function createVolumeSnapshot(v: SnapshotVolume, name: string, engine?: Freezable): Promise<SnapshotInfo> {
   const origin = originOf(v)
-  if (engine === undefined) return origin.createSnapshot(name)
-  await engine.freeze()
-  try {
-    return await origin.createSnapshot(name)
-  } finally {
-    await engine.thaw()
-  }
+  // One at a time per volume: a second freeze while frozen is refused, so creates queue instead.
+  const run = (creating.get(origin) ?? Promise.resolve()).then(async () => {
+    if (engine === undefined) return origin.createSnapshot(name)
+    await engine.freeze()
+    try {
+      return await origin.createSnapshot(name)
+    } finally {
+      await engine.thaw()
+    }
+  })
+  creating.set(origin, run.then(() => undefined, () => undefined))
+  return run
 }
+
+const creating = new WeakMap<OriginDevice, Promise<void>>()
 
 /** Every snapshot in the store (live, deleting, invalid), oldest first. */
 export function listVolumeSnapshots(v: SnapshotVolume): SnapshotInfo[] {

@@ -91,4 +91,10 @@ t.test('online snapshot (the admin channel function) and delete: ESTALE for its 
   t.strictSame((await c.readdir('/.snapshot')).filter((n) => n !== '.' && n !== '..'), ['before'])
   await c.umount()
   await s.server.close()
+
+  // The repairs find the mirror under the origin: `volume fail` works on a volume with a store.
+  const failed = await tsnfsRaw(['volume', 'fail', ...disks, '--member', '1'])
+  t.equal(failed.code, 0, failed.stderr)
+  const status = await tsnfsRaw(['volume', 'status', disks[0] ?? ''])
+  t.equal(status.code, 1, 'degraded after the fail')
 })

@@ -1,3 +1,4 @@
+import type { BlockDevice } from '../engine/blockdev/block-device.ts'
 import { ImageFile } from '../engine/blockdev/image-file.ts'
 import type { AssembledVolume } from './assemble.ts'
 import { assembleVolume } from './assemble.ts'
@@ -20,6 +21,8 @@ export interface OpenVolume extends AssembledVolume {
    * then also `device` (what the engine opens); snapshots are created, listed and read through it.
    */
   readonly origin?: OriginDevice
+  /** The top layer the configuration's root builds (a mirror, RAID-5...): `device` itself unless a store splits it. */
+  readonly top: BlockDevice
   /** Closes the layers (which close their members), the intent logs, and every disk opened. */
   close(): Promise<void>
 }
@@ -66,7 +69,7 @@ export async function openVolume(paths: readonly string[], opts: OpenVolumeOptio
       }
     }
     const store = volume.config.snapshotStore
-    if (store === undefined) return Object.assign(volume, { close })
+    if (store === undefined) return Object.assign(volume, { close, top })
     try {
       // After the resync: the store is read through the layers it is as redundant as.
       origin = await openVolumeOrigin(top, store, opts.onEvent)
@@ -74,7 +77,7 @@ export async function openVolume(paths: readonly string[], opts: OpenVolumeOptio
       await close()
       throw err
     }
-    return Object.assign(volume, { close, device: origin, origin })
+    return Object.assign(volume, { close, device: origin, origin, top })
   } catch (err) {
     if (assembled === undefined) await closeDisks()
     throw err

@@ -126,6 +126,17 @@ t.test('freeze twice is EBUSY, thaw unfrozen is EINVAL; a read-only engine freez
   await d3.close()
   await e.close()
 
+  // Closed while frozen: a change waiting goes on and close commits it.
+  const e2 = await openEngine(image)
+  await e2.freeze()
+  const waiting = e2.create(e2.root(), Buffer.from('at-close'), { how: 'guarded', attr: {} }, owner)
+  await delay(20)
+  await e2.close()
+  await waiting
+  const check = await openEngine(image, { readOnly: true })
+  t.equal((await check.lookup(check.root(), Buffer.from('at-close'))).attr.type, 'file', 'a change waiting at close is made')
+  await check.close()
+
   const ro = await openEngine(image, { readOnly: true })
   await ro.freeze()
   await ro.thaw()

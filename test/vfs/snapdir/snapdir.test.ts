@@ -77,6 +77,8 @@ t.test('ids, lookups, `..` and listings of .snapshot and a snapshot', async (t) 
   t.equal(listed.entries.find((e) => e.name.equals(b('..')))?.fileid, SNAPDIR_ID, "READDIR's `..` in a snapshot root is .snapshot")
   t.equal(listed.entries.find((e) => e.name.equals(b('f')))?.fileid, sf.ref.id, 'READDIR entries carry the composed ids')
   await t.rejects(view.lookup(sd.ref, b('nope')), new VfsError('ENOENT'))
+  const both = await Promise.all([createVolumeSnapshot(v, 'a', live), createVolumeSnapshot(v, 'b', live)])
+  t.strictSame(both.map((s) => s.name), ['a', 'b'], 'two creates at once queue (the second does not meet a frozen engine)')
   t.equal((await view.fsstat(sd.ref)).totalBytes, (await view.fsstat(root)).totalBytes, 'FSSTAT of .snapshot is the live one')
 })
 

@@ -488,6 +488,8 @@ export class EngineVfs implements Vfs {
   }
 
   async close(): Promise<void> {
+    // Closed while frozen: the changes waiting go on first (and close commits them), not hang.
+    if (this.#frozen !== undefined) await this.thaw().catch(() => undefined)
     await this.#lock.write(() => this.#p.close())
   }
 
