@@ -4,6 +4,9 @@
  * delete, and a reused table slot that does not answer the deleted snapshot's handles.
  */
 import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Test } from 'tap'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
 import { openEngineOn } from '../../../vfs/engine/fs/assemble.ts'
@@ -80,6 +83,40 @@ t.test('ids, lookups, `..` and listings of .snapshot and a snapshot', async (t) 
   const both = await Promise.all([createVolumeSnapshot(v, 'a', live), createVolumeSnapshot(v, 'b', live)])
   t.strictSame(both.map((s) => s.name), ['a', 'b'], 'two creates at once queue (the second does not meet a frozen engine)')
   t.equal((await view.fsstat(sd.ref)).totalBytes, (await view.fsstat(root)).totalBytes, 'FSSTAT of .snapshot is the live one')
+})
+
+t.test('a snapshot taken under concurrent writers is an e2fsck-clean file system holding every answered write', async (t) => {
+  const { view, v, live, origin } = await setup(t)
+  const root = view.root()
+  const answered: string[] = []
+  let stop = false
+  const writers = Array.from({ length: 4 }, async (_, w) => {
+    // Bounded: on memory devices the writers would fill the file system within the wait.
+    for (let i = 0; !stop && i < 400; i++) {
+      const name = `w${w}-${i}`
+      const f = await view.create(root, b(name), { how: 'guarded', attr: {} }, owner)
+      await view.write(f.ref, 0n, Buffer.alloc(1000 + i, w + 1), 'unstable')
+      answered.push(name)
+      if (i % 8 === 0) await new Promise((resolve) => setImmediate(resolve))
+    }
+  })
+  await new Promise((resolve) => setTimeout(resolve, 30))
+  const before = answered.length
+  const made = createVolumeSnapshot(v, 'busy', live)
+  const seen = [...answered.slice(0, before)]
+  await made
+  stop = true
+  await Promise.all(writers)
+  const image = join(t.testdir(), 'busy.img')
+  const snap = origin.snapshot('busy')
+  writeFileSync(image, await snap.read(0, snap.size))
+  const r = spawnSync('e2fsck', ['-fn', image], { encoding: 'utf8' })
+  t.equal(r.status, 0, `e2fsck -fn of the snapshot is clean\n${r.stdout}${r.stderr}`)
+  const sr = (await view.lookup((await view.lookup(root, b('.snapshot'))).ref, b('busy'))).ref
+  let missing = 0
+  for (const name of seen) if (await view.lookup(sr, b(name)).then(() => false, () => true)) missing++
+  t.ok(seen.length > 0 && answered.length > seen.length, `writers ran before and after the create (${seen.length}, ${answered.length})`)
+  t.equal(missing, 0, `each of the ${seen.length} files answered before the create is in the snapshot`)
 })
 
 t.test('every change inside .snapshot is EROFS; .snapshot in the root cannot be made or removed', async (t) => {
