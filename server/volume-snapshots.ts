@@ -44,7 +44,7 @@ function originOf(v: SnapshotVolume): OriginDevice {
  * Without a store: VOLUME_SNAPSHOT "volume NAME has no snapshot store ...". A name taken, or 64
  * snapshots already: VOLUME_SNAPSHOT from the store.
  */
-export function createVolumeSnapshot(v: SnapshotVolume, name: string, engine?: Freezable): Promise<SnapshotInfo> {
+export async function createVolumeSnapshot(v: SnapshotVolume, name: string, engine?: Freezable): Promise<SnapshotInfo> {
   const origin = originOf(v)
   // One at a time per volume: a second freeze while frozen is refused, so creates queue instead.
   const run = (creating.get(origin) ?? Promise.resolve()).then(async () => {
@@ -57,7 +57,7 @@ export function createVolumeSnapshot(v: SnapshotVolume, name: string, engine?: F
     }
   })
   creating.set(origin, run.then(() => undefined, () => undefined))
-  return run
+  return await run
 }
 
 const creating = new WeakMap<OriginDevice, Promise<void>>()
@@ -98,7 +98,11 @@ export interface VolumeSnapshots {
 
 const served = new WeakMap<Vfs, VolumeSnapshots>()
 
-/** The snapshot operations of the volume an export's Vfs serves (undefined: not a volume export with snapshots). */
+/**
+ * The snapshot operations of the volume an export's Vfs serves; undefined: not a volume export.
+ * A volume without a store has them too: they refuse with VOLUME_SNAPSHOT "volume NAME has no
+ * snapshot store ...".
+ */
 export function volumeSnapshotsOf(vfs: Vfs): VolumeSnapshots | undefined {
   return served.get(vfs)
 }
@@ -110,12 +114,19 @@ export interface WrapOptions extends OpenEngineOptions {
 
 /**
  * The export's Vfs for an engine on volume `v`: the engine itself when the volume keeps no
- * snapshots, else the `.snapshot` view over it, registered so volumeSnapshotsOf finds its
- * operations (create freezes this engine; delete closes the snapshot's file system).
+ * snapshots, else the `.snapshot` view over it; either registered so volumeSnapshotsOf finds
+ * its operations (create freezes this engine; delete closes the snapshot's file system).
  */
 export function wrapSnapshots(engine: Vfs & Freezable, v: SnapshotVolume, opts: WrapOptions = {}): Vfs {
   const origin = v.origin
-  if (origin === undefined) return engine
+  if (origin === undefined) {
+    served.set(engine, {
+      create: (name) => createVolumeSnapshot(v, name, engine),
+      list: () => listVolumeSnapshots(v),
+      delete: (name) => deleteVolumeSnapshot(v, name),
+    })
+    return engine
+  }
   const { snapdirVisible, ...engineOpts } = opts
   const view = new SnapdirVfs(engine, snapshotSource(origin, engineOpts), { visible: snapdirVisible ?? false })
   served.set(view, {

@@ -16,7 +16,7 @@ import { SNAPDIR_ID, SnapdirVfs } from '../../../vfs/snapdir/snapdir-vfs.ts'
 import type { FileRef, Vfs } from '../../../vfs/types.ts'
 import { OriginDevice } from '../../../vfs/volume/snapshot.ts'
 import { SnapshotStore } from '../../../vfs/volume/snapshot-store.ts'
-import { createVolumeSnapshot, deleteVolumeSnapshot, snapshotSource } from '../../../server/volume-snapshots.ts'
+import { createVolumeSnapshot, deleteVolumeSnapshot, snapshotSource, volumeSnapshotsOf, wrapSnapshots } from '../../../server/volume-snapshots.ts'
 
 const owner = { uid: 0, gid: 0 }
 const MiB = 1024 * 1024
@@ -185,4 +185,28 @@ t.test('after a delete its handles are ESTALE; a reused table slot does not answ
   t.equal((await view.read(now, 0n, 10)).data.toString(), 'second')
   await t.rejects(view.getattr({ id: SNAPDIR_ID, gen: 7 }), stale, 'a .snapshot handle of another generation')
   await t.rejects(view.getattr({ id: 5n << 40n, gen: 0 }), stale, 'a snapshot id never made')
+})
+
+t.test('wrapSnapshots: the view and its operations; a volume without a store gets the engine and a refusal', async (t) => {
+  const data = new MemoryDevice(16 * MiB)
+  await makeFileSystem(data, { zeroed: true })
+  const plain = await openEngineOn(data)
+  const vfs = wrapSnapshots(plain, { config: { name: 'plain' } })
+  t.equal(vfs, plain, 'no store: the engine itself')
+  await t.rejects(volumeSnapshotsOf(vfs)?.create('s') ?? Promise.resolve(undefined), {
+    code: 'VOLUME_SNAPSHOT', message: 'VOLUME_SNAPSHOT: volume plain has no snapshot store (create it with --snapshot-store SIZE)',
+  })
+  await plain.close()
+
+  const { live, origin } = await setup(t)
+  const view = wrapSnapshots(live, { config: { name: 'kept' }, origin }, { snapdirVisible: true })
+  t.ok(view instanceof SnapdirVfs, 'a store: the .snapshot view')
+  const ops = volumeSnapshotsOf(view)
+  await ops?.create('x')
+  t.strictSame(ops?.list().map((s) => s.name), ['x'])
+  t.ok((await names(view, view.root())).includes('.snapshot'), 'visible as asked')
+  await ops?.delete('x')
+  t.strictSame(ops?.list().map((s) => [s.name, s.state]), [['x', 'deleting']], 'deleting at once, durably')
+  await origin.whenIdle()
+  t.strictSame(ops?.list(), [], 'gone once the background delete is done')
 })
