@@ -12,7 +12,7 @@ import { createMissing } from './volume-args.ts'
 export async function scrubVolume(paths: string[], repair: boolean): Promise<number> {
   const v = await openVolume(paths, { readOnly: !repair })
   try {
-    const layers = await scrubLayers(v.device, { repair })
+    const layers = await scrubLayers(v.top, { repair })
     if (layers.length === 0) process.stdout.write(`volume ${v.config.name}: ${v.config.root.kind}, no redundancy to check\n`)
     for (const l of layers) process.stdout.write(`${l.line}\n`)
     const found = layers.reduce((sum, l) => sum + l.mismatches, 0)

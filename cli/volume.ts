@@ -20,15 +20,20 @@ import { createMissing, parseSize, VolumeUsageError } from './volume-args.ts'
 import { growOffline } from './volume-grow.ts'
 import { goesOnline, volumeOnline } from './volume-online.ts'
 import { failMember, replaceOffline, scrubVolume } from './volume-repair.ts'
+import { SNAPSHOT_USAGE, volumeSnapshot } from './volume-snapshot.ts'
+import { LAYERS } from '../vfs/volume/factory.ts'
+import type { StoreRequest } from '../vfs/volume/snapshot-volume.ts'
 
 export const VOLUME_USAGE = `usage: tsnfs volume <subcommand> ...
   volumes made of several disks (image files or block devices), served by backend=engine exports
   (volume=NAME,disks=A:B:C); every subcommand works offline, on disks no server has open
 
-  create NAME --level span|stripe|mirror|raid5 [--unit SIZE] [--size SIZE] [--force] DISK...
+  create NAME --level span|stripe|mirror|raid5 [--unit SIZE] [--size SIZE] [--force]
+         [--snapshot-store SIZE|PCT%] DISK...
         make DISK... the members of a new volume (member superblocks and configuration);
         --size creates missing DISKs as sparse image files of SIZE bytes; --force overwrites
-        disks that already belong to a volume; --unit: stripe unit of stripe and raid5 (64K)
+        disks that already belong to a volume; --unit: stripe unit of stripe and raid5 (64K);
+        --snapshot-store: keep the volume's last SIZE bytes (or PCT%) for snapshots
   mkfs DISK... [--block-size 4096|1024] [--label L] [--force]
         make an ext4 file system on the volume for the storage engine (as tsnfs mkfs)
   status [--json] DISK...
@@ -56,6 +61,7 @@ export const VOLUME_USAGE = `usage: tsnfs volume <subcommand> ...
   scrub NAME [--repair] [--admin SOCK]
         these go online with --admin SOCK, or when NAME is not a file and a server answers on the
         default socket (STATE-DIR/admin.sock, the state directory as tsnfs serve's)
+${SNAPSHOT_USAGE}
   exit: 0 ok, 1 a problem found (degraded, mismatches), 2 usage, 8 error
 `
 
@@ -76,6 +82,7 @@ const OPTIONS = {
   label: { type: 'string' },
   admin: { type: 'string' },
   add: { type: 'string', multiple: true },
+  'snapshot-store': { type: 'string' },
 } as const
 
 /** The subcommands that also run through a server's admin socket, and the options each takes there. */
@@ -107,19 +114,23 @@ export function memberIndex(text: string | undefined): number {
 }
 
 async function create(positionals: string[], values: Values): Promise<number> {
-  only('create', values, ['level', 'unit', 'size', 'force'])
+  only('create', values, ['level', 'unit', 'size', 'force', 'snapshot-store'])
   const [name, ...paths] = positionals
   if (name === undefined) throw new VolumeUsageError('expected NAME and DISK...')
   const level = values.level
   if (level === undefined || !LEVELS.includes(level as ParentKind)) throw new VolumeUsageError(`--level: one of ${LEVELS.join(', ')}, got ${level ?? 'nothing'}`)
   const size = values.size === undefined ? undefined : parseSize('--size', values.size)
   const unit = values.unit === undefined ? undefined : parseSize('--unit', values.unit)
+  const storeText = values['snapshot-store']
+  const store: StoreRequest | undefined = storeText === undefined ? undefined
+    : /^\d{1,2}%$/.test(storeText) ? { percent: Number(storeText.slice(0, -1)) } : { bytes: parseSize('--snapshot-store', storeText) }
   for (const p of disksOf(paths)) await createMissing(p, size)
   const disks: Disk[] = []
   try {
     for (const p of paths) disks.push({ path: p, dev: await ImageFile.open(p) })
-    const made = await createVolume(name, level as ParentKind, disks, { ...(unit === undefined ? {} : { unit }), force: values.force === true })
-    process.stdout.write(`volume ${made.config.name} (id ${made.config.id}): ${level} of ${disks.length} disks\n`)
+    const made = await createVolume(name, level as ParentKind, disks, { ...(unit === undefined ? {} : { unit }), ...(store === undefined ? {} : { snapshotStore: store, layers: LAYERS }), force: values.force === true })
+    const kept = made.config.snapshotStore
+    process.stdout.write(`volume ${made.config.name} (id ${made.config.id}): ${level} of ${disks.length} disks${kept === undefined ? '' : `, snapshot store of ${kept.size} bytes`}\n`)
     for (const [i, d] of made.disks.entries()) process.stdout.write(`  member ${i}: ${d.uuid} ${d.path}\n`)
     return 0
   } finally {
@@ -245,6 +256,7 @@ export async function volume(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv
   const run = sub === undefined ? undefined : SUBCOMMANDS[sub]
   try {
+    if (sub === 'snapshot') return await volumeSnapshot(rest)
     if (run === undefined) throw new VolumeUsageError(sub === undefined ? 'no subcommand given' : `unknown subcommand "${sub}"`)
     let parsed: { values: Values; positionals: string[] }
     try {

@@ -50,7 +50,7 @@ export const BACKENDS: ReadonlyMap<string, BackendFactory> = new Map<string, Bac
     }
     if (o.volume !== undefined) {
       const log = { info: (msg: string) => (ctx.log?.info ?? ctx.log?.warn)?.(msg), warn: (msg: string) => ctx.log?.warn(msg) }
-      return openEngineOnVolume(o.volume, o.disks ?? [], opts, log, ctx.volumes === undefined ? undefined : { registry: ctx.volumes, exportPath: exp.path })
+      return openEngineOnVolume(o.volume, o.disks ?? [], { ...opts, snapdirVisible: o.snapdir === 'visible' }, log, ctx.volumes === undefined ? undefined : { registry: ctx.volumes, exportPath: exp.path })
     }
     if (o.image === undefined) throw new Error('backend=engine needs image= or volume=')
     return openEngine(o.image, opts)

@@ -33,6 +33,7 @@ import { registerWithRpcbind, rpcbindAnswers } from './rpcbind.ts'
 import { AdminCommands } from './admin/commands.ts'
 import { startAdminSocket } from './admin/socket.ts'
 import type { AdminSocket } from './admin/socket.ts'
+import { registerSnapshotCommands } from './admin/snapshot-commands.ts'
 import { registerVolumeCommands } from './admin/volume-commands.ts'
 import { VolumeRegistry } from './volume-registry.ts'
 import { DEFAULT_SERVER_MEMORY, MemoryReclaimer } from './memory.ts'
@@ -153,9 +154,10 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   const sources: StatsSource[] = [{ listener: 'nfs', stats: rpc.stats }]
   for (const h of rpc.memoryHolders()) reclaimer.add(h)
   const renderMetrics = (): string => renderPrometheus(callMetrics, sources, reclaimer, [volumeFamilies(volumes)])
-  // The admin commands: a feature adds its own with one register call here (e.g. registerSnapshotCommands(admin, volumes, log)).
+  // The admin commands: a feature adds its own with one register call here.
   const admin = new AdminCommands()
   registerVolumeCommands(admin, volumes, log.child({ component: 'admin' }))
+  registerSnapshotCommands(admin, volumes, log.child({ component: 'admin' }))
   let adminSocket: AdminSocket | null = null
   try {
     const { port } = await rpc.listen({ port: options.port ?? 2049, ...(options.host === undefined ? {} : { host: options.host }) })

@@ -9,13 +9,14 @@ import { basename, dirname, join } from 'node:path'
 import { PassThroughDevice } from '../vfs/engine/blockdev/pass-through.ts'
 import { openEngineOn } from '../vfs/engine/fs/assemble.ts'
 import type { OpenEngineOptions } from '../vfs/engine/fs/assemble.ts'
-import type { EngineVfs } from '../vfs/engine/fs/engine-vfs.ts'
 import { redundantChildren } from '../vfs/volume/layer-walk.ts'
 import { setMemberState } from '../vfs/volume/member-state.ts'
 import type { OpenVolume } from '../vfs/volume/open-volume.ts'
 import { openVolume } from '../vfs/volume/open-volume.ts'
 import { ServedVolume } from './volume-registry.ts'
 import type { VolumeRegistry } from './volume-registry.ts'
+import type { Vfs } from '../vfs/types.ts'
+import { volumeSnapshotsOf, wrapSnapshots } from './volume-snapshots.ts'
 
 const GLOB = /[*?[]/
 
@@ -87,7 +88,7 @@ export interface VolumeServing {
  * one disk: it is logged, not recorded.)
  */
 function recordFailures(v: OpenVolume, name: string, log: VolumeLog, recording: Set<string>): void {
-  for (const child of redundantChildren(v.config.root, v.device)) {
+  for (const child of redundantChildren(v.config.root, v.top)) {
     if (child.state !== 'failed') continue
     const m = v.config.members.find((r) => r.uuid === child.member)
     if (child.member === undefined) {
@@ -111,7 +112,7 @@ function recordFailures(v: OpenVolume, name: string, log: VolumeLog, recording: 
  * rejoining with data that missed writes. With `serving`, the volume is listed in the registry
  * while it is open, and its events are counted there.
  */
-export async function openEngineOnVolume(name: string, disks: readonly string[], opts: OpenEngineOptions, log: VolumeLog, serving?: VolumeServing): Promise<EngineVfs> {
+export async function openEngineOnVolume(name: string, disks: readonly string[], opts: OpenEngineOptions & { snapdirVisible?: boolean }, log: VolumeLog, serving?: VolumeServing): Promise<Vfs> {
   const paths = await expandDisks(disks)
   // Events may come before openVolume returns (a resync at open); those are only logged and counted.
   const sv = new ServedVolume(name, serving?.exportPath ?? '')
@@ -144,7 +145,10 @@ export async function openEngineOnVolume(name: string, disks: readonly string[],
     try {
       const engine = await openEngineOn(new VolumeTop(v, () => { if (listed) serving?.registry.remove(sv) }), opts)
       sv.engine = engine
-      return engine
+      // A volume keeping snapshots shows them under .snapshot/ (server/volume-snapshots.ts).
+      const served = wrapSnapshots(engine, v, opts)
+      sv.snapshots = volumeSnapshotsOf(served) ?? null
+      return served
     } catch (err) {
       if (listed) serving?.registry.remove(sv)
       throw err

@@ -8,6 +8,7 @@
 import type { EngineVfs } from '../vfs/engine/fs/engine-vfs.ts'
 import type { VolumeEvent, VolumeEventKind } from '../vfs/volume/layer.ts'
 import type { OpenVolume } from '../vfs/volume/open-volume.ts'
+import type { VolumeSnapshots } from './volume-snapshots.ts'
 
 export type OperationKind = 'replace' | 'scrub'
 
@@ -47,6 +48,8 @@ export class ServedVolume {
   /** Set once openVolume returns (events may come before, during the resync at open). */
   volume: OpenVolume | null = null
   engine: EngineVfs | null = null
+  /** Create, list and delete snapshots (the .snapshot view follows); set with the engine. */
+  snapshots: VolumeSnapshots | null = null
   operation: VolumeOperation | null = null
   lastOperation: FinishedOperation | null = null
   readonly events = new Map<VolumeEventKind, number>()

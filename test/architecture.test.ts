@@ -75,6 +75,8 @@ const INNER: Record<string, readonly string[]> = {
   'vfs/engine/blockdev': ['vfs/engine/blockdev', 'vfs/native-io.ts', 'vfs/native-addon.ts'],
   // Growing a file system works on the on-disk format alone: no engine (inodes, files, txn) above it.
   'vfs/engine/resize': ['vfs/engine/resize', 'vfs/engine/blockdev', 'vfs/engine/format', 'vfs/engine/mkfs', 'vfs/engine/jbd2', 'vfs/engine/reader/csum-verifier.ts', 'vfs/engine/crc32c.ts'],
+  // The .snapshot view wraps any Vfs: it knows the Vfs interface and its errors, not the engine or volumes.
+  'vfs/snapdir': ['vfs/snapdir', 'vfs/types.ts', 'vfs/errors.ts'],
 }
 
 t.test('block layers stack only on the block-device interface', async (t) => {

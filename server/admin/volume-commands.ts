@@ -21,7 +21,7 @@ import { AdminError } from './protocol.ts'
 /** 1 TB/s: a rate beyond any disk, and well inside a safe integer. */
 const MAX_RATE = 2 ** 40
 
-function served(volumes: VolumeRegistry, req: AdminRequest): { sv: ServedVolume; v: OpenVolume } {
+export function served(volumes: VolumeRegistry, req: AdminRequest): { sv: ServedVolume; v: OpenVolume } {
   const name = stringField(req, 'volume')
   const sv = volumes.get(name)
   if (sv?.volume == null) {
@@ -140,7 +140,7 @@ export function registerVolumeCommands(commands: AdminCommands, volumes: VolumeR
     refuseBusy(sv)
     let layers: Awaited<ReturnType<typeof scrubLayers>> = []
     const op = sv.start('scrub', {}, async (report) => {
-      layers = await scrubLayers(v.device, { repair, onProgress: report })
+      layers = await scrubLayers(v.top, { repair, onProgress: report })
       const found = layers.reduce((sum, l) => sum + l.mismatches, 0)
       sv.scrubMismatches += found
       if (found > 0) log.warn({ volume: sv.name }, `volume ${sv.name}: scrub found ${found} mismatches${repair ? ', repaired' : ''}`)

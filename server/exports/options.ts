@@ -24,6 +24,8 @@ export interface ExportLevel {
   disks?: string[]
   errors?: 'remount-ro' | 'continue'
   cacheBytes?: number
+  /** `snapdir=visible`: a volume's `.snapshot` listed in the export root (hidden by default, found by name). */
+  snapdir?: 'hidden' | 'visible'
 }
 
 /** Linux defaults (exports(5)): ro, root_squash, secure, sync, anonuid/anongid 65534. */
@@ -144,6 +146,9 @@ function applyOne(opt: string, s: OptionState, level: ExportLevel): string | nul
       if (bytes === null || bytes < 1 << 20) return `cache needs a size of at least 1M (e.g. 256M), got "${value}"`
       return setLevel(level, 'cacheBytes', bytes)
     }
+    case 'snapdir':
+      if (value !== 'hidden' && value !== 'visible') return `snapdir needs hidden or visible, got "${value}"`
+      return setLevel(level, 'snapdir', value)
     default:
       return `unknown option "${opt}"`
   }

@@ -97,7 +97,7 @@ function parseLine(logical: LogicalLine, file: string): ExportEntry {
   }
   const entry: ExportEntry = { path, backend: level.backend ?? 'local', clients, line: logical.line }
   if (level.fsid !== undefined) entry.fsid = level.fsid
-  const engineOnly = level.image ?? level.errors ?? level.cacheBytes ?? level.volume ?? level.disks
+  const engineOnly = level.image ?? level.errors ?? level.cacheBytes ?? level.volume ?? level.disks ?? level.snapdir
   if (entry.backend === 'engine') {
     const fail = (reason: string): never => {
       throw new ExportsError(file, logical.line, 1, `${reason} (export "${path}")`)
@@ -106,14 +106,15 @@ function parseLine(logical: LogicalLine, file: string): ExportEntry {
     if (level.volume !== undefined) {
       if (level.image !== undefined) fail('volume= and image= exclude each other: the engine serves one image or one volume')
       if (level.disks === undefined) fail(`volume=${level.volume} needs disks=/path/a.img:/path/b.img (its member disks, or globs)`)
-      entry.engine = { volume: level.volume, disks: level.disks ?? [], ...common }
+      entry.engine = { volume: level.volume, disks: level.disks ?? [], ...common, ...(level.snapdir === undefined ? {} : { snapdir: level.snapdir }) }
     } else {
       if (level.disks !== undefined) fail('disks= needs volume=NAME')
+      if (level.snapdir !== undefined) fail('snapdir= needs volume=NAME (an image keeps no snapshots)')
       if (level.image === undefined) fail('backend=engine needs image=/path/to/image')
       entry.engine = { image: level.image ?? '', ...common }
     }
   } else if (engineOnly !== undefined) {
-    throw new ExportsError(file, logical.line, 1, `image=, volume=, disks=, errors= and cache= apply only to backend=engine (export "${path}")`)
+    throw new ExportsError(file, logical.line, 1, `image=, volume=, disks=, snapdir=, errors= and cache= apply only to backend=engine (export "${path}")`)
   }
   return entry
 }

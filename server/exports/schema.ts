@@ -71,6 +71,8 @@ export const EngineOptionsSchema = Type.Object(
     errors: Type.Union([Type.Literal('remount-ro'), Type.Literal('continue')]),
     /** `cache=`: the metadata buffer cache's byte limit. */
     cacheBytes: Type.Integer({ minimum: 1 << 20 }),
+    /** `snapdir=`: whether a volume's `.snapshot` shows in the root's listing (volume= only). */
+    snapdir: Type.Optional(Type.Union([Type.Literal('hidden'), Type.Literal('visible')])),
   },
   { additionalProperties: false },
 )

@@ -21,6 +21,16 @@ export interface AssembledVolume extends VolumeMembers {
   readonly intents: readonly IntentLog[]
   /** Disks whose other superblock copy was torn, damaged or older, with what was wrong. */
   readonly repairs: readonly { readonly path: string; readonly problems: readonly string[] }[]
+  /**
+   * The layer the configuration's root builds, when a snapshot store splits it and `device` is the
+   * origin over its first part (openVolume sets it); absent, `device` is that layer.
+   */
+  readonly top?: BlockDevice
+}
+
+/** The root layer (the mirror, RAID-5... that members are failed, rebuilt and scrubbed in), not the snapshot origin over it. */
+export function topLayer(v: AssembledVolume): BlockDevice {
+  return v.top ?? v.device
 }
 
 interface Found extends Disk {

@@ -1,5 +1,6 @@
 import type { MemberState } from './layer.ts'
 import { VolumeError } from './layer.ts'
+import { MAX_CHUNK, MIN_CHUNK } from './snapshot-format.ts'
 
 /**
  * A volume's configuration (issue 14 item 2; seed 004: NT's LDM database on every member): the
@@ -24,6 +25,8 @@ const MAX_REGION = 1024 * 1024 * 1024
  * an upper bound of any redundant layer's size.
  */
 export const MAX_INTENT_REGIONS = 512 * 1024
+/** The smallest snapshot store: its header, table and map area, and a few chunks (snapshot-format.ts). */
+export const MIN_STORE = 1024 * 1024
 
 export type RedundantKind = 'mirror' | 'raid5'
 export type ParentKind = 'span' | 'stripe' | RedundantKind
@@ -65,6 +68,16 @@ export interface VolumeFlags {
   readonly regionSize: number
 }
 
+/**
+ * Where the volume keeps its snapshots' exception store: the last `size` bytes of the top layer
+ * (so the store is as redundant as the data); the file system gets [0, top size − size).
+ */
+export interface SnapshotStoreConfig {
+  readonly size: number
+  /** Copy-on-write unit (snapshot-format.ts). */
+  readonly chunkSize: number
+}
+
 export interface VolumeConfig {
   readonly version: typeof CONFIG_VERSION
   readonly name: string
@@ -77,6 +90,8 @@ export interface VolumeConfig {
   /** Placeholder until snapshots exist (issue 14 item 6): always empty in this format version. */
   readonly snapshots: readonly never[]
   readonly flags: VolumeFlags
+  /** Absent: the volume takes no snapshots (every configuration before snapshots). */
+  readonly snapshotStore?: SnapshotStoreConfig
 }
 
 const MIN_CHILDREN: Record<ParentKind, number> = { span: 1, stripe: 2, mirror: 2, raid5: 3 }
@@ -167,7 +182,7 @@ function layoutNode(v: unknown, path: string, depth: number, members: ReadonlySe
  * VolumeConfig with fields in a fixed order; anything wrong is VOLUME_LAYOUT naming where.
  */
 export function validateConfig(v: unknown): VolumeConfig {
-  const o = record(v, 'config', ['version', 'name', 'id', 'seq', 'root', 'members', 'snapshots', 'flags'])
+  const o = record(v, 'config', ['version', 'name', 'id', 'seq', 'root', 'members', 'snapshots', 'flags'], ['snapshotStore'])
   if (o.version !== CONFIG_VERSION) fail('version', `${JSON.stringify(o.version)} is not ${CONFIG_VERSION}`)
   const name = validateName(o.name)
   const id = hex16(o.id, 'id')
@@ -190,7 +205,19 @@ export function validateConfig(v: unknown): VolumeConfig {
   if ((regionSize & (regionSize - 1)) !== 0) fail('flags.regionSize', `${regionSize} is not a power of two`)
   const regions = Math.ceil(members.reduce((sum, m) => sum + m.size, 0) / regionSize)
   if (f.intentBitmap && regions > MAX_INTENT_REGIONS) fail('flags.regionSize', `${regionSize} makes ${regions} intent regions, more than the ${MAX_INTENT_REGIONS} a member's bitmap area holds`)
-  return { version: CONFIG_VERSION, name, id, seq, root, members, snapshots: [], flags: { intentBitmap: f.intentBitmap, regionSize } }
+  const flags = { intentBitmap: f.intentBitmap, regionSize }
+  const base = { version: CONFIG_VERSION, name, id, seq, root, members, snapshots: [], flags } as const
+  if (o.snapshotStore === undefined) return base
+  return { ...base, snapshotStore: snapshotStoreConfig(o.snapshotStore, members.reduce((sum, m) => sum + m.size, 0)) }
+}
+
+/** The store's size is capped by the members' total, an upper bound of any top layer's size. */
+function snapshotStoreConfig(v: unknown, total: number): SnapshotStoreConfig {
+  const o = record(v, 'snapshotStore', ['size', 'chunkSize'])
+  const chunkSize = count(o.chunkSize, 'snapshotStore.chunkSize', MIN_CHUNK, MAX_CHUNK, MIN_CHUNK)
+  if ((chunkSize & (chunkSize - 1)) !== 0) fail('snapshotStore.chunkSize', `${chunkSize} is not a power of two`)
+  const size = count(o.size, 'snapshotStore.size', MIN_STORE, Math.max(MIN_STORE, total), chunkSize)
+  return { size, chunkSize }
 }
 
 /** The member uuids a layout node reaches, in tree order. */

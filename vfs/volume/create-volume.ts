@@ -5,6 +5,10 @@ import { VolumeError } from './layer.ts'
 import { INTENT_LENGTH, INTENT_OFFSET, MEMBER_RESERVED } from './member-format.ts'
 import type { Disk, MemberDisk, VolumeMembers } from './member-io.ts'
 import { readMember, writeMember } from './member-io.ts'
+import type { LayerFactory, PresentMember } from './layer-tree.ts'
+import { buildLayerTree } from './layer-tree.ts'
+import type { StoreRequest } from './snapshot-volume.ts'
+import { formatVolumeStore, storeConfigFor } from './snapshot-volume.ts'
 
 export interface CreateOptions {
   /** Stripe unit for stripe and raid5 (absent: DEFAULT_UNIT, left out of the configuration). */
@@ -15,6 +19,10 @@ export interface CreateOptions {
   regionSize?: number
   /** Overwrite disks that already carry a member superblock. */
   force?: boolean
+  /** Keep snapshots: the top layer's last bytes (or percent) become the exception store, formatted here. */
+  snapshotStore?: StoreRequest
+  /** The layers to build the store through (the real ones: factory.ts's LAYERS). Needed with snapshotStore. */
+  layers?: LayerFactory
   /** Where the volume id and member uuids come from (tests pass a seeded source). */
   random?: (bytes: number) => Buffer
 }
@@ -85,7 +93,7 @@ export async function createVolume(name: string, level: ParentKind, disks: reado
   const children: LayoutNode[] = members.map((m) => ({ kind: 'disk', member: m.uuid }))
   const root: LayoutNode = options.unit === undefined || level === 'span' || level === 'mirror' ? { kind: level, children } : { kind: level, unit: options.unit, children }
   const total = members.reduce((sum, m) => sum + m.size, 0)
-  const config = validateConfig({
+  let config = validateConfig({
     version: CONFIG_VERSION,
     name,
     id: random(16).toString('hex'),
@@ -100,10 +108,27 @@ export async function createVolume(name: string, level: ParentKind, disks: reado
   // parse as another layout's; every member starts clean.
   const zeros = Buffer.alloc(INTENT_LENGTH)
   for (const d of disks) await d.dev.write(INTENT_OFFSET, zeros)
+  if (options.snapshotStore !== undefined) config = await formatStore(config, memberDisks, options.snapshotStore, options.layers)
   const { unreachable } = await writeAll(config, memberDisks)
   const first = unreachable[0]
   if (first !== undefined) throw new VolumeError('VOLUME_MEMBER', `${first.path}: writing its member superblock failed`, { cause: first.error })
   return { config, disks: memberDisks }
+}
+
+/**
+ * Sizes the store on the top layer the configuration builds and formats it, before any member
+ * superblock is written: a create cut short leaves disks that are no volume, never a volume
+ * whose configuration names a store that was never formatted. The tree is only flushed, not
+ * closed: closing it would close the caller's disks.
+ */
+async function formatStore(config: VolumeConfig, disks: readonly MemberDisk[], request: StoreRequest, layers: LayerFactory | undefined): Promise<VolumeConfig> {
+  if (layers === undefined) throw new VolumeError('VOLUME_LAYOUT', 'a snapshot store needs the layers to format it through')
+  const present = new Map<string, PresentMember>(disks.map((d) => [d.uuid, { path: d.path, dev: d.dev, dataOffset: MEMBER_RESERVED }]))
+  const tree = await buildLayerTree(config, present, layers)
+  const snapshotStore = storeConfigFor(tree.device.size, request)
+  await formatVolumeStore(tree.device, snapshotStore)
+  await tree.device.flush()
+  return validateConfig({ ...config, snapshotStore })
 }
 
 export interface UpdateResult {

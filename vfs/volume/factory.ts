@@ -65,5 +65,6 @@ export const openIntentBitmap: IntentOpener = async (copies, volumeSize, regionS
 export function redundantLayers(dev: BlockDevice): (MirrorDevice | Raid5Device)[] {
   const own = dev instanceof MirrorDevice || dev instanceof Raid5Device ? [dev] : []
   const members = 'members' in dev && Array.isArray(dev.members) ? (dev.members as BlockDevice[]) : []
-  return [...own, ...members.flatMap(redundantLayers)]
+  // Once each: the snapshot origin's two partitions reach the same top layer.
+  return [...new Set([...own, ...members.flatMap(redundantLayers)])]
 }

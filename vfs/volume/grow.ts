@@ -108,6 +108,8 @@ export async function growVolume(volume: VolumeMembers, options: GrowOptions): P
   const kind = root.kind
   const add = options.add ?? []
   if (add.length === 0 && options.size === undefined) layout('nothing to grow: give new disks (span) or a size (max or bytes per member)')
+  // The store sits at the top layer's end: a larger top would put its place somewhere else.
+  if (current.snapshotStore !== undefined) layout(`volume ${current.name} keeps a snapshot store at its end, which growing would move; grow does not relocate it`)
   if (add.length > 0 && kind !== 'span') {
     if (kind === 'mirror') layout('adding a disk to a mirror adds a leg, not space; a mirror grows with --size max once every leg is larger')
     layout(`adding a member to a ${kind} would move every block to a new place (a reshape), which grow does not do; replace the members with larger disks and grow with --size max`)

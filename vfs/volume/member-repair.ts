@@ -1,4 +1,5 @@
 import { resolve } from 'node:path'
+import { topLayer } from './assemble.ts'
 import type { AssembledVolume } from './assemble.ts'
 import type { UpdateResult } from './create-volume.ts'
 import type { RebuildOptions } from './layer.ts'
@@ -29,7 +30,7 @@ export function topMember(v: AssembledVolume, index: number): TopMember {
   const m = Number.isSafeInteger(index) ? c.members[index] : undefined
   if (m === undefined) throw new VolumeError('VOLUME_MEMBER', `volume ${c.name} has no member ${index} (members 0 … ${c.members.length - 1})`)
   const root = c.root
-  const layer = v.device
+  const layer = topLayer(v)
   const place = root.kind === 'mirror' || root.kind === 'raid5' ? root.children.findIndex((n) => n.kind === 'disk' && n.member === m.uuid) : -1
   if (place < 0 || !(layer instanceof MirrorDevice || layer instanceof Raid5Device)) {
     throw new VolumeError('VOLUME_LAYOUT', `volume ${c.name} is a ${root.kind}: only a member of a top-level mirror or RAID-5 can be failed or replaced`)

@@ -1,9 +1,12 @@
+import type { BlockDevice } from '../engine/blockdev/block-device.ts'
 import { ImageFile } from '../engine/blockdev/image-file.ts'
 import type { AssembledVolume } from './assemble.ts'
 import { assembleVolume } from './assemble.ts'
 import { LAYERS, openIntentBitmap, redundantLayers } from './factory.ts'
 import type { VolumeEventSink } from './layer.ts'
 import type { Disk } from './member-io.ts'
+import type { OriginDevice } from './snapshot.ts'
+import { openVolumeOrigin } from './snapshot-volume.ts'
 
 export interface OpenVolumeOptions {
   /** Only this volume (name or id); a disk of another is VOLUME_FOREIGN. */
@@ -13,6 +16,13 @@ export interface OpenVolumeOptions {
 }
 
 export interface OpenVolume extends AssembledVolume {
+  /**
+   * With a snapshot store configured: the origin layer over the top layer's first part, which is
+   * then also `device` (what the engine opens); snapshots are created, listed and read through it.
+   */
+  readonly origin?: OriginDevice
+  /** The top layer the configuration's root builds (a mirror, RAID-5...): `device` itself unless a store splits it. */
+  readonly top: BlockDevice
   /** Closes the layers (which close their members), the intent logs, and every disk opened. */
   close(): Promise<void>
 }
@@ -38,8 +48,12 @@ export async function openVolume(paths: readonly string[], opts: OpenVolumeOptio
       ...(opts.onEvent === undefined ? {} : { onEvent: opts.onEvent }),
     })
     const volume = assembled
+    const top = volume.device
+    let origin: OriginDevice | undefined
     const close = async (): Promise<void> => {
-      await volume.device.close().catch(() => undefined)
+      // The origin waits for its background deletes, then closes its two partitions of the top.
+      await origin?.close().catch(() => undefined)
+      await top.close().catch(() => undefined)
       for (const intent of volume.intents) await intent.close().catch(() => undefined)
       // Disks the tree does not hold (a member marked failed) are still open.
       for (const d of volume.disks) await d.dev.close().catch(() => undefined)
@@ -54,7 +68,16 @@ export async function openVolume(paths: readonly string[], opts: OpenVolumeOptio
         throw err
       }
     }
-    return Object.assign(volume, { close })
+    const store = volume.config.snapshotStore
+    if (store === undefined) return Object.assign(volume, { close, top })
+    try {
+      // After the resync: the store is read through the layers it is as redundant as.
+      origin = await openVolumeOrigin(top, store, opts.onEvent)
+    } catch (err) {
+      await close()
+      throw err
+    }
+    return Object.assign(volume, { close, device: origin, origin, top })
   } catch (err) {
     if (assembled === undefined) await closeDisks()
     throw err

@@ -154,10 +154,13 @@ export function decodeMapEntry(b: Buffer, slot: number): MapEntry {
   return { originChunk: Number(origin), mask }
 }
 
-/** Names are what a command line passes: 1 to 64 bytes of UTF-8, no NUL. */
+/**
+ * Names are what a command line passes: 1 to 64 bytes of UTF-8, no NUL; and since an export shows
+ * each snapshot as a directory `.snapshot/NAME/`, a file name: no "/", not "." or "..".
+ */
 export function checkName(name: string): void {
   const n = Buffer.byteLength(name, 'utf8')
-  if (n === 0 || n > MAX_NAME || name.includes('\0')) {
-    throw new VolumeError('VOLUME_SNAPSHOT', `snapshot name ${JSON.stringify(name)} must be 1 to ${MAX_NAME} bytes without NUL`)
+  if (n === 0 || n > MAX_NAME || name.includes('\0') || name.includes('/') || name === '.' || name === '..') {
+    throw new VolumeError('VOLUME_SNAPSHOT', `snapshot name ${JSON.stringify(name.slice(0, MAX_NAME))} must be 1 to ${MAX_NAME} bytes without NUL or "/", and not "." or ".."`)
   }
 }

@@ -24,10 +24,12 @@ export interface SnapshotInfo {
   readonly id: number
   readonly name: string
   readonly created: number
+  /** Creation order over the store's life, never reused (a table id is, once its snapshot is gone). */
+  readonly seq: number
   readonly state: SnapshotState
 }
 
-const info = (e: TableEntry): SnapshotInfo => ({ id: e.id, name: e.name, created: e.created, state: e.state })
+const info = (e: TableEntry): SnapshotInfo => ({ id: e.id, name: e.name, created: e.created, seq: e.seq, state: e.state })
 
 /**
  * The origin of copy-on-write snapshots (dm-snapshot's snapshot-origin target): reads pass

@@ -1,3 +1,4 @@
+import { topLayer } from './assemble.ts'
 import type { AssembledVolume } from './assemble.ts'
 import { redundantLayers } from './factory.ts'
 import { redundantChildren } from './layer-walk.ts'
@@ -35,7 +36,7 @@ export interface VolumeStatus {
 }
 
 export function describeMembers(v: AssembledVolume): MemberLine[] {
-  const live = redundantChildren(v.config.root, v.device)
+  const live = redundantChildren(v.config.root, topLayer(v))
   return v.config.members.map((m, index) => {
     const missing = v.missing.find((x) => x.uuid === m.uuid)
     const layer = live.find((c) => c.member === m.uuid)
@@ -66,10 +67,11 @@ export function describeMembers(v: AssembledVolume): MemberLine[] {
 export function volumeStatus(v: AssembledVolume): VolumeStatus {
   const c = v.config
   const members = describeMembers(v)
-  const layers = redundantLayers(v.device).map((l) => l.status())
+  const layers = redundantLayers(topLayer(v)).map((l) => l.status())
   const degraded = members.some((m) => m.state !== 'ok') || layers.some((s) => s.degraded)
   // A nested layer that failed is a lost child of the one above; only the top one stops the volume.
-  const top = redundantLayers(v.device)[0]
-  const failed = top === v.device && top.status().failed
+  const root = topLayer(v)
+  const top = redundantLayers(root)[0]
+  const failed = top !== undefined && top === root && top.status().failed
   return { name: c.name, id: c.id, level: c.root.kind, size: v.device.size, seq: c.seq, members, degraded, failed, repairs: v.repairs }
 }

@@ -14,7 +14,7 @@ t.test('a snapshot keeps its creation-time content while the origin is overwritt
   const { vol, origin, store, storeMem } = await makeVolume({ originSize: 64 * KiB, storeSize: 256 * KiB, chunkSize: CS, fill: 1 })
   const model = origin.toBuffer()
   const s = await vol.createSnapshot('s1')
-  t.strictSame(s, { id: 0, name: 's1', created: s.created, state: 'live' })
+  t.strictSame(s, { id: 0, name: 's1', created: s.created, seq: 0, state: 'live' })
   // 1000 bytes straddling chunks 2 and 3, and a whole chunk 7.
   await vol.write(2 * CS + 3596, pattern(2, 1000))
   await vol.write(7 * CS, pattern(3, CS))
@@ -224,9 +224,9 @@ t.test('reopen from real files: every snapshot as it was, deletes resumed', asyn
   const s2 = await ImageFile.open(join(dir, 'store.img'))
   const vol2 = new OriginDevice(o2, await SnapshotStore.open(s2))
   t.strictSame(vol2.listSnapshots(), [
-    { id: 0, name: 'one', created: 1764900000000, state: 'live' },
-    { id: 1, name: 'two', created: 1764900000000, state: 'live' },
-    { id: 2, name: 'three', created: 1764900000000, state: 'live' },
+    { id: 0, name: 'one', created: 1764900000000, seq: 0, state: 'live' },
+    { id: 1, name: 'two', created: 1764900000000, seq: 1, state: 'live' },
+    { id: 2, name: 'three', created: 1764900000000, seq: 2, state: 'live' },
   ])
   t.ok((await vol2.snapshot('one').read(0, 64 * KiB)).equals(m0))
   t.ok((await vol2.snapshot('two').read(0, 64 * KiB)).equals(m1))

@@ -91,6 +91,9 @@ export class EngineVfs implements Vfs {
   #forgottenTid = 0
   /** Attributes of cached inode views (#viewAttr), dropped with the view. */
   readonly #viewAttrs = new WeakMap<Inode, Attr>()
+  /** While frozen: changes wait on it before taking the lock, so reads go on meanwhile. */
+  #frozen: Promise<void> | undefined
+  #thawed: () => void = () => {}
 
   private constructor(parts: EngineParts, opts: EngineVfsOptions) {
     this.#p = parts
@@ -485,7 +488,54 @@ export class EngineVfs implements Vfs {
   }
 
   async close(): Promise<void> {
+    // Closed while frozen: the changes waiting go on first (and close commits them), not hang.
+    if (this.#frozen !== undefined) await this.thaw().catch(() => undefined)
     await this.#lock.write(() => this.#p.close())
+  }
+
+  // ---- freezing (ext4_freeze / FIFREEZE) ----
+
+  /**
+   * Quiesce for a block-level copy (a snapshot): new changes wait (reads go on); the changes
+   * running finish; the journal commits and checkpoints; needs_recovery is cleared and flushed.
+   * When this resolves the device holds a clean file system with every change answered so far,
+   * UNSTABLE writes included (their data reached the device before their transaction ended, and
+   * the commit flushed it: as ext4's freeze syncs dirty data). Reads go on while frozen; thaw()
+   * lets the waiting changes go. A read-only engine writes nothing: freezing it only holds changes.
+   */
+  async freeze(): Promise<void> {
+    if (this.#frozen !== undefined) throw new VfsError('EBUSY')
+    this.#frozen = new Promise<void>((resolve) => (this.#thawed = resolve))
+    try {
+      // A barrier: every change that passed the gate before it shut holds or waits for the lock
+      // ahead of this, so once we hold it, every running change has ended its handle.
+      await this.#lock.write(() => Promise.resolve())
+      await this.#p.txm.freeze?.()
+    } catch (err) {
+      this.#open()
+      throw this.#fail(err)
+    }
+  }
+
+  /** Undoes freeze: needs_recovery set again (durably), then the waiting changes go. */
+  async thaw(): Promise<void> {
+    if (this.#frozen === undefined) throw new VfsError('EINVAL')
+    try {
+      await this.#p.txm.thaw?.()
+    } catch (err) {
+      throw this.#fail(err)
+    } finally {
+      this.#open()
+    }
+  }
+
+  get frozen(): boolean {
+    return this.#frozen !== undefined
+  }
+
+  #open(): void {
+    this.#frozen = undefined
+    this.#thawed()
   }
 
   // ---- internals ----
@@ -534,6 +584,9 @@ export class EngineVfs implements Vfs {
   /** One change: a handle under the exclusive lock, then (unless `durable` is false) its commit. */
   async #change<T>(fn: (h: MetaTxn) => Promise<T>, durable = true): Promise<T> {
     if (this.#readOnly) throw new VfsError('EROFS')
+    while (this.#frozen !== undefined) await this.#frozen
+    // An error met while we waited may have made the engine read-only.
+    if (this.readOnly) throw new VfsError('EROFS')
     let tid = 0
     let result: T
     try {

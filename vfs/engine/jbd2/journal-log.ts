@@ -124,6 +124,28 @@ export class Jbd2Log implements TxnLog {
     })
   }
 
+  quiesce(): Promise<void> {
+    return this.serial(() => this.abortOnError(async () => {
+      this.checkOpen()
+      if (this.live.length > 0) throw new Jbd2Error('JBD2_STATE', `quiesce with ${this.live.length} transactions not released`)
+      await writeJournalSuperblock(this.dev, this.j, { ...this.j.jsb, start: 0, sequence: this.nextSequence })
+      await this.dev.flush()
+      await setNeedsRecovery(this.dev, false)
+      await this.dev.flush()
+    }))
+  }
+
+  resume(): Promise<void> {
+    return this.serial(() => this.abortOnError(async () => {
+      this.checkOpen()
+      // As open does: the log's start durable before needs_recovery, and both before any commit.
+      await writeJournalSuperblock(this.dev, this.j, { ...this.j.jsb, start: this.head, sequence: this.nextSequence })
+      await this.dev.flush()
+      await setNeedsRecovery(this.dev, true)
+      await this.dev.flush()
+    }))
+  }
+
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn)
     this.queue = run.catch(() => undefined)

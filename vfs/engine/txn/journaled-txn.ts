@@ -96,6 +96,8 @@ export class JournaledTxnManager implements TxnManager {
   #closing = false
   #closingDone: Promise<void> | null = null
   #closed = false
+  /** While frozen: begins wait on it; thaw resolves it. */
+  #frozen: { done: Promise<void>; open: () => void } | null = null
 
   constructor(dev: BlockDevice, log: TxnLog, options: JournaledTxnOptions) {
     this.blockSize = options.blockSize
@@ -148,6 +150,10 @@ export class JournaledTxnManager implements TxnManager {
   async begin(): Promise<MetaTxn> {
     for (;;) {
       this.#usable('begin')
+      if (this.#frozen !== null) {
+        await this.#frozen.done
+        continue
+      }
       const t = this.#running
       if (!t.locked && this.#log.cost(t.dirty.size, t.revokes.size) < this.#maxTxnCost) break
       // Too big: ask for its commit; the gate opens once its snapshot is taken. Wait at the gate
@@ -189,6 +195,44 @@ export class JournaledTxnManager implements TxnManager {
     const p = new Promise<void>((resolve, reject) => this.#checkpointWaiters.push({ tid: 0, resolve, reject }))
     this.#requestCheckpoint()
     return p
+  }
+
+  /**
+   * ext4_freeze: new begins wait; the handles of the running transaction end (its commit waits for
+   * them), it commits, every committed block goes home, and the log is left empty with
+   * needs_recovery cleared — each step durable before the next — so the device now holds a clean
+   * file system. File data needs nothing more: it reaches the device before its handle ends
+   * (ordered mode), and the commit's flush covers it. A second freeze while frozen is refused.
+   */
+  async freeze(): Promise<void> {
+    this.#usable('freeze')
+    if (this.#frozen !== null) throw new TxnError('TXN_NOT_HELD', 'freeze of a frozen journal')
+    let open = (): void => undefined
+    const done = new Promise<void>((resolve) => (open = resolve))
+    this.#frozen = { done, open }
+    try {
+      await this.waitDurable(this.#running.tid)
+      await this.checkpoint()
+      await this.#log.quiesce?.()
+    } catch (err) {
+      this.#frozen = null
+      open()
+      throw err
+    }
+  }
+
+  /** Sets needs_recovery again (durably) and lets the waiting begins go. */
+  async thaw(): Promise<void> {
+    const f = this.#frozen
+    if (f === null) throw new TxnError('TXN_NOT_HELD', 'thaw of a journal that is not frozen')
+    try {
+      if (this.#aborted === null) await this.#log.resume?.()
+    } catch (err) {
+      throw this.#abort(err)
+    } finally {
+      this.#frozen = null
+      f.open()
+    }
   }
 
   close(): Promise<void> {

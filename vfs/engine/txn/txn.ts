@@ -72,6 +72,14 @@ export interface TxnManager {
    * the next open's recovery replays it. A no-op once aborted.
    */
   abort(reason: unknown): void
+  /**
+   * Quiesce (ext4_freeze): new begins wait, handles running end, everything is committed and
+   * written home, and the log is left empty with needs_recovery cleared, durably. Absent where
+   * nothing is ever written (a read-only manager).
+   */
+  freeze?(): Promise<void>
+  /** Undo freeze: needs_recovery set again, durably, and the begins that waited go on. */
+  thaw?(): Promise<void>
 }
 
 export class TxnError extends Error {
@@ -104,4 +112,11 @@ export interface TxnLog {
   release(tid: number): Promise<void>
   /** Leave the log empty and clean (s_start = 0): called after a final checkpoint. */
   close(): Promise<void>
+  /**
+   * As close, but the log stays usable: after a full checkpoint, mark it empty (s_start = 0) and
+   * clear needs_recovery, durably, so a block copy of the device is a clean file system (a freeze).
+   */
+  quiesce?(): Promise<void>
+  /** After quiesce: point the log at its head again and set needs_recovery, durably, before the next commit. */
+  resume?(): Promise<void>
 }
