@@ -3,11 +3,13 @@
  * client writes files, `tsnfs volume snapshot create` (offline, between two runs of the server),
  * the client changes the files, and `.snapshot/SNAP/` reads the old bytes through NFS while
  * writes there get NFS3ERR_ROFS. Then a snapshot taken online (the function the admin channel
- * calls, with the engine frozen around it) and its delete (ESTALE for its handles).
+ * calls, with the engine frozen around it) and its delete (ESTALE for its handles); then the same
+ * through the admin socket: `tsnfs volume snapshot create|list|delete NAME SNAP --admin SOCK`.
  */
 import t from 'tap'
 import path from 'node:path'
 import { NfsClient } from '../../client/nfs-client.ts'
+import { adminRequest } from '../../server/admin/client.ts'
 import { BACKENDS } from '../../server/backends.ts'
 import type { BackendFactory } from '../../server/backends.ts'
 import { volumeSnapshotsOf } from '../../server/volume-snapshots.ts'
@@ -65,6 +67,36 @@ t.test('offline snapshot between two runs: .snapshot/before reads the old bytes,
   t.equal(inSnap.fileid, (1n << 40n) | live.fileid, 'the snapshot file has its own fileid: (snapshot id + 1) << 40 | inode')
   await c.umount()
   await s2.server.close()
+})
+
+t.test('online through the admin socket: tsnfs volume snapshot create|list|delete NAME SNAP', async (t) => {
+  const sock = path.join(dir, 'admin.sock')
+  const s = await startServer(t, line, { admin: sock })
+  const c = await NfsClient.mount(s.url('/data'))
+  const before = await c.readFile('/a.bin')
+  const made = await tsnfsRaw(['volume', 'snapshot', 'create', 'snapvol', 'nightly', '--admin', sock])
+  t.equal(made.code, 0, made.stderr)
+  t.match(made.stdout.toString(), /^volume snapvol: snapshot nightly \(id \d+\) created$/m)
+  await c.writeFile('/a.bin', Buffer.from('changed after nightly'))
+  t.ok((await c.readFile('/.snapshot/nightly/a.bin')).equals(before), '.snapshot/nightly holds the bytes at the online create')
+  const listed = await tsnfsRaw(['volume', 'snapshot', 'list', 'snapvol', '--json', '--admin', sock])
+  t.equal(listed.code, 0, listed.stderr)
+  t.ok((JSON.parse(listed.stdout.toString()) as { name: string; state: string }[]).some((x) => x.name === 'nightly' && x.state === 'live'), 'listed live')
+  const bad = await adminRequest(sock, { command: 'snapshot-create', volume: 'snapvol', snapshot: 'a/b' })
+  t.match(bad, { ok: false, code: 'VOLUME_SNAPSHOT' }, 'a name with "/" cannot be a directory under .snapshot')
+  const dup = await tsnfsRaw(['volume', 'snapshot', 'create', 'snapvol', 'nightly', '--admin', sock])
+  t.equal(dup.code, 8, 'a name taken is refused')
+  t.match(dup.stderr, /VOLUME_SNAPSHOT/)
+  const none = await adminRequest(sock, { command: 'snapshot-list', volume: 'nope' })
+  t.match(none, { ok: false, code: 'ADMIN_NO_VOLUME' })
+  const usage = await tsnfsRaw(['volume', 'snapshot', 'create', 'snapvol', '--admin', sock])
+  t.equal(usage.code, 2, 'create without SNAP is a usage error')
+  const gone = await tsnfsRaw(['volume', 'snapshot', 'delete', 'snapvol', 'nightly', '--admin', sock])
+  t.equal(gone.code, 0, gone.stderr)
+  await t.rejects(c.readFile('/.snapshot/nightly/a.bin'), { code: 'NFS3ERR_STALE' }, 'deleted: the handles the client holds are stale')
+  t.notOk((await c.readdir('/.snapshot')).includes('nightly'), 'and .snapshot no longer lists it')
+  await c.umount()
+  await s.server.close()
 })
 
 t.test('online snapshot (the admin channel function) and delete: ESTALE for its handles afterwards', async (t) => {
