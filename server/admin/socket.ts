@@ -74,10 +74,14 @@ async function answer(line: string, commands: AdminCommands, socket: Socket, sig
   send(socket, reply)
 }
 
+/** Requests queued on one connection before its reading pauses: a client pipelining without end holds no more. */
+const MAX_QUEUED = 16
+
 function serveConnection(socket: Socket, commands: AdminCommands, log: Logger): void {
   const gone = new AbortController()
   let pending = Buffer.alloc(0)
   let queue = Promise.resolve()
+  let queued = 0
   let refused = false
   socket.on('error', () => undefined)
   socket.on('close', () => {
@@ -94,7 +98,12 @@ function serveConnection(socket: Socket, commands: AdminCommands, log: Logger): 
         return
       }
       if (line.trim() === '') continue
-      queue = queue.then(() => answer(line, commands, socket, gone.signal, log))
+      queued++
+      if (queued >= MAX_QUEUED) socket.pause()
+      queue = queue.then(() => answer(line, commands, socket, gone.signal, log)).finally(() => {
+        queued--
+        if (queued < MAX_QUEUED && !refused) socket.resume()
+      })
     }
     if (pending.length > MAX_REQUEST_LINE) tooLong()
   })

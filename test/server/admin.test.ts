@@ -70,6 +70,10 @@ t.test('a served mirror through the admin socket', async (t) => {
       { ok: false, code: 'ADMIN_BAD_REQUEST', message: 'a request is a JSON object' },
       { ok: false, code: 'ADMIN_BAD_REQUEST', message: 'a request needs "command", a non-empty string' },
     ])
+    // 100 requests in one write: the connection pauses past its queue limit and resumes, every one answered in order.
+    const many = await raw(Array.from({ length: 100 }, (_, i) => `{"command":"status","volume":"v${i}"}\n`).join(''), 100)
+    t.equal(many.length, 100, 'a pipelined burst: one reply per request')
+    t.ok(many.every((l, i) => l.includes(`no served volume \\"v${i}\\"`)), 'in order')
     const long = await raw(Buffer.alloc(1024 * 1024, 0x61), 5)
     t.same(long, ['{"ok":false,"code":"ADMIN_TOO_LONG","message":"a request line is at most 65536 bytes"}'], 'a 1 MiB line: one reply, then the connection closes')
     t.same(await adminRequest(sock, { command: 'frobnicate' }), { ok: false, code: 'ADMIN_UNKNOWN_COMMAND', message: 'unknown command "frobnicate" (commands: fail, replace, scrub, snapshot-create, snapshot-delete, snapshot-list, status, volumes)' })
