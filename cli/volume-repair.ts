@@ -8,7 +8,7 @@ import { ImageFile } from '../vfs/engine/blockdev/image-file.ts'
 import { redundantLayers, LAYERS } from '../vfs/volume/factory.ts'
 import { VolumeError } from '../vfs/volume/layer.ts'
 import { MEMBER_RESERVED } from '../vfs/volume/member-format.ts'
-import { replaceMember, setMemberState } from '../vfs/volume/member-state.ts'
+import { rebuildMember, replaceMember, setMemberState } from '../vfs/volume/member-state.ts'
 import { MirrorDevice } from '../vfs/volume/mirror.ts'
 import type { OpenVolume } from '../vfs/volume/open-volume.ts'
 import { openVolume } from '../vfs/volume/open-volume.ts'
@@ -89,7 +89,8 @@ export async function replaceOffline(paths: string[], index: number, newPath: st
     // RAID-5 rebuilds only a member it no longer uses; a mirror takes any leg.
     if (layer instanceof Raid5Device && layer.status().members[place]?.state !== 'failed') layer.fail(place)
     let shown = -1
-    await layer.replace(place, LAYERS.partition(dev, MEMBER_RESERVED, size), {
+    // Checkpointed in the configuration: if this process dies, the next read-write open of the volume continues from the last checkpoint.
+    await rebuildMember(v, swapped.uuid, layer, place, LAYERS.partition(dev, MEMBER_RESERVED, size), {
       rateBytesPerSec: opts.rate,
       onProgress: (done, total) => {
         const pct = Math.floor((done * 100) / total)
@@ -98,8 +99,7 @@ export async function replaceOffline(paths: string[], index: number, newPath: st
         process.stderr.write(`rebuild of member ${index} onto ${newPath}: ${pct}% (${done} of ${total} bytes)\n`)
       },
     })
-    const r = await setMemberState(v, swapped.uuid, 'ok')
-    process.stdout.write(`volume ${c.name}: member ${index} rebuilt onto ${newPath} (${swapped.uuid}), configuration seq ${r.config.seq}\n`)
+    process.stdout.write(`volume ${c.name}: member ${index} rebuilt onto ${newPath} (${swapped.uuid}), configuration seq ${v.config.seq}\n`)
     return 0
   } finally {
     await v.close()

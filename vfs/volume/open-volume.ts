@@ -2,7 +2,13 @@ import { ImageFile } from '../engine/blockdev/image-file.ts'
 import type { AssembledVolume } from './assemble.ts'
 import { assembleVolume } from './assemble.ts'
 import { LAYERS, openIntentBitmap, redundantLayers } from './factory.ts'
-import type { VolumeEventSink } from './layer.ts'
+import type { RebuildOptions, VolumeEventSink } from './layer.ts'
+import type { BlockDevice } from '../engine/blockdev/block-device.ts'
+import { MEMBER_RESERVED } from './member-format.ts'
+import { MissingDevice } from './missing-device.ts'
+import { rebuildMember, setRebuildCheckpoint } from './member-state.ts'
+import { MirrorDevice } from './mirror.ts'
+import { Raid5Device } from './raid5.ts'
 import type { Disk } from './member-io.ts'
 
 export interface OpenVolumeOptions {
@@ -10,6 +16,12 @@ export interface OpenVolumeOptions {
   volume?: string
   readOnly?: boolean
   onEvent?: VolumeEventSink
+  /**
+   * Read-write opens continue a rebuild a crash or a stop cut short (a member of the top mirror
+   * or RAID-5 in state rebuilding, whose disk is among those given) from its checkpoint, before
+   * the volume is handed out; these are its options, false leaves the member out of service.
+   */
+  rebuild?: RebuildOptions | false
 }
 
 export interface OpenVolume extends AssembledVolume {
@@ -55,12 +67,67 @@ export async function openVolumeOn(disks: readonly Disk[], opts: OpenVolumeOptio
   }
   if (!(opts.readOnly ?? false)) {
     try {
+      // A RAID-5 resync must know which members it cannot read (a stand-in would fail it mid-stripe).
+      for (const layer of redundantLayers(volume.device)) {
+        if (!(layer instanceof Raid5Device)) continue
+        for (const [i, m] of layer.members.entries()) if (m instanceof MissingDevice && layer.status().members[i]?.state === 'ok') layer.fail(i)
+      }
+      await dropCheckpoints(volume, opts.rebuild !== false)
+      const resumed = opts.rebuild === false ? [] : startResumes(volume, opts.rebuild ?? {})
+      // A failed resume is awaited below; until then its rejection is not unhandled.
+      for (const r of resumed) r.done.catch(() => undefined)
       // Innermost first: an outer layer's resync reads through the inner ones.
       for (const layer of redundantLayers(volume.device).reverse()) await layer.resync()
+      for (const r of resumed) await r.done
+      if (resumed.length > 0) return Object.assign(volume, { close, missing: volume.missing.filter((m) => !resumed.some((r) => r.uuid === m.uuid)) })
     } catch (err) {
       await close()
       throw err
     }
   }
   return Object.assign(volume, { close })
+}
+
+/** The top mirror or RAID-5's place of member `uuid`, if it is a disk right under it and the disk is here. */
+function resumable(volume: AssembledVolume, uuid: string): { layer: MirrorDevice | Raid5Device; place: number; dev: BlockDevice } | undefined {
+  const root = volume.config.root
+  const layer = volume.device
+  if ((root.kind !== 'mirror' && root.kind !== 'raid5') || !(layer instanceof MirrorDevice || layer instanceof Raid5Device)) return undefined
+  const place = root.children.findIndex((n) => n.kind === 'disk' && n.member === uuid)
+  const disk = volume.disks.find((d) => d.uuid === uuid)
+  return place < 0 || disk === undefined ? undefined : { layer, place, dev: disk.dev }
+}
+
+/**
+ * A rebuild checkpoint says the new member is whole below it; that holds only while every write
+ * to the volume reaches that member too. The checkpoint of a rebuild this open will not continue
+ * is dropped to 0, durably, before anything is written (the volume is about to be written
+ * without that member).
+ */
+async function dropCheckpoints(volume: AssembledVolume, resume: boolean): Promise<void> {
+  for (const m of volume.config.members) {
+    if (m.state !== 'rebuilding' || m.rebuilt === undefined || m.rebuilt === 0) continue
+    if (!resume || resumable(volume, m.uuid) === undefined) await setRebuildCheckpoint(volume, m.uuid, 0)
+  }
+}
+
+/**
+ * Starts, from its checkpoint, every rebuild of a member of the top mirror or RAID-5 that the
+ * configuration shows cut short, and returns each one's promise with the member's uuid. Each
+ * member is back in its layer, as rebuilding up to the checkpoint, when this returns, so a
+ * resync started next brings the regions a crash left dirty up to date on it too (md resyncs
+ * through a recovering member the same way). A rebuilding member deeper in the tree, or whose
+ * disk is absent, stays out of service.
+ */
+function startResumes(volume: AssembledVolume, opts: RebuildOptions): { uuid: string; done: Promise<number> }[] {
+  const out: { uuid: string; done: Promise<number> }[] = []
+  for (const m of volume.config.members) {
+    const at = m.state === 'rebuilding' ? resumable(volume, m.uuid) : undefined
+    if (at === undefined) continue
+    const { layer, place, dev } = at
+    // The member was assembled as missing: RAID-5 rebuilds only a member it no longer uses.
+    if (layer instanceof Raid5Device && layer.status().members[place]?.state !== 'failed') layer.fail(place)
+    out.push({ uuid: m.uuid, done: rebuildMember(volume, m.uuid, layer, place, LAYERS.partition(dev, MEMBER_RESERVED, m.size), opts) })
+  }
+  return out
 }
