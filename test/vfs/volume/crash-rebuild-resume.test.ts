@@ -13,6 +13,7 @@ import type { Test } from 'tap'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
 import { PassThroughDevice } from '../../../vfs/engine/blockdev/pass-through.ts'
 import type { ParentKind } from '../../../vfs/volume/config.ts'
+import { validateConfig } from '../../../vfs/volume/config.ts'
 import { createVolume } from '../../../vfs/volume/create-volume.ts'
 import { LAYERS } from '../../../vfs/volume/factory.ts'
 import { IntentBitmap } from '../../../vfs/volume/intent-bitmap.ts'
@@ -107,7 +108,8 @@ async function interrupt(level: ParentKind, n: number, r: () => number, how: 'ki
   const fresh = new MemoryDevice(MEMBER_RESERVED + DATA)
   const replaced = below(r, n)
   const steps = DATA / STEP
-  const stop = CHECKPOINT / STEP + 1 + below(r, steps - CHECKPOINT / STEP - 2)
+  // After the first checkpoint, and eight steps before the end: the kill or close lands while the rebuild still runs.
+  const stop = CHECKPOINT / STEP + 1 + below(r, steps - CHECKPOINT / STEP - 9)
   const frozen = [...disks, fresh].map((d) => new Freezable(d))
   const newDisk = frozen[n]!
   const v = await open(disks, {}, (_, i) => frozen[i]!)
@@ -236,3 +238,44 @@ for (const [level, n] of [['mirror', 2], ['raid5', 3]] as const) {
     t.ok(copied >= DATA - last, `the resume copied from the checkpoint on: ${copied} bytes`)
   })
 }
+
+t.test('a checkpoint is dropped to 0 when the volume is opened read-write without continuing that rebuild', async (t) => {
+  const seed = seedOf()
+  t.comment(`seed ${seed}`)
+  const i = await interrupt('mirror', 2, rng(seed), 'killed', t)
+  // Opened without the new disk: the volume will be written without it, so its checkpoint goes.
+  const without = await open(i.disks.filter((_, k) => k !== i.replaced))
+  t.equal(without.missing.length, 1, 'the mirror runs on one leg')
+  await without.device.write(0, Buffer.alloc(4096, 0x55))
+  Buffer.alloc(4096, 0x55).copy(i.model, 0)
+  await without.close()
+  const [, state, rebuilt] = await checkpointOnDisk(i)
+  t.strictSame([state, rebuilt], ['rebuilding', 0], 'still rebuilding, from 0')
+  const counting = new CountingDevice(new KeepOpen(i.fresh))
+  const again = await open(withNew(i), { rebuild: { stepBytes: STEP } }, (d, k) => (k === i.replaced ? counting : new KeepOpen(d)))
+  try {
+    const copied = counting.writeLog.filter((w) => w.offset >= MEMBER_RESERVED).reduce((sum, w) => sum + w.length, 0)
+    t.ok(copied >= DATA, `the whole member rebuilt again (${copied} bytes written to it)`)
+    topLayer(again).fail((i.replaced + 1) % 2)
+    t.ok((await contents(again.device)).equals(i.model), 'the new leg alone holds the write made while it was away')
+  } finally {
+    await again.close()
+  }
+})
+
+t.test('a rebuild checkpoint in the configuration is checked', async (t) => {
+  const base = {
+    version: 1,
+    name: 'v',
+    id: '0f'.repeat(16),
+    seq: 1,
+    root: { kind: 'mirror', children: [{ kind: 'disk', member: 'aa'.repeat(16) }, { kind: 'disk', member: 'bb'.repeat(16) }] },
+    snapshots: [],
+    flags: { intentBitmap: true, regionSize: 65536 },
+  }
+  const withMember = (m: object): unknown => ({ ...base, members: [{ uuid: 'aa'.repeat(16), size: 8192, state: 'ok' }, { uuid: 'bb'.repeat(16), size: 8192, ...m }] })
+  t.strictSame(validateConfig(withMember({ state: 'rebuilding', rebuilt: 4096 })).members[1], { uuid: 'bb'.repeat(16), size: 8192, state: 'rebuilding', rebuilt: 4096 })
+  t.throws(() => validateConfig(withMember({ state: 'ok', rebuilt: 4096 })), { code: 'VOLUME_LAYOUT', message: /only a rebuilding member has a rebuild checkpoint/ })
+  t.throws(() => validateConfig(withMember({ state: 'rebuilding', rebuilt: 8704 })), { code: 'VOLUME_LAYOUT', message: /members\[1\]\.rebuilt/ })
+  t.throws(() => validateConfig(withMember({ state: 'rebuilding', rebuilt: 100 })), { code: 'VOLUME_LAYOUT', message: /multiple of 512/ })
+})

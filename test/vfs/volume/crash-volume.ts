@@ -286,9 +286,7 @@ async function checkState(s: Setup, o: VolumeCrashOptions, ctx: JudgeCtx, report
 
 /** The whole check for one layer; failures are collected, never thrown. */
 export async function runVolumeCrashCheck(o: VolumeCrashOptions): Promise<VolumeCrashReport> {
-  const t0 = Date.now()
   const s = await setUp(o)
-  if (process.env.CRASH_VOLUME_TIMING !== undefined) console.error(`set-up ${Date.now() - t0} ms`)
   const { points, states } = enumerate(s.rec, o, o.layer === 'snapshot' ? 0 : MEMBER_RESERVED)
   const r = prng(o.seed ^ 0x5a3e)
   // A seeded sample, kept in tick order so a report reads in the order of the workload.
