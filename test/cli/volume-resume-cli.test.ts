@@ -48,7 +48,9 @@ t.test('a replace killed past its first checkpoint continues at the next open', 
       const m = /: (8\d)% \(/.exec(err)
       if (m !== null && child.kill('SIGKILL')) resolve(`${m[1]}%`)
     })
-    child.on('close', (code) => reject(new Error(`replace ended by itself (exit ${code}): ${err}`)))
+    child.on('close', (code) => {
+      reject(new Error(`replace ended by itself (exit ${code}): ${err}`))
+    })
   })
   await new Promise((resolve) => child.on('close', resolve))
   t.comment(`killed at ${killedAt}`)
