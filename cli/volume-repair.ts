@@ -56,7 +56,7 @@ export async function replaceOffline(paths: string[], index: number, newPath: st
       rateBytesPerSec: opts.rate,
       onProgress: rebuildProgress(index, newPath, (line) => process.stderr.write(line)),
     })
-    process.stdout.write(`volume ${v.config.name}: member ${index} rebuilt onto ${newPath} (${swapped.uuid}), configuration seq ${swapped.result.config.seq}\n`)
+    process.stdout.write(`volume ${v.config.name}: member ${index} rebuilt onto ${newPath} (${swapped.uuid}), configuration seq ${swapped.config.seq}\n`)
     return 0
   } finally {
     await v.close()

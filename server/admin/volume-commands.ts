@@ -119,8 +119,8 @@ export function registerVolumeCommands(commands: AdminCommands, volumes: VolumeR
       const dev = await ImageFile.open(disk)
       try {
         const r = await replaceTopMember(v, index, { path: disk, dev }, { rateBytesPerSec: rate, onProgress: report })
-        log.warn({ volume: sv.name, member: index, disk }, `volume ${sv.name}: member ${index} rebuilt onto ${disk} (${r.uuid}), configuration seq ${r.result.config.seq}`)
-        return `member ${index} rebuilt onto ${disk} (${r.uuid}), configuration seq ${r.result.config.seq}`
+        log.warn({ volume: sv.name, member: index, disk }, `volume ${sv.name}: member ${index} rebuilt onto ${disk} (${r.uuid}), configuration seq ${r.config.seq}`)
+        return `member ${index} rebuilt onto ${disk} (${r.uuid}), configuration seq ${r.config.seq}`
       } catch (err) {
         // Once the swap is recorded the volume owns the disk (and closes it); before, it is ours.
         if (!v.disks.some((d) => d.dev === dev)) await dev.close().catch(() => undefined)

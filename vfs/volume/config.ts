@@ -60,6 +60,11 @@ export interface MemberRecord {
   readonly state: MemberState
   /** Why it failed, for status and logs. */
   readonly reason?: string
+  /**
+   * While rebuilding: bytes of the data area from its start already rebuilt and flushed (md's
+   * recovery_offset); the next open continues the rebuild from here.
+   */
+  readonly rebuilt?: number
 }
 
 export interface VolumeFlags {
@@ -130,14 +135,21 @@ function hex16(v: unknown, path: string): string {
 }
 
 function memberRecord(v: unknown, path: string): MemberRecord {
-  const o = record(v, path, ['uuid', 'size', 'state'], ['reason'])
+  const o = record(v, path, ['uuid', 'size', 'state'], ['reason', 'rebuilt'])
   const uuid = hex16(o.uuid, `${path}.uuid`)
   const size = count(o.size, `${path}.size`, 512, Number.MAX_SAFE_INTEGER, 512)
   const state = o.state
   if (state !== 'ok' && state !== 'failed' && state !== 'rebuilding') fail(`${path}.state`, `${JSON.stringify(state)} is not ok, failed or rebuilding`)
-  if (o.reason === undefined) return { uuid, size, state }
-  if (typeof o.reason !== 'string' || o.reason.length > MAX_REASON_CHARS) fail(`${path}.reason`, `not a string of at most ${MAX_REASON_CHARS} characters`)
-  return { uuid, size, state, reason: o.reason }
+  let out: MemberRecord = { uuid, size, state }
+  if (o.reason !== undefined) {
+    if (typeof o.reason !== 'string' || o.reason.length > MAX_REASON_CHARS) fail(`${path}.reason`, `not a string of at most ${MAX_REASON_CHARS} characters`)
+    out = { ...out, reason: o.reason }
+  }
+  if (o.rebuilt !== undefined) {
+    if (state !== 'rebuilding') fail(`${path}.rebuilt`, `only a rebuilding member has a rebuild checkpoint, not a member ${state}`)
+    out = { ...out, rebuilt: count(o.rebuilt, `${path}.rebuilt`, 0, size, 512) }
+  }
+  return out
 }
 
 /** Rebuilds the node with its fields in a fixed order, so the JSON of equal configs is equal bytes. */

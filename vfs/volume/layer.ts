@@ -137,4 +137,22 @@ export interface RebuildOptions {
   /** Bytes per step: client I/O gets its turn between steps. */
   stepBytes?: number
   onProgress?: (done: number, total: number) => void
+  /**
+   * replace only: resume a rebuild a crash or a stop cut short. Bytes of the member below this
+   * (a checkpoint recorded by onCheckpoint) are taken as whole on the new device, which serves
+   * reads and takes part in a resync there from the moment replace is called (before its first
+   * await: a resync at open started after it brings the regions a crash left dirty up to date on
+   * it too); the copy starts here.
+   */
+  resumeFrom?: number
+  /**
+   * replace only: called once at least `checkpointBytes` (default 8 MiB) more of the member are
+   * rebuilt and flushed on the new device, with how many bytes from its start are; the rebuild
+   * waits for it, so the caller can record it durably (md's recovery_offset).
+   */
+  onCheckpoint?: (rebuilt: number) => Promise<void>
+  checkpointBytes?: number
 }
+
+/** Default distance between two rebuild checkpoints. */
+export const DEFAULT_CHECKPOINT = 8 * 1024 * 1024

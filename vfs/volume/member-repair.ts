@@ -2,11 +2,12 @@ import { resolve } from 'node:path'
 import { topLayer } from './assemble.ts'
 import type { AssembledVolume } from './assemble.ts'
 import type { UpdateResult } from './create-volume.ts'
+import type { VolumeConfig } from './config.ts'
 import type { RebuildOptions } from './layer.ts'
 import { VolumeError } from './layer.ts'
 import { MEMBER_RESERVED } from './member-format.ts'
 import type { Disk } from './member-io.ts'
-import { replaceMember, setMemberState } from './member-state.ts'
+import { rebuildMember, replaceMember, setMemberState } from './member-state.ts'
 import { MirrorDevice } from './mirror.ts'
 import { PartitionDevice } from './partition.ts'
 import { Raid5Device } from './raid5.ts'
@@ -75,12 +76,12 @@ export function refuseMemberPath(v: AssembledVolume, path: string): void {
 
 /**
  * Puts `disk` in place of member `index` and rebuilds onto it while the volume keeps serving
- * (replaceMember records the swap, the layer copies or recomputes the data, then the new member
- * is recorded ok). RAID-5 rebuilds only a member it no longer uses, so a member still in service
+ * (replaceMember records the swap, rebuildMember has the layer copy or recompute the data with
+ * checkpoints in the configuration, then records the new member ok). RAID-5 rebuilds only a member it no longer uses, so a member still in service
  * is failed first; a mirror takes any leg. Refused before anything changes when the layer could
  * not rebuild (no other whole copy).
  */
-export async function replaceTopMember(v: AssembledVolume, index: number, disk: Disk, opts: RebuildOptions = {}): Promise<{ uuid: string; result: UpdateResult }> {
+export async function replaceTopMember(v: AssembledVolume, index: number, disk: Disk, opts: RebuildOptions = {}): Promise<{ uuid: string; config: VolumeConfig }> {
   const top = topMember(v, index)
   const { place, layer } = top
   const c = v.config
@@ -93,7 +94,7 @@ export async function replaceTopMember(v: AssembledVolume, index: number, disk: 
   const size = c.members[index]?.size ?? 0
   const swapped = await replaceMember(v, top.uuid, disk)
   if (layer instanceof Raid5Device && layer.status().members[place]?.state !== 'failed') layer.fail(place)
-  await layer.replace(place, new PartitionDevice(disk.dev, MEMBER_RESERVED, size), opts)
-  const result = await setMemberState(v, swapped.uuid, 'ok')
-  return { uuid: swapped.uuid, result }
+  // Checkpointed in the configuration: if the process dies, the next read-write open of the volume continues from the last checkpoint.
+  await rebuildMember(v, swapped.uuid, layer, place, new PartitionDevice(disk.dev, MEMBER_RESERVED, size), opts)
+  return { uuid: swapped.uuid, config: v.config }
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { LayoutNode, VolumeConfig } from './config.ts'
-import type { MemberState } from './layer.ts'
+import type { BlockDevice } from '../engine/blockdev/block-device.ts'
+import type { MemberState, RebuildOptions } from './layer.ts'
 import { VolumeError } from './layer.ts'
 import type { UpdateResult } from './create-volume.ts'
 import { updateConfig } from './create-volume.ts'
@@ -73,4 +74,51 @@ export async function replaceMember(volume: VolumeMembers, uuid: string, disk: D
     volume.disks.splice(volume.disks.findIndex((d) => d.uuid === fresh), 1)
     throw err
   }
+}
+
+/** Records how far the rebuild of member `uuid` has come (bytes of its data area, rebuilt and flushed). */
+export function setRebuildCheckpoint(volume: VolumeMembers, uuid: string, rebuilt: number): Promise<UpdateResult> {
+  return updateConfig(volume, (c) => {
+    const index = memberOf(c, uuid)
+    const m = c.members[index]
+    if (m?.state !== 'rebuilding') throw new VolumeError('VOLUME_MEMBER', `member ${index} (${uuid}) of volume ${c.name} is ${m?.state}, not rebuilding`)
+    return { ...c, members: c.members.map((r, i) => (i === index ? { uuid: r.uuid, size: r.size, state: r.state, rebuilt } : r)) }
+  })
+}
+
+/** A mirror or RAID-5 layer, as far as a rebuild needs it. */
+export interface RebuildTarget {
+  replace(index: number, dev: BlockDevice, opts: RebuildOptions): Promise<number>
+}
+
+/**
+ * Rebuilds member `uuid` (state `rebuilding`, see replaceMember) onto `dev`, its data area, in
+ * place `place` of `layer`, from the checkpoint its configuration records: each checkpoint the
+ * layer reaches is written to every member's configuration, so a rebuild cut short (the process
+ * killed, the volume closed) continues from there at the next open (openVolumeOn). Marks the
+ * member ok at the end. Resolves with the bytes rebuilt this time.
+ */
+export async function rebuildMember(volume: VolumeMembers, uuid: string, layer: RebuildTarget, place: number, dev: BlockDevice, opts: RebuildOptions = {}): Promise<number> {
+  const m = volume.config.members[memberOf(volume.config, uuid)]
+  if (m?.state !== 'rebuilding') throw new VolumeError('VOLUME_MEMBER', `member ${uuid} of volume ${volume.config.name} is ${m?.state}, not rebuilding`)
+  let bytes: number
+  try {
+    bytes = await layer.replace(place, dev, {
+      ...opts,
+      resumeFrom: m.rebuilt ?? 0,
+      onCheckpoint: async (rebuilt) => {
+        await setRebuildCheckpoint(volume, uuid, rebuilt)
+        await opts.onCheckpoint?.(rebuilt)
+      },
+    })
+  } catch (err) {
+    // Closed under it: nothing writes the volume any more, so the checkpoint stays true. Any other
+    // failure leaves the volume serving without the new member: its checkpoint would lie.
+    if (!(err instanceof Error && 'code' in err && err.code === 'BLOCKDEV_CLOSED')) {
+      await setMemberState(volume, uuid, 'failed', `rebuild failed: ${err instanceof Error ? err.message : String(err)}`.slice(0, 500)).catch(() => undefined)
+    }
+    throw err
+  }
+  await setMemberState(volume, uuid, 'ok')
+  return bytes
 }

@@ -1,7 +1,7 @@
 import { closedError } from '../engine/blockdev/block-device.ts'
 import type { BlockDevice } from '../engine/blockdev/block-device.ts'
 import type { RebuildOptions } from './layer.ts'
-import { VolumeError } from './layer.ts'
+import { DEFAULT_CHECKPOINT, VolumeError } from './layer.ts'
 import type { Leg, MirrorLegs } from './mirror-legs.ts'
 import { pacedSteps } from './paced-steps.ts'
 import type { Region } from './paced-steps.ts'
@@ -13,12 +13,20 @@ import type { Region } from './paced-steps.ts'
  * step writes are never older than what a client has been told is written.
  */
 
-/** Copies the whole volume onto the rebuilding leg `index` (which holds `dev`), then flushes it and marks it ok. */
-export async function rebuildLeg(legs: MirrorLegs, index: number, dev: BlockDevice, size: number, opts: RebuildOptions): Promise<void> {
-  legs.emit({ kind: 'rebuild-started', member: index, offset: 0, length: size, message: `leg ${index}: rebuilding ${size} bytes` })
+/**
+ * Copies the volume onto the rebuilding leg `index` (which holds `dev`) from `opts.resumeFrom`
+ * (0 by default) to the end, then flushes it and marks it ok; every `checkpointBytes` it flushes
+ * the leg and awaits `opts.onCheckpoint`. Resolves with the bytes copied.
+ */
+export async function rebuildLeg(legs: MirrorLegs, index: number, dev: BlockDevice, size: number, opts: RebuildOptions): Promise<number> {
+  const from = opts.resumeFrom ?? 0
+  const every = opts.checkpointBytes ?? DEFAULT_CHECKPOINT
+  let checkpointed = from
+  legs.emit({ kind: 'rebuild-started', member: index, offset: from, length: size - from, message: `leg ${index}: rebuilding ${size - from} bytes${from > 0 ? ` from ${from}` : ''}` })
+  let copied: number
   try {
-    await pacedSteps([{ offset: 0, length: size }], opts, (offset, length) =>
-      legs.lock.with(offset, length, true, async () => {
+    copied = await pacedSteps([{ offset: from, length: size - from }], opts, async (offset, length) => {
+      await legs.lock.with(offset, length, true, async () => {
         if (legs.closed) throw closedError('rebuild')
         const leg = current(legs, index, dev)
         const buf = Buffer.alloc(length)
@@ -26,8 +34,15 @@ export async function rebuildLeg(legs: MirrorLegs, index: number, dev: BlockDevi
         await dev.write(offset, buf)
         leg.rebuilt = offset + length
         legs.emit({ kind: 'rebuild-progress', member: index, offset, length, message: `leg ${index}: ${offset + length} of ${size} bytes rebuilt` })
-      }),
-      legs.stopSignal,
+      })
+      const done = offset + length
+      if (opts.onCheckpoint !== undefined && done - checkpointed >= every && done < size) {
+        await dev.flush()
+        await opts.onCheckpoint(done)
+        checkpointed = done
+      }
+    },
+    legs.stopSignal,
     )
     await dev.flush()
   } catch (err) {
@@ -39,6 +54,7 @@ export async function rebuildLeg(legs: MirrorLegs, index: number, dev: BlockDevi
   leg.state = 'ok'
   delete leg.rebuilt
   legs.emit({ kind: 'rebuild-done', member: index, offset: 0, length: size, message: `leg ${index}: rebuilt` })
+  return copied
 }
 
 /** The leg `index`, if it still holds `dev` and is rebuilding; VOLUME_MEMBER if a `fail` or another `replace` took it over. */

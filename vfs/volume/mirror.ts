@@ -114,9 +114,10 @@ export class MirrorDevice implements Layer {
    * Puts `dev` in place of leg `index` (closing the old device) and copies the volume onto it
    * from the ok legs while clients keep reading and writing; resolves once it is whole, flushed
    * and ok. Client writes reach the new leg at once, and each copy step holds its range
-   * exclusively, so the copy never overwrites them with older bytes.
+   * exclusively, so the copy never overwrites them with older bytes. With `opts.resumeFrom` the
+   * copy continues a rebuild a crash cut short (see RebuildOptions); resolves with bytes copied.
    */
-  async replace(index: number, dev: BlockDevice, opts: RebuildOptions = {}): Promise<void> {
+  async replace(index: number, dev: BlockDevice, opts: RebuildOptions = {}): Promise<number> {
     if (this.#closed) throw closedError('replace')
     const old = this.#leg(index)
     if (dev.size < this.size) throw new VolumeError('VOLUME_LAYOUT', `new leg of ${dev.size} bytes is smaller than the mirror (${this.size})`)
@@ -124,13 +125,17 @@ export class MirrorDevice implements Layer {
     if (dev.readOnly) throw new VolumeError('VOLUME_MEMBER', 'new leg is read-only')
     if (this.members.includes(dev)) throw new VolumeError('VOLUME_MEMBER', 'new leg is already a leg of this mirror')
     if (this.#legs.ok().every((i) => i === index)) throw new VolumeError('VOLUME_FAILED', `no ok leg besides ${index} to rebuild from`)
-    this.#legs.legs[index] = { dev, state: 'rebuilding', rebuilt: 0 }
+    const from = opts.resumeFrom ?? 0
+    if (!Number.isSafeInteger(from) || from < 0 || from > this.size || from % this.sectorSize !== 0) {
+      throw new VolumeError('VOLUME_LAYOUT', `resume from ${from}: not a sector boundary within the mirror's ${this.size} bytes`)
+    }
+    this.#legs.legs[index] = { dev, state: 'rebuilding', rebuilt: from }
     try {
       await old.dev.close()
     } catch {
       // The dropped leg is often a dead disk: its close failing changes nothing for the mirror.
     }
-    await rebuildLeg(this.#legs, index, dev, this.size, opts)
+    return rebuildLeg(this.#legs, index, dev, this.size, opts)
   }
 
   /**

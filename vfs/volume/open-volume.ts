@@ -1,9 +1,14 @@
-import type { BlockDevice } from '../engine/blockdev/block-device.ts'
 import { ImageFile } from '../engine/blockdev/image-file.ts'
 import type { AssembledVolume } from './assemble.ts'
 import { assembleVolume } from './assemble.ts'
 import { LAYERS, openIntentBitmap, redundantLayers } from './factory.ts'
-import type { VolumeEventSink } from './layer.ts'
+import type { RebuildOptions, VolumeEventSink } from './layer.ts'
+import type { BlockDevice } from '../engine/blockdev/block-device.ts'
+import { MEMBER_RESERVED } from './member-format.ts'
+import { MissingDevice } from './missing-device.ts'
+import { rebuildMember, setRebuildCheckpoint } from './member-state.ts'
+import { MirrorDevice } from './mirror.ts'
+import { Raid5Device } from './raid5.ts'
 import type { Disk } from './member-io.ts'
 import type { OriginDevice } from './snapshot.ts'
 import { openVolumeOrigin } from './snapshot-volume.ts'
@@ -13,6 +18,12 @@ export interface OpenVolumeOptions {
   volume?: string
   readOnly?: boolean
   onEvent?: VolumeEventSink
+  /**
+   * Read-write opens continue a rebuild a crash or a stop cut short (a member of the top mirror
+   * or RAID-5 in state rebuilding, whose disk is among those given) from its checkpoint, before
+   * the volume is handed out; these are its options, false leaves the member out of service.
+   */
+  rebuild?: RebuildOptions | false
 }
 
 export interface OpenVolume extends AssembledVolume {
@@ -29,57 +40,117 @@ export interface OpenVolume extends AssembledVolume {
 
 /**
  * Opens every path (an image file or a block device; read-write opens are locked against a
- * second opener) and assembles the volume its member superblocks describe, with the real layers
- * and write-intent bitmaps. Read-write, the regions a crash left dirty are resynced before the
- * volume is handed out. On any error, whatever was opened is closed again.
+ * second opener) and assembles the volume its member superblocks describe (openVolumeOn). On
+ * any error, whatever was opened is closed again.
  */
 export async function openVolume(paths: readonly string[], opts: OpenVolumeOptions = {}): Promise<OpenVolume> {
   const readOnly = opts.readOnly ?? false
   const disks: Disk[] = []
-  const closeDisks = async (): Promise<void> => {
-    for (const d of disks) await d.dev.close().catch(() => undefined)
-  }
-  let assembled: AssembledVolume | undefined
   try {
     for (const path of paths) disks.push({ path, dev: await ImageFile.open(path, { readOnly }) })
-    assembled = await assembleVolume(disks, LAYERS, {
-      openIntent: openIntentBitmap,
-      ...(opts.volume === undefined ? {} : { volume: opts.volume }),
-      ...(opts.onEvent === undefined ? {} : { onEvent: opts.onEvent }),
-    })
-    const volume = assembled
-    const top = volume.device
-    let origin: OriginDevice | undefined
-    const close = async (): Promise<void> => {
-      // The origin waits for its background deletes, then closes its two partitions of the top.
-      await origin?.close().catch(() => undefined)
-      await top.close().catch(() => undefined)
-      for (const intent of volume.intents) await intent.close().catch(() => undefined)
-      // Disks the tree does not hold (a member marked failed) are still open.
-      for (const d of volume.disks) await d.dev.close().catch(() => undefined)
-      await closeDisks()
-    }
-    if (!readOnly) {
-      try {
-        // Innermost first: an outer layer's resync reads through the inner ones.
-        for (const layer of redundantLayers(volume.device).reverse()) await layer.resync()
-      } catch (err) {
-        await close()
-        throw err
-      }
-    }
-    const store = volume.config.snapshotStore
-    if (store === undefined) return Object.assign(volume, { close, top })
+    return await openVolumeOn(disks, opts)
+  } catch (err) {
+    for (const d of disks) await d.dev.close().catch(() => undefined)
+    throw err
+  }
+}
+
+/**
+ * Assembles the volume the member superblocks of `disks` (opened by the caller) describe, with
+ * the real layers and write-intent bitmaps. Read-write, the regions a crash left dirty are
+ * resynced before the volume is handed out. The returned close closes the disks too; on an
+ * error the caller closes them.
+ */
+export async function openVolumeOn(disks: readonly Disk[], opts: OpenVolumeOptions = {}): Promise<OpenVolume> {
+  const volume = await assembleVolume(disks, LAYERS, {
+    openIntent: openIntentBitmap,
+    ...(opts.volume === undefined ? {} : { volume: opts.volume }),
+    ...(opts.onEvent === undefined ? {} : { onEvent: opts.onEvent }),
+  })
+  const top = volume.device
+  let origin: OriginDevice | undefined
+  const close = async (): Promise<void> => {
+    // The origin waits for its background deletes, then closes its two partitions of the top.
+    await origin?.close().catch(() => undefined)
+    await top.close().catch(() => undefined)
+    for (const intent of volume.intents) await intent.close().catch(() => undefined)
+    // Disks the tree does not hold (a member marked failed) are still open.
+    for (const d of volume.disks) await d.dev.close().catch(() => undefined)
+    for (const d of disks) await d.dev.close().catch(() => undefined)
+  }
+  let opened: AssembledVolume = volume
+  if (!(opts.readOnly ?? false)) {
     try {
-      // After the resync: the store is read through the layers it is as redundant as.
-      origin = await openVolumeOrigin(top, store, opts.onEvent)
+      // A RAID-5 resync must know which members it cannot read (a stand-in would fail it mid-stripe).
+      for (const layer of redundantLayers(top)) {
+        if (!(layer instanceof Raid5Device)) continue
+        for (const [i, m] of layer.members.entries()) if (m instanceof MissingDevice && layer.status().members[i]?.state === 'ok') layer.fail(i)
+      }
+      await dropCheckpoints(volume, opts.rebuild !== false)
+      const resumed = opts.rebuild === false ? [] : startResumes(volume, opts.rebuild ?? {})
+      // A failed resume is awaited below; until then its rejection is not unhandled.
+      for (const r of resumed) r.done.catch(() => undefined)
+      // Innermost first: an outer layer's resync reads through the inner ones.
+      for (const layer of redundantLayers(top).reverse()) await layer.resync()
+      for (const r of resumed) await r.done
+      if (resumed.length > 0) opened = Object.assign(volume, { missing: volume.missing.filter((m) => !resumed.some((r) => r.uuid === m.uuid)) })
     } catch (err) {
       await close()
       throw err
     }
-    return Object.assign(volume, { close, device: origin, origin, top })
+  }
+  const store = volume.config.snapshotStore
+  if (store === undefined) return Object.assign(opened, { close, top })
+  try {
+    // After the resync and any resumed rebuild: the store is read through the layers it is as redundant as.
+    origin = await openVolumeOrigin(top, store, opts.onEvent)
   } catch (err) {
-    if (assembled === undefined) await closeDisks()
+    await close()
     throw err
   }
+  return Object.assign(opened, { close, device: origin, origin, top })
+}
+
+/** The top mirror or RAID-5's place of member `uuid`, if it is a disk right under it and the disk is here. */
+function resumable(volume: AssembledVolume, uuid: string): { layer: MirrorDevice | Raid5Device; place: number; dev: BlockDevice } | undefined {
+  const root = volume.config.root
+  const layer = volume.device
+  if ((root.kind !== 'mirror' && root.kind !== 'raid5') || !(layer instanceof MirrorDevice || layer instanceof Raid5Device)) return undefined
+  const place = root.children.findIndex((n) => n.kind === 'disk' && n.member === uuid)
+  const disk = volume.disks.find((d) => d.uuid === uuid)
+  return place < 0 || disk === undefined ? undefined : { layer, place, dev: disk.dev }
+}
+
+/**
+ * A rebuild checkpoint says the new member is whole below it; that holds only while every write
+ * to the volume reaches that member too. The checkpoint of a rebuild this open will not continue
+ * is dropped to 0, durably, before anything is written (the volume is about to be written
+ * without that member).
+ */
+async function dropCheckpoints(volume: AssembledVolume, resume: boolean): Promise<void> {
+  for (const m of volume.config.members) {
+    if (m.state !== 'rebuilding' || m.rebuilt === undefined || m.rebuilt === 0) continue
+    if (!resume || resumable(volume, m.uuid) === undefined) await setRebuildCheckpoint(volume, m.uuid, 0)
+  }
+}
+
+/**
+ * Starts, from its checkpoint, every rebuild of a member of the top mirror or RAID-5 that the
+ * configuration shows cut short, and returns each one's promise with the member's uuid. Each
+ * member is back in its layer, as rebuilding up to the checkpoint, when this returns, so a
+ * resync started next brings the regions a crash left dirty up to date on it too (md resyncs
+ * through a recovering member the same way). A rebuilding member deeper in the tree, or whose
+ * disk is absent, stays out of service.
+ */
+function startResumes(volume: AssembledVolume, opts: RebuildOptions): { uuid: string; done: Promise<number> }[] {
+  const out: { uuid: string; done: Promise<number> }[] = []
+  for (const m of volume.config.members) {
+    const at = m.state === 'rebuilding' ? resumable(volume, m.uuid) : undefined
+    if (at === undefined) continue
+    const { layer, place, dev } = at
+    // The member was assembled as missing: RAID-5 rebuilds only a member it no longer uses.
+    if (layer instanceof Raid5Device && layer.status().members[place]?.state !== 'failed') layer.fail(place)
+    out.push({ uuid: m.uuid, done: rebuildMember(volume, m.uuid, layer, place, LAYERS.partition(dev, MEMBER_RESERVED, m.size), opts) })
+  }
+  return out
 }

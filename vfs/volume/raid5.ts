@@ -1,7 +1,7 @@
 import { setTimeout as sleep, setImmediate as yieldTurn } from 'node:timers/promises'
 import { checkRange, closedError, readOnlyError } from '../engine/blockdev/block-device.ts'
 import type { BlockDevice } from '../engine/blockdev/block-device.ts'
-import { DEFAULT_UNIT, VolumeError } from './layer.ts'
+import { DEFAULT_CHECKPOINT, DEFAULT_UNIT, VolumeError } from './layer.ts'
 import type { IntentLog, Layer, LayerStatus, MemberState, RebuildOptions, RedundantOptions, VolumeEventKind, VolumeEventSink } from './layer.ts'
 import { DEFAULT_STEP, pacedSteps } from './paced-steps.ts'
 import { dataIndexOn, dataMember, locate, parityMember, xorInto } from './parity.ts'
@@ -197,9 +197,12 @@ export class Raid5Device implements Layer {
   /**
    * Puts `dev` in place of failed member `index` and rebuilds it online: each stripe's unit is
    * recomputed from the others under that stripe's lock, so client writes in between are never
-   * lost; reads use the new member only below what is rebuilt. Resolves when it is whole.
+   * lost; reads use the new member only below what is rebuilt. Resolves when it is whole, with
+   * the bytes rebuilt. With `opts.resumeFrom` it continues a rebuild a crash cut short (see
+   * RebuildOptions): the stripes below it are taken as whole (a resync started after this call
+   * recomputes the dirty ones' parity with the new member's units).
    */
-  async replace(index: number, dev: BlockDevice, opts: RebuildOptions = {}): Promise<void> {
+  async replace(index: number, dev: BlockDevice, opts: RebuildOptions = {}): Promise<number> {
     if (this.#closed) throw closedError('replace')
     const m = this.#member(index)
     if (m.state !== 'failed') throw new VolumeError('VOLUME_MEMBER', `member ${index} is ${m.state}; only a failed member can be replaced`)
@@ -208,17 +211,23 @@ export class Raid5Device implements Layer {
     if (dev.size < this.stripes * this.unit || this.unit % dev.sectorSize !== 0) {
       throw new VolumeError('VOLUME_LAYOUT', `the replacement (${dev.size} bytes, sectors of ${dev.sectorSize}) cannot hold ${this.stripes} units of ${this.unit}`)
     }
+    const total = this.stripes * this.unit
+    const from = opts.resumeFrom ?? 0
+    if (!Number.isSafeInteger(from) || from < 0 || from > total || from % this.unit !== 0) {
+      throw new VolumeError('VOLUME_LAYOUT', `resume from ${from}: not a unit boundary within the member's ${total} bytes`)
+    }
     m.dev = dev
     m.state = 'rebuilding'
-    m.rebuilt = 0
+    m.rebuilt = from / this.unit
     delete m.reason
-    const total = this.stripes * this.unit
-    this.#emit('rebuild-started', `rebuilding member ${index} (${total} bytes)`, index, 0, total)
+    this.#emit('rebuild-started', `rebuilding member ${index} (${total - from} bytes${from > 0 ? ` from ${from}` : ''})`, index, from, total - from)
+    const every = opts.checkpointBytes ?? DEFAULT_CHECKPOINT
+    let checkpointed = from
     // Whole units per step (at least one), paced as the mirror's copies are; client I/O gets its
     // turn between steps, and a rate limit stretches them to its pace.
     const stepBytes = Math.max(1, Math.floor((opts.stepBytes ?? DEFAULT_STEP) / this.unit)) * this.unit
-    await pacedSteps(
-      [{ offset: 0, length: total }],
+    const rebuiltBytes = await pacedSteps(
+      [{ offset: from, length: total - from }],
       { stepBytes, ...(opts.rateBytesPerSec === undefined ? {} : { rateBytesPerSec: opts.rateBytesPerSec }) },
       async (pos, n) => {
         const began = performance.now()
@@ -234,19 +243,29 @@ export class Raid5Device implements Layer {
         const done = pos + n
         opts.onProgress?.(done, total)
         this.#emit('rebuild-progress', `member ${index}: ${done} of ${total} bytes rebuilt`, index, 0, done)
+        if (opts.onCheckpoint !== undefined && done - checkpointed >= every && done < total) {
+          await this.#flushRebuilt(index, dev)
+          await opts.onCheckpoint(done)
+          checkpointed = done
+        }
         await yieldTurn()
       },
       this.#closing.signal,
     )
+    await this.#flushRebuilt(index, dev)
+    m.state = 'ok'
+    m.rebuilt = 0
+    this.#emit('rebuild-done', `member ${index} rebuilt`, index, 0, total)
+    return rebuiltBytes
+  }
+
+  async #flushRebuilt(index: number, dev: BlockDevice): Promise<void> {
     try {
       await dev.flush()
     } catch (err) {
       this.#markFailed(index, errorMessage(err))
       throw err
     }
-    m.state = 'ok'
-    m.rebuilt = 0
-    this.#emit('rebuild-done', `member ${index} rebuilt`, index, 0, total)
   }
 
   /**

@@ -37,7 +37,7 @@ import type { TreeDump } from './engine-helpers.ts'
 import { compare } from './crash-compare.ts'
 import { crashStates } from './crash-states.ts'
 import { record } from './crash-record.ts'
-import type { Recorded, RecordOptions } from './crash-record.ts'
+import type { Recorded, RecordOptions, WorkloadLog } from './crash-record.ts'
 import { readAll } from './crash-workload.ts'
 
 /** s_last_orphan's offset in the superblock. */
@@ -96,15 +96,16 @@ export interface Judged {
   e2fsckDone: boolean
 }
 
-interface Ctx {
-  rc: Recorded
+/** What judging needs, kept across states (the volume checker, test/vfs/volume/crash-volume.ts, makes its own). */
+export interface JudgeCtx {
+  rc: WorkloadLog
   cache: Map<string, Judged>
   report: CrashReport
   tmp: string
   e2fsckEvery: number
 }
 
-function e2fsck(ctx: Ctx, dev: MemoryDevice): string {
+function e2fsck(ctx: JudgeCtx, dev: MemoryDevice): string {
   ctx.report.e2fsckRuns++
   const file = path.join(ctx.tmp, 'state.img')
   fs.writeFileSync(file, dev.toBuffer())
@@ -113,7 +114,7 @@ function e2fsck(ctx: Ctx, dev: MemoryDevice): string {
 }
 
 /** Recover, check and dump one state; the judgement is kept per content key. */
-async function judge(dev: MemoryDevice, ctx: Ctx): Promise<Judged> {
+async function judge(dev: MemoryDevice, ctx: JudgeCtx): Promise<Judged> {
   const { rc, report } = ctx
   try {
     await recover(dev)
@@ -162,7 +163,7 @@ async function judge(dev: MemoryDevice, ctx: Ctx): Promise<Judged> {
 }
 
 /** A scratch directory for e2fsck's image file: in memory (/dev/shm) where there is one, 3× faster here. */
-function scratchDir(): string {
+export function scratchDir(): string {
   const shm = '/dev/shm'
   let base = os.tmpdir()
   try {
@@ -181,7 +182,7 @@ function newReport(o: CrashOptions, rc: Recorded | undefined): CrashReport {
 /** The whole check; failures are collected, never thrown. */
 export async function runCrashCheck(o: CrashOptions): Promise<CrashReport> {
   const rc = await record(o)
-  const ctx: Ctx = { rc, cache: new Map(), report: newReport(o, rc), tmp: scratchDir(), e2fsckEvery: o.e2fsckEvery ?? 1 }
+  const ctx: JudgeCtx = { rc, cache: new Map(), report: newReport(o, rc), tmp: scratchDir(), e2fsckEvery: o.e2fsckEvery ?? 1 }
   const { report } = ctx
   // The durable image of the current boundary, advanced flush by flush (states come in boundary order).
   const durable = rc.base.clone()
@@ -207,11 +208,19 @@ export async function runCrashCheck(o: CrashOptions): Promise<CrashReport> {
 }
 
 /** '' or why the state fails; e2fsck -fn judges every failing image too (if it has not yet). */
-async function checkState(ctx: Ctx, dev: MemoryDevice, state: CrashState): Promise<string> {
+function checkState(ctx: JudgeCtx, dev: MemoryDevice, state: CrashState): Promise<string> {
+  const acked = ctx.rc.ackedAt.filter((a) => a <= state.flushes).length
+  const issued = ctx.rc.issuedAt.filter((a) => a <= state.flushes).length
+  return judgeImage(ctx, dev, acked, issued)
+}
+
+/**
+ * '' or why a crashed image fails: recovered (journal replay, if `dev` still needs it), checked,
+ * and its tree equal to the model after some j ops, `acked` ≤ j ≤ `issued`.
+ */
+export async function judgeImage(ctx: JudgeCtx, dev: MemoryDevice, acked: number, issued: number): Promise<string> {
   const { rc } = ctx
   const j = await judge(dev, ctx)
-  const acked = rc.ackedAt.filter((a) => a <= state.flushes).length
-  const issued = rc.issuedAt.filter((a) => a <= state.flushes).length
   let why = j.problems !== '' ? j.problems : compare(rc, acked, issued, j)
   if (why === '') {
     const kept = rc.freed.filter((f, i) => f.op < acked && j.alive.has(i))
@@ -232,7 +241,7 @@ export async function replayState(o: CrashOptions, index: number): Promise<{ sta
   let i = 0
   for (const state of crashStates(rc.rec, o.seed, o.subsets, o.torn)) {
     if (i++ !== index) continue
-    const ctx: Ctx = { rc, cache: new Map(), report: newReport(o, rc), tmp: scratchDir(), e2fsckEvery: o.e2fsckEvery === 0 ? 0 : 1 }
+    const ctx: JudgeCtx = { rc, cache: new Map(), report: newReport(o, rc), tmp: scratchDir(), e2fsckEvery: o.e2fsckEvery === 0 ? 0 : 1 }
     try {
       return { state, why: await checkState(ctx, rc.rec.crashState(rc.base, state), state) }
     } finally {

@@ -6,10 +6,10 @@
  */
 import type { TreeDump } from './engine-helpers.ts'
 import { canon } from './crash-record.ts'
-import type { Recorded } from './crash-record.ts'
+import type { WorkloadLog } from './crash-record.ts'
 
 /** Why the dump of a state matches no model between acked and issued ('' when it matches one). */
-export function compare(rc: Recorded, j0: number, j1: number, got: { dump: TreeDump | undefined; files: Map<string, Buffer> }): string {
+export function compare(rc: WorkloadLog, j0: number, j1: number, got: { dump: TreeDump | undefined; files: Map<string, Buffer> }): string {
   const gotText = canon(got.dump)
   for (let j = j0; j <= j1; j++) {
     if (canon(rc.models[j]) === gotText) return ''

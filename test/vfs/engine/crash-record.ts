@@ -4,6 +4,7 @@
  * the seed alone) and on a MemoryVfs as the model, one operation on each in turn, noting for each
  * how many flushes had completed when it was issued and when its reply resolved.
  */
+import type { BlockDevice } from '../../../vfs/engine/blockdev/block-device.ts'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
 import { RecordingDevice } from '../../../vfs/engine/blockdev/recording-device.ts'
 import { makeFileSystem } from '../../../vfs/engine/mkfs/mkfs.ts'
@@ -31,11 +32,10 @@ export interface RecordOptions {
   imageBytes?: number
 }
 
-export interface Recorded {
-  rec: RecordingDevice
-  base: MemoryDevice
+/** What a workload did, on whatever device recorded it. */
+export interface WorkloadLog {
   ops: Op[]
-  /** Completed flushes when op i was issued / when its reply resolved. */
+  /** The recorder's clock (completed flushes, or a joint recorder's tick) when op i was issued / when its reply resolved. */
   issuedAt: number[]
   ackedAt: number[]
   /** Model dump after j ops (j = 0 … ops.length). */
@@ -50,13 +50,27 @@ export interface Recorded {
   kinds: Map<string, number>
 }
 
+export interface Recorded extends WorkloadLog {
+  rec: RecordingDevice
+  base: MemoryDevice
+}
+
 /** mkfs, then the workload on the engine (over a recorder) and on the model. */
 export async function record(o: RecordOptions): Promise<Recorded> {
   const size = o.imageBytes ?? 16 * 2 ** 20
   const base = new MemoryDevice(size)
   await makeFileSystem(base, { zeroed: true, blockSize: o.blockSize })
   const rec = new RecordingDevice(base.clone())
-  const engine = await openEngineOn(rec, { commitIntervalMs: 0 })
+  return { rec, base, ...(await runWorkload(o, rec, () => rec.flushes.length)) }
+}
+
+/**
+ * The workload on the engine over `dev` (already holding a file system) and on the model; `clock`
+ * reads the recorder's clock, noted when each op is issued and when its reply resolves. The
+ * engine is closed at the end (`dev` with it).
+ */
+export async function runWorkload(o: RecordOptions, dev: BlockDevice, clock: () => number): Promise<WorkloadLog> {
+  const engine = await openEngineOn(dev, { commitIntervalMs: 0 })
   const model = new MemoryVfs()
   const ops = makeWorkload(o.seed, o.ops, o.splitCreates, o.splitNameLength)
   const issuedAt: number[] = []
@@ -80,9 +94,9 @@ export async function record(o: RecordOptions): Promise<Recorded> {
         }
       }
       models.push(await dumpVfs(model))
-      issuedAt.push(rec.flushes.length)
+      issuedAt.push(clock())
       await op.run(engine)
-      ackedAt.push(rec.flushes.length)
+      ackedAt.push(clock())
       const mine = op.outcome?.get(engine)
       if (mine !== op.outcome?.get(model)) throw new Error(`${op.text}: the engine met ${mine}, the model ${op.outcome?.get(model)}`)
       const ref = op.frees?.get(engine)
@@ -96,6 +110,6 @@ export async function record(o: RecordOptions): Promise<Recorded> {
   } finally {
     await engine.close()
   }
-  return { rec, base, ops, issuedAt, ackedAt, models, overwrites, bigDirBytes, freed, kinds }
+  return { ops, issuedAt, ackedAt, models, overwrites, bigDirBytes, freed, kinds }
 }
 

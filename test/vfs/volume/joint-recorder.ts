@@ -11,7 +11,7 @@ export interface JointWrite {
   completed: number
 }
 
-interface JointFlush {
+export interface JointFlush {
   readonly dev: number
   readonly called: number
   readonly completed: number
@@ -31,6 +31,11 @@ export class JointRecorder {
 
   get now(): number {
     return this.#clock
+  }
+
+  /** Completed flushes, in completion order (a crash just after one finds its writes durable). */
+  get flushes(): readonly JointFlush[] {
+    return this.#flushes
   }
 
   wrap(dev: number, inner: BlockDevice): BlockDevice {
