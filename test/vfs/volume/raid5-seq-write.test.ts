@@ -4,7 +4,8 @@
  * the RAID-5 reads from its members is counted against what it may read: the engine's own reads
  * (metadata) and, for each write it gets, the partial stripes at that write's two ends (at most a
  * row each, what the cheaper of read-modify-write and reconstruct-write needs). Whole rows read
- * nothing, so a 16 MiB file costs its end pieces only.
+ * nothing, so a 16 MiB file costs its end pieces only; formatted with the RAID-5's geometry
+ * (s_raid_stripe_width), the allocator puts the file on row boundaries and its writes have none.
  */
 import t from 'tap'
 import type { Test } from 'tap'
