@@ -21,8 +21,7 @@ const CASES: Array<[string, string[], number, number]> = [
   // 1 KiB blocks on these small volumes: a 64 KiB unit is 64 blocks.
   ['raid5 of 3, 64 KiB unit', ['--level', 'raid5'], 64, 128],
   ['stripe of 3, 32 KiB unit', ['--level', 'stripe', '--unit', '32K'], 32, 96],
-  ['mirror of 3', ['--level', 'mirror'], 0, 0],
-]
+] // a mirror of disks has none: the layout rule below, and mkfs without a layout in alloc-stripe
 
 for (const [name, level, stride, width] of CASES) {
   t.test(`volume mkfs on a ${name}: RAID stride ${stride}, stripe width ${width}`, async (t) => {
