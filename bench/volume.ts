@@ -16,6 +16,7 @@ import { mkdir, rm } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { raidLayoutOf } from '../cli/volume-raid.ts'
 import { parseExports } from '../server/exports/parse.ts'
 import { BACKENDS } from '../server/backends.ts'
 import type { BackendFactory } from '../server/backends.ts'
@@ -90,7 +91,9 @@ async function makeLayout(dir: string, layout: Layout, fsBytes: number): Promise
   }
   const v = await openVolume(paths)
   try {
-    await makeFileSystem(v.device, { zeroed: true, allocateJournal: true })
+    // The RAID geometry `tsnfs volume mkfs` records (cli/volume-raid.ts), so file data is row-aligned.
+    const raid = raidLayoutOf(v.config.root)
+    await makeFileSystem(v.device, { zeroed: true, allocateJournal: true, ...(raid === undefined ? {} : { raid }) })
   } finally {
     await v.close()
   }

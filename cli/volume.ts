@@ -19,6 +19,7 @@ import { wantsHelp } from './help.ts'
 import { createMissing, parseSize, VolumeUsageError } from './volume-args.ts'
 import { growOffline } from './volume-grow.ts'
 import { goesOnline, volumeOnline } from './volume-online.ts'
+import { raidLayoutOf } from './volume-raid.ts'
 import { failMember, replaceOffline, scrubVolume } from './volume-repair.ts'
 import { SNAPSHOT_USAGE, volumeSnapshot } from './volume-snapshot.ts'
 import { LAYERS } from '../vfs/volume/factory.ts'
@@ -149,8 +150,10 @@ async function mkfsVolume(positionals: string[], values: Values): Promise<number
       throw new MkfsError('MKFS_HAS_FS', `volume ${v.config.name} already holds an ${found.type} file system${found.uuid === undefined ? '' : ` (UUID ${found.uuid})`}; use --force to format it anyway`)
     }
     // Not `zeroed`: a volume's disks may have held anything before they were members.
+    const raid = raidLayoutOf(v.config.root)
     const r = await makeFileSystem(v.device, {
       zeroed: false,
+      ...(raid === undefined ? {} : { raid }),
       ...(bs === undefined ? {} : { blockSize: bs === '1024' ? 1024 : 4096 }),
       ...(values.label === undefined ? {} : { label: values.label }),
     })

@@ -28,6 +28,21 @@ export interface AllocatorOptions {
 
 const ROOT_INO = 2
 
+/**
+ * The row to align to, as the kernel's ext4_get_stripe_size reads the superblock: the stripe
+ * width, else the stride, when it fits in a group; 0 (none) for 0, 1 or anything larger, which a
+ * damaged superblock could hold.
+ */
+export function stripeOf(geo: Geometry): number {
+  const { raidStripeWidth: width, raidStride: stride } = geo.sb
+  const row = width > 0 && width <= geo.blocksPerGroup ? width : stride > 0 && stride <= geo.blocksPerGroup ? stride : 0
+  return row > 1 ? row : 0
+}
+
+function roundUp(n: number, m: number): number {
+  return Math.ceil(n / m) * m
+}
+
 interface Run {
   g: number
   start: number
@@ -42,6 +57,8 @@ export class Ext4Allocator implements Allocator {
   readonly #busy = new BusyBlocks()
   readonly #useReserved: boolean
   readonly #random: () => number
+  /** The RAID row large file-data runs start on (stripeOf), 0 when none. */
+  readonly #stripe: number
   #queue: Promise<unknown> = Promise.resolve()
 
   private constructor(geo: Geometry, groups: GroupTable, options: AllocatorOptions) {
@@ -51,6 +68,12 @@ export class Ext4Allocator implements Allocator {
     this.#maps = new GroupBitmaps(groups, this.#meta)
     this.#useReserved = options.useReserved ?? false
     this.#random = options.random ?? ((): number => randomInt(2 ** 31) / 2 ** 31)
+    this.#stripe = stripeOf(geo)
+  }
+
+  /** The RAID row (s_raid_stripe_width, else s_raid_stride) in blocks that allocations align to; 0: none. */
+  get stripe(): number {
+    return this.#stripe
   }
 
   /** Reads the superblock and the descriptors through txm; deviceBytes bounds every count they hold. */
@@ -85,7 +108,13 @@ export class Ext4Allocator implements Allocator {
       g -= g % flex
       if (regular && g + 1 < geo.groupCount) g++
     }
-    return groupFirstBlock(geo, g)
+    const first = groupFirstBlock(geo, g)
+    // A file's first extent goes on a row boundary when one is set (1 KiB blocks start groups at
+    // block 1): the allocator keeps a free goal, and the file's later extents follow it, so the
+    // file's row-aligned offsets stay row-aligned on the volume.
+    if (!regular || this.#stripe === 0) return first
+    const aligned = roundUp(first, this.#stripe)
+    return aligned < groupFirstBlock(geo, g) + blocksInGroup(geo, g) ? aligned : first
   }
 
   /** Blocks freed by transactions not yet durable. */
@@ -105,7 +134,7 @@ export class Ext4Allocator implements Allocator {
       const avail = this.availableBlocks
       if (avail < 1) throw new VfsError('ENOSPC', `no free blocks (${this.groups.freeBlocks} free, ${this.#busy.total} awaiting commit, ${this.geometry.reservedBlocks} reserved)`)
       const want = Math.min(count, avail, this.geometry.blocksPerGroup)
-      const run = await this.#search(h, goal, want)
+      const run = (this.#stripe > 0 && want >= this.#stripe ? await this.#searchAligned(h, goal, want) : undefined) ?? (await this.#search(h, goal, want))
       if (run === undefined) throw corrupt(`the descriptors count ${this.groups.freeBlocks} free blocks, the bitmaps show none usable`)
       await this.#take(h, run)
       return { start: groupFirstBlock(this.geometry, run.g) + run.start, count: run.len }
@@ -137,6 +166,42 @@ export class Ext4Allocator implements Allocator {
       }
     }
     return best
+  }
+
+  /**
+   * For a request of at least a RAID row (file data; metadata asks for a block or a few): the
+   * goal itself when want blocks are free there (a file's next extent right after its last, which
+   * keeps the file's offsets and the volume's in step), else the first free run of want blocks
+   * starting on a row boundary at or after the goal, then in the following groups, then before
+   * it. A write of whole rows on a RAID-5 computes parity from the new data alone; one that
+   * starts or ends inside a row must read the old data and parity first (read-modify-write).
+   * Undefined when no such run exists: the caller then takes any run (alignment never costs an
+   * allocation).
+   */
+  async #searchAligned(h: MetaTxn, goal: number, want: number): Promise<Run | undefined> {
+    const geo = this.geometry
+    const row = this.#stripe
+    const n = geo.groupCount
+    const inFs = Number.isSafeInteger(goal) && goal >= geo.firstDataBlock && goal < geo.blocksCount
+    const g0 = inFs ? groupOfBlock(geo, goal) : 0
+    const from0 = inFs ? goal - groupFirstBlock(geo, g0) : 0
+    for (let i = 0; i <= n; i++) {
+      const g = (g0 + i) % n
+      if (this.groups.group(g).freeBlocks - this.#busy.inGroup(g) < want) continue
+      const map = await this.#searchMap(h, g)
+      const first = groupFirstBlock(geo, g)
+      const size = blocksInGroup(geo, g)
+      const [from, to] = i === 0 ? [from0, size] : i === n ? [0, Math.min(size, from0)] : [0, size]
+      if (i === 0 && inFs && clearRun(map, from0, want, size) >= want) return { g, start: from0, len: want }
+      for (let b = findClear(map, from, to); b >= 0 && b < to; b = findClear(map, b, to)) {
+        const start = roundUp(first + b, row) - first
+        if (start + want > size || start >= to) break
+        const len = clearRun(map, start, want, size)
+        if (len >= want) return { g, start, len: want }
+        b = start + Math.max(len, 1)
+      }
+    }
+    return undefined
   }
 
   /** The bitmap of group g with its busy blocks shown as in use. */

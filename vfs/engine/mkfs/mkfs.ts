@@ -19,6 +19,8 @@ import { directoryBlocks, inodeTableBlocks, journalBackup, journalLeafBlocks, re
 import { computeGeometry, groupFirstBlock, groupHasSuper } from './geometry.ts'
 import type { Geometry } from './geometry.ts'
 import { place } from './place.ts'
+import { raidFields } from './raid.ts'
+import type { RaidLayout } from './raid.ts'
 import { blockBitmap, buildSuperblock, descriptorTable, inodeBitmap, superblockBytes } from './tables.ts'
 
 export interface MkfsOptions {
@@ -42,6 +44,11 @@ export interface MkfsOptions {
   time?: number
   /** s_hash_seed; random when absent. */
   hashSeed?: Buffer
+  /**
+   * The striped volume under the file system (raid.ts): recorded as s_raid_stride and
+   * s_raid_stripe_width, which the allocator aligns large file-data runs to. Absent: none.
+   */
+  raid?: RaidLayout
 }
 
 export interface MkfsResult {
@@ -85,7 +92,7 @@ export async function makeFileSystem(dev: BlockDevice, opts: MkfsOptions): Promi
 
   const resize = resizeBlocks(geo, plan.resizeDind)
   const inodes = systemInodes(plan, time, resize.count, seed)
-  const sbFields = buildSuperblock(plan, { uuid, hashSeed: opts.hashSeed ?? randomUuid(), label, time, jnlBlocks: journalBackup(plan), kbytesWritten: 0 })
+  const sbFields = buildSuperblock(plan, { uuid, hashSeed: opts.hashSeed ?? randomUuid(), label, time, jnlBlocks: journalBackup(plan), kbytesWritten: 0, raid: raidFields(opts.raid, bs) })
   const gdt = descriptorTable(plan, seed, opts.zeroed)
   for (let g = 0; g < geo.groupCount; g++) {
     if (!groupHasSuper(g)) continue

@@ -13,6 +13,7 @@ import { CHECKSUM_TYPE_CRC32C, groupDescCsum, superblockCsum } from '../reader/c
 import { DESC_SIZE, EXTRA_ISIZE, FIRST_INO, groupFirstBlock, groupLastBlock, INODE_SIZE, LOG_GROUPS_PER_FLEX } from './geometry.ts'
 import type { Plan } from './place.ts'
 import { JOURNAL_INO } from './place.ts'
+import type { RaidFields } from './raid.ts'
 
 /** Debian 12's mkfs.ext4 features (mke2fs.conf base_features + the ext4 type's). */
 export const MKFS_FEATURES = {
@@ -41,6 +42,8 @@ export interface SuperblockInput {
   /** i_block, i_size_high, i_size of the journal inode. */
   jnlBlocks: Buffer
   kbytesWritten: number
+  /** s_raid_stride / s_raid_stripe_width (raid.ts); zeros when the device is no striped volume. */
+  raid: RaidFields
 }
 
 export function buildSuperblock(plan: Plan, input: SuperblockInput): Superblock {
@@ -107,10 +110,10 @@ export function buildSuperblock(plan: Plan, input: SuperblockInput): Superblock 
     minExtraIsize: EXTRA_ISIZE,
     wantExtraIsize: EXTRA_ISIZE,
     flags: FLAGS_SIGNED_HASH,
-    raidStride: 0,
+    raidStride: input.raid.raidStride,
     mmpInterval: 0,
     mmpBlock: 0,
-    raidStripeWidth: 0,
+    raidStripeWidth: input.raid.raidStripeWidth,
     logGroupsPerFlex: LOG_GROUPS_PER_FLEX,
     checksumType: CHECKSUM_TYPE_CRC32C,
     kbytesWritten: input.kbytesWritten,
