@@ -11,12 +11,9 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { NfsClient } from '../../client/nfs-client.ts'
-import { ImageFile } from '../../vfs/engine/blockdev/image-file.ts'
-import { makeFileSystem } from '../../vfs/engine/mkfs/mkfs.ts'
-import { createVolume } from '../../vfs/volume/create-volume.ts'
-import { openVolume } from '../../vfs/volume/open-volume.ts'
 import { ROOT, scratch, seededBytes, tsnfsRaw } from '../vfs/engine/format-helpers.ts'
 import { e2fsck } from '../vfs/engine/fsck-helpers.ts'
+import { formattedVolume } from '../helpers/volume-images.ts'
 
 t.setTimeout(180_000)
 const dir = scratch(t, 'volume-online')
@@ -33,15 +30,7 @@ async function vol(args: string[]): Promise<{ code: number | null; out: string; 
   return { code: r.code, out: r.stdout.toString(), err: r.stderr }
 }
 
-t.before(async () => {
-  const open = []
-  for (const p of disks) open.push({ path: p, dev: await ImageFile.create(p, 12 * 1024 * 1024) })
-  await createVolume('served', 'raid5', open)
-  for (const d of open) await d.dev.close()
-  const v = await openVolume(disks)
-  await makeFileSystem(v.device, { zeroed: true })
-  await v.close()
-})
+t.before(() => formattedVolume('served', 'raid5', disks, 12 * 1024 * 1024))
 
 /** `tsnfs serve` from the sources; resolves with the NFS and metrics ports once the banner is out. */
 async function serve(): Promise<{ port: number; metrics: string; stop: () => Promise<number | null>; log: () => string }> {

@@ -9,14 +9,11 @@ import t from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
 import { NfsClient } from '../../client/nfs-client.ts'
-import { ImageFile } from '../../vfs/engine/blockdev/image-file.ts'
-import { makeFileSystem } from '../../vfs/engine/mkfs/mkfs.ts'
-import { createVolume } from '../../vfs/volume/create-volume.ts'
-import { openVolume } from '../../vfs/volume/open-volume.ts'
 import type { Logger, LogFn } from '../../server/logger.ts'
 import { startServer } from '../helpers/server.ts'
 import { scratch, seededBytes, tsnfsRaw } from '../vfs/engine/format-helpers.ts'
 import { debugfs, e2fsck } from '../vfs/engine/fsck-helpers.ts'
+import { formattedVolume } from '../helpers/volume-images.ts'
 
 t.setTimeout(120_000)
 const dir = scratch(t, 'volume-serve')
@@ -33,15 +30,7 @@ function recordingLogger(lines: string[]): Logger {
   return self
 }
 
-t.before(async () => {
-  const open = []
-  for (const p of disks) open.push({ path: p, dev: await ImageFile.create(p, 12 * 1024 * 1024) })
-  await createVolume('served', 'raid5', open)
-  for (const d of open) await d.dev.close()
-  const v = await openVolume(disks)
-  await makeFileSystem(v.device, { zeroed: true })
-  await v.close()
-})
+t.before(() => formattedVolume('served', 'raid5', disks, 12 * 1024 * 1024))
 
 t.test('an export on a volume: check, serve, write, read, stop, e2fsck clean', async (t) => {
   const line = `/data *(rw,insecure,no_root_squash,backend=engine,volume=served,disks=${dir}/m*.img)\n`

@@ -14,11 +14,9 @@ import { startAdminSocket } from '../../server/admin/socket.ts'
 import { AdminCommands } from '../../server/admin/commands.ts'
 import { silentLogger } from '../../server/logger.ts'
 import { ImageFile } from '../../vfs/engine/blockdev/image-file.ts'
-import { makeFileSystem } from '../../vfs/engine/mkfs/mkfs.ts'
-import { createVolume } from '../../vfs/volume/create-volume.ts'
-import { openVolume } from '../../vfs/volume/open-volume.ts'
 import { startServer } from '../helpers/server.ts'
 import { scratch, seededBytes } from '../vfs/engine/format-helpers.ts'
+import { formattedVolume } from '../helpers/volume-images.ts'
 
 t.setTimeout(60_000)
 const dir = scratch(t, 'admin')
@@ -47,15 +45,7 @@ function raw(bytes: string | Buffer, lines: number): Promise<string[]> {
   })
 }
 
-t.before(async () => {
-  const open = []
-  for (const p of legs) open.push({ path: p, dev: await ImageFile.create(p, 8 * 1024 * 1024) })
-  await createVolume('mir', 'mirror', open)
-  for (const d of open) await d.dev.close()
-  const v = await openVolume(legs)
-  await makeFileSystem(v.device, { zeroed: true })
-  await v.close()
-})
+t.before(() => formattedVolume('mir', 'mirror', legs, 8 * 1024 * 1024))
 
 t.test('a served mirror through the admin socket', async (t) => {
   const s = await startServer(t, `/m *(rw,insecure,no_root_squash,backend=engine,volume=mir,disks=${dir}/l*.img)\n`, { admin: sock })
