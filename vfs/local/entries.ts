@@ -16,8 +16,12 @@ import { fdPath, fstatNow, link, lstatNow, lstatOrNull, rename, rmdir, toVfsErro
 
 /** What the backend does about the objects a change touched. */
 export interface Effects {
-  /** The object's last link is gone through us: drop its index entry and cached fds. */
-  gone(st: BigIntStats): void
+  /**
+   * The object's last link is gone through us: drop its index entry and cached fds. Resolves when
+   * those fds are closed, so the space is free when the reply goes (knfsd closes its cached files
+   * before an unlink returns for the same reason: a CREATE right after must not find the disk full).
+   */
+  gone(st: BigIntStats): Promise<void>
   /** The object changed (links, ctime): attributes cached before are not used (attr-cache.ts). */
   touched(st: BigIntStats): void
 }
@@ -55,7 +59,7 @@ export async function removeEntry(d: Pinned, name: Buffer, fx: Effects): Promise
   }
   else await call(unlink(fdPath(d.fd, name)))
   fx.touched(st)
-  if (st.nlink <= 1n) fx.gone(st)
+  if (st.nlink <= 1n) await fx.gone(st)
   return change(d)
 }
 
@@ -65,7 +69,7 @@ export async function rmdirEntry(d: Pinned, name: Buffer, fx: Effects): Promise<
   if (fileType(st.mode) !== 'dir') throw new VfsError('ENOTDIR')
   await call(rmdir(fdPath(d.fd, name)))
   fx.touched(st)
-  fx.gone(st)
+  await fx.gone(st)
   return change(d)
 }
 
@@ -91,7 +95,7 @@ export async function renameEntry(
   res.note(to.id, toName, src)
   fx.touched(src)
   if (dst !== null) fx.touched(dst)
-  if (dst !== null && dst.ino !== src.ino && (fileType(dst.mode) === 'dir' || dst.nlink <= 1n)) fx.gone(dst)
+  if (dst !== null && dst.ino !== src.ino && (fileType(dst.mode) === 'dir' || dst.nlink <= 1n)) await fx.gone(dst)
   return { from: change(from), to: change(to) }
 }
 

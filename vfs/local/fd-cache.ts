@@ -61,7 +61,7 @@ export class FdCache {
     const e = this.#map.get(key)
     if (e === undefined) return undefined
     if (now - e.openedAt > this.#opts.maxAgeMs) {
-      this.evict(key, this.#cheap(e))
+      void this.evict(key, this.#cheap(e))
       return undefined
     }
     e.refs++
@@ -74,7 +74,7 @@ export class FdCache {
 
   /** Takes ownership of `fd`; returns it acquired once. An older entry for the key is evicted. */
   insert(key: bigint, fd: number, gen: number, tag: number): FdEntry {
-    if (this.#map.has(key)) this.evict(key)
+    if (this.#map.has(key)) void this.evict(key)
     const now = Date.now()
     const e: FdEntry = { key, fd, gen, tag, refs: 1, lastUsed: now, openedAt: now, dead: false }
     this.#map.set(key, e)
@@ -93,23 +93,28 @@ export class FdCache {
     }
   }
 
-  /** `now`: close on this thread (the caller knows the close frees nothing large). */
-  evict(key: bigint, now = false): void {
+  /**
+   * `now`: close on this thread (the caller knows the close frees nothing large). Resolves when
+   * the fd is closed, or at once when it is in use (it closes on its last release).
+   */
+  evict(key: bigint, now = false): Promise<void> {
     const e = this.#map.get(key)
-    if (e === undefined) return
+    if (e === undefined) return Promise.resolve()
     this.#map.delete(key)
     e.dead = true
-    if (e.refs === 0) {
-      if (now) closeNow(e.fd)
-      else void closeQuietly(e.fd)
+    if (e.refs !== 0) {
+      this.#limbo++
+      return Promise.resolve()
     }
-    else this.#limbo++
+    if (!now) return closeQuietly(e.fd)
+    closeNow(e.fd)
+    return Promise.resolve()
   }
 
   /** Closes idle entries; called from a timer. */
   sweep(now = Date.now()): void {
     for (const e of [...this.#map.values()]) {
-      if (e.refs === 0 && (now - e.lastUsed > this.#opts.idleMs || now - e.openedAt > this.#opts.maxAgeMs)) this.evict(e.key)
+      if (e.refs === 0 && (now - e.lastUsed > this.#opts.idleMs || now - e.openedAt > this.#opts.maxAgeMs)) void this.evict(e.key)
     }
   }
 
@@ -117,7 +122,7 @@ export class FdCache {
   async clear(): Promise<void> {
     const idle = [...this.#map.values()].filter(e => e.refs === 0)
     for (const e of idle) this.#map.delete(e.key)
-    for (const key of [...this.#map.keys()]) this.evict(key)
+    for (const key of [...this.#map.keys()]) void this.evict(key)
     await Promise.all(idle.map(e => closeQuietly(e.fd)))
   }
 
@@ -125,7 +130,7 @@ export class FdCache {
     if (this.#map.size <= this.#opts.max) return
     for (const e of this.#map.values()) {
       if (this.#map.size <= this.#opts.max) return
-      if (e.refs === 0) this.evict(e.key, this.#cheap(e))
+      if (e.refs === 0) void this.evict(e.key, this.#cheap(e))
     }
   }
 

@@ -102,7 +102,7 @@ async function sync(io: IoFiles, index: HandleIndex, fd: number, id: bigint, ful
   try {
     await (full ? fsync(fd) : fdatasync(fd))
   } catch (err) {
-    io.drop(id)
+    void io.drop(id)
     throw new VfsError('EIO', 'fsync failed', { cause: err })
   } finally {
     await indexed

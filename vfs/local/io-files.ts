@@ -33,7 +33,7 @@ export class IoFiles {
     if (hit !== undefined) {
       if (hit.gen === p.gen && (hit.tag === RW || !write)) return hit
       this.#cache.release(hit)
-      this.#cache.evict(p.id)
+      void this.#cache.evict(p.id)
     }
     let fd: number
     let tag = RW
@@ -66,8 +66,8 @@ export class IoFiles {
   }
 
   /** Closes the fd of a file after an fsync error (so no later fsync on it can look clean) or on removal. */
-  drop(id: bigint, small = false): void {
-    this.#cache.evict(id, small)
+  drop(id: bigint, small = false): Promise<void> {
+    return this.#cache.evict(id, small)
   }
 }
 

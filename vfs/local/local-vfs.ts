@@ -355,7 +355,7 @@ export class LocalVfs implements Vfs {
 
   readonly #fx: Effects = {
     gone: (st) => {
-      this.#gone(st)
+      return this.#gone(st)
     },
     touched: (st) => {
       const id = this.#res.knownId(st)
@@ -363,14 +363,13 @@ export class LocalVfs implements Vfs {
     },
   }
 
-  readonly #gone = (st: BigIntStats): void => {
+  readonly #gone = async (st: BigIntStats): Promise<void> => {
     // A device never seen has nothing of ours to drop.
     const id = this.#res.knownId(st)
     if (id === null) return
-    // Freeing a file happens at its last close: at once for a small one, in the thread pool otherwise.
+    // Freeing a file happens at its last close: at once for a small one, in the thread pool otherwise (awaited: the reply says the space is free).
     const small = isSmall(st)
-    this.#res.forget(id, small)
-    this.#io.drop(id, small)
     this.#snaps.drop(id)
+    await Promise.all([this.#res.forget(id, small), this.#io.drop(id, small)])
   }
 }

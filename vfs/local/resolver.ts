@@ -131,9 +131,9 @@ export class Resolver {
   }
 
   /** The object is gone (its last link removed through us); `small`: its fd may be closed at once (fd-cache.ts). */
-  forget(id: bigint, small = false): void {
+  forget(id: bigint, small = false): Promise<void> {
     this.#index.delete(id)
-    this.#cache.evict(id, small)
+    return this.#cache.evict(id, small)
   }
 
   async pin(ref: FileRef): Promise<Pinned> {
@@ -221,7 +221,7 @@ export class Resolver {
         return { kind: 'stale' }
       }
       this.#cache.release(hit)
-      this.#cache.evict(id)
+      void this.#cache.evict(id)
     }
     const e = this.#index.get(id)
     if (e === undefined || depth > MAX_DEPTH) return { kind: 'miss' }
