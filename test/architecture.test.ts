@@ -77,6 +77,8 @@ const INNER: Record<string, readonly string[]> = {
   'vfs/engine/resize': ['vfs/engine/resize', 'vfs/engine/blockdev', 'vfs/engine/format', 'vfs/engine/mkfs', 'vfs/engine/jbd2', 'vfs/engine/reader/csum-verifier.ts', 'vfs/engine/crc32c.ts'],
   // The .snapshot view wraps any Vfs: it knows the Vfs interface and its errors, not the engine or volumes.
   'vfs/snapdir': ['vfs/snapdir', 'vfs/types.ts', 'vfs/errors.ts'],
+  // The replicating layer wraps any Vfs (DESIGN.md §5): VFS types only; the wire and the change log live in server/replication.
+  'vfs/replica': ['vfs/replica', 'vfs/types.ts', 'vfs/errors.ts'],
 }
 
 t.test('block layers stack only on the block-device interface', async (t) => {
