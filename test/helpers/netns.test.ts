@@ -33,7 +33,9 @@ t.test('three hosts reach each other; a partition blocks both ways; linkUp resto
 
   await lab.linkDown('primary')
   t.notOk(await pings(lab, 'client', lab.address('primary')), 'client cannot reach the partitioned primary')
-  t.match(await primary.ask(lab.address('standby'), PORT, 800), /^error (ETIMEDOUT|EHOSTUNREACH)$/, 'nor can the primary reach the standby')
+  t.match(await client.ask(lab.address('primary'), PORT, 800), /^error (ETIMEDOUT|EHOSTUNREACH)$/, 'nor connect to it')
+  t.match(await primary.ask(lab.address('client'), PORT, 800), /^error (ETIMEDOUT|EHOSTUNREACH)$/, 'nor can the primary reach the client')
+  t.match(await primary.ask(lab.address('standby'), PORT, 800), /^error (ETIMEDOUT|EHOSTUNREACH)$/, 'or the standby')
   t.equal(await client.ask(lab.address('standby'), PORT), 'standby', 'the others still reach each other')
 
   await lab.linkUp('primary')

@@ -32,7 +32,6 @@ export interface ExecOptions {
   /** Resolve with the exit code instead of throwing on a non-zero one. */
   allowFail?: boolean
   env?: NodeJS.ProcessEnv
-  input?: string
 }
 
 export interface ExecResult {
@@ -134,7 +133,7 @@ function ipString(n: number): string {
 function run(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const [cmd = '', ...args] = argv
   return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { timeout: opts.timeoutMs ?? 20_000, env: opts.env ?? process.env, maxBuffer: 4 << 20, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+    execFile(cmd, args, { timeout: opts.timeoutMs ?? 20_000, env: opts.env ?? process.env, maxBuffer: 4 << 20, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1
       if (code !== 0 && opts.allowFail !== true) {
         reject(new LabError('LAB_EXEC_FAILED', `${argv.join(' ')} exited ${err?.killed === true ? 'on timeout' : String(code)}: ${stderr.trim()}`))
@@ -142,7 +141,6 @@ function run(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResul
         resolve({ code, stdout, stderr })
       }
     })
-    if (opts.input !== undefined) child.stdin?.end(opts.input)
   })
 }
 

@@ -198,6 +198,13 @@ t.test('--vip moves the service address between hosts and announces it', { skip:
   await lab.exec('client', ['ip', 'neigh', 'flush', 'dev', 'eth0'])
   t.equal(await client.ask(vip, 7070), 'a', 'once it re-learns, a answers')
 
+  // IPv6: added and removed the same way; the kernel announces it (no arping).
+  const v6 = { node: 'a', vip: { address: 'fd00:232::10', prefix: 64, dev: 'eth0' } }
+  t.match((await a({ op: 'takeover', epoch: '4', options: v6 })).results, [{ step: 'vip-add', ok: true, detail: 'added fd00:232::10/64 on eth0' }])
+  t.ok(await hasAddress(lab, 'a', 'fd00:232::10'), 'a holds the IPv6 address')
+  t.match((await a({ op: 'fenced', epoch: '4', options: v6 })).results, [{ step: 'vip-del', ok: true, detail: 'removed fd00:232::10/64 on eth0' }])
+  t.notOk(await hasAddress(lab, 'a', 'fd00:232::10'), 'and no longer after fencing')
+
   t.strictSame(readFileSync(join(dir, 'hooks'), 'utf8').trim().split('\n'), [
     `a primary 1 ${vip}/24 eth0`,
     `a primary 1 ${vip}/24 eth0`,
