@@ -131,7 +131,9 @@ function run(argv: readonly string[], env: NodeJS.ProcessEnv, timeoutMs: number)
     const child = spawn(cmd, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
     child.stdout.on('data', keep)
     child.stderr.on('data', keep)
+    let exited = false
     const timer = setTimeout(() => {
+      if (exited) return
       timedOut = true
       try {
         if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL')
@@ -150,8 +152,10 @@ function run(argv: readonly string[], env: NodeJS.ProcessEnv, timeoutMs: number)
       done(null, null, err.message)
     })
     // Done when the command exits, not when its pipes close: a hook may leave a daemon of its
-    // own running with them open. Output still in flight gets a moment to arrive.
+    // own running with them open (it gets EPIPE once we stop reading: such a daemon should
+    // redirect its output). Output still in flight gets a moment to arrive.
     child.once('exit', (code, signal) => {
+      exited = true
       const settle = (): void => {
         child.stdout.destroy()
         child.stderr.destroy()

@@ -17,7 +17,7 @@
  */
 import { StreamCaller } from '../callback/stream.ts'
 import type { ProcRef } from '../callback/message.ts'
-import { TSNFS_REPL_PROG, repl_heartbeat_args, repl_heartbeat_res, repl_role, repl_stat, repl_status_res } from '../../xdr/generated/replication.ts'
+import { REPL_MAXID, TSNFS_REPL_PROG, repl_heartbeat_args, repl_heartbeat_res, repl_role, repl_stat, repl_status_res } from '../../xdr/generated/replication.ts'
 import type { repl_status_ok } from '../../xdr/generated/replication.ts'
 import { xdr_void } from '../../xdr/runtime/codec.ts'
 import { decideTakeover } from './quorum.ts'
@@ -40,6 +40,30 @@ export interface QuorumProbeOptions {
   /** Per peer, connection and call together (the heartbeat timeout, 5 s by default). */
   timeoutMs: number
   signal?: AbortSignal
+}
+
+export class QuorumError extends Error {
+  readonly code: 'QUORUM_BAD_WITNESS'
+  constructor(code: QuorumError['code'], message: string) {
+    super(message)
+    this.name = 'QuorumError'
+    this.code = code
+  }
+}
+
+/**
+ * `--witness NAME=HOST:PORT` (IPv6 as `NAME=[ADDR]:PORT`): the name is the node name the witness
+ * reports, so a standby can tell itself apart in the set. Throws QuorumError('QUORUM_BAD_WITNESS').
+ */
+export function parseWitness(text: string): PeerAddress {
+  const m = /^([^=\s]{1,64})=(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(text)
+  const port = Number(m?.[4])
+  const host = m?.[2] ?? m?.[3]
+  // REPL_MAXID: node names are opaque<64> on the wire.
+  if (m === null || host === undefined || port < 1 || port > 65535 || Buffer.byteLength(m[1] ?? '') > REPL_MAXID) {
+    throw new QuorumError('QUORUM_BAD_WITNESS', `--witness ${text}: want NAME=HOST:PORT (NAME=[IPv6]:PORT), a name of 1 to 64 bytes`)
+  }
+  return { name: m[1] ?? '', host, port }
 }
 
 // A status lists at most REPL_MAXEXPORTS positions and REPL_MAXPEERS peers: well under this.

@@ -10,7 +10,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { decideTakeover } from '../../../server/replication/quorum.ts'
 import type { TakeoverInput, WitnessAnswer } from '../../../server/replication/quorum.ts'
-import { probeQuorum, witnessAnswer } from '../../../server/replication/quorum-probe.ts'
+import { QuorumError, parseWitness, probeQuorum, witnessAnswer } from '../../../server/replication/quorum-probe.ts'
 import type { PeerAddress } from '../../../server/replication/quorum-probe.ts'
 import { silentLogger } from '../../../server/logger.ts'
 import { defineProgram } from '../../../server/rpc/program.ts'
@@ -221,4 +221,14 @@ t.test("this node's heartbeat to the primary", async (t) => {
   const f = await probeQuorum({ ...opts, primary: fenced })
   t.equal(f.input.selfSeesPrimary, false, 'a fenced former primary serves nothing')
   t.equal(f.decision.takeover, true, `this node and w1 are 2 of 2: ${f.decision.detail}`)
+})
+
+t.test('--witness NAME=HOST:PORT is parsed strictly', async (t) => {
+  t.strictSame(parseWitness('c=192.0.2.3:2050'), { name: 'c', host: '192.0.2.3', port: 2050 })
+  t.strictSame(parseWitness('node-d=[fd00::4]:2050'), { name: 'node-d', host: 'fd00::4', port: 2050 })
+  t.strictSame(parseWitness('e=witness.example:1'), { name: 'e', host: 'witness.example', port: 1 })
+  for (const bad of ['192.0.2.3:2050', 'c=192.0.2.3', 'c=192.0.2.3:0', 'c=192.0.2.3:65536', '=h:1', 'c=fd00::4:2050', 'c d=h:1', `${'n'.repeat(65)}=h:1`, `${'é'.repeat(33)}=h:1`]) {
+    t.throws(() => parseWitness(bad), { code: 'QUORUM_BAD_WITNESS' }, bad)
+  }
+  t.ok(new QuorumError('QUORUM_BAD_WITNESS', 'x') instanceof Error)
 })
