@@ -23,7 +23,7 @@
  * The primary's times are set once per object per flush, after the data.
  */
 import { VfsError } from '../errors.ts'
-import type { FileRef, Vfs } from '../types.ts'
+import type { Created, FileRef, Vfs } from '../types.ts'
 import type { Change, ChangeTarget, ChangeTimes, NewObject } from './change.ts'
 import type { IdMap } from './id-map.ts'
 import { isGone, sameRef } from './translate.ts'
@@ -111,7 +111,7 @@ export class Applier implements ChangeTarget {
     }
   }
 
-  async #make(seq: bigint, obj: NewObject, make: (dir: FileRef) => Promise<{ ref: FileRef }>): Promise<void> {
+  async #make(seq: bigint, obj: NewObject, make: (dir: FileRef) => Promise<Created>): Promise<void> {
     const d = await this.#dir(seq, obj.dir)
     if (d === null) return
     const there = await this.#lookup(d, obj.name)
@@ -120,7 +120,10 @@ export class Applier implements ChangeTarget {
       return
     }
     try {
-      this.#map.bind(obj.ref, (await make(d)).ref)
+      const made = await make(d)
+      this.#map.bind(obj.ref, made.ref)
+      // An EXCLUSIVE create takes no mode (RFC 1813 §3.3.8), and backends differ in defaults: keep the primary's.
+      if (made.attr.mode !== obj.mode && made.attr.type !== 'symlink') await this.#b.setattr(made.ref, { mode: obj.mode })
     } catch (err) {
       const again = err instanceof VfsError && err.code === 'EEXIST' ? await this.#lookup(d, obj.name) : null
       if (again === null) throw err

@@ -180,10 +180,13 @@ export class ReplicatingVfs implements Vfs {
   // ---- namespace ----
 
   async create(dir: FileRef, name: Buffer, mode: CreateMode, owner: Owner): Promise<Created> {
-    return this.#make(dir, name, (d) => this.#b.create(d, name, mode, owner), (obj, existed) => {
-      const body: ChangeBody[] = [{ op: 'create', obj, exclusive: mode.how === 'exclusive' ? Buffer.from(mode.verifier) : null }]
-      // An UNCHECKED create of an existing file may truncate it (RFC 1813 §3.3.8): a replayed create that finds the name does not.
-      if (existed && mode.how === 'unchecked' && mode.attr.size !== undefined) body.push({ op: 'setattr', ref: obj.ref, set: { size: mode.attr.size } })
+    return this.#make(dir, name, (d) => this.#b.create(d, name, mode, owner), (obj, existed, after) => {
+      if (mode.how === 'exclusive') return [{ op: 'create', obj, exclusive: Buffer.from(mode.verifier) }]
+      const body: ChangeBody[] = [{ op: 'create', obj, exclusive: null }]
+      // RFC 1813 §3.3.8: UNCHECKED on an existing file applies the attributes (size 0 truncates); a
+      // create that finds the name on a standby does not, and a new file's size is not in NewObject.
+      if (existed) body.push({ op: 'setattr', ref: obj.ref, set: resolveSetAttr(mode.attr, after) })
+      else if (mode.attr.size !== undefined && mode.attr.size !== 0n) body.push({ op: 'setattr', ref: obj.ref, set: { size: mode.attr.size } })
       return body
     })
   }
@@ -288,7 +291,7 @@ export class ReplicatingVfs implements Vfs {
     for (const id of covered) this.#fresh.delete(id)
   }
 
-  async #make(dir: FileRef, name: Buffer, op: (localDir: FileRef) => Promise<Created>, bodies: (obj: NewObject, existed: boolean) => ChangeBody[]): Promise<Created> {
+  async #make(dir: FileRef, name: Buffer, op: (localDir: FileRef) => Promise<Created>, bodies: (obj: NewObject, existed: boolean, after: Attr) => ChangeBody[]): Promise<Created> {
     const dl = this.#local(dir)
     const release = await this.#locks.acquire([nameLock(dir, name)])
     let seq = 0n
@@ -302,7 +305,7 @@ export class ReplicatingVfs implements Vfs {
       this.#listings.invalidate(dir.id)
       const times = await this.#times([[vid, r.ref], [dir, dl]])
       const obj: NewObject = { dir, name: Buffer.from(name), ref: vid, mode: r.attr.mode, uid: r.attr.uid, gid: r.attr.gid }
-      for (const body of bodies(obj, existing !== undefined)) seq = this.#append(body, times)
+      for (const body of bodies(obj, existing !== undefined, r.attr)) seq = this.#append(body, times)
     } finally {
       release()
     }
