@@ -4,7 +4,8 @@
  * them durable in flush() (server/replication/README.md "Changes and their
  * order").
  *
- * Idempotent from the last durable position: after a crash the backend may
+ * Idempotent from the last durable position: a change at or before it is
+ * skipped, and after a crash the backend may
  * hold changes past position() that the map does not, so every change is
  * written to converge when applied to a state that already has it, or a
  * later one:
@@ -23,7 +24,7 @@
  * The primary's times are set once per object per flush, after the data.
  */
 import { VfsError } from '../errors.ts'
-import type { Created, FileRef, Vfs } from '../types.ts'
+import type { Created, FileRef, FileType, Vfs } from '../types.ts'
 import type { Change, ChangeTarget, ChangeTimes, NewObject } from './change.ts'
 import type { IdMap } from './id-map.ts'
 import { isGone, sameRef } from './translate.ts'
@@ -31,6 +32,11 @@ import { isGone, sameRef } from './translate.ts'
 export interface ApplierOptions {
   backend: Vfs
   map: IdMap
+}
+
+interface Found {
+  ref: FileRef
+  type: FileType
 }
 
 function hex(ref: FileRef): string {
@@ -41,6 +47,8 @@ export class Applier implements ChangeTarget {
   readonly #b: Vfs
   readonly #map: IdMap
   #applied: bigint
+  /** Changes up to this one may be in the backend already (a crash before their flush). */
+  readonly #replayUntil: bigint
   /** The primary's latest times per vid since the last flush. */
   readonly #times = new Map<bigint, ChangeTimes>()
   /** Files written since the last flush, by local id. */
@@ -50,6 +58,7 @@ export class Applier implements ChangeTarget {
     this.#b = o.backend
     this.#map = o.map
     this.#applied = o.map.position()
+    this.#replayUntil = o.map.appliedHint()
   }
 
   position(): bigint {
@@ -59,7 +68,11 @@ export class Applier implements ChangeTarget {
   async apply(seq: bigint, change: Change): Promise<void> {
     // A replay may go back (it converges); a gap would lose changes.
     if (seq < 1n || seq > this.#applied + 1n) throw new VfsError('EINVAL', `replica: change ${seq.toString()} does not follow ${this.#applied.toString()}`)
+    // Durable here already: its effects are in the backend and the map.
+    if (seq <= this.#map.position()) return
     await this.#apply(seq, change)
+    // In step with the backend after a process crash (id-map-file.ts).
+    this.#map.writeThrough(seq)
     for (const t of change.times) this.#times.set(t.ref.id, t)
     if (seq > this.#applied) this.#applied = seq
   }
@@ -82,13 +95,13 @@ export class Applier implements ChangeTarget {
   async #apply(seq: bigint, c: Change): Promise<void> {
     switch (c.op) {
       case 'create':
-        return this.#make(seq, c.obj, (d) => this.#b.create(d, c.obj.name, c.exclusive === null ? { how: 'guarded', attr: { mode: c.obj.mode } } : { how: 'exclusive', verifier: c.exclusive }, owner(c.obj)))
+        return this.#make(seq, c.obj, 'file', (d) => this.#b.create(d, c.obj.name, c.exclusive === null ? { how: 'guarded', attr: { mode: c.obj.mode } } : { how: 'exclusive', verifier: c.exclusive }, owner(c.obj)))
       case 'mkdir':
-        return this.#make(seq, c.obj, (d) => this.#b.mkdir(d, c.obj.name, { mode: c.obj.mode }, owner(c.obj)))
+        return this.#make(seq, c.obj, 'dir', (d) => this.#b.mkdir(d, c.obj.name, { mode: c.obj.mode }, owner(c.obj)))
       case 'symlink':
-        return this.#make(seq, c.obj, (d) => this.#b.symlink(d, c.obj.name, c.target, { mode: c.obj.mode }, owner(c.obj)))
+        return this.#make(seq, c.obj, 'symlink', (d) => this.#b.symlink(d, c.obj.name, c.target, { mode: c.obj.mode }, owner(c.obj)))
       case 'mknod':
-        return this.#make(seq, c.obj, (d) => this.#b.mknod(d, c.obj.name, c.type, c.rdev, { mode: c.obj.mode }, owner(c.obj)))
+        return this.#make(seq, c.obj, c.type, (d) => this.#b.mknod(d, c.obj.name, c.type, c.rdev, { mode: c.obj.mode }, owner(c.obj)))
       case 'write': {
         if (c.data === null) throw new VfsError('EINVAL', `replica: write change ${seq.toString()} carries no data`)
         const local = this.#map.local(c.ref)
@@ -103,59 +116,78 @@ export class Applier implements ChangeTarget {
       }
       case 'remove':
       case 'rmdir':
-        return this.#unlink(seq, c.op, c.dir, c.name, named(c.times, [c.dir]))
+        return this.#unlink(seq, c.op, c.dir, c.name, objects(c.times, [c.dir])[0])
       case 'rename':
-        return this.#rename(seq, c.fromDir, c.fromName, c.toDir, c.toName, named(c.times, [c.fromDir, c.toDir]))
+        return this.#rename(seq, c)
       case 'link':
         return this.#link(seq, c.ref, c.dir, c.name)
     }
   }
 
-  async #make(seq: bigint, obj: NewObject, make: (dir: FileRef) => Promise<Created>): Promise<void> {
+  async #make(seq: bigint, obj: NewObject, type: FileType, make: (dir: FileRef) => Promise<Created>): Promise<void> {
     const d = await this.#dir(seq, obj.dir)
     if (d === null) return
-    const there = await this.#lookup(d, obj.name)
+    // Made already (and perhaps renamed since).
+    if (await this.#bound(obj.ref)) return
+    const there = await this.#find(d, obj.name)
     if (there !== null) {
-      this.#adopt(obj.ref, there)
+      this.#adopt(obj.ref, there, type)
       return
     }
     try {
       const made = await make(d)
       this.#map.bind(obj.ref, made.ref)
       // An EXCLUSIVE create takes no mode (RFC 1813 §3.3.8), and backends differ in defaults: keep the primary's.
-      if (made.attr.mode !== obj.mode && made.attr.type !== 'symlink') await this.#b.setattr(made.ref, { mode: obj.mode })
+      if (made.attr.mode !== obj.mode && type !== 'symlink') await this.#b.setattr(made.ref, { mode: obj.mode })
     } catch (err) {
-      const again = err instanceof VfsError && err.code === 'EEXIST' ? await this.#lookup(d, obj.name) : null
+      const again = err instanceof VfsError && err.code === 'EEXIST' ? await this.#find(d, obj.name) : null
       if (again === null) throw err
-      this.#adopt(obj.ref, again)
+      this.#adopt(obj.ref, again, type)
     }
   }
 
   async #unlink(seq: bigint, op: 'remove' | 'rmdir', dir: FileRef, name: Buffer, victim: FileRef | undefined): Promise<void> {
     const d = await this.#dir(seq, dir)
     if (d === null) return
-    const there = await this.#lookup(d, name)
+    const there = await this.#find(d, name)
     if (there === null) return
-    const vid = this.#map.vidOf(there)
-    if (vid !== undefined && victim !== undefined && vid.id !== victim.id) return
+    const vid = this.#map.vidOf(there.ref)
+    if (victim !== undefined && vid?.id !== victim.id) {
+      // The name holds another vid's object, or the removed one lives on elsewhere: done before.
+      if (vid !== undefined || (await this.#bound(victim))) return
+    }
+    // Bound to nothing and of the wrong kind: taken again later in the log.
+    if (vid === undefined && (there.type === 'dir') !== (op === 'rmdir')) return
     await (op === 'remove' ? this.#b.remove(d, name) : this.#b.rmdir(d, name))
-    if (vid !== undefined && !(await this.#exists(there))) this.#map.unbind(vid)
+    if (vid !== undefined && !(await this.#exists(there.ref))) this.#map.unbind(vid)
   }
 
-  async #rename(seq: bigint, fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer, moved: FileRef | undefined): Promise<void> {
-    const fd = await this.#dir(seq, fromDir)
-    const td = await this.#dir(seq, toDir)
+  async #rename(seq: bigint, c: Extract<Change, { op: 'rename' }>): Promise<void> {
+    const fd = await this.#dir(seq, c.fromDir)
+    const td = await this.#dir(seq, c.toDir)
     if (fd === null || td === null) return
-    const src = await this.#lookup(fd, fromName)
-    if (src === null) return
-    const srcVid = this.#map.vidOf(src)
-    if (srcVid !== undefined && moved !== undefined && srcVid.id !== moved.id) return
-    const victim = await this.#lookup(td, toName)
-    if (victim !== null && sameRef(victim, src)) return
-    await this.#b.rename(fd, fromName, td, toName)
-    if (srcVid === undefined && moved !== undefined) this.#map.bind(moved, src)
-    const victimVid = victim === null ? undefined : this.#map.vidOf(victim)
-    if (victim !== null && victimVid !== undefined && !(await this.#exists(victim))) this.#map.unbind(victimVid)
+    const [moved, replaced] = objects(c.times, [c.fromDir, c.toDir])
+    const src = await this.#find(fd, c.fromName)
+    const srcVid = src === null ? undefined : this.#map.vidOf(src.ref)
+    if (src === null || (moved !== undefined && srcVid?.id !== moved.id && (srcVid !== undefined || (await this.#bound(moved))))) {
+      // Done before (the moved object went on elsewhere, or away): the object it replaced must
+      // not stay at the target, though a replayed create may have made it again.
+      await this.#dropIfThere(td, c.toName, replaced)
+      return
+    }
+    const target = await this.#find(td, c.toName)
+    if (target !== null && sameRef(target.ref, src.ref)) {
+      // Both names hold the moved object: a replayed LINK re-made the source name after the
+      // rename. (A rename between two links of one object changes nothing and is not logged.)
+      await this.#b.remove(fd, c.fromName)
+      return
+    }
+    const targetVid = target === null ? undefined : this.#map.vidOf(target.ref)
+    // The target name holds an object the primary's rename did not replace: taken later in the log.
+    if (moved !== undefined && targetVid !== undefined && targetVid.id !== replaced?.id) return
+    await this.#b.rename(fd, c.fromName, td, c.toName)
+    if (srcVid === undefined && moved !== undefined) this.#map.bind(moved, src.ref)
+    if (target !== null && targetVid !== undefined && !(await this.#exists(target.ref))) this.#map.unbind(targetVid)
   }
 
   async #link(seq: bigint, ref: FileRef, dir: FileRef, name: Buffer): Promise<void> {
@@ -163,32 +195,59 @@ export class Applier implements ChangeTarget {
     if (local === undefined) return
     const d = await this.#dir(seq, dir)
     if (d === null) return
-    const there = await this.#lookup(d, name)
+    const there = await this.#find(d, name)
     if (there !== null) {
-      if (!sameRef(there, local)) this.#adopt(ref, there)
+      // (After a machine crash: the linked object was made again by a replayed create, the one here is the primary's.)
+      if (!sameRef(there.ref, local) && this.#map.vidOf(there.ref) === undefined && (await this.#typeOf(local)) === there.type) this.#map.bind(ref, there.ref)
       return
     }
     await this.#ifThere(this.#b.link(local, d, name))
   }
 
-  /** Binds `vid` to what a name holds, unless that is another vid's. */
-  #adopt(vid: FileRef, there: FileRef): void {
-    const cur = this.#map.vidOf(there)
-    if (cur === undefined) this.#map.bind(vid, there)
+  /** Removes `name` from `dir` when it holds `vid`'s object. */
+  async #dropIfThere(dir: FileRef, name: Buffer, vid: FileRef | undefined): Promise<void> {
+    const local = vid === undefined ? undefined : this.#map.local(vid)
+    const there = local === undefined ? null : await this.#find(dir, name)
+    if (vid === undefined || local === undefined || there === null || !sameRef(there.ref, local)) return
+    await (there.type === 'dir' ? this.#b.rmdir(dir, name) : this.#b.remove(dir, name))
+    if (!(await this.#exists(local))) this.#map.unbind(vid)
+  }
+
+  /** Whether `vid` is bound to an object the backend still has. */
+  async #bound(vid: FileRef): Promise<boolean> {
+    const local = this.#map.local(vid)
+    return local !== undefined && (await this.#exists(local))
+  }
+
+  /** Binds `vid` to what a name holds when that is bound to nothing and of the change's kind. */
+  #adopt(vid: FileRef, there: Found, type: FileType): void {
+    if (there.type === type && this.#map.vidOf(there.ref) === undefined) this.#map.bind(vid, there.ref)
+  }
+
+  async #typeOf(local: FileRef): Promise<FileType | null> {
+    try {
+      return (await this.#b.getattr(local)).type
+    } catch (err) {
+      if (isGone(err)) return null
+      throw err
+    }
   }
 
   /** The local directory of `vid`; null when it is gone here; an error when this node never knew it. */
   async #dir(seq: bigint, vid: FileRef): Promise<FileRef | null> {
     const local = this.#map.local(vid)
+    // A replayed change in a directory removed later in the log, before the crash.
+    if (local === undefined && seq <= this.#replayUntil) return null
     if (local === undefined) {
       throw new VfsError('ESTALE', `replica: change ${seq.toString()} names directory vid ${hex(vid)}, unknown on this node: a full resync is needed`)
     }
     return (await this.#exists(local)) ? local : null
   }
 
-  async #lookup(dir: FileRef, name: Buffer): Promise<FileRef | null> {
+  async #find(dir: FileRef, name: Buffer): Promise<Found | null> {
     try {
-      return (await this.#b.lookup(dir, name)).ref
+      const r = await this.#b.lookup(dir, name)
+      return { ref: r.ref, type: r.attr.type }
     } catch (err) {
       if (isGone(err)) return null
       throw err
@@ -215,7 +274,10 @@ function owner(obj: NewObject): { uid: number; gid: number } {
   return { uid: obj.uid, gid: obj.gid }
 }
 
-/** The removed or renamed object: the times entry that is not one of the change's directories. */
-function named(times: readonly ChangeTimes[], dirs: readonly FileRef[]): FileRef | undefined {
-  return times.find((t) => !dirs.some((d) => d.id === t.ref.id))?.ref
+/**
+ * The objects a REMOVE, RMDIR or RENAME names in its times besides its directories, in order:
+ * the removed object; the moved object, then the one it replaced (replicating-vfs.ts).
+ */
+function objects(times: readonly ChangeTimes[], dirs: readonly FileRef[]): (FileRef | undefined)[] {
+  return times.filter((t) => !dirs.some((d) => d.id === t.ref.id)).map((t) => t.ref)
 }

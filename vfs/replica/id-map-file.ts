@@ -3,6 +3,12 @@
  * records, makes them durable with group commit and compacts the log into a
  * new snapshot when it grows.
  *
+ * push() writes the records so far to the file without syncing them: a
+ * standby does so after each change it applies, so after a process crash
+ * (SIGKILL) the map on disk matches the backend, whose changes are in the
+ * same kernel's page cache; only a machine crash can leave the map behind
+ * the backend (applier.ts copes with that too, less exactly).
+ *
  * Group commit: every sync() that arrives while a batch is being written
  * joins the next batch, so N concurrent callers cost at most two fsyncs, as
  * a journal's commit does. A failed write leaves the map's durability
@@ -11,9 +17,13 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
+import { promisify } from 'node:util'
 import { VfsError } from '../errors.ts'
 import type { MapRecord } from './id-map-format.ts'
 import { encodeRecord, header, LOG_FILE, parse, readIfExists, replaceDurably, SNAP_FILE } from './id-map-format.ts'
+
+const fdatasync = promisify(fs.fdatasync)
+const close = promisify(fs.close)
 
 /** Compact when the log holds this many records and more than twice the live ones. */
 const DEFAULT_COMPACT_RECORDS = 100_000
@@ -36,7 +46,7 @@ export class MapFile {
   readonly #logFile: string
   readonly #hooks: MapFileHooks
   readonly #compactAt: number
-  #fh: fs.promises.FileHandle
+  #fd: number
   #generation: bigint
   #logRecords: number
   #pending: Buffer[] = []
@@ -44,11 +54,15 @@ export class MapFile {
   #tail: Promise<void> = Promise.resolve()
   #inflight = 0
   #failed: VfsError | null = null
+  /** Records written by push() and not yet synced. */
+  #unsynced = false
+  /** While a snapshot is written, records wait in #pending (the old log is about to be replaced). */
+  #compacting = false
 
-  private constructor(dir: string, fh: fs.promises.FileHandle, generation: bigint, logRecords: number, hooks: MapFileHooks) {
+  private constructor(dir: string, fd: number, generation: bigint, logRecords: number, hooks: MapFileHooks) {
     this.#snapFile = path.join(dir, SNAP_FILE)
     this.#logFile = path.join(dir, LOG_FILE)
-    this.#fh = fh
+    this.#fd = fd
     this.#generation = generation
     this.#logRecords = logRecords
     this.#hooks = hooks
@@ -82,19 +96,29 @@ export class MapFile {
       // An older generation: compaction wrote the snapshot and crashed before replacing the log; the snapshot holds it all.
     }
     if (fresh) await replaceDurably(logFile, header(generation))
-    const fh = await fs.promises.open(logFile, 'a', 0o600)
-    return { file: new MapFile(dir, fh, generation, logRecords, hooks), records }
+    const fd = fs.openSync(logFile, 'a', 0o600)
+    return { file: new MapFile(dir, fd, generation, logRecords, hooks), records }
   }
 
   append(rec: MapRecord): void {
     this.#pending.push(encodeRecord(rec))
   }
 
+  /** Writes the records appended so far to the file, without waiting for the disk. */
+  push(): void {
+    if (this.#failed !== null || this.#compacting || this.#pending.length === 0) return
+    try {
+      this.#writeOut()
+    } catch (err) {
+      this.#failed = eio(this.#logFile, err)
+    }
+  }
+
   /** Resolves once every record appended before the call is on disk. */
   sync(): Promise<void> {
     if (this.#failed !== null) return Promise.reject(this.#failed)
     if (this.#queued !== null) return this.#queued
-    if (this.#pending.length === 0 && this.#inflight === 0) return Promise.resolve()
+    if (this.#pending.length === 0 && !this.#unsynced && this.#inflight === 0) return Promise.resolve()
     this.#inflight++
     const q = this.#tail.then(() => {
       this.#queued = null
@@ -115,20 +139,28 @@ export class MapFile {
 
   async close(): Promise<void> {
     await this.sync().catch(() => undefined)
-    await this.#fh.close()
+    await close(this.#fd)
+  }
+
+  /** Appends the pending records (a few hundred bytes: a synchronous write keeps them in order with the backend's changes). */
+  #writeOut(): void {
+    const data = Buffer.concat(this.#pending)
+    const records = this.#pending.length
+    this.#pending = []
+    let done = 0
+    while (done < data.length) done += fs.writeSync(this.#fd, data, done, data.length - done)
+    this.#logRecords += records
+    this.#unsynced = true
   }
 
   async #writeBatch(): Promise<void> {
     if (this.#failed !== null) throw this.#failed
-    const batch = this.#pending
-    this.#pending = []
-    if (batch.length === 0) return
+    if (this.#pending.length === 0 && !this.#unsynced) return
     try {
-      const data = Buffer.concat(batch)
-      let done = 0
-      while (done < data.length) done += (await this.#fh.write(data, done, data.length - done)).bytesWritten
-      await this.#fh.datasync()
-      this.#logRecords += batch.length
+      if (this.#pending.length > 0) this.#writeOut()
+      // Cleared before the wait: a push() during it needs the next sync.
+      this.#unsynced = false
+      await fdatasync(this.#fd)
       if (this.#logRecords >= this.#compactAt && this.#logRecords > 2 * this.#hooks.live()) await this.#compact()
     } catch (err) {
       throw eio(this.#logFile, err)
@@ -141,14 +173,19 @@ export class MapFile {
    * state that already has it changes nothing.
    */
   async #compact(): Promise<void> {
-    const generation = this.#generation + 1n
-    const parts = [header(generation), ...this.#hooks.snapshot().map(encodeRecord)]
-    await replaceDurably(this.#snapFile, Buffer.concat(parts))
-    await replaceDurably(this.#logFile, header(generation))
-    const old = this.#fh
-    this.#fh = await fs.promises.open(this.#logFile, 'a', 0o600)
-    this.#generation = generation
-    this.#logRecords = 0
-    await old.close()
+    this.#compacting = true
+    try {
+      const generation = this.#generation + 1n
+      const parts = [header(generation), ...this.#hooks.snapshot().map(encodeRecord)]
+      await replaceDurably(this.#snapFile, Buffer.concat(parts))
+      await replaceDurably(this.#logFile, header(generation))
+      const old = this.#fd
+      this.#fd = fs.openSync(this.#logFile, 'a', 0o600)
+      this.#generation = generation
+      this.#logRecords = 0
+      await close(old)
+    } finally {
+      this.#compacting = false
+    }
   }
 }

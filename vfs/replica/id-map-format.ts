@@ -28,6 +28,8 @@ export type MapRecord =
   | { kind: 'unbind'; vid: bigint }
   /** epoch and vid counter (the next allocate() returns counter + 1), and the applied position. */
   | { kind: 'state'; epoch: number; counter: bigint; position: bigint }
+  /** A standby applied this change (written through, not synced): how far a crashed standby had got. */
+  | { kind: 'applied'; seq: bigint }
 
 export const MAP_VERSION = 1
 const MAGIC = Buffer.from('TSNFSVM\0')
@@ -38,9 +40,11 @@ export const MAX_PAYLOAD = 64
 const KIND_BIND = 1
 const KIND_UNBIND = 2
 const KIND_STATE = 3
+const KIND_APPLIED = 4
 const BIND_LEN = 1 + 8 + 4 + 8 + 4
 const UNBIND_LEN = 1 + 8
 const STATE_LEN = 1 + 4 + 8 + 8
+const APPLIED_LEN = 1 + 8
 
 export const SNAP_FILE = 'map.snap'
 export const LOG_FILE = 'map.log'
@@ -59,7 +63,7 @@ export function header(generation: bigint): Buffer {
 }
 
 export function encodeRecord(r: MapRecord): Buffer {
-  const len = r.kind === 'bind' ? BIND_LEN : r.kind === 'unbind' ? UNBIND_LEN : STATE_LEN
+  const len = r.kind === 'bind' ? BIND_LEN : r.kind === 'unbind' ? UNBIND_LEN : r.kind === 'applied' ? APPLIED_LEN : STATE_LEN
   const b = Buffer.alloc(RECORD_HEAD + len)
   const p = b.subarray(RECORD_HEAD)
   if (r.kind === 'bind') {
@@ -71,6 +75,9 @@ export function encodeRecord(r: MapRecord): Buffer {
   } else if (r.kind === 'unbind') {
     p[0] = KIND_UNBIND
     p.writeBigUInt64BE(r.vid, 1)
+  } else if (r.kind === 'applied') {
+    p[0] = KIND_APPLIED
+    p.writeBigUInt64BE(r.seq, 1)
   } else {
     p[0] = KIND_STATE
     p.writeUInt32BE(r.epoch, 1)
@@ -88,6 +95,7 @@ function decodePayload(p: Buffer): MapRecord | null {
     return { kind: 'bind', vid: p.readBigUInt64BE(1), vidGen: p.readUInt32BE(9), local: p.readBigUInt64BE(13), localGen: p.readUInt32BE(21) }
   }
   if (kind === KIND_UNBIND && p.length === UNBIND_LEN) return { kind: 'unbind', vid: p.readBigUInt64BE(1) }
+  if (kind === KIND_APPLIED && p.length === APPLIED_LEN) return { kind: 'applied', seq: p.readBigUInt64BE(1) }
   if (kind === KIND_STATE && p.length === STATE_LEN) {
     return { kind: 'state', epoch: p.readUInt32BE(1), counter: p.readBigUInt64BE(5), position: p.readBigUInt64BE(13) }
   }

@@ -48,6 +48,8 @@ export class IdMap {
   #counter = 0n
   #position = 0n
   #requested = 0n
+  /** The last change a standby applied as the map last recorded it (written through, maybe not synced). */
+  #appliedHint = 0n
 
   private constructor() {}
 
@@ -67,6 +69,8 @@ export class IdMap {
         counters.push(r.vid)
       } else if (r.kind === 'unbind') {
         map.#drop(r.vid)
+      } else if (r.kind === 'applied') {
+        if (r.seq > map.#appliedHint) map.#appliedHint = r.seq
       } else {
         seenState = true
         map.#epoch = r.epoch
@@ -164,6 +168,26 @@ export class IdMap {
     return this.#file.sync().then(() => {
       if (want > this.#position) this.#position = want
     })
+  }
+
+  /**
+   * Writes the binds and unbinds so far to the file without syncing (a standby, after each
+   * change): a process crash then leaves the map in step with the backend (id-map-file.ts).
+   */
+  writeThrough(applied?: bigint): void {
+    if (applied !== undefined && applied > this.#appliedHint) {
+      this.#appliedHint = applied
+      this.#file?.append({ kind: 'applied', seq: applied })
+    }
+    this.#file?.push()
+  }
+
+  /**
+   * The last change applied before the map was last closed or lost (from writeThrough(); never
+   * below position()): changes up to it may already be in the backend.
+   */
+  appliedHint(): bigint {
+    return this.#appliedHint > this.#position ? this.#appliedHint : this.#position
   }
 
   /** The last position made durable by flush(position) (0n before any). */

@@ -12,8 +12,9 @@
  * unbound get a vid, made durable before the reply that shows it.
  *
  * `times` of each change list what it touched; for REMOVE, RMDIR and RENAME
- * the entry whose ref is not a directory of the change is the removed or
- * renamed object (applier.ts uses it to tell a replay from a newer state).
+ * the entries whose refs are not directories of the change name the removed
+ * object, or the moved object and then the one it replaced (applier.ts uses
+ * them to tell a change done from one to do when it replays).
  */
 import { VfsError } from '../errors.ts'
 import type {
@@ -223,6 +224,11 @@ export class ReplicatingVfs implements Vfs {
       const obj = await this.#victim(fl, fromName)
       const victim = await this.#victim(tl, toName)
       r = await this.#b.rename(fl, fromName, tl, toName)
+      // Two links of one object: rename(2) changes nothing, so there is nothing to log.
+      if (obj !== null && victim !== null && sameRef(obj.local, victim.local)) {
+        release()
+        return { from: outDir(r.from, fromDir), to: outDir(r.to, toDir) }
+      }
       this.#listings.invalidate(fromDir.id)
       this.#listings.invalidate(toDir.id)
       if (victim !== null && (obj === null || !sameRef(victim.local, obj.local))) await this.#unbindIfGone(victim)
@@ -232,6 +238,11 @@ export class ReplicatingVfs implements Vfs {
       const touched: [FileRef, FileRef][] = [[fromDir, fl], [toDir, tl]]
       if (obj !== null && objVid !== undefined) touched.unshift([objVid, obj.local])
       const times = await this.#times(touched)
+      // After the moved object: the one it replaced (its times before, unchanged by the rename),
+      // so that a replaying standby can tell a rename done from one to do.
+      if (victim?.vid !== undefined && objVid !== undefined && times[0]?.ref.id === objVid.id) {
+        times.splice(1, 0, { ref: victim.vid, atime: victim.attr.atime, mtime: victim.attr.mtime })
+      }
       seq = this.#append({ op: 'rename', fromDir, fromName: Buffer.from(fromName), toDir, toName: Buffer.from(toName) }, times)
     } finally {
       release()

@@ -123,9 +123,10 @@ export async function compareViews(t: Test, a: Vfs, b: Vfs, o: CompareOptions): 
   const walk = async (da: FileRef, db: FileRef, path: string): Promise<void> => {
     const whole = await list(a, da, 100_000)
     const wholeB = await list(b, db, 100_000)
-    const key = (es: typeof whole): string => es.map((e) => `${e.name}:${e.fileid.toString(16)}:${e.cookie.toString(16)}`).join(' ')
+    const keys = (es: typeof whole): string[] => es.map((e) => `${e.name}:${e.fileid.toString(16)}:${e.cookie.toString(16)}`)
+    const key = (es: typeof whole): string => keys(es).join(' ')
     if (key(whole) !== key(wholeB)) {
-      t.equal(key(wholeB), key(whole), `listing of ${path}`)
+      t.strictSame(keys(wholeB), keys(whole), `listing of ${path}`)
       return
     }
     for (const max of o.pageSizes) {
