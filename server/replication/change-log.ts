@@ -1,0 +1,430 @@
+/*
+ * One export's change log (server/replication/README.md): the replicating
+ * layer appends every change here (ChangeSink), the senders read it back
+ * (ChangeSource). Format and recovery: log-format.ts, log-segment.ts.
+ *
+ * append() is synchronous: it encodes and frames the change, gives it the
+ * next seq and queues it in memory. A background writer makes the queue
+ * durable in group commits: everything appended while the previous group's
+ * fdatasync ran goes out as one write and one fdatasync (a roll to a new
+ * segment adds a write, an fdatasync and a directory fsync). durable(seq)
+ * resolves when the log holds seq on disk and then awaits the `gate` hook
+ * (sync mode: the standbys' acknowledgements, gate.ts). A failed write or
+ * fsync fails the log: every waiter and every later append gets VfsError
+ * EIO, since after a failed fsync the kernel may have dropped the pages and
+ * nothing written since could be trusted (the PostgreSQL "fsyncgate" rule).
+ *
+ * Senders may read changes appended but not yet durable here: shipping
+ * overlaps the local fsync, which sync mode needs for its latency budget.
+ * The flip side: after a crash the primary's log may end before a standby's
+ * position; the sender must treat a standby ahead of lastSeq() as needing
+ * a resync, never as caught up.
+ */
+import { mkdir, readdir, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Change, ChangeSink } from '../../vfs/replica/change.ts'
+import { isErrnoError, VfsError } from '../../vfs/errors.ts'
+import { XdrWriter } from '../../xdr/runtime/writer.ts'
+import { changeFromBytes, encodeChange } from './change-codec.ts'
+import { corrupt, encodeHeader, parseSegmentName, RECORD_HEADER_BYTES, sealRecord, segmentName } from './log-format.ts'
+import { close, fdatasync, INDEX_EVERY, open, readSegment, scanSegment, syncDir, writeAll } from './log-segment.ts'
+import type { Segment } from './log-segment.ts'
+import type { ChangeSource, LoggedChange } from './log-types.ts'
+import { ReplicationError } from './log-types.ts'
+
+/** The two file operations of a group commit, replaceable so tests can count them or make them fail. */
+export interface LogIo {
+  /** Writes all of `data` at `position`. */
+  write(fd: number, data: Buffer, position: number): Promise<void>
+  /** fdatasync(2). */
+  sync(fd: number): Promise<void>
+}
+
+export interface ChangeLogOptions {
+  /** STATE-DIR/replication/EXPORT-ID; created when missing. */
+  dir: string
+  exportId: number
+  /** A segment is closed once the next record would take it past this (default 64 MiB; a larger record gets a segment of its own). */
+  segmentBytes?: number
+  /** Oldest segments are deleted past this, even if a standby still needs them (default 1 GiB; it then needs a full resync). */
+  retentionBytes?: number
+  /** Recent records kept in memory for the senders (default 16 MiB). */
+  memoryBytes?: number
+  /** Awaited by durable(seq) once seq is on disk: the sync-mode standby acknowledgements. */
+  gate?: (seq: bigint) => Promise<void>
+  io?: LogIo
+}
+
+export interface ChangeLogStats {
+  lastSeq: bigint
+  durableSeq: bigint
+  firstSeq: bigint
+  groups: number
+  /** fdatasyncs of segments plus fsyncs of the directory. */
+  syncs: number
+  bytesWritten: number
+  segments: number
+  diskBytes: number
+  /** Bytes cut from a torn tail when the log was opened. */
+  cutAtOpen: number
+}
+
+interface Entry {
+  seq: bigint
+  frame: Buffer
+}
+
+interface Waiter {
+  seq: bigint
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
+const MIB = 1024 * 1024
+const DEFAULT_IO: LogIo = { write: writeAll, sync: fdatasync }
+
+export class ChangeLog implements ChangeSink, ChangeSource {
+  readonly dir: string
+  readonly exportId: number
+  readonly #segmentBytes: number
+  readonly #retentionBytes: number
+  readonly #memoryBytes: number
+  readonly #gate: ((seq: bigint) => Promise<void>) | null
+  readonly #io: LogIo
+  /** Oldest first; the last is the one appended to. A new segment joins only once durable, so trim never leaves the log without its newest durable change. */
+  readonly #segments: Segment[]
+  #fd: number | null
+  #diskBytes: number
+  #first: bigint
+  #last: bigint
+  #durable: bigint
+  /** Records from #memHead on, in seq order: the written ones most recent first to go, then every one not yet written (from #pendingAt). */
+  #mem: Entry[] = []
+  #memHead = 0
+  #pendingAt = 0
+  #memWrittenBytes = 0
+  #durableWaiters: Waiter[] = []
+  readonly #appendWaiters = new Set<Waiter>()
+  #writing: Promise<void> | null = null
+  #failed: VfsError | null = null
+  #closed = false
+  readonly #stats = { groups: 0, syncs: 0, bytesWritten: 0, cutAtOpen: 0 }
+
+  private constructor(o: ChangeLogOptions, segments: Segment[], fd: number | null) {
+    this.dir = o.dir
+    this.exportId = o.exportId
+    this.#segmentBytes = o.segmentBytes ?? 64 * MIB
+    this.#retentionBytes = o.retentionBytes ?? 1024 * MIB
+    this.#memoryBytes = o.memoryBytes ?? 16 * MIB
+    this.#gate = o.gate ?? null
+    this.#io = o.io ?? DEFAULT_IO
+    this.#segments = segments
+    this.#fd = fd
+    this.#diskBytes = segments.reduce((n, s) => n + s.size, 0)
+    this.#last = segments.at(-1)?.lastSeq ?? 0n
+    this.#durable = this.#last
+    this.#first = segments[0]?.firstSeq ?? this.#last + 1n
+  }
+
+  /** Opens (or creates) the log, recovering a torn tail; REPL_LOG_VERSION / REPL_LOG_CORRUPT when it cannot be trusted. */
+  static async open(o: ChangeLogOptions): Promise<ChangeLog> {
+    await mkdir(o.dir, { recursive: true })
+    const names: { name: string; seq: bigint }[] = []
+    for (const name of await readdir(o.dir)) {
+      const seq = parseSegmentName(name)
+      if (seq !== null) names.push({ name, seq })
+    }
+    names.sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0))
+    const segments: Segment[] = []
+    let fd: number | null = null
+    let cut = 0
+    try {
+      for (const [i, { name, seq }] of names.entries()) {
+        const s = await scanSegment(o.dir, name, seq, o.exportId, i === names.length - 1)
+        fd = s.fd
+        cut += s.cut
+        const prev = segments.at(-1)
+        if (prev !== undefined && s.segment.firstSeq !== prev.lastSeq + 1n) {
+          throw corrupt(s.segment.path, 16, `first seq ${String(s.segment.firstSeq)} does not follow ${String(prev.lastSeq)}, the last of ${prev.path},`)
+        }
+        segments.push(s.segment)
+      }
+    } catch (err) {
+      if (fd !== null) await close(fd)
+      throw err
+    }
+    const log = new ChangeLog(o, segments, fd)
+    log.#stats.cutAtOpen = cut
+    return log
+  }
+
+  firstSeq(): bigint {
+    return this.#first
+  }
+
+  lastSeq(): bigint {
+    return this.#last
+  }
+
+  /** The last change on disk. */
+  durableSeq(): bigint {
+    return this.#durable
+  }
+
+  stats(): ChangeLogStats {
+    return {
+      lastSeq: this.#last,
+      durableSeq: this.#durable,
+      firstSeq: this.#first,
+      segments: this.#segments.length,
+      diskBytes: this.#diskBytes,
+      ...this.#stats,
+    }
+  }
+
+  append(change: Change): bigint {
+    if (this.#failed !== null) throw this.#failed
+    if (this.#closed) throw new VfsError('EIO', `change log ${this.dir} is closed`)
+    const w = new XdrWriter(256)
+    // Room for the record header, filled in by sealRecord once the change is encoded.
+    for (let i = 0; i < RECORD_HEADER_BYTES / 4; i++) w.reserve()
+    encodeChange(w, change)
+    const seq = this.#last + 1n
+    this.#mem.push({ seq, frame: sealRecord(w.toBuffer(), seq) })
+    this.#last = seq
+    for (const waiter of this.#appendWaiters) {
+      if (waiter.seq < seq) waiter.resolve()
+    }
+    // setImmediate, not a microtask: appends made by every I/O callback of this loop turn join the group.
+    this.#writing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#writeLoop())
+    return seq
+  }
+
+  async durable(seq: bigint): Promise<void> {
+    if (seq > this.#durable) {
+      if (this.#failed !== null) throw this.#failed
+      if (seq > this.#last) throw new VfsError('EINVAL', `change log ${this.dir}: durable(${String(seq)}) but only ${String(this.#last)} appended`)
+      await new Promise<void>((resolve, reject) => this.#durableWaiters.push({ seq, resolve, reject }))
+    }
+    if (this.#gate !== null) await this.#gate(seq)
+  }
+
+  async read(from: bigint, maxChanges: number, maxBytes: number): Promise<LoggedChange[]> {
+    if (this.#closed) throw new ReplicationError('REPL_CLOSED', `change log ${this.dir} is closed`)
+    const out: LoggedChange[] = []
+    // Changed by take(), which the segment reader calls back: an object, so the loop sees it change.
+    const at = { next: from, bytes: 0, full: false }
+    const take = (seq: bigint, frame: Buffer): boolean => {
+      if (out.length > 0 && at.bytes + frame.length > maxBytes) {
+        at.full = true
+        return false
+      }
+      out.push({ seq, change: this.#decode(seq, frame), bytes: frame.length })
+      at.bytes += frame.length
+      at.next = seq + 1n
+      at.full = out.length >= maxChanges
+      return !at.full
+    }
+    const isFull = (): boolean => at.full
+    while (!at.full && at.next <= this.#last) {
+      const next = at.next
+      if (next < this.#first) throw this.#trimmed(next)
+      const head = this.#mem[this.#memHead]
+      if (head !== undefined && next >= head.seq) {
+        for (let i = this.#memHead + Number(next - head.seq); i < this.#mem.length; i++) {
+          const e = this.#mem[i]
+          if (e === undefined || !take(e.seq, e.frame)) break
+        }
+        break
+      }
+      const seg = this.#segments.find((s) => s.firstSeq <= next && next <= s.lastSeq)
+      if (seg === undefined) throw new ReplicationError('REPL_LOG_CORRUPT', `change log ${this.dir}: no segment holds change ${String(next)}`)
+      try {
+        await readSegment(seg, next, take)
+      } catch (err) {
+        // Trimmed while we read: the sender needs a resync from here.
+        if (isErrnoError(err) && err.code === 'ENOENT' && next < this.#first) throw this.#trimmed(next)
+        throw err
+      }
+      if (at.next === next && !isFull()) throw corrupt(seg.path, 0, `change ${String(next)} missing`)
+    }
+    return out
+  }
+
+  async waitAfter(seq: bigint, signal?: AbortSignal): Promise<void> {
+    if (this.#last > seq) return
+    if (this.#closed) throw new ReplicationError('REPL_CLOSED', `change log ${this.dir} is closed`)
+    signal?.throwIfAborted()
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#appendWaiters.delete(waiter)
+        reject(signal?.reason as Error)
+      }
+      const waiter: Waiter = {
+        seq,
+        resolve: () => {
+          this.#appendWaiters.delete(waiter)
+          signal?.removeEventListener('abort', onAbort)
+          resolve()
+        },
+        reject: (err) => {
+          this.#appendWaiters.delete(waiter)
+          signal?.removeEventListener('abort', onAbort)
+          reject(err)
+        },
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#appendWaiters.add(waiter)
+    })
+  }
+
+  /** Deletes the segments holding only changes <= seq; the newest segment always stays (it names the next seq). */
+  async trim(seq: bigint): Promise<void> {
+    await this.#drop((s) => s.lastSeq <= seq)
+  }
+
+  /** Writes what is queued, then closes; later calls fail (REPL_CLOSED, or EIO for append). */
+  async close(): Promise<void> {
+    this.#closed = true
+    while (this.#writing !== null) await this.#writing
+    const err = new ReplicationError('REPL_CLOSED', `change log ${this.dir} is closed`)
+    for (const w of this.#appendWaiters) w.reject(err)
+    if (this.#fd !== null) await close(this.#fd)
+    this.#fd = null
+  }
+
+  #trimmed(seq: bigint): ReplicationError {
+    return new ReplicationError('REPL_TRIMMED', `change log ${this.dir}: change ${String(seq)} was trimmed, the log starts at ${String(this.#first)}`)
+  }
+
+  #decode(seq: bigint, frame: Buffer): Change {
+    try {
+      return changeFromBytes(frame.subarray(RECORD_HEADER_BYTES))
+    } catch (err) {
+      throw new ReplicationError('REPL_LOG_CORRUPT', `change log ${this.dir}: change ${String(seq)} does not decode: ${(err as Error).message}`)
+    }
+  }
+
+  async #drop(which: (s: Segment) => boolean): Promise<void> {
+    const gone: Segment[] = []
+    for (let s = this.#segments[0]; s !== undefined && this.#segments.length > 1 && which(s); s = this.#segments[0]) {
+      gone.push(s)
+      this.#segments.shift()
+      this.#diskBytes -= s.size
+    }
+    const head = this.#segments[0]
+    if (head !== undefined) this.#first = head.firstSeq
+    for (const s of gone) {
+      try {
+        await unlink(s.path)
+      } catch (err) {
+        // Already gone is what we wanted; anything else leaves an old segment that the next open counts again, harmlessly.
+        if (!(isErrnoError(err) && err.code === 'ENOENT')) throw err
+      }
+    }
+  }
+
+  async #writeLoop(): Promise<void> {
+    try {
+      while (this.#pendingAt < this.#mem.length && this.#failed === null) {
+        const batch = this.#mem.slice(this.#pendingAt)
+        await this.#writeGroup(batch)
+        this.#stats.groups++
+        this.#pendingAt += batch.length
+        for (const e of batch) this.#memWrittenBytes += e.frame.length
+        this.#durable = batch.at(-1)?.seq ?? this.#durable
+        this.#releaseDurable()
+        this.#shrinkMemory()
+        let total = this.#diskBytes
+        await this.#drop((s) => {
+          const over = total > this.#retentionBytes
+          total -= s.size
+          return over
+        })
+      }
+    } catch (err) {
+      this.#fail(err)
+    } finally {
+      this.#writing = null
+    }
+  }
+
+  /** One group: into the open segment while it has room, into new ones after; one write and one fdatasync per segment touched. */
+  async #writeGroup(batch: Entry[]): Promise<void> {
+    let i = 0
+    while (i < batch.length) {
+      const first = batch[i]
+      if (first === undefined) break
+      let seg = this.#segments.at(-1)
+      const fresh = seg === undefined || this.#fd === null || (seg.lastSeq >= seg.firstSeq && seg.size + first.frame.length > this.#segmentBytes)
+      const parts: Buffer[] = []
+      let fd: number
+      if (fresh || seg === undefined || this.#fd === null) {
+        seg = { path: join(this.dir, segmentName(first.seq)), firstSeq: first.seq, lastSeq: first.seq - 1n, size: 0, index: [] }
+        fd = await open(seg.path, 'wx')
+        parts.push(encodeHeader(this.exportId, first.seq))
+      } else {
+        fd = this.#fd
+      }
+      let size = seg.size + (parts[0]?.length ?? 0)
+      const start = seg.size
+      for (; i < batch.length; i++) {
+        const e = batch[i]
+        if (e === undefined || (parts.length > (fresh ? 1 : 0) && size + e.frame.length > this.#segmentBytes)) break
+        if (Number(e.seq - seg.firstSeq) % INDEX_EVERY === 0) seg.index.push({ seq: e.seq, offset: size })
+        parts.push(e.frame)
+        size += e.frame.length
+      }
+      const data = parts.length === 1 && parts[0] !== undefined ? parts[0] : Buffer.concat(parts)
+      try {
+        await this.#io.write(fd, data, start)
+        this.#stats.bytesWritten += data.length
+        await this.#io.sync(fd)
+        this.#stats.syncs++
+      } catch (err) {
+        if (fresh) await close(fd)
+        throw err
+      }
+      seg.size = size
+      seg.lastSeq = batch[i - 1]?.seq ?? seg.lastSeq
+      if (fresh) {
+        await syncDir(this.dir)
+        this.#stats.syncs++
+        const old = this.#fd
+        this.#fd = fd
+        this.#segments.push(seg)
+        if (old !== null) await close(old)
+      }
+      this.#diskBytes += data.length
+    }
+  }
+
+  #releaseDurable(): void {
+    const waiting: Waiter[] = []
+    for (const w of this.#durableWaiters) {
+      if (w.seq <= this.#durable) w.resolve()
+      else waiting.push(w)
+    }
+    this.#durableWaiters = waiting
+  }
+
+  /** Drops written records from memory past the budget; readers then go to the files. */
+  #shrinkMemory(): void {
+    while (this.#memHead < this.#pendingAt && this.#memWrittenBytes > this.#memoryBytes) {
+      this.#memWrittenBytes -= this.#mem[this.#memHead]?.frame.length ?? 0
+      this.#memHead++
+    }
+    if (this.#memHead > 1024 && this.#memHead * 2 > this.#mem.length) {
+      this.#mem = this.#mem.slice(this.#memHead)
+      this.#pendingAt -= this.#memHead
+      this.#memHead = 0
+    }
+  }
+
+  #fail(err: unknown): void {
+    const why = err instanceof Error ? err.message : String(err)
+    this.#failed = new VfsError('EIO', `change log ${this.dir}: ${why}`, { cause: err })
+    for (const w of this.#durableWaiters) w.reject(this.#failed)
+    this.#durableWaiters = []
+  }
+}
