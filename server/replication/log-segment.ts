@@ -5,8 +5,9 @@
  * Recovery rule: a process killed mid-append (SIGKILL) leaves the last
  * segment ending inside a record, never a damaged record followed by good
  * ones (a write is appended in order), so the last segment's tail is cut
- * at its first short or invalid record as long as no valid record follows
- * it. A damaged record with valid records after it, or any damage in an
+ * at its first short or invalid record as long as no valid record (one
+ * whose CRC checks and whose seq is not below the expected one) starts
+ * anywhere after it. A damaged record with valid records after it, or any damage in an
  * earlier (sealed, fsynced) segment, loses changes that were durable: that
  * is REPL_LOG_CORRUPT, naming the file and offset, never a silent cut.
  */
@@ -171,7 +172,8 @@ export async function scanSegment(dir: string, name: string, nameSeq: bigint, ex
     segment.size = end.offset
     if (end.stop !== 'end') {
       const why = end.why ?? end.stop
-      if (!isLast || (end.stop === 'bad' && (await validRecordAfter(fd, end.offset, size, end.next)))) throw corrupt(path, end.offset, why)
+      // A flipped length can make a good record look torn: the search for a valid record after it tells damage from a tear.
+      if (!isLast || (await validRecordAfter(fd, end.offset, size, end.next))) throw corrupt(path, end.offset, why)
       await ftruncate(fd, end.offset)
       await fdatasync(fd)
     }
