@@ -21,7 +21,7 @@
  * a resync, never as caught up.
  */
 import { mkdir, readdir, unlink } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import type { Change, ChangeSink } from '../../vfs/replica/change.ts'
 import { isErrnoError, VfsError } from '../../vfs/errors.ts'
 import { XdrWriter } from '../../xdr/runtime/writer.ts'
@@ -128,7 +128,12 @@ export class ChangeLog implements ChangeSink, ChangeSource {
 
   /** Opens (or creates) the log, recovering a torn tail; REPL_LOG_VERSION / REPL_LOG_CORRUPT when it cannot be trusted. */
   static async open(o: ChangeLogOptions): Promise<ChangeLog> {
-    await mkdir(o.dir, { recursive: true })
+    const created = await mkdir(o.dir, { recursive: true })
+    if (created !== undefined) {
+      // New directories' names are durable once their parents are fsynced (the segment fsyncs only o.dir itself).
+      const top = dirname(resolve(created))
+      for (let d = resolve(o.dir); d !== top && dirname(d) !== d; d = dirname(d)) await syncDir(dirname(d))
+    }
     const names: { name: string; seq: bigint }[] = []
     for (const name of await readdir(o.dir)) {
       const seq = parseSegmentName(name)
@@ -240,7 +245,7 @@ export class ChangeLog implements ChangeSink, ChangeSource {
       const seg = this.#segments.find((s) => s.firstSeq <= next && next <= s.lastSeq)
       if (seg === undefined) throw new ReplicationError('REPL_LOG_CORRUPT', `change log ${this.dir}: no segment holds change ${String(next)}`)
       try {
-        await readSegment(seg, next, take)
+        await readSegment(seg, next, maxBytes, take)
       } catch (err) {
         // Trimmed while we read: the sender needs a resync from here.
         if (isErrnoError(err) && err.code === 'ENOENT' && next < this.#first) throw this.#trimmed(next)

@@ -45,6 +45,7 @@ export interface Segment {
 /** A file read in one piece may not hold more than this (the forward search of a damaged tail). */
 const MAX_WHOLE_READ = 256 * 1024 * 1024
 const CHUNK = 1024 * 1024
+const MIN_CHUNK = 64 * 1024
 
 /** Writes all of `data` at `position` (a regular file may take a write in parts). */
 export async function writeAll(fd: number, data: Buffer, position: number): Promise<void> {
@@ -97,6 +98,7 @@ export async function readRecords(
   end: number,
   expect: bigint,
   visit: (seq: bigint, frame: Buffer, offset: number) => boolean,
+  chunk = CHUNK,
 ): Promise<ReadEnd> {
   let buf: Buffer = Buffer.alloc(0)
   let bufStart = pos
@@ -107,7 +109,7 @@ export async function readRecords(
     if (p.kind === 'short') {
       if (buf.length - rel >= end - off) return { offset: off, next: expect, stop: 'short', why: 'torn record' }
       // p.need is at most a header plus MAX_CHANGE_BYTES: parseRecord checked the length first.
-      buf = await readAt(fd, Math.min(end - off, Math.max(CHUNK, p.need)), off)
+      buf = await readAt(fd, Math.min(end - off, Math.max(chunk, p.need)), off)
       bufStart = off
       if (buf.length === 0) return { offset: off, next: expect, stop: 'short', why: 'file ends' }
       continue
@@ -122,7 +124,11 @@ export async function readRecords(
   return { offset: off, next: expect, stop: 'end' }
 }
 
-/** Whether a valid record numbered at least `minSeq` starts anywhere in `(from, end)`: durable changes after damage. */
+/**
+ * Whether a valid record numbered at least `minSeq` starts anywhere in `(from, end)`: durable
+ * changes after damage. A tail too large to search (a last segment far over the default size)
+ * counts as having one: refusing to open is safe, cutting durable changes is not.
+ */
 async function validRecordAfter(fd: number, from: number, end: number, minSeq: bigint): Promise<boolean> {
   if (end - from > MAX_WHOLE_READ) return true
   const buf = await readAt(fd, end - from, from)
@@ -186,7 +192,7 @@ export async function scanSegment(dir: string, name: string, nameSeq: bigint, ex
 }
 
 /** The records of `seg` from seq `from` on, until `visit` says stop; damage found now is REPL_LOG_CORRUPT. */
-export async function readSegment(seg: Segment, from: bigint, visit: (seq: bigint, frame: Buffer) => boolean): Promise<void> {
+export async function readSegment(seg: Segment, from: bigint, maxBytes: number, visit: (seq: bigint, frame: Buffer) => boolean): Promise<void> {
   let point: IndexPoint = { seq: seg.firstSeq, offset: HEADER_BYTES }
   for (const p of seg.index) {
     if (p.seq > from) break
@@ -194,7 +200,9 @@ export async function readSegment(seg: Segment, from: bigint, visit: (seq: bigin
   }
   const fd = await open(seg.path, 'r')
   try {
-    const end = await readRecords(fd, point.offset, seg.size, point.seq, (seq, frame) => seq < from || visit(seq, frame))
+    // Read about what the caller wants (plus what the index makes us skip), not a whole chunk for one change.
+    const chunk = Math.min(CHUNK, Math.max(MIN_CHUNK, maxBytes + INDEX_EVERY * 128))
+    const end = await readRecords(fd, point.offset, seg.size, point.seq, (seq, frame) => seq < from || visit(seq, frame), chunk)
     if (end.stop === 'short' || end.stop === 'bad') throw corrupt(seg.path, end.offset, end.why ?? end.stop)
   } finally {
     await close(fd)
