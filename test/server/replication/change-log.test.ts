@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { isDeepStrictEqual, promisify } from 'node:util'
 import { ChangeLog } from '../../../server/replication/change-log.ts'
 import type { ChangeLogOptions, LogIo } from '../../../server/replication/change-log.ts'
-import { HEADER_BYTES, parseRecord } from '../../../server/replication/log-format.ts'
+import { HEADER_BYTES, parseRecord, sealRecord } from '../../../server/replication/log-format.ts'
 import { fdatasync, writeAll } from '../../../server/replication/log-segment.ts'
 import type { Change } from '../../../vfs/replica/change.ts'
 import { VfsError } from '../../../vfs/errors.ts'
@@ -305,6 +305,79 @@ t.test('damage before the tail: REPL_LOG_CORRUPT naming file and offset', async 
   // A segment missing in the middle.
   await rm(join(dir, files[1] ?? ''))
   await t.rejects(ChangeLog.open({ dir, exportId: 3 }), { code: 'REPL_LOG_CORRUPT', message: /^change log segment .*: first seq \d+ does not follow \d+, the last of .* at offset 16$/ })
+})
+
+t.test('damage in headers, seqs, and damage found only when read', async (t) => {
+  const dir = join(t.testdir(), 'log')
+  const log = await openLog(t, { dir, segmentBytes: 4096 })
+  const next = randomChanges(seed + 7, false)
+  const changes = Array.from({ length: 150 }, next)
+  for (const c of changes) log.append(c)
+  await log.durable(150n)
+  await log.close()
+  await writeFile(join(dir, 'notes.txt'), 'not a segment: ignored')
+  const files = await segmentFiles(dir)
+  const first = join(dir, files[0] ?? '')
+  const second = join(dir, files[1] ?? '')
+  const good = await readFile(first)
+  const refuse = async (damaged: Buffer, message: string, what: string): Promise<void> => {
+    await writeFile(first, damaged)
+    await t.rejects(ChangeLog.open({ dir, exportId: 3 }), { name: 'ReplicationError', code: 'REPL_LOG_CORRUPT', message }, what)
+    await writeFile(first, good)
+  }
+  const flipped = (at: number): Buffer => {
+    const b = Buffer.from(good)
+    b[at] = (b[at] ?? 0) ^ 1
+    return b
+  }
+  await refuse(flipped(13), `change log segment ${first}: header CRC mismatch at offset 24`, 'a flipped export id byte')
+  await refuse(good.subarray(0, 20), `change log segment ${first}: file ends inside the header at offset 20`, 'a sealed segment cut inside its header')
+  const offsets = await recordOffsets(first)
+  const second0 = offsets[1] ?? 0
+  // A record with a good CRC but the wrong seq (a copy of another), then one that does not decode.
+  const wrongSeq = Buffer.from(good)
+  sealRecord(wrongSeq.subarray(second0, offsets[2]), 77n)
+  await refuse(wrongSeq, `change log segment ${first}: record seq 77, 2 expected, at offset ${String(second0)}`, 'a record out of sequence')
+  // The header of one segment under another's name.
+  const renamed = await readFile(second)
+  await writeFile(second, Buffer.concat([good.subarray(0, HEADER_BYTES), renamed.subarray(HEADER_BYTES)]))
+  await t.rejects(ChangeLog.open({ dir, exportId: 3 }), { code: 'REPL_LOG_CORRUPT', message: `change log segment ${second}: header first seq 1, the name says ${String(BigInt(files[1]?.slice(0, 20) ?? '0'))}, at offset 16` })
+  await writeFile(second, renamed)
+
+  // Damage after open is found when the file is read (memoryBytes 0: every read goes to the files).
+  const opened = await openLog(t, { dir, memoryBytes: 0 })
+  t.strictSame(await readAll(opened), changes, 'intact')
+  await writeFile(first, flipped((offsets[3] ?? 0) + 20))
+  await t.rejects(opened.read(1n, 1000, 1e9), { code: 'REPL_LOG_CORRUPT', message: `change log segment ${first}: record CRC mismatch at offset ${String(offsets[3])}` })
+  await writeFile(first, good.subarray(0, offsets[2]))
+  await t.rejects(opened.read(1n, 1000, 1e9), { code: 'REPL_LOG_CORRUPT', message: `change log segment ${first}: file ends at offset ${String(offsets[2])}` })
+  // A record whose CRC checks but whose change does not decode (a bug, not damage): still refused, not passed on.
+  const junk = Buffer.from(good)
+  const frame = junk.subarray(second0, offsets[2])
+  frame.fill(0xff, 16)
+  sealRecord(frame, 2n)
+  await writeFile(first, junk)
+  await t.rejects(opened.read(2n, 1, 1e9), { code: 'REPL_LOG_CORRUPT', message: /^change log .*: change 2 does not decode: / })
+  await writeFile(first, good)
+  // Trimmed while a read was on its way to the file: REPL_TRIMMED, not ENOENT.
+  await rm(first)
+  const reading = t.rejects(opened.read(1n, 1000, 1e9), { code: 'REPL_TRIMMED', message: /change 1 was trimmed, the log starts at \d+$/ })
+  await opened.trim(BigInt(files[1]?.slice(0, 20) ?? '0') - 1n)
+  await reading
+})
+
+t.test('a small memory budget: records leave memory in order, reads fall back to the files', async (t) => {
+  const log = await openLog(t, { memoryBytes: 2048 })
+  const next = randomChanges(seed + 8, false)
+  const changes: Change[] = []
+  for (let round = 0; round < 30; round++) {
+    const batch = Array.from({ length: 100 }, next)
+    changes.push(...batch)
+    for (const c of batch) log.append(c)
+    await log.durable(log.lastSeq())
+  }
+  t.strictSame(await readAll(log), changes)
+  t.strictSame((await log.read(2999n, 10, 1e9)).map((c) => c.seq), [2999n, 3000n])
 })
 
 t.test('another format version or another export: refused cleanly', async (t) => {
