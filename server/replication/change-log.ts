@@ -20,25 +20,18 @@
  * position; the sender must treat a standby ahead of lastSeq() as needing
  * a resync, never as caught up.
  */
-import { mkdir, readdir, unlink } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
 import type { Change, ChangeSink } from '../../vfs/replica/change.ts'
 import { isErrnoError, VfsError } from '../../vfs/errors.ts'
 import { XdrWriter } from '../../xdr/runtime/writer.ts'
 import { changeFromBytes, encodeChange } from './change-codec.ts'
-import { corrupt, encodeHeader, parseSegmentName, RECORD_HEADER_BYTES, sealRecord, segmentName } from './log-format.ts'
-import { close, fdatasync, INDEX_EVERY, open, readSegment, scanSegment, syncDir, writeAll } from './log-segment.ts'
-import type { Segment } from './log-segment.ts'
+import { corrupt, RECORD_HEADER_BYTES, sealRecord } from './log-format.ts'
+import { SegmentSet } from './log-files.ts'
+import type { Framed, LogIo } from './log-files.ts'
+import { fdatasync, readSegment, writeAll } from './log-segment.ts'
 import type { ChangeSource, LoggedChange } from './log-types.ts'
 import { ReplicationError } from './log-types.ts'
 
-/** The two file operations of a group commit, replaceable so tests can count them or make them fail. */
-export interface LogIo {
-  /** Writes all of `data` at `position`. */
-  write(fd: number, data: Buffer, position: number): Promise<void>
-  /** fdatasync(2). */
-  sync(fd: number): Promise<void>
-}
+export type { LogIo } from './log-files.ts'
 
 export interface ChangeLogOptions {
   /** STATE-DIR/replication/EXPORT-ID; created when missing. */
@@ -69,11 +62,6 @@ export interface ChangeLogStats {
   cutAtOpen: number
 }
 
-interface Entry {
-  seq: bigint
-  frame: Buffer
-}
-
 interface Waiter {
   seq: bigint
   resolve: () => void
@@ -91,15 +79,15 @@ export class ChangeLog implements ChangeSink, ChangeSource {
   readonly #memoryBytes: number
   readonly #gate: ((seq: bigint) => Promise<void>) | null
   readonly #io: LogIo
-  /** Oldest first; the last is the one appended to. A new segment joins only once durable, so trim never leaves the log without its newest durable change. */
-  readonly #segments: Segment[]
-  #fd: number | null
-  #diskBytes: number
-  #first: bigint
+  readonly #files: SegmentSet
   #last: bigint
   #durable: bigint
-  /** Records from #memHead on, in seq order: the written ones most recent first to go, then every one not yet written (from #pendingAt). */
-  #mem: Entry[] = []
+  /**
+   * Recent records from #memHead on, in seq order: some already written (the oldest leave first
+   * once they pass the memory budget), then every one not yet written (from #pendingAt on).
+   * Every seq in [firstSeq, lastSeq] is in a segment, here, or both.
+   */
+  #mem: Framed[] = []
   #memHead = 0
   #pendingAt = 0
   #memWrittenBytes = 0
@@ -108,9 +96,9 @@ export class ChangeLog implements ChangeSink, ChangeSource {
   #writing: Promise<void> | null = null
   #failed: VfsError | null = null
   #closed = false
-  readonly #stats = { groups: 0, syncs: 0, bytesWritten: 0, cutAtOpen: 0 }
+  #groups = 0
 
-  private constructor(o: ChangeLogOptions, segments: Segment[], fd: number | null) {
+  private constructor(o: ChangeLogOptions, files: SegmentSet) {
     this.dir = o.dir
     this.exportId = o.exportId
     this.#segmentBytes = o.segmentBytes ?? 64 * MIB
@@ -118,53 +106,19 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     this.#memoryBytes = o.memoryBytes ?? 16 * MIB
     this.#gate = o.gate ?? null
     this.#io = o.io ?? DEFAULT_IO
-    this.#segments = segments
-    this.#fd = fd
-    this.#diskBytes = segments.reduce((n, s) => n + s.size, 0)
-    this.#last = segments.at(-1)?.lastSeq ?? 0n
+    this.#files = files
+    this.#last = files.lastSeq()
     this.#durable = this.#last
-    this.#first = segments[0]?.firstSeq ?? this.#last + 1n
   }
 
   /** Opens (or creates) the log, recovering a torn tail; REPL_LOG_VERSION / REPL_LOG_CORRUPT when it cannot be trusted. */
   static async open(o: ChangeLogOptions): Promise<ChangeLog> {
-    const created = await mkdir(o.dir, { recursive: true })
-    if (created !== undefined) {
-      // New directories' names are durable once their parents are fsynced (the segment fsyncs only o.dir itself).
-      const top = dirname(resolve(created))
-      for (let d = resolve(o.dir); d !== top && dirname(d) !== d; d = dirname(d)) await syncDir(dirname(d))
-    }
-    const names: { name: string; seq: bigint }[] = []
-    for (const name of await readdir(o.dir)) {
-      const seq = parseSegmentName(name)
-      if (seq !== null) names.push({ name, seq })
-    }
-    names.sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0))
-    const segments: Segment[] = []
-    let fd: number | null = null
-    let cut = 0
-    try {
-      for (const [i, { name, seq }] of names.entries()) {
-        const s = await scanSegment(o.dir, name, seq, o.exportId, i === names.length - 1)
-        fd = s.fd
-        cut += s.cut
-        const prev = segments.at(-1)
-        if (prev !== undefined && s.segment.firstSeq !== prev.lastSeq + 1n) {
-          throw corrupt(s.segment.path, 16, `first seq ${String(s.segment.firstSeq)} does not follow ${String(prev.lastSeq)}, the last of ${prev.path},`)
-        }
-        segments.push(s.segment)
-      }
-    } catch (err) {
-      if (fd !== null) await close(fd)
-      throw err
-    }
-    const log = new ChangeLog(o, segments, fd)
-    log.#stats.cutAtOpen = cut
-    return log
+    return new ChangeLog(o, await SegmentSet.open(o.dir, o.exportId))
   }
 
   firstSeq(): bigint {
-    return this.#first
+    // Before the first group is written, everything appended is in memory, from 1.
+    return this.#files.firstSeq() ?? this.#durable + 1n
   }
 
   lastSeq(): bigint {
@@ -180,10 +134,13 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     return {
       lastSeq: this.#last,
       durableSeq: this.#durable,
-      firstSeq: this.#first,
-      segments: this.#segments.length,
-      diskBytes: this.#diskBytes,
-      ...this.#stats,
+      firstSeq: this.firstSeq(),
+      groups: this.#groups,
+      syncs: this.#files.syncs,
+      bytesWritten: this.#files.bytesWritten,
+      segments: this.#files.count,
+      diskBytes: this.#files.diskBytes,
+      cutAtOpen: this.#files.cutAtOpen,
     }
   }
 
@@ -233,7 +190,7 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     const isFull = (): boolean => at.full
     while (!at.full && at.next <= this.#last) {
       const next = at.next
-      if (next < this.#first) throw this.#trimmed(next)
+      if (next < this.firstSeq()) throw this.#trimmed(next)
       const head = this.#mem[this.#memHead]
       if (head !== undefined && next >= head.seq) {
         for (let i = this.#memHead + Number(next - head.seq); i < this.#mem.length; i++) {
@@ -242,13 +199,13 @@ export class ChangeLog implements ChangeSink, ChangeSource {
         }
         break
       }
-      const seg = this.#segments.find((s) => s.firstSeq <= next && next <= s.lastSeq)
+      const seg = this.#files.holding(next)
       if (seg === undefined) throw new ReplicationError('REPL_LOG_CORRUPT', `change log ${this.dir}: no segment holds change ${String(next)}`)
       try {
         await readSegment(seg, next, maxBytes, take)
       } catch (err) {
         // Trimmed while we read: the sender needs a resync from here.
-        if (isErrnoError(err) && err.code === 'ENOENT' && next < this.#first) throw this.#trimmed(next)
+        if (isErrnoError(err) && err.code === 'ENOENT' && next < this.firstSeq()) throw this.#trimmed(next)
         throw err
       }
       if (at.next === next && !isFull()) throw corrupt(seg.path, 0, `change ${String(next)} missing`)
@@ -285,7 +242,7 @@ export class ChangeLog implements ChangeSink, ChangeSource {
 
   /** Deletes the segments holding only changes <= seq; the newest segment always stays (it names the next seq). */
   async trim(seq: bigint): Promise<void> {
-    await this.#drop((s) => s.lastSeq <= seq)
+    await this.#files.drop((s) => s.lastSeq <= seq)
   }
 
   /** Writes what is queued, then closes; later calls fail (REPL_CLOSED, or EIO for append). */
@@ -294,12 +251,11 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     while (this.#writing !== null) await this.#writing
     const err = new ReplicationError('REPL_CLOSED', `change log ${this.dir} is closed`)
     for (const w of this.#appendWaiters) w.reject(err)
-    if (this.#fd !== null) await close(this.#fd)
-    this.#fd = null
+    await this.#files.close()
   }
 
   #trimmed(seq: bigint): ReplicationError {
-    return new ReplicationError('REPL_TRIMMED', `change log ${this.dir}: change ${String(seq)} was trimmed, the log starts at ${String(this.#first)}`)
+    return new ReplicationError('REPL_TRIMMED', `change log ${this.dir}: change ${String(seq)} was trimmed, the log starts at ${String(this.firstSeq())}`)
   }
 
   #decode(seq: bigint, frame: Buffer): Change {
@@ -310,97 +266,23 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     }
   }
 
-  async #drop(which: (s: Segment) => boolean): Promise<void> {
-    const gone: Segment[] = []
-    for (let s = this.#segments[0]; s !== undefined && this.#segments.length > 1 && which(s); s = this.#segments[0]) {
-      gone.push(s)
-      this.#segments.shift()
-      this.#diskBytes -= s.size
-    }
-    const head = this.#segments[0]
-    if (head !== undefined) this.#first = head.firstSeq
-    for (const s of gone) {
-      try {
-        await unlink(s.path)
-      } catch (err) {
-        // Already gone is what we wanted; anything else leaves an old segment that the next open counts again, harmlessly.
-        if (!(isErrnoError(err) && err.code === 'ENOENT')) throw err
-      }
-    }
-  }
-
   async #writeLoop(): Promise<void> {
     try {
       while (this.#pendingAt < this.#mem.length && this.#failed === null) {
         const batch = this.#mem.slice(this.#pendingAt)
-        await this.#writeGroup(batch)
-        this.#stats.groups++
+        await this.#files.append(batch, this.#segmentBytes, this.#io)
+        this.#groups++
         this.#pendingAt += batch.length
         for (const e of batch) this.#memWrittenBytes += e.frame.length
         this.#durable = batch.at(-1)?.seq ?? this.#durable
         this.#releaseDurable()
         this.#shrinkMemory()
-        let total = this.#diskBytes
-        await this.#drop((s) => {
-          const over = total > this.#retentionBytes
-          total -= s.size
-          return over
-        })
+        await this.#files.retain(this.#retentionBytes)
       }
     } catch (err) {
       this.#fail(err)
     } finally {
       this.#writing = null
-    }
-  }
-
-  /** One group: into the open segment while it has room, into new ones after; one write and one fdatasync per segment touched. */
-  async #writeGroup(batch: Entry[]): Promise<void> {
-    let i = 0
-    while (i < batch.length) {
-      const first = batch[i]
-      if (first === undefined) break
-      let seg = this.#segments.at(-1)
-      const fresh = seg === undefined || this.#fd === null || (seg.lastSeq >= seg.firstSeq && seg.size + first.frame.length > this.#segmentBytes)
-      const parts: Buffer[] = []
-      let fd: number
-      if (fresh || seg === undefined || this.#fd === null) {
-        seg = { path: join(this.dir, segmentName(first.seq)), firstSeq: first.seq, lastSeq: first.seq - 1n, size: 0, index: [] }
-        fd = await open(seg.path, 'wx')
-        parts.push(encodeHeader(this.exportId, first.seq))
-      } else {
-        fd = this.#fd
-      }
-      let size = seg.size + (parts[0]?.length ?? 0)
-      const start = seg.size
-      for (; i < batch.length; i++) {
-        const e = batch[i]
-        if (e === undefined || (parts.length > (fresh ? 1 : 0) && size + e.frame.length > this.#segmentBytes)) break
-        if (Number(e.seq - seg.firstSeq) % INDEX_EVERY === 0) seg.index.push({ seq: e.seq, offset: size })
-        parts.push(e.frame)
-        size += e.frame.length
-      }
-      const data = parts.length === 1 && parts[0] !== undefined ? parts[0] : Buffer.concat(parts)
-      try {
-        await this.#io.write(fd, data, start)
-        this.#stats.bytesWritten += data.length
-        await this.#io.sync(fd)
-        this.#stats.syncs++
-      } catch (err) {
-        if (fresh) await close(fd)
-        throw err
-      }
-      seg.size = size
-      seg.lastSeq = batch[i - 1]?.seq ?? seg.lastSeq
-      if (fresh) {
-        await syncDir(this.dir)
-        this.#stats.syncs++
-        const old = this.#fd
-        this.#fd = fd
-        this.#segments.push(seg)
-        if (old !== null) await close(old)
-      }
-      this.#diskBytes += data.length
     }
   }
 
