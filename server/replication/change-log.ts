@@ -1,7 +1,8 @@
 /*
  * One export's change log (server/replication/README.md): the replicating
  * layer appends every change here (ChangeSink), the senders read it back
- * (ChangeSource). Format and recovery: log-format.ts, log-segment.ts.
+ * (ChangeSource). Format and recovery: log-format.ts, log-segment.ts; the
+ * set of segment files: log-files.ts.
  *
  * append() is synchronous: it encodes and frames the change, gives it the
  * next seq and queues it in memory. A background writer makes the queue
