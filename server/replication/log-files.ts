@@ -38,6 +38,7 @@ export class SegmentSet {
   readonly #segments: Segment[]
   #fd: number | null
   #diskBytes: number
+  #dropping: Promise<void> = Promise.resolve()
 
   private constructor(dir: string, exportId: number, segments: Segment[], fd: number | null, cut: number) {
     this.dir = dir
@@ -162,20 +163,30 @@ export class SegmentSet {
     }
   }
 
-  /** Deletes segments from the oldest while `which` says so, never the newest. */
-  async drop(which: (s: Segment) => boolean): Promise<void> {
+  /** Deletes segments from the oldest while `which` says so, never the newest. One deletion at a time. */
+  drop(which: (s: Segment) => boolean): Promise<void> {
+    const run = this.#dropping.then(() => this.#dropNow(which))
+    this.#dropping = run.catch(() => undefined)
+    return run
+  }
+
+  async #dropNow(which: (s: Segment) => boolean): Promise<void> {
     const gone: Segment[] = []
     for (let s = this.#segments[0]; s !== undefined && this.#segments.length > 1 && which(s); s = this.#segments[0]) {
       gone.push(s)
       this.#segments.shift()
       this.#diskBytes -= s.size
     }
-    for (const s of gone) {
+    for (const [k, s] of gone.entries()) {
       try {
         await unlink(s.path)
       } catch (err) {
-        // Already gone is what we wanted; anything else leaves an old segment that the next open counts again, harmlessly.
-        if (!(isErrnoError(err) && err.code === 'ENOENT')) throw err
+        if (isErrnoError(err) && err.code === 'ENOENT') continue
+        // Oldest first, and on a failure the rest stay: the files must remain one unbroken run of seqs.
+        const kept = gone.slice(k)
+        this.#segments.unshift(...kept)
+        for (const x of kept) this.#diskBytes += x.size
+        throw err
       }
     }
   }
