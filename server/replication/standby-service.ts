@@ -239,6 +239,11 @@ export class StandbyService {
     })
   }
 
+  /** Resolves once no APPEND is applying or queued (for shutdown: the target is then quiet). */
+  async idle(): Promise<void> {
+    await Promise.all([...this.exports.values()].map((e) => e.tail))
+  }
+
   status(): repl_status_res {
     return { status: STAT.REPL_OK, ok: statusToWire(this.view()) }
   }
@@ -280,7 +285,7 @@ export class StandbyService {
     let epoch: bigint
     try {
       // Let the APPENDs already running finish, so the new primary serves everything it acknowledged.
-      await Promise.all([...this.exports.values()].map((e) => e.tail))
+      await this.idle()
       epoch = (await this.state.update({ role: 'primary', epoch: this.state.get().epoch + 1n })).epoch
       this.attached = null
     } finally {
