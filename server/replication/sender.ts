@@ -90,6 +90,8 @@ export interface SenderCounters {
   changes: number
   bytes: number
   gaps: number
+  /** Most APPENDs of one export in flight at once (the pipeline at work). */
+  peakInFlight: number
 }
 
 interface ExportRun {
@@ -120,7 +122,7 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
 
 export class Sender {
   readonly peer: string
-  readonly counters: SenderCounters = { deaths: 0, connects: 0, appends: 0, changes: 0, bytes: 0, gaps: 0 }
+  readonly counters: SenderCounters = { deaths: 0, connects: 0, appends: 0, changes: 0, bytes: 0, gaps: 0, peakInFlight: 0 }
   private readonly o: SenderOptions
   private readonly heartbeatMs: number
   private readonly timeoutMs: number
@@ -368,6 +370,7 @@ export class Sender {
           const reply = c.call(PROC.APPEND, repl_append_args, { epoch: this.o.epoch(), export_id: r.ex.id, first: next, changes: batch.changes }, repl_append_res)
           reply.catch(() => undefined)
           inflight.push({ batch, reply })
+          if (inflight.length > this.counters.peakInFlight) this.counters.peakInFlight = inflight.length
           r.inFlightBytes += batch.bytes
           this.counters.appends++
           next += BigInt(batch.changes.length)

@@ -5,6 +5,8 @@
  * bytes, a generator of varied changes, and a standby served on 127.0.0.1.
  */
 import type { Test } from 'tap'
+import { connect, createServer } from 'node:net'
+import type { Socket } from 'node:net'
 import type { Change, ChangeTarget } from '../../../vfs/replica/change.ts'
 import { VfsError } from '../../../vfs/errors.ts'
 import type { Errno } from '../../../vfs/errors.ts'
@@ -195,4 +197,74 @@ export async function startStandby(t: Test, s: StandbySetup): Promise<StandbyFix
   }
   t.teardown(close)
   return { service, server, state, port, close }
+}
+
+export interface Relay {
+  port: number
+  /** Stop forwarding both ways (bytes are dropped, connections stay open): a standby that stops answering. */
+  pause(): void
+  /** Forward again; connections opened or broken while paused are closed. */
+  resume(): void
+}
+
+/** A TCP relay in front of `targetPort`, so a test can silence a standby without closing anything. */
+export async function startRelay(t: Test, targetPort: number): Promise<Relay> {
+  let paused = false
+  const pairs = new Set<{ a: Socket; b: Socket; tainted: boolean }>()
+  const server = createServer((a) => {
+    const b = connect({ host: '127.0.0.1', port: targetPort })
+    const pair = { a, b, tainted: paused }
+    pairs.add(pair)
+    const forward = (from: Socket, to: Socket): void => {
+      from.on('data', (d: Buffer) => {
+        if (paused) pair.tainted = true
+        else to.write(d)
+      })
+    }
+    forward(a, b)
+    forward(b, a)
+    const end = (): void => {
+      a.destroy()
+      b.destroy()
+      pairs.delete(pair)
+    }
+    a.on('error', end).on('close', end)
+    b.on('error', end).on('close', end)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const addr = server.address()
+  const port = typeof addr === 'object' && addr !== null ? addr.port : 0
+  t.teardown(async () => {
+    for (const p of pairs) {
+      p.a.destroy()
+      p.b.destroy()
+    }
+    await new Promise((resolve) => server.close(resolve))
+  })
+  return {
+    port,
+    pause() {
+      paused = true
+      for (const p of pairs) p.tainted = true
+    },
+    resume() {
+      paused = false
+      for (const p of [...pairs]) {
+        if (p.tainted) {
+          p.a.destroy()
+          p.b.destroy()
+          pairs.delete(p)
+        }
+      }
+    },
+  }
+}
+
+/** Polls `cond` every 10 ms until it holds; fails after `ms`. */
+export async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${String(ms)} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
 }
