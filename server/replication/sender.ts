@@ -110,7 +110,10 @@ interface ExportRun {
 
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
-    if (signal.aborted) return resolve()
+    if (signal.aborted) {
+      resolve()
+      return
+    }
     const done = (): void => {
       clearTimeout(timer)
       signal.removeEventListener('abort', done)
@@ -282,6 +285,9 @@ export class Sender {
       const why = repl_statNames[res.status] ?? String(res.status)
       if (this.refused !== why) this.o.log.error({ peer: this.peer, status: why, ...(res.status === STAT.REPL_BAD_VERSION ? { supported: res.supported } : {}) }, 'replication: the standby refused our HELLO')
       this.refused = why
+      // It answers, but not as our standby: no sync reply may wait for it.
+      this.alive = false
+      this.o.gate.leave(this.peer, `refused: ${why}`)
       return false
     }
     this.refused = null
@@ -305,7 +311,11 @@ export class Sender {
     try {
       await Promise.all(this.runs.map((r) => this.pump(c, r, session)))
       // Every export stopped (or the session ended): keep the connection for heartbeats and status until it ends.
-      if (!session.signal.aborted) await new Promise((resolve) => session.signal.addEventListener('abort', resolve, { once: true }))
+      if (!session.signal.aborted) {
+        await new Promise((resolve) => {
+          session.signal.addEventListener('abort', resolve, { once: true })
+        })
+      }
     } finally {
       clearInterval(beat)
       session.abort()
@@ -384,13 +394,18 @@ export class Sender {
         if (inflight.length < this.maxInFlight) {
           // Room in the pipeline: wake for the head's reply or for new changes, whichever comes first.
           const more = new AbortController()
-          let replied = false
-          await Promise.race([
-            head.reply.then(() => (replied = true), () => (replied = true)),
-            r.ex.source.waitAfter(next - 1n, AbortSignal.any([signal, more.signal])).catch(() => undefined),
+          const first = await Promise.race([
+            head.reply.then(
+              () => 'reply' as const,
+              () => 'reply' as const,
+            ),
+            r.ex.source.waitAfter(next - 1n, AbortSignal.any([signal, more.signal])).then(
+              () => 'more' as const,
+              () => 'more' as const,
+            ),
           ])
           more.abort()
-          if (!replied) continue
+          if (first === 'more') continue
         }
         const res = await head.reply
         inflight.shift()

@@ -89,7 +89,7 @@ t.test('the standby restarted mid-stream: catch-up from its position, no duplica
   const dir = t.testdir()
   const target = new RecordingTarget()
   target.flushGate = () => new Promise((r) => setTimeout(r, 2))
-  let st = await startStandby(t, { dir, targets: [{ id: 1, path: '/a', target }] })
+  const st = await startStandby(t, { dir, targets: [{ id: 1, path: '/a', target }] })
   const port = st.port
   const source = new ArraySource()
   fill(source, 4000)
@@ -100,7 +100,7 @@ t.test('the standby restarted mid-stream: catch-up from its position, no duplica
   t.ok(at < 4000n, `killed at ${at}`)
   fill(source, 100)
   await new Promise((r) => setTimeout(r, 100))
-  st = await startStandby(t, { dir, targets: [{ id: 1, path: '/a', target }], port })
+  await startStandby(t, { dir, targets: [{ id: 1, path: '/a', target }], port })
   await until(() => target.position() === 4100n, 15_000, 'caught up')
   t.same(target.seqs(), seqs(4100), 'each change once, in order')
   t.same(target.violations, [])
