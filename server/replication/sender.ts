@@ -194,6 +194,7 @@ export class Sender {
       lagOps,
       lagBytes,
       state: this.stateText(now),
+      deaths: this.counters.deaths,
     }
   }
 

@@ -31,6 +31,8 @@ export interface PeerStatus {
   lagBytes: bigint
   /** "streaming", "catching-up", "connecting", "dead", "failed: NOSPC", "needs resync", "fenced", ... */
   state: string
+  /** Times the sender declared this standby dead (not on the wire: for the metrics). */
+  deaths?: number
 }
 
 export interface NodeStatus {
