@@ -43,6 +43,9 @@ const PROC = {
   APPEND: { prog: TSNFS_REPL_PROG.prog, vers: V1.vers, proc: V1.procs.REPL_APPEND.proc },
 }
 
+/** An APPEND's reply may take this long (a large batch flushed on a slow disk) while heartbeats are answered. */
+const APPEND_TIMEOUT_MS = 30_000
+
 export interface SenderExport {
   id: number
   path: string
@@ -378,7 +381,10 @@ export class Sender {
           r.behindSince ??= performance.now()
           const batch = await r.ahead.take(next)
           if (batch.changes.length === 0) break
-          const reply = c.call(PROC.APPEND, repl_append_args, { epoch: this.o.epoch(), export_id: r.ex.id, first: next, changes: batch.changes }, repl_append_res)
+          // A slow flush is not a dead standby (the heartbeats say that): allow an APPEND more time than a heartbeat.
+          const reply = c.call(PROC.APPEND, repl_append_args, { epoch: this.o.epoch(), export_id: r.ex.id, first: next, changes: batch.changes }, repl_append_res, {
+            timeoutMs: Math.max(APPEND_TIMEOUT_MS, this.timeoutMs),
+          })
           reply.catch(() => undefined)
           inflight.push({ batch, reply })
           if (inflight.length > this.counters.peakInFlight) this.counters.peakInFlight = inflight.length

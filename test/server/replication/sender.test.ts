@@ -195,3 +195,42 @@ t.test('a log trimmed past the standby: needs resync; a full standby: that expor
   t.notOk(gate.isMember(s.peer, 2), 'a failed export is not in the sync set')
   t.ok(gate.isMember(s.peer, 3))
 })
+
+t.test('a standby that refuses the HELLO (another primary attached) is not waited for', async (t) => {
+  const st = await startStandby(t, { dir: t.testdir(), targets: [{ id: 1, path: '/a', target: new RecordingTarget() }] })
+  const gate = new SyncGate(silentLogger)
+  const source = new ArraySource()
+  const first = sender(t, st.port, [exportOf(source)], { gate, node: 'primary-1' })
+  await until(() => gate.isMember(first.peer, 1), 5000, 'the first primary in sync')
+  const otherGate = new SyncGate(silentLogger)
+  const second = sender(t, st.port, [exportOf(new ArraySource())], { gate: otherGate, node: 'primary-2' })
+  await until(() => second.status().state === 'refused: REPL_BUSY', 5000, 'the second refused')
+  t.match(second.status(), { alive: false })
+  await otherGate.wait(1, 1n)
+  t.match(otherGate.status()[0], { noLiveStandby: true })
+  t.match(first.status(), { alive: true, state: 'streaming' }, 'the first is undisturbed')
+})
+
+t.test('async mode: the gate never waits; a lag over the bound shows in status', async (t) => {
+  const target = new RecordingTarget()
+  const st = await startStandby(t, { dir: t.testdir(), targets: [{ id: 1, path: '/a', target }] })
+  const gate = new SyncGate(silentLogger)
+  const source = new ArraySource()
+  const s = sender(t, st.port, [{ ...exportOf(source), mode: 'async', lagBoundMs: 100 }], { gate })
+  await until(() => s.status().state === 'streaming', 5000, 'connected')
+  let release = (): void => undefined
+  target.flushGate = () =>
+    new Promise<void>((r) => {
+      release = r
+    })
+  const seq = source.append(changeNo(1))
+  await gate.wait(1, seq)
+  t.equal(target.position(), 0n, 'async: released before the standby has it')
+  await until(() => s.status().state.startsWith('lagging'), 3000, 'lag over the bound reported')
+  t.match(s.status().state, /^lagging \d+ ms$/)
+  t.ok(s.lagMs(1) > 100)
+  target.flushGate = null
+  release()
+  await until(() => s.status().state === 'streaming' && s.lagMs(1) === 0, 3000, 'caught up')
+  t.equal(target.position(), 1n)
+})
