@@ -9,7 +9,7 @@ import type { repl_change } from '../../xdr/generated/replication.ts'
 import { repl_change as replChangeCodec } from '../../xdr/generated/replication.ts'
 import { XdrWriter } from '../../xdr/runtime/writer.ts'
 import type { ChangeSource, DataSource, LoggedChange } from './log-types.ts'
-import { changeToWire } from './wire-change.ts'
+import { changeToRepl } from './wire-change.ts'
 
 export interface BatchCaps {
   changes: number
@@ -28,7 +28,7 @@ const EMPTY = Buffer.alloc(0)
 /** The XDR size of a change as shipped: its fields with the data left out, plus the data padded to 4 (RFC 4506 §4.10). */
 export function shippedSize(c: Change): number {
   const w = new XdrWriter(128)
-  replChangeCodec.encode(w, changeToWire(c.op === 'write' ? { ...c, data: EMPTY } : c))
+  replChangeCodec.encode(w, changeToRepl(c.op === 'write' ? { ...c, data: EMPTY } : c))
   let n = 0
   for (const chunk of w.finish()) n += chunk.length
   return c.op === 'write' ? n + Math.ceil(c.length / 4) * 4 : n
@@ -94,7 +94,7 @@ export class ReadAhead {
     const changes: repl_change[] = []
     for (const { logged } of taken) {
       const c = logged.change
-      changes.push(changeToWire(c.op === 'write' ? { ...c, data: await rangeBytes(this.data, c) } : c))
+      changes.push(changeToRepl(c.op === 'write' ? { ...c, data: await rangeBytes(this.data, c) } : c))
     }
     return { first, changes, bytes }
   }

@@ -51,7 +51,8 @@ import { writeAtomic } from './node-state.ts'
 import type { NodeState } from './node-state.ts'
 import { roleToWire, statusToWire } from './status.ts'
 import type { ExportPosition, NodeStatus, PeerStatus } from './status.ts'
-import { changeFromWire } from './wire-change.ts'
+import { ownChange } from './own-change.ts'
+import { changeFromRepl } from './wire-change.ts'
 
 export interface StandbyExport {
   id: number
@@ -221,7 +222,7 @@ export class StandbyService {
     // Converted before queueing: a malformed batch is refused whole, nothing applied.
     let changes: Change[]
     try {
-      changes = a.changes.map(changeFromWire)
+      changes = a.changes.map((c) => ownChange(changeFromRepl(c)))
     } catch (err) {
       this.log.warn({ err, exportId: a.export_id }, 'replication: APPEND refused, a change breaks the wire rules')
       return { status: STAT.REPL_BAD_CHANGE }

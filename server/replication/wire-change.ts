@@ -1,11 +1,10 @@
 /*
  * Change (vfs/replica/change.ts) <-> the generated repl_change, for the
  * standby and the sender until change-codec.ts (the "changelog" helper's,
- * issue 15) lands; then this file goes and its callers use that codec.
+ * issue 15) lands: it exports the same changeToRepl and changeFromRepl, so
+ * then this file goes and its importers change their import path.
  *
- * fromWire copies every buffer out of the decoded record: the RPC server
- * reuses its record buffers once the call is answered, and a ChangeTarget
- * may keep names (its id map) beyond the call.
+ * Buffers in both directions are views (no copies), as in change-codec.ts.
  */
 import type { Change, ChangeBody, ChangeTimes, NewObject, ResolvedSetAttr } from '../../vfs/replica/change.ts'
 import { MAX_CHANGE_TIMES } from '../../vfs/replica/change.ts'
@@ -25,7 +24,6 @@ export class BadChangeError extends Error {
 const FTYPES = { block: repl_ftype.REPL_BLK, char: repl_ftype.REPL_CHR, socket: repl_ftype.REPL_SOCK, fifo: repl_ftype.REPL_FIFO } as const
 const FTYPE_NAMES = { 1: 'block', 2: 'char', 3: 'socket', 4: 'fifo' } as const
 
-const copy = (b: Buffer): Buffer => Buffer.from(b)
 const refOut = (r: FileRef): repl_ref => ({ id: r.id, gen: r.gen })
 const refIn = (r: repl_ref): FileRef => ({ id: r.id, gen: r.gen })
 const timeOut = (t: Timespec): repl_time => ({ sec: BigInt(t.sec), nsec: t.nsec })
@@ -38,7 +36,7 @@ function timeIn(t: repl_time): Timespec {
 }
 
 const newOut = (o: NewObject): repl_new => ({ dir: refOut(o.dir), name: o.name, ref: refOut(o.ref), mode: o.mode, uid: o.uid, gid: o.gid })
-const newIn = (o: repl_new): NewObject => ({ dir: refIn(o.dir), name: copy(o.name), ref: refIn(o.ref), mode: o.mode, uid: o.uid, gid: o.gid })
+const newIn = (o: repl_new): NewObject => ({ dir: refIn(o.dir), name: o.name, ref: refIn(o.ref), mode: o.mode, uid: o.uid, gid: o.gid })
 
 function bodyOut(c: ChangeBody): repl_body {
   switch (c.op) {
@@ -81,7 +79,7 @@ function bodyOut(c: ChangeBody): repl_body {
 }
 
 /** The wire form of a change (buffers by reference). */
-export function changeToWire(c: Change): repl_change {
+export function changeToRepl(c: Change): repl_change {
   return {
     body: bodyOut(c),
     times: c.times.map((t) => ({ ref: refOut(t.ref), atime: timeOut(t.atime), mtime: timeOut(t.mtime) })),
@@ -91,18 +89,18 @@ export function changeToWire(c: Change): repl_change {
 function bodyIn(b: repl_body): ChangeBody {
   switch (b.op) {
     case 1:
-      return { op: 'create', obj: newIn(b.create.obj), exclusive: b.create.how === null ? null : copy(b.create.how) }
+      return { op: 'create', obj: newIn(b.create.obj), exclusive: b.create.how }
     case 2:
       return { op: 'mkdir', obj: newIn(b.mkdir) }
     case 3:
-      return { op: 'symlink', obj: newIn(b.symlink.obj), target: copy(b.symlink.target) }
+      return { op: 'symlink', obj: newIn(b.symlink.obj), target: b.symlink.target }
     case 4:
       return { op: 'mknod', obj: newIn(b.mknod.obj), type: FTYPE_NAMES[b.mknod.type], rdev: { major: b.mknod.major, minor: b.mknod.minor } }
     case 5: {
       const w = b.write
       // On the wire a WRITE carries exactly its bytes (the log's data-less form is not shipped).
       if (w.length > REPL_MAXDATA || w.data.length !== w.length) throw new BadChangeError(`write of ${w.length} bytes carries ${w.data.length}`)
-      return { op: 'write', ref: refIn(w.ref), offset: w.offset, length: w.length, data: copy(w.data) }
+      return { op: 'write', ref: refIn(w.ref), offset: w.offset, length: w.length, data: w.data }
     }
     case 6: {
       const s = b.setattr.set
@@ -117,20 +115,20 @@ function bodyIn(b: repl_body): ChangeBody {
       return { op: 'setattr', ref: refIn(b.setattr.ref), set }
     }
     case 7:
-      return { op: 'remove', dir: refIn(b.remove.dir), name: copy(b.remove.name) }
+      return { op: 'remove', dir: refIn(b.remove.dir), name: b.remove.name }
     case 8:
-      return { op: 'rmdir', dir: refIn(b.rmdir.dir), name: copy(b.rmdir.name) }
+      return { op: 'rmdir', dir: refIn(b.rmdir.dir), name: b.rmdir.name }
     case 9: {
       const r = b.rename
-      return { op: 'rename', fromDir: refIn(r.from_dir), fromName: copy(r.from_name), toDir: refIn(r.to_dir), toName: copy(r.to_name) }
+      return { op: 'rename', fromDir: refIn(r.from_dir), fromName: r.from_name, toDir: refIn(r.to_dir), toName: r.to_name }
     }
     case 10:
-      return { op: 'link', ref: refIn(b.link.ref), dir: refIn(b.link.dir), name: copy(b.link.name) }
+      return { op: 'link', ref: refIn(b.link.ref), dir: refIn(b.link.dir), name: b.link.name }
   }
 }
 
-/** A decoded wire change as a Change owning its bytes; BadChangeError when it breaks a rule the .x cannot state. */
-export function changeFromWire(c: repl_change): Change {
+/** A decoded wire change as a Change (buffers are views); BadChangeError when it breaks a rule the .x cannot state. */
+export function changeFromRepl(c: repl_change): Change {
   if (c.times.length > MAX_CHANGE_TIMES) throw new BadChangeError(`${c.times.length} times, at most ${MAX_CHANGE_TIMES}`)
   const times: ChangeTimes[] = c.times.map((t) => ({ ref: refIn(t.ref), atime: timeIn(t.atime), mtime: timeIn(t.mtime) }))
   return { ...bodyIn(c.body), times }

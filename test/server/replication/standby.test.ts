@@ -16,7 +16,7 @@ import { StreamCaller } from '../../../server/callback/stream.ts'
 import { PeerCallError } from '../../../server/callback/errors.ts'
 import { NodeState } from '../../../server/replication/node-state.ts'
 import { MAX_APPEND_RECORD } from '../../../server/replication/standby-program.ts'
-import { changeToWire } from '../../../server/replication/wire-change.ts'
+import { changeToRepl } from '../../../server/replication/wire-change.ts'
 import {
   TSNFS_REPL_PROG,
   repl_append_args,
@@ -68,7 +68,7 @@ function append(c: StreamCaller, first: bigint, changes: Change[], epoch = 1n, e
 
 /** The wire form with WRITE data filled (as the sender ships it). */
 function wire(c: Change): repl_change {
-  return changeToWire(c.op === 'write' && c.data === null ? { ...c, data: Buffer.alloc(c.length, 7) } : c)
+  return changeToRepl(c.op === 'write' && c.data === null ? { ...c, data: Buffer.alloc(c.length, 7) } : c)
 }
 
 const takeover = (c: StreamCaller, force: boolean): Promise<repl_takeover_res> => c.call(at(V1.REPL_TAKEOVER.proc), repl_takeover_args, { force }, repl_takeover_res)

@@ -10,7 +10,7 @@ import { Exposition } from '../../../server/metrics/prometheus.ts'
 import { replicationFamilies } from '../../../server/replication/metrics.ts'
 import { statusFromWire, statusToJson, statusToWire } from '../../../server/replication/status.ts'
 import type { NodeStatus } from '../../../server/replication/status.ts'
-import { changeFromWire, changeToWire } from '../../../server/replication/wire-change.ts'
+import { changeFromRepl, changeToRepl } from '../../../server/replication/wire-change.ts'
 import { repl_change, repl_status_ok } from '../../../xdr/generated/replication.ts'
 import { XdrReader } from '../../../xdr/runtime/reader.ts'
 import { XdrWriter } from '../../../xdr/runtime/writer.ts'
@@ -94,11 +94,38 @@ t.test('wire-change: every op there and back; refusals', async (t) => {
     { op: 'setattr', ref, set: { uid: 5, gid: 6, atime: { sec: -1, nsec: 999_999_999 } }, times: [] },
     { op: 'setattr', ref, set: {}, times: [] },
   )
-  for (const c of all) t.same(changeFromWire(roundTrip(repl_change, changeToWire(c))), c, c.op)
-  const write = changeToWire({ op: 'write', ref, offset: 0n, length: 4, data: Buffer.from('abc'), times: [] })
-  t.throws(() => changeFromWire(write), { code: 'REPL_BAD_CHANGE', message: 'write of 4 bytes carries 3' })
+  for (const c of all) t.same(changeFromRepl(roundTrip(repl_change, changeToRepl(c))), c, c.op)
+  const write = changeToRepl({ op: 'write', ref, offset: 0n, length: 4, data: Buffer.from('abc'), times: [] })
+  t.throws(() => changeFromRepl(write), { code: 'REPL_BAD_CHANGE', message: 'write of 4 bytes carries 3' })
   const times = { ref: { id: 1n, gen: 1 }, atime: { sec: 0n, nsec: 0 }, mtime: { sec: 0n, nsec: 0 } }
-  t.throws(() => changeFromWire({ ...changeToWire(changeNo(0)), times: [times, times, times, times, times] }), { code: 'REPL_BAD_CHANGE', message: '5 times, at most 4' })
-  t.throws(() => changeFromWire({ ...changeToWire(changeNo(0)), times: [{ ...times, mtime: { sec: 0n, nsec: 1_000_000_000 } }] }), { code: 'REPL_BAD_CHANGE' })
-  t.throws(() => changeFromWire({ ...changeToWire(changeNo(0)), times: [{ ...times, atime: { sec: 2n ** 62n, nsec: 0 } }] }), { code: 'REPL_BAD_CHANGE', message: /out of range/ })
+  t.throws(() => changeFromRepl({ ...changeToRepl(changeNo(0)), times: [times, times, times, times, times] }), { code: 'REPL_BAD_CHANGE', message: '5 times, at most 4' })
+  t.throws(() => changeFromRepl({ ...changeToRepl(changeNo(0)), times: [{ ...times, mtime: { sec: 0n, nsec: 1_000_000_000 } }] }), { code: 'REPL_BAD_CHANGE' })
+  t.throws(() => changeFromRepl({ ...changeToRepl(changeNo(0)), times: [{ ...times, atime: { sec: 2n ** 62n, nsec: 0 } }] }), { code: 'REPL_BAD_CHANGE', message: /out of range/ })
+})
+
+t.test('ownChange copies every buffer out of the record', async (t) => {
+  const { ownChange } = await import('../../../server/replication/own-change.ts')
+  const record = Buffer.alloc(64, 1)
+  const view = (n: number): Buffer => record.subarray(n, n + 4)
+  const ref = { id: 7n, gen: 1 }
+  const obj = { dir: ref, name: view(0), ref, mode: 0o644, uid: 0, gid: 0 }
+  const all: Change[] = [
+    { op: 'create', obj, exclusive: record.subarray(8, 16), times: [] },
+    { op: 'mkdir', obj, times: [] },
+    { op: 'symlink', obj, target: view(20), times: [] },
+    { op: 'mknod', obj, type: 'fifo', rdev: { major: 0, minor: 0 }, times: [] },
+    { op: 'write', ref, offset: 0n, length: 4, data: view(24), times: [] },
+    { op: 'remove', dir: ref, name: view(28), times: [] },
+    { op: 'rmdir', dir: ref, name: view(28), times: [] },
+    { op: 'link', ref, dir: ref, name: view(32), times: [] },
+    { op: 'rename', fromDir: ref, fromName: view(36), toDir: ref, toName: view(40), times: [] },
+    { op: 'setattr', ref, set: { mode: 1 }, times: [] },
+  ]
+  const owned = all.map(ownChange)
+  record.fill(9)
+  for (const [i, c] of owned.entries()) {
+    const before = all[i]
+    t.equal(c.op, before?.op)
+    t.notMatch(JSON.stringify(c, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)), /\b9\b/, `${c.op}: no byte of the reused record`)
+  }
 })
