@@ -25,13 +25,24 @@ export interface Batch {
 
 const EMPTY = Buffer.alloc(0)
 
-/** The XDR size of a change as shipped: its fields with the data left out, plus the data padded to 4 (RFC 4506 §4.10). */
+/** The XDR size of a change as shipped, computed by encoding it: its fields with the data left out, plus the data padded to 4 (RFC 4506 §4.10). */
 export function shippedSize(c: Change): number {
   const w = new XdrWriter(128)
   replChangeCodec.encode(w, changeToRepl(c.op === 'write' ? { ...c, data: EMPTY } : c))
   let n = 0
   for (const chunk of w.finish()) n += chunk.length
   return c.op === 'write' ? n + Math.ceil(c.length / 4) * 4 : n
+}
+
+/**
+ * A logged change's size on the wire without encoding it again: the log's
+ * record holds the change's XDR with a WRITE's data left out (plus its own
+ * framing, so this errs high, which only makes batches smaller), and the
+ * data adds its length padded to 4.
+ */
+function wireBytes(l: LoggedChange): number {
+  const c = l.change
+  return c.op === 'write' && c.data === null ? l.bytes + Math.ceil(c.length / 4) * 4 : l.bytes
 }
 
 /** Exactly `length` bytes of the range: a shorter read (the file shrank since) or a vanished object is zero-filled, and the later change that did it converges the standby. */
@@ -73,13 +84,19 @@ export class ReadAhead {
     this.buffered = []
   }
 
-  /** The batch starting at `first`: empty when the log holds nothing from there. Throws ReplicationError('REPL_TRIMMED') from the log. */
-  async take(first: bigint): Promise<Batch> {
-    if (this.buffered[0]?.logged.seq !== first) {
+  /**
+   * The batch starting at `first`: empty when the log holds nothing from
+   * there, or when `partial` is false and the batch would not be full (cut by
+   * the change or byte cap). Throws ReplicationError('REPL_TRIMMED') from the log.
+   */
+  async take(first: bigint, partial = true): Promise<Batch> {
+    const end = this.buffered.at(-1)?.logged.seq ?? 0n
+    // Read again when the buffer is not at `first`, or when more was logged since and the buffer alone makes no full batch.
+    if (this.buffered[0]?.logged.seq !== first || (this.buffered.length < this.caps.changes && this.source.lastSeq() > end)) {
       const read = await this.source.read(first, this.caps.changes, this.caps.bytes)
       this.buffered = read.map((logged, i) => {
         if (logged.seq !== first + BigInt(i)) throw new Error(`change log returned seq ${logged.seq} at ${first + BigInt(i)}`)
-        return { logged, size: shippedSize(logged.change) }
+        return { logged, size: wireBytes(logged) }
       })
     }
     let n = 0
@@ -90,6 +107,8 @@ export class ReadAhead {
       bytes += size
       n++
     }
+    const full = n === this.caps.changes || n < this.buffered.length
+    if (!full && !partial) return { first, changes: [], bytes: 0 }
     const taken = this.buffered.splice(0, n)
     const changes: repl_change[] = []
     for (const { logged } of taken) {

@@ -1,8 +1,11 @@
 /*
  * Ships a set of exports' change logs to one standby (issue 15 §3):
- * connect, HELLO (the standby's durable positions), then per export a
- * pipeline of up to `maxInFlight` APPENDs, each a batch read from the log
- * after the standby's position, answered in order. A heartbeat every
+ * connect, HELLO (the standby's durable positions), then per export
+ * APPENDs of batches read from the log after the standby's position,
+ * answered in order: full batches (a catch-up) pipelined up to
+ * `maxInFlight`, a partial one only when nothing is in flight, so changes
+ * logged during a round trip go together in the next (group commit, which
+ * is what keeps sync mode's cost per change low). A heartbeat every
  * `heartbeatMs`; a standby that has answered nothing for `timeoutMs` is dead:
  * it leaves the sync set (releasing the replies waiting for it), its position
  * is kept, and the sender reconnects with backoff and catches up from there.
@@ -379,7 +382,9 @@ export class Sender {
       while (!signal.aborted && r.stopped === null) {
         while (inflight.length < this.maxInFlight && next <= r.ex.source.lastSeq()) {
           r.behindSince ??= performance.now()
-          const batch = await r.ahead.take(next)
+          // Group commit: a partial batch goes only when nothing is in flight; while a reply is
+          // awaited, new changes gather into the next batch. Full batches (a catch-up) pipeline.
+          const batch = await r.ahead.take(next, inflight.length === 0)
           if (batch.changes.length === 0) break
           // A slow flush is not a dead standby (the heartbeats say that): allow an APPEND more time than a heartbeat.
           const reply = c.call(PROC.APPEND, repl_append_args, { epoch: this.o.epoch(), export_id: r.ex.id, first: next, changes: batch.changes }, repl_append_res, {
@@ -397,22 +402,6 @@ export class Sender {
           this.progress(r)
           await r.ex.source.waitAfter(next - 1n, signal).catch(() => undefined)
           continue
-        }
-        if (inflight.length < this.maxInFlight) {
-          // Room in the pipeline: wake for the head's reply or for new changes, whichever comes first.
-          const more = new AbortController()
-          const first = await Promise.race([
-            head.reply.then(
-              () => 'reply' as const,
-              () => 'reply' as const,
-            ),
-            r.ex.source.waitAfter(next - 1n, AbortSignal.any([signal, more.signal])).then(
-              () => 'more' as const,
-              () => 'more' as const,
-            ),
-          ])
-          more.abort()
-          if (first === 'more') continue
         }
         const res = await head.reply
         inflight.shift()

@@ -14,6 +14,7 @@ import type { FileRef } from '../../../vfs/types.ts'
 import { silentLogger } from '../../../server/logger.ts'
 import type { Logger } from '../../../server/logger.ts'
 import { RpcServer } from '../../../server/rpc/server.ts'
+import { shippedSize } from '../../../server/replication/batch.ts'
 import { ReplicationError } from '../../../server/replication/log-types.ts'
 import type { ChangeSource, DataSource, LoggedChange } from '../../../server/replication/log-types.ts'
 import { NodeState } from '../../../server/replication/node-state.ts'
@@ -68,11 +69,13 @@ export class RecordingTarget implements ChangeTarget {
 /** A change log over an array: change i has seq i + 1; trim() really drops changes. */
 export class ArraySource implements ChangeSource {
   readonly changes: Change[] = []
+  private readonly sizes: number[] = []
   private first = 1n
   private waiters: { seq: bigint; resolve: () => void }[] = []
 
   append(c: Change): bigint {
     this.changes.push(c)
+    this.sizes.push(shippedSize(c.op === 'write' ? { ...c, length: 0 } : c))
     const seq = BigInt(this.changes.length)
     const ready = this.waiters.filter((w) => seq > w.seq)
     this.waiters = this.waiters.filter((w) => seq <= w.seq)
@@ -94,7 +97,8 @@ export class ArraySource implements ChangeSource {
     let bytes = 0
     for (let s = from; s <= this.lastSeq() && out.length < maxChanges; s++) {
       const change = this.changes[Number(s) - 1] as Change
-      const size = 64
+      // As a real log: at least the change's XDR (a WRITE's data left out).
+      const size = this.sizes[Number(s) - 1] ?? 0
       if (out.length > 0 && bytes + size > maxBytes) break
       bytes += size
       out.push({ seq: s, change, bytes: size })
