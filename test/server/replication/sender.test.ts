@@ -235,3 +235,26 @@ t.test('async mode: the gate never waits; a lag over the bound shows in status',
   await until(() => s.status().state === 'streaming' && s.lagMs(1) === 0, 3000, 'caught up')
   t.equal(target.position(), 1n)
 })
+
+t.test('group commit: changes logged while an APPEND is out go together in the next', async (t) => {
+  const target = new RecordingTarget()
+  const st = await startStandby(t, { dir: t.testdir(), targets: [{ id: 1, path: '/a', target }] })
+  const source = new ArraySource()
+  const s = sender(t, st.port, [exportOf(source)], { maxInFlight: 4 })
+  await until(() => s.status().state === 'streaming', 5000, 'connected')
+  let release = (): void => undefined
+  target.flushGate = () =>
+    new Promise<void>((r) => {
+      release = r
+    })
+  source.append(changeNo(0))
+  await until(() => s.counters.appends === 1, 2000, 'the first APPEND out')
+  fill(source, 50)
+  await new Promise((r) => setTimeout(r, 50))
+  t.equal(s.counters.appends, 1, 'no partial batch while one is in flight')
+  target.flushGate = null
+  release()
+  await until(() => target.position() === 51n, 5000, 'all 51')
+  t.equal(s.counters.appends, 2, 'the 50 went in one APPEND')
+  t.same(target.seqs(), seqs(51))
+})
