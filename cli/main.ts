@@ -29,6 +29,7 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = 
   fsck: (a) => import('./fsck.ts').then((m) => m.fsck(a)),
   volume: (a) => import('./volume.ts').then((m) => m.volume(a)),
   resize: (a) => import('./resize.ts').then((m) => m.resize(a)),
+  replication: (a) => import('./replication.ts').then((m) => m.replication(a)),
 }
 
 const USAGE = `usage: tsnfs <command> [options]
@@ -87,6 +88,10 @@ volumes (several disks under one engine export; offline, on disks no server has 
   volume scrub [--repair] DISK...   compare mirror legs and RAID-5 parity
   volume grow DISK... [--add NEWDISK...] [--size max|SIZE]   more disks (span) or larger members
   volume fail DISK... --member N | volume replace DISK... --member N --new NEWDISK [--rate B/s]
+
+replication (a primary and its standby nodes):
+  replication status HOST:PORT [--json]        a node's role, epoch, positions and peers
+  replication takeover HOST:PORT [--force]     tell a standby to become the primary
   (tsnfs <command> --help, or tsnfs help <command>, for each command's options; tsnfs --version)
 `
 

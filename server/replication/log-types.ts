@@ -45,6 +45,8 @@ export type ReplicationErrorCode =
   | 'REPL_PEER_REFUSED'
   | 'REPL_TIMEOUT'
   | 'REPL_CLOSED'
+  /** A change that cannot be valid (a write's data not its length, a bad time or name): refused on decode (change-codec.ts). */
+  | 'REPL_BAD_CHANGE'
 
 export class ReplicationError extends Error {
   readonly code: ReplicationErrorCode

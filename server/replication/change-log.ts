@@ -1,0 +1,327 @@
+/*
+ * One export's change log (server/replication/README.md): the replicating
+ * layer appends every change here (ChangeSink), the senders read it back
+ * (ChangeSource). Format and recovery: log-format.ts, log-segment.ts; the
+ * set of segment files: log-files.ts.
+ *
+ * append() is synchronous: it encodes and frames the change, gives it the
+ * next seq and queues it in memory. A background writer makes the queue
+ * durable in group commits: everything appended while the previous group's
+ * fdatasync ran goes out as one write and one fdatasync (a roll to a new
+ * segment adds a write, an fdatasync and a directory fsync). durable(seq)
+ * resolves when the log holds seq on disk and then awaits the `gate` hook
+ * (sync mode: the standbys' acknowledgements, gate.ts). A failed write or
+ * fsync fails the log: every waiter and every later append gets VfsError
+ * EIO, since after a failed fsync the kernel may have dropped the pages and
+ * nothing written since could be trusted (the PostgreSQL "fsyncgate" rule).
+ *
+ * Senders may read changes appended but not yet durable here: shipping
+ * overlaps the local fsync, which sync mode needs for its latency budget.
+ * The flip side: after a crash the primary's log may end before a standby's
+ * position; the sender must treat a standby ahead of lastSeq() as needing
+ * a resync, never as caught up.
+ */
+import type { Change, ChangeSink } from '../../vfs/replica/change.ts'
+import { isErrnoError, VfsError } from '../../vfs/errors.ts'
+import { XdrWriter } from '../../xdr/runtime/writer.ts'
+import { changeFromBytes, encodeChange } from './change-codec.ts'
+import { corrupt, RECORD_HEADER_BYTES, sealRecord } from './log-format.ts'
+import { SegmentSet } from './log-files.ts'
+import type { Framed, LogIo } from './log-files.ts'
+import { fdatasync, readSegment, writeAll } from './log-segment.ts'
+import type { ChangeSource, LoggedChange } from './log-types.ts'
+import { ReplicationError } from './log-types.ts'
+
+export type { LogIo } from './log-files.ts'
+
+export interface ChangeLogOptions {
+  /** STATE-DIR/replication/EXPORT-ID; created when missing. */
+  dir: string
+  exportId: number
+  /** A segment is closed once the next record would take it past this (default 64 MiB; a larger record gets a segment of its own). */
+  segmentBytes?: number
+  /** Oldest segments are deleted past this, even if a standby still needs them (default 1 GiB; it then needs a full resync). */
+  retentionBytes?: number
+  /** Recent records kept in memory for the senders (default 16 MiB). */
+  memoryBytes?: number
+  /** Awaited by durable(seq) once seq is on disk: the sync-mode standby acknowledgements. */
+  gate?: (seq: bigint) => Promise<void>
+  io?: LogIo
+}
+
+export interface ChangeLogStats {
+  lastSeq: bigint
+  durableSeq: bigint
+  firstSeq: bigint
+  groups: number
+  /** fdatasyncs of segments plus fsyncs of the directory. */
+  syncs: number
+  bytesWritten: number
+  segments: number
+  diskBytes: number
+  /** Bytes cut from a torn tail when the log was opened. */
+  cutAtOpen: number
+  /** Old segments past the retention cap that could not be deleted. */
+  retainErrors: number
+}
+
+interface Waiter {
+  seq: bigint
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
+const MIB = 1024 * 1024
+const DEFAULT_IO: LogIo = { write: writeAll, sync: fdatasync }
+
+export class ChangeLog implements ChangeSink, ChangeSource {
+  readonly dir: string
+  readonly exportId: number
+  readonly #segmentBytes: number
+  readonly #retentionBytes: number
+  readonly #memoryBytes: number
+  readonly #gate: ((seq: bigint) => Promise<void>) | null
+  readonly #io: LogIo
+  readonly #files: SegmentSet
+  #last: bigint
+  #durable: bigint
+  /**
+   * Recent records from #memHead on, in seq order: some already written (the oldest leave first
+   * once they pass the memory budget), then every one not yet written (from #pendingAt on).
+   * Every seq in [firstSeq, lastSeq] is in a segment, here, or both.
+   */
+  #mem: Framed[] = []
+  #memHead = 0
+  #pendingAt = 0
+  #memWrittenBytes = 0
+  #durableWaiters: Waiter[] = []
+  readonly #appendWaiters = new Set<Waiter>()
+  #writing: Promise<void> | null = null
+  #failed: VfsError | null = null
+  #closed = false
+  #groups = 0
+  #retainErrors = 0
+
+  private constructor(o: ChangeLogOptions, files: SegmentSet) {
+    this.dir = o.dir
+    this.exportId = o.exportId
+    this.#segmentBytes = o.segmentBytes ?? 64 * MIB
+    this.#retentionBytes = o.retentionBytes ?? 1024 * MIB
+    this.#memoryBytes = o.memoryBytes ?? 16 * MIB
+    this.#gate = o.gate ?? null
+    this.#io = o.io ?? DEFAULT_IO
+    this.#files = files
+    this.#last = files.lastSeq()
+    this.#durable = this.#last
+  }
+
+  /** Opens (or creates) the log, recovering a torn tail; REPL_LOG_VERSION / REPL_LOG_CORRUPT when it cannot be trusted. */
+  static async open(o: ChangeLogOptions): Promise<ChangeLog> {
+    return new ChangeLog(o, await SegmentSet.open(o.dir, o.exportId))
+  }
+
+  firstSeq(): bigint {
+    // Before the first group is written, everything appended is in memory, from 1.
+    return this.#files.firstSeq() ?? this.#durable + 1n
+  }
+
+  lastSeq(): bigint {
+    return this.#last
+  }
+
+  /** The last change on disk. */
+  durableSeq(): bigint {
+    return this.#durable
+  }
+
+  stats(): ChangeLogStats {
+    return {
+      lastSeq: this.#last,
+      durableSeq: this.#durable,
+      firstSeq: this.firstSeq(),
+      groups: this.#groups,
+      syncs: this.#files.syncs,
+      bytesWritten: this.#files.bytesWritten,
+      segments: this.#files.count,
+      diskBytes: this.#files.diskBytes,
+      cutAtOpen: this.#files.cutAtOpen,
+      retainErrors: this.#retainErrors,
+    }
+  }
+
+  append(change: Change): bigint {
+    if (this.#failed !== null) throw this.#failed
+    if (this.#closed) throw new VfsError('EIO', `change log ${this.dir} is closed`)
+    const w = new XdrWriter(256)
+    // Room for the record header, filled in by sealRecord once the change is encoded.
+    for (let i = 0; i < RECORD_HEADER_BYTES / 4; i++) w.reserve()
+    encodeChange(w, change)
+    const seq = this.#last + 1n
+    this.#mem.push({ seq, frame: sealRecord(w.toBuffer(), seq) })
+    this.#last = seq
+    for (const waiter of this.#appendWaiters) {
+      if (waiter.seq < seq) waiter.resolve()
+    }
+    // setImmediate, not a microtask: appends made by every I/O callback of this loop turn join the group.
+    this.#writing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#writeLoop())
+    return seq
+  }
+
+  async durable(seq: bigint): Promise<void> {
+    if (seq > this.#durable) {
+      if (this.#failed !== null) throw this.#failed
+      if (seq > this.#last) throw new VfsError('EINVAL', `change log ${this.dir}: durable(${String(seq)}) but only ${String(this.#last)} appended`)
+      await new Promise<void>((resolve, reject) => this.#durableWaiters.push({ seq, resolve, reject }))
+    }
+    if (this.#gate !== null) await this.#gate(seq)
+  }
+
+  async read(from: bigint, maxChanges: number, maxBytes: number): Promise<LoggedChange[]> {
+    if (this.#closed) throw new ReplicationError('REPL_CLOSED', `change log ${this.dir} is closed`)
+    const out: LoggedChange[] = []
+    // Changed by take(), which the segment reader calls back: an object, so the loop sees it change.
+    const at = { next: from, bytes: 0, full: false }
+    const take = (seq: bigint, frame: Buffer): boolean => {
+      if (out.length > 0 && at.bytes + frame.length > maxBytes) {
+        at.full = true
+        return false
+      }
+      out.push({ seq, change: this.#decode(seq, frame), bytes: frame.length })
+      at.bytes += frame.length
+      at.next = seq + 1n
+      at.full = out.length >= maxChanges
+      return !at.full
+    }
+    const isFull = (): boolean => at.full
+    while (!at.full && at.next <= this.#last) {
+      const next = at.next
+      if (next < this.firstSeq()) throw this.#trimmed(next)
+      const head = this.#mem[this.#memHead]
+      if (head !== undefined && next >= head.seq) {
+        for (let i = this.#memHead + Number(next - head.seq); i < this.#mem.length; i++) {
+          const e = this.#mem[i]
+          if (e === undefined || !take(e.seq, e.frame)) break
+        }
+        break
+      }
+      const seg = this.#files.holding(next)
+      if (seg === undefined) throw new ReplicationError('REPL_LOG_CORRUPT', `change log ${this.dir}: no segment holds change ${String(next)}`)
+      try {
+        await readSegment(seg, next, maxBytes, take)
+      } catch (err) {
+        // Trimmed while we read: the sender needs a resync from here.
+        if (isErrnoError(err) && err.code === 'ENOENT' && next < this.firstSeq()) throw this.#trimmed(next)
+        throw err
+      }
+      if (at.next === next && !isFull()) throw corrupt(seg.path, 0, `change ${String(next)} missing`)
+    }
+    return out
+  }
+
+  async waitAfter(seq: bigint, signal?: AbortSignal): Promise<void> {
+    if (this.#last > seq) return
+    if (this.#closed) throw new ReplicationError('REPL_CLOSED', `change log ${this.dir} is closed`)
+    signal?.throwIfAborted()
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#appendWaiters.delete(waiter)
+        reject(signal?.reason as Error)
+      }
+      const waiter: Waiter = {
+        seq,
+        resolve: () => {
+          this.#appendWaiters.delete(waiter)
+          signal?.removeEventListener('abort', onAbort)
+          resolve()
+        },
+        reject: (err) => {
+          this.#appendWaiters.delete(waiter)
+          signal?.removeEventListener('abort', onAbort)
+          reject(err)
+        },
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#appendWaiters.add(waiter)
+    })
+  }
+
+  /** Deletes the segments holding only changes <= seq; the newest segment always stays (it names the next seq). */
+  async trim(seq: bigint): Promise<void> {
+    await this.#files.drop((s) => s.lastSeq <= seq)
+  }
+
+  /** Writes what is queued, then closes; later calls fail (REPL_CLOSED, or EIO for append). */
+  async close(): Promise<void> {
+    this.#closed = true
+    while (this.#writing !== null) await this.#writing
+    const err = new ReplicationError('REPL_CLOSED', `change log ${this.dir} is closed`)
+    for (const w of this.#appendWaiters) w.reject(err)
+    await this.#files.close()
+  }
+
+  #trimmed(seq: bigint): ReplicationError {
+    return new ReplicationError('REPL_TRIMMED', `change log ${this.dir}: change ${String(seq)} was trimmed, the log starts at ${String(this.firstSeq())}`)
+  }
+
+  #decode(seq: bigint, frame: Buffer): Change {
+    try {
+      return changeFromBytes(frame.subarray(RECORD_HEADER_BYTES))
+    } catch (err) {
+      throw new ReplicationError('REPL_LOG_CORRUPT', `change log ${this.dir}: change ${String(seq)} does not decode: ${(err as Error).message}`)
+    }
+  }
+
+  async #writeLoop(): Promise<void> {
+    try {
+      while (this.#pendingAt < this.#mem.length && this.#failed === null) {
+        const batch = this.#mem.slice(this.#pendingAt)
+        await this.#files.append(batch, this.#segmentBytes, this.#io)
+        this.#groups++
+        this.#pendingAt += batch.length
+        for (const e of batch) this.#memWrittenBytes += e.frame.length
+        this.#durable = batch.at(-1)?.seq ?? this.#durable
+        this.#releaseDurable()
+        this.#shrinkMemory()
+        try {
+          await this.#files.retain(this.#retentionBytes)
+        } catch {
+          // An old segment that would not go (EACCES, EBUSY) costs disk, not durability: counted, and the log goes on.
+          this.#retainErrors++
+        }
+      }
+    } catch (err) {
+      this.#fail(err)
+    } finally {
+      this.#writing = null
+    }
+  }
+
+  #releaseDurable(): void {
+    const waiting: Waiter[] = []
+    for (const w of this.#durableWaiters) {
+      if (w.seq <= this.#durable) w.resolve()
+      else waiting.push(w)
+    }
+    this.#durableWaiters = waiting
+  }
+
+  /** Drops written records from memory past the budget; readers then go to the files. */
+  #shrinkMemory(): void {
+    while (this.#memHead < this.#pendingAt && this.#memWrittenBytes > this.#memoryBytes) {
+      this.#memWrittenBytes -= this.#mem[this.#memHead]?.frame.length ?? 0
+      this.#memHead++
+    }
+    if (this.#memHead > 1024 && this.#memHead * 2 > this.#mem.length) {
+      this.#mem = this.#mem.slice(this.#memHead)
+      this.#pendingAt -= this.#memHead
+      this.#memHead = 0
+    }
+  }
+
+  #fail(err: unknown): void {
+    const why = err instanceof Error ? err.message : String(err)
+    this.#failed = new VfsError('EIO', `change log ${this.dir}: ${why}`, { cause: err })
+    for (const w of this.#durableWaiters) w.reject(this.#failed)
+    this.#durableWaiters = []
+  }
+}

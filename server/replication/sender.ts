@@ -1,0 +1,465 @@
+/*
+ * Ships a set of exports' change logs to one standby (issue 15 §3):
+ * connect, HELLO (the standby's durable positions), then per export
+ * APPENDs of batches read from the log after the standby's position,
+ * answered in order: full batches (a catch-up) pipelined up to
+ * `maxInFlight`, a partial one only when nothing is in flight, so changes
+ * logged during a round trip go together in the next (group commit, which
+ * is what keeps sync mode's cost per change low). A heartbeat every
+ * `heartbeatMs`; a standby that has answered nothing for `timeoutMs` is dead:
+ * it leaves the sync set (releasing the replies waiting for it), its position
+ * is kept, and the sender reconnects with backoff and catches up from there.
+ * A lost connection alone is not death: a standby restarted within the
+ * timeout keeps its place and sync replies wait for it.
+ *
+ * What ends shipping: REPL_STALE_EPOCH from the standby (this node was
+ * superseded: onFenced, and the sender stops), REPL_TRIMMED from the log or
+ * need_resync from the standby (onNeedsResync; that export stops until a
+ * resync), REPL_NOSPC or REPL_BAD_CHANGE (that export stops, marked failed).
+ */
+import {
+  REPL_VERSION,
+  TSNFS_REPL_PROG,
+  repl_append_args,
+  repl_append_res,
+  repl_heartbeat_args,
+  repl_heartbeat_res,
+  repl_hello_args,
+  repl_hello_res,
+  repl_stat as STAT,
+  repl_statNames,
+} from '../../xdr/generated/replication.ts'
+import { StreamCaller } from '../callback/stream.ts'
+import type { Logger } from '../logger.ts'
+import { ReadAhead } from './batch.ts'
+import type { Batch } from './batch.ts'
+import type { SyncGate, ReplicationMode } from './gate.ts'
+import { ReplicationError } from './log-types.ts'
+import type { ChangeSource, DataSource } from './log-types.ts'
+import type { PeerStatus } from './status.ts'
+import { MAX_APPEND_BYTES } from './standby-program.ts'
+
+const V1 = TSNFS_REPL_PROG.versions.TSNFS_REPL_V1
+const PROC = {
+  HELLO: { prog: TSNFS_REPL_PROG.prog, vers: V1.vers, proc: V1.procs.REPL_HELLO.proc },
+  HEARTBEAT: { prog: TSNFS_REPL_PROG.prog, vers: V1.vers, proc: V1.procs.REPL_HEARTBEAT.proc },
+  APPEND: { prog: TSNFS_REPL_PROG.prog, vers: V1.vers, proc: V1.procs.REPL_APPEND.proc },
+}
+
+/** An APPEND's reply may take this long (a large batch flushed on a slow disk) while heartbeats are answered. */
+const APPEND_TIMEOUT_MS = 30_000
+
+export interface SenderExport {
+  id: number
+  path: string
+  mode: ReplicationMode
+  /** async: the lag to stay within, ms (a lag over it is logged and shown in status). */
+  lagBoundMs?: number
+  source: ChangeSource
+  data: DataSource
+}
+
+export interface HelloInfo {
+  handleKey: Buffer
+  exportList: Buffer
+  mountList: Buffer
+}
+
+export interface SenderOptions {
+  host: string
+  port: number
+  cluster: string
+  node: string
+  epoch: () => bigint
+  hello: () => HelloInfo | Promise<HelloInfo>
+  exports: readonly SenderExport[]
+  gate: SyncGate
+  log: Logger
+  heartbeatMs?: number
+  timeoutMs?: number
+  maxInFlight?: number
+  batchChanges?: number
+  batchBytes?: number
+  reconnectMinMs?: number
+  reconnectMaxMs?: number
+  /** The standby answered REPL_STALE_EPOCH: another node is primary now; this one must stop taking writes. */
+  onFenced?: (theirEpoch: bigint) => void
+  /** The export can no longer be shipped from the log (trimmed past the standby, or the standby diverged). */
+  onNeedsResync?: (exportId: number, why: string) => void
+}
+
+export interface SenderCounters {
+  /** Times the standby was declared dead (heartbeat timeout). */
+  deaths: number
+  connects: number
+  appends: number
+  changes: number
+  bytes: number
+  gaps: number
+  /** Most APPENDs of one export in flight at once (the pipeline at work). */
+  peakInFlight: number
+}
+
+interface ExportRun {
+  readonly ex: SenderExport
+  readonly ahead: ReadAhead
+  /** The standby's durable position. */
+  acked: bigint
+  /** Set when shipping this export stopped for good (until a resync or a restart). */
+  stopped: string | null
+  /** Bytes in APPENDs in flight. */
+  inFlightBytes: number
+  /** When the oldest unshipped change was first seen (caught up: null). */
+  behindSince: number | null
+  overBound: boolean
+}
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve()
+      return
+    }
+    const done = (): void => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+  })
+
+export class Sender {
+  readonly peer: string
+  readonly counters: SenderCounters = { deaths: 0, connects: 0, appends: 0, changes: 0, bytes: 0, gaps: 0, peakInFlight: 0 }
+  private readonly o: SenderOptions
+  private readonly heartbeatMs: number
+  private readonly timeoutMs: number
+  private readonly maxInFlight: number
+  private readonly joinWithin: bigint
+  private readonly runs: ExportRun[]
+  private readonly stop$ = new AbortController()
+  private alive = false
+  private lastHeard: number | null = null
+  private fenced: bigint | null = null
+  private refused: string | null = null
+  private conn: StreamCaller | null = null
+  private session: AbortController | null = null
+  private loop: Promise<void> | null = null
+  private watchdog: NodeJS.Timeout | null = null
+
+  constructor(o: SenderOptions) {
+    this.o = o
+    this.peer = `${o.host}:${String(o.port)}`
+    this.heartbeatMs = o.heartbeatMs ?? 1000
+    this.timeoutMs = o.timeoutMs ?? 5000
+    this.maxInFlight = Math.max(1, o.maxInFlight ?? 4)
+    const caps = { changes: Math.max(1, o.batchChanges ?? 1024), bytes: Math.min(MAX_APPEND_BYTES, Math.max(1, o.batchBytes ?? MAX_APPEND_BYTES)) }
+    this.joinWithin = BigInt(caps.changes)
+    this.runs = o.exports.map((ex) => {
+      o.gate.configure(ex.id, { mode: ex.mode, ...(ex.lagBoundMs === undefined ? {} : { lagBoundMs: ex.lagBoundMs }) })
+      return { ex, ahead: new ReadAhead(ex.source, ex.data, caps), acked: 0n, stopped: null, inFlightBytes: 0, behindSince: null, overBound: false }
+    })
+  }
+
+  start(): void {
+    if (this.loop !== null) return
+    this.watchdog = setInterval(() => {
+      this.checkAlive()
+    }, Math.max(10, Math.min(this.heartbeatMs, this.timeoutMs) / 2))
+    this.loop = this.run()
+  }
+
+  async stop(): Promise<void> {
+    this.stop$.abort()
+    this.session?.abort()
+    this.conn?.close()
+    if (this.watchdog !== null) clearInterval(this.watchdog)
+    this.watchdog = null
+    await this.loop
+    this.o.gate.leave(this.peer, 'sender stopped')
+  }
+
+  status(now = performance.now()): PeerStatus {
+    let acked: bigint | null = null
+    let lagOps = 0n
+    let lagBytes = 0n
+    for (const r of this.runs) {
+      if (acked === null || r.acked < acked) acked = r.acked
+      const last = r.ex.source.lastSeq()
+      if (last > r.acked) lagOps += last - r.acked
+      lagBytes += BigInt(r.inFlightBytes + r.ahead.bufferedBytes)
+    }
+    return {
+      node: this.peer,
+      address: this.peer,
+      role: 'standby',
+      alive: this.alive,
+      lastHeartbeatAgeMs: this.lastHeard === null ? null : now - this.lastHeard,
+      acked: acked ?? 0n,
+      lagOps,
+      lagBytes,
+      state: this.stateText(now),
+      deaths: this.counters.deaths,
+    }
+  }
+
+  /** Milliseconds the export has been behind (0: caught up). */
+  lagMs(exportId: number, now = performance.now()): number {
+    const r = this.runs.find((x) => x.ex.id === exportId)
+    return r?.behindSince === null || r === undefined ? 0 : now - r.behindSince
+  }
+
+  private stateText(now: number): string {
+    if (this.fenced !== null) return 'fenced'
+    if (this.refused !== null) return `refused: ${this.refused}`
+    if (!this.alive) return this.lastHeard === null ? 'connecting' : 'dead'
+    const stopped = this.runs.find((r) => r.stopped !== null)
+    if (stopped !== undefined) return stopped.stopped ?? ''
+    const over = this.runs.find((r) => r.ex.mode === 'async' && r.ex.lagBoundMs !== undefined && this.lagMs(r.ex.id, now) > r.ex.lagBoundMs)
+    if (over !== undefined) return `lagging ${String(Math.round(this.lagMs(over.ex.id, now)))} ms`
+    const behind = this.runs.some((r) => r.ex.source.lastSeq() - r.acked > this.joinWithin)
+    return behind ? 'catching-up' : 'streaming'
+  }
+
+  private heard(): void {
+    this.lastHeard = performance.now()
+  }
+
+  /** The heartbeat timeout: a standby silent for timeoutMs is dead until it answers a HELLO again. */
+  private checkAlive(): void {
+    if (!this.alive || this.lastHeard === null) return
+    if (performance.now() - this.lastHeard <= this.timeoutMs) return
+    this.alive = false
+    this.counters.deaths++
+    this.o.log.warn({ peer: this.peer, timeoutMs: this.timeoutMs }, 'replication: standby not answering; dropped from the sync set')
+    this.o.gate.leave(this.peer, 'heartbeat timeout')
+    this.session?.abort()
+    this.conn?.close()
+  }
+
+  private fence(epoch: bigint): void {
+    if (this.fenced !== null) return
+    this.fenced = epoch
+    this.o.log.error({ peer: this.peer, epoch: epoch.toString(), ours: this.o.epoch().toString() }, 'replication: the standby has a newer epoch; this node is superseded (fenced)')
+    this.stop$.abort()
+    this.session?.abort()
+    this.o.gate.leave(this.peer, 'fenced')
+    this.o.onFenced?.(epoch)
+  }
+
+  private async run(): Promise<void> {
+    const min = this.o.reconnectMinMs ?? 100
+    const max = this.o.reconnectMaxMs ?? Math.min(5000, this.timeoutMs)
+    let backoff = min
+    while (!this.stop$.signal.aborted) {
+      let ok = false
+      try {
+        const c = await StreamCaller.open({ host: this.o.host, port: this.o.port }, { timeoutMs: this.timeoutMs, signal: this.stop$.signal })
+        this.conn = c
+        this.counters.connects++
+        ok = await this.converse(c)
+      } catch (err) {
+        this.o.log.debug({ err, peer: this.peer }, 'replication: connection to the standby failed')
+      } finally {
+        this.conn?.close()
+        this.conn = null
+      }
+      backoff = ok ? min : Math.min(max, backoff * 2)
+      await sleep(backoff, this.stop$.signal)
+    }
+  }
+
+  /** One connection: HELLO, then heartbeats and the export pipelines until the connection or the session ends. True if the HELLO was accepted. */
+  private async converse(c: StreamCaller): Promise<boolean> {
+    const info = await this.o.hello()
+    const res: repl_hello_res = await c.call(PROC.HELLO, repl_hello_args, {
+      version: REPL_VERSION,
+      cluster: Buffer.from(this.o.cluster),
+      node: Buffer.from(this.o.node),
+      epoch: this.o.epoch(),
+      handle_key: info.handleKey,
+      exports: this.runs.map((r) => ({ export_id: r.ex.id, path: Buffer.from(r.ex.path), sync: r.ex.mode === 'sync' })),
+      export_list: info.exportList,
+      mount_list: info.mountList,
+    }, repl_hello_res)
+    this.heard()
+    if (res.status === STAT.REPL_STALE_EPOCH) {
+      this.fence(res.epoch)
+      return false
+    }
+    if (res.status !== STAT.REPL_OK) {
+      const why = repl_statNames[res.status] ?? String(res.status)
+      if (this.refused !== why) this.o.log.error({ peer: this.peer, status: why, ...(res.status === STAT.REPL_BAD_VERSION ? { supported: res.supported } : {}) }, 'replication: the standby refused our HELLO')
+      this.refused = why
+      // It answers, but not as our standby: no sync reply may wait for it.
+      this.alive = false
+      this.o.gate.leave(this.peer, `refused: ${why}`)
+      return false
+    }
+    this.refused = null
+    if (!this.alive) this.o.log.info({ peer: this.peer }, 'replication: standby answering')
+    this.alive = true
+    for (const r of this.runs) {
+      const p = res.positions.find((x) => x.export_id === r.ex.id)
+      r.ahead.reset()
+      if (p === undefined) {
+        this.stopExport(r, 'refused: NO_EXPORT')
+        continue
+      }
+      r.acked = p.applied
+      if (p.need_resync) this.needsResync(r, 'the standby diverged from the log')
+    }
+    const session = new AbortController()
+    this.session = session
+    const beat = setInterval(() => {
+      void this.heartbeat(c, session)
+    }, this.heartbeatMs)
+    try {
+      await Promise.all(this.runs.map((r) => this.pump(c, r, session)))
+      // Every export stopped (or the session ended): keep the connection for heartbeats and status until it ends.
+      if (!session.signal.aborted) {
+        await new Promise((resolve) => {
+          session.signal.addEventListener('abort', resolve, { once: true })
+        })
+      }
+    } finally {
+      clearInterval(beat)
+      session.abort()
+    }
+    return true
+  }
+
+  private async heartbeat(c: StreamCaller, session: AbortController): Promise<void> {
+    try {
+      const res = await c.call(PROC.HEARTBEAT, repl_heartbeat_args, { epoch: this.o.epoch(), node: Buffer.from(this.o.node) }, repl_heartbeat_res)
+      this.heard()
+      if (res.status === STAT.REPL_STALE_EPOCH) this.fence(res.epoch)
+    } catch {
+      // The connection broke: end the session (the watchdog decides about death).
+      session.abort()
+    }
+  }
+
+  private stopExport(r: ExportRun, why: string): void {
+    r.stopped = why
+    this.o.gate.leave(this.peer, why, r.ex.id)
+  }
+
+  private needsResync(r: ExportRun, why: string): void {
+    this.o.log.error({ peer: this.peer, exportId: r.ex.id, why }, 'replication: export needs a full resync')
+    this.stopExport(r, 'needs resync')
+    this.o.onNeedsResync?.(r.ex.id, why)
+  }
+
+  /** Marks the export caught up (joins the sync set) when it is within one batch of the log's end. */
+  private progress(r: ExportRun): void {
+    const last = r.ex.source.lastSeq()
+    if (r.acked >= last) r.behindSince = null
+    if (last - r.acked <= this.joinWithin && this.alive) this.o.gate.join(this.peer, r.ex.id, r.acked)
+    const bound = r.ex.lagBoundMs
+    if (r.ex.mode === 'async' && bound !== undefined) {
+      const over = this.lagMs(r.ex.id) > bound
+      if (over !== r.overBound) {
+        r.overBound = over
+        if (over) this.o.log.warn({ peer: this.peer, exportId: r.ex.id, boundMs: bound }, 'replication: async lag over its bound')
+        else this.o.log.info({ peer: this.peer, exportId: r.ex.id }, 'replication: async lag back within its bound')
+      }
+    }
+  }
+
+  private async pump(c: StreamCaller, r: ExportRun, session: AbortController): Promise<void> {
+    const signal = session.signal
+    const inflight: { batch: Batch; reply: Promise<repl_append_res> }[] = []
+    let next = r.acked + 1n
+    const drain = async (): Promise<void> => {
+      await Promise.allSettled(inflight.map((f) => f.reply))
+      inflight.length = 0
+      r.inFlightBytes = 0
+      r.ahead.reset()
+    }
+    try {
+      while (!signal.aborted && r.stopped === null) {
+        while (inflight.length < this.maxInFlight && next <= r.ex.source.lastSeq()) {
+          r.behindSince ??= performance.now()
+          // Group commit: a partial batch goes only when nothing is in flight; while a reply is
+          // awaited, new changes gather into the next batch. Full batches (a catch-up) pipeline.
+          const batch = await r.ahead.take(next, inflight.length === 0)
+          if (batch.changes.length === 0) break
+          // A slow flush is not a dead standby (the heartbeats say that): allow an APPEND more time than a heartbeat.
+          const reply = c.call(PROC.APPEND, repl_append_args, { epoch: this.o.epoch(), export_id: r.ex.id, first: next, changes: batch.changes }, repl_append_res, {
+            timeoutMs: Math.max(APPEND_TIMEOUT_MS, this.timeoutMs),
+          })
+          reply.catch(() => undefined)
+          inflight.push({ batch, reply })
+          if (inflight.length > this.counters.peakInFlight) this.counters.peakInFlight = inflight.length
+          r.inFlightBytes += batch.bytes
+          this.counters.appends++
+          next += BigInt(batch.changes.length)
+        }
+        const head = inflight[0]
+        if (head === undefined) {
+          this.progress(r)
+          await r.ex.source.waitAfter(next - 1n, signal).catch(() => undefined)
+          continue
+        }
+        const res = await head.reply
+        inflight.shift()
+        r.inFlightBytes -= head.batch.bytes
+        this.heard()
+        switch (res.status) {
+          case STAT.REPL_OK:
+            if (res.durable > r.acked) r.acked = res.durable
+            this.counters.changes += head.batch.changes.length
+            this.counters.bytes += head.batch.bytes
+            this.o.gate.ack(this.peer, r.ex.id, r.acked)
+            this.progress(r)
+            break
+          case STAT.REPL_GAP:
+            this.counters.gaps++
+            this.o.log.warn({ peer: this.peer, exportId: r.ex.id, sent: head.batch.first.toString(), applied: res.applied.toString() }, 'replication: standby reports a gap; resending from its position')
+            await drain()
+            r.acked = res.applied
+            next = r.acked + 1n
+            break
+          case STAT.REPL_STALE_EPOCH:
+            this.fence(res.epoch)
+            return
+          case STAT.REPL_NOSPC:
+            this.stopExport(r, 'failed: NOSPC')
+            this.o.log.error({ peer: this.peer, exportId: r.ex.id }, 'replication: standby out of space; export no longer shipped to it')
+            return
+          case STAT.REPL_NEED_RESYNC:
+            this.needsResync(r, 'the standby could not apply a change')
+            return
+          case STAT.REPL_BUSY:
+          case STAT.REPL_IO:
+            // Transient on the standby: start again from its position after a pause.
+            await drain()
+            next = r.acked + 1n
+            await sleep(this.heartbeatMs, signal)
+            break
+          case STAT.REPL_NOT_STANDBY:
+            // It took over: the next HELLO or heartbeat tells us our epoch is stale.
+            session.abort()
+            return
+          default:
+            this.stopExport(r, `failed: ${repl_statNames[res.status] ?? String(res.status)}`)
+            this.o.log.error({ peer: this.peer, exportId: r.ex.id, status: repl_statNames[res.status] }, 'replication: standby refused an APPEND')
+            return
+        }
+      }
+    } catch (err) {
+      if (err instanceof ReplicationError && err.code === 'REPL_TRIMMED') {
+        this.needsResync(r, 'the change log was trimmed past the standby\'s position')
+        return
+      }
+      // A broken connection or call timeout: end the session; the next one starts from the standby's position.
+      this.o.log.debug({ err, peer: this.peer, exportId: r.ex.id }, 'replication: shipping interrupted')
+      session.abort()
+      this.conn?.close()
+    } finally {
+      r.inFlightBytes = 0
+    }
+  }
+}

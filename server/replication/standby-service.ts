@@ -1,0 +1,368 @@
+/*
+ * The standby's side of the replication protocol (xdr/spec/replication.x),
+ * apart from RPC (standby-program.ts binds it). Statuses, in the order they
+ * are checked:
+ *
+ *   HELLO     version != REPL_VERSION          -> REPL_BAD_VERSION (our range)
+ *             another cluster                  -> REPL_BUSY (this node is taken, by its own cluster)
+ *             epoch < ours                     -> REPL_STALE_EPOCH (ours): a former primary, fenced
+ *             we are not a standby             -> REPL_NOT_STANDBY (a primary seeing a higher epoch
+ *                                                 becomes 'fenced' first, durably)
+ *             a takeover under way             -> REPL_BUSY
+ *             another node attached, same epoch -> REPL_BUSY (one primary at a time)
+ *             an export we do not have (id and path) -> REPL_NO_EXPORT (nothing attached: a
+ *                                                 standby serves all it is sent or refuses)
+ *             else: the handle key, export list and mount list stored durably, a higher epoch
+ *             adopted durably, the caller attached -> REPL_OK with each export's position.
+ *   HEARTBEAT epoch < ours -> REPL_STALE_EPOCH; else REPL_OK (role, epoch).
+ *   APPEND    epoch < ours -> REPL_STALE_EPOCH; not a standby -> REPL_NOT_STANDBY; not from the
+ *             attached primary's connection (or a takeover under way) -> REPL_BUSY; unknown
+ *             export -> REPL_NO_EXPORT; the export failed or needs a resync -> that status again;
+ *             more than `maxQueued` APPENDs waiting for the export -> REPL_BUSY;
+ *             first > position + 1 -> REPL_GAP (position); a change that breaks the wire rules
+ *             -> REPL_BAD_CHANGE (nothing applied); the backend full -> REPL_NOSPC (the export
+ *             is marked failed); a change the tree cannot take (ENOENT, ESTALE, EEXIST, ...)
+ *             -> REPL_NEED_RESYNC (marked durably); another backend error -> REPL_IO.
+ *             Changes at or below the position are skipped (a resend after a lost reply).
+ *   TAKEOVER  not a standby -> REPL_NOT_STANDBY (a primary answers OK with its epoch: a
+ *             retransmission); a primary attached and heard within `attachTimeoutMs` and no
+ *             force -> REPL_BUSY; else the running APPENDs finish, the epoch rises and the role
+ *             becomes primary durably, onTakeover runs -> REPL_OK (the new epoch); REPL_IO if
+ *             onTakeover fails (the node is primary all the same).
+ */
+import { join } from 'node:path'
+import type { Change, ChangeTarget } from '../../vfs/replica/change.ts'
+import { isErrnoError } from '../../vfs/errors.ts'
+import type {
+  repl_append_args,
+  repl_append_res,
+  repl_heartbeat_args,
+  repl_heartbeat_res,
+  repl_hello_args,
+  repl_hello_res,
+  repl_status_res,
+  repl_takeover_args,
+  repl_takeover_res,
+} from '../../xdr/generated/replication.ts'
+import { REPL_VERSION, repl_stat as STAT } from '../../xdr/generated/replication.ts'
+import type { Logger } from '../logger.ts'
+import { readIfExists } from '../state.ts'
+import { writeAtomic } from './node-state.ts'
+import type { NodeState } from './node-state.ts'
+import { roleToWire, statusToWire } from './status.ts'
+import type { ExportPosition, NodeStatus, PeerStatus } from './status.ts'
+import { ownChange } from './own-change.ts'
+import { changeFromRepl } from './wire-change.ts'
+
+export interface StandbyExport {
+  id: number
+  /** The export's path as the primary names it (repl_export.path). */
+  path: string
+  target: ChangeTarget
+}
+
+export interface StandbyOptions {
+  state: NodeState
+  exports: readonly StandbyExport[]
+  log: Logger
+  /** Called once this node has become primary (durably), with its new epoch. */
+  onTakeover?: (epoch: bigint) => void | Promise<void>
+  /** A primary not heard for this long no longer blocks a takeover or another primary's HELLO (default 5000 ms). */
+  attachTimeoutMs?: number
+  /** APPENDs waiting per export beyond the one applying; more are refused with REPL_BUSY (default 16). */
+  maxQueued?: number
+  /** Peers to report in STATUS besides the attached primary (a primary's senders). */
+  peers?: () => PeerStatus[]
+  now?: () => number
+}
+
+/** Backend errors that mean the standby's tree does not match the change: only a full resync repairs it. */
+const DIVERGED = new Set(['ENOENT', 'ESTALE', 'EEXIST', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'EINVAL', 'EXDEV', 'EMLINK', 'ELOOP'])
+const FULL = new Set(['ENOSPC', 'EDQUOT'])
+
+interface Attached {
+  node: string
+  epoch: bigint
+  address: string
+  /** The connection the HELLO came on (its close signal is its identity). */
+  conn: AbortSignal
+  lastSeen: number
+}
+
+interface ExportState {
+  readonly ex: StandbyExport
+  /** The end of the chain of APPENDs for this export: one applies at a time. */
+  tail: Promise<void>
+  queued: number
+  failed: FailStat | null
+}
+
+/** Why an export stopped taking changes until an operator (or a resync) repairs it. */
+type FailStat = typeof STAT.REPL_NOSPC | typeof STAT.REPL_NEED_RESYNC
+
+export interface CallOrigin {
+  /** Fires when the caller's connection closes. */
+  conn: AbortSignal
+  address: string
+}
+
+const PRIMARY_DIR = 'primary'
+
+export class StandbyService {
+  private readonly state: NodeState
+  private readonly log: Logger
+  private readonly exports = new Map<number, ExportState>()
+  private readonly attachTimeoutMs: number
+  private readonly maxQueued: number
+  private readonly now: () => number
+  private readonly onTakeover: ((epoch: bigint) => void | Promise<void>) | undefined
+  private readonly extraPeers: (() => PeerStatus[]) | undefined
+  private attached: Attached | null = null
+  private takingOver = false
+  /** What the last HELLO stored, so an unchanged one writes nothing. */
+  private stored = new Map<string, Buffer>()
+
+  private constructor(opts: StandbyOptions) {
+    this.state = opts.state
+    this.log = opts.log
+    this.attachTimeoutMs = opts.attachTimeoutMs ?? 5000
+    this.maxQueued = opts.maxQueued ?? 16
+    this.now = opts.now ?? (() => performance.now())
+    this.onTakeover = opts.onTakeover
+    this.extraPeers = opts.peers
+    for (const ex of opts.exports) {
+      if (this.exports.has(ex.id)) throw new TypeError(`export id ${ex.id} given twice`)
+      this.exports.set(ex.id, { ex, tail: Promise.resolve(), queued: 0, failed: null })
+    }
+  }
+
+  /** A service over `opts.exports`; exports marked for resync in the state directory stay marked. */
+  static async open(opts: StandbyOptions): Promise<StandbyService> {
+    const s = new StandbyService(opts)
+    for (const e of s.exports.values()) {
+      if ((await readIfExists(join(s.state.dir, resyncFile(e.ex.id)))) !== null) e.failed = STAT.REPL_NEED_RESYNC
+    }
+    for (const name of ['handle.key', 'export-list', 'mount-list']) {
+      const b = await readIfExists(join(s.state.dir, PRIMARY_DIR, name))
+      if (b !== null) s.stored.set(name, b)
+    }
+    return s
+  }
+
+  /** The primary's handle key, export list and mount list as the last HELLO sent them (null before any). */
+  primaryInfo(): { handleKey: Buffer; exportList: Buffer; mountList: Buffer } | null {
+    const handleKey = this.stored.get('handle.key')
+    if (handleKey === undefined) return null
+    return { handleKey, exportList: this.stored.get('export-list') ?? Buffer.alloc(0), mountList: this.stored.get('mount-list') ?? Buffer.alloc(0) }
+  }
+
+  /** Whether export `id` failed (NOSPC, IO) or needs a resync, and how. */
+  exportFailure(id: number): FailStat | null {
+    return this.exports.get(id)?.failed ?? null
+  }
+
+  async hello(a: repl_hello_args, from: CallOrigin): Promise<repl_hello_res> {
+    if (a.version !== REPL_VERSION) return { status: STAT.REPL_BAD_VERSION, supported: { low: REPL_VERSION, high: REPL_VERSION } }
+    const me = this.state.get()
+    const node = a.node.toString('utf8')
+    if (a.cluster.toString('utf8') !== me.cluster) {
+      this.log.warn({ cluster: a.cluster.toString('utf8'), node }, 'replication: HELLO from another cluster refused')
+      return { status: STAT.REPL_BUSY }
+    }
+    if (a.epoch < me.epoch) return { status: STAT.REPL_STALE_EPOCH, epoch: me.epoch }
+    if (me.role !== 'standby') {
+      if (me.role === 'primary' && a.epoch > me.epoch) {
+        // Another node took over after us: we must not serve writes until we rejoin as a standby.
+        this.log.warn({ node, epoch: a.epoch.toString(), ours: me.epoch.toString() }, 'replication: a primary of a higher epoch exists; this node is fenced')
+        await this.state.update({ role: 'fenced', epoch: a.epoch })
+      }
+      return { status: STAT.REPL_NOT_STANDBY }
+    }
+    if (this.takingOver) return { status: STAT.REPL_BUSY }
+    const cur = this.attached
+    if (cur !== null && cur.node !== node && a.epoch === cur.epoch && this.isLive(cur)) {
+      this.log.warn({ node, attached: cur.node }, 'replication: HELLO refused, another primary of the same epoch is attached')
+      return { status: STAT.REPL_BUSY }
+    }
+    for (const e of a.exports) {
+      const have = this.exports.get(e.export_id)
+      if (have?.ex.path !== e.path.toString('utf8')) {
+        this.log.warn({ exportId: e.export_id, path: e.path.toString('utf8') }, 'replication: HELLO names an export this standby does not have')
+        return { status: STAT.REPL_NO_EXPORT }
+      }
+    }
+    await this.store('handle.key', a.handle_key)
+    await this.store('export-list', a.export_list)
+    await this.store('mount-list', a.mount_list)
+    if (a.epoch > me.epoch) await this.state.update({ epoch: a.epoch })
+    this.attached = { node, epoch: a.epoch, address: from.address, conn: from.conn, lastSeen: this.now() }
+    this.log.info({ node, epoch: a.epoch.toString(), address: from.address }, 'replication: primary attached')
+    return { status: STAT.REPL_OK, positions: this.positions().map((p) => ({ export_id: p.exportId, applied: p.applied, need_resync: p.needResync })) }
+  }
+
+  heartbeat(a: repl_heartbeat_args): repl_heartbeat_res {
+    const me = this.state.get()
+    if (a.epoch < me.epoch) return { status: STAT.REPL_STALE_EPOCH, epoch: me.epoch }
+    const cur = this.attached
+    if (cur?.node === a.node.toString('utf8') && cur.epoch === a.epoch) cur.lastSeen = this.now()
+    return { status: STAT.REPL_OK, ok: { role: roleToWire(me.role), epoch: me.epoch } }
+  }
+
+  append(a: repl_append_args, from: CallOrigin): Promise<repl_append_res> | repl_append_res {
+    const me = this.state.get()
+    if (a.epoch < me.epoch) return { status: STAT.REPL_STALE_EPOCH, epoch: me.epoch }
+    if (me.role !== 'standby') return { status: STAT.REPL_NOT_STANDBY }
+    const cur = this.attached
+    if (this.takingOver || cur === null || cur.conn !== from.conn || cur.epoch !== a.epoch) return { status: STAT.REPL_BUSY }
+    cur.lastSeen = this.now()
+    const e = this.exports.get(a.export_id)
+    if (e === undefined) return { status: STAT.REPL_NO_EXPORT }
+    if (e.failed !== null) return { status: e.failed }
+    if (e.queued >= this.maxQueued) return { status: STAT.REPL_BUSY }
+    // Converted before queueing: a malformed batch is refused whole, nothing applied.
+    let changes: Change[]
+    try {
+      changes = a.changes.map((c) => ownChange(changeFromRepl(c)))
+    } catch (err) {
+      this.log.warn({ err, exportId: a.export_id }, 'replication: APPEND refused, a change breaks the wire rules')
+      return { status: STAT.REPL_BAD_CHANGE }
+    }
+    e.queued++
+    const run = e.tail.then(() => this.applyBatch(e, a.first, changes))
+    e.tail = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    return run.finally(() => {
+      e.queued--
+      const now = this.attached
+      if (now !== null && now.conn === from.conn) now.lastSeen = this.now()
+    })
+  }
+
+  /** Resolves once no APPEND is applying or queued (for shutdown: the target is then quiet). */
+  async idle(): Promise<void> {
+    await Promise.all([...this.exports.values()].map((e) => e.tail))
+  }
+
+  status(): repl_status_res {
+    return { status: STAT.REPL_OK, ok: statusToWire(this.view()) }
+  }
+
+  /** The node's view (also for the metrics). */
+  view(): NodeStatus {
+    const me = this.state.get()
+    const peers: PeerStatus[] = []
+    const cur = this.attached
+    if (cur !== null) {
+      const positions = this.positions()
+      peers.push({
+        node: cur.node,
+        address: cur.address,
+        role: 'primary',
+        alive: this.isLive(cur),
+        lastHeartbeatAgeMs: this.now() - cur.lastSeen,
+        acked: positions.reduce<bigint | null>((m, p) => (m === null || p.applied < m ? p.applied : m), null) ?? 0n,
+        lagOps: 0n,
+        lagBytes: 0n,
+        state: this.isLive(cur) ? 'attached' : 'silent',
+      })
+    }
+    peers.push(...(this.extraPeers?.() ?? []))
+    return { node: me.node, role: me.role, epoch: me.epoch, positions: this.positions(), peers }
+  }
+
+  async takeover(a: repl_takeover_args): Promise<repl_takeover_res> {
+    const me = this.state.get()
+    if (me.role === 'primary') return { status: STAT.REPL_OK, epoch: me.epoch }
+    if (me.role !== 'standby') return { status: STAT.REPL_NOT_STANDBY }
+    if (this.takingOver) return { status: STAT.REPL_BUSY }
+    const cur = this.attached
+    if (!a.force && cur !== null && this.isLive(cur)) {
+      this.log.warn({ primary: cur.node }, 'replication: TAKEOVER refused, the primary still answers (use force)')
+      return { status: STAT.REPL_BUSY }
+    }
+    this.takingOver = true
+    let epoch: bigint
+    try {
+      // Let the APPENDs already running finish, so the new primary serves everything it acknowledged.
+      await this.idle()
+      epoch = (await this.state.update({ role: 'primary', epoch: this.state.get().epoch + 1n })).epoch
+      this.attached = null
+    } finally {
+      this.takingOver = false
+    }
+    this.log.warn({ epoch: epoch.toString(), force: a.force }, 'replication: this node took over as primary')
+    try {
+      await this.onTakeover?.(epoch)
+    } catch (err) {
+      this.log.error({ err }, 'replication: takeover hook failed')
+      return { status: STAT.REPL_IO }
+    }
+    return { status: STAT.REPL_OK, epoch }
+  }
+
+  private positions(): ExportPosition[] {
+    return [...this.exports.values()].map((e) => ({ exportId: e.ex.id, applied: e.ex.target.position(), needResync: e.failed === STAT.REPL_NEED_RESYNC }))
+  }
+
+  private isLive(a: Attached): boolean {
+    return !a.conn.aborted && this.now() - a.lastSeen <= this.attachTimeoutMs
+  }
+
+  private async store(name: string, data: Buffer): Promise<void> {
+    if (this.stored.get(name)?.equals(data) === true) return
+    const copy = Buffer.from(data)
+    await writeAtomic(join(this.state.dir, PRIMARY_DIR), name, copy)
+    this.stored.set(name, copy)
+  }
+
+  private async applyBatch(e: ExportState, first: bigint, changes: readonly Change[]): Promise<repl_append_res> {
+    if (e.failed !== null) return { status: e.failed }
+    const target = e.ex.target
+    const pos = target.position()
+    if (first > pos + 1n) return { status: STAT.REPL_GAP, applied: pos }
+    let applied = false
+    for (let i = 0; i < changes.length; i++) {
+      const seq = first + BigInt(i)
+      if (seq <= pos) continue
+      try {
+        await target.apply(seq, changes[i] as Change)
+        applied = true
+      } catch (err) {
+        return this.applyFailed(e, seq, err, applied)
+      }
+    }
+    try {
+      return { status: STAT.REPL_OK, durable: applied ? await target.flush() : pos }
+    } catch (err) {
+      return this.applyFailed(e, null, err, false)
+    }
+  }
+
+  /** Makes what was applied before the failure durable (so the next APPEND resumes right after it), then says why. */
+  private async applyFailed(e: ExportState, seq: bigint | null, err: unknown, flushFirst: boolean): Promise<repl_append_res> {
+    if (flushFirst) await e.ex.target.flush().catch(() => undefined)
+    const code = isErrnoError(err) ? err.code : ''
+    const where = { exportId: e.ex.id, seq: seq?.toString(), code, err }
+    if (FULL.has(code)) {
+      e.failed = STAT.REPL_NOSPC
+      this.log.error(where, 'replication: standby out of space; export marked failed')
+      return { status: STAT.REPL_NOSPC }
+    }
+    if (seq !== null && DIVERGED.has(code)) {
+      e.failed = STAT.REPL_NEED_RESYNC
+      this.log.error(where, 'replication: a change does not fit this standby\'s tree; export needs a full resync')
+      await writeAtomic(this.state.dir, resyncFile(e.ex.id), `${seq}\n`).catch((werr: unknown) => {
+        this.log.error({ err: werr }, 'replication: cannot record the resync mark')
+      })
+      return { status: STAT.REPL_NEED_RESYNC }
+    }
+    this.log.error(where, 'replication: standby backend failed')
+    return { status: STAT.REPL_IO }
+  }
+}
+
+function resyncFile(id: number): string {
+  return `resync-${String(id)}`
+}

@@ -1,0 +1,127 @@
+/*
+ * A node's view of replication, for REPL_STATUS, `tsnfs replication status`
+ * and the metrics: its own role and epoch, each export's durable position,
+ * and each peer it knows (the standbys a primary ships to, the primary a
+ * standby is attached to). Plain values here; the wire form is repl_status_ok.
+ */
+import type { repl_peer, repl_role, repl_status_ok } from '../../xdr/generated/replication.ts'
+import { REPL_MAXID, repl_role as ROLE } from '../../xdr/generated/replication.ts'
+import type { NodeRole } from './node-state.ts'
+
+export interface ExportPosition {
+  exportId: number
+  /** The last change this node has made durable (a standby) or logged (a primary). */
+  applied: bigint
+  needResync: boolean
+}
+
+export interface PeerStatus {
+  node: string
+  /** host:port */
+  address: string
+  role: NodeRole
+  alive: boolean
+  /** Milliseconds since the peer last answered; null if it never has. */
+  lastHeartbeatAgeMs: number | null
+  /** The lowest position the peer has acknowledged over its exports. */
+  acked: bigint
+  /** Changes logged and not yet acknowledged, over its exports. */
+  lagOps: bigint
+  /** Bytes of those changes the sender has read and not had acknowledged (a lower bound when more than a batch behind). */
+  lagBytes: bigint
+  /** "streaming", "catching-up", "connecting", "dead", "failed: NOSPC", "needs resync", "fenced", ... */
+  state: string
+  /** Times the sender declared this standby dead (not on the wire: for the metrics). */
+  deaths?: number
+}
+
+export interface NodeStatus {
+  node: string
+  role: NodeRole
+  epoch: bigint
+  positions: ExportPosition[]
+  peers: PeerStatus[]
+}
+
+const ROLE_TO_WIRE: Readonly<Record<NodeRole, repl_role>> = { primary: ROLE.REPL_PRIMARY, standby: ROLE.REPL_STANDBY, fenced: ROLE.REPL_FENCED }
+const ROLE_FROM_WIRE: Readonly<Record<repl_role, NodeRole>> = { 1: 'primary', 2: 'standby', 3: 'fenced' }
+
+export function roleToWire(r: NodeRole): repl_role {
+  return ROLE_TO_WIRE[r]
+}
+
+export function roleFromWire(r: repl_role): NodeRole {
+  return ROLE_FROM_WIRE[r]
+}
+
+/** Text fields are opaque<REPL_MAXID> on the wire: longer text is cut (at a byte boundary, as status text only). */
+function text(s: string): Buffer {
+  const b = Buffer.from(s)
+  return b.length <= REPL_MAXID ? b : b.subarray(0, REPL_MAXID)
+}
+
+function peerToWire(p: PeerStatus): repl_peer {
+  return {
+    node: text(p.node),
+    address: text(p.address),
+    role: roleToWire(p.role),
+    alive: p.alive,
+    // 0 means never on the wire; a peer heard this very millisecond says 1.
+    last_heartbeat_ms: p.lastHeartbeatAgeMs === null ? 0n : BigInt(Math.max(1, Math.round(p.lastHeartbeatAgeMs))),
+    acked: p.acked,
+    lag_ops: p.lagOps,
+    lag_bytes: p.lagBytes,
+    state: text(p.state),
+  }
+}
+
+export function statusToWire(s: NodeStatus): repl_status_ok {
+  return {
+    node: text(s.node),
+    role: roleToWire(s.role),
+    epoch: s.epoch,
+    positions: s.positions.map((p) => ({ export_id: p.exportId, applied: p.applied, need_resync: p.needResync })),
+    peers: s.peers.map(peerToWire),
+  }
+}
+
+export function statusFromWire(ok: repl_status_ok): NodeStatus {
+  return {
+    node: ok.node.toString('utf8'),
+    role: roleFromWire(ok.role),
+    epoch: ok.epoch,
+    positions: ok.positions.map((p) => ({ exportId: p.export_id, applied: p.applied, needResync: p.need_resync })),
+    peers: ok.peers.map((p) => ({
+      node: p.node.toString('utf8'),
+      address: p.address.toString('utf8'),
+      role: roleFromWire(p.role),
+      alive: p.alive,
+      lastHeartbeatAgeMs: p.last_heartbeat_ms === 0n ? null : Number(p.last_heartbeat_ms),
+      acked: p.acked,
+      lagOps: p.lag_ops,
+      lagBytes: p.lag_bytes,
+      state: p.state.toString('utf8'),
+    })),
+  }
+}
+
+/** JSON-ready (bigints as decimal strings, which JSON numbers cannot hold past 2^53). */
+export function statusToJson(s: NodeStatus): object {
+  return {
+    node: s.node,
+    role: s.role,
+    epoch: s.epoch.toString(),
+    positions: s.positions.map((p) => ({ exportId: p.exportId, applied: p.applied.toString(), needResync: p.needResync })),
+    peers: s.peers.map((p) => ({
+      node: p.node,
+      address: p.address,
+      role: p.role,
+      alive: p.alive,
+      lastHeartbeatAgeMs: p.lastHeartbeatAgeMs,
+      acked: p.acked.toString(),
+      lagOps: p.lagOps.toString(),
+      lagBytes: p.lagBytes.toString(),
+      state: p.state,
+    })),
+  }
+}

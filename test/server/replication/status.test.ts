@@ -1,0 +1,131 @@
+/*
+ * The status view: to the wire and back, as JSON (bigints as strings), text
+ * cut to the wire's 64 bytes, and the metrics families; and the stand-in
+ * change converter (wire-change.ts): every op there and back, and the
+ * changes it refuses.
+ */
+import t from 'tap'
+import type { Change } from '../../../vfs/replica/change.ts'
+import { Exposition } from '../../../server/metrics/prometheus.ts'
+import { replicationFamilies } from '../../../server/replication/metrics.ts'
+import { statusFromWire, statusToJson, statusToWire } from '../../../server/replication/status.ts'
+import type { NodeStatus } from '../../../server/replication/status.ts'
+import { changeFromRepl, changeToRepl } from '../../../server/replication/wire-change.ts'
+import { repl_change, repl_status_ok } from '../../../xdr/generated/replication.ts'
+import { XdrReader } from '../../../xdr/runtime/reader.ts'
+import { XdrWriter } from '../../../xdr/runtime/writer.ts'
+import { changeNo } from './fixtures.ts'
+
+const view: NodeStatus = {
+  node: 'n1',
+  role: 'primary',
+  epoch: 2n ** 60n,
+  positions: [{ exportId: 3, applied: 42n, needResync: true }],
+  peers: [
+    { node: 's1', address: '10.0.0.2:2050', role: 'standby', alive: true, lastHeartbeatAgeMs: 250, acked: 40n, lagOps: 2n, lagBytes: 300n, state: 'streaming', deaths: 1 },
+    { node: 's2', address: '10.0.0.3:2050', role: 'standby', alive: false, lastHeartbeatAgeMs: null, acked: 0n, lagOps: 42n, lagBytes: 0n, state: 'x'.repeat(80) },
+  ],
+}
+
+function roundTrip<T>(codec: { encode(w: XdrWriter, v: T): void; decode(r: XdrReader): T }, v: T): T {
+  const w = new XdrWriter(64)
+  codec.encode(w, v)
+  const r = new XdrReader(Buffer.concat(w.finish()))
+  const out = codec.decode(r)
+  r.done()
+  return out
+}
+
+t.test('status over the wire and as JSON', async (t) => {
+  const back = statusFromWire(roundTrip(repl_status_ok, statusToWire(view)))
+  const p0 = view.peers[0]
+  if (p0 === undefined) throw new Error('no peer')
+  const { deaths, ...local } = p0
+  t.equal(deaths, 1)
+  t.same(back.peers[0], local, 'a peer there and back (deaths stays local)')
+  t.equal(back.peers[1]?.state, 'x'.repeat(64), 'text cut to REPL_MAXID bytes')
+  t.equal(back.peers[1]?.lastHeartbeatAgeMs, null, 'never heard: 0 on the wire, null here')
+  t.same({ ...back, peers: [] }, { ...view, peers: [] })
+  t.same(JSON.parse(JSON.stringify(statusToJson(view))), {
+    node: 'n1',
+    role: 'primary',
+    epoch: '1152921504606846976',
+    positions: [{ exportId: 3, applied: '42', needResync: true }],
+    peers: [
+      { node: 's1', address: '10.0.0.2:2050', role: 'standby', alive: true, lastHeartbeatAgeMs: 250, acked: '40', lagOps: '2', lagBytes: '300', state: 'streaming' },
+      { node: 's2', address: '10.0.0.3:2050', role: 'standby', alive: false, lastHeartbeatAgeMs: null, acked: '0', lagOps: '42', lagBytes: '0', state: 'x'.repeat(80) },
+    ],
+  })
+})
+
+t.test('metrics families', async (t) => {
+  const x = new Exposition()
+  replicationFamilies(() => view)(x)
+  const samples = x.text().split('\n').filter((l) => l !== '' && !l.startsWith('#'))
+  t.same(samples, [
+    'tsnfs_replication_role{node="n1"} 1',
+    'tsnfs_replication_epoch{node="n1"} 1152921504606847000',
+    'tsnfs_replication_position{export="3"} 42',
+    'tsnfs_replication_needs_resync{export="3"} 1',
+    'tsnfs_replication_peer_alive{peer="10.0.0.2:2050"} 1',
+    'tsnfs_replication_peer_alive{peer="10.0.0.3:2050"} 0',
+    'tsnfs_replication_peer_heartbeat_age_seconds{peer="10.0.0.2:2050"} 0.25',
+    'tsnfs_replication_peer_heartbeat_age_seconds{peer="10.0.0.3:2050"} -1',
+    'tsnfs_replication_peer_acked{peer="10.0.0.2:2050"} 40',
+    'tsnfs_replication_peer_acked{peer="10.0.0.3:2050"} 0',
+    'tsnfs_replication_peer_lag_ops{peer="10.0.0.2:2050"} 2',
+    'tsnfs_replication_peer_lag_ops{peer="10.0.0.3:2050"} 42',
+    'tsnfs_replication_peer_lag_bytes{peer="10.0.0.2:2050"} 300',
+    'tsnfs_replication_peer_lag_bytes{peer="10.0.0.3:2050"} 0',
+    'tsnfs_replication_peer_deaths_total{peer="10.0.0.2:2050"} 1',
+    'tsnfs_replication_peer_deaths_total{peer="10.0.0.3:2050"} 0',
+  ])
+})
+
+t.test('wire-change: every op there and back; refusals', async (t) => {
+  const ref = { id: 77n, gen: 3 }
+  const all: Change[] = [0, 1, 3, 4, 5, 13].map((i) => changeNo(i))
+  all.push(
+    { op: 'write', ref, offset: 2n ** 40n, length: 5, data: Buffer.from('hello'), times: [] },
+    { op: 'symlink', obj: { dir: ref, name: Buffer.from('l'), ref: { id: 78n, gen: 1 }, mode: 0o777, uid: 0, gid: 0 }, target: Buffer.from('../x'), times: [] },
+    { op: 'mknod', obj: { dir: ref, name: Buffer.from('d'), ref: { id: 79n, gen: 1 }, mode: 0o600, uid: 0, gid: 0 }, type: 'char', rdev: { major: 1, minor: 3 }, times: [] },
+    { op: 'rmdir', dir: ref, name: Buffer.from('gone'), times: [] },
+    { op: 'link', ref, dir: { id: 1n, gen: 1 }, name: Buffer.from('again'), times: [] },
+    { op: 'setattr', ref, set: { uid: 5, gid: 6, atime: { sec: -1, nsec: 999_999_999 } }, times: [] },
+    { op: 'setattr', ref, set: {}, times: [] },
+  )
+  for (const c of all) t.same(changeFromRepl(roundTrip(repl_change, changeToRepl(c))), c, c.op)
+  const write = changeToRepl({ op: 'write', ref, offset: 0n, length: 4, data: Buffer.from('abc'), times: [] })
+  t.throws(() => changeFromRepl(write), { code: 'REPL_BAD_CHANGE', message: 'write of 4 bytes carries 3' })
+  const times = { ref: { id: 1n, gen: 1 }, atime: { sec: 0n, nsec: 0 }, mtime: { sec: 0n, nsec: 0 } }
+  t.throws(() => changeFromRepl({ ...changeToRepl(changeNo(0)), times: [times, times, times, times, times] }), { code: 'REPL_BAD_CHANGE', message: '5 times, at most 4' })
+  t.throws(() => changeFromRepl({ ...changeToRepl(changeNo(0)), times: [{ ...times, mtime: { sec: 0n, nsec: 1_000_000_000 } }] }), { code: 'REPL_BAD_CHANGE' })
+  t.throws(() => changeFromRepl({ ...changeToRepl(changeNo(0)), times: [{ ...times, atime: { sec: 2n ** 62n, nsec: 0 } }] }), { code: 'REPL_BAD_CHANGE', message: /out of range/ })
+})
+
+t.test('ownChange copies every buffer out of the record', async (t) => {
+  const { ownChange } = await import('../../../server/replication/own-change.ts')
+  const record = Buffer.alloc(64, 1)
+  const view = (n: number): Buffer => record.subarray(n, n + 4)
+  const ref = { id: 7n, gen: 1 }
+  const obj = { dir: ref, name: view(0), ref, mode: 0o644, uid: 0, gid: 0 }
+  const all: Change[] = [
+    { op: 'create', obj, exclusive: record.subarray(8, 16), times: [] },
+    { op: 'mkdir', obj, times: [] },
+    { op: 'symlink', obj, target: view(20), times: [] },
+    { op: 'mknod', obj, type: 'fifo', rdev: { major: 0, minor: 0 }, times: [] },
+    { op: 'write', ref, offset: 0n, length: 4, data: view(24), times: [] },
+    { op: 'remove', dir: ref, name: view(28), times: [] },
+    { op: 'rmdir', dir: ref, name: view(28), times: [] },
+    { op: 'link', ref, dir: ref, name: view(32), times: [] },
+    { op: 'rename', fromDir: ref, fromName: view(36), toDir: ref, toName: view(40), times: [] },
+    { op: 'setattr', ref, set: { mode: 1 }, times: [] },
+  ]
+  const owned = all.map(ownChange)
+  record.fill(9)
+  for (const [i, c] of owned.entries()) {
+    const before = all[i]
+    t.equal(c.op, before?.op)
+    t.notMatch(JSON.stringify(c, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)), /\b9\b/, `${c.op}: no byte of the reused record`)
+  }
+})

@@ -1,0 +1,283 @@
+/*
+ * A standby's side of the replicating layer: applies the primary's changes,
+ * in sequence order, to this node's backend through the id map, and makes
+ * them durable in flush() (server/replication/README.md "Changes and their
+ * order").
+ *
+ * Idempotent from the last durable position: a change at or before it is
+ * skipped, and after a crash the backend may
+ * hold changes past position() that the map does not, so every change is
+ * written to converge when applied to a state that already has it, or a
+ * later one:
+ * - a create whose name exists binds the vid to what is there, unless that
+ *   is bound to another vid (the name was taken again later in the log);
+ * - a remove/rmdir of a missing name, or of a name now holding another
+ *   vid's object, is done; the removed object's vid is the `times` entry
+ *   that is not the directory (replicating-vfs.ts);
+ * - a rename whose source is gone, or holds another vid than the renamed
+ *   one, is done;
+ * - a write, setattr or link of a vid not bound here (or gone) is skipped:
+ *   a later change in the log removed it;
+ * - a change in a directory vid this node never knew is an error (the
+ *   standby then asks for a full resync); one whose directory is gone is
+ *   skipped, as a removal later in the log explains it.
+ * The primary's times are set once per object per flush, after the data.
+ */
+import { VfsError } from '../errors.ts'
+import type { Created, FileRef, FileType, Vfs } from '../types.ts'
+import type { Change, ChangeTarget, ChangeTimes, NewObject } from './change.ts'
+import type { IdMap } from './id-map.ts'
+import { isGone, sameRef } from './translate.ts'
+
+export interface ApplierOptions {
+  backend: Vfs
+  map: IdMap
+}
+
+interface Found {
+  ref: FileRef
+  type: FileType
+}
+
+function hex(ref: FileRef): string {
+  return `${ref.id.toString(16)}/${ref.gen}`
+}
+
+export class Applier implements ChangeTarget {
+  readonly #b: Vfs
+  readonly #map: IdMap
+  #applied: bigint
+  /** Changes up to this one may be in the backend already (a crash before their flush). */
+  readonly #replayUntil: bigint
+  /** The primary's latest times per vid since the last flush. */
+  readonly #times = new Map<bigint, ChangeTimes>()
+  /** Files written since the last flush, by local id. */
+  readonly #written = new Map<bigint, FileRef>()
+
+  constructor(o: ApplierOptions) {
+    this.#b = o.backend
+    this.#map = o.map
+    this.#applied = o.map.position()
+    this.#replayUntil = o.map.appliedHint()
+  }
+
+  position(): bigint {
+    return this.#map.position()
+  }
+
+  async apply(seq: bigint, change: Change): Promise<void> {
+    // A replay may go back (it converges); a gap would lose changes.
+    if (seq < 1n || seq > this.#applied + 1n) throw new VfsError('EINVAL', `replica: change ${seq.toString()} does not follow ${this.#applied.toString()}`)
+    // Durable here already: its effects are in the backend and the map.
+    if (seq <= this.#map.position()) return
+    await this.#apply(seq, change)
+    // In step with the backend after a process crash (id-map-file.ts).
+    this.#map.writeThrough(seq)
+    for (const t of change.times) this.#times.set(t.ref.id, t)
+    if (seq > this.#applied) this.#applied = seq
+  }
+
+  async flush(): Promise<bigint> {
+    const written = [...this.#written.values()]
+    this.#written.clear()
+    for (const local of written) await this.#ifThere(this.#b.commit(local, 0n, 0))
+    const times = [...this.#times.values()]
+    this.#times.clear()
+    for (const t of times) {
+      const local = this.#map.local(t.ref)
+      if (local !== undefined) await this.#ifThere(this.#b.setattr(local, { atime: t.atime, mtime: t.mtime }))
+    }
+    const position = this.#applied
+    await this.#map.flush(position)
+    return position
+  }
+
+  async #apply(seq: bigint, c: Change): Promise<void> {
+    switch (c.op) {
+      case 'create':
+        return this.#make(seq, c.obj, 'file', (d) => this.#b.create(d, c.obj.name, c.exclusive === null ? { how: 'guarded', attr: { mode: c.obj.mode } } : { how: 'exclusive', verifier: c.exclusive }, owner(c.obj)))
+      case 'mkdir':
+        return this.#make(seq, c.obj, 'dir', (d) => this.#b.mkdir(d, c.obj.name, { mode: c.obj.mode }, owner(c.obj)))
+      case 'symlink':
+        return this.#make(seq, c.obj, 'symlink', (d) => this.#b.symlink(d, c.obj.name, c.target, { mode: c.obj.mode }, owner(c.obj)))
+      case 'mknod':
+        return this.#make(seq, c.obj, c.type, (d) => this.#b.mknod(d, c.obj.name, c.type, c.rdev, { mode: c.obj.mode }, owner(c.obj)))
+      case 'write': {
+        if (c.data === null) throw new VfsError('EINVAL', `replica: write change ${seq.toString()} carries no data`)
+        const local = this.#map.local(c.ref)
+        if (local === undefined) return
+        if (await this.#ifThere(this.#b.write(local, c.offset, c.data, 'unstable'))) this.#written.set(local.id, local)
+        return
+      }
+      case 'setattr': {
+        const local = this.#map.local(c.ref)
+        if (local !== undefined) await this.#ifThere(this.#b.setattr(local, c.set))
+        return
+      }
+      case 'remove':
+      case 'rmdir':
+        return this.#unlink(seq, c.op, c.dir, c.name, objects(c.times, [c.dir])[0])
+      case 'rename':
+        return this.#rename(seq, c)
+      case 'link':
+        return this.#link(seq, c.ref, c.dir, c.name)
+    }
+  }
+
+  async #make(seq: bigint, obj: NewObject, type: FileType, make: (dir: FileRef) => Promise<Created>): Promise<void> {
+    const d = await this.#dir(seq, obj.dir)
+    if (d === null) return
+    // Made already (and perhaps renamed since).
+    if (await this.#bound(obj.ref)) return
+    const there = await this.#find(d, obj.name)
+    if (there !== null) {
+      this.#adopt(obj.ref, there, type)
+      return
+    }
+    try {
+      const made = await make(d)
+      this.#map.bind(obj.ref, made.ref)
+      // An EXCLUSIVE create takes no mode (RFC 1813 §3.3.8), and backends differ in defaults: keep the primary's.
+      if (made.attr.mode !== obj.mode && type !== 'symlink') await this.#b.setattr(made.ref, { mode: obj.mode })
+    } catch (err) {
+      const again = err instanceof VfsError && err.code === 'EEXIST' ? await this.#find(d, obj.name) : null
+      if (again === null) throw err
+      this.#adopt(obj.ref, again, type)
+    }
+  }
+
+  async #unlink(seq: bigint, op: 'remove' | 'rmdir', dir: FileRef, name: Buffer, victim: FileRef | undefined): Promise<void> {
+    const d = await this.#dir(seq, dir)
+    if (d === null) return
+    const there = await this.#find(d, name)
+    if (there === null) return
+    const vid = this.#map.vidOf(there.ref)
+    if (victim !== undefined && vid?.id !== victim.id) {
+      // The name holds another vid's object, or the removed one lives on elsewhere: done before.
+      if (vid !== undefined || (await this.#bound(victim))) return
+    }
+    // Bound to nothing and of the wrong kind: taken again later in the log.
+    if (vid === undefined && (there.type === 'dir') !== (op === 'rmdir')) return
+    await (op === 'remove' ? this.#b.remove(d, name) : this.#b.rmdir(d, name))
+    if (vid !== undefined && !(await this.#exists(there.ref))) this.#map.unbind(vid)
+  }
+
+  async #rename(seq: bigint, c: Extract<Change, { op: 'rename' }>): Promise<void> {
+    const fd = await this.#dir(seq, c.fromDir)
+    const td = await this.#dir(seq, c.toDir)
+    if (fd === null || td === null) return
+    const [moved, replaced] = objects(c.times, [c.fromDir, c.toDir])
+    const src = await this.#find(fd, c.fromName)
+    const srcVid = src === null ? undefined : this.#map.vidOf(src.ref)
+    if (src === null || (moved !== undefined && srcVid?.id !== moved.id && (srcVid !== undefined || (await this.#bound(moved))))) {
+      // Done before (the moved object went on elsewhere, or away): the object it replaced must
+      // not stay at the target, though a replayed create may have made it again.
+      await this.#dropIfThere(td, c.toName, replaced)
+      return
+    }
+    const target = await this.#find(td, c.toName)
+    if (target !== null && sameRef(target.ref, src.ref)) {
+      // Both names hold the moved object: a replayed LINK re-made the source name after the
+      // rename. (A rename between two links of one object changes nothing and is not logged.)
+      await this.#b.remove(fd, c.fromName)
+      return
+    }
+    const targetVid = target === null ? undefined : this.#map.vidOf(target.ref)
+    // The target name holds an object the primary's rename did not replace: taken later in the log.
+    if (moved !== undefined && targetVid !== undefined && targetVid.id !== replaced?.id) return
+    await this.#b.rename(fd, c.fromName, td, c.toName)
+    if (srcVid === undefined && moved !== undefined) this.#map.bind(moved, src.ref)
+    if (target !== null && targetVid !== undefined && !(await this.#exists(target.ref))) this.#map.unbind(targetVid)
+  }
+
+  async #link(seq: bigint, ref: FileRef, dir: FileRef, name: Buffer): Promise<void> {
+    const local = this.#map.local(ref)
+    if (local === undefined) return
+    const d = await this.#dir(seq, dir)
+    if (d === null) return
+    const there = await this.#find(d, name)
+    if (there !== null) {
+      // (After a machine crash: the linked object was made again by a replayed create, the one here is the primary's.)
+      if (!sameRef(there.ref, local) && this.#map.vidOf(there.ref) === undefined && (await this.#typeOf(local)) === there.type) this.#map.bind(ref, there.ref)
+      return
+    }
+    await this.#ifThere(this.#b.link(local, d, name))
+  }
+
+  /** Removes `name` from `dir` when it holds `vid`'s object. */
+  async #dropIfThere(dir: FileRef, name: Buffer, vid: FileRef | undefined): Promise<void> {
+    const local = vid === undefined ? undefined : this.#map.local(vid)
+    const there = local === undefined ? null : await this.#find(dir, name)
+    if (vid === undefined || local === undefined || there === null || !sameRef(there.ref, local)) return
+    await (there.type === 'dir' ? this.#b.rmdir(dir, name) : this.#b.remove(dir, name))
+    if (!(await this.#exists(local))) this.#map.unbind(vid)
+  }
+
+  /** Whether `vid` is bound to an object the backend still has. */
+  async #bound(vid: FileRef): Promise<boolean> {
+    const local = this.#map.local(vid)
+    return local !== undefined && (await this.#exists(local))
+  }
+
+  /** Binds `vid` to what a name holds when that is bound to nothing and of the change's kind. */
+  #adopt(vid: FileRef, there: Found, type: FileType): void {
+    if (there.type === type && this.#map.vidOf(there.ref) === undefined) this.#map.bind(vid, there.ref)
+  }
+
+  async #typeOf(local: FileRef): Promise<FileType | null> {
+    try {
+      return (await this.#b.getattr(local)).type
+    } catch (err) {
+      if (isGone(err)) return null
+      throw err
+    }
+  }
+
+  /** The local directory of `vid`; null when it is gone here; an error when this node never knew it. */
+  async #dir(seq: bigint, vid: FileRef): Promise<FileRef | null> {
+    const local = this.#map.local(vid)
+    // A replayed change in a directory removed later in the log, before the crash.
+    if (local === undefined && seq <= this.#replayUntil) return null
+    if (local === undefined) {
+      throw new VfsError('ESTALE', `replica: change ${seq.toString()} names directory vid ${hex(vid)}, unknown on this node: a full resync is needed`)
+    }
+    return (await this.#exists(local)) ? local : null
+  }
+
+  async #find(dir: FileRef, name: Buffer): Promise<Found | null> {
+    try {
+      const r = await this.#b.lookup(dir, name)
+      return { ref: r.ref, type: r.attr.type }
+    } catch (err) {
+      if (isGone(err)) return null
+      throw err
+    }
+  }
+
+  async #exists(local: FileRef): Promise<boolean> {
+    return this.#ifThere(this.#b.getattr(local))
+  }
+
+  /** Whether `p` succeeded; false when the object was gone (ESTALE/ENOENT), other errors thrown. */
+  async #ifThere(p: Promise<unknown>): Promise<boolean> {
+    try {
+      await p
+      return true
+    } catch (err) {
+      if (isGone(err)) return false
+      throw err
+    }
+  }
+}
+
+function owner(obj: NewObject): { uid: number; gid: number } {
+  return { uid: obj.uid, gid: obj.gid }
+}
+
+/**
+ * The objects a REMOVE, RMDIR or RENAME names in its times besides its directories, in order:
+ * the removed object; the moved object, then the one it replaced (replicating-vfs.ts).
+ */
+function objects(times: readonly ChangeTimes[], dirs: readonly FileRef[]): (FileRef | undefined)[] {
+  return times.filter((t) => !dirs.some((d) => d.id === t.ref.id)).map((t) => t.ref)
+}
