@@ -30,6 +30,7 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = 
   volume: (a) => import('./volume.ts').then((m) => m.volume(a)),
   resize: (a) => import('./resize.ts').then((m) => m.resize(a)),
   replication: (a) => import('./replication.ts').then((m) => m.replication(a)),
+  standby: (a) => import('./standby.ts').then((m) => m.standby(a)),
 }
 
 const USAGE = `usage: tsnfs <command> [options]
@@ -90,6 +91,9 @@ volumes (several disks under one engine export; offline, on disks no server has 
   volume fail DISK... --member N | volume replace DISK... --member N --new NEWDISK [--rate B/s]
 
 replication (a primary and its standby nodes):
+  serve ... --standby HOST:PORT [--sync|--async [--lag MS]]   replicate every export to a standby
+  standby --listen HOST:PORT --exports FILE --state-dir DIR --port NFSPORT
+        keep a primary's exports in step here; serve them over NFS after a takeover
   replication status HOST:PORT [--json]        a node's role, epoch, positions and peers
   replication takeover HOST:PORT [--force]     tell a standby to become the primary
   (tsnfs <command> --help, or tsnfs help <command>, for each command's options; tsnfs --version)

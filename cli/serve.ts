@@ -2,6 +2,7 @@
  * tsnfs serve: run the server until SIGINT/SIGTERM; SIGHUP reloads the
  * export list (a bad file keeps the running exports and logs why).
  */
+import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
 import { defaultExports, loadExports } from '../server/exports/parse.ts'
@@ -13,6 +14,8 @@ import type { RpcLimits } from '../server/rpc/server.ts'
 import { wantsHelp } from './help.ts'
 import type { ServerMemoryOptions } from '../server/memory.ts'
 import type { LockingOptions } from '../server/locking.ts'
+import { PrimaryReplication } from '../server/replication/primary.ts'
+import { identityOf, parseHostPort, parseMs } from './replication-args.ts'
 
 /** Resource limit flags (issue 7 §2): flag, RpcLimits field, and the unit on the command line. */
 const LIMIT_FLAGS = [
@@ -48,6 +51,11 @@ export const SERVE_USAGE = `usage: tsnfs serve [--exports FILE] [--port N] [--ho
   --metrics HOST:PORT   Prometheus text on http://HOST:PORT/metrics
   --admin PATH|off      the admin socket (tsnfs volume status|fail|replace|scrub online), a Unix
                         socket of mode 0600 (default STATE-DIR/admin.sock; off: none)
+  --standby HOST:PORT   replicate every export to the standby at HOST:PORT (\`tsnfs standby\`);
+                        repeat for several. --sync (default): a reply that promises stability
+                        waits for every live standby; --async: standbys trail by up to --lag MS
+  --node NAME --cluster NAME   this node's replication identity (default: host name, tsnfs)
+  --heartbeat MS --heartbeat-timeout MS   standby checks (default 1000, 5000)
   --log-level LEVEL     fatal, error, warn, info (default), debug, trace; JSON lines on stderr
   limits: --max-connections N (4096)  --max-connections-per-client N (256)
           --max-requests N (512 in flight in all)  --max-requests-per-connection N (64)
@@ -89,6 +97,14 @@ export async function serve(argv: string[]): Promise<number> {
       grace: { type: 'string' },
       'nsm-name': { type: 'string' },
       'no-lock': { type: 'boolean' },
+      standby: { type: 'string', multiple: true },
+      sync: { type: 'boolean' },
+      async: { type: 'boolean' },
+      lag: { type: 'string' },
+      node: { type: 'string' },
+      cluster: { type: 'string' },
+      heartbeat: { type: 'string' },
+      'heartbeat-timeout': { type: 'string' },
     },
     allowPositionals: false,
   })
@@ -121,6 +137,11 @@ export async function serve(argv: string[]): Promise<number> {
     lock.releaseSync()
   })
 
+  const ending = { fenced: false }
+  const replication = await replicationOf(values, stateDir, exportsFile, log, () => {
+    ending.fenced = true
+    process.kill(process.pid, 'SIGTERM')
+  })
   const server = await createServer({
     exports: list,
     stateDir,
@@ -134,6 +155,7 @@ export async function serve(argv: string[]): Promise<number> {
     memory,
     locking,
     ...(admin === undefined ? {} : { admin }),
+    ...(replication === undefined ? {} : { replication }),
   })
   const host = values.host ?? '127.0.0.1'
   const p = server.port
@@ -174,7 +196,40 @@ export async function serve(argv: string[]): Promise<number> {
   })
   await server.close()
   log.flush()
-  return 0
+  // A fenced primary stops: another node serves this data now (exit status 3 says why to a supervisor).
+  return ending.fenced ? 3 : 0
+}
+
+/** --standby and its companions: the primary's replication, or undefined without --standby. */
+async function replicationOf(
+  values: { standby?: string[] | undefined; sync?: boolean | undefined; async?: boolean | undefined; lag?: string | undefined; node?: string | undefined; cluster?: string | undefined; heartbeat?: string | undefined; 'heartbeat-timeout'?: string | undefined },
+  stateDir: string,
+  exportsFile: string | undefined,
+  log: pino.Logger,
+  onFenced: () => void,
+): Promise<PrimaryReplication | undefined> {
+  const standbys = (values.standby ?? []).map((s) => parseHostPort('standby', s))
+  if (standbys.length === 0) {
+    for (const f of ['sync', 'async', 'lag', 'heartbeat', 'heartbeat-timeout'] as const) if (values[f] !== undefined) throw new Error(`--${f} needs --standby`)
+    return undefined
+  }
+  if (values.sync === true && values.async === true) throw new Error('--sync and --async contradict each other')
+  if (values.lag !== undefined && values.async !== true) throw new Error('--lag is for --async')
+  const lagBoundMs = parseMs('lag', values.lag)
+  const heartbeatMs = parseMs('heartbeat', values.heartbeat)
+  const timeoutMs = parseMs('heartbeat-timeout', values['heartbeat-timeout'])
+  return PrimaryReplication.open({
+    stateDir,
+    ...identityOf(values),
+    standbys,
+    mode: values.async === true ? 'async' : 'sync',
+    ...(lagBoundMs === undefined ? {} : { lagBoundMs }),
+    ...(heartbeatMs === undefined ? {} : { heartbeatMs }),
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    ...(exportsFile === undefined ? {} : { exportListText: await readFile(exportsFile) }),
+    log,
+    onFenced,
+  })
 }
 
 /** The longest Unix socket path Linux takes (sun_path is 108 bytes with its NUL). */

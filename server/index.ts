@@ -43,6 +43,9 @@ import { CHUNK_SIZE } from '../vfs/memory/file-data.ts'
 import { READ_BUFFER_SIZE } from '../vfs/local/local-vfs.ts'
 import { ReadBuffers } from '../vfs/memory/read-buffers.ts'
 import type { RpcbindRegistration } from './rpcbind.ts'
+import type { PrimaryReplication } from './replication/primary.ts'
+import { createPrimaryProgram } from './replication/primary-program.ts'
+import { replicationFamilies } from './replication/metrics.ts'
 import { openStateDir, Rmtab, WriteVerifier } from './state.ts'
 import { openLocking } from './locking.ts'
 import type { Locking, LockingOptions } from './locking.ts'
@@ -82,6 +85,12 @@ export interface ServerOptions {
    * to <stateDir>/admin.sock).
    */
   admin?: string
+  /**
+   * Replicate every export to standbys (server/replication/primary.ts): backends are served
+   * through the replicating layer, the senders start once they are open, and the replication
+   * program answers STATUS and HEARTBEAT on the NFS port. The server closes it.
+   */
+  replication?: PrimaryReplication
 }
 
 export interface TsnfsServer {
@@ -111,7 +120,8 @@ export interface TsnfsServer {
 
 export async function createServer(options: ServerOptions): Promise<TsnfsServer> {
   const log = options.logger ?? silentLogger
-  const factories = options.backends ?? BACKENDS
+  const replication = options.replication ?? null
+  const factories = replication === null ? (options.backends ?? BACKENDS) : replication.factories(options.backends ?? BACKENDS)
   validateBackends(options.exports, new Set(factories.keys()))
   const state = await openStateDir(options.stateDir)
   const rmtab = await Rmtab.open(options.stateDir, log)
@@ -125,7 +135,13 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   reclaimer.add(poolHolder('read', readBuffers))
   const volumes = new VolumeRegistry()
   const backends = new BackendSet({ stateDir: options.stateDir, log: { warn: (msg) => { log.warn(msg) }, info: (msg) => { log.info(msg) } }, chunkPool, readBuffers, volumes }, factories)
-  await backends.sync(table.all())
+  try {
+    await backends.sync(table.all())
+  } catch (err) {
+    await backends.close()
+    throw err
+  }
+  replication?.start(state.handleKey)
 
   const host = new ServerHost(table, backends, new HandleCodec(state.handleKey), new WriteVerifier(), {
     ...DEFAULT_NFS3_LIMITS,
@@ -146,14 +162,15 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   let lockRpcbind: RpcbindRegistration | null = null
   // Handlers are wrapped before the RPC server sees them: latency and request ids without touching server/rpc.
   const callMetrics = new CallMetrics()
-  const served = [portmap, mount, nfs3, ...lockPrograms].map((p) => callMetrics.instrument(p))
+  const replPrograms = replication === null ? [] : [createPrimaryProgram(replication)]
+  const served = [portmap, mount, nfs3, ...lockPrograms, ...replPrograms].map((p) => callMetrics.instrument(p))
   const rpc = new RpcServer({ programs: served, logger: log, ...(options.rpcLimits ? { limits: options.rpcLimits } : {}) })
   let pmap: RpcServer | null = null
   let endpoint: MetricsEndpoint | null = null
   let rpcbind: RpcbindRegistration | null = null
   const sources: StatsSource[] = [{ listener: 'nfs', stats: rpc.stats }]
   for (const h of rpc.memoryHolders()) reclaimer.add(h)
-  const renderMetrics = (): string => renderPrometheus(callMetrics, sources, reclaimer, [volumeFamilies(volumes)])
+  const renderMetrics = (): string => renderPrometheus(callMetrics, sources, reclaimer, [volumeFamilies(volumes), ...(replication === null ? [] : [replicationFamilies(() => replication.view())])])
   // The admin commands: a feature adds its own with one register call here.
   const admin = new AdminCommands()
   registerVolumeCommands(admin, volumes, log.child({ component: 'admin' }))
@@ -216,6 +233,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
         await lockRpcbind?.unregister()
         await registration?.unregister()
         await Promise.all([rpc.close(), pmap?.close(), endpoint?.close()])
+        await replication?.close()
         await backends.close()
       },
     }
@@ -226,6 +244,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
     await lockRpcbind?.unregister()
     await rpcbind?.unregister()
     await Promise.all([rpc.close(), pmap?.close(), endpoint?.close()])
+    await replication?.close()
     await backends.close()
     throw err
   }

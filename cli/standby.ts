@@ -1,0 +1,84 @@
+/*
+ * tsnfs standby: keep the exports of a primary (`tsnfs serve --standby`) in
+ * step on this node's own backends, and serve them over NFS once told to
+ * take over (`tsnfs replication takeover HOST:PORT`). Until then only the
+ * replication program answers, on --listen.
+ */
+import { parseArgs } from 'node:util'
+import { pino } from 'pino'
+import { loadExports } from '../server/exports/parse.ts'
+import { StandbyNode } from '../server/replication/standby-node.ts'
+import { lockStateDir } from '../server/state.ts'
+import { wantsHelp } from './help.ts'
+import { identityOf, parseHostPort } from './replication-args.ts'
+
+export const STANDBY_USAGE = `usage: tsnfs standby --listen HOST:PORT --exports FILE --state-dir DIR --port NFSPORT [--host ADDR]
+                     [--node NAME] [--cluster NAME] [--log-level LEVEL]
+  apply a primary's changes to the exports of FILE (the same paths as the primary's, each with
+  this node's own backend), acknowledging what is durable here; after
+  \`tsnfs replication takeover HOST:PORT\` serve them over NFS on NFSPORT with the primary's
+  file handles. SIGINT/SIGTERM stop.
+  --listen HOST:PORT    where the primary's senders connect (the replication program)
+  --exports FILE        this node's export list (exports(5) syntax)
+  --state-dir DIR       id maps, positions, the primary's handle key; one node per directory
+  --port NFSPORT        the NFS port after a takeover (0: any free port)
+  --host ADDR           the NFS address after a takeover (default: every address)
+  --node NAME --cluster NAME   this node's identity (default: host name, tsnfs)
+`
+
+export async function standby(argv: string[]): Promise<number> {
+  if (wantsHelp(argv)) {
+    process.stdout.write(STANDBY_USAGE)
+    return 0
+  }
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      listen: { type: 'string' },
+      exports: { type: 'string' },
+      'state-dir': { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      node: { type: 'string' },
+      cluster: { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+    },
+    allowPositionals: false,
+  })
+  for (const f of ['listen', 'exports', 'state-dir', 'port'] as const) {
+    if (values[f] === undefined) throw new Error(`--${f} is required (tsnfs standby --help)`)
+  }
+  const listen = parseHostPort('listen', values.listen ?? '', true)
+  const port = Number(values.port)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: not a port number: ${String(values.port)}`)
+  const stateDir = values['state-dir'] ?? ''
+  const log = pino({ level: values['log-level'] }, pino.destination(2))
+  const lock = await lockStateDir(stateDir, { port })
+  process.once('exit', () => {
+    lock.releaseSync()
+  })
+  const list = await loadExports(values.exports ?? '')
+  const node = await StandbyNode.open({
+    stateDir,
+    ...identityOf(values),
+    listen,
+    exports: list,
+    serve: { port, ...(values.host === undefined ? {} : { host: values.host }), registerRpcbind: false },
+    log,
+    onServing: (server, epoch) => {
+      process.stdout.write(`tsnfs took over (epoch ${String(epoch)}): serving NFSv3 + MOUNT on TCP and UDP port ${String(server.port)}\n`)
+    },
+  })
+  process.stdout.write(`tsnfs standby: replication on ${listen.host}:${String(node.port)}, ${String(list.exports.length)} export(s)\n`)
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info({ signal }, 'stopping')
+      resolve()
+    }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+  })
+  await node.close()
+  log.flush()
+  return 0
+}

@@ -1,0 +1,211 @@
+/*
+ * A primary's replication (server/replication/README.md): every export's
+ * backend is wrapped in a ReplicatingVfs whose changes go to the export's
+ * change log (STATE-DIR/replication/EXPORT-ID/), and one Sender per standby
+ * ships the logs. The server asks for the wrapping through `factories()`
+ * and starts the senders once its backends are open (`start()`).
+ */
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { IdMap } from '../../vfs/replica/id-map.ts'
+import { ReplicatingVfs } from '../../vfs/replica/replicating-vfs.ts'
+import type { Vfs } from '../../vfs/types.ts'
+import type { BackendFactory } from '../backends.ts'
+import type { Export } from '../exports/table.ts'
+import type { Logger } from '../logger.ts'
+import { ChangeLog } from './change-log.ts'
+import { SyncGate } from './gate.ts'
+import type { ReplicationMode } from './gate.ts'
+import { NodeState, replicationDir } from './node-state.ts'
+import { Sender } from './sender.ts'
+import type { SenderExport } from './sender.ts'
+import type { NodeStatus } from './status.ts'
+
+export interface StandbyAddress {
+  host: string
+  port: number
+}
+
+export interface PrimaryOptions {
+  stateDir: string
+  cluster: string
+  node: string
+  standbys: readonly StandbyAddress[]
+  mode: ReplicationMode
+  /** async: the lag the senders should stay within (ms). */
+  lagBoundMs?: number
+  heartbeatMs?: number
+  timeoutMs?: number
+  /** The export list file as given to the server, sent to the standbys (HELLO). */
+  exportListText?: Buffer
+  log: Logger
+  /** A standby says another node is primary now (a higher epoch): stop taking writes. */
+  onFenced?: (theirEpoch: bigint) => void
+  /** Id maps already open, by export id (a standby taking over keeps the ones it applied with). */
+  maps?: ReadonlyMap<number, IdMap>
+}
+
+/** One export as the replication holds it. */
+interface Replicated {
+  path: string
+  vfs: ReplicatingVfs
+  log: ChangeLog
+}
+
+/** The map, the log and the layer of one export, opened over its backend. */
+export interface ReplicaParts {
+  map: IdMap
+  log: ChangeLog
+  vfs: ReplicatingVfs
+}
+
+/**
+ * Opens an export's id map and change log and wraps `backend` in the
+ * replicating layer; its close() closes all three. `epoch` is the node's:
+ * a map of an older epoch (a standby taking over) moves to it, so the vids
+ * it hands out from now on are this epoch's.
+ */
+export async function openReplica(stateDir: string, exportId: number, backend: Vfs, epoch: bigint, gate?: (seq: bigint) => Promise<void>, map?: IdMap): Promise<ReplicaParts> {
+  const dir = join(replicationDir(stateDir), String(exportId))
+  const ids = map ?? (await IdMap.open({ dir: join(dir, 'map'), root: backend.root(), epoch: Number(epoch) }))
+  if (BigInt(ids.epoch) < epoch) {
+    ids.setEpoch(Number(epoch))
+    await ids.flush()
+  }
+  const log = await ChangeLog.open({ dir: join(dir, 'log'), exportId, ...(gate === undefined ? {} : { gate }) })
+  const vfs = new ClosingReplica({ backend, map: ids, sink: log }, async () => {
+    await log.close()
+    await ids.close()
+  })
+  return { map: ids, log, vfs }
+}
+
+/** The layer, closing its own map and log after the backend. */
+class ClosingReplica extends ReplicatingVfs {
+  readonly #after: () => Promise<void>
+  constructor(o: ConstructorParameters<typeof ReplicatingVfs>[0], after: () => Promise<void>) {
+    super(o)
+    this.#after = after
+  }
+
+  override async close(): Promise<void> {
+    try {
+      await super.close()
+    } finally {
+      await this.#after()
+    }
+  }
+}
+
+export class PrimaryReplication {
+  readonly gate: SyncGate
+  private readonly o: PrimaryOptions
+  private readonly state: NodeState
+  private readonly exports = new Map<number, Replicated>()
+  private senders: Sender[] = []
+
+  private constructor(o: PrimaryOptions, state: NodeState) {
+    this.o = o
+    this.state = state
+    this.gate = new SyncGate(o.log)
+  }
+
+  /**
+   * Opens this node's identity as a primary. A node whose state says it was
+   * fenced (another node took over) refuses: it must rejoin as a standby
+   * and discard what no standby acknowledged before it serves again.
+   */
+  static async open(o: PrimaryOptions): Promise<PrimaryReplication> {
+    const state = await NodeState.open(o.stateDir, { cluster: o.cluster, node: o.node, role: 'primary', epoch: 1n })
+    const me = state.get()
+    if (me.role === 'fenced') {
+      throw new Error(`${o.stateDir}: this node was fenced at epoch ${me.epoch} (another node took over); it may not serve as primary until it has rejoined as a standby`)
+    }
+    if (me.role === 'standby') await state.update({ role: 'primary' })
+    return new PrimaryReplication(o, state)
+  }
+
+  get epoch(): bigint {
+    return this.state.get().epoch
+  }
+
+  /** The server's backend factories, each wrapped: the export is served through the replicating layer. */
+  factories(inner: ReadonlyMap<string, BackendFactory>): ReadonlyMap<string, BackendFactory> {
+    const out = new Map<string, BackendFactory>()
+    for (const [name, make] of inner) {
+      out.set(name, async (exp: Export, ctx) => this.wrap(exp, await make(exp, ctx)))
+    }
+    return out
+  }
+
+  /** Wraps one export's opened backend in the replicating layer. */
+  private async wrap(exp: Export, backend: Vfs): Promise<Vfs> {
+    const parts = await openReplica(this.o.stateDir, exp.id, backend, this.epoch, this.gate.hook(exp.id), this.o.maps?.get(exp.id))
+    this.exports.set(exp.id, { path: exp.path, vfs: parts.vfs, log: parts.log })
+    return parts.vfs
+  }
+
+  /** Starts one sender per standby over every export wrapped so far. */
+  start(handleKey: Buffer): void {
+    const exports: SenderExport[] = [...this.exports].map(([id, r]) => ({
+      id,
+      path: r.path,
+      mode: this.o.mode,
+      ...(this.o.lagBoundMs === undefined ? {} : { lagBoundMs: this.o.lagBoundMs }),
+      source: r.log,
+      data: r.vfs,
+    }))
+    const mountList = (): Promise<Buffer> => readFile(join(this.o.stateDir, 'rmtab')).catch(() => Buffer.alloc(0))
+    for (const s of this.o.standbys) {
+      const sender = new Sender({
+        host: s.host,
+        port: s.port,
+        cluster: this.o.cluster,
+        node: this.o.node,
+        epoch: () => this.epoch,
+        hello: async () => ({ handleKey, exportList: this.o.exportListText ?? Buffer.alloc(0), mountList: await mountList() }),
+        exports,
+        gate: this.gate,
+        log: this.o.log.child({ component: 'replication', standby: `${s.host}:${String(s.port)}` }),
+        ...(this.o.heartbeatMs === undefined ? {} : { heartbeatMs: this.o.heartbeatMs }),
+        ...(this.o.timeoutMs === undefined ? {} : { timeoutMs: this.o.timeoutMs }),
+        onFenced: (theirs) => {
+          this.fence(theirs)
+        },
+      })
+      sender.start()
+      this.senders.push(sender)
+    }
+  }
+
+  /** What REPL_STATUS and the metrics show for this node. */
+  view(): NodeStatus {
+    const me = this.state.get()
+    return {
+      node: me.node,
+      role: me.role,
+      epoch: me.epoch,
+      positions: [...this.exports].map(([exportId, r]) => ({ exportId, applied: r.log.lastSeq(), needResync: false })),
+      peers: this.senders.map((s) => s.status()),
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.senders.map((s) => s.stop()))
+    this.senders = []
+  }
+
+  /** Another node serves a higher epoch (its HELLO or heartbeat said so): stop taking writes. */
+  superseded(theirEpoch: bigint): void {
+    this.fence(theirEpoch)
+  }
+
+  private fence(theirEpoch: bigint): void {
+    if (this.state.get().role === 'fenced') return
+    this.o.log.error({ theirEpoch: theirEpoch.toString() }, 'replication: a standby serves a higher epoch; this node is fenced and stops taking writes')
+    this.state.update({ role: 'fenced' }).catch((err: unknown) => {
+      this.o.log.error({ err }, 'replication: could not record the fencing')
+    })
+    this.o.onFenced?.(theirEpoch)
+  }
+}
