@@ -510,7 +510,8 @@ t.test('durable awaits the gate after local durability', async (t) => {
   log.append(next())
   let done = false
   const p = log.durable(2n).then(() => (done = true))
-  await new Promise((r) => setTimeout(r, 50))
+  await log.settled()
+  await new Promise((r) => setImmediate(r))
   t.equal(log.durableSeq(), 2n, 'on disk')
   t.equal(done, false, 'but the gate holds it')
   release()
