@@ -250,10 +250,15 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     await this.#files.drop((s) => s.lastSeq <= seq)
   }
 
+  /** Resolves once the writer is idle: everything appended so far written (or the log failed) and old segments past the cap deleted. */
+  async settled(): Promise<void> {
+    while (this.#writing !== null) await this.#writing
+  }
+
   /** Writes what is queued, then closes; later calls fail (REPL_CLOSED, or EIO for append). */
   async close(): Promise<void> {
     this.#closed = true
-    while (this.#writing !== null) await this.#writing
+    await this.settled()
     const err = new ReplicationError('REPL_CLOSED', `change log ${this.dir} is closed`)
     for (const w of this.#appendWaiters) w.reject(err)
     await this.#files.close()

@@ -184,8 +184,8 @@ t.test('trim deletes whole segments up to seq, never the newest; reads below fir
   const files = await segmentFiles(dir)
   const firsts = files.map((f) => BigInt(f.slice(0, 20)))
   const cutAt = firsts[3] ?? 0n
-  await log.trim(cutAt)
-  // Segments 0..2 end below firsts[3]; segment 3 holds firsts[3] and more, so it stays.
+  await log.trim(cutAt - 1n)
+  // Segments 0..2 end at firsts[3] - 1 at the latest; segment 3 starts at firsts[3], so it stays.
   t.strictSame(await segmentFiles(dir), files.slice(3), 'the first three segments are gone')
   t.equal(log.firstSeq(), cutAt)
   await t.rejects(log.read(cutAt - 1n, 10, 1e6), {
@@ -209,13 +209,14 @@ t.test('retention: past the byte cap the oldest segments go even if unread', asy
   const next = randomChanges(seed + 3, false)
   for (let i = 0; i < 1000; i++) log.append(next())
   await log.durable(1000n)
-  // The writer deletes the old segments just after the group's waiters are released: close() waits for it.
-  await log.close()
+  // The writer deletes the old segments just after the group's waiters are released.
+  await log.settled()
   const s = log.stats()
   t.ok(s.diskBytes <= 16384, `${String(s.diskBytes)} bytes on disk`)
   const sizes = await Promise.all((await segmentFiles(dir)).map(async (f) => (await stat(join(dir, f))).size))
   t.equal(sizes.reduce((a, b) => a + b, 0), s.diskBytes, 'the count matches the files')
   t.ok(log.firstSeq() > 1n, `firstSeq ${String(log.firstSeq())}`)
+  await log.close()
   const again = await openLog(t, { dir })
   t.equal(again.firstSeq(), log.firstSeq(), 'the files say the same after reopen')
   await t.rejects(again.read(1n, 10, 1e6), { code: 'REPL_TRIMMED' }, 'a standby at 0 needs a full resync')
@@ -229,13 +230,15 @@ t.test('an old segment that cannot be deleted costs disk, not the log', { skip: 
   const next = randomChanges(seed + 9, false)
   for (let i = 0; i < 40; i++) log.append(next())
   await log.durable(log.lastSeq())
+  // durable() resolves before the writer deletes segments past the cap: wait for that too.
+  await log.settled()
   const stuck = join(dir, (await segmentFiles(dir))[0] ?? '')
-  // An immutable file: unlink fails with EPERM even for root.
-  await sh('chattr', ['+i', stuck])
   t.teardown(async () => {
-    await sh('chattr', ['-i', stuck])
+    await sh('chattr', ['-i', stuck]).catch(() => undefined)
     await rm(dir, { recursive: true })
   })
+  // An immutable file: unlink fails with EPERM even for root.
+  await sh('chattr', ['+i', stuck])
   for (let i = 0; i < 200; i++) log.append(next())
   await log.durable(log.lastSeq())
   t.doesNotThrow(() => log.append(next()), 'the log goes on')
@@ -455,11 +458,11 @@ t.test('a failed fdatasync fails the log: waiters and later appends get EIO', as
 t.test('disk full (a 64 KiB tmpfs): durable rejects with EIO and nothing later pretends to succeed', { skip: process.getuid?.() === 0 ? false : 'needs root to mount a tmpfs' }, async (t) => {
   // Not under t.testdir(): tap removes that before teardowns run, and a mount point cannot go while mounted.
   const mnt = await mkdtemp(join(tmpdir(), 'tsnfs-log-full-'))
-  await sh('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tsnfs-test-full', mnt])
   t.teardown(async () => {
-    await sh('umount', ['-l', mnt])
+    await sh('umount', ['-l', mnt]).catch(() => undefined)
     await rm(mnt, { recursive: true })
   })
+  await sh('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tsnfs-test-full', mnt])
   const dir = join(mnt, 'log')
   const log = await ChangeLog.open({ dir, exportId: 3 })
   const durable: bigint[] = []
@@ -507,7 +510,8 @@ t.test('durable awaits the gate after local durability', async (t) => {
   log.append(next())
   let done = false
   const p = log.durable(2n).then(() => (done = true))
-  await new Promise((r) => setTimeout(r, 50))
+  await log.settled()
+  await new Promise((r) => setImmediate(r))
   t.equal(log.durableSeq(), 2n, 'on disk')
   t.equal(done, false, 'but the gate holds it')
   release()
