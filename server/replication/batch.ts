@@ -9,7 +9,7 @@ import type { repl_change } from '../../xdr/generated/replication.ts'
 import { repl_change as replChangeCodec } from '../../xdr/generated/replication.ts'
 import { XdrWriter } from '../../xdr/runtime/writer.ts'
 import type { ChangeSource, DataSource, LoggedChange } from './log-types.ts'
-import { changeToRepl } from './wire-change.ts'
+import { changeToRepl } from './change-codec.ts'
 
 export interface BatchCaps {
   changes: number

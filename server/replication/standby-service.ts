@@ -52,7 +52,7 @@ import type { NodeState } from './node-state.ts'
 import { roleToWire, statusToWire } from './status.ts'
 import type { ExportPosition, NodeStatus, PeerStatus } from './status.ts'
 import { ownChange } from './own-change.ts'
-import { changeFromRepl } from './wire-change.ts'
+import { changeFromRepl } from './change-codec.ts'
 
 export interface StandbyExport {
   id: number

@@ -1,8 +1,7 @@
 /*
  * The status view: to the wire and back, as JSON (bigints as strings), text
- * cut to the wire's 64 bytes, and the metrics families; and the stand-in
- * change converter (wire-change.ts): every op there and back, and the
- * changes it refuses.
+ * cut to the wire's 64 bytes, the metrics families, and ownChange (the
+ * standby's copy of a change out of the reused record).
  */
 import t from 'tap'
 import type { Change } from '../../../vfs/replica/change.ts'
@@ -10,11 +9,9 @@ import { Exposition } from '../../../server/metrics/prometheus.ts'
 import { replicationFamilies } from '../../../server/replication/metrics.ts'
 import { statusFromWire, statusToJson, statusToWire } from '../../../server/replication/status.ts'
 import type { NodeStatus } from '../../../server/replication/status.ts'
-import { changeFromRepl, changeToRepl } from '../../../server/replication/wire-change.ts'
-import { repl_change, repl_status_ok } from '../../../xdr/generated/replication.ts'
+import { repl_status_ok } from '../../../xdr/generated/replication.ts'
 import { XdrReader } from '../../../xdr/runtime/reader.ts'
 import { XdrWriter } from '../../../xdr/runtime/writer.ts'
-import { changeNo } from './fixtures.ts'
 
 const view: NodeStatus = {
   node: 'n1',
@@ -80,27 +77,6 @@ t.test('metrics families', async (t) => {
     'tsnfs_replication_peer_deaths_total{peer="10.0.0.2:2050"} 1',
     'tsnfs_replication_peer_deaths_total{peer="10.0.0.3:2050"} 0',
   ])
-})
-
-t.test('wire-change: every op there and back; refusals', async (t) => {
-  const ref = { id: 77n, gen: 3 }
-  const all: Change[] = [0, 1, 3, 4, 5, 13].map((i) => changeNo(i))
-  all.push(
-    { op: 'write', ref, offset: 2n ** 40n, length: 5, data: Buffer.from('hello'), times: [] },
-    { op: 'symlink', obj: { dir: ref, name: Buffer.from('l'), ref: { id: 78n, gen: 1 }, mode: 0o777, uid: 0, gid: 0 }, target: Buffer.from('../x'), times: [] },
-    { op: 'mknod', obj: { dir: ref, name: Buffer.from('d'), ref: { id: 79n, gen: 1 }, mode: 0o600, uid: 0, gid: 0 }, type: 'char', rdev: { major: 1, minor: 3 }, times: [] },
-    { op: 'rmdir', dir: ref, name: Buffer.from('gone'), times: [] },
-    { op: 'link', ref, dir: { id: 1n, gen: 1 }, name: Buffer.from('again'), times: [] },
-    { op: 'setattr', ref, set: { uid: 5, gid: 6, atime: { sec: -1, nsec: 999_999_999 } }, times: [] },
-    { op: 'setattr', ref, set: {}, times: [] },
-  )
-  for (const c of all) t.same(changeFromRepl(roundTrip(repl_change, changeToRepl(c))), c, c.op)
-  const write = changeToRepl({ op: 'write', ref, offset: 0n, length: 4, data: Buffer.from('abc'), times: [] })
-  t.throws(() => changeFromRepl(write), { code: 'REPL_BAD_CHANGE', message: 'write of 4 bytes carries 3' })
-  const times = { ref: { id: 1n, gen: 1 }, atime: { sec: 0n, nsec: 0 }, mtime: { sec: 0n, nsec: 0 } }
-  t.throws(() => changeFromRepl({ ...changeToRepl(changeNo(0)), times: [times, times, times, times, times] }), { code: 'REPL_BAD_CHANGE', message: '5 times, at most 4' })
-  t.throws(() => changeFromRepl({ ...changeToRepl(changeNo(0)), times: [{ ...times, mtime: { sec: 0n, nsec: 1_000_000_000 } }] }), { code: 'REPL_BAD_CHANGE' })
-  t.throws(() => changeFromRepl({ ...changeToRepl(changeNo(0)), times: [{ ...times, atime: { sec: 2n ** 62n, nsec: 0 } }] }), { code: 'REPL_BAD_CHANGE', message: /out of range/ })
 })
 
 t.test('ownChange copies every buffer out of the record', async (t) => {
