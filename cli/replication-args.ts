@@ -3,6 +3,8 @@
  * cluster names, HOST:PORT addresses, the heartbeat interval and timeout.
  */
 import { hostname } from 'node:os'
+import { ServiceAddress, parseVip } from '../server/replication/address.ts'
+import type { Logger } from '../server/logger.ts'
 
 /** HOST:PORT or [v6]:PORT; port 0 only where `allowAny` (listen on any free port). */
 export function parseHostPort(flag: string, text: string, allowAny = false): { host: string; port: number } {
@@ -30,4 +32,22 @@ export function identityOf(values: { node?: string | undefined; cluster?: string
     if (n < 1 || n > 64) throw new Error(`--${flag}: 1 to 64 bytes, not ${JSON.stringify(v)}`)
   }
   return { node, cluster }
+}
+
+/** --vip ADDR/PREFIX with --vip-dev DEV, and the hooks: what a node runs when its role changes (undefined: nothing). */
+export function serviceAddressOf(
+  values: { vip?: string | undefined; 'vip-dev'?: string | undefined; 'on-takeover'?: string | undefined; 'on-fenced'?: string | undefined },
+  node: string,
+  log: Logger,
+): ServiceAddress | undefined {
+  if ((values.vip === undefined) !== (values['vip-dev'] === undefined)) throw new Error('--vip and --vip-dev go together')
+  const vip = values.vip === undefined ? undefined : parseVip(values.vip, values['vip-dev'] ?? '')
+  if (vip === undefined && values['on-takeover'] === undefined && values['on-fenced'] === undefined) return undefined
+  return new ServiceAddress({
+    node,
+    log,
+    ...(vip === undefined ? {} : { vip }),
+    ...(values['on-takeover'] === undefined ? {} : { onTakeover: values['on-takeover'] }),
+    ...(values['on-fenced'] === undefined ? {} : { onFenced: values['on-fenced'] }),
+  })
 }

@@ -15,7 +15,7 @@ import { wantsHelp } from './help.ts'
 import type { ServerMemoryOptions } from '../server/memory.ts'
 import type { LockingOptions } from '../server/locking.ts'
 import { PrimaryReplication } from '../server/replication/primary.ts'
-import { identityOf, parseHostPort, parseMs } from './replication-args.ts'
+import { identityOf, parseHostPort, parseMs, serviceAddressOf } from './replication-args.ts'
 
 /** Resource limit flags (issue 7 §2): flag, RpcLimits field, and the unit on the command line. */
 const LIMIT_FLAGS = [
@@ -56,6 +56,8 @@ export const SERVE_USAGE = `usage: tsnfs serve [--exports FILE] [--port N] [--ho
                         waits for every live standby; --async: standbys trail by up to --lag MS
   --node NAME --cluster NAME   this node's replication identity (default: host name, tsnfs)
   --heartbeat MS --heartbeat-timeout MS   standby checks (default 1000, 5000)
+  --vip ADDR/PREFIX --vip-dev DEV   the service address this primary holds: removed when a
+                        standby has taken over (fenced); --on-fenced CMD runs then too
   --log-level LEVEL     fatal, error, warn, info (default), debug, trace; JSON lines on stderr
   limits: --max-connections N (4096)  --max-connections-per-client N (256)
           --max-requests N (512 in flight in all)  --max-requests-per-connection N (64)
@@ -105,6 +107,9 @@ export async function serve(argv: string[]): Promise<number> {
       cluster: { type: 'string' },
       heartbeat: { type: 'string' },
       'heartbeat-timeout': { type: 'string' },
+      vip: { type: 'string' },
+      'vip-dev': { type: 'string' },
+      'on-fenced': { type: 'string' },
     },
     allowPositionals: false,
   })
@@ -138,9 +143,12 @@ export async function serve(argv: string[]): Promise<number> {
   })
 
   const ending = { fenced: false }
-  const replication = await replicationOf(values, stateDir, exportsFile, log, () => {
+  if (values.standby === undefined && (values.vip !== undefined || values['on-fenced'] !== undefined)) throw new Error('--vip and --on-fenced need --standby')
+  const address = values.standby === undefined ? undefined : serviceAddressOf(values, identityOf(values).node, log)
+  const replication = await replicationOf(values, stateDir, exportsFile, log, (epoch) => {
     ending.fenced = true
-    process.kill(process.pid, 'SIGTERM')
+    // Give the address up first (another node holds it now), then stop.
+    void (address?.fenced(epoch) ?? Promise.resolve()).finally(() => process.kill(process.pid, 'SIGTERM'))
   })
   const server = await createServer({
     exports: list,
@@ -206,7 +214,7 @@ async function replicationOf(
   stateDir: string,
   exportsFile: string | undefined,
   log: pino.Logger,
-  onFenced: () => void,
+  onFenced: (epoch: bigint) => void,
 ): Promise<PrimaryReplication | undefined> {
   const standbys = (values.standby ?? []).map((s) => parseHostPort('standby', s))
   if (standbys.length === 0) {

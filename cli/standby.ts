@@ -10,7 +10,7 @@ import { loadExports } from '../server/exports/parse.ts'
 import { StandbyNode } from '../server/replication/standby-node.ts'
 import { lockStateDir } from '../server/state.ts'
 import { wantsHelp } from './help.ts'
-import { identityOf, parseHostPort } from './replication-args.ts'
+import { identityOf, parseHostPort, serviceAddressOf } from './replication-args.ts'
 
 export const STANDBY_USAGE = `usage: tsnfs standby --listen HOST:PORT --exports FILE --state-dir DIR --port NFSPORT [--host ADDR]
                      [--node NAME] [--cluster NAME] [--log-level LEVEL]
@@ -24,6 +24,10 @@ export const STANDBY_USAGE = `usage: tsnfs standby --listen HOST:PORT --exports 
   --port NFSPORT        the NFS port after a takeover (0: any free port)
   --host ADDR           the NFS address after a takeover (default: every address)
   --node NAME --cluster NAME   this node's identity (default: host name, tsnfs)
+  --vip ADDR/PREFIX --vip-dev DEV   at the takeover, add the service address to DEV and
+                        announce it (gratuitous ARP by arping when installed), as keepalived would
+  --on-takeover CMD     run CMD (/bin/sh -c) after the takeover, with TSNFS_ROLE, TSNFS_EPOCH,
+                        TSNFS_NODE in its environment; its failure is logged, never undoes it
 `
 
 export async function standby(argv: string[]): Promise<number> {
@@ -41,6 +45,9 @@ export async function standby(argv: string[]): Promise<number> {
       host: { type: 'string' },
       node: { type: 'string' },
       cluster: { type: 'string' },
+      vip: { type: 'string' },
+      'vip-dev': { type: 'string' },
+      'on-takeover': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
     },
     allowPositionals: false,
@@ -58,9 +65,12 @@ export async function standby(argv: string[]): Promise<number> {
     lock.releaseSync()
   })
   const list = await loadExports(values.exports ?? '')
+  const identity = identityOf(values)
+  const address = serviceAddressOf(values, identity.node, log)
   const node = await StandbyNode.open({
     stateDir,
-    ...identityOf(values),
+    ...identity,
+    ...(address === undefined ? {} : { address }),
     listen,
     exports: list,
     serve: { port, ...(values.host === undefined ? {} : { host: values.host }), registerRpcbind: false },

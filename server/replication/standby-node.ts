@@ -27,6 +27,7 @@ import type { ServerOptions, TsnfsServer } from '../index.ts'
 import type { Logger } from '../logger.ts'
 import { RpcServer } from '../rpc/server.ts'
 import { NodeState, replicationDir, writeAtomic } from './node-state.ts'
+import type { ServiceAddress } from './address.ts'
 import { PrimaryReplication } from './primary.ts'
 import { STANDBY_RPC_LIMITS, createReplicationProgram } from './standby-program.ts'
 import { StandbyService } from './standby-service.ts'
@@ -43,6 +44,8 @@ export interface StandbyNodeOptions {
   serve: Omit<ServerOptions, 'exports' | 'stateDir' | 'backends' | 'replication' | 'logger'>
   log: Logger
   backends?: ReadonlyMap<string, BackendFactory>
+  /** Moves the service address here (--vip) and runs --on-takeover, once NFS answers. */
+  address?: ServiceAddress
   /** Called with the NFS server once it serves (after a takeover). */
   onServing?: (server: TsnfsServer, epoch: bigint) => void
 }
@@ -174,6 +177,8 @@ export class StandbyNode {
     })
     this.replication = replication
     this.o.log.warn({ epoch: epoch.toString(), port: this.nfs.port }, 'replication: serving NFS as the primary')
+    // The address comes last: the first packet sent to it finds the service listening.
+    await this.o.address?.takeover(epoch)
     this.o.onServing?.(this.nfs, epoch)
   }
 }
