@@ -58,6 +58,7 @@ export class MirrorDevice implements Layer {
 
   async readInto(offset: number, target: Uint8Array): Promise<void> {
     this.#check('read', offset, target.length)
+    this.#legs.clients.touch()
     await this.#legs.readInto(offset, target, { locked: false })
   }
 
@@ -66,6 +67,7 @@ export class MirrorDevice implements Layer {
     if (this.readOnly) throw readOnlyError(offset)
     this.#refuseIfFailed(`write at ${offset}`)
     if (data.length === 0) return
+    this.#legs.clients.touch()
     await this.#generations.run(async (generation) => {
       // The intent must be durable before any leg can differ from another.
       await this.#intent?.mark(offset, data.length, generation)
@@ -97,6 +99,11 @@ export class MirrorDevice implements Layer {
     } finally {
       await closeMembers(this.members)
     }
+  }
+
+  /** Rebuild steps that gave way to client I/O (see ClientTurns), since the mirror was built. */
+  get gaveWay(): number {
+    return this.#legs.clients.gaveWay
   }
 
   status(): LayerStatus {
