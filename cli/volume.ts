@@ -190,6 +190,11 @@ export function statusText(st: VolumeStatus): string {
     out += `  member ${m.index}: ${m.uuid} ${m.path ?? '-'} ${m.state}${rebuilt}${m.reason === undefined ? '' : ` (${m.reason})`}\n`
   }
   for (const r of st.repairs) out += `  ${r.path}: ${r.problems.join('; ')}\n`
+  const store = st.snapshotStore
+  if (store !== undefined) {
+    const others = [store.deleting > 0 ? `, ${store.deleting} deleting` : '', store.invalid > 0 ? `, ${store.invalid} invalid` : ''].join('')
+    out += `  snapshot store: ${store.size} bytes, ${store.used} of ${store.bytes} bytes used, ${store.snapshots} snapshot${store.snapshots === 1 ? '' : 's'}${others}\n`
+  }
   return out
 }
 
