@@ -11,7 +11,8 @@ import { openEngineOn } from '../vfs/engine/fs/assemble.ts'
 import type { OpenEngineOptions } from '../vfs/engine/fs/assemble.ts'
 import { redundantChildren } from '../vfs/volume/layer-walk.ts'
 import { setMemberState } from '../vfs/volume/member-state.ts'
-import type { OpenVolume } from '../vfs/volume/open-volume.ts'
+import type { OpenVolume, ResumedRebuild } from '../vfs/volume/open-volume.ts'
+import type { RebuildOptions } from '../vfs/volume/layer.ts'
 import { openVolume } from '../vfs/volume/open-volume.ts'
 import { ServedVolume } from './volume-registry.ts'
 import type { VolumeRegistry } from './volume-registry.ts'
@@ -106,19 +107,50 @@ function recordFailures(v: OpenVolume, name: string, log: VolumeLog, recording: 
 }
 
 /**
+ * The rebuilds an open resumed, as the volume's long operation (a `replace`: status shows its
+ * progress, the metrics its ratio, and a second replace or a scrub is refused until it ends).
+ * Returns where the rebuild's progress goes.
+ */
+function followResumes(sv: ServedVolume, resuming: readonly ResumedRebuild[], log: VolumeLog): (done: number, total: number) => void {
+  const first = resuming[0] as ResumedRebuild
+  let report: (done: number, total: number) => void = () => undefined
+  for (const r of resuming) log.warn(`volume ${sv.name}: member ${r.index} (${r.uuid}) was rebuilding; the rebuild resumes from ${r.from} bytes in the background`)
+  sv.start('replace', { member: first.index, disk: first.path }, async (progress) => {
+    report = progress
+    try {
+      await Promise.all(resuming.map((r) => r.done))
+    } catch (err) {
+      const closed = err instanceof Error && 'code' in err && err.code === 'BLOCKDEV_CLOSED'
+      log.warn(`volume ${sv.name}: resumed rebuild ${closed ? 'stopped by the close (it continues at the next open)' : `failed: ${err instanceof Error ? err.message : String(err)}`}`)
+      throw err
+    }
+    const line = resuming.map((r) => `member ${r.index} rebuilt onto ${r.path} (${r.uuid})`).join('; ')
+    log.info(`volume ${sv.name}: ${line}, resumed at open`)
+    return `${line}, resumed at open`
+  })
+  return (done, total) => { report(done, total) }
+}
+
+/**
  * Assembles volume `name` from `disks`, logs its state and members, and opens the engine on it.
  * A member absent at start is recorded failed before the engine writes anything, and so is one
  * a layer fails while serving: its disk, if it comes back, is then refused as stale instead of
  * rejoining with data that missed writes. With `serving`, the volume is listed in the registry
  * while it is open, and its events are counted there.
  */
-export async function openEngineOnVolume(name: string, disks: readonly string[], opts: OpenEngineOptions & { snapdirVisible?: boolean }, log: VolumeLog, serving?: VolumeServing): Promise<Vfs> {
+export async function openEngineOnVolume(name: string, disks: readonly string[], opts: OpenEngineOptions & { snapdirVisible?: boolean; rebuild?: RebuildOptions }, log: VolumeLog, serving?: VolumeServing): Promise<Vfs> {
   const paths = await expandDisks(disks)
   // Events may come before openVolume returns (a resync at open); those are only logged and counted.
   const sv = new ServedVolume(name, serving?.exportPath ?? '')
   const recording = new Set<string>()
+  const { rebuild, ...engineOpts } = opts
+  // A rebuild a stop cut short resumes in the background (the export serves at once, degraded);
+  // its progress reaches the volume's operation once that is registered.
+  let report: ((done: number, total: number) => void) | undefined
   const v = await openVolume(paths, {
     volume: name,
+    background: true,
+    rebuild: { ...rebuild, onProgress: (done, total) => { report?.(done, total) } },
     onEvent: (e) => {
       sv.count(e)
       const line = `volume ${name}: ${e.layer} ${e.kind}${e.member === undefined ? '' : ` member ${e.member}`}: ${e.message}`
@@ -140,13 +172,14 @@ export async function openEngineOnVolume(name: string, disks: readonly string[],
       const r = await setMemberState(v, m.uuid, 'failed', `absent at start: ${m.reason}`)
       log.warn(`volume ${c.name}: member ${m.index} (${m.uuid}) recorded failed, configuration seq ${r.config.seq}`)
     }
+    if (v.resuming.length > 0) report = followResumes(sv, v.resuming, log)
     const listed = serving?.registry.add(sv) ?? false
     if (serving !== undefined && !listed) log.warn(`volume ${c.name}: another served volume has this name; the admin channel and the metrics show only the first`)
     try {
-      const engine = await openEngineOn(new VolumeTop(v, () => { if (listed) serving?.registry.remove(sv) }), opts)
+      const engine = await openEngineOn(new VolumeTop(v, () => { if (listed) serving?.registry.remove(sv) }), engineOpts)
       sv.engine = engine
       // A volume keeping snapshots shows them under .snapshot/ (server/volume-snapshots.ts).
-      const served = wrapSnapshots(engine, v, opts)
+      const served = wrapSnapshots(engine, v, engineOpts)
       sv.snapshots = volumeSnapshotsOf(served) ?? null
       return served
     } catch (err) {

@@ -24,6 +24,25 @@ export interface OpenVolumeOptions {
    * the volume is handed out; these are its options, false leaves the member out of service.
    */
   rebuild?: RebuildOptions | false
+  /**
+   * Hand the volume out as soon as the resync is done, with a resumed rebuild still running (its
+   * member serves reads below its watermark and takes every write, as during a replace); the
+   * rebuilds are in `resuming`. The server serves at once this way (degraded) instead of waiting
+   * for the whole member, as md starts an array and recovers in the background.
+   */
+  background?: boolean
+}
+
+/** A rebuild an open resumed from its checkpoint. */
+export interface ResumedRebuild {
+  readonly uuid: string
+  /** The member's index in the configuration. */
+  readonly index: number
+  readonly path: string
+  /** Bytes of the member already whole when the open resumed it. */
+  readonly from: number
+  /** Resolves with the bytes rebuilt once the member is whole and recorded ok; rejects as rebuildMember does. */
+  readonly done: Promise<number>
 }
 
 export interface OpenVolume extends AssembledVolume {
@@ -34,6 +53,8 @@ export interface OpenVolume extends AssembledVolume {
   readonly origin?: OriginDevice
   /** The top layer the configuration's root builds (a mirror, RAID-5...): `device` itself unless a store splits it. */
   readonly top: BlockDevice
+  /** Rebuilds resumed at open (see OpenVolumeOptions.background); settled ones stay listed. */
+  readonly resuming: readonly ResumedRebuild[]
   /** Closes the layers (which close their members), the intent logs, and every disk opened. */
   close(): Promise<void>
 }
@@ -69,10 +90,14 @@ export async function openVolumeOn(disks: readonly Disk[], opts: OpenVolumeOptio
   })
   const top = volume.device
   let origin: OriginDevice | undefined
+  let resumed: ResumedRebuild[] = []
   const close = async (): Promise<void> => {
     // The origin waits for its background deletes, then closes its two partitions of the top.
     await origin?.close().catch(() => undefined)
     await top.close().catch(() => undefined)
+    // A rebuild in the background stops at the close (its checkpoint stays for the next open); a
+    // configuration write it had begun ends before the disks close under it.
+    for (const r of resumed) await r.done.catch(() => undefined)
     for (const intent of volume.intents) await intent.close().catch(() => undefined)
     // Disks the tree does not hold (a member marked failed) are still open.
     for (const d of volume.disks) await d.dev.close().catch(() => undefined)
@@ -87,12 +112,13 @@ export async function openVolumeOn(disks: readonly Disk[], opts: OpenVolumeOptio
         for (const [i, m] of layer.members.entries()) if (m instanceof MissingDevice && layer.status().members[i]?.state === 'ok') layer.fail(i)
       }
       await dropCheckpoints(volume, opts.rebuild !== false)
-      const resumed = opts.rebuild === false ? [] : startResumes(volume, opts.rebuild ?? {})
-      // A failed resume is awaited below; until then its rejection is not unhandled.
+      resumed = opts.rebuild === false ? [] : startResumes(volume, opts.rebuild ?? {})
+      // A failed resume is awaited below (or by whoever holds `resuming`); until then its rejection is not unhandled.
       for (const r of resumed) r.done.catch(() => undefined)
       // Innermost first: an outer layer's resync reads through the inner ones.
       for (const layer of redundantLayers(top).reverse()) await layer.resync()
-      for (const r of resumed) await r.done
+      if (opts.background !== true) for (const r of resumed) await r.done
+      // Back in its layer (rebuilding, or whole): no longer a member the volume runs without.
       if (resumed.length > 0) opened = Object.assign(volume, { missing: volume.missing.filter((m) => !resumed.some((r) => r.uuid === m.uuid)) })
     } catch (err) {
       await close()
@@ -100,7 +126,7 @@ export async function openVolumeOn(disks: readonly Disk[], opts: OpenVolumeOptio
     }
   }
   const store = volume.config.snapshotStore
-  if (store === undefined) return Object.assign(opened, { close, top })
+  if (store === undefined) return Object.assign(opened, { close, top, resuming: resumed })
   try {
     // After the resync and any resumed rebuild: the store is read through the layers it is as redundant as.
     origin = await openVolumeOrigin(top, store, opts.onEvent)
@@ -108,7 +134,7 @@ export async function openVolumeOn(disks: readonly Disk[], opts: OpenVolumeOptio
     await close()
     throw err
   }
-  return Object.assign(opened, { close, device: origin, origin, top })
+  return Object.assign(opened, { close, device: origin, origin, top, resuming: resumed })
 }
 
 /** The top mirror or RAID-5's place of member `uuid`, if it is a disk right under it and the disk is here. */
@@ -142,15 +168,16 @@ async function dropCheckpoints(volume: AssembledVolume, resume: boolean): Promis
  * through a recovering member the same way). A rebuilding member deeper in the tree, or whose
  * disk is absent, stays out of service.
  */
-function startResumes(volume: AssembledVolume, opts: RebuildOptions): { uuid: string; done: Promise<number> }[] {
-  const out: { uuid: string; done: Promise<number> }[] = []
-  for (const m of volume.config.members) {
+function startResumes(volume: AssembledVolume, opts: RebuildOptions): ResumedRebuild[] {
+  const out: ResumedRebuild[] = []
+  for (const [index, m] of volume.config.members.entries()) {
     const at = m.state === 'rebuilding' ? resumable(volume, m.uuid) : undefined
     if (at === undefined) continue
     const { layer, place, dev } = at
     // The member was assembled as missing: RAID-5 rebuilds only a member it no longer uses.
     if (layer instanceof Raid5Device && layer.status().members[place]?.state !== 'failed') layer.fail(place)
-    out.push({ uuid: m.uuid, done: rebuildMember(volume, m.uuid, layer, place, LAYERS.partition(dev, MEMBER_RESERVED, m.size), opts) })
+    const path = volume.disks.find((d) => d.uuid === m.uuid)?.path ?? ''
+    out.push({ uuid: m.uuid, index, path, from: m.rebuilt ?? 0, done: rebuildMember(volume, m.uuid, layer, place, LAYERS.partition(dev, MEMBER_RESERVED, m.size), opts) })
   }
   return out
 }
