@@ -50,6 +50,8 @@ async function call(socket: string, req: AdminRequest, onProgress?: (p: Operatio
 /** A member as the server takes it: an index, or a uuid or disk path (made absolute: the server's directory is not ours). */
 function memberArg(text: string): number | string {
   if (/^\d{1,4}$/.test(text)) return Number(text)
+  // A layout address: leg 0, stripe member 1 is "0.1" (vfs/volume/member-place.ts).
+  if (/^\d{1,2}(\.\d{1,2}){1,7}$/.test(text)) return text
   return /^[0-9a-f]{32}$/.test(text) ? text : resolve(text)
 }
 
@@ -95,6 +97,7 @@ export async function volumeOnline(sub: string, positionals: readonly string[], 
         if (name === undefined || what === undefined || rest.length > (a.member === undefined ? 1 : 0)) throw new VolumeUsageError('online: volume fail NAME DISK|--member N')
         const r = await call(socket, { command: 'fail', volume: name, member: memberArg(what) })
         process.stdout.write(`volume ${String(r.volume)}: member ${String(r.member)} (${String(r.uuid)}) marked failed, configuration seq ${String(r.seq)}\n`)
+        if (r.whole === true) process.stdout.write(`  out of service with it: ${String(r.lost)}\n`)
         return 0
       }
       case 'replace': {
@@ -114,6 +117,7 @@ export async function volumeOnline(sub: string, positionals: readonly string[], 
           show(p.done, p.total)
         })
         process.stdout.write(`volume ${String(r.volume)}: member ${String(r.member)} rebuilt onto ${fresh} (${String(r.uuid)}), configuration seq ${String(r.seq)}\n`)
+        if (r.whole === true) process.stdout.write(`  rebuilt whole: ${String(r.rebuilt)}\n`)
         return 0
       }
       case 'scrub': {

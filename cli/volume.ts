@@ -108,10 +108,11 @@ function disksOf(positionals: readonly string[]): string[] {
   return [...positionals]
 }
 
-export function memberIndex(text: string | undefined): number {
+/** --member: an index in status, or a layout address (0.1: member 1 of child 0); resolved once the volume is open. */
+export function memberIndex(text: string | undefined): string {
   if (text === undefined) throw new VolumeUsageError('--member N is needed')
-  if (!/^\d{1,4}$/.test(text)) throw new VolumeUsageError(`--member: a member index (0, 1, ...), got ${text}`)
-  return Number(text)
+  if (!/^\d{1,4}$/.test(text) && !/^\d{1,2}(\.\d{1,2}){1,7}$/.test(text)) throw new VolumeUsageError(`--member: a member index (0, 1, ...) or a layout address (0.1), got ${text}`)
+  return text
 }
 
 async function create(positionals: string[], values: Values): Promise<number> {

@@ -14,7 +14,7 @@ import { BACKENDS } from '../../server/backends.ts'
 import { openEngineOnVolume } from '../../server/volume-backend.ts'
 import { ImageFile } from '../../vfs/engine/blockdev/image-file.ts'
 import { openEngineOn } from '../../vfs/engine/fs/assemble.ts'
-import { replaceTopMember } from '../../vfs/volume/member-repair.ts'
+import { replaceVolumeMember } from '../../vfs/volume/member-repair.ts'
 import { openVolume } from '../../vfs/volume/open-volume.ts'
 import { formattedVolume } from '../helpers/volume-images.ts'
 import { startServer } from '../helpers/server.ts'
@@ -49,7 +49,7 @@ t.test('a rebuild cut short resumes in the background; the export serves meanwhi
     const v = await openVolume(disks)
     const dev = await ImageFile.create(fresh, 16 * MiB)
     let closing: Promise<void> | undefined
-    const cut = replaceTopMember(v, 1, { path: fresh, dev }, {
+    const cut = replaceVolumeMember(v, 1, { path: fresh, dev }, {
       stepBytes: 256 * 1024,
       checkpointBytes: MiB,
       onCheckpoint: (rebuilt) => {
