@@ -8,6 +8,8 @@ import { readdir } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { PassThroughDevice } from '../vfs/engine/blockdev/pass-through.ts'
 import { openEngineOn } from '../vfs/engine/fs/assemble.ts'
+import { growFileSystem } from '../vfs/engine/resize/grow-fs.ts'
+import type { GrowResult } from '../vfs/engine/resize/grow-fs.ts'
 import type { OpenEngineOptions } from '../vfs/engine/fs/assemble.ts'
 import { redundantChildren } from '../vfs/volume/layer-walk.ts'
 import { setMemberState } from '../vfs/volume/member-state.ts'
@@ -18,6 +20,7 @@ import { ServedVolume } from './volume-registry.ts'
 import type { VolumeRegistry } from './volume-registry.ts'
 import type { Vfs } from '../vfs/types.ts'
 import { volumeSnapshotsOf, wrapSnapshots } from './volume-snapshots.ts'
+import { SwappableVfs } from './volume-swap.ts'
 
 const GLOB = /[*?[]/
 
@@ -147,47 +150,117 @@ export async function openEngineOnVolume(name: string, disks: readonly string[],
   // A rebuild a stop cut short resumes in the background (the export serves at once, degraded);
   // its progress reaches the volume's operation once that is registered.
   let report: ((done: number, total: number) => void) | undefined
-  const v = await openVolume(paths, {
-    volume: name,
-    background: true,
-    rebuild: { ...rebuild, onProgress: (done, total) => { report?.(done, total) } },
-    onEvent: (e) => {
-      sv.count(e)
-      const line = `volume ${name}: ${e.layer} ${e.kind}${e.member === undefined ? '' : ` member ${e.member}`}: ${e.message}`
-      // A rebuild reports each step: information, not a warning.
-      if (e.kind === 'rebuild-progress') log.info(line)
-      else log.warn(line)
-      if (sv.volume !== null && e.kind === 'member-failed') recordFailures(sv.volume, name, log, recording)
-    },
-  })
-  sv.volume = v
-  try {
-    const c = v.config
-    const state = v.missing.length > 0 ? 'degraded' : 'ok'
-    log.info(`volume ${c.name} (id ${c.id}): ${c.root.kind} of ${c.members.length} members, ${v.device.size} bytes, seq ${c.seq}, ${state}`)
-    for (const m of v.missing) log.warn(`volume ${c.name}: runs without ${m.reason}`)
-    for (const r of v.repairs) log.warn(`volume ${c.name}: ${r.path}: ${r.problems.join('; ')}`)
-    for (const m of v.missing) {
-      if (c.members[m.index]?.state !== 'ok') continue
-      const r = await setMemberState(v, m.uuid, 'failed', `absent at start: ${m.reason}`)
-      log.warn(`volume ${c.name}: member ${m.index} (${m.uuid}) recorded failed, configuration seq ${r.config.seq}`)
-    }
-    if (v.resuming.length > 0) report = followResumes(sv, v.resuming, log)
-    const listed = serving?.registry.add(sv) ?? false
-    if (serving !== undefined && !listed) log.warn(`volume ${c.name}: another served volume has this name; the admin channel and the metrics show only the first`)
+  /** Assembles the volume from `at`, logs its state, records members absent at start failed, follows a resumed rebuild. */
+  const assemble = async (at: readonly string[]): Promise<OpenVolume> => {
+    const v = await openVolume(at, {
+      volume: name,
+      background: true,
+      rebuild: { ...rebuild, onProgress: (done, total) => { report?.(done, total) } },
+      onEvent: (e) => {
+        sv.count(e)
+        const line = `volume ${name}: ${e.layer} ${e.kind}${e.member === undefined ? '' : ` member ${e.member}`}: ${e.message}`
+        // A rebuild reports each step: information, not a warning.
+        if (e.kind === 'rebuild-progress') log.info(line)
+        else log.warn(line)
+        if (sv.volume !== null && e.kind === 'member-failed') recordFailures(sv.volume, name, log, recording)
+      },
+    })
+    sv.volume = v
     try {
-      const engine = await openEngineOn(new VolumeTop(v, () => { if (listed) serving?.registry.remove(sv) }), engineOpts)
+      const c = v.config
+      const state = v.missing.length > 0 ? 'degraded' : 'ok'
+      log.info(`volume ${c.name} (id ${c.id}): ${c.root.kind} of ${c.members.length} members, ${v.device.size} bytes, seq ${c.seq}, ${state}`)
+      for (const m of v.missing) log.warn(`volume ${c.name}: runs without ${m.reason}`)
+      for (const r of v.repairs) log.warn(`volume ${c.name}: ${r.path}: ${r.problems.join('; ')}`)
+      for (const m of v.missing) {
+        if (c.members[m.index]?.state !== 'ok') continue
+        const r = await setMemberState(v, m.uuid, 'failed', `absent at start: ${m.reason}`)
+        log.warn(`volume ${c.name}: member ${m.index} (${m.uuid}) recorded failed, configuration seq ${r.config.seq}`)
+      }
+      if (v.resuming.length > 0) report = followResumes(sv, v.resuming, log)
+      return v
+    } catch (err) {
+      await v.close()
+      throw err
+    }
+  }
+  // While the engine is swapped (a grow), its close closes the volume but leaves it listed.
+  let swapping = false
+  let listed = false
+  /** The engine on `v` and the export's Vfs over it; on an error the volume is closed. */
+  const serve = async (v: OpenVolume): Promise<Vfs> => {
+    try {
+      const engine = await openEngineOn(new VolumeTop(v, () => { if (listed && !swapping) serving?.registry.remove(sv) }), engineOpts)
       sv.engine = engine
       // A volume keeping snapshots shows them under .snapshot/ (server/volume-snapshots.ts).
       const served = wrapSnapshots(engine, v, engineOpts)
       sv.snapshots = volumeSnapshotsOf(served) ?? null
       return served
     } catch (err) {
-      if (listed) serving?.registry.remove(sv)
+      await v.close()
       throw err
     }
+  }
+  const v = await assemble(paths)
+  listed = serving?.registry.add(sv) ?? false
+  if (serving !== undefined && !listed) log.warn(`volume ${v.config.name}: another served volume has this name; the admin channel and the metrics show only the first`)
+  let proxy: SwappableVfs
+  try {
+    proxy = new SwappableVfs(await serve(v))
   } catch (err) {
-    await v.close()
+    if (listed) serving?.registry.remove(sv)
     throw err
   }
+  sv.regrow = async (change) => {
+    const old = sv.volume
+    if (old === null) throw new Error(`volume ${name} is not open`)
+    const current = old.config.members.flatMap((m) => old.disks.filter((d) => d.uuid === m.uuid).map((d) => d.path))
+    const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)))
+    await proxy.hold()
+    swapping = true
+    let swapped = false
+    try {
+      // Everything the engine answered is on the disks once it closes (its journal checkpointed: a clean file system).
+      await proxy.current?.close()
+      let next = current
+      let failure: Error | undefined
+      try {
+        next = [...(await change(current))]
+      } catch (err) {
+        failure = asError(err)
+      }
+      let reopened: OpenVolume
+      try {
+        reopened = await assemble(next)
+      } catch (err) {
+        // The change may have left the volume as it was: serve that rather than nothing.
+        if (next === current) throw err
+        reopened = await assemble(current)
+        failure ??= asError(err)
+      }
+      let fs: GrowResult | undefined
+      if (failure === undefined) {
+        try {
+          fs = await growFileSystem(reopened.device)
+        } catch (err) {
+          failure = asError(err)
+        }
+      }
+      proxy.swap(await serve(reopened))
+      swapped = true
+      if (failure !== undefined) throw failure
+      return { volume: reopened, fs: fs as GrowResult }
+    } catch (err) {
+      if (!swapped) {
+        // No engine to serve: the export's calls fail with EIO until the export is reloaded.
+        proxy.swap(null)
+        log.warn(`volume ${name}: could not be reopened after the grow, the export answers EIO: ${asError(err).message}`)
+      }
+      throw err
+    } finally {
+      swapping = false
+      proxy.release()
+    }
+  }
+  return proxy
 }

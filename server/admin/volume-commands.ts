@@ -1,5 +1,6 @@
 /*
- * The admin commands on served volumes (issue 14 item 3): volumes, status, fail, replace, scrub.
+ * The admin commands on served volumes (issue 14 item 3): volumes, status, fail, replace, scrub,
+ * grow (the volume, then its file system, while the export's calls wait: see ServedVolume.regrow).
  * They act on the volume the server holds open, through the same functions the offline
  * `tsnfs volume` commands use (vfs/volume/member-repair.ts, scrub-volume.ts), so the engine
  * keeps serving while a member is failed, rebuilt or checked.
@@ -9,6 +10,7 @@ import { ImageFile } from '../../vfs/engine/blockdev/image-file.ts'
 import { VolumeError } from '../../vfs/volume/layer.ts'
 import { memberAtAddress } from '../../vfs/volume/member-place.ts'
 import { checkReplace, failVolumeMember, refuseMemberPath, replaceVolumeMember } from '../../vfs/volume/member-repair.ts'
+import { checkGrowable, growDisks } from '../../vfs/volume/grow.ts'
 import type { OpenVolume } from '../../vfs/volume/open-volume.ts'
 import { scrubLayers } from '../../vfs/volume/scrub-volume.ts'
 import { volumeStatus } from '../../vfs/volume/volume-status.ts'
@@ -49,6 +51,22 @@ export function memberOf(v: OpenVolume, req: AdminRequest): number {
   const byPath = disk === undefined ? -1 : v.config.members.findIndex((r) => r.uuid === disk.uuid)
   if (byPath >= 0) return byPath
   throw new VolumeError('VOLUME_MEMBER', `volume ${v.config.name} has no member ${JSON.stringify(m.slice(0, 256))} (give an index, a member uuid or one of its disks)`)
+}
+
+/** `disks`: absent, or absolute paths of new disks (the server's working directory is not the client's). */
+function diskList(req: AdminRequest): string[] {
+  const v = req.disks
+  if (v === undefined) return []
+  if (!Array.isArray(v) || v.length > 64 || !v.every((d): d is string => typeof d === 'string' && isAbsolute(d) && d.length <= 4096)) {
+    throw new AdminError('ADMIN_BAD_ARGUMENT', `${req.command}: "disks" must be a list of at most 64 absolute paths`)
+  }
+  return v
+}
+
+/** `size`: absent, "max", or bytes per member. */
+function growSize(req: AdminRequest): 'max' | number | undefined {
+  if (req.size === 'max') return 'max'
+  return optionalNumber(req, 'size', Number.MAX_SAFE_INTEGER)
 }
 
 function describeOperation(op: VolumeOperation | null): Record<string, unknown> | null {
@@ -137,6 +155,34 @@ export function registerVolumeCommands(commands: AdminCommands, volumes: VolumeR
     const m = v.config.members[index]
     // A disk of a stripe leg: the whole leg was rebuilt (the reply says so, as fail's does).
     return { volume: sv.name, member: index, disk, uuid: m?.uuid, seq: v.config.seq, rebuilt: place.path, whole: !place.sole, message: sv.lastOperation?.message }
+  })
+
+  commands.register('grow', async (req) => {
+    const { sv, v } = served(volumes, req)
+    const add = diskList(req)
+    const size = growSize(req)
+    refuseBusy(sv)
+    for (const d of add) refuseMemberPath(v, d)
+    // Refused from the configuration before the export is held and anything closed.
+    checkGrowable(v, add.length, size)
+    const regrow = sv.regrow
+    if (regrow === null) throw new AdminError('ADMIN_FAILED', `volume ${sv.name} is not serving yet`)
+    const before = { size: v.device.size, seq: v.config.seq }
+    let grown = false
+    const op = sv.start('grow', {}, async () => {
+      log.warn({ volume: sv.name, add, size }, `volume ${sv.name}: online grow started (the export's calls wait while the volume and its engine reopen)`)
+      const r = await regrow(async (paths) => {
+        const g = await growDisks(paths, add, { ...(size === undefined ? {} : { size }), force: optionalBoolean(req, 'force') })
+        grown = g.grown
+        return g.paths
+      })
+      const line = `${r.volume.config.root.kind} ${grown ? `grown from ${before.size} to ${r.volume.device.size} bytes` : `already ${before.size} bytes`}; file system ${r.fs.grown ? `grown from ${r.fs.oldBlocks} to ${r.fs.newBlocks} blocks` : `already ${r.fs.oldBlocks} blocks`} of ${r.fs.blockSize} bytes`
+      log.warn({ volume: sv.name }, `volume ${sv.name}: ${line}`)
+      return line
+    })
+    await op.finished
+    const now = sv.volume
+    return { volume: sv.name, grown, before: before.size, size: now?.device.size ?? null, seq: now?.config.seq ?? null, added: add, message: sv.lastOperation?.message }
   })
 
   commands.register('scrub', async (req, ctx) => {
