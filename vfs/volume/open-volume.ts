@@ -10,6 +10,7 @@ import { rebuildMember, setRebuildCheckpoint } from './member-state.ts'
 import { MirrorDevice } from './mirror.ts'
 import { Raid5Device } from './raid5.ts'
 import type { Disk } from './member-io.ts'
+import type { LayoutNode } from './config.ts'
 import type { OriginDevice } from './snapshot.ts'
 import { openVolumeOrigin } from './snapshot-volume.ts'
 
@@ -137,14 +138,30 @@ export async function openVolumeOn(disks: readonly Disk[], opts: OpenVolumeOptio
   return Object.assign(opened, { close, device: origin, origin, top, resuming: resumed })
 }
 
-/** The top mirror or RAID-5's place of member `uuid`, if it is a disk right under it and the disk is here. */
-function resumable(volume: AssembledVolume, uuid: string): { layer: MirrorDevice | Raid5Device; place: number; dev: BlockDevice } | undefined {
+/** The disk a child is, through partitions (a RAID-5 of partitions); undefined for a subtree of several. */
+function soleDisk(node: LayoutNode): string | undefined {
+  if (node.kind === 'disk') return node.member
+  return node.kind === 'partition' ? soleDisk(node.child) : undefined
+}
+
+/** The member's data area (`inner`) under the partitions `node` puts between it and the layer. */
+function underPartitions(node: LayoutNode, inner: BlockDevice): BlockDevice {
+  return node.kind === 'partition' ? LAYERS.partition(underPartitions(node.child, inner), node.offset, node.size) : inner
+}
+
+/**
+ * The top mirror or RAID-5's place of member `uuid`, if its child there is that disk (through
+ * partitions: the checkpoint counts bytes of the child, which is what the rebuild recorded) and
+ * the disk is here; with the device to rebuild onto, built over the disk.
+ */
+function resumable(volume: AssembledVolume, uuid: string): { layer: MirrorDevice | Raid5Device; place: number; child: (dataArea: BlockDevice) => BlockDevice; dev: BlockDevice } | undefined {
   const root = volume.config.root
   const layer = volume.device
   if ((root.kind !== 'mirror' && root.kind !== 'raid5') || !(layer instanceof MirrorDevice || layer instanceof Raid5Device)) return undefined
-  const place = root.children.findIndex((n) => n.kind === 'disk' && n.member === uuid)
+  const place = root.children.findIndex((n) => soleDisk(n) === uuid)
+  const node = root.children[place]
   const disk = volume.disks.find((d) => d.uuid === uuid)
-  return place < 0 || disk === undefined ? undefined : { layer, place, dev: disk.dev }
+  return node === undefined || disk === undefined ? undefined : { layer, place, child: (area) => underPartitions(node, area), dev: disk.dev }
 }
 
 /**
@@ -165,19 +182,19 @@ async function dropCheckpoints(volume: AssembledVolume, resume: boolean): Promis
  * configuration shows cut short, and returns each one's promise with the member's uuid. Each
  * member is back in its layer, as rebuilding up to the checkpoint, when this returns, so a
  * resync started next brings the regions a crash left dirty up to date on it too (md resyncs
- * through a recovering member the same way). A rebuilding member deeper in the tree, or whose
- * disk is absent, stays out of service.
+ * through a recovering member the same way). A rebuilding member deeper in the tree (a disk of a
+ * stripe leg: its rebuild kept no checkpoint), or whose disk is absent, stays out of service.
  */
 function startResumes(volume: AssembledVolume, opts: RebuildOptions): ResumedRebuild[] {
   const out: ResumedRebuild[] = []
   for (const [index, m] of volume.config.members.entries()) {
     const at = m.state === 'rebuilding' ? resumable(volume, m.uuid) : undefined
     if (at === undefined) continue
-    const { layer, place, dev } = at
+    const { layer, place, dev, child } = at
     // The member was assembled as missing: RAID-5 rebuilds only a member it no longer uses.
     if (layer instanceof Raid5Device && layer.status().members[place]?.state !== 'failed') layer.fail(place)
     const path = volume.disks.find((d) => d.uuid === m.uuid)?.path ?? ''
-    out.push({ uuid: m.uuid, index, path, from: m.rebuilt ?? 0, done: rebuildMember(volume, m.uuid, layer, place, LAYERS.partition(dev, MEMBER_RESERVED, m.size), opts) })
+    out.push({ uuid: m.uuid, index, path, from: m.rebuilt ?? 0, done: rebuildMember(volume, m.uuid, layer, place, child(LAYERS.partition(dev, MEMBER_RESERVED, m.size)), opts) })
   }
   return out
 }
