@@ -71,7 +71,7 @@ t.test('a served mirror through the admin socket', async (t) => {
     t.same(await adminRequest(sock, { command: 'status' }), { ok: false, code: 'ADMIN_BAD_ARGUMENT', message: 'status: "volume" must be a non-empty string' })
     t.same(await adminRequest(sock, { command: 'fail', volume: 'mir', member: 7 }), { ok: false, code: 'VOLUME_MEMBER', message: 'volume mir has no member 7 (members 0 … 1)' })
     t.same(await adminRequest(sock, { command: 'fail', volume: 'mir', member: '/no/such.img' }), { ok: false, code: 'VOLUME_MEMBER', message: 'volume mir has no member "/no/such.img" (give an index, a member uuid or one of its disks)' })
-    t.same(await adminRequest(sock, { command: 'fail', volume: 'mir', member: -1 }), { ok: false, code: 'ADMIN_BAD_ARGUMENT', message: 'fail: "member" must be an index (0, 1, ...), a member uuid or a disk path' })
+    t.same(await adminRequest(sock, { command: 'fail', volume: 'mir', member: -1 }), { ok: false, code: 'ADMIN_BAD_ARGUMENT', message: 'fail: "member" must be an index (0, 1, ...), a layout address (0.1: child 1 of child 0), a member uuid or a disk path' })
     t.same(await adminRequest(sock, { command: 'replace', volume: 'mir', member: 0, disk: legs[1] }), { ok: false, code: 'VOLUME_MEMBER', message: `${legs[1]} is one of the volume's disks already` })
     t.same(await adminRequest(sock, { command: 'replace', volume: 'mir', member: 0, disk: 'rel.img' }), { ok: false, code: 'ADMIN_BAD_ARGUMENT', message: 'replace: "disk" must be an absolute path, got "rel.img"' })
     t.same(await adminRequest(sock, { command: 'scrub', volume: 'mir', repair: 'yes' }), { ok: false, code: 'ADMIN_BAD_ARGUMENT', message: 'scrub: "repair" must be true or false' })

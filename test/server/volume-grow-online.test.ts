@@ -97,3 +97,32 @@ t.test('a served span grows by a disk, and its file system with it, while servin
     t.ok(fs.readFileSync(out).equals(want), `${name} in the exported image`)
   }
 })
+
+t.test('a served mirror grows to its larger disks (--size max), and its file system with it', async (t) => {
+  const disks = ['m0.img', 'm1.img'].map((n) => path.join(dir, n)) as [string, string]
+  await formattedVolume('gm', 'mirror', disks, 9 * MiB)
+  const sock = path.join(dir, 'gm.sock')
+  const s = await startServer(t, `/data *(rw,insecure,no_root_squash,backend=engine,volume=gm,disks=${dir}/m?.img)\n`, { admin: sock })
+  const c = await NfsClient.mount(s.url('/data'))
+  t.teardown(() => c.umount().catch(() => undefined))
+  const before = gen(MiB + 7)
+  await c.writeFile('/before.bin', before)
+  const small = await c.statfs()
+  // The image files made larger under the running server, as disks swapped for larger ones.
+  for (const d of disks) fs.truncateSync(d, 13 * MiB)
+  const r = await adminRequest(sock, { command: 'grow', volume: 'gm', size: 'max' })
+  t.match(r, { ok: true, grown: true, before: 8 * MiB, size: 12 * MiB, message: 'mirror grown from 8388608 to 12582912 bytes; file system grown from 8192 to 12288 blocks of 1024 bytes' })
+  const again = await adminRequest(sock, { command: 'grow', volume: 'gm', size: 'max' })
+  t.match(again, { ok: true, grown: false, message: /^mirror already 12582912 bytes; file system already 12288 blocks/ }, 'a second grow has nothing to do')
+  const after = gen(Number(small.fbytes) + MiB)
+  await c.writeFile('/after.bin', after)
+  t.ok((await c.readFile('/before.bin')).equals(before), 'the file written before')
+  t.ok((await c.readFile('/after.bin')).equals(after), 'more than the old free space')
+  await c.umount()
+  await s.server.close()
+  const image = path.join(dir, 'gm.img')
+  const ex = await vol(['export', ...disks, '--to', image])
+  t.equal(ex.code, 0, ex.err)
+  const fsck = e2fsck(image)
+  t.equal(fsck.code, 0, `e2fsck -fn clean: ${fsck.out}`)
+})
