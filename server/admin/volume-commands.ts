@@ -161,6 +161,7 @@ export function registerVolumeCommands(commands: AdminCommands, volumes: VolumeR
     const { sv, v } = served(volumes, req)
     const add = diskList(req)
     const size = growSize(req)
+    const force = optionalBoolean(req, 'force')
     refuseBusy(sv)
     for (const d of add) refuseMemberPath(v, d)
     // Refused from the configuration before the export is held and anything closed.
@@ -172,7 +173,7 @@ export function registerVolumeCommands(commands: AdminCommands, volumes: VolumeR
     const op = sv.start('grow', {}, async () => {
       log.warn({ volume: sv.name, add, size }, `volume ${sv.name}: online grow started (the export's calls wait while the volume and its engine reopen)`)
       const r = await regrow(async (paths) => {
-        const g = await growDisks(paths, add, { ...(size === undefined ? {} : { size }), force: optionalBoolean(req, 'force') })
+        const g = await growDisks(paths, add, { ...(size === undefined ? {} : { size }), force })
         grown = g.grown
         return g.paths
       })
