@@ -19,7 +19,9 @@ import { openVolume } from '../vfs/volume/open-volume.ts'
 import { ServedVolume } from './volume-registry.ts'
 import type { VolumeRegistry } from './volume-registry.ts'
 import type { Vfs } from '../vfs/types.ts'
-import { volumeSnapshotsOf, wrapSnapshots } from './volume-snapshots.ts'
+import { setVolumeSnapshots, volumeSnapshotsOf, wrapSnapshots } from './volume-snapshots.ts'
+import type { VolumeSnapshots } from './volume-snapshots.ts'
+import { VolumeError } from '../vfs/volume/layer.ts'
 import { SwappableVfs } from './volume-swap.ts'
 
 const GLOB = /[*?[]/
@@ -211,6 +213,12 @@ export async function openEngineOnVolume(name: string, disks: readonly string[],
     if (listed) serving?.registry.remove(sv)
     throw err
   }
+  // The snapshot operations of whichever engine serves now (a grow replaces it).
+  const live = (): VolumeSnapshots => {
+    if (sv.snapshots === null) throw new VolumeError('VOLUME_SNAPSHOT', `volume ${name} is not serving`)
+    return sv.snapshots
+  }
+  setVolumeSnapshots(proxy, { create: (snap) => live().create(snap), list: () => live().list(), delete: (snap) => live().delete(snap) })
   sv.regrow = async (change) => {
     const old = sv.volume
     if (old === null) throw new Error(`volume ${name} is not open`)
