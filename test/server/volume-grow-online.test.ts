@@ -11,7 +11,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { NfsClient } from '../../client/nfs-client.ts'
 import { adminRequest } from '../../server/admin/client.ts'
-import { formattedVolume } from '../helpers/volume-images.ts'
+import { exportImage, formattedVolume } from '../helpers/volume-images.ts'
 import { startServer } from '../helpers/server.ts'
 import { scratch, seededBytes, tsnfsRaw } from '../vfs/engine/format-helpers.ts'
 import { debugfs, e2fsck } from '../vfs/engine/fsck-helpers.ts'
@@ -87,8 +87,7 @@ t.test('a served span grows by a disk, and its file system with it, while servin
   await s.server.close()
 
   const image = path.join(dir, 'out.img')
-  const ex = await vol(['export', ...disks, added, '--to', image])
-  t.equal(ex.code, 0, ex.err)
+  await exportImage([...disks, added], image)
   const fsck = e2fsck(image)
   t.equal(fsck.code, 0, `e2fsck -fn clean after the online grow: ${fsck.out}`)
   for (const [name, want] of [['before.bin', before], ['after.bin', after]] as const) {
@@ -121,8 +120,7 @@ t.test('a served mirror grows to its larger disks (--size max), and its file sys
   await c.umount()
   await s.server.close()
   const image = path.join(dir, 'gm.img')
-  const ex = await vol(['export', ...disks, '--to', image])
-  t.equal(ex.code, 0, ex.err)
+  await exportImage([...disks], image)
   const fsck = e2fsck(image)
   t.equal(fsck.code, 0, `e2fsck -fn clean: ${fsck.out}`)
 })

@@ -22,6 +22,7 @@ import { makeFileSystem } from '../../vfs/engine/mkfs/mkfs.ts'
 import type { LayoutNode } from '../../vfs/volume/config.ts'
 import { createVolume, updateConfig } from '../../vfs/volume/create-volume.ts'
 import { openVolume } from '../../vfs/volume/open-volume.ts'
+import { exportImage } from '../helpers/volume-images.ts'
 import { startServer } from '../helpers/server.ts'
 import { scratch, seededBytes, tsnfsRaw } from '../vfs/engine/format-helpers.ts'
 import { debugfs, e2fsck } from '../vfs/engine/fsck-helpers.ts'
@@ -62,8 +63,7 @@ interface StatusView { degraded: boolean; failed: boolean; members: { index: num
 /** Exports the volume `paths` assemble (degraded as they may be) and checks it: e2fsck clean, and each file byte-exact. */
 async function checkImage(t: Test, paths: readonly string[], files: Readonly<Record<string, Buffer>>, what: string): Promise<void> {
   const image = path.join(dir, `check-${Date.now()}.img`)
-  const ex = await vol(['export', ...paths, '--to', image])
-  t.equal(ex.code, 0, ex.err)
+  await exportImage([...paths], image)
   const fsck = e2fsck(image)
   t.equal(fsck.code, 0, `${what}: e2fsck -fn clean: ${fsck.out}`)
   for (const [name, want] of Object.entries(files)) {

@@ -16,9 +16,9 @@ import { ImageFile } from '../../vfs/engine/blockdev/image-file.ts'
 import { openEngineOn } from '../../vfs/engine/fs/assemble.ts'
 import { replaceVolumeMember } from '../../vfs/volume/member-repair.ts'
 import { openVolume } from '../../vfs/volume/open-volume.ts'
-import { formattedVolume } from '../helpers/volume-images.ts'
+import { exportImage, formattedVolume } from '../helpers/volume-images.ts'
 import { startServer } from '../helpers/server.ts'
-import { scratch, seededBytes, tsnfsRaw } from '../vfs/engine/format-helpers.ts'
+import { scratch, seededBytes } from '../vfs/engine/format-helpers.ts'
 import { e2fsck } from '../vfs/engine/fsck-helpers.ts'
 
 t.setTimeout(120_000)
@@ -104,8 +104,7 @@ t.test('a rebuild cut short resumes in the background; the export serves meanwhi
 
   // The new leg alone: the mirror assembles degraded from it, and its image is clean.
   const image = path.join(dir, 'out.img')
-  const ex = await tsnfsRaw(['volume', 'export', fresh, '--to', image])
-  t.equal(ex.code, 0, ex.stderr)
+  await exportImage([fresh], image)
   const fsck = e2fsck(image)
   t.equal(fsck.code, 0, `e2fsck -fn on the new leg alone: ${fsck.out}`)
 })
