@@ -1,5 +1,5 @@
 /*
- * tsnfs volume status|fail|replace|scrub through a running server's admin socket (server/admin):
+ * tsnfs volume status|fail|replace|scrub|grow through a running server's admin socket (server/admin):
  * the server holds the disks open, so these act on the volume it serves while it keeps serving.
  * Used when --admin SOCK is given, or when the first word is not a disk (a volume NAME) and a
  * server answers on the default socket (STATE-DIR/admin.sock, the state directory as serve's).
@@ -22,6 +22,7 @@ export interface OnlineArgs {
   readonly new: string | undefined
   readonly rate: string | undefined
   readonly size: string | undefined
+  readonly force: boolean
 }
 
 /** Online when --admin is given, or when the first word names no file (a volume name, not a disk); a bare `status` lists the served volumes. */
@@ -50,6 +51,8 @@ async function call(socket: string, req: AdminRequest, onProgress?: (p: Operatio
 /** A member as the server takes it: an index, or a uuid or disk path (made absolute: the server's directory is not ours). */
 function memberArg(text: string): number | string {
   if (/^\d{1,4}$/.test(text)) return Number(text)
+  // A layout address: leg 0, stripe member 1 is "0.1" (vfs/volume/member-place.ts).
+  if (/^\d{1,2}(\.\d{1,2}){1,7}$/.test(text)) return text
   return /^[0-9a-f]{32}$/.test(text) ? text : resolve(text)
 }
 
@@ -95,6 +98,7 @@ export async function volumeOnline(sub: string, positionals: readonly string[], 
         if (name === undefined || what === undefined || rest.length > (a.member === undefined ? 1 : 0)) throw new VolumeUsageError('online: volume fail NAME DISK|--member N')
         const r = await call(socket, { command: 'fail', volume: name, member: memberArg(what) })
         process.stdout.write(`volume ${String(r.volume)}: member ${String(r.member)} (${String(r.uuid)}) marked failed, configuration seq ${String(r.seq)}\n`)
+        if (r.whole === true) process.stdout.write(`  out of service with it: ${String(r.lost)}\n`)
         return 0
       }
       case 'replace': {
@@ -114,6 +118,7 @@ export async function volumeOnline(sub: string, positionals: readonly string[], 
           show(p.done, p.total)
         })
         process.stdout.write(`volume ${String(r.volume)}: member ${String(r.member)} rebuilt onto ${fresh} (${String(r.uuid)}), configuration seq ${String(r.seq)}\n`)
+        if (r.whole === true) process.stdout.write(`  rebuilt whole: ${String(r.rebuilt)}\n`)
         return 0
       }
       case 'scrub': {
@@ -129,6 +134,14 @@ export async function volumeOnline(sub: string, positionals: readonly string[], 
         if (layers.length === 0) process.stdout.write(`volume ${name}: no redundancy to check\n`)
         for (const l of layers) process.stdout.write(`${l.line}\n`)
         return Number(r.mismatches) > 0 ? 1 : 0
+      }
+      case 'grow': {
+        if (name === undefined) throw new VolumeUsageError('online: volume grow NAME [NEWDISK...] [--size max|SIZE] [--force]')
+        const size = a.size === undefined ? undefined : a.size === 'max' ? 'max' : parseSize('--size', a.size)
+        if (rest.length === 0 && size === undefined) throw new VolumeUsageError('volume grow: give NEWDISK... (span) or --size max|SIZE')
+        const r = await call(socket, { command: 'grow', volume: name, disks: rest.map((d) => resolve(d)), ...(size === undefined ? {} : { size }), force: a.force })
+        process.stdout.write(`volume ${String(r.volume)}: ${String(r.message)} (configuration seq ${String(r.seq)})\n`)
+        return 0
       }
       default:
         throw new VolumeUsageError(`volume ${sub} works offline only (name its disks)`)

@@ -59,7 +59,14 @@ export const VOLUME_USAGE = `usage: tsnfs volume <subcommand> ...
   fail NAME DISK|--member N [--admin SOCK]
   replace NAME OLD NEW [--rate BYTES/s] [--size SIZE] [--admin SOCK]
         OLD: a member index, uuid or disk; rebuild while serving, progress on stderr
+        a member inside nested layers is also named by its layout address, offline (--member)
+        and online: 0.1 is member 1 of the stripe that is leg 0 of a mirror; failing it fails
+        that whole leg and replacing it rebuilds the whole leg (as md's RAID-1 over RAID-0)
   scrub NAME [--repair] [--admin SOCK]
+  grow NAME [NEWDISK...] [--size max|SIZE] [--force] [--admin SOCK]
+        as offline grow (NEWDISKs: span members to append), then the file system grows onto
+        the new space; the export's calls wait while the volume and its engine reopen (handles
+        stay valid). An appended disk must also be in the export's disks= for the next start
         these go online with --admin SOCK, or when NAME is not a file and a server answers on the
         default socket (STATE-DIR/admin.sock, the state directory as tsnfs serve's)
 ${SNAPSHOT_USAGE}
@@ -92,6 +99,7 @@ const ONLINE: Readonly<Record<string, readonly (keyof Values)[]>> = {
   fail: ['member', 'admin'],
   replace: ['member', 'new', 'rate', 'size', 'admin'],
   scrub: ['repair', 'admin'],
+  grow: ['size', 'force', 'admin'],
 }
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values']
@@ -108,10 +116,11 @@ function disksOf(positionals: readonly string[]): string[] {
   return [...positionals]
 }
 
-export function memberIndex(text: string | undefined): number {
+/** --member: an index in status, or a layout address (0.1: member 1 of child 0); resolved once the volume is open. */
+export function memberIndex(text: string | undefined): string {
   if (text === undefined) throw new VolumeUsageError('--member N is needed')
-  if (!/^\d{1,4}$/.test(text)) throw new VolumeUsageError(`--member: a member index (0, 1, ...), got ${text}`)
-  return Number(text)
+  if (!/^\d{1,4}$/.test(text) && !/^\d{1,2}(\.\d{1,2}){1,7}$/.test(text)) throw new VolumeUsageError(`--member: a member index (0, 1, ...) or a layout address (0.1), got ${text}`)
+  return text
 }
 
 async function create(positionals: string[], values: Values): Promise<number> {
@@ -190,6 +199,11 @@ export function statusText(st: VolumeStatus): string {
     out += `  member ${m.index}: ${m.uuid} ${m.path ?? '-'} ${m.state}${rebuilt}${m.reason === undefined ? '' : ` (${m.reason})`}\n`
   }
   for (const r of st.repairs) out += `  ${r.path}: ${r.problems.join('; ')}\n`
+  const store = st.snapshotStore
+  if (store !== undefined) {
+    const others = [store.deleting > 0 ? `, ${store.deleting} deleting` : '', store.invalid > 0 ? `, ${store.invalid} invalid` : ''].join('')
+    out += `  snapshot store: ${store.size} bytes, ${store.used} of ${store.bytes} bytes used, ${store.snapshots} snapshot${store.snapshots === 1 ? '' : 's'}${others}\n`
+  }
   return out
 }
 
@@ -271,7 +285,7 @@ export async function volume(argv: string[]): Promise<number> {
     if (sub !== undefined && online !== undefined && (await goesOnline(sub, parsed.positionals, parsed.values.admin))) {
       only(sub, parsed.values, online)
       const v = parsed.values
-      const args = { admin: v.admin, json: v.json === true, repair: v.repair === true, member: v.member, new: v.new, rate: v.rate, size: v.size }
+      const args = { admin: v.admin, json: v.json === true, repair: v.repair === true, member: v.member, new: v.new, rate: v.rate, size: v.size, force: v.force === true }
       return await volumeOnline(sub, parsed.positionals, args, statusText)
     }
     return await run(parsed.positionals, parsed.values)

@@ -8,15 +8,21 @@ import { readdir } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { PassThroughDevice } from '../vfs/engine/blockdev/pass-through.ts'
 import { openEngineOn } from '../vfs/engine/fs/assemble.ts'
+import { growFileSystem } from '../vfs/engine/resize/grow-fs.ts'
+import type { GrowResult } from '../vfs/engine/resize/grow-fs.ts'
 import type { OpenEngineOptions } from '../vfs/engine/fs/assemble.ts'
 import { redundantChildren } from '../vfs/volume/layer-walk.ts'
 import { setMemberState } from '../vfs/volume/member-state.ts'
-import type { OpenVolume } from '../vfs/volume/open-volume.ts'
+import type { OpenVolume, ResumedRebuild } from '../vfs/volume/open-volume.ts'
+import type { RebuildOptions } from '../vfs/volume/layer.ts'
 import { openVolume } from '../vfs/volume/open-volume.ts'
 import { ServedVolume } from './volume-registry.ts'
 import type { VolumeRegistry } from './volume-registry.ts'
 import type { Vfs } from '../vfs/types.ts'
-import { volumeSnapshotsOf, wrapSnapshots } from './volume-snapshots.ts'
+import { setVolumeSnapshots, volumeSnapshotsOf, wrapSnapshots } from './volume-snapshots.ts'
+import type { VolumeSnapshots } from './volume-snapshots.ts'
+import { VolumeError } from '../vfs/volume/layer.ts'
+import { SwappableVfs } from './volume-swap.ts'
 
 const GLOB = /[*?[]/
 
@@ -106,55 +112,163 @@ function recordFailures(v: OpenVolume, name: string, log: VolumeLog, recording: 
 }
 
 /**
+ * The rebuilds an open resumed, as the volume's long operation (a `replace`: status shows its
+ * progress, the metrics its ratio, and a second replace or a scrub is refused until it ends).
+ * Returns where the rebuild's progress goes.
+ */
+function followResumes(sv: ServedVolume, resuming: readonly ResumedRebuild[], log: VolumeLog): (done: number, total: number) => void {
+  const first = resuming[0] as ResumedRebuild
+  let report: (done: number, total: number) => void = () => undefined
+  for (const r of resuming) log.warn(`volume ${sv.name}: member ${r.index} (${r.uuid}) was rebuilding; the rebuild resumes from ${r.from} bytes in the background`)
+  sv.start('replace', { member: first.index, disk: first.path }, async (progress) => {
+    report = progress
+    try {
+      await Promise.all(resuming.map((r) => r.done))
+    } catch (err) {
+      const closed = err instanceof Error && 'code' in err && err.code === 'BLOCKDEV_CLOSED'
+      log.warn(`volume ${sv.name}: resumed rebuild ${closed ? 'stopped by the close (it continues at the next open)' : `failed: ${err instanceof Error ? err.message : String(err)}`}`)
+      throw err
+    }
+    const line = resuming.map((r) => `member ${r.index} rebuilt onto ${r.path} (${r.uuid})`).join('; ')
+    log.info(`volume ${sv.name}: ${line}, resumed at open`)
+    return `${line}, resumed at open`
+  })
+  return (done, total) => { report(done, total) }
+}
+
+/**
  * Assembles volume `name` from `disks`, logs its state and members, and opens the engine on it.
  * A member absent at start is recorded failed before the engine writes anything, and so is one
  * a layer fails while serving: its disk, if it comes back, is then refused as stale instead of
  * rejoining with data that missed writes. With `serving`, the volume is listed in the registry
  * while it is open, and its events are counted there.
  */
-export async function openEngineOnVolume(name: string, disks: readonly string[], opts: OpenEngineOptions & { snapdirVisible?: boolean }, log: VolumeLog, serving?: VolumeServing): Promise<Vfs> {
+export async function openEngineOnVolume(name: string, disks: readonly string[], opts: OpenEngineOptions & { snapdirVisible?: boolean; rebuild?: RebuildOptions }, log: VolumeLog, serving?: VolumeServing): Promise<Vfs> {
   const paths = await expandDisks(disks)
   // Events may come before openVolume returns (a resync at open); those are only logged and counted.
   const sv = new ServedVolume(name, serving?.exportPath ?? '')
   const recording = new Set<string>()
-  const v = await openVolume(paths, {
-    volume: name,
-    onEvent: (e) => {
-      sv.count(e)
-      const line = `volume ${name}: ${e.layer} ${e.kind}${e.member === undefined ? '' : ` member ${e.member}`}: ${e.message}`
-      // A rebuild reports each step: information, not a warning.
-      if (e.kind === 'rebuild-progress') log.info(line)
-      else log.warn(line)
-      if (sv.volume !== null && e.kind === 'member-failed') recordFailures(sv.volume, name, log, recording)
-    },
-  })
-  sv.volume = v
-  try {
-    const c = v.config
-    const state = v.missing.length > 0 ? 'degraded' : 'ok'
-    log.info(`volume ${c.name} (id ${c.id}): ${c.root.kind} of ${c.members.length} members, ${v.device.size} bytes, seq ${c.seq}, ${state}`)
-    for (const m of v.missing) log.warn(`volume ${c.name}: runs without ${m.reason}`)
-    for (const r of v.repairs) log.warn(`volume ${c.name}: ${r.path}: ${r.problems.join('; ')}`)
-    for (const m of v.missing) {
-      if (c.members[m.index]?.state !== 'ok') continue
-      const r = await setMemberState(v, m.uuid, 'failed', `absent at start: ${m.reason}`)
-      log.warn(`volume ${c.name}: member ${m.index} (${m.uuid}) recorded failed, configuration seq ${r.config.seq}`)
-    }
-    const listed = serving?.registry.add(sv) ?? false
-    if (serving !== undefined && !listed) log.warn(`volume ${c.name}: another served volume has this name; the admin channel and the metrics show only the first`)
+  const { rebuild, ...engineOpts } = opts
+  // A rebuild a stop cut short resumes in the background (the export serves at once, degraded);
+  // its progress reaches the volume's operation once that is registered.
+  let report: ((done: number, total: number) => void) | undefined
+  /** Assembles the volume from `at`, logs its state, records members absent at start failed, follows a resumed rebuild. */
+  const assemble = async (at: readonly string[]): Promise<OpenVolume> => {
+    const v = await openVolume(at, {
+      volume: name,
+      background: true,
+      rebuild: { ...rebuild, onProgress: (done, total) => { report?.(done, total) } },
+      onEvent: (e) => {
+        sv.count(e)
+        const line = `volume ${name}: ${e.layer} ${e.kind}${e.member === undefined ? '' : ` member ${e.member}`}: ${e.message}`
+        // A rebuild reports each step: information, not a warning.
+        if (e.kind === 'rebuild-progress') log.info(line)
+        else log.warn(line)
+        if (sv.volume !== null && e.kind === 'member-failed') recordFailures(sv.volume, name, log, recording)
+      },
+    })
+    sv.volume = v
     try {
-      const engine = await openEngineOn(new VolumeTop(v, () => { if (listed) serving?.registry.remove(sv) }), opts)
+      const c = v.config
+      const state = v.missing.length > 0 ? 'degraded' : 'ok'
+      log.info(`volume ${c.name} (id ${c.id}): ${c.root.kind} of ${c.members.length} members, ${v.device.size} bytes, seq ${c.seq}, ${state}`)
+      for (const m of v.missing) log.warn(`volume ${c.name}: runs without ${m.reason}`)
+      for (const r of v.repairs) log.warn(`volume ${c.name}: ${r.path}: ${r.problems.join('; ')}`)
+      for (const m of v.missing) {
+        if (c.members[m.index]?.state !== 'ok') continue
+        const r = await setMemberState(v, m.uuid, 'failed', `absent at start: ${m.reason}`)
+        log.warn(`volume ${c.name}: member ${m.index} (${m.uuid}) recorded failed, configuration seq ${r.config.seq}`)
+      }
+      if (v.resuming.length > 0) report = followResumes(sv, v.resuming, log)
+      return v
+    } catch (err) {
+      await v.close()
+      throw err
+    }
+  }
+  // While the engine is swapped (a grow), its close closes the volume but leaves it listed.
+  let swapping = false
+  let listed = false
+  /** The engine on `v` and the export's Vfs over it; on an error the volume is closed. */
+  const serve = async (v: OpenVolume): Promise<Vfs> => {
+    try {
+      const engine = await openEngineOn(new VolumeTop(v, () => { if (listed && !swapping) serving?.registry.remove(sv) }), engineOpts)
       sv.engine = engine
       // A volume keeping snapshots shows them under .snapshot/ (server/volume-snapshots.ts).
-      const served = wrapSnapshots(engine, v, opts)
+      const served = wrapSnapshots(engine, v, engineOpts)
       sv.snapshots = volumeSnapshotsOf(served) ?? null
       return served
     } catch (err) {
-      if (listed) serving?.registry.remove(sv)
+      await v.close()
       throw err
     }
+  }
+  const v = await assemble(paths)
+  listed = serving?.registry.add(sv) ?? false
+  if (serving !== undefined && !listed) log.warn(`volume ${v.config.name}: another served volume has this name; the admin channel and the metrics show only the first`)
+  let proxy: SwappableVfs
+  try {
+    proxy = new SwappableVfs(await serve(v))
   } catch (err) {
-    await v.close()
+    if (listed) serving?.registry.remove(sv)
     throw err
   }
+  // The snapshot operations of whichever engine serves now (a grow replaces it).
+  const live = (): VolumeSnapshots => {
+    if (sv.snapshots === null) throw new VolumeError('VOLUME_SNAPSHOT', `volume ${name} is not serving`)
+    return sv.snapshots
+  }
+  setVolumeSnapshots(proxy, { create: (snap) => live().create(snap), list: () => live().list(), delete: (snap) => live().delete(snap) })
+  sv.regrow = async (change) => {
+    const old = sv.volume
+    if (old === null) throw new Error(`volume ${name} is not open`)
+    const current = old.config.members.flatMap((m) => old.disks.filter((d) => d.uuid === m.uuid).map((d) => d.path))
+    const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)))
+    await proxy.hold()
+    swapping = true
+    let swapped = false
+    try {
+      // Everything the engine answered is on the disks once it closes (its journal checkpointed: a clean file system).
+      await proxy.current?.close()
+      let next = current
+      let failure: Error | undefined
+      try {
+        next = [...(await change(current))]
+      } catch (err) {
+        failure = asError(err)
+      }
+      let reopened: OpenVolume
+      try {
+        reopened = await assemble(next)
+      } catch (err) {
+        // The change may have left the volume as it was: serve that rather than nothing.
+        if (next === current) throw err
+        reopened = await assemble(current)
+        failure ??= asError(err)
+      }
+      let fs: GrowResult | undefined
+      if (failure === undefined) {
+        try {
+          fs = await growFileSystem(reopened.device)
+        } catch (err) {
+          failure = asError(err)
+        }
+      }
+      proxy.swap(await serve(reopened))
+      swapped = true
+      if (failure !== undefined) throw failure
+      return { volume: reopened, fs: fs as GrowResult }
+    } catch (err) {
+      if (!swapped) {
+        // No engine to serve: the export's calls fail with EIO until the export is reloaded.
+        proxy.swap(null)
+        log.warn(`volume ${name}: could not be reopened after the grow, the export answers EIO: ${asError(err).message}`)
+      }
+      throw err
+    } finally {
+      swapping = false
+      proxy.release()
+    }
+  }
+  return proxy
 }

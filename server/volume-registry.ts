@@ -6,11 +6,12 @@
  * shows it.
  */
 import type { EngineVfs } from '../vfs/engine/fs/engine-vfs.ts'
+import type { GrowResult } from '../vfs/engine/resize/grow-fs.ts'
 import type { VolumeEvent, VolumeEventKind } from '../vfs/volume/layer.ts'
 import type { OpenVolume } from '../vfs/volume/open-volume.ts'
 import type { VolumeSnapshots } from './volume-snapshots.ts'
 
-export type OperationKind = 'replace' | 'scrub'
+export type OperationKind = 'replace' | 'scrub' | 'grow'
 
 export interface OperationProgress {
   readonly operation: OperationKind
@@ -54,6 +55,14 @@ export class ServedVolume {
   lastOperation: FinishedOperation | null = null
   readonly events = new Map<VolumeEventKind, number>()
   scrubMismatches = 0
+  /**
+   * Set by volume-backend.ts once the export serves: holds the export's calls, closes the engine
+   * and the volume, runs `change` on the volume's disk paths (closed: nothing else has them open),
+   * reassembles from the paths it returns, grows the file system to the volume's new size, opens a
+   * new engine under the export and lets the calls go on. A failed change still reopens the volume
+   * (on the old paths if the new ones do not assemble) and rethrows.
+   */
+  regrow: ((change: (paths: readonly string[]) => Promise<readonly string[]>) => Promise<{ volume: OpenVolume; fs: GrowResult }>) | null = null
 
   constructor(asked: string, exportPath: string) {
     this.#asked = asked

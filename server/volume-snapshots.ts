@@ -107,6 +107,11 @@ export function volumeSnapshotsOf(vfs: Vfs): VolumeSnapshots | undefined {
   return served.get(vfs)
 }
 
+/** Makes `vfs` (a Vfs over the export's, such as server/volume-swap.ts) answer volumeSnapshotsOf with `ops`. */
+export function setVolumeSnapshots(vfs: Vfs, ops: VolumeSnapshots): void {
+  served.set(vfs, ops)
+}
+
 export interface WrapOptions extends OpenEngineOptions {
   /** List `.snapshot` in the export root's READDIR (`snapdir=visible`). */
   snapdirVisible?: boolean

@@ -1,5 +1,6 @@
 /*
- * The admin commands on served volumes (issue 14 item 3): volumes, status, fail, replace, scrub.
+ * The admin commands on served volumes (issue 14 item 3): volumes, status, fail, replace, scrub,
+ * grow (the volume, then its file system, while the export's calls wait: see ServedVolume.regrow).
  * They act on the volume the server holds open, through the same functions the offline
  * `tsnfs volume` commands use (vfs/volume/member-repair.ts, scrub-volume.ts), so the engine
  * keeps serving while a member is failed, rebuilt or checked.
@@ -7,7 +8,9 @@
 import { isAbsolute, resolve } from 'node:path'
 import { ImageFile } from '../../vfs/engine/blockdev/image-file.ts'
 import { VolumeError } from '../../vfs/volume/layer.ts'
-import { failTopMember, refuseMemberPath, replaceTopMember, topMember } from '../../vfs/volume/member-repair.ts'
+import { memberAtAddress } from '../../vfs/volume/member-place.ts'
+import { checkReplace, failVolumeMember, refuseMemberPath, replaceVolumeMember } from '../../vfs/volume/member-repair.ts'
+import { checkGrowable, growDisks } from '../../vfs/volume/grow.ts'
 import type { OpenVolume } from '../../vfs/volume/open-volume.ts'
 import { scrubLayers } from '../../vfs/volume/scrub-volume.ts'
 import { volumeStatus } from '../../vfs/volume/volume-status.ts'
@@ -31,20 +34,39 @@ export function served(volumes: VolumeRegistry, req: AdminRequest): { sv: Served
   return { sv, v: sv.volume }
 }
 
-/** `member`: an index, or a member's uuid or disk path. */
+const MEMBER_FORMS = 'an index (0, 1, ...), a layout address (0.1: child 1 of child 0), a member uuid or a disk path'
+
+/** `member`: an index, a layout address ("0.1", see member-place.ts), or a member's uuid or disk path. */
 export function memberOf(v: OpenVolume, req: AdminRequest): number {
   const m = req.member
   if (typeof m === 'number') {
-    if (!Number.isSafeInteger(m) || m < 0) throw new AdminError('ADMIN_BAD_ARGUMENT', `${req.command}: "member" must be an index (0, 1, ...), a member uuid or a disk path`)
+    if (!Number.isSafeInteger(m) || m < 0) throw new AdminError('ADMIN_BAD_ARGUMENT', `${req.command}: "member" must be ${MEMBER_FORMS}`)
     return m
   }
-  if (typeof m !== 'string' || m === '') throw new AdminError('ADMIN_BAD_ARGUMENT', `${req.command}: "member" must be an index (0, 1, ...), a member uuid or a disk path`)
+  if (typeof m !== 'string' || m === '') throw new AdminError('ADMIN_BAD_ARGUMENT', `${req.command}: "member" must be ${MEMBER_FORMS}`)
+  if (/^\d+\.[\d.]*$/.test(m)) return memberAtAddress(v, m)
   const byUuid = v.config.members.findIndex((r) => r.uuid === m)
   if (byUuid >= 0) return byUuid
   const disk = v.disks.find((d) => resolve(d.path) === resolve(m))
   const byPath = disk === undefined ? -1 : v.config.members.findIndex((r) => r.uuid === disk.uuid)
   if (byPath >= 0) return byPath
   throw new VolumeError('VOLUME_MEMBER', `volume ${v.config.name} has no member ${JSON.stringify(m.slice(0, 256))} (give an index, a member uuid or one of its disks)`)
+}
+
+/** `disks`: absent, or absolute paths of new disks (the server's working directory is not the client's). */
+function diskList(req: AdminRequest): string[] {
+  const v = req.disks
+  if (v === undefined) return []
+  if (!Array.isArray(v) || v.length > 64 || !v.every((d): d is string => typeof d === 'string' && isAbsolute(d) && d.length <= 4096)) {
+    throw new AdminError('ADMIN_BAD_ARGUMENT', `${req.command}: "disks" must be a list of at most 64 absolute paths`)
+  }
+  return v
+}
+
+/** `size`: absent, "max", or bytes per member. */
+function growSize(req: AdminRequest): 'max' | number | undefined {
+  if (req.size === 'max') return 'max'
+  return optionalNumber(req, 'size', Number.MAX_SAFE_INTEGER)
 }
 
 function describeOperation(op: VolumeOperation | null): Record<string, unknown> | null {
@@ -99,9 +121,9 @@ export function registerVolumeCommands(commands: AdminCommands, volumes: VolumeR
   commands.register('fail', async (req) => {
     const { sv, v } = served(volumes, req)
     const index = memberOf(v, req)
-    const r = await failTopMember(v, index, 'failed by hand (tsnfs volume fail, online)')
-    log.warn({ volume: sv.name, member: index }, `volume ${sv.name}: member ${index} failed by hand, configuration seq ${r.config.seq}`)
-    return { volume: sv.name, member: index, uuid: v.config.members[index]?.uuid, seq: r.config.seq, unreachable: r.unreachable.map((u) => u.path) }
+    const r = await failVolumeMember(v, index, 'failed by hand (tsnfs volume fail, online)')
+    log.warn({ volume: sv.name, member: index }, `volume ${sv.name}: member ${index} failed by hand, ${r.lost} out of service, configuration seq ${r.config.seq}`)
+    return { volume: sv.name, member: index, uuid: v.config.members[index]?.uuid, seq: r.config.seq, lost: r.lost, whole: !r.place.sole, unreachable: r.unreachable.map((u) => u.path) }
   })
 
   commands.register('replace', async (req, ctx) => {
@@ -111,14 +133,14 @@ export function registerVolumeCommands(commands: AdminCommands, volumes: VolumeR
     // The server's working directory is not the client's: a relative path would name another file.
     if (!isAbsolute(disk)) throw new AdminError('ADMIN_BAD_ARGUMENT', `replace: "disk" must be an absolute path, got ${JSON.stringify(disk.slice(0, 256))}`)
     const rate = optionalNumber(req, 'rate', MAX_RATE) ?? 0
-    topMember(v, index)
+    const place = checkReplace(v, index)
     refuseMemberPath(v, disk)
     refuseBusy(sv)
     const op = sv.start('replace', { member: index, disk }, async (report) => {
       log.warn({ volume: sv.name, member: index, disk }, `volume ${sv.name}: replace of member ${index} onto ${disk} started`)
       const dev = await ImageFile.open(disk)
       try {
-        const r = await replaceTopMember(v, index, { path: disk, dev }, { rateBytesPerSec: rate, onProgress: report })
+        const r = await replaceVolumeMember(v, index, { path: disk, dev }, { rateBytesPerSec: rate, onProgress: report })
         log.warn({ volume: sv.name, member: index, disk }, `volume ${sv.name}: member ${index} rebuilt onto ${disk} (${r.uuid}), configuration seq ${r.config.seq}`)
         return `member ${index} rebuilt onto ${disk} (${r.uuid}), configuration seq ${r.config.seq}`
       } catch (err) {
@@ -131,7 +153,37 @@ export function registerVolumeCommands(commands: AdminCommands, volumes: VolumeR
     await follow(op, ctx)
     await op.finished
     const m = v.config.members[index]
-    return { volume: sv.name, member: index, disk, uuid: m?.uuid, seq: v.config.seq, message: sv.lastOperation?.message }
+    // A disk of a stripe leg: the whole leg was rebuilt (the reply says so, as fail's does).
+    return { volume: sv.name, member: index, disk, uuid: m?.uuid, seq: v.config.seq, rebuilt: place.path, whole: !place.sole, message: sv.lastOperation?.message }
+  })
+
+  commands.register('grow', async (req) => {
+    const { sv, v } = served(volumes, req)
+    const add = diskList(req)
+    const size = growSize(req)
+    const force = optionalBoolean(req, 'force')
+    refuseBusy(sv)
+    for (const d of add) refuseMemberPath(v, d)
+    // Refused from the configuration before the export is held and anything closed.
+    checkGrowable(v, add.length, size)
+    const regrow = sv.regrow
+    if (regrow === null) throw new AdminError('ADMIN_FAILED', `volume ${sv.name} is not serving yet`)
+    const before = { size: v.device.size, seq: v.config.seq }
+    let grown = false
+    const op = sv.start('grow', {}, async () => {
+      log.warn({ volume: sv.name, add, size }, `volume ${sv.name}: online grow started (the export's calls wait while the volume and its engine reopen)`)
+      const r = await regrow(async (paths) => {
+        const g = await growDisks(paths, add, { ...(size === undefined ? {} : { size }), force })
+        grown = g.grown
+        return g.paths
+      })
+      const line = `${r.volume.config.root.kind} ${grown ? `grown from ${before.size} to ${r.volume.device.size} bytes` : `already ${before.size} bytes`}; file system ${r.fs.grown ? `grown from ${r.fs.oldBlocks} to ${r.fs.newBlocks} blocks` : `already ${r.fs.oldBlocks} blocks`} of ${r.fs.blockSize} bytes`
+      log.warn({ volume: sv.name }, `volume ${sv.name}: ${line}`)
+      return line
+    })
+    await op.finished
+    const now = sv.volume
+    return { volume: sv.name, grown, before: before.size, size: now?.device.size ?? null, seq: now?.config.seq ?? null, added: add, message: sv.lastOperation?.message }
   })
 
   commands.register('scrub', async (req, ctx) => {

@@ -37,6 +37,13 @@ export function volumeFamilies(volumes: VolumeRegistry): MetricsFamilies {
     for (const { sv } of served) {
       for (const [kind, n] of [...sv.events].sort(([a], [b]) => a.localeCompare(b))) x.sample('tsnfs_volume_events_total', { volume: sv.name, kind }, n)
     }
+    const stores = served.flatMap(({ sv, st }) => (st.snapshotStore === undefined ? [] : [{ sv, store: st.snapshotStore }]))
+    x.family('tsnfs_volume_snapshot_store_bytes', 'gauge', 'Bytes the snapshot store\'s chunks hold (volumes that keep snapshots).')
+    for (const { sv, store } of stores) x.sample('tsnfs_volume_snapshot_store_bytes', { volume: sv.name }, store.bytes)
+    x.family('tsnfs_volume_snapshot_store_used_bytes', 'gauge', 'Bytes of the snapshot store taken by copies of origin chunks; full, the oldest snapshot is given up.')
+    for (const { sv, store } of stores) x.sample('tsnfs_volume_snapshot_store_used_bytes', { volume: sv.name }, store.used)
+    x.family('tsnfs_volume_snapshots', 'gauge', 'Live snapshots of the volume.')
+    for (const { sv, store } of stores) x.sample('tsnfs_volume_snapshots', { volume: sv.name }, store.snapshots)
     x.family('tsnfs_volume_scrub_mismatches_total', 'counter', 'Mismatches (RAID-5 stripes, mirror ranges) found by scrubs since the volume opened.')
     for (const { sv } of served) x.sample('tsnfs_volume_scrub_mismatches_total', { volume: sv.name }, sv.scrubMismatches)
   }

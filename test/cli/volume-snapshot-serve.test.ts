@@ -48,6 +48,9 @@ t.test('offline snapshot between two runs: .snapshot/before reads the old bytes,
   t.match(made.stdout, /^volume snapvol: snapshot before \(id 0\) created$/m)
   const listed = await tsnfsRaw(['volume', 'snapshot', 'list', ...disks])
   t.match(listed.stdout, /^before\tlive\t/m, 'list shows it')
+  const st = await tsnfsRaw(['volume', 'status', ...disks])
+  t.equal(st.code, 0, st.stderr)
+  t.match(st.stdout.toString(), /^ {2}snapshot store: 12582912 bytes, \d+ of \d+ bytes used, 1 snapshot\n/m, 'offline status shows the store and its snapshot')
 
   const s2 = await startServer(t, line)
   const c = await NfsClient.mount(s2.url('/data'))
@@ -71,7 +74,7 @@ t.test('offline snapshot between two runs: .snapshot/before reads the old bytes,
 
 t.test('online through the admin socket: tsnfs volume snapshot create|list|delete NAME SNAP', async (t) => {
   const sock = path.join(dir, 'admin.sock')
-  const s = await startServer(t, line, { admin: sock })
+  const s = await startServer(t, line, { admin: sock, metrics: { host: '127.0.0.1', port: 0 } })
   const c = await NfsClient.mount(s.url('/data'))
   const before = await c.readFile('/a.bin')
   const made = await tsnfsRaw(['volume', 'snapshot', 'create', 'snapvol', 'nightly', '--admin', sock])
@@ -82,6 +85,19 @@ t.test('online through the admin socket: tsnfs volume snapshot create|list|delet
   const listed = await tsnfsRaw(['volume', 'snapshot', 'list', 'snapvol', '--json', '--admin', sock])
   t.equal(listed.code, 0, listed.stderr)
   t.ok((JSON.parse(listed.stdout.toString()) as { name: string; state: string }[]).some((x) => x.name === 'nightly' && x.state === 'live'), 'listed live')
+  const st = await tsnfsRaw(['volume', 'status', 'snapvol', '--json', '--admin', sock])
+  t.equal(st.code, 0, st.stderr)
+  const store = (JSON.parse(st.stdout.toString()) as { snapshotStore: { size: number; chunkSize: number; bytes: number; used: number; snapshots: number } }).snapshotStore
+  t.match(store, { size: 12582912, snapshots: 2, deleting: 0, invalid: 0 }, 'online status: the store and its two snapshots')
+  t.ok(store.used >= store.chunkSize && store.used < store.bytes && store.bytes < store.size, `copies take ${store.used} of ${store.bytes} bytes`)
+  const text = await tsnfsRaw(['volume', 'status', 'snapvol', '--admin', sock])
+  t.match(text.stdout.toString(), `  snapshot store: 12582912 bytes, ${store.used} of ${store.bytes} bytes used, 2 snapshots\n`)
+  const port = s.server.metricsPort
+  if (port === null) throw new Error('no metrics endpoint')
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  t.match(metrics, new RegExp(`^tsnfs_volume_snapshot_store_bytes\\{volume="snapvol"\\} ${store.bytes}$`, 'm'))
+  t.match(metrics, /^tsnfs_volume_snapshot_store_used_bytes\{volume="snapvol"\} [1-9]\d*$/m)
+  t.match(metrics, /^tsnfs_volume_snapshots\{volume="snapvol"\} 2$/m)
   const bad = await adminRequest(sock, { command: 'snapshot-create', volume: 'snapvol', snapshot: 'a/b' })
   t.match(bad, { ok: false, code: 'VOLUME_SNAPSHOT' }, 'a name with "/" cannot be a directory under .snapshot')
   const dup = await tsnfsRaw(['volume', 'snapshot', 'create', 'snapvol', 'nightly', '--admin', sock])

@@ -24,3 +24,24 @@ export async function formattedVolume(name: string, level: ParentKind, disks: re
     await v.close()
   }
 }
+
+/** The volume `disks` assemble (read-only, degraded as they may be) written to `image`, as `tsnfs volume export` does, in-process. */
+export async function exportImage(disks: readonly string[], image: string): Promise<void> {
+  const v = await openVolume(disks, { readOnly: true })
+  try {
+    const out = await ImageFile.create(image, v.device.size)
+    try {
+      const chunk = Buffer.alloc(1024 * 1024)
+      for (let at = 0; at < v.device.size; at += chunk.length) {
+        const part = chunk.subarray(0, Math.min(chunk.length, v.device.size - at))
+        await v.device.readInto(at, part)
+        await out.write(at, part)
+      }
+      await out.flush()
+    } finally {
+      await out.close()
+    }
+  } finally {
+    await v.close()
+  }
+}

@@ -5,6 +5,9 @@ import { DEFAULT_UNIT, VolumeError } from './layer.ts'
 import { INTENT_LENGTH, INTENT_OFFSET, MEMBER_RESERVED } from './member-format.ts'
 import type { Disk, MemberDisk, VolumeMembers } from './member-io.ts'
 import { readMember, writeMember } from './member-io.ts'
+import { ImageFile } from '../engine/blockdev/image-file.ts'
+import { assembleVolume } from './assemble.ts'
+import { LAYERS } from './factory.ts'
 
 /**
  * `tsnfs volume grow` (issue 14 item 3), offline, on a volume every member of which is present,
@@ -101,16 +104,18 @@ async function checkFresh(disk: Disk, force: boolean): Promise<void> {
   }
 }
 
-/** Grows `volume` as `options` say; see the header. Nothing to do: `grown` false, nothing written. */
-export async function growVolume(volume: VolumeMembers, options: GrowOptions): Promise<GrowVolumeResult> {
+/**
+ * The refusals growVolume makes from the configuration alone (a layout it does not grow, a
+ * snapshot store, disks to add to what is not a span, a member out of sync or absent): a server
+ * checks them before it closes anything.
+ */
+export function checkGrowable(volume: VolumeMembers, adding: number, size: GrowOptions['size']): void {
   const current = volume.config
-  const { root, order } = flatRoot(current)
-  const kind = root.kind
-  const add = options.add ?? []
-  if (add.length === 0 && options.size === undefined) layout('nothing to grow: give new disks (span) or a size (max or bytes per member)')
+  const kind = flatRoot(current).root.kind
+  if (adding === 0 && size === undefined) layout('nothing to grow: give new disks (span) or a size (max or bytes per member)')
   // The store sits at the top layer's end: a larger top would put its place somewhere else.
   if (current.snapshotStore !== undefined) layout(`volume ${current.name} keeps a snapshot store at its end, which growing would move; grow does not relocate it`)
-  if (add.length > 0 && kind !== 'span') {
+  if (adding > 0 && kind !== 'span') {
     if (kind === 'mirror') layout('adding a disk to a mirror adds a leg, not space; a mirror grows with --size max once every leg is larger')
     layout(`adding a member to a ${kind} would move every block to a new place (a reshape), which grow does not do; replace the members with larger disks and grow with --size max`)
   }
@@ -118,6 +123,15 @@ export async function growVolume(volume: VolumeMembers, options: GrowOptions): P
     if (m.state !== 'ok') layout(`grow needs every member in sync: member ${index} (${m.uuid}) is ${m.state}`)
     if (!volume.disks.some((d) => d.uuid === m.uuid)) throw new VolumeError('VOLUME_INCOMPLETE', `grow needs every member present: member ${index} (${m.uuid}) is not among the disks given`)
   }
+}
+
+/** Grows `volume` as `options` say; see the header. Nothing to do: `grown` false, nothing written. */
+export async function growVolume(volume: VolumeMembers, options: GrowOptions): Promise<GrowVolumeResult> {
+  const current = volume.config
+  const { root, order } = flatRoot(current)
+  const kind = root.kind
+  const add = options.add ?? []
+  checkGrowable(volume, add.length, options.size)
   const diskOf = (uuid: string): MemberDisk => {
     const d = volume.disks.find((x) => x.uuid === uuid)
     if (d === undefined) throw new VolumeError('VOLUME_INCOMPLETE', `member ${uuid} is not among the disks given`)
@@ -198,4 +212,25 @@ export async function growVolume(volume: VolumeMembers, options: GrowOptions): P
   for (const a of added) volume.disks.push(a.disk)
   volume.config = next
   return { config: next, grown: true, zeroed }
+}
+
+/**
+ * growVolume on the volume `paths` hold, opened bare (no layers running, nothing else may have
+ * them open: the caller closed the volume, which resynced and flushed it), with the disks at
+ * `addPaths` appended (span). Closes every disk again; resolves with the result and the paths the
+ * volume has now.
+ */
+export async function growDisks(paths: readonly string[], addPaths: readonly string[], options: Omit<GrowOptions, 'add'>): Promise<GrowVolumeResult & { readonly paths: readonly string[] }> {
+  const disks: Disk[] = []
+  try {
+    for (const path of paths) disks.push({ path, dev: await ImageFile.open(path) })
+    const added: Disk[] = []
+    for (const path of addPaths) added.push({ path, dev: await ImageFile.open(path) })
+    disks.push(...added)
+    const volume = await assembleVolume(disks.slice(0, paths.length), LAYERS)
+    const r = await growVolume(volume, { ...options, add: added })
+    return { ...r, paths: r.grown ? [...paths, ...addPaths] : [...paths] }
+  } finally {
+    for (const d of disks) await d.dev.close().catch(() => undefined)
+  }
 }

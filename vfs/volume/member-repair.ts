@@ -1,72 +1,57 @@
 import { resolve } from 'node:path'
-import { topLayer } from './assemble.ts'
+import type { BlockDevice } from '../engine/blockdev/block-device.ts'
 import type { AssembledVolume } from './assemble.ts'
 import type { UpdateResult } from './create-volume.ts'
-import type { VolumeConfig } from './config.ts'
+import type { LayoutNode, VolumeConfig } from './config.ts'
+import { membersUnder } from './config.ts'
 import type { RebuildOptions } from './layer.ts'
-import { VolumeError } from './layer.ts'
+import { DEFAULT_UNIT, VolumeError } from './layer.ts'
 import { MEMBER_RESERVED } from './member-format.ts'
 import type { Disk } from './member-io.ts'
+import type { MemberPlace } from './member-place.ts'
+import { placeOf, refuseUnsafe } from './member-place.ts'
 import { rebuildMember, replaceMember, setMemberState } from './member-state.ts'
-import { MirrorDevice } from './mirror.ts'
+import type { LegReplaceOptions } from './mirror.ts'
 import { PartitionDevice } from './partition.ts'
 import { Raid5Device } from './raid5.ts'
+import { SpanDevice } from './span.ts'
+import { StripeDevice } from './stripe.ts'
 
 /**
- * `fail` and `replace` of a member of the top layer (a mirror's leg, a RAID-5 member: every
- * layout `tsnfs volume create` makes), on an assembled volume: the offline commands and the
- * server's admin channel both run these, so a volume changes the same way whoever holds it.
+ * `fail` and `replace` of a member disk wherever it sits (a leg of the top mirror, a RAID-5
+ * member under partitions, a disk of a stripe under a mirror), on an assembled volume: the
+ * offline commands and the server's admin channel both run these, so a volume changes the same
+ * way whoever holds it. The layer that acts is the nearest mirror or RAID-5 above the disk
+ * (member-place.ts); when the disk is one of several in that layer's child (a stripe leg), the
+ * whole child fails and a replace rebuilds the whole child, as md does with RAID-1 over RAID-0.
  */
 
-export interface TopMember {
-  readonly uuid: string
-  /** Its place among the top layer's children. */
-  readonly place: number
-  readonly layer: MirrorDevice | Raid5Device
+export interface FailResult extends UpdateResult {
+  readonly place: MemberPlace
+  /** What stopped serving: the member's disk alone, or the layer child holding it (members by index). */
+  readonly lost: string
 }
 
-/** Member `index` of the configuration, and its place among the top layer's children. */
-export function topMember(v: AssembledVolume, index: number): TopMember {
-  const c = v.config
-  const m = Number.isSafeInteger(index) ? c.members[index] : undefined
-  if (m === undefined) throw new VolumeError('VOLUME_MEMBER', `volume ${c.name} has no member ${index} (members 0 … ${c.members.length - 1})`)
-  const root = c.root
-  const layer = topLayer(v)
-  const place = root.kind === 'mirror' || root.kind === 'raid5' ? root.children.findIndex((n) => n.kind === 'disk' && n.member === m.uuid) : -1
-  if (place < 0 || !(layer instanceof MirrorDevice || layer instanceof Raid5Device)) {
-    throw new VolumeError('VOLUME_LAYOUT', `volume ${c.name} is a ${root.kind}: only a member of a top-level mirror or RAID-5 can be failed or replaced`)
-  }
-  return { uuid: m.uuid, place, layer }
-}
-
-/** Indices of the members out of service now: recorded so, absent at assembly, or failed by the layer since. */
-function outOfService(v: AssembledVolume, top: TopMember): number[] {
-  const live = top.layer.status().members
-  return v.config.members.flatMap((m, i) => {
-    const place = v.config.root.kind === 'disk' || v.config.root.kind === 'partition' ? -1 : v.config.root.children.findIndex((n) => n.kind === 'disk' && n.member === m.uuid)
-    const layerState = live[place]?.state ?? 'ok'
-    return m.state !== 'ok' || layerState !== 'ok' || v.missing.some((x) => x.uuid === m.uuid) ? [i] : []
-  })
+function describeLoss(v: AssembledVolume, p: MemberPlace): string {
+  if (p.sole) return `${p.path} (member ${p.index})`
+  const under = membersUnder(p.child).map((u) => v.config.members.findIndex((m) => m.uuid === u))
+  return `${p.path}, the ${p.child.kind} of members ${under.join(', ')} (a ${p.child.kind} cannot lose one disk: the whole ${p.layer.kind} child goes)`
 }
 
 /**
  * Takes member `index` out of service: recorded failed in the configuration (so its disk, if it
- * comes back, is refused as stale), then failed in the layer, which stops using it. Refused when
- * it already is failed, or when the volume could not serve without it.
+ * comes back, is refused as stale), then its child failed in the nearest redundant layer, which
+ * stops using it. Refused when it already is failed, or when the volume could not serve without it.
  */
-export async function failTopMember(v: AssembledVolume, index: number, reason: string): Promise<UpdateResult> {
-  const top = topMember(v, index)
+export async function failVolumeMember(v: AssembledVolume, index: number, reason: string): Promise<FailResult> {
+  const p = placeOf(v, index)
   const c = v.config
-  if (c.members[index]?.state === 'failed') throw new VolumeError('VOLUME_MEMBER', `member ${index} (${top.uuid}) of volume ${c.name} is already failed`)
+  if (c.members[index]?.state === 'failed') throw new VolumeError('VOLUME_MEMBER', `member ${index} (${p.uuid}) of volume ${c.name} is already failed`)
   // The same rule the assembly applies: a change that would leave the volume unable to serve is refused.
-  const lost = outOfService(v, top).filter((i) => i !== index)
-  const children = c.root.kind === 'mirror' || c.root.kind === 'raid5' ? c.root.children.length : 0
-  if (c.root.kind === 'raid5' ? lost.length > 0 : lost.length >= children - 1) {
-    throw new VolumeError('VOLUME_FAILED', `volume ${c.name} already runs without ${lost.map((i) => `member ${i}`).join(', ')}; failing member ${index} too would lose it`)
-  }
-  const r = await setMemberState(v, top.uuid, 'failed', reason)
-  if (top.layer.status().members[top.place]?.state !== 'failed') top.layer.fail(top.place)
-  return r
+  refuseUnsafe(v, p, (lost) => `volume ${c.name} already runs without ${lost}; failing member ${index} too would lose it`)
+  const r = await setMemberState(v, p.uuid, 'failed', reason)
+  if (p.layer.status().members[p.place]?.state !== 'failed') p.layer.fail(p.place)
+  return { ...r, place: p, lost: describeLoss(v, p) }
 }
 
 /** Refuses a new disk that is one of the volume's disks already (before it is opened, which would fail on the lock). */
@@ -74,27 +59,92 @@ export function refuseMemberPath(v: AssembledVolume, path: string): void {
   if (v.disks.some((d) => resolve(d.path) === resolve(path))) throw new VolumeError('VOLUME_MEMBER', `${path} is one of the volume's disks already`)
 }
 
+/** Checks that member `index` can be replaced now (see replaceVolumeMember), before any disk is opened or changed. */
+export function checkReplace(v: AssembledVolume, index: number): MemberPlace {
+  const p = placeOf(v, index)
+  const c = v.config
+  refuseUnsafe(v, p, (lost) => `volume ${c.name} runs without ${lost}: no whole copy to rebuild member ${index} from`)
+  if (!p.sole) {
+    for (const u of membersUnder(p.child)) {
+      if (u === p.uuid) continue
+      const i = c.members.findIndex((m) => m.uuid === u)
+      const m = c.members[i]
+      const here = v.disks.some((d) => d.uuid === u)
+      if (m?.state !== 'ok' || !here) {
+        throw new VolumeError('VOLUME_MEMBER', `member ${index} is in ${p.path}, which also needs member ${i} (${u}), ${here ? m?.state : 'absent'}: the ${p.child.kind} is rebuilt whole, from disks that are all here and ok but this one`)
+      }
+    }
+    if (containsRedundancy(p.child)) throw new VolumeError('VOLUME_LAYOUT', `${p.path} holds a mirror or RAID-5 of its own: replace rebuilds a child of plain disks, spans, stripes and partitions`)
+  }
+  return p
+}
+
+function containsRedundancy(node: LayoutNode): boolean {
+  if (node.kind === 'mirror' || node.kind === 'raid5') return true
+  if (node.kind === 'disk') return false
+  return node.kind === 'partition' ? containsRedundancy(node.child) : node.children.some(containsRedundancy)
+}
+
 /**
- * Puts `disk` in place of member `index` and rebuilds onto it while the volume keeps serving
- * (replaceMember records the swap, rebuildMember has the layer copy or recompute the data with
- * checkpoints in the configuration, then records the new member ok). RAID-5 rebuilds only a member it no longer uses, so a member still in service
- * is failed first; a mirror takes any leg. Refused before anything changes when the layer could
- * not rebuild (no other whole copy).
+ * The layer child `node` built anew over the volume's disks, `fresh` in place of member `uuid`:
+ * the device a rebuild copies the child onto. The other disks are the same open devices the old
+ * child uses (the old child is left unclosed by the mirror for that reason; the volume's close
+ * closes every disk).
  */
-export async function replaceTopMember(v: AssembledVolume, index: number, disk: Disk, opts: RebuildOptions = {}): Promise<{ uuid: string; config: VolumeConfig }> {
-  const top = topMember(v, index)
-  const { place, layer } = top
+function buildChild(v: AssembledVolume, node: LayoutNode, swap: { from: string; to: string }, fresh: Disk): BlockDevice {
+  switch (node.kind) {
+    case 'disk': {
+      // `node` is the layout before the swap: the old member's leaf stands for the new one.
+      const uuid = node.member === swap.from ? swap.to : node.member
+      const m = v.config.members.find((r) => r.uuid === uuid)
+      if (m === undefined) throw new VolumeError('VOLUME_MEMBER', `member ${uuid} is not in the configuration`)
+      const dev = uuid === swap.to ? fresh.dev : v.disks.find((d) => d.uuid === uuid)?.dev
+      if (dev === undefined) throw new VolumeError('VOLUME_MEMBER', `member ${uuid} is not among the disks`)
+      return new PartitionDevice(dev, MEMBER_RESERVED, m.size)
+    }
+    case 'partition':
+      return new PartitionDevice(buildChild(v, node.child, swap, fresh), node.offset, node.size)
+    case 'span':
+      return new SpanDevice(node.children.map((k) => buildChild(v, k, swap, fresh)))
+    case 'stripe':
+      return new StripeDevice(node.children.map((k) => buildChild(v, k, swap, fresh)), { unit: node.unit ?? DEFAULT_UNIT })
+    default:
+      throw new VolumeError('VOLUME_LAYOUT', `replace rebuilds no ${node.kind} inside a redundant layer's child`)
+  }
+}
+
+/**
+ * Puts `disk` in place of member `index` and rebuilds while the volume keeps serving
+ * (replaceMember records the swap, rebuildMember has the layer copy or recompute the data, then
+ * records the new member ok). RAID-5 rebuilds only a child it no longer uses, so one still in
+ * service is failed first; a mirror takes any leg. Where the member's disk is the layer's whole
+ * child, the rebuild is checkpointed in the configuration (the next read-write open continues
+ * it); a child holding more disks (a stripe leg) is rebuilt whole, without checkpoints, and a
+ * stop means a full rebuild from a new replace. Refused before anything changes when the layer
+ * could not rebuild (no other whole copy).
+ */
+export async function replaceVolumeMember(v: AssembledVolume, index: number, disk: Disk, opts: RebuildOptions = {}): Promise<{ uuid: string; config: VolumeConfig; place: MemberPlace }> {
+  const p = checkReplace(v, index)
+  const { place, layer } = p
   const c = v.config
   refuseMemberPath(v, disk.path)
-  const others = outOfService(v, top).filter((i) => i !== index)
-  const children = c.root.kind === 'mirror' || c.root.kind === 'raid5' ? c.root.children.length : 0
-  if (layer instanceof Raid5Device ? others.length > 0 : others.length >= children - 1) {
-    throw new VolumeError('VOLUME_FAILED', `volume ${c.name} runs without ${others.map((i) => `member ${i}`).join(', ')}: no whole copy to rebuild member ${index} from`)
-  }
   const size = c.members[index]?.size ?? 0
-  const swapped = await replaceMember(v, top.uuid, disk)
+  const swapped = await replaceMember(v, p.uuid, disk)
   if (layer instanceof Raid5Device && layer.status().members[place]?.state !== 'failed') layer.fail(place)
-  // Checkpointed in the configuration: if the process dies, the next read-write open of the volume continues from the last checkpoint.
-  await rebuildMember(v, swapped.uuid, layer, place, new PartitionDevice(disk.dev, MEMBER_RESERVED, size), opts)
-  return { uuid: swapped.uuid, config: v.config }
+  if (p.sole) {
+    // Checkpointed in the configuration: if the process dies, the next read-write open of the volume continues from the last checkpoint.
+    const dev = wrapPartitions(p.child, new PartitionDevice(disk.dev, MEMBER_RESERVED, size))
+    await rebuildMember(v, swapped.uuid, layer, place, dev, opts)
+  } else {
+    const child = buildChild(v, p.child, { from: p.uuid, to: swapped.uuid }, { path: disk.path, dev: disk.dev })
+    // A checkpoint counts bytes of the child, not of the member's disk: none is recorded.
+    const mirrorOpts: LegReplaceOptions = { ...opts, checkpointBytes: Number.MAX_SAFE_INTEGER, keepOld: true }
+    await rebuildMember(v, swapped.uuid, layer, place, child, mirrorOpts)
+  }
+  return { uuid: swapped.uuid, config: v.config, place: p }
+}
+
+/** The member's data area under the partitions its layout puts between it and the layer. */
+function wrapPartitions(node: LayoutNode, inner: BlockDevice): BlockDevice {
+  return node.kind === 'partition' ? new PartitionDevice(wrapPartitions(node.child, inner), node.offset, node.size) : inner
 }

@@ -26,7 +26,8 @@ export async function rebuildLeg(legs: MirrorLegs, index: number, dev: BlockDevi
   let copied: number
   try {
     copied = await pacedSteps([{ offset: from, length: size - from }], opts, async (offset, length) => {
-      await legs.lock.with(offset, length, true, async () => {
+      // A step that saw client I/O gives way for as long as it took, as RAID-5's rebuild does.
+      await legs.clients.step(() => legs.lock.with(offset, length, true, async () => {
         if (legs.closed) throw closedError('rebuild')
         const leg = current(legs, index, dev)
         const buf = Buffer.alloc(length)
@@ -34,7 +35,7 @@ export async function rebuildLeg(legs: MirrorLegs, index: number, dev: BlockDevi
         await dev.write(offset, buf)
         leg.rebuilt = offset + length
         legs.emit({ kind: 'rebuild-progress', member: index, offset, length, message: `leg ${index}: ${offset + length} of ${size} bytes rebuilt` })
-      })
+      }), legs.stopSignal)
       const done = offset + length
       if (opts.onCheckpoint !== undefined && done - checkpointed >= every && done < size) {
         await dev.flush()

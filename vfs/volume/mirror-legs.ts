@@ -2,6 +2,7 @@ import { closedError } from '../engine/blockdev/block-device.ts'
 import type { BlockDevice } from '../engine/blockdev/block-device.ts'
 import type { MemberState, MemberStatus, VolumeEvent, VolumeEventSink } from './layer.ts'
 import { VolumeError } from './layer.ts'
+import { ClientTurns } from './paced-steps.ts'
 import { RangeLock } from './range-lock.ts'
 
 export interface Leg {
@@ -27,6 +28,8 @@ export interface LegReadOptions {
 export class MirrorLegs {
   readonly legs: Leg[]
   readonly lock = new RangeLock()
+  /** Client reads and writes, which a rebuild step gives way to (paced-steps.ts). */
+  readonly clients = new ClientTurns()
   readonly #onEvent: VolumeEventSink | undefined
   #next = 0
   #volumeFailed = false

@@ -9,6 +9,15 @@ import { MirrorLegs } from './mirror-legs.ts'
 import { clipRegions } from './paced-steps.ts'
 import { WriteGenerations } from './write-generations.ts'
 
+/** Options of a leg's replace. */
+export interface LegReplaceOptions extends RebuildOptions {
+  /**
+   * Leave the old leg's device open: a new leg built over some of the same disks (a stripe leg
+   * whose one disk was replaced) would lose them to the old one's close. The caller closes them.
+   */
+  keepOld?: boolean
+}
+
 /**
  * RAID-1: every leg holds the whole volume. Writes go to every live leg at once and succeed while
  * one whole (ok) leg took them; a leg whose write, flush or repair fails is dropped (failed) and
@@ -58,6 +67,7 @@ export class MirrorDevice implements Layer {
 
   async readInto(offset: number, target: Uint8Array): Promise<void> {
     this.#check('read', offset, target.length)
+    this.#legs.clients.touch()
     await this.#legs.readInto(offset, target, { locked: false })
   }
 
@@ -66,6 +76,7 @@ export class MirrorDevice implements Layer {
     if (this.readOnly) throw readOnlyError(offset)
     this.#refuseIfFailed(`write at ${offset}`)
     if (data.length === 0) return
+    this.#legs.clients.touch()
     await this.#generations.run(async (generation) => {
       // The intent must be durable before any leg can differ from another.
       await this.#intent?.mark(offset, data.length, generation)
@@ -99,6 +110,11 @@ export class MirrorDevice implements Layer {
     }
   }
 
+  /** Rebuild steps that gave way to client I/O (see ClientTurns), since the mirror was built. */
+  get gaveWay(): number {
+    return this.#legs.clients.gaveWay
+  }
+
   status(): LayerStatus {
     const members = this.#legs.status()
     return { kind: this.kind, size: this.size, degraded: members.some((m) => m.state !== 'ok'), failed: this.#legs.failed, members }
@@ -117,7 +133,7 @@ export class MirrorDevice implements Layer {
    * exclusively, so the copy never overwrites them with older bytes. With `opts.resumeFrom` the
    * copy continues a rebuild a crash cut short (see RebuildOptions); resolves with bytes copied.
    */
-  async replace(index: number, dev: BlockDevice, opts: RebuildOptions = {}): Promise<number> {
+  async replace(index: number, dev: BlockDevice, opts: LegReplaceOptions = {}): Promise<number> {
     if (this.#closed) throw closedError('replace')
     const old = this.#leg(index)
     if (dev.size < this.size) throw new VolumeError('VOLUME_LAYOUT', `new leg of ${dev.size} bytes is smaller than the mirror (${this.size})`)
@@ -131,7 +147,7 @@ export class MirrorDevice implements Layer {
     }
     this.#legs.legs[index] = { dev, state: 'rebuilding', rebuilt: from }
     try {
-      await old.dev.close()
+      if (opts.keepOld !== true) await old.dev.close()
     } catch {
       // The dropped leg is often a dead disk: its close failing changes nothing for the mirror.
     }

@@ -69,3 +69,37 @@ export function clipRegions(regions: readonly Region[], size: number): Region[] 
   }
   return out.map((r) => ({ offset: r.offset, length: r.end - r.offset }))
 }
+
+/** The longest one copy step gives way to clients: a slow step must not stall the copy for seconds. */
+export const MAX_GIVE_WAY_MS = 200
+
+/**
+ * Client I/O a background copy yields to, as RAID-5's rebuild does (raid5.ts): a step during
+ * which clients read or wrote is followed by a pause as long as the step took (at most
+ * MAX_GIVE_WAY_MS), so clients keep about half the disks' time; idle, the copy runs flat out
+ * (md drops a resync to its minimum speed while the array has other I/O). The layer calls
+ * `touch` on every client read and write, and wraps each copy step in `step`.
+ */
+export class ClientTurns {
+  #ops = 0
+  /** Steps that saw client I/O and gave way: what the tests count. */
+  gaveWay = 0
+
+  touch(): void {
+    this.#ops++
+  }
+
+  async step(work: () => Promise<void>, signal?: AbortSignal): Promise<void> {
+    const seen = this.#ops
+    const began = performance.now()
+    await work()
+    if (this.#ops === seen) return
+    this.gaveWay++
+    try {
+      await sleep(Math.min(MAX_GIVE_WAY_MS, performance.now() - began), undefined, signal === undefined ? {} : { signal })
+    } catch (err) {
+      signal?.throwIfAborted()
+      throw err
+    }
+  }
+}

@@ -2,6 +2,7 @@ import { topLayer } from './assemble.ts'
 import type { AssembledVolume } from './assemble.ts'
 import { redundantLayers } from './factory.ts'
 import { redundantChildren } from './layer-walk.ts'
+import type { OriginDevice } from './snapshot.ts'
 
 /**
  * The status of an assembled volume as `tsnfs volume status --json` prints it, offline and
@@ -33,6 +34,35 @@ export interface VolumeStatus {
   /** Not serving writes: more lost than the layout survives. */
   readonly failed: boolean
   readonly repairs: AssembledVolume['repairs']
+  /** With a snapshot store: its size and use (absent on a volume that keeps no snapshots). */
+  readonly snapshotStore?: SnapshotStoreStatus
+}
+
+/**
+ * The exception store as status shows it: `size` the bytes of the top layer it takes; `bytes`
+ * what its chunks can hold (the rest is its table and map) and `used` what copies take now (the
+ * store fills as the origin is written after a snapshot; full, the oldest snapshot is given up);
+ * snapshots by state.
+ */
+export interface SnapshotStoreStatus {
+  readonly size: number
+  readonly chunkSize: number
+  readonly bytes: number
+  readonly used: number
+  readonly snapshots: number
+  readonly deleting: number
+  readonly invalid: number
+}
+
+export function snapshotStoreStatus(v: AssembledVolume & { readonly origin?: OriginDevice }): SnapshotStoreStatus | undefined {
+  const kept = v.config.snapshotStore
+  const origin = v.origin
+  if (kept === undefined || origin === undefined) return undefined
+  const usage = origin.store.usage()
+  const chunk = origin.store.chunkSize
+  const snaps = origin.listSnapshots()
+  const count = (state: string): number => snaps.filter((s) => s.state === state).length
+  return { size: kept.size, chunkSize: chunk, bytes: usage.chunks * chunk, used: usage.used * chunk, snapshots: count('live'), deleting: count('deleting'), invalid: count('invalid') }
 }
 
 export function describeMembers(v: AssembledVolume): MemberLine[] {
@@ -64,7 +94,7 @@ export function describeMembers(v: AssembledVolume): MemberLine[] {
   })
 }
 
-export function volumeStatus(v: AssembledVolume): VolumeStatus {
+export function volumeStatus(v: AssembledVolume & { readonly origin?: OriginDevice }): VolumeStatus {
   const c = v.config
   const members = describeMembers(v)
   const layers = redundantLayers(topLayer(v)).map((l) => l.status())
@@ -73,5 +103,6 @@ export function volumeStatus(v: AssembledVolume): VolumeStatus {
   const root = topLayer(v)
   const top = redundantLayers(root)[0]
   const failed = top !== undefined && top === root && top.status().failed
-  return { name: c.name, id: c.id, level: c.root.kind, size: v.device.size, seq: c.seq, members, degraded, failed, repairs: v.repairs }
+  const store = snapshotStoreStatus(v)
+  return { name: c.name, id: c.id, level: c.root.kind, size: v.device.size, seq: c.seq, members, degraded, failed, repairs: v.repairs, ...(store === undefined ? {} : { snapshotStore: store }) }
 }

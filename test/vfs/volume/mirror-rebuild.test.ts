@@ -223,3 +223,42 @@ t.test('close wakes a rebuild out of a long rate sleep', async (t) => {
   await rebuild
   t.ok(performance.now() - started < 2000, 'rejected at once, not after the sleep')
 })
+
+/** A new leg that calls `during(offset)` as each rebuild step writes it (before the write lands). */
+class HookedLeg extends CountingDevice {
+  during: (offset: number) => void = () => undefined
+  override write(offset: number, data: Uint8Array): Promise<void> {
+    this.during(offset)
+    return super.write(offset, data)
+  }
+}
+
+t.test('a rebuild step that saw client I/O gives way; idle steps do not', async (t) => {
+  const STEP = 32 * 1024
+  const m = new MirrorDevice([new MemoryDevice(SIZE), new MemoryDevice(SIZE)])
+  await m.write(0, pattern(SIZE, 3))
+  m.fail(1)
+  const fresh = new HookedLeg(new MemoryDevice(SIZE))
+  // Clients read and write during steps 1, 2 and 6 of the 8; the others run alone.
+  const steps = [1, 2, 6].map((k) => k * STEP)
+  const busy = new Set(steps)
+  const client: Promise<unknown>[] = []
+  fresh.during = (offset) => {
+    // Once per step: the client's own write reaches the new leg too.
+    if (!busy.delete(offset)) return
+    client.push(m.read((offset + 4 * STEP) % SIZE, 4096))
+    client.push(m.write(offset, Buffer.alloc(512, 9)))
+  }
+  const before = m.gaveWay
+  await m.replace(1, fresh, { stepBytes: STEP })
+  await Promise.all(client)
+  t.equal(before, 0)
+  t.equal(m.gaveWay, 3, 'exactly the three steps that saw client I/O gave way')
+  const want = pattern(SIZE, 3)
+  for (const at of steps) want.fill(9, at, at + 512)
+  t.ok((await contents(fresh)).equals(want), 'the new leg holds the client writes made during the rebuild')
+  t.ok((await contents(m.members[0]!)).equals(want))
+  await m.replace(1, new MemoryDevice(SIZE), { stepBytes: STEP })
+  t.equal(m.gaveWay, 3, 'a rebuild with no client I/O never gives way')
+  await m.close()
+})
