@@ -46,4 +46,28 @@ export class ParityDropping extends PassThroughDevice {
     if (runStart >= 0) runs.push(this.inner.write(runStart, data.subarray(runStart - offset)))
     await Promise.all(runs)
   }
+
+  /** As write, for the RAID-5's gathered runs: the kept pieces go on as writev where the device has it. */
+  async writev(offset: number, chunks: readonly Uint8Array[]): Promise<void> {
+    const { index, members, unit, dataOffset } = this.#p
+    const groups: { at: number; pieces: Uint8Array[] }[] = []
+    let pos = offset
+    for (const chunk of chunks) {
+      for (let done = 0; done < chunk.length; ) {
+        const at = pos + done
+        const stripe = Math.floor((at - dataOffset) / unit)
+        const n = at < dataOffset ? Math.min(chunk.length - done, dataOffset - at) : Math.min(chunk.length - done, dataOffset + (stripe + 1) * unit - at)
+        if (at < dataOffset || parityMember(stripe, members) !== index) {
+          const last = groups.at(-1)
+          const piece = chunk.subarray(done, done + n)
+          if (last !== undefined && last.at + last.pieces.reduce((s, p) => s + p.length, 0) === at) last.pieces.push(piece)
+          else groups.push({ at, pieces: [piece] })
+        }
+        done += n
+      }
+      pos += chunk.length
+    }
+    const inner = this.inner
+    await Promise.all(groups.map((g) => (inner.writev === undefined ? inner.write(g.at, Buffer.concat(g.pieces)) : inner.writev(g.at, g.pieces))))
+  }
 }

@@ -372,34 +372,54 @@ export class Raid5Device implements Layer {
 
   /**
    * Writes `count` whole stripes from `first` (the caller holds their locks): each member's units
-   * of the run, data or parity, gathered into one buffer and written at once. As for one whole
-   * stripe, nothing is read, so a member out of service changes nothing but who is written: the
-   * others then imply its units (and a rebuilding member takes its units at once).
+   * of the run, data or parity, as one write per member. As for one whole stripe, nothing is read,
+   * so a member out of service changes nothing but who is written: the others then imply its
+   * units (and a rebuilding member takes its units at once).
+   *
+   * The data units go to the members straight from `data` (BlockDevice.writev), the parity from a
+   * kept buffer: gathering every member's units into a buffer of its own first copied all the
+   * data once more on the main thread. Where `data` is not 4-byte aligned the XOR would run byte
+   * by byte, so there (and for members without writev) the units are copied together after all.
    */
   async #writeFullRun(first: number, count: number, data: Uint8Array): Promise<void> {
     const n = this.#n
     const unit = this.unit
     this.#refuseIfFailed('write')
-    // Buffers of their own (raid5-buffers.ts): 8-byte aligned, so the XOR below runs in 64-bit
-    // lanes over the copies even where the client's data sits at any offset of its request.
-    const out = Array.from({ length: n }, () => this.#runBuffers.take(count * unit))
+    const aligned = (data.byteOffset & 3) === 0
+    const parity = this.#runBuffers.take(count * unit)
+    const gathered: Buffer[] = []
+    const chunks: Uint8Array[][] = Array.from({ length: n }, () => [])
+    const units: Uint8Array[] = []
     for (let i = 0; i < count; i++) {
       const stripe = first + i
-      const units: Buffer[] = []
+      units.length = 0
       for (let d = 0; d < n - 1; d++) {
         const at = (i * (n - 1) + d) * unit
-        const copy = out[dataMember(stripe, d, n)]?.subarray(i * unit, (i + 1) * unit)
-        if (copy === undefined) continue
-        copy.set(data.subarray(at, at + unit))
-        units.push(copy)
+        let src = data.subarray(at, at + unit)
+        if (!aligned) {
+          // A kept buffer is 8-byte aligned: the XOR below then runs in 64-bit lanes.
+          const copy = this.#runBuffers.take(unit)
+          copy.set(src)
+          gathered.push(copy)
+          src = copy
+        }
+        chunks[dataMember(stripe, d, n)]?.push(src)
+        units.push(src)
       }
-      const parity = out[parityMember(stripe, n)]?.subarray(i * unit, (i + 1) * unit)
-      if (parity !== undefined) xorOf(parity, units)
+      const p = parity.subarray(i * unit, (i + 1) * unit)
+      xorOf(p, units)
+      chunks[parityMember(stripe, n)]?.push(p)
     }
     const live = this.#m.map((_, member) => member).filter((member) => this.#m[member]?.state !== 'failed')
-    const results = await Promise.allSettled(live.map((member) => this.#dev(member).write(first * unit, out[member] ?? Buffer.alloc(0))))
+    const results = await Promise.allSettled(
+      live.map((member) => {
+        const dev = this.#dev(member)
+        const mine = chunks[member] ?? []
+        return dev.writev === undefined ? dev.write(first * unit, Buffer.concat(mine)) : dev.writev(first * unit, mine)
+      }),
+    )
     // Every write has settled: no member holds the buffers any more.
-    this.#runBuffers.give(out)
+    this.#runBuffers.give([parity, ...gathered])
     results.forEach((r, k) => {
       const member = live[k]
       if (r.status === 'rejected' && member !== undefined) this.#markFailed(member, errorMessage(r.reason))
