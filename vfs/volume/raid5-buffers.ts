@@ -1,10 +1,9 @@
 /**
- * Buffers a RAID-5 fills for one member write (a run of whole stripes gathered per member), kept
- * for the next run instead of allocated each time. A fresh buffer of half a MiB is fresh memory:
- * the copy into it paid a page fault per 4 KiB, and that copy was the layer's largest cost
- * (a CPU profile of a 256 MiB sequential write straight into the volume: 14 % of the process in
- * the gathering copy, 8 % in the garbage collector, against 5 % for the XOR). Each buffer
- * is 8-byte aligned (a whole ArrayBuffer of its own), so the XOR over it runs in 64-bit lanes.
+ * Buffers a RAID-5 rebuild step fills (the other members' units it reads, the units it writes),
+ * kept for the next step instead of allocated each time: a fresh buffer is fresh memory, and the
+ * copy into it pays a page fault per 4 KiB (in a profile of whole-stripe writes that gathered into
+ * fresh buffers: 14 % of the process in the copy, 8 % in the collector). Each buffer is 8-byte
+ * aligned (a whole ArrayBuffer of its own), so the XOR over it runs in 64-bit lanes.
  */
 export class RunBuffers {
   readonly #free = new Map<number, Buffer[]>()

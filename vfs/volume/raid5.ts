@@ -73,8 +73,8 @@ export class Raid5Device implements Layer {
   #clientOps = 0
   /** Numbers every member-writing operation for the intent log (a flush settles what it made durable). */
   readonly #generations = new WriteGenerations()
-  /** Enough for 32 requests of 1 MiB in flight on 3 members (the NFS client's window). */
-  readonly #runBuffers = new RunBuffers(64 * 1024 * 1024)
+  /** A rebuild step's reads and units (1 MiB each by default), and a few degraded reads beside. */
+  readonly #runBuffers = new RunBuffers(16 * 1024 * 1024)
 
   constructor(members: readonly BlockDevice[], opts: Raid5Options = {}) {
     if (members.length < 3) throw new VolumeError('VOLUME_LAYOUT', `RAID-5 needs at least 3 members, got ${members.length}`)
@@ -386,8 +386,9 @@ export class Raid5Device implements Layer {
     const unit = this.unit
     this.#refuseIfFailed('write')
     const aligned = (data.byteOffset & 3) === 0
-    const parity = this.#runBuffers.take(count * unit)
-    const gathered: Buffer[] = []
+    // Fresh, not kept (raid5-buffers.ts): kept buffers made a seq write faster and the reads right
+    // after it slower by about as much (bench/README.md, Volumes), so they stay with the rebuild.
+    const parity = Buffer.allocUnsafeSlow(count * unit)
     const chunks: Uint8Array[][] = Array.from({ length: n }, () => [])
     const units: Uint8Array[] = []
     for (let i = 0; i < count; i++) {
@@ -397,10 +398,9 @@ export class Raid5Device implements Layer {
         const at = (i * (n - 1) + d) * unit
         let src = data.subarray(at, at + unit)
         if (!aligned) {
-          // A kept buffer is 8-byte aligned: the XOR below then runs in 64-bit lanes.
-          const copy = this.#runBuffers.take(unit)
+          // A buffer of its own is 8-byte aligned: the XOR below then runs in 64-bit lanes.
+          const copy = Buffer.allocUnsafeSlow(unit)
           copy.set(src)
-          gathered.push(copy)
           src = copy
         }
         chunks[dataMember(stripe, d, n)]?.push(src)
@@ -418,8 +418,6 @@ export class Raid5Device implements Layer {
         return dev.writev === undefined ? dev.write(first * unit, Buffer.concat(mine)) : dev.writev(first * unit, mine)
       }),
     )
-    // Every write has settled: no member holds the buffers any more.
-    this.#runBuffers.give([parity, ...gathered])
     results.forEach((r, k) => {
       const member = live[k]
       if (r.status === 'rejected' && member !== undefined) this.#markFailed(member, errorMessage(r.reason))

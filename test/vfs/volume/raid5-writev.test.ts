@@ -61,7 +61,7 @@ t.test('RAID-5 runs through writev leave the members byte-identical to the copyi
   const dir = t.testdir()
   const files: BlockDevice[] = []
   for (let i = 0; i < 3; i++) files.push(new PartitionDevice(await ImageFile.create(join(dir, `m${i}`), RESERVED + STRIPES * UNIT), RESERVED, STRIPES * UNIT))
-  const mems = [0, 1, 2].map(() => new MemoryDevice(STRIPES * UNIT))
+  const mems: BlockDevice[] = [0, 1, 2].map(() => new MemoryDevice(STRIPES * UNIT))
   t.ok(files.every((d) => d.writev !== undefined) && mems.every((d) => d.writev === undefined), 'one side writev, the other not')
   const onFiles = new Raid5Device(files, { unit: UNIT })
   const onMems = new Raid5Device(mems, { unit: UNIT })
