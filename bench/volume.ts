@@ -2,10 +2,10 @@
  * Volumes under the engine (issue 14 item 8): sequential write and read through NFS of the same
  * engine on one image file, on a 2-leg mirror and on a 3-member RAID-5, every image in one
  * directory (one disk), repetitions interleaved (single, mirror, raid5, then the next order …),
- * medians and the ratios mirror/single and raid5/single. Then the RAID-5 rebuild, measured in
- * this process (the online `volume replace` through a running server is not built yet):
- * Raid5Device.replace onto a fresh image idle, and again while a client writes and reads a file
- * sequentially through NFS from a server in this process serving the same open volume.
+ * medians and the ratios mirror/single and raid5/single. Then the RAID-5 rebuild through the
+ * online `volume replace` of a running server (its admin socket, as `tsnfs volume replace NAME OLD
+ * NEW --admin SOCK` sends it) onto a fresh sparse image: idle, and again while a client writes and
+ * reads a file sequentially through NFS from the same server.
  *
  *   npx tsx bench/volume.ts [--short] [--size MiB] [--runs N] [--dir DIR] [--fs MiB]
  *                           [--client MiB] [--layouts single,mirror,raid5] [--no-rebuild] [--json] [--keep]
@@ -17,21 +17,15 @@ import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { raidLayoutOf } from '../cli/volume-raid.ts'
+import { adminRequest } from '../server/admin/client.ts'
 import { parseExports } from '../server/exports/parse.ts'
-import { BACKENDS } from '../server/backends.ts'
-import type { BackendFactory } from '../server/backends.ts'
 import { createServer } from '../server/index.ts'
+import type { OperationProgress } from '../server/volume-registry.ts'
 import { ImageFile } from '../vfs/engine/blockdev/image-file.ts'
-import { PassThroughDevice } from '../vfs/engine/blockdev/pass-through.ts'
-import { openEngineOn } from '../vfs/engine/fs/assemble.ts'
 import { makeFileSystem } from '../vfs/engine/mkfs/mkfs.ts'
 import { createVolume } from '../vfs/volume/create-volume.ts'
-import { LAYERS, redundantLayers } from '../vfs/volume/factory.ts'
 import { MEMBER_RESERVED } from '../vfs/volume/member-format.ts'
-import { replaceMember, setMemberState } from '../vfs/volume/member-state.ts'
 import { openVolume } from '../vfs/volume/open-volume.ts'
-import type { OpenVolume } from '../vfs/volume/open-volume.ts'
-import { Raid5Device } from '../vfs/volume/raid5.ts'
 import { NfsDriver, parseBenchUrl } from './nfs-driver.ts'
 import { median, round } from './results.ts'
 import type { PhaseResult } from './results.ts'
@@ -145,30 +139,21 @@ async function seqTable(o: VolumeBenchOptions, made: Record<Layout, Made>): Prom
   return table
 }
 
-/** The engine's device: the open volume's top layer, which the bench closes itself. */
-class KeptOpen extends PassThroughDevice {
-  override close(): Promise<void> {
-    return this.inner.flush()
-  }
-}
-
 interface ServedVolume {
   url: string
+  admin: string
   close(): Promise<void>
 }
 
-/** A server in this process whose export runs the engine on `v` (so the bench can reach its layers). */
-async function serveOpenVolume(v: OpenVolume, stateDir: string): Promise<ServedVolume> {
-  const factory: BackendFactory = () => openEngineOn(new KeptOpen(v.device))
-  // The export parser knows only the built-in backend names: the bench's factory stands in for
-  // `memory`, the one backend that needs no option naming a path.
-  const backends = new Map(BACKENDS)
-  backends.set('memory', factory)
+/** A server in this process serving `made` (the RAID-5), with its admin socket, as `tsnfs serve` runs. */
+async function serveWithAdmin(made: Made, stateDir: string): Promise<ServedVolume> {
   await mkdir(stateDir, { recursive: true })
-  const exports = parseExports('/export  *(rw,insecure,no_root_squash,backend=memory)\n', '<bench volume>')
-  const server = await createServer({ exports, stateDir, port: 0, host: '127.0.0.1', backends })
+  const admin = join(stateDir, 'admin.sock')
+  const exports = parseExports(made.exportsText, '<bench volume>')
+  const server = await createServer({ exports, stateDir, port: 0, host: '127.0.0.1', admin })
   return {
     url: `nfs://127.0.0.1/export?nfsport=${server.port}&mountport=${server.port}`,
+    admin,
     close: () => server.close(),
   }
 }
@@ -186,27 +171,32 @@ export interface RebuildResult {
   loadedMBps: number
 }
 
-/** Fails member `index` and rebuilds it onto a fresh image; resolves with the seconds it took. */
-async function rebuildOnto(v: OpenVolume, index: number, path: string): Promise<{ secs: number; copySecs: number; bytes: number; done: Promise<void> }> {
-  const layer = redundantLayers(v.device)[0]
-  if (!(layer instanceof Raid5Device)) throw new Error('the raid5 layout has no RAID-5 on top')
-  const child = v.config.root.kind === 'raid5' ? v.config.root.children[index] : undefined
-  if (child?.kind !== 'disk') throw new Error(`raid5 member ${index} is not a disk`)
-  const size = v.config.members.find((m) => m.uuid === child.member)?.size ?? 0
-  const dev = await ImageFile.create(path, MEMBER_RESERVED + size, { overwrite: true })
-  const swapped = await replaceMember(v, child.member, { path, dev })
-  layer.fail(index)
+interface Replace {
+  /** Resolves with the seconds the whole replace took, its copy alone, and the member bytes rebuilt. */
+  done: Promise<{ secs: number; copySecs: number; bytes: number }>
+}
+
+/**
+ * `tsnfs volume replace raid5 MEMBER NEW --admin SOCK` as the CLI sends it (cli/volume-online.ts):
+ * the server fails the member, records the fresh sparse image in its place and rebuilds it while
+ * serving. Timed from the request to the reply (the new member flushed, the configuration
+ * recorded), and the copy alone to its last progress report.
+ */
+async function replaceOnline(served: ServedVolume, member: number, path: string, memberBytes: number): Promise<Replace> {
+  const dev = await ImageFile.create(path, MEMBER_RESERVED + memberBytes, { overwrite: true })
+  await dev.close()
   const t0 = performance.now()
-  const result = { secs: 0, copySecs: 0, bytes: layer.stripes * layer.unit, done: Promise.resolve() }
-  // The copy's end (the last step) apart from the whole, which adds the new member's fdatasync.
-  const onProgress = (done: number, total: number): void => {
-    if (done === total) result.copySecs = (performance.now() - t0) / 1000
+  let copySecs = 0
+  let bytes = 0
+  const onProgress = (p: OperationProgress): void => {
+    bytes = p.total
+    if (p.done === p.total) copySecs = (performance.now() - t0) / 1000
   }
-  result.done = layer.replace(index, LAYERS.partition(dev, MEMBER_RESERVED, size), { onProgress }).then(async () => {
-    result.secs = (performance.now() - t0) / 1000
-    await setMemberState(v, swapped.uuid, 'ok')
+  const done = adminRequest(served.admin, { command: 'replace', volume: 'raid5', member, disk: path }, onProgress).then((reply) => {
+    if (!reply.ok) throw new Error(`replace: ${reply.code}: ${reply.message}`)
+    return { secs: (performance.now() - t0) / 1000, copySecs, bytes }
   })
-  return result
+  return { done }
 }
 
 async function clientSeq(url: string, sizeMiB: number): Promise<{ write: number; read: number }> {
@@ -220,51 +210,47 @@ async function clientSeq(url: string, sizeMiB: number): Promise<{ write: number;
 }
 
 async function rebuildBench(o: VolumeBenchOptions, made: Made): Promise<RebuildResult> {
-  const v = await openVolume(made.paths)
+  // A member's data area: the volume's half for 3 members (makeLayout).
+  const memberBytes = o.fsBytes / 2
+  const served = await serveWithAdmin(made, join(o.dir, 'state'))
   try {
     // Idle: nothing but the rebuild.
-    const idle = await rebuildOnto(v, 2, join(o.dir, 'raid5-new-a.img'))
-    await idle.done
+    const idle = await (await replaceOnline(served, 2, join(o.dir, 'raid5-new-a.img'), memberBytes)).done
     const idleMBps = idle.bytes / 1e6 / idle.secs
     const idleCopyMBps = idle.bytes / 1e6 / idle.copySecs
     o.log(`rebuild idle: ${idle.bytes} bytes in ${idle.secs.toFixed(2)} s = ${idleMBps.toFixed(1)} MB/s (copy ${idle.copySecs.toFixed(2)} s = ${idleCopyMBps.toFixed(1)} MB/s, then fdatasync)`)
 
-    const served = await serveOpenVolume(v, join(o.dir, 'state'))
-    try {
-      const without: { write: number; read: number }[] = []
-      for (let i = 0; i < 3; i++) without.push(await clientSeq(served.url, o.clientMiB))
-      const loaded = await rebuildOnto(v, 0, join(o.dir, 'raid5-new-b.img'))
-      const state = { finished: false }
-      const finish = (): void => {
-        state.finished = true
-      }
-      void loaded.done.then(finish, finish)
-      const during: { write: number; read: number }[] = []
-      let runs = 0
-      const rebuilding = (): boolean => !state.finished
-      while (rebuilding()) {
-        const r = await clientSeq(served.url, o.clientMiB)
-        runs++
-        // Only a run wholly inside the rebuild counts.
-        if (rebuilding()) during.push(r)
-      }
-      await loaded.done
-      const loadedMBps = loaded.bytes / 1e6 / loaded.secs
-      o.log(`rebuild under load: ${loaded.bytes} bytes in ${loaded.secs.toFixed(2)} s = ${loadedMBps.toFixed(1)} MB/s; ${during.length} of ${runs} client runs inside it`)
-      return {
-        memberBytes: idle.bytes,
-        idleMBps,
-        idleCopyMBps,
-        clientWithout: { write: median(without.map((x) => x.write)), read: median(without.map((x) => x.read)) },
-        clientDuring: { write: median(during.map((x) => x.write)), read: median(during.map((x) => x.read)) },
-        runsDuring: during.length,
-        loadedMBps,
-      }
-    } finally {
-      await served.close()
+    const without: { write: number; read: number }[] = []
+    for (let i = 0; i < 3; i++) without.push(await clientSeq(served.url, o.clientMiB))
+    const loaded = await replaceOnline(served, 0, join(o.dir, 'raid5-new-b.img'), memberBytes)
+    const state = { finished: false }
+    const finish = (): void => {
+      state.finished = true
+    }
+    void loaded.done.then(finish, finish)
+    const during: { write: number; read: number }[] = []
+    let runs = 0
+    const rebuilding = (): boolean => !state.finished
+    while (rebuilding()) {
+      const r = await clientSeq(served.url, o.clientMiB)
+      runs++
+      // Only a run wholly inside the rebuild counts.
+      if (rebuilding()) during.push(r)
+    }
+    const l = await loaded.done
+    const loadedMBps = l.bytes / 1e6 / l.secs
+    o.log(`rebuild under load: ${l.bytes} bytes in ${l.secs.toFixed(2)} s = ${loadedMBps.toFixed(1)} MB/s; ${during.length} of ${runs} client runs inside it`)
+    return {
+      memberBytes: idle.bytes,
+      idleMBps,
+      idleCopyMBps,
+      clientWithout: { write: median(without.map((x) => x.write)), read: median(without.map((x) => x.read)) },
+      clientDuring: { write: median(during.map((x) => x.write)), read: median(during.map((x) => x.read)) },
+      runsDuring: during.length,
+      loadedMBps,
     }
   } finally {
-    await v.close()
+    await served.close()
   }
 }
 
@@ -307,7 +293,7 @@ export function report(r: VolumeBenchResult, o: VolumeBenchOptions): string {
   const b = r.rebuild
   if (b === undefined) return lines.join('\n')
   lines.push('')
-  lines.push(`RAID-5 rebuild (in process), member of ${round(b.memberBytes / MiB, 0)} MiB: idle ${fmt(b.idleMBps)} MB/s (≥ 50; the copy alone, before the new member's fdatasync: ${fmt(b.idleCopyMBps)}); under load ${fmt(b.loadedMBps)} MB/s`)
+  lines.push(`RAID-5 rebuild (online replace), member of ${round(b.memberBytes / MiB, 0)} MiB: idle ${fmt(b.idleMBps)} MB/s (≥ 50; the copy alone, before the new member's fdatasync: ${fmt(b.idleCopyMBps)}); under load ${fmt(b.loadedMBps)} MB/s`)
   lines.push(`client ${o.clientMiB} MiB seq during the rebuild (${b.runsDuring} runs) ÷ without: write ${fmt(b.clientDuring.write)}/${fmt(b.clientWithout.write)} = ${(b.clientDuring.write / b.clientWithout.write).toFixed(2)}, read ${fmt(b.clientDuring.read)}/${fmt(b.clientWithout.read)} = ${(b.clientDuring.read / b.clientWithout.read).toFixed(2)} (≥ 0.5)`)
   return lines.join('\n')
 }

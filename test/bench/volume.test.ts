@@ -38,7 +38,7 @@ t.test('volume bench, tiny: seq on single, mirror and RAID-5, then the rebuild',
   t.ok((r.rebuild?.clientWithout.write ?? 0) > 0, 'client rate without a rebuild measured')
   const text = report(r, o)
   t.match(text, /\| write \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|/)
-  t.match(text, /RAID-5 rebuild \(in process\), member of 32 MiB: idle [\d.]+ MB\/s/)
+  t.match(text, /RAID-5 rebuild \(online replace\), member of 32 MiB: idle [\d.]+ MB\/s/)
   t.match(lines.join('\n'), /run 1 raid5: write/)
   t.notOk(fs.existsSync(o.dir), 'the images are removed')
 })

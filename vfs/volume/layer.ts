@@ -147,8 +147,9 @@ export interface RebuildOptions {
   resumeFrom?: number
   /**
    * replace only: called once at least `checkpointBytes` (default 8 MiB) more of the member are
-   * rebuilt and flushed on the new device, with how many bytes from its start are; the rebuild
-   * waits for it, so the caller can record it durably (md's recovery_offset).
+   * rebuilt and flushed on the new device, with how many bytes from its start are, so the caller
+   * can record it durably (md's recovery_offset). The copy may go on meanwhile (RAID-5 does, one
+   * checkpoint at a time), but the rebuild does not end before the last one has.
    */
   onCheckpoint?: (rebuilt: number) => Promise<void>
   checkpointBytes?: number

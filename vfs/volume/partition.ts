@@ -55,6 +55,13 @@ export class PartitionDevice implements Layer {
     return this.#inner.write(this.offset + offset, data)
   }
 
+  async writev(offset: number, chunks: readonly Uint8Array[]): Promise<void> {
+    this.#check('write', offset, chunks.reduce((sum, c) => sum + c.length, 0))
+    if (this.readOnly) throw readOnlyError(offset)
+    const inner = this.#inner
+    return inner.writev === undefined ? inner.write(this.offset + offset, Buffer.concat(chunks)) : inner.writev(this.offset + offset, chunks)
+  }
+
   async flush(): Promise<void> {
     if (this.#closed) throw closedError('flush')
     return this.#inner.flush()

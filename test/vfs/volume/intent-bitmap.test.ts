@@ -25,7 +25,7 @@ t.test('geometry: two slots of a header and the bits, sector-rounded; the defaul
   t.equal(bitmapCopyLength(2 ** 40), 2 * 2560, '1 TiB in 64 MiB regions: 2 KiB of bits + the header, rounded up')
   t.equal(DEFAULT_REGION, 64 * 1024 * 1024)
   const devs = await fresh(1)
-  const bm = await IntentBitmap.open(places(devs), VOLUME, { regionSize: REGION })
+  const bm = await IntentBitmap.open(places(devs), VOLUME, { regionSize: REGION, quietSettles: 1 })
   t.equal(bm.regionSize, REGION)
   t.strictSame(bm.dirtyAtOpen(), [])
   const slot = await devs[0]!.read(512, 64)
@@ -39,18 +39,18 @@ t.test('geometry: two slots of a header and the bits, sector-rounded; the defaul
 
 t.test('mark makes regions durably dirty; settle clears them; reopening shows each', async (t) => {
   const devs = await fresh(2)
-  const bm = await IntentBitmap.open(places(devs), VOLUME, { regionSize: REGION })
+  const bm = await IntentBitmap.open(places(devs), VOLUME, { regionSize: REGION, quietSettles: 1 })
   await bm.mark(REGION - 1, 2) // regions 0 and 1
   await bm.mark(100 * REGION, 1) // the short last region
   await t.rejects(bm.mark(VOLUME - 1, 2), { code: 'BLOCKDEV_RANGE' })
-  const again = await IntentBitmap.open(places(devs), VOLUME, { regionSize: REGION })
+  const again = await IntentBitmap.open(places(devs), VOLUME, { regionSize: REGION, quietSettles: 1 })
   t.strictSame(again.dirtyAtOpen(), [
     { offset: 0, length: 2 * REGION },
     { offset: 100 * REGION, length: 123 },
   ])
   await bm.settle()
   t.strictSame(bm.dirtyNow(), [])
-  const clean = await IntentBitmap.open(places(devs), VOLUME, { regionSize: REGION })
+  const clean = await IntentBitmap.open(places(devs), VOLUME, { regionSize: REGION, quietSettles: 1 })
   t.strictSame(clean.dirtyAtOpen(), [])
   t.strictSame(again.dirtyNow(), again.dirtyAtOpen(), 'bits found dirty stay dirty until a settle')
   await bm.close()
@@ -60,7 +60,7 @@ t.test('mark makes regions durably dirty; settle clears them; reopening shows ea
 t.test('the bit is durable before mark resolves, and concurrent marks of one clean region share a write and a flush', async (t) => {
   const mems = await fresh(2)
   const recs = mems.map((m) => new RecordingDevice(m))
-  const bm = await IntentBitmap.open(places(recs), VOLUME, { regionSize: REGION })
+  const bm = await IntentBitmap.open(places(recs), VOLUME, { regionSize: REGION, quietSettles: 1 })
   let resolvedAt = -1
   const marks = [bm.mark(10, 5), bm.mark(20, 100), bm.mark(REGION - 50, 20)].map((p) =>
     p.then(() => {
@@ -86,35 +86,35 @@ t.test('the bit is durable before mark resolves, and concurrent marks of one cle
 
 t.test('the newest valid copy wins; a damaged copy or slot is ignored', async (t) => {
   const [a, b] = await fresh(2)
-  const bm = await IntentBitmap.open(places([a!, b!]), VOLUME, { regionSize: REGION })
+  const bm = await IntentBitmap.open(places([a!, b!]), VOLUME, { regionSize: REGION, quietSettles: 1 })
   await bm.mark(0, 1) // sequence 2, slot 0
   const aOld = a!.clone()
   await bm.mark(5 * REGION, 1) // sequence 3, slot 1
   const two = [{ offset: 0, length: REGION }, { offset: 5 * REGION, length: REGION }]
-  t.strictSame((await IntentBitmap.open(places([aOld, b!]), VOLUME, { regionSize: REGION })).dirtyAtOpen(), two, 'the newer copy wins, second in the list')
-  t.strictSame((await IntentBitmap.open(places([b!, aOld]), VOLUME, { regionSize: REGION })).dirtyAtOpen(), two, 'or first')
-  t.strictSame((await IntentBitmap.open(places([aOld]), VOLUME, { regionSize: REGION })).dirtyAtOpen(), [{ offset: 0, length: REGION }])
+  t.strictSame((await IntentBitmap.open(places([aOld, b!]), VOLUME, { regionSize: REGION, quietSettles: 1 })).dirtyAtOpen(), two, 'the newer copy wins, second in the list')
+  t.strictSame((await IntentBitmap.open(places([b!, aOld]), VOLUME, { regionSize: REGION, quietSettles: 1 })).dirtyAtOpen(), two, 'or first')
+  t.strictSame((await IntentBitmap.open(places([aOld]), VOLUME, { regionSize: REGION, quietSettles: 1 })).dirtyAtOpen(), [{ offset: 0, length: REGION }])
   // One flipped bit in b's newest slot: its checksum fails, so b's older slot and a's newest compete.
   const bad = b!.clone()
   const byte = await bad.read(512 + 512 + 64, 1)
   await bad.write(512 + 512 + 64, Buffer.from([byte[0]! ^ 0x01]))
-  t.strictSame((await IntentBitmap.open(places([bad]), VOLUME, { regionSize: REGION })).dirtyAtOpen(), [{ offset: 0, length: REGION }], 'the older slot of the same copy')
-  t.strictSame((await IntentBitmap.open(places([bad, a!]), VOLUME, { regionSize: REGION })).dirtyAtOpen(), two, 'the other copy\'s newest')
+  t.strictSame((await IntentBitmap.open(places([bad]), VOLUME, { regionSize: REGION, quietSettles: 1 })).dirtyAtOpen(), [{ offset: 0, length: REGION }], 'the older slot of the same copy')
+  t.strictSame((await IntentBitmap.open(places([bad, a!]), VOLUME, { regionSize: REGION, quietSettles: 1 })).dirtyAtOpen(), two, 'the other copy\'s newest')
 })
 
 t.test('garbage, truncated or foreign bitmaps are refused with exact errors', async (t) => {
   const garbage = new MemoryDevice(4096)
   await garbage.write(0, Buffer.alloc(4096, 0xa5))
-  await t.rejects(IntentBitmap.open([{ dev: garbage, offset: 512, length: LENGTH }], VOLUME, { regionSize: REGION }), { code: 'VOLUME_BITMAP', message: /no bitmap magic/ })
+  await t.rejects(IntentBitmap.open([{ dev: garbage, offset: 512, length: LENGTH }], VOLUME, { regionSize: REGION, quietSettles: 1 }), { code: 'VOLUME_BITMAP', message: /no bitmap magic/ })
   const [good] = await fresh(1)
   const magicOnly = good!.clone()
   await magicOnly.write(512 + 16, Buffer.alloc(8, 0xff))
   await magicOnly.write(512 + 512 + 16, Buffer.alloc(8, 0xff))
-  await t.rejects(IntentBitmap.open(places([magicOnly]), VOLUME, { regionSize: REGION }), { code: 'VOLUME_BITMAP', message: /checksum/ })
-  await t.rejects(IntentBitmap.open(places([good!]), VOLUME + 512, { regionSize: REGION }), { code: 'VOLUME_BITMAP', message: /describes a volume/ })
+  await t.rejects(IntentBitmap.open(places([magicOnly]), VOLUME, { regionSize: REGION, quietSettles: 1 }), { code: 'VOLUME_BITMAP', message: /checksum/ })
+  await t.rejects(IntentBitmap.open(places([good!]), VOLUME + 512, { regionSize: REGION, quietSettles: 1 }), { code: 'VOLUME_BITMAP', message: /describes a volume/ })
   await t.rejects(IntentBitmap.open(places([good!]), VOLUME, { regionSize: 2 * REGION }), { code: 'VOLUME_BITMAP' })
-  await t.rejects(IntentBitmap.open([{ dev: good!, offset: 512, length: LENGTH - 512 }], VOLUME, { regionSize: REGION }), { code: 'VOLUME_LAYOUT' }, 'a copy too short for two slots')
-  await t.rejects(IntentBitmap.open([{ dev: good!, offset: good!.size - 512, length: LENGTH }], VOLUME, { regionSize: REGION }), { code: 'VOLUME_LAYOUT' }, 'a copy past its device\'s end')
+  await t.rejects(IntentBitmap.open([{ dev: good!, offset: 512, length: LENGTH - 512 }], VOLUME, { regionSize: REGION, quietSettles: 1 }), { code: 'VOLUME_LAYOUT' }, 'a copy too short for two slots')
+  await t.rejects(IntentBitmap.open([{ dev: good!, offset: good!.size - 512, length: LENGTH }], VOLUME, { regionSize: REGION, quietSettles: 1 }), { code: 'VOLUME_LAYOUT' }, 'a copy past its device\'s end')
   await t.rejects(IntentBitmap.open([], VOLUME), { code: 'VOLUME_LAYOUT' })
   await t.rejects(IntentBitmap.open(places([good!]), 2 ** 50, { regionSize: 512 }), { code: 'VOLUME_LAYOUT', message: /regions exceed/ }, 'a bit count capped before allocation')
   await t.rejects(IntentBitmap.format(places([good!]), VOLUME, { regionSize: 0 }), { code: 'VOLUME_LAYOUT' })
@@ -129,10 +129,10 @@ t.test('every crash state of an update, torn slots included, opens to a state no
   const at = (devs: readonly (MemoryDevice | RecordingDevice)[]): BitmapPlace[] => devs.map((dev) => ({ dev, offset: 0, length }))
   const mems = [new MemoryDevice(length), new MemoryDevice(length)]
   await IntentBitmap.format(at(mems), volume, { regionSize: region })
-  await (await IntentBitmap.open(at(mems), volume, { regionSize: region })).mark(0, 1) // durable: region 0
+  await (await IntentBitmap.open(at(mems), volume, { regionSize: region, quietSettles: 1 })).mark(0, 1) // durable: region 0
   const bases = mems.map((m) => m.clone())
   const recs = bases.map((m) => new RecordingDevice(m.clone()))
-  const bm = await IntentBitmap.open(at(recs), volume, { regionSize: region })
+  const bm = await IntentBitmap.open(at(recs), volume, { regionSize: region, quietSettles: 1 })
   await bm.settle() // written, not flushed: region 0 cleared
   await bm.mark(7000 * region, 1) // flushes the settle's slot, then writes and flushes region 7000's
   const flushes = recs[0]!.flushes.length
@@ -149,7 +149,7 @@ t.test('every crash state of an update, torn slots included, opens to a state no
     for (const ca of choices[0]!) {
       for (const cb of choices[1]!) {
         const devs = [recs[0]!.crashState(bases[0]!, { flushes: k, ...ca }), recs[1]!.crashState(bases[1]!, { flushes: k, ...cb })]
-        const dirty = (await IntentBitmap.open(at(devs), volume, { regionSize: region })).dirtyAtOpen().map((d) => d.offset / region)
+        const dirty = (await IntentBitmap.open(at(devs), volume, { regionSize: region, quietSettles: 1 })).dirtyAtOpen().map((d) => d.offset / region)
         states++
         if (k === flushes) t.ok(dirty.includes(7000), `after the mark resolved, region 7000 is dirty (${JSON.stringify(ca)} ${JSON.stringify(cb)})`)
         t.ok(dirty.every((r) => r === 0 || r === 7000), `k ${k}: only regions the bitmap held (${dirty.join(',')})`)
@@ -162,13 +162,13 @@ t.test('every crash state of an update, torn slots included, opens to a state no
 t.test('a copy whose disk fails is dropped; losing every copy fails the mark', async (t) => {
   const mems = await fresh(2)
   const faults = mems.map((m) => new FaultDevice(m))
-  const bm = await IntentBitmap.open(places(faults), VOLUME, { regionSize: REGION })
+  const bm = await IntentBitmap.open(places(faults), VOLUME, { regionSize: REGION, quietSettles: 1 })
   faults[0]!.inject({ kind: 'gone' })
   await bm.mark(0, 1)
   const unreadable = new FaultDevice(mems[0]!)
   unreadable.inject({ kind: 'eio', ops: ['read'] })
-  t.strictSame((await IntentBitmap.open(places([unreadable, mems[1]!]), VOLUME, { regionSize: REGION })).dirtyAtOpen(), [{ offset: 0, length: REGION }], 'an unreadable copy is skipped')
-  await t.rejects(IntentBitmap.open(places([unreadable]), VOLUME, { regionSize: REGION }), { code: 'VOLUME_BITMAP', message: /EIO/ })
+  t.strictSame((await IntentBitmap.open(places([unreadable, mems[1]!]), VOLUME, { regionSize: REGION, quietSettles: 1 })).dirtyAtOpen(), [{ offset: 0, length: REGION }], 'an unreadable copy is skipped')
+  await t.rejects(IntentBitmap.open(places([unreadable]), VOLUME, { regionSize: REGION, quietSettles: 1 }), { code: 'VOLUME_BITMAP', message: /EIO/ })
   faults[1]!.inject({ kind: 'eio', ops: ['write'] })
   await t.rejects(bm.mark(2 * REGION, 1), { code: 'VOLUME_FAILED' })
   await t.rejects(bm.mark(3 * REGION, 1), { code: 'VOLUME_FAILED' }, 'and every mark after')

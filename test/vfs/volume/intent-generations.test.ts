@@ -46,7 +46,7 @@ function hold(): () => void {
 async function bitmapOn(count: number): Promise<IntentBitmap> {
   const places = Array.from({ length: count }, () => ({ dev: new MemoryDevice(BITMAP), offset: 0, length: BITMAP }))
   await IntentBitmap.format(places, VOLUME, { regionSize: ROW })
-  return IntentBitmap.open(places, VOLUME, { regionSize: ROW })
+  return IntentBitmap.open(places, VOLUME, { regionSize: ROW, quietSettles: 1 })
 }
 
 /** Region indexes dirty now. */

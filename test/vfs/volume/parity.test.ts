@@ -1,6 +1,6 @@
 import t from 'tap'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
-import { dataIndexOn, dataMember, locate, parityMember, xorInto } from '../../../vfs/volume/parity.ts'
+import { dataIndexOn, dataMember, locate, parityMember, xorInto, xorOf } from '../../../vfs/volume/parity.ts'
 import { Raid5Device } from '../../../vfs/volume/raid5.ts'
 
 // md's left-symmetric pictures (drivers/md/raid5.c raid5_compute_sector, ALGORITHM_LEFT_SYMMETRIC):
@@ -56,6 +56,53 @@ t.test('xorInto: exact bytes, aligned words and ragged tails, short sources refu
   xorInto(target, odd)
   t.strictSame([...target], [0x01 ^ 0xaa, 0x02 ^ 0xbb, 0x03 ^ 0xcc, 0x04 ^ 0xdd, 0x05 ^ 0xee], 'unaligned source')
   t.throws(() => { xorInto(Buffer.alloc(4), Buffer.alloc(3)); }, RangeError)
+})
+
+t.test('xorOf: exact bytes for none, one, two and three sources', async (t) => {
+  const d0 = Buffer.from([0x01, 0x02, 0x03, 0x04, 0x05])
+  const d1 = Buffer.from([0xf0, 0x0f, 0xaa, 0x55, 0xff])
+  const d2 = Buffer.from([0x11, 0x22, 0x33, 0x44, 0x55])
+  const p = Buffer.alloc(5, 0x77)
+  xorOf(p, [])
+  t.strictSame([...p], [0, 0, 0, 0, 0], 'no source: zeros')
+  xorOf(p, [d1])
+  t.strictSame(p, d1, 'one: a copy')
+  p.fill(0x77)
+  xorOf(p, [d0, d1])
+  t.strictSame([...p], [0xf1, 0x0d, 0xa9, 0x51, 0xfa], 'whatever target held is not part of it')
+  xorOf(p, [d0, d1, d2])
+  t.strictSame([...p], [0xe0, 0x2f, 0x9a, 0x15, 0xaf])
+  const short = Buffer.alloc(4)
+  xorOf(short, [d0, d1])
+  t.strictSame([...short], [0xf1, 0x0d, 0xa9, 0x51], 'over the target\'s length')
+  t.throws(() => { xorOf(Buffer.alloc(6), [d0, d1]); }, RangeError)
+  t.throws(() => { xorOf(Buffer.alloc(5), [d0, Buffer.alloc(4)]); }, RangeError)
+})
+
+t.test('xorInto and xorOf agree with a byte loop at every alignment and ragged length', async (t) => {
+  // 64-bit lanes where all views are 8-aligned, 32-bit where 4-aligned, bytes otherwise.
+  const backing = Array.from({ length: 3 }, (_, k) => Buffer.from(Array.from({ length: 200 }, (_, i) => (i * (31 + 2 * k) + 7 * k + 1) & 0xff)))
+  let checked = 0
+  for (const length of [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 100, 131]) {
+    for (const shift of [0, 1, 4, 8, 12]) {
+      const [a, b, c] = backing.map((buf, k) => buf.subarray(k === 0 ? shift : 8 - (shift % 8) + 8, (k === 0 ? shift : 8 - (shift % 8) + 8) + length))
+      const want = Buffer.alloc(length)
+      for (let i = 0; i < length; i++) want[i] = a![i]! ^ b![i]! ^ c![i]!
+      const target = Buffer.alloc(length + 16).subarray(shift, shift + length)
+      xorOf(target, [a!, b!, c!])
+      t.strictSame(target, want, `xorOf length ${length} shift ${shift}`)
+      const into = Buffer.from(a!)
+      xorInto(into, b!, c!)
+      t.strictSame(into, want, `xorInto length ${length} shift ${shift}`)
+      checked++
+    }
+  }
+  t.equal(checked, 60)
+  const big = Buffer.alloc(64 * 1024, 0xa5)
+  const ones = Buffer.alloc(64 * 1024, 0xff)
+  const out = Buffer.alloc(64 * 1024)
+  xorOf(out, [big, ones])
+  t.ok(out.every((x) => x === 0x5a), 'a whole 64 KiB unit in 64-bit lanes')
 })
 
 t.test('a known 3-member stripe: parity bytes on the parity member, each member rebuilt from the others', async (t) => {

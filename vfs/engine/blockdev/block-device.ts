@@ -29,6 +29,12 @@ export interface BlockDevice {
   read(offset: number, length: number): Promise<Buffer>
   readInto(offset: number, target: Uint8Array): Promise<void>
   write(offset: number, data: Uint8Array): Promise<void>
+  /**
+   * Optional: `chunks` back to back from `offset`, as one write (pwritev), with write's contract
+   * for the whole. A layer gathering pieces of several buffers for one member (RAID-5's runs of
+   * whole stripes) then hands them over without copying them together first.
+   */
+  writev?(offset: number, chunks: readonly Uint8Array[]): Promise<void>
   /** Makes every write that resolved before this call durable (fdatasync for a file). */
   flush(): Promise<void>
   close(): Promise<void>

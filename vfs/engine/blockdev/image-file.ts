@@ -130,6 +130,22 @@ export class ImageFile implements BlockDevice {
     }
   }
 
+  async writev(offset: number, chunks: readonly Uint8Array[]): Promise<void> {
+    const total = chunks.reduce((sum, c) => sum + c.length, 0)
+    checkRange(this.size, offset, total, 'write')
+    if (this.readOnly) throw readOnlyError(offset)
+    const fh = this.#handle('write')
+    // pwritev may write less than asked, as pwrite: go on from the first byte not written.
+    let rest = chunks.filter((c) => c.length > 0)
+    let done = 0
+    while (done < total) {
+      const { bytesWritten } = await fh.writev(rest, offset + done)
+      if (bytesWritten === 0) throw new BlockDevError('BLOCKDEV_SHORT_IO', `${this.path}: write at ${offset + done} wrote nothing`)
+      done += bytesWritten
+      rest = dropBytes(rest, bytesWritten)
+    }
+  }
+
   async flush(): Promise<void> {
     // fdatasync: the data and what is needed to read it back (the size), not the mtime.
     await this.#handle('flush').datasync()
@@ -170,4 +186,19 @@ export class ImageFile implements BlockDevice {
     if (this.#fh === null) throw closedError(what)
     return this.#fh
   }
+}
+
+/** `chunks` without their first `n` bytes. */
+function dropBytes(chunks: readonly Uint8Array[], n: number): Uint8Array[] {
+  const out: Uint8Array[] = []
+  let skip = n
+  for (const c of chunks) {
+    if (skip >= c.length) {
+      skip -= c.length
+      continue
+    }
+    out.push(skip > 0 ? c.subarray(skip) : c)
+    skip = 0
+  }
+  return out
 }
