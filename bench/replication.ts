@@ -1,0 +1,145 @@
+/*
+ * What replication costs (issue 15 §8): create + 4 KiB UNSTABLE WRITE +
+ * COMMIT, one at a time (latency, median) and from 32 workers at once
+ * (throughput), against `tsnfs serve` alone, with a `tsnfs standby` in
+ * sync mode and in async mode — each a process of its own, local-directory
+ * exports on the same disk, the order rotated every run. Ratios of medians
+ * in one run are what to read; this machine is shared and noisy.
+ *
+ *   npx tsx bench/replication.ts [--ops N] [--seconds S] [--runs R] [--json]
+ */
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { NfsDriver } from './nfs-driver.ts'
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+
+type Mode = 'plain' | 'sync' | 'async'
+
+interface Started {
+  port: number
+  exportPath: string
+  stop(): Promise<void>
+}
+
+function waitFor(child: ChildProcess, which: 'stdout' | 'stderr', re: RegExp): Promise<RegExpExecArray> {
+  let text = ''
+  return new Promise((res, rej) => {
+    const timer = setTimeout(() => { rej(new Error(`no ${String(re)}: ${text}`)); }, 60_000)
+    child[which]?.on('data', (d: Buffer) => {
+      text += d.toString()
+      const m = re.exec(text)
+      if (m !== null) {
+        clearTimeout(timer)
+        res(m)
+      }
+    })
+  })
+}
+
+function run(args: string[]): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/main.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
+async function stopAll(children: ChildProcess[]): Promise<void> {
+  await Promise.all(children.map((c) => new Promise<void>((res) => {
+    if (c.exitCode !== null || c.signalCode !== null) {
+      res()
+      return
+    }
+    c.once('exit', () => {
+      res()
+    })
+    c.kill('SIGTERM')
+  })))
+}
+
+async function start(mode: Mode, work: string): Promise<Started> {
+  // Fresh directories per start: the primary's export and state, the standby's state.
+  const [exp, a, b] = ['export', 'a', 'b'].map((d) => mkdtempSync(join(work, `${mode}-${d}-`))) as [string, string, string]
+  writeFileSync(join(a, 'exports'), `${exp} *(rw,insecure,no_root_squash)\n`)
+  const children: ChildProcess[] = []
+  const serveArgs = ['serve', '--exports', join(a, 'exports'), '--port', '0', '--host', '127.0.0.1', '--state-dir', a, '--no-lock', '--admin', 'off']
+  if (mode !== 'plain') {
+    // The standby keeps its copy in memory under the same path name (one host: the export id is the path's).
+    writeFileSync(join(b, 'exports'), `${exp} *(rw,insecure,no_root_squash,backend=memory)\n`)
+    const standby = run(['standby', '--listen', '127.0.0.1:0', '--exports', join(b, 'exports'), '--state-dir', b, '--port', '0', '--node', 'b'])
+    children.push(standby)
+    const m = await waitFor(standby, 'stdout', /replication on [^\s]+:(\d+),/)
+    serveArgs.push('--standby', `127.0.0.1:${m[1] ?? ''}`, mode === 'sync' ? '--sync' : '--async', '--node', 'a')
+  }
+  const primary = run(serveArgs)
+  children.push(primary)
+  const joined = mode === 'plain' ? null : waitFor(primary, 'stderr', /standby joined the sync set/)
+  const m = await waitFor(primary, 'stdout', /TCP and UDP port (\d+)/)
+  await joined
+  return { port: Number(m[1]), exportPath: exp, stop: () => stopAll(children) }
+}
+
+async function workload(port: number, exportPath: string, ops: number, seconds: number): Promise<{ latencyMs: number; throughput: number }> {
+  const url = { host: '127.0.0.1', exportPath, nfsport: port, mountport: port, uid: 0, gid: 0 }
+  const data = Buffer.alloc(4096, 7)
+  const one = async (nfs: NfsDriver, dir: Buffer, name: string): Promise<void> => {
+    const fh = await nfs.create(dir, name)
+    await nfs.write(fh, 0n, data, 0)
+    await nfs.commit(fh)
+  }
+  const solo = await NfsDriver.connect(url)
+  const lat: number[] = []
+  for (let i = 0; i < ops; i++) {
+    const t0 = performance.now()
+    await one(solo, solo.root, `solo-${i}`)
+    lat.push(performance.now() - t0)
+  }
+  await solo.close()
+  lat.sort((x, y) => x - y)
+  const workers = await Promise.all(Array.from({ length: 32 }, () => NfsDriver.connect(url)))
+  let done = 0
+  const end = performance.now() + seconds * 1000
+  await Promise.all(workers.map(async (w, k) => {
+    for (let i = 0; performance.now() < end; i++) {
+      await one(w, w.root, `w${k}-${i}`)
+      done++
+    }
+  }))
+  await Promise.all(workers.map((w) => w.close()))
+  return { latencyMs: lat[Math.floor(lat.length / 2)] ?? NaN, throughput: done / seconds }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { ops: { type: 'string', default: '300' }, seconds: { type: 'string', default: '8' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean' } } })
+  const ops = Number(values.ops)
+  const seconds = Number(values.seconds)
+  const runs = Number(values.runs)
+  const work = mkdtempSync(join(tmpdir(), 'tsnfs-bench-repl-'))
+  const results: Record<Mode, { latencyMs: number[]; throughput: number[] }> = { plain: { latencyMs: [], throughput: [] }, sync: { latencyMs: [], throughput: [] }, async: { latencyMs: [], throughput: [] } }
+  const modes: Mode[] = ['plain', 'sync', 'async']
+  try {
+    for (let r = 0; r < runs; r++) {
+      for (const mode of [...modes.slice(r % 3), ...modes.slice(0, r % 3)]) {
+        const s = await start(mode, work)
+        try {
+          const x = await workload(s.port, s.exportPath, ops, seconds)
+          results[mode].latencyMs.push(x.latencyMs)
+          results[mode].throughput.push(x.throughput)
+          process.stderr.write(`run ${r + 1} ${mode}: median ${x.latencyMs.toFixed(2)} ms, ${x.throughput.toFixed(0)} ops/s at 32\n`)
+        } finally {
+          await s.stop()
+        }
+      }
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true })
+  }
+  const med = (v: number[]): number => [...v].sort((x, y) => x - y)[Math.floor(v.length / 2)] ?? NaN
+  const row = (m: Mode): string => `| ${m} | ${med(results[m].latencyMs).toFixed(2)} | ${(med(results[m].latencyMs) / med(results.plain.latencyMs)).toFixed(2)} | ${med(results[m].throughput).toFixed(0)} | ${(med(results[m].throughput) / med(results.plain.throughput)).toFixed(2)} |`
+  if (values.json === true) process.stdout.write(`${JSON.stringify(results)}\n`)
+  process.stdout.write(`| mode | latency ms (median) | ÷ plain (target ≤ 1.5) | ops/s at 32 | ÷ plain (sync ≥ 0.6, async ≥ 0.9) |\n|---|---|---|---|---|\n${modes.map(row).join('\n')}\n`)
+}
+
+await main()
