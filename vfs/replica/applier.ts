@@ -93,14 +93,15 @@ export class Applier implements ChangeTarget {
   }
 
   async flush(): Promise<bigint> {
-    const written = [...this.#written.values()]
-    this.#written.clear()
-    for (const local of written) await this.#ifThere(this.#b.commit(local, 0n, 0))
-    const times = [...this.#times.values()]
-    this.#times.clear()
-    for (const t of times) {
+    // Each is forgotten only once done, so a flush that failed part way is redone whole by the next.
+    for (const [id, local] of [...this.#written]) {
+      await this.#ifThere(this.#b.commit(local, 0n, 0))
+      this.#written.delete(id)
+    }
+    for (const [id, t] of [...this.#times]) {
       const local = this.#map.local(t.ref)
       if (local !== undefined) await this.#ifThere(this.#b.setattr(local, { atime: t.atime, mtime: t.mtime }))
+      if (this.#times.get(id) === t) this.#times.delete(id)
     }
     const position = this.#applied
     await this.#map.flush(position)

@@ -42,6 +42,12 @@ t.test('vids in every ref, attr and entry; the change log; stable replies wait',
   t.equal(await layer.readRange({ id: 999n, gen: 1 }, 0n, 1), null)
   await t.rejects(layer.readRange(f.ref, 0n, 1e9), { code: 'EINVAL' })
 
+  const verifier = b('verifier')
+  const x = await layer.create(root, b('x'), { how: 'exclusive', verifier }, owner)
+  const again = await layer.create(root, b('x'), { how: 'exclusive', verifier }, owner)
+  t.strictSame(again.ref, x.ref, 'a retransmitted exclusive create: the same vid')
+  t.match(sink.changes.at(-1)!.change, { op: 'create', obj: { ref: x.ref }, exclusive: verifier }, 'the verifier kept in the change')
+
   const d = await layer.mkdir(root, b('d'), { mode: 0o755 }, owner)
   await layer.rename(root, b('f'), d.ref, b('g'))
   const ren = sink.changes.at(-1)!.change
@@ -50,7 +56,7 @@ t.test('vids in every ref, attr and entry; the change log; stable replies wait',
   const entries = await list(layer, d.ref, 10)
   t.strictSame(entries.map((e) => [e.name, e.fileid]), [['.', d.ref.id], ['..', 1n], ['g', f.ref.id]])
   t.equal((await layer.lookup(d.ref, b('..'))).ref.id, 1n)
-  t.equal(map.size, 3)
+  t.equal(map.size, 4)
   await layer.remove(d.ref, b('g'))
   t.equal(map.local(f.ref), undefined, 'the removed file is unbound')
   await t.rejects(layer.getattr(f.ref), { code: 'ESTALE' }, 'and its vid is stale')
