@@ -18,8 +18,8 @@
  * - a remove/rmdir of a missing name, or of a name holding another vid's
  *   object, is done (`times` names the removed object: replicating-vfs.ts);
  * - a rename whose source is gone, or holds another vid than the moved one,
- *   is done; one whose target holds an object bound to another vid than the
- *   one the primary replaced is done too (the name was taken later);
+ *   is done (and the object it replaced, if a replayed create made it again,
+ *   does not stay at the target);
  * - a write, setattr or link of a vid not bound here (or gone) is skipped:
  *   a later change in the log removed it;
  * - a change in a directory vid this node never knew is an error (the
@@ -199,8 +199,6 @@ export class Applier implements ChangeTarget {
       return
     }
     const targetVid = target === null ? undefined : this.#map.vidOf(target.ref)
-    // The target name holds an object the primary's rename did not replace: taken later in the log.
-    if (moved !== undefined && targetVid !== undefined && targetVid.id !== replaced?.id) return
     await this.#b.rename(fd, c.fromName, td, c.toName)
     if (srcVid === undefined && moved !== undefined) this.#map.bind(moved, src.ref)
     if (target !== null && targetVid !== undefined && !(await this.#exists(target.ref))) this.#map.unbind(targetVid)
