@@ -106,14 +106,15 @@ function attrView(a: Attr, sameKind: boolean): Record<string, unknown> {
   const dir = a.type === 'dir'
   return {
     type: a.type, uid: a.uid, gid: a.gid, nlink: a.nlink, fileid: a.fileid, gen: a.gen,
-    // Linux keeps no mode on symlinks (local: always 0777); memory keeps what SETATTR set.
-    mode: a.type === 'symlink' && !sameKind ? null : a.mode,
+    // Across kinds: Linux keeps no mode on symlinks (local: always 0777) and clears setuid/setgid
+    // on chown; memory keeps what SETATTR set.
+    mode: sameKind ? a.mode : a.type === 'symlink' ? null : a.mode & 0o1777,
     size: dir && !sameKind ? null : a.size, mtime: a.mtime,
   }
 }
 
 export interface CompareOptions {
-  /** Backends of one kind: directory sizes (each backend counts its own) and symlink modes are compared only then. */
+  /** Backends of one kind: directory sizes (each backend counts its own), symlink modes and setuid/setgid bits are compared only then. */
   sameKind: boolean
   /** Page sizes to walk with, besides one that takes a whole directory. */
   pageSizes: number[]
