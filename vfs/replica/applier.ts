@@ -4,18 +4,22 @@
  * them durable in flush() (server/replication/README.md "Changes and their
  * order").
  *
- * Idempotent from the last durable position: a change at or before it is
- * skipped, and after a crash the backend may
- * hold changes past position() that the map does not, so every change is
- * written to converge when applied to a state that already has it, or a
- * later one:
- * - a create whose name exists binds the vid to what is there, unless that
- *   is bound to another vid (the name was taken again later in the log);
- * - a remove/rmdir of a missing name, or of a name now holding another
- *   vid's object, is done; the removed object's vid is the `times` entry
- *   that is not the directory (replicating-vfs.ts);
- * - a rename whose source is gone, or holds another vid than the renamed
- *   one, is done;
+ * Idempotent from the last durable position. After each change the map is
+ * written through (binds, unbinds and the change's seq, not synced), so a
+ * standby restarted after a process crash knows both its durable position
+ * and how far it had got (appliedHint): changes up to the position are
+ * skipped; changes after it up to the hint are in the backend and the map
+ * already, and only their times and data commits are redone. A change past
+ * the hint may have been cut short, and after a machine crash the map may lag
+ * the backend, so every change converges when applied to a state that
+ * already has it:
+ * - a create whose vid is bound is done; one whose name exists binds the
+ *   vid to what is there if that is of the kind made and bound to nothing;
+ * - a remove/rmdir of a missing name, or of a name holding another vid's
+ *   object, is done (`times` names the removed object: replicating-vfs.ts);
+ * - a rename whose source is gone, or holds another vid than the moved one,
+ *   is done (and the object it replaced, if a replayed create made it again,
+ *   does not stay at the target);
  * - a write, setattr or link of a vid not bound here (or gone) is skipped:
  *   a later change in the log removed it;
  * - a change in a directory vid this node never knew is an error (the
@@ -70,7 +74,18 @@ export class Applier implements ChangeTarget {
     if (seq < 1n || seq > this.#applied + 1n) throw new VfsError('EINVAL', `replica: change ${seq.toString()} does not follow ${this.#applied.toString()}`)
     // Durable here already: its effects are in the backend and the map.
     if (seq <= this.#map.position()) return
-    await this.#apply(seq, change)
+    if (seq <= this.#replayUntil) {
+      // Applied before a process crash, its binds written through: only its times and its
+      // data's commit, which flush() had not done yet, are left to do.
+      if (change.op === 'write') {
+        const local = this.#map.local(change.ref)
+        if (local !== undefined) this.#written.set(local.id, local)
+      }
+    } else {
+      await this.#apply(seq, change)
+      // In step with the backend after a process crash (id-map-file.ts).
+      this.#map.writeThrough(seq)
+    }
     // In step with the backend after a process crash (id-map-file.ts).
     this.#map.writeThrough(seq)
     for (const t of change.times) this.#times.set(t.ref.id, t)
@@ -78,14 +93,15 @@ export class Applier implements ChangeTarget {
   }
 
   async flush(): Promise<bigint> {
-    const written = [...this.#written.values()]
-    this.#written.clear()
-    for (const local of written) await this.#ifThere(this.#b.commit(local, 0n, 0))
-    const times = [...this.#times.values()]
-    this.#times.clear()
-    for (const t of times) {
+    // Each is forgotten only once done, so a flush that failed part way is redone whole by the next.
+    for (const [id, local] of [...this.#written]) {
+      await this.#ifThere(this.#b.commit(local, 0n, 0))
+      this.#written.delete(id)
+    }
+    for (const [id, t] of [...this.#times]) {
       const local = this.#map.local(t.ref)
       if (local !== undefined) await this.#ifThere(this.#b.setattr(local, { atime: t.atime, mtime: t.mtime }))
+      if (this.#times.get(id) === t) this.#times.delete(id)
     }
     const position = this.#applied
     await this.#map.flush(position)
@@ -183,8 +199,6 @@ export class Applier implements ChangeTarget {
       return
     }
     const targetVid = target === null ? undefined : this.#map.vidOf(target.ref)
-    // The target name holds an object the primary's rename did not replace: taken later in the log.
-    if (moved !== undefined && targetVid !== undefined && targetVid.id !== replaced?.id) return
     await this.#b.rename(fd, c.fromName, td, c.toName)
     if (srcVid === undefined && moved !== undefined) this.#map.bind(moved, src.ref)
     if (target !== null && targetVid !== undefined && !(await this.#exists(target.ref))) this.#map.unbind(targetVid)

@@ -60,7 +60,7 @@ t.test('bindings, counter, epoch and position survive reopen; generations are ch
 
   again.setEpoch(4)
   t.strictSame(again.allocate(), { id: (4n << COUNTER_BITS) | 1n, gen: 1 })
-  t.throws(() => again.setEpoch(4), { code: 'EINVAL' })
+  t.throws(() => { again.setEpoch(4) }, { code: 'EINVAL' })
   await again.flush()
 })
 

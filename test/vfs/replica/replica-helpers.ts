@@ -102,17 +102,20 @@ async function readAll(vfs: Vfs, f: FileRef): Promise<Buffer> {
   }
 }
 
-function attrView(a: Attr, sizes: boolean): Record<string, unknown> {
+function attrView(a: Attr, sameKind: boolean): Record<string, unknown> {
   const dir = a.type === 'dir'
   return {
-    type: a.type, mode: a.mode, uid: a.uid, gid: a.gid, nlink: a.nlink, fileid: a.fileid, gen: a.gen,
-    size: dir && !sizes ? null : a.size, mtime: dir && !sizes ? null : a.mtime,
+    type: a.type, uid: a.uid, gid: a.gid, nlink: a.nlink, fileid: a.fileid, gen: a.gen,
+    // Across kinds: Linux keeps no mode on symlinks (local: always 0777) and clears setuid/setgid
+    // on chown; memory keeps what SETATTR set.
+    mode: sameKind ? a.mode : a.type === 'symlink' ? null : a.mode & 0o1777,
+    size: dir && !sameKind ? null : a.size, mtime: a.mtime,
   }
 }
 
 export interface CompareOptions {
-  /** Directory sizes (and so mtimes, which differ with them across kinds) are compared only between backends of one kind. */
-  dirSizes: boolean
+  /** Backends of one kind: directory sizes (each backend counts its own), symlink modes and setuid/setgid bits are compared only then. */
+  sameKind: boolean
   /** Page sizes to walk with, besides one that takes a whole directory. */
   pageSizes: number[]
 }
@@ -145,7 +148,7 @@ export async function compareViews(t: Test, a: Vfs, b: Vfs, o: CompareOptions): 
       }
       objects++
       const [aa, ab] = await Promise.all([a.getattr(ra), b.getattr(rb)])
-      t.strictSame(attrView(ab, o.dirSizes), attrView(aa, o.dirSizes), `${path}/${e.name} attributes`)
+      t.strictSame(attrView(ab, o.sameKind), attrView(aa, o.sameKind), `${path}/${e.name} attributes`)
       if (aa.type === 'file') {
         const [ca, cb] = await Promise.all([readAll(a, ra), readAll(b, rb)])
         if (!ca.equals(cb)) t.fail(`${path}/${e.name}: bytes differ (${ca.length} vs ${cb.length})`)

@@ -16,10 +16,12 @@ export interface WorkloadStats {
   /** Errors that were not a VfsError: must stay empty. */
   strange: string[]
   ok: Record<string, number>
+  /** Failures by errno. */
+  errors: Record<string, number>
 }
 
 export function newStats(): WorkloadStats {
-  return { calls: 0, failed: 0, failedAppended: 0, strange: [], ok: {} }
+  return { calls: 0, failed: 0, failedAppended: 0, strange: [], ok: {}, errors: {} }
 }
 
 const NAMES = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((n) => Buffer.from(n))
@@ -174,6 +176,7 @@ export class Workload {
       // (An exclusive-again's second create finds its own verifier and succeeds, so no call half-succeeds.)
       if (this.#sink.changes.length !== before) this.stats.failedAppended++
       if (!isVfsError(err)) this.stats.strange.push(String(err))
+      else this.stats.errors[err.code] = (this.stats.errors[err.code] ?? 0) + 1
     }
   }
 }

@@ -1,0 +1,117 @@
+/*
+ * vfs/replica/applier.ts, rule by rule: a create whose name exists binds to it (exclusive: same
+ * verifier), a remove of a missing name is done, a rename whose source is gone and whose target
+ * holds the moved vid is done, a write to an unbound vid is skipped, an unknown directory vid is
+ * an error asking for a resync, a WRITE without data is an error, times are set at flush, and the
+ * position survives reopen.
+ */
+import t from 'tap'
+import type { Test } from 'tap'
+import { join } from 'node:path'
+import { MemoryVfs } from '../../../vfs/memory/memory-vfs.ts'
+import { Applier } from '../../../vfs/replica/applier.ts'
+import type { Change, ChangeTimes } from '../../../vfs/replica/change.ts'
+import { IdMap, ROOT_VID } from '../../../vfs/replica/id-map.ts'
+import type { FileRef } from '../../../vfs/types.ts'
+
+const b = (s: string): Buffer => Buffer.from(s)
+const V = (n: number): FileRef => ({ id: (1n << 40n) | BigInt(n), gen: 1 })
+const T = { sec: 1_500_000_000, nsec: 42 }
+const times = (...refs: FileRef[]): ChangeTimes[] => refs.map((ref) => ({ ref, atime: T, mtime: T }))
+const obj = (dir: FileRef, name: string, ref: FileRef, mode = 0o644) => ({ dir, name: b(name), ref, mode, uid: 7, gid: 8 })
+
+async function setup(t: Test): Promise<{ backend: MemoryVfs; map: IdMap; applier: Applier; dir: string }> {
+  const dir = t.testdir()
+  const backend = new MemoryVfs()
+  const map = await IdMap.open({ dir: join(dir, 'map'), root: backend.root() })
+  t.teardown(() => map.close())
+  return { backend, map, dir, applier: new Applier({ backend, map }) }
+}
+
+t.test('changes applied: objects bound, data written, times set at flush, position kept', async (t) => {
+  const { backend, map, applier, dir } = await setup(t)
+  const root = backend.root()
+  const changes: Change[] = [
+    { op: 'mkdir', obj: obj(ROOT_VID, 'd', V(1), 0o750), times: times(V(1), ROOT_VID) },
+    { op: 'create', obj: obj(V(1), 'f', V(2)), exclusive: null, times: times(V(2), V(1)) },
+    { op: 'write', ref: V(2), offset: 2n, length: 3, data: b('abc'), times: times(V(2)) },
+    { op: 'symlink', obj: obj(V(1), 's', V(3), 0o777), target: b('f'), times: times(V(3), V(1)) },
+    { op: 'link', ref: V(2), dir: ROOT_VID, name: b('hard'), times: times(V(2), ROOT_VID) },
+  ]
+  for (const [i, c] of changes.entries()) await applier.apply(BigInt(i + 1), c)
+  t.equal(await applier.flush(), 5n)
+  const d = await backend.lookup(root, b('d'))
+  t.match(d.attr, { type: 'dir', mode: 0o750, uid: 7, gid: 8, mtime: T })
+  t.strictSame(map.local(V(1)), d.ref)
+  const f = await backend.lookup(d.ref, b('f'))
+  t.match(f.attr, { size: 5n, nlink: 2, mtime: T })
+  t.equal((await backend.read(f.ref, 0n, 10)).data.toString('latin1'), '\0\0abc')
+  t.equal((await backend.readlink(map.local(V(3))!)).toString(), 'f')
+  t.strictSame((await backend.lookup(root, b('hard'))).ref, f.ref)
+  await map.close()
+  const again = await IdMap.open({ dir: join(dir, 'map'), root })
+  t.teardown(() => again.close())
+  t.equal(again.position(), 5n)
+  t.equal(new Applier({ backend, map: again }).position(), 5n)
+})
+
+t.test('idempotent rules', async (t) => {
+  const { backend, map, applier } = await setup(t)
+  const root = backend.root()
+  let seq = 0n
+  const apply = (c: Change): Promise<void> => applier.apply(++seq, c)
+
+  // A create whose name exists (made before a crash, the bind lost) binds to it.
+  const made = await backend.create(root, b('x'), { how: 'guarded', attr: {} }, { uid: 0, gid: 0 })
+  await apply({ op: 'create', obj: obj(ROOT_VID, 'x', V(1)), exclusive: null, times: [] })
+  t.strictSame(map.local(V(1)), made.ref)
+  // Exclusive: the same verifier finds the same file.
+  const verifier = b('12345678')
+  await apply({ op: 'create', obj: obj(ROOT_VID, 'e', V(2)), exclusive: verifier, times: [] })
+  const e = map.local(V(2))!
+  map.unbind(V(2))
+  await apply({ op: 'create', obj: obj(ROOT_VID, 'e', V(2)), exclusive: verifier, times: [] })
+  t.strictSame(map.local(V(2)), e, 'bound to the file it made before')
+  // A name holding another vid's object: not taken over.
+  await apply({ op: 'create', obj: obj(ROOT_VID, 'x', V(3)), exclusive: null, times: [] })
+  t.equal(map.local(V(3)), undefined)
+  t.strictSame(map.local(V(1)), made.ref)
+
+  // A remove of a missing name is done.
+  await apply({ op: 'remove', dir: ROOT_VID, name: b('missing'), times: times(V(9)) })
+  // A remove of a name holding another vid's object is done.
+  await apply({ op: 'remove', dir: ROOT_VID, name: b('x'), times: times(V(9), ROOT_VID) })
+  t.strictSame(map.local(V(1)), made.ref, 'x kept')
+  await apply({ op: 'remove', dir: ROOT_VID, name: b('x'), times: times(V(1), ROOT_VID) })
+  t.equal(map.local(V(1)), undefined, 'removed and unbound')
+  await t.rejects(backend.lookup(root, b('x')), { code: 'ENOENT' })
+
+  // A rename whose source is gone and whose target holds the moved vid is done.
+  const rename: Change = { op: 'rename', fromDir: ROOT_VID, fromName: b('e'), toDir: ROOT_VID, toName: b('r'), times: times(V(2), ROOT_VID) }
+  await apply(rename)
+  t.strictSame((await backend.lookup(root, b('r'))).ref, e)
+  await apply(rename)
+  t.strictSame((await backend.lookup(root, b('r'))).ref, e, 'applied twice, the same')
+  t.strictSame(map.local(V(2)), e)
+
+  // A write or setattr of an unbound vid is skipped; a link of one too.
+  await apply({ op: 'write', ref: V(50), offset: 0n, length: 1, data: b('z'), times: [] })
+  await apply({ op: 'setattr', ref: V(50), set: { size: 0n }, times: [] })
+  await apply({ op: 'link', ref: V(50), dir: ROOT_VID, name: b('l'), times: [] })
+  await t.rejects(backend.lookup(root, b('l')), { code: 'ENOENT' })
+  t.equal(await applier.flush(), seq)
+})
+
+t.test('errors: an unknown directory, a WRITE without data, a gap', async (t) => {
+  const { applier } = await setup(t)
+  await t.rejects(applier.apply(1n, { op: 'create', obj: obj(V(77), 'f', V(78)), exclusive: null, times: [] }), {
+    code: 'ESTALE', message: 'replica: change 1 names directory vid 1000000004d/1, unknown on this node: a full resync is needed',
+  })
+  await t.rejects(applier.apply(1n, { op: 'write', ref: V(1), offset: 0n, length: 4, data: null, times: [] }), {
+    code: 'EINVAL', message: 'replica: write change 1 carries no data',
+  })
+  await t.rejects(applier.apply(3n, { op: 'remove', dir: ROOT_VID, name: b('a'), times: [] }), {
+    code: 'EINVAL', message: 'replica: change 3 does not follow 0',
+  })
+  t.equal(applier.position(), 0n)
+})
