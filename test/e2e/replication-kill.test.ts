@@ -88,11 +88,16 @@ t.test('the primary is SIGKILLed mid-workload; after the takeover every stable b
   const stable = new Map<string, Stable>()
   const killAfterMs = 300 + Math.floor(rnd() * 1500)
   t.comment(`SIGKILL after ${killAfterMs} ms`)
-  const started = Date.now()
-  let killed = false
+  // The kill comes from a timer, so it lands wherever the client is: usually mid-request.
+  let killedAt: number | null = null
+  setTimeout(() => {
+    primary.child.kill('SIGKILL')
+    killedAt = Date.now()
+  }, killAfterMs)
+  const killed = (): boolean => killedAt !== null
   let n = 0
   // One writer: each file is created, written in pieces and made stable; only what a reply promised stable counts.
-  while (!killed) {
+  while (!killed()) {
     const name = `file-${n++}`
     try {
       const c = await one.create(root, name)
@@ -111,14 +116,9 @@ t.test('the primary is SIGKILLed mid-workload; after the takeover every stable b
           if (cm.status !== S.OK) throw new Error(`COMMIT ${name}: ${cm.status}`)
         }
         stable.set(name, { fh, data })
-        if (!killed && Date.now() - started >= killAfterMs) {
-          primary.child.kill('SIGKILL')
-          killed = true
-          break
-        }
       }
     } catch (err) {
-      if (!killed) throw err
+      if (!killed()) throw err
     }
   }
   await primary.exit
