@@ -12,6 +12,7 @@ import { defaultAdminPath } from '../server/admin/client.ts'
 import { parseMetricsAddress } from '../server/metrics/endpoint.ts'
 import type { RpcLimits } from '../server/rpc/server.ts'
 import { wantsHelp } from './help.ts'
+import { stopSignal } from './stop-signal.ts'
 import type { ServerMemoryOptions } from '../server/memory.ts'
 import type { LockingOptions } from '../server/locking.ts'
 import { PrimaryReplication } from '../server/replication/primary.ts'
@@ -194,14 +195,7 @@ export async function serve(argv: string[]): Promise<number> {
         })
     })
   }
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      log.info({ signal }, 'stopping')
-      resolve()
-    }
-    process.once('SIGINT', stop)
-    process.once('SIGTERM', stop)
-  })
+  await stopSignal(log)
   await server.close()
   log.flush()
   // A fenced primary stops: another node serves this data now (exit status 3 says why to a supervisor).

@@ -10,6 +10,7 @@ import { loadExports } from '../server/exports/parse.ts'
 import { StandbyNode } from '../server/replication/standby-node.ts'
 import { lockStateDir } from '../server/state.ts'
 import { wantsHelp } from './help.ts'
+import { stopSignal } from './stop-signal.ts'
 import { identityOf, parseHostPort, serviceAddressOf } from './replication-args.ts'
 
 export const STANDBY_USAGE = `usage: tsnfs standby --listen HOST:PORT --exports FILE --state-dir DIR --port NFSPORT [--host ADDR]
@@ -80,14 +81,7 @@ export async function standby(argv: string[]): Promise<number> {
     },
   })
   process.stdout.write(`tsnfs standby: replication on ${listen.host}:${String(node.port)}, ${String(list.exports.length)} export(s)\n`)
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
-      log.info({ signal }, 'stopping')
-      resolve()
-    }
-    process.once('SIGINT', stop)
-    process.once('SIGTERM', stop)
-  })
+  await stopSignal(log)
   await node.close()
   log.flush()
   return 0
