@@ -144,10 +144,8 @@ export class ReplicatingVfs implements Vfs {
     let r: Awaited<ReturnType<Vfs['write']>>
     try {
       r = await this.#b.write(local, offset, data, stable)
-      if (r.count > 0) {
-        const times = await this.#times([[f, local]])
-        seq = this.#append({ op: 'write', ref: f, offset, length: r.count, data: null }, times)
-      }
+      // The write's own after-attributes carry its times: no getattr on the hot path.
+      if (r.count > 0) seq = this.#append({ op: 'write', ref: f, offset, length: r.count, data: null }, [{ ref: f, atime: r.after.atime, mtime: r.after.mtime }])
     } finally {
       release()
     }
