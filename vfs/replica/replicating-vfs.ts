@@ -312,7 +312,8 @@ export class ReplicatingVfs implements Vfs {
       vid = existing ?? this.#map.allocate()
       if (existing === undefined) this.#map.bind(vid, r.ref)
       this.#listings.invalidate(dir.id)
-      const times = await this.#times([[vid, r.ref], [dir, dl]])
+      // The backend's reply carries both objects' attributes after the call: no getattr here.
+      const times: ChangeTimes[] = [{ ref: vid, atime: r.attr.atime, mtime: r.attr.mtime }, { ref: dir, atime: r.dir.after.atime, mtime: r.dir.after.mtime }]
       const obj: NewObject = { dir, name: Buffer.from(name), ref: vid, mode: r.attr.mode, uid: r.attr.uid, gid: r.attr.gid }
       for (const body of bodies(obj, existing !== undefined, r.attr)) seq = this.#append(body, times)
     } finally {
