@@ -217,6 +217,15 @@ export class IntentBitmap implements IntentLog {
    * flushed: a dirty bit that survives a crash costs a resync of one region, never data.
    */
   async settle(before = Infinity): Promise<void> {
+    await this.#settle(before, this.#quietSettles)
+  }
+
+  /** A clean close: regions below `before` clear at once (IntentLog.settleFinal). */
+  async settleFinal(before = Infinity): Promise<void> {
+    await this.#settle(before, 1)
+  }
+
+  async #settle(before: number, quietSettles: number): Promise<void> {
     if (this.#closed) throw new VolumeError('VOLUME_BITMAP', 'settle on a closed bitmap')
     // A region whose mark is still waiting for its write keeps its bit: that write is not durable.
     let changed = false
@@ -228,7 +237,7 @@ export class IntentBitmap implements IntentLog {
       }
       const quiet = (this.#quiet[r] ?? 0) + 1
       this.#quiet[r] = quiet
-      if (quiet < this.#quietSettles) continue
+      if (quiet < quietSettles) continue
       setBit(this.#bits, r, false)
       changed = true
     }

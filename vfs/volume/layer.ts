@@ -117,6 +117,12 @@ export interface IntentLog {
    * the flush began, or started during it) keeps its bit until a later flush.
    */
   settle(before: number): Promise<void>
+  /**
+   * settle() for a layer that is closing cleanly: the regions below `before` clear now, however
+   * recently they were marked (a log that keeps bits over several settles must not leave them
+   * for the next open to resync).
+   */
+  settleFinal?(before: number): Promise<void>
   /** Regions found dirty at open, on the volume's byte scale, merged and sorted. */
   dirtyAtOpen(): readonly { readonly offset: number; readonly length: number }[]
   /** Bytes of the volume one bit covers. */

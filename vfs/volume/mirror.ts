@@ -99,8 +99,24 @@ export class MirrorDevice implements Layer {
     await this.#intent?.settle(before)
   }
 
+  /** As Raid5Device's: a clean close leaves no bit for the next open to resync (best effort). */
+  async #finalSettle(): Promise<void> {
+    const intent = this.#intent
+    // Read-only: the bits found dirty at open were not resynced; they stay for a read-write open.
+    if (intent?.settleFinal === undefined || this.#legs.closed || this.readOnly) return
+    try {
+      const before = this.#generations.horizon()
+      await this.#legs.eachLive((dev) => dev.flush())
+      this.#refuseIfFailed('flush')
+      await intent.settleFinal(before)
+    } catch {
+      // the bits stay; the next open resyncs those regions
+    }
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return
+    await this.#finalSettle()
     this.#closed = true
     this.#legs.shutdown()
     try {

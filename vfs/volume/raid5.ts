@@ -183,8 +183,28 @@ export class Raid5Device implements Layer {
     await this.#intent?.settle(before)
   }
 
+  /**
+   * A clean close flushes the members and clears every bit their writes alone set, however
+   * recent, so the next open resyncs nothing. Best effort: if it fails (a member gone), the bits
+   * stay and the next open resyncs those regions, which is always safe.
+   */
+  async #finalSettle(): Promise<void> {
+    const intent = this.#intent
+    // Read-only: the bits found dirty at open were not resynced; they stay for a read-write open.
+    if (intent?.settleFinal === undefined || this.readOnly) return
+    try {
+      const before = this.#generations.horizon()
+      await this.#onLive((dev) => dev.flush())
+      this.#refuseIfFailed('flush')
+      await intent.settleFinal(before)
+    } catch {
+      // see above
+    }
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return
+    await this.#finalSettle()
     this.#closed = true
     // A rebuild sleeping for its rate must not keep a closed volume (and the process) alive.
     this.#closing.abort(closedError('rebuild'))

@@ -119,8 +119,9 @@ t.test('a read-write open resyncs the regions a crash left dirty', async (t) => 
   const v = await openVolume(paths)
   await v.device.write(0, Buffer.alloc(4096, 7))
   await v.device.flush()
-  // The crash: the bitmap marks region 0 dirty, and member 2 (stripe 0's parity) is damaged.
-  await v.intents[0]!.mark(0, 4096, 1)
+  // The crash: region 0 marked by a write still running (its generation above any horizon, so
+  // even a clean close keeps the bit, as a crash would), and member 2 (stripe 0's parity) damaged.
+  await v.intents[0]!.mark(0, 4096, Number.MAX_SAFE_INTEGER)
   await v.close()
   const p2 = await ImageFile.open(paths[2]!)
   await p2.write(MEMBER_RESERVED, Buffer.alloc(4096, 0x55))
