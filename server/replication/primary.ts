@@ -121,7 +121,10 @@ export class PrimaryReplication {
     if (me.role === 'fenced') {
       throw new Error(`${o.stateDir}: this node was fenced at epoch ${me.epoch} (another node took over); it may not serve as primary until it has rejoined as a standby`)
     }
-    if (me.role === 'standby') await state.update({ role: 'primary' })
+    if (me.role === 'standby') {
+      // Serving a standby's copy as a primary without a takeover would make two primaries of one epoch.
+      throw new Error(`${o.stateDir}: this node is a standby (epoch ${me.epoch}); it becomes primary through \`tsnfs replication takeover\`, not by serving`)
+    }
     return new PrimaryReplication(o, state)
   }
 
