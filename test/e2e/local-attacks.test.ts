@@ -122,9 +122,18 @@ t.test('a symlink swapped in for a directory during a stream of requests', async
   const { dir, nfs, root, outside, before } = await setup(t)
   const d = await nfs.walk(root, 'd')
   // The host flips d between the real directory and a symlink to the outside as fast as it can.
-  const flipper = spawn('sh', ['-c', `cd '${dir}' && while :; do mv d d-real; ln -s '${outside}' d; rm d; mv d-real d; done`], { stdio: 'ignore' })
+  // A process group of its own: killing only the shell would leave its current mv running, racing
+  // the clean-up below (seen in CI: the rename back failed with ENOENT).
+  const flipper = spawn('sh', ['-c', `cd '${dir}' && while :; do mv d d-real; ln -s '${outside}' d; rm d; mv d-real d; done`], { stdio: 'ignore', detached: true })
   const stopped = new Promise((res) => flipper.once('exit', res))
-  t.teardown(() => flipper.kill('SIGKILL'))
+  const killFlipper = (): void => {
+    try {
+      if (flipper.pid !== undefined) process.kill(-flipper.pid, 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }
+  t.teardown(killFlipper)
   const deadline = Date.now() + 1500
   let ops = 0
   const created: string[] = []
@@ -144,8 +153,10 @@ t.test('a symlink swapped in for a directory during a stream of requests', async
     await Promise.allSettled(tries)
     ops += tries.length
   }
-  flipper.kill('SIGKILL')
+  killFlipper()
   await stopped
+  // The group's last mv, killed too, may still be on its way out of the kernel.
+  await new Promise((res) => setTimeout(res, 100))
   t.ok(ops > 50, `${ops} requests raced the swaps`)
   t.equal(snapshot(outside), before, 'nothing outside was created, read (atime) or changed')
   // The flipper died somewhere in its loop: put the real directory back at d.
