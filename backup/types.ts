@@ -75,6 +75,9 @@ export interface BackupRequest {
   signal?: AbortSignal
 }
 
+/** What each directory held when a backup ran (dir path -> its entries), recorded by every level. */
+export type DirListing = Map<string, Array<{ name: string; fileid: bigint; type: FileType }>>
+
 export interface BackupSummary {
   level: number
   startedAt: Timespec
@@ -84,8 +87,9 @@ export interface BackupSummary {
   bytes: bigint
   /** Paths that changed while they were read. */
   changed: string[]
-  /** The listing recorded for later levels to compare against. */
+  /** The listing recorded for later levels to compare against (kept by the level store under listingId). */
   listingId: string
+  listing: DirListing
 }
 
 /** Where a restore writes: a tree of a Vfs (an export), or a directory of this host. */
@@ -129,4 +133,15 @@ export class BackupFormatError extends Error {
     this.offset = offset
     this.source = source
   }
+}
+
+/**
+ * The format as its callers see it (backup/index.ts provides it): the NDMP data service, the CLI and
+ * the DMA's verify use only this.
+ */
+export interface BackupFormat {
+  /** Writes one backup of `tree` to `sink`; resolves once the last byte was accepted. */
+  writeBackup(tree: BackupTree, sink: ByteSink, req: BackupRequest): Promise<BackupSummary>
+  /** Reads one stream (one level) from `source` into `target`; `sourceName` names it in errors. */
+  readBackup(source: ByteSource, sourceName: string, target: RestoreTarget, req: RestoreRequest): Promise<RestoreSummary>
 }
