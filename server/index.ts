@@ -123,6 +123,8 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   const replication = options.replication ?? null
   const factories = replication === null ? (options.backends ?? BACKENDS) : replication.factories(options.backends ?? BACKENDS)
   validateBackends(options.exports, new Set(factories.keys()))
+  // A former primary restarted after a takeover must not serve at all (fenced before the first write).
+  await replication?.checkPeersAtStart()
   const state = await openStateDir(options.stateDir)
   const rmtab = await Rmtab.open(options.stateDir, log)
   const table = new ExportTable(options.exports, options.resolver === undefined ? {} : { resolver: options.resolver })

@@ -19,6 +19,7 @@ import type { ReplicationMode } from './gate.ts'
 import { NodeState, replicationDir } from './node-state.ts'
 import { Sender } from './sender.ts'
 import type { SenderExport } from './sender.ts'
+import { newestPeerEpoch } from './start-check.ts'
 import type { NodeStatus } from './status.ts'
 
 export interface StandbyAddress {
@@ -130,6 +131,20 @@ export class PrimaryReplication {
 
   get epoch(): bigint {
     return this.state.get().epoch
+  }
+
+  /**
+   * Fencing at start: asks every standby for its epoch before this node serves (start-check.ts).
+   * One serving a higher epoch took over while this node was down: the node records itself fenced
+   * and this rejects, so not one write is taken. Unreachable standbys count as dead.
+   */
+  async checkPeersAtStart(): Promise<void> {
+    const timeoutMs = Math.min(this.o.timeoutMs ?? 5000, 5000)
+    const newest = await newestPeerEpoch(this.o.standbys, this.epoch, this.o.node, timeoutMs, this.o.log)
+    if (newest === null) return
+    // Not fence(): its hook (--on-fenced, exit 3) is for a running node; this start just fails, saying why.
+    await this.state.update({ role: 'fenced' })
+    throw new Error(`${this.o.stateDir}: a standby serves epoch ${newest}, above this node's ${this.epoch} (it took over while this node was down); this node is fenced and may not serve as primary until it has rejoined as a standby`)
   }
 
   /** The server's backend factories, each wrapped: the export is served through the replicating layer. */

@@ -147,4 +147,28 @@ t.test('the primary is SIGKILLed mid-workload; after the takeover every stable b
   t.equal(after.status, S.OK, 'the new primary takes writes through the old root handle')
   const status = await tsnfs(['replication', 'status', `127.0.0.1:${standby.port}`, '--json'])
   t.match(status.stdout, /"role":\s*"primary"/, 'the standby reports itself primary')
+
+  // The old primary restarted with its old command line: fenced at start, it never serves.
+  const again = await run([
+    'serve', '--exports', join(conf, 'primary'), '--port', '0', '--host', '127.0.0.1', '--state-dir', primaryState, '--no-lock', '--admin', 'off',
+    '--standby', `127.0.0.1:${standby.port}`, '--sync', '--node', 'a',
+  ])
+  t.not(again.code, 0, 'the restarted former primary exits')
+  t.match(again.stderr, /a standby serves epoch 2, above this node's 1 .*fenced/, again.stderr)
+  t.notMatch(again.stdout, /serving NFSv3/, 'it never served')
 })
+
+/** A tsnfs command killed after 20 s (a start that wrongly serves would otherwise never end). */
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...TSNFS_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => {
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
