@@ -31,6 +31,7 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = 
   resize: (a) => import('./resize.ts').then((m) => m.resize(a)),
   replication: (a) => import('./replication.ts').then((m) => m.replication(a)),
   standby: (a) => import('./standby.ts').then((m) => m.standby(a)),
+  witness: (a) => import('./witness.ts').then((m) => m.witness(a)),
 }
 
 const USAGE = `usage: tsnfs <command> [options]
@@ -94,6 +95,8 @@ replication (a primary and its standby nodes):
   serve ... --standby HOST:PORT [--sync|--async [--lag MS]]   replicate every export to a standby
   standby --listen HOST:PORT --exports FILE --state-dir DIR --port NFSPORT
         keep a primary's exports in step here; serve them over NFS after a takeover
+        [--auto-takeover --primary NAME=HOST:PORT --witness NAME=HOST:PORT...]
+  witness --listen HOST:PORT --primary NAME=HOST:PORT   a data-less third node for --auto-takeover
   replication status HOST:PORT [--json]        a node's role, epoch, positions and peers
   replication takeover HOST:PORT [--force]     tell a standby to become the primary
   (tsnfs <command> --help, or tsnfs help <command>, for each command's options; tsnfs --version)

@@ -4,6 +4,8 @@
  */
 import { hostname } from 'node:os'
 import { ServiceAddress, parseVip } from '../server/replication/address.ts'
+import type { AutoTakeoverOptions } from '../server/replication/auto-takeover.ts'
+import { parseWitness } from '../server/replication/quorum-probe.ts'
 import type { Logger } from '../server/logger.ts'
 
 /** HOST:PORT or [v6]:PORT; port 0 only where `allowAny` (listen on any free port). */
@@ -50,4 +52,31 @@ export function serviceAddressOf(
     ...(values['on-takeover'] === undefined ? {} : { onTakeover: values['on-takeover'] }),
     ...(values['on-fenced'] === undefined ? {} : { onFenced: values['on-fenced'] }),
   })
+}
+
+/** --auto-takeover with --primary, --witness..., --rank-after..., --heartbeat, --heartbeat-timeout (undefined: off). */
+export function autoTakeoverOf(values: {
+  'auto-takeover'?: boolean | undefined
+  primary?: string | undefined
+  witness?: string[] | undefined
+  'rank-after'?: string[] | undefined
+  heartbeat?: string | undefined
+  'heartbeat-timeout'?: string | undefined
+}): Pick<AutoTakeoverOptions, 'primary' | 'witnesses' | 'rankedBefore' | 'intervalMs' | 'timeoutMs'> | undefined {
+  if (values['auto-takeover'] !== true) {
+    for (const f of ['primary', 'witness', 'rank-after', 'heartbeat', 'heartbeat-timeout'] as const) if (values[f] !== undefined) throw new Error(`--${f} needs --auto-takeover`)
+    return undefined
+  }
+  if (values.primary === undefined) throw new Error('--auto-takeover needs --primary NAME=HOST:PORT (the primary\'s node name and NFS port)')
+  const witnesses = (values.witness ?? []).map(parseWitness)
+  if (witnesses.length === 0) throw new Error('--auto-takeover needs at least one --witness NAME=HOST:PORT: without witnesses any partition would make two primaries')
+  const intervalMs = parseMs('heartbeat', values.heartbeat)
+  const timeoutMs = parseMs('heartbeat-timeout', values['heartbeat-timeout'])
+  return {
+    primary: parseWitness(values.primary),
+    witnesses,
+    rankedBefore: (values['rank-after'] ?? []).map(parseWitness),
+    ...(intervalMs === undefined ? {} : { intervalMs }),
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+  }
 }

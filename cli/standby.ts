@@ -11,7 +11,7 @@ import { StandbyNode } from '../server/replication/standby-node.ts'
 import { lockStateDir } from '../server/state.ts'
 import { wantsHelp } from './help.ts'
 import { stopSignal } from './stop-signal.ts'
-import { identityOf, parseHostPort, serviceAddressOf } from './replication-args.ts'
+import { autoTakeoverOf, identityOf, parseHostPort, serviceAddressOf } from './replication-args.ts'
 
 export const STANDBY_USAGE = `usage: tsnfs standby --listen HOST:PORT --exports FILE --state-dir DIR --port NFSPORT [--host ADDR]
                      [--node NAME] [--cluster NAME] [--log-level LEVEL]
@@ -29,6 +29,14 @@ export const STANDBY_USAGE = `usage: tsnfs standby --listen HOST:PORT --exports 
                         announce it (gratuitous ARP by arping when installed), as keepalived would
   --on-takeover CMD     run CMD (/bin/sh -c) after the takeover, with TSNFS_ROLE, TSNFS_EPOCH,
                         TSNFS_NODE in its environment; its failure is logged, never undoes it
+  --auto-takeover       take over without an operator when the primary has been silent for the
+                        heartbeat timeout AND a strict majority of the --witness set agrees it is
+                        dead (none still sees it, none knows a higher epoch); needs --primary and
+                        at least one --witness. Enable it on one standby only (deploy/replication.md)
+  --primary NAME=HOST:PORT   the primary's node name and NFS port (its replication program)
+  --witness NAME=HOST:PORT   a witness (\`tsnfs witness\`, or another node); repeat for each
+  --rank-after NAME=HOST:PORT  a standby that takes over before this one while it is alive; repeat
+  --heartbeat MS --heartbeat-timeout MS   how often to check, and the silence that counts (1000, 5000)
 `
 
 export async function standby(argv: string[]): Promise<number> {
@@ -49,6 +57,12 @@ export async function standby(argv: string[]): Promise<number> {
       vip: { type: 'string' },
       'vip-dev': { type: 'string' },
       'on-takeover': { type: 'string' },
+      'auto-takeover': { type: 'boolean' },
+      primary: { type: 'string' },
+      witness: { type: 'string', multiple: true },
+      'rank-after': { type: 'string', multiple: true },
+      heartbeat: { type: 'string' },
+      'heartbeat-timeout': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
     },
     allowPositionals: false,
@@ -60,6 +74,7 @@ export async function standby(argv: string[]): Promise<number> {
   const port = Number(values.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: not a port number: ${String(values.port)}`)
   const stateDir = values['state-dir'] ?? ''
+  const autoTakeover = autoTakeoverOf(values)
   const log = pino({ level: values['log-level'] }, pino.destination(2))
   const lock = await lockStateDir(stateDir, { port })
   process.once('exit', () => {
@@ -76,6 +91,7 @@ export async function standby(argv: string[]): Promise<number> {
     exports: list,
     serve: { port, ...(values.host === undefined ? {} : { host: values.host }), registerRpcbind: false },
     log,
+    ...(autoTakeover === undefined ? {} : { autoTakeover }),
     onServing: (server, epoch) => {
       process.stdout.write(`tsnfs took over (epoch ${String(epoch)}): serving NFSv3 + MOUNT on TCP and UDP port ${String(server.port)}\n`)
     },

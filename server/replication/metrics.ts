@@ -7,12 +7,12 @@
 import type { Exposition, MetricsFamilies } from '../metrics/prometheus.ts'
 import type { NodeStatus } from './status.ts'
 
-const ROLE_VALUE = { primary: 1, standby: 2, fenced: 3 } as const
+const ROLE_VALUE = { primary: 1, standby: 2, fenced: 3, witness: 4 } as const
 
 export function replicationFamilies(view: () => NodeStatus): MetricsFamilies {
   return (x: Exposition) => {
     const s = view()
-    x.family('tsnfs_replication_role', 'gauge', 'This node\'s replication role: 1 primary, 2 standby, 3 fenced (a former primary that must rejoin as a standby).')
+    x.family('tsnfs_replication_role', 'gauge', 'This node\'s replication role: 1 primary, 2 standby, 3 fenced (a former primary that must rejoin as a standby), 4 witness.')
     x.sample('tsnfs_replication_role', { node: s.node }, ROLE_VALUE[s.role])
     x.family('tsnfs_replication_epoch', 'gauge', 'The epoch this node has seen (raised by every takeover).')
     x.sample('tsnfs_replication_epoch', { node: s.node }, Number(s.epoch))

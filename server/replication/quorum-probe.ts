@@ -90,13 +90,21 @@ export async function status(at: PeerAddress, timeoutMs: number, signal?: AbortS
   return res !== null && res.status === repl_stat.REPL_OK ? res.ok : null
 }
 
-/** This node's heartbeat to the primary: true when it answers as a primary, or is ahead of us. */
-export async function primaryAnswers(o: Pick<QuorumProbeOptions, 'self' | 'selfEpoch' | 'primary' | 'timeoutMs' | 'signal'>): Promise<boolean> {
+/**
+ * One heartbeat to the primary: its role and epoch, or null when it did not answer. A primary
+ * that refuses us with REPL_STALE_EPOCH is ahead of us, and alive: reported as primary.
+ */
+export async function heartbeatPrimary(o: Pick<QuorumProbeOptions, 'self' | 'selfEpoch' | 'primary' | 'timeoutMs' | 'signal'>): Promise<{ role: repl_role; epoch: bigint } | null> {
   const args = { epoch: o.selfEpoch, node: Buffer.from(o.self) }
   const res = await callOnce(o.primary, o.timeoutMs, o.signal, (c, left) => c.call(proc(V1.REPL_HEARTBEAT.proc), repl_heartbeat_args, args, repl_heartbeat_res, { timeoutMs: left }))
-  if (res === null) return false
-  if (res.status === repl_stat.REPL_STALE_EPOCH) return true
-  return res.status === repl_stat.REPL_OK && res.ok.role === repl_role.REPL_PRIMARY
+  if (res === null) return null
+  if (res.status === repl_stat.REPL_STALE_EPOCH) return { role: repl_role.REPL_PRIMARY, epoch: res.epoch }
+  return res.status === repl_stat.REPL_OK ? { role: res.ok.role, epoch: res.ok.epoch } : null
+}
+
+/** This node's heartbeat to the primary: true when it answers as a primary, or is ahead of us. */
+export async function primaryAnswers(o: Pick<QuorumProbeOptions, 'self' | 'selfEpoch' | 'primary' | 'timeoutMs' | 'signal'>): Promise<boolean> {
+  return (await heartbeatPrimary(o))?.role === repl_role.REPL_PRIMARY
 }
 
 /** What a witness's status says of the primary (named by its node name). */

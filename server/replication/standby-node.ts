@@ -13,6 +13,7 @@
  */
 import { hostname } from 'node:os'
 import { join } from 'node:path'
+import { repl_stat, repl_statNames } from '../../xdr/generated/replication.ts'
 import { Applier } from '../../vfs/replica/applier.ts'
 import { IdMap } from '../../vfs/replica/id-map.ts'
 import type { Vfs } from '../../vfs/types.ts'
@@ -28,6 +29,8 @@ import type { Logger } from '../logger.ts'
 import { RpcServer } from '../rpc/server.ts'
 import { NodeState, replicationDir, writeAtomic } from './node-state.ts'
 import type { ServiceAddress } from './address.ts'
+import { AutoTakeover } from './auto-takeover.ts'
+import type { AutoTakeoverOptions } from './auto-takeover.ts'
 import { PrimaryReplication } from './primary.ts'
 import { STANDBY_RPC_LIMITS, createReplicationProgram } from './standby-program.ts'
 import { StandbyService } from './standby-service.ts'
@@ -48,6 +51,8 @@ export interface StandbyNodeOptions {
   address?: ServiceAddress
   /** Called with the NFS server once it serves (after a takeover). */
   onServing?: (server: TsnfsServer, epoch: bigint) => void
+  /** --auto-takeover: take over when the witnesses agree the primary is dead (auto-takeover.ts). */
+  autoTakeover?: Pick<AutoTakeoverOptions, 'primary' | 'witnesses' | 'rankedBefore' | 'intervalMs' | 'timeoutMs'>
 }
 
 interface Opened {
@@ -65,6 +70,7 @@ export class StandbyNode {
   private readonly rpc: RpcServer
   private readonly opened: Opened[]
   private nfs: TsnfsServer | null = null
+  private auto: AutoTakeover | null = null
   private replication: PrimaryReplication | null = null
   private listenPort = 0
 
@@ -120,7 +126,29 @@ export class StandbyNode {
       await closeAll(opened)
       throw err
     }
+    if (o.autoTakeover !== undefined) node$.startAutoTakeover(o.autoTakeover, state)
     return node$
+  }
+
+  private startAutoTakeover(a: NonNullable<StandbyNodeOptions['autoTakeover']>, state: NodeState): void {
+    const service = this.service
+    this.auto = new AutoTakeover({
+      ...a,
+      self: state.get().node,
+      silenceMs: () => service.primarySilenceMs(),
+      role: () => state.get().role,
+      epoch: () => state.get().epoch,
+      notReady: () => {
+        const behind = this.opened.find((x) => service.exportFailure(x.exp.id) !== null)
+        return behind === undefined ? null : `export ${behind.exp.path} is not in step (needs a resync or failed)`
+      },
+      takeover: async () => {
+        const res = await service.takeover({ force: true })
+        if (res.status !== repl_stat.REPL_OK) throw new Error(`takeover refused: ${repl_statNames[res.status] ?? String(res.status)}`)
+      },
+      log: this.o.log,
+    })
+    this.auto.start()
   }
 
   /** The replication program's port. */
@@ -134,6 +162,7 @@ export class StandbyNode {
   }
 
   async close(): Promise<void> {
+    await this.auto?.stop()
     await this.rpc.close()
     await this.replication?.close()
     if (this.nfs !== null) await this.nfs.close()

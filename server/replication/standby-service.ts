@@ -118,6 +118,7 @@ export class StandbyService {
   private readonly onTakeover: ((epoch: bigint) => void | Promise<void>) | undefined
   private readonly extraPeers: (() => PeerStatus[]) | undefined
   private attached: Attached | null = null
+  private readonly openedAt: number
   private takingOver = false
   /** What the last HELLO stored, so an unchanged one writes nothing. */
   private stored = new Map<string, Buffer>()
@@ -130,6 +131,7 @@ export class StandbyService {
     this.now = opts.now ?? (() => performance.now())
     this.onTakeover = opts.onTakeover
     this.extraPeers = opts.peers
+    this.openedAt = this.now()
     for (const ex of opts.exports) {
       if (this.exports.has(ex.id)) throw new TypeError(`export id ${ex.id} given twice`)
       this.exports.set(ex.id, { ex, tail: Promise.resolve(), queued: 0, failed: null })
@@ -154,6 +156,17 @@ export class StandbyService {
     const handleKey = this.stored.get('handle.key')
     if (handleKey === undefined) return null
     return { handleKey, exportList: this.stored.get('export-list') ?? Buffer.alloc(0), mountList: this.stored.get('mount-list') ?? Buffer.alloc(0) }
+  }
+
+  /**
+   * How long the primary has been silent, ms: since its last call, or since this service opened
+   * when it has not called since (a standby restarted while the primary was down); null when no
+   * primary ever said HELLO (there is nothing to take over). What --auto-takeover watches.
+   */
+  primarySilenceMs(): number | null {
+    if (this.primaryInfo() === null) return null
+    const cur = this.attached
+    return this.now() - (cur === null ? this.openedAt : cur.lastSeen)
   }
 
   /** Whether export `id` failed (NOSPC, IO) or needs a resync, and how. */

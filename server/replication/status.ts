@@ -8,6 +8,9 @@ import type { repl_peer, repl_role, repl_status_ok } from '../../xdr/generated/r
 import { REPL_MAXID, repl_role as ROLE } from '../../xdr/generated/replication.ts'
 import type { NodeRole } from './node-state.ts'
 
+/** A role as status shows it: a data node's, or a witness's (tsnfs witness, which holds no data). */
+export type StatusRole = NodeRole | 'witness'
+
 export interface ExportPosition {
   exportId: number
   /** The last change this node has made durable (a standby) or logged (a primary). */
@@ -19,7 +22,7 @@ export interface PeerStatus {
   node: string
   /** host:port */
   address: string
-  role: NodeRole
+  role: StatusRole
   alive: boolean
   /** Milliseconds since the peer last answered; null if it never has. */
   lastHeartbeatAgeMs: number | null
@@ -37,20 +40,20 @@ export interface PeerStatus {
 
 export interface NodeStatus {
   node: string
-  role: NodeRole
+  role: StatusRole
   epoch: bigint
   positions: ExportPosition[]
   peers: PeerStatus[]
 }
 
-const ROLE_TO_WIRE: Readonly<Record<NodeRole, repl_role>> = { primary: ROLE.REPL_PRIMARY, standby: ROLE.REPL_STANDBY, fenced: ROLE.REPL_FENCED }
-const ROLE_FROM_WIRE: Readonly<Record<repl_role, NodeRole>> = { 1: 'primary', 2: 'standby', 3: 'fenced' }
+const ROLE_TO_WIRE: Readonly<Record<StatusRole, repl_role>> = { primary: ROLE.REPL_PRIMARY, standby: ROLE.REPL_STANDBY, fenced: ROLE.REPL_FENCED, witness: ROLE.REPL_WITNESS }
+const ROLE_FROM_WIRE: Readonly<Record<repl_role, StatusRole>> = { 1: 'primary', 2: 'standby', 3: 'fenced', 4: 'witness' }
 
-export function roleToWire(r: NodeRole): repl_role {
+export function roleToWire(r: StatusRole): repl_role {
   return ROLE_TO_WIRE[r]
 }
 
-export function roleFromWire(r: repl_role): NodeRole {
+export function roleFromWire(r: repl_role): StatusRole {
   return ROLE_FROM_WIRE[r]
 }
 

@@ -9,54 +9,18 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FILE_SYNC, Nfs3, S, UNSTABLE } from '../helpers/local.ts'
 import { prng } from '../helpers/prng.ts'
+import { tempDir, tsnfsProcess } from '../helpers/tsnfs-process.ts'
 import { ROOT, TSNFS_ARGS, serveProcess, tsnfs } from '../cli/cli.ts'
-
-function tempDir(t: Test, prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix))
-  t.teardown(() => {
-    rmSync(d, { recursive: true, force: true })
-  })
-  return d
-}
 
 /** `tsnfs standby ...`: its replication port from the banner, and a wait for a stdout line. */
 async function standbyProcess(t: Test, args: string[]): Promise<{ port: number; waitFor: (re: RegExp, ms?: number) => Promise<RegExpExecArray>; stderr: () => string }> {
-  const child = spawn(process.execPath, [...TSNFS_ARGS, 'standby', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
-  let out = ''
-  let err = ''
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()))
-  // One listener for the process's life: a line that comes between two waits is kept, not lost.
-  const waiters = new Set<() => void>()
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString()
-    for (const w of [...waiters]) w()
-  })
-  const waitFor = (re: RegExp, ms = 20_000): Promise<RegExpExecArray> =>
-    new Promise((resolve, reject) => {
-      const check = (): void => {
-        const m = re.exec(out)
-        if (m === null) return
-        clearTimeout(timer)
-        waiters.delete(check)
-        resolve(m)
-      }
-      const timer = setTimeout(() => {
-        waiters.delete(check)
-        reject(new Error(`standby: no ${String(re)} within ${ms} ms\nstdout: ${out}\nstderr: ${err}`))
-      }, ms)
-      waiters.add(check)
-      check()
-    })
-  const m = await waitFor(/replication on [^\s]+:(\d+),/)
-  return { port: Number(m[1]), waitFor, stderr: () => err }
+  const p = tsnfsProcess(t, ['standby', ...args])
+  const m = await p.waitFor(/replication on [^\s]+:(\d+),/)
+  return { port: Number(m[1]), waitFor: p.waitFor, stderr: p.stderr }
 }
 
 interface Stable {

@@ -196,7 +196,8 @@ export const repl_statCodec: Codec<repl_stat> = {
  * enum repl_role {
  *      REPL_PRIMARY = 1,
  *      REPL_STANDBY = 2,
- *      REPL_FENCED  = 3        /* a former primary that must rejoin as a standby before it serves *\/
+ *      REPL_FENCED  = 3,       /* a former primary that must rejoin as a standby before it serves *\/
+ *      REPL_WITNESS = 4        /* a witness (tsnfs witness): holds no data, watches the primary for --auto-takeover *\/
  * };
  * ```
  */
@@ -204,14 +205,16 @@ export const repl_role = {
   REPL_PRIMARY: 1,
   REPL_STANDBY: 2,
   REPL_FENCED: 3,
+  REPL_WITNESS: 4,
 } as const
-export type repl_role = 1 | 2 | 3
+export type repl_role = 1 | 2 | 3 | 4
 export const repl_roleNames: Readonly<Record<number, string>> = {
   1: 'REPL_PRIMARY',
   2: 'REPL_STANDBY',
   3: 'REPL_FENCED',
+  4: 'REPL_WITNESS',
 }
-const repl_roleValues: ReadonlySet<number> = new Set([1, 2, 3])
+const repl_roleValues: ReadonlySet<number> = new Set([1, 2, 3, 4])
 export const repl_roleCodec: Codec<repl_role> = {
   encode(w, v) {
     w.i32(v)
