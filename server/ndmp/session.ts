@@ -44,6 +44,8 @@ const POST_LAST = 0x7ff
 
 /** Records queued behind the one being handled before the socket stops reading. */
 const MAX_QUEUED = 16
+/** How long a closing session waits for the request in progress before running its close hooks. */
+const SHUTDOWN_WAIT_MS = 5000
 
 export interface SessionOptions {
   id: number
@@ -294,8 +296,11 @@ export class NdmpServerSession implements NdmpSession {
     if (this.closed) return
     this.closed = true
     if (this.authTimer !== null) clearTimeout(this.authTimer)
-    // Let the request being handled finish first: its service may be mid-operation.
-    await this.chain
+    // Let the request being handled finish first (its service may be mid-operation), but not
+    // forever: a handler stuck on its peer must not keep the close hooks (the abort) from running.
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([this.chain, new Promise<void>((resolve) => { timer = setTimeout(resolve, SHUTDOWN_WAIT_MS) })])
+    clearTimeout(timer)
     for (const fn of this.closeHooks.reverse()) {
       try {
         await fn()
