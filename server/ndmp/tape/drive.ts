@@ -14,12 +14,15 @@
  *   - close after a record write writes a filemark (as a tape driver does on close).
  * Every operation runs one at a time (the mover and TAPE_* calls of one session never interleave).
  */
-import { open, stat } from 'node:fs/promises'
+import { open, readFile, stat, unlink, writeFile } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
-import { FRAME_SIZE, HEADER_SIZE, KIND_FILEMARK, KIND_RECORD, MAX_RECORD, TapeFormatError, decodeFrame, decodeHeader, encodeFrame, encodeHeader, recordCrc } from './format.ts'
+import { FRAME_MAGIC, FRAME_SIZE, HEADER_SIZE, KIND_FILEMARK, KIND_RECORD, MAX_RECORD, TapeFormatError, decodeFrame, decodeHeader, encodeFrame, encodeHeader, recordCrc } from './format.ts'
 import type { TapeHeader } from './format.ts'
 import { RecordIndex } from './record-index.ts'
 import { TapeError } from './tape-error.ts'
+
+/** The frame index kept beside a tape file (record-index.ts). */
+export const SIDECAR_SUFFIX = '.idx'
 
 export type TapeMode = 'read' | 'rdwr' | 'raw'
 export type MtioOp = 'FSF' | 'BSF' | 'FSR' | 'BSR' | 'REW' | 'EOF' | 'OFF' | 'TUR'
@@ -63,6 +66,8 @@ export class TapeDrive {
    */
   private blockUnknown = false
   private dirty = false
+  /** The sidecar index is missing or stale: write it at close. */
+  private needSidecar = false
   private chain: Promise<unknown> = Promise.resolve()
 
   constructor(path: string, options: TapeDriveOptions = {}) {
@@ -112,6 +117,7 @@ export class TapeDrive {
       this.loaded = true
       this.warned = false
       this.blockUnknown = false
+      this.dirty = false
       this.lastWasWrite = false
     })
   }
@@ -120,6 +126,7 @@ export class TapeDrive {
   private async load(fh: FileHandle, size: number, mode: TapeMode): Promise<void> {
     this.index = new RecordIndex(HEADER_SIZE)
     this.damage = null
+    this.needSidecar = false
     if (size === 0) {
       // A blank cartridge: formatted on the first open for writing.
       this.header = { capacity: this.options.capacity ?? 0, earlyWarning: this.options.earlyWarning ?? 0, label: '' }
@@ -129,6 +136,14 @@ export class TapeDrive {
     const hb = Buffer.alloc(HEADER_SIZE)
     const { bytesRead } = await fh.read(hb, 0, HEADER_SIZE, 0)
     this.header = decodeHeader(this.path, hb.subarray(0, bytesRead))
+    const mtimeMs = (await fh.stat()).mtimeMs
+    const side = await readFile(this.path + SIDECAR_SUFFIX).catch(() => null)
+    const known = side === null ? null : RecordIndex.fromSidecar(side, HEADER_SIZE, size, mtimeMs)
+    if (known !== null) {
+      this.index = known
+      return
+    }
+    this.needSidecar = true
     const fb = Buffer.alloc(FRAME_SIZE)
     let off = HEADER_SIZE
     while (off < size) {
@@ -152,6 +167,7 @@ export class TapeDrive {
       try {
         if (this.lastWasWrite && this.mode !== 'read') await this.writeFrame(KIND_FILEMARK, null)
         if (this.dirty) await fh?.datasync()
+        if ((this.dirty || this.needSidecar) && fh !== null && this.damage === null) await this.saveSidecar(fh)
       } finally {
         this.owner = null
         this.fh = null
@@ -159,6 +175,17 @@ export class TapeDrive {
         await fh?.close()
       }
     })
+  }
+
+  /** Best effort: without it the next open scans the frames again. */
+  private async saveSidecar(fh: FileHandle): Promise<void> {
+    try {
+      const st = await fh.stat()
+      await writeFile(this.path + SIDECAR_SUFFIX, this.index.toSidecar(st.size, st.mtimeMs))
+      this.needSidecar = false
+    } catch {
+      // A read-only directory: scanning stays correct, only slower.
+    }
   }
 
   /** Closes whatever the owner has open (its session ended); never throws. */
@@ -214,6 +241,10 @@ export class TapeDrive {
     const at = this.index.offsetOf(p)
     const frame = Buffer.alloc(FRAME_SIZE)
     await fh.read(frame, 0, FRAME_SIZE, at)
+    // The index may come from the sidecar: the frame itself must agree with it.
+    if (frame.readUInt32BE(0) !== FRAME_MAGIC || frame.readUInt32BE(4) !== KIND_RECORD || frame.readUInt32BE(8) !== length) {
+      throw new TapeError('IO_ERR', `${this.path}: at byte ${String(at)}: bad frame header (damaged tape)`)
+    }
     const data = Buffer.alloc(length)
     const { bytesRead } = await fh.read(data, 0, length, at + FRAME_SIZE)
     if (bytesRead !== length) throw new TapeError('IO_ERR', `${this.path}: at byte ${String(at)}: record cut short (${String(bytesRead)} of ${String(length)} bytes)`)
@@ -248,6 +279,8 @@ export class TapeDrive {
     const at = this.index.offsetOf(this.pos)
     const frame = encodeFrame(kind, data)
     const truncating = this.pos < this.index.count || this.damage !== null
+    // The sidecar goes stale with the first write (its size/mtime check would catch it too).
+    if (!this.dirty) await unlink(this.path + SIDECAR_SUFFIX).catch(() => undefined)
     try {
       await fh.writev(data === null ? [frame] : [frame, data], at)
       if (truncating) await fh.truncate(at + frame.length + (data?.length ?? 0))

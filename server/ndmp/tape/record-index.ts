@@ -6,7 +6,10 @@
  *
  * A position is an entry number p in [0, count]: before entry p (count = end of data).
  */
-import { KIND_FILEMARK, KIND_RECORD } from './format.ts'
+import { FRAME_SIZE, KIND_FILEMARK, KIND_RECORD } from './format.ts'
+
+const SIDECAR_MAGIC = 'TSNFTIDX'
+const SIDECAR_HEAD = 32
 
 export class RecordIndex {
   /** Byte offset of each entry's frame header; offsets[count] is end of data. */
@@ -61,6 +64,38 @@ export class RecordIndex {
     this.offsets.length = p + 1
     this.end = this.offsets[p] ?? this.end
     while (this.marks.length > 0 && (this.marks[this.marks.length - 1] ?? 0) >= p) this.marks.pop()
+  }
+
+  /**
+   * The sidecar kept beside the tape file (TAPE.idx), so opening a large tape costs one read, not
+   * one per frame: magic | version u32 | count u32 | tape size u64 | tape mtime (whole ms) f64, then one
+   * i32 per entry (record length, -1 for a filemark). Trusted only while the tape's size and
+   * mtime are the ones recorded; otherwise the tape is scanned again.
+   */
+  toSidecar(size: number, mtimeMs: number): Buffer {
+    const b = Buffer.alloc(SIDECAR_HEAD + 4 * this.count)
+    b.write(SIDECAR_MAGIC, 0, 'latin1')
+    b.writeUInt32BE(1, 8)
+    b.writeUInt32BE(this.count, 12)
+    b.writeBigUInt64BE(BigInt(size), 16)
+    b.writeDoubleBE(Math.round(mtimeMs), 24)
+    for (let i = 0; i < this.count; i++) b.writeInt32BE(this.lengths[i] ?? -1, SIDECAR_HEAD + 4 * i)
+    return b
+  }
+
+  /** The index a sidecar holds, or null if it does not describe this tape file as it is now. */
+  static fromSidecar(b: Buffer, dataStart: number, size: number, mtimeMs: number): RecordIndex | null {
+    if (b.length < SIDECAR_HEAD || b.toString('latin1', 0, 8) !== SIDECAR_MAGIC || b.readUInt32BE(8) !== 1) return null
+    const count = b.readUInt32BE(12)
+    if (b.length !== SIDECAR_HEAD + 4 * count || Number(b.readBigUInt64BE(16)) !== size || b.readDoubleBE(24) !== Math.round(mtimeMs)) return null
+    const ix = new RecordIndex(dataStart)
+    for (let i = 0; i < count; i++) {
+      const len = b.readInt32BE(SIDECAR_HEAD + 4 * i)
+      if (len === -1) ix.append(KIND_FILEMARK, FRAME_SIZE, 0)
+      else if (len > 0) ix.append(KIND_RECORD, FRAME_SIZE + len, len)
+      else return null
+    }
+    return ix.endOffset === size ? ix : null
   }
 
   /** Filemarks before position p: the NDMP file number. */

@@ -1,7 +1,7 @@
 import t from 'tap'
-import { chmod, readFile, stat, truncate, writeFile } from 'node:fs/promises'
+import { chmod, readFile, stat, truncate, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { TapeDrive } from '../../../server/ndmp/tape/drive.ts'
+import { SIDECAR_SUFFIX, TapeDrive } from '../../../server/ndmp/tape/drive.ts'
 import { FRAME_SIZE, HEADER_SIZE } from '../../../server/ndmp/tape/format.ts'
 import { TapeDevices, TapeLibrary, describeTape } from '../../../server/ndmp/tape/library.ts'
 
@@ -215,6 +215,40 @@ t.test('a damaged or truncated tape: an error naming file and offset, what prece
   await writeFile(path, 'garbage that is not a tape header at all, long enough to be read as one'.repeat(3))
   await t.rejects(d.open(o, 'read'), { code: 'IO_ERR', message: `${path}: at byte 0: not a tsnfs tape file (bad magic)` })
   t.equal(d.isOpen, false)
+})
+
+t.test('the sidecar index: used while it matches the tape, ignored once stale', async (t) => {
+  const path = await blankTape(t)
+  const o = {}
+  const d = new TapeDrive(path)
+  await d.open(o, 'rdwr')
+  for (let r = 0; r < 30; r++) await d.write(o, fill(500, r, 0))
+  await d.mtio(o, 'EOF', 1)
+  await d.close(o)
+  const side = await readFile(path + SIDECAR_SUFFIX)
+  t.equal(side.length, 32 + 4 * 31, 'one entry per frame')
+  await d.open(o, 'read')
+  await d.mtio(o, 'FSR', 20)
+  t.ok((await d.read(o, 500)).equals(fill(500, 20, 0)))
+  await d.close(o)
+  // Damage a frame header in place (same size; mtime kept): the read notices, naming the offset.
+  const bytes = await readFile(path)
+  const at = HEADER_SIZE + 5 * (FRAME_SIZE + 500)
+  bytes.writeUInt32BE(0xdeadbeef, at)
+  const st = await stat(path)
+  await writeFile(path, bytes)
+  await utimes(path, st.atime, st.mtime)
+  await d.open(o, 'read')
+  await d.mtio(o, 'FSR', 5)
+  await t.rejects(d.read(o, 500), { code: 'IO_ERR', message: `${path}: at byte ${at}: bad frame header (damaged tape)` })
+  await d.close(o)
+  // A stale sidecar (the tape changed behind it) is not trusted: the frames are scanned.
+  await writeFile(path + SIDECAR_SUFFIX, side.subarray(0, 40))
+  await d.open(o, 'read')
+  await d.mtio(o, 'FSR', 5)
+  await t.rejects(d.read(o, 500), { code: 'IO_ERR', message: `${path}: at byte ${at}: bad frame magic (damaged tape)` })
+  t.match(d.status(o).damage, /bad frame magic/)
+  await d.close(o)
 })
 
 t.test('reopening keeps positions: the index is rebuilt from the frames', async (t) => {
