@@ -69,7 +69,7 @@ class Input {
       have += take
     }
     this.pos += BigInt(have)
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, have)
+    return parts.length === 1 && parts[0] !== undefined ? parts[0] : Buffer.concat(parts, have)
   }
 }
 
@@ -300,7 +300,7 @@ export class TarReader {
     this.#left -= used
     this.#pad = padded(this.#left) - this.#left
     const map: Array<{ offset: bigint; length: bigint }> = []
-    for (let i = 0; i < want; i++) map.push({ offset: BigInt(lines[1 + 2 * i]!), length: BigInt(lines[2 + 2 * i]!) })
+    for (let i = 0; i < want; i++) map.push({ offset: BigInt(lines[1 + 2 * i] ?? 0), length: BigInt(lines[2 + 2 * i] ?? 0) })
     return map
   }
 
@@ -310,7 +310,7 @@ export class TarReader {
       this.#fail(at, 'pax record GNU.sparse.map is not a list of offset,length pairs')
     }
     const map: Array<{ offset: bigint; length: bigint }> = []
-    for (let i = 0; i < nums.length; i += 2) map.push({ offset: BigInt(nums[i]!), length: BigInt(nums[i + 1]!) })
+    for (let i = 0; i < nums.length; i += 2) map.push({ offset: BigInt(nums[i] ?? 0), length: BigInt(nums[i + 1] ?? 0) })
     return map
   }
 
