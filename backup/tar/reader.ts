@@ -255,6 +255,7 @@ export class TarReader {
         end = r.offset + r.length
       }
     }
+    const link = str('linkpath') ?? (longLink ?? f.linkname).toString('utf8')
     return {
       offset: start,
       path: normalPath(path),
@@ -266,7 +267,8 @@ export class TarReader {
       mtime: time('mtime') ?? { sec: f.mtime, nsec: 0 },
       atime: time('atime'),
       ctime: time('ctime'),
-      linkTarget: str('linkpath') ?? (longLink ?? f.linkname).toString('utf8'),
+      // A hard link names a member ('./a' and 'a' alike); a symlink's target is kept as written.
+      linkTarget: type === 'hardlink' ? normalPath(link) : link,
       rdev: { major: f.devmajor, minor: f.devminor },
       sparse,
       pax,
