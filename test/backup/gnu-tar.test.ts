@@ -71,7 +71,7 @@ t.test('GNU tar lists and extracts our backup exactly', async (t) => {
   const got = await snapshotTree(host)
   delete want['dev/sock']
   if (!isRoot) {
-    for (const k of Object.keys(want)) if (want[k]?.type === 'char') delete want[k]
+    delete want['dev/null'] // only root makes device nodes
     for (const e of [...Object.values(want), ...Object.values(got)]) {
       e.uid = 0
       e.gid = 0
