@@ -3,6 +3,7 @@
  * state (memory and local backends, into a Vfs and into a host directory); an incremental of an
  * unchanged tree copies no file; the level store picks dump's base.
  */
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
@@ -82,6 +83,18 @@ async function chain(t: Test, vfs: Vfs, dir: string): Promise<void> {
   const host = new LocalVfs({ root: hostDir, stateDir: path.join(dir, 'host-state') })
   t.same(await snapshotTree(host), want, 'chain restored into a host directory equals the last state')
   await host.close()
+
+  // GNU tar reads the same listings: --incremental extraction of the chain ends in the same tree.
+  const gnuDir = path.join(dir, 'gnu-restore')
+  fs.mkdirSync(gnuDir)
+  for (const n of [0, 1, 2]) {
+    const r = spawnSync('tar', ['--incremental', '--numeric-owner', '-xf', path.join(dir, `l${n}.tar`), '-C', gnuDir], { encoding: 'utf8' })
+    t.equal(r.status, 0, `tar --incremental -xf l${n}.tar exits 0`)
+    t.equal(r.stderr, '', `tar --incremental -xf l${n}.tar is silent`)
+  }
+  const gnu = new LocalVfs({ root: gnuDir, stateDir: path.join(dir, 'gnu-state') })
+  t.same(await snapshotTree(gnu), want, 'GNU tar --incremental restores the chain to the last state too')
+  await gnu.close()
 
   await tick()
   const l3 = await runLevel(vfs, store, 3, path.join(dir, 'l3.tar'))
