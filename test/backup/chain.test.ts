@@ -13,7 +13,7 @@ import type { BackupSummary, FileHistoryEntry } from '../../backup/types.ts'
 import { LocalVfs } from '../../vfs/local/local-vfs.ts'
 import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
 import type { Vfs } from '../../vfs/types.ts'
-import { fileSink, fileSource, link, mkdirp, remove, rename, snapshotTree, symlink, writeFile } from './helpers.ts'
+import { bufferSource, fileSink, fileSource, link, memorySink, mkdirp, remove, rename, snapshotTree, symlink, writeFile } from './helpers.ts'
 
 async function runLevel(vfs: Vfs, store: LevelStore, level: number, tape: string): Promise<{ sum: BackupSummary; files: FileHistoryEntry[] }> {
   const format = createBackupFormat({ levels: store })
@@ -140,4 +140,30 @@ t.test('selection: a subtree renamed to a destination, no overwrite', async (t) 
   t.equal(Buffer.from(snap['restored/a.txt']?.data ?? '', 'base64').toString(), 'already here', 'an existing file is kept')
   t.same(r.skipped, ['restored/a.txt'], 'and reported as skipped')
   t.ok(logs.some((m) => m.includes('not overwritten')), 'the log says so')
+})
+
+t.test('direct access: a source positioned at a file reads that file only', async (t) => {
+  const vfs = new MemoryVfs({ rootMode: 0o755 })
+  for (let i = 0; i < 20; i++) await writeFile(vfs, `d/f${i}.bin`, Buffer.alloc(200_000, i))
+  const files: FileHistoryEntry[] = []
+  const sink = memorySink()
+  await createBackupFormat().writeBackup({ vfs, root: vfs.root(), live: false, name: '/d' }, sink, { level: 0, base: null, onFile: (e) => files.push(e) })
+  const stream = sink.bytes()
+  const f = files.find((x) => x.path === 'd/f7.bin')
+  if (f === undefined) throw new Error('no d/f7.bin')
+  let read = 0
+  const src = bufferSource(stream.subarray(Number(f.offset)))
+  const counting = {
+    async read(max: number): Promise<Buffer | null> {
+      const b = await src.read(max)
+      read += b?.length ?? 0
+      return b
+    },
+  }
+  const target = new MemoryVfs({ rootMode: 0o755 })
+  const r = await createBackupFormat().readBackup(counting, 'tape@offset', { kind: 'vfs', vfs: target, root: target.root(), owner: { uid: 0, gid: 0 } }, { select: [{ path: 'd/f7.bin', dest: 'got.bin' }], overwrite: false, applyDeletions: false })
+  t.equal(r.files, 1)
+  const snap = await snapshotTree(target)
+  t.equal(Buffer.from(snap['got.bin']?.data ?? '', 'base64').equals(Buffer.alloc(200_000, 7)), true, 'the file restored whole')
+  t.ok(read < 400_000, `read ${read} bytes of a ${stream.length}-byte stream`)
 })
