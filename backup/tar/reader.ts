@@ -236,8 +236,9 @@ export class TarReader {
     let size = stored
     let sparse: TarEntry['sparse'] = null
     const type = typeOf(f.type)
-    this.#left = type === 'file' || type === 'other' ? stored : 0n
-    if (type === 'dir' && stored > 0n) this.#left = stored // GNU dumpdir bodies of old formats: skipped
+    // Any member may carry a body (old GNU dumpdirs on directories, pax hard links with linkdata):
+    // what is not a regular file's data is skipped, never taken for the next header.
+    this.#left = stored
     this.#pad = padded(this.#left) - this.#left
     if (type === 'file' && str('GNU.sparse.major') === '1') {
       path = str('GNU.sparse.name') ?? path
