@@ -31,6 +31,7 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = 
   resize: (a) => import('./resize.ts').then((m) => m.resize(a)),
   replication: (a) => import('./replication.ts').then((m) => m.replication(a)),
   standby: (a) => import('./standby.ts').then((m) => m.standby(a)),
+  restore: (a) => import('./restore.ts').then((m) => m.restore(a)),
 }
 
 const USAGE = `usage: tsnfs <command> [options]
@@ -96,6 +97,10 @@ replication (a primary and its standby nodes):
         keep a primary's exports in step here; serve them over NFS after a takeover
   replication status HOST:PORT [--json]        a node's role, epoch, positions and peers
   replication takeover HOST:PORT [--force]     tell a standby to become the primary
+
+backup catalog:
+  restore --catalog DB --fs EXPORT [--date T] [--script FILE]   browse the catalog at a date (ls, cd,
+        search, versions, add, del, show, restore); one-shot: --list PATH | --search PAT | --plan PATH... | --backups [--json]
   (tsnfs <command> --help, or tsnfs help <command>, for each command's options; tsnfs --version)
 `
 

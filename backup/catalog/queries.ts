@@ -124,18 +124,17 @@ export function findFiles(cat: Catalog, filesystem: string, pattern: string, opt
   const range = under === null ? null : subtreeRange(under)
   const path = "(CASE WHEN f.dir = '/' THEN '/' || f.name ELSE f.dir || '/' || f.name END)"
   const subject = byPath ? path : 'f.name'
+  // Two texts rather than '@under IS NULL OR …': with the OR the planner cannot take the dir range to the index.
+  const where = under === null ? '' : 'AND (f.dir = @under OR (f.dir >= @lo AND f.dir < @hi))'
   const rows = cat.stmt(`SELECT ${VERSION_COLUMNS} FROM files f JOIN backups b ON b.id = f.backup_id
     WHERE ${subject} GLOB @glob AND f.name <> '' AND b.filesystem = @fs AND b.status = 'done'
-    AND (@before IS NULL OR b.started_ns <= @before)
-    AND (@under IS NULL OR f.dir = @under OR (f.dir >= @lo AND f.dir < @hi))
+    AND (@before IS NULL OR b.started_ns <= @before) ${where}
     ORDER BY ${path}, b.started_ns LIMIT @limit`).all({
     glob,
     fs: normalizePath(filesystem),
     before: opts.beforeNs ?? null,
-    under,
-    lo: range?.lo ?? null,
-    hi: range?.hi ?? null,
     limit: opts.limit ?? 1000,
+    ...(under === null || range === null ? {} : { under, lo: range.lo, hi: range.hi }),
   }) as Row[]
   return rows.map(versionOf)
 }
