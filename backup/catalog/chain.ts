@@ -45,5 +45,5 @@ function baseOf(cat: Catalog, b: BackupInfo): BackupInfo | undefined {
 }
 
 function withTapes(cat: Catalog, r: Row): BackupInfo {
-  return backupOf(r, cat.tapes(Number(r.id as bigint)))
+  return backupOf(r, cat.tapes(Number(r.id)))
 }

@@ -126,7 +126,9 @@ export function findFiles(cat: Catalog, filesystem: string, pattern: string, opt
   const subject = byPath ? path : 'f.name'
   // Two texts rather than '@under IS NULL OR …': with the OR the planner cannot take the dir range to the index.
   const where = under === null ? '' : 'AND (f.dir = @under OR (f.dir >= @lo AND f.dir < @hi))'
-  const rows = cat.stmt(`SELECT ${VERSION_COLUMNS} FROM files f JOIN backups b ON b.id = f.backup_id
+  // CROSS JOIN keeps files the outer loop, so the name prefix or the dir range picks its index;
+  // left to itself the planner starts from backups and reads every row of each.
+  const rows = cat.stmt(`SELECT ${VERSION_COLUMNS} FROM files f CROSS JOIN backups b ON b.id = f.backup_id
     WHERE ${subject} GLOB @glob AND f.name <> '' AND b.filesystem = @fs AND b.status = 'done'
     AND (@before IS NULL OR b.started_ns <= @before) ${where}
     ORDER BY ${path}, b.started_ns LIMIT @limit`).all({

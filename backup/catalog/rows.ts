@@ -69,7 +69,7 @@ function big(v: unknown): bigint {
   return typeof v === 'bigint' ? v : BigInt(v as number)
 }
 function num(v: unknown): number {
-  return Number(v as bigint)
+  return Number(v)
 }
 function str(v: unknown): string {
   return v as string

@@ -12,7 +12,7 @@ import { buildChain, sec } from './catalog-fixture.ts'
 
 const dir = t.testdir()
 const cat = Catalog.open(join(dir, 'cat.db'))
-t.teardown(() => cat.close())
+t.teardown(() => { cat.close(); })
 const { ids } = buildChain(cat)
 
 const names = (d: string, at: number): string[] => dirAt(cat, '/data', d, sec(at)).entries.map(e => e.name).sort()

@@ -52,7 +52,7 @@ t.test('a new catalog reopens; bad files give clear errors', async t => {
 
 t.test('lifecycle: begin, tapes, finish, fail, abort, list, delete', async t => {
   const cat = Catalog.open(join(t.testdir(), 'cat.db'))
-  t.teardown(() => cat.close())
+  t.teardown(() => { cat.close(); })
   const { ids } = buildChain(cat)
   const l0 = cat.backup(ids.l0)
   t.match(l0, { filesystem: '/data', level: 0, full: true, status: 'done', host: 'nas1', agent: 'tsnfs', jobId: 'job-1000', files: 7, baseId: null })
@@ -81,12 +81,12 @@ t.test('lifecycle: begin, tapes, finish, fail, abort, list, delete', async t => 
   t.same(rows, [{ name: 'one', tape_label: 'T9', changed: 0n }, { name: 'two', tape_label: 'T10', changed: 1n }], 'a row is on the tape its offset fell in')
   t.same(chainAt(cat, '/data', sec(7000)).backups.map(b => b.id), [ids.l0, ids.l1b], 'an aborted backup is not in a chain')
 
-  t.throws(() => cat.finishBackup(ab, { endedNs: 1n, bytes: 1n }), { code: 'CATALOG_STATE', message: `backup ${ab} is aborted, not running` })
+  t.throws(() => { cat.finishBackup(ab, { endedNs: 1n, bytes: 1n }); }, { code: 'CATALOG_STATE', message: `backup ${ab} is aborted, not running` })
   t.throws(() => cat.ingest(ids.l0), { code: 'CATALOG_STATE' })
   t.throws(() => cat.backup(999), { code: 'CATALOG_NOT_FOUND', message: 'no backup 999 in the catalog' })
   t.throws(() => cat.beginBackup({ filesystem: '/data', level: 10, startedNs: 1n }), { code: 'CATALOG_BAD_INPUT' })
   t.throws(() => cat.beginBackup({ filesystem: '/data', level: 1, baseId: ids.l2, startedNs: 1n }), { code: 'CATALOG_BAD_INPUT', message: /cannot be the base/ })
-  t.throws(() => cat.addListing(ids.l0, new Map()), { code: 'CATALOG_STATE' })
+  t.throws(() => { cat.addListing(ids.l0, new Map()); }, { code: 'CATALOG_STATE' })
 
   // Recycling tape T1 removes level 1; the level 2 on it now chains by dump's rule to level 0.
   t.same(cat.deleteByTape('T1'), [ids.l1])
@@ -96,6 +96,6 @@ t.test('lifecycle: begin, tapes, finish, fail, abort, list, delete', async t => 
   cat.deleteBackup(ids.l0)
   t.equal(chainAt(cat, '/data', sec(3100)).complete, false, 'without its level 0 the chain is incomplete')
   t.throws(() => restorePlan(cat, '/data', ['/'], sec(3100)), { code: 'CATALOG_STATE', message: /cannot be restored/ })
-  t.throws(() => cat.deleteBackup(ids.l0), { code: 'CATALOG_NOT_FOUND' })
+  t.throws(() => { cat.deleteBackup(ids.l0); }, { code: 'CATALOG_NOT_FOUND' })
   t.equal(NS, 1_000_000_000n)
 })
