@@ -4,21 +4,25 @@
  * terminal, commands from a pipe or from --script FILE otherwise.
  */
 import { createReadStream } from 'node:fs'
+import { join } from 'node:path'
 import { Catalog } from '../backup/catalog/catalog.ts'
 import { chainAt } from '../backup/catalog/chain.ts'
 import type { RestoreExecutor } from '../backup/catalog/plan.ts'
 import { restorePlan } from '../backup/catalog/plan.ts'
 import { dirAt, findFiles } from '../backup/catalog/queries.ts'
+import { TapeFileExecutor } from '../backup/catalog/tape-executor.ts'
+import { createBackupFormat } from '../backup/index.ts'
 import { parseCommand, runCommand, UsageError } from './common.ts'
 import { BROWSER_HELP, resolvePath, runBrowser } from './restore-browser.ts'
 import type { BrowserState } from './restore-browser.ts'
 import { parseDate } from './restore-date.ts'
 import { backupLine, lsLine, planText, searchLine, toJson } from './restore-print.ts'
 
-export const RESTORE_USAGE = `usage: tsnfs restore --catalog DB --fs EXPORT [--date T] [--script FILE]
+export const RESTORE_USAGE = `usage: tsnfs restore --catalog DB --fs EXPORT [--date T] [--script FILE] [--tapes DIR]
        tsnfs restore --catalog DB --fs EXPORT [--date T] (--list PATH | --search PATTERN | --plan PATH... | --backups) [--json]
   browse the backup catalog DB of export EXPORT as it was at T (default now) and restore from it;
-  commands come from a terminal, a pipe or --script FILE:
+  commands come from a terminal, a pipe or --script FILE; --tapes DIR: restore reads the tape files
+  DIR/LABEL.tape (a pool directory) on this host into --to DIR:
 ${BROWSER_HELP.replace(/^commands:\n/, '')}`
 
 const OPTIONS = {
@@ -26,6 +30,7 @@ const OPTIONS = {
   fs: { type: 'string' },
   date: { type: 'string' },
   script: { type: 'string' },
+  tapes: { type: 'string' },
   list: { type: 'string' },
   search: { type: 'string' },
   plan: { type: 'boolean' },
@@ -46,7 +51,17 @@ export function restore(argv: string[], executor: RestoreExecutor | null = null)
     const atNs = parseDate(values.date ?? 'now')
     const cat = Catalog.open(values.catalog, { create: false })
     try {
-      const st: BrowserState = { cat, fs: values.fs, atNs, cwd: '/', selection: new Set(), executor, out: process.stdout }
+      const tapes = values.tapes
+      const ex = tapes === undefined ? executor : new TapeFileExecutor({
+        tapeFile: label => join(tapes, `${label}.tape`),
+        format: createBackupFormat(),
+        target: to => {
+          if (to === null) throw new UsageError('restoring from tape files on this host needs --to DIR')
+          return { kind: 'host', dir: to }
+        },
+        name: `tape files in ${tapes}`,
+      })
+      const st: BrowserState = { cat, fs: values.fs, atNs, cwd: '/', selection: new Set(), executor: ex, out: process.stdout }
       if (oneShots === 0) {
         const input = values.script === undefined ? process.stdin : createReadStream(values.script)
         const tty = values.script === undefined && process.stdin.isTTY && process.stdout.isTTY
