@@ -123,7 +123,8 @@ export function findFiles(cat: Catalog, filesystem: string, pattern: string, opt
   const under = opts.under === undefined ? null : normalizePath(opts.under)
   const range = under === null ? null : subtreeRange(under)
   const path = "(CASE WHEN f.dir = '/' THEN '/' || f.name ELSE f.dir || '/' || f.name END)"
-  const subject = byPath ? path : 'f.name'
+  // Under a directory its range is the narrower index walk: '+' keeps the planner off the name index.
+  const subject = byPath ? path : under === null ? 'f.name' : '+f.name'
   // Two texts rather than '@under IS NULL OR …': with the OR the planner cannot take the dir range to the index.
   const where = under === null ? '' : 'AND (f.dir = @under OR (f.dir >= @lo AND f.dir < @hi))'
   // CROSS JOIN keeps files the outer loop, so the name prefix or the dir range picks its index;
