@@ -75,7 +75,8 @@ export function restore(argv: string[], executor: RestoreExecutor | null = null)
   })
 }
 
-function oneShot(st: BrowserState, values: { list?: string; search?: string; plan?: boolean; backups?: boolean; json?: boolean }, paths: string[]): string {
+/** The one-shot forms' output (exported for the in-process tests). */
+export function oneShot(st: BrowserState, values: { list?: string; search?: string; plan?: boolean; backups?: boolean; json?: boolean }, paths: string[]): string {
   const json = values.json === true
   if (values.list !== undefined) {
     const d = dirAt(st.cat, st.fs, resolvePath('/', values.list), st.atNs)

@@ -11,6 +11,7 @@ import type { RestoreSummary } from '../../backup/types.ts'
 import { runBrowser, resolvePath } from '../../cli/restore-browser.ts'
 import type { BrowserState } from '../../cli/restore-browser.ts'
 import { formatNs, parseDate } from '../../cli/restore-date.ts'
+import { oneShot } from '../../cli/restore.ts'
 import { buildChain, sec } from '../backup/catalog-fixture.ts'
 
 /** Takes plans as the NDMP executor would, and says what it would have restored. */
@@ -92,4 +93,22 @@ t.test('paths and dates', async t => {
   t.throws(() => parseDate('2026-12-05T10:00+15:00'), { message: /no such time zone offset/ })
   t.equal(formatNs(sec(1000)), '1970-01-01T00:16:40Z')
   t.equal(formatNs(sec(1000) + 5n), '1970-01-01T00:16:40.000000005Z')
+})
+
+t.test('one-shot forms: --list --json, --search, --backups', async t => {
+  const st: BrowserState = { cat, fs: '/data', atNs: sec(2500), cwd: '/', selection: new Set(), executor: null, out: new PassThrough() }
+  const j = JSON.parse(oneShot(st, { list: '/a', json: true }, [])) as { dir: string; chain: number[]; entries: Array<{ name: string; version: { size: string; mtimeNs: { iso: string } } }> }
+  t.equal(j.dir, '/a')
+  t.same(j.chain, [ids.l0, ids.l1])
+  t.same(j.entries.map(e => [e.name, e.version.size]), [['x.txt', '11']])
+  t.equal(j.entries[0]?.version.mtimeNs.iso, '1970-01-01T00:25:00.000000005Z')
+
+  t.equal(oneShot(st, { search: 'x.txt' }, []), '/a/x.txt  #1 L0 1970-01-01T00:16:40Z  4 bytes\n/a/x.txt  #2 L1 1970-01-01T00:33:20Z  11 bytes\n', 'versions up to the date')
+  const found = JSON.parse(oneShot(st, { search: 'x.txt', json: true }, [])) as Array<{ path: string; sha256: string }>
+  t.same(found.map(v => v.sha256), ['sha-x-v1', 'sha-x-v2-longer'])
+
+  const backups = oneShot(st, { backups: true }, [])
+  t.match(backups, /^\* backup #1 level 0 of \/data started 1970-01-01T00:16:40Z on T0\/1 done\n\* backup #2 level 1/)
+  t.match(backups, / {2}backup #4 level 3 of \/data started 1970-01-01T00:53:20Z failed\n {2}backup #5 level 1/, 'the chain at the date is starred')
+  t.throws(() => oneShot(st, { plan: true }, []), { code: 'CLI_USAGE', message: '--plan needs at least one PATH' })
 })
