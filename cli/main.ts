@@ -99,8 +99,9 @@ replication (a primary and its standby nodes):
   replication takeover HOST:PORT [--force]     tell a standby to become the primary
 
 backup catalog:
-  restore --catalog DB --fs EXPORT [--date T] [--script FILE]   browse the catalog at a date (ls, cd,
-        search, versions, add, del, show, restore); one-shot: --list PATH | --search PAT | --plan PATH... | --backups [--json]
+  restore --catalog DB --fs EXPORT [--date T] [--script FILE] [--tapes DIR]   browse the catalog at a
+        date (ls, cd, search, versions, add, del, show, restore: with --tapes, from DIR/LABEL.tape on this
+        host); one-shot: --list PATH | --search PAT | --plan PATH... | --backups [--json]
   (tsnfs <command> --help, or tsnfs help <command>, for each command's options; tsnfs --version)
 `
 
