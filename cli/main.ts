@@ -32,6 +32,7 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = 
   replication: (a) => import('./replication.ts').then((m) => m.replication(a)),
   standby: (a) => import('./standby.ts').then((m) => m.standby(a)),
   witness: (a) => import('./witness.ts').then((m) => m.witness(a)),
+  restore: (a) => import('./restore.ts').then((m) => m.restore(a)),
 }
 
 const USAGE = `usage: tsnfs <command> [options]
@@ -99,6 +100,11 @@ replication (a primary and its standby nodes):
   witness --listen HOST:PORT --primary NAME=HOST:PORT   a data-less third node for --auto-takeover
   replication status HOST:PORT [--json]        a node's role, epoch, positions and peers
   replication takeover HOST:PORT [--force]     tell a standby to become the primary
+
+backup catalog:
+  restore --catalog DB --fs EXPORT [--date T] [--script FILE] [--tapes DIR]   browse the catalog at a
+        date (ls, cd, search, versions, add, del, show, restore: with --tapes, from DIR/LABEL.tape on this
+        host); one-shot: --list PATH | --search PAT | --plan PATH... | --backups [--json]
   (tsnfs <command> --help, or tsnfs help <command>, for each command's options; tsnfs --version)
 `
 

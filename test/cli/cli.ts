@@ -23,7 +23,7 @@ function newestSource(): number {
       else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs)
     }
   }
-  for (const d of ['cli', 'server', 'client', 'xdr', 'vfs']) walk(join(ROOT, d))
+  for (const d of ['cli', 'server', 'client', 'xdr', 'vfs', 'backup', 'common']) walk(join(ROOT, d))
   return newest
 }
 
