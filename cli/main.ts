@@ -31,6 +31,7 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = 
   resize: (a) => import('./resize.ts').then((m) => m.resize(a)),
   replication: (a) => import('./replication.ts').then((m) => m.replication(a)),
   standby: (a) => import('./standby.ts').then((m) => m.standby(a)),
+  backup: (a) => import('./backup.ts').then((m) => m.backup(a)),
 }
 
 const USAGE = `usage: tsnfs <command> [options]
@@ -96,6 +97,9 @@ replication (a primary and its standby nodes):
         keep a primary's exports in step here; serve them over NFS after a takeover
   replication status HOST:PORT [--json]        a node's role, epoch, positions and peers
   replication takeover HOST:PORT [--force]     tell a standby to become the primary
+backup (our NDMP backup manager; tsnfs backup --help):
+  serve ... --backup-schedule FILE [--backup-state DIR]   run the scheduled backups in the server
+  backup run EXPORT --level N --to POOL | list | abort JOB | continue JOB | log [--level N] | label POOL LABEL
   (tsnfs <command> --help, or tsnfs help <command>, for each command's options; tsnfs --version)
 `
 
