@@ -140,7 +140,12 @@ export class DmaService {
     const next = await (await Pool.open(live.record.pool)).peek()
     if (next.isNew) throw new DmaError('DMA_NO_TAPE', `job ${id} needs tape ${next.label}: tsnfs backup label ${live.record.pool} ${next.label}`)
     this.log(live, 'info', `continued onto tape ${next.label}`)
-    live.waiter.resume()
+    const waiter = live.waiter
+    delete live.waiter
+    live.record.state = 'running'
+    delete live.record.needs
+    await this.save(live)
+    waiter.resume()
     return { ...live.record }
   }
 
@@ -260,19 +265,22 @@ export class DmaService {
   private async pause(live: LiveJob, pool: Pool, after: string | null): Promise<void> {
     const job = live.record
     const next = await pool.peek()
+    // The waiter is in place before the record says paused: a continue that sees "paused" finds it.
+    const resumed = new Promise<void>((resolve, reject) => {
+      live.waiter = { resume: resolve, fail: reject }
+    })
+    // An abort may come while the record is saved, before the await below: not an unhandled rejection.
+    resumed.catch(() => undefined)
+    if (live.abort.signal.aborted) live.waiter?.fail(live.abort.signal.reason as Error)
     job.state = 'paused'
     job.needs = next
     await this.save(live)
     const how = next.isNew ? `label it (tsnfs backup label ${pool.dir} ${next.label}), then ` : ''
     this.log(live, 'warn', `needs next tape ${next.label}${after === null ? '' : ` after ${after}`}: ${how}tsnfs backup continue ${job.id}`)
-    await new Promise<void>((resolve, reject) => {
-      if (live.abort.signal.aborted) {
-        reject(live.abort.signal.reason as Error)
-        return
-      }
-      live.waiter = { resume: resolve, fail: reject }
-    }).finally(() => {
+    try {
+      await resumed
+    } finally {
       delete live.waiter
-    })
+    }
   }
 }

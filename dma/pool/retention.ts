@@ -17,22 +17,24 @@ export function expiredBackups(index: PoolIndex): Set<string> {
   for (const list of byExport.values()) {
     list.sort((a, b) => a.startedAt.localeCompare(b.startedAt))
     const fulls = list.flatMap((b, i) => (b.level === 0 ? [i] : []))
-    // Only full chains count toward the kept number; until there are more, nothing expires.
-    if (fulls.length <= index.keepChains) continue
-    const firstKept = fulls[fulls.length - index.keepChains] ?? 0
+    // Higher levels before the first full kept (their own full recycled already) restore nothing: they go too.
+    if (fulls.length === 0) continue
+    const firstKept = fulls[Math.max(0, fulls.length - index.keepChains)] ?? 0
     for (const b of list.slice(0, firstKept)) out.add(b.job)
   }
   return out
 }
 
-/** Labels of tapes that may be written over, oldest-written first. */
+/** Labels of tapes that may be written over: those of failed or aborted backups first, then oldest-written first. */
 export function recyclableTapes(index: PoolIndex): string[] {
   const expired = expiredBackups(index)
   const holders = new Map<string, string[]>()
   for (const b of index.backups) for (const l of b.tapes) holders.set(l, [...(holders.get(l) ?? []), b.job])
+  const failed = new Set(index.backups.filter((b) => b.status === 'failed' || b.status === 'aborted').map((b) => b.job))
   const order = new Map(index.backups.flatMap((b, i) => b.tapes.map((l) => [l, i] as const)))
+  const key = (label: string): number => ((holders.get(label) ?? []).every((j) => failed.has(j)) ? 0 : index.backups.length) + (order.get(label) ?? -1)
   return index.tapes
     .filter((t) => (t.state === 'full' || t.state === 'used') && (holders.get(t.label) ?? []).every((j) => expired.has(j)))
-    .sort((a, b) => (order.get(a.label) ?? -1) - (order.get(b.label) ?? -1))
+    .sort((a, b) => key(a.label) - key(b.label))
     .map((t) => t.label)
 }
