@@ -4,6 +4,7 @@
  * a time (the control socket's claim makes sure); records a dead service left running or
  * paused are marked failed when the next one opens.
  */
+import { mkdir } from 'node:fs/promises'
 import type { LogLevel } from '../../backup/types.ts'
 import { DmaError } from '../errors.ts'
 import type { DriverFor, HistoryEntry, JobContext, TapeAccess, TapeHandle } from '../drivers/driver.ts'
@@ -63,6 +64,7 @@ export class DmaService {
 
   static async open(stateDir: string, drivers: DriverFor): Promise<DmaService> {
     const s = new DmaService(stateDir, drivers)
+    await mkdir(s.dir, { recursive: true, mode: 0o700 })
     for (const job of await jobRecords(s.dir)) {
       if (!ACTIVE_STATES.has(job.state)) continue
       // A manager stopped (or died) under it: the job cannot continue (its agents' sessions are gone).
