@@ -9,8 +9,9 @@ import { driverFor } from '../dma/drivers/select.ts'
 import type { JobRecord } from '../dma/jobs/record.ts'
 import type { JobRequest } from '../dma/jobs/service.ts'
 import { DmaService } from '../dma/jobs/service.ts'
+import type { BackupIo } from './backup.ts'
 
-export async function runForeground(stateDir: string, req: JobRequest, json: boolean): Promise<JobRecord> {
+export async function runForeground(stateDir: string, io: BackupIo, req: JobRequest, json: boolean): Promise<JobRecord> {
   await mkdir(stateDir, { recursive: true })
   const service = await DmaService.open(stateDir, driverFor)
   const control = await startControlServer(service)
@@ -21,7 +22,7 @@ export async function runForeground(stateDir: string, req: JobRequest, json: boo
     lastState = key
     if (job.state === 'paused' && job.needs !== undefined) {
       const how = job.needs.isNew ? `tsnfs backup label ${job.pool} ${job.needs.label}, then ` : ''
-      process.stderr.write(`job ${job.id} needs next tape ${job.needs.label}: ${how}tsnfs backup continue ${job.id} --state ${stateDir}\n`)
+      io.err(`job ${job.id} needs next tape ${job.needs.label}: ${how}tsnfs backup continue ${job.id} --state ${stateDir}\n`)
     }
   }
   const stop = (): void => {
@@ -31,9 +32,9 @@ export async function runForeground(stateDir: string, req: JobRequest, json: boo
   process.once('SIGTERM', stop)
   try {
     const started = await service.start(req)
-    process.stderr.write(`job ${started.id} running here (manager of ${stateDir})\n`)
+    io.err(`job ${started.id} running here (manager of ${stateDir})\n`)
     const job = await service.wait(started.id)
-    process.stdout.write(json ? `${JSON.stringify(job)}\n` : `job ${job.id} ${job.state}: ${job.bytes} bytes on ${job.tapes.join(', ') || 'no tape'}${job.error === undefined ? '' : ` (${job.error})`}\n`)
+    io.out(json ? `${JSON.stringify(job)}\n` : `job ${job.id} ${job.state}: ${job.bytes} bytes on ${job.tapes.join(', ') || 'no tape'}${job.error === undefined ? '' : ` (${job.error})`}\n`)
     return job
   } finally {
     process.off('SIGINT', stop)

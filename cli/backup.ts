@@ -63,11 +63,18 @@ async function ask(stateDir: string, req: ControlRequest): Promise<Record<string
   return reply === null ? null : unwrap(reply)
 }
 
-function out(text: string): void {
-  process.stdout.write(text)
+/** Where the commands print: the process's streams, or a test's. */
+export interface BackupIo {
+  out(text: string): void
+  err(text: string): void
 }
 
-async function run(argv: string[]): Promise<number> {
+const PROCESS_IO: BackupIo = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+}
+
+async function run(argv: string[], io: BackupIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     options: {
@@ -92,29 +99,29 @@ async function run(argv: string[]): Promise<number> {
   const req: ControlRequest = { op: 'run', export: spec.text, pool, level, ...(values.exclude === undefined ? {} : { exclude: values.exclude }), ...(values.tape === undefined ? {} : { tape: values.tape }) }
   const started = await ask(stateDir, req)
   if (started === null) {
-    const job = await runForeground(stateDir, { name: 'manual', spec, pool, level, ...(values.exclude === undefined ? {} : { exclude: values.exclude }), ...(values.tape === undefined ? {} : { tapeAgent: values.tape }) }, values.json === true)
+    const job = await runForeground(stateDir, io, { name: 'manual', spec, pool, level, ...(values.exclude === undefined ? {} : { exclude: values.exclude }), ...(values.tape === undefined ? {} : { tapeAgent: values.tape }) }, values.json === true)
     return job.state === 'done' ? 0 : 1
   }
   let job = started.job as JobRecord
-  out(values.json === true && values.wait !== true ? `${JSON.stringify(job)}\n` : `job ${job.id} started by the manager of ${stateDir}\n`)
+  io.out(values.json === true && values.wait !== true ? `${JSON.stringify(job)}\n` : `job ${job.id} started by the manager of ${stateDir}\n`)
   if (values.wait !== true) return 0
   const ended = await ask(stateDir, { op: 'wait', id: job.id })
   job = (ended?.job ?? job) as JobRecord
-  out(values.json === true ? `${JSON.stringify(job)}\n` : `job ${job.id} ${job.state}${job.error === undefined ? '' : `: ${job.error}`}\n`)
+  io.out(values.json === true ? `${JSON.stringify(job)}\n` : `job ${job.id} ${job.state}${job.error === undefined ? '' : `: ${job.error}`}\n`)
   return job.state === 'done' ? 0 : 1
 }
 
-async function list(argv: string[]): Promise<number> {
+async function list(argv: string[], io: BackupIo): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { state: { type: 'string' }, json: { type: 'boolean' } } })
   const stateDir = stateDirOf(values.state)
   const live = await ask(stateDir, { op: 'list' })
   const jobs = (live?.jobs as JobRecord[] | undefined) ?? (await jobRecords(jobsDir(stateDir)))
   const scheduled = (live?.scheduled as ScheduledJob[] | undefined) ?? []
-  out(values.json === true ? `${JSON.stringify({ manager: live !== null, jobs, scheduled })}\n` : formatJobs(jobs, scheduled))
+  io.out(values.json === true ? `${JSON.stringify({ manager: live !== null, jobs, scheduled })}\n` : formatJobs(jobs, scheduled))
   return 0
 }
 
-async function control(op: 'abort' | 'continue', argv: string[]): Promise<number> {
+async function control(op: 'abort' | 'continue', argv: string[], io: BackupIo): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: { state: { type: 'string' }, json: { type: 'boolean' } }, allowPositionals: true })
   const [id] = positionals
   if (id === undefined || positionals.length > 1) throw new UsageError(`${op}: JOB`)
@@ -122,11 +129,11 @@ async function control(op: 'abort' | 'continue', argv: string[]): Promise<number
   const reply = await ask(stateDir, { op, id })
   if (reply === null) throw new DmaError('DMA_JOB_STATE', `no backup manager runs on ${stateDir}: job ${id} is not running`)
   const job = reply.job as JobRecord
-  out(values.json === true ? `${JSON.stringify(job)}\n` : `job ${job.id} ${job.state}\n`)
+  io.out(values.json === true ? `${JSON.stringify(job)}\n` : `job ${job.id} ${job.state}\n`)
   return 0
 }
 
-async function log(argv: string[]): Promise<number> {
+async function log(argv: string[], io: BackupIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     options: { state: { type: 'string' }, level: { type: 'string' }, severity: { type: 'string' }, json: { type: 'boolean' } },
@@ -140,58 +147,58 @@ async function log(argv: string[]): Promise<number> {
     ...(values.level === undefined ? {} : { backupLevel: parseLevel(values.level) }),
     ...(severity === undefined ? {} : { severity }),
   })
-  out(values.json === true ? lines.map((l) => `${JSON.stringify(l)}\n`).join('') : formatLog(lines))
+  io.out(values.json === true ? lines.map((l) => `${JSON.stringify(l)}\n`).join('') : formatLog(lines))
   return 0
 }
 
-async function label(argv: string[]): Promise<number> {
+async function label(argv: string[], io: BackupIo): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: { capacity: { type: 'string' }, keep: { type: 'string' } }, allowPositionals: true })
   const [dir, name] = positionals
   if (dir === undefined || name === undefined || positionals.length > 2) throw new UsageError('label: POOL LABEL')
   const keep = values.keep === undefined ? undefined : Number(values.keep)
   if (keep !== undefined && (!Number.isInteger(keep) || keep < 1 || keep > 1000)) throw new UsageError(`--keep: 1 to 1000 chains, not ${values.keep ?? ''}`)
   const tape = await Pool.label(dir, name, { ...(values.capacity === undefined ? {} : { capacity: parseSizeText(values.capacity) }), ...(keep === undefined ? {} : { keepChains: keep }) })
-  out(`labelled ${tape.label} in ${resolve(dir)} (${tape.capacity} bytes)\n`)
+  io.out(`labelled ${tape.label} in ${resolve(dir)} (${tape.capacity} bytes)\n`)
   return 0
 }
 
-async function pool(argv: string[]): Promise<number> {
+async function pool(argv: string[], io: BackupIo): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: { json: { type: 'boolean' } }, allowPositionals: true })
   const [dir] = positionals
   if (dir === undefined || positionals.length > 1) throw new UsageError('pool: POOL')
   const p = await Pool.open(dir)
   const index = await p.index()
-  out(values.json === true ? `${JSON.stringify(index)}\n` : formatPool(p.dir, index))
+  io.out(values.json === true ? `${JSON.stringify(index)}\n` : formatPool(p.dir, index))
   return 0
 }
 
-const SUBCOMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = {
+const SUBCOMMANDS: Readonly<Record<string, (argv: string[], io: BackupIo) => Promise<number>>> = {
   run,
   list,
-  abort: (a) => control('abort', a),
-  continue: (a) => control('continue', a),
+  abort: (a, io) => control('abort', a, io),
+  continue: (a, io) => control('continue', a, io),
   log,
   label,
   pool,
 }
 
-export async function backup(argv: string[]): Promise<number> {
+export async function backup(argv: string[], io: BackupIo = PROCESS_IO): Promise<number> {
   const [sub, ...rest] = argv
   if (sub === undefined || wantsHelp(argv)) {
-    out(BACKUP_USAGE)
+    io.out(BACKUP_USAGE)
     return sub === undefined ? 2 : 0
   }
   const command = SUBCOMMANDS[sub]
   try {
     if (command === undefined) throw new UsageError(`unknown command "${sub}"`)
-    return await command(rest)
+    return await command(rest, io)
   } catch (err) {
     if (err instanceof UsageError || (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {
-      process.stderr.write(`tsnfs backup: ${err.message}\n${BACKUP_USAGE}`)
+      io.err(`tsnfs backup: ${err.message}\n${BACKUP_USAGE}`)
       return 2
     }
     if (err instanceof DmaError) {
-      process.stderr.write(`tsnfs backup: ${err.code}: ${err.message}\n`)
+      io.err(`tsnfs backup: ${err.code}: ${err.message}\n`)
       return 1
     }
     throw err

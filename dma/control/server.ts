@@ -72,7 +72,13 @@ async function handle(service: DmaService, req: ControlRequest): Promise<Control
   }
 }
 
-function serveConnection(socket: Socket, service: DmaService): void {
+/** One client's connection: `idle()` resolves once the requests read so far are answered. */
+interface Connection {
+  socket: Socket
+  idle: () => Promise<void>
+}
+
+function serveConnection(socket: Socket, service: DmaService): Connection {
   let pending = ''
   let queue = Promise.resolve()
   socket.setEncoding('utf8')
@@ -102,18 +108,22 @@ function serveConnection(socket: Socket, service: DmaService): void {
       })
     }
   })
+  return { socket, idle: () => queue }
 }
+
+/** How long close() lets requests in progress finish (an abort answered as its job ends). */
+const CLOSE_GRACE_MS = 2000
 
 /** Listens on STATE/backup.sock for `service` until close(). */
 export async function startControlServer(service: DmaService): Promise<ControlServer> {
   const path = controlPath(service.stateDir)
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH) throw new DmaError('DMA_CONTROL', `${path} is longer than a socket path may be`)
   await claim(path)
-  const connections = new Set<Socket>()
+  const connections = new Set<Connection>()
   const server: Server = createServer((socket) => {
-    connections.add(socket)
-    socket.on('close', () => connections.delete(socket))
-    serveConnection(socket, service)
+    const c = serveConnection(socket, service)
+    connections.add(c)
+    socket.on('close', () => connections.delete(c))
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -131,8 +141,12 @@ export async function startControlServer(service: DmaService): Promise<ControlSe
   return {
     path,
     close: async () => {
-      for (const c of connections) c.destroy()
-      await new Promise<void>((resolve) => server.close(() => { resolve(); }))
+      const closed = new Promise<void>((resolve) => server.close(() => { resolve() }))
+      // Replies being made are sent (the abort that ended a foreground run is answered), then each connection ends.
+      const grace = new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS).unref())
+      await Promise.race([Promise.all([...connections].map((c) => c.idle())), grace])
+      for (const c of connections) c.socket.destroySoon()
+      await Promise.race([closed, grace])
       await unlink(path).catch(() => undefined)
     },
   }
