@@ -5,7 +5,7 @@
  */
 import { mkdir } from 'node:fs/promises'
 import { startControlServer } from '../dma/control/server.ts'
-import { driverFor } from '../dma/drivers/select.ts'
+import { driversFor } from '../dma/drivers/select.ts'
 import type { JobRecord } from '../dma/jobs/record.ts'
 import type { JobRequest } from '../dma/jobs/service.ts'
 import { DmaService } from '../dma/jobs/service.ts'
@@ -13,7 +13,7 @@ import type { BackupIo } from './backup.ts'
 
 export async function runForeground(stateDir: string, io: BackupIo, req: JobRequest, json: boolean): Promise<JobRecord> {
   await mkdir(stateDir, { recursive: true })
-  const service = await DmaService.open(stateDir, driverFor)
+  const service = await DmaService.open(stateDir, driversFor(stateDir))
   const control = await startControlServer(service)
   let lastState = ''
   service.watch = (job) => {

@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ControlServer } from '../dma/control/server.ts'
 import { startControlServer } from '../dma/control/server.ts'
-import { driverFor } from '../dma/drivers/select.ts'
+import { driversFor } from '../dma/drivers/select.ts'
 import { DmaService } from '../dma/jobs/service.ts'
 import type { ScheduleEntry } from '../dma/schedule/file.ts'
 import { loadSchedule } from '../dma/schedule/file.ts'
@@ -33,7 +33,7 @@ export function readBackupSchedule(path: string): Promise<ScheduleEntry[]> {
 export async function startBackupManager(entries: readonly ScheduleEntry[], stateDir: string | undefined, serverStateDir: string, log: Log): Promise<BackupManager> {
   const dir = stateDir ?? join(serverStateDir, 'backup')
   await mkdir(dir, { recursive: true })
-  const service = await DmaService.open(dir, driverFor)
+  const service = await DmaService.open(dir, driversFor(dir))
   const control: ControlServer = await startControlServer(service)
   const scheduler = await Scheduler.start(service, entries, {
     onError: (err, e) => {

@@ -15,7 +15,6 @@ export type DmaErrorCode =
   | 'DMA_JOB_STATE' // abort/continue of a job in a state that does not allow it
   | 'DMA_NO_TAPE' // continue while the tape the job asked for is still not labelled
   | 'DMA_ABORTED' // the job was aborted
-  | 'DMA_NO_DRIVER' // an export no driver can back up
   | 'DMA_CONTROL' // the control channel: a bad request or reply
   | 'DMA_BUSY' // another manager holds the state directory
 

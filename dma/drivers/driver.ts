@@ -51,5 +51,5 @@ export interface JobDriver {
   backup(ctx: JobContext): Promise<void>
 }
 
-/** Picks the driver for an export (DMA_NO_DRIVER when none fits). */
-export type DriverFor = (spec: ExportSpec) => JobDriver
+/** Picks the driver for an export (and its separate tape agent, if any). */
+export type DriverFor = (spec: ExportSpec, tapeAgent?: string) => JobDriver

@@ -1,13 +1,14 @@
 /*
- * Which driver backs up an export: file: exports the file driver; NDMP exports the NDMP job
- * driver (ndmp-job.ts) once the NDMP client is in the tree.
+ * Which driver runs a job: an NDMP export, or a file: export with a tape agent, goes through
+ * NDMP (ndmp-job.ts; credentials from STATE/ndmp-auth); a file: export without one is copied
+ * onto the pool's tapes by the file driver.
  */
-import { DmaError } from '../errors.ts'
+import { ndmpDriver } from '../ndmp-job.ts'
 import type { ExportSpec } from '../schedule/export-spec.ts'
-import type { JobDriver } from './driver.ts'
+import type { DriverFor, JobDriver } from './driver.ts'
 import { fileDriver } from './file-driver.ts'
 
-export function driverFor(spec: ExportSpec): JobDriver {
-  if (spec.kind === 'file') return fileDriver
-  throw new DmaError('DMA_NO_DRIVER', `${spec.text}: NDMP exports need the NDMP job driver, not built yet (issue 16)`)
+export function driversFor(stateDir: string): DriverFor {
+  const ndmp = ndmpDriver(stateDir)
+  return (spec: ExportSpec, tapeAgent?: string): JobDriver => (spec.kind === 'file' && tapeAgent === undefined ? fileDriver : ndmp)
 }

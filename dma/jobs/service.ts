@@ -82,7 +82,7 @@ export class DmaService {
   async start(req: JobRequest): Promise<JobRecord> {
     const running = [...this.live.values()].find((j) => j.record.name === req.name && req.name !== 'manual')
     if (running !== undefined) throw new DmaError('DMA_JOB_STATE', `job ${req.name} still runs as job ${running.record.id}`)
-    const driver = this.drivers(req.spec)
+    const driver = this.drivers(req.spec, req.tapeAgent)
     const record = await createJob(this.dir, {
       name: req.name,
       export: req.spec.text,

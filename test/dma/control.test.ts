@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process'
 import { controlRequest } from '../../dma/control/client.ts'
 import { controlPath, MAX_LINE } from '../../dma/control/protocol.ts'
 import { startControlServer } from '../../dma/control/server.ts'
-import { driverFor } from '../../dma/drivers/select.ts'
+import { driversFor } from '../../dma/drivers/select.ts'
 import { DmaService } from '../../dma/jobs/service.ts'
 import { Pool } from '../../dma/pool/pool.ts'
 
@@ -36,7 +36,7 @@ t.test('ops over the socket', async (t) => {
   const pool = join(dir, 'pool')
   await Pool.label(pool, 'A', { capacity: 20 })
   t.equal(await controlRequest(state, { op: 'ping' }), null, 'no manager: null')
-  const service = await DmaService.open(state, driverFor)
+  const service = await DmaService.open(state, driversFor(state))
   const control = await startControlServer(service)
   t.teardown(() => control.close())
   t.match(await controlRequest(state, { op: 'ping' }), { ok: true, pid: process.pid })
@@ -54,7 +54,7 @@ t.test('ops over the socket', async (t) => {
   t.match(await controlRequest(state, { op: 'abort', id: '7' }), { ok: false, code: 'DMA_NO_JOB' })
   t.match(await controlRequest(state, { op: 'abort' }), { ok: false, code: 'DMA_CONTROL', message: 'abort: needs an id' })
   t.match(await controlRequest(state, { op: 'run', export: 'nas:/x', pool, level: 12 }), { ok: false, code: 'DMA_BAD_LEVEL' })
-  t.match(await controlRequest(state, { op: 'run', export: 'nas:/x', pool, level: 0 }), { ok: false, code: 'DMA_NO_DRIVER' })
+  t.match(await controlRequest(state, { op: 'run', export: 'nas', pool, level: 0 }), { ok: false, code: 'DMA_BAD_EXPORT' })
   const path = controlPath(state)
   t.match(JSON.parse((await raw(path, 'nonsense\n', 300)).split('\n')[0] ?? ''), { ok: false, code: 'DMA_CONTROL', message: 'a request is one JSON object per line' })
   const lines = (await raw(path, '[]\n{"op":"fly"}\n{"op":"get","id":5}\n{"op":"run","exclude":[1]}\n', 300)).trim().split('\n').map((l) => JSON.parse(l) as { message: string })
@@ -74,7 +74,7 @@ t.test('stale socket', async (t) => {
   child.kill('SIGKILL')
   await new Promise((r) => child.once('exit', r))
   t.ok((await lstat(path)).isSocket(), 'the dead manager left its socket')
-  const service = await DmaService.open(state, driverFor)
+  const service = await DmaService.open(state, driversFor(state))
   const control = await startControlServer(service)
   t.match(await controlRequest(state, { op: 'ping' }), { ok: true }, 'replaced')
   await control.close()

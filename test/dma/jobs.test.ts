@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { driverFor } from '../../dma/drivers/select.ts'
+import { driversFor } from '../../dma/drivers/select.ts'
 import { queryLogs } from '../../dma/jobs/log.ts'
 import type { JobRecord } from '../../dma/jobs/record.ts'
 import { jobsDir, loadJob, saveJob } from '../../dma/jobs/registry.ts'
@@ -35,7 +35,7 @@ t.test('EOM pauses for the next tape; continue goes on', async (t) => {
   const pool = join(dir, 'pool')
   await Pool.label(pool, 'A', { capacity: 1000 })
   await Pool.label(pool, 'B')
-  const service = await DmaService.open(join(dir, 'state'), driverFor)
+  const service = await DmaService.open(join(dir, 'state'), driversFor(join(dir, 'state')))
   const started = await service.start({ name: 'manual', spec: parseExport('file:stream.tar', dir), pool, level: 0 })
   t.equal(started.state, 'running')
   const paused = await until(service, started.id, 'paused')
@@ -67,7 +67,7 @@ t.test('abort a paused job; a pool with no tape pauses before writing', async (t
   const pool = join(dir, 'pool')
   await Pool.label(pool, 'A', { capacity: 10 })
   const state = join(dir, 'state')
-  const service = await DmaService.open(state, driverFor)
+  const service = await DmaService.open(state, driversFor(state))
   const one = await service.start({ name: 'nightly', spec: parseExport(`file:${join(dir, 'f.bin')}`), pool, level: 0 })
   await until(service, one.id, 'paused')
   await t.rejects(service.start({ name: 'nightly', spec: parseExport(`file:${join(dir, 'f.bin')}`), pool, level: 1 }), { code: 'DMA_JOB_STATE', message: /still runs as job 1/ })
@@ -81,12 +81,14 @@ t.test('abort a paused job; a pool with no tape pauses before writing', async (t
   t.strictSame(p.tapes, ['A'], 'the aborted backup\'s tape is written over')
   await service.close()
   t.equal((await service.get(two.id)).state, 'aborted', 'close aborts live jobs')
-  await t.rejects(service.start({ name: 'x', spec: parseExport('nas:/x'), pool, level: 0 }), { code: 'DMA_NO_DRIVER' })
+  // An NDMP agent nobody answers for: the job fails, saying why.
+  const none = await service.start({ name: 'x', spec: parseExport('127.0.0.1:1:/x'), pool, level: 0 })
+  t.match(await service.wait(none.id), { state: 'failed', error: /cannot connect to 127\.0\.0\.1:1/ })
   const byLevel = await queryLogs(jobsDir(state), { backupLevel: 1 })
   t.ok(byLevel.length > 0 && byLevel.every((l) => l.job === two.id && l.backupLevel === 1), 'by backup level: only the level-1 job')
   t.match(byLevel.map((l) => l.message), [/level 1 backup of file:/, /level 1: changes since|level 1: no lower level/], 'says what the level is relative to')
   const errors = await queryLogs(jobsDir(state), { severity: 'error' })
-  t.strictSame(errors.map((l) => [l.job, l.level]), [['1', 'error'], ['2', 'error']])
+  t.strictSame(errors.map((l) => [l.job, l.level]), [['1', 'error'], ['2', 'error'], ['3', 'error']])
 })
 
 t.test('a job a dead manager left running is marked failed', async (t) => {
@@ -94,11 +96,11 @@ t.test('a job a dead manager left running is marked failed', async (t) => {
   const pool = join(dir, 'pool')
   await Pool.label(pool, 'A', { capacity: 100 })
   const state = join(dir, 'state')
-  const first = await DmaService.open(state, driverFor)
+  const first = await DmaService.open(state, driversFor(state))
   const job = await first.wait((await first.start({ name: 'manual', spec: parseExport(`file:${join(dir, 'f.bin')}`), pool, level: 0 })).id)
   t.equal(job.state, 'done')
   await saveJob(jobsDir(state), { ...job, id: '2', state: 'paused', needs: { label: 'B', isNew: true } })
-  const next = await DmaService.open(state, driverFor)
+  const next = await DmaService.open(state, driversFor(state))
   t.match(await loadJob(jobsDir(state), '2'), { state: 'failed', error: /manager stopped/ })
   t.notOk('needs' in (await next.get('2')))
   t.equal((await next.get('1')).state, 'done', 'finished jobs are left alone')

@@ -6,7 +6,7 @@
 import t from 'tap'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { driverFor } from '../../dma/drivers/select.ts'
+import { driversFor } from '../../dma/drivers/select.ts'
 import { DmaService } from '../../dma/jobs/service.ts'
 import { Pool } from '../../dma/pool/pool.ts'
 import { parseSchedule } from '../../dma/schedule/file.ts'
@@ -25,7 +25,7 @@ t.test('missed runs run once at the next start', async (t) => {
   const clock = (): Date => now
   const ticks: Started[] = []
   const open = async (): Promise<{ service: DmaService; scheduler: Scheduler }> => {
-    const service = await DmaService.open(state, driverFor)
+    const service = await DmaService.open(state, driversFor(state))
     const scheduler = await Scheduler.start(service, entries, { now: clock, onTick: (s) => ticks.push(s) })
     t.teardown(() => scheduler.stop())
     return { service, scheduler }
@@ -65,7 +65,7 @@ t.test('a slot passed while the job still runs is skipped and said', async (t) =
   let now = new Date('2026-12-05T12:00:00Z')
   const ticks: Started[] = []
   const errors: string[] = []
-  const service = await DmaService.open(join(dir, 'state'), driverFor)
+  const service = await DmaService.open(join(dir, 'state'), driversFor(join(dir, 'state')))
   const scheduler = await Scheduler.start(service, entries, { now: () => now, onTick: (s) => ticks.push(s), onError: (err) => errors.push(err instanceof Error ? err.message : String(err)) })
   t.teardown(() => scheduler.stop())
   now = new Date('2026-12-05T12:05:00Z')
