@@ -18,6 +18,7 @@ import type { LockingOptions } from '../server/locking.ts'
 import { PrimaryReplication } from '../server/replication/primary.ts'
 import { identityOf, parseHostPort, parseMs, serviceAddressOf } from './replication-args.ts'
 import { readBackupSchedule, startBackupManager } from './backup-serve.ts'
+import { NDMP_FLAGS, NDMP_USAGE, ndmpOf, withNdmpDefault } from './ndmp-args.ts'
 
 /** Resource limit flags (issue 7 §2): flag, RpcLimits field, and the unit on the command line. */
 const LIMIT_FLAGS = [
@@ -62,7 +63,7 @@ export const SERVE_USAGE = `usage: tsnfs serve [--exports FILE] [--port N] [--ho
                         standby has taken over (fenced); --on-fenced CMD runs then too
   --backup-schedule FILE   run the backups of a schedule file (tsnfs backup --help; README
                         "Backup manager"); --backup-state DIR its jobs and logs (STATE-DIR/backup)
-  --log-level LEVEL     fatal, error, warn, info (default), debug, trace; JSON lines on stderr
+${NDMP_USAGE}  --log-level LEVEL     fatal, error, warn, info (default), debug, trace; JSON lines on stderr
   limits: --max-connections N (4096)  --max-connections-per-client N (256)
           --max-requests N (512 in flight in all)  --max-requests-per-connection N (64)
           --max-record-size BYTES  --idle-timeout S (300; 0 off)  --record-timeout S (30; 0 off)
@@ -83,7 +84,7 @@ export async function serve(argv: string[]): Promise<number> {
     return 0
   }
   const { values } = parseArgs({
-    args: withPortmapDefault(argv),
+    args: withNdmpDefault(withPortmapDefault(argv)),
     options: {
       exports: { type: 'string' },
       port: { type: 'string', default: '2049' },
@@ -116,6 +117,7 @@ export async function serve(argv: string[]): Promise<number> {
       'on-fenced': { type: 'string' },
       'backup-schedule': { type: 'string' },
       'backup-state': { type: 'string' },
+      ...NDMP_FLAGS,
     },
     allowPositionals: false,
   })
@@ -127,6 +129,7 @@ export async function serve(argv: string[]): Promise<number> {
   }
   const metrics = values.metrics === undefined ? undefined : parseMetricsAddress(values.metrics)
   const locking = lockingOf(values)
+  const ndmp = ndmpOf(values)
   if ((values.rpcbind === true || values['rpcbind-replace'] === true) && values['no-rpcbind'] === true) {
     throw new Error('--rpcbind (or --rpcbind-replace) and --no-rpcbind contradict each other')
   }
@@ -172,6 +175,7 @@ export async function serve(argv: string[]): Promise<number> {
     locking,
     ...(admin === undefined ? {} : { admin }),
     ...(replication === undefined ? {} : { replication }),
+    ...(ndmp === undefined ? {} : { ndmp }),
   })
   const host = values.host ?? '127.0.0.1'
   const p = server.port
@@ -193,6 +197,9 @@ export async function serve(argv: string[]): Promise<number> {
   if (server.adminPath !== null) process.stdout.write(`  admin: ${server.adminPath}\n`)
   const backups = schedule === undefined ? undefined : await startBackupManager(schedule, values['backup-state'], stateDir, log)
   if (backups !== undefined) process.stdout.write(`  backups: ${String(backups.jobs)} scheduled jobs, state ${backups.stateDir}\n`)
+  if (server.ndmpPort !== null && ndmp !== undefined) {
+    process.stdout.write(`  ndmp: TCP port ${String(server.ndmpPort)} (NDMP v4 and v3, ${String(ndmp.credentials.size)} user(s), ${String(ndmp.tapes?.length ?? 0)} tape device(s))\n`)
+  }
   if (server.rpcbind !== null) process.stdout.write(`  registered with the system rpcbind (MOUNT 1+3, NFS 3 on tcp and udp port ${String(p)})\n`)
 
   if (exportsFile !== undefined) {
