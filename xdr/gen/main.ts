@@ -9,7 +9,7 @@ import { parse } from './parser.ts'
  * npm run gen:check  fail if the committed output differs from what the specs generate
  */
 
-export const SPECS = ['portmap', 'mount', 'nfs3', 'nlm', 'nsm', 'replication'] as const
+export const SPECS = ['portmap', 'mount', 'nfs3', 'nlm', 'nsm', 'replication', 'ndmp3', 'ndmp4'] as const
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 

@@ -4,8 +4,11 @@
  * reviewer must check against the RFC by hand.
  */
 
-/** string typedefs that stay Buffer: NFS names and paths are bytes, not text (STYLE.md §3.6). */
-export const BYTE_STRINGS: ReadonlySet<string> = new Set(['filename3', 'nfspath3', 'dirpath', 'name'])
+/**
+ * Types whose strings stay Buffer: NFS names and paths are bytes, not text (STYLE.md §3.6); so
+ * are NDMP's file history paths (ndmpN_path) and the paths of a file to recover (ndmpN_name).
+ */
+export const BYTE_STRINGS: ReadonlySet<string> = new Set(['filename3', 'nfspath3', 'dirpath', 'name', 'ndmp3_path', 'ndmp4_path', 'ndmp3_name', 'ndmp4_name'])
 
 /**
  * Types whose codec is hand-written in xdr/custom/, per spec file:

@@ -1,0 +1,8 @@
+/*
+ * The NDMP services the server registers at start, besides CONNECT and CONFIG (which the
+ * session layer answers itself). The TAPE, MOVER and DATA services add themselves here:
+ * one import and one entry each (server/ndmp/service-types.ts is what they code against).
+ */
+import type { NdmpService } from './service-types.ts'
+
+export const NDMP_SERVICES: readonly NdmpService[] = []
