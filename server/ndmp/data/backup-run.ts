@@ -147,7 +147,7 @@ export function haltReasonOf(err: unknown, signal: AbortSignal): DataHaltReason 
   if (signal.aborted) return DataHaltReason.ABORTED
   if (err instanceof BackupFormatError) return DataHaltReason.INTERNAL_ERROR
   const code = (err as { code?: unknown } | null)?.code
-  if (code === 'EPIPE' || code === 'ECONNRESET' || code === 'ERR_STREAM_DESTROYED' || code === 'NDMP_DATA_CONNECTION_CLOSED') {
+  if (code === 'EPIPE' || code === 'ECONNRESET' || (typeof code === 'string' && code.startsWith('DATA_CONN_'))) {
     return DataHaltReason.CONNECT_ERROR
   }
   return DataHaltReason.INTERNAL_ERROR

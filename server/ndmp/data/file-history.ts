@@ -175,6 +175,6 @@ export class FileHistoryBatcher {
   /** Resolves when every queued post went out; rejects with the first send failure. */
   async drain(): Promise<void> {
     await this.pending
-    if (this.failure !== null) throw this.failure
+    if (this.failure !== null) throw this.failure instanceof Error ? this.failure : new Error(String(this.failure))
   }
 }
