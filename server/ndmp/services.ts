@@ -4,5 +4,7 @@
  * one import and one entry each (server/ndmp/service-types.ts is what they code against).
  */
 import type { NdmpService } from './service-types.ts'
+import { DataService } from './data/service.ts'
+import { serverDataDeps } from './data/deps.ts'
 
-export const NDMP_SERVICES: readonly NdmpService[] = []
+export const NDMP_SERVICES: readonly NdmpService[] = [new DataService(serverDataDeps())]

@@ -23,9 +23,8 @@ import { DataHaltReason, DataMachine, DataOperation, DataStateError, NdmpErr } f
 
 /** What the DATA service needs besides the session: the backup format and the level store. */
 export interface DataDeps {
-  format: BackupFormat
-  /** The level store under `<stateDir>/ndmp/levels` (made once per server). */
-  levels(stateDir: string): LevelKeeper
+  /** The format and the level store kept under `<stateDir>/ndmp/levels` (made once per server). */
+  backend(stateDir: string): Promise<{ format: BackupFormat; levels: LevelKeeper }>
   list: ListStream
 }
 
@@ -178,8 +177,9 @@ export class DataSession {
       throw err
     }
     const { exp, rest } = this.exportFor('DATA_START_BACKUP', parsed.filesystem)
-    const lease = await this.lease(exp, rest, parsed.filesystem)
     const ep = this.endpointOrThrow()
+    const { format, levels } = await this.deps.backend(this.session.context.stateDir)
+    const lease = await this.lease(exp, rest, parsed.filesystem)
     this.machine.start(DataOperation.BACKUP)
     this.sentEnv = env
     this.ourEnv = {}
@@ -190,8 +190,8 @@ export class DataSession {
       env: parsed,
       lease,
       out: { sink: ep, close: () => ep.end() },
-      format: this.deps.format,
-      levels: this.deps.levels(this.session.context.stateDir),
+      format,
+      levels,
       peer: this.peer,
       machine: this.machine,
       signal: abort.signal,
@@ -269,6 +269,7 @@ export class DataSession {
       throw err
     }
     const ep = this.endpointOrThrow()
+    const { format } = await this.deps.backend(this.session.context.stateDir)
     this.machine.start(mode === 'recover' ? DataOperation.RECOVER : DataOperation.RECOVER_FILEHIST)
     this.sentEnv = env
     this.ourEnv = {}
@@ -288,7 +289,7 @@ export class DataSession {
           return Promise.resolve()
         },
       },
-      format: this.deps.format,
+      format,
       list: this.deps.list,
       peer: this.peer,
       machine: this.machine,

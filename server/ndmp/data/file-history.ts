@@ -175,6 +175,7 @@ export class FileHistoryBatcher {
   /** Resolves when every queued post went out; rejects with the first send failure. */
   async drain(): Promise<void> {
     await this.pending
-    if (this.failure !== null) throw this.failure instanceof Error ? this.failure : new Error(String(this.failure))
+    if (this.failure instanceof Error) throw this.failure
+    if (this.failure !== null) throw new Error('file history post failed')
   }
 }

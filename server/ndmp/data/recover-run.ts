@@ -118,7 +118,7 @@ export async function runRecover(input: RecoverRunInput): Promise<RecoverRunResu
   } catch (err) {
     reason = haltReasonOf(err, signal)
     if (reason === DataHaltReason.ABORTED) say('warn', 'recover aborted')
-    else if (err instanceof BackupFormatError) say('error', `${err.source}: bad stream at byte ${err.offset}: ${err.message}; what came before it is restored`)
+    else if (err instanceof BackupFormatError) say('error', `recover stopped: ${err.message}; what came before byte ${err.offset} is restored`)
     else say('error', `recover failed: ${messageOf(err)}`)
   }
   if (input.mode === 'recover') {
