@@ -28,9 +28,12 @@ export class NdmpError extends Error {
 }
 
 /**
- * One message's handler. `request`/`reply`: the body codecs (null: no body, as CONNECT_CLOSE's
- * request or the CONFIG_GET_* requests). A body that does not decode is answered
- * NDMP_XDR_DECODE_ERR without calling handle.
+ * One message's handler. `request`: the request body's codec (null: the message has no body, as
+ * the CONFIG_GET_* requests; a body sent anyway is a decode error). `reply`: the reply body's
+ * codec (null: no reply is sent at all, as for CONNECT_CLOSE). A body that does not decode, or
+ * leaves bytes over, is answered NDMP_XDR_DECODE_ERR in the reply header without calling handle.
+ * Requests of one session are handled one at a time, in order: a long operation (a backup)
+ * starts in the handler and runs on after it returns, reporting through session.post().
  */
 export interface NdmpHandler<A = unknown, R = unknown> {
   request: Codec<A> | null
