@@ -15,6 +15,7 @@ import { compressingSink } from './compress.ts'
 import { encodeDumpdir, DUMPDIR_KEY } from './dumpdir.ts'
 import type { DumpdirEntry } from './dumpdir.ts'
 import { copyFile, findRegions } from './file-copy.ts'
+import type { Region } from './file-copy.ts'
 import { Excluder } from './glob.ts'
 import { encodeIndex } from './index-record.ts'
 import type { IndexRow } from './index-record.ts'
@@ -239,7 +240,7 @@ class BackupRun {
   async #file(c: Child): Promise<void> {
     const vfs = this.#tree.vfs
     const { attr, path } = c
-    let regions = null
+    let regions: Region[] | null
     try {
       regions = await findRegions(vfs, c.ref, attr, this.#req.signal)
     } catch (err) {

@@ -17,29 +17,34 @@ export interface ClosableSink extends ByteSink {
   end(): Promise<void>
 }
 
+/** Throws what the compressor's pump met (it fails asynchronously, between our awaits). */
+function rethrow(state: { failed: Error | null }): void {
+  if (state.failed !== null) throw state.failed
+}
+
 /** A sink that compresses into `out`, keeping its backpressure: write() waits while `out` is slow. */
 export function compressingSink(out: ByteSink, how: Compression): ClosableSink {
   const z: Transform =
     how === 'gzip'
       ? zlib.createGzip({ level: 6, chunkSize: 256 * 1024 })
       : zlib.createBrotliCompress({ chunkSize: 256 * 1024, params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 4 } })
-  let failed: unknown = null
+  const state: { failed: Error | null } = { failed: null }
   const pump = (async () => {
     for await (const chunk of z) await out.write(chunk as Buffer)
   })().catch((err: unknown) => {
-    failed = err
+    state.failed = err instanceof Error ? err : new Error(String(err))
     z.destroy()
   })
   return {
     async write(chunk: Buffer): Promise<void> {
-      if (failed !== null) throw failed
+      if (state.failed !== null) throw state.failed
       if (!z.write(chunk)) await Promise.race([once(z, 'drain'), pump])
-      if (failed !== null) throw failed
+      rethrow(state)
     },
     async end(): Promise<void> {
       z.end()
       await pump
-      if (failed !== null) throw failed
+      rethrow(state)
     },
   }
 }
@@ -74,7 +79,7 @@ function replay(head: Buffer, src: ByteSource): ByteSource {
 function inflating(src: ByteSource, how: Compression, name: string): ByteSource {
   const z: Transform = how === 'gzip' ? zlib.createGunzip() : zlib.createBrotliDecompress()
   let inBytes = 0n
-  let failed: unknown = null
+  const state: { failed: Error | null } = { failed: null }
   const feed = (async () => {
     for (;;) {
       const b = await src.read(256 * 1024)
@@ -84,8 +89,8 @@ function inflating(src: ByteSource, how: Compression, name: string): ByteSource 
     }
     z.end()
   })().catch((err: unknown) => {
-    failed = err
-    z.destroy(err instanceof Error ? err : new Error(String(err)))
+    state.failed = err instanceof Error ? err : new Error(String(err))
+    z.destroy(state.failed)
   })
   void feed
   const it = z[Symbol.asyncIterator]() as AsyncIterator<Buffer>
@@ -97,7 +102,7 @@ function inflating(src: ByteSource, how: Compression, name: string): ByteSource 
         try {
           r = await it.next()
         } catch (err) {
-          if (failed !== null) throw failed
+          if (state.failed !== null) throw state.failed
           const msg = err instanceof Error ? err.message : String(err)
           throw new BackupFormatError(name, inBytes, `${how} stream is corrupt: ${msg} (offset is of the compressed input read so far)`)
         }

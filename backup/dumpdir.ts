@@ -28,7 +28,7 @@ export function decodeDumpdir(v: Buffer): DumpdirEntry[] | null {
     if (v[pos] === 0) return out
     const end = v.indexOf(0, pos)
     if (end === -1) return null
-    const flag = String.fromCharCode(v[pos]!)
+    const flag = String.fromCharCode(v[pos] ?? 0)
     // GNU tar also writes R/T/X (rename records); they name no entry of the final listing.
     if (flag === 'R' || flag === 'T' || flag === 'X') {
       pos = end + 1

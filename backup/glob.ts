@@ -8,7 +8,7 @@ const MAX_PATTERN = 4096
 function toRegExp(glob: string): RegExp {
   let re = ''
   for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!
+    const c = glob.charAt(i)
     if (c === '*') {
       if (glob[i + 1] === '*') {
         re += '.*'

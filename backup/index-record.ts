@@ -43,11 +43,11 @@ export function decodeIndexPart(comment: Buffer): IndexRow[] | null {
     if (m === null) return null
     let path: string
     try {
-      path = decodeURIComponent(m[5]!)
+      path = decodeURIComponent(m[5] ?? '')
     } catch {
       return null
     }
-    rows.push({ sha256: m[1]!, offset: BigInt(m[2]!), size: BigInt(m[3]!), changed: m[4] === '1', path })
+    rows.push({ sha256: m[1] ?? '', offset: BigInt(m[2] ?? 0), size: BigInt(m[3] ?? 0), changed: m[4] === '1', path })
   }
   return rows
 }

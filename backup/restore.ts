@@ -137,8 +137,9 @@ class Restorer {
     } catch (err) {
       // An owner the target may not give (not root): keep the mode and times at least.
       if (errCode(err) !== 'EPERM') throw err
-      const { uid: _u, gid: _g, ...rest } = set
-      await this.#vfs.setattr(ref, rest)
+      delete set.uid
+      delete set.gid
+      await this.#vfs.setattr(ref, set)
     }
   }
 
@@ -166,14 +167,17 @@ class Restorer {
       if (e.type === 'dir') await this.#deletions(this.#root, dest, e)
       return
     }
-    const name = Buffer.from(parts[parts.length - 1]!)
+    const name = Buffer.from(parts.at(-1) ?? '')
     const existing = await this.#lookup(parent, name)
     if (e.type === 'dir') {
       let ref: FileRef
       if (existing?.type === 'dir') ref = existing.ref
       else {
         if (existing !== null) {
-          if (!this.#req.overwrite) return this.#skip(dest, `exists (a ${existing.type}); kept, not overwritten`)
+          if (!this.#req.overwrite) {
+          this.#skip(dest, `exists (a ${existing.type}); kept, not overwritten`)
+          return
+        }
           await this.#removeAll(parent, name)
         }
         ref = (await this.#vfs.mkdir(parent, name, { mode: 0o700 }, this.#owner)).ref
@@ -185,7 +189,10 @@ class Restorer {
       return
     }
     if (existing !== null) {
-      if (!this.#req.overwrite) return this.#skip(dest, `exists (a ${existing.type}); kept, not overwritten`)
+      if (!this.#req.overwrite) {
+          this.#skip(dest, `exists (a ${existing.type}); kept, not overwritten`)
+          return
+        }
       await this.#removeAll(parent, name)
     }
     let ref: FileRef
@@ -201,8 +208,11 @@ class Restorer {
         const target = destination(e.linkTarget, { ...this.#req, select: this.#req.select ?? [] }) ?? e.linkTarget
         const tparts = components(target)
         const tdir = await this.#parent(tparts)
-        const t = tparts.length === 0 ? null : await this.#lookup(tdir, Buffer.from(tparts[tparts.length - 1]!))
-        if (t === null || t.type === 'dir') return this.#skip(dest, `hard link to '${e.linkTarget}', which is not restored`)
+        const t = tparts.length === 0 ? null : await this.#lookup(tdir, Buffer.from(tparts.at(-1) ?? ''))
+        if (t === null || t.type === 'dir') {
+          this.#skip(dest, `hard link to '${e.linkTarget}', which is not restored`)
+          return
+        }
         await this.#vfs.link(t.ref, parent, name)
         this.summary.files++
         this.#done(e)

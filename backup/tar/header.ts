@@ -82,7 +82,7 @@ export function encodeHeader(h: HeaderFields): Buffer {
 /** The unsigned sum of the block with the checksum field read as spaces (ustar "chksum"). */
 export function checksum(block: Buffer): number {
   let sum = 0
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i]!
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : (block[i] ?? 0)
   return sum
 }
 
@@ -90,7 +90,7 @@ export function checksum(block: Buffer): number {
 function signedChecksum(block: Buffer): number {
   let sum = 0
   for (let i = 0; i < BLOCK; i++) {
-    const v = i >= 148 && i < 156 ? 0x20 : block[i]!
+    const v = i >= 148 && i < 156 ? 0x20 : (block[i] ?? 0)
     sum += v > 127 ? v - 256 : v
   }
   return sum
@@ -112,11 +112,11 @@ function cString(block: Buffer, off: number, len: number): Buffer {
  * byte set) that GNU tar writes for values too large for octal. null when the field is not a number.
  */
 export function parseNumeric(block: Buffer, off: number, len: number): bigint | null {
-  const first = block[off]!
+  const first = block[off] ?? 0
   if ((first & 0x80) !== 0) {
     if ((first & 0x40) !== 0) return null // negative base-256: no size, id or time of ours is negative
     let v = BigInt(first & 0x3f)
-    for (let i = 1; i < len; i++) v = (v << 8n) | BigInt(block[off + i]!)
+    for (let i = 1; i < len; i++) v = (v << 8n) | BigInt(block[off + i] ?? 0)
     return v
   }
   const text = block.toString('ascii', off, off + len).replace(/[\0 ]+$/, '').replace(/^ +/, '')
@@ -135,7 +135,7 @@ export function decodeHeader(block: Buffer): HeaderParse {
   if (sum !== checksum(block) && sum !== signedChecksum(block)) {
     return { ok: false, reason: `header checksum ${sum} does not match the block (${checksum(block)})` }
   }
-  const nums: Record<string, bigint> = {}
+  const nums = { mode: 0n, uid: 0n, gid: 0n, size: 0n, mtime: 0n }
   for (const [k, off, len] of [
     ['mode', 100, 8],
     ['uid', 108, 8],
@@ -153,12 +153,12 @@ export function decodeHeader(block: Buffer): HeaderParse {
     ok: true,
     fields: {
       name: Buffer.from(cString(block, 0, 100)),
-      mode: Number(nums['mode']! & 0o7777n),
-      uid: Number(nums['uid']!),
-      gid: Number(nums['gid']!),
-      size: nums['size']!,
-      mtime: Number(nums['mtime']!),
-      type: block[156]!,
+      mode: Number(nums.mode & 0o7777n),
+      uid: Number(nums.uid),
+      gid: Number(nums.gid),
+      size: nums.size,
+      mtime: Number(nums.mtime),
+      type: block[156] ?? 0,
       linkname: Buffer.from(cString(block, 157, 100)),
       uname: ustar ? cString(block, 265, 32).toString('utf8') : '',
       gname: ustar ? cString(block, 297, 32).toString('utf8') : '',

@@ -69,7 +69,7 @@ class Input {
       have += take
     }
     this.pos += BigInt(have)
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, have)
+    return parts.length === 1 && parts[0] !== undefined ? parts[0] : Buffer.concat(parts, have)
   }
 }
 
@@ -255,6 +255,7 @@ export class TarReader {
         end = r.offset + r.length
       }
     }
+    const link = str('linkpath') ?? (longLink ?? f.linkname).toString('utf8')
     return {
       offset: start,
       path: normalPath(path),
@@ -266,7 +267,8 @@ export class TarReader {
       mtime: time('mtime') ?? { sec: f.mtime, nsec: 0 },
       atime: time('atime'),
       ctime: time('ctime'),
-      linkTarget: str('linkpath') ?? (longLink ?? f.linkname).toString('utf8'),
+      // A hard link names a member ('./a' and 'a' alike); a symlink's target is kept as written.
+      linkTarget: type === 'hardlink' ? normalPath(link) : link,
       rdev: { major: f.devmajor, minor: f.devminor },
       sparse,
       pax,
@@ -300,7 +302,7 @@ export class TarReader {
     this.#left -= used
     this.#pad = padded(this.#left) - this.#left
     const map: Array<{ offset: bigint; length: bigint }> = []
-    for (let i = 0; i < want; i++) map.push({ offset: BigInt(lines[1 + 2 * i]!), length: BigInt(lines[2 + 2 * i]!) })
+    for (let i = 0; i < want; i++) map.push({ offset: BigInt(lines[1 + 2 * i] ?? 0), length: BigInt(lines[2 + 2 * i] ?? 0) })
     return map
   }
 
@@ -310,7 +312,7 @@ export class TarReader {
       this.#fail(at, 'pax record GNU.sparse.map is not a list of offset,length pairs')
     }
     const map: Array<{ offset: bigint; length: bigint }> = []
-    for (let i = 0; i < nums.length; i += 2) map.push({ offset: BigInt(nums[i]!), length: BigInt(nums[i + 1]!) })
+    for (let i = 0; i < nums.length; i += 2) map.push({ offset: BigInt(nums[i] ?? 0), length: BigInt(nums[i + 1] ?? 0) })
     return map
   }
 
