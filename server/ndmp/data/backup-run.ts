@@ -69,8 +69,8 @@ export async function runBackup(input: BackupRunInput): Promise<BackupRunResult>
   }
   if (env.hist) ourEnv['HIST_TYPE'] = env.histForm
   if (env.ignored.length > 0) say('info', `env ignored: ${env.ignored.join(', ')}`)
-  if (lease.tree.live) say('warn', `${env.filesystem}: no snapshot for this export: reading it live, files changing now may be copied torn (each one is named)`)
-  else say('info', `${env.filesystem}: reading a snapshot taken for this backup`)
+  // A live read is said by the format itself (its onLog: "read live (no snapshot)").
+  if (!lease.tree.live) say('info', `${env.filesystem}: reading a snapshot taken for this backup`)
 
   const fh = env.hist ? new FileHistoryBatcher(env.histForm, (b) => peer.fileHistory(b)) : null
   let bytes = 0n
