@@ -8,7 +8,7 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { readFile, stat, writeFile } from 'node:fs/promises'
+import { readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { driversFor } from '../../dma/drivers/select.ts'
@@ -18,6 +18,7 @@ import { DmaService } from '../../dma/jobs/service.ts'
 import { Pool } from '../../dma/pool/pool.ts'
 import { parseExport } from '../../dma/schedule/export-spec.ts'
 import { startNdmpServer } from '../../server/ndmp/server.ts'
+import { TapeLibrary } from '../../server/ndmp/tape/library.ts'
 import type { NdmpExport } from '../../server/ndmp/service-types.ts'
 import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
 import { mkdirp, writeFile as vfsWrite } from '../backup/helpers.ts'
@@ -89,4 +90,33 @@ t.test('three-way: our data agent, ndmjob\'s tape agent', { skip: existsSync(NDM
   t.match(job, { state: 'done', tapes: ['W1'] }, job.error ?? 'done')
   t.ok(job.bytes > 100_000 && job.bytes % 10240 === 0, `whole records moved by ndmjob's mover (${job.bytes})`)
   t.ok(job.files >= 3, 'file history from our data agent')
+})
+
+t.test('end of medium on our tape agent: the job pauses, is continued onto the next tape', async (t) => {
+  const dir = t.testdir({})
+  const pool = join(dir, 'pool')
+  await Pool.label(pool, 'E1', { capacity: 64 * 1024 })
+  await Pool.label(pool, 'E2', { capacity: 64 * 1024 * 1024 })
+  // E1 as a cartridge of 64 KiB (the agent's own header says so; an empty file would be unlimited).
+  await rm(join(pool, 'E1.tape'))
+  await new TapeLibrary(pool).create('E1', { capacity: 64 * 1024 })
+  const exp = await memExport()
+  const server = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [exp], tapes: [{ name: pool, path: pool }], stateDir: join(dir, 'srv') })
+  t.teardown(() => server.close())
+  const state = join(dir, 'state')
+  const service = await DmaService.open(state, driversFor(state))
+  await writeFile(join(state, 'ndmp-auth'), `127.0.0.1 dma secret\n`)
+  const started = await service.start({ name: 'manual', spec: parseExport(`127.0.0.1:${server.port}:/exp`), pool, level: 0 })
+  let paused = await service.get(started.id)
+  for (let i = 0; i < 800 && paused.state === 'running'; i++) {
+    await new Promise((r) => setTimeout(r, 25))
+    paused = await service.get(started.id)
+  }
+  t.match(paused, { state: 'paused', needs: { label: 'E2', isNew: false }, tapes: ['E1'] }, paused.error ?? 'paused at EOM')
+  await service.continue(started.id)
+  const job = await service.wait(started.id)
+  t.match(job, { state: 'done', tapes: ['E1', 'E2'] }, job.error ?? 'done')
+  const index = await (await Pool.open(pool)).index()
+  t.match(index.tapes, [{ label: 'E1', state: 'full' }, { label: 'E2', state: 'used' }])
+  t.equal(index.tapes.reduce((n, x) => n + x.used, 0), job.bytes, 'the two tapes hold what the mover moved')
 })
