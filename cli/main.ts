@@ -33,6 +33,7 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = 
   standby: (a) => import('./standby.ts').then((m) => m.standby(a)),
   witness: (a) => import('./witness.ts').then((m) => m.witness(a)),
   restore: (a) => import('./restore.ts').then((m) => m.restore(a)),
+  backup: (a) => import('./backup.ts').then((m) => m.backup(a)),
 }
 
 const USAGE = `usage: tsnfs <command> [options]
@@ -101,10 +102,12 @@ replication (a primary and its standby nodes):
   replication status HOST:PORT [--json]        a node's role, epoch, positions and peers
   replication takeover HOST:PORT [--force]     tell a standby to become the primary
 
-backup catalog:
+backup (issue 16: NDMP service in serve --ndmp; our manager; the catalog):
   restore --catalog DB --fs EXPORT [--date T] [--script FILE] [--tapes DIR]   browse the catalog at a
         date (ls, cd, search, versions, add, del, show, restore: with --tapes, from DIR/LABEL.tape on this
         host); one-shot: --list PATH | --search PAT | --plan PATH... | --backups [--json]
+  serve ... --backup-schedule FILE [--backup-state DIR]   run the scheduled backups in the server
+  backup run EXPORT --level N --to POOL | list | abort JOB | continue JOB | log [--level N] | label POOL LABEL
   (tsnfs <command> --help, or tsnfs help <command>, for each command's options; tsnfs --version)
 `
 

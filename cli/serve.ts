@@ -17,6 +17,7 @@ import type { ServerMemoryOptions } from '../server/memory.ts'
 import type { LockingOptions } from '../server/locking.ts'
 import { PrimaryReplication } from '../server/replication/primary.ts'
 import { identityOf, parseHostPort, parseMs, serviceAddressOf } from './replication-args.ts'
+import { readBackupSchedule, startBackupManager } from './backup-serve.ts'
 import { NDMP_FLAGS, NDMP_USAGE, ndmpOf, withNdmpDefault } from './ndmp-args.ts'
 
 /** Resource limit flags (issue 7 §2): flag, RpcLimits field, and the unit on the command line. */
@@ -60,6 +61,8 @@ export const SERVE_USAGE = `usage: tsnfs serve [--exports FILE] [--port N] [--ho
   --heartbeat MS --heartbeat-timeout MS   standby checks (default 1000, 5000)
   --vip ADDR/PREFIX --vip-dev DEV   the service address this primary holds: removed when a
                         standby has taken over (fenced); --on-fenced CMD runs then too
+  --backup-schedule FILE   run the backups of a schedule file (tsnfs backup --help; README
+                        "Backup manager"); --backup-state DIR its jobs and logs (STATE-DIR/backup)
 ${NDMP_USAGE}  --log-level LEVEL     fatal, error, warn, info (default), debug, trace; JSON lines on stderr
   limits: --max-connections N (4096)  --max-connections-per-client N (256)
           --max-requests N (512 in flight in all)  --max-requests-per-connection N (64)
@@ -112,6 +115,8 @@ export async function serve(argv: string[]): Promise<number> {
       vip: { type: 'string' },
       'vip-dev': { type: 'string' },
       'on-fenced': { type: 'string' },
+      'backup-schedule': { type: 'string' },
+      'backup-state': { type: 'string' },
       ...NDMP_FLAGS,
     },
     allowPositionals: false,
@@ -139,6 +144,8 @@ export async function serve(argv: string[]): Promise<number> {
   const list = exportsFile === undefined ? defaultExports() : await loadExports(exportsFile)
   // Each port its own state directory unless one is named (instanceStateDir); the lock refuses a shared one.
   const stateDir = values['state-dir'] ?? (process.env.TSNFS_STATE_DIR ? defaultStateDir() : instanceStateDir(defaultStateDir(), port))
+  if (values['backup-state'] !== undefined && values['backup-schedule'] === undefined) throw new Error('--backup-state needs --backup-schedule')
+  const schedule = values['backup-schedule'] === undefined ? undefined : await readBackupSchedule(values['backup-schedule'])
   const lock = await lockStateDir(stateDir, { port })
   const admin = adminPathOf(values.admin, stateDir, log)
   // However serve ends (a failed start too), the pid file goes with the process.
@@ -188,6 +195,8 @@ export async function serve(argv: string[]): Promise<number> {
     process.stdout.write(`  metrics: http://${metrics.host.includes(':') ? `[${metrics.host}]` : metrics.host}:${String(server.metricsPort)}/metrics\n`)
   }
   if (server.adminPath !== null) process.stdout.write(`  admin: ${server.adminPath}\n`)
+  const backups = schedule === undefined ? undefined : await startBackupManager(schedule, values['backup-state'], stateDir, log)
+  if (backups !== undefined) process.stdout.write(`  backups: ${String(backups.jobs)} scheduled jobs, state ${backups.stateDir}\n`)
   if (server.ndmpPort !== null && ndmp !== undefined) {
     process.stdout.write(`  ndmp: TCP port ${String(server.ndmpPort)} (NDMP v4 and v3, ${String(ndmp.credentials.size)} user(s), ${String(ndmp.tapes?.length ?? 0)} tape device(s))\n`)
   }
@@ -203,6 +212,7 @@ export async function serve(argv: string[]): Promise<number> {
     })
   }
   await stopSignal(log)
+  await backups?.close()
   await server.close()
   log.flush()
   // A fenced primary stops: another node serves this data now (exit status 3 says why to a supervisor).

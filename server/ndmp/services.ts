@@ -6,5 +6,7 @@
 import { moverService } from './mover/service.ts'
 import type { NdmpService } from './service-types.ts'
 import { tapeService } from './tape/service.ts'
+import { DataService } from './data/service.ts'
+import { serverDataDeps } from './data/deps.ts'
 
-export const NDMP_SERVICES: readonly NdmpService[] = [tapeService, moverService]
+export const NDMP_SERVICES: readonly NdmpService[] = [tapeService, moverService, new DataService(serverDataDeps())]

@@ -1,0 +1,28 @@
+/*
+ * A job as the registry keeps it: STATE/jobs/ID.json, rewritten (atomically) at each change.
+ */
+
+export type JobState = 'scheduled' | 'running' | 'paused' | 'done' | 'failed' | 'aborted'
+
+export const ACTIVE_STATES: ReadonlySet<JobState> = new Set(['running', 'paused'])
+
+export interface JobRecord {
+  id: string
+  /** The schedule's job name, or "manual". */
+  name: string
+  export: string
+  pool: string
+  level: number
+  state: JobState
+  createdAt: string
+  endedAt?: string
+  /** The slot a scheduled run was for. */
+  scheduledFor?: string
+  /** Labels written, in order. */
+  tapes: string[]
+  bytes: number
+  files: number
+  /** While paused: the tape label the job waits for (`isNew`: it must be labelled first). */
+  needs?: { label: string; isNew: boolean }
+  error?: string
+}

@@ -1,0 +1,209 @@
+/*
+ * The independent judge of the NDMP DATA service: Debian's amanda-server `ndmjob` (the NDMP SDK's
+ * reference DMA) drives our server over real sockets.
+ *  - `-o test-data`: the SDK's DATA state-machine conformance series, no failure.
+ *  - `-c` with `-o tape-tcp=`: our DATA_CONNECT to a plain TCP port (a test socket keeps the
+ *    stream); GNU tar lists and extracts it; `-I` writes the file history index.
+ *  - `-t`, `-x` (everything, and one chosen file through the `-J` index) from that stream.
+ *  - three-way: `ndmjob -o daemon` as the tape agent (its MOVER listens, our DATA connects);
+ *    the records its simulated tape holds are the stream GNU tar reads.
+ * Skipped where ndmjob is not installed (CI installs amanda-server).
+ */
+import t from 'tap'
+import { execFile, spawn } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { startNdmpServer } from '../../server/ndmp/server.ts'
+import type { NdmpExport } from '../../server/ndmp/service-types.ts'
+import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
+import { mkdirp, resolve, symlink, writeFile } from '../backup/helpers.ts'
+
+const NDMJOB = '/usr/lib/amanda/ndmjob'
+const run = promisify(execFile)
+
+if (!fs.existsSync(NDMJOB)) {
+  t.comment(`${NDMJOB} is not installed`)
+  t.pass('skipped: no ndmjob')
+} else {
+  t.test('ndmjob drives our DATA service', async (t) => {
+    const dir = t.testdir()
+    const exp = mem('/exp')
+    const dest = mem('/r')
+    const files: Record<string, Buffer> = {
+      'a.txt': Buffer.from('alpha\n'),
+      'dir/b.bin': Buffer.alloc(300_000, 9),
+      'dir/sub/c.txt': Buffer.from('gamma '.repeat(2000)),
+      'dir/sub/name with space.txt': Buffer.from('spaces\n'),
+    }
+    await mkdirp(exp.vfs, 'dir/sub')
+    for (const [p, d] of Object.entries(files)) await writeFile(exp.vfs, p, d)
+    await symlink(exp.vfs, 'dir/link', '../a.txt')
+
+    const server = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [exp, dest], stateDir: dir })
+    t.teardown(() => server.close())
+    const agent = `127.0.0.1:${server.port}/4t,dma,secret`
+    const ndmjob = async (args: string[]): Promise<string> => {
+      try {
+        const r = await run(NDMJOB, args, { timeout: 60_000 })
+        return r.stdout + r.stderr
+      } catch (err) {
+        const e = err as { stdout?: string; stderr?: string; message: string }
+        return `${e.stdout ?? ''}${e.stderr ?? ''}FAILED ${e.message}`
+      }
+    }
+
+    t.test('-o test-data passes', async (t) => {
+      const out = await ndmjob(['-o', 'test-data', '-D', agent])
+      t.match(out, /FINAL test-data Passed -- pass=\d+ warn=0 fail=0/)
+      t.match(out, /LOCAL and TCP addressing tested/)
+    })
+
+    const stream = path.join(dir, 'stream.tar')
+    const index = path.join(dir, 'index')
+    t.test('-c with tape-tcp: a stream GNU tar reads, an index of every name', async (t) => {
+      const sink = await collector(stream)
+      const out = await ndmjob(['-c', '-D', agent, '-o', `tape-tcp=127.0.0.1:${sink.port}`, '-f', '/dev/null', '-C', '/exp', '-I', index, '-e', '*.o', '-v'])
+      await sink.done
+      t.match(out, /Operation ended OKAY/)
+      const listing = (await run('tar', ['-tvf', stream])).stdout
+      for (const p of Object.keys(files)) t.match(listing, p, `tar lists ${p}`)
+      t.match(listing, /dir\/link -> \.\.\/a\.txt/)
+      const x = path.join(dir, 'x')
+      fs.mkdirSync(x)
+      await run('tar', ['-xf', stream, '-C', x])
+      for (const [p, d] of Object.entries(files)) t.ok(fs.readFileSync(path.join(x, p)).equals(d), `GNU tar extracts ${p} byte for byte`)
+      const ix = fs.readFileSync(index, 'utf8')
+      t.match(ix, /^DHr \d+$/m, 'the root node')
+      t.match(ix, /^DHd \d+ c\.txt UNIX \d+$/m)
+      t.match(ix, /^DHd \d+ name%20with%20space\.txt UNIX \d+$/m, 'ndmjob escapes the space of a name we sent')
+      t.match(ix, /^DHn \d+ UNIX f- m0644 u0 g0 s300000 tm\d+ @\d+$/m, 'b.bin: size and its stream offset')
+      t.match(ix, /^DE FILESYSTEM=\/exp$/m)
+      t.match(ix, /^DE LEVEL=0$/m)
+    })
+
+    t.test('-t lists the stream; -x restores all of it, and a chosen file through -J', async (t) => {
+      const src1 = await feeder(stream)
+      const toc = await ndmjob(['-t', '-D', agent, '-o', `tape-tcp=127.0.0.1:${src1.port}`, '-f', '/dev/null', '-v'])
+      t.match(toc, /Operation ended OKAY/)
+      t.match(toc, /DHd \d+ b\.bin UNIX \d+/)
+
+      const src2 = await feeder(stream)
+      const all = await ndmjob(['-x', '-D', agent, '-o', `tape-tcp=127.0.0.1:${src2.port}`, '-f', '/dev/null', '-C', '/r/full', '-v'])
+      t.match(all, /Operation ended OKAY/)
+      for (const [p, d] of Object.entries(files)) t.ok((await readAll(dest, `full/${p}`)).equals(d), `-x restored ${p} byte for byte`)
+
+      const src3 = await feeder(stream)
+      const one = await ndmjob(['-x', '-D', agent, '-o', `tape-tcp=127.0.0.1:${src3.port}`, '-f', '/dev/null', '-C', '/r/one', '-J', index, '-v', 'dir/sub/c.txt'])
+      t.match(one, /LOG_FILE messages: 1 OK, 0 ERROR, total 1 of 1/)
+      t.ok((await readAll(dest, 'one/dir/sub/c.txt')).equals(files['dir/sub/c.txt'] ?? Buffer.alloc(0)), 'the chosen file, byte for byte')
+      await t.rejects(resolve(dest.vfs, 'one/a.txt'), { code: 'ENOENT' }, 'nothing else')
+    })
+
+    t.test('three-way: ndmjob -o daemon as the tape agent', async (t) => {
+      const port = await freePort()
+      const daemon = spawn(NDMJOB, ['-o', 'daemon', '-p', String(port)], { stdio: 'ignore' })
+      t.teardown(() => {
+        daemon.kill('SIGTERM')
+      })
+      await waitPort(port)
+      const tape = path.join(dir, 'simtape')
+      fs.writeFileSync(tape, '')
+      const out = await ndmjob(['-c', '-D', agent, '-T', `127.0.0.1:${port}/4t,ndmp,ndmp`, '-f', tape, '-C', '/exp', '-I', path.join(dir, 'index3'), '-v'])
+      t.match(out, /Operation ended OKAY/)
+      const extracted = path.join(dir, 'from-tape.tar')
+      fs.writeFileSync(extracted, simulatorRecords(fs.readFileSync(tape)))
+      const listing = (await run('tar', ['-tvf', extracted])).stdout
+      for (const p of Object.keys(files)) t.match(listing, p, `tar lists ${p} from the tape agent's records`)
+    })
+  })
+}
+
+function mem(p: string): NdmpExport {
+  const vfs = new MemoryVfs()
+  return { path: p, backend: 'memory', vfs, root: vfs.root() }
+}
+
+async function readAll(e: NdmpExport, p: string): Promise<Buffer> {
+  const ref = await resolve(e.vfs, p)
+  const parts: Buffer[] = []
+  let off = 0n
+  for (;;) {
+    const r = await e.vfs.read(ref, off, 65536)
+    parts.push(Buffer.from(r.data))
+    off += BigInt(r.data.length)
+    if (r.eof || r.data.length === 0) break
+  }
+  return Buffer.concat(parts)
+}
+
+/** A one-connection TCP server keeping what it receives in `file` (the "tape" of tape-tcp). */
+async function collector(file: string): Promise<{ port: number; done: Promise<void> }> {
+  let finish: () => void = () => undefined
+  const done = new Promise<void>((r) => (finish = r))
+  const srv = net.createServer((s) => {
+    const w = fs.createWriteStream(file)
+    s.pipe(w)
+    w.on('close', () => {
+      srv.close()
+      finish()
+    })
+  })
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
+  return { port: (srv.address() as net.AddressInfo).port, done }
+}
+
+/** A one-connection TCP server sending `file` (a recover's tape-tcp). */
+async function feeder(file: string): Promise<{ port: number }> {
+  const srv = net.createServer((s) => {
+    s.on('error', () => undefined)
+    fs.createReadStream(file).pipe(s)
+    srv.close()
+  })
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
+  return { port: (srv.address() as net.AddressInfo).port }
+}
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer()
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
+  const port = (srv.address() as net.AddressInfo).port
+  await new Promise<void>((r) => srv.close(() => { r(); }))
+  return port
+}
+
+async function waitPort(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => {
+        s.destroy()
+        r(true)
+      })
+      s.on('error', () => { r(false); })
+    })
+    if (ok) return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`nothing listens on ${port}`)
+}
+
+/**
+ * The data records of ndmjob's simulated tape, in order: each record follows a 32-byte gap
+ * (u_long magic 0x0BEEFEE0, rectype 'DATA'/'FILE'/'BOT_'/'EOT_', prev_size, size; 8 bytes each
+ * on this 64-bit build, little endian).
+ */
+function simulatorRecords(tape: Buffer): Buffer {
+  const out: Buffer[] = []
+  let at = 0
+  while (at + 32 <= tape.length) {
+    if (tape.readUInt32LE(at) !== 0x0beefee0) throw new Error(`no gap magic at ${at}`)
+    const type = tape.subarray(at + 8, at + 12).toString('latin1')
+    const size = Number(tape.readBigUInt64LE(at + 24))
+    at += 32
+    if (type === 'DATA') out.push(tape.subarray(at, at + size))
+    if (type === 'EOT_') break
+    at += type === 'DATA' ? size : 0
+  }
+  return Buffer.concat(out)
+}
