@@ -57,6 +57,9 @@ export interface RecoverRunResult {
   env: Record<string, string>
 }
 
+/** NOTIFY_DATA_READ's "to the end" (the NDMP SDK's NDMP_LENGTH_INFINITY). */
+export const LENGTH_INFINITY = 0xffffffffffffffffn
+
 const PEER_TYPE: Record<LogLevel, PeerLogType> = { info: 'normal', warn: 'warning', error: 'error' }
 
 /** True when `path` is `sel` or below it ('' selects everything). */
@@ -86,6 +89,9 @@ export async function runRecover(input: RecoverRunInput): Promise<RecoverRunResu
   let restored = 0
   let reason: DataHaltReason = DataHaltReason.SUCCESSFUL
   const streamName = `data stream of ${env.filesystem ?? input.targetName}`
+  // The mover sends nothing until asked (draft §3.8.9 MOVER_READ): ask for the whole stream.
+  peer.dataRead(0n, LENGTH_INFINITY)
+  machine.reading(0n, LENGTH_INFINITY)
   try {
     if (input.mode === 'filehist') {
       const fh = new FileHistoryBatcher(env.histForm, (b) => peer.fileHistory(b))
