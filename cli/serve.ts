@@ -17,6 +17,7 @@ import type { ServerMemoryOptions } from '../server/memory.ts'
 import type { LockingOptions } from '../server/locking.ts'
 import { PrimaryReplication } from '../server/replication/primary.ts'
 import { identityOf, parseHostPort, parseMs, serviceAddressOf } from './replication-args.ts'
+import { NDMP_FLAGS, NDMP_USAGE, ndmpOf, withNdmpDefault } from './ndmp-args.ts'
 
 /** Resource limit flags (issue 7 §2): flag, RpcLimits field, and the unit on the command line. */
 const LIMIT_FLAGS = [
@@ -59,7 +60,7 @@ export const SERVE_USAGE = `usage: tsnfs serve [--exports FILE] [--port N] [--ho
   --heartbeat MS --heartbeat-timeout MS   standby checks (default 1000, 5000)
   --vip ADDR/PREFIX --vip-dev DEV   the service address this primary holds: removed when a
                         standby has taken over (fenced); --on-fenced CMD runs then too
-  --log-level LEVEL     fatal, error, warn, info (default), debug, trace; JSON lines on stderr
+${NDMP_USAGE}  --log-level LEVEL     fatal, error, warn, info (default), debug, trace; JSON lines on stderr
   limits: --max-connections N (4096)  --max-connections-per-client N (256)
           --max-requests N (512 in flight in all)  --max-requests-per-connection N (64)
           --max-record-size BYTES  --idle-timeout S (300; 0 off)  --record-timeout S (30; 0 off)
@@ -80,7 +81,7 @@ export async function serve(argv: string[]): Promise<number> {
     return 0
   }
   const { values } = parseArgs({
-    args: withPortmapDefault(argv),
+    args: withNdmpDefault(withPortmapDefault(argv)),
     options: {
       exports: { type: 'string' },
       port: { type: 'string', default: '2049' },
@@ -111,6 +112,7 @@ export async function serve(argv: string[]): Promise<number> {
       vip: { type: 'string' },
       'vip-dev': { type: 'string' },
       'on-fenced': { type: 'string' },
+      ...NDMP_FLAGS,
     },
     allowPositionals: false,
   })
@@ -122,6 +124,7 @@ export async function serve(argv: string[]): Promise<number> {
   }
   const metrics = values.metrics === undefined ? undefined : parseMetricsAddress(values.metrics)
   const locking = lockingOf(values)
+  const ndmp = ndmpOf(values)
   if ((values.rpcbind === true || values['rpcbind-replace'] === true) && values['no-rpcbind'] === true) {
     throw new Error('--rpcbind (or --rpcbind-replace) and --no-rpcbind contradict each other')
   }
@@ -165,6 +168,7 @@ export async function serve(argv: string[]): Promise<number> {
     locking,
     ...(admin === undefined ? {} : { admin }),
     ...(replication === undefined ? {} : { replication }),
+    ...(ndmp === undefined ? {} : { ndmp }),
   })
   const host = values.host ?? '127.0.0.1'
   const p = server.port
@@ -184,6 +188,9 @@ export async function serve(argv: string[]): Promise<number> {
     process.stdout.write(`  metrics: http://${metrics.host.includes(':') ? `[${metrics.host}]` : metrics.host}:${String(server.metricsPort)}/metrics\n`)
   }
   if (server.adminPath !== null) process.stdout.write(`  admin: ${server.adminPath}\n`)
+  if (server.ndmpPort !== null && ndmp !== undefined) {
+    process.stdout.write(`  ndmp: TCP port ${String(server.ndmpPort)} (NDMP v4 and v3, ${String(ndmp.credentials.size)} user(s), ${String(ndmp.tapes?.length ?? 0)} tape device(s))\n`)
+  }
   if (server.rpcbind !== null) process.stdout.write(`  registered with the system rpcbind (MOUNT 1+3, NFS 3 on tcp and udp port ${String(p)})\n`)
 
   if (exportsFile !== undefined) {

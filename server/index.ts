@@ -49,6 +49,10 @@ import { replicationFamilies } from './replication/metrics.ts'
 import { openStateDir, Rmtab, WriteVerifier } from './state.ts'
 import { openLocking } from './locking.ts'
 import type { Locking, LockingOptions } from './locking.ts'
+import type { NdmpCredentials } from './ndmp/auth-file.ts'
+import { ndmpExportsOf } from './ndmp/exports.ts'
+import { NDMP_DEFAULT_PORT, startNdmpServer, type NdmpServer } from './ndmp/server.ts'
+import type { NdmpService, NdmpTapeDevice } from './ndmp/service-types.ts'
 
 export interface ServerOptions {
   exports: ExportList
@@ -91,6 +95,22 @@ export interface ServerOptions {
    * program answers STATUS and HEARTBEAT on the NFS port. The server closes it.
    */
   replication?: PrimaryReplication
+  /** Serve NDMP (backups of the exports, tape devices) on its own TCP port (server/ndmp); stopped with the server. */
+  ndmp?: NdmpOptions
+}
+
+export interface NdmpOptions {
+  /** Default 10000 (0: any free port, see ndmpPort). */
+  port?: number
+  /** Default: the server's host. */
+  host?: string
+  /** user -> password (server/ndmp/auth-file.ts loads them). */
+  credentials: NdmpCredentials
+  tapes?: readonly NdmpTapeDevice[]
+  /** CONFIG_GET_SERVER_INFO's revision (the package version). */
+  revision?: string
+  /** Services besides those of server/ndmp/services.ts (tests). */
+  services?: readonly NdmpService[]
 }
 
 export interface TsnfsServer {
@@ -113,6 +133,8 @@ export interface TsnfsServer {
   readonly admin: AdminCommands
   /** The admin socket's path, when one listens. */
   readonly adminPath: string | null
+  /** The NDMP port, when `ndmp` was given. */
+  readonly ndmpPort: number | null
   /** Swap in a new export list atomically; a list that fails validation throws and changes nothing. */
   reload(list: ExportList): Promise<void>
   close(): Promise<void>
@@ -176,6 +198,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   registerVolumeCommands(admin, volumes, log.child({ component: 'admin' }))
   registerSnapshotCommands(admin, volumes, log.child({ component: 'admin' }))
   let adminSocket: AdminSocket | null = null
+  let ndmp: NdmpServer | null = null
   try {
     const { port } = await rpc.listen({ port: options.port ?? 2049, ...(options.host === undefined ? {} : { host: options.host }) })
     registry.registerAll([mount, nfs3, ...lockPrograms], port)
@@ -192,6 +215,21 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
     }
     registry.registerAll([portmap], portmapPort ?? port)
     if (options.admin !== undefined) adminSocket = await startAdminSocket(options.admin, admin, log.child({ component: 'admin' }))
+    if (options.ndmp !== undefined) {
+      const o = options.ndmp
+      const host = o.host ?? options.host
+      ndmp = await startNdmpServer({
+        port: o.port ?? NDMP_DEFAULT_PORT,
+        ...(host === undefined ? {} : { host }),
+        credentials: o.credentials,
+        exports: ndmpExportsOf(table, backends),
+        tapes: o.tapes ?? [],
+        stateDir: options.stateDir,
+        logger: log,
+        ...(o.revision === undefined ? {} : { revision: o.revision }),
+        ...(o.services === undefined ? {} : { services: o.services }),
+      })
+    }
     if (options.metrics !== undefined) endpoint = await startMetricsEndpoint(options.metrics, renderMetrics, log.child({ component: 'metrics' }))
     rpcbind = await registerRpcbind(options.registerRpcbind ?? false, portmapPort, [mount, nfs3], port, log)
     if (rpcbind !== null && lockPrograms.length > 0) {
@@ -216,6 +254,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
       volumes,
       admin,
       adminPath: adminSocket?.path ?? null,
+      ndmpPort: ndmp?.port ?? null,
       async reload(list) {
         validateBackends(list, new Set(factories.keys()))
         // Open the new backends first, swap the table (which throws on a bad list, changing nothing),
@@ -228,6 +267,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
       },
       async close() {
         reclaimer.stop()
+        await ndmp?.close()
         await adminSocket?.close()
         await locking?.close()
         await lockRpcbind?.unregister()
@@ -239,6 +279,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
     }
   } catch (err) {
     reclaimer.stop()
+    await ndmp?.close()
     await adminSocket?.close()
     await locking?.close()
     await lockRpcbind?.unregister()

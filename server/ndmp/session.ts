@@ -250,8 +250,9 @@ export class NdmpServerSession implements NdmpSession {
       return
     }
     const handler = this.table.get(this.version, code)
+    // Before authorization even "not supported" is withheld: an unauthorized peer learns nothing.
+    if (!this.authorized && handler?.beforeAuth !== true) return this.headerError(h, NOT_AUTHORIZED_ERR)
     if (handler === undefined) return this.headerError(h, NOT_SUPPORTED_ERR)
-    if (!this.authorized && handler.beforeAuth !== true) return this.headerError(h, NOT_AUTHORIZED_ERR)
     // draft §4.1: any message but CONNECT_OPEN accepts the version NOTIFY_CONNECTION_STATUS offered.
     if (code !== CONNECT_OPEN) this.opened = true
     let request: unknown
