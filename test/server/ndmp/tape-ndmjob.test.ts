@@ -1,0 +1,83 @@
+/*
+ * The independent judge: the NDMP SDK's ndmjob (Debian amanda-server) runs its agent self-tests
+ * against our TAPE and MOVER services. test-mover must pass whole. test-tape stops at T-BW #6
+ * against any agent, ndmjob's own included: its client never sends the zero-length TAPE_WRITE
+ * it then checks (the failure names the previous message, TAPE_OPEN) — so we assert the same
+ * output as ndmjob's own tape agent gives, up to that point.
+ */
+import t from 'tap'
+import { execFile, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { startNdmpServer } from '../../../server/ndmp/server.ts'
+
+const NDMJOB = '/usr/lib/amanda/ndmjob'
+
+function ndmjob(args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    execFile(NDMJOB, ['-v', '-o', 'no-time-stamps', ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1
+      resolve({ code, out: stdout + stderr })
+    })
+  })
+}
+
+const tests = (out: string): string[] => out.split('\n').filter((l) => /^(TEST|Test) /.test(l))
+
+if (!existsSync(NDMJOB)) {
+  t.test('ndmjob self-tests', { skip: 'ndmjob is not installed (apt-get install amanda-server)' }, async () => undefined)
+} else {
+  t.test('ndmjob -o test-mover and -o test-tape against our server', async (t) => {
+    const dir = t.testdir({ tape: '' })
+    const tape = join(dir, 'tape')
+    const server = await startNdmpServer({
+      port: 0,
+      host: '127.0.0.1',
+      credentials: new Map([['backup', 'secret']]),
+      exports: () => [],
+      tapes: [{ name: tape, path: tape }],
+      stateDir: dir,
+    })
+    t.teardown(() => server.close())
+    for (const agent of ['4t', '4m', '3t']) {
+      const r = await ndmjob(['-o', 'test-mover', '-T', `127.0.0.1:${server.port}/${agent},backup,secret`, '-f', tape])
+      t.equal(r.code, 0, `test-mover /${agent} exits 0`)
+      t.match(r.out, 'TEST "FINAL test-mover Passed -- pass=100 warn=0 fail=0 (total 100)"', `test-mover /${agent}: 100 passed`)
+      t.match(r.out, 'LOCAL and TCP addressing tested.')
+    }
+    await writeFile(tape, '')
+    const ours = await ndmjob(['-o', 'test-tape', '-T', `127.0.0.1:${server.port}/4t,backup,secret`, '-f', tape])
+    t.strictSame(tests(ours.out), [
+      'TEST "Test T-OC -- Tape Open/Close"',
+      'TEST "Test T-OC Passed -- pass=8 warn=0 fail=0 (total 8)"',
+      'TEST "Test T-BGS -- Tape Get State Basics"',
+      'TEST "Test T-BGS Passed -- pass=4 warn=0 fail=0 (total 4)"',
+      'TEST "Test T-BW -- Tape Write Basics"',
+      'Test "T-BW #6 -- .... expected NDMP9_ILLEGAL_ARGS_ERR"',
+      'Test "T-BW #6 -- .... or NDMP9_NO_ERR"',
+      'Test "Failure"',
+      'Test "T-BW #6 -- Failed NDMP4_TAPE_OPEN/NDMP9_NO_ERR got NDMP9_NO_ERR (error expected)"',
+    ])
+    const bad = await ndmjob(['-o', 'test-mover', '-T', `127.0.0.1:${server.port}/4t,backup,wrong`, '-f', tape])
+    t.notMatch(bad.out, 'Passed', 'wrong credentials get no test run')
+  })
+
+  t.test('ndmjob own tape agent gives the same test-tape output (the reference)', async (t) => {
+    const dir = t.testdir({ tape: '' })
+    const tape = join(dir, 'tape')
+    const port = 20000 + Math.floor(Math.random() * 20000)
+    const daemon = spawn(NDMJOB, ['-o', 'daemon', '-p', String(port)], { stdio: 'ignore' })
+    t.teardown(() => {
+      daemon.kill()
+    })
+    let r = { code: -1, out: '' }
+    for (let i = 0; i < 50; i++) {
+      r = await ndmjob(['-o', 'test-tape', '-T', `127.0.0.1:${port}/4t,ndmp,ndmp`, '-f', tape])
+      if (!r.out.includes('connect failed')) break
+      await new Promise((res) => setTimeout(res, 100))
+    }
+    t.match(tests(r.out).at(-1), 'T-BW #6 -- Failed NDMP4_TAPE_OPEN/NDMP9_NO_ERR got NDMP9_NO_ERR (error expected)')
+    t.equal(tests(r.out).length, 9)
+  })
+}
