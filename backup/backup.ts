@@ -57,6 +57,7 @@ class BackupRun {
   readonly #excl: Excluder
   readonly #base: DirListing | null
   readonly #since: Timespec | null
+  #baseDir: { path: string; ids: Map<string, bigint> | undefined } | null = null
   readonly listing: DirListing = new Map()
   readonly changed: string[] = []
   readonly index: IndexRow[] = []
@@ -118,8 +119,16 @@ class BackupRun {
   /** A name the base did not list, or that named another object there (a rename or a replacement). */
   #isNewName(dirPath: string, c: Child): boolean {
     if (this.#since === null) return true
-    const was = this.#base?.get(dirPath)?.find((e) => e.name === c.name.toString('utf8'))
-    return was === undefined || was.fileid !== c.attr.fileid
+    return this.#baseIds(dirPath)?.get(c.name.toString('utf8')) !== c.attr.fileid
+  }
+
+  /** The base listing of one directory as name -> fileid, built once per directory (the walk visits it once). */
+  #baseIds(dirPath: string): Map<string, bigint> | undefined {
+    if (this.#baseDir?.path === dirPath) return this.#baseDir.ids
+    const entries = this.#base?.get(dirPath)
+    const ids = entries === undefined ? undefined : new Map(entries.map((e) => [e.name, e.fileid]))
+    this.#baseDir = { path: dirPath, ids }
+    return ids
   }
 
   #isChanged(dirPath: string, c: Child, forceAll: boolean): boolean {
@@ -166,7 +175,7 @@ class BackupRun {
   /** One directory: its member with the listing, then its entries in name order. */
   async dir(ref: FileRef, path: string, attr: Attr, forceAll: boolean): Promise<void> {
     const kids = await this.#children(ref, path)
-    const plan: Array<{ c: Child; copy: boolean }> = []
+    const plan: Array<{ c: Child; fresh: boolean }> = []
     const dump: DumpdirEntry[] = []
     const listed: Array<{ name: string; fileid: bigint; type: FileType }> = []
     for (const c of kids) {
@@ -175,22 +184,23 @@ class BackupRun {
       if (excluded) this.#log('info', `${c.path}: excluded`)
       if (c.attr.type === 'dir') {
         dump.push({ flag: 'D', name: c.name })
-        if (!excluded) plan.push({ c, copy: true })
+        // Decided now, while this directory's base listing is at hand.
+        if (!excluded) plan.push({ c, fresh: forceAll || this.#isNewName(path, c) })
         continue
       }
       const copy = !excluded && c.attr.type !== 'socket' && this.#isChanged(path, c, forceAll)
       dump.push({ flag: copy ? 'Y' : 'N', name: c.name })
-      if (copy) plan.push({ c, copy })
+      if (copy) plan.push({ c, fresh: false })
       else if (c.attr.type === 'socket' && !excluded) this.#log('info', `${c.path}: a socket, not backed up`)
     }
     this.listing.set(path, listed)
     const offset = await this.#emit(path, 'dir', attr, {}, [[DUMPDIR_KEY, encodeDumpdir(dump)]])
     this.dirs++
     this.#history(path, attr, offset, {})
-    for (const { c } of plan) {
+    for (const { c, fresh } of plan) {
       this.#req.signal?.throwIfAborted()
       if (c.attr.type === 'dir') {
-        await this.dir(c.ref, c.path, c.attr, forceAll || this.#isNewName(path, c))
+        await this.dir(c.ref, c.path, c.attr, fresh)
       } else await this.#object(c)
     }
   }

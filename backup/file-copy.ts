@@ -29,7 +29,6 @@ export interface CopyResult {
 async function readOwned(vfs: Vfs, ref: FileRef, offset: bigint, count: number): Promise<Buffer> {
   const r: ReadResult = await vfs.read(ref, offset, count)
   if (r.release === undefined) return r.data
-  // The tar writer may hand the buffer to a sink that keeps it: never let a backend loan escape.
   const own = Buffer.from(r.data)
   r.release()
   return own
@@ -78,25 +77,33 @@ function hashZeros(h: Hash, n: bigint): void {
 /** Copies `length` bytes from `offset` into the writer; returns where it stopped (short of the end: the source failed). */
 async function copyRange(vfs: Vfs, ref: FileRef, offset: bigint, length: bigint, out: TarWriter, h: Hash, signal?: AbortSignal): Promise<bigint> {
   const end = offset + length
-  const next = (at: bigint): Promise<Buffer> => readOwned(vfs, ref, at, end - at > BigInt(CHUNK) ? CHUNK : Number(end - at))
+  const next = (at: bigint): Promise<ReadResult> => vfs.read(ref, at, end - at > BigInt(CHUNK) ? CHUNK : Number(end - at))
   let off = offset
-  let pending: Promise<Buffer> | null = off < end ? next(off) : null
+  let pending: Promise<ReadResult> | null = off < end ? next(off) : null
   while (pending !== null) {
-    signal?.throwIfAborted()
-    let data: Buffer
+    let r: ReadResult
     try {
-      data = await pending
+      r = await pending
     } catch {
       return off
     }
-    if (data.length === 0) return off
+    if (signal?.aborted === true) {
+      r.release?.()
+      signal.throwIfAborted()
+    }
+    let data = r.data
+    if (data.length === 0) {
+      r.release?.()
+      return off
+    }
     if (BigInt(data.length) > end - off) data = data.subarray(0, Number(end - off))
     off += BigInt(data.length)
     // The next read runs while this chunk is hashed and written.
     pending = off < end ? next(off) : null
     pending?.catch(() => {})
     h.update(data)
-    await out.data(data)
+    // A loan goes back when the sink has the bytes, not before: no copy on the way.
+    await out.data(data, r.release)
   }
   return off
 }

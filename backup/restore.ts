@@ -301,10 +301,19 @@ async function restoreInto(vfs: Vfs, root: FileRef, owner: Owner, source: ByteSo
   const reader = new TarReader(plain, sourceName)
   const r = new Restorer(vfs, root, owner, req)
   try {
+    // Direct access: when every selected path names a file and each has been met, the rest of
+    // the stream is not read (a source positioned at a file's offset reads that file only).
+    const wanted = new Set((req.select ?? []).map((x) => x.path.replace(/^\/+|\/+$/g, '')))
+    let stopEarly = wanted.size > 0 && !wanted.has('')
     for (;;) {
       req.signal?.throwIfAborted()
+      if (stopEarly && wanted.size === 0) break
       const e = await reader.next()
       if (e === null) break
+      if (wanted.has(e.path)) {
+        if (e.type === 'dir') stopEarly = false // a directory's entries may come anywhere after it
+        wanted.delete(e.path)
+      }
       try {
         await r.entry(e, reader)
       } catch (err) {

@@ -56,6 +56,7 @@ export class TarWriter {
   #owed = 0n
   #bodyLen = 0n
   #seq = 0
+  #inFlight: Promise<void> = Promise.resolve()
 
   constructor(sink: ByteSink) {
     this.#sink = sink
@@ -66,16 +67,32 @@ export class TarWriter {
     return this.#offset
   }
 
-  async #put(b: Buffer): Promise<void> {
+  /** `release`: called once `b` is no longer needed (copied, or accepted by the sink). */
+  async #put(b: Buffer, release?: () => void): Promise<void> {
     this.#offset += BigInt(b.length)
     if (b.length >= CHUNK / 2) {
       await this.#flush()
-      await this.#sink.write(b)
+      await this.#send(b, release)
       return
     }
     if (this.#used + b.length > CHUNK) await this.#flush()
     b.copy(this.#buf, this.#used)
     this.#used += b.length
+    release?.()
+  }
+
+  /**
+   * Hands a chunk to the sink, one write at a time, without waiting for it to be accepted: the
+   * caller reads and hashes the next chunk meanwhile. The next send (or drain) waits for it, so
+   * the sink still paces us and never sees two writes at once.
+   */
+  async #send(b: Buffer, release?: () => void): Promise<void> {
+    await this.#inFlight
+    const w = this.#sink.write(b)
+    this.#inFlight = w
+    // A backend's loaned buffer goes back once the sink has taken the bytes (ReadResult.release).
+    w.then(release, release).catch(() => {})
+    w.catch(() => {}) // surfaced by the next await of #inFlight
   }
 
   async #flush(): Promise<void> {
@@ -84,7 +101,7 @@ export class TarWriter {
     // The sink may keep the chunk after write() resolves: never reuse a buffer handed over.
     this.#buf = Buffer.allocUnsafe(CHUNK)
     this.#used = 0
-    await this.#sink.write(out)
+    await this.#send(out)
   }
 
   /** Writes the member's headers; returns the offset of its first header. Then send the body with data(). */
@@ -155,11 +172,17 @@ export class TarWriter {
     if (pad > 0) await this.#put(ZERO.subarray(0, pad))
   }
 
-  /** Body bytes of the current member, in order. More than it declared is a bug of the caller. */
-  async data(b: Buffer): Promise<void> {
-    if (BigInt(b.length) > this.#owed) throw new Error(`tar writer: ${b.length} bytes exceed the member's remaining ${this.#owed}`)
+  /**
+   * Body bytes of the current member, in order. More than it declared is a bug of the caller.
+   * `release` is called once the writer no longer needs `b` (a backend's loan may then be reused).
+   */
+  async data(b: Buffer, release?: () => void): Promise<void> {
+    if (BigInt(b.length) > this.#owed) {
+      release?.()
+      throw new Error(`tar writer: ${b.length} bytes exceed the member's remaining ${this.#owed}`)
+    }
     this.#owed -= BigInt(b.length)
-    await this.#put(b)
+    await this.#put(b, release)
     if (this.#owed === 0n) await this.#pad(this.#bodyLen)
   }
 
@@ -186,5 +209,6 @@ export class TarWriter {
   async finish(): Promise<void> {
     await this.#put(ZERO)
     await this.#flush()
+    await this.#inFlight
   }
 }
