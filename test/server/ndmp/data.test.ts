@@ -321,3 +321,30 @@ t.test('a file changing during the backup is noted in a LOG and the job complete
   const noted = logs(s).find((l) => l.includes('changed while read'))
   t.ok(noted !== undefined && noted.includes('grow.bin'), `noted: ${noted ?? ''}`)
 })
+
+t.test('an export with snapshots: the backup reads the snapshot, says so, releases it', async (t) => {
+  const dir = t.testdir()
+  const live = await makeExport('/snap')
+  await writeFile(live.vfs, 'now.txt', 'live data\n')
+  const frozen = new MemoryVfs()
+  await writeFile(frozen, 'then.txt', 'frozen data\n')
+  let released = 0
+  const exp: NdmpExport = {
+    ...live,
+    snapshot: () => Promise.resolve({ vfs: frozen, root: frozen.root(), name: 'ndmp-1', release: () => {
+      released++
+      return Promise.resolve()
+    } }),
+  }
+  const s = new TestSession(4, [exp], dir)
+  t.teardown(() => s.closeAll())
+  const mover = await listenAndCollect(s)
+  t.equal((await s.call(M.NDMP4_DATA_START_BACKUP, { butype_name: 'tar', env: [{ name: 'FILESYSTEM', value: '/snap' }] })).error, 0)
+  t.strictSame((await s.waitPost(M.NDMP4_NOTIFY_DATA_HALTED)).body, { reason: 1 })
+  const stream = (await mover.done).toString('latin1')
+  t.ok(stream.includes('frozen data') && !stream.includes('live data'), 'the stream holds the snapshot, not the live tree')
+  t.equal(released, 1, 'the snapshot is released after the backup')
+  t.ok(logs(s).some((l) => l.includes('reading a snapshot')))
+  const env = (await s.call(M.NDMP4_DATA_GET_ENV)).reply as v4.ndmp4_data_get_env_reply
+  t.ok(env.env.some((p) => p.name === 'SNAPSHOT' && p.value === 'y'))
+})
