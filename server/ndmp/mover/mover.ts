@@ -25,7 +25,8 @@ export interface MoverTape {
 }
 
 export interface MoverEvents {
-  paused(reason: PauseReason, seekPosition: bigint): void
+  /** `detail`: for MEDIA_ERROR, the tape's message (it names the tape file and byte offset). */
+  paused(reason: PauseReason, seekPosition: bigint, detail?: string): void
   halted(reason: HaltReason, message: string): void
 }
 
@@ -265,12 +266,13 @@ export class Mover {
   }
 
   /** Pauses and waits for CONTINUE; false when the move ended meanwhile (halt). */
-  private async pause(reason: PauseReason, gen: number): Promise<boolean> {
+  private async pause(reason: PauseReason, gen: number, detail?: string): Promise<boolean> {
     this.state = MoverState.PAUSED
     this.pauseReason = reason
     await new Promise<void>((resolve) => {
       this.wake = resolve
-      this.events.paused(reason, this.seekPosition)
+      if (detail === undefined) this.events.paused(reason, this.seekPosition)
+      else this.events.paused(reason, this.seekPosition, detail)
     })
     return gen === this.generation
   }
@@ -335,7 +337,7 @@ export class Mover {
         if (!(err instanceof TapeError)) throw err
         if (gen !== this.generation) return false
         const reason = err.code === 'EOM_ERR' ? PauseReason.EOM : PauseReason.MEDIA_ERROR
-        if (!(await this.pause(reason, gen))) return false
+        if (!(await this.pause(reason, gen, reason === PauseReason.MEDIA_ERROR ? err.message : undefined))) return false
         continue
       }
       this.recordNum++
@@ -372,7 +374,7 @@ export class Mover {
         if (!(err instanceof TapeError)) throw err
         if (gen !== this.generation) return false
         const reason = err.code === 'EOF_ERR' ? PauseReason.EOF : err.code === 'EOM_ERR' ? PauseReason.EOM : PauseReason.MEDIA_ERROR
-        if (!(await this.pause(reason, gen))) return false
+        if (!(await this.pause(reason, gen, reason === PauseReason.MEDIA_ERROR ? err.message : undefined))) return false
         if ((skip = await this.position(gen)) === null) return false
         continue
       }

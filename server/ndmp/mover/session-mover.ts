@@ -12,11 +12,22 @@ import type { HaltReason, PauseReason } from './mover-types.ts'
 
 const KEY = Symbol('ndmp.mover')
 
+function logError(session: NdmpSession, entry: string): void {
+  const id = Math.floor(Date.now() / 1000) >>> 0
+  const sent =
+    session.version === 4
+      ? session.post(v4.ndmp4_message.NDMP4_LOG_MESSAGE, v4.ndmp4_log_message_post, { log_type: 2, message_id: id, entry, associated_message_valid: 0, associated_message_sequence: 0 })
+      : session.post(v3.ndmp3_message.NDMP3_LOG_MESSAGE, v3.ndmp3_log_message_request, { log_type: 2, message_id: id, entry })
+  sent.catch(() => undefined)
+}
+
 export function moverOf(session: NdmpSession): Mover {
   return session.state(KEY, () => {
     const events = {
-      paused(reason: PauseReason, seekPosition: bigint): void {
-        session.log.info({ reason, seekPosition: String(seekPosition) }, 'ndmp: mover paused')
+      paused(reason: PauseReason, seekPosition: bigint, detail?: string): void {
+        session.log.info({ reason, seekPosition: String(seekPosition), detail }, 'ndmp: mover paused')
+        // A damaged tape: the DMA's log says which tape file and where (issue 16 §8).
+        if (detail !== undefined) logError(session, `tape media error at stream byte ${String(seekPosition)}: ${detail}`)
         const sent =
           session.version === 4
             ? session.post(v4.ndmp4_message.NDMP4_NOTIFY_MOVER_PAUSED, v4.ndmp4_notify_mover_paused_post, { reason, seek_position: seekPosition })

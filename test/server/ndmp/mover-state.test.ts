@@ -7,6 +7,8 @@ import type { MoverTape } from '../../../server/ndmp/mover/mover.ts'
 import { HaltReason, MoverMode, MoverState, PauseReason, WINDOW_INFINITE } from '../../../server/ndmp/mover/mover-types.ts'
 import { TapeDrive } from '../../../server/ndmp/tape/drive.ts'
 import { TapeLibrary } from '../../../server/ndmp/tape/library.ts'
+import { FRAME_SIZE, HEADER_SIZE } from '../../../server/ndmp/tape/format.ts'
+import { readFile, writeFile } from 'node:fs/promises'
 
 const seed = Number(process.env.SEED ?? Date.now() % 100000)
 t.comment(`seed ${seed}`)
@@ -34,8 +36,8 @@ function harness(tape: () => MoverTape | null): { mover: Mover; ev: Events } {
     waiters.shift()?.(s)
   }
   const mover = new Mover(tape, {
-    paused: (reason, seek) => {
-      push(`paused ${reason} ${seek}`)
+    paused: (reason, seek, detail) => {
+      push(detail === undefined ? `paused ${reason} ${seek}` : `paused ${reason} ${seek} ${detail}`)
     },
     halted: (reason) => {
       push(`halted ${reason}`)
@@ -247,5 +249,35 @@ t.test('window end pauses EOW; abort while paused halts ABORTED and closes the c
   t.throws(() => { mover.continue(); }, { code: 'ILLEGAL_STATE_ERR' })
   mover.stop()
   t.equal(mover.status().bytesMoved, 0n, 'STOP resets the counters')
+  await drive.close(owner)
+})
+
+t.test('a damaged tape in a restore: what precedes the damage arrives, then MEDIA_ERROR naming file and offset', async (t) => {
+  const dir = t.testdir({ tape: '' })
+  const path = `${dir}/tape`
+  const owner = {}
+  const drive = new TapeDrive(path)
+  await drive.open(owner, 'rdwr')
+  const image = stream(10 * 1000)
+  for (let i = 0; i < image.length; i += 1000) await drive.write(owner, image.subarray(i, i + 1000))
+  await drive.close(owner)
+  const bytes = await readFile(path)
+  const bad = HEADER_SIZE + 3 * (FRAME_SIZE + 1000)
+  bytes[bad + FRAME_SIZE + 5]! ^= 0x55
+  await writeFile(path, bytes)
+  await drive.open(owner, 'read')
+  const { mover, ev } = harness(() => ({ drive, owner }))
+  mover.setRecordSize(1000)
+  const session = {}
+  await mover.listen(MoverMode.WRITE, () => localDataPort(session).listen(), 'local')
+  const ep = localDataPort(session).connect()
+  await new Promise((r) => setImmediate(r))
+  mover.read(0n, BigInt(image.length))
+  t.ok((await readAll(ep, 3000)).equals(image.subarray(0, 3000)), 'the records before the damage arrive')
+  t.equal(await ev.next(), `paused ${PauseReason.MEDIA_ERROR} 3000 ${path}: at byte ${bad}: record 3 of file 0 fails its CRC (damaged tape)`)
+  mover.close()
+  t.equal(await ev.next(), `halted ${HaltReason.CONNECT_CLOSED}`)
+  t.equal(await ep.read(10), null, 'then end of stream: the data side restores what came')
+  mover.stop()
   await drive.close(owner)
 })
