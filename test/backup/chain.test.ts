@@ -167,3 +167,28 @@ t.test('direct access: a source positioned at a file reads that file only', asyn
   t.equal(Buffer.from(snap['got.bin']?.data ?? '', 'base64').equals(Buffer.alloc(200_000, 7)), true, 'the file restored whole')
   t.ok(read < 400_000, `read ${read} bytes of a ${stream.length}-byte stream`)
 })
+
+t.test('exclude globs leave objects out by path or base name, and the log says so', async (t) => {
+  const vfs = new MemoryVfs({ rootMode: 0o755 })
+  await writeFile(vfs, 'keep/a.txt', 'a')
+  await writeFile(vfs, 'keep/b.tmp', 'b')
+  await writeFile(vfs, 'cache/big.bin', 'c')
+  await writeFile(vfs, 'deep/x/skip-me.log', 'd')
+  const files: FileHistoryEntry[] = []
+  const logs: string[] = []
+  const sink = memorySink()
+  await createBackupFormat().writeBackup({ vfs, root: vfs.root(), live: false, name: '/e' }, sink, {
+    level: 0,
+    base: null,
+    exclude: ['*.tmp', 'cache', 'deep/**/*.log'],
+    onFile: (e) => files.push(e),
+    onLog: (_l, m) => logs.push(m),
+  })
+  t.same(files.map((f) => f.path).sort(), ['', 'deep', 'deep/x', 'keep', 'keep/a.txt'], 'only what no pattern matches')
+  t.ok(logs.includes('cache: excluded') && logs.includes('keep/b.tmp: excluded'), 'each exclusion is logged')
+  // An excluded name stays in its directory's listing, so a restore with deletions keeps it.
+  const target = new MemoryVfs({ rootMode: 0o755 })
+  await writeFile(target, 'keep/b.tmp', 'already there')
+  const r = await createBackupFormat().readBackup(bufferSource(sink.bytes()), 'e', { kind: 'vfs', vfs: target, root: target.root(), owner: { uid: 0, gid: 0 } }, { overwrite: true, applyDeletions: true })
+  t.same(r.deleted, [], 'nothing excluded is deleted on restore')
+})
