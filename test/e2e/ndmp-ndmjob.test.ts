@@ -20,6 +20,7 @@ import { FRAME_MAGIC, FRAME_SIZE, HEADER_SIZE, KIND_RECORD } from '../../server/
 import type { NdmpExport } from '../../server/ndmp/service-types.ts'
 import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
 import { mkdirp, resolve, symlink, writeFile } from '../backup/helpers.ts'
+import { serveProcess } from '../cli/cli.ts'
 
 const NDMJOB = '/usr/lib/amanda/ndmjob'
 const run = promisify(execFile)
@@ -139,6 +140,27 @@ if (!fs.existsSync(NDMJOB)) {
       const listing = (await run('tar', ['-tvf', extracted])).stdout
       for (const p of Object.keys(files)) t.match(listing, p, `tar lists ${p} from the tape agent's records`)
     })
+  })
+}
+
+if (fs.existsSync(NDMJOB)) {
+  t.test('a served process (tsnfs serve --ndmp, local exports): ndmjob -c to its tape, -x back', async (t) => {
+    const dir = t.testdir({ auth: 'dma:pw\n', src: { 'f.txt': 'from a local export\n', sub: { 'g.bin': 'x'.repeat(70_000) } }, dst: {}, tape: '' })
+    const src = path.join(dir, 'src')
+    const dst = path.join(dir, 'dst')
+    fs.writeFileSync(path.join(dir, 'exports'), `${src} *(rw,insecure,no_root_squash,backend=local)\n${dst} *(rw,insecure,no_root_squash,backend=local)\n`)
+    const tape = path.join(dir, 'tape')
+    const s = await serveProcess(t, ['--exports', path.join(dir, 'exports'), '--port', '0', '--host', '127.0.0.1', '--state-dir', dir, '--ndmp', '0', '--ndmp-auth', path.join(dir, 'auth'), '--ndmp-tape', tape])
+    const m = /ndmp: TCP port (\d+)/.exec(s.banner)
+    t.ok(m, 'the banner names the NDMP port')
+    const agent = `127.0.0.1:${m?.[1] ?? '0'}/4t,dma,pw`
+    const c = await run(NDMJOB, ['-c', '-D', agent, '-f', tape, '-C', src, '-E', 'UPDATE=y', '-v'], { timeout: 60_000 })
+    t.match(c.stdout + c.stderr, /Operation ended OKAY/)
+    const x = await run(NDMJOB, ['-x', '-D', agent, '-f', tape, '-C', `${dst}/back`, '-v'], { timeout: 60_000 })
+    t.match(x.stdout + x.stderr, /Operation ended OKAY/)
+    t.equal(fs.readFileSync(path.join(dst, 'back', 'f.txt'), 'utf8'), 'from a local export\n')
+    t.equal(fs.readFileSync(path.join(dst, 'back', 'sub', 'g.bin'), 'utf8'), 'x'.repeat(70_000))
+    t.ok(fs.existsSync(path.join(dir, 'ndmp', 'levels', 'dumpdates.json')), 'UPDATE=y recorded the level in the state directory')
   })
 }
 
