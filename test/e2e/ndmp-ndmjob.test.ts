@@ -16,9 +16,11 @@ import net from 'node:net'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { startNdmpServer } from '../../server/ndmp/server.ts'
+import { FRAME_MAGIC, FRAME_SIZE, HEADER_SIZE, KIND_RECORD } from '../../server/ndmp/tape/format.ts'
 import type { NdmpExport } from '../../server/ndmp/service-types.ts'
 import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
 import { mkdirp, resolve, symlink, writeFile } from '../backup/helpers.ts'
+import { serveProcess } from '../cli/cli.ts'
 
 const NDMJOB = '/usr/lib/amanda/ndmjob'
 const run = promisify(execFile)
@@ -41,7 +43,9 @@ if (!fs.existsSync(NDMJOB)) {
     for (const [p, d] of Object.entries(files)) await writeFile(exp.vfs, p, d)
     await symlink(exp.vfs, 'dir/link', '../a.txt')
 
-    const server = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [exp, dest], stateDir: dir })
+    const ourTape = path.join(dir, 'ourtape')
+    fs.writeFileSync(ourTape, '')
+    const server = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [exp, dest], stateDir: dir, tapes: [{ name: ourTape, path: ourTape }] })
     t.teardown(() => server.close())
     const agent = `127.0.0.1:${server.port}/4t,dma,secret`
     const ndmjob = async (args: string[]): Promise<string> => {
@@ -101,6 +105,25 @@ if (!fs.existsSync(NDMJOB)) {
       await t.rejects(resolve(dest.vfs, 'one/a.txt'), { code: 'ENOENT' }, 'nothing else')
     })
 
+    t.test('data and tape both ours (LOCAL): -c to a tape file, -t, -x all and one file', async (t) => {
+      const ix = path.join(dir, 'index-local')
+      const c = await ndmjob(['-c', '-D', agent, '-f', ourTape, '-C', '/exp', '-I', ix, '-v'])
+      t.match(c, /Operation ended OKAY/)
+      const extracted = path.join(dir, 'from-ourtape.tar')
+      fs.writeFileSync(extracted, ourTapeRecords(fs.readFileSync(ourTape)))
+      const listing = (await run('tar', ['-tvf', extracted])).stdout
+      for (const p of Object.keys(files)) t.match(listing, p, `tar lists ${p} from our tape's records`)
+      const toc = await ndmjob(['-t', '-D', agent, '-f', ourTape, '-v'])
+      t.match(toc, /Operation ended OKAY/)
+      t.match(toc, /DHd \d+ c\.txt UNIX \d+/)
+      const all = await ndmjob(['-x', '-D', agent, '-f', ourTape, '-C', '/r/local', '-v'])
+      t.match(all, /Operation ended OKAY/)
+      for (const [p, d] of Object.entries(files)) t.ok((await readAll(dest, `local/${p}`)).equals(d), `restored ${p} from our tape`)
+      const one = await ndmjob(['-x', '-D', agent, '-f', ourTape, '-C', '/r/local1', '-J', ix, '-v', 'dir/b.bin'])
+      t.match(one, /LOG_FILE messages: 1 OK, 0 ERROR, total 1 of 1/)
+      t.ok((await readAll(dest, 'local1/dir/b.bin')).equals(files['dir/b.bin'] ?? Buffer.alloc(0)))
+    })
+
     t.test('three-way: ndmjob -o daemon as the tape agent', async (t) => {
       const port = await freePort()
       const daemon = spawn(NDMJOB, ['-o', 'daemon', '-p', String(port)], { stdio: 'ignore' })
@@ -117,6 +140,27 @@ if (!fs.existsSync(NDMJOB)) {
       const listing = (await run('tar', ['-tvf', extracted])).stdout
       for (const p of Object.keys(files)) t.match(listing, p, `tar lists ${p} from the tape agent's records`)
     })
+  })
+}
+
+if (fs.existsSync(NDMJOB)) {
+  t.test('a served process (tsnfs serve --ndmp, local exports): ndmjob -c to its tape, -x back', async (t) => {
+    const dir = t.testdir({ auth: 'dma:pw\n', src: { 'f.txt': 'from a local export\n', sub: { 'g.bin': 'x'.repeat(70_000) } }, dst: {}, tape: '' })
+    const src = path.join(dir, 'src')
+    const dst = path.join(dir, 'dst')
+    fs.writeFileSync(path.join(dir, 'exports'), `${src} *(rw,insecure,no_root_squash,backend=local)\n${dst} *(rw,insecure,no_root_squash,backend=local)\n`)
+    const tape = path.join(dir, 'tape')
+    const s = await serveProcess(t, ['--exports', path.join(dir, 'exports'), '--port', '0', '--host', '127.0.0.1', '--state-dir', dir, '--ndmp', '0', '--ndmp-auth', path.join(dir, 'auth'), '--ndmp-tape', tape])
+    const m = /ndmp: TCP port (\d+)/.exec(s.banner)
+    t.ok(m, 'the banner names the NDMP port')
+    const agent = `127.0.0.1:${m?.[1] ?? '0'}/4t,dma,pw`
+    const c = await run(NDMJOB, ['-c', '-D', agent, '-f', tape, '-C', src, '-E', 'UPDATE=y', '-v'], { timeout: 60_000 })
+    t.match(c.stdout + c.stderr, /Operation ended OKAY/)
+    const x = await run(NDMJOB, ['-x', '-D', agent, '-f', tape, '-C', `${dst}/back`, '-v'], { timeout: 60_000 })
+    t.match(x.stdout + x.stderr, /Operation ended OKAY/)
+    t.equal(fs.readFileSync(path.join(dst, 'back', 'f.txt'), 'utf8'), 'from a local export\n')
+    t.equal(fs.readFileSync(path.join(dst, 'back', 'sub', 'g.bin'), 'utf8'), 'x'.repeat(70_000))
+    t.ok(fs.existsSync(path.join(dir, 'ndmp', 'levels', 'dumpdates.json')), 'UPDATE=y recorded the level in the state directory')
   })
 }
 
@@ -186,6 +230,21 @@ async function waitPort(port: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 50))
   }
   throw new Error(`nothing listens on ${port}`)
+}
+
+/** The records of our tape file (server/ndmp/tape/format.ts: a 128-byte header, then 16-byte frames). */
+function ourTapeRecords(tape: Buffer): Buffer {
+  const out: Buffer[] = []
+  let at = HEADER_SIZE
+  while (at + FRAME_SIZE <= tape.length) {
+    if (tape.readUInt32BE(at) !== FRAME_MAGIC) throw new Error(`no frame magic at ${at}`)
+    const kind = tape.readUInt32BE(at + 4)
+    const len = tape.readUInt32BE(at + 8)
+    at += FRAME_SIZE
+    if (kind === KIND_RECORD) out.push(tape.subarray(at, at + len))
+    at += kind === KIND_RECORD ? len : 0
+  }
+  return Buffer.concat(out)
 }
 
 /**

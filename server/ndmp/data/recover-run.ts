@@ -57,6 +57,9 @@ export interface RecoverRunResult {
   env: Record<string, string>
 }
 
+/** NOTIFY_DATA_READ's "to the end" (the NDMP SDK's NDMP_LENGTH_INFINITY). */
+export const LENGTH_INFINITY = 0xffffffffffffffffn
+
 const PEER_TYPE: Record<LogLevel, PeerLogType> = { info: 'normal', warn: 'warning', error: 'error' }
 
 /** True when `path` is `sel` or below it ('' selects everything). */
@@ -86,6 +89,12 @@ export async function runRecover(input: RecoverRunInput): Promise<RecoverRunResu
   let restored = 0
   let reason: DataHaltReason = DataHaltReason.SUCCESSFUL
   const streamName = `data stream of ${env.filesystem ?? input.targetName}`
+  // TODO(#16): direct access (a NOTIFY_DATA_READ per name at its fh_info) needs each member's exact
+  // length up front (the mover refuses a second MOVER_READ while one is in progress).
+  if (env.direct && names.some((n) => n.fhInfo !== null)) say('info', 'DIRECT=y: direct access restore is not done yet: the stream is read from its start')
+  // The mover sends nothing until asked (draft §3.8.9 MOVER_READ): ask for the whole stream.
+  peer.dataRead(0n, LENGTH_INFINITY)
+  machine.reading(0n, LENGTH_INFINITY)
   try {
     if (input.mode === 'filehist') {
       const fh = new FileHistoryBatcher(env.histForm, (b) => peer.fileHistory(b))

@@ -295,3 +295,56 @@ t.test('v3: listen, backup and the v3 shapes of posts', async (t) => {
   t.ok(files.length >= 6, `${files.length} files in FH_ADD_FILE`)
   t.ok(s.postsOf(M3.NDMP3_LOG_MESSAGE).length > 0)
 })
+
+t.test('a file changing during the backup is noted in a LOG and the job completes', async (t) => {
+  const dir = t.testdir()
+  const exp = await makeExport('/exp')
+  await writeFile(exp.vfs, 'grow.bin', Buffer.alloc(16 * 1024 * 1024, 3))
+  const s = new TestSession(4, [exp], dir)
+  t.teardown(() => s.closeAll())
+  t.equal((await s.call(M.NDMP4_DATA_LISTEN, { addr_type: 0 })).error, 0)
+  const mover = localDataPort(s).connect()
+  await waitState(s, v4.ndmp4_data_state.NDMP4_DATA_STATE_CONNECTED)
+  t.equal((await s.call(M.NDMP4_DATA_START_BACKUP, { butype_name: 'tar', env: [{ name: 'FILESYSTEM', value: '/exp' }] })).error, 0)
+  // The mover reads nothing yet: the backup waits on the pipe while the file grows under it.
+  await new Promise((r) => setTimeout(r, 300))
+  const ref = await resolve(exp.vfs, 'grow.bin')
+  await exp.vfs.write(ref, 16n * 1024n * 1024n, Buffer.alloc(4096, 4), 'unstable')
+  let total = 0
+  for (;;) {
+    const chunk = await mover.read(1 << 20)
+    if (chunk === null) break
+    total += chunk.length
+  }
+  t.strictSame((await s.waitPost(M.NDMP4_NOTIFY_DATA_HALTED)).body, { reason: v4.ndmp4_data_halt_reason.NDMP4_DATA_HALT_SUCCESSFUL }, 'the job completes')
+  t.ok(total > 16 * 1024 * 1024)
+  const noted = logs(s).find((l) => l.includes('changed while read'))
+  t.ok(noted !== undefined && noted.includes('grow.bin'), `noted: ${noted ?? ''}`)
+})
+
+t.test('an export with snapshots: the backup reads the snapshot, says so, releases it', async (t) => {
+  const dir = t.testdir()
+  const live = await makeExport('/snap')
+  await writeFile(live.vfs, 'now.txt', 'live data\n')
+  const frozen = new MemoryVfs()
+  await writeFile(frozen, 'then.txt', 'frozen data\n')
+  let released = 0
+  const exp: NdmpExport = {
+    ...live,
+    snapshot: () => Promise.resolve({ vfs: frozen, root: frozen.root(), name: 'ndmp-1', release: () => {
+      released++
+      return Promise.resolve()
+    } }),
+  }
+  const s = new TestSession(4, [exp], dir)
+  t.teardown(() => s.closeAll())
+  const mover = await listenAndCollect(s)
+  t.equal((await s.call(M.NDMP4_DATA_START_BACKUP, { butype_name: 'tar', env: [{ name: 'FILESYSTEM', value: '/snap' }] })).error, 0)
+  t.strictSame((await s.waitPost(M.NDMP4_NOTIFY_DATA_HALTED)).body, { reason: 1 })
+  const stream = (await mover.done).toString('latin1')
+  t.ok(stream.includes('frozen data') && !stream.includes('live data'), 'the stream holds the snapshot, not the live tree')
+  t.equal(released, 1, 'the snapshot is released after the backup')
+  t.ok(logs(s).some((l) => l.includes('reading a snapshot')))
+  const env = (await s.call(M.NDMP4_DATA_GET_ENV)).reply as v4.ndmp4_data_get_env_reply
+  t.ok(env.env.some((p) => p.name === 'SNAPSHOT' && p.value === 'y'))
+})
