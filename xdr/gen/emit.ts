@@ -199,7 +199,8 @@ class Emitter {
       "import { XdrDecodeError } from '../runtime/errors.ts'",
       "import type { XdrReader } from '../runtime/reader.ts'",
       "import type { XdrWriter } from '../runtime/writer.ts'",
-      "import type { ProgramDef } from '../runtime/program.ts'",
+      // NDMP's specs have no program (it is not ONC RPC): no ProgramDef to import there.
+      ...(this.defs.some((d) => d.kind === 'program') ? ["import type { ProgramDef } from '../runtime/program.ts'"] : []),
       "import {\n  type Codec,\n  decodeArray,\n  decodeFixedArray,\n  encodeArray,\n  encodeFixedArray,\n  listCodec,\n  xdr_bool,\n  xdr_hyper,\n  xdr_int,\n  xdr_uhyper,\n  xdr_uint,\n  xdr_void,\n} from '../runtime/codec.ts'",
     )
     const overrides = OVERRIDES[this.specPath] ?? {}

@@ -3,7 +3,6 @@
 import { XdrDecodeError } from '../runtime/errors.ts'
 import type { XdrReader } from '../runtime/reader.ts'
 import type { XdrWriter } from '../runtime/writer.ts'
-import type { ProgramDef } from '../runtime/program.ts'
 import {
   type Codec,
   decodeArray,
