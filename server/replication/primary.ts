@@ -53,6 +53,8 @@ export interface PrimaryOptions {
   logKeepBytes?: number
   /** How often segments every standby has acknowledged are trimmed (default 10 s). */
   trimIntervalMs?: number
+  /** Change log segment size (default 64 MiB; tests make it small to see trimming). */
+  logSegmentBytes?: number
 }
 
 /** One export as the replication holds it. */
@@ -75,14 +77,14 @@ export interface ReplicaParts {
  * a map of an older epoch (a standby taking over) moves to it, so the vids
  * it hands out from now on are this epoch's.
  */
-export async function openReplica(stateDir: string, exportId: number, backend: Vfs, epoch: bigint, gate?: (seq: bigint) => Promise<void>, map?: IdMap, logKeepBytes?: number): Promise<ReplicaParts> {
+export async function openReplica(stateDir: string, exportId: number, backend: Vfs, epoch: bigint, gate?: (seq: bigint) => Promise<void>, map?: IdMap, logSizes?: { keep?: number; segment?: number }): Promise<ReplicaParts> {
   const dir = join(replicationDir(stateDir), String(exportId))
   const ids = map ?? (await IdMap.open({ dir: join(dir, 'map'), root: backend.root(), epoch: Number(epoch) }))
   if (BigInt(ids.epoch) < epoch) {
     ids.setEpoch(Number(epoch))
     await ids.flush()
   }
-  const log = await ChangeLog.open({ dir: join(dir, 'log'), exportId, ...(gate === undefined ? {} : { gate }), ...(logKeepBytes === undefined ? {} : { retentionBytes: logKeepBytes }) })
+  const log = await ChangeLog.open({ dir: join(dir, 'log'), exportId, ...(gate === undefined ? {} : { gate }), ...(logSizes?.keep === undefined ? {} : { retentionBytes: logSizes.keep }), ...(logSizes?.segment === undefined ? {} : { segmentBytes: logSizes.segment }) })
   const vfs = new ClosingReplica({ backend, map: ids, sink: log }, async () => {
     await log.close()
     await ids.close()
@@ -171,7 +173,10 @@ export class PrimaryReplication {
 
   /** Wraps one export's opened backend in the replicating layer. */
   private async wrap(exp: Export, backend: Vfs): Promise<Vfs> {
-    const parts = await openReplica(this.o.stateDir, exp.id, backend, this.epoch, this.gate.hook(exp.id), this.o.maps?.get(exp.id), this.o.logKeepBytes)
+    const parts = await openReplica(this.o.stateDir, exp.id, backend, this.epoch, this.gate.hook(exp.id), this.o.maps?.get(exp.id), {
+      ...(this.o.logKeepBytes === undefined ? {} : { keep: this.o.logKeepBytes }),
+      ...(this.o.logSegmentBytes === undefined ? {} : { segment: this.o.logSegmentBytes }),
+    })
     this.exports.set(exp.id, { path: exp.path, vfs: parts.vfs, log: parts.log })
     return parts.vfs
   }
