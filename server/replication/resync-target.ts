@@ -98,8 +98,9 @@ export class ResyncApplier implements ResyncTarget {
     this.#applier = o.applier
   }
 
-  async begin(_p0: bigint): Promise<void> {
-    // Nothing to undo: every part converges on what is there, and the mark (standby-service.ts) says a resync is running.
+  /** Nothing to undo: every part converges on what is there, and the mark (standby-service.ts) says a resync is running. */
+  begin(): Promise<void> {
+    return Promise.resolve()
   }
 
   async dir(part: ResyncDirPart): Promise<ResyncNeed[]> {

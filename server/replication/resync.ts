@@ -160,8 +160,9 @@ async function walk(o: ResyncOptions, start: FileRef[], seen: Set<bigint>, deep:
   const queue = [...start]
   const width = Math.max(1, o.dirsInFlight ?? 2)
   const running = new Set<Promise<void>>()
-  let failed: unknown = null
-  while ((queue.length > 0 || running.size > 0) && failed === null) {
+  // Set by the tasks: an object, so the loop sees it change.
+  const fail: { err: Error | null } = { err: null }
+  while ((queue.length > 0 || running.size > 0) && fail.err === null) {
     o.signal.throwIfAborted()
     const dir = queue.shift()
     if (dir === undefined || running.size >= width) {
@@ -176,13 +177,13 @@ async function walk(o: ResyncOptions, start: FileRef[], seen: Set<bigint>, deep:
         if (deep) queue.push(...subdirs)
       },
       (err: unknown) => {
-        failed ??= err
+        fail.err ??= err instanceof Error ? err : new Error(String(err))
       },
     ).finally(() => running.delete(task))
     running.add(task)
   }
   await Promise.all(running)
-  if (failed !== null) throw failed
+  if (fail.err !== null) throw fail.err
 }
 
 interface Listed {

@@ -540,7 +540,8 @@ export class Sender {
               this.o.log.warn({ peer: this.peer, exportId: r.ex.id }, 'replication: the standby could not apply a change; starting a full resync')
               await drain()
               r.wantResync = true
-              return this.pump(c, r, session)
+              await this.pump(c, r, session)
+              return
             }
             this.needsResync(r, 'the standby could not apply a change')
             return
@@ -568,7 +569,8 @@ export class Sender {
           await Promise.allSettled(inflight.map((f) => f.reply))
           r.ahead.reset()
           r.wantResync = true
-          return this.pump(c, r, session)
+          await this.pump(c, r, session)
+          return
         }
         this.needsResync(r, 'the change log was trimmed past the standby\'s position')
         return

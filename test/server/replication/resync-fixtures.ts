@@ -24,7 +24,7 @@ import { LocalVfs } from '../../../vfs/local/local-vfs.ts'
 import { prng } from '../../helpers/prng.ts'
 
 /** Writes a tree of `dirs` directories and about `files` files under `root`; returns the file count. */
-export function makeTree(root: string, seed: number, files = 60, dirs = 8): number {
+export function makeTree(root: string, seed: number, files = 60, dirs = 8, maxSize = 200_000): number {
   const rnd = prng(seed)
   const dirPaths = [root]
   for (let i = 0; i < dirs; i++) {
@@ -38,7 +38,7 @@ export function makeTree(root: string, seed: number, files = 60, dirs = 8): numb
   for (let i = 0; i < files; i++) {
     const dir = dirPaths[Math.floor(rnd() * dirPaths.length)] ?? root
     const p = join(dir, `f${String(i)}-${Math.floor(rnd() * 1e6).toString(36)}`)
-    const size = i < sizes.length ? (sizes[i] ?? 0) : Math.floor(rnd() * 200_000)
+    const size = i < sizes.length ? (sizes[i] ?? 0) : Math.floor(rnd() * maxSize)
     const data = Buffer.alloc(size)
     for (let j = 0; j < size; j += 4096) data[j] = Math.floor(rnd() * 256)
     writeFileSync(p, data, { mode: 0o640 })
