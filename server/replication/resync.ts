@@ -96,7 +96,7 @@ export interface ResyncOptions {
    * server's calls per connection, leaving room for the heartbeats.
    */
   dirsInFlight?: number
-  /** Called with P0 once RESYNC_BEGIN is answered: the log must be kept from it. */
+  /** Called with P0 as the resync begins: the log must be kept from it. */
   onBegin?: (p0: bigint) => void
   /** Wall clock in ms (tests). */
   now?: () => number
@@ -129,8 +129,9 @@ const CALL_TIMEOUT_MS = 120_000
 /** Runs one resync; resolves with P0 once RESYNC_END is answered. */
 export async function runResync(o: ResyncOptions): Promise<bigint> {
   const p0 = o.source.lastSeq()
-  await call(o, PROC.BEGIN, repl_rs_begin_args, { epoch: o.epoch, export_id: o.exportId, p0 }, repl_rs_res, 'RESYNC_BEGIN')
+  // Pinned before the call: a trim during its round trip must not take the changes after P0.
   o.onBegin?.(p0)
+  await call(o, PROC.BEGIN, repl_rs_begin_args, { epoch: o.epoch, export_id: o.exportId, p0 }, repl_rs_res, 'RESYNC_BEGIN')
   o.log.info({ exportId: o.exportId, p0: p0.toString() }, 'replication: full resync started')
   await walk(o, [o.tree.root()], new Set(), true)
   // Objects moved during the walk from a directory not yet walked into one already walked.
