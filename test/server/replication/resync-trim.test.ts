@@ -50,6 +50,6 @@ t.test('a standby down while the log was trimmed past it is resynced on return; 
   }
   t.ok(logFirst(pair) > down + 1n, `the log (from ${String(logFirst(pair))}) no longer holds the standby's position ${String(down)}`)
   await pair.startStandby()
-  await until('the resync on return', () => resyncOf(pair)?.count === 2 && caughtUp(pair, last(pair)))
+  await until('the resync on return', () => (resyncOf(pair)?.count ?? 0) >= 2 && caughtUp(pair, last(pair)))
   t.same(snapshot(join(dir, 'copy')), snapshot(exportPath), 'identical after the resync')
 })

@@ -93,7 +93,7 @@ t.test('a diverged standby is repaired: extra files go, changed bytes of the sam
   await pair.stopStandby()
   await markDiverged(pair)
   await pair.startStandby()
-  await until('the second resync', () => resyncOf(pair)?.count === 2 && caughtUp(pair, last(pair)))
+  await until('the second resync', () => (resyncOf(pair)?.count ?? 0) >= 2 && caughtUp(pair, last(pair)))
   t.equal(resyncOf(pair)?.bytes, 0, 'no file data sent for an unchanged tree')
   t.same(snapshot(copy), snapshot(exportPath))
 
@@ -113,7 +113,7 @@ t.test('a diverged standby is repaired: extra files go, changed bytes of the sam
   t.equal(statSync(vp).mtimeMs, st.mtimeMs, 'the changed file keeps its size and mtime')
   await markDiverged(pair)
   await pair.startStandby()
-  await until('the third resync', () => resyncOf(pair)?.count === 3 && caughtUp(pair, last(pair)))
+  await until('the third resync', () => (resyncOf(pair)?.count ?? 0) >= 3 && caughtUp(pair, last(pair)))
   t.same(snapshot(copy), snapshot(exportPath), 'repaired: the extras are gone, the bytes fixed')
   const bytes = resyncOf(pair)?.bytes ?? -1
   t.ok(bytes > 0 && bytes <= 1_048_576, `only the changed 1 MiB range was sent (${String(bytes)} bytes)`)
