@@ -59,6 +59,9 @@ export const SERVE_USAGE = `usage: tsnfs serve [--exports FILE] [--port N] [--ho
                         waits for every live standby; --async: standbys trail by up to --lag MS
   --node NAME --cluster NAME   this node's replication identity (default: host name, tsnfs)
   --heartbeat MS --heartbeat-timeout MS   standby checks (default 1000, 5000)
+  --log-keep SIZE       change log kept for standbys that have not acknowledged it, dead ones
+                        too (default 1G); past it such a standby needs a full resync
+  --resync-verify       a full resync compares checksums of files whose size and mtime agree
   --vip ADDR/PREFIX --vip-dev DEV   the service address this primary holds: removed when a
                         standby has taken over (fenced); --on-fenced CMD runs then too
   --backup-schedule FILE   run the backups of a schedule file (tsnfs backup --help; README
@@ -112,6 +115,8 @@ export async function serve(argv: string[]): Promise<number> {
       cluster: { type: 'string' },
       heartbeat: { type: 'string' },
       'heartbeat-timeout': { type: 'string' },
+      'log-keep': { type: 'string' },
+      'resync-verify': { type: 'boolean' },
       vip: { type: 'string' },
       'vip-dev': { type: 'string' },
       'on-fenced': { type: 'string' },
@@ -221,7 +226,10 @@ export async function serve(argv: string[]): Promise<number> {
 
 /** --standby and its companions: the primary's replication, or undefined without --standby. */
 async function replicationOf(
-  values: { standby?: string[] | undefined; sync?: boolean | undefined; async?: boolean | undefined; lag?: string | undefined; node?: string | undefined; cluster?: string | undefined; heartbeat?: string | undefined; 'heartbeat-timeout'?: string | undefined },
+  values: {
+    standby?: string[] | undefined; sync?: boolean | undefined; async?: boolean | undefined; lag?: string | undefined; node?: string | undefined; cluster?: string | undefined
+    heartbeat?: string | undefined; 'heartbeat-timeout'?: string | undefined; 'log-keep'?: string | undefined; 'resync-verify'?: boolean | undefined
+  },
   stateDir: string,
   exportsFile: string | undefined,
   log: pino.Logger,
@@ -229,7 +237,7 @@ async function replicationOf(
 ): Promise<PrimaryReplication | undefined> {
   const standbys = (values.standby ?? []).map((s) => parseHostPort('standby', s))
   if (standbys.length === 0) {
-    for (const f of ['sync', 'async', 'lag', 'heartbeat', 'heartbeat-timeout'] as const) if (values[f] !== undefined) throw new Error(`--${f} needs --standby`)
+    for (const f of ['sync', 'async', 'lag', 'heartbeat', 'heartbeat-timeout', 'log-keep', 'resync-verify'] as const) if (values[f] !== undefined) throw new Error(`--${f} needs --standby`)
     return undefined
   }
   if (values.sync === true && values.async === true) throw new Error('--sync and --async contradict each other')
@@ -237,6 +245,8 @@ async function replicationOf(
   const lagBoundMs = parseMs('lag', values.lag)
   const heartbeatMs = parseMs('heartbeat', values.heartbeat)
   const timeoutMs = parseMs('heartbeat-timeout', values['heartbeat-timeout'])
+  const logKeep = values['log-keep'] === undefined ? undefined : parseSize('log-keep', values['log-keep'])
+  if (logKeep === 0) throw new Error('--log-keep: 0 would keep no log at all; give a size')
   return PrimaryReplication.open({
     stateDir,
     ...identityOf(values),
@@ -245,6 +255,8 @@ async function replicationOf(
     ...(lagBoundMs === undefined ? {} : { lagBoundMs }),
     ...(heartbeatMs === undefined ? {} : { heartbeatMs }),
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    ...(logKeep === undefined ? {} : { logKeepBytes: logKeep }),
+    ...(values['resync-verify'] === true ? { resyncVerify: true } : {}),
     ...(exportsFile === undefined ? {} : { exportListText: await readFile(exportsFile) }),
     log,
     onFenced,

@@ -27,12 +27,12 @@ import { XdrReader } from '../../xdr/runtime/reader.ts'
 import { XdrWriter } from '../../xdr/runtime/writer.ts'
 import { ReplicationError } from './log-types.ts'
 
-type Fail = (message: string) => never
+export type Fail = (message: string) => never
 
-const failEncode: Fail = (message) => {
+export const failEncode: Fail = (message) => {
   throw new XdrEncodeError(`repl_change: ${message}`)
 }
-const failDecode: Fail = (message) => {
+export const failDecode: Fail = (message) => {
   throw new ReplicationError('REPL_BAD_CHANGE', `repl_change: ${message}`)
 }
 
@@ -156,14 +156,14 @@ function checkWrite(length: number, dataLength: number, fail: Fail): void {
 }
 
 /** One path component, as every Vfs call that takes a name expects (no `/`, no NUL, not `.` or `..`). */
-function checkName(name: Buffer, fail: Fail): Buffer {
+export function checkName(name: Buffer, fail: Fail): Buffer {
   if (name.length === 0) fail('empty name')
   if (name.includes(SLASH) || name.includes(0)) fail(`name ${JSON.stringify(name.toString('latin1'))} is not one path component`)
   if (name[0] === 0x2e && (name.length === 1 || (name.length === 2 && name[1] === 0x2e))) fail(`name ${name.toString('latin1')}`)
   return name
 }
 
-function checkMode(mode: number, fail: Fail): number {
+export function checkMode(mode: number, fail: Fail): number {
   if (!Number.isInteger(mode) || mode < 0 || mode > MAX_MODE) fail(`mode 0o${mode.toString(8)} is more than permission bits`)
   return mode
 }
@@ -176,13 +176,13 @@ function newFromRepl(o: repl_new): NewObject {
   return { dir: o.dir, name: checkName(o.name, failDecode), ref: o.ref, mode: checkMode(o.mode, failDecode), uid: o.uid, gid: o.gid }
 }
 
-function timeToRepl(t: Timespec, fail: Fail): repl_time {
+export function timeToRepl(t: Timespec, fail: Fail): repl_time {
   if (!Number.isSafeInteger(t.sec)) fail(`time ${String(t.sec)} s is not a safe integer`)
   if (!Number.isInteger(t.nsec) || t.nsec < 0 || t.nsec >= NSEC_PER_SEC) fail(`time ${String(t.nsec)} ns out of [0, 1e9)`)
   return { sec: BigInt(t.sec), nsec: t.nsec }
 }
 
-function timeFromRepl(t: repl_time): Timespec {
+export function timeFromRepl(t: repl_time): Timespec {
   // Timespec.sec is a number: a hyper beyond 2^53 cannot be one without rounding.
   if (t.sec > BigInt(Number.MAX_SAFE_INTEGER) || t.sec < BigInt(Number.MIN_SAFE_INTEGER)) failDecode(`time ${String(t.sec)} s is not a safe integer`)
   if (t.nsec >= NSEC_PER_SEC) failDecode(`time ${String(t.nsec)} ns out of [0, 1e9)`)

@@ -2,7 +2,8 @@
  * The replication families of the metrics endpoint (issue 15 §6): this
  * node's role and epoch, each export's position, and per peer whether it is
  * alive, how long since it answered, what it acknowledged, its lag in
- * changes and bytes, and how often it was declared dead.
+ * changes and bytes, how often it was declared dead, and its full resyncs
+ * (needed, running, progress in directories, files and bytes).
  */
 import type { Exposition, MetricsFamilies } from '../metrics/prometheus.ts'
 import type { NodeStatus } from './status.ts'
@@ -30,5 +31,11 @@ export function replicationFamilies(view: () => NodeStatus): MetricsFamilies {
     peer('tsnfs_replication_peer_lag_ops', 'gauge', 'Changes logged and not yet acknowledged by the peer.', (p) => Number(p.lagOps))
     peer('tsnfs_replication_peer_lag_bytes', 'gauge', 'Bytes read from the log for the peer and not yet acknowledged (a lower bound when more than a batch behind).', (p) => Number(p.lagBytes))
     peer('tsnfs_replication_peer_deaths_total', 'counter', 'Times the peer was declared dead after the heartbeat timeout.', (p) => p.deaths ?? 0)
+    peer('tsnfs_replication_peer_needs_resync', 'gauge', 'Whether the standby needs (or is in) a full resync: the log cannot bring it in step.', (p) => (p.resync?.needed === true || p.resync?.running === true ? 1 : 0))
+    peer('tsnfs_replication_peer_resync_running', 'gauge', 'Whether a full resync of the standby is running.', (p) => (p.resync?.running === true ? 1 : 0))
+    peer('tsnfs_replication_peer_resyncs_total', 'counter', 'Full resyncs started for the standby.', (p) => p.resync?.count ?? 0)
+    peer('tsnfs_replication_peer_resync_dirs', 'gauge', 'Directories listed to the standby by the running (or last) full resync.', (p) => p.resync?.dirs ?? 0)
+    peer('tsnfs_replication_peer_resync_files', 'gauge', 'Files whose data the running (or last) full resync sent.', (p) => p.resync?.files ?? 0)
+    peer('tsnfs_replication_peer_resync_bytes', 'gauge', 'File bytes the running (or last) full resync sent.', (p) => p.resync?.bytes ?? 0)
   }
 }

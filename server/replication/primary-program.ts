@@ -30,5 +30,11 @@ export function createPrimaryProgram(primary: PrimaryReplication): RpcProgram {
     REPL_APPEND: () => ({ status: STAT.REPL_NOT_STANDBY }),
     REPL_STATUS: () => ({ status: STAT.REPL_OK, ok: statusToWire(primary.view()) }),
     REPL_TAKEOVER: () => ({ status: STAT.REPL_NOT_STANDBY }),
+    // A resync sent to a primary: a higher epoch fences this node, as for HELLO.
+    REPL_RESYNC_BEGIN: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
+    REPL_RESYNC_DIR: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
+    REPL_RESYNC_SUMS: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
+    REPL_RESYNC_DATA: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
+    REPL_RESYNC_END: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
   })
 }

@@ -44,6 +44,17 @@ export interface PrimaryOptions {
   onFenced?: (theirEpoch: bigint) => void
   /** Id maps already open, by export id (a standby taking over keeps the ones it applied with). */
   maps?: ReadonlyMap<number, IdMap>
+  /** A full resync compares checksums of every file whose size and mtime agree (--resync-verify). */
+  resyncVerify?: boolean
+  /**
+   * Log kept per export for standbys that have not acknowledged it, dead ones included (--log-keep,
+   * default 1 GiB): past it the oldest segments go and such a standby needs a full resync.
+   */
+  logKeepBytes?: number
+  /** How often segments every standby has acknowledged are trimmed (default 10 s). */
+  trimIntervalMs?: number
+  /** Change log segment size (default 64 MiB; tests make it small to see trimming). */
+  logSegmentBytes?: number
 }
 
 /** One export as the replication holds it. */
@@ -66,14 +77,14 @@ export interface ReplicaParts {
  * a map of an older epoch (a standby taking over) moves to it, so the vids
  * it hands out from now on are this epoch's.
  */
-export async function openReplica(stateDir: string, exportId: number, backend: Vfs, epoch: bigint, gate?: (seq: bigint) => Promise<void>, map?: IdMap): Promise<ReplicaParts> {
+export async function openReplica(stateDir: string, exportId: number, backend: Vfs, epoch: bigint, gate?: (seq: bigint) => Promise<void>, map?: IdMap, logSizes?: { keep?: number; segment?: number }): Promise<ReplicaParts> {
   const dir = join(replicationDir(stateDir), String(exportId))
   const ids = map ?? (await IdMap.open({ dir: join(dir, 'map'), root: backend.root(), epoch: Number(epoch) }))
   if (BigInt(ids.epoch) < epoch) {
     ids.setEpoch(Number(epoch))
     await ids.flush()
   }
-  const log = await ChangeLog.open({ dir: join(dir, 'log'), exportId, ...(gate === undefined ? {} : { gate }) })
+  const log = await ChangeLog.open({ dir: join(dir, 'log'), exportId, ...(gate === undefined ? {} : { gate }), ...(logSizes?.keep === undefined ? {} : { retentionBytes: logSizes.keep }), ...(logSizes?.segment === undefined ? {} : { segmentBytes: logSizes.segment }) })
   const vfs = new ClosingReplica({ backend, map: ids, sink: log }, async () => {
     await log.close()
     await ids.close()
@@ -104,6 +115,10 @@ export class PrimaryReplication {
   private readonly state: NodeState
   private readonly exports = new Map<number, Replicated>()
   private senders: Sender[] = []
+  private trimTimer: NodeJS.Timeout | null = null
+  private trimming: Promise<void> | null = null
+  /** Standbys already told they were trimmed past, per export (said once in the log). */
+  private readonly trimmedPast = new Set<string>()
 
   private constructor(o: PrimaryOptions, state: NodeState) {
     this.o = o
@@ -158,7 +173,10 @@ export class PrimaryReplication {
 
   /** Wraps one export's opened backend in the replicating layer. */
   private async wrap(exp: Export, backend: Vfs): Promise<Vfs> {
-    const parts = await openReplica(this.o.stateDir, exp.id, backend, this.epoch, this.gate.hook(exp.id), this.o.maps?.get(exp.id))
+    const parts = await openReplica(this.o.stateDir, exp.id, backend, this.epoch, this.gate.hook(exp.id), this.o.maps?.get(exp.id), {
+      ...(this.o.logKeepBytes === undefined ? {} : { keep: this.o.logKeepBytes }),
+      ...(this.o.logSegmentBytes === undefined ? {} : { segment: this.o.logSegmentBytes }),
+    })
     this.exports.set(exp.id, { path: exp.path, vfs: parts.vfs, log: parts.log })
     return parts.vfs
   }
@@ -172,6 +190,8 @@ export class PrimaryReplication {
       ...(this.o.lagBoundMs === undefined ? {} : { lagBoundMs: this.o.lagBoundMs }),
       source: r.log,
       data: r.vfs,
+      tree: r.vfs,
+      verify: this.o.resyncVerify === true,
     }))
     const mountList = (): Promise<Buffer> => readFile(join(this.o.stateDir, 'rmtab')).catch(() => Buffer.alloc(0))
     for (const s of this.o.standbys) {
@@ -194,6 +214,43 @@ export class PrimaryReplication {
       sender.start()
       this.senders.push(sender)
     }
+    this.trimTimer = setInterval(() => {
+      this.trimming ??= this.trim().finally(() => {
+        this.trimming = null
+      })
+    }, this.o.trimIntervalMs ?? 10_000)
+    this.trimTimer.unref()
+  }
+
+  /**
+   * Trims each export's log up to what every standby has acknowledged (a resync running keeps
+   * its P0; a standby that needs a resync keeps nothing), and says once in the log when the
+   * retention cap (--log-keep) has cut past a standby's position: it will need a full resync.
+   */
+  async trim(): Promise<void> {
+    for (const [id, r] of this.exports) {
+      let floor: bigint | null = null
+      for (const s of this.senders) {
+        const f = s.logFloor(id)
+        if (f !== null && (floor === null || f < floor)) floor = f
+      }
+      const upTo = (floor ?? r.log.lastSeq() + 1n) - 1n
+      try {
+        if (upTo > 0n) await r.log.trim(upTo)
+      } catch (err) {
+        this.o.log.warn({ err, exportId: id }, 'replication: trimming the change log failed')
+      }
+      for (const s of this.senders) {
+        const f = s.logFloor(id)
+        const key = `${s.peer}/${String(id)}`
+        if (f !== null && f < r.log.firstSeq()) {
+          if (!this.trimmedPast.has(key)) this.o.log.warn({ peer: s.peer, exportId: id, position: (f - 1n).toString(), firstSeq: r.log.firstSeq().toString() }, 'replication: the change log was trimmed past this standby\'s position (--log-keep); it will need a full resync when it returns')
+          this.trimmedPast.add(key)
+        } else {
+          this.trimmedPast.delete(key)
+        }
+      }
+    }
   }
 
   /** What REPL_STATUS and the metrics show for this node. */
@@ -209,6 +266,9 @@ export class PrimaryReplication {
   }
 
   async close(): Promise<void> {
+    if (this.trimTimer !== null) clearInterval(this.trimTimer)
+    this.trimTimer = null
+    await this.trimming
     await Promise.all(this.senders.map((s) => s.stop()))
     this.senders = []
   }

@@ -12,10 +12,17 @@
  * A lost connection alone is not death: a standby restarted within the
  * timeout keeps its place and sync replies wait for it.
  *
+ * A full resync (resync.ts) runs first when the log cannot bring the
+ * standby in step: it is new (position 0, which also copies a tree that
+ * existed before replication), it reports need_resync, the log was trimmed
+ * past its position (REPL_TRIMMED), or it is ahead of the log (a primary
+ * crash lost the log's unsynced tail). The export is out of the sync set
+ * until the standby is within a batch of the log's end again. An export
+ * without a `tree` (tests of the shipping alone) stops instead (onNeedsResync).
+ *
  * What ends shipping: REPL_STALE_EPOCH from the standby (this node was
- * superseded: onFenced, and the sender stops), REPL_TRIMMED from the log or
- * need_resync from the standby (onNeedsResync; that export stops until a
- * resync), REPL_NOSPC or REPL_BAD_CHANGE (that export stops, marked failed).
+ * superseded: onFenced, and the sender stops), REPL_NOSPC or REPL_BAD_CHANGE
+ * (that export stops, marked failed).
  */
 import {
   REPL_VERSION,
@@ -32,6 +39,8 @@ import {
 import { StreamCaller } from '../callback/stream.ts'
 import type { Logger } from '../logger.ts'
 import { ReadAhead } from './batch.ts'
+import { ResyncRefused, newCounters, runResync } from './resync.ts'
+import type { ResyncCounters, ResyncTree } from './resync.ts'
 import type { Batch } from './batch.ts'
 import type { SyncGate, ReplicationMode } from './gate.ts'
 import { ReplicationError } from './log-types.ts'
@@ -57,6 +66,10 @@ export interface SenderExport {
   lagBoundMs?: number
   source: ChangeSource
   data: DataSource
+  /** The replicating layer, walked by a full resync (absent: an export that needs one stops). */
+  tree?: ResyncTree
+  /** Compare checksums of every file whose size and mtime agree (--resync-verify). */
+  verify?: boolean
 }
 
 export interface HelloInfo {
@@ -107,6 +120,13 @@ interface ExportRun {
   acked: bigint
   /** Set when shipping this export stopped for good (until a resync or a restart). */
   stopped: string | null
+  /** The next session starts with a full resync. */
+  wantResync: boolean
+  /** The P0 of the resync running: the log is kept from it. */
+  resyncP0: bigint | null
+  /** The running (or last) resync's counters. */
+  resync: ResyncCounters | null
+  resyncs: number
   /** Bytes in APPENDs in flight. */
   inFlightBytes: number
   /** When the oldest unshipped change was first seen (caught up: null). */
@@ -158,7 +178,7 @@ export class Sender {
     this.joinWithin = BigInt(caps.changes)
     this.runs = o.exports.map((ex) => {
       o.gate.configure(ex.id, { mode: ex.mode, ...(ex.lagBoundMs === undefined ? {} : { lagBoundMs: ex.lagBoundMs }) })
-      return { ex, ahead: new ReadAhead(ex.source, ex.data, caps), acked: 0n, stopped: null, inFlightBytes: 0, behindSince: null, overBound: false }
+      return { ex, ahead: new ReadAhead(ex.source, ex.data, caps), acked: 0n, stopped: null, wantResync: false, resyncP0: null, resync: null, resyncs: 0, inFlightBytes: 0, behindSince: null, overBound: false }
     })
   }
 
@@ -201,7 +221,34 @@ export class Sender {
       lagBytes,
       state: this.stateText(now),
       deaths: this.counters.deaths,
+      resync: {
+        count: this.runs.reduce((n, r) => n + r.resyncs, 0),
+        running: this.runs.some((r) => r.resyncP0 !== null),
+        needed: this.runs.some((r) => r.wantResync),
+        dirs: this.runs.reduce((n, r) => n + (r.resync?.dirs ?? 0), 0),
+        files: this.runs.reduce((n, r) => n + (r.resync?.files ?? 0), 0),
+        bytes: this.runs.reduce((n, r) => n + (r.resync?.dataBytes ?? 0), 0),
+      },
     }
+  }
+
+  /**
+   * The first change of the export this standby may still need from the log (trimming keeps
+   * it): its position + 1, or P0 + 1 while a resync runs; null when it needs none (a resync
+   * will start from the log's end, or shipping stopped).
+   */
+  logFloor(exportId: number): bigint | null {
+    const r = this.runs.find((x) => x.ex.id === exportId)
+    if (r === undefined || r.stopped !== null) return null
+    if (r.resyncP0 !== null) return r.resyncP0 + 1n
+    if (r.wantResync) return null
+    return r.acked + 1n
+  }
+
+  /** The export's resync: the running or last one's counters, how many ran, whether one is running or wanted. */
+  resyncStatus(exportId: number): { counters: ResyncCounters | null; resyncs: number; running: boolean; wanted: boolean } | null {
+    const r = this.runs.find((x) => x.ex.id === exportId)
+    return r === undefined ? null : { counters: r.resync, resyncs: r.resyncs, running: r.resyncP0 !== null, wanted: r.wantResync }
   }
 
   /** Milliseconds the export has been behind (0: caught up). */
@@ -216,6 +263,10 @@ export class Sender {
     if (!this.alive) return this.lastHeard === null ? 'connecting' : 'dead'
     const stopped = this.runs.find((r) => r.stopped !== null)
     if (stopped !== undefined) return stopped.stopped ?? ''
+    const resyncing = this.runs.find((r) => r.resyncP0 !== null)
+    const c = resyncing?.resync
+    if (c !== undefined && c !== null) return `resync ${String(c.dirs)} dirs ${String(c.files)} files ${String(Math.round(c.dataBytes / 1048576))} MiB`
+    if (this.runs.some((r) => r.wantResync)) return 'needs resync'
     const over = this.runs.find((r) => r.ex.mode === 'async' && r.ex.lagBoundMs !== undefined && this.lagMs(r.ex.id, now) > r.ex.lagBoundMs)
     if (over !== undefined) return `lagging ${String(Math.round(this.lagMs(over.ex.id, now)))} ms`
     const behind = this.runs.some((r) => r.ex.source.lastSeq() - r.acked > this.joinWithin)
@@ -308,7 +359,17 @@ export class Sender {
         continue
       }
       r.acked = p.applied
-      if (p.need_resync) this.needsResync(r, 'the standby diverged from the log')
+      if (r.ex.tree !== undefined) {
+        const why = p.need_resync ? 'the standby diverged from the log (or a resync was cut short)'
+          : p.applied === 0n ? 'a new standby'
+            : p.applied < r.ex.source.firstSeq() - 1n ? 'the change log was trimmed past the standby\'s position'
+              : p.applied > r.ex.source.lastSeq() ? 'the standby is ahead of the change log'
+                : null
+        if (why !== null) {
+          if (!r.wantResync) this.o.log.warn({ peer: this.peer, exportId: r.ex.id, why }, 'replication: export needs a full resync; starting one')
+          r.wantResync = true
+        }
+      } else if (p.need_resync) this.needsResync(r, 'the standby diverged from the log')
     }
     const session = new AbortController()
     this.session = session
@@ -368,7 +429,52 @@ export class Sender {
     }
   }
 
+  /** A full resync of the export over this connection; false when it did not finish (the session is ended or the sender fenced). */
+  private async resync(c: StreamCaller, r: ExportRun, session: AbortController): Promise<boolean> {
+    const tree = r.ex.tree
+    if (tree === undefined) return false
+    // Not in the sync set until it has caught up after the resync.
+    this.o.gate.leave(this.peer, 'full resync', r.ex.id)
+    const counters = newCounters()
+    r.resync = counters
+    r.resyncs++
+    try {
+      const p0 = await runResync({
+        conn: c,
+        epoch: this.o.epoch(),
+        exportId: r.ex.id,
+        tree,
+        source: r.ex.source,
+        verify: r.ex.verify === true,
+        log: this.o.log,
+        signal: session.signal,
+        counters,
+        onBegin: (seq) => {
+          r.resyncP0 = seq
+        },
+      })
+      this.heard()
+      r.acked = p0
+      r.wantResync = false
+      return true
+    } catch (err) {
+      if (err instanceof ResyncRefused && err.epoch !== null) {
+        this.fence(err.epoch)
+        return false
+      }
+      this.o.log.error({ err, peer: this.peer, exportId: r.ex.id }, 'replication: full resync interrupted; it starts over on the next connection')
+      // A pause, so a standby that keeps refusing is not asked in a loop.
+      await sleep(Math.max(this.heartbeatMs, 1000), session.signal)
+      session.abort()
+      this.conn?.close()
+      return false
+    } finally {
+      r.resyncP0 = null
+    }
+  }
+
   private async pump(c: StreamCaller, r: ExportRun, session: AbortController): Promise<void> {
+    if (r.wantResync && !(await this.resync(c, r, session))) return
     const signal = session.signal
     const inflight: { batch: Batch; reply: Promise<repl_append_res> }[] = []
     let next = r.acked + 1n
@@ -430,6 +536,13 @@ export class Sender {
             this.o.log.error({ peer: this.peer, exportId: r.ex.id }, 'replication: standby out of space; export no longer shipped to it')
             return
           case STAT.REPL_NEED_RESYNC:
+            if (r.ex.tree !== undefined) {
+              this.o.log.warn({ peer: this.peer, exportId: r.ex.id }, 'replication: the standby could not apply a change; starting a full resync')
+              await drain()
+              r.wantResync = true
+              await this.pump(c, r, session)
+              return
+            }
             this.needsResync(r, 'the standby could not apply a change')
             return
           case STAT.REPL_BUSY:
@@ -451,6 +564,14 @@ export class Sender {
       }
     } catch (err) {
       if (err instanceof ReplicationError && err.code === 'REPL_TRIMMED') {
+        if (r.ex.tree !== undefined && !signal.aborted) {
+          this.o.log.warn({ peer: this.peer, exportId: r.ex.id }, 'replication: the change log was trimmed past the standby\'s position; starting a full resync')
+          await Promise.allSettled(inflight.map((f) => f.reply))
+          r.ahead.reset()
+          r.wantResync = true
+          await this.pump(c, r, session)
+          return
+        }
         this.needsResync(r, 'the change log was trimmed past the standby\'s position')
         return
       }

@@ -34,6 +34,7 @@ import type { AutoTakeoverOptions } from './auto-takeover.ts'
 import { PrimaryReplication } from './primary.ts'
 import { STANDBY_RPC_LIMITS, createReplicationProgram } from './standby-program.ts'
 import { StandbyService } from './standby-service.ts'
+import { ResyncApplier } from './resync-target.ts'
 
 export interface StandbyNodeOptions {
   stateDir: string
@@ -110,7 +111,7 @@ export class StandbyNode {
     let node$: StandbyNode | null = null
     const service = await StandbyService.open({
       state,
-      exports: opened.map((x) => ({ id: x.exp.id, path: x.exp.path, target: x.applier })),
+      exports: opened.map((x) => ({ id: x.exp.id, path: x.exp.path, target: x.applier, resync: new ResyncApplier({ backend: x.backend, map: x.map, applier: x.applier }) })),
       log: o.log.child({ component: 'standby' }),
       onTakeover: async (epoch) => {
         if (node$ === null) throw new Error('takeover before the standby finished opening')

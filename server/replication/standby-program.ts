@@ -3,7 +3,10 @@
  * StandbyService, and the RPC limits a node serving it needs: an APPEND is
  * one record of up to MAX_APPEND_RECORD bytes, refused by framing before
  * anything is allocated when larger; the array counts inside are capped by
- * the generated decoder (GARBAGE_ARGS past REPL_MAXBATCH changes).
+ * the generated decoder (GARBAGE_ARGS past REPL_MAXBATCH changes, REPL_MAXENTRIES
+ * resync entries, REPL_MAXSUMS checksums). A RESYNC_DIR or RESYNC_DATA is one
+ * record under the same cap: the primary cuts directory listings into parts
+ * of at most MAX_APPEND_BYTES (resync.ts).
  */
 import { TSNFS_REPL_PROG } from '../../xdr/generated/replication.ts'
 import { defineProgram } from '../rpc/program.ts'
@@ -45,6 +48,11 @@ export function createReplicationProgram(service: StandbyService): RpcProgram {
       REPL_APPEND: (a, call) => service.append(a, origin(call)),
       REPL_STATUS: () => service.status(),
       REPL_TAKEOVER: (a) => service.takeover(a),
+      REPL_RESYNC_BEGIN: (a, call) => service.resyncBegin(a, origin(call)),
+      REPL_RESYNC_DIR: (a, call) => service.resyncDir(a, origin(call)),
+      REPL_RESYNC_SUMS: (a, call) => service.resyncSums(a, origin(call)),
+      REPL_RESYNC_DATA: (a, call) => service.resyncData(a, origin(call)),
+      REPL_RESYNC_END: (a, call) => service.resyncEnd(a, origin(call)),
     },
     // A retransmitted TAKEOVER must not raise the epoch twice (RFC 1813 §4.5's reason for a reply cache).
     { nonIdempotent: ['REPL_TAKEOVER'] },

@@ -30,6 +30,7 @@
  *             becomes primary durably, onTakeover runs -> REPL_OK (the new epoch); REPL_IO if
  *             onTakeover fails (the node is primary all the same).
  */
+import { open as openFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Change, ChangeTarget } from '../../vfs/replica/change.ts'
 import { isErrnoError } from '../../vfs/errors.ts'
@@ -39,6 +40,15 @@ import type {
   repl_heartbeat_args,
   repl_heartbeat_res,
   repl_hello_args,
+  repl_rs_begin_args,
+  repl_rs_data_args,
+  repl_rs_dir_args,
+  repl_rs_dir_res,
+  repl_rs_end_args,
+  repl_rs_res,
+  repl_rs_sums_args,
+  repl_rs_sums_res,
+  repl_stat,
   repl_hello_res,
   repl_status_res,
   repl_takeover_args,
@@ -52,13 +62,17 @@ import type { NodeState } from './node-state.ts'
 import { roleToWire, statusToWire } from './status.ts'
 import type { ExportPosition, NodeStatus, PeerStatus } from './status.ts'
 import { ownChange } from './own-change.ts'
-import { changeFromRepl } from './change-codec.ts'
+import { changeFromRepl, timeFromRepl } from './change-codec.ts'
+import { rsDirFromWire } from './resync-codec.ts'
+import type { ResyncTarget } from './resync-target.ts'
 
 export interface StandbyExport {
   id: number
   /** The export's path as the primary names it (repl_export.path). */
   path: string
   target: ChangeTarget
+  /** The full resync's side (resync-target.ts); without it RESYNC_* calls get REPL_NEED_RESYNC. */
+  resync?: ResyncTarget
 }
 
 export interface StandbyOptions {
@@ -95,7 +109,20 @@ interface ExportState {
   tail: Promise<void>
   queued: number
   failed: FailStat | null
+  /** The P0 of the resync running (RESYNC_BEGIN seen, RESYNC_END not yet). */
+  resyncing: bigint | null
+  progress: ResyncProgress
 }
+
+/** What the standby has taken of the resync running (or the last one). */
+export interface ResyncProgress {
+  dirs: number
+  files: number
+  bytes: number
+}
+
+/** Every RESYNC_* failure reply fits both result unions. */
+type RsFail = { status: typeof STAT.REPL_STALE_EPOCH; epoch: bigint } | { status: Exclude<repl_stat, 0 | 5> }
 
 /** Why an export stopped taking changes until an operator (or a resync) repairs it. */
 type FailStat = typeof STAT.REPL_NOSPC | typeof STAT.REPL_NEED_RESYNC
@@ -134,7 +161,7 @@ export class StandbyService {
     this.openedAt = this.now()
     for (const ex of opts.exports) {
       if (this.exports.has(ex.id)) throw new TypeError(`export id ${ex.id} given twice`)
-      this.exports.set(ex.id, { ex, tail: Promise.resolve(), queued: 0, failed: null })
+      this.exports.set(ex.id, { ex, tail: Promise.resolve(), queued: 0, failed: null, resyncing: null, progress: { dirs: 0, files: 0, bytes: 0 } })
     }
   }
 
@@ -247,6 +274,117 @@ export class StandbyService {
       () => undefined,
     )
     return run.finally(() => {
+      e.queued--
+      const now = this.attached
+      if (now !== null && now.conn === from.conn) now.lastSeen = this.now()
+    })
+  }
+
+  /** RESYNC_BEGIN: the export needs a resync from now until RESYNC_END, durably (a restart starts over). */
+  resyncBegin(a: repl_rs_begin_args, from: CallOrigin): Promise<repl_rs_res> | repl_rs_res {
+    return this.resyncCall(a, from, false, async (e) => {
+      await writeAtomic(this.state.dir, resyncFile(e.ex.id), `resync from ${String(a.p0)}\n`)
+      e.failed = STAT.REPL_NEED_RESYNC
+      e.resyncing = a.p0
+      e.progress = { dirs: 0, files: 0, bytes: 0 }
+      await e.ex.resync?.begin(a.p0)
+      this.log.info({ exportId: e.ex.id, p0: a.p0.toString() }, 'replication: full resync begun')
+      return { status: STAT.REPL_OK }
+    })
+  }
+
+  resyncDir(a: repl_rs_dir_args, from: CallOrigin): Promise<repl_rs_dir_res> | repl_rs_dir_res {
+    let part: ReturnType<typeof rsDirFromWire>
+    try {
+      part = rsDirFromWire(a)
+    } catch (err) {
+      this.log.warn({ err, exportId: a.export_id }, 'replication: RESYNC_DIR refused, it breaks the wire rules')
+      return { status: STAT.REPL_BAD_CHANGE }
+    }
+    return this.resyncCall(a, from, true, async (e, target) => {
+      const needs = await target.dir(part)
+      if (part.cookieFrom === 0n) e.progress.dirs++
+      return { status: STAT.REPL_OK, needs: needs.map((n) => ({ ref: n.ref, want: n.want === 'data' ? 1 : 2 })) }
+    })
+  }
+
+  resyncSums(a: repl_rs_sums_args, from: CallOrigin): Promise<repl_rs_sums_res> | repl_rs_sums_res {
+    return this.resyncCall(a, from, true, async (_e, target) => ({ status: STAT.REPL_OK, sums: await target.sums(a.ref, a.first_range, a.count) }))
+  }
+
+  resyncData(a: repl_rs_data_args, from: CallOrigin): Promise<repl_rs_res> | repl_rs_res {
+    let times: { atime: ReturnType<typeof timeFromRepl>; mtime: ReturnType<typeof timeFromRepl> }
+    try {
+      times = { atime: timeFromRepl(a.atime), mtime: timeFromRepl(a.mtime) }
+    } catch {
+      return { status: STAT.REPL_BAD_CHANGE }
+    }
+    // Our own copy: the call's buffer is a view of the record, and the apply waits its turn.
+    const data = Buffer.from(a.data)
+    return this.resyncCall(a, from, true, async (e, target) => {
+      await target.data(a.ref, a.offset, data, a.last, times.atime, times.mtime)
+      e.progress.bytes += data.length
+      if (a.last) e.progress.files++
+      return { status: STAT.REPL_OK }
+    })
+  }
+
+  /** RESYNC_END: the tree matches the primary's as of P0; the position becomes P0 and the mark goes. */
+  resyncEnd(a: repl_rs_end_args, from: CallOrigin): Promise<repl_rs_res> | repl_rs_res {
+    return this.resyncCall(a, from, true, async (e, target) => {
+      if (e.resyncing !== a.p0) return { status: STAT.REPL_BAD_CHANGE }
+      await target.end(a.p0, a.walked_until)
+      await rm(join(this.state.dir, resyncFile(e.ex.id)), { force: true })
+      await syncDir(this.state.dir)
+      e.failed = null
+      e.resyncing = null
+      this.log.info({ exportId: e.ex.id, p0: a.p0.toString(), ...e.progress }, 'replication: full resync done')
+      return { status: STAT.REPL_OK }
+    })
+  }
+
+  /** The export's resync progress (null when none ran since this node started). */
+  resyncProgress(id: number): (ResyncProgress & { running: boolean }) | null {
+    const e = this.exports.get(id)
+    if (e === undefined) return null
+    return { ...e.progress, running: e.resyncing !== null }
+  }
+
+  /**
+   * The checks every RESYNC_* call shares (as APPEND's), then `run` in the export's queue. A
+   * call of a resync that was not begun is REPL_BAD_CHANGE; a backend error fails the call
+   * (REPL_NOSPC, else REPL_IO) and the primary starts over later; the mark stays.
+   */
+  private resyncCall<R>(a: { epoch: bigint; export_id: number }, from: CallOrigin, begun: boolean, run: (e: ExportState, target: ResyncTarget) => Promise<R>): Promise<R | RsFail> | RsFail {
+    const me = this.state.get()
+    if (a.epoch < me.epoch) return { status: STAT.REPL_STALE_EPOCH, epoch: me.epoch }
+    if (me.role !== 'standby') return { status: STAT.REPL_NOT_STANDBY }
+    const cur = this.attached
+    if (this.takingOver || cur === null || cur.conn !== from.conn || cur.epoch !== a.epoch) return { status: STAT.REPL_BUSY }
+    cur.lastSeen = this.now()
+    const e = this.exports.get(a.export_id)
+    if (e === undefined) return { status: STAT.REPL_NO_EXPORT }
+    const target = e.ex.resync
+    if (target === undefined) return { status: STAT.REPL_NEED_RESYNC }
+    if (e.failed === STAT.REPL_NOSPC) return { status: STAT.REPL_NOSPC }
+    if (e.queued >= this.maxQueued) return { status: STAT.REPL_BUSY }
+    e.queued++
+    const go = async (): Promise<R | RsFail> => {
+      if (begun && e.resyncing === null) return { status: STAT.REPL_BAD_CHANGE }
+      try {
+        return await run(e, target)
+      } catch (err) {
+        const code = isErrnoError(err) ? err.code : ''
+        this.log.error({ err, exportId: e.ex.id, code }, 'replication: resync call failed on this standby')
+        return { status: FULL.has(code) ? STAT.REPL_NOSPC : STAT.REPL_IO }
+      }
+    }
+    const res = e.tail.then(go)
+    e.tail = res.then(
+      () => undefined,
+      () => undefined,
+    )
+    return res.finally(() => {
       e.queued--
       const now = this.attached
       if (now !== null && now.conn === from.conn) now.lastSeen = this.now()
@@ -373,6 +511,15 @@ export class StandbyService {
     }
     this.log.error(where, 'replication: standby backend failed')
     return { status: STAT.REPL_IO }
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const d = await openFile(dir, 'r')
+  try {
+    await d.sync()
+  } finally {
+    await d.close()
   }
 }
 

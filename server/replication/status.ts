@@ -36,6 +36,20 @@ export interface PeerStatus {
   state: string
   /** Times the sender declared this standby dead (not on the wire: for the metrics). */
   deaths?: number
+  /** Full resyncs (not on the wire: for the metrics; the state text shows a running one). */
+  resync?: ResyncProgressStatus
+}
+
+export interface ResyncProgressStatus {
+  /** Resyncs started. */
+  count: number
+  running: boolean
+  /** A standby the log cannot bring in step, waiting for its resync. */
+  needed: boolean
+  /** Of the running or last resync. */
+  dirs: number
+  files: number
+  bytes: number
 }
 
 export interface NodeStatus {

@@ -52,7 +52,12 @@ export class Applier implements ChangeTarget {
   readonly #map: IdMap
   #applied: bigint
   /** Changes up to this one may be in the backend already (a crash before their flush). */
-  readonly #replayUntil: bigint
+  #replayUntil: bigint
+  /**
+   * Changes up to this one were logged while a full resync walked the tree: one naming a
+   * directory this node does not know is skipped (the walk found it gone), not an error.
+   */
+  #walkedUntil = 0n
   /** The primary's latest times per vid since the last flush. */
   readonly #times = new Map<bigint, ChangeTimes>()
   /** Files written since the last flush, by local id. */
@@ -90,6 +95,20 @@ export class Applier implements ChangeTarget {
     this.#map.writeThrough(seq)
     for (const t of change.times) this.#times.set(t.ref.id, t)
     if (seq > this.#applied) this.#applied = seq
+  }
+
+  /**
+   * The end of a full resync: the tree matches the primary's as of change `p0` (changes after it
+   * may be there too, and converge when applied), so the next change applied is p0 + 1. Changes
+   * up to `walkedUntil` were logged during the walk (see #walkedUntil). Durable on return.
+   */
+  async rebase(p0: bigint, walkedUntil: bigint): Promise<void> {
+    this.#times.clear()
+    this.#written.clear()
+    await this.#map.rebase(p0)
+    this.#applied = p0
+    this.#replayUntil = p0
+    this.#walkedUntil = walkedUntil
   }
 
   async flush(): Promise<bigint> {
@@ -251,7 +270,7 @@ export class Applier implements ChangeTarget {
   async #dir(seq: bigint, vid: FileRef): Promise<FileRef | null> {
     const local = this.#map.local(vid)
     // A replayed change in a directory removed later in the log, before the crash.
-    if (local === undefined && seq <= this.#replayUntil) return null
+    if (local === undefined && (seq <= this.#replayUntil || seq <= this.#walkedUntil)) return null
     if (local === undefined) {
       throw new VfsError('ESTALE', `replica: change ${seq.toString()} names directory vid ${hex(vid)}, unknown on this node: a full resync is needed`)
     }

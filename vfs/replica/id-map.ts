@@ -76,6 +76,8 @@ export class IdMap {
         map.#epoch = r.epoch
         map.#counter = r.counter
         map.#position = r.position
+        // The hints before a state record are covered by it, or were dropped by a rebase().
+        map.#appliedHint = r.position
       }
     }
     if (!seenState) map.#epoch = o.epoch ?? 1
@@ -188,6 +190,20 @@ export class IdMap {
    */
   appliedHint(): bigint {
     return this.#appliedHint > this.#position ? this.#appliedHint : this.#position
+  }
+
+  /**
+   * Sets the applied position to `position`, down as well as up, durably (a standby at the end of
+   * a full resync: its tree now matches the primary's at `position`, whatever it had applied
+   * before). Hints of changes applied past it are dropped.
+   */
+  async rebase(position: bigint): Promise<void> {
+    if (this.#file === null) throw new VfsError('EIO', 'id map: closed')
+    this.#requested = position
+    this.#appliedHint = position
+    this.#file.append(this.#stateRecord())
+    await this.#file.sync()
+    this.#position = position
   }
 
   /** The last position made durable by flush(position) (0n before any). */

@@ -91,6 +91,27 @@ export const REPL_MAXKEY = 64
 
 /**
  * ```xdr
+ * const REPL_MAXENTRIES = 4096;
+ * ```
+ */
+export const REPL_MAXENTRIES = 4096
+
+/**
+ * ```xdr
+ * const REPL_MAXSUMS    = 64;
+ * ```
+ */
+export const REPL_MAXSUMS = 64
+
+/**
+ * ```xdr
+ * const REPL_SUMRANGE   = 1048576;
+ * ```
+ */
+export const REPL_SUMRANGE = 1048576
+
+/**
+ * ```xdr
  * typedef unsigned hyper repl_seq;
  * ```
  */
@@ -1474,6 +1495,533 @@ export const repl_takeover_res: Codec<repl_takeover_res> = {
 
 /**
  * ```xdr
+ * enum repl_rs_type {
+ *      REPL_RS_REG  = 1,
+ *      REPL_RS_DIR  = 2,
+ *      REPL_RS_LNK  = 3,
+ *      REPL_RS_BLK  = 4,
+ *      REPL_RS_CHR  = 5,
+ *      REPL_RS_SOCK = 6,
+ *      REPL_RS_FIFO = 7
+ * };
+ * ```
+ */
+export const repl_rs_type = {
+  REPL_RS_REG: 1,
+  REPL_RS_DIR: 2,
+  REPL_RS_LNK: 3,
+  REPL_RS_BLK: 4,
+  REPL_RS_CHR: 5,
+  REPL_RS_SOCK: 6,
+  REPL_RS_FIFO: 7,
+} as const
+export type repl_rs_type = 1 | 2 | 3 | 4 | 5 | 6 | 7
+export const repl_rs_typeNames: Readonly<Record<number, string>> = {
+  1: 'REPL_RS_REG',
+  2: 'REPL_RS_DIR',
+  3: 'REPL_RS_LNK',
+  4: 'REPL_RS_BLK',
+  5: 'REPL_RS_CHR',
+  6: 'REPL_RS_SOCK',
+  7: 'REPL_RS_FIFO',
+}
+const repl_rs_typeValues: ReadonlySet<number> = new Set([1, 2, 3, 4, 5, 6, 7])
+export const repl_rs_typeCodec: Codec<repl_rs_type> = {
+  encode(w, v) {
+    w.i32(v)
+  },
+  decode(r) {
+    const v = r.i32()
+    // RFC 4506 §4.3: only the declared values are legal.
+    if (!repl_rs_typeValues.has(v)) throw new XdrDecodeError('XDR_BAD_ENUM', `repl_rs_type: ${v}`)
+    return v as repl_rs_type
+  },
+}
+
+/**
+ * ```xdr
+ * struct repl_rs_attr {
+ *      repl_rs_type   type;
+ *      unsigned int   mode;
+ *      unsigned int   uid;
+ *      unsigned int   gid;
+ *      unsigned hyper size;
+ *      repl_time      atime;
+ *      repl_time      mtime;
+ *      unsigned int   major;        /* block and char devices *\/
+ *      unsigned int   minor;
+ *      repl_path      target;       /* symlinks; empty otherwise *\/
+ * };
+ * ```
+ */
+export interface repl_rs_attr {
+  type: repl_rs_type
+  mode: number
+  uid: number
+  gid: number
+  size: bigint
+  atime: repl_time
+  mtime: repl_time
+  major: number
+  minor: number
+  target: repl_path
+}
+export const repl_rs_attr: Codec<repl_rs_attr> = {
+  encode(w, v) {
+    repl_rs_typeCodec.encode(w, v.type)
+    w.u32(v.mode)
+    w.u32(v.uid)
+    w.u32(v.gid)
+    w.u64(v.size)
+    repl_time.encode(w, v.atime)
+    repl_time.encode(w, v.mtime)
+    w.u32(v.major)
+    w.u32(v.minor)
+    repl_path.encode(w, v.target)
+  },
+  decode(r) {
+    return {
+      type: repl_rs_typeCodec.decode(r),
+      mode: r.u32(),
+      uid: r.u32(),
+      gid: r.u32(),
+      size: r.u64(),
+      atime: repl_time.decode(r),
+      mtime: repl_time.decode(r),
+      major: r.u32(),
+      minor: r.u32(),
+      target: repl_path.decode(r),
+    }
+  },
+}
+
+/**
+ * ```xdr
+ * struct repl_rs_entry {
+ *      repl_name    name;
+ *      repl_ref     ref;
+ *      repl_rs_attr attr;
+ *      bool         verify;         /* size and mtime agreeing is not enough: ask for RESYNC_SUMS *\/
+ * };
+ * ```
+ */
+export interface repl_rs_entry {
+  name: repl_name
+  ref: repl_ref
+  attr: repl_rs_attr
+  verify: boolean
+}
+export const repl_rs_entry: Codec<repl_rs_entry> = {
+  encode(w, v) {
+    repl_name.encode(w, v.name)
+    repl_ref.encode(w, v.ref)
+    repl_rs_attr.encode(w, v.attr)
+    w.bool(v.verify)
+  },
+  decode(r) {
+    return {
+      name: repl_name.decode(r),
+      ref: repl_ref.decode(r),
+      attr: repl_rs_attr.decode(r),
+      verify: r.bool(),
+    }
+  },
+}
+
+/**
+ * ```xdr
+ * struct repl_rs_begin_args {
+ *      unsigned hyper epoch;
+ *      unsigned int   export_id;
+ *      repl_seq       p0;           /* the resync is consistent from this change on *\/
+ * };
+ * ```
+ */
+export interface repl_rs_begin_args {
+  epoch: bigint
+  export_id: number
+  p0: repl_seq
+}
+export const repl_rs_begin_args: Codec<repl_rs_begin_args> = {
+  encode(w, v) {
+    w.u64(v.epoch)
+    w.u32(v.export_id)
+    w.u64(v.p0)
+  },
+  decode(r) {
+    return {
+      epoch: r.u64(),
+      export_id: r.u32(),
+      p0: r.u64(),
+    }
+  },
+}
+
+/**
+ * ```xdr
+ * struct repl_rs_dir_args {
+ *      unsigned hyper epoch;
+ *      unsigned int   export_id;
+ *      repl_ref       dir;
+ *      repl_rs_attr   dir_attr;
+ *      unsigned hyper cookie_from;
+ *      unsigned hyper cookie_to;
+ *      repl_rs_entry  entries<REPL_MAXENTRIES>;
+ * };
+ * ```
+ */
+export interface repl_rs_dir_args {
+  epoch: bigint
+  export_id: number
+  dir: repl_ref
+  dir_attr: repl_rs_attr
+  cookie_from: bigint
+  cookie_to: bigint
+  entries: repl_rs_entry[]
+}
+export const repl_rs_dir_args: Codec<repl_rs_dir_args> = {
+  encode(w, v) {
+    w.u64(v.epoch)
+    w.u32(v.export_id)
+    repl_ref.encode(w, v.dir)
+    repl_rs_attr.encode(w, v.dir_attr)
+    w.u64(v.cookie_from)
+    w.u64(v.cookie_to)
+    encodeArray(w, repl_rs_entry, v.entries, 4096)
+  },
+  decode(r) {
+    return {
+      epoch: r.u64(),
+      export_id: r.u32(),
+      dir: repl_ref.decode(r),
+      dir_attr: repl_rs_attr.decode(r),
+      cookie_from: r.u64(),
+      cookie_to: r.u64(),
+      entries: decodeArray(r, repl_rs_entry, 4096, 72),
+    }
+  },
+}
+
+/**
+ * ```xdr
+ * enum repl_rs_want {
+ *      REPL_RS_DATA = 1,            /* send the whole file (size or mtime differ, or it is new) *\/
+ *      REPL_RS_SUMS = 2             /* size and mtime agree, verify asked: compare range checksums *\/
+ * };
+ * ```
+ */
+export const repl_rs_want = {
+  REPL_RS_DATA: 1,
+  REPL_RS_SUMS: 2,
+} as const
+export type repl_rs_want = 1 | 2
+export const repl_rs_wantNames: Readonly<Record<number, string>> = {
+  1: 'REPL_RS_DATA',
+  2: 'REPL_RS_SUMS',
+}
+const repl_rs_wantValues: ReadonlySet<number> = new Set([1, 2])
+export const repl_rs_wantCodec: Codec<repl_rs_want> = {
+  encode(w, v) {
+    w.i32(v)
+  },
+  decode(r) {
+    const v = r.i32()
+    // RFC 4506 §4.3: only the declared values are legal.
+    if (!repl_rs_wantValues.has(v)) throw new XdrDecodeError('XDR_BAD_ENUM', `repl_rs_want: ${v}`)
+    return v as repl_rs_want
+  },
+}
+
+/**
+ * ```xdr
+ * struct repl_rs_need {
+ *      repl_ref     ref;
+ *      repl_rs_want want;
+ * };
+ * ```
+ */
+export interface repl_rs_need {
+  ref: repl_ref
+  want: repl_rs_want
+}
+export const repl_rs_need: Codec<repl_rs_need> = {
+  encode(w, v) {
+    repl_ref.encode(w, v.ref)
+    repl_rs_wantCodec.encode(w, v.want)
+  },
+  decode(r) {
+    return {
+      ref: repl_ref.decode(r),
+      want: repl_rs_wantCodec.decode(r),
+    }
+  },
+}
+
+/**
+ * ```xdr
+ * union repl_rs_dir_res switch (repl_stat status) {
+ * case REPL_OK:
+ *      repl_rs_need needs<REPL_MAXENTRIES>;
+ * case REPL_STALE_EPOCH:
+ *      unsigned hyper epoch;
+ * default:
+ *      void;
+ * };
+ * ```
+ */
+export type repl_rs_dir_res =
+  | { status: 0; needs: repl_rs_need[] }
+  | { status: 5; epoch: bigint }
+  | { status: Exclude<repl_stat, 0 | 5> }
+export const repl_rs_dir_res: Codec<repl_rs_dir_res> = {
+  encode(w, v) {
+    repl_statCodec.encode(w, v.status)
+    switch (v.status) {
+      case 0:
+        encodeArray(w, repl_rs_need, (v as { needs: repl_rs_need[] }).needs, 4096)
+        break
+      case 5:
+        w.u64((v as { epoch: bigint }).epoch)
+        break
+      default:
+        break
+    }
+  },
+  decode(r) {
+    const d = repl_statCodec.decode(r)
+    switch (d) {
+      case 0:
+        return { status: d, needs: decodeArray(r, repl_rs_need, 4096, 16) }
+      case 5:
+        return { status: d, epoch: r.u64() }
+      default:
+        return { status: d }
+    }
+  },
+}
+
+/**
+ * ```xdr
+ * struct repl_rs_sums_args {
+ *      unsigned hyper epoch;
+ *      unsigned int   export_id;
+ *      repl_ref       ref;
+ *      unsigned hyper first_range;  /* ranges of REPL_SUMRANGE bytes from this index *\/
+ *      unsigned int   count;        /* at most REPL_MAXSUMS *\/
+ * };
+ * ```
+ */
+export interface repl_rs_sums_args {
+  epoch: bigint
+  export_id: number
+  ref: repl_ref
+  first_range: bigint
+  count: number
+}
+export const repl_rs_sums_args: Codec<repl_rs_sums_args> = {
+  encode(w, v) {
+    w.u64(v.epoch)
+    w.u32(v.export_id)
+    repl_ref.encode(w, v.ref)
+    w.u64(v.first_range)
+    w.u32(v.count)
+  },
+  decode(r) {
+    return {
+      epoch: r.u64(),
+      export_id: r.u32(),
+      ref: repl_ref.decode(r),
+      first_range: r.u64(),
+      count: r.u32(),
+    }
+  },
+}
+
+/**
+ * ```xdr
+ * typedef opaque repl_sum[32];
+ * ```
+ */
+export type repl_sum = Buffer
+export const repl_sum: Codec<repl_sum> = {
+  encode(w, v) {
+    w.fixedOpaque(v, 32)
+  },
+  decode(r) {
+    return r.fixedOpaque(32)
+  },
+}
+
+/**
+ * ```xdr
+ * union repl_rs_sums_res switch (repl_stat status) {
+ * case REPL_OK:
+ *      repl_sum sums<REPL_MAXSUMS>;
+ * case REPL_STALE_EPOCH:
+ *      unsigned hyper epoch;
+ * default:
+ *      void;
+ * };
+ * ```
+ */
+export type repl_rs_sums_res =
+  | { status: 0; sums: repl_sum[] }
+  | { status: 5; epoch: bigint }
+  | { status: Exclude<repl_stat, 0 | 5> }
+export const repl_rs_sums_res: Codec<repl_rs_sums_res> = {
+  encode(w, v) {
+    repl_statCodec.encode(w, v.status)
+    switch (v.status) {
+      case 0:
+        encodeArray(w, repl_sum, (v as { sums: repl_sum[] }).sums, 64)
+        break
+      case 5:
+        w.u64((v as { epoch: bigint }).epoch)
+        break
+      default:
+        break
+    }
+  },
+  decode(r) {
+    const d = repl_statCodec.decode(r)
+    switch (d) {
+      case 0:
+        return { status: d, sums: decodeArray(r, repl_sum, 64, 32) }
+      case 5:
+        return { status: d, epoch: r.u64() }
+      default:
+        return { status: d }
+    }
+  },
+}
+
+/**
+ * ```xdr
+ * struct repl_rs_data_args {
+ *      unsigned hyper epoch;
+ *      unsigned int   export_id;
+ *      repl_ref       ref;
+ *      unsigned hyper offset;
+ *      opaque         data<REPL_MAXDATA>;
+ *      bool           last;         /* the file's last part: committed, then its times set *\/
+ *      repl_time      atime;
+ *      repl_time      mtime;
+ * };
+ * ```
+ */
+export interface repl_rs_data_args {
+  epoch: bigint
+  export_id: number
+  ref: repl_ref
+  offset: bigint
+  data: Buffer
+  last: boolean
+  atime: repl_time
+  mtime: repl_time
+}
+export const repl_rs_data_args: Codec<repl_rs_data_args> = {
+  encode(w, v) {
+    w.u64(v.epoch)
+    w.u32(v.export_id)
+    repl_ref.encode(w, v.ref)
+    w.u64(v.offset)
+    w.opaque(v.data, 1048576)
+    w.bool(v.last)
+    repl_time.encode(w, v.atime)
+    repl_time.encode(w, v.mtime)
+  },
+  decode(r) {
+    return {
+      epoch: r.u64(),
+      export_id: r.u32(),
+      ref: repl_ref.decode(r),
+      offset: r.u64(),
+      data: r.opaque(1048576),
+      last: r.bool(),
+      atime: repl_time.decode(r),
+      mtime: repl_time.decode(r),
+    }
+  },
+}
+
+/**
+ * ```xdr
+ * struct repl_rs_end_args {
+ *      unsigned hyper epoch;
+ *      unsigned int   export_id;
+ *      repl_seq       p0;           /* the standby's position becomes this; APPENDs follow from p0 + 1 *\/
+ *      repl_seq       walked_until; /* changes up to here were logged during the walk: one naming a
+ *                                      directory the standby does not know is skipped (found gone) *\/
+ * };
+ * ```
+ */
+export interface repl_rs_end_args {
+  epoch: bigint
+  export_id: number
+  p0: repl_seq
+  walked_until: repl_seq
+}
+export const repl_rs_end_args: Codec<repl_rs_end_args> = {
+  encode(w, v) {
+    w.u64(v.epoch)
+    w.u32(v.export_id)
+    w.u64(v.p0)
+    w.u64(v.walked_until)
+  },
+  decode(r) {
+    return {
+      epoch: r.u64(),
+      export_id: r.u32(),
+      p0: r.u64(),
+      walked_until: r.u64(),
+    }
+  },
+}
+
+/**
+ * ```xdr
+ * union repl_rs_res switch (repl_stat status) {
+ * case REPL_OK:
+ *      void;
+ * case REPL_STALE_EPOCH:
+ *      unsigned hyper epoch;
+ * default:
+ *      void;
+ * };
+ * ```
+ */
+export type repl_rs_res =
+  | { status: 0 }
+  | { status: 5; epoch: bigint }
+  | { status: Exclude<repl_stat, 0 | 5> }
+export const repl_rs_res: Codec<repl_rs_res> = {
+  encode(w, v) {
+    repl_statCodec.encode(w, v.status)
+    switch (v.status) {
+      case 0:
+        break
+      case 5:
+        w.u64((v as { epoch: bigint }).epoch)
+        break
+      default:
+        break
+    }
+  },
+  decode(r) {
+    const d = repl_statCodec.decode(r)
+    switch (d) {
+      case 0:
+        return { status: d }
+      case 5:
+        return { status: d, epoch: r.u64() }
+      default:
+        return { status: d }
+    }
+  },
+}
+
+/**
+ * ```xdr
  * program TSNFS_REPL_PROG {
  *    version TSNFS_REPL_V1 {
  *       void               REPL_NULL(void)                    = 0;
@@ -1482,6 +2030,11 @@ export const repl_takeover_res: Codec<repl_takeover_res> = {
  *       repl_append_res    REPL_APPEND(repl_append_args)      = 3;
  *       repl_status_res    REPL_STATUS(void)                  = 4;
  *       repl_takeover_res  REPL_TAKEOVER(repl_takeover_args)  = 5;
+ *       repl_rs_res        REPL_RESYNC_BEGIN(repl_rs_begin_args) = 6;
+ *       repl_rs_dir_res    REPL_RESYNC_DIR(repl_rs_dir_args)     = 7;
+ *       repl_rs_sums_res   REPL_RESYNC_SUMS(repl_rs_sums_args)   = 8;
+ *       repl_rs_res        REPL_RESYNC_DATA(repl_rs_data_args)   = 9;
+ *       repl_rs_res        REPL_RESYNC_END(repl_rs_end_args)     = 10;
  *    } = 1;
  * } = 777977857;
  * ```
@@ -1500,6 +2053,11 @@ export const TSNFS_REPL_PROG = {
         REPL_APPEND: { name: 'REPL_APPEND', proc: 3, args: repl_append_args, res: repl_append_res },
         REPL_STATUS: { name: 'REPL_STATUS', proc: 4, args: xdr_void, res: repl_status_res },
         REPL_TAKEOVER: { name: 'REPL_TAKEOVER', proc: 5, args: repl_takeover_args, res: repl_takeover_res },
+        REPL_RESYNC_BEGIN: { name: 'REPL_RESYNC_BEGIN', proc: 6, args: repl_rs_begin_args, res: repl_rs_res },
+        REPL_RESYNC_DIR: { name: 'REPL_RESYNC_DIR', proc: 7, args: repl_rs_dir_args, res: repl_rs_dir_res },
+        REPL_RESYNC_SUMS: { name: 'REPL_RESYNC_SUMS', proc: 8, args: repl_rs_sums_args, res: repl_rs_sums_res },
+        REPL_RESYNC_DATA: { name: 'REPL_RESYNC_DATA', proc: 9, args: repl_rs_data_args, res: repl_rs_res },
+        REPL_RESYNC_END: { name: 'REPL_RESYNC_END', proc: 10, args: repl_rs_end_args, res: repl_rs_res },
       },
     },
   },

@@ -156,6 +156,11 @@ async function startNode(t: Test, name: string, n: Node): Promise<PeerAddress> {
     REPL_APPEND: () => ({ status: repl_stat.REPL_BUSY }),
     REPL_STATUS: () => (n.status === 'hang' ? hung : n.status),
     REPL_TAKEOVER: () => ({ status: repl_stat.REPL_BUSY }),
+    REPL_RESYNC_BEGIN: () => ({ status: repl_stat.REPL_BUSY }),
+    REPL_RESYNC_DIR: () => ({ status: repl_stat.REPL_BUSY }),
+    REPL_RESYNC_SUMS: () => ({ status: repl_stat.REPL_BUSY }),
+    REPL_RESYNC_DATA: () => ({ status: repl_stat.REPL_BUSY }),
+    REPL_RESYNC_END: () => ({ status: repl_stat.REPL_BUSY }),
   })
   const server = new RpcServer({ programs: [prog], logger: silentLogger })
   const { port } = await server.listen({ port: 0, host: '127.0.0.1' })

@@ -20,7 +20,7 @@ const view: NodeStatus = {
   positions: [{ exportId: 3, applied: 42n, needResync: true }],
   peers: [
     { node: 's1', address: '10.0.0.2:2050', role: 'standby', alive: true, lastHeartbeatAgeMs: 250, acked: 40n, lagOps: 2n, lagBytes: 300n, state: 'streaming', deaths: 1 },
-    { node: 's2', address: '10.0.0.3:2050', role: 'standby', alive: false, lastHeartbeatAgeMs: null, acked: 0n, lagOps: 42n, lagBytes: 0n, state: 'x'.repeat(80) },
+    { node: 's2', address: '10.0.0.3:2050', role: 'standby', alive: false, lastHeartbeatAgeMs: null, acked: 0n, lagOps: 42n, lagBytes: 0n, state: 'x'.repeat(80), resync: { count: 2, running: true, needed: false, dirs: 7, files: 5, bytes: 4096 } },
   ],
 }
 
@@ -76,6 +76,18 @@ t.test('metrics families', async (t) => {
     'tsnfs_replication_peer_lag_bytes{peer="10.0.0.3:2050"} 0',
     'tsnfs_replication_peer_deaths_total{peer="10.0.0.2:2050"} 1',
     'tsnfs_replication_peer_deaths_total{peer="10.0.0.3:2050"} 0',
+    'tsnfs_replication_peer_needs_resync{peer="10.0.0.2:2050"} 0',
+    'tsnfs_replication_peer_needs_resync{peer="10.0.0.3:2050"} 1',
+    'tsnfs_replication_peer_resync_running{peer="10.0.0.2:2050"} 0',
+    'tsnfs_replication_peer_resync_running{peer="10.0.0.3:2050"} 1',
+    'tsnfs_replication_peer_resyncs_total{peer="10.0.0.2:2050"} 0',
+    'tsnfs_replication_peer_resyncs_total{peer="10.0.0.3:2050"} 2',
+    'tsnfs_replication_peer_resync_dirs{peer="10.0.0.2:2050"} 0',
+    'tsnfs_replication_peer_resync_dirs{peer="10.0.0.3:2050"} 7',
+    'tsnfs_replication_peer_resync_files{peer="10.0.0.2:2050"} 0',
+    'tsnfs_replication_peer_resync_files{peer="10.0.0.3:2050"} 5',
+    'tsnfs_replication_peer_resync_bytes{peer="10.0.0.2:2050"} 0',
+    'tsnfs_replication_peer_resync_bytes{peer="10.0.0.3:2050"} 4096',
   ])
 })
 
