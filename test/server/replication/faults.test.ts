@@ -73,10 +73,12 @@ t.test('random faults, continuous changes: exactly once, in order', async (t) =>
       await new Promise((r) => setTimeout(r, ms))
       relay.resume()
     } else {
-      const back = target.position() - BigInt(Math.floor(random() * 20))
+      // Not back to 0: a standby at position 0 is a new one, and gets a full resync (resync.ts),
+      // which this recording target does not take; a lost tail keeps at least the first change.
       faults.push('lose tail')
       await st.service.idle()
-      target.rewind(back > 0n ? back : 0n)
+      const back = target.position() - BigInt(Math.floor(random() * 20))
+      if (target.position() > 1n) target.rewind(back > 1n ? back : 1n)
     }
   }
   stop = true
