@@ -8,20 +8,12 @@
  */
 import t from 'tap'
 import { writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { FILE_SYNC, Nfs3, S } from '../helpers/local.ts'
 import { tempDir, tsnfsProcess } from '../helpers/tsnfs-process.ts'
 import { serveProcess, tsnfs } from '../cli/cli.ts'
+import { freePort } from '../helpers/ports.ts'
 
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const addr = s.address()
-  const port = typeof addr === 'object' && addr !== null ? addr.port : 0
-  await new Promise<void>((resolve) => s.close(() => { resolve() }))
-  return port
-}
 
 t.test('the primary dies; the standby takes over by itself once the witness agrees', async (t) => {
   const exportPath = tempDir(t, 'tsnfs-auto-')

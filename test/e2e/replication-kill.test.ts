@@ -7,21 +7,13 @@
  * every byte it had made stable is there.
  */
 import t from 'tap'
-import type { Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FILE_SYNC, Nfs3, S, UNSTABLE } from '../helpers/local.ts'
 import { prng } from '../helpers/prng.ts'
-import { tempDir, tsnfsProcess } from '../helpers/tsnfs-process.ts'
+import { standbyProcess, tempDir } from '../helpers/tsnfs-process.ts'
 import { ROOT, TSNFS_ARGS, serveProcess, tsnfs } from '../cli/cli.ts'
-
-/** `tsnfs standby ...`: its replication port from the banner, and a wait for a stdout line. */
-async function standbyProcess(t: Test, args: string[]): Promise<{ port: number; waitFor: (re: RegExp, ms?: number) => Promise<RegExpExecArray>; stderr: () => string }> {
-  const p = tsnfsProcess(t, ['standby', ...args])
-  const m = await p.waitFor(/replication on [^\s]+:(\d+),/)
-  return { port: Number(m[1]), waitFor: p.waitFor, stderr: p.stderr }
-}
 
 interface Stable {
   fh: Buffer

@@ -8,57 +8,13 @@
  * client got from the old primary.
  */
 import t from 'tap'
-import type { Test } from 'tap'
-import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FILE_SYNC, Nfs3, S } from '../helpers/local.ts'
-import { ROOT, TSNFS_ARGS, serveProcess, tsnfs } from '../cli/cli.ts'
+import { serveProcess, tsnfs } from '../cli/cli.ts'
+import { standbyProcess, tempDir } from '../helpers/tsnfs-process.ts'
 import { makeTree } from '../server/replication/resync-fixtures.ts'
-
-function tempDir(t: Test, prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix))
-  t.teardown(() => {
-    rmSync(d, { recursive: true, force: true })
-  })
-  return d
-}
-
-/** `tsnfs standby ...`: its replication port, and a wait for a stdout line. */
-async function standbyProcess(t: Test, args: string[]): Promise<{ port: number; waitFor: (re: RegExp, ms?: number) => Promise<RegExpExecArray> }> {
-  const child = spawn(process.execPath, [...TSNFS_ARGS, 'standby', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
-  let out = ''
-  let err = ''
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()))
-  const waiters = new Set<() => void>()
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString()
-    for (const w of [...waiters]) w()
-  })
-  const waitFor = (re: RegExp, ms = 30_000): Promise<RegExpExecArray> =>
-    new Promise((resolve, reject) => {
-      const check = (): void => {
-        const m = re.exec(out)
-        if (m === null) return
-        clearTimeout(timer)
-        waiters.delete(check)
-        resolve(m)
-      }
-      const timer = setTimeout(() => {
-        waiters.delete(check)
-        reject(new Error(`standby: no ${String(re)} within ${ms} ms\nstdout: ${out}\nstderr: ${err}`))
-      }, ms)
-      waiters.add(check)
-      check()
-    })
-  const m = await waitFor(/replication on [^\s]+:(\d+),/)
-  return { port: Number(m[1]), waitFor }
-}
 
 interface Seen {
   fileid: bigint | undefined
@@ -109,7 +65,7 @@ t.test('a tree that existed before replication: resynced to a new standby while 
   writeFileSync(join(conf, 'primary'), `${exportPath} *(rw,insecure,no_root_squash)\n`)
   // The standby's copy in memory (a local one would be the same directory on this one host).
   writeFileSync(join(conf, 'standby'), `${exportPath} *(rw,insecure,no_root_squash,backend=memory)\n`)
-  const standby = await standbyProcess(t, ['--listen', '127.0.0.1:0', '--exports', join(conf, 'standby'), '--state-dir', standbyState, '--port', '0', '--host', '127.0.0.1', '--node', 'b'])
+  const standby = await standbyProcess(t, ['--listen', '127.0.0.1:0', '--exports', join(conf, 'standby'), '--state-dir', standbyState, '--port', '0', '--host', '127.0.0.1', '--node', 'b'], 30_000)
   const primary = await serveProcess(t, [
     '--exports', join(conf, 'primary'), '--port', '0', '--host', '127.0.0.1', '--state-dir', primaryState, '--no-lock', '--admin', 'off',
     '--standby', `127.0.0.1:${standby.port}`, '--sync', '--heartbeat', '200', '--node', 'a',

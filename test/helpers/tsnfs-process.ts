@@ -18,7 +18,7 @@ export interface TsnfsProcess {
   stderr: () => string
 }
 
-export function tsnfsProcess(t: Test, args: string[]): TsnfsProcess {
+export function tsnfsProcess(t: Test, args: string[], defaultWaitMs = 20_000): TsnfsProcess {
   const child = spawn(process.execPath, [...TSNFS_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
@@ -31,7 +31,7 @@ export function tsnfsProcess(t: Test, args: string[]): TsnfsProcess {
     out += d.toString()
     for (const w of [...waiters]) w()
   })
-  const waitFor = (re: RegExp, ms = 20_000): Promise<RegExpExecArray> =>
+  const waitFor = (re: RegExp, ms = defaultWaitMs): Promise<RegExpExecArray> =>
     new Promise((resolve, reject) => {
       const check = (): void => {
         const m = re.exec(out)
@@ -57,4 +57,11 @@ export function tempDir(t: Test, prefix: string): string {
     rmSync(d, { recursive: true, force: true })
   })
   return d
+}
+
+/** `tsnfs standby ...`: its replication port from the banner, and a wait for a stdout line. */
+export async function standbyProcess(t: Test, args: string[], defaultWaitMs = 20_000): Promise<TsnfsProcess & { port: number }> {
+  const p = tsnfsProcess(t, ['standby', ...args], defaultWaitMs)
+  const m = await p.waitFor(/replication on [^\s]+:(\d+),/)
+  return { ...p, port: Number(m[1]) }
 }

@@ -8,7 +8,6 @@
  */
 import t from 'tap'
 import type { Test } from 'tap'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { silentLogger } from '../../../server/logger.ts'
 import { RpcServer } from '../../../server/rpc/server.ts'
@@ -21,15 +20,8 @@ import { WitnessNode } from '../../../server/replication/witness.ts'
 import { repl_role } from '../../../xdr/generated/replication.ts'
 import { startStandby } from './fixtures.ts'
 import type { StandbyFixture } from './fixtures.ts'
+import { freePort } from '../../helpers/ports.ts'
 
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const addr = s.address()
-  const port = typeof addr === 'object' && addr !== null ? addr.port : 0
-  await new Promise<void>((resolve) => s.close(() => { resolve() }))
-  return port
-}
 
 /** A primary's replication program (node 'a', epoch 1) on its own port, as `tsnfs serve` answers it. */
 async function livePrimary(t: Test): Promise<{ port: number; stop: () => Promise<void> }> {

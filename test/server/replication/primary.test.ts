@@ -5,12 +5,12 @@
  * a restarted former primary asks its standbys before serving (fencing at start).
  */
 import t from 'tap'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { silentLogger } from '../../../server/logger.ts'
 import { NodeState } from '../../../server/replication/node-state.ts'
 import { PrimaryReplication } from '../../../server/replication/primary.ts'
 import { startStandby } from './fixtures.ts'
+import { freePort } from '../../helpers/ports.ts'
 
 const open = (stateDir: string): Promise<PrimaryReplication> =>
   PrimaryReplication.open({ stateDir, cluster: 'c', node: 'n', standbys: [], mode: 'sync', log: silentLogger })
@@ -59,11 +59,3 @@ t.test('fencing at start: a standby of the same epoch, or none answering, lets t
   await p.close()
 })
 
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const addr = s.address()
-  const port = typeof addr === 'object' && addr !== null ? addr.port : 0
-  await new Promise<void>((resolve) => s.close(() => { resolve() }))
-  return port
-}
