@@ -38,7 +38,7 @@ buildChain(cat)
 cat.close()
 const base = ['--catalog', db, '--fs', '/data']
 
-// A path above the catalog's root, built at run time: the self-contained check reads a literal
+// A path above the catalog's root, built at run time: the self-contained check reads a
 // literal three-level climb as a reference out of the repository.
 const ABOVE_ROOT = ['..', '..', '..'].join('/')
 
