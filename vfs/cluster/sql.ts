@@ -1,0 +1,66 @@
+/*
+ * The metadata store as the cluster backend sees it: SQL over a
+ * PostgreSQL-protocol database (PostgreSQL here; the same statements must run
+ * on CockroachDB and YugabyteDB). Everything above this interface is plain
+ * SQL text and parameters, so tests can point it at a second database and
+ * the `pg` package stays in one adapter (vfs/cluster/clients/pg-db.ts).
+ */
+
+export interface SqlRows {
+  /** Column values as the driver decodes them: bigint columns arrive as strings, bytea as Buffer. */
+  rows: Record<string, unknown>[]
+  rowCount: number
+}
+
+export interface SqlTx {
+  query(text: string, params?: readonly unknown[]): Promise<SqlRows>
+}
+
+export interface TxOptions {
+  /** A read-only transaction (the database may serve it with fewer conflicts). */
+  readOnly?: boolean
+  /** Shown in retry and error logs: the operation this transaction is ("rename"). */
+  label?: string
+}
+
+export interface SqlStats {
+  /** Statements sent, each one network round trip (BEGIN and COMMIT included). */
+  roundTrips: number
+  transactions: number
+  /** Transactions run again after a serialization failure (40001) or deadlock (40P01). */
+  retries: number
+}
+
+export interface SqlDb {
+  /**
+   * Run `fn` in one transaction (REPEATABLE READ or stronger) and commit.
+   * On SQLSTATE 40001 or 40P01 the whole transaction is rolled back and
+   * `fn` runs again after a backoff, so `fn` must have no effects outside
+   * the transaction but its return value. Other errors roll back and throw.
+   */
+  transaction<T>(fn: (tx: SqlTx) => Promise<T>, opts?: TxOptions): Promise<T>
+  /** One statement in its own implicit transaction (one round trip), retried like a transaction. */
+  query(text: string, params?: readonly unknown[]): Promise<SqlRows>
+  /**
+   * Deliver NOTIFY payloads on `channel` to `onPayload` (LISTEN on a
+   * connection of its own). `onLost` is called when that connection drops:
+   * the caller must then distrust everything it cached, since notifications
+   * may have been missed; the adapter reconnects and listens again.
+   * Resolves to a function that stops listening.
+   */
+  listen(channel: string, onPayload: (payload: string) => void, onLost?: (err: Error) => void): Promise<() => Promise<void>>
+  stats(): SqlStats
+  close(): Promise<void>
+}
+
+/** A database error the caller can act on; `code` is the SQLSTATE ("23505" unique violation). */
+export function sqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && code.length === 5 ? code : undefined
+}
+
+/** Serialization failure or deadlock: the transaction may succeed if run again. */
+export function isRetryable(err: unknown): boolean {
+  const s = sqlState(err)
+  return s === '40001' || s === '40P01'
+}
