@@ -113,13 +113,18 @@ t.test('a bucket from testBucket is gone after its test, objects and all', { ski
   t.equal(nameOf(err), 'NotFound', 'HEAD of the removed bucket is 404')
 })
 
-t.test('a second start.sh on the running Ceph says so and starts nothing', {
+t.test('a second start.sh on the running Ceph says so and starts nothing; another on its ports is refused', {
   skip: skip !== false ? skip : existsSync(join(CEPH_DIR, 'ceph.conf')) ? false : `${CEPH_DIR} holds no Ceph of deploy/ceph`,
 }, async (t) => {
   const port = new URL(s3.target!.endpoint).port || '80'
   const again = await exitOf(START, [CEPH_DIR, port])
   t.equal(again.code, 0, again.stderr)
   t.match(again.stdout, /^ceph: already running under /)
+  // the same ports for a second cluster: refused at the first check, before anything starts
+  const dir = t.testdir({})
+  const clash = await exitOf(START, [dir, port])
+  t.equal(clash.code, 1, 'a step that fails exits 1')
+  t.match(clash.stderr, /^ceph: port \d+ is already in use \(another Ceph\?/)
 })
 
 /** A TCP port nothing listens on (bound, then closed). */
