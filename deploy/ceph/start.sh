@@ -20,9 +20,10 @@
 # variables) and DIR/s3.cred (a tsnfs credentials file) with the fixed test user's keys,
 # then proves the gateway by a signed PutObject and reports the time of each step and each
 # daemon's resident memory.
-# Run again while everything is up, it says so and exits 0; run again after the daemons died
-# (memstore keeps objects in the OSD's memory, so they are gone), it stops what is left of
-# the old cluster, wipes DIR and starts afresh. It exits non-zero with the log's tail when a
+# Run again while everything is up, it says so and exits 0; while the monitor and the OSD run
+# but the gateway or the manager died, it starts those again (the objects are kept); after
+# the OSD died (memstore keeps objects in its memory, so they are gone), it stops what is
+# left of the old cluster, wipes DIR and starts afresh. It exits non-zero with the log's tail when a
 # step fails. Stop it with deploy/ceph/stop.sh DIR.
 set -uo pipefail
 
@@ -97,8 +98,41 @@ done
 alive() { [ -s "$DIR/run/$1.pid" ] && kill -0 "$(cat "$DIR/run/$1.pid")" 2>/dev/null; }
 gateway_up() { curl -s -o /dev/null --max-time 2 "$URL/"; }
 
+# The proof: a signed bucket creation and PutObject (curl signs with SigV4 itself).
+probe() {
+  local bucket=tsnfs-start-probe-$$ sig=(--aws-sigv4 "aws:amz:$REGION:s3" --user "$ACCESS_KEY:$SECRET_KEY" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD')
+  curl -sSf --max-time 10 "${sig[@]}" -X PUT "$URL/$bucket" &&
+  curl -sSf --max-time 10 "${sig[@]}" -X PUT --data-binary 'tsnfs' "$URL/$bucket/hello" &&
+  [ "$(curl -sSf --max-time 10 "${sig[@]}" "$URL/$bucket/hello")" = tsnfs ] &&
+  curl -sSf --max-time 10 "${sig[@]}" -X DELETE "$URL/$bucket/hello" &&
+  curl -sSf --max-time 10 "${sig[@]}" -X DELETE "$URL/$bucket"
+}
+
+# finish WHAT: the time since the start and each daemon's resident memory.
+rss() { awk '/^VmRSS/ { printf "%d", $2 / 1024 }' "/proc/$(cat "$DIR/run/$1.pid")/status" 2>/dev/null; }
+finish() {
+  local total mem
+  total=$(secs "$T0" "$(now)")
+  mem="mon $(rss mon.a) MiB, mgr $(rss mgr.x) MiB, osd $(rss osd.0) MiB, radosgw $(rss client.rgw.x) MiB"
+  echo "ceph: $1 in $total s: S3 at $URL, keys in $DIR/s3.env; stop with $HERE/stop.sh $DIR"
+  echo "ceph: resident memory: $mem"
+  echo "$1 $(date -u +%FT%TZ) in $total s; $mem" >>"$DIR/started"
+}
+
 if [ -f "$CONF" ] && [ -f "$DIR/s3.env" ] && alive mon.a && alive mgr.x && alive osd.0 && alive client.rgw.x && gateway_up; then
   echo "ceph: already running under $DIR (S3 at $URL; keys in $DIR/s3.env)"
+  exit 0
+fi
+
+# The monitor and the OSD (which holds the objects, in its memory) still run: start only what
+# died of the manager and the gateway, so the buckets survive (a test that stops the gateway).
+if [ -f "$CONF" ] && [ -f "$DIR/s3.env" ] && alive mon.a && alive osd.0 && grep -qF "endpoint=127.0.0.1:$PORT" "$CONF"; then
+  echo "ceph: the monitor and the OSD run under $DIR; starting what is missing" | tee -a "$LOG"
+  alive mgr.x || step "manager start" ceph-mgr -c "$CONF" -i x
+  alive client.rgw.x || step "gateway start" radosgw -c "$CONF" -n client.rgw.x
+  wait_for "gateway answers" 150 curl -sf -o /dev/null --max-time 2 "$URL/"
+  wait_for "first PutObject" 30 probe
+  finish "up again"
   exit 0
 fi
 
@@ -239,20 +273,5 @@ ENV
 # vfs/cluster/clients/config.ts), readable by root only as tsnfs asks.
 ( umask 077 && printf 's3_access_key=%s\ns3_secret_key=%s\n' "$ACCESS_KEY" "$SECRET_KEY" >"$DIR/s3.cred" ) || exit 1
 
-# The proof: a signed bucket creation and PutObject (curl signs with SigV4 itself).
-probe() {
-  local sig=(--aws-sigv4 "aws:amz:$REGION:s3" --user "$ACCESS_KEY:$SECRET_KEY" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD')
-  curl -sSf --max-time 10 "${sig[@]}" -X PUT "$URL/tsnfs-start-probe" &&
-  curl -sSf --max-time 10 "${sig[@]}" -X PUT --data-binary 'tsnfs' "$URL/tsnfs-start-probe/hello" &&
-  [ "$(curl -sSf --max-time 10 "${sig[@]}" "$URL/tsnfs-start-probe/hello")" = tsnfs ] &&
-  curl -sSf --max-time 10 "${sig[@]}" -X DELETE "$URL/tsnfs-start-probe/hello" &&
-  curl -sSf --max-time 10 "${sig[@]}" -X DELETE "$URL/tsnfs-start-probe"
-}
 wait_for "first PutObject" 30 probe
-
-total=$(secs "$T0" "$(now)")
-rss() { awk '/^VmRSS/ { printf "%d", $2 / 1024 }' "/proc/$(cat "$DIR/run/$1.pid")/status" 2>/dev/null; }
-mem="mon $(rss mon.a) MiB, mgr $(rss mgr.x) MiB, osd $(rss osd.0) MiB, radosgw $(rss client.rgw.x) MiB"
-echo "ceph: up in $total s: S3 at $URL, keys in $DIR/s3.env; stop with $HERE/stop.sh $DIR"
-echo "ceph: resident memory: $mem"
-echo "started $(date -u +%FT%TZ) in $total s; $mem" >"$DIR/started"
+finish up
