@@ -18,6 +18,7 @@ import {
   DeleteObjectsCommand, HeadObjectCommand, CreateBucketCommand, HeadBucketCommand,
 } from '@aws-sdk/client-s3'
 import { s3Status, s3StatusOf, s3Client, testBucket, CEPH_DIR } from '../helpers/s3.ts'
+import { s3Relay } from '../helpers/s3-relay.ts'
 
 const run = promisify(execFile)
 const ROOT = join(import.meta.dirname, '..', '..')
@@ -111,6 +112,35 @@ t.test('a bucket from testBucket is gone after its test, objects and all', { ski
   })
   const err = await client.send(new HeadBucketCommand({ Bucket: bucket })).then(() => undefined, (e: unknown) => e)
   t.equal(nameOf(err), 'NotFound', 'HEAD of the removed bucket is 404')
+})
+
+t.test('the relay: a gateway that is down refuses, one that hangs answers nothing, and both come back', { skip }, async (t) => {
+  const bucket = await testBucket(t, { create: true })
+  const relay = await s3Relay(t, s3.target!)
+  const client = s3Client(relay.target)
+  t.teardown(() => { client.destroy() })
+  const get = async (signal?: AbortSignal): Promise<string> =>
+    (await body(await client.send(new GetObjectCommand({ Bucket: bucket, Key: 'a' }), signal === undefined ? {} : { abortSignal: signal }))).toString()
+  await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'a', Body: Buffer.from('acknowledged') }))
+  t.equal(await get(), 'acknowledged', 'through the relay')
+
+  await relay.set('down')
+  const refused = await get(AbortSignal.timeout(10_000)).then(() => undefined, (e: unknown) => e)
+  t.equal((refused as { code?: string }).code, 'ECONNREFUSED', 'down: connection refused, at once')
+
+  await relay.set('hang')
+  const started = Date.now()
+  const hung = await get(AbortSignal.timeout(500)).then(() => undefined, (e: unknown) => e)
+  t.equal(nameOf(hung), 'AbortError', 'hang: only the timeout ends the request')
+  t.ok(Date.now() - started >= 450, 'and it did wait for it')
+
+  const pending = get()
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  await relay.set('pass')
+  t.equal(await pending, 'acknowledged', 'a request made while it hung completes once it flows again')
+  t.equal(await get(), 'acknowledged', 'and new ones')
+  // one before the outage (kept alive, reset by down), one per request made while it hung
+  t.ok(relay.accepted() >= 3, `${relay.accepted()} connections accepted`)
 })
 
 t.test('a second start.sh on the running Ceph says so and starts nothing; another on its ports is refused', {
