@@ -45,6 +45,9 @@ ACCESS_KEY=TSNFSTESTACCESSKEY01
 SECRET_KEY=tsnfs-test-secret-key-0123456789abcdefgh
 REGION=us-east-1
 MARKER='# tsnfs deploy/ceph/start.sh'
+for n in "$MON_PORT_V2" "$MON_PORT_V1" "$MEMSTORE_BYTES"; do
+  case $n in ''|*[!0-9]*) echo "ceph: '$n' is not a number (TSNFS_CEPH_MON_PORT_V2/V1, TSNFS_CEPH_MEMSTORE_BYTES)" >&2; exit 2 ;; esac
+done
 
 mkdir -p "$DIR" || exit 1
 DIR=$(cd "$DIR" && pwd)
