@@ -7,6 +7,7 @@
 import { hostname } from 'node:os'
 import { ClusterVfs } from './cluster-vfs.ts'
 import { createFileData } from './data/file-data.ts'
+import { reclaimSession } from './data/reclaim.ts'
 import { checkFormat } from './init.ts'
 import { registerExport } from './meta/exports.ts'
 import { releaseQueued } from './meta/delfile.ts'
@@ -42,9 +43,8 @@ export async function openClusterVfs(opts: OpenClusterOptions): Promise<ClusterV
     ...(opts.staleMs === undefined ? {} : { staleMs: opts.staleMs }),
     ...(opts.log === undefined ? {} : { log: opts.log }),
     onStale: async (sid) => {
-      // TODO(data): reclaimSession(db, store, sid) from vfs/cluster/data/reclaim.ts once it lands
-      // (the dead server's pending slices); until then `tsnfs cluster gc` collects their blocks.
-      opts.log?.(`cluster: session ${sid} is gone; releasing files queued for deletion`)
+      // The dead server's unfinished uploads, then whatever it removed but did not release.
+      await reclaimSession(db, store, sid)
       await releaseQueued(db, data)
     },
   })
