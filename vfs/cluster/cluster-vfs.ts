@@ -43,7 +43,7 @@ import { removeEntry, removeFast } from './meta/remove.ts'
 import { renameEntry } from './meta/rename.ts'
 import type { Session } from './meta/session.ts'
 import { setAttributes } from './meta/setattr.ts'
-import { COUNTER, ROOT_INODE } from './schema.ts'
+import { COUNTER, ROOT_INODE, TYPE_CODE } from './schema.ts'
 import type { SqlDb } from './sql.ts'
 
 /** Larger reads are short (legal, RFC 1813 §3.3.6), so one request cannot make us allocate gigabytes. */
@@ -153,11 +153,12 @@ export class ClusterVfs implements Vfs {
   }
 
   async readlink(f: FileRef): Promise<Buffer> {
-    const node = await this.#node(f)
-    if (node.attr.type !== 'symlink') throw new VfsError('EINVAL', 'not a symlink')
-    const r = await this.#db.query('SELECT target FROM tsnfs_node WHERE inode = $1 AND gen = $2', [f.id, f.gen])
-    const target = r.rows[0]?.['target']
-    if (!Buffer.isBuffer(target)) throw new VfsError('ESTALE')
+    // One query, cache or not: the target is not kept in the node cache.
+    const r = await this.#db.query('SELECT type, nlink, target FROM tsnfs_node WHERE inode = $1 AND gen = $2', [f.id, f.gen])
+    const row = r.rows[0]
+    if (row === undefined || Number(row['nlink']) <= 0) throw new VfsError('ESTALE')
+    const target = row['target']
+    if (Number(row['type']) !== TYPE_CODE.symlink || !Buffer.isBuffer(target)) throw new VfsError('EINVAL', 'not a symlink')
     return target
   }
 
