@@ -42,7 +42,7 @@ import { readdirPage } from './meta/readdir.ts'
 import { removeEntry, removeFast } from './meta/remove.ts'
 import { renameEntry } from './meta/rename.ts'
 import type { Session } from './meta/session.ts'
-import { setAttributes } from './meta/setattr.ts'
+import { setAttributes, setAttributesFast } from './meta/setattr.ts'
 import { COUNTER, ROOT_INODE, TYPE_CODE } from './schema.ts'
 import type { SqlDb } from './sql.ts'
 
@@ -142,14 +142,17 @@ export class ClusterVfs implements Vfs {
   }
 
   async setattr(f: FileRef, set: SetAttr): Promise<{ before: Attr; after: Attr }> {
-    const node = await this.#node(f, true)
+    const node = await this.#node(f)
     checkSetAttr(node.attr.type, set)
+    if (set.size === undefined) {
+      const r = await this.#change(setAttributesFast(this.#db, this.sid, f, set))
+      return { before: this.#view({ attr: r.before, parent: 0n }), after: this.#view({ attr: r.after, parent: 0n }) }
+    }
     // Staged bytes first: the truncation must cut what this server has accepted, and the
     // size the transaction starts from must include them.
-    if (set.size !== undefined) await this.#data.flush(f.id)
-    const before = this.#view(node)
+    await this.#data.flush(f.id)
     const r = await this.#change(setAttributes(this.#db, this.sid, this.#data, f, set))
-    return { before: set.size === undefined ? before : r.before, after: this.#view({ attr: r.after, parent: 0n }) }
+    return { before: r.before, after: this.#view({ attr: r.after, parent: 0n }) }
   }
 
   async readlink(f: FileRef): Promise<Buffer> {
