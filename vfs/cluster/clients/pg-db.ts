@@ -84,13 +84,28 @@ export function isConnectionError(err: unknown): boolean {
   }
   // Our own misuse (a bad parameter type) is a bug to surface, not an outage.
   if (err instanceof TypeError || err instanceof RangeError) return false
+  // Authentication pg refused before asking the server (no password for SCRAM): configuration, not an outage.
+  if (err instanceof Error && err.message.startsWith('SASL:')) return false
   return err instanceof Error
+}
+
+/**
+ * The URL pg connects with. pg lets the connection string's (empty)
+ * password override a `password` option, so the password goes inside this
+ * private copy of the URL; it is never logged (messages use describeDatabase).
+ */
+function connectionString(url: string, password: string | undefined): string {
+  if (password === undefined) return url
+  const u = new URL(url)
+  u.password = encodeURIComponent(password)
+  return u.toString()
 }
 
 export class PgDb implements SqlDb {
   private readonly pool: pg.Pool
   private readonly opts: PgDbOptions
   private readonly where: string
+  private readonly connectTo: string
   private readonly counts: SqlStats = { roundTrips: 0, transactions: 0, retries: 0 }
   private readonly listeners = new Set<pg.Client>()
   private closed = false
@@ -98,10 +113,10 @@ export class PgDb implements SqlDb {
   constructor(opts: PgDbOptions) {
     this.opts = opts
     this.where = describeDatabase(opts.url)
+    this.connectTo = connectionString(opts.url, opts.password)
     const statementTimeout = opts.statementTimeoutMs ?? 30_000
     this.pool = new pg.Pool({
-      connectionString: opts.url,
-      ...(opts.password === undefined ? {} : { password: opts.password }),
+      connectionString: this.connectTo,
       max: opts.max ?? 8,
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
       statement_timeout: statementTimeout,
@@ -145,8 +160,7 @@ export class PgDb implements SqlDb {
     const done = (): boolean => stopped || this.closed
     const connect = async (): Promise<void> => {
       const c = new pg.Client({
-        connectionString: this.opts.url,
-        ...(this.opts.password === undefined ? {} : { password: this.opts.password }),
+        connectionString: this.connectTo,
         connectionTimeoutMillis: this.opts.connectTimeoutMs ?? 5000,
         keepAlive: true,
         application_name: 'tsnfs-listen',
@@ -231,6 +245,8 @@ export class PgDb implements SqlDb {
     try {
       client = await this.pool.connect()
     } catch (err) {
+      // Refused (a wrong password 28P01, no such database 3D000): no use trying again, keep the SQLSTATE.
+      if (!isConnectionError(err)) throw err
       // Nothing was sent: safe to try again.
       throw this.unavailable(err, label, false)
     }
