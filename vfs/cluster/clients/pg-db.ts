@@ -35,6 +35,8 @@ export interface PgDbOptions {
   connectTimeoutMs?: number
   /** Server-side bound on one statement (statement_timeout, SQLSTATE 57014); default 30000 ms. */
   statementTimeoutMs?: number
+  /** Our own bound on waiting for any answer (a server or network that went silent); default statementTimeoutMs + 5000. */
+  readTimeoutMs?: number
   /** Attempts of a transaction whose connection was lost before COMMIT (fresh connection each); default 3. */
   reconnectAttempts?: number
   log?: (msg: string) => void
@@ -82,13 +84,28 @@ export function isConnectionError(err: unknown): boolean {
   }
   // Our own misuse (a bad parameter type) is a bug to surface, not an outage.
   if (err instanceof TypeError || err instanceof RangeError) return false
+  // Authentication pg refused before asking the server (no password for SCRAM): configuration, not an outage.
+  if (err instanceof Error && err.message.startsWith('SASL:')) return false
   return err instanceof Error
+}
+
+/**
+ * The URL pg connects with. pg lets the connection string's (empty)
+ * password override a `password` option, so the password goes inside this
+ * private copy of the URL; it is never logged (messages use describeDatabase).
+ */
+function connectionString(url: string, password: string | undefined): string {
+  if (password === undefined) return url
+  const u = new URL(url)
+  u.password = encodeURIComponent(password)
+  return u.toString()
 }
 
 export class PgDb implements SqlDb {
   private readonly pool: pg.Pool
   private readonly opts: PgDbOptions
   private readonly where: string
+  private readonly connectTo: string
   private readonly counts: SqlStats = { roundTrips: 0, transactions: 0, retries: 0 }
   private readonly listeners = new Set<pg.Client>()
   private closed = false
@@ -96,15 +113,15 @@ export class PgDb implements SqlDb {
   constructor(opts: PgDbOptions) {
     this.opts = opts
     this.where = describeDatabase(opts.url)
+    this.connectTo = connectionString(opts.url, opts.password)
     const statementTimeout = opts.statementTimeoutMs ?? 30_000
     this.pool = new pg.Pool({
-      connectionString: opts.url,
-      ...(opts.password === undefined ? {} : { password: opts.password }),
+      connectionString: this.connectTo,
       max: opts.max ?? 8,
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
       statement_timeout: statementTimeout,
       // The server enforces statement_timeout; this catches a server that stopped answering altogether.
-      query_timeout: statementTimeout + 5000,
+      query_timeout: opts.readTimeoutMs ?? statementTimeout + 5000,
       keepAlive: true,
       application_name: 'tsnfs',
     })
@@ -115,56 +132,35 @@ export class PgDb implements SqlDb {
   async transaction<T>(fn: (tx: SqlTx) => Promise<T>, opts: TxOptions = {}): Promise<T> {
     const begin = `BEGIN ISOLATION LEVEL ${(this.opts.isolation ?? 'repeatable read').toUpperCase()}${opts.readOnly === true ? ' READ ONLY' : ''}`
     const label = opts.label ?? 'transaction'
-    return this.retrying(label, async () => {
-      const client = await this.connect(label)
-      let broken: Error | undefined
+    return this.retrying(label, () => this.withClient(label, async (client) => {
+      this.counts.transactions++
+      await this.send(client, begin, undefined, label, false)
+      const tx: SqlTx = { query: (text, params) => this.send(client, text, params, label, false) }
+      let out: T
       try {
-        this.counts.transactions++
-        await this.send(client, begin, undefined, label, false)
-        const tx: SqlTx = { query: (text, params) => this.send(client, text, params, label, false) }
-        const out = await fn(tx)
-        await this.send(client, 'COMMIT', undefined, label, true)
-        return out
+        out = await fn(tx)
       } catch (err) {
-        if (err instanceof DatabaseUnavailable) {
-          broken = err
-        } else {
-          try {
-            await this.send(client, 'ROLLBACK', undefined, label, false)
-          } catch (e) {
-            broken = e as Error
-          }
-        }
+        // The connection is gone (the database rolled back for us) or still good: then roll back here.
+        if (!(err instanceof DatabaseUnavailable)) await this.send(client, 'ROLLBACK', undefined, label, false)
         throw err
-      } finally {
-        // A broken connection is destroyed, not returned: the pool opens a fresh one next time.
-        client.release(broken)
       }
-    })
+      await this.send(client, 'COMMIT', undefined, label, true)
+      return out
+    }))
   }
 
   async query(text: string, params?: readonly unknown[]): Promise<SqlRows> {
-    return this.retrying('query', async () => {
-      const client = await this.connect('query')
-      let broken: Error | undefined
-      try {
-        return await this.send(client, text, params, 'query', true)
-      } catch (err) {
-        if (err instanceof DatabaseUnavailable) broken = err
-        throw err
-      } finally {
-        client.release(broken)
-      }
-    })
+    return this.retrying('query', () => this.withClient('query', (client) => this.send(client, text, params, 'query', true)))
   }
 
   async listen(channel: string, onPayload: (payload: string) => void, onLost?: (err: Error) => void): Promise<() => Promise<void>> {
     let stopped = false
     let client: pg.Client | undefined
+    // A function, not the expression: both flags change while we await.
+    const done = (): boolean => stopped || this.closed
     const connect = async (): Promise<void> => {
       const c = new pg.Client({
-        connectionString: this.opts.url,
-        ...(this.opts.password === undefined ? {} : { password: this.opts.password }),
+        connectionString: this.connectTo,
         connectionTimeoutMillis: this.opts.connectTimeoutMs ?? 5000,
         keepAlive: true,
         application_name: 'tsnfs-listen',
@@ -177,12 +173,12 @@ export class PgDb implements SqlDb {
         lost = true
         this.listeners.delete(c)
         if (client === c) client = undefined
-        if (stopped || this.closed) return
+        if (done()) return
         onLost?.(new DatabaseUnavailable(`${this.where}: LISTEN ${channel} connection lost: ${err.message}`, false, { cause: err }))
         void reconnect()
       }
       c.on('error', drop)
-      c.on('end', () => drop(new Error('connection closed')))
+      c.on('end', () => { drop(new Error('connection closed')) })
       try {
         await c.connect()
         await c.query(`LISTEN ${pg.escapeIdentifier(channel)}`)
@@ -195,12 +191,12 @@ export class PgDb implements SqlDb {
       this.listeners.add(c)
     }
     const reconnect = async (): Promise<void> => {
-      for (let delay = 100; !stopped && !this.closed; delay = Math.min(delay * 2, 5000)) {
+      for (let delay = 100; !done(); delay = Math.min(delay * 2, 5000)) {
         await sleep(delay)
-        if (stopped || this.closed) return
+        if (done()) return
         try {
           await connect()
-          if (stopped || this.closed) {
+          if (done()) {
             await client?.end().catch(() => undefined)
             return
           }
@@ -237,12 +233,35 @@ export class PgDb implements SqlDb {
     await this.pool.end()
   }
 
-  private async connect(label: string): Promise<pg.PoolClient> {
+  /**
+   * A pooled connection for `fn`. While we hold it the pool does not listen
+   * for its errors, and an 'error' event with no listener (the backend
+   * terminated between two statements) would crash the process: we listen,
+   * and a connection that failed in any way is destroyed on release, not
+   * reused.
+   */
+  private async withClient<T>(label: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient
     try {
-      return await this.pool.connect()
+      client = await this.pool.connect()
     } catch (err) {
+      // Refused (a wrong password 28P01, no such database 3D000): no use trying again, keep the SQLSTATE.
+      if (!isConnectionError(err)) throw err
       // Nothing was sent: safe to try again.
       throw this.unavailable(err, label, false)
+    }
+    let broken: Error | undefined
+    const onError = (err: Error): void => { broken = err }
+    client.on('error', onError)
+    try {
+      return await fn(client)
+    } catch (err) {
+      if (err instanceof DatabaseUnavailable) broken ??= err
+      else if (isConnectionError(err)) broken ??= err as Error
+      throw err
+    } finally {
+      client.off('error', onError)
+      client.release(broken)
     }
   }
 
