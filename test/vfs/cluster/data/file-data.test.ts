@@ -2,7 +2,6 @@ import t from 'tap'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createFileData } from '../../../../vfs/cluster/data/file-data.ts'
-import { checkReferences } from '../../../../vfs/cluster/data/fsck.ts'
 import { blockKey } from '../../../../vfs/cluster/data/keys.ts'
 import { decodeSlices } from '../../../../vfs/cluster/data/slice.ts'
 import { VfsError } from '../../../../vfs/errors.ts'
@@ -180,27 +179,6 @@ t.test('round trips: a FILE_SYNC write is one statement and one transaction; a c
   t.equal(fx.db.stats().roundTrips - s2.roundTrips, 0, 'a re-read asks the database nothing')
   t.equal(fx.store.gets, gets, 'nor the store (the block is cached)')
   t.strictSame([again[9], again[10]], [1, 2])
-})
-
-t.test('a flush that cannot reach the store fails with EIO and keeps the bytes for the next COMMIT', async (t) => {
-  const fx = await fixture(t)
-  const fd = createFileData({ db: fx.db, store: fx.store, sid: 7n, ...small })
-  t.teardown(() => fd.close())
-  const ino = await fx.newFile()
-  await fd.write(ino, 0n, Buffer.from('abcdef'), 'unstable', now)
-  fx.store.refusePuts = true
-  await t.rejects(fd.flush(ino), { code: 'EIO' })
-  await t.rejects(fd.write(ino, 2n, Buffer.from('XY'), 'file_sync', now), { code: 'EIO' }, 'a stable write fails too')
-  t.strictSame(fd.staged(ino)?.size, 6n, 'still staged')
-  t.equal((await fd.read(ino, 0n, 6, 6n)).toString(), 'abXYef', 'newer bytes on top of the restored ones')
-  t.equal((await fx.db.query('SELECT * FROM tsnfs_chunk')).rowCount, 0, 'nothing attached')
-  fx.store.refusePuts = false
-  await fd.flush(ino)
-  t.equal(fd.staged(ino), undefined)
-  fd.invalidate(ino)
-  t.equal((await fd.read(ino, 0n, 6, 6n)).toString(), 'abXYef')
-  await fd.flushUsage()
-  t.strictSame((await checkReferences(fx.db, fx.store, small)).problems, [], 'the failed attempts left no pending rows or blocks')
 })
 
 t.test('staged memory is bounded: past stageBytes the oldest file is flushed; idle files flush by themselves', async (t) => {
