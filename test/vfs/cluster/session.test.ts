@@ -22,8 +22,9 @@ async function until(what: string, pred: () => Promise<boolean>, ms = 5000): Pro
 t.test('sessions are listed, stale ones are cleaned up, closed ones leave', async t => {
   const c = await newCluster()
   t.teardown(() => c.close())
-  const a = await c.server({ heartbeatMs: 100, staleMs: 1000 })
-  const other = await c.server()
+  // Both beat often; a session is stale after 3 s of silence (the dead one below has been silent 10 s).
+  const a = await c.server({ heartbeatMs: 100, staleMs: 3000 })
+  const other = await c.server({ heartbeatMs: 100, staleMs: 3000 })
   const listed = await listSessions(a.db)
   t.same(listed.map(s => s.host).sort(), ['test-0', 'test-1'])
   t.same(listed.map(s => s.sid).sort(), [a.vfs.sid, other.vfs.sid].sort())
@@ -32,12 +33,13 @@ t.test('sessions are listed, stale ones are cleaned up, closed ones leave', asyn
   // and a file it removed but never released.
   const dead = 4242n
   const old = Date.now() - 10_000
-  await a.db.query('INSERT INTO tsnfs_session (sid, host, pid, started, heartbeat) VALUES ($1, $2, 1, $3, $3)', [dead, 'dead', old])
+  // Its row goes in last: the sweep may run at any moment after.
   await a.db.query('INSERT INTO tsnfs_pending_slice (id, sid, size, created) VALUES (999999, $1, 10, $2)', [dead, old])
   const f = await mkfile(a.vfs, a.vfs.root(), 'orphan', 'data')
   await a.db.query('UPDATE tsnfs_node SET nlink = 0 WHERE inode = $1', [f.id])
   await a.db.query('DELETE FROM tsnfs_edge WHERE inode = $1', [f.id])
   await a.db.query('INSERT INTO tsnfs_delfile (inode, size, since) VALUES ($1, 4, $2)', [f.id, old])
+  await a.db.query('INSERT INTO tsnfs_session (sid, host, pid, started, heartbeat) VALUES ($1, $2, 1, $3, $3)', [dead, 'dead', old])
   await until('the stale session to go', async () => (await listSessions(a.db)).every(s => s.sid !== dead))
   const count = async (sql: string, p: unknown[]): Promise<number> => Number((await a.db.query(sql, p)).rows[0]?.['n'])
   await until('its pending slice to be reclaimed', async () => await count('SELECT count(*) AS n FROM tsnfs_pending_slice WHERE sid = $1', [dead]) === 0)
