@@ -6,7 +6,7 @@
  */
 import { VfsError } from '../../errors.ts'
 import type { Attr, FileRef, SetAttr, Timespec } from '../../types.ts'
-import { changePayload, notifyChanged } from '../change.ts'
+import { changePayload } from '../change.ts'
 import { CHANGE_CHANNEL } from '../schema.ts'
 import type { FileData } from '../data/types.ts'
 import type { SqlDb } from '../sql.ts'
@@ -36,12 +36,11 @@ export function setAttributes(
     const u = await tx.query(
       'UPDATE tsnfs_node SET mode = $2, uid = $3, gid = $4, size = $5, atime_sec = $6, atime_nsec = $7, ' +
         'mtime_sec = $8, mtime_nsec = $9, ctime_sec = $10, ctime_nsec = $11 WHERE inode = $1 ' +
-        `RETURNING ${NODE_COLUMNS}`,
+        `RETURNING ${NODE_COLUMNS}, pg_notify($12, $13) AS notified`,
       [f.id, set.mode === undefined ? a.mode : set.mode & 0o7777, set.uid ?? a.uid, set.gid ?? a.gid, size,
-        atime.sec, atime.nsec, mtime.sec, mtime.nsec, t.sec, t.nsec],
+        atime.sec, atime.nsec, mtime.sec, mtime.nsec, t.sec, t.nsec, CHANGE_CHANNEL, changePayload(sid, [f.id])],
     )
     const after = nodeOf(u.rows[0] ?? {})
-    await notifyChanged(tx, sid, [f.id])
     return { value: { before: a, after: after.attr }, touched: [f.id], nodes: [after], freed: null }
   }, { label: 'setattr' })
 }
