@@ -5,6 +5,7 @@
  */
 import t from 'tap'
 import { b, mkfile, OWNER, readAll, rejectsCode } from '../conformance-helpers.ts'
+import type { FileRef, Vfs } from '../../../vfs/types.ts'
 import { newCluster, dropTemplate } from './meta-helpers.ts'
 
 t.teardown(dropTemplate)
@@ -139,3 +140,33 @@ t.test('a server whose change feed drops forgets everything it cached', async t 
   await a.setattr(f, { mode: 0o600 })
   t.equal((await bs.vfs.getattr(f)).mode, 0o600)
 })
+
+t.test('A and B create one name at once: one wins, the other is EEXIST; EXCLUSIVE retransmitted to B', async t => {
+  const c = await newCluster()
+  t.teardown(() => c.close())
+  const a = (await c.server()).vfs
+  const bv = (await c.server()).vfs
+  const root = a.root()
+  for (let i = 0; i < 20; i++) {
+    const name = b(`n${i}`)
+    const results = await Promise.allSettled([
+      a.create(root, name, { how: 'guarded', attr: {} }, OWNER),
+      bv.create(root, name, { how: 'guarded', attr: {} }, OWNER),
+    ])
+    const won = results.filter(r => r.status === 'fulfilled')
+    const lost = results.filter(r => r.status === 'rejected')
+    t.equal(won.length, 1, `n${i}: one create succeeded`)
+    t.match(lost[0]?.reason, { code: 'EEXIST' }, `n${i}: the other is EEXIST`)
+  }
+  t.equal((await listAllNames(bv, root)).length, 20 + 2, 'twenty entries (and . ..)')
+  const verf = b('verifier')
+  const first = await a.create(root, b('ex'), { how: 'exclusive', verifier: verf }, OWNER)
+  const again = await bv.create(root, b('ex'), { how: 'exclusive', verifier: b('verifier') }, OWNER)
+  t.same(again.ref, first.ref, 'a retransmitted EXCLUSIVE create answered by another server returns the same file')
+  await rejectsCode(t, bv.create(root, b('ex'), { how: 'exclusive', verifier: b('other!!!') }, OWNER), 'EEXIST')
+})
+
+async function listAllNames(vfs: Vfs, dir: FileRef): Promise<string[]> {
+  const page = await vfs.readdir(dir, 0n, 1000)
+  return page.entries.map(e => e.name.toString())
+}
