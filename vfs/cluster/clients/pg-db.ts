@@ -271,7 +271,8 @@ export class PgDb implements SqlDb {
       const r = await client.query(text, params as unknown[] | undefined)
       return { rows: r.rows as Record<string, unknown>[], rowCount: r.rowCount ?? 0 }
     } catch (err) {
-      if (isConnectionError(err)) throw this.unavailable(err, label, commits)
+      // pg refuses a connection it already knows is broken before sending anything: nothing ran.
+      if (isConnectionError(err)) throw this.unavailable(err, label, commits && !/is not queryable/.test((err as Error).message))
       throw err
     }
   }

@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import { S3Store } from '../../../../vfs/cluster/clients/s3-store.ts'
 import { ObjectStoreUnavailable } from '../../../../vfs/cluster/object-store.ts'
 import { freePort } from '../../../helpers/ports.ts'
-import { s3Env } from './s3-env.ts'
+import { s3Status } from '../../../helpers/s3.ts'
 
 async function failure(p: Promise<unknown>): Promise<{ err: unknown; ms: number }> {
   const started = Date.now()
@@ -54,9 +54,11 @@ t.test('a store that accepts and never answers: unavailable within the operation
   }
 })
 
-const env = await s3Env()
-t.test('radosgw refusals are named: a missing bucket, wrong keys', 'skip' in env ? { skip: env.skip } : {}, async (t) => {
-  if ('skip' in env) return
+const s3 = await s3Status()
+t.test('radosgw refusals are named: a missing bucket, wrong keys', s3.target === undefined ? { skip: s3.reason } : {}, async (t) => {
+  const target = s3.target
+  if (target === undefined) return
+  const env = { endpoint: target.endpoint, region: target.region, accessKeyId: target.accessKey, secretAccessKey: target.secretKey }
   const missing = new S3Store({ ...env, bucket: 'tsnfs-no-such-bucket' })
   t.teardown(() => missing.close())
   const a = await failure(missing.get('k', 0, 1))
