@@ -18,6 +18,7 @@ import { parseExport } from '../dma/schedule/export-spec.ts'
 import { parseLevel } from '../dma/schedule/levels.ts'
 import { defaultStateDir } from '../server/state.ts'
 import { runForeground } from './backup-run.ts'
+import { verifyCommand } from './backup-verify.ts'
 import { formatJobs, formatLog, formatPool } from './backup-print.ts'
 import { wantsHelp } from './help.ts'
 
@@ -33,6 +34,9 @@ export const BACKUP_USAGE = `usage: tsnfs backup <command> [--state DIR] ...
   label POOL LABEL [--capacity SIZE] [--keep N]
                                 a new blank tape (makes the pool: capacity per tape, chains kept)
   pool POOL [--json]            a pool's tapes and backups
+  verify JOB | --label LABEL --pool POOL [--json]
+                                reread a backup from its tapes and check every file's SHA-256
+                                recorded at backup time (exit 1 on any mismatch, naming the file)
   --state DIR   the manager's state directory (default $TSNFS_BACKUP_STATE, or STATE-DIR/backup
                 of tsnfs serve)
 `
@@ -180,6 +184,7 @@ const SUBCOMMANDS: Readonly<Record<string, (argv: string[], io: BackupIo) => Pro
   log,
   label,
   pool,
+  verify: (a, io) => verifyCommand(a, io, { stateDirOf, ask, usage: (m) => new UsageError(m) }),
 }
 
 export async function backup(argv: string[], io: BackupIo = PROCESS_IO): Promise<number> {

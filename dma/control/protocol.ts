@@ -12,8 +12,8 @@ export const MAX_LINE = 64 * 1024
 /** Replies carry job lists: bounded, but larger. */
 export const MAX_REPLY_LINE = 16 * 1024 * 1024
 
-export type ControlOp = 'ping' | 'run' | 'list' | 'get' | 'abort' | 'continue' | 'wait'
-export const OPS: ReadonlySet<string> = new Set<ControlOp>(['ping', 'run', 'list', 'get', 'abort', 'continue', 'wait'])
+export type ControlOp = 'ping' | 'run' | 'list' | 'get' | 'abort' | 'continue' | 'wait' | 'verify'
+export const OPS: ReadonlySet<string> = new Set<ControlOp>(['ping', 'run', 'list', 'get', 'abort', 'continue', 'wait', 'verify'])
 
 export interface ControlRequest {
   op: ControlOp
@@ -23,6 +23,8 @@ export interface ControlRequest {
   level?: number
   exclude?: string[]
   tape?: string
+  /** verify: a tape label (the newest backup on it) instead of a job id. */
+  label?: string
 }
 
 export type ControlReply = { ok: true; [field: string]: unknown } | { ok: false; code: string; message: string }
@@ -47,7 +49,7 @@ export function parseControlRequest(line: string): ControlRequest {
   const o = v as Record<string, unknown>
   if (typeof o.op !== 'string' || !OPS.has(o.op)) throw new DmaError('DMA_CONTROL', `no such op: ${JSON.stringify(o.op)}`)
   const req: ControlRequest = { op: o.op as ControlOp }
-  for (const k of ['id', 'export', 'pool', 'tape'] as const) {
+  for (const k of ['id', 'export', 'pool', 'tape', 'label'] as const) {
     const x = o[k]
     if (x === undefined) continue
     if (typeof x !== 'string') throw new DmaError('DMA_CONTROL', `${k}: a string`)

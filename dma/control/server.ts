@@ -9,6 +9,7 @@ import { DmaError, isErrno } from '../errors.ts'
 import type { DmaService } from '../jobs/service.ts'
 import { parseExport } from '../schedule/export-spec.ts'
 import { parseLevel } from '../schedule/levels.ts'
+import { verifyAndRecord } from '../jobs/verify.ts'
 import type { ControlReply, ControlRequest } from './protocol.ts'
 import { controlPath, errorReply, MAX_LINE, parseControlRequest } from './protocol.ts'
 
@@ -69,6 +70,8 @@ async function handle(service: DmaService, req: ControlRequest): Promise<Control
       return { ok: true, job: await service.continue(id()) }
     case 'wait':
       return { ok: true, job: await service.wait(id()) }
+    case 'verify':
+      return { ok: true, report: await verifyAndRecord(service.stateDir, { ...(req.id === undefined ? {} : { job: req.id }), ...(req.label === undefined ? {} : { label: req.label }), ...(req.pool === undefined ? {} : { pool: req.pool }) }) }
   }
 }
 
