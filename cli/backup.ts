@@ -23,9 +23,12 @@ import { formatJobs, formatLog, formatPool } from './backup-print.ts'
 import { wantsHelp } from './help.ts'
 
 export const BACKUP_USAGE = `usage: tsnfs backup <command> [--state DIR] ...
-  run EXPORT --level N --to POOL [--exclude GLOB]... [--tape HOST:PORT] [--wait] [--json]
+  run EXPORT --level N --to POOL [--exclude GLOB]... [--tape HOST:PORT] [--verify read|restore]
+        [--wait] [--json]
         back up EXPORT (HOST[:PORT]:/PATH of an NDMP agent, or file:PATH) to the pool in
-        directory POOL now; a running manager runs it (--wait: until it ends), else it runs here
+        directory POOL now; a running manager runs it (--wait: until it ends), else it runs here;
+        --verify: then reread it (read) or restore it into a scratch directory (restore) and
+        check every file's SHA-256
   list [--json]                 jobs (running, paused, done, failed, aborted) and the schedule
   abort JOB                     stop a running or paused job
   continue JOB                  go on after a tape change (the job paused "needs next tape")
@@ -87,6 +90,7 @@ async function run(argv: string[], io: BackupIo): Promise<number> {
       to: { type: 'string' },
       exclude: { type: 'string', multiple: true },
       tape: { type: 'string' },
+      verify: { type: 'string' },
       wait: { type: 'boolean' },
       json: { type: 'boolean' },
     },
@@ -96,14 +100,16 @@ async function run(argv: string[], io: BackupIo): Promise<number> {
   if (exportText === undefined || positionals.length > 1 || values.level === undefined || values.to === undefined) {
     throw new UsageError('run: EXPORT --level N --to POOL')
   }
+  const verify = values.verify
+  if (verify !== undefined && verify !== 'read' && verify !== 'restore') throw new UsageError(`--verify: read or restore, not ${verify}`)
   const spec = parseExport(exportText)
   const level = parseLevel(values.level)
   const pool = resolve(values.to)
   const stateDir = stateDirOf(values.state)
-  const req: ControlRequest = { op: 'run', export: spec.text, pool, level, ...(values.exclude === undefined ? {} : { exclude: values.exclude }), ...(values.tape === undefined ? {} : { tape: values.tape }) }
+  const req: ControlRequest = { op: 'run', export: spec.text, pool, level, ...(values.exclude === undefined ? {} : { exclude: values.exclude }), ...(values.tape === undefined ? {} : { tape: values.tape }), ...(verify === undefined ? {} : { verify }) }
   const started = await ask(stateDir, req)
   if (started === null) {
-    const job = await runForeground(stateDir, io, { name: 'manual', spec, pool, level, ...(values.exclude === undefined ? {} : { exclude: values.exclude }), ...(values.tape === undefined ? {} : { tapeAgent: values.tape }) }, values.json === true)
+    const job = await runForeground(stateDir, io, { name: 'manual', spec, pool, level, ...(values.exclude === undefined ? {} : { exclude: values.exclude }), ...(values.tape === undefined ? {} : { tapeAgent: values.tape }), ...(verify === undefined ? {} : { verify }) }, values.json === true)
     return job.state === 'done' ? 0 : 1
   }
   let job = started.job as JobRecord

@@ -25,6 +25,8 @@ export interface ControlRequest {
   tape?: string
   /** verify: a tape label (the newest backup on it) instead of a job id. */
   label?: string
+  /** run: verify the backup once it is done (read or restore). */
+  verify?: 'read' | 'restore'
 }
 
 export type ControlReply = { ok: true; [field: string]: unknown } | { ok: false; code: string; message: string }
@@ -58,6 +60,10 @@ export function parseControlRequest(line: string): ControlRequest {
   if (o.level !== undefined) {
     if (typeof o.level !== 'number' || !Number.isInteger(o.level)) throw new DmaError('DMA_CONTROL', 'level: an integer')
     req.level = o.level
+  }
+  if (o.verify !== undefined) {
+    if (o.verify !== 'read' && o.verify !== 'restore') throw new DmaError('DMA_CONTROL', 'verify: read or restore')
+    req.verify = o.verify
   }
   if (o.exclude !== undefined) {
     if (!isStringArray(o.exclude)) throw new DmaError('DMA_CONTROL', 'exclude: a list of strings')

@@ -14,8 +14,11 @@ import { Pool } from '../pool/pool.ts'
 import type { TapeDamage } from '../pool/tape-reader.ts'
 import { TapeStreamSource } from '../pool/tape-reader.ts'
 import { appendLog } from './log.ts'
+import { verifyByRestore } from './verify-restore.ts'
 import type { JobRecord } from './record.ts'
 import { jobsDir, loadJob, saveJob } from './registry.ts'
+
+export type VerifyMethod = 'read' | 'restore'
 
 /** Which backup: a job's (its pool from the job record unless given), or the newest on a tape label. */
 export interface VerifyTarget {
@@ -26,6 +29,8 @@ export interface VerifyTarget {
 
 /** What a verify found; JSON-safe (byte counts as strings), kept in the job record as `verify`. */
 export interface VerifyReport {
+  /** read: the stream's bytes hashed; restore: restored into a scratch directory, the files hashed there. */
+  method: VerifyMethod
   job: string
   pool: string
   tapes: string[]
@@ -47,7 +52,7 @@ export interface VerifyReport {
   error?: string
 }
 
-async function findBackup(stateDir: string, target: VerifyTarget): Promise<{ pool: Pool; backup: PoolBackup }> {
+export async function findBackup(stateDir: string, target: VerifyTarget): Promise<{ pool: Pool; backup: PoolBackup }> {
   let poolDir = target.pool
   if (target.job !== undefined && poolDir === undefined) poolDir = (await loadJob(jobsDir(stateDir), target.job)).pool
   if (poolDir === undefined) throw new DmaError('DMA_CONTROL', 'verify --label needs --pool')
@@ -66,8 +71,9 @@ async function findBackup(stateDir: string, target: VerifyTarget): Promise<{ poo
   return { pool, backup }
 }
 
-function reportOf(backup: PoolBackup, pool: Pool, src: TapeStreamSource, v: VerifySummary | null, error: string | null): VerifyReport {
+export function reportOf(method: VerifyMethod, backup: PoolBackup, pool: Pool, src: TapeStreamSource, v: VerifySummary | null, error: string | null): VerifyReport {
   const r: VerifyReport = {
+    method,
     job: backup.job,
     pool: pool.dir,
     tapes: [...backup.tapes],
@@ -90,7 +96,8 @@ function reportOf(backup: PoolBackup, pool: Pool, src: TapeStreamSource, v: Veri
 
 /** One line for the log and the CLI. */
 export function verifyLine(r: VerifyReport): string {
-  if (r.ok) return `verify OK: ${r.files} files, ${r.bytes} bytes match their recorded SHA-256 (${r.streamBytes} stream bytes on ${r.tapes.join(', ')})`
+  const how = r.method === 'restore' ? 'verify by restore' : 'verify'
+  if (r.ok) return `${how} OK: ${r.files} files, ${r.bytes} bytes match their recorded SHA-256 (${r.streamBytes} stream bytes on ${r.tapes.join(', ')})`
   const why = [
     r.error ?? '',
     r.indexed || r.error !== undefined ? '' : 'the stream carries no index of checksums',
@@ -98,7 +105,7 @@ export function verifyLine(r: VerifyReport): string {
     r.missing.length === 0 ? '' : `${r.missing.length} file(s) missing: ${r.missing.slice(0, 5).join(', ')}`,
     r.damage.length === 0 ? '' : `${r.damage.length} damaged record(s): ${r.damage.slice(0, 3).map((d) => `${d.tape} at byte ${d.offset}`).join(', ')}`,
   ].filter((x) => x !== '')
-  return `verify FAILED: ${why.join('; ')}`
+  return `${how} FAILED: ${why.join('; ')}`
 }
 
 /** Rereads the backup and checks it; a damaged stream is a failed report, not a throw. */
@@ -115,7 +122,7 @@ export async function verifyPoolBackup(stateDir: string, target: VerifyTarget, s
   } finally {
     await src.close()
   }
-  return reportOf(backup, pool, src, v, error)
+  return reportOf('read', backup, pool, src, v, error)
 }
 
 /** Puts the report into the job's log and record, when the job is one of this state directory's. */
@@ -134,8 +141,8 @@ export async function recordVerify(stateDir: string, report: VerifyReport): Prom
 }
 
 /** Verifies and records (the manager's op and the CLI without a manager). */
-export async function verifyAndRecord(stateDir: string, target: VerifyTarget, signal?: AbortSignal): Promise<VerifyReport> {
-  const report = await verifyPoolBackup(stateDir, target, signal)
+export async function verifyAndRecord(stateDir: string, target: VerifyTarget, signal?: AbortSignal, method: VerifyMethod = 'read'): Promise<VerifyReport> {
+  const report = method === 'restore' ? await verifyByRestore(stateDir, target, signal) : await verifyPoolBackup(stateDir, target, signal)
   await recordVerify(stateDir, report)
   return report
 }

@@ -88,6 +88,7 @@ export class Scheduler {
           level,
           exclude: e.exclude,
           ...(e.tapeAgent === undefined ? {} : { tapeAgent: e.tapeAgent }),
+          ...(e.verify === undefined ? {} : { verify: e.verify }),
           scheduledFor: slot,
         })
         started.push({ name: e.name, id: job.id, level, slot })
