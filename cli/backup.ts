@@ -24,11 +24,11 @@ import { wantsHelp } from './help.ts'
 
 export const BACKUP_USAGE = `usage: tsnfs backup <command> [--state DIR] ...
   run EXPORT --level N --to POOL [--exclude GLOB]... [--tape HOST:PORT] [--verify read|restore]
-        [--wait] [--json]
+        [--compress gzip|brotli] [--wait] [--json]
         back up EXPORT (HOST[:PORT]:/PATH of an NDMP agent, or file:PATH) to the pool in
         directory POOL now; a running manager runs it (--wait: until it ends), else it runs here;
         --verify: then reread it (read) or restore it into a scratch directory (restore) and
-        check every file's SHA-256
+        check every file's SHA-256; --compress: the data agent compresses the stream (env COMPRESS)
   list [--json]                 jobs (running, paused, done, failed, aborted) and the schedule
   abort JOB                     stop a running or paused job
   continue JOB                  go on after a tape change (the job paused "needs next tape")
@@ -91,6 +91,7 @@ async function run(argv: string[], io: BackupIo): Promise<number> {
       exclude: { type: 'string', multiple: true },
       tape: { type: 'string' },
       verify: { type: 'string' },
+      compress: { type: 'string' },
       wait: { type: 'boolean' },
       json: { type: 'boolean' },
     },
@@ -102,14 +103,16 @@ async function run(argv: string[], io: BackupIo): Promise<number> {
   }
   const verify = values.verify
   if (verify !== undefined && verify !== 'read' && verify !== 'restore') throw new UsageError(`--verify: read or restore, not ${verify}`)
+  const compress = values.compress
+  if (compress !== undefined && compress !== 'gzip' && compress !== 'brotli') throw new UsageError(`--compress: gzip or brotli, not ${compress}`)
   const spec = parseExport(exportText)
   const level = parseLevel(values.level)
   const pool = resolve(values.to)
   const stateDir = stateDirOf(values.state)
-  const req: ControlRequest = { op: 'run', export: spec.text, pool, level, ...(values.exclude === undefined ? {} : { exclude: values.exclude }), ...(values.tape === undefined ? {} : { tape: values.tape }), ...(verify === undefined ? {} : { verify }) }
+  const req: ControlRequest = { op: 'run', export: spec.text, pool, level, ...(values.exclude === undefined ? {} : { exclude: values.exclude }), ...(values.tape === undefined ? {} : { tape: values.tape }), ...(verify === undefined ? {} : { verify }), ...(compress === undefined ? {} : { compress }) }
   const started = await ask(stateDir, req)
   if (started === null) {
-    const job = await runForeground(stateDir, io, { name: 'manual', spec, pool, level, ...(values.exclude === undefined ? {} : { exclude: values.exclude }), ...(values.tape === undefined ? {} : { tapeAgent: values.tape }), ...(verify === undefined ? {} : { verify }) }, values.json === true)
+    const job = await runForeground(stateDir, io, { name: 'manual', spec, pool, level, ...(values.exclude === undefined ? {} : { exclude: values.exclude }), ...(values.tape === undefined ? {} : { tapeAgent: values.tape }), ...(verify === undefined ? {} : { verify }), ...(compress === undefined ? {} : { compress }) }, values.json === true)
     return job.state === 'done' ? 0 : 1
   }
   let job = started.job as JobRecord

@@ -27,6 +27,8 @@ export interface ControlRequest {
   label?: string
   /** run: verify the backup once it is done (read or restore). */
   verify?: 'read' | 'restore'
+  /** run: the data agent compresses the stream. */
+  compress?: 'gzip' | 'brotli'
 }
 
 export type ControlReply = { ok: true; [field: string]: unknown } | { ok: false; code: string; message: string }
@@ -64,6 +66,10 @@ export function parseControlRequest(line: string): ControlRequest {
   if (o.verify !== undefined) {
     if (o.verify !== 'read' && o.verify !== 'restore') throw new DmaError('DMA_CONTROL', 'verify: read or restore')
     req.verify = o.verify
+  }
+  if (o.compress !== undefined) {
+    if (o.compress !== 'gzip' && o.compress !== 'brotli') throw new DmaError('DMA_CONTROL', 'compress: gzip or brotli')
+    req.compress = o.compress
   }
   if (o.exclude !== undefined) {
     if (!isStringArray(o.exclude)) throw new DmaError('DMA_CONTROL', 'exclude: a list of strings')

@@ -57,7 +57,7 @@ async function handle(service: DmaService, req: ControlRequest): Promise<Control
       if (req.export === undefined || req.pool === undefined || req.level === undefined) throw new DmaError('DMA_CONTROL', 'run: needs export, pool and level')
       const level = parseLevel(String(req.level))
       // The CLI sends absolute paths: the manager's cwd is not the caller's.
-      const job = await service.start({ name: 'manual', spec: parseExport(req.export, '/'), pool: req.pool, level, ...(req.exclude === undefined ? {} : { exclude: req.exclude }), ...(req.tape === undefined ? {} : { tapeAgent: req.tape }), ...(req.verify === undefined ? {} : { verify: req.verify }) })
+      const job = await service.start({ name: 'manual', spec: parseExport(req.export, '/'), pool: req.pool, level, ...(req.exclude === undefined ? {} : { exclude: req.exclude }), ...(req.tape === undefined ? {} : { tapeAgent: req.tape }), ...(req.verify === undefined ? {} : { verify: req.verify }), ...(req.compress === undefined ? {} : { compress: req.compress }) })
       return { ok: true, job }
     }
     case 'list':

@@ -5,6 +5,7 @@
  * paused are marked failed when the next one opens.
  */
 import { mkdir } from 'node:fs/promises'
+import type { Compression } from '../../backup/compress.ts'
 import type { LogLevel } from '../../backup/types.ts'
 import { DmaError } from '../errors.ts'
 import type { DriverFor, HistoryEntry, JobContext, TapeAccess, TapeHandle } from '../drivers/driver.ts'
@@ -28,6 +29,8 @@ export interface JobRequest {
   scheduledFor?: Date
   /** After a backup that ends done: verify it (read: its stream's checksums; restore: into a scratch directory). */
   verify?: VerifyMethod
+  /** COMPRESS for the data agent: the stream on tape is gzip or brotli. */
+  compress?: Compression
 }
 
 /** A job the schedule will run: what `list` shows besides the registry. */
@@ -189,6 +192,7 @@ export class DmaService {
         spec: req.spec,
         exclude: req.exclude ?? [],
         ...(req.tapeAgent === undefined ? {} : { tapeAgent: req.tapeAgent }),
+        ...(req.compress === undefined ? {} : { compress: req.compress }),
         tape: this.tapeAccess(live, pool),
         signal,
         log: (level, message) => {

@@ -1,7 +1,7 @@
 /*
  * The schedule file: one job per line,
  *   MIN HOUR DOM MONTH DOW  NAME  EXPORT  POOL  level=N|levels=RULE  [exclude=GLOB]... [tape=HOST:PORT]
- *   [verify=restore|read]
+ *   [verify=restore|read] [compress=gzip|brotli]
  * `#` starts a comment; blank lines are skipped. NAME is the job's name (unique in the file);
  * EXPORT as in export-spec.ts; POOL a pool directory (relative to the schedule file's folder).
  * tape= names a separate NDMP tape agent (a three-way backup); without it the export's agent
@@ -16,6 +16,7 @@ import type { CronTime } from './cron.ts'
 import { CronSyntaxError, parseCron } from './cron.ts'
 import type { ExportSpec } from './export-spec.ts'
 import { parseExport } from './export-spec.ts'
+import type { Compression } from '../../backup/compress.ts'
 import type { VerifyMethod } from '../jobs/verify.ts'
 import type { LevelRule } from './levels.ts'
 import { parseLevelRule } from './levels.ts'
@@ -31,6 +32,8 @@ export interface ScheduleEntry {
   readonly tapeAgent?: string
   /** Verify each backup that ends done (dma/jobs/verify*.ts). */
   readonly verify?: VerifyMethod
+  /** The data agent compresses the stream (env COMPRESS). */
+  readonly compress?: Compression
   readonly line: number
 }
 
@@ -49,6 +52,7 @@ function entryOf(fields: string[], line: number, base: string): ScheduleEntry {
   const exclude: string[] = []
   let tapeAgent: string | undefined
   let verify: VerifyMethod | undefined
+  let compress: Compression | undefined
   for (const opt of options) {
     const eq = opt.indexOf('=')
     const key = eq < 0 ? opt : opt.slice(0, eq)
@@ -62,12 +66,14 @@ function entryOf(fields: string[], line: number, base: string): ScheduleEntry {
       tapeAgent = val
     } else if (key === 'verify' && (val === 'restore' || val === 'read')) {
       verify = val
+    } else if (key === 'compress' && (val === 'gzip' || val === 'brotli')) {
+      compress = val
     } else {
-      throw new Error(`"${opt}" is not an option (level=, levels=, exclude=, tape=HOST:PORT, verify=restore|read)`)
+      throw new Error(`"${opt}" is not an option (level=, levels=, exclude=, tape=HOST:PORT, verify=restore|read, compress=gzip|brotli)`)
     }
   }
   if (levels === undefined) throw new Error('no level rule (level=N or levels=RULE)')
-  return { name, time, export: exp, pool, levels, exclude, ...(tapeAgent === undefined ? {} : { tapeAgent }), ...(verify === undefined ? {} : { verify }), line }
+  return { name, time, export: exp, pool, levels, exclude, ...(tapeAgent === undefined ? {} : { tapeAgent }), ...(verify === undefined ? {} : { verify }), ...(compress === undefined ? {} : { compress }), line }
 }
 
 /** Parses schedule text; `base` is the folder relative pools and file: exports are taken from. */
