@@ -10,6 +10,7 @@ import type { Test } from 'tap'
 import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { backupFormat } from '../../backup/index.ts'
 import { backup } from '../../cli/backup.ts'
 import { startControlServer } from '../../dma/control/server.ts'
 import { driversFor } from '../../dma/drivers/select.ts'
@@ -119,4 +120,26 @@ t.test('through the running manager; wrong arguments', async (t) => {
   t.match([both.code, both.err], [2, /verify: JOB, or --label LABEL --pool POOL/])
   const noPool = await cli(['verify', '--label', 'V1', '--state', s.state])
   t.match([noPool.code, noPool.err], [2, /needs --pool POOL/])
+})
+
+t.test('a file: export (the file driver writes the tape raw): our stream verifies, other bytes do not', async (t) => {
+  const dir = t.testdir({})
+  const vfs = new MemoryVfs()
+  await vfsWrite(vfs, 'one.txt', Buffer.from('one\n'))
+  await vfsWrite(vfs, 'two.bin', Buffer.alloc(50_000, 2))
+  const chunks: Buffer[] = []
+  await backupFormat.writeBackup({ vfs, root: vfs.root(), live: false, name: '/m' }, { write: async (c) => { chunks.push(Buffer.from(c)) } }, { level: 0, base: null, compress: 'gzip' })
+  await writeFile(join(dir, 'stream.tgz'), Buffer.concat(chunks))
+  await writeFile(join(dir, 'noise.bin'), Buffer.alloc(4096, 0x41))
+  const pool = join(dir, 'pool')
+  await Pool.label(pool, 'R1', { capacity: 1024 * 1024 })
+  await Pool.label(pool, 'R2', { capacity: 1024 * 1024 })
+  const state = join(dir, 'state')
+  const service = await DmaService.open(state, driversFor(state))
+  const ours = await service.wait((await service.start({ name: 'manual', spec: parseExport(`file:${join(dir, 'stream.tgz')}`), pool, level: 0, verify: 'read' })).id)
+  t.match(ours, { state: 'done', tapes: ['R1'], verify: { method: 'read', ok: true, files: 2, bytes: '50004' } }, 'verify=read after the job: a gzip stream inflated and checked')
+  const noise = await service.wait((await service.start({ name: 'manual', spec: parseExport(`file:${join(dir, 'noise.bin')}`), pool, level: 0 })).id)
+  const r = await cli(['verify', noise.id, '--state', state, '--json'])
+  t.equal(r.code, 1)
+  t.match(JSON.parse(r.out), { ok: false, indexed: false, error: /job 2 \(R2\)/ }, 'not a stream of ours: an error naming the backup')
 })
