@@ -75,6 +75,8 @@ t.test('a good backup verifies; the result is in the job log and record', async 
   t.match((await loadJob(jobsDir(s.state), s.job)).verify, { ok: true, files: 3 })
   const log = (await queryLogs(jobsDir(s.state), { job: s.job })).map((l) => l.message)
   t.match(log.at(-1), /^verify OK: 3 files, 106006 bytes match/)
+  const list = await cli(['list', '--state', s.state])
+  t.match(list.out, /^ +1 +done .* V1 +verified OK$/m, 'list shows the verify')
 })
 
 t.test('one flipped tape byte names the file it hit', async (t) => {
