@@ -11,7 +11,7 @@ import type { LevelStore } from './levels.ts'
 
 export { LevelStore } from './levels.ts'
 export { verifyBackup } from './verify.ts'
-export type { VerifySummary } from './verify.ts'
+export type { VerifyMismatch, VerifySummary } from './verify.ts'
 export type { ListingLookup } from './backup.ts'
 
 /**

@@ -16,6 +16,8 @@ export interface VerifySummary {
   bytes: bigint
   /** Files whose data no longer matches the recorded SHA-256. */
   mismatched: string[]
+  /** The same, with where each file's records start in the (uncompressed) stream and its size. */
+  mismatches: VerifyMismatch[]
   /** Files the index lists that the stream does not hold, and the reverse. */
   missing: string[]
   unindexed: string[]
@@ -25,12 +27,19 @@ export interface VerifySummary {
   indexed: boolean
 }
 
+export interface VerifyMismatch {
+  path: string
+  /** Byte offset of the file's first header in the uncompressed stream. */
+  offset: bigint
+  size: bigint
+}
+
 const ZEROS = Buffer.alloc(1024 * 1024)
 
 export async function verifyBackup(source: ByteSource, sourceName: string, opts: { signal?: AbortSignal } = {}): Promise<VerifySummary> {
   const { source: plain } = await detectCompression(source, sourceName)
   const reader = new TarReader(plain, sourceName)
-  const seen = new Map<string, { offset: bigint; sha256: string }>()
+  const seen = new Map<string, { offset: bigint; size: bigint; sha256: string }>()
   let bytes = 0n
   for (;;) {
     opts.signal?.throwIfAborted()
@@ -54,7 +63,7 @@ export async function verifyBackup(source: ByteSource, sourceName: string, opts:
       h.update(ZEROS.subarray(0, n))
       gap -= BigInt(n)
     }
-    seen.set(e.path, { offset: e.offset, sha256: h.digest('hex') })
+    seen.set(e.path, { offset: e.offset, size: e.size, sha256: h.digest('hex') })
   }
   const rows: IndexRow[] = []
   let indexed = false
@@ -64,14 +73,17 @@ export async function verifyBackup(source: ByteSource, sourceName: string, opts:
     indexed = true
     rows.push(...part)
   }
-  const out: VerifySummary = { files: seen.size, bytes, mismatched: [], missing: [], unindexed: [], changedDuringBackup: [], indexed }
+  const out: VerifySummary = { files: seen.size, bytes, mismatched: [], mismatches: [], missing: [], unindexed: [], changedDuringBackup: [], indexed }
   const listed = new Set<string>()
   for (const r of rows) {
     listed.add(r.path)
     if (r.changed) out.changedDuringBackup.push(r.path)
     const got = seen.get(r.path)
     if (got === undefined) out.missing.push(r.path)
-    else if (got.sha256 !== r.sha256) out.mismatched.push(r.path)
+    else if (got.sha256 !== r.sha256) {
+      out.mismatched.push(r.path)
+      out.mismatches.push({ path: r.path, offset: got.offset, size: got.size })
+    }
   }
   if (indexed) for (const p of seen.keys()) if (!listed.has(p)) out.unindexed.push(p)
   return out

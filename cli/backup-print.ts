@@ -9,7 +9,8 @@ import type { PoolIndex } from '../dma/pool/index-file.ts'
 export function formatJobs(jobs: readonly JobRecord[], scheduled: readonly ScheduledJob[]): string {
   const rows = jobs.map((j) => {
     const what = j.state === 'paused' && j.needs !== undefined ? `needs tape ${j.needs.label}${j.needs.isNew ? ' (label it)' : ''}` : (j.error ?? '')
-    return `${j.id.padStart(4)}  ${j.state.padEnd(9)} ${String(j.level).padStart(5)}  ${j.name.padEnd(12)} ${j.export.padEnd(28)} ${String(j.bytes).padStart(12)} ${String(j.files).padStart(7)}  ${j.tapes.join(',') || '-'}  ${what}`.trimEnd()
+    const verified = j.verify === undefined ? '' : ` ${j.verify.method === 'restore' ? 'verified by restore' : 'verified'} ${j.verify.ok ? 'OK' : 'FAILED'}`
+    return `${j.id.padStart(4)}  ${j.state.padEnd(9)} ${String(j.level).padStart(5)}  ${j.name.padEnd(12)} ${j.export.padEnd(28)} ${String(j.bytes).padStart(12)} ${String(j.files).padStart(7)}  ${j.tapes.join(',') || '-'}  ${what}${verified}`.trimEnd()
   })
   let out = `  id  state     level  name         export                              bytes   files  tapes\n${rows.join('\n')}${rows.length === 0 ? '' : '\n'}`
   if (scheduled.length > 0) {

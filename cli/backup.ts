@@ -18,13 +18,17 @@ import { parseExport } from '../dma/schedule/export-spec.ts'
 import { parseLevel } from '../dma/schedule/levels.ts'
 import { defaultStateDir } from '../server/state.ts'
 import { runForeground } from './backup-run.ts'
+import { verifyCommand } from './backup-verify.ts'
 import { formatJobs, formatLog, formatPool } from './backup-print.ts'
 import { wantsHelp } from './help.ts'
 
 export const BACKUP_USAGE = `usage: tsnfs backup <command> [--state DIR] ...
-  run EXPORT --level N --to POOL [--exclude GLOB]... [--tape HOST:PORT] [--wait] [--json]
+  run EXPORT --level N --to POOL [--exclude GLOB]... [--tape HOST:PORT] [--verify read|restore]
+        [--compress gzip|brotli] [--wait] [--json]
         back up EXPORT (HOST[:PORT]:/PATH of an NDMP agent, or file:PATH) to the pool in
-        directory POOL now; a running manager runs it (--wait: until it ends), else it runs here
+        directory POOL now; a running manager runs it (--wait: until it ends), else it runs here;
+        --verify: then reread it (read) or restore it into a scratch directory (restore) and
+        check every file's SHA-256; --compress: the data agent compresses the stream (env COMPRESS)
   list [--json]                 jobs (running, paused, done, failed, aborted) and the schedule
   abort JOB                     stop a running or paused job
   continue JOB                  go on after a tape change (the job paused "needs next tape")
@@ -33,6 +37,9 @@ export const BACKUP_USAGE = `usage: tsnfs backup <command> [--state DIR] ...
   label POOL LABEL [--capacity SIZE] [--keep N]
                                 a new blank tape (makes the pool: capacity per tape, chains kept)
   pool POOL [--json]            a pool's tapes and backups
+  verify JOB | --label LABEL --pool POOL [--json]
+                                reread a backup from its tapes and check every file's SHA-256
+                                recorded at backup time (exit 1 on any mismatch, naming the file)
   --state DIR   the manager's state directory (default $TSNFS_BACKUP_STATE, or STATE-DIR/backup
                 of tsnfs serve)
 `
@@ -83,6 +90,8 @@ async function run(argv: string[], io: BackupIo): Promise<number> {
       to: { type: 'string' },
       exclude: { type: 'string', multiple: true },
       tape: { type: 'string' },
+      verify: { type: 'string' },
+      compress: { type: 'string' },
       wait: { type: 'boolean' },
       json: { type: 'boolean' },
     },
@@ -92,14 +101,18 @@ async function run(argv: string[], io: BackupIo): Promise<number> {
   if (exportText === undefined || positionals.length > 1 || values.level === undefined || values.to === undefined) {
     throw new UsageError('run: EXPORT --level N --to POOL')
   }
+  const verify = values.verify
+  if (verify !== undefined && verify !== 'read' && verify !== 'restore') throw new UsageError(`--verify: read or restore, not ${verify}`)
+  const compress = values.compress
+  if (compress !== undefined && compress !== 'gzip' && compress !== 'brotli') throw new UsageError(`--compress: gzip or brotli, not ${compress}`)
   const spec = parseExport(exportText)
   const level = parseLevel(values.level)
   const pool = resolve(values.to)
   const stateDir = stateDirOf(values.state)
-  const req: ControlRequest = { op: 'run', export: spec.text, pool, level, ...(values.exclude === undefined ? {} : { exclude: values.exclude }), ...(values.tape === undefined ? {} : { tape: values.tape }) }
+  const req: ControlRequest = { op: 'run', export: spec.text, pool, level, ...(values.exclude === undefined ? {} : { exclude: values.exclude }), ...(values.tape === undefined ? {} : { tape: values.tape }), ...(verify === undefined ? {} : { verify }), ...(compress === undefined ? {} : { compress }) }
   const started = await ask(stateDir, req)
   if (started === null) {
-    const job = await runForeground(stateDir, io, { name: 'manual', spec, pool, level, ...(values.exclude === undefined ? {} : { exclude: values.exclude }), ...(values.tape === undefined ? {} : { tapeAgent: values.tape }) }, values.json === true)
+    const job = await runForeground(stateDir, io, { name: 'manual', spec, pool, level, ...(values.exclude === undefined ? {} : { exclude: values.exclude }), ...(values.tape === undefined ? {} : { tapeAgent: values.tape }), ...(verify === undefined ? {} : { verify }), ...(compress === undefined ? {} : { compress }) }, values.json === true)
     return job.state === 'done' ? 0 : 1
   }
   let job = started.job as JobRecord
@@ -180,6 +193,7 @@ const SUBCOMMANDS: Readonly<Record<string, (argv: string[], io: BackupIo) => Pro
   log,
   label,
   pool,
+  verify: (a, io) => verifyCommand(a, io, { stateDirOf, ask, usage: (m) => new UsageError(m) }),
 }
 
 export async function backup(argv: string[], io: BackupIo = PROCESS_IO): Promise<number> {

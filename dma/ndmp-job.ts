@@ -109,6 +109,7 @@ async function run(ctx: JobContext, tape: NdmpAgent, data: NdmpAgent | null, tap
       await data.dataConnect(addr)
       const spec = ctx.spec
       const env: Record<string, string> = { FILESYSTEM: spec.kind === 'ndmp' ? spec.filesystem : '/', LEVEL: String(ctx.job.level), UPDATE: 'y', HIST: 'y', TYPE: 'tar' }
+      if (ctx.compress !== undefined) env['COMPRESS'] = ctx.compress
       ctx.exclude.forEach((g, i) => {
         env[i === 0 ? 'EXCLUDE' : `EXCLUDE.${i}`] = g
       })

@@ -12,8 +12,8 @@ export const MAX_LINE = 64 * 1024
 /** Replies carry job lists: bounded, but larger. */
 export const MAX_REPLY_LINE = 16 * 1024 * 1024
 
-export type ControlOp = 'ping' | 'run' | 'list' | 'get' | 'abort' | 'continue' | 'wait'
-export const OPS: ReadonlySet<string> = new Set<ControlOp>(['ping', 'run', 'list', 'get', 'abort', 'continue', 'wait'])
+export type ControlOp = 'ping' | 'run' | 'list' | 'get' | 'abort' | 'continue' | 'wait' | 'verify'
+export const OPS: ReadonlySet<string> = new Set<ControlOp>(['ping', 'run', 'list', 'get', 'abort', 'continue', 'wait', 'verify'])
 
 export interface ControlRequest {
   op: ControlOp
@@ -23,6 +23,12 @@ export interface ControlRequest {
   level?: number
   exclude?: string[]
   tape?: string
+  /** verify: a tape label (the newest backup on it) instead of a job id. */
+  label?: string
+  /** run: verify the backup once it is done (read or restore). */
+  verify?: 'read' | 'restore'
+  /** run: the data agent compresses the stream. */
+  compress?: 'gzip' | 'brotli'
 }
 
 export type ControlReply = { ok: true; [field: string]: unknown } | { ok: false; code: string; message: string }
@@ -47,7 +53,7 @@ export function parseControlRequest(line: string): ControlRequest {
   const o = v as Record<string, unknown>
   if (typeof o.op !== 'string' || !OPS.has(o.op)) throw new DmaError('DMA_CONTROL', `no such op: ${JSON.stringify(o.op)}`)
   const req: ControlRequest = { op: o.op as ControlOp }
-  for (const k of ['id', 'export', 'pool', 'tape'] as const) {
+  for (const k of ['id', 'export', 'pool', 'tape', 'label'] as const) {
     const x = o[k]
     if (x === undefined) continue
     if (typeof x !== 'string') throw new DmaError('DMA_CONTROL', `${k}: a string`)
@@ -56,6 +62,14 @@ export function parseControlRequest(line: string): ControlRequest {
   if (o.level !== undefined) {
     if (typeof o.level !== 'number' || !Number.isInteger(o.level)) throw new DmaError('DMA_CONTROL', 'level: an integer')
     req.level = o.level
+  }
+  if (o.verify !== undefined) {
+    if (o.verify !== 'read' && o.verify !== 'restore') throw new DmaError('DMA_CONTROL', 'verify: read or restore')
+    req.verify = o.verify
+  }
+  if (o.compress !== undefined) {
+    if (o.compress !== 'gzip' && o.compress !== 'brotli') throw new DmaError('DMA_CONTROL', 'compress: gzip or brotli')
+    req.compress = o.compress
   }
   if (o.exclude !== undefined) {
     if (!isStringArray(o.exclude)) throw new DmaError('DMA_CONTROL', 'exclude: a list of strings')

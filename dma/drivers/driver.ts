@@ -3,6 +3,7 @@
  * service gives a driver its tapes, its log and its file history; the driver moves the bytes
  * and resolves when the backup is complete (or rejects: the job fails, or is aborted).
  */
+import type { Compression } from '../../backup/compress.ts'
 import type { LogLevel } from '../../backup/types.ts'
 import type { JobRecord } from '../jobs/record.ts'
 import type { ExportSpec } from '../schedule/export-spec.ts'
@@ -39,6 +40,8 @@ export interface JobContext {
   readonly spec: ExportSpec
   readonly exclude: readonly string[]
   readonly tapeAgent?: string
+  /** Asks the data agent for a compressed stream (env COMPRESS). */
+  readonly compress?: Compression
   readonly tape: TapeAccess
   readonly signal: AbortSignal
   log(level: LogLevel, message: string): void

@@ -5,6 +5,7 @@
  * paused are marked failed when the next one opens.
  */
 import { mkdir } from 'node:fs/promises'
+import type { Compression } from '../../backup/compress.ts'
 import type { LogLevel } from '../../backup/types.ts'
 import { DmaError } from '../errors.ts'
 import type { DriverFor, HistoryEntry, JobContext, TapeAccess, TapeHandle } from '../drivers/driver.ts'
@@ -14,6 +15,9 @@ import { appendLog, jobRecords } from './log.ts'
 import type { JobRecord } from './record.ts'
 import { ACTIVE_STATES } from './record.ts'
 import { appendHistory, createJob, jobsDir, loadJob, saveJob } from './registry.ts'
+import type { VerifyMethod } from './verify.ts'
+import { verifyLine, verifyPoolBackup } from './verify.ts'
+import { verifyByRestore } from './verify-restore.ts'
 
 export interface JobRequest {
   name: string
@@ -23,6 +27,10 @@ export interface JobRequest {
   exclude?: readonly string[]
   tapeAgent?: string
   scheduledFor?: Date
+  /** After a backup that ends done: verify it (read: its stream's checksums; restore: into a scratch directory). */
+  verify?: VerifyMethod
+  /** COMPRESS for the data agent: the stream on tape is gzip or brotli. */
+  compress?: Compression
 }
 
 /** A job the schedule will run: what `list` shows besides the registry. */
@@ -184,6 +192,7 @@ export class DmaService {
         spec: req.spec,
         exclude: req.exclude ?? [],
         ...(req.tapeAgent === undefined ? {} : { tapeAgent: req.tapeAgent }),
+        ...(req.compress === undefined ? {} : { compress: req.compress }),
         tape: this.tapeAccess(live, pool),
         signal,
         log: (level, message) => {
@@ -215,9 +224,24 @@ export class DmaService {
     job.endedAt = new Date().toISOString()
     if (history !== '') await appendHistory(this.dir, job.id, history).catch(() => undefined)
     await pool?.endBackup(job.id, job.state === 'done' ? 'done' : job.state === 'aborted' ? 'aborted' : 'failed', job.bytes).catch(() => undefined)
+    if (job.state === 'done' && req.verify !== undefined) await this.verifyAfter(live, req.verify)
     await this.save(live)
     await live.logging
     return { ...job }
+  }
+
+  /** The schedule's verify=: the result goes into the job's log and record; the job stays done (the backup is on tape). */
+  private async verifyAfter(live: LiveJob, method: VerifyMethod): Promise<void> {
+    const job = live.record
+    this.log(live, 'info', method === 'restore' ? `verify by restore: restoring into a scratch directory under ${this.stateDir}` : 'verify: rereading the backup from its tapes')
+    try {
+      const target = { job: job.id, pool: job.pool }
+      const report = method === 'restore' ? await verifyByRestore(this.stateDir, target, live.abort.signal) : await verifyPoolBackup(this.stateDir, target, live.abort.signal)
+      job.verify = report
+      this.log(live, report.ok ? 'info' : 'error', verifyLine(report))
+    } catch (err) {
+      this.log(live, 'error', `verify: ${err instanceof Error ? err.message : String(err)}`)
+    }
   }
 
   /** Says in the log what a level N>0 is relative to (dump's rule: the newest lower level of the export). */

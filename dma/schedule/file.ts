@@ -1,10 +1,13 @@
 /*
  * The schedule file: one job per line,
  *   MIN HOUR DOM MONTH DOW  NAME  EXPORT  POOL  level=N|levels=RULE  [exclude=GLOB]... [tape=HOST:PORT]
+ *   [verify=restore|read] [compress=gzip|brotli]
  * `#` starts a comment; blank lines are skipped. NAME is the job's name (unique in the file);
  * EXPORT as in export-spec.ts; POOL a pool directory (relative to the schedule file's folder).
  * tape= names a separate NDMP tape agent (a three-way backup); without it the export's agent
- * writes the tape itself. A line that does not parse is an error naming its line number.
+ * writes the tape itself. verify=restore restores each backup that ends done into a scratch
+ * directory and checks every file's recorded SHA-256 there; verify=read rereads its stream only.
+ * A line that does not parse is an error naming its line number.
  */
 import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, resolve } from 'node:path'
@@ -13,6 +16,8 @@ import type { CronTime } from './cron.ts'
 import { CronSyntaxError, parseCron } from './cron.ts'
 import type { ExportSpec } from './export-spec.ts'
 import { parseExport } from './export-spec.ts'
+import type { Compression } from '../../backup/compress.ts'
+import type { VerifyMethod } from '../jobs/verify.ts'
 import type { LevelRule } from './levels.ts'
 import { parseLevelRule } from './levels.ts'
 
@@ -25,6 +30,10 @@ export interface ScheduleEntry {
   readonly exclude: readonly string[]
   /** A separate tape agent, HOST:PORT (three-way), or undefined for the export's own. */
   readonly tapeAgent?: string
+  /** Verify each backup that ends done (dma/jobs/verify*.ts). */
+  readonly verify?: VerifyMethod
+  /** The data agent compresses the stream (env COMPRESS). */
+  readonly compress?: Compression
   readonly line: number
 }
 
@@ -42,6 +51,8 @@ function entryOf(fields: string[], line: number, base: string): ScheduleEntry {
   let levels: LevelRule | undefined
   const exclude: string[] = []
   let tapeAgent: string | undefined
+  let verify: VerifyMethod | undefined
+  let compress: Compression | undefined
   for (const opt of options) {
     const eq = opt.indexOf('=')
     const key = eq < 0 ? opt : opt.slice(0, eq)
@@ -53,12 +64,16 @@ function entryOf(fields: string[], line: number, base: string): ScheduleEntry {
       exclude.push(val)
     } else if (key === 'tape' && /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(val)) {
       tapeAgent = val
+    } else if (key === 'verify' && (val === 'restore' || val === 'read')) {
+      verify = val
+    } else if (key === 'compress' && (val === 'gzip' || val === 'brotli')) {
+      compress = val
     } else {
-      throw new Error(`"${opt}" is not an option (level=, levels=, exclude=, tape=HOST:PORT)`)
+      throw new Error(`"${opt}" is not an option (level=, levels=, exclude=, tape=HOST:PORT, verify=restore|read, compress=gzip|brotli)`)
     }
   }
   if (levels === undefined) throw new Error('no level rule (level=N or levels=RULE)')
-  return { name, time, export: exp, pool, levels, exclude, ...(tapeAgent === undefined ? {} : { tapeAgent }), line }
+  return { name, time, export: exp, pool, levels, exclude, ...(tapeAgent === undefined ? {} : { tapeAgent }), ...(verify === undefined ? {} : { verify }), ...(compress === undefined ? {} : { compress }), line }
 }
 
 /** Parses schedule text; `base` is the folder relative pools and file: exports are taken from. */

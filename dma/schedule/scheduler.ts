@@ -88,6 +88,8 @@ export class Scheduler {
           level,
           exclude: e.exclude,
           ...(e.tapeAgent === undefined ? {} : { tapeAgent: e.tapeAgent }),
+          ...(e.verify === undefined ? {} : { verify: e.verify }),
+          ...(e.compress === undefined ? {} : { compress: e.compress }),
           scheduledFor: slot,
         })
         started.push({ name: e.name, id: job.id, level, slot })

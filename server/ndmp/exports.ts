@@ -1,12 +1,16 @@
 /*
  * The server's exports as NDMP serves them (NdmpContext.exports): one entry per export path, with
- * its open backend. A backup names its source by this path (FILESYSTEM). An engine export on a
- * volume has a snapshot hook: the backup takes a volume snapshot (O(1), the engine frozen around
- * it), reads `.snapshot/NAME/` through SnapshotReadView and deletes the snapshot when it ends. A
- * volume without a snapshot store refuses the snapshot, and the backup reads live and says why;
- * other backends (local, memory) read live and say so.
+ * its open backend. A backup names its source by this path (FILESYSTEM). Where the backend has
+ * a snapshot, a backup reads one (issue 16 §5), picked here per backend:
+ *   - an engine export on a volume: a volume snapshot (O(1), the engine frozen around it), read
+ *     through `.snapshot/NAME/` by SnapshotReadView and deleted when the backup ends; a volume
+ *     without a snapshot store refuses it, and the backup reads live and says why;
+ *   - a memory export: a frozen copy (vfs/memory/frozen-copy.ts: its metadata copied, its file
+ *     chunks shared copy-on-write), released when the backup ends;
+ *   - others (local): none; the backup reads live and says so.
  */
 import { randomBytes } from 'node:crypto'
+import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
 import type { Vfs } from '../../vfs/types.ts'
 import type { BackendSet } from '../backends.ts'
 import type { ExportTable } from '../exports/table.ts'
@@ -24,10 +28,32 @@ export function ndmpExportsOf(table: ExportTable, backends: BackendSet): () => r
       const vfs = backends.get(e.id)
       if (vfs === undefined) continue
       seen.add(e.path)
-      const ops = volumeSnapshotsOf(vfs)
-      out.push({ path: e.path, backend: e.backend, vfs, root: vfs.root(), ...(ops === undefined ? {} : { snapshot: () => volumeSnapshot(vfs, ops) }) })
+      const snapshot = snapshotOf(vfs)
+      out.push({ path: e.path, backend: e.backend, vfs, root: vfs.root(), ...(snapshot === undefined ? {} : { snapshot }) })
     }
     return out
+  }
+}
+
+/** How a backup of `vfs` gets a consistent view of it, or undefined: it reads live. */
+export function snapshotOf(vfs: Vfs): (() => Promise<NdmpSnapshot>) | undefined {
+  if (vfs instanceof MemoryVfs) return () => Promise.resolve(frozenCopy(vfs))
+  const ops = volumeSnapshotsOf(vfs)
+  return ops === undefined ? undefined : () => volumeSnapshot(vfs, ops)
+}
+
+/** A frozen copy of a memory export, taken at once (synchronously: one instant of the tree). */
+function frozenCopy(vfs: MemoryVfs): NdmpSnapshot {
+  const copy = vfs.freeze()
+  return {
+    vfs: copy,
+    root: copy.root(),
+    name: 'frozen copy',
+    note: `read from a frozen copy of the memory export taken at the start (${copy.size} objects; file data shared copy-on-write)`,
+    release: () => {
+      copy.release()
+      return Promise.resolve()
+    },
   }
 }
 

@@ -64,6 +64,8 @@ export interface NdmpSnapshot {
   root: FileRef
   /** Its name, for the job log (e.g. the volume snapshot's name). */
   name: string
+  /** A line for the DMA's log saying what the backup reads (a memory export: "read from a frozen copy ..."). */
+  note?: string
   release(): Promise<void>
 }
 

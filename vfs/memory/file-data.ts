@@ -54,6 +54,13 @@ function needed(have: number, end: number): number {
   return Math.min(CHUNK_SIZE, Math.max(roundUp(end), have * 2))
 }
 
+/** A file's contents frozen at one instant (frozen-copy.ts): its chunks, each on loan until release(). */
+export interface FrozenData {
+  readonly size: bigint
+  readonly chunks: ReadonlyMap<number, Buffer>
+  release(): void
+}
+
 export class FileData {
   size = 0n
   /** Bytes held by all chunk buffers. */
@@ -102,6 +109,22 @@ export class FileData {
       done += step
     }
     return { data: out }
+  }
+
+  /**
+   * The contents as they are now, for a frozen copy: the chunks themselves, each lent as a READ's
+   * view is, so a later write to one copies it first (#writable); release() ends the loans.
+   */
+  freeze(): FrozenData {
+    const chunks = new Map(this.#chunks)
+    const ends = [...chunks.values()].map((c) => this.#loans.lend(c))
+    return {
+      size: this.size,
+      chunks,
+      release: () => {
+        for (const end of ends) end()
+      },
+    }
   }
 
   /** Bytes of chunk storage a write of `length` bytes at `offset` would add. */

@@ -30,6 +30,8 @@ import type {
 } from '../types.ts'
 import type { ChunkPool } from './chunk-pool.ts'
 import { systemClock } from './clock.ts'
+import { freezeTree } from './frozen-copy.ts'
+import type { FrozenMemoryVfs } from './frozen-copy.ts'
 import { createFile, insertEntry, LINK_MAX, makeDir, makeNode, makeSymlink, prepareNew } from './create.ts'
 import { nameKey } from './directory.ts'
 import { attrOf } from './inode.ts'
@@ -236,6 +238,10 @@ export class MemoryVfs implements Vfs {
 
   async fsstat(f: FileRef): Promise<FsStat> {
     this.#table.get(f)
+    return this.#statfs()
+  }
+
+  #statfs(): FsStat {
     const { capacityBytes, maxFiles } = this.#table.limits
     const freeBytes = capacityBytes > this.#table.usedBytes ? capacityBytes - this.#table.usedBytes : 0n
     const freeFiles = maxFiles > this.#table.fileCount ? maxFiles - this.#table.fileCount : 0n
@@ -256,6 +262,14 @@ export class MemoryVfs implements Vfs {
 
   async close(): Promise<void> {
     this.#table.clear()
+  }
+
+  /**
+   * A read-only copy of the whole tree as it is now, for a consistent backup (frozen-copy.ts:
+   * metadata copied, file chunks shared copy-on-write). release() it when done.
+   */
+  freeze(): FrozenMemoryVfs {
+    return freezeTree(this.#table, this.#root, this.capabilities(), this.#statfs())
   }
 
   /** A fresh Timespec from the clock, so nothing we keep aliases the clock's object. */

@@ -66,11 +66,14 @@ export async function runBackup(input: BackupRunInput): Promise<BackupRunResult>
     UPDATE: env.update ? 'y' : 'n',
     DIRECT: env.direct ? 'y' : 'n',
     SNAPSHOT: lease.tree.live ? 'n' : 'y',
+    COMPRESS: env.compress ?? 'none',
   }
   if (env.hist) ourEnv['HIST_TYPE'] = env.histForm
   if (env.ignored.length > 0) say('info', `env ignored: ${env.ignored.join(', ')}`)
   // A live read is said by the format itself (its onLog: "read live (no snapshot)").
   if (!lease.tree.live) say('info', `${env.filesystem}: reading a snapshot taken for this backup`)
+  // File history offsets stay those of the uncompressed stream: a direct access restore of a compressed backup reads it from its start.
+  if (env.compress !== null) say('info', `${env.filesystem}: the stream is ${env.compress}-compressed (COMPRESS=${env.compress})`)
 
   const fh = env.hist ? new FileHistoryBatcher(env.histForm, (b) => peer.fileHistory(b)) : null
   let bytes = 0n
@@ -98,7 +101,7 @@ export async function runBackup(input: BackupRunInput): Promise<BackupRunResult>
       level: env.level,
       base,
       exclude: env.exclude,
-      compress: null,
+      compress: env.compress,
       onFile: (e: FileHistoryEntry) => {
         fh?.add(e)
       },

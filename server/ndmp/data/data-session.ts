@@ -217,6 +217,7 @@ export class DataSession {
         root = snap.root
         live = false
         release = () => snap.release()
+        if (snap.note !== undefined) this.peer.log('normal', `${name}: ${snap.note}`)
       } catch (err) {
         // No snapshot (no store, store full): the backup still runs, live, and says why.
         this.peer.log('warning', `${name}: snapshot failed (${err instanceof Error ? err.message : String(err)}): reading live`)

@@ -2,9 +2,13 @@
  * The environment a DMA passes with DATA_START_BACKUP / DATA_START_RECOVER (draft-skardal-ndmpv4
  * §3.7.2: "env: parameters that may modify the backup"), read the way NDMP servers commonly read
  * them: FILESYSTEM, LEVEL, UPDATE, HIST, TYPE, DIRECT, EXCLUDE; for a recover also PREFIX
- * (ndmjob's -C) and OVERWRITE. Anything else is kept (DATA_GET_ENV hands it back) and named in a
+ * (ndmjob's -C) and OVERWRITE. COMPRESS=gzip|brotli (or COMPRESSION=) compresses the backup
+ * stream (node:zlib; a recover recognises it by itself): NDMP names no such variable, and the
+ * servers whose lists we read (NetApp, PowerScale, FluidFS) have none either (they leave it to the
+ * tape drive's hardware compression), so the name is ours. Anything else is kept (DATA_GET_ENV hands it back) and named in a
  * log line, never an error: DMAs send vendor variables freely (ndmjob adds USER, FILES, RULES).
  */
+import type { Compression } from '../../../backup/compress.ts'
 
 /** One name=value pair as the wire carries it (ndmp4_pval / ndmp3_pval). */
 export interface Pval {
@@ -32,6 +36,8 @@ export interface BackupEnv {
   histForm: HistoryForm
   direct: boolean
   exclude: string[]
+  /** COMPRESS=gzip|brotli: the stream is compressed before it goes to the mover; null: plain tar. */
+  compress: Compression | null
   /** Names we did not use, for one log line. */
   ignored: string[]
 }
@@ -51,8 +57,9 @@ export interface RecoverEnv {
 export const MAX_ENV_ENTRIES = 1024
 export const MAX_ENV_VALUE = 4096
 
-const KNOWN_BACKUP = new Set(['FILESYSTEM', 'LEVEL', 'UPDATE', 'HIST', 'HIST_TYPE', 'TYPE', 'DIRECT', 'EXCLUDE'])
-const KNOWN_RECOVER = new Set(['PREFIX', 'FILESYSTEM', 'HIST', 'HIST_TYPE', 'TYPE', 'DIRECT', 'OVERWRITE', 'LEVEL', 'UPDATE', 'EXCLUDE'])
+const KNOWN_BACKUP = new Set(['FILESYSTEM', 'LEVEL', 'UPDATE', 'HIST', 'HIST_TYPE', 'TYPE', 'DIRECT', 'EXCLUDE', 'COMPRESS', 'COMPRESSION'])
+// A recover given the backup's env back (ndmjob's DE lines) carries COMPRESS too: the stream says it by itself.
+const KNOWN_RECOVER = new Set(['PREFIX', 'FILESYSTEM', 'HIST', 'HIST_TYPE', 'TYPE', 'DIRECT', 'OVERWRITE', 'LEVEL', 'UPDATE', 'EXCLUDE', 'COMPRESS', 'COMPRESSION'])
 
 function checkSizes(env: readonly Pval[]): void {
   if (env.length > MAX_ENV_ENTRIES) throw new DataEnvError(`env has ${env.length} entries, more than ${MAX_ENV_ENTRIES}`)
@@ -93,6 +100,18 @@ function ignoredNames(env: readonly Pval[], known: ReadonlySet<string>): string[
   return out
 }
 
+/** gzip, brotli (br), or none (n, no, none, off, empty); y alone means gzip, the common default. */
+function parseCompress(env: readonly Pval[]): Compression | null {
+  const name = last(env, 'COMPRESS') !== undefined ? 'COMPRESS' : 'COMPRESSION'
+  const value = last(env, name)
+  if (value === undefined) return null
+  const v = value.trim().toLowerCase()
+  if (v === 'gzip' || v === 'gz' || v === 'y' || v === 'yes') return 'gzip'
+  if (v === 'brotli' || v === 'br') return 'brotli'
+  if (v === '' || v === 'n' || v === 'no' || v === 'none' || v === 'off') return null
+  throw new DataEnvError(`${name}=${value}: expected gzip, brotli or none`)
+}
+
 /** EXCLUDE may repeat (ndmjob sends one per -e) and each may hold comma-separated globs. */
 function excludes(env: readonly Pval[]): string[] {
   const out: string[] = []
@@ -124,6 +143,7 @@ export function parseBackupEnv(env: readonly Pval[]): BackupEnv {
     histForm: parseHistForm(last(env, 'HIST_TYPE')),
     direct: parseFlag('DIRECT', last(env, 'DIRECT'), false),
     exclude: excludes(env),
+    compress: parseCompress(env),
     ignored: ignoredNames(env, KNOWN_BACKUP),
   }
 }

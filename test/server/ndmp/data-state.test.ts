@@ -23,6 +23,7 @@ t.test('backup env: defaults, flags, levels, excludes, ignored names', async (t)
     histForm: 'node',
     direct: false,
     exclude: ['*.o', 'tmp', 'core'],
+    compress: null,
     ignored: ['USER'],
   })
   const l5 = parseBackupEnv([{ name: 'FILESYSTEM', value: '/e' }, { name: 'LEVEL', value: '5' }, { name: 'UPDATE', value: 'Yes' }, { name: 'HIST_TYPE', value: 'file' }])
