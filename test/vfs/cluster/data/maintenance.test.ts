@@ -124,26 +124,32 @@ t.test('gc deletes only unreferenced objects older than minAgeMs, and finishes s
   // An orphan (slice 999999 has no rows) and a pending slice being uploaded right now.
   const orphan = blockKey(999_999n, 0, 3)
   await fx.store.put(orphan, Buffer.from('abc'))
+  await fx.db.query(`INSERT INTO tsnfs_session (sid, host, pid, started, heartbeat) VALUES (5, 'h', 1, 0, 0)`)
   await recordPending(fx.db, 5n, [{ id: 888_888n, size: 4 }])
   await uploadSlice(fx.store, 888_888n, Buffer.from('wxyz'), layout.blockSize, 2)
+  // A pending slice whose session row is gone (its sweeper died before reclaiming it).
+  await recordPending(fx.db, 6n, [{ id: 777_777n, size: 2 }], Date.now() - 10_000)
+  await uploadSlice(fx.store, 777_777n, Buffer.from('qq'), layout.blockSize, 2)
   await fx.store.put('chunks/zz/not-a-block', Buffer.from('?'))
   const total = (await keys(fx)).length
 
   const young = await collectGarbage(fx.db, fx.store, { minAgeMs: 3_600_000, blockSize: layout.blockSize, dryRun: true })
-  t.match(young, { orphans: 0, young: 1, foreign: 1, zeroRefSlices: 1, zeroRefBytes: 5_000, dryRun: true })
+  t.match(young, { orphans: 0, young: 1, foreign: 1, abandonedPending: 0, zeroRefSlices: 1, zeroRefBytes: 5_000, dryRun: true })
   t.equal((await keys(fx)).length, total, 'a dry run deletes nothing')
 
   const dry = await collectGarbage(fx.db, fx.store, { minAgeMs: 0, blockSize: layout.blockSize, dryRun: true })
-  t.match(dry, { orphans: 1, orphanBytes: 3, young: 0 })
+  t.match(dry, { orphans: 1, orphanBytes: 3, young: 0, abandonedPending: 1 })
   t.equal((await keys(fx)).length, total)
 
   const real = await collectGarbage(fx.db, fx.store, { minAgeMs: 0, blockSize: layout.blockSize })
-  t.match(real, { orphans: 1, orphanBytes: 3, zeroRefSlices: 1, zeroRefBytes: 5_000, foreign: 1, dryRun: false })
+  t.match(real, { orphans: 1, orphanBytes: 3, abandonedPending: 1, zeroRefSlices: 1, zeroRefBytes: 5_000, foreign: 1, dryRun: false })
+  t.strictSame((await fx.db.query('SELECT id FROM tsnfs_pending_slice')).rows, [{ id: '888888' }], 'the live session\'s pending row stays')
   const left = await keys(fx)
   t.notOk(left.includes(orphan), 'the orphan is gone')
   t.ok(left.includes(blockKey(888_888n, 0, 4)), 'the pending slice\'s block stays')
   t.ok(left.includes('chunks/zz/not-a-block'), 'foreign keys stay')
-  t.equal(left.length, total - 2, 'b\'s one block and the orphan went')
+  t.notOk(left.includes(blockKey(777_777n, 0, 2)), 'the abandoned upload is gone')
+  t.equal(left.length, total - 3, 'b\'s one block, the orphan and the abandoned upload went')
   t.equal((await fd.read(a, 0n, 20_000, 20_000n)).every((x) => x === 1), true, 'a still reads')
   t.equal((await fx.db.query('SELECT * FROM tsnfs_slice_ref WHERE refs = 0')).rowCount, 0)
 })
