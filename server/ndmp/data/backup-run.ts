@@ -72,7 +72,7 @@ export async function runBackup(input: BackupRunInput): Promise<BackupRunResult>
   // A live read is said by the format itself (its onLog: "read live (no snapshot)").
   if (!lease.tree.live) say('info', `${env.filesystem}: reading a snapshot taken for this backup`)
 
-  const fh = env.hist ? new FileHistoryBatcher(env.histForm, (b) => peer.fileHistory(b)) : null
+  const fh = env.hist ? new FileHistoryBatcher(env.histForm, (b) => peer.fileHistory(b), env.level > 0) : null
   let bytes = 0n
   const sink: ByteSink = {
     async write(chunk: Buffer): Promise<void> {
@@ -106,6 +106,7 @@ export async function runBackup(input: BackupRunInput): Promise<BackupRunResult>
       signal,
     })
     if (fh !== null) {
+      fh.addListing(summary.listing)
       fh.flush()
       await fh.drain()
     }
