@@ -17,6 +17,7 @@ import { Pool } from '../dma/pool/pool.ts'
 import { parseExport } from '../dma/schedule/export-spec.ts'
 import { parseLevel } from '../dma/schedule/levels.ts'
 import { defaultStateDir } from '../server/state.ts'
+import { backupRestore, RESTORE_SUBUSAGE } from './backup-restore.ts'
 import { runForeground } from './backup-run.ts'
 import { formatJobs, formatLog, formatPool } from './backup-print.ts'
 import { wantsHelp } from './help.ts'
@@ -33,7 +34,7 @@ export const BACKUP_USAGE = `usage: tsnfs backup <command> [--state DIR] ...
   label POOL LABEL [--capacity SIZE] [--keep N]
                                 a new blank tape (makes the pool: capacity per tape, chains kept)
   pool POOL [--json]            a pool's tapes and backups
-  --state DIR   the manager's state directory (default $TSNFS_BACKUP_STATE, or STATE-DIR/backup
+${RESTORE_SUBUSAGE}  --state DIR   the manager's state directory (default $TSNFS_BACKUP_STATE, or STATE-DIR/backup
                 of tsnfs serve)
 `
 
@@ -180,6 +181,7 @@ const SUBCOMMANDS: Readonly<Record<string, (argv: string[], io: BackupIo) => Pro
   log,
   label,
   pool,
+  restore: (a, io) => backupRestore(a, io, stateDirOf, (m) => new UsageError(m)),
 }
 
 export async function backup(argv: string[], io: BackupIo = PROCESS_IO): Promise<number> {

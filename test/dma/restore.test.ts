@@ -15,6 +15,7 @@ import t from 'tap'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Catalog } from '../../backup/catalog/catalog.ts'
+import { backup } from '../../cli/backup.ts'
 import { dirAt } from '../../backup/catalog/queries.ts'
 import { driversFor } from '../../dma/drivers/select.ts'
 import { jobsDir } from '../../dma/jobs/registry.ts'
@@ -136,6 +137,26 @@ t.test('backup jobs, ingest, full and partial restore over NDMP', async (t) => {
     const over = await restoreExport({ stateDir: state, export: exportText, atNs: NOW(), paths: ['/docs/a.txt'], to: null, overwrite: true })
     t.equal(over.job.state, 'done', over.job.error ?? '')
     t.equal((await readAll(exp, 'docs/a.txt')).toString(), 'alpha, changed\n', 'replaced by the level 1\'s copy')
+  })
+
+  t.test('tsnfs backup restore', async (t) => {
+    let out = ''
+    let err = ''
+    const io = { out: (s: string) => { out += s }, err: (s: string) => { err += s } }
+    t.equal(await backup(['restore', exportText, '--state', state, '--path', '/docs/new.txt', '--to', '/r/cli', '--json'], io), 0, err)
+    const r = JSON.parse(out) as { job: { state: string; name: string }; backups: number[]; bytesMoved: string }
+    t.match(r, { job: { state: 'done', name: 'restore' }, backups: [2] })
+    t.equal((await readAll(dest, 'cli/docs/new.txt')).toString(), 'new at level 1\n')
+    out = ''
+    err = ''
+    t.equal(await backup(['restore', exportText, '--state', state, '--level-chain', '--path', '/docs'], io), 2, 'usage: --level-chain takes no --path')
+    t.match(err, /--level-chain restores everything/)
+    err = ''
+    t.equal(await backup(['restore', exportText, '--state', state, '--path', '/nope'], io), 1)
+    t.match(err, /CATALOG_NOT_FOUND: \/nope: not in the backup of that date/)
+    err = ''
+    t.equal(await backup(['restore', 'file:/x', '--state', state], io), 1)
+    t.match(err, /DMA_BAD_EXPORT/)
   })
 
   t.test('a path the backup does not hold', async (t) => {
