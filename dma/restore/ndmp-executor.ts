@@ -1,7 +1,7 @@
 /*
  * The catalog's RestoreExecutor over NDMP v4 (issue 16 §7; draft-skardal-ndmpv4-04 §3.7, §3.9):
  * for each backup of the plan's chain, in order, the tape agent opens the backup's first tape
- * (TAPE_OPEN read-only, MTIO FSF to its file), its mover listens in WRITE mode (LOCAL when the
+ * (TAPE_OPEN read-only, MTIO REW and FSF to its file), its mover listens in WRITE mode (LOCAL when the
  * data agent is the same server, TCP for three-way), the data agent connects and runs
  * DATA_START_RECOVER: everything (a full restore: FILESYSTEM, or PREFIX elsewhere; deletions
  * applied by the data service) or the plan's objects as the nlist, each with its destination and
@@ -180,6 +180,7 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
           }
         } else {
           // Paused: the seek position is on another tape of this backup, or past this tape's data.
+          log('info', `mover paused (${v4.ndmp4_mover_pause_reasonNames[e.reason] ?? e.reason}) at stream byte ${e.seek}`)
           const i = tapeIndex(tapes, e.seek)
           const atEnd = e.reason === v4.ndmp4_mover_pause_reason.NDMP4_MOVER_PAUSE_EOF || e.reason === v4.ndmp4_mover_pause_reason.NDMP4_MOVER_PAUSE_EOM
           if (atEnd && i === current && current === tapes.length - 1) {
@@ -219,6 +220,9 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
     const t = tapes[i]
     if (t === undefined) throw new DmaError('DMA_RESTORE', `no tape ${i} in the backup`)
     await tape.conn.call(M.NDMP4_TAPE_OPEN, v4.ndmp4_tape_open_request, { device: this.#o.device(t.label), mode: v4.ndmp4_tape_open_mode.NDMP4_TAPE_READ_MODE }, v4.ndmp4_tape_open_reply)
+    // A drive keeps its position across opens (a non-rewinding device; ndmjob's simulated one
+    // is left at the end of what the backup wrote): rewind, then space to the file.
+    await tape.conn.call(M.NDMP4_TAPE_MTIO, v4.ndmp4_tape_mtio_request, { tape_op: v4.ndmp4_tape_mtio_op.NDMP4_MTIO_REW, count: 1 }, v4.ndmp4_tape_mtio_reply)
     if (t.fileNumber > 0) await tape.conn.call(M.NDMP4_TAPE_MTIO, v4.ndmp4_tape_mtio_request, { tape_op: v4.ndmp4_tape_mtio_op.NDMP4_MTIO_FSF, count: t.fileNumber }, v4.ndmp4_tape_mtio_reply)
   }
 
