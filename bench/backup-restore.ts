@@ -98,7 +98,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify({ bigMiB, smallFiles: small, backupBytes: job.bytes, backupSeconds: Math.round(backupS * 10) / 10, file: pick, restores })}\n`)
   } finally {
     await server.close()
-    if (args.keep !== true && args.dir === undefined) fs.rmSync(base, { recursive: true, force: true })
+    if (!args.keep && args.dir === undefined) fs.rmSync(base, { recursive: true, force: true })
   }
 }
 
