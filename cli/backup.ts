@@ -17,6 +17,7 @@ import { Pool } from '../dma/pool/pool.ts'
 import { parseExport } from '../dma/schedule/export-spec.ts'
 import { parseLevel } from '../dma/schedule/levels.ts'
 import { defaultStateDir } from '../server/state.ts'
+import { backupRestore, RESTORE_SUBUSAGE } from './backup-restore.ts'
 import { runForeground } from './backup-run.ts'
 import { verifyCommand } from './backup-verify.ts'
 import { formatJobs, formatLog, formatPool } from './backup-print.ts'
@@ -40,7 +41,7 @@ export const BACKUP_USAGE = `usage: tsnfs backup <command> [--state DIR] ...
   verify JOB | --label LABEL --pool POOL [--json]
                                 reread a backup from its tapes and check every file's SHA-256
                                 recorded at backup time (exit 1 on any mismatch, naming the file)
-  --state DIR   the manager's state directory (default $TSNFS_BACKUP_STATE, or STATE-DIR/backup
+${RESTORE_SUBUSAGE}  --state DIR   the manager's state directory (default $TSNFS_BACKUP_STATE, or STATE-DIR/backup
                 of tsnfs serve)
 `
 
@@ -194,6 +195,7 @@ const SUBCOMMANDS: Readonly<Record<string, (argv: string[], io: BackupIo) => Pro
   label,
   pool,
   verify: (a, io) => verifyCommand(a, io, { stateDirOf, ask, usage: (m) => new UsageError(m) }),
+  restore: (a, io) => backupRestore(a, io, stateDirOf, (m) => new UsageError(m)),
 }
 
 export async function backup(argv: string[], io: BackupIo = PROCESS_IO): Promise<number> {

@@ -17,6 +17,7 @@ export type DmaErrorCode =
   | 'DMA_ABORTED' // the job was aborted
   | 'DMA_CONTROL' // the control channel: a bad request or reply
   | 'DMA_BUSY' // another manager holds the state directory
+  | 'DMA_RESTORE' // a restore over NDMP failed (the data service halted, names not restored, no tape)
 
 export class DmaError extends Error {
   readonly code: DmaErrorCode

@@ -33,6 +33,12 @@ export interface HistoryEntry {
   node?: string
   /** Where the file's data starts in the stream (NDMP fh_info), for direct access restore. */
   fhInfo?: string
+  /** The rest of the NDMP file stat (the catalog keeps them): permission bits, owner, times in seconds. */
+  mode?: number
+  uid?: number
+  gid?: number
+  atime?: number
+  ctime?: number
 }
 
 export interface JobContext {

@@ -6,7 +6,7 @@
 import type { NdmpPost } from '../../client/ndmp/connection.ts'
 import * as v4 from '../../xdr/generated/ndmp4.ts'
 import { decodeBody } from '../../xdr/ndmp/message.ts'
-import type { JobContext } from '../drivers/driver.ts'
+import type { HistoryEntry, JobContext } from '../drivers/driver.ts'
 import { M } from './agent.ts'
 
 export type JobEvent =
@@ -23,6 +23,10 @@ function nameOf(names: readonly v4.ndmp4_file_name[]): string {
   return ('unix_name' in n ? n.unix_name : 'nt_name' in n ? n.nt_name.nt_path : n.other_name).toString('utf8')
 }
 
+function statOf(st: v4.ndmp4_file_stat): Pick<HistoryEntry, 'type' | 'size' | 'mtime' | 'mode' | 'uid' | 'gid' | 'atime' | 'ctime'> {
+  return { type: FILE_TYPES[st.ftype] ?? 'other', size: String(st.size), mtime: st.mtime, mode: st.fattr, uid: st.owner, gid: st.group, atime: st.atime, ctime: st.ctime }
+}
+
 /** Hands a post to the job (logs, history) or returns the event it carries; a post that does not decode is logged. */
 export function takePost(post: NdmpPost, ctx: JobContext, agent: string): JobEvent | null {
   try {
@@ -36,7 +40,7 @@ export function takePost(post: NdmpPost, ctx: JobContext, agent: string): JobEve
       case M.NDMP4_FH_ADD_FILE:
         for (const f of decodeBody(v4.ndmp4_fh_add_file_post, post.body).files) {
           const st = f.stats[0]
-          ctx.file({ path: nameOf(f.names), node: String(f.node), fhInfo: String(f.fh_info), ...(st === undefined ? {} : { type: FILE_TYPES[st.ftype] ?? 'other', size: String(st.size), mtime: st.mtime }) })
+          ctx.file({ path: nameOf(f.names), node: String(f.node), fhInfo: String(f.fh_info), ...(st === undefined ? {} : statOf(st)) })
         }
         return null
       case M.NDMP4_FH_ADD_DIR:
@@ -45,7 +49,7 @@ export function takePost(post: NdmpPost, ctx: JobContext, agent: string): JobEve
       case M.NDMP4_FH_ADD_NODE:
         for (const n of decodeBody(v4.ndmp4_fh_add_node_post, post.body).nodes) {
           const st = n.stats[0]
-          ctx.file({ path: '', node: String(n.node), fhInfo: String(n.fh_info), ...(st === undefined ? {} : { type: FILE_TYPES[st.ftype] ?? 'other', size: String(st.size), mtime: st.mtime }) })
+          ctx.file({ path: '', node: String(n.node), fhInfo: String(n.fh_info), ...(st === undefined ? {} : statOf(st)) })
         }
         return null
       case M.NDMP4_NOTIFY_MOVER_PAUSED: {

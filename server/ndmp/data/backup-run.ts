@@ -75,7 +75,7 @@ export async function runBackup(input: BackupRunInput): Promise<BackupRunResult>
   // File history offsets stay those of the uncompressed stream: a direct access restore of a compressed backup reads it from its start.
   if (env.compress !== null) say('info', `${env.filesystem}: the stream is ${env.compress}-compressed (COMPRESS=${env.compress})`)
 
-  const fh = env.hist ? new FileHistoryBatcher(env.histForm, (b) => peer.fileHistory(b)) : null
+  const fh = env.hist ? new FileHistoryBatcher(env.histForm, (b) => peer.fileHistory(b), env.level > 0) : null
   let bytes = 0n
   const sink: ByteSink = {
     async write(chunk: Buffer): Promise<void> {
@@ -109,6 +109,7 @@ export async function runBackup(input: BackupRunInput): Promise<BackupRunResult>
       signal,
     })
     if (fh !== null) {
+      fh.addListing(summary.listing)
       fh.flush()
       await fh.drain()
     }

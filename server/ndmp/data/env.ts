@@ -157,7 +157,9 @@ export function parseRecoverEnv(env: readonly Pval[]): RecoverEnv {
     filesystem: filesystem === undefined || filesystem === '' ? null : filesystem,
     hist: parseFlag('HIST', last(env, 'HIST'), false),
     histForm: parseHistForm(last(env, 'HIST_TYPE')),
-    direct: parseFlag('DIRECT', last(env, 'DIRECT'), false),
+    // Any DIRECT=y asks for direct access: a DMA that hands the backup's env back (ndmjob's DE
+    // index lines, where DIRECT=n records what the backup was sent) must not cancel its own -E DIRECT=y.
+    direct: env.some((p) => p.name.toUpperCase() === 'DIRECT' && parseFlag('DIRECT', p.value, false)),
     overwrite: parseFlag('OVERWRITE', last(env, 'OVERWRITE'), false),
     ignored: ignoredNames(env, KNOWN_RECOVER),
   }

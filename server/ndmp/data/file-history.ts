@@ -11,7 +11,7 @@
  * Entries are batched (500 a message, and about 256 KiB of names) so a 100,000-file backup is
  * 200 posts, not 100,000.
  */
-import type { FileHistoryEntry } from '../../../backup/types.ts'
+import type { DirListing, FileHistoryEntry } from '../../../backup/types.ts'
 import type { FileType } from '../../../vfs/types.ts'
 import type { HistoryForm } from './env.ts'
 
@@ -116,14 +116,39 @@ export class FileHistoryBatcher {
 
   private readonly form: HistoryForm
   private readonly send: (batch: FhBatch) => Promise<void>
+  /** Paths sent (node form of an incremental): addListing() names the rest. */
+  private readonly sent: Set<string> | null
 
-  constructor(form: HistoryForm, send: (batch: FhBatch) => Promise<void>) {
+  constructor(form: HistoryForm, send: (batch: FhBatch) => Promise<void>, incremental = false) {
     this.form = form
     this.send = send
+    this.sent = incremental && form === 'node' ? new Set() : null
+  }
+
+  /**
+   * After an incremental (node form): a dir entry for every name the directories held that no
+   * object was sent for, as dump does (every directory goes out whole at every level; the unchanged
+   * nodes get no FH_ADD_NODE). A DMA's catalog then knows every name present at this backup, so
+   * unchanged files are found in the chain and deleted ones are known gone.
+   */
+  addListing(listing: DirListing): void {
+    if (this.sent === null) return
+    for (const [dir, names] of listing) {
+      const parent = this.dirNodes.get(dir)
+      if (parent === undefined) continue
+      for (const e of names) {
+        const path = dir === '' ? e.name : `${dir}/${e.name}`
+        if (this.sent.has(path)) continue
+        this.dirs.push({ name: e.name, node: e.fileid, parent })
+        this.bytes += e.name.length + ENTRY_OVERHEAD
+        if (this.dirs.length >= FH_BATCH_ENTRIES || this.bytes >= FH_BATCH_BYTES) this.flush()
+      }
+    }
   }
 
   add(e: FileHistoryEntry): void {
     this.entries++
+    this.sent?.add(e.path)
     const stat = fhStat(e)
     if (this.form === 'file') {
       const name = e.path === '' ? '/' : `/${e.path}`

@@ -5,10 +5,13 @@
  * names fails its job) or, for a full restore, one per restored object. RECOVER_FILEHIST reads the
  * stream and sends its file history only. A corrupt or truncated stream halts INTERNAL_ERROR
  * with a LOG naming the byte offset; everything before it stays restored.
+ * DIRECT=y with an fh_info for every name is a direct access restore (direct-access.ts): only the
+ * chosen members' records are asked for, in offset order.
  */
 import type { BackupFormat, ByteSource, FileHistoryEntry, LogLevel, RestoreSelection, RestoreTarget } from '../../../backup/types.ts'
 import { BackupFormatError } from '../../../backup/types.ts'
 import { haltReasonOf, messageOf } from './backup-run.ts'
+import { DirectAccessSource, LENGTH_INFINITY } from './direct-access.ts'
 import type { RecoverEnv } from './env.ts'
 import { FileHistoryBatcher } from './file-history.ts'
 import type { DataPeer, PeerLogType } from './peer.ts'
@@ -55,10 +58,11 @@ export interface RecoverRunResult {
   reason: DataHaltReason
   restored: number
   env: Record<string, string>
+  /** A direct access restore: how many reads it asked for and the bytes they brought. */
+  direct: { requests: number; bytes: bigint } | null
 }
 
-/** NOTIFY_DATA_READ's "to the end" (the NDMP SDK's NDMP_LENGTH_INFINITY). */
-export const LENGTH_INFINITY = 0xffffffffffffffffn
+export { LENGTH_INFINITY }
 
 const PEER_TYPE: Record<LogLevel, PeerLogType> = { info: 'normal', warn: 'warning', error: 'error' }
 
@@ -89,12 +93,25 @@ export async function runRecover(input: RecoverRunInput): Promise<RecoverRunResu
   let restored = 0
   let reason: DataHaltReason = DataHaltReason.SUCCESSFUL
   const streamName = `data stream of ${env.filesystem ?? input.targetName}`
-  // TODO(#16): direct access (a NOTIFY_DATA_READ per name at its fh_info) needs each member's exact
-  // length up front (the mover refuses a second MOVER_READ while one is in progress).
-  if (env.direct && names.some((n) => n.fhInfo !== null)) say('info', 'DIRECT=y: direct access restore is not done yet: the stream is read from its start')
-  // The mover sends nothing until asked (draft §3.8.9 MOVER_READ): ask for the whole stream.
-  peer.dataRead(0n, LENGTH_INFINITY)
-  machine.reading(0n, LENGTH_INFINITY)
+  // Direct access needs every name's offset; a list with one unknown reads the stream from its start.
+  const direct = input.mode === 'recover' && env.direct && names.length > 0 && names.every((n) => n.fhInfo !== null)
+  if (env.direct && !direct) say('info', 'DIRECT=y: not every name has an fh_info (or nothing was chosen): the stream is read from its start')
+  let dar: DirectAccessSource | null = null
+  let stream: ByteSource = source
+  if (direct) {
+    dar = new DirectAccessSource(source, {
+      dataRead: (offset, length) => {
+        peer.dataRead(offset, length)
+        machine.reading(offset, length)
+      },
+    }, names.map((n) => ({ offset: n.fhInfo ?? 0n })), streamName)
+    stream = dar
+    say('info', `direct access restore of ${names.length} name(s)`)
+  } else {
+    // The mover sends nothing until asked (draft §3.8.9 MOVER_READ): ask for the whole stream.
+    peer.dataRead(0n, LENGTH_INFINITY)
+    machine.reading(0n, LENGTH_INFINITY)
+  }
   try {
     if (input.mode === 'filehist') {
       const fh = new FileHistoryBatcher(env.histForm, (b) => peer.fileHistory(b))
@@ -107,7 +124,7 @@ export async function runRecover(input: RecoverRunInput): Promise<RecoverRunResu
     } else {
       if (input.target === null) throw new Error('no restore target')
       const select: RestoreSelection[] | undefined = names.length === 0 ? undefined : names.map((n) => ({ path: n.path, dest: n.dest }))
-      const summary = await input.format.readBackup(source, streamName, input.target, {
+      const summary = await input.format.readBackup(stream, streamName, input.target, {
         ...(select === undefined ? {} : { select }),
         overwrite: env.overwrite,
         applyDeletions: select === undefined,
@@ -123,6 +140,7 @@ export async function runRecover(input: RecoverRunInput): Promise<RecoverRunResu
       })
       if (summary.skipped.length > 0) say('warn', `${summary.skipped.length} existing object(s) kept (OVERWRITE=y replaces them): ${summary.skipped.slice(0, 20).join(', ')}`)
       say('info', `restore into ${input.targetName} done: ${summary.files} files, ${summary.dirs} directories, ${summary.bytes} bytes`)
+      if (dar !== null) say('info', `direct access: ${dar.stats.requests} read(s), ${dar.stats.bytes} bytes of the stream`)
     }
   } catch (err) {
     reason = haltReasonOf(err, signal)
@@ -136,5 +154,5 @@ export async function runRecover(input: RecoverRunInput): Promise<RecoverRunResu
     })
   }
   await input.input.close().catch(() => undefined)
-  return { reason, restored, env: { TYPE: 'tar', ...(env.filesystem === null ? {} : { FILESYSTEM: env.filesystem }) } }
+  return { reason, restored, env: { TYPE: 'tar', ...(env.filesystem === null ? {} : { FILESYSTEM: env.filesystem }) }, direct: dar === null ? null : { ...dar.stats } }
 }

@@ -1,0 +1,121 @@
+/*
+ * Restores over NDMP where the stream is not on one tape of our own agent:
+ *  - a backup that spans two tapes (end of medium on a 64 KiB cartridge): the full restore reads
+ *    on across the tape change (the mover pauses at the first tape's end; the DMA loads the next
+ *    and sets the window to its part of the stream), and a file on the second tape is restored
+ *    by direct access (the mover pauses SEEK; the DMA loads the tape holding that offset);
+ *  - three-way: ndmjob (`-o daemon`, the NDMP SDK) as the tape agent, our data agent (TCP): a
+ *    full restore (the DMA rewinds first: the SDK's simulated drive keeps its place across opens).
+ */
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { rm, writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
+import { join } from 'node:path'
+import { driversFor } from '../../dma/drivers/select.ts'
+import { DmaService } from '../../dma/jobs/service.ts'
+import { Pool } from '../../dma/pool/pool.ts'
+import { restoreExport } from '../../dma/restore/run.ts'
+import { parseExport } from '../../dma/schedule/export-spec.ts'
+import { startNdmpServer } from '../../server/ndmp/server.ts'
+import { TapeLibrary } from '../../server/ndmp/tape/library.ts'
+import type { NdmpExport } from '../../server/ndmp/service-types.ts'
+import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
+import { mkdirp, resolve, snapshotTree, writeFile as vfsWrite } from '../backup/helpers.ts'
+import { freePort } from '../helpers/ports.ts'
+
+const NDMJOB = '/usr/lib/amanda/ndmjob'
+const NOW = (): bigint => BigInt(Date.now() + 60_000) * 1_000_000n
+
+async function tree(): Promise<{ exp: NdmpExport; dest: NdmpExport }> {
+  const vfs = new MemoryVfs()
+  const exp: NdmpExport = { path: '/exp', backend: 'memory', vfs, root: vfs.root() }
+  await mkdirp(vfs, 'docs/old')
+  await vfsWrite(vfs, 'docs/a.txt', Buffer.from('alpha\n'))
+  await vfsWrite(vfs, 'docs/old/b.bin', Buffer.alloc(100_000, 7))
+  await vfsWrite(vfs, 'zz-last.txt', Buffer.from('on the second tape\n'))
+  const d = new MemoryVfs()
+  return { exp, dest: { path: '/r', backend: 'memory', vfs: d, root: d.root() } }
+}
+
+async function readText(e: NdmpExport, p: string): Promise<string> {
+  const r = await e.vfs.read(await resolve(e.vfs, p), 0n, 1 << 20)
+  return Buffer.from(r.data).toString()
+}
+
+function strip(snap: Record<string, { mtime: string }>, prefix: string): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(snap).filter(([p]) => prefix === '' || p.startsWith(prefix)).map(([p, e]) => [p.slice(prefix.length), { ...e, mtime: '' }]))
+}
+
+t.test('a backup on two tapes: full restore across the change, one file by seeking to its tape', async (t) => {
+  const dir = t.testdir({})
+  const pool = join(dir, 'pool')
+  await Pool.label(pool, 'E1', { capacity: 64 * 1024 })
+  await Pool.label(pool, 'E2', { capacity: 64 * 1024 * 1024 })
+  await rm(join(pool, 'E1.tape'))
+  await new TapeLibrary(pool).create('E1', { capacity: 64 * 1024 })
+  const { exp, dest } = await tree()
+  const server = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [exp, dest], tapes: [{ name: pool, path: pool }], stateDir: join(dir, 'srv') })
+  t.teardown(() => server.close())
+  const state = join(dir, 'state')
+  const service = await DmaService.open(state, driversFor(state))
+  await writeFile(join(state, 'ndmp-auth'), '127.0.0.1 dma secret\n')
+  const exportText = `127.0.0.1:${server.port}:/exp`
+  const started = await service.start({ name: 'manual', spec: parseExport(exportText), pool, level: 0 })
+  for (let i = 0; i < 800 && (await service.get(started.id)).state === 'running'; i++) await new Promise((r) => setTimeout(r, 25))
+  await service.continue(started.id)
+  const job = await service.wait(started.id)
+  t.match(job, { state: 'done', tapes: ['E1', 'E2'] }, job.error ?? 'done on two tapes')
+
+  const full = await restoreExport({ stateDir: state, export: exportText, atNs: NOW(), paths: [], to: '/r/full', overwrite: false })
+  t.equal(full.job.state, 'done', full.job.error ?? '')
+  t.same(strip(await snapshotTree(dest.vfs), 'full/'), strip(await snapshotTree(exp.vfs), ''), 'the whole tree, read across both tapes')
+
+  const one = await restoreExport({ stateDir: state, export: exportText, atNs: NOW(), paths: ['/zz-last.txt'], to: '/r/one', overwrite: false })
+  t.equal(one.job.state, 'done', one.job.error ?? '')
+  t.equal(await readText(dest, 'one/zz-last.txt'), 'on the second tape\n')
+  t.ok(one.bytesMoved < 8192n, `a few blocks moved (${one.bytesMoved})`)
+})
+
+t.test('three-way: ndmjob\'s tape agent, our data agent', { skip: existsSync(NDMJOB) ? false : `${NDMJOB} is not installed` }, async (t) => {
+  const dir = t.testdir({})
+  const pool = join(dir, 'pool')
+  await Pool.label(pool, 'W1', { capacity: 64 * 1024 * 1024 })
+  const { exp, dest } = await tree()
+  const server = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['ndmp', 'ndmp']]), exports: () => [exp, dest], stateDir: join(dir, 'srv') })
+  t.teardown(() => server.close())
+  const port = await freePort()
+  const child = spawn(NDMJOB, ['-o', 'daemon', '-p', String(port)], { cwd: dir, stdio: 'ignore' })
+  t.teardown(() => {
+    child.kill('SIGKILL')
+  })
+  for (let i = 0; i < 200; i++) {
+    const up = await new Promise<boolean>((res) => {
+      const s = connect({ host: '127.0.0.1', port })
+      s.once('connect', () => {
+        s.destroy()
+        res(true)
+      })
+      s.once('error', () => {
+        res(false)
+      })
+    })
+    if (up) break
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  const state = join(dir, 'state')
+  const service = await DmaService.open(state, driversFor(state))
+  await writeFile(join(state, 'ndmp-auth'), '* ndmp ndmp md5\n')
+  const exportText = `127.0.0.1:${server.port}:/exp`
+  const tapeAgent = `127.0.0.1:${port}`
+  const job = await service.wait((await service.start({ name: 'manual', spec: parseExport(exportText), tapeAgent, pool, level: 0 })).id)
+  t.match(job, { state: 'done', tapes: ['W1'] }, job.error ?? 'done')
+  const logs: string[] = []
+  const full = await restoreExport({ stateDir: state, export: exportText, atNs: NOW(), paths: [], to: '/r/full', overwrite: false, tapeAgent, onLog: (_l, m) => logs.push(m) })
+  t.equal(full.job.state, 'done', full.job.error ?? '')
+  if (full.job.state !== 'done') t.comment(logs.join('\n'))
+  t.same(strip(await snapshotTree(dest.vfs), 'full/'), strip(await snapshotTree(exp.vfs), ''), 'the whole tree through ndmjob\'s mover')
+  // A direct access restore through ndmjob's mover is not covered: its mover went active on our
+  // first MOVER_READ and sent nothing (left for a later session).
+})
