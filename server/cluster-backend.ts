@@ -5,6 +5,9 @@
  * line, hands them to ClusterVfs, and closes them when the backend closes
  * (ClusterVfs closes nothing it was given).
  *
+ * Failures of the stores underneath become NFS3ERR_JUKEBOX or NFS3ERR_IO
+ * (server/cluster-errors.ts), never SERVERFAULT.
+ *
  * The factory also records the handle key stored in the cluster database
  * (`tsnfs cluster init` writes it): createServer serves with it, so every
  * server of the cluster mints the same handles (server/cluster-keys.ts).
@@ -17,6 +20,7 @@ import { readHandleKey } from '../vfs/cluster/init.ts'
 import type { Vfs } from '../vfs/types.ts'
 import type { Export } from './exports/table.ts'
 import type { ClusterKeys } from './cluster-keys.ts'
+import { clusterError } from './cluster-errors.ts'
 
 export interface ClusterBackendContext {
   log?: { warn(msg: string): void; info?(msg: string): void }
@@ -47,7 +51,11 @@ export async function openClusterBackend(exp: Export, ctx: ClusterBackendContext
   }
 }
 
-/** `vfs` whose close() also runs `after` (the stores the backend opened for it). */
+/**
+ * `vfs` whose close() also runs `after` (the stores the backend opened for
+ * it), and whose failures from underneath (database, object store) become
+ * errno answers (server/cluster-errors.ts).
+ */
 function closingAlso(vfs: Vfs, after: () => Promise<void>): Vfs {
   const close = async (): Promise<void> => {
     try {
@@ -60,7 +68,12 @@ function closingAlso(vfs: Vfs, after: () => Promise<void>): Vfs {
     get(target, prop, receiver): unknown {
       if (prop === 'close') return close
       const v: unknown = Reflect.get(target, prop, receiver)
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
+      if (typeof v !== 'function') return v
+      const fn = v as (...a: unknown[]) => unknown
+      return (...args: unknown[]): unknown => {
+        const out = fn.apply(target, args)
+        return out instanceof Promise ? out.catch((err: unknown) => Promise.reject(clusterError(err))) : out
+      }
     },
   })
 }
