@@ -3,10 +3,20 @@
  * SERIALIZABLE) and are retried on serialization failures and deadlocks
  * (SQLSTATE 40001, 40P01) with jittered exponential backoff: the answer
  * JuiceFS users reached when PostgreSQL metadata met concurrent writers.
+ *
+ * A dead or unreachable database gives errors, never hangs: connecting is
+ * bounded (connectTimeoutMs), every statement is bounded on the server
+ * (statement_timeout) and, should the server stop answering at all, on our
+ * side (query_timeout, a little longer). A connection lost under a
+ * transaction that had not sent COMMIT is harmless (the database rolled it
+ * back), so that transaction runs again on a fresh connection a few times
+ * before DatabaseUnavailable is thrown; once COMMIT is sent its outcome is
+ * unknown and the error goes up at once. Broken connections are dropped from
+ * the pool, so it recovers by itself when the database is back.
  */
 import pg from 'pg'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { isRetryable, type SqlDb, type SqlRows, type SqlStats, type SqlTx, type TxOptions } from '../sql.ts'
+import { isRetryable, sqlState, type SqlDb, type SqlRows, type SqlStats, type SqlTx, type TxOptions } from '../sql.ts'
 
 // BIGINT (int8) stays a string: JavaScript numbers lose precision past 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => v)
@@ -15,53 +25,119 @@ export interface PgDbOptions {
   /** postgres://user@host:port/db?...; the password comes from `password`, PGPASSWORD or ~/.pgpass, never the URL in production. */
   url: string
   password?: string
+  /** REPEATABLE READ (default) or SERIALIZABLE (what CockroachDB always runs). */
   isolation?: 'repeatable read' | 'serializable'
   /** Connections in the pool. */
   max?: number
   /** Attempts per transaction before the retryable error is thrown. */
   maxAttempts?: number
+  /** Bound on opening a connection (TCP, TLS, authentication); default 5000 ms. */
+  connectTimeoutMs?: number
+  /** Server-side bound on one statement (statement_timeout, SQLSTATE 57014); default 30000 ms. */
+  statementTimeoutMs?: number
+  /** Attempts of a transaction whose connection was lost before COMMIT (fresh connection each); default 3. */
+  reconnectAttempts?: number
   log?: (msg: string) => void
+  /** Told of every retry (tests prove which SQLSTATE was retried; operators may count them). */
+  onRetry?: (label: string, code: string, attempt: number) => void
+}
+
+/**
+ * The database could not be reached, or the connection broke under a
+ * statement. `outcomeUnknown`: the break came while COMMIT (or a lone
+ * statement) was in flight, so it may have taken effect.
+ */
+export class DatabaseUnavailable extends Error {
+  readonly code = 'DB_UNAVAILABLE'
+  readonly outcomeUnknown: boolean
+  constructor(message: string, outcomeUnknown: boolean, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'DatabaseUnavailable'
+    this.outcomeUnknown = outcomeUnknown
+  }
+}
+
+/** Where the database is, for messages: user@host:port/db, never a password. */
+export function describeDatabase(url: string): string {
+  try {
+    const u = new URL(url)
+    const host = u.searchParams.get('host') ?? u.host
+    return `postgres ${u.username === '' ? '' : `${decodeURIComponent(u.username)}@`}${host}${u.pathname}`
+  } catch {
+    return 'postgres (unparsable URL)'
+  }
+}
+
+/**
+ * Whether a driver error means the connection (not the statement) failed:
+ * class 08 (connection exception) and 57P01..57P03 (the server shutting down
+ * or starting) from the server, and anything without a SQLSTATE from the
+ * socket or pg itself ("Connection terminated unexpectedly", ECONNREFUSED,
+ * "Query read timeout", "timeout exceeded when trying to connect").
+ */
+export function isConnectionError(err: unknown): boolean {
+  if (err instanceof pg.DatabaseError) {
+    const s = sqlState(err) ?? ''
+    return s.startsWith('08') || s === '57P01' || s === '57P02' || s === '57P03'
+  }
+  // Our own misuse (a bad parameter type) is a bug to surface, not an outage.
+  if (err instanceof TypeError || err instanceof RangeError) return false
+  return err instanceof Error
 }
 
 export class PgDb implements SqlDb {
   private readonly pool: pg.Pool
   private readonly opts: PgDbOptions
+  private readonly where: string
   private readonly counts: SqlStats = { roundTrips: 0, transactions: 0, retries: 0 }
   private readonly listeners = new Set<pg.Client>()
   private closed = false
 
   constructor(opts: PgDbOptions) {
     this.opts = opts
+    this.where = describeDatabase(opts.url)
+    const statementTimeout = opts.statementTimeoutMs ?? 30_000
     this.pool = new pg.Pool({
       connectionString: opts.url,
       ...(opts.password === undefined ? {} : { password: opts.password }),
       max: opts.max ?? 8,
-      connectionTimeoutMillis: 10_000,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+      statement_timeout: statementTimeout,
+      // The server enforces statement_timeout; this catches a server that stopped answering altogether.
+      query_timeout: statementTimeout + 5000,
+      keepAlive: true,
+      application_name: 'tsnfs',
     })
-    // An idle connection that dies (database restart) must not crash the process.
-    this.pool.on('error', (err) => opts.log?.(`postgres: idle connection lost: ${err.message}`))
+    // An idle connection that dies (database restart) must not crash the process; the pool drops it.
+    this.pool.on('error', (err) => opts.log?.(`${this.where}: idle connection lost: ${err.message}`))
   }
 
   async transaction<T>(fn: (tx: SqlTx) => Promise<T>, opts: TxOptions = {}): Promise<T> {
     const begin = `BEGIN ISOLATION LEVEL ${(this.opts.isolation ?? 'repeatable read').toUpperCase()}${opts.readOnly === true ? ' READ ONLY' : ''}`
-    return this.retrying(opts.label ?? 'transaction', async () => {
-      const client = await this.pool.connect()
+    const label = opts.label ?? 'transaction'
+    return this.retrying(label, async () => {
+      const client = await this.connect(label)
       let broken: Error | undefined
       try {
         this.counts.transactions++
-        await this.send(client, begin)
-        const tx: SqlTx = { query: (text, params) => this.send(client, text, params) }
+        await this.send(client, begin, undefined, label, false)
+        const tx: SqlTx = { query: (text, params) => this.send(client, text, params, label, false) }
         const out = await fn(tx)
-        await this.send(client, 'COMMIT')
+        await this.send(client, 'COMMIT', undefined, label, true)
         return out
       } catch (err) {
-        try {
-          await this.send(client, 'ROLLBACK')
-        } catch (e) {
-          broken = e as Error
+        if (err instanceof DatabaseUnavailable) {
+          broken = err
+        } else {
+          try {
+            await this.send(client, 'ROLLBACK', undefined, label, false)
+          } catch (e) {
+            broken = e as Error
+          }
         }
         throw err
       } finally {
+        // A broken connection is destroyed, not returned: the pool opens a fresh one next time.
         client.release(broken)
       }
     })
@@ -69,9 +145,16 @@ export class PgDb implements SqlDb {
 
   async query(text: string, params?: readonly unknown[]): Promise<SqlRows> {
     return this.retrying('query', async () => {
-      this.counts.roundTrips++
-      const r = await this.pool.query(text, params as unknown[] | undefined)
-      return { rows: r.rows as Record<string, unknown>[], rowCount: r.rowCount ?? 0 }
+      const client = await this.connect('query')
+      let broken: Error | undefined
+      try {
+        return await this.send(client, text, params, 'query', true)
+      } catch (err) {
+        if (err instanceof DatabaseUnavailable) broken = err
+        throw err
+      } finally {
+        client.release(broken)
+      }
     })
   }
 
@@ -79,33 +162,61 @@ export class PgDb implements SqlDb {
     let stopped = false
     let client: pg.Client | undefined
     const connect = async (): Promise<void> => {
-      const c = new pg.Client({ connectionString: this.opts.url, ...(this.opts.password === undefined ? {} : { password: this.opts.password }) })
-      c.on('notification', (n) => { if (n.channel === channel) onPayload(n.payload ?? '') })
-      c.on('error', (err) => {
-        this.listeners.delete(c)
-        if (stopped || this.closed) return
-        onLost?.(err)
-        void reconnect()
+      const c = new pg.Client({
+        connectionString: this.opts.url,
+        ...(this.opts.password === undefined ? {} : { password: this.opts.password }),
+        connectionTimeoutMillis: this.opts.connectTimeoutMs ?? 5000,
+        keepAlive: true,
+        application_name: 'tsnfs-listen',
       })
-      await c.connect()
-      await c.query(`LISTEN ${pg.escapeIdentifier(channel)}`)
+      c.on('notification', (n) => { if (n.channel === channel) onPayload(n.payload ?? '') })
+      // A terminated backend gives 'error' then 'end'; a socket that just closes gives only 'end'.
+      let lost = false
+      const drop = (err: Error): void => {
+        if (lost) return
+        lost = true
+        this.listeners.delete(c)
+        if (client === c) client = undefined
+        if (stopped || this.closed) return
+        onLost?.(new DatabaseUnavailable(`${this.where}: LISTEN ${channel} connection lost: ${err.message}`, false, { cause: err }))
+        void reconnect()
+      }
+      c.on('error', drop)
+      c.on('end', () => drop(new Error('connection closed')))
+      try {
+        await c.connect()
+        await c.query(`LISTEN ${pg.escapeIdentifier(channel)}`)
+      } catch (err) {
+        lost = true
+        await c.end().catch(() => undefined)
+        throw err
+      }
       client = c
       this.listeners.add(c)
     }
     const reconnect = async (): Promise<void> => {
       for (let delay = 100; !stopped && !this.closed; delay = Math.min(delay * 2, 5000)) {
         await sleep(delay)
+        if (stopped || this.closed) return
         try {
           await connect()
+          if (stopped || this.closed) {
+            await client?.end().catch(() => undefined)
+            return
+          }
           // Whatever changed while we were away was not announced to us: distrust it all again.
-          onLost?.(new Error('change feed reconnected'))
+          onLost?.(new Error(`${this.where}: LISTEN ${channel} reconnected`))
           return
         } catch (err) {
-          this.opts.log?.(`postgres: LISTEN ${channel} reconnect failed: ${(err as Error).message}`)
+          this.opts.log?.(`${this.where}: LISTEN ${channel} reconnect failed: ${(err as Error).message}`)
         }
       }
     }
-    await connect()
+    try {
+      await connect()
+    } catch (err) {
+      throw this.unavailable(err, `LISTEN ${channel}`, false)
+    }
     return async () => {
       stopped = true
       const c = client
@@ -126,24 +237,56 @@ export class PgDb implements SqlDb {
     await this.pool.end()
   }
 
-  private async send(client: pg.PoolClient, text: string, params?: readonly unknown[]): Promise<SqlRows> {
+  private async connect(label: string): Promise<pg.PoolClient> {
+    try {
+      return await this.pool.connect()
+    } catch (err) {
+      // Nothing was sent: safe to try again.
+      throw this.unavailable(err, label, false)
+    }
+  }
+
+  private async send(client: pg.PoolClient, text: string, params: readonly unknown[] | undefined, label: string, commits: boolean): Promise<SqlRows> {
     this.counts.roundTrips++
-    const r = await client.query(text, params as unknown[] | undefined)
-    return { rows: r.rows as Record<string, unknown>[], rowCount: r.rowCount ?? 0 }
+    try {
+      const r = await client.query(text, params as unknown[] | undefined)
+      return { rows: r.rows as Record<string, unknown>[], rowCount: r.rowCount ?? 0 }
+    } catch (err) {
+      if (isConnectionError(err)) throw this.unavailable(err, label, commits)
+      throw err
+    }
+  }
+
+  private unavailable(err: unknown, label: string, outcomeUnknown: boolean): DatabaseUnavailable {
+    const msg = err instanceof Error ? err.message : String(err)
+    const code = (err as { code?: unknown } | null)?.code
+    const detail = typeof code === 'string' && !msg.includes(code) ? `${msg} (${code})` : msg
+    return new DatabaseUnavailable(`${this.where}: ${label} failed: ${detail}${outcomeUnknown ? '; it may or may not have committed' : ''}`, outcomeUnknown, { cause: err })
   }
 
   private async retrying<T>(label: string, attempt: () => Promise<T>): Promise<T> {
     const max = this.opts.maxAttempts ?? 12
+    const reconnects = this.opts.reconnectAttempts ?? 3
+    let lostConnections = 0
     for (let n = 1; ; n++) {
       try {
         return await attempt()
       } catch (err) {
+        if (err instanceof DatabaseUnavailable) {
+          // Rolled back for sure (COMMIT never sent): a fresh connection may do it, a few times at most.
+          if (err.outcomeUnknown || this.closed || ++lostConnections >= reconnects) throw err
+          this.counts.retries++
+          this.opts.onRetry?.(label, err.code, n)
+          await sleep(100 * 2 ** (lostConnections - 1))
+          continue
+        }
         if (!isRetryable(err) || n >= max) throw err
         this.counts.retries++
+        this.opts.onRetry?.(label, sqlState(err) ?? '', n)
         // Jittered exponential backoff, 2 ms doubling to 500 ms: colliding writers spread out.
         const cap = Math.min(500, 2 * 2 ** n)
         await sleep(cap / 2 + Math.random() * (cap / 2))
-        if (n === 4) this.opts.log?.(`postgres: ${label} retried ${n} times (${(err as Error).message})`)
+        if (n === 4) this.opts.log?.(`${this.where}: ${label} retried ${n} times (${(err as Error).message})`)
       }
     }
   }
