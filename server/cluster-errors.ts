@@ -35,6 +35,8 @@ export function clusterError(err: unknown): unknown {
   if (err instanceof ObjectStoreUnavailable) return new VfsError('EAGAIN', err.message, { cause: err })
   if (err instanceof ObjectMissing) return new VfsError('EIO', err.message, { cause: err })
   const code = (err as { code?: unknown }).code
+  // PgDb's DatabaseUnavailable (vfs/cluster/clients/pg-db.ts): its retries on fresh connections ran out.
+  if (code === 'DB_UNAVAILABLE') return new VfsError('EAGAIN', err.message, { cause: err })
   if (typeof code === 'string') {
     if (NETWORK.has(code)) return new VfsError('EAGAIN', `database unreachable: ${err.message}`, { cause: err })
     if (/^[0-9A-Z]{5}$/.test(code) && !code.startsWith('E')) {

@@ -5,11 +5,14 @@
  * the whole tree as one server sees it (for comparing servers and oracles).
  */
 import type { Test } from 'tap'
-import { writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { serveProcess, tsnfs, type Served } from '../cli/cli.ts'
 import { testDatabase } from '../helpers/postgres.ts'
+import { freePort } from '../helpers/ports.ts'
 import { Nfs3, S } from '../helpers/local.ts'
 import { tempDir } from '../helpers/tsnfs-process.ts'
 
@@ -99,4 +102,67 @@ export async function readWhole(nfs: Nfs3, fh: Buffer): Promise<Buffer> {
     offset += BigInt(r.data.length)
     if (r.eof === true || r.data.length === 0) return Buffer.concat(parts)
   }
+}
+
+export interface PrivatePostgres {
+  port: number
+  /** postgres://postgres:PASSWORD@127.0.0.1:PORT/postgres */
+  url: string
+  stop(mode?: 'fast' | 'immediate'): Promise<void>
+  start(): Promise<void>
+}
+
+const PG_BIN = '/usr/lib/postgresql/15/bin'
+
+/**
+ * A PostgreSQL 15 of the test's own, in a temporary directory on a free port,
+ * for tests that stop and restart the database (the shared one must stay up).
+ * initdb and the server run as the postgres user (they refuse root); password
+ * authentication, as in production. Stopped at teardown.
+ */
+export async function privatePostgres(t: Test): Promise<PrivatePostgres> {
+  // Not tempDir: the directory must outlive the server, so one teardown stops it, then removes it.
+  const dir = mkdtempSync(join(tmpdir(), 'tsnfs-pg-'))
+  const data = join(dir, 'data')
+  const password = 'private-pg-pw'
+  writeFileSync(join(dir, 'pw'), `${password}\n`)
+  await run('chown', ['-R', 'postgres:postgres', dir])
+  await run('runuser', ['-u', 'postgres', '--', `${PG_BIN}/initdb`, '-D', data, '-U', 'postgres', '--pwfile', join(dir, 'pw'), '-A', 'scram-sha-256', '--no-sync'])
+  const port = await freePort()
+  const ctl = (args: string[]): Promise<void> => run('runuser', ['-u', 'postgres', '--', `${PG_BIN}/pg_ctl`, '-D', data, '-l', join(dir, 'log'), ...args])
+  const opts = `-p ${String(port)} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c shared_buffers=16MB -c max_connections=60`
+  const start = (): Promise<void> => ctl(['-o', opts, '-w', '-t', '30', 'start'])
+  let running = false
+  t.teardown(async () => {
+    if (running) await ctl(['-m', 'immediate', '-w', 'stop']).catch(() => undefined)
+    rmSync(dir, { recursive: true, force: true })
+  })
+  await start()
+  running = true
+  return {
+    port,
+    url: `postgres://postgres:${password}@127.0.0.1:${String(port)}/postgres`,
+    stop: async (mode = 'fast') => {
+      await ctl(['-m', mode, '-w', 'stop'])
+      running = false
+    },
+    start: async () => {
+      await start()
+      running = true
+    },
+  }
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => {
+      if (code === 0) resolveRun()
+      else reject(new Error(`${cmd} ${args.join(' ')}: exit ${String(code)}\n${out}`))
+    })
+  })
 }

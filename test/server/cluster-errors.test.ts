@@ -11,6 +11,7 @@ import { toNfsStat } from '../../server/nfs3/status.ts'
 import { silentLogger } from '../../server/logger.ts'
 import { ObjectMissing, ObjectStoreUnavailable } from '../../vfs/cluster/object-store.ts'
 import { VfsError } from '../../vfs/errors.ts'
+import { DatabaseUnavailable } from '../../vfs/cluster/clients/pg-db.ts'
 import { nfsstat3 } from '../../xdr/generated/nfs3.ts'
 import { freePort } from '../helpers/ports.ts'
 import { testDatabase } from '../helpers/postgres.ts'
@@ -54,6 +55,7 @@ t.test('a connection the database terminates mid-request is JUKEBOX; an SQL erro
 
 t.test('object store errors; errno answers pass through unchanged', async (t) => {
   t.equal(stat(new ObjectStoreUnavailable('s3 at http://127.0.0.1:1 unreachable')), nfsstat3.NFS3ERR_JUKEBOX)
+  t.equal(stat(new DatabaseUnavailable('postgres u@127.0.0.1:1/db: unreachable after 3 tries', false)), nfsstat3.NFS3ERR_JUKEBOX, 'PgDb gave up')
   t.equal(stat(new ObjectMissing('chunks/01/1_0_4096')), nfsstat3.NFS3ERR_IO)
   const notFound = new VfsError('ENOENT')
   t.equal(clusterError(notFound), notFound)
