@@ -97,25 +97,24 @@ export async function cluster(argv: string[]): Promise<number> {
     process.stderr.write(`tsnfs cluster: ${err.message}\n${CLUSTER_USAGE}`)
     return 2
   }
-  let stores: { db: SqlDb; store: ObjectStore }
+  let stores: { db: SqlDb; store: ObjectStore; describe: string; close(): Promise<void> }
   try {
     // Loaded here, not at the top: --help and usage errors need no database or S3 client.
     const { parseClusterConfig } = await import('../vfs/cluster/clients/config.ts')
     const { openClusterStores } = await import('../vfs/cluster/clients/open.ts')
-    const cfg = await parseClusterConfig({ meta: p.meta, data: p.data, ...(p.credentials === undefined ? {} : { credentials: p.credentials }) }, process.env)
-    stores = await openClusterStores(cfg, process.env)
+    const cfg = parseClusterConfig({ meta: p.meta, data: p.data, credentials: p.credentials })
+    stores = await openClusterStores(cfg, process.env, { warn: (msg) => process.stderr.write(`tsnfs cluster: ${msg}\n`) })
   } catch (err) {
     process.stderr.write(`tsnfs cluster: ${(err as Error).message}\n`)
     return 1
   }
-  const { db, store } = stores
   try {
-    return await run(p, db, store)
+    return await run(p, stores.db, stores.store)
   } catch (err) {
     process.stderr.write(`tsnfs cluster ${p.sub}: ${(err as Error).message}\n`)
     return 1
   } finally {
-    await Promise.allSettled([store.close(), db.close()])
+    await stores.close().catch(() => undefined)
   }
 }
 

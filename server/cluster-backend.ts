@@ -29,24 +29,45 @@ export interface ClusterBackendContext {
   env?: Readonly<Record<string, string | undefined>>
 }
 
+/**
+ * Session timing from the environment (TSNFS_CLUSTER_HEARTBEAT_MS, TSNFS_CLUSTER_STALE_MS): the
+ * defaults (a heartbeat every 5 s, dead after 30 s silent) suit production; tests and operators
+ * who want a dead server's state reclaimed sooner set them. Both at least 100 ms, at most a day.
+ */
+export function sessionTiming(env: Readonly<Record<string, string | undefined>>): { heartbeatMs?: number; staleMs?: number } {
+  const ms = (name: string): number | undefined => {
+    const v = env[name]
+    if (v === undefined || v === '') return undefined
+    const n = Number(v)
+    if (!Number.isInteger(n) || n < 100 || n > 86_400_000) throw new Error(`${name} needs milliseconds from 100 to 86400000, got "${v}"`)
+    return n
+  }
+  const heartbeatMs = ms('TSNFS_CLUSTER_HEARTBEAT_MS')
+  const staleMs = ms('TSNFS_CLUSTER_STALE_MS')
+  return { ...(heartbeatMs === undefined ? {} : { heartbeatMs }), ...(staleMs === undefined ? {} : { staleMs }) }
+}
+
 export async function openClusterBackend(exp: Export, ctx: ClusterBackendContext): Promise<Vfs> {
   const o = exp.entry.cluster
   if (o === undefined) throw new Error('backend=cluster needs meta= and data=')
-  const cfg = await parseClusterConfig({ meta: o.meta, data: o.data, ...(o.credentials === undefined ? {} : { credentials: o.credentials }) }, ctx.env ?? process.env)
-  const { db, store } = await openClusterStores(cfg, ctx.env ?? process.env)
+  const env = ctx.env ?? process.env
+  const timing = sessionTiming(env)
+  const log = (msg: string): void => {
+    ctx.log?.warn(`cluster ${exp.path}: ${msg}`)
+  }
+  const cfg = parseClusterConfig({ meta: o.meta, data: o.data, credentials: o.credentials })
+  const stores = await openClusterStores(cfg, env, { log })
   try {
-    const key = await readHandleKey(db)
-    const vfs = await openClusterVfs({
-      db, store, exportPath: exp.path, exportId: exp.id, host: hostname(),
-      ...(ctx.log === undefined ? {} : { log: ctx.log }),
-    })
+    const key = await readHandleKey(stores.db)
+    const vfs = await openClusterVfs({ db: stores.db, store: stores.store, exportPath: exp.path, exportId: exp.id, host: hostname(), log, ...timing })
     ctx.keys?.set(exp.id, { key, meta: o.meta })
+    ctx.log?.info?.(`export ${exp.path}: cluster backend on ${stores.describe}`)
     return closingAlso(vfs, async () => {
       ctx.keys?.delete(exp.id)
-      await Promise.allSettled([store.close(), db.close()])
+      await stores.close()
     })
   } catch (err) {
-    await Promise.allSettled([store.close(), db.close()])
+    await stores.close().catch(() => undefined)
     throw err
   }
 }
