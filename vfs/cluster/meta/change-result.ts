@@ -1,0 +1,12 @@
+/* What a changing transaction hands back besides its reply: for the cache and the delfile queue. */
+import type { Node } from './node.ts'
+
+export interface Changed<T> {
+  value: T
+  /** Inodes the transaction changed (announced to the other servers, dropped here). */
+  touched: bigint[]
+  /** Nodes as the transaction left them (cached here if nothing raced). */
+  nodes: Node[]
+  /** A regular file whose last link went: its chunks are released after the commit. */
+  freed: bigint | null
+}

@@ -1,0 +1,29 @@
+/*
+ * Files whose last link is gone wait in tsnfs_delfile until their chunks
+ * are released (FileData.release drops slice references; blocks at zero
+ * references are deleted after that commit). The server that removed the
+ * file releases it right after its commit; a crash in between leaves the
+ * row, which any server's stale-session sweep processes.
+ */
+import type { FileData } from '../data/types.ts'
+import type { SqlDb } from '../sql.ts'
+
+/** Release one deleted file's chunks and forget it; false if another server already did. */
+export async function releaseDeleted(db: SqlDb, data: FileData, inode: bigint): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const r = await tx.query('DELETE FROM tsnfs_delfile WHERE inode = $1', [inode])
+    if (r.rowCount === 0) return false
+    await data.release(tx, inode)
+    return true
+  }, { label: 'release' })
+}
+
+/** Up to `limit` entries of the delfile queue, oldest first; returns how many were released. */
+export async function releaseQueued(db: SqlDb, data: FileData, limit = 1000): Promise<number> {
+  const r = await db.query('SELECT inode FROM tsnfs_delfile ORDER BY since LIMIT $1', [limit])
+  let n = 0
+  for (const row of r.rows) {
+    if (await releaseDeleted(db, data, BigInt(row['inode'] as string))) n++
+  }
+  return n
+}

@@ -1,0 +1,120 @@
+/*
+ * tsnfs_node rows <-> Attr. The driver gives BIGINT columns as strings,
+ * INTEGER/SMALLINT as numbers and BYTEA as Buffers (vfs/cluster/sql.ts).
+ */
+import { VfsError } from '../../errors.ts'
+import type { Attr, FileRef, FileType, SetAttr, Timespec } from '../../types.ts'
+import { TYPE_CODE } from '../schema.ts'
+
+/** Every column of tsnfs_node a reply needs, in one list so each query selects the same. */
+export const NODE_COLUMNS =
+  'inode, gen, type, mode, uid, gid, nlink, size, rdev_major, rdev_minor, atime_sec, atime_nsec, ' +
+  'mtime_sec, mtime_nsec, ctime_sec, ctime_nsec, parent'
+
+/** NODE_COLUMNS of table alias `a`, renamed with prefix `p` (`a.inode AS p_inode`, ...). */
+export function nodeColumnsAs(a: string, p: string): string {
+  return NODE_COLUMNS.split(', ').map((c) => `${a}.${c} AS ${p}_${c}`).join(', ')
+}
+
+export type Row = Record<string, unknown>
+
+/** A node as this server holds it: its attributes and, for a directory, its parent. */
+export interface Node {
+  attr: Attr
+  parent: bigint
+}
+
+const TYPE_NAME = new Map<number, FileType>(
+  (Object.entries(TYPE_CODE) as [FileType, number][]).map(([name, code]) => [code, name]),
+)
+
+export function typeCode(type: FileType): number {
+  return TYPE_CODE[type]
+}
+
+function big(v: unknown): bigint {
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint') return BigInt(v)
+  throw new VfsError('EIO', `database returned ${typeof v} for an integer column`)
+}
+
+function num(v: unknown): number {
+  if (typeof v === 'number') return v
+  if (typeof v === 'string') return Number(v)
+  throw new VfsError('EIO', `database returned ${typeof v} for an integer column`)
+}
+
+/** The node in `row`, whose columns carry prefix `p` (`p_inode`) or none. */
+export function nodeOf(row: Row, p = ''): Node {
+  const col = (c: string): unknown => row[p === '' ? c : `${p}_${c}`]
+  const type = TYPE_NAME.get(num(col('type')))
+  if (type === undefined) throw new VfsError('EIO', `unknown node type ${String(col('type'))}`)
+  const ts = (n: string): Timespec => ({ sec: num(col(`${n}_sec`)), nsec: num(col(`${n}_nsec`)) })
+  const attr: Attr = {
+    type,
+    mode: num(col('mode')),
+    nlink: num(col('nlink')),
+    uid: num(col('uid')),
+    gid: num(col('gid')),
+    size: big(col('size')),
+    // Blocks are shared between slices and counted per chunk, not per node: the space a file
+    // uses is not known without reading its chunks, so we report none rather than a guess.
+    used: 0n,
+    rdev: { major: num(col('rdev_major')), minor: num(col('rdev_minor')) },
+    fileid: big(col('inode')),
+    gen: num(col('gen')),
+    atime: ts('atime'),
+    mtime: ts('mtime'),
+    ctime: ts('ctime'),
+  }
+  return { attr, parent: big(col('parent')) }
+}
+
+/** True when `row` has the prefixed node (a LEFT JOIN found one). */
+export function hasNode(row: Row, p: string): boolean {
+  const v = row[`${p}_inode`]
+  return v !== null && v !== undefined
+}
+
+export function refOf(attr: Attr): FileRef {
+  return { id: attr.fileid, gen: attr.gen }
+}
+
+/** The node `f` names: ESTALE when it is gone or its generation differs. */
+export function checkRef(node: Node | undefined, f: FileRef): Node {
+  if (node === undefined || node.attr.gen !== f.gen) throw new VfsError('ESTALE')
+  return node
+}
+
+export function checkDir(node: Node): Node {
+  if (node.attr.type !== 'dir') throw new VfsError('ENOTDIR')
+  return node
+}
+
+/** The server's clock with nanoseconds (Date.now is milliseconds; hrtime adds the rest within the ms). */
+export function now(): Timespec {
+  const ms = Date.now()
+  const sub = Number(process.hrtime.bigint() % 1_000_000n)
+  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1_000_000 + sub }
+}
+
+/** RFC 1813 §3.3.2 checks before anything changes: sizes only on files within off_t, times well formed. */
+export const MAX_FILE_SIZE = 2n ** 63n - 1n
+
+export function checkTime(t: Timespec | 'now' | undefined): void {
+  if (t === undefined || t === 'now') return
+  if (!Number.isInteger(t.sec) || !Number.isInteger(t.nsec) || t.nsec < 0 || t.nsec >= 1e9 || t.sec < 0) {
+    throw new VfsError('EINVAL', 'bad timestamp')
+  }
+}
+
+export function checkSetAttr(type: FileType, set: SetAttr): void {
+  if (set.size !== undefined) {
+    if (type === 'dir') throw new VfsError('EISDIR')
+    if (type !== 'file') throw new VfsError('EINVAL', 'size on a non-regular file')
+    if (set.size < 0n) throw new VfsError('EINVAL')
+    if (set.size > MAX_FILE_SIZE) throw new VfsError('EFBIG')
+  }
+  if (set.mode !== undefined && (!Number.isInteger(set.mode) || set.mode < 0)) throw new VfsError('EINVAL', 'bad mode')
+  checkTime(set.atime)
+  checkTime(set.mtime)
+}

@@ -1,0 +1,77 @@
+/*
+ * The statements the changing transactions (remove, rmdir, rename, link)
+ * are built from. Each runs inside the caller's transaction; none commits.
+ */
+import { VfsError } from '../../errors.ts'
+import type { Timespec } from '../../types.ts'
+import type { SqlTx } from '../sql.ts'
+import { NODE_COLUMNS, nodeOf, typeCode } from './node.ts'
+import type { Node } from './node.ts'
+
+/**
+ * A directory's entries changed: mtime and ctime become `now`, its link
+ * count moves by `nlinkDelta` (subdirectories' ".."), and when `cookie` is
+ * asked for, a fresh readdir cookie is taken from next_cookie.
+ */
+export async function touchDir(
+  tx: SqlTx, inode: bigint, now: Timespec, nlinkDelta: number, cookie: boolean,
+): Promise<{ node: Node; cookie: bigint }> {
+  const r = await tx.query(
+    'UPDATE tsnfs_node SET next_cookie = next_cookie + $3, nlink = nlink + $2, ' +
+      'mtime_sec = $4, mtime_nsec = $5, ctime_sec = $4, ctime_nsec = $5 WHERE inode = $1 ' +
+      `RETURNING ${NODE_COLUMNS}, next_cookie - 1 AS cookie`,
+    [inode, nlinkDelta, cookie ? 1 : 0, now.sec, now.nsec],
+  )
+  const row = r.rows[0]
+  // The caller read the row in this transaction, so it cannot be gone (REPEATABLE READ).
+  if (row === undefined) throw new VfsError('ESTALE')
+  return { node: nodeOf(row), cookie: BigInt(row['cookie'] as string) }
+}
+
+export async function addEdge(tx: SqlTx, parent: bigint, name: Buffer, child: Node, cookie: bigint): Promise<void> {
+  await tx.query(
+    'INSERT INTO tsnfs_edge (parent, name, inode, type, cookie) VALUES ($1, $2, $3, $4, $5)',
+    [parent, name, child.attr.fileid, typeCode(child.attr.type), cookie],
+  )
+}
+
+export async function dropEdge(tx: SqlTx, parent: bigint, name: Buffer): Promise<void> {
+  await tx.query('DELETE FROM tsnfs_edge WHERE parent = $1 AND name = $2', [parent, name])
+}
+
+/** Does the directory have any entry? */
+export async function hasEntries(tx: SqlTx, dir: bigint): Promise<boolean> {
+  const r = await tx.query('SELECT 1 AS one FROM tsnfs_edge WHERE parent = $1 LIMIT 1', [dir])
+  return r.rows.length > 0
+}
+
+/**
+ * One name of `child` is gone (its edge already deleted): ctime changes and
+ * nlink drops; at no links left the node goes, and a regular file's inode
+ * goes to tsnfs_delfile so its chunks are released after this commit (by
+ * this server right away, or by any server once this one is found dead).
+ * A directory always goes (the caller checked it was empty).
+ * Returns the node after, or null if it is gone.
+ */
+export async function unlinkNode(tx: SqlTx, child: Node, now: Timespec): Promise<Node | null> {
+  const a = child.attr
+  if (a.type === 'dir' || a.nlink <= 1) {
+    await tx.query('DELETE FROM tsnfs_node WHERE inode = $1', [a.fileid])
+    if (a.type === 'file') {
+      await tx.query('INSERT INTO tsnfs_delfile (inode, size, since) VALUES ($1, $2, $3)', [a.fileid, a.size, Date.now()])
+    }
+    return null
+  }
+  return setLinks(tx, a.fileid, -1, now)
+}
+
+/** nlink moves by `delta` and ctime becomes `now` (link(2), unlink(2)). */
+export async function setLinks(tx: SqlTx, inode: bigint, delta: number, now: Timespec): Promise<Node> {
+  const r = await tx.query(
+    `UPDATE tsnfs_node SET nlink = nlink + $2, ctime_sec = $3, ctime_nsec = $4 WHERE inode = $1 RETURNING ${NODE_COLUMNS}`,
+    [inode, delta, now.sec, now.nsec],
+  )
+  const row = r.rows[0]
+  if (row === undefined) throw new VfsError('ESTALE')
+  return nodeOf(row)
+}
