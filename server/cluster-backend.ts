@@ -93,7 +93,9 @@ function closingAlso(vfs: Vfs, after: () => Promise<void>): Vfs {
       const fn = v as (...a: unknown[]) => unknown
       return (...args: unknown[]): unknown => {
         const out = fn.apply(target, args)
-        return out instanceof Promise ? out.catch((err: unknown) => Promise.reject(clusterError(err))) : out
+        return out instanceof Promise ? out.catch((err: unknown) => {
+          throw clusterError(err)
+        }) : out
       }
     },
   })

@@ -29,9 +29,10 @@ function unavailableState(state: string): boolean {
 /** A driver message for a connection that ended, when the error carries no code at all. */
 const LOST = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|terminating connection/i
 
-export function clusterError(err: unknown): unknown {
+export function clusterError(err: unknown): Error {
   if (err instanceof VfsError) return err
-  if (!(err instanceof Error)) return err
+  // Only Errors are thrown in this code base; anything else is a bug, reported as one.
+  if (!(err instanceof Error)) return new Error(`non-Error thrown: ${String(err)}`)
   if (err instanceof ObjectStoreUnavailable) return new VfsError('EAGAIN', err.message, { cause: err })
   if (err instanceof ObjectMissing) return new VfsError('EIO', err.message, { cause: err })
   const code = (err as { code?: unknown }).code

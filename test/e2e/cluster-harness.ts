@@ -13,7 +13,7 @@ import pg from 'pg'
 import { serveProcess, tsnfs, type Served } from '../cli/cli.ts'
 import { testDatabase } from '../helpers/postgres.ts'
 import { freePort } from '../helpers/ports.ts'
-import { Nfs3, S } from '../helpers/local.ts'
+import { S, type Nfs3 } from '../helpers/local.ts'
 import { tempDir } from '../helpers/tsnfs-process.ts'
 
 export interface ClusterDb {

@@ -91,7 +91,6 @@ t.test('three servers on one cluster database', async (t) => {
   })
 
   t.test('mixed workload over the three servers with renames racing across them; the tree equals the oracle on all three', async (t) => {
-    const rnd = prng(seed)
     const oracle = new Map<string, string>()
     const top = await a.mkdir(rootA, 'mixed')
     t.equal(top.status, S.OK)
