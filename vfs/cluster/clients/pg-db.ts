@@ -161,6 +161,8 @@ export class PgDb implements SqlDb {
   async listen(channel: string, onPayload: (payload: string) => void, onLost?: (err: Error) => void): Promise<() => Promise<void>> {
     let stopped = false
     let client: pg.Client | undefined
+    // A function, not the expression: both flags change while we await.
+    const done = (): boolean => stopped || this.closed
     const connect = async (): Promise<void> => {
       const c = new pg.Client({
         connectionString: this.opts.url,
@@ -177,12 +179,12 @@ export class PgDb implements SqlDb {
         lost = true
         this.listeners.delete(c)
         if (client === c) client = undefined
-        if (stopped || this.closed) return
+        if (done()) return
         onLost?.(new DatabaseUnavailable(`${this.where}: LISTEN ${channel} connection lost: ${err.message}`, false, { cause: err }))
         void reconnect()
       }
       c.on('error', drop)
-      c.on('end', () => drop(new Error('connection closed')))
+      c.on('end', () => { drop(new Error('connection closed')) })
       try {
         await c.connect()
         await c.query(`LISTEN ${pg.escapeIdentifier(channel)}`)
@@ -195,12 +197,12 @@ export class PgDb implements SqlDb {
       this.listeners.add(c)
     }
     const reconnect = async (): Promise<void> => {
-      for (let delay = 100; !stopped && !this.closed; delay = Math.min(delay * 2, 5000)) {
+      for (let delay = 100; !done(); delay = Math.min(delay * 2, 5000)) {
         await sleep(delay)
-        if (stopped || this.closed) return
+        if (done()) return
         try {
           await connect()
-          if (stopped || this.closed) {
+          if (done()) {
             await client?.end().catch(() => undefined)
             return
           }

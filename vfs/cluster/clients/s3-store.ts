@@ -196,8 +196,9 @@ export class S3Store implements ObjectStore {
     return this.where
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.s3.destroy()
+    return Promise.resolve()
   }
 
   /**
@@ -221,7 +222,9 @@ export class S3Store implements ObjectStore {
       }
       const e = err as { name?: unknown; code?: unknown; message?: unknown }
       const code = typeof e.code === 'string' ? ` (${e.code})` : ''
-      const reason = signal.aborted ? `no answer within ${this.operationTimeoutMs} ms` : `${String(e.name ?? 'Error')}${code}: ${String(e.message ?? err)}`
+      const name = typeof e.name === 'string' ? e.name : 'Error'
+      const message = typeof e.message === 'string' ? e.message : String(err)
+      const reason = signal.aborted ? `no answer within ${this.operationTimeoutMs} ms` : `${name}${code}: ${message}`
       throw new ObjectStoreUnavailable(`${this.where}: ${what}: ${reason}`, { cause: err })
     }
   }

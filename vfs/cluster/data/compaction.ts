@@ -1,0 +1,101 @@
+/*
+ * Rewriting a fragmented chunk as one slice (JuiceFS's compaction, our own
+ * code). Many small writes leave many records, and every read merges them
+ * all; compaction reads the merged bytes, uploads them as one new slice,
+ * and swaps the chunk's records for it in one transaction — only if the
+ * record list is byte-for-byte what was read (else another write came in:
+ * give up this round and delete what was uploaded). Old slices lose their
+ * references; their blocks go after the commit.
+ */
+import type { IdBatch } from '../ids.ts'
+import { notifyChanged } from '../change.ts'
+import type { ObjectStore } from '../object-store.ts'
+import { COUNTER } from '../schema.ts'
+import type { SqlDb } from '../sql.ts'
+import { readSegments, type BlockReader } from './chunk-read.ts'
+import type { DataLayout } from './layout.ts'
+import { dataExtent, mergeSlices } from './read-merge.ts'
+import { decrementRefs, reapZeroRefs } from './refs.ts'
+import { countRefs, decodeSlices, encodeSlices } from './slice.ts'
+import { abandonSlices, recordPending, uploadSlice } from './upload.ts'
+
+/** A chunk with more records than this is compacted in the background. */
+export const COMPACT_AT = 16
+
+export interface CompactOptions {
+  db: SqlDb
+  store: ObjectStore
+  sid: bigint
+  layout: DataLayout
+  sliceIds: IdBatch
+  /** Block reads (FileData passes its cache); default: the store directly. */
+  read?: BlockReader
+  concurrency?: number
+}
+
+export interface CompactResult {
+  /** 'compacted': records replaced; 'nothing': 0 or 1 record; 'changed': the chunk changed meanwhile, nothing done. */
+  outcome: 'compacted' | 'nothing' | 'changed'
+  recordsBefore: number
+  recordsAfter: number
+}
+
+export async function compactChunk(o: CompactOptions, inode: bigint, idx: number): Promise<CompactResult> {
+  const { db, store, layout } = o
+  const concurrency = o.concurrency ?? 4
+  const read: BlockReader = o.read ?? ((key, _len, from, length) => store.get(key, from, length))
+  const r = await db.query('SELECT slices FROM tsnfs_chunk WHERE inode = $1 AND idx = $2', [inode, idx])
+  const raw = r.rows[0]?.['slices'] as Buffer | undefined
+  if (raw === undefined) return { outcome: 'nothing', recordsBefore: 0, recordsAfter: 0 }
+  const records = decodeSlices(raw, `inode ${inode} chunk ${idx}`)
+  if (records.length <= 1) return { outcome: 'nothing', recordsBefore: records.length, recordsAfter: records.length }
+
+  const extent = dataExtent(mergeSlices(records, 0, layout.chunkSize))
+  let fresh: { id: bigint; size: number; pos: number } | undefined
+  if (extent !== null) {
+    const data = Buffer.alloc(extent.end - extent.start)
+    await readSegments(mergeSlices(records, extent.start, extent.end), data, extent.start, layout.blockSize, read, concurrency)
+    const id = await takeId(o.sliceIds)
+    fresh = { id, size: data.length, pos: extent.start }
+    await recordPending(db, o.sid, [fresh])
+    try {
+      await uploadSlice(store, id, data, layout.blockSize, concurrency)
+    } catch (err) {
+      await abandonSlices(db, store, [fresh], layout.blockSize).catch(() => undefined)
+      throw err
+    }
+  }
+
+  const done = await db.transaction(async (tx) => {
+    const now = await tx.query('SELECT slices FROM tsnfs_chunk WHERE inode = $1 AND idx = $2', [inode, idx])
+    const current = now.rows[0]?.['slices'] as Buffer | undefined
+    if (current === undefined || !current.equals(raw)) return false
+    if (fresh === undefined) {
+      await tx.query('DELETE FROM tsnfs_chunk WHERE inode = $1 AND idx = $2', [inode, idx])
+    } else {
+      const rec = encodeSlices([{ pos: fresh.pos, id: fresh.id, size: fresh.size, off: 0, len: fresh.size }])
+      await tx.query('UPDATE tsnfs_chunk SET slices = $3 WHERE inode = $1 AND idx = $2', [inode, idx, rec])
+      await tx.query('INSERT INTO tsnfs_slice_ref (id, size, refs) VALUES ($1, $2, 1)', [fresh.id, fresh.size])
+      await tx.query('DELETE FROM tsnfs_pending_slice WHERE id = $1', [fresh.id])
+      await tx.query('UPDATE tsnfs_counter SET value = value + $2 WHERE name = $1', [COUNTER.usedBytes, fresh.size])
+    }
+    await decrementRefs(tx, countRefs(records))
+    await notifyChanged(tx, o.sid, [inode])
+    return true
+  }, { label: 'compact' })
+
+  if (!done) {
+    if (fresh !== undefined) await abandonSlices(db, store, [fresh], layout.blockSize)
+    return { outcome: 'changed', recordsBefore: records.length, recordsAfter: records.length }
+  }
+  await reapZeroRefs(db, store, layout.blockSize)
+  return { outcome: 'compacted', recordsBefore: records.length, recordsAfter: fresh === undefined ? 0 : 1 }
+}
+
+/** Slice ids are never 0 (that id reads as zeros), even on a counter initialised at 0. */
+export async function takeId(ids: IdBatch): Promise<bigint> {
+  for (;;) {
+    const id = await ids.take()
+    if (id > 0n) return id
+  }
+}

@@ -1,0 +1,377 @@
+/*
+ * FileData for the cluster backend (types.ts): staging, flushing, reading
+ * and truncating a file's chunks. One per server; `sid` is the server's
+ * session (pending slices carry it so another server can reclaim them if
+ * this one dies).
+ */
+import { VfsError } from '../../errors.ts'
+import type { Stability, Timespec } from '../../types.ts'
+import { IdBatch } from '../ids.ts'
+import { ObjectStoreUnavailable, type ObjectStore } from '../object-store.ts'
+import { COUNTER } from '../schema.ts'
+import type { SqlDb, SqlTx } from '../sql.ts'
+import { attachSlices, type NewSlice } from './attach.ts'
+import { BlockCache, isMissing } from './block-cache.ts'
+import { readSegments, type BlockReader } from './chunk-read.ts'
+import { COMPACT_AT, compactChunk, takeId, type CompactResult } from './compaction.ts'
+import { layoutOf, MAX_CHUNK_INDEX, type DataLayout } from './layout.ts'
+import { mergeSlices } from './read-merge.ts'
+import { reapZeroRefs, releaseChunks } from './refs.ts'
+import { blockKey } from './keys.ts'
+import { decodeSlices, type SliceRecord } from './slice.ts'
+import { SliceCache } from './slice-cache.ts'
+import { Staging, type StagedFile } from './staging.ts'
+import { truncateChunks } from './truncate.ts'
+import { abandonSlices, parallel, recordPending, type SliceSize } from './upload.ts'
+import type { FileData, StagedState } from './types.ts'
+
+export interface FileDataOptions {
+  db: SqlDb
+  store: ObjectStore
+  /** This server's session id (tsnfs_session.sid). */
+  sid: bigint
+  /** Called after this server committed a change to the inodes' data, size or mtime (its own NOTIFYs come back skipped). */
+  onChanged?: (inodes: bigint[]) => void
+  log?: (msg: string) => void
+  /** Block cache budget (default 256 MiB). */
+  cacheBytes?: number
+  /** Staged UNSTABLE bytes above which the least recently written inodes are flushed (default 256 MiB). */
+  stageBytes?: number
+  /** Staged data untouched this long is flushed (default 5 s). */
+  idleFlushMs?: number
+  /** Tests only: smaller chunks and blocks (every server of a file system must agree). */
+  chunkSize?: number
+  blockSize?: number
+  /** Block puts and gets in flight per operation (default 8). */
+  concurrency?: number
+  /** Compact a chunk in the background once it has more records than this (default 16; 0: never). */
+  compactAt?: number
+}
+
+/** A read returns at most this much (a short read; NFS clients ask again). */
+const MAX_READ = 64 * 1024 * 1024
+/** Truncate and release run in the caller's transaction: cache nothing of that inode until it has surely committed. */
+const SETTLE_MS = 2000
+
+export function createFileData(opts: FileDataOptions): ClusterFileData {
+  return new ClusterFileData(opts)
+}
+
+export class ClusterFileData implements FileData {
+  readonly layout: DataLayout
+  readonly blocks: BlockCache
+  private readonly o: FileDataOptions
+  private readonly staging = new Staging()
+  private readonly inflight = new Map<bigint, StagedFile[]>()
+  private readonly locks = new Map<bigint, Promise<unknown>>()
+  private readonly slices = new SliceCache()
+  private readonly sliceIds: IdBatch
+  private readonly background = new Set<Promise<unknown>>()
+  private readonly compacting = new Set<string>()
+  private readonly timer: NodeJS.Timeout
+  private readonly maxOffset: number
+  private reapQueued = false
+  private closed = false
+
+  constructor(o: FileDataOptions) {
+    this.o = o
+    this.layout = layoutOf(o)
+    this.blocks = new BlockCache(o.store, o.cacheBytes ?? 256 * 1024 * 1024)
+    this.sliceIds = new IdBatch(o.db, COUNTER.nextSlice, 100)
+    this.maxOffset = Math.min(Number.MAX_SAFE_INTEGER, (MAX_CHUNK_INDEX + 1) * this.layout.chunkSize)
+    const idle = o.idleFlushMs ?? 5000
+    this.timer = setInterval(() => { this.flushIdle(Date.now() - idle) }, Math.max(50, Math.min(1000, idle / 2)))
+    this.timer.unref()
+  }
+
+  staged(inode: bigint): StagedState | undefined {
+    const files = [...(this.inflight.get(inode) ?? [])]
+    const s = this.staging.files.get(inode)
+    if (s !== undefined) files.push(s)
+    const last = files[files.length - 1]
+    if (last === undefined) return undefined
+    return { size: BigInt(Math.max(...files.map((f) => f.end))), mtime: last.mtime }
+  }
+
+  async write(inode: bigint, offset: bigint, data: Buffer, stable: Stability, now: Timespec): Promise<void> {
+    this.assertOpen()
+    if (offset < 0n || offset + BigInt(data.length) > BigInt(this.maxOffset)) {
+      throw new VfsError('EFBIG', `write at ${offset} of ${data.length} bytes is past the largest file (${this.maxOffset})`)
+    }
+    // The caller's buffer may be reused for the next request: keep a copy.
+    this.staging.put(inode, Number(offset), Buffer.from(data), now, Date.now())
+    if (stable !== 'unstable') {
+      await this.flush(inode)
+      return
+    }
+    const limit = this.o.stageBytes ?? 256 * 1024 * 1024
+    // Over the budget the writer waits for the oldest files to reach the store: memory stays bounded.
+    while (this.staging.total > limit) {
+      const oldest = this.staging.oldest()
+      if (oldest === undefined) break
+      await this.flush(oldest)
+    }
+  }
+
+  flush(inode: bigint): Promise<void> {
+    return this.serialized(inode, () => this.flushNow(inode))
+  }
+
+  async flushAll(): Promise<void> {
+    const results = await Promise.allSettled([...this.staging.files.keys()].map((i) => this.flush(i)))
+    const failed = results.find((r) => r.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
+  }
+
+  discard(inode: bigint): void {
+    this.staging.take(inode)
+    this.slices.drop(inode)
+  }
+
+  async truncate(tx: SqlTx, inode: bigint, oldSize: bigint, newSize: bigint): Promise<void> {
+    const zero = await truncateChunks(tx, inode, oldSize, newSize, this.layout)
+    this.slices.dropSettling(inode, Date.now() + SETTLE_MS)
+    if (zero.length > 0) this.queueReap()
+  }
+
+  async release(tx: SqlTx, inode: bigint): Promise<void> {
+    const zero = await releaseChunks(tx, inode)
+    this.staging.take(inode)
+    this.slices.dropSettling(inode, Date.now() + SETTLE_MS)
+    if (zero.length > 0) this.queueReap()
+  }
+
+  invalidate(inode: bigint): void {
+    this.slices.drop(inode)
+  }
+
+  invalidateAll(): void {
+    this.slices.dropAll()
+  }
+
+  async read(inode: bigint, offset: bigint, count: number, size: bigint): Promise<Buffer> {
+    if (offset >= size || count <= 0) return Buffer.alloc(0)
+    const end = offset + BigInt(Math.min(count, MAX_READ))
+    const n = Number((end < size ? end : size) - offset)
+    const off = Number(offset)
+    for (let attempt = 0; ; attempt++) {
+      const mark = this.slices.mark(inode)
+      let out: Buffer
+      try {
+        out = await this.readStored(inode, off, n, mark)
+      } catch (err) {
+        // A slice list cached before a compaction or truncation names blocks since deleted: read the list again.
+        if (isMissing(err) && attempt === 0) {
+          this.slices.drop(inode)
+          continue
+        }
+        throw storeError(err, `read of inode ${inode}`)
+      }
+      // A flush committed while we read: the bytes may be neither in what we fetched nor still staged.
+      if (this.slices.mark(inode) !== mark && attempt < 3) continue
+      for (const f of this.inflight.get(inode) ?? []) f.overlay(out, off)
+      this.staging.files.get(inode)?.overlay(out, off)
+      return out
+    }
+  }
+
+  /** Compact one chunk now (tests; the background task calls the same). */
+  async compact(inode: bigint, idx: number): Promise<CompactResult> {
+    const result = await compactChunk({
+      db: this.o.db,
+      store: this.o.store,
+      sid: this.o.sid,
+      layout: this.layout,
+      sliceIds: this.sliceIds,
+      read: this.blockReader(),
+      concurrency: this.o.concurrency ?? 8,
+    }, inode, idx)
+    if (result.outcome === 'compacted') {
+      this.slices.drop(inode)
+      this.o.onChanged?.([inode])
+    }
+    return result
+  }
+
+  /** Wait for background work (compaction, block deletion) to finish. */
+  async idle(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background])
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    clearInterval(this.timer)
+    try {
+      await this.flushAll()
+    } finally {
+      this.closed = true
+      await this.idle()
+    }
+  }
+
+  private async readStored(inode: bigint, off: number, n: number, mark: string): Promise<Buffer> {
+    const out = Buffer.alloc(n)
+    const cs = this.layout.chunkSize
+    const first = Math.floor(off / cs)
+    const last = Math.floor((off + n - 1) / cs)
+    const lists = await this.chunkLists(inode, first, last, mark)
+    const read = this.blockReader()
+    const concurrency = this.o.concurrency ?? 8
+    const jobs: Promise<void>[] = []
+    for (let idx = first; idx <= last; idx++) {
+      const base = idx * cs
+      const a = Math.max(off, base) - base
+      const b = Math.min(off + n, base + cs) - base
+      const records = lists.get(idx) ?? []
+      if (records.length === 0) continue
+      const segs = mergeSlices(records, a, b)
+      jobs.push(readSegments(segs, out.subarray(base + a - off, base + b - off), a, this.layout.blockSize, read, concurrency))
+    }
+    const settled = await Promise.allSettled(jobs)
+    for (const s of settled) if (s.status === 'rejected') throw s.reason
+    return out
+  }
+
+  /** Slice lists of chunks first..last: from the cache, the rest in one query. */
+  private async chunkLists(inode: bigint, first: number, last: number, mark: string): Promise<Map<number, SliceRecord[]>> {
+    const lists = new Map<number, SliceRecord[]>()
+    let lo = -1
+    let hi = -1
+    for (let idx = first; idx <= last; idx++) {
+      const hit = this.slices.get(inode, idx)
+      if (hit !== undefined) {
+        lists.set(idx, hit)
+      } else {
+        if (lo < 0) lo = idx
+        hi = idx
+      }
+    }
+    if (lo < 0) return lists
+    const r = await this.o.db.query('SELECT idx, slices FROM tsnfs_chunk WHERE inode = $1 AND idx >= $2 AND idx <= $3', [inode, lo, hi])
+    const fetched = new Map<number, SliceRecord[]>()
+    for (let idx = lo; idx <= hi; idx++) if (!lists.has(idx)) fetched.set(idx, [])
+    for (const row of r.rows) {
+      const idx = Number(row['idx'])
+      if (lists.has(idx)) continue
+      fetched.set(idx, decodeSlices(row['slices'] as Buffer, `inode ${inode} chunk ${idx}`))
+    }
+    this.slices.set(inode, mark, fetched, Date.now())
+    for (const [idx, recs] of fetched) lists.set(idx, recs)
+    return lists
+  }
+
+  private blockReader(): BlockReader {
+    return (key, blockLen, from, length) => this.blocks.read(key, blockLen, from, length)
+  }
+
+  /** Upload and attach what is staged for the inode; the caller holds the inode's turn. */
+  private async flushNow(inode: bigint): Promise<void> {
+    const f = this.staging.take(inode)
+    if (f === undefined) return
+    const list = this.inflight.get(inode) ?? []
+    list.push(f)
+    this.inflight.set(inode, list)
+    try {
+      const counts = await this.upload(inode, f)
+      this.slices.drop(inode)
+      this.o.onChanged?.([inode])
+      const at = this.o.compactAt ?? COMPACT_AT
+      if (at > 0) for (const [idx, n] of counts) if (n > at) this.queueCompaction(inode, idx)
+    } catch (err) {
+      // Nothing was promised for these bytes yet: keep them for the next COMMIT, unless the file is gone.
+      if (!(err instanceof VfsError && err.code === 'ESTALE')) this.staging.restore(inode, f)
+      throw storeError(err, `flush of inode ${inode}`)
+    } finally {
+      const rest = (this.inflight.get(inode) ?? []).filter((x) => x !== f)
+      if (rest.length === 0) this.inflight.delete(inode)
+      else this.inflight.set(inode, rest)
+    }
+  }
+
+  private async upload(inode: bigint, f: StagedFile): Promise<Map<number, number>> {
+    const { db, store, sid } = this.o
+    const bs = this.layout.blockSize
+    const runs = f.runs(this.layout.chunkSize)
+    const slices: (NewSlice & { data: Buffer })[] = []
+    for (const r of runs) {
+      const id = await takeId(this.sliceIds)
+      slices.push({ idx: r.idx, data: r.data, record: { pos: r.pos, id, size: r.data.length, off: 0, len: r.data.length } })
+    }
+    const sizes: SliceSize[] = slices.map((s) => ({ id: s.record.id, size: s.record.size }))
+    await recordPending(db, sid, sizes)
+    try {
+      const puts = slices.flatMap((s) => {
+        const out: { key: string; data: Buffer }[] = []
+        for (let i = 0; i * bs < s.data.length; i++) {
+          const part = s.data.subarray(i * bs, (i + 1) * bs)
+          out.push({ key: blockKey(s.record.id, i, part.length), data: part })
+        }
+        return out
+      })
+      await parallel(puts, this.o.concurrency ?? 8, (p) => store.put(p.key, p.data))
+      return await db.transaction((tx) => attachSlices(tx, { sid, inode, slices, end: BigInt(f.end), mtime: f.mtime }), { label: 'write' })
+    } catch (err) {
+      this.track(abandonSlices(db, store, sizes, bs))
+      throw err
+    }
+  }
+
+  private serialized<T>(inode: bigint, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(inode) ?? Promise.resolve()
+    const run = prev.then(fn, fn)
+    const tail = run.then(() => undefined, () => undefined)
+    this.locks.set(inode, tail)
+    void tail.then(() => {
+      if (this.locks.get(inode) === tail) this.locks.delete(inode)
+    })
+    return run
+  }
+
+  private flushIdle(before: number): void {
+    for (const inode of this.staging.idle(before)) {
+      this.track(this.flush(inode))
+    }
+  }
+
+  private queueCompaction(inode: bigint, idx: number): void {
+    const key = `${inode}:${idx}`
+    if (this.compacting.has(key) || this.closed) return
+    this.compacting.add(key)
+    this.track(this.compact(inode, idx).finally(() => this.compacting.delete(key)))
+  }
+
+  /** Blocks of slices at refs 0 go once the transaction that dropped them has committed; soon, off the request path. */
+  private queueReap(): void {
+    if (this.reapQueued || this.closed) return
+    this.reapQueued = true
+    // Twice: soon, and once the caller's transaction has surely committed.
+    for (const ms of [200, SETTLE_MS + 500]) {
+      const t = setTimeout(() => {
+        this.reapQueued = false
+        if (!this.closed) this.track(this.reap())
+      }, ms)
+      t.unref()
+    }
+  }
+
+  /** Delete the blocks and rows of slices at refs 0 (any server's). */
+  reap(): Promise<{ slices: number; blocks: number; bytes: number }> {
+    return reapZeroRefs(this.o.db, this.o.store, this.layout.blockSize)
+  }
+
+  private track(p: Promise<unknown>): void {
+    const q = p.catch((err: unknown) => this.o.log?.(`cluster data: ${(err as Error).message}`)).finally(() => this.background.delete(q))
+    this.background.add(q)
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new VfsError('EIO', 'file data layer is closed')
+  }
+}
+
+/** Store failures become EIO naming what failed; other errors pass through. */
+function storeError(err: unknown, what: string): unknown {
+  if (isMissing(err)) return new VfsError('EIO', `${what}: block ${err.key} is missing from the object store`, { cause: err })
+  if (err instanceof ObjectStoreUnavailable) return new VfsError('EIO', `${what}: ${err.message}`, { cause: err })
+  return err
+}

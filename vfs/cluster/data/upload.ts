@@ -1,0 +1,68 @@
+/*
+ * Putting a slice's blocks into the object store. A slice is announced in
+ * tsnfs_pending_slice (with this server's session) BEFORE its first block is
+ * put, so a block in the store always has a row naming it — pending until
+ * the attach transaction turns it into a tsnfs_slice_ref row. That is what
+ * lets gc delete any block whose slice has neither (reclaim.ts cleans up the
+ * pending rows of a server that died).
+ */
+import type { ObjectStore } from '../object-store.ts'
+import type { SqlDb } from '../sql.ts'
+import { blockLength, sliceKeys } from './keys.ts'
+
+/** Run `fn` over `items` with at most `limit` running at once; the first failure is thrown after all settle. */
+export async function parallel<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  let failure: { err: unknown } | undefined
+  const worker = async (): Promise<void> => {
+    while (next < items.length && failure === undefined) {
+      const item = items[next++] as T
+      try {
+        await fn(item)
+      } catch (err) {
+        failure ??= { err }
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  if (failure !== undefined) throw failure.err
+}
+
+export interface SliceSize {
+  id: bigint
+  size: number
+}
+
+/** Announce slices about to be uploaded by session `sid` (one round trip). */
+export async function recordPending(db: SqlDb, sid: bigint, slices: readonly SliceSize[], now = Date.now()): Promise<void> {
+  if (slices.length === 0) return
+  const params: unknown[] = [sid, now]
+  const rows = slices.map((s) => {
+    params.push(s.id, s.size)
+    return `($${params.length - 1}, $1, $${params.length}, $2)`
+  })
+  await db.query(`INSERT INTO tsnfs_pending_slice (id, sid, size, created) VALUES ${rows.join(', ')}`, params)
+}
+
+/** Put the blocks of one slice; `data` is the whole slice. */
+export async function uploadSlice(store: ObjectStore, id: bigint, data: Buffer, blockSize: number, concurrency: number): Promise<void> {
+  const keys = sliceKeys(id, data.length, blockSize)
+  await parallel(keys.map((k, i) => ({ k, i })), concurrency, async ({ k, i }) => {
+    const from = i * blockSize
+    await store.put(k, data.subarray(from, from + blockLength(data.length, i, blockSize)))
+  })
+}
+
+/** Delete every block of the slices (keys already gone are fine). */
+export async function deleteSliceBlocks(store: ObjectStore, slices: readonly SliceSize[], blockSize: number): Promise<number> {
+  const keys = slices.flatMap((s) => sliceKeys(s.id, s.size, blockSize))
+  for (let i = 0; i < keys.length; i += 1000) await store.delete(keys.slice(i, i + 1000))
+  return keys.length
+}
+
+/** Uploaded but not attached (the attach failed): blocks then rows go. Best effort; gc and reclaim catch the rest. */
+export async function abandonSlices(db: SqlDb, store: ObjectStore, slices: readonly SliceSize[], blockSize: number): Promise<void> {
+  if (slices.length === 0) return
+  await deleteSliceBlocks(store, slices, blockSize)
+  await db.query(`DELETE FROM tsnfs_pending_slice WHERE id IN (${slices.map((_, i) => `$${i + 1}`).join(', ')})`, slices.map((s) => s.id))
+}
