@@ -1,5 +1,6 @@
 import type { BackendName, ExportClientOptions } from './schema.ts'
 import { MAX_VOLUME_DISKS } from './schema.ts'
+import { parseClusterConfig } from '../../vfs/cluster/clients/config.ts'
 
 /** Option state while a client's option list is applied; later options win. */
 export interface OptionState {
@@ -191,7 +192,7 @@ function checkMetaUrl(value: string): string | null {
     return `meta needs a postgres://user@host:port/database URL, got "${value}"`
   }
   if (u.password !== '') return 'meta URL carries a password: put it in the credentials= file or PGPASSWORD'
-  return null
+  return clientsRefuse({ meta: value, data: 'postgres' })
 }
 
 /** data=postgres (blocks in the metadata database) or data=s3://bucket?endpoint=...&region=... */
@@ -201,7 +202,17 @@ function checkDataUrl(value: string): string | null {
   const u = parseUrl(value)
   if (u === null || u.protocol !== 's3:' || u.hostname === '') return `data needs postgres or an s3://bucket?endpoint=URL URL, got "${value}"`
   if (u.username !== '' || u.password !== '') return 'data URL carries credentials: put them in the credentials= file or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY'
-  return null
+  return clientsRefuse({ meta: 'postgres://check@localhost/db', data: value })
+}
+
+/** What the cluster clients' own parser (the one the backend opens with) says of a value: checked at load time, with a line and column. */
+function clientsRefuse(input: { meta: string; data: string }): string | null {
+  try {
+    parseClusterConfig(input)
+    return null
+  } catch (err) {
+    return (err as Error).message
+  }
 }
 
 function parseUrl(value: string): URL | null {
