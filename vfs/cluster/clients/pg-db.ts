@@ -57,6 +57,12 @@ export class DatabaseUnavailable extends Error {
   }
 }
 
+function urlWithPassword(url: string, password: string): string {
+  const u = new URL(url)
+  u.password = encodeURIComponent(password)
+  return u.toString()
+}
+
 /** Where the database is, for messages: user@host:port/db, never a password. */
 export function describeDatabase(url: string): string {
   try {
@@ -94,11 +100,12 @@ export class PgDb implements SqlDb {
   private closed = false
 
   constructor(opts: PgDbOptions) {
-    this.opts = opts
+    // pg lets the connection string's (absent) password override the `password` option: put it in the URL, in memory only.
+    this.opts = opts.password === undefined ? opts : { ...opts, url: urlWithPassword(opts.url, opts.password) }
     this.where = describeDatabase(opts.url)
     const statementTimeout = opts.statementTimeoutMs ?? 30_000
     this.pool = new pg.Pool({
-      connectionString: opts.url,
+      connectionString: this.opts.url,
       ...(opts.password === undefined ? {} : { password: opts.password }),
       max: opts.max ?? 8,
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
