@@ -57,13 +57,15 @@ export async function readClusterStatus(db: SqlDb): Promise<ClusterStatus & { se
   }, { readOnly: true, label: 'status' })
 }
 
-export function formatClusterStatus(s: ClusterStatus & { sessionCount: number }, where: { meta: string; data: string }): string {
+export function formatClusterStatus(s: ClusterStatus & { sessionCount: number }, where: { meta: string; data: string; store: string }): string {
   const lines = [
     `cluster database: ${where.meta}`,
     `format: ${s.format ?? '(not initialized: run tsnfs cluster init)'}`,
     `data: ${s.data ?? '(unset)'}${s.data !== null && s.data !== where.data ? ` (this command was given ${where.data})` : ''}`,
+    `object store: ${where.store}`,
   ]
-  if (s.created !== null) lines.push(`created: ${s.created}`)
+  const created = Number(s.created)
+  if (s.created !== null) lines.push(`created: ${Number.isFinite(created) && created > 0 ? new Date(created).toISOString() : s.created}`)
   lines.push(`inodes: ${s.counters[COUNTER.usedInodes] ?? '?'}`, `bytes: ${s.counters[COUNTER.usedBytes] ?? '?'}`)
   lines.push(`servers: ${String(s.sessionCount)}`)
   for (const x of s.sessions) {

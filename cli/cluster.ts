@@ -133,7 +133,7 @@ async function run(p: Parsed, db: SqlDb, store: ObjectStore): Promise<number> {
     }
     case 'status': {
       const s = await readClusterStatus(db)
-      print(p.json ? JSON.stringify(s) + '\n' : formatClusterStatus(s, { meta: p.meta, data: store.describe() }))
+      print(p.json ? JSON.stringify(s) + '\n' : formatClusterStatus(s, { meta: p.meta, data: p.data, store: store.describe() }))
       return 0
     }
     case 'gc': {
