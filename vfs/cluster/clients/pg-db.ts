@@ -35,6 +35,8 @@ export interface PgDbOptions {
   connectTimeoutMs?: number
   /** Server-side bound on one statement (statement_timeout, SQLSTATE 57014); default 30000 ms. */
   statementTimeoutMs?: number
+  /** Our own bound on waiting for any answer (a server or network that went silent); default statementTimeoutMs + 5000. */
+  readTimeoutMs?: number
   /** Attempts of a transaction whose connection was lost before COMMIT (fresh connection each); default 3. */
   reconnectAttempts?: number
   log?: (msg: string) => void
@@ -111,7 +113,7 @@ export class PgDb implements SqlDb {
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
       statement_timeout: statementTimeout,
       // The server enforces statement_timeout; this catches a server that stopped answering altogether.
-      query_timeout: statementTimeout + 5000,
+      query_timeout: opts.readTimeoutMs ?? statementTimeout + 5000,
       keepAlive: true,
       application_name: 'tsnfs',
     })
@@ -122,47 +124,25 @@ export class PgDb implements SqlDb {
   async transaction<T>(fn: (tx: SqlTx) => Promise<T>, opts: TxOptions = {}): Promise<T> {
     const begin = `BEGIN ISOLATION LEVEL ${(this.opts.isolation ?? 'repeatable read').toUpperCase()}${opts.readOnly === true ? ' READ ONLY' : ''}`
     const label = opts.label ?? 'transaction'
-    return this.retrying(label, async () => {
-      const client = await this.connect(label)
-      let broken: Error | undefined
+    return this.retrying(label, () => this.withClient(label, async (client) => {
+      this.counts.transactions++
+      await this.send(client, begin, undefined, label, false)
+      const tx: SqlTx = { query: (text, params) => this.send(client, text, params, label, false) }
+      let out: T
       try {
-        this.counts.transactions++
-        await this.send(client, begin, undefined, label, false)
-        const tx: SqlTx = { query: (text, params) => this.send(client, text, params, label, false) }
-        const out = await fn(tx)
-        await this.send(client, 'COMMIT', undefined, label, true)
-        return out
+        out = await fn(tx)
       } catch (err) {
-        if (err instanceof DatabaseUnavailable) {
-          broken = err
-        } else {
-          try {
-            await this.send(client, 'ROLLBACK', undefined, label, false)
-          } catch (e) {
-            broken = e as Error
-          }
-        }
+        // The connection is gone (the database rolled back for us) or still good: then roll back here.
+        if (!(err instanceof DatabaseUnavailable)) await this.send(client, 'ROLLBACK', undefined, label, false)
         throw err
-      } finally {
-        // A broken connection is destroyed, not returned: the pool opens a fresh one next time.
-        client.release(broken)
       }
-    })
+      await this.send(client, 'COMMIT', undefined, label, true)
+      return out
+    }))
   }
 
   async query(text: string, params?: readonly unknown[]): Promise<SqlRows> {
-    return this.retrying('query', async () => {
-      const client = await this.connect('query')
-      let broken: Error | undefined
-      try {
-        return await this.send(client, text, params, 'query', true)
-      } catch (err) {
-        if (err instanceof DatabaseUnavailable) broken = err
-        throw err
-      } finally {
-        client.release(broken)
-      }
-    })
+    return this.retrying('query', () => this.withClient('query', (client) => this.send(client, text, params, 'query', true)))
   }
 
   async listen(channel: string, onPayload: (payload: string) => void, onLost?: (err: Error) => void): Promise<() => Promise<void>> {
@@ -246,12 +226,33 @@ export class PgDb implements SqlDb {
     await this.pool.end()
   }
 
-  private async connect(label: string): Promise<pg.PoolClient> {
+  /**
+   * A pooled connection for `fn`. While we hold it the pool does not listen
+   * for its errors, and an 'error' event with no listener (the backend
+   * terminated between two statements) would crash the process: we listen,
+   * and a connection that failed in any way is destroyed on release, not
+   * reused.
+   */
+  private async withClient<T>(label: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient
     try {
-      return await this.pool.connect()
+      client = await this.pool.connect()
     } catch (err) {
       // Nothing was sent: safe to try again.
       throw this.unavailable(err, label, false)
+    }
+    let broken: Error | undefined
+    const onError = (err: Error): void => { broken = err }
+    client.on('error', onError)
+    try {
+      return await fn(client)
+    } catch (err) {
+      if (err instanceof DatabaseUnavailable) broken ??= err
+      else if (isConnectionError(err)) broken ??= err as Error
+      throw err
+    } finally {
+      client.off('error', onError)
+      client.release(broken)
     }
   }
 
