@@ -21,6 +21,9 @@ t.test('a server SIGKILLed mid-workload: its client moves on, nothing stable is 
   t.comment(`seed ${seed}`)
   const rnd = prng(seed)
   const db = await freshCluster(t)
+  // Servers heartbeat every 500 ms and count a session silent for 3 s as dead (defaults: 5 s and 30 s).
+  process.env['TSNFS_CLUSTER_HEARTBEAT_MS'] = '500'
+  process.env['TSNFS_CLUSTER_STALE_MS'] = '3000'
   const [victim, survivor, third] = await startServers(t, clusterExports(t, db), 3)
   if (victim === undefined || survivor === undefined || third === undefined) throw new Error('three servers expected')
   const onVictim = await Nfs3.connect(t, victim.port)
