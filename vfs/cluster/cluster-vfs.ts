@@ -39,7 +39,7 @@ import { checkName, checkNewName, checkOldName, isDot, isDotDot, LINK_MAX, NAME_
 import { checkDir, checkRef, checkSetAttr, MAX_FILE_SIZE, NODE_COLUMNS, nodeOf, now, refOf } from './meta/node.ts'
 import type { Node } from './meta/node.ts'
 import { readdirPage } from './meta/readdir.ts'
-import { removeEntry } from './meta/remove.ts'
+import { removeEntry, removeFast } from './meta/remove.ts'
 import { renameEntry } from './meta/rename.ts'
 import type { Session } from './meta/session.ts'
 import { setAttributes } from './meta/setattr.ts'
@@ -88,6 +88,11 @@ export class ClusterVfs implements Vfs {
       this.#cache.dropAll()
       this.#data.invalidateAll()
     })
+  }
+
+  /** This server changed the inodes outside a metadata operation (the data half flushed): drop their nodes. */
+  changedHere(inodes: readonly bigint[]): void {
+    this.#cache.drop(inodes)
   }
 
   /** Cache counters, for tests and status. */
@@ -185,7 +190,8 @@ export class ClusterVfs implements Vfs {
   }
 
   /** Everything staged is flushed, whatever the range: the data half flushes per inode. */
-  async commit(f: FileRef): Promise<{ before: Attr; after: Attr }> {
+  async commit(f: FileRef, offset = 0n, count = 0): Promise<{ before: Attr; after: Attr }> {
+    if (offset < 0n || count < 0) throw new VfsError('EINVAL')
     const node = await this.#node(f)
     if (node.attr.type !== 'file') throw new VfsError('EINVAL', 'commit of a non-regular file')
     const before = this.#view(node)
@@ -240,6 +246,9 @@ export class ClusterVfs implements Vfs {
 
   async remove(dir: FileRef, name: Buffer): Promise<DirChange> {
     checkOldName(name)
+    const token = this.#cache.begin()
+    const fast = await removeFast(this.#db, this.sid, dir, name)
+    if (fast !== null) return this.#settled(token, fast)
     return this.#change(removeEntry(this.#db, this.sid, dir, name, false))
   }
 
@@ -313,7 +322,9 @@ export class ClusterVfs implements Vfs {
     const s = this.#data.staged(n.attr.fileid)
     if (s === undefined) return n.attr
     const ctime = s.mtime.sec > n.attr.ctime.sec || (s.mtime.sec === n.attr.ctime.sec && s.mtime.nsec > n.attr.ctime.nsec) ? s.mtime : n.attr.ctime
-    return { ...n.attr, size: s.size, mtime: s.mtime, ctime }
+    // Staged writes only grow a file (a truncation flushes them first): the larger size is the file's.
+    const size = s.size > n.attr.size ? s.size : n.attr.size
+    return { ...n.attr, size, mtime: s.mtime, ctime }
   }
 
   #found(n: Node): { ref: FileRef; attr: Attr } {
@@ -323,7 +334,10 @@ export class ClusterVfs implements Vfs {
   /** Run a changing transaction; afterwards fix the cache and release a freed file's chunks. */
   async #change<T>(p: Promise<Changed<T>>): Promise<T> {
     const token = this.#cache.begin()
-    const r = await p
+    return this.#settled(token, await p)
+  }
+
+  #settled<T>(token: number, r: Changed<T>): T {
     this.#cache.settle(token, r.touched, r.nodes)
     if (r.freed !== null) this.#release(r.freed)
     return r.value

@@ -56,6 +56,8 @@ export interface S3StoreOptions {
   operationTimeoutMs?: number
   /** Keys per ListObjectsV2 page (S3's maximum, 1000, by default); tests use a small one. */
   pageSize?: number
+  /** Keys per DeleteObjects request (at most 1000, the default); tests use a small one. */
+  deleteBatch?: number
   /** Concurrent connections to the store. */
   maxSockets?: number
 }
@@ -66,12 +68,14 @@ export class S3Store implements ObjectStore {
   private readonly prefix: string
   private readonly where: string
   private readonly pageSize: number
+  private readonly deleteBatch: number
   private readonly operationTimeoutMs: number
 
   constructor(opts: S3StoreOptions) {
     this.bucket = opts.bucket
     this.prefix = opts.prefix ?? ''
     this.pageSize = Math.min(1000, Math.max(1, opts.pageSize ?? 1000))
+    this.deleteBatch = Math.min(DELETE_BATCH, Math.max(1, opts.deleteBatch ?? DELETE_BATCH))
     this.operationTimeoutMs = opts.operationTimeoutMs ?? 60_000
     this.where = `s3://${opts.bucket}/${this.prefix} at ${opts.endpoint ?? 'AWS'}`
     const credentials = opts.accessKeyId !== undefined && opts.secretAccessKey !== undefined
@@ -160,8 +164,8 @@ export class S3Store implements ObjectStore {
   }
 
   async delete(keys: readonly string[]): Promise<void> {
-    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
-      const batch = keys.slice(i, i + DELETE_BATCH)
+    for (let i = 0; i < keys.length; i += this.deleteBatch) {
+      const batch = keys.slice(i, i + this.deleteBatch)
       const res = await this.send('delete', (signal) => this.s3.send(new DeleteObjectsCommand({
         Bucket: this.bucket,
         Delete: { Objects: batch.map((k) => ({ Key: this.prefix + k })), Quiet: true },

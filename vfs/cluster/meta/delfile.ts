@@ -1,6 +1,6 @@
 /*
- * Files whose last link is gone wait in tsnfs_delfile until their chunks
- * are released (FileData.release drops slice references; blocks at zero
+ * Files (and symlinks, device nodes) whose last link is gone wait in
+ * tsnfs_delfile, their node rows at nlink 0, until their chunks are released (FileData.release drops slice references; blocks at zero
  * references are deleted after that commit). The server that removed the
  * file releases it right after its commit; a crash in between leaves the
  * row, which any server's stale-session sweep processes.
@@ -14,6 +14,7 @@ export async function releaseDeleted(db: SqlDb, data: FileData, inode: bigint): 
     const r = await tx.query('DELETE FROM tsnfs_delfile WHERE inode = $1', [inode])
     if (r.rowCount === 0) return false
     await data.release(tx, inode)
+    await tx.query('DELETE FROM tsnfs_node WHERE inode = $1 AND nlink <= 0', [inode])
     return true
   }, { label: 'release' })
 }

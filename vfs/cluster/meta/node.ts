@@ -81,7 +81,8 @@ export function refOf(attr: Attr): FileRef {
 
 /** The node `f` names: ESTALE when it is gone or its generation differs. */
 export function checkRef(node: Node | undefined, f: FileRef): Node {
-  if (node === undefined || node.attr.gen !== f.gen) throw new VfsError('ESTALE')
+  // nlink 0: the last name went and the release has not yet deleted the row (meta/delfile.ts).
+  if (node === undefined || node.attr.gen !== f.gen || node.attr.nlink <= 0) throw new VfsError('ESTALE')
   return node
 }
 

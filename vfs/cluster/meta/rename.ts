@@ -90,7 +90,7 @@ export function renameEntry(
     const nodes = [to.node, nodeOf(row)]
     if (!sameDir) nodes.push(from.node)
     if (victimLeft !== null) nodes.push(victimLeft)
-    const freed = victim !== undefined && victimLeft === null && victim.attr.type === 'file' ? victim.attr.fileid : null
+    const freed = victim !== undefined && victimLeft === null && victim.attr.type !== 'dir' ? victim.attr.fileid : null
     return {
       value: { from: { before: src.dir.attr, after: from.node.attr }, to: { before: dst.dir.attr, after: to.node.attr } },
       touched, nodes, freed,

@@ -47,22 +47,23 @@ export async function hasEntries(tx: SqlTx, dir: bigint): Promise<boolean> {
 
 /**
  * One name of `child` is gone (its edge already deleted): ctime changes and
- * nlink drops; at no links left the node goes, and a regular file's inode
- * goes to tsnfs_delfile so its chunks are released after this commit (by
- * this server right away, or by any server once this one is found dead).
- * A directory always goes (the caller checked it was empty).
+ * nlink drops. A directory goes at once (the caller checked it was empty).
+ * Anything else left with no links stays as a row of nlink 0 (ESTALE to
+ * every handle) and its inode goes to tsnfs_delfile: the release after the
+ * commit (by this server right away, or by any server's sweep if this one
+ * dies first) frees its chunks and deletes the row.
  * Returns the node after, or null if it is gone.
  */
 export async function unlinkNode(tx: SqlTx, child: Node, now: Timespec): Promise<Node | null> {
   const a = child.attr
-  if (a.type === 'dir' || a.nlink <= 1) {
+  if (a.type === 'dir') {
     await tx.query('DELETE FROM tsnfs_node WHERE inode = $1', [a.fileid])
-    if (a.type === 'file') {
-      await tx.query('INSERT INTO tsnfs_delfile (inode, size, since) VALUES ($1, $2, $3)', [a.fileid, a.size, Date.now()])
-    }
     return null
   }
-  return setLinks(tx, a.fileid, -1, now)
+  const after = await setLinks(tx, a.fileid, -1, now)
+  if (after.attr.nlink > 0) return after
+  await tx.query('INSERT INTO tsnfs_delfile (inode, size, since) VALUES ($1, $2, $3)', [a.fileid, a.size, Date.now()])
+  return null
 }
 
 /** nlink moves by `delta` and ctime becomes `now` (link(2), unlink(2)). */

@@ -1,0 +1,54 @@
+/* initCluster is idempotent; servers refuse databases that are not ours; export ids are shared. */
+import t from 'tap'
+import type { Test } from 'tap'
+import { createDatabase } from '../../helpers/postgres.ts'
+import { PgDb } from '../../../vfs/cluster/clients/pg-db.ts'
+import { checkFormat, ClusterFormatError, initCluster, readDataLocation, readHandleKey } from '../../../vfs/cluster/init.ts'
+import { registerExport } from '../../../vfs/cluster/meta/exports.ts'
+import { COUNTER, ROOT_INODE, SETTING } from '../../../vfs/cluster/schema.ts'
+
+async function freshDb(t: Test): Promise<PgDb> {
+  const database = await createDatabase()
+  const db = new PgDb({ url: database.url, max: 2 })
+  t.teardown(async () => {
+    await db.close()
+    await database.drop()
+  })
+  return db
+}
+
+t.test('init creates settings, counters and the root, and running it again changes nothing', async t => {
+  const db = await freshDb(t)
+  await t.rejects(checkFormat(db), { name: 'ClusterFormatError', message: /tsnfs cluster init/ }, 'uninitialized: says how to init')
+  await initCluster(db, { data: 'postgres' })
+  const key = await readHandleKey(db)
+  t.equal(key.length, 32)
+  t.equal(await readDataLocation(db), 'postgres')
+  await initCluster(db, { data: 'postgres', handleKey: Buffer.alloc(32, 7) })
+  t.same(await readHandleKey(db), key, 'a second init keeps the first handle key')
+  const counters = await db.query('SELECT name, value FROM tsnfs_counter ORDER BY name')
+  const byName = new Map(counters.rows.map(r => [r['name'], r['value']]))
+  t.equal(byName.get(COUNTER.nextInode), '2')
+  t.equal(byName.get(COUNTER.nextSlice), '1')
+  const root = await db.query('SELECT mode, uid, gid, nlink, parent, type FROM tsnfs_node WHERE inode = $1', [ROOT_INODE])
+  t.same(root.rows, [{ mode: 0o755, uid: '0', gid: '0', nlink: 2, parent: '1', type: 2 }])
+  await t.rejects(initCluster(db, { data: 's3://other' }), ClusterFormatError, 'another data location is refused')
+  await db.query('UPDATE tsnfs_setting SET value = $2 WHERE name = $1', [SETTING.format, '99'])
+  await t.rejects(checkFormat(db), { message: /format 99/ }, 'another format is refused')
+})
+
+t.test('a given handle key is kept', async t => {
+  const db = await freshDb(t)
+  await initCluster(db, { data: 'postgres', handleKey: Buffer.alloc(32, 9) })
+  t.same(await readHandleKey(db), Buffer.alloc(32, 9))
+  await t.rejects(initCluster(db, { data: 'postgres', handleKey: Buffer.alloc(5) }), RangeError)
+})
+
+t.test('export ids: the same path must have the same id on every server', async t => {
+  const db = await freshDb(t)
+  await initCluster(db, { data: 'postgres' })
+  await registerExport(db, '/a', 5n)
+  await registerExport(db, '/a', 5n)
+  await registerExport(db, '/b', 6n)
+  await t.rejects(registerExport(db, '/a', 6n), { name: 'ClusterFormatError', message: /registered .* with id 5/ })
+})

@@ -1,0 +1,69 @@
+/*
+ * Opening the cluster backend for one export: check the database's format,
+ * register the export's path and id (every server must give one path the
+ * same id, since handles carry it), make this server's session and FileData,
+ * and follow the change feed.
+ */
+import { hostname } from 'node:os'
+import { ClusterVfs } from './cluster-vfs.ts'
+import { createFileData } from './data/file-data.ts'
+import { reclaimSession } from './data/reclaim.ts'
+import { checkFormat } from './init.ts'
+import { registerExport } from './meta/exports.ts'
+import { releaseQueued } from './meta/delfile.ts'
+import { Session } from './meta/session.ts'
+import type { ObjectStore } from './object-store.ts'
+import { CHANGE_CHANNEL } from './schema.ts'
+import type { SqlDb } from './sql.ts'
+
+export interface OpenClusterOptions {
+  db: SqlDb
+  store: ObjectStore
+  exportPath: string
+  exportId: number | bigint
+  log?: (msg: string) => void
+  /** Shown in `tsnfs cluster status`; default os.hostname(). */
+  host?: string
+  heartbeatMs?: number
+  staleMs?: number
+  /** Told of the inodes other servers changed (tests measure notification latency with it). */
+  onRemoteChange?: (inodes: bigint[] | 'all') => void
+}
+
+export async function openClusterVfs(opts: OpenClusterOptions): Promise<ClusterVfs> {
+  const { db, store } = opts
+  await checkFormat(db)
+  await registerExport(db, opts.exportPath, BigInt(opts.exportId))
+  // The data half is made before the session so the stale sweep can use it; the session id
+  // is chosen first because both tag their rows with it.
+  const session = await Session.start(db, {
+    host: opts.host ?? hostname(),
+    info: `export ${opts.exportPath}`,
+    ...(opts.heartbeatMs === undefined ? {} : { heartbeatMs: opts.heartbeatMs }),
+    ...(opts.staleMs === undefined ? {} : { staleMs: opts.staleMs }),
+    ...(opts.log === undefined ? {} : { log: opts.log }),
+    onStale: async (sid) => {
+      // The dead server's unfinished uploads, then whatever it removed but did not release.
+      await reclaimSession(db, store, sid)
+      await releaseQueued(db, data)
+    },
+  })
+  const data = createFileData({
+    db, store, sid: session.sid,
+    // The data half committed sizes and times this server's cache holds.
+    onChanged: (inodes) => { vfs.changedHere(inodes) },
+    ...(opts.log === undefined ? {} : { log: opts.log }),
+  })
+  const vfs: ClusterVfs = new ClusterVfs({
+    db, data, sid: session.sid, session,
+    ...(opts.log === undefined ? {} : { log: opts.log }),
+    ...(opts.onRemoteChange === undefined ? {} : { onRemoteChange: opts.onRemoteChange }),
+  })
+  try {
+    await vfs.listen(CHANGE_CHANNEL)
+  } catch (err) {
+    await vfs.close()
+    throw err
+  }
+  return vfs
+}
