@@ -133,39 +133,34 @@ async function run(p: Parsed, db: SqlDb, store: ObjectStore): Promise<number> {
     }
     case 'status': {
       const s = await readClusterStatus(db)
-      print(p.json ? JSON.stringify(s) + '\n' : formatClusterStatus(s, { meta: p.meta, data: p.data, store: store.describe() }))
+      print(p.json ? toJson(s) + '\n' : formatClusterStatus(s, { meta: p.meta, data: p.data, store: store.describe() }))
       return 0
     }
     case 'gc': {
       const { collectGarbage } = await import('../vfs/cluster/data/gc.ts')
       const r = await collectGarbage(db, store, { minAgeMs: p.minAgeMs, dryRun: p.dryRun })
-      print(p.json ? JSON.stringify(r) + '\n' : `gc${p.dryRun ? ' (dry run, nothing deleted)' : ''}: ${describeCounts(r)}\n`)
+      print(p.json ? toJson(r) + '\n' : `gc${p.dryRun ? ' (dry run, nothing deleted)' : ''}: ${describeCounts(r)}\n`)
       return 0
     }
     case 'fsck': {
       const { checkReferences } = await import('../vfs/cluster/data/fsck.ts')
       const r = await checkReferences(db, store)
-      const problems = problemsOf(r)
-      if (p.json) print(JSON.stringify(r) + '\n')
+      if (p.json) print(toJson(r) + '\n')
       else {
-        for (const line of problems) print(`${line}\n`)
-        print(`fsck: ${problems.length === 0 ? 'clean' : `${String(problems.length)} problem(s)`}${describeCounts(r, ' — ')}\n`)
+        for (const x of r.problems) print(`${x.kind}: ${x.message}\n`)
+        print(`fsck: ${r.problems.length === 0 ? 'clean' : `${String(r.problems.length)} problem(s)`} (${String(r.chunks)} chunks, ${String(r.slices)} slices, ${String(r.objects)} objects)\n`)
       }
-      return problems.length === 0 ? 0 : 1
+      return r.problems.length === 0 ? 0 : 1
     }
   }
 }
 
 /** The numeric fields of a report, "name 12, other 3" (the report's own names, so new counters show up). */
-function describeCounts(r: unknown, prefix = ''): string {
-  if (typeof r !== 'object' || r === null) return ''
-  const parts = Object.entries(r).filter(([, v]) => typeof v === 'number' || typeof v === 'bigint').map(([k, v]) => `${k} ${String(v)}`)
-  return parts.length === 0 ? '' : prefix + parts.join(', ')
+function describeCounts(r: object): string {
+  return Object.entries(r).filter(([, v]) => typeof v === 'number' || typeof v === 'bigint').map(([k, v]) => `${k} ${String(v)}`).join(', ')
 }
 
-/** fsck's problems as lines, whether the report is a list or carries one under `problems`. */
-function problemsOf(r: unknown): string[] {
-  const list: unknown = Array.isArray(r) ? r : (r as { problems?: unknown } | null)?.problems
-  if (!Array.isArray(list)) return []
-  return list.map((x: unknown) => (typeof x === 'string' ? x : typeof x === 'object' && x !== null && 'message' in x ? String(x.message) : JSON.stringify(x)))
+/** JSON with 64-bit ids (bigint) as decimal strings. */
+function toJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x))
 }
