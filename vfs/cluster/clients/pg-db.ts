@@ -59,12 +59,6 @@ export class DatabaseUnavailable extends Error {
   }
 }
 
-function urlWithPassword(url: string, password: string): string {
-  const u = new URL(url)
-  u.password = encodeURIComponent(password)
-  return u.toString()
-}
-
 /** Where the database is, for messages: user@host:port/db, never a password. */
 export function describeDatabase(url: string): string {
   try {
@@ -90,25 +84,39 @@ export function isConnectionError(err: unknown): boolean {
   }
   // Our own misuse (a bad parameter type) is a bug to surface, not an outage.
   if (err instanceof TypeError || err instanceof RangeError) return false
+  // Authentication pg refused before asking the server (no password for SCRAM): configuration, not an outage.
+  if (err instanceof Error && err.message.startsWith('SASL:')) return false
   return err instanceof Error
+}
+
+/**
+ * The URL pg connects with. pg lets the connection string's (empty)
+ * password override a `password` option, so the password goes inside this
+ * private copy of the URL; it is never logged (messages use describeDatabase).
+ */
+function connectionString(url: string, password: string | undefined): string {
+  if (password === undefined) return url
+  const u = new URL(url)
+  u.password = encodeURIComponent(password)
+  return u.toString()
 }
 
 export class PgDb implements SqlDb {
   private readonly pool: pg.Pool
   private readonly opts: PgDbOptions
   private readonly where: string
+  private readonly connectTo: string
   private readonly counts: SqlStats = { roundTrips: 0, transactions: 0, retries: 0 }
   private readonly listeners = new Set<pg.Client>()
   private closed = false
 
   constructor(opts: PgDbOptions) {
-    // pg lets the connection string's (absent) password override the `password` option: put it in the URL, in memory only.
-    this.opts = opts.password === undefined ? opts : { ...opts, url: urlWithPassword(opts.url, opts.password) }
+    this.opts = opts
     this.where = describeDatabase(opts.url)
+    this.connectTo = connectionString(opts.url, opts.password)
     const statementTimeout = opts.statementTimeoutMs ?? 30_000
     this.pool = new pg.Pool({
-      connectionString: this.opts.url,
-      ...(opts.password === undefined ? {} : { password: opts.password }),
+      connectionString: this.connectTo,
       max: opts.max ?? 8,
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
       statement_timeout: statementTimeout,
@@ -152,8 +160,7 @@ export class PgDb implements SqlDb {
     const done = (): boolean => stopped || this.closed
     const connect = async (): Promise<void> => {
       const c = new pg.Client({
-        connectionString: this.opts.url,
-        ...(this.opts.password === undefined ? {} : { password: this.opts.password }),
+        connectionString: this.connectTo,
         connectionTimeoutMillis: this.opts.connectTimeoutMs ?? 5000,
         keepAlive: true,
         application_name: 'tsnfs-listen',
@@ -238,6 +245,8 @@ export class PgDb implements SqlDb {
     try {
       client = await this.pool.connect()
     } catch (err) {
+      // Refused (a wrong password 28P01, no such database 3D000): no use trying again, keep the SQLSTATE.
+      if (!isConnectionError(err)) throw err
       // Nothing was sent: safe to try again.
       throw this.unavailable(err, label, false)
     }
@@ -262,7 +271,8 @@ export class PgDb implements SqlDb {
       const r = await client.query(text, params as unknown[] | undefined)
       return { rows: r.rows as Record<string, unknown>[], rowCount: r.rowCount ?? 0 }
     } catch (err) {
-      if (isConnectionError(err)) throw this.unavailable(err, label, commits)
+      // pg refuses a connection it already knows is broken before sending anything: nothing ran.
+      if (isConnectionError(err)) throw this.unavailable(err, label, commits && !/is not queryable/.test((err as Error).message))
       throw err
     }
   }
