@@ -42,8 +42,8 @@ import { readdirPage } from './meta/readdir.ts'
 import { removeEntry, removeFast } from './meta/remove.ts'
 import { renameEntry } from './meta/rename.ts'
 import type { Session } from './meta/session.ts'
-import { setAttributes } from './meta/setattr.ts'
-import { COUNTER, ROOT_INODE } from './schema.ts'
+import { setAttributes, setAttributesFast } from './meta/setattr.ts'
+import { COUNTER, ROOT_INODE, TYPE_CODE } from './schema.ts'
 import type { SqlDb } from './sql.ts'
 
 /** Larger reads are short (legal, RFC 1813 §3.3.6), so one request cannot make us allocate gigabytes. */
@@ -142,22 +142,26 @@ export class ClusterVfs implements Vfs {
   }
 
   async setattr(f: FileRef, set: SetAttr): Promise<{ before: Attr; after: Attr }> {
-    const node = await this.#node(f, true)
+    const node = await this.#node(f)
     checkSetAttr(node.attr.type, set)
+    if (set.size === undefined) {
+      const r = await this.#change(setAttributesFast(this.#db, this.sid, f, set))
+      return { before: this.#view({ attr: r.before, parent: 0n }), after: this.#view({ attr: r.after, parent: 0n }) }
+    }
     // Staged bytes first: the truncation must cut what this server has accepted, and the
     // size the transaction starts from must include them.
-    if (set.size !== undefined) await this.#data.flush(f.id)
-    const before = this.#view(node)
+    await this.#data.flush(f.id)
     const r = await this.#change(setAttributes(this.#db, this.sid, this.#data, f, set))
-    return { before: set.size === undefined ? before : r.before, after: this.#view({ attr: r.after, parent: 0n }) }
+    return { before: r.before, after: this.#view({ attr: r.after, parent: 0n }) }
   }
 
   async readlink(f: FileRef): Promise<Buffer> {
-    const node = await this.#node(f)
-    if (node.attr.type !== 'symlink') throw new VfsError('EINVAL', 'not a symlink')
-    const r = await this.#db.query('SELECT target FROM tsnfs_node WHERE inode = $1 AND gen = $2', [f.id, f.gen])
-    const target = r.rows[0]?.['target']
-    if (!Buffer.isBuffer(target)) throw new VfsError('ESTALE')
+    // One query, cache or not: the target is not kept in the node cache.
+    const r = await this.#db.query('SELECT type, nlink, target FROM tsnfs_node WHERE inode = $1 AND gen = $2', [f.id, f.gen])
+    const row = r.rows[0]
+    if (row === undefined || Number(row['nlink']) <= 0) throw new VfsError('ESTALE')
+    const target = row['target']
+    if (Number(row['type']) !== TYPE_CODE.symlink || !Buffer.isBuffer(target)) throw new VfsError('EINVAL', 'not a symlink')
     return target
   }
 

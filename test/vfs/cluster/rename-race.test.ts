@@ -61,7 +61,7 @@ t.test('renames racing across servers match the oracle', async t => {
   // is the initial one with every successful op's chain followed: whatever order the database chose.
   const known = [...initial.keys()]
   const ops: { from: string; to: string; ok: boolean; code?: string }[] = []
-  const OPS = 240
+  const OPS = 120
   let n = 0
   const worker = async (): Promise<void> => {
     while (n < OPS) {
@@ -130,7 +130,7 @@ t.test('A moves x under y while B moves y under x: one wins, no cycle', async t 
   const a = (await c.server()).vfs
   const bv = (await c.server()).vfs
   const root = a.root()
-  const ROUNDS = 16
+  const ROUNDS = 8
   let aWon = 0
   let bWon = 0
   for (let r = 0; r < ROUNDS; r++) {

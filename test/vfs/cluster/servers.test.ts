@@ -5,6 +5,7 @@
  */
 import t from 'tap'
 import { b, mkfile, OWNER, readAll, rejectsCode } from '../conformance-helpers.ts'
+import type { FileRef, Vfs } from '../../../vfs/types.ts'
 import { newCluster, dropTemplate } from './meta-helpers.ts'
 
 t.teardown(dropTemplate)
@@ -69,7 +70,10 @@ t.test("B's cached attributes are dropped after A's write and commit", async t =
   const a = (await c.server()).vfs
   const bs = await c.server({ onRemoteChange: w.notify })
   const bv = bs.vfs
+  // B caches f only after the notification of its creation has come (else that drops it).
+  const created = w.next(a.root().id)
   const f = await mkfile(a, a.root(), 'f')
+  await created
   t.equal((await bv.getattr(f)).size, 0n)
   const rt = bs.db.stats().roundTrips
   t.equal((await bv.getattr(f)).size, 0n)
@@ -113,3 +117,56 @@ t.test('notification latency between two servers (1000 changes)', async t => {
   t.ok(pct(afterReply, 0.99) < 100, 'p99 under 100 ms on one machine')
   t.equal((await bv.getattr(f)).mode, 0o600 + ((N - 1) % 64), 'B ends with the last mode')
 })
+
+t.test('a server whose change feed drops forgets everything it cached', async t => {
+  const c = await newCluster()
+  t.teardown(() => c.close())
+  const w = waiter()
+  const a = (await c.server()).vfs
+  const bs = await c.server({ onRemoteChange: w.notify })
+  const created = w.next(a.root().id)
+  const f = await mkfile(a, a.root(), 'f')
+  await created
+  t.equal((await bs.vfs.getattr(f)).mode, 0o644)
+  const cached = bs.vfs.cacheStats().nodes
+  t.ok(cached > 0, 'B has cached nodes')
+  // Cut every LISTEN connection: B's feed is gone until its adapter reconnects.
+  const admin = (await c.server()).db
+  const r = await admin.query("SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'")
+  t.ok(r.rows.length >= 1, `terminated ${r.rows.length} listening connections`)
+  for (let i = 0; i < 200 && bs.vfs.cacheStats().nodes > 0; i++) await new Promise(res => setTimeout(res, 10))
+  t.equal(bs.vfs.cacheStats().nodes, 0, 'B dropped every cached node when its feed broke')
+  // A change made while B's feed may be down is still seen: B has nothing cached to answer from.
+  await a.setattr(f, { mode: 0o600 })
+  t.equal((await bs.vfs.getattr(f)).mode, 0o600)
+})
+
+t.test('A and B create one name at once: one wins, the other is EEXIST; EXCLUSIVE retransmitted to B', async t => {
+  const c = await newCluster()
+  t.teardown(() => c.close())
+  const a = (await c.server()).vfs
+  const bv = (await c.server()).vfs
+  const root = a.root()
+  for (let i = 0; i < 20; i++) {
+    const name = b(`n${i}`)
+    const results = await Promise.allSettled([
+      a.create(root, name, { how: 'guarded', attr: {} }, OWNER),
+      bv.create(root, name, { how: 'guarded', attr: {} }, OWNER),
+    ])
+    const won = results.filter(r => r.status === 'fulfilled')
+    const lost = results.filter(r => r.status === 'rejected')
+    t.equal(won.length, 1, `n${i}: one create succeeded`)
+    t.match(lost[0]?.reason, { code: 'EEXIST' }, `n${i}: the other is EEXIST`)
+  }
+  t.equal((await listAllNames(bv, root)).length, 20 + 2, 'twenty entries (and . ..)')
+  const verf = b('verifier')
+  const first = await a.create(root, b('ex'), { how: 'exclusive', verifier: verf }, OWNER)
+  const again = await bv.create(root, b('ex'), { how: 'exclusive', verifier: b('verifier') }, OWNER)
+  t.same(again.ref, first.ref, 'a retransmitted EXCLUSIVE create answered by another server returns the same file')
+  await rejectsCode(t, bv.create(root, b('ex'), { how: 'exclusive', verifier: b('other!!!') }, OWNER), 'EEXIST')
+})
+
+async function listAllNames(vfs: Vfs, dir: FileRef): Promise<string[]> {
+  const page = await vfs.readdir(dir, 0n, 1000)
+  return page.entries.map(e => e.name.toString())
+}

@@ -3,11 +3,17 @@
  * are appended to the chunk rows, their reference rows created, their
  * pending rows deleted, the node's size and times set, and the change
  * announced — all or nothing (issue 17 §2: one transaction per operation).
+ *
+ * COUNTER.usedBytes is NOT updated here: one row that every write of every
+ * server updates would serialize all commits of the cluster (each
+ * concurrent writer fails with 40001 and retries). The caller adds the
+ * bytes to a per-server delta it applies about once a second (as JuiceFS
+ * batches its used-space counters); a crash loses at most that second's
+ * delta, which fsck reports (usage-mismatch).
  */
 import { VfsError } from '../../errors.ts'
 import type { Timespec } from '../../types.ts'
 import { notifyChanged } from '../change.ts'
-import { COUNTER } from '../schema.ts'
 import type { SqlTx } from '../sql.ts'
 import { encodeSlices, SLICE_RECORD_BYTES, type SliceRecord } from './slice.ts'
 
@@ -71,8 +77,6 @@ export async function attachSlices(tx: SqlTx, a: AttachArgs): Promise<Map<number
     })
     await tx.query(`INSERT INTO tsnfs_slice_ref (id, size, refs) VALUES ${values.join(', ')}`, params)
     await tx.query(`DELETE FROM tsnfs_pending_slice WHERE id IN (${ids.map((_, i) => `$${i + 1}`).join(', ')})`, ids.map((s) => s.record.id))
-    const bytes = ids.reduce((n, s) => n + s.record.size, 0)
-    await tx.query('UPDATE tsnfs_counter SET value = value + $2 WHERE name = $1', [COUNTER.usedBytes, bytes])
   }
   await notifyChanged(tx, a.sid, [a.inode])
   return counts

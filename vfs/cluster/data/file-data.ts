@@ -70,6 +70,9 @@ export class ClusterFileData implements FileData {
   private readonly compacting = new Set<string>()
   private readonly timer: NodeJS.Timeout
   private readonly maxOffset: number
+  /** Bytes attached since COUNTER.usedBytes was last updated (see attach.ts). */
+  private usedDelta = 0
+  private usageTail: Promise<void> = Promise.resolve()
   private reapQueued = false
   private closed = false
 
@@ -77,10 +80,13 @@ export class ClusterFileData implements FileData {
     this.o = o
     this.layout = layoutOf(o)
     this.blocks = new BlockCache(o.store, o.cacheBytes ?? 256 * 1024 * 1024)
-    this.sliceIds = new IdBatch(o.db, COUNTER.nextSlice, 100)
+    this.sliceIds = new IdBatch(o.db, COUNTER.nextSlice, 1000)
     this.maxOffset = Math.min(Number.MAX_SAFE_INTEGER, (MAX_CHUNK_INDEX + 1) * this.layout.chunkSize)
     const idle = o.idleFlushMs ?? 5000
-    this.timer = setInterval(() => { this.flushIdle(Date.now() - idle) }, Math.max(50, Math.min(1000, idle / 2)))
+    this.timer = setInterval(() => {
+      this.flushIdle(Date.now() - idle)
+      if (this.usedDelta !== 0) this.track(this.flushUsage())
+    }, Math.max(50, Math.min(1000, idle / 2)))
     this.timer.unref()
   }
 
@@ -206,6 +212,30 @@ export class ClusterFileData implements FileData {
     } finally {
       this.closed = true
       await this.idle()
+      await this.flushUsage()
+    }
+  }
+
+  /**
+   * Apply the bytes attached since the last update to COUNTER.usedBytes (one
+   * statement). Calls queue behind one another, so when it resolves every
+   * delta before the call is in the database.
+   */
+  flushUsage(): Promise<void> {
+    const run = this.usageTail.then(() => this.applyUsage())
+    this.usageTail = run.catch(() => undefined)
+    return run
+  }
+
+  private async applyUsage(): Promise<void> {
+    const delta = this.usedDelta
+    if (delta === 0) return
+    this.usedDelta = 0
+    try {
+      await this.o.db.query('UPDATE tsnfs_counter SET value = value + $2 WHERE name = $1', [COUNTER.usedBytes, delta])
+    } catch (err) {
+      this.usedDelta += delta
+      throw err
     }
   }
 
@@ -309,7 +339,9 @@ export class ClusterFileData implements FileData {
         return out
       })
       await parallel(puts, this.o.concurrency ?? 8, (p) => store.put(p.key, p.data))
-      return await db.transaction((tx) => attachSlices(tx, { sid, inode, slices, end: BigInt(f.end), mtime: f.mtime }), { label: 'write' })
+      const counts = await db.transaction((tx) => attachSlices(tx, { sid, inode, slices, end: BigInt(f.end), mtime: f.mtime }), { label: 'write' })
+      this.usedDelta += sizes.reduce((n, s) => n + s.size, 0)
+      return counts
     } catch (err) {
       this.track(abandonSlices(db, store, sizes, bs))
       throw err

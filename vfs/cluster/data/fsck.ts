@@ -8,6 +8,7 @@
  * a passing refs mismatch.
  */
 import type { ObjectStore } from '../object-store.ts'
+import { COUNTER } from '../schema.ts'
 import type { SqlDb } from '../sql.ts'
 import { BLOCK_PREFIX, blockKey, blockLength, parseBlockKey } from './keys.ts'
 import { DEFAULT_LAYOUT } from './layout.ts'
@@ -22,6 +23,7 @@ export type FsckKind =
   | 'bad-length' // a block is in the store with another length than the slice implies
   | 'orphan' // a block whose slice is neither referenced nor pending
   | 'foreign' // a key under chunks/ that is not a block name
+  | 'usage-mismatch' // COUNTER.usedBytes differs from the bytes of referenced slices
 
 export interface FsckProblem {
   kind: FsckKind
@@ -130,6 +132,12 @@ export async function checkReferences(db: SqlDb, store: ObjectStore, opts: { blo
     if (refs.has(id) || pending.has(id)) continue
     for (const key of keys.keys()) problems.push({ kind: 'orphan', id, key, message: `${key}: slice ${id} is neither referenced nor pending` })
   }
+
+  let live = 0
+  for (const ref of refs.values()) if (ref.refs > 0) live += ref.size
+  const used = await db.query('SELECT value FROM tsnfs_counter WHERE name = $1', [COUNTER.usedBytes])
+  const counted = Number(used.rows[0]?.['value'] ?? 0)
+  if (counted !== live) problems.push({ kind: 'usage-mismatch', message: `used bytes counter says ${counted}, referenced slices hold ${live}` })
 
   return { chunks, slices: refs.size, objects, problems }
 }

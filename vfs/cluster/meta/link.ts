@@ -1,7 +1,7 @@
 /* LINK (RFC 1813 §3.3.15) in one transaction: a new entry, one more link, ctime of both. */
 import { VfsError } from '../../errors.ts'
 import type { Attr, DirChange, FileRef } from '../../types.ts'
-import { notifyChanged } from '../change.ts'
+import { changePayload } from '../change.ts'
 import type { SqlDb } from '../sql.ts'
 import type { Changed } from './change-result.ts'
 import { fetchEntry } from './lookup.ts'
@@ -22,9 +22,8 @@ export function linkEntry(db: SqlDb, sid: bigint, f: FileRef, dir: FileRef, name
     const t = now()
     const d = await touchDir(tx, dir.id, t, 0, true)
     await addEdge(tx, dir.id, name, file, d.cookie)
-    const after = await setLinks(tx, f.id, 1, t)
     const touched = [dir.id, f.id]
-    await notifyChanged(tx, sid, touched)
+    const after = await setLinks(tx, f.id, 1, t, changePayload(sid, touched))
     return { value: { attr: after.attr, dir: { before: e.dir.attr, after: d.node.attr } }, touched, nodes: [d.node, after], freed: null }
   }, { label: 'link' })
 }

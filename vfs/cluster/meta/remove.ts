@@ -7,7 +7,6 @@ import { VfsError } from '../../errors.ts'
 import { changePayload } from '../change.ts'
 import { CHANGE_CHANNEL } from '../schema.ts'
 import type { DirChange, FileRef } from '../../types.ts'
-import { notifyChanged } from '../change.ts'
 import type { SqlDb } from '../sql.ts'
 import type { Changed } from './change-result.ts'
 import { childOf, fetchEntry } from './lookup.ts'
@@ -70,9 +69,8 @@ export function removeEntry(db: SqlDb, sid: bigint, dir: FileRef, name: Buffer, 
     const t = now()
     await dropEdge(tx, dir.id, name)
     const left = await unlinkNode(tx, child, t)
-    const d = await touchDir(tx, dir.id, t, isDir ? -1 : 0, false)
     const touched = [dir.id, child.attr.fileid]
-    await notifyChanged(tx, sid, touched)
+    const d = await touchDir(tx, dir.id, t, isDir ? -1 : 0, false, changePayload(sid, touched))
     const nodes: Node[] = left === null ? [d.node] : [d.node, left]
     const freed = left === null && !isDir ? child.attr.fileid : null
     return { value: { before: e.dir.attr, after: d.node.attr }, touched, nodes, freed }

@@ -13,8 +13,8 @@
  */
 import { VfsError } from '../../errors.ts'
 import type { DirChange, FileRef } from '../../types.ts'
-import { notifyChanged } from '../change.ts'
-import { ROOT_INODE } from '../schema.ts'
+import { changePayload } from '../change.ts'
+import { CHANGE_CHANNEL, ROOT_INODE } from '../schema.ts'
 import type { SqlDb, SqlTx } from '../sql.ts'
 import type { Changed } from './change-result.ts'
 import { childOf, fetchEntry } from './lookup.ts'
@@ -79,14 +79,14 @@ export function renameEntry(
     const to = await touchDir(tx, toDir.id, t, moved - replacedDir, true)
     const from = sameDir ? to : await touchDir(tx, fromDir.id, t, -moved, false)
     await addEdge(tx, toDir.id, toName, moving, to.cookie)
+    // The last statement carries the notification (pg_notify in RETURNING: no round trip of its own).
     const r = await tx.query(
       `UPDATE tsnfs_node SET ctime_sec = $2, ctime_nsec = $3, parent = CASE WHEN type = 2 THEN $4::bigint ELSE parent END ` +
-        `WHERE inode = $1 RETURNING ${NODE_COLUMNS}`,
-      [moving.attr.fileid, t.sec, t.nsec, toDir.id],
+        `WHERE inode = $1 RETURNING ${NODE_COLUMNS}, pg_notify($5, $6) AS notified`,
+      [moving.attr.fileid, t.sec, t.nsec, toDir.id, CHANGE_CHANNEL, changePayload(sid, touched)],
     )
     const row = r.rows[0]
     if (row === undefined) throw new VfsError('ESTALE')
-    await notifyChanged(tx, sid, touched)
     const nodes = [to.node, nodeOf(row)]
     if (!sameDir) nodes.push(from.node)
     if (victimLeft !== null) nodes.push(victimLeft)

@@ -4,12 +4,14 @@
  * caller flushed what this server staged for the file, so staged bytes past
  * the new end cannot come back.
  */
+import { VfsError } from '../../errors.ts'
 import type { Attr, FileRef, SetAttr, Timespec } from '../../types.ts'
-import { notifyChanged } from '../change.ts'
+import { changePayload } from '../change.ts'
+import { CHANGE_CHANNEL } from '../schema.ts'
 import type { FileData } from '../data/types.ts'
 import type { SqlDb } from '../sql.ts'
 import type { Changed } from './change-result.ts'
-import { checkRef, checkSetAttr, NODE_COLUMNS, nodeOf, now } from './node.ts'
+import { checkRef, checkSetAttr, NODE_COLUMNS, nodeColumnsAs, nodeOf, now } from './node.ts'
 
 function timeOf(v: Timespec | 'now' | undefined, old: Timespec, t: Timespec): Timespec {
   return v === undefined ? old : v === 'now' ? t : v
@@ -34,12 +36,42 @@ export function setAttributes(
     const u = await tx.query(
       'UPDATE tsnfs_node SET mode = $2, uid = $3, gid = $4, size = $5, atime_sec = $6, atime_nsec = $7, ' +
         'mtime_sec = $8, mtime_nsec = $9, ctime_sec = $10, ctime_nsec = $11 WHERE inode = $1 ' +
-        `RETURNING ${NODE_COLUMNS}`,
+        `RETURNING ${NODE_COLUMNS}, pg_notify($12, $13) AS notified`,
       [f.id, set.mode === undefined ? a.mode : set.mode & 0o7777, set.uid ?? a.uid, set.gid ?? a.gid, size,
-        atime.sec, atime.nsec, mtime.sec, mtime.nsec, t.sec, t.nsec],
+        atime.sec, atime.nsec, mtime.sec, mtime.nsec, t.sec, t.nsec, CHANGE_CHANNEL, changePayload(sid, [f.id])],
     )
     const after = nodeOf(u.rows[0] ?? {})
-    await notifyChanged(tx, sid, [f.id])
     return { value: { before: a, after: after.attr }, touched: [f.id], nodes: [after], freed: null }
   }, { label: 'setattr' })
+}
+
+/*
+ * SETATTR without a size (mode, owner, times: chmod, chown, touch) as ONE statement in autocommit:
+ * the node's row before (the statement's snapshot) and after (the UPDATE's result, which waits
+ * for and re-reads a concurrent change), and the notification. No row: the handle is stale.
+ */
+const SETATTR_SQL = `WITH d AS (
+  SELECT ${NODE_COLUMNS} FROM tsnfs_node WHERE inode = $1 AND gen = $2 AND nlink > 0
+), u AS (
+  UPDATE tsnfs_node SET mode = COALESCE($3::integer, mode), uid = COALESCE($4::bigint, uid),
+    gid = COALESCE($5::bigint, gid), atime_sec = COALESCE($6::bigint, atime_sec),
+    atime_nsec = COALESCE($7::integer, atime_nsec), mtime_sec = COALESCE($8::bigint, mtime_sec),
+    mtime_nsec = COALESCE($9::integer, mtime_nsec), ctime_sec = $10::bigint, ctime_nsec = $11::integer
+  WHERE inode = $1 AND gen = $2 AND nlink > 0 RETURNING ${NODE_COLUMNS}
+)
+SELECT ${nodeColumnsAs('d', 'b')}, ${nodeColumnsAs('u', 'a')}, pg_notify($12, $13) AS notified FROM d, u`
+
+export async function setAttributesFast(db: SqlDb, sid: bigint, f: FileRef, set: SetAttr): Promise<Changed<{ before: Attr; after: Attr }>> {
+  const t = now()
+  const at = set.atime === 'now' ? t : set.atime
+  const mt = set.mtime === 'now' ? t : set.mtime
+  const r = await db.query(SETATTR_SQL, [
+    f.id, f.gen, set.mode === undefined ? null : set.mode & 0o7777, set.uid ?? null, set.gid ?? null,
+    at?.sec ?? null, at?.nsec ?? null, mt?.sec ?? null, mt?.nsec ?? null, t.sec, t.nsec,
+    CHANGE_CHANNEL, changePayload(sid, [f.id]),
+  ])
+  const row = r.rows[0]
+  if (row === undefined) throw new VfsError('ESTALE')
+  const after = nodeOf(row, 'a')
+  return { value: { before: nodeOf(row, 'b').attr, after: after.attr }, touched: [f.id], nodes: [after], freed: null }
 }

@@ -6,12 +6,14 @@
  */
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, relative } from 'node:path'
-import { ObjectMissing, type ObjectInfo, type ObjectStore } from '../../../../vfs/cluster/object-store.ts'
+import { ObjectMissing, ObjectStoreUnavailable, type ObjectInfo, type ObjectStore } from '../../../../vfs/cluster/object-store.ts'
 
 export class DirStore implements ObjectStore {
   readonly dir: string
   puts = 0
   gets = 0
+  /** Refuse puts as an unreachable store would (fault injection for tests). */
+  refusePuts = false
   private tmp = 0
 
   constructor(dir: string) {
@@ -24,6 +26,7 @@ export class DirStore implements ObjectStore {
   }
 
   async put(key: string, data: Buffer): Promise<void> {
+    if (this.refusePuts) throw new ObjectStoreUnavailable(`${this.describe()}: refusing put of ${key}`)
     this.puts++
     const p = this.path(key)
     await mkdir(dirname(p), { recursive: true })

@@ -32,6 +32,7 @@ t.test('a FILE_SYNC write is in the store and the database when it resolves', as
   t.equal((await fx.db.query('SELECT * FROM tsnfs_pending_slice')).rowCount, 0, 'the pending row went with the attach')
   const ref = await fx.db.query('SELECT refs, size FROM tsnfs_slice_ref')
   t.strictSame(ref.rows, [{ refs: 1, size: 40_000 }])
+  await fd.flushUsage()
   t.equal(await counter(fx.db, COUNTER.usedBytes), 40_000)
   t.strictSame(changed, [ino])
   const back = await fd.read(ino, 0n, 50_000, 41_000n)
@@ -90,6 +91,7 @@ t.test('shrink then grow reads zeros; whole chunks past the size are released', 
   const ino = await fx.newFile()
   const total = 3 * small.chunkSize
   await fd.write(ino, 0n, Buffer.alloc(total, 0x11), 'file_sync', now)
+  await fd.flushUsage()
   t.equal(await counter(fx.db, COUNTER.usedBytes), total)
   const cut = BigInt(small.chunkSize + 10)
   await fx.db.transaction(async (tx) => {
@@ -99,6 +101,7 @@ t.test('shrink then grow reads zeros; whole chunks past the size are released', 
   const idx = await fx.db.query('SELECT idx FROM tsnfs_chunk WHERE inode = $1 ORDER BY idx', [ino])
   t.strictSame(idx.rows.map((r) => r['idx']), [0, 1], 'chunk 2 is gone')
   await fd.reap()
+  await fd.flushUsage()
   t.equal(await counter(fx.db, COUNTER.usedBytes), 2 * small.chunkSize, 'chunk 2 slice no longer counted')
   t.equal((await fx.db.query('SELECT id FROM tsnfs_slice_ref')).rowCount, 2, 'its ref row reaped')
   const keys: string[] = []
@@ -125,6 +128,7 @@ t.test('release drops every chunk; the blocks go after the commit', async (t) =>
   t.equal(reaped.slices, 2)
   t.equal(reaped.bytes, 100_000)
   t.equal((await fx.db.query('SELECT * FROM tsnfs_slice_ref')).rowCount, 0)
+  await fd.flushUsage()
   t.equal(await counter(fx.db, COUNTER.usedBytes), 0)
   const left: string[] = []
   for await (const o of fx.store.list('chunks/')) left.push(o.key)
@@ -153,4 +157,43 @@ t.test('a write past the largest offset is EFBIG', async (t) => {
   const fd = createFileData({ db: fx.db, store: fx.store, sid: 7n })
   t.teardown(() => fd.close())
   await t.rejects(fd.write(5n, 1n << 60n, Buffer.alloc(1), 'unstable', now), { code: 'EFBIG' })
+})
+
+t.test('round trips: a FILE_SYNC write is one statement and one transaction; a cached re-read is none', async (t) => {
+  const fx = await fixture(t)
+  const fd = createFileData({ db: fx.db, store: fx.store, sid: 7n, ...small })
+  t.teardown(() => fd.close())
+  const ino = await fx.newFile()
+  await fd.write(ino, 0n, Buffer.alloc(10, 1), 'file_sync', now) // takes the slice id batch
+  const s0 = fx.db.stats()
+  await fd.write(ino, 10n, Buffer.alloc(10, 2), 'file_sync', now)
+  const s1 = fx.db.stats()
+  t.equal(s1.transactions - s0.transactions, 1, 'one transaction')
+  t.equal(s1.roundTrips - s0.roundTrips, 8, 'pending row + BEGIN, node, chunk, refs, pending, notify, COMMIT')
+  t.comment(`write FILE_SYNC: ${s1.roundTrips - s0.roundTrips} round trips`)
+  await fd.read(ino, 0n, 20, 20n)
+  const s2 = fx.db.stats()
+  t.equal(s2.roundTrips - s1.roundTrips, 1, 'a first read fetches the chunk list once')
+  const gets = fx.store.gets
+  const again = await fd.read(ino, 0n, 20, 20n)
+  t.equal(fx.db.stats().roundTrips - s2.roundTrips, 0, 'a re-read asks the database nothing')
+  t.equal(fx.store.gets, gets, 'nor the store (the block is cached)')
+  t.strictSame([again[9], again[10]], [1, 2])
+})
+
+t.test('staged memory is bounded: past stageBytes the oldest file is flushed; idle files flush by themselves', async (t) => {
+  const fx = await fixture(t)
+  const fd = createFileData({ db: fx.db, store: fx.store, sid: 7n, ...small, stageBytes: 10_000, idleFlushMs: 300 })
+  t.teardown(() => fd.close())
+  const a = await fx.newFile()
+  const b = await fx.newFile()
+  await fd.write(a, 0n, Buffer.alloc(6000, 1), 'unstable', now)
+  await fd.write(b, 0n, Buffer.alloc(6000, 2), 'unstable', now)
+  t.equal(fd.staged(a), undefined, 'a (older) was flushed to make room')
+  t.equal(fd.staged(b)?.size, 6000n)
+  t.equal(await nodeSize(fx.db, a), 6000n)
+  const deadline = Date.now() + 5000
+  while (fd.staged(b) !== undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+  t.equal(fd.staged(b), undefined, 'b flushed after being idle')
+  t.equal(await nodeSize(fx.db, b), 6000n)
 })
