@@ -17,6 +17,7 @@ import type { SqlDb } from '../sql.ts'
 import { BLOCK_PREFIX, parseBlockKey } from './keys.ts'
 import { DEFAULT_LAYOUT } from './layout.ts'
 import { reapZeroRefs } from './refs.ts'
+import { abandonSlices } from './upload.ts'
 
 export interface GcOptions {
   /** Only objects older than this are deleted (default 1 hour). */
@@ -38,6 +39,8 @@ export interface GcReport {
   young: number
   /** Keys under chunks/ not in the block layout: left alone. */
   foreign: number
+  /** Pending slices of sessions that are gone, reclaimed. */
+  abandonedPending: number
   /** Slices at refs 0 whose blocks and rows were removed. */
   zeroRefSlices: number
   zeroRefBytes: number
@@ -50,7 +53,19 @@ export async function collectGarbage(db: SqlDb, store: ObjectStore, opts: GcOpti
   const minAge = opts.minAgeMs ?? 3_600_000
   const blockSize = opts.blockSize ?? DEFAULT_LAYOUT.blockSize
   const dryRun = opts.dryRun === true
-  const report: GcReport = { scanned: 0, orphans: 0, orphanBytes: 0, young: 0, foreign: 0, zeroRefSlices: 0, zeroRefBytes: 0, dryRun }
+  const report: GcReport = { scanned: 0, orphans: 0, orphanBytes: 0, young: 0, foreign: 0, abandonedPending: 0, zeroRefSlices: 0, zeroRefBytes: 0, dryRun }
+  const now = opts.now ?? Date.now()
+
+  const ab = await db.query(
+    `SELECT p.id, p.size FROM tsnfs_pending_slice p
+     WHERE p.created < $1 AND NOT EXISTS (SELECT 1 FROM tsnfs_session s WHERE s.sid = p.sid) LIMIT 10000`,
+    [now - minAge],
+  )
+  const abandoned = ab.rows.map((row) => ({ id: BigInt(row['id'] as string), size: Number(row['size']) }))
+  report.abandonedPending = abandoned.length
+  if (!dryRun) {
+    for (let i = 0; i < abandoned.length; i += BATCH) await abandonSlices(db, store, abandoned.slice(i, i + BATCH), blockSize)
+  }
 
   if (dryRun) {
     const r = await db.query('SELECT count(*) AS n, COALESCE(sum(size), 0) AS b FROM tsnfs_slice_ref WHERE refs <= 0')
@@ -65,7 +80,6 @@ export async function collectGarbage(db: SqlDb, store: ObjectStore, opts: GcOpti
     }
   }
 
-  const now = opts.now ?? Date.now()
   let batch: { key: string; id: bigint; size: number; old: boolean }[] = []
   const settle = async (): Promise<void> => {
     if (batch.length === 0) return

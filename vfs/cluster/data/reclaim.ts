@@ -5,8 +5,9 @@
  *    (tsnfs_pending_slice with its sid): their blocks, then the rows. The
  *    caller decides the session is dead (stale heartbeat).
  *  - processDelfiles: inodes whose last link is gone (tsnfs_delfile) have
- *    their chunks released, each in its own transaction so servers racing on
- *    the same row do the work once (the DELETE … RETURNING decides).
+ *    their chunks released and their node rows (at nlink 0) deleted, each
+ *    in its own transaction so servers racing on the same row do the work
+ *    once (the DELETE's row count decides).
  */
 import type { ObjectStore } from '../object-store.ts'
 import type { SqlDb } from '../sql.ts'
@@ -49,6 +50,8 @@ export async function processDelfiles(db: SqlDb, store: ObjectStore, opts: { lim
       const gone = await tx.query('DELETE FROM tsnfs_delfile WHERE inode = $1', [inode])
       if (gone.rowCount === 0) return false
       await releaseChunks(tx, inode)
+      // As ClusterVfs's own release does (vfs/cluster/meta/delfile.ts): the node row goes with its data.
+      await tx.query('DELETE FROM tsnfs_node WHERE inode = $1 AND nlink <= 0', [inode])
       return true
     }, { label: 'delfile' })
     if (done) inodes++

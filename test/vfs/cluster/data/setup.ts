@@ -10,6 +10,8 @@ import { testDatabase } from '../../../helpers/postgres.ts'
 import { DirStore } from './dir-store.ts'
 
 export interface Fixture {
+  /** The database's URL (another PgDb on it is another server's connection pool). */
+  url: string
   db: PgDb
   store: DirStore
   /** A new regular file node (size 0); returns its inode. */
@@ -33,7 +35,7 @@ export async function fixture(t: TapLike): Promise<Fixture> {
   ])
   const store = new DirStore(t.testdir())
   await store.init()
-  return { db, store, newFile: () => newFile(db) }
+  return { url, db, store, newFile: () => newFile(db) }
 }
 
 export async function newFile(db: SqlDb): Promise<bigint> {
