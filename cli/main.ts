@@ -34,6 +34,7 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => Promise<number>>> = 
   witness: (a) => import('./witness.ts').then((m) => m.witness(a)),
   restore: (a) => import('./restore.ts').then((m) => m.restore(a)),
   backup: (a) => import('./backup.ts').then((m) => m.backup(a)),
+  cluster: (a) => import('./cluster.ts').then((m) => m.cluster(a)),
 }
 
 const USAGE = `usage: tsnfs <command> [options]
@@ -108,6 +109,11 @@ backup (issue 16: NDMP service in serve --ndmp; our manager; the catalog):
         host); one-shot: --list PATH | --search PAT | --plan PATH... | --backups [--json]
   serve ... --backup-schedule FILE [--backup-state DIR]   run the scheduled backups in the server
   backup run EXPORT --level N --to POOL | list | abort JOB | continue JOB | log [--level N] | label POOL LABEL
+scale-out (issue 17: one tree served by many servers, metadata in PostgreSQL, data in S3 or PostgreSQL):
+  serve with an export line *(rw,backend=cluster,meta=postgres://user@host/db,data=s3://bucket?endpoint=URL)
+  cluster init|status|gc|fsck --meta URL --data URL|postgres [--credentials FILE]
+        create the schema and bucket; show servers and sessions; collect unreferenced blocks
+        ([--dry-run] [--min-age 1h]); check references both ways (exit 1 on problems)
   (tsnfs <command> --help, or tsnfs help <command>, for each command's options; tsnfs --version)
 `
 

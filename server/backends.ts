@@ -12,6 +12,7 @@ import { openEngine } from '../vfs/engine/fs/assemble.ts'
 import type { Vfs } from '../vfs/types.ts'
 import type { Export } from './exports/table.ts'
 import { openEngineOnVolume } from './volume-backend.ts'
+import type { ClusterKeys } from './cluster-keys.ts'
 import type { VolumeRegistry } from './volume-registry.ts'
 
 export interface BackendContext {
@@ -24,6 +25,8 @@ export interface BackendContext {
   readBuffers?: ReadBuffers
   /** Where volume exports list their volume while open (the admin channel and metrics read it). */
   volumes?: VolumeRegistry
+  /** Where cluster exports record their database's handle key (createServer serves with it). */
+  clusterKeys?: ClusterKeys
 }
 
 /** A backend may take time to open (the engine replays its journal): the factory may be async. */
@@ -55,6 +58,12 @@ export const BACKENDS: ReadonlyMap<string, BackendFactory> = new Map<string, Bac
     if (o.image === undefined) throw new Error('backend=engine needs image= or volume=')
     return openEngine(o.image, opts)
   }],
+  // A tree shared by many servers, in a PostgreSQL-protocol database and an object store (issue 17).
+  // Loaded on first use: pg and the S3 client cost startup time a server without cluster exports need not pay.
+  ['cluster', (exp, ctx) => import('./cluster-backend.ts').then((m) => m.openClusterBackend(exp, {
+    ...(ctx.log === undefined ? {} : { log: ctx.log }),
+    ...(ctx.clusterKeys === undefined ? {} : { keys: ctx.clusterKeys }),
+  }))],
 ])
 
 /** Whether an export crosses into mounted file systems (validateBackends made its clients agree). */
@@ -85,7 +94,8 @@ export class BackendSet {
       const cur = this.byId.get(e.id)
       // A reload that turns crossmnt on or off gets a new backend (the old one keeps serving the other way otherwise).
       const crossmnt = crossmntOf(e)
-      const key = JSON.stringify(e.entry.engine ?? null)
+      // A reload with the same settings keeps the backend (its caches, its session in a cluster).
+      const key = JSON.stringify([e.entry.engine ?? null, e.entry.cluster ?? null])
       if (cur?.backend === e.backend && cur.path === e.path && cur.crossmnt === crossmnt && cur.key === key) continue
       const factory = this.factories.get(e.backend)
       if (factory === undefined) throw new Error(`backend ${e.backend} is not available`)

@@ -1,5 +1,6 @@
 import type { BackendName, ExportClientOptions } from './schema.ts'
 import { MAX_VOLUME_DISKS } from './schema.ts'
+import { parseClusterConfig } from '../../vfs/cluster/clients/config.ts'
 
 /** Option state while a client's option list is applied; later options win. */
 export interface OptionState {
@@ -26,6 +27,10 @@ export interface ExportLevel {
   cacheBytes?: number
   /** `snapdir=visible`: a volume's `.snapshot` listed in the export root (hidden by default, found by name). */
   snapdir?: 'hidden' | 'visible'
+  /** backend=cluster settings (issue 17); checked against the backend when the line is finished. */
+  meta?: string
+  data?: string
+  credentials?: string
 }
 
 /** Linux defaults (exports(5)): ro, root_squash, secure, sync, anonuid/anongid 65534. */
@@ -121,7 +126,7 @@ function applyOne(opt: string, s: OptionState, level: ExportLevel): string | nul
       return setLevel(level, 'fsid', fsid)
     }
     case 'backend':
-      if (value !== 'memory' && value !== 'local' && value !== 'engine') return `unknown backend "${value}" (known: memory, local, engine)`
+      if (value !== 'memory' && value !== 'local' && value !== 'engine' && value !== 'cluster') return `unknown backend "${value}" (known: memory, local, engine, cluster)`
       return setLevel(level, 'backend', value)
     case 'image':
       if (!value.startsWith('/') || value.length > 4096) return `image needs an absolute path, got "${value}"`
@@ -149,6 +154,18 @@ function applyOne(opt: string, s: OptionState, level: ExportLevel): string | nul
     case 'snapdir':
       if (value !== 'hidden' && value !== 'visible') return `snapdir needs hidden or visible, got "${value}"`
       return setLevel(level, 'snapdir', value)
+    // The value is everything after the first "=": a URL keeps its own "=", "?", "&", ":" and "/".
+    case 'meta': {
+      const bad = checkMetaUrl(value)
+      return bad ?? setLevel(level, 'meta', value)
+    }
+    case 'data': {
+      const bad = checkDataUrl(value)
+      return bad ?? setLevel(level, 'data', value)
+    }
+    case 'credentials':
+      if (!value.startsWith('/') || value.length > 4096) return `credentials needs an absolute path, got "${value}"`
+      return setLevel(level, 'credentials', value)
     default:
       return `unknown option "${opt}"`
   }
@@ -159,6 +176,51 @@ function setLevel<K extends keyof ExportLevel>(level: ExportLevel, key: K, value
   if (old !== undefined && old !== value) return `conflicting ${key} for this export ("${String(old)}" and "${String(value)}")`
   level[key] = value
   return null
+}
+
+/** Longest meta=/data= URL accepted (a database URL with a few query parameters fits easily). */
+export const MAX_CLUSTER_URL = 2048
+
+/**
+ * meta=postgres://user@host:port/db?...: a PostgreSQL-protocol URL. A password in it is refused:
+ * export files are world-readable and show up in logs; it belongs in credentials= or PGPASSWORD.
+ */
+function checkMetaUrl(value: string): string | null {
+  if (value.length > MAX_CLUSTER_URL) return `meta URL is longer than ${MAX_CLUSTER_URL} characters`
+  const u = parseUrl(value)
+  if (u === null || (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') || u.hostname === '') {
+    return `meta needs a postgres://user@host:port/database URL, got "${value}"`
+  }
+  if (u.password !== '') return 'meta URL carries a password: put it in the credentials= file or PGPASSWORD'
+  return clientsRefuse({ meta: value, data: 'postgres' })
+}
+
+/** data=postgres (blocks in the metadata database) or data=s3://bucket?endpoint=...&region=... */
+function checkDataUrl(value: string): string | null {
+  if (value === 'postgres') return null
+  if (value.length > MAX_CLUSTER_URL) return `data URL is longer than ${MAX_CLUSTER_URL} characters`
+  const u = parseUrl(value)
+  if (u === null || u.protocol !== 's3:' || u.hostname === '') return `data needs postgres or an s3://bucket?endpoint=URL URL, got "${value}"`
+  if (u.username !== '' || u.password !== '') return 'data URL carries credentials: put them in the credentials= file or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY'
+  return clientsRefuse({ meta: 'postgres://check@localhost/db', data: value })
+}
+
+/** What the cluster clients' own parser (the one the backend opens with) says of a value: checked at load time, with a line and column. */
+function clientsRefuse(input: { meta: string; data: string }): string | null {
+  try {
+    parseClusterConfig(input)
+    return null
+  } catch (err) {
+    return (err as Error).message
+  }
+}
+
+function parseUrl(value: string): URL | null {
+  try {
+    return new URL(value)
+  } catch {
+    return null
+  }
 }
 
 /** `64M`, `1G`, `1048576`: a byte count with an optional binary suffix. */

@@ -116,6 +116,14 @@ function parseLine(logical: LogicalLine, file: string): ExportEntry {
   } else if (engineOnly !== undefined) {
     throw new ExportsError(file, logical.line, 1, `image=, volume=, disks=, snapdir=, errors= and cache= apply only to backend=engine (export "${path}")`)
   }
+  const clusterOnly = level.meta ?? level.data ?? level.credentials
+  if (entry.backend === 'cluster') {
+    if (level.meta === undefined) throw new ExportsError(file, logical.line, 1, `backend=cluster needs meta=postgres://user@host:port/database (export "${path}")`)
+    if (level.data === undefined) throw new ExportsError(file, logical.line, 1, `backend=cluster needs data=postgres or data=s3://bucket?endpoint=URL (export "${path}")`)
+    entry.cluster = { meta: level.meta, data: level.data, ...(level.credentials === undefined ? {} : { credentials: level.credentials }) }
+  } else if (clusterOnly !== undefined) {
+    throw new ExportsError(file, logical.line, 1, `meta=, data= and credentials= apply only to backend=cluster (export "${path}")`)
+  }
   return entry
 }
 

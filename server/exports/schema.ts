@@ -53,7 +53,7 @@ export const ClientSpecSchema = Type.Object(
 )
 export type ClientSpec = Static<typeof ClientSpecSchema>
 
-export const BackendSchema = Type.Union([Type.Literal('memory'), Type.Literal('local'), Type.Literal('engine')])
+export const BackendSchema = Type.Union([Type.Literal('memory'), Type.Literal('local'), Type.Literal('engine'), Type.Literal('cluster')])
 export type BackendName = Static<typeof BackendSchema>
 
 /** disks= entries at most: a volume's member limit (vfs/volume/config.ts MAX_MEMBERS). */
@@ -78,6 +78,20 @@ export const EngineOptionsSchema = Type.Object(
 )
 export type EngineOptions = Static<typeof EngineOptionsSchema>
 
+/** backend=cluster (issue 17): where the shared metadata and data live; passwords never appear here. */
+export const ClusterOptionsSchema = Type.Object(
+  {
+    /** `meta=`: postgres://user@host:port/database?... (no password: options.ts refuses one). */
+    meta: Type.String({ pattern: '^postgres(ql)?://', maxLength: 2048 }),
+    /** `data=`: 'postgres' (blocks in the metadata database) or s3://bucket?endpoint=...&region=... */
+    data: Type.String({ pattern: '^(postgres$|s3://)', maxLength: 2048 }),
+    /** `credentials=`: the file with meta_password=, s3_access_key=, s3_secret_key= lines. */
+    credentials: Type.Optional(Type.String({ pattern: '^/', maxLength: 4096 })),
+  },
+  { additionalProperties: false },
+)
+export type ClusterOptions = Static<typeof ClusterOptionsSchema>
+
 /** The engine's buffer cache when `cache=` is not given. */
 export const DEFAULT_ENGINE_CACHE = 256 << 20
 
@@ -92,6 +106,8 @@ export const ExportEntrySchema = Type.Object(
     line: Type.Integer({ minimum: 1 }),
     /** backend=engine: the ext4-format image it serves and how (absent for other backends). */
     engine: Type.Optional(EngineOptionsSchema),
+    /** backend=cluster: its database and object store (absent for other backends). */
+    cluster: Type.Optional(ClusterOptionsSchema),
   },
   { additionalProperties: false },
 )

@@ -38,7 +38,7 @@ async function works(t: Test, bin: string): Promise<void> {
   t.match(help.stdout, /^usage: tsnfs serve /, 'tsnfs serve --help')
   // The dependencies resolve: exports --check loads the server's parser (TypeBox) and backends.
   const check = await run(bin, ['exports', '--check', join(ROOT, 'deploy/exports.example'), '--syntax-only'], { env })
-  t.match(check.stdout, /OK \(6 exports\)/, 'tsnfs exports --check runs with its dependencies')
+  t.match(check.stdout, /OK \(7 exports\)/, 'tsnfs exports --check runs with its dependencies')
 }
 
 t.test('from a fresh clone: git clone, then npm install -g ./clone', { skip, timeout: 600_000 }, async (t) => {

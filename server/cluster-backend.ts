@@ -1,0 +1,102 @@
+/*
+ * backend=cluster (issue 17): the export's tree lives in a PostgreSQL-protocol
+ * database (metadata) and an object store (data), shared by every tsnfs
+ * server that exports it. The server opens the two stores from the export
+ * line, hands them to ClusterVfs, and closes them when the backend closes
+ * (ClusterVfs closes nothing it was given).
+ *
+ * Failures of the stores underneath become NFS3ERR_JUKEBOX or NFS3ERR_IO
+ * (server/cluster-errors.ts), never SERVERFAULT.
+ *
+ * The factory also records the handle key stored in the cluster database
+ * (`tsnfs cluster init` writes it): createServer serves with it, so every
+ * server of the cluster mints the same handles (server/cluster-keys.ts).
+ */
+import { hostname } from 'node:os'
+import { openClusterStores } from '../vfs/cluster/clients/open.ts'
+import { parseClusterConfig } from '../vfs/cluster/clients/config.ts'
+import { openClusterVfs } from '../vfs/cluster/open.ts'
+import { readHandleKey } from '../vfs/cluster/init.ts'
+import type { Vfs } from '../vfs/types.ts'
+import type { Export } from './exports/table.ts'
+import type { ClusterKeys } from './cluster-keys.ts'
+import { clusterError } from './cluster-errors.ts'
+
+export interface ClusterBackendContext {
+  log?: { warn(msg: string): void; info?(msg: string): void }
+  keys?: ClusterKeys
+  /** Where credentials come from besides the credentials= file (process.env in the server). */
+  env?: Readonly<Record<string, string | undefined>>
+}
+
+/**
+ * Session timing from the environment (TSNFS_CLUSTER_HEARTBEAT_MS, TSNFS_CLUSTER_STALE_MS): the
+ * defaults (a heartbeat every 5 s, dead after 30 s silent) suit production; tests and operators
+ * who want a dead server's state reclaimed sooner set them. Both at least 100 ms, at most a day.
+ */
+export function sessionTiming(env: Readonly<Record<string, string | undefined>>): { heartbeatMs?: number; staleMs?: number } {
+  const ms = (name: string): number | undefined => {
+    const v = env[name]
+    if (v === undefined || v === '') return undefined
+    const n = Number(v)
+    if (!Number.isInteger(n) || n < 100 || n > 86_400_000) throw new Error(`${name} needs milliseconds from 100 to 86400000, got "${v}"`)
+    return n
+  }
+  const heartbeatMs = ms('TSNFS_CLUSTER_HEARTBEAT_MS')
+  const staleMs = ms('TSNFS_CLUSTER_STALE_MS')
+  return { ...(heartbeatMs === undefined ? {} : { heartbeatMs }), ...(staleMs === undefined ? {} : { staleMs }) }
+}
+
+export async function openClusterBackend(exp: Export, ctx: ClusterBackendContext): Promise<Vfs> {
+  const o = exp.entry.cluster
+  if (o === undefined) throw new Error('backend=cluster needs meta= and data=')
+  const env = ctx.env ?? process.env
+  const timing = sessionTiming(env)
+  const log = (msg: string): void => {
+    ctx.log?.warn(`cluster ${exp.path}: ${msg}`)
+  }
+  const cfg = parseClusterConfig({ meta: o.meta, data: o.data, credentials: o.credentials })
+  const stores = await openClusterStores(cfg, env, { log })
+  try {
+    const key = await readHandleKey(stores.db)
+    const vfs = await openClusterVfs({ db: stores.db, store: stores.store, exportPath: exp.path, exportId: exp.id, host: hostname(), log, ...timing })
+    ctx.keys?.set(exp.id, { key, meta: o.meta })
+    ctx.log?.info?.(`export ${exp.path}: cluster backend on ${stores.describe}`)
+    return closingAlso(vfs, async () => {
+      ctx.keys?.delete(exp.id)
+      await stores.close()
+    })
+  } catch (err) {
+    await stores.close().catch(() => undefined)
+    throw err
+  }
+}
+
+/**
+ * `vfs` whose close() also runs `after` (the stores the backend opened for
+ * it), and whose failures from underneath (database, object store) become
+ * errno answers (server/cluster-errors.ts).
+ */
+function closingAlso(vfs: Vfs, after: () => Promise<void>): Vfs {
+  const close = async (): Promise<void> => {
+    try {
+      await vfs.close()
+    } finally {
+      await after()
+    }
+  }
+  return new Proxy(vfs, {
+    get(target, prop, receiver): unknown {
+      if (prop === 'close') return close
+      const v: unknown = Reflect.get(target, prop, receiver)
+      if (typeof v !== 'function') return v
+      const fn = v as (...a: unknown[]) => unknown
+      return (...args: unknown[]): unknown => {
+        const out = fn.apply(target, args)
+        return out instanceof Promise ? out.catch((err: unknown) => {
+          throw clusterError(err)
+        }) : out
+      }
+    },
+  })
+}
