@@ -13,7 +13,7 @@
 import type { BigIntStats } from 'node:fs'
 import { VfsError } from '../errors.ts'
 import type { Attr, CreateMode, Created, Owner, SetAttr, Timespec } from '../types.ts'
-import { checkNewName } from '../memory/names.ts'
+import { checkNewName } from '../names.ts'
 import { fileType, toAttr } from './attr.ts'
 import type { IoFiles } from './io-files.ts'
 import type { Pinned, Resolver } from './resolver.ts'

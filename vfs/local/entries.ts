@@ -8,7 +8,7 @@
  */
 import type { BigIntStats } from 'node:fs'
 import { VfsError } from '../errors.ts'
-import { checkNewName, checkOldName } from '../memory/names.ts'
+import { checkNewName, checkOldName } from '../names.ts'
 import type { Attr, DirChange } from '../types.ts'
 import { fileType, isSmall, toAttr } from './attr.ts'
 import type { Pinned, Resolver } from './resolver.ts'

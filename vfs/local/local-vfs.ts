@@ -19,7 +19,7 @@
 import fs from 'node:fs'
 import type { BigIntStats } from 'node:fs'
 import { VfsError } from '../errors.ts'
-import { checkName, isDot, isDotDot } from '../memory/names.ts'
+import { checkName, isDot, isDotDot } from '../names.ts'
 import type {
   Attr, CreateMode, Created, DirChange, DirPage, FileRef, FsStat, Owner, PathConf, ReadResult, SetAttr, Stability, Vfs, VfsCapabilities,
 } from '../types.ts'

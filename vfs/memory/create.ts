@@ -9,7 +9,7 @@ import { nameKey } from './directory.ts'
 import { attrOf } from './inode.ts'
 import type { DirInode, Inode, NodeInode } from './inode.ts'
 import type { InodeTable } from './inode-table.ts'
-import { checkNewName } from './names.ts'
+import { checkNewName } from '../names.ts'
 import { ownCopy } from './own-copy.ts'
 import { applySetAttr, checkSetAttr } from './set-attr.ts'
 

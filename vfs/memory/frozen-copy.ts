@@ -22,7 +22,7 @@ import type { FrozenData } from './file-data.ts'
 import { attrOf } from './inode.ts'
 import type { DirInode, Inode } from './inode.ts'
 import type { InodeTable } from './inode-table.ts'
-import { NAME_MAX } from './names.ts'
+import { NAME_MAX } from '../names.ts'
 
 interface FrozenEntry {
   readonly key: string

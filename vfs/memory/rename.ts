@@ -8,7 +8,7 @@ import { nameKey } from './directory.ts'
 import { attrOf } from './inode.ts'
 import type { DirInode, Inode } from './inode.ts'
 import type { InodeTable } from './inode-table.ts'
-import { checkNewName, checkOldName } from './names.ts'
+import { checkNewName, checkOldName } from '../names.ts'
 
 /** True if `dir` is `ancestor` or lies below it. */
 function isWithin(table: InodeTable, dir: DirInode, ancestor: Inode): boolean {

@@ -4,6 +4,7 @@
  */
 import { VfsError } from '../../errors.ts'
 import type { Attr, FileRef, FileType, SetAttr, Timespec } from '../../types.ts'
+import { checkSetAttr as checkSetAttrShared } from '../../set-attr-checks.ts'
 import { TYPE_CODE } from '../schema.ts'
 
 /** Every column of tsnfs_node a reply needs, in one list so each query selects the same. */
@@ -98,24 +99,10 @@ export function now(): Timespec {
   return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1_000_000 + sub }
 }
 
-/** RFC 1813 §3.3.2 checks before anything changes: sizes only on files within off_t, times well formed. */
-export const MAX_FILE_SIZE = 2n ** 63n - 1n
+export { MAX_FILE_SIZE } from '../../set-attr-checks.ts'
 
-export function checkTime(t: Timespec | 'now' | undefined): void {
-  if (t === undefined || t === 'now') return
-  if (!Number.isInteger(t.sec) || !Number.isInteger(t.nsec) || t.nsec < 0 || t.nsec >= 1e9 || t.sec < 0) {
-    throw new VfsError('EINVAL', 'bad timestamp')
-  }
-}
-
+/** RFC 1813 §3.3.2 checks before anything changes (the shared ones), and a mode that fits the column. */
 export function checkSetAttr(type: FileType, set: SetAttr): void {
-  if (set.size !== undefined) {
-    if (type === 'dir') throw new VfsError('EISDIR')
-    if (type !== 'file') throw new VfsError('EINVAL', 'size on a non-regular file')
-    if (set.size < 0n) throw new VfsError('EINVAL')
-    if (set.size > MAX_FILE_SIZE) throw new VfsError('EFBIG')
-  }
+  checkSetAttrShared(type, set)
   if (set.mode !== undefined && (!Number.isInteger(set.mode) || set.mode < 0)) throw new VfsError('EINVAL', 'bad mode')
-  checkTime(set.atime)
-  checkTime(set.mtime)
 }

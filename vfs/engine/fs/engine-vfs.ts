@@ -11,7 +11,7 @@
  * as ext4 does, since a journal handle cannot roll back.
  */
 import { VfsError } from '../../errors.ts'
-import { checkName, checkNewName, checkOldName, isDot, isDotDot, NAME_MAX } from '../../memory/names.ts'
+import { checkName, checkNewName, checkOldName, isDot, isDotDot, NAME_MAX } from '../../names.ts'
 import { checkSetAttr } from '../../set-attr-checks.ts'
 import type {
   Attr, CreateMode, Created, DirChange, DirEntry, DirPage, FileRef, FileType, FsStat, Owner, PathConf,

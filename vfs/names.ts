@@ -1,8 +1,8 @@
 /*
- * Checks on the name bytes of a directory entry. Names are bytes, not
+ * Checks on the name bytes of a directory entry, the same in every backend. Names are bytes, not
  * strings (RFC 1813 §3.2: filename3 is an opaque string the server interprets).
  */
-import { VfsError } from '../errors.ts'
+import { VfsError } from './errors.ts'
 
 /** pathconf name_max; with no_trunc TRUE a longer name is an error (RFC 1813 §3.3.20). */
 export const NAME_MAX = 255
