@@ -66,7 +66,10 @@ t.test('the primary dies; the standby takes over by itself once the witness agre
   const tookMs = Date.now() - killedAt
   t.equal(m[1], '2', 'a new epoch')
   t.comment(`took over ${tookMs} ms after the kill (heartbeat timeout 1500 ms)`)
-  t.ok(tookMs >= 1500, 'not before the heartbeat timeout')
+  // Silence counts from the last heartbeat heard, which left the primary up to one interval (200 ms)
+  // before the kill, and up to one more late when the loaded machine delayed it: the takeover may
+  // come that much sooner after the kill, never sooner still.
+  t.ok(tookMs >= 1500 - 2 * 200, `not before the heartbeat timeout, counted from the last heartbeat (${tookMs} ms)`)
   t.match(standby.stderr(), /automatic takeover \(the witnesses agree the primary is dead\)/)
 
   const two = await Nfs3.connect(t, Number(m[2]))

@@ -117,7 +117,7 @@ t.test('errors name file, line and column, with stable code', async (t) => {
     ['/a *(fsid=abc)', 1, 6, 'fsid needs a number, "root" or a UUID, got "abc"'],
     ['/a *(fsid=4294967296)', 1, 6, 'fsid needs a number, "root" or a UUID, got "4294967296"'],
     ['/a *(fsid=1) h(fsid=2)', 1, 16, 'conflicting fsid for this export ("1" and "2")'],
-    ['/a *(backend=s3)', 1, 6, 'unknown backend "s3" (known: memory, local, engine)'],
+    ['/a *(backend=s3)', 1, 6, 'unknown backend "s3" (known: memory, local, engine, cluster)'],
     ['/a *(backend=engine)', 1, 1, 'backend=engine needs image=/path/to/image (export "/a")'],
     ['/a *(image=/i.img)', 1, 1, 'image=, volume=, disks=, snapdir=, errors= and cache= apply only to backend=engine (export "/a")'],
     ['/a *(backend=engine,image=rel.img)', 1, 21, 'image needs an absolute path, got "rel.img"'],
