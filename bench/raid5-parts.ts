@@ -12,7 +12,7 @@
  *   engine-single, engine-raid5 the engine on top (one file, UNSTABLE writes, one COMMIT), no NFS
  *   xor               xorOf alone: two 64 KiB data units into a parity unit, in memory
  *
- *   npx tsx bench/raid5-parts.ts [--size MiB] [--runs N] [--dir DIR] [--modes a,b,…] [--json]
+ *   npx tsx bench/raid5-parts.ts [--size MiB] [--runs N] [--inflight N] [--region MiB] [--dir DIR] [--modes a,b,…] [--json]
  *
  * Every mode runs on fresh sparse images, the modes interleaved run by run (the order rotated);
  * medians in MB/s (10^6 bytes of the client's data per second) and the ratio to `single`.
@@ -48,7 +48,10 @@ export interface PartsOptions {
 }
 
 const REQ = MiB
-const INFLIGHT = 32
+/** Requests in flight: 32 as the NFS client sends them; the engine serialises its writes (one device write at a time), so `--inflight 1` is what the volume sees under it. */
+let INFLIGHT = 32
+/** `--region MiB`: the intent bitmap's region (default: `volume create`'s, 64 MiB here). */
+let REGION_MIB: number | undefined
 
 /** Writes `total` bytes from 0 in REQ-sized requests, INFLIGHT at once; `after` runs after each. */
 async function stream(total: number, write: (offset: number, data: Buffer) => Promise<void>, after?: () => Promise<void>): Promise<void> {
@@ -59,12 +62,26 @@ async function stream(total: number, write: (offset: number, data: Buffer) => Pr
     while (next < total) {
       const at = next
       next += REQ
+      const began = performance.now()
       await write(at, data.subarray(0, Math.min(REQ, total - at)))
       if (after !== undefined) await after()
+      took.push({ at, ms: performance.now() - began })
     }
   }
+  const took: { at: number; ms: number }[] = []
   await Promise.all(Array.from({ length: INFLIGHT }, worker))
+  // Where the stream waited: the slowest requests and where they were (a region crossing of the
+  // intent bitmap shows as one request at a region boundary taking a whole flush).
+  const sorted = [...took].sort((a, b) => a.ms - b.ms)
+  const slow = sorted.slice(-3).reverse()
+  const sum = took.reduce((s, x) => s + x.ms, 0)
+  streamLog?.(
+    `  requests: median ${(sorted[Math.floor(sorted.length / 2)]?.ms ?? 0).toFixed(2)} ms, slowest ${slow.map((x) => `${x.ms.toFixed(0)} ms at ${x.at / MiB} MiB`).join(', ')}; the 3 slowest ${((100 * slow.reduce((s, x) => s + x.ms, 0)) / sum).toFixed(0)} % of the time`,
+  )
 }
+
+/** Where stream() reports its slowest requests (set by main). */
+let streamLog: ((line: string) => void) | undefined
 
 interface Volume {
   dev: BlockDevice
@@ -79,7 +96,7 @@ async function raid5(dir: string, volumeBytes: number, opts: { bitmap: boolean; 
   const made = []
   for (const path of paths) made.push({ path, dev: await ImageFile.create(path, MEMBER_RESERVED + volumeBytes / 2, { overwrite: true }) })
   try {
-    await createVolume('parts', 'raid5', made, { force: true, intentBitmap: opts.bitmap })
+    await createVolume('parts', 'raid5', made, { force: true, intentBitmap: opts.bitmap, ...(REGION_MIB === undefined ? {} : { regionSize: REGION_MIB * MiB }) })
   } finally {
     for (const d of made) await d.dev.close()
   }
@@ -110,7 +127,7 @@ async function direct(v: Volume, total: number, flushEach: boolean, log: (line: 
 }
 
 /** Seconds for the engine on `v` to take one file of `total` bytes: UNSTABLE writes, one COMMIT. */
-async function throughEngine(v: Volume, total: number): Promise<number> {
+async function throughEngine(v: Volume, total: number, log: (line: string) => void): Promise<number> {
   await makeFileSystem(v.dev, { zeroed: true, allocateJournal: true, ...(v.raid === undefined ? {} : { raid: v.raid }) })
   const e = await openEngineOn(v.dev)
   try {
@@ -120,8 +137,11 @@ async function throughEngine(v: Volume, total: number): Promise<number> {
     await stream(total, async (at, d) => {
       await e.write(ref, BigInt(at), d, 'unstable')
     })
+    const t1 = performance.now()
     await e.commit(ref)
-    return (performance.now() - t0) / 1000
+    const t2 = performance.now()
+    log(`  writes ${((t1 - t0) / 1000).toFixed(3)} s, COMMIT ${((t2 - t1) / 1000).toFixed(3)} s`)
+    return (t2 - t0) / 1000
   } finally {
     await e.close()
   }
@@ -147,7 +167,7 @@ async function once(mode: Mode, dir: string, total: number, log: (line: string) 
   const r5 = mode.startsWith('raid5') || mode === 'engine-raid5'
   const v = r5 ? await raid5(dir, bytes, { bitmap: mode !== 'raid5-nobitmap', dropParity: mode === 'raid5-noparity' }) : await single(dir, bytes)
   try {
-    return engine ? await throughEngine(v, total) : await direct(v, total, mode.endsWith('-flush'), log)
+    return engine ? await throughEngine(v, total, log) : await direct(v, total, mode.endsWith('-flush'), log)
   } finally {
     await v.close()
     await rm(dir, { recursive: true, force: true })
@@ -186,7 +206,7 @@ export function partsReport(r: PartsResult, o: PartsOptions, load: readonly numb
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { size: { type: 'string' }, runs: { type: 'string' }, dir: { type: 'string' }, modes: { type: 'string' }, json: { type: 'boolean' } },
+    options: { size: { type: 'string' }, runs: { type: 'string' }, inflight: { type: 'string' }, region: { type: 'string' }, dir: { type: 'string' }, modes: { type: 'string' }, json: { type: 'boolean' } },
   })
   const modes = (values.modes ?? MODES.join(',')).split(',')
   const bad = modes.find((m) => !(MODES as readonly string[]).includes(m))
@@ -199,6 +219,10 @@ async function main(): Promise<void> {
     log: (line) => process.stderr.write(`${line}\n`),
   }
   if (!Number.isSafeInteger(o.sizeMiB) || o.sizeMiB <= 0 || !Number.isSafeInteger(o.runs) || o.runs <= 0) throw new Error('--size and --runs: positive integers')
+  INFLIGHT = Number(values.inflight ?? 32)
+  if (!Number.isSafeInteger(INFLIGHT) || INFLIGHT <= 0) throw new Error('--inflight: a positive integer')
+  streamLog = o.log
+  REGION_MIB = values.region === undefined ? undefined : Number(values.region)
   const load = loadavg()
   const r = await partsBench(o)
   if (values.json === true) process.stderr.write(`${JSON.stringify(r)}\n`)
