@@ -152,7 +152,7 @@ function xorSeconds(total: number): number {
   const b = Buffer.alloc(DEFAULT_UNIT, 2)
   const p = Buffer.alloc(DEFAULT_UNIT)
   const t0 = performance.now()
-  // One parity unit per two data units, as raid5.ts computes a 3-member stripe's parity.
+  // One parity unit per two data units, as raid5/write-path.ts computes a 3-member stripe's parity.
   for (let done = 0; done < total; done += 2 * DEFAULT_UNIT) xorOf(p, [a, b])
   return (performance.now() - t0) / 1000
 }

@@ -74,7 +74,7 @@ export function clipRegions(regions: readonly Region[], size: number): Region[] 
 export const MAX_GIVE_WAY_MS = 200
 
 /**
- * Client I/O a background copy yields to, as RAID-5's rebuild does (raid5.ts): a step during
+ * Client I/O a background copy yields to, as RAID-5's rebuild does (raid5/rebuild.ts): a step during
  * which clients read or wrote is followed by a pause as long as the step took (at most
  * MAX_GIVE_WAY_MS), so clients keep about half the disks' time; idle, the copy runs flat out
  * (md drops a resync to its minimum speed while the array has other I/O). The layer calls

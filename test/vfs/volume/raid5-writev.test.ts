@@ -1,6 +1,6 @@
 /*
  * A RAID-5 run of whole stripes goes to each member as one writev of the data units, straight
- * from the caller's buffer, and the parity (raid5.ts #writeFullRun). Here: ImageFile.writev and
+ * from the caller's buffer, and the parity (raid5/write-path.ts writeFullRun). Here: ImageFile.writev and
  * PartitionDevice.writev write exactly the bytes of their chunks, refuse what write refuses, and
  * a RAID-5 over image files (writev) leaves every member byte-identical to one over memory
  * devices (no writev: the units copied together), for aligned and unaligned client data.
