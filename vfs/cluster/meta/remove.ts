@@ -11,6 +11,7 @@ import type { SqlDb } from '../sql.ts'
 import type { Changed } from './change-result.ts'
 import { childOf, fetchEntry } from './lookup.ts'
 import { NODE_COLUMNS, nodeColumnsAs, nodeOf, now } from './node.ts'
+import { payloadSql } from './notify-sql.ts'
 import type { Node } from './node.ts'
 import { dropEdge, hasEntries, touchDir, unlinkNode } from './steps.ts'
 
@@ -28,21 +29,22 @@ const REMOVE_SQL = `WITH d AS (
   DELETE FROM tsnfs_edge WHERE parent = $1 AND name = $3 AND type <> 2 AND EXISTS (SELECT 1 FROM d)
   RETURNING inode
 ), c AS (
-  UPDATE tsnfs_node SET nlink = nlink - 1, ctime_sec = $4::bigint, ctime_nsec = $5::integer
+  UPDATE tsnfs_node SET nlink = nlink - 1, ctime_sec = $4::bigint, ctime_nsec = $5::integer, ver = ver + 1
   WHERE inode IN (SELECT inode FROM e) RETURNING ${NODE_COLUMNS}
 ), q AS (
   INSERT INTO tsnfs_delfile (inode, size, since) SELECT inode, size, $6::bigint FROM c WHERE nlink <= 0
 ), p AS (
-  UPDATE tsnfs_node SET mtime_sec = $4::bigint, mtime_nsec = $5::integer, ctime_sec = $4::bigint, ctime_nsec = $5::integer
+  UPDATE tsnfs_node SET mtime_sec = $4::bigint, mtime_nsec = $5::integer, ctime_sec = $4::bigint, ctime_nsec = $5::integer,
+    ver = ver + 1
   WHERE inode = $1 AND EXISTS (SELECT 1 FROM e) RETURNING ${NODE_COLUMNS}
 )
 SELECT ${nodeColumnsAs('d', 'b')}, ${nodeColumnsAs('p', 'a')}, ${nodeColumnsAs('c', 'c')},
-  pg_notify($7, $8::text || ',' || c.inode::text) AS notified
+  pg_notify($7, ${payloadSql('$8', ['p', 'c'])}) AS notified
 FROM d, p, c`
 
 export async function removeFast(db: SqlDb, sid: bigint, dir: FileRef, name: Buffer): Promise<Changed<DirChange> | null> {
   const t = now()
-  const r = await db.query(REMOVE_SQL, [dir.id, dir.gen, name, t.sec, t.nsec, Date.now(), CHANGE_CHANNEL, changePayload(sid, [dir.id])])
+  const r = await db.query(REMOVE_SQL, [dir.id, dir.gen, name, t.sec, t.nsec, Date.now(), CHANGE_CHANNEL, sid])
   const row = r.rows[0]
   if (row === undefined) return null
   const before = nodeOf(row, 'b')
@@ -54,6 +56,7 @@ export async function removeFast(db: SqlDb, sid: bigint, dir: FileRef, name: Buf
     touched: [dir.id, child.attr.fileid],
     nodes: gone ? [after] : [after, child],
     freed: gone ? child.attr.fileid : null,
+    edits: [{ parent: dir.id, name, inode: null }],
   }
 }
 
@@ -73,6 +76,6 @@ export function removeEntry(db: SqlDb, sid: bigint, dir: FileRef, name: Buffer, 
     const d = await touchDir(tx, dir.id, t, isDir ? -1 : 0, false, changePayload(sid, touched))
     const nodes: Node[] = left === null ? [d.node] : [d.node, left]
     const freed = left === null && !isDir ? child.attr.fileid : null
-    return { value: { before: e.dir.attr, after: d.node.attr }, touched, nodes, freed }
+    return { value: { before: e.dir.attr, after: d.node.attr }, touched, nodes, freed, edits: [{ parent: dir.id, name, inode: null }] }
   }, { label: wantDir ? 'rmdir' : 'remove' })
 }

@@ -81,7 +81,7 @@ export function renameEntry(
     await addEdge(tx, toDir.id, toName, moving, to.cookie)
     // The last statement carries the notification (pg_notify in RETURNING: no round trip of its own).
     const r = await tx.query(
-      `UPDATE tsnfs_node SET ctime_sec = $2, ctime_nsec = $3, parent = CASE WHEN type = 2 THEN $4::bigint ELSE parent END ` +
+      `UPDATE tsnfs_node SET ctime_sec = $2, ctime_nsec = $3, ver = ver + 1, parent = CASE WHEN type = 2 THEN $4::bigint ELSE parent END ` +
         `WHERE inode = $1 RETURNING ${NODE_COLUMNS}, pg_notify($5, $6) AS notified`,
       [moving.attr.fileid, t.sec, t.nsec, toDir.id, CHANGE_CHANNEL, changePayload(sid, touched)],
     )

@@ -19,7 +19,7 @@ export async function touchDir(
 ): Promise<{ node: Node; cookie: bigint }> {
   const r = await tx.query(
     'UPDATE tsnfs_node SET next_cookie = next_cookie + $3, nlink = nlink + $2, ' +
-      'mtime_sec = $4, mtime_nsec = $5, ctime_sec = $4, ctime_nsec = $5 WHERE inode = $1 ' +
+      'mtime_sec = $4, mtime_nsec = $5, ctime_sec = $4, ctime_nsec = $5, ver = ver + 1 WHERE inode = $1 ' +
       `RETURNING ${NODE_COLUMNS}, next_cookie - 1 AS cookie${notify === undefined ? '' : ', pg_notify($6, $7) AS notified'}`,
     [inode, nlinkDelta, cookie ? 1 : 0, now.sec, now.nsec, ...notifyParams(notify)],
   )
@@ -70,7 +70,7 @@ export async function unlinkNode(tx: SqlTx, child: Node, now: Timespec): Promise
 /** nlink moves by `delta` and ctime becomes `now` (link(2), unlink(2)). */
 export async function setLinks(tx: SqlTx, inode: bigint, delta: number, now: Timespec, notify?: string): Promise<Node> {
   const r = await tx.query(
-    `UPDATE tsnfs_node SET nlink = nlink + $2, ctime_sec = $3, ctime_nsec = $4 WHERE inode = $1 RETURNING ${NODE_COLUMNS}` +
+    `UPDATE tsnfs_node SET nlink = nlink + $2, ctime_sec = $3, ctime_nsec = $4, ver = ver + 1 WHERE inode = $1 RETURNING ${NODE_COLUMNS}` +
       (notify === undefined ? '' : ', pg_notify($5, $6) AS notified'),
     [inode, delta, now.sec, now.nsec, ...notifyParams(notify)],
   )
