@@ -5,6 +5,7 @@
 import { VfsError } from '../../errors.ts'
 import type { Timespec } from '../../types.ts'
 import { CHANGE_CHANNEL } from '../schema.ts'
+import { sqlState } from '../sql.ts'
 import type { SqlTx } from '../sql.ts'
 import { NODE_COLUMNS, nodeOf, typeCode } from './node.ts'
 import type { Node } from './node.ts'
@@ -86,4 +87,22 @@ export async function setLinks(tx: SqlTx, inode: bigint, delta: number, now: Tim
  */
 function notifyParams(notify: string | undefined): string[] {
   return notify === undefined ? [] : [CHANGE_CHANNEL, notify]
+}
+
+/** Attempts of a transaction that lost a race for a name (23505) before the error goes up. */
+const NAME_RACE_ATTEMPTS = 3
+
+/**
+ * Run `fn` (a whole transaction) again when it failed on a unique violation
+ * (23505): another server made the name after our snapshot. Run again, the
+ * transaction sees the name and answers for it (EEXIST, or a replacement).
+ */
+export async function againOnNameRace<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn()
+    } catch (err) {
+      if (sqlState(err) !== '23505' || attempt >= NAME_RACE_ATTEMPTS) throw err
+    }
+  }
 }
