@@ -31,7 +31,6 @@ import { MetaCache } from './meta/cache.ts'
 import type { Changed } from './meta/change-result.ts'
 import { insertNode } from './meta/create.ts'
 import type { NewNode } from './meta/create.ts'
-import { releaseDeleted } from './meta/delfile.ts'
 import { fsStat } from './meta/fsstat.ts'
 import { linkEntry } from './meta/link.ts'
 import { fetchEntry } from './meta/lookup.ts'
@@ -39,6 +38,7 @@ import { checkName, checkNewName, checkOldName, isDot, isDotDot, LINK_MAX, NAME_
 import { checkDir, checkRef, checkSetAttr, MAX_FILE_SIZE, NODE_COLUMNS, nodeOf, now, refOf } from './meta/node.ts'
 import type { Node } from './meta/node.ts'
 import { readdirPage } from './meta/readdir.ts'
+import { ReleaseQueue } from './meta/release-queue.ts'
 import { removeEntry, removeFast } from './meta/remove.ts'
 import { renameEntry } from './meta/rename.ts'
 import type { Session } from './meta/session.ts'
@@ -69,7 +69,7 @@ export class ClusterVfs implements Vfs {
   readonly #opts: ClusterVfsOptions
   readonly #cache = new MetaCache()
   readonly #inodes: IdBatch
-  readonly #releasing = new Set<Promise<unknown>>()
+  readonly #releases: ReleaseQueue
   #unlisten: (() => Promise<void>) | undefined
   #closed = false
 
@@ -79,6 +79,12 @@ export class ClusterVfs implements Vfs {
     this.#data = opts.data
     this.sid = opts.sid
     this.#inodes = new IdBatch(opts.db, COUNTER.nextInode, 1000)
+    this.#releases = new ReleaseQueue(opts.db, opts.data, opts.log)
+  }
+
+  /** Resolves when the files freed so far have been released (tests; close waits for it too). */
+  releasesDone(): Promise<void> {
+    return this.#releases.idle()
   }
 
   /** Start following other servers' changes; until then nothing is cached. */
@@ -300,7 +306,7 @@ export class ClusterVfs implements Vfs {
     try {
       await this.#data.flushAll()
     } finally {
-      await Promise.allSettled([...this.#releasing])
+      await this.#releases.idle()
       await this.#unlisten?.()
       await this.#opts.session?.close()
       await this.#data.close()
@@ -347,12 +353,10 @@ export class ClusterVfs implements Vfs {
     return r.value
   }
 
+  /** After the reply's commit, not before it: the delfile row committed with the change keeps it safe. */
   #release(inode: bigint): void {
     this.#data.discard(inode)
-    const p = releaseDeleted(this.#db, this.#data, inode)
-      .catch((err: unknown) => this.#opts.log?.(`cluster: releasing inode ${inode} failed (left queued): ${(err as Error).message}`))
-      .finally(() => this.#releasing.delete(p))
-    this.#releasing.add(p)
+    this.#releases.add(inode)
   }
 
   async #make(
