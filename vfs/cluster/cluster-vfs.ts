@@ -15,9 +15,15 @@
  * it (measured p50/p99 in README, "Cluster backend: metadata"). If the
  * change feed drops, everything cached is dropped.
  *
+ * This server's own changes are cached from their replies at once, tagged
+ * with the row versions they reached, so its own notifications do not drop
+ * them and another server's later change does (meta/cache.ts).
+ *
  * Round trips (SqlDb.stats, test/vfs/cluster/round-trips.test.ts): GETATTR
- * of a cached node 0, LOOKUP 0 cached or 1, CREATE/MKDIR/SYMLINK/MKNOD 1
- * (one statement with CTEs), others one transaction.
+ * of a cached node 0 (also right after this server changed it), LOOKUP 0
+ * cached or 1, CREATE/MKDIR/SYMLINK/MKNOD/REMOVE/SETATTR 1 (one statement
+ * with CTEs), LINK/RENAME/RMDIR 3 (one statement in a transaction); freed
+ * files are released after the reply, in batches (meta/release-queue.ts).
  */
 import { VfsError } from '../errors.ts'
 import type {
