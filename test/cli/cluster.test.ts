@@ -7,6 +7,7 @@ import t from 'tap'
 import { tsnfs } from './cli.ts'
 import { clusterDbAt, sql } from '../e2e/cluster-harness.ts'
 import { testDatabase } from '../helpers/postgres.ts'
+import { SCHEMA_FORMAT } from '../../vfs/cluster/schema.ts'
 
 t.test('init, init again, status, gc, fsck', async (t) => {
   const db = clusterDbAt(t, await testDatabase(t))
@@ -22,7 +23,7 @@ t.test('init, init again, status, gc, fsck', async (t) => {
 
   const st = await tsnfs(['cluster', 'status', ...base])
   t.equal(st.code, 0, st.stderr)
-  t.match(st.stdout, /^format: 1$/m)
+  t.match(st.stdout, new RegExp(`^format: ${SCHEMA_FORMAT}$`, 'm'))
   t.match(st.stdout, /^data: postgres$/m)
   t.match(st.stdout, /^inodes: \d+$/m)
   t.match(st.stdout, /^bytes: \d+$/m)
@@ -35,7 +36,7 @@ t.test('init, init again, status, gc, fsck', async (t) => {
   t.ok(Number(age) >= 59 && Number(age) < 600, `the session listed, heartbeat ${String(age)} s ago (written 60 s in the past; the command's start under load adds)`)
   const json = await tsnfs(['cluster', 'status', '--json', ...base])
   const parsed = JSON.parse(json.stdout) as { format: string; sessions: { sid: string; pid: number }[] }
-  t.strictSame([parsed.format, parsed.sessions.map((s) => [s.sid, s.pid])], ['1', [['42', 4242]]], 'status --json')
+  t.strictSame([parsed.format, parsed.sessions.map((s) => [s.sid, s.pid])], [String(SCHEMA_FORMAT), [['42', 4242]]], 'status --json')
 
   const gc = await tsnfs(['cluster', 'gc', '--dry-run', '--min-age', '0s', ...base])
   t.equal(gc.code, 0, gc.stderr)

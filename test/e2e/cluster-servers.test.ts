@@ -11,6 +11,7 @@ import { FILE_SYNC, Nfs3, S, UNSTABLE } from '../helpers/local.ts'
 import { prng } from '../helpers/prng.ts'
 import { tsnfs } from '../cli/cli.ts'
 import { clusterExports, dumpTree, freshCluster, readWhole, startServers } from './cluster-harness.ts'
+import { SCHEMA_FORMAT } from '../../vfs/cluster/schema.ts'
 
 const seed = Number(process.env['TSNFS_SEED'] ?? Date.now() % 1_000_000)
 /** Close-to-open rounds (TSNFS_CLUSTER_ROUNDS for a longer run). */
@@ -230,7 +231,7 @@ t.test('three servers on one cluster database', async (t) => {
   t.test('tsnfs cluster status lists the three servers', async (t) => {
     const r = await tsnfs(['cluster', 'status', '--meta', db.meta, '--data', 'postgres', '--credentials', db.credentials])
     t.equal(r.code, 0, r.stderr)
-    t.match(r.stdout, /^format: 1$/m)
+    t.match(r.stdout, new RegExp(`^format: ${SCHEMA_FORMAT}$`, 'm'))
     t.match(r.stdout, /^servers: 3$/m)
     for (const s of servers) t.match(r.stdout, new RegExp(`pid ${String(s.child.pid)}, up \\d+ s, heartbeat [\\d.]+ s ago`), `server pid ${String(s.child.pid)} listed`)
     t.match(r.stdout, /^inodes: \d+$/m)

@@ -5,6 +5,12 @@
  * every listening server at commit, and not at all on rollback. A server
  * drops what it cached of those inodes when the payload arrives; payloads of
  * its own session are skipped (it updated its caches itself).
+ *
+ * An inode may carry the version its row reached ("<inode>@<ver>", the
+ * metadata statements of vfs/cluster/meta/ build such payloads in SQL): a
+ * server whose copy is at that version or later keeps it, and its own
+ * echoes are then harmless (meta/cache.ts). An inode without a version (the
+ * data half's changes) is always dropped by the other servers.
  */
 import { CHANGE_CHANNEL } from './schema.ts'
 import type { SqlTx } from './sql.ts'
@@ -22,10 +28,25 @@ export function changePayload(sid: bigint, inodes: readonly bigint[]): string {
   return `${sid}:${list}`
 }
 
+export interface Change {
+  sid: bigint
+  inodes: bigint[] | 'all'
+  /** The versions named in the payload, by inode (inodes without one are absent). */
+  vers: Map<bigint, bigint>
+}
+
 /** `null` for a payload that does not parse (ignored); inodes `'all'` for "*". */
-export function parseChange(payload: string): { sid: bigint; inodes: bigint[] | 'all' } | null {
-  const m = /^(\d+):(\*|\d+(?:,\d+)*)$/.exec(payload)
+export function parseChange(payload: string): Change | null {
+  const m = /^(\d+):(\*|\d+(?:@\d+)?(?:,\d+(?:@\d+)?)*)$/.exec(payload)
   if (m === null) return null
-  const inodes = m[2] === '*' ? 'all' : (m[2] ?? '').split(',').map((s) => BigInt(s))
-  return { sid: BigInt(m[1] ?? '0'), inodes }
+  const vers = new Map<bigint, bigint>()
+  if (m[2] === '*') return { sid: BigInt(m[1] ?? '0'), inodes: 'all', vers }
+  const inodes: bigint[] = []
+  for (const item of (m[2] ?? '').split(',')) {
+    const [i, v] = item.split('@')
+    const inode = BigInt(i ?? '0')
+    inodes.push(inode)
+    if (v !== undefined) vers.set(inode, BigInt(v))
+  }
+  return { sid: BigInt(m[1] ?? '0'), inodes, vers }
 }

@@ -15,9 +15,15 @@
  * it (measured p50/p99 in README, "Cluster backend: metadata"). If the
  * change feed drops, everything cached is dropped.
  *
+ * This server's own changes are cached from their replies at once, tagged
+ * with the row versions they reached, so its own notifications do not drop
+ * them and another server's later change does (meta/cache.ts).
+ *
  * Round trips (SqlDb.stats, test/vfs/cluster/round-trips.test.ts): GETATTR
- * of a cached node 0, LOOKUP 0 cached or 1, CREATE/MKDIR/SYMLINK/MKNOD 1
- * (one statement with CTEs), others one transaction.
+ * of a cached node 0 (also right after this server changed it), LOOKUP 0
+ * cached or 1, CREATE/MKDIR/SYMLINK/MKNOD/REMOVE/SETATTR 1 (one statement
+ * with CTEs), LINK/RENAME/RMDIR 3 (one statement in a transaction); freed
+ * files are released after the reply, in batches (meta/release-queue.ts).
  */
 import { VfsError } from '../errors.ts'
 import type {
@@ -31,7 +37,6 @@ import { MetaCache } from './meta/cache.ts'
 import type { Changed } from './meta/change-result.ts'
 import { insertNode } from './meta/create.ts'
 import type { NewNode } from './meta/create.ts'
-import { releaseDeleted } from './meta/delfile.ts'
 import { fsStat } from './meta/fsstat.ts'
 import { linkEntry } from './meta/link.ts'
 import { fetchEntry } from './meta/lookup.ts'
@@ -39,6 +44,7 @@ import { checkName, checkNewName, checkOldName, isDot, isDotDot, LINK_MAX, NAME_
 import { checkDir, checkRef, checkSetAttr, MAX_FILE_SIZE, NODE_COLUMNS, nodeOf, now, refOf } from './meta/node.ts'
 import type { Node } from './meta/node.ts'
 import { readdirPage } from './meta/readdir.ts'
+import { ReleaseQueue } from './meta/release-queue.ts'
 import { removeEntry, removeFast } from './meta/remove.ts'
 import { renameEntry } from './meta/rename.ts'
 import type { Session } from './meta/session.ts'
@@ -69,7 +75,7 @@ export class ClusterVfs implements Vfs {
   readonly #opts: ClusterVfsOptions
   readonly #cache = new MetaCache()
   readonly #inodes: IdBatch
-  readonly #releasing = new Set<Promise<unknown>>()
+  readonly #releases: ReleaseQueue
   #unlisten: (() => Promise<void>) | undefined
   #closed = false
 
@@ -79,6 +85,12 @@ export class ClusterVfs implements Vfs {
     this.#data = opts.data
     this.sid = opts.sid
     this.#inodes = new IdBatch(opts.db, COUNTER.nextInode, 1000)
+    this.#releases = new ReleaseQueue(opts.db, opts.data, opts.log)
+  }
+
+  /** Resolves when the files freed so far have been released (tests; close waits for it too). */
+  releasesDone(): Promise<void> {
+    return this.#releases.idle()
   }
 
   /** Start following other servers' changes; until then nothing is cached. */
@@ -116,7 +128,7 @@ export class ClusterVfs implements Vfs {
   }
 
   async getattr(f: FileRef): Promise<Attr> {
-    return this.#view(await this.#node(f))
+    return this.#view((await this.#node(f)).attr)
   }
 
   async lookup(dir: FileRef, name: Buffer): Promise<{ ref: FileRef; attr: Attr }> {
@@ -137,7 +149,7 @@ export class ClusterVfs implements Vfs {
     if (isDotDot(name)) return this.#found(await this.#node({ id: e.dir.parent, gen: 1 }, true))
     if (e.child === undefined) throw new VfsError('ENOENT')
     this.#cache.put(token, e.child)
-    this.#cache.putEntry(token, dir.id, name, e.child.attr.fileid)
+    this.#cache.putEntry(token, dir.id, e.dir.ver, name, e.child.attr.fileid)
     return this.#found(e.child)
   }
 
@@ -146,13 +158,13 @@ export class ClusterVfs implements Vfs {
     checkSetAttr(node.attr.type, set)
     if (set.size === undefined) {
       const r = await this.#change(setAttributesFast(this.#db, this.sid, f, set))
-      return { before: this.#view({ attr: r.before, parent: 0n }), after: this.#view({ attr: r.after, parent: 0n }) }
+      return { before: this.#view(r.before), after: this.#view(r.after) }
     }
     // Staged bytes first: the truncation must cut what this server has accepted, and the
     // size the transaction starts from must include them.
     await this.#data.flush(f.id)
     const r = await this.#change(setAttributes(this.#db, this.sid, this.#data, f, set))
-    return { before: r.before, after: this.#view({ attr: r.after, parent: 0n }) }
+    return { before: r.before, after: this.#view(r.after) }
   }
 
   async readlink(f: FileRef): Promise<Buffer> {
@@ -169,7 +181,7 @@ export class ClusterVfs implements Vfs {
     const node = await this.#node(f)
     if (node.attr.type !== 'file') throw new VfsError('EINVAL', 'read of a non-regular file')
     if (offset < 0n || count < 0) throw new VfsError('EINVAL')
-    const attr = this.#view(node)
+    const attr = this.#view(node.attr)
     if (count === 0) return { data: Buffer.alloc(0), eof: false, attr }
     const data = offset >= attr.size ? Buffer.alloc(0) : await this.#data.read(f.id, offset, Math.min(count, MAX_READ), attr.size)
     // RFC 1813 §3.3.6: eof when the data returned reaches the end of the file.
@@ -182,15 +194,15 @@ export class ClusterVfs implements Vfs {
     const node = await this.#node(f)
     if (node.attr.type !== 'file') throw new VfsError('EINVAL', 'write to a non-regular file')
     if (offset < 0n) throw new VfsError('EINVAL')
-    const before = this.#view(node)
+    const before = this.#view(node.attr)
     // A write of 0 bytes changes nothing, not even mtime (RFC 1813 §3.3.7).
     if (data.length === 0) return { count: 0, committed: stable, before, after: before }
     if (offset + BigInt(data.length) > MAX_FILE_SIZE) throw new VfsError('EFBIG')
     await this.#data.write(f.id, offset, data, stable, now())
-    if (stable === 'unstable') return { count: data.length, committed: stable, before, after: this.#view(node) }
+    if (stable === 'unstable') return { count: data.length, committed: stable, before, after: this.#view(node.attr) }
     // The data half committed size and times and announced them; our copy is old.
     this.#cache.drop([f.id])
-    return { count: data.length, committed: stable, before, after: this.#view(await this.#node(f)) }
+    return { count: data.length, committed: stable, before, after: this.#view((await this.#node(f)).attr) }
   }
 
   /** Everything staged is flushed, whatever the range: the data half flushes per inode. */
@@ -198,11 +210,11 @@ export class ClusterVfs implements Vfs {
     if (offset < 0n || count < 0) throw new VfsError('EINVAL')
     const node = await this.#node(f)
     if (node.attr.type !== 'file') throw new VfsError('EINVAL', 'commit of a non-regular file')
-    const before = this.#view(node)
+    const before = this.#view(node.attr)
     if (this.#data.staged(f.id) === undefined) return { before, after: before }
     await this.#data.flush(f.id)
     this.#cache.drop([f.id])
-    return { before, after: this.#view(await this.#node(f)) }
+    return { before, after: this.#view((await this.#node(f)).attr) }
   }
 
   async create(dir: FileRef, name: Buffer, mode: CreateMode, owner: Owner): Promise<Created> {
@@ -218,7 +230,7 @@ export class ClusterVfs implements Vfs {
       }
       // A retransmitted EXCLUSIVE create finds its own verifier: success with the same file.
       if (mode.how === 'exclusive' && existing.child.attr.type === 'file' && existing.verifier?.equals(mode.verifier) === true) {
-        const attr = this.#view(existing.child)
+        const attr = this.#view(existing.child.attr)
         return { ref: refOf(attr), attr, dir: { before: existing.dir.attr, after: existing.dir.attr } }
       }
       return null
@@ -270,7 +282,7 @@ export class ClusterVfs implements Vfs {
   async link(f: FileRef, dir: FileRef, name: Buffer): Promise<{ attr: Attr; dir: DirChange }> {
     checkNewName(name)
     const r = await this.#change(linkEntry(this.#db, this.sid, f, dir, name))
-    return { attr: this.#view({ attr: r.attr, parent: 0n }), dir: r.dir }
+    return { attr: this.#view(r.attr), dir: r.dir }
   }
 
   async readdir(dir: FileRef, cookie: bigint, max: number): Promise<DirPage> {
@@ -278,9 +290,9 @@ export class ClusterVfs implements Vfs {
     const token = this.#cache.begin()
     const page = await readdirPage(this.#db, d, cookie, max, (n, name) => {
       this.#cache.put(token, n)
-      this.#cache.putEntry(token, dir.id, name, n.attr.fileid)
+      this.#cache.putEntry(token, dir.id, d.ver, name, n.attr.fileid)
     })
-    for (const e of page.entries) if (e.attr !== undefined) e.attr = this.#view({ attr: e.attr, parent: 0n })
+    for (const e of page.entries) if (e.attr !== undefined) e.attr = this.#view(e.attr)
     return page
   }
 
@@ -300,7 +312,7 @@ export class ClusterVfs implements Vfs {
     try {
       await this.#data.flushAll()
     } finally {
-      await Promise.allSettled([...this.#releasing])
+      await this.#releases.idle()
       await this.#unlisten?.()
       await this.#opts.session?.close()
       await this.#data.close()
@@ -322,17 +334,17 @@ export class ClusterVfs implements Vfs {
   }
 
   /** Attributes as this server sees them: size and mtime include what it has staged. */
-  #view(n: Node): Attr {
-    const s = this.#data.staged(n.attr.fileid)
-    if (s === undefined) return n.attr
-    const ctime = s.mtime.sec > n.attr.ctime.sec || (s.mtime.sec === n.attr.ctime.sec && s.mtime.nsec > n.attr.ctime.nsec) ? s.mtime : n.attr.ctime
+  #view(a: Attr): Attr {
+    const s = this.#data.staged(a.fileid)
+    if (s === undefined) return a
+    const ctime = s.mtime.sec > a.ctime.sec || (s.mtime.sec === a.ctime.sec && s.mtime.nsec > a.ctime.nsec) ? s.mtime : a.ctime
     // Staged writes only grow a file (a truncation flushes them first): the larger size is the file's.
-    const size = s.size > n.attr.size ? s.size : n.attr.size
-    return { ...n.attr, size, mtime: s.mtime, ctime }
+    const size = s.size > a.size ? s.size : a.size
+    return { ...a, size, mtime: s.mtime, ctime }
   }
 
   #found(n: Node): { ref: FileRef; attr: Attr } {
-    return { ref: refOf(n.attr), attr: this.#view(n) }
+    return { ref: refOf(n.attr), attr: this.#view(n.attr) }
   }
 
   /** Run a changing transaction; afterwards fix the cache and release a freed file's chunks. */
@@ -342,17 +354,15 @@ export class ClusterVfs implements Vfs {
   }
 
   #settled<T>(token: number, r: Changed<T>): T {
-    this.#cache.settle(token, r.touched, r.nodes)
+    this.#cache.settle(token, r.touched, r.nodes, r.edits)
     if (r.freed !== null) this.#release(r.freed)
     return r.value
   }
 
+  /** After the reply's commit, not before it: the delfile row committed with the change keeps it safe. */
   #release(inode: bigint): void {
     this.#data.discard(inode)
-    const p = releaseDeleted(this.#db, this.#data, inode)
-      .catch((err: unknown) => this.#opts.log?.(`cluster: releasing inode ${inode} failed (left queued): ${(err as Error).message}`))
-      .finally(() => this.#releasing.delete(p))
-    this.#releasing.add(p)
+    this.#releases.add(inode)
   }
 
   async #make(
@@ -380,8 +390,7 @@ export class ClusterVfs implements Vfs {
       const token = this.#cache.begin()
       const done = await insertNode(this.#db, this.sid, dir, name, n)
       if (done !== null) {
-        this.#cache.settle(token, [dir.id], [done.after, done.node])
-        this.#cache.putEntry(this.#cache.begin(), dir.id, name, n.inode)
+        this.#cache.settle(token, [dir.id, n.inode], [done.after, done.node], [{ parent: dir.id, name, inode: n.inode }])
         return { ref: refOf(done.node.attr), attr: done.node.attr, dir: { before: done.before.attr, after: done.after.attr } }
       }
       // The fast path did not apply: find out why, from the database itself.
@@ -396,12 +405,20 @@ export class ClusterVfs implements Vfs {
 
   #onChange(payload: string): void {
     const c = parseChange(payload)
-    if (c === null || c.sid === this.sid) return
+    if (c === null) return
+    if (c.sid === this.sid) {
+      // Our own echo: the reply already updated the cache. Versioned inodes are still applied by
+      // version, which keeps what the reply cached and drops it only if the reply never arrived
+      // (a connection lost after the commit) and our copy is older.
+      if (c.inodes !== 'all') this.#cache.notified(c.inodes.filter((i) => c.vers.has(i)), c.vers)
+      return
+    }
     if (c.inodes === 'all') {
       this.#cache.dropAll()
       this.#data.invalidateAll()
     } else {
-      this.#cache.drop(c.inodes)
+      this.#cache.notified(c.inodes, c.vers)
+      // The data half's slice lists are not versioned: any change of the inode may have moved them.
       for (const i of c.inodes) this.#data.invalidate(i)
     }
     this.#opts.onRemoteChange?.(c.inodes)

@@ -11,7 +11,7 @@
  */
 
 /** Bumped when a table changes; a server refuses a database of another format. */
-export const SCHEMA_FORMAT = 1
+export const SCHEMA_FORMAT = 2
 
 /** File type codes in tsnfs_node.type and tsnfs_edge.type. */
 export const TYPE_CODE = { file: 1, dir: 2, symlink: 3, block: 4, char: 5, socket: 6, fifo: 7 } as const
@@ -55,6 +55,8 @@ export const SCHEMA_SQL: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS tsnfs_export (path TEXT PRIMARY KEY, export_id BIGINT NOT NULL)`,
   // One row per inode. parent: a directory's parent (for ".."); 0 for other types (they may have
   // several links). next_cookie: a directory's next readdir cookie (1 and 2 are "." and "..").
+  // ver: bumped by every metadata change of the row and named in its notification, so a server
+  // can tell a change it already holds from a newer one (vfs/cluster/meta/cache.ts; format 2).
   `CREATE TABLE IF NOT EXISTS tsnfs_node (
     inode BIGINT PRIMARY KEY,
     gen INTEGER NOT NULL,
@@ -72,7 +74,8 @@ export const SCHEMA_SQL: readonly string[] = [
     parent BIGINT NOT NULL DEFAULT 0,
     target BYTEA,
     verifier BYTEA,
-    next_cookie BIGINT NOT NULL DEFAULT 3
+    next_cookie BIGINT NOT NULL DEFAULT 3,
+    ver BIGINT NOT NULL DEFAULT 1
   )`,
   // Directory entries. A cookie is unique in its directory and never reused, so a listing resumed
   // after a removal neither repeats nor skips (vfs/types.ts readdir).

@@ -1,8 +1,9 @@
 /*
  * Database round trips per operation (SqlDb.stats), the numbers that bound
  * one database node's throughput (issue 17 §6: GETATTR from a validated
- * cache 0, LOOKUP ≤ 1, CREATE ≤ 2). The table is printed and copied into
- * the README.
+ * cache 0, LOOKUP ≤ 1, CREATE ≤ 2; and, since session 29, LINK, RENAME and
+ * RMDIR ≤ 3, GETATTR of a node this server just changed 0). The table is
+ * printed and copied into bench/README.md.
  */
 import t from 'tap'
 import { b, mkdir, mkfile, OWNER } from '../conformance-helpers.ts'
@@ -35,6 +36,10 @@ t.test('round trips per operation', async t => {
     return n
   }
   const f = await mkfile(vfs, d, 'f')
+  const made = await vfs.create(d, b('fresh'), { how: 'guarded', attr: {} }, OWNER)
+  t.equal(await measure('GETATTR (just created here)', () => vfs.getattr(made.ref)), 0,
+    'GETATTR of a node this server just created: 0 (cached from the create\'s own reply)')
+  t.equal(await measure('GETATTR (directory just changed here)', () => vfs.getattr(d)), 0)
   t.equal(await measure('GETATTR (cached)', () => vfs.getattr(f)), 0, 'GETATTR from a validated cache: 0')
   // Another server changes f: our copy is dropped when its notification arrives.
   await delivered(() => other.setattr(f, { mode: 0o600 }))
@@ -56,11 +61,25 @@ t.test('round trips per operation', async t => {
   await measure('COMMIT', () => vfs.commit(f, 0n, 0))
   await measure('WRITE file_sync', () => vfs.write(f, 0n, b('DATA'), 'file_sync'))
   await measure('READ (cached attrs)', () => vfs.read(f, 0n, 4))
-  await measure('LINK', () => vfs.link(f, d, b('f2')))
-  await measure('RENAME (same dir)', () => vfs.rename(d, b('f2'), d, b('f3')))
-  await measure('RENAME (dir across parents)', () => vfs.rename(d, b('sub'), root, b('sub')))
-  await measure('REMOVE', () => vfs.remove(d, b('f3')))
-  await measure('RMDIR', () => vfs.rmdir(root, b('sub')))
+  t.ok(await measure('LINK', () => vfs.link(f, d, b('f2'))) <= 3, 'LINK ≤ 3')
+  t.equal(await measure('GETATTR after LINK', () => vfs.getattr(f)), 0)
+  t.ok(await measure('RENAME (same dir)', () => vfs.rename(d, b('f2'), d, b('f3'))) <= 3, 'RENAME ≤ 3')
+  t.ok(await measure('RENAME (file over file)', () => vfs.rename(d, b('f3'), d, b('new'))) <= 3, 'RENAME over a file ≤ 3')
+  t.ok(await measure('RENAME (dir across parents)', () => vfs.rename(d, b('sub'), root, b('sub'))) <= 3, 'RENAME of a directory ≤ 3')
+  t.equal(await measure('LOOKUP after RENAME', () => vfs.lookup(root, b('sub'))), 0, 'the new name is cached from the rename')
+  await vfs.releasesDone()
+  t.equal(await measure('REMOVE (reply)', () => vfs.remove(d, b('p'))), 1, 'REMOVE: one statement before the reply')
+  await vfs.releasesDone()
+  t.ok(await measure('RMDIR', () => vfs.rmdir(root, b('sub'))) <= 3, 'RMDIR ≤ 3')
+  // REMOVE with the release after it (chunks, delfile row, node row), per file, in a burst of 64.
+  const burst = 64
+  for (let i = 0; i < burst; i++) await mkfile(vfs, d, `r${i}`)
+  const rt0 = db.stats().roundTrips
+  await Promise.all(Array.from({ length: burst }, (_, i) => vfs.remove(d, b(`r${i}`))))
+  await vfs.releasesDone()
+  const perRemove = (db.stats().roundTrips - rt0) / burst
+  rows.push(['REMOVE with its release, per file (burst of 64)', perRemove])
+  t.ok(perRemove <= 2.5, `REMOVE and its release: ${perRemove} round trips per file (was 6: the release was a transaction per file)`)
   await measure('FSSTAT', () => vfs.fsstat(root))
   t.comment('| operation | round trips |')
   t.comment('|---|---|')

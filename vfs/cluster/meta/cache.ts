@@ -2,30 +2,72 @@
  * What this server caches of the metadata: nodes (attributes) by inode and
  * directory entries by (parent, name). Entries are trusted until a change
  * notification names the inode (vfs/cluster/change.ts: every changing
- * transaction announces the inodes it touched, delivered at its commit), or
+ * statement announces the inodes it touched, delivered at its commit), or
  * the change feed is interrupted, which drops everything.
  *
- * A read that raced a notification must not put back what the notification
- * dropped: callers take a token (the epoch) before they ask the database and
- * store the answer only if no drop happened meanwhile. That is conservative
- * (any drop spoils every read in flight) and cheap.
+ * Versions. Every metadata change bumps the row's `ver` and names it in its
+ * notification ("<inode>@<ver>"). A server's own change caches the nodes the
+ * statement returned at once (GETATTR right after CREATE costs nothing), and
+ * a notification is applied by version: a copy at that version or later is
+ * kept (the server's own echo, or a change it already read), an older one is
+ * dropped. A notification without a version (the data half's) drops always.
+ *
+ * Races. A read or a change reply may arrive after a notification of a newer
+ * change (another server committed after our read's snapshot, and its NOTIFY
+ * came in on the LISTEN connection before our reply on the query
+ * connection). So every drop is logged with its version, callers take a
+ * token (the log position) before they ask the database, and an answer is
+ * stored only if nothing logged since names the same inode at a newer
+ * version (or without one). A copy never replaces a newer one, whatever the
+ * order replies arrive in.
+ *
+ * A directory's entries (only names looked up: absence means nothing) carry
+ * the version of the directory row they were read at. This server's own
+ * change of a directory edits them in place when the change took the row
+ * from exactly that version (so nothing else changed them in between);
+ * otherwise they start again from the names the change made.
  */
 import type { Node } from './node.ts'
 
 /** Past this many nodes the oldest entries go (Map keeps insertion order). */
 const MAX_NODES = 200_000
 const MAX_DIRS = 50_000
+const MAX_NAMES = 10_000
+/** Drops remembered for reads in flight; a read older than the log is not stored (conservative). */
+const MAX_LOG = 8192
+
+/** One change of a directory's entries made by this server: `inode` null for a name that went. */
+export interface EntryEdit {
+  parent: bigint
+  name: Buffer
+  inode: bigint | null
+}
+
+interface Dropped {
+  /** null: everything. */
+  inode: bigint | null
+  /** null: whatever version (unversioned notification, or a node deleted). */
+  ver: bigint | null
+}
+
+interface Names {
+  /** The directory's row version these names were read at. */
+  ver: bigint
+  /** name (latin1, one char per byte) -> inode. */
+  names: Map<string, bigint>
+}
 
 export class MetaCache {
   readonly #nodes = new Map<bigint, Node>()
-  /** parent -> name (latin1, one char per byte) -> inode. */
-  readonly #entries = new Map<bigint, Map<string, bigint>>()
-  #epoch = 0
+  readonly #entries = new Map<bigint, Names>()
+  #log: Dropped[] = []
+  /** Position of #log[0] in the sequence of every drop ever logged. */
+  #logBase = 0
   readonly #stats = { hits: 0, misses: 0, drops: 0 }
 
-  /** A token for put(): the answer is kept only if nothing was dropped since. */
+  /** A token for put(): the answer is kept only if no newer change was logged since. */
   begin(): number {
-    return this.#epoch
+    return this.#logBase + this.#log.length
   }
 
   node(inode: bigint): Node | undefined {
@@ -36,8 +78,10 @@ export class MetaCache {
   }
 
   put(token: number, node: Node): void {
-    if (token !== this.#epoch) return
     const id = node.attr.fileid
+    if (this.#spoiled(token, id, node.ver)) return
+    const old = this.#nodes.get(id)
+    if (old !== undefined && old.ver > node.ver) return
     this.#nodes.delete(id)
     this.#nodes.set(id, node)
     if (this.#nodes.size > MAX_NODES) {
@@ -47,54 +91,110 @@ export class MetaCache {
   }
 
   entry(parent: bigint, name: Buffer): bigint | undefined {
-    return this.#entries.get(parent)?.get(name.toString('latin1'))
+    return this.#entries.get(parent)?.names.get(name.toString('latin1'))
   }
 
-  putEntry(token: number, parent: bigint, name: Buffer, inode: bigint): void {
-    if (token !== this.#epoch) return
+  /** Entry `name` of `parent` as read with the parent's row at version `parentVer`. */
+  putEntry(token: number, parent: bigint, parentVer: bigint, name: Buffer, inode: bigint): void {
+    if (this.#spoiled(token, parent, parentVer)) return
     let dir = this.#entries.get(parent)
-    if (dir === undefined) {
-      dir = new Map()
+    if (dir !== undefined && dir.ver > parentVer) return
+    if (dir === undefined || dir.ver < parentVer) {
+      dir = { ver: parentVer, names: new Map() }
+      this.#entries.delete(parent)
       this.#entries.set(parent, dir)
       if (this.#entries.size > MAX_DIRS) {
         const oldest = this.#entries.keys().next().value
         if (oldest !== undefined) this.#entries.delete(oldest)
       }
     }
-    if (dir.size < 10_000) dir.set(name.toString('latin1'), inode)
+    if (dir.names.size < MAX_NAMES) dir.names.set(name.toString('latin1'), inode)
   }
 
-  /** The inodes changed (here or on another server): forget their nodes and, for directories, their entries. */
+  /** The inodes changed in a way no version tells (the data half flushed): forget them. */
   drop(inodes: Iterable<bigint>): void {
-    this.#epoch++
-    for (const i of inodes) {
-      this.#stats.drops++
-      this.#nodes.delete(i)
-      this.#entries.delete(i)
-    }
+    for (const i of inodes) this.#drop(i, null)
+  }
+
+  /**
+   * A notification: each inode changed, at the version given or at an unknown one.
+   * Copies at that version or later stay.
+   */
+  notified(inodes: readonly bigint[], vers: ReadonlyMap<bigint, bigint>): void {
+    for (const i of inodes) this.#drop(i, vers.get(i) ?? null)
   }
 
   dropAll(): void {
-    this.#epoch++
+    this.#record({ inode: null, ver: null })
     this.#stats.drops += this.#nodes.size
     this.#nodes.clear()
     this.#entries.clear()
   }
 
   /**
-   * After a change this server committed: drop the touched inodes, then keep the
-   * nodes the change returned if nothing else was dropped while it ran
-   * (`token` from before it started).
+   * After a change this server committed (`token` from before it started):
+   * the nodes it returned are cached unless a newer change was seen since;
+   * `touched` inodes it did not return (deleted) are dropped; the directory
+   * entries it made or removed (`edits`) are applied where the cached names
+   * were exactly one version behind.
    */
-  settle(token: number, touched: Iterable<bigint>, nodes: readonly Node[]): void {
-    const clean = token === this.#epoch
-    this.drop(touched)
-    if (!clean) return
-    const t = this.#epoch
-    for (const n of nodes) this.put(t, n)
+  settle(token: number, touched: Iterable<bigint>, nodes: readonly Node[], edits: readonly EntryEdit[] = []): void {
+    const returned = new Map(nodes.map((n) => [n.attr.fileid, n]))
+    for (const i of touched) if (!returned.has(i)) this.#drop(i, null)
+    for (const n of nodes) {
+      const id = n.attr.fileid
+      // Reads in flight that saw the row before this change must not store it.
+      this.#record({ inode: id, ver: n.ver })
+      const mine = edits.filter((e) => e.parent === id)
+      const dir = this.#entries.get(id)
+      if (dir !== undefined && dir.ver === n.ver - 1n) {
+        // Nothing changed the names between what we hold and this change: apply it.
+        dir.ver = n.ver
+        for (const e of mine) {
+          if (e.inode === null) dir.names.delete(e.name.toString('latin1'))
+          else if (dir.names.size < MAX_NAMES) dir.names.set(e.name.toString('latin1'), e.inode)
+        }
+      } else if (dir === undefined || dir.ver < n.ver) {
+        // Names held are partial anyway (only those looked up): start again from this change's.
+        this.#entries.delete(id)
+        for (const e of mine) if (e.inode !== null) this.putEntry(token, id, n.ver, e.name, e.inode)
+      }
+      this.put(token, n)
+    }
   }
 
   stats(): { hits: number; misses: number; drops: number; nodes: number } {
     return { ...this.#stats, nodes: this.#nodes.size }
+  }
+
+  #drop(inode: bigint, ver: bigint | null): void {
+    this.#record({ inode, ver })
+    const n = this.#nodes.get(inode)
+    if (n !== undefined && (ver === null || n.ver < ver)) {
+      this.#stats.drops++
+      this.#nodes.delete(inode)
+    }
+    const dir = this.#entries.get(inode)
+    if (dir !== undefined && (ver === null || dir.ver < ver)) this.#entries.delete(inode)
+  }
+
+  #record(d: Dropped): void {
+    this.#log.push(d)
+    if (this.#log.length > MAX_LOG) {
+      const cut = MAX_LOG / 2
+      this.#log = this.#log.slice(cut)
+      this.#logBase += cut
+    }
+  }
+
+  /** Was a change of `inode` newer than `ver` (or of unknown version) logged since `token`? */
+  #spoiled(token: number, inode: bigint, ver: bigint): boolean {
+    if (token < this.#logBase) return true
+    for (let i = token - this.#logBase; i < this.#log.length; i++) {
+      const d = this.#log[i]
+      if (d === undefined) continue
+      if ((d.inode === null || d.inode === inode) && (d.ver === null || d.ver > ver)) return true
+    }
+    return false
   }
 }

@@ -1,4 +1,5 @@
 /* What a changing transaction hands back besides its reply: for the cache and the delfile queue. */
+import type { EntryEdit } from './cache.ts'
 import type { Node } from './node.ts'
 
 export interface Changed<T> {
@@ -9,4 +10,6 @@ export interface Changed<T> {
   nodes: Node[]
   /** A regular file whose last link went: its chunks are released after the commit. */
   freed: bigint | null
+  /** Directory entries the transaction made (inode) or removed (null), applied to the cached names. */
+  edits?: EntryEdit[]
 }

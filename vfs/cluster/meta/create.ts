@@ -14,11 +14,11 @@
  * transaction: the slow path is only for failures and retransmissions.
  */
 import type { FileRef, FileType, Timespec } from '../../types.ts'
-import { changePayload } from '../change.ts'
 import { CHANGE_CHANNEL } from '../schema.ts'
 import { sqlState } from '../sql.ts'
 import type { SqlDb } from '../sql.ts'
 import { NODE_COLUMNS, nodeColumnsAs, nodeOf, typeCode } from './node.ts'
+import { payloadSql } from './notify-sql.ts'
 import type { Node } from './node.ts'
 
 export interface NewNode {
@@ -46,7 +46,7 @@ const CREATE_SQL = `WITH d AS (
   SELECT ${NODE_COLUMNS} FROM tsnfs_node WHERE inode = $1
 ), p AS (
   UPDATE tsnfs_node SET next_cookie = next_cookie + 1, nlink = nlink + $16::integer,
-    mtime_sec = $12::bigint, mtime_nsec = $13::integer, ctime_sec = $12::bigint, ctime_nsec = $13::integer
+    mtime_sec = $12::bigint, mtime_nsec = $13::integer, ctime_sec = $12::bigint, ctime_nsec = $13::integer, ver = ver + 1
   WHERE inode = $1 AND gen = $2 AND type = 2
     AND NOT EXISTS (SELECT 1 FROM tsnfs_edge WHERE parent = $1 AND name = $3)
   RETURNING ${NODE_COLUMNS}, next_cookie - 1 AS cookie
@@ -62,7 +62,7 @@ const CREATE_SQL = `WITH d AS (
   RETURNING ${NODE_COLUMNS}
 )
 SELECT ${nodeColumnsAs('d', 'b')}, ${nodeColumnsAs('p', 'a')}, ${nodeColumnsAs('n', 'n')},
-  pg_notify($23, $24) AS notified
+  pg_notify($23, ${payloadSql('$24', ['p', 'n'])}) AS notified
 FROM p, d, n`
 
 /** Insert `n` as `name` in `dir`; null when the fast path did not apply (the caller finds out why). */
@@ -72,7 +72,7 @@ export async function insertNode(db: SqlDb, sid: bigint, dir: FileRef, name: Buf
     dir.id, dir.gen, name, n.inode, typeCode(n.type), n.mode, n.uid, n.gid, n.size,
     n.rdev.major, n.rdev.minor, n.now.sec, n.now.nsec, n.target, n.verifier,
     isDir ? 1 : 0, isDir ? 2 : 1, n.atime.sec, n.atime.nsec, n.mtime.sec, n.mtime.nsec,
-    isDir ? dir.id : 0n, CHANGE_CHANNEL, changePayload(sid, [dir.id, n.inode]),
+    isDir ? dir.id : 0n, CHANGE_CHANNEL, sid,
   ]
   let rows
   try {

@@ -19,6 +19,22 @@ export async function releaseDeleted(db: SqlDb, data: FileData, inode: bigint): 
   }, { label: 'release' })
 }
 
+/**
+ * Release several deleted files in one transaction (ReleaseQueue): the delfile rows this server
+ * still finds decide which (another server's sweep may have taken some).
+ */
+export async function releaseDeletedMany(db: SqlDb, data: FileData, inodes: readonly bigint[]): Promise<number> {
+  if (inodes.length === 0) return 0
+  const ids = inodes.map(String)
+  return db.transaction(async (tx) => {
+    const r = await tx.query('DELETE FROM tsnfs_delfile WHERE inode = ANY($1::bigint[]) RETURNING inode', [ids])
+    const mine = r.rows.map((row) => BigInt(row['inode'] as string))
+    for (const inode of mine) await data.release(tx, inode)
+    if (mine.length > 0) await tx.query('DELETE FROM tsnfs_node WHERE inode = ANY($1::bigint[]) AND nlink <= 0', [mine.map(String)])
+    return mine.length
+  }, { label: 'release' })
+}
+
 /** Up to `limit` entries of the delfile queue, oldest first; returns how many were released. */
 export async function releaseQueued(db: SqlDb, data: FileData, limit = 1000): Promise<number> {
   const r = await db.query('SELECT inode FROM tsnfs_delfile ORDER BY since LIMIT $1', [limit])

@@ -10,7 +10,7 @@ import { TYPE_CODE } from '../schema.ts'
 /** Every column of tsnfs_node a reply needs, in one list so each query selects the same. */
 export const NODE_COLUMNS =
   'inode, gen, type, mode, uid, gid, nlink, size, rdev_major, rdev_minor, atime_sec, atime_nsec, ' +
-  'mtime_sec, mtime_nsec, ctime_sec, ctime_nsec, parent'
+  'mtime_sec, mtime_nsec, ctime_sec, ctime_nsec, parent, ver'
 
 /** NODE_COLUMNS of table alias `a`, renamed with prefix `p` (`a.inode AS p_inode`, ...). */
 export function nodeColumnsAs(a: string, p: string): string {
@@ -19,10 +19,14 @@ export function nodeColumnsAs(a: string, p: string): string {
 
 export type Row = Record<string, unknown>
 
-/** A node as this server holds it: its attributes and, for a directory, its parent. */
+/**
+ * A node as this server holds it: its attributes, for a directory its parent, and the row's
+ * version (tsnfs_node.ver, bumped by every metadata change; meta/cache.ts orders by it).
+ */
 export interface Node {
   attr: Attr
   parent: bigint
+  ver: bigint
 }
 
 const TYPE_NAME = new Map<number, FileType>(
@@ -67,7 +71,7 @@ export function nodeOf(row: Row, p = ''): Node {
     mtime: ts('mtime'),
     ctime: ts('ctime'),
   }
-  return { attr, parent: big(col('parent')) }
+  return { attr, parent: big(col('parent')), ver: big(col('ver')) }
 }
 
 /** True when `row` has the prefixed node (a LEFT JOIN found one). */

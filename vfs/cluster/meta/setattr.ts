@@ -6,12 +6,12 @@
  */
 import { VfsError } from '../../errors.ts'
 import type { Attr, FileRef, SetAttr, Timespec } from '../../types.ts'
-import { changePayload } from '../change.ts'
 import { CHANGE_CHANNEL } from '../schema.ts'
 import type { FileData } from '../data/types.ts'
 import type { SqlDb } from '../sql.ts'
 import type { Changed } from './change-result.ts'
 import { checkRef, checkSetAttr, NODE_COLUMNS, nodeColumnsAs, nodeOf, now } from './node.ts'
+import { payloadSql } from './notify-sql.ts'
 
 function timeOf(v: Timespec | 'now' | undefined, old: Timespec, t: Timespec): Timespec {
   return v === undefined ? old : v === 'now' ? t : v
@@ -35,10 +35,10 @@ export function setAttributes(
     const atime = timeOf(set.atime, a.atime, t)
     const u = await tx.query(
       'UPDATE tsnfs_node SET mode = $2, uid = $3, gid = $4, size = $5, atime_sec = $6, atime_nsec = $7, ' +
-        'mtime_sec = $8, mtime_nsec = $9, ctime_sec = $10, ctime_nsec = $11 WHERE inode = $1 ' +
-        `RETURNING ${NODE_COLUMNS}, pg_notify($12, $13) AS notified`,
+        'mtime_sec = $8, mtime_nsec = $9, ctime_sec = $10, ctime_nsec = $11, ver = ver + 1 WHERE inode = $1 ' +
+        `RETURNING ${NODE_COLUMNS}, pg_notify($12, $13::text || ':' || inode::text || '@' || ver::text) AS notified`,
       [f.id, set.mode === undefined ? a.mode : set.mode & 0o7777, set.uid ?? a.uid, set.gid ?? a.gid, size,
-        atime.sec, atime.nsec, mtime.sec, mtime.nsec, t.sec, t.nsec, CHANGE_CHANNEL, changePayload(sid, [f.id])],
+        atime.sec, atime.nsec, mtime.sec, mtime.nsec, t.sec, t.nsec, CHANGE_CHANNEL, sid],
     )
     const after = nodeOf(u.rows[0] ?? {})
     return { value: { before: a, after: after.attr }, touched: [f.id], nodes: [after], freed: null }
@@ -56,10 +56,10 @@ const SETATTR_SQL = `WITH d AS (
   UPDATE tsnfs_node SET mode = COALESCE($3::integer, mode), uid = COALESCE($4::bigint, uid),
     gid = COALESCE($5::bigint, gid), atime_sec = COALESCE($6::bigint, atime_sec),
     atime_nsec = COALESCE($7::integer, atime_nsec), mtime_sec = COALESCE($8::bigint, mtime_sec),
-    mtime_nsec = COALESCE($9::integer, mtime_nsec), ctime_sec = $10::bigint, ctime_nsec = $11::integer
+    mtime_nsec = COALESCE($9::integer, mtime_nsec), ctime_sec = $10::bigint, ctime_nsec = $11::integer, ver = ver + 1
   WHERE inode = $1 AND gen = $2 AND nlink > 0 RETURNING ${NODE_COLUMNS}
 )
-SELECT ${nodeColumnsAs('d', 'b')}, ${nodeColumnsAs('u', 'a')}, pg_notify($12, $13) AS notified FROM d, u`
+SELECT ${nodeColumnsAs('d', 'b')}, ${nodeColumnsAs('u', 'a')}, pg_notify($12, ${payloadSql('$13', ['u'])}) AS notified FROM d, u`
 
 export async function setAttributesFast(db: SqlDb, sid: bigint, f: FileRef, set: SetAttr): Promise<Changed<{ before: Attr; after: Attr }>> {
   const t = now()
@@ -68,7 +68,7 @@ export async function setAttributesFast(db: SqlDb, sid: bigint, f: FileRef, set:
   const r = await db.query(SETATTR_SQL, [
     f.id, f.gen, set.mode === undefined ? null : set.mode & 0o7777, set.uid ?? null, set.gid ?? null,
     at?.sec ?? null, at?.nsec ?? null, mt?.sec ?? null, mt?.nsec ?? null, t.sec, t.nsec,
-    CHANGE_CHANNEL, changePayload(sid, [f.id]),
+    CHANGE_CHANNEL, sid,
   ])
   const row = r.rows[0]
   if (row === undefined) throw new VfsError('ESTALE')

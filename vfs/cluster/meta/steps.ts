@@ -5,6 +5,7 @@
 import { VfsError } from '../../errors.ts'
 import type { Timespec } from '../../types.ts'
 import { CHANGE_CHANNEL } from '../schema.ts'
+import { sqlState } from '../sql.ts'
 import type { SqlTx } from '../sql.ts'
 import { NODE_COLUMNS, nodeOf, typeCode } from './node.ts'
 import type { Node } from './node.ts'
@@ -19,7 +20,7 @@ export async function touchDir(
 ): Promise<{ node: Node; cookie: bigint }> {
   const r = await tx.query(
     'UPDATE tsnfs_node SET next_cookie = next_cookie + $3, nlink = nlink + $2, ' +
-      'mtime_sec = $4, mtime_nsec = $5, ctime_sec = $4, ctime_nsec = $5 WHERE inode = $1 ' +
+      'mtime_sec = $4, mtime_nsec = $5, ctime_sec = $4, ctime_nsec = $5, ver = ver + 1 WHERE inode = $1 ' +
       `RETURNING ${NODE_COLUMNS}, next_cookie - 1 AS cookie${notify === undefined ? '' : ', pg_notify($6, $7) AS notified'}`,
     [inode, nlinkDelta, cookie ? 1 : 0, now.sec, now.nsec, ...notifyParams(notify)],
   )
@@ -70,7 +71,7 @@ export async function unlinkNode(tx: SqlTx, child: Node, now: Timespec): Promise
 /** nlink moves by `delta` and ctime becomes `now` (link(2), unlink(2)). */
 export async function setLinks(tx: SqlTx, inode: bigint, delta: number, now: Timespec, notify?: string): Promise<Node> {
   const r = await tx.query(
-    `UPDATE tsnfs_node SET nlink = nlink + $2, ctime_sec = $3, ctime_nsec = $4 WHERE inode = $1 RETURNING ${NODE_COLUMNS}` +
+    `UPDATE tsnfs_node SET nlink = nlink + $2, ctime_sec = $3, ctime_nsec = $4, ver = ver + 1 WHERE inode = $1 RETURNING ${NODE_COLUMNS}` +
       (notify === undefined ? '' : ', pg_notify($5, $6) AS notified'),
     [inode, delta, now.sec, now.nsec, ...notifyParams(notify)],
   )
@@ -86,4 +87,22 @@ export async function setLinks(tx: SqlTx, inode: bigint, delta: number, now: Tim
  */
 function notifyParams(notify: string | undefined): string[] {
   return notify === undefined ? [] : [CHANGE_CHANNEL, notify]
+}
+
+/** Attempts of a transaction that lost a race for a name (23505) before the error goes up. */
+const NAME_RACE_ATTEMPTS = 3
+
+/**
+ * Run `fn` (a whole transaction) again when it failed on a unique violation
+ * (23505): another server made the name after our snapshot. Run again, the
+ * transaction sees the name and answers for it (EEXIST, or a replacement).
+ */
+export async function againOnNameRace<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn()
+    } catch (err) {
+      if (sqlState(err) !== '23505' || attempt >= NAME_RACE_ATTEMPTS) throw err
+    }
+  }
 }
