@@ -339,7 +339,7 @@ export class ClusterFileData implements FileData {
         return out
       })
       await parallel(puts, this.o.concurrency ?? 8, (p) => store.put(p.key, p.data))
-      const counts = await db.transaction((tx) => attachSlices(tx, { sid, inode, slices, end: BigInt(f.end), mtime: f.mtime }), { label: 'write' })
+      const counts = await attachSlices(db, { sid, inode, slices, end: BigInt(f.end), mtime: f.mtime })
       this.usedDelta += sizes.reduce((n, s) => n + s.size, 0)
       return counts
     } catch (err) {
