@@ -1,5 +1,5 @@
 /*
- * The transaction that makes uploaded slices part of a file: their records
+ * The statement that makes uploaded slices part of a file: their records
  * are appended to the chunk rows, their reference rows created, their
  * pending rows deleted, the node's size and times set, and the change
  * announced — all or nothing (issue 17 §2: one transaction per operation).
@@ -13,7 +13,8 @@
  */
 import { VfsError } from '../../errors.ts'
 import type { Timespec } from '../../types.ts'
-import { notifyChanged } from '../change.ts'
+import { changePayload } from '../change.ts'
+import { CHANGE_CHANNEL } from '../schema.ts'
 import type { SqlTx } from '../sql.ts'
 import { encodeSlices, SLICE_RECORD_BYTES, type SliceRecord } from './slice.ts'
 
@@ -32,52 +33,59 @@ export interface AttachArgs {
 }
 
 /**
- * Append records to their chunks (insert rows that do not exist yet).
- * Returns each touched chunk's record count after the append.
+ * The attach as ONE data-modifying statement in autocommit (one round trip;
+ * issue 17 §6 counts them). Every part hangs off the node's UPDATE: with no
+ * node row (the file was removed while we uploaded) the chunk insert, the
+ * references and the NOTIFY see no rows, nothing changes, and the statement
+ * returns no rows (ESTALE). Under PostgreSQL's READ COMMITTED a concurrent
+ * writer of the node or chunk row makes the statement wait and re-read that
+ * row, not fail; under SERIALIZABLE (CockroachDB) a conflict is a 40001 that
+ * SqlDb.query retries: one statement has no effects outside itself.
+ * Data-modifying CTEs run to completion whether or not the outer SELECT reads
+ * them (PostgreSQL manual, "WITH Queries", 7.8.4).
  */
-export async function appendRecords(tx: SqlTx, inode: bigint, slices: readonly NewSlice[]): Promise<Map<number, number>> {
+export async function attachSlices(db: SqlTx, a: AttachArgs): Promise<Map<number, number>> {
+  const params: unknown[] = [a.inode, a.end, a.mtime.sec, a.mtime.nsec, CHANGE_CHANNEL, changePayload(a.sid, [a.inode])]
   const byIdx = new Map<number, SliceRecord[]>()
-  for (const s of slices) {
+  for (const s of a.slices) {
     const list = byIdx.get(s.idx) ?? []
     list.push(s.record)
     byIdx.set(s.idx, list)
   }
-  const params: unknown[] = [inode]
-  const rows = [...byIdx].map(([idx, recs]) => {
+  const chunkRows = [...byIdx].map(([idx, recs]) => {
     params.push(idx, encodeSlices(recs))
-    return `($1, $${params.length - 1}, $${params.length})`
+    return `($${params.length - 1}::INTEGER, $${params.length}::BYTEA)`
   })
-  // INSERT … ON CONFLICT on the primary key columns: the portable upsert (PostgreSQL, CockroachDB, YugabyteDB).
-  const r = await tx.query(
-    `INSERT INTO tsnfs_chunk (inode, idx, slices) VALUES ${rows.join(', ')}
-     ON CONFLICT (inode, idx) DO UPDATE SET slices = tsnfs_chunk.slices || EXCLUDED.slices
-     RETURNING idx, octet_length(slices) AS n`,
+  const ids = a.slices.filter((s) => s.record.id !== 0n)
+  const refRows = ids.map((s) => {
+    params.push(s.record.id, s.record.size)
+    return `($${params.length - 1}::BIGINT, $${params.length}::INTEGER)`
+  })
+  const refs = ids.length === 0 ? '' : `,
+r AS (
+  INSERT INTO tsnfs_slice_ref (id, size, refs)
+  SELECT v.id, v.size, 1 FROM n, (VALUES ${refRows.join(', ')}) AS v(id, size)
+),
+p AS (
+  DELETE FROM tsnfs_pending_slice WHERE id IN (SELECT v.id FROM n, (VALUES ${refRows.join(', ')}) AS v(id, size))
+)`
+  const r = await db.query(
+    `WITH n AS (
+  UPDATE tsnfs_node SET size = GREATEST(size, $2), mtime_sec = $3, mtime_nsec = $4, ctime_sec = $3, ctime_nsec = $4
+  WHERE inode = $1 RETURNING inode
+),
+c AS (
+  INSERT INTO tsnfs_chunk (inode, idx, slices)
+  SELECT n.inode, v.idx, v.slices FROM n, (VALUES ${chunkRows.join(', ')}) AS v(idx, slices)
+  ON CONFLICT (inode, idx) DO UPDATE SET slices = tsnfs_chunk.slices || EXCLUDED.slices
+  RETURNING idx, octet_length(slices) AS len
+)${refs}
+SELECT c.idx, c.len, pg_notify($5, $6) AS notified FROM c`,
     params,
   )
-  const counts = new Map<number, number>()
-  for (const row of r.rows) counts.set(Number(row['idx']), Number(row['n']) / SLICE_RECORD_BYTES)
-  return counts
-}
-
-export async function attachSlices(tx: SqlTx, a: AttachArgs): Promise<Map<number, number>> {
-  const touched = await tx.query(
-    `UPDATE tsnfs_node SET size = GREATEST(size, $2), mtime_sec = $3, mtime_nsec = $4, ctime_sec = $3, ctime_nsec = $4
-     WHERE inode = $1`,
-    [a.inode, a.end, a.mtime.sec, a.mtime.nsec],
-  )
   // The file was removed (and its chunks released) while we uploaded: nothing to attach to.
-  if (touched.rowCount === 0) throw new VfsError('ESTALE', `inode ${a.inode} is gone`)
-  const counts = await appendRecords(tx, a.inode, a.slices)
-  const ids = a.slices.filter((s) => s.record.id !== 0n)
-  if (ids.length > 0) {
-    const params: unknown[] = []
-    const values = ids.map((s) => {
-      params.push(s.record.id, s.record.size)
-      return `($${params.length - 1}, $${params.length}, 1)`
-    })
-    await tx.query(`INSERT INTO tsnfs_slice_ref (id, size, refs) VALUES ${values.join(', ')}`, params)
-    await tx.query(`DELETE FROM tsnfs_pending_slice WHERE id IN (${ids.map((_, i) => `$${i + 1}`).join(', ')})`, ids.map((s) => s.record.id))
-  }
-  await notifyChanged(tx, a.sid, [a.inode])
+  if (r.rowCount === 0) throw new VfsError('ESTALE', `inode ${a.inode} is gone`)
+  const counts = new Map<number, number>()
+  for (const row of r.rows) counts.set(Number(row['idx']), Number(row['len']) / SLICE_RECORD_BYTES)
   return counts
 }

@@ -15,6 +15,8 @@ export class BlockCache {
   private bytes = 0
   hits = 0
   misses = 0
+  /** Blocks fetched by warm() (read-ahead). */
+  prefetched = 0
 
   constructor(store: ObjectStore, capacity: number) {
     this.store = store
@@ -46,6 +48,23 @@ export class BlockCache {
       return block.subarray(from, from + length)
     }
     return (await p).subarray(from, from + length)
+  }
+
+  /**
+   * Fetch the block into the cache if it is not there (read-ahead). Blocks
+   * too large to cache are skipped; the fetch is shared with readers of it.
+   */
+  async warm(key: string, blockLen: number): Promise<void> {
+    if (blockLen * 4 > this.capacity || this.blocks.has(key)) return
+    let p = this.fetching.get(key)
+    if (p === undefined) {
+      this.prefetched++
+      p = this.fetchExact(key, 0, blockLen).finally(() => this.fetching.delete(key))
+      this.fetching.set(key, p)
+      this.insert(key, await p)
+      return
+    }
+    await p
   }
 
   get size(): number {

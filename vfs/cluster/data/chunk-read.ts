@@ -33,3 +33,22 @@ export async function readSegments(segs: readonly Segment[], out: Buffer, outPos
     data.copy(out, p.at, 0, p.length)
   })
 }
+
+/** The blocks (key and length) that hold the data of `segs`, each once, in order. */
+export function blocksOf(segs: readonly Segment[], blockSize: number): { key: string; blockLen: number }[] {
+  const out: { key: string; blockLen: number }[] = []
+  const seen = new Set<string>()
+  for (const s of segs) {
+    if (s.id === 0n || s.len === 0) continue
+    const first = Math.floor(s.off / blockSize)
+    const last = Math.floor((s.off + s.len - 1) / blockSize)
+    for (let i = first; i <= last; i++) {
+      const blockLen = blockLength(s.size, i, blockSize)
+      const key = blockKey(s.id, i, blockLen)
+      if (seen.has(key)) continue
+      seen.add(key)
+      out.push({ key, blockLen })
+    }
+  }
+  return out
+}

@@ -12,9 +12,10 @@ import { COUNTER } from '../schema.ts'
 import type { SqlDb, SqlTx } from '../sql.ts'
 import { attachSlices, type NewSlice } from './attach.ts'
 import { BlockCache, isMissing } from './block-cache.ts'
-import { readSegments, type BlockReader } from './chunk-read.ts'
+import { blocksOf, readSegments, type BlockReader } from './chunk-read.ts'
 import { COMPACT_AT, compactChunk, takeId, type CompactResult } from './compaction.ts'
 import { layoutOf, MAX_CHUNK_INDEX, type DataLayout } from './layout.ts'
+import { ReadAhead } from './read-ahead.ts'
 import { mergeSlices } from './read-merge.ts'
 import { reapZeroRefs, releaseChunks } from './refs.ts'
 import { blockKey } from './keys.ts'
@@ -46,6 +47,13 @@ export interface FileDataOptions {
   concurrency?: number
   /** Compact a chunk in the background once it has more records than this (default 16; 0: never). */
   compactAt?: number
+  /**
+   * Read-ahead for sequential readers: the largest window prefetched into the
+   * block cache, bytes (default 8 blocks; 0: none). Capped at a quarter of
+   * the cache so prefetched blocks are not evicted before they are read; it
+   * also bounds the bytes of prefetches in flight (read-ahead.ts).
+   */
+  readAheadBytes?: number
 }
 
 /** A read returns at most this much (a short read; NFS clients ask again). */
@@ -70,6 +78,10 @@ export class ClusterFileData implements FileData {
   private readonly compacting = new Set<string>()
   private readonly timer: NodeJS.Timeout
   private readonly maxOffset: number
+  private readonly readAhead: ReadAhead
+  private readonly readAheadLimit: number
+  /** Bytes of read-ahead fetches in flight (at most readAheadLimit). */
+  private prefetching = 0
   /** Bytes attached since COUNTER.usedBytes was last updated (see attach.ts). */
   private usedDelta = 0
   private usageTail: Promise<void> = Promise.resolve()
@@ -79,7 +91,10 @@ export class ClusterFileData implements FileData {
   constructor(o: FileDataOptions) {
     this.o = o
     this.layout = layoutOf(o)
-    this.blocks = new BlockCache(o.store, o.cacheBytes ?? 256 * 1024 * 1024)
+    const cacheBytes = o.cacheBytes ?? 256 * 1024 * 1024
+    this.blocks = new BlockCache(o.store, cacheBytes)
+    this.readAheadLimit = Math.min(o.readAheadBytes ?? 8 * this.layout.blockSize, Math.floor(cacheBytes / 4))
+    this.readAhead = new ReadAhead({ maxWindow: this.readAheadLimit, minWindow: this.layout.blockSize })
     this.sliceIds = new IdBatch(o.db, COUNTER.nextSlice, 1000)
     this.maxOffset = Math.min(Number.MAX_SAFE_INTEGER, (MAX_CHUNK_INDEX + 1) * this.layout.chunkSize)
     const idle = o.idleFlushMs ?? 5000
@@ -132,6 +147,7 @@ export class ClusterFileData implements FileData {
   discard(inode: bigint): void {
     this.staging.take(inode)
     this.slices.drop(inode)
+    this.readAhead.forget(inode)
   }
 
   async truncate(tx: SqlTx, inode: bigint, oldSize: bigint, newSize: bigint): Promise<void> {
@@ -160,6 +176,9 @@ export class ClusterFileData implements FileData {
     const end = offset + BigInt(Math.min(count, MAX_READ))
     const n = Number((end < size ? end : size) - offset)
     const off = Number(offset)
+    // Started before this read waits: the next blocks come in while this one is served.
+    const ahead = this.readAhead.access(inode, off, n, Number(size))
+    if (ahead !== undefined) this.prefetch(inode, ahead.from, ahead.to)
     for (let attempt = 0; ; attempt++) {
       const mark = this.slices.mark(inode)
       let out: Buffer
@@ -290,6 +309,39 @@ export class ClusterFileData implements FileData {
     return lists
   }
 
+  /**
+   * Warm the block cache with the blocks holding [from, to) of the inode
+   * (read-ahead). Best effort and bounded: prefetches past readAheadLimit
+   * bytes in flight are skipped; a failure is left for the real read to
+   * report.
+   */
+  private prefetch(inode: bigint, from: number, to: number): void {
+    if (this.closed || this.prefetching >= this.readAheadLimit) return
+    const cs = this.layout.chunkSize
+    const first = Math.floor(from / cs)
+    const last = Math.floor((to - 1) / cs)
+    const run = async (): Promise<void> => {
+      const lists = await this.chunkLists(inode, first, last, this.slices.mark(inode))
+      const blocks: { key: string; blockLen: number }[] = []
+      for (let idx = first; idx <= last; idx++) {
+        const records = lists.get(idx) ?? []
+        if (records.length === 0) continue
+        const base = idx * cs
+        blocks.push(...blocksOf(mergeSlices(records, Math.max(from, base) - base, Math.min(to, base + cs) - base), this.layout.blockSize))
+      }
+      await parallel(blocks, this.o.concurrency ?? 8, async (blk) => {
+        if (this.prefetching + blk.blockLen > this.readAheadLimit) return
+        this.prefetching += blk.blockLen
+        try {
+          await this.blocks.warm(blk.key, blk.blockLen)
+        } finally {
+          this.prefetching -= blk.blockLen
+        }
+      })
+    }
+    this.track(run().catch(() => undefined))
+  }
+
   private blockReader(): BlockReader {
     return (key, blockLen, from, length) => this.blocks.read(key, blockLen, from, length)
   }
@@ -339,7 +391,7 @@ export class ClusterFileData implements FileData {
         return out
       })
       await parallel(puts, this.o.concurrency ?? 8, (p) => store.put(p.key, p.data))
-      const counts = await db.transaction((tx) => attachSlices(tx, { sid, inode, slices, end: BigInt(f.end), mtime: f.mtime }), { label: 'write' })
+      const counts = await attachSlices(db, { sid, inode, slices, end: BigInt(f.end), mtime: f.mtime })
       this.usedDelta += sizes.reduce((n, s) => n + s.size, 0)
       return counts
     } catch (err) {
@@ -401,9 +453,17 @@ export class ClusterFileData implements FileData {
   }
 }
 
-/** Store failures become EIO naming what failed; other errors pass through. */
+/**
+ * Store failures as errno naming what failed; other errors pass through.
+ * A missing block is EIO (the data is gone). An unreachable store is EAGAIN,
+ * which the server sends as NFS3ERR_JUKEBOX (RFC 1813 §2.6: "temporarily
+ * unable to complete"): the client retries later, as it does for an
+ * unreachable database (server/cluster-errors.ts). Nothing was acknowledged:
+ * a failed flush keeps its bytes staged, so the retried write or COMMIT
+ * stores them once the store is back.
+ */
 function storeError(err: unknown, what: string): unknown {
   if (isMissing(err)) return new VfsError('EIO', `${what}: block ${err.key} is missing from the object store`, { cause: err })
-  if (err instanceof ObjectStoreUnavailable) return new VfsError('EIO', `${what}: ${err.message}`, { cause: err })
+  if (err instanceof ObjectStoreUnavailable) return new VfsError('EAGAIN', `${what}: ${err.message}`, { cause: err })
   return err
 }

@@ -7,7 +7,7 @@
  * on a quiet file system: a write committing during the scan can show up as
  * a passing refs mismatch.
  */
-import type { ObjectStore } from '../object-store.ts'
+import type { ObjectInfo, ObjectStore } from '../object-store.ts'
 import { COUNTER } from '../schema.ts'
 import type { SqlDb } from '../sql.ts'
 import { BLOCK_PREFIX, blockKey, blockLength, parseBlockKey } from './keys.ts'
@@ -37,16 +37,61 @@ export interface FsckReport {
   slices: number
   objects: number
   problems: FsckProblem[]
+  /** Problems found past maxProblems: counted, not listed. */
+  unlisted: number
+  /** Passes over the chunk rows (see FsckOptions.maxSlices). */
+  passes: number
+}
+
+export interface FsckOptions {
+  blockSize?: number
+  chunkSize?: number
+  /**
+   * Slices held in memory at once (default 1,000,000). A file system with
+   * more is checked in passes, each taking the slices of some of the 256 key
+   * prefixes (`chunks/<id % 256>/`): pass p of P holds the ids with
+   * (id % 256) % P = p, reads every chunk row again, and lists only its
+   * prefixes. P is a power of two up to 256, so memory is bounded by
+   * maxSlices or, past 256 × maxSlices slices, by a 256th of them.
+   */
+  maxSlices?: number
+  /** Problems listed (default 10,000); the rest are counted in `unlisted`. */
+  maxProblems?: number
 }
 
 const PAGE = 500
+const SHARDS = 256
+const SHARD_KEY = /^chunks\/[0-9a-f]{2}\//
 
-export async function checkReferences(db: SqlDb, store: ObjectStore, opts: { blockSize?: number; chunkSize?: number } = {}): Promise<FsckReport> {
+export async function checkReferences(db: SqlDb, store: ObjectStore, opts: FsckOptions = {}): Promise<FsckReport> {
+  const maxProblems = opts.maxProblems ?? 10_000
+  const report: FsckReport = { chunks: 0, slices: 0, objects: 0, problems: [], unlisted: 0, passes: 0 }
+  const problem = (p: FsckProblem): void => {
+    if (report.problems.length < maxProblems) report.problems.push(p)
+    else report.unlisted++
+  }
+  const count = await db.query('SELECT count(*) AS n FROM tsnfs_slice_ref')
+  const total = Number(count.rows[0]?.['n'] ?? 0)
+  let passes = 1
+  while (passes < SHARDS && passes * (opts.maxSlices ?? 1_000_000) < total) passes *= 2
+  report.passes = passes
+  let live = 0
+  for (let p = 0; p < passes; p++) live += await checkPass(db, store, opts, passes, p, report, problem)
+  const used = await db.query('SELECT value FROM tsnfs_counter WHERE name = $1', [COUNTER.usedBytes])
+  const counted = Number(used.rows[0]?.['value'] ?? 0)
+  if (counted !== live) problem({ kind: 'usage-mismatch', message: `used bytes counter says ${counted}, referenced slices hold ${live}` })
+  return report
+}
+
+/** One pass: the slices with (id % 256) % passes = pass. Returns the bytes of its referenced slices. */
+async function checkPass(
+  db: SqlDb, store: ObjectStore, opts: FsckOptions, passes: number, pass: number,
+  report: FsckReport, problem: (p: FsckProblem) => void,
+): Promise<number> {
   const blockSize = opts.blockSize ?? DEFAULT_LAYOUT.blockSize
   const chunkSize = opts.chunkSize ?? DEFAULT_LAYOUT.chunkSize
-  const problems: FsckProblem[] = []
+  const mine = (id: bigint): boolean => Number(id % BigInt(SHARDS)) % passes === pass
   const named = new Map<bigint, { count: number; size: number; where: string }>()
-  let chunks = 0
 
   let after: [string, number] = ['-1', -1]
   for (;;) {
@@ -55,89 +100,99 @@ export async function checkReferences(db: SqlDb, store: ObjectStore, opts: { blo
       [after[0], after[1], PAGE],
     )
     for (const row of r.rows) {
-      chunks++
+      // Chunk-level problems are reported by the first pass only.
+      if (pass === 0) report.chunks++
       const where = `inode ${String(row['inode'])} chunk ${String(row['idx'])}`
       after = [row['inode'] as string, Number(row['idx'])]
       let recs
       try {
         recs = decodeSlices(row['slices'] as Buffer, where)
       } catch (err) {
-        problems.push({ kind: 'bad-chunk', message: (err as Error).message })
+        if (pass === 0) problem({ kind: 'bad-chunk', message: (err as Error).message })
         continue
       }
       for (const rec of recs) {
-        if (rec.pos + rec.len > chunkSize) problems.push({ kind: 'bad-chunk', id: rec.id, message: `${where}: record at ${rec.pos} of ${rec.len} bytes is past the chunk` })
-        if (rec.id === 0n) continue
+        if (pass === 0 && rec.pos + rec.len > chunkSize) problem({ kind: 'bad-chunk', id: rec.id, message: `${where}: record at ${rec.pos} of ${rec.len} bytes is past the chunk` })
+        if (rec.id === 0n || !mine(rec.id)) continue
         const n = named.get(rec.id)
         if (n === undefined) named.set(rec.id, { count: 1, size: rec.size, where })
         else {
           n.count++
-          if (n.size !== rec.size) problems.push({ kind: 'size-mismatch', id: rec.id, message: `slice ${rec.id}: ${where} says ${rec.size} bytes, ${n.where} says ${n.size}` })
+          if (n.size !== rec.size) problem({ kind: 'size-mismatch', id: rec.id, message: `slice ${rec.id}: ${where} says ${rec.size} bytes, ${n.where} says ${n.size}` })
         }
       }
     }
     if (r.rows.length < PAGE) break
   }
 
+  // MOD on both sides: the same expression on PostgreSQL, CockroachDB and YugabyteDB.
+  const filter = 'MOD(MOD(id, 256), $1) = $2'
   const refs = new Map<bigint, { refs: number; size: number }>()
-  const rr = await db.query('SELECT id, size, refs FROM tsnfs_slice_ref')
+  const rr = await db.query(`SELECT id, size, refs FROM tsnfs_slice_ref WHERE ${filter}`, [passes, pass])
   for (const row of rr.rows) refs.set(BigInt(row['id'] as string), { refs: Number(row['refs']), size: Number(row['size']) })
+  report.slices += refs.size
   const pending = new Set<bigint>()
-  const pr = await db.query('SELECT id FROM tsnfs_pending_slice')
+  const pr = await db.query(`SELECT id FROM tsnfs_pending_slice WHERE ${filter}`, [passes, pass])
   for (const row of pr.rows) pending.add(BigInt(row['id'] as string))
 
   for (const [id, n] of named) {
     const ref = refs.get(id)
     if (ref === undefined) {
-      problems.push({ kind: 'missing-ref', id, message: `slice ${id} (${n.where}) has no reference row` })
+      problem({ kind: 'missing-ref', id, message: `slice ${id} (${n.where}) has no reference row` })
       continue
     }
-    if (ref.size !== n.size) problems.push({ kind: 'size-mismatch', id, message: `slice ${id}: reference row says ${ref.size} bytes, ${n.where} says ${n.size}` })
-    if (ref.refs !== n.count) problems.push({ kind: 'refs-mismatch', id, message: `slice ${id}: refs ${ref.refs}, but ${n.count} chunk records name it` })
+    if (ref.size !== n.size) problem({ kind: 'size-mismatch', id, message: `slice ${id}: reference row says ${ref.size} bytes, ${n.where} says ${n.size}` })
+    if (ref.refs !== n.count) problem({ kind: 'refs-mismatch', id, message: `slice ${id}: refs ${ref.refs}, but ${n.count} chunk records name it` })
   }
   for (const [id, ref] of refs) {
-    if (ref.refs > 0 && !named.has(id)) problems.push({ kind: 'refs-mismatch', id, message: `slice ${id}: refs ${ref.refs}, but no chunk record names it` })
+    if (ref.refs > 0 && !named.has(id)) problem({ kind: 'refs-mismatch', id, message: `slice ${id}: refs ${ref.refs}, but no chunk record names it` })
   }
+  named.clear()
 
-  // Blocks in the store, by slice.
+  // Blocks in the store, by slice: one pass lists everything; with several, each lists its prefixes.
   const stored = new Map<bigint, Map<string, number>>()
-  let objects = 0
-  for await (const o of store.list(BLOCK_PREFIX)) {
-    objects++
+  const take = (o: ObjectInfo): void => {
+    report.objects++
     const name = parseBlockKey(o.key)
     if (name === null) {
-      problems.push({ kind: 'foreign', key: o.key, message: `${o.key} is not a block name` })
-      continue
+      problem({ kind: 'foreign', key: o.key, message: `${o.key} is not a block name` })
+      return
     }
-    if (name.len !== o.size) problems.push({ kind: 'bad-length', id: name.id, key: o.key, message: `${o.key} is ${o.size} bytes, its name says ${name.len}` })
+    if (name.len !== o.size) problem({ kind: 'bad-length', id: name.id, key: o.key, message: `${o.key} is ${o.size} bytes, its name says ${name.len}` })
     const m = stored.get(name.id) ?? new Map<string, number>()
     m.set(o.key, o.size)
     stored.set(name.id, m)
   }
+  if (passes === 1) {
+    for await (const o of store.list(BLOCK_PREFIX)) take(o)
+  } else {
+    for (let shard = pass; shard < SHARDS; shard += passes) {
+      for await (const o of store.list(`${BLOCK_PREFIX}${shard.toString(16).padStart(2, '0')}/`)) take(o)
+    }
+    // Keys under chunks/ outside the 256 prefixes are in no pass's prefixes: the first pass reports them.
+    if (pass === 0) {
+      for await (const o of store.list(BLOCK_PREFIX)) if (!SHARD_KEY.test(o.key)) take(o)
+    }
+  }
 
+  let live = 0
   for (const [id, ref] of refs) {
     if (ref.refs <= 0) continue
+    live += ref.size
     const have = stored.get(id) ?? new Map<string, number>()
     const expected = new Set<string>()
     for (let i = 0; i * blockSize < ref.size; i++) {
       const key = blockKey(id, i, blockLength(ref.size, i, blockSize))
       expected.add(key)
-      if (!have.has(key)) problems.push({ kind: 'missing-block', id, key, message: `slice ${id}: block ${key} is missing from the store` })
+      if (!have.has(key)) problem({ kind: 'missing-block', id, key, message: `slice ${id}: block ${key} is missing from the store` })
     }
     for (const key of have.keys()) {
-      if (!expected.has(key)) problems.push({ kind: 'bad-length', id, key, message: `slice ${id} of ${ref.size} bytes has no block ${key}` })
+      if (!expected.has(key)) problem({ kind: 'bad-length', id, key, message: `slice ${id} of ${ref.size} bytes has no block ${key}` })
     }
   }
   for (const [id, keys] of stored) {
     if (refs.has(id) || pending.has(id)) continue
-    for (const key of keys.keys()) problems.push({ kind: 'orphan', id, key, message: `${key}: slice ${id} is neither referenced nor pending` })
+    for (const key of keys.keys()) problem({ kind: 'orphan', id, key, message: `${key}: slice ${id} is neither referenced nor pending` })
   }
-
-  let live = 0
-  for (const ref of refs.values()) if (ref.refs > 0) live += ref.size
-  const used = await db.query('SELECT value FROM tsnfs_counter WHERE name = $1', [COUNTER.usedBytes])
-  const counted = Number(used.rows[0]?.['value'] ?? 0)
-  if (counted !== live) problems.push({ kind: 'usage-mismatch', message: `used bytes counter says ${counted}, referenced slices hold ${live}` })
-
-  return { chunks, slices: refs.size, objects, problems }
+  return live
 }

@@ -6,6 +6,9 @@
  *  - objects whose slice id has neither a tsnfs_slice_ref nor a
  *    tsnfs_pending_slice row (a crash mid-abandon, or a reclaimed session's
  *    stragglers), older than `minAgeMs`.
+ * Memory is bounded: the listing is streamed (the store pages it) and
+ * settled `batch` keys at a time against the database (one query per batch
+ * for the ids in it), so gc holds one batch whatever the store holds.
  * Objects are listed BEFORE the database is asked about them: a slice's
  * pending row commits before its first block is put, and the attach moves it
  * to slice_ref atomically, so a block we listed always has one of the two
@@ -27,6 +30,8 @@ export interface GcOptions {
   blockSize?: number
   /** Clock for tests. */
   now?: number
+  /** Listed keys settled per database query (default 1000). */
+  batch?: number
 }
 
 export interface GcReport {
@@ -55,16 +60,22 @@ export async function collectGarbage(db: SqlDb, store: ObjectStore, opts: GcOpti
   const dryRun = opts.dryRun === true
   const report: GcReport = { scanned: 0, orphans: 0, orphanBytes: 0, young: 0, foreign: 0, abandonedPending: 0, zeroRefSlices: 0, zeroRefBytes: 0, dryRun }
   const now = opts.now ?? Date.now()
+  const per = Math.max(1, opts.batch ?? BATCH)
 
-  const ab = await db.query(
-    `SELECT p.id, p.size FROM tsnfs_pending_slice p
-     WHERE p.created < $1 AND NOT EXISTS (SELECT 1 FROM tsnfs_session s WHERE s.sid = p.sid) LIMIT 10000`,
-    [now - minAge],
-  )
-  const abandoned = ab.rows.map((row) => ({ id: BigInt(row['id'] as string), size: Number(row['size']) }))
-  report.abandonedPending = abandoned.length
-  if (!dryRun) {
-    for (let i = 0; i < abandoned.length; i += BATCH) await abandonSlices(db, store, abandoned.slice(i, i + BATCH), blockSize)
+  // Pending rows of dead sessions, a page at a time in id order (abandoning one deletes its row).
+  let afterId = '-1'
+  for (;;) {
+    const ab = await db.query(
+      `SELECT p.id, p.size FROM tsnfs_pending_slice p
+       WHERE p.id > $2 AND p.created < $1 AND NOT EXISTS (SELECT 1 FROM tsnfs_session s WHERE s.sid = p.sid) ORDER BY p.id LIMIT $3`,
+      [now - minAge, afterId, per],
+    )
+    const abandoned = ab.rows.map((row) => ({ id: BigInt(row['id'] as string), size: Number(row['size']) }))
+    report.abandonedPending += abandoned.length
+    if (!dryRun && abandoned.length > 0) await abandonSlices(db, store, abandoned, blockSize)
+    const last = abandoned[abandoned.length - 1]
+    if (last === undefined || abandoned.length < per) break
+    afterId = String(last.id)
   }
 
   if (dryRun) {
@@ -73,10 +84,10 @@ export async function collectGarbage(db: SqlDb, store: ObjectStore, opts: GcOpti
     report.zeroRefBytes = Number(r.rows[0]?.['b'])
   } else {
     for (;;) {
-      const r = await reapZeroRefs(db, store, blockSize, BATCH)
+      const r = await reapZeroRefs(db, store, blockSize, per)
       report.zeroRefSlices += r.slices
       report.zeroRefBytes += r.bytes
-      if (r.slices < BATCH) break
+      if (r.slices < per) break
     }
   }
 
@@ -107,7 +118,7 @@ export async function collectGarbage(db: SqlDb, store: ObjectStore, opts: GcOpti
       continue
     }
     batch.push({ key: o.key, id: name.id, size: o.size, old: now - o.mtimeMs >= minAge })
-    if (batch.length >= BATCH) await settle()
+    if (batch.length >= per) await settle()
   }
   await settle()
   return report

@@ -1,7 +1,8 @@
 /*
- * Two servers writing one file at once: their attach transactions conflict
- * on the node and chunk rows (40001 under REPEATABLE READ) and are retried;
- * every write must land, each exactly once.
+ * Two servers writing one file at once: their attach statements meet on the
+ * node and chunk rows (one waits for the other's row lock and re-reads the
+ * row: READ COMMITTED autocommit; under SERIALIZABLE it would be a retried
+ * 40001); every write must land, each exactly once.
  */
 import t from 'tap'
 import { createFileData } from '../../../../vfs/cluster/data/file-data.ts'
@@ -47,7 +48,7 @@ t.test('concurrent FILE_SYNC writes from two servers to one file all land', asyn
   t.strictSame((await checkReferences(fx.db, fx.store, layout)).problems, [])
 })
 
-t.test('an attach that meets a concurrent update of the node is retried (40001) and lands once', async (t) => {
+t.test('an attach that meets a concurrent update of the node waits for it and lands once', async (t) => {
   const fx = await fixture(t)
   const dbB = new PgDb({ url: fx.url, max: 4 })
   t.teardown(() => dbB.close())
@@ -66,7 +67,7 @@ t.test('an attach that meets a concurrent update of the node is retried (40001) 
   })
   await isLocked
   const write = fd.write(ino, 0n, Buffer.alloc(5000, 7), 'file_sync', { sec: 1_700_000_000, nsec: 0 })
-  // Wait until the attach is waiting for the row lock (its snapshot predates the blocker's commit).
+  // Wait until the attach is waiting for the row lock.
   for (let i = 0; i < 200; i++) {
     const r = await fx.db.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
     if (Number(r.rows[0]?.['n']) > 0) break
@@ -75,7 +76,7 @@ t.test('an attach that meets a concurrent update of the node is retried (40001) 
   release()
   await blocker
   await write
-  t.ok(dbB.stats().retries >= 1, `retried (${dbB.stats().retries})`)
+  t.comment(`retries: ${dbB.stats().retries}`)
   const row = await fx.db.query('SELECT mode, size FROM tsnfs_node WHERE inode = $1', [ino])
   t.strictSame(row.rows[0], { mode: 384, size: '5000' }, 'both changes kept')
   const chunk = await fx.db.query('SELECT slices FROM tsnfs_chunk WHERE inode = $1', [ino])

@@ -76,7 +76,8 @@ export class DirStore implements ObjectStore {
         }
       }
     }
-    await walk(this.dir)
+    // Only the directory the prefix names can hold its keys (fsck lists 256 prefixes).
+    await walk(join(this.dir, prefix.slice(0, prefix.lastIndexOf('/') + 1)))
     found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
     yield* found
   }

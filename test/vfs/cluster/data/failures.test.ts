@@ -10,15 +10,15 @@ import { fixture } from './setup.ts'
 const now = { sec: 1_700_000_000, nsec: 5 }
 const small = { chunkSize: 64 * 1024, blockSize: 16 * 1024 }
 
-t.test('a flush that cannot reach the store fails with EIO and keeps the bytes for the next COMMIT', async (t) => {
+t.test('a flush that cannot reach the store fails with EAGAIN (JUKEBOX) and keeps the bytes for the next COMMIT', async (t) => {
   const fx = await fixture(t)
   const fd = createFileData({ db: fx.db, store: fx.store, sid: 7n, ...small })
   t.teardown(() => fd.close())
   const ino = await fx.newFile()
   await fd.write(ino, 0n, Buffer.from('abcdef'), 'unstable', now)
   fx.store.refusePuts = true
-  await t.rejects(fd.flush(ino), { code: 'EIO' })
-  await t.rejects(fd.write(ino, 2n, Buffer.from('XY'), 'file_sync', now), { code: 'EIO' }, 'a stable write fails too')
+  await t.rejects(fd.flush(ino), { code: 'EAGAIN' })
+  await t.rejects(fd.write(ino, 2n, Buffer.from('XY'), 'file_sync', now), { code: 'EAGAIN' }, 'a stable write fails too')
   t.strictSame(fd.staged(ino)?.size, 6n, 'still staged')
   t.equal((await fd.read(ino, 0n, 6, 6n)).toString(), 'abXYef', 'newer bytes on top of the restored ones')
   t.equal((await fx.db.query('SELECT * FROM tsnfs_chunk')).rowCount, 0, 'nothing attached')
