@@ -104,6 +104,7 @@ export class DmaService {
       tapes: [],
       bytes: 0,
       files: 0,
+      ...(req.compress === undefined ? {} : { compress: req.compress }),
     })
     const live: LiveJob = { record, abort: new AbortController(), done: Promise.resolve(record), saving: Promise.resolve(), logging: Promise.resolve() }
     this.live.set(record.id, live)
