@@ -59,7 +59,7 @@ function parseHolder(text: string): Holder | null {
   try {
     const v = JSON.parse(text) as Partial<Holder>
     if (typeof v.pid !== 'number' || !Number.isInteger(v.pid) || v.pid <= 0 || typeof v.host !== 'string') return null
-    return { pid: v.pid, host: v.host, purpose: String(v.purpose ?? ''), since: String(v.since ?? '') }
+    return { pid: v.pid, host: v.host, purpose: typeof v.purpose === 'string' ? v.purpose : '', since: typeof v.since === 'string' ? v.since : '' }
   } catch {
     return null
   }

@@ -24,11 +24,11 @@ function child(t: Test, code: string): { proc: ChildProcess; out: () => string; 
   const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   const waiters: Array<() => void> = []
-  proc.stdout?.on('data', (b: Buffer) => {
+  proc.stdout.on('data', (b: Buffer) => {
     out += b.toString()
     for (const w of waiters.splice(0)) w()
   })
-  proc.stderr?.on('data', (b: Buffer) => {
+  proc.stderr.on('data', (b: Buffer) => {
     out += b.toString()
   })
   t.teardown(() => {
