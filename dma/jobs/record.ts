@@ -1,6 +1,7 @@
 /*
  * A job as the registry keeps it: STATE/jobs/ID.json, rewritten (atomically) at each change.
  */
+import type { Compression } from '../../backup/compress.ts'
 import type { VerifyReport } from './verify.ts'
 
 export type JobState = 'scheduled' | 'running' | 'paused' | 'done' | 'failed' | 'aborted'
@@ -26,6 +27,8 @@ export interface JobRecord {
   /** While paused: the tape label the job waits for (`isNew`: it must be labelled first). */
   needs?: { label: string; isNew: boolean }
   error?: string
+  /** The data agent was asked to compress the stream (COMPRESS=): a restore reads it whole, never by offset. */
+  compress?: Compression
   /** The last verify of this job's backup (tsnfs backup verify, or the schedule's verify=restore). */
   verify?: VerifyReport
 }

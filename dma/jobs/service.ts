@@ -7,9 +7,11 @@
 import { mkdir } from 'node:fs/promises'
 import type { Compression } from '../../backup/compress.ts'
 import type { LogLevel } from '../../backup/types.ts'
+import { Catalog } from '../../backup/catalog/catalog.ts'
 import { DmaError } from '../errors.ts'
 import type { DriverFor, HistoryEntry, JobContext, TapeAccess, TapeHandle } from '../drivers/driver.ts'
 import { Pool } from '../pool/pool.ts'
+import { catalogPath, ingestJobs } from '../restore/ingest.ts'
 import type { ExportSpec } from '../schedule/export-spec.ts'
 import { appendLog, jobRecords } from './log.ts'
 import type { JobRecord } from './record.ts'
@@ -102,6 +104,7 @@ export class DmaService {
       tapes: [],
       bytes: 0,
       files: 0,
+      ...(req.compress === undefined ? {} : { compress: req.compress }),
     })
     const live: LiveJob = { record, abort: new AbortController(), done: Promise.resolve(record), saving: Promise.resolve(), logging: Promise.resolve() }
     this.live.set(record.id, live)
@@ -226,8 +229,33 @@ export class DmaService {
     await pool?.endBackup(job.id, job.state === 'done' ? 'done' : job.state === 'aborted' ? 'aborted' : 'failed', job.bytes).catch(() => undefined)
     if (job.state === 'done' && req.verify !== undefined) await this.verifyAfter(live, req.verify)
     await this.save(live)
+    // Ingest needs the record saved as done (it reads the registry).
+    if (job.state === 'done' && req.spec.kind === 'ndmp') await this.ingest(live)
     await live.logging
     return { ...job }
+  }
+
+  /**
+   * Puts the job's file history into the catalog now, so the first restore after it plans at
+   * once. A failure is logged, not fatal: the backup is on tape, and a restore ingests it later.
+   */
+  private async ingest(live: LiveJob): Promise<void> {
+    const job = live.record
+    const started = Date.now()
+    try {
+      const cat = Catalog.open(catalogPath(this.stateDir))
+      try {
+        const r = await ingestJobs(cat, this.stateDir, job.export)
+        const id = r.added.get(job.id)
+        const why = r.skipped.find((s) => s.job === job.id)?.why
+        if (id !== undefined) this.log(live, 'info', `file history in the catalog as backup ${id} (${job.files} entries, ${Date.now() - started} ms)`)
+        else if (why !== undefined) this.log(live, 'warn', `file history not in the catalog: ${why}`)
+      } finally {
+        cat.close()
+      }
+    } catch (err) {
+      this.log(live, 'warn', `file history not in the catalog yet (a restore ingests it): ${err instanceof Error ? err.message : String(err)}`)
+    }
   }
 
   /** The schedule's verify=: the result goes into the job's log and record; the job stays done (the backup is on tape). */

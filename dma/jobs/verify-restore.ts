@@ -29,6 +29,8 @@ export async function verifyByRestore(stateDir: string, target: VerifyTarget, si
   try {
     await mkdir(scratch, { recursive: true, mode: 0o700 })
     await backupFormat.readBackup(src, name, { kind: 'host', dir: scratch }, { overwrite: false, applyDeletions: false, ...(signal === undefined ? {} : { signal }) })
+    // The restore stops at the tar end, before the index: the tape is let go (its lock with it) before the second pass opens it again.
+    await src.close()
     const again = new TapeStreamSource(tapes)
     let rows
     try {

@@ -9,6 +9,8 @@
  */
 import { open } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
+import { lockTape } from '../../backup/tape-lock.ts'
+import type { TapeLock } from '../../backup/tape-lock.ts'
 import type { ByteSource } from '../../backup/types.ts'
 import { decodeFrame, decodeHeader, FRAME_SIZE, HEADER_SIZE, KIND_FILEMARK, recordCrc, TAPE_MAGIC, TapeFormatError } from '../../common/tape-format.ts'
 
@@ -22,6 +24,7 @@ export interface TapeDamage {
 interface Current {
   path: string
   fh: FileHandle
+  lock: TapeLock
   size: number
   /** Next byte to read in the file. */
   pos: number
@@ -55,29 +58,37 @@ export class TapeStreamSource implements ByteSource {
         return b
       }
       await cur.fh.close()
+      await cur.lock.release()
       this.#cur = null
     }
   }
 
   async close(): Promise<void> {
     await this.#cur?.fh.close()
+    await this.#cur?.lock.release()
     this.#cur = null
   }
 
   async #openNext(): Promise<Current | null> {
     const path = this.#paths[this.#next++]
     if (path === undefined) return null
-    const fh = await open(path, 'r')
+    // A tape another process writes (or reads) is not read under it: TapeLockError names the holder.
+    const lock = await lockTape(path, 'verify (reading)')
+    const fh = await open(path, 'r').catch(async (err: unknown) => {
+      await lock.release()
+      throw err
+    })
     try {
       const size = (await fh.stat()).size
       const head = Buffer.alloc(HEADER_SIZE)
       const { bytesRead } = await fh.read(head, 0, HEADER_SIZE, 0)
       const framed = bytesRead >= TAPE_MAGIC.length && head.subarray(0, TAPE_MAGIC.length).equals(TAPE_MAGIC)
       if (framed) decodeHeader(path, head.subarray(0, bytesRead))
-      this.#cur = { path, fh, size, pos: framed ? HEADER_SIZE : 0, framed, record: null }
+      this.#cur = { path, fh, lock, size, pos: framed ? HEADER_SIZE : 0, framed, record: null }
       return this.#cur
     } catch (err) {
       await fh.close()
+      await lock.release()
       throw err
     }
   }

@@ -6,6 +6,8 @@
  */
 import { open } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
+import { lockTape } from '../../backup/tape-lock.ts'
+import type { TapeLock } from '../../backup/tape-lock.ts'
 import type { ByteSink } from '../../backup/types.ts'
 import type { TapeAccess, TapeHandle } from '../drivers/driver.ts'
 
@@ -14,6 +16,7 @@ export class TapeSink implements ByteSink {
   private tape: TapeHandle | null = null
   private fh: FileHandle | null = null
   private used = 0
+  private lock: TapeLock | null = null
 
   constructor(tapes: TapeAccess) {
     this.tapes = tapes
@@ -21,6 +24,10 @@ export class TapeSink implements ByteSink {
 
   private async load(t: TapeHandle): Promise<void> {
     await this.fh?.close()
+    await this.lock?.release()
+    this.lock = null
+    // Held while this tape is written: another process's verify or writer gets TapeLockError.
+    this.lock = await lockTape(t.path, 'backup (writing)')
     this.tape = t
     this.fh = await open(t.path, 'w')
     this.used = 0
@@ -51,5 +58,7 @@ export class TapeSink implements ByteSink {
   async close(): Promise<void> {
     await this.fh?.close()
     this.fh = null
+    await this.lock?.release()
+    this.lock = null
   }
 }

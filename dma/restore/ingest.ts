@@ -5,6 +5,10 @@
  * rows with their stream offsets — so `tsnfs restore` browses what the DMA backed up and
  * `tsnfs backup restore` plans from it. Ingest is idempotent: a job already in the catalog (by its
  * job id and export) is skipped; a job whose tapes the pool has recycled is skipped too.
+ * The job service ingests each backup as it ends (so the first restore after it does not pay for
+ * it); a restore ingests what is missing first, which covers a manager that died between a job's
+ * end and its ingest. Both hold one lock file while they look and insert: a restore running as
+ * a job ends must not add that job a second time.
  */
 import { createReadStream } from 'node:fs'
 import { join } from 'node:path'
@@ -18,11 +22,15 @@ import { jobRecords } from '../jobs/log.ts'
 import type { JobRecord } from '../jobs/record.ts'
 import { jobsDir } from '../jobs/registry.ts'
 import { readIndex } from '../pool/index-file.ts'
+import { withLock } from '../pool/lock.ts'
 
 /** The catalog our manager keeps beside its jobs. */
 export function catalogPath(stateDir: string): string {
   return join(stateDir, 'catalog.db')
 }
+
+/** An ingest of a large backup (100,000 rows: seconds) may hold the lock that long. */
+const INGEST_LOCK_WAIT_MS = 5 * 60_000
 
 /** A history line longer than this is not ours: skipped, not parsed. */
 const MAX_LINE = 1024 * 1024
@@ -77,6 +85,10 @@ export interface IngestResult {
 
 /** Adds every completed job of `exportText` (all exports: undefined) the catalog does not hold yet. */
 export async function ingestJobs(cat: Catalog, stateDir: string, exportText?: string): Promise<IngestResult> {
+  return withLock(`${catalogPath(stateDir)}.ingest-lock`, () => ingestUnlocked(cat, stateDir, exportText), INGEST_LOCK_WAIT_MS)
+}
+
+async function ingestUnlocked(cat: Catalog, stateDir: string, exportText: string | undefined): Promise<IngestResult> {
   const res: IngestResult = { added: new Map(), skipped: [] }
   const held = new Set((cat.stmt('SELECT job_id FROM backups WHERE job_id IS NOT NULL').pluck().all() as string[]).map(String))
   // Restore jobs (name 'restore') hold no backup.

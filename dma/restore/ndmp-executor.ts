@@ -9,6 +9,8 @@
  * those records only and this side answers each with MOVER_READ. A mover pausing (end of a tape's
  * data, or a seek into another tape of the backup) gets the tape that holds its seek position,
  * with the window set to that tape's part of the stream (§3.9.7 MOVER_SET_WINDOW).
+ * A compressed backup (its job asked COMPRESS=) is read whole even for a partial restore: the
+ * catalog's offsets are the plain stream's.
  * Later levels replace what the earlier ones wrote (OVERWRITE=y from the second step on); the
  * first step overwrites only when asked. The data service's path rules apply (never through a
  * symlink, never '..').
@@ -19,6 +21,7 @@ import type { NdmpPost } from '../../client/ndmp/connection.ts'
 import type { LogLevel, RestoreSummary } from '../../backup/types.ts'
 import type { ExecuteOptions, PlanStep, RestoreExecutor, RestorePlan } from '../../backup/catalog/plan.ts'
 import type { TapeFile } from '../../backup/catalog/rows.ts'
+import type { Compression } from '../../backup/compress.ts'
 import { DmaError } from '../errors.ts'
 import { M, NdmpAgent, RECORD_SIZE } from '../ndmp/agent.ts'
 import { ndmpAuthFor } from '../ndmp/auth.ts'
@@ -38,6 +41,8 @@ export interface NdmpRestoreOptions {
   tapeAgent?: string
   /** The tape device to open for a label (the pool's tape file, as the backup opened it). */
   device: (label: string) => string
+  /** The compression of a backup's stream, by its job id (null: plain tar, or unknown). */
+  compression?: (jobId: string | null) => Compression | null
 }
 
 type Event =
@@ -92,7 +97,7 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
     const first = tapes[0]
     if (first === undefined) throw new DmaError('DMA_RESTORE', `backup ${b.id} has no tape recorded`)
     const log = (level: LogLevel, message: string): void => opts.onLog?.(level, message)
-    log('info', `backup ${b.id} (level ${b.level}, tapes ${tapes.map((t) => t.label).join(',')}): ${step.whole ? 'the whole stream' : `${step.files.length} object(s) by direct access`}`)
+    log('info', `backup ${b.id} (level ${b.level}, tapes ${tapes.map((t) => t.label).join(',')}): ${step.whole ? 'the whole stream' : `${step.files.length} object(s) ${(o.compression?.(b.jobId) ?? null) === null ? 'by direct access' : 'from the whole stream'}`}`)
     const tapeAt = o.tapeAgent === undefined ? { host: o.host, port: o.port } : hostPort(o.tapeAgent)
     const same = tapeAt.host === o.host && tapeAt.port === o.port
     const tape = await NdmpAgent.open(tapeAt.host, tapeAt.port, await ndmpAuthFor(o.stateDir, tapeAt.host, tapeAt.port))
@@ -141,10 +146,16 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
       const fs = this.#o.filesystem
       const env: v4.ndmp4_pval[] = [{ name: 'FILESYSTEM', value: fs }, { name: 'OVERWRITE', value: overwrite ? 'y' : 'n' }, { name: 'TYPE', value: 'tar' }]
       const nlist: v4.ndmp4_name[] = []
+      // The catalog's offsets are those of the plain tar stream; a compressed stream has no
+      // offset that maps to them, so it is read from its start (no DIRECT, no fh_info) and the
+      // data service picks the nlist's names out of it. COMPRESS tells it so before any read.
+      const compressed = this.#o.compression?.(step.backup.jobId) ?? null
+      if (compressed !== null) env.push({ name: 'COMPRESS', value: compressed })
       if (step.whole) {
         if (to !== null) env.push({ name: 'PREFIX', value: to })
       } else {
-        env.push({ name: 'DIRECT', value: 'y' })
+        if (compressed === null) env.push({ name: 'DIRECT', value: 'y' })
+        else log('info', `backup ${step.backup.id}: the stream is ${compressed}-compressed: read from its start (direct access needs the plain stream's offsets)`)
         const base = (to ?? fs).replace(/\/+$/, '')
         for (const f of step.files) {
           nlist.push({
@@ -153,7 +164,7 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
             name: Buffer.alloc(0),
             other_name: Buffer.alloc(0),
             node: f.fileid,
-            fh_info: f.tapeLabel === null ? INVALID_U_QUAD : f.streamOffset,
+            fh_info: f.tapeLabel === null || compressed !== null ? INVALID_U_QUAD : f.streamOffset,
           })
         }
       }

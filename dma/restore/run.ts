@@ -8,6 +8,7 @@
 import { Catalog } from '../../backup/catalog/catalog.ts'
 import { restorePlan } from '../../backup/catalog/plan.ts'
 import type { RestorePlan } from '../../backup/catalog/plan.ts'
+import type { Compression } from '../../backup/compress.ts'
 import type { LogLevel, RestoreSummary } from '../../backup/types.ts'
 import { DmaError } from '../errors.ts'
 import { appendLog } from '../jobs/log.ts'
@@ -52,6 +53,8 @@ export async function restoreExport(req: RestoreRequest): Promise<RestoreOutcome
   const cat = Catalog.open(catalogPath(req.stateDir))
   let plan: RestorePlan
   const pools = new Map<string, string>()
+  /** Jobs whose stream is compressed, by job id. */
+  const compressed = new Map<string, Compression>()
   try {
     const ing = await ingestJobs(cat, req.stateDir, spec.text)
     for (const s of ing.skipped) req.onLog?.('warn', `job ${s.job} not in the catalog: ${s.why}`)
@@ -60,8 +63,9 @@ export async function restoreExport(req: RestoreRequest): Promise<RestoreOutcome
     for (const s of plan.steps) {
       const jobId = s.backup.jobId
       if (jobId === null) throw new DmaError('DMA_RESTORE', `backup ${s.backup.id} was not made by this manager (no job): its tapes are unknown here`)
-      const pool = (await loadJob(dir, jobId)).pool
-      for (const t of s.backup.tapes) pools.set(t.label, pool)
+      const rec = await loadJob(dir, jobId)
+      for (const t of s.backup.tapes) pools.set(t.label, rec.pool)
+      if (rec.compress !== undefined) compressed.set(jobId, rec.compress)
     }
   } finally {
     cat.close()
@@ -91,6 +95,7 @@ export async function restoreExport(req: RestoreRequest): Promise<RestoreOutcome
     filesystem: spec.filesystem,
     ...(req.tapeAgent === undefined ? {} : { tapeAgent: req.tapeAgent }),
     device: (label) => tapePath(pools.get(label) ?? '', label),
+    compression: (jobId) => (jobId === null ? null : (compressed.get(jobId) ?? null)),
   })
   log('info', `restore of ${plan.full ? 'everything' : plan.selection.join(', ')} of ${spec.text} as at backup ${head?.id ?? '?'} (${plan.chain.backups.length} backup(s) in the chain) to ${req.to ?? 'the original place'}${req.overwrite ? ', overwriting' : ''}`)
   if (plan.missing.length > 0) log('warn', `${plan.missing.length} path(s) the catalog lists but no backup of the chain copied: ${plan.missing.slice(0, 20).join(', ')}`)

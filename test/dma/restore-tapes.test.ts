@@ -116,6 +116,6 @@ t.test('three-way: ndmjob\'s tape agent, our data agent', { skip: existsSync(NDM
   t.equal(full.job.state, 'done', full.job.error ?? '')
   if (full.job.state !== 'done') t.comment(logs.join('\n'))
   t.same(strip(await snapshotTree(dest.vfs), 'full/'), strip(await snapshotTree(exp.vfs), ''), 'the whole tree through ndmjob\'s mover')
-  // A direct access restore through ndmjob's mover is not covered: its mover went active on our
-  // first MOVER_READ and sent nothing (left for a later session).
+  // A direct access restore through ndmjob's mover is not covered: it accepts our first MOVER_READ
+  // (NO_ERR) and then sends nothing (trace and reproduction: bench/README.md, bench/backup-dar-ndmjob.ts).
 })

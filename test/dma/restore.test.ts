@@ -12,7 +12,7 @@
  *  - the restore is a job in the registry with its log.
  */
 import t from 'tap'
-import { writeFile } from 'node:fs/promises'
+import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Catalog } from '../../backup/catalog/catalog.ts'
 import { backup } from '../../cli/backup.ts'
@@ -85,10 +85,20 @@ t.test('backup jobs, ingest, full and partial restore over NDMP', async (t) => {
   const final = await snapshotTree(exp.vfs)
 
   t.test('ingest: the jobs are catalog backups, browsable', async (t) => {
+    const atEnd = Catalog.open(catalogPath(state))
+    t.same(atEnd.listBackups({ filesystem: exportText }).map((b) => b.jobId), [j0.id, j1.id], 'each job was ingested as it ended')
+    t.same([...(await ingestJobs(atEnd, state)).added.keys()], [], 'a later ingest adds nothing')
+    atEnd.close()
+    const said = (await queryLogs(jobsDir(state), { job: j1.id })).map((l) => l.message)
+    t.ok(said.some((m) => /^file history in the catalog as backup \d+ \(\d+ entries, \d+ ms\)$/.test(m)), `the job log says so: ${said.join(' | ')}`)
+    // A manager that died between a job's end and its ingest: the catalog lacks the jobs; the next ingest adds them.
+    await rm(catalogPath(state), { force: true })
+    await rm(`${catalogPath(state)}-wal`, { force: true })
+    await rm(`${catalogPath(state)}-shm`, { force: true })
     const cat = Catalog.open(catalogPath(state))
     t.teardown(() => { cat.close() })
     const r = await ingestJobs(cat, state)
-    t.same([...r.added.keys()], [j0.id, j1.id], 'both jobs ingested')
+    t.same([...r.added.keys()], [j0.id, j1.id], 'both jobs ingested after the loss')
     t.same([...(await ingestJobs(cat, state)).added.keys()], [], 'a second ingest adds nothing')
     const [b0, b1] = cat.listBackups({ filesystem: exportText })
     t.match(b0, { level: 0, full: true, status: 'done', jobId: j0.id, tapes: [{ label: 'L1', fileNumber: 0, streamOffset: 0n }] })

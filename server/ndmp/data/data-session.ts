@@ -269,6 +269,12 @@ export class DataSession {
       if (err instanceof VfsError) this.refuse(`${op}: ${targetName}: ${err.code} ${err.message}`, illegalArgs(`${targetName}: ${err.code}`))
       throw err
     }
+    const c = parsed.compress
+    if (mode === 'recover' && parsed.direct && c !== null && names.length > 0 && names.every((n) => n.fhInfo !== null)) {
+      // fh_info is an offset in the plain tar stream (file-history.ts); the tape holds the
+      // compressed one, where no such offset can be sought. Refused now, not at a header mismatch.
+      this.refuse(`${op}: DIRECT=y on a ${c}-compressed stream (COMPRESS=${c}): its file history offsets are those of the uncompressed stream, so direct access cannot seek in it; recover without DIRECT=y (the stream is read from its start)`, illegalArgs(`${op}: DIRECT=y with COMPRESS=${c}`))
+    }
     const ep = this.endpointOrThrow()
     const { format } = await this.deps.backend(this.session.context.stateDir)
     this.machine.start(mode === 'recover' ? DataOperation.RECOVER : DataOperation.RECOVER_FILEHIST)

@@ -50,6 +50,12 @@ export interface RecoverEnv {
   histForm: HistoryForm
   direct: boolean
   overwrite: boolean
+  /**
+   * COMPRESS as the DMA says the backup was made (our DMA from its job; ndmjob hands back the env
+   * DATA_GET_ENV gave it). A recover inflates by what it reads either way; this only lets a
+   * direct access restore, whose offsets are the plain stream's, be refused before any read.
+   */
+  compress: Compression | null
   ignored: string[]
 }
 
@@ -161,6 +167,7 @@ export function parseRecoverEnv(env: readonly Pval[]): RecoverEnv {
     // index lines, where DIRECT=n records what the backup was sent) must not cancel its own -E DIRECT=y.
     direct: env.some((p) => p.name.toUpperCase() === 'DIRECT' && parseFlag('DIRECT', p.value, false)),
     overwrite: parseFlag('OVERWRITE', last(env, 'OVERWRITE'), false),
+    compress: parseCompress(env),
     ignored: ignoredNames(env, KNOWN_RECOVER),
   }
 }

@@ -1,7 +1,8 @@
 /*
  * A virtual tape drive with one cartridge loaded: a tape file (format.ts). Semantics follow the
  * NDMP TAPE service (draft-skardal-ndmpv4 §3.7) as the SDK's test-tape series checks them:
- *   - one opener at a time: the same session again DEVICE_OPENED_ERR, another DEVICE_BUSY_ERR;
+ *   - one opener at a time: the same session again DEVICE_OPENED_ERR, another DEVICE_BUSY_ERR,
+ *     and so another process holding the tape's lock file (backup/tape-lock.ts);
  *   - READ mode is write-protected (PERMISSION_ERR); RDWR on a read-only file WRITE_PROTECT_ERR;
  *   - TAPE_READ returns one record, at most `count` bytes of it; the rest of a longer record is
  *     lost (§3.7.7, as SCSI variable-block reads); at a filemark EOF_ERR leaving the tape before
@@ -18,6 +19,8 @@ import { open, readFile, stat, unlink, writeFile } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { FRAME_MAGIC, FRAME_SIZE, HEADER_SIZE, KIND_FILEMARK, KIND_RECORD, MAX_RECORD, TapeFormatError, decodeFrame, decodeHeader, encodeFrame, encodeHeader, recordCrc } from './format.ts'
 import type { TapeHeader } from './format.ts'
+import { lockTape, TapeLockError } from '../../../backup/tape-lock.ts'
+import type { TapeLock } from '../../../backup/tape-lock.ts'
 import { RecordIndex } from './record-index.ts'
 import { TapeError } from './tape-error.ts'
 
@@ -69,6 +72,8 @@ export class TapeDrive {
   /** The sidecar index is missing or stale: write it at close. */
   private needSidecar = false
   private chain: Promise<unknown> = Promise.resolve()
+  /** The cross-process lock (backup/tape-lock.ts), held from open to close. */
+  private lock: TapeLock | null = null
 
   constructor(path: string, options: TapeDriveOptions = {}) {
     this.path = path
@@ -95,10 +100,19 @@ export class TapeDrive {
       if (this.owner !== null) throw new TapeError('DEVICE_BUSY_ERR', `${this.path} is open in another session`)
       const st = await stat(this.path).catch(() => null)
       if (st === null || !st.isFile()) throw new TapeError('NO_DEVICE_ERR', `no tape device ${this.path}`)
+      // Another process (a second server, a verify) may have the same cartridge.
+      let lock: TapeLock
+      try {
+        lock = await lockTape(this.path, `NDMP tape service, ${mode === 'read' ? 'reading' : 'writing'}`)
+      } catch (err) {
+        if (err instanceof TapeLockError) throw new TapeError('DEVICE_BUSY_ERR', err.message, { cause: err })
+        throw new TapeError('IO_ERR', `${this.path}: its lock: ${(err as Error).message}`, { cause: err })
+      }
       let fh: FileHandle
       try {
         fh = await open(this.path, mode === 'read' ? 'r' : 'r+')
       } catch (err) {
+        await lock.release()
         const code = (err as NodeJS.ErrnoException).code
         if (mode !== 'read' && (code === 'EACCES' || code === 'EROFS' || code === 'EPERM')) throw new TapeError('WRITE_PROTECT_ERR', `${this.path} is write-protected`)
         throw new TapeError('IO_ERR', `${this.path}: ${(err as Error).message}`, { cause: err })
@@ -107,9 +121,11 @@ export class TapeDrive {
         await this.load(fh, st.size, mode)
       } catch (err) {
         await fh.close()
+        await lock.release()
         if (err instanceof TapeFormatError) throw new TapeError('IO_ERR', err.message, { cause: err })
         throw err
       }
+      this.lock = lock
       this.fh = fh
       this.owner = owner
       this.mode = mode
@@ -173,6 +189,8 @@ export class TapeDrive {
         this.fh = null
         this.dirty = false
         await fh?.close()
+        await this.lock?.release()
+        this.lock = null
       }
     })
   }

@@ -198,6 +198,21 @@ t.test('backup over TCP: GNU tar lists the stream, FH node form, env, halt SUCCE
   const fnames = fhFiles.map((f) => (f.names[0]?.fs_type === 0 ? f.names[0].unix_name.toString() : '?'))
   t.ok(fnames.includes('/dir/sub/c.txt') && fnames.includes('/dir/link'), 'every object in the file form')
   t.equal((await state(s4)).operation, v4.ndmp4_data_operation.NDMP4_DATA_OP_RECOVER_FILEHIST)
+
+  // DIRECT=y with fh_info on a stream the DMA says is compressed: refused before any read (the
+  // offsets are the plain stream's), the data service stays CONNECTED for a recover without DIRECT.
+  const s5 = new TestSession(4, [exp, exp2], dir)
+  t.teardown(() => s5.closeAll())
+  await listenAndSend(s5, stream)
+  const dar = await s5.call(M.NDMP4_DATA_START_RECOVER, {
+    env: [{ name: 'FILESYSTEM', value: '/exp' }, { name: 'DIRECT', value: 'y' }, { name: 'COMPRESS', value: 'gzip' }],
+    nlist: [{ original_path: Buffer.from('a.txt'), destination_path: Buffer.from('/exp2/dar/a.txt'), name: Buffer.alloc(0), other_name: Buffer.alloc(0), node: none, fh_info: 1536n }],
+    butype_name: 'tar',
+  })
+  t.equal(dar.error, E.NDMP4_ILLEGAL_ARGS_ERR, 'DIRECT=y with COMPRESS=gzip: NDMP_ILLEGAL_ARGS_ERR')
+  t.ok(logs(s5).includes('DATA_START_RECOVER: DIRECT=y on a gzip-compressed stream (COMPRESS=gzip): its file history offsets are those of the uncompressed stream, so direct access cannot seek in it; recover without DIRECT=y (the stream is read from its start)'), 'a LOG says why')
+  t.equal((await state(s5)).state, v4.ndmp4_data_state.NDMP4_DATA_STATE_CONNECTED, 'nothing started, nothing read')
+  t.same(s5.postsOf(M.NDMP4_NOTIFY_DATA_READ), [], 'no NOTIFY_DATA_READ')
 })
 
 t.test('a corrupt stream halts INTERNAL_ERROR with a LOG naming the offset; what came before is restored', async (t) => {
