@@ -8,9 +8,15 @@
  * Failures of the stores underneath become NFS3ERR_JUKEBOX or NFS3ERR_IO
  * (server/cluster-errors.ts), never SERVERFAULT.
  *
- * The factory also records the handle key stored in the cluster database
- * (`tsnfs cluster init` writes it): createServer serves with it, so every
- * server of the cluster mints the same handles (server/cluster-keys.ts).
+ * The factory also installs the handle key stored in the cluster database
+ * (`tsnfs cluster init` writes it) for this export's handles, so every server
+ * of the cluster mints the same handles; other exports keep the server's key
+ * (server/cluster-keys.ts).
+ *
+ * A database that cannot be reached does not stop the server: the export
+ * answers JUKEBOX until it can (server/cluster-pending.ts). Anything else
+ * (no schema, another format, a path registered with another id) is refused
+ * at once, as an operator's mistake that waiting would not mend.
  */
 import { hostname } from 'node:os'
 import { openClusterStores } from '../vfs/cluster/clients/open.ts'
@@ -21,12 +27,16 @@ import type { Vfs } from '../vfs/types.ts'
 import type { Export } from './exports/table.ts'
 import type { ClusterKeys } from './cluster-keys.ts'
 import { clusterError } from './cluster-errors.ts'
+import { PendingClusterVfs } from './cluster-pending.ts'
+import { isErrnoError } from '../vfs/errors.ts'
 
 export interface ClusterBackendContext {
   log?: { warn(msg: string): void; info?(msg: string): void }
   keys?: ClusterKeys
   /** Where credentials come from besides the credentials= file (process.env in the server). */
   env?: Readonly<Record<string, string | undefined>>
+  /** Pauses between attempts to reach a database that was down at opening (default 200 ms doubling to 5 s). */
+  retry?: { minDelayMs?: number; maxDelayMs?: number }
 }
 
 /**
@@ -56,20 +66,48 @@ export async function openClusterBackend(exp: Export, ctx: ClusterBackendContext
     ctx.log?.warn(`cluster ${exp.path}: ${msg}`)
   }
   const cfg = parseClusterConfig({ meta: o.meta, data: o.data, credentials: o.credentials })
-  const stores = await openClusterStores(cfg, env, { log })
-  try {
-    const key = await readHandleKey(stores.db)
-    const vfs = await openClusterVfs({ db: stores.db, store: stores.store, exportPath: exp.path, exportId: exp.id, host: hostname(), log, ...timing })
-    ctx.keys?.set(exp.id, { key, meta: o.meta })
-    ctx.log?.info?.(`export ${exp.path}: cluster backend on ${stores.describe}`)
-    return closingAlso(vfs, async () => {
-      ctx.keys?.delete(exp.id)
-      await stores.close()
-    })
-  } catch (err) {
-    await stores.close().catch(() => undefined)
-    throw err
+  // Who holds the export's key: a backend reopened by a reload must not lose the new one's key when the old one closes.
+  const owner = {}
+  const open = async (): Promise<{ vfs: Vfs; key: Buffer }> => {
+    const stores = await openClusterStores(cfg, env, { log })
+    try {
+      const key = await readHandleKey(stores.db)
+      const vfs = await openClusterVfs({ db: stores.db, store: stores.store, exportPath: exp.path, exportId: exp.id, host: hostname(), log, ...timing })
+      ctx.log?.info?.(`export ${exp.path}: cluster backend on ${stores.describe}`)
+      return {
+        key,
+        vfs: closingAlso(vfs, async () => {
+          ctx.keys?.release(exp.id, owner)
+          await stores.close()
+        }),
+      }
+    } catch (err) {
+      await stores.close().catch(() => undefined)
+      throw err
+    }
   }
+  let opened: { vfs: Vfs; key: Buffer }
+  try {
+    opened = await open()
+  } catch (err) {
+    const mapped = clusterError(err)
+    // Unreachable (EAGAIN after clusterError): serve JUKEBOX and keep trying; anything else is refused now.
+    if (!(isErrnoError(mapped) && mapped.code === 'EAGAIN')) throw err
+    ctx.keys?.set(exp.id, owner, 'pending')
+    // The key goes in the moment the backend does (activate), so no request sees one without the other.
+    const reopen = async (): Promise<{ vfs: Vfs; activate: () => void }> => {
+      const { vfs, key } = await open()
+      return { vfs, activate: () => { ctx.keys?.set(exp.id, owner, key) } }
+    }
+    const pending = new PendingClusterVfs({ open: reopen, what: `export ${exp.path}`, ...(ctx.log === undefined ? {} : { log: ctx.log }), ...ctx.retry }, mapped)
+    return closingAlso(pending, () => {
+      ctx.keys?.release(exp.id, owner)
+      return Promise.resolve()
+    })
+  }
+  // Before the backend is handed out: its handles must verify by the first request.
+  ctx.keys?.set(exp.id, owner, opened.key)
+  return opened.vfs
 }
 
 /**

@@ -1,45 +1,47 @@
 /*
- * The handle key of a server with cluster exports (issue 17 §3). NFSv3 lets a
- * client send any handle to any server of the cluster (after a failover, or
- * through a load balancer), so every server must mint and accept the same
- * bytes: the key is the one in the cluster database, not the state
- * directory's handle.key. Kept apart from cluster-backend.ts so the server
- * loads the database and S3 clients only when an export uses them.
+ * Handle keys per export (issue 17 §3). NFSv3 lets a client send any handle to
+ * any server of a cluster (after a failover, or through a load balancer), so
+ * every server must mint and accept the same bytes for a cluster export: its
+ * key is the one in the cluster's database. Local exports keep the server's
+ * own key (state dir handle.key), so adding or removing a cluster export (at
+ * start or by a reload) leaves their handles as they were. The handle's export
+ * id says which key checks it (server/nfs3/filehandle.ts); two cluster exports
+ * on databases with different keys are simply two keys.
+ *
+ * Kept apart from cluster-backend.ts so the server loads the database and S3
+ * clients only when an export uses them.
  */
-import type { Export } from './exports/table.ts'
-
-/** What the cluster factory learned of each export's database, for the handle key check. */
-export interface ClusterKeyRecord {
-  key: Buffer
-  /** The meta= URL (no password: the export parser refuses one), for error messages. */
-  meta: string
-}
-
-/** Export id → the handle key its cluster database holds; filled by openClusterBackend. */
-export type ClusterKeys = Map<number, ClusterKeyRecord>
+import type { ExportKey } from './nfs3/filehandle.ts'
 
 /**
- * The handle key for a server whose exports include cluster exports: the one
- * key all their databases share. Null when there are none (the state
- * directory's key serves). Two databases with different keys are two file
- * systems whose handles could not be told apart safely: refused at start.
+ * Where cluster backends say which key their export's handles use. A backend
+ * claims its export id with the key (or 'pending' until its database answers)
+ * and releases it when it closes; a release by a backend that has been
+ * replaced (a reload reopened the export with other settings: the new one
+ * opens before the old one closes) changes nothing.
  */
-export function clusterHandleKey(keys: ClusterKeys, exports: readonly Export[]): Buffer | null {
-  let first: { key: Buffer; path: string; meta: string } | null = null
-  for (const e of exports) {
-    const k = keys.get(e.id)
-    if (k === undefined) continue
-    if (first === null) {
-      first = { key: k.key, path: e.path, meta: k.meta }
-      continue
-    }
-    if (!first.key.equals(k.key)) {
-      throw new Error(
-        `cluster exports ${first.path} (meta=${first.meta}) and ${e.path} (meta=${k.meta}) have different handle keys: ` +
-          'every cluster export of one server must be on the same cluster database',
-      )
-    }
-  }
-  return first?.key ?? null
-}
+export class ClusterKeys {
+  private readonly owners = new Map<number, object>()
+  private readonly apply: (exportId: number, key: ExportKey | null) => void
 
+  /** `apply` installs a key in the handle codec (null: the server's own key again). */
+  constructor(apply: (exportId: number, key: ExportKey | null) => void) {
+    this.apply = apply
+  }
+
+  set(exportId: number, owner: object, key: ExportKey): void {
+    this.owners.set(exportId, owner)
+    this.apply(exportId, key)
+  }
+
+  release(exportId: number, owner: object): void {
+    if (this.owners.get(exportId) !== owner) return
+    this.owners.delete(exportId)
+    this.apply(exportId, null)
+  }
+
+  /** Export ids with a key of their own, or pending one (tests, status). */
+  claimed(): number[] {
+    return [...this.owners.keys()]
+  }
+}

@@ -9,7 +9,7 @@ import type { BackendSet } from './backends.ts'
 import { squash } from './exports/squash.ts'
 import type { Export, ExportTable } from './exports/table.ts'
 import type { ClientCheck } from './exports/match.ts'
-import type { HandleCodec } from './nfs3/filehandle.ts'
+import type { ExportKey, HandleCodec } from './nfs3/filehandle.ts'
 import type { Nfs3Host, Nfs3Limits, Resolved, ResolveFailure } from './nfs3/host.ts'
 import type { CallContext } from './rpc/program.ts'
 import type { WriteVerifier } from './state.ts'
@@ -64,7 +64,9 @@ export class ServerHost implements Nfs3Host {
 
   async resolve(fh: Buffer, call: CallContext): Promise<Resolved | ResolveFailure> {
     const h = this.handles.decode(fh)
-    if (!h.ok) return fail(NFS.NFS3ERR_BADHANDLE)
+    // A cluster export whose database has not been reached yet cannot check the handle's MAC:
+    // "try again later" (RFC 1813 §2.6 NFS3ERR_JUKEBOX), not BADHANDLE, which would end the mount.
+    if (!h.ok) return fail(h.reason === 'pending' ? NFS.NFS3ERR_JUKEBOX : NFS.NFS3ERR_BADHANDLE)
     // RFC 1813 P12: a well-formed handle of an export that is gone (or was never ours) is stale.
     const exp = this.table.byId(h.exportId)
     const vfs = exp === undefined ? undefined : this.backends.get(exp.id)
@@ -76,6 +78,11 @@ export class ServerHost implements Nfs3Host {
     }
     const o = check.options
     return { ok: true, exportId: exp.id, vfs, ref: h.ref, user: squash(call.cred, o), readOnly: !o.rw, sync: o.sync }
+  }
+
+  /** Export `exportId` mints and checks its handles with `key` (null: the server's own key); see HandleCodec.setExportKey. */
+  setExportKey(exportId: number, key: ExportKey | null): void {
+    this.handles.setExportKey(exportId, key)
   }
 
   handle(exportId: number, ref: FileRef): Buffer {

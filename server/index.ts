@@ -8,7 +8,7 @@ import { ExportTable } from './exports/table.ts'
 import type { HostResolver } from './exports/resolver.ts'
 import { validateBackends } from './exports/parse.ts'
 import { BACKENDS, BackendSet } from './backends.ts'
-import { clusterHandleKey, type ClusterKeys } from './cluster-keys.ts'
+import { ClusterKeys } from './cluster-keys.ts'
 import type { BackendFactory } from './backends.ts'
 import { DEFAULT_NFS3_LIMITS, ServerHost } from './host.ts'
 import type { Logger } from './logger.ts'
@@ -159,22 +159,23 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   reclaimer.add(poolHolder('chunks', chunkPool))
   reclaimer.add(poolHolder('read', readBuffers))
   const volumes = new VolumeRegistry()
-  const clusterKeys: ClusterKeys = new Map()
+  // Handles are made with the server's key, except a cluster export's, made with the key in its
+  // database (server/cluster-keys.ts): every server of that cluster mints the same handles, and
+  // adding or removing a cluster export leaves the other exports' handles as they were.
+  const handles = new HandleCodec(state.handleKey)
+  const clusterKeys = new ClusterKeys((id, key) => { handles.setExportKey(id, key) })
   const backends = new BackendSet({ stateDir: options.stateDir, log: { warn: (msg) => { log.warn(msg) }, info: (msg) => { log.info(msg) } }, chunkPool, readBuffers, volumes, clusterKeys }, factories)
-  let handleKey: Buffer
   try {
     await backends.sync(table.all())
-    // Cluster exports: every server of the cluster mints the same handles, with the key in its database.
-    handleKey = clusterHandleKey(clusterKeys, table.all()) ?? state.handleKey
   } catch (err) {
     await backends.close()
     throw err
   }
-  replication?.start(handleKey)
+  replication?.start(state.handleKey)
 
   // One write verifier per server process, random (server/state.ts): servers of one cluster differ,
   // so a client that moves to another server resends what it had written UNSTABLE (RFC 1813 §3.3.7).
-  const host = new ServerHost(table, backends, new HandleCodec(handleKey), new WriteVerifier(), {
+  const host = new ServerHost(table, backends, handles, new WriteVerifier(), {
     ...DEFAULT_NFS3_LIMITS,
     ...options.nfs3Limits,
   })
@@ -269,13 +270,8 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
         // Open the new backends first, swap the table (which throws on a bad list, changing nothing),
         // then close what the new list dropped: requests never see an export without its storage.
         const next = new ExportTable(list)
+        // Each cluster export brings its own handle key; the others' handles do not change.
         await backends.sync([...table.all(), ...next.all()])
-        // The handle codec keeps its key: a reload must not bring a cluster database of another key.
-        const key = clusterHandleKey(clusterKeys, next.all())
-        if (key !== null && !key.equals(handleKey)) {
-          await backends.sync(table.all())
-          throw new Error('the new export list names a cluster database whose handle key differs from the one this server serves with; restart the server to switch')
-        }
         table.replace(list)
         await backends.sync(table.all())
         log.info({ exports: table.all().map((e) => e.path) }, 'exports reloaded')

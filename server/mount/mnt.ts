@@ -59,6 +59,15 @@ export class ExportMountResolver implements MountResolver {
       if (isErrnoError(err) && err.code === 'ENOTDIR') return { ok: false, status: MNT.MNT3ERR_NOTDIR }
       if (isErrnoError(err) && err.code === 'EACCES') return { ok: false, status: MNT.MNT3ERR_ACCES }
       if (isErrnoError(err) && err.code === 'ENAMETOOLONG') return { ok: false, status: MNT.MNT3ERR_NAMETOOLONG }
+      // The export's storage is not reachable yet (a cluster export whose database is down,
+      // server/cluster-pending.ts). MOUNT v3 has no "try again later" (RFC 1813 §5.1.5's
+      // mountstat3 has no JUKEBOX): SERVERFAULT, "a failure on the server", keeps it apart from
+      // IO, which answers every other failure below; Linux reports it as EREMOTEIO. NFS requests
+      // on handles the client already holds get NFS3ERR_JUKEBOX meanwhile and are retried.
+      if (isErrnoError(err) && err.code === 'EAGAIN') {
+        call.log.warn({ export: exp.path, peer: call.peer.address, reason: err.message }, 'mount refused: the export is not available yet')
+        return { ok: false, status: MNT.MNT3ERR_SERVERFAULT }
+      }
       call.log.error({ err }, 'MNT failed')
       return { ok: false, status: MNT.MNT3ERR_IO }
     }

@@ -17,6 +17,15 @@ import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'no
  * file id, or move a handle to another export by editing the export id.
  * Anything malformed is BADHANDLE; whether a well-formed handle is STALE
  * (unknown export, gone object, generation mismatch) is the caller's call.
+ *
+ * Keys are per export (issue 17 §3): an export without a key of its own uses
+ * the server's (state dir `handle.key`); a cluster export uses the key in its
+ * database, which every server of that cluster shares. The export id in bytes
+ * 4..7 picks the key and is itself under the MAC, so a handle moved to another
+ * export by editing its id is checked with that export's key and refused.
+ * While a cluster export's database has not been reached its key is unknown
+ * ('pending'): its handles can be neither verified nor minted, and the caller
+ * answers "try again later" (NFS3ERR_JUKEBOX) rather than BADHANDLE.
  */
 
 export const FH_VERSION = 1
@@ -30,7 +39,14 @@ export interface HandleRef {
   gen: number
 }
 
-export type DecodedHandle = { ok: true; exportId: number; ref: HandleRef } | { ok: false; reason: 'badhandle' }
+export type DecodedHandle =
+  | { ok: true; exportId: number; ref: HandleRef }
+  | { ok: false; reason: 'badhandle' }
+  /** Well formed, of an export whose key is not known yet (its cluster database not reached). */
+  | { ok: false; reason: 'pending'; exportId: number }
+
+/** An export's own key, or 'pending' while it is being fetched (see setExportKey). */
+export type ExportKey = Buffer | 'pending'
 
 /**
  * Handles verified (or minted) recently, so the HMAC runs once per object
@@ -43,6 +59,8 @@ const CACHE_MAX = 1 << 16
 
 export class HandleCodec {
   private readonly key: KeyObject
+  /** Exports with keys of their own (cluster exports), by export id. */
+  private readonly exportKeys = new Map<number, { raw: Buffer; key: KeyObject } | 'pending'>()
   private verified = new Map<string, DecodedHandle>()
   /** Minted handles by export, then file id (the generation is checked on use). */
   private minted = new Map<number, Map<bigint, Buffer>>()
@@ -52,6 +70,36 @@ export class HandleCodec {
   constructor(key: Buffer) {
     if (key.length < 16) throw new RangeError(`handle key must be at least 16 bytes, got ${key.length}`)
     this.key = createSecretKey(Buffer.from(key))
+  }
+
+  /**
+   * Give export `exportId` a key of its own, mark it 'pending' (its handles get
+   * reason 'pending' until a key is set), or null: back to the server's key.
+   * A change drops every cached handle (rare: an export added or removed).
+   */
+  setExportKey(exportId: number, key: ExportKey | null): void {
+    const cur = this.exportKeys.get(exportId)
+    if (key === null) {
+      if (cur === undefined) return
+      this.exportKeys.delete(exportId)
+    } else if (key === 'pending') {
+      if (cur === 'pending') return
+      this.exportKeys.set(exportId, 'pending')
+    } else {
+      if (key.length < 16) throw new RangeError(`handle key must be at least 16 bytes, got ${key.length}`)
+      if (cur !== undefined && cur !== 'pending' && cur.raw.equals(key)) return
+      this.exportKeys.set(exportId, { raw: Buffer.from(key), key: createSecretKey(Buffer.from(key)) })
+    }
+    this.verified = new Map()
+    this.minted = new Map()
+    this.mintedCount = 0
+  }
+
+  /** The key export `exportId`'s handles are made with, or 'pending'. */
+  private keyOf(exportId: number): KeyObject | 'pending' {
+    const own = this.exportKeys.get(exportId)
+    if (own === undefined) return this.key
+    return own === 'pending' ? 'pending' : own.key
   }
 
   encode(exportId: number, ref: HandleRef): Buffer {
@@ -68,6 +116,9 @@ export class HandleCodec {
     if (!Number.isInteger(exportId) || exportId < 0 || exportId > 0xffff_ffff) throw new RangeError(`export id out of range: ${exportId}`)
     if (ref.id < 0n || ref.id > 0xffff_ffff_ffff_ffffn) throw new RangeError(`file id out of range: ${ref.id}`)
     if (!Number.isInteger(ref.gen) || ref.gen < 0 || ref.gen > 0xffff_ffff) throw new RangeError(`generation out of range: ${ref.gen}`)
+    const key = this.keyOf(exportId)
+    // A pending export answers every request with EAGAIN before it has a ref to hand out.
+    if (key === 'pending') throw new Error(`export ${exportId}: no handle key yet (its cluster database has not been reached)`)
     // Its own allocation, not a slice of Node's shared 8 KiB pool: a cached handle would pin a
     // whole pool slab (measured: RSS doubled under a 64-client load).
     const fh = Buffer.allocUnsafeSlow(FH_SIZE).fill(0)
@@ -75,7 +126,7 @@ export class HandleCodec {
     fh.writeUInt32BE(exportId, 4)
     fh.writeBigUInt64BE(ref.id, 8)
     fh.writeUInt32BE(ref.gen, 16)
-    this.mac(fh).copy(fh, BODY_SIZE, 0, MAC_SIZE)
+    this.mac(key, fh).copy(fh, BODY_SIZE, 0, MAC_SIZE)
     if (this.mintedCount >= CACHE_MAX) {
       this.minted = new Map()
       this.mintedCount = 0
@@ -99,9 +150,12 @@ export class HandleCodec {
     const hit = this.verified.get(cacheKey)
     if (hit !== undefined && hit.ok) return { ok: true, exportId: hit.exportId, ref: { id: hit.ref.id, gen: hit.ref.gen } }
     if (b[0] !== FH_VERSION || b[1] !== 0 || b[2] !== 0 || b[3] !== 0) return BAD
-    const want = this.mac(b).subarray(0, MAC_SIZE)
+    const exportId = b.readUInt32BE(4)
+    const key = this.keyOf(exportId)
+    if (key === 'pending') return { ok: false, reason: 'pending', exportId }
+    const want = this.mac(key, b).subarray(0, MAC_SIZE)
     if (!timingSafeEqual(want, b.subarray(BODY_SIZE))) return BAD
-    const ok: DecodedHandle = { ok: true, exportId: b.readUInt32BE(4), ref: { id: b.readBigUInt64BE(8), gen: b.readUInt32BE(16) } }
+    const ok: DecodedHandle = { ok: true, exportId, ref: { id: b.readBigUInt64BE(8), gen: b.readUInt32BE(16) } }
     this.remember(cacheKey, ok)
     return { ok: true, exportId: ok.exportId, ref: { id: ok.ref.id, gen: ok.ref.gen } }
   }
@@ -111,8 +165,8 @@ export class HandleCodec {
     this.verified.set(key, h)
   }
 
-  private mac(fh: Buffer): Buffer {
-    return createHmac('sha256', this.key).update(fh.subarray(0, BODY_SIZE)).digest()
+  private mac(key: KeyObject, fh: Buffer): Buffer {
+    return createHmac('sha256', key).update(fh.subarray(0, BODY_SIZE)).digest()
   }
 }
 

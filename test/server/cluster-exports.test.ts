@@ -9,7 +9,8 @@ import { parseExports } from '../../server/exports/parse.ts'
 import { exportListChecker } from '../../server/exports/schema.ts'
 import { BackendSet } from '../../server/backends.ts'
 import { ExportTable } from '../../server/exports/table.ts'
-import { clusterHandleKey } from '../../server/cluster-keys.ts'
+import { ClusterKeys } from '../../server/cluster-keys.ts'
+import type { ExportKey } from '../../server/nfs3/filehandle.ts'
 import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
 import type { Vfs } from '../../vfs/types.ts'
 
@@ -87,15 +88,22 @@ t.test('a reload with the same cluster settings keeps the backend; other setting
   t.equal(opened, 2)
 })
 
-t.test('cluster exports of one server must share one handle key', async (t) => {
-  const list = parseExports('/a *(backend=cluster,meta=postgres://u@h/db1,data=postgres)\n/b *(backend=cluster,meta=postgres://u@h/db2,data=postgres)\n/c *(backend=memory)\n', 'exports')
-  const table = new ExportTable(list)
-  const [a, b] = table.all()
-  if (a === undefined || b === undefined) throw new Error('two exports expected')
+t.test('each cluster export claims its own key; a replaced backend releasing it changes nothing', async (t) => {
+  const applied: [number, ExportKey | null][] = []
+  const keys = new ClusterKeys((id, key) => { applied.push([id, key]) })
+  const old = {}
+  const next = {}
   const k1 = Buffer.alloc(32, 1)
-  t.equal(clusterHandleKey(new Map(), table.all()), null, 'no cluster export opened: the state directory key serves')
-  t.equal(clusterHandleKey(new Map([[a.id, { key: k1, meta: 'postgres://u@h/db1' }], [b.id, { key: Buffer.from(k1), meta: 'postgres://u@h/db1' }]]), table.all()), k1)
-  t.throws(() => clusterHandleKey(new Map([[a.id, { key: k1, meta: 'postgres://u@h/db1' }], [b.id, { key: Buffer.alloc(32, 2), meta: 'postgres://u@h/db2' }]]), table.all()), {
-    message: 'cluster exports /a (meta=postgres://u@h/db1) and /b (meta=postgres://u@h/db2) have different handle keys: every cluster export of one server must be on the same cluster database',
-  })
+  const k2 = Buffer.alloc(32, 2)
+  keys.set(7, old, 'pending')
+  keys.set(7, old, k1)
+  keys.set(9, {}, k2)
+  t.strictSame(keys.claimed(), [7, 9], 'two exports, two keys of their own')
+  // A reload reopens export 7 with other settings: the new backend opens before the old one closes.
+  keys.set(7, next, k2)
+  keys.release(7, old)
+  t.strictSame(applied, [[7, 'pending'], [7, k1], [9, k2], [7, k2]], 'the old backend\'s release did not undo the new key')
+  keys.release(7, next)
+  t.strictSame(applied.at(-1), [7, null], 'released by its holder: back to the server key')
+  t.strictSame(keys.claimed(), [9])
 })
