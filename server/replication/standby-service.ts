@@ -13,7 +13,9 @@
  *             an export we do not have (id and path) -> REPL_NO_EXPORT (nothing attached: a
  *                                                 standby serves all it is sent or refuses)
  *             else: the handle key, export list and mount list stored durably, a higher epoch
- *             adopted durably, the caller attached -> REPL_OK with each export's position.
+ *             adopted durably (after every export holding anything was marked for a full
+ *             resync: its positions count the old primary's log), the caller attached -> REPL_OK
+ *             with each export's position.
  *   HEARTBEAT epoch < ours -> REPL_STALE_EPOCH; else REPL_OK (role, epoch).
  *   APPEND    epoch < ours -> REPL_STALE_EPOCH; not a standby -> REPL_NOT_STANDBY; not from the
  *             attached primary's connection (or a takeover under way) -> REPL_BUSY; unknown
@@ -62,6 +64,7 @@ import type { NodeState } from './node-state.ts'
 import { roleToWire, statusToWire } from './status.ts'
 import type { ExportPosition, NodeStatus, PeerStatus } from './status.ts'
 import { ownChange } from './own-change.ts'
+import { resyncMarkName, writeResyncMark } from './rejoin.ts'
 import { changeFromRepl, timeFromRepl } from './change-codec.ts'
 import { rsDirFromWire } from './resync-codec.ts'
 import type { ResyncTarget } from './resync-target.ts'
@@ -231,6 +234,7 @@ export class StandbyService {
         return { status: STAT.REPL_NO_EXPORT }
       }
     }
+    if (a.epoch > me.epoch) await this.newEpoch(a.epoch, node)
     await this.store('handle.key', a.handle_key)
     await this.store('export-list', a.export_list)
     await this.store('mount-list', a.mount_list)
@@ -468,6 +472,22 @@ export class StandbyService {
     this.stored.set(name, copy)
   }
 
+  /**
+   * A primary of a higher epoch: a takeover happened since this node last attached. Its
+   * positions count changes of the old primary's log, and the new primary's log started afresh
+   * at its takeover, so they say nothing about what it has: every export that holds anything
+   * needs a full resync (marked durably before the epoch is adopted, so a crash between the
+   * two cannot leave old positions under the new epoch).
+   */
+  private async newEpoch(epoch: bigint, node: string): Promise<void> {
+    for (const e of this.exports.values()) {
+      if (e.failed !== null || e.ex.target.position() === 0n) continue
+      await writeResyncMark(this.state.dir, e.ex.id, `primary ${node} serves epoch ${String(epoch)}; positions of the old epoch's log`)
+      e.failed = STAT.REPL_NEED_RESYNC
+      this.log.warn({ exportId: e.ex.id, node, epoch: epoch.toString(), position: e.ex.target.position().toString() }, 'replication: a new primary (higher epoch); this export needs a full resync')
+    }
+  }
+
   private async applyBatch(e: ExportState, first: bigint, changes: readonly Change[]): Promise<repl_append_res> {
     if (e.failed !== null) return { status: e.failed }
     const target = e.ex.target
@@ -524,5 +544,5 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 function resyncFile(id: number): string {
-  return `resync-${String(id)}`
+  return resyncMarkName(id)
 }
