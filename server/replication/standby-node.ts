@@ -229,6 +229,8 @@ export class StandbyNode {
       logger: this.o.log,
       backends: new Map([...names].map((n) => [n, reuse])),
       replication,
+      // The old primary's cached replies: a retransmission of a call it answered gets that answer.
+      replySeed: this.service.replies.all(),
     })
     this.replication = replication
     this.o.log.warn({ epoch: epoch.toString(), port: this.nfs.port }, 'replication: serving NFS as the primary')

@@ -55,6 +55,7 @@ import type {
   repl_status_res,
   repl_takeover_args,
   repl_takeover_res,
+  repl_drc_args,
 } from '../../xdr/generated/replication.ts'
 import { REPL_VERSION, repl_stat as STAT } from '../../xdr/generated/replication.ts'
 import type { Logger } from '../logger.ts'
@@ -65,6 +66,7 @@ import { roleToWire, statusToWire } from './status.ts'
 import type { ExportPosition, NodeStatus, PeerStatus } from './status.ts'
 import { ownChange } from './own-change.ts'
 import { resyncMarkName, writeResyncMark } from './rejoin.ts'
+import { ReplyStore } from './drc-ship.ts'
 import { changeFromRepl, timeFromRepl } from './change-codec.ts'
 import { rsDirFromWire } from './resync-codec.ts'
 import type { ResyncTarget } from './resync-target.ts'
@@ -150,6 +152,8 @@ export class StandbyService {
   private attached: Attached | null = null
   private readonly openedAt: number
   private takingOver = false
+  /** The primary's cached replies (REPL_DRC), for this node's cache at a takeover (drc-ship.ts). */
+  readonly replies = new ReplyStore()
   /** What the last HELLO stored, so an unchanged one writes nothing. */
   private stored = new Map<string, Buffer>()
 
@@ -282,6 +286,20 @@ export class StandbyService {
       const now = this.attached
       if (now !== null && now.conn === from.conn) now.lastSeen = this.now()
     })
+  }
+
+  /**
+   * REPL_DRC: replies the attached primary's cache kept, stored for a takeover. From an older
+   * epoch -> REPL_STALE_EPOCH; not a standby -> REPL_NOT_STANDBY; no primary of this epoch
+   * attached -> REPL_BUSY (they come on a connection of their own, so any connection may send).
+   */
+  drc(a: repl_drc_args): repl_rs_res {
+    const me = this.state.get()
+    if (a.epoch < me.epoch) return { status: STAT.REPL_STALE_EPOCH, epoch: me.epoch }
+    if (me.role !== 'standby') return { status: STAT.REPL_NOT_STANDBY }
+    if (this.takingOver || this.attached?.epoch !== a.epoch) return { status: STAT.REPL_BUSY }
+    for (const e of a.entries) this.replies.add(e.key.toString('utf8'), e.reply)
+    return { status: STAT.REPL_OK }
   }
 
   /** RESYNC_BEGIN: the export needs a resync from now until RESYNC_END, durably (a restart starts over). */
