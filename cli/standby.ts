@@ -37,6 +37,13 @@ export const STANDBY_USAGE = `usage: tsnfs standby --listen HOST:PORT --exports 
   --witness NAME=HOST:PORT   a witness (\`tsnfs witness\`, or another node); repeat for each
   --rank-after NAME=HOST:PORT  a standby that takes over before this one while it is alive; repeat
   --heartbeat MS --heartbeat-timeout MS   how often to check, and the silence that counts (1000, 5000)
+  --rejoin              the state directory is a former primary's (another node took over): mark
+                        every export for a full resync, drop its old change log, become a standby
+                        (a fenced state directory rejoins without the flag). What it acknowledged
+                        only as UNSTABLE after the standby's last position is discarded
+  --standby HOST:PORT   once this node has taken over, replicate to this standby (\`tsnfs standby\`,
+                        e.g. the former primary started with --rejoin); repeat for each
+  --sync | --async      the mode for those standbys (default sync)
 `
 
 export async function standby(argv: string[]): Promise<number> {
@@ -63,6 +70,10 @@ export async function standby(argv: string[]): Promise<number> {
       'rank-after': { type: 'string', multiple: true },
       heartbeat: { type: 'string' },
       'heartbeat-timeout': { type: 'string' },
+      rejoin: { type: 'boolean' },
+      standby: { type: 'string', multiple: true },
+      sync: { type: 'boolean' },
+      async: { type: 'boolean' },
       'log-level': { type: 'string', default: 'info' },
     },
     allowPositionals: false,
@@ -75,7 +86,11 @@ export async function standby(argv: string[]): Promise<number> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: not a port number: ${String(values.port)}`)
   const stateDir = values['state-dir'] ?? ''
   const autoTakeover = autoTakeoverOf(values)
+  const standbys = (values.standby ?? []).map((x) => parseHostPort('standby', x))
+  if (standbys.length === 0 && (values.sync !== undefined || values.async !== undefined)) throw new Error('--sync and --async need --standby')
+  if (values.sync === true && values.async === true) throw new Error('--sync and --async contradict each other')
   const log = pino({ level: values['log-level'] }, pino.destination(2))
+  const ending = { fenced: false }
   const lock = await lockStateDir(stateDir, { port })
   process.once('exit', () => {
     lock.releaseSync()
@@ -92,6 +107,12 @@ export async function standby(argv: string[]): Promise<number> {
     serve: { port, ...(values.host === undefined ? {} : { host: values.host }), registerRpcbind: false },
     log,
     ...(autoTakeover === undefined ? {} : { autoTakeover }),
+    ...(values.rejoin === true ? { rejoin: true } : {}),
+    ...(standbys.length === 0 ? {} : { asPrimary: { standbys, mode: values.async === true ? 'async' : 'sync' } }),
+    onFenced: () => {
+      ending.fenced = true
+      process.kill(process.pid, 'SIGTERM')
+    },
     onServing: (server, epoch) => {
       process.stdout.write(`tsnfs took over (epoch ${String(epoch)}): serving NFSv3 + MOUNT on TCP and UDP port ${String(server.port)}\n`)
     },
@@ -100,5 +121,6 @@ export async function standby(argv: string[]): Promise<number> {
   await stopSignal(log)
   await node.close()
   log.flush()
-  return 0
+  // Fenced after a takeover: another node serves this data now (exit status 3, as `tsnfs serve`).
+  return ending.fenced ? 3 : 0
 }

@@ -96,6 +96,8 @@ export interface ServerOptions {
    * program answers STATUS and HEARTBEAT on the NFS port. The server closes it.
    */
   replication?: PrimaryReplication
+  /** Replies of non-idempotent calls the previous primary sent (a takeover), put in the duplicate request cache before serving. */
+  replySeed?: Iterable<readonly [string, Buffer]>
   /** Serve NDMP (backups of the exports, tape devices) on its own TCP port (server/ndmp); stopped with the server. */
   ndmp?: NdmpOptions
 }
@@ -197,6 +199,8 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   const replPrograms = replication === null ? [] : [createPrimaryProgram(replication)]
   const served = [portmap, mount, nfs3, ...lockPrograms, ...replPrograms].map((p) => callMetrics.instrument(p))
   const rpc = new RpcServer({ programs: served, logger: log, ...(options.rpcLimits ? { limits: options.rpcLimits } : {}) })
+  if (options.replySeed !== undefined) rpc.seedReplies(options.replySeed)
+  if (replication !== null) rpc.onReplyCached((key, reply) => { replication.replyCached(key, reply) })
   let pmap: RpcServer | null = null
   let endpoint: MetricsEndpoint | null = null
   let rpcbind: RpcbindRegistration | null = null

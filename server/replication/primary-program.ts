@@ -36,5 +36,6 @@ export function createPrimaryProgram(primary: PrimaryReplication): RpcProgram {
     REPL_RESYNC_SUMS: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
     REPL_RESYNC_DATA: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
     REPL_RESYNC_END: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
+    REPL_DRC: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
   })
 }

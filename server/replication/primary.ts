@@ -18,6 +18,8 @@ import { SyncGate } from './gate.ts'
 import type { ReplicationMode } from './gate.ts'
 import { NodeState, replicationDir } from './node-state.ts'
 import { Sender } from './sender.ts'
+import { DuplicateRequestCache } from '../rpc/drc.ts'
+import { RepliesShipper, shipsReply } from './drc-ship.ts'
 import type { SenderExport } from './sender.ts'
 import { newestPeerEpoch } from './start-check.ts'
 import type { NodeStatus } from './status.ts'
@@ -115,6 +117,7 @@ export class PrimaryReplication {
   private readonly state: NodeState
   private readonly exports = new Map<number, Replicated>()
   private senders: Sender[] = []
+  private shippers: RepliesShipper[] = []
   private trimTimer: NodeJS.Timeout | null = null
   private trimming: Promise<void> | null = null
   /** Standbys already told they were trimmed past, per export (said once in the log). */
@@ -213,6 +216,9 @@ export class PrimaryReplication {
       })
       sender.start()
       this.senders.push(sender)
+      const shipper = new RepliesShipper({ host: s.host, port: s.port, epoch: () => this.epoch, log: this.o.log })
+      shipper.start()
+      this.shippers.push(shipper)
     }
     this.trimTimer = setInterval(() => {
       this.trimming ??= this.trim().finally(() => {
@@ -253,6 +259,17 @@ export class PrimaryReplication {
     }
   }
 
+  /** The NFS server's duplicate request cache kept a reply: a namespace call's goes to every standby (drc-ship.ts). */
+  replyCached(key: string, reply: Buffer): void {
+    if (this.shippers.length === 0 || !shipsReply(DuplicateRequestCache.procOf(key), key, reply)) return
+    for (const s of this.shippers) s.push({ key, reply })
+  }
+
+  /** Cached replies shipped to standbys, and dropped (a full queue, or refused). */
+  replyCounts(): { shipped: number; dropped: number } {
+    return { shipped: this.shippers.reduce((n, s) => n + s.shipped, 0), dropped: this.shippers.reduce((n, s) => n + s.dropped, 0) }
+  }
+
   /** What REPL_STATUS and the metrics show for this node. */
   view(): NodeStatus {
     const me = this.state.get()
@@ -269,8 +286,9 @@ export class PrimaryReplication {
     if (this.trimTimer !== null) clearInterval(this.trimTimer)
     this.trimTimer = null
     await this.trimming
-    await Promise.all(this.senders.map((s) => s.stop()))
+    await Promise.all([...this.senders.map((s) => s.stop()), ...this.shippers.map((s) => s.stop())])
     this.senders = []
+    this.shippers = []
   }
 
   /** Another node serves a higher epoch (its HELLO or heartbeat said so): stop taking writes. */

@@ -29,6 +29,7 @@ import { createHash } from 'node:crypto'
 import { VfsError } from '../../vfs/errors.ts'
 import type { Applier } from '../../vfs/replica/applier.ts'
 import { DOT_COOKIE, DOTDOT_COOKIE } from '../../vfs/replica/dir-cookies.ts'
+import type { Listing } from '../../vfs/replica/dir-cookies.ts'
 import type { IdMap } from '../../vfs/replica/id-map.ts'
 import { readListing } from '../../vfs/replica/listing-reader.ts'
 import { isGone, sameRef } from '../../vfs/replica/translate.ts'
@@ -86,11 +87,25 @@ interface Here {
 
 /** Deeper trees than this are refused (a loop in a broken backend, not a tree). */
 const MAX_DEPTH = 4096
+/** A directory's last part ends at the largest cookie (resync.ts). */
+const MAX_COOKIE = (1n << 64n) - 1n
+/** Listings kept between parts: the primary has two directories in flight; more are ones whose parts stopped coming. */
+const MAX_LISTINGS = 8
 
 export class ResyncApplier implements ResyncTarget {
   readonly #b: Vfs
   readonly #map: IdMap
   readonly #applier: Applier
+  /**
+   * The listing of each directory whose parts are under way, read at its first part and kept
+   * until its last: a directory of N entries cut into P parts is read once, not P times (N × P
+   * reads for a huge one). It stays right for the parts to come: a part only adds names in its
+   * own cookie range, and any other change here only removes names (a directory moved away
+   * through its `..`, a subtree removed), which the extras loop finds gone and skips.
+   */
+  readonly #listings = new Map<string, Listing>()
+  /** Backend directory reads by dir() (for the tests and the bench). */
+  listingReads = 0
 
   constructor(o: { backend: Vfs; map: IdMap; applier: Applier }) {
     this.#b = o.backend
@@ -100,6 +115,7 @@ export class ResyncApplier implements ResyncTarget {
 
   /** Nothing to undo: every part converges on what is there, and the mark (standby-service.ts) says a resync is running. */
   begin(): Promise<void> {
+    this.#listings.clear()
     return Promise.resolve()
   }
 
@@ -108,8 +124,7 @@ export class ResyncApplier implements ResyncTarget {
     if (d === undefined || !(await this.#exists(d))) throw new VfsError('ESTALE', `resync: directory vid ${part.dir.id.toString(16)} is not here (its parent's part comes first)`)
     const dattr = await this.#b.getattr(d)
     await this.#fixOwner(d, dattr, part.dirAttr)
-    const list = await readListing(this.#b, d)
-    const inRange = (c: bigint): boolean => c > part.cookieFrom && c <= part.cookieTo && c !== DOT_COOKIE && c !== DOTDOT_COOKIE
+    const list = await this.#listing(d, part)
     const want = new Set(part.entries.map((e) => e.name.toString('latin1')))
     const needs: ResyncNeed[] = []
     for (const e of part.entries) {
@@ -117,8 +132,10 @@ export class ResyncApplier implements ResyncTarget {
       if (need !== null) needs.push(need)
     }
     // Extras last, so a file the primary renamed within the directory is linked at its new name before its old one goes.
-    for (const e of list) {
-      if (inRange(e.cookie) && !want.has(e.name.toString('latin1'))) await this.#removeTree(d, e.name, 0)
+    for (let i = firstAfter(list, part.cookieFrom); i < list.length; i++) {
+      const e = list[i] as Listing[number]
+      if (e.cookie > part.cookieTo) break
+      if (e.cookie !== DOT_COOKIE && e.cookie !== DOTDOT_COOKIE && !want.has(e.name.toString('latin1'))) await this.#removeTree(d, e.name, 0)
     }
     // Last: the entries made above changed the directory's times.
     await this.#setTimes(d, part.dirAttr)
@@ -143,7 +160,28 @@ export class ResyncApplier implements ResyncTarget {
   }
 
   async end(p0: bigint, walkedUntil: bigint): Promise<void> {
+    this.#listings.clear()
     await this.#applier.rebase(p0, walkedUntil)
+  }
+
+  /** The directory's listing for this part: read at its first part (or when not kept), kept until its last. */
+  async #listing(d: FileRef, part: ResyncDirPart): Promise<Listing> {
+    const key = `${String(d.id)}:${String(d.gen)}`
+    let list = part.cookieFrom === 0n ? undefined : this.#listings.get(key)
+    if (list === undefined) {
+      list = await readListing(this.#b, d)
+      this.listingReads++
+    }
+    this.#listings.delete(key)
+    if (part.cookieTo !== MAX_COOKIE) {
+      this.#listings.set(key, list)
+      // Oldest first out: a directory whose last part never came (the resync cut short).
+      for (const k of this.#listings.keys()) {
+        if (this.#listings.size <= MAX_LISTINGS) break
+        this.#listings.delete(k)
+      }
+    }
+    return list
   }
 
   /** Makes one entry match; what the primary must send for it, if anything. */
@@ -297,6 +335,18 @@ export class ResyncApplier implements ResyncTarget {
   async #exists(local: FileRef): Promise<boolean> {
     return (await this.#attr(local)) !== null
   }
+}
+
+/** Index of the first entry of a listing (sorted by cookie) with a cookie above `cookie`. */
+function firstAfter(list: Listing, cookie: bigint): number {
+  let lo = 0
+  let hi = list.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if ((list[mid] as Listing[number]).cookie <= cookie) lo = mid + 1
+    else hi = mid
+  }
+  return lo
 }
 
 function sameTime(a: Timespec, b: Timespec): boolean {

@@ -35,6 +35,8 @@ import { PrimaryReplication } from './primary.ts'
 import { STANDBY_RPC_LIMITS, createReplicationProgram } from './standby-program.ts'
 import { StandbyService } from './standby-service.ts'
 import { ResyncApplier } from './resync-target.ts'
+import { rejoinAsStandby } from './rejoin.ts'
+import type { PrimaryOptions } from './primary.ts'
 
 export interface StandbyNodeOptions {
   stateDir: string
@@ -54,6 +56,18 @@ export interface StandbyNodeOptions {
   onServing?: (server: TsnfsServer, epoch: bigint) => void
   /** --auto-takeover: take over when the witnesses agree the primary is dead (auto-takeover.ts). */
   autoTakeover?: Pick<AutoTakeoverOptions, 'primary' | 'witnesses' | 'rankedBefore' | 'intervalMs' | 'timeoutMs'>
+  /**
+   * --rejoin: this state directory is a former primary's; make it a standby (rejoin.ts). A
+   * fenced one rejoins without it.
+   */
+  rejoin?: boolean
+  /**
+   * Once this node has taken over, replicate to these standbys (--standby; typically the
+   * former primary, rejoined), in this mode. Without it the new primary serves alone.
+   */
+  asPrimary?: Pick<PrimaryOptions, 'standbys' | 'mode' | 'lagBoundMs' | 'heartbeatMs' | 'timeoutMs' | 'resyncVerify'>
+  /** After a takeover, a node of a higher epoch took over from this one (its senders heard it): stop. */
+  onFenced?: (theirEpoch: bigint) => void
 }
 
 interface Opened {
@@ -89,12 +103,13 @@ export class StandbyNode {
     const cluster = o.cluster ?? DEFAULT_CLUSTER
     const node = o.node ?? hostname()
     const state = await NodeState.open(o.stateDir, { cluster, node, role: 'standby', epoch: 1n })
-    if (state.get().role === 'primary') {
-      // A primary's state directory reused for a standby: what it wrote that no standby has is not
-      // discarded yet (that is the rejoin's resync), so it may not take changes from another primary.
-      throw new Error(`${o.stateDir}: this node's state says it is a primary (epoch ${state.get().epoch}); a former primary rejoins through a full resync, not yet available`)
+    const role = state.get().role
+    if (role === 'primary' && o.rejoin !== true) {
+      // A primary's state directory given to a standby by mistake must not lose its tail silently.
+      throw new Error(`${o.stateDir}: this node's state says it is a primary (epoch ${state.get().epoch}); to make it a standby of the node that took over, start it with --rejoin (it discards what no standby acknowledged, then a full resync brings it level)`)
     }
-    if (state.get().role === 'fenced') await state.update({ role: 'standby' })
+    // Fenced means another node took over: rejoining is the only way on, so it needs no flag.
+    if (role !== 'standby') await rejoinAsStandby(state, table.all().map((e) => e.id), o.log)
     const opened: Opened[] = []
     try {
       for (const exp of table.all()) {
@@ -157,6 +172,11 @@ export class StandbyNode {
     return this.listenPort
   }
 
+  /** This node's own replication (its senders to --standby), once it has taken over. */
+  get asPrimary(): PrimaryReplication | null {
+    return this.replication
+  }
+
   /** The NFS server, once this node has taken over. */
   get server(): TsnfsServer | null {
     return this.nfs
@@ -184,11 +204,16 @@ export class StandbyNode {
       stateDir: this.o.stateDir,
       cluster: me?.cluster ?? DEFAULT_CLUSTER,
       node: me?.node ?? hostname(),
-      standbys: [],
+      standbys: this.o.asPrimary?.standbys ?? [],
       mode: 'async',
+      ...this.o.asPrimary,
       exportListText: info.exportList,
       log: this.o.log,
       maps: new Map(this.opened.map((x) => [x.exp.id, x.map])),
+      onFenced: (theirEpoch) => {
+        this.o.log.error({ theirEpoch: theirEpoch.toString() }, 'replication: a node of a higher epoch took over from this one')
+        void (this.o.address?.fenced(theirEpoch) ?? Promise.resolve()).finally(() => this.o.onFenced?.(theirEpoch))
+      },
     })
     const byId = new Map(this.opened.map((x) => [x.exp.id, x]))
     const reuse: BackendFactory = (exp) => {
@@ -204,6 +229,8 @@ export class StandbyNode {
       logger: this.o.log,
       backends: new Map([...names].map((n) => [n, reuse])),
       replication,
+      // The old primary's cached replies: a retransmission of a call it answered gets that answer.
+      replySeed: this.service.replies.all(),
     })
     this.replication = replication
     this.o.log.warn({ epoch: epoch.toString(), port: this.nfs.port }, 'replication: serving NFS as the primary')

@@ -13,7 +13,9 @@
  *             an export we do not have (id and path) -> REPL_NO_EXPORT (nothing attached: a
  *                                                 standby serves all it is sent or refuses)
  *             else: the handle key, export list and mount list stored durably, a higher epoch
- *             adopted durably, the caller attached -> REPL_OK with each export's position.
+ *             adopted durably (after every export holding anything was marked for a full
+ *             resync: its positions count the old primary's log), the caller attached -> REPL_OK
+ *             with each export's position.
  *   HEARTBEAT epoch < ours -> REPL_STALE_EPOCH; else REPL_OK (role, epoch).
  *   APPEND    epoch < ours -> REPL_STALE_EPOCH; not a standby -> REPL_NOT_STANDBY; not from the
  *             attached primary's connection (or a takeover under way) -> REPL_BUSY; unknown
@@ -53,6 +55,7 @@ import type {
   repl_status_res,
   repl_takeover_args,
   repl_takeover_res,
+  repl_drc_args,
 } from '../../xdr/generated/replication.ts'
 import { REPL_VERSION, repl_stat as STAT } from '../../xdr/generated/replication.ts'
 import type { Logger } from '../logger.ts'
@@ -62,6 +65,8 @@ import type { NodeState } from './node-state.ts'
 import { roleToWire, statusToWire } from './status.ts'
 import type { ExportPosition, NodeStatus, PeerStatus } from './status.ts'
 import { ownChange } from './own-change.ts'
+import { resyncMarkName, writeResyncMark } from './rejoin.ts'
+import { ReplyStore } from './drc-ship.ts'
 import { changeFromRepl, timeFromRepl } from './change-codec.ts'
 import { rsDirFromWire } from './resync-codec.ts'
 import type { ResyncTarget } from './resync-target.ts'
@@ -147,6 +152,8 @@ export class StandbyService {
   private attached: Attached | null = null
   private readonly openedAt: number
   private takingOver = false
+  /** The primary's cached replies (REPL_DRC), for this node's cache at a takeover (drc-ship.ts). */
+  readonly replies = new ReplyStore()
   /** What the last HELLO stored, so an unchanged one writes nothing. */
   private stored = new Map<string, Buffer>()
 
@@ -231,6 +238,7 @@ export class StandbyService {
         return { status: STAT.REPL_NO_EXPORT }
       }
     }
+    if (a.epoch > me.epoch) await this.newEpoch(a.epoch, node)
     await this.store('handle.key', a.handle_key)
     await this.store('export-list', a.export_list)
     await this.store('mount-list', a.mount_list)
@@ -278,6 +286,20 @@ export class StandbyService {
       const now = this.attached
       if (now !== null && now.conn === from.conn) now.lastSeen = this.now()
     })
+  }
+
+  /**
+   * REPL_DRC: replies the attached primary's cache kept, stored for a takeover. From an older
+   * epoch -> REPL_STALE_EPOCH; not a standby -> REPL_NOT_STANDBY; no primary of this epoch
+   * attached -> REPL_BUSY (they come on a connection of their own, so any connection may send).
+   */
+  drc(a: repl_drc_args): repl_rs_res {
+    const me = this.state.get()
+    if (a.epoch < me.epoch) return { status: STAT.REPL_STALE_EPOCH, epoch: me.epoch }
+    if (me.role !== 'standby') return { status: STAT.REPL_NOT_STANDBY }
+    if (this.takingOver || this.attached?.epoch !== a.epoch) return { status: STAT.REPL_BUSY }
+    for (const e of a.entries) this.replies.add(e.key.toString('utf8'), e.reply)
+    return { status: STAT.REPL_OK }
   }
 
   /** RESYNC_BEGIN: the export needs a resync from now until RESYNC_END, durably (a restart starts over). */
@@ -468,6 +490,22 @@ export class StandbyService {
     this.stored.set(name, copy)
   }
 
+  /**
+   * A primary of a higher epoch: a takeover happened since this node last attached. Its
+   * positions count changes of the old primary's log, and the new primary's log started afresh
+   * at its takeover, so they say nothing about what it has: every export that holds anything
+   * needs a full resync (marked durably before the epoch is adopted, so a crash between the
+   * two cannot leave old positions under the new epoch).
+   */
+  private async newEpoch(epoch: bigint, node: string): Promise<void> {
+    for (const e of this.exports.values()) {
+      if (e.failed !== null || e.ex.target.position() === 0n) continue
+      await writeResyncMark(this.state.dir, e.ex.id, `primary ${node} serves epoch ${String(epoch)}; positions of the old epoch's log`)
+      e.failed = STAT.REPL_NEED_RESYNC
+      this.log.warn({ exportId: e.ex.id, node, epoch: epoch.toString(), position: e.ex.target.position().toString() }, 'replication: a new primary (higher epoch); this export needs a full resync')
+    }
+  }
+
   private async applyBatch(e: ExportState, first: bigint, changes: readonly Change[]): Promise<repl_append_res> {
     if (e.failed !== null) return { status: e.failed }
     const target = e.ex.target
@@ -524,5 +562,5 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 function resyncFile(id: number): string {
-  return `resync-${String(id)}`
+  return resyncMarkName(id)
 }

@@ -64,6 +64,7 @@ export class WitnessNode {
           REPL_RESYNC_SUMS: () => ({ status: STAT.REPL_NOT_STANDBY }),
           REPL_RESYNC_DATA: () => ({ status: STAT.REPL_NOT_STANDBY }),
           REPL_RESYNC_END: () => ({ status: STAT.REPL_NOT_STANDBY }),
+          REPL_DRC: () => ({ status: STAT.REPL_NOT_STANDBY }),
         }),
       ],
       logger: o.log,

@@ -74,6 +74,8 @@ export class DuplicateRequestCache {
   private readonly arena = new ReplyArena()
   hits = 0
   inProgressDrops = 0
+  /** Told of every reply kept (replication ships them to standbys: server/replication/drc-ship.ts). */
+  onComplete: ((key: string, reply: Buffer) => void) | null = null
 
   constructor(opts: DrcOptions) {
     this.cache = new LRUCache<string, Entry>({
@@ -98,6 +100,13 @@ export class DuplicateRequestCache {
 
   static key(address: string, xid: number, prog: number, vers: number, proc: number, args: Buffer): string {
     return `${address}|${xid}|${prog}|${vers}|${proc}|${args.length}|${fnv1a(args, CHECKSUM_BYTES)}`
+  }
+
+  /** The program and procedure a key() names (null: not a key of ours). */
+  static procOf(key: string): { prog: number; proc: number } | null {
+    const f = key.split('|')
+    if (f.length !== 7) return null
+    return { prog: Number(f[2]), proc: Number(f[4]) }
   }
 
   get size(): number {
@@ -134,6 +143,7 @@ export class DuplicateRequestCache {
     if (reply.length > REPLY_INCLUDED) this.cache.set(key, { reply }, { size: DRC_ENTRY_COST + reply.length })
     else if (e !== undefined) e.reply = reply
     else this.cache.set(key, { reply })
+    this.onComplete?.(key, reply)
   }
 
   /** The call produced no reply (or failed to): let a retransmission run it again. */

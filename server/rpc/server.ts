@@ -121,6 +121,16 @@ export class RpcServer {
     this.recordPool = new RecordBufferPool({ maxBytes: this.limits.recordPoolBytes })
   }
 
+  /** Calls `fn` with every reply the duplicate request cache keeps (replication ships them). */
+  onReplyCached(fn: (key: string, reply: Buffer) => void): void {
+    this.env.drc.onComplete = fn
+  }
+
+  /** Puts replies another node sent into the duplicate request cache (a takeover: server/replication/drc-ship.ts). */
+  seedReplies(entries: Iterable<readonly [string, Buffer]>): void {
+    for (const [key, reply] of entries) this.env.drc.complete(key, [reply])
+  }
+
   /** The record pool and the duplicate request cache, for the metrics and the idle reclaim (names get `prefix`). */
   memoryHolders(prefix = ''): MemoryHolder[] {
     const pool = this.recordPool

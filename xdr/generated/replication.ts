@@ -105,6 +105,27 @@ export const REPL_MAXSUMS = 64
 
 /**
  * ```xdr
+ * const REPL_MAXDRC     = 256;
+ * ```
+ */
+export const REPL_MAXDRC = 256
+
+/**
+ * ```xdr
+ * const REPL_MAXDRCKEY  = 512;
+ * ```
+ */
+export const REPL_MAXDRCKEY = 512
+
+/**
+ * ```xdr
+ * const REPL_MAXDRCREPLY = 8192;
+ * ```
+ */
+export const REPL_MAXDRCREPLY = 8192
+
+/**
+ * ```xdr
  * const REPL_SUMRANGE   = 1048576;
  * ```
  */
@@ -2022,6 +2043,56 @@ export const repl_rs_res: Codec<repl_rs_res> = {
 
 /**
  * ```xdr
+ * struct repl_drc_entry {
+ *      opaque key<REPL_MAXDRCKEY>;
+ *      opaque reply<REPL_MAXDRCREPLY>;
+ * };
+ * ```
+ */
+export interface repl_drc_entry {
+  key: Buffer
+  reply: Buffer
+}
+export const repl_drc_entry: Codec<repl_drc_entry> = {
+  encode(w, v) {
+    w.opaque(v.key, 512)
+    w.opaque(v.reply, 8192)
+  },
+  decode(r) {
+    return {
+      key: r.opaque(512),
+      reply: r.opaque(8192),
+    }
+  },
+}
+
+/**
+ * ```xdr
+ * struct repl_drc_args {
+ *      unsigned hyper epoch;
+ *      repl_drc_entry entries<REPL_MAXDRC>;
+ * };
+ * ```
+ */
+export interface repl_drc_args {
+  epoch: bigint
+  entries: repl_drc_entry[]
+}
+export const repl_drc_args: Codec<repl_drc_args> = {
+  encode(w, v) {
+    w.u64(v.epoch)
+    encodeArray(w, repl_drc_entry, v.entries, 256)
+  },
+  decode(r) {
+    return {
+      epoch: r.u64(),
+      entries: decodeArray(r, repl_drc_entry, 256, 8),
+    }
+  },
+}
+
+/**
+ * ```xdr
  * program TSNFS_REPL_PROG {
  *    version TSNFS_REPL_V1 {
  *       void               REPL_NULL(void)                    = 0;
@@ -2035,6 +2106,7 @@ export const repl_rs_res: Codec<repl_rs_res> = {
  *       repl_rs_sums_res   REPL_RESYNC_SUMS(repl_rs_sums_args)   = 8;
  *       repl_rs_res        REPL_RESYNC_DATA(repl_rs_data_args)   = 9;
  *       repl_rs_res        REPL_RESYNC_END(repl_rs_end_args)     = 10;
+ *       repl_rs_res        REPL_DRC(repl_drc_args)               = 11;
  *    } = 1;
  * } = 777977857;
  * ```
@@ -2058,6 +2130,7 @@ export const TSNFS_REPL_PROG = {
         REPL_RESYNC_SUMS: { name: 'REPL_RESYNC_SUMS', proc: 8, args: repl_rs_sums_args, res: repl_rs_sums_res },
         REPL_RESYNC_DATA: { name: 'REPL_RESYNC_DATA', proc: 9, args: repl_rs_data_args, res: repl_rs_res },
         REPL_RESYNC_END: { name: 'REPL_RESYNC_END', proc: 10, args: repl_rs_end_args, res: repl_rs_res },
+        REPL_DRC: { name: 'REPL_DRC', proc: 11, args: repl_drc_args, res: repl_rs_res },
       },
     },
   },

@@ -8,7 +8,7 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import type { Change } from '../../../vfs/replica/change.ts'
@@ -122,6 +122,29 @@ t.test('one primary at a time', async (t) => {
   b.close()
   await new Promise((r) => setTimeout(r, 50))
   t.equal((await hello(c, { node: 'p3', epoch: 2n })).status, repl_stat.REPL_OK, 'the attached primary closed its connection: another may attach')
+})
+
+t.test('a primary of a higher epoch (a takeover since): an export that applied anything needs a full resync, durably; an empty one does not', async (t) => {
+  const dir = t.testdir()
+  const applied = new RecordingTarget()
+  const empty = new RecordingTarget()
+  const targets = [{ id: 1, path: '/a', target: applied }, { id: 2, path: '/b', target: empty }]
+  const both = [...EXPORTS, { export_id: 2, path: Buffer.from('/b'), sync: true }]
+  const s = await startStandby(t, { dir, targets })
+  const c = await open(t, s.port)
+  t.equal((await hello(c, { exports: both })).status, repl_stat.REPL_OK)
+  t.same(await append(c, 1n, changes(1, 5)), { status: repl_stat.REPL_OK, durable: 5n })
+  c.close()
+  const d = await open(t, s.port)
+  // The new primary's log started afresh at its takeover: position 5 of the old log means nothing to it.
+  t.same(await hello(d, { node: 'primary-2', epoch: 2n, exports: both }), {
+    status: repl_stat.REPL_OK,
+    positions: [{ export_id: 1, applied: 5n, need_resync: true }, { export_id: 2, applied: 0n, need_resync: false }],
+  })
+  t.same(await append(d, 6n, changes(6, 1), 2n), { status: repl_stat.REPL_NEED_RESYNC }, 'no APPEND until the resync')
+  t.ok(existsSync(join(dir, 'replication', 'resync-1')), 'the mark is on disk')
+  t.notOk(existsSync(join(dir, 'replication', 'resync-2')), 'none for the export that held nothing')
+  t.equal(s.state.get().epoch, 2n)
 })
 
 t.test('APPEND: in order, duplicates skipped, gaps refused, one batch at a time', async (t) => {
