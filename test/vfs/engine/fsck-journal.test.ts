@@ -9,7 +9,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { JOURNAL_SUPERBLOCK_CHECKSUM_OFFSET, journalSuperblockCsum } from '../../../vfs/engine/jbd2/superblock.ts'
 import { mkfs, scratch, seededBytes, sh } from './format-helpers.ts'
-import { bmap, debugfs, e2fsckFinds, fsckImage, MKFS_FEATURES } from './fsck-helpers.ts'
+import { bmap, debugfs, e2fsck, e2fsckFinds, fsckImage, MKFS_FEATURES } from './fsck-helpers.ts'
+import { codes, repairFile } from './fsck-repair-helpers.ts'
 
 t.setTimeout(120_000)
 const BS = 4096
@@ -121,4 +122,32 @@ t.test('random bytes over the journal superblock: the same verdict', async (t) =
     else t.fail(`round ${round}: ${hits.join(' ')}: e2fsck -fn ${theirs ? 'found' : 'clean'}, ours ${ours.clean ? 'clean' : ours.problems.map((p) => p.code).join(' ')}`)
   }
   t.equal(agreed, rounds, 'every verdict the same as e2fsck -fn')
+})
+
+t.test('repair rewrites a corrupt journal superblock; e2fsck -fn is clean after', async (t) => {
+  for (const [name, fields, code] of [
+    ['magic', [[0, 'u32', 0x9d3b3998]], 'JOURNAL_BAD_MAGIC'],
+    ['block size', [[0xc, 'u32', 1024]], 'JOURNAL_BAD_BLOCK_SIZE'],
+    ['s_start without needs_recovery', [[0x1c, 'u32', 5]], 'JOURNAL_START_WITHOUT_RECOVERY'],
+  ] as const) {
+    sh('cp', ['--sparse=always', base, image])
+    patchSuper(fields)
+    const r = await repairFile(image)
+    t.ok(codes(r, 'fixed').includes(code), `${name}: ${code} fixed`, { fixedCodes: codes(r, 'fixed'), leftCodes: codes(r, 'left') })
+    t.equal(r.exitCode, 1, `${name}: exit 1 (corrected)`)
+    const after = e2fsck(image)
+    t.equal(after.code, 0, `${name}: e2fsck -fn clean afterwards${after.code === 0 ? '' : `\n${after.out}`}`)
+    t.equal((await fsckImage(image)).clean, true, `${name}: ours clean afterwards`)
+  }
+})
+
+t.test('repair refuses an unusable journal inode, naming it', async (t) => {
+  sh('cp', ['--sparse=always', base, image])
+  debugfs(image, 'sif <8> links_count 0')
+  const r = await repairFile(image)
+  const refusal = r.repairs.find((x) => x.code === 'JOURNAL_BAD_INODE' && x.outcome === 'left')
+  t.ok(refusal, 'JOURNAL_BAD_INODE left', { repairs: r.repairs })
+  t.match(refusal?.message ?? '', /the journal inode is unusable: not repaired: e2fsck -fy removes and recreates the journal/, 'the message says why and what to do')
+  t.equal(r.exitCode, 4, 'exit 4 (left uncorrected)')
+  t.equal(e2fsckFinds(image), true, 'e2fsck -fn still finds it (nothing was written to the journal)')
 })
