@@ -14,6 +14,7 @@ import { Ext4Image } from '../reader/image.ts'
 import type { ReadAt } from '../reader/read-at.ts'
 import { NO_VERIFY } from '../reader/verify.ts'
 import { FsckContext } from './context.ts'
+import { checkJournal } from './journal-check.ts'
 import { readOrphans } from './orphans.ts'
 import { scanInodes } from './pass1-inodes.ts'
 import { checkGroupDescs, checkSuperblock } from './pass1-super.ts'
@@ -70,6 +71,8 @@ export async function checkWithContext(dev: ReadAt, opts: CheckOptions = {}): Pr
   const csum = hasMetadataCsum(img.sb)
   const ctx = new FsckContext(img, report, csum ? metadataCsumVerifier(img.sb) : NO_VERIFY, csum)
   await checkSuperblock(ctx)
+  // e2fsck checks the journal before pass 1 and, when it is unusable, stops ("Cannot proceed"); we go on, so a report says what else is wrong.
+  ctx.journal = await checkJournal(img, report)
   await checkGroupDescs(ctx)
   if (ctx.groups.some((gd) => (gd.flags & BG_BLOCK_UNINIT) !== 0)) ctx.metaBlocks = ctx.blocks.clone()
   await readOrphans(ctx)

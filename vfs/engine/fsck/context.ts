@@ -8,6 +8,7 @@ import type { GroupDesc } from '../format/group-desc.ts'
 import type { Ext4Image } from '../reader/image.ts'
 import type { Verifier } from '../reader/verify.ts'
 import { BitSet } from './bitset.ts'
+import type { JournalFacts } from './journal-check.ts'
 import type { FsckPass, Reporter } from './problems.ts'
 
 /** A directory as pass 1 saw it; pass 2 reads its blocks from extents. */
@@ -48,6 +49,8 @@ export class FsckContext {
   metaBlocks: BitSet | undefined
   /** The inode root's 'lost+found' entry names (0: none), found in pass 2. */
   lostFound = 0
+  /** Where the journal's superblock lives, when its inode is usable (set by the journal check). */
+  journal: JournalFacts | undefined
   /** Shared xattr blocks already claimed (several inodes may point at one). */
   readonly xattrBlocks = new Set<number>()
 

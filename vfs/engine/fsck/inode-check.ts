@@ -18,6 +18,41 @@ import type { ExtentWalk } from './extent-walk.ts'
 
 const TYPES = new Set([S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK])
 const RESIZE_INO = 7
+const JOURNAL_INO = 8
+/** EXT4_USR_QUOTA_INO and EXT4_GRP_QUOTA_INO: e2fsck treats them as quota inodes, used or not. */
+const QUOTA_INOS = new Set([3, 4])
+const BOOT_LOADER_INO = 5
+const BAD_BLOCKS_INO = 1
+
+/**
+ * What e2fsck pass 1 asks of a reserved inode's mode: the boot loader may not be a directory, the
+ * resize inode is regular or nothing, the journal (when it is one) regular; an inode 8 or 3/4 that
+ * is not the journal or a quota file must be clear; the rest have no mode at all.
+ */
+function checkReservedMode(ctx: FsckContext, ino: number, inode: Inode): void {
+  const sb = ctx.img.sb
+  const r = ctx.report
+  const fmt = fileType(inode.mode)
+  const notClear = inode.linksCount !== 0 || inode.blocks !== 0 || inode.block.readUInt32LE(0) !== 0
+  if (ino === JOURNAL_INO) {
+    if (sb.journalInum === JOURNAL_INO) {
+      if (fmt !== S_IFREG) r.add(1, 'JOURNAL_BAD_MODE', `journal inode ${ino}: mode 0${inode.mode.toString(8)} is not a regular file`, { ino })
+    } else if (notClear) {
+      r.add(1, 'JOURNAL_INODE_NOT_CLEAR', `inode ${ino} is not the journal (s_journal_inum ${sb.journalInum}) but holds data`, { ino })
+    }
+  } else if (QUOTA_INOS.has(ino)) {
+    // With the quota feature mkfs puts the user and group quota files here (s_usr_quota_inum, s_grp_quota_inum).
+    const isQuota = hasFeature(sb, 'ro_compat', 'quota')
+    if (isQuota && fmt !== S_IFREG) r.add(1, 'QUOTA_BAD_MODE', `quota inode ${ino}: mode 0${inode.mode.toString(8)} is not a regular file`, { ino })
+    else if (!isQuota && notClear) r.add(1, 'QUOTA_INODE_NOT_CLEAR', `inode ${ino} is no quota file but holds data`, { ino })
+  } else if (ino === BOOT_LOADER_INO) {
+    if (fmt === S_IFDIR) r.add(1, 'RESERVED_BAD_MODE', `reserved inode ${ino} (boot loader) is a directory`, { ino })
+  } else if (ino === RESIZE_INO) {
+    if (inode.mode !== 0 && fmt !== S_IFREG) r.add(1, 'RESERVED_BAD_MODE', `reserved inode ${ino} (resize) has mode 0${inode.mode.toString(8)}`, { ino })
+  } else if (ino !== BAD_BLOCKS_INO && inode.mode !== 0) {
+    r.add(1, 'RESERVED_BAD_MODE', `reserved inode ${ino} has mode 0${inode.mode.toString(8)}`, { ino })
+  }
+}
 
 export async function checkInode(ctx: FsckContext, ino: number, inode: Inode): Promise<void> {
   const r = ctx.report
@@ -28,13 +63,24 @@ export async function checkInode(ctx: FsckContext, ino: number, inode: Inode): P
   ctx.linksCount[ino] = inode.linksCount
   if (!ctx.orphans.has(ino) && inode.dtime !== 0 && ino >= sb.firstIno) r.add(1, 'INODE_DTIME_SET', `inode ${ino}: in use (${inode.linksCount} links) but i_dtime is ${inode.dtime}`, where)
 
+  // e2fsck PR_1_LOW_DTIME: a dtime below the inode count is an orphan-list link left in an inode in use (for ino >= s_first_ino, INODE_DTIME_SET says more).
+  if (ino < sb.firstIno && inode.dtime !== 0 && inode.dtime < sb.inodesCount && (inode.linksCount > 0 || ino === ROOT_INO)) {
+    r.add(1, 'INODE_LOW_DTIME', `inode ${ino}: i_dtime ${inode.dtime} looks like an orphan-list link (under ${sb.inodesCount})`, where)
+  }
   if (ino < sb.firstIno && ino !== ROOT_INO) {
     // Reserved: the journal and others claim their blocks; the resize inode (block-mapped) its DIND block.
     ctx.types[ino] = fmt >> 12
+    checkReservedMode(ctx, ino, inode)
     if (ino === RESIZE_INO) {
       await checkResizeInode(ctx, inode)
     } else if ((inode.flags & INODE_FLAGS.EXTENTS) !== 0) {
-      await walkExtents(ctx, ino, inode, false)
+      const walk = await walkExtents(ctx, ino, inode, false)
+      // The journal's blocks are counted as a regular file's (e2fsck check_blocks); its size and map are the journal check's.
+      if (ino === JOURNAL_INO && sb.journalInum === JOURNAL_INO && walk.ok) {
+        const want = walk.blocks * (bs / 512)
+        const have = blocksIn512(inode, bs)
+        if (have !== want) r.add(1, 'INODE_BAD_I_BLOCKS', `inode ${ino}: i_blocks ${have}, counted ${want}`, { ...where, expected: want })
+      }
     }
     return
   }

@@ -23,6 +23,7 @@ import { repairChecksums } from './checksums.ts'
 import { repairDirEntries } from './dirents.ts'
 import { clearHtreeIndexes } from './htree-clear.ts'
 import { repairCountedFields, repairDtimes } from './inode-fields.ts'
+import { repairJournal } from './journal.ts'
 import { repairLinkCounts } from './links.ts'
 import { releaseOrphans } from './orphans.ts'
 import { reconnect } from './reconnect.ts'
@@ -109,6 +110,12 @@ export async function repairImage(dev: BlockDevice, opts: CheckOptions = {}): Pr
   record('orphans', await releaseOrphans(dev))
   if (repairs.length > 0) ({ result, ctx } = await checkWithContext(dev, opts))
   const before = result
+  // The journal before the passes' steps, as e2fsck checks it before pass 1.
+  if (ctx !== undefined) {
+    const done = await repairJournal(dev, ctx, result.problems)
+    record('journal', done)
+    if (done.some((r) => r.outcome === 'fixed')) ({ result, ctx } = await checkWithContext(dev, opts))
+  }
   for (let sweep = 0; sweep < MAX_SWEEPS && !result.clean && ctx !== undefined; sweep++) {
     let fixedAny = false
     for (const [name, step] of STEPS) {
