@@ -47,10 +47,13 @@ export interface RunResult {
   stderr: string
 }
 
-/** Run `tsnfs ...args` to completion. */
-export function tsnfs(args: string[]): Promise<RunResult> {
+/**
+ * Run `tsnfs ...args` to completion. timeoutMs kills it (SIGTERM) after that long: for a command
+ * that must exit by itself, where a start that wrongly serves would otherwise never end.
+ */
+export function tsnfs(args: string[], opts: { timeoutMs?: number } = {}): Promise<RunResult> {
   return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, [...TSNFS_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [...TSNFS_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: opts.timeoutMs })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))

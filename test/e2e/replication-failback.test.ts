@@ -9,7 +9,6 @@
  * is there, through the same handles, with the same fileids.
  */
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { createServer as netServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
@@ -18,7 +17,7 @@ import { FILE_SYNC, Nfs3, S, UNSTABLE } from '../helpers/local.ts'
 import { prng } from '../helpers/prng.ts'
 import { standbyProcess, tempDir } from '../helpers/tsnfs-process.ts'
 import type { TsnfsProcess } from '../helpers/tsnfs-process.ts'
-import { ROOT, TSNFS_ARGS, serveProcess, tsnfs } from '../cli/cli.ts'
+import { serveProcess, tsnfs } from '../cli/cli.ts'
 
 interface Stable {
   fh: Buffer
@@ -133,7 +132,7 @@ t.test('A primary, B standby; A SIGKILLed; B takes over; A rejoins as B\'s stand
 
   // A's state directory: refused as a plain standby, then rejoined.
   const aArgs = ['--listen', `127.0.0.1:${String(aRepl)}`, '--exports', join(conf, 'a'), '--state-dir', aState, '--port', '0', '--host', '127.0.0.1', '--node', 'a', '--standby', `127.0.0.1:${String(b.port)}`]
-  const refused = await run(['standby', ...aArgs])
+  const refused = await tsnfs(['standby', ...aArgs], { timeoutMs: 20_000 })
   t.not(refused.code, 0, 'a former primary\'s state without --rejoin: refused')
   t.match(refused.stderr, /state says it is a primary \(epoch 1\).*--rejoin/, refused.stderr)
   const a2 = await standbyProcess(t, [...aArgs, '--rejoin'], 30_000)
@@ -158,18 +157,3 @@ t.test('A primary, B standby; A SIGKILLed; B takes over; A rejoins as B\'s stand
   t.equal((await three.create(root, 'after-failback')).status, S.OK, 'A takes writes')
   three.c.close()
 })
-
-/** A tsnfs command killed after 20 s (a start that wrongly runs would otherwise never end). */
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...TSNFS_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => {
-      resolve({ code, stdout, stderr })
-    })
-  })
-}

@@ -7,13 +7,12 @@
  * every byte it had made stable is there.
  */
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FILE_SYNC, Nfs3, S, UNSTABLE } from '../helpers/local.ts'
 import { prng } from '../helpers/prng.ts'
 import { standbyProcess, tempDir } from '../helpers/tsnfs-process.ts'
-import { ROOT, TSNFS_ARGS, serveProcess, tsnfs } from '../cli/cli.ts'
+import { serveProcess, tsnfs } from '../cli/cli.ts'
 
 interface Stable {
   fh: Buffer
@@ -105,26 +104,11 @@ t.test('the primary is SIGKILLed mid-workload; after the takeover every stable b
   t.match(status.stdout, /"role":\s*"primary"/, 'the standby reports itself primary')
 
   // The old primary restarted with its old command line: fenced at start, it never serves.
-  const again = await run([
+  const again = await tsnfs([
     'serve', '--exports', join(conf, 'primary'), '--port', '0', '--host', '127.0.0.1', '--state-dir', primaryState, '--no-lock', '--admin', 'off',
     '--standby', `127.0.0.1:${standby.port}`, '--sync', '--node', 'a',
-  ])
+  ], { timeoutMs: 20_000 })
   t.not(again.code, 0, 'the restarted former primary exits')
   t.match(again.stderr, /a standby serves epoch 2, above this node's 1 .*fenced/, again.stderr)
   t.notMatch(again.stdout, /serving NFSv3/, 'it never served')
 })
-
-/** A tsnfs command killed after 20 s (a start that wrongly serves would otherwise never end). */
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...TSNFS_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => {
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
