@@ -54,7 +54,9 @@ t.test('our server as data and tape agent (ADDR_LOCAL)', async (t) => {
   t.ok(history.some((h) => h.path.includes('b.bin')), 'b.bin is in the history')
   t.equal(job.files, history.length)
   const log = (await queryLogs(jobsDir(state), { job: job.id })).map((l) => l.message)
-  t.match(log.at(-1), /^done: \d+ bytes, \d+ files on L1/)
+  // The job ends done, then its file history goes into the catalog (dma/jobs/service.ts).
+  t.match(log.at(-2), /^done: \d+ bytes, \d+ files on L1/)
+  t.match(log.at(-1), new RegExp(`^file history in the catalog as backup \\d+ \\(${history.length} entries, \\d+ ms\\)$`))
 })
 
 t.test('three-way: our data agent, ndmjob\'s tape agent', { skip: existsSync(NDMJOB) ? false : `${NDMJOB} is not installed` }, async (t) => {
