@@ -45,8 +45,11 @@ t.test('recover env and the env GET_ENV answers', async (t) => {
     histForm: 'node',
     direct: false,
     overwrite: true,
+    compress: null,
     ignored: ['RULES'],
   })
+  // A compressed backup's recover env names it, so DIRECT can be refused before any read.
+  t.match(parseRecoverEnv([{ name: 'FILESYSTEM', value: '/exp' }, { name: 'COMPRESS', value: 'gzip' }]), { compress: 'gzip', ignored: [] })
   t.strictSame(resultEnv([{ name: 'HIST', value: 'y' }, { name: 'level', value: '3' }, { name: 'USER', value: 'u' }], { LEVEL: '0', TYPE: 'tar' }), [
     { name: 'HIST', value: 'y' },
     { name: 'USER', value: 'u' },
