@@ -127,9 +127,15 @@ export class ResyncApplier implements ResyncTarget {
     const list = await this.#listing(d, part)
     const want = new Set(part.entries.map((e) => e.name.toString('latin1')))
     const needs: ResyncNeed[] = []
+    const asked = new Set<bigint>()
     for (const e of part.entries) {
       const need = await this.#entry(d, e)
-      if (need !== null) needs.push(need)
+      // Two names of one file in one part (hard links in one directory): the second finds the
+      // size set by the first but not yet the data or times; ask for the data once.
+      if (need !== null && !asked.has(need.ref.id)) {
+        asked.add(need.ref.id)
+        needs.push(need)
+      }
     }
     // Extras last, so a file the primary renamed within the directory is linked at its new name before its old one goes.
     for (let i = firstAfter(list, part.cookieFrom); i < list.length; i++) {

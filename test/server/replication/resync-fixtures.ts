@@ -45,6 +45,12 @@ export function makeTree(root: string, seed: number, files = 60, dirs = 8, maxSi
     chownSync(p, 1000 + (i % 3), 100 + (i % 2))
     made.push(p)
   }
+  // Two names of one file in the top directory, the first listed: both in one RESYNC_DIR part,
+  // before any other name of the file was sent, so its data must be asked for once, not twice.
+  const twin = join(root, 'twin')
+  writeFileSync(twin, Buffer.alloc(3000, 7), { mode: 0o640 })
+  linkSync(twin, join(root, 'twin-link'))
+  made.push(twin)
   symlinkSync('f-does-not-exist', join(root, 'dangling'))
   symlinkSync(made[2] ?? 'x', join(dirPaths[1] ?? root, 'abs-link'))
   linkSync(made[3] ?? '', join(root, 'hard-1'))
