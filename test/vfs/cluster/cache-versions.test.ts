@@ -73,6 +73,27 @@ t.test('orderings of a reply and notifications, on the cache itself', async t =>
   c.notified([dir], new Map([[dir, 7n]]))
   t.equal(c.entry(dir, b('z')), 23n, 'the late notification of the older change keeps the newer names')
   t.equal(c.node(dir)?.ver, 8n)
+
+  // Our own change's notification overtakes its reply (NOTIFY on the LISTEN connection, the reply
+  // on the query connection): the names are held back until the reply's edits are applied, not lost.
+  const d2 = 30n
+  c.putEntry(c.begin(), d2, 3n, b('a'), 31n)
+  const mine = c.begin()
+  c.notified([d2], new Map([[d2, 4n]]))
+  t.equal(c.entry(d2, b('a')), undefined, 'a notification one version on: the names are not served meanwhile')
+  c.settle(mine, [d2, 32n], [node(d2, 4n), node(32n, 1n)], [{ parent: d2, name: b('b'), inode: 32n }])
+  t.equal(c.entry(d2, b('a')), 31n, 'our reply for that version came: the names held are served again')
+  t.equal(c.entry(d2, b('b')), 32n, 'with the name our change made')
+  // The same, but the reply never comes (its connection lost after the commit).
+  c.notified([d2], new Map([[d2, 5n]]))
+  t.equal(c.entry(d2, b('a')), undefined, 'without the reply the held names are never served')
+  c.putEntry(c.begin(), d2, 5n, b('c'), 33n)
+  t.equal(c.entry(d2, b('c')), 33n, 'a read at the new version replaces them')
+  t.equal(c.entry(d2, b('a')), undefined, 'and only what it read is there')
+  // Two versions on (another server's change between): the names go at once.
+  c.notified([d2], new Map([[d2, 7n]]))
+  c.settle(c.begin(), [d2], [node(d2, 7n)], [])
+  t.equal(c.entry(d2, b('c')), undefined, 'a version skipped: dropped, not held')
 })
 
 t.test('two servers changing one file and one directory at once agree with the database after every round', async t => {

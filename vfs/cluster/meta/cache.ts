@@ -25,7 +25,11 @@
  * the version of the directory row they were read at. This server's own
  * change of a directory edits them in place when the change took the row
  * from exactly that version (so nothing else changed them in between);
- * otherwise they start again from the names the change made.
+ * otherwise they start again from the names the change made. A notification
+ * exactly one version on holds the names back instead of dropping them: it
+ * may be this server's own change whose reply has not arrived yet, and
+ * settle() serves them again with its edits; if no such reply comes, a read
+ * at a newer version replaces them.
  */
 import type { Node } from './node.ts'
 
@@ -55,6 +59,13 @@ interface Names {
   ver: bigint
   /** name (latin1, one char per byte) -> inode. */
   names: Map<string, bigint>
+  /**
+   * A notification named version ver + 1 before this server's own reply for it arrived (the
+   * NOTIFY on the LISTEN connection often overtakes the reply on the query connection): the
+   * names are not served until settle() applies that change's edits, which only this server's
+   * own change can bring; otherwise a read at a newer version replaces them.
+   */
+  behind?: bigint
 }
 
 export class MetaCache {
@@ -91,7 +102,9 @@ export class MetaCache {
   }
 
   entry(parent: bigint, name: Buffer): bigint | undefined {
-    return this.#entries.get(parent)?.names.get(name.toString('latin1'))
+    const dir = this.#entries.get(parent)
+    if (dir === undefined || dir.behind !== undefined) return undefined
+    return dir.names.get(name.toString('latin1'))
   }
 
   /** Entry `name` of `parent` as read with the parent's row at version `parentVer`. */
@@ -148,8 +161,10 @@ export class MetaCache {
       const mine = edits.filter((e) => e.parent === id)
       const dir = this.#entries.get(id)
       if (dir !== undefined && dir.ver === n.ver - 1n) {
-        // Nothing changed the names between what we hold and this change: apply it.
+        // Nothing changed the names between what we hold and this change: apply it (and if its
+        // own notification came first and held the names back, serve them again).
         dir.ver = n.ver
+        if (dir.behind === n.ver) delete dir.behind
         for (const e of mine) {
           if (e.inode === null) dir.names.delete(e.name.toString('latin1'))
           else if (dir.names.size < MAX_NAMES) dir.names.set(e.name.toString('latin1'), e.inode)
@@ -175,7 +190,11 @@ export class MetaCache {
       this.#nodes.delete(inode)
     }
     const dir = this.#entries.get(inode)
-    if (dir !== undefined && (ver === null || dir.ver < ver)) this.#entries.delete(inode)
+    if (dir === undefined || (ver !== null && dir.ver >= ver)) return
+    // One version behind: possibly our own change whose reply is still on its way, which settle()
+    // applies to these names; held back until then rather than thrown away.
+    if (ver !== null && dir.ver === ver - 1n) dir.behind = ver
+    else this.#entries.delete(inode)
   }
 
   #record(d: Dropped): void {
