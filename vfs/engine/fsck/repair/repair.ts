@@ -20,6 +20,7 @@ import type { CheckOptions } from '../check.ts'
 import type { FsckResult } from '../problems.ts'
 import { repairBitmaps } from './bitmaps.ts'
 import { repairChecksums } from './checksums.ts'
+import { cloneShared } from './clone.ts'
 import { repairDirEntries } from './dirents.ts'
 import { clearHtreeIndexes } from './htree-clear.ts'
 import { repairCountedFields, repairDtimes } from './inode-fields.ts'
@@ -53,6 +54,7 @@ const STEPS: ReadonlyArray<[string, RepairStep]> = [
   ['resize inode', repairResizeInode],
   ['deletion times', repairDtimes],
   ['counted fields', repairCountedFields],
+  ['multiply-claimed blocks', cloneShared],
   ['htree indexes', clearHtreeIndexes],
   ['directory entries', repairDirEntries],
   ['lost+found', reconnect],
