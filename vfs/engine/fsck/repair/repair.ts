@@ -29,7 +29,7 @@ import { repairLinkCounts } from './links.ts'
 import { releaseOrphans } from './orphans.ts'
 import { reconnect } from './reconnect.ts'
 import { repairResizeInode } from './resize.ts'
-import { restoreSuperblock } from './superblock.ts'
+import { restoreSuperblock, rewriteSuperblockCsum } from './superblock.ts'
 import type { Repair, RepairStep } from './record.ts'
 
 export const EXIT_CLEAN = 0
@@ -86,7 +86,10 @@ async function firstCheck(dev: BlockDevice, opts: CheckOptions, repairs: Repair[
     repairs.push(repair)
     return checkWithContext(dev, opts)
   }
-  repairs.push((await restoreSuperblock(dev, why)).repair)
+  const restored = (await restoreSuperblock(dev, why)).repair
+  // Only the sum wrong and no sound backup: the primary's fields are sane and the newest there are, so its sum is rewritten.
+  if (restored.outcome === 'left' && why === 'SUPERBLOCK_CSUM') repairs.push(await rewriteSuperblockCsum(dev, restored.message))
+  else repairs.push(restored)
   return checkWithContext(dev, opts)
 }
 
