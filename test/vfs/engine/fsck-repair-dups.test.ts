@@ -121,3 +121,18 @@ await t.test('a shared block in a file whose checksum fails too: left, exit 4, n
   t.ok(fs.readFileSync(image).equals(bytes), 'the image is byte-identical')
   fs.rmSync(image)
 })
+
+await t.test("a file's extended attribute block is another file's data: left (not file data to clone), exit 4", async (t) => {
+  const image = copyImage(dir, base, 'dupacl.img')
+  // /two.txt comes after /one.txt in inode order: its i_file_acl claims a block /one.txt already holds.
+  const [first, later] = inodeOf(image, '/one.txt') < inodeOf(image, '/two.txt') ? ['/one.txt', '/two.txt'] : ['/two.txt', '/one.txt']
+  debugfs(image, `sif ${later} file_acl ${bmap(image, first)}`)
+  t.ok((await fsckImage(image)).problems.some((p) => p.code === 'BLOCK_MULTIPLY_CLAIMED'), 'our check finds BLOCK_MULTIPLY_CLAIMED')
+  t.not(e2fsck(image).code, 0, 'e2fsck -fn finds it')
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 4, 'exit 4: errors left')
+  t.notOk(codes(r, 'fixed').includes('BLOCKS_CLONED'), 'nothing cloned')
+  t.ok(r.repairs.some((x) => x.outcome === 'left' && x.code === 'BLOCK_MULTIPLY_CLAIMED' && /is not in its extents' data/.test(x.message)), 'left, and said why')
+  fs.rmSync(image)
+})

@@ -11,7 +11,8 @@
  * repair to release after the next check.
  *
  * Left: an inode whose checksum or extent tree fails (its map is not to be
- * trusted), a shared extent tree block (cloning a node is the engine's extent
+ * trusted), a shared block that is not file data (its extended attribute
+ * block), a shared extent tree block (cloning a node is the engine's extent
  * code's business), an inode without extents, no free run long enough, and
  * more than MAX_CLONE_BLOCKS blocks in one step (the copies are held in memory
  * until the step ends; the next sweep takes the rest).
@@ -124,6 +125,12 @@ export async function cloneShared({ ctx, problems, h }: StepInput): Promise<Repa
     const moves = await sharedExtents(ctx, ino, runs)
     if (typeof moves === 'string') {
       refuse(moves)
+      continue
+    }
+    // A shared block outside the extents' data (an extended attribute block) is not cloned here: nothing would change.
+    const outside = runs.find(([b, n]) => !moves.some((m) => overlaps([[b, n]], m.extent.start, m.extent.len)))
+    if (outside !== undefined) {
+      refuse(`shared block ${outside[0]} is not in its extents' data (an extended attribute block?)`)
       continue
     }
     const total = moves.reduce((n, m) => n + m.extent.len, 0)
