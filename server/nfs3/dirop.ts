@@ -7,6 +7,7 @@
 import { nfsstat3 } from '../../xdr/generated/nfs3.ts'
 import type { diropargs3, post_op_attr, post_op_fh3, sattr3, wcc_data } from '../../xdr/generated/nfs3.ts'
 import type { Created, Owner, SetAttr } from '../../vfs/types.ts'
+import { asCaller } from '../../vfs/caller.ts'
 import { setAttrOf, wccData } from './attrs.ts'
 import type { ErrStat, Nfs3Context, Target } from './context.ts'
 import { failWcc, fattr, fsidOf, handleOf, unchangedWcc } from './context.ts'
@@ -69,7 +70,8 @@ export type CreatedRes = { status: 0; resok: CreatedOk } | { status: ErrStat; re
 /** Run the vfs create and build the reply; a failure carries the directory's current attributes. */
 export async function createIn(ctx: Nfs3Context, dir: Target, op: () => Promise<Created>): Promise<CreatedRes> {
   try {
-    const c = await op()
+    // As the caller (after squashing): a new inode's or directory block's room may be root's reserve.
+    const c = await asCaller(dir.user, op)
     return {
       status: nfsstat3.NFS3_OK,
       resok: {

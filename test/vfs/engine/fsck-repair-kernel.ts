@@ -23,7 +23,8 @@ const EXPECT: Record<string, { exit: 1 | 4; involved?: string[] }> = {
   'links_count off by one': { exit: 1 },
   "a used block's bitmap bit cleared": { exit: 1 },
   "a used inode's bitmap bit cleared": { exit: 1 },
-  'one block claimed by two files': { exit: 4 },
+  // Cloned (pass 1B-1D): /one.txt now reads /two.txt's blocks, its own copy.
+  'one block claimed by two files': { exit: 1, involved: ['/one.txt', '/two.txt'] },
   'a dirent naming a free inode': { exit: 1, involved: ['/a/b/c/d/e/f.txt'] },
   'wrong file type in a dirent': { exit: 1 },
   'an unreachable directory': { exit: 1, involved: ['/a/b/c/d'] },

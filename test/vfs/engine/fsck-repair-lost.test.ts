@@ -1,9 +1,9 @@
 /*
  * tsnfs fsck --repair, pass 3: an unreachable directory and an unattached
- * file are linked into /lost+found as '#ino' (made first when missing), link
- * counts follow (pass 4), the new lost+found's bits and counts too (pass 5);
- * then e2fsck -fn clean, our check clean, and every file as before, the
- * reconnected ones under their new names.
+ * file are linked into /lost+found as '#ino' (made first when missing, grown
+ * by a block when full), link counts follow (pass 4), the new lost+found's
+ * bits and counts too (pass 5); then e2fsck -fn clean, our check clean, and
+ * every file as before, the reconnected ones under their new names.
  */
 import t from 'tap'
 import type { Test } from 'tap'
@@ -67,5 +67,28 @@ await t.test('an unattached file, no lost+found: lost+found made, the file conne
   const lost = await dumpLost(image)
   t.strictSame(lost.tree, moves, 'the file, under lost+found')
   t.equal(lost.mode, 0o700, 'lost+found is mode 0700')
+  fs.rmSync(image)
+})
+
+await t.test('an unattached file, lost+found full: lost+found grown by a block, the file connected', async (t) => {
+  const image = path.join(dir, 'full.img')
+  sh('cp', ['--sparse=always', base, image])
+  // A lost+found of one 1 KiB block (debugfs mkdir), filled by four empty files whose names leave 8 bytes: no room for '#ino'.
+  debugfs(image, 'rmdir /lost+found')
+  debugfs(image, 'mkdir /lost+found')
+  for (const [c, n] of [['a', 255], ['b', 255], ['c', 255], ['d', 180]] as const) debugfs(image, `write /dev/null /lost+found/${c.repeat(n)}`)
+  const before = await dumpLost(image)
+  t.equal(e2fsck(image).code, 0, 'e2fsck -fn: clean before the damage')
+  const ino = inodeOf(image, '/one.txt')
+  debugfs(image, 'unlink /one.txt')
+  t.equal(e2fsck(image).code, 4, 'e2fsck -fn: damaged')
+  t.ok((await fsckImage(image)).problems.some((p) => p.code === 'INODE_UNATTACHED' && p.ino === ino), 'our check: the file is unattached')
+  // The file kept its one link (debugfs unlink leaves the count), so pass 4 has nothing to do; pass 5 marks the new block.
+  await repaired(t, image, ['LOST_FOUND_EXPANDED', 'RECONNECTED', 'GROUP_REWRITTEN', 'SUPER_COUNTS_REWRITTEN'])
+  const { stays, moves } = split('/one.txt', `/#${ino}`)
+  t.strictSame(await dumpImage(image), stays, 'the rest as before')
+  const lost = await dumpLost(image)
+  t.strictSame(lost.tree, { ...before.tree, ...moves }, 'the four files and the reconnected one, under lost+found')
+  t.match(debugfs(image, 'stat /lost+found', false), /Size: 2048\b/, 'lost+found holds two blocks')
   fs.rmSync(image)
 })

@@ -9,8 +9,8 @@
 import t from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
-import { scratch, sh } from './format-helpers.ts'
-import { bmap, debugfs, e2fsck, fsckImage } from './fsck-helpers.ts'
+import { mkfs, scratch, sh } from './format-helpers.ts'
+import { bmap, debugfs, e2fsck, fsckImage, MKFS_FEATURES } from './fsck-helpers.ts'
 import { buildRepairBase, codes, dumpImage, repairFile, tell } from './fsck-repair-helpers.ts'
 
 t.setTimeout(120_000)
@@ -130,6 +130,47 @@ await t.test('the primary superblock and its backup both damaged: refused, namin
   t.ok(fs.readFileSync(image).equals(bytes), 'the image is byte-identical')
   fs.rmSync(image)
 })
+
+for (const [name, make, damage] of [
+  [
+    'a file system of one group (no backup at all)',
+    // 8 MiB of 1 KiB blocks is one group: mkfs writes no backup superblock.
+    (image: string): void => {
+      mkfs(image, 8 << 20, ['-b', '1024', ...MKFS_FEATURES, '-d', path.join(dir, 'tree')])
+    },
+    (image: string): void => {
+      flipByte(image, SB + 0x3fc, 0x01)
+    },
+  ],
+  [
+    "two groups, group 1's backup damaged too",
+    (image: string): void => void sh('cp', ['--sparse=always', base, image]),
+    (image: string): void => {
+      flipByte(image, SB + 0x3fc, 0x01)
+      flipByte(image, BACKUP + 0x78, 0x40)
+    },
+  ],
+] as const) {
+  await t.test(`only the primary superblock's checksum wrong, ${name}: the checksum rewritten in place`, async (t) => {
+    const image = path.join(dir, 'sbsum.img')
+    make(image)
+    // Read before the damage: the engine does not open an image whose superblock fails its checksum.
+    const before = await dumpImage(image)
+    damage(image)
+    t.not(e2fsck(image).code, 0, 'e2fsck -fn finds it')
+    t.strictSame((await fsckImage(image)).problems.map((p) => p.code), ['SUPERBLOCK_CSUM'], 'our check: the superblock checksum, nothing else')
+    const r = await repairFile(image)
+    tell(t, r)
+    t.equal(r.exitCode, 1)
+    t.strictSame(codes(r, 'fixed'), ['SUPERBLOCK_CSUM_SET'])
+    t.strictSame(codes(r, 'left'), [])
+    const e2 = e2fsck(image)
+    t.equal(e2.code, 0, `e2fsck -fn clean${e2.code === 0 ? '' : `\n${e2.out}`}`)
+    t.equal((await fsckImage(image)).clean, true, 'our check clean')
+    t.strictSame(await dumpImage(image), before, 'every file reads as before')
+    fs.rmSync(image)
+  })
+}
 
 await t.test('a clean image: exit 0, not a byte written', async (t) => {
   const image = path.join(dir, 'clean.img')

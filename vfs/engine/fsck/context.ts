@@ -24,6 +24,9 @@ export interface DirInfo {
   parent: number
 }
 
+/** Runs of multiply-claimed blocks remembered for the clone repair (a wrecked image may have millions). */
+export const MAX_DUP_RUNS = 1 << 16
+
 export class FsckContext {
   readonly img: Ext4Image
   readonly report: Reporter
@@ -53,6 +56,12 @@ export class FsckContext {
   journal: JournalFacts | undefined
   /** Shared xattr blocks already claimed (several inodes may point at one). */
   readonly xattrBlocks = new Set<number>()
+  /**
+   * Per inode, the runs [first, count] of blocks it claimed that something claimed before it
+   * (pass 1B's list, for the clone repair); at most MAX_DUP_RUNS runs in all.
+   */
+  readonly dupRuns = new Map<number, Array<[number, number]>>()
+  #dupRunCount = 0
 
   constructor(img: Ext4Image, report: Reporter, verifier: Verifier, csum: boolean) {
     this.img = img
@@ -79,12 +88,23 @@ export class FsckContext {
     }
     let dupFirst = -1
     let dups = 0
+    let runs: Array<[number, number]> | undefined
     for (let b = first; b < first + count; b++) {
       if (this.blocks.testAndSet(b)) {
         if (dupFirst < 0) dupFirst = b
         dups++
+        if (ino !== undefined && this.#dupRunCount < MAX_DUP_RUNS) {
+          runs ??= this.dupRuns.get(ino) ?? []
+          const last = runs[runs.length - 1]
+          if (last !== undefined && last[0] + last[1] === b) last[1]++
+          else {
+            runs.push([b, 1])
+            this.#dupRunCount++
+          }
+        }
       }
     }
+    if (runs !== undefined && ino !== undefined) this.dupRuns.set(ino, runs)
     if (dups === 0) return 'ok'
     this.report.add(1, 'BLOCK_MULTIPLY_CLAIMED', `${owner}: ${dups} block${dups > 1 ? 's' : ''} from ${dupFirst} already in use (multiply-claimed)`, { ...where, block: dupFirst })
     return 'dup'

@@ -11,6 +11,9 @@ import { INODE_FLAGS } from '../../format/inode.ts'
 import type { MetaTxn } from '../../txn/txn.ts'
 import type { DirInfo, FsckContext } from '../context.ts'
 
+/** What addEntry's answer says when every block is full (and only then): the caller may grow the directory and try again. */
+export const NO_ROOM = 'has no room for'
+
 /** Insert name → child into directory ino; why not, as a string, when it cannot. */
 export async function addEntry(ctx: FsckContext, h: MetaTxn, ino: number, dir: DirInfo, name: string, child: number, fileType: number): Promise<true | string> {
   if ((dir.flags & INODE_FLAGS.INDEX) !== 0) return `directory ${ino} is indexed (htree)`
@@ -32,5 +35,5 @@ export async function addEntry(ctx: FsckContext, h: MetaTxn, ino: number, dir: D
       return true
     }
   }
-  return `directory ${ino} has no room for '${name}'`
+  return `directory ${ino} ${NO_ROOM} '${name}'`
 }

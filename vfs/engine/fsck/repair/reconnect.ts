@@ -6,7 +6,8 @@
  * which e2fsck would clear: keeping it loses nothing). A reconnected
  * directory's '..' is pointed at lost+found. Link counts (lost+found's, the
  * old parent's, the inode's own) are left to the pass 4 repair after the next
- * check. Nothing is reconnected while pass 1 reports what may hide blocks in
+ * check. A full lost+found grows by a block first (dir-extend.ts), as
+ * e2fsck's "No room in lost+found directory. Expand? yes". Nothing is reconnected while pass 1 reports what may hide blocks in
  * use (a new lost+found could take one of them), while pass 2 left a problem
  * (an unread directory block may name these inodes), or into an indexed
  * lost+found.
@@ -18,7 +19,8 @@ import { INODE_FLAGS, S_IFDIR } from '../../format/inode.ts'
 import type { MetaTxn } from '../../txn/txn.ts'
 import type { FsckContext } from '../context.ts'
 import { FT_OF } from '../pass2-dirs.ts'
-import { addEntry } from './dir-insert.ts'
+import { extendDir } from './dir-extend.ts'
+import { addEntry, NO_ROOM } from './dir-insert.ts'
 import { createLostFound } from './lost-found.ts'
 import { fixed, left, MAP_NEUTRAL } from './record.ts'
 import type { Repair, StepInput } from './record.ts'
@@ -66,7 +68,17 @@ export async function reconnect({ ctx, problems, h }: StepInput): Promise<Repair
     if (p.code === 'NO_LOST_FOUND') continue
     const isDir = ctx.types[ino] === S_IFDIR >> 12
     const name = `#${ino}`
-    const added = await addEntry(ctx, h, lf, lfDir, name, ino, FT_OF.get(ctx.types[ino] ?? 0) ?? FT.UNKNOWN)
+    const ft = FT_OF.get(ctx.types[ino] ?? 0) ?? FT.UNKNOWN
+    let added = await addEntry(ctx, h, lf, lfDir, name, ino, ft)
+    if (typeof added === 'string' && added.includes(NO_ROOM)) {
+      // e2fsck: "No room in lost+found directory. Expand? yes", then the link again.
+      const grown = await extendDir(ctx, h, lf, lfDir)
+      if (typeof grown === 'string') added = `${added}, and it cannot grow: ${grown}`
+      else {
+        out.push(fixed(3, 'LOST_FOUND_EXPANDED', `/lost+found (inode ${lf}) had no room: grown by block ${grown}`, { ino: lf, block: grown }))
+        added = await addEntry(ctx, h, lf, lfDir, name, ino, ft)
+      }
+    }
     if (added !== true) {
       out.push(left(p.pass, p.code, `${p.message} (not repaired: ${added})`, { ino }))
       continue

@@ -20,6 +20,7 @@ import type { CheckOptions } from '../check.ts'
 import type { FsckResult } from '../problems.ts'
 import { repairBitmaps } from './bitmaps.ts'
 import { repairChecksums } from './checksums.ts'
+import { cloneShared } from './clone.ts'
 import { repairDirEntries } from './dirents.ts'
 import { clearHtreeIndexes } from './htree-clear.ts'
 import { repairCountedFields, repairDtimes } from './inode-fields.ts'
@@ -28,7 +29,7 @@ import { repairLinkCounts } from './links.ts'
 import { releaseOrphans } from './orphans.ts'
 import { reconnect } from './reconnect.ts'
 import { repairResizeInode } from './resize.ts'
-import { restoreSuperblock } from './superblock.ts'
+import { restoreSuperblock, rewriteSuperblockCsum } from './superblock.ts'
 import type { Repair, RepairStep } from './record.ts'
 
 export const EXIT_CLEAN = 0
@@ -53,6 +54,7 @@ const STEPS: ReadonlyArray<[string, RepairStep]> = [
   ['resize inode', repairResizeInode],
   ['deletion times', repairDtimes],
   ['counted fields', repairCountedFields],
+  ['multiply-claimed blocks', cloneShared],
   ['htree indexes', clearHtreeIndexes],
   ['directory entries', repairDirEntries],
   ['lost+found', reconnect],
@@ -84,7 +86,10 @@ async function firstCheck(dev: BlockDevice, opts: CheckOptions, repairs: Repair[
     repairs.push(repair)
     return checkWithContext(dev, opts)
   }
-  repairs.push((await restoreSuperblock(dev, why)).repair)
+  const restored = (await restoreSuperblock(dev, why)).repair
+  // Only the sum wrong and no sound backup: the primary's fields are sane and the newest there are, so its sum is rewritten.
+  if (restored.outcome === 'left' && why === 'SUPERBLOCK_CSUM') repairs.push(await rewriteSuperblockCsum(dev, restored.message))
+  else repairs.push(restored)
   return checkWithContext(dev, opts)
 }
 

@@ -58,6 +58,22 @@ function fromPrimary(primary: Buffer): Array<{ bs: number; offset: number }> {
 }
 
 /**
+ * The primary's own checksum rewritten in place, for a primary whose fields all check out but
+ * that has no sound backup to be rebuilt from (a file system of one group has none): its fields
+ * are the newest copy there is. e2fsck 1.47 gives up there ("Superblock invalid"); with the rest
+ * sane the sum is the one thing wrong, as a lone inode checksum (checksums.ts).
+ */
+export async function rewriteSuperblockCsum(dev: BlockDevice, why: string): Promise<Repair> {
+  const raw = Buffer.from(await dev.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE))
+  const was = raw.readUInt32LE(SUPERBLOCK_CHECKSUM_OFFSET)
+  const sum = superblockCsum(raw)
+  raw.writeUInt32LE(sum, SUPERBLOCK_CHECKSUM_OFFSET)
+  await dev.write(SUPERBLOCK_OFFSET, raw)
+  await dev.flush()
+  return fixed(1, 'SUPERBLOCK_CSUM_SET', `primary superblock checksum 0x${was.toString(16)} → 0x${sum.toString(16)} (the rest of it checks out; no sound backup: ${why})`)
+}
+
+/**
  * Rewrites the primary from the first sound backup; 'left' (and nothing written) when there is
  * none. `refused`: copies found (they have the magic) but not sound; 0 means no backup anywhere.
  */
