@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { VfsError } from '../vfs/errors.ts'
 import { ROOT_INODE } from '../vfs/cluster/schema.ts'
 import type {
-  Attr, CreateMode, Created, DirChange, DirPage, FileRef, FsStat, Owner, PathConf, ReadResult, SetAttr, Stability, Vfs, VfsCapabilities,
+  Attr, Caller, CreateMode, Created, DirChange, DirPage, FileRef, FsStat, Owner, PathConf, ReadResult, SetAttr, Stability, Vfs, VfsCapabilities,
 } from '../vfs/types.ts'
 
 export interface PendingOptions {
@@ -108,8 +108,8 @@ export class PendingClusterVfs implements Vfs {
   async setattr(f: FileRef, set: SetAttr): Promise<{ before: Attr; after: Attr }> { return this.cur().setattr(f, set) }
   async readlink(f: FileRef): Promise<Buffer> { return this.cur().readlink(f) }
   async read(f: FileRef, offset: bigint, count: number): Promise<ReadResult> { return this.cur().read(f, offset, count) }
-  async write(f: FileRef, offset: bigint, data: Buffer, stable: Stability): Promise<{ count: number; committed: Stability; before: Attr; after: Attr }> {
-    return this.cur().write(f, offset, data, stable)
+  async write(f: FileRef, offset: bigint, data: Buffer, stable: Stability, caller?: Caller): Promise<{ count: number; committed: Stability; before: Attr; after: Attr }> {
+    return this.cur().write(f, offset, data, stable, caller)
   }
   async commit(f: FileRef, offset: bigint, count: number): Promise<{ before: Attr; after: Attr }> { return this.cur().commit(f, offset, count) }
   async create(dir: FileRef, name: Buffer, mode: CreateMode, owner: Owner): Promise<Created> { return this.cur().create(dir, name, mode, owner) }
@@ -124,10 +124,10 @@ export class PendingClusterVfs implements Vfs {
   }
   async remove(dir: FileRef, name: Buffer): Promise<DirChange> { return this.cur().remove(dir, name) }
   async rmdir(dir: FileRef, name: Buffer): Promise<DirChange> { return this.cur().rmdir(dir, name) }
-  async rename(fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer): Promise<{ from: DirChange; to: DirChange }> {
-    return this.cur().rename(fromDir, fromName, toDir, toName)
+  async rename(fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer, caller?: Caller): Promise<{ from: DirChange; to: DirChange }> {
+    return this.cur().rename(fromDir, fromName, toDir, toName, caller)
   }
-  async link(f: FileRef, dir: FileRef, name: Buffer): Promise<{ attr: Attr; dir: DirChange }> { return this.cur().link(f, dir, name) }
+  async link(f: FileRef, dir: FileRef, name: Buffer, caller?: Caller): Promise<{ attr: Attr; dir: DirChange }> { return this.cur().link(f, dir, name, caller) }
   async readdir(dir: FileRef, cookie: bigint, max: number): Promise<DirPage> { return this.cur().readdir(dir, cookie, max) }
   async fsstat(f: FileRef): Promise<FsStat> { return this.cur().fsstat(f) }
   async pathconf(f: FileRef): Promise<PathConf> { return this.cur().pathconf(f) }

@@ -7,7 +7,7 @@
  * same file system, so the handles clients hold stay valid across the swap.
  */
 import { vfsError } from '../vfs/errors.ts'
-import type { Attr, Created, CreateMode, DirChange, DirPage, FileRef, FsStat, Owner, PathConf, ReadResult, SetAttr, Stability, Vfs, VfsCapabilities } from '../vfs/types.ts'
+import type { Attr, Caller, Created, CreateMode, DirChange, DirPage, FileRef, FsStat, Owner, PathConf, ReadResult, SetAttr, Stability, Vfs, VfsCapabilities } from '../vfs/types.ts'
 
 export class SwappableVfs implements Vfs {
   #current: Vfs | null
@@ -89,8 +89,8 @@ export class SwappableVfs implements Vfs {
     return this.#run((v) => v.read(f, offset, count))
   }
 
-  write(f: FileRef, offset: bigint, data: Buffer, stable: Stability): Promise<{ count: number; committed: Stability; before: Attr; after: Attr }> {
-    return this.#run((v) => v.write(f, offset, data, stable))
+  write(f: FileRef, offset: bigint, data: Buffer, stable: Stability, caller?: Caller): Promise<{ count: number; committed: Stability; before: Attr; after: Attr }> {
+    return this.#run((v) => v.write(f, offset, data, stable, caller))
   }
 
   commit(f: FileRef, offset: bigint, count: number): Promise<{ before: Attr; after: Attr }> {
@@ -121,12 +121,12 @@ export class SwappableVfs implements Vfs {
     return this.#run((v) => v.rmdir(dir, name))
   }
 
-  rename(fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer): Promise<{ from: DirChange; to: DirChange }> {
-    return this.#run((v) => v.rename(fromDir, fromName, toDir, toName))
+  rename(fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer, caller?: Caller): Promise<{ from: DirChange; to: DirChange }> {
+    return this.#run((v) => v.rename(fromDir, fromName, toDir, toName, caller))
   }
 
-  link(f: FileRef, dir: FileRef, name: Buffer): Promise<{ attr: Attr; dir: DirChange }> {
-    return this.#run((v) => v.link(f, dir, name))
+  link(f: FileRef, dir: FileRef, name: Buffer, caller?: Caller): Promise<{ attr: Attr; dir: DirChange }> {
+    return this.#run((v) => v.link(f, dir, name, caller))
   }
 
   readdir(dir: FileRef, cookie: bigint, max: number): Promise<DirPage> {

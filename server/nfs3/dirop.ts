@@ -7,7 +7,6 @@
 import { nfsstat3 } from '../../xdr/generated/nfs3.ts'
 import type { diropargs3, post_op_attr, post_op_fh3, sattr3, wcc_data } from '../../xdr/generated/nfs3.ts'
 import type { Created, Owner, SetAttr } from '../../vfs/types.ts'
-import { asCaller } from '../../vfs/caller.ts'
 import { setAttrOf, wccData } from './attrs.ts'
 import type { ErrStat, Nfs3Context, Target } from './context.ts'
 import { failWcc, fattr, fsidOf, handleOf, unchangedWcc } from './context.ts'
@@ -42,7 +41,8 @@ export async function openDirForChange(
  * passes its group on (inode_init_owner, as on every Linux filesystem).
  */
 export function newOwner(dir: Target): Owner {
-  return { uid: dir.user.uid, gid: (dir.attr.mode & 0o2000) !== 0 ? dir.attr.gid : dir.user.gid }
+  // The caller rides along: a new inode's or directory block's room may be root's reserve.
+  return { uid: dir.user.uid, gid: (dir.attr.mode & 0o2000) !== 0 ? dir.attr.gid : dir.user.gid, caller: dir.user }
 }
 
 /**
@@ -70,8 +70,7 @@ export type CreatedRes = { status: 0; resok: CreatedOk } | { status: ErrStat; re
 /** Run the vfs create and build the reply; a failure carries the directory's current attributes. */
 export async function createIn(ctx: Nfs3Context, dir: Target, op: () => Promise<Created>): Promise<CreatedRes> {
   try {
-    // As the caller (after squashing): a new inode's or directory block's room may be root's reserve.
-    const c = await asCaller(dir.user, op)
+    const c = await op()
     return {
       status: nfsstat3.NFS3_OK,
       resok: {

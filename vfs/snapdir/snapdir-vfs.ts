@@ -14,7 +14,7 @@
  */
 import { VfsError } from '../errors.ts'
 import type {
-  Attr, CreateMode, Created, DirChange, DirEntry, DirPage, FileRef, FsStat, Owner, PathConf, ReadResult, SetAttr, Stability,
+  Attr, Caller, CreateMode, Created, DirChange, DirEntry, DirPage, FileRef, FsStat, Owner, PathConf, ReadResult, SetAttr, Stability,
   Timespec, Vfs, VfsCapabilities,
 } from '../types.ts'
 
@@ -179,9 +179,9 @@ export class SnapdirVfs implements Vfs {
     return this.#live.setattr(f, set)
   }
 
-  async write(f: FileRef, offset: bigint, data: Buffer, stable: Stability): Promise<{ count: number; committed: Stability; before: Attr; after: Attr }> {
+  async write(f: FileRef, offset: bigint, data: Buffer, stable: Stability, caller?: Caller): Promise<{ count: number; committed: Stability; before: Attr; after: Attr }> {
     await this.#liveOnly(f)
-    return this.#live.write(f, offset, data, stable)
+    return this.#live.write(f, offset, data, stable, caller)
   }
 
   async commit(f: FileRef, offset: bigint, count: number): Promise<{ before: Attr; after: Attr }> {
@@ -219,16 +219,16 @@ export class SnapdirVfs implements Vfs {
     return this.#live.rmdir(dir, name)
   }
 
-  async rename(fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer): Promise<{ from: DirChange; to: DirChange }> {
+  async rename(fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer, caller?: Caller): Promise<{ from: DirChange; to: DirChange }> {
     await this.#oldName(fromDir, fromName)
     await this.#newName(toDir, toName)
-    return this.#live.rename(fromDir, fromName, toDir, toName)
+    return this.#live.rename(fromDir, fromName, toDir, toName, caller)
   }
 
-  async link(f: FileRef, dir: FileRef, name: Buffer): Promise<{ attr: Attr; dir: DirChange }> {
+  async link(f: FileRef, dir: FileRef, name: Buffer, caller?: Caller): Promise<{ attr: Attr; dir: DirChange }> {
     await this.#liveOnly(f)
     await this.#newName(dir, name)
-    return this.#live.link(f, dir, name)
+    return this.#live.link(f, dir, name, caller)
   }
 
   async close(): Promise<void> {

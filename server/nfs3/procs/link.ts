@@ -1,5 +1,4 @@
 import { nfsstat3 } from '../../../xdr/generated/nfs3.ts'
-import { asCaller } from '../../../vfs/caller.ts'
 import type { LINK3args, LINK3res, post_op_attr, wcc_data } from '../../../xdr/generated/nfs3.ts'
 import { wccData } from '../attrs.ts'
 import type { ErrStat, Nfs3Context } from '../context.ts'
@@ -26,7 +25,7 @@ export async function link(args: LINK3args, ctx: Nfs3Context): Promise<LINK3res>
   if (file.attr.type === 'dir') return fail(nfsstat3.NFS3ERR_ISDIR, fileAttrs, dirWcc)
   if (!dir.vfs.capabilities().hardLinks) return fail(nfsstat3.NFS3ERR_NOTSUPP, fileAttrs, dirWcc)
   try {
-    const r = await asCaller(dir.user, () => dir.vfs.link(file.ref, dir.ref, args.link.name))
+    const r = await dir.vfs.link(file.ref, dir.ref, args.link.name, dir.user)
     return {
       status: nfsstat3.NFS3_OK,
       resok: { file_attributes: fattr(file, r.attr), linkdir_wcc: wccData(r.dir.before, r.dir.after, fsidOf(dir)) },

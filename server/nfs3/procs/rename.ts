@@ -1,5 +1,4 @@
 import { nfsstat3 } from '../../../xdr/generated/nfs3.ts'
-import { asCaller } from '../../../vfs/caller.ts'
 import type { RENAME3args, RENAME3res, wcc_data } from '../../../xdr/generated/nfs3.ts'
 import type { Attr } from '../../../vfs/types.ts'
 import { wccData } from '../attrs.ts'
@@ -66,7 +65,7 @@ export async function rename(args: RENAME3args, ctx: Nfs3Context): Promise<RENAM
   const denied = await renameDenied(ctx, from, to, args)
   if (denied !== null) return fail(denied, fromWcc, toWcc)
   try {
-    const r = await asCaller(to.user, () => from.vfs.rename(from.ref, args.from.name, to.ref, args.to.name))
+    const r = await from.vfs.rename(from.ref, args.from.name, to.ref, args.to.name, to.user)
     const fsid = fsidOf(from)
     return {
       status: nfsstat3.NFS3_OK,

@@ -1,7 +1,6 @@
 import { nfsstat3, stable_how } from '../../../xdr/generated/nfs3.ts'
 import type { WRITE3args, WRITE3res, wcc_data } from '../../../xdr/generated/nfs3.ts'
 import type { Stability } from '../../../vfs/types.ts'
-import { asCaller } from '../../../vfs/caller.ts'
 import { wccData } from '../attrs.ts'
 import type { ErrStat, Nfs3Context } from '../context.ts'
 import { failWcc, fsidOf, unchangedWcc } from '../context.ts'
@@ -41,7 +40,7 @@ export async function write(args: WRITE3args, ctx: Nfs3Context): Promise<WRITE3r
     // An async export (exports(5)) writes to the backend unstably and still answers the level asked, as knfsd's async
     // does: faster, and a server crash loses what it acknowledged. sync (the default) never does that.
     // As the caller (after squashing): only root may write into the file system's reserved blocks.
-    const r = await asCaller(file.user, () => file.vfs.write(file.ref, args.offset, data, file.sync ? stable : 'unstable'))
+    const r = await file.vfs.write(file.ref, args.offset, data, file.sync ? stable : 'unstable', file.user)
     const committed = file.sync || LEVEL[r.committed] > args.stable ? LEVEL[r.committed] : args.stable
     // committed >= stable (RFC 1813 §3.3.7): a backend that did less than asked must not be reported as more.
     if (committed < args.stable) throw new Error(`vfs write committed ${r.committed}, asked ${stable}`)

@@ -4,7 +4,7 @@
  * search awaits block reads and two interleaved searches would find the same free bits.
  */
 import { randomInt } from 'node:crypto'
-import { currentCaller } from '../../caller.ts'
+import type { Caller } from '../../types.ts'
 import { VfsError } from '../../errors.ts'
 import { corrupt, FormatError } from '../format/errors.ts'
 import { hasFeature } from '../format/features.ts'
@@ -94,12 +94,11 @@ export class Ext4Allocator implements Allocator {
   }
 
   /**
-   * May the current caller (vfs/caller.ts) take the reserve? As ext4_has_free_clusters: root, the
-   * superblock's s_def_resuid, or a member of s_def_resgid when that is not group 0. No caller
+   * May the operation's caller (MetaTxn.caller) take the reserve? As ext4_has_free_clusters: root,
+   * the superblock's s_def_resuid, or a member of s_def_resgid when that is not group 0. No caller
    * (a call from inside the process, a test) is unprivileged.
    */
-  #callerMayUseReserve(): boolean {
-    const c = currentCaller()
+  #callerMayUseReserve(c: Caller | undefined): boolean {
     if (c === undefined) return false
     const { defResuid, defResgid } = this.geometry.sb
     return c.uid === 0 || c.uid === defResuid || (defResgid !== 0 && (c.gid === defResgid || (c.gids ?? []).includes(defResgid)))
@@ -144,7 +143,7 @@ export class Ext4Allocator implements Allocator {
   allocBlocks(h: MetaTxn, goal: number, count: number): Promise<{ start: number; count: number }> {
     return this.#serial(async () => {
       if (!Number.isSafeInteger(count) || count < 1) throw new RangeError(`allocBlocks: count ${count}`)
-      const avail = this.#callerMayUseReserve() ? Math.max(0, this.groups.freeBlocks - this.#busy.total) : this.availableBlocks
+      const avail = this.#callerMayUseReserve(h.caller) ? Math.max(0, this.groups.freeBlocks - this.#busy.total) : this.availableBlocks
       if (avail < 1) throw new VfsError('ENOSPC', `no free blocks (${this.groups.freeBlocks} free, ${this.#busy.total} awaiting commit, ${this.geometry.reservedBlocks} reserved)`)
       const want = Math.min(count, avail, this.geometry.blocksPerGroup)
       const run = (this.#stripe > 0 && want >= this.#stripe ? await this.#searchAligned(h, goal, want) : undefined) ?? (await this.#search(h, goal, want))

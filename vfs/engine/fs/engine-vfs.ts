@@ -14,7 +14,7 @@ import { VfsError } from '../../errors.ts'
 import { checkName, checkNewName, checkOldName, isDot, isDotDot, NAME_MAX } from '../../names.ts'
 import { checkSetAttr } from '../../set-attr-checks.ts'
 import type {
-  Attr, CreateMode, Created, DirChange, DirEntry, DirPage, FileRef, FileType, FsStat, Owner, PathConf,
+  Attr, Caller, CreateMode, Created, DirChange, DirEntry, DirPage, FileRef, FileType, FsStat, Owner, PathConf,
   ReadResult, SetAttr, Stability, Timespec, Vfs, VfsCapabilities,
 } from '../../types.ts'
 import type { BlockDevice } from '../blockdev/block-device.ts'
@@ -255,9 +255,10 @@ export class EngineVfs implements Vfs {
     })
   }
 
-  async write(f: FileRef, offset: bigint, data: Buffer, stable: Stability): Promise<{ count: number; committed: Stability; before: Attr; after: Attr }> {
+  async write(f: FileRef, offset: bigint, data: Buffer, stable: Stability, caller?: Caller): Promise<{ count: number; committed: Stability; before: Attr; after: Attr }> {
     const sync = stable !== 'unstable'
     const out = await this.#change(async (h) => {
+      h.caller = caller
       const { ino, inode } = await this.#getType(f, 'file')
       if (offset < 0n) throw new VfsError('EINVAL')
       const before = this.#attr(ino, inode)
@@ -296,6 +297,7 @@ export class EngineVfs implements Vfs {
 
   async create(dir: FileRef, name: Buffer, mode: CreateMode, owner: Owner): Promise<Created> {
     return this.#change(async (h) => {
+      h.caller = owner.caller ?? owner
       const d = await this.#getDir(dir)
       checkNewName(name)
       const hit = await this.#p.dirs.find(d.ino, d.inode, name)
@@ -318,6 +320,7 @@ export class EngineVfs implements Vfs {
 
   async mkdir(dir: FileRef, name: Buffer, attr: SetAttr, owner: Owner): Promise<Created> {
     return this.#change(async (h) => {
+      h.caller = owner.caller ?? owner
       const d = await this.#getDir(dir)
       checkNewName(name)
       checkSetAttr('dir', attr)
@@ -335,6 +338,7 @@ export class EngineVfs implements Vfs {
 
   async symlink(dir: FileRef, name: Buffer, target: Buffer, attr: SetAttr, owner: Owner): Promise<Created> {
     return this.#change(async (h) => {
+      h.caller = owner.caller ?? owner
       const d = await this.#getDir(dir)
       checkNewName(name)
       checkSetAttr('symlink', attr)
@@ -364,6 +368,7 @@ export class EngineVfs implements Vfs {
     rdev: { major: number; minor: number }, attr: SetAttr, owner: Owner,
   ): Promise<Created> {
     return this.#change(async (h) => {
+      h.caller = owner.caller ?? owner
       const d = await this.#getDir(dir)
       checkNewName(name)
       checkSetAttr(type, attr)
@@ -411,8 +416,9 @@ export class EngineVfs implements Vfs {
     })
   }
 
-  async link(f: FileRef, dir: FileRef, name: Buffer): Promise<{ attr: Attr; dir: DirChange }> {
+  async link(f: FileRef, dir: FileRef, name: Buffer, caller?: Caller): Promise<{ attr: Attr; dir: DirChange }> {
     return this.#change(async (h) => {
+      h.caller = caller
       const { ino, inode } = await this.#get(f)
       // link(2): hard links to directories are EPERM.
       if ((inode.mode & S_IFMT) === modeBitsOf('dir')) throw new VfsError('EPERM', 'hard link to a directory')
@@ -432,8 +438,9 @@ export class EngineVfs implements Vfs {
     })
   }
 
-  async rename(fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer): Promise<{ from: DirChange; to: DirChange }> {
+  async rename(fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer, caller?: Caller): Promise<{ from: DirChange; to: DirChange }> {
     return this.#change(async (h) => {
+      h.caller = caller
       const from = await this.#getDir(fromDir)
       const to = from.ino === Number(toDir.id) ? from : await this.#getDir(toDir)
       checkOldName(fromName)

@@ -1,6 +1,7 @@
 import type { BufferCache, CacheEntry } from './buffer-cache.ts'
 import { TxnError } from './txn.ts'
 import type { MetaTxn } from './txn.ts'
+import type { Caller } from '../../types.ts'
 
 /** The transaction handles join: what it changed so far, and who is still inside it. */
 export interface OpenTxn {
@@ -27,6 +28,7 @@ export function openTxn(tid: number): OpenTxn {
  */
 export class JournalHandle implements MetaTxn {
   readonly tid: number
+  caller?: Caller | undefined
   readonly #txn: OpenTxn
   readonly #cache: BufferCache
   readonly #aborted: () => TxnError | null

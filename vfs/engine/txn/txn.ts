@@ -24,9 +24,13 @@
  *   transaction that logged it never overwrites what the block holds next.
  */
 
+import type { Caller } from '../../types.ts'
+
 export interface MetaTxn {
   /** The transaction this handle joined; pass to `waitDurable` for a stable reply. */
   readonly tid: number
+  /** Who the operation acts for, set by the operation before it allocates (the reserve is root's). */
+  caller?: Caller | undefined
   /** The live buffer of metadata block `block` (one file-system block), read through the cache. */
   get(block: number): Promise<Buffer>
   /** A newly allocated metadata block: zero-filled, already dirty, never read from the device. */
