@@ -41,6 +41,9 @@ function builtIsFresh(): boolean {
  */
 export const TSNFS_ARGS: readonly string[] = builtIsFresh() ? [BUILT] : ['--import', 'tsx', join(ROOT, 'cli/main.ts')]
 
+/** The dispatcher behind cli/main.ts, from the same place TSNFS_ARGS runs the command from. */
+const DISPATCH = builtIsFresh() ? join(ROOT, 'dist/cli/dispatch.js') : join(ROOT, 'cli/dispatch.ts')
+
 export interface RunResult {
   code: number | null
   stdout: string
@@ -61,6 +64,30 @@ export function tsnfs(args: string[], opts: { timeoutMs?: number } = {}): Promis
     child.on('error', reject)
     child.on('close', (code) => {
       resolveRun({ code, stdout, stderr })
+    })
+  })
+}
+
+/**
+ * Run each `tsnfs ...args` of `runs` in turn in one process (test/cli/cli-batch.ts), with the exit
+ * code, stdout and stderr of each: for a test of what commands print and return, not of how a
+ * process starts (a process per command was about a second of CPU each). Keep at least one real
+ * start (tsnfs) beside it.
+ */
+export function tsnfsBatch(runs: readonly (readonly string[])[]): Promise<RunResult[]> {
+  return new Promise((resolveRuns, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/cli/cli-batch.ts'), DISPATCH, JSON.stringify(runs)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => {
+      if (code !== 0) {
+        reject(new Error(`the batch of ${String(runs.length)} commands exited ${String(code)}: ${stderr}`))
+        return
+      }
+      resolveRuns(JSON.parse(stdout) as RunResult[])
     })
   })
 }
