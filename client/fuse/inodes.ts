@@ -10,7 +10,7 @@
  * generation is a hash of the handle, so a fileid reused by the server for
  * another object never looks like the old one to the kernel.
  */
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { handleKey } from '../cache/attr-cache.ts'
 import type { NfsClient } from '../nfs-client.ts'
 import { ownCopy } from '../cache/own-copy.ts'
@@ -33,8 +33,9 @@ export interface Inode {
 
 const PRIVATE_BASE = 1n << 63n
 
+/** The same SHA-256 as before, in one call (no Hash object per new node: half the cost). */
 export function generationOf(fh: Buffer): bigint {
-  return createHash('sha256').update(fh).digest().readBigUInt64LE(0)
+  return hash('sha256', fh, 'buffer').readBigUInt64LE(0)
 }
 
 export class InodeTable {

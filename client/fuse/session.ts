@@ -15,7 +15,7 @@ import { constants } from 'node:os'
 import { MessageChannel, Worker } from 'node:worker_threads'
 import type { MessagePort } from 'node:worker_threads'
 import type { InHeader } from './abi.ts'
-import { IN_HEADER_SIZE, OP, OP_NAMES, decodeInHeader, outHeader } from './abi.ts'
+import { IN_HEADER_SIZE, OP, OP_NAMES, outHeader } from './abi.ts'
 import { fusePoll } from './native-poll.ts'
 import type { FusePoll } from './native-poll.ts'
 import { READER_KEEP, READER_SOURCE } from './reader-worker.ts'
@@ -63,6 +63,8 @@ const LARGE_REQUEST = 64 * 1024
 const { EAGAIN, EINTR: EINTR_ERRNO, ENOENT } = constants.errno
 /** Requests read per readable event before the loop gets a turn (epoll is level-triggered: the rest wait for the next). */
 const READ_BATCH = 64
+/** One past the largest opcode we name: the bound of the per-opcode counts. */
+const OP_COUNT = Math.max(...Object.values(OP)) + 1
 
 /** The errno's name ('ENODEV'), as Node's errors carry it. */
 function errnoName(errno: number): string {
@@ -70,22 +72,74 @@ function errnoName(errno: number): string {
   return `errno ${String(errno)}`
 }
 
-interface Pending {
-  opcode: number
-  interrupted: boolean
+/**
+ * One request as the handler sees it, and what the session tracks of it
+ * until answered. A class rather than a spread of the header and closures:
+ * one object of one shape per request (the spread and two closures were
+ * among the daemon's own costs per request, which copies of small files
+ * pay 9 times per file).
+ */
+class Request implements FuseRequest {
+  readonly len: number
+  readonly opcode: number
+  readonly unique: bigint
+  readonly nodeid: bigint
+  readonly uid: number
+  readonly gid: number
+  readonly pid: number
+  readonly body: Buffer
+  interrupted = false
   /** Made only for a request that asks for its signal. */
-  abort: AbortController | null
+  private abort: AbortController | null = null
+  /** How the buffer goes back to the reader (large requests), until kept or done. */
+  private owned: (() => void) | null
+
+  constructor(b: Buffer, giveBack: (() => void) | null) {
+    this.len = b.readUInt32LE(0)
+    this.opcode = b.readUInt32LE(4)
+    this.unique = b.readBigUInt64LE(8)
+    this.nodeid = b.readBigUInt64LE(16)
+    this.uid = b.readUInt32LE(24)
+    this.gid = b.readUInt32LE(28)
+    this.pid = b.readUInt32LE(32)
+    this.body = b.subarray(IN_HEADER_SIZE)
+    this.owned = giveBack
+  }
+
+  keep(): (() => void) | null {
+    const g = this.owned
+    this.owned = null
+    return g
+  }
+
+  signal(): AbortSignal {
+    this.abort ??= new AbortController()
+    if (this.interrupted) this.abort.abort()
+    return this.abort.signal
+  }
+
+  /** Abort its signal, if it asked for one (a waiting lock gives up). */
+  abortSignal(): void {
+    this.abort?.abort()
+  }
+
+  /** The handler is done: the buffer goes back unless kept. */
+  done(): void {
+    const g = this.owned
+    this.owned = null
+    g?.()
+  }
 }
 
 export class FuseSession {
   readonly fd: number
-  /** Requests seen per operation name. */
-  readonly counts: Record<string, number> = {}
+  /** Requests seen by opcode (counts, by name, reads them). */
+  private readonly seen: number[] = []
   /** Resolves with the reason the connection ended ('ENODEV' after umount). */
   readonly ended: Promise<string>
   private readonly handler: FuseHandler
   private readonly log: FuseLogger
-  private readonly pending = new Map<bigint, Pending>()
+  private readonly pending = new Map<bigint, Request>()
   private worker: Worker | null = null
   /** The main-thread reader's watch, when it is the one reading. */
   private polling: { poll: FusePoll; handle: object } | null = null
@@ -108,6 +162,15 @@ export class FuseSession {
     const poll = fusePoll()
     if (poll !== null) this.startPolling(poll, bufferSize)
     else this.startWorker(bufferSize)
+  }
+
+  /** Requests seen per operation name. */
+  get counts(): Record<string, number> {
+    const out: Record<string, number> = {}
+    this.seen.forEach((n, op) => {
+      if (n > 0) out[OP_NAMES[op] ?? `op${String(op)}`] = n
+    })
+    return out
   }
 
   /** Which reader runs: 'main' (native, this thread) or 'worker'. */
@@ -209,53 +272,35 @@ export class FuseSession {
       giveBack?.()
       return
     }
-    const h = decodeInHeader(b)
-    let owned = giveBack
-    const p: Pending = { opcode: h.opcode, interrupted: false, abort: null }
-    const req: FuseRequest = {
-      ...h,
-      body: b.subarray(IN_HEADER_SIZE),
-      keep: () => {
-        const g = owned
-        owned = null
-        return g
-      },
-      signal: () => {
-        p.abort ??= new AbortController()
-        if (p.interrupted) p.abort.abort()
-        return p.abort.signal
-      },
-    }
-    const done = (): void => {
-      owned?.()
-      owned = null
-    }
-    const name = OP_NAMES[h.opcode] ?? `op${String(h.opcode)}`
-    this.counts[name] = (this.counts[name] ?? 0) + 1
-    if (h.opcode === OP.INTERRUPT) {
+    const req = new Request(b, giveBack)
+    const op = req.opcode
+    // Opcodes are small numbers (fuse.h), but the kernel's are not ours to trust: count only those we name.
+    if (op < OP_COUNT) this.seen[op] = (this.seen[op] ?? 0) + 1
+    if (op === OP.INTERRUPT) {
       this.interrupt(req.body.readBigUInt64LE(0))
-      done()
+      req.done()
       return
     }
-    const tracked = h.opcode !== OP.FORGET && h.opcode !== OP.BATCH_FORGET
-    if (tracked) this.pending.set(h.unique, p)
+    const tracked = op !== OP.FORGET && op !== OP.BATCH_FORGET
+    if (tracked) this.pending.set(req.unique, req)
     void this.handler(req).then(
       r => {
-        this.complete(h.unique, p, r)
-        done()
+        this.complete(req, r)
+        req.done()
       },
       (err: unknown) => {
-        this.log.error({ err, op: name }, 'fuse handler threw')
-        this.complete(h.unique, p, { errno: ENOSYS })
-        done()
+        this.log.error({ err, op: OP_NAMES[op] ?? `op${String(op)}` }, 'fuse handler threw')
+        this.complete(req, { errno: ENOSYS })
+        req.done()
       },
     )
   }
 
-  private complete(unique: bigint, p: Pending, r: Reply | null): void {
+  private complete(req: Request, r: Reply | null): void {
+    const unique = req.unique
     this.pending.delete(unique)
     if (r === null) return
-    if (p.interrupted || this.closed) {
+    if (req.interrupted || this.closed) {
       r.dropped?.()
       return
     }
@@ -272,7 +317,7 @@ export class FuseSession {
     if (p === undefined || p.interrupted) return
     p.interrupted = true
     this.write([outHeader(0, EINTR, unique)])
-    p.abort?.abort()
+    p.abortSignal()
   }
 
   /** One writev; ENOENT means the request is gone (interrupted, aborted): not an error worth logging. */

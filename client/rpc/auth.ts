@@ -27,6 +27,20 @@ export function authSys(a: AuthSys): OpaqueAuth {
   return { flavor: auth_flavor.AUTH_SYS, body }
 }
 
+/**
+ * Each credential's encoding, kept for the second its stamp names: every
+ * call of a caller sends the same bytes, so they are encoded once a second
+ * instead of once a call (a mount daemon makes 3 calls per copied file, as
+ * many identities as callers). Credentials are not changed once made.
+ */
+const encoded = new WeakMap<AuthSys, { second: number; auth: OpaqueAuth }>()
+
 export function credentialOf(c: CallCredential | undefined): OpaqueAuth {
-  return c === undefined || c === 'none' ? AUTH_NONE_AUTH : authSys(c)
+  if (c === undefined || c === 'none') return AUTH_NONE_AUTH
+  const second = c.stamp ?? Math.floor(Date.now() / 1000) >>> 0
+  const kept = encoded.get(c)
+  if (kept !== undefined && kept.second === second) return kept.auth
+  const auth = authSys({ ...c, stamp: second })
+  encoded.set(c, { second, auth })
+  return auth
 }

@@ -10,7 +10,7 @@
  * answering (ServerStatus).
  */
 import type { Socket } from 'node:net'
-import { frameRecord, totalLength } from '../../xdr/record.ts'
+import { frameRecord, framedRecord, totalLength } from '../../xdr/record.ts'
 import { credentialOf } from './auth.ts'
 import type { CallCredential } from './auth.ts'
 import { XidSource, decodeReply, encodeCall } from './call.ts'
@@ -55,6 +55,8 @@ interface Outstanding {
 }
 
 const FIRST_RECONNECT_DELAY_MS = 100
+/** Records up to this size are sent as one copied buffer (every call but WRITEs of data). */
+const SMALL_RECORD = 4096
 
 export class RpcTcpTransport implements RpcTransport {
   readonly protocol = 'tcp'
@@ -220,11 +222,19 @@ export class RpcTcpTransport implements RpcTransport {
       o.flushed = null
       then()
     }
-    o.unflushed += 1 + o.record.length
-    s.cork()
-    s.write(frameRecord(o.record, totalLength(o.record)), written)
-    for (const c of o.record) s.write(c, written)
-    s.uncork()
+    const length = totalLength(o.record)
+    if (length <= SMALL_RECORD) {
+      // One buffer, one write: for a small call the copy costs less than a corked writev's
+      // bookkeeping (a write request per chunk, then the stream's clearBuffer); large data goes by reference.
+      o.unflushed += 1
+      s.write(framedRecord(o.record, length), written)
+    } else {
+      o.unflushed += 1 + o.record.length
+      s.cork()
+      s.write(frameRecord(o.record, length), written)
+      for (const c of o.record) s.write(c, written)
+      s.uncork()
+    }
     o.sent = true
   }
 

@@ -14,6 +14,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { NfsClient } from '../../client/nfs-client.ts'
 import { Callers, authSysGroups, procGroups } from '../../client/fuse/callers.ts'
 import { AsUser } from '../helpers/as-user.ts'
@@ -59,11 +60,17 @@ t.test("a caller's credential: header uid and gid, groups from /proc, cached per
   t.equal(callers.of({ uid: 2001, gid: 2001, pid }), a, 'the same process again: cached')
   t.equal(callers.reads, 1, 'one /proc read')
   t.not(callers.of({ uid: 2002, gid: 2001, pid }), a, 'another uid (setuid since): asked again')
+  t.equal(callers.of({ uid: 2001, gid: 2001, pid }), a, 'back to the first identity: still cached')
+  t.equal(callers.reads, 2, 'no /proc read for it')
+  // The cache keeps groups for a second: after that, the same caller is read again (the last-caller shortcut expires with it).
+  await sleep(1100)
+  t.strictSame(callers.of({ uid: 2001, gid: 2001, pid }).cred, a.cred, 'the same groups')
+  t.equal(callers.reads, 3, 'read again once its entry expired')
   t.equal(callers.of({ uid: 0, gid: 0, pid: 0 }), callers.own, "the kernel's own requests: the mount's identity")
   const gone = callers.of({ uid: 2003, gid: 2003, pid: 2 ** 22 + 12345 })
   t.strictSame(gone.cred, { uid: 2003, gid: 2003, gids: [] }, 'a process already gone: its uid and gid alone')
   callers.of({ uid: 2003, gid: 2003, pid: 2 ** 22 + 12345 })
-  t.equal(callers.reads, 4, 'and not cached')
+  t.equal(callers.reads, 5, 'and not cached')
   const fixed = new Callers(client, { fixed: true })
   t.equal(fixed.of({ uid: 2001, gid: 2001, pid }), fixed.own, '-o uid=,gid=: every caller is the mount')
   t.strictSame(fixed.own.cred, { uid: 0, gid: 0, gids: [] })

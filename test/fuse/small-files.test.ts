@@ -43,10 +43,11 @@ t.test('cp -a of small files: per file one CREATE, one FILE_SYNC WRITE and one S
   utimesSync(src, 1_200_000_000, 1_200_000_000)
   const ex = await exportDir(t, base)
   const mnt = mountpointDir(t)
-  await mountFuse(t, ex.source, mnt, `${ex.portOpts},${TEST_OPTS}`)
+  const m = await mountFuse(t, ex.source, mnt, `${ex.portOpts},${TEST_OPTS}`, ['--log-level', 'info'])
   const before = calls(ex)
   const r = await sh(`cp -a "${src}" "${mnt}/copy"`)
   t.equal(r.code, 0, r.stderr)
+  const fuseBefore = requestsOf(m.stderr())
   t.strictSame(diff(before, calls(ex)), {
     // The name "copy" is looked up once in the export's root (not made by us); the files' names are not.
     LOOKUP: 1,
@@ -58,7 +59,25 @@ t.test('cp -a of small files: per file one CREATE, one FILE_SYNC WRITE and one S
   })
   await sh(`cp -a "${src}" "${join(base, 'local')}/copy"`)
   t.strictSame(await manifest(join(ex.dir, 'copy'), { dirTimes: true }), await manifest(join(base, 'local/copy'), { dirTimes: true }), 'the export holds what a local cp -a makes')
+  t.equal(fuseBefore, null, 'no counts before the end')
+  t.equal(await m.stop(), 0)
+  const fuse = requestsOf(m.stderr())
+  t.ok(fuse !== null, 'the daemon logged its request counts')
+  // What the kernel asks per copied file (bench/README.md): the directory's attributes again (default_permissions,
+  // the previous CREATE invalidated them), the name (a failing LOOKUP before the exclusive create), CREATE, WRITE,
+  // the times and the mode, FLUSH, RELEASE: 8 requests, of which CREATE, WRITE and SETATTR reach the server.
+  for (const [op, n] of Object.entries({ GETATTR: 1, LOOKUP: 1, CREATE: 1, WRITE: 1, SETATTR: 2, FLUSH: 1, RELEASE: 1 })) {
+    t.ok((fuse?.[op] ?? 0) >= n * FILES && (fuse?.[op] ?? 0) <= n * FILES + 3, `${op}: ${String(n)} per file (${String(fuse?.[op])} for ${String(FILES)} files and their directory)`)
+  }
+  t.equal(fuse?.INIT, 1, 'one INIT')
 })
+
+/** The per-operation request counts the daemon logs when its connection ends (--log-level info), null before. */
+function requestsOf(stderr: string): Record<string, number> | null {
+  const ended = stderr.split('\n').find(l => l.includes('connection ended'))
+  if (ended === undefined) return null
+  return (JSON.parse(ended) as { requests?: Record<string, number> }).requests ?? {}
+}
 
 // python3 os calls on an open file: what cp, tar and rsync do, with checks in between.
 const PY = `

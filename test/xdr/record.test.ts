@@ -1,5 +1,5 @@
 import t from 'tap'
-import { FRAGMENT_COST, RECORD_BUFFER_SIZE, RecordBufferPool, RecordReader, frameRecord, totalLength } from '../../xdr/record.ts'
+import { FRAGMENT_COST, RECORD_BUFFER_SIZE, RecordBufferPool, RecordReader, frameRecord, framedRecord, totalLength } from '../../xdr/record.ts'
 
 function fragment(data: Buffer, last: boolean): Buffer {
   const h = Buffer.alloc(4)
@@ -15,6 +15,15 @@ t.test('frameRecord gives the last-fragment mark', async t => {
   t.strictSame(frameRecord(chunks, 40), Buffer.from([0x80, 0, 0, 0x28]))
   t.equal(totalLength(chunks), 40)
   t.throws(() => frameRecord([], 0x8000_0000), RangeError)
+})
+
+t.test('framedRecord: the mark and the chunks in one buffer, byte for byte what the corked writes send', async t => {
+  const chunks = [Buffer.from('abc'), Buffer.alloc(0), Buffer.from('defgh')]
+  const one = framedRecord(chunks)
+  t.strictSame(one, Buffer.concat([frameRecord(chunks), ...chunks]))
+  t.strictSame(one, Buffer.from([0x80, 0, 0, 8, ...Buffer.from('abcdefgh')]))
+  t.strictSame(framedRecord([]), Buffer.from([0x80, 0, 0, 0]))
+  t.throws(() => framedRecord([], 0x8000_0000), RangeError)
 })
 
 t.test('a record split at every byte boundary', async t => {
