@@ -34,6 +34,7 @@ import { parseChange } from './change.ts'
 import type { FileData } from './data/types.ts'
 import { IdBatch } from './ids.ts'
 import { MetaCache } from './meta/cache.ts'
+import { CounterDelta } from './meta/counter-delta.ts'
 import type { Changed } from './meta/change-result.ts'
 import { insertNode } from './meta/create.ts'
 import type { NewNode } from './meta/create.ts'
@@ -76,6 +77,8 @@ export class ClusterVfs implements Vfs {
   readonly #cache = new MetaCache()
   readonly #inodes: IdBatch
   readonly #releases: ReleaseQueue
+  /** Nodes made and directories removed here, applied to COUNTER.usedInodes about once a second. */
+  readonly #inodeCount: CounterDelta
   #unlisten: (() => Promise<void>) | undefined
   #closed = false
 
@@ -86,6 +89,17 @@ export class ClusterVfs implements Vfs {
     this.sid = opts.sid
     this.#inodes = new IdBatch(opts.db, COUNTER.nextInode, 1000)
     this.#releases = new ReleaseQueue(opts.db, opts.data, opts.log)
+    this.#inodeCount = new CounterDelta(opts.db, COUNTER.usedInodes, opts.log)
+  }
+
+  /**
+   * Apply this server's pending counter deltas now (used inodes, used bytes) instead of at the
+   * next tick (meta/counter-delta.ts): after it resolves, FSSTAT on any server counts every
+   * change this server replied to and every release it finished.
+   */
+  async flushCounters(): Promise<void> {
+    await this.#releases.idle()
+    await Promise.all([this.#inodeCount.flush(), this.#data.flushUsage?.()])
   }
 
   /** Resolves when the files freed so far have been released (tests; close waits for it too). */
@@ -313,6 +327,7 @@ export class ClusterVfs implements Vfs {
       await this.#data.flushAll()
     } finally {
       await this.#releases.idle()
+      await this.#inodeCount.close().catch((err: unknown) => this.#opts.log?.(`cluster: inode count not updated at close (${(err as Error).message})`))
       await this.#unlisten?.()
       await this.#opts.session?.close()
       await this.#data.close()
@@ -355,6 +370,7 @@ export class ClusterVfs implements Vfs {
 
   #settled<T>(token: number, r: Changed<T>): T {
     this.#cache.settle(token, r.touched, r.nodes, r.edits)
+    if (r.dropped !== undefined && r.dropped !== 0) this.#inodeCount.add(-r.dropped)
     if (r.freed !== null) this.#release(r.freed)
     return r.value
   }
@@ -390,6 +406,7 @@ export class ClusterVfs implements Vfs {
       const token = this.#cache.begin()
       const done = await insertNode(this.#db, this.sid, dir, name, n)
       if (done !== null) {
+        this.#inodeCount.add(1)
         this.#cache.settle(token, [dir.id, n.inode], [done.after, done.node], [{ parent: dir.id, name, inode: n.inode }])
         return { ref: refOf(done.node.attr), attr: done.node.attr, dir: { before: done.before.attr, after: done.after.attr } }
       }

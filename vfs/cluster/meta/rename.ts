@@ -210,5 +210,6 @@ async function renameSlow(
     value: { from: { before: src.dir.attr, after: from.node.attr }, to: { before: dst.dir.attr, after: to.node.attr } },
     touched, nodes, freed,
     edits: [{ parent: fromDir.id, name: fromName, inode: null }, { parent: toDir.id, name: toName, inode: moving.attr.fileid }],
+    dropped: victim?.attr.type === 'dir' ? 1 : 0,
   }
 }
