@@ -99,10 +99,12 @@ async function rmdirFast(tx: SqlTx, sid: bigint, dir: FileRef, name: Buffer, t: 
 }
 
 /** REMOVE (when removeFast did not apply) or RMDIR: one transaction. */
-export function removeEntry(db: SqlDb, sid: bigint, dir: FileRef, name: Buffer, wantDir: boolean): Promise<Changed<DirChange>> {
+export function removeEntry(
+  db: SqlDb, sid: bigint, dir: FileRef, name: Buffer, wantDir: boolean, oneStatement = true,
+): Promise<Changed<DirChange>> {
   return db.transaction(async (tx) => {
     const t = now()
-    const fast = wantDir ? await rmdirFast(tx, sid, dir, name, t) : null
+    const fast = wantDir && oneStatement ? await rmdirFast(tx, sid, dir, name, t) : null
     return fast ?? await removeSlow(tx, sid, dir, name, wantDir, t)
   }, { label: wantDir ? 'rmdir' : 'remove' })
 }

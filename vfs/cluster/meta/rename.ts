@@ -144,11 +144,11 @@ async function renameFast(
 }
 
 export function renameEntry(
-  db: SqlDb, sid: bigint, fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer,
+  db: SqlDb, sid: bigint, fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer, oneStatement = true,
 ): Promise<Renamed> {
   return againOnNameRace(() => db.transaction(async (tx) => {
     const t = now()
-    return await renameFast(tx, sid, fromDir, fromName, toDir, toName, t) ??
+    return (oneStatement ? await renameFast(tx, sid, fromDir, fromName, toDir, toName, t) : null) ??
       await renameSlow(tx, sid, fromDir, fromName, toDir, toName, t)
   }, { label: 'rename' }))
 }
