@@ -20,8 +20,11 @@ export const CLUSTER_USAGE = `usage: tsnfs cluster init|status|gc|fsck --meta UR
   gc [--dry-run] [--min-age DURATION (1h)]
           delete stored blocks no slice references (older than --min-age: a server may be
           uploading one right now), and slice records with no references
-  fsck    check references both ways (every referenced block stored with its length, every
-          stored block referenced, reference counts); exit 1 when it finds problems
+  fsck [--max-problems N (10000)] [--max-slices N (1000000)]
+          check references both ways (every referenced block stored with its length, every
+          stored block referenced, reference counts) and the inode and byte counters; exit 1
+          when it finds problems. Prints the passes it made (more than --max-slices slices
+          are checked in passes) and how many problems it found past --max-problems
   --meta postgres://user@host:port/database[?sslmode=...]   the metadata database (no password)
   --data postgres | s3://bucket?endpoint=http://host:port&region=R   where file data lives
   --credentials FILE   meta_password=, s3_access_key=, s3_secret_key= lines; else PGPASSWORD,
@@ -47,6 +50,15 @@ interface Parsed {
   dryRun: boolean
   minAgeMs: number
   json: boolean
+  maxProblems?: number
+  maxSlices?: number
+}
+
+/** A positive count option (`--max-problems 10`). */
+function count(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined
+  if (!/^[1-9]\d{0,8}$/.test(text)) throw new UsageError(`--${name} takes a count from 1 to 999999999, not "${text}"`)
+  return Number(text)
 }
 
 function parse(argv: string[]): Parsed {
@@ -61,6 +73,8 @@ function parse(argv: string[]): Parsed {
         'dry-run': { type: 'boolean', default: false },
         'min-age': { type: 'string' },
         json: { type: 'boolean', default: false },
+        'max-problems': { type: 'string' },
+        'max-slices': { type: 'string' },
       },
       allowPositionals: true,
     })
@@ -73,6 +87,9 @@ function parse(argv: string[]): Parsed {
   if (values.meta === undefined) throw new UsageError('--meta postgres://user@host:port/database is required')
   if (values.data === undefined) throw new UsageError('--data postgres or --data s3://bucket?endpoint=URL is required')
   if (sub !== 'gc' && (values['dry-run'] || values['min-age'] !== undefined)) throw new UsageError('--dry-run and --min-age are for gc')
+  if (sub !== 'fsck' && (values['max-problems'] !== undefined || values['max-slices'] !== undefined)) throw new UsageError('--max-problems and --max-slices are for fsck')
+  const maxProblems = count('max-problems', values['max-problems'])
+  const maxSlices = count('max-slices', values['max-slices'])
   return {
     sub,
     meta: values.meta,
@@ -81,6 +98,8 @@ function parse(argv: string[]): Parsed {
     dryRun: values['dry-run'],
     minAgeMs: parseDuration(values['min-age'] ?? '1h'),
     json: values.json,
+    ...(maxProblems === undefined ? {} : { maxProblems }),
+    ...(maxSlices === undefined ? {} : { maxSlices }),
   }
 }
 
@@ -144,13 +163,19 @@ async function run(p: Parsed, db: SqlDb, store: ObjectStore): Promise<number> {
     }
     case 'fsck': {
       const { checkReferences } = await import('../vfs/cluster/data/fsck.ts')
-      const r = await checkReferences(db, store)
+      const r = await checkReferences(db, store, {
+        ...(p.maxProblems === undefined ? {} : { maxProblems: p.maxProblems }),
+        ...(p.maxSlices === undefined ? {} : { maxSlices: p.maxSlices }),
+      })
       if (p.json) print(toJson(r) + '\n')
       else {
         for (const x of r.problems) print(`${x.kind}: ${x.message}\n`)
-        print(`fsck: ${r.problems.length === 0 ? 'clean' : `${String(r.problems.length)} problem(s)`} (${String(r.chunks)} chunks, ${String(r.slices)} slices, ${String(r.objects)} objects)\n`)
+        // The list is capped: say how many more there were, so a capped list is not read as the whole.
+        if (r.unlisted > 0) print(`(${String(r.unlisted)} more problem(s) not listed: --max-problems ${String(r.problems.length)})\n`)
+        const found = r.problems.length + r.unlisted
+        print(`fsck: ${found === 0 ? 'clean' : `${String(found)} problem(s)`} (${String(r.chunks)} chunks, ${String(r.slices)} slices, ${String(r.objects)} objects, ${String(r.passes)} pass${r.passes === 1 ? '' : 'es'})\n`)
       }
-      return r.problems.length === 0 ? 0 : 1
+      return r.problems.length + r.unlisted === 0 ? 0 : 1
     }
   }
 }

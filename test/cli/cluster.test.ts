@@ -52,12 +52,29 @@ t.test('init, init again, status, gc, fsck', async (t) => {
   t.equal((await sql(db, 'SELECT count(*)::int AS n FROM tsnfs_block'))[0]?.['n'], 0, 'gc deleted the orphan')
   const fsck = await tsnfs(['cluster', 'fsck', ...base])
   t.equal(fsck.code, 0, `a fresh cluster is clean: ${fsck.stdout}${fsck.stderr}`)
-  t.match(fsck.stdout, /^fsck: clean/m)
+  t.match(fsck.stdout, /^fsck: clean \(0 chunks, 0 slices, 0 objects, 1 pass\)$/m, 'one pass on a small file system')
   // A referenced slice whose blocks are not in the store: fsck finds it and exits 1.
   await sql(db, 'INSERT INTO tsnfs_slice_ref (id, size, refs) VALUES (999999, 4096, 1)')
   const bad = await tsnfs(['cluster', 'fsck', ...base])
   t.equal(bad.code, 1, `fsck finds the broken reference: ${bad.stdout}`)
   t.match(bad.stdout, /problem/)
+  const one = bad.stdout.split('\n').filter((l) => /^[a-z-]+: /.test(l) && !l.startsWith('fsck: ')).length
+  // Per slice (refs, blocks) plus one usage-mismatch for the whole file system.
+  t.match(bad.stdout, /^usage-mismatch: /m)
+  const perSlice = one - 1
+  t.ok(perSlice >= 1, `each broken slice is at least one problem (${String(perSlice)})`)
+  const all = 3 * perSlice + 1
+  // Two more such slices, in other key prefixes: 3 slices over at most 1 per pass is 4 passes
+  // (a power of two), and a list capped at 1 says how many it left out.
+  await sql(db, 'INSERT INTO tsnfs_slice_ref (id, size, refs) VALUES (1000000, 4096, 1), (1000001, 4096, 1)')
+  const capped = await tsnfs(['cluster', 'fsck', '--max-problems', '1', '--max-slices', '1', ...base])
+  t.equal(capped.code, 1, capped.stderr)
+  const listed = capped.stdout.split('\n').filter((l) => /^[a-z-]+: /.test(l) && !l.startsWith('fsck: '))
+  t.equal(listed.length, 1, `one problem listed: ${capped.stdout}`)
+  t.match(capped.stdout, new RegExp(`^\\(${String(all - 1)} more problem\\(s\\) not listed: --max-problems 1\\)$`, 'm'))
+  t.match(capped.stdout, new RegExp(`^fsck: ${String(all)} problem\\(s\\) \\(0 chunks, 3 slices, 0 objects, 4 passes\\)$`, 'm'))
+  const cj = JSON.parse((await tsnfs(['cluster', 'fsck', '--json', '--max-problems', '1', '--max-slices', '1', ...base])).stdout) as { passes: number; unlisted: number; problems: unknown[] }
+  t.strictSame([cj.passes, cj.unlisted, cj.problems.length], [4, all - 1, 1], 'fsck --json has passes and unlisted')
 })
 
 t.test('usage errors exit 2; a password on the command line is refused; an unreachable database is 1', async (t) => {
@@ -68,6 +85,10 @@ t.test('usage errors exit 2; a password on the command line is refused; an unrea
   t.match([noMeta.code, noMeta.stderr], [2, /--meta postgres:\/\/user@host:port\/database is required/])
   const dry = await tsnfs(['cluster', 'fsck', '--dry-run', '--meta', 'postgres://u@h/db', '--data', 'postgres'])
   t.match([dry.code, dry.stderr], [2, /--dry-run and --min-age are for gc/])
+  const cap = await tsnfs(['cluster', 'fsck', '--max-problems', '0', '--meta', 'postgres://u@h/db', '--data', 'postgres'])
+  t.match([cap.code, cap.stderr], [2, /--max-problems takes a count from 1 to 999999999, not "0"/])
+  const capGc = await tsnfs(['cluster', 'gc', '--max-slices', '5', '--meta', 'postgres://u@h/db', '--data', 'postgres'])
+  t.match([capGc.code, capGc.stderr], [2, /--max-problems and --max-slices are for fsck/])
   const age = await tsnfs(['cluster', 'gc', '--min-age', 'soon', '--meta', 'postgres://u@h/db', '--data', 'postgres'])
   t.match([age.code, age.stderr], [2, /not a duration: "soon"/])
   const pw = await tsnfs(['cluster', 'status', '--meta', 'postgres://u:secret@127.0.0.1:1/db', '--data', 'postgres'])

@@ -34,8 +34,9 @@ import { parseChange } from './change.ts'
 import type { FileData } from './data/types.ts'
 import { IdBatch } from './ids.ts'
 import { MetaCache } from './meta/cache.ts'
+import { CounterDelta } from './meta/counter-delta.ts'
 import type { Changed } from './meta/change-result.ts'
-import { insertNode } from './meta/create.ts'
+import { insertNode, insertNodeSteps } from './meta/create.ts'
 import type { NewNode } from './meta/create.ts'
 import { fsStat } from './meta/fsstat.ts'
 import { linkEntry } from './meta/link.ts'
@@ -50,7 +51,7 @@ import { renameEntry } from './meta/rename.ts'
 import type { Session } from './meta/session.ts'
 import { setAttributes, setAttributesFast } from './meta/setattr.ts'
 import { COUNTER, ROOT_INODE, TYPE_CODE } from './schema.ts'
-import type { SqlDb } from './sql.ts'
+import { multiModify, type SqlDb, type SqlDialect } from './sql.ts'
 
 /** Larger reads are short (legal, RFC 1813 §3.3.6), so one request cannot make us allocate gigabytes. */
 const MAX_READ = 16 * 1024 * 1024
@@ -64,6 +65,12 @@ export interface ClusterVfsOptions {
   sid: bigint
   session?: Session
   log?: (msg: string) => void
+  /**
+   * The database engine (sql.ts SqlDialect; openClusterVfs asks `SELECT version()`): on all but
+   * PostgreSQL, CREATE, REMOVE, RMDIR, LINK and RENAME run as single-table statements in one
+   * transaction instead of one statement with data-modifying CTEs. Default 'postgresql'.
+   */
+  dialect?: SqlDialect
   /** Called with the inodes another server changed, after they were dropped here (tests measure latency). */
   onRemoteChange?: (inodes: bigint[] | 'all') => void
 }
@@ -76,6 +83,10 @@ export class ClusterVfs implements Vfs {
   readonly #cache = new MetaCache()
   readonly #inodes: IdBatch
   readonly #releases: ReleaseQueue
+  /** Nodes made and directories removed here, applied to COUNTER.usedInodes about once a second. */
+  readonly #inodeCount: CounterDelta
+  /** One statement with data-modifying CTEs per operation (PostgreSQL), or single-table steps. */
+  readonly #oneStatement: boolean
   #unlisten: (() => Promise<void>) | undefined
   #closed = false
 
@@ -86,6 +97,23 @@ export class ClusterVfs implements Vfs {
     this.sid = opts.sid
     this.#inodes = new IdBatch(opts.db, COUNTER.nextInode, 1000)
     this.#releases = new ReleaseQueue(opts.db, opts.data, opts.log)
+    this.#inodeCount = new CounterDelta(opts.db, COUNTER.usedInodes, opts.log)
+    this.#oneStatement = multiModify(opts.dialect ?? 'postgresql')
+  }
+
+  /** The engine this server speaks to, as given or detected (status, tests). */
+  get dialect(): SqlDialect {
+    return this.#opts.dialect ?? 'postgresql'
+  }
+
+  /**
+   * Apply this server's pending counter deltas now (used inodes, used bytes) instead of at the
+   * next tick (meta/counter-delta.ts): after it resolves, FSSTAT on any server counts every
+   * change this server replied to and every release it finished.
+   */
+  async flushCounters(): Promise<void> {
+    await this.#releases.idle()
+    await Promise.all([this.#inodeCount.flush(), this.#data.flushUsage?.()])
   }
 
   /** Resolves when the files freed so far have been released (tests; close waits for it too). */
@@ -263,25 +291,25 @@ export class ClusterVfs implements Vfs {
   async remove(dir: FileRef, name: Buffer): Promise<DirChange> {
     checkOldName(name)
     const token = this.#cache.begin()
-    const fast = await removeFast(this.#db, this.sid, dir, name)
+    const fast = this.#oneStatement ? await removeFast(this.#db, this.sid, dir, name) : null
     if (fast !== null) return this.#settled(token, fast)
-    return this.#change(removeEntry(this.#db, this.sid, dir, name, false))
+    return this.#change(removeEntry(this.#db, this.sid, dir, name, false, this.#oneStatement))
   }
 
   async rmdir(dir: FileRef, name: Buffer): Promise<DirChange> {
     checkOldName(name)
-    return this.#change(removeEntry(this.#db, this.sid, dir, name, true))
+    return this.#change(removeEntry(this.#db, this.sid, dir, name, true, this.#oneStatement))
   }
 
   async rename(fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer): Promise<{ from: DirChange; to: DirChange }> {
     checkOldName(fromName)
     checkNewName(toName)
-    return this.#change(renameEntry(this.#db, this.sid, fromDir, fromName, toDir, toName))
+    return this.#change(renameEntry(this.#db, this.sid, fromDir, fromName, toDir, toName, this.#oneStatement))
   }
 
   async link(f: FileRef, dir: FileRef, name: Buffer): Promise<{ attr: Attr; dir: DirChange }> {
     checkNewName(name)
-    const r = await this.#change(linkEntry(this.#db, this.sid, f, dir, name))
+    const r = await this.#change(linkEntry(this.#db, this.sid, f, dir, name, this.#oneStatement))
     return { attr: this.#view(r.attr), dir: r.dir }
   }
 
@@ -313,6 +341,7 @@ export class ClusterVfs implements Vfs {
       await this.#data.flushAll()
     } finally {
       await this.#releases.idle()
+      await this.#inodeCount.close().catch((err: unknown) => this.#opts.log?.(`cluster: inode count not updated at close (${(err as Error).message})`))
       await this.#unlisten?.()
       await this.#opts.session?.close()
       await this.#data.close()
@@ -355,6 +384,7 @@ export class ClusterVfs implements Vfs {
 
   #settled<T>(token: number, r: Changed<T>): T {
     this.#cache.settle(token, r.touched, r.nodes, r.edits)
+    if (r.dropped !== undefined && r.dropped !== 0) this.#inodeCount.add(-r.dropped)
     if (r.freed !== null) this.#release(r.freed)
     return r.value
   }
@@ -388,8 +418,11 @@ export class ClusterVfs implements Vfs {
         verifier: extra.verifier ?? null,
       }
       const token = this.#cache.begin()
-      const done = await insertNode(this.#db, this.sid, dir, name, n)
+      const done = this.#oneStatement
+        ? await insertNode(this.#db, this.sid, dir, name, n)
+        : await insertNodeSteps(this.#db, this.sid, dir, name, n)
       if (done !== null) {
+        this.#inodeCount.add(1)
         this.#cache.settle(token, [dir.id, n.inode], [done.after, done.node], [{ parent: dir.id, name, inode: n.inode }])
         return { ref: refOf(done.node.attr), attr: done.node.attr, dir: { before: done.before.attr, after: done.after.attr } }
       }

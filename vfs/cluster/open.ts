@@ -14,7 +14,7 @@ import { releaseQueued } from './meta/delfile.ts'
 import { Session } from './meta/session.ts'
 import type { ObjectStore } from './object-store.ts'
 import { CHANGE_CHANNEL } from './schema.ts'
-import type { SqlDb } from './sql.ts'
+import { detectDialect, type SqlDb, type SqlDialect } from './sql.ts'
 
 export interface OpenClusterOptions {
   db: SqlDb
@@ -26,6 +26,8 @@ export interface OpenClusterOptions {
   host?: string
   heartbeatMs?: number
   staleMs?: number
+  /** The engine; asked of the database (`SELECT version()`) unless given (tests force one on PostgreSQL). */
+  dialect?: SqlDialect
   /** Told of the inodes other servers changed (tests measure notification latency with it). */
   onRemoteChange?: (inodes: bigint[] | 'all') => void
 }
@@ -33,6 +35,8 @@ export interface OpenClusterOptions {
 export async function openClusterVfs(opts: OpenClusterOptions): Promise<ClusterVfs> {
   const { db, store } = opts
   await checkFormat(db)
+  const dialect = opts.dialect ?? await detectDialect(db)
+  if (dialect !== 'postgresql') opts.log?.(`cluster: ${dialect}: changes run as single-table statements in one transaction`)
   await registerExport(db, opts.exportPath, BigInt(opts.exportId))
   // The data half is made before the session so the stale sweep can use it; the session id
   // is chosen first because both tag their rows with it.
@@ -55,7 +59,7 @@ export async function openClusterVfs(opts: OpenClusterOptions): Promise<ClusterV
     ...(opts.log === undefined ? {} : { log: opts.log }),
   })
   const vfs: ClusterVfs = new ClusterVfs({
-    db, data, sid: session.sid, session,
+    db, data, sid: session.sid, session, dialect,
     ...(opts.log === undefined ? {} : { log: opts.log }),
     ...(opts.onRemoteChange === undefined ? {} : { onRemoteChange: opts.onRemoteChange }),
   })

@@ -10,8 +10,12 @@
  * slow and not gap-free), no triggers, no stored procedures.
  */
 
-/** Bumped when a table changes; a server refuses a database of another format. */
-export const SCHEMA_FORMAT = 2
+/**
+ * Bumped when a table changes; a server refuses a database of another format.
+ * 3: tsnfs_node.used, and COUNTER.usedInodes kept by every server (format 2
+ * servers would neither write the column nor count inodes).
+ */
+export const SCHEMA_FORMAT = 3
 
 /** File type codes in tsnfs_node.type and tsnfs_edge.type. */
 export const TYPE_CODE = { file: 1, dir: 2, symlink: 3, block: 4, char: 5, socket: 6, fifo: 7 } as const
@@ -39,9 +43,17 @@ export const COUNTER = {
   nextInode: 'next_inode',
   /** Next slice id (servers take batches). */
   nextSlice: 'next_slice',
-  /** Bytes referenced by live slices (fsstat). */
+  /**
+   * Bytes referenced by live slices (fsstat). Attached bytes are added by
+   * each server about once a second (data/attach.ts); released ones in the
+   * releasing transaction.
+   */
   usedBytes: 'used_bytes',
-  /** Live inodes (fsstat). */
+  /**
+   * Node rows (fsstat's files). New nodes and removed directories are
+   * applied by each server about once a second (meta/counter-delta.ts);
+   * released files in the releasing transaction (meta/delfile.ts).
+   */
   usedInodes: 'used_inodes',
 } as const
 
@@ -57,6 +69,8 @@ export const SCHEMA_SQL: readonly string[] = [
   // several links). next_cookie: a directory's next readdir cookie (1 and 2 are "." and "..").
   // ver: bumped by every metadata change of the row and named in its notification, so a server
   // can tell a change it already holds from a newer one (vfs/cluster/meta/cache.ts; format 2).
+  // used: bytes of stored slices the file's chunk records show, added by each attach, replaced
+  // by compaction, cut to the size by a truncation (format 3; GETATTR's used, meta/node.ts).
   `CREATE TABLE IF NOT EXISTS tsnfs_node (
     inode BIGINT PRIMARY KEY,
     gen INTEGER NOT NULL,
@@ -75,7 +89,8 @@ export const SCHEMA_SQL: readonly string[] = [
     target BYTEA,
     verifier BYTEA,
     next_cookie BIGINT NOT NULL DEFAULT 3,
-    ver BIGINT NOT NULL DEFAULT 1
+    ver BIGINT NOT NULL DEFAULT 1,
+    used BIGINT NOT NULL DEFAULT 0
   )`,
   // Directory entries. A cookie is unique in its directory and never reused, so a listing resumed
   // after a removal neither repeats nor skips (vfs/types.ts readdir).

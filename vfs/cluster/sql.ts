@@ -53,13 +53,49 @@ export interface SqlDb {
   close(): Promise<void>
 }
 
+/**
+ * The PostgreSQL-protocol engine behind a SqlDb. PostgreSQL runs the one-statement forms (CTEs
+ * that modify one table several times: CREATE, REMOVE, RMDIR, LINK, RENAME). CockroachDB
+ * refuses a statement with several modification subqueries of one table unless they are all
+ * INSERTs without ON CONFLICT (SQLSTATE 0A000, "multiple modification subqueries of the same
+ * table", unless sql.multiple_modifications_of_table.enabled is set, which its docs warn can
+ * corrupt data when one row is modified twice). YugabyteDB's YSQL is PostgreSQL's parser but
+ * its own storage, and we have not run it: both take the step-by-step statements in one
+ * transaction, which need nothing but single-table statements (meta/steps.ts).
+ */
+export type SqlDialect = 'postgresql' | 'cockroachdb' | 'yugabytedb'
+
+/** The engine from `SELECT version()`: "CockroachDB CCL v23.2…", "PostgreSQL 11.2-YB-2.20…", "PostgreSQL 15.8 …". */
+export function dialectOf(version: string): SqlDialect {
+  if (/^CockroachDB\b/i.test(version)) return 'cockroachdb'
+  if (/-YB-/.test(version)) return 'yugabytedb'
+  return 'postgresql'
+}
+
+/** Whether one statement may modify one table several times (data-modifying CTEs). */
+export function multiModify(d: SqlDialect): boolean {
+  return d === 'postgresql'
+}
+
+export async function detectDialect(db: SqlDb): Promise<SqlDialect> {
+  const r = await db.query('SELECT version() AS v')
+  const v = r.rows[0]?.['v']
+  return dialectOf(typeof v === 'string' ? v : '')
+}
+
 /** A database error the caller can act on; `code` is the SQLSTATE ("23505" unique violation). */
 export function sqlState(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code
   return typeof code === 'string' && code.length === 5 ? code : undefined
 }
 
-/** Serialization failure or deadlock: the transaction may succeed if run again. */
+/**
+ * Serialization failure or deadlock: the transaction may succeed if run again. CockroachDB
+ * reports its transaction restarts ("restart transaction: TransactionRetryWithProtoRefreshError",
+ * RETRY_SERIALIZABLE, RETRY_WRITE_TOO_OLD, at a statement or at COMMIT) as 40001 too, so the
+ * one retry path covers them. 40003 (statement completion unknown: the commit may have
+ * happened) is not retried: running it again could apply it twice.
+ */
 export function isRetryable(err: unknown): boolean {
   const s = sqlState(err)
   return s === '40001' || s === '40P01'

@@ -5,7 +5,7 @@ import { createDatabase } from '../../helpers/postgres.ts'
 import { PgDb } from '../../../vfs/cluster/clients/pg-db.ts'
 import { checkFormat, ClusterFormatError, initCluster, readDataLocation, readHandleKey } from '../../../vfs/cluster/init.ts'
 import { registerExport } from '../../../vfs/cluster/meta/exports.ts'
-import { COUNTER, ROOT_INODE, SETTING } from '../../../vfs/cluster/schema.ts'
+import { COUNTER, ROOT_INODE, SCHEMA_FORMAT, SETTING } from '../../../vfs/cluster/schema.ts'
 
 async function freshDb(t: Test): Promise<PgDb> {
   const database = await createDatabase()
@@ -33,6 +33,11 @@ t.test('init creates settings, counters and the root, and running it again chang
   const root = await db.query('SELECT mode, uid, gid, nlink, parent, type FROM tsnfs_node WHERE inode = $1', [ROOT_INODE])
   t.same(root.rows, [{ mode: 0o755, uid: '0', gid: '0', nlink: 2, parent: '1', type: 2 }])
   await t.rejects(initCluster(db, { data: 's3://other' }), ClusterFormatError, 'another data location is refused')
+  t.equal(byName.get(COUNTER.usedInodes), '1', 'the root is the one node counted')
+  // Format 2 (before tsnfs_node.used and the kept inode count) is refused by name, by server and init.
+  await db.query('UPDATE tsnfs_setting SET value = $2 WHERE name = $1', [SETTING.format, '2'])
+  await t.rejects(checkFormat(db), { message: `the database holds cluster format 2; this tsnfs reads format ${SCHEMA_FORMAT} only` })
+  await t.rejects(initCluster(db, { data: 'postgres' }), { message: `database holds cluster format 2; this tsnfs writes format ${SCHEMA_FORMAT}` })
   await db.query('UPDATE tsnfs_setting SET value = $2 WHERE name = $1', [SETTING.format, '99'])
   await t.rejects(checkFormat(db), { message: /format 99/ }, 'another format is refused')
 })

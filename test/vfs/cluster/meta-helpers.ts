@@ -11,6 +11,8 @@ import { PgStore } from '../../../vfs/cluster/clients/pg-store.ts'
 import type { ClusterVfs } from '../../../vfs/cluster/cluster-vfs.ts'
 import { initCluster } from '../../../vfs/cluster/init.ts'
 import { openClusterVfs } from '../../../vfs/cluster/open.ts'
+import type { SqlDialect } from '../../../vfs/cluster/sql.ts'
+import { checkedDb } from './statement-check.ts'
 
 export interface Server {
   vfs: ClusterVfs
@@ -22,6 +24,10 @@ export interface ServerOptions {
   /** Default 60 s, so heartbeats do not disturb round-trip counts. */
   heartbeatMs?: number
   staleMs?: number
+  /** Force the engine (default: asked of the database, PostgreSQL here). */
+  dialect?: SqlDialect
+  /** Refuse statements CockroachDB refuses (statement-check.ts) before they reach PostgreSQL. */
+  cockroachRule?: boolean
 }
 
 export interface Cluster {
@@ -96,9 +102,10 @@ export async function newCluster(): Promise<Cluster> {
     async server(opts = {}) {
       const db = new PgDb({ url: database.url, max: 6 })
       const vfs = await openClusterVfs({
-        db, store: new PgStore(db), exportPath: '/shared', exportId: 7, host: `test-${servers.length}`,
+        db: opts.cockroachRule === true ? checkedDb(db) : db, store: new PgStore(db), exportPath: '/shared', exportId: 7, host: `test-${servers.length}`,
         heartbeatMs: opts.heartbeatMs ?? 60_000,
         ...(opts.staleMs === undefined ? {} : { staleMs: opts.staleMs }),
+        ...(opts.dialect === undefined ? {} : { dialect: opts.dialect }),
         ...(opts.onRemoteChange === undefined ? {} : { onRemoteChange: opts.onRemoteChange }),
       })
       const s = { vfs, db, close: vfs.close.bind(vfs) }
@@ -117,9 +124,9 @@ export async function newCluster(): Promise<Cluster> {
 }
 
 /** A Vfs whose close() also closes its database pool and drops the database (the conformance suite closes each). */
-export async function standaloneVfs(): Promise<ClusterVfs> {
+export async function standaloneVfs(opts: ServerOptions = {}): Promise<ClusterVfs> {
   const c = await newCluster()
-  const { vfs } = await c.server()
+  const { vfs } = await c.server(opts)
   vfs.close = () => c.close()
   return vfs
 }

@@ -45,7 +45,9 @@ export interface AttachArgs {
  * them (PostgreSQL manual, "WITH Queries", 7.8.4).
  */
 export async function attachSlices(db: SqlTx, a: AttachArgs): Promise<Map<number, number>> {
-  const params: unknown[] = [a.inode, a.end, a.mtime.sec, a.mtime.nsec, CHANGE_CHANNEL, changePayload(a.sid, [a.inode])]
+  // The node's used bytes grow by what the records show of stored slices (zero records store nothing).
+  const stored = a.slices.reduce((n, s) => n + (s.record.id === 0n ? 0 : s.record.len), 0)
+  const params: unknown[] = [a.inode, a.end, a.mtime.sec, a.mtime.nsec, CHANGE_CHANNEL, changePayload(a.sid, [a.inode]), stored]
   const byIdx = new Map<number, SliceRecord[]>()
   for (const s of a.slices) {
     const list = byIdx.get(s.idx) ?? []
@@ -71,7 +73,8 @@ p AS (
 )`
   const r = await db.query(
     `WITH n AS (
-  UPDATE tsnfs_node SET size = GREATEST(size, $2), mtime_sec = $3, mtime_nsec = $4, ctime_sec = $3, ctime_nsec = $4
+  UPDATE tsnfs_node SET size = GREATEST(size, $2), mtime_sec = $3, mtime_nsec = $4, ctime_sec = $3, ctime_nsec = $4,
+    used = used + $7::bigint
   WHERE inode = $1 RETURNING inode
 ),
 c AS (

@@ -79,6 +79,10 @@ export async function compactChunk(o: CompactOptions, inode: bigint, idx: number
       await tx.query('DELETE FROM tsnfs_pending_slice WHERE id = $1', [fresh.id])
       await tx.query('UPDATE tsnfs_counter SET value = value + $2 WHERE name = $1', [COUNTER.usedBytes, fresh.size])
     }
+    // The chunk's records now show one slice: the node's used bytes lose the old records' and gain it.
+    const before = records.reduce((n, x) => n + (x.id === 0n ? 0 : x.len), 0)
+    const delta = (fresh?.size ?? 0) - before
+    if (delta !== 0) await tx.query('UPDATE tsnfs_node SET used = GREATEST(0, used + $2::bigint) WHERE inode = $1', [inode, delta])
     await decrementRefs(tx, countRefs(records))
     await notifyChanged(tx, o.sid, [inode])
     return true

@@ -24,6 +24,7 @@ export type FsckKind =
   | 'orphan' // a block whose slice is neither referenced nor pending
   | 'foreign' // a key under chunks/ that is not a block name
   | 'usage-mismatch' // COUNTER.usedBytes differs from the bytes of referenced slices
+  | 'inode-count-mismatch' // COUNTER.usedInodes differs from the node rows
 
 export interface FsckProblem {
   kind: FsckKind
@@ -80,6 +81,12 @@ export async function checkReferences(db: SqlDb, store: ObjectStore, opts: FsckO
   const used = await db.query('SELECT value FROM tsnfs_counter WHERE name = $1', [COUNTER.usedBytes])
   const counted = Number(used.rows[0]?.['value'] ?? 0)
   if (counted !== live) problem({ kind: 'usage-mismatch', message: `used bytes counter says ${counted}, referenced slices hold ${live}` })
+  // Servers apply their creates about once a second (meta/counter-delta.ts): on a quiet file
+  // system the counter is the node rows; a server that died within its tick left a difference.
+  const inodes = await db.query('SELECT (SELECT value FROM tsnfs_counter WHERE name = $1) AS counted, (SELECT count(*) FROM tsnfs_node) AS rows', [COUNTER.usedInodes])
+  const countedInodes = inodes.rows[0]?.['counted'] as string | null ?? '0'
+  const rows = inodes.rows[0]?.['rows'] as string | null ?? '0'
+  if (countedInodes !== rows) problem({ kind: 'inode-count-mismatch', message: `used inodes counter says ${countedInodes}, the file system has ${rows} nodes` })
   return report
 }
 

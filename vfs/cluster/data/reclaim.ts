@@ -10,6 +10,7 @@
  *    once (the DELETE's row count decides).
  */
 import type { ObjectStore } from '../object-store.ts'
+import { COUNTER } from '../schema.ts'
 import type { SqlDb } from '../sql.ts'
 import { DEFAULT_LAYOUT } from './layout.ts'
 import { reapZeroRefs, releaseChunks } from './refs.ts'
@@ -51,7 +52,8 @@ export async function processDelfiles(db: SqlDb, store: ObjectStore, opts: { lim
       if (gone.rowCount === 0) return false
       await releaseChunks(tx, inode)
       // As ClusterVfs's own release does (vfs/cluster/meta/delfile.ts): the node row goes with its data.
-      await tx.query('DELETE FROM tsnfs_node WHERE inode = $1 AND nlink <= 0', [inode])
+      const node = await tx.query('DELETE FROM tsnfs_node WHERE inode = $1 AND nlink <= 0', [inode])
+      if (node.rowCount > 0) await tx.query('UPDATE tsnfs_counter SET value = value - $2 WHERE name = $1', [COUNTER.usedInodes, node.rowCount])
       return true
     }, { label: 'delfile' })
     if (done) inodes++

@@ -54,5 +54,7 @@ export interface FileData {
   invalidate(inode: bigint): void
   /** Forget every cached slice list (the change feed was interrupted). */
   invalidateAll(): void
+  /** Apply the used bytes attached here to COUNTER.usedBytes now, not at the next tick. */
+  flushUsage?(): Promise<void>
   close(): Promise<void>
 }

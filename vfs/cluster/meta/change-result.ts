@@ -12,4 +12,6 @@ export interface Changed<T> {
   freed: bigint | null
   /** Directory entries the transaction made (inode) or removed (null), applied to the cached names. */
   edits?: EntryEdit[]
+  /** Node rows the transaction deleted (an empty directory removed or replaced): COUNTER.usedInodes. */
+  dropped?: number
 }

@@ -20,6 +20,8 @@ import type { SqlDb } from '../sql.ts'
 import { NODE_COLUMNS, nodeColumnsAs, nodeOf, typeCode } from './node.ts'
 import { payloadSql } from './notify-sql.ts'
 import type { Node } from './node.ts'
+import { touchDir } from './steps.ts'
+import { changePayload } from '../change.ts'
 
 export interface NewNode {
   inode: bigint
@@ -64,6 +66,44 @@ const CREATE_SQL = `WITH d AS (
 SELECT ${nodeColumnsAs('d', 'b')}, ${nodeColumnsAs('p', 'a')}, ${nodeColumnsAs('n', 'n')},
   pg_notify($23, ${payloadSql('$24', ['p', 'n'])}) AS notified
 FROM p, d, n`
+
+/**
+ * The same as insertNode in one transaction of single-table statements (engines that refuse a
+ * statement modifying tsnfs_node twice, sql.ts SqlDialect): the directory row locked and checked,
+ * its cookie taken, the entry and the node inserted; the node's INSERT carries the notification.
+ * Six round trips (BEGIN, the locked check, the directory, the entry, the node, COMMIT). Null when the directory is not a live one of that generation or has the name.
+ */
+export async function insertNodeSteps(db: SqlDb, sid: bigint, dir: FileRef, name: Buffer, n: NewNode): Promise<Inserted | null> {
+  const isDir = n.type === 'dir'
+  try {
+    return await db.transaction(async (tx) => {
+      const d = await tx.query(
+        `SELECT ${NODE_COLUMNS}, EXISTS (SELECT 1 FROM tsnfs_edge WHERE parent = $1 AND name = $3) AS taken ` +
+          'FROM tsnfs_node WHERE inode = $1 AND gen = $2 AND type = 2 AND nlink > 0 FOR UPDATE',
+        [dir.id, dir.gen, name],
+      )
+      const row = d.rows[0]
+      if (row === undefined || row['taken'] === true) return null
+      const before = nodeOf(row)
+      const p = await touchDir(tx, dir.id, n.now, isDir ? 1 : 0, true)
+      await tx.query('INSERT INTO tsnfs_edge (parent, name, inode, type, cookie) VALUES ($1, $2, $3, $4, $5)',
+        [dir.id, name, n.inode, typeCode(n.type), p.cookie])
+      const r = await tx.query(
+        `INSERT INTO tsnfs_node (inode, gen, type, mode, uid, gid, nlink, size, rdev_major, rdev_minor,
+          atime_sec, atime_nsec, mtime_sec, mtime_nsec, ctime_sec, ctime_nsec, parent, target, verifier)
+         VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+         RETURNING ${NODE_COLUMNS}, pg_notify($19, $20) AS notified`,
+        [n.inode, typeCode(n.type), n.mode, n.uid, n.gid, isDir ? 2 : 1, n.size, n.rdev.major, n.rdev.minor,
+          n.atime.sec, n.atime.nsec, n.mtime.sec, n.mtime.nsec, n.now.sec, n.now.nsec, isDir ? dir.id : 0n,
+          n.target, n.verifier, CHANGE_CHANNEL, changePayload(sid, [dir.id, n.inode])],
+      )
+      return { before, after: p.node, node: nodeOf(r.rows[0] ?? {}) }
+    }, { label: 'create' })
+  } catch (err) {
+    if (sqlState(err) === '23505') return null
+    throw err
+  }
+}
 
 /** Insert `n` as `name` in `dir`; null when the fast path did not apply (the caller finds out why). */
 export async function insertNode(db: SqlDb, sid: bigint, dir: FileRef, name: Buffer, n: NewNode): Promise<Inserted | null> {

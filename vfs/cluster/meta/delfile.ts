@@ -6,7 +6,17 @@
  * row, which any server's stale-session sweep processes.
  */
 import type { FileData } from '../data/types.ts'
-import type { SqlDb } from '../sql.ts'
+import { COUNTER } from '../schema.ts'
+import type { SqlDb, SqlTx } from '../sql.ts'
+
+/**
+ * Released node rows leave COUNTER.usedInodes in the releasing transaction: releases come in
+ * batches after the replies (release-queue.ts), so the row is written once per batch, not per
+ * REMOVE, and a crash cannot lose the count.
+ */
+export async function dropInodes(tx: SqlTx, n: number): Promise<void> {
+  if (n > 0) await tx.query('UPDATE tsnfs_counter SET value = value - $2 WHERE name = $1', [COUNTER.usedInodes, n])
+}
 
 /** Release one deleted file's chunks and forget it; false if another server already did. */
 export async function releaseDeleted(db: SqlDb, data: FileData, inode: bigint): Promise<boolean> {
@@ -14,7 +24,8 @@ export async function releaseDeleted(db: SqlDb, data: FileData, inode: bigint): 
     const r = await tx.query('DELETE FROM tsnfs_delfile WHERE inode = $1', [inode])
     if (r.rowCount === 0) return false
     await data.release(tx, inode)
-    await tx.query('DELETE FROM tsnfs_node WHERE inode = $1 AND nlink <= 0', [inode])
+    const gone = await tx.query('DELETE FROM tsnfs_node WHERE inode = $1 AND nlink <= 0', [inode])
+    await dropInodes(tx, gone.rowCount)
     return true
   }, { label: 'release' })
 }
@@ -30,7 +41,10 @@ export async function releaseDeletedMany(db: SqlDb, data: FileData, inodes: read
     const r = await tx.query('DELETE FROM tsnfs_delfile WHERE inode = ANY($1::bigint[]) RETURNING inode', [ids])
     const mine = r.rows.map((row) => BigInt(row['inode'] as string))
     for (const inode of mine) await data.release(tx, inode)
-    if (mine.length > 0) await tx.query('DELETE FROM tsnfs_node WHERE inode = ANY($1::bigint[]) AND nlink <= 0', [mine.map(String)])
+    if (mine.length > 0) {
+      const gone = await tx.query('DELETE FROM tsnfs_node WHERE inode = ANY($1::bigint[]) AND nlink <= 0', [mine.map(String)])
+      await dropInodes(tx, gone.rowCount)
+    }
     return mine.length
   }, { label: 'release' })
 }

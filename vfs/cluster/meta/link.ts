@@ -77,9 +77,9 @@ async function linkSlow(tx: SqlTx, sid: bigint, f: FileRef, dir: FileRef, name: 
   }
 }
 
-export function linkEntry(db: SqlDb, sid: bigint, f: FileRef, dir: FileRef, name: Buffer): Promise<Linked> {
+export function linkEntry(db: SqlDb, sid: bigint, f: FileRef, dir: FileRef, name: Buffer, oneStatement = true): Promise<Linked> {
   return againOnNameRace(() => db.transaction(async (tx) => {
     const t = now()
-    return await linkFast(tx, sid, f, dir, name, t) ?? await linkSlow(tx, sid, f, dir, name, t)
+    return (oneStatement ? await linkFast(tx, sid, f, dir, name, t) : null) ?? await linkSlow(tx, sid, f, dir, name, t)
   }, { label: 'link' }))
 }

@@ -10,7 +10,7 @@ import { TYPE_CODE } from '../schema.ts'
 /** Every column of tsnfs_node a reply needs, in one list so each query selects the same. */
 export const NODE_COLUMNS =
   'inode, gen, type, mode, uid, gid, nlink, size, rdev_major, rdev_minor, atime_sec, atime_nsec, ' +
-  'mtime_sec, mtime_nsec, ctime_sec, ctime_nsec, parent, ver'
+  'mtime_sec, mtime_nsec, ctime_sec, ctime_nsec, parent, ver, used'
 
 /** NODE_COLUMNS of table alias `a`, renamed with prefix `p` (`a.inode AS p_inode`, ...). */
 export function nodeColumnsAs(a: string, p: string): string {
@@ -48,6 +48,26 @@ function num(v: unknown): number {
   throw new VfsError('EIO', `database returned ${typeof v} for an integer column`)
 }
 
+/** The allocation unit `used` is rounded to (JuiceFS reports sizes rounded to 4 KiB too). */
+export const USED_UNIT = 4096n
+
+/**
+ * GETATTR's `used` (RFC 1813 fattr3.used: bytes of disk the file takes).
+ * A file or symlink: the bytes of stored slices its chunk records show
+ * (tsnfs_node.used, so a hole takes nothing), at most its size rounded up to
+ * 4 KiB: an overwrite adds its slice until compaction merges the chunk, and
+ * the cap keeps that from reporting more than the file could take. The store
+ * keeps objects of their exact length (no 4 MiB padding), so rounding to the
+ * block would overstate small files. A directory: one unit; others nothing.
+ */
+export function usedOf(type: FileType, size: bigint, stored: bigint): bigint {
+  if (type === 'dir') return USED_UNIT
+  if (type !== 'file' && type !== 'symlink') return 0n
+  const cap = ((size + USED_UNIT - 1n) / USED_UNIT) * USED_UNIT
+  if (type === 'symlink') return cap // the target is in the row: it takes what its length does
+  return stored < 0n ? 0n : stored < cap ? stored : cap
+}
+
 /** The node in `row`, whose columns carry prefix `p` (`p_inode`) or none. */
 export function nodeOf(row: Row, p = ''): Node {
   const col = (c: string): unknown => row[p === '' ? c : `${p}_${c}`]
@@ -61,9 +81,7 @@ export function nodeOf(row: Row, p = ''): Node {
     uid: num(col('uid')),
     gid: num(col('gid')),
     size: big(col('size')),
-    // Blocks are shared between slices and counted per chunk, not per node: the space a file
-    // uses is not known without reading its chunks, so we report none rather than a guess.
-    used: 0n,
+    used: usedOf(type, big(col('size')), big(col('used') ?? 0)),
     rdev: { major: num(col('rdev_major')), minor: num(col('rdev_minor')) },
     fileid: big(col('inode')),
     gen: num(col('gen')),

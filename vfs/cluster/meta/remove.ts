@@ -94,15 +94,17 @@ async function rmdirFast(tx: SqlTx, sid: bigint, dir: FileRef, name: Buffer, t: 
   return {
     value: { before: nodeOf(row, 'b').attr, after: after.attr },
     touched: [dir.id, BigInt(row['gone'] as string)], nodes: [after], freed: null,
-    edits: [{ parent: dir.id, name, inode: null }],
+    edits: [{ parent: dir.id, name, inode: null }], dropped: 1,
   }
 }
 
 /** REMOVE (when removeFast did not apply) or RMDIR: one transaction. */
-export function removeEntry(db: SqlDb, sid: bigint, dir: FileRef, name: Buffer, wantDir: boolean): Promise<Changed<DirChange>> {
+export function removeEntry(
+  db: SqlDb, sid: bigint, dir: FileRef, name: Buffer, wantDir: boolean, oneStatement = true,
+): Promise<Changed<DirChange>> {
   return db.transaction(async (tx) => {
     const t = now()
-    const fast = wantDir ? await rmdirFast(tx, sid, dir, name, t) : null
+    const fast = wantDir && oneStatement ? await rmdirFast(tx, sid, dir, name, t) : null
     return fast ?? await removeSlow(tx, sid, dir, name, wantDir, t)
   }, { label: wantDir ? 'rmdir' : 'remove' })
 }
@@ -122,5 +124,8 @@ async function removeSlow(tx: SqlTx, sid: bigint, dir: FileRef, name: Buffer, wa
   const d = await touchDir(tx, dir.id, t, isDir ? -1 : 0, false, changePayload(sid, touched))
   const nodes: Node[] = left === null ? [d.node] : [d.node, left]
   const freed = left === null && !isDir ? child.attr.fileid : null
-  return { value: { before: e.dir.attr, after: d.node.attr }, touched, nodes, freed, edits: [{ parent: dir.id, name, inode: null }] }
+  return {
+    value: { before: e.dir.attr, after: d.node.attr }, touched, nodes, freed, edits: [{ parent: dir.id, name, inode: null }],
+    dropped: isDir ? 1 : 0,
+  }
 }

@@ -144,11 +144,11 @@ async function renameFast(
 }
 
 export function renameEntry(
-  db: SqlDb, sid: bigint, fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer,
+  db: SqlDb, sid: bigint, fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer, oneStatement = true,
 ): Promise<Renamed> {
   return againOnNameRace(() => db.transaction(async (tx) => {
     const t = now()
-    return await renameFast(tx, sid, fromDir, fromName, toDir, toName, t) ??
+    return (oneStatement ? await renameFast(tx, sid, fromDir, fromName, toDir, toName, t) : null) ??
       await renameSlow(tx, sid, fromDir, fromName, toDir, toName, t)
   }, { label: 'rename' }))
 }
@@ -210,5 +210,6 @@ async function renameSlow(
     value: { from: { before: src.dir.attr, after: from.node.attr }, to: { before: dst.dir.attr, after: to.node.attr } },
     touched, nodes, freed,
     edits: [{ parent: fromDir.id, name: fromName, inode: null }, { parent: toDir.id, name: toName, inode: moving.attr.fileid }],
+    dropped: victim?.attr.type === 'dir' ? 1 : 0,
   }
 }

@@ -10,7 +10,7 @@ import { CHANGE_CHANNEL } from '../schema.ts'
 import type { FileData } from '../data/types.ts'
 import type { SqlDb } from '../sql.ts'
 import type { Changed } from './change-result.ts'
-import { checkRef, checkSetAttr, NODE_COLUMNS, nodeColumnsAs, nodeOf, now } from './node.ts'
+import { checkRef, checkSetAttr, NODE_COLUMNS, nodeColumnsAs, nodeOf, now, USED_UNIT } from './node.ts'
 import { payloadSql } from './notify-sql.ts'
 
 function timeOf(v: Timespec | 'now' | undefined, old: Timespec, t: Timespec): Timespec {
@@ -35,7 +35,9 @@ export function setAttributes(
     const atime = timeOf(set.atime, a.atime, t)
     const u = await tx.query(
       'UPDATE tsnfs_node SET mode = $2, uid = $3, gid = $4, size = $5, atime_sec = $6, atime_nsec = $7, ' +
-        'mtime_sec = $8, mtime_nsec = $9, ctime_sec = $10, ctime_nsec = $11, ver = ver + 1 WHERE inode = $1 ' +
+        'mtime_sec = $8, mtime_nsec = $9, ctime_sec = $10, ctime_nsec = $11, ver = ver + 1, ' +
+        // A shrink dropped the stored bytes past the end (data.truncate): at most the new size counts.
+        `used = LEAST(used, (($5::bigint + ${USED_UNIT - 1n}) / ${USED_UNIT}) * ${USED_UNIT}) WHERE inode = $1 ` +
         `RETURNING ${NODE_COLUMNS}, pg_notify($12, $13::text || ':' || inode::text || '@' || ver::text) AS notified`,
       [f.id, set.mode === undefined ? a.mode : set.mode & 0o7777, set.uid ?? a.uid, set.gid ?? a.gid, size,
         atime.sec, atime.nsec, mtime.sec, mtime.nsec, t.sec, t.nsec, CHANGE_CHANNEL, sid],

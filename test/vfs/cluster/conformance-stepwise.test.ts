@@ -1,0 +1,16 @@
+/*
+ * The shared VFS conformance suite on the cluster backend with the engine
+ * forced to CockroachDB on PostgreSQL: CREATE, REMOVE, RMDIR, LINK and
+ * RENAME take the single-table statements, and every statement that would
+ * modify one table twice is refused before it reaches the database, as
+ * CockroachDB refuses it (statement-check.ts).
+ */
+import t from 'tap'
+import { vfsConformance } from '../conformance.ts'
+import { standaloneVfs, dropTemplate } from './meta-helpers.ts'
+
+t.teardown(dropTemplate)
+
+t.test('conformance, step by step', async t => {
+  vfsConformance(t, () => standaloneVfs({ dialect: 'cockroachdb', cockroachRule: true }))
+})
