@@ -53,7 +53,9 @@ export const BACKENDS: ReadonlyMap<string, BackendFactory> = new Map<string, Bac
     }
     if (o.volume !== undefined) {
       const log = { info: (msg: string) => (ctx.log?.info ?? ctx.log?.warn)?.(msg), warn: (msg: string) => ctx.log?.warn(msg) }
-      return openEngineOnVolume(o.volume, o.disks ?? [], { ...opts, snapdirVisible: o.snapdir === 'visible' }, log, ctx.volumes === undefined ? undefined : { registry: ctx.volumes, exportPath: exp.path })
+      // rebuild_rate= paces a rebuild this open resumes, and an online replace given no --rate.
+      const rebuild = o.rebuildRate === undefined ? {} : { rebuild: { rateBytesPerSec: o.rebuildRate } }
+      return openEngineOnVolume(o.volume, o.disks ?? [], { ...opts, ...rebuild, snapdirVisible: o.snapdir === 'visible' }, log, ctx.volumes === undefined ? undefined : { registry: ctx.volumes, exportPath: exp.path })
     }
     if (o.image === undefined) throw new Error('backend=engine needs image= or volume=')
     return openEngine(o.image, opts)

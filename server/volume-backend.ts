@@ -147,6 +147,7 @@ export async function openEngineOnVolume(name: string, disks: readonly string[],
   const paths = await expandDisks(disks)
   // Events may come before openVolume returns (a resync at open); those are only logged and counted.
   const sv = new ServedVolume(name, serving?.exportPath ?? '')
+  sv.rebuildRate = opts.rebuild?.rateBytesPerSec ?? 0
   const recording = new Set<string>()
   const { rebuild, ...engineOpts } = opts
   // A rebuild a stop cut short resumes in the background (the export serves at once, degraded);

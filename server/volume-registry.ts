@@ -55,6 +55,8 @@ export class ServedVolume {
   lastOperation: FinishedOperation | null = null
   readonly events = new Map<VolumeEventKind, number>()
   scrubMismatches = 0
+  /** Bytes per second of a rebuild started here without a rate of its own (the export's rebuild_rate=; 0: no limit). */
+  rebuildRate = 0
   /**
    * Set by volume-backend.ts once the export serves: holds the export's calls, closes the engine
    * and the volume, runs `change` on the volume's disk paths (closed: nothing else has them open),

@@ -132,7 +132,8 @@ export function registerVolumeCommands(commands: AdminCommands, volumes: VolumeR
     const disk = stringField(req, 'disk')
     // The server's working directory is not the client's: a relative path would name another file.
     if (!isAbsolute(disk)) throw new AdminError('ADMIN_BAD_ARGUMENT', `replace: "disk" must be an absolute path, got ${JSON.stringify(disk.slice(0, 256))}`)
-    const rate = optionalNumber(req, 'rate', MAX_RATE) ?? 0
+    // No rate asked: the export's rebuild_rate= (0 when it sets none: as fast as the disks go).
+    const rate = optionalNumber(req, 'rate', MAX_RATE) ?? sv.rebuildRate
     const place = checkReplace(v, index)
     refuseMemberPath(v, disk)
     refuseBusy(sv)

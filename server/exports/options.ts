@@ -27,6 +27,8 @@ export interface ExportLevel {
   cacheBytes?: number
   /** `snapdir=visible`: a volume's `.snapshot` listed in the export root (hidden by default, found by name). */
   snapdir?: 'hidden' | 'visible'
+  /** `rebuild_rate=`: a volume's rebuild pace in bytes per second (0: as fast as the disks go). */
+  rebuildRate?: number
   /** backend=cluster settings (issue 17); checked against the backend when the line is finished. */
   meta?: string
   data?: string
@@ -154,6 +156,12 @@ function applyOne(opt: string, s: OptionState, level: ExportLevel): string | nul
     case 'snapdir':
       if (value !== 'hidden' && value !== 'visible') return `snapdir needs hidden or visible, got "${value}"`
       return setLevel(level, 'snapdir', value)
+    case 'rebuild_rate': {
+      // A rate, not a size: 0 is allowed (no limit), and the same suffixes as cache= (per second).
+      const bytes = parseBytes(value)
+      if (bytes === null || bytes > 2 ** 40) return `rebuild_rate needs bytes per second (e.g. 50M, 0 for no limit), got "${value}"`
+      return setLevel(level, 'rebuildRate', bytes)
+    }
     // The value is everything after the first "=": a URL keeps its own "=", "?", "&", ":" and "/".
     case 'meta': {
       const bad = checkMetaUrl(value)

@@ -97,7 +97,7 @@ function parseLine(logical: LogicalLine, file: string): ExportEntry {
   }
   const entry: ExportEntry = { path, backend: level.backend ?? 'local', clients, line: logical.line }
   if (level.fsid !== undefined) entry.fsid = level.fsid
-  const engineOnly = level.image ?? level.errors ?? level.cacheBytes ?? level.volume ?? level.disks ?? level.snapdir
+  const engineOnly = level.image ?? level.errors ?? level.cacheBytes ?? level.volume ?? level.disks ?? level.snapdir ?? level.rebuildRate
   if (entry.backend === 'engine') {
     const fail = (reason: string): never => {
       throw new ExportsError(file, logical.line, 1, `${reason} (export "${path}")`)
@@ -106,15 +106,20 @@ function parseLine(logical: LogicalLine, file: string): ExportEntry {
     if (level.volume !== undefined) {
       if (level.image !== undefined) fail('volume= and image= exclude each other: the engine serves one image or one volume')
       if (level.disks === undefined) fail(`volume=${level.volume} needs disks=/path/a.img:/path/b.img (its member disks, or globs)`)
-      entry.engine = { volume: level.volume, disks: level.disks ?? [], ...common, ...(level.snapdir === undefined ? {} : { snapdir: level.snapdir }) }
+      entry.engine = {
+        volume: level.volume, disks: level.disks ?? [], ...common,
+        ...(level.snapdir === undefined ? {} : { snapdir: level.snapdir }),
+        ...(level.rebuildRate === undefined ? {} : { rebuildRate: level.rebuildRate }),
+      }
     } else {
       if (level.disks !== undefined) fail('disks= needs volume=NAME')
       if (level.snapdir !== undefined) fail('snapdir= needs volume=NAME (an image keeps no snapshots)')
+      if (level.rebuildRate !== undefined) fail('rebuild_rate= needs volume=NAME (an image has no members to rebuild)')
       if (level.image === undefined) fail('backend=engine needs image=/path/to/image')
       entry.engine = { image: level.image ?? '', ...common }
     }
   } else if (engineOnly !== undefined) {
-    throw new ExportsError(file, logical.line, 1, `image=, volume=, disks=, snapdir=, errors= and cache= apply only to backend=engine (export "${path}")`)
+    throw new ExportsError(file, logical.line, 1, `image=, volume=, disks=, snapdir=, rebuild_rate=, errors= and cache= apply only to backend=engine (export "${path}")`)
   }
   const clusterOnly = level.meta ?? level.data ?? level.credentials
   if (entry.backend === 'cluster') {

@@ -73,6 +73,8 @@ export const EngineOptionsSchema = Type.Object(
     cacheBytes: Type.Integer({ minimum: 1 << 20 }),
     /** `snapdir=`: whether a volume's `.snapshot` shows in the root's listing (volume= only). */
     snapdir: Type.Optional(Type.Union([Type.Literal('hidden'), Type.Literal('visible')])),
+    /** `rebuild_rate=`: bytes per second for the volume's rebuilds (resumed at open, or an online replace without --rate); 0: no limit. */
+    rebuildRate: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 40 })),
   },
   { additionalProperties: false },
 )

@@ -119,7 +119,7 @@ t.test('errors name file, line and column, with stable code', async (t) => {
     ['/a *(fsid=1) h(fsid=2)', 1, 16, 'conflicting fsid for this export ("1" and "2")'],
     ['/a *(backend=s3)', 1, 6, 'unknown backend "s3" (known: memory, local, engine, cluster)'],
     ['/a *(backend=engine)', 1, 1, 'backend=engine needs image=/path/to/image (export "/a")'],
-    ['/a *(image=/i.img)', 1, 1, 'image=, volume=, disks=, snapdir=, errors= and cache= apply only to backend=engine (export "/a")'],
+    ['/a *(image=/i.img)', 1, 1, 'image=, volume=, disks=, snapdir=, rebuild_rate=, errors= and cache= apply only to backend=engine (export "/a")'],
     ['/a *(backend=engine,image=rel.img)', 1, 21, 'image needs an absolute path, got "rel.img"'],
     ['/a *(backend=engine,image=/i,errors=panic)', 1, 30, 'errors needs remount-ro or continue, got "panic"'],
     ['/a *(backend=engine,image=/i,cache=12k)', 1, 30, 'cache needs a size of at least 1M (e.g. 256M), got "12k"'],
@@ -127,11 +127,15 @@ t.test('errors name file, line and column, with stable code', async (t) => {
     ['/a *(backend=engine,volume=v)', 1, 1, 'volume=v needs disks=/path/a.img:/path/b.img (its member disks, or globs) (export "/a")'],
     ['/a *(backend=engine,volume=v,disks=/d/a:/d/b,image=/i)', 1, 1, 'volume= and image= exclude each other: the engine serves one image or one volume (export "/a")'],
     ['/a *(backend=engine,disks=/d/a,image=/i)', 1, 1, 'disks= needs volume=NAME (export "/a")'],
-    ['/a *(backend=local,volume=v,disks=/d/a)', 1, 1, 'image=, volume=, disks=, snapdir=, errors= and cache= apply only to backend=engine (export "/a")'],
+    ['/a *(backend=local,volume=v,disks=/d/a)', 1, 1, 'image=, volume=, disks=, snapdir=, rebuild_rate=, errors= and cache= apply only to backend=engine (export "/a")'],
     ['/a *(backend=engine,volume=bad/name,disks=/d/a)', 1, 21, 'volume needs a volume name (1 to 64 of A-Z a-z 0-9 . _ -), got "bad/name"'],
     ['/a *(backend=engine,volume=v,disks=/d/a:rel)', 1, 30, 'disks needs absolute paths or globs separated by ":", got "rel"'],
     ['/a *(backend=engine,volume=v,disks=/d/a:)', 1, 30, 'disks needs absolute paths or globs separated by ":", got ""'],
     ['/a *(backend=engine,volume=v,disks=/d/a) h(disks=/d/b)', 1, 44, 'conflicting disks for this export ("/d/a" and "/d/b")'],
+    ['/a *(backend=engine,volume=v,disks=/d/a,rebuild_rate=fast)', 1, 41, 'rebuild_rate needs bytes per second (e.g. 50M, 0 for no limit), got "fast"'],
+    ['/a *(backend=engine,volume=v,disks=/d/a,rebuild_rate=2T)', 1, 41, 'rebuild_rate needs bytes per second (e.g. 50M, 0 for no limit), got "2T"'],
+    ['/a *(backend=engine,image=/i,rebuild_rate=1M)', 1, 1, 'rebuild_rate= needs volume=NAME (an image has no members to rebuild) (export "/a")'],
+    ['/a *(backend=local,rebuild_rate=1M)', 1, 1, 'image=, volume=, disks=, snapdir=, rebuild_rate=, errors= and cache= apply only to backend=engine (export "/a")'],
     ['/a -rw,bogus h', 1, 8, 'unknown option "bogus"'],
     ['/a *(rw', 1, 7, 'missing ")" after the options of "*(rw"'],
     ['/a *(rw)x)', 1, 8, 'unexpected ")" in options'],
@@ -180,6 +184,11 @@ t.test('backend=engine on a volume: volume= and disks= (split at ":", globs kept
   t.strictSame(list.exports.map((e) => [e.backend, e.engine]), [
     ['engine', { volume: 'vol1', disks: ['/d/a.img', '/d/b*.img'], errors: 'remount-ro', cacheBytes: 64 * 2 ** 20 }],
   ])
+})
+
+t.test('rebuild_rate=: bytes per second with the size suffixes, 0 for no limit', async (t) => {
+  const list = parseExports('/a *(rw,backend=engine,volume=v,disks=/d/a,rebuild_rate=50M)\n/b *(rw,backend=engine,volume=w,disks=/d/b,rebuild_rate=0)\n', 'exports')
+  t.strictSame(list.exports.map((e) => e.engine?.rebuildRate), [50 * 2 ** 20, 0])
 })
 
 t.test('defaultExports: /export, memory backend, rw, insecure, root_squash', async (t) => {

@@ -84,6 +84,25 @@ t.test('the bit is durable before mark resolves, and concurrent marks of one cle
   t.equal(recs[0]!.flushes.length, 3, 'the next mark first flushes the unflushed slot, then its own')
 })
 
+t.test('per batch, as md: marks of different regions share a write; marks during a write share the next one', async (t) => {
+  const mems = await fresh(2)
+  const recs = mems.map((m) => new RecordingDevice(m))
+  const bm = await IntentBitmap.open(places(recs), VOLUME, { regionSize: REGION, quietSettles: 1 })
+  // Three clean regions marked together: one slot write and one flush per copy.
+  await Promise.all([bm.mark(3 * REGION, 10), bm.mark(7 * REGION, 10), bm.mark(50 * REGION, 10)])
+  t.equal(recs[0]!.writes.length, 1, 'one slot write for three regions marked together')
+  t.equal(recs[0]!.flushes.length, 1, 'one flush')
+  // One mark starts a write; four more regions are marked while it is in flight: they all wait
+  // for one more write (the bits set meanwhile), not one each.
+  const first = bm.mark(10 * REGION, 10)
+  await Promise.resolve()
+  const during = [11, 12, 13, 14].map((r) => bm.mark(r * REGION, 10))
+  await Promise.all([first, ...during])
+  t.equal(recs[0]!.writes.length, 3, 'the in-flight write, then one for the four marked during it')
+  t.equal(recs[0]!.flushes.length, 3, 'one flush each')
+  t.same(bm.dirtyNow().map((r) => r.offset / REGION), [3, 7, 10, 50], 'the dirty regions (10–14 merged)')
+})
+
 t.test('the newest valid copy wins; a damaged copy or slot is ignored', async (t) => {
   const [a, b] = await fresh(2)
   const bm = await IntentBitmap.open(places([a!, b!]), VOLUME, { regionSize: REGION, quietSettles: 1 })

@@ -5,7 +5,7 @@
  * each disk counts what it is asked: data writes, writes into its reserved area (superblock and
  * intent bitmap), flushes, reads, and how many writes are in flight on all disks at once. The
  * claims: whole rows read nothing, the three members of a run are written at once (not one after
- * another), and the flushes are the engine's own (a COMMIT's, each once per member) plus a few
+ * another), several requests' data writes are in flight together (not one request at a time), and the flushes are the engine's own (a COMMIT's, each once per member) plus a few
  * for the bitmap as the stream enters new regions, not one per write.
  */
 import { setImmediate as turn } from 'node:timers/promises'
@@ -128,6 +128,7 @@ t.test('a streamed file on a created RAID-5: no data reads, members written toge
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker))
   const streamed = minus(sum(disks), before)
   const maxInFlight = flight.max
+  const flights = e.dataWritesInFlight
   await e.commit(made.ref)
   const atCommit = minus(minus(sum(disks), before), streamed)
   t.comment(`stream of ${FILE / MiB} MiB in 1 MiB writes, ${IN_FLIGHT} in flight: ${JSON.stringify(streamed)}, at most ${maxInFlight} disk writes in flight`)
@@ -139,11 +140,13 @@ t.test('a streamed file on a created RAID-5: no data reads, members written toge
   // Each 1 MiB write is 8 whole rows: one write per member. With the engine's metadata writes
   // beside, never more than a few more.
   t.ok(streamed.dataWrites >= N * (FILE / MiB), `at least one data write per member per request (${streamed.dataWrites})`)
-  // The three members of a run are written at once (one writev each, issued together). Requests
-  // themselves reach the volume about one at a time: the engine holds its write lock across the
-  // device write (engine-vfs.ts #change), so 8 in flight at the client gave 6 member writes in
-  // flight at most here, not 24.
+  // The three members of a run are written at once (one writev each, issued together), and the
+  // requests overlap at the volume: the engine writes a request's data blocks after releasing its
+  // write lock (engine-vfs.ts #dataPhase). While it held the lock across the device write, 8
+  // requests in flight at the client gave at most 6 member writes in flight here (2 requests).
   t.ok(maxInFlight >= N, `the members of a run are written together: ${maxInFlight} disk writes in flight at once`)
+  t.ok(flights.max >= IN_FLIGHT / 2, `requests overlap at the volume: ${flights.max} writes in their data phase at once`)
+  t.ok(maxInFlight > 2 * N, `more than two requests' member writes in flight at once (${maxInFlight})`)
   // The stream enters FILE / REGION regions; each costs a bitmap write per member (set ahead, in
   // the background) and a flush of each member (before it, an ordering flush after a lazy clear at
   // most): a few per region, never one per request.

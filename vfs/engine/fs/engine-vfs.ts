@@ -4,7 +4,8 @@
  * handle stays valid across restarts and renames and turns stale when the inode is reused.
  *
  * Each change runs in one transaction handle under the exclusive side of a lock, then waits for
- * its transaction to be durable *outside* the lock: concurrent changes join the same transaction
+ * its transaction to be durable *outside* the lock (a WRITE also writes its data blocks outside
+ * it, with its handle still open: data-flights.ts): concurrent changes join the same transaction
  * and share its commit (group commit), and every reply that promises stability goes out only
  * after the commit that holds it (RFC 1813 §3.3: CREATE, REMOVE, RENAME... are synchronous).
  * All checks run before the first change; what can still fail midway (ENOSPC) is undone by hand,
@@ -25,7 +26,9 @@ import type { Allocator } from '../alloc/allocator.ts'
 import type { MetaTxn, TxnManager } from '../txn/txn.ts'
 import { attrOf, encodeRdev, fileTypeOf, modeBitsOf } from './attr.ts'
 import { toVfsError } from './errors.ts'
-import { MAX_IO, readData, readDataInto, truncateData, writeData } from './file-io.ts'
+import { allocateData, blockSpan, MAX_IO, readData, readDataInto, truncateData, writeData, writeRuns } from './file-io.ts'
+import { DataFlights } from './data-flights.ts'
+import type { DataFlight } from './data-flights.ts'
 import type { DirIndex, FileMap, InodeStore } from './parts.ts'
 import { RwLock } from './rw-lock.ts'
 import { DEFAULT_READ_POOL_BYTES, READ_BUFFER_SIZE, ReadBuffers } from '../../memory/read-buffers.ts'
@@ -79,6 +82,8 @@ function systemNow(): Timespec {
 export class EngineVfs implements Vfs {
   readonly #p: EngineParts
   readonly #lock = new RwLock()
+  /** WRITEs whose data is on its way to the device, the lock released (data-flights.ts). */
+  readonly #flights = new DataFlights()
   readonly #now: () => Timespec
   readonly #errors: 'remount-ro' | 'continue'
   readonly #log: (msg: string) => void
@@ -175,6 +180,12 @@ export class EngineVfs implements Vfs {
       if (offset < 0n || count < 0) throw new VfsError('EINVAL')
       const off = offset > BigInt(inode.size) ? inode.size : Number(offset)
       const want = Math.max(0, Math.min(count, MAX_IO, inode.size - off))
+      if (want > 0) {
+        // The blocks a WRITE has mapped but not yet filled hold their old contents: wait for it.
+        const span = blockSpan(this.#p.blockSize, off, want)
+        const busy = this.#flights.settled(ino, span.first, span.last)
+        if (busy !== undefined) await busy
+      }
       const loan = this.#bufs.take(want)
       let lent = false
       try {
@@ -243,6 +254,8 @@ export class EngineVfs implements Vfs {
       if (set.size !== undefined) {
         const size = Number(set.size)
         if (size !== inode.size) {
+          // A WRITE still filling a partial block would undo the zeroing of its tail.
+          await this.#flights.settled(ino)
           await truncateData(this.#p, h, ino, inode, size)
           inode.mtime = now
           this.#noteWrite(ino, h.tid)
@@ -257,7 +270,7 @@ export class EngineVfs implements Vfs {
 
   async write(f: FileRef, offset: bigint, data: Buffer, stable: Stability, caller?: Caller): Promise<{ count: number; committed: Stability; before: Attr; after: Attr }> {
     const sync = stable !== 'unstable'
-    const out = await this.#change(async (h) => {
+    const out = await this.#change(async (h, later) => {
       h.caller = caller
       const { ino, inode } = await this.#getType(f, 'file')
       if (offset < 0n) throw new VfsError('EINVAL')
@@ -266,14 +279,24 @@ export class EngineVfs implements Vfs {
       if (data.length === 0) return { count: 0, committed: stable, before, after: before }
       if (offset + BigInt(data.length) > this.#p.maxFileSize) throw new VfsError('EFBIG')
       const off = Number(offset)
-      await writeData(this.#p, h, ino, inode, off, data)
+      const span = blockSpan(this.#p.blockSize, off, data.length)
+      // An earlier write into the same blocks finishes first (its read-modify-write of a partial
+      // block, and the order of the two): rare, and it needs no lock to finish.
+      const busy = this.#flights.settled(ino, span.first, span.last)
+      if (busy !== undefined) await busy
+      // Under the lock: allocation, extents, size and times. The data blocks themselves are
+      // written once the lock is released, with the handle still open, so the commit that makes
+      // these extents durable waits for them (ordered mode) while other requests go on.
+      const runs = await allocateData(this.#p, h, ino, inode, off, data.length)
       const now = this.#now()
       inode.size = Math.max(inode.size, off + data.length)
       inode.mtime = now
       inode.ctime = now
       await this.#p.inodes.write(h, ino, inode)
       this.#noteWrite(ino, h.tid)
-      return { count: data.length, committed: stable, before, after: this.#attr(ino, inode) }
+      const after = this.#attr(ino, inode)
+      later(ino, span, () => writeRuns(this.#p, runs, off, data))
+      return { count: data.length, committed: stable, before, after }
     }, sync)
     return out
   }
@@ -515,7 +538,8 @@ export class EngineVfs implements Vfs {
     this.#frozen = new Promise<void>((resolve) => (this.#thawed = resolve))
     try {
       // A barrier: every change that passed the gate before it shut holds or waits for the lock
-      // ahead of this, so once we hold it, every running change has ended its handle.
+      // ahead of this, so once we hold it, every running change has ended its handle or is in its
+      // data phase (a WRITE's data blocks), whose open handle the commit below waits for.
       await this.#lock.write(() => Promise.resolve())
       await this.#p.txm.freeze?.()
     } catch (err) {
@@ -588,32 +612,45 @@ export class EngineVfs implements Vfs {
     }
   }
 
-  /** One change: a handle under the exclusive lock, then (unless `durable` is false) its commit. */
-  async #change<T>(fn: (h: MetaTxn) => Promise<T>, durable = true): Promise<T> {
+  /**
+   * One change: a handle under the exclusive lock, then (unless `durable` is false) its commit.
+   * `later` (a WRITE's, as the last thing it does) hands over the file-data device writes: they run
+   * after the lock is released and before the handle ends.
+   */
+  async #change<T>(fn: (h: MetaTxn, later: Later) => Promise<T>, durable = true): Promise<T> {
     if (this.#readOnly) throw new VfsError('EROFS')
     while (this.#frozen !== undefined) await this.#frozen
     // An error met while we waited may have made the engine read-only.
     if (this.readOnly) throw new VfsError('EROFS')
     let tid = 0
     let result: T
+    // In an object: TypeScript does not see the closure below assign it.
+    const pending: { h?: MetaTxn; data?: { flight: DataFlight; io: () => Promise<void> } } = {}
+    const later: Later = (ino, span, io) => {
+      pending.data = { flight: this.#flights.start(ino, span.first, span.last), io }
+    }
     try {
       let queued = 0
       result = await this.#lock.write(async () => {
         const h = await this.#p.txm.begin()
         tid = h.tid
+        pending.h = h
         try {
-          return await fn(h)
+          return await fn(h, later)
         } catch (err) {
+          if (pending.data !== undefined) this.#flights.end(pending.data.flight)
+          delete pending.data
           // Damage or a failing device met half-way: this operation's changes are in the running
           // transaction, possibly half made. As ext4 with errors=remount-ro, abort the journal so
           // they never commit (the operations sharing the transaction fail too: none was answered).
           if (!(err instanceof VfsError) && this.#errors === 'remount-ro') this.#p.txm.abort(err)
           throw err
         } finally {
-          this.#p.txm.end(h)
+          if (pending.data === undefined) this.#p.txm.end(h)
           queued = this.#lock.writersWaiting
         }
       })
+      if (pending.data !== undefined && pending.h !== undefined) await this.#dataPhase(pending.h, pending.data)
       // Changes queued behind this one join its transaction: the last of the burst asks for the
       // commit, so one commit (two flushes) carries them all rather than the first one alone.
       if (durable) await this.#p.txm.waitDurable(tid, { defer: queued > 0 })
@@ -621,6 +658,28 @@ export class EngineVfs implements Vfs {
       throw this.#fail(err)
     }
     return result
+  }
+
+  /**
+   * A WRITE's data blocks, outside the lock. The handle ends only after them, so no commit can
+   * make the extents pointing at them durable first; a failed device write aborts the journal
+   * before the handle ends, so those extents never commit at all (errors=remount-ro).
+   */
+  async #dataPhase(h: MetaTxn, data: { flight: DataFlight; io: () => Promise<void> }): Promise<void> {
+    try {
+      await data.io()
+    } catch (err) {
+      if (!(err instanceof VfsError) && this.#errors === 'remount-ro') this.#p.txm.abort(err)
+      throw err
+    } finally {
+      this.#flights.end(data.flight)
+      this.#p.txm.end(h)
+    }
+  }
+
+  /** WRITEs in their data phase now, and the most at once so far (for counting tests). */
+  get dataWritesInFlight(): { now: number; max: number } {
+    return { now: this.#flights.size, max: this.#flights.maxInFlight }
   }
 
   /** VfsErrors pass; anything else is damage or a failing device: EIO, and read-only if so configured. */
@@ -743,6 +802,7 @@ export class EngineVfs implements Vfs {
       checkSetAttr('file', mode.attr)
       const now = this.#now()
       if (mode.attr.size !== undefined && Number(mode.attr.size) !== inode.size) {
+        await this.#flights.settled(ino)
         await truncateData(this.#p, h, ino, inode, Number(mode.attr.size))
         inode.mtime = now
       }
@@ -789,6 +849,9 @@ export class EngineVfs implements Vfs {
     this.#lastTid.delete(ino)
   }
 }
+
+/** How a change hands its file-data writes to run outside the lock (see #change). */
+type Later = (ino: number, span: { first: number; last: number }, io: () => Promise<void>) => void
 
 function applyAttrs(inode: Inode, set: SetAttr, now: Timespec): void {
   if (set.mode !== undefined) inode.mode = (inode.mode & S_IFMT) | (set.mode & 0o7777)

@@ -54,11 +54,26 @@ export async function readDataInto(io: DataIo, ino: number, inode: Inode, offset
 
 /** Write `data` at `offset`, allocating as needed; the caller updates size and times. */
 export async function writeData(io: DataIo, h: MetaTxn, ino: number, inode: Inode, offset: number, data: Buffer): Promise<void> {
-  const bs = io.blockSize
-  const end = offset + data.length
-  const first = Math.floor(offset / bs)
-  const last = Math.floor((end - 1) / bs)
-  const runs = await io.files.allocate(h, ino, inode, first, last - first + 1)
+  const runs = await allocateData(io, h, ino, inode, offset, data.length)
+  await writeRuns(io, runs, offset, data)
+}
+
+/** The file blocks [first, last] that `length` bytes at `offset` touch. */
+export function blockSpan(blockSize: number, offset: number, length: number): { first: number; last: number } {
+  return { first: Math.floor(offset / blockSize), last: Math.floor((offset + Math.max(length, 1) - 1) / blockSize) }
+}
+
+/**
+ * The metadata half of a write: allocate whatever [offset, offset + length) lacks and return its
+ * runs. The caller must write the data (`writeRuns`) before the handle ends (ordered mode).
+ */
+export async function allocateData(io: DataIo, h: MetaTxn, ino: number, inode: Inode, offset: number, length: number): Promise<Run[]> {
+  const { first, last } = blockSpan(io.blockSize, offset, length)
+  return io.files.allocate(h, ino, inode, first, last - first + 1)
+}
+
+/** The data half: `data` at `offset` into the runs `allocateData` gave. */
+export async function writeRuns(io: DataIo, runs: readonly Run[], offset: number, data: Buffer): Promise<void> {
   await Promise.all(runs.map((run) => writeRun(io, run, offset, data)))
 }
 
