@@ -153,8 +153,9 @@ export class Sender {
   readonly peer: string
   readonly counters: SenderCounters = { deaths: 0, connects: 0, appends: 0, changes: 0, bytes: 0, gaps: 0, peakInFlight: 0 }
   private readonly o: SenderOptions
-  private readonly heartbeatMs: number
-  private readonly timeoutMs: number
+  /** How often this sender heartbeats, and the silence after which the standby is dead (ms). */
+  readonly heartbeatMs: number
+  readonly timeoutMs: number
   private readonly maxInFlight: number
   private readonly joinWithin: bigint
   private readonly runs: ExportRun[]

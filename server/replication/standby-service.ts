@@ -66,7 +66,7 @@ import { roleToWire, statusToWire } from './status.ts'
 import type { ExportPosition, NodeStatus, PeerStatus } from './status.ts'
 import { ownChange } from './own-change.ts'
 import { resyncMarkName, writeResyncMark } from './rejoin.ts'
-import { ReplyStore } from './drc-ship.ts'
+import { ReplyStore } from './drc-store.ts'
 import { changeFromRepl, timeFromRepl } from './change-codec.ts'
 import { rsDirFromWire } from './resync-codec.ts'
 import type { ResyncTarget } from './resync-target.ts'
@@ -139,6 +139,8 @@ export interface CallOrigin {
 }
 
 const PRIMARY_DIR = 'primary'
+/** The primary's cached replies (drc-store.ts), in STATE-DIR/replication/. */
+export const REPLIES_FILE = 'replies.drc'
 
 export class StandbyService {
   private readonly state: NodeState
@@ -152,8 +154,8 @@ export class StandbyService {
   private attached: Attached | null = null
   private readonly openedAt: number
   private takingOver = false
-  /** The primary's cached replies (REPL_DRC), for this node's cache at a takeover (drc-ship.ts). */
-  readonly replies = new ReplyStore()
+  /** The primary's cached replies (REPL_DRC), for this node's cache at a takeover (drc-ship.ts); kept in REPLIES_FILE. */
+  replies = new ReplyStore()
   /** What the last HELLO stored, so an unchanged one writes nothing. */
   private stored = new Map<string, Buffer>()
 
@@ -175,6 +177,7 @@ export class StandbyService {
   /** A service over `opts.exports`; exports marked for resync in the state directory stay marked. */
   static async open(opts: StandbyOptions): Promise<StandbyService> {
     const s = new StandbyService(opts)
+    s.replies = await ReplyStore.open(join(s.state.dir, REPLIES_FILE), s.log)
     for (const e of s.exports.values()) {
       if ((await readIfExists(join(s.state.dir, resyncFile(e.ex.id)))) !== null) e.failed = STAT.REPL_NEED_RESYNC
     }
@@ -293,13 +296,24 @@ export class StandbyService {
    * epoch -> REPL_STALE_EPOCH; not a standby -> REPL_NOT_STANDBY; no primary of this epoch
    * attached -> REPL_BUSY (they come on a connection of their own, so any connection may send).
    */
-  drc(a: repl_drc_args): repl_rs_res {
+  async drc(a: repl_drc_args): Promise<repl_rs_res> {
     const me = this.state.get()
     if (a.epoch < me.epoch) return { status: STAT.REPL_STALE_EPOCH, epoch: me.epoch }
     if (me.role !== 'standby') return { status: STAT.REPL_NOT_STANDBY }
     if (this.takingOver || this.attached?.epoch !== a.epoch) return { status: STAT.REPL_BUSY }
-    for (const e of a.entries) this.replies.add(e.key.toString('utf8'), e.reply)
+    // REPL_OK only once they are on disk: the primary's sync replies wait for this answer.
+    try {
+      await this.replies.addAll(a.entries.map((e) => ({ key: e.key.toString('utf8'), reply: e.reply })))
+    } catch (err) {
+      this.log.warn({ err }, 'replication: writing cached replies failed')
+      return { status: STAT.REPL_IO }
+    }
     return { status: STAT.REPL_OK }
+  }
+
+  /** Closes the cached replies' file. */
+  async close(): Promise<void> {
+    await this.replies.close()
   }
 
   /** RESYNC_BEGIN: the export needs a resync from now until RESYNC_END, durably (a restart starts over). */
