@@ -34,7 +34,7 @@
  */
 import { open as openFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Change, ChangeTarget } from '../../vfs/replica/change.ts'
+import type { Change } from '../../vfs/replica/change.ts'
 import { isErrnoError } from '../../vfs/errors.ts'
 import type {
   repl_append_args,
@@ -50,7 +50,6 @@ import type {
   repl_rs_res,
   repl_rs_sums_args,
   repl_rs_sums_res,
-  repl_stat,
   repl_hello_res,
   repl_status_res,
   repl_takeover_args,
@@ -70,73 +69,13 @@ import { ReplyStore } from './drc-store.ts'
 import { changeFromRepl, timeFromRepl } from './change-codec.ts'
 import { rsDirFromWire } from './resync-codec.ts'
 import type { ResyncTarget } from './resync-target.ts'
+import type { Attached, CallOrigin, ExportState, FailStat, ResyncProgress, RsFail, StandbyOptions } from './standby-types.ts'
 
-export interface StandbyExport {
-  id: number
-  /** The export's path as the primary names it (repl_export.path). */
-  path: string
-  target: ChangeTarget
-  /** The full resync's side (resync-target.ts); without it RESYNC_* calls get REPL_NEED_RESYNC. */
-  resync?: ResyncTarget
-}
-
-export interface StandbyOptions {
-  state: NodeState
-  exports: readonly StandbyExport[]
-  log: Logger
-  /** Called once this node has become primary (durably), with its new epoch. */
-  onTakeover?: (epoch: bigint) => void | Promise<void>
-  /** A primary not heard for this long no longer blocks a takeover or another primary's HELLO (default 5000 ms). */
-  attachTimeoutMs?: number
-  /** APPENDs waiting per export beyond the one applying; more are refused with REPL_BUSY (default 16). */
-  maxQueued?: number
-  /** Peers to report in STATUS besides the attached primary (a primary's senders). */
-  peers?: () => PeerStatus[]
-  now?: () => number
-}
+export type { CallOrigin, ResyncProgress, StandbyExport, StandbyOptions } from './standby-types.ts'
 
 /** Backend errors that mean the standby's tree does not match the change: only a full resync repairs it. */
 const DIVERGED = new Set(['ENOENT', 'ESTALE', 'EEXIST', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'EINVAL', 'EXDEV', 'EMLINK', 'ELOOP'])
 const FULL = new Set(['ENOSPC', 'EDQUOT'])
-
-interface Attached {
-  node: string
-  epoch: bigint
-  address: string
-  /** The connection the HELLO came on (its close signal is its identity). */
-  conn: AbortSignal
-  lastSeen: number
-}
-
-interface ExportState {
-  readonly ex: StandbyExport
-  /** The end of the chain of APPENDs for this export: one applies at a time. */
-  tail: Promise<void>
-  queued: number
-  failed: FailStat | null
-  /** The P0 of the resync running (RESYNC_BEGIN seen, RESYNC_END not yet). */
-  resyncing: bigint | null
-  progress: ResyncProgress
-}
-
-/** What the standby has taken of the resync running (or the last one). */
-export interface ResyncProgress {
-  dirs: number
-  files: number
-  bytes: number
-}
-
-/** Every RESYNC_* failure reply fits both result unions. */
-type RsFail = { status: typeof STAT.REPL_STALE_EPOCH; epoch: bigint } | { status: Exclude<repl_stat, 0 | 5> }
-
-/** Why an export stopped taking changes until an operator (or a resync) repairs it. */
-type FailStat = typeof STAT.REPL_NOSPC | typeof STAT.REPL_NEED_RESYNC
-
-export interface CallOrigin {
-  /** Fires when the caller's connection closes. */
-  conn: AbortSignal
-  address: string
-}
 
 const PRIMARY_DIR = 'primary'
 /** The primary's cached replies (drc-store.ts), in STATE-DIR/replication/. */
