@@ -7,6 +7,10 @@
  * in one run are what to read; this machine is shared and noisy.
  *
  *   npx tsx bench/replication.ts [--ops N] [--seconds S] [--runs R] [--json]
+ *                                [--op file|create] [--modes plain,sync,async]
+ *
+ * `--op create` measures CREATE alone (a non-idempotent call: in sync mode its
+ * reply also waits for its cached copy on the standby, drc-ship.ts).
  */
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -81,11 +85,12 @@ async function start(mode: Mode, work: string): Promise<Started> {
   return { port: Number(m[1]), exportPath: exp, stop: () => stopAll(children) }
 }
 
-async function workload(port: number, exportPath: string, ops: number, seconds: number): Promise<{ latencyMs: number; throughput: number }> {
+async function workload(port: number, exportPath: string, ops: number, seconds: number, op: 'file' | 'create'): Promise<{ latencyMs: number; throughput: number }> {
   const url = { host: '127.0.0.1', exportPath, nfsport: port, mountport: port, uid: 0, gid: 0 }
   const data = Buffer.alloc(4096, 7)
   const one = async (nfs: NfsDriver, dir: Buffer, name: string): Promise<void> => {
     const fh = await nfs.create(dir, name)
+    if (op === 'create') return
     await nfs.write(fh, 0n, data, 0)
     await nfs.commit(fh)
   }
@@ -112,19 +117,22 @@ async function workload(port: number, exportPath: string, ops: number, seconds: 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { ops: { type: 'string', default: '300' }, seconds: { type: 'string', default: '8' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean' } } })
+  const { values } = parseArgs({ options: { ops: { type: 'string', default: '300' }, seconds: { type: 'string', default: '8' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean' }, op: { type: 'string', default: 'file' }, modes: { type: 'string', default: 'plain,sync,async' } } })
+  if (values.op !== 'file' && values.op !== 'create') throw new Error('--op: file or create')
+  const op = values.op
   const ops = Number(values.ops)
   const seconds = Number(values.seconds)
   const runs = Number(values.runs)
   const work = mkdtempSync(join(tmpdir(), 'tsnfs-bench-repl-'))
   const results: Record<Mode, { latencyMs: number[]; throughput: number[] }> = { plain: { latencyMs: [], throughput: [] }, sync: { latencyMs: [], throughput: [] }, async: { latencyMs: [], throughput: [] } }
-  const modes: Mode[] = ['plain', 'sync', 'async']
+  const modes = values.modes.split(',').filter((m): m is Mode => m === 'plain' || m === 'sync' || m === 'async')
+  if (modes.length === 0) throw new Error('--modes: plain, sync and/or async')
   try {
     for (let r = 0; r < runs; r++) {
-      for (const mode of [...modes.slice(r % 3), ...modes.slice(0, r % 3)]) {
+      for (const mode of [...modes.slice(r % modes.length), ...modes.slice(0, r % modes.length)]) {
         const s = await start(mode, work)
         try {
-          const x = await workload(s.port, s.exportPath, ops, seconds)
+          const x = await workload(s.port, s.exportPath, ops, seconds, op)
           results[mode].latencyMs.push(x.latencyMs)
           results[mode].throughput.push(x.throughput)
           process.stderr.write(`run ${r + 1} ${mode}: median ${x.latencyMs.toFixed(2)} ms, ${x.throughput.toFixed(0)} ops/s at 32\n`)

@@ -5,6 +5,7 @@
 import { hostname } from 'node:os'
 import { ServiceAddress, parseVip } from '../server/replication/address.ts'
 import type { AutoTakeoverOptions } from '../server/replication/auto-takeover.ts'
+import type { PrimaryOptions } from '../server/replication/primary.ts'
 import { parseWitness } from '../server/replication/quorum-probe.ts'
 import type { Logger } from '../server/logger.ts'
 
@@ -54,7 +55,10 @@ export function serviceAddressOf(
   })
 }
 
-/** --auto-takeover with --primary, --witness..., --rank-after..., --heartbeat, --heartbeat-timeout (undefined: off). */
+/**
+ * --auto-takeover with --primary, --witness..., --rank-after..., --heartbeat, --heartbeat-timeout (undefined: off).
+ * The heartbeat flags also serve --standby (asPrimaryOf): with it they need no --auto-takeover.
+ */
 export function autoTakeoverOf(values: {
   'auto-takeover'?: boolean | undefined
   primary?: string | undefined
@@ -62,9 +66,11 @@ export function autoTakeoverOf(values: {
   'rank-after'?: string[] | undefined
   heartbeat?: string | undefined
   'heartbeat-timeout'?: string | undefined
+  standby?: string[] | undefined
 }): Pick<AutoTakeoverOptions, 'primary' | 'witnesses' | 'rankedBefore' | 'intervalMs' | 'timeoutMs'> | undefined {
   if (values['auto-takeover'] !== true) {
-    for (const f of ['primary', 'witness', 'rank-after', 'heartbeat', 'heartbeat-timeout'] as const) if (values[f] !== undefined) throw new Error(`--${f} needs --auto-takeover`)
+    const alone = ['primary', 'witness', 'rank-after', ...((values.standby ?? []).length === 0 ? ['heartbeat', 'heartbeat-timeout'] as const : [])] as const
+    for (const f of alone) if (values[f] !== undefined) throw new Error(`--${f} needs --auto-takeover`)
     return undefined
   }
   if (values.primary === undefined) throw new Error('--auto-takeover needs --primary NAME=HOST:PORT (the primary\'s node name and NFS port)')
@@ -77,6 +83,34 @@ export function autoTakeoverOf(values: {
     witnesses,
     rankedBefore: (values['rank-after'] ?? []).map(parseWitness),
     ...(intervalMs === undefined ? {} : { intervalMs }),
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+  }
+}
+
+/**
+ * `tsnfs standby`'s --standby HOST:PORT..., --sync | --async, --heartbeat, --heartbeat-timeout: how
+ * the node replicates once it has taken over (undefined: without --standby it serves alone). The
+ * heartbeat flags are the same a primary started by `tsnfs serve --standby` takes.
+ */
+export function asPrimaryOf(values: {
+  standby?: string[] | undefined
+  sync?: boolean | undefined
+  async?: boolean | undefined
+  heartbeat?: string | undefined
+  'heartbeat-timeout'?: string | undefined
+}): Pick<PrimaryOptions, 'standbys' | 'mode' | 'heartbeatMs' | 'timeoutMs'> | undefined {
+  const standbys = (values.standby ?? []).map((x) => parseHostPort('standby', x))
+  if (standbys.length === 0) {
+    if (values.sync !== undefined || values.async !== undefined) throw new Error('--sync and --async need --standby')
+    return undefined
+  }
+  if (values.sync === true && values.async === true) throw new Error('--sync and --async contradict each other')
+  const heartbeatMs = parseMs('heartbeat', values.heartbeat)
+  const timeoutMs = parseMs('heartbeat-timeout', values['heartbeat-timeout'])
+  return {
+    standbys,
+    mode: values.async === true ? 'async' : 'sync',
+    ...(heartbeatMs === undefined ? {} : { heartbeatMs }),
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
   }
 }

@@ -11,7 +11,7 @@ import { StandbyNode } from '../server/replication/standby-node.ts'
 import { lockStateDir } from '../server/state.ts'
 import { wantsHelp } from './help.ts'
 import { stopSignal } from './stop-signal.ts'
-import { autoTakeoverOf, identityOf, parseHostPort, serviceAddressOf } from './replication-args.ts'
+import { asPrimaryOf, autoTakeoverOf, identityOf, parseHostPort, serviceAddressOf } from './replication-args.ts'
 
 export const STANDBY_USAGE = `usage: tsnfs standby --listen HOST:PORT --exports FILE --state-dir DIR --port NFSPORT [--host ADDR]
                      [--node NAME] [--cluster NAME] [--log-level LEVEL]
@@ -36,7 +36,8 @@ export const STANDBY_USAGE = `usage: tsnfs standby --listen HOST:PORT --exports 
   --primary NAME=HOST:PORT   the primary's node name and NFS port (its replication program)
   --witness NAME=HOST:PORT   a witness (\`tsnfs witness\`, or another node); repeat for each
   --rank-after NAME=HOST:PORT  a standby that takes over before this one while it is alive; repeat
-  --heartbeat MS --heartbeat-timeout MS   how often to check, and the silence that counts (1000, 5000)
+  --heartbeat MS --heartbeat-timeout MS   how often to check, and the silence that counts (1000, 5000);
+                        with --standby, also this node's heartbeats to its standbys once it has taken over
   --rejoin              the state directory is a former primary's (another node took over): mark
                         every export for a full resync, drop its old change log, become a standby
                         (a fenced state directory rejoins without the flag). What it acknowledged
@@ -86,9 +87,7 @@ export async function standby(argv: string[]): Promise<number> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: not a port number: ${String(values.port)}`)
   const stateDir = values['state-dir'] ?? ''
   const autoTakeover = autoTakeoverOf(values)
-  const standbys = (values.standby ?? []).map((x) => parseHostPort('standby', x))
-  if (standbys.length === 0 && (values.sync !== undefined || values.async !== undefined)) throw new Error('--sync and --async need --standby')
-  if (values.sync === true && values.async === true) throw new Error('--sync and --async contradict each other')
+  const asPrimary = asPrimaryOf(values)
   const log = pino({ level: values['log-level'] }, pino.destination(2))
   const ending = { fenced: false }
   const lock = await lockStateDir(stateDir, { port })
@@ -108,7 +107,7 @@ export async function standby(argv: string[]): Promise<number> {
     log,
     ...(autoTakeover === undefined ? {} : { autoTakeover }),
     ...(values.rejoin === true ? { rejoin: true } : {}),
-    ...(standbys.length === 0 ? {} : { asPrimary: { standbys, mode: values.async === true ? 'async' : 'sync' } }),
+    ...(asPrimary === undefined ? {} : { asPrimary }),
     onFenced: () => {
       ending.fenced = true
       process.kill(process.pid, 'SIGTERM')

@@ -6,41 +6,43 @@
  * NOENT. So the primary ships every reply its cache keeps for such a
  * namespace or attribute call (RepliesShipper, one per standby, REPL_DRC over
  * its own connection), the standby keeps the latest ones (ReplyStore,
- * bounded) and a node taking over puts them in its cache before it serves.
+ * drc-store.ts, bounded, on disk) and a node taking over puts them in its
+ * cache before it serves.
+ *
+ * Sync mode closes the window: the reply is held until every standby in the
+ * sync set has the entry durably (the change it describes is there already:
+ * its stable reply waited for it), so a client that has the reply finds it on
+ * whichever standby takes over. That costs one more round trip per such call
+ * (the change's acknowledgement cannot carry the reply: the reply is encoded
+ * after it). Entries waited for go at once; others gather for `gatherMs`.
+ * A standby that leaves the sync set (dead, resyncing) releases its waits, and
+ * no wait outlasts the heartbeat timeout.
+ *
+ * Async mode ships after the reply, in batches: a primary that dies within a
+ * batch interval (5 ms) of a reply takes that entry with it (the client then
+ * sees what it would without replication).
  *
  * WRITE replies are not shipped: a retransmitted WRITE done again writes the
  * same bytes (its reply's wcc data may differ; nothing else does), and they
- * would be most of the traffic. Replies go after they are sent, in batches,
- * so a primary that dies within a batch interval of a reply takes that entry
- * with it (the client then sees what it would without replication); the
- * change the reply describes is on the standby already (its stable reply
- * waited for it in sync mode). A standby keeps the entries in memory only: a
- * standby restarted before the takeover has none.
+ * would be most of the traffic.
  */
-import { TSNFS_REPL_PROG, repl_drc_args, repl_rs_res, repl_stat as STAT } from '../../xdr/generated/replication.ts'
+import { NFS_PROGRAM } from '../../xdr/generated/nfs3.ts'
+import { REPL_MAXDRC, REPL_MAXDRCKEY, REPL_MAXDRCREPLY, TSNFS_REPL_PROG, repl_drc_args, repl_rs_res, repl_stat as STAT } from '../../xdr/generated/replication.ts'
 import { StreamCaller } from '../callback/stream.ts'
 import type { Logger } from '../logger.ts'
+import type { ReplyEntry } from './drc-store.ts'
 import { sleep } from './sleep.ts'
 
 const V1 = TSNFS_REPL_PROG.versions.TSNFS_REPL_V1
 const DRC = { prog: TSNFS_REPL_PROG.prog, vers: V1.vers, proc: V1.procs.REPL_DRC.proc }
 
-/** The NFS program and the procedures whose replies are shipped (RFC 1813 §3.3). */
-const NFS_PROG = 100003
-const SHIPPED = new Set([2 /* SETATTR */, 8 /* CREATE */, 9 /* MKDIR */, 10 /* SYMLINK */, 11 /* MKNOD */, 12 /* REMOVE */, 13 /* RMDIR */, 14 /* RENAME */, 15 /* LINK */])
-/** The .x caps (REPL_MAXDRC, REPL_MAXDRCKEY, REPL_MAXDRCREPLY). */
-const MAX_PER_CALL = 256
-const MAX_KEY = 512
-const MAX_REPLY = 8192
-
-export interface ReplyEntry {
-  key: string
-  reply: Buffer
-}
+/** The procedures whose replies are shipped: NFSv3's non-idempotent namespace and attribute calls (RFC 1813 §3.3). */
+const P = NFS_PROGRAM.versions.NFS_V3.procs
+const SHIPPED = new Set<number>([P.NFSPROC3_SETATTR, P.NFSPROC3_CREATE, P.NFSPROC3_MKDIR, P.NFSPROC3_SYMLINK, P.NFSPROC3_MKNOD, P.NFSPROC3_REMOVE, P.NFSPROC3_RMDIR, P.NFSPROC3_RENAME, P.NFSPROC3_LINK].map((x) => x.proc))
 
 /** Whether a cache entry is one to ship: an NFS namespace or attribute call's, within the wire caps. */
 export function shipsReply(proc: { prog: number; proc: number } | null, key: string, reply: Buffer): boolean {
-  return proc !== null && proc.prog === NFS_PROG && SHIPPED.has(proc.proc) && Buffer.byteLength(key) <= MAX_KEY && reply.length <= MAX_REPLY
+  return proc !== null && proc.prog === NFS_PROGRAM.prog && SHIPPED.has(proc.proc) && Buffer.byteLength(key) <= REPL_MAXDRCKEY && reply.length <= REPL_MAXDRCREPLY
 }
 
 export interface ShipperOptions {
@@ -50,18 +52,27 @@ export interface ShipperOptions {
   log: Logger
   /** Entries waiting at most; past it the oldest go (default 4096). */
   maxQueued?: number
-  /** How long the shipper waits to gather a batch (default 5 ms). */
+  /** How long the shipper waits to gather a batch no reply waits for (default 5 ms). */
   gatherMs?: number
+  /** Whether replies must still wait for this standby (it is in the sync set); checked while shipping fails. */
+  waited?: () => boolean
+}
+
+interface Queued extends ReplyEntry {
+  /** Resolves the reply waiting for this entry (sync mode). */
+  done: (() => void) | null
 }
 
 /** Ships cached replies to one standby, in order, over a connection of its own. */
 export class RepliesShipper {
   private readonly o: ShipperOptions
-  private readonly queue: ReplyEntry[] = []
+  private readonly queue: Queued[] = []
   private readonly maxQueued: number
   private readonly stop$ = new AbortController()
   private wake: (() => void) | null = null
   private loop: Promise<void> | null = null
+  /** Entries in the queue a reply waits for. */
+  private waiting = 0
   shipped = 0
   dropped = 0
 
@@ -70,13 +81,18 @@ export class RepliesShipper {
     this.maxQueued = o.maxQueued ?? 4096
   }
 
+  /** Queues an entry to ship after the reply (async mode). */
   push(e: ReplyEntry): void {
-    this.queue.push(e)
-    if (this.queue.length > this.maxQueued) {
-      this.queue.shift()
-      this.dropped++
-    }
-    this.wake?.()
+    this.enqueue({ ...e, done: null })
+  }
+
+  /** Queues an entry and resolves once the standby has it (or answered, or is no longer waited for, or the shipper stopped). */
+  pushAndWait(e: ReplyEntry): Promise<void> {
+    if (this.stop$.signal.aborted) return Promise.resolve()
+    return new Promise((resolve) => {
+      this.waiting++
+      this.enqueue({ ...e, done: resolve })
+    })
   }
 
   start(): void {
@@ -87,6 +103,25 @@ export class RepliesShipper {
     this.stop$.abort()
     this.wake?.()
     await this.loop
+    this.release(this.queue)
+  }
+
+  private enqueue(q: Queued): void {
+    this.queue.push(q)
+    if (this.queue.length > this.maxQueued) {
+      this.release(this.queue.splice(0, 1))
+      this.dropped++
+    }
+    this.wake?.()
+  }
+
+  private release(entries: readonly Queued[]): void {
+    for (const e of entries) {
+      if (e.done === null) continue
+      e.done()
+      e.done = null
+      this.waiting--
+    }
   }
 
   private async run(): Promise<void> {
@@ -98,21 +133,25 @@ export class RepliesShipper {
           this.wake = resolve
         })
         this.wake = null
-        await sleep(this.o.gatherMs ?? 5, signal)
+        // A reply waiting goes at once; otherwise gather a batch.
+        if (this.waiting === 0) await sleep(this.o.gatherMs ?? 5, signal)
         continue
       }
-      const batch = this.queue.slice(0, MAX_PER_CALL)
+      const batch = this.queue.slice(0, REPL_MAXDRC)
       try {
         c ??= await StreamCaller.open({ host: this.o.host, port: this.o.port }, { timeoutMs: 5000, signal })
         const res = await c.call(DRC, repl_drc_args, { epoch: this.o.epoch(), entries: batch.map((e) => ({ key: Buffer.from(e.key), reply: e.reply })) }, repl_rs_res)
         // Sent or refused (a standby not attached yet, another epoch): either way these are done.
         this.queue.splice(0, batch.length)
+        this.release(batch)
         if (res.status === STAT.REPL_OK) this.shipped += batch.length
         else this.dropped += batch.length
       } catch (err) {
         this.o.log.debug({ err, peer: `${this.o.host}:${String(this.o.port)}` }, 'replication: shipping cached replies failed; retrying')
         c?.close()
         c = null
+        // A standby out of the sync set holds no reply back (its entries still go when it answers).
+        if (this.o.waited?.() !== true) this.release(this.queue)
         await sleep(200, signal)
       }
     }
@@ -120,43 +159,3 @@ export class RepliesShipper {
   }
 }
 
-/**
- * The replies a standby holds for its takeover: the latest `maxEntries`
- * within `maxBytes`, oldest out first; a key sent again replaces its entry.
- */
-export class ReplyStore {
-  private readonly entries = new Map<string, Buffer>()
-  private bytes = 0
-  private readonly maxEntries: number
-  private readonly maxBytes: number
-
-  constructor(o: { maxEntries?: number; maxBytes?: number } = {}) {
-    this.maxEntries = o.maxEntries ?? 16_384
-    this.maxBytes = o.maxBytes ?? 16 * 1024 * 1024
-  }
-
-  get size(): number {
-    return this.entries.size
-  }
-
-  add(key: string, reply: Buffer): void {
-    const old = this.entries.get(key)
-    if (old !== undefined) {
-      this.bytes -= key.length + old.length
-      this.entries.delete(key)
-    }
-    // Our own copy: the call's buffer is a view of the record.
-    this.entries.set(key, Buffer.from(reply))
-    this.bytes += key.length + reply.length
-    for (const [k, v] of this.entries) {
-      if (this.entries.size <= this.maxEntries && this.bytes <= this.maxBytes) break
-      this.entries.delete(k)
-      this.bytes -= k.length + v.length
-    }
-  }
-
-  /** Every entry, oldest first (the order a cache seeded with them keeps). */
-  all(): [string, Buffer][] {
-    return [...this.entries]
-  }
-}

@@ -120,6 +120,12 @@ export class SyncGate {
     return this.exports.get(exportId)?.members.has(peer) === true
   }
 
+  /** Whether a sync reply of some export waits for `peer` (what a reply's cached copy waits for too: drc-ship.ts). */
+  waitsFor(peer: string): boolean {
+    for (const g of this.exports.values()) if (g.config.mode === 'sync' && g.members.has(peer)) return true
+    return false
+  }
+
   status(): GateExportStatus[] {
     return [...this.exports].map(([exportId, g]) => ({
       exportId,

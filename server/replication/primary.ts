@@ -216,7 +216,7 @@ export class PrimaryReplication {
       })
       sender.start()
       this.senders.push(sender)
-      const shipper = new RepliesShipper({ host: s.host, port: s.port, epoch: () => this.epoch, log: this.o.log })
+      const shipper = new RepliesShipper({ host: s.host, port: s.port, epoch: () => this.epoch, log: this.o.log, waited: () => this.gate.waitsFor(sender.peer) })
       shipper.start()
       this.shippers.push(shipper)
     }
@@ -259,15 +259,32 @@ export class PrimaryReplication {
     }
   }
 
-  /** The NFS server's duplicate request cache kept a reply: a namespace call's goes to every standby (drc-ship.ts). */
-  replyCached(key: string, reply: Buffer): void {
-    if (this.shippers.length === 0 || !shipsReply(DuplicateRequestCache.procOf(key), key, reply)) return
-    for (const s of this.shippers) s.push({ key, reply })
+  /**
+   * The NFS server's duplicate request cache kept a reply: a namespace call's goes to every
+   * standby (drc-ship.ts). In sync mode the returned promise holds the reply back until every
+   * standby in the sync set has it (never past the heartbeat timeout); undefined: nothing to wait for.
+   */
+  replyCached(key: string, reply: Buffer): Promise<void> | undefined {
+    if (this.shippers.length === 0 || !shipsReply(DuplicateRequestCache.procOf(key), key, reply)) return undefined
+    const waits: Promise<void>[] = []
+    for (const [i, s] of this.shippers.entries()) {
+      const peer = this.senders[i]?.peer
+      if (peer !== undefined && this.gate.waitsFor(peer)) waits.push(s.pushAndWait({ key, reply }))
+      else s.push({ key, reply })
+    }
+    if (waits.length === 0) return undefined
+    const all = waits.length === 1 ? (waits[0] as Promise<void>) : Promise.all(waits).then(() => undefined)
+    return boundedWait(all, this.o.timeoutMs ?? 5000)
   }
 
   /** Cached replies shipped to standbys, and dropped (a full queue, or refused). */
   replyCounts(): { shipped: number; dropped: number } {
     return { shipped: this.shippers.reduce((n, s) => n + s.shipped, 0), dropped: this.shippers.reduce((n, s) => n + s.dropped, 0) }
+  }
+
+  /** Each sender's heartbeat interval and timeout (ms), as it runs them. */
+  senderTimings(): { peer: string; heartbeatMs: number; timeoutMs: number }[] {
+    return this.senders.map((s) => ({ peer: s.peer, heartbeatMs: s.heartbeatMs, timeoutMs: s.timeoutMs }))
   }
 
   /** What REPL_STATUS and the metrics show for this node. */
@@ -304,4 +321,15 @@ export class PrimaryReplication {
     })
     this.o.onFenced?.(theirEpoch)
   }
+}
+
+/** `p`, or at most `ms` of it. */
+function boundedWait(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const limit = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms)
+  })
+  return Promise.race([p, limit]).finally(() => {
+    clearTimeout(timer)
+  })
 }

@@ -37,16 +37,18 @@ import {
   repl_statNames,
 } from '../../xdr/generated/replication.ts'
 import { StreamCaller } from '../callback/stream.ts'
-import type { Logger } from '../logger.ts'
 import { ReadAhead } from './batch.ts'
 import { ResyncRefused, newCounters, runResync } from './resync.ts'
-import type { ResyncCounters, ResyncTree } from './resync.ts'
+import type { ResyncCounters } from './resync.ts'
 import type { Batch } from './batch.ts'
-import type { SyncGate, ReplicationMode } from './gate.ts'
 import { ReplicationError } from './log-types.ts'
-import type { ChangeSource, DataSource } from './log-types.ts'
 import type { PeerStatus } from './status.ts'
+import { sleep } from './sleep.ts'
+import type { ExportRun, SenderCounters, SenderOptions } from './sender-options.ts'
+import { lagMsOf, peerStatus } from './sender-status.ts'
 import { MAX_APPEND_BYTES } from './standby-program.ts'
+
+export type { HelloInfo, SenderCounters, SenderExport, SenderOptions } from './sender-options.ts'
 
 const V1 = TSNFS_REPL_PROG.versions.TSNFS_REPL_V1
 const PROC = {
@@ -58,103 +60,13 @@ const PROC = {
 /** An APPEND's reply may take this long (a large batch flushed on a slow disk) while heartbeats are answered. */
 const APPEND_TIMEOUT_MS = 30_000
 
-export interface SenderExport {
-  id: number
-  path: string
-  mode: ReplicationMode
-  /** async: the lag to stay within, ms (a lag over it is logged and shown in status). */
-  lagBoundMs?: number
-  source: ChangeSource
-  data: DataSource
-  /** The replicating layer, walked by a full resync (absent: an export that needs one stops). */
-  tree?: ResyncTree
-  /** Compare checksums of every file whose size and mtime agree (--resync-verify). */
-  verify?: boolean
-}
-
-export interface HelloInfo {
-  handleKey: Buffer
-  exportList: Buffer
-  mountList: Buffer
-}
-
-export interface SenderOptions {
-  host: string
-  port: number
-  cluster: string
-  node: string
-  epoch: () => bigint
-  hello: () => HelloInfo | Promise<HelloInfo>
-  exports: readonly SenderExport[]
-  gate: SyncGate
-  log: Logger
-  heartbeatMs?: number
-  timeoutMs?: number
-  maxInFlight?: number
-  batchChanges?: number
-  batchBytes?: number
-  reconnectMinMs?: number
-  reconnectMaxMs?: number
-  /** The standby answered REPL_STALE_EPOCH: another node is primary now; this one must stop taking writes. */
-  onFenced?: (theirEpoch: bigint) => void
-  /** The export can no longer be shipped from the log (trimmed past the standby, or the standby diverged). */
-  onNeedsResync?: (exportId: number, why: string) => void
-}
-
-export interface SenderCounters {
-  /** Times the standby was declared dead (heartbeat timeout). */
-  deaths: number
-  connects: number
-  appends: number
-  changes: number
-  bytes: number
-  gaps: number
-  /** Most APPENDs of one export in flight at once (the pipeline at work). */
-  peakInFlight: number
-}
-
-interface ExportRun {
-  readonly ex: SenderExport
-  readonly ahead: ReadAhead
-  /** The standby's durable position. */
-  acked: bigint
-  /** Set when shipping this export stopped for good (until a resync or a restart). */
-  stopped: string | null
-  /** The next session starts with a full resync. */
-  wantResync: boolean
-  /** The P0 of the resync running: the log is kept from it. */
-  resyncP0: bigint | null
-  /** The running (or last) resync's counters. */
-  resync: ResyncCounters | null
-  resyncs: number
-  /** Bytes in APPENDs in flight. */
-  inFlightBytes: number
-  /** When the oldest unshipped change was first seen (caught up: null). */
-  behindSince: number | null
-  overBound: boolean
-}
-
-const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve()
-      return
-    }
-    const done = (): void => {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    signal.addEventListener('abort', done, { once: true })
-  })
-
 export class Sender {
   readonly peer: string
   readonly counters: SenderCounters = { deaths: 0, connects: 0, appends: 0, changes: 0, bytes: 0, gaps: 0, peakInFlight: 0 }
   private readonly o: SenderOptions
-  private readonly heartbeatMs: number
-  private readonly timeoutMs: number
+  /** How often this sender heartbeats, and the silence after which the standby is dead (ms). */
+  readonly heartbeatMs: number
+  readonly timeoutMs: number
   private readonly maxInFlight: number
   private readonly joinWithin: bigint
   private readonly runs: ExportRun[]
@@ -201,35 +113,7 @@ export class Sender {
   }
 
   status(now = performance.now()): PeerStatus {
-    let acked: bigint | null = null
-    let lagOps = 0n
-    let lagBytes = 0n
-    for (const r of this.runs) {
-      if (acked === null || r.acked < acked) acked = r.acked
-      const last = r.ex.source.lastSeq()
-      if (last > r.acked) lagOps += last - r.acked
-      lagBytes += BigInt(r.inFlightBytes + r.ahead.bufferedBytes)
-    }
-    return {
-      node: this.peer,
-      address: this.peer,
-      role: 'standby',
-      alive: this.alive,
-      lastHeartbeatAgeMs: this.lastHeard === null ? null : now - this.lastHeard,
-      acked: acked ?? 0n,
-      lagOps,
-      lagBytes,
-      state: this.stateText(now),
-      deaths: this.counters.deaths,
-      resync: {
-        count: this.runs.reduce((n, r) => n + r.resyncs, 0),
-        running: this.runs.some((r) => r.resyncP0 !== null),
-        needed: this.runs.some((r) => r.wantResync),
-        dirs: this.runs.reduce((n, r) => n + (r.resync?.dirs ?? 0), 0),
-        files: this.runs.reduce((n, r) => n + (r.resync?.files ?? 0), 0),
-        bytes: this.runs.reduce((n, r) => n + (r.resync?.dataBytes ?? 0), 0),
-      },
-    }
+    return peerStatus({ peer: this.peer, alive: this.alive, lastHeard: this.lastHeard, fenced: this.fenced, refused: this.refused, deaths: this.counters.deaths, joinWithin: this.joinWithin, runs: this.runs }, now)
   }
 
   /**
@@ -253,25 +137,9 @@ export class Sender {
 
   /** Milliseconds the export has been behind (0: caught up). */
   lagMs(exportId: number, now = performance.now()): number {
-    const r = this.runs.find((x) => x.ex.id === exportId)
-    return r?.behindSince === null || r === undefined ? 0 : now - r.behindSince
+    return lagMsOf(this.runs.find((x) => x.ex.id === exportId), now)
   }
 
-  private stateText(now: number): string {
-    if (this.fenced !== null) return 'fenced'
-    if (this.refused !== null) return `refused: ${this.refused}`
-    if (!this.alive) return this.lastHeard === null ? 'connecting' : 'dead'
-    const stopped = this.runs.find((r) => r.stopped !== null)
-    if (stopped !== undefined) return stopped.stopped ?? ''
-    const resyncing = this.runs.find((r) => r.resyncP0 !== null)
-    const c = resyncing?.resync
-    if (c !== undefined && c !== null) return `resync ${String(c.dirs)} dirs ${String(c.files)} files ${String(Math.round(c.dataBytes / 1048576))} MiB`
-    if (this.runs.some((r) => r.wantResync)) return 'needs resync'
-    const over = this.runs.find((r) => r.ex.mode === 'async' && r.ex.lagBoundMs !== undefined && this.lagMs(r.ex.id, now) > r.ex.lagBoundMs)
-    if (over !== undefined) return `lagging ${String(Math.round(this.lagMs(over.ex.id, now)))} ms`
-    const behind = this.runs.some((r) => r.ex.source.lastSeq() - r.acked > this.joinWithin)
-    return behind ? 'catching-up' : 'streaming'
-  }
 
   private heard(): void {
     this.lastHeard = performance.now()

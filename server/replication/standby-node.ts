@@ -185,6 +185,7 @@ export class StandbyNode {
   async close(): Promise<void> {
     await this.auto?.stop()
     await this.rpc.close()
+    await this.service.close()
     await this.replication?.close()
     if (this.nfs !== null) await this.nfs.close()
     else await closeAll(this.opened)
@@ -233,6 +234,10 @@ export class StandbyNode {
       replySeed: this.service.replies.all(),
     })
     this.replication = replication
+    // The cache holds them now; a later life of this node as a standby must not replay them.
+    await this.service.replies.clear().catch((err: unknown) => {
+      this.o.log.warn({ err }, 'replication: clearing the cached replies file failed')
+    })
     this.o.log.warn({ epoch: epoch.toString(), port: this.nfs.port }, 'replication: serving NFS as the primary')
     // The address comes last: the first packet sent to it finds the service listening.
     await this.o.address?.takeover(epoch)

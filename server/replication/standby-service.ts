@@ -34,7 +34,7 @@
  */
 import { open as openFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Change, ChangeTarget } from '../../vfs/replica/change.ts'
+import type { Change } from '../../vfs/replica/change.ts'
 import { isErrnoError } from '../../vfs/errors.ts'
 import type {
   repl_append_args,
@@ -50,7 +50,6 @@ import type {
   repl_rs_res,
   repl_rs_sums_args,
   repl_rs_sums_res,
-  repl_stat,
   repl_hello_res,
   repl_status_res,
   repl_takeover_args,
@@ -66,79 +65,21 @@ import { roleToWire, statusToWire } from './status.ts'
 import type { ExportPosition, NodeStatus, PeerStatus } from './status.ts'
 import { ownChange } from './own-change.ts'
 import { resyncMarkName, writeResyncMark } from './rejoin.ts'
-import { ReplyStore } from './drc-ship.ts'
+import { ReplyStore } from './drc-store.ts'
 import { changeFromRepl, timeFromRepl } from './change-codec.ts'
 import { rsDirFromWire } from './resync-codec.ts'
 import type { ResyncTarget } from './resync-target.ts'
+import type { Attached, CallOrigin, ExportState, FailStat, ResyncProgress, RsFail, StandbyOptions } from './standby-types.ts'
 
-export interface StandbyExport {
-  id: number
-  /** The export's path as the primary names it (repl_export.path). */
-  path: string
-  target: ChangeTarget
-  /** The full resync's side (resync-target.ts); without it RESYNC_* calls get REPL_NEED_RESYNC. */
-  resync?: ResyncTarget
-}
-
-export interface StandbyOptions {
-  state: NodeState
-  exports: readonly StandbyExport[]
-  log: Logger
-  /** Called once this node has become primary (durably), with its new epoch. */
-  onTakeover?: (epoch: bigint) => void | Promise<void>
-  /** A primary not heard for this long no longer blocks a takeover or another primary's HELLO (default 5000 ms). */
-  attachTimeoutMs?: number
-  /** APPENDs waiting per export beyond the one applying; more are refused with REPL_BUSY (default 16). */
-  maxQueued?: number
-  /** Peers to report in STATUS besides the attached primary (a primary's senders). */
-  peers?: () => PeerStatus[]
-  now?: () => number
-}
+export type { CallOrigin, ResyncProgress, StandbyExport, StandbyOptions } from './standby-types.ts'
 
 /** Backend errors that mean the standby's tree does not match the change: only a full resync repairs it. */
 const DIVERGED = new Set(['ENOENT', 'ESTALE', 'EEXIST', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'EINVAL', 'EXDEV', 'EMLINK', 'ELOOP'])
 const FULL = new Set(['ENOSPC', 'EDQUOT'])
 
-interface Attached {
-  node: string
-  epoch: bigint
-  address: string
-  /** The connection the HELLO came on (its close signal is its identity). */
-  conn: AbortSignal
-  lastSeen: number
-}
-
-interface ExportState {
-  readonly ex: StandbyExport
-  /** The end of the chain of APPENDs for this export: one applies at a time. */
-  tail: Promise<void>
-  queued: number
-  failed: FailStat | null
-  /** The P0 of the resync running (RESYNC_BEGIN seen, RESYNC_END not yet). */
-  resyncing: bigint | null
-  progress: ResyncProgress
-}
-
-/** What the standby has taken of the resync running (or the last one). */
-export interface ResyncProgress {
-  dirs: number
-  files: number
-  bytes: number
-}
-
-/** Every RESYNC_* failure reply fits both result unions. */
-type RsFail = { status: typeof STAT.REPL_STALE_EPOCH; epoch: bigint } | { status: Exclude<repl_stat, 0 | 5> }
-
-/** Why an export stopped taking changes until an operator (or a resync) repairs it. */
-type FailStat = typeof STAT.REPL_NOSPC | typeof STAT.REPL_NEED_RESYNC
-
-export interface CallOrigin {
-  /** Fires when the caller's connection closes. */
-  conn: AbortSignal
-  address: string
-}
-
 const PRIMARY_DIR = 'primary'
+/** The primary's cached replies (drc-store.ts), in STATE-DIR/replication/. */
+export const REPLIES_FILE = 'replies.drc'
 
 export class StandbyService {
   private readonly state: NodeState
@@ -152,8 +93,8 @@ export class StandbyService {
   private attached: Attached | null = null
   private readonly openedAt: number
   private takingOver = false
-  /** The primary's cached replies (REPL_DRC), for this node's cache at a takeover (drc-ship.ts). */
-  readonly replies = new ReplyStore()
+  /** The primary's cached replies (REPL_DRC), for this node's cache at a takeover (drc-ship.ts); kept in REPLIES_FILE. */
+  replies = new ReplyStore()
   /** What the last HELLO stored, so an unchanged one writes nothing. */
   private stored = new Map<string, Buffer>()
 
@@ -175,6 +116,7 @@ export class StandbyService {
   /** A service over `opts.exports`; exports marked for resync in the state directory stay marked. */
   static async open(opts: StandbyOptions): Promise<StandbyService> {
     const s = new StandbyService(opts)
+    s.replies = await ReplyStore.open(join(s.state.dir, REPLIES_FILE), s.log)
     for (const e of s.exports.values()) {
       if ((await readIfExists(join(s.state.dir, resyncFile(e.ex.id)))) !== null) e.failed = STAT.REPL_NEED_RESYNC
     }
@@ -293,13 +235,24 @@ export class StandbyService {
    * epoch -> REPL_STALE_EPOCH; not a standby -> REPL_NOT_STANDBY; no primary of this epoch
    * attached -> REPL_BUSY (they come on a connection of their own, so any connection may send).
    */
-  drc(a: repl_drc_args): repl_rs_res {
+  async drc(a: repl_drc_args): Promise<repl_rs_res> {
     const me = this.state.get()
     if (a.epoch < me.epoch) return { status: STAT.REPL_STALE_EPOCH, epoch: me.epoch }
     if (me.role !== 'standby') return { status: STAT.REPL_NOT_STANDBY }
     if (this.takingOver || this.attached?.epoch !== a.epoch) return { status: STAT.REPL_BUSY }
-    for (const e of a.entries) this.replies.add(e.key.toString('utf8'), e.reply)
+    // REPL_OK only once they are on disk: the primary's sync replies wait for this answer.
+    try {
+      await this.replies.addAll(a.entries.map((e) => ({ key: e.key.toString('utf8'), reply: e.reply })))
+    } catch (err) {
+      this.log.warn({ err }, 'replication: writing cached replies failed')
+      return { status: STAT.REPL_IO }
+    }
     return { status: STAT.REPL_OK }
+  }
+
+  /** Closes the cached replies' file. */
+  async close(): Promise<void> {
+    await this.replies.close()
   }
 
   /** RESYNC_BEGIN: the export needs a resync from now until RESYNC_END, durably (a restart starts over). */

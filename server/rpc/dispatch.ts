@@ -85,8 +85,13 @@ export async function dispatch(env: DispatchEnv, record: Buffer, origin: CallOri
     return [seen.reply]
   }
   const reply = await call(env, h, cred, proc, r, origin)
-  if (reply === null) env.drc.abandon(drcKey)
-  else env.drc.complete(drcKey, reply)
+  if (reply === null) {
+    env.drc.abandon(drcKey)
+    return null
+  }
+  // Sync replication holds the reply until the standbys have this cache entry too (server/replication/drc-ship.ts).
+  const held = env.drc.complete(drcKey, reply)
+  if (held !== undefined) await held
   return reply
 }
 

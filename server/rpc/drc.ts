@@ -74,8 +74,11 @@ export class DuplicateRequestCache {
   private readonly arena = new ReplyArena()
   hits = 0
   inProgressDrops = 0
-  /** Told of every reply kept (replication ships them to standbys: server/replication/drc-ship.ts). */
-  onComplete: ((key: string, reply: Buffer) => void) | null = null
+  /**
+   * Told of every reply kept (replication ships them to standbys: server/replication/drc-ship.ts);
+   * a promise returned holds the reply back until it settles (sync replication).
+   */
+  onComplete: ((key: string, reply: Buffer) => Promise<void> | undefined) | null = null
 
   constructor(opts: DrcOptions) {
     this.cache = new LRUCache<string, Entry>({
@@ -136,14 +139,14 @@ export class DuplicateRequestCache {
    * shared 8 KiB pool, and one cached reply would keep a whole pool slab of other
    * data alive (a full cache pinned ~90 MiB for ~5 MiB of replies under load).
    */
-  complete(key: string, chunks: readonly Buffer[]): void {
+  complete(key: string, chunks: readonly Buffer[]): Promise<void> | undefined {
     const reply = this.arena.copy(chunks)
     // Usually the in-progress entry begin() made: filled in place (a second set() is dearer).
     const e = this.cache.peek(key)
     if (reply.length > REPLY_INCLUDED) this.cache.set(key, { reply }, { size: DRC_ENTRY_COST + reply.length })
     else if (e !== undefined) e.reply = reply
     else this.cache.set(key, { reply })
-    this.onComplete?.(key, reply)
+    return this.onComplete?.(key, reply)
   }
 
   /** The call produced no reply (or failed to): let a retransmission run it again. */

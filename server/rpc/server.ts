@@ -122,13 +122,13 @@ export class RpcServer {
   }
 
   /** Calls `fn` with every reply the duplicate request cache keeps (replication ships them). */
-  onReplyCached(fn: (key: string, reply: Buffer) => void): void {
+  onReplyCached(fn: (key: string, reply: Buffer) => Promise<void> | undefined): void {
     this.env.drc.onComplete = fn
   }
 
   /** Puts replies another node sent into the duplicate request cache (a takeover: server/replication/drc-ship.ts). */
   seedReplies(entries: Iterable<readonly [string, Buffer]>): void {
-    for (const [key, reply] of entries) this.env.drc.complete(key, [reply])
+    for (const [key, reply] of entries) void this.env.drc.complete(key, [reply])
   }
 
   /** The record pool and the duplicate request cache, for the metrics and the idle reclaim (names get `prefix`). */

@@ -1,10 +1,12 @@
 /*
  * The duplicate request cache survives a takeover (issue 15 §4; RFC 1813
  * §4.5), over real sockets: a client's REMOVE, RENAME and CREATE (EXCLUSIVE)
- * reach primary A through a relay that drops A's replies (and keeps them);
- * A ships the replies its cache kept to standby B; A stops; B takes over;
- * the client retransmits each call with the same xid to B and gets the
- * reply A sent, byte for byte, not NOENT or EXIST. A new xid for the same
+ * reach primary A (sync mode) through a relay that drops A's replies (and
+ * keeps them); the moment each reply leaves A, standby B already holds it (A
+ * held the reply until B had it on disk); A is stopped at once, no grace;
+ * B takes over, once as it is and once after a restart (its copies come from
+ * its file); the client retransmits each call with the same xid to B and gets
+ * the reply A sent, byte for byte, not NOENT or EXIST. A new xid for the same
  * REMOVE gets NOENT: the replay came from the cache, not a second run.
  * Also the store's bounds: entries and bytes, oldest out first.
  */
@@ -18,7 +20,7 @@ import { encodeCall } from '../../../server/callback/message.ts'
 import { parseExports } from '../../../server/exports/parse.ts'
 import { createServer } from '../../../server/index.ts'
 import { silentLogger } from '../../../server/logger.ts'
-import { ReplyStore } from '../../../server/replication/drc-ship.ts'
+import { ReplyStore } from '../../../server/replication/drc-store.ts'
 import { PrimaryReplication } from '../../../server/replication/primary.ts'
 import { StandbyNode } from '../../../server/replication/standby-node.ts'
 import type { BackendFactory } from '../../../server/backends.ts'
@@ -31,17 +33,27 @@ import { until } from './resync-fixtures.ts'
 
 const NFS = { prog: 100003, vers: 3 }
 
+interface DropRelay {
+  port: number
+  drop: boolean
+  kept: Buffer[]
+  /** Called as each dropped reply arrives, before anything else runs. */
+  onKept: (() => void) | null
+}
+
 /** A relay in front of `port` that, while `drop` is set, forwards calls but keeps replies instead of passing them on. */
-async function dropRelay(t: Test, port: number): Promise<{ port: number; drop: boolean; kept: Buffer[] }> {
-  const state = { port: 0, drop: false, kept: [] as Buffer[] }
+async function dropRelay(t: Test, port: number): Promise<DropRelay> {
+  const state: DropRelay = { port: 0, drop: false, kept: [], onKept: null }
   const sockets = new Set<Socket>()
   const server = netServer((a) => {
     const b = connect({ host: '127.0.0.1', port })
     sockets.add(a).add(b)
     a.on('data', (d: Buffer) => b.write(d))
     b.on('data', (d: Buffer) => {
-      if (state.drop) state.kept.push(Buffer.from(d))
-      else a.write(d)
+      if (state.drop) {
+        state.kept.push(Buffer.from(d))
+        state.onKept?.()
+      } else a.write(d)
     })
     const end = (): void => {
       a.destroy()
@@ -90,67 +102,85 @@ async function callRaw(port: number, rec: Buffer): Promise<Buffer> {
 /** The nfsstat3 of an accepted reply with an AUTH_NONE verifier (xid, REPLY, MSG_ACCEPTED, verf, SUCCESS, status). */
 const statusOf = (reply: Buffer): number => reply.readUInt32BE(24)
 
-t.test('a retransmission of a call the old primary answered (reply lost) gets that answer from the new primary', async (t) => {
-  const dir = t.testdir({ export: {}, copy: {} })
-  const exportPath = join(dir, 'export')
-  const exportsText = `${exportPath} *(rw,insecure,no_root_squash)\n`
-  const bBackend: ReadonlyMap<string, BackendFactory> = new Map([['local', (exp, ctx) => new LocalVfs({ root: join(dir, 'copy'), stateDir: join(ctx.stateDir, 'local', String(exp.id)) })]])
-  const b = await StandbyNode.open({
-    stateDir: join(dir, 'b-state'),
-    node: 'b',
-    listen: { host: '127.0.0.1', port: 0 },
-    exports: parseExports(exportsText, 'exports'),
-    serve: { port: 0, host: '127.0.0.1', locking: false },
-    log: silentLogger,
-    backends: bBackend,
+for (const restart of [false, true]) {
+  const what = restart ? ', B restarted before it takes over' : ''
+  t.test(`a retransmission of a call the old primary answered (reply lost, primary stopped at once${what}) gets that answer from the new primary`, async (t) => {
+    const dir = t.testdir({ export: {}, copy: {} })
+    const exportPath = join(dir, 'export')
+    const exportsText = `${exportPath} *(rw,insecure,no_root_squash)\n`
+    const bBackend: ReadonlyMap<string, BackendFactory> = new Map([['local', (exp, ctx) => new LocalVfs({ root: join(dir, 'copy'), stateDir: join(ctx.stateDir, 'local', String(exp.id)) })]])
+    const openB = (): Promise<StandbyNode> => StandbyNode.open({
+      stateDir: join(dir, 'b-state'),
+      node: 'b',
+      listen: { host: '127.0.0.1', port: 0 },
+      exports: parseExports(exportsText, 'exports'),
+      serve: { port: 0, host: '127.0.0.1', locking: false },
+      log: silentLogger,
+      backends: bBackend,
+      // Once it has taken over, B replicates to a standby of its own (none answers here) with these timings.
+      asPrimary: { standbys: [{ host: '127.0.0.1', port: 9 }], mode: 'sync', heartbeatMs: 150, timeoutMs: 1500 },
+    })
+    let b = await openB()
+    t.teardown(() => b.close())
+    const aRepl = await PrimaryReplication.open({ stateDir: join(dir, 'a-state'), cluster: 'tsnfs', node: 'a', standbys: [{ host: '127.0.0.1', port: b.port }], mode: 'sync', heartbeatMs: 100, timeoutMs: 2000, log: silentLogger })
+    const a = await createServer({ exports: parseExports(exportsText, 'exports'), stateDir: join(dir, 'a-state'), port: 0, host: '127.0.0.1', locking: false, replication: aRepl })
+    t.teardown(() => a.close().catch(() => undefined))
+    await until('B joins A', () => aRepl.view().peers[0]?.state === 'streaming')
+
+    const nfs = await Nfs3.connect(t, a.port)
+    const root = await nfs.mount(exportPath)
+    for (const name of ['victim', 'from']) t.equal((await nfs.create(root, name)).status, S.OK)
+    nfs.c.close()
+
+    const relay = await dropRelay(t, a.port)
+    const dirop = (name: string): { dir: { data: Buffer }; name: Buffer } => ({ dir: { data: root }, name: Buffer.from(name) })
+    const calls = [
+      { what: 'REMOVE', rec: record(0x5eed0001, NFS3.NFSPROC3_REMOVE.proc, REMOVE3args, { object: dirop('victim') }) },
+      { what: 'RENAME', rec: record(0x5eed0002, NFS3.NFSPROC3_RENAME.proc, RENAME3args, { from: dirop('from'), to: dirop('to') }) },
+      { what: 'CREATE EXCLUSIVE', rec: record(0x5eed0003, NFS3.NFSPROC3_CREATE.proc, CREATE3args, { where: dirop('made'), how: { mode: 2, verf: Buffer.from('verifier') } }) },
+    ]
+    relay.drop = true
+    const lost: Buffer[] = []
+    // What B held the moment each reply left A (taken in the relay's data event, before anything else runs).
+    const heldAtReply: Buffer[][] = []
+    relay.onKept = () => {
+      heldAtReply.push(b.service.replies.all().map(([, r]) => r))
+    }
+    for (const c of calls) {
+      const before = relay.kept.length
+      const s = connect({ host: '127.0.0.1', port: relay.port })
+      s.write(c.rec)
+      await until(`${c.what} answered (and the answer dropped)`, () => relay.kept.length > before)
+      s.destroy()
+      const kept = Buffer.concat(relay.kept.slice(before))
+      const reply = kept.subarray(4, 4 + (kept.readUInt32BE(0) & 0x7fffffff))
+      lost.push(reply)
+      t.equal(statusOf(reply), S.OK, `${c.what}: A did it and answered OK (the client never saw it)`)
+      t.ok(heldAtReply[before]?.some((r) => r.equals(reply)), `${c.what}: B held the reply before it left A`)
+    }
+    // Stopped at once: no time for anything A would still ship.
+    await a.close()
+
+    if (restart) {
+      await b.close()
+      b = await openB()
+      t.ok(b.service.replies.size >= calls.length, 'B restarted: the replies are back from its file')
+    }
+    t.equal((await b.service.takeover({ force: true })).status, 0, 'B: TAKEOVER REPL_OK')
+    const served = b.server
+    if (served === null) return t.fail('B serves')
+    for (const [i, c] of calls.entries()) {
+      const again = await callRaw(served.port, c.rec)
+      t.ok(again.equals(lost[i] ?? Buffer.alloc(0)), `${c.what} retransmitted to B (same xid): A's reply, byte for byte`)
+    }
+    const fresh = await callRaw(served.port, record(0x5eed0009, NFS3.NFSPROC3_REMOVE.proc, REMOVE3args, { object: dirop('victim') }))
+    t.equal(statusOf(fresh), S.NOENT, 'the same REMOVE with a new xid: NOENT (it ran once, on A)')
+    const fresh2 = await callRaw(served.port, record(0x5eed000a, NFS3.NFSPROC3_RENAME.proc, RENAME3args, { from: dirop('from'), to: dirop('to') }))
+    t.equal(statusOf(fresh2), S.NOENT, 'the same RENAME with a new xid: NOENT')
+    t.equal(b.service.replies.size, 0, 'taken over: the store is emptied (the cache holds them now)')
+    t.same(b.asPrimary?.senderTimings(), [{ peer: '127.0.0.1:9', heartbeatMs: 150, timeoutMs: 1500 }], 'B\'s own sender runs with the heartbeat options it was given')
   })
-  t.teardown(() => b.close())
-  const aRepl = await PrimaryReplication.open({ stateDir: join(dir, 'a-state'), cluster: 'tsnfs', node: 'a', standbys: [{ host: '127.0.0.1', port: b.port }], mode: 'sync', heartbeatMs: 100, timeoutMs: 2000, log: silentLogger })
-  const a = await createServer({ exports: parseExports(exportsText, 'exports'), stateDir: join(dir, 'a-state'), port: 0, host: '127.0.0.1', locking: false, replication: aRepl })
-  t.teardown(() => a.close().catch(() => undefined))
-  await until('B joins A', () => aRepl.view().peers[0]?.state === 'streaming')
-
-  const nfs = await Nfs3.connect(t, a.port)
-  const root = await nfs.mount(exportPath)
-  for (const name of ['victim', 'from']) t.equal((await nfs.create(root, name)).status, S.OK)
-  nfs.c.close()
-
-  const relay = await dropRelay(t, a.port)
-  const dirop = (name: string): { dir: { data: Buffer }; name: Buffer } => ({ dir: { data: root }, name: Buffer.from(name) })
-  const calls = [
-    { what: 'REMOVE', rec: record(0x5eed0001, NFS3.NFSPROC3_REMOVE.proc, REMOVE3args, { object: dirop('victim') }) },
-    { what: 'RENAME', rec: record(0x5eed0002, NFS3.NFSPROC3_RENAME.proc, RENAME3args, { from: dirop('from'), to: dirop('to') }) },
-    { what: 'CREATE EXCLUSIVE', rec: record(0x5eed0003, NFS3.NFSPROC3_CREATE.proc, CREATE3args, { where: dirop('made'), how: { mode: 2, verf: Buffer.from('verifier') } }) },
-  ]
-  relay.drop = true
-  const lost: Buffer[] = []
-  for (const c of calls) {
-    const before = relay.kept.length
-    const s = connect({ host: '127.0.0.1', port: relay.port })
-    s.write(c.rec)
-    await until(`${c.what} answered (and the answer dropped)`, () => relay.kept.length > before)
-    s.destroy()
-    const kept = Buffer.concat(relay.kept.slice(before))
-    lost.push(kept.subarray(4, 4 + (kept.readUInt32BE(0) & 0x7fffffff)))
-    t.equal(statusOf(lost.at(-1) ?? Buffer.alloc(28)), S.OK, `${c.what}: A did it and answered OK (the client never saw it)`)
-  }
-  // The two CREATEs made through Nfs3 above are cached and shipped too.
-  await until('the replies reached B', () => b.service.replies.size >= calls.length + 2)
-  t.ok(aRepl.replyCounts().shipped >= calls.length + 2, 'A counts them shipped')
-  await a.close()
-
-  t.equal((await b.service.takeover({ force: true })).status, 0, 'B: TAKEOVER REPL_OK')
-  const served = b.server
-  if (served === null) return t.fail('B serves')
-  for (const [i, c] of calls.entries()) {
-    const again = await callRaw(served.port, c.rec)
-    t.ok(again.equals(lost[i] ?? Buffer.alloc(0)), `${c.what} retransmitted to B (same xid): A's reply, byte for byte`)
-  }
-  const fresh = await callRaw(served.port, record(0x5eed0009, NFS3.NFSPROC3_REMOVE.proc, REMOVE3args, { object: dirop('victim') }))
-  t.equal(statusOf(fresh), S.NOENT, 'the same REMOVE with a new xid: NOENT (it ran once, on A)')
-  const fresh2 = await callRaw(served.port, record(0x5eed000a, NFS3.NFSPROC3_RENAME.proc, RENAME3args, { from: dirop('from'), to: dirop('to') }))
-  t.equal(statusOf(fresh2), S.NOENT, 'the same RENAME with a new xid: NOENT')
-})
+}
 
 t.test('the store keeps the latest entries within its bounds, oldest out first; a key sent again replaces its entry', (t) => {
   const s = new ReplyStore({ maxEntries: 3, maxBytes: 100 })

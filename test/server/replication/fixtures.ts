@@ -198,6 +198,7 @@ export async function startStandby(t: Test, s: StandbySetup): Promise<StandbyFix
     closed = true
     await server.close()
     await service.idle()
+    await service.close()
   }
   t.teardown(close)
   return { service, server, state, port, close }
