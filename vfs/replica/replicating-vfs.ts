@@ -18,7 +18,7 @@
  */
 import { VfsError } from '../errors.ts'
 import type {
-  Attr, CreateMode, Created, DirChange, DirPage, FileRef, FsStat, Owner, PathConf, ReadResult, SetAttr, Stability, Vfs, VfsCapabilities,
+  Attr, Caller, CreateMode, Created, DirChange, DirPage, FileRef, FsStat, Owner, PathConf, ReadResult, SetAttr, Stability, Vfs, VfsCapabilities,
 } from '../types.ts'
 import type { Change, ChangeBody, ChangeSink, ChangeTimes, NewObject } from './change.ts'
 import { ListingCache } from './dir-cookies.ts'
@@ -137,13 +137,13 @@ export class ReplicatingVfs implements Vfs {
 
   // ---- data ----
 
-  async write(f: FileRef, offset: bigint, data: Buffer, stable: Stability): Promise<{ count: number; committed: Stability; before: Attr; after: Attr }> {
+  async write(f: FileRef, offset: bigint, data: Buffer, stable: Stability, caller?: Caller): Promise<{ count: number; committed: Stability; before: Attr; after: Attr }> {
     const local = this.#local(f)
     const release = await this.#locks.acquire([fileLock(f, 'shared')])
     let seq: bigint | null = null
     let r: Awaited<ReturnType<Vfs['write']>>
     try {
-      r = await this.#b.write(local, offset, data, stable)
+      r = await this.#b.write(local, offset, data, stable, caller)
       // The write's own after-attributes carry its times: no getattr on the hot path.
       if (r.count > 0) seq = this.#append({ op: 'write', ref: f, offset, length: r.count, data: null }, [{ ref: f, atime: r.after.atime, mtime: r.after.mtime }])
     } finally {
@@ -212,7 +212,7 @@ export class ReplicatingVfs implements Vfs {
     return this.#unlink(dir, name, 'rmdir')
   }
 
-  async rename(fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer): Promise<{ from: DirChange; to: DirChange }> {
+  async rename(fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer, caller?: Caller): Promise<{ from: DirChange; to: DirChange }> {
     const fl = this.#local(fromDir)
     const tl = this.#local(toDir)
     const release = await this.#locks.acquire([nameLock(fromDir, fromName), nameLock(toDir, toName)])
@@ -221,7 +221,7 @@ export class ReplicatingVfs implements Vfs {
     try {
       const obj = await this.#victim(fl, fromName)
       const victim = await this.#victim(tl, toName)
-      r = await this.#b.rename(fl, fromName, tl, toName)
+      r = await this.#b.rename(fl, fromName, tl, toName, caller)
       // Two links of one object: rename(2) changes nothing, so there is nothing to log.
       if (obj !== null && victim !== null && sameRef(obj.local, victim.local)) {
         release()
@@ -249,14 +249,14 @@ export class ReplicatingVfs implements Vfs {
     return { from: outDir(r.from, fromDir), to: outDir(r.to, toDir) }
   }
 
-  async link(f: FileRef, dir: FileRef, name: Buffer): Promise<{ attr: Attr; dir: DirChange }> {
+  async link(f: FileRef, dir: FileRef, name: Buffer, caller?: Caller): Promise<{ attr: Attr; dir: DirChange }> {
     const local = this.#local(f)
     const dl = this.#local(dir)
     const release = await this.#locks.acquire([nameLock(dir, name)])
     let seq: bigint
     let r: { attr: Attr; dir: DirChange }
     try {
-      r = await this.#b.link(local, dl, name)
+      r = await this.#b.link(local, dl, name, caller)
       this.#listings.invalidate(dir.id)
       const times = await this.#times([[f, local], [dir, dl]])
       seq = this.#append({ op: 'link', ref: f, dir, name: Buffer.from(name) }, times)
