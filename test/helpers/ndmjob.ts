@@ -7,14 +7,14 @@
  */
 import { execFile, spawn } from 'node:child_process'
 import { existsSync, writeFileSync } from 'node:fs'
-import { connect, createServer } from 'node:net'
-import type { AddressInfo } from 'node:net'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 import { startNdmpServer } from '../../server/ndmp/server.ts'
 import type { NdmpServer } from '../../server/ndmp/server.ts'
 import type { NdmpExport } from '../../server/ndmp/service-types.ts'
 import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
+import { freePort } from './ports.ts'
 
 export const NDMJOB = '/usr/lib/amanda/ndmjob'
 
@@ -62,25 +62,17 @@ export async function ndmpWithTape(t: Test, dir: string, exports: readonly NdmpE
 }
 
 /**
- * ndmjob's own agent (`-o daemon`) on a free port, answering connections; killed at teardown.
+ * ndmjob's own agent (`-o daemon`) on a free port, answering connections; killed (SIGKILL) at teardown.
  * `cwd`: where it runs (it keeps files there).
  */
 export async function ndmjobDaemon(t: Test, cwd?: string): Promise<{ port: number; agent: string }> {
   const port = await freePort()
   const daemon = spawn(NDMJOB, ['-o', 'daemon', '-p', String(port)], { stdio: 'ignore', ...(cwd === undefined ? {} : { cwd }) })
   t.teardown(() => {
-    daemon.kill('SIGTERM')
+    daemon.kill('SIGKILL')
   })
   await waitPort(port)
   return { port, agent: `127.0.0.1:${port}/4t,ndmp,ndmp` }
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer()
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
-  const port = (srv.address() as AddressInfo).port
-  await new Promise<void>((r) => srv.close(() => { r() }))
-  return port
 }
 
 async function waitPort(port: number): Promise<void> {
