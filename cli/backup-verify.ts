@@ -1,8 +1,9 @@
 /*
  * tsnfs backup verify JOB | --label LABEL --pool POOL: rereads a backup from its pool's tape files
  * and checks every file against the SHA-256 recorded at backup time (dma/jobs/verify.ts). A running
- * manager does it (and records it in the job); with none, it runs here. Exit 0 when every file
- * matches, 1 on any mismatch, missing file, damaged record or unreadable stream.
+ * manager does it (and records it in the job); with none, it runs here. `--tape HOST:PORT` reads
+ * the tapes through that NDMP tape agent (without it: the tape files on this host, or the job's
+ * recorded tape agent when they are not here). Exit 0 when every file matches, 1 on any mismatch, missing file, damaged record or unreadable stream.
  */
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -30,7 +31,7 @@ export function formatVerify(r: VerifyReport): string {
 export async function verifyCommand(argv: string[], io: BackupIo, deps: VerifyCommandDeps): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { state: { type: 'string' }, label: { type: 'string' }, pool: { type: 'string' }, json: { type: 'boolean' } },
+    options: { state: { type: 'string' }, label: { type: 'string' }, pool: { type: 'string' }, tape: { type: 'string' }, json: { type: 'boolean' } },
     allowPositionals: true,
   })
   const [job] = positionals
@@ -38,8 +39,8 @@ export async function verifyCommand(argv: string[], io: BackupIo, deps: VerifyCo
   if (values.label !== undefined && values.pool === undefined) throw deps.usage('verify --label LABEL: needs --pool POOL')
   const stateDir = deps.stateDirOf(values.state)
   const pool = values.pool === undefined ? undefined : resolve(values.pool)
-  const target = { ...(job === undefined ? {} : { job }), ...(values.label === undefined ? {} : { label: values.label }), ...(pool === undefined ? {} : { pool }) }
-  const reply = await deps.ask(stateDir, { op: 'verify', ...(job === undefined ? {} : { id: job }), ...(values.label === undefined ? {} : { label: values.label }), ...(pool === undefined ? {} : { pool }) })
+  const target = { ...(job === undefined ? {} : { job }), ...(values.label === undefined ? {} : { label: values.label }), ...(pool === undefined ? {} : { pool }), ...(values.tape === undefined ? {} : { tapeAgent: values.tape }) }
+  const reply = await deps.ask(stateDir, { op: 'verify', ...(job === undefined ? {} : { id: job }), ...(values.label === undefined ? {} : { label: values.label }), ...(pool === undefined ? {} : { pool }), ...(values.tape === undefined ? {} : { tape: values.tape }) })
   const report = (reply?.report as VerifyReport | undefined) ?? (await verifyAndRecord(stateDir, target))
   io.out(values.json === true ? `${JSON.stringify(report)}\n` : formatVerify(report))
   return report.ok ? 0 : 1

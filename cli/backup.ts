@@ -38,7 +38,7 @@ export const BACKUP_USAGE = `usage: tsnfs backup <command> [--state DIR] ...
   label POOL LABEL [--capacity SIZE] [--keep N]
                                 a new blank tape (makes the pool: capacity per tape, chains kept)
   pool POOL [--json]            a pool's tapes and backups
-  verify JOB | --label LABEL --pool POOL [--json]
+  verify JOB | --label LABEL --pool POOL [--tape HOST:PORT] [--json]
                                 reread a backup from its tapes and check every file's SHA-256
                                 recorded at backup time (exit 1 on any mismatch, naming the file)
 ${RESTORE_SUBUSAGE}  --state DIR   the manager's state directory (default $TSNFS_BACKUP_STATE, or STATE-DIR/backup

@@ -16,12 +16,7 @@ import { NdmpAgent } from './ndmp/agent.ts'
 import { ndmpAuthFor } from './ndmp/auth.ts'
 import type { JobEvent } from './ndmp/posts.ts'
 import { takePost } from './ndmp/posts.ts'
-import { NDMP_PORT } from './schedule/export-spec.ts'
-
-function hostPort(text: string): { host: string; port: number } {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(text)
-  return { host: (m?.[1] ?? text).replace(/^\[|\]$/g, ''), port: m?.[2] === undefined ? NDMP_PORT : Number(m[2]) }
-}
+import { hostPort } from './schedule/export-spec.ts'
 
 function ipv4(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.')

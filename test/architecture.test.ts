@@ -10,7 +10,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   // locks/: the lock table, knowing nothing of RPC; the NLM server and the client's lock bookkeeping stack on it.
   locks: ['locks'],
   xdr: ['xdr'],
-  vfs: ['vfs'],
+  // vfs/ may use common/ (node:* only): the image lock file (common/lock-file.ts).
+  vfs: ['vfs', 'common'],
   // backup/: the tar format, levels, restore and catalog (issue 16); knows nothing of NDMP.
   backup: ['backup', 'vfs', 'common'],
   // dma/: our backup manager (the NDMP client side): schedules, pools, jobs; drives any NDMP server.
@@ -81,7 +82,8 @@ t.test('the checker notices a forbidden edge', async (t) => {
 // devices themselves import nothing of the engine above them (only the native I/O helper).
 const INNER: Record<string, readonly string[]> = {
   'vfs/volume': ['vfs/volume', 'vfs/engine/blockdev'],
-  'vfs/engine/blockdev': ['vfs/engine/blockdev', 'vfs/native-io.ts', 'vfs/native-addon.ts'],
+  // The image lock (image-lock.ts) is the lock file every layer shares (common/lock-file.ts).
+  'vfs/engine/blockdev': ['vfs/engine/blockdev', 'vfs/native-io.ts', 'vfs/native-addon.ts', 'common/lock-file.ts'],
   // Growing a file system works on the on-disk format alone: no engine (inodes, files, txn) above it.
   'vfs/engine/resize': ['vfs/engine/resize', 'vfs/engine/blockdev', 'vfs/engine/format', 'vfs/engine/mkfs', 'vfs/engine/jbd2', 'vfs/engine/reader/csum-verifier.ts', 'vfs/engine/crc32c.ts'],
   // The .snapshot view wraps any Vfs: it knows the Vfs interface and its errors, not the engine or volumes.

@@ -47,7 +47,7 @@ async function handle(service: DmaService, req: ControlRequest): Promise<Control
     case 'wait':
       return { ok: true, job: await service.wait(id()) }
     case 'verify':
-      return { ok: true, report: await verifyAndRecord(service.stateDir, { ...(req.id === undefined ? {} : { job: req.id }), ...(req.label === undefined ? {} : { label: req.label }), ...(req.pool === undefined ? {} : { pool: req.pool }) }) }
+      return { ok: true, report: await verifyAndRecord(service.stateDir, { ...(req.id === undefined ? {} : { job: req.id }), ...(req.label === undefined ? {} : { label: req.label }), ...(req.pool === undefined ? {} : { pool: req.pool }), ...(req.tape === undefined ? {} : { tapeAgent: req.tape }) }) }
   }
 }
 

@@ -29,6 +29,8 @@ export interface JobRecord {
   error?: string
   /** The data agent was asked to compress the stream (COMPRESS=): a restore reads it whole, never by offset. */
   compress?: Compression
+  /** The NDMP agent (HOST:PORT) whose tape service opened the tapes: verify reads them through it when they are not on this host. */
+  tapeAgent?: string
   /** The last verify of this job's backup (tsnfs backup verify, or the schedule's verify=restore). */
   verify?: VerifyReport
 }

@@ -105,6 +105,7 @@ export class DmaService {
       bytes: 0,
       files: 0,
       ...(req.compress === undefined ? {} : { compress: req.compress }),
+      ...tapeAgentOf(req),
     })
     const live: LiveJob = { record, abort: new AbortController(), done: Promise.resolve(record), saving: Promise.resolve(), logging: Promise.resolve() }
     this.live.set(record.id, live)
@@ -337,4 +338,12 @@ export class DmaService {
       delete live.waiter
     }
   }
+}
+
+/** The NDMP agent whose tape service opens the job's tapes (the export's own, or tape=); none for the file driver. */
+function tapeAgentOf(req: JobRequest): { tapeAgent?: string } {
+  if (req.tapeAgent !== undefined) return { tapeAgent: req.tapeAgent }
+  if (req.spec.kind !== 'ndmp') return {}
+  const host = req.spec.host.includes(':') ? `[${req.spec.host}]` : req.spec.host
+  return { tapeAgent: `${host}:${req.spec.port}` }
 }

@@ -4,7 +4,9 @@
  * stream's own index, backup/index-record.ts). The result goes into the job's log and record
  * (when the job is in this state directory), so `list` shows which backups were verified.
  */
+import { access } from 'node:fs/promises'
 import { resolve } from 'node:path'
+import type { ByteSource } from '../../backup/types.ts'
 import type { VerifySummary } from '../../backup/verify.ts'
 import { verifyBackup } from '../../backup/verify.ts'
 import { DmaError } from '../errors.ts'
@@ -13,6 +15,9 @@ import { tapePath } from '../pool/index-file.ts'
 import { Pool } from '../pool/pool.ts'
 import type { TapeDamage } from '../pool/tape-reader.ts'
 import { TapeStreamSource } from '../pool/tape-reader.ts'
+import { NdmpTapeSource } from '../pool/ndmp-tape-source.ts'
+import { ndmpAuthFor } from '../ndmp/auth.ts'
+import { hostPort } from '../schedule/export-spec.ts'
 import { appendLog } from './log.ts'
 import { verifyByRestore } from './verify-restore.ts'
 import type { JobRecord } from './record.ts'
@@ -25,6 +30,18 @@ export interface VerifyTarget {
   job?: string
   label?: string
   pool?: string
+  /**
+   * Read the tapes through this NDMP tape agent (HOST[:PORT]). Without it: the pool's tape files
+   * on this host, or, when they are not here, through the tape agent the job recorded.
+   */
+  tapeAgent?: string
+}
+
+/** What a verify reads from: bytes handed out and the damaged records met. */
+export interface StreamSource extends ByteSource {
+  readonly bytes: bigint
+  readonly damage: TapeDamage[]
+  close(): Promise<void>
 }
 
 /** What a verify found; JSON-safe (byte counts as strings), kept in the job record as `verify`. */
@@ -71,7 +88,7 @@ export async function findBackup(stateDir: string, target: VerifyTarget): Promis
   return { pool, backup }
 }
 
-export function reportOf(method: VerifyMethod, backup: PoolBackup, pool: Pool, src: TapeStreamSource, v: VerifySummary | null, error: string | null): VerifyReport {
+export function reportOf(method: VerifyMethod, backup: PoolBackup, pool: Pool, src: StreamSource, v: VerifySummary | null, error: string | null): VerifyReport {
   const r: VerifyReport = {
     method,
     job: backup.job,
@@ -111,7 +128,7 @@ export function verifyLine(r: VerifyReport): string {
 /** Rereads the backup and checks it; a damaged stream is a failed report, not a throw. */
 export async function verifyPoolBackup(stateDir: string, target: VerifyTarget, signal?: AbortSignal): Promise<VerifyReport> {
   const { pool, backup } = await findBackup(stateDir, target)
-  const src = new TapeStreamSource(backup.tapes.map((l) => tapePath(pool.dir, l)))
+  const src = await sourceFor(stateDir, target, pool, backup)
   let v: VerifySummary | null = null
   let error: string | null = null
   try {
@@ -123,6 +140,27 @@ export async function verifyPoolBackup(stateDir: string, target: VerifyTarget, s
     await src.close()
   }
   return reportOf('read', backup, pool, src, v, error)
+}
+
+/**
+ * The pool's tape files on this host, or the tape agent's reading of them: asked for (--tape), or
+ * the job's recorded tape agent when its first tape file is not on this host (the agent's host
+ * keeps the pool's tapes; this one keeps pool.json).
+ */
+async function sourceFor(stateDir: string, target: VerifyTarget, pool: Pool, backup: PoolBackup): Promise<StreamSource> {
+  const devices = backup.tapes.map((l) => tapePath(pool.dir, l))
+  let agent = target.tapeAgent
+  if (agent === undefined && !(await exists(devices[0] ?? ''))) {
+    const job = await loadJob(jobsDir(stateDir), backup.job).catch(() => null)
+    if (job !== null && resolve(job.pool) === pool.dir) agent = job.tapeAgent
+  }
+  if (agent === undefined) return new TapeStreamSource(devices)
+  const { host, port } = hostPort(agent)
+  return new NdmpTapeSource({ host, port, auth: await ndmpAuthFor(stateDir, host, port), devices })
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false)
 }
 
 /** Puts the report into the job's log and record, when the job is one of this state directory's. */

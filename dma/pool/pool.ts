@@ -1,7 +1,7 @@
 /*
  * A pool: a directory of tape files, each with a capacity and a label. A backup starts on a tape
- * of its own (a blank one, or one recycled by retention) and runs onto the next when it hits the
- * capacity (end of medium). With no tape to give, the pool names the label to create next.
+ * of its own (a blank one, or one recycled by retention, under the tape's lock) and runs onto the
+ * next when it hits the capacity (end of medium). With no tape to give, the pool names the label to create next.
  * Every change is a locked read-modify-write of pool.json, so the CLI can label tapes while a
  * manager writes.
  */
@@ -10,6 +10,7 @@ import { basename, join, resolve } from 'node:path'
 import { DmaError, isErrno } from '../errors.ts'
 import type { BackupStatus, PoolIndex, TapeRecord } from './index-file.ts'
 import { readIndex, tapePath, writeIndex } from './index-file.ts'
+import { lockTape, TapeLockError } from '../../backup/tape-lock.ts'
 import { withLock } from './lock.ts'
 import { recyclableTapes } from './retention.ts'
 
@@ -93,10 +94,8 @@ export class Pool {
       if (backup === undefined) throw new DmaError('DMA_JOB_STATE', `${this.dir}: no backup of job ${job} is being written`)
       let tape = index.tapes.find((t) => t.state === 'blank')
       if (tape === undefined) {
-        const label = recyclableTapes(index)[0]
-        tape = index.tapes.find((t) => t.label === label)
+        tape = await this.recycle(index)
         if (tape !== undefined) {
-          await truncate(tapePath(this.dir, tape.label), 0)
           const freed = tape.label
           // The expired backups that lived on it are gone with it.
           index.backups = index.backups.filter((b) => b.job === job || !b.tapes.includes(freed))
@@ -108,6 +107,36 @@ export class Pool {
       backup.tapes.push(tape.label)
       return { label: tape.label, path: tapePath(this.dir, tape.label) }
     })
+  }
+
+  /**
+   * Empties the first recyclable tape that no one holds: a verify or a restore reading it, or a
+   * backup of another pool process writing it, holds its tape lock, and emptying it under them
+   * would turn their read into garbage. A held tape is passed over for the next; if every
+   * recyclable tape is held, the first one's TAPE_BUSY (naming its holder) fails the allocation.
+   */
+  private async recycle(index: PoolIndex): Promise<TapeRecord | undefined> {
+    let busy: TapeLockError | undefined
+    for (const label of recyclableTapes(index)) {
+      const tape = index.tapes.find((t) => t.label === label)
+      if (tape === undefined) continue
+      let lock
+      try {
+        lock = await lockTape(tapePath(this.dir, label), 'pool recycling')
+      } catch (err) {
+        if (!(err instanceof TapeLockError)) throw err
+        busy ??= err
+        continue
+      }
+      try {
+        await truncate(lock.tape, 0)
+      } finally {
+        await lock.release()
+      }
+      return tape
+    }
+    if (busy !== undefined) throw busy
+    return undefined
   }
 
   /** The tape allocate() would give now (without taking it), or the label to create. */

@@ -25,7 +25,7 @@ import type { Compression } from '../../backup/compress.ts'
 import { DmaError } from '../errors.ts'
 import { M, NdmpAgent, RECORD_SIZE } from '../ndmp/agent.ts'
 import { ndmpAuthFor } from '../ndmp/auth.ts'
-import { NDMP_PORT } from '../schedule/export-spec.ts'
+import { hostPort } from '../schedule/export-spec.ts'
 
 const WHOLE = 0xffffffffffffffffn
 const INVALID_U_QUAD = 0xffffffffffffffffn
@@ -50,11 +50,6 @@ type Event =
   | { kind: 'mover-paused'; reason: number; seek: bigint }
   | { kind: 'mover-halted'; reason: number }
   | { kind: 'data-halted'; reason: number }
-
-function hostPort(text: string): { host: string; port: number } {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(text)
-  return { host: (m?.[1] ?? text).replace(/^\[|\]$/g, ''), port: m?.[2] === undefined ? NDMP_PORT : Number(m[2]) }
-}
 
 /** The tape holding stream byte `pos`: the last one starting at or before it. */
 function tapeIndex(tapes: readonly TapeFile[], pos: bigint): number {

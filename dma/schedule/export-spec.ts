@@ -29,3 +29,9 @@ export function parseExport(text: string, base: string = process.cwd()): ExportS
   if (Buffer.byteLength(filesystem) > 1024) throw new DmaError('DMA_BAD_EXPORT', `"${text}": the path is over 1024 bytes`)
   return { kind: 'ndmp', host: host.replace(/^\[|\]$/g, ''), port, filesystem, text }
 }
+
+/** HOST[:PORT] (an IPv6 host in brackets) of an NDMP agent, such as tape=; the port defaults to NDMP's. */
+export function hostPort(text: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(text)
+  return { host: (m?.[1] ?? text).replace(/^\[|\]$/g, ''), port: m?.[2] === undefined ? NDMP_PORT : Number(m[2]) }
+}

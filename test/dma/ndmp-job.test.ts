@@ -7,12 +7,8 @@
  * moved (whole 10240-byte records). Bad credentials fail the job with the agent's NDMP error.
  */
 import t from 'tap'
-import type { Test } from 'tap'
-import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { stat, writeFile } from 'node:fs/promises'
-import { connect } from 'node:net'
 import { join } from 'node:path'
 import { driversFor } from '../../dma/drivers/select.ts'
 import { queryLogs } from '../../dma/jobs/log.ts'
@@ -20,36 +16,11 @@ import { jobsDir } from '../../dma/jobs/registry.ts'
 import { DmaService } from '../../dma/jobs/service.ts'
 import { Pool } from '../../dma/pool/pool.ts'
 import { parseExport } from '../../dma/schedule/export-spec.ts'
-import { freePort } from '../helpers/ports.ts'
+import { haveNdmjob, NDMJOB, ndmjobDaemon } from '../helpers/ndmjob.ts'
 
-const NDMJOB = '/usr/lib/amanda/ndmjob'
-
-async function ndmjobDaemon(t: Test, cwd: string): Promise<number> {
-  const port = await freePort()
-  const child = spawn(NDMJOB, ['-o', 'daemon', '-p', String(port)], { cwd, stdio: 'ignore' })
-  t.teardown(() => {
-    child.kill('SIGKILL')
-  })
-  for (let i = 0; i < 200; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = connect({ host: '127.0.0.1', port })
-      s.once('connect', () => {
-        s.destroy()
-        resolve(true)
-      })
-      s.once('error', () => {
-        resolve(false)
-      })
-    })
-    if (up) return port
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  throw new Error('ndmjob -o daemon did not listen')
-}
-
-t.test('a backup through ndmjob as the tape agent', { skip: existsSync(NDMJOB) ? false : `${NDMJOB} is not installed (Debian amanda-server)` }, async (t) => {
+t.test('a backup through ndmjob as the tape agent', { skip: haveNdmjob ? false : `${NDMJOB} is not installed (Debian amanda-server)` }, async (t) => {
   const dir = t.testdir({})
-  const port = await ndmjobDaemon(t, dir)
+  const { port } = await ndmjobDaemon(t, dir)
   const data = randomBytes(250_000)
   await writeFile(join(dir, 'data.bin'), data)
   const pool = join(dir, 'pool')

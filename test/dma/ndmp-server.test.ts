@@ -6,10 +6,7 @@
  * agent, ndmjob -o daemon as the tape agent (MOVER_LISTEN on TCP, DATA_CONNECT to it).
  */
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { connect } from 'node:net'
 import { join } from 'node:path'
 import { driversFor } from '../../dma/drivers/select.ts'
 import { queryLogs } from '../../dma/jobs/log.ts'
@@ -22,9 +19,8 @@ import { TapeLibrary } from '../../server/ndmp/tape/library.ts'
 import type { NdmpExport } from '../../server/ndmp/service-types.ts'
 import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
 import { mkdirp, writeFile as vfsWrite } from '../backup/helpers.ts'
-import { freePort } from '../helpers/ports.ts'
+import { haveNdmjob, NDMJOB, ndmjobDaemon } from '../helpers/ndmjob.ts'
 
-const NDMJOB = '/usr/lib/amanda/ndmjob'
 
 async function memExport(): Promise<NdmpExport> {
   const vfs = new MemoryVfs()
@@ -59,32 +55,14 @@ t.test('our server as data and tape agent (ADDR_LOCAL)', async (t) => {
   t.match(log.at(-1), new RegExp(`^file history in the catalog as backup \\d+ \\(${history.length} entries, \\d+ ms\\)$`))
 })
 
-t.test('three-way: our data agent, ndmjob\'s tape agent', { skip: existsSync(NDMJOB) ? false : `${NDMJOB} is not installed` }, async (t) => {
+t.test('three-way: our data agent, ndmjob\'s tape agent', { skip: haveNdmjob ? false : `${NDMJOB} is not installed` }, async (t) => {
   const dir = t.testdir({})
   const pool = join(dir, 'pool')
   await Pool.label(pool, 'W1', { capacity: 64 * 1024 * 1024 })
   const exp = await memExport()
   const server = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['ndmp', 'ndmp']]), exports: () => [exp], stateDir: join(dir, 'srv') })
   t.teardown(() => server.close())
-  const port = await freePort()
-  const child = spawn(NDMJOB, ['-o', 'daemon', '-p', String(port)], { cwd: dir, stdio: 'ignore' })
-  t.teardown(() => {
-    child.kill('SIGKILL')
-  })
-  for (let i = 0; i < 200; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = connect({ host: '127.0.0.1', port })
-      s.once('connect', () => {
-        s.destroy()
-        resolve(true)
-      })
-      s.once('error', () => {
-        resolve(false)
-      })
-    })
-    if (up) break
-    await new Promise((r) => setTimeout(r, 25))
-  }
+  const { port } = await ndmjobDaemon(t, dir)
   const state = join(dir, 'state')
   const service = await DmaService.open(state, driversFor(state))
   await writeFile(join(state, 'ndmp-auth'), `* ndmp ndmp md5\n`)

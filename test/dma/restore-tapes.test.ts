@@ -8,10 +8,7 @@
  *    full restore (the DMA rewinds first: the SDK's simulated drive keeps its place across opens).
  */
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { rm, writeFile } from 'node:fs/promises'
-import { connect } from 'node:net'
 import { join } from 'node:path'
 import { driversFor } from '../../dma/drivers/select.ts'
 import { DmaService } from '../../dma/jobs/service.ts'
@@ -23,9 +20,8 @@ import { TapeLibrary } from '../../server/ndmp/tape/library.ts'
 import type { NdmpExport } from '../../server/ndmp/service-types.ts'
 import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
 import { mkdirp, resolve, snapshotTree, writeFile as vfsWrite } from '../backup/helpers.ts'
-import { freePort } from '../helpers/ports.ts'
+import { haveNdmjob, NDMJOB, ndmjobDaemon } from '../helpers/ndmjob.ts'
 
-const NDMJOB = '/usr/lib/amanda/ndmjob'
 const NOW = (): bigint => BigInt(Date.now() + 60_000) * 1_000_000n
 
 async function tree(): Promise<{ exp: NdmpExport; dest: NdmpExport }> {
@@ -78,32 +74,14 @@ t.test('a backup on two tapes: full restore across the change, one file by seeki
   t.ok(one.bytesMoved < 8192n, `a few blocks moved (${one.bytesMoved})`)
 })
 
-t.test('three-way: ndmjob\'s tape agent, our data agent', { skip: existsSync(NDMJOB) ? false : `${NDMJOB} is not installed` }, async (t) => {
+t.test('three-way: ndmjob\'s tape agent, our data agent', { skip: haveNdmjob ? false : `${NDMJOB} is not installed` }, async (t) => {
   const dir = t.testdir({})
   const pool = join(dir, 'pool')
   await Pool.label(pool, 'W1', { capacity: 64 * 1024 * 1024 })
   const { exp, dest } = await tree()
   const server = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['ndmp', 'ndmp']]), exports: () => [exp, dest], stateDir: join(dir, 'srv') })
   t.teardown(() => server.close())
-  const port = await freePort()
-  const child = spawn(NDMJOB, ['-o', 'daemon', '-p', String(port)], { cwd: dir, stdio: 'ignore' })
-  t.teardown(() => {
-    child.kill('SIGKILL')
-  })
-  for (let i = 0; i < 200; i++) {
-    const up = await new Promise<boolean>((res) => {
-      const s = connect({ host: '127.0.0.1', port })
-      s.once('connect', () => {
-        s.destroy()
-        res(true)
-      })
-      s.once('error', () => {
-        res(false)
-      })
-    })
-    if (up) break
-    await new Promise((r) => setTimeout(r, 25))
-  }
+  const { port } = await ndmjobDaemon(t, dir)
   const state = join(dir, 'state')
   const service = await DmaService.open(state, driversFor(state))
   await writeFile(join(state, 'ndmp-auth'), '* ndmp ndmp md5\n')

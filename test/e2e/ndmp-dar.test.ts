@@ -6,22 +6,11 @@
  * Skipped where ndmjob is not installed (CI installs amanda-server).
  */
 import t from 'tap'
-import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { promisify } from 'node:util'
-import { startNdmpServer } from '../../server/ndmp/server.ts'
 import type { NdmpExport } from '../../server/ndmp/service-types.ts'
-import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
 import { mkdirp, resolve, writeFile } from '../backup/helpers.ts'
-
-const NDMJOB = '/usr/lib/amanda/ndmjob'
-const run = promisify(execFile)
-
-function mem(p: string): NdmpExport {
-  const vfs = new MemoryVfs()
-  return { path: p, backend: 'memory', vfs, root: vfs.root() }
-}
+import { haveNdmjob, memExport as mem, NDMJOB, ndmjobText as ndmjob, ndmpWithTape } from '../helpers/ndmjob.ts'
 
 async function readAll(e: NdmpExport, p: string): Promise<Buffer> {
   const ref = await resolve(e.vfs, p)
@@ -36,7 +25,7 @@ async function readAll(e: NdmpExport, p: string): Promise<Buffer> {
   return Buffer.concat(parts)
 }
 
-if (!fs.existsSync(NDMJOB)) {
+if (!haveNdmjob) {
   t.comment(`${NDMJOB} is not installed`)
   t.pass('skipped: no ndmjob')
 } else {
@@ -54,20 +43,7 @@ if (!fs.existsSync(NDMJOB)) {
     }
     await mkdirp(exp.vfs, 'dir/sub')
     for (const [p, d] of Object.entries(files)) await writeFile(exp.vfs, p, d)
-    const tape = path.join(dir, 'tape')
-    fs.writeFileSync(tape, '')
-    const server = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [exp, dest], stateDir: dir, tapes: [{ name: tape, path: tape }] })
-    t.teardown(() => server.close())
-    const agent = `127.0.0.1:${server.port}/4t,dma,secret`
-    const ndmjob = async (args: string[]): Promise<string> => {
-      try {
-        const r = await run(NDMJOB, args, { timeout: 60_000 })
-        return r.stdout + r.stderr
-      } catch (err) {
-        const e = err as { stdout?: string; stderr?: string; message: string }
-        return `${e.stdout ?? ''}${e.stderr ?? ''}FAILED ${e.message}`
-      }
-    }
+    const { tape, agent } = await ndmpWithTape(t, dir, [exp, dest])
     const index = path.join(dir, 'index')
     const c = await ndmjob(['-c', '-D', agent, '-f', tape, '-C', '/exp', '-I', index, '-v'])
     t.match(c, /Operation ended OKAY/)

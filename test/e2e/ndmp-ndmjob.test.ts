@@ -10,22 +10,20 @@
  * Skipped where ndmjob is not installed (CI installs amanda-server).
  */
 import t from 'tap'
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { startNdmpServer } from '../../server/ndmp/server.ts'
 import { FRAME_MAGIC, FRAME_SIZE, HEADER_SIZE, KIND_RECORD } from '../../server/ndmp/tape/format.ts'
 import type { NdmpExport } from '../../server/ndmp/service-types.ts'
-import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
 import { mkdirp, resolve, symlink, writeFile } from '../backup/helpers.ts'
 import { serveProcess } from '../cli/cli.ts'
+import { haveNdmjob, memExport as mem, NDMJOB, ndmjobDaemon, ndmjobText as ndmjob, ndmpWithTape, runNdmjob } from '../helpers/ndmjob.ts'
 
-const NDMJOB = '/usr/lib/amanda/ndmjob'
 const run = promisify(execFile)
 
-if (!fs.existsSync(NDMJOB)) {
+if (!haveNdmjob) {
   t.comment(`${NDMJOB} is not installed`)
   t.pass('skipped: no ndmjob')
 } else {
@@ -43,20 +41,7 @@ if (!fs.existsSync(NDMJOB)) {
     for (const [p, d] of Object.entries(files)) await writeFile(exp.vfs, p, d)
     await symlink(exp.vfs, 'dir/link', '../a.txt')
 
-    const ourTape = path.join(dir, 'ourtape')
-    fs.writeFileSync(ourTape, '')
-    const server = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [exp, dest], stateDir: dir, tapes: [{ name: ourTape, path: ourTape }] })
-    t.teardown(() => server.close())
-    const agent = `127.0.0.1:${server.port}/4t,dma,secret`
-    const ndmjob = async (args: string[]): Promise<string> => {
-      try {
-        const r = await run(NDMJOB, args, { timeout: 60_000 })
-        return r.stdout + r.stderr
-      } catch (err) {
-        const e = err as { stdout?: string; stderr?: string; message: string }
-        return `${e.stdout ?? ''}${e.stderr ?? ''}FAILED ${e.message}`
-      }
-    }
+    const { tape: ourTape, agent } = await ndmpWithTape(t, dir, [exp, dest], 'ourtape')
 
     t.test('-o test-data passes', async (t) => {
       const out = await ndmjob(['-o', 'test-data', '-D', agent])
@@ -125,15 +110,10 @@ if (!fs.existsSync(NDMJOB)) {
     })
 
     t.test('three-way: ndmjob -o daemon as the tape agent', async (t) => {
-      const port = await freePort()
-      const daemon = spawn(NDMJOB, ['-o', 'daemon', '-p', String(port)], { stdio: 'ignore' })
-      t.teardown(() => {
-        daemon.kill('SIGTERM')
-      })
-      await waitPort(port)
+      const daemon = await ndmjobDaemon(t)
       const tape = path.join(dir, 'simtape')
       fs.writeFileSync(tape, '')
-      const out = await ndmjob(['-c', '-D', agent, '-T', `127.0.0.1:${port}/4t,ndmp,ndmp`, '-f', tape, '-C', '/exp', '-I', path.join(dir, 'index3'), '-v'])
+      const out = await ndmjob(['-c', '-D', agent, '-T', daemon.agent, '-f', tape, '-C', '/exp', '-I', path.join(dir, 'index3'), '-v'])
       t.match(out, /Operation ended OKAY/)
       const extracted = path.join(dir, 'from-tape.tar')
       fs.writeFileSync(extracted, simulatorRecords(fs.readFileSync(tape)))
@@ -143,7 +123,7 @@ if (!fs.existsSync(NDMJOB)) {
   })
 }
 
-if (fs.existsSync(NDMJOB)) {
+if (haveNdmjob) {
   t.test('a served process (tsnfs serve --ndmp, local exports): ndmjob -c to its tape, -x back', async (t) => {
     const dir = t.testdir({ auth: 'dma:pw\n', src: { 'f.txt': 'from a local export\n', sub: { 'g.bin': 'x'.repeat(70_000) } }, dst: {}, tape: '' })
     const src = path.join(dir, 'src')
@@ -154,19 +134,14 @@ if (fs.existsSync(NDMJOB)) {
     const m = /ndmp: TCP port (\d+)/.exec(s.banner)
     t.ok(m, 'the banner names the NDMP port')
     const agent = `127.0.0.1:${m?.[1] ?? '0'}/4t,dma,pw`
-    const c = await run(NDMJOB, ['-c', '-D', agent, '-f', tape, '-C', src, '-E', 'UPDATE=y', '-v'], { timeout: 60_000 })
-    t.match(c.stdout + c.stderr, /Operation ended OKAY/)
-    const x = await run(NDMJOB, ['-x', '-D', agent, '-f', tape, '-C', `${dst}/back`, '-v'], { timeout: 60_000 })
-    t.match(x.stdout + x.stderr, /Operation ended OKAY/)
+    const c = await runNdmjob(['-c', '-D', agent, '-f', tape, '-C', src, '-E', 'UPDATE=y', '-v'])
+    t.match(c, { code: 0, out: /Operation ended OKAY/ })
+    const x = await runNdmjob(['-x', '-D', agent, '-f', tape, '-C', `${dst}/back`, '-v'])
+    t.match(x, { code: 0, out: /Operation ended OKAY/ })
     t.equal(fs.readFileSync(path.join(dst, 'back', 'f.txt'), 'utf8'), 'from a local export\n')
     t.equal(fs.readFileSync(path.join(dst, 'back', 'sub', 'g.bin'), 'utf8'), 'x'.repeat(70_000))
     t.ok(fs.existsSync(path.join(dir, 'ndmp', 'levels', 'dumpdates.json')), 'UPDATE=y recorded the level in the state directory')
   })
-}
-
-function mem(p: string): NdmpExport {
-  const vfs = new MemoryVfs()
-  return { path: p, backend: 'memory', vfs, root: vfs.root() }
 }
 
 async function readAll(e: NdmpExport, p: string): Promise<Buffer> {
@@ -207,29 +182,6 @@ async function feeder(file: string): Promise<{ port: number }> {
   })
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
   return { port: (srv.address() as net.AddressInfo).port }
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer()
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
-  const port = (srv.address() as net.AddressInfo).port
-  await new Promise<void>((r) => srv.close(() => { r(); }))
-  return port
-}
-
-async function waitPort(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((r) => {
-      const s = net.connect({ host: '127.0.0.1', port }, () => {
-        s.destroy()
-        r(true)
-      })
-      s.on('error', () => { r(false); })
-    })
-    if (ok) return
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error(`nothing listens on ${port}`)
 }
 
 /** The records of our tape file (server/ndmp/tape/format.ts: a 128-byte header, then 16-byte frames). */

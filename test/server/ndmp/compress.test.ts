@@ -8,12 +8,9 @@
  * recover env says COMPRESS= (ndmjob hands back the backup's env from its index), before any read.
  */
 import t from 'tap'
-import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { driversFor } from '../../../dma/drivers/select.ts'
 import { queryLogs } from '../../../dma/jobs/log.ts'
 import { jobsDir } from '../../../dma/jobs/registry.ts'
@@ -26,16 +23,8 @@ import { parseExport } from '../../../dma/schedule/export-spec.ts'
 import { DataEnvError, parseBackupEnv } from '../../../server/ndmp/data/env.ts'
 import { startNdmpServer } from '../../../server/ndmp/server.ts'
 import type { NdmpExport } from '../../../server/ndmp/service-types.ts'
-import { MemoryVfs } from '../../../vfs/memory/memory-vfs.ts'
 import { mkdirp, snapshotTree, writeFile as vfsWrite } from '../../backup/helpers.ts'
-
-const NDMJOB = '/usr/lib/amanda/ndmjob'
-const run = promisify(execFile)
-
-function mem(p: string): NdmpExport {
-  const vfs = new MemoryVfs()
-  return { path: p, backend: 'memory', vfs, root: vfs.root() }
-}
+import { haveNdmjob, memExport as mem, NDMJOB, ndmjobText as ndmjob, ndmpWithTape, runNdmjob } from '../../helpers/ndmjob.ts'
 
 async function filled(): Promise<NdmpExport> {
   const exp = mem('/exp')
@@ -56,21 +45,17 @@ t.test('COMPRESS in the backup env', async (t) => {
   t.throws(() => parseBackupEnv(env({ COMPRESS: 'lz4' })), new DataEnvError('COMPRESS=lz4: expected gzip, brotli or none'))
 })
 
-t.test('ndmjob -c -E COMPRESS=gzip|brotli, then -x back', { skip: existsSync(NDMJOB) ? false : `${NDMJOB} is not installed` }, async (t) => {
+t.test('ndmjob -c -E COMPRESS=gzip|brotli, then -x back', { skip: haveNdmjob ? false : `${NDMJOB} is not installed` }, async (t) => {
   const dir = t.testdir({})
   const exp = await filled()
   const dest = mem('/r')
-  const tape = join(dir, 'tape')
-  await writeFile(tape, '')
-  const server = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [exp, dest], stateDir: dir, tapes: [{ name: tape, path: tape }] })
-  t.teardown(() => server.close())
-  const agent = `127.0.0.1:${server.port}/4t,dma,secret`
+  const { tape, agent } = await ndmpWithTape(t, dir, [exp, dest])
   const want = await snapshotTree(exp.vfs)
   for (const how of ['gzip', 'brotli'] as const) {
     await writeFile(tape, '')
-    const c = await run(NDMJOB, ['-c', '-D', agent, '-f', tape, '-C', '/exp', '-E', `COMPRESS=${how}`, '-v'], { timeout: 60_000 })
-    t.match(c.stdout + c.stderr, /Operation ended OKAY/, `${how}: backup`)
-    t.match(c.stdout + c.stderr, new RegExp(`the stream is ${how}-compressed`))
+    const c = await runNdmjob(['-c', '-D', agent, '-f', tape, '-C', '/exp', '-E', `COMPRESS=${how}`, '-v'])
+    t.match(c, { code: 0, out: /Operation ended OKAY/ }, `${how}: backup`)
+    t.match(c.out, new RegExp(`the stream is ${how}-compressed`))
     const src = new TapeStreamSource([tape])
     const head = await src.read(4)
     await src.close()
@@ -78,31 +63,18 @@ t.test('ndmjob -c -E COMPRESS=gzip|brotli, then -x back', { skip: existsSync(NDM
     else t.notOk(head?.subarray(0, 2).equals(Buffer.from([0x1f, 0x8b])), 'brotli: no gzip magic')
     const onTape = (await readFile(tape)).length
     t.ok(onTape < 700_000, `${how}: ${onTape} bytes on tape for ~1.2 MB of files`)
-    const x = await run(NDMJOB, ['-x', '-D', agent, '-f', tape, '-C', `/r/${how}`, '-v'], { timeout: 60_000 })
-    t.match(x.stdout + x.stderr, /Operation ended OKAY/, `${how}: recover recognised the compression`)
+    const x = await runNdmjob(['-x', '-D', agent, '-f', tape, '-C', `/r/${how}`, '-v'])
+    t.match(x, { code: 0, out: /Operation ended OKAY/ }, `${how}: recover recognised the compression`)
     const back = await snapshotTree(dest.vfs)
     for (const p of ['logs/app.log', 'random.bin']) t.equal(back[`${how}/${p}`]?.data, want[p]?.data, `${how}: ${p} restored`)
   }
 })
 
-t.test('ndmjob -x -J index -E DIRECT=y on a compressed backup is refused before any read', { skip: existsSync(NDMJOB) ? false : `${NDMJOB} is not installed` }, async (t) => {
+t.test('ndmjob -x -J index -E DIRECT=y on a compressed backup is refused before any read', { skip: haveNdmjob ? false : `${NDMJOB} is not installed` }, async (t) => {
   const dir = t.testdir({})
   const exp = await filled()
   const dest = mem('/r')
-  const tape = join(dir, 'tape')
-  await writeFile(tape, '')
-  const server = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [exp, dest], stateDir: dir, tapes: [{ name: tape, path: tape }] })
-  t.teardown(() => server.close())
-  const agent = `127.0.0.1:${server.port}/4t,dma,secret`
-  const ndmjob = async (args: string[]): Promise<string> => {
-    try {
-      const r = await run(NDMJOB, args, { timeout: 60_000 })
-      return r.stdout + r.stderr
-    } catch (err) {
-      const e = err as { stdout?: string; stderr?: string; message: string }
-      return `${e.stdout ?? ''}${e.stderr ?? ''}FAILED ${e.message}`
-    }
-  }
+  const { tape, agent } = await ndmpWithTape(t, dir, [exp, dest])
   const index = join(dir, 'index')
   t.match(await ndmjob(['-c', '-D', agent, '-f', tape, '-C', '/exp', '-I', index, '-E', 'COMPRESS=gzip', '-v']), /Operation ended OKAY/, 'gzip backup with file history')
   const x = await ndmjob(['-x', '-D', agent, '-f', tape, '-C', '/r/dar', '-J', index, '-E', 'DIRECT=y', '-v', 'random.bin'])

@@ -1,5 +1,6 @@
-import { execFile } from 'node:child_process'
 import t from 'tap'
+import { runNdmjob } from '../../helpers/ndmjob.ts'
+import type { NdmjobResult } from '../../helpers/ndmjob.ts'
 import { PASSWORD, USER, startTestNdmp } from './helpers.ts'
 
 /*
@@ -8,16 +9,7 @@ import { PASSWORD, USER, startTestNdmp } from './helpers.ts'
  * and v3, with text (t) and MD5 (m) authorization. It never skips: a missing ndmjob fails.
  */
 
-const NDMJOB = '/usr/lib/amanda/ndmjob'
-
-function ndmjob(args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    execFile(NDMJOB, args, { timeout: 15_000 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1
-      resolve({ code, out: `${stdout}${stderr}` })
-    })
-  })
-}
+const ndmjob = (args: string[]): Promise<NdmjobResult> => runNdmjob(args, 15_000)
 
 t.test('ndmjob -q against our server: v4 and v3, text and MD5, data and tape agent', async (t) => {
   const srv = await startTestNdmp(t)

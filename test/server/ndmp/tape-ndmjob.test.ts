@@ -6,26 +6,20 @@
  * output as ndmjob's own tape agent gives, up to that point.
  */
 import t from 'tap'
-import { execFile, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startNdmpServer } from '../../../server/ndmp/server.ts'
+import { haveNdmjob, ndmjobDaemon, runNdmjob } from '../../helpers/ndmjob.ts'
+import type { NdmjobResult } from '../../helpers/ndmjob.ts'
 
-const NDMJOB = '/usr/lib/amanda/ndmjob'
-
-function ndmjob(args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    execFile(NDMJOB, ['-v', '-o', 'no-time-stamps', ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1
-      resolve({ code, out: stdout + stderr })
-    })
-  })
+/** ndmjob verbose, without time stamps (its output compared line by line). */
+function ndmjob(args: string[]): Promise<NdmjobResult> {
+  return runNdmjob(['-v', '-o', 'no-time-stamps', ...args])
 }
 
 const tests = (out: string): string[] => out.split('\n').filter((l) => /^(TEST|Test) /.test(l))
 
-if (!existsSync(NDMJOB)) {
+if (!haveNdmjob) {
   t.test('ndmjob self-tests', { skip: 'ndmjob is not installed (apt-get install amanda-server)' }, async () => undefined)
 } else {
   t.test('ndmjob -o test-mover and -o test-tape against our server', async (t) => {
@@ -66,17 +60,9 @@ if (!existsSync(NDMJOB)) {
   t.test('ndmjob own tape agent gives the same test-tape output (the reference)', async (t) => {
     const dir = t.testdir({ tape: '' })
     const tape = join(dir, 'tape')
-    const port = 20000 + Math.floor(Math.random() * 20000)
-    const daemon = spawn(NDMJOB, ['-o', 'daemon', '-p', String(port)], { stdio: 'ignore' })
-    t.teardown(() => {
-      daemon.kill()
-    })
-    let r = { code: -1, out: '' }
-    for (let i = 0; i < 50; i++) {
-      r = await ndmjob(['-o', 'test-tape', '-T', `127.0.0.1:${port}/4t,ndmp,ndmp`, '-f', tape])
-      if (!r.out.includes('connect failed')) break
-      await new Promise((res) => setTimeout(res, 100))
-    }
+    // The helper waits until the daemon listens (a free port, not a random guess).
+    const daemon = await ndmjobDaemon(t)
+    const r = await ndmjob(['-o', 'test-tape', '-T', daemon.agent, '-f', tape])
     t.match(tests(r.out).at(-1), 'T-BW #6 -- Failed NDMP4_TAPE_OPEN/NDMP9_NO_ERR got NDMP9_NO_ERR (error expected)')
     t.equal(tests(r.out).length, 9)
   })

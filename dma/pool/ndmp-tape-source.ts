@@ -1,0 +1,172 @@
+/*
+ * A backup's stream read back through an NDMP tape agent, for verify (issue 16 §7), when the
+ * pool's tape files sit on the tape agent's host rather than this one. The DMA is the data side
+ * itself (draft-skardal-ndmpv4-04 §3.9): TAPE_OPEN read-only and rewind the backup's first tape,
+ * MOVER_LISTEN in WRITE mode on TCP with the window over the whole stream, connect to it, and
+ * MOVER_READ the whole stream. A mover pausing at the end of a tape's data (EOF, EOM, SEEK past it)
+ * gets the backup's next tape with the window from its seek position on; after the last tape
+ * MOVER_CLOSE halts it and the connection ends, which is the end of the stream. Each backup starts
+ * on a tape of its own (dma/pool/pool.ts), so its stream is the first file of each tape.
+ * A damaged record is the tape agent's MEDIA_ERROR pause: the read ends with an error naming the
+ * tape and the stream position (the agent's own LOG_MESSAGE, if it sent one, says more).
+ */
+import { connect } from 'node:net'
+import type { Socket } from 'node:net'
+import type { ByteSource } from '../../backup/types.ts'
+import * as v4 from '../../xdr/generated/ndmp4.ts'
+import { decodeBody } from '../../xdr/ndmp/message.ts'
+import type { NdmpAuth, NdmpPost } from '../../client/ndmp/connection.ts'
+import { M, NdmpAgent, RECORD_SIZE } from '../ndmp/agent.ts'
+import type { TapeDamage } from './tape-reader.ts'
+
+const WHOLE = 0xffffffffffffffffn
+const P = v4.ndmp4_mover_pause_reason
+
+function ipv4(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.')
+}
+
+export interface NdmpTapeSourceOptions {
+  host: string
+  port: number
+  auth: NdmpAuth | null
+  /** The tape devices (the pool's tape files as the tape agent names them), in stream order. */
+  devices: readonly string[]
+}
+
+export class NdmpTapeSource implements ByteSource {
+  readonly #o: NdmpTapeSourceOptions
+  #agent: NdmpAgent | null = null
+  #sock: Socket | null = null
+  #iter: AsyncIterator<Buffer> | null = null
+  #pending: Buffer | null = null
+  #current = 0
+  /** Why the stream ended early (a halt that was not ours, a media error), or null. */
+  #failure: string | null = null
+  #lastLog = ''
+  #events: Promise<void> = Promise.resolve()
+  /** Bytes of stream handed out. */
+  bytes = 0n
+  /** Always empty here: the agent reports damage as a MEDIA_ERROR pause, which ends the read. */
+  readonly damage: TapeDamage[] = []
+
+  constructor(o: NdmpTapeSourceOptions) {
+    this.#o = o
+  }
+
+  get name(): string {
+    return `${this.#o.host}:${this.#o.port}`
+  }
+
+  async read(max: number): Promise<Buffer | null> {
+    const it = this.#iter ?? (await this.#start())
+    let b = this.#pending
+    this.#pending = null
+    if (b === null) {
+      const r = await it.next().catch((err: unknown) => {
+        throw new Error(this.#failure ?? `tape agent ${this.name}: the data connection failed: ${err instanceof Error ? err.message : String(err)}`)
+      })
+      if (r.done === true) {
+        // Let the pause and halt handling finish: a halt other than ours makes the stream short.
+        await this.#events
+        if (this.#failure !== null) throw new Error(this.#failure)
+        return null
+      }
+      b = r.value
+    }
+    if (b.length > max) {
+      this.#pending = b.subarray(max)
+      b = b.subarray(0, max)
+    }
+    this.bytes += BigInt(b.length)
+    return b
+  }
+
+  async close(): Promise<void> {
+    this.#sock?.destroy()
+    const agent = this.#agent
+    this.#agent = null
+    if (agent === null) return
+    await agent.moverAbort().catch(() => undefined)
+    await agent.moverStop().catch(() => undefined)
+    await agent.tapeClose().catch(() => undefined)
+    await agent.close().catch(() => undefined)
+  }
+
+  async #start(): Promise<AsyncIterator<Buffer>> {
+    const o = this.#o
+    if (o.devices.length === 0) throw new Error('no tape to read')
+    const agent = await NdmpAgent.open(o.host, o.port, o.auth)
+    this.#agent = agent
+    agent.onPost((p) => {
+      // Posts are handled one after another: each may call the agent (load the next tape).
+      this.#events = this.#events.then(() => this.#post(agent, p)).catch((err: unknown) => {
+        this.#fail(`tape agent ${this.name}: ${err instanceof Error ? err.message : String(err)}`)
+      })
+    })
+    await this.#load(agent, 0)
+    const c = agent.conn
+    await c.call(M.NDMP4_MOVER_SET_RECORD_SIZE, v4.ndmp4_mover_set_record_size_request, { len: RECORD_SIZE }, v4.ndmp4_mover_set_record_size_reply)
+    await c.call(M.NDMP4_MOVER_SET_WINDOW, v4.ndmp4_mover_set_window_request, { offset: 0n, length: WHOLE }, v4.ndmp4_mover_set_window_reply)
+    const addr = (await c.call(M.NDMP4_MOVER_LISTEN, v4.ndmp4_mover_listen_request, { mode: v4.ndmp4_mover_mode.NDMP4_MOVER_MODE_WRITE, addr_type: v4.ndmp4_addr_type.NDMP4_ADDR_TCP }, v4.ndmp4_mover_listen_reply)).connect_addr
+    const a = addr.addr_type === v4.ndmp4_addr_type.NDMP4_ADDR_TCP ? addr.tcp_addr[0] : undefined
+    if (a === undefined) throw new Error(`tape agent ${this.name}: the mover did not listen on TCP`)
+    const sock = connect({ host: a.ip_addr === 0 ? o.host : ipv4(a.ip_addr), port: a.port })
+    this.#sock = sock
+    await new Promise<void>((resolve, reject) => {
+      sock.once('connect', resolve)
+      sock.once('error', reject)
+    })
+    const iter = (sock as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
+    this.#iter = iter
+    await c.call(M.NDMP4_MOVER_READ, v4.ndmp4_mover_read_request, { offset: 0n, length: WHOLE }, v4.ndmp4_mover_read_reply)
+    return iter
+  }
+
+  /** Opens tape `i` read-only at its start (a drive may keep its position across opens). */
+  async #load(agent: NdmpAgent, i: number): Promise<void> {
+    const device = this.#o.devices[i] as string
+    await agent.conn.call(M.NDMP4_TAPE_OPEN, v4.ndmp4_tape_open_request, { device, mode: v4.ndmp4_tape_open_mode.NDMP4_TAPE_READ_MODE }, v4.ndmp4_tape_open_reply)
+    await agent.conn.call(M.NDMP4_TAPE_MTIO, v4.ndmp4_tape_mtio_request, { tape_op: v4.ndmp4_tape_mtio_op.NDMP4_MTIO_REW, count: 1 }, v4.ndmp4_tape_mtio_reply)
+    this.#current = i
+  }
+
+  async #post(agent: NdmpAgent, post: NdmpPost): Promise<void> {
+    if (post.code === M.NDMP4_LOG_MESSAGE) {
+      this.#lastLog = decodeBody(v4.ndmp4_log_message_post, post.body).entry
+      return
+    }
+    if (post.code === M.NDMP4_NOTIFY_MOVER_HALTED) {
+      const reason = decodeBody(v4.ndmp4_notify_mover_halted_post, post.body).reason
+      if (reason !== v4.ndmp4_mover_halt_reason.NDMP4_MOVER_HALT_CONNECT_CLOSED) this.#fail(`tape agent ${this.name}: the mover halted (${v4.ndmp4_mover_halt_reasonNames[reason] ?? reason})${this.#detail()}`)
+      return
+    }
+    if (post.code !== M.NDMP4_NOTIFY_MOVER_PAUSED) return
+    const p = decodeBody(v4.ndmp4_notify_mover_paused_post, post.body)
+    const device = this.#o.devices[this.#current] ?? ''
+    if (p.reason !== P.NDMP4_MOVER_PAUSE_EOF && p.reason !== P.NDMP4_MOVER_PAUSE_EOM && p.reason !== P.NDMP4_MOVER_PAUSE_SEEK) {
+      this.#fail(`tape agent ${this.name}: ${device}: the mover paused (${v4.ndmp4_mover_pause_reasonNames[p.reason] ?? p.reason}) at stream byte ${p.seek_position}${this.#detail()}`)
+      await agent.moverAbort().catch(() => undefined)
+      return
+    }
+    const next = this.#current + 1
+    if (next >= this.#o.devices.length) {
+      // The last tape's data is read: closing halts the mover and ends the connection.
+      await agent.conn.call(M.NDMP4_MOVER_CLOSE, null, undefined, v4.ndmp4_mover_close_reply)
+      return
+    }
+    await agent.tapeClose()
+    await this.#load(agent, next)
+    await agent.conn.call(M.NDMP4_MOVER_SET_WINDOW, v4.ndmp4_mover_set_window_request, { offset: p.seek_position, length: WHOLE }, v4.ndmp4_mover_set_window_reply)
+    await agent.moverContinue()
+  }
+
+  #detail(): string {
+    return this.#lastLog === '' ? '' : `: ${this.#lastLog}`
+  }
+
+  #fail(message: string): void {
+    this.#failure ??= message
+    this.#sock?.destroy()
+  }
+}
