@@ -55,8 +55,13 @@ export interface RunResult {
  * that must exit by itself, where a start that wrongly serves would otherwise never end.
  */
 export function tsnfs(args: string[], opts: { timeoutMs?: number } = {}): Promise<RunResult> {
+  return runNode([...TSNFS_ARGS, ...args], opts.timeoutMs)
+}
+
+/** Run node with `args` from the project's root, to its exit, with what it printed. */
+function runNode(args: string[], timeoutMs?: number): Promise<RunResult> {
   return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, [...TSNFS_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: opts.timeoutMs })
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
@@ -74,22 +79,10 @@ export function tsnfs(args: string[], opts: { timeoutMs?: number } = {}): Promis
  * process starts (a process per command was about a second of CPU each). Keep at least one real
  * start (tsnfs) beside it.
  */
-export function tsnfsBatch(runs: readonly (readonly string[])[]): Promise<RunResult[]> {
-  return new Promise((resolveRuns, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/cli/cli-batch.ts'), DISPATCH, JSON.stringify(runs)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => {
-      if (code !== 0) {
-        reject(new Error(`the batch of ${String(runs.length)} commands exited ${String(code)}: ${stderr}`))
-        return
-      }
-      resolveRuns(JSON.parse(stdout) as RunResult[])
-    })
-  })
+export async function tsnfsBatch(runs: readonly (readonly string[])[]): Promise<RunResult[]> {
+  const r = await runNode(['--import', 'tsx', join(ROOT, 'test/cli/cli-batch.ts'), DISPATCH, JSON.stringify(runs)])
+  if (r.code !== 0) throw new Error(`the batch of ${String(runs.length)} commands exited ${String(r.code)}: ${r.stderr}`)
+  return JSON.parse(r.stdout) as RunResult[]
 }
 
 export interface Served {
