@@ -24,7 +24,7 @@ interface Holder {
 }
 
 function holder(t: Test, path: string, purpose: string): Holder {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/helpers/lock-holder.ts'), path, purpose], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/helpers/lock-file-holder.ts'), path, purpose], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
   t.teardown(() => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
   })

@@ -1,29 +1,18 @@
-/**
- * The other process of the lock-file tests (common/lock-file.ts): argv[2] is the lock's path,
- * argv[3] its purpose. Prints "ready", waits for "go" on stdin, tries to take the lock, prints
- * "held PID" or "busy REASON PID", then waits: "release" on stdin releases it and prints
- * "released"; otherwise it holds until killed. Run with `node --import tsx`.
+/*
+ * A client host in a process of its own, for tests that kill it: mounts the
+ * nfs:// URL given as the first argument (its query names the caller, the
+ * client address and the lock state directory), takes an exclusive lock on
+ * the path in the second argument from byte 0 to the end, prints "locked",
+ * and waits to be killed. Run with `node --import tsx`.
  */
-import { createInterface } from 'node:readline'
-import { acquireLockFile, LockBusyError } from '../../common/lock-file.ts'
-import type { LockFile } from '../../common/lock-file.ts'
+import { NfsClient } from '../../client/nfs-client.ts'
 
-const [path = '', purpose = ''] = process.argv.slice(2)
-let lock: LockFile | null = null
-process.stdout.write('ready\n')
-for await (const line of createInterface({ input: process.stdin })) {
-  if (line === 'go') {
-    try {
-      lock = await acquireLockFile(path, { purpose })
-      process.stdout.write(`held ${process.pid}\n`)
-    } catch (err) {
-      if (!(err instanceof LockBusyError)) throw err
-      process.stdout.write(`busy ${err.reason} ${err.holder?.pid ?? 0}\n`)
-    }
-  } else if (line === 'release' && lock !== null) {
-    await lock.release()
-    process.stdout.write('released\n')
-  }
+const [url, path] = process.argv.slice(2)
+if (url === undefined || path === undefined) {
+  process.stderr.write('usage: lock-holder URL PATH\n')
+  process.exit(2)
 }
-// stdin closed: keep holding until killed (the test kills with SIGKILL: no clean-up).
-setInterval(() => undefined, 1 << 30)
+const c = await NfsClient.mount(url)
+await c.lock(path, { start: 0, length: 0, exclusive: true, wait: false })
+process.stdout.write('locked\n')
+setInterval(() => undefined, 60_000)
