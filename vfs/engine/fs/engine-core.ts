@@ -1,6 +1,6 @@
 /*
  * The engine's shared state and the machinery every operation runs through: the lock, a change's
- * transaction handle and commit (#change: group commit, the WRITE data phase outside the lock),
+ * transaction handle and commit (change: group commit, the WRITE data phase outside the lock),
  * freezing, the error policy (errors=remount-ro), and finding a live inode from a handle. The
  * operations themselves (lookup-ops.ts, file-ops.ts, create-ops.ts, name-ops.ts) are functions
  * over an EngineCore; EngineVfs (engine-vfs.ts) is the one public class and holds one of these.
