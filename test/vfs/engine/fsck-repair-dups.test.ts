@@ -149,3 +149,23 @@ await t.test("a file's extended attribute block is another file's data: left (no
   t.ok(r.repairs.some((x) => x.outcome === 'left' && x.code === 'INODE_BAD_I_BLOCKS' && x.ino === ino && /multiply claimed/.test(x.message)), 'the i_blocks problem is left, and said why')
   fs.rmSync(image)
 })
+
+await t.test('a cloned file whose i_blocks is wrong too: cloned first, then its i_blocks set (next sweep), exit 1', async (t) => {
+  const image = copyImage(dir, base, 'dupblocks.img')
+  debugfs(image, `sif /one.txt block[5] ${bmap(image, '/two.txt')}`)
+  // /two.txt (the later claimant, cloned) holds five 1 KiB blocks: 10 sectors, stored here as 8.
+  const want = blockCount(image, '/two.txt')
+  debugfs(image, `sif /two.txt blocks ${want - 2}`)
+  const found = await fsckImage(image)
+  t.ok(found.problems.some((p) => p.code === 'INODE_BAD_I_BLOCKS'), 'our check finds INODE_BAD_I_BLOCKS')
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 1, 'exit 1: errors corrected')
+  const fixedCodes = codes(r, 'fixed')
+  t.ok(fixedCodes.indexOf('BLOCKS_CLONED') >= 0 && fixedCodes.indexOf('BLOCKS_CLONED') < fixedCodes.indexOf('I_BLOCKS_SET'), `cloned, then i_blocks set: ${fixedCodes.join(' ')}`)
+  t.strictSame(codes(r, 'left'), [], 'nothing left (the held-back i_blocks repair was made)')
+  t.equal(blockCount(image, '/two.txt'), want, `/two.txt: i_blocks ${want}`)
+  const after = e2fsck(image)
+  t.equal(after.code, 0, `e2fsck -fn clean${after.code === 0 ? '' : `\n${after.out}`}`)
+  fs.rmSync(image)
+})
