@@ -3,7 +3,8 @@
  * tree, extended-attribute block), i_blocks against them, i_size against the
  * last block mapped, and the rules of its type (fast and slow symlinks,
  * device nodes, FIFOs and sockets hold no blocks and no size). Reserved
- * inodes below s_first_ino only claim their blocks, except the root.
+ * inodes below s_first_ino, except the root, only claim their blocks and
+ * have i_blocks counted against them.
  */
 import { hasFeature } from '../format/features.ts'
 import {
