@@ -21,6 +21,13 @@ const dir = scratch(t, 'fsck-repair-dups')
 const base = buildRepairBase(dir, seed)
 const baseDump = await dumpImage(base)
 
+/** i_blocks as debugfs reads it (Blockcount, in 512-byte units). */
+function blockCount(image: string, p: string): number {
+  const m = /Blockcount: (\d+)/.exec(debugfs(image, `stat ${p}`, false))
+  if (m === null) throw new Error(`no Blockcount for ${p} in debugfs stat`)
+  return Number(m[1])
+}
+
 /** Group 0's inode table, from dumpe2fs: [first, last]. */
 function inodeTable(image: string): [number, number] {
   const out = spawnSync('dumpe2fs', [image], { encoding: 'utf8' }).stdout
@@ -127,6 +134,7 @@ await t.test("a file's extended attribute block is another file's data: left (no
   // /two.txt comes after /one.txt in inode order: its i_file_acl claims a block /one.txt already holds.
   const [first, later] = inodeOf(image, '/one.txt') < inodeOf(image, '/two.txt') ? ['/one.txt', '/two.txt'] : ['/two.txt', '/one.txt']
   debugfs(image, `sif ${later} file_acl ${bmap(image, first)}`)
+  const blocksBefore = blockCount(image, later)
   t.ok((await fsckImage(image)).problems.some((p) => p.code === 'BLOCK_MULTIPLY_CLAIMED'), 'our check finds BLOCK_MULTIPLY_CLAIMED')
   t.not(e2fsck(image).code, 0, 'e2fsck -fn finds it')
   const r = await repairFile(image)
@@ -134,5 +142,30 @@ await t.test("a file's extended attribute block is another file's data: left (no
   t.equal(r.exitCode, 4, 'exit 4: errors left')
   t.notOk(codes(r, 'fixed').includes('BLOCKS_CLONED'), 'nothing cloned')
   t.ok(r.repairs.some((x) => x.outcome === 'left' && x.code === 'BLOCK_MULTIPLY_CLAIMED' && /is not in its extents' data/.test(x.message)), 'left, and said why')
+  // The i_blocks repair (which would count the bogus block) waits for the clone step, which refused: the record stays as the damage left it.
+  t.equal(blockCount(image, later), blocksBefore, `${later}: i_blocks unchanged (${blocksBefore})`)
+  t.notOk(codes(r, 'fixed').includes('I_BLOCKS_SET'), 'no i_blocks repair recorded')
+  const ino = inodeOf(image, later)
+  t.ok(r.repairs.some((x) => x.outcome === 'left' && x.code === 'INODE_BAD_I_BLOCKS' && x.ino === ino && /multiply claimed/.test(x.message)), 'the i_blocks problem is left, and said why')
+  fs.rmSync(image)
+})
+
+await t.test('a cloned file whose i_blocks is wrong too: cloned first, then its i_blocks set (next sweep), exit 1', async (t) => {
+  const image = copyImage(dir, base, 'dupblocks.img')
+  debugfs(image, `sif /one.txt block[5] ${bmap(image, '/two.txt')}`)
+  // /two.txt (the later claimant, cloned) holds five 1 KiB blocks: 10 sectors, stored here as 8.
+  const want = blockCount(image, '/two.txt')
+  debugfs(image, `sif /two.txt blocks ${want - 2}`)
+  const found = await fsckImage(image)
+  t.ok(found.problems.some((p) => p.code === 'INODE_BAD_I_BLOCKS'), 'our check finds INODE_BAD_I_BLOCKS')
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 1, 'exit 1: errors corrected')
+  const fixedCodes = codes(r, 'fixed')
+  t.ok(fixedCodes.indexOf('BLOCKS_CLONED') >= 0 && fixedCodes.indexOf('BLOCKS_CLONED') < fixedCodes.indexOf('I_BLOCKS_SET'), `cloned, then i_blocks set: ${fixedCodes.join(' ')}`)
+  t.strictSame(codes(r, 'left'), [], 'nothing left (the held-back i_blocks repair was made)')
+  t.equal(blockCount(image, '/two.txt'), want, `/two.txt: i_blocks ${want}`)
+  const after = e2fsck(image)
+  t.equal(after.code, 0, `e2fsck -fn clean${after.code === 0 ? '' : `\n${after.out}`}`)
   fs.rmSync(image)
 })

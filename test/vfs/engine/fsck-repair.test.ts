@@ -39,6 +39,8 @@ const CASES: RepairCase[] = [
   { name: "a descriptor's checksum wrong", found: 'GROUP_DESC_CSUM', repairs: ['GROUP_REWRITTEN'], inject: (img) => void debugfs(img, 'set_bg 1 checksum 0x4321') },
   { name: "a file's i_blocks wrong", found: 'INODE_BAD_I_BLOCKS', repairs: ['I_BLOCKS_SET'], inject: (img) => void debugfs(img, 'sif /one.txt blocks 2') },
   { name: "a directory's i_blocks wrong", found: 'INODE_BAD_I_BLOCKS', repairs: ['I_BLOCKS_SET'], inject: (img) => void debugfs(img, 'sif /many blocks 4') },
+  // e2fsck checks a reserved inode's blocks too: inode 6 maps nothing, so i_blocks must be 0 (a random-damage round found this).
+  { name: "a reserved inode's i_blocks wrong", found: 'INODE_BAD_I_BLOCKS', repairs: ['I_BLOCKS_SET'], inject: (img) => void debugfs(img, 'sif <6> blocks 8') },
 ]
 
 for (const c of CASES) {

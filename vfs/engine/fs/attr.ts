@@ -1,4 +1,4 @@
-import type { Attr, FileType, Timespec } from '../../types.ts'
+import type { Attr, FileType, SetAttr, Timespec } from '../../types.ts'
 import { blocksIn512, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from '../format/inode.ts'
 import type { Ext4Time, Inode } from '../format/inode.ts'
 
@@ -73,4 +73,13 @@ export function attrOf(ino: number, inode: Inode, blockSize: number): Attr {
 
 export function isDirMode(mode: number): boolean {
   return (mode & S_IFMT) === S_IFDIR
+}
+
+/** The attributes SETATTR (or a create) sets; the caller sets ctime. */
+export function applyAttrs(inode: Inode, set: SetAttr, now: Timespec): void {
+  if (set.mode !== undefined) inode.mode = (inode.mode & S_IFMT) | (set.mode & 0o7777)
+  if (set.uid !== undefined) inode.uid = set.uid
+  if (set.gid !== undefined) inode.gid = set.gid
+  if (set.atime !== undefined) inode.atime = set.atime === 'now' ? now : { sec: set.atime.sec, nsec: set.atime.nsec }
+  if (set.mtime !== undefined) inode.mtime = set.mtime === 'now' ? now : { sec: set.mtime.sec, nsec: set.mtime.nsec }
 }

@@ -43,11 +43,16 @@ const COUNTED = new Set(['INODE_BAD_I_BLOCKS', 'INODE_BAD_SIZE', 'DIR_BAD_SIZE']
  * end, a device's, FIFO's or socket's set to 0 ("i_size is X, should be Y. Fix? yes"). Left when
  * the inode's checksum fails or its extent tree is damaged: then the count itself is not to be
  * trusted, and rewriting the record would bless the rest of it; and for an inode on the orphan
- * list, whose short size is a truncate in progress that releasing the list completes.
+ * list, whose short size is a truncate in progress that releasing the list completes. An inode
+ * with multiply-claimed blocks keeps its i_blocks until pass 1B-1D (clone.ts) has answered it, as
+ * e2fsck settles such an inode's blocks before it trusts their count: the count may include a
+ * block that is not the inode's to count (a bogus extended attribute block), and a clone the step
+ * refuses must find the record as the damage left it. Once cloned, the next sweep sets it.
  */
 export async function repairCountedFields({ ctx, problems, h }: StepInput): Promise<Repair[]> {
   const out: Repair[] = []
   const distrust = new Set(problems.filter((p) => p.pass === 1 && (p.code === 'INODE_CSUM' || p.code.startsWith('EXTENT_'))).map((p) => p.ino))
+  const shared = new Set(problems.filter((p) => p.code === 'BLOCK_MULTIPLY_CLAIMED').map((p) => p.ino))
   const bs = ctx.img.blockSize
   for (const p of problems) {
     if (!COUNTED.has(p.code) || p.ino === undefined) continue
@@ -60,6 +65,10 @@ export async function repairCountedFields({ ctx, problems, h }: StepInput): Prom
     if (ctx.orphans.has(ino)) {
       // A truncate the kernel had begun (i_size first, the blocks after): releasing the orphan list finishes it.
       out.push(left(1, p.code, `${p.message} (not repaired: the inode is on the orphan list, a truncate in progress)`, { ino }))
+      continue
+    }
+    if (p.code === 'INODE_BAD_I_BLOCKS' && shared.has(ino)) {
+      out.push(left(1, p.code, `${p.message} (not repaired yet: its blocks are multiply claimed, and the clone step answers them first)`, { ino }))
       continue
     }
     // Set inside the callback: an object, so the checks after it are not narrowed to the initial values.

@@ -1,0 +1,322 @@
+/*
+ * The engine's shared state and the machinery every operation runs through: the lock, a change's
+ * transaction handle and commit (change: group commit, the WRITE data phase outside the lock),
+ * freezing, the error policy (errors=remount-ro), and finding a live inode from a handle. The
+ * operations themselves (lookup-ops.ts, file-ops.ts, create-ops.ts, name-ops.ts) are functions
+ * over an EngineCore; EngineVfs (engine-vfs.ts) is the one public class and holds one of these.
+ */
+import { VfsError } from '../../errors.ts'
+import type { Attr, FileRef, FileType, Timespec } from '../../types.ts'
+import type { BlockDevice } from '../blockdev/block-device.ts'
+import { S_IFMT } from '../format/inode.ts'
+import type { Inode } from '../format/inode.ts'
+import type { Allocator } from '../alloc/allocator.ts'
+import type { MetaTxn, TxnManager } from '../txn/txn.ts'
+import { attrOf, fileTypeOf, modeBitsOf } from './attr.ts'
+import { toVfsError } from './errors.ts'
+import { DataFlights } from './data-flights.ts'
+import type { DataFlight } from './data-flights.ts'
+import type { DirIndex, FileMap, InodeStore } from './parts.ts'
+import { RwLock } from './rw-lock.ts'
+import { DEFAULT_READ_POOL_BYTES, READ_BUFFER_SIZE, ReadBuffers } from '../../memory/read-buffers.ts'
+
+export const ROOT_INO = 2
+export const PATH_MAX = 4096
+
+export interface EngineParts {
+  dev: BlockDevice
+  txm: TxnManager
+  alloc: Allocator
+  inodes: InodeStore
+  files: FileMap
+  dirs: DirIndex
+  blockSize: number
+  /** s_first_ino: numbers below it (but root) are the file system's own (journal, resize...). */
+  firstIno: number
+  inodesCount: number
+  /** Largest file the block map can address (ext4: 2^32 blocks). */
+  maxFileSize: bigint
+  /** FSSTAT's counters, read from the live superblock. */
+  statfs(): Promise<{ blocks: number; freeBlocks: number; reservedBlocks: number; inodes: number; freeInodes: number }>
+  /** Commit, checkpoint and close the device. */
+  close(): Promise<void>
+}
+
+export interface EngineVfsOptions {
+  readOnly?: boolean
+  /** What an internal error does: 'remount-ro' (default) stops every later change. */
+  errors?: 'remount-ro' | 'continue'
+  log?: (msg: string) => void
+  now?: () => Timespec
+  /** Where READ data goes: buffers lent to the server and given back once the reply is sent. */
+  readBuffers?: ReadBuffers
+}
+
+function systemNow(): Timespec {
+  const ns = BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n)
+  return { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) }
+}
+
+/** How a change hands its file-data writes to run outside the lock (see change). */
+export type Later = (ino: number, span: { first: number; last: number }, io: () => Promise<void>) => void
+
+export class EngineCore {
+  readonly p: EngineParts
+  readonly #lock = new RwLock()
+  /** WRITEs whose data is on its way to the device, the lock released (data-flights.ts). */
+  readonly flights = new DataFlights()
+  readonly now: () => Timespec
+  readonly #errors: 'remount-ro' | 'continue'
+  readonly #log: (msg: string) => void
+  readonly bufs: ReadBuffers
+  #readOnly: boolean
+  /** The last transaction that changed each file's data or size, for COMMIT (bounded: see noteWrite). */
+  readonly #lastTid = new Map<number, number>()
+  /** The newest transaction a forgotten entry of #lastTid can have had. */
+  #forgottenTid = 0
+  /** Attributes of cached inode views (viewAttr), dropped with the view. */
+  readonly #viewAttrs = new WeakMap<Inode, Attr>()
+  /** While frozen: changes wait on it before taking the lock, so reads go on meanwhile. */
+  #frozen: Promise<void> | undefined
+  #thawed: () => void = () => {}
+
+  constructor(parts: EngineParts, opts: EngineVfsOptions) {
+    this.p = parts
+    this.#readOnly = opts.readOnly ?? false
+    this.#errors = opts.errors ?? 'remount-ro'
+    this.#log = opts.log ?? (() => {})
+    this.bufs = opts.readBuffers ?? new ReadBuffers(READ_BUFFER_SIZE, { maxBytes: DEFAULT_READ_POOL_BYTES })
+    this.now = opts.now ?? systemNow
+  }
+
+  get readOnly(): boolean {
+    return this.#readOnly
+  }
+
+  async read<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await this.#lock.read(fn)
+    } catch (err) {
+      throw this.fail(err)
+    }
+  }
+
+  /**
+   * One change: a handle under the exclusive lock, then (unless `durable` is false) its commit.
+   * `later` (a WRITE's, as the last thing it does) hands over the file-data device writes: they run
+   * after the lock is released and before the handle ends.
+   */
+  async change<T>(fn: (h: MetaTxn, later: Later) => Promise<T>, durable = true): Promise<T> {
+    if (this.#readOnly) throw new VfsError('EROFS')
+    while (this.#frozen !== undefined) await this.#frozen
+    // An error met while we waited may have made the engine read-only.
+    if (this.readOnly) throw new VfsError('EROFS')
+    let tid = 0
+    let result: T
+    // In an object: TypeScript does not see the closure below assign it.
+    const pending: { h?: MetaTxn; data?: { flight: DataFlight; io: () => Promise<void> } } = {}
+    const later: Later = (ino, span, io) => {
+      pending.data = { flight: this.flights.start(ino, span.first, span.last), io }
+    }
+    try {
+      let queued = 0
+      result = await this.#lock.write(async () => {
+        const h = await this.p.txm.begin()
+        tid = h.tid
+        pending.h = h
+        try {
+          return await fn(h, later)
+        } catch (err) {
+          if (pending.data !== undefined) this.flights.end(pending.data.flight)
+          delete pending.data
+          // Damage or a failing device met half-way: this operation's changes are in the running
+          // transaction, possibly half made. As ext4 with errors=remount-ro, abort the journal so
+          // they never commit (the operations sharing the transaction fail too: none was answered).
+          if (!(err instanceof VfsError) && this.#errors === 'remount-ro') this.p.txm.abort(err)
+          throw err
+        } finally {
+          if (pending.data === undefined) this.p.txm.end(h)
+          queued = this.#lock.writersWaiting
+        }
+      })
+      if (pending.data !== undefined && pending.h !== undefined) await this.#dataPhase(pending.h, pending.data)
+      // Changes queued behind this one join its transaction: the last of the burst asks for the
+      // commit, so one commit (two flushes) carries them all rather than the first one alone.
+      if (durable) await this.p.txm.waitDurable(tid, { defer: queued > 0 })
+    } catch (err) {
+      throw this.fail(err)
+    }
+    return result
+  }
+
+  /**
+   * A WRITE's data blocks, outside the lock. The handle ends only after them, so no commit can
+   * make the extents pointing at them durable first; a failed device write aborts the journal
+   * before the handle ends, so those extents never commit at all (errors=remount-ro).
+   */
+  async #dataPhase(h: MetaTxn, data: { flight: DataFlight; io: () => Promise<void> }): Promise<void> {
+    try {
+      await data.io()
+    } catch (err) {
+      if (!(err instanceof VfsError) && this.#errors === 'remount-ro') this.p.txm.abort(err)
+      throw err
+    } finally {
+      this.flights.end(data.flight)
+      this.p.txm.end(h)
+    }
+  }
+
+  /** WRITEs in their data phase now, and the most at once so far (for counting tests). */
+  get dataWritesInFlight(): { now: number; max: number } {
+    return { now: this.flights.size, max: this.flights.maxInFlight }
+  }
+
+  /** VfsErrors pass; anything else is damage or a failing device: EIO, and read-only if so configured. */
+  fail(err: unknown): Error {
+    if (err instanceof VfsError) return err
+    const mapped = toVfsError(err)
+    if (mapped.code === 'EIO' && this.#errors === 'remount-ro' && !this.#readOnly) {
+      this.#readOnly = true
+      this.#log(`engine: ${(err as Error).message}; the export is now read-only (errors=remount-ro)`)
+    }
+    return mapped
+  }
+
+  async close(): Promise<void> {
+    // Closed while frozen: the changes waiting go on first (and close commits them), not hang.
+    if (this.#frozen !== undefined) await this.thaw().catch(() => undefined)
+    await this.#lock.write(() => this.p.close())
+  }
+
+  // ---- freezing (ext4_freeze / FIFREEZE) ----
+
+  /**
+   * Quiesce for a block-level copy (a snapshot): new changes wait (reads go on); the changes
+   * running finish; the journal commits and checkpoints; needs_recovery is cleared and flushed.
+   * When this resolves the device holds a clean file system with every change answered so far,
+   * UNSTABLE writes included (their data reached the device before their transaction ended, and
+   * the commit flushed it: as ext4's freeze syncs dirty data). Reads go on while frozen; thaw()
+   * lets the waiting changes go. A read-only engine writes nothing: freezing it only holds changes.
+   */
+  async freeze(): Promise<void> {
+    if (this.#frozen !== undefined) throw new VfsError('EBUSY')
+    this.#frozen = new Promise<void>((resolve) => (this.#thawed = resolve))
+    try {
+      // A barrier: every change that passed the gate before it shut holds or waits for the lock
+      // ahead of this, so once we hold it, every running change has ended its handle or is in its
+      // data phase (a WRITE's data blocks), whose open handle the commit below waits for.
+      await this.#lock.write(() => Promise.resolve())
+      await this.p.txm.freeze?.()
+    } catch (err) {
+      this.#open()
+      throw this.fail(err)
+    }
+  }
+
+  /** Undoes freeze: needs_recovery set again (durably), then the waiting changes go. */
+  async thaw(): Promise<void> {
+    if (this.#frozen === undefined) throw new VfsError('EINVAL')
+    try {
+      await this.p.txm.thaw?.()
+    } catch (err) {
+      throw this.fail(err)
+    } finally {
+      this.#open()
+    }
+  }
+
+  get frozen(): boolean {
+    return this.#frozen !== undefined
+  }
+
+  #open(): void {
+    this.#frozen = undefined
+    this.#thawed()
+  }
+
+  // ---- finding inodes ----
+
+  /**
+   * Inode ino if it is live. view: the shared cached object, for readers that only look (never
+   * change it); otherwise a copy the caller may change and write back.
+   */
+  async inodeOf(ino: number, view = false): Promise<Inode> {
+    if (!Number.isSafeInteger(ino) || ino < 1 || ino > this.p.inodesCount || (ino < this.p.firstIno && ino !== ROOT_INO)) {
+      throw new VfsError('ESTALE')
+    }
+    const inode = view ? ((this.p.inodes.cached(ino) ?? await this.p.inodes.peek(ino)) as Inode) : await this.p.inodes.read(ino)
+    if (inode.linksCount === 0 || inode.mode === 0) throw new VfsError('ESTALE')
+    return inode
+  }
+
+  /** A live inode's cached view, without a promise; undefined when not cached or not live (ask inodeOf). */
+  cachedLive(ino: number): Inode | undefined {
+    const inode = this.p.inodes.cached(ino) as Inode | undefined
+    return inode === undefined || inode.linksCount === 0 || inode.mode === 0 ? undefined : inode
+  }
+
+  async get(f: FileRef, view = false): Promise<{ ino: number; inode: Inode }> {
+    if (f.id > BigInt(this.p.inodesCount) || f.id < 1n) throw new VfsError('ESTALE')
+    const ino = Number(f.id)
+    const inode = await this.inodeOf(ino, view)
+    if (inode.generation !== f.gen) throw new VfsError('ESTALE')
+    return { ino, inode }
+  }
+
+  async getType(f: FileRef, type: FileType, view = false): Promise<{ ino: number; inode: Inode }> {
+    const got = await this.get(f, view)
+    const actual = fileTypeOf(got.inode.mode)
+    // As the other backends: READ, WRITE and COMMIT of anything but a regular file are EINVAL.
+    if (actual !== type) throw new VfsError('EINVAL', `not a ${type}`)
+    return got
+  }
+
+  async getDir(f: FileRef, view = false): Promise<{ ino: number; inode: Inode }> {
+    const got = await this.get(f, view)
+    if ((got.inode.mode & S_IFMT) !== modeBitsOf('dir')) throw new VfsError('ENOTDIR')
+    return got
+  }
+
+  /** Remember the file's last transaction; past 65,536 files, forget them all but their newest tid. */
+  noteWrite(ino: number, tid: number): void {
+    this.#lastTid.delete(ino)
+    this.#lastTid.set(ino, tid)
+    if (this.#lastTid.size > 65536) {
+      for (const t of this.#lastTid.values()) this.#forgottenTid = Math.max(this.#forgottenTid, t)
+      this.#lastTid.clear()
+    }
+  }
+
+  attr(ino: number, inode: Inode): Attr {
+    return attrOf(ino, inode, this.p.blockSize)
+  }
+
+  /**
+   * The attributes of a cached inode view (inodeOf(ino, true)), made once per view: a view is
+   * never changed (a change caches a new object), so its attributes hold as long as it does, and
+   * GETATTR, LOOKUP and every READDIRPLUS entry of an unchanged file share one Attr. Only for
+   * views: a change's own copy is changed between its before and after attributes.
+   */
+  viewAttr(ino: number, inode: Inode): Attr {
+    let attr = this.#viewAttrs.get(inode)
+    if (attr === undefined) {
+      attr = attrOf(ino, inode, this.p.blockSize)
+      this.#viewAttrs.set(inode, attr)
+    }
+    return attr
+  }
+
+  ref(ino: number, inode: Inode): FileRef {
+    return { id: BigInt(ino), gen: inode.generation }
+  }
+
+  /** The last transaction that changed the file's data or size (or the newest a forgotten entry can have had). */
+  lastWriteTid(ino: number): number | undefined {
+    return this.#lastTid.get(ino) ?? (this.#forgottenTid > 0 ? this.#forgottenTid : undefined)
+  }
+
+  /** The file's inode was freed: its number may be reused by a file with no writes yet. */
+  forgetWrites(ino: number): void {
+    this.#lastTid.delete(ino)
+  }
+}

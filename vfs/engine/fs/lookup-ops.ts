@@ -1,0 +1,73 @@
+/*
+ * The operations that only look: GETATTR, LOOKUP, READDIR(PLUS), FSSTAT and PATHCONF, each under
+ * the shared side of the engine's lock, over cached inode views (EngineCore.inodeOf(ino, true)).
+ */
+import { VfsError } from '../../errors.ts'
+import { checkName, isDot, isDotDot, NAME_MAX } from '../../names.ts'
+import type { Attr, DirEntry, DirPage, FileRef, FsStat, PathConf } from '../../types.ts'
+import { LINK_MAX } from './dir-links.ts'
+import { ROOT_INO } from './engine-core.ts'
+import type { EngineCore } from './engine-core.ts'
+
+export async function getattr(c: EngineCore, f: FileRef): Promise<Attr> {
+  return c.read(async () => {
+    const { ino, inode } = await c.get(f, true)
+    return c.viewAttr(ino, inode)
+  })
+}
+
+export async function lookup(c: EngineCore, dir: FileRef, name: Buffer): Promise<{ ref: FileRef; attr: Attr }> {
+  return c.read(async () => {
+    const d = await c.getDir(dir, true)
+    if (isDot(name)) return { ref: c.ref(d.ino, d.inode), attr: c.viewAttr(d.ino, d.inode) }
+    if (!isDotDot(name)) checkName(name)
+    let ino: number
+    if (isDotDot(name) && d.ino === ROOT_INO) ino = ROOT_INO
+    else {
+      const hit = await c.p.dirs.find(d.ino, d.inode, name)
+      if (hit === undefined) throw new VfsError('ENOENT')
+      ino = hit.ino
+    }
+    const inode = await c.inodeOf(ino, true)
+    return { ref: c.ref(ino, inode), attr: c.viewAttr(ino, inode) }
+  })
+}
+
+export async function readdir(c: EngineCore, dir: FileRef, cookie: bigint, max: number): Promise<DirPage> {
+  return c.read(async () => {
+    const d = await c.getDir(dir, true)
+    const page = await c.p.dirs.list(d.ino, d.inode, cookie, max)
+    const entries: DirEntry[] = []
+    for (const e of page.entries) {
+      const entry: DirEntry = { name: e.name, fileid: BigInt(e.ino), cookie: e.cookie }
+      // Each entry's handle and attributes from its inode, under this one read lock: READDIRPLUS
+      // then needs no lookup of each name (an htree search and a second lock) to find them.
+      const inode = c.cachedLive(e.ino) ?? await c.inodeOf(e.ino, true).catch(() => undefined)
+      if (inode !== undefined) {
+        entry.ref = c.ref(e.ino, inode)
+        entry.attr = c.viewAttr(e.ino, inode)
+      }
+      entries.push(entry)
+    }
+    return { entries, eof: page.eof }
+  })
+}
+
+export async function fsstat(c: EngineCore, f: FileRef): Promise<FsStat> {
+  return c.read(async () => {
+    await c.get(f, true)
+    const s = await c.p.statfs()
+    const bs = BigInt(c.p.blockSize)
+    const free = BigInt(s.freeBlocks)
+    const avail = free > BigInt(s.reservedBlocks) ? free - BigInt(s.reservedBlocks) : 0n
+    return {
+      totalBytes: BigInt(s.blocks) * bs, freeBytes: free * bs, availBytes: avail * bs,
+      totalFiles: BigInt(s.inodes), freeFiles: BigInt(s.freeInodes), availFiles: BigInt(s.freeInodes),
+    }
+  })
+}
+
+export async function pathconf(c: EngineCore, f: FileRef): Promise<PathConf> {
+  await getattr(c, f)
+  return { linkMax: LINK_MAX, nameMax: NAME_MAX, noTrunc: true, chownRestricted: true, caseInsensitive: false, casePreserving: true }
+}
