@@ -25,8 +25,10 @@ export interface OutstandingRead {
 
 /** The mover stalled on a read; `message` says which and why (it goes to the restore's log). */
 export class MoverStall extends Error {
-  constructor(message: string) {
+  readonly read: OutstandingRead
+  constructor(read: OutstandingRead, message: string) {
     super(message)
+    this.read = read
     this.name = 'MoverStall'
   }
 }

@@ -70,6 +70,8 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
   /** MOVER_READs issued for the data service's NOTIFY_DATA_READs. */
   reads = 0
   readonly #o: NdmpRestoreOptions
+  /** Set when the tape agent's mover stalled on a direct access read: which read (for the log). */
+  #stalled: string | null = null
 
   constructor(o: NdmpRestoreOptions) {
     this.#o = o
@@ -97,15 +99,19 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
     const first = tapes[0]
     if (first === undefined) throw new DmaError('DMA_RESTORE', `backup ${b.id} has no tape recorded`)
     const log = (level: LogLevel, message: string): void => opts.onLog?.(level, message)
-    log('info', `backup ${b.id} (level ${b.level}, tapes ${tapes.map((t) => t.label).join(',')}): ${step.whole ? 'the whole stream' : `${step.files.length} object(s) ${(o.compression?.(b.jobId) ?? null) === null ? 'by direct access' : 'from the whole stream'}`}`)
+    // A tape agent whose mover stalled on a direct access read (an earlier step) does so again:
+    // the later steps of the chain read from the stream's start without waiting for it.
+    const direct = !step.whole && (o.compression?.(b.jobId) ?? null) === null && this.#stalled === null
+    const how = direct ? 'by direct access' : this.#stalled === null || (o.compression?.(b.jobId) ?? null) !== null ? 'from the whole stream' : `from the whole stream (the tape agent's mover stalled on direct access: ${this.#stalled})`
+    log('info', `backup ${b.id} (level ${b.level}, tapes ${tapes.map((t) => t.label).join(',')}): ${step.whole ? 'the whole stream' : `${step.files.length} object(s) ${how}`}`)
     const done = new Set<string>()
-    const direct = !step.whole && (o.compression?.(b.jobId) ?? null) === null
     try {
       return await this.#attempt(plan, step, direct, done, overwrite, log, opts)
     } catch (err) {
       if (!(err instanceof MoverStall)) throw err
       if (!direct) throw new DmaError('DMA_RESTORE', `backup ${b.id}: ${err.message}`)
       opts.signal?.throwIfAborted()
+      this.#stalled = `backup ${b.id}, MOVER_READ length ${err.read.length}`
       // Fresh connections (the stalled sessions are aborted and closed), the names not restored
       // yet, read from the stream's start: one MOVER_READ of the whole, which that mover serves.
       const rest = { ...step, files: step.files.filter((f) => !done.has(f.path)) }
@@ -211,7 +217,7 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
             if (why !== null) {
               await data.dataAbort().catch(() => undefined)
               await tape.moverAbort().catch(() => undefined)
-              throw new MoverStall(why)
+              throw new MoverStall(reading, why)
             }
           }
           continue
