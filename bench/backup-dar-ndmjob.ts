@@ -1,8 +1,10 @@
 /*
- * Reproduces the stall of a direct access restore through ndmjob's tape agent (issue 16, left
- * open): a level-0 backup by our DMA with `ndmjob -o daemon` as the tape agent (three-way, our
- * server as data agent over TCP), then `restoreExport` of one file by direct access with a 20 s
- * abort. Capture the control connection with
+ * A direct access restore through ndmjob's tape agent (issue 16): a level-0 backup by our DMA with
+ * `ndmjob -o daemon` as the tape agent (three-way, our server as data agent over TCP), then
+ * `restoreExport` of one file by direct access with a 20 s abort. ndmjob's mover never serves a
+ * MOVER_READ shorter than one record (ndma_tape.c ndmta_write_quantum, bench/README.md): the
+ * executor sees the stall after 5 s and restores the file from the stream's start. Capture the
+ * control connection with
  *   tshark -i lo -f 'tcp port 41999' -w /tmp/dar.pcap
  * and run `PROBE_PORT=41999 npx tsx bench/backup-dar-ndmjob.ts`. The trace is in bench/README.md.
  * ndmjob's -d/-L give no log in daemon mode (its stdout and stderr stay empty).
@@ -40,9 +42,10 @@ const tapeAgent = `127.0.0.1:${port}`
 const job = await service.wait((await service.start({ name: 'manual', spec: parseExport(exportText), tapeAgent, pool, level: 0 })).id)
 console.log('backup', job.state, job.error)
 const ac = new AbortController()
+const t0 = Date.now()
 setTimeout(() => { ac.abort() }, 20_000)
 const one = await restoreExport({ stateDir: state, export: exportText, atNs: BigInt(Date.now() + 60_000) * 1_000_000n, paths: ['/zz-last.txt'], to: '/r/one', overwrite: false, tapeAgent, signal: ac.signal, onLog: (l, m) => { console.log(l, m) } })
-console.log('restore', one.job.state, one.job.error, one.reads, one.bytesMoved)
+console.log('restore', one.job.state, one.job.error, one.reads, one.bytesMoved, `${Date.now() - t0} ms`)
 child.kill('SIGKILL')
 await server.close()
 rmSync(dir, { recursive: true, force: true })

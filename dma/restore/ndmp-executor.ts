@@ -9,6 +9,9 @@
  * those records only and this side answers each with MOVER_READ. A mover pausing (end of a tape's
  * data, or a seek into another tape of the backup) gets the tape that holds its seek position,
  * with the window set to that tape's part of the stream (§3.9.7 MOVER_SET_WINDOW).
+ * A mover that accepts a MOVER_READ and then neither moves a byte nor sends a notice (the NDMP
+ * SDK's, for reads shorter than a record: mover-stall.ts) is a stall: a direct access step is then
+ * run again from the stream's start, for the names not restored yet; any other step fails.
  * A compressed backup (its job asked COMPRESS=) is read whole even for a partial restore: the
  * catalog's offsets are the plain stream's.
  * Later levels replace what the earlier ones wrote (OVERWRITE=y from the second step on); the
@@ -26,6 +29,8 @@ import { DmaError } from '../errors.ts'
 import { M, NdmpAgent, RECORD_SIZE } from '../ndmp/agent.ts'
 import { ndmpAuthFor } from '../ndmp/auth.ts'
 import { hostPort } from '../schedule/export-spec.ts'
+import { MoverStall, STALL_MS, stallReason } from './mover-stall.ts'
+import type { OutstandingRead } from './mover-stall.ts'
 
 const WHOLE = 0xffffffffffffffffn
 const INVALID_U_QUAD = 0xffffffffffffffffn
@@ -65,6 +70,8 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
   /** MOVER_READs issued for the data service's NOTIFY_DATA_READs. */
   reads = 0
   readonly #o: NdmpRestoreOptions
+  /** Set when the tape agent's mover stalled on a direct access read: which read (for the log). */
+  #stalled: string | null = null
 
   constructor(o: NdmpRestoreOptions) {
     this.#o = o
@@ -92,21 +99,46 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
     const first = tapes[0]
     if (first === undefined) throw new DmaError('DMA_RESTORE', `backup ${b.id} has no tape recorded`)
     const log = (level: LogLevel, message: string): void => opts.onLog?.(level, message)
-    log('info', `backup ${b.id} (level ${b.level}, tapes ${tapes.map((t) => t.label).join(',')}): ${step.whole ? 'the whole stream' : `${step.files.length} object(s) ${(o.compression?.(b.jobId) ?? null) === null ? 'by direct access' : 'from the whole stream'}`}`)
+    // A tape agent whose mover stalled on a direct access read (an earlier step) does so again:
+    // the later steps of the chain read from the stream's start without waiting for it.
+    const direct = !step.whole && (o.compression?.(b.jobId) ?? null) === null && this.#stalled === null
+    const how = direct ? 'by direct access' : this.#stalled === null || (o.compression?.(b.jobId) ?? null) !== null ? 'from the whole stream' : `from the whole stream (the tape agent's mover stalled on direct access: ${this.#stalled})`
+    log('info', `backup ${b.id} (level ${b.level}, tapes ${tapes.map((t) => t.label).join(',')}): ${step.whole ? 'the whole stream' : `${step.files.length} object(s) ${how}`}`)
+    const done = new Set<string>()
+    try {
+      return await this.#attempt(plan, step, direct, done, overwrite, log, opts)
+    } catch (err) {
+      if (!(err instanceof MoverStall)) throw err
+      if (!direct) throw new DmaError('DMA_RESTORE', `backup ${b.id}: ${err.message}`)
+      opts.signal?.throwIfAborted()
+      this.#stalled = `backup ${b.id}, MOVER_READ length ${err.read.length}`
+      // Fresh connections (the stalled sessions are aborted and closed), the names not restored
+      // yet, read from the stream's start: one MOVER_READ of the whole, which that mover serves.
+      const rest = { ...step, files: step.files.filter((f) => !done.has(f.path)) }
+      log('warn', `backup ${b.id}: ${err.message}: restoring ${rest.files.length} object(s) from the stream's start instead of by direct access`)
+      const before = done.size
+      const r = await this.#attempt(plan, rest, false, done, overwrite, log, opts)
+      return { ...r, ok: r.ok + before }
+    }
+  }
+
+  /** One run of a step on fresh connections to the tape and data agents. */
+  async #attempt(plan: RestorePlan, step: PlanStep, direct: boolean, done: Set<string>, overwrite: boolean, log: (level: LogLevel, message: string) => void, opts: ExecuteOptions): Promise<{ ok: number; failed: string[]; moved: bigint }> {
+    const o = this.#o
     const tapeAt = o.tapeAgent === undefined ? { host: o.host, port: o.port } : hostPort(o.tapeAgent)
     const same = tapeAt.host === o.host && tapeAt.port === o.port
     const tape = await NdmpAgent.open(tapeAt.host, tapeAt.port, await ndmpAuthFor(o.stateDir, tapeAt.host, tapeAt.port))
     let data: NdmpAgent = tape
     try {
       if (!same) data = await NdmpAgent.open(o.host, o.port, await ndmpAuthFor(o.stateDir, o.host, o.port))
-      return await this.#run(plan, step, tape, data, overwrite, log, opts.to, opts.signal)
+      return await this.#run(plan, step, direct, done, tape, data, overwrite, log, opts.to, opts.signal)
     } finally {
       await tape.close().catch(() => undefined)
       if (data !== tape) await data.close().catch(() => undefined)
     }
   }
 
-  async #run(plan: RestorePlan, step: PlanStep, tape: NdmpAgent, data: NdmpAgent, overwrite: boolean, log: (level: LogLevel, message: string) => void, to: string | null, signal: AbortSignal | undefined): Promise<{ ok: number; failed: string[]; moved: bigint }> {
+  async #run(plan: RestorePlan, step: PlanStep, direct: boolean, done: Set<string>, tape: NdmpAgent, data: NdmpAgent, overwrite: boolean, log: (level: LogLevel, message: string) => void, to: string | null, signal: AbortSignal | undefined): Promise<{ ok: number; failed: string[]; moved: bigint }> {
     const tapes = step.backup.tapes
     const events: Event[] = []
     let wake: (() => void) | null = null
@@ -114,8 +146,10 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
     const failed: string[] = []
     const take = (agent: NdmpAgent, p: NdmpPost): void => {
       const e = this.#post(agent, p, log, (name, status) => {
-        if (status === 0) ok++
-        else failed.push(`${name} (${v4.ndmp4_recovery_statusNames[status] ?? status})`)
+        if (status === 0) {
+          ok++
+          done.add(name)
+        } else failed.push(`${name} (${v4.ndmp4_recovery_statusNames[status] ?? status})`)
       })
       if (e !== null) {
         events.push(e)
@@ -149,8 +183,8 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
       if (step.whole) {
         if (to !== null) env.push({ name: 'PREFIX', value: to })
       } else {
-        if (compressed === null) env.push({ name: 'DIRECT', value: 'y' })
-        else log('info', `backup ${step.backup.id}: the stream is ${compressed}-compressed: read from its start (direct access needs the plain stream's offsets)`)
+        if (direct) env.push({ name: 'DIRECT', value: 'y' })
+        else if (compressed !== null) log('info', `backup ${step.backup.id}: the stream is ${compressed}-compressed: read from its start (direct access needs the plain stream's offsets)`)
         const base = (to ?? fs).replace(/\/+$/, '')
         for (const f of step.files) {
           nlist.push({
@@ -159,26 +193,43 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
             name: Buffer.alloc(0),
             other_name: Buffer.alloc(0),
             node: f.fileid,
-            fh_info: f.tapeLabel === null || compressed !== null ? INVALID_U_QUAD : f.streamOffset,
+            fh_info: f.tapeLabel === null || !direct ? INVALID_U_QUAD : f.streamOffset,
           })
         }
       }
       await data.conn.call(M.NDMP4_DATA_START_RECOVER, v4.ndmp4_data_start_recover_request, { env, nlist, butype_name: 'tar' }, v4.ndmp4_data_start_recover_reply)
       let dataHalt: number | null = null
       let moverHalt: number | null = null
+      // The last MOVER_READ, until the next event: what the stall check looks at.
+      let reading: OutstandingRead | null = null
       while (dataHalt === null) {
         const e = events.shift()
         if (e === undefined) {
-          await new Promise<void>((resolve) => { wake = resolve })
+          let timer: NodeJS.Timeout | undefined
+          const woke = await new Promise<boolean>((resolve) => {
+            wake = () => { resolve(true) }
+            if (reading !== null) timer = setTimeout(() => { resolve(false) }, STALL_MS)
+          })
+          clearTimeout(timer)
           wake = null
+          if (!woke && reading !== null && events.length === 0) {
+            const why = stallReason(reading, await tape.moverState(), STALL_MS)
+            if (why !== null) {
+              await data.dataAbort().catch(() => undefined)
+              await tape.moverAbort().catch(() => undefined)
+              throw new MoverStall(reading, why)
+            }
+          }
           continue
         }
+        reading = null
         if (e.kind === 'data-halted') dataHalt = e.reason
         else if (e.kind === 'mover-halted') moverHalt = e.reason
         else if (e.kind === 'data-read') {
           this.reads++
           try {
             await c.call(M.NDMP4_MOVER_READ, v4.ndmp4_mover_read_request, { offset: e.offset, length: e.length }, v4.ndmp4_mover_read_reply)
+            reading = { offset: e.offset, length: e.length, left: null, moved: null }
           } catch (err) {
             // The data side may have finished without the bytes it asked for last (a kept file's
             // body is not read): its connection closed and the mover halted. Then the halt decides.

@@ -5,7 +5,9 @@
  *    and sets the window to its part of the stream), and a file on the second tape is restored
  *    by direct access (the mover pauses SEEK; the DMA loads the tape holding that offset);
  *  - three-way: ndmjob (`-o daemon`, the NDMP SDK) as the tape agent, our data agent (TCP): a
- *    full restore (the DMA rewinds first: the SDK's simulated drive keeps its place across opens).
+ *    full restore (the DMA rewinds first: the SDK's simulated drive keeps its place across opens),
+ *    and one file, which falls back from direct access to the stream's start (the SDK's mover
+ *    never serves a MOVER_READ shorter than a record).
  */
 import t from 'tap'
 import { rm, writeFile } from 'node:fs/promises'
@@ -94,6 +96,31 @@ t.test('three-way: ndmjob\'s tape agent, our data agent', { skip: haveNdmjob ? f
   t.equal(full.job.state, 'done', full.job.error ?? '')
   if (full.job.state !== 'done') t.comment(logs.join('\n'))
   t.same(strip(await snapshotTree(dest.vfs), 'full/'), strip(await snapshotTree(exp.vfs), ''), 'the whole tree through ndmjob\'s mover')
-  // A direct access restore through ndmjob's mover is not covered: it accepts our first MOVER_READ
-  // (NO_ERR) and then sends nothing (trace and reproduction: bench/README.md, bench/backup-dar-ndmjob.ts).
+
+  // One file by direct access: ndmjob's mover accepts the 512-byte MOVER_READ of its header and
+  // never serves it (it moves whole records only, bench/README.md). The DMA sees the mover stalled
+  // and restores the file from the stream's start instead. The signal only bounds a hang.
+  const dar: string[] = []
+  const one = await restoreExport({ stateDir: state, export: exportText, atNs: NOW(), paths: ['/zz-last.txt'], to: '/r/one', overwrite: false, tapeAgent, signal: AbortSignal.timeout(45_000), onLog: (_l, m) => dar.push(m) })
+  t.equal(one.job.state, 'done', one.job.error ?? '')
+  if (one.job.state !== 'done') t.comment(dar.join('\n'))
+  t.equal(await readText(dest, 'one/zz-last.txt'), 'on the second tape\n', 'the file, through ndmjob\'s mover')
+  await t.rejects(resolve(dest.vfs, 'one/docs'), { code: 'ENOENT' }, 'nothing else')
+  t.ok(dar.some((m) => /mover stalled on MOVER_READ\(offset \d+, length 512\): bytes_left_to_read 512 of record size 10240.*ndmta_write_quantum\): restoring 1 object\(s\) from the stream's start/.test(m)), 'a log line says why the restore fell back')
+
+  // A chain (level 0, level 1), a file from each: the first step stalls and falls back; the
+  // second reads from the stream's start at once (the mover would stall again).
+  await vfsWrite(exp.vfs, 'docs/a.txt', Buffer.from('alpha, changed\n'))
+  await Pool.label(pool, 'W2', { capacity: 64 * 1024 * 1024 })
+  const j1 = await service.wait((await service.start({ name: 'manual', spec: parseExport(exportText), tapeAgent, pool, level: 1 })).id)
+  t.match(j1, { state: 'done' }, j1.error ?? 'level 1 done')
+  const chain: string[] = []
+  const two = await restoreExport({ stateDir: state, export: exportText, atNs: NOW(), paths: ['/docs/a.txt', '/zz-last.txt'], to: '/r/two', overwrite: false, tapeAgent, signal: AbortSignal.timeout(60_000), onLog: (_l, m) => chain.push(m) })
+  t.equal(two.job.state, 'done', two.job.error ?? '')
+  if (two.job.state !== 'done') t.comment(chain.join('\n'))
+  t.equal(two.plan.steps.length, 2, 'level 0 then level 1')
+  t.equal(await readText(dest, 'two/zz-last.txt'), 'on the second tape\n', 'from the level 0')
+  t.equal(await readText(dest, 'two/docs/a.txt'), 'alpha, changed\n', 'from the level 1')
+  t.equal(chain.filter((m) => m.includes('mover stalled on MOVER_READ')).length, 1, 'one stall, in the first step only')
+  t.ok(chain.some((m) => /^backup \d+ \(level 1, .*\): 1 object\(s\) from the whole stream \(the tape agent's mover stalled on direct access: backup \d+, MOVER_READ length 512\)$/.test(m)), 'the second step says why it reads from the start')
 })
