@@ -28,6 +28,9 @@
  * cached or 1, CREATE/MKDIR/SYMLINK/MKNOD/REMOVE/SETATTR 1 (one statement
  * with CTEs), LINK/RENAME/RMDIR 3 (one statement in a transaction); freed
  * files are released after the reply, in batches (meta/release-queue.ts).
+ * In 'per-request' mode (no notifications): GETATTR 1, LOOKUP 1, READDIR 2,
+ * and the changes take the step-by-step statements
+ * (test/vfs/cluster/per-request.test.ts).
  */
 import { VfsError } from '../errors.ts'
 import type {

@@ -12,6 +12,7 @@ import { b, mkdir, mkfile, OWNER, readAll, rejectsCode } from '../conformance-he
 import { newCluster, dropTemplate, type ServerOptions } from './meta-helpers.ts'
 import { renameRaceCases } from './rename-race-cases.ts'
 import { refused } from './statement-check.ts'
+import { cacheModeFromEnv } from '../../../server/cluster-backend.ts'
 
 t.teardown(dropTemplate)
 
@@ -155,4 +156,25 @@ t.test('rename races without notifications', async t => {
   renameRaceCases(t, COCKROACH)
   // Subtests run in order: this one after both races.
   t.test('nothing refused', async t => { noneRefused(t, from) })
+})
+
+t.test('the mode is forceable, and a notification under the rule fails the open', async t => {
+  const from = refused.length
+  const c = await newCluster()
+  t.teardown(() => c.close())
+  // PostgreSQL without its feed: the step-by-step statements, nothing sent, nothing cached.
+  const { vfs, db } = await c.server({ cacheMode: 'per-request', cockroachRule: true })
+  t.equal(vfs.dialect, 'postgresql')
+  t.equal(vfs.cacheMode, 'per-request')
+  const f = await mkfile(vfs, vfs.root(), 'f')
+  const rt = db.stats().roundTrips
+  await vfs.getattr(f)
+  t.equal(db.stats().roundTrips - rt, 1, 'GETATTR reads the row')
+  noneRefused(t, from)
+  // CockroachDB told to notify: its LISTEN is refused, as CockroachDB would refuse it.
+  await t.rejects(c.server({ ...COCKROACH, cacheMode: 'notify' }), { code: '0A000', message: /LISTEN/ })
+  t.equal(refused.length, from + 1, 'the refusal was recorded')
+  t.strictSame(cacheModeFromEnv({}), {})
+  t.strictSame(cacheModeFromEnv({ TSNFS_CLUSTER_CACHE: 'notify' }), { cacheMode: 'notify' })
+  t.throws(() => cacheModeFromEnv({ TSNFS_CLUSTER_CACHE: 'sometimes' }), /TSNFS_CLUSTER_CACHE needs notify or per-request/)
 })
