@@ -28,7 +28,7 @@
  * cached or 1, CREATE/MKDIR/SYMLINK/MKNOD/REMOVE/SETATTR 1 (one statement
  * with CTEs), LINK/RENAME/RMDIR 3 (one statement in a transaction); freed
  * files are released after the reply, in batches (meta/release-queue.ts).
- * In 'per-request' mode (no notifications): GETATTR 1, LOOKUP 1, READDIR 2,
+ * In 'per-request' mode (no notifications): GETATTR 1, LOOKUP 1, READDIR 1,
  * and the changes take the step-by-step statements
  * (test/vfs/cluster/per-request.test.ts).
  */
@@ -341,12 +341,14 @@ export class ClusterVfs implements Vfs {
   }
 
   async readdir(dir: FileRef, cookie: bigint, max: number): Promise<DirPage> {
-    const d = checkDir(await this.#node(dir))
+    // A cached directory: the page alone; otherwise its row comes with the page (one round trip).
+    const cached = this.#cache.node(dir.id)
     const token = this.#cache.begin()
-    const page = await readdirPage(this.#db, d, cookie, max, (n, name) => {
+    const { dir: d, page } = await readdirPage(this.#db, cached === undefined ? dir : checkDir(checkRef(cached, dir)), cookie, max, (n, name, d) => {
       this.#cache.put(token, n)
       this.#cache.putEntry(token, dir.id, d.ver, name, n.attr.fileid)
     })
+    if (cached === undefined) this.#cache.put(token, d)
     for (const e of page.entries) if (e.attr !== undefined) e.attr = this.#view(e.attr)
     return page
   }

@@ -15,8 +15,9 @@
  * it answers from. Checking a cached copy's version would cost the same
  * round trip as reading the row (and the data half's size and mtime updates
  * do not bump `ver`), so the row is read: GETATTR 1 round trip, LOOKUP 1,
- * READDIR 2, READ 1 plus the chunk rows. A change committed anywhere before
- * a request starts is seen by it: the latency is 0 after the commit.
+ * READDIR 1 (the directory's row comes with the page), READ 1 plus the
+ * chunk rows. A change committed anywhere before a request starts is seen
+ * by it: the latency is 0 after the commit.
  */
 import type { SqlDialect } from '../sql.ts'
 
