@@ -22,6 +22,7 @@ import { hostname } from 'node:os'
 import { openClusterStores } from '../vfs/cluster/clients/open.ts'
 import { parseClusterConfig } from '../vfs/cluster/clients/config.ts'
 import { openClusterVfs } from '../vfs/cluster/open.ts'
+import type { CacheMode } from '../vfs/cluster/meta/cache-mode.ts'
 import { readHandleKey } from '../vfs/cluster/init.ts'
 import type { Vfs } from '../vfs/types.ts'
 import type { Export } from './exports/table.ts'
@@ -57,11 +58,22 @@ export function sessionTiming(env: Readonly<Record<string, string | undefined>>)
   return { ...(heartbeatMs === undefined ? {} : { heartbeatMs }), ...(staleMs === undefined ? {} : { staleMs }) }
 }
 
+/**
+ * TSNFS_CLUSTER_CACHE=notify|per-request overrides the cache mode the engine implies
+ * (vfs/cluster/meta/cache-mode.ts): 'notify' for a YugabyteDB with LISTEN/NOTIFY enabled.
+ */
+export function cacheModeFromEnv(env: Readonly<Record<string, string | undefined>>): { cacheMode?: CacheMode } {
+  const v = env['TSNFS_CLUSTER_CACHE']
+  if (v === undefined || v === '') return {}
+  if (v !== 'notify' && v !== 'per-request') throw new Error(`TSNFS_CLUSTER_CACHE needs notify or per-request, got "${v}"`)
+  return { cacheMode: v }
+}
+
 export async function openClusterBackend(exp: Export, ctx: ClusterBackendContext): Promise<Vfs> {
   const o = exp.entry.cluster
   if (o === undefined) throw new Error('backend=cluster needs meta= and data=')
   const env = ctx.env ?? process.env
-  const timing = sessionTiming(env)
+  const timing = { ...sessionTiming(env), ...cacheModeFromEnv(env) }
   const log = (msg: string): void => {
     ctx.log?.warn(`cluster ${exp.path}: ${msg}`)
   }

@@ -11,6 +11,10 @@
  * server whose copy is at that version or later keeps it, and its own
  * echoes are then harmless (meta/cache.ts). An inode without a version (the
  * data half's changes) is always dropped by the other servers.
+ *
+ * On an engine without notifications (CockroachDB, YugabyteDB before
+ * v2025.2.3) nothing is announced: the caller passes sid null and servers
+ * validate per request instead (meta/cache-mode.ts).
  */
 import { CHANGE_CHANNEL } from './schema.ts'
 import type { SqlTx } from './sql.ts'
@@ -18,9 +22,15 @@ import type { SqlTx } from './sql.ts'
 /** PostgreSQL's NOTIFY payload limit is 8000 bytes; past this many inodes we say "everything". */
 const MAX_LISTED = 300
 
-export async function notifyChanged(tx: SqlTx, sid: bigint, inodes: readonly bigint[]): Promise<void> {
-  if (inodes.length === 0) return
+/** `sid` null: this server announces nothing (no pg_notify is sent). */
+export async function notifyChanged(tx: SqlTx, sid: bigint | null, inodes: readonly bigint[]): Promise<void> {
+  if (inodes.length === 0 || sid === null) return
   await tx.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, changePayload(sid, inodes)])
+}
+
+/** The payload to send with a change, or undefined when this server announces nothing (`sid` null). */
+export function announce(sid: bigint | null, inodes: readonly bigint[]): string | undefined {
+  return sid === null ? undefined : changePayload(sid, inodes)
 }
 
 export function changePayload(sid: bigint, inodes: readonly bigint[]): string {

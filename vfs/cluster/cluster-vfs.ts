@@ -15,6 +15,10 @@
  * it (measured p50/p99 in README, "Cluster backend: metadata"). If the
  * change feed drops, everything cached is dropped.
  *
+ * On an engine without LISTEN/NOTIFY (CockroachDB; YugabyteDB unless told
+ * otherwise) the cache mode is 'per-request' (meta/cache-mode.ts): nothing
+ * is announced or cached, and every request reads the rows it answers from.
+ *
  * This server's own changes are cached from their replies at once, tagged
  * with the row versions they reached, so its own notifications do not drop
  * them and another server's later change does (meta/cache.ts).
@@ -24,6 +28,9 @@
  * cached or 1, CREATE/MKDIR/SYMLINK/MKNOD/REMOVE/SETATTR 1 (one statement
  * with CTEs), LINK/RENAME/RMDIR 3 (one statement in a transaction); freed
  * files are released after the reply, in batches (meta/release-queue.ts).
+ * In 'per-request' mode (no notifications): GETATTR 1, LOOKUP 1, READDIR 1,
+ * and the changes take the step-by-step statements
+ * (test/vfs/cluster/per-request.test.ts).
  */
 import { VfsError } from '../errors.ts'
 import type {
@@ -34,6 +41,7 @@ import { parseChange } from './change.ts'
 import type { FileData } from './data/types.ts'
 import { IdBatch } from './ids.ts'
 import { MetaCache } from './meta/cache.ts'
+import { cacheModeOf, type CacheMode } from './meta/cache-mode.ts'
 import { CounterDelta } from './meta/counter-delta.ts'
 import type { Changed } from './meta/change-result.ts'
 import { insertNode, insertNodeSteps } from './meta/create.ts'
@@ -71,6 +79,12 @@ export interface ClusterVfsOptions {
    * transaction instead of one statement with data-modifying CTEs. Default 'postgresql'.
    */
   dialect?: SqlDialect
+  /**
+   * How cached metadata is kept current (meta/cache-mode.ts): 'notify' (LISTEN/NOTIFY) or
+   * 'per-request' (no notifications: read the rows per request). Default: by the dialect.
+   * The FileData must agree (its `notify` option) and listen() is only for 'notify'.
+   */
+  cacheMode?: CacheMode
   /** Called with the inodes another server changed, after they were dropped here (tests measure latency). */
   onRemoteChange?: (inodes: bigint[] | 'all') => void
 }
@@ -80,7 +94,10 @@ export class ClusterVfs implements Vfs {
   readonly #db: SqlDb
   readonly #data: FileData
   readonly #opts: ClusterVfsOptions
-  readonly #cache = new MetaCache()
+  readonly #cache: MetaCache
+  readonly #mode: CacheMode
+  /** This server's session id in its change notifications; null when it sends none ('per-request'). */
+  readonly #announcer: bigint | null
   readonly #inodes: IdBatch
   readonly #releases: ReleaseQueue
   /** Nodes made and directories removed here, applied to COUNTER.usedInodes about once a second. */
@@ -95,15 +112,24 @@ export class ClusterVfs implements Vfs {
     this.#db = opts.db
     this.#data = opts.data
     this.sid = opts.sid
+    this.#mode = opts.cacheMode ?? cacheModeOf(opts.dialect ?? 'postgresql')
+    this.#cache = new MetaCache(this.#mode)
+    this.#announcer = this.#mode === 'notify' ? opts.sid : null
     this.#inodes = new IdBatch(opts.db, COUNTER.nextInode, 1000)
     this.#releases = new ReleaseQueue(opts.db, opts.data, opts.log)
     this.#inodeCount = new CounterDelta(opts.db, COUNTER.usedInodes, opts.log)
-    this.#oneStatement = multiModify(opts.dialect ?? 'postgresql')
+    // The one-statement forms carry their notification in SQL: without a feed the steps are used.
+    this.#oneStatement = multiModify(opts.dialect ?? 'postgresql') && this.#mode === 'notify'
   }
 
   /** The engine this server speaks to, as given or detected (status, tests). */
   get dialect(): SqlDialect {
     return this.#opts.dialect ?? 'postgresql'
+  }
+
+  /** How this server keeps cached metadata current (status, tests). */
+  get cacheMode(): CacheMode {
+    return this.#mode
   }
 
   /**
@@ -123,6 +149,7 @@ export class ClusterVfs implements Vfs {
 
   /** Start following other servers' changes; until then nothing is cached. */
   async listen(channel: string): Promise<void> {
+    if (this.#mode !== 'notify') throw new Error(`cluster: no change feed in cache mode ${this.#mode}`)
     this.#unlisten = await this.#db.listen(channel, (p) => { this.#onChange(p) }, (err) => {
       this.#opts.log?.(`cluster: change feed interrupted (${err.message}); dropping every cached node`)
       this.#cache.dropAll()
@@ -182,16 +209,19 @@ export class ClusterVfs implements Vfs {
   }
 
   async setattr(f: FileRef, set: SetAttr): Promise<{ before: Attr; after: Attr }> {
-    const node = await this.#node(f)
-    checkSetAttr(node.attr.type, set)
     if (set.size === undefined) {
-      const r = await this.#change(setAttributesFast(this.#db, this.sid, f, set))
+      // Without a size no check depends on the type, and the statement itself finds a stale
+      // handle (no row: ESTALE): no read of the node first (a round trip in 'per-request' mode).
+      checkSetAttr('file', set)
+      const r = await this.#change(setAttributesFast(this.#db, this.#announcer, f, set))
       return { before: this.#view(r.before), after: this.#view(r.after) }
     }
+    const node = await this.#node(f)
+    checkSetAttr(node.attr.type, set)
     // Staged bytes first: the truncation must cut what this server has accepted, and the
     // size the transaction starts from must include them.
     await this.#data.flush(f.id)
-    const r = await this.#change(setAttributes(this.#db, this.sid, this.#data, f, set))
+    const r = await this.#change(setAttributes(this.#db, this.#announcer, this.#data, f, set))
     return { before: r.before, after: this.#view(r.after) }
   }
 
@@ -293,33 +323,35 @@ export class ClusterVfs implements Vfs {
     const token = this.#cache.begin()
     const fast = this.#oneStatement ? await removeFast(this.#db, this.sid, dir, name) : null
     if (fast !== null) return this.#settled(token, fast)
-    return this.#change(removeEntry(this.#db, this.sid, dir, name, false, this.#oneStatement))
+    return this.#change(removeEntry(this.#db, this.#announcer, dir, name, false, this.#oneStatement))
   }
 
   async rmdir(dir: FileRef, name: Buffer): Promise<DirChange> {
     checkOldName(name)
-    return this.#change(removeEntry(this.#db, this.sid, dir, name, true, this.#oneStatement))
+    return this.#change(removeEntry(this.#db, this.#announcer, dir, name, true, this.#oneStatement))
   }
 
   async rename(fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer): Promise<{ from: DirChange; to: DirChange }> {
     checkOldName(fromName)
     checkNewName(toName)
-    return this.#change(renameEntry(this.#db, this.sid, fromDir, fromName, toDir, toName, this.#oneStatement))
+    return this.#change(renameEntry(this.#db, this.#announcer, fromDir, fromName, toDir, toName, this.#oneStatement))
   }
 
   async link(f: FileRef, dir: FileRef, name: Buffer): Promise<{ attr: Attr; dir: DirChange }> {
     checkNewName(name)
-    const r = await this.#change(linkEntry(this.#db, this.sid, f, dir, name, this.#oneStatement))
+    const r = await this.#change(linkEntry(this.#db, this.#announcer, f, dir, name, this.#oneStatement))
     return { attr: this.#view(r.attr), dir: r.dir }
   }
 
   async readdir(dir: FileRef, cookie: bigint, max: number): Promise<DirPage> {
-    const d = checkDir(await this.#node(dir))
+    // A cached directory: the page alone; otherwise its row comes with the page (one round trip).
+    const cached = this.#cache.node(dir.id)
     const token = this.#cache.begin()
-    const page = await readdirPage(this.#db, d, cookie, max, (n, name) => {
+    const { dir: d, page } = await readdirPage(this.#db, cached === undefined ? dir : checkDir(checkRef(cached, dir)), cookie, max, (n, name, d) => {
       this.#cache.put(token, n)
       this.#cache.putEntry(token, dir.id, d.ver, name, n.attr.fileid)
     })
+    if (cached === undefined) this.#cache.put(token, d)
     for (const e of page.entries) if (e.attr !== undefined) e.attr = this.#view(e.attr)
     return page
   }
@@ -420,7 +452,7 @@ export class ClusterVfs implements Vfs {
       const token = this.#cache.begin()
       const done = this.#oneStatement
         ? await insertNode(this.#db, this.sid, dir, name, n)
-        : await insertNodeSteps(this.#db, this.sid, dir, name, n)
+        : await insertNodeSteps(this.#db, this.#announcer, dir, name, n)
       if (done !== null) {
         this.#inodeCount.add(1)
         this.#cache.settle(token, [dir.id, n.inode], [done.after, done.node], [{ parent: dir.id, name, inode: n.inode }])

@@ -2,7 +2,7 @@
  * Opening the cluster backend for one export: check the database's format,
  * register the export's path and id (every server must give one path the
  * same id, since handles carry it), make this server's session and FileData,
- * and follow the change feed.
+ * and follow the change feed (on an engine that has one: meta/cache-mode.ts).
  */
 import { hostname } from 'node:os'
 import { ClusterVfs } from './cluster-vfs.ts'
@@ -11,6 +11,7 @@ import { reclaimSession } from './data/reclaim.ts'
 import { checkFormat } from './init.ts'
 import { registerExport } from './meta/exports.ts'
 import { releaseQueued } from './meta/delfile.ts'
+import { cacheModeOf, type CacheMode } from './meta/cache-mode.ts'
 import { Session } from './meta/session.ts'
 import type { ObjectStore } from './object-store.ts'
 import { CHANGE_CHANNEL } from './schema.ts'
@@ -28,6 +29,12 @@ export interface OpenClusterOptions {
   staleMs?: number
   /** The engine; asked of the database (`SELECT version()`) unless given (tests force one on PostgreSQL). */
   dialect?: SqlDialect
+  /**
+   * 'notify' (LISTEN/NOTIFY) or 'per-request' (read the rows each request: engines without
+   * notifications). Default by the dialect: PostgreSQL notifies, CockroachDB and YugabyteDB
+   * validate per request (YugabyteDB v2025.2.3+ with LISTEN/NOTIFY enabled may be given 'notify').
+   */
+  cacheMode?: CacheMode
   /** Told of the inodes other servers changed (tests measure notification latency with it). */
   onRemoteChange?: (inodes: bigint[] | 'all') => void
 }
@@ -36,7 +43,9 @@ export async function openClusterVfs(opts: OpenClusterOptions): Promise<ClusterV
   const { db, store } = opts
   await checkFormat(db)
   const dialect = opts.dialect ?? await detectDialect(db)
+  const mode = opts.cacheMode ?? cacheModeOf(dialect)
   if (dialect !== 'postgresql') opts.log?.(`cluster: ${dialect}: changes run as single-table statements in one transaction`)
+  if (mode === 'per-request') opts.log?.(`cluster: ${dialect}: no change notifications; metadata is read per request, not cached`)
   await registerExport(db, opts.exportPath, BigInt(opts.exportId))
   // The data half is made before the session so the stale sweep can use it; the session id
   // is chosen first because both tag their rows with it.
@@ -53,18 +62,18 @@ export async function openClusterVfs(opts: OpenClusterOptions): Promise<ClusterV
     },
   })
   const data = createFileData({
-    db, store, sid: session.sid,
+    db, store, sid: session.sid, notify: mode === 'notify',
     // The data half committed sizes and times this server's cache holds.
     onChanged: (inodes) => { vfs.changedHere(inodes) },
     ...(opts.log === undefined ? {} : { log: opts.log }),
   })
   const vfs: ClusterVfs = new ClusterVfs({
-    db, data, sid: session.sid, session, dialect,
+    db, data, sid: session.sid, session, dialect, cacheMode: mode,
     ...(opts.log === undefined ? {} : { log: opts.log }),
     ...(opts.onRemoteChange === undefined ? {} : { onRemoteChange: opts.onRemoteChange }),
   })
   try {
-    await vfs.listen(CHANGE_CHANNEL)
+    if (mode === 'notify') await vfs.listen(CHANGE_CHANNEL)
   } catch (err) {
     await vfs.close()
     throw err

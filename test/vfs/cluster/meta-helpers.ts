@@ -12,6 +12,7 @@ import type { ClusterVfs } from '../../../vfs/cluster/cluster-vfs.ts'
 import { initCluster } from '../../../vfs/cluster/init.ts'
 import { openClusterVfs } from '../../../vfs/cluster/open.ts'
 import type { SqlDialect } from '../../../vfs/cluster/sql.ts'
+import type { CacheMode } from '../../../vfs/cluster/meta/cache-mode.ts'
 import { checkedDb } from './statement-check.ts'
 
 export interface Server {
@@ -28,6 +29,10 @@ export interface ServerOptions {
   dialect?: SqlDialect
   /** Refuse statements CockroachDB refuses (statement-check.ts) before they reach PostgreSQL. */
   cockroachRule?: boolean
+  /** With cockroachRule: let notifications through (PostgreSQL's statement forms need them). */
+  allowNotify?: boolean
+  /** Force how cached metadata is kept current (default: by the dialect, meta/cache-mode.ts). */
+  cacheMode?: CacheMode
 }
 
 export interface Cluster {
@@ -102,10 +107,11 @@ export async function newCluster(): Promise<Cluster> {
     async server(opts = {}) {
       const db = new PgDb({ url: database.url, max: 6 })
       const vfs = await openClusterVfs({
-        db: opts.cockroachRule === true ? checkedDb(db) : db, store: new PgStore(db), exportPath: '/shared', exportId: 7, host: `test-${servers.length}`,
+        db: opts.cockroachRule === true ? checkedDb(db, { allowNotify: opts.allowNotify === true }) : db, store: new PgStore(db), exportPath: '/shared', exportId: 7, host: `test-${servers.length}`,
         heartbeatMs: opts.heartbeatMs ?? 60_000,
         ...(opts.staleMs === undefined ? {} : { staleMs: opts.staleMs }),
         ...(opts.dialect === undefined ? {} : { dialect: opts.dialect }),
+        ...(opts.cacheMode === undefined ? {} : { cacheMode: opts.cacheMode }),
         ...(opts.onRemoteChange === undefined ? {} : { onRemoteChange: opts.onRemoteChange }),
       })
       const s = { vfs, db, close: vfs.close.bind(vfs) }

@@ -13,7 +13,7 @@
  */
 import { VfsError } from '../../errors.ts'
 import type { Timespec } from '../../types.ts'
-import { changePayload } from '../change.ts'
+import { announce } from '../change.ts'
 import { CHANGE_CHANNEL } from '../schema.ts'
 import type { SqlTx } from '../sql.ts'
 import { encodeSlices, SLICE_RECORD_BYTES, type SliceRecord } from './slice.ts'
@@ -24,7 +24,8 @@ export interface NewSlice {
 }
 
 export interface AttachArgs {
-  sid: bigint
+  /** This server's session, named in the notification; null: nothing announced (no change feed). */
+  sid: bigint | null
   inode: bigint
   slices: readonly NewSlice[]
   /** File offset just past the last byte written: the node's size becomes at least this. */
@@ -47,7 +48,7 @@ export interface AttachArgs {
 export async function attachSlices(db: SqlTx, a: AttachArgs): Promise<Map<number, number>> {
   // The node's used bytes grow by what the records show of stored slices (zero records store nothing).
   const stored = a.slices.reduce((n, s) => n + (s.record.id === 0n ? 0 : s.record.len), 0)
-  const params: unknown[] = [a.inode, a.end, a.mtime.sec, a.mtime.nsec, CHANGE_CHANNEL, changePayload(a.sid, [a.inode]), stored]
+  const params: unknown[] = [a.inode, a.end, a.mtime.sec, a.mtime.nsec, stored]
   const byIdx = new Map<number, SliceRecord[]>()
   for (const s of a.slices) {
     const list = byIdx.get(s.idx) ?? []
@@ -71,10 +72,14 @@ r AS (
 p AS (
   DELETE FROM tsnfs_pending_slice WHERE id IN (SELECT v.id FROM n, (VALUES ${refRows.join(', ')}) AS v(id, size))
 )`
+  // The notification's parameters come last, and only when one is sent (an unused $n has no type).
+  const payload = announce(a.sid, [a.inode])
+  if (payload !== undefined) params.push(CHANGE_CHANNEL, payload)
+  const notify = payload === undefined ? '' : `, pg_notify($${params.length - 1}, $${params.length}) AS notified`
   const r = await db.query(
     `WITH n AS (
   UPDATE tsnfs_node SET size = GREATEST(size, $2), mtime_sec = $3, mtime_nsec = $4, ctime_sec = $3, ctime_nsec = $4,
-    used = used + $7::bigint
+    used = used + $5::bigint
   WHERE inode = $1 RETURNING inode
 ),
 c AS (
@@ -83,7 +88,7 @@ c AS (
   ON CONFLICT (inode, idx) DO UPDATE SET slices = tsnfs_chunk.slices || EXCLUDED.slices
   RETURNING idx, octet_length(slices) AS len
 )${refs}
-SELECT c.idx, c.len, pg_notify($5, $6) AS notified FROM c`,
+SELECT c.idx, c.len${notify} FROM c`,
     params,
   )
   // The file was removed (and its chunks released) while we uploaded: nothing to attach to.

@@ -26,6 +26,8 @@ export interface CompactOptions {
   db: SqlDb
   store: ObjectStore
   sid: bigint
+  /** Default true; false: the change is not announced (no change feed: meta/cache-mode.ts). */
+  announce?: boolean
   layout: DataLayout
   sliceIds: IdBatch
   /** Block reads (FileData passes its cache); default: the store directly. */
@@ -84,7 +86,7 @@ export async function compactChunk(o: CompactOptions, inode: bigint, idx: number
     const delta = (fresh?.size ?? 0) - before
     if (delta !== 0) await tx.query('UPDATE tsnfs_node SET used = GREATEST(0, used + $2::bigint) WHERE inode = $1', [inode, delta])
     await decrementRefs(tx, countRefs(records))
-    await notifyChanged(tx, o.sid, [inode])
+    await notifyChanged(tx, o.announce === false ? null : o.sid, [inode])
     return true
   }, { label: 'compact' })
 

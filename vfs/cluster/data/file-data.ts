@@ -33,6 +33,12 @@ export interface FileDataOptions {
   sid: bigint
   /** Called after this server committed a change to the inodes' data, size or mtime (its own NOTIFYs come back skipped). */
   onChanged?: (inodes: bigint[]) => void
+  /**
+   * Default true: changes are announced (pg_notify) and invalidate() is called for other
+   * servers' changes, so slice lists are cached. False (cache mode 'per-request',
+   * meta/cache-mode.ts): nothing is announced and no slice list is kept.
+   */
+  notify?: boolean
   log?: (msg: string) => void
   /** Block cache budget (default 256 MiB). */
   cacheBytes?: number
@@ -72,7 +78,7 @@ export class ClusterFileData implements FileData {
   private readonly staging = new Staging()
   private readonly inflight = new Map<bigint, StagedFile[]>()
   private readonly locks = new Map<bigint, Promise<unknown>>()
-  private readonly slices = new SliceCache()
+  private readonly slices: SliceCache
   private readonly sliceIds: IdBatch
   private readonly background = new Set<Promise<unknown>>()
   private readonly compacting = new Set<string>()
@@ -90,6 +96,7 @@ export class ClusterFileData implements FileData {
 
   constructor(o: FileDataOptions) {
     this.o = o
+    this.slices = new SliceCache(o.notify !== false)
     this.layout = layoutOf(o)
     const cacheBytes = o.cacheBytes ?? 256 * 1024 * 1024
     this.blocks = new BlockCache(o.store, cacheBytes)
@@ -206,6 +213,7 @@ export class ClusterFileData implements FileData {
       db: this.o.db,
       store: this.o.store,
       sid: this.o.sid,
+      announce: this.o.notify !== false,
       layout: this.layout,
       sliceIds: this.sliceIds,
       read: this.blockReader(),
@@ -391,7 +399,7 @@ export class ClusterFileData implements FileData {
         return out
       })
       await parallel(puts, this.o.concurrency ?? 8, (p) => store.put(p.key, p.data))
-      const counts = await attachSlices(db, { sid, inode, slices, end: BigInt(f.end), mtime: f.mtime })
+      const counts = await attachSlices(db, { sid: this.o.notify === false ? null : sid, inode, slices, end: BigInt(f.end), mtime: f.mtime })
       this.usedDelta += sizes.reduce((n, s) => n + s.size, 0)
       return counts
     } catch (err) {

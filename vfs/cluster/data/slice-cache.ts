@@ -5,6 +5,9 @@
  * drop stamps the inode with a new mark: a reader that started before a drop
  * sees a different mark when it ends and reads again, so it never keeps or
  * returns a list fetched before a change it should see.
+ *
+ * Without a change feed (cache mode 'per-request', meta/cache-mode.ts) no
+ * notice would come: nothing is kept and every read fetches the chunk rows.
  */
 import type { SliceRecord } from './slice.ts'
 
@@ -19,17 +22,25 @@ export class SliceCache {
   /** Bumped by dropAll: every mark taken before is stale. */
   private epoch = 0
 
+  /** False: lists are never kept (no change notices reach this server). */
+  private readonly keep: boolean
+
+  constructor(keep = true) {
+    this.keep = keep
+  }
+
   mark(inode: bigint): string {
     return `${this.epoch}:${this.marks.get(inode) ?? 0}`
   }
 
   get(inode: bigint, idx: number): SliceRecord[] | undefined {
+    if (!this.keep) return undefined
     return this.lists.get(inode)?.get(idx)
   }
 
   /** Keep lists fetched under `mark`, unless the inode changed since or is settling. */
   set(inode: bigint, mark: string, lists: ReadonlyMap<number, SliceRecord[]>, now: number): void {
-    if (this.mark(inode) !== mark) return
+    if (!this.keep || this.mark(inode) !== mark) return
     const until = this.settling.get(inode)
     if (until !== undefined) {
       if (now < until) return

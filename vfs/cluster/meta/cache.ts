@@ -30,7 +30,12 @@
  * may be this server's own change whose reply has not arrived yet, and
  * settle() serves them again with its edits; if no such reply comes, a read
  * at a newer version replaces them.
+ *
+ * In cache mode 'per-request' (meta/cache-mode.ts: no notifications on the
+ * engine) nothing would ever tell this cache of another server's change, so
+ * it keeps nothing: every lookup misses and the caller reads the database.
  */
+import type { CacheMode } from './cache-mode.ts'
 import type { Node } from './node.ts'
 
 /** Past this many nodes the oldest entries go (Map keeps insertion order). */
@@ -75,6 +80,12 @@ export class MetaCache {
   /** Position of #log[0] in the sequence of every drop ever logged. */
   #logBase = 0
   readonly #stats = { hits: 0, misses: 0, drops: 0 }
+  /** False in 'per-request' mode: nothing is kept, so nothing is answered without the database. */
+  readonly #keep: boolean
+
+  constructor(mode: CacheMode = 'notify') {
+    this.#keep = mode === 'notify'
+  }
 
   /** A token for put(): the answer is kept only if no newer change was logged since. */
   begin(): number {
@@ -89,6 +100,7 @@ export class MetaCache {
   }
 
   put(token: number, node: Node): void {
+    if (!this.#keep) return
     const id = node.attr.fileid
     if (this.#spoiled(token, id, node.ver)) return
     const old = this.#nodes.get(id)
@@ -109,6 +121,7 @@ export class MetaCache {
 
   /** Entry `name` of `parent` as read with the parent's row at version `parentVer`. */
   putEntry(token: number, parent: bigint, parentVer: bigint, name: Buffer, inode: bigint): void {
+    if (!this.#keep) return
     if (this.#spoiled(token, parent, parentVer)) return
     let dir = this.#entries.get(parent)
     if (dir !== undefined && dir.ver > parentVer) return
@@ -152,6 +165,7 @@ export class MetaCache {
    * were exactly one version behind.
    */
   settle(token: number, touched: Iterable<bigint>, nodes: readonly Node[], edits: readonly EntryEdit[] = []): void {
+    if (!this.#keep) return
     const returned = new Map(nodes.map((n) => [n.attr.fileid, n]))
     for (const i of touched) if (!returned.has(i)) this.#drop(i, null)
     for (const n of nodes) {

@@ -21,7 +21,7 @@ import { NODE_COLUMNS, nodeColumnsAs, nodeOf, typeCode } from './node.ts'
 import { payloadSql } from './notify-sql.ts'
 import type { Node } from './node.ts'
 import { touchDir } from './steps.ts'
-import { changePayload } from '../change.ts'
+import { announce } from '../change.ts'
 
 export interface NewNode {
   inode: bigint
@@ -73,7 +73,7 @@ FROM p, d, n`
  * its cookie taken, the entry and the node inserted; the node's INSERT carries the notification.
  * Six round trips (BEGIN, the locked check, the directory, the entry, the node, COMMIT). Null when the directory is not a live one of that generation or has the name.
  */
-export async function insertNodeSteps(db: SqlDb, sid: bigint, dir: FileRef, name: Buffer, n: NewNode): Promise<Inserted | null> {
+export async function insertNodeSteps(db: SqlDb, sid: bigint | null, dir: FileRef, name: Buffer, n: NewNode): Promise<Inserted | null> {
   const isDir = n.type === 'dir'
   try {
     return await db.transaction(async (tx) => {
@@ -88,14 +88,15 @@ export async function insertNodeSteps(db: SqlDb, sid: bigint, dir: FileRef, name
       const p = await touchDir(tx, dir.id, n.now, isDir ? 1 : 0, true)
       await tx.query('INSERT INTO tsnfs_edge (parent, name, inode, type, cookie) VALUES ($1, $2, $3, $4, $5)',
         [dir.id, name, n.inode, typeCode(n.type), p.cookie])
+      const payload = announce(sid, [dir.id, n.inode])
       const r = await tx.query(
         `INSERT INTO tsnfs_node (inode, gen, type, mode, uid, gid, nlink, size, rdev_major, rdev_minor,
           atime_sec, atime_nsec, mtime_sec, mtime_nsec, ctime_sec, ctime_nsec, parent, target, verifier)
          VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-         RETURNING ${NODE_COLUMNS}, pg_notify($19, $20) AS notified`,
+         RETURNING ${NODE_COLUMNS}${payload === undefined ? '' : ', pg_notify($19, $20) AS notified'}`,
         [n.inode, typeCode(n.type), n.mode, n.uid, n.gid, isDir ? 2 : 1, n.size, n.rdev.major, n.rdev.minor,
           n.atime.sec, n.atime.nsec, n.mtime.sec, n.mtime.nsec, n.now.sec, n.now.nsec, isDir ? dir.id : 0n,
-          n.target, n.verifier, CHANGE_CHANNEL, changePayload(sid, [dir.id, n.inode])],
+          n.target, n.verifier, ...(payload === undefined ? [] : [CHANGE_CHANNEL, payload])],
       )
       return { before, after: p.node, node: nodeOf(r.rows[0] ?? {}) }
     }, { label: 'create' })

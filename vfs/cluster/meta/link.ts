@@ -9,7 +9,7 @@
  */
 import { VfsError } from '../../errors.ts'
 import type { Attr, DirChange, FileRef, Timespec } from '../../types.ts'
-import { changePayload } from '../change.ts'
+import { announce } from '../change.ts'
 import { CHANGE_CHANNEL } from '../schema.ts'
 import type { SqlDb, SqlTx } from '../sql.ts'
 import type { Changed } from './change-result.ts'
@@ -58,7 +58,7 @@ async function linkFast(tx: SqlTx, sid: bigint, f: FileRef, dir: FileRef, name: 
 }
 
 /** The same, a step at a time: for the exact error when linkFast changed nothing. */
-async function linkSlow(tx: SqlTx, sid: bigint, f: FileRef, dir: FileRef, name: Buffer, t: Timespec): Promise<Linked> {
+async function linkSlow(tx: SqlTx, sid: bigint | null, f: FileRef, dir: FileRef, name: Buffer, t: Timespec): Promise<Linked> {
   const r = await tx.query(`SELECT ${NODE_COLUMNS} FROM tsnfs_node WHERE inode = $1`, [f.id])
   const row = r.rows[0]
   const file = checkRef(row === undefined ? undefined : nodeOf(row), f)
@@ -70,16 +70,16 @@ async function linkSlow(tx: SqlTx, sid: bigint, f: FileRef, dir: FileRef, name: 
   const d = await touchDir(tx, dir.id, t, 0, true)
   await addEdge(tx, dir.id, name, file, d.cookie)
   const touched = [dir.id, f.id]
-  const after = await setLinks(tx, f.id, 1, t, changePayload(sid, touched))
+  const after = await setLinks(tx, f.id, 1, t, announce(sid, touched))
   return {
     value: { attr: after.attr, dir: { before: e.dir.attr, after: d.node.attr } },
     touched, nodes: [d.node, after], freed: null, edits: [{ parent: dir.id, name, inode: f.id }],
   }
 }
 
-export function linkEntry(db: SqlDb, sid: bigint, f: FileRef, dir: FileRef, name: Buffer, oneStatement = true): Promise<Linked> {
+export function linkEntry(db: SqlDb, sid: bigint | null, f: FileRef, dir: FileRef, name: Buffer, oneStatement = true): Promise<Linked> {
   return againOnNameRace(() => db.transaction(async (tx) => {
     const t = now()
-    return (oneStatement ? await linkFast(tx, sid, f, dir, name, t) : null) ?? await linkSlow(tx, sid, f, dir, name, t)
+    return (oneStatement && sid !== null ? await linkFast(tx, sid, f, dir, name, t) : null) ?? await linkSlow(tx, sid, f, dir, name, t)
   }, { label: 'link' }))
 }

@@ -4,7 +4,7 @@
  * directory's times change, and the change is announced.
  */
 import { VfsError } from '../../errors.ts'
-import { changePayload } from '../change.ts'
+import { announce } from '../change.ts'
 import { CHANGE_CHANNEL } from '../schema.ts'
 import type { DirChange, FileRef, Timespec } from '../../types.ts'
 import type { SqlDb, SqlTx } from '../sql.ts'
@@ -100,17 +100,17 @@ async function rmdirFast(tx: SqlTx, sid: bigint, dir: FileRef, name: Buffer, t: 
 
 /** REMOVE (when removeFast did not apply) or RMDIR: one transaction. */
 export function removeEntry(
-  db: SqlDb, sid: bigint, dir: FileRef, name: Buffer, wantDir: boolean, oneStatement = true,
+  db: SqlDb, sid: bigint | null, dir: FileRef, name: Buffer, wantDir: boolean, oneStatement = true,
 ): Promise<Changed<DirChange>> {
   return db.transaction(async (tx) => {
     const t = now()
-    const fast = wantDir && oneStatement ? await rmdirFast(tx, sid, dir, name, t) : null
+    const fast = wantDir && oneStatement && sid !== null ? await rmdirFast(tx, sid, dir, name, t) : null
     return fast ?? await removeSlow(tx, sid, dir, name, wantDir, t)
   }, { label: wantDir ? 'rmdir' : 'remove' })
 }
 
 /** Step by step, each check giving its exact error. */
-async function removeSlow(tx: SqlTx, sid: bigint, dir: FileRef, name: Buffer, wantDir: boolean, t: Timespec): Promise<Changed<DirChange>> {
+async function removeSlow(tx: SqlTx, sid: bigint | null, dir: FileRef, name: Buffer, wantDir: boolean, t: Timespec): Promise<Changed<DirChange>> {
   const e = await fetchEntry(tx, dir, name)
   const child = childOf(e)
   const isDir = child.attr.type === 'dir'
@@ -121,7 +121,7 @@ async function removeSlow(tx: SqlTx, sid: bigint, dir: FileRef, name: Buffer, wa
   await dropEdge(tx, dir.id, name)
   const left = await unlinkNode(tx, child, t)
   const touched = [dir.id, child.attr.fileid]
-  const d = await touchDir(tx, dir.id, t, isDir ? -1 : 0, false, changePayload(sid, touched))
+  const d = await touchDir(tx, dir.id, t, isDir ? -1 : 0, false, announce(sid, touched))
   const nodes: Node[] = left === null ? [d.node] : [d.node, left]
   const freed = left === null && !isDir ? child.attr.fileid : null
   return {

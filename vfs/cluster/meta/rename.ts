@@ -20,7 +20,7 @@
  */
 import { VfsError } from '../../errors.ts'
 import type { DirChange, FileRef, Timespec } from '../../types.ts'
-import { changePayload } from '../change.ts'
+import { announce } from '../change.ts'
 import { CHANGE_CHANNEL, ROOT_INODE } from '../schema.ts'
 import type { SqlDb, SqlTx } from '../sql.ts'
 import type { Changed } from './change-result.ts'
@@ -144,18 +144,18 @@ async function renameFast(
 }
 
 export function renameEntry(
-  db: SqlDb, sid: bigint, fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer, oneStatement = true,
+  db: SqlDb, sid: bigint | null, fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer, oneStatement = true,
 ): Promise<Renamed> {
   return againOnNameRace(() => db.transaction(async (tx) => {
     const t = now()
-    return (oneStatement ? await renameFast(tx, sid, fromDir, fromName, toDir, toName, t) : null) ??
+    return (oneStatement && sid !== null ? await renameFast(tx, sid, fromDir, fromName, toDir, toName, t) : null) ??
       await renameSlow(tx, sid, fromDir, fromName, toDir, toName, t)
   }, { label: 'rename' }))
 }
 
 /** Step by step, each check giving its exact error; also the cases renameFast leaves. */
 async function renameSlow(
-  tx: SqlTx, sid: bigint, fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer, t: Timespec,
+  tx: SqlTx, sid: bigint | null, fromDir: FileRef, fromName: Buffer, toDir: FileRef, toName: Buffer, t: Timespec,
 ): Promise<Renamed> {
   const src = await fetchEntry(tx, fromDir, fromName)
   const dst = await fetchEntry(tx, toDir, toName)
@@ -195,10 +195,11 @@ async function renameSlow(
   const from = sameDir ? to : await touchDir(tx, fromDir.id, t, -moved, false)
   await addEdge(tx, toDir.id, toName, moving, to.cookie)
   // The last statement carries the notification (pg_notify in RETURNING: no round trip of its own).
+  const payload = announce(sid, touched)
   const r = await tx.query(
     `UPDATE tsnfs_node SET ctime_sec = $2, ctime_nsec = $3, ver = ver + 1, parent = CASE WHEN type = 2 THEN $4::bigint ELSE parent END ` +
-      `WHERE inode = $1 RETURNING ${NODE_COLUMNS}, pg_notify($5, $6) AS notified`,
-    [moving.attr.fileid, t.sec, t.nsec, toDir.id, CHANGE_CHANNEL, changePayload(sid, touched)],
+      `WHERE inode = $1 RETURNING ${NODE_COLUMNS}${payload === undefined ? '' : ', pg_notify($5, $6) AS notified'}`,
+    [moving.attr.fileid, t.sec, t.nsec, toDir.id, ...(payload === undefined ? [] : [CHANGE_CHANNEL, payload])],
   )
   const row = r.rows[0]
   if (row === undefined) throw new VfsError('ESTALE')

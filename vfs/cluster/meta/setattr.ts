@@ -18,7 +18,7 @@ function timeOf(v: Timespec | 'now' | undefined, old: Timespec, t: Timespec): Ti
 }
 
 export function setAttributes(
-  db: SqlDb, sid: bigint, data: FileData, f: FileRef, set: SetAttr,
+  db: SqlDb, sid: bigint | null, data: FileData, f: FileRef, set: SetAttr,
 ): Promise<Changed<{ before: Attr; after: Attr }>> {
   return db.transaction(async (tx) => {
     const r = await tx.query(`SELECT ${NODE_COLUMNS} FROM tsnfs_node WHERE inode = $1 FOR UPDATE`, [f.id])
@@ -38,9 +38,9 @@ export function setAttributes(
         'mtime_sec = $8, mtime_nsec = $9, ctime_sec = $10, ctime_nsec = $11, ver = ver + 1, ' +
         // A shrink dropped the stored bytes past the end (data.truncate): at most the new size counts.
         `used = LEAST(used, (($5::bigint + ${USED_UNIT - 1n}) / ${USED_UNIT}) * ${USED_UNIT}) WHERE inode = $1 ` +
-        `RETURNING ${NODE_COLUMNS}, pg_notify($12, $13::text || ':' || inode::text || '@' || ver::text) AS notified`,
+        `RETURNING ${NODE_COLUMNS}${sid === null ? '' : ", pg_notify($12, $13::text || ':' || inode::text || '@' || ver::text) AS notified"}`,
       [f.id, set.mode === undefined ? a.mode : set.mode & 0o7777, set.uid ?? a.uid, set.gid ?? a.gid, size,
-        atime.sec, atime.nsec, mtime.sec, mtime.nsec, t.sec, t.nsec, CHANGE_CHANNEL, sid],
+        atime.sec, atime.nsec, mtime.sec, mtime.nsec, t.sec, t.nsec, ...(sid === null ? [] : [CHANGE_CHANNEL, sid])],
     )
     const after = nodeOf(u.rows[0] ?? {})
     return { value: { before: a, after: after.attr }, touched: [f.id], nodes: [after], freed: null }
@@ -52,7 +52,8 @@ export function setAttributes(
  * the node's row before (the statement's snapshot) and after (the UPDATE's result, which waits
  * for and re-reads a concurrent change), and the notification. No row: the handle is stale.
  */
-const SETATTR_SQL = `WITH d AS (
+/** With the notification, or without it (sid null: cache mode 'per-request'). */
+const setattrSql = (notify: boolean): string => `WITH d AS (
   SELECT ${NODE_COLUMNS} FROM tsnfs_node WHERE inode = $1 AND gen = $2 AND nlink > 0
 ), u AS (
   UPDATE tsnfs_node SET mode = COALESCE($3::integer, mode), uid = COALESCE($4::bigint, uid),
@@ -61,16 +62,17 @@ const SETATTR_SQL = `WITH d AS (
     mtime_nsec = COALESCE($9::integer, mtime_nsec), ctime_sec = $10::bigint, ctime_nsec = $11::integer, ver = ver + 1
   WHERE inode = $1 AND gen = $2 AND nlink > 0 RETURNING ${NODE_COLUMNS}
 )
-SELECT ${nodeColumnsAs('d', 'b')}, ${nodeColumnsAs('u', 'a')}, pg_notify($12, ${payloadSql('$13', ['u'])}) AS notified FROM d, u`
+SELECT ${nodeColumnsAs('d', 'b')}, ${nodeColumnsAs('u', 'a')}${notify ? `, pg_notify($12, ${payloadSql('$13', ['u'])}) AS notified` : ''} FROM d, u`
+const SETATTR_SQL = { notify: setattrSql(true), quiet: setattrSql(false) }
 
-export async function setAttributesFast(db: SqlDb, sid: bigint, f: FileRef, set: SetAttr): Promise<Changed<{ before: Attr; after: Attr }>> {
+export async function setAttributesFast(db: SqlDb, sid: bigint | null, f: FileRef, set: SetAttr): Promise<Changed<{ before: Attr; after: Attr }>> {
   const t = now()
   const at = set.atime === 'now' ? t : set.atime
   const mt = set.mtime === 'now' ? t : set.mtime
-  const r = await db.query(SETATTR_SQL, [
+  const r = await db.query(sid === null ? SETATTR_SQL.quiet : SETATTR_SQL.notify, [
     f.id, f.gen, set.mode === undefined ? null : set.mode & 0o7777, set.uid ?? null, set.gid ?? null,
     at?.sec ?? null, at?.nsec ?? null, mt?.sec ?? null, mt?.nsec ?? null, t.sec, t.nsec,
-    CHANGE_CHANNEL, sid,
+    ...(sid === null ? [] : [CHANGE_CHANNEL, sid]),
   ])
   const row = r.rows[0]
   if (row === undefined) throw new VfsError('ESTALE')

@@ -7,6 +7,7 @@ import { sliceKeys } from '../../../../vfs/cluster/data/keys.ts'
 import { decodeSlices } from '../../../../vfs/cluster/data/slice.ts'
 import { COUNTER } from '../../../../vfs/cluster/schema.ts'
 import { counter, fixture, type Fixture } from './setup.ts'
+import { checkedDb, refused } from '../statement-check.ts'
 
 const now = { sec: 1_700_000_000, nsec: 0 }
 const layout = { chunkSize: 64 * 1024, blockSize: 16 * 1024 }
@@ -103,4 +104,28 @@ t.test('a chunk past the record threshold is compacted in the background', async
   t.equal(await records(fx, ino), 1)
   const data = await fd.read(ino, 0n, 50, 50n)
   t.strictSame([data[0], data[10], data[49]], [1, 2, 5])
+})
+
+t.test('without notifications (cache mode per-request): attach and compaction send none, and another server reads every change', async (t) => {
+  const fx = await fixture(t)
+  const from = refused.length
+  // CockroachDB's rules on every statement of this server: no pg_notify, no table modified twice.
+  const fd = createFileData({ db: checkedDb(fx.db), store: fx.store, sid: 1n, ...layout, compactAt: 0, notify: false })
+  t.teardown(() => fd.close())
+  const other = createFileData({ db: fx.db, store: fx.store, sid: 2n, ...layout, notify: false })
+  t.teardown(() => other.close())
+  const ino = await fx.newFile()
+  const expect = Buffer.alloc(40_000)
+  for (let i = 0; i < 10; i++) {
+    const part = Buffer.alloc(2500, i + 1)
+    await fd.write(ino, BigInt(i * 3000), part, 'file_sync', now)
+    part.copy(expect, i * 3000)
+    // Nobody calls other.invalidate(): it keeps no slice list, so each read sees the new slice.
+    const end = BigInt(i * 3000 + 2500)
+    t.ok((await other.read(ino, 0n, 40_000, end)).equals(expect.subarray(0, Number(end))), `write ${i} is read by the other server`)
+  }
+  const size = 29_500n
+  t.strictSame(await fd.compact(ino, 0), { outcome: 'compacted', recordsBefore: 10, recordsAfter: 1 })
+  t.ok((await other.read(ino, 0n, 40_000, size)).equals(expect.subarray(0, Number(size))), 'and the compacted chunk')
+  t.strictSame(refused.slice(from), [], 'no statement CockroachDB refuses was sent')
 })
