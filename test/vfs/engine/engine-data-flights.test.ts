@@ -86,6 +86,29 @@ t.test('two WRITEs of two files are at the device at once: the lock is not held 
   t.ok((await e.read(b, 0n, 8 * BS)).data.equals(Buffer.alloc(8 * BS, 0xbb)), 'b reads back')
 })
 
+t.test('replies of WRITEs whose data lands out of order carry the newest size (the later reply never the older one)', async (t) => {
+  const { e, gate, file } = await setup(t)
+  const f = await file('f')
+  gate.closed = true
+  // The client's pieces of one file: a whole first part, then a short tail. The tail's data lands
+  // first (the gate lets writes go last first), so the first part's reply leaves last.
+  const first = e.write(f, 0n, Buffer.alloc(8 * BS, 0x11), 'unstable')
+  const tail = e.write(f, BigInt(8 * BS), Buffer.alloc(7, 0x22), 'unstable')
+  await heldAt(t, gate, 2)
+  const order: string[] = []
+  const sizes = new Map<string, bigint>()
+  const note = (name: string) => (r: { after: { size: bigint } }): void => {
+    order.push(name)
+    sizes.set(name, r.after.size)
+  }
+  const done = Promise.all([first.then(note('first')), tail.then(note('tail'))])
+  await gate.open()
+  await done
+  t.same(order, ['tail', 'first'], 'the tail was answered first')
+  t.equal(sizes.get('first'), BigInt(8 * BS + 7), 'the reply that left last carries the file size after both')
+  t.equal((await e.getattr(f)).size, BigInt(8 * BS + 7))
+})
+
 t.test('a READ of blocks a WRITE has mapped but not yet filled waits and returns the new data', async (t) => {
   const { e, gate, file } = await setup(t)
   const f = await file('f')
