@@ -90,9 +90,9 @@ const INNER: Record<string, readonly string[]> = {
   'vfs/snapdir': ['vfs/snapdir', 'vfs/types.ts', 'vfs/errors.ts'],
   // The replicating layer wraps any Vfs (DESIGN.md §5): VFS types only; the wire and the change log live in server/replication.
   'vfs/replica': ['vfs/replica', 'vfs/types.ts', 'vfs/errors.ts'],
-  // The cluster backend (issue 17) knows the Vfs interface, the checks every backend shares and its own folder; its database and
-  // object-store clients sit behind vfs/cluster/sql.ts and object-store.ts.
-  'vfs/cluster': ['vfs/cluster', 'vfs/types.ts', 'vfs/errors.ts', 'vfs/names.ts', 'vfs/set-attr-checks.ts'],
+  // The cluster backend (issue 17) knows the Vfs interface, the checks and the clock every backend shares and its own folder; its
+  // database and object-store clients sit behind vfs/cluster/sql.ts and object-store.ts.
+  'vfs/cluster': ['vfs/cluster', 'vfs/types.ts', 'vfs/errors.ts', 'vfs/names.ts', 'vfs/set-attr-checks.ts', 'vfs/clock.ts'],
 }
 
 t.test('block layers stack only on the block-device interface', async (t) => {

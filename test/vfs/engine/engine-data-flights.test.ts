@@ -109,6 +109,21 @@ t.test('replies of WRITEs whose data lands out of order carry the newest size (t
   t.equal((await e.getattr(f)).size, BigInt(8 * BS + 7))
 })
 
+t.test('successive changes never get an older ctime (the sub-millisecond part of the clock wraps on its own)', async (t) => {
+  const { e, file } = await setup(t)
+  const f = await file('f')
+  const ns = (a: { ctime: { sec: number; nsec: number } }): bigint => BigInt(a.ctime.sec) * 1_000_000_000n + BigInt(a.ctime.nsec)
+  let last = 0n
+  let back = 0
+  for (let i = 0; i < 3000; i++) {
+    const r = await e.write(f, BigInt(i % 4) * BigInt(BS), Buffer.alloc(16, i & 0xff), 'unstable')
+    const now = ns(r.after)
+    if (now < last) back++
+    last = now
+  }
+  t.equal(back, 0, 'no WRITE in 3,000 got a ctime older than the one before')
+})
+
 t.test('a READ of blocks a WRITE has mapped but not yet filled waits and returns the new data', async (t) => {
   const { e, gate, file } = await setup(t)
   const f = await file('f')

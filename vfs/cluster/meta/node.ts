@@ -2,6 +2,7 @@
  * tsnfs_node rows <-> Attr. The driver gives BIGINT columns as strings,
  * INTEGER/SMALLINT as numbers and BYTEA as Buffers (vfs/cluster/sql.ts).
  */
+import { nowTimespec } from '../../clock.ts'
 import { VfsError } from '../../errors.ts'
 import type { Attr, FileRef, FileType, SetAttr, Timespec } from '../../types.ts'
 import { checkSetAttr as checkSetAttrShared } from '../../set-attr-checks.ts'
@@ -114,11 +115,9 @@ export function checkDir(node: Node): Node {
   return node
 }
 
-/** The server's clock with nanoseconds (Date.now is milliseconds; hrtime adds the rest within the ms). */
+/** The server's clock with nanoseconds, never going back within a millisecond (vfs/clock.ts). */
 export function now(): Timespec {
-  const ms = Date.now()
-  const sub = Number(process.hrtime.bigint() % 1_000_000n)
-  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1_000_000 + sub }
+  return nowTimespec()
 }
 
 export { MAX_FILE_SIZE } from '../../set-attr-checks.ts'

@@ -5,6 +5,7 @@
  * operations themselves (lookup-ops.ts, file-ops.ts, create-ops.ts, name-ops.ts) are functions
  * over an EngineCore; EngineVfs (engine-vfs.ts) is the one public class and holds one of these.
  */
+import { nowTimespec } from '../../clock.ts'
 import { VfsError } from '../../errors.ts'
 import type { Attr, FileRef, FileType, Timespec } from '../../types.ts'
 import type { BlockDevice } from '../blockdev/block-device.ts'
@@ -52,10 +53,6 @@ export interface EngineVfsOptions {
   readBuffers?: ReadBuffers
 }
 
-function systemNow(): Timespec {
-  const ns = BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n)
-  return { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) }
-}
 
 /** How a change hands its file-data writes to run outside the lock (see change). */
 export type Later = (ino: number, span: { first: number; last: number }, io: () => Promise<void>) => void
@@ -86,7 +83,7 @@ export class EngineCore {
     this.#errors = opts.errors ?? 'remount-ro'
     this.#log = opts.log ?? (() => {})
     this.bufs = opts.readBuffers ?? new ReadBuffers(READ_BUFFER_SIZE, { maxBytes: DEFAULT_READ_POOL_BYTES })
-    this.now = opts.now ?? systemNow
+    this.now = opts.now ?? nowTimespec
   }
 
   get readOnly(): boolean {
