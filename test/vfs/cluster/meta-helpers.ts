@@ -136,3 +136,22 @@ export async function standaloneVfs(opts: ServerOptions = {}): Promise<ClusterVf
   vfs.close = () => c.close()
   return vfs
 }
+
+/**
+ * Counts the database round trips of single operations on one server: `measure(op, fn)` returns
+ * fn's count and keeps it in `rows` (the table the round-trip tests print). The batched counters
+ * (inodes each second, bytes when idle) go out on a timer: what is pending is sent first, so none
+ * of it lands inside the operation counted (it did under load).
+ */
+export function roundTripMeter(vfs: ClusterVfs, db: PgDb): { rows: [string, number][]; measure: (op: string, fn: () => Promise<unknown>) => Promise<number> } {
+  const rows: [string, number][] = []
+  const measure = async (op: string, fn: () => Promise<unknown>): Promise<number> => {
+    await vfs.flushCounters()
+    const before = db.stats().roundTrips
+    await fn()
+    const n = db.stats().roundTrips - before
+    rows.push([op, n])
+    return n
+  }
+  return { rows, measure }
+}

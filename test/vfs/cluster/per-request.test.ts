@@ -9,7 +9,7 @@
  */
 import t, { type Test } from 'tap'
 import { b, mkdir, mkfile, OWNER, readAll, rejectsCode } from '../conformance-helpers.ts'
-import { newCluster, dropTemplate, type ServerOptions } from './meta-helpers.ts'
+import { newCluster, dropTemplate, type ServerOptions, roundTripMeter } from './meta-helpers.ts'
 import { renameRaceCases } from './rename-race-cases.ts'
 import { twoServerRounds } from './two-server-rounds.ts'
 import { refused } from './statement-check.ts'
@@ -95,15 +95,7 @@ t.test('round trips per operation without notifications', async t => {
   const d = await mkdir(vfs, root, 'd')
   const f = await mkfile(vfs, d, 'f')
   await vfs.write(f, 0n, b('data'), 'file_sync')
-  const rows: [string, number][] = []
-  const measure = async (op: string, fn: () => Promise<unknown>): Promise<number> => {
-    await vfs.flushCounters()
-    const before = db.stats().roundTrips
-    await fn()
-    const n = db.stats().roundTrips - before
-    rows.push([op, n])
-    return n
-  }
+  const { rows, measure } = roundTripMeter(vfs, db)
   // Reading the row costs the round trip a version check would, and sees the data half's
   // size and mtime updates too (they do not bump ver): every answer is read, none cached.
   t.equal(await measure('GETATTR', () => vfs.getattr(f)), 1, 'GETATTR: 1 (the row)')

@@ -7,7 +7,7 @@
  */
 import t from 'tap'
 import { b, mkdir, mkfile, OWNER } from '../conformance-helpers.ts'
-import { newCluster, dropTemplate } from './meta-helpers.ts'
+import { newCluster, dropTemplate, roundTripMeter } from './meta-helpers.ts'
 
 t.teardown(dropTemplate)
 
@@ -27,17 +27,7 @@ t.test('round trips per operation', async t => {
   // Warm-up: the first create fetches a batch of inode ids (one round trip per 1000 creates).
   await mkfile(vfs, root, 'warm')
   const d = await mkdir(vfs, root, 'd')
-  const rows: [string, number][] = []
-  const measure = async (op: string, fn: () => Promise<unknown>): Promise<number> => {
-    // The batched counters (inodes each second, bytes when idle) go out on a timer: send what is
-    // pending first, so none of it lands inside the operation counted (it did under load).
-    await vfs.flushCounters()
-    const before = db.stats().roundTrips
-    await fn()
-    const n = db.stats().roundTrips - before
-    rows.push([op, n])
-    return n
-  }
+  const { rows, measure } = roundTripMeter(vfs, db)
   const f = await mkfile(vfs, d, 'f')
   const made = await vfs.create(d, b('fresh'), { how: 'guarded', attr: {} }, OWNER)
   t.equal(await measure('GETATTR (just created here)', () => vfs.getattr(made.ref)), 0,
