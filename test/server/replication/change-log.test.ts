@@ -313,8 +313,14 @@ t.test('damage before the tail: REPL_LOG_CORRUPT naming file and offset', async 
     await writeFile(file, buf)
     return () => writeFile(file, copy)
   }
-  for (const [where, file] of [['a sealed segment', join(dir, files[0] ?? '')], ['the last segment, with records after it', join(dir, files.at(-1) ?? '')]] as const) {
+  // A 4 KiB symlink target fills a 4 KiB segment alone, so the sealed segment tried is one
+  // that holds at least two records (the damaged one must have records after it).
+  let sealed = ''
+  for (const f of files.slice(0, -1)) if (sealed === '' && (await recordOffsets(join(dir, f))).length >= 2) sealed = join(dir, f)
+  t.not(sealed, '', 'some sealed segment holds two records or more')
+  for (const [where, file] of [['a sealed segment', sealed], ['the last segment, with records after it', join(dir, files.at(-1) ?? '')]] as const) {
     const offsets = await recordOffsets(file)
+    t.ok(offsets.length >= 2, `${where} holds ${String(offsets.length)} records`)
     const mid = offsets[Math.floor(offsets.length / 2) - 1] ?? 0
     // A byte of the change, then the length field (its CRC covers it), then the seq.
     for (const [what, at] of [['data byte', mid + 20], ['length byte', mid + 2]] as const) {

@@ -10,7 +10,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { ImageFile } from '../../../vfs/engine/blockdev/image-file.ts'
-import { FT } from '../../../vfs/engine/format/dirent.ts'
+import { FT, parseDirBlock } from '../../../vfs/engine/format/dirent.ts'
 import { INODE_FLAGS } from '../../../vfs/engine/format/inode.ts'
 import { Ext4Image } from '../../../vfs/engine/reader/image.ts'
 import { HTREE_START, htreeReadDir } from '../../../vfs/engine/reader/htree-readdir.ts'
@@ -43,16 +43,40 @@ async function setup(t: Test, features: string, maxBlocks = Infinity): Promise<{
   return { image, pre, pool, target, bigIno, txm, dirs: new Directories(dirFsOf(pre.sb)), dev }
 }
 
+type Op = (fn: (h: Awaited<ReturnType<DirectTxnManager['begin']>>) => Promise<unknown>) => Promise<void>
+
+/** The names in a linear directory, in the order first fit scans them (block by block, record by record). */
+async function dirOrder(op: Op, pool: PoolDir): Promise<Buffer[]> {
+  const out: Buffer[] = []
+  await op(async (h) => {
+    for (let l = 0; l < pool.blockCount(); l++) {
+      const buf = await h.get(await pool.physical(h, l))
+      for (const e of parseDirBlock(buf, buf.length, `block ${l}`).entries) if (e.inode !== 0) out.push(Buffer.from(e.name))
+    }
+  })
+  return out
+}
+
+/** New random names, each as long as its model, none among taken (which grows). */
+function sameLengthNames(rand: (n: number) => Buffer, models: readonly Buffer[], taken: Set<string>): Buffer[] {
+  return models.map((m) => {
+    for (;;) {
+      const b = rand(m.length)
+      for (let i = 0; i < b.length; i++) if (b[i] === 0 || b[i] === 0x2f) b[i] = 0x5f
+      const key = b.toString('hex')
+      if (taken.has(key) || key === '2e' || key === '2e2e') continue
+      taken.add(key)
+      return b
+    }
+  })
+}
+
 t.test('a linear directory (no dir_index) grows block by block, reuses freed records; kernel and e2fsck agree', why === undefined ? {} : { skip: why }, async (t) => {
   const seed = Number(process.env.HTREE_SEED ?? Date.now() % 2 ** 31)
   t.comment(`seed ${seed} (HTREE_SEED=${seed} to repeat)`)
   const rand = seededBytes(seed)
   const { image, pre, pool, target, bigIno, txm, dirs, dev } = await setup(t, '^dir_index,metadata_csum,extent,64bit')
   const first = randomNames(rand, 500)
-  // The names added after the removals are short, so freed records can hold them (a 255-byte one may need a new block).
-  const known = new Set(first.map((n) => n.toString('hex')))
-  const later = randomNames(rand, 400, 'r').filter((n) => n.length <= 41 && !known.has(n.toString('hex'))).slice(0, 100)
-  const names = [...first, ...later]
   const op = async (fn: (h: Awaited<ReturnType<DirectTxnManager['begin']>>) => Promise<unknown>): Promise<void> => {
     const h = await txm.begin()
     try {
@@ -61,14 +85,23 @@ t.test('a linear directory (no dir_index) grows block by block, reuses freed rec
       txm.end(h)
     }
   }
-  for (const n of names.slice(0, 500)) await op((h) => dirs.addEntry(h, pool, n, target, FT.REG_FILE))
+  for (const n of first) await op((h) => dirs.addEntry(h, pool, n, target, FT.REG_FILE))
   const grown = pool.blockCount()
   t.ok(grown > 5, `grew to ${grown} blocks`)
   t.notOk(pool.isIndexed(), 'stays linear without dir_index')
-  // Every third name goes; the next 100 fit in the space they left.
-  const gone = names.filter((_, i) => i < 500 && i % 3 === 0)
+  // Every third name goes. The 100 names added after are as long as the first 100 removed,
+  // taken in directory order, and go in that order: then first fit surely finds room without
+  // a new block (name k fits the record freed by removed name k, and by induction no earlier
+  // name took that room, since first fit never passes a record with room for it). Names of
+  // random lengths need not fit: a freed 12-byte record cannot hold a 40-byte name.
+  const gone = first.filter((_, i) => i % 3 === 0)
+  const goneKeys = new Set(gone.map((n) => n.toString('hex')))
+  const order = (await dirOrder(op, pool)).filter((n) => goneKeys.has(n.toString('hex')))
+  t.equal(order.length, gone.length, 'every removed name is found in the directory blocks')
+  const later = sameLengthNames(rand, order.slice(0, 100), new Set(first.map((n) => n.toString('hex'))))
+  const names = [...first, ...later]
   for (const n of gone) await op((h) => dirs.removeEntry(h, pool, n))
-  for (const n of names.slice(500)) await op((h) => dirs.addEntry(h, pool, n, target, FT.REG_FILE))
+  for (const n of later) await op((h) => dirs.addEntry(h, pool, n, target, FT.REG_FILE))
   t.equal(pool.blockCount(), grown, 'no new block: freed records were reused')
   const keep = names.filter((n) => !gone.includes(n))
   await op(async (h) => {
