@@ -28,7 +28,7 @@
  * The primary's times are set once per object per flush, after the data.
  */
 import { VfsError } from '../errors.ts'
-import type { Created, FileRef, FileType, Vfs } from '../types.ts'
+import type { Caller, Created, FileRef, FileType, Owner, Vfs } from '../types.ts'
 import type { Change, ChangeTarget, ChangeTimes, NewObject } from './change.ts'
 import type { IdMap } from './id-map.ts'
 import { isGone, sameRef } from './translate.ts'
@@ -141,7 +141,7 @@ export class Applier implements ChangeTarget {
         if (c.data === null) throw new VfsError('EINVAL', `replica: write change ${seq.toString()} carries no data`)
         const local = this.#map.local(c.ref)
         if (local === undefined) return
-        if (await this.#ifThere(this.#b.write(local, c.offset, c.data, 'unstable'))) this.#written.set(local.id, local)
+        if (await this.#ifThere(this.#b.write(local, c.offset, c.data, 'unstable', REPLICA))) this.#written.set(local.id, local)
         return
       }
       case 'setattr': {
@@ -218,7 +218,7 @@ export class Applier implements ChangeTarget {
       return
     }
     const targetVid = target === null ? undefined : this.#map.vidOf(target.ref)
-    await this.#b.rename(fd, c.fromName, td, c.toName)
+    await this.#b.rename(fd, c.fromName, td, c.toName, REPLICA)
     if (srcVid === undefined && moved !== undefined) this.#map.bind(moved, src.ref)
     if (target !== null && targetVid !== undefined && !(await this.#exists(target.ref))) this.#map.unbind(targetVid)
   }
@@ -234,7 +234,7 @@ export class Applier implements ChangeTarget {
       if (!sameRef(there.ref, local) && this.#map.vidOf(there.ref) === undefined && (await this.#typeOf(local)) === there.type) this.#map.bind(ref, there.ref)
       return
     }
-    await this.#ifThere(this.#b.link(local, d, name))
+    await this.#ifThere(this.#b.link(local, d, name, REPLICA))
   }
 
   /** Removes `name` from `dir` when it holds `vid`'s object. */
@@ -303,8 +303,16 @@ export class Applier implements ChangeTarget {
   }
 }
 
-function owner(obj: NewObject): { uid: number; gid: number } {
-  return { uid: obj.uid, gid: obj.gid }
+/**
+ * Who the standby's backend is told it acts for: root. The primary already judged the caller
+ * (its permissions, and whether it may take the file system's reserved blocks, as root may on
+ * the engine); a standby that judged again could refuse what the primary acknowledged, and the
+ * copies would part. A standby's disk must be at least as large as the primary's.
+ */
+const REPLICA: Caller = { uid: 0, gid: 0 }
+
+function owner(obj: NewObject): Owner {
+  return { uid: obj.uid, gid: obj.gid, caller: REPLICA }
 }
 
 /**
