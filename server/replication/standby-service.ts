@@ -20,9 +20,9 @@
  *   APPEND    epoch < ours -> REPL_STALE_EPOCH; not a standby -> REPL_NOT_STANDBY; not from the
  *             attached primary's connection (or a takeover under way) -> REPL_BUSY; unknown
  *             export -> REPL_NO_EXPORT; the export failed or needs a resync -> that status again;
- *             more than `maxQueued` APPENDs waiting for the export -> REPL_BUSY;
- *             first > position + 1 -> REPL_GAP (position); a change that breaks the wire rules
- *             -> REPL_BAD_CHANGE (nothing applied); the backend full -> REPL_NOSPC (the export
+ *             a change that breaks the wire rules -> REPL_BAD_CHANGE (nothing applied); more
+ *             than `maxQueued` APPENDs waiting for the export -> REPL_BUSY; then, in turn,
+ *             first > position + 1 -> REPL_GAP (position); the backend full -> REPL_NOSPC (the export
  *             is marked failed); a change the tree cannot take (ENOENT, ESTALE, EEXIST, ...)
  *             -> REPL_NEED_RESYNC (marked durably); another backend error -> REPL_IO.
  *             Changes at or below the position are skipped (a resend after a lost reply).
@@ -31,8 +31,9 @@
  *             force -> REPL_BUSY; else the running APPENDs finish, the epoch rises and the role
  *             becomes primary durably, onTakeover runs -> REPL_OK (the new epoch); REPL_IO if
  *             onTakeover fails (the node is primary all the same).
+ *   RESYNC_*  as APPEND up to the export (standby-resync.ts); then no resync target ->
+ *             REPL_NEED_RESYNC; the export full -> REPL_NOSPC; the queue full -> REPL_BUSY.
  */
-import { open as openFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Change } from '../../vfs/replica/change.ts'
 import { isErrnoError } from '../../vfs/errors.ts'
@@ -66,24 +67,23 @@ import type { ExportPosition, NodeStatus, PeerStatus } from './status.ts'
 import { ownChange } from './own-change.ts'
 import { resyncMarkName, writeResyncMark } from './rejoin.ts'
 import { ReplyStore } from './drc-store.ts'
-import { changeFromRepl, timeFromRepl } from './change-codec.ts'
-import { rsDirFromWire } from './resync-codec.ts'
-import type { ResyncTarget } from './resync-target.ts'
-import type { Attached, CallOrigin, ExportState, FailStat, ResyncProgress, RsFail, StandbyOptions } from './standby-types.ts'
+import { changeFromRepl } from './change-codec.ts'
+import { FULL, StandbyResync } from './standby-resync.ts'
+import type { GateFail, StandbyGate } from './standby-resync.ts'
+import type { Attached, CallOrigin, ExportState, FailStat, ResyncProgress, StandbyOptions } from './standby-types.ts'
 
 export type { CallOrigin, ResyncProgress, StandbyExport, StandbyOptions } from './standby-types.ts'
 
 /** Backend errors that mean the standby's tree does not match the change: only a full resync repairs it. */
 const DIVERGED = new Set(['ENOENT', 'ESTALE', 'EEXIST', 'ENOTDIR', 'EISDIR', 'ENOTEMPTY', 'EINVAL', 'EXDEV', 'EMLINK', 'ELOOP'])
-const FULL = new Set(['ENOSPC', 'EDQUOT'])
 
 const PRIMARY_DIR = 'primary'
 /** The primary's cached replies (drc-store.ts), in STATE-DIR/replication/. */
 export const REPLIES_FILE = 'replies.drc'
 
-export class StandbyService {
+export class StandbyService implements StandbyGate {
   private readonly state: NodeState
-  private readonly log: Logger
+  readonly log: Logger
   private readonly exports = new Map<number, ExportState>()
   private readonly attachTimeoutMs: number
   private readonly maxQueued: number
@@ -97,6 +97,7 @@ export class StandbyService {
   replies = new ReplyStore()
   /** What the last HELLO stored, so an unchanged one writes nothing. */
   private stored = new Map<string, Buffer>()
+  private readonly resync: StandbyResync
 
   private constructor(opts: StandbyOptions) {
     this.state = opts.state
@@ -111,6 +112,11 @@ export class StandbyService {
       if (this.exports.has(ex.id)) throw new TypeError(`export id ${ex.id} given twice`)
       this.exports.set(ex.id, { ex, tail: Promise.resolve(), queued: 0, failed: null, resyncing: null, progress: { dirs: 0, files: 0, bytes: 0 } })
     }
+    this.resync = new StandbyResync(this, this.exports)
+  }
+
+  get stateDir(): string {
+    return this.state.dir
   }
 
   /** A service over `opts.exports`; exports marked for resync in the state directory stay marked. */
@@ -118,7 +124,7 @@ export class StandbyService {
     const s = new StandbyService(opts)
     s.replies = await ReplyStore.open(join(s.state.dir, REPLIES_FILE), s.log)
     for (const e of s.exports.values()) {
-      if ((await readIfExists(join(s.state.dir, resyncFile(e.ex.id)))) !== null) e.failed = STAT.REPL_NEED_RESYNC
+      if ((await readIfExists(join(s.state.dir, resyncMarkName(e.ex.id)))) !== null) e.failed = STAT.REPL_NEED_RESYNC
     }
     for (const name of ['handle.key', 'export-list', 'mount-list']) {
       const b = await readIfExists(join(s.state.dir, PRIMARY_DIR, name))
@@ -199,16 +205,9 @@ export class StandbyService {
   }
 
   append(a: repl_append_args, from: CallOrigin): Promise<repl_append_res> | repl_append_res {
-    const me = this.state.get()
-    if (a.epoch < me.epoch) return { status: STAT.REPL_STALE_EPOCH, epoch: me.epoch }
-    if (me.role !== 'standby') return { status: STAT.REPL_NOT_STANDBY }
-    const cur = this.attached
-    if (this.takingOver || cur === null || cur.conn !== from.conn || cur.epoch !== a.epoch) return { status: STAT.REPL_BUSY }
-    cur.lastSeen = this.now()
-    const e = this.exports.get(a.export_id)
-    if (e === undefined) return { status: STAT.REPL_NO_EXPORT }
+    const e = this.admit(a, from)
+    if ('status' in e) return e
     if (e.failed !== null) return { status: e.failed }
-    if (e.queued >= this.maxQueued) return { status: STAT.REPL_BUSY }
     // Converted before queueing: a malformed batch is refused whole, nothing applied.
     let changes: Change[]
     try {
@@ -217,8 +216,25 @@ export class StandbyService {
       this.log.warn({ err, exportId: a.export_id }, 'replication: APPEND refused, a change breaks the wire rules')
       return { status: STAT.REPL_BAD_CHANGE }
     }
+    return this.queue(e, from, () => this.applyBatch(e, a.first, changes))
+  }
+
+  /** StandbyGate: the checks APPEND and every RESYNC_* call share, in this order. */
+  admit(a: { epoch: bigint; export_id: number }, from: CallOrigin): ExportState | GateFail {
+    const me = this.state.get()
+    if (a.epoch < me.epoch) return { status: STAT.REPL_STALE_EPOCH, epoch: me.epoch }
+    if (me.role !== 'standby') return { status: STAT.REPL_NOT_STANDBY }
+    const cur = this.attached
+    if (this.takingOver || cur === null || cur.conn !== from.conn || cur.epoch !== a.epoch) return { status: STAT.REPL_BUSY }
+    cur.lastSeen = this.now()
+    return this.exports.get(a.export_id) ?? { status: STAT.REPL_NO_EXPORT }
+  }
+
+  /** StandbyGate: fn in the export's queue (one call applies at a time), the primary's lastSeen kept fresh. */
+  queue<R>(e: ExportState, from: CallOrigin, fn: () => Promise<R>): Promise<R> | { status: typeof STAT.REPL_BUSY } {
+    if (e.queued >= this.maxQueued) return { status: STAT.REPL_BUSY }
     e.queued++
-    const run = e.tail.then(() => this.applyBatch(e, a.first, changes))
+    const run = e.tail.then(fn)
     e.tail = run.then(
       () => undefined,
       () => undefined,
@@ -255,115 +271,29 @@ export class StandbyService {
     await this.replies.close()
   }
 
-  /** RESYNC_BEGIN: the export needs a resync from now until RESYNC_END, durably (a restart starts over). */
   resyncBegin(a: repl_rs_begin_args, from: CallOrigin): Promise<repl_rs_res> | repl_rs_res {
-    return this.resyncCall(a, from, false, async (e) => {
-      await writeAtomic(this.state.dir, resyncFile(e.ex.id), `resync from ${String(a.p0)}\n`)
-      e.failed = STAT.REPL_NEED_RESYNC
-      e.resyncing = a.p0
-      e.progress = { dirs: 0, files: 0, bytes: 0 }
-      await e.ex.resync?.begin(a.p0)
-      this.log.info({ exportId: e.ex.id, p0: a.p0.toString() }, 'replication: full resync begun')
-      return { status: STAT.REPL_OK }
-    })
+    return this.resync.begin(a, from)
   }
 
   resyncDir(a: repl_rs_dir_args, from: CallOrigin): Promise<repl_rs_dir_res> | repl_rs_dir_res {
-    let part: ReturnType<typeof rsDirFromWire>
-    try {
-      part = rsDirFromWire(a)
-    } catch (err) {
-      this.log.warn({ err, exportId: a.export_id }, 'replication: RESYNC_DIR refused, it breaks the wire rules')
-      return { status: STAT.REPL_BAD_CHANGE }
-    }
-    return this.resyncCall(a, from, true, async (e, target) => {
-      const needs = await target.dir(part)
-      if (part.cookieFrom === 0n) e.progress.dirs++
-      return { status: STAT.REPL_OK, needs: needs.map((n) => ({ ref: n.ref, want: n.want === 'data' ? 1 : 2 })) }
-    })
+    return this.resync.dir(a, from)
   }
 
   resyncSums(a: repl_rs_sums_args, from: CallOrigin): Promise<repl_rs_sums_res> | repl_rs_sums_res {
-    return this.resyncCall(a, from, true, async (_e, target) => ({ status: STAT.REPL_OK, sums: await target.sums(a.ref, a.first_range, a.count) }))
+    return this.resync.sums(a, from)
   }
 
   resyncData(a: repl_rs_data_args, from: CallOrigin): Promise<repl_rs_res> | repl_rs_res {
-    let times: { atime: ReturnType<typeof timeFromRepl>; mtime: ReturnType<typeof timeFromRepl> }
-    try {
-      times = { atime: timeFromRepl(a.atime), mtime: timeFromRepl(a.mtime) }
-    } catch {
-      return { status: STAT.REPL_BAD_CHANGE }
-    }
-    // Our own copy: the call's buffer is a view of the record, and the apply waits its turn.
-    const data = Buffer.from(a.data)
-    return this.resyncCall(a, from, true, async (e, target) => {
-      await target.data(a.ref, a.offset, data, a.last, times.atime, times.mtime)
-      e.progress.bytes += data.length
-      if (a.last) e.progress.files++
-      return { status: STAT.REPL_OK }
-    })
+    return this.resync.data(a, from)
   }
 
-  /** RESYNC_END: the tree matches the primary's as of P0; the position becomes P0 and the mark goes. */
   resyncEnd(a: repl_rs_end_args, from: CallOrigin): Promise<repl_rs_res> | repl_rs_res {
-    return this.resyncCall(a, from, true, async (e, target) => {
-      if (e.resyncing !== a.p0) return { status: STAT.REPL_BAD_CHANGE }
-      await target.end(a.p0, a.walked_until)
-      await rm(join(this.state.dir, resyncFile(e.ex.id)), { force: true })
-      await syncDir(this.state.dir)
-      e.failed = null
-      e.resyncing = null
-      this.log.info({ exportId: e.ex.id, p0: a.p0.toString(), ...e.progress }, 'replication: full resync done')
-      return { status: STAT.REPL_OK }
-    })
+    return this.resync.end(a, from)
   }
 
   /** The export's resync progress (null when none ran since this node started). */
   resyncProgress(id: number): (ResyncProgress & { running: boolean }) | null {
-    const e = this.exports.get(id)
-    if (e === undefined) return null
-    return { ...e.progress, running: e.resyncing !== null }
-  }
-
-  /**
-   * The checks every RESYNC_* call shares (as APPEND's), then `run` in the export's queue. A
-   * call of a resync that was not begun is REPL_BAD_CHANGE; a backend error fails the call
-   * (REPL_NOSPC, else REPL_IO) and the primary starts over later; the mark stays.
-   */
-  private resyncCall<R>(a: { epoch: bigint; export_id: number }, from: CallOrigin, begun: boolean, run: (e: ExportState, target: ResyncTarget) => Promise<R>): Promise<R | RsFail> | RsFail {
-    const me = this.state.get()
-    if (a.epoch < me.epoch) return { status: STAT.REPL_STALE_EPOCH, epoch: me.epoch }
-    if (me.role !== 'standby') return { status: STAT.REPL_NOT_STANDBY }
-    const cur = this.attached
-    if (this.takingOver || cur === null || cur.conn !== from.conn || cur.epoch !== a.epoch) return { status: STAT.REPL_BUSY }
-    cur.lastSeen = this.now()
-    const e = this.exports.get(a.export_id)
-    if (e === undefined) return { status: STAT.REPL_NO_EXPORT }
-    const target = e.ex.resync
-    if (target === undefined) return { status: STAT.REPL_NEED_RESYNC }
-    if (e.failed === STAT.REPL_NOSPC) return { status: STAT.REPL_NOSPC }
-    if (e.queued >= this.maxQueued) return { status: STAT.REPL_BUSY }
-    e.queued++
-    const go = async (): Promise<R | RsFail> => {
-      if (begun && e.resyncing === null) return { status: STAT.REPL_BAD_CHANGE }
-      try {
-        return await run(e, target)
-      } catch (err) {
-        const code = isErrnoError(err) ? err.code : ''
-        this.log.error({ err, exportId: e.ex.id, code }, 'replication: resync call failed on this standby')
-        return { status: FULL.has(code) ? STAT.REPL_NOSPC : STAT.REPL_IO }
-      }
-    }
-    const res = e.tail.then(go)
-    e.tail = res.then(
-      () => undefined,
-      () => undefined,
-    )
-    return res.finally(() => {
-      e.queued--
-      const now = this.attached
-      if (now !== null && now.conn === from.conn) now.lastSeen = this.now()
-    })
+    return this.resync.progress(id)
   }
 
   /** Resolves once no APPEND is applying or queued (for shutdown: the target is then quiet). */
@@ -495,7 +425,7 @@ export class StandbyService {
     if (seq !== null && DIVERGED.has(code)) {
       e.failed = STAT.REPL_NEED_RESYNC
       this.log.error(where, 'replication: a change does not fit this standby\'s tree; export needs a full resync')
-      await writeAtomic(this.state.dir, resyncFile(e.ex.id), `${seq}\n`).catch((werr: unknown) => {
+      await writeAtomic(this.state.dir, resyncMarkName(e.ex.id), `${seq}\n`).catch((werr: unknown) => {
         this.log.error({ err: werr }, 'replication: cannot record the resync mark')
       })
       return { status: STAT.REPL_NEED_RESYNC }
@@ -503,17 +433,4 @@ export class StandbyService {
     this.log.error(where, 'replication: standby backend failed')
     return { status: STAT.REPL_IO }
   }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const d = await openFile(dir, 'r')
-  try {
-    await d.sync()
-  } finally {
-    await d.close()
-  }
-}
-
-function resyncFile(id: number): string {
-  return resyncMarkName(id)
 }
