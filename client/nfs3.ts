@@ -58,8 +58,9 @@ export class Nfs3 {
     const o = opts.cred === undefined && this.cred !== undefined ? { ...opts, cred: this.cred } : opts
     for (let attempt = 0; ; attempt++) {
       bump(this.counts, proc)
+      const gen = this.attrs.callStarted()
       const res = await this.transport.call(NFS_PROGRAM.prog, VERS, def, args, o)
-      ;(FEED[proc] as (a: Nfs3Args<P>, r: Nfs3Res<P>, c: AttrCache) => void)(args, res, this.attrs)
+      ;(FEED[proc] as (a: Nfs3Args<P>, r: Nfs3Res<P>, c: AttrCache, g: number) => void)(args, res, this.attrs, gen)
       const status = statusOf(res)
       if (status === nfsstat3.NFS3ERR_STALE) {
         const fh = (SUBJECT[proc] as (a: Nfs3Args<P>) => Buffer | undefined)(args)

@@ -56,6 +56,8 @@ const MAX_IDENTITIES = 16
 interface Entry {
   readonly fh: Buffer
   attrs: fattr3
+  /** The generation as of which attrs hold: the newest call whose reply set them, or an invalidation. */
+  gen: number
   /** By identity key; null until something is known. */
   access: Map<string, AccessAnswer> | null
   /** When the attributes were last refreshed. */
@@ -73,9 +75,17 @@ function sameTime(a: nfstime3, b: nfstime3): boolean {
   return a.seconds === b.seconds && a.nseconds === b.nseconds
 }
 
-/** What counts as a change for cached data and names (nfs(5) DATA AND METADATA COHERENCE). */
-/** How long after an update an older-ctime reply is taken for a late answer to an earlier call. */
+/**
+ * For attributes fed without a call generation: how long after an update an older-ctime reply
+ * is taken for a late answer to an earlier call.
+ */
 const REORDER_WINDOW_MS = 5000
+
+function newerCtime(incoming: fattr3, cached: fattr3): boolean {
+  const a = incoming.ctime
+  const b = cached.ctime
+  return a.seconds > b.seconds || (a.seconds === b.seconds && a.nseconds > b.nseconds)
+}
 
 function olderCtime(incoming: fattr3, cached: fattr3): boolean {
   if (incoming.fileid !== cached.fileid) return false
@@ -107,6 +117,8 @@ export class AttrCache {
   changes = 0
   /** Replies ignored because a newer state (by ctime) was already cached. */
   lateReplies = 0
+  /** The last call generation handed out (callStarted) or taken by an invalidation. */
+  #gen = 0
 
   constructor(opts: AttrCacheOptions) {
     this.opts = opts
@@ -154,28 +166,48 @@ export class AttrCache {
     return this.entries.peek(handleKey(fh))?.timeoutMs
   }
 
-  /** Feed attributes the server returned for fh. */
-  update(fh: Buffer, attrs: fattr3): void {
+  /**
+   * A call is about to be sent: its generation, to pass with the attributes its reply carries.
+   * Later calls get higher numbers.
+   */
+  callStarted(): number {
+    return ++this.#gen
+  }
+
+  /**
+   * Is attrs, from a call of generation gen, an answer older than what is cached? Replies can
+   * arrive out of order: a GETATTR sent before our SETATTR may be answered after it. As Linux
+   * (fs/nfs/inode.c nfs_inode_attrs_need_update): a reply to a call sent before the cached
+   * attributes were set is news only when its ctime is newer; equal ctimes (a server whose clock
+   * ticks coarsely, two changes in one tick) say nothing, and the call order decides. Without a
+   * generation, a ctime older than the cached one within a window is taken for a late reply;
+   * after the window the server is trusted (its clock may have stepped back).
+   */
+  #late(e: Entry, attrs: fattr3, gen: number | undefined, now: number): boolean {
+    if (attrs.fileid !== e.attrs.fileid) return false
+    if (gen !== undefined) return gen < e.gen && !newerCtime(attrs, e.attrs)
+    return olderCtime(attrs, e.attrs) && now - e.fetchedAt < REORDER_WINDOW_MS
+  }
+
+  /** Feed attributes the server returned for fh, in the reply to a call of generation gen (callStarted). */
+  update(fh: Buffer, attrs: fattr3, gen?: number): void {
     const key = handleKey(fh)
     const now = this.now()
     const e = this.entries.get(key)
-    // Replies can arrive out of order: a GETATTR sent before our SETATTR may be answered after
-    // it. A ctime older than the cached one is such a late reply, not news (Linux compares
-    // attribute generations for the same reason); after the window, trust the server (its
-    // clock may have stepped back).
-    if (e !== undefined && olderCtime(attrs, e.attrs) && now - e.fetchedAt < REORDER_WINDOW_MS) {
+    if (e !== undefined && this.#late(e, attrs, gen, now)) {
       this.lateReplies++
       return
     }
     this.updates++
     if (e === undefined) {
       const t = this.minOf(attrs)
-      this.entries.set(key, { fh: ownCopy(fh), attrs, access: null, fetchedAt: now, timeoutMs: t, timeoutSetAt: now })
+      this.entries.set(key, { fh: ownCopy(fh), attrs, gen: gen ?? this.#gen, access: null, fetchedAt: now, timeoutMs: t, timeoutSetAt: now })
       return
     }
     const before = e.attrs
     if (permsChanged(before, attrs)) e.access = null
     e.attrs = attrs
+    e.gen = Math.max(e.gen, gen ?? this.#gen)
     e.fetchedAt = now
     if (changed(before, attrs)) {
       e.timeoutMs = this.minOf(attrs)
@@ -194,7 +226,7 @@ export class AttrCache {
    * change event (our own CREATE does not flush our own name cache, our own
    * WRITE does not drop our own blocks). Otherwise they are fed as any refresh.
    */
-  applyWcc(fh: Buffer, wcc: wcc_data): void {
+  applyWcc(fh: Buffer, wcc: wcc_data, gen?: number): void {
     const key = handleKey(fh)
     const e = this.entries.get(key)
     const ours = e !== undefined && wcc.before !== null && matchesPreOp(e.attrs, wcc.before)
@@ -212,12 +244,14 @@ export class AttrCache {
       this.updates++
       if (permsChanged(e.attrs, wcc.after)) e.access = null
       e.attrs = wcc.after
+      // The successor of the cached state, whenever the call was sent.
+      e.gen = Math.max(e.gen, gen ?? this.#gen)
       e.fetchedAt = now
       e.timeoutMs = this.minOf(wcc.after)
       e.timeoutSetAt = now
       return
     }
-    this.update(fh, wcc.after)
+    this.update(fh, wcc.after, gen)
   }
 
   /**
@@ -258,7 +292,10 @@ export class AttrCache {
   /** Make the next get() miss; the old attributes stay for change detection (Linux NFS_INO_INVALID_ATTR). */
   invalidate(fh: Buffer): void {
     const e = this.entries.peek(handleKey(fh))
-    if (e !== undefined) e.fetchedAt = -Infinity
+    if (e === undefined) return
+    e.fetchedAt = -Infinity
+    // A reply to a call sent before now must not make them fresh again unless it shows a change.
+    e.gen = ++this.#gen
   }
 
   /** Drop a handle (the server said STALE): listeners hear after = null. */

@@ -193,6 +193,51 @@ t.test('a late reply with an older ctime does not overwrite newer cached attribu
   t.equal(cache.peek(fh)?.mtime.seconds, 800)
 })
 
+t.test('call generations: a late reply with the same ctime does not overwrite newer attributes (Linux attr_gencount)', async (t) => {
+  const { AttrCache } = await import('../../client/cache/attr-cache.ts')
+  let now = 1000
+  const cache = new AttrCache({ acregminMs: 3000, acregmaxMs: 60000, acdirminMs: 30000, acdirmaxMs: 60000, noac: false, maxEntries: 100, now: () => now })
+  const fh = Buffer.from('handle')
+  const base = {
+    type: 1 as const, mode: 0o644, nlink: 1, uid: 0, gid: 0, used: 0n,
+    rdev: { specdata1: 0, specdata2: 0 }, fsid: 1n, fileid: 7n,
+    atime: { seconds: 1, nseconds: 0 }, mtime: { seconds: 900, nseconds: 0 },
+  }
+  // A server whose clock ticks in whole seconds: two changes in one tick share a ctime.
+  const tick = { seconds: 900, nseconds: 0 }
+  const getattr = cache.callStarted()
+  const write = cache.callStarted()
+  t.ok(write > getattr, 'later calls get higher generations')
+  cache.update(fh, { ...base, size: 8192n, ctime: tick }, write)
+  now += 10
+  cache.update(fh, { ...base, size: 4096n, ctime: tick }, getattr)
+  t.equal(cache.get(fh)?.size, 8192n, 'the reply to the earlier call, same ctime, is ignored')
+  t.equal(cache.lateReplies, 1)
+  now += 60_000
+  cache.update(fh, { ...base, size: 4096n, ctime: tick }, getattr)
+  t.equal(cache.peek(fh)?.size, 8192n, 'however late it comes (no window: the call order is known)')
+  cache.update(fh, { ...base, size: 100n, ctime: { seconds: 901, nseconds: 0 } }, getattr)
+  t.equal(cache.peek(fh)?.size, 100n, 'an earlier call whose reply shows a newer ctime is news (the server ran it later)')
+  const later = cache.callStarted()
+  cache.update(fh, { ...base, size: 50n, ctime: { seconds: 899, nseconds: 0 } }, later)
+  t.equal(cache.peek(fh)?.size, 50n, 'a later call is believed even with an older ctime (the server clock stepped back)')
+  t.equal(cache.lateReplies, 2)
+  // Invalidation (close-to-open): a reply to a call sent before it does not make the entry fresh.
+  const before = cache.callStarted()
+  cache.invalidate(fh)
+  cache.update(fh, { ...base, size: 50n, ctime: { seconds: 899, nseconds: 0 } }, before)
+  t.equal(cache.get(fh), undefined, 'still stale after a reply to a call sent before the invalidation')
+  const after = cache.callStarted()
+  cache.update(fh, { ...base, size: 50n, ctime: { seconds: 899, nseconds: 0 } }, after)
+  t.equal(cache.get(fh)?.size, 50n, 'fresh again after a reply to a call sent after it')
+  // Weak cache consistency: our own operation's post-op attributes follow the cached state.
+  const setattr = cache.callStarted()
+  const late = cache.callStarted()
+  cache.update(fh, { ...base, size: 50n, ctime: { seconds: 899, nseconds: 0 } }, late)
+  cache.applyWcc(fh, { before: { size: 50n, mtime: base.mtime, ctime: { seconds: 899, nseconds: 0 } }, after: { ...base, size: 0n, ctime: { seconds: 899, nseconds: 0 } } }, setattr)
+  t.equal(cache.peek(fh)?.size, 0n, 'a wcc whose pre-op attributes match the cache is applied whatever its generation')
+})
+
 t.test('ACCESS answers per identity: while fresh, at most the maximum time, dropped by a mode or owner change', async t => {
   const now = { t: 0 }
   const c = cache(now)
