@@ -18,6 +18,10 @@ import type { Repair, StepInput } from './record.ts'
 
 const SUMS = new Set(['INODE_CSUM', 'EXTENT_CSUM'])
 
+function sharesBlock(runs: ReadonlyArray<[number, number]> | undefined, block: number): boolean {
+  return runs?.some(([b, n]) => b <= block && block < b + n) ?? false
+}
+
 export async function repairChecksums({ ctx, problems, h }: StepInput): Promise<Repair[]> {
   const out: Repair[] = []
   // Inodes pass 1 found anything but a bad sum wrong with.
@@ -26,6 +30,9 @@ export async function repairChecksums({ ctx, problems, h }: StepInput): Promise<
   for (const p of problems) {
     if (p.pass !== 1 || !SUMS.has(p.code) || p.ino === undefined) continue
     const ino = p.ino
+    // A tree block the inode shares with another: its sum is right for the other owner; the clone
+    // step gives this inode a copy with its own sum (rewriting it here would break the other's).
+    if (p.code === 'EXTENT_CSUM' && p.block !== undefined && sharesBlock(ctx.dupRuns.get(ino), p.block)) continue
     const where = { ino, ...(p.block === undefined ? {} : { block: p.block }) }
     const other = faulty.get(ino)
     if (other !== undefined) {

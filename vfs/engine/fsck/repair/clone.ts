@@ -8,18 +8,23 @@
  * block whole, to a free run of its length, and point the extent there: the
  * tree keeps its shape (no extent split, no new tree block), the data reads
  * the same, and the blocks the extent held alone become free for the pass 5
- * repair to release after the next check.
+ * repair to release after the next check. A shared extent tree block (an
+ * index or leaf node) is copied to a free block and its parent's index entry
+ * pointed there, top down, so the extents inside the copy are then moved as
+ * any; every node written gets this inode's checksum. A shared node's
+ * checksum can be right for one owner only: the later claimant's EXTENT_CSUM
+ * on a block it shares is what the copy repairs, so it does not stop the
+ * clone.
  *
- * Left: an inode whose checksum or extent tree fails (its map is not to be
- * trusted), a shared block that is not file data (its extended attribute
- * block), a shared extent tree block (cloning a node is the engine's extent
- * code's business), an inode without extents, no free run long enough, and
- * more than MAX_CLONE_BLOCKS blocks in one step (the copies are held in memory
- * until the step ends; the next sweep takes the rest).
+ * Left: an inode whose checksum or extent tree fails otherwise (its map is
+ * not to be trusted), a shared block that is neither file data nor a tree
+ * node (its extended attribute block), an inode without extents, no free run
+ * long enough, and more than MAX_CLONE_BLOCKS blocks in one step (the copies
+ * are held in memory until the step ends; the next sweep takes the rest).
  */
 import { crc32cUpdate } from '../../crc32c.ts'
-import { decodeExtentNode, encodeExtent, EXTENT_ENTRY_SIZE, EXTENT_HEADER_SIZE, extentTailOffset } from '../../format/extent.ts'
-import type { Extent, ExtentNode } from '../../format/extent.ts'
+import { decodeExtentNode, encodeExtent, encodeExtentIndex, EXTENT_ENTRY_SIZE, EXTENT_HEADER_SIZE, extentTailOffset } from '../../format/extent.ts'
+import type { Extent, ExtentIndex, ExtentNode } from '../../format/extent.ts'
 import { I_BLOCK_SIZE, INODE_FLAGS } from '../../format/inode.ts'
 import { csumSeed, inodeSeed } from '../../reader/csum-verifier.ts'
 import type { MetaTxn } from '../../txn/txn.ts'
@@ -39,6 +44,18 @@ interface Move {
   extent: Extent
 }
 
+/** A shared tree node to copy: the index entry naming it (in the root, or in an index block) and its slot there. */
+interface NodeCopy {
+  parent: number | undefined
+  slot: number
+  index: ExtentIndex
+}
+
+interface Shared {
+  moves: Move[]
+  nodes: NodeCopy[]
+}
+
 function overlaps(runs: ReadonlyArray<[number, number]>, first: number, count: number): boolean {
   return runs.some(([b, n]) => b < first + count && first < b + n)
 }
@@ -53,51 +70,70 @@ function freeRun(ctx: FsckContext, count: number): number | undefined {
   return undefined
 }
 
-/** The extents of ino that touch its shared runs, or why they cannot be moved. */
-async function sharedExtents(ctx: FsckContext, ino: number, runs: ReadonlyArray<[number, number]>): Promise<Move[] | string> {
+/** The extents and tree nodes of ino that touch its shared runs, or why they cannot be moved. */
+async function sharedParts(ctx: FsckContext, ino: number, runs: ReadonlyArray<[number, number]>): Promise<Shared | string> {
   const inode = await ctx.img.readInode(ino)
   if ((inode.flags & INODE_FLAGS.EXTENTS) === 0) return 'the inode is block-mapped'
-  const moves: Move[] = []
-  const visit = async (node: ExtentNode, leaf: number | undefined): Promise<string | undefined> => {
+  const out: Shared = { moves: [], nodes: [] }
+  // Below a shared node everything is shared (the other owner reaches it through that node), though
+  // the check, which does not descend into a block claimed before, could not say so.
+  const visit = async (node: ExtentNode, at: number | undefined, underShared: boolean): Promise<void> => {
     if (node.header.depth === 0) {
-      for (const [slot, e] of node.extents.entries()) if (overlaps(runs, e.start, e.len)) moves.push({ leaf, slot, extent: e })
-      return undefined
+      for (const [slot, e] of node.extents.entries()) if (underShared || overlaps(runs, e.start, e.len)) out.moves.push({ leaf: at, slot, extent: e })
+      return
     }
-    for (const ix of node.indexes) {
-      if (overlaps(runs, ix.leaf, 1)) return `its extent tree block ${ix.leaf} is shared`
+    for (const [slot, ix] of node.indexes.entries()) {
+      // Parents first: a copied node's entries are then rewritten in the copy.
+      const shared = underShared || overlaps(runs, ix.leaf, 1)
+      if (shared) out.nodes.push({ parent: at, slot, index: ix })
       const child = decodeExtentNode(await ctx.img.readBlocks(ix.leaf, 1, `inode ${ino} extent block`), ctx.img.blockSize, `inode ${ino} extent block ${ix.leaf}`)
-      const why = await visit(child, ix.leaf)
-      if (why !== undefined) return why
+      await visit(child, ix.leaf, shared)
     }
-    return undefined
   }
   try {
-    const why = await visit(decodeExtentNode(inode.block, I_BLOCK_SIZE, `inode ${ino} extent root`), undefined)
-    return why ?? moves
+    await visit(decodeExtentNode(inode.block, I_BLOCK_SIZE, `inode ${ino} extent root`), undefined, false)
+    return out
   } catch (err) {
     return errText(err)
   }
 }
 
-/** Point the moved extents at their copies: the root's in the inode record, a leaf's in its block (with its checksum). */
-async function repoint(ctx: FsckContext, h: MetaTxn, ino: number, moves: readonly Move[]): Promise<boolean> {
-  const inRoot = moves.filter((m) => m.leaf === undefined)
+/** Set a tree block's checksum tail for ino (no-op without metadata_csum). */
+function setNodeCsum(ctx: FsckContext, buf: Buffer, block: number, ino: number, generation: number): void {
+  if (!ctx.csum) return
+  const tail = extentTailOffset(decodeExtentNode(buf, ctx.img.blockSize, `extent block ${block}`).header)
+  buf.writeUInt32LE(crc32cUpdate(inodeSeed(csumSeed(ctx.img.sb), ino, generation), buf.subarray(0, tail)), tail)
+}
+
+/**
+ * Point the copied nodes' parents at the copies, then the moved extents at theirs: entries in the
+ * root are rewritten in the inode record, the others in their block (a copied block's copy), whose
+ * checksum is then set for this inode.
+ */
+async function repoint(ctx: FsckContext, h: MetaTxn, ino: number, { moves, nodes }: Shared, copyOf: ReadonlyMap<number, number>): Promise<boolean> {
+  const entry = (slot: number): number => EXTENT_HEADER_SIZE + slot * EXTENT_ENTRY_SIZE
+  const edits = [
+    ...nodes.map((n) => ({ at: n.parent, slot: n.slot, bytes: encodeExtentIndex({ ...n.index, leaf: copyOf.get(n.index.leaf) ?? n.index.leaf }) })),
+    ...moves.map((m) => ({ at: m.leaf, slot: m.slot, bytes: encodeExtent(m.extent) })),
+  ]
+  const inRoot = edits.filter((e) => e.at === undefined)
   if (inRoot.length > 0) {
     const ok = await updateInode(ctx, h, ino, (inode) => {
-      for (const m of inRoot) encodeExtent(m.extent).copy(inode.block, EXTENT_HEADER_SIZE + m.slot * EXTENT_ENTRY_SIZE)
+      for (const e of inRoot) e.bytes.copy(inode.block, entry(e.slot))
     })
     if (!ok) return false
   }
   const generation = (await ctx.img.readInode(ino)).generation
-  for (const m of moves) {
-    if (m.leaf === undefined) continue
-    const buf = await h.get(m.leaf)
-    encodeExtent(m.extent).copy(buf, EXTENT_HEADER_SIZE + m.slot * EXTENT_ENTRY_SIZE)
-    if (ctx.csum) {
-      const tail = extentTailOffset(decodeExtentNode(buf, ctx.img.blockSize, `extent block ${m.leaf}`).header)
-      buf.writeUInt32LE(crc32cUpdate(inodeSeed(csumSeed(ctx.img.sb), ino, generation), buf.subarray(0, tail)), tail)
-    }
-    h.dirty(m.leaf)
+  const touched = new Set<number>(copyOf.values())
+  for (const e of edits) {
+    if (e.at === undefined) continue
+    const block = copyOf.get(e.at) ?? e.at
+    e.bytes.copy(await h.get(block), entry(e.slot))
+    touched.add(block)
+  }
+  for (const block of touched) {
+    setNodeCsum(ctx, await h.get(block), block, ino, generation)
+    h.dirty(block)
   }
   return true
 }
@@ -108,7 +144,12 @@ export async function cloneShared({ ctx, problems, h }: StepInput): Promise<Repa
   for (const p of problems) if (p.code === 'BLOCK_MULTIPLY_CLAIMED' && p.ino !== undefined && !reported.has(p.ino)) reported.set(p.ino, p.message)
   if (reported.size === 0) return out
   const distrust = new Map<number, string>()
-  for (const p of problems) if (p.pass === 1 && p.ino !== undefined && (p.code === 'INODE_CSUM' || p.code.startsWith('EXTENT_'))) distrust.set(p.ino, p.code)
+  for (const p of problems) {
+    if (p.pass !== 1 || p.ino === undefined || !(p.code === 'INODE_CSUM' || p.code.startsWith('EXTENT_'))) continue
+    // The checksum of a tree node it shares: right for the other owner only; the copy gets its own.
+    const sharedNode = p.code === 'EXTENT_CSUM' && p.block !== undefined && overlaps(ctx.dupRuns.get(p.ino) ?? [], p.block, 1)
+    if (!sharedNode) distrust.set(p.ino, p.code)
+  }
   let budget = MAX_CLONE_BLOCKS
   for (const [ino, message] of reported) {
     const refuse = (why: string): void => void out.push(left(1, 'BLOCK_MULTIPLY_CLAIMED', `${message} (not cloned: ${why})`, { ino }))
@@ -122,25 +163,39 @@ export async function cloneShared({ ctx, problems, h }: StepInput): Promise<Repa
       refuse(`the inode also has ${bad}`)
       continue
     }
-    const moves = await sharedExtents(ctx, ino, runs)
-    if (typeof moves === 'string') {
-      refuse(moves)
+    const parts = await sharedParts(ctx, ino, runs)
+    if (typeof parts === 'string') {
+      refuse(parts)
       continue
     }
-    // A shared block outside the extents' data (an extended attribute block) is not cloned here: nothing would change.
-    const outside = runs.find(([b, n]) => !moves.some((m) => overlaps([[b, n]], m.extent.start, m.extent.len)))
+    const { moves, nodes } = parts
+    // A shared block outside the extents' data and the tree (an extended attribute block) is not cloned here: nothing would change.
+    const outside = runs.find(([b, n]) => !moves.some((m) => overlaps([[b, n]], m.extent.start, m.extent.len)) && !nodes.some((x) => overlaps([[b, n]], x.index.leaf, 1)))
     if (outside !== undefined) {
-      refuse(`shared block ${outside[0]} is not in its extents' data (an extended attribute block?)`)
+      refuse(`shared block ${outside[0]} is neither in its extents' data nor its extent tree (an extended attribute block?)`)
       continue
     }
-    const total = moves.reduce((n, m) => n + m.extent.len, 0)
+    const total = moves.reduce((n, m) => n + m.extent.len, 0) + nodes.length
     if (total > budget) {
       refuse(`${total} blocks to copy, over the ${budget} left in this step`)
       continue
     }
     const copies: string[] = []
+    const copyOf = new Map<number, number>()
     let why: string | undefined
-    for (const m of moves) {
+    const bs = ctx.img.blockSize
+    for (const n of nodes) {
+      const to = freeRun(ctx, 1)
+      if (to === undefined) {
+        why = 'no free block for a copy of its extent tree block'
+        break
+      }
+      ctx.blocks.set(to)
+      ;(await ctx.img.readBlocks(n.index.leaf, 1, `inode ${ino} shared extent block`)).copy(h.fresh(to), 0, 0, bs)
+      copyOf.set(n.index.leaf, to)
+      copies.push(`extent block ${n.index.leaf} → ${to}`)
+    }
+    for (const m of why === undefined ? moves : []) {
       const to = freeRun(ctx, m.extent.len)
       if (to === undefined) {
         why = `no free run of ${m.extent.len} blocks`
@@ -149,7 +204,6 @@ export async function cloneShared({ ctx, problems, h }: StepInput): Promise<Repa
       // The map first: the next extent's run must not land here.
       for (let i = 0; i < m.extent.len; i++) ctx.blocks.set(to + i)
       const data = await ctx.img.readBlocks(m.extent.start, m.extent.len, `inode ${ino} shared blocks`)
-      const bs = ctx.img.blockSize
       for (let i = 0; i < m.extent.len; i++) data.copy(h.fresh(to + i), 0, i * bs, (i + 1) * bs)
       copies.push(`${m.extent.start}+${m.extent.len} → ${to}`)
       m.extent = { ...m.extent, start: to }
@@ -159,7 +213,7 @@ export async function cloneShared({ ctx, problems, h }: StepInput): Promise<Repa
       refuse(why)
       continue
     }
-    if (!(await repoint(ctx, h, ino, moves))) {
+    if (!(await repoint(ctx, h, ino, parts, copyOf))) {
       refuse('the inode table is outside the file system')
       continue
     }
