@@ -10,10 +10,13 @@
  * (meta/cache.ts). Every changing statement announces the inodes it touched
  * with pg_notify, which PostgreSQL delivers to every listening server at
  * commit; a server drops what it cached of them when the notification
- * arrives. So a writer's reply is sent after its commit, and another
- * server stops answering from its old cache when the notification reaches
- * it (measured p50/p99 in README, "Cluster backend: metadata"). If the
- * change feed drops, everything cached is dropped.
+ * arrives. A notification can arrive after a request that should see it
+ * (close on A, open on B within the notification's latency), so GETATTR,
+ * LOOKUP, READ and READDIR first wait for a barrier on the LISTEN
+ * connection (#current): a round trip there, begun after the request
+ * arrived, which PostgreSQL answers only after the notifications committed
+ * before it. If the change feed drops, everything cached is dropped, and
+ * nothing is served from the cache until it is back.
  *
  * On an engine without LISTEN/NOTIFY (CockroachDB; YugabyteDB unless told
  * otherwise) the cache mode is 'per-request' (meta/cache-mode.ts): nothing
@@ -183,13 +186,13 @@ export class ClusterVfs implements Vfs {
   }
 
   async getattr(f: FileRef): Promise<Attr> {
-    await this.#current()
+    await this.#current(f.id)
     return this.#view((await this.#node(f)).attr)
   }
 
   async lookup(dir: FileRef, name: Buffer): Promise<{ ref: FileRef; attr: Attr }> {
     checkName(name)
-    await this.#current()
+    await this.#current(dir.id)
     const cachedDir = this.#cache.node(dir.id)
     if (cachedDir !== undefined) {
       const d = checkDir(checkRef(cachedDir, dir))
@@ -347,7 +350,7 @@ export class ClusterVfs implements Vfs {
   }
 
   async readdir(dir: FileRef, cookie: bigint, max: number): Promise<DirPage> {
-    await this.#current()
+    await this.#current(dir.id)
     // A cached directory: the page alone; otherwise its row comes with the page (one round trip).
     const cached = this.#cache.node(dir.id)
     const token = this.#cache.begin()
@@ -393,9 +396,12 @@ export class ClusterVfs implements Vfs {
    * with. WRITE, COMMIT, SETATTR, FSSTAT and PATHCONF do not: they change or read the database
    * for their result and take only the type and the wcc "before" attributes from the cache,
    * which a client that opened the file (GETATTR) has already brought up to date.
+   * `inode`: the request starts from this node, and if it is not cached the request reads the
+   * database, current by itself, and waits for nothing (READ always waits: the data half's
+   * slice lists are cached apart from the node).
    */
-  async #current(): Promise<void> {
-    if (this.#feed === undefined) return
+  async #current(inode?: bigint): Promise<void> {
+    if (this.#feed === undefined || (inode !== undefined && !this.#cache.has(inode))) return
     if (await this.#feed.barrier()) return
     this.#cache.dropAll()
     this.#data.invalidateAll()

@@ -112,4 +112,11 @@ t.test('B serves from its cache without waiting when its feed is quick, and shar
   t.equal(all.length, 50)
   t.equal(bs.db.stats().roundTrips - rt, 0, '50 GETATTRs of a cached node: no statement on the pool')
   t.equal(bs.db.stats().barriers - barriers, 2, 'and two barriers: the first one and the one the other 49 shared')
+
+  // A node B has not cached is read from the database, which is current: no barrier.
+  const g = await mkfile(a.vfs, a.vfs.root(), 'g')
+  const before = bs.db.stats()
+  t.equal((await bs.vfs.getattr(g)).fileid, g.id)
+  t.equal(bs.db.stats().roundTrips - before.roundTrips, 1, 'an uncached GETATTR: one statement')
+  t.equal(bs.db.stats().barriers - before.barriers, 0, 'and no barrier')
 })
