@@ -66,8 +66,9 @@ t.test('two servers without notifications: close-to-open in every round, nothing
   t.equal(await b.remove(rootB, 'cto2'), S.OK)
   t.equal((await a.getattr(fh)).status, S.STALE, 'a file removed on B is stale on A')
 
-  // pg_stat_activity shows a connection's last statement: a LISTENing one keeps its LISTEN there.
-  const listening = await listener.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()")
+  // pg_stat_activity shows a connection's last statement: a LISTENing one keeps its LISTEN there
+  // until it waits for a barrier (SELECT 1); a server's feed connection is named tsnfs-listen.
+  const listening = await listener.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND (query ILIKE 'LISTEN%' OR application_name = 'tsnfs-listen') AND pid <> pg_backend_pid()")
   t.equal(listening.rows[0]?.['n'], 0, 'no server connection LISTENs')
   await new Promise((r) => setTimeout(r, 200))
   t.strictSame(heard, [], `nothing was notified on ${CHANGE_CHANNEL}`)

@@ -10,10 +10,13 @@
  * (meta/cache.ts). Every changing statement announces the inodes it touched
  * with pg_notify, which PostgreSQL delivers to every listening server at
  * commit; a server drops what it cached of them when the notification
- * arrives. So a writer's reply is sent after its commit, and another
- * server stops answering from its old cache when the notification reaches
- * it (measured p50/p99 in README, "Cluster backend: metadata"). If the
- * change feed drops, everything cached is dropped.
+ * arrives. A notification can arrive after a request that should see it
+ * (close on A, open on B within the notification's latency), so GETATTR,
+ * LOOKUP, READ and READDIR first wait for a barrier on the LISTEN
+ * connection (#current): a round trip there, begun after the request
+ * arrived, which PostgreSQL answers only after the notifications committed
+ * before it. If the change feed drops, everything cached is dropped, and
+ * nothing is served from the cache until it is back.
  *
  * On an engine without LISTEN/NOTIFY (CockroachDB; YugabyteDB unless told
  * otherwise) the cache mode is 'per-request' (meta/cache-mode.ts): nothing
@@ -59,7 +62,7 @@ import { renameEntry } from './meta/rename.ts'
 import type { Session } from './meta/session.ts'
 import { setAttributes, setAttributesFast } from './meta/setattr.ts'
 import { COUNTER, ROOT_INODE, TYPE_CODE } from './schema.ts'
-import { multiModify, type SqlDb, type SqlDialect } from './sql.ts'
+import { multiModify, type Feed, type SqlDb, type SqlDialect } from './sql.ts'
 
 /** Larger reads are short (legal, RFC 1813 §3.3.6), so one request cannot make us allocate gigabytes. */
 const MAX_READ = 16 * 1024 * 1024
@@ -104,7 +107,7 @@ export class ClusterVfs implements Vfs {
   readonly #inodeCount: CounterDelta
   /** One statement with data-modifying CTEs per operation (PostgreSQL), or single-table steps. */
   readonly #oneStatement: boolean
-  #unlisten: (() => Promise<void>) | undefined
+  #feed: Feed | undefined
   #closed = false
 
   constructor(opts: ClusterVfsOptions) {
@@ -150,7 +153,7 @@ export class ClusterVfs implements Vfs {
   /** Start following other servers' changes; until then nothing is cached. */
   async listen(channel: string): Promise<void> {
     if (this.#mode !== 'notify') throw new Error(`cluster: no change feed in cache mode ${this.#mode}`)
-    this.#unlisten = await this.#db.listen(channel, (p) => { this.#onChange(p) }, (err) => {
+    this.#feed = await this.#db.listen(channel, (p) => { this.#onChange(p) }, (err) => {
       this.#opts.log?.(`cluster: change feed interrupted (${err.message}); dropping every cached node`)
       this.#cache.dropAll()
       this.#data.invalidateAll()
@@ -183,11 +186,13 @@ export class ClusterVfs implements Vfs {
   }
 
   async getattr(f: FileRef): Promise<Attr> {
+    await this.#current(f.id)
     return this.#view((await this.#node(f)).attr)
   }
 
   async lookup(dir: FileRef, name: Buffer): Promise<{ ref: FileRef; attr: Attr }> {
     checkName(name)
+    await this.#current(dir.id)
     const cachedDir = this.#cache.node(dir.id)
     if (cachedDir !== undefined) {
       const d = checkDir(checkRef(cachedDir, dir))
@@ -236,6 +241,7 @@ export class ClusterVfs implements Vfs {
   }
 
   async read(f: FileRef, offset: bigint, count: number): Promise<ReadResult> {
+    await this.#current()
     const node = await this.#node(f)
     if (node.attr.type !== 'file') throw new VfsError('EINVAL', 'read of a non-regular file')
     if (offset < 0n || count < 0) throw new VfsError('EINVAL')
@@ -344,6 +350,7 @@ export class ClusterVfs implements Vfs {
   }
 
   async readdir(dir: FileRef, cookie: bigint, max: number): Promise<DirPage> {
+    await this.#current(dir.id)
     // A cached directory: the page alone; otherwise its row comes with the page (one round trip).
     const cached = this.#cache.node(dir.id)
     const token = this.#cache.begin()
@@ -374,10 +381,30 @@ export class ClusterVfs implements Vfs {
     } finally {
       await this.#releases.idle()
       await this.#inodeCount.close().catch((err: unknown) => this.#opts.log?.(`cluster: inode count not updated at close (${(err as Error).message})`))
-      await this.#unlisten?.()
+      await this.#feed?.stop()
       await this.#opts.session?.close()
       await this.#data.close()
     }
+  }
+
+  /**
+   * Before an answer from the cache: every change another server acknowledged before this
+   * request arrived has been heard (close-to-open across servers). A barrier on the LISTEN
+   * connection (Feed.barrier: one round trip there, shared by the requests that arrive
+   * together); if it fails the feed is down and nothing cached is trusted.
+   * GETATTR (so ACCESS), LOOKUP, READ and READDIR wait: the answers a client opens and reads
+   * with. WRITE, COMMIT, SETATTR, FSSTAT and PATHCONF do not: they change or read the database
+   * for their result and take only the type and the wcc "before" attributes from the cache,
+   * which a client that opened the file (GETATTR) has already brought up to date.
+   * `inode`: the request starts from this node, and if it is not cached the request reads the
+   * database, current by itself, and waits for nothing (READ always waits: the data half's
+   * slice lists are cached apart from the node).
+   */
+  async #current(inode?: bigint): Promise<void> {
+    if (this.#feed === undefined || (inode !== undefined && !this.#cache.has(inode))) return
+    if (await this.#feed.barrier()) return
+    this.#cache.dropAll()
+    this.#data.invalidateAll()
   }
 
   /** The node `f` names, from the cache unless `fresh`; ESTALE if it is gone or of another generation. */

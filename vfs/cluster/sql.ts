@@ -29,6 +29,21 @@ export interface SqlStats {
   transactions: number
   /** Transactions run again after a serialization failure (40001) or deadlock (40P01). */
   retries: number
+  /** Barriers waited for on the LISTEN connection (Feed.barrier), not counted in roundTrips. */
+  barriers: number
+}
+
+/** A LISTEN in progress (SqlDb.listen). */
+export interface Feed {
+  /**
+   * Resolves true once a round trip on the LISTEN connection, sent after this call, has been
+   * answered: every notification committed before the call has then been passed to onPayload
+   * (clients/feed.ts says why). Callers arriving together share one round trip. False when
+   * the connection is down or the round trip failed: what was cached cannot be trusted.
+   */
+  barrier(): Promise<boolean>
+  /** Stop listening. */
+  stop(): Promise<void>
 }
 
 export interface SqlDb {
@@ -46,9 +61,8 @@ export interface SqlDb {
    * connection of its own). `onLost` is called when that connection drops:
    * the caller must then distrust everything it cached, since notifications
    * may have been missed; the adapter reconnects and listens again.
-   * Resolves to a function that stops listening.
    */
-  listen(channel: string, onPayload: (payload: string) => void, onLost?: (err: Error) => void): Promise<() => Promise<void>>
+  listen(channel: string, onPayload: (payload: string) => void, onLost?: (err: Error) => void): Promise<Feed>
   stats(): SqlStats
   close(): Promise<void>
 }

@@ -130,9 +130,10 @@ t.test('a server whose change feed drops forgets everything it cached', async t 
   t.equal((await bs.vfs.getattr(f)).mode, 0o644)
   const cached = bs.vfs.cacheStats().nodes
   t.ok(cached > 0, 'B has cached nodes')
-  // Cut every LISTEN connection: B's feed is gone until its adapter reconnects.
+  // Cut every LISTEN connection (by name: their last statement may be a barrier's SELECT 1, not
+  // the LISTEN): B's feed is gone until its adapter reconnects.
   const admin = (await c.server()).db
-  const r = await admin.query("SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'")
+  const r = await admin.query("SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'tsnfs-listen'")
   t.ok(r.rows.length >= 1, `terminated ${r.rows.length} listening connections`)
   for (let i = 0; i < 200 && bs.vfs.cacheStats().nodes > 0; i++) await new Promise(res => setTimeout(res, 10))
   t.equal(bs.vfs.cacheStats().nodes, 0, 'B dropped every cached node when its feed broke')

@@ -16,7 +16,9 @@
  */
 import pg from 'pg'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { isRetryable, sqlState, type SqlDb, type SqlRows, type SqlStats, type SqlTx, type TxOptions } from '../sql.ts'
+import type { Socket } from 'node:net'
+import { isRetryable, sqlState, type Feed, type SqlDb, type SqlRows, type SqlStats, type SqlTx, type TxOptions } from '../sql.ts'
+import { BarrierRounds, holdReads } from './feed.ts'
 
 // BIGINT (int8) stays a string: JavaScript numbers lose precision past 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => v)
@@ -106,9 +108,11 @@ export class PgDb implements SqlDb {
   private readonly opts: PgDbOptions
   private readonly where: string
   private readonly connectTo: string
-  private readonly counts: SqlStats = { roundTrips: 0, transactions: 0, retries: 0 }
+  private readonly counts: SqlStats = { roundTrips: 0, transactions: 0, retries: 0, barriers: 0 }
   private readonly listeners = new Set<pg.Client>()
   private closed = false
+  /** Test hook (holdFeed): how long the LISTEN connections' incoming bytes are held. */
+  private feedHoldMs = 0
 
   constructor(opts: PgDbOptions) {
     this.opts = opts
@@ -153,15 +157,20 @@ export class PgDb implements SqlDb {
     return this.retrying('query', () => this.withClient('query', (client) => this.send(client, text, params, 'query', true)))
   }
 
-  async listen(channel: string, onPayload: (payload: string) => void, onLost?: (err: Error) => void): Promise<() => Promise<void>> {
+  async listen(channel: string, onPayload: (payload: string) => void, onLost?: (err: Error) => void): Promise<Feed> {
     let stopped = false
     let client: pg.Client | undefined
+    // Set once the caller has been told to distrust its cache after a reconnect (onLost), so a
+    // barrier never vouches for what was cached while notifications could be missed.
+    let trusted = false
     // A function, not the expression: both flags change while we await.
     const done = (): boolean => stopped || this.closed
     const connect = async (): Promise<void> => {
       const c = new pg.Client({
         connectionString: this.connectTo,
         connectionTimeoutMillis: this.opts.connectTimeoutMs ?? 5000,
+        // A barrier waits on this connection: a silent server must not hold requests forever.
+        query_timeout: this.opts.readTimeoutMs ?? (this.opts.statementTimeoutMs ?? 30_000) + 5000,
         keepAlive: true,
         application_name: 'tsnfs-listen',
       })
@@ -171,6 +180,7 @@ export class PgDb implements SqlDb {
       const drop = (err: Error): void => {
         if (lost) return
         lost = true
+        trusted = false
         this.listeners.delete(c)
         if (client === c) client = undefined
         if (done()) return
@@ -182,6 +192,7 @@ export class PgDb implements SqlDb {
       try {
         await c.connect()
         await c.query(`LISTEN ${pg.escapeIdentifier(channel)}`)
+        holdReads((c as unknown as { connection: { stream: Socket } }).connection.stream, () => this.feedHoldMs)
       } catch (err) {
         lost = true
         await c.end().catch(() => undefined)
@@ -202,6 +213,7 @@ export class PgDb implements SqlDb {
           }
           // Whatever changed while we were away was not announced to us: distrust it all again.
           onLost?.(new Error(`${this.where}: LISTEN ${channel} reconnected`))
+          trusted = client !== undefined
           return
         } catch (err) {
           this.opts.log?.(`${this.where}: LISTEN ${channel} reconnect failed: ${(err as Error).message}`)
@@ -213,13 +225,34 @@ export class PgDb implements SqlDb {
     } catch (err) {
       throw this.unavailable(err, `LISTEN ${channel}`, false)
     }
-    return async () => {
-      stopped = true
+    trusted = true
+    const stillTrusted = (c: pg.Client): boolean => trusted && client === c
+    const rounds = new BarrierRounds(async () => {
       const c = client
-      if (c === undefined) return
-      this.listeners.delete(c)
-      await c.end().catch(() => undefined)
+      if (c === undefined || !trusted || done()) return false
+      this.counts.barriers++
+      await c.query('SELECT 1')
+      // The connection may have dropped (and come back) while we waited: a function, read now.
+      return stillTrusted(c)
+    })
+    return {
+      barrier: () => rounds.wait(),
+      stop: async () => {
+        stopped = true
+        const c = client
+        if (c === undefined) return
+        this.listeners.delete(c)
+        await c.end().catch(() => undefined)
+      },
     }
+  }
+
+  /**
+   * Tests: hold what every LISTEN connection receives `ms` longer (0: no more), in order, so a
+   * notification arrives late and a barrier's answer with it behind the notification.
+   */
+  holdFeed(ms: number): void {
+    this.feedHoldMs = ms
   }
 
   stats(): SqlStats {

@@ -6,8 +6,10 @@
  * 'notify' (PostgreSQL): every change sends pg_notify in its own
  * transaction; each server LISTENs and drops what the notification names
  * (meta/cache.ts). Cached nodes and names answer GETATTR and LOOKUP with no
- * round trip; another server sees a change when its notification arrives
- * (milliseconds after the commit, README "Cluster backend: metadata").
+ * statement of their own: each waits for a barrier on the LISTEN connection
+ * (one round trip there, shared by the requests that arrive together), so a
+ * change committed anywhere before the request arrived has been heard
+ * (ClusterVfs #current, clients/feed.ts).
  *
  * 'per-request' (CockroachDB: no LISTEN/NOTIFY, pg_notify is refused;
  * YugabyteDB: only from v2025.2.3, early access): nothing is sent or

@@ -92,6 +92,11 @@ export class MetaCache {
     return this.#logBase + this.#log.length
   }
 
+  /** Whether the node is cached (not counted as a hit or a miss). */
+  has(inode: bigint): boolean {
+    return this.#nodes.has(inode)
+  }
+
   node(inode: bigint): Node | undefined {
     const n = this.#nodes.get(inode)
     if (n === undefined) this.#stats.misses++

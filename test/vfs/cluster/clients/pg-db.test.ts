@@ -210,7 +210,7 @@ t.test('LISTEN: the backend killed → onLost, then notifications flow again', a
   const { db } = await openDb(t)
   const got: string[] = []
   const lost: Error[] = []
-  const stop = await db.listen('tsnfs_test', (p) => { got.push(p) }, (e) => { lost.push(e) })
+  const feed = await db.listen('tsnfs_test', (p) => { got.push(p) }, (e) => { lost.push(e) })
   await db.query('SELECT pg_notify($1, $2)', ['tsnfs_test', 'before'])
   await waitFor('the first notification', () => got.includes('before'))
   const pids = (await db.query(`SELECT pid FROM pg_stat_activity WHERE application_name = 'tsnfs-listen' AND datname = current_database()`)).rows
@@ -222,7 +222,7 @@ t.test('LISTEN: the backend killed → onLost, then notifications flow again', a
   t.match(lost[1]?.message, /LISTEN tsnfs_test reconnected/)
   await db.query('SELECT pg_notify($1, $2)', ['tsnfs_test', 'after'])
   await waitFor('a notification after the reconnection', () => got.includes('after'))
-  await stop()
+  await feed.stop()
   await db.query('SELECT pg_notify($1, $2)', ['tsnfs_test', 'stopped'])
   await new Promise((resolve) => setTimeout(resolve, 200))
   t.notOk(got.includes('stopped'), 'nothing after stop')

@@ -19,8 +19,8 @@ t.test('restart and crash of the database', async (t) => {
   await db.query('CREATE TABLE r (id INTEGER PRIMARY KEY)')
   const got: string[] = []
   const lost: string[] = []
-  const stop = await db.listen('chg', (p) => { got.push(p) }, (e) => { lost.push(e.message) })
-  t.teardown(stop)
+  const feed = await db.listen('chg', (p) => { got.push(p) }, (e) => { lost.push(e.message) })
+  t.teardown(() => feed.stop())
 
   await t.test('a transaction whose connection is cut before COMMIT runs again on a fresh one', async (t) => {
     let attempts = 0
