@@ -40,7 +40,7 @@ import type {
   Attr, CreateMode, Created, DirChange, DirPage, FileRef, FsStat, Owner, PathConf, ReadResult, SetAttr,
   Stability, Vfs, VfsCapabilities,
 } from '../types.ts'
-import { parseChange } from './change.ts'
+import { CacheFollower } from './cache-follower.ts'
 import type { FileData } from './data/types.ts'
 import { IdBatch } from './ids.ts'
 import { MetaCache } from './meta/cache.ts'
@@ -62,7 +62,7 @@ import { renameEntry } from './meta/rename.ts'
 import type { Session } from './meta/session.ts'
 import { setAttributes, setAttributesFast } from './meta/setattr.ts'
 import { COUNTER, ROOT_INODE, TYPE_CODE } from './schema.ts'
-import { multiModify, type Feed, type SqlDb, type SqlDialect } from './sql.ts'
+import { multiModify, type SqlDb, type SqlDialect } from './sql.ts'
 
 /** Larger reads are short (legal, RFC 1813 §3.3.6), so one request cannot make us allocate gigabytes. */
 const MAX_READ = 16 * 1024 * 1024
@@ -107,7 +107,7 @@ export class ClusterVfs implements Vfs {
   readonly #inodeCount: CounterDelta
   /** One statement with data-modifying CTEs per operation (PostgreSQL), or single-table steps. */
   readonly #oneStatement: boolean
-  #feed: Feed | undefined
+  readonly #follower: CacheFollower
   #closed = false
 
   constructor(opts: ClusterVfsOptions) {
@@ -121,6 +121,7 @@ export class ClusterVfs implements Vfs {
     this.#inodes = new IdBatch(opts.db, COUNTER.nextInode, 1000)
     this.#releases = new ReleaseQueue(opts.db, opts.data, opts.log)
     this.#inodeCount = new CounterDelta(opts.db, COUNTER.usedInodes, opts.log)
+    this.#follower = new CacheFollower({ cache: this.#cache, data: opts.data, sid: opts.sid, log: opts.log, onRemoteChange: opts.onRemoteChange })
     // The one-statement forms carry their notification in SQL: without a feed the steps are used.
     this.#oneStatement = multiModify(opts.dialect ?? 'postgresql') && this.#mode === 'notify'
   }
@@ -153,11 +154,7 @@ export class ClusterVfs implements Vfs {
   /** Start following other servers' changes; until then nothing is cached. */
   async listen(channel: string): Promise<void> {
     if (this.#mode !== 'notify') throw new Error(`cluster: no change feed in cache mode ${this.#mode}`)
-    this.#feed = await this.#db.listen(channel, (p) => { this.#onChange(p) }, (err) => {
-      this.#opts.log?.(`cluster: change feed interrupted (${err.message}); dropping every cached node`)
-      this.#cache.dropAll()
-      this.#data.invalidateAll()
-    })
+    await this.#follower.listen(this.#db, channel)
   }
 
   /** This server changed the inodes outside a metadata operation (the data half flushed): drop their nodes. */
@@ -381,30 +378,22 @@ export class ClusterVfs implements Vfs {
     } finally {
       await this.#releases.idle()
       await this.#inodeCount.close().catch((err: unknown) => this.#opts.log?.(`cluster: inode count not updated at close (${(err as Error).message})`))
-      await this.#feed?.stop()
+      await this.#follower.stop()
       await this.#opts.session?.close()
       await this.#data.close()
     }
   }
 
   /**
-   * Before an answer from the cache: every change another server acknowledged before this
-   * request arrived has been heard (close-to-open across servers). A barrier on the LISTEN
-   * connection (Feed.barrier: one round trip there, shared by the requests that arrive
-   * together); if it fails the feed is down and nothing cached is trusted.
-   * GETATTR (so ACCESS), LOOKUP, READ and READDIR wait: the answers a client opens and reads
-   * with. WRITE, COMMIT, SETATTR, FSSTAT and PATHCONF do not: they change or read the database
-   * for their result and take only the type and the wcc "before" attributes from the cache,
-   * which a client that opened the file (GETATTR) has already brought up to date.
-   * `inode`: the request starts from this node, and if it is not cached the request reads the
-   * database, current by itself, and waits for nothing (READ always waits: the data half's
-   * slice lists are cached apart from the node).
+   * Before an answer from the cache (cache-follower.ts). GETATTR (so ACCESS), LOOKUP, READ and
+   * READDIR wait: the answers a client opens and reads with. WRITE, COMMIT, SETATTR, FSSTAT and
+   * PATHCONF do not: they change or read the database for their result and take only the type
+   * and the wcc "before" attributes from the cache, which a client that opened the file
+   * (GETATTR) has already brought up to date. READ always waits (no inode): the data half's
+   * slice lists are cached apart from the node.
    */
-  async #current(inode?: bigint): Promise<void> {
-    if (this.#feed === undefined || (inode !== undefined && !this.#cache.has(inode))) return
-    if (await this.#feed.barrier()) return
-    this.#cache.dropAll()
-    this.#data.invalidateAll()
+  #current(inode?: bigint): Promise<void> {
+    return this.#follower.current(inode)
   }
 
   /** The node `f` names, from the cache unless `fresh`; ESTALE if it is gone or of another generation. */
@@ -493,26 +482,5 @@ export class ClusterVfs implements Vfs {
       throw new VfsError('EEXIST')
     }
     throw new VfsError('EIO', `create of ${name.toString()} lost ${CREATE_ATTEMPTS} races in a row`)
-  }
-
-  #onChange(payload: string): void {
-    const c = parseChange(payload)
-    if (c === null) return
-    if (c.sid === this.sid) {
-      // Our own echo: the reply already updated the cache. Versioned inodes are still applied by
-      // version, which keeps what the reply cached and drops it only if the reply never arrived
-      // (a connection lost after the commit) and our copy is older.
-      if (c.inodes !== 'all') this.#cache.notified(c.inodes.filter((i) => c.vers.has(i)), c.vers)
-      return
-    }
-    if (c.inodes === 'all') {
-      this.#cache.dropAll()
-      this.#data.invalidateAll()
-    } else {
-      this.#cache.notified(c.inodes, c.vers)
-      // The data half's slice lists are not versioned: any change of the inode may have moved them.
-      for (const i of c.inodes) this.#data.invalidate(i)
-    }
-    this.#opts.onRemoteChange?.(c.inodes)
   }
 }
