@@ -117,12 +117,14 @@ async function single(dir: string, bytes: number): Promise<Volume> {
 
 /** Seconds to write `total` bytes through the device, flushed (per request or once at the end). */
 async function direct(v: Volume, total: number, flushEach: boolean, log: (line: string) => void): Promise<number> {
+  const cpu0 = process.cpuUsage()
+  const f0 = process.resourceUsage().minorPageFault
   const t0 = performance.now()
   await stream(total, (at, d) => v.dev.write(at, d), flushEach ? () => v.dev.flush() : undefined)
   const t1 = performance.now()
   await v.dev.flush()
   const t2 = performance.now()
-  log(`  writes ${((t1 - t0) / 1000).toFixed(3)} s, last flush ${((t2 - t1) / 1000).toFixed(3)} s`)
+  log(`  writes ${((t1 - t0) / 1000).toFixed(3)} s, last flush ${((t2 - t1) / 1000).toFixed(3)} s; ${cpuLine(cpu0, total)}, ${process.resourceUsage().minorPageFault - f0} page faults`)
   return (t2 - t0) / 1000
 }
 
@@ -133,6 +135,7 @@ async function throughEngine(v: Volume, total: number, log: (line: string) => vo
   try {
     const owner = { uid: 0, gid: 0 }
     const { ref } = await e.create(e.root(), Buffer.from('f'), { how: 'unchecked', attr: {} }, owner)
+    const cpu0 = process.cpuUsage()
     const t0 = performance.now()
     await stream(total, async (at, d) => {
       await e.write(ref, BigInt(at), d, 'unstable')
@@ -140,11 +143,23 @@ async function throughEngine(v: Volume, total: number, log: (line: string) => vo
     const t1 = performance.now()
     await e.commit(ref)
     const t2 = performance.now()
-    log(`  writes ${((t1 - t0) / 1000).toFixed(3)} s, COMMIT ${((t2 - t1) / 1000).toFixed(3)} s`)
+    log(`  writes ${((t1 - t0) / 1000).toFixed(3)} s, COMMIT ${((t2 - t1) / 1000).toFixed(3)} s; ${cpuLine(cpu0, total)}`)
     return (t2 - t0) / 1000
   } finally {
     await e.close()
   }
+}
+
+/**
+ * The process's CPU time (every thread: the main one and the thread pool's, user and kernel) per
+ * GiB written since `from`. On a machine shared with other work the wall time swings 3× between
+ * runs; the CPU a mode spends per byte barely moves, and it is what the mode costs when the CPUs
+ * are the bottleneck.
+ */
+function cpuLine(from: NodeJS.CpuUsage, total: number): string {
+  const d = process.cpuUsage(from)
+  const perGiB = (us: number): string => ((us / 1e6) * (1024 * MiB / total)).toFixed(2)
+  return `CPU per GiB: user ${perGiB(d.user)} s, system ${perGiB(d.system)} s`
 }
 
 function xorSeconds(total: number): number {

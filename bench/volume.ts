@@ -122,18 +122,29 @@ function rate(rows: readonly PhaseResult[], phase: string): number {
 export interface SeqTable {
   write: Record<Layout, number[]>
   read: Record<Layout, number[]>
+  /**
+   * CPU seconds of this process (every thread, user and kernel: server, client, thread pool) per
+   * run (server start, write, COMMIT, read, stop). On a machine shared with other work the rates
+   * swing 3× from run to run; what a layout costs in CPU barely moves, and when the CPUs are the
+   * bottleneck the rates follow it.
+   */
+  cpu: Record<Layout, number[]>
 }
 
 async function seqTable(o: VolumeBenchOptions, made: Record<Layout, Made>): Promise<SeqTable> {
-  const table: SeqTable = { write: { single: [], mirror: [], raid5: [] }, read: { single: [], mirror: [], raid5: [] } }
+  const table: SeqTable = { write: { single: [], mirror: [], raid5: [] }, read: { single: [], mirror: [], raid5: [] }, cpu: { single: [], mirror: [], raid5: [] } }
   for (let run = 0; run < o.runs; run++) {
     // Rotate the order so no layout always runs first (cold) or last.
     const order = o.layouts.map((_, i) => o.layouts[(i + run) % o.layouts.length] ?? 'single')
     for (const layout of order) {
+      const cpu0 = process.cpuUsage()
       const rows = await seqOnce(layout, made[layout], o.sizeMiB)
+      const cpu = process.cpuUsage(cpu0)
+      const cpuSecs = round((cpu.user + cpu.system) / 1e6, 2)
       table.write[layout].push(rate(rows, 'write'))
       table.read[layout].push(rate(rows, 'read'))
-      o.log(`run ${run + 1} ${layout}: write ${rate(rows, 'write')} MiB/s, read ${rate(rows, 'read')} MiB/s`)
+      table.cpu[layout].push(cpuSecs)
+      o.log(`run ${run + 1} ${layout}: write ${rate(rows, 'write')} MiB/s, read ${rate(rows, 'read')} MiB/s, CPU ${cpuSecs} s`)
     }
   }
   return table
@@ -290,6 +301,9 @@ export function report(r: VolumeBenchResult, o: VolumeBenchOptions): string {
     const s = m(phase, 'single')
     lines.push(`| ${phase} | ${fmt(s)} | ${fmt(m(phase, 'mirror'))} | ${fmt(m(phase, 'raid5'))} | ${(m(phase, 'mirror') / s).toFixed(2)} | ${(m(phase, 'raid5') / s).toFixed(2)} |`)
   }
+  // single ÷ layout: the rate ratio the CPU cost alone would give (higher is cheaper).
+  const c = (l: Layout): number => median(r.seq.cpu[l])
+  lines.push(`| CPU s per run (write + read) | ${fmt(c('single'))} | ${fmt(c('mirror'))} | ${fmt(c('raid5'))} | ${(c('single') / c('mirror')).toFixed(2)} | ${(c('single') / c('raid5')).toFixed(2)} |`)
   const b = r.rebuild
   if (b === undefined) return lines.join('\n')
   lines.push('')

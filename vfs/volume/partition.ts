@@ -49,6 +49,17 @@ export class PartitionDevice implements Layer {
     return this.#inner.readInto(this.offset + offset, target)
   }
 
+  async readv(offset: number, targets: readonly Uint8Array[]): Promise<void> {
+    this.#check('read', offset, targets.reduce((sum, c) => sum + c.length, 0))
+    const inner = this.#inner
+    if (inner.readv !== undefined) return inner.readv(this.offset + offset, targets)
+    let at = this.offset + offset
+    for (const t of targets) {
+      await inner.readInto(at, t)
+      at += t.length
+    }
+  }
+
   async write(offset: number, data: Uint8Array): Promise<void> {
     this.#check('write', offset, data.length)
     if (this.readOnly) throw readOnlyError(offset)

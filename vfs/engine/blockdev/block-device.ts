@@ -35,6 +35,11 @@ export interface BlockDevice {
    * whole stripes) then hands them over without copying them together first.
    */
   writev?(offset: number, chunks: readonly Uint8Array[]): Promise<void>
+  /**
+   * Optional: fills `targets` back to back from `offset`, as one read (preadv), with readInto's
+   * contract for the whole. RAID-5 reads a member's units of several stripes in one call with it.
+   */
+  readv?(offset: number, targets: readonly Uint8Array[]): Promise<void>
   /** Makes every write that resolved before this call durable (fdatasync for a file). */
   flush(): Promise<void>
   close(): Promise<void>

@@ -146,6 +146,22 @@ export class ImageFile implements BlockDevice {
     }
   }
 
+  async readv(offset: number, targets: readonly Uint8Array[]): Promise<void> {
+    const total = targets.reduce((sum, c) => sum + c.length, 0)
+    checkRange(this.size, offset, total, 'read')
+    const fh = this.#handle('read')
+    // On the thread pool always (no RWF_NOWAIT attempt): these are large, and their copy is the
+    // cost, which there runs beside this thread. preadv may read less than asked, as pread.
+    let rest = targets.filter((c) => c.length > 0)
+    let done = 0
+    while (done < total) {
+      const { bytesRead } = await fh.readv(rest, offset + done)
+      if (bytesRead === 0) throw new BlockDevError('BLOCKDEV_SHORT_IO', `${this.path}: read at ${offset + done} found the end before ${this.size} bytes`)
+      done += bytesRead
+      rest = dropBytes(rest, bytesRead)
+    }
+  }
+
   async flush(): Promise<void> {
     // fdatasync: the data and what is needed to read it back (the size), not the mtime.
     await this.#handle('flush').datasync()

@@ -20,7 +20,7 @@ export interface Raid5Core {
   readonly locks: StripeLocks
   readonly intent: IntentLog | undefined
   readonly generations: WriteGenerations
-  /** A rebuild step's reads and units (1 MiB each by default), and a few degraded reads beside. */
+  /** A rebuild step's reads and units (1 MiB each by default), the parity of whole-stripe writes, and a few degraded reads beside (at most 16 MiB kept). */
   readonly runBuffers: RunBuffers
 }
 

@@ -63,11 +63,12 @@ async function writeFullRun(core: Raid5Core, first: number, count: number, data:
   const { members, n, unit } = core
   members.refuseIfFailed('write')
   const aligned = (data.byteOffset & 3) === 0
-  // Fresh, not kept (raid5-buffers.ts): kept buffers made a seq write faster and the reads right
-  // after it slower by about as much (bench/README.md, Volumes), so they stay with the rebuild.
-  const parity = Buffer.allocUnsafeSlow(count * unit)
+  // Kept, not fresh (raid5-buffers.ts): a fresh parity buffer per run was half the CPU the layer
+  // spent per byte (its pages faulted in, then the collector), see bench/README.md, Volumes.
+  const parity = core.runBuffers.take(count * unit)
   const chunks: Uint8Array[][] = Array.from({ length: n }, () => [])
   const units: Uint8Array[] = []
+  const copies: Buffer[] = []
   for (let i = 0; i < count; i++) {
     const stripe = first + i
     units.length = 0
@@ -76,8 +77,9 @@ async function writeFullRun(core: Raid5Core, first: number, count: number, data:
       let src = data.subarray(at, at + unit)
       if (!aligned) {
         // A buffer of its own is 8-byte aligned: the XOR below then runs in 64-bit lanes.
-        const copy = Buffer.allocUnsafeSlow(unit)
+        const copy = core.runBuffers.take(unit)
         copy.set(src)
+        copies.push(copy)
         src = copy
       }
       chunks[dataMember(stripe, d, n)]?.push(src)
@@ -87,6 +89,7 @@ async function writeFullRun(core: Raid5Core, first: number, count: number, data:
     xorOf(p, units)
     chunks[parityMember(stripe, n)]?.push(p)
   }
+  // Every member write has settled here (each never rejects), so nothing reads the parity later.
   await members.each(
     chunks.map((_, member) => member),
     (dev, member) => {
@@ -94,6 +97,7 @@ async function writeFullRun(core: Raid5Core, first: number, count: number, data:
       return dev.writev === undefined ? dev.write(first * unit, Buffer.concat(mine)) : dev.writev(first * unit, mine)
     },
   )
+  core.runBuffers.give([parity, ...copies])
   members.refuseIfFailed('write')
 }
 
