@@ -3,6 +3,8 @@
  * transfer sizes (rtmax = wtmax = 10,000: 8 KiB blocks), READs answered
  * short (a proxy asks the server for less than the client did), WRITEs
  * answered short (the proxy cuts the data: the client must send the rest),
+ * write verifiers that change (what the COMMIT's does not cover is read
+ * again from the source and re-sent; one COMMIT otherwise),
  * files around the 1 MiB block and past the window of WRITEs in flight and
  * of data held for COMMIT, and errors in the middle of a copy both ways (the
  * export fills up; the local disk is full), which must print the exact
@@ -14,6 +16,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
+import { PROC_COMMIT, PROC_WRITE, startVerfProxy } from '../client/file-proxy.ts'
 import { startProxy } from '../client/proxy.ts'
 import { startServer } from '../helpers/server.ts'
 import { ensureBuilt, ok, tsnfs } from './run-cli.ts'
@@ -124,6 +127,38 @@ t.test('WRITEs answered short (the proxy cuts 1,000 bytes off each larger one): 
     await ok(t, ['cp', fx.url('/export', `/w${String(n)}`), back])
     t.equal(sha256(readFileSync(back)), sha256(src.data), `${String(n)} bytes through short WRITEs: the same sha256`)
   }
+})
+
+t.test('uploads COMMIT once; ranges whose write verifier the COMMIT does not match are read again and re-sent', async t => {
+  const fx = await startServer(t, EXPORTS)
+  const proxy = await startVerfProxy(t, fx.port)
+  const via = (name: string): string => `nfs://127.0.0.1/export/${name}?nfsport=${String(proxy.port)}&mountport=${String(fx.port)}`
+  const src = local('verf', 5 * MIB + 3)
+  const check = async (name: string, what: string): Promise<void> => {
+    const back = join(work, `verf-back-${name}`)
+    await ok(t, ['cp', fx.url('/export', `/${name}`), back])
+    t.equal(sha256(readFileSync(back)), sha256(src.data), `${what}: the same sha256`)
+  }
+  // Unchanged verifiers: 6 WRITEs (5 blocks and 3 bytes) and one COMMIT at the end.
+  proxy.calls.clear()
+  await ok(t, ['cp', src.path, via('v0')])
+  t.equal(proxy.calls.get(PROC_WRITE), 6, 'one WRITE per block')
+  t.equal(proxy.calls.get(PROC_COMMIT), 1, 'one COMMIT')
+  await check('v0', 'steady verifiers')
+  // The first two WRITE replies carry another verifier (a server that restarted after them): those two ranges go again.
+  proxy.calls.clear()
+  proxy.flip.set(PROC_WRITE, 2)
+  await ok(t, ['cp', src.path, via('v1')])
+  t.equal(proxy.calls.get(PROC_WRITE), 8, 'the two blocks whose verifier changed re-sent')
+  t.equal(proxy.calls.get(PROC_COMMIT), 1, 'the re-sends are FILE_SYNC: no second COMMIT')
+  await check('v1', 'two blocks re-sent')
+  // The COMMIT answers another verifier: every range is read again and re-sent.
+  proxy.calls.clear()
+  proxy.flip.set(PROC_COMMIT, 1)
+  await ok(t, ['cp', src.path, via('v2')])
+  t.equal(proxy.calls.get(PROC_WRITE), 12, 'all 6 WRITEs re-sent')
+  t.equal(proxy.calls.get(PROC_COMMIT), 1, 'one COMMIT')
+  await check('v2', 'everything re-sent')
 })
 
 t.test('1 MiB blocks: sizes around the block and past the WRITEs in flight and the data held for COMMIT, up and down the same sha256', async t => {
