@@ -14,7 +14,10 @@
  * runs in the same rotation both ways (an A/B of the CLI in one session).
  * It reports each one's median, and the ratios of the medians as speed
  * ratios: tsnfs cp against nfs-cp (≥ 1 means at least as fast), the mount
- * against the library. Every copy is checked byte-exact at the end of its run.
+ * against the library; and the CPU time (user + system) of each tool the same
+ * way, the figure to trust on a busy machine, where wall times move by
+ * several times between runs of one command. Every copy is checked
+ * byte-exact at the end of its run.
  */
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -62,6 +65,17 @@ export interface CopyRow {
   tool_mib_per_s: number
   /** reference_median_s / tool_median_s: ≥ 1 means the tool is at least as fast. */
   speed_ratio: number
+  /** CPU seconds (user + system) of each run: a command's whole process, the library's copy alone. */
+  reference_cpu_s: number[]
+  tool_cpu_s: number[]
+  reference_cpu_median_s: number
+  tool_cpu_median_s: number
+}
+
+/** Wall and CPU (user + system) seconds of one timed copy. */
+export interface Timing {
+  s: number
+  cpu: number
 }
 
 /** The CLI entry: dist/cli/main.js from the sources' bench/ or from dist/bench/. */
@@ -74,22 +88,38 @@ function cliEntry(): string {
 
 const run = promisify(execFile)
 
-/** Seconds a command takes; a failure throws with its stderr. */
-async function timed(cmd: string, args: string[]): Promise<number> {
+/**
+ * Seconds a command takes, and its CPU seconds: bash runs it and then
+ * `times`, whose last line is its children's user and system time (no
+ * /usr/bin/time needed). A failure throws with the command's stderr.
+ */
+async function timed(cmd: string, args: string[]): Promise<Timing> {
   const t0 = process.hrtime.bigint()
+  let out: string
   try {
-    await run(cmd, args, { maxBuffer: 1024 * 1024 })
+    out = (await run('bash', ['-c', '"$@" >/dev/null && times', 'timed', cmd, ...args], { maxBuffer: 1024 * 1024 })).stdout
   } catch (err) {
     const e = err as { stderr?: string; message: string }
     throw new Error(`${cmd} ${args.join(' ')}: ${(e.stderr ?? '').trim() || e.message}`, { cause: err })
   }
-  return Number(process.hrtime.bigint() - t0) / 1e9
+  const s = Number(process.hrtime.bigint() - t0) / 1e9
+  return { s, cpu: childCpu(out) }
 }
 
-async function timedFn(fn: () => Promise<void>): Promise<number> {
+/** The CPU seconds in the last line of bash's `times` ("0m0.120s 0m0.050s": the children's user and system time). */
+export function childCpu(times: string): number {
+  const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(times)
+  if (m === null) throw new Error(`no CPU times in ${JSON.stringify(times)}`)
+  // Whole milliseconds, as bash prints them (no float residue in sums).
+  return Math.round((Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4])) * 1000) / 1000
+}
+
+async function timedFn(fn: () => Promise<void>): Promise<Timing> {
   const t0 = process.hrtime.bigint()
+  const c0 = process.cpuUsage()
   await fn()
-  return Number(process.hrtime.bigint() - t0) / 1e9
+  const c = process.cpuUsage(c0)
+  return { s: Number(process.hrtime.bigint() - t0) / 1e9, cpu: (c.user + c.system) / 1e6 }
 }
 
 /** nfs://host/export?query → nfs://host/export/name?query */
@@ -111,7 +141,7 @@ async function sameBytes(a: string, b: string): Promise<boolean> {
  * from after the mount (`tsnfs bench copy-lib up|down SRC DST`): what
  * tsnfs cp does minus Node's start-up, the client's mount and its exit.
  */
-export async function libraryCopy(direction: 'up' | 'down', src: string, dst: string): Promise<number> {
+export async function libraryCopy(direction: 'up' | 'down', src: string, dst: string): Promise<Timing> {
   // The URL names the file; the client splits it into export and path (c.path), as tsnfs cp does.
   const c = await NfsClient.mount(direction === 'up' ? dst : src)
   try {
@@ -124,7 +154,7 @@ export async function libraryCopy(direction: 'up' | 'down', src: string, dst: st
   }
 }
 
-async function timedLibrary(cli: string, direction: string, src: string, dst: string): Promise<number> {
+async function timedLibrary(cli: string, direction: string, src: string, dst: string): Promise<Timing> {
   let out: { stdout: string }
   try {
     out = await run(process.execPath, [cli, 'bench', 'copy-lib', direction, src, dst])
@@ -132,10 +162,15 @@ async function timedLibrary(cli: string, direction: string, src: string, dst: st
     const e = err as { stderr?: string; message: string }
     throw new Error(`copy-lib ${direction}: ${(e.stderr ?? '').trim() || e.message}`, { cause: err })
   }
-  return Number(out.stdout.trim())
+  // "SECONDS CPU-SECONDS" (cli/bench.ts copy-lib).
+  const [s, cpu] = out.stdout.trim().split(' ').map(Number)
+  if (s === undefined || cpu === undefined || !Number.isFinite(s) || !Number.isFinite(cpu)) throw new Error(`copy-lib ${direction}: unexpected output ${JSON.stringify(out.stdout)}`)
+  return { s, cpu }
 }
 
-function row(phase: string, reference: string, tool: string, ref: number[], got: number[], mib: number): CopyRow {
+function row(phase: string, reference: string, tool: string, refT: Timing[], gotT: Timing[], mib: number): CopyRow {
+  const ref = refT.map(x => x.s)
+  const got = gotT.map(x => x.s)
   const r = median(ref)
   const g = median(got)
   return {
@@ -149,6 +184,10 @@ function row(phase: string, reference: string, tool: string, ref: number[], got:
     reference_mib_per_s: mib / r,
     tool_mib_per_s: mib / g,
     speed_ratio: r / g,
+    reference_cpu_s: refT.map(x => x.cpu),
+    tool_cpu_s: gotT.map(x => x.cpu),
+    reference_cpu_median_s: median(refT.map(x => x.cpu)),
+    tool_cpu_median_s: median(gotT.map(x => x.cpu)),
   }
 }
 
@@ -170,8 +209,8 @@ export async function copyBench(o: CopyBenchOptions): Promise<CopyRow[]> {
   for (let i = 0; i < o.sizeMiB; i++) await fd.write(randomBytes(MIB))
   await fd.close()
   const mnt = join(work, 'mnt')
-  const times = new Map<string, number[]>()
-  const note = (key: string, s: number): void => {
+  const times = new Map<string, Timing[]>()
+  const note = (key: string, s: Timing): void => {
     times.set(key, [...(times.get(key) ?? []), s])
   }
   let client: NfsClient | null = null
@@ -198,20 +237,20 @@ export async function copyBench(o: CopyBenchOptions): Promise<CopyRow[]> {
     }
     // What every download reads.
     await run(o.nfsCp, [src, fileUrl(target.url, 'down')])
-    const up: Record<string, (name: string) => Promise<number>> = {
+    const up: Record<string, (name: string) => Promise<Timing>> = {
       'nfs-cp': (name) => timed(o.nfsCp, [src, fileUrl(target.url, name)]),
       'tsnfs cp': (name) => timed(process.execPath, [cli, 'cp', src, fileUrl(target.url, name)]),
       library: (name) => timedLibrary(cli, 'up', src, fileUrl(target.url, name)),
     }
     const before = o.before
     if (before !== undefined) up['tsnfs cp (before)'] = (name) => timed(process.execPath, [before, 'cp', src, fileUrl(target.url, name)])
-    const down: Record<string, (file: string) => Promise<number>> = {
+    const down: Record<string, (file: string) => Promise<Timing>> = {
       'nfs-cp': (file) => timed(o.nfsCp, [fileUrl(target.url, 'down'), file]),
       'tsnfs cp': (file) => timed(process.execPath, [cli, 'cp', fileUrl(target.url, 'down'), file]),
       library: (file) => timedLibrary(cli, 'down', fileUrl(target.url, 'down'), file),
     }
     if (before !== undefined) down['tsnfs cp (before)'] = (file) => timed(process.execPath, [before, 'cp', fileUrl(target.url, 'down'), file])
-    const onMount: Record<string, (name: string) => Promise<number>> = {
+    const onMount: Record<string, (name: string) => Promise<Timing>> = {
       library: (name) => timedLibrary(cli, 'up', src, fileUrl(target.url, name)),
       dd: (name) => timed('dd', [`if=${src}`, `of=${join(mnt, name)}`, 'bs=1M', 'status=none']),
       cp: (name) => timed('cp', [src, join(mnt, name)]),
@@ -220,28 +259,28 @@ export async function copyBench(o: CopyBenchOptions): Promise<CopyRow[]> {
       const parts: string[] = []
       for (const tool of rotated(Object.keys(up), runNo)) {
         const name = `up-${String(runNo)}-${tool.replace(/[^a-z]+/g, '-')}`
-        const s = await (up[tool] as (n: string) => Promise<number>)(name)
+        const s = await (up[tool] as (n: string) => Promise<Timing>)(name)
         await verifyUp(name)
         note(`up ${tool}`, s)
-        parts.push(`up ${tool} ${s.toFixed(2)} s`)
+        parts.push(`up ${tool} ${s.s.toFixed(2)} s`)
       }
       for (const tool of rotated(Object.keys(down), runNo)) {
         const file = join(work, 'downloaded')
         await rm(file, { force: true })
-        const s = await (down[tool] as (f: string) => Promise<number>)(file)
+        const s = await (down[tool] as (f: string) => Promise<Timing>)(file)
         if (!(await sameBytes(src, file))) throw new Error(`run ${String(runNo + 1)}: ${tool} downloaded different bytes`)
         note(`down ${tool}`, s)
-        parts.push(`down ${tool} ${s.toFixed(2)} s`)
+        parts.push(`down ${tool} ${s.s.toFixed(2)} s`)
       }
       if (mounted) {
         for (const tool of rotated(Object.keys(onMount), runNo)) {
           const name = `w-${String(runNo)}-${tool}`
-          const s = await (onMount[tool] as (n: string) => Promise<number>)(name)
+          const s = await (onMount[tool] as (n: string) => Promise<Timing>)(name)
           // Read back through the mount (a new open: close-to-open).
           if (!(await sameBytes(src, join(mnt, name)))) throw new Error(`run ${String(runNo + 1)}: ${tool} wrote different bytes`)
           await rm(join(mnt, name), { force: true })
           note(`mount ${tool}`, s)
-          parts.push(`mount ${tool} ${s.toFixed(2)} s`)
+          parts.push(`mount ${tool} ${s.s.toFixed(2)} s`)
         }
       }
       const load = (await readFile('/proc/loadavg', 'utf8').catch(() => '?')).split(' ')[0] ?? '?'
@@ -253,7 +292,7 @@ export async function copyBench(o: CopyBenchOptions): Promise<CopyRow[]> {
     await target.close()
     if (o.workDir === undefined) await rm(work, { recursive: true, force: true })
   }
-  const t = (k: string): number[] => times.get(k) ?? []
+  const t = (k: string): Timing[] => times.get(k) ?? []
   const rows = [
     row('up', 'nfs-cp', 'tsnfs cp', t('up nfs-cp'), t('up tsnfs cp'), o.sizeMiB),
     row('up', 'nfs-cp', 'library', t('up nfs-cp'), t('up library'), o.sizeMiB),
@@ -273,10 +312,10 @@ export async function copyBench(o: CopyBenchOptions): Promise<CopyRow[]> {
 
 export function copyTable(rows: readonly CopyRow[], sizeMiB: number): string {
   const lines = [`${String(sizeMiB)} MiB, medians of ${String(rows[0]?.tool_s.length ?? 0)} alternating runs`, '']
-  lines.push('| phase | reference | s | MiB/s | measured | s | MiB/s | speed ratio |', '|---|---|---:|---:|---|---:|---:|---:|')
+  lines.push('| phase | reference | s | MiB/s | CPU s | measured | s | MiB/s | CPU s | speed ratio |', '|---|---|---:|---:|---:|---|---:|---:|---:|---:|')
   for (const r of rows) {
     lines.push(
-      `| ${r.phase} | ${r.reference} | ${r.reference_median_s.toFixed(2)} | ${r.reference_mib_per_s.toFixed(0)} | ${r.tool} | ${r.tool_median_s.toFixed(2)} | ${r.tool_mib_per_s.toFixed(0)} | ${r.speed_ratio.toFixed(2)} |`,
+      `| ${r.phase} | ${r.reference} | ${r.reference_median_s.toFixed(2)} | ${r.reference_mib_per_s.toFixed(0)} | ${r.reference_cpu_median_s.toFixed(2)} | ${r.tool} | ${r.tool_median_s.toFixed(2)} | ${r.tool_mib_per_s.toFixed(0)} | ${r.tool_cpu_median_s.toFixed(2)} | ${r.speed_ratio.toFixed(2)} |`,
     )
   }
   return `${lines.join('\n')}\n`

@@ -1,9 +1,8 @@
 /*
  * One file's bytes between a local file and an export, block by block, as
  * fast as the pair allows: up a local read goes straight into a buffer of
- * the client's pool that the write hands over (sent as it is, several
- * WRITEs in flight, COMMIT at close, the buffer back in the pool once
- * committed); down the READs run ahead of the local writes (BlockPrefetch:
+ * the client's pool (sent as it is, several WRITEs in flight, the buffer
+ * back in the pool at its reply, one COMMIT at the end); down the READs run ahead of the local writes (BlockPrefetch:
  * a window that opens only as far as the writes have to wait for them), each block written from the buffer its READ was received into,
  * which then goes back to the pool; between two exports each received block
  * is the WRITE's data, back in the source's pool once committed (between).
@@ -39,33 +38,26 @@ export async function copyData(from: Side, src: string, to: Side, dst: string, m
   await pipeline(from.read(src), progress.counter(), to.write(dst, mode))
 }
 
-/** A local file into an open NfsFile (closed here: flushed and committed). */
+/**
+ * A local file into an open NfsFile (closed here). The file can be read
+ * again, so no block is held for the COMMIT: each goes back to the pool at
+ * its WRITE's reply, one COMMIT ends the copy, and whatever its verifier
+ * does not cover is read again and re-sent (NfsFile.writeFrom).
+ */
 export async function upload(src: string, f: NfsFile, progress: Progress): Promise<void> {
   let fd: FileHandle | null = null
   try {
-    fd = await open(src, 'r')
-    for (let pos = 0; ; ) {
-      const buf = f.takeBuffer()
-      const { bytesRead } = await fd.read(buf, 0, buf.length, pos).catch((err: unknown) => {
-        f.release(buf)
-        throw err
-      })
-      if (bytesRead === 0) {
-        f.release(buf)
-        break
-      }
-      // Returns once the block is queued: the next local read overlaps the WRITEs in flight.
-      await f.write(buf.subarray(0, bytesRead), pos, { transfer: true })
-      pos += bytesRead
-      progress.add(bytesRead)
-    }
+    const local = await open(src, 'r')
+    fd = local
+    await f.writeFrom(async (buf, pos) => (await local.read(buf, 0, buf.length, pos)).bytesRead, n => {
+      progress.add(n)
+    })
   } catch (err) {
     await f.close().catch(() => undefined)
     throw err
   } finally {
     await fd?.close()
   }
-  // Flush and COMMIT; a deferred write error surfaces here.
   await f.close()
 }
 

@@ -22,6 +22,8 @@ import { stampOf } from './cache/block-cache.ts'
 import { NfsError, isNfsError } from './errors.ts'
 import type { FileClient, FileData } from './file-data.ts'
 import type { FileState } from './file-state.ts'
+import { uploadFrom } from './file-upload.ts'
+import type { SourceRead } from './file-upload.ts'
 import { ReadAhead } from './readahead.ts'
 import type { CallCredential } from './rpc/auth.ts'
 import type { Resolved } from './walk.ts'
@@ -147,6 +149,27 @@ export class NfsFile {
     await this.data.writeback.write(this.state, pos, data, this.cred, opts.transfer === true, release)
     if (position === undefined || this.flags === 'a' || this.flags === 'a+') this.pos = pos + n
     return n
+  }
+
+  /**
+   * Write the whole file from a source that can be read again (a local
+   * file), as nfs-cp does: no block is held for the COMMIT, which comes once
+   * at the end, and what its verifier does not cover is read again
+   * (file-upload.ts). What this client held for the file goes out first;
+   * writes through other opens meanwhile are not ordered with it. Returns
+   * the bytes written; onBlock sees each block as it is read.
+   */
+  async writeFrom(read: SourceRead, onBlock?: (n: number) => void): Promise<number> {
+    this.check('write', this.writable)
+    await this.data.writeback.sync(this.state)
+    const err = this.state.takeError()
+    if (err !== null) throw err
+    try {
+      return await uploadFrom({ nfs: this.data.client.nfs, fh: this.fh, cred: this.cred, buffers: this.data.buffers, blockSize: this.data.opts.blockSize, slots: this.data.opts.writeSlots }, read, onBlock)
+    } finally {
+      // Blocks cached before are stale now (the attributes came with the WRITE replies).
+      this.data.blocks.dropFile(this.state.key)
+    }
   }
 
   /** Attributes (cached while fresh), with the local size. */
