@@ -70,8 +70,8 @@ t.test('clones are copy-on-write in both directions', async (t) => {
 })
 
 t.test('random writes agree with a flat buffer (seeded)', async (t) => {
-  const seed = randomInt(2 ** 31)
-  t.comment(`seed ${seed}`)
+  const seed = Number(process.env.TSNFS_SEED ?? randomInt(2 ** 31))
+  t.comment(`seed ${seed} (TSNFS_SEED to reproduce)`)
   let s = seed
   const next = (n: number): number => {
     s = (Math.imul(s, 1103515245) + 12345) >>> 0

@@ -146,8 +146,8 @@ t.test('a failed write or flush of the inner device is not logged', async (t) =>
 })
 
 t.test('random sequential workloads: the ends of each crash window are the snapshots (seeded)', async (t) => {
-  const seed = randomInt(2 ** 31)
-  t.comment(`seed ${seed}`)
+  const seed = Number(process.env.TSNFS_SEED ?? randomInt(2 ** 31))
+  t.comment(`seed ${seed} (TSNFS_SEED to reproduce)`)
   let s = seed
   const next = (n: number): number => {
     s = (Math.imul(s, 1103515245) + 12345) >>> 0

@@ -29,8 +29,8 @@ t.test("ext4's form is the raw update from ~0, the complement of the standard va
 })
 
 t.test('slice-by-8 matches the bitwise reference, and chaining equals one shot', async (t) => {
-  const seed = randomInt(2 ** 31)
-  t.comment(`seed ${seed}`)
+  const seed = Number(process.env.TSNFS_SEED ?? randomInt(2 ** 31))
+  t.comment(`seed ${seed} (TSNFS_SEED to reproduce)`)
   const next = rng(seed)
   let cases = 0
   for (let n = 0; n < 300; n++) {

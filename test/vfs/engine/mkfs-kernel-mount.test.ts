@@ -24,8 +24,8 @@ if (why !== undefined) {
 } else {
   for (const [bs, size] of [[4096, 64 * MiB], [1024, 64 * MiB], [4096, 8 * 1024 * MiB]] as const) {
     t.test(`kernel mounts our ${size / MiB} MiB image of ${bs}-byte blocks, writes, and e2fsck stays clean`, async (t) => {
-      const seed = Math.floor(Math.random() * 2 ** 31)
-      t.comment(`seed ${seed}`)
+      const seed = Number(process.env.TSNFS_SEED ?? Math.floor(Math.random() * 2 ** 31))
+      t.comment(`seed ${seed} (TSNFS_SEED to reproduce)`)
       const rand = seededBytes(seed)
       const dir = scratch(t, 'mkfs-kernel')
       const image = path.join(dir, 'ours.img')
