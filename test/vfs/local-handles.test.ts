@@ -176,3 +176,38 @@ t.test('state dir of another root is not used', async t => {
   await rejectsCode(t, two.getattr(f), 'ESTALE', 'the index of another export does not resolve here')
   t.equal(two.stats().indexEntries, 0, 'the old entries were dropped (the other root is empty)')
 })
+
+t.test('a search that missed a removed file does not hide a new file that took its inode number', async t => {
+  const dirs = localDirs()
+  const first = openLocal(dirs)
+  const old = await mkfile(first, first.root(), 'victim', 'old')
+  await first.close()
+  const vfs = track(t, openLocal(dirs))
+  const root = vfs.root()
+  fs.unlinkSync(path.join(dirs.root, 'victim'))
+  execFileSync('sync', ['-f', dirs.root])
+  // The search for the removed file finds nothing (and is not repeated for a while).
+  await rejectsCode(t, vfs.getattr(old), 'ESTALE', 'the removed file is stale')
+  // Files made through us until one takes the freed inode number (ext4 hands out the lowest free one).
+  let reused: { ref: { id: bigint; gen: number }; name: string } | undefined
+  const fillers: string[] = []
+  for (let i = 0; i < 5000 && reused === undefined; i++) {
+    const name = `n${i}`
+    const ref = await mkfile(vfs, root, name, 'new')
+    if (ref.id === old.id) reused = { ref, name }
+    else fillers.push(name)
+  }
+  for (const name of fillers) await vfs.remove(root, b(name))
+  if (reused === undefined) {
+    t.comment('the file system did not reuse the inode number: nothing to check')
+    return
+  }
+  t.not(reused.ref.gen, old.gen, 'the new file has another generation')
+  await vfs.link(reused.ref, root, b('second'))
+  // Its first name now holds another file: finding the new file means searching the tree again.
+  await mkfile(vfs, root, 'other', 'other')
+  await vfs.rename(root, b('other'), root, b(reused.name))
+  await vfs.link(reused.ref, root, b('third'))
+  t.equal(await readAll(vfs, (await vfs.lookup(root, b('third'))).ref), 'new', 'linked by a third name: the new file was found')
+  t.equal((await vfs.getattr(reused.ref)).nlink, 2, 'two names')
+})

@@ -71,7 +71,12 @@ export class Resolver {
   readonly #devices: DeviceTable | null
   /** The root as the parent of a walk step: its fd, no fresh stat (its attributes, from the start, are never returned). */
   readonly #rootAsParent: Walk
-  readonly #notFound = new Map<bigint, number>()
+  /**
+   * Searches that did not find an id: until when not to repeat them, and the index entry they
+   * started from. A new entry for the id (a file made through us that reused the inode number of
+   * one removed) searches again: the answer was about the old object.
+   */
+  readonly #notFound = new Map<bigint, { until: number; seen: unknown }>()
   #searchChain: Promise<unknown> = Promise.resolve()
   searches = 0
 
@@ -255,13 +260,13 @@ export class Resolver {
   #search(id: bigint, seen: unknown): Promise<boolean> {
     const run = this.#searchChain.then(async () => {
       if (this.#index.get(id) !== seen) return true
-      const until = this.#notFound.get(id)
-      if (until !== undefined && until > Date.now()) return false
+      const miss = this.#notFound.get(id)
+      if (miss !== undefined && miss.until > Date.now() && miss.seen === seen) return false
       this.searches++
       const found = await this.#bfs(id)
       if (!found) {
         if (this.#notFound.size >= NOT_FOUND_MAX) this.#notFound.clear()
-        this.#notFound.set(id, Date.now() + NOT_FOUND_TTL_MS)
+        this.#notFound.set(id, { until: Date.now() + NOT_FOUND_TTL_MS, seen: this.#index.get(id) })
       }
       return found
     })
