@@ -94,6 +94,7 @@ function olderCtime(incoming: fattr3, cached: fattr3): boolean {
   return a.seconds < b.seconds || (a.seconds === b.seconds && a.nseconds < b.nseconds)
 }
 
+/** What counts as a change for cached data and names (nfs(5) DATA AND METADATA COHERENCE). */
 function changed(a: fattr3, b: fattr3): boolean {
   return a.size !== b.size || !sameTime(a.mtime, b.mtime) || !sameTime(a.ctime, b.ctime) || a.fileid !== b.fileid || a.type !== b.type
 }
