@@ -109,3 +109,14 @@ export async function put(rig: { raid: Raid5Device; model: Buffer }, offset: num
   await rig.raid.write(offset, data)
   data.copy(rig.model, offset)
 }
+
+/** Deterministic bytes for a seed (a linear congruential generator): data to write and check. */
+export function pattern(length: number, seed: number): Buffer {
+  const out = Buffer.alloc(length)
+  let x = seed
+  for (let i = 0; i < length; i++) {
+    x = (x * 1103515245 + 12345) >>> 0
+    out[i] = x >>> 24
+  }
+  return out
+}

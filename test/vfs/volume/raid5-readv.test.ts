@@ -14,20 +14,11 @@ import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
 import { PassThroughDevice } from '../../../vfs/engine/blockdev/pass-through.ts'
 import { PartitionDevice } from '../../../vfs/volume/partition.ts'
 import { Raid5Device } from '../../../vfs/volume/raid5.ts'
+import { pattern } from './raid5-helpers.ts'
 
 const UNIT = 4096
 const STRIPES = 32
 const RESERVED = 8192
-
-function pattern(length: number, seed: number): Buffer {
-  const out = Buffer.alloc(length)
-  let x = seed
-  for (let i = 0; i < length; i++) {
-    x = (x * 1103515245 + 12345) >>> 0
-    out[i] = x >>> 24
-  }
-  return out
-}
 
 /** A member counting its readv calls; `fails`: readv fails (EIO); `dead`: readInto too. */
 class Member extends PassThroughDevice {

@@ -12,20 +12,11 @@ import { ImageFile } from '../../../vfs/engine/blockdev/image-file.ts'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
 import { PartitionDevice } from '../../../vfs/volume/partition.ts'
 import { Raid5Device } from '../../../vfs/volume/raid5.ts'
+import { pattern } from './raid5-helpers.ts'
 
 const UNIT = 4096
 const STRIPES = 16
 const RESERVED = 8192
-
-function pattern(length: number, seed: number): Buffer {
-  const out = Buffer.alloc(length)
-  let x = seed
-  for (let i = 0; i < length; i++) {
-    x = (x * 1103515245 + 12345) >>> 0
-    out[i] = x >>> 24
-  }
-  return out
-}
 
 t.test('ImageFile.writev: the chunks back to back; range, read-only and empty chunks', async (t) => {
   const dir = t.testdir()
