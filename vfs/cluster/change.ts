@@ -9,8 +9,10 @@
  * An inode may carry the version its row reached ("<inode>@<ver>", the
  * metadata statements of vfs/cluster/meta/ build such payloads in SQL): a
  * server whose copy is at that version or later keeps it, and its own
- * echoes are then harmless (meta/cache.ts). An inode without a version (the
- * data half's changes) is always dropped by the other servers.
+ * echoes are then harmless (meta/cache.ts). The data half's attach and
+ * compaction name versions too (data/attach.ts, data/compaction.ts). An
+ * inode without a version (a row deleted; the step-by-step statements'
+ * lists, built by announce()) is always dropped by the other servers.
  *
  * On an engine without notifications (CockroachDB, YugabyteDB before
  * v2025.2.3) nothing is announced: the caller passes sid null and servers

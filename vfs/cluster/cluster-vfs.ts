@@ -157,9 +157,13 @@ export class ClusterVfs implements Vfs {
     await this.#follower.listen(this.#db, channel)
   }
 
-  /** This server changed the inodes outside a metadata operation (the data half flushed): drop their nodes. */
-  changedHere(inodes: readonly bigint[]): void {
-    this.#cache.drop(inodes)
+  /**
+   * This server changed the inodes outside a metadata operation (the data half attached or
+   * compacted). An inode with the version its row reached: copies older than that are dropped,
+   * and reads in flight since before the change are not stored (meta/cache.ts); one without: dropped.
+   */
+  changedHere(inodes: readonly bigint[], vers: ReadonlyMap<bigint, bigint> = new Map()): void {
+    this.#cache.notified(inodes, vers)
   }
 
   /** Cache counters, for tests and status. */

@@ -64,7 +64,7 @@ export async function openClusterVfs(opts: OpenClusterOptions): Promise<ClusterV
   const data = createFileData({
     db, store, sid: session.sid, notify: mode === 'notify',
     // The data half committed sizes and times this server's cache holds.
-    onChanged: (inodes) => { vfs.changedHere(inodes) },
+    onChanged: (inodes, vers) => { vfs.changedHere(inodes, vers) },
     ...(opts.log === undefined ? {} : { log: opts.log }),
   })
   const vfs: ClusterVfs = new ClusterVfs({

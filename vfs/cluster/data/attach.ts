@@ -4,6 +4,13 @@
  * pending rows deleted, the node's size and times set, and the change
  * announced — all or nothing (issue 17 §2: one transaction per operation).
  *
+ * The node's version (tsnfs_node.ver) goes up by one like any metadata
+ * change's, and the notification names the version reached ("<inode>@<ver>",
+ * meta/notify-sql.ts): without it a copy cached before the attach and the
+ * row after it carried the same version, so no server could tell the stale
+ * size and mtime from the new ones by version (meta/cache.ts orders by it),
+ * and the writer's own echo, unversioned, was skipped (cache-follower.ts).
+ *
  * COUNTER.usedBytes is NOT updated here: one row that every write of every
  * server updates would serialize all commits of the cluster (each
  * concurrent writer fails with 40001 and retries). The caller adds the
@@ -13,7 +20,7 @@
  */
 import { VfsError } from '../../errors.ts'
 import type { Timespec } from '../../types.ts'
-import { announce } from '../change.ts'
+import { payloadSql } from '../meta/notify-sql.ts'
 import { CHANGE_CHANNEL } from '../schema.ts'
 import type { SqlTx } from '../sql.ts'
 import { encodeSlices, SLICE_RECORD_BYTES, type SliceRecord } from './slice.ts'
@@ -45,7 +52,14 @@ export interface AttachArgs {
  * Data-modifying CTEs run to completion whether or not the outer SELECT reads
  * them (PostgreSQL manual, "WITH Queries", 7.8.4).
  */
-export async function attachSlices(db: SqlTx, a: AttachArgs): Promise<Map<number, number>> {
+export interface Attached {
+  /** Records per chunk touched, after the attach (the caller compacts long lists). */
+  counts: Map<number, number>
+  /** The node's version the attach took it to (named in its notification). */
+  ver: bigint
+}
+
+export async function attachSlices(db: SqlTx, a: AttachArgs): Promise<Attached> {
   // The node's used bytes grow by what the records show of stored slices (zero records store nothing).
   const stored = a.slices.reduce((n, s) => n + (s.record.id === 0n ? 0 : s.record.len), 0)
   const params: unknown[] = [a.inode, a.end, a.mtime.sec, a.mtime.nsec, stored]
@@ -73,14 +87,14 @@ p AS (
   DELETE FROM tsnfs_pending_slice WHERE id IN (SELECT v.id FROM n, (VALUES ${refRows.join(', ')}) AS v(id, size))
 )`
   // The notification's parameters come last, and only when one is sent (an unused $n has no type).
-  const payload = announce(a.sid, [a.inode])
-  if (payload !== undefined) params.push(CHANGE_CHANNEL, payload)
-  const notify = payload === undefined ? '' : `, pg_notify($${params.length - 1}, $${params.length}) AS notified`
+  // Its payload is built from n's row, so it names the version the UPDATE reached.
+  if (a.sid !== null) params.push(CHANGE_CHANNEL, a.sid)
+  const notify = a.sid === null ? '' : `, pg_notify($${params.length - 1}, ${payloadSql(`$${params.length}`, ['n'])}) AS notified`
   const r = await db.query(
     `WITH n AS (
   UPDATE tsnfs_node SET size = GREATEST(size, $2), mtime_sec = $3, mtime_nsec = $4, ctime_sec = $3, ctime_nsec = $4,
-    used = used + $5::bigint
-  WHERE inode = $1 RETURNING inode
+    used = used + $5::bigint, ver = ver + 1
+  WHERE inode = $1 RETURNING inode, ver
 ),
 c AS (
   INSERT INTO tsnfs_chunk (inode, idx, slices)
@@ -88,12 +102,12 @@ c AS (
   ON CONFLICT (inode, idx) DO UPDATE SET slices = tsnfs_chunk.slices || EXCLUDED.slices
   RETURNING idx, octet_length(slices) AS len
 )${refs}
-SELECT c.idx, c.len${notify} FROM c`,
+SELECT c.idx, c.len, n.ver${notify} FROM c, n`,
     params,
   )
   // The file was removed (and its chunks released) while we uploaded: nothing to attach to.
   if (r.rowCount === 0) throw new VfsError('ESTALE', `inode ${a.inode} is gone`)
   const counts = new Map<number, number>()
   for (const row of r.rows) counts.set(Number(row['idx']), Number(row['len']) / SLICE_RECORD_BYTES)
-  return counts
+  return { counts, ver: BigInt(r.rows[0]?.['ver'] as string) }
 }

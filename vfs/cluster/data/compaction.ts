@@ -10,8 +10,9 @@
 import type { IdBatch } from '../ids.ts'
 import { notifyChanged } from '../change.ts'
 import type { ObjectStore } from '../object-store.ts'
-import { COUNTER } from '../schema.ts'
-import type { SqlDb } from '../sql.ts'
+import { payloadSql } from '../meta/notify-sql.ts'
+import { CHANGE_CHANNEL, COUNTER } from '../schema.ts'
+import type { SqlDb, SqlTx } from '../sql.ts'
 import { readSegments, type BlockReader } from './chunk-read.ts'
 import type { DataLayout } from './layout.ts'
 import { dataExtent, mergeSlices } from './read-merge.ts'
@@ -42,7 +43,12 @@ export interface CompactResult {
   recordsAfter: number
 }
 
-export async function compactChunk(o: CompactOptions, inode: bigint, idx: number): Promise<CompactResult> {
+/** compactChunk's result: with 'compacted', the node's version its change was announced with (absent: the node is gone). */
+export interface CompactDone extends CompactResult {
+  ver?: bigint
+}
+
+export async function compactChunk(o: CompactOptions, inode: bigint, idx: number): Promise<CompactDone> {
   const { db, store, layout } = o
   const concurrency = o.concurrency ?? 4
   const read: BlockReader = o.read ?? ((key, _len, from, length) => store.get(key, from, length))
@@ -71,7 +77,7 @@ export async function compactChunk(o: CompactOptions, inode: bigint, idx: number
   const done = await db.transaction(async (tx) => {
     const now = await tx.query('SELECT slices FROM tsnfs_chunk WHERE inode = $1 AND idx = $2', [inode, idx])
     const current = now.rows[0]?.['slices'] as Buffer | undefined
-    if (current === undefined || !current.equals(raw)) return false
+    if (current === undefined || !current.equals(raw)) return false as const
     if (fresh === undefined) {
       await tx.query('DELETE FROM tsnfs_chunk WHERE inode = $1 AND idx = $2', [inode, idx])
     } else {
@@ -84,18 +90,41 @@ export async function compactChunk(o: CompactOptions, inode: bigint, idx: number
     // The chunk's records now show one slice: the node's used bytes lose the old records' and gain it.
     const before = records.reduce((n, x) => n + (x.id === 0n ? 0 : x.len), 0)
     const delta = (fresh?.size ?? 0) - before
-    if (delta !== 0) await tx.query('UPDATE tsnfs_node SET used = GREATEST(0, used + $2::bigint) WHERE inode = $1', [inode, delta])
+    const ver = await touchNode(tx, o.announce === false ? null : o.sid, inode, delta)
     await decrementRefs(tx, countRefs(records))
-    await notifyChanged(tx, o.announce === false ? null : o.sid, [inode])
-    return true
+    return { ver }
   }, { label: 'compact' })
 
-  if (!done) {
+  if (done === false) {
     if (fresh !== undefined) await abandonSlices(db, store, [fresh], layout.blockSize)
     return { outcome: 'changed', recordsBefore: records.length, recordsAfter: records.length }
   }
   await reapZeroRefs(db, store, layout.blockSize)
-  return { outcome: 'compacted', recordsBefore: records.length, recordsAfter: fresh === undefined ? 0 : 1 }
+  return { outcome: 'compacted', recordsBefore: records.length, recordsAfter: fresh === undefined ? 0 : 1, ...(done.ver === undefined ? {} : { ver: done.ver }) }
+}
+
+/**
+ * The node's side of a compaction, and its notification, in one statement; returns the version
+ * named (undefined: the node is gone, announced unversioned). `used` is an attribute (fattr3
+ * used, RFC 1813 §2.5): when it changes the version goes up as for any metadata change. When it
+ * does not (the new slice stores exactly what the records showed), no attribute changed: the
+ * version stays and is named as it is, so other servers keep their copies of the node at that
+ * version; they drop their slice lists whatever the version (cache-follower.ts).
+ */
+async function touchNode(tx: SqlTx, sid: bigint | null, inode: bigint, delta: number): Promise<bigint | undefined> {
+  const params: unknown[] = [inode]
+  let node = 'SELECT inode, ver FROM tsnfs_node WHERE inode = $1'
+  if (delta !== 0) {
+    params.push(delta)
+    node = 'UPDATE tsnfs_node SET used = GREATEST(0, used + $2::bigint), ver = ver + 1 WHERE inode = $1 RETURNING inode, ver'
+  }
+  if (sid !== null) params.push(CHANGE_CHANNEL, sid)
+  const notify = sid === null ? '' : `, pg_notify($${params.length - 1}, ${payloadSql(`$${params.length}`, ['n'])}) AS notified`
+  const r = await tx.query(`WITH n AS (${node}) SELECT n.ver${notify} FROM n`, params)
+  const ver = r.rows[0]?.['ver']
+  if (ver !== undefined) return BigInt(ver as string)
+  await notifyChanged(tx, sid, [inode])
+  return undefined
 }
 
 /** Slice ids are never 0 (that id reads as zeros), even on a counter initialised at 0. */

@@ -10,7 +10,7 @@ import { IdBatch } from '../ids.ts'
 import { ObjectStoreUnavailable, type ObjectStore } from '../object-store.ts'
 import { COUNTER } from '../schema.ts'
 import type { SqlDb, SqlTx } from '../sql.ts'
-import { attachSlices, type NewSlice } from './attach.ts'
+import { attachSlices, type Attached, type NewSlice } from './attach.ts'
 import { BlockCache, isMissing } from './block-cache.ts'
 import { blocksOf, readSegments, type BlockReader } from './chunk-read.ts'
 import { COMPACT_AT, compactChunk, takeId, type CompactResult } from './compaction.ts'
@@ -31,8 +31,12 @@ export interface FileDataOptions {
   store: ObjectStore
   /** This server's session id (tsnfs_session.sid). */
   sid: bigint
-  /** Called after this server committed a change to the inodes' data, size or mtime (its own NOTIFYs come back skipped). */
-  onChanged?: (inodes: bigint[]) => void
+  /**
+   * Called after this server committed a change to the inodes' data, size or mtime, with the
+   * versions their rows reached where known (an attach's, a compaction's): the metadata cache
+   * drops copies older than those, or any copy of an inode without one.
+   */
+  onChanged?: (inodes: bigint[], vers: ReadonlyMap<bigint, bigint>) => void
   /**
    * Default true: changes are announced (pg_notify) and invalidate() is called for other
    * servers' changes, so slice lists are cached. False (cache mode 'per-request',
@@ -209,7 +213,7 @@ export class ClusterFileData implements FileData {
 
   /** Compact one chunk now (tests; the background task calls the same). */
   async compact(inode: bigint, idx: number): Promise<CompactResult> {
-    const result = await compactChunk({
+    const { ver, ...result } = await compactChunk({
       db: this.o.db,
       store: this.o.store,
       sid: this.o.sid,
@@ -221,7 +225,7 @@ export class ClusterFileData implements FileData {
     }, inode, idx)
     if (result.outcome === 'compacted') {
       this.slices.drop(inode)
-      this.o.onChanged?.([inode])
+      this.o.onChanged?.([inode], ver === undefined ? new Map() : new Map([[inode, ver]]))
     }
     return result
   }
@@ -362,9 +366,9 @@ export class ClusterFileData implements FileData {
     list.push(f)
     this.inflight.set(inode, list)
     try {
-      const counts = await this.upload(inode, f)
+      const { counts, ver } = await this.upload(inode, f)
       this.slices.drop(inode)
-      this.o.onChanged?.([inode])
+      this.o.onChanged?.([inode], new Map([[inode, ver]]))
       const at = this.o.compactAt ?? COMPACT_AT
       if (at > 0) for (const [idx, n] of counts) if (n > at) this.queueCompaction(inode, idx)
     } catch (err) {
@@ -378,7 +382,7 @@ export class ClusterFileData implements FileData {
     }
   }
 
-  private async upload(inode: bigint, f: StagedFile): Promise<Map<number, number>> {
+  private async upload(inode: bigint, f: StagedFile): Promise<Attached> {
     const { db, store, sid } = this.o
     const bs = this.layout.blockSize
     const runs = f.runs(this.layout.chunkSize)
@@ -399,9 +403,9 @@ export class ClusterFileData implements FileData {
         return out
       })
       await parallel(puts, this.o.concurrency ?? 8, (p) => store.put(p.key, p.data))
-      const counts = await attachSlices(db, { sid: this.o.notify === false ? null : sid, inode, slices, end: BigInt(f.end), mtime: f.mtime })
+      const attached = await attachSlices(db, { sid: this.o.notify === false ? null : sid, inode, slices, end: BigInt(f.end), mtime: f.mtime })
       this.usedDelta += sizes.reduce((n, s) => n + s.size, 0)
-      return counts
+      return attached
     } catch (err) {
       this.track(abandonSlices(db, store, sizes, bs))
       throw err

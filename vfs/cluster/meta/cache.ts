@@ -5,12 +5,15 @@
  * statement announces the inodes it touched, delivered at its commit), or
  * the change feed is interrupted, which drops everything.
  *
- * Versions. Every metadata change bumps the row's `ver` and names it in its
- * notification ("<inode>@<ver>"). A server's own change caches the nodes the
- * statement returned at once (GETATTR right after CREATE costs nothing), and
- * a notification is applied by version: a copy at that version or later is
- * kept (the server's own echo, or a change it already read), an older one is
- * dropped. A notification without a version (the data half's) drops always.
+ * Versions. Every change of a node's attributes bumps the row's `ver` and
+ * names it in its notification ("<inode>@<ver>"): the metadata statements
+ * and the data half's attach and compaction alike (size, mtime, used). A
+ * server's own change caches the nodes the statement returned at once
+ * (GETATTR right after CREATE costs nothing), and a notification is applied
+ * by version: a copy at that version or later is kept (the server's own
+ * echo, or a change it already read), an older one is dropped. A
+ * notification without a version (a row deleted, a list too long to name)
+ * drops always.
  *
  * Races. A read or a change reply may arrive after a notification of a newer
  * change (another server committed after our read's snapshot, and its NOTIFY
@@ -142,7 +145,7 @@ export class MetaCache {
     if (dir.names.size < MAX_NAMES) dir.names.set(name.toString('latin1'), inode)
   }
 
-  /** The inodes changed in a way no version tells (the data half flushed): forget them. */
+  /** The inodes changed in a way no version tells here (the data half flushed for a WRITE or COMMIT): forget them. */
   drop(inodes: Iterable<bigint>): void {
     for (const i of inodes) this.#drop(i, null)
   }
