@@ -54,7 +54,7 @@ t.test('orderings of a reply and notifications, on the cache itself', async t =>
   c.put(read, node(9n, 3n))
   t.equal(c.node(9n)?.ver, 4n, 'an older read arriving after our change does not replace it')
 
-  // A change without a version (the data half's) drops whatever is cached, and spoils reads in flight.
+  // A change without a version (a WRITE's or COMMIT's own drop, a deleted row) drops whatever is cached, and spoils reads in flight.
   const read2 = c.begin()
   c.drop([9n])
   t.equal(c.node(9n), undefined, 'an unversioned change drops')

@@ -97,7 +97,7 @@ t.test('round trips per operation without notifications', async t => {
   await vfs.write(f, 0n, b('data'), 'file_sync')
   const { rows, measure } = roundTripMeter(vfs, db)
   // Reading the row costs the round trip a version check would, and sees the data half's
-  // size and mtime updates too (they do not bump ver): every answer is read, none cached.
+  // size and mtime updates too: every answer is read, none cached.
   t.equal(await measure('GETATTR', () => vfs.getattr(f)), 1, 'GETATTR: 1 (the row)')
   t.equal(await measure('GETATTR again', () => vfs.getattr(f)), 1, 'GETATTR again: 1 (nothing cached)')
   t.equal(await measure('LOOKUP', () => vfs.lookup(d, b('f'))), 1, 'LOOKUP: 1 (directory, entry and child in one join)')

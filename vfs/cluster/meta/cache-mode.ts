@@ -15,10 +15,9 @@
  * YugabyteDB: only from v2025.2.3, early access): nothing is sent or
  * listened for, and every GETATTR, LOOKUP, READDIR and READ reads the rows
  * it answers from. Checking a cached copy's version would cost the same
- * round trip as reading the row (and the data half's size and mtime updates
- * do not bump `ver`), so the row is read: GETATTR 1 round trip, LOOKUP 1,
- * READDIR 1 (the directory's row comes with the page), READ 1 plus the
- * chunk rows. A change committed anywhere before a request starts is seen
+ * round trip as reading the row, so the row is read: GETATTR 1 round trip,
+ * LOOKUP 1, READDIR 1 (the directory's row comes with the page), READ 1
+ * plus the chunk rows. A change committed anywhere before a request starts is seen
  * by it: the latency is 0 after the commit.
  */
 import type { SqlDialect } from '../sql.ts'
