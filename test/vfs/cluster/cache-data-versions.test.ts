@@ -6,7 +6,9 @@
  * three servers on one PostgreSQL database: another server's writes reach
  * a server that cached the file; a reply read before the attach is not
  * cached over the newer row; and the writer whose attach reply was lost
- * after the commit drops its older copy when its own notification comes.
+ * after the commit drops its older copy when its own notification comes
+ * (and does not delete the blocks that attach made the file's: upload.ts
+ * abandonSlices).
  */
 import pg from 'pg'
 import t from 'tap'
@@ -14,6 +16,7 @@ import type { Test } from 'tap'
 import { parseChange } from '../../../vfs/cluster/change.ts'
 import { PgDb } from '../../../vfs/cluster/clients/pg-db.ts'
 import { PgStore } from '../../../vfs/cluster/clients/pg-store.ts'
+import { checkReferences } from '../../../vfs/cluster/data/fsck.ts'
 import type { ClusterVfs } from '../../../vfs/cluster/cluster-vfs.ts'
 import { openClusterVfs } from '../../../vfs/cluster/open.ts'
 import { CHANGE_CHANNEL } from '../../../vfs/cluster/schema.ts'
@@ -212,4 +215,10 @@ t.test('the writer whose attach reply was lost after the commit drops its older 
   const a = await B.vfs.getattr(f)
   t.equal(a.used, row.used, "B's GETATTR: the stored bytes of the row, not its copy from before the attach")
   t.equal(a.size, row.size)
+  // The failed flush abandons what it uploaded, in the background (close waits for it); the attach
+  // that committed references those slices, so their blocks must stay.
+  await B.vfs.close()
+  const missing = (await checkReferences(other.db, new PgStore(other.db))).problems.filter((p) => p.kind === 'missing-block')
+  t.strictSame(missing, [], 'every block a committed slice names is in the store')
+  t.equal((await other.vfs.read(f, 0n, 100)).data.toString(), 'hello', 'another server reads the bytes')
 })

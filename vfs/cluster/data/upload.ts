@@ -4,7 +4,8 @@
  * put, so a block in the store always has a row naming it — pending until
  * the attach transaction turns it into a tsnfs_slice_ref row. That is what
  * lets gc delete any block whose slice has neither (reclaim.ts cleans up the
- * pending rows of a server that died).
+ * pending rows of a server that died). Abandoning a slice deletes its row
+ * before its blocks (abandonSlices): blocks nothing names are gc's anyway.
  */
 import type { ObjectStore } from '../object-store.ts'
 import type { SqlDb } from '../sql.ts'
@@ -60,9 +61,20 @@ export async function deleteSliceBlocks(store: ObjectStore, slices: readonly Sli
   return keys.length
 }
 
-/** Uploaded but not attached (the attach failed): blocks then rows go. Best effort; gc and reclaim catch the rest. */
+/**
+ * Uploaded but not attached (the attach failed): the slices' pending rows go, then the blocks of
+ * those whose row was still there. A slice without one was attached after all: an attach whose
+ * reply was lost after its commit (a connection dropped) turned the row into a reference, and
+ * its blocks are the file's; deleting them lost committed data (EIO on read). Rows first: a
+ * crash between leaves blocks no row names, which gc deletes (gc.ts). Best effort; gc and
+ * reclaim catch the rest.
+ */
 export async function abandonSlices(db: SqlDb, store: ObjectStore, slices: readonly SliceSize[], blockSize: number): Promise<void> {
   if (slices.length === 0) return
-  await deleteSliceBlocks(store, slices, blockSize)
-  await db.query(`DELETE FROM tsnfs_pending_slice WHERE id IN (${slices.map((_, i) => `$${i + 1}`).join(', ')})`, slices.map((s) => s.id))
+  const r = await db.query(
+    `DELETE FROM tsnfs_pending_slice WHERE id IN (${slices.map((_, i) => `$${i + 1}`).join(', ')}) RETURNING id`,
+    slices.map((s) => s.id),
+  )
+  const pending = new Set(r.rows.map((row) => BigInt(row['id'] as string)))
+  await deleteSliceBlocks(store, slices.filter((s) => pending.has(s.id)), blockSize)
 }
