@@ -105,13 +105,15 @@ export async function compactChunk(o: CompactOptions, inode: bigint, idx: number
 
 /**
  * The node's side of a compaction, and its notification, in one statement; returns the version
- * named (undefined: the node is gone, announced unversioned). `used` is an attribute (fattr3
+ * named (undefined: the node is gone, announced unversioned; or nothing was sent). `used` is an attribute (fattr3
  * used, RFC 1813 §2.5): when it changes the version goes up as for any metadata change. When it
  * does not (the new slice stores exactly what the records showed), no attribute changed: the
  * version stays and is named as it is, so other servers keep their copies of the node at that
  * version; they drop their slice lists whatever the version (cache-follower.ts).
  */
 async function touchNode(tx: SqlTx, sid: bigint | null, inode: bigint, delta: number): Promise<bigint | undefined> {
+  // Nothing to change and no one to tell (cache mode 'per-request' keeps no copies): no statement.
+  if (delta === 0 && sid === null) return undefined
   const params: unknown[] = [inode]
   let node = 'SELECT inode, ver FROM tsnfs_node WHERE inode = $1'
   if (delta !== 0) {
