@@ -31,11 +31,7 @@ export interface FileDataOptions {
   store: ObjectStore
   /** This server's session id (tsnfs_session.sid). */
   sid: bigint
-  /**
-   * Called after this server committed a change to the inodes' data, size or mtime, with the
-   * versions their rows reached where known (an attach's, a compaction's): the metadata cache
-   * drops copies older than those, or any copy of an inode without one.
-   */
+  /** After this server committed a change to the inodes' data, size or mtime; `vers`: the versions their rows reached, where known. */
   onChanged?: (inodes: bigint[], vers: ReadonlyMap<bigint, bigint>) => void
   /**
    * Default true: changes are announced (pg_notify) and invalidate() is called for other
