@@ -2,7 +2,7 @@
  * One file's bytes between a local file and an export, block by block, as
  * fast as the pair allows: up a local read goes straight into a buffer of
  * the client's pool (sent as it is, several WRITEs in flight, the buffer
- * back in the pool at its reply, one COMMIT at the end); down the READs run ahead of the local writes (BlockPrefetch:
+ * back in the pool at its reply, one COMMIT at the end); down the READs run ahead of the local writes (NfsFile.readTo:
  * a window that opens only as far as the writes have to wait for them), each block written from the buffer its READ was received into,
  * which then goes back to the pool; between two exports each received block
  * is the WRITE's data, back in the source's pool once committed (between).
@@ -63,7 +63,8 @@ export async function upload(src: string, f: NfsFile, progress: Progress): Promi
 
 /**
  * An open NfsFile into a local file (created or truncated; both closed
- * here). The local writes are synchronous, on this thread: the READs keep
+ * here), through NfsFile.readTo: several READs out, each reply written from
+ * the buffer it was received into. The local writes are synchronous, on this thread: the READs keep
  * arriving into the socket's buffers meanwhile, and the blocks are written
  * from the thread that received them. Through the thread pool instead, the
  * same copy spent several times the system time on this kind of machine
@@ -74,9 +75,10 @@ export async function download(f: NfsFile, dst: string, mode: number, progress: 
   try {
     const out = openSync(dst, 'w', mode)
     fd = out
-    await eachBlock(f, progress, (buf, pos, pooled) => {
+    await f.readTo((buf, pos) => {
       writeAll(out, buf, pos)
-      if (pooled) f.release(buf)
+    }, n => {
+      progress.add(n)
     })
   } finally {
     if (fd !== null) closeSync(fd)
