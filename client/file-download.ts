@@ -95,13 +95,12 @@ export async function downloadTo(t: DownloadSource, write: SinkWrite, onData?: (
         at += n
         want -= n
         pos = at
-        // The end of the file came first (it shrank since the size was known): what is still ahead is past it.
+        // The file ends here (its last block, or sooner if it shrank since its size was known): what is still ahead is past it.
         if (r.eof || n === 0) return pos
         if (want <= 0) break
         // Short without eof: the rest of this block, before anything after it is written.
         r = await read(at, want)
       }
-      fill()
     }
   } finally {
     // Stopped early (the end, an error): the READs still out give their slabs back when they arrive.
