@@ -2,7 +2,7 @@
  * One file's bytes between a local file and an export, block by block, as
  * fast as the pair allows: up a local read goes straight into a buffer of
  * the client's pool (sent as it is, several WRITEs in flight, the buffer
- * back in the pool at its reply, one COMMIT at the end); down the READs run ahead of the local writes (BlockPrefetch:
+ * back in the pool at its reply, one COMMIT at the end); down the READs run ahead of the local writes (NfsFile.readTo:
  * a window that opens only as far as the writes have to wait for them), each block written from the buffer its READ was received into,
  * which then goes back to the pool; between two exports each received block
  * is the WRITE's data, back in the source's pool once committed (between).
@@ -15,12 +15,13 @@ import type { FileHandle } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import type { NfsFile } from '../client/index.ts'
 import { BlockPrefetch } from '../client/readahead.ts'
+import { messageOf, PathError } from './common.ts'
 import type { Progress } from './progress.ts'
 import type { Side } from './sides.ts'
 
 export async function copyData(from: Side, src: string, to: Side, dst: string, mode: number, progress: Progress): Promise<void> {
   if (from.open !== undefined && to.open === undefined && to.local === true) {
-    await download(await from.open(src, 'r'), dst, mode, progress)
+    await download(await from.open(src, 'r'), dst, mode, progress, from.show(src))
     return
   }
   if (from.local === true && to.open !== undefined) {
@@ -63,21 +64,34 @@ export async function upload(src: string, f: NfsFile, progress: Progress): Promi
 
 /**
  * An open NfsFile into a local file (created or truncated; both closed
- * here). The local writes are synchronous, on this thread: the READs keep
+ * here; `source`: how the source is named when reading it fails), through NfsFile.readTo: several READs out, each reply written from
+ * the buffer it was received into. The local writes are synchronous, on this thread: the READs keep
  * arriving into the socket's buffers meanwhile, and the blocks are written
  * from the thread that received them. Through the thread pool instead, the
  * same copy spent several times the system time on this kind of machine
  * (256 MiB: 0.13-0.23 s against 0.23-0.89 s, bench/README.md).
  */
-export async function download(f: NfsFile, dst: string, mode: number, progress: Progress): Promise<void> {
+export async function download(f: NfsFile, dst: string, mode: number, progress: Progress, source?: string): Promise<void> {
   let fd: number | null = null
+  // The local file's own failures (a full disk) are the destination's; anything else came of reading the source.
+  let sinkFailure: unknown = undefined
   try {
     const out = openSync(dst, 'w', mode)
     fd = out
-    await eachBlock(f, progress, (buf, pos, pooled) => {
-      writeAll(out, buf, pos)
-      if (pooled) f.release(buf)
+    await f.readTo((buf, pos) => {
+      try {
+        writeAll(out, buf, pos)
+      } catch (err) {
+        sinkFailure = err
+        throw err
+      }
+    }, n => {
+      progress.add(n)
     })
+  } catch (err) {
+    // As cp says "error reading SRC": a READ that failed is the source's error, not the file being written.
+    if (source !== undefined && fd !== null && err !== sinkFailure) throw new PathError(source, messageOf(err))
+    throw err
   } finally {
     if (fd !== null) closeSync(fd)
     await f.close()

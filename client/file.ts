@@ -20,6 +20,8 @@ import { mayOpen } from './access.ts'
 import { NfsStats } from './attrs.ts'
 import { stampOf } from './cache/block-cache.ts'
 import { NfsError, isNfsError } from './errors.ts'
+import { downloadTo } from './file-download.ts'
+import type { SinkWrite } from './file-download.ts'
 import type { FileClient, FileData } from './file-data.ts'
 import type { FileState } from './file-state.ts'
 import { uploadFrom } from './file-upload.ts'
@@ -170,6 +172,21 @@ export class NfsFile {
       // Blocks cached before are stale now (the attributes came with the WRITE replies).
       this.data.blocks.dropFile(this.state.key)
     }
+  }
+
+  /**
+   * The whole file, from offset 0 to its end, into `write` in order (a local
+   * file, for tsnfs cp): READs several at a time, each reply's data handed
+   * over from the buffer it was received into, which goes back to the pool
+   * when `write` returns (client/file-download.ts). Nothing is cached. What
+   * this client holds unwritten for the file is written out first, so the
+   * server's data is the file's. Returns the bytes read.
+   */
+  async readTo(write: SinkWrite, onData?: (n: number) => void): Promise<number> {
+    this.check('read', this.readable)
+    if (this.state.held > 0) await this.data.writeback.sync(this.state)
+    await this.fresh()
+    return downloadTo({ nfs: this.data.client.nfs, fh: this.fh, cred: this.cred, buffers: this.data.buffers, blockSize: this.data.opts.blockSize, slots: this.data.opts.readaheadBlocks, size: () => this.localSize }, write, onData)
   }
 
   /** Attributes (cached while fresh), with the local size. */

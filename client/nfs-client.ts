@@ -40,7 +40,7 @@ import type { ClientStatsSnapshot } from './stats.ts'
 import { retryStale, walk, walkParent } from './walk.ts'
 import type { Resolved, ResolvedParent } from './walk.ts'
 import type { Readable, Writable } from 'node:stream'
-import { LockClient } from './lock/lock-client.ts'
+import type { LockClient } from './lock/lock-client.ts'
 import type { LockArgs, LockHolder, LockRangeArgs } from './lock/lock-client.ts'
 
 export interface RmOptions {
@@ -59,8 +59,8 @@ interface MountState {
   fileOptions: FileDataOptions
   /** Trims the caches once the mount has been idle (common/idle.ts); null: never. */
   readonly idle: IdleWatch | null
-  /** NLM locks of this mount (client/lock/), made on first use. */
-  locks: LockClient | null
+  /** NLM locks of this mount (client/lock/), loaded and made on first use. */
+  locks: Promise<LockClient> | null
 }
 
 /** A file to lock: an open NfsFile, a handle, or a path. */
@@ -376,10 +376,15 @@ export class NfsClient implements OpsContext {
     return createWriteStream(this.files, path, opts, this)
   }
 
-  /** The mount's NLM locks (client/lock/lock-client.ts): where the lock service and the held locks live. */
-  get locks(): LockClient {
+  /**
+   * The mount's NLM locks (client/lock/lock-client.ts): where the lock
+   * service and the held locks live. Loaded on first use: the lock client
+   * and the NLM codec are a seventh of what a copy would load otherwise
+   * (tsnfs cp never locks; bench/README.md, session 32).
+   */
+  locks(): Promise<LockClient> {
     const st = this.state
-    st.locks ??= new LockClient(st.owner)
+    st.locks ??= import('./lock/lock-client.ts').then(m => new m.LockClient(st.owner))
     return st.locks
   }
 
@@ -390,16 +395,16 @@ export class NfsClient implements OpsContext {
    * signal gave up a wait. With wait, resolves once the server grants it.
    */
   async lock(file: LockFile, opts: LockArgs): Promise<void> {
-    await this.locks.lock(await this.lockFh(file), opts)
+    await (await this.locks()).lock(await this.lockFh(file), opts)
   }
 
   async unlock(file: LockFile, range: LockRangeArgs): Promise<void> {
-    await this.locks.unlock(await this.lockFh(file), range)
+    await (await this.locks()).unlock(await this.lockFh(file), range)
   }
 
   /** Who holds a lock that would conflict with this one (NLM TEST), or null. */
   async test(file: LockFile, range: LockRangeArgs & { exclusive: boolean }): Promise<LockHolder | null> {
-    return this.locks.test(await this.lockFh(file), range)
+    return (await this.locks()).test(await this.lockFh(file), range)
   }
 
   private async lockFh(file: LockFile): Promise<Buffer> {
@@ -415,7 +420,7 @@ export class NfsClient implements OpsContext {
     st.unmounted = true
     st.idle?.stop()
     // Locks go first: they name handles of this mount, and the server frees nothing for a client that stays up.
-    await st.locks?.close().catch(() => undefined)
+    await st.locks?.then(l => l.close()).catch(() => undefined)
     let deferred: Error | null = null
     if (st.fileData !== undefined) {
       try {

@@ -161,7 +161,7 @@ export class FuseMount {
     })
     const callers = new Callers(client, { fixed: opts.fixedIdentity === true })
     const local = opts.localLock ?? 'none'
-    const locks = client.options.lock.enabled && local !== 'all' ? new FuseLocks(client.locks) : null
+    const locks = client.options.lock.enabled && local !== 'all' ? new FuseLocks(await client.locks()) : null
     const handler = createHandler(fs, files, {
       maxWrite, readdirplus: client.usesReaddirPlus, log: opts.log, onInit: () => { initDone() }, callers,
       locks, posixLocks: local !== 'posix', flockLocks: local !== 'flock',

@@ -191,6 +191,31 @@ t.test('a full local disk in the middle of a download: the exact error, exit 1',
   t.equal(r.stderr, 'tsnfs cp: /dev/full: No space left on device\n')
 })
 
+t.test('a READ that fails in the middle of a download: the exact error, exit 1, no success printed', async t => {
+  const fx = await startServer(t, EXPORTS)
+  const src = local('read-fails', 5 * MIB)
+  await ok(t, ['cp', src.path, fx.url('/export', '/readfails')])
+  const proxy = await startProxy(t, fx.port)
+  let failed = 0
+  proxy.intercept = call => {
+    const argsAt = nfsArgsAt(call, 6)
+    if (argsAt < 0) return null
+    // READ3args: nfs_fh3, offset (uint64), count. The READ of the third block is answered NFS3ERR_IO (5), no attributes.
+    if (call.readBigUInt64BE(argsAt + 4 + Math.ceil(call.readUInt32BE(argsAt) / 4) * 4) !== BigInt(2 * MIB)) return null
+    failed++
+    const reply = Buffer.alloc(32)
+    // RFC 5531 accepted reply: xid, REPLY, MSG_ACCEPTED, AUTH_NONE verifier (flavor, length), SUCCESS; then READ3resfail.
+    ;[call.readUInt32BE(0), 1, 0, 0, 0, 0, 5, 0].forEach((w, i) => reply.writeUInt32BE(w, i * 4))
+    return reply
+  }
+  const url = `nfs://127.0.0.1/export/readfails?nfsport=${String(proxy.port)}&mountport=${String(fx.port)}`
+  const r = await tsnfs(['cp', url, join(work, 'read-fails-back')])
+  t.equal(failed, 1, 'the READ of the third block was answered with the error')
+  t.equal(r.code, 1, 'exit 1')
+  t.equal(r.stdout, '', 'nothing on stdout')
+  t.equal(r.stderr, `tsnfs cp: ${url}: Input/output error\n`)
+})
+
 t.test('server → server between block sizes of 8 KiB and 1 MiB both ways, and within one mount: byte-exact', async t => {
   const small = await startServer(t, EXPORTS, { nfs3Limits: { rtmax: 10_000, rtpref: 10_000, wtmax: 10_000, wtpref: 10_000 } })
   const large = await startServer(t, EXPORTS)

@@ -63,7 +63,7 @@ t.test('exclusive: the other host is denied, TEST names the holder, UNLOCK frees
   await b.lock(f, { start: 100, length: 0, exclusive: true, wait: false, owner: 21 })
   await a.unlock(f, { start: 0, length: 100, owner: 11 })
   await b.lock(f, { start: 0, length: 100, exclusive: true, wait: false, owner: 21 })
-  t.same((await b.locks.heldBy(Buffer.from((await b.resolve(f)).fh), 21)).map(r => [r.start, r.end, r.exclusive]), [[0n, LOCK_EOF, true]], 'held record merged to one range')
+  t.same((await (await b.locks()).heldBy(Buffer.from((await b.resolve(f)).fh), 21)).map(r => [r.start, r.end, r.exclusive]), [[0n, LOCK_EOF, true]], 'held record merged to one range')
 })
 
 t.test('shared: both hosts read-lock, an exclusive request is denied until both let go', async t => {
@@ -92,7 +92,7 @@ t.test('unlock of a middle part splits the lock; an upgrade in place', async t =
   await b.lock(f, { start: 45, length: 10, exclusive: true, wait: false, owner: 24 })
   await t.rejects(b.lock(f, { start: 39, length: 1, exclusive: false, wait: false, owner: 24 }), { code: 'NLM_DENIED' })
   await t.rejects(b.lock(f, { start: 60, length: 1, exclusive: false, wait: false, owner: 24 }), { code: 'NLM_DENIED' })
-  t.same((await a.locks.heldBy(fh, 13)).map(r => [r.start, r.end]), [[0n, 40n], [60n, 100n]])
+  t.same((await (await a.locks()).heldBy(fh, 13)).map(r => [r.start, r.end]), [[0n, 40n], [60n, 100n]])
 })
 
 t.test('a blocking wait ends when the holder unlocks; an aborted one is cancelled', async t => {
@@ -153,7 +153,7 @@ t.test('a client host killed holding a lock: its next start notifies (SM_NOTIFY 
   await t.rejects(b.lock(f, { start: 0, length: 1, exclusive: true, wait: false }), { code: 'NLM_DENIED' }, 'Ganesha holds it for the dead client')
   const again = await NfsClient.mount(g.url('', q), { log })
   t.teardown(() => again.umount())
-  await again.locks.service()
+  await (await again.locks()).service()
   let freed = false
   for (let i = 0; i < 50 && !freed; i++) {
     freed = await b.lock(f, { start: 0, length: 1, exclusive: true, wait: false }).then(() => true, () => false)

@@ -178,8 +178,8 @@ t.test('our client library\'s locks, and the server\'s GRANTED callback to a wai
   const a = await host('wire-a', '127.0.0.2')
   const b = await host('wire-b', '127.0.0.3')
   await a.writeFile('/locked', Buffer.alloc(64))
-  const svcA = await a.locks.service()
-  const svcB = await b.locks.service()
+  const svcA = await (await a.locks()).service()
+  const svcB = await (await b.locks()).service()
   const here: Ports = { tcp: [srv.port, P, svcA.port, svcB.port], udp: [srv.port, P, svcA.port, svcB.port] }
   const file = join(dir, 'library.pcapng')
   const cap = await startCapture(t, here, file)
@@ -225,7 +225,7 @@ t.test('a restarted server\'s SM_NOTIFY to a client host and the client\'s recla
   t.teardown(() => c.umount())
   await c.writeFile('/kept', Buffer.alloc(16))
   await c.lock('/kept', { start: 0, length: 0, exclusive: true, wait: false, owner: 1 })
-  const svc = await c.locks.service()
+  const svc = await (await c.locks()).service()
   const here: Ports = { tcp: [port, P, svc.port], udp: [port, P, svc.port] }
   const file = join(dir, 'restart.pcapng')
   const cap = await startCapture(t, here, file)
