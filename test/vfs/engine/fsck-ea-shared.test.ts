@@ -1,0 +1,281 @@
+/*
+ * tsnfs fsck [--repair], extended attribute blocks shared by several inodes.
+ * debugfs ea_set gives a small file an attribute too large for the inode, so it
+ * lives in a block; other files are pointed at that block (i_file_acl, their
+ * i_blocks counting it, as the kernel shares identical attribute blocks) and
+ * its h_refcount is written with the block's checksum. A block shared by as
+ * many inodes as h_refcount says is clean for both checkers and left alone;
+ * a wrong h_refcount (too high, too low) or checksum is found by both and
+ * repaired to the same bytes e2fsck -fy writes; a block that is an attribute
+ * block and another file's data is cloned for the later claimant, then
+ * e2fsck -fn and our check are clean, every file reads as before and every
+ * sharer's attribute reads as before. There e2fsck 1.47 -fy needs a second
+ * run (its copy of the attribute block keeps the original's checksum, which
+ * covers the block number) and we do not: asserted below.
+ */
+import t from 'tap'
+import fs from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { crc32cUpdate } from '../../../vfs/engine/crc32c.ts'
+import { csumSeed } from '../../../vfs/engine/reader/csum-verifier.ts'
+import { Ext4Image } from '../../../vfs/engine/reader/image.ts'
+import { FileReadAt } from '../../../vfs/engine/reader/read-at.ts'
+import { NO_VERIFY } from '../../../vfs/engine/reader/verify.ts'
+import { scratch, seededBytes } from './format-helpers.ts'
+import { bmap, debugfs, e2fsck, fsckImage, inodeOf } from './fsck-helpers.ts'
+import { buildRepairBase, codes, copyImage, dumpImage, repairFile, tell } from './fsck-repair-helpers.ts'
+
+t.setTimeout(180_000)
+const seed = Number(process.env.TSNFS_SEED ?? process.env.FSCK_SEED ?? Date.now() % 2 ** 31)
+t.comment(`seed ${seed} (TSNFS_SEED=${seed} repeats it)`)
+const dir = scratch(t, 'fsck-ea-shared')
+const BS = 1024
+const base = buildRepairBase(dir, seed)
+
+function aclOf(image: string, p: string): number {
+  const m = /File ACL: (\d+)/.exec(debugfs(image, `stat ${p}`, false))
+  if (m?.[1] === undefined) throw new Error(`no File ACL for ${p}`)
+  return Number(m[1])
+}
+
+function blockCount(image: string, p: string): number {
+  const m = /Blockcount: (\d+)/.exec(debugfs(image, `stat ${p}`, false))
+  if (m?.[1] === undefined) throw new Error(`no Blockcount for ${p}`)
+  return Number(m[1])
+}
+
+function readBlock(image: string, block: number): Buffer {
+  const fd = fs.openSync(image, 'r')
+  const b = Buffer.alloc(BS)
+  fs.readSync(fd, b, 0, BS, block * BS)
+  fs.closeSync(fd)
+  return b
+}
+
+function writeBlock(image: string, block: number, b: Buffer): void {
+  const fd = fs.openSync(image, 'r+')
+  fs.writeSync(fd, b, 0, BS, block * BS)
+  fs.closeSync(fd)
+}
+
+/** The attribute block's checksum as ext4 defines it (fs seed, le64 block number, block with h_checksum zero): written here independently of the code under test. */
+async function eaCsum(image: string, block: number, b: Buffer): Promise<number> {
+  const dev = await FileReadAt.open(image)
+  try {
+    const img = await Ext4Image.open(dev, { verifier: NO_VERIFY })
+    const le = Buffer.alloc(8)
+    le.writeBigUInt64LE(BigInt(block))
+    const z = Buffer.from(b)
+    z.writeUInt32LE(0, 0x10)
+    return crc32cUpdate(crc32cUpdate(csumSeed(img.sb), le), z)
+  } finally {
+    await dev.close()
+  }
+}
+
+/** Write h_refcount of the attribute block, and its checksum (the damage is the count alone). */
+async function setRefcount(image: string, block: number, n: number): Promise<void> {
+  const b = readBlock(image, block)
+  b.writeUInt32LE(n, 4)
+  b.writeUInt32LE(await eaCsum(image, block, b), 0x10)
+  writeBlock(image, block, b)
+}
+
+/** p names the attribute block too, with its i_blocks counting it (as the kernel shares a block). */
+function share(image: string, p: string, block: number): void {
+  const blocks = blockCount(image, p)
+  debugfs(image, `sif ${p} file_acl ${block}`)
+  debugfs(image, `sif ${p} blocks ${blocks + BS / 512}`)
+}
+
+/** The attribute's value as debugfs reads it (not our code). */
+function eaValue(image: string, p: string): string {
+  const out = debugfs(image, `ea_get ${p} user.shared`, false)
+  const m = /= "([^"]*)"/.exec(out)
+  if (m?.[1] === undefined) throw new Error(`no user.shared on ${p}: ${out}`)
+  return m[1]
+}
+
+/** One-block files (the mkfs -d tree's small ones), by inode number. */
+function oneBlockFiles(image: string): Array<{ path: string; ino: number }> {
+  const files = ['/a/b/c/f.txt', ...Array.from({ length: 27 }, (_, i) => `/many/f${i + 1}`)]
+  return files.map((p) => ({ path: p, ino: inodeOf(image, p) })).sort((x, y) => x.ino - y.ino)
+}
+
+// The attributes' first owner: a one-block file with others before and after it in inode order (the claim order).
+const small = oneBlockFiles(base)
+const holder = small[Math.floor(small.length / 2)]
+const before = small[0]
+const after = small[small.length - 1]
+if (holder === undefined || before === undefined || after === undefined || !(before.ino < holder.ino && holder.ino < after.ino)) throw new Error(`fixture: one-block files ${JSON.stringify(small)}`)
+const HOLDER = holder.path
+// 300 bytes: more than a 256-byte inode holds past its fields, so the attribute goes to a block.
+const VALUE = seededBytes(seed + 1)(150).toString('hex')
+debugfs(base, `ea_set ${HOLDER} user.shared ${VALUE}`)
+const EA = aclOf(base, HOLDER)
+if (!(EA > 0)) throw new Error(`fixture: ${HOLDER} got no extended attribute block`)
+
+await t.test('a block shared by three inodes, h_refcount 3: clean for both, repair writes nothing', async (t) => {
+  const image = copyImage(dir, base, 'legit.img')
+  share(image, '/two.txt', EA)
+  share(image, '/a/data.bin', EA)
+  await setRefcount(image, EA, 3)
+  const e2 = e2fsck(image)
+  t.equal(e2.code, 0, `e2fsck -fn clean${e2.code === 0 ? '' : `\n${e2.out}`}`)
+  const ours = await fsckImage(image)
+  t.equal(ours.clean, true, 'our check clean')
+  t.strictSame(ours.problems.filter((p) => p.severity === 'error'), [], 'no problem')
+  const bytes = fs.readFileSync(image)
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 0, 'exit 0: nothing to do')
+  t.ok(fs.readFileSync(image).equals(bytes), 'the image is byte-identical')
+  for (const p of [HOLDER, '/two.txt', '/a/data.bin']) t.equal(eaValue(image, p), VALUE, `${p}: user.shared reads back`)
+  fs.rmSync(image)
+})
+
+interface CountCase {
+  name: string
+  sharers: string[]
+  /** Damage to the block after the sharing is set up. */
+  damage(image: string): Promise<void>
+  e2message: RegExp
+  code: string
+  fixedCode: string
+  expected?: number
+}
+
+const COUNT_CASES: CountCase[] = [
+  {
+    name: 'h_refcount too high (3, one inode names the block)',
+    sharers: [HOLDER],
+    damage: (img) => setRefcount(img, EA, 3),
+    e2message: new RegExp(`Extended attribute block ${EA} has reference count 3, should be 1`),
+    code: 'XATTR_REFCOUNT',
+    fixedCode: 'XATTR_REFCOUNT_SET',
+    expected: 1,
+  },
+  {
+    name: 'h_refcount too low (2, three inodes name the block)',
+    sharers: [HOLDER, '/two.txt', '/a/data.bin'],
+    damage: (img) => setRefcount(img, EA, 2),
+    e2message: new RegExp(`Extended attribute block ${EA} has reference count 2, should be 3`),
+    code: 'XATTR_REFCOUNT',
+    fixedCode: 'XATTR_REFCOUNT_SET',
+    expected: 3,
+  },
+  {
+    name: 'a shared block whose checksum alone is wrong',
+    sharers: [HOLDER, '/two.txt'],
+    damage: async (img) => {
+      await setRefcount(img, EA, 2)
+      const b = readBlock(img, EA)
+      b.writeUInt32LE((b.readUInt32LE(0x10) ^ 0x5a5a5a5a) >>> 0, 0x10)
+      writeBlock(img, EA, b)
+    },
+    e2message: /extended attribute block \d+ passes checks, but checksum does not match block/,
+    code: 'XATTR_CSUM',
+    fixedCode: 'XATTR_CSUM_SET',
+  },
+]
+
+for (const c of COUNT_CASES) {
+  await t.test(c.name, async (t) => {
+    const image = copyImage(dir, base, 'count.img')
+    for (const p of c.sharers.slice(1)) share(image, p, EA)
+    await c.damage(image)
+    const e2 = e2fsck(image)
+    t.equal(e2.code, 4, 'e2fsck -fn finds it')
+    t.match(e2.out, c.e2message, 'e2fsck -fn says what')
+    const found = (await fsckImage(image)).problems.filter((p) => p.severity === 'error')
+    t.strictSame(found.map((p) => [p.code, p.block]), [[c.code, EA]], `our check: ${c.code} on block ${EA}, nothing else`)
+    if (c.expected !== undefined) t.equal(found[0]?.expected, c.expected, `expected count ${c.expected}`)
+    const theirs = copyImage(dir, image, 'count-theirs.img')
+    t.equal(spawnSync('e2fsck', ['-fy', theirs], { encoding: 'utf8' }).status, 1, 'e2fsck -fy corrects it')
+    const r = await repairFile(image)
+    tell(t, r)
+    t.equal(r.exitCode, 1, 'exit 1: errors corrected')
+    t.strictSame(codes(r, 'fixed'), [c.fixedCode], `only ${c.fixedCode}`)
+    t.strictSame(codes(r, 'left'), [], 'nothing left')
+    const after = e2fsck(image)
+    t.equal(after.code, 0, `e2fsck -fn clean${after.code === 0 ? '' : `\n${after.out}`}`)
+    t.equal((await fsckImage(image)).clean, true, 'our check clean')
+    t.ok(readBlock(image, EA).equals(readBlock(theirs, EA)), 'the block reads as e2fsck -fy wrote it (h_refcount and checksum)')
+    for (const p of c.sharers) {
+      t.equal(aclOf(image, p), EA, `${p} still names block ${EA}`)
+      t.equal(eaValue(image, p), VALUE, `${p}: user.shared reads back`)
+    }
+    fs.rmSync(image)
+    fs.rmSync(theirs)
+  })
+}
+
+interface DupCase {
+  name: string
+  /** The file whose extent is pointed at the attribute block. */
+  data: { path: string; ino: number }
+  sharers: string[]
+  /** Which claimant we copy: the attribute block (its sharers follow it) or the data file's block. */
+  copied: 'attributes' | 'data'
+  /** e2fsck -fn's exit after one e2fsck -fy (1.47 leaves its copy's checksum wrong where it copied the attribute block). */
+  e2fsckAfterOneRun: number
+}
+
+const DUP_CASES: DupCase[] = [
+  { name: "an attribute block that is an earlier file's data: the attribute block is copied", data: before, sharers: [HOLDER], copied: 'attributes', e2fsckAfterOneRun: 0 },
+  { name: "a block shared by two inodes that is an earlier file's data: copied once, both sharers pointed at the copy", data: before, sharers: [HOLDER, '/two.txt'], copied: 'attributes', e2fsckAfterOneRun: 4 },
+  { name: "an attribute block that a later file's extent claims: the later file's block is copied", data: after, sharers: [HOLDER], copied: 'data', e2fsckAfterOneRun: 4 },
+]
+
+for (const c of DUP_CASES) {
+  await t.test(c.name, async (t) => {
+    const image = copyImage(dir, base, 'dup.img')
+    for (const p of c.sharers.slice(1)) share(image, p, EA)
+    await setRefcount(image, EA, c.sharers.length)
+    t.equal(e2fsck(image).code, 0, 'the sharing alone is clean')
+    // i_block[5] is ee_start_lo of the root's first extent: the one-block file's block becomes the attribute block.
+    debugfs(image, `sif ${c.data.path} block[5] ${EA}`)
+    const e2 = e2fsck(image)
+    t.equal(e2.code, 4, 'e2fsck -fn finds it')
+    t.match(e2.out, /multiply-claimed/i, 'e2fsck -fn: multiply-claimed blocks')
+    const found = await fsckImage(image)
+    const later = c.copied === 'attributes' ? holder.ino : c.data.ino
+    t.ok(found.problems.some((p) => p.code === 'BLOCK_MULTIPLY_CLAIMED' && p.ino === later && p.block === EA), `our check: block ${EA} multiply claimed by inode ${later}`)
+    const damaged = await dumpImage(image)
+    const theirs = copyImage(dir, image, 'dup-theirs.img')
+    t.equal(spawnSync('e2fsck', ['-fy', theirs], { encoding: 'utf8' }).status, 1, 'e2fsck -fy corrects it')
+    const once = e2fsck(theirs)
+    t.equal(once.code, c.e2fsckAfterOneRun, `after one e2fsck -fy, e2fsck -fn exits ${c.e2fsckAfterOneRun}`)
+    if (c.e2fsckAfterOneRun !== 0) t.match(once.out, /extended attribute block \d+ passes checks, but checksum does not match/, "e2fsck's copy kept the original's checksum")
+    if (once.code !== 0) t.equal(spawnSync('e2fsck', ['-fy', theirs], { encoding: 'utf8' }).status, 1, 'a second e2fsck -fy finishes it')
+    t.equal(e2fsck(theirs).code, 0, 'e2fsck -fy result clean')
+
+    const r = await repairFile(image)
+    tell(t, r)
+    t.equal(r.exitCode, 1, 'exit 1: errors corrected, in one run')
+    t.strictSame(r.repairs.filter((x) => x.code === 'BLOCKS_CLONED').map((x) => x.ino), [later], `inode ${later} cloned`)
+    t.strictSame(codes(r, 'fixed').filter((x) => !['BLOCKS_CLONED', 'GROUP_REWRITTEN', 'SUPER_COUNTS_REWRITTEN'].includes(x)), [], 'only the clone, then pass 5')
+    t.strictSame(codes(r, 'left'), [], 'nothing left')
+    const after = e2fsck(image)
+    t.equal(after.code, 0, `e2fsck -fn clean${after.code === 0 ? '' : `\n${after.out}`}`)
+    t.equal((await fsckImage(image)).clean, true, 'our check clean')
+    t.strictSame(await dumpImage(image), damaged, 'every file reads as before the repair')
+    t.strictSame(await dumpImage(image), await dumpImage(theirs), 'and as after e2fsck -fy')
+    const acls = c.sharers.map((p) => aclOf(image, p))
+    t.strictSame(new Set(acls).size, 1, `the sharers still share one block: ${acls.join(' ')}`)
+    const acl = acls[0] ?? 0
+    if (c.copied === 'attributes') {
+      t.not(acl, EA, `the sharers name the copy (${acl}), not block ${EA}`)
+      t.equal(bmap(image, c.data.path), EA, `${c.data.path} keeps block ${EA}`)
+    } else {
+      t.equal(acl, EA, `the sharers keep block ${EA}`)
+      t.not(bmap(image, c.data.path), EA, `${c.data.path} reads from its copy`)
+    }
+    const copy = readBlock(image, acl)
+    t.equal(copy.readUInt32LE(4), c.sharers.length, `h_refcount ${c.sharers.length}`)
+    t.equal(copy.readUInt32LE(0x10), await eaCsum(image, acl, copy), `the block's checksum is for block ${acl}`)
+    for (const p of c.sharers) t.equal(eaValue(image, p), VALUE, `${p}: user.shared reads back`)
+    fs.rmSync(image)
+    fs.rmSync(theirs)
+  })
+}

@@ -1,0 +1,82 @@
+/*
+ * Pass 1 repair of extended attribute blocks. A wrong h_refcount is set to
+ * the number of inodes found naming the block, with the block's checksum, as
+ * e2fsck -fy's "Extended attribute block %b has reference count %r, should be
+ * %N. Fix? yes"; a block whose checksum alone is wrong gets it rewritten
+ * ("extended attribute block passes checks, but checksum does not match
+ * block. Fix? yes"). A block also claimed as something else (another file's
+ * data, metadata) is left to the clone step first: writing its header would
+ * change the other owner's bytes. The copy the clone makes is judged again by
+ * the next check.
+ *
+ * cloneXattrBlock is that clone, for clone.ts: the block is copied to a free
+ * block, the copy's checksum set for its own block number, and every inode
+ * that named the original is pointed at the copy, so a shared block stays
+ * shared (e2fsck's clone_file repoints the other sharers the same way).
+ */
+import type { MetaTxn } from '../../txn/txn.ts'
+import type { FsckContext } from '../context.ts'
+import { isXattrBlock, setXattrCsum, XATTR_REFCOUNT_OFFSET } from '../xattr-check.ts'
+import { inodePlace, updateInode } from './inode-write.ts'
+import { fixed, left } from './record.ts'
+import type { Repair, StepInput } from './record.ts'
+
+/** Is block one that some inode claimed after something else had (pass 1B's list)? */
+function multiplyClaimed(ctx: FsckContext, block: number): boolean {
+  for (const runs of ctx.dupRuns.values()) if (runs.some(([b, n]) => b <= block && block < b + n)) return true
+  return false
+}
+
+export async function repairXattrBlocks({ ctx, problems, h }: StepInput): Promise<Repair[]> {
+  const out: Repair[] = []
+  // Per block: the h_refcount to write (undefined: only the checksum), and the problem it answers.
+  const todo = new Map<number, { refcount: number | undefined; code: string; message: string; ino?: number }>()
+  for (const p of problems) {
+    if (p.pass !== 1 || p.block === undefined) continue
+    if (p.code === 'XATTR_REFCOUNT' && p.expected !== undefined) todo.set(p.block, { refcount: p.expected, code: p.code, message: p.message })
+    else if (p.code === 'XATTR_CSUM' && !todo.has(p.block)) todo.set(p.block, { refcount: undefined, code: p.code, message: p.message, ...(p.ino === undefined ? {} : { ino: p.ino }) })
+  }
+  for (const [block, t] of todo) {
+    const where = { block, ...(t.ino === undefined ? {} : { ino: t.ino }) }
+    if (multiplyClaimed(ctx, block)) {
+      out.push(left(1, t.code, `${t.message} (not rewritten: the block is multiply claimed; the clone step copies it first)`, where))
+      continue
+    }
+    const buf = await h.get(block)
+    if (!isXattrBlock(buf)) {
+      out.push(left(1, t.code, `${t.message} (not rewritten: no longer an extended attribute block)`, where))
+      continue
+    }
+    const was = buf.readUInt32LE(XATTR_REFCOUNT_OFFSET)
+    if (t.refcount !== undefined) buf.writeUInt32LE(t.refcount, XATTR_REFCOUNT_OFFSET)
+    setXattrCsum(ctx, block, buf)
+    h.dirty(block)
+    out.push(t.refcount === undefined
+      ? fixed(1, 'XATTR_CSUM_SET', `extended attribute block ${block}: checksum rewritten (the block passes checks)`, where)
+      : fixed(1, 'XATTR_REFCOUNT_SET', `extended attribute block ${block}: reference count ${was} set to ${t.refcount}`, where))
+  }
+  return out
+}
+
+/** Why block cannot be cloned by cloneXattrBlock (undefined: it can). */
+export function xattrCloneRefusal(ctx: FsckContext, block: number): string | undefined {
+  const use = ctx.xattr.get(block)
+  if (use?.stated === undefined) return `shared block ${block} is neither in its extents' data nor its extent tree, and no extended attribute block`
+  if (use.users === undefined) return `the inodes naming extended attribute block ${block} were not all recorded (too many in the image)`
+  const unplaced = use.users.find((ino) => inodePlace(ctx, ino) === undefined)
+  if (unplaced !== undefined) return `inode ${unplaced}, which names extended attribute block ${block}, has its inode table outside the file system`
+  return undefined
+}
+
+/**
+ * Copy extended attribute block `block` to `to` (free, already marked in the check's map) and
+ * point every inode naming it there; xattrCloneRefusal said it can be. The inodes repointed.
+ */
+export async function cloneXattrBlock(ctx: FsckContext, h: MetaTxn, block: number, to: number): Promise<number[]> {
+  const users = ctx.xattr.get(block)?.users ?? []
+  const copy = h.fresh(to)
+  ;(await ctx.img.readBlocks(block, 1, `extended attribute block ${block}`)).copy(copy)
+  setXattrCsum(ctx, to, copy)
+  for (const ino of users) await updateInode(ctx, h, ino, (inode) => void (inode.fileAcl = to))
+  return users
+}

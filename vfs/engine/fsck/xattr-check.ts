@@ -1,0 +1,99 @@
+/*
+ * Pass 1, extended attribute blocks (i_file_acl). One block may be shared by
+ * every inode whose attributes are identical; its header's h_refcount says
+ * by how many (the kernel's mbcache shares them, ext4 xattr.c). As e2fsck's
+ * check_ext_attr: the block is read and judged the first time an inode names
+ * it (magic, h_blocks, checksum) and claimed once; each later inode naming it
+ * only counts. After the inode scan, each block's count of users is compared
+ * with its h_refcount ("Extended attribute block %b has reference count %r,
+ * should be %N."). A block that is not an extended attribute block at all is
+ * reported and never counted: there is no h_refcount to judge.
+ */
+import { crc32cUpdate } from '../crc32c.ts'
+import { csumSeed } from '../reader/csum-verifier.ts'
+import type { Superblock } from '../format/superblock.ts'
+import type { FsckContext } from './context.ts'
+
+/** h_magic of an ext4 extended attribute block (EXT4_XATTR_MAGIC). */
+export const XATTR_MAGIC = 0xea020000
+export const XATTR_REFCOUNT_OFFSET = 0x4
+const XATTR_BLOCKS_OFFSET = 0x8
+export const XATTR_CHECKSUM_OFFSET = 0x10
+
+/** Users remembered at most over all blocks (the clone repair repoints them); the counts are always exact. */
+export const MAX_XATTR_USERS = 1 << 18
+
+/** What pass 1 learnt of one extended attribute block. */
+export interface XattrUse {
+  /** h_refcount as read; undefined when the block is no extended attribute block (bad magic or h_blocks). */
+  stated: number | undefined
+  /** Inodes in use that name it. */
+  count: number
+  /** Those inodes, in scan order; undefined once MAX_XATTR_USERS was reached. */
+  users: number[] | undefined
+}
+
+/**
+ * The block's checksum (metadata_csum): crc32c from the fs seed over the le64
+ * block number, then the block with h_checksum as zero. The block number, not
+ * an inode, is in the sum because the block is shared (ext4 checksums.rst;
+ * ext2fs_ext_attr_block_csum). Hence a copy at another block needs its own sum.
+ */
+export function xattrBlockCsum(sb: Superblock, block: number, buf: Buffer): number {
+  const le = Buffer.alloc(8)
+  le.writeBigUInt64LE(BigInt(block))
+  let c = crc32cUpdate(csumSeed(sb), le)
+  c = crc32cUpdate(c, buf.subarray(0, XATTR_CHECKSUM_OFFSET))
+  c = crc32cUpdate(c, Buffer.alloc(4))
+  return crc32cUpdate(c, buf.subarray(XATTR_CHECKSUM_OFFSET + 4))
+}
+
+/** Store buf's checksum for block (no-op without metadata_csum). */
+export function setXattrCsum(ctx: FsckContext, block: number, buf: Buffer): void {
+  if (ctx.csum) buf.writeUInt32LE(xattrBlockCsum(ctx.img.sb, block, buf), XATTR_CHECKSUM_OFFSET)
+}
+
+/** Is this the header of an extended attribute block of one block (all ext4 writes)? */
+export function isXattrBlock(buf: Buffer): boolean {
+  return buf.readUInt32LE(0) === XATTR_MAGIC && buf.readUInt32LE(XATTR_BLOCKS_OFFSET) === 1
+}
+
+/** Inode ino names block (inside the file system) as its extended attribute block. */
+export async function claimXattrBlock(ctx: FsckContext, ino: number, block: number): Promise<void> {
+  const seen = ctx.xattr.get(block)
+  if (seen !== undefined) {
+    seen.count++
+    if (seen.users !== undefined) {
+      if (ctx.xattrUsers < MAX_XATTR_USERS) {
+        seen.users.push(ino)
+        ctx.xattrUsers++
+      } else {
+        seen.users = undefined
+      }
+    }
+    return
+  }
+  const use: XattrUse = { stated: undefined, count: 1, users: ctx.xattrUsers < MAX_XATTR_USERS ? [ino] : undefined }
+  if (use.users !== undefined) ctx.xattrUsers++
+  ctx.xattr.set(block, use)
+  ctx.claim(1, block, 1, `inode ${ino} extended attribute block`, ino)
+  const buf = await ctx.img.readBlocks(block, 1, `inode ${ino} extended attribute block`)
+  if (!isXattrBlock(buf)) {
+    ctx.report.add(1, 'XATTR_BAD_BLOCK', `inode ${ino}: block ${block} is no extended attribute block (magic 0x${buf.readUInt32LE(0).toString(16)}, h_blocks ${buf.readUInt32LE(XATTR_BLOCKS_OFFSET)})`, { ino, block })
+    return
+  }
+  use.stated = buf.readUInt32LE(XATTR_REFCOUNT_OFFSET)
+  if (ctx.csum) {
+    const want = xattrBlockCsum(ctx.img.sb, block, buf)
+    const have = buf.readUInt32LE(XATTR_CHECKSUM_OFFSET)
+    if (want !== have) ctx.report.add(1, 'XATTR_CSUM', `inode ${ino}: extended attribute block ${block} checksum 0x${have.toString(16)}, computed 0x${want.toString(16)}`, { ino, block })
+  }
+}
+
+/** After the inode scan: each extended attribute block's users against its h_refcount. */
+export function checkXattrRefcounts(ctx: FsckContext): void {
+  for (const [block, use] of ctx.xattr) {
+    if (use.stated === undefined || use.stated === use.count) continue
+    ctx.report.add(1, 'XATTR_REFCOUNT', `extended attribute block ${block} has reference count ${use.stated}, should be ${use.count}`, { block, expected: use.count })
+  }
+}
