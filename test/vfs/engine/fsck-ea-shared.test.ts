@@ -279,3 +279,67 @@ for (const c of DUP_CASES) {
     fs.rmSync(theirs)
   })
 }
+
+interface BadCase {
+  name: string
+  sharers: string[]
+  damage(image: string): Promise<void>
+  e2message: RegExp
+}
+
+const BAD_CASES: BadCase[] = [
+  {
+    name: 'a shared block with one value byte changed (checksum rewritten, so only e_hash tells)',
+    sharers: [HOLDER, '/two.txt'],
+    damage: async (img) => {
+      const b = readBlock(img, EA)
+      const valueOffs = b.readUInt16LE(32 + 2)
+      b[valueOffs + 7] = (b[valueOffs + 7] ?? 0) ^ 0x01
+      b.writeUInt32LE(await eaCsum(img, EA, b), 0x10)
+      writeBlock(img, EA, b)
+    },
+    e2message: /Extended attribute in inode \d+ has a hash \(\d+\) which is invalid/,
+  },
+  {
+    name: 'a block whose magic is gone',
+    sharers: [HOLDER],
+    damage: async (img) => {
+      const b = readBlock(img, EA)
+      b.writeUInt32LE(0x12345678, 0)
+      writeBlock(img, EA, b)
+    },
+    e2message: new RegExp(`Inode \\d+ has a bad extended attribute block ${EA}`),
+  },
+]
+
+for (const c of BAD_CASES) {
+  await t.test(`${c.name}: every inode naming it forgets it, as e2fsck -fy`, async (t) => {
+    const image = copyImage(dir, base, 'bad.img')
+    for (const p of c.sharers.slice(1)) share(image, p, EA)
+    await setRefcount(image, EA, c.sharers.length)
+    await c.damage(image)
+    const e2 = e2fsck(image)
+    t.equal(e2.code, 4, 'e2fsck -fn finds it')
+    t.match(e2.out, c.e2message, 'e2fsck -fn says what')
+    const found = (await fsckImage(image)).problems.filter((p) => p.severity === 'error')
+    t.strictSame(found.map((p) => [p.code, p.block]), [['XATTR_BAD_BLOCK', EA]], `our check: XATTR_BAD_BLOCK on block ${EA}, nothing else`)
+    const theirs = copyImage(dir, image, 'bad-theirs.img')
+    t.equal(spawnSync('e2fsck', ['-fy', theirs], { encoding: 'utf8' }).status, 1, 'e2fsck -fy corrects it')
+    const r = await repairFile(image)
+    tell(t, r)
+    t.equal(r.exitCode, 1, 'exit 1: errors corrected')
+    t.strictSame(r.repairs.filter((x) => x.code === 'XATTR_BLOCK_CLEARED').map((x) => x.block), [EA], `block ${EA} cleared once, from every inode naming it`)
+    t.strictSame(codes(r, 'left'), [], 'nothing left')
+    const after = e2fsck(image)
+    t.equal(after.code, 0, `e2fsck -fn clean${after.code === 0 ? '' : `\n${after.out}`}`)
+    t.equal((await fsckImage(image)).clean, true, 'our check clean')
+    for (const p of c.sharers) {
+      t.equal(aclOf(image, p), 0, `${p}: i_file_acl 0`)
+      t.equal(aclOf(theirs, p), 0, `${p}: i_file_acl 0 after e2fsck -fy too`)
+      t.equal(blockCount(image, p), blockCount(theirs, p), `${p}: i_blocks ${blockCount(theirs, p)}, as e2fsck -fy sets it`)
+    }
+    t.strictSame(await dumpImage(image), await dumpImage(theirs), 'every file reads as after e2fsck -fy')
+    fs.rmSync(image)
+    fs.rmSync(theirs)
+  })
+}

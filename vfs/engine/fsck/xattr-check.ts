@@ -6,18 +6,16 @@
  * it (magic, h_blocks, checksum) and claimed once; each later inode naming it
  * only counts. After the inode scan, each block's count of users is compared
  * with its h_refcount ("Extended attribute block %b has reference count %r,
- * should be %N."). A block that is not an extended attribute block at all is
- * reported and never counted: there is no h_refcount to judge.
+ * should be %N."). A block that is no sound extended attribute block
+ * (xattr-entries.ts) is reported, and its h_refcount never judged.
  */
 import { crc32cUpdate } from '../crc32c.ts'
 import { csumSeed } from '../reader/csum-verifier.ts'
 import type { Superblock } from '../format/superblock.ts'
 import type { FsckContext } from './context.ts'
+import { xattrBlockFault } from './xattr-entries.ts'
 
-/** h_magic of an ext4 extended attribute block (EXT4_XATTR_MAGIC). */
-export const XATTR_MAGIC = 0xea020000
 export const XATTR_REFCOUNT_OFFSET = 0x4
-const XATTR_BLOCKS_OFFSET = 0x8
 export const XATTR_CHECKSUM_OFFSET = 0x10
 
 /** Users remembered at most over all blocks (the clone repair repoints them); the counts are always exact. */
@@ -25,7 +23,7 @@ export const MAX_XATTR_USERS = 1 << 18
 
 /** What pass 1 learnt of one extended attribute block. */
 export interface XattrUse {
-  /** h_refcount as read; undefined when the block is no extended attribute block (bad magic or h_blocks). */
+  /** h_refcount as read; undefined when the block is no sound extended attribute block (xattr-entries.ts). */
   stated: number | undefined
   /** Inodes in use that name it. */
   count: number
@@ -53,11 +51,6 @@ export function setXattrCsum(ctx: FsckContext, block: number, buf: Buffer): void
   if (ctx.csum) buf.writeUInt32LE(xattrBlockCsum(ctx.img.sb, block, buf), XATTR_CHECKSUM_OFFSET)
 }
 
-/** Is this the header of an extended attribute block of one block (all ext4 writes)? */
-export function isXattrBlock(buf: Buffer): boolean {
-  return buf.readUInt32LE(0) === XATTR_MAGIC && buf.readUInt32LE(XATTR_BLOCKS_OFFSET) === 1
-}
-
 /** Inode ino names block (inside the file system) as its extended attribute block. */
 export async function claimXattrBlock(ctx: FsckContext, ino: number, block: number): Promise<void> {
   const seen = ctx.xattr.get(block)
@@ -78,8 +71,9 @@ export async function claimXattrBlock(ctx: FsckContext, ino: number, block: numb
   ctx.xattr.set(block, use)
   ctx.claim(1, block, 1, `inode ${ino} extended attribute block`, ino)
   const buf = await ctx.img.readBlocks(block, 1, `inode ${ino} extended attribute block`)
-  if (!isXattrBlock(buf)) {
-    ctx.report.add(1, 'XATTR_BAD_BLOCK', `inode ${ino}: block ${block} is no extended attribute block (magic 0x${buf.readUInt32LE(0).toString(16)}, h_blocks ${buf.readUInt32LE(XATTR_BLOCKS_OFFSET)})`, { ino, block })
+  const fault = xattrBlockFault(buf)
+  if (fault !== undefined) {
+    ctx.report.add(1, 'XATTR_BAD_BLOCK', `inode ${ino} has a bad extended attribute block ${block}: ${fault}`, { ino, block })
     return
   }
   use.stated = buf.readUInt32LE(XATTR_REFCOUNT_OFFSET)

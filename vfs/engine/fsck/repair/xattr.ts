@@ -1,5 +1,6 @@
 /*
- * Pass 1 repair of extended attribute blocks. A wrong h_refcount is set to
+ * Pass 1 repair of extended attribute blocks. A block that is none (bad
+ * header or entries) is dropped by the inodes naming it. A wrong h_refcount is set to
  * the number of inodes found naming the block, with the block's checksum, as
  * e2fsck -fy's "Extended attribute block %b has reference count %r, should be
  * %N. Fix? yes"; a block whose checksum alone is wrong gets it rewritten
@@ -16,7 +17,8 @@
  */
 import type { MetaTxn } from '../../txn/txn.ts'
 import type { FsckContext } from '../context.ts'
-import { isXattrBlock, setXattrCsum, XATTR_REFCOUNT_OFFSET } from '../xattr-check.ts'
+import { setXattrCsum, XATTR_REFCOUNT_OFFSET } from '../xattr-check.ts'
+import { xattrBlockFault } from '../xattr-entries.ts'
 import { inodePlace, updateInode } from './inode-write.ts'
 import { fixed, left } from './record.ts'
 import type { Repair, StepInput } from './record.ts'
@@ -27,8 +29,31 @@ function multiplyClaimed(ctx: FsckContext, block: number): boolean {
   return false
 }
 
-export async function repairXattrBlocks({ ctx, problems, h }: StepInput): Promise<Repair[]> {
+/**
+ * A block that is no sound attribute block: every inode naming it forgets it (i_file_acl 0), as
+ * e2fsck -fy's "Inode %i has a bad extended attribute block %b. Clear? yes"; the block itself is
+ * not written (it may be another file's data). Their i_blocks and the bitmaps follow in later steps.
+ */
+async function clearBadBlocks(ctx: FsckContext, h: MetaTxn, problems: StepInput['problems']): Promise<Repair[]> {
   const out: Repair[] = []
+  const bad = new Map<number, string>()
+  for (const p of problems) if (p.pass === 1 && p.code === 'XATTR_BAD_BLOCK' && p.block !== undefined && !bad.has(p.block)) bad.set(p.block, p.message)
+  for (const [block, message] of bad) {
+    const users = ctx.xattr.get(block)?.users
+    const unplaced = users?.find((ino) => inodePlace(ctx, ino) === undefined)
+    if (users === undefined || unplaced !== undefined) {
+      const why = users === undefined ? 'the inodes naming it were not all recorded (too many in the image)' : `inode ${unplaced} has its inode table outside the file system`
+      out.push(left(1, 'XATTR_BAD_BLOCK', `${message} (not cleared: ${why})`, { block }))
+      continue
+    }
+    for (const ino of users) await updateInode(ctx, h, ino, (inode) => void (inode.fileAcl = 0))
+    out.push(fixed(1, 'XATTR_BLOCK_CLEARED', `inode${users.length > 1 ? 's' : ''} ${users.join(' ')}: bad extended attribute block ${block} cleared`, { block, ...(users[0] === undefined ? {} : { ino: users[0] }) }))
+  }
+  return out
+}
+
+export async function repairXattrBlocks({ ctx, problems, h }: StepInput): Promise<Repair[]> {
+  const out: Repair[] = await clearBadBlocks(ctx, h, problems)
   // Per block: the h_refcount to write (undefined: only the checksum), and the problem it answers.
   const todo = new Map<number, { refcount: number | undefined; code: string; message: string; ino?: number }>()
   for (const p of problems) {
@@ -43,8 +68,9 @@ export async function repairXattrBlocks({ ctx, problems, h }: StepInput): Promis
       continue
     }
     const buf = await h.get(block)
-    if (!isXattrBlock(buf)) {
-      out.push(left(1, t.code, `${t.message} (not rewritten: no longer an extended attribute block)`, where))
+    const fault = xattrBlockFault(buf)
+    if (fault !== undefined) {
+      out.push(left(1, t.code, `${t.message} (not rewritten: ${fault})`, where))
       continue
     }
     const was = buf.readUInt32LE(XATTR_REFCOUNT_OFFSET)
