@@ -343,3 +343,28 @@ for (const c of BAD_CASES) {
     fs.rmSync(theirs)
   })
 }
+
+await t.test('two inodes naming an attribute block outside the file system: each forgets it, as e2fsck -fy', async (t) => {
+  const image = copyImage(dir, base, 'outside.img')
+  const far = 1 << 30
+  for (const p of ['/two.txt', '/a/data.bin']) debugfs(image, `sif ${p} file_acl ${far}`)
+  const e2 = e2fsck(image)
+  t.equal(e2.code, 4, 'e2fsck -fn finds it')
+  t.match(e2.out, new RegExp(`Extended attribute block for inode \\d+ \\(/two.txt\\) is invalid \\(${far}\\)`), 'e2fsck -fn says what')
+  const found = (await fsckImage(image)).problems.filter((p) => p.severity === 'error')
+  t.strictSame(found.map((p) => [p.code, p.ino]).sort(), [['XATTR_BAD_BLOCK', inodeOf(image, '/a/data.bin')], ['XATTR_BAD_BLOCK', inodeOf(image, '/two.txt')]].sort(), 'our check: XATTR_BAD_BLOCK for each, nothing else')
+  const theirs = copyImage(dir, image, 'outside-theirs.img')
+  t.equal(spawnSync('e2fsck', ['-fy', theirs], { encoding: 'utf8' }).status, 1, 'e2fsck -fy corrects it')
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 1, 'exit 1: errors corrected')
+  t.strictSame(codes(r, 'fixed'), ['XATTR_BLOCK_CLEARED', 'XATTR_BLOCK_CLEARED'], 'cleared twice, nothing else')
+  t.equal(e2fsck(image).code, 0, 'e2fsck -fn clean')
+  t.equal((await fsckImage(image)).clean, true, 'our check clean')
+  for (const p of ['/two.txt', '/a/data.bin']) {
+    t.equal(aclOf(image, p), 0, `${p}: i_file_acl 0`)
+    t.equal(aclOf(theirs, p), 0, `${p}: i_file_acl 0 after e2fsck -fy too`)
+  }
+  fs.rmSync(image)
+  fs.rmSync(theirs)
+})

@@ -197,7 +197,7 @@ export async function cloneShared({ ctx, problems, h }: StepInput): Promise<Repa
       refuse(`shared block ${outside[0]} is neither in its extents' data nor its extent tree`)
       continue
     }
-    const aclRefusal = aclShared ? xattrCloneRefusal(ctx, acl) : undefined
+    const aclRefusal = aclShared ? xattrCloneRefusal(ctx, acl, problems) : undefined
     if (aclRefusal !== undefined) {
       refuse(aclRefusal)
       continue

@@ -29,25 +29,46 @@ function multiplyClaimed(ctx: FsckContext, block: number): boolean {
   return false
 }
 
+/** Inodes whose record is not to be rewritten: their checksum or extent tree fails (the record may be what is wrong). */
+function distrusted(problems: StepInput['problems']): Map<number, string> {
+  const out = new Map<number, string>()
+  for (const p of problems) if (p.pass === 1 && p.ino !== undefined && (p.code === 'INODE_CSUM' || p.code.startsWith('EXTENT_'))) out.set(p.ino, p.code)
+  return out
+}
+
+/** Why the inodes cannot all be rewritten (undefined: they can). */
+function unwritable(ctx: FsckContext, users: readonly number[], distrust: ReadonlyMap<number, string>): string | undefined {
+  const bad = users.find((ino) => distrust.has(ino))
+  if (bad !== undefined) return `inode ${bad} also has ${distrust.get(bad)}`
+  const unplaced = users.find((ino) => inodePlace(ctx, ino) === undefined)
+  return unplaced === undefined ? undefined : `inode ${unplaced} has its inode table outside the file system`
+}
+
 /**
- * A block that is no sound attribute block: every inode naming it forgets it (i_file_acl 0), as
- * e2fsck -fy's "Inode %i has a bad extended attribute block %b. Clear? yes"; the block itself is
- * not written (it may be another file's data). Their i_blocks and the bitmaps follow in later steps.
+ * A block that is no sound attribute block (or outside the file system): every inode naming it
+ * forgets it (i_file_acl 0), as e2fsck -fy's "Inode %i has a bad extended attribute block %b.
+ * Clear? yes"; the block itself is not written (it may be another file's data). Their i_blocks
+ * and the bitmaps follow in later steps. Not for an inode whose checksum fails too: a flipped
+ * i_file_acl is one way to get here, and rewriting the record would bless the rest of it.
  */
 async function clearBadBlocks(ctx: FsckContext, h: MetaTxn, problems: StepInput['problems']): Promise<Repair[]> {
   const out: Repair[] = []
-  const bad = new Map<number, string>()
-  for (const p of problems) if (p.pass === 1 && p.code === 'XATTR_BAD_BLOCK' && p.block !== undefined && !bad.has(p.block)) bad.set(p.block, p.message)
-  for (const [block, message] of bad) {
-    const users = ctx.xattr.get(block)?.users
-    const unplaced = users?.find((ino) => inodePlace(ctx, ino) === undefined)
-    if (users === undefined || unplaced !== undefined) {
-      const why = users === undefined ? 'the inodes naming it were not all recorded (too many in the image)' : `inode ${unplaced} has its inode table outside the file system`
-      out.push(left(1, 'XATTR_BAD_BLOCK', `${message} (not cleared: ${why})`, { block }))
+  const distrust = distrusted(problems)
+  const done = new Set<number>()
+  for (const p of problems) {
+    if (p.pass !== 1 || p.code !== 'XATTR_BAD_BLOCK' || p.block === undefined || p.ino === undefined) continue
+    // A block inside the file system was judged once, for all who name it; one outside, per inode.
+    const inside = ctx.xattr.has(p.block)
+    if (inside && done.has(p.block)) continue
+    done.add(p.block)
+    const users = inside ? ctx.xattr.get(p.block)?.users : [p.ino]
+    const why = users === undefined ? 'the inodes naming it were not all recorded (too many in the image)' : unwritable(ctx, users, distrust)
+    if (users === undefined || why !== undefined) {
+      out.push(left(1, 'XATTR_BAD_BLOCK', `${p.message} (not cleared: ${why})`, { block: p.block, ino: p.ino }))
       continue
     }
     for (const ino of users) await updateInode(ctx, h, ino, (inode) => void (inode.fileAcl = 0))
-    out.push(fixed(1, 'XATTR_BLOCK_CLEARED', `inode${users.length > 1 ? 's' : ''} ${users.join(' ')}: bad extended attribute block ${block} cleared`, { block, ...(users[0] === undefined ? {} : { ino: users[0] }) }))
+    out.push(fixed(1, 'XATTR_BLOCK_CLEARED', `inode${users.length > 1 ? 's' : ''} ${users.join(' ')}: bad extended attribute block ${p.block} cleared`, { block: p.block, ino: p.ino }))
   }
   return out
 }
@@ -84,14 +105,13 @@ export async function repairXattrBlocks({ ctx, problems, h }: StepInput): Promis
   return out
 }
 
-/** Why block cannot be cloned by cloneXattrBlock (undefined: it can). */
-export function xattrCloneRefusal(ctx: FsckContext, block: number): string | undefined {
+/** Why block cannot be cloned by cloneXattrBlock (undefined: it can): every inode naming it is rewritten. */
+export function xattrCloneRefusal(ctx: FsckContext, block: number, problems: StepInput['problems']): string | undefined {
   const use = ctx.xattr.get(block)
   if (use?.stated === undefined) return `shared block ${block} is neither in its extents' data nor its extent tree, and no extended attribute block`
   if (use.users === undefined) return `the inodes naming extended attribute block ${block} were not all recorded (too many in the image)`
-  const unplaced = use.users.find((ino) => inodePlace(ctx, ino) === undefined)
-  if (unplaced !== undefined) return `inode ${unplaced}, which names extended attribute block ${block}, has its inode table outside the file system`
-  return undefined
+  const why = unwritable(ctx, use.users, distrusted(problems))
+  return why === undefined ? undefined : `extended attribute block ${block} is named by inodes not to be rewritten: ${why}`
 }
 
 /**
