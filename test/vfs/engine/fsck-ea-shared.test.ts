@@ -368,3 +368,21 @@ await t.test('two inodes naming an attribute block outside the file system: each
   fs.rmSync(image)
   fs.rmSync(theirs)
 })
+
+await t.test('a bad attribute block named by an inode whose checksum fails too: left, exit 4, not a byte written', async (t) => {
+  const image = copyImage(dir, base, 'badsum.img')
+  const b = readBlock(image, EA)
+  b.writeUInt32LE(0x12345678, 0)
+  writeBlock(image, EA, b)
+  // The record changed behind its checksum: its i_file_acl may be the damage, so it is not rewritten.
+  debugfs(image, `sif ${HOLDER} checksum 0x1234`)
+  const bytes = fs.readFileSync(image)
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 4, 'exit 4: errors left')
+  t.ok(r.repairs.some((x) => x.outcome === 'left' && x.code === 'XATTR_BAD_BLOCK' && /not cleared: inode \d+ also has INODE_CSUM/.test(x.message)), 'the block is left, and said why')
+  t.strictSame(codes(r, 'fixed'), [], 'nothing repaired')
+  t.ok(fs.readFileSync(image).equals(bytes), 'the image is byte-identical')
+  t.not(e2fsck(image).code, 0, 'e2fsck -fn finds it too')
+  fs.rmSync(image)
+})
