@@ -16,12 +16,8 @@
 import t from 'tap'
 import fs from 'node:fs'
 import { spawnSync } from 'node:child_process'
-import { crc32cUpdate } from '../../../vfs/engine/crc32c.ts'
-import { csumSeed } from '../../../vfs/engine/reader/csum-verifier.ts'
-import { Ext4Image } from '../../../vfs/engine/reader/image.ts'
-import { FileReadAt } from '../../../vfs/engine/reader/read-at.ts'
-import { NO_VERIFY } from '../../../vfs/engine/reader/verify.ts'
-import { scratch, seededBytes } from './format-helpers.ts'
+import { scratch } from './format-helpers.ts'
+import { aclOf, blockCount, eaCsum, eaFixture, eaValue, readBlock, setRefcount, share, writeBlock } from './fsck-ea-helpers.ts'
 import { bmap, debugfs, e2fsck, fsckImage, inodeOf } from './fsck-helpers.ts'
 import { buildRepairBase, codes, copyImage, dumpImage, repairFile, tell } from './fsck-repair-helpers.ts'
 
@@ -29,91 +25,10 @@ t.setTimeout(180_000)
 const seed = Number(process.env.TSNFS_SEED ?? process.env.FSCK_SEED ?? Date.now() % 2 ** 31)
 t.comment(`seed ${seed} (TSNFS_SEED=${seed} repeats it)`)
 const dir = scratch(t, 'fsck-ea-shared')
-const BS = 1024
 const base = buildRepairBase(dir, seed)
 
-function aclOf(image: string, p: string): number {
-  const m = /File ACL: (\d+)/.exec(debugfs(image, `stat ${p}`, false))
-  if (m?.[1] === undefined) throw new Error(`no File ACL for ${p}`)
-  return Number(m[1])
-}
-
-function blockCount(image: string, p: string): number {
-  const m = /Blockcount: (\d+)/.exec(debugfs(image, `stat ${p}`, false))
-  if (m?.[1] === undefined) throw new Error(`no Blockcount for ${p}`)
-  return Number(m[1])
-}
-
-function readBlock(image: string, block: number): Buffer {
-  const fd = fs.openSync(image, 'r')
-  const b = Buffer.alloc(BS)
-  fs.readSync(fd, b, 0, BS, block * BS)
-  fs.closeSync(fd)
-  return b
-}
-
-function writeBlock(image: string, block: number, b: Buffer): void {
-  const fd = fs.openSync(image, 'r+')
-  fs.writeSync(fd, b, 0, BS, block * BS)
-  fs.closeSync(fd)
-}
-
-/** The attribute block's checksum as ext4 defines it (fs seed, le64 block number, block with h_checksum zero): written here independently of the code under test. */
-async function eaCsum(image: string, block: number, b: Buffer): Promise<number> {
-  const dev = await FileReadAt.open(image)
-  try {
-    const img = await Ext4Image.open(dev, { verifier: NO_VERIFY })
-    const le = Buffer.alloc(8)
-    le.writeBigUInt64LE(BigInt(block))
-    const z = Buffer.from(b)
-    z.writeUInt32LE(0, 0x10)
-    return crc32cUpdate(crc32cUpdate(csumSeed(img.sb), le), z)
-  } finally {
-    await dev.close()
-  }
-}
-
-/** Write h_refcount of the attribute block, and its checksum (the damage is the count alone). */
-async function setRefcount(image: string, block: number, n: number): Promise<void> {
-  const b = readBlock(image, block)
-  b.writeUInt32LE(n, 4)
-  b.writeUInt32LE(await eaCsum(image, block, b), 0x10)
-  writeBlock(image, block, b)
-}
-
-/** p names the attribute block too, with its i_blocks counting it (as the kernel shares a block). */
-function share(image: string, p: string, block: number): void {
-  const blocks = blockCount(image, p)
-  debugfs(image, `sif ${p} file_acl ${block}`)
-  debugfs(image, `sif ${p} blocks ${blocks + BS / 512}`)
-}
-
-/** The attribute's value as debugfs reads it (not our code). */
-function eaValue(image: string, p: string): string {
-  const out = debugfs(image, `ea_get ${p} user.shared`, false)
-  const m = /= "([^"]*)"/.exec(out)
-  if (m?.[1] === undefined) throw new Error(`no user.shared on ${p}: ${out}`)
-  return m[1]
-}
-
-/** One-block files (the mkfs -d tree's small ones), by inode number. */
-function oneBlockFiles(image: string): Array<{ path: string; ino: number }> {
-  const files = ['/a/b/c/f.txt', ...Array.from({ length: 27 }, (_, i) => `/many/f${i + 1}`)]
-  return files.map((p) => ({ path: p, ino: inodeOf(image, p) })).sort((x, y) => x.ino - y.ino)
-}
-
-// The attributes' first owner: a one-block file with others before and after it in inode order (the claim order).
-const small = oneBlockFiles(base)
-const holder = small[Math.floor(small.length / 2)]
-const before = small[0]
-const after = small[small.length - 1]
-if (holder === undefined || before === undefined || after === undefined || !(before.ino < holder.ino && holder.ino < after.ino)) throw new Error(`fixture: one-block files ${JSON.stringify(small)}`)
+const { holder, before, after, value: VALUE, ea: EA } = eaFixture(base, seed)
 const HOLDER = holder.path
-// 300 bytes: more than a 256-byte inode holds past its fields, so the attribute goes to a block.
-const VALUE = seededBytes(seed + 1)(150).toString('hex')
-debugfs(base, `ea_set ${HOLDER} user.shared ${VALUE}`)
-const EA = aclOf(base, HOLDER)
-if (!(EA > 0)) throw new Error(`fixture: ${HOLDER} got no extended attribute block`)
 
 await t.test('a block shared by three inodes, h_refcount 3: clean for both, repair writes nothing', async (t) => {
   const image = copyImage(dir, base, 'legit.img')
