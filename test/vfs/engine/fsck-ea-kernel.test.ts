@@ -13,17 +13,12 @@ import type { Test } from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
-import { crc32cUpdate } from '../../../vfs/engine/crc32c.ts'
-import { csumSeed } from '../../../vfs/engine/reader/csum-verifier.ts'
-import { Ext4Image } from '../../../vfs/engine/reader/image.ts'
-import { FileReadAt } from '../../../vfs/engine/reader/read-at.ts'
-import { NO_VERIFY } from '../../../vfs/engine/reader/verify.ts'
 import { mkfs, scratch, seededBytes, withMount, whyNoLoopMount } from './format-helpers.ts'
+import { aclOf, EA_BS as BS, readBlock, setRefcount } from './fsck-ea-helpers.ts'
 import { debugfs, e2fsck, fsckImage, MKFS_FEATURES } from './fsck-helpers.ts'
 import { codes, copyImage, repairFile, tell } from './fsck-repair-helpers.ts'
 
 t.setTimeout(180_000)
-const BS = 1024
 const SHARERS = ['f1', 'f2', 'f3']
 const noLoop = whyNoLoopMount() ?? (spawnSync('python3', ['-c', 'import os; os.setxattr'], { encoding: 'utf8' }).status === 0 ? undefined : 'no python3 with os.setxattr')
 if (noLoop !== undefined) t.comment(`skipping: ${noLoop}`)
@@ -38,36 +33,6 @@ function xattr(op: 'get' | 'set' | 'remove', file: string, value = ''): string {
   const r = spawnSync('python3', ['-c', py, file, value], { encoding: 'utf8' })
   if (r.status !== 0) throw new Error(`xattr ${op} ${file}: ${r.stderr}`)
   return r.stdout.trim()
-}
-
-function aclOf(image: string, p: string): number {
-  const m = /File ACL: (\d+)/.exec(debugfs(image, `stat ${p}`, false))
-  if (m?.[1] === undefined) throw new Error(`no File ACL for ${p}`)
-  return Number(m[1])
-}
-
-/** Rewrite h_refcount of the attribute block with its checksum (fs seed, le64 block, block with h_checksum zero), independently of the code under test. */
-async function setRefcount(image: string, block: number, n: number): Promise<void> {
-  const fd = fs.openSync(image, 'r+')
-  try {
-    const b = Buffer.alloc(BS)
-    fs.readSync(fd, b, 0, BS, block * BS)
-    b.writeUInt32LE(n, 4)
-    b.writeUInt32LE(0, 0x10)
-    const dev = await FileReadAt.open(image)
-    let seed: number
-    try {
-      seed = csumSeed((await Ext4Image.open(dev, { verifier: NO_VERIFY })).sb)
-    } finally {
-      await dev.close()
-    }
-    const le = Buffer.alloc(8)
-    le.writeBigUInt64LE(BigInt(block))
-    b.writeUInt32LE(crc32cUpdate(crc32cUpdate(seed, le), b), 0x10)
-    fs.writeSync(fd, b, 0, BS, block * BS)
-  } finally {
-    fs.closeSync(fd)
-  }
 }
 
 t.test('attribute blocks the kernel shared', { skip: noLoop ?? false }, async (t) => {
@@ -134,10 +99,7 @@ t.test('attribute blocks the kernel shared', { skip: noLoop ?? false }, async (t
     // i_block[5] is ee_start_lo of /d's one extent.
     debugfs(image, `sif /d block[5] ${EA}`)
     t.equal(e2fsck(image).code, 4, 'e2fsck -fn finds it')
-    const eaBytes = Buffer.alloc(BS)
-    const fd = fs.openSync(image, 'r')
-    fs.readSync(fd, eaBytes, 0, BS, EA * BS)
-    fs.closeSync(fd)
+    const eaBytes = readBlock(image, EA)
     const r = await repairFile(image)
     tell(t, r)
     t.equal(r.exitCode, 1, 'exit 1')
@@ -154,4 +116,50 @@ t.test('attribute blocks the kernel shared', { skip: noLoop ?? false }, async (t
     await kernelJudges(t, image)
     fs.rmSync(image)
   })
+})
+
+t.test('attributes of every shape the kernel writes, 4 KiB blocks: clean for both, the repair writes nothing', { skip: noLoop ?? false }, async (t) => {
+  const seed = Number(process.env.TSNFS_SEED ?? Date.now() % 2 ** 31)
+  t.comment(`seed ${seed} (TSNFS_SEED=${seed} repeats it)`)
+  const dir = scratch(t, 'fsck-ea-kernel-4k')
+  const image = path.join(dir, 'shapes.img')
+  mkfs(image, 64 << 20, ['-b', '4096', ...MKFS_FEATURES])
+  // Several entries per file, names with bytes >= 0x80 (hashed as signed chars by kernels before 6.2),
+  // empty values and values up to 2000 bytes, trusted/security names, POSIX ACLs, identical sets shared.
+  const py = `
+import os, random, struct, sys
+random.seed(int(sys.argv[2]))
+m = sys.argv[1]
+for i in range(200):
+    p = f'{m}/f{i}'
+    open(p, 'w').write('x' * i)
+    for k in range(random.randint(1, 6)):
+        name = random.choice(['user.a', 'user.' + 'n' * random.randint(1, 60), 'trusted.t%d' % k, 'user.\\xe9%d' % k, 'security.s%d' % k])
+        size = random.choice([0, 1, 3, 4, 5, 100, 255, 500, 1000, 2000])
+        try:
+            os.setxattr(p, name, bytes(random.getrandbits(8) for _ in range(size)))
+        except OSError:
+            pass
+acl = struct.pack('<I', 2) + b''.join(struct.pack('<HHI', tag, perm, qid) for tag, perm, qid in [(1, 6, 0xffffffff), (2, 4, 1000), (4, 4, 0xffffffff), (0x10, 6, 0xffffffff), (0x20, 4, 0xffffffff)])
+for i in range(20):
+    p = f'{m}/s{i}'
+    open(p, 'w').write('s')
+    os.setxattr(p, 'user.same', b'q' * 700)
+    os.setxattr(p, 'system.posix_acl_access', acl)
+`
+  await withMount(t, image, (mnt) => {
+    const r = spawnSync('python3', ['-c', py, mnt, String(seed)], { encoding: 'utf8' })
+    if (r.status !== 0) throw new Error(`python3: ${r.stderr}`)
+  })
+  const shared = new Set(Array.from({ length: 20 }, (_, i) => aclOf(image, `/s${i}`)))
+  t.equal(shared.size, 1, 'the twenty identical sets share one block')
+  const e2 = e2fsck(image)
+  t.equal(e2.code, 0, `e2fsck -fn clean${e2.code === 0 ? '' : `\n${e2.out}`}`)
+  const ours = await fsckImage(image)
+  t.strictSame(ours.problems.filter((p) => p.severity === 'error').map((p) => `${p.code}: ${p.message}`), [], 'our check: no problem')
+  const bytes = fs.readFileSync(image)
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 0, 'exit 0')
+  t.ok(fs.readFileSync(image).equals(bytes), 'the image is byte-identical')
 })
