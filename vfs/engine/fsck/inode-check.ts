@@ -111,7 +111,7 @@ export async function checkInode(ctx: FsckContext, ino: number, inode: Inode): P
     } else {
       blocks++
       // One block may be shared by inodes with identical attributes (h_refcount): claimed once, counted per user.
-      await claimXattrBlock(ctx, ino, inode.fileAcl)
+      claimXattrBlock(ctx, ino, inode.fileAcl)
     }
   }
 
