@@ -165,25 +165,43 @@ await t.test('a shared block in a file whose checksum fails too: left, exit 4, n
   fs.rmSync(image)
 })
 
-await t.test("a file's extended attribute block is another file's data: left (not file data to clone), exit 4", async (t) => {
+await t.test("a file's extended attribute block is another file's data: no attribute block, so the inode forgets it (as e2fsck -fy), nothing cloned, exit 1", async (t) => {
   const image = copyImage(dir, base, 'dupacl.img')
   // /two.txt comes after /one.txt in inode order: its i_file_acl claims a block /one.txt already holds.
   const [first, later] = inodeOf(image, '/one.txt') < inodeOf(image, '/two.txt') ? ['/one.txt', '/two.txt'] : ['/two.txt', '/one.txt']
-  debugfs(image, `sif ${later} file_acl ${bmap(image, first)}`)
+  const held = bmap(image, first)
+  debugfs(image, `sif ${later} file_acl ${held}`)
   const blocksBefore = blockCount(image, later)
-  t.ok((await fsckImage(image)).problems.some((p) => p.code === 'BLOCK_MULTIPLY_CLAIMED'), 'our check finds BLOCK_MULTIPLY_CLAIMED')
-  t.not(e2fsck(image).code, 0, 'e2fsck -fn finds it')
+  const dataBefore = fs.readFileSync(image).subarray(held * 1024, (held + 1) * 1024)
+  const damaged = await dumpImage(image)
+  const found = await fsckImage(image)
+  t.ok(found.problems.some((p) => p.code === 'BLOCK_MULTIPLY_CLAIMED'), 'our check finds BLOCK_MULTIPLY_CLAIMED')
+  const ino = inodeOf(image, later)
+  t.ok(found.problems.some((p) => p.code === 'XATTR_BAD_BLOCK' && p.ino === ino && p.block === held), `our check finds XATTR_BAD_BLOCK: inode ${ino}, block ${held}`)
+  const e2 = e2fsck(image)
+  t.not(e2.code, 0, 'e2fsck -fn finds it')
+  t.match(e2.out, new RegExp(`Inode ${ino} has a bad extended attribute block ${held}`), 'e2fsck -fn: a bad extended attribute block')
+  const theirs = copyImage(dir, image, 'dupacl-theirs.img')
+  t.equal(spawnSync('e2fsck', ['-fy', theirs], { encoding: 'utf8' }).status, 1, 'e2fsck -fy corrects it')
   const r = await repairFile(image)
   tell(t, r)
-  t.equal(r.exitCode, 4, 'exit 4: errors left')
+  t.equal(r.exitCode, 1, 'exit 1: errors corrected')
   t.notOk(codes(r, 'fixed').includes('BLOCKS_CLONED'), 'nothing cloned')
-  t.ok(r.repairs.some((x) => x.outcome === 'left' && x.code === 'BLOCK_MULTIPLY_CLAIMED' && /is neither in its extents' data nor its extent tree/.test(x.message)), 'left, and said why')
-  // The i_blocks repair (which would count the bogus block) waits for the clone step, which refused: the record stays as the damage left it.
+  t.ok(r.repairs.some((x) => x.outcome === 'fixed' && x.code === 'XATTR_BLOCK_CLEARED' && x.ino === ino), `inode ${ino}: attribute block cleared`)
+  t.strictSame(codes(r, 'left'), [], 'nothing left')
+  const after = e2fsck(image)
+  t.equal(after.code, 0, `e2fsck -fn clean${after.code === 0 ? '' : `\n${after.out}`}`)
+  t.equal((await fsckImage(image)).clean, true, 'our check clean')
+  t.match(debugfs(image, `stat ${later}`, false), /File ACL: 0\b/, `${later}: i_file_acl 0`)
+  // debugfs set i_file_acl without counting the block: the record's i_blocks was right for the data alone.
   t.equal(blockCount(image, later), blocksBefore, `${later}: i_blocks unchanged (${blocksBefore})`)
   t.notOk(codes(r, 'fixed').includes('I_BLOCKS_SET'), 'no i_blocks repair recorded')
-  const ino = inodeOf(image, later)
-  t.ok(r.repairs.some((x) => x.outcome === 'left' && x.code === 'INODE_BAD_I_BLOCKS' && x.ino === ino && /multiply claimed/.test(x.message)), 'the i_blocks problem is left, and said why')
+  t.ok(fs.readFileSync(image).subarray(held * 1024, (held + 1) * 1024).equals(dataBefore), `block ${held} (${first}'s data) not written`)
+  t.strictSame(await dumpImage(image), damaged, 'every file reads as before the repair')
+  t.strictSame(await dumpImage(image), await dumpImage(theirs), 'and as after e2fsck -fy')
+  t.match(debugfs(theirs, `stat ${later}`, false), /File ACL: 0\b/, `e2fsck -fy: ${later}'s i_file_acl 0 too`)
   fs.rmSync(image)
+  fs.rmSync(theirs)
 })
 
 await t.test('a cloned file whose i_blocks is wrong too: cloned first, then its i_blocks set (next sweep), exit 1', async (t) => {

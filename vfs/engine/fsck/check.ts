@@ -23,6 +23,7 @@ import { checkConnectivity } from './pass3-connect.ts'
 import { checkLinkCounts } from './pass4-links.ts'
 import { checkBitmaps } from './pass5-bitmaps.ts'
 import { Reporter } from './problems.ts'
+import { checkXattrBlocks } from './xattr-check.ts'
 import type { FsckResult } from './problems.ts'
 
 export interface CheckOptions {
@@ -77,6 +78,7 @@ export async function checkWithContext(dev: ReadAt, opts: CheckOptions = {}): Pr
   if (ctx.groups.some((gd) => (gd.flags & BG_BLOCK_UNINIT) !== 0)) ctx.metaBlocks = ctx.blocks.clone()
   await readOrphans(ctx)
   await scanInodes(ctx)
+  await checkXattrBlocks(ctx)
   await checkDirectories(ctx)
   checkConnectivity(ctx)
   checkLinkCounts(ctx)

@@ -10,6 +10,7 @@ import type { Verifier } from '../reader/verify.ts'
 import { BitSet } from './bitset.ts'
 import type { JournalFacts } from './journal-check.ts'
 import type { FsckPass, Reporter } from './problems.ts'
+import type { XattrUse } from './xattr-check.ts'
 
 /** A directory as pass 1 saw it; pass 2 reads its blocks from extents. */
 export interface DirInfo {
@@ -54,8 +55,10 @@ export class FsckContext {
   lostFound = 0
   /** Where the journal's superblock lives, when its inode is usable (set by the journal check). */
   journal: JournalFacts | undefined
-  /** Shared xattr blocks already claimed (several inodes may point at one). */
-  readonly xattrBlocks = new Set<number>()
+  /** Each extended attribute block named by an inode in use (several may share one), claimed once (xattr-check.ts). */
+  readonly xattr = new Map<number, XattrUse>()
+  /** Users remembered in xattr, against MAX_XATTR_USERS. */
+  xattrUsers = 0
   /**
    * Per inode, the runs [first, count] of blocks it claimed that something claimed before it
    * (pass 1B's list, for the clone repair); at most MAX_DUP_RUNS runs in all.

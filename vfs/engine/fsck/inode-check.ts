@@ -15,6 +15,7 @@ import { ROOT_INO } from '../reader/image.ts'
 import type { FsckContext } from './context.ts'
 import { walkExtents } from './extent-walk.ts'
 import { checkResizeInode } from './resize-inode.ts'
+import { claimXattrBlock } from './xattr-check.ts'
 import type { ExtentWalk } from './extent-walk.ts'
 
 const TYPES = new Set([S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK])
@@ -109,11 +110,8 @@ export async function checkInode(ctx: FsckContext, ino: number, inode: Inode): P
       r.add(1, 'XATTR_BAD_BLOCK', `inode ${ino}: extended attribute block ${inode.fileAcl} outside the file system`, { ino, block: inode.fileAcl })
     } else {
       blocks++
-      // One block may be shared by inodes with identical attributes (h_refcount): claimed once.
-      if (!ctx.xattrBlocks.has(inode.fileAcl)) {
-        ctx.xattrBlocks.add(inode.fileAcl)
-        ctx.claim(1, inode.fileAcl, 1, `inode ${ino} extended attribute block`, ino)
-      }
+      // One block may be shared by inodes with identical attributes (h_refcount): claimed once, counted per user.
+      claimXattrBlock(ctx, ino, inode.fileAcl)
     }
   }
 

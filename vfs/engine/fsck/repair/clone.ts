@@ -16,9 +16,13 @@
  * on a block it shares is what the copy repairs, so it does not stop the
  * clone.
  *
+ * A shared extended attribute block is copied too, and every inode naming
+ * it pointed at the copy (xattr.ts): the later claimant is then the inodes
+ * sharing that block, and they keep sharing it.
+ *
  * Left: an inode whose checksum or extent tree fails otherwise (its map is
  * not to be trusted), a shared block that is neither file data nor a tree
- * node (its extended attribute block), an inode without extents, no free run
+ * node nor a valid extended attribute block, an inode without extents, no free run
  * long enough, and more than MAX_CLONE_BLOCKS blocks in one step (the copies
  * are held in memory until the step ends; the next sweep takes the rest).
  */
@@ -32,6 +36,7 @@ import type { FsckContext } from '../context.ts'
 import { errText } from '../problems.ts'
 import { updateInode } from './inode-write.ts'
 import { fixed, left } from './record.ts'
+import { cloneXattrBlock, xattrCloneRefusal } from './xattr.ts'
 import type { Repair, StepInput } from './record.ts'
 
 /** Blocks copied at most in one step: 64 MiB of 4 KiB blocks held until the step's handle ends. */
@@ -58,6 +63,19 @@ interface Shared {
 
 function overlaps(runs: ReadonlyArray<[number, number]>, first: number, count: number): boolean {
   return runs.some(([b, n]) => b < first + count && first < b + n)
+}
+
+/** runs with block taken out. */
+function withoutBlock(runs: ReadonlyArray<[number, number]>, block: number): Array<[number, number]> {
+  const out: Array<[number, number]> = []
+  for (const [b, n] of runs) {
+    if (block < b || block >= b + n) out.push([b, n])
+    else {
+      if (block > b) out.push([b, block - b])
+      if (block + 1 < b + n) out.push([block + 1, b + n - block - 1])
+    }
+  }
+  return out
 }
 
 /** The first run of count blocks free in the check's map. */
@@ -163,19 +181,28 @@ export async function cloneShared({ ctx, problems, h }: StepInput): Promise<Repa
       refuse(`the inode also has ${bad}`)
       continue
     }
-    const parts = await sharedParts(ctx, ino, runs)
+    // Its extended attribute block, when shared, is copied by xattr.ts (with every inode naming it); the rest are extents' data and tree nodes.
+    const acl = (await ctx.img.readInode(ino)).fileAcl
+    const aclShared = acl !== 0 && overlaps(runs, acl, 1)
+    const dataRuns = aclShared ? withoutBlock(runs, acl) : runs
+    const parts: Shared | string = dataRuns.length === 0 ? { moves: [], nodes: [] } : await sharedParts(ctx, ino, dataRuns)
     if (typeof parts === 'string') {
       refuse(parts)
       continue
     }
     const { moves, nodes } = parts
-    // A shared block outside the extents' data and the tree (an extended attribute block) is not cloned here: nothing would change.
-    const outside = runs.find(([b, n]) => !moves.some((m) => overlaps([[b, n]], m.extent.start, m.extent.len)) && !nodes.some((x) => overlaps([[b, n]], x.index.leaf, 1)))
+    // A shared block outside the extents' data and the tree is not cloned here: nothing would change.
+    const outside = dataRuns.find(([b, n]) => !moves.some((m) => overlaps([[b, n]], m.extent.start, m.extent.len)) && !nodes.some((x) => overlaps([[b, n]], x.index.leaf, 1)))
     if (outside !== undefined) {
-      refuse(`shared block ${outside[0]} is neither in its extents' data nor its extent tree (an extended attribute block?)`)
+      refuse(`shared block ${outside[0]} is neither in its extents' data nor its extent tree`)
       continue
     }
-    const total = moves.reduce((n, m) => n + m.extent.len, 0) + nodes.length
+    const aclRefusal = aclShared ? xattrCloneRefusal(ctx, acl, problems) : undefined
+    if (aclRefusal !== undefined) {
+      refuse(aclRefusal)
+      continue
+    }
+    const total = moves.reduce((n, m) => n + m.extent.len, 0) + nodes.length + (aclShared ? 1 : 0)
     if (total > budget) {
       refuse(`${total} blocks to copy, over the ${budget} left in this step`)
       continue
@@ -194,6 +221,13 @@ export async function cloneShared({ ctx, problems, h }: StepInput): Promise<Repa
       ;(await ctx.img.readBlocks(n.index.leaf, 1, `inode ${ino} shared extent block`)).copy(h.fresh(to), 0, 0, bs)
       copyOf.set(n.index.leaf, to)
       copies.push(`extent block ${n.index.leaf} → ${to}`)
+    }
+    // The attribute block's copy first (a block taken now is not taken by the extents' runs), written after the extents are repointed.
+    let aclTo: number | undefined
+    if (aclShared && why === undefined) {
+      aclTo = freeRun(ctx, 1)
+      if (aclTo === undefined) why = 'no free block for a copy of its extended attribute block'
+      else ctx.blocks.set(aclTo)
     }
     for (const m of why === undefined ? moves : []) {
       const to = freeRun(ctx, m.extent.len)
@@ -216,6 +250,10 @@ export async function cloneShared({ ctx, problems, h }: StepInput): Promise<Repa
     if (!(await repoint(ctx, h, ino, parts, copyOf))) {
       refuse('the inode table is outside the file system')
       continue
+    }
+    if (aclTo !== undefined) {
+      const users = await cloneXattrBlock(ctx, h, acl, aclTo)
+      copies.push(`extended attribute block ${acl} → ${aclTo} for inode${users.length > 1 ? 's' : ''} ${users.join(' ')}`)
     }
     budget -= total
     out.push(fixed(1, 'BLOCKS_CLONED', `inode ${ino}: multiply-claimed blocks cloned (${copies.join(', ')})`, { ino }))

@@ -47,12 +47,18 @@ const COUNTED = new Set(['INODE_BAD_I_BLOCKS', 'INODE_BAD_SIZE', 'DIR_BAD_SIZE']
  * with multiply-claimed blocks keeps its i_blocks until pass 1B-1D (clone.ts) has answered it, as
  * e2fsck settles such an inode's blocks before it trusts their count: the count may include a
  * block that is not the inode's to count (a bogus extended attribute block), and a clone the step
- * refuses must find the record as the damage left it. Once cloned, the next sweep sets it.
+ * refuses must find the record as the damage left it. Once cloned, the next sweep sets it; so
+ * for an inode whose extended attribute block is bad (xattr.ts clears it first).
  */
 export async function repairCountedFields({ ctx, problems, h }: StepInput): Promise<Repair[]> {
   const out: Repair[] = []
   const distrust = new Set(problems.filter((p) => p.pass === 1 && (p.code === 'INODE_CSUM' || p.code.startsWith('EXTENT_'))).map((p) => p.ino))
-  const shared = new Set(problems.filter((p) => p.code === 'BLOCK_MULTIPLY_CLAIMED').map((p) => p.ino))
+  // Counts that include a block the inode may not keep: what answers that block comes first.
+  const heldBack = new Map<number | undefined, string>()
+  for (const p of problems) {
+    if (p.code === 'BLOCK_MULTIPLY_CLAIMED') heldBack.set(p.ino, 'its blocks are multiply claimed, and the clone step answers them first')
+    else if (p.code === 'XATTR_BAD_BLOCK' && !heldBack.has(p.ino)) heldBack.set(p.ino, 'its extended attribute block is bad, and clearing it comes first')
+  }
   const bs = ctx.img.blockSize
   for (const p of problems) {
     if (!COUNTED.has(p.code) || p.ino === undefined) continue
@@ -67,8 +73,9 @@ export async function repairCountedFields({ ctx, problems, h }: StepInput): Prom
       out.push(left(1, p.code, `${p.message} (not repaired: the inode is on the orphan list, a truncate in progress)`, { ino }))
       continue
     }
-    if (p.code === 'INODE_BAD_I_BLOCKS' && shared.has(ino)) {
-      out.push(left(1, p.code, `${p.message} (not repaired yet: its blocks are multiply claimed, and the clone step answers them first)`, { ino }))
+    const wait = p.code === 'INODE_BAD_I_BLOCKS' ? heldBack.get(ino) : undefined
+    if (wait !== undefined) {
+      out.push(left(1, p.code, `${p.message} (not repaired yet: ${wait})`, { ino }))
       continue
     }
     // Set inside the callback: an object, so the checks after it are not narrowed to the initial values.

@@ -31,6 +31,7 @@ import { reconnect } from './reconnect.ts'
 import { repairResizeInode } from './resize.ts'
 import { restoreSuperblock, rewriteSuperblockCsum } from './superblock.ts'
 import type { Repair, RepairStep } from './record.ts'
+import { repairXattrBlocks } from './xattr.ts'
 
 export const EXIT_CLEAN = 0
 export const EXIT_CORRECTED = 1
@@ -51,6 +52,7 @@ export interface RepairResult {
 /** In pass order; each sees the problems of the check before it. */
 const STEPS: ReadonlyArray<[string, RepairStep]> = [
   ['checksums', repairChecksums],
+  ['extended attribute blocks', repairXattrBlocks],
   ['resize inode', repairResizeInode],
   ['deletion times', repairDtimes],
   ['counted fields', repairCountedFields],

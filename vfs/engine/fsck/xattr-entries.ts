@@ -1,0 +1,72 @@
+/*
+ * Is a block an extended attribute block whose entries can be trusted? The
+ * rules e2fsck's check_ext_attr applies before it counts a block (each fault
+ * there is "Clear? yes": the inode loses the block): h_magic and h_blocks of
+ * the header; entries from the end of the 32-byte header to a zero word, each
+ * with a name index (version 2 names have one), its value inside the block
+ * and in the block itself (a value in an inode needs ea_inode, which we do not
+ * serve), no two pieces (header, entries, values, the end word) overlapping,
+ * and e_hash the hash of name and value (ext4 xattr.c ext4_xattr_hash_entry;
+ * kernels before 6.2 hashed name bytes as signed chars, so both are valid).
+ */
+/** h_magic of an ext4 extended attribute block (EXT4_XATTR_MAGIC). */
+export const XATTR_MAGIC = 0xea020000
+const HEADER_SIZE = 32
+const ENTRY_SIZE = 16
+const BLOCKS_OFFSET = 0x8
+const NAME_HASH_SHIFT = 5
+const VALUE_HASH_SHIFT = 16
+
+/** Bytes an entry takes: its 16-byte head and name, rounded to 4 (EXT4_XATTR_LEN). */
+function entryLen(nameLen: number): number {
+  return (nameLen + ENTRY_SIZE + 3) & ~3
+}
+
+function rotl(h: number, n: number): number {
+  return ((h << n) | (h >>> (32 - n))) >>> 0
+}
+
+/** e_hash of the entry at off whose value is at valueOffs (size bytes, hashed as le32 words), names as unsigned or signed chars. */
+function entryHash(buf: Buffer, off: number, nameLen: number, valueOffs: number, size: number, signed: boolean): number {
+  let h = 0
+  for (let i = 0; i < nameLen; i++) {
+    const c = buf[off + ENTRY_SIZE + i] ?? 0
+    h = (rotl(h, NAME_HASH_SHIFT) ^ (signed && c >= 0x80 ? c - 0x100 : c)) >>> 0
+  }
+  for (let w = 0; w < (size + 3) >> 2; w++) h = (rotl(h, VALUE_HASH_SHIFT) ^ buf.readUInt32LE(valueOffs + w * 4)) >>> 0
+  return h
+}
+
+/** Why buf is no sound extended attribute block (undefined: it is one). */
+export function xattrBlockFault(buf: Buffer): string | undefined {
+  const bs = buf.length
+  if (buf.readUInt32LE(0) !== XATTR_MAGIC) return `bad magic 0x${buf.readUInt32LE(0).toString(16)}`
+  if (buf.readUInt32LE(BLOCKS_OFFSET) !== 1) return `h_blocks ${buf.readUInt32LE(BLOCKS_OFFSET)} (one block only)`
+  const taken: Array<[number, number]> = [[0, HEADER_SIZE]]
+  const take = (at: number, len: number): boolean => {
+    if (at + len > bs || taken.some(([a, n]) => at < a + n && a < at + len)) return false
+    taken.push([at, len])
+    return true
+  }
+  let off = HEADER_SIZE
+  while (off + 4 <= bs && buf.readUInt32LE(off) !== 0) {
+    if (off + ENTRY_SIZE > bs) return `entry at ${off} runs past the block`
+    const nameLen = buf.readUInt8(off)
+    const len = entryLen(nameLen)
+    if (!take(off, len)) return `entry at ${off} overlaps another part or the block's end (allocation collision)`
+    if (buf.readUInt8(off + 1) === 0) return `entry at ${off} has no name index`
+    const valueOffs = buf.readUInt16LE(off + 2)
+    const valueInum = buf.readUInt32LE(off + 4)
+    const size = buf.readUInt32LE(off + 8)
+    if (valueInum !== 0) return `entry at ${off} keeps its value in inode ${valueInum} (ea_inode)`
+    if (valueOffs + size > bs) return `entry at ${off}: value ${valueOffs}+${size} outside the block`
+    if (size !== 0 && !take(valueOffs, (size + 3) & ~3)) return `entry at ${off}: value at ${valueOffs} overlaps another part (allocation collision)`
+    const hash = buf.readUInt32LE(off + 12)
+    if (hash !== entryHash(buf, off, nameLen, valueOffs, size, false) && hash !== entryHash(buf, off, nameLen, valueOffs, size, true)) {
+      return `entry at ${off}: e_hash 0x${hash.toString(16)} is not the hash of its name and value`
+    }
+    off += len
+  }
+  if (!take(off, 4)) return `no end of entries at ${off} (allocation collision)`
+  return undefined
+}
