@@ -21,10 +21,11 @@
  * position; the sender must treat a standby ahead of lastSeq() as needing
  * a resync, never as caught up.
  */
-import type { Change, ChangeSink } from '../../vfs/replica/change.ts'
+import type { Change, ChangeSink, MapEdit } from '../../vfs/replica/change.ts'
 import { isErrnoError, VfsError } from '../../vfs/errors.ts'
 import { XdrWriter } from '../../xdr/runtime/writer.ts'
 import { changeFromBytes, encodeChange } from './change-codec.ts'
+import { changeOffset, decodeEdits, encodeEdits } from './log-edits.ts'
 import { corrupt, RECORD_HEADER_BYTES, sealRecord } from './log-format.ts'
 import { SegmentSet } from './log-files.ts'
 import type { Framed, LogIo } from './log-files.ts'
@@ -46,6 +47,11 @@ export interface ChangeLogOptions {
   memoryBytes?: number
   /** Awaited by durable(seq) once seq is on disk: the sync-mode standby acknowledgements. */
   gate?: (seq: bigint) => Promise<void>
+  /**
+   * Awaited before any segment is deleted (trim, retention): makes the id map durable with every
+   * edit appended so far, since the records about to go are then the only copy of some of them.
+   */
+  checkpoint?: () => Promise<void>
   io?: LogIo
 }
 
@@ -81,6 +87,7 @@ export class ChangeLog implements ChangeSink, ChangeSource {
   readonly #retentionBytes: number
   readonly #memoryBytes: number
   readonly #gate: ((seq: bigint) => Promise<void>) | null
+  readonly #checkpoint: (() => Promise<void>) | null
   readonly #io: LogIo
   readonly #files: SegmentSet
   #last: bigint
@@ -109,6 +116,7 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     this.#retentionBytes = o.retentionBytes ?? 1024 * MIB
     this.#memoryBytes = o.memoryBytes ?? 16 * MIB
     this.#gate = o.gate ?? null
+    this.#checkpoint = o.checkpoint ?? null
     this.#io = o.io ?? DEFAULT_IO
     this.#files = files
     this.#last = files.lastSeq()
@@ -149,12 +157,13 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     }
   }
 
-  append(change: Change): bigint {
+  append(change: Change, edits: readonly MapEdit[] = []): bigint {
     if (this.#failed !== null) throw this.#failed
     if (this.#closed) throw new VfsError('EIO', `change log ${this.dir} is closed`)
     const w = new XdrWriter(256)
     // Room for the record header, filled in by sealRecord once the change is encoded.
     for (let i = 0; i < RECORD_HEADER_BYTES / 4; i++) w.reserve()
+    encodeEdits(w, edits)
     encodeChange(w, change)
     const seq = this.#last + 1n
     this.#mem.push({ seq, frame: sealRecord(w.toBuffer(), seq) })
@@ -177,19 +186,42 @@ export class ChangeLog implements ChangeSink, ChangeSource {
   }
 
   async read(from: bigint, maxChanges: number, maxBytes: number): Promise<LoggedChange[]> {
-    if (this.#closed) throw new ReplicationError('REPL_CLOSED', `change log ${this.dir} is closed`)
     const out: LoggedChange[] = []
+    await this.#scan(from, maxChanges, maxBytes, (seq, frame) => out.push({ seq, change: this.#decode(seq, frame), bytes: frame.length }))
+    return out
+  }
+
+  /**
+   * Calls `each` with the id map edits of every change after `after`, in order (map-recovery.ts,
+   * at start). REPL_TRIMMED when the log no longer starts right after `after`.
+   */
+  async mapEdits(after: bigint, each: (seq: bigint, edits: MapEdit[]) => void): Promise<void> {
+    let next = after + 1n
+    while (next <= this.#last) {
+      const from = next
+      await this.#scan(from, 4096, 4 * MIB, (seq, frame) => {
+        each(seq, this.#edits(seq, frame))
+        next = seq + 1n
+      })
+      if (next === from) throw corrupt(this.dir, 0, `change ${String(from)} missing`)
+    }
+  }
+
+  /** The records from `from` on, up to the caps (at least one), each given to `visit` in order. */
+  async #scan(from: bigint, maxChanges: number, maxBytes: number, visit: (seq: bigint, frame: Buffer) => void): Promise<void> {
+    if (this.#closed) throw new ReplicationError('REPL_CLOSED', `change log ${this.dir} is closed`)
     // Changed by take(), which the segment reader calls back: an object, so the loop sees it change.
-    const at = { next: from, bytes: 0, full: false }
+    const at = { next: from, bytes: 0, count: 0, full: false }
     const take = (seq: bigint, frame: Buffer): boolean => {
-      if (out.length > 0 && at.bytes + frame.length > maxBytes) {
+      if (at.count > 0 && at.bytes + frame.length > maxBytes) {
         at.full = true
         return false
       }
-      out.push({ seq, change: this.#decode(seq, frame), bytes: frame.length })
+      visit(seq, frame)
+      at.count++
       at.bytes += frame.length
       at.next = seq + 1n
-      at.full = out.length >= maxChanges
+      at.full = at.count >= maxChanges
       return !at.full
     }
     const isFull = (): boolean => at.full
@@ -215,7 +247,6 @@ export class ChangeLog implements ChangeSink, ChangeSource {
       }
       if (at.next === next && !isFull()) throw corrupt(seg.path, 0, `change ${String(next)} missing`)
     }
-    return out
   }
 
   async waitAfter(seq: bigint, signal?: AbortSignal): Promise<void> {
@@ -247,6 +278,7 @@ export class ChangeLog implements ChangeSink, ChangeSource {
 
   /** Deletes the segments holding only changes <= seq; the newest segment always stays (it names the next seq). */
   async trim(seq: bigint): Promise<void> {
+    await this.#checkpoint?.()
     await this.#files.drop((s) => s.lastSeq <= seq)
   }
 
@@ -269,11 +301,20 @@ export class ChangeLog implements ChangeSink, ChangeSource {
   }
 
   #decode(seq: bigint, frame: Buffer): Change {
+    const body = frame.subarray(RECORD_HEADER_BYTES)
+    const at = changeOffset(body)
+    if (at === null) throw new ReplicationError('REPL_LOG_CORRUPT', `change log ${this.dir}: change ${String(seq)} does not decode: damaged map edits`)
     try {
-      return changeFromBytes(frame.subarray(RECORD_HEADER_BYTES))
+      return changeFromBytes(body.subarray(at))
     } catch (err) {
       throw new ReplicationError('REPL_LOG_CORRUPT', `change log ${this.dir}: change ${String(seq)} does not decode: ${(err as Error).message}`)
     }
+  }
+
+  #edits(seq: bigint, frame: Buffer): MapEdit[] {
+    const edits = decodeEdits(frame.subarray(RECORD_HEADER_BYTES))
+    if (edits === null) throw new ReplicationError('REPL_LOG_CORRUPT', `change log ${this.dir}: change ${String(seq)} does not decode: damaged map edits`)
+    return edits
   }
 
   async #writeLoop(): Promise<void> {
@@ -288,7 +329,10 @@ export class ChangeLog implements ChangeSink, ChangeSource {
         this.#releaseDurable()
         this.#shrinkMemory()
         try {
-          await this.#files.retain(this.#retentionBytes)
+          if (this.#files.diskBytes > this.#retentionBytes) {
+            await this.#checkpoint?.()
+            await this.#files.retain(this.#retentionBytes)
+          }
         } catch {
           // An old segment that would not go (EACCES, EBUSY) costs disk, not durability: counted, and the log goes on.
           this.#retainErrors++

@@ -5,27 +5,30 @@
  * file I/O is in log-segment.ts.
  *
  *   header:  magic "TSNFSRCL" (8) | version u32 | export id u32 | first seq u64 | CRC32C u32 of the 24 bytes before
- *   record:  length u32 | CRC32C u32 | seq u64 | change (length bytes, repl_change XDR)
+ *   record:  length u32 | CRC32C u32 | seq u64 | body (length bytes)
+ *   body:    map edit count u32 | map edits (28 bytes each, log-edits.ts) | change (repl_change XDR)
  *
  * All integers big-endian (as XDR). A record's CRC covers its length field,
  * seq and change bytes, so a flipped length is caught like a flipped byte of
  * data. The magic and the version stay at offsets 0 and 8 in every version,
- * so any reader can tell another version from damage.
+ * so any reader can tell another version from damage. Version 2 added the
+ * map edits (version 1 bodies were the change alone); a version 1 segment is
+ * refused by name (REPL_LOG_VERSION) like any other.
  */
 import { crc32c } from '../../vfs/engine/crc32c.ts'
 import { REPL_MAXDATA } from '../../xdr/generated/replication.ts'
 import { ReplicationError } from './log-types.ts'
 
 export const LOG_MAGIC = Buffer.from('TSNFSRCL', 'latin1')
-export const LOG_VERSION = 1
+export const LOG_VERSION = 2
 export const HEADER_BYTES = 28
 export const RECORD_HEADER_BYTES = 16
-/** The smallest repl_change is a 4-byte op, a 12-byte ref and an empty times array; anything shorter is damage. */
-export const MIN_CHANGE_BYTES = 20
+/** An edit count of 0 and the smallest repl_change (a 4-byte op, a 12-byte ref and an empty times array); anything shorter is damage. */
+export const MIN_CHANGE_BYTES = 24
 /**
  * The largest change the codec can produce: a WRITE carrying its 1 MiB of data
  * (the log stores WRITEs without data, but the codec allows it) plus slack for
- * the fixed fields; a symlink (4 KiB target) and the four times fit in the slack.
+ * the fixed fields; a symlink (4 KiB target), the four times and the map edits fit in the slack.
  * A record claiming more is damage, refused before anything is allocated.
  */
 export const MAX_CHANGE_BYTES = REPL_MAXDATA + 16 * 1024

@@ -14,6 +14,7 @@ import type { BackendFactory } from '../backends.ts'
 import type { Export } from '../exports/table.ts'
 import type { Logger } from '../logger.ts'
 import { ChangeLog } from './change-log.ts'
+import { checkpointMap, recoverMap } from './map-recovery.ts'
 import { SyncGate } from './gate.ts'
 import type { ReplicationMode } from './gate.ts'
 import { NodeState, replicationDir } from './node-state.ts'
@@ -86,9 +87,20 @@ export async function openReplica(stateDir: string, exportId: number, backend: V
     ids.setEpoch(Number(epoch))
     await ids.flush()
   }
-  const log = await ChangeLog.open({ dir: join(dir, 'log'), exportId, ...(gate === undefined ? {} : { gate }), ...(logSizes?.keep === undefined ? {} : { retentionBytes: logSizes.keep }), ...(logSizes?.segment === undefined ? {} : { segmentBytes: logSizes.segment }) })
-  const vfs = new ClosingReplica({ backend, map: ids, sink: log }, async () => {
+  // The log carries the map's binds (map-recovery.ts): before it deletes a segment the map is checkpointed.
+  let opened: ChangeLog | null = null
+  const checkpoint = (): Promise<void> => (opened === null ? Promise.resolve() : checkpointMap(ids, opened))
+  const log = await ChangeLog.open({ dir: join(dir, 'log'), exportId, checkpoint, ...(gate === undefined ? {} : { gate }), ...(logSizes?.keep === undefined ? {} : { retentionBytes: logSizes.keep }), ...(logSizes?.segment === undefined ? {} : { segmentBytes: logSizes.segment }) })
+  opened = log
+  try {
+    await recoverMap(ids, log)
+  } catch (err) {
+    await log.close().catch(() => undefined)
+    throw err
+  }
+  const vfs = new ClosingReplica({ backend, map: ids, sink: log, sinkKeepsEdits: true }, async () => {
     await log.close()
+    ids.logged(log.lastSeq())
     await ids.close()
   })
   return { map: ids, log, vfs }

@@ -63,6 +63,19 @@ export const MAX_CHANGE_TIMES = 4
 export type Change = ChangeBody & { times: ChangeTimes[] }
 
 /**
+ * What a change did to the primary's id map (id-map.ts): a new object bound to its vid, a
+ * removed one's vid unbound. The change log carries them with the change, so the map needs no
+ * fdatasync of its own before a reply: at start the primary redoes those logged after the map's
+ * last checkpoint (server/replication/map-recovery.ts). Never shipped (a standby's objects are its own).
+ */
+export type MapEdit =
+  | { kind: 'bind'; vid: FileRef; local: FileRef }
+  | { kind: 'unbind'; vid: FileRef }
+
+/** At most this many map edits per change (a CREATE binds one object, a REMOVE or RENAME unbinds one). */
+export const MAX_MAP_EDITS = 4
+
+/**
  * Where the primary's layer sends its changes (server/replication's change
  * log and sender implement it).
  */
@@ -71,8 +84,11 @@ export interface ChangeSink {
    * Records a change and returns its sequence number (1, 2, 3, ... in call
    * order, never reused). Synchronous, so the layer appends while it still
    * holds the locks that ordered the change against conflicting ones.
+   * `edits` are the id map's binds and unbinds the change made; a sink that
+   * keeps them (the change log) makes them as durable as the change, and the
+   * layer relies on that only when told so (ReplicatingVfsOptions.sinkKeepsEdits).
    */
-  append(change: Change): bigint
+  append(change: Change, edits?: readonly MapEdit[]): bigint
   /**
    * Resolves once change `seq` and every one before it are as durable as a
    * reply that promises stability needs: in the local change log on disk,

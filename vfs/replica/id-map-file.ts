@@ -20,7 +20,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { VfsError } from '../errors.ts'
 import type { MapRecord } from './id-map-format.ts'
-import { encodeRecord, header, LOG_FILE, parse, readIfExists, replaceDurably, SNAP_FILE } from './id-map-format.ts'
+import { encodeRecord, header, LOG_FILE, MAP_VERSION, parse, readIfExists, replaceDurably, SNAP_FILE } from './id-map-format.ts'
 
 const fdatasync = promisify(fs.fdatasync)
 const close = promisify(fs.close)
@@ -70,7 +70,7 @@ export class MapFile {
   }
 
   /** Opens (or creates) the files in `dir`; returns the records to replay, oldest first. */
-  static async open(dir: string, hooks: MapFileHooks): Promise<{ file: MapFile; records: MapRecord[] }> {
+  static async open(dir: string, hooks: MapFileHooks): Promise<{ file: MapFile; records: MapRecord[]; oldVersion: boolean }> {
     await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 })
     const snapFile = path.join(dir, SNAP_FILE)
     const logFile = path.join(dir, LOG_FILE)
@@ -78,6 +78,7 @@ export class MapFile {
     const s = snap === null ? null : parse(snap, snapFile, true)
     const generation = s?.generation ?? 0n
     const records = s === null ? [] : [...s.records]
+    let oldVersion = s !== null && s.version < MAP_VERSION
     const log = readIfExists(logFile)
     let logRecords = 0
     let fresh = true
@@ -86,6 +87,7 @@ export class MapFile {
       if (l.generation > generation) throw new VfsError('EIO', `id map ${logFile}: generation ${l.generation.toString()} has no snapshot (snapshot is ${generation.toString()})`)
       if (l.generation === generation) {
         records.push(...l.records)
+        if (l.version < MAP_VERSION) oldVersion = true
         logRecords = l.records.length
         fresh = false
         // A torn tail from a crash mid-append: cut it, so the next append follows a whole record.
@@ -97,7 +99,13 @@ export class MapFile {
     }
     if (fresh) await replaceDurably(logFile, header(generation))
     const fd = fs.openSync(logFile, 'a', 0o600)
-    return { file: new MapFile(dir, fd, generation, logRecords, hooks), records }
+    return { file: new MapFile(dir, fd, generation, logRecords, hooks), records, oldVersion }
+  }
+
+  /** Writes the whole map anew in this build's version (a snapshot and an empty log): a map read from older files, at open. */
+  async rewrite(): Promise<void> {
+    await this.sync()
+    await this.#compact()
   }
 
   append(rec: MapRecord): void {

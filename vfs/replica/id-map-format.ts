@@ -17,6 +17,12 @@
  * written), is a torn tail from a crash and is cut off at load. A bad record
  * with anything else after it, a bad header, an unknown version or any bad
  * record in a snapshot is damage: VfsError EIO naming the file and offset.
+ *
+ * Versions: 2 added the `logged` record (a primary's checkpoint against its
+ * change log, which carries the binds since: server/replication/map-recovery.ts).
+ * Version 1 files are read (every record they can hold means the same) and
+ * rewritten as version 2 at open (id-map.ts), so a build that reads only
+ * version 1 refuses the map by its version instead of misreading it.
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -30,8 +36,12 @@ export type MapRecord =
   | { kind: 'state'; epoch: number; counter: bigint; position: bigint }
   /** A standby applied this change (written through, not synced): how far a crashed standby had got. */
   | { kind: 'applied'; seq: bigint }
+  /** A primary's checkpoint: the map holds the edits of its change log's records up to `seq`, in the log of `epoch`. */
+  | { kind: 'logged'; epoch: number; seq: bigint }
 
-export const MAP_VERSION = 1
+export const MAP_VERSION = 2
+/** The oldest version still read. */
+export const MAP_VERSION_MIN = 1
 const MAGIC = Buffer.from('TSNFSVM\0')
 const HEADER = 24
 const RECORD_HEAD = 8
@@ -41,10 +51,12 @@ const KIND_BIND = 1
 const KIND_UNBIND = 2
 const KIND_STATE = 3
 const KIND_APPLIED = 4
+const KIND_LOGGED = 5
 const BIND_LEN = 1 + 8 + 4 + 8 + 4
 const UNBIND_LEN = 1 + 8
 const STATE_LEN = 1 + 4 + 8 + 8
 const APPLIED_LEN = 1 + 8
+const LOGGED_LEN = 1 + 4 + 8
 
 export const SNAP_FILE = 'map.snap'
 export const LOG_FILE = 'map.log'
@@ -63,7 +75,7 @@ export function header(generation: bigint): Buffer {
 }
 
 export function encodeRecord(r: MapRecord): Buffer {
-  const len = r.kind === 'bind' ? BIND_LEN : r.kind === 'unbind' ? UNBIND_LEN : r.kind === 'applied' ? APPLIED_LEN : STATE_LEN
+  const len = r.kind === 'bind' ? BIND_LEN : r.kind === 'unbind' ? UNBIND_LEN : r.kind === 'applied' ? APPLIED_LEN : r.kind === 'logged' ? LOGGED_LEN : STATE_LEN
   const b = Buffer.alloc(RECORD_HEAD + len)
   const p = b.subarray(RECORD_HEAD)
   if (r.kind === 'bind') {
@@ -78,6 +90,10 @@ export function encodeRecord(r: MapRecord): Buffer {
   } else if (r.kind === 'applied') {
     p[0] = KIND_APPLIED
     p.writeBigUInt64BE(r.seq, 1)
+  } else if (r.kind === 'logged') {
+    p[0] = KIND_LOGGED
+    p.writeUInt32BE(r.epoch, 1)
+    p.writeBigUInt64BE(r.seq, 5)
   } else {
     p[0] = KIND_STATE
     p.writeUInt32BE(r.epoch, 1)
@@ -89,8 +105,9 @@ export function encodeRecord(r: MapRecord): Buffer {
   return b
 }
 
-function decodePayload(p: Buffer): MapRecord | null {
+function decodePayload(p: Buffer, version: number): MapRecord | null {
   const kind = p[0]
+  if (kind === KIND_LOGGED && p.length === LOGGED_LEN && version >= 2) return { kind: 'logged', epoch: p.readUInt32BE(1), seq: p.readBigUInt64BE(5) }
   if (kind === KIND_BIND && p.length === BIND_LEN) {
     return { kind: 'bind', vid: p.readBigUInt64BE(1), vidGen: p.readUInt32BE(9), local: p.readBigUInt64BE(13), localGen: p.readUInt32BE(21) }
   }
@@ -103,6 +120,7 @@ function decodePayload(p: Buffer): MapRecord | null {
 }
 
 export interface Parsed {
+  version: number
   generation: bigint
   records: MapRecord[]
   /** Bytes up to the end of the last good record (the log is cut there). */
@@ -120,8 +138,8 @@ export function parse(buf: Buffer, file: string, strict: boolean): Parsed {
   if (!buf.subarray(0, 8).equals(MAGIC)) throw corrupt(file, 'not an id map (bad magic)')
   if (buf.readUInt32BE(20) !== crc32(buf.subarray(0, 20))) throw corrupt(file, 'header CRC mismatch')
   const version = buf.readUInt32BE(8)
-  if (version !== MAP_VERSION) throw corrupt(file, `format version ${version}, this build reads ${MAP_VERSION}`)
-  const out: Parsed = { generation: buf.readBigUInt64BE(12), records: [], validLength: HEADER }
+  if (version < MAP_VERSION_MIN || version > MAP_VERSION) throw corrupt(file, `format version ${version}, this build reads ${MAP_VERSION_MIN} to ${MAP_VERSION}`)
+  const out: Parsed = { version, generation: buf.readBigUInt64BE(12), records: [], validLength: HEADER }
   let off = HEADER
   while (off < buf.length) {
     const bad = (what: string): Parsed => {
@@ -139,7 +157,7 @@ export function parse(buf: Buffer, file: string, strict: boolean): Parsed {
       if (!strict && end === buf.length) return out
       return bad('record CRC mismatch')
     }
-    const rec = decodePayload(payload)
+    const rec = decodePayload(payload, version)
     if (rec === null) return bad(`unknown record kind ${payload[0] ?? 0}`)
     out.records.push(rec)
     off = end

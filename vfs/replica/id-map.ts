@@ -12,9 +12,16 @@
  *
  * Persistence is id-map-file.ts: bind/unbind records, made durable by
  * flush(), which may also record the standby's applied position.
+ *
+ * On a primary the change log carries the binds and unbinds of each change
+ * (MapEdit), so its replies need not wait for this map's fsync: logged(seq)
+ * records a checkpoint (the map holds every edit of the log's records up to
+ * seq) and at start server/replication/map-recovery.ts redoes the edits of
+ * the records after it with recover().
  */
 import { VfsError } from '../errors.ts'
 import type { FileRef } from '../types.ts'
+import type { MapEdit } from './change.ts'
 import { MapFile } from './id-map-file.ts'
 import type { MapRecord } from './id-map-format.ts'
 
@@ -50,12 +57,14 @@ export class IdMap {
   #requested = 0n
   /** The last change a standby applied as the map last recorded it (written through, maybe not synced). */
   #appliedHint = 0n
+  /** The last checkpoint against a primary's change log (logged()). */
+  #logged: { epoch: number; seq: bigint } | null = null
 
   private constructor() {}
 
   static async open(o: IdMapOptions): Promise<IdMap> {
     const map = new IdMap()
-    const { file, records } = await MapFile.open(o.dir, {
+    const { file, records, oldVersion } = await MapFile.open(o.dir, {
       snapshot: () => map.#records(),
       live: () => map.#byVid.size,
       ...(o.compactRecords === undefined ? {} : { compactRecords: o.compactRecords }),
@@ -71,6 +80,8 @@ export class IdMap {
         map.#drop(r.vid)
       } else if (r.kind === 'applied') {
         if (r.seq > map.#appliedHint) map.#appliedHint = r.seq
+      } else if (r.kind === 'logged') {
+        map.#logged = { epoch: r.epoch, seq: r.seq }
       } else {
         seenState = true
         map.#epoch = r.epoch
@@ -88,6 +99,7 @@ export class IdMap {
     map.#requested = map.#position
     if (!seenState) map.#file.append(map.#stateRecord())
     map.bind(ROOT_VID, o.root)
+    if (oldVersion) await map.#file.rewrite()
     await map.flush()
     return map
   }
@@ -133,6 +145,41 @@ export class IdMap {
   unbind(vid: FileRef): void {
     if (vid.id === ROOT_VID.id) return
     if (this.#drop(vid.id)) this.#file?.append({ kind: 'unbind', vid: vid.id })
+  }
+
+  /**
+   * Redoes an edit a primary's change log carried (map-recovery.ts, at start). Binds and unbinds
+   * redone over a map that already has them change nothing; a vid of this epoch raises the counter,
+   * so allocate() never hands it out again.
+   */
+  recover(edit: MapEdit): void {
+    if (edit.kind === 'unbind') {
+      this.unbind(edit.vid)
+      return
+    }
+    this.bind(edit.vid, edit.local)
+    const id = edit.vid.id
+    // The bind record just appended keeps it raised after the next open (open() counts binds too).
+    if (id >> COUNTER_BITS === BigInt(this.#epoch) && (id & COUNTER_MAX) > this.#counter) this.#counter = id & COUNTER_MAX
+  }
+
+  /**
+   * Records a checkpoint: the map holds every edit of the change log's records up to `seq` (a
+   * primary's; the log's numbering is its epoch's). Written with the next flush; never moves back
+   * unless `back` (a log that lost an unsynced tail in a crash numbers its next records from
+   * where it ends: the checkpoint must not claim them).
+   */
+  logged(seq: bigint, back = false): void {
+    const cur = this.#logged
+    if (cur !== null && cur.epoch === this.#epoch && (back ? seq === cur.seq : seq <= cur.seq)) return
+    this.#logged = { epoch: this.#epoch, seq }
+    this.#file?.append({ kind: 'logged', epoch: this.#epoch, seq })
+  }
+
+  /** The last checkpoint of this epoch's change log (null when none: redo every record the log holds). */
+  loggedThrough(): bigint | null {
+    const cur = this.#logged
+    return cur !== null && cur.epoch === this.#epoch ? cur.seq : null
   }
 
   /** The local object of `vid`, or undefined when it is not bound (or its generation is not this one). */
@@ -224,6 +271,7 @@ export class IdMap {
   #records(): MapRecord[] {
     const out: MapRecord[] = [this.#stateRecord()]
     for (const [vid, b] of this.#byVid) out.push({ kind: 'bind', vid, vidGen: b.vidGen, local: b.local.id, localGen: b.local.gen })
+    if (this.#logged !== null) out.push({ kind: 'logged', ...this.#logged })
     return out
   }
 

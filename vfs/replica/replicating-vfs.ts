@@ -8,8 +8,12 @@
  * Replies that promise stability (every namespace change, SETATTR, a WRITE
  * that is not UNSTABLE, COMMIT) wait until the map's binds and the change
  * are durable (RFC 1813 §3.3.7, §3.3.21: what such a reply promises must
- * survive the server, here also its takeover by a standby). Objects met
- * unbound get a vid, made durable before the reply that shows it.
+ * survive the server, here also its takeover by a standby). The binds and
+ * unbinds a change makes go to the sink with it (MapEdit): with
+ * `sinkKeepsEdits` (the change log, server/replication/map-recovery.ts) the
+ * change's durability covers them and the map is written at checkpoints;
+ * otherwise the map is flushed too. Objects met unbound get a vid, made
+ * durable in the map before the reply that shows it.
  *
  * `times` of each change list what it touched; for REMOVE, RMDIR and RENAME
  * the entries whose refs are not directories of the change name the removed
@@ -20,7 +24,7 @@ import { VfsError } from '../errors.ts'
 import type {
   Attr, Caller, CreateMode, Created, DirChange, DirPage, FileRef, FsStat, Owner, PathConf, ReadResult, SetAttr, Stability, Vfs, VfsCapabilities,
 } from '../types.ts'
-import type { Change, ChangeBody, ChangeSink, ChangeTimes, NewObject } from './change.ts'
+import type { Change, ChangeBody, ChangeSink, ChangeTimes, MapEdit, NewObject } from './change.ts'
 import { ListingCache } from './dir-cookies.ts'
 import type { IdMap } from './id-map.ts'
 import { pageFor, readListing } from './listing-reader.ts'
@@ -31,6 +35,11 @@ export interface ReplicatingVfsOptions {
   backend: Vfs
   map: IdMap
   sink: ChangeSink
+  /**
+   * The sink makes each change's map edits as durable as the change, and the map is redone from
+   * them at start (the change log): a stable reply then waits for no fsync of the map.
+   */
+  sinkKeepsEdits?: boolean
   /** Directory entries kept in cached READDIR listings, over all directories (default 1,000,000). */
   listingEntries?: number
 }
@@ -50,6 +59,7 @@ export class ReplicatingVfs implements Vfs {
   readonly #b: Vfs
   readonly #map: IdMap
   readonly #sink: ChangeSink
+  readonly #sinkKeepsEdits: boolean
   readonly #locks = new ObjectLocks()
   readonly #listings: ListingCache
   /** Vids bound on first sight whose binding is not yet durable: a reply showing one waits for the map. */
@@ -60,6 +70,7 @@ export class ReplicatingVfs implements Vfs {
     this.#b = o.backend
     this.#map = o.map
     this.#sink = o.sink
+    this.#sinkKeepsEdits = o.sinkKeepsEdits ?? false
     this.#listings = new ListingCache(o.listingEntries ?? 1_000_000)
   }
 
@@ -170,9 +181,11 @@ export class ReplicatingVfs implements Vfs {
   }
 
   async commit(f: FileRef, offset: bigint, count: number): Promise<{ before: Attr; after: Attr }> {
-    const r = await this.#b.commit(this.#local(f), offset, count)
+    const local = this.#local(f)
     // RFC 1813 §3.3.21: COMMIT covers every WRITE before it; the changes logged so far are those.
-    await this.#stable(this.#lastSeq)
+    // Their durability (the log's fdatasync, the standbys' acknowledgements) does not depend on the
+    // backend's flush, so both run at once: the reply waits for the slower, not for their sum.
+    const [r] = await Promise.all([this.#b.commit(local, offset, count), this.#stable(this.#lastSeq)])
     return { before: outAttr(r.before, f), after: outAttr(r.after, f) }
   }
 
@@ -229,7 +242,8 @@ export class ReplicatingVfs implements Vfs {
       }
       this.#listings.invalidate(fromDir.id)
       this.#listings.invalidate(toDir.id)
-      if (victim !== null && (obj === null || !sameRef(victim.local, obj.local))) await this.#unbindIfGone(victim)
+      const edits: MapEdit[] = []
+      if (victim !== null && (obj === null || !sameRef(victim.local, obj.local))) await this.#unbindIfGone(victim, edits)
       const objVid = obj === null ? undefined : (obj.vid ?? this.#vidFor(obj.local))
       // The moved object's `..` may have changed.
       if (objVid !== undefined) this.#listings.invalidate(objVid.id)
@@ -241,7 +255,7 @@ export class ReplicatingVfs implements Vfs {
       if (victim?.vid !== undefined && objVid !== undefined && times[0]?.ref.id === objVid.id) {
         times.splice(1, 0, { ref: victim.vid, atime: victim.attr.atime, mtime: victim.attr.mtime })
       }
-      seq = this.#append({ op: 'rename', fromDir, fromName: Buffer.from(fromName), toDir, toName: Buffer.from(toName) }, times)
+      seq = this.#append({ op: 'rename', fromDir, fromName: Buffer.from(fromName), toDir, toName: Buffer.from(toName) }, times, edits)
     } finally {
       release()
     }
@@ -296,6 +310,10 @@ export class ReplicatingVfs implements Vfs {
 
   async #flushMap(): Promise<void> {
     const covered = [...this.#fresh]
+    // The map now holds the edits of every change this layer appended (it binds before it
+    // appends): a checkpoint, so that redoing the log at start begins after them and cannot
+    // replay an older bind over this flush's first-sight binds.
+    if (this.#sinkKeepsEdits && this.#lastSeq > 0n) this.#map.logged(this.#lastSeq)
     await this.#map.flush()
     for (const id of covered) this.#fresh.delete(id)
   }
@@ -310,12 +328,17 @@ export class ReplicatingVfs implements Vfs {
       r = await op(dl)
       const existing = this.#map.vidOf(r.ref)
       vid = existing ?? this.#map.allocate()
-      if (existing === undefined) this.#map.bind(vid, r.ref)
+      const edits: MapEdit[] = []
+      if (existing === undefined) {
+        this.#map.bind(vid, r.ref)
+        edits.push({ kind: 'bind', vid, local: r.ref })
+      }
       this.#listings.invalidate(dir.id)
       // The backend's reply carries both objects' attributes after the call: no getattr here.
       const times: ChangeTimes[] = [{ ref: vid, atime: r.attr.atime, mtime: r.attr.mtime }, { ref: dir, atime: r.dir.after.atime, mtime: r.dir.after.mtime }]
       const obj: NewObject = { dir, name: Buffer.from(name), ref: vid, mode: r.attr.mode, uid: r.attr.uid, gid: r.attr.gid }
-      for (const body of bodies(obj, existing !== undefined, r.attr)) seq = this.#append(body, times)
+      // The bind goes with the first change (its seq is the lower; durable(seq) of the last covers both).
+      for (const [i, body] of bodies(obj, existing !== undefined, r.attr).entries()) seq = this.#append(body, times, i === 0 ? edits : [])
     } finally {
       release()
     }
@@ -333,16 +356,17 @@ export class ReplicatingVfs implements Vfs {
       r = op === 'remove' ? await this.#b.remove(dl, name) : await this.#b.rmdir(dl, name)
       this.#listings.invalidate(dir.id)
       const times: ChangeTimes[] = []
+      const edits: MapEdit[] = []
       if (victim !== null) {
         if (victim.vid !== undefined) {
           this.#listings.invalidate(victim.vid.id)
           // Unchanged by the unlink; names the removed object for a replaying standby.
           times.push({ ref: victim.vid, atime: victim.attr.atime, mtime: victim.attr.mtime })
         }
-        await this.#unbindIfGone(victim)
+        await this.#unbindIfGone(victim, edits)
       }
       times.push(...(await this.#times([[dir, dl]])))
-      seq = this.#append({ op, dir, name: Buffer.from(name) }, times)
+      seq = this.#append({ op, dir, name: Buffer.from(name) }, times, edits)
     } finally {
       release()
     }
@@ -361,13 +385,15 @@ export class ReplicatingVfs implements Vfs {
     }
   }
 
-  async #unbindIfGone(v: Victim): Promise<void> {
+  /** Unbinds the victim's vid when its object is gone (its last link removed), adding the edit to `edits`. */
+  async #unbindIfGone(v: Victim, edits: MapEdit[]): Promise<void> {
     if (v.vid === undefined) return
     try {
       await this.#b.getattr(v.local)
     } catch (err) {
-      if (isGone(err)) this.#map.unbind(v.vid)
-      else throw err
+      if (!isGone(err)) throw err
+      this.#map.unbind(v.vid)
+      edits.push({ kind: 'unbind', vid: v.vid })
     }
   }
 
@@ -387,13 +413,15 @@ export class ReplicatingVfs implements Vfs {
     return out
   }
 
-  #append(body: ChangeBody, times: ChangeTimes[]): bigint {
+  #append(body: ChangeBody, times: ChangeTimes[], edits: readonly MapEdit[] = []): bigint {
     const change: Change = { ...body, times }
-    this.#lastSeq = this.#sink.append(change)
+    this.#lastSeq = this.#sink.append(change, edits)
     return this.#lastSeq
   }
 
   async #stable(seq: bigint): Promise<void> {
-    await Promise.all([this.#flushMap(), seq > 0n ? this.#sink.durable(seq) : Promise.resolve()])
+    // With the edits in the sink, only vids bound on first sight (in no change) need the map's fsync.
+    const map = !this.#sinkKeepsEdits || this.#fresh.size > 0 ? this.#flushMap() : Promise.resolve()
+    await Promise.all([map, seq > 0n ? this.#sink.durable(seq) : Promise.resolve()])
   }
 }

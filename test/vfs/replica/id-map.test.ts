@@ -167,11 +167,11 @@ t.test('damage is EIO with a message naming it', async (t) => {
   }
 
   const dir = await fresh()
-  const v2 = header(0n)
-  v2.writeUInt32BE(2, 8)
-  v2.writeUInt32BE(crc32(v2.subarray(0, 20)), 20)
-  writeFileSync(join(dir, LOG_FILE), v2)
-  t.match(await openError(dir), { code: 'EIO', message: /map\.log: format version 2, this build reads 1/ })
+  const v3 = header(0n)
+  v3.writeUInt32BE(3, 8)
+  v3.writeUInt32BE(crc32(v3.subarray(0, 20)), 20)
+  writeFileSync(join(dir, LOG_FILE), v3)
+  t.match(await openError(dir), { code: 'EIO', message: /map\.log: format version 3, this build reads 1 to 2/ })
 
   const dir2 = await fresh()
   writeFileSync(join(dir2, LOG_FILE), header(5n))
