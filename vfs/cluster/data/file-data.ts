@@ -7,7 +7,7 @@
 import { VfsError } from '../../errors.ts'
 import type { Stability, Timespec } from '../../types.ts'
 import { IdBatch } from '../ids.ts'
-import { ObjectStoreUnavailable, type ObjectStore } from '../object-store.ts'
+import type { ObjectStore } from '../object-store.ts'
 import { COUNTER } from '../schema.ts'
 import type { SqlDb, SqlTx } from '../sql.ts'
 import { attachSlices, type Attached, type NewSlice } from './attach.ts'
@@ -21,6 +21,7 @@ import { reapZeroRefs, releaseChunks } from './refs.ts'
 import { blockKey } from './keys.ts'
 import { decodeSlices, type SliceRecord } from './slice.ts'
 import { SliceCache } from './slice-cache.ts'
+import { storeError } from './store-error.ts'
 import { Staging, type StagedFile } from './staging.ts'
 import { truncateChunks } from './truncate.ts'
 import { abandonSlices, parallel, recordPending, type SliceSize } from './upload.ts'
@@ -459,19 +460,4 @@ export class ClusterFileData implements FileData {
   private assertOpen(): void {
     if (this.closed) throw new VfsError('EIO', 'file data layer is closed')
   }
-}
-
-/**
- * Store failures as errno naming what failed; other errors pass through.
- * A missing block is EIO (the data is gone). An unreachable store is EAGAIN,
- * which the server sends as NFS3ERR_JUKEBOX (RFC 1813 §2.6: "temporarily
- * unable to complete"): the client retries later, as it does for an
- * unreachable database (server/cluster-errors.ts). Nothing was acknowledged:
- * a failed flush keeps its bytes staged, so the retried write or COMMIT
- * stores them once the store is back.
- */
-function storeError(err: unknown, what: string): unknown {
-  if (isMissing(err)) return new VfsError('EIO', `${what}: block ${err.key} is missing from the object store`, { cause: err })
-  if (err instanceof ObjectStoreUnavailable) return new VfsError('EAGAIN', `${what}: ${err.message}`, { cause: err })
-  return err
 }
