@@ -10,7 +10,7 @@ import { IdBatch } from '../ids.ts'
 import type { ObjectStore } from '../object-store.ts'
 import { COUNTER } from '../schema.ts'
 import type { SqlDb, SqlTx } from '../sql.ts'
-import { attachSlices, type Attached, type NewSlice } from './attach.ts'
+import { AttachLost, attachSlices, type Attached, type NewSlice } from './attach.ts'
 import { BlockCache, isMissing } from './block-cache.ts'
 import { blocksOf, readSegments, type BlockReader } from './chunk-read.ts'
 import { COMPACT_AT, compactChunk, takeId, type CompactResult } from './compaction.ts'
@@ -24,7 +24,7 @@ import { SliceCache } from './slice-cache.ts'
 import { storeError } from './store-error.ts'
 import { Staging, type StagedFile } from './staging.ts'
 import { truncateChunks } from './truncate.ts'
-import { abandonSlices, parallel, recordPending, type SliceSize } from './upload.ts'
+import { abandonSlices, deleteSliceBlocks, parallel, recordPending, settleAttach, type SliceSize } from './upload.ts'
 import type { FileData, StagedState } from './types.ts'
 
 export interface FileDataOptions {
@@ -365,7 +365,7 @@ export class ClusterFileData implements FileData {
     try {
       const { counts, ver } = await this.upload(inode, f)
       this.slices.drop(inode)
-      this.o.onChanged?.([inode], new Map([[inode, ver]]))
+      this.o.onChanged?.([inode], ver === undefined ? new Map() : new Map([[inode, ver]]))
       const at = this.o.compactAt ?? COMPACT_AT
       if (at > 0) for (const [idx, n] of counts) if (n > at) this.queueCompaction(inode, idx)
     } catch (err) {
@@ -379,7 +379,7 @@ export class ClusterFileData implements FileData {
     }
   }
 
-  private async upload(inode: bigint, f: StagedFile): Promise<Attached> {
+  private async upload(inode: bigint, f: StagedFile): Promise<Pick<Attached, 'counts'> & { ver?: bigint }> {
     const { db, store, sid } = this.o
     const bs = this.layout.blockSize
     const runs = f.runs(this.layout.chunkSize)
@@ -390,6 +390,7 @@ export class ClusterFileData implements FileData {
     }
     const sizes: SliceSize[] = slices.map((s) => ({ id: s.record.id, size: s.record.size }))
     await recordPending(db, sid, sizes)
+    let sent = false
     try {
       const puts = slices.flatMap((s) => {
         const out: { key: string; data: Buffer }[] = []
@@ -400,11 +401,20 @@ export class ClusterFileData implements FileData {
         return out
       })
       await parallel(puts, this.o.concurrency ?? 8, (p) => store.put(p.key, p.data))
+      sent = true
       const attached = await attachSlices(db, { sid: this.o.notify === false ? null : sid, inode, slices, end: BigInt(f.end), mtime: f.mtime })
       this.usedDelta += sizes.reduce((n, s) => n + s.size, 0)
       return attached
     } catch (err) {
-      this.track(abandonSlices(db, store, sizes, bs))
+      // Not sent, or the attach answered that it attached nothing: abandon. Otherwise its outcome
+      // is unknown (a lost reply): settle it first, or a committed attach is flushed again (upload.ts).
+      const told = !sent || err instanceof AttachLost || (err instanceof VfsError && err.code === 'ESTALE')
+      const left = told ? undefined : await settleAttach(db, sizes).catch(() => undefined)
+      if (left === 'attached') {
+        this.usedDelta += sizes.reduce((n, s) => n + s.size, 0)
+        return { counts: new Map() }
+      }
+      this.track(left === undefined ? abandonSlices(db, store, sizes, bs) : deleteSliceBlocks(store, left, bs))
       throw err
     }
   }

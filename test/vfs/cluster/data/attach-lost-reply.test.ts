@@ -1,0 +1,122 @@
+/*
+ * A flush whose attach reply is lost (file-data.ts, upload.ts settleAttach):
+ * the connection drops after the statement was sent, so the data layer does
+ * not know whether it committed. It must find out before deciding: committed
+ * means the bytes are stored (the write succeeds, nothing is flushed again,
+ * the usage counter gets the bytes once); not committed means nothing is
+ * promised and the bytes stay staged for the retry, which stores them once.
+ */
+import t from 'tap'
+import type { Test } from 'tap'
+import { createFileData } from '../../../../vfs/cluster/data/file-data.ts'
+import { checkReferences } from '../../../../vfs/cluster/data/fsck.ts'
+import { decodeSlices } from '../../../../vfs/cluster/data/slice.ts'
+import { COUNTER } from '../../../../vfs/cluster/schema.ts'
+import type { SqlDb } from '../../../../vfs/cluster/sql.ts'
+import { counter, fixture, type Fixture } from './setup.ts'
+
+const now = { sec: 1_700_000_000, nsec: 5 }
+const small = { chunkSize: 64 * 1024, blockSize: 16 * 1024 }
+const isAttach = (text: string): boolean => text.includes('INSERT INTO tsnfs_chunk')
+
+/**
+ * fx.db, but the next attach statement's reply is lost: `after` runs it (it commits) and then
+ * fails as a dropped connection; `before` fails the same way without running it.
+ */
+function lossy(fx: Fixture): { db: SqlDb; lose: (when: 'after' | 'before') => { lost: () => boolean } } {
+  let armed: 'after' | 'before' | undefined
+  let lost = false
+  const db: SqlDb = {
+    transaction: (fn, opts) => fx.db.transaction(fn, opts),
+    query: async (text, params = []) => {
+      const when = armed
+      if (when === undefined || !isAttach(text)) return fx.db.query(text, params)
+      armed = undefined
+      if (when === 'after') await fx.db.query(text, params)
+      lost = true
+      throw new Error(`Connection terminated unexpectedly (test: the attach's reply was lost ${when} it ran)`)
+    },
+    listen: (channel, onPayload, onLost) => fx.db.listen(channel, onPayload, onLost),
+    stats: () => fx.db.stats(),
+    close: () => Promise.resolve(),
+  }
+  return { db, lose: (when) => { armed = when; lost = false; return { lost: () => lost } } }
+}
+
+async function records(fx: Fixture, inode: bigint): Promise<number> {
+  const r = await fx.db.query('SELECT slices FROM tsnfs_chunk WHERE inode = $1', [inode])
+  return r.rows.reduce((n: number, row) => n + decodeSlices(row['slices'] as Buffer, 'test').length, 0)
+}
+
+async function used(fx: Fixture, inode: bigint): Promise<bigint> {
+  return BigInt((await fx.db.query('SELECT used FROM tsnfs_node WHERE inode = $1', [inode])).rows[0]?.['used'] as string)
+}
+
+/** The file holds `bytes` once: one record, the node's and the counter's used bytes, fsck clean, read back. */
+async function storedOnce(t: Test, fx: Fixture, inode: bigint, bytes: Buffer, read: () => Promise<Buffer>): Promise<void> {
+  t.equal(await records(fx, inode), 1, 'the chunk holds the slice once')
+  t.equal(await used(fx, inode), BigInt(bytes.length), "the node's used bytes: what is stored, once")
+  t.equal(await counter(fx.db, COUNTER.usedBytes), bytes.length, "the usage counter: the attach's bytes, once")
+  t.equal((await fx.db.query('SELECT * FROM tsnfs_pending_slice')).rowCount, 0, 'no pending row is left')
+  t.strictSame((await checkReferences(fx.db, fx.store, small)).problems, [], 'fsck: clean (references, blocks, usage)')
+  t.strictSame(await read(), bytes, 'the bytes read back')
+}
+
+t.test('a FILE_SYNC write whose attach committed but whose reply was lost succeeds, and is not attached again', async (t) => {
+  const fx = await fixture(t)
+  const { db, lose } = lossy(fx)
+  const fd = createFileData({ db, store: fx.store, sid: 7n, ...small })
+  t.teardown(() => fd.close())
+  const ino = await fx.newFile()
+  const data = Buffer.alloc(20_000, 7)
+  const loss = lose('after')
+  const err = await fd.write(ino, 0n, data, 'file_sync', now).then(() => null, (e: unknown) => e)
+  t.ok(loss.lost(), "the attach ran and its reply was lost")
+  t.equal(err, null, 'the WRITE succeeds: its attach committed')
+  t.equal(fd.staged(ino), undefined, 'nothing is left staged')
+  // The client's COMMIT (or a resend of the WRITE had it failed) flushes whatever is staged.
+  await fd.flush(ino)
+  await fd.idle()
+  await fd.flushUsage()
+  fd.invalidate(ino)
+  await storedOnce(t, fx, ino, data, () => fd.read(ino, 0n, data.length, BigInt(data.length)))
+})
+
+t.test('an UNSTABLE write whose COMMIT attach committed but whose reply was lost: the COMMIT succeeds, a second COMMIT adds nothing', async (t) => {
+  const fx = await fixture(t)
+  const { db, lose } = lossy(fx)
+  const fd = createFileData({ db, store: fx.store, sid: 7n, ...small })
+  t.teardown(() => fd.close())
+  const ino = await fx.newFile()
+  const data = Buffer.from('hello, lost reply')
+  await fd.write(ino, 0n, data, 'unstable', now)
+  const loss = lose('after')
+  const err = await fd.flush(ino).then(() => null, (e: unknown) => e)
+  t.ok(loss.lost(), 'the attach ran and its reply was lost')
+  t.equal(err, null, 'the COMMIT succeeds')
+  await fd.flush(ino)
+  await fd.idle()
+  await fd.flushUsage()
+  fd.invalidate(ino)
+  await storedOnce(t, fx, ino, data, () => fd.read(ino, 0n, data.length, BigInt(data.length)))
+})
+
+t.test('an attach whose reply was lost before it ran: not acknowledged, kept staged, and stored once by the retry', async (t) => {
+  const fx = await fixture(t)
+  const { db, lose } = lossy(fx)
+  const fd = createFileData({ db, store: fx.store, sid: 7n, ...small })
+  t.teardown(() => fd.close())
+  const ino = await fx.newFile()
+  const data = Buffer.alloc(20_000, 3)
+  const loss = lose('before')
+  const err = await fd.write(ino, 0n, data, 'file_sync', now).then(() => null, (e: unknown) => e)
+  t.ok(loss.lost(), 'the attach was lost')
+  t.match((err as Error | null)?.message, /reply was lost before it ran/, 'the WRITE fails (not acknowledged)')
+  t.equal(fd.staged(ino)?.size, BigInt(data.length), 'its bytes stay staged')
+  t.equal(await records(fx, ino), 0, 'nothing attached')
+  await fd.flush(ino)
+  await fd.idle()
+  await fd.flushUsage()
+  fd.invalidate(ino)
+  await storedOnce(t, fx, ino, data, () => fd.read(ino, 0n, data.length, BigInt(data.length)))
+})
