@@ -410,11 +410,21 @@ export class ClusterFileData implements FileData {
       // is unknown (a lost reply): settle it first, or a committed attach is flushed again (upload.ts).
       const told = !sent || err instanceof AttachLost || (err instanceof VfsError && err.code === 'ESTALE')
       const left = told ? undefined : await settleAttach(db, sizes).catch(() => undefined)
+      const bytes = sizes.reduce((n, s) => n + s.size, 0)
       if (left === 'attached') {
-        this.usedDelta += sizes.reduce((n, s) => n + s.size, 0)
+        this.usedDelta += bytes
         return { counts: new Map() }
       }
-      this.track(left === undefined ? abandonSlices(db, store, sizes, bs) : deleteSliceBlocks(store, left, bs))
+      if (left !== undefined) {
+        this.track(deleteSliceBlocks(store, left, bs))
+        throw err
+      }
+      // Unsettled (the database did not answer that either): the bytes stay staged, and an attach
+      // that did commit is found by the abandon (no row left), so its bytes are counted; the retry
+      // stores them again (twice until compaction, but counted as stored).
+      this.track(abandonSlices(db, store, sizes, bs).then((pending) => {
+        if (!told && sizes.length > 0 && pending.size === 0) this.usedDelta += bytes
+      }))
       throw err
     }
   }

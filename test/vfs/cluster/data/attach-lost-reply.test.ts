@@ -21,14 +21,20 @@ const isAttach = (text: string): boolean => text.includes('INSERT INTO tsnfs_chu
 
 /**
  * fx.db, but the next attach statement's reply is lost: `after` runs it (it commits) and then
- * fails as a dropped connection; `before` fails the same way without running it.
+ * fails as a dropped connection; `before` fails the same way without running it. With
+ * `settleFails`, the next pending-row DELETE after that (the settling) fails too, unrun.
  */
-function lossy(fx: Fixture): { db: SqlDb; lose: (when: 'after' | 'before') => { lost: () => boolean } } {
+function lossy(fx: Fixture): { db: SqlDb; lose: (when: 'after' | 'before', settleFails?: boolean) => { lost: () => boolean } } {
   let armed: 'after' | 'before' | undefined
+  let failSettle = false
   let lost = false
   const db: SqlDb = {
     transaction: (fn, opts) => fx.db.transaction(fn, opts),
     query: async (text, params = []) => {
+      if (failSettle && armed === undefined && text.startsWith('DELETE FROM tsnfs_pending_slice')) {
+        failSettle = false
+        throw new Error('Connection terminated unexpectedly (test: the database is still unreachable)')
+      }
       const when = armed
       if (when === undefined || !isAttach(text)) return fx.db.query(text, params)
       armed = undefined
@@ -40,7 +46,15 @@ function lossy(fx: Fixture): { db: SqlDb; lose: (when: 'after' | 'before') => { 
     stats: () => fx.db.stats(),
     close: () => Promise.resolve(),
   }
-  return { db, lose: (when) => { armed = when; lost = false; return { lost: () => lost } } }
+  return {
+    db,
+    lose: (when, settleFails = false) => {
+      armed = when
+      failSettle = settleFails
+      lost = false
+      return { lost: () => lost }
+    },
+  }
 }
 
 async function records(fx: Fixture, inode: bigint): Promise<number> {
@@ -119,4 +133,28 @@ t.test('an attach whose reply was lost before it ran: not acknowledged, kept sta
   await fd.flushUsage()
   fd.invalidate(ino)
   await storedOnce(t, fx, ino, data, () => fd.read(ino, 0n, data.length, BigInt(data.length)))
+})
+
+t.test('a lost reply that cannot be settled either (the database still unreachable): not acknowledged, and the counter agrees with what is stored', async (t) => {
+  const fx = await fixture(t)
+  const { db, lose } = lossy(fx)
+  const fd = createFileData({ db, store: fx.store, sid: 7n, ...small })
+  t.teardown(() => fd.close())
+  const ino = await fx.newFile()
+  const data = Buffer.alloc(20_000, 5)
+  const loss = lose('after', true)
+  const err = await fd.write(ino, 0n, data, 'file_sync', now).then(() => null, (e: unknown) => e)
+  t.ok(loss.lost(), 'the attach ran and its reply was lost')
+  t.match((err as Error | null)?.message, /reply was lost after it ran/, 'the WRITE fails: its outcome is unknown')
+  t.equal(fd.staged(ino)?.size, BigInt(data.length), 'its bytes stay staged')
+  await fd.idle()
+  // The retry stores the bytes again (a second slice over the first, until compaction merges them).
+  await fd.flush(ino)
+  await fd.idle()
+  await fd.flushUsage()
+  fd.invalidate(ino)
+  t.equal(await counter(fx.db, COUNTER.usedBytes), Number(await used(fx, ino)), "the usage counter agrees with the node's used bytes")
+  t.equal((await fx.db.query('SELECT * FROM tsnfs_pending_slice')).rowCount, 0, 'no pending row is left')
+  t.strictSame((await checkReferences(fx.db, fx.store, small)).problems, [], 'fsck: clean (references, blocks, usage)')
+  t.strictSame(await fd.read(ino, 0n, data.length, BigInt(data.length)), data, 'the bytes read back')
 })
