@@ -10,21 +10,20 @@ import { IdBatch } from '../ids.ts'
 import type { ObjectStore } from '../object-store.ts'
 import { COUNTER } from '../schema.ts'
 import type { SqlDb, SqlTx } from '../sql.ts'
-import { AttachLost, attachSlices, type Attached, type NewSlice } from './attach.ts'
 import { BlockCache, isMissing } from './block-cache.ts'
 import { blocksOf, readSegments, type BlockReader } from './chunk-read.ts'
-import { COMPACT_AT, compactChunk, takeId, type CompactResult } from './compaction.ts'
+import { COMPACT_AT, compactChunk, type CompactResult } from './compaction.ts'
+import { uploadAndAttach, type Flushed } from './flush.ts'
 import { layoutOf, MAX_CHUNK_INDEX, type DataLayout } from './layout.ts'
 import { ReadAhead } from './read-ahead.ts'
 import { mergeSlices } from './read-merge.ts'
 import { reapZeroRefs, releaseChunks } from './refs.ts'
-import { blockKey } from './keys.ts'
 import { decodeSlices, type SliceRecord } from './slice.ts'
 import { SliceCache } from './slice-cache.ts'
 import { storeError } from './store-error.ts'
 import { Staging, type StagedFile } from './staging.ts'
 import { truncateChunks } from './truncate.ts'
-import { abandonSlices, deleteSliceBlocks, parallel, recordPending, settleAttach, type SliceSize } from './upload.ts'
+import { parallel } from './upload.ts'
 import type { FileData, StagedState } from './types.ts'
 
 export interface FileDataOptions {
@@ -379,54 +378,12 @@ export class ClusterFileData implements FileData {
     }
   }
 
-  private async upload(inode: bigint, f: StagedFile): Promise<Pick<Attached, 'counts'> & { ver?: bigint }> {
-    const { db, store, sid } = this.o
-    const bs = this.layout.blockSize
-    const runs = f.runs(this.layout.chunkSize)
-    const slices: (NewSlice & { data: Buffer })[] = []
-    for (const r of runs) {
-      const id = await takeId(this.sliceIds)
-      slices.push({ idx: r.idx, data: r.data, record: { pos: r.pos, id, size: r.data.length, off: 0, len: r.data.length } })
-    }
-    const sizes: SliceSize[] = slices.map((s) => ({ id: s.record.id, size: s.record.size }))
-    await recordPending(db, sid, sizes)
-    let sent = false
-    try {
-      const puts = slices.flatMap((s) => {
-        const out: { key: string; data: Buffer }[] = []
-        for (let i = 0; i * bs < s.data.length; i++) {
-          const part = s.data.subarray(i * bs, (i + 1) * bs)
-          out.push({ key: blockKey(s.record.id, i, part.length), data: part })
-        }
-        return out
-      })
-      await parallel(puts, this.o.concurrency ?? 8, (p) => store.put(p.key, p.data))
-      sent = true
-      const attached = await attachSlices(db, { sid: this.o.notify === false ? null : sid, inode, slices, end: BigInt(f.end), mtime: f.mtime })
-      this.usedDelta += sizes.reduce((n, s) => n + s.size, 0)
-      return attached
-    } catch (err) {
-      // Not sent, or the attach answered that it attached nothing: abandon. Otherwise its outcome
-      // is unknown (a lost reply): settle it first, or a committed attach is flushed again (upload.ts).
-      const told = !sent || err instanceof AttachLost || (err instanceof VfsError && err.code === 'ESTALE')
-      const left = told ? undefined : await settleAttach(db, sizes).catch(() => undefined)
-      const bytes = sizes.reduce((n, s) => n + s.size, 0)
-      if (left === 'attached') {
-        this.usedDelta += bytes
-        return { counts: new Map() }
-      }
-      if (left !== undefined) {
-        this.track(deleteSliceBlocks(store, left, bs))
-        throw err
-      }
-      // Unsettled (the database did not answer that either): the bytes stay staged, and an attach
-      // that did commit is found by the abandon (no row left), so its bytes are counted; the retry
-      // stores them again (twice until compaction, but counted as stored).
-      this.track(abandonSlices(db, store, sizes, bs).then((pending) => {
-        if (!told && sizes.length > 0 && pending.size === 0) this.usedDelta += bytes
-      }))
-      throw err
-    }
+  private upload(inode: bigint, f: StagedFile): Promise<Flushed> {
+    return uploadAndAttach({
+      ...this.o, layout: this.layout, sliceIds: this.sliceIds,
+      stored: (bytes) => { this.usedDelta += bytes },
+      track: (p) => { this.track(p) },
+    }, inode, f)
   }
 
   private serialized<T>(inode: bigint, fn: () => Promise<T>): Promise<T> {
