@@ -6,6 +6,7 @@
  * the usage counter gets the bytes once); not committed means nothing is
  * promised and the bytes stay staged for the retry, which stores them once.
  */
+import pg from 'pg'
 import t from 'tap'
 import type { Test } from 'tap'
 import { createFileData } from '../../../../vfs/cluster/data/file-data.ts'
@@ -21,11 +22,15 @@ const isAttach = (text: string): boolean => text.includes('INSERT INTO tsnfs_chu
 
 /**
  * fx.db, but the next attach statement's reply is lost: `after` runs it (it commits) and then
- * fails as a dropped connection; `before` fails the same way without running it. With
+ * fails as a dropped connection; `before` fails the same way without running it; `during`
+ * sends it and fails at once, while it runs on (`running` holds it). With
  * `settleFails`, the next pending-row DELETE after that (the settling) fails too, unrun.
  */
-function lossy(fx: Fixture): { db: SqlDb; lose: (when: 'after' | 'before', settleFails?: boolean) => { lost: () => boolean } } {
-  let armed: 'after' | 'before' | undefined
+type When = 'after' | 'before' | 'during'
+
+function lossy(fx: Fixture): { db: SqlDb; running: Promise<unknown>[]; lose: (when: When, settleFails?: boolean) => { lost: () => boolean } } {
+  let armed: When | undefined
+  const running: Promise<unknown>[] = []
   let failSettle = false
   let lost = false
   const db: SqlDb = {
@@ -39,6 +44,11 @@ function lossy(fx: Fixture): { db: SqlDb; lose: (when: 'after' | 'before', settl
       if (when === undefined || !isAttach(text)) return fx.db.query(text, params)
       armed = undefined
       if (when === 'after') await fx.db.query(text, params)
+      // Sent, and still running on the server when the connection is given up.
+      if (when === 'during') {
+        running.push(fx.db.query(text, params).catch((e: unknown) => e))
+        await lockWaiters(fx, 1)
+      }
       lost = true
       throw new Error(`Connection terminated unexpectedly (test: the attach's reply was lost ${when} it ran)`)
     },
@@ -48,6 +58,7 @@ function lossy(fx: Fixture): { db: SqlDb; lose: (when: 'after' | 'before', settl
   }
   return {
     db,
+    running,
     lose: (when, settleFails = false) => {
       armed = when
       failSettle = settleFails
@@ -55,6 +66,16 @@ function lossy(fx: Fixture): { db: SqlDb; lose: (when: 'after' | 'before', settl
       return { lost: () => lost }
     },
   }
+}
+
+/** Wait until `n` statements on this test's database wait for a lock (on the server). */
+async function lockWaiters(fx: Fixture, n: number): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    const r = await fx.db.query("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+    if (Number(r.rows[0]?.['n']) >= n) return
+    await new Promise((r) => setTimeout(r, 5))
+  }
+  throw new Error(`timed out waiting for ${n} statements to wait for a lock`)
 }
 
 async function records(fx: Fixture, inode: bigint): Promise<number> {
@@ -157,4 +178,35 @@ t.test('a lost reply that cannot be settled either (the database still unreachab
   t.equal((await fx.db.query('SELECT * FROM tsnfs_pending_slice')).rowCount, 0, 'no pending row is left')
   t.strictSame((await checkReferences(fx.db, fx.store, small)).problems, [], 'fsck: clean (references, blocks, usage)')
   t.strictSame(await fd.read(ino, 0n, data.length, BigInt(data.length)), data, 'the bytes read back')
+})
+
+t.test('the reply is lost while the attach still waits on the server: settling waits for it, finds it committed, and the write succeeds', async (t) => {
+  const fx = await fixture(t)
+  const { db, lose, running } = lossy(fx)
+  const fd = createFileData({ db, store: fx.store, sid: 7n, ...small })
+  t.teardown(() => fd.close())
+  const ino = await fx.newFile()
+  const data = Buffer.alloc(20_000, 9)
+  // A connection of the test's own holds the node row: the attach waits on it, on the server.
+  const lock = new pg.Client({ connectionString: fx.url })
+  await lock.connect()
+  t.teardown(() => lock.end())
+  await lock.query('BEGIN')
+  await lock.query('SELECT inode FROM tsnfs_node WHERE inode = $1 FOR UPDATE', [ino])
+  const loss = lose('during')
+  const writing = fd.write(ino, 0n, data, 'file_sync', now).then(() => null, (e: unknown) => e)
+  // The attach waits on the node row, and the settling DELETE on the pending row the attach holds
+  // (without waiting, a flush decides at once: the write has settled before a second waiter shows).
+  const first = await Promise.race([writing.then(() => 'write settled' as const), lockWaiters(fx, 2).then(() => 'two waiters' as const)])
+  t.equal(first, 'two waiters', 'the write waits for the attach it cannot hear from')
+  await lock.query('COMMIT')
+  const err = await writing
+  t.ok(loss.lost(), 'the reply was lost')
+  t.equal(err, null, 'the WRITE succeeds: its attach committed')
+  await Promise.all(running)
+  await fd.flush(ino)
+  await fd.idle()
+  await fd.flushUsage()
+  fd.invalidate(ino)
+  await storedOnce(t, fx, ino, data, () => fd.read(ino, 0n, data.length, BigInt(data.length)))
 })
