@@ -14,7 +14,7 @@ import { takeId } from './compaction.ts'
 import { blockKey } from './keys.ts'
 import type { DataLayout } from './layout.ts'
 import type { StagedFile } from './staging.ts'
-import { abandonSlices, deleteSliceBlocks, parallel, recordPending, settleAttach, type SliceSize } from './upload.ts'
+import { abandonSlices, deleteSliceBlocks, parallel, recordPending, referenced, settleAttach, type SliceSize } from './upload.ts'
 
 export interface FlushDeps {
   db: SqlDb
@@ -80,10 +80,15 @@ export async function uploadAndAttach(d: FlushDeps, inode: bigint, f: StagedFile
       throw err
     }
     // Unsettled (the database did not answer that either): the bytes stay staged, and an attach
-    // that did commit is found by the abandon (no row left), so its bytes are counted; the retry
-    // stores them again (twice until compaction, but counted as stored).
-    d.track(abandonSlices(db, store, sizes, bs).then((pending) => {
-      if (!told && sizes.length > 0 && pending.size === 0) d.stored(bytes)
+    // that did commit is found by the abandon (no row left, references there), so its bytes are
+    // counted; the retry stores them again (twice until compaction, but counted as stored). No
+    // row and no reference: the settling DELETE committed with its reply lost too, and nothing
+    // names those blocks any more.
+    d.track(abandonSlices(db, store, sizes, bs).then(async (pending) => {
+      if (told || sizes.length === 0 || pending.size > 0) return
+      const refs = await referenced(db, sizes)
+      if (refs.size === sizes.length) d.stored(bytes)
+      else await deleteSliceBlocks(store, sizes.filter((s) => !refs.has(s.id)), bs)
     }))
     throw err
   }

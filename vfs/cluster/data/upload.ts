@@ -101,3 +101,13 @@ export async function settleAttach(db: SqlDb, slices: readonly SliceSize[]): Pro
   if (slices.length > 0 && pending.size === 0) return 'attached'
   return slices.filter((s) => pending.has(s.id))
 }
+
+/** The ids of the slices that have a reference row (were attached and are still named; one round trip). */
+export async function referenced(db: SqlDb, slices: readonly SliceSize[]): Promise<Set<bigint>> {
+  if (slices.length === 0) return new Set()
+  const r = await db.query(
+    `SELECT id FROM tsnfs_slice_ref WHERE id IN (${slices.map((_, i) => `$${i + 1}`).join(', ')})`,
+    slices.map((s) => s.id),
+  )
+  return new Set(r.rows.map((row) => BigInt(row['id'] as string)))
+}

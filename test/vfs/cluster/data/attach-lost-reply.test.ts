@@ -24,21 +24,25 @@ const isAttach = (text: string): boolean => text.includes('INSERT INTO tsnfs_chu
  * fx.db, but the next attach statement's reply is lost: `after` runs it (it commits) and then
  * fails as a dropped connection; `before` fails the same way without running it; `during`
  * sends it and fails at once, while it runs on (`running` holds it). With
- * `settleFails`, the next pending-row DELETE after that (the settling) fails too, unrun.
+ * `settle`, the next pending-row DELETE after that (the settling) fails too: unrun, or after it ran.
  */
 type When = 'after' | 'before' | 'during'
+/** How the settling DELETE after the lost attach fails: not at all, before it runs, after it ran. */
+type Settle = false | 'fails' | 'lost-after'
 
-function lossy(fx: Fixture): { db: SqlDb; running: Promise<unknown>[]; lose: (when: When, settleFails?: boolean) => { lost: () => boolean } } {
+function lossy(fx: Fixture): { db: SqlDb; running: Promise<unknown>[]; lose: (when: When, settle?: Settle) => { lost: () => boolean } } {
   let armed: When | undefined
   const running: Promise<unknown>[] = []
-  let failSettle = false
+  let failSettle: Settle = false
   let lost = false
   const db: SqlDb = {
     transaction: (fn, opts) => fx.db.transaction(fn, opts),
     query: async (text, params = []) => {
-      if (failSettle && armed === undefined && text.startsWith('DELETE FROM tsnfs_pending_slice')) {
+      if (failSettle !== false && armed === undefined && text.startsWith('DELETE FROM tsnfs_pending_slice')) {
+        const how = failSettle
         failSettle = false
-        throw new Error('Connection terminated unexpectedly (test: the database is still unreachable)')
+        if (how === 'lost-after') await fx.db.query(text, params)
+        throw new Error(`Connection terminated unexpectedly (test: the settling's reply was lost ${how === 'lost-after' ? 'after it ran' : 'before it ran'})`)
       }
       const when = armed
       if (when === undefined || !isAttach(text)) return fx.db.query(text, params)
@@ -59,9 +63,9 @@ function lossy(fx: Fixture): { db: SqlDb; running: Promise<unknown>[]; lose: (wh
   return {
     db,
     running,
-    lose: (when, settleFails = false) => {
+    lose: (when, settle = false) => {
       armed = when
-      failSettle = settleFails
+      failSettle = settle
       lost = false
       return { lost: () => lost }
     },
@@ -163,7 +167,7 @@ t.test('a lost reply that cannot be settled either (the database still unreachab
   t.teardown(() => fd.close())
   const ino = await fx.newFile()
   const data = Buffer.alloc(20_000, 5)
-  const loss = lose('after', true)
+  const loss = lose('after', 'fails')
   const err = await fd.write(ino, 0n, data, 'file_sync', now).then(() => null, (e: unknown) => e)
   t.ok(loss.lost(), 'the attach ran and its reply was lost')
   t.match((err as Error | null)?.message, /reply was lost after it ran/, 'the WRITE fails: its outcome is unknown')
@@ -204,6 +208,26 @@ t.test('the reply is lost while the attach still waits on the server: settling w
   t.ok(loss.lost(), 'the reply was lost')
   t.equal(err, null, 'the WRITE succeeds: its attach committed')
   await Promise.all(running)
+  await fd.flush(ino)
+  await fd.idle()
+  await fd.flushUsage()
+  fd.invalidate(ino)
+  await storedOnce(t, fx, ino, data, () => fd.read(ino, 0n, data.length, BigInt(data.length)))
+})
+
+t.test('an attach lost before it ran, and the settling that took its rows lost after it ran: not acknowledged, stored once by the retry, no orphan', async (t) => {
+  const fx = await fixture(t)
+  const { db, lose } = lossy(fx)
+  const fd = createFileData({ db, store: fx.store, sid: 7n, ...small })
+  t.teardown(() => fd.close())
+  const ino = await fx.newFile()
+  const data = Buffer.alloc(20_000, 4)
+  const loss = lose('before', 'lost-after')
+  const err = await fd.write(ino, 0n, data, 'file_sync', now).then(() => null, (e: unknown) => e)
+  t.ok(loss.lost(), 'the attach was lost')
+  t.match((err as Error | null)?.message, /reply was lost before it ran/, 'the WRITE fails (not acknowledged)')
+  t.equal(fd.staged(ino)?.size, BigInt(data.length), 'its bytes stay staged')
+  await fd.idle()
   await fd.flush(ino)
   await fd.idle()
   await fd.flushUsage()
