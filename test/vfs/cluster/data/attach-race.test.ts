@@ -11,10 +11,12 @@ import pg from 'pg'
 import t from 'tap'
 import type { Test } from 'tap'
 import { AttachLost, attachSlices, type Attached } from '../../../../vfs/cluster/data/attach.ts'
+import { createFileData } from '../../../../vfs/cluster/data/file-data.ts'
 import { checkReferences } from '../../../../vfs/cluster/data/fsck.ts'
 import { sliceKeys } from '../../../../vfs/cluster/data/keys.ts'
 import { abandonSlices, recordPending, uploadSlice } from '../../../../vfs/cluster/data/upload.ts'
 import { COUNTER } from '../../../../vfs/cluster/schema.ts'
+import type { SqlDb } from '../../../../vfs/cluster/sql.ts'
 import { fixture, type Fixture } from './setup.ts'
 
 const layout = { chunkSize: 64 * 1024, blockSize: 16 * 1024 }
@@ -140,4 +142,41 @@ t.test('abandon and the attach both wait on the pending row, abandon first: aban
   const [attached] = await Promise.allSettled([attaching, abandoning])
   t.equal(await consistent(t, fx, p, attached), 'lost',
     'abandon queued first for the row, so it deleted it and the blocks')
+})
+
+t.test("a flush whose slices were abandoned before its attach ran: EAGAIN, the bytes stay staged, the retry stores them once", async (t) => {
+  const fx = await fixture(t)
+  let raced = false
+  // Before the flush's attach statement, an abandon of the same slices lands (as from an earlier
+  // attempt of this flush that gave up, or a reclaim).
+  const db: SqlDb = {
+    transaction: (fn, opts) => fx.db.transaction(fn, opts),
+    query: async (text, params = []) => {
+      if (!raced && text.includes('INSERT INTO tsnfs_chunk')) {
+        raced = true
+        const rows = (await fx.db.query('SELECT id, size FROM tsnfs_pending_slice')).rows
+        await abandonSlices(fx.db, fx.store, rows.map((r) => ({ id: BigInt(r['id'] as string), size: Number(r['size']) })), layout.blockSize)
+      }
+      return fx.db.query(text, params)
+    },
+    listen: (channel, onPayload, onLost) => fx.db.listen(channel, onPayload, onLost),
+    stats: () => fx.db.stats(),
+    close: () => Promise.resolve(),
+  }
+  const fd = createFileData({ db, store: fx.store, sid: SID, ...layout })
+  t.teardown(() => fd.close())
+  const ino = await fx.newFile()
+  const data = Buffer.alloc(40_000, 6)
+  await t.rejects(fd.write(ino, 0n, data, 'file_sync', now), { code: 'EAGAIN', name: 'AttachLost' }, 'the WRITE fails with EAGAIN (JUKEBOX): not acknowledged')
+  t.ok(raced, 'the abandon landed before the attach')
+  t.equal(fd.staged(ino)?.size, BigInt(data.length), 'its bytes stay staged')
+  t.equal((await fx.db.query('SELECT * FROM tsnfs_chunk')).rowCount, 0, 'nothing attached')
+  await fd.flush(ino)
+  await fd.idle()
+  await fd.flushUsage()
+  fd.invalidate(ino)
+  const chunk = (await fx.db.query('SELECT octet_length(slices) AS n FROM tsnfs_chunk WHERE inode = $1', [ino])).rows[0]?.['n']
+  t.equal(chunk, 24, 'the retry attached the bytes once (one 24-byte record)')
+  t.strictSame((await checkReferences(fx.db, fx.store, layout)).problems, [], 'fsck: clean (no missing block, no orphan, usage right)')
+  t.strictSame(await fd.read(ino, 0n, data.length, BigInt(data.length)), data, 'the bytes read back')
 })
