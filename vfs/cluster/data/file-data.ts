@@ -11,15 +11,15 @@ import type { ObjectStore } from '../object-store.ts'
 import { COUNTER } from '../schema.ts'
 import type { SqlDb, SqlTx } from '../sql.ts'
 import { BlockCache, isMissing } from './block-cache.ts'
-import { blocksOf, readSegments, type BlockReader } from './chunk-read.ts'
+import { blocksOf, type BlockReader } from './chunk-read.ts'
 import { COMPACT_AT, compactChunk, type CompactResult } from './compaction.ts'
 import { uploadAndAttach, type Flushed } from './flush.ts'
 import { layoutOf, MAX_CHUNK_INDEX, type DataLayout } from './layout.ts'
 import { ReadAhead } from './read-ahead.ts'
 import { mergeSlices } from './read-merge.ts'
 import { reapZeroRefs, releaseChunks } from './refs.ts'
-import { decodeSlices, type SliceRecord } from './slice.ts'
 import { SliceCache } from './slice-cache.ts'
+import { chunkLists, readStored, type StoredRead } from './stored-read.ts'
 import { storeError } from './store-error.ts'
 import { Staging, type StagedFile } from './staging.ts'
 import { truncateChunks } from './truncate.ts'
@@ -190,7 +190,7 @@ export class ClusterFileData implements FileData {
       const mark = this.slices.mark(inode)
       let out: Buffer
       try {
-        out = await this.readStored(inode, off, n, mark)
+        out = await readStored(this.readDeps(), inode, off, n, mark)
       } catch (err) {
         // A slice list cached before a compaction or truncation names blocks since deleted: read the list again.
         if (isMissing(err) && attempt === 0) {
@@ -266,55 +266,8 @@ export class ClusterFileData implements FileData {
     }
   }
 
-  private async readStored(inode: bigint, off: number, n: number, mark: string): Promise<Buffer> {
-    const out = Buffer.alloc(n)
-    const cs = this.layout.chunkSize
-    const first = Math.floor(off / cs)
-    const last = Math.floor((off + n - 1) / cs)
-    const lists = await this.chunkLists(inode, first, last, mark)
-    const read = this.blockReader()
-    const concurrency = this.o.concurrency ?? 8
-    const jobs: Promise<void>[] = []
-    for (let idx = first; idx <= last; idx++) {
-      const base = idx * cs
-      const a = Math.max(off, base) - base
-      const b = Math.min(off + n, base + cs) - base
-      const records = lists.get(idx) ?? []
-      if (records.length === 0) continue
-      const segs = mergeSlices(records, a, b)
-      jobs.push(readSegments(segs, out.subarray(base + a - off, base + b - off), a, this.layout.blockSize, read, concurrency))
-    }
-    const settled = await Promise.allSettled(jobs)
-    for (const s of settled) if (s.status === 'rejected') throw s.reason
-    return out
-  }
-
-  /** Slice lists of chunks first..last: from the cache, the rest in one query. */
-  private async chunkLists(inode: bigint, first: number, last: number, mark: string): Promise<Map<number, SliceRecord[]>> {
-    const lists = new Map<number, SliceRecord[]>()
-    let lo = -1
-    let hi = -1
-    for (let idx = first; idx <= last; idx++) {
-      const hit = this.slices.get(inode, idx)
-      if (hit !== undefined) {
-        lists.set(idx, hit)
-      } else {
-        if (lo < 0) lo = idx
-        hi = idx
-      }
-    }
-    if (lo < 0) return lists
-    const r = await this.o.db.query('SELECT idx, slices FROM tsnfs_chunk WHERE inode = $1 AND idx >= $2 AND idx <= $3', [inode, lo, hi])
-    const fetched = new Map<number, SliceRecord[]>()
-    for (let idx = lo; idx <= hi; idx++) if (!lists.has(idx)) fetched.set(idx, [])
-    for (const row of r.rows) {
-      const idx = Number(row['idx'])
-      if (lists.has(idx)) continue
-      fetched.set(idx, decodeSlices(row['slices'] as Buffer, `inode ${inode} chunk ${idx}`))
-    }
-    this.slices.set(inode, mark, fetched, Date.now())
-    for (const [idx, recs] of fetched) lists.set(idx, recs)
-    return lists
+  private readDeps(): StoredRead {
+    return { db: this.o.db, slices: this.slices, layout: this.layout, read: this.blockReader(), concurrency: this.o.concurrency ?? 8 }
   }
 
   /**
@@ -329,7 +282,7 @@ export class ClusterFileData implements FileData {
     const first = Math.floor(from / cs)
     const last = Math.floor((to - 1) / cs)
     const run = async (): Promise<void> => {
-      const lists = await this.chunkLists(inode, first, last, this.slices.mark(inode))
+      const lists = await chunkLists(this.readDeps(), inode, first, last, this.slices.mark(inode))
       const blocks: { key: string; blockLen: number }[] = []
       for (let idx = first; idx <= last; idx++) {
         const records = lists.get(idx) ?? []
