@@ -13,7 +13,7 @@ import type { SqlDb, SqlTx } from '../sql.ts'
 import { BlockCache, isMissing } from './block-cache.ts'
 import { blocksOf, type BlockReader } from './chunk-read.ts'
 import { COMPACT_AT, compactChunk, type CompactResult } from './compaction.ts'
-import { uploadAndAttach, type Flushed } from './flush.ts'
+import { settleLater, Unsettled, uploadAndAttach, type FlushDeps, type Flushed } from './flush.ts'
 import { layoutOf, MAX_CHUNK_INDEX, type DataLayout } from './layout.ts'
 import { ReadAhead } from './read-ahead.ts'
 import { mergeSlices } from './read-merge.ts'
@@ -23,7 +23,7 @@ import { chunkLists, readStored, type StoredRead } from './stored-read.ts'
 import { storeError } from './store-error.ts'
 import { Staging, type StagedFile } from './staging.ts'
 import { truncateChunks } from './truncate.ts'
-import { parallel } from './upload.ts'
+import { abandonSlices, parallel } from './upload.ts'
 import type { FileData, StagedState } from './types.ts'
 
 export interface FileDataOptions {
@@ -77,6 +77,8 @@ export class ClusterFileData implements FileData {
   private readonly o: FileDataOptions
   private readonly staging = new Staging()
   private readonly inflight = new Map<bigint, StagedFile[]>()
+  /** A flush per inode whose attach's outcome is unknown (flush.ts Unsettled); its bytes stay in inflight, read, until settled. */
+  private readonly doubts = new Map<bigint, { f: StagedFile; u: Unsettled }>()
   private readonly locks = new Map<bigint, Promise<unknown>>()
   private readonly slices: SliceCache
   private readonly sliceIds: IdBatch
@@ -146,13 +148,15 @@ export class ClusterFileData implements FileData {
   }
 
   async flushAll(): Promise<void> {
-    const results = await Promise.allSettled([...this.staging.files.keys()].map((i) => this.flush(i)))
+    const inodes = new Set([...this.staging.files.keys(), ...this.doubts.keys()])
+    const results = await Promise.allSettled([...inodes].map((i) => this.flush(i)))
     const failed = results.find((r) => r.status === 'rejected')
     if (failed !== undefined) throw failed.reason
   }
 
   discard(inode: bigint): void {
     this.staging.take(inode)
+    this.dropDoubt(inode)
     this.slices.drop(inode)
     this.readAhead.forget(inode)
   }
@@ -166,6 +170,7 @@ export class ClusterFileData implements FileData {
   async release(tx: SqlTx, inode: bigint): Promise<void> {
     const zero = await releaseChunks(tx, inode)
     this.staging.take(inode)
+    this.dropDoubt(inode)
     this.slices.dropSettling(inode, Date.now() + SETTLE_MS)
     if (zero.length > 0) this.queueReap()
   }
@@ -309,11 +314,13 @@ export class ClusterFileData implements FileData {
 
   /** Upload and attach what is staged for the inode; the caller holds the inode's turn. */
   private async flushNow(inode: bigint): Promise<void> {
+    await this.settleDoubt(inode)
     const f = this.staging.take(inode)
     if (f === undefined) return
     const list = this.inflight.get(inode) ?? []
     list.push(f)
     this.inflight.set(inode, list)
+    let unsettled = false
     try {
       const { counts, ver } = await this.upload(inode, f)
       this.slices.drop(inode)
@@ -321,22 +328,64 @@ export class ClusterFileData implements FileData {
       const at = this.o.compactAt ?? COMPACT_AT
       if (at > 0) for (const [idx, n] of counts) if (n > at) this.queueCompaction(inode, idx)
     } catch (err) {
+      // Stored or not, nobody can say yet: neither promised nor flushed again until settled.
+      if (err instanceof Unsettled) {
+        unsettled = true
+        this.doubts.set(inode, { f, u: err })
+        throw storeError(err.cause, `flush of inode ${inode}`)
+      }
       // Nothing was promised for these bytes yet: keep them for the next COMMIT, unless the file is gone.
       if (!(err instanceof VfsError && err.code === 'ESTALE')) this.staging.restore(inode, f)
       throw storeError(err, `flush of inode ${inode}`)
     } finally {
-      const rest = (this.inflight.get(inode) ?? []).filter((x) => x !== f)
-      if (rest.length === 0) this.inflight.delete(inode)
-      else this.inflight.set(inode, rest)
+      if (!unsettled) this.dropInflight(inode, f)
     }
   }
 
+  /**
+   * Before the inode's next flush: what became of the one in doubt? Attached: its bytes are
+   * stored (flushing them again would attach them twice). Not: they go back under what was
+   * staged since. Throws, and the flush fails, while the database cannot say.
+   */
+  private async settleDoubt(inode: bigint): Promise<void> {
+    const d = this.doubts.get(inode)
+    if (d === undefined) return
+    const attached = await settleLater(this.flushDeps(), d.u)
+    this.doubts.delete(inode)
+    this.dropInflight(inode, d.f)
+    if (attached) {
+      this.slices.drop(inode)
+      this.o.onChanged?.([inode], new Map())
+    } else {
+      this.staging.restore(inode, d.f)
+    }
+  }
+
+  /** The file is gone: its flush in doubt is abandoned (a committed attach was released with the file). */
+  private dropDoubt(inode: bigint): void {
+    const d = this.doubts.get(inode)
+    if (d === undefined) return
+    this.doubts.delete(inode)
+    this.dropInflight(inode, d.f)
+    this.track(abandonSlices(this.o.db, this.o.store, d.u.slices, this.layout.blockSize))
+  }
+
+  private dropInflight(inode: bigint, f: StagedFile): void {
+    const rest = (this.inflight.get(inode) ?? []).filter((x) => x !== f)
+    if (rest.length === 0) this.inflight.delete(inode)
+    else this.inflight.set(inode, rest)
+  }
+
   private upload(inode: bigint, f: StagedFile): Promise<Flushed> {
-    return uploadAndAttach({
+    return uploadAndAttach(this.flushDeps(), inode, f)
+  }
+
+  private flushDeps(): FlushDeps {
+    return {
       ...this.o, layout: this.layout, sliceIds: this.sliceIds,
       stored: (bytes) => { this.usedDelta += bytes },
       track: (p) => { this.track(p) },
-    }, inode, f)
+    }
   }
 
   private serialized<T>(inode: bigint, fn: () => Promise<T>): Promise<T> {
@@ -351,7 +400,7 @@ export class ClusterFileData implements FileData {
   }
 
   private flushIdle(before: number): void {
-    for (const inode of this.staging.idle(before)) {
+    for (const inode of new Set([...this.staging.idle(before), ...this.doubts.keys()])) {
       this.track(this.flush(inode))
     }
   }

@@ -14,7 +14,7 @@ import { takeId } from './compaction.ts'
 import { blockKey } from './keys.ts'
 import type { DataLayout } from './layout.ts'
 import type { StagedFile } from './staging.ts'
-import { abandonSlices, deleteSliceBlocks, parallel, recordPending, referenced, settleAttach, type SliceSize } from './upload.ts'
+import { abandonSlices, deleteSliceBlocks, parallel, recordPending, settleAttach, type SliceSize } from './upload.ts'
 
 export interface FlushDeps {
   db: SqlDb
@@ -30,6 +30,36 @@ export interface FlushDeps {
   stored: (bytes: number) => void
   /** Background work (close waits for it). */
   track: (p: Promise<unknown>) => void
+}
+
+/**
+ * A flush whose attach's outcome is unknown and could not be settled (the database did not
+ * answer): its slices, their bytes, and the error to report (`cause`). Nothing is promised.
+ */
+export class Unsettled extends Error {
+  readonly slices: readonly SliceSize[]
+  readonly bytes: number
+  constructor(slices: readonly SliceSize[], bytes: number, cause: unknown) {
+    super(`attach of slices ${slices.map((s) => s.id).join(', ')}: outcome unknown`, { cause })
+    this.name = 'Unsettled'
+    this.slices = slices
+    this.bytes = bytes
+  }
+}
+
+/**
+ * Settle an Unsettled flush (settleAttach): true when its attach committed (its bytes are now
+ * counted); false when it attached nothing (its blocks are being deleted). Throws while the
+ * database cannot say.
+ */
+export async function settleLater(d: Pick<FlushDeps, 'db' | 'store' | 'layout' | 'stored' | 'track'>, u: Unsettled): Promise<boolean> {
+  const left = await settleAttach(d.db, u.slices)
+  if (left === 'attached') {
+    d.stored(u.bytes)
+    return true
+  }
+  d.track(deleteSliceBlocks(d.store, left, d.layout.blockSize))
+  return false
 }
 
 export interface Flushed {
@@ -79,17 +109,10 @@ export async function uploadAndAttach(d: FlushDeps, inode: bigint, f: StagedFile
       d.track(deleteSliceBlocks(store, left, bs))
       throw err
     }
-    // Unsettled (the database did not answer that either): the bytes stay staged, and an attach
-    // that did commit is found by the abandon (no row left, references there), so its bytes are
-    // counted; the retry stores them again (twice until compaction, but counted as stored). No
-    // row and no reference: the settling DELETE committed with its reply lost too, and nothing
-    // names those blocks any more.
-    d.track(abandonSlices(db, store, sizes, bs).then(async (pending) => {
-      if (told || sizes.length === 0 || pending.size > 0) return
-      const refs = await referenced(db, sizes)
-      if (refs.size === sizes.length) d.stored(bytes)
-      else await deleteSliceBlocks(store, sizes.filter((s) => !refs.has(s.id)), bs)
-    }))
+    // Unsettled: the database did not answer that either. The bytes are neither stored nor
+    // not; the caller keeps them aside until a later settleAttach can say (file-data.ts).
+    if (!told) throw new Unsettled(sizes, bytes, err)
+    d.track(abandonSlices(db, store, sizes, bs))
     throw err
   }
 }

@@ -91,15 +91,18 @@ export async function abandonSlices(db: SqlDb, store: ObjectStore, slices: reado
  * An attach whose outcome is unknown (its reply was lost: it may have committed, or may still
  * commit on the server) is settled by claiming its pending rows. The attach deletes every one
  * or none (attach.ts), and a row we delete can no longer be attached; the DELETE waits for an
- * attach holding the rows to end. None left: the attach committed, the bytes are stored and
- * must not be flushed again (they would be attached twice). (Reclaim also deletes pending rows,
- * but only a dead session's: reclaim.ts.) Otherwise it attached nothing and never will: the
- * slices to delete the blocks of are returned.
+ * attach holding the rows to end. Rows claimed: it attached nothing and never will; the slices
+ * to delete the blocks of are returned. None left: the attach committed, or an earlier settling
+ * claimed them and its reply was lost too (reclaim takes only a dead session's: reclaim.ts).
+ * The references tell them apart (a new statement, so it sees an attach our DELETE waited
+ * for); any one means the attach committed (it makes all or none; the rest were released
+ * since): the bytes are stored and must not be flushed again (they would be attached twice).
  */
 export async function settleAttach(db: SqlDb, slices: readonly SliceSize[]): Promise<'attached' | SliceSize[]> {
   const pending = await claimPending(db, slices)
-  if (slices.length > 0 && pending.size === 0) return 'attached'
-  return slices.filter((s) => pending.has(s.id))
+  if (pending.size > 0 || slices.length === 0) return slices.filter((s) => pending.has(s.id))
+  const refs = await referenced(db, slices)
+  return refs.size > 0 ? 'attached' : [...slices]
 }
 
 /** The ids of the slices that have a reference row (were attached and are still named; one round trip). */
