@@ -23,7 +23,7 @@ import { chunkLists, readStored, type StoredRead } from './stored-read.ts'
 import { storeError } from './store-error.ts'
 import { Staging, type StagedFile } from './staging.ts'
 import { truncateChunks } from './truncate.ts'
-import { abandonSlices, parallel } from './upload.ts'
+import { parallel } from './upload.ts'
 import type { FileData, StagedState } from './types.ts'
 
 export interface FileDataOptions {
@@ -361,13 +361,16 @@ export class ClusterFileData implements FileData {
     }
   }
 
-  /** The file is gone: its flush in doubt is abandoned (a committed attach was released with the file). */
+  /**
+   * The file is gone: its flush in doubt is settled in the background. Its bytes are not
+   * wanted either way, but a committed attach's are counted: the release uncounts them.
+   */
   private dropDoubt(inode: bigint): void {
     const d = this.doubts.get(inode)
     if (d === undefined) return
     this.doubts.delete(inode)
     this.dropInflight(inode, d.f)
-    this.track(abandonSlices(this.o.db, this.o.store, d.u.slices, this.layout.blockSize))
+    this.track(settleLater(this.flushDeps(), d.u))
   }
 
   private dropInflight(inode: bigint, f: StagedFile): void {
