@@ -7,23 +7,23 @@
 import { VfsError } from '../../errors.ts'
 import type { Stability, Timespec } from '../../types.ts'
 import { IdBatch } from '../ids.ts'
-import { ObjectStoreUnavailable, type ObjectStore } from '../object-store.ts'
+import type { ObjectStore } from '../object-store.ts'
 import { COUNTER } from '../schema.ts'
 import type { SqlDb, SqlTx } from '../sql.ts'
-import { attachSlices, type Attached, type NewSlice } from './attach.ts'
 import { BlockCache, isMissing } from './block-cache.ts'
-import { blocksOf, readSegments, type BlockReader } from './chunk-read.ts'
-import { COMPACT_AT, compactChunk, takeId, type CompactResult } from './compaction.ts'
+import { blocksOf, type BlockReader } from './chunk-read.ts'
+import { COMPACT_AT, compactChunk, type CompactResult } from './compaction.ts'
+import { settleLater, Unsettled, uploadAndAttach, type FlushDeps, type Flushed } from './flush.ts'
 import { layoutOf, MAX_CHUNK_INDEX, type DataLayout } from './layout.ts'
 import { ReadAhead } from './read-ahead.ts'
 import { mergeSlices } from './read-merge.ts'
 import { reapZeroRefs, releaseChunks } from './refs.ts'
-import { blockKey } from './keys.ts'
-import { decodeSlices, type SliceRecord } from './slice.ts'
 import { SliceCache } from './slice-cache.ts'
+import { chunkLists, readStored, type StoredRead } from './stored-read.ts'
+import { storeError } from './store-error.ts'
 import { Staging, type StagedFile } from './staging.ts'
 import { truncateChunks } from './truncate.ts'
-import { abandonSlices, parallel, recordPending, type SliceSize } from './upload.ts'
+import { parallel } from './upload.ts'
 import type { FileData, StagedState } from './types.ts'
 
 export interface FileDataOptions {
@@ -77,6 +77,8 @@ export class ClusterFileData implements FileData {
   private readonly o: FileDataOptions
   private readonly staging = new Staging()
   private readonly inflight = new Map<bigint, StagedFile[]>()
+  /** A flush per inode whose attach's outcome is unknown (flush.ts Unsettled); its bytes stay in inflight, read, until settled. */
+  private readonly doubts = new Map<bigint, { f: StagedFile; u: Unsettled }>()
   private readonly locks = new Map<bigint, Promise<unknown>>()
   private readonly slices: SliceCache
   private readonly sliceIds: IdBatch
@@ -146,13 +148,15 @@ export class ClusterFileData implements FileData {
   }
 
   async flushAll(): Promise<void> {
-    const results = await Promise.allSettled([...this.staging.files.keys()].map((i) => this.flush(i)))
+    const inodes = new Set([...this.staging.files.keys(), ...this.doubts.keys()])
+    const results = await Promise.allSettled([...inodes].map((i) => this.flush(i)))
     const failed = results.find((r) => r.status === 'rejected')
     if (failed !== undefined) throw failed.reason
   }
 
   discard(inode: bigint): void {
     this.staging.take(inode)
+    this.dropDoubt(inode)
     this.slices.drop(inode)
     this.readAhead.forget(inode)
   }
@@ -166,6 +170,7 @@ export class ClusterFileData implements FileData {
   async release(tx: SqlTx, inode: bigint): Promise<void> {
     const zero = await releaseChunks(tx, inode)
     this.staging.take(inode)
+    this.dropDoubt(inode)
     this.slices.dropSettling(inode, Date.now() + SETTLE_MS)
     if (zero.length > 0) this.queueReap()
   }
@@ -190,7 +195,7 @@ export class ClusterFileData implements FileData {
       const mark = this.slices.mark(inode)
       let out: Buffer
       try {
-        out = await this.readStored(inode, off, n, mark)
+        out = await readStored(this.readDeps(), inode, off, n, mark)
       } catch (err) {
         // A slice list cached before a compaction or truncation names blocks since deleted: read the list again.
         if (isMissing(err) && attempt === 0) {
@@ -266,55 +271,8 @@ export class ClusterFileData implements FileData {
     }
   }
 
-  private async readStored(inode: bigint, off: number, n: number, mark: string): Promise<Buffer> {
-    const out = Buffer.alloc(n)
-    const cs = this.layout.chunkSize
-    const first = Math.floor(off / cs)
-    const last = Math.floor((off + n - 1) / cs)
-    const lists = await this.chunkLists(inode, first, last, mark)
-    const read = this.blockReader()
-    const concurrency = this.o.concurrency ?? 8
-    const jobs: Promise<void>[] = []
-    for (let idx = first; idx <= last; idx++) {
-      const base = idx * cs
-      const a = Math.max(off, base) - base
-      const b = Math.min(off + n, base + cs) - base
-      const records = lists.get(idx) ?? []
-      if (records.length === 0) continue
-      const segs = mergeSlices(records, a, b)
-      jobs.push(readSegments(segs, out.subarray(base + a - off, base + b - off), a, this.layout.blockSize, read, concurrency))
-    }
-    const settled = await Promise.allSettled(jobs)
-    for (const s of settled) if (s.status === 'rejected') throw s.reason
-    return out
-  }
-
-  /** Slice lists of chunks first..last: from the cache, the rest in one query. */
-  private async chunkLists(inode: bigint, first: number, last: number, mark: string): Promise<Map<number, SliceRecord[]>> {
-    const lists = new Map<number, SliceRecord[]>()
-    let lo = -1
-    let hi = -1
-    for (let idx = first; idx <= last; idx++) {
-      const hit = this.slices.get(inode, idx)
-      if (hit !== undefined) {
-        lists.set(idx, hit)
-      } else {
-        if (lo < 0) lo = idx
-        hi = idx
-      }
-    }
-    if (lo < 0) return lists
-    const r = await this.o.db.query('SELECT idx, slices FROM tsnfs_chunk WHERE inode = $1 AND idx >= $2 AND idx <= $3', [inode, lo, hi])
-    const fetched = new Map<number, SliceRecord[]>()
-    for (let idx = lo; idx <= hi; idx++) if (!lists.has(idx)) fetched.set(idx, [])
-    for (const row of r.rows) {
-      const idx = Number(row['idx'])
-      if (lists.has(idx)) continue
-      fetched.set(idx, decodeSlices(row['slices'] as Buffer, `inode ${inode} chunk ${idx}`))
-    }
-    this.slices.set(inode, mark, fetched, Date.now())
-    for (const [idx, recs] of fetched) lists.set(idx, recs)
-    return lists
+  private readDeps(): StoredRead {
+    return { db: this.o.db, slices: this.slices, layout: this.layout, read: this.blockReader(), concurrency: this.o.concurrency ?? 8 }
   }
 
   /**
@@ -329,7 +287,7 @@ export class ClusterFileData implements FileData {
     const first = Math.floor(from / cs)
     const last = Math.floor((to - 1) / cs)
     const run = async (): Promise<void> => {
-      const lists = await this.chunkLists(inode, first, last, this.slices.mark(inode))
+      const lists = await chunkLists(this.readDeps(), inode, first, last, this.slices.mark(inode))
       const blocks: { key: string; blockLen: number }[] = []
       for (let idx = first; idx <= last; idx++) {
         const records = lists.get(idx) ?? []
@@ -356,55 +314,80 @@ export class ClusterFileData implements FileData {
 
   /** Upload and attach what is staged for the inode; the caller holds the inode's turn. */
   private async flushNow(inode: bigint): Promise<void> {
+    await this.settleDoubt(inode)
     const f = this.staging.take(inode)
     if (f === undefined) return
     const list = this.inflight.get(inode) ?? []
     list.push(f)
     this.inflight.set(inode, list)
+    let unsettled = false
     try {
       const { counts, ver } = await this.upload(inode, f)
       this.slices.drop(inode)
-      this.o.onChanged?.([inode], new Map([[inode, ver]]))
+      this.o.onChanged?.([inode], ver === undefined ? new Map() : new Map([[inode, ver]]))
       const at = this.o.compactAt ?? COMPACT_AT
       if (at > 0) for (const [idx, n] of counts) if (n > at) this.queueCompaction(inode, idx)
     } catch (err) {
+      // Stored or not, nobody can say yet: neither promised nor flushed again until settled.
+      if (err instanceof Unsettled) {
+        unsettled = true
+        this.doubts.set(inode, { f, u: err })
+        throw storeError(err.cause, `flush of inode ${inode}`)
+      }
       // Nothing was promised for these bytes yet: keep them for the next COMMIT, unless the file is gone.
       if (!(err instanceof VfsError && err.code === 'ESTALE')) this.staging.restore(inode, f)
       throw storeError(err, `flush of inode ${inode}`)
     } finally {
-      const rest = (this.inflight.get(inode) ?? []).filter((x) => x !== f)
-      if (rest.length === 0) this.inflight.delete(inode)
-      else this.inflight.set(inode, rest)
+      if (!unsettled) this.dropInflight(inode, f)
     }
   }
 
-  private async upload(inode: bigint, f: StagedFile): Promise<Attached> {
-    const { db, store, sid } = this.o
-    const bs = this.layout.blockSize
-    const runs = f.runs(this.layout.chunkSize)
-    const slices: (NewSlice & { data: Buffer })[] = []
-    for (const r of runs) {
-      const id = await takeId(this.sliceIds)
-      slices.push({ idx: r.idx, data: r.data, record: { pos: r.pos, id, size: r.data.length, off: 0, len: r.data.length } })
+  /**
+   * Before the inode's next flush: what became of the one in doubt? Attached: its bytes are
+   * stored (flushing them again would attach them twice). Not: they go back under what was
+   * staged since. Throws, and the flush fails, while the database cannot say.
+   */
+  private async settleDoubt(inode: bigint): Promise<void> {
+    const d = this.doubts.get(inode)
+    if (d === undefined) return
+    const attached = await settleLater(this.flushDeps(), d.u)
+    this.doubts.delete(inode)
+    this.dropInflight(inode, d.f)
+    if (attached) {
+      this.slices.drop(inode)
+      this.o.onChanged?.([inode], new Map())
+    } else {
+      this.staging.restore(inode, d.f)
     }
-    const sizes: SliceSize[] = slices.map((s) => ({ id: s.record.id, size: s.record.size }))
-    await recordPending(db, sid, sizes)
-    try {
-      const puts = slices.flatMap((s) => {
-        const out: { key: string; data: Buffer }[] = []
-        for (let i = 0; i * bs < s.data.length; i++) {
-          const part = s.data.subarray(i * bs, (i + 1) * bs)
-          out.push({ key: blockKey(s.record.id, i, part.length), data: part })
-        }
-        return out
-      })
-      await parallel(puts, this.o.concurrency ?? 8, (p) => store.put(p.key, p.data))
-      const attached = await attachSlices(db, { sid: this.o.notify === false ? null : sid, inode, slices, end: BigInt(f.end), mtime: f.mtime })
-      this.usedDelta += sizes.reduce((n, s) => n + s.size, 0)
-      return attached
-    } catch (err) {
-      this.track(abandonSlices(db, store, sizes, bs))
-      throw err
+  }
+
+  /**
+   * The file is gone: its flush in doubt is settled in the background. Its bytes are not
+   * wanted either way, but a committed attach's are counted: the release uncounts them.
+   */
+  private dropDoubt(inode: bigint): void {
+    const d = this.doubts.get(inode)
+    if (d === undefined) return
+    this.doubts.delete(inode)
+    this.dropInflight(inode, d.f)
+    this.track(settleLater(this.flushDeps(), d.u))
+  }
+
+  private dropInflight(inode: bigint, f: StagedFile): void {
+    const rest = (this.inflight.get(inode) ?? []).filter((x) => x !== f)
+    if (rest.length === 0) this.inflight.delete(inode)
+    else this.inflight.set(inode, rest)
+  }
+
+  private upload(inode: bigint, f: StagedFile): Promise<Flushed> {
+    return uploadAndAttach(this.flushDeps(), inode, f)
+  }
+
+  private flushDeps(): FlushDeps {
+    return {
+      ...this.o, layout: this.layout, sliceIds: this.sliceIds,
+      stored: (bytes) => { this.usedDelta += bytes },
+      track: (p) => { this.track(p) },
     }
   }
 
@@ -420,7 +403,7 @@ export class ClusterFileData implements FileData {
   }
 
   private flushIdle(before: number): void {
-    for (const inode of this.staging.idle(before)) {
+    for (const inode of new Set([...this.staging.idle(before), ...this.doubts.keys()])) {
       this.track(this.flush(inode))
     }
   }
@@ -459,19 +442,4 @@ export class ClusterFileData implements FileData {
   private assertOpen(): void {
     if (this.closed) throw new VfsError('EIO', 'file data layer is closed')
   }
-}
-
-/**
- * Store failures as errno naming what failed; other errors pass through.
- * A missing block is EIO (the data is gone). An unreachable store is EAGAIN,
- * which the server sends as NFS3ERR_JUKEBOX (RFC 1813 §2.6: "temporarily
- * unable to complete"): the client retries later, as it does for an
- * unreachable database (server/cluster-errors.ts). Nothing was acknowledged:
- * a failed flush keeps its bytes staged, so the retried write or COMMIT
- * stores them once the store is back.
- */
-function storeError(err: unknown, what: string): unknown {
-  if (isMissing(err)) return new VfsError('EIO', `${what}: block ${err.key} is missing from the object store`, { cause: err })
-  if (err instanceof ObjectStoreUnavailable) return new VfsError('EAGAIN', `${what}: ${err.message}`, { cause: err })
-  return err
 }
