@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { isDeepStrictEqual, promisify } from 'node:util'
 import { ChangeLog } from '../../../server/replication/change-log.ts'
 import type { ChangeLogOptions, LogIo } from '../../../server/replication/change-log.ts'
+import { changeBytes } from '../../../server/replication/change-codec.ts'
 import { HEADER_BYTES, parseRecord, sealRecord } from '../../../server/replication/log-format.ts'
 import { fdatasync, writeAll } from '../../../server/replication/log-segment.ts'
 import type { Change } from '../../../vfs/replica/change.ts'
@@ -350,7 +351,17 @@ t.test('damage in headers, seqs, and damage found only when read', async (t) => 
   const dir = join(t.testdir(), 'log')
   const log = await openLog(t, { dir, segmentBytes: 4096 })
   const next = randomChanges(seed + 7, false)
-  const changes = Array.from({ length: 150 }, next)
+  // The damage below lands in the first segment's records 2 to 4, so that segment must hold four: a segment
+  // takes records up to 4096 bytes, and one 4 KiB symlink target among the first changes left it one or two
+  // (TSNFS_SEED=46753: the seq damage overwrote the header instead). The first four are drawn under 900 bytes
+  // encoded; the rest as they come, big ones included.
+  const small = (): Change => {
+    for (;;) {
+      const c = next()
+      if (changeBytes(c).length <= 900) return c
+    }
+  }
+  const changes = Array.from({ length: 150 }, (_, i) => (i < 4 ? small() : next()))
   for (const c of changes) log.append(c)
   await log.durable(150n)
   await log.close()
@@ -359,6 +370,8 @@ t.test('damage in headers, seqs, and damage found only when read', async (t) => 
   const first = join(dir, files[0] ?? '')
   const second = join(dir, files[1] ?? '')
   const good = await readFile(first)
+  const offsets = await recordOffsets(first)
+  t.ok(offsets.length >= 4 && files.length >= 2, `the first of ${String(files.length)} segments holds ${String(offsets.length)} records`)
   const refuse = async (damaged: Buffer, message: string, what: string): Promise<void> => {
     await writeFile(first, damaged)
     await t.rejects(ChangeLog.open({ dir, exportId: 3 }), { name: 'ReplicationError', code: 'REPL_LOG_CORRUPT', message }, what)
@@ -371,7 +384,6 @@ t.test('damage in headers, seqs, and damage found only when read', async (t) => 
   }
   await refuse(flipped(13), `change log segment ${first}: header CRC mismatch at offset 24`, 'a flipped export id byte')
   await refuse(good.subarray(0, 20), `change log segment ${first}: file ends inside the header at offset 20`, 'a sealed segment cut inside its header')
-  const offsets = await recordOffsets(first)
   const second0 = offsets[1] ?? 0
   // A record with a good CRC but the wrong seq (a copy of another), then one that does not decode.
   const wrongSeq = Buffer.from(good)
