@@ -19,23 +19,14 @@
  * server may return less than asked); one with eof, or with no data, ends
  * the file there.
  */
+import type { BlockTransfer } from './file-upload.ts'
 import { withCred } from './identity.ts'
-import type { Nfs3 } from './nfs3.ts'
-import type { CallCredential } from './rpc/auth.ts'
-import type { BufferPool } from './rpc/buffer-pool.ts'
 
 /** Take `data` (the file's bytes at `pos`) before returning: the buffer is reused afterwards. */
 export type SinkWrite = (data: Buffer, pos: number) => void
 
-export interface DownloadSource {
-  nfs: Nfs3
-  fh: Buffer
-  cred: CallCredential | undefined
-  /** Where READ replies of a block are received (given back here once written). */
-  buffers: BufferPool
-  blockSize: number
-  /** READs in flight at most (the window opens from 2 as the sink finds its next block still on the way). */
-  slots: number
+/** slots: READs in flight at most (the window opens from 2 as the sink finds its next block still on the way). */
+export interface DownloadSource extends BlockTransfer {
   /** The file's size as last known (the READ replies keep it current). */
   size: () => number
 }

@@ -24,15 +24,19 @@ import type { BufferPool } from './rpc/buffer-pool.ts'
 /** Fill `buf` from the source at `pos`; the bytes read (0: the end of the source). */
 export type SourceRead = (buf: Buffer, pos: number) => Promise<number>
 
-export interface UploadTarget {
+/** A file's blocks moved to or from the server: whose, with which buffers, how many calls at once. */
+export interface BlockTransfer {
   nfs: Nfs3
   fh: Buffer
   cred: CallCredential | undefined
+  /** The client's pool: WRITE data is read into it, READ replies are received into it. */
   buffers: BufferPool
   blockSize: number
-  /** WRITEs in flight at once. */
+  /** Calls in flight at most. */
   slots: number
 }
+
+export type UploadTarget = BlockTransfer
 
 /** A range the server acknowledged UNSTABLE, and the verifier it answered with. */
 interface Acked {
