@@ -13,7 +13,7 @@
 import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import { FILE_SYNC, Nfs3, S, UNSTABLE } from '../helpers/local.ts'
-import { freePort } from '../helpers/ports.ts'
+import { closedPort } from '../helpers/ports.ts'
 import { testDatabase } from '../helpers/postgres.ts'
 import { PgDb } from '../../vfs/cluster/clients/pg-db.ts'
 import { initCluster } from '../../vfs/cluster/init.ts'
@@ -99,7 +99,7 @@ t.test('the database restarted under two servers: clean failures while it is dow
 
 t.test('the object store unreachable: metadata works, stable writes fail within a bound, nothing unstable is called stable', async (t) => {
   const db = clusterDbAt(t, await testDatabase(t))
-  const closed = await freePort()
+  const closed = await closedPort()
   const data = `s3://tsnfs-down?endpoint=http://127.0.0.1:${String(closed)}&region=default&path_style=1`
   writeFileSync(db.credentials, `meta_password=${new URL(db.adminUrl).password}\ns3_access_key=test\ns3_secret_key=test-secret\n`, { mode: 0o600 })
   // `tsnfs cluster init` would stop at creating the bucket: the database alone is initialized here.

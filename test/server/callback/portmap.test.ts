@@ -14,7 +14,7 @@ import { PortCache, callRegistered, peerPort, sendOneWayRegistered } from '../..
 import { IPPROTO_TCP, IPPROTO_UDP } from '../../../xdr/generated/portmap.ts'
 import { xdr_uint } from '../../../xdr/runtime/codec.ts'
 import { P, TEST_PROG_NUMBER, newHooks, testProgram } from '../../helpers/rpc.ts'
-import { freePort } from '../../helpers/ports.ts'
+import { closedPort } from '../../helpers/ports.ts'
 
 const HOST = '127.0.0.2'
 
@@ -59,7 +59,7 @@ t.test('the cache expires and stays bounded', async (t) => {
 t.test('a failed call to a cached port forgets it', async (t) => {
   const { port, registry, hooks } = await peerHost(t)
   const cache = new PortCache()
-  const dead = await freePort()
+  const dead = await closedPort()
   registry.set({ prog: TEST_PROG_NUMBER, vers: 1, prot: IPPROTO_TCP, port: dead })
   const target = { host: HOST, pmapPort: port, transport: 'tcp' as const, prog: TEST_PROG_NUMBER, vers: 1, proc: P.TESTPROC_ECHO.proc }
   await t.rejects(callRegistered(target, xdr_uint, 7, xdr_uint, { cache }), { code: 'CALL_UNREACHABLE' })

@@ -20,7 +20,7 @@ import { WitnessNode } from '../../../server/replication/witness.ts'
 import { repl_role } from '../../../xdr/generated/replication.ts'
 import { startStandby } from './fixtures.ts'
 import type { StandbyFixture } from './fixtures.ts'
-import { freePort } from '../../helpers/ports.ts'
+import { closedPort } from '../../helpers/ports.ts'
 
 
 /** A primary's replication program (node 'a', epoch 1) on its own port, as `tsnfs serve` answers it. */
@@ -79,7 +79,7 @@ t.test('a witness that still sees the primary vetoes; once the primary is gone t
 
   const sb = await startStandby(t, { dir: join(t.testdir(), 'b'), targets: [] })
   // The standby is cut off from the primary: its own heartbeat goes to a port nobody answers.
-  const unreachable = { name: 'a', host: '127.0.0.1', port: await freePort() }
+  const unreachable = { name: 'a', host: '127.0.0.1', port: await closedPort() }
   const a = auto(sb, { primary: unreachable, witnesses: [{ name: 'w', host: '127.0.0.1', port: w.port }] })
   t.equal(await a.check(), false, 'no takeover while the witness sees the primary')
   t.equal(a.last?.decision.veto, 'QUORUM_PRIMARY_SEEN', a.last?.decision.detail ?? '')
@@ -96,8 +96,8 @@ t.test('a witness that still sees the primary vetoes; once the primary is gone t
 
 t.test('no takeover: the primary heard recently, no witness answering, an export out of step', async (t) => {
   const sb = await startStandby(t, { dir: t.testdir(), targets: [] })
-  const dead = { name: 'a', host: '127.0.0.1', port: await freePort() }
-  const quietWitness = { name: 'w', host: '127.0.0.1', port: await freePort() }
+  const dead = { name: 'a', host: '127.0.0.1', port: await closedPort() }
+  const quietWitness = { name: 'w', host: '127.0.0.1', port: await closedPort() }
 
   const recent = auto(sb, { primary: dead, witnesses: [quietWitness], silenceMs: () => 100 })
   t.equal(await recent.check(), false)

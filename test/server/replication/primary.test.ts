@@ -10,7 +10,7 @@ import { silentLogger } from '../../../server/logger.ts'
 import { NodeState } from '../../../server/replication/node-state.ts'
 import { PrimaryReplication } from '../../../server/replication/primary.ts'
 import { startStandby } from './fixtures.ts'
-import { freePort } from '../../helpers/ports.ts'
+import { closedPort } from '../../helpers/ports.ts'
 
 const open = (stateDir: string): Promise<PrimaryReplication> =>
   PrimaryReplication.open({ stateDir, cluster: 'c', node: 'n', standbys: [], mode: 'sync', log: silentLogger })
@@ -51,7 +51,7 @@ t.test('fencing at start: a standby of the same epoch, or none answering, lets t
   const dir = t.testdir()
   const sb = await startStandby(t, { dir: join(dir, 'standby'), targets: [], role: 'standby', epoch: 1n })
   // A port nothing listens on: the connection is refused at once (counts as a dead standby).
-  const dead = await freePort()
+  const dead = await closedPort()
   const p = await PrimaryReplication.open({ stateDir: join(dir, 'primary'), cluster: 'c1', node: 'p', standbys: [{ host: '127.0.0.1', port: sb.port }, { host: '127.0.0.1', port: dead }], mode: 'sync', log: silentLogger, timeoutMs: 1000 })
   await p.checkPeersAtStart()
   t.equal(p.view().role, 'primary')

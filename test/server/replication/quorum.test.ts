@@ -17,7 +17,7 @@ import { defineProgram } from '../../../server/rpc/program.ts'
 import { RpcServer } from '../../../server/rpc/server.ts'
 import { TSNFS_REPL_PROG, repl_role, repl_stat } from '../../../xdr/generated/replication.ts'
 import type { repl_heartbeat_res, repl_peer, repl_status_res } from '../../../xdr/generated/replication.ts'
-import { freePort } from '../../helpers/ports.ts'
+import { closedPort } from '../../helpers/ports.ts'
 
 const dead = (witness: string, epoch = 3n): WitnessAnswer => ({ witness, seesPrimary: false, epoch })
 const alive = (witness: string, epoch = 3n): WitnessAnswer => ({ witness, seesPrimary: true, epoch })
@@ -185,7 +185,7 @@ const statusOf = (role: repl_role, epoch: bigint, primarySeenMsAgo: bigint): rep
 const ANSWERS_DEAD: Node = { heartbeat: { status: repl_stat.REPL_OK, ok: { role: repl_role.REPL_STANDBY, epoch: 3n } }, status: statusOf(repl_role.REPL_STANDBY, 3n, 9000n) }
 
 t.test('the probe over real sockets', async (t) => {
-  const closed: PeerAddress = { name: 'p', host: '127.0.0.1', port: await freePort() }
+  const closed: PeerAddress = { name: 'p', host: '127.0.0.1', port: await closedPort() }
   const w1 = await startNode(t, 'w1', ANSWERS_DEAD)
   const w2 = await startNode(t, 'w2', ANSWERS_DEAD)
   const sees = await startNode(t, 'w3', { ...ANSWERS_DEAD, status: statusOf(repl_role.REPL_STANDBY, 3n, 800n) })
