@@ -7,7 +7,7 @@
  */
 import t from 'tap'
 import { NfsClient, RpcError, getPort } from '../../client/index.ts'
-import { freePort } from '../helpers/ports.ts'
+import { closedPort } from '../helpers/ports.ts'
 import { startServer } from '../helpers/server.ts'
 import { tsnfs } from '../cli/cli.ts'
 
@@ -18,7 +18,7 @@ const failure = async (p: Promise<unknown>): Promise<RpcError> => {
 }
 
 t.test('no portmapper: the error names it, its host and port', async (t) => {
-  const pm = await freePort()
+  const pm = await closedPort()
   const tcp = await failure(NfsClient.mount(`nfs://127.0.0.1/export?portmapport=${String(pm)}`))
   t.equal(tcp.message, `portmapper at 127.0.0.1:${String(pm)}: connection refused`)
   t.equal(tcp.code, 'RPC_CONNECTION_CLOSED', 'the code is kept')
@@ -37,15 +37,15 @@ t.test('a portmapper without the program says which portmapper', async (t) => {
 })
 
 t.test('the URL port with nothing there, nor a portmapper: both places are named', async (t) => {
-  const port = await freePort()
-  const pm = await freePort()
+  const port = await closedPort()
+  const pm = await closedPort()
   const err = await failure(NfsClient.mount(`nfs://127.0.0.1:${String(port)}/export?portmapport=${String(pm)}`))
   t.equal(err.message, `MOUNT at 127.0.0.1:${String(port)} (the URL's port): connection refused; portmapper at 127.0.0.1:${String(pm)}: connection refused`)
 })
 
 t.test('MOUNT answers but NFS does not: NFS is named', async (t) => {
   const fx = await startServer(t)
-  const nfs = await freePort()
+  const nfs = await closedPort()
   const err = await failure(NfsClient.mount({ host: '127.0.0.1', exportPath: '/export' }, { mountport: fx.port, nfsport: nfs }))
   t.equal(err.message, `NFS at 127.0.0.1:${String(nfs)}: connection refused`)
 })
@@ -64,8 +64,8 @@ t.test("host:PORT is the server's port: MOUNT there, not another server's from t
 })
 
 t.test('tsnfs ls prints where it looked', async (t) => {
-  const port = await freePort()
-  const pm = await freePort()
+  const port = await closedPort()
+  const pm = await closedPort()
   const r = await tsnfs(['ls', `nfs://127.0.0.1:${String(port)}/export?portmapport=${String(pm)}`])
   t.equal(r.code, 1)
   t.equal(r.stderr, `tsnfs ls: nfs://127.0.0.1:${String(port)}/export?portmapport=${String(pm)}: MOUNT at 127.0.0.1:${String(port)} (the URL's port): connection refused; portmapper at 127.0.0.1:${String(pm)}: connection refused\n`)

@@ -13,7 +13,7 @@ import { ObjectMissing, ObjectStoreUnavailable } from '../../vfs/cluster/object-
 import { VfsError } from '../../vfs/errors.ts'
 import { DatabaseUnavailable } from '../../vfs/cluster/clients/pg-db.ts'
 import { nfsstat3 } from '../../xdr/generated/nfs3.ts'
-import { freePort } from '../helpers/ports.ts'
+import { closedPort } from '../helpers/ports.ts'
 import { testDatabase } from '../helpers/postgres.ts'
 
 const stat = (err: unknown): number => toNfsStat(clusterError(err), silentLogger)
@@ -28,7 +28,7 @@ async function caught(p: Promise<unknown>): Promise<unknown> {
 }
 
 t.test('an unreachable database is JUKEBOX', async (t) => {
-  const port = await freePort()
+  const port = await closedPort()
   const c = new pg.Client({ connectionString: `postgres://u@127.0.0.1:${port}/db`, connectionTimeoutMillis: 2000 })
   const err = await caught(c.connect())
   t.equal(stat(err), nfsstat3.NFS3ERR_JUKEBOX, `pg connect to a closed port: ${(err as Error).message}`)

@@ -15,7 +15,7 @@ import { PeerCallError, callPeer, isTransient, sendOneWay } from '../../../serve
 import type { PeerCall } from '../../../server/callback/caller.ts'
 import { xdr_uint, xdr_void } from '../../../xdr/runtime/codec.ts'
 import { P, TEST_PROG_NUMBER, deferred, startTestServer, xdr_bytes } from '../../helpers/rpc.ts'
-import { freePort } from '../../helpers/ports.ts'
+import { closedPort } from '../../helpers/ports.ts'
 
 const ECHO = P.TESTPROC_ECHO.proc
 const at = (port: number, transport: 'udp' | 'tcp', proc: number, extra: Partial<PeerCall> = {}): PeerCall => ({
@@ -48,7 +48,7 @@ for (const transport of ['udp', 'tcp'] as const) {
   })
 
   t.test(`${transport}: a closed port is unreachable at once; an aborted call stops`, async (t) => {
-    const port = await freePort()
+    const port = await closedPort()
     const started = performance.now()
     await t.rejects(callPeer(at(port, transport, ECHO), xdr_uint, 1, xdr_uint, { timeoutMs: 5000 }), { code: 'CALL_UNREACHABLE' })
     t.ok(performance.now() - started < 2000, 'without waiting for the timeout')

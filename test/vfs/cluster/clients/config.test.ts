@@ -9,7 +9,7 @@ import { DatabaseUnavailable } from '../../../../vfs/cluster/clients/pg-db.ts'
 import { PgStore } from '../../../../vfs/cluster/clients/pg-store.ts'
 import { S3Store } from '../../../../vfs/cluster/clients/s3-store.ts'
 import { testDatabase } from '../../../helpers/postgres.ts'
-import { freePort } from '../../../helpers/ports.ts'
+import { closedPort } from '../../../helpers/ports.ts'
 
 const META = 'postgres://tsnfs@db1:5432/fs?sslmode=verify-full'
 
@@ -109,7 +109,7 @@ t.test('openClusterStores: a wrong password or an absent database fails at open,
   const wrong = await openClusterStores(parseClusterConfig({ meta: url.toString(), data: 'postgres' }), { PGPASSWORD: 'wrong' }).then(() => undefined, (e: unknown) => e)
   t.match(String(wrong), /password authentication failed/)
   t.equal((wrong as { code?: string }).code, '28P01', 'the SQLSTATE is kept (not a connection error: no retry)')
-  const port = await freePort()
+  const port = await closedPort()
   const down = await openClusterStores(parseClusterConfig({ meta: `postgres://u@127.0.0.1:${port}/fs`, data: 'postgres' }), { PGPASSWORD: 'x' }).then(() => undefined, (e: unknown) => e)
   t.ok(down instanceof DatabaseUnavailable, String(down))
   t.match((down as Error).message, `postgres u@127.0.0.1:${port}/fs`)

@@ -6,7 +6,7 @@ import { once } from 'node:events'
 import { DatabaseUnavailable, PgDb, type PgDbOptions } from '../../../../vfs/cluster/clients/pg-db.ts'
 import { sqlState } from '../../../../vfs/cluster/sql.ts'
 import { testDatabase } from '../../../helpers/postgres.ts'
-import { freePort } from '../../../helpers/ports.ts'
+import { closedPort } from '../../../helpers/ports.ts'
 
 /** Resolves for everyone once `n` have arrived: makes two transactions interleave at a chosen point. */
 function barrier(n: number): () => Promise<void> {
@@ -131,7 +131,7 @@ t.test('a statement past statement_timeout fails with 57014, is not retried, and
 })
 
 t.test('a closed port: DatabaseUnavailable naming the database, within a bound', async (t) => {
-  const port = await freePort()
+  const port = await closedPort()
   const db = new PgDb({ url: `postgres://postgres@127.0.0.1:${port}/nowhere` })
   t.teardown(() => db.close())
   const started = Date.now()

@@ -4,7 +4,7 @@ import net from 'node:net'
 import { once } from 'node:events'
 import { S3Store } from '../../../../vfs/cluster/clients/s3-store.ts'
 import { ObjectStoreUnavailable } from '../../../../vfs/cluster/object-store.ts'
-import { freePort } from '../../../helpers/ports.ts'
+import { closedPort } from '../../../helpers/ports.ts'
 import { s3Status } from '../../../helpers/s3.ts'
 
 async function failure(p: Promise<unknown>): Promise<{ err: unknown; ms: number }> {
@@ -14,7 +14,7 @@ async function failure(p: Promise<unknown>): Promise<{ err: unknown; ms: number 
 }
 
 t.test('a closed port: every operation is ObjectStoreUnavailable within a bound', async (t) => {
-  const port = await freePort()
+  const port = await closedPort()
   const endpoint = `http://127.0.0.1:${port}`
   const store = new S3Store({ bucket: 'closed', endpoint, accessKeyId: 'a', secretAccessKey: 'b', maxAttempts: 3 })
   t.teardown(() => store.close())
