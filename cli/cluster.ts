@@ -13,8 +13,11 @@ import { formatClusterStatus, readClusterStatus } from './cluster-status.ts'
 import { wantsHelp } from './help.ts'
 
 export const CLUSTER_USAGE = `usage: tsnfs cluster init|status|gc|fsck --meta URL --data URL|postgres [--credentials FILE]
-  init    create the tables, settings (format, handle key, data location), the root directory
-          and the bucket (or the block table for --data postgres); run again: changes nothing
+  init [--small-blocks BYTES]
+          create the tables, settings (format, handle key, data location), the root directory
+          and the bucket (or the block table for --data postgres); run again: changes nothing.
+          --small-blocks (data in S3; e.g. 64k, at most 1m): blocks of at most BYTES are rows
+          in the database, not objects in the bucket; fixed once set (every server routes by it)
   status  format, data location, the servers using the file system (sessions, heartbeat age),
           inode and byte counters
   gc [--dry-run] [--min-age DURATION (1h)]
@@ -49,6 +52,7 @@ interface Parsed {
   credentials?: string
   dryRun: boolean
   minAgeMs: number
+  smallBlocks?: number
   json: boolean
   maxProblems?: number
   maxSlices?: number
@@ -59,6 +63,17 @@ function count(name: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined
   if (!/^[1-9]\d{0,8}$/.test(text)) throw new UsageError(`--${name} takes a count from 1 to 999999999, not "${text}"`)
   return Number(text)
+}
+
+/** `--small-blocks BYTES` (init, data in S3): `65536`, `64k`, `1m`; 0 keeps every block in the bucket. */
+function smallBlockOption(text: string | undefined, sub: string | undefined, data: string): number | undefined {
+  if (text === undefined) return undefined
+  if (sub !== 'init') throw new UsageError('--small-blocks is for init (the threshold is fixed when the file system is made)')
+  if (data === 'postgres') throw new UsageError('--small-blocks needs --data s3://…: with --data postgres every block is in the database already')
+  const m = /^(\d{1,7})([km]?)$/i.exec(text)
+  const n = m === null ? NaN : Number(m[1]) * ({ '': 1, k: 1024, m: 1024 * 1024 }[(m[2] ?? '').toLowerCase()] ?? NaN)
+  if (!(n >= 0 && n <= 1024 * 1024)) throw new UsageError(`--small-blocks takes 0 to 1m bytes (e.g. 64k), not "${text}"`)
+  return n
 }
 
 function parse(argv: string[]): Parsed {
@@ -75,6 +90,7 @@ function parse(argv: string[]): Parsed {
         json: { type: 'boolean', default: false },
         'max-problems': { type: 'string' },
         'max-slices': { type: 'string' },
+        'small-blocks': { type: 'string' },
       },
       allowPositionals: true,
     })
@@ -88,6 +104,7 @@ function parse(argv: string[]): Parsed {
   if (values.data === undefined) throw new UsageError('--data postgres or --data s3://bucket?endpoint=URL is required')
   if (sub !== 'gc' && (values['dry-run'] || values['min-age'] !== undefined)) throw new UsageError('--dry-run and --min-age are for gc')
   if (sub !== 'fsck' && (values['max-problems'] !== undefined || values['max-slices'] !== undefined)) throw new UsageError('--max-problems and --max-slices are for fsck')
+  const smallBlocks = smallBlockOption(values['small-blocks'], sub, values.data)
   const maxProblems = count('max-problems', values['max-problems'])
   const maxSlices = count('max-slices', values['max-slices'])
   return {
@@ -97,6 +114,7 @@ function parse(argv: string[]): Parsed {
     ...(values.credentials === undefined ? {} : { credentials: values.credentials }),
     dryRun: values['dry-run'],
     minAgeMs: parseDuration(values['min-age'] ?? '1h'),
+    ...(smallBlocks === undefined ? {} : { smallBlocks }),
     json: values.json,
     ...(maxProblems === undefined ? {} : { maxProblems }),
     ...(maxSlices === undefined ? {} : { maxSlices }),
@@ -122,7 +140,10 @@ export async function cluster(argv: string[]): Promise<number> {
     const { parseClusterConfig } = await import('../vfs/cluster/clients/config.ts')
     const { openClusterStores } = await import('../vfs/cluster/clients/open.ts')
     const cfg = parseClusterConfig({ meta: p.meta, data: p.data, credentials: p.credentials })
-    stores = await openClusterStores(cfg, process.env, { warn: (msg) => process.stderr.write(`tsnfs cluster: ${msg}\n`) })
+    stores = await openClusterStores(cfg, process.env, {
+      warn: (msg) => process.stderr.write(`tsnfs cluster: ${msg}\n`),
+      ...(p.smallBlocks === undefined ? {} : { smallBlocks: p.smallBlocks }),
+    })
   } catch (err) {
     process.stderr.write(`tsnfs cluster: ${(err as Error).message}\n`)
     return 1
@@ -146,7 +167,7 @@ async function run(p: Parsed, db: SqlDb, store: ObjectStore): Promise<number> {
       // The bucket first: a database that names a data location which does not exist would serve EIO.
       await store.init()
       const { initCluster } = await import('../vfs/cluster/init.ts')
-      await initCluster(db, { data: p.data })
+      await initCluster(db, { data: p.data, ...(p.smallBlocks === undefined ? {} : { smallBlocks: p.smallBlocks }) })
       print(`initialized: metadata in ${p.meta}, data in ${store.describe()}\n`)
       return 0
     }

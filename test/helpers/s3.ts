@@ -196,3 +196,20 @@ export async function testBucket(t: Pick<Test, 'teardown'>, options: TestBucketO
   if (options.create === true) await client.send(new CreateBucketCommand({ Bucket: name }))
   return name
 }
+
+/** Every key in `bucket`, in the gateway's (byte) order. */
+export async function bucketKeys(target: S3Target, bucket: string): Promise<string[]> {
+  const client = s3Client(target)
+  try {
+    const keys: string[] = []
+    let token: string | undefined
+    do {
+      const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }))
+      for (const o of page.Contents ?? []) if (o.Key !== undefined) keys.push(o.Key)
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined
+    } while (token !== undefined)
+    return keys
+  } finally {
+    client.destroy()
+  }
+}

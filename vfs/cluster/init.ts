@@ -10,12 +10,19 @@
 import { randomBytes } from 'node:crypto'
 import { COUNTER, ROOT_INODE, SCHEMA_FORMAT, SCHEMA_SQL, SETTING, TYPE_CODE } from './schema.ts'
 import type { SqlDb } from './sql.ts'
+import { MAX_SMALL_BLOCK } from './tiered-store.ts'
 
 export interface InitOptions {
   /** The 32-byte handle MAC key; random unless given (a migration keeps an old key). */
   handleKey?: Buffer
   /** 'postgres' or the s3:// URL (no credentials) the data lives at. */
   data: string
+  /**
+   * Keep blocks of at most this many bytes in the database (data=s3 only).
+   * Absent: what the database already says, else 0 (none). Fixed once set:
+   * every server routes a block by it, and blocks already stored stay where they are.
+   */
+  smallBlocks?: number
 }
 
 /** The database is not a cluster file system tsnfs can use; the message says what to do. */
@@ -28,6 +35,13 @@ export class ClusterFormatError extends Error {
 
 export async function initCluster(db: SqlDb, opts: InitOptions): Promise<void> {
   if (opts.handleKey !== undefined && opts.handleKey.length !== 32) throw new RangeError('handle key must be 32 bytes')
+  const small = opts.smallBlocks
+  if (small !== undefined && (!Number.isInteger(small) || small < 0 || small > MAX_SMALL_BLOCK)) {
+    throw new RangeError(`small-block threshold ${small} is not 0..${MAX_SMALL_BLOCK} bytes`)
+  }
+  if (small !== undefined && small > 0 && opts.data === 'postgres') {
+    throw new ClusterFormatError('small blocks in the database are for data in S3: with data=postgres every block is there already')
+  }
   for (const stmt of SCHEMA_SQL) await db.query(stmt)
   const key = (opts.handleKey ?? randomBytes(32)).toString('hex')
   const t = Date.now()
@@ -42,10 +56,15 @@ export async function initCluster(db: SqlDb, opts: InitOptions): Promise<void> {
     if (had !== undefined && had !== opts.data) {
       throw new ClusterFormatError(`database already keeps its data at ${had}, not ${opts.data}`)
     }
+    const hadSmall = (await tx.query('SELECT value FROM tsnfs_setting WHERE name = $1', [SETTING.smallBlocks])).rows[0]?.['value'] as string | undefined
+    if (hadSmall !== undefined && small !== undefined && hadSmall !== String(small)) {
+      throw new ClusterFormatError(`database already keeps blocks of at most ${hadSmall} bytes in the database, not ${small}: the threshold is fixed at init`)
+    }
     const settings: [string, string][] = [
       [SETTING.format, String(SCHEMA_FORMAT)],
       [SETTING.handleKey, key],
       [SETTING.data, opts.data],
+      [SETTING.smallBlocks, String(small ?? 0)],
       [SETTING.created, String(t)],
     ]
     for (const [name, value] of settings) {
@@ -108,4 +127,17 @@ export async function readHandleKey(db: SqlDb): Promise<Buffer> {
 export async function readDataLocation(db: SqlDb): Promise<string> {
   await checkFormat(db)
   return (await setting(db, SETTING.data)) ?? 'postgres'
+}
+
+/**
+ * The small-block threshold init recorded (0: none, or a database made
+ * before the setting existed). Read before any block is touched, so every
+ * server routes blocks alike; a value out of range is refused, not guessed.
+ */
+export async function readSmallBlocks(db: SqlDb): Promise<number> {
+  const v = await setting(db, SETTING.smallBlocks)
+  if (v === undefined) return 0
+  const n = /^\d{1,8}$/.test(v) ? Number(v) : NaN
+  if (!(n >= 0 && n <= MAX_SMALL_BLOCK)) throw new ClusterFormatError(`the cluster database's small-block threshold "${v}" is not 0..${MAX_SMALL_BLOCK}`)
+  return n
 }

@@ -34,6 +34,8 @@ export const SETTING = {
   handleKey: 'handle_key',
   /** 'postgres' or the s3:// URL (without credentials) the data lives at. */
   data: 'data',
+  /** Blocks of at most this many bytes live in tsnfs_block, not the bucket ('0' or absent: none; vfs/cluster/tiered-store.ts). */
+  smallBlocks: 'small_blocks',
   created: 'created',
 } as const
 

@@ -3,7 +3,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { createDatabase } from '../../helpers/postgres.ts'
 import { PgDb } from '../../../vfs/cluster/clients/pg-db.ts'
-import { checkFormat, ClusterFormatError, initCluster, readDataLocation, readHandleKey } from '../../../vfs/cluster/init.ts'
+import { checkFormat, ClusterFormatError, initCluster, readDataLocation, readHandleKey, readSmallBlocks } from '../../../vfs/cluster/init.ts'
 import { registerExport } from '../../../vfs/cluster/meta/exports.ts'
 import { COUNTER, ROOT_INODE, SCHEMA_FORMAT, SETTING } from '../../../vfs/cluster/schema.ts'
 
@@ -56,4 +56,32 @@ t.test('export ids: the same path must have the same id on every server', async 
   await registerExport(db, '/a', 5n)
   await registerExport(db, '/b', 6n)
   await t.rejects(registerExport(db, '/a', 6n), { name: 'ClusterFormatError', message: /registered .* with id 5/ })
+})
+
+t.test('the small-block threshold is recorded once and read back', async t => {
+  const db = await freshDb(t)
+  t.equal(await readSmallBlocks(db), 0, 'nothing initialized: none')
+  await t.rejects(initCluster(db, { data: 'postgres', smallBlocks: 4096 }), {
+    name: 'ClusterFormatError', message: 'small blocks in the database are for data in S3: with data=postgres every block is there already',
+  })
+  for (const bad of [-1, 1.5, 1024 * 1024 + 1]) {
+    await t.rejects(initCluster(db, { data: 's3://b1', smallBlocks: bad }), { name: 'RangeError', message: `small-block threshold ${bad} is not 0..1048576 bytes` })
+  }
+  await initCluster(db, { data: 's3://b1', smallBlocks: 65536 })
+  t.equal(await readSmallBlocks(db), 65536)
+  await initCluster(db, { data: 's3://b1' })
+  t.equal(await readSmallBlocks(db), 65536, 'init again without a threshold keeps it')
+  await initCluster(db, { data: 's3://b1', smallBlocks: 65536 })
+  await t.rejects(initCluster(db, { data: 's3://b1', smallBlocks: 4096 }), {
+    name: 'ClusterFormatError', message: 'database already keeps blocks of at most 65536 bytes in the database, not 4096: the threshold is fixed at init',
+  })
+  t.equal(await readSmallBlocks(db), 65536, 'unchanged by the refused init')
+  await db.query('UPDATE tsnfs_setting SET value = $2 WHERE name = $1', [SETTING.smallBlocks, 'lots'])
+  await t.rejects(readSmallBlocks(db), { name: 'ClusterFormatError', message: `the cluster database's small-block threshold "lots" is not 0..1048576` })
+  await db.query('DELETE FROM tsnfs_setting WHERE name = $1', [SETTING.smallBlocks])
+  t.equal(await readSmallBlocks(db), 0, 'a database made before the setting: none')
+
+  const other = await freshDb(t)
+  await initCluster(other, { data: 's3://b2' })
+  t.equal(await readSmallBlocks(other), 0, 'init without a threshold records none')
 })

@@ -7,8 +7,10 @@ import { describeConfig, loadSecrets, type ClusterConfig } from './config.ts'
 import { PgDb, type PgDbOptions } from './pg-db.ts'
 import { PgStore } from './pg-store.ts'
 import { S3Store, type S3StoreOptions } from './s3-store.ts'
+import { readSmallBlocks } from '../init.ts'
 import type { ObjectStore } from '../object-store.ts'
 import type { SqlDb } from '../sql.ts'
+import { TieredStore } from '../tiered-store.ts'
 
 export interface OpenOptions {
   log?: (msg: string) => void
@@ -20,6 +22,12 @@ export interface OpenOptions {
   check?: boolean
   /** Overrides for the database client (pool size, timeouts, isolation). */
   pg?: Omit<PgDbOptions, 'url' | 'password'>
+  /**
+   * Blocks of at most this many bytes in the database (data=s3): `tsnfs cluster
+   * init --small-blocks` passes the value it is about to record. Default: the
+   * database's setting (0 with `check: false`, which reads nothing).
+   */
+  smallBlocks?: number
   /** Overrides for the S3 client (timeouts, tries). */
   s3?: Omit<S3StoreOptions, 'bucket' | 'endpoint' | 'region' | 'forcePathStyle' | 'prefix' | 'accessKeyId' | 'secretAccessKey'>
 }
@@ -46,9 +54,10 @@ export async function openClusterStores(cfg: ClusterConfig, env: Readonly<Record
   try {
     if (opts.check !== false) await db.query('SELECT 1')
     const d = cfg.data
-    store = d.kind === 'postgres'
-      ? new PgStore(db)
-      : new S3Store({
+    if (d.kind === 'postgres') {
+      store = new PgStore(db)
+    } else {
+      const s3 = new S3Store({
         ...opts.s3,
         bucket: d.bucket,
         prefix: d.prefix,
@@ -58,6 +67,10 @@ export async function openClusterStores(cfg: ClusterConfig, env: Readonly<Record
         ...(secrets.s3AccessKey === undefined ? {} : { accessKeyId: secrets.s3AccessKey }),
         ...(secrets.s3SecretKey === undefined ? {} : { secretAccessKey: secrets.s3SecretKey }),
       })
+      store = s3
+      const small = opts.smallBlocks ?? (opts.check === false ? 0 : await readSmallBlocks(db))
+      if (small > 0) store = new TieredStore({ small: new PgStore(db), large: s3, maxSmall: small })
+    }
     if (opts.init === true) await store.init()
   } catch (err) {
     await store?.close().catch(() => undefined)
