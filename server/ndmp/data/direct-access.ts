@@ -66,6 +66,24 @@ class Exact {
   }
 }
 
+/**
+ * The stream's first block, asked for by NOTIFY_DATA_READ(0, 512) before a direct access restore
+ * whose DMA did not say whether the backup is compressed (recover-run.ts): fewer bytes only if the
+ * mover ended the connection.
+ */
+export async function readStreamStart(input: ByteSource, peer: DarRequester): Promise<Buffer> {
+  peer.dataRead(0n, BigInt(BLOCK))
+  const parts: Buffer[] = []
+  let have = 0
+  while (have < BLOCK) {
+    const b = await input.read(BLOCK - have)
+    if (b === null) break
+    parts.push(b)
+    have += b.length
+  }
+  return Buffer.concat(parts, have)
+}
+
 /** One chosen member, by its stream offset. */
 export interface DarTarget {
   offset: bigint
