@@ -1,7 +1,8 @@
 /*
  * Compression around the tar stream (node:zlib): a sink that compresses before the real sink, and a
  * source that recognises a compressed stream and inflates it. gzip is known by its magic bytes
- * (RFC 1952 §2.3.1); brotli has none (RFC 7932), so it is tried when the first block is not tar.
+ * (RFC 1952 §2.3.1); brotli has none (RFC 7932), so it is known when the first block is not tar
+ * and inflates as brotli to a tar header (sniffStreamStart).
  */
 import { once } from 'node:events'
 import zlib from 'node:zlib'
@@ -177,7 +178,12 @@ export async function sniffStreamStart(head: Buffer): Promise<StreamStart> {
   return plain.length >= USTAR_MAGIC_END && plain.toString('ascii', 257, USTAR_MAGIC_END) === 'ustar' ? 'brotli' : 'unknown'
 }
 
-/** Reads the start of `src` and returns a source of plain tar bytes, inflating gzip or brotli. */
+/**
+ * Reads the start of `src` and returns a source of plain tar bytes, inflating gzip or brotli
+ * (sniffStreamStart). A first block that is none of tar, gzip or brotli is read as tar: the reader
+ * then names the bad header and its offset, where inflating it as brotli named a decoder failure
+ * further on.
+ */
 export async function detectCompression(src: ByteSource, name: string): Promise<{ source: ByteSource; compression: Compression | null }> {
   const parts: Buffer[] = []
   let have = 0
@@ -189,7 +195,7 @@ export async function detectCompression(src: ByteSource, name: string): Promise<
   }
   const head = Buffer.concat(parts)
   const source = replay(head, src)
-  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return { source: inflating(source, 'gzip', name), compression: 'gzip' }
-  if (head.length < BLOCK || isZeroBlock(head) || decodeHeader(head).ok) return { source, compression: null }
-  return { source: inflating(source, 'brotli', name), compression: 'brotli' }
+  const kind = await sniffStreamStart(head)
+  if (kind === 'gzip' || kind === 'brotli') return { source: inflating(source, kind, name), compression: kind }
+  return { source, compression: null }
 }
