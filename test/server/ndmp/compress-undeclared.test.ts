@@ -6,7 +6,8 @@
  * env, it asks for the stream's first block: gzip (its magic) or brotli (it inflates to a tar
  * header) is read whole from there; plain tar is restored by direct access as asked. ndmjob is the
  * DMA; its index's "DE COMPRESS" line (the env our DATA_GET_ENV gave it) is taken out, as a DMA
- * that keeps only the env it sent would have it.
+ * that keeps only the env it sent would have it. Its table of contents (-t), which sends no env
+ * of the backup, lists each.
  * TSNFS_SEED repeats the random blocks of the first test.
  */
 import t from 'tap'
@@ -99,6 +100,10 @@ t.test('ndmjob -x -J index -E DIRECT=y, the index without COMPRESS', { skip: hav
       t.match(x.out, `DIRECT=y: the stream is ${how}-compressed (${why}; the DMA did not say COMPRESS=)`, `${how}: the LOG says what was found`)
       t.notMatch(x.out, /direct access restore of/, `${how}: no seek by offset`)
     }
+    // ndmjob -t (DATA_START_RECOVER_FILEHIST) says no COMPRESS either: the listing inflates by itself.
+    const toc = await runNdmjob(['-t', '-D', agent, '-f', tape, '-v'])
+    t.match(toc, { code: 0, out: /Operation ended OKAY/ }, `${how}: table of contents`)
+    t.match(toc.out, /DHd \d+ random\.bin UNIX \d+/, `${how}: it lists random.bin`)
     const back = await snapshotTree(dest.vfs)
     for (const p of chosen) t.equal(back[`${how}/${p}`]?.data, want[p]?.data, `${how}: ${p} restored`)
     t.equal(back[`${how}/logs/app.log`], undefined, `${how}: nothing else`)
