@@ -112,6 +112,11 @@ function normalPath(p: string): string {
   return p.split('/').filter((c) => c !== '' && c !== '.').join('/')
 }
 
+/** True when `path` is inside directory `dir` (both in our relative form; '' is the root, which holds everything else). */
+function below(path: string, dir: string): boolean {
+  return dir === '' ? path !== '' : path.startsWith(`${dir}/`)
+}
+
 function cText(b: Buffer): string {
   const z = b.indexOf(0)
   return b.subarray(0, z === -1 ? b.length : z).toString('utf8')
@@ -171,7 +176,7 @@ export class DirectAccessSource implements ByteSource {
       if (this.#walk.length > 0) {
         // The member after the last one read: still below a directory being walked?
         const m = await this.#member(this.#end, true)
-        while (m !== null && this.#walk.length > 0 && !m.path.startsWith(`${this.#walk[this.#walk.length - 1] ?? ''}/`)) this.#walk.pop()
+        while (m !== null && this.#walk.length > 0 && !below(m.path, this.#walk[this.#walk.length - 1] ?? '')) this.#walk.pop()
         if (m === null || this.#walk.length === 0) {
           this.#walk = []
           // Read but not wanted, unless it is the next target itself.
