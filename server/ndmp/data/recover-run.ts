@@ -120,6 +120,11 @@ export async function runRecover(input: RecoverRunInput): Promise<RecoverRunResu
     } else if (direct) {
       if (kind === 'unknown') say('warn', 'DIRECT=y: the stream\'s first block is neither a tar header nor the start of a gzip or brotli stream: direct access as asked')
       dar = new DirectAccessSource(source, requester, names.map((n) => ({ offset: n.fhInfo ?? 0n })), streamName)
+      if (start !== null) {
+        // The look at the first block was a read of this restore too (the LOG's count says so).
+        dar.stats.requests++
+        dar.stats.bytes += BigInt(start.length)
+      }
       stream = dar
       say('info', `direct access restore of ${names.length} name(s)`)
     } else {

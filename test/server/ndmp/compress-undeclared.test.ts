@@ -72,6 +72,12 @@ async function filled(): Promise<ReturnType<typeof mem>> {
   return exp
 }
 
+/** The reads of the same direct access restore with the index as ndmjob wrote it (COMPRESS=none said: no look first). */
+async function directReadsWithCompressSaid(agent: string, tape: string, index: string, names: string[]): Promise<number> {
+  const x = await runNdmjob(['-x', '-D', agent, '-f', tape, '-C', '/r/said', '-J', index, '-E', 'DIRECT=y', '-v', ...names])
+  return Number(/direct access: (\d+) read\(s\)/.exec(x.out)?.[1] ?? NaN)
+}
+
 t.test('ndmjob -x -J index -E DIRECT=y, the index without COMPRESS', { skip: haveNdmjob ? false : `${NDMJOB} is not installed` }, async (t) => {
   const dir = t.testdir({})
   const exp = await filled()
@@ -93,7 +99,10 @@ t.test('ndmjob -x -J index -E DIRECT=y, the index without COMPRESS', { skip: hav
     if (how === 'none') {
       t.match(x.out, /direct access restore of 2 name/, 'plain: by direct access, as asked')
       t.notMatch(x.out, /compressed/)
-      const read = Number(/direct access: \d+ read\(s\), (\d+) bytes/.exec(x.out)?.[1] ?? Infinity)
+      const m = /direct access: (\d+) read\(s\), (\d+) bytes/.exec(x.out)
+      const read = Number(m?.[2] ?? Infinity)
+      const chosenReads = await directReadsWithCompressSaid(agent, tape, index, chosen)
+      t.equal(Number(m?.[1]), chosenReads + 1, `plain: one read more than with COMPRESS=none said (${chosenReads}): the first block`)
       t.ok(read < 256 * 1024, `plain: the first block and the two members' records (${read} bytes), not the 980 KB log`)
     } else {
       const why = how === 'gzip' ? 'its magic 1f 8b' : 'its first block inflates as brotli to a tar header'
