@@ -1,7 +1,8 @@
 /*
  * Compression around the tar stream (node:zlib): a sink that compresses before the real sink, and a
  * source that recognises a compressed stream and inflates it. gzip is known by its magic bytes
- * (RFC 1952 §2.3.1); brotli has none (RFC 7932), so it is tried when the first block is not tar.
+ * (RFC 1952 §2.3.1); brotli has none (RFC 7932), so it is known when the first block is not tar
+ * and inflates as brotli to a tar header (sniffStreamStart).
  */
 import { once } from 'node:events'
 import zlib from 'node:zlib'
@@ -62,7 +63,7 @@ export function countingSink(out: ByteSink): ByteSink & { bytes: bigint } {
 }
 
 /** A source that first hands out `head`, then the rest of `src`. */
-function replay(head: Buffer, src: ByteSource): ByteSource {
+export function replay(head: Buffer, src: ByteSource): ByteSource {
   let first: Buffer | null = head.length > 0 ? head : null
   return {
     async read(max: number): Promise<Buffer | null> {
@@ -116,7 +117,73 @@ function inflating(src: ByteSource, how: Compression, name: string): ByteSource 
   }
 }
 
-/** Reads the start of `src` and returns a source of plain tar bytes, inflating gzip or brotli. */
+/**
+ * The first plain bytes a brotli stream yields from `head` alone (flushed, not finished: the rest
+ * of the stream is not there), at most about a block more than one block; null: `head` is not the
+ * start of a brotli stream (the decoder refused it).
+ */
+function brotliStart(head: Buffer): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    const z = zlib.createBrotliDecompress()
+    const out: Buffer[] = []
+    let have = 0
+    let settled = false
+    const done = (r: Buffer | null): void => {
+      if (settled) return
+      settled = true
+      z.destroy()
+      resolve(r)
+    }
+    z.on('data', (b: Buffer) => {
+      out.push(b)
+      have += b.length
+      // Enough to judge: a few compressed bytes may stand for gigabytes of zeros.
+      if (have >= BLOCK) done(Buffer.concat(out))
+    })
+    z.on('error', () => {
+      done(null)
+    })
+    z.write(head)
+    z.flush(zlib.constants.BROTLI_OPERATION_FLUSH, () => {
+      done(Buffer.concat(out))
+    })
+  })
+}
+
+/** End of the ustar magic "ustar" (POSIX.1-2001 ustar header, offset 257). */
+const USTAR_MAGIC_END = 262
+
+/** What the first block of a stream says it is (sniffStreamStart). */
+export type StreamStart = 'tar' | Compression | 'unknown'
+
+/**
+ * Judges a backup stream by its first block alone, for a reader that must decide before reading
+ * on (a direct access restore, which would otherwise seek by the plain stream's offsets):
+ * - 'gzip': the gzip magic 1f 8b (RFC 1952 §2.3.1);
+ * - 'tar': a tar header or a zero block (a plain stream, or an empty one);
+ * - 'brotli': the block is not tar, and a brotli decoder takes it as the start of a stream and
+ *   yields a tar header from it (or, from a stored meta-block, all of it but the last bytes,
+ *   magic included). brotli has no magic (RFC 7932 §9.1 starts with the window size), so this is
+ *   the only test there is; a random block is refused by the decoder or yields no such header;
+ * - 'unknown': none of these (a damaged first block, another format).
+ */
+export async function sniffStreamStart(head: Buffer): Promise<StreamStart> {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip'
+  if (head.length >= BLOCK && (isZeroBlock(head.subarray(0, BLOCK)) || decodeHeader(head.subarray(0, BLOCK)).ok)) return 'tar'
+  const plain = await brotliStart(head)
+  if (plain === null) return 'unknown'
+  if (plain.length >= BLOCK) return decodeHeader(plain.subarray(0, BLOCK)).ok ? 'brotli' : 'unknown'
+  // A stored (uncompressed) meta-block gives back a few bytes fewer than it takes (RFC 7932
+  // §9.2: its header is in the block): the ustar magic at 257 is then what says tar.
+  return plain.length >= USTAR_MAGIC_END && plain.toString('ascii', 257, USTAR_MAGIC_END) === 'ustar' ? 'brotli' : 'unknown'
+}
+
+/**
+ * Reads the start of `src` and returns a source of plain tar bytes, inflating gzip or brotli
+ * (sniffStreamStart). A first block that is none of tar, gzip or brotli is read as tar: the reader
+ * then names the bad header and its offset, where inflating it as brotli named a decoder failure
+ * further on.
+ */
 export async function detectCompression(src: ByteSource, name: string): Promise<{ source: ByteSource; compression: Compression | null }> {
   const parts: Buffer[] = []
   let have = 0
@@ -128,7 +195,7 @@ export async function detectCompression(src: ByteSource, name: string): Promise<
   }
   const head = Buffer.concat(parts)
   const source = replay(head, src)
-  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return { source: inflating(source, 'gzip', name), compression: 'gzip' }
-  if (head.length < BLOCK || isZeroBlock(head) || decodeHeader(head).ok) return { source, compression: null }
-  return { source: inflating(source, 'brotli', name), compression: 'brotli' }
+  const kind = await sniffStreamStart(head)
+  if (kind === 'gzip' || kind === 'brotli') return { source: inflating(source, kind, name), compression: kind }
+  return { source, compression: null }
 }

@@ -46,7 +46,7 @@ export interface NdmpRestoreOptions {
   tapeAgent?: string
   /** The tape device to open for a label (the pool's tape file, as the backup opened it). */
   device: (label: string) => string
-  /** The compression of a backup's stream, by its job id (null: plain tar, or unknown). */
+  /** The compression of a backup's stream, by its job id (null: plain tar; every step is one of our jobs, whose record says). */
   compression?: (jobId: string | null) => Compression | null
 }
 
@@ -180,6 +180,8 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
       // data service picks the nlist's names out of it. COMPRESS tells it so before any read.
       const compressed = this.#o.compression?.(step.backup.jobId) ?? null
       if (compressed !== null) env.push({ name: 'COMPRESS', value: compressed })
+      // Said plain: the data service need not look at the stream's first block before seeking.
+      else if (direct && this.#o.compression !== undefined) env.push({ name: 'COMPRESS', value: 'none' })
       if (step.whole) {
         if (to !== null) env.push({ name: 'PREFIX', value: to })
       } else {

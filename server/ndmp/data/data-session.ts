@@ -270,7 +270,7 @@ export class DataSession {
       throw err
     }
     const c = parsed.compress
-    if (mode === 'recover' && parsed.direct && c !== null && names.length > 0 && names.every((n) => n.fhInfo !== null)) {
+    if (mode === 'recover' && parsed.direct && c !== null && c !== 'none' && names.length > 0 && names.every((n) => n.fhInfo !== null)) {
       // fh_info is an offset in the plain tar stream (file-history.ts); the tape holds the
       // compressed one, where no such offset can be sought. Refused now, not at a header mismatch.
       this.refuse(`${op}: DIRECT=y on a ${c}-compressed stream (COMPRESS=${c}): its file history offsets are those of the uncompressed stream, so direct access cannot seek in it; recover without DIRECT=y (the stream is read from its start)`, illegalArgs(`${op}: DIRECT=y with COMPRESS=${c}`))

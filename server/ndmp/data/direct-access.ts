@@ -66,6 +66,24 @@ class Exact {
   }
 }
 
+/**
+ * The stream's first block, asked for by NOTIFY_DATA_READ(0, 512) before a direct access restore
+ * whose DMA did not say whether the backup is compressed (recover-run.ts): fewer bytes only if the
+ * mover ended the connection.
+ */
+export async function readStreamStart(input: ByteSource, peer: DarRequester): Promise<Buffer> {
+  peer.dataRead(0n, BigInt(BLOCK))
+  const parts: Buffer[] = []
+  let have = 0
+  while (have < BLOCK) {
+    const b = await input.read(BLOCK - have)
+    if (b === null) break
+    parts.push(b)
+    have += b.length
+  }
+  return Buffer.concat(parts, have)
+}
+
 /** One chosen member, by its stream offset. */
 export interface DarTarget {
   offset: bigint
@@ -92,6 +110,11 @@ interface Member {
 
 function normalPath(p: string): string {
   return p.split('/').filter((c) => c !== '' && c !== '.').join('/')
+}
+
+/** True when `path` is inside directory `dir` (both in our relative form; '' is the root, which holds everything else). */
+function below(path: string, dir: string): boolean {
+  return dir === '' ? path !== '' : path.startsWith(`${dir}/`)
 }
 
 function cText(b: Buffer): string {
@@ -153,7 +176,7 @@ export class DirectAccessSource implements ByteSource {
       if (this.#walk.length > 0) {
         // The member after the last one read: still below a directory being walked?
         const m = await this.#member(this.#end, true)
-        while (m !== null && this.#walk.length > 0 && !m.path.startsWith(`${this.#walk[this.#walk.length - 1] ?? ''}/`)) this.#walk.pop()
+        while (m !== null && this.#walk.length > 0 && !below(m.path, this.#walk[this.#walk.length - 1] ?? '')) this.#walk.pop()
         if (m === null || this.#walk.length === 0) {
           this.#walk = []
           // Read but not wanted, unless it is the next target itself.

@@ -52,10 +52,12 @@ export interface RecoverEnv {
   overwrite: boolean
   /**
    * COMPRESS as the DMA says the backup was made (our DMA from its job; ndmjob hands back the env
-   * DATA_GET_ENV gave it). A recover inflates by what it reads either way; this only lets a
-   * direct access restore, whose offsets are the plain stream's, be refused before any read.
+   * DATA_GET_ENV gave it, where our backups always put COMPRESS, `none` included). A recover
+   * inflates by what it reads either way; this lets a direct access restore, whose offsets are the
+   * plain stream's, be refused before any read. 'none': the DMA says plain tar; null: it did not
+   * say, so a direct access restore first looks at the stream's first block (recover-run.ts).
    */
-  compress: Compression | null
+  compress: Compression | 'none' | null
   ignored: string[]
 }
 
@@ -167,7 +169,7 @@ export function parseRecoverEnv(env: readonly Pval[]): RecoverEnv {
     // index lines, where DIRECT=n records what the backup was sent) must not cancel its own -E DIRECT=y.
     direct: env.some((p) => p.name.toUpperCase() === 'DIRECT' && parseFlag('DIRECT', p.value, false)),
     overwrite: parseFlag('OVERWRITE', last(env, 'OVERWRITE'), false),
-    compress: parseCompress(env),
+    compress: parseCompress(env) ?? ((last(env, 'COMPRESS') ?? last(env, 'COMPRESSION')) === undefined ? null : 'none'),
     ignored: ignoredNames(env, KNOWN_RECOVER),
   }
 }

@@ -6,12 +6,16 @@
  * stream and sends its file history only. A corrupt or truncated stream halts INTERNAL_ERROR
  * with a LOG naming the byte offset; everything before it stays restored.
  * DIRECT=y with an fh_info for every name is a direct access restore (direct-access.ts): only the
- * chosen members' records are asked for, in offset order.
+ * chosen members' records are asked for, in offset order. Where the DMA did not say COMPRESS (our
+ * backups hand it back in their env, but a DMA may keep only what it sent), the stream's first
+ * block is asked for first: a gzip or brotli stream (backup/compress.ts sniffStreamStart) is then
+ * read whole from there, since the offsets are the plain stream's. COMPRESS=none skips that look.
  */
+import { replay, sniffStreamStart } from '../../../backup/compress.ts'
 import type { BackupFormat, ByteSource, FileHistoryEntry, LogLevel, RestoreSelection, RestoreTarget } from '../../../backup/types.ts'
 import { BackupFormatError } from '../../../backup/types.ts'
 import { haltReasonOf, messageOf } from './backup-run.ts'
-import { DirectAccessSource, LENGTH_INFINITY } from './direct-access.ts'
+import { DirectAccessSource, LENGTH_INFINITY, readStreamStart } from './direct-access.ts'
 import type { RecoverEnv } from './env.ts'
 import { FileHistoryBatcher } from './file-history.ts'
 import type { DataPeer, PeerLogType } from './peer.ts'
@@ -96,23 +100,37 @@ export async function runRecover(input: RecoverRunInput): Promise<RecoverRunResu
   // Direct access needs every name's offset; a list with one unknown reads the stream from its start.
   const direct = input.mode === 'recover' && env.direct && names.length > 0 && names.every((n) => n.fhInfo !== null)
   if (env.direct && !direct) say('info', 'DIRECT=y: not every name has an fh_info (or nothing was chosen): the stream is read from its start')
+  const requester = {
+    dataRead: (offset: bigint, length: bigint): void => {
+      peer.dataRead(offset, length)
+      machine.reading(offset, length)
+    },
+  }
   let dar: DirectAccessSource | null = null
   let stream: ByteSource = source
-  if (direct) {
-    dar = new DirectAccessSource(source, {
-      dataRead: (offset, length) => {
-        peer.dataRead(offset, length)
-        machine.reading(offset, length)
-      },
-    }, names.map((n) => ({ offset: n.fhInfo ?? 0n })), streamName)
-    stream = dar
-    say('info', `direct access restore of ${names.length} name(s)`)
-  } else {
-    // The mover sends nothing until asked (draft §3.8.9 MOVER_READ): ask for the whole stream.
-    peer.dataRead(0n, LENGTH_INFINITY)
-    machine.reading(0n, LENGTH_INFINITY)
-  }
   try {
+    // Where the DMA did not say COMPRESS, the stream's first block says it: fh_info offsets are
+    // the plain stream's, and seeking by them in a compressed one reads noise or runs off the tape.
+    const start = direct && env.compress === null ? await readStreamStart(source, requester) : null
+    const kind = start === null ? null : await sniffStreamStart(start)
+    if (start !== null && (kind === 'gzip' || kind === 'brotli')) {
+      say('info', `DIRECT=y: the stream is ${kind}-compressed (${kind === 'gzip' ? 'its magic 1f 8b' : 'its first block inflates as brotli to a tar header'}; the DMA did not say COMPRESS=): its file history offsets are those of the uncompressed stream, so it is read from its start`)
+      requester.dataRead(BigInt(start.length), LENGTH_INFINITY)
+      stream = replay(start, source)
+    } else if (direct) {
+      if (kind === 'unknown') say('warn', 'DIRECT=y: the stream\'s first block is neither a tar header nor the start of a gzip or brotli stream: direct access as asked')
+      dar = new DirectAccessSource(source, requester, names.map((n) => ({ offset: n.fhInfo ?? 0n })), streamName)
+      if (start !== null) {
+        // The look at the first block was a read of this restore too (the LOG's count says so).
+        dar.stats.requests++
+        dar.stats.bytes += BigInt(start.length)
+      }
+      stream = dar
+      say('info', `direct access restore of ${names.length} name(s)`)
+    } else {
+      // The mover sends nothing until asked (draft §3.8.9 MOVER_READ): ask for the whole stream.
+      requester.dataRead(0n, LENGTH_INFINITY)
+    }
     if (input.mode === 'filehist') {
       const fh = new FileHistoryBatcher(env.histForm, (b) => peer.fileHistory(b))
       await input.list(source, streamName, (e) => {
