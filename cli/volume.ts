@@ -3,7 +3,6 @@
  * subcommand opens the disks given, assembles the volume from their member superblocks
  * (vfs/volume/open-volume.ts), does its work and closes them again.
  */
-import { open } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { ImageFile } from '../vfs/engine/blockdev/image-file.ts'
 import { MkfsError } from '../vfs/engine/mkfs/errors.ts'
@@ -17,6 +16,7 @@ import { volumeStatus } from '../vfs/volume/volume-status.ts'
 import type { VolumeStatus } from '../vfs/volume/volume-status.ts'
 import { wantsHelp } from './help.ts'
 import { createMissing, parseSize, VolumeUsageError } from './volume-args.ts'
+import { exportImage } from './volume-export.ts'
 import { growOffline } from './volume-grow.ts'
 import { goesOnline, volumeOnline } from './volume-online.ts'
 import { raidLayoutOf } from './volume-raid.ts'
@@ -39,8 +39,9 @@ export const VOLUME_USAGE = `usage: tsnfs volume <subcommand> ...
         make an ext4 file system on the volume for the storage engine (as tsnfs mkfs)
   status [--json] DISK...
         assemble read-only and print the volume and each member (exit 1 when degraded)
-  export DISK... --to FILE
-        write the volume's bytes to FILE (sparse), for e2fsck and the loop mount
+  export DISK... --to FILE [--snapshot SNAP]
+        write the volume's bytes to FILE (sparse), for e2fsck and the loop mount; with
+        --snapshot, the bytes of snapshot SNAP (the file system as it was when it was taken)
   scrub [--repair] DISK...
         read everything, compare mirror legs and RAID-5 parity, print the mismatches (exit 1
         when some were found); --repair rewrites them
@@ -91,6 +92,7 @@ const OPTIONS = {
   admin: { type: 'string' },
   add: { type: 'string', multiple: true },
   'snapshot-store': { type: 'string' },
+  snapshot: { type: 'string' },
 } as const
 
 /** The subcommands that also run through a server's admin socket, and the options each takes there. */
@@ -207,43 +209,15 @@ export function statusText(st: VolumeStatus): string {
   return out
 }
 
-const CHUNK = 1024 * 1024
-
-async function exportImage(positionals: string[], values: Values): Promise<number> {
-  only('export', values, ['to'])
-  const to = values.to
-  if (to === undefined) throw new VolumeUsageError('--to FILE is needed')
-  const v = await openVolume(disksOf(positionals), { readOnly: true })
-  try {
-    const fh = await open(to, 'w')
-    let written = 0
-    try {
-      await fh.truncate(v.device.size)
-      const buf = Buffer.alloc(CHUNK)
-      for (let at = 0; at < v.device.size; at += CHUNK) {
-        const chunk = buf.subarray(0, Math.min(CHUNK, v.device.size - at))
-        await v.device.readInto(at, chunk)
-        // All-zero chunks stay holes: the file is as sparse as the volume is empty.
-        if (chunk.every((b) => b === 0)) continue
-        await fh.write(chunk, 0, chunk.length, at)
-        written += chunk.length
-      }
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    process.stdout.write(`${to}: ${v.device.size} bytes of volume ${v.config.name} (${written} bytes of data written)\n`)
-    return 0
-  } finally {
-    await v.close()
-  }
-}
-
 const SUBCOMMANDS: Readonly<Record<string, (positionals: string[], values: Values) => Promise<number>>> = {
   create,
   mkfs: mkfsVolume,
   status,
-  export: exportImage,
+  export: (p, v) => {
+    only('export', v, ['to', 'snapshot'])
+    if (v.to === undefined) throw new VolumeUsageError('--to FILE is needed')
+    return exportImage(disksOf(p), v.to, v.snapshot)
+  },
   scrub: (p, v) => {
     only('scrub', v, ['repair'])
     return scrubVolume(disksOf(p), v.repair === true)
