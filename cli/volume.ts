@@ -64,6 +64,8 @@ export const VOLUME_USAGE = `usage: tsnfs volume <subcommand> ...
         and online: 0.1 is member 1 of the stripe that is leg 0 of a mirror; failing it fails
         that whole leg and replacing it rebuilds the whole leg (as md's RAID-1 over RAID-0)
   scrub NAME [--repair] [--admin SOCK]
+  export NAME FILE --snapshot SNAP [--admin SOCK]
+        the server writes snapshot SNAP of the volume it serves to FILE, as offline export does
   grow NAME [NEWDISK...] [--size max|SIZE] [--force] [--admin SOCK]
         as offline grow (NEWDISKs: span members to append), then the file system grows onto
         the new space; the export's calls wait while the volume and its engine reopen (handles
@@ -102,6 +104,7 @@ const ONLINE: Readonly<Record<string, readonly (keyof Values)[]>> = {
   replace: ['member', 'new', 'rate', 'size', 'admin'],
   scrub: ['repair', 'admin'],
   grow: ['size', 'force', 'admin'],
+  export: ['to', 'snapshot', 'admin'],
 }
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values']
@@ -259,7 +262,7 @@ export async function volume(argv: string[]): Promise<number> {
     if (sub !== undefined && online !== undefined && (await goesOnline(sub, parsed.positionals, parsed.values.admin))) {
       only(sub, parsed.values, online)
       const v = parsed.values
-      const args = { admin: v.admin, json: v.json === true, repair: v.repair === true, member: v.member, new: v.new, rate: v.rate, size: v.size, force: v.force === true }
+      const args = { admin: v.admin, json: v.json === true, repair: v.repair === true, member: v.member, new: v.new, rate: v.rate, size: v.size, force: v.force === true, to: v.to, snapshot: v.snapshot }
       return await volumeOnline(sub, parsed.positionals, args, statusText)
     }
     return await run(parsed.positionals, parsed.values)

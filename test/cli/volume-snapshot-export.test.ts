@@ -5,7 +5,7 @@
  * one file is overwritten in place, one removed and one created. The snapshot's image is
  * e2fsck -fn clean and debugfs (and the kernel's loop mount, as root) read the files as they were
  * at the snapshot, byte-exact; the live image, also clean, has the changed ones. Then the exact
- * refusals: a snapshot that does not exist, a volume without a store.
+ * refusals: a snapshot that does not exist, a volume without a store, one of its own disks as the image.
  */
 import t from 'tap'
 import type { Test } from 'tap'
@@ -125,7 +125,7 @@ t.test('the snapshot image: e2fsck clean, the files as at the snapshot; the live
   })
 })
 
-t.test('refusals: a snapshot that does not exist, a volume without a store, a stray option', async (t) => {
+t.test('refusals: a snapshot that does not exist, a volume without a store, its own disk as FILE, a stray option', async (t) => {
   const none = await vol(['export', ...disks, '--to', p('none.img'), '--snapshot', 'nope'])
   t.equal(none.code, 8)
   t.equal(none.err, 'tsnfs volume export: VOLUME_SNAPSHOT: no snapshot nope\n')
@@ -136,6 +136,12 @@ t.test('refusals: a snapshot that does not exist, a volume without a store, a st
   const noStore = await vol(['export', ...plain, '--to', p('nostore.img'), '--snapshot', 'before'])
   t.equal(noStore.code, 8)
   t.equal(noStore.err, 'tsnfs volume export: VOLUME_SNAPSHOT: volume plainvol has no snapshot store, so no snapshot before\n')
+
+  const onto = await vol(['export', ...disks, '--to', disks[2] ?? '', '--snapshot', 'before'])
+  t.equal(onto.code, 8, 'an export onto one of its own disks would overwrite the member it reads')
+  t.equal(onto.err, `tsnfs volume export: VOLUME_MEMBER: ${disks[2] ?? ''} is one of the volume's disks already\n`)
+  const st = await vol(['status', ...disks])
+  t.equal(st.code, 0, `the volume is whole after: ${st.err}`)
 
   const stray = await vol(['status', ...disks, '--snapshot', 'before'])
   t.equal(stray.code, 2)
