@@ -1,5 +1,5 @@
 /*
- * tsnfs volume status|fail|replace|scrub|grow through a running server's admin socket (server/admin):
+ * tsnfs volume status|fail|replace|scrub|grow|export (of a snapshot) through a running server's admin socket (server/admin):
  * the server holds the disks open, so these act on the volume it serves while it keeps serving.
  * Used when --admin SOCK is given, or when the first word is not a disk (a volume NAME) and a
  * server answers on the default socket (STATE-DIR/admin.sock, the state directory as serve's).
@@ -23,6 +23,8 @@ export interface OnlineArgs {
   readonly rate: string | undefined
   readonly size: string | undefined
   readonly force: boolean
+  readonly to?: string | undefined
+  readonly snapshot?: string | undefined
 }
 
 /** Online when --admin is given, or when the first word names no file (a volume name, not a disk); a bare `status` lists the served volumes. */
@@ -141,6 +143,16 @@ export async function volumeOnline(sub: string, positionals: readonly string[], 
         if (rest.length === 0 && size === undefined) throw new VolumeUsageError('volume grow: give NEWDISK... (span) or --size max|SIZE')
         const r = await call(socket, { command: 'grow', volume: name, disks: rest.map((d) => resolve(d)), ...(size === undefined ? {} : { size }), force: a.force })
         process.stdout.write(`volume ${String(r.volume)}: ${String(r.message)} (configuration seq ${String(r.seq)})\n`)
+        return 0
+      }
+      case 'export': {
+        const words = [...rest]
+        const file = a.to ?? words.shift()
+        if (name === undefined || file === undefined || words.length > 0) throw new VolumeUsageError('online: volume export NAME FILE --snapshot SNAP')
+        // A served volume changes while it is read: only a snapshot holds still for a whole image.
+        if (a.snapshot === undefined) throw new VolumeUsageError(`online: volume export of served volume ${name} needs --snapshot SNAP (take one with: tsnfs volume snapshot create ${name} SNAP)`)
+        const r = await call(socket, { command: 'snapshot-export', volume: name, snapshot: a.snapshot, file: resolve(file) })
+        process.stdout.write(`${file}: ${String(r.size)} bytes of snapshot ${a.snapshot} of volume ${String(r.volume)} (${String(r.written)} bytes of data written)\n`)
         return 0
       }
       default:

@@ -3,7 +3,6 @@
  * subcommand opens the disks given, assembles the volume from their member superblocks
  * (vfs/volume/open-volume.ts), does its work and closes them again.
  */
-import { open } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { ImageFile } from '../vfs/engine/blockdev/image-file.ts'
 import { MkfsError } from '../vfs/engine/mkfs/errors.ts'
@@ -17,6 +16,7 @@ import { volumeStatus } from '../vfs/volume/volume-status.ts'
 import type { VolumeStatus } from '../vfs/volume/volume-status.ts'
 import { wantsHelp } from './help.ts'
 import { createMissing, parseSize, VolumeUsageError } from './volume-args.ts'
+import { exportImage } from './volume-export.ts'
 import { growOffline } from './volume-grow.ts'
 import { goesOnline, volumeOnline } from './volume-online.ts'
 import { raidLayoutOf } from './volume-raid.ts'
@@ -39,8 +39,9 @@ export const VOLUME_USAGE = `usage: tsnfs volume <subcommand> ...
         make an ext4 file system on the volume for the storage engine (as tsnfs mkfs)
   status [--json] DISK...
         assemble read-only and print the volume and each member (exit 1 when degraded)
-  export DISK... --to FILE
-        write the volume's bytes to FILE (sparse), for e2fsck and the loop mount
+  export DISK... --to FILE [--snapshot SNAP]
+        write the volume's bytes to FILE (sparse), for e2fsck and the loop mount; with
+        --snapshot, the bytes of snapshot SNAP (the file system as it was when it was taken)
   scrub [--repair] DISK...
         read everything, compare mirror legs and RAID-5 parity, print the mismatches (exit 1
         when some were found); --repair rewrites them
@@ -63,6 +64,8 @@ export const VOLUME_USAGE = `usage: tsnfs volume <subcommand> ...
         and online: 0.1 is member 1 of the stripe that is leg 0 of a mirror; failing it fails
         that whole leg and replacing it rebuilds the whole leg (as md's RAID-1 over RAID-0)
   scrub NAME [--repair] [--admin SOCK]
+  export NAME FILE --snapshot SNAP [--admin SOCK]
+        the server writes snapshot SNAP of the volume it serves to FILE, as offline export does
   grow NAME [NEWDISK...] [--size max|SIZE] [--force] [--admin SOCK]
         as offline grow (NEWDISKs: span members to append), then the file system grows onto
         the new space; the export's calls wait while the volume and its engine reopen (handles
@@ -91,6 +94,7 @@ const OPTIONS = {
   admin: { type: 'string' },
   add: { type: 'string', multiple: true },
   'snapshot-store': { type: 'string' },
+  snapshot: { type: 'string' },
 } as const
 
 /** The subcommands that also run through a server's admin socket, and the options each takes there. */
@@ -100,6 +104,7 @@ const ONLINE: Readonly<Record<string, readonly (keyof Values)[]>> = {
   replace: ['member', 'new', 'rate', 'size', 'admin'],
   scrub: ['repair', 'admin'],
   grow: ['size', 'force', 'admin'],
+  export: ['to', 'snapshot', 'admin'],
 }
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values']
@@ -207,43 +212,15 @@ export function statusText(st: VolumeStatus): string {
   return out
 }
 
-const CHUNK = 1024 * 1024
-
-async function exportImage(positionals: string[], values: Values): Promise<number> {
-  only('export', values, ['to'])
-  const to = values.to
-  if (to === undefined) throw new VolumeUsageError('--to FILE is needed')
-  const v = await openVolume(disksOf(positionals), { readOnly: true })
-  try {
-    const fh = await open(to, 'w')
-    let written = 0
-    try {
-      await fh.truncate(v.device.size)
-      const buf = Buffer.alloc(CHUNK)
-      for (let at = 0; at < v.device.size; at += CHUNK) {
-        const chunk = buf.subarray(0, Math.min(CHUNK, v.device.size - at))
-        await v.device.readInto(at, chunk)
-        // All-zero chunks stay holes: the file is as sparse as the volume is empty.
-        if (chunk.every((b) => b === 0)) continue
-        await fh.write(chunk, 0, chunk.length, at)
-        written += chunk.length
-      }
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    process.stdout.write(`${to}: ${v.device.size} bytes of volume ${v.config.name} (${written} bytes of data written)\n`)
-    return 0
-  } finally {
-    await v.close()
-  }
-}
-
 const SUBCOMMANDS: Readonly<Record<string, (positionals: string[], values: Values) => Promise<number>>> = {
   create,
   mkfs: mkfsVolume,
   status,
-  export: exportImage,
+  export: (p, v) => {
+    only('export', v, ['to', 'snapshot'])
+    if (v.to === undefined) throw new VolumeUsageError('--to FILE is needed')
+    return exportImage(disksOf(p), v.to, v.snapshot)
+  },
   scrub: (p, v) => {
     only('scrub', v, ['repair'])
     return scrubVolume(disksOf(p), v.repair === true)
@@ -285,7 +262,7 @@ export async function volume(argv: string[]): Promise<number> {
     if (sub !== undefined && online !== undefined && (await goesOnline(sub, parsed.positionals, parsed.values.admin))) {
       only(sub, parsed.values, online)
       const v = parsed.values
-      const args = { admin: v.admin, json: v.json === true, repair: v.repair === true, member: v.member, new: v.new, rate: v.rate, size: v.size, force: v.force === true }
+      const args = { admin: v.admin, json: v.json === true, repair: v.repair === true, member: v.member, new: v.new, rate: v.rate, size: v.size, force: v.force === true, to: v.to, snapshot: v.snapshot }
       return await volumeOnline(sub, parsed.positionals, args, statusText)
     }
     return await run(parsed.positionals, parsed.values)

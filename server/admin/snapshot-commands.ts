@@ -3,7 +3,12 @@
  * snapshot-list, snapshot-delete. Create freezes the engine serving the volume around the O(1)
  * copy-on-write snapshot (server/volume-snapshots.ts), so the snapshot is a clean file system
  * holding every change answered before it; the export's `.snapshot/` view follows at once.
+ * snapshot-export writes one snapshot as a linear image file (vfs/volume/image-export.ts) while
+ * the volume serves: only this process holds the store's index as copies are made, so a reader
+ * of the disks beside it could take an origin chunk a copy has just replaced.
  */
+import { isAbsolute } from 'node:path'
+import { snapshotSourceOf, writeImage } from '../../vfs/volume/image-export.ts'
 import { VolumeError } from '../../vfs/volume/layer.ts'
 import type { Logger } from '../logger.ts'
 import type { VolumeRegistry } from '../volume-registry.ts'
@@ -11,6 +16,7 @@ import type { VolumeSnapshots } from '../volume-snapshots.ts'
 import type { AdminCommands } from './commands.ts'
 import { stringField } from './commands.ts'
 import type { AdminRequest } from './protocol.ts'
+import { AdminError } from './protocol.ts'
 import { served } from './volume-commands.ts'
 
 function snapshotsOf(volumes: VolumeRegistry, req: AdminRequest): { name: string; snapshots: VolumeSnapshots } {
@@ -42,5 +48,20 @@ export function registerSnapshotCommands(commands: AdminCommands, volumes: Volum
     await snapshots.delete(snap)
     log.info({ volume: name, snapshot: snap }, 'snapshot deleted')
     return { volume: name, snapshot: snap }
+  })
+  commands.register('snapshot-export', async (req) => {
+    const { sv, v } = served(volumes, req)
+    const snap = snapshotName(req)
+    const file = stringField(req, 'file')
+    // The server's working directory is not the caller's: a relative path would name another file.
+    if (!isAbsolute(file)) throw new AdminError('ADMIN_BAD_ARGUMENT', `snapshot-export: "file" must be an absolute path, got ${file.slice(0, 256)}`)
+    const source = snapshotSourceOf(v.config.name, v.origin, snap)
+    try {
+      const written = await writeImage(v, source, file)
+      log.info({ volume: sv.name, snapshot: snap, file, written }, 'snapshot exported')
+      return { volume: v.config.name, snapshot: snap, file, size: source.size, written }
+    } finally {
+      await source.close()
+    }
   })
 }
