@@ -90,7 +90,11 @@ export async function checkInode(ctx: FsckContext, ino: number, inode: Inode, ra
     } else if (inode.block.equals(Buffer.alloc(I_BLOCK_SIZE))) {
       counted = 0
     }
-    if (counted !== undefined && inode.fileAcl === 0) {
+    // Its extended attribute block is claimed, counted against h_refcount and judged like any
+    // other's (e2fsck's check_blocks runs check_ext_attr for every reserved inode it checks).
+    const acl = await claimAcl(ctx, ino, inode, false)
+    if (counted !== undefined && acl !== undefined) {
+      counted += acl
       const want = counted * (bs / 512)
       const have = blocksIn512(inode, bs)
       if (have !== want) r.add(1, 'INODE_BAD_I_BLOCKS', `inode ${ino}: i_blocks ${have}, counted ${want}`, { ...where, expected: want })
