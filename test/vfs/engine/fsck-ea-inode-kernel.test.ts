@@ -10,7 +10,9 @@
  * verdict and repair agree with e2fsck 1.47 -fn/-fy: after our repair e2fsck
  * -fn is clean, records e2fsck rewrites read as it wrote them, and the
  * kernel reads every attribute left, sets and removes one, and e2fsck -fn is
- * still clean. A value inode a directory also names is a file for e2fsck
+ * still clean. On 4 KiB blocks, many files sharing values: both checkers say
+ * the same of the image the kernel left (clean, or a count they both dispute).
+ * A value inode a directory also names is a file for e2fsck
  * 1.47.0 and for us. One case differs on purpose: an e_value_size that is not
  * the value inode's i_size, which e2fsck 1.47.0 passes and the kernel refuses
  * (EUCLEAN), and e2fsprogs after 1.47.3 reports; we report it.
@@ -259,4 +261,67 @@ except OSError as e:
       t.equal(got, '117', 'the kernel refuses the value: EUCLEAN (EFSCORRUPTED)')
     })
   })
+})
+
+t.test('values of every size the kernel writes with ea_inode, 4 KiB blocks: clean for both, the repair writes nothing', { skip: noLoop ?? false }, async (t) => {
+  const seed = Number(process.env.TSNFS_SEED ?? Date.now() % 2 ** 31)
+  t.comment(`seed ${seed} (TSNFS_SEED=${seed} repeats it)`)
+  const dir = scratch(t, 'fsck-ea-inode-4k')
+  const image = path.join(dir, 'shapes.img')
+  const features = MKFS_FEATURES.map((a, i) => (MKFS_FEATURES[i - 1] === '-O' ? `${a},ea_inode` : a))
+  mkfs(image, 64 << 20, ['-b', '4096', ...features])
+  // Small values (in the body or a block) and large ones (their own inodes), some values shared
+  // between files (one value inode, counted per entry), some files sharing whole blocks, some removed.
+  await withMount(t, image, (mnt) => py(`
+import os, random, sys
+random.seed(int(sys.argv[2]))
+m = sys.argv[1]
+pool = [bytes(random.getrandbits(8) for _ in range(n)) for n in (5000, 9000, 20000)]
+for i in range(80):
+    p = f'{m}/f{i}'
+    open(p, 'w').write('x' * i)
+    for k in range(random.randint(1, 5)):
+        kind = random.random()
+        v = random.choice(pool) if kind < 0.3 else bytes(random.getrandbits(8) for _ in range(random.choice([0, 10, 100, 3000, 4500, 12000])))
+        try:
+            os.setxattr(p, 'user.v%d' % k, v)
+        except OSError:
+            pass
+    if i % 7 == 3:
+        os.removexattr(p, 'user.v0')
+for i in range(10):
+    p = f'{m}/s{i}'
+    open(p, 'w').write('s')
+    os.setxattr(p, 'user.a', b'q' * 300)
+    os.setxattr(p, 'user.b', b'r' * 300)
+`, mnt, String(seed)))
+  // debugfs, in one run, reads each inode's flags and i_version (the count's low word): the shapes are there.
+  const cmds = path.join(dir, 'stat.cmds')
+  fs.writeFileSync(cmds, Array.from({ length: 400 }, (_, i) => `stat <${i + 12}>`).join('\n'))
+  const stats = spawnSync('debugfs', ['-f', cmds, image], { encoding: 'utf8', maxBuffer: 1 << 26 }).stdout.split(/^Inode: /m)
+  const counts = stats.filter((s) => (parseInt(/Flags: 0x([0-9a-f]+)/.exec(s)?.[1] ?? '0', 16) & EA_INODE_FL) !== 0 && !/Links: 0/.test(s))
+    .map((s) => parseInt(/Version: 0x[0-9a-f]+:([0-9a-f]+)/.exec(s)?.[1] ?? '0', 16))
+  t.ok(counts.length > 10 && counts.some((n) => n > 1), `value inodes: ${counts.length}, counts ${[...new Set(counts)].sort((a, b) => a - b).join(' ')}`)
+  // Kernel 6.18 sometimes stores a shared value inode's count one above the entries e2fsck 1.47
+  // finds (with values shared between files; seen for about one seed in four). Then both checkers
+  // must say the same of it, and our repair must set what e2fsck -fy sets.
+  const e2 = e2fsck(image)
+  const disputed = [...e2.out.matchAll(/Extended attribute inode (\d+) ref count is (\d+), should be (\d+)/g)].map((m) => ['EA_INODE_REFCOUNT', Number(m[1]), Number(m[3])])
+  t.comment(disputed.length === 0 ? 'e2fsck -fn: clean' : `e2fsck -fn disputes counts the kernel stored: ${JSON.stringify(disputed)}`)
+  t.equal(e2.code, disputed.length === 0 ? 0 : 4, `e2fsck -fn: clean or counts only${e2.code === 0 ? '' : `\n${e2.out}`}`)
+  t.equal((e2.out.match(/\? no$/gm) ?? []).length, disputed.length, 'e2fsck -fn says nothing else')
+  const ours = await fsckImage(image)
+  t.strictSame(ours.problems.filter((p) => p.severity === 'error').map((p) => [p.code, p.ino, p.expected]), disputed, 'our check: the same')
+  const bytes = fs.readFileSync(image)
+  const r = await repairFile(image)
+  tell(t, r)
+  if (disputed.length === 0) {
+    t.equal(r.exitCode, 0, 'exit 0')
+    t.ok(fs.readFileSync(image).equals(bytes), 'the image is byte-identical')
+    return
+  }
+  t.equal(r.exitCode, 1, 'exit 1')
+  t.strictSame(codes(r, 'fixed'), disputed.map(() => 'EA_INODE_REFCOUNT_SET'), 'each count set')
+  const after = e2fsck(image)
+  t.equal(after.code, 0, `e2fsck -fn clean${after.code === 0 ? '' : `\n${after.out}`}`)
 })
