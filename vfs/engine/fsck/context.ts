@@ -8,6 +8,7 @@ import type { GroupDesc } from '../format/group-desc.ts'
 import type { Ext4Image } from '../reader/image.ts'
 import type { Verifier } from '../reader/verify.ts'
 import { BitSet } from './bitset.ts'
+import type { EaInodeFacts } from './ea-inode.ts'
 import type { JournalFacts } from './journal-check.ts'
 import type { FsckPass, Reporter } from './problems.ts'
 import type { XattrUse } from './xattr-check.ts'
@@ -59,6 +60,10 @@ export class FsckContext {
   readonly xattr = new Map<number, XattrUse>()
   /** Users remembered in xattr, against MAX_XATTR_USERS. */
   xattrUsers = 0
+  /** Entries naming each value inode (ea_inode): one per inode body or attribute block (ea-inode.ts). */
+  readonly eaRefs = new Map<number, number>()
+  /** Inodes in use with EA_INODE_FL, as pass 1 read them (pass 4 judges their count). */
+  readonly eaInodes = new Map<number, EaInodeFacts>()
   /**
    * Per inode, the runs [first, count] of blocks it claimed that something claimed before it
    * (pass 1B's list, for the clone repair); at most MAX_DUP_RUNS runs in all.

@@ -15,7 +15,9 @@ import { ROOT_INO } from '../reader/image.ts'
 import type { FsckContext } from './context.ts'
 import { walkExtents } from './extent-walk.ts'
 import { checkResizeInode } from './resize-inode.ts'
-import { claimXattrBlock } from './xattr-check.ts'
+import { EA_INODE_FL, eaInodeFacts, hasEaInodeFeature } from './ea-inode.ts'
+import { claimXattrBlock, judgeXattrEaRefs } from './xattr-check.ts'
+import { checkIbodyXattrs } from './xattr-ibody.ts'
 import type { ExtentWalk } from './extent-walk.ts'
 
 const TYPES = new Set([S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK])
@@ -56,7 +58,8 @@ function checkReservedMode(ctx: FsckContext, ino: number, inode: Inode): void {
   }
 }
 
-export async function checkInode(ctx: FsckContext, ino: number, inode: Inode): Promise<void> {
+/** raw: the inode's record as stored (its in-body attributes, a value inode's count). */
+export async function checkInode(ctx: FsckContext, ino: number, inode: Inode, raw?: Buffer): Promise<void> {
   const r = ctx.report
   const sb = ctx.img.sb
   const bs = ctx.img.blockSize
@@ -87,7 +90,11 @@ export async function checkInode(ctx: FsckContext, ino: number, inode: Inode): P
     } else if (inode.block.equals(Buffer.alloc(I_BLOCK_SIZE))) {
       counted = 0
     }
-    if (counted !== undefined && inode.fileAcl === 0) {
+    // Its extended attribute block is claimed, counted against h_refcount and judged like any
+    // other's (e2fsck's check_blocks runs check_ext_attr for every reserved inode it checks).
+    const acl = await claimAcl(ctx, ino, inode, false)
+    if (counted !== undefined && acl !== undefined) {
+      counted += acl
       const want = counted * (bs / 512)
       const have = blocksIn512(inode, bs)
       if (have !== want) r.add(1, 'INODE_BAD_I_BLOCKS', `inode ${ino}: i_blocks ${have}, counted ${want}`, { ...where, expected: want })
@@ -104,16 +111,11 @@ export async function checkInode(ctx: FsckContext, ino: number, inode: Inode): P
   if ((inode.flags & INODE_FLAGS.EXTENTS) !== 0 && !hasFeature(sb, 'incompat', 'extent')) r.add(1, 'INODE_BAD_FLAGS', `inode ${ino}: EXTENTS_FL without the extent feature`, where)
   if ((inode.flags & INODE_FLAGS.INDEX) !== 0 && fmt !== S_IFDIR) r.add(1, 'INODE_BAD_FLAGS', `inode ${ino}: INDEX_FL on a non-directory`, where)
 
-  let blocks = 0
-  if (inode.fileAcl !== 0) {
-    if (inode.fileAcl < sb.firstDataBlock || inode.fileAcl >= ctx.img.blocksCount) {
-      r.add(1, 'XATTR_BAD_BLOCK', `inode ${ino}: extended attribute block ${inode.fileAcl} outside the file system`, { ino, block: inode.fileAcl })
-    } else {
-      blocks++
-      // One block may be shared by inodes with identical attributes (h_refcount): claimed once, counted per user.
-      claimXattrBlock(ctx, ino, inode.fileAcl)
-    }
-  }
+  if ((inode.flags & EA_INODE_FL) !== 0 && raw !== undefined) ctx.eaInodes.set(ino, eaInodeFacts(raw))
+  // Value inodes named from the inode body or the attribute block charge their blocks to it (quota).
+  const ibody = raw === undefined ? 0 : await checkIbodyXattrs(ctx, ino, inode, raw)
+  const acl = await claimAcl(ctx, ino, inode, true)
+  let blocks = (ibody ?? 0) + (acl ?? 0)
 
   if (fmt === S_IFCHR || fmt === S_IFBLK || fmt === S_IFIFO || fmt === S_IFSOCK) {
     checkSpecial(ctx, ino, inode)
@@ -133,9 +135,30 @@ export async function checkInode(ctx: FsckContext, ino: number, inode: Inode): P
       r.add(1, 'INODE_BAD_SIZE', `inode ${ino}: i_size ${inode.size} ends before logical block ${walk.lastInitBlock}, which is mapped`, { ...where, expected: (walk.lastBlock + 1) * bs })
     }
   }
+  // Attributes in the inode that cannot stand are cleared first; what they charged is not known till then.
+  if (ibody === undefined) return
   const want = blocks * (bs / 512)
   const have = blocksIn512(inode, bs)
   if (have !== want) r.add(1, 'INODE_BAD_I_BLOCKS', `inode ${ino}: i_blocks ${have}, counted ${want}`, { ...where, expected: want })
+}
+
+/**
+ * Inode ino's extended attribute block (i_file_acl), if any: claimed (one block may be shared by
+ * inodes with identical attributes, h_refcount: claimed once, counted per user), with ea_inode its
+ * value inodes judged at the first claim. The blocks it charges ino (itself and the values of its
+ * value inodes); undefined when it lies outside the file system (reported when outsideIsBad: e2fsck
+ * marks such an inode bad, which pass 2 reports only for an inode a directory names).
+ */
+async function claimAcl(ctx: FsckContext, ino: number, inode: Inode, outsideIsBad: boolean): Promise<number | undefined> {
+  const block = inode.fileAcl
+  if (block === 0) return 0
+  if (block < ctx.img.sb.firstDataBlock || block >= ctx.img.blocksCount) {
+    if (outsideIsBad) ctx.report.add(1, 'XATTR_BAD_BLOCK', `inode ${ino}: extended attribute block ${block} outside the file system`, { ino, block })
+    return outsideIsBad ? 0 : undefined
+  }
+  const first = claimXattrBlock(ctx, ino, block)
+  if (first !== undefined && hasEaInodeFeature(ctx)) await judgeXattrEaRefs(ctx, ino, inode.generation, block, first)
+  return 1 + (ctx.xattr.get(block)?.quota ?? 0)
 }
 
 function checkSpecial(ctx: FsckContext, ino: number, inode: Inode): void {

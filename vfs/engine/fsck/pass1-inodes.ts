@@ -66,7 +66,7 @@ export async function scanInodes(ctx: FsckContext): Promise<void> {
           r.add(1, 'INODE_BAD_EXTRA_ISIZE', `inode ${ino}: ${errText(err)}`, { ino, block })
           continue
         }
-        await checkInode(ctx, ino, inode)
+        await checkInode(ctx, ino, inode, bytes)
       }
     }
   }

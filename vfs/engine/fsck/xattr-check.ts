@@ -13,7 +13,8 @@ import { crc32cUpdate } from '../crc32c.ts'
 import { csumSeed } from '../reader/csum-verifier.ts'
 import type { Superblock } from '../format/superblock.ts'
 import type { FsckContext } from './context.ts'
-import { xattrBlockFault } from './xattr-entries.ts'
+import { countEaRef, hasEaInodeFeature, judgeEaRef, reportNoFlag } from './ea-inode.ts'
+import { eaInodeRefs, XATTR_HEADER_SIZE, xattrBlockFault } from './xattr-entries.ts'
 
 export const XATTR_REFCOUNT_OFFSET = 0x4
 export const XATTR_CHECKSUM_OFFSET = 0x10
@@ -31,6 +32,8 @@ export interface XattrUse {
   count: number
   /** Those inodes, in scan order; undefined once MAX_XATTR_USERS was reached. */
   users: number[] | undefined
+  /** Blocks its entries' value inodes charge to each inode naming it (ea_inode), judged at the first claim. */
+  quota: number
 }
 
 /**
@@ -58,7 +61,7 @@ export function setXattrCsum(ctx: FsckContext, block: number, buf: Buffer): void
  * first time (so a block claimed before is multiply claimed in inode order, as pass 1 finds it),
  * counted every time. Its contents are judged after the scan (checkXattrBlocks).
  */
-export function claimXattrBlock(ctx: FsckContext, ino: number, block: number): void {
+export function claimXattrBlock(ctx: FsckContext, ino: number, block: number): XattrUse | undefined {
   const seen = ctx.xattr.get(block)
   if (seen !== undefined) {
     seen.count++
@@ -70,12 +73,40 @@ export function claimXattrBlock(ctx: FsckContext, ino: number, block: number): v
         seen.users = undefined
       }
     }
-    return
+    return undefined
   }
-  const use: XattrUse = { first: ino, stated: undefined, count: 1, users: ctx.xattrUsers < MAX_XATTR_USERS ? [ino] : undefined }
+  const use: XattrUse = { first: ino, stated: undefined, count: 1, quota: 0, users: ctx.xattrUsers < MAX_XATTR_USERS ? [ino] : undefined }
   if (use.users !== undefined) ctx.xattrUsers++
   ctx.xattr.set(block, use)
   ctx.claim(1, block, 1, `inode ${ino} extended attribute block`, ino)
+  return use
+}
+
+/**
+ * The first claim of block by ino (generation: its i_generation), on a file system with ea_inode:
+ * its entries naming value inodes judged and counted once for the block (as e2fsck counts a shared
+ * block once), and the blocks they charge each sharer kept. A fault costs the block its users,
+ * as any bad block does (XATTR_BAD_BLOCK); the block's own structure is judged after the scan.
+ */
+export async function judgeXattrEaRefs(ctx: FsckContext, ino: number, generation: number, block: number, use: XattrUse): Promise<void> {
+  const buf = await ctx.img.readBlocks(block, 1, `extended attribute block ${block}`)
+  if (xattrBlockFault(buf, true) !== undefined) return
+  let faulted = false
+  for (const ref of eaInodeRefs(buf, XATTR_HEADER_SIZE)) {
+    // After a fault the rest are only counted (e2fsck -n counts every entry of a block it keeps).
+    if (faulted) {
+      countEaRef(ctx, ref.inum)
+      continue
+    }
+    const v = await judgeEaRef(ctx, { ino, generation }, buf, ref)
+    if (v.fault !== undefined) {
+      ctx.report.add(1, 'XATTR_BAD_BLOCK', `inode ${ino} has a bad extended attribute block ${block}: entry at ${ref.off} ${v.fault}`, { ino, block })
+      faulted = true
+      continue
+    }
+    if (v.noFlag) reportNoFlag(ctx, ino, ref.inum)
+    use.quota += v.quota
+  }
 }
 
 /** Blocks read at once when judging: attribute blocks the kernel allocated together lie together. */
@@ -83,7 +114,7 @@ const READ_RUN = 256
 
 function judge(ctx: FsckContext, block: number, use: XattrUse, buf: Buffer): void {
   const ino = use.first
-  const fault = xattrBlockFault(buf)
+  const fault = xattrBlockFault(buf, hasEaInodeFeature(ctx))
   if (fault !== undefined) {
     ctx.report.add(1, 'XATTR_BAD_BLOCK', `inode ${ino} has a bad extended attribute block ${block}: ${fault}`, { ino, block })
     return

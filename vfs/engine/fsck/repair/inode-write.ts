@@ -60,3 +60,19 @@ export async function writeNewInode(ctx: FsckContext, h: MetaTxn, ino: number, i
   h.dirty(place.block)
   return true
 }
+
+/**
+ * Change bytes of inode ino's record that the decoded Inode does not carry (its in-body extended
+ * attributes) or carries rounded (a value inode's count in i_ctime), then checksum it. False when
+ * the inode cannot be placed.
+ */
+export async function patchInodeRaw(ctx: FsckContext, h: MetaTxn, ino: number, patch: (raw: Buffer) => void): Promise<boolean> {
+  const place = inodePlace(ctx, ino)
+  if (place === undefined) return false
+  const buf = await h.get(place.block)
+  const raw = buf.subarray(place.at, place.at + ctx.img.inodeSize)
+  patch(raw)
+  if (ctx.csum) setInodeCsum(raw, csumSeed(ctx.img.sb), ino, raw.readUInt32LE(0x64))
+  h.dirty(place.block)
+  return true
+}

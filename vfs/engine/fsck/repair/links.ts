@@ -26,8 +26,8 @@ export async function repairLinkCounts({ ctx, problems, h }: StepInput): Promise
   for (const p of problems) {
     if (p.pass !== 4 || p.severity !== 'error') continue
     const ino = p.ino
-    // Unattached inodes are reconnect.ts's (which says what it leaves).
-    if (p.code === 'INODE_UNATTACHED') continue
+    // Unattached inodes are reconnect.ts's, value inodes' counts ea-inode.ts's.
+    if (p.code === 'INODE_UNATTACHED' || p.code === 'EA_INODE_REFCOUNT') continue
     if (p.code !== 'LINK_COUNT_WRONG' || ino === undefined) {
       out.push(left(4, p.code, `${p.message} (not repaired)`, ino === undefined ? {} : { ino }))
       continue
@@ -38,6 +38,8 @@ export async function repairLinkCounts({ ctx, problems, h }: StepInput): Promise
     }
     let counted = ctx.refs[ino] ?? 0
     if (ctx.types[ino] === S_IFDIR >> 12 && counted > LINK_MAX) counted = 1
+    // A value inode no directory names has its attribute entries for one link (pass4-links.ts).
+    if (counted === 0 && ctx.eaInodes.has(ino) && (ctx.eaRefs.get(ino) ?? 0) > 0) counted = 1
     const was = ctx.linksCount[ino] ?? 0
     if (unread && counted < was) {
       out.push(left(4, p.code, `${p.message} (not repaired: pass 2 could not read every entry, so ${counted} may be short)`, { ino }))

@@ -17,6 +17,7 @@
  */
 import type { MetaTxn } from '../../txn/txn.ts'
 import type { FsckContext } from '../context.ts'
+import { hasEaInodeFeature } from '../ea-inode.ts'
 import { setXattrCsum, XATTR_REFCOUNT_OFFSET } from '../xattr-check.ts'
 import { xattrBlockFault } from '../xattr-entries.ts'
 import { inodePlace, updateInode } from './inode-write.ts'
@@ -89,7 +90,7 @@ export async function repairXattrBlocks({ ctx, problems, h }: StepInput): Promis
       continue
     }
     const buf = await h.get(block)
-    const fault = xattrBlockFault(buf)
+    const fault = xattrBlockFault(buf, hasEaInodeFeature(ctx))
     if (fault !== undefined) {
       out.push(left(1, t.code, `${t.message} (not rewritten: ${fault})`, where))
       continue
