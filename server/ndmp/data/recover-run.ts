@@ -6,7 +6,8 @@
  * stream and sends its file history only. A corrupt or truncated stream halts INTERNAL_ERROR
  * with a LOG naming the byte offset; everything before it stays restored.
  * DIRECT=y with an fh_info for every name is a direct access restore (direct-access.ts): only the
- * chosen members' records are asked for, in offset order.
+ * chosen members' records are asked for, in offset order: exact ranges from our own mover (LOCAL),
+ * whole records of the default record size from a mover over TCP, which may be another's.
  */
 import type { BackupFormat, ByteSource, FileHistoryEntry, LogLevel, RestoreSelection, RestoreTarget } from '../../../backup/types.ts'
 import { BackupFormatError } from '../../../backup/types.ts'
@@ -31,6 +32,11 @@ export interface RecoverName {
 /** The data connection's reading end; close() drops it (the mover sees the connection close). */
 export interface DataIn {
   source: ByteSource
+  /**
+   * Direct access reads: null asks exact ranges (the mover is this session's own, LOCAL); a size
+   * asks whole records of it (a mover elsewhere, which may serve nothing else: range-input.ts).
+   */
+  recordSize: number | null
   close(): Promise<void>
 }
 
@@ -104,9 +110,9 @@ export async function runRecover(input: RecoverRunInput): Promise<RecoverRunResu
         peer.dataRead(offset, length)
         machine.reading(offset, length)
       },
-    }, names.map((n) => ({ offset: n.fhInfo ?? 0n })), streamName)
+    }, names.map((n) => ({ offset: n.fhInfo ?? 0n })), streamName, input.input.recordSize)
     stream = dar
-    say('info', `direct access restore of ${names.length} name(s)`)
+    say('info', `direct access restore of ${names.length} name(s)${input.input.recordSize === null ? '' : `, in whole records of ${input.input.recordSize} bytes`}`)
   } else {
     // The mover sends nothing until asked (draft §3.8.9 MOVER_READ): ask for the whole stream.
     peer.dataRead(0n, LENGTH_INFINITY)
