@@ -124,10 +124,6 @@ export class NdmpAgent {
     await this.conn.call(M.NDMP4_DATA_START_BACKUP, v4.ndmp4_data_start_backup_request, { butype_name: 'tar', env: pairs }, v4.ndmp4_data_start_backup_reply)
   }
 
-  dataState(): Promise<v4.ndmp4_data_get_state_reply> {
-    return this.conn.call(M.NDMP4_DATA_GET_STATE, null, undefined, v4.ndmp4_data_get_state_reply)
-  }
-
   async dataStop(): Promise<void> {
     await this.conn.call(M.NDMP4_DATA_STOP, null, undefined, v4.ndmp4_data_stop_reply)
   }

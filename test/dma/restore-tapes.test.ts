@@ -4,6 +4,8 @@
  *    on across the tape change (the mover pauses at the first tape's end; the DMA loads the next
  *    and sets the window to its part of the stream), and a file on the second tape is restored
  *    by direct access (the mover pauses SEEK; the DMA loads the tape holding that offset);
+ *  - three-way between two of our servers: the data service asks the tape server's mover (TCP)
+ *    whole records, which it serves;
  *  - three-way: ndmjob (`-o daemon`, the NDMP SDK) as the tape agent, our data agent (TCP): a
  *    full restore (the DMA rewinds first: the SDK's simulated drive keeps its place across opens),
  *    and one file by direct access, with no stall: our data service asks that mover whole records
@@ -74,6 +76,36 @@ t.test('a backup on two tapes: full restore across the change, one file by seeki
   t.equal(one.job.state, 'done', one.job.error ?? '')
   t.equal(await readText(dest, 'one/zz-last.txt'), 'on the second tape\n')
   t.ok(one.bytesMoved < 8192n, `a few blocks moved (${one.bytesMoved})`)
+})
+
+t.test('three-way between two of our servers: direct access in whole records over TCP', async (t) => {
+  const dir = t.testdir({})
+  const pool = join(dir, 'pool')
+  await Pool.label(pool, 'T1', { capacity: 64 * 1024 * 1024 })
+  const { exp, dest } = await tree()
+  const data = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [exp, dest], stateDir: join(dir, 'data') })
+  t.teardown(() => data.close())
+  const tapes = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [], tapes: [{ name: pool, path: pool }], stateDir: join(dir, 'tapes') })
+  t.teardown(() => tapes.close())
+  const state = join(dir, 'state')
+  const service = await DmaService.open(state, driversFor(state))
+  await writeFile(join(state, 'ndmp-auth'), '127.0.0.1 dma secret\n')
+  const exportText = `127.0.0.1:${data.port}:/exp`
+  const tapeAgent = `127.0.0.1:${tapes.port}`
+  const job = await service.wait((await service.start({ name: 'manual', spec: parseExport(exportText), tapeAgent, pool, level: 0 })).id)
+  t.match(job, { state: 'done', tapes: ['T1'] }, job.error ?? 'done')
+  // Our data service cannot tell our mover from another over TCP: it asks whole records, which
+  // ours serves too (a read past the short last record of a stream: test/server/ndmp/direct-access-records).
+  const logs: string[] = []
+  const one = await restoreExport({ stateDir: state, export: exportText, atNs: NOW(), paths: ['/docs/a.txt', '/zz-last.txt'], to: '/r/one', overwrite: false, tapeAgent, signal: AbortSignal.timeout(45_000), onLog: (_l, m) => logs.push(m) })
+  t.equal(one.job.state, 'done', one.job.error ?? '')
+  if (one.job.state !== 'done') t.comment(logs.join('\n'))
+  t.equal(await readText(dest, 'one/zz-last.txt'), 'on the second tape\n', 'the last member')
+  t.equal(await readText(dest, 'one/docs/a.txt'), 'alpha\n')
+  await t.rejects(resolve(dest.vfs, 'one/docs/old'), { code: 'ENOENT' }, 'nothing else')
+  t.ok(logs.some((m) => /direct access restore of 2 name\(s\), in whole records of 10240 bytes/.test(m)), 'whole records over TCP')
+  t.notOk(logs.some((m) => m.includes('mover stalled')), 'no stall')
+  t.ok(one.bytesMoved <= 4n * 10240n, `a few records moved (${one.bytesMoved})`)
 })
 
 t.test('three-way: ndmjob\'s tape agent, our data agent', { skip: haveNdmjob ? false : `${NDMJOB} is not installed` }, async (t) => {
