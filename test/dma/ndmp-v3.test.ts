@@ -1,13 +1,15 @@
 /*
  * Our DMA over NDMP v3 (dma/ndmp/v3.ts): with our own server forced to v3 (it offers 3 and opens
  * nothing higher), the DMA opens the version offered and backs up, restores the whole tree and
- * one file by direct access; and, its ndmp-auth line saying v3, through `ndmjob -o daemon` (the
+ * one file by direct access, and verify reads the tape through the agent; and, its ndmp-auth line saying v3, through `ndmjob -o daemon` (the
  * NDMP SDK) as the tape agent, three-way: ndmjob cannot be made v3-only (its daemon offers 4 and
  * opens 2, 3 or 4), so the DMA asks for v3.
  */
 import t from 'tap'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { backup } from '../../cli/backup.ts'
+import type { VerifyReport } from '../../dma/jobs/verify.ts'
 import { NdmpAgent } from '../../dma/ndmp/agent.ts'
 import { parseNdmpAuth } from '../../dma/ndmp/auth.ts'
 import { driversFor } from '../../dma/drivers/select.ts'
@@ -80,6 +82,13 @@ t.test('our server forced to v3: backup, full restore, one file by direct access
   t.equal(await readText(dest, 'one/zz-last.txt'), 'the last file\n')
   await t.rejects(resolve(dest.vfs, 'one/docs'), { code: 'ENOENT' }, 'nothing else')
   t.ok(one.bytesMoved > 0n && one.bytesMoved < 8192n, `by direct access: a few blocks moved (${one.bytesMoved})`)
+
+  // backup verify reads the tape through the agent (its mover in WRITE mode) over v3 too.
+  let out = ''
+  let err = ''
+  const code = await backup(['verify', job.id, '--state', state, '--tape', `127.0.0.1:${server.port}`, '--json'], { out: (x) => (out += x), err: (x) => (err += x) })
+  t.equal(code, 0, out + err)
+  t.match(JSON.parse(out) as VerifyReport, { ok: true, files: 3, tapes: ['V1'], mismatches: [], missing: [], damage: [] }, 'verify through the v3 tape agent')
 })
 
 t.test('v3 through ndmjob -o daemon as the tape agent', { skip: haveNdmjob ? false : `${NDMJOB} is not installed` }, async (t) => {
