@@ -108,6 +108,47 @@ t.test('three-way between two of our servers: direct access in whole records ove
   t.ok(one.bytesMoved <= 4n * 10240n, `a few records moved (${one.bytesMoved})`)
 })
 
+t.test('three-way between two of our servers: a widened read past the short last record of the stream', async (t) => {
+  const dir = t.testdir({})
+  const pool = join(dir, 'pool')
+  const { exp, dest } = await tree()
+  const data = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [exp, dest], stateDir: join(dir, 'data') })
+  t.teardown(() => data.close())
+  const tapes = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [], tapes: [{ name: pool, path: pool }], stateDir: join(dir, 'tapes') })
+  t.teardown(() => tapes.close())
+  const state = join(dir, 'state')
+  const service = await DmaService.open(state, driversFor(state))
+  await writeFile(join(state, 'ndmp-auth'), '127.0.0.1 dma secret\n')
+  const exportText = `127.0.0.1:${data.port}:/exp`
+  const tapeAgent = `127.0.0.1:${tapes.port}`
+  const R = 10240n
+  /** A level 0 on a new tape; the stream's size (a full restore moves all of it) and /zz-last.txt's header offset. */
+  const round = async (label: string): Promise<{ size: bigint; at: bigint }> => {
+    await Pool.label(pool, label, { capacity: 64 * 1024 * 1024 })
+    const job = await service.wait((await service.start({ name: 'manual', spec: parseExport(exportText), tapeAgent, pool, level: 0 })).id)
+    t.match(job, { state: 'done', tapes: [label] }, job.error ?? 'done')
+    const full = await restoreExport({ stateDir: state, export: exportText, atNs: NOW(), paths: [], to: `/r/full-${label}`, overwrite: false, tapeAgent, signal: AbortSignal.timeout(45_000) })
+    t.equal(full.job.state, 'done', full.job.error ?? '')
+    const plan = await restoreExport({ stateDir: state, export: exportText, atNs: NOW(), paths: ['/zz-last.txt'], to: `/r/probe-${label}`, overwrite: false, tapeAgent, signal: AbortSignal.timeout(45_000) })
+    return { size: full.bytesMoved, at: plan.plan.steps[0]?.files[0]?.streamOffset ?? -1n }
+  }
+  // Grow the file before /zz-last.txt so that its header starts in the stream's last record,
+  // which our mover stores short (nothing is padded).
+  const first = await round('L1')
+  const grow = (R + 512n - (first.at % R)) % R
+  await vfsWrite(exp.vfs, 'docs/old/b.bin', Buffer.alloc(100_000 + Number(grow), 7))
+  const second = await round('L2')
+  t.equal(second.at / R, (second.size - 1n) / R, `/zz-last.txt (at ${second.at}) is in the last record of the ${second.size}-byte stream`)
+  t.ok(second.size % R !== 0n, 'which is short')
+  const logs: string[] = []
+  const one = await restoreExport({ stateDir: state, export: exportText, atNs: NOW(), paths: ['/zz-last.txt'], to: '/r/one', overwrite: false, tapeAgent, signal: AbortSignal.timeout(45_000), onLog: (_l, m) => logs.push(m) })
+  t.equal(one.job.state, 'done', one.job.error ?? '')
+  if (one.job.state !== 'done') t.comment(logs.join('\n'))
+  t.equal(await readText(dest, 'one/zz-last.txt'), 'on the second tape\n', 'the last member')
+  t.ok(logs.some((m) => /mover paused \(NDMP4_MOVER_PAUSE_EOF\) at stream byte \d+/.test(m)), 'the read ran past the stream\'s end (the mover paused EOF, the DMA closed it)')
+  t.equal(one.bytesMoved, second.size - (second.at / R) * R, 'the last record, all there is of it')
+})
+
 t.test('three-way: ndmjob\'s tape agent, our data agent', { skip: haveNdmjob ? false : `${NDMJOB} is not installed` }, async (t) => {
   const dir = t.testdir({})
   const pool = join(dir, 'pool')
