@@ -5,7 +5,7 @@
  *    and sets the window to its part of the stream), and a file on the second tape is restored
  *    by direct access (the mover pauses SEEK; the DMA loads the tape holding that offset);
  *  - three-way between two of our servers: the data service asks the tape server's mover (TCP)
- *    whole records, which it serves;
+ *    whole records, which it serves, also past the short last record of a stream (EOF pause);
  *  - three-way: ndmjob (`-o daemon`, the NDMP SDK) as the tape agent, our data agent (TCP): a
  *    full restore (the DMA rewinds first: the SDK's simulated drive keeps its place across opens),
  *    and one file by direct access, with no stall: our data service asks that mover whole records
@@ -95,7 +95,7 @@ t.test('three-way between two of our servers: direct access in whole records ove
   const job = await service.wait((await service.start({ name: 'manual', spec: parseExport(exportText), tapeAgent, pool, level: 0 })).id)
   t.match(job, { state: 'done', tapes: ['T1'] }, job.error ?? 'done')
   // Our data service cannot tell our mover from another over TCP: it asks whole records, which
-  // ours serves too (a read past the short last record of a stream: test/server/ndmp/direct-access-records).
+  // ours serves too (a read past the short last record of a stream: the next subtest).
   const logs: string[] = []
   const one = await restoreExport({ stateDir: state, export: exportText, atNs: NOW(), paths: ['/docs/a.txt', '/zz-last.txt'], to: '/r/one', overwrite: false, tapeAgent, signal: AbortSignal.timeout(45_000), onLog: (_l, m) => logs.push(m) })
   t.equal(one.job.state, 'done', one.job.error ?? '')
