@@ -1,9 +1,10 @@
 /*
  * A direct access restore through ndmjob's tape agent (issue 16): a level-0 backup by our DMA with
  * `ndmjob -o daemon` as the tape agent (three-way, our server as data agent over TCP), then
- * `restoreExport` of one file by direct access with a 20 s abort. ndmjob's mover never serves a
- * MOVER_READ shorter than one record (ndma_tape.c ndmta_write_quantum, bench/README.md): the
- * executor sees the stall after 5 s and restores the file from the stream's start. Capture the
+ * `restoreExport` of one file by direct access with a 20 s abort. ndmjob's mover serves only
+ * MOVER_READs of whole records from a record boundary (ndma_tape.c ndmta_write_quantum,
+ * bench/README.md); our data service asks it so (server/ndmp/data/range-input.ts). Before that,
+ * the executor saw the stall after 5 s and restored the file from the stream's start. Capture the
  * control connection with
  *   tshark -i lo -f 'tcp port 41999' -w /tmp/dar.pcap
  * and run `PROBE_PORT=41999 npx tsx bench/backup-dar-ndmjob.ts`. The trace is in bench/README.md.

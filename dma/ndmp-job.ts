@@ -1,5 +1,6 @@
 /*
- * The NDMP job driver (issue 16 §4): the DMA's side of a backup, v4 messages. The tape agent
+ * The NDMP job driver (issue 16 §4): the DMA's side of a backup, v4 messages (v3 with an agent
+ * that offers no more, or whose ndmp-auth line says v3: dma/ndmp/v3.ts). The tape agent
  * (the export's own agent, or `tape=HOST:PORT`: three-way) opens the pool's tape file and its
  * mover listens; the data agent connects to it (ADDR_LOCAL when one agent does both) and backs
  * up FILESYSTEM at LEVEL. A `file:` export with a tape agent has no data agent: the DMA streams
@@ -13,7 +14,6 @@ import { connect } from 'node:net'
 import * as v4 from '../xdr/generated/ndmp4.ts'
 import type { JobContext, JobDriver } from './drivers/driver.ts'
 import { NdmpAgent } from './ndmp/agent.ts'
-import { ndmpAuthFor } from './ndmp/auth.ts'
 import type { JobEvent } from './ndmp/posts.ts'
 import { takePost } from './ndmp/posts.ts'
 import { hostPort } from './schedule/export-spec.ts'
@@ -61,11 +61,11 @@ export function ndmpDriver(stateDir: string): JobDriver {
       const spec = ctx.spec
       const tapeAt = ctx.tapeAgent !== undefined ? hostPort(ctx.tapeAgent) : spec.kind === 'ndmp' ? { host: spec.host, port: spec.port } : null
       if (tapeAt === null) throw new Error('a file: export goes through NDMP only with a tape agent (tape=HOST:PORT)')
-      const tape = await NdmpAgent.open(tapeAt.host, tapeAt.port, await ndmpAuthFor(stateDir, tapeAt.host, tapeAt.port))
+      const tape = await NdmpAgent.forDma(stateDir, tapeAt.host, tapeAt.port)
       const same = spec.kind === 'ndmp' && spec.host === tapeAt.host && spec.port === tapeAt.port
       let data: NdmpAgent | null = null
       try {
-        if (spec.kind === 'ndmp') data = same ? tape : await NdmpAgent.open(spec.host, spec.port, await ndmpAuthFor(stateDir, spec.host, spec.port))
+        if (spec.kind === 'ndmp') data = same ? tape : await NdmpAgent.forDma(stateDir, spec.host, spec.port)
         await run(ctx, tape, data, tapeAt.host)
       } finally {
         await tape.close().catch(() => undefined)
@@ -84,10 +84,10 @@ async function run(ctx: JobContext, tape: NdmpAgent, data: NdmpAgent | null, tap
     wake?.()
   }
   tape.onPost((p) => {
-    push(takePost(p, ctx, tape.name))
+    push(takePost(p, ctx, tape))
   })
   if (data !== null && data !== tape) data.onPost((p) => {
-    push(takePost(p, ctx, data.name))
+    push(takePost(p, ctx, data))
   })
   const onAbort = (): void => {
     void data?.dataAbort().catch(() => undefined)

@@ -16,7 +16,7 @@ import { Pool } from '../pool/pool.ts'
 import type { TapeDamage } from '../pool/tape-reader.ts'
 import { TapeStreamSource } from '../pool/tape-reader.ts'
 import { NdmpTapeSource } from '../pool/ndmp-tape-source.ts'
-import { ndmpAuthFor } from '../ndmp/auth.ts'
+import { ndmpLoginFor } from '../ndmp/auth.ts'
 import { hostPort } from '../schedule/export-spec.ts'
 import { appendLog } from './log.ts'
 import { verifyByRestore } from './verify-restore.ts'
@@ -156,7 +156,8 @@ async function sourceFor(stateDir: string, target: VerifyTarget, pool: Pool, bac
   }
   if (agent === undefined) return new TapeStreamSource(devices)
   const { host, port } = hostPort(agent)
-  return new NdmpTapeSource({ host, port, auth: await ndmpAuthFor(stateDir, host, port), devices })
+  const login = await ndmpLoginFor(stateDir, host, port)
+  return new NdmpTapeSource({ host, port, auth: login.auth, ...(login.version === undefined ? {} : { version: login.version }), devices })
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -2,12 +2,15 @@
  * What an agent posts during a backup, as the job sees it: LOG_MESSAGE into the job log,
  * FH_ADD_FILE / ADD_DIR / ADD_NODE into its file history, and the NOTIFY posts that drive the
  * job (mover paused: a tape change; data or mover halted: the end). draft-skardal-ndmpv4-04 §3.
+ * The FH posts and NOTIFY_MOVER_PAUSED have v4's bytes in v3 too; LOG_MESSAGE and the halts go
+ * through the agent, which knows its version.
  */
 import type { NdmpPost } from '../../client/ndmp/connection.ts'
 import * as v4 from '../../xdr/generated/ndmp4.ts'
 import { decodeBody } from '../../xdr/ndmp/message.ts'
 import type { HistoryEntry, JobContext } from '../drivers/driver.ts'
 import { M } from './agent.ts'
+import type { NdmpAgent } from './agent.ts'
 
 export type JobEvent =
   | { kind: 'mover-paused'; reason: number; seek: bigint }
@@ -28,11 +31,12 @@ function statOf(st: v4.ndmp4_file_stat): Pick<HistoryEntry, 'type' | 'size' | 'm
 }
 
 /** Hands a post to the job (logs, history) or returns the event it carries; a post that does not decode is logged. */
-export function takePost(post: NdmpPost, ctx: JobContext, agent: string): JobEvent | null {
+export function takePost(post: NdmpPost, ctx: JobContext, from: NdmpAgent): JobEvent | null {
+  const agent = from.name
   try {
     switch (post.code) {
       case M.NDMP4_LOG_MESSAGE: {
-        const m = decodeBody(v4.ndmp4_log_message_post, post.body)
+        const m = from.logMessage(post)
         const level = m.log_type === 2 ? 'error' : m.log_type === 3 ? 'warn' : 'info'
         ctx.log(level, `${agent}: ${m.entry}`)
         return null
@@ -57,9 +61,9 @@ export function takePost(post: NdmpPost, ctx: JobContext, agent: string): JobEve
         return { kind: 'mover-paused', reason: p.reason, seek: p.seek_position }
       }
       case M.NDMP4_NOTIFY_MOVER_HALTED:
-        return { kind: 'mover-halted', reason: decodeBody(v4.ndmp4_notify_mover_halted_post, post.body).reason }
+        return { kind: 'mover-halted', reason: from.haltReason(post) }
       case M.NDMP4_NOTIFY_DATA_HALTED:
-        return { kind: 'data-halted', reason: decodeBody(v4.ndmp4_notify_data_halted_post, post.body).reason }
+        return { kind: 'data-halted', reason: from.haltReason(post) }
       default:
         return null
     }

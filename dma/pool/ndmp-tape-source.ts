@@ -16,7 +16,8 @@ import type { ByteSource } from '../../backup/types.ts'
 import * as v4 from '../../xdr/generated/ndmp4.ts'
 import { decodeBody } from '../../xdr/ndmp/message.ts'
 import type { NdmpAuth, NdmpPost } from '../../client/ndmp/connection.ts'
-import { M, NdmpAgent, RECORD_SIZE } from '../ndmp/agent.ts'
+import { M, NdmpAgent } from '../ndmp/agent.ts'
+import type { NdmpVersion } from '../ndmp/v3.ts'
 import type { TapeDamage } from './tape-reader.ts'
 
 const WHOLE = 0xffffffffffffffffn
@@ -30,6 +31,8 @@ export interface NdmpTapeSourceOptions {
   host: string
   port: number
   auth: NdmpAuth | null
+  /** The protocol version to open (absent: the agent's offer). */
+  version?: NdmpVersion
   /** The tape devices (the pool's tape files as the tape agent names them), in stream order. */
   devices: readonly string[]
 }
@@ -96,7 +99,7 @@ export class NdmpTapeSource implements ByteSource {
   async #start(): Promise<AsyncIterator<Buffer>> {
     const o = this.#o
     if (o.devices.length === 0) throw new Error('no tape to read')
-    const agent = await NdmpAgent.open(o.host, o.port, o.auth)
+    const agent = await NdmpAgent.open(o.host, o.port, o.auth, o.version)
     this.#agent = agent
     agent.onPost((p) => {
       // Posts are handled one after another: each may call the agent (load the next tape).
@@ -106,9 +109,7 @@ export class NdmpTapeSource implements ByteSource {
     })
     await this.#load(agent, 0)
     const c = agent.conn
-    await c.call(M.NDMP4_MOVER_SET_RECORD_SIZE, v4.ndmp4_mover_set_record_size_request, { len: RECORD_SIZE }, v4.ndmp4_mover_set_record_size_reply)
-    await c.call(M.NDMP4_MOVER_SET_WINDOW, v4.ndmp4_mover_set_window_request, { offset: 0n, length: WHOLE }, v4.ndmp4_mover_set_window_reply)
-    const addr = (await c.call(M.NDMP4_MOVER_LISTEN, v4.ndmp4_mover_listen_request, { mode: v4.ndmp4_mover_mode.NDMP4_MOVER_MODE_WRITE, addr_type: v4.ndmp4_addr_type.NDMP4_ADDR_TCP }, v4.ndmp4_mover_listen_reply)).connect_addr
+    const addr = await agent.listen(v4.ndmp4_mover_mode.NDMP4_MOVER_MODE_WRITE, 'tcp', { offset: 0n, length: WHOLE })
     const a = addr.addr_type === v4.ndmp4_addr_type.NDMP4_ADDR_TCP ? addr.tcp_addr[0] : undefined
     if (a === undefined) throw new Error(`tape agent ${this.name}: the mover did not listen on TCP`)
     const sock = connect({ host: a.ip_addr === 0 ? o.host : ipv4(a.ip_addr), port: a.port })
@@ -133,11 +134,11 @@ export class NdmpTapeSource implements ByteSource {
 
   async #post(agent: NdmpAgent, post: NdmpPost): Promise<void> {
     if (post.code === M.NDMP4_LOG_MESSAGE) {
-      this.#lastLog = decodeBody(v4.ndmp4_log_message_post, post.body).entry
+      this.#lastLog = agent.logMessage(post).entry
       return
     }
     if (post.code === M.NDMP4_NOTIFY_MOVER_HALTED) {
-      const reason = decodeBody(v4.ndmp4_notify_mover_halted_post, post.body).reason
+      const reason = agent.haltReason(post)
       if (reason !== v4.ndmp4_mover_halt_reason.NDMP4_MOVER_HALT_CONNECT_CLOSED) this.#fail(`tape agent ${this.name}: the mover halted (${v4.ndmp4_mover_halt_reasonNames[reason] ?? reason})${this.#detail()}`)
       return
     }

@@ -4,8 +4,10 @@
  * SDK's mover (ndmjob -o daemon, Debian amanda-server) does so for any read shorter than one
  * record: ndma_tape.c, ndmta_write_quantum(), clips the read to bytes_left_to_read and returns
  * "mover blocked" while that is below record_size, for ever; and ndma_comm_dispatch.c refuses a
- * next MOVER_READ while bytes_left_to_read > 0. Our data service asks for a member's 512-byte
- * header first, so a direct access restore through that mover never starts (bench/README.md).
+ * next MOVER_READ while bytes_left_to_read > 0. Our data service asked for a member's 512-byte
+ * header first, so a direct access restore through that mover never started (bench/README.md);
+ * it now asks a mover over TCP whole records (server/ndmp/data/range-input.ts), but another
+ * data service may not, and another mover may stall otherwise.
  * The restore executor asks the mover's state when a read has waited STALL_MS with no event;
  * nothing moved since the read (or since the last look) is a stall, and the executor then
  * restores the step from the stream's start, which that mover serves (one read of the whole).

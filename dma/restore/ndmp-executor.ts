@@ -1,5 +1,5 @@
 /*
- * The catalog's RestoreExecutor over NDMP v4 (issue 16 §7; draft-skardal-ndmpv4-04 §3.7, §3.9):
+ * The catalog's RestoreExecutor over NDMP v4, or v3 (dma/ndmp/v3.ts) (issue 16 §7; draft-skardal-ndmpv4-04 §3.7, §3.9):
  * for each backup of the plan's chain, in order, the tape agent opens the backup's first tape
  * (TAPE_OPEN read-only, MTIO REW and FSF to its file), its mover listens in WRITE mode (LOCAL when the
  * data agent is the same server, TCP for three-way), the data agent connects and runs
@@ -26,8 +26,7 @@ import type { ExecuteOptions, PlanStep, RestoreExecutor, RestorePlan } from '../
 import type { TapeFile } from '../../backup/catalog/rows.ts'
 import type { Compression } from '../../backup/compress.ts'
 import { DmaError } from '../errors.ts'
-import { M, NdmpAgent, RECORD_SIZE } from '../ndmp/agent.ts'
-import { ndmpAuthFor } from '../ndmp/auth.ts'
+import { M, NdmpAgent } from '../ndmp/agent.ts'
 import { hostPort } from '../schedule/export-spec.ts'
 import { MoverStall, STALL_MS, stallReason } from './mover-stall.ts'
 import type { OutstandingRead } from './mover-stall.ts'
@@ -55,6 +54,13 @@ type Event =
   | { kind: 'mover-paused'; reason: number; seek: bigint }
   | { kind: 'mover-halted'; reason: number }
   | { kind: 'data-halted'; reason: number }
+
+/** Tape `i`'s part of the stream: from its start to the next tape's (or the end). */
+function windowOf(tapes: readonly TapeFile[], i: number): { offset: bigint; length: bigint } {
+  const t = tapes[i] as TapeFile
+  const next = tapes[i + 1]
+  return { offset: t.streamOffset, length: next === undefined ? WHOLE : next.streamOffset - t.streamOffset }
+}
 
 /** The tape holding stream byte `pos`: the last one starting at or before it. */
 function tapeIndex(tapes: readonly TapeFile[], pos: bigint): number {
@@ -127,10 +133,10 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
     const o = this.#o
     const tapeAt = o.tapeAgent === undefined ? { host: o.host, port: o.port } : hostPort(o.tapeAgent)
     const same = tapeAt.host === o.host && tapeAt.port === o.port
-    const tape = await NdmpAgent.open(tapeAt.host, tapeAt.port, await ndmpAuthFor(o.stateDir, tapeAt.host, tapeAt.port))
+    const tape = await NdmpAgent.forDma(o.stateDir, tapeAt.host, tapeAt.port)
     let data: NdmpAgent = tape
     try {
-      if (!same) data = await NdmpAgent.open(o.host, o.port, await ndmpAuthFor(o.stateDir, o.host, o.port))
+      if (!same) data = await NdmpAgent.forDma(o.stateDir, o.host, o.port)
       return await this.#run(plan, step, direct, done, tape, data, overwrite, log, opts.to, opts.signal)
     } finally {
       await tape.close().catch(() => undefined)
@@ -167,10 +173,7 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
     await this.#load(tape, tapes, 0)
     try {
       const c = tape.conn
-      await c.call(M.NDMP4_MOVER_SET_RECORD_SIZE, v4.ndmp4_mover_set_record_size_request, { len: RECORD_SIZE }, v4.ndmp4_mover_set_record_size_reply)
-      await this.#window(tape, tapes, 0)
-      const type = data === tape ? v4.ndmp4_addr_type.NDMP4_ADDR_LOCAL : v4.ndmp4_addr_type.NDMP4_ADDR_TCP
-      const addr = (await c.call(M.NDMP4_MOVER_LISTEN, v4.ndmp4_mover_listen_request, { mode: v4.ndmp4_mover_mode.NDMP4_MOVER_MODE_WRITE, addr_type: type }, v4.ndmp4_mover_listen_reply)).connect_addr
+      const addr = await tape.listen(v4.ndmp4_mover_mode.NDMP4_MOVER_MODE_WRITE, data === tape ? 'local' : 'tcp', windowOf(tapes, 0))
       await data.dataConnect(addr)
       const fs = this.#o.filesystem
       const env: v4.ndmp4_pval[] = [{ name: 'FILESYSTEM', value: fs }, { name: 'OVERWRITE', value: overwrite ? 'y' : 'n' }, { name: 'TYPE', value: 'tar' }]
@@ -285,19 +288,16 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
     if (t.fileNumber > 0) await tape.conn.call(M.NDMP4_TAPE_MTIO, v4.ndmp4_tape_mtio_request, { tape_op: v4.ndmp4_tape_mtio_op.NDMP4_MTIO_FSF, count: t.fileNumber }, v4.ndmp4_tape_mtio_reply)
   }
 
-  /** The window is tape `i`'s part of the stream: from its start to the next tape's (or the end). */
+  /** MOVER_SET_WINDOW to tape `i`'s part of the stream (the mover is PAUSED). */
   async #window(tape: NdmpAgent, tapes: readonly TapeFile[], i: number): Promise<void> {
-    const t = tapes[i] as TapeFile
-    const next = tapes[i + 1]
-    const length = next === undefined ? WHOLE : next.streamOffset - t.streamOffset
-    await tape.conn.call(M.NDMP4_MOVER_SET_WINDOW, v4.ndmp4_mover_set_window_request, { offset: t.streamOffset, length }, v4.ndmp4_mover_set_window_reply)
+    await tape.conn.call(M.NDMP4_MOVER_SET_WINDOW, v4.ndmp4_mover_set_window_request, windowOf(tapes, i), v4.ndmp4_mover_set_window_reply)
   }
 
   #post(agent: NdmpAgent, post: NdmpPost, log: (level: LogLevel, message: string) => void, file: (name: string, status: number) => void): Event | null {
     try {
       switch (post.code) {
         case M.NDMP4_LOG_MESSAGE: {
-          const m = decodeBody(v4.ndmp4_log_message_post, post.body)
+          const m = agent.logMessage(post)
           log(m.log_type === 2 ? 'error' : m.log_type === 3 ? 'warn' : 'info', `${agent.name}: ${m.entry}`)
           return null
         }
@@ -315,9 +315,9 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
           return { kind: 'mover-paused', reason: p.reason, seek: p.seek_position }
         }
         case M.NDMP4_NOTIFY_MOVER_HALTED:
-          return { kind: 'mover-halted', reason: decodeBody(v4.ndmp4_notify_mover_halted_post, post.body).reason }
+          return { kind: 'mover-halted', reason: agent.haltReason(post) }
         case M.NDMP4_NOTIFY_DATA_HALTED:
-          return { kind: 'data-halted', reason: decodeBody(v4.ndmp4_notify_data_halted_post, post.body).reason }
+          return { kind: 'data-halted', reason: agent.haltReason(post) }
         default:
           return null
       }

@@ -38,7 +38,7 @@ function open(session: NdmpSession, version: number): { error: number } {
     if (version !== session.version) throw new NdmpError(E.ILLEGAL_ARGS, `too late to change the version to ${version}`)
     return { error: E.NO_ERR }
   }
-  if (version !== 3 && version !== 4) throw new NdmpError(E.ILLEGAL_ARGS, `protocol version ${version} is not supported`)
+  if ((version !== 3 && version !== 4) || version > c.maxVersion) throw new NdmpError(E.ILLEGAL_ARGS, `protocol version ${version} is not supported`)
   c.open(version)
   return { error: E.NO_ERR }
 }

@@ -2,7 +2,7 @@
  * The NDMP server: a TCP listener (port 10000 by default, draft §2), one NdmpServerSession per
  * DMA connection, and the handler table the services fill (CONNECT and CONFIG here, then
  * server/ndmp/services.ts, then any given). On accept it sends NOTIFY_CONNECTION_STATUS
- * CONNECTED offering version 4; past maxSessions it sends REFUSED and closes.
+ * CONNECTED offering version 4 (or maxVersion); past maxSessions it sends REFUSED and closes.
  */
 import { createServer, type Server, type Socket } from 'node:net'
 import { silentLogger, type Logger } from '../logger.ts'
@@ -34,6 +34,8 @@ export interface NdmpServerOptions {
   maxSessions?: number
   /** A connection that has not authorized within this many ms is closed (default 60000; 0: never). */
   authTimeoutMs?: number
+  /** The highest protocol version offered and opened (default 4; 3: a v3-only server, as older NAS are). */
+  maxVersion?: 3 | 4
 }
 
 export interface NdmpServer {
@@ -62,7 +64,7 @@ export async function startNdmpServer(options: NdmpServerOptions): Promise<NdmpS
   let nextId = 1
   const server: Server = createServer((socket: Socket) => {
     const id = nextId++
-    const session = new NdmpServerSession(socket, { id, context, table, log: log.child({ session: id }), authTimeoutMs })
+    const session = new NdmpServerSession(socket, { id, context, table, log: log.child({ session: id }), authTimeoutMs, ...(options.maxVersion === undefined ? {} : { maxVersion: options.maxVersion }) })
     if (live.size >= maxSessions) {
       log.warn({ peer: socket.remoteAddress, max: maxSessions }, 'ndmp: too many connections, refusing one')
       session.greet(2, `this server serves at most ${maxSessions} connections`)

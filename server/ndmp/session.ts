@@ -54,6 +54,8 @@ export interface SessionOptions {
   log: Logger
   /** Close a connection that has not authorized by then (ms; 0: never). */
   authTimeoutMs: number
+  /** The highest version offered and opened (default 4; 3 serves v3 DMAs only). */
+  maxVersion?: NdmpVersion
 }
 
 /** What CONNECT's handlers change in a session (server/ndmp/connect.ts); not part of NdmpSession. */
@@ -61,6 +63,8 @@ export interface SessionControls {
   /** CONNECT_OPEN happened, or another message implied it (the version offered stays). */
   isOpen(): boolean
   open(version: NdmpVersion): void
+  /** The highest version this server opens (what the greeting offers). */
+  readonly maxVersion: NdmpVersion
   authorize(user: string): void
   /** The MD5 challenge last handed out by CONFIG_GET_AUTH_ATTR on this connection. */
   challenge: Buffer | null
@@ -110,6 +114,8 @@ export class NdmpServerSession implements NdmpSession {
   constructor(socket: Socket, options: SessionOptions) {
     this.socket = socket
     this.id = options.id
+    // Until CONNECT_OPEN, the version offered is the one in force.
+    this.version = options.maxVersion ?? 4
     this.context = options.context
     this.table = options.table
     this.log = options.log
@@ -124,6 +130,7 @@ export class NdmpServerSession implements NdmpSession {
         this.version = version
         this.opened = true
       },
+      maxVersion: this.version,
       authorize: (user) => {
         this.authorized = true
         this.user = user
@@ -155,7 +162,7 @@ export class NdmpServerSession implements NdmpSession {
   /** The DMA's connection is accepted: tell it so, and which version we offer (draft §4.1). */
   greet(reason: 0 | 2, text = ''): void {
     // v3's NOTIFY_CONNECTED has the same code and bytes as v4's NOTIFY_CONNECTION_STATUS.
-    const body = { reason, protocol_version: 4, text_reason: text }
+    const body = { reason, protocol_version: this.version, text_reason: text }
     void this.sendMessage(this.header(NDMP_MESSAGE_REQUEST, 0x502, 0, NO_ERR), ndmp4_notify_connection_status_post, body).catch(() => undefined)
   }
 

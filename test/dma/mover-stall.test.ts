@@ -4,7 +4,8 @@
  * read left) is a stall at the first look; a read that moves is not; one that moved and then
  * stopped is, at the second look that sees the same counts; a mover that left ACTIVE or has
  * nothing left to read is not (its notice, or the data side's next request, decides).
- * The end to end case (ndmjob -o daemon as the tape agent) is in test/dma/restore-tapes.test.ts.
+ * End to end, ndmjob -o daemon as the tape agent no longer stalls (our data service asks it whole
+ * records): test/dma/restore-tapes.test.ts asserts no stall line.
  */
 import t from 'tap'
 import { stallReason } from '../../dma/restore/mover-stall.ts'

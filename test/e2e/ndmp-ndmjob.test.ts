@@ -6,7 +6,8 @@
  *    stream); GNU tar lists and extracts it; `-I` writes the file history index.
  *  - `-t`, `-x` (everything, and one chosen file through the `-J` index) from that stream.
  *  - three-way: `ndmjob -o daemon` as the tape agent (its MOVER listens, our DATA connects);
- *    the records its simulated tape holds are the stream GNU tar reads.
+ *    the records its simulated tape holds are the stream GNU tar reads; -x of one file by direct
+ *    access through that mover (our data service asks it whole records).
  * Skipped where ndmjob is not installed (CI installs amanda-server).
  */
 import t from 'tap'
@@ -119,6 +120,16 @@ if (!haveNdmjob) {
       fs.writeFileSync(extracted, simulatorRecords(fs.readFileSync(tape)))
       const listing = (await run('tar', ['-tvf', extracted])).stdout
       for (const p of Object.keys(files)) t.match(listing, p, `tar lists ${p} from the tape agent's records`)
+
+      // Direct access through its mover, ndmjob the DMA: our data service asks whole records
+      // (that mover serves nothing else; a 512-byte read would wait for ever, bench/README.md).
+      const x = await ndmjob(['-x', '-D', agent, '-T', daemon.agent, '-f', tape, '-C', '/r/dar3', '-J', path.join(dir, 'index3'), '-E', 'DIRECT=y', '-v', 'dir/sub/c.txt'], 45_000)
+      t.match(x, /LOG_FILE messages: 1 OK, 0 ERROR, total 1 of 1/)
+      t.ok((await readAll(dest, 'dar3/dir/sub/c.txt')).equals(files['dir/sub/c.txt'] ?? Buffer.alloc(0)), 'the chosen file, byte for byte')
+      await t.rejects(resolve(dest.vfs, 'dar3/a.txt'), { code: 'ENOENT' }, 'nothing else')
+      t.match(x, /direct access restore of 1 name\(s\), in whole records of 10240 bytes/)
+      const read = Number(/direct access: \d+ read\(s\), (\d+) bytes/.exec(x)?.[1] ?? Infinity)
+      t.ok(read <= 3 * 10240, `a record or a few of the stream, not the 300 KB file before it (${read} bytes)`)
     })
   })
 }

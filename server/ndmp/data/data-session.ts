@@ -8,6 +8,7 @@ import type { BackupFormat, RestoreTarget } from '../../../backup/types.ts'
 import { VfsError } from '../../../vfs/errors.ts'
 import { connectTcp, DataConnectionError, listenTcp, localDataPort } from '../mover/connection.ts'
 import type { DataEndpoint, DataListener, TcpAddr } from '../mover/connection.ts'
+import { DEFAULT_RECORD_SIZE } from '../mover/mover.ts'
 import { NdmpError } from '../service-types.ts'
 import type { NdmpExport, NdmpSession } from '../service-types.ts'
 import type { ConnectTarget } from './addr.ts'
@@ -291,6 +292,9 @@ export class DataSession {
       targetName,
       input: {
         source: ep,
+        // A mover over TCP may be the NDMP SDK's, which serves whole records only; the record
+        // size is the one DMAs set (ours, ndmjob's -b default), as the data side is not told it.
+        recordSize: ep.kind === 'local' ? null : DEFAULT_RECORD_SIZE,
         close: () => {
           ep.close()
           return Promise.resolve()

@@ -3,8 +3,10 @@
  * §3.12 NOTIFY_DATA_READ): instead of the whole stream, the data service asks for the records of
  * each chosen member. fh_info is the stream offset of the member's first header (file-history.ts
  * sends it so). The mover serves one MOVER_READ at a time (a second answers
- * READ_IN_PROGRESS_ERR), so each request is an exact length: the header block first, then, as
- * the headers say, the extension bodies with the next header, then the member's data and padding.
+ * READ_IN_PROGRESS_ERR), so each request is one range read whole: the header block first, then,
+ * as the headers say, the extension bodies with the next header, then the member's data and
+ * padding. Each range is asked exactly, or widened to whole records for a mover that serves only
+ * those (range-input.ts).
  * What we read is handed to the tar reader as one stream — the chosen members back to back and a
  * tar end-of-archive — so the restore code (its path rules included) runs unchanged.
  * A directory brings its subtree, which follows it in the stream (the backup writes a directory
@@ -15,6 +17,10 @@ import { BLOCK, TYPE, decodeHeader, isZeroBlock, padded } from '../../../backup/
 import { MAX_PAX_BYTES, parsePax } from '../../../backup/tar/pax.ts'
 import { BackupFormatError } from '../../../backup/types.ts'
 import type { ByteSource } from '../../../backup/types.ts'
+import { ExactRanges, RecordRanges } from './range-input.ts'
+import type { DarRequester, DarStats, RangeInput } from './range-input.ts'
+
+export type { DarRequester, DarStats }
 
 /** NOTIFY_DATA_READ's "to the end" (the NDMP SDK's NDMP_LENGTH_INFINITY). */
 export const LENGTH_INFINITY = 0xffffffffffffffffn
@@ -25,58 +31,32 @@ const END_OF_ARCHIVE = 2 * BLOCK
 const MAX_EXTENSIONS = 8
 const CHUNK = 1024 * 1024
 
-export interface DarRequester {
-  /** Asks the DMA for stream bytes [offset, offset + length) (NOTIFY_DATA_READ). */
-  dataRead(offset: bigint, length: bigint): void
-}
-
-/** Reads exact amounts from the data connection. */
-class Exact {
-  readonly #src: ByteSource
-  #pending: Buffer | null = null
-  constructor(src: ByteSource) {
-    this.#src = src
+/** Reads exactly `n` bytes of the range asked last (fewer: a BackupFormatError at `at`). */
+async function exact(input: RangeInput, n: number, at: bigint, streamName: string): Promise<Buffer> {
+  const parts: Buffer[] = []
+  let have = 0
+  while (have < n) {
+    const b = await input.upTo(n - have)
+    if (b === null) throw new BackupFormatError(streamName, at + BigInt(have), `direct access: the mover sent ${have} of ${n} bytes asked for`)
+    parts.push(b)
+    have += b.length
   }
-
-  /** Up to `n` bytes (fewer: the connection ended). */
-  async upTo(n: number): Promise<Buffer | null> {
-    let b = this.#pending
-    this.#pending = null
-    if (b === null) {
-      b = await this.#src.read(n)
-      if (b === null) return null
-    }
-    if (b.length > n) {
-      this.#pending = b.subarray(n)
-      b = b.subarray(0, n)
-    }
-    return b
-  }
-
-  async exact(n: number, at: bigint, streamName: string): Promise<Buffer> {
-    const parts: Buffer[] = []
-    let have = 0
-    while (have < n) {
-      const b = await this.upTo(n - have)
-      if (b === null) throw new BackupFormatError(streamName, at + BigInt(have), `direct access: the mover sent ${have} of ${n} bytes asked for`)
-      parts.push(b)
-      have += b.length
-    }
-    return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, n)
-  }
+  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, n)
 }
 
 /**
- * The stream's first block, asked for by NOTIFY_DATA_READ(0, 512) before a direct access restore
- * whose DMA did not say whether the backup is compressed (recover-run.ts): fewer bytes only if the
- * mover ended the connection.
+ * The stream's start, asked for by NOTIFY_DATA_READ(0, length) before a direct access restore
+ * whose DMA did not say whether the backup is compressed (recover-run.ts): one block from our own
+ * mover, one whole record from a mover over TCP (range-input.ts: the NDMP SDK's serves no less).
+ * All of it is read, so the mover is idle again before the next range is asked; fewer bytes only
+ * if the stream or the connection ended.
  */
-export async function readStreamStart(input: ByteSource, peer: DarRequester): Promise<Buffer> {
-  peer.dataRead(0n, BigInt(BLOCK))
+export async function readStreamStart(input: ByteSource, peer: DarRequester, length = BLOCK): Promise<Buffer> {
+  peer.dataRead(0n, BigInt(length))
   const parts: Buffer[] = []
   let have = 0
-  while (have < BLOCK) {
-    const b = await input.read(BLOCK - have)
+  while (have < length) {
+    const b = await input.read(length - have)
     if (b === null) break
     parts.push(b)
     have += b.length
@@ -87,12 +67,6 @@ export async function readStreamStart(input: ByteSource, peer: DarRequester): Pr
 /** One chosen member, by its stream offset. */
 export interface DarTarget {
   offset: bigint
-}
-
-/** Bytes read from the mover by a direct access restore: headers, data and padding. */
-export interface DarStats {
-  requests: number
-  bytes: bigint
 }
 
 /** One member's headers as read at its offset. */
@@ -130,9 +104,7 @@ const NO_BODY: ReadonlySet<number> = new Set([TYPE.dir, TYPE.hardLink, TYPE.syml
  * NOTIFY_DATA_READ at their offsets.
  */
 export class DirectAccessSource implements ByteSource {
-  readonly stats: DarStats = { requests: 0, bytes: 0n }
-  readonly #in: Exact
-  readonly #peer: DarRequester
+  readonly #in: RangeInput
   readonly #offsets: bigint[]
   readonly #name: string
   /** Header bytes of the current member, not yet handed out. */
@@ -146,16 +118,23 @@ export class DirectAccessSource implements ByteSource {
   #walk: string[] = []
   #trailer = Buffer.alloc(END_OF_ARCHIVE)
 
-  constructor(input: ByteSource, peer: DarRequester, targets: readonly DarTarget[], streamName: string) {
-    this.#in = new Exact(input)
-    this.#peer = peer
+  /**
+   * `recordSize`: null asks exact ranges (our own mover); a size asks whole records of it (any
+   * mover, the NDMP SDK's included: range-input.ts).
+   */
+  constructor(input: ByteSource, peer: DarRequester, targets: readonly DarTarget[], streamName: string, recordSize: number | null = null) {
+    this.#in = recordSize === null ? new ExactRanges(input, peer) : new RecordRanges(input, peer, recordSize)
     this.#offsets = [...new Set(targets.map((t) => t.offset))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
     this.#name = streamName
   }
 
+  /** The reads asked of the mover and the stream bytes they brought (a widened read's lead and tail too). */
+  get stats(): DarStats {
+    return this.#in.stats
+  }
+
   #ask(offset: bigint, length: bigint): void {
-    this.stats.requests++
-    this.#peer.dataRead(offset, length)
+    this.#in.ask(offset, length)
   }
 
   async read(max: number): Promise<Buffer | null> {
@@ -168,9 +147,8 @@ export class DirectAccessSource implements ByteSource {
       }
       if (this.#left > 0n) {
         const want = this.#left < BigInt(Math.min(max, CHUNK)) ? Number(this.#left) : Math.min(max, CHUNK)
-        const b = await this.#in.exact(want, this.#end - this.#left, this.#name)
+        const b = await exact(this.#in, want, this.#end - this.#left, this.#name)
         this.#left -= BigInt(b.length)
-        this.stats.bytes += BigInt(b.length)
         return b
       }
       if (this.#walk.length > 0) {
@@ -227,8 +205,7 @@ export class DirectAccessSource implements ByteSource {
     let paxSize: bigint | null = null
     let path: string | null = null
     this.#ask(pos, BigInt(BLOCK))
-    let block = await this.#in.exact(BLOCK, pos, this.#name)
-    this.stats.bytes += BigInt(BLOCK)
+    let block = await exact(this.#in, BLOCK, pos, this.#name)
     for (let ext = 0; ; ext++) {
       const h = decodeHeader(block)
       if (!h.ok) {
@@ -251,8 +228,7 @@ export class DirectAccessSource implements ByteSource {
       const len = Number(padded(h.fields.size))
       // The extension's body and the header after it, in one read.
       this.#ask(pos, BigInt(len + BLOCK))
-      const both = await this.#in.exact(len + BLOCK, pos, this.#name)
-      this.stats.bytes += BigInt(len + BLOCK)
+      const both = await exact(this.#in, len + BLOCK, pos, this.#name)
       const ebody = both.subarray(0, Number(h.fields.size))
       heads.push(both.subarray(0, len))
       if (t === TYPE.paxLocal) {

@@ -6,10 +6,12 @@
  * stream and sends its file history only. A corrupt or truncated stream halts INTERNAL_ERROR
  * with a LOG naming the byte offset; everything before it stays restored.
  * DIRECT=y with an fh_info for every name is a direct access restore (direct-access.ts): only the
- * chosen members' records are asked for, in offset order. Where the DMA did not say COMPRESS (our
- * backups hand it back in their env, but a DMA may keep only what it sent), the stream's first
- * block is asked for first: a gzip or brotli stream (backup/compress.ts sniffStreamStart) is then
- * read whole from there, since the offsets are the plain stream's. COMPRESS=none skips that look.
+ * chosen members' records are asked for, in offset order: exact ranges from our own mover (LOCAL),
+ * whole records of the default record size from a mover over TCP, which may be another's. Where
+ * the DMA did not say COMPRESS (our backups hand it back in their env, but a DMA may keep only what
+ * it sent), the stream's start is asked for first (one block, or one record from a mover over
+ * TCP): a gzip or brotli stream (backup/compress.ts sniffStreamStart) is then read whole from
+ * there, since the offsets are the plain stream's. COMPRESS=none skips that look.
  */
 import { replay, sniffStreamStart } from '../../../backup/compress.ts'
 import type { BackupFormat, ByteSource, FileHistoryEntry, LogLevel, RestoreSelection, RestoreTarget } from '../../../backup/types.ts'
@@ -35,6 +37,11 @@ export interface RecoverName {
 /** The data connection's reading end; close() drops it (the mover sees the connection close). */
 export interface DataIn {
   source: ByteSource
+  /**
+   * Direct access reads: null asks exact ranges (the mover is this session's own, LOCAL); a size
+   * asks whole records of it (a mover elsewhere, which may serve nothing else: range-input.ts).
+   */
+  recordSize: number | null
   close(): Promise<void>
 }
 
@@ -111,7 +118,9 @@ export async function runRecover(input: RecoverRunInput): Promise<RecoverRunResu
   try {
     // Where the DMA did not say COMPRESS, the stream's first block says it: fh_info offsets are
     // the plain stream's, and seeking by them in a compressed one reads noise or runs off the tape.
-    const start = direct && env.compress === null ? await readStreamStart(source, requester) : null
+    // From a mover over TCP, a whole record (the NDMP SDK's mover serves nothing shorter, range-input.ts).
+    const recordSize = input.input.recordSize
+    const start = direct && env.compress === null ? await readStreamStart(source, requester, recordSize ?? undefined) : null
     const kind = start === null ? null : await sniffStreamStart(start)
     if (start !== null && (kind === 'gzip' || kind === 'brotli')) {
       say('info', `DIRECT=y: the stream is ${kind}-compressed (${kind === 'gzip' ? 'its magic 1f 8b' : 'its first block inflates as brotli to a tar header'}; the DMA did not say COMPRESS=): its file history offsets are those of the uncompressed stream, so it is read from its start`)
@@ -119,14 +128,14 @@ export async function runRecover(input: RecoverRunInput): Promise<RecoverRunResu
       stream = replay(start, source)
     } else if (direct) {
       if (kind === 'unknown') say('warn', 'DIRECT=y: the stream\'s first block is neither a tar header nor the start of a gzip or brotli stream: direct access as asked')
-      dar = new DirectAccessSource(source, requester, names.map((n) => ({ offset: n.fhInfo ?? 0n })), streamName)
+      dar = new DirectAccessSource(source, requester, names.map((n) => ({ offset: n.fhInfo ?? 0n })), streamName, recordSize)
       if (start !== null) {
         // The look at the first block was a read of this restore too (the LOG's count says so).
         dar.stats.requests++
         dar.stats.bytes += BigInt(start.length)
       }
       stream = dar
-      say('info', `direct access restore of ${names.length} name(s)`)
+      say('info', `direct access restore of ${names.length} name(s)${recordSize === null ? '' : `, in whole records of ${recordSize} bytes`}`)
     } else {
       // The mover sends nothing until asked (draft §3.8.9 MOVER_READ): ask for the whole stream.
       requester.dataRead(0n, LENGTH_INFINITY)
