@@ -130,6 +130,21 @@ if (!haveNdmjob) {
       t.match(x, /direct access restore of 1 name\(s\), in whole records of 10240 bytes/)
       const read = Number(/direct access: \d+ read\(s\), (\d+) bytes/.exec(x)?.[1] ?? Infinity)
       t.ok(read <= 3 * 10240, `a record or a few of the stream, not the 300 KB file before it (${read} bytes)`)
+
+      // The same with COMPRESS taken out of the index (a DMA that keeps only what it sent): our
+      // data service first looks at the stream's start, and through that mover the look too is a
+      // whole record (a 512-byte block would wait for ever), then reads by offset as before.
+      const lines = fs.readFileSync(path.join(dir, 'index3'), 'utf8').split('\n')
+      t.ok(lines.includes('DE COMPRESS=none'), 'the index has COMPRESS=none from DATA_GET_ENV')
+      fs.writeFileSync(path.join(dir, 'index3-bare'), lines.filter((l) => !l.startsWith('DE COMPRESS=')).join('\n'))
+      const y = await ndmjob(['-x', '-D', agent, '-T', daemon.agent, '-f', tape, '-C', '/r/dar4', '-J', path.join(dir, 'index3-bare'), '-E', 'DIRECT=y', '-v', 'dir/sub/c.txt'], 45_000)
+      t.match(y, /LOG_FILE messages: 1 OK, 0 ERROR, total 1 of 1/)
+      t.notMatch(y, /stalled/, 'no stall')
+      t.ok((await readAll(dest, 'dar4/dir/sub/c.txt')).equals(files['dir/sub/c.txt'] ?? Buffer.alloc(0)), 'the chosen file, byte for byte, COMPRESS unsaid')
+      t.match(y, /direct access restore of 1 name\(s\), in whole records of 10240 bytes/)
+      const m = /direct access: (\d+) read\(s\), (\d+) bytes/.exec(y)
+      t.equal(Number(m?.[1]), Number(/direct access: (\d+) read\(s\)/.exec(x)?.[1]) + 1, 'one read more than with COMPRESS said: the look at the start')
+      t.ok(Number(m?.[2] ?? Infinity) <= 4 * 10240, `the first record and a few more (${m?.[2] ?? '?'} bytes)`)
     })
   })
 }
