@@ -45,6 +45,8 @@ interface OpenFile {
 interface OpenDir {
   node: Inode
   entries: DirEntryPlus[] | null
+  /** The entries' names as sent (encoded once per listing, not per request). */
+  names: Buffer[]
   opener: Caller
 }
 
@@ -208,7 +210,7 @@ export class NfsFiles {
 
   opendir(who: Caller, node: Inode): Reply {
     const id = this.next++
-    this.dirs.set(id, { node, entries: null, opener: who })
+    this.dirs.set(id, { node, entries: null, names: [], opener: who })
     return { data: [openOut(id, 0)], dropped: () => { this.dirs.delete(id) } }
   }
 
@@ -236,27 +238,46 @@ export class NfsFiles {
     return [...dots, ...list]
   }
 
-  /** READDIR and READDIRPLUS: entries from index `offset` of the listing, as many as fit in size bytes. */
+  /**
+   * READDIR and READDIRPLUS: entries from index `offset` of the listing, as
+   * many as fit in size bytes. The kernel asks for as much as the caller's
+   * getdents buffer (glibc sizes it by the directory's st_blksize, our 1 MiB
+   * block: 1 MiB per request), so the reply is sized to the entries that fit,
+   * never to size: a buffer of `size` zeroed per request (most of them a few
+   * entries, or none at the end of a listing) made rm -rf and find spend
+   * most of their CPU zeroing and collecting megabytes.
+   */
   async readdir(fh: bigint, offset: bigint, size: number, plus: boolean): Promise<Reply> {
     const d = this.dirs.get(fh)
     if (d === undefined) throw new FuseError('EBADF')
-    if (offset === 0n || d.entries === null) d.entries = await this.listing(d, plus)
-    const entries = d.entries
-    const out = Buffer.alloc(size)
+    if (offset === 0n || d.entries === null) {
+      d.entries = await this.listing(d, plus)
+      d.names = d.entries.map(e => Buffer.from(e.name))
+    }
+    const { entries, names } = d
+    const first = Number(offset)
+    let bytes = 0
+    let end = first
+    for (; end < entries.length; end++) {
+      const name = names[end]
+      if (name === undefined) break
+      const need = plus ? direntplusSize(name) : direntSize(name)
+      if (bytes + need > size) break
+      bytes += need
+    }
+    const out = Buffer.alloc(bytes)
     let off = 0
     const held: Inode[] = []
-    for (let i = Number(offset); i < entries.length; i++) {
+    for (let i = first; i < end; i++) {
       const e = entries[i]
-      if (e === undefined) break
-      const name = Buffer.from(e.name)
+      const name = names[i]
+      if (e === undefined || name === undefined) break
       const stats = e.stats
       const type = e.name === '.' || e.name === '..' ? direntType(S_IFDIR) : stats === null ? 0 : direntType(typeBits(stats.attrs.type))
       if (!plus) {
-        if (off + direntSize(name) > size) break
         off = putDirent(out, off, e.fileid, BigInt(i + 1), type, name)
         continue
       }
-      if (off + direntplusSize(name) > size) break
       let entry: Entry | null = null
       if (e.fh !== null && stats !== null && e.name !== '.' && e.name !== '..') {
         const r = this.fs.entryFor(e.fh, stats.attrs, d.node.fh)

@@ -187,8 +187,10 @@ export class NfsFs {
     const creator = this.created.get(n.nodeid)
     if (state !== undefined && state.writers > 0 && cached !== undefined && creator !== undefined && sameIdentity(creator, who)) {
       const held = this.held.get(n.nodeid)
+      // rsync's fchmod to the mode it created the file with, tar's fchown to the owner it has: nothing to hold or send.
+      const noop = changesNothing(s, cached, held)
       if (mayWait(s)) {
-        this.held.set(n.nodeid, mergePending(held, s, Date.now()))
+        if (!noop) this.held.set(n.nodeid, mergePending(held, s, Date.now()))
         // Times and mode come last: the data can go now, overlapping the requests until close
         // (once this reply is out: sending a WRITE first would delay the caller's futimens by as much).
         setImmediate(() => {
@@ -198,7 +200,7 @@ export class NfsFs {
           if ((s.valid & FATTR.MODE) !== 0) this.settleEarly(n)
         })
       }
-      if (mayWait(s) || changesNothing(s, cached, held)) return { data: [attrOut(this.attrOf(n, cached), this.validMs(n.fh))] }
+      if (mayWait(s) || noop) return { data: [attrOut(this.attrOf(n, cached), this.validMs(n.fh))] }
     }
     await this.settleAttrs(n)
     // As Linux nfs_setattr: write out held data first, so no later WRITE moves mtime past a time set now.
