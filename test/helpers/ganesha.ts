@@ -240,8 +240,10 @@ async function startOnce(exportDir: string, stateDir: string, exportPath: string
       if (/Address already in use|bind.*failed/i.test(text)) return null
       throw new Error(`ganesha.nfsd exited during start-up (status ${String(child.exitCode ?? child.signalCode)}):\n${text}`)
     }
-    // An NFS NULL call straight to the port, as ganesha.sh waits for it.
-    if (await runOk('rpcinfo', ['-n', String(nfsPort), '-t', '127.0.0.1', '100003', '3'])) {
+    // An NFS NULL call straight to the port, as ganesha.sh waits for it, and a MOUNT NULL to its
+    // own port: NFS answering alone once left a test's first MNT refused (CI, under load).
+    if (await runOk('rpcinfo', ['-n', String(nfsPort), '-t', '127.0.0.1', '100003', '3']) &&
+      await runOk('rpcinfo', ['-n', String(mountPort), '-t', '127.0.0.1', '100005', '3'])) {
       const g: GaneshaFixture = {
         exportDir,
         exportPath,
