@@ -92,28 +92,51 @@ export interface ReplLab {
   tsnfs: (...args: string[]) => string[]
 }
 
-/** Heartbeats as the tests want them: a partition is noticed in seconds, not the default 5 s. */
-export const HEARTBEAT = ['--heartbeat', '200', '--heartbeat-timeout', '2000']
+/**
+ * Heartbeats as the tests want them: a partition noticed in seconds, not the default 5 s, yet a
+ * timeout long enough that a starved process on a loaded CI machine is rarely taken for a dead one.
+ */
+export const HEARTBEAT_TIMEOUT_MS = 3000
+export const HEARTBEAT = ['--heartbeat', '200', '--heartbeat-timeout', String(HEARTBEAT_TIMEOUT_MS)]
+
+/**
+ * Whether a sender's log (pino lines) says its standby is in the sync set now: every drop was
+ * followed by a rejoin, and it joined once more than it was dropped.
+ */
+export function inSyncSet(log: string): boolean {
+  return count(log, /standby joined the sync set/g) > count(log, /standby not answering; dropped from the sync set/g)
+}
+
+/** Polls `cond` every 50 ms for at most `ms`; resolves to whether it held. */
+export async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) return false
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return true
+}
 
 /** A removed-at-teardown directory (mkdtemp, not t.testdir(): the lab's processes must be gone first). */
 function tempDir(t: Test, prefix: string): string {
   const d = mkdtempSync(join(tmpdir(), prefix))
   t.teardown(() => {
-    rmSync(d, { recursive: true, force: true })
+    // Retries: a SIGKILLed process may finish the write it was in after its lab is destroyed.
+    rmSync(d, { recursive: true, force: true, maxRetries: 5 })
   })
   return d
 }
 
 export async function createReplLab(t: Test, subnet: string): Promise<ReplLab> {
-  const lab = await createLab({ hosts: ['primary', 'standby', 'client'], subnet })
-  // Registered first, so it runs before the directories are removed: nothing writes into them then.
-  t.teardown(() => lab.destroy())
-  const vip = lab.spareAddress(0)
   const exportPath = tempDir(t, 'tsnfs-lab-export-')
   const copyB = tempDir(t, 'tsnfs-lab-copy-b-')
   const conf = tempDir(t, 'tsnfs-lab-conf-')
   const stateA = tempDir(t, 'tsnfs-lab-a-')
   const stateB = tempDir(t, 'tsnfs-lab-b-')
+  const lab = await createLab({ hosts: ['primary', 'standby', 'client'], subnet })
+  // tap runs teardowns last registered first: the lab's processes are killed before their directories go.
+  t.teardown(() => lab.destroy())
+  const vip = lab.spareAddress(0)
   const exportsFile = join(conf, 'exports')
   writeFileSync(exportsFile, `${exportPath} *(rw,insecure,no_root_squash)\n`)
   const replA = `${lab.address('primary')}:7000`
