@@ -69,12 +69,14 @@ t.test('primary killed, standby takes the service address: the client goes on wi
   t.comment(`seed ${seed}`)
   const rnd = prng(seed)
   const lab = await createLab({ hosts: ['primary', 'standby', 'client'], subnet: '10.233.0.0/24' })
-  t.teardown(() => lab.destroy())
   const vip = lab.spareAddress(0)
   const exportPath = tempDir(t, 'tsnfs-netns-')
   const conf = tempDir(t, 'tsnfs-netns-conf-')
   const stateA = tempDir(t, 'tsnfs-netns-a-')
   const stateB = tempDir(t, 'tsnfs-netns-b-')
+  // Registered after the directories so it runs before their removal (tap runs teardowns last
+  // registered first): the processes in the lab still write to them until it is destroyed.
+  t.teardown(() => lab.destroy())
   writeFileSync(join(conf, 'primary'), `${exportPath} *(rw,insecure,no_root_squash,backend=memory)\n`)
   writeFileSync(join(conf, 'standby'), `${exportPath} *(rw,insecure,no_root_squash)\n`)
   const replAt = `${lab.address('standby')}:7000`
