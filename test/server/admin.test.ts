@@ -66,7 +66,7 @@ t.test('a served mirror through the admin socket', async (t) => {
     t.ok(many.every((l, i) => l.includes(`no served volume \\"v${i}\\"`)), 'in order')
     const long = await raw(Buffer.alloc(1024 * 1024, 0x61), 5)
     t.same(long, ['{"ok":false,"code":"ADMIN_TOO_LONG","message":"a request line is at most 65536 bytes"}'], 'a 1 MiB line: one reply, then the connection closes')
-    t.same(await adminRequest(sock, { command: 'frobnicate' }), { ok: false, code: 'ADMIN_UNKNOWN_COMMAND', message: 'unknown command "frobnicate" (commands: fail, grow, replace, scrub, snapshot-create, snapshot-delete, snapshot-list, status, volumes)' })
+    t.same(await adminRequest(sock, { command: 'frobnicate' }), { ok: false, code: 'ADMIN_UNKNOWN_COMMAND', message: 'unknown command "frobnicate" (commands: fail, grow, replace, scrub, snapshot-create, snapshot-delete, snapshot-export, snapshot-list, status, volumes)' })
     t.same(await adminRequest(sock, { command: 'status', volume: 'nope' }), { ok: false, code: 'ADMIN_NO_VOLUME', message: 'no served volume "nope" (served: mir)' })
     t.same(await adminRequest(sock, { command: 'status' }), { ok: false, code: 'ADMIN_BAD_ARGUMENT', message: 'status: "volume" must be a non-empty string' })
     t.same(await adminRequest(sock, { command: 'fail', volume: 'mir', member: 7 }), { ok: false, code: 'VOLUME_MEMBER', message: 'volume mir has no member 7 (members 0 … 1)' })
