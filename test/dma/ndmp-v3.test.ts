@@ -18,32 +18,9 @@ import { Pool } from '../../dma/pool/pool.ts'
 import { restoreExport } from '../../dma/restore/run.ts'
 import { parseExport } from '../../dma/schedule/export-spec.ts'
 import { startNdmpServer } from '../../server/ndmp/server.ts'
-import type { NdmpExport } from '../../server/ndmp/service-types.ts'
-import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
-import { mkdirp, resolve, snapshotTree, writeFile as vfsWrite } from '../backup/helpers.ts'
+import { resolve, snapshotTree } from '../backup/helpers.ts'
 import { haveNdmjob, NDMJOB, ndmjobDaemon } from '../helpers/ndmjob.ts'
-
-const NOW = (): bigint => BigInt(Date.now() + 60_000) * 1_000_000n
-
-async function tree(): Promise<{ exp: NdmpExport; dest: NdmpExport }> {
-  const vfs = new MemoryVfs()
-  const exp: NdmpExport = { path: '/exp', backend: 'memory', vfs, root: vfs.root() }
-  await mkdirp(vfs, 'docs/old')
-  await vfsWrite(vfs, 'docs/a.txt', Buffer.from('alpha\n'))
-  await vfsWrite(vfs, 'docs/old/b.bin', Buffer.alloc(100_000, 7))
-  await vfsWrite(vfs, 'zz-last.txt', Buffer.from('the last file\n'))
-  const d = new MemoryVfs()
-  return { exp, dest: { path: '/r', backend: 'memory', vfs: d, root: d.root() } }
-}
-
-async function readText(e: NdmpExport, p: string): Promise<string> {
-  const r = await e.vfs.read(await resolve(e.vfs, p), 0n, 1 << 20)
-  return Buffer.from(r.data).toString()
-}
-
-function strip(snap: Record<string, { mtime: string }>, prefix: string): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(snap).filter(([p]) => prefix === '' || p.startsWith(prefix)).map(([p, e]) => [p.slice(prefix.length), { ...e, mtime: '' }]))
-}
+import { NOW, readText, strip, tree } from './memory-tree.ts'
 
 t.test('ndmp-auth names a version after the auth type, or in its place', async (t) => {
   t.same(parseNdmpAuth('nas1 u p v3\nnas2:10000 u p text v4\n* u p md5\n', 'f').map((c) => [c.host, c.auth.type, c.version ?? null]), [['nas1', 'md5', 3], ['nas2', 'text', 4], ['*', 'md5', null]])
@@ -55,7 +32,7 @@ t.test('our server forced to v3: backup, full restore, one file by direct access
   const dir = t.testdir({})
   const pool = join(dir, 'pool')
   await Pool.label(pool, 'V1', { capacity: 64 * 1024 * 1024 })
-  const { exp, dest } = await tree()
+  const { exp, dest } = await tree('the last file\n')
   const server = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [exp, dest], tapes: [{ name: pool, path: pool }], stateDir: join(dir, 'srv'), maxVersion: 3 })
   t.teardown(() => server.close())
   const state = join(dir, 'state')
@@ -95,7 +72,7 @@ t.test('v3 through ndmjob -o daemon as the tape agent', { skip: haveNdmjob ? fal
   const dir = t.testdir({})
   const pool = join(dir, 'pool')
   await Pool.label(pool, 'W1', { capacity: 64 * 1024 * 1024 })
-  const { exp, dest } = await tree()
+  const { exp, dest } = await tree('the last file\n')
   const server = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['ndmp', 'ndmp']]), exports: () => [exp, dest], stateDir: join(dir, 'srv'), maxVersion: 3 })
   t.teardown(() => server.close())
   const { port } = await ndmjobDaemon(t, dir)

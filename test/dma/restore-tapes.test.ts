@@ -21,32 +21,9 @@ import { restoreExport } from '../../dma/restore/run.ts'
 import { parseExport } from '../../dma/schedule/export-spec.ts'
 import { startNdmpServer } from '../../server/ndmp/server.ts'
 import { TapeLibrary } from '../../server/ndmp/tape/library.ts'
-import type { NdmpExport } from '../../server/ndmp/service-types.ts'
-import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
-import { mkdirp, resolve, snapshotTree, writeFile as vfsWrite } from '../backup/helpers.ts'
+import { resolve, snapshotTree, writeFile as vfsWrite } from '../backup/helpers.ts'
 import { haveNdmjob, NDMJOB, ndmjobDaemon } from '../helpers/ndmjob.ts'
-
-const NOW = (): bigint => BigInt(Date.now() + 60_000) * 1_000_000n
-
-async function tree(): Promise<{ exp: NdmpExport; dest: NdmpExport }> {
-  const vfs = new MemoryVfs()
-  const exp: NdmpExport = { path: '/exp', backend: 'memory', vfs, root: vfs.root() }
-  await mkdirp(vfs, 'docs/old')
-  await vfsWrite(vfs, 'docs/a.txt', Buffer.from('alpha\n'))
-  await vfsWrite(vfs, 'docs/old/b.bin', Buffer.alloc(100_000, 7))
-  await vfsWrite(vfs, 'zz-last.txt', Buffer.from('on the second tape\n'))
-  const d = new MemoryVfs()
-  return { exp, dest: { path: '/r', backend: 'memory', vfs: d, root: d.root() } }
-}
-
-async function readText(e: NdmpExport, p: string): Promise<string> {
-  const r = await e.vfs.read(await resolve(e.vfs, p), 0n, 1 << 20)
-  return Buffer.from(r.data).toString()
-}
-
-function strip(snap: Record<string, { mtime: string }>, prefix: string): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(snap).filter(([p]) => prefix === '' || p.startsWith(prefix)).map(([p, e]) => [p.slice(prefix.length), { ...e, mtime: '' }]))
-}
+import { NOW, readText, strip, tree } from './memory-tree.ts'
 
 t.test('a backup on two tapes: full restore across the change, one file by seeking to its tape', async (t) => {
   const dir = t.testdir({})
@@ -55,7 +32,7 @@ t.test('a backup on two tapes: full restore across the change, one file by seeki
   await Pool.label(pool, 'E2', { capacity: 64 * 1024 * 1024 })
   await rm(join(pool, 'E1.tape'))
   await new TapeLibrary(pool).create('E1', { capacity: 64 * 1024 })
-  const { exp, dest } = await tree()
+  const { exp, dest } = await tree('on the second tape\n')
   const server = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [exp, dest], tapes: [{ name: pool, path: pool }], stateDir: join(dir, 'srv') })
   t.teardown(() => server.close())
   const state = join(dir, 'state')
@@ -82,7 +59,7 @@ t.test('three-way between two of our servers: direct access in whole records ove
   const dir = t.testdir({})
   const pool = join(dir, 'pool')
   await Pool.label(pool, 'T1', { capacity: 64 * 1024 * 1024 })
-  const { exp, dest } = await tree()
+  const { exp, dest } = await tree('on the second tape\n')
   const data = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [exp, dest], stateDir: join(dir, 'data') })
   t.teardown(() => data.close())
   const tapes = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [], tapes: [{ name: pool, path: pool }], stateDir: join(dir, 'tapes') })
@@ -111,7 +88,7 @@ t.test('three-way between two of our servers: direct access in whole records ove
 t.test('three-way between two of our servers: a widened read past the short last record of the stream', async (t) => {
   const dir = t.testdir({})
   const pool = join(dir, 'pool')
-  const { exp, dest } = await tree()
+  const { exp, dest } = await tree('on the second tape\n')
   const data = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [exp, dest], stateDir: join(dir, 'data') })
   t.teardown(() => data.close())
   const tapes = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [], tapes: [{ name: pool, path: pool }], stateDir: join(dir, 'tapes') })
@@ -153,7 +130,7 @@ t.test('three-way: ndmjob\'s tape agent, our data agent', { skip: haveNdmjob ? f
   const dir = t.testdir({})
   const pool = join(dir, 'pool')
   await Pool.label(pool, 'W1', { capacity: 64 * 1024 * 1024 })
-  const { exp, dest } = await tree()
+  const { exp, dest } = await tree('on the second tape\n')
   const server = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['ndmp', 'ndmp']]), exports: () => [exp, dest], stateDir: join(dir, 'srv') })
   t.teardown(() => server.close())
   const { port } = await ndmjobDaemon(t, dir)
