@@ -57,14 +57,19 @@ interface Sample {
   heapUsedMiB: number
   externalMiB: number
   arrayBuffersMiB: number
+  /** V8's young generation and old space, reserved (from the per-space gauges; NaN from a server without them). */
+  newSpaceMiB: number
+  oldSpaceMiB: number
   seconds: number
 }
 
 /** The server's process.memoryUsage() gauges, in MiB. */
-async function heapOf(metricsPort: number): Promise<{ heapTotalMiB: number; heapUsedMiB: number; externalMiB: number; arrayBuffersMiB: number }> {
+async function heapOf(metricsPort: number): Promise<Omit<Sample, 'cacheMiB' | 'phase' | 'rssMiB' | 'peakMiB' | 'seconds'>> {
   const text = await metricsText(metricsPort)
   const g = (name: string): number => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN) / MiB
-  return { heapTotalMiB: g('nodejs_heap_size_total_bytes'), heapUsedMiB: g('nodejs_heap_used_bytes'), externalMiB: g('nodejs_external_memory_bytes'), arrayBuffersMiB: g('nodejs_array_buffers_bytes') }
+  const space = (s: string): number => g(`nodejs_heap_space_size_bytes\\{space="${s}"\\}`)
+  return { heapTotalMiB: g('nodejs_heap_size_total_bytes'), heapUsedMiB: g('nodejs_heap_used_bytes'), externalMiB: g('nodejs_external_memory_bytes'), arrayBuffersMiB: g('nodejs_array_buffers_bytes'),
+    newSpaceMiB: space('new_space'), oldSpaceMiB: space('old_space') }
 }
 
 let serverNodeArgs: string | undefined
@@ -259,10 +264,10 @@ async function main(): Promise<void> {
     for (const s of samples) process.stdout.write(`${JSON.stringify(s)}\n`)
     return
   }
-  process.stdout.write('| cache= | phase | RSS MiB | peak RSS MiB | RSS − cache MiB | V8 heap reserved / used MiB | external / arrayBuffers MiB |\n|---:|---|---:|---:|---:|---:|---:|\n')
+  process.stdout.write('| cache= | phase | RSS MiB | peak RSS MiB | RSS − cache MiB | V8 heap reserved / used MiB | V8 new / old space MiB | external / arrayBuffers MiB |\n|---:|---|---:|---:|---:|---:|---:|---:|\n')
   for (const s of samples) {
     const f = (v: number): string => v.toFixed(0)
-    process.stdout.write(`| ${String(s.cacheMiB)}M | ${s.phase} | ${f(s.rssMiB)} | ${f(s.peakMiB)} | ${f(s.rssMiB - s.cacheMiB)} | ${f(s.heapTotalMiB)} / ${f(s.heapUsedMiB)} | ${f(s.externalMiB)} / ${f(s.arrayBuffersMiB)} |\n`)
+    process.stdout.write(`| ${String(s.cacheMiB)}M | ${s.phase} | ${f(s.rssMiB)} | ${f(s.peakMiB)} | ${f(s.rssMiB - s.cacheMiB)} | ${f(s.heapTotalMiB)} / ${f(s.heapUsedMiB)} | ${f(s.newSpaceMiB)} / ${f(s.oldSpaceMiB)} | ${f(s.externalMiB)} / ${f(s.arrayBuffersMiB)} |\n`)
   }
 }
 
