@@ -8,14 +8,23 @@
  * limit is the fixed cost.
  *
  *   npm run build --silent && npx tsx bench/engine-rss.ts [--files 100000] [--per-dir 1000]
- *     [--caches 16m,64m,256m] [--image /tmp/tsnfs-bench-engine-rss.img] [-K 32] [--fill nfs|engine]
- *     [--keep] [--reuse] [--json]
+ *     [--caches 16m,64m,256m] [--image /tmp/tsnfs-bench-engine-rss.img] [-K 32] [--fill nfs|engine|mkfs]
+ *     [--tree DIR] [--settle S] [--node-args '...'] [--keep] [--reuse] [--json]
  *
  * --fill engine creates the tree with the engine in this process (no NFS, 256 creates in flight,
  * so each commit carries a large batch): 1,000,000 files in minutes rather than the quarter of an
- * hour durable NFS creates take here. What is measured, the serving, is the same.
+ * hour durable NFS creates take here. --fill mkfs is faster still: the tree is made on the host
+ * (in --tree DIR, reused if it is there) and `mkfs.ext4 -d` copies it into the image, which
+ * `e2fsck -fn` must call clean. What is measured, the serving, is the same.
+ *
+ * Before each cache limit's walk, a server on a fresh empty image with the same limit is sampled
+ * once opened: the fixed cost against which "RSS ≤ cache= + fixed cost" is judged. --settle S
+ * adds a sample S seconds after the idle one (V8's memory reducer shrinks the heap only after
+ * some seconds without allocation). --node-args go to the server's node (e.g. V8 heap flags).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -47,15 +56,23 @@ interface Sample {
   heapTotalMiB: number
   heapUsedMiB: number
   externalMiB: number
+  arrayBuffersMiB: number
+  /** V8's young generation and old space, reserved (from the per-space gauges; NaN from a server without them). */
+  newSpaceMiB: number
+  oldSpaceMiB: number
   seconds: number
 }
 
 /** The server's process.memoryUsage() gauges, in MiB. */
-async function heapOf(metricsPort: number): Promise<{ heapTotalMiB: number; heapUsedMiB: number; externalMiB: number }> {
+async function heapOf(metricsPort: number): Promise<Omit<Sample, 'cacheMiB' | 'phase' | 'rssMiB' | 'peakMiB' | 'seconds'>> {
   const text = await metricsText(metricsPort)
   const g = (name: string): number => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN) / MiB
-  return { heapTotalMiB: g('nodejs_heap_size_total_bytes'), heapUsedMiB: g('nodejs_heap_used_bytes'), externalMiB: g('nodejs_external_memory_bytes') }
+  const space = (s: string): number => g(`nodejs_heap_space_size_bytes\\{space="${s}"\\}`)
+  return { heapTotalMiB: g('nodejs_heap_size_total_bytes'), heapUsedMiB: g('nodejs_heap_used_bytes'), externalMiB: g('nodejs_external_memory_bytes'), arrayBuffersMiB: g('nodejs_array_buffers_bytes'),
+    newSpaceMiB: space('new_space'), oldSpaceMiB: space('old_space') }
 }
+
+let serverNodeArgs: string | undefined
 
 async function serve(image: string, cacheBytes: number): Promise<{ server: ServerProc; driver: NfsDriver; cleanup(): Promise<void> }> {
   const stateDir = await mkdtemp(join(tmpdir(), 'tsnfs-engine-rss-'))
@@ -63,7 +80,7 @@ async function serve(image: string, cacheBytes: number): Promise<{ server: Serve
   await writeFile(exportsFile, `/export *(rw,insecure,no_root_squash,backend=engine,image=${image},cache=${String(cacheBytes)})\n`)
   // As deployed (deploy/tsnfs.service's malloc settings), and idle after 5 s so the last sample
   // shows what stays once the server has trimmed its pools and collected garbage.
-  const server = await startServer(exportsFile, stateDir, undefined, { args: ['--memory-idle', String(IDLE_S)], env: withMallocEnv(process.env) })
+  const server = await startServer(exportsFile, stateDir, serverNodeArgs, { args: ['--memory-idle', String(IDLE_S)], env: withMallocEnv(process.env) })
   const driver = await NfsDriver.connect(parseBenchUrl(`nfs://127.0.0.1/export?nfsport=${String(server.port)}&mountport=${String(server.port)}`))
   return {
     server,
@@ -148,6 +165,25 @@ async function fillInProcess(image: string, dirs: number, files: number, perDir:
   }
 }
 
+/** `dirs` directories d0… of `perDir` empty files f0… under `tree` on the host (kept: a second run reuses it). */
+function hostTree(tree: string, dirs: number, files: number, perDir: number): void {
+  if (existsSync(tree)) {
+    if (readdirSync(tree).length !== dirs) throw new Error(`${tree} exists but does not hold ${String(dirs)} directories`)
+    return
+  }
+  for (let i = 0; i < dirs; i++) {
+    const dir = join(tree, `d${String(i)}`)
+    mkdirSync(dir, { recursive: true })
+    for (let j = 0; j < perDir && i * perDir + j < files; j++) closeSync(openSync(join(dir, `f${String(j)}`), 'w'))
+  }
+}
+
+/** The host tree copied into a new image by e2fsprogs, then judged by e2fsck: ext4 as mkfs.ext4 makes it, not our mkfs. */
+function fillWithMkfs(image: string, tree: string, bytes: number, inodes: number): void {
+  execFileSync('mkfs.ext4', ['-q', '-F', '-b', '4096', '-N', String(inodes), '-d', tree, image, `${String(Math.ceil(bytes / 1024))}k`], { stdio: 'inherit' })
+  execFileSync('e2fsck', ['-fn', image], { stdio: ['ignore', 'ignore', 'inherit'] })
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -157,6 +193,9 @@ async function main(): Promise<void> {
       image: { type: 'string', default: '/tmp/tsnfs-bench-engine-rss.img' },
       K: { type: 'string', short: 'K', default: '32' },
       fill: { type: 'string', default: 'nfs' },
+      tree: { type: 'string' },
+      settle: { type: 'string', default: '0' },
+      'node-args': { type: 'string' },
       reuse: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
@@ -167,6 +206,8 @@ async function main(): Promise<void> {
   const k = Number(values.K)
   const caches = values.caches.split(',').map(size)
   const dirs = Math.ceil(files / perDir)
+  const settle = Number(values.settle)
+  serverNodeArgs = values['node-args']
   const samples: Sample[] = []
   const t0 = Date.now()
   const note: Note = async (cacheMiB, phase, server) => {
@@ -177,13 +218,27 @@ async function main(): Promise<void> {
 
   const first = caches[0] ?? 16 * MiB
   // --reuse: serve the tree a previous run left with --keep (same --files and --per-dir); it is kept again.
-  if (!values.reuse) {
-    await makeEngineImage(values.image, Math.max(4 * 1024 * MiB, files * 16 * 1024))
+  const imageBytes = Math.max(4 * 1024 * MiB, files * 16 * 1024)
+  if (!values.reuse && values.fill === 'mkfs') {
+    const tree = values.tree ?? `${values.image}.tree`
+    hostTree(tree, dirs, files, perDir)
+    fillWithMkfs(values.image, tree, imageBytes, files + dirs + 1024)
+    process.stderr.write(`mkfs.ext4 -d ${tree}: ${String((Date.now() - t0) / 1000)} s, e2fsck -fn clean\n`)
+  } else if (!values.reuse) {
+    await makeEngineImage(values.image, imageBytes)
     if (values.fill === 'engine') await fillInProcess(values.image, dirs, files, perDir)
     else await fillOverNfs(values.image, first, dirs, files, perDir, k, note)
   }
 
+  const emptyImage = `${values.image}.empty`
+  await makeEngineImage(emptyImage, 256 * MiB)
   for (const cache of caches) {
+    const empty = await serve(emptyImage, cache)
+    try {
+      await note(cache / MiB, 'empty export, opened', empty.server)
+    } finally {
+      await empty.cleanup()
+    }
     const s = await serve(values.image, cache)
     try {
       await note(cache / MiB, 'opened', s.server)
@@ -194,20 +249,25 @@ async function main(): Promise<void> {
       await note(cache / MiB, 'walked twice', s.server)
       await sleep((IDLE_S + 3) * 1000)
       await note(cache / MiB, `idle ${String(IDLE_S + 3)} s (trimmed, collected)`, s.server)
+      if (settle > 0) {
+        await sleep(settle * 1000)
+        await note(cache / MiB, `idle ${String(IDLE_S + 3 + settle)} s`, s.server)
+      }
     } finally {
       await s.cleanup()
     }
   }
+  await rm(emptyImage, { force: true })
   if (!values.reuse && !values.keep) await rm(values.image, { force: true })
 
   if (values.json) {
     for (const s of samples) process.stdout.write(`${JSON.stringify(s)}\n`)
     return
   }
-  process.stdout.write('| cache= | phase | RSS MiB | peak RSS MiB | RSS − cache MiB | V8 heap reserved / used MiB | external MiB |\n|---:|---|---:|---:|---:|---:|---:|\n')
+  process.stdout.write('| cache= | phase | RSS MiB | peak RSS MiB | RSS − cache MiB | V8 heap reserved / used MiB | V8 new / old space MiB | external / arrayBuffers MiB |\n|---:|---|---:|---:|---:|---:|---:|---:|\n')
   for (const s of samples) {
     const f = (v: number): string => v.toFixed(0)
-    process.stdout.write(`| ${String(s.cacheMiB)}M | ${s.phase} | ${f(s.rssMiB)} | ${f(s.peakMiB)} | ${f(s.rssMiB - s.cacheMiB)} | ${f(s.heapTotalMiB)} / ${f(s.heapUsedMiB)} | ${f(s.externalMiB)} |\n`)
+    process.stdout.write(`| ${String(s.cacheMiB)}M | ${s.phase} | ${f(s.rssMiB)} | ${f(s.peakMiB)} | ${f(s.rssMiB - s.cacheMiB)} | ${f(s.heapTotalMiB)} / ${f(s.heapUsedMiB)} | ${f(s.newSpaceMiB)} / ${f(s.oldSpaceMiB)} | ${f(s.externalMiB)} / ${f(s.arrayBuffersMiB)} |\n`)
   }
 }
 

@@ -3,7 +3,7 @@
  * memory backend's freed chunks, the local backend's READ buffers) keep
  * buffers so that a busy server does not page-fault fresh memory for every
  * request; once no request has arrived for `idleMs`, they are trimmed to
- * their floors, clean caches drop what has expired, and one full garbage
+ * their floors, clean caches drop what has expired, and a compacting garbage
  * collection runs, so the buffers just let go (and the garbage the workload
  * left) are freed now rather than at some later collection that an idle
  * process never triggers. While requests keep coming nothing is trimmed:

@@ -134,6 +134,14 @@ function processMemory(x: Exposition): void {
     x.family(name, 'gauge', help)
     x.sample(name, {}, v)
   }
+  // Per V8 space: whether reserved heap beyond the live one is the young generation (semi-spaces grown
+  // under a high allocation rate) or old-space pages kept after collection (bench/engine-rss.ts).
+  // Loaded here, not at the top: node:v8 costs every command's start-up, and only a scrape needs it.
+  const spaces = process.getBuiltinModule('node:v8').getHeapSpaceStatistics()
+  x.family('nodejs_heap_space_size_bytes', 'gauge', 'V8 heap reserved per space, in bytes.')
+  for (const s of spaces) x.sample('nodejs_heap_space_size_bytes', { space: s.space_name }, s.space_size)
+  x.family('nodejs_heap_space_used_bytes', 'gauge', 'V8 heap in use per space, in bytes.')
+  for (const s of spaces) x.sample('nodejs_heap_space_used_bytes', { space: s.space_name }, s.space_used_size)
 }
 
 function memoryHolders(x: Exposition, m: MemorySource): void {

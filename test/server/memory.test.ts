@@ -104,6 +104,8 @@ t.test('a server idle for idleMs trims its pools to their floors', async (t) => 
   t.match(text, /\ntsnfs_memory_reclaims_total 1\n/)
   t.match(text, /\nnodejs_external_memory_bytes \d+\n/)
   t.match(text, /\nnodejs_array_buffers_bytes \d+\n/)
+  t.match(text, /\nnodejs_heap_space_size_bytes\{space="old_space"\} [1-9]\d*\n/)
+  t.match(text, /\nnodejs_heap_space_used_bytes\{space="new_space"\} \d+\n/)
   t.match(text, /\ntsnfs_memory_cache_bytes\{cache="drc"\} \d+\n/)
   // Busy again: the pools fill again and the next idle period trims them again.
   await c.writeFile('/again', data)
