@@ -90,15 +90,20 @@ t.test('rsync -a of small files: its fchmod to the mode it created the temporary
   // Per file rsync creates .NAME.XXXXXX (O_EXCL, 0600), fchmods it to 0600, writes, closes, sets its times by name,
   // reopens it read-only (ACCESS), fchmods it to the source's mode and renames it over NAME. The first fchmod
   // changes nothing on the file this mount just created: no SETATTR for it, at close or before.
-  t.strictSame(diff(before, calls(ex)), {
+  const got = diff(before, calls(ex))
+  // Each file: its times, then its mode (2 per file; 3 when the no-op fchmod costs a call). The
+  // directory: its times and its mode, sent as two SETATTRs or, when the mount still holds the times
+  // as the mode change comes (a loaded machine: one CI run), as one.
+  const setattr = got['SETATTR'] ?? 0
+  t.ok(setattr >= 2 * FILES + 1 && setattr <= 2 * FILES + 2, `SETATTR: 2 per file and 1 or 2 for the directory (${String(setattr)} for ${String(FILES)} files)`)
+  t.strictSame({ ...got, SETATTR: undefined }, {
     LOOKUP: 1,
     MKDIR: 1,
     CREATE: FILES,
     WRITE: FILES,
     ACCESS: FILES,
     RENAME: FILES,
-    // Each file: its times, then its mode. The directory: its times and mode.
-    SETATTR: 2 * FILES + 2,
+    SETATTR: undefined,
   }, 'NFS calls of the copy')
   t.strictSame(await manifest(join(ex.dir, 'copy')), await manifest(src), 'the export holds the source\'s modes, times and contents')
 })

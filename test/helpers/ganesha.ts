@@ -29,6 +29,7 @@ import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { NfsClient } from '../../client/nfs-client.ts'
 import { freePort } from './ports.ts'
 import { useSharedDaemon } from './shared-daemon.ts'
 
@@ -212,6 +213,16 @@ function tail(file: string, lines = 15): string {
   }
 }
 
+/** Ganesha's MOUNT lists `exportPath` (EXPORT procedure, through our client). */
+async function exportListed(mountPort: number, nfsPort: number, exportPath: string): Promise<boolean> {
+  try {
+    const list = await NfsClient.exportList(`nfs://127.0.0.1${exportPath}?nfsport=${String(nfsPort)}&mountport=${String(mountPort)}`)
+    return list.some((e) => e.dir === exportPath)
+  } catch {
+    return false
+  }
+}
+
 /** One attempt on one pair of ports; null when the ports were taken meanwhile. */
 async function startOnce(exportDir: string, stateDir: string, exportPath: string, withNlm: boolean): Promise<{ g: GaneshaFixture; child: ChildProcess } | null> {
   const bin = firstExisting(GANESHA_BINARIES, 'ganesha.nfsd')
@@ -240,10 +251,12 @@ async function startOnce(exportDir: string, stateDir: string, exportPath: string
       if (/Address already in use|bind.*failed/i.test(text)) return null
       throw new Error(`ganesha.nfsd exited during start-up (status ${String(child.exitCode ?? child.signalCode)}):\n${text}`)
     }
-    // An NFS NULL call straight to the port, as ganesha.sh waits for it, and a MOUNT NULL to its
-    // own port: NFS answering alone once left a test's first MNT refused (CI, under load).
+    // An NFS NULL call straight to the port, as ganesha.sh waits for it, a MOUNT NULL to its own
+    // port, and the export list over MOUNT with our client: NFS answering alone twice left a test's
+    // first EXPORT call refused (CI, under load), and NULL answering was not enough to be sure.
     if (await runOk('rpcinfo', ['-n', String(nfsPort), '-t', '127.0.0.1', '100003', '3']) &&
-      await runOk('rpcinfo', ['-n', String(mountPort), '-t', '127.0.0.1', '100005', '3'])) {
+      await runOk('rpcinfo', ['-n', String(mountPort), '-t', '127.0.0.1', '100005', '3']) &&
+      await exportListed(mountPort, nfsPort, exportPath)) {
       const g: GaneshaFixture = {
         exportDir,
         exportPath,
