@@ -67,6 +67,11 @@ export class BufferCache {
     return this.#pinned.get(block) ?? this.#lru.get(block)
   }
 
+  /** Cached, or a read of it under way. */
+  has(block: number): boolean {
+    return this.#pinned.has(block) || this.#lru.has(block) || this.#loading.has(block)
+  }
+
   /** The cached entry of `block`, read from the device on a miss; concurrent misses share one read. */
   load(block: number): Promise<CacheEntry> {
     const hit = this.#pinned.get(block)

@@ -95,6 +95,10 @@ export class JournalHandle implements MetaTxn {
     this.#txn.after.push(fn)
   }
 
+  inMemory(block: number): boolean {
+    return this.#held.has(block) || this.#cache.has(block)
+  }
+
   /** Called by the manager's end(): works even after an abort, so callers can always clean up. */
   finish(): void {
     if (this.#ended) throw new TxnError('TXN_ENDED', 'end() called twice on one handle')

@@ -41,6 +41,13 @@ export interface MetaTxn {
   revoke(block: number): void
   /** Run `fn` once this handle's transaction is durable (how freed blocks return to the allocator). */
   afterCommit(fn: () => void): void
+  /**
+   * Optional: is `block` in memory now (cached, or being read)? A caller that knows every byte of a
+   * block it is about to write is unused may then take it `fresh` instead of reading it, as ext4's
+   * __ext4_get_inode_loc zeroes an inode-table block whose other inodes are all free. Only for a
+   * block not in memory: the device copy is then the newest, so nothing else is lost.
+   */
+  inMemory?(block: number): boolean
 }
 
 export interface WaitOptions {
