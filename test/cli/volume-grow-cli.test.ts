@@ -129,6 +129,7 @@ for (const [level, count] of [['raid5', 3], ['stripe', 2]] as const) {
     const grow = await run(['volume', 'grow', ...disks, '--add', added])
     t.equal(grow.code, 0, grow.err)
     const after = (before / (level === 'raid5' ? count - 1 : count)) * (level === 'raid5' ? count : count + 1)
+    t.match(grow.err, new RegExp(`reshape: ${after} of ${after} bytes in the new layout \\(100%\\)\n$`), 'progress on stderr, to the end')
     t.match(grow.out, new RegExp(`^volume ${level}: ${level} grown from ${before} to ${after} bytes \\(configuration seq \\d+\\)\n  grow its file system with: tsnfs resize --volume `))
     const all = [...disks, added]
     const rs = await run(['resize', '--volume', ...all])

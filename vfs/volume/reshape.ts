@@ -52,7 +52,7 @@ function membersInOrder(volume: VolumeMembers): BlockDevice[] {
   if (root.kind === 'disk' || root.kind === 'partition') throw new VolumeError('VOLUME_LAYOUT', 'a reshape needs a stripe or RAID-5 root')
   return root.children.map((c, i) => {
     const d = c.kind === 'disk' ? volume.disks.find((x) => x.uuid === c.member) : undefined
-    if (d === undefined) throw new VolumeError('VOLUME_INCOMPLETE', `the reshape of volume ${volume.config.name} needs every member: member ${i} is not among the disks given`)
+    if (d === undefined) throw new VolumeError('VOLUME_INCOMPLETE', `volume ${volume.config.name} is being reshaped, which needs every member to finish: member ${i} (${c.kind === 'disk' ? c.member : c.kind}) is not among the disks given (the new disk too)`)
     if (d.dev.readOnly) throw new VolumeError('VOLUME_LAYOUT', `volume ${volume.config.name} is being reshaped; ${d.path} is read-only, open every member read-write to finish the reshape`)
     return d.dev
   })

@@ -110,7 +110,12 @@ t.test('a reshape stopped by an error resumes at the next assembly, from its che
   await t.rejects(growVolume(v, { add: [wrapped[3] as Disk], random: seededRandom('stop-new'), reshape: { windowBytes: 4 * UNIT } }), { message: 'EIO (the test)' })
   const mid = (await readMember(extra.dev)).superblock.config.reshape
   t.ok(mid !== undefined && mid.position > 0 && mid.position < ROWS * 3 * UNIT, `stopped at ${mid?.position} of ${ROWS * 3 * UNIT}`)
-  await t.rejects(assembleVolume(disks, LAYERS), { code: 'VOLUME_INCOMPLETE', message: /the reshape of volume stop needs every member: member 3 is not among the disks given$/ }, 'the old disks alone are refused')
+  const newUuid = (await readMember(extra.dev)).superblock.memberUuid
+  await t.rejects(
+    assembleVolume(disks, LAYERS),
+    { code: 'VOLUME_INCOMPLETE', message: `VOLUME_INCOMPLETE: volume stop is being reshaped, which needs every member to finish: member 3 (${newUuid}) is not among the disks given (the new disk too)` },
+    'the old disks alone are refused',
+  )
   const readOnly = [...disks, extra].map((d) => ({ path: d.path, dev: d.dev.clone({ readOnly: true }) }))
   await t.rejects(assembleVolume(readOnly, LAYERS), { code: 'VOLUME_LAYOUT', message: 'VOLUME_LAYOUT: volume stop is being reshaped; stop0 is read-only, open every member read-write to finish the reshape' })
   const w = await assembleVolume([extra, ...disks], LAYERS)
