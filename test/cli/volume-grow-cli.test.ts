@@ -2,9 +2,9 @@
  * tsnfs volume grow and tsnfs resize end to end (real processes, real image files): a span of two
  * disks with an ext4 file system and a file on it takes a third disk (`volume grow --add`), the
  * file system grows onto it (`resize --volume`), and the `volume export` image is e2fsck -fn clean,
- * larger, and still holds the file; the engine then writes past the old size. A RAID-5 and a
- * stripe take a member the same way (a reshape), judged the same. Refusals: two members added to
- * a RAID-5 at once, a shrink, nothing to grow.
+ * larger, and still holds the file; the engine then writes past the old size (a RAID-5 and a
+ * stripe taking a member, a reshape: volume-grow-reshape-cli.test.ts). Refusals: two members
+ * added to a RAID-5 at once, a shrink, nothing to grow.
  */
 import t from 'tap'
 import fs from 'node:fs'
@@ -80,7 +80,7 @@ t.test('refusals: two members added to a raid5 at once, a shrink, nothing to gro
   t.equal((await run(['volume', 'create', 'r', '--level', 'raid5', '--size', '4M', r1, r2, r3])).code, 0)
   fs.writeFileSync(r4, '')
   fs.truncateSync(r4, 4 * MiB)
-  // A reshape itself works (the test below); two members at once is refused.
+  // A reshape itself works (volume-grow-reshape-cli.test.ts); two members at once is refused.
   const r5 = p('r5.img')
   fs.writeFileSync(r5, '')
   fs.truncateSync(r5, 4 * MiB)
@@ -108,40 +108,3 @@ t.test('refusals: two members added to a raid5 at once, a shrink, nothing to gro
   t.equal(fs.statSync(img).size, 24 * MiB)
   t.equal(e2fsck(img).code, 0, 'e2fsck -fn clean')
 })
-
-for (const [level, count] of [['raid5', 3], ['stripe', 2]] as const) {
-  t.test(`a ${level} of ${count} reshaped over one more disk, then its file system: e2fsck clean, the file kept`, async (t) => {
-    const disks = Array.from({ length: count }, (_, i) => p(`${level}${i}.img`))
-    const added = p(`${level}-new.img`)
-    t.equal((await run(['volume', 'create', level, '--level', level, '--size', '9M', ...disks])).code, 0)
-    const mk = await run(['volume', 'mkfs', ...disks])
-    t.equal(mk.code, 0, mk.err)
-    const v = await openVolume(disks)
-    const before = v.device.size
-    const e = await openEngineOn(v.device, { commitIntervalMs: 0 })
-    const f = (await e.create(e.root(), Buffer.from('before.bin'), { how: 'unchecked', attr: {} }, owner)).ref
-    await e.write(f, 0n, data, 'file_sync')
-    await e.close()
-    await v.close()
-
-    fs.writeFileSync(added, '')
-    fs.truncateSync(added, 9 * MiB)
-    const grow = await run(['volume', 'grow', ...disks, '--add', added])
-    t.equal(grow.code, 0, grow.err)
-    const after = (before / (level === 'raid5' ? count - 1 : count)) * (level === 'raid5' ? count : count + 1)
-    t.match(grow.err, new RegExp(`reshape: ${after} of ${after} bytes in the new layout \\(100%\\)\n$`), 'progress on stderr, to the end')
-    t.match(grow.out, new RegExp(`^volume ${level}: ${level} grown from ${before} to ${after} bytes \\(configuration seq \\d+\\)\n  grow its file system with: tsnfs resize --volume `))
-    const all = [...disks, added]
-    const rs = await run(['resize', '--volume', ...all])
-    t.equal(rs.code, 0, rs.err)
-    t.match(rs.out, new RegExp(`^volume ${level}: ext4 grown from ${before / 1024} to ${after / 1024} blocks of 1024 bytes`))
-    const out = p(`${level}-out.img`)
-    t.equal((await run(['volume', 'export', ...all, '--to', out])).code, 0)
-    const fsck = e2fsck(out)
-    t.equal(fsck.code, 0, `e2fsck -fn clean on the reshaped volume: ${fsck.out}`)
-    t.equal(superblockOf(out).blocksCountLo, after / 1024)
-    const dumped = p(`${level}-before.out`)
-    debugfs(out, `dump /before.bin ${dumped}`, false)
-    t.ok(fs.readFileSync(dumped).equals(data), 'the file written before the reshape, byte-exact')
-  })
-}
