@@ -53,7 +53,10 @@ function membersInOrder(volume: VolumeMembers): BlockDevice[] {
   return root.children.map((c, i) => {
     const d = c.kind === 'disk' ? volume.disks.find((x) => x.uuid === c.member) : undefined
     if (d === undefined) throw new VolumeError('VOLUME_INCOMPLETE', `volume ${volume.config.name} is being reshaped, which needs every member to finish: member ${i} (${c.kind === 'disk' ? c.member : c.kind}) is not among the disks given (the new disk too)`)
-    if (d.dev.readOnly) throw new VolumeError('VOLUME_LAYOUT', `volume ${volume.config.name} is being reshaped; ${d.path} is read-only, open every member read-write to finish the reshape`)
+    if (d.dev.readOnly) {
+      const at = volume.config.reshape?.position ?? 0
+      throw new VolumeError('VOLUME_LAYOUT', `volume ${volume.config.name} is being reshaped (${at} bytes in the new layout); ${d.path} is read-only: a read-write open of every disk finishes it (tsnfs resize --volume DISK..., or the server at start)`)
+    }
     return d.dev
   })
 }

@@ -117,7 +117,10 @@ t.test('a reshape stopped by an error resumes at the next assembly, from its che
     'the old disks alone are refused',
   )
   const readOnly = [...disks, extra].map((d) => ({ path: d.path, dev: d.dev.clone({ readOnly: true }) }))
-  await t.rejects(assembleVolume(readOnly, LAYERS), { code: 'VOLUME_LAYOUT', message: 'VOLUME_LAYOUT: volume stop is being reshaped; stop0 is read-only, open every member read-write to finish the reshape' })
+  await t.rejects(assembleVolume(readOnly, LAYERS), {
+    code: 'VOLUME_LAYOUT',
+    message: `VOLUME_LAYOUT: volume stop is being reshaped (${mid?.position} bytes in the new layout); stop0 is read-only: a read-write open of every disk finishes it (tsnfs resize --volume DISK..., or the server at start)`,
+  })
   const w = await assembleVolume([extra, ...disks], LAYERS)
   t.equal(w.config.reshape, undefined, 'finished')
   t.equal(w.device.size, ROWS * 3 * UNIT)
