@@ -37,7 +37,7 @@ import { beginReshape } from './reshape.ts'
  */
 
 export interface GrowOptions {
-  /** New disks to append (span only). */
+  /** New disks to append (span), or the one member a stripe or RAID-5 is reshaped over. */
   add?: readonly Disk[]
   /** Each member's used size: `max` or bytes (a multiple of 4096). */
   size?: 'max' | number
@@ -112,7 +112,8 @@ async function checkFresh(disk: Disk, force: boolean): Promise<void> {
 /**
  * The refusals growVolume makes from the configuration alone (a layout it does not grow, a
  * snapshot store, disks to add to what is not a span, a member out of sync or absent): a server
- * checks them before it closes anything.
+ * checks them before it closes anything, with `online`, which also refuses a reshape (it runs
+ * offline only: the server would hold the export's calls for the whole copy).
  */
 export function checkGrowable(volume: VolumeMembers, adding: number, size: GrowOptions['size'], online = false): void {
   const current = volume.config
