@@ -91,7 +91,7 @@ volumes (several disks under one engine export; offline, on disks no server has 
   volume status [--json] DISK...    members and state (exit 1 when degraded)
   volume export DISK... --to FILE   the volume's bytes as one sparse image, for e2fsck
   volume scrub [--repair] DISK...   compare mirror legs and RAID-5 parity
-  volume grow DISK... [--add NEWDISK...] [--size max|SIZE]   more disks (span) or larger members
+  volume grow DISK... [--add NEWDISK...] [--size max|SIZE]   more disks (span; stripe, raid5: a reshape) or larger members
   volume fail DISK... --member N | volume replace DISK... --member N --new NEWDISK [--rate B/s]
 
 replication (a primary and its standby nodes):

@@ -3,6 +3,7 @@
  * (vfs/volume/grow.ts). The volume is opened read-write first, which resyncs whatever a crash left
  * dirty, and closed; then the disks are opened bare, grown, and the volume assembled once more
  * read-only to report the new size. The file system on it grows with `tsnfs resize --volume`.
+ * A member added to a stripe or raid5 is a reshape (vfs/volume/reshape.ts), progress on stderr.
  */
 import { growDisks } from '../vfs/volume/grow.ts'
 import { VolumeError } from '../vfs/volume/layer.ts'
@@ -29,7 +30,15 @@ async function sizeAndCheck(paths: readonly string[]): Promise<number> {
 export async function growOffline(paths: readonly string[], args: GrowArgs): Promise<number> {
   if (args.add.length === 0 && args.size === undefined) throw new VolumeUsageError('volume grow: give --add NEWDISK... (span) or --size max|SIZE')
   const before = await sizeAndCheck(paths)
-  const r = await growDisks(paths, args.add, { force: args.force, ...(args.size === undefined ? {} : { size: args.size }) })
+  // A reshape (a member added to a stripe or raid5) reports its checkpoints on stderr, every tenth.
+  let shown = -1
+  const onProgress = (done: number, total: number): void => {
+    const tenth = Math.floor((done * 10) / total)
+    if (tenth === shown) return
+    shown = tenth
+    process.stderr.write(`reshape: ${done} of ${total} bytes in the new layout (${Math.floor((done * 100) / total)}%)\n`)
+  }
+  const r = await growDisks(paths, args.add, { force: args.force, reshape: { onProgress }, ...(args.size === undefined ? {} : { size: args.size }) })
   const { name, seq } = r.config
   if (!r.grown) {
     process.stdout.write(`volume ${name}: already ${before} bytes; nothing to grow\n`)

@@ -53,8 +53,9 @@ export const VOLUME_USAGE = `usage: tsnfs volume <subcommand> ...
         span: append NEWDISKs as members; mirror, stripe, raid5 (and a span's last member): grow
         each member's used size to the smallest disk's capacity (max) or to SIZE, after the disks
         were replaced by larger ones or their image files made larger; the new region of a
-        mirror or raid5 is zeroed so legs and parity agree. Adding a member to a stripe or raid5
-        (a reshape) is refused. Then grow the file system: tsnfs resize --volume DISK...
+        mirror or raid5 is zeroed so legs and parity agree. --add NEWDISK on a stripe or raid5:
+        a reshape over one more member (same unit), checkpointed, resumed at the next assembly
+        after a crash. Then grow the file system: tsnfs resize --volume DISK...
   online, through a running server's admin socket (the server holds the disks; it keeps serving):
   status [NAME] [--json] [--admin SOCK]      a served volume (without NAME: every served volume)
   fail NAME DISK|--member N [--admin SOCK]

@@ -166,7 +166,7 @@ export function registerVolumeCommands(commands: AdminCommands, volumes: VolumeR
     refuseBusy(sv)
     for (const d of add) refuseMemberPath(v, d)
     // Refused from the configuration before the export is held and anything closed.
-    checkGrowable(v, add.length, size)
+    checkGrowable(v, add.length, size, true)
     const regrow = sv.regrow
     if (regrow === null) throw new AdminError('ADMIN_FAILED', `volume ${sv.name} is not serving yet`)
     const before = { size: v.device.size, seq: v.config.seq }

@@ -2,8 +2,9 @@
  * tsnfs volume grow and tsnfs resize end to end (real processes, real image files): a span of two
  * disks with an ext4 file system and a file on it takes a third disk (`volume grow --add`), the
  * file system grows onto it (`resize --volume`), and the `volume export` image is e2fsck -fn clean,
- * larger, and still holds the file; the engine then writes past the old size. Refusals: a reshape,
- * a shrink, nothing to grow.
+ * larger, and still holds the file; the engine then writes past the old size (a RAID-5 and a
+ * stripe taking a member, a reshape: volume-grow-reshape-cli.test.ts). Refusals: two members
+ * added to a RAID-5 at once, a shrink, nothing to grow.
  */
 import t from 'tap'
 import fs from 'node:fs'
@@ -74,14 +75,19 @@ t.test('a span grown by a disk, then its file system: e2fsck clean, the file kep
   t.equal(fsck2.code, 0, `18 MiB written, more than the old file system's 16: e2fsck clean: ${fsck2.out}`)
 })
 
-t.test('refusals: a reshape, a shrink, nothing to grow', async (t) => {
+t.test('refusals: two members added to a raid5 at once, a shrink, nothing to grow', async (t) => {
   const [r1, r2, r3, r4] = ['r1', 'r2', 'r3', 'r4'].map((n) => p(`${n}.img`)) as [string, string, string, string]
   t.equal((await run(['volume', 'create', 'r', '--level', 'raid5', '--size', '4M', r1, r2, r3])).code, 0)
   fs.writeFileSync(r4, '')
   fs.truncateSync(r4, 4 * MiB)
-  const reshape = await run(['volume', 'grow', r1, r2, r3, '--add', r4])
+  // A reshape itself works (volume-grow-reshape-cli.test.ts); two members at once is refused.
+  const r5 = p('r5.img')
+  fs.writeFileSync(r5, '')
+  fs.truncateSync(r5, 4 * MiB)
+  const reshape = await run(['volume', 'grow', r1, r2, r3, '--add', r4, '--add', r5])
   t.equal(reshape.code, 8)
-  t.equal(reshape.err, 'tsnfs volume grow: VOLUME_LAYOUT: adding a member to a raid5 would move every block to a new place (a reshape), which grow does not do; replace the members with larger disks and grow with --size max\n')
+  t.equal(reshape.err, 'tsnfs volume grow: VOLUME_LAYOUT: a reshape adds one member at a time; 2 disks were given\n')
+  t.ok(fs.readFileSync(r4).every((b) => b === 0), 'the offered disk was not written')
   const nothing = await run(['volume', 'grow', r1, r2, r3, '--size', 'max'])
   t.equal(nothing.code, 0, nothing.err)
   t.equal(nothing.out, `volume r: already ${2 * 3 * MiB} bytes; nothing to grow\n`)

@@ -1,7 +1,7 @@
 /*
  * A served RAID-5 asked to take a fourth disk (a reshape) through the admin socket, by the CLI
  * (`tsnfs volume grow NAME NEWDISK --admin SOCK`) and by a bare request: refused with the exact
- * reason, before the export is held or anything closed. The volume keeps serving (a file written
+ * reason (a reshape runs offline only: tsnfs volume grow DISK... --add NEWDISK), before the export is held or anything closed. The volume keeps serving (a file written
  * before reads back, a new one writes), its configuration stays at seq 1, and the offered disk is
  * left as it was (no member superblock). TSNFS_SEED repeats a run.
  */
@@ -20,7 +20,7 @@ const dir = scratch(t, 'volume-grow-refusals-online')
 const seed = Number(process.env.TSNFS_SEED ?? Date.now() % 100000)
 t.comment(`seed ${seed}`)
 const gen = seededBytes(seed)
-const WHY = 'adding a member to a raid5 would move every block to a new place (a reshape), which grow does not do; replace the members with larger disks and grow with --size max'
+const WHY = 'adding a member to a raid5 moves every block to a new place (a reshape), which the server does not do while serving; stop the export and run tsnfs volume grow DISK... --add NEWDISK'
 
 t.test('a served RAID-5 refuses a new member, and serves on unchanged', async (t) => {
   const disks = ['r0.img', 'r1.img', 'r2.img'].map((n) => path.join(dir, n))

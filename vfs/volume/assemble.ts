@@ -7,6 +7,7 @@ import { buildLayerTree } from './layer-tree.ts'
 import type { MemberSuperblock } from './member-format.ts'
 import type { Disk, MemberDisk, VolumeMembers } from './member-io.ts'
 import { readMember } from './member-io.ts'
+import { runReshape } from './reshape.ts'
 
 export interface AssembleOptions extends BuildOptions {
   /** Assemble only this volume (its name or id); a disk of any other is VOLUME_FOREIGN. */
@@ -102,8 +103,9 @@ function refuseStale(found: readonly Found[], config: VolumeConfig): void {
  * number, maps member uuids to the disks and builds the layers with `factory`. Refused, with the
  * disk's path: a disk without superblock (VOLUME_NO_SUPERBLOCK), disks of two volumes
  * (VOLUME_FOREIGN), one disk given twice (VOLUME_MEMBER), a stale member (VOLUME_STALE), too
- * few members to serve (VOLUME_INCOMPLETE). Nothing is written: the next updateConfig brings
- * older superblocks up to date.
+ * few members to serve (VOLUME_INCOMPLETE). Nothing is written (the next updateConfig brings
+ * older superblocks up to date), except that a reshape the configuration records in progress is
+ * finished first (reshape.ts; refused unless every member is here, read-write).
  */
 export async function assembleVolume(disks: readonly Disk[], factory: LayerFactory, options: AssembleOptions = {}): Promise<AssembledVolume> {
   const found: Found[] = []
@@ -118,7 +120,7 @@ export async function assembleVolume(disks: readonly Disk[], factory: LayerFacto
   refuseForeign(found, options.volume)
   refuseDuplicates(found)
   const top = newest(found)
-  const config = top.sb.config
+  let config = top.sb.config
   const json = JSON.stringify(config)
   for (const f of found) {
     if (f.sb.seq === config.seq && JSON.stringify(f.sb.config) !== json) {
@@ -126,6 +128,14 @@ export async function assembleVolume(disks: readonly Disk[], factory: LayerFacto
     }
   }
   refuseStale(found, config)
+  const members: MemberDisk[] = found.map((f) => ({ path: f.path, dev: f.dev, uuid: f.sb.memberUuid }))
+  if (config.reshape !== undefined) {
+    // A reshape a crash or a stop cut short: finished here, before any layer is built over a
+    // layout that is half old, half new (it needs every member, read-write).
+    const reshaping = { config, disks: members }
+    await runReshape(reshaping)
+    config = reshaping.config
+  }
 
   const present = new Map<string, PresentMember>()
   for (const f of found) present.set(f.sb.memberUuid, { path: f.path, dev: f.dev, dataOffset: f.sb.dataOffset })
@@ -133,7 +143,6 @@ export async function assembleVolume(disks: readonly Disk[], factory: LayerFacto
   if (options.onEvent !== undefined) build.onEvent = options.onEvent
   if (options.openIntent !== undefined) build.openIntent = options.openIntent
   const tree = await buildLayerTree(config, present, factory, build)
-  const members: MemberDisk[] = found.map((f) => ({ path: f.path, dev: f.dev, uuid: f.sb.memberUuid }))
   const repairs = found.filter((f) => f.problems.length > 0).map((f) => ({ path: f.path, problems: f.problems }))
   return { config, disks: members, device: tree.device, missing: tree.missing, intents: tree.intents, repairs }
 }

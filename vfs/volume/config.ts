@@ -1,6 +1,8 @@
 import type { MemberState } from './layer.ts'
 import { VolumeError } from './layer.ts'
 import { MAX_CHUNK, MIN_CHUNK } from './snapshot-format.ts'
+import type { ReshapeRecord } from './reshape-state.ts'
+import { validateReshape } from './reshape-state.ts'
 
 /**
  * A volume's configuration (issue 14 item 2; seed 004: NT's LDM database on every member): the
@@ -97,6 +99,8 @@ export interface VolumeConfig {
   readonly flags: VolumeFlags
   /** Absent: the volume takes no snapshots (every configuration before snapshots). */
   readonly snapshotStore?: SnapshotStoreConfig
+  /** A member being added to a stripe or RAID-5 (reshape-state.ts); absent: no reshape in progress. */
+  readonly reshape?: ReshapeRecord
 }
 
 const MIN_CHILDREN: Record<ParentKind, number> = { span: 1, stripe: 2, mirror: 2, raid5: 3 }
@@ -194,7 +198,7 @@ function layoutNode(v: unknown, path: string, depth: number, members: ReadonlySe
  * VolumeConfig with fields in a fixed order; anything wrong is VOLUME_LAYOUT naming where.
  */
 export function validateConfig(v: unknown): VolumeConfig {
-  const o = record(v, 'config', ['version', 'name', 'id', 'seq', 'root', 'members', 'snapshots', 'flags'], ['snapshotStore'])
+  const o = record(v, 'config', ['version', 'name', 'id', 'seq', 'root', 'members', 'snapshots', 'flags'], ['snapshotStore', 'reshape'])
   if (o.version !== CONFIG_VERSION) fail('version', `${JSON.stringify(o.version)} is not ${CONFIG_VERSION}`)
   const name = validateName(o.name)
   const id = hex16(o.id, 'id')
@@ -218,9 +222,11 @@ export function validateConfig(v: unknown): VolumeConfig {
   const regions = Math.ceil(members.reduce((sum, m) => sum + m.size, 0) / regionSize)
   if (f.intentBitmap && regions > MAX_INTENT_REGIONS) fail('flags.regionSize', `${regionSize} makes ${regions} intent regions, more than the ${MAX_INTENT_REGIONS} a member's bitmap area holds`)
   const flags = { intentBitmap: f.intentBitmap, regionSize }
-  const base = { version: CONFIG_VERSION, name, id, seq, root, members, snapshots: [], flags } as const
-  if (o.snapshotStore === undefined) return base
-  return { ...base, snapshotStore: snapshotStoreConfig(o.snapshotStore, members.reduce((sum, m) => sum + m.size, 0)) }
+  const base: VolumeConfig = { version: CONFIG_VERSION, name, id, seq, root, members, snapshots: [], flags }
+  const withStore = o.snapshotStore === undefined ? base : { ...base, snapshotStore: snapshotStoreConfig(o.snapshotStore, members.reduce((sum, m) => sum + m.size, 0)) }
+  if (o.reshape === undefined) return withStore
+  if (withStore.snapshotStore !== undefined) fail('reshape', 'a volume with a snapshot store is never reshaped')
+  return { ...withStore, reshape: validateReshape(o.reshape, root.kind, root.kind === 'disk' || root.kind === 'partition' ? 0 : root.children.length) }
 }
 
 /** The store's size is capped by the members' total, an upper bound of any top layer's size. */

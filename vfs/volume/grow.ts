@@ -8,6 +8,8 @@ import { readMember, writeMember } from './member-io.ts'
 import { ImageFile } from '../engine/blockdev/image-file.ts'
 import { assembleVolume } from './assemble.ts'
 import { LAYERS } from './factory.ts'
+import type { ReshapeOptions } from './reshape.ts'
+import { beginReshape } from './reshape.ts'
 
 /**
  * `tsnfs volume grow` (issue 14 item 3), offline, on a volume every member of which is present,
@@ -23,7 +25,8 @@ import { LAYERS } from './factory.ts'
  * the same member offset, and RAID-5's parity member depends on the stripe index alone, so
  * growing appends stripes. The new region is made consistent before the configuration names it:
  * a mirror's legs and a RAID-5's members are zeroed there (zero data, zero parity agree).
- * Adding a member to a stripe or RAID-5 would move every block (a reshape) and is refused.
+ * Adding a member to a stripe or RAID-5 moves every block: a reshape (reshape.ts), one member at
+ * a time, offline, checkpointed so a crash anywhere resumes at the next assembly.
  *
  * Crash safety: zeroed regions and intent areas first, flushed; then the configuration at seq+1
  * on each member, one after another, new members first. A crash leaves every member at the old
@@ -34,7 +37,7 @@ import { LAYERS } from './factory.ts'
  */
 
 export interface GrowOptions {
-  /** New disks to append (span only). */
+  /** New disks to append (span), or the one member a stripe or RAID-5 is reshaped over. */
   add?: readonly Disk[]
   /** Each member's used size: `max` or bytes (a multiple of 4096). */
   size?: 'max' | number
@@ -42,6 +45,8 @@ export interface GrowOptions {
   force?: boolean
   /** Where new member uuids come from (tests pass a seeded source). */
   random?: (bytes: number) => Buffer
+  /** A reshape's window size and progress (a member added to a stripe or RAID-5). */
+  reshape?: ReshapeOptions
 }
 
 export interface GrowVolumeResult {
@@ -107,9 +112,10 @@ async function checkFresh(disk: Disk, force: boolean): Promise<void> {
 /**
  * The refusals growVolume makes from the configuration alone (a layout it does not grow, a
  * snapshot store, disks to add to what is not a span, a member out of sync or absent): a server
- * checks them before it closes anything.
+ * checks them before it closes anything, with `online`, which also refuses a reshape (it runs
+ * offline only: the server would hold the export's calls for the whole copy).
  */
-export function checkGrowable(volume: VolumeMembers, adding: number, size: GrowOptions['size']): void {
+export function checkGrowable(volume: VolumeMembers, adding: number, size: GrowOptions['size'], online = false): void {
   const current = volume.config
   const kind = flatRoot(current).root.kind
   if (adding === 0 && size === undefined) layout('nothing to grow: give new disks (span) or a size (max or bytes per member)')
@@ -117,7 +123,9 @@ export function checkGrowable(volume: VolumeMembers, adding: number, size: GrowO
   if (current.snapshotStore !== undefined) layout(`volume ${current.name} keeps a snapshot store at its end, which growing would move; grow does not relocate it`)
   if (adding > 0 && kind !== 'span') {
     if (kind === 'mirror') layout('adding a disk to a mirror adds a leg, not space; a mirror grows with --size max once every leg is larger')
-    layout(`adding a member to a ${kind} would move every block to a new place (a reshape), which grow does not do; replace the members with larger disks and grow with --size max`)
+    if (online) layout(`adding a member to a ${kind} moves every block to a new place (a reshape), which the server does not do while serving; stop the export and run tsnfs volume grow DISK... --add NEWDISK`)
+    if (adding > 1) layout(`a reshape adds one member at a time; ${adding} disks were given`)
+    if (size !== undefined) layout('a reshape (a member added to a stripe or raid5) and --size are separate grows: run them one after the other')
   }
   for (const [index, m] of current.members.entries()) {
     if (m.state !== 'ok') layout(`grow needs every member in sync: member ${index} (${m.uuid}) is ${m.state}`)
@@ -170,6 +178,14 @@ export async function growVolume(volume: VolumeMembers, options: GrowOptions): P
     if (size <= 0) layout(`${disk.path}: ${disk.dev.size} bytes leaves no data area after the ${MEMBER_RESERVED}-byte reserved area`)
     const uuid = random(16).toString('hex')
     added.push({ disk: { path: disk.path, dev: disk.dev, uuid }, record: { uuid, size, state: 'ok' } })
+  }
+
+  const reshaping = added[0]
+  if (reshaping !== undefined && (kind === 'stripe' || kind === 'raid5')) {
+    const total = [...current.members, reshaping.record].reduce((sum, m) => sum + m.size, 0)
+    const regionSize = current.flags.intentBitmap ? regionSizeFor(total, current.flags.regionSize) : current.flags.regionSize
+    await beginReshape(volume, reshaping, random(16).toString('hex'), regionSize, options.reshape)
+    return { config: volume.config, grown: true, zeroed: 0 }
   }
 
   const changed = added.length > 0 || current.members.some((m) => sizes.get(m.uuid) !== m.size)

@@ -1,8 +1,8 @@
 /*
  * What growVolume (vfs/volume/grow.ts) refuses, and that a refusal writes nothing: a volume of
  * nested layers, a volume keeping a snapshot store at its end, a member failed (in the
- * configuration) or absent (not among the disks given). The reshape refusals (a member added to a
- * stripe or RAID-5, a disk to a mirror) are in grow.test.ts; each message here is exact.
+ * configuration) or absent (not among the disks given). A disk added to a mirror is refused in
+ * grow.test.ts, the reshape's own refusals are in reshape.test.ts; each message here is exact.
  */
 import t from 'tap'
 import type { Test } from 'tap'
