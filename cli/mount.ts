@@ -221,7 +221,7 @@ async function serveMount(a: MountArgs): Promise<number> {
   report(`ready ${String(process.pid)}`)
   const end = await m.ended
   ended = true
-  log.info({ why: end, requests: m.session.counts }, 'connection ended')
+  log.info({ why: end, requests: m.session.counts, requestMicros: m.session.micros }, 'connection ended')
   try {
     await m.files.closeAll()
   } catch (err) {

@@ -88,6 +88,8 @@ class Request implements FuseRequest {
   readonly gid: number
   readonly pid: number
   readonly body: Buffer
+  /** When it was read (performance.now(), ms): its time in the daemon runs until the reply is written. */
+  readonly readAt: number
   interrupted = false
   /** Made only for a request that asks for its signal. */
   private abort: AbortController | null = null
@@ -104,6 +106,7 @@ class Request implements FuseRequest {
     this.pid = b.readUInt32LE(32)
     this.body = b.subarray(IN_HEADER_SIZE)
     this.owned = giveBack
+    this.readAt = performance.now()
   }
 
   keep(): (() => void) | null {
@@ -135,6 +138,8 @@ export class FuseSession {
   readonly fd: number
   /** Requests seen by opcode (counts, by name, reads them). */
   private readonly seen: number[] = []
+  /** Milliseconds from reading each request to writing its reply, summed by opcode (micros reads them). */
+  private readonly busy: number[] = []
   /** Resolves with the reason the connection ended ('ENODEV' after umount). */
   readonly ended: Promise<string>
   private readonly handler: FuseHandler
@@ -169,6 +174,21 @@ export class FuseSession {
     const out: Record<string, number> = {}
     this.seen.forEach((n, op) => {
       if (n > 0) out[OP_NAMES[op] ?? `op${String(op)}`] = n
+    })
+    return out
+  }
+
+  /**
+   * Microseconds from reading a request to writing its reply, summed per
+   * operation name (answered requests only; FORGET has no reply). With
+   * counts, the mean time a request of each kind spends in the daemon,
+   * NFS round trips included: where a small file's latency goes without a
+   * profiler (bench/README.md, session 34).
+   */
+  get micros(): Record<string, number> {
+    const out: Record<string, number> = {}
+    this.busy.forEach((ms, op) => {
+      out[OP_NAMES[op] ?? `op${String(op)}`] = Math.round(ms * 1000)
     })
     return out
   }
@@ -307,6 +327,8 @@ export class FuseSession {
     const data = r.data ?? []
     const len = data.reduce((n, d) => n + d.length, 0)
     const err = this.write([outHeader(r.errno === undefined || r.errno === 0 ? len : 0, r.errno ?? 0, unique), ...(r.errno === undefined || r.errno === 0 ? data : [])])
+    const op = req.opcode
+    if (op < OP_COUNT) this.busy[op] = (this.busy[op] ?? 0) + (performance.now() - req.readAt)
     if (err === null) r.sent?.()
     else r.dropped?.()
   }

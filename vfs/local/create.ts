@@ -21,7 +21,7 @@ import { applySetAttr, checkSetAttr } from './set-attr.ts'
 import { makeSpecial } from './special.ts'
 import type { SpecialType } from './special.ts'
 import {
-  chmod, chown, closeNow, closeQuietly, codeOf, CREATE_FLAGS, fchmodNow, fchownNow, fdPath, fstatNow, lstatOrNull, mkdir, open, openNow, PIN_FLAGS,
+  chmodNow, chownNow, closeNow, closeQuietly, codeOf, CREATE_FLAGS, fchmodNow, fchownNow, fdPath, fstatNow, lstatOrNull, mkdir, open, openNow, PIN_FLAGS,
   S_ISGID, symlink, toVfsError,
 } from './sys.ts'
 import { setTimes } from './times.ts'
@@ -74,11 +74,11 @@ async function finishByPath(core: LocalCore, d: Pinned, name: Buffer, set: SetAt
     let st = fstatNow(fd)
     const seen = noteNew(core, d, name, st)
     const who = ownerOf(core, d.st, set, owner)
-    if (who !== null) await chown(fdPath(fd), who.uid, who.gid)
+    if (who !== null) chownNow(fdPath(fd), who.uid, who.gid)
     if (mode !== null) {
       st = fstatNow(fd)
       const want = wantedMode(mode, st, fileType(st.mode) === 'dir')
-      if ((Number(st.mode) & 0o7777) !== want) await chmod(fdPath(fd), want)
+      if ((Number(st.mode) & 0o7777) !== want) chmodNow(fdPath(fd), want)
     }
     if (set.atime !== undefined || set.mtime !== undefined) await setTimes(fd, set.atime, set.mtime)
     return { st: fstatNow(fd), seen }

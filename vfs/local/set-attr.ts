@@ -11,7 +11,7 @@ import { VfsError } from '../errors.ts'
 import type { SetAttr } from '../types.ts'
 import type { IoFiles } from './io-files.ts'
 import type { Pinned } from './resolver.ts'
-import { chmod, chown, fdPath, fstatNow, ftruncate, toVfsError } from './sys.ts'
+import { chmodNow, chownNow, fdPath, fstatNow, ftruncate, toVfsError } from './sys.ts'
 import { setTimes } from './times.ts'
 import { checkSetAttr } from '../set-attr-checks.ts'
 
@@ -30,9 +30,9 @@ export async function applySetAttr(io: IoFiles, p: Pinned, set: SetAttr): Promis
         io.release(f)
       }
     }
-    if (set.uid !== undefined || set.gid !== undefined) await chown(fdPath(p.fd), set.uid ?? -1, set.gid ?? -1)
+    if (set.uid !== undefined || set.gid !== undefined) chownNow(fdPath(p.fd), set.uid ?? -1, set.gid ?? -1)
     // Linux keeps no mode on symlinks (lchmod is EOPNOTSUPP); knfsd ignores the mode for them too.
-    if (set.mode !== undefined && p.type !== 'symlink') await chmod(fdPath(p.fd), set.mode & 0o7777)
+    if (set.mode !== undefined && p.type !== 'symlink') chmodNow(fdPath(p.fd), set.mode & 0o7777)
     if (set.atime !== undefined || set.mtime !== undefined) await setTimes(p.fd, set.atime, set.mtime)
     return fstatNow(p.fd)
   } catch (err) {

@@ -3,7 +3,8 @@
  * mapping.
  *
  * Short calls are synchronous (the *Now functions): fstat, lstat, open of a
- * pinned or O_PATH object, fchown/fchmod, and unlink/close where they free
+ * pinned or O_PATH object, fchown/fchmod (and chown/chmod of an O_PATH fd's
+ * magic link), and unlink/close where they free
  * nothing large. On a local file system they take 1-4 us, while each trip
  * through libuv's thread pool costs 10-20 us of hand-off and wake-up on a
  * small VM (LIMITS.md: it halves GETATTR-shaped throughput). Calls that may
@@ -122,6 +123,21 @@ export function fchownNow(fd: number, uid: number, gid: number): void {
 
 export function fchmodNow(fd: number, mode: number): void {
   fs.fchmodSync(fd, mode)
+}
+
+/**
+ * chown(2) and chmod(2) now, by a `/proc/self/fd/<O_PATH fd>` path (fchown
+ * and fchmod refuse an O_PATH fd): the same inode change in memory as the
+ * f-calls, plus a lookup of the magic link. Through the thread pool each
+ * cost a hand-off and a wake-up of 50-250 us on the 2-vCPU VM under load,
+ * most of a SETATTR of mode on this backend (bench/README.md, session 34).
+ */
+export function chownNow(path: Buffer, uid: number, gid: number): void {
+  fs.chownSync(path, uid, gid)
+}
+
+export function chmodNow(path: Buffer, mode: number): void {
+  fs.chmodSync(path, mode)
 }
 
 /** unlink(2) now: only for a name whose file keeps its data or has little (the data is freed at the last unlink or close). */
