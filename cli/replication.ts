@@ -123,7 +123,9 @@ export function formatStatus(s: NodeStatus): string {
   const out = [`node    ${s.node}`, `role    ${s.role}`, `epoch   ${s.epoch.toString()}`]
   if (s.positions.length === 0) out.push('exports none')
   for (const [i, p] of s.positions.entries()) {
-    out.push(`${i === 0 ? 'exports' : '       '} ${String(p.exportId)}: at ${p.applied.toString()}${p.needResync ? ', needs a full resync' : ''}`)
+    const f = s.failures?.find((x) => x.exportId === p.exportId)
+    const failed = f === undefined ? '' : `, ${f.state} (${f.code} at ${f.path}) since ${new Date(f.sinceMs).toISOString()}`
+    out.push(`${i === 0 ? 'exports' : '       '} ${String(p.exportId)}: at ${p.applied.toString()}${p.needResync ? ', needs a full resync' : ''}${failed}`)
   }
   if (s.peers.length === 0) out.push('peers   none')
   else {

@@ -1388,12 +1388,50 @@ export const repl_peer: Codec<repl_peer> = {
 
 /**
  * ```xdr
+ * struct repl_failure {
+ *      unsigned int   export_id;
+ *      opaque         state<REPL_MAXID>;   /* "failed: NOSPC" *\/
+ *      opaque         code<REPL_MAXID>;    /* the backend's error: "ENOSPC", "EDQUOT" *\/
+ *      repl_path      path;                /* the export as this node names it *\/
+ *      unsigned hyper since_ms;            /* when it failed: Unix time in ms *\/
+ * };
+ * ```
+ */
+export interface repl_failure {
+  export_id: number
+  state: Buffer
+  code: Buffer
+  path: repl_path
+  since_ms: bigint
+}
+export const repl_failure: Codec<repl_failure> = {
+  encode(w, v) {
+    w.u32(v.export_id)
+    w.opaque(v.state, 64)
+    w.opaque(v.code, 64)
+    repl_path.encode(w, v.path)
+    w.u64(v.since_ms)
+  },
+  decode(r) {
+    return {
+      export_id: r.u32(),
+      state: r.opaque(64),
+      code: r.opaque(64),
+      path: repl_path.decode(r),
+      since_ms: r.u64(),
+    }
+  },
+}
+
+/**
+ * ```xdr
  * struct repl_status_ok {
  *      opaque         node<REPL_MAXID>;
  *      repl_role      role;
  *      unsigned hyper epoch;
  *      repl_position  positions<REPL_MAXEXPORTS>;
  *      repl_peer      peers<REPL_MAXPEERS>;
+ *      repl_failure   failures<REPL_MAXEXPORTS>;
  * };
  * ```
  */
@@ -1403,6 +1441,7 @@ export interface repl_status_ok {
   epoch: bigint
   positions: repl_position[]
   peers: repl_peer[]
+  failures: repl_failure[]
 }
 export const repl_status_ok: Codec<repl_status_ok> = {
   encode(w, v) {
@@ -1411,6 +1450,7 @@ export const repl_status_ok: Codec<repl_status_ok> = {
     w.u64(v.epoch)
     encodeArray(w, repl_position, v.positions, 1024)
     encodeArray(w, repl_peer, v.peers, 64)
+    encodeArray(w, repl_failure, v.failures, 1024)
   },
   decode(r) {
     return {
@@ -1419,6 +1459,7 @@ export const repl_status_ok: Codec<repl_status_ok> = {
       epoch: r.u64(),
       positions: decodeArray(r, repl_position, 1024, 16),
       peers: decodeArray(r, repl_peer, 64, 52),
+      failures: decodeArray(r, repl_failure, 1024, 24),
     }
   },
 }

@@ -117,3 +117,25 @@ t.test('ownChange copies every buffer out of the record', async (t) => {
     t.notMatch(JSON.stringify(c, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)), /\b9\b/, `${c.op}: no byte of the reused record`)
   }
 })
+
+t.test("a standby's own failed exports: over the wire, as JSON, in the metrics; absent when none", async (t) => {
+  const failed: NodeStatus = {
+    node: 'b',
+    role: 'standby',
+    epoch: 3n,
+    positions: [{ exportId: 5, applied: 17n, needResync: false }],
+    peers: [],
+    failures: [{ exportId: 5, state: 'failed: NOSPC', code: 'EDQUOT', path: '/srv/"q"', sinceMs: 1_765_000_000_123 }],
+  }
+  t.strictSame(statusFromWire(roundTrip(repl_status_ok, statusToWire(failed))), failed, 'there and back')
+  t.equal(statusFromWire(roundTrip(repl_status_ok, statusToWire({ ...failed, failures: [] }))).failures, undefined, 'none: absent')
+  t.strictSame((JSON.parse(JSON.stringify(statusToJson(failed))) as { failures: unknown }).failures, [
+    { exportId: 5, state: 'failed: NOSPC', code: 'EDQUOT', path: '/srv/"q"', since: '2025-12-06T05:46:40.123Z' },
+  ])
+  const x = new Exposition()
+  replicationFamilies(() => failed)(x)
+  t.strictSame(x.text().split('\n').filter((l) => l.startsWith('tsnfs_replication_export_failed')), [
+    'tsnfs_replication_export_failed{export="5",reason="NOSPC",code="EDQUOT",path="/srv/\\"q\\""} 1',
+    'tsnfs_replication_export_failed_since_seconds{export="5"} 1765000000.123',
+  ])
+})
