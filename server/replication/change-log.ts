@@ -7,8 +7,9 @@
  * append() is synchronous: it encodes and frames the change, gives it the
  * next seq and queues it in memory. A background writer makes the queue
  * durable in group commits: everything appended while the previous group's
- * fdatasync ran goes out as one write and one fdatasync (a roll to a new
- * segment adds a write, an fdatasync and a directory fsync). durable(seq)
+ * flush ran goes out as one durable write (an O_DSYNC fd: LogIo.durableWrites
+ * in log-files.ts; a test's LogIo may write, then fdatasync; a roll to a new
+ * segment adds a write and a directory fsync). durable(seq)
  * resolves when the log holds seq on disk and then awaits the `gate` hook
  * (sync mode: the standbys' acknowledgements, gate.ts). A failed write or
  * fsync fails the log: every waiter and every later append gets VfsError
@@ -60,7 +61,7 @@ export interface ChangeLogStats {
   durableSeq: bigint
   firstSeq: bigint
   groups: number
-  /** fdatasyncs of segments plus fsyncs of the directory. */
+  /** Flushes of segments (fdatasyncs, or O_DSYNC writes) plus fsyncs of the directory. */
   syncs: number
   bytesWritten: number
   segments: number
@@ -78,7 +79,7 @@ interface Waiter {
 }
 
 const MIB = 1024 * 1024
-const DEFAULT_IO: LogIo = { write: writeAll, sync: fdatasync }
+const DEFAULT_IO: LogIo = { write: writeAll, sync: fdatasync, durableWrites: true }
 
 export class ChangeLog implements ChangeSink, ChangeSource {
   readonly dir: string
