@@ -105,6 +105,7 @@ export class ChangeLog implements ChangeSink, ChangeSource {
   #durableWaiters: Waiter[] = []
   readonly #appendWaiters = new Set<Waiter>()
   #writing: Promise<void> | null = null
+  #wakeQueued = false
   #failed: VfsError | null = null
   #closed = false
   #groups = 0
@@ -169,11 +170,22 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     const seq = this.#last + 1n
     this.#mem.push({ seq, frame: sealRecord(w.toBuffer(), seq) })
     this.#last = seq
-    for (const waiter of this.#appendWaiters) {
-      if (waiter.seq < seq) waiter.resolve()
-    }
     // setImmediate, not a microtask: appends made by every I/O callback of this loop turn join the group.
     this.#writing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#writeLoop())
+    // The senders (waitAfter) are woken one immediate later, after the writer's (immediates run in
+    // order): the group's write is in the thread pool before a sender spends its CPU reading and
+    // encoding an APPEND, so that work overlaps the disk flush a stable reply waits for instead of
+    // coming before it. The sender ships the same changes either way; in sync mode the reply waits
+    // for the APPEND as well, which now leaves a few µs later.
+    if (!this.#wakeQueued && this.#appendWaiters.size > 0) {
+      this.#wakeQueued = true
+      setImmediate(() => {
+        this.#wakeQueued = false
+        for (const waiter of this.#appendWaiters) {
+          if (waiter.seq < this.#last) waiter.resolve()
+        }
+      })
+    }
     return seq
   }
 
