@@ -52,6 +52,7 @@ import type {
   repl_rs_sums_args,
   repl_rs_sums_res,
   repl_hello_res,
+  repl_failures_res,
   repl_status_res,
   repl_takeover_args,
   repl_takeover_res,
@@ -62,7 +63,7 @@ import type { Logger } from '../logger.ts'
 import { readIfExists } from '../state.ts'
 import { writeAtomic } from './node-state.ts'
 import type { NodeState } from './node-state.ts'
-import { roleToWire, statusToWire } from './status.ts'
+import { failuresToWire, roleToWire, statusToWire } from './status.ts'
 import type { ExportFailure, ExportPosition, NodeStatus, PeerStatus } from './status.ts'
 import { ownChange } from './own-change.ts'
 import { resyncMarkName, writeResyncMark } from './rejoin.ts'
@@ -303,6 +304,10 @@ export class StandbyService implements StandbyGate {
 
   status(): repl_status_res {
     return { status: STAT.REPL_OK, ok: statusToWire(this.view()) }
+  }
+
+  failures(): repl_failures_res {
+    return { status: STAT.REPL_OK, ok: failuresToWire(this.view().failures) }
   }
 
   /** The node's view (also for the metrics). */

@@ -4,7 +4,7 @@
  * and each peer it knows (the standbys a primary ships to, the primary a
  * standby is attached to). Plain values here; the wire form is repl_status_ok.
  */
-import type { repl_peer, repl_role, repl_status_ok } from '../../xdr/generated/replication.ts'
+import type { repl_failures_ok, repl_peer, repl_role, repl_status_ok } from '../../xdr/generated/replication.ts'
 import { REPL_MAXID, REPL_MAXPATH, repl_role as ROLE } from '../../xdr/generated/replication.ts'
 import type { NodeRole } from './node-state.ts'
 
@@ -114,8 +114,18 @@ export function statusToWire(s: NodeStatus): repl_status_ok {
     epoch: s.epoch,
     positions: s.positions.map((p) => ({ export_id: p.exportId, applied: p.applied, need_resync: p.needResync })),
     peers: s.peers.map(peerToWire),
-    failures: (s.failures ?? []).map((f) => ({ export_id: f.exportId, state: text(f.state), code: text(f.code), path: pathBytes(f.path), since_ms: BigInt(Math.max(0, Math.round(f.sinceMs))) })),
   }
+}
+
+/** A node's own failed exports for REPL_FAILURES (a procedure apart from STATUS: replication.x says why). */
+export function failuresToWire(failures: readonly ExportFailure[] | undefined): repl_failures_ok {
+  return {
+    failures: (failures ?? []).map((f) => ({ export_id: f.exportId, state: text(f.state), code: text(f.code), path: pathBytes(f.path), since_ms: BigInt(Math.max(0, Math.round(f.sinceMs))) })),
+  }
+}
+
+export function failuresFromWire(ok: repl_failures_ok): ExportFailure[] {
+  return ok.failures.map((f) => ({ exportId: f.export_id, state: f.state.toString('utf8'), code: f.code.toString('utf8'), path: f.path.toString('utf8'), sinceMs: Number(f.since_ms) }))
 }
 
 /** A path is repl_path on the wire (REPL_MAXPATH bytes): longer is cut, as status text only. */
@@ -141,9 +151,6 @@ export function statusFromWire(ok: repl_status_ok): NodeStatus {
       lagBytes: p.lag_bytes,
       state: p.state.toString('utf8'),
     })),
-    ...(ok.failures.length === 0
-      ? {}
-      : { failures: ok.failures.map((f) => ({ exportId: f.export_id, state: f.state.toString('utf8'), code: f.code.toString('utf8'), path: f.path.toString('utf8'), sinceMs: Number(f.since_ms) })) }),
   }
 }
 

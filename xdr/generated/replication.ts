@@ -1431,7 +1431,6 @@ export const repl_failure: Codec<repl_failure> = {
  *      unsigned hyper epoch;
  *      repl_position  positions<REPL_MAXEXPORTS>;
  *      repl_peer      peers<REPL_MAXPEERS>;
- *      repl_failure   failures<REPL_MAXEXPORTS>;
  * };
  * ```
  */
@@ -1441,7 +1440,6 @@ export interface repl_status_ok {
   epoch: bigint
   positions: repl_position[]
   peers: repl_peer[]
-  failures: repl_failure[]
 }
 export const repl_status_ok: Codec<repl_status_ok> = {
   encode(w, v) {
@@ -1450,7 +1448,6 @@ export const repl_status_ok: Codec<repl_status_ok> = {
     w.u64(v.epoch)
     encodeArray(w, repl_position, v.positions, 1024)
     encodeArray(w, repl_peer, v.peers, 64)
-    encodeArray(w, repl_failure, v.failures, 1024)
   },
   decode(r) {
     return {
@@ -1459,7 +1456,6 @@ export const repl_status_ok: Codec<repl_status_ok> = {
       epoch: r.u64(),
       positions: decodeArray(r, repl_position, 1024, 16),
       peers: decodeArray(r, repl_peer, 64, 52),
-      failures: decodeArray(r, repl_failure, 1024, 24),
     }
   },
 }
@@ -1493,6 +1489,62 @@ export const repl_status_res: Codec<repl_status_res> = {
     switch (d) {
       case 0:
         return { status: d, ok: repl_status_ok.decode(r) }
+      default:
+        return { status: d }
+    }
+  },
+}
+
+/**
+ * ```xdr
+ * struct repl_failures_ok {
+ *      repl_failure   failures<REPL_MAXEXPORTS>;
+ * };
+ * ```
+ */
+export interface repl_failures_ok {
+  failures: repl_failure[]
+}
+export const repl_failures_ok: Codec<repl_failures_ok> = {
+  encode(w, v) {
+    encodeArray(w, repl_failure, v.failures, 1024)
+  },
+  decode(r) {
+    return {
+      failures: decodeArray(r, repl_failure, 1024, 24),
+    }
+  },
+}
+
+/**
+ * ```xdr
+ * union repl_failures_res switch (repl_stat status) {
+ * case REPL_OK:
+ *      repl_failures_ok ok;
+ * default:
+ *      void;
+ * };
+ * ```
+ */
+export type repl_failures_res =
+  | { status: 0; ok: repl_failures_ok }
+  | { status: Exclude<repl_stat, 0> }
+export const repl_failures_res: Codec<repl_failures_res> = {
+  encode(w, v) {
+    repl_statCodec.encode(w, v.status)
+    switch (v.status) {
+      case 0:
+        repl_failures_ok.encode(w, (v as { ok: repl_failures_ok }).ok)
+        break
+      default:
+        break
+    }
+  },
+  decode(r) {
+    const d = repl_statCodec.decode(r)
+    switch (d) {
+      case 0:
+        return { status: d, ok: repl_failures_ok.decode(r) }
       default:
         return { status: d }
     }
@@ -2148,6 +2200,7 @@ export const repl_drc_args: Codec<repl_drc_args> = {
  *       repl_rs_res        REPL_RESYNC_DATA(repl_rs_data_args)   = 9;
  *       repl_rs_res        REPL_RESYNC_END(repl_rs_end_args)     = 10;
  *       repl_rs_res        REPL_DRC(repl_drc_args)               = 11;
+ *       repl_failures_res  REPL_FAILURES(void)                   = 12;
  *    } = 1;
  * } = 777977857;
  * ```
@@ -2172,6 +2225,7 @@ export const TSNFS_REPL_PROG = {
         REPL_RESYNC_DATA: { name: 'REPL_RESYNC_DATA', proc: 9, args: repl_rs_data_args, res: repl_rs_res },
         REPL_RESYNC_END: { name: 'REPL_RESYNC_END', proc: 10, args: repl_rs_end_args, res: repl_rs_res },
         REPL_DRC: { name: 'REPL_DRC', proc: 11, args: repl_drc_args, res: repl_rs_res },
+        REPL_FAILURES: { name: 'REPL_FAILURES', proc: 12, args: xdr_void, res: repl_failures_res },
       },
     },
   },

@@ -125,7 +125,7 @@ t.test('every combination for up to four other witnesses matches the rules', asy
 
 t.test("a witness's status: the primary counts as seen when listed alive, heard from within the timeout, or the witness is a primary", async (t) => {
   const peer = (node: string, isAlive: boolean, ms: bigint): repl_peer => ({ node: Buffer.from(node), address: Buffer.from('x'), role: repl_role.REPL_PRIMARY, alive: isAlive, last_heartbeat_ms: ms, acked: 0n, lag_ops: 0n, lag_bytes: 0n, state: Buffer.from('dead') })
-  const st = (role: repl_role, peers: repl_peer[]) => ({ node: Buffer.from('w'), role, epoch: 7n, positions: [], peers, failures: [] })
+  const st = (role: repl_role, peers: repl_peer[]) => ({ node: Buffer.from('w'), role, epoch: 7n, positions: [], peers })
   t.strictSame(witnessAnswer('w', st(repl_role.REPL_STANDBY, [peer('p', false, 9000n)]), 'p', 5000), { witness: 'w', seesPrimary: false, epoch: 7n })
   t.equal(witnessAnswer('w', st(repl_role.REPL_STANDBY, [peer('p', true, 0n)]), 'p', 5000).seesPrimary, true, 'listed alive')
   t.equal(witnessAnswer('w', st(repl_role.REPL_STANDBY, [peer('p', false, 4999n)]), 'p', 5000).seesPrimary, true, 'heard from 4999 ms ago')
@@ -162,6 +162,7 @@ async function startNode(t: Test, name: string, n: Node): Promise<PeerAddress> {
     REPL_RESYNC_DATA: () => ({ status: repl_stat.REPL_BUSY }),
     REPL_RESYNC_END: () => ({ status: repl_stat.REPL_BUSY }),
     REPL_DRC: () => ({ status: repl_stat.REPL_BUSY }),
+    REPL_FAILURES: () => ({ status: repl_stat.REPL_BUSY }),
   })
   const server = new RpcServer({ programs: [prog], logger: silentLogger })
   const { port } = await server.listen({ port: 0, host: '127.0.0.1' })
@@ -180,7 +181,6 @@ const statusOf = (role: repl_role, epoch: bigint, primarySeenMsAgo: bigint): rep
     epoch,
     positions: [],
     peers: [{ node: Buffer.from('p'), address: Buffer.from('10.0.0.1:2050'), role: repl_role.REPL_PRIMARY, alive: false, last_heartbeat_ms: primarySeenMsAgo, acked: 0n, lag_ops: 0n, lag_bytes: 0n, state: Buffer.from('dead') }],
-    failures: [],
   },
 })
 const ANSWERS_DEAD: Node = { heartbeat: { status: repl_stat.REPL_OK, ok: { role: repl_role.REPL_STANDBY, epoch: 3n } }, status: statusOf(repl_role.REPL_STANDBY, 3n, 9000n) }
