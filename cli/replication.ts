@@ -5,10 +5,11 @@
  * 2 on a usage error.
  */
 import { parseArgs } from 'node:util'
+import { PeerCallError } from '../server/callback/errors.ts'
 import { StreamCaller } from '../server/callback/stream.ts'
-import { statusFromWire, statusToJson } from '../server/replication/status.ts'
-import type { NodeStatus } from '../server/replication/status.ts'
-import { TSNFS_REPL_PROG, repl_stat, repl_statNames, repl_status_res, repl_takeover_args, repl_takeover_res } from '../xdr/generated/replication.ts'
+import { failuresFromWire, statusFromWire, statusToJson } from '../server/replication/status.ts'
+import type { ExportFailure, NodeStatus } from '../server/replication/status.ts'
+import { TSNFS_REPL_PROG, repl_failures_res, repl_stat, repl_statNames, repl_status_res, repl_takeover_args, repl_takeover_res } from '../xdr/generated/replication.ts'
 import { xdr_void } from '../xdr/runtime/codec.ts'
 import { wantsHelp } from './help.ts'
 
@@ -89,9 +90,21 @@ async function status(c: StreamCaller, json: boolean): Promise<number> {
     process.stderr.write(`tsnfs replication: status refused: ${repl_statNames[res.status] ?? String(res.status)}\n`)
     return 1
   }
-  const s = statusFromWire(res.ok)
+  const failures = await failuresOf(c)
+  const s = { ...statusFromWire(res.ok), ...(failures.length === 0 ? {} : { failures }) }
   process.stdout.write(json ? JSON.stringify(statusToJson(s), null, 2) + '\n' : formatStatus(s))
   return 0
+}
+
+/** The node's own failed exports: none from a node of an older build, which has no REPL_FAILURES (PROC_UNAVAIL). */
+async function failuresOf(c: StreamCaller): Promise<ExportFailure[]> {
+  try {
+    const res = await c.call(proc(V1.procs.REPL_FAILURES.proc), xdr_void, undefined, repl_failures_res)
+    return res.status === repl_stat.REPL_OK ? failuresFromWire(res.ok) : []
+  } catch (err) {
+    if (err instanceof PeerCallError && err.status === 'PROC_UNAVAIL') return []
+    throw err
+  }
 }
 
 async function takeover(c: StreamCaller, force: boolean, json: boolean): Promise<number> {
@@ -123,7 +136,9 @@ export function formatStatus(s: NodeStatus): string {
   const out = [`node    ${s.node}`, `role    ${s.role}`, `epoch   ${s.epoch.toString()}`]
   if (s.positions.length === 0) out.push('exports none')
   for (const [i, p] of s.positions.entries()) {
-    out.push(`${i === 0 ? 'exports' : '       '} ${String(p.exportId)}: at ${p.applied.toString()}${p.needResync ? ', needs a full resync' : ''}`)
+    const f = s.failures?.find((x) => x.exportId === p.exportId)
+    const failed = f === undefined ? '' : `, ${f.state} (${f.code} at ${f.path}) since ${new Date(f.sinceMs).toISOString()}`
+    out.push(`${i === 0 ? 'exports' : '       '} ${String(p.exportId)}: at ${p.applied.toString()}${p.needResync ? ', needs a full resync' : ''}${failed}`)
   }
   if (s.peers.length === 0) out.push('peers   none')
   else {

@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
 import { loadExports } from '../server/exports/parse.ts'
+import { parseMetricsAddress } from '../server/metrics/endpoint.ts'
 import { StandbyNode } from '../server/replication/standby-node.ts'
 import { lockStateDir } from '../server/state.ts'
 import { wantsHelp } from './help.ts'
@@ -45,6 +46,7 @@ export const STANDBY_USAGE = `usage: tsnfs standby --listen HOST:PORT --exports 
   --standby HOST:PORT   once this node has taken over, replicate to this standby (\`tsnfs standby\`,
                         e.g. the former primary started with --rejoin); repeat for each
   --sync | --async      the mode for those standbys (default sync)
+  --metrics HOST:PORT   Prometheus text on http://HOST:PORT/metrics: role, positions, failed exports, peers
 `
 
 export async function standby(argv: string[]): Promise<number> {
@@ -75,6 +77,7 @@ export async function standby(argv: string[]): Promise<number> {
       standby: { type: 'string', multiple: true },
       sync: { type: 'boolean' },
       async: { type: 'boolean' },
+      metrics: { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
     },
     allowPositionals: false,
@@ -85,6 +88,7 @@ export async function standby(argv: string[]): Promise<number> {
   const listen = parseHostPort('listen', values.listen ?? '', true)
   const port = Number(values.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: not a port number: ${String(values.port)}`)
+  const metrics = values.metrics === undefined ? undefined : parseMetricsAddress(values.metrics)
   const stateDir = values['state-dir'] ?? ''
   const autoTakeover = autoTakeoverOf(values)
   const asPrimary = asPrimaryOf(values)
@@ -108,6 +112,7 @@ export async function standby(argv: string[]): Promise<number> {
     ...(autoTakeover === undefined ? {} : { autoTakeover }),
     ...(values.rejoin === true ? { rejoin: true } : {}),
     ...(asPrimary === undefined ? {} : { asPrimary }),
+    ...(metrics === undefined ? {} : { metrics }),
     onFenced: () => {
       ending.fenced = true
       process.kill(process.pid, 'SIGTERM')
@@ -117,6 +122,9 @@ export async function standby(argv: string[]): Promise<number> {
     },
   })
   process.stdout.write(`tsnfs standby: replication on ${listen.host}:${String(node.port)}, ${String(list.exports.length)} export(s)\n`)
+  if (node.metricsPort !== null && metrics !== undefined) {
+    process.stdout.write(`  metrics: http://${metrics.host.includes(':') ? `[${metrics.host}]` : metrics.host}:${String(node.metricsPort)}/metrics\n`)
+  }
   await stopSignal(log)
   await node.close()
   log.flush()

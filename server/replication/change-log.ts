@@ -7,8 +7,9 @@
  * append() is synchronous: it encodes and frames the change, gives it the
  * next seq and queues it in memory. A background writer makes the queue
  * durable in group commits: everything appended while the previous group's
- * fdatasync ran goes out as one write and one fdatasync (a roll to a new
- * segment adds a write, an fdatasync and a directory fsync). durable(seq)
+ * flush ran goes out as one durable write (an O_DSYNC fd: LogIo.durableWrites
+ * in log-files.ts; a test's LogIo may write, then fdatasync; a roll to a new
+ * segment adds a write and a directory fsync). durable(seq)
  * resolves when the log holds seq on disk and then awaits the `gate` hook
  * (sync mode: the standbys' acknowledgements, gate.ts). A failed write or
  * fsync fails the log: every waiter and every later append gets VfsError
@@ -60,7 +61,7 @@ export interface ChangeLogStats {
   durableSeq: bigint
   firstSeq: bigint
   groups: number
-  /** fdatasyncs of segments plus fsyncs of the directory. */
+  /** Flushes of segments (fdatasyncs, or O_DSYNC writes) plus fsyncs of the directory. */
   syncs: number
   bytesWritten: number
   segments: number
@@ -78,7 +79,7 @@ interface Waiter {
 }
 
 const MIB = 1024 * 1024
-const DEFAULT_IO: LogIo = { write: writeAll, sync: fdatasync }
+const DEFAULT_IO: LogIo = { write: writeAll, sync: fdatasync, durableWrites: true }
 
 export class ChangeLog implements ChangeSink, ChangeSource {
   readonly dir: string
@@ -104,6 +105,7 @@ export class ChangeLog implements ChangeSink, ChangeSource {
   #durableWaiters: Waiter[] = []
   readonly #appendWaiters = new Set<Waiter>()
   #writing: Promise<void> | null = null
+  #wakeQueued = false
   #failed: VfsError | null = null
   #closed = false
   #groups = 0
@@ -168,11 +170,22 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     const seq = this.#last + 1n
     this.#mem.push({ seq, frame: sealRecord(w.toBuffer(), seq) })
     this.#last = seq
-    for (const waiter of this.#appendWaiters) {
-      if (waiter.seq < seq) waiter.resolve()
-    }
     // setImmediate, not a microtask: appends made by every I/O callback of this loop turn join the group.
     this.#writing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#writeLoop())
+    // The senders (waitAfter) are woken one immediate later, after the writer's (immediates run in
+    // order): the group's write is in the thread pool before a sender spends its CPU reading and
+    // encoding an APPEND, so that work overlaps the disk flush a stable reply waits for instead of
+    // coming before it. The sender ships the same changes either way; in sync mode the reply waits
+    // for the APPEND as well, which now leaves a few µs later.
+    if (!this.#wakeQueued && this.#appendWaiters.size > 0) {
+      this.#wakeQueued = true
+      setImmediate(() => {
+        this.#wakeQueued = false
+        for (const waiter of this.#appendWaiters) {
+          if (waiter.seq < this.#last) waiter.resolve()
+        }
+      })
+    }
     return seq
   }
 

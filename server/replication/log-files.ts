@@ -2,10 +2,11 @@
  * The change log's segment files as a set (change-log.ts drives it): open
  * with recovery, append a group of framed records, delete old segments,
  * find the segment holding a seq. A new segment joins the set only once
- * its header and first records are durable (file fdatasynced, directory
+ * its header and first records are durable (written O_DSYNC or fdatasynced, directory
  * fsynced), and the newest segment is never deleted, so the set always
  * names the next seq, whatever was trimmed.
  */
+import { constants } from 'node:fs'
 import { mkdir, readdir, unlink } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { isErrnoError } from '../../vfs/errors.ts'
@@ -19,7 +20,20 @@ export interface LogIo {
   write(fd: number, data: Buffer, position: number): Promise<void>
   /** fdatasync(2). */
   sync(fd: number): Promise<void>
+  /**
+   * Segments are written through an fd opened O_DSYNC, so `write` returns only once its data
+   * (and the size that reaches it) is on stable storage, as write + fdatasync would (POSIX
+   * O_DSYNC: synchronized I/O data integrity completion), and `sync` is not called. The group
+   * then costs one system call and one trip through the thread pool instead of two in a row:
+   * under load every trip waits for a thread to be scheduled, and a stable reply waits for them.
+   * Crash recovery is unchanged: a write cut short by a crash is a torn tail, cut at open, and
+   * its group was never acknowledged.
+   */
+  durableWrites?: boolean
 }
+
+const DSYNC_CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC
+const DSYNC_APPEND = constants.O_WRONLY | constants.O_DSYNC
 
 export interface Framed {
   seq: bigint
@@ -31,12 +45,14 @@ export class SegmentSet {
   readonly exportId: number
   /** Bytes cut from a torn tail at open. */
   readonly cutAtOpen: number
-  /** fdatasyncs of segments plus fsyncs of the directory. */
+  /** Flushes of segments (fdatasyncs, or O_DSYNC writes) plus fsyncs of the directory. */
   syncs = 0
   bytesWritten = 0
   /** Oldest first; the last is the one appended to. */
   readonly #segments: Segment[]
   #fd: number | null
+  /** Whether #fd was opened O_DSYNC (the fd a recovery scan leaves open was not). */
+  #fdDurable = false
   #diskBytes: number
   #dropping: Promise<void> = Promise.resolve()
 
@@ -135,12 +151,20 @@ export class SegmentSet {
         parts.push(e.frame)
         size += e.frame.length
       }
-      const fd = fresh || this.#fd === null ? await open(seg.path, 'wx') : this.#fd
+      const durable = io.durableWrites === true
+      if (!fresh && durable && !this.#fdDurable && this.#fd !== null) {
+        // The segment left open by recovery: the same file again, O_DSYNC this time.
+        const again = await open(seg.path, DSYNC_APPEND)
+        await close(this.#fd)
+        this.#fd = again
+        this.#fdDurable = true
+      }
+      const fd = fresh || this.#fd === null ? await open(seg.path, durable ? DSYNC_CREATE : 'wx') : this.#fd
       const data = parts.length === 1 && parts[0] !== undefined ? parts[0] : Buffer.concat(parts)
       try {
         await io.write(fd, data, start)
         this.bytesWritten += data.length
-        await io.sync(fd)
+        if (!durable) await io.sync(fd)
         this.syncs++
         if (fresh) {
           await syncDir(this.dir)
@@ -157,6 +181,7 @@ export class SegmentSet {
       if (fresh) {
         const old = this.#fd
         this.#fd = fd
+        this.#fdDurable = durable
         this.#segments.push(seg)
         if (old !== null) await close(old)
       }

@@ -3,7 +3,8 @@
  * node's role and epoch, each export's position, and per peer whether it is
  * alive, how long since it answered, what it acknowledged, its lag in
  * changes and bytes, how often it was declared dead, and its full resyncs
- * (needed, running, progress in directories, files and bytes).
+ * (needed, running, progress in directories, files and bytes); and a
+ * standby's own failed exports (NOSPC: which, where, since when).
  */
 import type { Exposition, MetricsFamilies } from '../metrics/prometheus.ts'
 import type { NodeStatus } from './status.ts'
@@ -21,6 +22,11 @@ export function replicationFamilies(view: () => NodeStatus): MetricsFamilies {
     for (const p of s.positions) x.sample('tsnfs_replication_position', { export: p.exportId }, Number(p.applied))
     x.family('tsnfs_replication_needs_resync', 'gauge', 'Per export: 1 when only a full resync can bring this standby back in step.')
     for (const p of s.positions) x.sample('tsnfs_replication_needs_resync', { export: p.exportId }, p.needResync ? 1 : 0)
+    // A standby's own failed exports (NOSPC): samples only for those, so a healthy node shows none.
+    x.family('tsnfs_replication_export_failed', 'gauge', 'Per export this node stopped taking changes for (its backend full): 1, with the reason, the error and the export\'s path.')
+    for (const f of s.failures ?? []) x.sample('tsnfs_replication_export_failed', { export: f.exportId, reason: f.state.replace(/^failed: /, ''), code: f.code, path: f.path }, 1)
+    x.family('tsnfs_replication_export_failed_since_seconds', 'gauge', 'Per failed export: when it failed, Unix time in seconds.')
+    for (const f of s.failures ?? []) x.sample('tsnfs_replication_export_failed_since_seconds', { export: f.exportId }, f.sinceMs / 1000)
     const peer = (name: string, type: 'gauge' | 'counter', help: string, value: (p: NodeStatus['peers'][number]) => number): void => {
       x.family(name, type, help)
       for (const p of s.peers) x.sample(name, { peer: p.address }, value(p))

@@ -9,7 +9,7 @@ import { repl_role, repl_stat as STAT, TSNFS_REPL_PROG } from '../../xdr/generat
 import { defineProgram } from '../rpc/program.ts'
 import type { RpcProgram } from '../rpc/program.ts'
 import type { PrimaryReplication } from './primary.ts'
-import { roleToWire, statusToWire } from './status.ts'
+import { failuresToWire, roleToWire, statusToWire } from './status.ts'
 
 export function createPrimaryProgram(primary: PrimaryReplication): RpcProgram {
   const superseded = (epoch: bigint): boolean => {
@@ -37,5 +37,6 @@ export function createPrimaryProgram(primary: PrimaryReplication): RpcProgram {
     REPL_RESYNC_DATA: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
     REPL_RESYNC_END: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
     REPL_DRC: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
+    REPL_FAILURES: () => ({ status: STAT.REPL_OK, ok: failuresToWire(primary.view().failures) }),
   })
 }

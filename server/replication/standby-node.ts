@@ -32,6 +32,10 @@ import type { ServiceAddress } from './address.ts'
 import { AutoTakeover } from './auto-takeover.ts'
 import type { AutoTakeoverOptions } from './auto-takeover.ts'
 import { PrimaryReplication } from './primary.ts'
+import { replicationFamilies } from './metrics.ts'
+import { startMetricsEndpoint } from '../metrics/endpoint.ts'
+import type { MetricsAddress, MetricsEndpoint } from '../metrics/endpoint.ts'
+import { Exposition } from '../metrics/prometheus.ts'
 import { STANDBY_RPC_LIMITS, createReplicationProgram } from './standby-program.ts'
 import { StandbyService } from './standby-service.ts'
 import { ResyncApplier } from './resync-target.ts'
@@ -68,6 +72,11 @@ export interface StandbyNodeOptions {
   asPrimary?: Pick<PrimaryOptions, 'standbys' | 'mode' | 'lagBoundMs' | 'heartbeatMs' | 'timeoutMs' | 'resyncVerify'>
   /** After a takeover, a node of a higher epoch took over from this one (its senders heard it): stop. */
   onFenced?: (theirEpoch: bigint) => void
+  /**
+   * --metrics: Prometheus text of this node's replication families (metrics.ts: role, positions,
+   * its own failed exports, its peers) on http://host:port/metrics, from start to close.
+   */
+  metrics?: MetricsAddress
 }
 
 interface Opened {
@@ -88,6 +97,7 @@ export class StandbyNode {
   private auto: AutoTakeover | null = null
   private replication: PrimaryReplication | null = null
   private listenPort = 0
+  private metricsEndpoint: MetricsEndpoint | null = null
 
   private constructor(o: StandbyNodeOptions, service: StandbyService, rpc: RpcServer, opened: Opened[]) {
     this.o = o
@@ -142,6 +152,20 @@ export class StandbyNode {
       await closeAll(opened)
       throw err
     }
+    if (o.metrics !== undefined) {
+      const render = (): string => {
+        const x = new Exposition()
+        replicationFamilies(() => service.view())(x)
+        return x.text()
+      }
+      try {
+        node$.metricsEndpoint = await startMetricsEndpoint(o.metrics, render, o.log.child({ component: 'metrics' }))
+      } catch (err) {
+        await rpc.close()
+        await closeAll(opened)
+        throw err
+      }
+    }
     if (o.autoTakeover !== undefined) node$.startAutoTakeover(o.autoTakeover, state)
     return node$
   }
@@ -172,6 +196,11 @@ export class StandbyNode {
     return this.listenPort
   }
 
+  /** The metrics endpoint's port, when `metrics` was given. */
+  get metricsPort(): number | null {
+    return this.metricsEndpoint?.port ?? null
+  }
+
   /** This node's own replication (its senders to --standby), once it has taken over. */
   get asPrimary(): PrimaryReplication | null {
     return this.replication
@@ -184,6 +213,7 @@ export class StandbyNode {
 
   async close(): Promise<void> {
     await this.auto?.stop()
+    await this.metricsEndpoint?.close()
     await this.rpc.close()
     await this.service.close()
     await this.replication?.close()

@@ -54,6 +54,7 @@ export function createReplicationProgram(service: StandbyService): RpcProgram {
       REPL_RESYNC_DATA: (a, call) => service.resyncData(a, origin(call)),
       REPL_RESYNC_END: (a, call) => service.resyncEnd(a, origin(call)),
       REPL_DRC: (a) => service.drc(a),
+      REPL_FAILURES: () => service.failures(),
     },
     // A retransmitted TAKEOVER must not raise the epoch twice (RFC 1813 §4.5's reason for a reply cache).
     { nonIdempotent: ['REPL_TAKEOVER'] },

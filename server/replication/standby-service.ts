@@ -52,6 +52,7 @@ import type {
   repl_rs_sums_args,
   repl_rs_sums_res,
   repl_hello_res,
+  repl_failures_res,
   repl_status_res,
   repl_takeover_args,
   repl_takeover_res,
@@ -62,8 +63,8 @@ import type { Logger } from '../logger.ts'
 import { readIfExists } from '../state.ts'
 import { writeAtomic } from './node-state.ts'
 import type { NodeState } from './node-state.ts'
-import { roleToWire, statusToWire } from './status.ts'
-import type { ExportPosition, NodeStatus, PeerStatus } from './status.ts'
+import { failuresToWire, roleToWire, statusToWire } from './status.ts'
+import type { ExportFailure, ExportPosition, NodeStatus, PeerStatus } from './status.ts'
 import { ownChange } from './own-change.ts'
 import { resyncMarkName, writeResyncMark } from './rejoin.ts'
 import { ReplyStore } from './drc-store.ts'
@@ -110,7 +111,7 @@ export class StandbyService implements StandbyGate {
     this.openedAt = this.now()
     for (const ex of opts.exports) {
       if (this.exports.has(ex.id)) throw new TypeError(`export id ${ex.id} given twice`)
-      this.exports.set(ex.id, { ex, tail: Promise.resolve(), queued: 0, failed: null, resyncing: null, progress: { dirs: 0, files: 0, bytes: 0 } })
+      this.exports.set(ex.id, { ex, tail: Promise.resolve(), queued: 0, failed: null, full: null, resyncing: null, progress: { dirs: 0, files: 0, bytes: 0 } })
     }
     this.resync = new StandbyResync(this, this.exports)
   }
@@ -305,6 +306,10 @@ export class StandbyService implements StandbyGate {
     return { status: STAT.REPL_OK, ok: statusToWire(this.view()) }
   }
 
+  failures(): repl_failures_res {
+    return { status: STAT.REPL_OK, ok: failuresToWire(this.view().failures) }
+  }
+
   /** The node's view (also for the metrics). */
   view(): NodeStatus {
     const me = this.state.get()
@@ -325,7 +330,14 @@ export class StandbyService implements StandbyGate {
       })
     }
     peers.push(...(this.extraPeers?.() ?? []))
-    return { node: me.node, role: me.role, epoch: me.epoch, positions: this.positions(), peers }
+    // The primary shows this standby as "failed: NOSPC" and stops shipping to it; this node's own
+    // status says the same, with where and since when, so its operator need not ask the primary.
+    const failures: ExportFailure[] = []
+    for (const e of this.exports.values()) {
+      if (e.failed !== STAT.REPL_NOSPC || e.full === null) continue
+      failures.push({ exportId: e.ex.id, state: 'failed: NOSPC', code: e.full.code, path: e.ex.path, sinceMs: e.full.sinceMs })
+    }
+    return { node: me.node, role: me.role, epoch: me.epoch, positions: this.positions(), peers, ...(failures.length === 0 ? {} : { failures }) }
   }
 
   async takeover(a: repl_takeover_args): Promise<repl_takeover_res> {
@@ -419,6 +431,7 @@ export class StandbyService implements StandbyGate {
     const where = { exportId: e.ex.id, seq: seq?.toString(), code, err }
     if (FULL.has(code)) {
       e.failed = STAT.REPL_NOSPC
+      e.full = { code, sinceMs: Date.now() }
       this.log.error(where, 'replication: standby out of space; export marked failed')
       return { status: STAT.REPL_NOSPC }
     }

@@ -49,6 +49,8 @@ export interface ExportState {
   tail: Promise<void>
   queued: number
   failed: FailStat | null
+  /** Why and since when (Unix ms) the export is full, while `failed` is REPL_NOSPC: for this node's own status. */
+  full: { code: string; sinceMs: number } | null
   /** The P0 of the resync running (RESYNC_BEGIN seen, RESYNC_END not yet). */
   resyncing: bigint | null
   progress: ResyncProgress

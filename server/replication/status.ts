@@ -4,8 +4,8 @@
  * and each peer it knows (the standbys a primary ships to, the primary a
  * standby is attached to). Plain values here; the wire form is repl_status_ok.
  */
-import type { repl_peer, repl_role, repl_status_ok } from '../../xdr/generated/replication.ts'
-import { REPL_MAXID, repl_role as ROLE } from '../../xdr/generated/replication.ts'
+import type { repl_failures_ok, repl_peer, repl_role, repl_status_ok } from '../../xdr/generated/replication.ts'
+import { REPL_MAXID, REPL_MAXPATH, repl_role as ROLE } from '../../xdr/generated/replication.ts'
 import type { NodeRole } from './node-state.ts'
 
 /** A role as status shows it: a data node's, or a witness's (tsnfs witness, which holds no data). */
@@ -52,12 +52,27 @@ export interface ResyncProgressStatus {
   bytes: number
 }
 
+/** An export this node stopped taking changes for (a standby whose backend is full), and why. */
+export interface ExportFailure {
+  exportId: number
+  /** "failed: NOSPC", as the primary's status shows this standby. */
+  state: string
+  /** The backend's error code: "ENOSPC", "EDQUOT". */
+  code: string
+  /** The export as this node names it. */
+  path: string
+  /** When it failed, Unix time in ms. */
+  sinceMs: number
+}
+
 export interface NodeStatus {
   node: string
   role: StatusRole
   epoch: bigint
   positions: ExportPosition[]
   peers: PeerStatus[]
+  /** The node's own failed exports; absent when none (a primary's failures show as its peers' states). */
+  failures?: ExportFailure[]
 }
 
 const ROLE_TO_WIRE: Readonly<Record<StatusRole, repl_role>> = { primary: ROLE.REPL_PRIMARY, standby: ROLE.REPL_STANDBY, fenced: ROLE.REPL_FENCED, witness: ROLE.REPL_WITNESS }
@@ -102,6 +117,23 @@ export function statusToWire(s: NodeStatus): repl_status_ok {
   }
 }
 
+/** A node's own failed exports for REPL_FAILURES (a procedure apart from STATUS: replication.x says why). */
+export function failuresToWire(failures: readonly ExportFailure[] | undefined): repl_failures_ok {
+  return {
+    failures: (failures ?? []).map((f) => ({ export_id: f.exportId, state: text(f.state), code: text(f.code), path: pathBytes(f.path), since_ms: BigInt(Math.max(0, Math.round(f.sinceMs))) })),
+  }
+}
+
+export function failuresFromWire(ok: repl_failures_ok): ExportFailure[] {
+  return ok.failures.map((f) => ({ exportId: f.export_id, state: f.state.toString('utf8'), code: f.code.toString('utf8'), path: f.path.toString('utf8'), sinceMs: Number(f.since_ms) }))
+}
+
+/** A path is repl_path on the wire (REPL_MAXPATH bytes): longer is cut, as status text only. */
+function pathBytes(s: string): Buffer {
+  const b = Buffer.from(s)
+  return b.length <= REPL_MAXPATH ? b : b.subarray(0, REPL_MAXPATH)
+}
+
 export function statusFromWire(ok: repl_status_ok): NodeStatus {
   return {
     node: ok.node.toString('utf8'),
@@ -140,5 +172,8 @@ export function statusToJson(s: NodeStatus): object {
       lagBytes: p.lagBytes.toString(),
       state: p.state,
     })),
+    ...(s.failures === undefined || s.failures.length === 0
+      ? {}
+      : { failures: s.failures.map((f) => ({ exportId: f.exportId, state: f.state, code: f.code, path: f.path, since: new Date(f.sinceMs).toISOString() })) }),
   }
 }

@@ -1388,6 +1388,43 @@ export const repl_peer: Codec<repl_peer> = {
 
 /**
  * ```xdr
+ * struct repl_failure {
+ *      unsigned int   export_id;
+ *      opaque         state<REPL_MAXID>;   /* "failed: NOSPC" *\/
+ *      opaque         code<REPL_MAXID>;    /* the backend's error: "ENOSPC", "EDQUOT" *\/
+ *      repl_path      path;                /* the export as this node names it *\/
+ *      unsigned hyper since_ms;            /* when it failed: Unix time in ms *\/
+ * };
+ * ```
+ */
+export interface repl_failure {
+  export_id: number
+  state: Buffer
+  code: Buffer
+  path: repl_path
+  since_ms: bigint
+}
+export const repl_failure: Codec<repl_failure> = {
+  encode(w, v) {
+    w.u32(v.export_id)
+    w.opaque(v.state, 64)
+    w.opaque(v.code, 64)
+    repl_path.encode(w, v.path)
+    w.u64(v.since_ms)
+  },
+  decode(r) {
+    return {
+      export_id: r.u32(),
+      state: r.opaque(64),
+      code: r.opaque(64),
+      path: repl_path.decode(r),
+      since_ms: r.u64(),
+    }
+  },
+}
+
+/**
+ * ```xdr
  * struct repl_status_ok {
  *      opaque         node<REPL_MAXID>;
  *      repl_role      role;
@@ -1452,6 +1489,62 @@ export const repl_status_res: Codec<repl_status_res> = {
     switch (d) {
       case 0:
         return { status: d, ok: repl_status_ok.decode(r) }
+      default:
+        return { status: d }
+    }
+  },
+}
+
+/**
+ * ```xdr
+ * struct repl_failures_ok {
+ *      repl_failure   failures<REPL_MAXEXPORTS>;
+ * };
+ * ```
+ */
+export interface repl_failures_ok {
+  failures: repl_failure[]
+}
+export const repl_failures_ok: Codec<repl_failures_ok> = {
+  encode(w, v) {
+    encodeArray(w, repl_failure, v.failures, 1024)
+  },
+  decode(r) {
+    return {
+      failures: decodeArray(r, repl_failure, 1024, 24),
+    }
+  },
+}
+
+/**
+ * ```xdr
+ * union repl_failures_res switch (repl_stat status) {
+ * case REPL_OK:
+ *      repl_failures_ok ok;
+ * default:
+ *      void;
+ * };
+ * ```
+ */
+export type repl_failures_res =
+  | { status: 0; ok: repl_failures_ok }
+  | { status: Exclude<repl_stat, 0> }
+export const repl_failures_res: Codec<repl_failures_res> = {
+  encode(w, v) {
+    repl_statCodec.encode(w, v.status)
+    switch (v.status) {
+      case 0:
+        repl_failures_ok.encode(w, (v as { ok: repl_failures_ok }).ok)
+        break
+      default:
+        break
+    }
+  },
+  decode(r) {
+    const d = repl_statCodec.decode(r)
+    switch (d) {
+      case 0:
+        return { status: d, ok: repl_failures_ok.decode(r) }
       default:
         return { status: d }
     }
@@ -2107,6 +2200,7 @@ export const repl_drc_args: Codec<repl_drc_args> = {
  *       repl_rs_res        REPL_RESYNC_DATA(repl_rs_data_args)   = 9;
  *       repl_rs_res        REPL_RESYNC_END(repl_rs_end_args)     = 10;
  *       repl_rs_res        REPL_DRC(repl_drc_args)               = 11;
+ *       repl_failures_res  REPL_FAILURES(void)                   = 12;
  *    } = 1;
  * } = 777977857;
  * ```
@@ -2131,6 +2225,7 @@ export const TSNFS_REPL_PROG = {
         REPL_RESYNC_DATA: { name: 'REPL_RESYNC_DATA', proc: 9, args: repl_rs_data_args, res: repl_rs_res },
         REPL_RESYNC_END: { name: 'REPL_RESYNC_END', proc: 10, args: repl_rs_end_args, res: repl_rs_res },
         REPL_DRC: { name: 'REPL_DRC', proc: 11, args: repl_drc_args, res: repl_rs_res },
+        REPL_FAILURES: { name: 'REPL_FAILURES', proc: 12, args: xdr_void, res: repl_failures_res },
       },
     },
   },

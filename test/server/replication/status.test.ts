@@ -7,9 +7,9 @@ import t from 'tap'
 import type { Change } from '../../../vfs/replica/change.ts'
 import { Exposition } from '../../../server/metrics/prometheus.ts'
 import { replicationFamilies } from '../../../server/replication/metrics.ts'
-import { statusFromWire, statusToJson, statusToWire } from '../../../server/replication/status.ts'
+import { failuresFromWire, failuresToWire, statusFromWire, statusToJson, statusToWire } from '../../../server/replication/status.ts'
 import type { NodeStatus } from '../../../server/replication/status.ts'
-import { repl_status_ok } from '../../../xdr/generated/replication.ts'
+import { repl_failures_ok, repl_status_ok } from '../../../xdr/generated/replication.ts'
 import { XdrReader } from '../../../xdr/runtime/reader.ts'
 import { XdrWriter } from '../../../xdr/runtime/writer.ts'
 
@@ -116,4 +116,28 @@ t.test('ownChange copies every buffer out of the record', async (t) => {
     t.equal(c.op, before?.op)
     t.notMatch(JSON.stringify(c, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)), /\b9\b/, `${c.op}: no byte of the reused record`)
   }
+})
+
+t.test("a standby's own failed exports: over the wire, as JSON, in the metrics; absent when none", async (t) => {
+  const failed: NodeStatus = {
+    node: 'b',
+    role: 'standby',
+    epoch: 3n,
+    positions: [{ exportId: 5, applied: 17n, needResync: false }],
+    peers: [],
+    failures: [{ exportId: 5, state: 'failed: NOSPC', code: 'EDQUOT', path: '/srv/"q"', sinceMs: 1_765_000_000_123 }],
+  }
+  const { failures, ...rest } = failed
+  t.strictSame(statusFromWire(roundTrip(repl_status_ok, statusToWire(failed))), rest, 'STATUS carries no failures (its wire form is unchanged)')
+  t.strictSame(failuresFromWire(roundTrip(repl_failures_ok, failuresToWire(failures))), failures, 'REPL_FAILURES: there and back')
+  t.strictSame(failuresFromWire(roundTrip(repl_failures_ok, failuresToWire(undefined))), [], 'none: an empty list')
+  t.strictSame((JSON.parse(JSON.stringify(statusToJson(failed))) as { failures: unknown }).failures, [
+    { exportId: 5, state: 'failed: NOSPC', code: 'EDQUOT', path: '/srv/"q"', since: '2025-12-06T05:46:40.123Z' },
+  ])
+  const x = new Exposition()
+  replicationFamilies(() => failed)(x)
+  t.strictSame(x.text().split('\n').filter((l) => l.startsWith('tsnfs_replication_export_failed')), [
+    'tsnfs_replication_export_failed{export="5",reason="NOSPC",code="EDQUOT",path="/srv/\\"q\\""} 1',
+    'tsnfs_replication_export_failed_since_seconds{export="5"} 1765000000.123',
+  ])
 })
