@@ -137,7 +137,10 @@ export class NfsFiles {
     this.fs.createdHere(who, node)
     return {
       data: [entryOut(entry), openOut(t.id, 0)],
-      sent: () => { this.fs.inodes.sent(node) },
+      sent: () => {
+        this.fs.inodes.sent(node)
+        this.fs.kernelEntries.given(dir.nodeid, name, entry.entryValidMs)
+      },
       dropped: () => {
         t.dropped()
         this.fs.dropNode(node)
