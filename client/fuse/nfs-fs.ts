@@ -180,7 +180,7 @@ export class NfsFs {
     this.kernelEntries.drop(parent.nodeid, name)
     const ms = this.client.options.nameCache.mode === 'all' ? this.client.attrs.freshForMs(parent.fh) : 0
     if (ms <= 0) return { errno: ENOENT }
-    return { data: [entryOut({ nodeid: 0n, generation: 0n, entryValidMs: ms, attrValidMs: 0, attr: NO_ATTR })] }
+    return { data: [entryOut({ nodeid: 0n, generation: 0n, entryValidMs: ms, attrValidMs: 0, attr: NO_ATTR })], sent: () => { this.kernelEntries.givenAbsent(parent.nodeid, name, ms) } }
   }
 
   async getattr(who: Caller, n: Inode): Promise<Reply> {

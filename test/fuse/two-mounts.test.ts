@@ -8,7 +8,10 @@
  * name cache's old handle; mkdir asks LOOKUP again for a name it holds
  * (LOOKUP_EXCL), which must also go to the server (Linux's
  * nfs_lookup_revalidate does). And a tree the other mount added files to is
- * removed whole by rm -rf.
+ * removed whole by rm -rf, also where the remover's kernel held the new
+ * names as absent (negative entries, which plain READDIR leaves in place):
+ * the directory's open revalidates it and drops them, as Linux's
+ * close-to-open for directories does.
  *
  * Not covered, as Linux's client fails them too: cp -a SRC DIR through a
  * mount whose kernel still holds the removed DIR (cp 9 opens DIR with
@@ -76,3 +79,28 @@ t.test('one mount removes a file, a directory, a tree; the other makes the same 
   const left = await sh(`cd ${ex.dir} && find . | LC_ALL=C sort`)
   t.equal(left.stdout, ['.', './d1', './d1/a.txt', './d1/link', './d1/sub', './d1/sub/b.txt', './e', './e/x', './f', ''].join('\n'), 'the export holds exactly this')
 })
+
+t.test('without READDIRPLUS: rm -rf of a tree another mount added files to, names the remover had looked up as absent', { skip }, async t => {
+  const base = await mkdtemp(join(tmpdir(), 'tsnfs-two-'))
+  t.teardown(() => rm(base, { recursive: true, force: true }))
+  const ex = await exportDir(t, base)
+  const src = join(base, 'src')
+  t.equal((await sh(`mkdir -p ${src}/sub && echo a > ${src}/a.txt && echo b > ${src}/sub/b.txt`)).code, 0, 'source tree')
+  const A = mountpointDir(t)
+  const B = mountpointDir(t)
+  // Plain READDIR names no entries: the kernel keeps its negative entries through the listing.
+  await mountFuse(t, ex.source, A, `${ex.portOpts},${TEST_OPTS},${LONG},nordirplus`)
+  await mountFuse(t, ex.source, B, `${ex.portOpts},${TEST_OPTS},${LONG},nordirplus`)
+  const ok = async (script: string): Promise<void> => {
+    const r = await sh(script)
+    t.equal(r.code, 0, script, { stderr: r.stderr })
+  }
+  await ok(`cp -a ${src} ${A}/d && ls -R ${A}/d`)
+  const absent = await sh(`ls ${A}/d/new ${A}/d/sub/new ${A}/d/more`)
+  t.equal(absent.code, 2, 'not there yet: A now holds them as absent')
+  await ok(`ls -R ${B}/d && cp -a ${src} ${B}/d/more && touch ${B}/d/new ${B}/d/sub/new`)
+  await ok(`rm -rf ${A}/d`)
+  const left = await sh(`cd ${ex.dir} && find . | LC_ALL=C sort`)
+  t.equal(left.stdout, '.\n', 'the export is empty')
+})
+
