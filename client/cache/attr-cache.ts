@@ -43,6 +43,9 @@ export interface AttrChangeEvent {
 
 export type AttrChangeListener = (ev: AttrChangeEvent) => void
 
+/** The server called a handle STALE (RFC 1813 §2.6): whatever names it is wrong now. */
+export type StaleListener = (fh: Buffer) => void
+
 /** ACCESS bits an identity asked about, those granted, and when (RFC 1813 §3.3.4). */
 interface AccessAnswer {
   asked: number
@@ -113,6 +116,7 @@ export class AttrCache {
   private readonly now: () => number
   private readonly entries: LRUCache<string, Entry>
   private readonly listeners = new Set<AttrChangeListener>()
+  private readonly staleListeners = new Set<StaleListener>()
   /** Counters, read by ClientStats. */
   updates = 0
   changes = 0
@@ -139,6 +143,11 @@ export class AttrCache {
     return () => {
       this.listeners.delete(listener)
     }
+  }
+
+  /** Listen for handles the server said are STALE (whether or not their attributes were cached). */
+  onStale(listener: StaleListener): void {
+    this.staleListeners.add(listener)
   }
 
   /** Fresh attributes, or undefined (absent, expired, invalidated, or noac). */
@@ -299,10 +308,11 @@ export class AttrCache {
     e.gen = ++this.#gen
   }
 
-  /** Drop a handle (the server said STALE): listeners hear after = null. */
+  /** Drop a handle (the server said STALE): change listeners hear after = null, stale listeners the handle. */
   forget(fh: Buffer): void {
     const key = handleKey(fh)
     const e = this.entries.peek(key)
+    for (const l of this.staleListeners) l(fh)
     if (e === undefined) return
     this.entries.delete(key)
     this.emit({ key, fh: e.fh, before: e.attrs, after: null })

@@ -62,6 +62,9 @@ export class NameCache {
     attrs.onChange(ev => {
       if (ev.before.type === ftype3.NF3DIR) this.dropKey(ev.key)
     })
+    attrs.onStale(fh => {
+      this.forgetHandle(fh)
+    })
   }
 
   /** Consult the cache for one component; counts a hit, negative hit or miss. */
@@ -131,6 +134,25 @@ export class NameCache {
 
   clear(): void {
     this.dirs.clear()
+  }
+
+  /**
+   * The server called fh STALE (another client removed it): every name
+   * cached as fh goes, and fh's own entries, so the next lookup of such a
+   * name asks the server, as Linux's LOOKUP_REVAL walk after ESTALE does.
+   * A scan of every cached name: STALE is rare, and a reverse index would
+   * cost every entry.
+   */
+  forgetHandle(fh: Buffer): void {
+    this.dropKey(handleKey(fh))
+    for (const d of this.dirs.values()) {
+      for (const [name, v] of d.names) {
+        if (v === null || !v.equals(fh)) continue
+        d.names.delete(name)
+        this.names--
+        d.complete = false
+      }
+    }
   }
 
   private dropKey(key: string): void {

@@ -99,6 +99,7 @@ export function lkOut(type: number, start: bigint, end: bigint, pid: number): Bu
 
 /** Notification codes (out header with unique 0, error = code). */
 export const NOTIFY_INVAL_INODE = 2
+export const NOTIFY_INVAL_ENTRY = 3
 
 export const RENAME_NOREPLACE = 1
 
@@ -334,6 +335,16 @@ export function initOut(o: InitOut): Buffer {
   b.writeUInt32LE(o.maxWrite, 20)
   b.writeUInt32LE(1, 24)
   b.writeUInt16LE(o.maxPages, 28)
+  return b
+}
+
+/** fuse_notify_inval_entry_out and the name (NUL-terminated): the kernel drops its entry for name in parent. */
+export function invalEntryOut(parent: bigint, name: string): Buffer {
+  const n = Buffer.from(name)
+  const b = Buffer.alloc(16 + n.length + 1)
+  b.writeBigUInt64LE(parent, 0)
+  b.writeUInt32LE(n.length, 8)
+  n.copy(b, 16)
   return b
 }
 

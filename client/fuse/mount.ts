@@ -153,7 +153,10 @@ export class FuseMount {
     const fd = openSync('/dev/fuse', 'r+')
     const fs = new NfsFs(client, rootFh)
     let session: FuseSession | null = null
-    const files = new NfsFiles(fs, { notify: (code, body) => session?.notify(code, body) ?? false })
+    const files = new NfsFiles(fs, {
+      notify: (code, body) => session?.notify(code, body) ?? false,
+      notifyAsync: (code, body) => session?.notifyAsync(code, body) ?? Promise.resolve(false),
+    })
     const maxWrite = client.limits.wsize
     let initDone: () => void = () => undefined
     const init = new Promise<void>(resolve => {

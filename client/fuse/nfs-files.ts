@@ -25,7 +25,7 @@ import type { DirEntryPlus } from '../readdir.ts'
 import { noteCreated } from '../walk.ts'
 import type { Entry } from './abi.ts'
 import type { Caller } from './callers.ts'
-import { FOPEN_KEEP_CACHE, NOTIFY_INVAL_INODE, S_IFDIR, direntSize, direntType, direntplusSize, entryOut, invalInodeOut, openOut, putDirent, putDirentplus, writeOut } from './abi.ts'
+import { FOPEN_KEEP_CACHE, NOTIFY_INVAL_ENTRY, NOTIFY_INVAL_INODE, invalEntryOut, S_IFDIR, direntSize, direntType, direntplusSize, entryOut, invalInodeOut, openOut, putDirent, putDirentplus, writeOut } from './abi.ts'
 import { FuseError, typeBits } from './convert.ts'
 import type { Inode } from './inodes.ts'
 import type { NfsFs } from './nfs-fs.ts'
@@ -52,6 +52,8 @@ interface OpenDir {
 
 export interface Notifier {
   notify(code: number, body: Buffer): boolean
+  /** One the kernel may take only once a lock is free that a request we are to answer holds (session.ts). */
+  notifyAsync(code: number, body: Buffer): Promise<boolean>
 }
 
 export class NfsFiles {
@@ -137,7 +139,10 @@ export class NfsFiles {
     this.fs.createdHere(who, node)
     return {
       data: [entryOut(entry), openOut(t.id, 0)],
-      sent: () => { this.fs.inodes.sent(node) },
+      sent: () => {
+        this.fs.inodes.sent(node)
+        this.fs.kernelEntries.given(dir.nodeid, name, entry.entryValidMs)
+      },
       dropped: () => {
         t.dropped()
         this.fs.dropNode(node)
@@ -208,7 +213,26 @@ export class NfsFiles {
     this.dirs.clear()
   }
 
-  opendir(who: Caller, node: Inode): Reply {
+  /**
+   * OPENDIR, with close-to-open for directories (Linux revalidates a
+   * directory's attributes at open, nfs_lookup_verify_inode) where the
+   * kernel holds names in it as absent: GETATTR from the server, and when it
+   * shows the directory changed since we last knew it (another client's
+   * doing: our own changes come with wcc data), the name cache drops its
+   * names (attr-cache.ts) and the kernel those absent ones
+   * (kernel-entries.ts), before the listing is read. Elsewhere the listing's
+   * own reply carries the directory's attributes, which revalidate the name
+   * cache as well, without a call more per directory (find, rm -rf); the
+   * kernel's positive entries of names removed elsewhere meet STALE.
+   */
+  async opendir(who: Caller, node: Inode): Promise<Reply> {
+    if (this.fs.kernelEntries.hasAbsent(node.nodeid)) {
+      const before = this.fs.client.attrs.peek(node.fh)
+      const after = await who.client.getattr(node.fh, { revalidate: true })
+      if (before === undefined || stampOf(before) !== stampOf(after)) {
+        for (const name of this.fs.kernelEntries.takeAbsent(node.nodeid)) await this.notifier.notifyAsync(NOTIFY_INVAL_ENTRY, invalEntryOut(node.nodeid, name))
+      }
+    }
     const id = this.next++
     this.dirs.set(id, { node, entries: null, names: [], opener: who })
     return { data: [openOut(id, 0)], dropped: () => { this.dirs.delete(id) } }

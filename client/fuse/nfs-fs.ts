@@ -31,6 +31,7 @@ import { isNfsError } from '../errors.ts'
 import { changesNothing, mayWait, mergePending, sattrOf, withPending } from './pending-attrs.ts'
 import type { PendingAttrs } from './pending-attrs.ts'
 import { InodeTable } from './inodes.ts'
+import { KernelEntries } from './kernel-entries.ts'
 import type { Inode } from './inodes.ts'
 import type { Reply } from './session.ts'
 
@@ -79,6 +80,8 @@ function sameIdentity(a: Caller, b: Caller): boolean {
 export class NfsFs {
   readonly client: NfsClient
   readonly inodes: InodeTable
+  /** Positive entries the kernel holds, to tell its forced revalidations (kernel-entries.ts). */
+  readonly kernelEntries = new KernelEntries()
   /** Open files of the mount (the silly-rename check only looks up names while some are open). */
   openFiles = 0
   private readonly blksize: number
@@ -135,10 +138,15 @@ export class NfsFs {
     return { node, entry: { nodeid: node.nodeid, generation: node.generation, entryValidMs: this.validMs(parent), attrValidMs: this.validMs(fh), attr: this.attrOf(node, a) } }
   }
 
-  async entryReply(fh: Buffer, parent: Buffer, known?: fattr3): Promise<Reply> {
-    const a = known ?? (await this.client.getattr(fh))
-    const { entry, node } = this.entryFor(fh, a, parent)
-    return { data: [entryOut(entry)], sent: () => { this.inodes.sent(node) }, dropped: () => { this.dropNode(node) } }
+  /** The entry for fh as name in parent (noted as held by the kernel once sent). */
+  async entryReply(fh: Buffer, parent: Inode, name: string): Promise<Reply> {
+    const a = await this.client.getattr(fh)
+    const { entry, node } = this.entryFor(fh, a, parent.fh)
+    const sent = (): void => {
+      this.inodes.sent(node)
+      this.kernelEntries.given(parent.nodeid, name, entry.entryValidMs)
+    }
+    return { data: [entryOut(entry)], sent, dropped: () => { this.dropNode(node) } }
   }
 
   forget(nodeid: bigint, nlookup: bigint): void {
@@ -165,11 +173,14 @@ export class NfsFs {
    * attributes expire (at most acdirmax).
    */
   async lookup(who: Caller, parent: Inode, name: string): Promise<Reply> {
+    // Asked again for a name the kernel holds: it insists on the server's answer (kernel-entries.ts).
+    if (this.kernelEntries.forced(parent.nodeid, name)) who.client.names.remove(parent.fh, name)
     const fh = await lookupNameOrAbsent(who.client, parent.fh, name, name)
-    if (fh !== null) return this.entryReply(fh, parent.fh)
+    if (fh !== null) return this.entryReply(fh, parent, name)
+    this.kernelEntries.drop(parent.nodeid, name)
     const ms = this.client.options.nameCache.mode === 'all' ? this.client.attrs.freshForMs(parent.fh) : 0
     if (ms <= 0) return { errno: ENOENT }
-    return { data: [entryOut({ nodeid: 0n, generation: 0n, entryValidMs: ms, attrValidMs: 0, attr: NO_ATTR })] }
+    return { data: [entryOut({ nodeid: 0n, generation: 0n, entryValidMs: ms, attrValidMs: 0, attr: NO_ATTR })], sent: () => { this.kernelEntries.givenAbsent(parent.nodeid, name, ms) } }
   }
 
   async getattr(who: Caller, n: Inode): Promise<Reply> {
@@ -298,7 +309,7 @@ export class NfsFs {
       c.names.addPositive(dir.fh, name, fh)
       noteCreated(c, dir.fh, { fh, attrs: c.attrs.peek(fh) ?? null })
     }
-    return this.entryReply(fh, dir.fh)
+    return this.entryReply(fh, dir, name)
   }
 
   /** A create-like call; EEXIST means the name cache was wrong about dir: forget the name (and dir's completeness). */
@@ -351,7 +362,7 @@ export class NfsFs {
     await this.creating(dir, name, () => who.client.nfs.call('LINK', { file: { data: n.fh }, link: { dir: { data: dir.fh }, name: name3(name) } }))
     this.client.names.addPositive(dir.fh, name, n.fh)
     noteCreated(who.client, dir.fh)
-    return this.entryReply(n.fh, dir.fh)
+    return this.entryReply(n.fh, dir, name)
   }
 
   /** The open node a name refers to, if any (only asked while files are open). */
@@ -391,6 +402,7 @@ export class NfsFs {
     }
     const old = c.names.peek(dir.fh, name)
     await c.nfs.call(proc, { object: { dir: { data: dir.fh }, name: name3(name) } })
+    this.kernelEntries.drop(dir.nodeid, name)
     c.names.addNegative(dir.fh, name)
     if (old !== undefined) {
       c.attrs.invalidate(old)
@@ -429,6 +441,8 @@ export class NfsFs {
     const moved = c.names.peek(dir.fh, name)
     const replaced = c.names.peek(newDir.fh, newName)
     await c.nfs.call('RENAME', { from: { dir: { data: dir.fh }, name: name3(name) }, to: { dir: { data: newDir.fh }, name: name3(newName) } })
+    this.kernelEntries.drop(dir.nodeid, name)
+    this.kernelEntries.drop(newDir.nodeid, newName)
     c.names.addNegative(dir.fh, name)
     if (moved !== undefined) c.names.addPositive(newDir.fh, newName, moved)
     else c.names.remove(newDir.fh, newName)

@@ -10,7 +10,7 @@
  * result is dropped (its `dropped` hook undoes what it kept, such as a
  * lookup count or an open file).
  */
-import { closeSync, writevSync } from 'node:fs'
+import { closeSync, writev, writevSync } from 'node:fs'
 import { constants } from 'node:os'
 import { MessageChannel, Worker } from 'node:worker_threads'
 import type { MessagePort } from 'node:worker_threads'
@@ -252,6 +252,20 @@ export class FuseSession {
   /** Requests still being worked on. */
   get inFlight(): number {
     return this.pending.size
+  }
+
+  /**
+   * A notification written from the libuv threadpool, resolved once the
+   * kernel took it (false: refused, e.g. ENOENT for an entry it does not
+   * hold). For NOTIFY_INVAL_ENTRY, which waits for the parent directory's
+   * lock: a request we have yet to answer may hold it, and this thread must
+   * stay free to answer it.
+   */
+  notifyAsync(code: number, body: Buffer): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false)
+    return new Promise(resolve => {
+      writev(this.fd, [outHeader(body.length, -code, 0n), body], err => { resolve(err === null) })
+    })
   }
 
   /** A notification (unique 0, error = code); false if the kernel refused it. */

@@ -58,12 +58,12 @@ t.test('a listing asked with 1 MiB: replies hold the entries that fit, in buffer
   await c.mkdir('dir')
   for (const n of NAMES) await c.writeFile(`dir/${n}`, Buffer.from(n))
   const fs = new NfsFs(c, (await c.resolve('')).fh)
-  const files = new NfsFiles(fs, { notify: () => true })
+  const files = new NfsFiles(fs, { notify: () => true, notifyAsync: () => Promise.resolve(true) })
   const who = { cred: c.cred, client: c }
   const dir = fs.inodes.hold((await c.resolve('dir')).fh, 0n)
 
   for (const plus of [false, true]) {
-    const open = files.opendir(who, dir)
+    const open = await files.opendir(who, dir)
     const dh = only(t, open).readBigUInt64LE(0)
     const first = only(t, await files.readdir(dh, 0n, MiB, plus))
     const got = parse(t, first, plus)
