@@ -9,7 +9,7 @@
  *
  *   npm run build --silent && npx tsx bench/engine-rss.ts [--files 100000] [--per-dir 1000]
  *     [--caches 16m,64m,256m] [--image /tmp/tsnfs-bench-engine-rss.img] [-K 32] [--fill nfs|engine|mkfs]
- *     [--tree DIR] [--settle S] [--node-args '...'] [--keep] [--reuse] [--json]
+ *     [--tree DIR] [--settle S] [--node-args '...'] [--heap-budget SIZE|off] [--keep] [--reuse] [--json]
  *
  * --fill engine creates the tree with the engine in this process (no NFS, 256 creates in flight,
  * so each commit carries a large batch): 1,000,000 files in minutes rather than the quarter of an
@@ -21,6 +21,8 @@
  * once opened: the fixed cost against which "RSS ≤ cache= + fixed cost" is judged. --settle S
  * adds a sample S seconds after the idle one (V8's memory reducer shrinks the heap only after
  * some seconds without allocation). --node-args go to the server's node (e.g. V8 heap flags).
+ * --heap-budget is passed to `tsnfs serve` (the collections it forced and their pauses are in the
+ * samples, from /metrics); each walk's duration is sampled too (the budget's throughput cost).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync } from 'node:fs'
@@ -60,19 +62,29 @@ interface Sample {
   /** V8's young generation and old space, reserved (from the per-space gauges; NaN from a server without them). */
   newSpaceMiB: number
   oldSpaceMiB: number
+  /** The heap budget's forced collections so far, their pauses summed and the longest (ms; NaN without the metric). */
+  budgetCollections: number
+  budgetPauseMs: number
+  budgetMaxPauseMs: number
+  /** The walk just sampled took this long (s; NaN for other phases). */
+  walkSeconds: number
   seconds: number
 }
 
 /** The server's process.memoryUsage() gauges, in MiB. */
-async function heapOf(metricsPort: number): Promise<Omit<Sample, 'cacheMiB' | 'phase' | 'rssMiB' | 'peakMiB' | 'seconds'>> {
+async function heapOf(metricsPort: number): Promise<Omit<Sample, 'cacheMiB' | 'phase' | 'rssMiB' | 'peakMiB' | 'seconds' | 'walkSeconds'>> {
   const text = await metricsText(metricsPort)
   const g = (name: string): number => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN) / MiB
   const space = (s: string): number => g(`nodejs_heap_space_size_bytes\\{space="${s}"\\}`)
   return { heapTotalMiB: g('nodejs_heap_size_total_bytes'), heapUsedMiB: g('nodejs_heap_used_bytes'), externalMiB: g('nodejs_external_memory_bytes'), arrayBuffersMiB: g('nodejs_array_buffers_bytes'),
-    newSpaceMiB: space('new_space'), oldSpaceMiB: space('old_space') }
+    newSpaceMiB: space('new_space'), oldSpaceMiB: space('old_space'),
+    budgetCollections: g('tsnfs_memory_budget_collections_total') * MiB,
+    budgetPauseMs: Number(/^tsnfs_memory_budget_pause_seconds_total (\S+)$/m.exec(text)?.[1] ?? NaN) * 1000,
+    budgetMaxPauseMs: Number(/^tsnfs_memory_budget_pause_max_seconds (\S+)$/m.exec(text)?.[1] ?? NaN) * 1000 }
 }
 
 let serverNodeArgs: string | undefined
+let heapBudget: string | undefined
 
 async function serve(image: string, cacheBytes: number): Promise<{ server: ServerProc; driver: NfsDriver; cleanup(): Promise<void> }> {
   const stateDir = await mkdtemp(join(tmpdir(), 'tsnfs-engine-rss-'))
@@ -80,7 +92,7 @@ async function serve(image: string, cacheBytes: number): Promise<{ server: Serve
   await writeFile(exportsFile, `/export *(rw,insecure,no_root_squash,backend=engine,image=${image},cache=${String(cacheBytes)})\n`)
   // As deployed (deploy/tsnfs.service's malloc settings), and idle after 5 s so the last sample
   // shows what stays once the server has trimmed its pools and collected garbage.
-  const server = await startServer(exportsFile, stateDir, serverNodeArgs, { args: ['--memory-idle', String(IDLE_S)], env: withMallocEnv(process.env) })
+  const server = await startServer(exportsFile, stateDir, serverNodeArgs, { args: ['--memory-idle', String(IDLE_S), ...(heapBudget === undefined ? [] : ['--heap-budget', heapBudget])], env: withMallocEnv(process.env) })
   const driver = await NfsDriver.connect(parseBenchUrl(`nfs://127.0.0.1/export?nfsport=${String(server.port)}&mountport=${String(server.port)}`))
   return {
     server,
@@ -127,7 +139,7 @@ async function walk(d: NfsDriver, dirs: number, k: number): Promise<number> {
   return files
 }
 
-type Note = (cacheMiB: number, phase: string, server: ServerProc) => Promise<void>
+type Note = (cacheMiB: number, phase: string, server: ServerProc, walkSeconds?: number) => Promise<void>
 
 /** The tree through one server, creates K in flight, noting its memory before and after. */
 async function fillOverNfs(image: string, cacheBytes: number, dirs: number, files: number, perDir: number, k: number, note: Note): Promise<void> {
@@ -196,6 +208,7 @@ async function main(): Promise<void> {
       tree: { type: 'string' },
       settle: { type: 'string', default: '0' },
       'node-args': { type: 'string' },
+      'heap-budget': { type: 'string' },
       reuse: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
@@ -208,10 +221,11 @@ async function main(): Promise<void> {
   const dirs = Math.ceil(files / perDir)
   const settle = Number(values.settle)
   serverNodeArgs = values['node-args']
+  heapBudget = values['heap-budget']
   const samples: Sample[] = []
   const t0 = Date.now()
-  const note: Note = async (cacheMiB, phase, server) => {
-    const s = { cacheMiB, phase, ...rssOf(server.pid), ...await heapOf(server.metricsPort), seconds: (Date.now() - t0) / 1000 }
+  const note: Note = async (cacheMiB, phase, server, walkSeconds = NaN) => {
+    const s = { cacheMiB, phase, ...rssOf(server.pid), ...await heapOf(server.metricsPort), walkSeconds, seconds: (Date.now() - t0) / 1000 }
     samples.push(s)
     process.stderr.write(`${JSON.stringify(s)}\n`)
   }
@@ -242,11 +256,13 @@ async function main(): Promise<void> {
     const s = await serve(values.image, cache)
     try {
       await note(cache / MiB, 'opened', s.server)
+      let w0 = performance.now()
       const seen = await walk(s.driver, dirs, k)
       if (seen !== files) throw new Error(`walk saw ${String(seen)} files, expected ${String(files)}`)
-      await note(cache / MiB, 'walked', s.server)
+      await note(cache / MiB, 'walked', s.server, (performance.now() - w0) / 1000)
+      w0 = performance.now()
       await walk(s.driver, dirs, k)
-      await note(cache / MiB, 'walked twice', s.server)
+      await note(cache / MiB, 'walked twice', s.server, (performance.now() - w0) / 1000)
       await sleep((IDLE_S + 3) * 1000)
       await note(cache / MiB, `idle ${String(IDLE_S + 3)} s (trimmed, collected)`, s.server)
       if (settle > 0) {
@@ -264,10 +280,10 @@ async function main(): Promise<void> {
     for (const s of samples) process.stdout.write(`${JSON.stringify(s)}\n`)
     return
   }
-  process.stdout.write('| cache= | phase | RSS MiB | peak RSS MiB | RSS − cache MiB | V8 heap reserved / used MiB | V8 new / old space MiB | external / arrayBuffers MiB |\n|---:|---|---:|---:|---:|---:|---:|---:|\n')
+  process.stdout.write('| cache= | phase | RSS MiB | peak RSS MiB | RSS − cache MiB | V8 heap reserved / used MiB | V8 new / old space MiB | external / arrayBuffers MiB | walk s | budget gcs / pause sum / max ms |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n')
   for (const s of samples) {
     const f = (v: number): string => v.toFixed(0)
-    process.stdout.write(`| ${String(s.cacheMiB)}M | ${s.phase} | ${f(s.rssMiB)} | ${f(s.peakMiB)} | ${f(s.rssMiB - s.cacheMiB)} | ${f(s.heapTotalMiB)} / ${f(s.heapUsedMiB)} | ${f(s.newSpaceMiB)} / ${f(s.oldSpaceMiB)} | ${f(s.externalMiB)} / ${f(s.arrayBuffersMiB)} |\n`)
+    process.stdout.write(`| ${String(s.cacheMiB)}M | ${s.phase} | ${f(s.rssMiB)} | ${f(s.peakMiB)} | ${f(s.rssMiB - s.cacheMiB)} | ${f(s.heapTotalMiB)} / ${f(s.heapUsedMiB)} | ${f(s.newSpaceMiB)} / ${f(s.oldSpaceMiB)} | ${f(s.externalMiB)} / ${f(s.arrayBuffersMiB)} | ${Number.isNaN(s.walkSeconds) ? '' : s.walkSeconds.toFixed(1)} | ${f(s.budgetCollections)} / ${f(s.budgetPauseMs)} / ${f(s.budgetMaxPauseMs)} |\n`)
   }
 }
 

@@ -50,7 +50,7 @@ commands:
         [--max-requests N (512 in flight in all)] [--max-requests-per-connection N (64)]
         [--max-record-size BYTES] [--idle-timeout S (300; 0 off)] [--record-timeout S (30; 0 off)]
         memory (sizes in bytes, or with K, M, G): [--record-pool SIZE (48M)] [--chunk-pool SIZE (256M)]
-        [--read-pool SIZE (32M)] [--drc-bytes SIZE (16M)] [--memory-idle S (30; 0 off)] [--no-idle-gc]
+        [--read-pool SIZE (32M)] [--drc-bytes SIZE (16M)] [--memory-idle S (30; 0 off)] [--no-idle-gc] [--heap-budget SIZE|off (off)]
   showmount [-e | -a | -d] [--port N] HOST[:PORT]
         the export list (-e), mount points (-a), directories (-d) or hosts of an NFS server
   exports --check FILE

@@ -104,6 +104,7 @@ export async function serve(argv: string[]): Promise<number> {
       ...Object.fromEntries([...SIZE_FLAGS, ...MEMORY_SIZE_FLAGS].map(([flag]) => [flag, { type: 'string' as const }])),
       'memory-idle': { type: 'string' },
       'no-idle-gc': { type: 'boolean' },
+      'heap-budget': { type: 'string' },
       grace: { type: 'string' },
       'nsm-name': { type: 'string' },
       'no-lock': { type: 'boolean' },
@@ -322,6 +323,8 @@ function memoryOf(values: Record<string, unknown>, limits: Partial<RpcLimits>): 
     out.idleMs = Math.round(n * 1000)
   }
   if (values['no-idle-gc'] === true) out.gc = false
+  const budget = values['heap-budget']
+  if (typeof budget === 'string') out.heapBudgetBytes = budget.trim() === 'off' ? 0 : parseSize('heap-budget', budget)
   return out
 }
 

@@ -51,12 +51,12 @@ export class IdleWatch {
 let gcFn: (() => void) | null | undefined
 
 /**
- * A full, compacting garbage collection (two, see below), if this process can ask for one: `gc` exists
+ * A full, compacting garbage collection (two by default, see below; `opts` for one, or plain), if this process can ask for one: `gc` exists
  * under `node --expose-gc`; otherwise the flag is set for a moment to get a
  * context that has it (V8 reads the flag when a context is created) and
  * cleared again, so no other code sees a global `gc`. Returns whether it ran.
  */
-export function collectGarbage(): boolean {
+export function collectGarbage(opts: { compact?: boolean; times?: number } = {}): boolean {
   if (gcFn === undefined) {
     const own = (globalThis as { gc?: unknown }).gc
     if (typeof own === 'function') {
@@ -83,13 +83,15 @@ export function collectGarbage(): boolean {
   // next collection. Measured in bench/engine-rss.ts (bench/README.md, session 33): after walking
   // 1,000,000 files with cache=64M the server kept 92 MiB of old space for ~40 MiB in use.
   // V8 reads this flag when a collection starts, so it holds for these two only.
+  // The heap budget (common/heap-budget.ts) asks for one collection, compacting or not, while work runs.
+  const times = opts.times ?? 2
+  const compact = opts.compact ?? true
   const { setFlagsFromString } = process.getBuiltinModule('node:v8')
-  setFlagsFromString('--compact-on-every-full-gc')
+  if (compact) setFlagsFromString('--compact-on-every-full-gc')
   try {
-    gcFn()
-    gcFn()
+    for (let i = 0; i < times; i++) gcFn()
   } finally {
-    setFlagsFromString('--no-compact-on-every-full-gc')
+    if (compact) setFlagsFromString('--no-compact-on-every-full-gc')
   }
   return true
 }

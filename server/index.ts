@@ -255,6 +255,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
     locking?.announce()
     // Requests move bytes: while the counts stand still the server is idle.
     reclaimer.start(mem.idleMs, () => sources.reduce((n, s) => n + s.stats.bytesIn + s.stats.bytesOut, 0))
+    reclaimer.startBudget(mem.heapBudgetBytes)
     const registration = rpcbind
     return {
       port,

@@ -10,6 +10,8 @@
  * the only work is an unref'd timer comparing a byte counter.
  */
 import { IdleWatch, collectGarbage } from '../common/idle.ts'
+import { HeapBudget } from '../common/heap-budget.ts'
+import type { HeapBudgetStats } from '../common/heap-budget.ts'
 import type { Logger } from './logger.ts'
 
 /** A pool or cache whose bytes the metrics show and the reclaimer trims. */
@@ -32,13 +34,24 @@ export interface ServerMemoryOptions {
   readPoolBytes: number
   /** Run a full garbage collection after trimming (default true). */
   gc: boolean
+  /**
+   * While busy: a full collection when V8's reserved heap exceeds this (bytes; 0: off), at most
+   * once per second (common/heap-budget.ts). Default 0: measured over a 1,000,000-file walk (bench/README.md, session 34), 128 MiB took
+   * a third to a half off what the walk adds to RSS, but its collections took 5–15 % of the walking time (the walk 30–60 % longer),
+   * and RSS stayed above cache= + 150 MiB.
+   */
+  heapBudgetBytes: number
 }
+
+/** How often the heap budget is checked (ms). */
+export const HEAP_BUDGET_INTERVAL_MS = 1000
 
 export const DEFAULT_SERVER_MEMORY: Readonly<ServerMemoryOptions> = Object.freeze({
   idleMs: 30_000,
   chunkPoolBytes: 256 * 1024 * 1024,
   readPoolBytes: 32 * 1024 * 1024,
   gc: true,
+  heapBudgetBytes: 0,
 })
 
 export interface ReclaimStats {
@@ -55,6 +68,7 @@ export class MemoryReclaimer {
   private readonly gc: boolean
   private readonly log: Logger | undefined
   private watch: IdleWatch | null = null
+  private budget: HeapBudget | null = null
 
   constructor(opts: { gc: boolean; log?: Logger }) {
     this.gc = opts.gc
@@ -68,6 +82,16 @@ export class MemoryReclaimer {
   /** Start watching `activity` (0 idleMs: never reclaim). */
   start(idleMs: number, activity: () => number): void {
     if (idleMs > 0) this.watch = new IdleWatch(idleMs, activity, () => { this.reclaim() })
+  }
+
+  /** Keep V8's heap near `bytes` while busy (0: off). */
+  startBudget(bytes: number, intervalMs = HEAP_BUDGET_INTERVAL_MS): void {
+    if (bytes > 0 && this.gc) this.budget = new HeapBudget({ bytes, intervalMs })
+  }
+
+  /** The heap budget's collections so far (zeros when off). */
+  budgetStats(): HeapBudgetStats {
+    return this.budget?.stats ?? { collections: 0, pauseMs: 0, maxPauseMs: 0 }
   }
 
   /** Trim every holder, then collect garbage. Returns the bytes trimmed. */
@@ -84,5 +108,7 @@ export class MemoryReclaimer {
   stop(): void {
     this.watch?.stop()
     this.watch = null
+    this.budget?.stop()
+    this.budget = null
   }
 }

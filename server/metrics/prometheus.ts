@@ -6,6 +6,7 @@
  */
 import { readdirSync } from 'node:fs'
 import type { MemoryHolder, ReclaimStats } from '../memory.ts'
+import type { HeapBudgetStats } from '../../common/heap-budget.ts'
 import type { RpcStats } from '../rpc/stats.ts'
 import type { CallMetrics, ProcMetrics } from './instrument.ts'
 
@@ -70,6 +71,8 @@ const COUNTERS = [
 export interface MemorySource {
   holders: readonly MemoryHolder[]
   stats: ReclaimStats
+  /** The heap budget's forced collections (optional: sources without one show none). */
+  budgetStats?(): HeapBudgetStats
 }
 
 /** Families rendered by another part of the server (the served volumes, server/metrics/volumes.ts). */
@@ -153,6 +156,15 @@ function memoryHolders(x: Exposition, m: MemorySource): void {
   x.sample('tsnfs_memory_reclaims_total', {}, m.stats.reclaims)
   x.family('tsnfs_memory_trimmed_bytes_total', 'counter', 'Bytes pools and caches let go when the server was idle.')
   x.sample('tsnfs_memory_trimmed_bytes_total', {}, m.stats.trimmedBytes)
+  const b = m.budgetStats?.()
+  if (b !== undefined) {
+    x.family('tsnfs_memory_budget_collections_total', 'counter', 'Full collections run while busy because V8\'s reserved heap exceeded --heap-budget.')
+    x.sample('tsnfs_memory_budget_collections_total', {}, b.collections)
+    x.family('tsnfs_memory_budget_pause_seconds_total', 'counter', 'Time spent in those collections, in seconds.')
+    x.sample('tsnfs_memory_budget_pause_seconds_total', {}, b.pauseMs / 1000)
+    x.family('tsnfs_memory_budget_pause_max_seconds', 'gauge', 'The longest of those collections, in seconds.')
+    x.sample('tsnfs_memory_budget_pause_max_seconds', {}, b.maxPauseMs / 1000)
+  }
 }
 
 function labelsOf(m: ProcMetrics): Labels {
