@@ -10,9 +10,8 @@
 import t from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
-import type { BlockDevice } from '../../vfs/engine/blockdev/block-device.ts'
 import { ImageFile } from '../../vfs/engine/blockdev/image-file.ts'
-import { PassThroughDevice } from '../../vfs/engine/blockdev/pass-through.ts'
+import { WriteBudgetDevice } from '../vfs/volume/volume-helpers.ts'
 import { openEngineOn } from '../../vfs/engine/fs/assemble.ts'
 import { assembleVolume } from '../../vfs/volume/assemble.ts'
 import { LAYERS } from '../../vfs/volume/factory.ts'
@@ -73,19 +72,6 @@ for (const [level, count] of [['raid5', 3], ['stripe', 2]] as const) {
   })
 }
 
-/** Fails every write after a budget of them, shared by the disks (a crash, as far as the disks know). */
-class Failing extends PassThroughDevice {
-  readonly budget: { left: number }
-  constructor(inner: BlockDevice, budget: { left: number }) {
-    super(inner)
-    this.budget = budget
-  }
-  override write(offset: number, data: Uint8Array): Promise<void> {
-    if (this.budget.left-- <= 0) return Promise.reject(new Error('EIO (the test)'))
-    return this.inner.write(offset, data)
-  }
-}
-
 t.test('a reshape cut short: status refuses naming the way out; resize --volume finishes it and grows the file system', async (t) => {
   const disks = ['c0', 'c1', 'c2', 'c3'].map((n) => p(`${n}.img`))
   const old = disks.slice(0, 3)
@@ -102,7 +88,7 @@ t.test('a reshape cut short: status refuses naming the way out; resize --volume 
   await (await ImageFile.create(disks[3] ?? '', 9 * MiB)).close()
   const budget = { left: 100 }
   const open = []
-  for (const d of disks) open.push({ path: d, dev: new Failing(await ImageFile.open(d), budget) })
+  for (const d of disks) open.push({ path: d, dev: new WriteBudgetDevice(await ImageFile.open(d), budget) })
   try {
     await t.rejects(growVolume(await assembleVolume(open.slice(0, 3), LAYERS), { add: open.slice(3) }), { message: 'EIO (the test)' })
   } finally {

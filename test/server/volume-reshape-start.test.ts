@@ -10,9 +10,8 @@ import t from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
 import { NfsClient } from '../../client/nfs-client.ts'
-import type { BlockDevice } from '../../vfs/engine/blockdev/block-device.ts'
 import { ImageFile } from '../../vfs/engine/blockdev/image-file.ts'
-import { PassThroughDevice } from '../../vfs/engine/blockdev/pass-through.ts'
+import { WriteBudgetDevice } from '../vfs/volume/volume-helpers.ts'
 import { openEngineOn } from '../../vfs/engine/fs/assemble.ts'
 import { assembleVolume } from '../../vfs/volume/assemble.ts'
 import { LAYERS } from '../../vfs/volume/factory.ts'
@@ -31,19 +30,6 @@ const seed = Number(process.env.TSNFS_SEED ?? Date.now() % 100000)
 t.comment(`seed ${seed}`)
 const gen = seededBytes(seed)
 const owner = { uid: 0, gid: 0 }
-
-/** Fails every write after a budget of them, shared by the disks (one pulled cable, or a crash). */
-class Failing extends PassThroughDevice {
-  readonly budget: { left: number }
-  constructor(inner: BlockDevice, budget: { left: number }) {
-    super(inner)
-    this.budget = budget
-  }
-  override write(offset: number, data: Uint8Array): Promise<void> {
-    if (this.budget.left-- <= 0) return Promise.reject(new Error('EIO (the test)'))
-    return this.inner.write(offset, data)
-  }
-}
 
 t.test('a reshape cut short is finished by the server at start; the data reads back', async (t) => {
   const paths = ['r0.img', 'r1.img', 'r2.img', 'r3.img'].map((n) => path.join(dir, n))
@@ -64,7 +50,7 @@ t.test('a reshape cut short is finished by the server at start; the data reads b
   await (await ImageFile.create(paths[3] ?? '', 9 * MiB)).close()
   const budget = { left: 120 }
   const disks = []
-  for (const p of paths) disks.push({ path: p, dev: new Failing(await ImageFile.open(p), budget) })
+  for (const p of paths) disks.push({ path: p, dev: new WriteBudgetDevice(await ImageFile.open(p), budget) })
   try {
     const v = await assembleVolume(disks.slice(0, 3), LAYERS)
     await t.rejects(growVolume(v, { add: disks.slice(3) }), { message: 'EIO (the test)' })

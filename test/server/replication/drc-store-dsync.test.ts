@@ -6,29 +6,11 @@
  * open, after an append and after a rewrite; the entries read back.
  */
 import t from 'tap'
-import { constants, readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { dsync, flagsOf } from '../../helpers/fd-flags.ts'
 import { join } from 'node:path'
 import { silentLogger } from '../../../server/logger.ts'
 import { ReplyStore } from '../../../server/replication/drc-store.ts'
 
-/** The open flags of every fd this process holds on `path`. */
-function flagsOf(path: string): number[] {
-  const out: number[] = []
-  for (const fd of readdirSync('/proc/self/fd')) {
-    let target: string
-    try {
-      target = readlinkSync(`/proc/self/fd/${fd}`)
-    } catch {
-      continue
-    }
-    if (target !== path) continue
-    const m = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))
-    if (m?.[1] !== undefined) out.push(parseInt(m[1], 8))
-  }
-  return out
-}
-
-const dsync = (flags: number): boolean => (flags & constants.O_DSYNC) === constants.O_DSYNC
 const entry = (i: number): { key: string; reply: Buffer } => ({ key: `10.0.0.1|${String(i)}|100003|3|8`, reply: Buffer.alloc(64, i & 0xff) })
 
 t.test('replies.drc is appended through an O_DSYNC fd, after open and after a rewrite', { skip: process.platform !== 'linux' ? 'reads /proc/self/fdinfo' : false }, async (t) => {

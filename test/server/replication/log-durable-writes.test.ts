@@ -9,31 +9,14 @@
  * (change-log.test.ts, a writer killed mid-stream).
  */
 import t from 'tap'
-import { constants, readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { readdirSync } from 'node:fs'
+import { dsync, flagsOf } from '../../helpers/fd-flags.ts'
 import { join } from 'node:path'
 import { ChangeLog } from '../../../server/replication/change-log.ts'
 import type { Change } from '../../../vfs/replica/change.ts'
 
 const change = (n: number): Change => ({ op: 'remove', dir: { id: 1n, gen: 0 }, name: Buffer.from(`f-${String(n)}`), times: [] })
 
-/** The open flags of every fd this process holds on `path`. */
-function flagsOf(path: string): number[] {
-  const out: number[] = []
-  for (const fd of readdirSync('/proc/self/fd')) {
-    let target: string
-    try {
-      target = readlinkSync(`/proc/self/fd/${fd}`)
-    } catch {
-      continue
-    }
-    if (target !== path) continue
-    const m = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))
-    if (m?.[1] !== undefined) out.push(parseInt(m[1], 8))
-  }
-  return out
-}
-
-const dsync = (flags: number): boolean => (flags & constants.O_DSYNC) === constants.O_DSYNC
 
 t.test('segments are written through O_DSYNC fds: new, recovered and rolled', { skip: process.platform !== 'linux' ? 'reads /proc/self/fdinfo' : false }, async (t) => {
   const dir = join(t.testdir(), 'log')

@@ -8,9 +8,7 @@
  */
 import t from 'tap'
 import { randomInt } from 'node:crypto'
-import type { BlockDevice } from '../../../vfs/engine/blockdev/block-device.ts'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
-import { PassThroughDevice } from '../../../vfs/engine/blockdev/pass-through.ts'
 import { assembleVolume } from '../../../vfs/volume/assemble.ts'
 import type { ParentKind } from '../../../vfs/volume/config.ts'
 import { createVolume, updateConfig } from '../../../vfs/volume/create-volume.ts'
@@ -22,7 +20,7 @@ import { readMember } from '../../../vfs/volume/member-io.ts'
 import { Raid5Device } from '../../../vfs/volume/raid5.ts'
 import { StripeDevice } from '../../../vfs/volume/stripe.ts'
 import { memoryDisks, seededRandom, shuffle } from './assemble-helpers.ts'
-import { randomBytes, rng } from './volume-helpers.ts'
+import { randomBytes, rng, WriteBudgetDevice } from './volume-helpers.ts'
 
 const KiB = 1024
 const UNIT = 4 * KiB
@@ -87,25 +85,12 @@ for (const [level, n] of [['stripe', 2], ['stripe', 3], ['raid5', 3], ['raid5', 
   })
 }
 
-/** Fails every write after `budget` of them (a disk pulled mid-reshape). */
-class Failing extends PassThroughDevice {
-  readonly counter: { left: number }
-  constructor(inner: BlockDevice, counter: { left: number }) {
-    super(inner)
-    this.counter = counter
-  }
-  override write(offset: number, data: Uint8Array): Promise<void> {
-    if (this.counter.left-- <= 0) return Promise.reject(new Error('EIO (the test)'))
-    return this.inner.write(offset, data)
-  }
-}
-
 t.test('a reshape stopped by an error resumes at the next assembly, from its checkpoint', async (t) => {
   const { disks, model } = await made('raid5', 3, 'stop')
   const [extra] = memoryDisks('x', 1, SIZE)
   if (extra === undefined) throw new Error('no disk')
   const counter = { left: 90 }
-  const wrapped = [...disks, extra].map((d) => ({ path: d.path, dev: new Failing(d.dev, counter) }))
+  const wrapped = [...disks, extra].map((d) => ({ path: d.path, dev: new WriteBudgetDevice(d.dev, counter) }))
   const v = await assembleVolume(wrapped.slice(0, 3), LAYERS)
   await t.rejects(growVolume(v, { add: [wrapped[3] as Disk], random: seededRandom('stop-new'), reshape: { windowBytes: 4 * UNIT } }), { message: 'EIO (the test)' })
   const mid = (await readMember(extra.dev)).superblock.config.reshape

@@ -60,6 +60,22 @@ export class CountingDevice extends PassThroughDevice {
  * A device whose reads take their bytes at once but resolve `delayMs` later, as a slow disk's
  * DMA does: the window in which a copy holds old bytes that a client write has since replaced.
  */
+/**
+ * Fails every write once a budget shared by several devices is spent (a disk pulled, or a crash as
+ * far as the disks know): the reshape tests cut a copy short with it.
+ */
+export class WriteBudgetDevice extends PassThroughDevice {
+  readonly budget: { left: number }
+  constructor(inner: BlockDevice, budget: { left: number }) {
+    super(inner)
+    this.budget = budget
+  }
+  override write(offset: number, data: Uint8Array): Promise<void> {
+    if (this.budget.left-- <= 0) return Promise.reject(new Error('EIO (the test)'))
+    return this.inner.write(offset, data)
+  }
+}
+
 export class LaggyReadDevice extends CountingDevice {
   delayMs: number
   constructor(inner: BlockDevice, delayMs: number) {
