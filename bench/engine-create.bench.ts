@@ -11,8 +11,8 @@
  * The engine's vfs is called directly (not through NFS dispatch) so that the device can be
  * wrapped to count flushes; dispatch adds per-call CPU but does not change how changes wait.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { Session } from 'node:inspector/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { startProfile } from './cpu-profile.ts'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -117,20 +117,6 @@ export async function engineCreateBench(n = 5000, k = 32): Promise<PhaseResult[]
     return results
   } finally {
     await rm(dir, { recursive: true, force: true })
-  }
-}
-
-async function startProfile(file: string | undefined): Promise<() => Promise<void>> {
-  if (file === undefined || file === '') return () => Promise.resolve()
-  const session = new Session()
-  session.connect()
-  await session.post('Profiler.enable')
-  await session.post('Profiler.setSamplingInterval', { interval: 100 })
-  await session.post('Profiler.start')
-  return async () => {
-    const { profile } = await session.post('Profiler.stop')
-    await writeFile(file, JSON.stringify(profile))
-    session.disconnect()
   }
 }
 

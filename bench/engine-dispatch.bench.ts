@@ -10,8 +10,8 @@
  *     also writes a V8 CPU profile of the measured part alone (not the image's making) to FILE;
  *   ENGINE_BENCH_PROF_COLD=FILE: one of the first listing alone (cold code, as in a new server).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { Session } from 'node:inspector/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { startProfile } from './cpu-profile.ts'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { decodeReply, encodeCall } from '../client/rpc/call.ts'
@@ -134,21 +134,6 @@ export async function engineDispatchBenches(only?: RegExp): Promise<CpuResult[]>
   } finally {
     await backends.sync([])
     await rm(dir, { recursive: true, force: true })
-  }
-}
-
-/** A CPU profile from here to the returned stop (which writes it to file), or nothing without a file. */
-async function startProfile(file: string | undefined): Promise<() => Promise<void>> {
-  if (file === undefined || file === '') return () => Promise.resolve()
-  const session = new Session()
-  session.connect()
-  await session.post('Profiler.enable')
-  await session.post('Profiler.setSamplingInterval', { interval: 100 })
-  await session.post('Profiler.start')
-  return async () => {
-    const { profile } = await session.post('Profiler.stop')
-    await writeFile(file, JSON.stringify(profile))
-    session.disconnect()
   }
 }
 
