@@ -8,11 +8,7 @@
  * the path's), both in this process over real sockets.
  */
 import t from 'tap'
-import type { Test } from 'tap'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { parseExports } from '../../server/exports/parse.ts'
 import { silentLogger } from '../../server/logger.ts'
 import { PrimaryReplication } from '../../server/replication/primary.ts'
@@ -21,16 +17,9 @@ import { createServer } from '../../server/index.ts'
 import { repl_stat } from '../../xdr/generated/replication.ts'
 import { FILE_SYNC, Nfs3, S } from '../helpers/local.ts'
 import { tsnfs } from '../cli/cli.ts'
+import { tempDir } from '../helpers/tsnfs-process.ts'
 
 t.setTimeout(180_000)
-
-function tempDir(t: Test, prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix))
-  t.teardown(() => {
-    rmSync(d, { recursive: true, force: true })
-  })
-  return d
-}
 
 async function until(what: string, cond: () => boolean, ms = 60_000): Promise<void> {
   const end = Date.now() + ms
