@@ -12,6 +12,7 @@
  *          the library's upload of the same run
  * With `before` (another build's dist/cli/main.js), that build's `tsnfs cp`
  * runs in the same rotation both ways (an A/B of the CLI in one session).
+ * Each `tsnfs cp` runs as installed: the bin/tsnfs.js beside the build.
  * It reports each one's median, and the ratios of the medians as speed
  * ratios: tsnfs cp against nfs-cp (≥ 1 means at least as fast), the mount
  * against the library; and the CPU time (user + system) of each tool the same
@@ -84,6 +85,12 @@ function cliEntry(): string {
   const entry = resolve(here, '..', here.endsWith(join('dist', 'bench')) ? '' : 'dist', 'cli', 'main.js')
   if (!existsSync(entry)) throw new Error(`${entry} not found: run npm run build first`)
   return entry
+}
+
+/** The installed command beside a build's dist/cli/main.js: bin/tsnfs.js, which runs the bundle (dist/bundle/) when it is current. */
+function installedEntry(cli: string): string {
+  const bin = resolve(cli, '..', '..', '..', 'bin', 'tsnfs.js')
+  return existsSync(bin) ? bin : cli
 }
 
 const run = promisify(execFile)
@@ -200,6 +207,8 @@ function rotated<T>(items: readonly T[], runNo: number): T[] {
 export async function copyBench(o: CopyBenchOptions): Promise<CopyRow[]> {
   const log = o.log ?? (() => undefined)
   const cli = cliEntry()
+  // tsnfs cp as it is installed (the bundle); the rest (mount, the library's copy) from dist/cli/.
+  const bin = installedEntry(cli)
   const work = o.workDir ?? (await mkdtemp(join(tmpdir(), 'tsnfs-bench-copy-')))
   await mkdir(work, { recursive: true })
   const target = await openTarget(o.target, { process: o.process })
@@ -239,14 +248,14 @@ export async function copyBench(o: CopyBenchOptions): Promise<CopyRow[]> {
     await run(o.nfsCp, [src, fileUrl(target.url, 'down')])
     const up: Record<string, (name: string) => Promise<Timing>> = {
       'nfs-cp': (name) => timed(o.nfsCp, [src, fileUrl(target.url, name)]),
-      'tsnfs cp': (name) => timed(process.execPath, [cli, 'cp', src, fileUrl(target.url, name)]),
+      'tsnfs cp': (name) => timed(process.execPath, [bin, 'cp', src, fileUrl(target.url, name)]),
       library: (name) => timedLibrary(cli, 'up', src, fileUrl(target.url, name)),
     }
-    const before = o.before
+    const before = o.before === undefined ? undefined : installedEntry(o.before)
     if (before !== undefined) up['tsnfs cp (before)'] = (name) => timed(process.execPath, [before, 'cp', src, fileUrl(target.url, name)])
     const down: Record<string, (file: string) => Promise<Timing>> = {
       'nfs-cp': (file) => timed(o.nfsCp, [fileUrl(target.url, 'down'), file]),
-      'tsnfs cp': (file) => timed(process.execPath, [cli, 'cp', fileUrl(target.url, 'down'), file]),
+      'tsnfs cp': (file) => timed(process.execPath, [bin, 'cp', fileUrl(target.url, 'down'), file]),
       library: (file) => timedLibrary(cli, 'down', fileUrl(target.url, 'down'), file),
     }
     if (before !== undefined) down['tsnfs cp (before)'] = (file) => timed(process.execPath, [before, 'cp', fileUrl(target.url, 'down'), file])

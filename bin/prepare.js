@@ -11,6 +11,9 @@
 // removed. A global install of a folder is a symlink to it, and npm installs none of its
 // dependencies there either: when one does not resolve from the package, the dependencies
 // (not the devDependencies) are installed into its node_modules from package-lock.json.
+// After tsc, the CLI's client commands are bundled into dist/bundle/ (bin/bundle.js, with esbuild:
+// the local one, or fetched beside the compiler); if that fails, the command runs dist/cli/ as
+// it is (slower to start) and the install goes on.
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -25,6 +28,13 @@ function run(cmd, args, env = process.env) {
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env })
   if (r.error !== undefined) throw r.error
   return r.status ?? 1
+}
+
+/** Bundle dist/cli into dist/bundle (esbuildDir: a fetched esbuild package; none: the local one); a failure only warns. */
+function bundle(esbuildDir) {
+  const args = [join(root, 'bin', 'bundle.js'), ...(esbuildDir === undefined ? [] : ['--esbuild', esbuildDir])]
+  if (run(process.execPath, args) !== 0) process.stderr.write('tsnfs: dist/bundle/ not built: the command will run dist/cli/ (slower to start)\n')
+  return 0
 }
 
 function localTsc() {
@@ -57,14 +67,14 @@ function resolves(name) {
 function main() {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
   const tsc = localTsc()
-  if (tsc !== null) return run(process.execPath, [tsc, ...BUILD])
+  if (tsc !== null) return run(process.execPath, [tsc, ...BUILD]) || bundle()
   if (!Object.keys(pkg.dependencies).every(resolves)) {
     process.stderr.write('tsnfs: installing the dependencies into the package folder (a global install of a folder links it)\n')
     const [npm, pre] = npmCommand()
     const code = run(npm, [...pre, 'ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], localEnv())
     if (code !== 0) return code
   }
-  const want = ['typescript', '@types/node'].map((name) => `${name}@${pkg.devDependencies[name]}`)
+  const want = ['typescript', '@types/node', 'esbuild'].map((name) => `${name}@${pkg.devDependencies[name]}`)
   const tmp = mkdtempSync(join(tmpdir(), 'tsnfs-build-'))
   try {
     process.stderr.write(`tsnfs: no TypeScript here (devDependencies not installed): fetching ${want.join(' ')} to build dist/\n`)
@@ -79,7 +89,7 @@ function main() {
       process.stderr.write('tsnfs: cannot build dist/ without TypeScript: run `npm install --include=dev` in the checkout, or install a packed tarball (`npm pack`)\n')
       return 1
     }
-    return run(process.execPath, [fetched, ...BUILD, '--noCheck', '--typeRoots', join(tmp, 'node_modules', '@types')])
+    return run(process.execPath, [fetched, ...BUILD, '--noCheck', '--typeRoots', join(tmp, 'node_modules', '@types')]) || bundle(join(tmp, 'node_modules', 'esbuild'))
   } finally {
     rmSync(tmp, { recursive: true, force: true })
   }

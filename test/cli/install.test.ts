@@ -10,9 +10,9 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import { execFile } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 import { ROOT } from './cli.ts'
 
@@ -32,6 +32,9 @@ function scratch(t: Test): string {
 }
 
 async function works(t: Test, bin: string): Promise<void> {
+  // The build bundled the client commands (bin/bundle.js), which the command runs.
+  const pkg = join(dirname(bin), '..', 'lib', 'node_modules', 'tsnfs')
+  t.ok(existsSync(join(pkg, 'dist', 'bundle', 'main.js')), 'dist/bundle/ built')
   const v = await run(bin, ['--version'], { env })
   t.equal(v.stdout, `tsnfs ${VERSION}\n`, 'tsnfs --version')
   const help = await run(bin, ['serve', '--help'], { env })
