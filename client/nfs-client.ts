@@ -17,7 +17,7 @@ import type { SetAttrs, TimeLike } from './attrs.ts'
 import { AttrCache } from './cache/attr-cache.ts'
 import { IdleWatch, collectGarbage } from '../common/idle.ts'
 import { NameCache } from './cache/name-cache.ts'
-import { NfsError, atEndpoint, isNfsError } from './errors.ts'
+import { NfsError, isNfsError } from './errors.ts'
 import { FileData } from './file-data.ts'
 import type { NfsFile, OpenFlags } from './file.ts'
 import type { FileDataOptions } from './file-options.ts'
@@ -30,9 +30,8 @@ import type { CallCredential } from './rpc/auth.ts'
 import { listDir, listDirPlus } from './readdir.ts'
 import type { DirEntryPlus } from './readdir.ts'
 import { BufferPool } from './rpc/buffer-pool.ts'
-import { connectTransport } from './rpc/connect.ts'
 import type { Endpoint, Limits, MountTarget } from './session.ts'
-import { applyLimits, chooseExport, findPorts, limitsOf, local, openMount, readdirplusMax, targetOf } from './session.ts'
+import { applyLimits, findPorts, limitsOf, mountAndConnect, openMount, readdirplusMax, targetOf, umountEndpoint } from './session.ts'
 import { ClientStats } from './stats.ts'
 import { createReadStream, createWriteStream } from './streams.ts'
 import type { ReadStreamOptions, WriteStreamOptions } from './streams.ts'
@@ -131,22 +130,8 @@ export class NfsClient implements OpsContext {
     const t = targetOf(target, opts)
     const stats = new ClientStats()
     const ep = await findPorts(t.host, t.opts, stats)
-    const m = await openMount(ep, stats)
-    let exportPath: string
-    let path: string
-    let root: Buffer
-    try {
-      const split = t.exportPath === null ? await chooseExport(m, t.path) : { exportPath: t.exportPath, rest: t.path }
-      exportPath = split.exportPath
-      path = split.rest
-      root = (await m.mnt(exportPath)).fh
-    } finally {
-      await m.close()
-    }
     const buffers = new BufferPool()
-    const transport = await connectTransport(ep.host, ep.nfsport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred, log: ep.opts.log, pool: buffers, ...local(ep.opts) }).catch((err: unknown) => {
-      throw atEndpoint('NFS', ep.host, ep.nfsport, ep.opts.proto, err)
-    })
+    const { exportPath, path, root, transport } = await mountAndConnect(ep, stats, t, buffers)
     stats.watchTransport(() => transport.counters())
     const attrs = new AttrCache(ep.opts.attrCache)
     const nfs = new Nfs3(transport, attrs, stats.nfs, { jukeboxDelayMs: ep.opts.jukeboxDelayMs, jukeboxRetries: ep.opts.jukeboxRetries }, ep.opts.cred)
@@ -430,17 +415,8 @@ export class NfsClient implements OpsContext {
       }
       st.fileData.close()
     }
-    try {
-      const m = await openMount(this.endpoint, this.counters)
-      try {
-        await m.umnt(this.exportPath)
-      } finally {
-        await m.close()
-      }
-    } catch {
-      // RFC 1813 §5.2.3: UMNT only updates the server's list; nothing depends on it.
-    }
-    await this.nfs.transport.close()
+    // UMNT on its own connection while the NFS one closes: neither waits for the other.
+    await Promise.all([umountEndpoint(this.endpoint, this.counters, this.exportPath), this.nfs.transport.close()])
     if (deferred !== null) throw deferred
   }
 

@@ -15,6 +15,7 @@ import { getPort } from './portmap.ts'
 import { connectTransport } from './rpc/connect.ts'
 import { RpcError } from './rpc/errors.ts'
 import { atEndpoint } from './errors.ts'
+import type { BufferPool } from './rpc/buffer-pool.ts'
 import type { RpcTransport } from './rpc/transport.ts'
 import type { ClientStats } from './stats.ts'
 import { parseNfsUrl } from './url.ts'
@@ -100,6 +101,53 @@ export async function openMount(ep: Endpoint, stats: ClientStats): Promise<Mount
     return new MountClient(t, stats.mount)
   } catch (err) {
     throw atEndpoint('MOUNT', ep.host, ep.mountport, ep.opts.proto, err)
+  }
+}
+
+/**
+ * EXPORT and MNT on a MOUNT connection while the NFS connection is made:
+ * the NFS connect no longer waits for MOUNT's calls and close (a mount's
+ * start-up, and so every short tsnfs command's, one wait shorter). A MOUNT
+ * failure is still the one reported, and closes the NFS connection made for
+ * nothing; an NFS connection that fails names NFS's endpoint, as before.
+ */
+export async function mountAndConnect(ep: Endpoint, stats: ClientStats, t: { exportPath: string | null; path: string }, pool: BufferPool): Promise<{ exportPath: string; path: string; root: Buffer; transport: RpcTransport }> {
+  const connecting = connectTransport(ep.host, ep.nfsport, { protocol: ep.opts.proto, policy: ep.opts.policy, cred: ep.opts.cred, log: ep.opts.log, pool, ...local(ep.opts) }).catch((err: unknown) => {
+    throw atEndpoint('NFS', ep.host, ep.nfsport, ep.opts.proto, err)
+  })
+  // Settled by whichever path below awaits it; this only keeps an early rejection from being unhandled.
+  connecting.catch(() => undefined)
+  let exportPath: string
+  let path: string
+  let root: Buffer
+  try {
+    const m = await openMount(ep, stats)
+    try {
+      const split = t.exportPath === null ? await chooseExport(m, t.path) : { exportPath: t.exportPath, rest: t.path }
+      exportPath = split.exportPath
+      path = split.rest
+      root = (await m.mnt(exportPath)).fh
+    } finally {
+      await m.close()
+    }
+  } catch (err) {
+    await connecting.then(c => c.close(), () => undefined)
+    throw err
+  }
+  return { exportPath, path, root, transport: await connecting }
+}
+
+/** UMNT on a connection of its own (best effort: RFC 1813 §5.2.3, UMNT only updates the server's list; nothing depends on it). */
+export async function umountEndpoint(ep: Endpoint, stats: ClientStats, exportPath: string): Promise<void> {
+  try {
+    const m = await openMount(ep, stats)
+    try {
+      await m.umnt(exportPath)
+    } finally {
+      await m.close()
+    }
+  } catch {
+    // the server's mount list only
   }
 }
 
