@@ -144,7 +144,7 @@ export class NfsFs {
     const { entry, node } = this.entryFor(fh, a, parent.fh)
     const sent = (): void => {
       this.inodes.sent(node)
-      this.kernelEntries.given(parent.nodeid, name, entry.entryValidMs)
+      this.kernelEntries.given(parent.nodeid, name, entry.entryValidMs, node.nodeid)
     }
     return { data: [entryOut(entry)], sent, dropped: () => { this.dropNode(node) } }
   }
@@ -231,6 +231,8 @@ export class NfsFs {
     if (attrs.mode !== null || attrs.uid !== null || attrs.gid !== null || attrs.atime.set_it !== time_how.DONT_CHANGE || attrs.mtime.set_it !== time_how.DONT_CHANGE) {
       await c.nfs.call('SETATTR', { object: { data: n.fh }, new_attributes: attrs, guard: null })
     }
+    // The kernel drops its entry for a directory whose mode it changed: its LOOKUP that follows is not forced (kernel-entries.ts).
+    if (type === ftype3.NF3DIR && attrs.mode !== null) this.kernelEntries.expired(n.nodeid)
     return this.getattr(who, n)
   }
 
