@@ -174,8 +174,16 @@ export class NfsFs {
    */
   async lookup(who: Caller, parent: Inode, name: string): Promise<Reply> {
     // Asked again for a name the kernel holds: it insists on the server's answer (kernel-entries.ts).
-    if (this.kernelEntries.forced(parent.nodeid, name)) who.client.names.remove(parent.fh, name)
-    const fh = await lookupNameOrAbsent(who.client, parent.fh, name, name)
+    const forced = this.kernelEntries.forced(parent.nodeid, name)
+    const known = forced ? who.client.names.peek(parent.fh, name) : undefined
+    const fh = await lookupNameOrAbsent(who.client, parent.fh, name, name, { fromServer: forced })
+    // An answer other than the name cache's: the directory changed elsewhere, so its other names are no longer known
+    // complete either. The same answer (rsync's rename onto a name it replaces, mkdir -p) leaves them as they were.
+    if (forced && (known === undefined || fh === null || !known.equals(fh))) {
+      who.client.names.remove(parent.fh, name)
+      if (fh === null) who.client.names.addNegative(parent.fh, name)
+      else who.client.names.addPositive(parent.fh, name, fh)
+    }
     if (fh !== null) return this.entryReply(fh, parent, name)
     this.kernelEntries.drop(parent.nodeid, name)
     const ms = this.client.options.nameCache.mode === 'all' ? this.client.attrs.freshForMs(parent.fh) : 0
