@@ -93,13 +93,14 @@ export async function lookupName(ctx: WalkContext, dir: Buffer, name: string, pa
  * lookupName, with null for a name that does not exist (NFS3ERR_NOENT,
  * from the server or the name cache): a missing name is an answer, not a
  * failure, to callers that expect many (a FUSE LOOKUP before each create),
- * and no error with its stack is made for it.
+ * and no error with its stack is made for it. `fromServer`: the name cache
+ * is not asked (its answer is still updated).
  */
-export async function lookupNameOrAbsent(ctx: WalkContext, dir: Buffer, name: string, path: string): Promise<Buffer | null> {
+export async function lookupNameOrAbsent(ctx: WalkContext, dir: Buffer, name: string, path: string, opts: { fromServer?: boolean } = {}): Promise<Buffer | null> {
   const who = identityKey(ctx.nfs.cred)
   const search = ctx.attrs.accessOf(dir, who, ACCESS3_LOOKUP)
   if (search === 0) throw NfsError.fromStatus(nfsstat3.NFS3ERR_ACCES, 'LOOKUP', path)
-  if (search === ACCESS3_LOOKUP) {
+  if (search === ACCESS3_LOOKUP && opts.fromServer !== true) {
     const cached = ctx.names.lookup(dir, name)
     if (cached.kind === 'positive') return cached.fh
     if (cached.kind === 'negative') return null

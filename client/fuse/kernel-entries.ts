@@ -19,6 +19,14 @@
  * another client's new file for absent (its negative entry) and fail on the
  * directory with ENOTEMPTY.
  *
+ * The kernel expires a positive entry on its own before its timeout in one
+ * case: a directory whose mode changed through it (fuse_setattr: "Directory
+ * mode changed, may need to revalidate access" invalidates that dentry), so
+ * its next path walk sends a plain LOOKUP. rsync -a fchmods each directory it
+ * makes: taken for forced, each such LOOKUP went to the server and left the
+ * parent's names no longer known complete, so every later LOOKUP in it did
+ * too (session 35: LOOKUP 0.11 -> 0.53 per entry). expired() forgets them.
+ *
  * Bounded: a name forgotten here (evicted) is answered from the name cache
  * as before, or stays absent in the kernel until its entry times out; a
  * name the kernel evicted on its own costs one LOOKUP more.
@@ -31,7 +39,10 @@ const MAX_ABSENT_DIRS = 4096
 const MAX_ABSENT_PER_DIR = 1024
 
 export class KernelEntries {
-  private readonly held = new LRUCache<string, number>({ max: MAX_ENTRIES })
+  /** parent/name -> until (ms) and the node given. */
+  private readonly held = new LRUCache<string, { until: number; node: bigint }>({ max: MAX_ENTRIES })
+  /** node -> the parent/name it was last given as (directories have one). */
+  private readonly names = new LRUCache<bigint, string>({ max: MAX_ENTRIES })
   private readonly absent = new LRUCache<bigint, Map<string, number>>({ max: MAX_ABSENT_DIRS })
   private readonly now: () => number
 
@@ -39,12 +50,22 @@ export class KernelEntries {
     this.now = now
   }
 
-  /** The kernel got a positive entry for name in parent, valid for ms. */
-  given(parent: bigint, name: string, ms: number): void {
+  /** The kernel got a positive entry for name in parent (node, 0 if not told), valid for ms. */
+  given(parent: bigint, name: string, ms: number, node = 0n): void {
     const key = `${String(parent)}/${name}`
-    if (ms > 0) this.held.set(key, this.now() + ms)
-    else this.held.delete(key)
+    if (ms > 0) {
+      this.held.set(key, { until: this.now() + ms, node })
+      if (node !== 0n) this.names.set(node, key)
+    } else this.held.delete(key)
     this.absent.peek(parent)?.delete(name)
+  }
+
+  /** The kernel invalidated its entry for node (a directory's mode changed through it): its next LOOKUP is its own. */
+  expired(node: bigint): void {
+    const key = this.names.get(node)
+    if (key === undefined) return
+    this.names.delete(node)
+    if (this.held.peek(key)?.node === node) this.held.delete(key)
   }
 
   /** The kernel got a negative entry (node 0) for name in parent, valid for ms. */
@@ -82,14 +103,22 @@ export class KernelEntries {
     return [...names].filter(([, until]) => now < until).map(([name]) => name)
   }
 
-  /** The name changed through this mount (removed, renamed, or given as absent): the kernel knows. */
+  /**
+   * The name changed through this mount (removed, renamed, or given as
+   * absent): the kernel knows. Neither held nor absent any more: after a
+   * rename the kernel moved the source's dentry onto it (positive, see
+   * above), after an unlink its dentry is expired; a negative entry left
+   * listed would cost the directory's next open a GETATTR (rm -rf after
+   * rsync -a, whose generator looks up each name before the rename onto it).
+   */
   drop(parent: bigint, name: string): void {
     this.held.delete(`${String(parent)}/${name}`)
+    this.absent.peek(parent)?.delete(name)
   }
 
   /** Whether a LOOKUP of name in parent comes while the kernel holds a valid entry for it (a forced revalidation). */
   forced(parent: bigint, name: string): boolean {
-    const until = this.held.get(`${String(parent)}/${name}`)
-    return until !== undefined && this.now() < until
+    const e = this.held.get(`${String(parent)}/${name}`)
+    return e !== undefined && this.now() < e.until
   }
 }

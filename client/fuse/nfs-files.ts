@@ -141,7 +141,7 @@ export class NfsFiles {
       data: [entryOut(entry), openOut(t.id, 0)],
       sent: () => {
         this.fs.inodes.sent(node)
-        this.fs.kernelEntries.given(dir.nodeid, name, entry.entryValidMs)
+        this.fs.kernelEntries.given(dir.nodeid, name, entry.entryValidMs, node.nodeid)
       },
       dropped: () => {
         t.dropped()

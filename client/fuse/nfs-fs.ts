@@ -144,7 +144,7 @@ export class NfsFs {
     const { entry, node } = this.entryFor(fh, a, parent.fh)
     const sent = (): void => {
       this.inodes.sent(node)
-      this.kernelEntries.given(parent.nodeid, name, entry.entryValidMs)
+      this.kernelEntries.given(parent.nodeid, name, entry.entryValidMs, node.nodeid)
     }
     return { data: [entryOut(entry)], sent, dropped: () => { this.dropNode(node) } }
   }
@@ -174,8 +174,16 @@ export class NfsFs {
    */
   async lookup(who: Caller, parent: Inode, name: string): Promise<Reply> {
     // Asked again for a name the kernel holds: it insists on the server's answer (kernel-entries.ts).
-    if (this.kernelEntries.forced(parent.nodeid, name)) who.client.names.remove(parent.fh, name)
-    const fh = await lookupNameOrAbsent(who.client, parent.fh, name, name)
+    const forced = this.kernelEntries.forced(parent.nodeid, name)
+    const known = forced ? who.client.names.peek(parent.fh, name) : undefined
+    const fh = await lookupNameOrAbsent(who.client, parent.fh, name, name, { fromServer: forced })
+    // An answer other than the name cache's: the directory changed elsewhere, so its other names are no longer known
+    // complete either. The same answer (rsync's rename onto a name it replaces, mkdir -p) leaves them as they were.
+    if (forced && (known === undefined || fh === null || !known.equals(fh))) {
+      who.client.names.remove(parent.fh, name)
+      if (fh === null) who.client.names.addNegative(parent.fh, name)
+      else who.client.names.addPositive(parent.fh, name, fh)
+    }
     if (fh !== null) return this.entryReply(fh, parent, name)
     this.kernelEntries.drop(parent.nodeid, name)
     const ms = this.client.options.nameCache.mode === 'all' ? this.client.attrs.freshForMs(parent.fh) : 0
@@ -231,6 +239,8 @@ export class NfsFs {
     if (attrs.mode !== null || attrs.uid !== null || attrs.gid !== null || attrs.atime.set_it !== time_how.DONT_CHANGE || attrs.mtime.set_it !== time_how.DONT_CHANGE) {
       await c.nfs.call('SETATTR', { object: { data: n.fh }, new_attributes: attrs, guard: null })
     }
+    // The kernel drops its entry for a directory whose mode it changed: its LOOKUP that follows is not forced (kernel-entries.ts).
+    if (type === ftype3.NF3DIR && attrs.mode !== null) this.kernelEntries.expired(n.nodeid)
     return this.getattr(who, n)
   }
 

@@ -40,3 +40,32 @@ t.test('negative entries: listed while valid, taken once, forgotten when the nam
   now.t = 300
   t.equal(k.hasAbsent(2n), false, 'all expired')
 })
+
+t.test('a directory whose mode changed through the kernel: its entry is no longer held, and only that one', async t => {
+  const now = { t: 0 }
+  const k = new KernelEntries(() => now.t)
+  k.given(1n, 'd', 1000, 7n)
+  k.given(1n, 'e', 1000, 8n)
+  k.expired(7n)
+  t.equal(k.forced(1n, 'd'), false, 'the kernel dropped d: its LOOKUP is its own')
+  t.equal(k.forced(1n, 'e'), true, 'e still held')
+  k.given(2n, 'd2', 1000, 7n)
+  k.given(1n, 'd', 1000, 9n)
+  k.expired(7n)
+  t.equal(k.forced(2n, 'd2'), false, 'the node under its latest name')
+  t.equal(k.forced(1n, 'd'), true, 'another node given under the old name is kept')
+  k.expired(42n)
+  t.equal(k.forced(1n, 'e'), true, 'an unknown node changes nothing')
+})
+
+t.test('a name removed or renamed onto through this mount is no longer held as absent', async t => {
+  const now = { t: 0 }
+  const k = new KernelEntries(() => now.t)
+  k.givenAbsent(1n, 'f', 1000)
+  k.givenAbsent(1n, 'g', 1000)
+  k.drop(1n, 'f')
+  t.strictSame(k.takeAbsent(1n), ['g'], 'f dropped, g still absent')
+  k.givenAbsent(2n, 'h', 1000)
+  k.drop(2n, 'h')
+  t.equal(k.hasAbsent(2n), false, 'nothing left absent in 2')
+})
