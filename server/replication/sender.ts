@@ -60,6 +60,19 @@ const PROC = {
 /** An APPEND's reply may take this long (a large batch flushed on a slow disk) while heartbeats are answered. */
 const APPEND_TIMEOUT_MS = 30_000
 
+/**
+ * async mode: a partial batch waits this long for more changes before it goes (no reply waits
+ * for the standby, so the wait costs only lag). Each APPEND costs both nodes a round of RPC
+ * work and the standby a flush (its id map's fdatasync, the times it sets): on the 2 cores a
+ * primary, its standby and the clients share, fewer, larger batches are CPU the clients get.
+ */
+export const ASYNC_GATHER_MS = 5
+
+/** The session ended or the export stopped (a function: a wait may change either). */
+function halted(r: ExportRun, signal: AbortSignal): boolean {
+  return signal.aborted || r.stopped !== null
+}
+
 export class Sender {
   readonly peer: string
   readonly counters: SenderCounters = { deaths: 0, connects: 0, appends: 0, changes: 0, bytes: 0, gaps: 0, peakInFlight: 0 }
@@ -68,6 +81,8 @@ export class Sender {
   readonly heartbeatMs: number
   readonly timeoutMs: number
   private readonly maxInFlight: number
+  private readonly gatherMs: number
+  private readonly batchChanges: bigint
   private readonly joinWithin: bigint
   private readonly runs: ExportRun[]
   private readonly stop$ = new AbortController()
@@ -88,6 +103,8 @@ export class Sender {
     this.maxInFlight = Math.max(1, o.maxInFlight ?? 4)
     const caps = { changes: Math.max(1, o.batchChanges ?? 1024), bytes: Math.min(MAX_APPEND_BYTES, Math.max(1, o.batchBytes ?? MAX_APPEND_BYTES)) }
     this.joinWithin = BigInt(caps.changes)
+    this.batchChanges = BigInt(caps.changes)
+    this.gatherMs = Math.max(0, o.asyncGatherMs ?? ASYNC_GATHER_MS)
     this.runs = o.exports.map((ex) => {
       o.gate.configure(ex.id, { mode: ex.mode, ...(ex.lagBoundMs === undefined ? {} : { lagBoundMs: ex.lagBoundMs }) })
       return { ex, ahead: new ReadAhead(ex.source, ex.data, caps), acked: 0n, stopped: null, wantResync: false, resyncP0: null, resync: null, resyncs: 0, inFlightBytes: 0, behindSince: null, overBound: false }
@@ -356,6 +373,12 @@ export class Sender {
       while (!signal.aborted && r.stopped === null) {
         while (inflight.length < this.maxInFlight && next <= r.ex.source.lastSeq()) {
           r.behindSince ??= performance.now()
+          // Never more than half the lag bound asked for (--lag).
+          const gather = Math.min(this.gatherMs, (r.ex.lagBoundMs ?? Infinity) / 2)
+          if (inflight.length === 0 && r.ex.mode === 'async' && gather > 0 && r.ex.source.lastSeq() - next < this.batchChanges - 1n) {
+            await sleep(gather, signal)
+            if (halted(r, signal)) break
+          }
           // Group commit: a partial batch goes only when nothing is in flight; while a reply is
           // awaited, new changes gather into the next batch. Full batches (a catch-up) pipeline.
           const batch = await r.ahead.take(next, inflight.length === 0)
