@@ -130,7 +130,7 @@ export class Applier implements ChangeTarget {
   async #apply(seq: bigint, c: Change): Promise<void> {
     switch (c.op) {
       case 'create':
-        return this.#make(seq, c.obj, 'file', (d) => this.#b.create(d, c.obj.name, c.exclusive === null ? { how: 'guarded', attr: { mode: c.obj.mode } } : { how: 'exclusive', verifier: c.exclusive }, owner(c.obj)))
+        return this.#make(seq, c.obj, 'file', (d) => this.#b.create(d, c.obj.name, c.exclusive === null ? { how: 'guarded', attr: { mode: c.obj.mode } } : { how: 'exclusive', verifier: c.exclusive }, owner(c.obj)), c.exclusive !== null)
       case 'mkdir':
         return this.#make(seq, c.obj, 'dir', (d) => this.#b.mkdir(d, c.obj.name, { mode: c.obj.mode }, owner(c.obj)))
       case 'symlink':
@@ -159,15 +159,20 @@ export class Applier implements ChangeTarget {
     }
   }
 
-  async #make(seq: bigint, obj: NewObject, type: FileType, make: (dir: FileRef) => Promise<Created>): Promise<void> {
+  async #make(seq: bigint, obj: NewObject, type: FileType, make: (dir: FileRef) => Promise<Created>, exclusive = false): Promise<void> {
     const d = await this.#dir(seq, obj.dir)
     if (d === null) return
     // Made already (and perhaps renamed since).
     if (await this.#bound(obj.ref)) return
-    const there = await this.#find(d, obj.name)
-    if (there !== null) {
-      this.#adopt(obj.ref, there, type)
-      return
+    // A name taken fails the make with EEXIST, handled below: no lookup first (an ENOENT raised and
+    // caught per new object, on the standby's hot path). An EXCLUSIVE create is the exception: with
+    // the same verifier it succeeds on the file there (RFC 1813 §3.3.8), which #adopt must judge.
+    if (exclusive) {
+      const there = await this.#find(d, obj.name)
+      if (there !== null) {
+        this.#adopt(obj.ref, there, type)
+        return
+      }
     }
     try {
       const made = await make(d)

@@ -115,3 +115,40 @@ t.test('errors: an unknown directory, a WRITE without data, a gap', async (t) =>
   })
   t.equal(applier.position(), 0n)
 })
+
+/** Counts name lookups: a standby's apply of a new object should need none. */
+class CountingMemory extends MemoryVfs {
+  lookups = 0
+  override lookup(...a: Parameters<MemoryVfs['lookup']>): ReturnType<MemoryVfs['lookup']> {
+    this.lookups++
+    return super.lookup(...a)
+  }
+}
+
+t.test('a new object costs no lookup of its name; a taken name is still judged (EEXIST, then the rules above)', async (t) => {
+  const dir = t.testdir()
+  const backend = new CountingMemory()
+  const map = await IdMap.open({ dir: join(dir, 'map'), root: backend.root() })
+  t.teardown(() => map.close())
+  const applier = new Applier({ backend, map })
+  let seq = 0n
+  const apply = (c: Change): Promise<void> => applier.apply(++seq, c)
+  await apply({ op: 'mkdir', obj: obj(ROOT_VID, 'd', V(1), 0o755), times: [] })
+  for (let i = 0; i < 10; i++) await apply({ op: 'create', obj: obj(V(1), `f${i}`, V(10 + i)), exclusive: null, times: [] })
+  await apply({ op: 'symlink', obj: obj(V(1), 's', V(30), 0o777), target: b('f0'), times: [] })
+  await apply({ op: 'mknod', obj: obj(V(1), 'p', V(31)), type: 'fifo', rdev: { major: 0, minor: 0 }, times: [] })
+  t.equal(backend.lookups, 0, 'no lookups for 13 new objects')
+  t.equal(map.size, 14, 'each bound (and the root)')
+
+  // A name taken by an unbound object of another kind: not adopted, not replaced.
+  const root = backend.root()
+  const other = await backend.mkdir(root, b('y'), {}, { uid: 0, gid: 0 })
+  await apply({ op: 'create', obj: obj(ROOT_VID, 'y', V(40)), exclusive: null, times: [] })
+  t.equal(map.local(V(40)), undefined)
+  t.strictSame((await backend.lookup(root, b('y'))).ref, other.ref)
+  // Of the same kind and unbound: adopted.
+  const file = await backend.create(root, b('z'), { how: 'guarded', attr: {} }, { uid: 0, gid: 0 })
+  await apply({ op: 'create', obj: obj(ROOT_VID, 'z', V(41)), exclusive: null, times: [] })
+  t.strictSame(map.local(V(41)), file.ref)
+  t.equal(await applier.flush(), seq)
+})
