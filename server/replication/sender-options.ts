@@ -43,7 +43,7 @@ export interface SenderOptions {
   maxInFlight?: number
   batchChanges?: number
   batchBytes?: number
-  /** async exports: how long a partial batch waits for more changes before it goes, ms (sender.ts ASYNC_GATHER_MS; 0: at once). */
+  /** async exports: how long a partial batch waits for more changes before it goes, ms (gather.ts ASYNC_GATHER_MS; 0: at once). */
   asyncGatherMs?: number
   reconnectMinMs?: number
   reconnectMaxMs?: number

@@ -44,6 +44,7 @@ import type { Batch } from './batch.ts'
 import { ReplicationError } from './log-types.ts'
 import type { PeerStatus } from './status.ts'
 import { sleep } from './sleep.ts'
+import { ASYNC_GATHER_MS, gather } from './gather.ts'
 import type { ExportRun, SenderCounters, SenderOptions } from './sender-options.ts'
 import { lagMsOf, peerStatus } from './sender-status.ts'
 import { MAX_APPEND_BYTES } from './standby-program.ts'
@@ -59,19 +60,6 @@ const PROC = {
 
 /** An APPEND's reply may take this long (a large batch flushed on a slow disk) while heartbeats are answered. */
 const APPEND_TIMEOUT_MS = 30_000
-
-/**
- * async mode: a partial batch waits this long for more changes before it goes (no reply waits
- * for the standby, so the wait costs only lag). Each APPEND costs both nodes a round of RPC
- * work and the standby a flush (its id map's fdatasync, the times it sets): on the 2 cores a
- * primary, its standby and the clients share, fewer, larger batches are CPU the clients get.
- */
-export const ASYNC_GATHER_MS = 5
-
-/** The session ended or the export stopped (a function: a wait may change either). */
-function halted(r: ExportRun, signal: AbortSignal): boolean {
-  return signal.aborted || r.stopped !== null
-}
 
 export class Sender {
   readonly peer: string
@@ -373,12 +361,7 @@ export class Sender {
       while (!signal.aborted && r.stopped === null) {
         while (inflight.length < this.maxInFlight && next <= r.ex.source.lastSeq()) {
           r.behindSince ??= performance.now()
-          // Never more than half the lag bound asked for (--lag).
-          const gather = Math.min(this.gatherMs, (r.ex.lagBoundMs ?? Infinity) / 2)
-          if (inflight.length === 0 && r.ex.mode === 'async' && gather > 0 && r.ex.source.lastSeq() - next < this.batchChanges - 1n) {
-            await sleep(gather, signal)
-            if (halted(r, signal)) break
-          }
+          if (!(await gather(r, { inFlight: inflight.length, next, gatherMs: this.gatherMs, batchChanges: this.batchChanges, signal }))) break
           // Group commit: a partial batch goes only when nothing is in flight; while a reply is
           // awaited, new changes gather into the next batch. Full batches (a catch-up) pipeline.
           const batch = await r.ahead.take(next, inflight.length === 0)
