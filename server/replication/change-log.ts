@@ -79,6 +79,19 @@ interface Waiter {
 }
 
 const MIB = 1024 * 1024
+
+/**
+ * The newest records keep the change they were appended with, so a sender that keeps up reads it
+ * without decoding the record again (a few µs and a few objects per change, on the primary's hot
+ * path); older ones are decoded from the frame. Bounded so that the log's memory stays about its
+ * frames (a decoded change is a few times its frame).
+ */
+export const KEEP_DECODED = 4096
+
+/** A record in memory: its frame, and the change it holds while it is among the newest. */
+interface MemRecord extends Framed {
+  change: Change | undefined
+}
 const DEFAULT_IO: LogIo = { write: writeAll, sync: fdatasync, durableWrites: true }
 
 export class ChangeLog implements ChangeSink, ChangeSource {
@@ -98,7 +111,7 @@ export class ChangeLog implements ChangeSink, ChangeSource {
    * once they pass the memory budget), then every one not yet written (from #pendingAt on).
    * Every seq in [firstSeq, lastSeq] is in a segment, here, or both.
    */
-  #mem: Framed[] = []
+  #mem: MemRecord[] = []
   #memHead = 0
   #pendingAt = 0
   #memWrittenBytes = 0
@@ -159,6 +172,7 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     }
   }
 
+  /** The change is kept as given for the senders (KEEP_DECODED): neither it nor its buffers may change after. */
   append(change: Change, edits: readonly MapEdit[] = []): bigint {
     if (this.#failed !== null) throw this.#failed
     if (this.#closed) throw new VfsError('EIO', `change log ${this.dir} is closed`)
@@ -168,7 +182,9 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     encodeEdits(w, edits)
     encodeChange(w, change)
     const seq = this.#last + 1n
-    this.#mem.push({ seq, frame: sealRecord(w.toBuffer(), seq) })
+    this.#mem.push({ seq, frame: sealRecord(w.toBuffer(), seq), change })
+    const old = this.#mem[this.#mem.length - 1 - KEEP_DECODED]
+    if (old !== undefined) old.change = undefined
     this.#last = seq
     // setImmediate, not a microtask: appends made by every I/O callback of this loop turn join the group.
     this.#writing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#writeLoop())
@@ -200,7 +216,7 @@ export class ChangeLog implements ChangeSink, ChangeSource {
 
   async read(from: bigint, maxChanges: number, maxBytes: number): Promise<LoggedChange[]> {
     const out: LoggedChange[] = []
-    await this.#scan(from, maxChanges, maxBytes, (seq, frame) => out.push({ seq, change: this.#decode(seq, frame), bytes: frame.length }))
+    await this.#scan(from, maxChanges, maxBytes, (seq, frame, change) => out.push({ seq, change: change ?? this.#decode(seq, frame), bytes: frame.length }))
     return out
   }
 
@@ -221,16 +237,16 @@ export class ChangeLog implements ChangeSink, ChangeSource {
   }
 
   /** The records from `from` on, up to the caps (at least one), each given to `visit` in order. */
-  async #scan(from: bigint, maxChanges: number, maxBytes: number, visit: (seq: bigint, frame: Buffer) => void): Promise<void> {
+  async #scan(from: bigint, maxChanges: number, maxBytes: number, visit: (seq: bigint, frame: Buffer, change?: Change) => void): Promise<void> {
     if (this.#closed) throw new ReplicationError('REPL_CLOSED', `change log ${this.dir} is closed`)
     // Changed by take(), which the segment reader calls back: an object, so the loop sees it change.
     const at = { next: from, bytes: 0, count: 0, full: false }
-    const take = (seq: bigint, frame: Buffer): boolean => {
+    const take = (seq: bigint, frame: Buffer, change?: Change): boolean => {
       if (at.count > 0 && at.bytes + frame.length > maxBytes) {
         at.full = true
         return false
       }
-      visit(seq, frame)
+      visit(seq, frame, change)
       at.count++
       at.bytes += frame.length
       at.next = seq + 1n
@@ -245,7 +261,7 @@ export class ChangeLog implements ChangeSink, ChangeSource {
       if (head !== undefined && next >= head.seq) {
         for (let i = this.#memHead + Number(next - head.seq); i < this.#mem.length; i++) {
           const e = this.#mem[i]
-          if (e === undefined || !take(e.seq, e.frame)) break
+          if (e === undefined || !take(e.seq, e.frame, e.change)) break
         }
         break
       }

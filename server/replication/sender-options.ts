@@ -43,6 +43,8 @@ export interface SenderOptions {
   maxInFlight?: number
   batchChanges?: number
   batchBytes?: number
+  /** async exports: how long a partial batch waits for more changes before it goes, ms (gather.ts ASYNC_GATHER_MS; 0: at once). */
+  asyncGatherMs?: number
   reconnectMinMs?: number
   reconnectMaxMs?: number
   /** The standby answered REPL_STALE_EPOCH: another node is primary now; this one must stop taking writes. */

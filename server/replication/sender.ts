@@ -44,6 +44,7 @@ import type { Batch } from './batch.ts'
 import { ReplicationError } from './log-types.ts'
 import type { PeerStatus } from './status.ts'
 import { sleep } from './sleep.ts'
+import { ASYNC_GATHER_MS, gather } from './gather.ts'
 import type { ExportRun, SenderCounters, SenderOptions } from './sender-options.ts'
 import { lagMsOf, peerStatus } from './sender-status.ts'
 import { MAX_APPEND_BYTES } from './standby-program.ts'
@@ -68,6 +69,8 @@ export class Sender {
   readonly heartbeatMs: number
   readonly timeoutMs: number
   private readonly maxInFlight: number
+  private readonly gatherMs: number
+  private readonly batchChanges: bigint
   private readonly joinWithin: bigint
   private readonly runs: ExportRun[]
   private readonly stop$ = new AbortController()
@@ -88,6 +91,8 @@ export class Sender {
     this.maxInFlight = Math.max(1, o.maxInFlight ?? 4)
     const caps = { changes: Math.max(1, o.batchChanges ?? 1024), bytes: Math.min(MAX_APPEND_BYTES, Math.max(1, o.batchBytes ?? MAX_APPEND_BYTES)) }
     this.joinWithin = BigInt(caps.changes)
+    this.batchChanges = BigInt(caps.changes)
+    this.gatherMs = Math.max(0, o.asyncGatherMs ?? ASYNC_GATHER_MS)
     this.runs = o.exports.map((ex) => {
       o.gate.configure(ex.id, { mode: ex.mode, ...(ex.lagBoundMs === undefined ? {} : { lagBoundMs: ex.lagBoundMs }) })
       return { ex, ahead: new ReadAhead(ex.source, ex.data, caps), acked: 0n, stopped: null, wantResync: false, resyncP0: null, resync: null, resyncs: 0, inFlightBytes: 0, behindSince: null, overBound: false }
@@ -356,6 +361,7 @@ export class Sender {
       while (!signal.aborted && r.stopped === null) {
         while (inflight.length < this.maxInFlight && next <= r.ex.source.lastSeq()) {
           r.behindSince ??= performance.now()
+          if (!(await gather(r, { inFlight: inflight.length, next, gatherMs: this.gatherMs, batchChanges: this.batchChanges, signal }))) break
           // Group commit: a partial batch goes only when nothing is in flight; while a reply is
           // awaited, new changes gather into the next batch. Full batches (a catch-up) pipeline.
           const batch = await r.ahead.take(next, inflight.length === 0)

@@ -143,7 +143,8 @@ export class ReplicatingVfs implements Vfs {
       got += r.data.length
       if (r.eof || r.data.length === 0) break
     }
-    return Buffer.concat(parts)
+    // One read is the rule (a WRITE's range): its copy is the answer, without a second.
+    return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts)
   }
 
   // ---- data ----

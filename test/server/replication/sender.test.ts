@@ -258,3 +258,32 @@ t.test('group commit: changes logged while an APPEND is out go together in the n
   t.equal(s.counters.appends, 2, 'the 50 went in one APPEND')
   t.same(target.seqs(), seqs(51))
 })
+
+t.test('async mode: a partial batch waits asyncGatherMs for more (one APPEND, not one per change)', async (t) => {
+  const target = new RecordingTarget()
+  const st = await startStandby(t, { dir: t.testdir(), targets: [{ id: 1, path: '/a', target }] })
+  const source = new ArraySource()
+  const s = sender(t, st.port, [{ ...exportOf(source), mode: 'async' }], { asyncGatherMs: 3000 })
+  await until(() => s.status().state === 'streaming', 5000, 'connected')
+  source.append(changeNo(0))
+  // Without the wait the first change goes alone as soon as the sender wakes (nothing in flight).
+  await new Promise((r) => setTimeout(r, 30))
+  fill(source, 19)
+  await until(() => target.position() === 20n, 5000, 'all 20')
+  t.equal(s.counters.appends, 1, 'the 20 went in one APPEND')
+  t.same(target.seqs(), seqs(20))
+})
+
+t.test('sync mode does not wait to gather (its replies wait for the standby)', async (t) => {
+  const target = new RecordingTarget()
+  const st = await startStandby(t, { dir: t.testdir(), targets: [{ id: 1, path: '/a', target }] })
+  const source = new ArraySource()
+  const gate = new SyncGate(silentLogger)
+  const s = sender(t, st.port, [exportOf(source)], { asyncGatherMs: 60_000, gate })
+  await until(() => s.status().state === 'streaming', 5000, 'connected')
+  const seq = source.append(changeNo(0))
+  // Bounded by the until below (5 s), far under the 60 s an async export would wait.
+  await until(() => target.position() === 1n, 5000, 'shipped at once')
+  await gate.wait(1, seq)
+  t.equal(s.counters.appends, 1)
+})

@@ -7,6 +7,7 @@
  */
 import t from 'tap'
 import type { Test } from 'tap'
+import { cpSync } from 'node:fs'
 import { join } from 'node:path'
 import { MemoryVfs } from '../../../vfs/memory/memory-vfs.ts'
 import { Applier } from '../../../vfs/replica/applier.ts'
@@ -114,4 +115,72 @@ t.test('errors: an unknown directory, a WRITE without data, a gap', async (t) =>
     code: 'EINVAL', message: 'replica: change 3 does not follow 0',
   })
   t.equal(applier.position(), 0n)
+})
+
+/** Counts name lookups: a standby's apply of a new object should need none. */
+class CountingMemory extends MemoryVfs {
+  lookups = 0
+  override lookup(...a: Parameters<MemoryVfs['lookup']>): ReturnType<MemoryVfs['lookup']> {
+    this.lookups++
+    return super.lookup(...a)
+  }
+}
+
+t.test('a new object costs no lookup of its name; a taken name is still judged (EEXIST, then the rules above)', async (t) => {
+  const dir = t.testdir()
+  const backend = new CountingMemory()
+  const map = await IdMap.open({ dir: join(dir, 'map'), root: backend.root() })
+  t.teardown(() => map.close())
+  const applier = new Applier({ backend, map })
+  let seq = 0n
+  const apply = (c: Change): Promise<void> => applier.apply(++seq, c)
+  await apply({ op: 'mkdir', obj: obj(ROOT_VID, 'd', V(1), 0o755), times: [] })
+  for (let i = 0; i < 10; i++) await apply({ op: 'create', obj: obj(V(1), `f${i}`, V(10 + i)), exclusive: null, times: [] })
+  await apply({ op: 'symlink', obj: obj(V(1), 's', V(30), 0o777), target: b('f0'), times: [] })
+  await apply({ op: 'mknod', obj: obj(V(1), 'p', V(31)), type: 'fifo', rdev: { major: 0, minor: 0 }, times: [] })
+  t.equal(backend.lookups, 0, 'no lookups for 13 new objects')
+  t.equal(map.size, 14, 'each bound (and the root)')
+
+  // A name taken by an unbound object of another kind: not adopted, not replaced.
+  const root = backend.root()
+  const other = await backend.mkdir(root, b('y'), {}, { uid: 0, gid: 0 })
+  await apply({ op: 'create', obj: obj(ROOT_VID, 'y', V(40)), exclusive: null, times: [] })
+  t.equal(map.local(V(40)), undefined)
+  t.strictSame((await backend.lookup(root, b('y'))).ref, other.ref)
+  // Of the same kind and unbound: adopted.
+  const file = await backend.create(root, b('z'), { how: 'guarded', attr: {} }, { uid: 0, gid: 0 })
+  await apply({ op: 'create', obj: obj(ROOT_VID, 'z', V(41)), exclusive: null, times: [] })
+  t.strictSame(map.local(V(41)), file.ref)
+  t.equal(await applier.flush(), seq)
+})
+
+t.test('a WRITE or SETATTR is not written through alone (it replays exactly); a process crash after them replays them', async (t) => {
+  const dir = t.testdir()
+  const backend = new MemoryVfs()
+  const mapDir = join(dir, 'map')
+  const map = await IdMap.open({ dir: mapDir, root: backend.root() })
+  t.teardown(() => map.close())
+  const applier = new Applier({ backend, map })
+  const changes: Change[] = [
+    { op: 'mkdir', obj: obj(ROOT_VID, 'd', V(1), 0o755), times: [] },
+    { op: 'create', obj: obj(V(1), 'f', V(2)), exclusive: null, times: [] },
+    { op: 'write', ref: V(2), offset: 0n, length: 3, data: b('abc'), times: [] },
+    { op: 'setattr', ref: V(2), set: { mode: 0o600 }, times: [] },
+    { op: 'write', ref: V(2), offset: 3n, length: 2, data: b('de'), times: [] },
+  ]
+  for (const [i, c] of changes.entries()) await applier.apply(BigInt(i + 1), c)
+  // The crash (a process's: what was written is in the files, nothing was flushed).
+  const crashed = join(dir, 'crashed-map')
+  cpSync(mapDir, crashed, { recursive: true })
+  const reopened = await IdMap.open({ dir: crashed, root: backend.root() })
+  t.teardown(() => reopened.close())
+  t.equal(reopened.position(), 0n)
+  t.equal(reopened.appliedHint(), 2n, 'written through up to the create; the WRITEs and the SETATTR ride with the next')
+  const again = new Applier({ backend, map: reopened })
+  for (const [i, c] of changes.entries()) await again.apply(BigInt(i + 1), c)
+  t.equal(await again.flush(), 5n)
+  const f = await backend.lookup(reopened.local(V(1))!, b('f'))
+  t.strictSame(f.ref, reopened.local(V(2)), 'the create was not made twice')
+  t.match(f.attr, { size: 5n, mode: 0o600 })
+  t.equal((await backend.read(f.ref, 0n, 10)).data.toString(), 'abcde')
 })
