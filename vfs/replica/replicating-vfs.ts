@@ -26,6 +26,7 @@ import type {
 } from '../types.ts'
 import type { Change, ChangeBody, ChangeSink, ChangeTimes, MapEdit, NewObject } from './change.ts'
 import { ListingCache } from './dir-cookies.ts'
+import { heldScope } from './held-changes.ts'
 import type { IdMap } from './id-map.ts'
 import { pageFor, readListing } from './listing-reader.ts'
 import { fileLock, nameLock, ObjectLocks } from './object-locks.ts'
@@ -422,6 +423,14 @@ export class ReplicatingVfs implements Vfs {
   async #stable(seq: bigint): Promise<void> {
     // With the edits in the sink, only vids bound on first sight (in no change) need the map's fsync.
     const map = !this.#sinkKeepsEdits || this.#fresh.size > 0 ? this.#flushMap() : Promise.resolve()
-    await Promise.all([map, seq > 0n ? this.#sink.durable(seq) : Promise.resolve()])
+    const split = this.#sink.split
+    const held = seq > 0n && split !== undefined ? heldScope() : undefined
+    if (held === undefined || split === undefined) {
+      await Promise.all([map, seq > 0n ? this.#sink.durable(seq) : Promise.resolve()])
+      return
+    }
+    // The caller holds the reply until the standbys have the change (held-changes.ts).
+    held.push({ exportId: split.exportId, seq, replicated: split.replicated(seq) })
+    await Promise.all([map, split.durableHere(seq)])
   }
 }
