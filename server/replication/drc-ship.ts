@@ -10,11 +10,14 @@
  * cache before it serves.
  *
  * Sync mode closes the window: the reply is held until every standby in the
- * sync set has the entry durably (the change it describes is there already:
- * its stable reply waited for it), so a client that has the reply finds it on
- * whichever standby takes over. That costs one more round trip per such call
- * (the change's acknowledgement cannot carry the reply: the reply is encoded
- * after it). Entries waited for go at once; others gather for `gatherMs`.
+ * sync set has the entry durably and the change it describes, so a client
+ * that has the reply finds it on whichever standby takes over. The entry goes
+ * as REPL_DRC_HELD alongside the change (the layer left the change's
+ * acknowledgement to the reply: vfs/replica/held-changes.ts) and names it
+ * (export, seq); the standby stores it once it has that change (drc-held.ts),
+ * so the two round trips overlap. An older standby (PROC_UNAVAIL) gets
+ * REPL_DRC, sent only after the change's acknowledgement (`legacy`).
+ * Entries waited for go at once; others gather for `gatherMs`.
  * A standby that leaves the sync set (dead, resyncing) releases its waits, and
  * no wait outlasts the heartbeat timeout.
  *
