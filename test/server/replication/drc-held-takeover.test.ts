@@ -88,7 +88,7 @@ t.test('a reply shipped ahead of a change the standby never got is not replayed 
 
   // The CREATE a client sends (and, its reply lost, sends again): its cache key as the server makes it.
   const xid = 0x6e1d0001
-  const args = { where: { dir: { data: root }, name: Buffer.from('ghost') }, how: { mode: 2, verf: Buffer.from('verifier') } }
+  const args = { where: { dir: { data: root }, name: Buffer.from('ghost') }, how: { mode: 2 as const, verf: Buffer.from('verifier') } }
   const w = new XdrWriter(256)
   CREATE3args.encode(w, args)
   const key = DuplicateRequestCache.key('127.0.0.1', xid, NFS.prog, NFS.vers, NFS3.NFSPROC3_CREATE.proc, w.toBuffer())
