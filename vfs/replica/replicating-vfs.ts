@@ -8,7 +8,10 @@
  * Replies that promise stability (every namespace change, SETATTR, a WRITE
  * that is not UNSTABLE, COMMIT) wait until the map's binds and the change
  * are durable (RFC 1813 §3.3.7, §3.3.21: what such a reply promises must
- * survive the server, here also its takeover by a standby). The binds and
+ * survive the server, here also its takeover by a standby); a caller that
+ * holds its reply itself (held-changes.ts: a sync primary's non-idempotent
+ * NFS call) gets the call back once the change is in the local log, and waits
+ * for the standbys before it sends. The binds and
  * unbinds a change makes go to the sink with it (MapEdit): with
  * `sinkKeepsEdits` (the change log, server/replication/map-recovery.ts) the
  * change's durability covers them and the map is written at checkpoints;
