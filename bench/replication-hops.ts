@@ -110,6 +110,14 @@ export function hopsOf(calls: Call[], name: string, fds: { client: string; sende
   }
   roundTrip(fds.sender, 'CREATE APPEND round trip', created, reply.start)
   roundTrip(fds.drc, 'CREATE REPL_DRC round trip', created, reply.start)
+  // Whether the reply's cached copy waits for the change's acknowledgement (REPL_DRC, > 0) or goes
+  // alongside the APPEND (REPL_DRC_HELD, < 0): when it is sent, from the APPEND's answer.
+  if (fds.sender !== null && fds.drc !== null) {
+    const aw = find(created, (c) => c.name === 'write' && c.fd === fds.sender)
+    const ar = aw < 0 ? -1 : find(aw, (c) => c.name === 'read' && c.fd === fds.sender && !c.text.includes('EAGAIN'))
+    const dw = find(created, (c) => c.name === 'write' && c.fd === fds.drc)
+    if (ar >= 0 && dw >= 0 && (calls[dw] as Call).start < reply.start) h['CREATE REPL_DRC sent − APPEND answered'] = (calls[dw] as Call).start - (calls[ar] as Call).end
+  }
   // COMMIT: the file's fsync (its fd named by its path) and what follows it up to the reply.
   const sync = find(created, (c) => (c.name === 'fsync' || c.name === 'fdatasync') && c.fd.endsWith(`/${name}`))
   if (sync < 0) return h

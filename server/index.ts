@@ -200,7 +200,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   const served = [portmap, mount, nfs3, ...lockPrograms, ...replPrograms].map((p) => callMetrics.instrument(p))
   const rpc = new RpcServer({ programs: served, logger: log, ...(options.rpcLimits ? { limits: options.rpcLimits } : {}) })
   if (options.replySeed !== undefined) rpc.seedReplies(options.replySeed)
-  if (replication !== null) rpc.onReplyCached((key, reply) => replication.replyCached(key, reply))
+  if (replication !== null) rpc.onReplyCached((key, reply, held) => replication.replyCached(key, reply, held), replication.holdsReplies)
   let pmap: RpcServer | null = null
   let endpoint: MetricsEndpoint | null = null
   let rpcbind: RpcbindRegistration | null = null

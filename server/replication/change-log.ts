@@ -22,7 +22,7 @@
  * position; the sender must treat a standby ahead of lastSeq() as needing
  * a resync, never as caught up.
  */
-import type { Change, ChangeSink, MapEdit } from '../../vfs/replica/change.ts'
+import type { Change, ChangeSink, MapEdit, SinkSplit } from '../../vfs/replica/change.ts'
 import { isErrnoError, VfsError } from '../../vfs/errors.ts'
 import { XdrWriter } from '../../xdr/runtime/writer.ts'
 import { changeFromBytes, encodeChange } from './change-codec.ts'
@@ -101,6 +101,7 @@ export class ChangeLog implements ChangeSink, ChangeSource {
   readonly #retentionBytes: number
   readonly #memoryBytes: number
   readonly #gate: ((seq: bigint) => Promise<void>) | null
+  #split: SinkSplit | undefined
   readonly #checkpoint: (() => Promise<void>) | null
   readonly #io: LogIo
   readonly #files: SegmentSet
@@ -205,13 +206,27 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     return seq
   }
 
+  /**
+   * durable() in two (ChangeSink.split): the local log, and the standbys' acknowledgement, for a
+   * caller that waits for the second itself (vfs/replica/held-changes.ts). Only with a gate.
+   */
+  get split(): SinkSplit | undefined {
+    const gate = this.#gate
+    if (gate === null) return undefined
+    return (this.#split ??= { exportId: this.exportId, durableHere: (seq) => this.#durableHere(seq), replicated: gate })
+  }
+
   async durable(seq: bigint): Promise<void> {
+    await this.#durableHere(seq)
+    if (this.#gate !== null) await this.#gate(seq)
+  }
+
+  async #durableHere(seq: bigint): Promise<void> {
     if (seq > this.#durable) {
       if (this.#failed !== null) throw this.#failed
       if (seq > this.#last) throw new VfsError('EINVAL', `change log ${this.dir}: durable(${String(seq)}) but only ${String(this.#last)} appended`)
       await new Promise<void>((resolve, reject) => this.#durableWaiters.push({ seq, resolve, reject }))
     }
-    if (this.#gate !== null) await this.#gate(seq)
   }
 
   async read(from: bigint, maxChanges: number, maxBytes: number): Promise<LoggedChange[]> {

@@ -10,11 +10,14 @@
  * cache before it serves.
  *
  * Sync mode closes the window: the reply is held until every standby in the
- * sync set has the entry durably (the change it describes is there already:
- * its stable reply waited for it), so a client that has the reply finds it on
- * whichever standby takes over. That costs one more round trip per such call
- * (the change's acknowledgement cannot carry the reply: the reply is encoded
- * after it). Entries waited for go at once; others gather for `gatherMs`.
+ * sync set has the entry durably and the change it describes, so a client
+ * that has the reply finds it on whichever standby takes over. The entry goes
+ * as REPL_DRC_HELD alongside the change (the layer left the change's
+ * acknowledgement to the reply: vfs/replica/held-changes.ts) and names it
+ * (export, seq); the standby stores it once it has that change (drc-held.ts),
+ * so the two round trips overlap. An older standby (PROC_UNAVAIL) gets
+ * REPL_DRC, sent only after the change's acknowledgement (`legacy`).
+ * Entries waited for go at once; others gather for `gatherMs`.
  * A standby that leaves the sync set (dead, resyncing) releases its waits, and
  * no wait outlasts the heartbeat timeout.
  *
@@ -27,7 +30,8 @@
  * would be most of the traffic.
  */
 import { NFS_PROGRAM } from '../../xdr/generated/nfs3.ts'
-import { REPL_MAXDRC, REPL_MAXDRCKEY, REPL_MAXDRCREPLY, TSNFS_REPL_PROG, repl_drc_args, repl_rs_res, repl_stat as STAT } from '../../xdr/generated/replication.ts'
+import { REPL_MAXDRC, REPL_MAXDRCKEY, REPL_MAXDRCREPLY, TSNFS_REPL_PROG, repl_drc_args, repl_drc_held_args, repl_rs_res, repl_stat as STAT } from '../../xdr/generated/replication.ts'
+import { PeerCallError } from '../callback/errors.ts'
 import { StreamCaller } from '../callback/stream.ts'
 import type { Logger } from '../logger.ts'
 import type { ReplyEntry } from './drc-store.ts'
@@ -35,6 +39,7 @@ import { sleep } from './sleep.ts'
 
 const V1 = TSNFS_REPL_PROG.versions.TSNFS_REPL_V1
 const DRC = { prog: TSNFS_REPL_PROG.prog, vers: V1.vers, proc: V1.procs.REPL_DRC.proc }
+const DRC_HELD = { prog: TSNFS_REPL_PROG.prog, vers: V1.vers, proc: V1.procs.REPL_DRC_HELD.proc }
 
 /** The procedures whose replies are shipped: NFSv3's non-idempotent namespace and attribute calls (RFC 1813 §3.3). */
 const P = NFS_PROGRAM.versions.NFS_V3.procs
@@ -58,7 +63,15 @@ export interface ShipperOptions {
   waited?: () => boolean
 }
 
-interface Queued extends ReplyEntry {
+/** A cached reply to ship, and the change it describes (seq 0: none, or one the standbys have). */
+export interface ShippedEntry extends ReplyEntry {
+  exportId: number
+  seq: bigint
+  /** Resolves once the sync standbys acknowledged the change (undefined: they have it already). */
+  replicated?: Promise<void> | undefined
+}
+
+interface Queued extends ShippedEntry {
   /** Resolves the reply waiting for this entry (sync mode). */
   done: (() => void) | null
 }
@@ -75,19 +88,31 @@ export class RepliesShipper {
   private waiting = 0
   shipped = 0
   dropped = 0
+  /**
+   * The standby has no REPL_DRC_HELD (an older build answered PROC_UNAVAIL): entries go by
+   * REPL_DRC, each only once its change is acknowledged (the standby would store it at once).
+   */
+  legacy = false
+
+  private readonly stopped: Promise<void>
 
   constructor(o: ShipperOptions) {
     this.o = o
     this.maxQueued = o.maxQueued ?? 4096
+    this.stopped = new Promise((resolve) => {
+      this.stop$.signal.addEventListener('abort', () => {
+        resolve()
+      }, { once: true })
+    })
   }
 
   /** Queues an entry to ship after the reply (async mode). */
-  push(e: ReplyEntry): void {
+  push(e: ShippedEntry): void {
     this.enqueue({ ...e, done: null })
   }
 
   /** Queues an entry and resolves once the standby has it (or answered, or is no longer waited for, or the shipper stopped). */
-  pushAndWait(e: ReplyEntry): Promise<void> {
+  pushAndWait(e: ShippedEntry): Promise<void> {
     if (this.stop$.signal.aborted) return Promise.resolve()
     return new Promise((resolve) => {
       this.waiting++
@@ -115,6 +140,29 @@ export class RepliesShipper {
     this.wake?.()
   }
 
+  /**
+   * One call with `batch`: REPL_DRC_HELD (the standby stores each entry once it has the change), or
+   * for an older standby REPL_DRC after the changes' acknowledgements. null: the standby turned out
+   * to be older; send again.
+   */
+  private async send(c: StreamCaller, batch: readonly Queued[]): Promise<{ status: number } | null> {
+    if (!this.legacy) {
+      const entries = batch.map((e) => ({ export_id: e.exportId, seq: e.seq, key: Buffer.from(e.key), reply: e.reply }))
+      try {
+        return await c.call(DRC_HELD, repl_drc_held_args, { epoch: this.o.epoch(), entries }, repl_rs_res)
+      } catch (err) {
+        if (!(err instanceof PeerCallError) || err.status !== 'PROC_UNAVAIL') throw err
+        this.o.log.info({ peer: `${this.o.host}:${String(this.o.port)}` }, 'replication: standby has no REPL_DRC_HELD (older build); cached replies go after their changes\' acknowledgements')
+        this.legacy = true
+        return null
+      }
+    }
+    // Not past stop(): a change never acknowledged must not keep the shipper from stopping.
+    await Promise.race([Promise.all(batch.map((e) => e.replicated ?? Promise.resolve())), this.stopped])
+    if (this.stop$.signal.aborted) return null
+    return c.call(DRC, repl_drc_args, { epoch: this.o.epoch(), entries: batch.map((e) => ({ key: Buffer.from(e.key), reply: e.reply })) }, repl_rs_res)
+  }
+
   private release(entries: readonly Queued[]): void {
     for (const e of entries) {
       if (e.done === null) continue
@@ -140,7 +188,8 @@ export class RepliesShipper {
       const batch = this.queue.slice(0, REPL_MAXDRC)
       try {
         c ??= await StreamCaller.open({ host: this.o.host, port: this.o.port }, { timeoutMs: 5000, signal })
-        const res = await c.call(DRC, repl_drc_args, { epoch: this.o.epoch(), entries: batch.map((e) => ({ key: Buffer.from(e.key), reply: e.reply })) }, repl_rs_res)
+        const res = await this.send(c, batch)
+        if (res === null) continue
         // Sent or refused (a standby not attached yet, another epoch): either way these are done.
         this.queue.splice(0, batch.length)
         this.release(batch)

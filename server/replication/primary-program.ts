@@ -37,6 +37,7 @@ export function createPrimaryProgram(primary: PrimaryReplication): RpcProgram {
     REPL_RESYNC_DATA: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
     REPL_RESYNC_END: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
     REPL_DRC: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
+    REPL_DRC_HELD: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
     REPL_FAILURES: () => ({ status: STAT.REPL_OK, ok: failuresToWire(primary.view().failures) }),
   })
 }

@@ -7,6 +7,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import type { HeldChange } from '../../vfs/replica/held-changes.ts'
 import { IdMap } from '../../vfs/replica/id-map.ts'
 import { ReplicatingVfs } from '../../vfs/replica/replicating-vfs.ts'
 import type { Vfs } from '../../vfs/types.ts'
@@ -276,17 +277,28 @@ export class PrimaryReplication {
    * standby (drc-ship.ts). In sync mode the returned promise holds the reply back until every
    * standby in the sync set has it (never past the heartbeat timeout); undefined: nothing to wait for.
    */
-  replyCached(key: string, reply: Buffer): Promise<void> | undefined {
-    if (this.shippers.length === 0 || !shipsReply(DuplicateRequestCache.procOf(key), key, reply)) return undefined
+  replyCached(key: string, reply: Buffer, held: readonly HeldChange[] = []): Promise<void> | undefined {
+    // The changes the call left to its reply (sync mode: vfs/replica/held-changes.ts) are waited for
+    // like the layer would have: no bound but the sync set's (a standby leaving releases them).
+    const changes = held.length === 0 ? undefined : held.length === 1 ? held[0]?.replicated : Promise.all(held.map((h) => h.replicated)).then(() => undefined)
+    if (this.shippers.length === 0 || !shipsReply(DuplicateRequestCache.procOf(key), key, reply)) return changes
+    // The change a reply describes: its call's last (one export per NFS call).
+    const last = held.reduce<HeldChange | null>((m, h) => (m === null || h.seq > m.seq ? h : m), null)
+    const entry = { key, reply, exportId: last?.exportId ?? 0, seq: last?.seq ?? 0n, replicated: changes }
     const waits: Promise<void>[] = []
     for (const [i, s] of this.shippers.entries()) {
       const peer = this.senders[i]?.peer
-      if (peer !== undefined && this.gate.waitsFor(peer)) waits.push(s.pushAndWait({ key, reply }))
-      else s.push({ key, reply })
+      if (peer !== undefined && this.gate.waitsFor(peer)) waits.push(s.pushAndWait(entry))
+      else s.push(entry)
     }
-    if (waits.length === 0) return undefined
-    const all = waits.length === 1 ? (waits[0] as Promise<void>) : Promise.all(waits).then(() => undefined)
-    return boundedWait(all, this.o.timeoutMs ?? 5000)
+    const shipped = waits.length === 0 ? undefined : boundedWait(waits.length === 1 ? (waits[0] as Promise<void>) : Promise.all(waits).then(() => undefined), this.o.timeoutMs ?? 5000)
+    if (changes === undefined || shipped === undefined) return changes ?? shipped
+    return Promise.all([changes, shipped]).then(() => undefined)
+  }
+
+  /** Whether NFS calls should leave their changes' standby acknowledgement to the reply (replyCached's `held`): sync mode. */
+  get holdsReplies(): boolean {
+    return this.o.mode === 'sync'
   }
 
   /** Cached replies shipped to standbys, and dropped (a full queue, or refused). */

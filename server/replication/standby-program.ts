@@ -53,8 +53,9 @@ export function createReplicationProgram(service: StandbyService): RpcProgram {
       REPL_RESYNC_SUMS: (a, call) => service.resyncSums(a, origin(call)),
       REPL_RESYNC_DATA: (a, call) => service.resyncData(a, origin(call)),
       REPL_RESYNC_END: (a, call) => service.resyncEnd(a, origin(call)),
-      REPL_DRC: (a) => service.drc(a),
+      REPL_DRC: (a) => service.intake.drc(a),
       REPL_FAILURES: () => service.failures(),
+      REPL_DRC_HELD: (a) => service.intake.drcHeld(a),
     },
     // A retransmitted TAKEOVER must not raise the epoch twice (RFC 1813 §4.5's reason for a reply cache).
     { nonIdempotent: ['REPL_TAKEOVER'] },

@@ -56,7 +56,6 @@ import type {
   repl_status_res,
   repl_takeover_args,
   repl_takeover_res,
-  repl_drc_args,
 } from '../../xdr/generated/replication.ts'
 import { REPL_VERSION, repl_stat as STAT } from '../../xdr/generated/replication.ts'
 import type { Logger } from '../logger.ts'
@@ -67,6 +66,7 @@ import { failuresToWire, roleToWire, statusToWire } from './status.ts'
 import type { ExportFailure, ExportPosition, NodeStatus, PeerStatus } from './status.ts'
 import { ownChange } from './own-change.ts'
 import { resyncMarkName, writeResyncMark } from './rejoin.ts'
+import { DurableWaits, ReplyIntake } from './drc-held.ts'
 import { ReplyStore } from './drc-store.ts'
 import { changeFromRepl } from './change-codec.ts'
 import { FULL, StandbyResync } from './standby-resync.ts'
@@ -96,6 +96,10 @@ export class StandbyService implements StandbyGate {
   private takingOver = false
   /** The primary's cached replies (REPL_DRC), for this node's cache at a takeover (drc-ship.ts); kept in REPLIES_FILE. */
   replies = new ReplyStore()
+  /** Each export's durable position, which REPL_DRC_HELD's entries wait for (drc-held.ts). */
+  readonly durableWaits: DurableWaits
+  /** REPL_DRC and REPL_DRC_HELD (drc-held.ts). */
+  readonly intake: ReplyIntake
   /** What the last HELLO stored, so an unchanged one writes nothing. */
   private stored = new Map<string, Buffer>()
   private readonly resync: StandbyResync
@@ -114,6 +118,8 @@ export class StandbyService implements StandbyGate {
       this.exports.set(ex.id, { ex, tail: Promise.resolve(), queued: 0, failed: null, full: null, resyncing: null, progress: { dirs: 0, files: 0, bytes: 0 } })
     }
     this.resync = new StandbyResync(this, this.exports)
+    this.durableWaits = new DurableWaits((id) => this.exports.get(id)?.ex.target.position() ?? 0n)
+    this.intake = new ReplyIntake({ store: () => this.replies, waits: this.durableWaits, refusal: (epoch) => this.drcRefusal(epoch), log: this.log, timeoutMs: this.attachTimeoutMs })
   }
 
   get stateDir(): string {
@@ -247,24 +253,13 @@ export class StandbyService implements StandbyGate {
     })
   }
 
-  /**
-   * REPL_DRC: replies the attached primary's cache kept, stored for a takeover. From an older
-   * epoch -> REPL_STALE_EPOCH; not a standby -> REPL_NOT_STANDBY; no primary of this epoch
-   * attached -> REPL_BUSY (they come on a connection of their own, so any connection may send).
-   */
-  async drc(a: repl_drc_args): Promise<repl_rs_res> {
+  /** Why a REPL_DRC(_HELD) of `epoch` is refused now, or null. */
+  private drcRefusal(epoch: bigint): repl_rs_res | null {
     const me = this.state.get()
-    if (a.epoch < me.epoch) return { status: STAT.REPL_STALE_EPOCH, epoch: me.epoch }
+    if (epoch < me.epoch) return { status: STAT.REPL_STALE_EPOCH, epoch: me.epoch }
     if (me.role !== 'standby') return { status: STAT.REPL_NOT_STANDBY }
-    if (this.takingOver || this.attached?.epoch !== a.epoch) return { status: STAT.REPL_BUSY }
-    // REPL_OK only once they are on disk: the primary's sync replies wait for this answer.
-    try {
-      await this.replies.addAll(a.entries.map((e) => ({ key: e.key.toString('utf8'), reply: e.reply })))
-    } catch (err) {
-      this.log.warn({ err }, 'replication: writing cached replies failed')
-      return { status: STAT.REPL_IO }
-    }
-    return { status: STAT.REPL_OK }
+    if (this.takingOver || this.attached?.epoch !== epoch) return { status: STAT.REPL_BUSY }
+    return null
   }
 
   /** Closes the cached replies' file. */
@@ -351,6 +346,8 @@ export class StandbyService implements StandbyGate {
       return { status: STAT.REPL_BUSY }
     }
     this.takingOver = true
+    // Replies still waiting for their changes are not stored now: those changes will not come.
+    this.durableWaits.cancel()
     let epoch: bigint
     try {
       // Let the APPENDs already running finish, so the new primary serves everything it acknowledged.
@@ -418,7 +415,9 @@ export class StandbyService implements StandbyGate {
       }
     }
     try {
-      return { status: STAT.REPL_OK, durable: applied ? await target.flush() : pos }
+      const durable = applied ? await target.flush() : pos
+      this.durableWaits.reached(e.ex.id, durable)
+      return { status: STAT.REPL_OK, durable }
     } catch (err) {
       return this.applyFailed(e, null, err, false)
     }

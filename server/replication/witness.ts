@@ -65,6 +65,7 @@ export class WitnessNode {
           REPL_RESYNC_DATA: () => ({ status: STAT.REPL_NOT_STANDBY }),
           REPL_RESYNC_END: () => ({ status: STAT.REPL_NOT_STANDBY }),
           REPL_DRC: () => ({ status: STAT.REPL_NOT_STANDBY }),
+          REPL_DRC_HELD: () => ({ status: STAT.REPL_NOT_STANDBY }),
           REPL_FAILURES: () => ({ status: STAT.REPL_OK, ok: { failures: [] } }),
         }),
       ],

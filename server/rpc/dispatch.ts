@@ -11,6 +11,8 @@ import type { AcceptStat } from '../../xdr/rpc/constants.ts'
 import { RpcMessageError, decodeCallHeader } from '../../xdr/rpc/message.ts'
 import type { CallHeader } from '../../xdr/rpc/message.ts'
 import { RPC_MISMATCH_V2, encodeAcceptedReply, encodeDeniedReply } from '../../xdr/rpc/reply.ts'
+import { collectHeld } from '../../vfs/replica/held-changes.ts'
+import type { HeldChange } from '../../vfs/replica/held-changes.ts'
 import type { Logger } from '../logger.ts'
 import { authenticate } from './auth.ts'
 import type { Credentials } from './auth.ts'
@@ -84,13 +86,18 @@ export async function dispatch(env: DispatchEnv, record: Buffer, origin: CallOri
     env.stats.drcHits++
     return [seen.reply]
   }
-  const reply = await call(env, h, cred, proc, r, origin)
+  let reply: Reply
+  let changes: HeldChange[] | undefined
+  if (env.drc.collectsHeld) ({ value: reply, held: changes } = await collectHeld(() => call(env, h, cred, proc, r, origin)))
+  else reply = await call(env, h, cred, proc, r, origin)
   if (reply === null) {
+    // Not sent, so nothing it would promise needs waiting for.
     env.drc.abandon(drcKey)
     return null
   }
-  // Sync replication holds the reply until the standbys have this cache entry too (server/replication/drc-ship.ts).
-  const held = env.drc.complete(drcKey, reply)
+  // Sync replication holds the reply until the standbys have this cache entry, and the changes the call
+  // made (server/replication/drc-ship.ts): the entry goes to them alongside the changes, not after.
+  const held = env.drc.complete(drcKey, reply, changes)
   if (held !== undefined) await held
   return reply
 }

@@ -8,6 +8,7 @@
  * arguments is not mistaken for a retransmission.
  */
 import { LRUCache } from 'lru-cache'
+import type { HeldChange } from '../../vfs/replica/held-changes.ts'
 
 export interface DrcOptions {
   /** Entries kept at most. */
@@ -78,7 +79,13 @@ export class DuplicateRequestCache {
    * Told of every reply kept (replication ships them to standbys: server/replication/drc-ship.ts);
    * a promise returned holds the reply back until it settles (sync replication).
    */
-  onComplete: ((key: string, reply: Buffer) => Promise<void> | undefined) | null = null
+  onComplete: ((key: string, reply: Buffer, held?: readonly HeldChange[]) => Promise<void> | undefined) | null = null
+  /**
+   * The calls run in a scope that collects the changes whose standby acknowledgement the
+   * replicating layer left to the reply (vfs/replica/held-changes.ts): a sync-mode primary.
+   * They reach onComplete, whose promise holds the reply until those are acknowledged too.
+   */
+  collectsHeld = false
 
   constructor(opts: DrcOptions) {
     this.cache = new LRUCache<string, Entry>({
@@ -139,14 +146,26 @@ export class DuplicateRequestCache {
    * shared 8 KiB pool, and one cached reply would keep a whole pool slab of other
    * data alive (a full cache pinned ~90 MiB for ~5 MiB of replies under load).
    */
-  complete(key: string, chunks: readonly Buffer[]): Promise<void> | undefined {
+  complete(key: string, chunks: readonly Buffer[], held?: readonly HeldChange[]): Promise<void> | undefined {
     const reply = this.arena.copy(chunks)
+    const hold = this.onComplete?.(key, reply, held)
+    if (hold === undefined) {
+      this.fill(key, reply)
+      return undefined
+    }
+    // Held (sync replication): the entry stays in progress until the reply may go, so a
+    // retransmission meanwhile is dropped, not answered with what the standbys lack yet.
+    return hold.then(() => {
+      this.fill(key, reply)
+    })
+  }
+
+  private fill(key: string, reply: Buffer): void {
     // Usually the in-progress entry begin() made: filled in place (a second set() is dearer).
     const e = this.cache.peek(key)
     if (reply.length > REPLY_INCLUDED) this.cache.set(key, { reply }, { size: DRC_ENTRY_COST + reply.length })
     else if (e !== undefined) e.reply = reply
     else this.cache.set(key, { reply })
-    return this.onComplete?.(key, reply)
   }
 
   /** The call produced no reply (or failed to): let a retransmission run it again. */

@@ -7,6 +7,7 @@ import type { Socket as DgramSocket } from 'node:dgram'
 import { createServer } from 'node:net'
 import type { Server, Socket } from 'node:net'
 import { once } from 'node:events'
+import type { HeldChange } from '../../vfs/replica/held-changes.ts'
 import type { Logger } from '../logger.ts'
 import { ConnectionAdmission } from './admission.ts'
 import { InFlightBudget } from './budget.ts'
@@ -121,9 +122,14 @@ export class RpcServer {
     this.recordPool = new RecordBufferPool({ maxBytes: this.limits.recordPoolBytes })
   }
 
-  /** Calls `fn` with every reply the duplicate request cache keeps (replication ships them). */
-  onReplyCached(fn: (key: string, reply: Buffer) => Promise<void> | undefined): void {
+  /**
+   * Calls `fn` with every reply the duplicate request cache keeps (replication ships them); with
+   * `collectHeld`, also with the changes whose standby acknowledgement the call left to the reply
+   * (a sync-mode primary: vfs/replica/held-changes.ts).
+   */
+  onReplyCached(fn: (key: string, reply: Buffer, held?: readonly HeldChange[]) => Promise<void> | undefined, collectHeld = false): void {
     this.env.drc.onComplete = fn
+    this.env.drc.collectsHeld = collectHeld
   }
 
   /** Puts replies another node sent into the duplicate request cache (a takeover: server/replication/drc-ship.ts). */

@@ -45,6 +45,7 @@ t.test('a trace read into calls, and one op into its hops', async (t) => {
     'CREATE backend → log write': 2.49,
     'CREATE APPEND round trip': 2.01,
     'CREATE REPL_DRC round trip': 1.51,
+    'CREATE REPL_DRC sent − APPEND answered': 0.49,
     'COMMIT total': 2.49,
     'COMMIT file fsync': 1,
     'COMMIT index fdatasync': 0.3,

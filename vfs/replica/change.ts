@@ -96,6 +96,18 @@ export interface ChangeSink {
    * VfsError (EIO) when that cannot be done.
    */
   durable(seq: bigint): Promise<void>
+  /**
+   * A sink that replicates (the change log): durable() split in two, for a caller that
+   * waits for the standbys itself (held-changes.ts). `durableHere` resolves once the change
+   * is in the local log on disk; `replicated` once the standbys acknowledged it.
+   */
+  split?: SinkSplit | undefined
+}
+
+export interface SinkSplit {
+  exportId: number
+  durableHere(seq: bigint): Promise<void>
+  replicated(seq: bigint): Promise<void>
 }
 
 /**

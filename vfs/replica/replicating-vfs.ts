@@ -8,7 +8,10 @@
  * Replies that promise stability (every namespace change, SETATTR, a WRITE
  * that is not UNSTABLE, COMMIT) wait until the map's binds and the change
  * are durable (RFC 1813 §3.3.7, §3.3.21: what such a reply promises must
- * survive the server, here also its takeover by a standby). The binds and
+ * survive the server, here also its takeover by a standby); a caller that
+ * holds its reply itself (held-changes.ts: a sync primary's non-idempotent
+ * NFS call) gets the call back once the change is in the local log, and waits
+ * for the standbys before it sends. The binds and
  * unbinds a change makes go to the sink with it (MapEdit): with
  * `sinkKeepsEdits` (the change log, server/replication/map-recovery.ts) the
  * change's durability covers them and the map is written at checkpoints;
@@ -26,6 +29,7 @@ import type {
 } from '../types.ts'
 import type { Change, ChangeBody, ChangeSink, ChangeTimes, MapEdit, NewObject } from './change.ts'
 import { ListingCache } from './dir-cookies.ts'
+import { heldScope } from './held-changes.ts'
 import type { IdMap } from './id-map.ts'
 import { pageFor, readListing } from './listing-reader.ts'
 import { fileLock, nameLock, ObjectLocks } from './object-locks.ts'
@@ -423,6 +427,14 @@ export class ReplicatingVfs implements Vfs {
   async #stable(seq: bigint): Promise<void> {
     // With the edits in the sink, only vids bound on first sight (in no change) need the map's fsync.
     const map = !this.#sinkKeepsEdits || this.#fresh.size > 0 ? this.#flushMap() : Promise.resolve()
-    await Promise.all([map, seq > 0n ? this.#sink.durable(seq) : Promise.resolve()])
+    const split = this.#sink.split
+    const held = seq > 0n && split !== undefined ? heldScope() : undefined
+    if (held === undefined || split === undefined) {
+      await Promise.all([map, seq > 0n ? this.#sink.durable(seq) : Promise.resolve()])
+      return
+    }
+    // The caller holds the reply until the standbys have the change (held-changes.ts).
+    held.push({ exportId: split.exportId, seq, replicated: split.replicated(seq) })
+    await Promise.all([map, split.durableHere(seq)])
   }
 }

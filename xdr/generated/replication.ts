@@ -2186,6 +2186,64 @@ export const repl_drc_args: Codec<repl_drc_args> = {
 
 /**
  * ```xdr
+ * struct repl_drc_held_entry {
+ *      unsigned int   export_id;
+ *      repl_seq       seq;
+ *      opaque         key<REPL_MAXDRCKEY>;
+ *      opaque         reply<REPL_MAXDRCREPLY>;
+ * };
+ * ```
+ */
+export interface repl_drc_held_entry {
+  export_id: number
+  seq: repl_seq
+  key: Buffer
+  reply: Buffer
+}
+export const repl_drc_held_entry: Codec<repl_drc_held_entry> = {
+  encode(w, v) {
+    w.u32(v.export_id)
+    w.u64(v.seq)
+    w.opaque(v.key, 512)
+    w.opaque(v.reply, 8192)
+  },
+  decode(r) {
+    return {
+      export_id: r.u32(),
+      seq: r.u64(),
+      key: r.opaque(512),
+      reply: r.opaque(8192),
+    }
+  },
+}
+
+/**
+ * ```xdr
+ * struct repl_drc_held_args {
+ *      unsigned hyper epoch;
+ *      repl_drc_held_entry entries<REPL_MAXDRC>;
+ * };
+ * ```
+ */
+export interface repl_drc_held_args {
+  epoch: bigint
+  entries: repl_drc_held_entry[]
+}
+export const repl_drc_held_args: Codec<repl_drc_held_args> = {
+  encode(w, v) {
+    w.u64(v.epoch)
+    encodeArray(w, repl_drc_held_entry, v.entries, 256)
+  },
+  decode(r) {
+    return {
+      epoch: r.u64(),
+      entries: decodeArray(r, repl_drc_held_entry, 256, 20),
+    }
+  },
+}
+
+/**
+ * ```xdr
  * program TSNFS_REPL_PROG {
  *    version TSNFS_REPL_V1 {
  *       void               REPL_NULL(void)                    = 0;
@@ -2201,6 +2259,7 @@ export const repl_drc_args: Codec<repl_drc_args> = {
  *       repl_rs_res        REPL_RESYNC_END(repl_rs_end_args)     = 10;
  *       repl_rs_res        REPL_DRC(repl_drc_args)               = 11;
  *       repl_failures_res  REPL_FAILURES(void)                   = 12;
+ *       repl_rs_res        REPL_DRC_HELD(repl_drc_held_args)     = 13;
  *    } = 1;
  * } = 777977857;
  * ```
@@ -2226,6 +2285,7 @@ export const TSNFS_REPL_PROG = {
         REPL_RESYNC_END: { name: 'REPL_RESYNC_END', proc: 10, args: repl_rs_end_args, res: repl_rs_res },
         REPL_DRC: { name: 'REPL_DRC', proc: 11, args: repl_drc_args, res: repl_rs_res },
         REPL_FAILURES: { name: 'REPL_FAILURES', proc: 12, args: xdr_void, res: repl_failures_res },
+        REPL_DRC_HELD: { name: 'REPL_DRC_HELD', proc: 13, args: repl_drc_held_args, res: repl_rs_res },
       },
     },
   },

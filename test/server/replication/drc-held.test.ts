@@ -1,0 +1,158 @@
+/*
+ * REPL_DRC_HELD (xdr/spec/replication.x; drc-ship.ts, drc-held.ts), over real
+ * sockets against a standby service: a sync primary's cached reply travels
+ * alongside its change instead of after the change's acknowledgement, and the
+ * standby stores it only once it has that change durably (a primary dying in
+ * between must not leave it a reply for a change it never made). A takeover
+ * releases entries still waiting, unstored. A standby of an older build (no
+ * procedure 13: PROC_UNAVAIL) gets the entry by REPL_DRC, and only once the
+ * change is acknowledged.
+ */
+import t from 'tap'
+import type { Test } from 'tap'
+import { silentLogger } from '../../../server/logger.ts'
+import { StreamCaller } from '../../../server/callback/stream.ts'
+import { changeToRepl } from '../../../server/replication/change-codec.ts'
+import { RepliesShipper } from '../../../server/replication/drc-ship.ts'
+import { createReplicationProgram, STANDBY_RPC_LIMITS } from '../../../server/replication/standby-program.ts'
+import { RpcServer } from '../../../server/rpc/server.ts'
+import {
+  TSNFS_REPL_PROG,
+  repl_append_args,
+  repl_append_res,
+  repl_drc_held_args,
+  repl_hello_args,
+  repl_hello_res,
+  repl_rs_res,
+  repl_stat,
+} from '../../../xdr/generated/replication.ts'
+import type { repl_rs_res as RsRes } from '../../../xdr/generated/replication.ts'
+import { RecordingTarget, changeNo, startStandby } from './fixtures.ts'
+import type { StandbyFixture } from './fixtures.ts'
+import { until } from './resync-fixtures.ts'
+
+const V1 = TSNFS_REPL_PROG.versions.TSNFS_REPL_V1.procs
+const at = (proc: number): { prog: number; vers: number; proc: number } => ({ prog: TSNFS_REPL_PROG.prog, vers: 1, proc })
+
+async function open(t: Test, port: number): Promise<StreamCaller> {
+  const c = await StreamCaller.open({ host: '127.0.0.1', port }, { timeoutMs: 10_000 })
+  t.teardown(() => {
+    c.close()
+  })
+  return c
+}
+
+/** A standby over one RecordingTarget (export 1 at /a) with a primary of epoch 1 attached on `c`. */
+async function attached(t: Test): Promise<{ s: StandbyFixture; target: RecordingTarget; c: StreamCaller }> {
+  const target = new RecordingTarget()
+  const s = await startStandby(t, { dir: t.testdir(), targets: [{ id: 1, path: '/a', target }] })
+  const c = await open(t, s.port)
+  const hello = await c.call(at(V1.REPL_HELLO.proc), repl_hello_args, {
+    version: 1, cluster: Buffer.from('c1'), node: Buffer.from('primary-1'), epoch: 1n, handle_key: Buffer.alloc(32, 9),
+    exports: [{ export_id: 1, path: Buffer.from('/a'), sync: true }], export_list: Buffer.alloc(0), mount_list: Buffer.alloc(0),
+  }, repl_hello_res)
+  t.equal(hello.status, repl_stat.REPL_OK, 'HELLO: attached')
+  return { s, target, c }
+}
+
+const append = (c: StreamCaller, first: bigint, n: number): Promise<repl_append_res> =>
+  c.call(at(V1.REPL_APPEND.proc), repl_append_args, { epoch: 1n, export_id: 1, first, changes: Array.from({ length: n }, (_, i) => changeToRepl(changeNo(Number(first) + i))) }, repl_append_res)
+
+const held = (c: StreamCaller, seq: bigint, key: string): Promise<RsRes> =>
+  c.call(at(V1.REPL_DRC_HELD.proc), repl_drc_held_args, { epoch: 1n, entries: [{ export_id: 1, seq, key: Buffer.from(key), reply: Buffer.from(`reply of ${key}`) }] }, repl_rs_res)
+
+/** A flush gate the test opens: the standby's APPEND is applied but not acknowledged until then. */
+function gateFlushes(target: RecordingTarget): () => void {
+  let open: () => void = () => undefined
+  const gate = new Promise<void>((resolve) => {
+    open = resolve
+  })
+  target.flushGate = () => gate
+  return () => {
+    target.flushGate = null
+    open()
+  }
+}
+
+t.test('an entry is stored only once its change is durable on the standby; seq 0 at once', async (t) => {
+  const { s, target, c } = await attached(t)
+  const c2 = await open(t, s.port)
+  t.same(await held(c2, 0n, 'k0'), { status: repl_stat.REPL_OK }, 'seq 0 (no change to wait for): stored at once')
+  t.same(s.service.replies.all().map(([k]) => k), ['k0'])
+
+  const answer = held(c2, 1n, 'k1')
+  await until('the entry of change 1 waits', () => s.service.durableWaits.waiting === 1)
+  t.same(s.service.replies.all().map(([k]) => k), ['k0'], 'change 1 not here: the reply is not stored')
+  const release = gateFlushes(target)
+  const appended = append(c, 1n, 1)
+  await until('change 1 applied (not yet flushed)', () => target.applied.length === 1)
+  t.equal(s.service.durableWaits.waiting, 1, 'applied but not durable: still waiting')
+  t.same(s.service.replies.all().map(([k]) => k), ['k0'], 'and still not stored')
+  release()
+  t.same(await appended, { status: repl_stat.REPL_OK, durable: 1n })
+  t.same(await answer, { status: repl_stat.REPL_OK }, 'answered once the change is durable and the entry stored')
+  t.same(s.service.replies.all().map(([k]) => k), ['k0', 'k1'])
+  t.same(await held(c2, 1n, 'k1b'), { status: repl_stat.REPL_OK }, 'a change already durable: stored at once')
+})
+
+t.test('a takeover releases entries whose change never came: not stored, REPL_BUSY', async (t) => {
+  const { s, c } = await attached(t)
+  t.same(await append(c, 1n, 2), { status: repl_stat.REPL_OK, durable: 2n })
+  const c2 = await open(t, s.port)
+  t.same(await held(c2, 2n, 'had'), { status: repl_stat.REPL_OK })
+  const answer = held(c2, 3n, 'never')
+  await until('the entry of change 3 waits', () => s.service.durableWaits.waiting === 1)
+  t.equal((await s.service.takeover({ force: true })).status, repl_stat.REPL_OK, 'TAKEOVER')
+  t.same(await answer, { status: repl_stat.REPL_BUSY }, 'the waiting entry is refused')
+  t.same(s.service.replies.all().map(([k]) => k), ['had'], 'only the reply whose change the node has')
+})
+
+t.test('the shipper sends an entry before its change is acknowledged; the hold ends once it is stored', async (t) => {
+  const { s, c } = await attached(t)
+  const shipper = new RepliesShipper({ host: '127.0.0.1', port: s.port, epoch: () => 1n, log: silentLogger, waited: () => true })
+  shipper.start()
+  t.teardown(() => shipper.stop())
+  // Never acknowledged in this test: the shipper must not wait for it.
+  const replicated = new Promise<void>(() => undefined)
+  let done = false
+  const hold = shipper.pushAndWait({ key: 'k1', reply: Buffer.from('r1'), exportId: 1, seq: 1n, replicated }).then(() => {
+    done = true
+  })
+  await until('the entry reached the standby, ahead of its change', () => s.service.durableWaits.waiting === 1)
+  t.notOk(done, 'the reply is still held')
+  t.same(await append(c, 1n, 1), { status: repl_stat.REPL_OK, durable: 1n })
+  await hold
+  t.same(s.service.replies.all().map(([k]) => k), ['k1'], 'stored once change 1 was durable there')
+  t.equal(shipper.legacy, false)
+})
+
+t.test('a standby of an older build (PROC_UNAVAIL): REPL_DRC, sent only once the change is acknowledged', async (t) => {
+  const { s, c } = await attached(t)
+  const prog = createReplicationProgram(s.service)
+  // An older build registered no procedure 13: the dispatcher answers PROC_UNAVAIL.
+  const procs = prog.versions.get(1)?.procs as Map<number, unknown> | undefined
+  t.ok(procs?.delete(V1.REPL_DRC_HELD.proc), 'procedure 13 removed')
+  const older = new RpcServer({ programs: [prog], logger: silentLogger, limits: STANDBY_RPC_LIMITS })
+  const { port } = await older.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => older.close())
+  const shipper = new RepliesShipper({ host: '127.0.0.1', port, epoch: () => 1n, log: silentLogger, waited: () => true })
+  shipper.start()
+  t.teardown(() => shipper.stop())
+  let ack: () => void = () => undefined
+  const replicated = new Promise<void>((resolve) => {
+    ack = resolve
+  })
+  let done = false
+  const hold = shipper.pushAndWait({ key: 'k1', reply: Buffer.from('r1'), exportId: 1, seq: 1n, replicated }).then(() => {
+    done = true
+  })
+  await until('the shipper found the standby older', () => shipper.legacy)
+  t.same(await append(c, 1n, 1), { status: repl_stat.REPL_OK, durable: 1n })
+  // The standby has the change, but the primary has not seen its acknowledgement: nothing goes yet.
+  await new Promise((resolve) => setImmediate(resolve))
+  t.notOk(done, 'held until the change is acknowledged')
+  t.equal(s.service.replies.size, 0, 'nothing sent before the acknowledgement')
+  ack()
+  await hold
+  t.same(s.service.replies.all().map(([k]) => k), ['k1'], 'sent by REPL_DRC after it, and stored')
+})

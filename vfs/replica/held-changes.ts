@@ -1,0 +1,41 @@
+/*
+ * Changes whose standby acknowledgement a reply waits for outside the Vfs call
+ * (server/replication/README.md, "The duplicate request cache across a
+ * takeover"). A sync-mode primary's NFS dispatch runs a non-idempotent call in
+ * a scope (collectHeld); the replicating layer, inside it, makes the change
+ * durable in the local log and then, instead of waiting for the standbys too,
+ * records the change here and returns. The reply is encoded at once and its
+ * send held until the standbys acknowledged the change and hold the reply
+ * (drc-ship.ts): the reply's REPL_DRC_HELD travels alongside the change's
+ * APPEND instead of after its acknowledgement.
+ *
+ * Outside a scope (idempotent calls: WRITE, COMMIT; other users of the Vfs)
+ * nothing changes: the layer waits for the standbys itself, as a Vfs call
+ * whose reply promises stability must (RFC 1813 §3.3.7, §3.3.21).
+ *
+ * AsyncLocalStorage, because the Vfs interface carries no per-call context
+ * and a call's changes are made several awaits below the dispatch; the
+ * server enables it only on a sync-mode primary (async mode defers nothing).
+ */
+import { AsyncLocalStorage } from 'node:async_hooks'
+
+export interface HeldChange {
+  exportId: number
+  seq: bigint
+  /** Resolves once every live sync standby has acknowledged the change. */
+  replicated: Promise<void>
+}
+
+const scope = new AsyncLocalStorage<HeldChange[]>()
+
+/** Runs `fn` in a scope of its own; resolves to its value and the changes whose replication it left to the caller. */
+export async function collectHeld<T>(fn: () => Promise<T>): Promise<{ value: T; held: HeldChange[] }> {
+  const held: HeldChange[] = []
+  const value = await scope.run(held, fn)
+  return { value, held }
+}
+
+/** The scope of the call running, if its caller takes over the wait for the standbys. */
+export function heldScope(): HeldChange[] | undefined {
+  return scope.getStore()
+}
