@@ -17,7 +17,8 @@ async function stateDir(t: Test): Promise<string> {
 }
 
 t.test('a bad --heap-growth is refused with the exact message', async (t) => {
-  for (const bad of ['lots', '0', '12345', '1.5', '50%', '']) {
+  // Few: each is a node process started (CI runs this beside ~400 other files).
+  for (const bad of ['0', '50%']) {
     const r = await tsnfs(['serve', '--port', '0', '--state-dir', await stateDir(t), '--heap-growth', bad])
     t.equal(r.code, 1, JSON.stringify(bad))
     t.match(r.stderr, `--heap-growth: not a whole percentage from 1 (or off): ${bad}`, JSON.stringify(bad))
