@@ -334,9 +334,10 @@ function memoryOf(values: Record<string, unknown>, limits: Partial<RpcLimits>): 
 /**
  * `--heap-growth PERCENT|off` (default 50): V8's old generation may grow this far past what the
  * last full collection left live (common/heap-growth.ts). Measured over a 1,000,000-file walk
- * (bench/README.md, session 35): with V8's own factor (up to 4×) RSS reached cache= + 300–420 MiB;
- * at 50 (and the handle table of server/nfs3/filehandle.ts) it stayed within cache= + 170, the
- * walk no slower. 20 looked slower (one 100,000-file run: walks of 21 s against 11–15).
+ * (bench/README.md, session 35): with V8's own factor (up to 4×) RSS reached cache= + 280–460 MiB;
+ * at 50 (and the handle table of server/nfs3/filehandle.ts) it stayed within cache= + 190 (the
+ * walk's time: not settled, −19 to +57 % by pair on a loaded machine). 20 looked slower still
+ * (one 100,000-file run: walks of 21 s against 11–15).
  */
 export const DEFAULT_HEAP_GROWTH_PERCENT = 50
 
