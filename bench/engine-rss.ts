@@ -9,7 +9,8 @@
  *
  *   npm run build --silent && npx tsx bench/engine-rss.ts [--files 100000] [--per-dir 1000]
  *     [--caches 16m,64m,256m] [--image /tmp/tsnfs-bench-engine-rss.img] [-K 32] [--fill nfs|engine|mkfs]
- *     [--tree DIR] [--settle S] [--node-args '...'] [--heap-budget SIZE|off] [--keep] [--reuse] [--json]
+ *     [--tree DIR] [--settle S] [--node-args '...'] [--heap-budget SIZE|off] [--heap-growth PERCENT|off]
+ *     [--keep] [--reuse] [--json]
  *
  * --fill engine creates the tree with the engine in this process (no NFS, 256 creates in flight,
  * so each commit carries a large batch): 1,000,000 files in minutes rather than the quarter of an
@@ -23,6 +24,8 @@
  * some seconds without allocation). --node-args go to the server's node (e.g. V8 heap flags).
  * --heap-budget is passed to `tsnfs serve` (the collections it forced and their pauses are in the
  * samples, from /metrics); each walk's duration is sampled too (the budget's throughput cost).
+ * --heap-growth is passed to `tsnfs serve` too (its default, 50, when absent; `off` is V8's own
+ * growing factor, the server before session 35).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync } from 'node:fs'
@@ -85,6 +88,7 @@ async function heapOf(metricsPort: number): Promise<Omit<Sample, 'cacheMiB' | 'p
 
 let serverNodeArgs: string | undefined
 let heapBudget: string | undefined
+let heapGrowth: string | undefined
 
 async function serve(image: string, cacheBytes: number): Promise<{ server: ServerProc; driver: NfsDriver; cleanup(): Promise<void> }> {
   const stateDir = await mkdtemp(join(tmpdir(), 'tsnfs-engine-rss-'))
@@ -92,7 +96,7 @@ async function serve(image: string, cacheBytes: number): Promise<{ server: Serve
   await writeFile(exportsFile, `/export *(rw,insecure,no_root_squash,backend=engine,image=${image},cache=${String(cacheBytes)})\n`)
   // As deployed (deploy/tsnfs.service's malloc settings), and idle after 5 s so the last sample
   // shows what stays once the server has trimmed its pools and collected garbage.
-  const server = await startServer(exportsFile, stateDir, serverNodeArgs, { args: ['--memory-idle', String(IDLE_S), ...(heapBudget === undefined ? [] : ['--heap-budget', heapBudget])], env: withMallocEnv(process.env) })
+  const server = await startServer(exportsFile, stateDir, serverNodeArgs, { args: ['--memory-idle', String(IDLE_S), ...(heapBudget === undefined ? [] : ['--heap-budget', heapBudget]), ...(heapGrowth === undefined ? [] : ['--heap-growth', heapGrowth])], env: withMallocEnv(process.env) })
   const driver = await NfsDriver.connect(parseBenchUrl(`nfs://127.0.0.1/export?nfsport=${String(server.port)}&mountport=${String(server.port)}`))
   return {
     server,
@@ -209,6 +213,7 @@ async function main(): Promise<void> {
       settle: { type: 'string', default: '0' },
       'node-args': { type: 'string' },
       'heap-budget': { type: 'string' },
+      'heap-growth': { type: 'string' },
       reuse: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
@@ -222,6 +227,7 @@ async function main(): Promise<void> {
   const settle = Number(values.settle)
   serverNodeArgs = values['node-args']
   heapBudget = values['heap-budget']
+  heapGrowth = values['heap-growth']
   const samples: Sample[] = []
   const t0 = Date.now()
   const note: Note = async (cacheMiB, phase, server, walkSeconds = NaN) => {

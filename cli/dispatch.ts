@@ -51,6 +51,7 @@ commands:
         [--max-record-size BYTES] [--idle-timeout S (300; 0 off)] [--record-timeout S (30; 0 off)]
         memory (sizes in bytes, or with K, M, G): [--record-pool SIZE (48M)] [--chunk-pool SIZE (256M)]
         [--read-pool SIZE (32M)] [--drc-bytes SIZE (16M)] [--memory-idle S (30; 0 off)] [--no-idle-gc] [--heap-budget SIZE|off (off)]
+        [--heap-growth PERCENT|off (50): V8's old generation at most this far past what is live]
   showmount [-e | -a | -d] [--port N] HOST[:PORT]
         the export list (-e), mount points (-a), directories (-d) or hosts of an NFS server
   exports --check FILE

@@ -19,6 +19,7 @@ import { PrimaryReplication } from '../server/replication/primary.ts'
 import { identityOf, parseHostPort, parseMs, serviceAddressOf } from './replication-args.ts'
 import { readBackupSchedule, startBackupManager } from './backup-serve.ts'
 import { NDMP_FLAGS, NDMP_USAGE, ndmpOf, withNdmpDefault } from './ndmp-args.ts'
+import { setHeapGrowth } from '../common/heap-growth.ts'
 
 /** Resource limit flags (issue 7 §2): flag, RpcLimits field, and the unit on the command line. */
 const LIMIT_FLAGS = [
@@ -105,6 +106,7 @@ export async function serve(argv: string[]): Promise<number> {
       'memory-idle': { type: 'string' },
       'no-idle-gc': { type: 'boolean' },
       'heap-budget': { type: 'string' },
+      'heap-growth': { type: 'string' },
       grace: { type: 'string' },
       'nsm-name': { type: 'string' },
       'no-lock': { type: 'boolean' },
@@ -146,6 +148,7 @@ export async function serve(argv: string[]): Promise<number> {
   const log = pino({ level: values['log-level'] }, pino.destination(2))
   const rpcLimits = limitsOf(values)
   const memory = memoryOf(values, rpcLimits)
+  setHeapGrowth(heapGrowthOf(values['heap-growth']))
   const exportsFile = values.exports
   const list = exportsFile === undefined ? defaultExports() : await loadExports(exportsFile)
   // Each port its own state directory unless one is named (instanceStateDir); the lock refuses a shared one.
@@ -326,6 +329,24 @@ function memoryOf(values: Record<string, unknown>, limits: Partial<RpcLimits>): 
   const budget = values['heap-budget']
   if (typeof budget === 'string') out.heapBudgetBytes = budget.trim() === 'off' ? 0 : parseSize('heap-budget', budget)
   return out
+}
+
+/**
+ * `--heap-growth PERCENT|off` (default 50): V8's old generation may grow this far past what the
+ * last full collection left live (common/heap-growth.ts). Measured over a 1,000,000-file walk
+ * (bench/README.md, session 35): with V8's own factor (up to 4×) RSS reached cache= + 280–460 MiB;
+ * at 50 (and the handle table of server/nfs3/filehandle.ts) it stayed within cache= + 190 (the
+ * walk's time: not settled, −19 to +57 % by pair on a loaded machine). 20 looked slower still
+ * (one 100,000-file run: walks of 21 s against 11–15).
+ */
+export const DEFAULT_HEAP_GROWTH_PERCENT = 50
+
+function heapGrowthOf(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_HEAP_GROWTH_PERCENT
+  if (text.trim() === 'off') return 0
+  const n = /^\d{1,4}$/.test(text.trim()) ? Number(text) : NaN
+  if (!(n >= 1)) throw new Error(`--heap-growth: not a whole percentage from 1 (or off): ${text}`)
+  return n
 }
 
 /** `--portmap` without a port means 111 (parseArgs has no optional values): supply it. */

@@ -7,6 +7,7 @@
 import { readdirSync } from 'node:fs'
 import type { MemoryHolder, ReclaimStats } from '../memory.ts'
 import type { HeapBudgetStats } from '../../common/heap-budget.ts'
+import { heapGrowth } from '../../common/heap-growth.ts'
 import type { RpcStats } from '../rpc/stats.ts'
 import type { CallMetrics, ProcMetrics } from './instrument.ts'
 
@@ -156,6 +157,8 @@ function memoryHolders(x: Exposition, m: MemorySource): void {
   x.sample('tsnfs_memory_reclaims_total', {}, m.stats.reclaims)
   x.family('tsnfs_memory_trimmed_bytes_total', 'counter', 'Bytes pools and caches let go when the server was idle.')
   x.sample('tsnfs_memory_trimmed_bytes_total', {}, m.stats.trimmedBytes)
+  x.family('tsnfs_memory_heap_growth_percent', 'gauge', 'V8\'s old generation grows at most this far past what the last full collection left live (--heap-growth; 0: V8\'s own factor).')
+  x.sample('tsnfs_memory_heap_growth_percent', {}, heapGrowth())
   const b = m.budgetStats?.()
   if (b !== undefined) {
     x.family('tsnfs_memory_budget_collections_total', 'counter', 'Full collections run while busy because V8\'s reserved heap exceeded --heap-budget.')

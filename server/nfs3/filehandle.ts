@@ -51,25 +51,36 @@ export type ExportKey = Buffer | 'pending'
 /**
  * Handles verified (or minted) recently, so the HMAC runs once per object
  * rather than once per request (it is the dearest part of a GETATTR). Only
- * handles whose MAC checked out ever enter, keyed by all 32 bytes MAC
+ * handles whose MAC checked out ever enter, compared on all 32 bytes MAC
  * included, so a forged handle always misses and is verified (and refused).
- * Bounded: when full it is dropped whole (cheaper than LRU bookkeeping).
+ *
+ * A direct-mapped table in one Buffer: slot (export id, low 32 bits of the
+ * file id) holds the last good handle of that slot, a newer one overwriting
+ * it. No JavaScript object per handle: the Maps of Buffers and strings this
+ * replaced (65,536 handles each way) held ~30 MiB of heap that a walk of a
+ * large tree turned over every 65,536 files, each entry living long enough to
+ * be promoted to V8's old generation before it died (bench/README.md,
+ * session 35). File ids are inode numbers, handed out densely, so
+ * consecutive files take consecutive slots.
  */
-const CACHE_MAX = 1 << 16
+const CACHE_SLOTS = 1 << 16
 
 export class HandleCodec {
   private readonly key: KeyObject
   /** Exports with keys of their own (cluster exports), by export id. */
   private readonly exportKeys = new Map<number, { raw: Buffer; key: KeyObject } | 'pending'>()
-  private verified = new Map<string, DecodedHandle>()
-  /** Minted handles by export, then file id (the generation is checked on use). */
-  private minted = new Map<number, Map<bigint, Buffer>>()
-  private mintedCount = 0
+  /** CACHE_SLOTS good handles of FH_SIZE bytes; a slot of zeros is empty (no handle has version 0). */
+  private readonly table = Buffer.alloc(CACHE_SLOTS * FH_SIZE)
 
   /** `key` is the server's secret (state dir `handle.key`); at least 16 bytes. */
   constructor(key: Buffer) {
     if (key.length < 16) throw new RangeError(`handle key must be at least 16 bytes, got ${key.length}`)
     this.key = createSecretKey(Buffer.from(key))
+  }
+
+  /** Bytes the cache of good handles holds: its table, whatever it contains. */
+  get cacheBytes(): number {
+    return this.table.length
   }
 
   /**
@@ -90,9 +101,7 @@ export class HandleCodec {
       if (cur !== undefined && cur !== 'pending' && cur.raw.equals(key)) return
       this.exportKeys.set(exportId, { raw: Buffer.from(key), key: createSecretKey(Buffer.from(key)) })
     }
-    this.verified = new Map()
-    this.minted = new Map()
-    this.mintedCount = 0
+    this.table.fill(0)
   }
 
   /** The key export `exportId`'s handles are made with, or 'pending'. */
@@ -103,42 +112,33 @@ export class HandleCodec {
   }
 
   encode(exportId: number, ref: HandleRef): Buffer {
-    // A copy: callers own what they get (a reply may be built around it); the MAC is the dear part.
-    return Buffer.from(this.encodeShared(exportId, ref))
+    return this.encodeShared(exportId, ref)
   }
 
-  /** Like encode(), but may return the cache's own buffer: read-only, for encoding into a reply at once. */
+  /**
+   * The handle of `ref` in export `exportId`. Kept for encode()'s callers, who may build a reply
+   * around it: it is always a buffer of the caller's own (a copy out of the table on a hit).
+   */
   encodeShared(exportId: number, ref: HandleRef): Buffer {
-    let byId = this.minted.get(exportId)
-    const hit = byId?.get(ref.id)
-    // A hit was range-checked when it was minted (READDIRPLUS asks for ~200 handles a call).
-    if (hit !== undefined && hit.readUInt32BE(16) === ref.gen) return hit
     if (!Number.isInteger(exportId) || exportId < 0 || exportId > 0xffff_ffff) throw new RangeError(`export id out of range: ${exportId}`)
     if (ref.id < 0n || ref.id > 0xffff_ffff_ffff_ffffn) throw new RangeError(`file id out of range: ${ref.id}`)
     if (!Number.isInteger(ref.gen) || ref.gen < 0 || ref.gen > 0xffff_ffff) throw new RangeError(`generation out of range: ${ref.gen}`)
-    const key = this.keyOf(exportId)
-    // A pending export answers every request with EAGAIN before it has a ref to hand out.
-    if (key === 'pending') throw new Error(`export ${exportId}: no handle key yet (its cluster database has not been reached)`)
-    // Its own allocation, not a slice of Node's shared 8 KiB pool: a cached handle would pin a
-    // whole pool slab (measured: RSS doubled under a 64-client load).
-    const fh = Buffer.allocUnsafeSlow(FH_SIZE).fill(0)
+    const fh = Buffer.allocUnsafe(FH_SIZE).fill(0)
     fh[0] = FH_VERSION
     fh.writeUInt32BE(exportId, 4)
     fh.writeBigUInt64BE(ref.id, 8)
     fh.writeUInt32BE(ref.gen, 16)
+    // A hit: the slot holds a good handle with this body (READDIRPLUS asks for ~200 handles a call).
+    const at = slotOf(fh) * FH_SIZE
+    if (this.table.compare(fh, 0, BODY_SIZE, at, at + BODY_SIZE) === 0) {
+      this.table.copy(fh, BODY_SIZE, at + BODY_SIZE, at + FH_SIZE)
+      return fh
+    }
+    const key = this.keyOf(exportId)
+    // A pending export answers every request with EAGAIN before it has a ref to hand out.
+    if (key === 'pending') throw new Error(`export ${exportId}: no handle key yet (its cluster database has not been reached)`)
     this.mac(key, fh).copy(fh, BODY_SIZE, 0, MAC_SIZE)
-    if (this.mintedCount >= CACHE_MAX) {
-      this.minted = new Map()
-      this.mintedCount = 0
-      byId = undefined
-    }
-    if (byId === undefined) {
-      byId = new Map()
-      this.minted.set(exportId, byId)
-    }
-    if (!byId.has(ref.id)) this.mintedCount++
-    byId.set(ref.id, fh)
-    this.remember(fh.toString('latin1'), { ok: true, exportId, ref: { id: ref.id, gen: ref.gen } })
+    fh.copy(this.table, at)
     return fh
   }
 
@@ -146,28 +146,28 @@ export class HandleCodec {
   decode(fh: Uint8Array): DecodedHandle {
     if (fh.length !== FH_SIZE) return BAD
     const b = Buffer.from(fh.buffer, fh.byteOffset, fh.byteLength)
-    const cacheKey = b.toString('latin1')
-    const hit = this.verified.get(cacheKey)
-    if (hit !== undefined && hit.ok) return { ok: true, exportId: hit.exportId, ref: { id: hit.ref.id, gen: hit.ref.gen } }
     if (b[0] !== FH_VERSION || b[1] !== 0 || b[2] !== 0 || b[3] !== 0) return BAD
     const exportId = b.readUInt32BE(4)
+    const decoded: DecodedHandle = { ok: true, exportId, ref: { id: b.readBigUInt64BE(8), gen: b.readUInt32BE(16) } }
+    // All 32 bytes equal to a handle whose MAC checked out: good (an empty slot's zeros never match version 1).
+    const at = slotOf(b) * FH_SIZE
+    if (this.table.compare(b, 0, FH_SIZE, at, at + FH_SIZE) === 0) return decoded
     const key = this.keyOf(exportId)
     if (key === 'pending') return { ok: false, reason: 'pending', exportId }
     const want = this.mac(key, b).subarray(0, MAC_SIZE)
     if (!timingSafeEqual(want, b.subarray(BODY_SIZE))) return BAD
-    const ok: DecodedHandle = { ok: true, exportId, ref: { id: b.readBigUInt64BE(8), gen: b.readUInt32BE(16) } }
-    this.remember(cacheKey, ok)
-    return { ok: true, exportId: ok.exportId, ref: { id: ok.ref.id, gen: ok.ref.gen } }
-  }
-
-  private remember(key: string, h: DecodedHandle): void {
-    if (this.verified.size >= CACHE_MAX) this.verified = new Map()
-    this.verified.set(key, h)
+    b.copy(this.table, at)
+    return decoded
   }
 
   private mac(key: KeyObject, fh: Buffer): Buffer {
     return createHmac('sha256', key).update(fh.subarray(0, BODY_SIZE)).digest()
   }
+}
+
+/** The table slot of a handle: its export id and the low 32 bits of its file id, mixed. */
+function slotOf(fh: Buffer): number {
+  return (fh.readUInt32BE(12) ^ Math.imul(fh.readUInt32BE(4), 0x9e3779b1)) & (CACHE_SLOTS - 1)
 }
 
 const BAD: DecodedHandle = Object.freeze({ ok: false, reason: 'badhandle' })

@@ -80,7 +80,8 @@ export async function openEngineOn(dev: BlockDevice, opts: OpenEngineOptions = {
   const cacheBytes = opts.cacheBytes ?? DEFAULT_CACHE_BYTES
   const inodeCache = inodeCacheSize(cacheBytes)
   let txm: TxnManager
-  if (readOnly) txm = new DirectTxnManager(dev, bs)
+  // Read-only: nothing is journaled, and the blocks read are bounded by the same share of cache=.
+  if (readOnly) txm = new DirectTxnManager(dev, bs, Math.max(cacheBytes - inodeCache * DECODED_INODE_BYTES, cacheBytes / 2))
   else {
     if (!hasFeature(sb, 'compat', 'has_journal')) throw new FormatError('EXT4_UNSUPPORTED_FEATURE', 'the image has no journal (has_journal): the engine writes only journaled images')
     const log = await Jbd2Log.open(dev)

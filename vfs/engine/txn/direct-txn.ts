@@ -1,4 +1,6 @@
 import type { BlockDevice } from '../blockdev/block-device.ts'
+import { BLOCK_OVERHEAD } from './buffer-cache.ts'
+import type { CacheStats } from './buffer-cache.ts'
 import { TxnError } from './txn.ts'
 import type { MetaTxn, TxnManager } from './txn.ts'
 
@@ -6,7 +8,11 @@ import type { MetaTxn, TxnManager } from './txn.ts'
  * Transactions without a journal: every commit writes its dirty blocks in place and flushes. Only
  * for an image nobody else uses and where a crash mid-commit is acceptable — mkfs (the image is
  * not valid until it finishes anyway), tests of the code above the interface, and fsck --repair
- * (e2fsck writes in place too). The engine serving clients uses the journaled manager.
+ * (e2fsck writes in place too). The engine serving clients uses the journaled manager, except
+ * for an image opened read-only (a snapshot, an image file we may not write): then `cacheBytes`
+ * bounds the blocks kept, as cache= does for the journaled manager's cache. Without a bound a
+ * walk of a large read-only tree kept every metadata block it had read for as long as the
+ * export was served.
  */
 export class DirectTxnManager implements TxnManager {
   readonly blockSize: number
@@ -19,10 +25,32 @@ export class DirectTxnManager implements TxnManager {
   #idle: Array<() => void> = []
   #closed = false
   #aborted: TxnError | null = null
+  /** Byte limit of the blocks kept (Infinity: all, for mkfs and fsck, which write what they read). */
+  readonly #limit: number
 
-  constructor(dev: BlockDevice, blockSize: number) {
+  constructor(dev: BlockDevice, blockSize: number, cacheBytes = Infinity) {
     this.#dev = dev
     this.blockSize = blockSize
+    this.#limit = cacheBytes
+  }
+
+  /** Blocks kept and their cost, counted as the journaled manager's cache counts (BLOCK_OVERHEAD). */
+  get cacheStats(): CacheStats {
+    return { blocks: this.#cache.size, pinned: this.#dirty.size, bytes: this.#cache.size * (this.blockSize + BLOCK_OVERHEAD), limit: this.#limit }
+  }
+
+  /**
+   * Over the limit: drop the oldest blocks read that no change holds. Only while no transaction is
+   * open (a writer may change a block it read and mark it dirty later); a reader holding a dropped
+   * buffer keeps its copy, and the next read of the block reads the device again.
+   */
+  #evict(): void {
+    const cost = this.blockSize + BLOCK_OVERHEAD
+    if (this.#open > 0 || this.#cache.size * cost <= this.#limit) return
+    for (const block of this.#cache.keys()) {
+      if (this.#cache.size * cost <= this.#limit) break
+      if (!this.#dirty.has(block)) this.#cache.delete(block)
+    }
   }
 
   async read(block: number): Promise<Buffer> {
@@ -34,6 +62,7 @@ export class DirectTxnManager implements TxnManager {
     const raced = this.#cache.get(block)
     if (raced !== undefined) return raced
     this.#cache.set(block, buf)
+    this.#evict()
     return buf
   }
 
