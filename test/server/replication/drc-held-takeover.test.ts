@@ -11,7 +11,6 @@
  * the cached "OK". With REPL_DRC's semantics (stored at once) the test fails.
  */
 import t from 'tap'
-import { connect } from 'node:net'
 import { join } from 'node:path'
 import { authSys } from '../../../client/rpc/auth.ts'
 import { encodeCall } from '../../../server/callback/message.ts'
@@ -30,32 +29,10 @@ import { frameRecord, totalLength } from '../../../xdr/record.ts'
 import { XdrWriter } from '../../../xdr/runtime/writer.ts'
 import { NFS3, Nfs3, ROOT_CRED, S } from '../../helpers/local.ts'
 import { until } from './resync-fixtures.ts'
+import { callRaw, statusOf } from './raw-call.ts'
 
 const NFS = { prog: 100003, vers: 3 }
 
-/** Sends `rec` on a new connection to `port` and returns the reply record's body. */
-async function callRaw(port: number, rec: Buffer): Promise<Buffer> {
-  const s = connect({ host: '127.0.0.1', port })
-  let got = Buffer.alloc(0)
-  try {
-    return await new Promise<Buffer>((resolve, reject) => {
-      s.on('error', reject)
-      s.on('data', (d: Buffer) => {
-        got = Buffer.concat([got, d])
-        if (got.length >= 4) {
-          const len = got.readUInt32BE(0) & 0x7fffffff
-          if (got.length >= 4 + len) resolve(got.subarray(4, 4 + len))
-        }
-      })
-      s.write(rec)
-    })
-  } finally {
-    s.destroy()
-  }
-}
-
-/** The nfsstat3 of an accepted reply with an AUTH_NONE verifier. */
-const statusOf = (reply: Buffer): number => reply.readUInt32BE(24)
 
 t.test('a reply shipped ahead of a change the standby never got is not replayed after a takeover: the call runs', async (t) => {
   const dir = t.testdir({ export: {}, copy: {} })

@@ -30,6 +30,7 @@ import type { Codec } from '../../../xdr/runtime/codec.ts'
 import { frameRecord, totalLength } from '../../../xdr/record.ts'
 import { NFS3, Nfs3, ROOT_CRED, S } from '../../helpers/local.ts'
 import { until } from './resync-fixtures.ts'
+import { callRaw, statusOf } from './raw-call.ts'
 
 const NFS = { prog: 100003, vers: 3 }
 
@@ -78,29 +79,6 @@ function record<A>(xid: number, proc: number, codec: Codec<A>, args: A): Buffer 
   return Buffer.concat([frameRecord(body, totalLength(body)), ...body])
 }
 
-/** Sends `rec` on a new connection to `port` and returns the reply record's body. */
-async function callRaw(port: number, rec: Buffer): Promise<Buffer> {
-  const s = connect({ host: '127.0.0.1', port })
-  let got = Buffer.alloc(0)
-  try {
-    return await new Promise<Buffer>((resolve, reject) => {
-      s.on('error', reject)
-      s.on('data', (d: Buffer) => {
-        got = Buffer.concat([got, d])
-        if (got.length >= 4) {
-          const len = got.readUInt32BE(0) & 0x7fffffff
-          if (got.length >= 4 + len) resolve(got.subarray(4, 4 + len))
-        }
-      })
-      s.write(rec)
-    })
-  } finally {
-    s.destroy()
-  }
-}
-
-/** The nfsstat3 of an accepted reply with an AUTH_NONE verifier (xid, REPLY, MSG_ACCEPTED, verf, SUCCESS, status). */
-const statusOf = (reply: Buffer): number => reply.readUInt32BE(24)
 
 for (const restart of [false, true]) {
   const what = restart ? ', B restarted before it takes over' : ''
