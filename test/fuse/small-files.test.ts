@@ -12,24 +12,9 @@ import { TEST_OPTS, canFuse, exportDir, manifest, mountFuse, mountpointDir, sh }
 import { startServer } from '../helpers/server.ts'
 import { BACKENDS } from '../../server/backends.ts'
 import type { FileRef, SetAttr, Vfs } from '../../vfs/types.ts'
-import type { ServerFixture } from '../helpers/server.ts'
+import { calls, diff } from './server-calls.ts'
 
 const skip = canFuse ? false : 'needs root and FUSE'
-
-/** NFS calls the server has answered so far, by procedure. */
-function calls(fx: ServerFixture): Map<string, number> {
-  const out = new Map<string, number>()
-  for (const m of fx.server.renderMetrics().matchAll(/^tsnfs_rpc_calls_total\{program="NFS_PROGRAM",version="3",procedure="NFSPROC3_(\w+)"\} (\d+)$/gm)) {
-    out.set(m[1] ?? '', Number(m[2]))
-  }
-  return out
-}
-
-function diff(a: Map<string, number>, b: Map<string, number>): Record<string, number> {
-  const out: Record<string, number> = {}
-  for (const [k, v] of b) if (v !== (a.get(k) ?? 0)) out[k] = v - (a.get(k) ?? 0)
-  return out
-}
 
 const FILES = 20
 

@@ -21,27 +21,12 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { TEST_OPTS, canFuse, exportDir, manifest, mountFuse, mountpointDir, sh } from '../helpers/fuse.ts'
-import type { ServerFixture } from '../helpers/server.ts'
+import { calls, diff } from './server-calls.ts'
 
 const hasRsync = (await sh('command -v rsync')).code === 0
 const skip = !canFuse ? 'needs root and FUSE' : !hasRsync ? 'needs rsync' : false
 
 // The server runs in this process: calls through the mount must not block its event loop (no *Sync after the mount).
-
-/** NFS calls the server has answered so far, by procedure. */
-function calls(fx: ServerFixture): Map<string, number> {
-  const out = new Map<string, number>()
-  for (const m of fx.server.renderMetrics().matchAll(/^tsnfs_rpc_calls_total\{program="NFS_PROGRAM",version="3",procedure="NFSPROC3_(\w+)"\} (\d+)$/gm)) {
-    out.set(m[1] ?? '', Number(m[2]))
-  }
-  return out
-}
-
-function diff(a: Map<string, number>, b: Map<string, number>): Record<string, number> {
-  const out: Record<string, number> = {}
-  for (const [k, v] of b) if (v !== (a.get(k) ?? 0)) out[k] = v - (a.get(k) ?? 0)
-  return out
-}
 
 /** Attribute timeouts long enough that nothing expires during the test. */
 const LONG = 'acregmin=60,acregmax=60,acdirmin=60,acdirmax=60'
