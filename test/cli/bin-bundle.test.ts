@@ -9,13 +9,14 @@
  * missing or older than dist/cli/.
  */
 import t from 'tap'
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startServer } from '../helpers/server.ts'
 import { root } from './run-cli.ts'
+import { runNode } from './cli.ts'
+import type { RunResult } from './cli.ts'
 
 const BIN = join(root, 'bin/tsnfs.js')
 const BUNDLE = join(root, 'dist/bundle/main.js')
@@ -35,10 +36,7 @@ t.teardown(() => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
+interface Run extends RunResult {
   /** The files of this package the run loaded, relative to its root ('dist/bundle/main.js'). */
   loaded: string[]
 }
@@ -46,28 +44,15 @@ interface Run {
 let runs = 0
 
 /** node [--import the hook] ENTRY ...args, with the files it loaded. */
-function runTraced(entry: string, args: string[]): Promise<Run> {
+async function runTraced(entry: string, args: string[]): Promise<Run> {
   const trace = join(dir, `trace-${String(++runs)}`)
   writeFileSync(trace, '')
   // Without tap's coverage hook, which would load modules of its own.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && !k.startsWith('_TAPJS_PROCESSINFO')))
-  return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, entry, ...args], {
-      cwd: dir,
-      env: { ...env, TSNFS_TRACE_IMPORTS: trace },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => {
-      const prefix = `file://${root}/`
-      const loaded = [...new Set(readFileSync(trace, 'utf8').split('\n').filter((u) => u.startsWith(prefix)).map((u) => u.slice(prefix.length)))]
-      resolveRun({ code, stdout, stderr, loaded })
-    })
-  })
+  const r = await runNode(['--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, entry, ...args], { cwd: dir, env: { ...env, TSNFS_TRACE_IMPORTS: trace } })
+  const prefix = `file://${root}/`
+  const loaded = [...new Set(readFileSync(trace, 'utf8').split('\n').filter((u) => u.startsWith(prefix)).map((u) => u.slice(prefix.length)))]
+  return { ...r, loaded }
 }
 
 /** Whether every file of dist/ a run loaded is in dist/bundle/ (what else: bin/, node_modules/). */

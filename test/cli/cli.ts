@@ -55,13 +55,13 @@ export interface RunResult {
  * that must exit by itself, where a start that wrongly serves would otherwise never end.
  */
 export function tsnfs(args: string[], opts: { timeoutMs?: number } = {}): Promise<RunResult> {
-  return runNode([...TSNFS_ARGS, ...args], opts.timeoutMs)
+  return runNode([...TSNFS_ARGS, ...args], { timeoutMs: opts.timeoutMs })
 }
 
-/** Run node with `args` from the project's root, to its exit, with what it printed. */
-function runNode(args: string[], timeoutMs?: number): Promise<RunResult> {
+/** Run node with `args` (from the project's root unless `cwd`), to its exit, with what it printed. */
+export function runNode(args: string[], opts: { timeoutMs?: number | undefined; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
   return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs })
+    const child = spawn(process.execPath, args, { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], timeout: opts.timeoutMs })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
