@@ -4,7 +4,8 @@
  * inode caches show bytes above zero and within their limits, with the limits and the block
  * cache's hits, misses and evictions; once the server has been idle they fall to their low marks
  * (1/16 of the limit), every file still reads back byte-exact, and a reload that drops the export
- * drops its holders. Without the holders registered the first look finds no engine series.
+ * drops its holders. Without the holders registered the first look finds no engine series. A
+ * volume export (the engine behind the grow-swappable and .snapshot wrappers) shows its caches too.
  * File sizes and contents come from a seed (printed; TSNFS_SEED replays it).
  */
 import t from 'tap'
@@ -20,6 +21,7 @@ import { makeFileSystem } from '../../vfs/engine/mkfs/mkfs.ts'
 import type { FileRef } from '../../vfs/types.ts'
 import { prng } from '../helpers/prng.ts'
 import { startServer } from '../helpers/server.ts'
+import { formattedVolume } from '../helpers/volume-images.ts'
 
 t.setTimeout(240_000)
 const SEED = Number(process.env.TSNFS_SEED ?? Math.floor(Math.random() * 2 ** 31))
@@ -173,4 +175,26 @@ await t.test('the engine caches in /metrics: within their limits after a walk, d
   const dropped = await get(mport, '/metrics')
   t.equal(sample(dropped, 'tsnfs_memory_cache_bytes', BLOCKS), undefined, 'no series for a closed export')
   t.equal(sample(dropped, 'tsnfs_memory_cache_limit_bytes', INODES), undefined)
+})
+
+await t.test('a volume export shows its engine\'s caches through the wrappers around it', async (t) => {
+  const disks = [join(dir, 'v0.img'), join(dir, 'v1.img')]
+  await formattedVolume('vc', 'mirror', disks, 16 * KiB * KiB)
+  const s = await startServer(t, `/v *(rw,insecure,no_root_squash,backend=engine,volume=vc,disks=${dir}/v?.img,cache=2M)\n`, {
+    memory: { idleMs: 0 }, metrics: { host: '127.0.0.1', port: 0 },
+  })
+  t.teardown(() => s.server.close())
+  const c = await NfsClient.mount(s.url('/v'), { uid: 0, gid: 0, idleTrimMs: 0 })
+  try {
+    await c.writeFile('/f', contentOf(0, 0))
+    t.ok((await c.readFile('/f')).equals(contentOf(0, 0)), 'a file written and read back')
+  } finally {
+    await c.umount()
+  }
+  const text = await get(s.server.metricsPort ?? 0, '/metrics')
+  // cache=2M: the 1,024-inode floor (1 MiB) and the other MiB for blocks.
+  t.equal(sample(text, 'tsnfs_memory_cache_limit_bytes', 'engine /v blocks'), 1024 * KiB)
+  t.equal(sample(text, 'tsnfs_memory_cache_limit_bytes', 'engine /v inodes'), 1024 * KiB)
+  t.ok((sample(text, 'tsnfs_memory_cache_bytes', 'engine /v blocks') ?? 0) > 0, 'blocks cached')
+  t.ok((sample(text, 'tsnfs_memory_cache_bytes', 'engine /v inodes') ?? 0) > 0, 'inodes cached')
 })
