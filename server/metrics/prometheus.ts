@@ -158,7 +158,7 @@ function processMemory(x: Exposition): void {
 function memoryHolders(x: Exposition, m: MemorySource): void {
   x.family('tsnfs_memory_pool_bytes', 'gauge', 'Free buffers held by a pool for reuse, in bytes (trimmed when the server is idle).')
   for (const h of m.holders) if (h.kind === 'pool') x.sample('tsnfs_memory_pool_bytes', { pool: h.name }, h.bytes())
-  x.family('tsnfs_memory_cache_bytes', 'gauge', 'Bytes held by a cache (an estimate for the duplicate request cache).')
+  x.family('tsnfs_memory_cache_bytes', 'gauge', 'Bytes held by a cache (an estimate: the duplicate request cache and the engine caches count a fixed cost per entry).')
   for (const h of m.holders) if (h.kind === 'cache') x.sample('tsnfs_memory_cache_bytes', { cache: h.name }, h.bytes())
   x.family('tsnfs_memory_cache_limit_bytes', 'gauge', 'The byte bound a cache keeps to (caches with one).')
   for (const h of m.holders) if (h.kind === 'cache' && h.limit !== undefined) x.sample('tsnfs_memory_cache_limit_bytes', { cache: h.name }, h.limit())

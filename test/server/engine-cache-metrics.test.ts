@@ -157,6 +157,7 @@ await t.test('the engine caches in /metrics: within their limits after a walk, d
   t.ok(total(idle, 'tsnfs_memory_trimmed_bytes_total') - trimmedBefore >= (blocks - blocksIdle) + (inodes - inodesIdle), 'what the caches let go is counted as trimmed')
 
   // Everything reads back byte-exact from the trimmed caches (a fresh mount: nothing cached client-side).
+  const readingFrom = s.server.memory.stats.reclaims
   const c = await NfsClient.mount(s.url('/e'), { uid: 0, gid: 0, idleTrimMs: 0 })
   let bad = 0
   try {
@@ -168,7 +169,9 @@ await t.test('the engine caches in /metrics: within their limits after a walk, d
   }
   t.equal(bad, 0, `all ${DIRS * PER_DIR} files read back byte-exact after the trim`)
   const again = await get(mport, '/metrics')
-  t.ok((sample(again, 'tsnfs_memory_cache_bytes', BLOCKS) ?? 0) > blocksIdle, 'the block cache fills again when busy')
+  // Unless a slow machine let the next idle period pass before this look.
+  if (s.server.memory.stats.reclaims === readingFrom) t.ok((sample(again, 'tsnfs_memory_cache_bytes', BLOCKS) ?? 0) > blocksIdle, 'the block cache fills again when busy')
+  else t.comment('an idle reclaim ran after the read-back: not checking that the cache filled again')
 
   // A reload that drops the export drops its holders with it.
   await s.server.reload(parseExports('/other *(rw,insecure,backend=memory)\n', 'exports'))
