@@ -11,6 +11,7 @@ import { MemoryVfs } from '../vfs/memory/memory-vfs.ts'
 import { openEngine } from '../vfs/engine/fs/assemble.ts'
 import type { Vfs } from '../vfs/types.ts'
 import type { Export } from './exports/table.ts'
+import type { MemoryHolder } from './memory.ts'
 import { openEngineOnVolume } from './volume-backend.ts'
 import type { ClusterKeys } from './cluster-keys.ts'
 import type { VolumeRegistry } from './volume-registry.ts'
@@ -125,5 +126,26 @@ export class BackendSet {
 
   async close(): Promise<void> {
     await this.sync([])
+  }
+
+  /**
+   * The caches of the backends open now, as memory holders named `BACKEND EXPORT-PATH CACHE`
+   * (`engine /data blocks`): one per cache and export, gone with the export.
+   */
+  memoryHolders(): MemoryHolder[] {
+    const out: MemoryHolder[] = []
+    for (const b of this.byId.values()) {
+      for (const c of b.vfs.caches?.() ?? []) {
+        out.push({
+          name: `${b.backend} ${b.path} ${c.name}`,
+          kind: 'cache',
+          bytes: () => c.bytes(),
+          trim: () => c.trim(),
+          ...(c.limit === undefined ? {} : { limit: () => c.limit?.() ?? 0 }),
+          ...(c.counts === undefined ? {} : { counts: () => c.counts?.() ?? { hits: 0, misses: 0, evictions: 0 } }),
+        })
+      }
+    }
+    return out
   }
 }

@@ -206,6 +206,7 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   let rpcbind: RpcbindRegistration | null = null
   const sources: StatsSource[] = [{ listener: 'nfs', stats: rpc.stats }]
   for (const h of rpc.memoryHolders()) reclaimer.add(h)
+  reclaimer.addSource(() => backends.memoryHolders())
   const renderMetrics = (): string => renderPrometheus(callMetrics, sources, reclaimer, [volumeFamilies(volumes), ...(replication === null ? [] : [replicationFamilies(() => replication.view())])])
   // The admin commands: a feature adds its own with one register call here.
   const admin = new AdminCommands()

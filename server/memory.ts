@@ -13,6 +13,7 @@ import { IdleWatch, collectGarbage } from '../common/idle.ts'
 import { HeapBudget } from '../common/heap-budget.ts'
 import type { HeapBudgetStats } from '../common/heap-budget.ts'
 import type { Logger } from './logger.ts'
+import type { VfsCacheCounts } from '../vfs/types.ts'
 
 /** A pool or cache whose bytes the metrics show and the reclaimer trims. */
 export interface MemoryHolder {
@@ -23,6 +24,10 @@ export interface MemoryHolder {
   bytes(): number
   /** Give back what is not needed while idle (down to a floor, or expired entries); returns the bytes let go. */
   trim(): number
+  /** A cache's byte bound, where it has one. */
+  limit?(): number
+  /** A cache's hits, misses and evictions, where it counts them. */
+  counts?(): VfsCacheCounts
 }
 
 export interface ServerMemoryOptions {
@@ -63,7 +68,9 @@ export interface ReclaimStats {
 
 /** The server's pools and caches, and the idle reclaim over them. */
 export class MemoryReclaimer {
-  readonly holders: MemoryHolder[] = []
+  readonly #fixed: MemoryHolder[] = []
+  /** Holders that come and go (the caches of the exports served now). */
+  readonly #sources: Array<() => readonly MemoryHolder[]> = []
   readonly stats: ReclaimStats = { reclaims: 0, trimmedBytes: 0 }
   private readonly gc: boolean
   private readonly log: Logger | undefined
@@ -76,7 +83,17 @@ export class MemoryReclaimer {
   }
 
   add(h: MemoryHolder): void {
-    this.holders.push(h)
+    this.#fixed.push(h)
+  }
+
+  /** Holders asked for at each look: an export's caches exist while it is served (a reload changes them). */
+  addSource(list: () => readonly MemoryHolder[]): void {
+    this.#sources.push(list)
+  }
+
+  get holders(): readonly MemoryHolder[] {
+    if (this.#sources.length === 0) return this.#fixed
+    return [...this.#fixed, ...this.#sources.flatMap((s) => s())]
   }
 
   /** Start watching `activity` (0 idleMs: never reclaim). */

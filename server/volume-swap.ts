@@ -7,7 +7,7 @@
  * same file system, so the handles clients hold stay valid across the swap.
  */
 import { vfsError } from '../vfs/errors.ts'
-import type { Attr, Caller, Created, CreateMode, DirChange, DirPage, FileRef, FsStat, Owner, PathConf, ReadResult, SetAttr, Stability, Vfs, VfsCapabilities } from '../vfs/types.ts'
+import type { Attr, Caller, Created, CreateMode, DirChange, DirPage, FileRef, FsStat, Owner, PathConf, ReadResult, SetAttr, Stability, Vfs, VfsCache, VfsCapabilities } from '../vfs/types.ts'
 
 export class SwappableVfs implements Vfs {
   #current: Vfs | null
@@ -144,5 +144,10 @@ export class SwappableVfs implements Vfs {
   async close(): Promise<void> {
     while (this.#gate !== null) await this.#gate
     await this.#current?.close()
+  }
+
+  /** The caches of the engine serving now (a grow replaces them). */
+  caches(): readonly VfsCache[] {
+    return this.#current?.caches?.() ?? []
   }
 }

@@ -202,4 +202,28 @@ export interface Vfs {
 
   /** Release resources (open files, timers). */
   close(): Promise<void>
+
+  /** The caches this backend keeps (optional): the server shows them in its metrics and trims them when idle. */
+  caches?(): readonly VfsCache[]
+}
+
+/** Counts of a cache's lookups since it was made. */
+export interface VfsCacheCounts {
+  hits: number
+  misses: number
+  /** Entries dropped to stay within the limit (not those an idle trim let go). */
+  evictions: number
+}
+
+/** A cache a backend keeps, as the server's memory accounting sees it. */
+export interface VfsCache {
+  /** Short name within the backend: `blocks`, `inodes`. */
+  readonly name: string
+  /** Bytes held now (an estimate where entries are objects). */
+  bytes(): number
+  /** The byte bound it keeps to (absent: none of its own). */
+  limit?(): number
+  /** Let go of what can be dropped safely, down to a low mark; returns the bytes let go. */
+  trim(): number
+  counts?(): VfsCacheCounts
 }

@@ -68,6 +68,13 @@ const COUNTERS = [
   ['tsnfs_udp_overload_drops_total', 'udpOverloadDrops', 'UDP calls dropped because the server-wide in-flight cap was reached (clients retransmit).'],
 ] as const
 
+/** Counters of the caches that count their lookups (the engine's block caches). */
+const CACHE_COUNTERS = [
+  ['tsnfs_memory_cache_hits_total', 'hits', 'Lookups a cache answered.'],
+  ['tsnfs_memory_cache_misses_total', 'misses', 'Lookups a cache could not answer (read from the device).'],
+  ['tsnfs_memory_cache_evictions_total', 'evictions', 'Entries dropped to stay within the cache\'s bound (not those an idle trim let go).'],
+] as const
+
 /** The server's pools and caches and what the idle reclaim did (server/memory.ts). */
 export interface MemorySource {
   holders: readonly MemoryHolder[]
@@ -151,8 +158,15 @@ function processMemory(x: Exposition): void {
 function memoryHolders(x: Exposition, m: MemorySource): void {
   x.family('tsnfs_memory_pool_bytes', 'gauge', 'Free buffers held by a pool for reuse, in bytes (trimmed when the server is idle).')
   for (const h of m.holders) if (h.kind === 'pool') x.sample('tsnfs_memory_pool_bytes', { pool: h.name }, h.bytes())
-  x.family('tsnfs_memory_cache_bytes', 'gauge', 'Bytes held by a cache (an estimate for the duplicate request cache).')
+  x.family('tsnfs_memory_cache_bytes', 'gauge', 'Bytes held by a cache (an estimate: the duplicate request cache and the engine caches count a fixed cost per entry).')
   for (const h of m.holders) if (h.kind === 'cache') x.sample('tsnfs_memory_cache_bytes', { cache: h.name }, h.bytes())
+  x.family('tsnfs_memory_cache_limit_bytes', 'gauge', 'The byte bound a cache keeps to (caches with one).')
+  for (const h of m.holders) if (h.kind === 'cache' && h.limit !== undefined) x.sample('tsnfs_memory_cache_limit_bytes', { cache: h.name }, h.limit())
+  const counted = m.holders.flatMap((h) => (h.kind === 'cache' && h.counts !== undefined ? [{ name: h.name, c: h.counts() }] : []))
+  for (const [name, field, help] of CACHE_COUNTERS) {
+    x.family(name, 'counter', help)
+    for (const h of counted) x.sample(name, { cache: h.name }, h.c[field])
+  }
   x.family('tsnfs_memory_reclaims_total', 'counter', 'Idle periods after which pools were trimmed and garbage collected.')
   x.sample('tsnfs_memory_reclaims_total', {}, m.stats.reclaims)
   x.family('tsnfs_memory_trimmed_bytes_total', 'counter', 'Bytes pools and caches let go when the server was idle.')

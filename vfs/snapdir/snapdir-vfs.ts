@@ -15,7 +15,7 @@
 import { VfsError } from '../errors.ts'
 import type {
   Attr, Caller, CreateMode, Created, DirChange, DirEntry, DirPage, FileRef, FsStat, Owner, PathConf, ReadResult, SetAttr, Stability,
-  Timespec, Vfs, VfsCapabilities,
+  Timespec, Vfs, VfsCache, VfsCapabilities,
 } from '../types.ts'
 
 export const SNAPDIR_NAME = '.snapshot'
@@ -236,6 +236,11 @@ export class SnapdirVfs implements Vfs {
     this.#open.clear()
     for (const o of opened) await (await o.vfs.catch(() => undefined))?.close().catch(() => undefined)
     await this.#live.close()
+  }
+
+  /** The live file system's caches (the snapshots' read-only engines keep theirs to themselves). */
+  caches(): readonly VfsCache[] {
+    return this.#live.caches?.() ?? []
   }
 
   /** Closes the file systems of snapshots no longer listed (a delete calls it; every access checks too). */

@@ -25,6 +25,8 @@ import type { TxnManager } from '../txn/txn.ts'
 import { EngineVfs } from './engine-vfs.ts'
 import type { EngineParts, EngineVfsOptions } from './engine-vfs.ts'
 import { cleanupOrphans } from './orphans.ts'
+import { engineCaches } from './caches.ts'
+import type { BlockCacheOwner } from './caches.ts'
 import { dirIndexOf, fileMapOf, inodeStoreOf, perInodeTurns } from './part-adapters.ts'
 
 export interface OpenEngineOptions extends EngineVfsOptions {
@@ -79,7 +81,7 @@ export async function openEngineOn(dev: BlockDevice, opts: OpenEngineOptions = {
   const bs = blockSize(sb)
   const cacheBytes = opts.cacheBytes ?? DEFAULT_CACHE_BYTES
   const inodeCache = inodeCacheSize(cacheBytes)
-  let txm: TxnManager
+  let txm: TxnManager & BlockCacheOwner
   // Read-only: nothing is journaled, and the blocks read are bounded by the same share of cache=.
   if (readOnly) txm = new DirectTxnManager(dev, bs, Math.max(cacheBytes - inodeCache * DECODED_INODE_BYTES, cacheBytes / 2))
   else {
@@ -106,6 +108,7 @@ export async function openEngineOn(dev: BlockDevice, opts: OpenEngineOptions = {
     files: fileMapOf(txm, tree, alloc, turns),
     dirs: dirIndexOf(txm, dirs, tree, alloc, turns, seed === undefined ? NO_VERIFY : metadataCsumVerifier(sb)),
     blockSize: bs,
+    caches: engineCaches(txm, inodes, DECODED_INODE_BYTES),
     firstIno: sb.firstIno,
     inodesCount: geo.inodesCount,
     // 2^32 logical blocks per file (EXT_MAX_BLOCKS), as ext4 with extents.

@@ -7,7 +7,7 @@
  */
 import { nowTimespec } from '../../clock.ts'
 import { VfsError } from '../../errors.ts'
-import type { Attr, FileRef, FileType, Timespec } from '../../types.ts'
+import type { Attr, FileRef, FileType, Timespec, VfsCache } from '../../types.ts'
 import type { BlockDevice } from '../blockdev/block-device.ts'
 import { S_IFMT } from '../format/inode.ts'
 import type { Inode } from '../format/inode.ts'
@@ -32,6 +32,8 @@ export interface EngineParts {
   files: FileMap
   dirs: DirIndex
   blockSize: number
+  /** The caches the server shows in its metrics and trims when idle (fs/caches.ts). */
+  caches?: readonly VfsCache[]
   /** s_first_ino: numbers below it (but root) are the file system's own (journal, resize...). */
   firstIno: number
   inodesCount: number

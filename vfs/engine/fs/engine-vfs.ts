@@ -17,7 +17,7 @@
  */
 import type {
   Attr, Caller, CreateMode, Created, DirChange, DirPage, FileRef, FsStat, Owner, PathConf,
-  ReadResult, SetAttr, Stability, Vfs, VfsCapabilities,
+  ReadResult, SetAttr, Stability, Vfs, VfsCache, VfsCapabilities,
 } from '../../types.ts'
 import { create, mkdir, mknod, symlink } from './create-ops.ts'
 import { EngineCore, ROOT_INO } from './engine-core.ts'
@@ -144,6 +144,10 @@ export class EngineVfs implements Vfs {
 
   close(): Promise<void> {
     return this.#c.close()
+  }
+
+  caches(): readonly VfsCache[] {
+    return this.#c.p.caches ?? []
   }
 
   // ---- freezing (ext4_freeze / FIFREEZE: engine-core.ts) ----

@@ -70,13 +70,16 @@ export class InodeTable {
   readonly #groups: GroupTable
   readonly #hugeFile: boolean
   readonly #cache: TwoGenerationCache<number, Inode>
+  /** Decoded inodes kept at most. */
+  readonly cacheCapacity: number
 
   constructor(txm: TxnManager, groups: GroupTable, options: InodeTableOptions = {}) {
     this.#txm = txm
     this.#geo = groups.geo
     this.#groups = groups
     this.#hugeFile = hasFeature(groups.geo.sb, 'ro_compat', 'huge_file')
-    this.#cache = new TwoGenerationCache(Math.max(1, options.cacheSize ?? DEFAULT_CACHE))
+    this.cacheCapacity = Math.max(1, options.cacheSize ?? DEFAULT_CACHE)
+    this.#cache = new TwoGenerationCache(this.cacheCapacity)
   }
 
   /** The table block holding inode ino and the record's offset in it. */
@@ -159,6 +162,21 @@ export class InodeTable {
     }
     // Checked again after the await: nothing else may have brought the block in meanwhile.
     return !h.inMemory(block)
+  }
+
+  /** Decoded inodes cached now. */
+  get cacheSize(): number {
+    return this.#cache.size
+  }
+
+  /**
+   * Keep at most `keep` decoded inodes (the server is idle). Safe at any time: a decoded inode is
+   * only a copy of its record in the live table block, which every put() writes first, so a
+   * dropped one is decoded again from that block; readers holding one keep their snapshot.
+   * Returns the inodes dropped.
+   */
+  trimCache(keep: number): number {
+    return this.#cache.trim(keep)
   }
 
   /** Drop ino from the cache (its table block was replaced, e.g. by journal replay). */

@@ -47,6 +47,19 @@ export class TwoGenerationCache<K, V> {
     this.#old.clear()
   }
 
+  /**
+   * Keep at most `keep` entries: the old generation goes first, then the young one's oldest. The
+   * young generation is rebuilt rather than thinned by deletes (see above: deleted slots stay).
+   * Returns the entries dropped.
+   */
+  trim(keep: number): number {
+    const before = this.size
+    if (before <= keep) return 0
+    this.#old = new Map()
+    if (this.#young.size > keep) this.#young = new Map(keep <= 0 ? [] : [...this.#young].slice(-keep))
+    return before - this.size
+  }
+
   #put(key: K, value: V): void {
     if (!this.#young.has(key) && this.#young.size >= this.#half) {
       this.#old = this.#young

@@ -30,6 +30,14 @@ export interface CacheStats {
   limit: number
 }
 
+/** Lookups since the cache was made: plain counters, bumped on paths that run anyway (no allocation). */
+export interface CacheCounts {
+  hits: number
+  misses: number
+  /** Clean blocks dropped to stay within the limit (an idle trim's are not counted here). */
+  evictions: number
+}
+
 /**
  * The metadata buffer cache. Unpinned entries live in `#lru` (a Map keeps insertion order) and are
  * evicted from its front whenever the cache exceeds its byte limit, with a second chance for those
@@ -47,6 +55,7 @@ export class BufferCache {
   readonly #lru = new Map<number, CacheEntry>()
   readonly #pinned = new Map<number, CacheEntry>()
   readonly #loading = new Map<number, Promise<CacheEntry>>()
+  readonly #counts: CacheCounts = { hits: 0, misses: 0, evictions: 0 }
 
   constructor(dev: BlockDevice, blockSize: number, limitBytes: number) {
     this.#dev = dev
@@ -57,6 +66,10 @@ export class BufferCache {
   get stats(): CacheStats {
     const blocks = this.#lru.size + this.#pinned.size
     return { blocks, pinned: this.#pinned.size, bytes: this.#bytes(), limit: this.limit }
+  }
+
+  get counts(): Readonly<CacheCounts> {
+    return this.#counts
   }
 
   #bytes(): number {
@@ -75,14 +88,19 @@ export class BufferCache {
   /** The cached entry of `block`, read from the device on a miss; concurrent misses share one read. */
   load(block: number): Promise<CacheEntry> {
     const hit = this.#pinned.get(block)
-    if (hit !== undefined) return Promise.resolve(hit)
+    if (hit !== undefined) {
+      this.#counts.hits++
+      return Promise.resolve(hit)
+    }
     const clean = this.#lru.get(block)
     if (clean !== undefined) {
+      this.#counts.hits++
       clean.used = true
       return Promise.resolve(clean)
     }
     let loading = this.#loading.get(block)
     if (loading === undefined) {
+      this.#counts.misses++
       loading = this.#fetch(block)
       this.#loading.set(block, loading)
     }
@@ -157,6 +175,25 @@ export class BufferCache {
     this.#lru.clear()
   }
 
+  /**
+   * The server is idle: drop unpinned blocks, oldest first, until the cache holds at most `lowBytes`
+   * (pinned blocks count but stay: they are dirty, held by a handle, or not yet written home, and
+   * dropping one would let a re-read see a stale home copy). A clean block matches the device, so
+   * a later load reads it again; a reader still holding its buffer keeps that copy, as after an
+   * eviction. Returns the bytes let go.
+   */
+  trim(lowBytes: number): number {
+    const cost = this.blockSize + BLOCK_OVERHEAD
+    const before = this.#bytes()
+    let bytes = before
+    for (const block of this.#lru.keys()) {
+      if (bytes <= lowBytes) break
+      this.#lru.delete(block)
+      bytes -= cost
+    }
+    return before - bytes
+  }
+
   #evict(): void {
     const cost = this.blockSize + BLOCK_OVERHEAD
     let bytes = this.#bytes()
@@ -169,7 +206,10 @@ export class BufferCache {
       if (e.used) {
         e.used = false
         this.#lru.set(block, e)
-      } else bytes -= cost
+      } else {
+        bytes -= cost
+        this.#counts.evictions++
+      }
     }
   }
 }

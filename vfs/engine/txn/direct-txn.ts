@@ -1,6 +1,6 @@
 import type { BlockDevice } from '../blockdev/block-device.ts'
 import { BLOCK_OVERHEAD } from './buffer-cache.ts'
-import type { CacheStats } from './buffer-cache.ts'
+import type { CacheCounts, CacheStats } from './buffer-cache.ts'
 import { TxnError } from './txn.ts'
 import type { MetaTxn, TxnManager } from './txn.ts'
 
@@ -27,6 +27,7 @@ export class DirectTxnManager implements TxnManager {
   #aborted: TxnError | null = null
   /** Byte limit of the blocks kept (Infinity: all, for mkfs and fsck, which write what they read). */
   readonly #limit: number
+  readonly #counts: CacheCounts = { hits: 0, misses: 0, evictions: 0 }
 
   constructor(dev: BlockDevice, blockSize: number, cacheBytes = Infinity) {
     this.#dev = dev
@@ -39,6 +40,26 @@ export class DirectTxnManager implements TxnManager {
     return { blocks: this.#cache.size, pinned: this.#dirty.size, bytes: this.#cache.size * (this.blockSize + BLOCK_OVERHEAD), limit: this.#limit }
   }
 
+  get cacheCounts(): Readonly<CacheCounts> {
+    return this.#counts
+  }
+
+  /**
+   * Idle: drop the oldest blocks no change holds until at most `lowBytes` are kept, under the same
+   * rule as the limit's eviction (none while a transaction is open: a writer may mark a block it
+   * read dirty later). Returns the bytes let go.
+   */
+  trimCache(lowBytes: number): number {
+    const cost = this.blockSize + BLOCK_OVERHEAD
+    if (this.#open > 0 || this.#closed) return 0
+    const before = this.#cache.size
+    for (const block of this.#cache.keys()) {
+      if (this.#cache.size * cost <= lowBytes) break
+      if (!this.#dirty.has(block)) this.#cache.delete(block)
+    }
+    return (before - this.#cache.size) * cost
+  }
+
   /**
    * Over the limit: drop the oldest blocks read that no change holds. Only while no transaction is
    * open (a writer may change a block it read and mark it dirty later); a reader holding a dropped
@@ -49,14 +70,21 @@ export class DirectTxnManager implements TxnManager {
     if (this.#open > 0 || this.#cache.size * cost <= this.#limit) return
     for (const block of this.#cache.keys()) {
       if (this.#cache.size * cost <= this.#limit) break
-      if (!this.#dirty.has(block)) this.#cache.delete(block)
+      if (!this.#dirty.has(block)) {
+        this.#cache.delete(block)
+        this.#counts.evictions++
+      }
     }
   }
 
   async read(block: number): Promise<Buffer> {
     if (this.#closed) throw new TxnError('TXN_CLOSED', 'read after close')
     const hit = this.#cache.get(block)
-    if (hit !== undefined) return hit
+    if (hit !== undefined) {
+      this.#counts.hits++
+      return hit
+    }
+    this.#counts.misses++
     const buf = await this.#dev.read(block * this.blockSize, this.blockSize)
     // Another caller may have cached (and changed) it while we waited: theirs wins.
     const raced = this.#cache.get(block)

@@ -1,6 +1,6 @@
 import type { BlockDevice } from '../blockdev/block-device.ts'
 import { BufferCache } from './buffer-cache.ts'
-import type { CacheStats } from './buffer-cache.ts'
+import type { CacheCounts, CacheStats } from './buffer-cache.ts'
 import { CheckpointList } from './checkpoint.ts'
 import { JournalHandle, openTxn } from './journaled-handle.ts'
 import type { OpenTxn } from './journaled-handle.ts'
@@ -142,6 +142,15 @@ export class JournaledTxnManager implements TxnManager {
 
   get cacheStats(): CacheStats {
     return this.#cache.stats
+  }
+
+  get cacheCounts(): Readonly<CacheCounts> {
+    return this.#cache.counts
+  }
+
+  /** Idle: drop clean, unpinned blocks down to `lowBytes` (BufferCache.trim); returns the bytes let go. */
+  trimCache(lowBytes: number): number {
+    return this.#closed ? 0 : this.#cache.trim(lowBytes)
   }
 
   /** Newest transaction known durable. */
