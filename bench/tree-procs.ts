@@ -107,6 +107,29 @@ export function rssOf(pid: number): { rssMiB: number; peakMiB: number } {
   }
 }
 
+/** Clock ticks per second of /proc/PID/stat's times (sysconf(_SC_CLK_TCK); 100 on Linux unless asked otherwise). */
+const CLK_TCK = (() => {
+  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })
+  const n = Number(r.stdout.trim())
+  return r.status === 0 && n > 0 ? n : 100
+})()
+
+/**
+ * CPU seconds (user + system) a process has used so far, from /proc/PID/stat (fields 14 and 15,
+ * counted after the command name, which may hold spaces); 0 once it is gone. On a machine whose
+ * load moves the wall clock by several times between runs, what each process spent is the figure
+ * to compare.
+ */
+export function cpuOf(pid: number): number {
+  try {
+    const s = readFileSync(`/proc/${String(pid)}/stat`, 'utf8')
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK
+  } catch {
+    return 0
+  }
+}
+
 /** The server's /metrics text (a fresh connection each time: a kept-alive one may be closed by the server as it is reused). */
 export function metricsText(metricsPort: number): Promise<string> {
   return new Promise((ok, fail) => {

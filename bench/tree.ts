@@ -4,7 +4,9 @@
  * of a local export and of a memory export, in the same run, alternating
  * the order of the three each run. Per command and target: median seconds,
  * entries per second and the ratio to the host directory; the server's and
- * the mount daemons' resident memory; with --calls, NFS calls per entry.
+ * the mount daemons' resident memory; the CPU time the server and the mount
+ * daemon spent per entry (what to compare when the load moves the wall
+ * clock); with --calls, NFS calls per entry.
  *
  *   npm run build && npx tsx bench/tree.ts [--full] [--runs 3] [--calls] [--only cp,tar,...]
  *     [--targets host,local,memory] [--export-opts async] [--mount-opts OPTS]
@@ -28,7 +30,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { callDiff, mount, nfsCalls, rssOf, startServer, tsnfsEntry, useEntry } from './tree-procs.ts'
+import { callDiff, cpuOf, mount, nfsCalls, rssOf, startServer, tsnfsEntry, useEntry } from './tree-procs.ts'
 import type { MountProc } from './tree-procs.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
@@ -46,6 +48,8 @@ interface Sample {
   seconds: number
   entries: number
   calls: Map<string, number> | null
+  /** CPU seconds the server and the target's mount daemon spent on the command (mount targets only). */
+  cpu: { server: number; daemon: number } | null
 }
 
 function sh(cmd: string, env: Record<string, string> = {}): void {
@@ -168,9 +172,12 @@ async function main(): Promise<void> {
           check()
           sh('sync')
           const before = values.calls && t.mount !== null ? await nfsCalls(server.metricsPort) : null
+          const daemonPid = t.mount?.pid ?? 0
+          const cpu0 = t.mount === null ? null : { server: cpuOf(server.pid), daemon: cpuOf(daemonPid) }
           const t0 = process.hrtime.bigint()
           sh(commandLine(c, t.dir, s))
           const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+          const cpu = cpu0 === null ? null : { server: cpuOf(server.pid) - cpu0.server, daemon: cpuOf(daemonPid) - cpu0.daemon }
           const calls = before === null ? null : callDiff(before, await nfsCalls(server.metricsPort))
           const entries = c === 'rm' ? made : c === 'git' ? countEntries(join(t.dir, 'git')) : s.entries
           if (c !== 'rm') made += entries
@@ -179,7 +186,7 @@ async function main(): Promise<void> {
             if (got !== s.entries) throw new Error(`${t.name} ${c}: ${String(got)} entries, the source has ${String(s.entries)}`)
           }
           const key = `${t.name}/${c}`
-          samples.set(key, [...(samples.get(key) ?? []), { seconds, entries, calls }])
+          samples.set(key, [...(samples.get(key) ?? []), { seconds, entries, calls, cpu }])
           process.stdout.write(`run ${String(r + 1)} ${t.name.padEnd(6)} ${c.padEnd(5)} ${seconds.toFixed(3).padStart(8)} s ${fmt(entries / seconds).padStart(8)} entries/s\n`)
         }
         if (!commands.includes('rm')) sh(commandLine('rm', t.dir, s))
@@ -210,6 +217,18 @@ function report(commands: readonly Command[], targets: Target[], samples: Map<st
       const rate = median(xs.map(x => x.entries / x.seconds))
       const ratio = t.name === 'host' || h.length !== xs.length ? '' : `${median(xs.map((x, i) => x.seconds / (h[i]?.seconds ?? 1))).toFixed(1)}× (${(sec / median(h.map(x => x.seconds))).toFixed(1)}×)`
       process.stdout.write(`| ${c} | ${t.name} | ${sec.toFixed(2)} | ${fmt(rate)} | ${ratio} |\n`)
+    }
+  }
+  const mounted = targets.filter(t => t.mount !== null)
+  if (mounted.length > 0) {
+    process.stdout.write(`\nCPU µs per entry (medians): server + mount daemon, the figure to compare when the load moves the seconds\n`)
+    process.stdout.write(`| command | target | server | daemon | both |\n|---|---|---:|---:|---:|\n`)
+    const us = (xs: Sample[], f: (c: { server: number; daemon: number }) => number): number => median(xs.map(x => (x.cpu === null ? 0 : f(x.cpu)) / x.entries * 1e6))
+    for (const c of commands) {
+      for (const t of mounted) {
+        const xs = samples.get(`${t.name}/${c}`) ?? []
+        process.stdout.write(`| ${c} | ${t.name} | ${fmt(us(xs, x => x.server))} | ${fmt(us(xs, x => x.daemon))} | ${fmt(us(xs, x => x.server + x.daemon))} |\n`)
+      }
     }
   }
   const withCalls = [...samples.entries()].filter(([, xs]) => xs[0]?.calls !== null && xs[0]?.calls !== undefined)
