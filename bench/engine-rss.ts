@@ -23,7 +23,8 @@
  * adds a sample S seconds after the idle one (V8's memory reducer shrinks the heap only after
  * some seconds without allocation). --node-args go to the server's node (e.g. V8 heap flags).
  * --heap-budget is passed to `tsnfs serve` (the collections it forced and their pauses are in the
- * samples, from /metrics); each walk's duration is sampled too (the budget's throughput cost).
+ * samples, from /metrics); each walk's duration and the server's CPU time over it are sampled too
+ * (the budget's throughput cost; the CPU time is the figure to compare on a loaded machine).
  * --heap-growth is passed to `tsnfs serve` too (its default, 50, when absent; `off` is V8's own
  * growing factor, the server before session 35).
  */
@@ -39,7 +40,7 @@ import type { FileRef } from '../vfs/types.ts'
 import { makeEngineImage } from './targets.ts'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { withMallocEnv } from '../cli/malloc-env.ts'
-import { metricsText, rssOf, startServer } from './tree-procs.ts'
+import { cpuOf, metricsText, rssOf, startServer } from './tree-procs.ts'
 import type { ServerProc } from './tree-procs.ts'
 
 const MiB = 2 ** 20
@@ -71,11 +72,13 @@ interface Sample {
   budgetMaxPauseMs: number
   /** The walk just sampled took this long (s; NaN for other phases). */
   walkSeconds: number
+  /** CPU seconds (user + system) the server spent on that walk: the walk's cost to compare when the load moves its seconds. */
+  walkCpuSeconds: number
   seconds: number
 }
 
 /** The server's process.memoryUsage() gauges, in MiB. */
-async function heapOf(metricsPort: number): Promise<Omit<Sample, 'cacheMiB' | 'phase' | 'rssMiB' | 'peakMiB' | 'seconds' | 'walkSeconds'>> {
+async function heapOf(metricsPort: number): Promise<Omit<Sample, 'cacheMiB' | 'phase' | 'rssMiB' | 'peakMiB' | 'seconds' | 'walkSeconds' | 'walkCpuSeconds'>> {
   const text = await metricsText(metricsPort)
   const g = (name: string): number => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN) / MiB
   const space = (s: string): number => g(`nodejs_heap_space_size_bytes\\{space="${s}"\\}`)
@@ -143,7 +146,7 @@ async function walk(d: NfsDriver, dirs: number, k: number): Promise<number> {
   return files
 }
 
-type Note = (cacheMiB: number, phase: string, server: ServerProc, walkSeconds?: number) => Promise<void>
+type Note = (cacheMiB: number, phase: string, server: ServerProc, walk?: { seconds: number; cpu: number }) => Promise<void>
 
 /** The tree through one server, creates K in flight, noting its memory before and after. */
 async function fillOverNfs(image: string, cacheBytes: number, dirs: number, files: number, perDir: number, k: number, note: Note): Promise<void> {
@@ -230,8 +233,8 @@ async function main(): Promise<void> {
   heapGrowth = values['heap-growth']
   const samples: Sample[] = []
   const t0 = Date.now()
-  const note: Note = async (cacheMiB, phase, server, walkSeconds = NaN) => {
-    const s = { cacheMiB, phase, ...rssOf(server.pid), ...await heapOf(server.metricsPort), walkSeconds, seconds: (Date.now() - t0) / 1000 }
+  const note: Note = async (cacheMiB, phase, server, w) => {
+    const s = { cacheMiB, phase, ...rssOf(server.pid), ...await heapOf(server.metricsPort), walkSeconds: w?.seconds ?? NaN, walkCpuSeconds: w?.cpu ?? NaN, seconds: (Date.now() - t0) / 1000 }
     samples.push(s)
     process.stderr.write(`${JSON.stringify(s)}\n`)
   }
@@ -262,13 +265,16 @@ async function main(): Promise<void> {
     const s = await serve(values.image, cache)
     try {
       await note(cache / MiB, 'opened', s.server)
-      let w0 = performance.now()
-      const seen = await walk(s.driver, dirs, k)
-      if (seen !== files) throw new Error(`walk saw ${String(seen)} files, expected ${String(files)}`)
-      await note(cache / MiB, 'walked', s.server, (performance.now() - w0) / 1000)
-      w0 = performance.now()
-      await walk(s.driver, dirs, k)
-      await note(cache / MiB, 'walked twice', s.server, (performance.now() - w0) / 1000)
+      const timed = async (): Promise<{ seen: number; seconds: number; cpu: number }> => {
+        const w0 = performance.now()
+        const c0 = cpuOf(s.server.pid)
+        const seen = await walk(s.driver, dirs, k)
+        return { seen, seconds: (performance.now() - w0) / 1000, cpu: cpuOf(s.server.pid) - c0 }
+      }
+      const first = await timed()
+      if (first.seen !== files) throw new Error(`walk saw ${String(first.seen)} files, expected ${String(files)}`)
+      await note(cache / MiB, 'walked', s.server, first)
+      await note(cache / MiB, 'walked twice', s.server, await timed())
       await sleep((IDLE_S + 3) * 1000)
       await note(cache / MiB, `idle ${String(IDLE_S + 3)} s (trimmed, collected)`, s.server)
       if (settle > 0) {
@@ -286,10 +292,10 @@ async function main(): Promise<void> {
     for (const s of samples) process.stdout.write(`${JSON.stringify(s)}\n`)
     return
   }
-  process.stdout.write('| cache= | phase | RSS MiB | peak RSS MiB | RSS − cache MiB | V8 heap reserved / used MiB | V8 new / old space MiB | external / arrayBuffers MiB | walk s | budget gcs / pause sum / max ms |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n')
+  process.stdout.write('| cache= | phase | RSS MiB | peak RSS MiB | RSS − cache MiB | V8 heap reserved / used MiB | V8 new / old space MiB | external / arrayBuffers MiB | walk s | walk CPU s | budget gcs / pause sum / max ms |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n')
   for (const s of samples) {
     const f = (v: number): string => v.toFixed(0)
-    process.stdout.write(`| ${String(s.cacheMiB)}M | ${s.phase} | ${f(s.rssMiB)} | ${f(s.peakMiB)} | ${f(s.rssMiB - s.cacheMiB)} | ${f(s.heapTotalMiB)} / ${f(s.heapUsedMiB)} | ${f(s.newSpaceMiB)} / ${f(s.oldSpaceMiB)} | ${f(s.externalMiB)} / ${f(s.arrayBuffersMiB)} | ${Number.isNaN(s.walkSeconds) ? '' : s.walkSeconds.toFixed(1)} | ${f(s.budgetCollections)} / ${f(s.budgetPauseMs)} / ${f(s.budgetMaxPauseMs)} |\n`)
+    process.stdout.write(`| ${String(s.cacheMiB)}M | ${s.phase} | ${f(s.rssMiB)} | ${f(s.peakMiB)} | ${f(s.rssMiB - s.cacheMiB)} | ${f(s.heapTotalMiB)} / ${f(s.heapUsedMiB)} | ${f(s.newSpaceMiB)} / ${f(s.oldSpaceMiB)} | ${f(s.externalMiB)} / ${f(s.arrayBuffersMiB)} | ${Number.isNaN(s.walkSeconds) ? '' : s.walkSeconds.toFixed(1)} | ${Number.isNaN(s.walkCpuSeconds) ? '' : s.walkCpuSeconds.toFixed(1)} | ${f(s.budgetCollections)} / ${f(s.budgetPauseMs)} / ${f(s.budgetMaxPauseMs)} |\n`)
   }
 }
 
