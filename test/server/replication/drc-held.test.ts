@@ -134,6 +134,27 @@ t.test('a takeover releases entries whose change never came: not usable, REPL_BU
   t.same(s.service.replies.all().map(([k]) => k), ['had'], 'only the reply whose change the node has')
 })
 
+t.test('a new primary (higher epoch): entries whose change never came are dropped before its log is counted', async (t) => {
+  const { s, c } = await attached(t)
+  const file = join(s.service.stateDir, REPLIES_FILE)
+  t.same(await append(c, 1n, 2), { status: repl_stat.REPL_OK, durable: 2n })
+  const c2 = await open(t, s.port)
+  t.same(await held(c2, 2n, 'had'), { status: repl_stat.REPL_OK })
+  const answer = held(c2, 3n, 'never')
+  await until('the entry of change 3 written, waiting for its change', async () => s.service.durableWaits.waiting === 1 && (await readFile(file)).includes('reply of never'))
+  const c3 = await open(t, s.port)
+  const hello = await c3.call(at(V1.REPL_HELLO.proc), repl_hello_args, {
+    version: 1, cluster: Buffer.from('c1'), node: Buffer.from('primary-2'), epoch: 2n, handle_key: Buffer.alloc(32, 9),
+    exports: [{ export_id: 1, path: Buffer.from('/a'), sync: true }], export_list: Buffer.alloc(0), mount_list: Buffer.alloc(0),
+  }, repl_hello_res)
+  t.equal(hello.status, repl_stat.REPL_OK, 'HELLO of epoch 2: attached')
+  // Its log starts over: a seq 3 of it must not find the old primary's entry usable.
+  t.equal(s.service.replies.size, 1, 'the entry whose change never came is gone')
+  t.notOk((await readFile(file)).includes('reply of never'), 'from the file too')
+  t.same(s.service.replies.all().map(([k]) => k), ['had'], 'the one whose change came is kept')
+  t.same(await answer, { status: repl_stat.REPL_BUSY }, 'and the call that waited for the change is refused')
+})
+
 t.test('the shipper sends an entry before its change is acknowledged; the hold ends once it is stored', async (t) => {
   const { s, c } = await attached(t)
   const shipper = new RepliesShipper({ host: '127.0.0.1', port: s.port, epoch: () => 1n, log: silentLogger, waited: () => true })
