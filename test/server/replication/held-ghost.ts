@@ -6,6 +6,8 @@
  * know yet that the change will not come) and waits for the change.
  */
 import type { Test } from 'tap'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { authSys } from '../../../client/rpc/auth.ts'
 import { encodeCall } from '../../../server/callback/message.ts'
@@ -47,7 +49,16 @@ export interface Ghost {
 }
 
 export async function shipGhost(t: Test): Promise<Ghost> {
-  const dir = t.testdir({ export: {}, copy: {} })
+  // Our own directory and one teardown that stops everything before removing it (tap would
+  // remove a t.testdir() before the teardowns that stop the servers using it).
+  const dir = await mkdtemp(join(tmpdir(), 'tsnfs-held-ghost-'))
+  await mkdir(join(dir, 'export'))
+  await mkdir(join(dir, 'copy'))
+  const stops: (() => Promise<void>)[] = []
+  t.teardown(async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined)
+    await rm(dir, { recursive: true, force: true })
+  })
   const exportPath = join(dir, 'export')
   const exportsText = `${exportPath} *(rw,insecure,no_root_squash)\n`
   const bBackend: ReadonlyMap<string, BackendFactory> = new Map([['local', (exp, ctx) => new LocalVfs({ root: join(dir, 'copy'), stateDir: join(ctx.stateDir, 'local', String(exp.id)) })]])
@@ -62,9 +73,11 @@ export async function shipGhost(t: Test): Promise<Ghost> {
     asPrimary: { standbys: [], mode: 'sync' },
   }
   const b = await StandbyNode.open(bOptions)
+  const g: Partial<Ghost> & { b: StandbyNode } = { b }
+  stops.push(() => g.b.close())
   const aRepl = await PrimaryReplication.open({ stateDir: join(dir, 'a-state'), cluster: 'tsnfs', node: 'a', standbys: [{ host: '127.0.0.1', port: b.port }], mode: 'sync', heartbeatMs: 100, timeoutMs: 2000, log: silentLogger })
   const a = await createServer({ exports: parseExports(exportsText, 'exports'), stateDir: join(dir, 'a-state'), port: 0, host: '127.0.0.1', locking: false, replication: aRepl })
-  t.teardown(() => a.close().catch(() => undefined))
+  stops.push(() => a.close())
   await until('B joins A', () => aRepl.view().peers[0]?.state === 'streaming')
 
   const nfs = await Nfs3.connect(t, a.port)
@@ -87,14 +100,13 @@ export async function shipGhost(t: Test): Promise<Ghost> {
 
   // What A would send for that CREATE ahead of its change; the change never comes (A dies first).
   const c = await StreamCaller.open({ host: '127.0.0.1', port: b.port }, { timeoutMs: 10_000 })
-  t.teardown(() => {
+  stops.push(() => {
     c.close()
+    return Promise.resolve()
   })
   const shipped = c.call({ prog: TSNFS_REPL_PROG.prog, vers: 1, proc: TSNFS_REPL_PROG.versions.TSNFS_REPL_V1.procs.REPL_DRC_HELD.proc }, repl_drc_held_args, {
     epoch: aRepl.epoch,
     entries: [{ export_id: pos.exportId, seq: pos.applied + 1n, key: Buffer.from(key), reply: cachedOk }],
   }, repl_rs_res)
-  const g: Ghost = { exportPath, bOptions, b, a, key, xid, rec, cachedOk, shipped }
-  t.teardown(() => g.b.close())
-  return g
+  return Object.assign(g, { exportPath, bOptions, a, key, xid, rec, cachedOk, shipped })
 }
