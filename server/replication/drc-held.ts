@@ -1,10 +1,14 @@
 /*
  * A standby's side of REPL_DRC_HELD (xdr/spec/replication.x; drc-ship.ts): a
- * cached reply arrives alongside the change it describes, and is stored only
- * once the standby has that change durably. Otherwise a primary dying between
- * the two would leave this node, once it takes over, answering a client's
- * retransmission "OK" for a change it never made (RFC 1813 §4.5 replays a
- * reply; it must describe what the server did).
+ * cached reply arrives alongside the change it describes. It is written to
+ * replies.drc at once, with that change's (export, seq), while the change is
+ * applied and flushed: the two durable writes overlap instead of following one
+ * another on every sync reply's path. It is answered REPL_OK only once both are
+ * done, and it is *used* (seeded into a new primary's cache, kept across a
+ * restart) only once the standby has that change durably (drc-store.ts).
+ * Otherwise a primary dying between the two would leave this node, once it
+ * takes over, answering a client's retransmission "OK" for a change it never
+ * made (RFC 1813 §4.5 replays a reply; it must describe what the server did).
  *
  * ReplyIntake: the standby's REPL_DRC and REPL_DRC_HELD. DurableWaits: per
  * export, the position the standby has made durable (an APPEND's flush) and
@@ -41,23 +45,26 @@ export class ReplyIntake {
   }
 
   /**
-   * REPL_DRC_HELD: each entry stored only once its change (export, seq) is durable here. A change
-   * that does not come within the timeout, a takeover or another primary meanwhile: REPL_BUSY,
-   * nothing stored.
+   * REPL_DRC_HELD: the entries written at once, with their (export, seq), while their changes
+   * become durable here; REPL_OK once both are done. A change that does not come within the
+   * timeout, a takeover or another primary meanwhile: REPL_BUSY, and the entry, written, is
+   * never used (its seq is above the durable position; drc-store.ts).
    */
   async drcHeld(a: repl_drc_held_args): Promise<repl_rs_res> {
     const refused = this.o.refusal(a.epoch)
     if (refused !== null) return refused
     const need = new Map<number, bigint>()
     for (const e of a.entries) if (e.seq > (need.get(e.export_id) ?? 0n)) need.set(e.export_id, e.seq)
-    if (!(await this.o.waits.waitAll(need, this.o.timeoutMs))) return { status: STAT.REPL_BUSY }
-    return this.o.refusal(a.epoch) ?? this.store(a.entries)
+    // Started together: the write does not wait for the flush, nor the flush for the write.
+    const [reached, stored] = await Promise.all([this.o.waits.waitAll(need, this.o.timeoutMs), this.store(a.entries)])
+    if (!reached) return { status: STAT.REPL_BUSY }
+    return this.o.refusal(a.epoch) ?? stored
   }
 
   /** REPL_OK only once they are on disk: the primary's sync replies wait for this answer. */
-  private async store(entries: readonly { key: Buffer; reply: Buffer }[]): Promise<repl_rs_res> {
+  private async store(entries: readonly { key: Buffer; reply: Buffer; export_id?: number; seq?: bigint }[]): Promise<repl_rs_res> {
     try {
-      await this.o.store().addAll(entries.map((e) => ({ key: e.key.toString('utf8'), reply: e.reply })))
+      await this.o.store().addAll(entries.map((e) => ({ key: e.key.toString('utf8'), reply: e.reply, exportId: e.export_id ?? 0, seq: e.seq ?? 0n })))
     } catch (err) {
       this.o.log.warn({ err }, 'replication: writing cached replies failed')
       return { status: STAT.REPL_IO }

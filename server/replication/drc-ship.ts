@@ -14,8 +14,10 @@
  * that has the reply finds it on whichever standby takes over. The entry goes
  * as REPL_DRC_HELD alongside the change (the layer left the change's
  * acknowledgement to the reply: vfs/replica/held-changes.ts) and names it
- * (export, seq); the standby stores it once it has that change (drc-held.ts),
- * so the two round trips overlap. An older standby (PROC_UNAVAIL) gets
+ * (export, seq); the standby writes it while it applies and flushes that
+ * change, answers once both are durable, and uses it only once it has the
+ * change (drc-held.ts), so the two round trips overlap, and on the standby
+ * its two disk writes too. An older standby (PROC_UNAVAIL) gets
  * REPL_DRC, sent only after the change's acknowledgement (`legacy`).
  * Entries waited for go at once; others gather for `gatherMs`.
  * A standby that leaves the sync set (dead, resyncing) releases its waits, and

@@ -9,44 +9,61 @@
  * of two in a row on a sync reply's path) and rewritten from memory when it holds
  * twice the bounds, so it stays under about twice them.
  *
- * Format (README.md "Duplicate request cache file"; integers big-endian):
- * a 16-byte header — magic `TSNFSDRC`, version 1, CRC-32C of bytes 0–11 —
- * then records: key length (u32, ≤ 512), reply length (u32, ≤ 8192), CRC-32C
- * of the two lengths, the key and the reply (chained), the key bytes, the
- * reply bytes. Loading stops at the first record that is short or fails its
- * checks (a torn tail after a crash, or damage: what follows is dropped, and
- * said in the log) and writes the file again from what it kept. A file of
- * another version is not read (these are a cache, not data): it is replaced.
+ * Each entry carries the change it describes (export id, seq; seq 0: none, or
+ * a change known durable when it came). A REPL_DRC_HELD entry is written as it
+ * arrives, while its change may still be on the way (drc-held.ts), so an entry
+ * is *usable* only once the standby's durable position in its export has
+ * reached its seq (`durable`): all() gives only those, a load drops the others
+ * (their change never became durable before the restart), and settle() drops
+ * them when the positions are about to count another primary's log.
+ *
+ * Format: drc-file-format.ts. Loading stops at the first record that is short
+ * or fails its checks (a torn tail after a crash, or damage: what follows is
+ * dropped, and said in the log) and writes the file again from what it kept
+ * (version 1 files so become version 2). A file of another version is not read
+ * (these are a cache, not data): it is replaced.
  */
 import { constants } from 'node:fs'
 import { open, readFile, stat } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
-import { crc32c } from '../../vfs/engine/crc32c.ts'
 import { REPL_MAXDRCKEY, REPL_MAXDRCREPLY } from '../../xdr/generated/replication.ts'
 import type { Logger } from '../logger.ts'
+import { DRC_HEADER as HEADER, DRC_RECORD_HEAD as RECORD_HEAD, checkDrcHeader, decodeRecord, drcHeader, encodeRecord } from './drc-file-format.ts'
 import { writeAtomic } from './node-state.ts'
 
-export const DRC_FILE_MAGIC = 'TSNFSDRC'
-export const DRC_FILE_VERSION = 1
-const HEADER = 16
-const RECORD_HEAD = 12
+export { DRC_FILE_MAGIC, DRC_FILE_VERSION, encodeRecord, encodeRecordV1 } from './drc-file-format.ts'
 
 export interface ReplyStoreOptions {
   maxEntries?: number
   maxBytes?: number
+  /**
+   * The standby's durable position in an export: an entry of a higher seq is not usable (its
+   * change is not durable here). Without it, only entries of seq 0 are.
+   */
+  durable?: (exportId: number) => bigint
 }
 
 export interface ReplyEntry {
   key: string
   reply: Buffer
+  /** The change the reply describes; seq 0 (the default): none to wait for. */
+  exportId?: number
+  seq?: bigint
+}
+
+interface Held {
+  reply: Buffer
+  exportId: number
+  seq: bigint
 }
 
 export class ReplyStore {
-  private readonly entries = new Map<string, Buffer>()
+  private readonly entries = new Map<string, Held>()
   private bytes = 0
   private readonly maxEntries: number
   private readonly maxBytes: number
+  private readonly durable: (exportId: number) => bigint
   /** The file, when the store is kept on disk. */
   private file: { path: string; fd: FileHandle; bytes: number; records: number; log: Logger } | null = null
   /** Writes to the file, one at a time in call order. */
@@ -55,50 +72,73 @@ export class ReplyStore {
   constructor(o: ReplyStoreOptions = {}) {
     this.maxEntries = o.maxEntries ?? 16_384
     this.maxBytes = o.maxBytes ?? 16 * 1024 * 1024
+    this.durable = o.durable ?? (() => 0n)
   }
 
-  /** A store kept in `path`: what the file holds is loaded (within the bounds), and the file written again from it. */
+  /**
+   * A store kept in `path`: what the file holds is loaded (within the bounds), entries whose
+   * change is not durable here dropped (a restart: that change never came, or came too late to
+   * be flushed), and the file written again from what is left.
+   */
   static async open(path: string, log: Logger, o: ReplyStoreOptions = {}): Promise<ReplyStore> {
     const s = new ReplyStore(o)
     await s.load(path, log)
+    const { dropped } = s.settleInMemory()
+    if (dropped > 0) log.info({ file: path, dropped }, 'replication: cached replies whose change is not durable here dropped')
     await s.rewrite(path, log)
     return s
   }
 
+  /** Entries held, usable or not. */
   get size(): number {
     return this.entries.size
   }
 
   /** Adds to memory only (see addAll for the file). */
-  add(key: string, reply: Buffer): void {
+  add(key: string, reply: Buffer, exportId = 0, seq = 0n): void {
     const old = this.entries.get(key)
     if (old !== undefined) {
-      this.bytes -= key.length + old.length
+      this.bytes -= key.length + old.reply.length
       this.entries.delete(key)
     }
     // Our own copy: the call's buffer is a view of the record.
-    this.entries.set(key, Buffer.from(reply))
+    this.entries.set(key, { reply: Buffer.from(reply), exportId, seq })
     this.bytes += key.length + reply.length
     for (const [k, v] of this.entries) {
       if (this.entries.size <= this.maxEntries && this.bytes <= this.maxBytes) break
       this.entries.delete(k)
-      this.bytes -= k.length + v.length
+      this.bytes -= k.length + v.reply.length
     }
   }
 
   /** Adds the entries and, for a store on disk, resolves once they are durable in its file. */
   addAll(entries: readonly ReplyEntry[]): Promise<void> {
     const fit = entries.filter((e) => Buffer.byteLength(e.key) <= REPL_MAXDRCKEY && e.reply.length <= REPL_MAXDRCREPLY)
-    for (const e of fit) this.add(e.key, e.reply)
+    for (const e of fit) this.add(e.key, e.reply, e.exportId, e.seq)
     if (this.file === null || fit.length === 0) return Promise.resolve()
     const run = this.tail.then(() => this.append(fit))
     this.tail = run.catch(() => undefined)
     return run
   }
 
-  /** Every entry, oldest first (the order a cache seeded with them keeps). */
+  /** Every usable entry (its change durable here, or none), oldest first (the order a cache seeded with them keeps). */
   all(): [string, Buffer][] {
-    return [...this.entries]
+    const out: [string, Buffer][] = []
+    for (const [k, v] of this.entries) if (this.usable(v)) out.push([k, v.reply])
+    return out
+  }
+
+  /**
+   * Fixes each entry as it stands now: usable ones become seq 0 (usable whatever the positions
+   * do next), the others are dropped, in memory and in the file. Called before the positions
+   * start counting another primary's log (a higher epoch: a full resync follows), where an old
+   * seq would be compared with the new log's positions.
+   */
+  async settle(): Promise<void> {
+    const f = this.file
+    if (this.settleInMemory().changed === 0 || f === null) return
+    await this.tail
+    await this.rewrite(f.path, f.log)
   }
 
   /** Forgets every entry, on disk too (the node took over: its own cache holds them now). */
@@ -109,6 +149,28 @@ export class ReplyStore {
     if (f === null) return
     await this.tail
     await this.rewrite(f.path, f.log)
+  }
+
+  private usable(v: Held): boolean {
+    return v.seq === 0n || v.seq <= this.durable(v.exportId)
+  }
+
+  /** settle() in memory: how many entries went, and how many changed (went, or became seq 0). */
+  private settleInMemory(): { dropped: number; changed: number } {
+    let dropped = 0
+    let changed = 0
+    for (const [k, v] of this.entries) {
+      if (v.seq === 0n) continue
+      changed++
+      if (this.usable(v)) {
+        v.seq = 0n
+      } else {
+        this.entries.delete(k)
+        this.bytes -= k.length + v.reply.length
+        dropped++
+      }
+    }
+    return { dropped, changed }
   }
 
   async close(): Promise<void> {
@@ -125,7 +187,7 @@ export class ReplyStore {
       await this.rewrite(f.path, f.log)
       return
     }
-    const buf = Buffer.concat(entries.map((e) => encodeRecord(e.key, e.reply)))
+    const buf = Buffer.concat(entries.map((e) => encodeRecord(e.key, e.reply, e.exportId, e.seq)))
     // The fd is O_DSYNC (rewrite()): the write is the flush.
     await f.fd.write(buf, 0, buf.length, f.bytes)
     f.bytes += buf.length
@@ -146,27 +208,27 @@ export class ReplyStore {
       return
     }
     const b = await readFile(path)
-    const why = checkHeader(b)
-    if (why !== null) {
-      log.warn({ file: path, why }, 'replication: cached replies file not read (it is replaced)')
+    const version = checkDrcHeader(b)
+    if (typeof version === 'string') {
+      log.warn({ file: path, why: version }, 'replication: cached replies file not read (it is replaced)')
       return
     }
     let at = HEADER
     while (at < b.length) {
-      const r = decodeRecord(b, at)
+      const r = decodeRecord(b, at, version)
       if (typeof r === 'string') {
         log.warn({ file: path, offset: at, why: r }, 'replication: cached replies file ends in a torn or damaged record; the entries after it are dropped')
         break
       }
-      this.add(r.key, r.reply)
+      this.add(r.key, r.reply, r.exportId, r.seq)
       at = r.next
     }
   }
 
   /** Writes the file from memory (temporary file, fsync, rename, directory fsync) and appends to it from then on. */
   private async rewrite(path: string, log: Logger): Promise<void> {
-    const parts = [header()]
-    for (const [k, v] of this.entries) parts.push(encodeRecord(k, v))
+    const parts = [drcHeader()]
+    for (const [k, v] of this.entries) parts.push(encodeRecord(k, v.reply, v.exportId, v.seq))
     const data = Buffer.concat(parts)
     await this.file?.fd.close()
     this.file = null
@@ -174,45 +236,4 @@ export class ReplyStore {
     const fd = await open(path, constants.O_RDWR | constants.O_DSYNC)
     this.file = { path, fd, bytes: data.length, records: this.entries.size, log }
   }
-}
-
-function header(): Buffer {
-  const h = Buffer.alloc(HEADER)
-  h.write(DRC_FILE_MAGIC, 0, 'latin1')
-  h.writeUInt32BE(DRC_FILE_VERSION, 8)
-  h.writeUInt32BE(crc32c(h.subarray(0, 12)), 12)
-  return h
-}
-
-/** null when the header is ours, else why not. Magic first, then the version, then the CRC. */
-function checkHeader(b: Buffer): string | null {
-  if (b.length < HEADER) return 'shorter than its header'
-  if (b.toString('latin1', 0, 8) !== DRC_FILE_MAGIC) return 'not a cached replies file (magic)'
-  const v = b.readUInt32BE(8)
-  if (v !== DRC_FILE_VERSION) return `format version ${String(v)}, this tsnfs reads version ${String(DRC_FILE_VERSION)} only`
-  if (b.readUInt32BE(12) !== crc32c(b.subarray(0, 12))) return 'header CRC mismatch'
-  return null
-}
-
-export function encodeRecord(key: string, reply: Buffer): Buffer {
-  const k = Buffer.from(key)
-  const r = Buffer.alloc(RECORD_HEAD + k.length + reply.length)
-  r.writeUInt32BE(k.length, 0)
-  r.writeUInt32BE(reply.length, 4)
-  k.copy(r, RECORD_HEAD)
-  reply.copy(r, RECORD_HEAD + k.length)
-  r.writeUInt32BE(crc32c(r.subarray(RECORD_HEAD), crc32c(r.subarray(0, 8))), 8)
-  return r
-}
-
-/** The record at `at`, or why it is not one (lengths are checked against the caps before anything is read by them). */
-function decodeRecord(b: Buffer, at: number): { key: string; reply: Buffer; next: number } | string {
-  if (b.length - at < RECORD_HEAD) return 'short record head'
-  const kl = b.readUInt32BE(at)
-  const rl = b.readUInt32BE(at + 4)
-  if (kl === 0 || kl > REPL_MAXDRCKEY || rl > REPL_MAXDRCREPLY) return `lengths out of range (key ${String(kl)}, reply ${String(rl)})`
-  const end = at + RECORD_HEAD + kl + rl
-  if (end > b.length) return 'short record'
-  if (b.readUInt32BE(at + 8) !== crc32c(b.subarray(at + RECORD_HEAD, end), crc32c(b.subarray(at, at + 8)))) return 'record CRC mismatch'
-  return { key: b.toString('utf8', at + RECORD_HEAD, at + RECORD_HEAD + kl), reply: b.subarray(at + RECORD_HEAD + kl, end), next: end }
 }

@@ -129,7 +129,8 @@ export class StandbyService implements StandbyGate {
   /** A service over `opts.exports`; exports marked for resync in the state directory stay marked. */
   static async open(opts: StandbyOptions): Promise<StandbyService> {
     const s = new StandbyService(opts)
-    s.replies = await ReplyStore.open(join(s.state.dir, REPLIES_FILE), s.log)
+    // An entry is usable once the export's durable position reaches its seq (drc-store.ts).
+    s.replies = await ReplyStore.open(join(s.state.dir, REPLIES_FILE), s.log, { durable: (id) => s.durableWaits.position(id) })
     for (const e of s.exports.values()) {
       if ((await readIfExists(join(s.state.dir, resyncMarkName(e.ex.id)))) !== null) e.failed = STAT.REPL_NEED_RESYNC
     }
@@ -390,6 +391,9 @@ export class StandbyService implements StandbyGate {
    * two cannot leave old positions under the new epoch).
    */
   private async newEpoch(epoch: bigint, node: string): Promise<void> {
+    // The positions will count the new primary's log: cached replies are fixed against the old
+    // log's positions first (those whose change came are kept, the others dropped; drc-store.ts).
+    await this.replies.settle()
     for (const e of this.exports.values()) {
       if (e.failed !== null || e.ex.target.position() === 0n) continue
       await writeResyncMark(this.state.dir, e.ex.id, `primary ${node} serves epoch ${String(epoch)}; positions of the old epoch's log`)

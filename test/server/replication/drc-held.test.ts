@@ -1,19 +1,23 @@
 /*
  * REPL_DRC_HELD (xdr/spec/replication.x; drc-ship.ts, drc-held.ts), over real
  * sockets against a standby service: a sync primary's cached reply travels
- * alongside its change instead of after the change's acknowledgement, and the
- * standby stores it only once it has that change durably (a primary dying in
- * between must not leave it a reply for a change it never made). A takeover
- * releases entries still waiting, unstored. A standby of an older build (no
+ * alongside its change instead of after the change's acknowledgement; the
+ * standby writes it to replies.drc at once, while the change is flushed (the
+ * two overlap), answers once both are done, and uses it only once it has that
+ * change durably (a primary dying in between must not leave it a reply for a
+ * change it never made). A takeover releases entries still waiting, unused. A standby of an older build (no
  * procedure 13: PROC_UNAVAIL) gets the entry by REPL_DRC, and only once the
  * change is acknowledged.
  */
 import t from 'tap'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { Test } from 'tap'
 import { silentLogger } from '../../../server/logger.ts'
 import { StreamCaller } from '../../../server/callback/stream.ts'
 import { changeToRepl } from '../../../server/replication/change-codec.ts'
 import { RepliesShipper } from '../../../server/replication/drc-ship.ts'
+import { REPLIES_FILE } from '../../../server/replication/standby-service.ts'
 import { createReplicationProgram, STANDBY_RPC_LIMITS } from '../../../server/replication/standby-program.ts'
 import { RpcServer } from '../../../server/rpc/server.ts'
 import {
@@ -74,7 +78,7 @@ function gateFlushes(target: RecordingTarget): () => void {
   }
 }
 
-t.test('an entry is stored only once its change is durable on the standby; seq 0 at once', async (t) => {
+t.test('an entry is usable only once its change is durable on the standby; seq 0 at once', async (t) => {
   const { s, target, c } = await attached(t)
   const c2 = await open(t, s.port)
   t.same(await held(c2, 0n, 'k0'), { status: repl_stat.REPL_OK }, 'seq 0 (no change to wait for): stored at once')
@@ -82,20 +86,43 @@ t.test('an entry is stored only once its change is durable on the standby; seq 0
 
   const answer = held(c2, 1n, 'k1')
   await until('the entry of change 1 waits', () => s.service.durableWaits.waiting === 1)
-  t.same(s.service.replies.all().map(([k]) => k), ['k0'], 'change 1 not here: the reply is not stored')
+  t.same(s.service.replies.all().map(([k]) => k), ['k0'], 'change 1 not here: the reply is not usable')
   const release = gateFlushes(target)
   const appended = append(c, 1n, 1)
   await until('change 1 applied (not yet flushed)', () => target.applied.length === 1)
   t.equal(s.service.durableWaits.waiting, 1, 'applied but not durable: still waiting')
-  t.same(s.service.replies.all().map(([k]) => k), ['k0'], 'and still not stored')
+  t.same(s.service.replies.all().map(([k]) => k), ['k0'], 'and still not usable')
   release()
   t.same(await appended, { status: repl_stat.REPL_OK, durable: 1n })
-  t.same(await answer, { status: repl_stat.REPL_OK }, 'answered once the change is durable and the entry stored')
+  t.same(await answer, { status: repl_stat.REPL_OK }, 'answered once the change is durable and the entry written')
   t.same(s.service.replies.all().map(([k]) => k), ['k0', 'k1'])
-  t.same(await held(c2, 1n, 'k1b'), { status: repl_stat.REPL_OK }, 'a change already durable: stored at once')
+  t.same(await held(c2, 1n, 'k1b'), { status: repl_stat.REPL_OK }, 'a change already durable: usable at once')
 })
 
-t.test('a takeover releases entries whose change never came: not stored, REPL_BUSY', async (t) => {
+t.test('the entry is written while its change is flushed, not after; answered once both are done', async (t) => {
+  const { s, target, c } = await attached(t)
+  const c2 = await open(t, s.port)
+  const file = join(s.service.stateDir, REPLIES_FILE)
+  const release = gateFlushes(target)
+  const appended = append(c, 1n, 1)
+  await until('change 1 applied, its flush held', () => target.applied.length === 1)
+  let answered = false
+  const answer = held(c2, 1n, 'overlap').then((r) => {
+    answered = true
+    return r
+  })
+  // Before the change: the reply waited for the flush, so this never came while the flush was held.
+  await until('the entry is in replies.drc while the change\'s flush is still held', async () => (await readFile(file)).includes('reply of overlap'), 10_000)
+  t.equal(target.flushes, 0, 'the flush has not finished')
+  t.notOk(answered, 'not answered: its change is not durable yet')
+  t.same(s.service.replies.all().map(([k]) => k), [], 'nor usable')
+  release()
+  t.same(await appended, { status: repl_stat.REPL_OK, durable: 1n })
+  t.same(await answer, { status: repl_stat.REPL_OK }, 'answered once the change is durable too')
+  t.same(s.service.replies.all().map(([k]) => k), ['overlap'])
+})
+
+t.test('a takeover releases entries whose change never came: not usable, REPL_BUSY', async (t) => {
   const { s, c } = await attached(t)
   t.same(await append(c, 1n, 2), { status: repl_stat.REPL_OK, durable: 2n })
   const c2 = await open(t, s.port)
@@ -105,6 +132,27 @@ t.test('a takeover releases entries whose change never came: not stored, REPL_BU
   t.equal((await s.service.takeover({ force: true })).status, repl_stat.REPL_OK, 'TAKEOVER')
   t.same(await answer, { status: repl_stat.REPL_BUSY }, 'the waiting entry is refused')
   t.same(s.service.replies.all().map(([k]) => k), ['had'], 'only the reply whose change the node has')
+})
+
+t.test('a new primary (higher epoch): entries whose change never came are dropped before its log is counted', async (t) => {
+  const { s, c } = await attached(t)
+  const file = join(s.service.stateDir, REPLIES_FILE)
+  t.same(await append(c, 1n, 2), { status: repl_stat.REPL_OK, durable: 2n })
+  const c2 = await open(t, s.port)
+  t.same(await held(c2, 2n, 'had'), { status: repl_stat.REPL_OK })
+  const answer = held(c2, 3n, 'never')
+  await until('the entry of change 3 written, waiting for its change', async () => s.service.durableWaits.waiting === 1 && (await readFile(file)).includes('reply of never'))
+  const c3 = await open(t, s.port)
+  const hello = await c3.call(at(V1.REPL_HELLO.proc), repl_hello_args, {
+    version: 1, cluster: Buffer.from('c1'), node: Buffer.from('primary-2'), epoch: 2n, handle_key: Buffer.alloc(32, 9),
+    exports: [{ export_id: 1, path: Buffer.from('/a'), sync: true }], export_list: Buffer.alloc(0), mount_list: Buffer.alloc(0),
+  }, repl_hello_res)
+  t.equal(hello.status, repl_stat.REPL_OK, 'HELLO of epoch 2: attached')
+  // Its log starts over: a seq 3 of it must not find the old primary's entry usable.
+  t.equal(s.service.replies.size, 1, 'the entry whose change never came is gone')
+  t.notOk((await readFile(file)).includes('reply of never'), 'from the file too')
+  t.same(s.service.replies.all().map(([k]) => k), ['had'], 'the one whose change came is kept')
+  t.same(await answer, { status: repl_stat.REPL_BUSY }, 'and the call that waited for the change is refused')
 })
 
 t.test('the shipper sends an entry before its change is acknowledged; the hold ends once it is stored', async (t) => {
@@ -122,7 +170,7 @@ t.test('the shipper sends an entry before its change is acknowledged; the hold e
   t.notOk(done, 'the reply is still held')
   t.same(await append(c, 1n, 1), { status: repl_stat.REPL_OK, durable: 1n })
   await hold
-  t.same(s.service.replies.all().map(([k]) => k), ['k1'], 'stored once change 1 was durable there')
+  t.same(s.service.replies.all().map(([k]) => k), ['k1'], 'usable once change 1 was durable there')
   t.equal(shipper.legacy, false)
 })
 

@@ -43,7 +43,8 @@ t.test('a torn tail is cut; damage drops what follows it, keeps what precedes it
 
   // A flipped byte in the first record's reply: its CRC fails, the second goes with it.
   const bad = Buffer.from(whole)
-  const at = 16 + 12 + Buffer.byteLength(entry(1).key) + 5
+  // Version 2 records: a 24-byte head (lengths, export id, seq, CRC), the key, the reply.
+  const at = 16 + 24 + Buffer.byteLength(entry(1).key) + 5
   bad[at] = (bad[at] ?? 0) ^ 0xff
   await writeFile(path, bad)
   const damaged = await ReplyStore.open(path, silentLogger)
@@ -56,7 +57,7 @@ t.test('lengths past the caps are refused before they are read by', async (t) =>
   const s = await ReplyStore.open(path, silentLogger)
   await s.addAll([entry(1)])
   await s.close()
-  const huge = Buffer.alloc(12)
+  const huge = Buffer.alloc(24)
   huge.writeUInt32BE(8, 0)
   huge.writeUInt32BE(0xffff_fff0, 4)
   await appendFile(path, Buffer.concat([huge, Buffer.alloc(8)]))
@@ -76,15 +77,15 @@ t.test('a file of another version, or not ours, is replaced, not misread', async
   const s = await ReplyStore.open(path, silentLogger)
   await s.addAll([entry(1)])
   await s.close()
-  const v2 = await readFile(path)
-  v2.writeUInt32BE(2, 8)
-  await writeFile(path, v2)
+  const v3 = await readFile(path)
+  v3.writeUInt32BE(3, 8)
+  await writeFile(path, v3)
   const r = await ReplyStore.open(path, silentLogger)
-  t.equal(r.size, 0, 'version 2: not read')
+  t.equal(r.size, 0, 'version 3: not read')
   await r.addAll([entry(5)])
   await r.close()
   const back = await readFile(path)
-  t.equal(back.readUInt32BE(8), 1, 'replaced by a version 1 file')
+  t.equal(back.readUInt32BE(8), 2, 'replaced by a version 2 file')
   t.equal((await ReplyStore.open(path, silentLogger)).size, 1)
 
   await writeFile(path, 'not a cached replies file at all')
