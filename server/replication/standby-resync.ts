@@ -42,6 +42,8 @@ export interface StandbyGate {
   admit(a: { epoch: bigint; export_id: number }, from: CallOrigin): ExportState | GateFail
   /** fn in the export's queue, after what is queued; REPL_BUSY when the queue is full. */
   queue<R>(e: ExportState, from: CallOrigin, fn: () => Promise<R>): Promise<R> | { status: typeof STAT.REPL_BUSY }
+  /** A full resync ended: the export's changes up to p0 are durable here (cached replies waiting for them are usable). */
+  resynced(exportId: number, p0: bigint): void
 }
 
 export class StandbyResync {
@@ -111,6 +113,7 @@ export class StandbyResync {
       await syncDir(this.#gate.stateDir)
       e.failed = null
       e.resyncing = null
+      this.#gate.resynced(e.ex.id, a.p0)
       this.#gate.log.info({ exportId: e.ex.id, p0: a.p0.toString(), ...e.progress }, 'replication: full resync done')
       return { status: STAT.REPL_OK }
     })

@@ -288,6 +288,16 @@ export class StandbyService implements StandbyGate {
     return this.resync.end(a, from)
   }
 
+  /**
+   * RESYNC_END made the export's tree the primary's as of p0, durably: its position is p0 from
+   * now on, in whichever log (after a new epoch, the new primary's, which may count lower than
+   * the old one did). A cached reply for a change up to p0 is then usable; one for a later
+   * change waits for its APPEND.
+   */
+  resynced(exportId: number, p0: bigint): void {
+    this.durableWaits.reached(exportId, p0)
+  }
+
   /** The export's resync progress (null when none ran since this node started). */
   resyncProgress(id: number): (ResyncProgress & { running: boolean }) | null {
     return this.resync.progress(id)
@@ -395,6 +405,9 @@ export class StandbyService implements StandbyGate {
     // log's positions first (those whose change came are kept, the others dropped; drc-store.ts).
     await this.replies.settle()
     for (const e of this.exports.values()) {
+      // Nothing of the new log is durable here yet: a reply it ships waits for the change's APPEND,
+      // or for the full resync's end (resynced), not for the old log's position.
+      this.durableWaits.reached(e.ex.id, 0n)
       if (e.failed !== null || e.ex.target.position() === 0n) continue
       await writeResyncMark(this.state.dir, e.ex.id, `primary ${node} serves epoch ${String(epoch)}; positions of the old epoch's log`)
       e.failed = STAT.REPL_NEED_RESYNC

@@ -27,12 +27,15 @@ import {
   repl_drc_held_args,
   repl_hello_args,
   repl_hello_res,
+  repl_rs_begin_args,
+  repl_rs_end_args,
   repl_rs_res,
   repl_stat,
 } from '../../../xdr/generated/replication.ts'
 import type { repl_rs_res as RsRes } from '../../../xdr/generated/replication.ts'
 import { RecordingTarget, changeNo, startStandby } from './fixtures.ts'
 import type { StandbyFixture } from './fixtures.ts'
+import type { ResyncTarget } from '../../../server/replication/resync-target.ts'
 import { until } from './resync-fixtures.ts'
 
 const V1 = TSNFS_REPL_PROG.versions.TSNFS_REPL_V1.procs
@@ -153,6 +156,51 @@ t.test('a new primary (higher epoch): entries whose change never came are droppe
   t.notOk((await readFile(file)).includes('reply of never'), 'from the file too')
   t.same(s.service.replies.all().map(([k]) => k), ['had'], 'the one whose change came is kept')
   t.same(await answer, { status: repl_stat.REPL_BUSY }, 'and the call that waited for the change is refused')
+})
+
+t.test("a new primary's entries wait for its own log: not the old log's position, but the full resync's end, then APPENDs", async (t) => {
+  const target = new RecordingTarget()
+  const ends: bigint[] = []
+  // The tree's side of a resync is not what this test is about: RESYNC_END's position is.
+  const resync: ResyncTarget = {
+    begin: () => Promise.resolve(),
+    dir: () => Promise.resolve([]),
+    sums: () => Promise.resolve([]),
+    data: () => Promise.resolve(),
+    end: (p0) => {
+      ends.push(p0)
+      return Promise.resolve()
+    },
+  }
+  const exp = { id: 1, path: '/a', target, resync }
+  const s = await startStandby(t, { dir: t.testdir(), targets: [exp] })
+  const c = await open(t, s.port)
+  const hello = (epoch: bigint, node: string): Promise<repl_hello_res> => c.call(at(V1.REPL_HELLO.proc), repl_hello_args, {
+    version: 1, cluster: Buffer.from('c1'), node: Buffer.from(node), epoch, handle_key: Buffer.alloc(32, 9),
+    exports: [{ export_id: 1, path: Buffer.from('/a'), sync: true }], export_list: Buffer.alloc(0), mount_list: Buffer.alloc(0),
+  }, repl_hello_res)
+  t.equal((await hello(1n, 'primary-1')).status, repl_stat.REPL_OK)
+  t.same(await append(c, 1n, 5), { status: repl_stat.REPL_OK, durable: 5n }, 'the old log reached 5 here')
+  t.equal((await hello(2n, 'primary-2')).status, repl_stat.REPL_OK, 'HELLO of epoch 2')
+  t.equal(s.service.durableWaits.position(1), 0n, "nothing of the new log is durable here: the old log's 5 does not count")
+  const held2 = (seq: bigint, key: string): Promise<RsRes> =>
+    c.call(at(V1.REPL_DRC_HELD.proc), repl_drc_held_args, { epoch: 2n, entries: [{ export_id: 1, seq, key: Buffer.from(key), reply: Buffer.from(`reply of ${key}`) }] }, repl_rs_res)
+  const early = held2(3n, 'early')
+  await until('the entry for the new log\'s change 3 waits', () => s.service.durableWaits.waiting === 1)
+  t.same(s.service.replies.all().map(([k]) => k), [], 'written, but not usable')
+  const begin = await c.call(at(V1.REPL_RESYNC_BEGIN.proc), repl_rs_begin_args, { epoch: 2n, export_id: 1, p0: 4n }, repl_rs_res)
+  t.same(begin, { status: repl_stat.REPL_OK }, 'RESYNC_BEGIN at 4')
+  const end = await c.call(at(V1.REPL_RESYNC_END.proc), repl_rs_end_args, { epoch: 2n, export_id: 1, p0: 4n, walked_until: 4n }, repl_rs_res)
+  t.same(end, { status: repl_stat.REPL_OK }, 'RESYNC_END at 4')
+  t.same(ends, [4n])
+  t.equal(s.service.durableWaits.position(1), 4n, 'the resync made the new log durable here up to 4')
+  t.same(await early, { status: repl_stat.REPL_OK }, 'the entry of change 3 is answered once the resync covered it')
+  t.same(await held2(4n, 'at-p0'), { status: repl_stat.REPL_OK }, 'and one of change 4 at once')
+  const later = held2(6n, 'later')
+  await until('the entry of change 6 waits for its APPEND', () => s.service.durableWaits.waiting === 1)
+  t.same(s.service.replies.all().map(([k]) => k).sort(), ['at-p0', 'early'], 'usable: those the resync covered, not change 6')
+  t.same(await c.call(at(V1.REPL_APPEND.proc), repl_append_args, { epoch: 2n, export_id: 1, first: 5n, changes: [5, 6].map((n) => changeToRepl(changeNo(n))) }, repl_append_res), { status: repl_stat.REPL_OK, durable: 6n })
+  t.same(await later, { status: repl_stat.REPL_OK }, 'answered once its APPEND is durable')
 })
 
 t.test('the shipper sends an entry before its change is acknowledged; the hold ends once it is stored', async (t) => {
