@@ -7,6 +7,7 @@ import t from 'tap'
 import { ATTR_OUT_SIZE, ENTRY_OUT_SIZE, FUSE_ROOT_ID, direntSize, direntplusSize, initOut, openOut, putDirent, statfsOut } from '../../client/fuse/abi.ts'
 import { errnoFor, makedev, splitdev } from '../../client/fuse/convert.ts'
 import { InodeTable } from '../../client/fuse/inodes.ts'
+import { fuseMountOptions } from '../../client/fuse/mount.ts'
 import { parseMountOptions, sourceUrl } from '../../client/fuse/options.ts'
 import { NfsError } from '../../client/errors.ts'
 import { RpcError } from '../../client/rpc/errors.ts'
@@ -116,4 +117,13 @@ t.test('struct layouts and conversions', async t => {
   t.equal(errnoFor(NfsError.fromStatus(2, 'LOOKUP')), 2, 'NFS3ERR_NOENT → ENOENT')
   t.equal(errnoFor(NfsError.fromStatus(66, 'RMDIR')), 39, 'NFS3ERR_NOTEMPTY → ENOTEMPTY (Linux 39)')
   t.equal(errnoFor(new RpcError('RPC_TIMEOUT', 'x')), 5, 'a soft timeout → EIO')
+})
+
+t.test('mount(8) options: default_permissions wherever a caller other than root may enter', async t => {
+  const opts = (o: Parameters<typeof fuseMountOptions>[0], uid: number): string[] => fuseMountOptions(o, uid, uid).split(',')
+  t.notOk(opts({}, 0).includes('default_permissions'), "root's own mount: the server judges root's calls")
+  t.ok(opts({ allowOther: true }, 0).includes('default_permissions'), 'allow_other: the kernel checks each caller first')
+  t.ok(opts({}, 1000).includes('default_permissions'), 'a mount another user made')
+  t.ok(opts({ allowOther: true, fixedIdentity: true }, 0).includes('default_permissions'), 'a single-identity mount others may enter')
+  t.strictSame(opts({ readOnly: true, exec: false }, 0), ['fd=3', 'rootmode=40000', 'user_id=0', 'group_id=0', 'ro', 'nosuid', 'nodev', 'noexec'])
 })
