@@ -129,11 +129,15 @@ export class StandbyService implements StandbyGate {
   /** A service over `opts.exports`; exports marked for resync in the state directory stay marked. */
   static async open(opts: StandbyOptions): Promise<StandbyService> {
     const s = new StandbyService(opts)
+    for (const e of s.exports.values()) {
+      if ((await readIfExists(join(s.state.dir, resyncMarkName(e.ex.id)))) === null) continue
+      e.failed = STAT.REPL_NEED_RESYNC
+      // Its tree answers to no log position until the full resync ends (a new primary's log, or one
+      // this tree fell out of): no cached reply waiting for a change counts as durable here meanwhile.
+      s.durableWaits.reached(e.ex.id, 0n)
+    }
     // An entry is usable once the export's durable position reaches its seq (drc-store.ts).
     s.replies = await ReplyStore.open(join(s.state.dir, REPLIES_FILE), s.log, { durable: (id) => s.durableWaits.position(id) })
-    for (const e of s.exports.values()) {
-      if ((await readIfExists(join(s.state.dir, resyncMarkName(e.ex.id)))) !== null) e.failed = STAT.REPL_NEED_RESYNC
-    }
     for (const name of ['handle.key', 'export-list', 'mount-list']) {
       const b = await readIfExists(join(s.state.dir, PRIMARY_DIR, name))
       if (b !== null) s.stored.set(name, b)

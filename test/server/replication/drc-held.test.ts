@@ -203,6 +203,30 @@ t.test("a new primary's entries wait for its own log: not the old log's position
   t.same(await later, { status: repl_stat.REPL_OK }, 'answered once its APPEND is durable')
 })
 
+t.test("restarted while a new primary's resync is due: its entries do not count the old log's position", async (t) => {
+  const target = new RecordingTarget()
+  const dir = t.testdir()
+  const s = await startStandby(t, { dir, targets: [{ id: 1, path: '/a', target }] })
+  const c = await open(t, s.port)
+  const hello = (epoch: bigint, node: string): Promise<repl_hello_res> => c.call(at(V1.REPL_HELLO.proc), repl_hello_args, {
+    version: 1, cluster: Buffer.from('c1'), node: Buffer.from(node), epoch, handle_key: Buffer.alloc(32, 9),
+    exports: [{ export_id: 1, path: Buffer.from('/a'), sync: true }], export_list: Buffer.alloc(0), mount_list: Buffer.alloc(0),
+  }, repl_hello_res)
+  t.equal((await hello(1n, 'primary-1')).status, repl_stat.REPL_OK)
+  t.same(await append(c, 1n, 5), { status: repl_stat.REPL_OK, durable: 5n }, 'the old log reached 5 here')
+  t.equal((await hello(2n, 'primary-2')).status, repl_stat.REPL_OK, 'HELLO of epoch 2: a full resync is due')
+  const file = join(s.service.stateDir, REPLIES_FILE)
+  const ghost = c.call(at(V1.REPL_DRC_HELD.proc), repl_drc_held_args, { epoch: 2n, entries: [{ export_id: 1, seq: 3n, key: Buffer.from('ghost'), reply: Buffer.from('reply of ghost') }] }, repl_rs_res)
+  ghost.catch(() => undefined)
+  await until('the new log\'s entry for change 3 written, waiting', async () => s.service.durableWaits.waiting === 1 && (await readFile(file)).includes('reply of ghost'))
+  await s.close()
+  // The same tree (target) and state directory: the tree still holds the old log's 5 changes.
+  const again = await startStandby(t, { dir, targets: [{ id: 1, path: '/a', target }] })
+  t.equal(again.service.durableWaits.position(1), 0n, 'marked for a resync: no position counts until it ends')
+  t.equal(again.service.replies.size, 0, 'the entry whose change never came here is dropped at load')
+  t.notOk((await readFile(file)).includes('reply of ghost'), 'from the file too')
+})
+
 t.test('the shipper sends an entry before its change is acknowledged; the hold ends once it is stored', async (t) => {
   const { s, c } = await attached(t)
   const shipper = new RepliesShipper({ host: '127.0.0.1', port: s.port, epoch: () => 1n, log: silentLogger, waited: () => true })
