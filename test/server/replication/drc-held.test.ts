@@ -54,13 +54,15 @@ async function attached(t: Test): Promise<{ s: StandbyFixture; target: Recording
   const target = new RecordingTarget()
   const s = await startStandby(t, { dir: t.testdir(), targets: [{ id: 1, path: '/a', target }] })
   const c = await open(t, s.port)
-  const hello = await c.call(at(V1.REPL_HELLO.proc), repl_hello_args, {
-    version: 1, cluster: Buffer.from('c1'), node: Buffer.from('primary-1'), epoch: 1n, handle_key: Buffer.alloc(32, 9),
-    exports: [{ export_id: 1, path: Buffer.from('/a'), sync: true }], export_list: Buffer.alloc(0), mount_list: Buffer.alloc(0),
-  }, repl_hello_res)
-  t.equal(hello.status, repl_stat.REPL_OK, 'HELLO: attached')
+  t.equal((await hello(c, 1n, 'primary-1')).status, repl_stat.REPL_OK, 'HELLO: attached')
   return { s, target, c }
 }
+
+/** HELLO of a primary `node` of `epoch`, with export 1 at /a in sync mode. */
+const hello = (c: StreamCaller, epoch: bigint, node: string): Promise<repl_hello_res> => c.call(at(V1.REPL_HELLO.proc), repl_hello_args, {
+  version: 1, cluster: Buffer.from('c1'), node: Buffer.from(node), epoch, handle_key: Buffer.alloc(32, 9),
+  exports: [{ export_id: 1, path: Buffer.from('/a'), sync: true }], export_list: Buffer.alloc(0), mount_list: Buffer.alloc(0),
+}, repl_hello_res)
 
 const append = (c: StreamCaller, first: bigint, n: number): Promise<repl_append_res> =>
   c.call(at(V1.REPL_APPEND.proc), repl_append_args, { epoch: 1n, export_id: 1, first, changes: Array.from({ length: n }, (_, i) => changeToRepl(changeNo(Number(first) + i))) }, repl_append_res)
@@ -146,11 +148,7 @@ t.test('a new primary (higher epoch): entries whose change never came are droppe
   const answer = held(c2, 3n, 'never')
   await until('the entry of change 3 written, waiting for its change', async () => s.service.durableWaits.waiting === 1 && (await readFile(file)).includes('reply of never'))
   const c3 = await open(t, s.port)
-  const hello = await c3.call(at(V1.REPL_HELLO.proc), repl_hello_args, {
-    version: 1, cluster: Buffer.from('c1'), node: Buffer.from('primary-2'), epoch: 2n, handle_key: Buffer.alloc(32, 9),
-    exports: [{ export_id: 1, path: Buffer.from('/a'), sync: true }], export_list: Buffer.alloc(0), mount_list: Buffer.alloc(0),
-  }, repl_hello_res)
-  t.equal(hello.status, repl_stat.REPL_OK, 'HELLO of epoch 2: attached')
+  t.equal((await hello(c3, 2n, 'primary-2')).status, repl_stat.REPL_OK, 'HELLO of epoch 2: attached')
   // Its log starts over: a seq 3 of it must not find the old primary's entry usable.
   t.equal(s.service.replies.size, 1, 'the entry whose change never came is gone')
   t.notOk((await readFile(file)).includes('reply of never'), 'from the file too')
@@ -175,13 +173,9 @@ t.test("a new primary's entries wait for its own log: not the old log's position
   const exp = { id: 1, path: '/a', target, resync }
   const s = await startStandby(t, { dir: t.testdir(), targets: [exp] })
   const c = await open(t, s.port)
-  const hello = (epoch: bigint, node: string): Promise<repl_hello_res> => c.call(at(V1.REPL_HELLO.proc), repl_hello_args, {
-    version: 1, cluster: Buffer.from('c1'), node: Buffer.from(node), epoch, handle_key: Buffer.alloc(32, 9),
-    exports: [{ export_id: 1, path: Buffer.from('/a'), sync: true }], export_list: Buffer.alloc(0), mount_list: Buffer.alloc(0),
-  }, repl_hello_res)
-  t.equal((await hello(1n, 'primary-1')).status, repl_stat.REPL_OK)
+  t.equal((await hello(c, 1n, 'primary-1')).status, repl_stat.REPL_OK)
   t.same(await append(c, 1n, 5), { status: repl_stat.REPL_OK, durable: 5n }, 'the old log reached 5 here')
-  t.equal((await hello(2n, 'primary-2')).status, repl_stat.REPL_OK, 'HELLO of epoch 2')
+  t.equal((await hello(c, 2n, 'primary-2')).status, repl_stat.REPL_OK, 'HELLO of epoch 2')
   t.equal(s.service.durableWaits.position(1), 0n, "nothing of the new log is durable here: the old log's 5 does not count")
   const held2 = (seq: bigint, key: string): Promise<RsRes> =>
     c.call(at(V1.REPL_DRC_HELD.proc), repl_drc_held_args, { epoch: 2n, entries: [{ export_id: 1, seq, key: Buffer.from(key), reply: Buffer.from(`reply of ${key}`) }] }, repl_rs_res)
@@ -208,13 +202,9 @@ t.test("restarted while a new primary's resync is due: its entries do not count 
   const dir = t.testdir()
   const s = await startStandby(t, { dir, targets: [{ id: 1, path: '/a', target }] })
   const c = await open(t, s.port)
-  const hello = (epoch: bigint, node: string): Promise<repl_hello_res> => c.call(at(V1.REPL_HELLO.proc), repl_hello_args, {
-    version: 1, cluster: Buffer.from('c1'), node: Buffer.from(node), epoch, handle_key: Buffer.alloc(32, 9),
-    exports: [{ export_id: 1, path: Buffer.from('/a'), sync: true }], export_list: Buffer.alloc(0), mount_list: Buffer.alloc(0),
-  }, repl_hello_res)
-  t.equal((await hello(1n, 'primary-1')).status, repl_stat.REPL_OK)
+  t.equal((await hello(c, 1n, 'primary-1')).status, repl_stat.REPL_OK)
   t.same(await append(c, 1n, 5), { status: repl_stat.REPL_OK, durable: 5n }, 'the old log reached 5 here')
-  t.equal((await hello(2n, 'primary-2')).status, repl_stat.REPL_OK, 'HELLO of epoch 2: a full resync is due')
+  t.equal((await hello(c, 2n, 'primary-2')).status, repl_stat.REPL_OK, 'HELLO of epoch 2: a full resync is due')
   const file = join(s.service.stateDir, REPLIES_FILE)
   const ghost = c.call(at(V1.REPL_DRC_HELD.proc), repl_drc_held_args, { epoch: 2n, entries: [{ export_id: 1, seq: 3n, key: Buffer.from('ghost'), reply: Buffer.from('reply of ghost') }] }, repl_rs_res)
   ghost.catch(() => undefined)

@@ -28,6 +28,7 @@ import { frameRecord, totalLength } from '../../../xdr/record.ts'
 import { XdrWriter } from '../../../xdr/runtime/writer.ts'
 import { NFS3, Nfs3, ROOT_CRED, S } from '../../helpers/local.ts'
 import { until } from './resync-fixtures.ts'
+import { callRaw, statusOf } from './raw-call.ts'
 
 const NFS = { prog: 100003, vers: 3 }
 
@@ -109,4 +110,24 @@ export async function shipGhost(t: Test): Promise<Ghost> {
     entries: [{ export_id: pos.exportId, seq: pos.applied + 1n, key: Buffer.from(key), reply: cachedOk }],
   }, repl_rs_res)
   return Object.assign(g, { exportPath, bOptions, a, key, xid, rec, cachedOk, shipped })
+}
+
+/**
+ * B, now serving, gets the client's retransmission of the ghost CREATE: it must run it (its own
+ * answer, the file made), not answer the cached "OK" for a change it never made.
+ */
+export async function retransmissionRuns(t: Test, b: StandbyNode, g: Ghost): Promise<void> {
+  const served = b.server
+  if (served === null) {
+    t.fail('B serves')
+    return
+  }
+  const again = await callRaw(served.port, g.rec)
+  t.notOk(again.includes(g.cachedOk), 'the retransmission is not answered with the cached reply')
+  t.equal(again.readUInt32BE(0), g.xid, 'B answers the call')
+  t.equal(statusOf(again), S.OK, 'B ran the CREATE: OK')
+  const nfsB = await Nfs3.connect(t, served.port)
+  const rootB = await nfsB.mount(g.exportPath)
+  t.equal((await nfsB.lookup(rootB, 'ghost')).status, S.OK, 'and the file exists on B now')
+  nfsB.c.close()
 }
