@@ -37,6 +37,10 @@ t.test('extent nodes: damage is refused with EXT4_CORRUPT', async (t) => {
   t.same(decodeExtentNode(node([a, b]), 60, 'x').extents.map((e) => e.block), [0, 10])
   t.throws(() => decodeExtentNode(node([a], 0, 4, 0x1234), 60, 'root'), { code: 'EXT4_CORRUPT', message: 'root: bad extent magic 0x1234' })
   t.throws(() => decodeExtentNode(node([a], 0, 5), 60, 'root'), { code: 'EXT4_CORRUPT', message: /max 5 \(room for 4\)/ })
+  // e2fsck's rule (ext2fs_extent_header_verify): eh_max at least the room less two; a random fsck round found a
+  // root whose eh_max was damaged to 1, which we took for sound and e2fsck called a corrupt extent header.
+  t.same(decodeExtentNode(node([a], 0, 2), 60, 'root').extents.length, 1, 'eh_max two below the room: accepted')
+  t.throws(() => decodeExtentNode(node([a], 0, 1), 60, 'root'), { code: 'EXT4_CORRUPT', message: /max 1 \(room for 4\)/ })
   t.throws(() => decodeExtentNode(node([b, a]), 60, 'root'), { code: 'EXT4_CORRUPT', message: /overlaps/ })
   t.throws(() => decodeExtentNode(node([a], 6), 60, 'root'), { code: 'EXT4_CORRUPT', message: 'root: extent depth 6' })
   const i1 = encodeExtentIndex({ block: 5, leaf: 9 })

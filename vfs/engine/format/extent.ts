@@ -92,7 +92,7 @@ export function encodeExtent(e: Extent): Buffer {
   return out
 }
 
-/** One node of the tree, checked: magic, entries <= max, max fits the node. */
+/** One node of the tree, checked: magic, entries <= max, max fits the node (and leaves at most two entries unused). */
 export interface ExtentNode {
   header: ExtentHeader
   /** depth > 0 */
@@ -112,7 +112,9 @@ export function decodeExtentNode(buf: Buffer, nodeSize: number, where: string): 
   const header = decodeExtentHeader(buf)
   if (header.magic !== EXTENT_MAGIC) throw corrupt(`${where}: bad extent magic 0x${header.magic.toString(16)}`)
   const room = Math.floor((nodeSize - EXTENT_HEADER_SIZE) / EXTENT_ENTRY_SIZE)
-  if (header.max > room || header.entries > header.max) throw corrupt(`${where}: extent header entries ${header.entries} max ${header.max} (room for ${room})`)
+  // As e2fsprogs' ext2fs_extent_header_verify, the judge of our images: eh_max within two entries of the
+  // node's room (what mke2fs and the kernel write is the room itself), eh_entries at most eh_max.
+  if (header.max > room || header.max < room - 2 || header.entries > header.max) throw corrupt(`${where}: extent header entries ${header.entries} max ${header.max} (room for ${room})`)
   if (header.depth > EXT4_MAX_EXTENT_DEPTH) throw corrupt(`${where}: extent depth ${header.depth}`)
   const indexes: ExtentIndex[] = []
   const extents: Extent[] = []
