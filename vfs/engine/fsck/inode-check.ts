@@ -133,6 +133,9 @@ export async function checkInode(ctx: FsckContext, ino: number, inode: Inode, ra
     else if (fmt === S_IFLNK) await checkSlowSymlink(ctx, ino, inode, walk)
     else if (walk.lastInitBlock >= 0 && inode.size < walk.lastInitBlock * bs) {
       r.add(1, 'INODE_BAD_SIZE', `inode ${ino}: i_size ${inode.size} ends before logical block ${walk.lastInitBlock}, which is mapped`, { ...where, expected: (walk.lastBlock + 1) * bs })
+    } else if (inode.size > bs * 2 ** 32 - 1) {
+      // An extent's ee_block is 32 bits: no byte past 2^32 blocks can be mapped (e2fsck pass 1, "bad_size = 6").
+      r.add(1, 'INODE_BAD_SIZE', `inode ${ino}: i_size ${inode.size} beyond the ${bs * 2 ** 32 - 1} bytes 32-bit extent block numbers reach`, { ...where, expected: (walk.lastBlock + 1) * bs })
     }
   }
   // Attributes in the inode that cannot stand are cleared first; what they charged is not known till then.

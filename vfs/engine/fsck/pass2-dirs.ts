@@ -85,10 +85,17 @@ function checkDirBlock(ctx: FsckContext, ino: number, dir: DirInfo, block: Buffe
     }
     const name = block.subarray(off + DIR_ENTRY_HEADER, off + DIR_ENTRY_HEADER + nameLen)
     const text = name.toString('latin1')
+    // The byte after '.' or '..' (inside the record: rec_len is at least 12): e2fsck wants it NUL
+    // (pass 2 check_dot, check_dotdot: "is not NULL terminated").
+    const pad = block[off + DIR_ENTRY_HEADER + nameLen] ?? 0
     off += recLen
     if (lblk === 0 && k === 0) {
       if (text !== '.' || child !== ino) r.add(2, 'DIR_BAD_DOT', `directory ${ino}: first entry is '${text}' -> ${child}, not '.' -> ${ino}`, where)
-      else ctx.refs[ino] = (ctx.refs[ino] ?? 0) + 1
+      else {
+        // Still the directory's own entry: counted, whatever its padding.
+        if (pad !== 0) r.add(2, 'DIR_BAD_DOT', `directory ${ino}: '.' is not NUL-terminated`, where)
+        ctx.refs[ino] = (ctx.refs[ino] ?? 0) + 1
+      }
       continue
     }
     if (lblk === 0 && k === 1) {
@@ -96,6 +103,7 @@ function checkDirBlock(ctx: FsckContext, ino: number, dir: DirInfo, block: Buffe
         r.add(2, 'DIR_BAD_DOTDOT', `directory ${ino}: second entry is '${text}', not '..'`, where)
         continue
       }
+      if (pad !== 0) r.add(2, 'DIR_BAD_DOTDOT', `directory ${ino}: '..' is not NUL-terminated`, where)
       dir.dotdot = child
       if (child <= sb.inodesCount && ctx.inodes.get(child)) ctx.refs[child] = (ctx.refs[child] ?? 0) + 1
       continue

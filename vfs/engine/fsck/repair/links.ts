@@ -5,7 +5,8 @@
  * is left: rewriting its record would bless the rest of it. An inode no entry
  * names (INODE_UNATTACHED) goes to lost+found (reconnect.ts). While pass 2
  * still finds records it cannot read (left by the directory step: damage in
- * '.' or '..'), the counted entries are a lower bound, so no count is lowered:
+ * '.' or '..'), or a directory's extent tree could not be walked (pass 2 never
+ * read it), the counted entries are a lower bound, so no count is lowered:
  * a count below the true one frees a file that is still named.
  */
 import { S_IFDIR } from '../../format/inode.ts'
@@ -21,7 +22,9 @@ const UNREAD = new Set(['DIRENT_BAD_REC_LEN', 'DIR_BAD_DOT', 'DIR_BAD_DOTDOT'])
 
 export async function repairLinkCounts({ ctx, problems, h }: StepInput): Promise<Repair[]> {
   const out: Repair[] = []
-  const unread = problems.some((p) => p.pass === 2 && UNREAD.has(p.code))
+  const DIR = S_IFDIR >> 12
+  // Also a directory pass 1 could not walk (a bad extent header or node): pass 2 never read its entries.
+  const unread = problems.some((p) => (p.pass === 2 && UNREAD.has(p.code)) || (p.pass === 1 && p.severity === 'error' && p.ino !== undefined && ctx.types[p.ino] === DIR && !ctx.dirs.has(p.ino)))
   const faulty = new Set(problems.filter((p) => p.pass === 1 && p.severity === 'error' && p.ino !== undefined).map((p) => p.ino))
   for (const p of problems) {
     if (p.pass !== 4 || p.severity !== 'error') continue
@@ -37,7 +40,7 @@ export async function repairLinkCounts({ ctx, problems, h }: StepInput): Promise
       continue
     }
     let counted = ctx.refs[ino] ?? 0
-    if (ctx.types[ino] === S_IFDIR >> 12 && counted > LINK_MAX) counted = 1
+    if (ctx.types[ino] === DIR && counted > LINK_MAX) counted = 1
     // A value inode no directory names has its attribute entries for one link (pass4-links.ts).
     if (counted === 0 && ctx.eaInodes.has(ino) && (ctx.eaRefs.get(ino) ?? 0) > 0) counted = 1
     const was = ctx.linksCount[ino] ?? 0
