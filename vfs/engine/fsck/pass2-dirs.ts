@@ -93,7 +93,7 @@ function checkDirBlock(ctx: FsckContext, ino: number, dir: DirInfo, block: Buffe
       if (text !== '.' || child !== ino) r.add(2, 'DIR_BAD_DOT', `directory ${ino}: first entry is '${text}' -> ${child}, not '.' -> ${ino}`, where)
       else {
         // Still the directory's own entry: counted, whatever its padding.
-        if (pad !== 0) r.add(2, 'DIR_BAD_DOT', `directory ${ino}: '.' is not NUL-terminated`, where)
+        if (pad !== 0) r.add(2, 'DIR_DOT_NOT_NUL', `directory ${ino}: '.' is not NUL-terminated`, where)
         ctx.refs[ino] = (ctx.refs[ino] ?? 0) + 1
       }
       continue
@@ -103,7 +103,7 @@ function checkDirBlock(ctx: FsckContext, ino: number, dir: DirInfo, block: Buffe
         r.add(2, 'DIR_BAD_DOTDOT', `directory ${ino}: second entry is '${text}', not '..'`, where)
         continue
       }
-      if (pad !== 0) r.add(2, 'DIR_BAD_DOTDOT', `directory ${ino}: '..' is not NUL-terminated`, where)
+      if (pad !== 0) r.add(2, 'DIR_DOT_NOT_NUL', `directory ${ino}: '..' is not NUL-terminated`, where)
       dir.dotdot = child
       if (child <= sb.inodesCount && ctx.inodes.get(child)) ctx.refs[child] = (ctx.refs[child] ?? 0) + 1
       continue

@@ -7,8 +7,9 @@
  * ("Entry ... has deleted/unused inode. Clear? yes", "Setting filetype",
  * "directory passes checks but fails checksum. Fix? yes"). A leaf whose
  * records stop parsing, that holds a bad name, or that has no checksum tail
- * where one is due is salvaged (see Salvage); damage in '.' or '..' and an
- * htree index block are left as they are. An htree
+ * where one is due is salvaged (see Salvage); a '.' or '..' whose name is not
+ * NUL-terminated gets the NUL (e2fsck's "is not NULL terminated. Fix? yes");
+ * other damage in '.' or '..' and an htree index block are left as they are. An htree
  * leaf whose checksum fails is the htree step's (htree-clear.ts): a changed
  * name may no longer hash into the leaf's range, so the index is cleared
  * first and the leaf is then judged here as a linear one.
@@ -24,11 +25,13 @@ import { FT_OF } from '../pass2-dirs.ts'
 import { fixed, left } from './record.ts'
 import type { Repair, StepInput } from './record.ts'
 
-const MINE = new Set(['DIRENT_UNUSED_INODE', 'DIRENT_BAD_INODE', 'DIRENT_BAD_FILETYPE', 'DIR_CSUM', 'DIRENT_BAD_REC_LEN', 'DIRENT_BAD_NAME'])
+const MINE = new Set(['DIRENT_UNUSED_INODE', 'DIRENT_BAD_INODE', 'DIRENT_BAD_FILETYPE', 'DIR_CSUM', 'DIRENT_BAD_REC_LEN', 'DIRENT_BAD_NAME', 'DIR_DOT_NOT_NUL'])
 
 type Action =
   | { kind: 'remove'; name: Buffer; child: number; why: string }
   | { kind: 'type'; off: number; name: Buffer; from: number; to: number }
+  /** The byte after '.' or '..' made NUL (e2fsck: "'.' directory entry ... is not NULL terminated. Fix? yes"). */
+  | { kind: 'nul'; off: number; name: Buffer }
 
 /**
  * A leaf whose records do not parse, or that lacks its checksum tail, is rebuilt from the records
@@ -73,6 +76,8 @@ function plan(ctx: FsckContext, ino: number, block: Buffer, lblk: number): { act
     const at = off
     off += recLen
     if ((lblk === 0 && k < 2) || child === 0) {
+      const pad = at + DIR_ENTRY_HEADER + nameLen
+      if (lblk === 0 && name.toString('latin1') === (k === 0 ? '.' : '..') && block[pad] !== 0) actions.push({ kind: 'nul', off: pad, name })
       if (child !== 0 || (lblk === 0 && k < 2)) keep.push({ inode: child, fileType: ft, name })
       continue
     }
@@ -141,6 +146,9 @@ export async function repairDirEntries({ ctx, problems, h }: StepInput): Promise
       if (a.kind === 'remove') {
         if (salvage === undefined) removeFromBlock(buf, dirFs, a.name)
         out.push(fixed(2, 'DIRENT_REMOVED', `directory ${ino}: entry '${name}' removed (inode ${a.child} ${a.why})`, where))
+      } else if (a.kind === 'nul') {
+        buf[a.off] = 0
+        out.push(fixed(2, 'DIR_DOT_NUL_SET', `directory ${ino}: '${name}' NUL-terminated`, where))
       } else {
         buf[a.off + 7] = a.to
         out.push(fixed(2, 'DIRENT_FILETYPE_SET', `directory ${ino}: entry '${name}' file type ${a.from} → ${a.to}`, where))
