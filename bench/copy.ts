@@ -12,7 +12,7 @@
  *          the library's upload of the same run
  * With `before` (another build's dist/cli/main.js), that build's `tsnfs cp`
  * runs in the same rotation both ways (an A/B of the CLI in one session).
- * Each `tsnfs cp` runs as installed: the bin/tsnfs.js beside the build.
+ * Each `tsnfs cp` runs as installed: the bin/tsnfs.cjs beside the build.
  * It reports each one's median, and the ratios of the medians as speed
  * ratios: tsnfs cp against nfs-cp (≥ 1 means at least as fast), the mount
  * against the library; and the CPU time (user + system) of each tool the same
@@ -87,10 +87,13 @@ function cliEntry(): string {
   return entry
 }
 
-/** The installed command beside a build's dist/cli/main.js: bin/tsnfs.js, which runs the bundle (dist/bundle/) when it is current. */
+/** The installed command beside a build's dist/cli/main.js: bin/tsnfs.cjs (bin/tsnfs.js before session 37), which runs the bundle (dist/bundle/) when it is current. */
 function installedEntry(cli: string): string {
-  const bin = resolve(cli, '..', '..', '..', 'bin', 'tsnfs.js')
-  return existsSync(bin) ? bin : cli
+  for (const name of ['tsnfs.cjs', 'tsnfs.js']) {
+    const bin = resolve(cli, '..', '..', '..', 'bin', name)
+    if (existsSync(bin)) return bin
+  }
+  return cli
 }
 
 const run = promisify(execFile)

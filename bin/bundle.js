@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The installed command's fast start: dist/bundle/, the client commands of dist/cli/ bundled by
-// esbuild, which bin/tsnfs.js runs. Node 20's ES module loader resolves, stats, reads, compiles and
+// esbuild, which bin/tsnfs.cjs runs. Node 20's ES module loader resolves, stats, reads, compiles and
 // links each module on its own: `tsnfs cp` loaded ~74 files of dist/ and spent ~55 ms of each start
 // doing it (a 1-byte copy took 0.12-0.15 s, libnfs's nfs-cp 0.005 s; bench/README.md). Bundled, with
 // a chunk per command loaded only when it runs (code splitting), a command loads a few files.
@@ -13,7 +13,8 @@
 //
 // Usage: node bin/bundle.js [--esbuild PATH]   (PATH: esbuild's package folder when it is not a
 // dependency that resolves from here: bin/prepare.js fetches it for a global install). Run after tsc.
-import { existsSync, rmSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -22,8 +23,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const cliDir = join(root, 'dist', 'cli')
 const outdir = join(root, 'dist', 'bundle')
 
-/** The commands bundled (cli/dispatch.ts names each one's module './NAME.js'). */
-export const BUNDLED = ['cp', 'ls', 'cat', 'stat', 'mkdir', 'rm', 'mv', 'ln', 'df', 'showmount']
+import bundled from './bundled-commands.cjs'
 
 async function loadEsbuild(from) {
   const req = createRequire(from === undefined ? join(root, 'package.json') : join(from, 'package.json'))
@@ -46,23 +46,27 @@ export async function bundle(esbuildDir) {
       build.onResolve({ filter: /^\.\/[a-z-]+\.js$/ }, (args) => {
         if (args.importer !== dispatch || args.kind !== 'dynamic-import') return undefined
         const name = args.path.slice(2, -3)
-        if (BUNDLED.includes(name)) return undefined
+        if (bundled.BUNDLED.includes(name)) return undefined
         return { path: `../cli/${name}.js`, external: true }
       })
     },
   }
+  const common = { bundle: true, platform: 'node', target: 'node20', packages: 'external', logLevel: 'warning', plugins: [keepOut] }
+  await esbuild.build({ ...common, entryPoints: { main: entry }, outdir, splitting: true, format: 'esm' })
+  // The same commands as one CommonJS file, which bin/code-cache.cjs compiles with V8's code cache
+  // (vm.Script takes cached data; Node 20's module loader does not). import.meta.url (help.ts
+  // finds package.json from it) becomes the bundle's own URL, a parameter of code-cache.cjs's wrapper.
+  const cjs = join(outdir, 'cli.cjs')
   await esbuild.build({
-    entryPoints: { main: entry },
-    outdir,
-    bundle: true,
-    splitting: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    packages: 'external',
-    logLevel: 'warning',
-    plugins: [keepOut],
+    ...common,
+    entryPoints: [entry],
+    outfile: cjs,
+    format: 'cjs',
+    define: { 'import.meta.url': 'import_meta_url' },
   })
+  // Its first line names the content, and so its code cache: V8 checks only a source's length.
+  const code = readFileSync(cjs)
+  writeFileSync(cjs, Buffer.concat([Buffer.from(`// tsnfs-bundle ${createHash('sha256').update(code).digest('hex')}\n`), code]))
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm's `prepare` step: compile the TypeScript sources to dist/, which bin/tsnfs.js runs.
+// npm's `prepare` step: compile the TypeScript sources to dist/, which bin/tsnfs.cjs runs.
 //
 // npm runs `prepare` on `npm ci`/`npm install` in a checkout (TypeScript is there: build with
 // it), before `npm pack` (the tarball then carries dist/; installing a tarball runs no

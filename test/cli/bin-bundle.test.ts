@@ -1,16 +1,17 @@
 /*
- * The installed command (bin/tsnfs.js) runs the bundled CLI that the build
- * writes to dist/bundle/ (bin/bundle.js): the client commands from its
- * chunks, the other commands from dist/cli/ through the bundle's
- * dispatcher. Which files each run loads is recorded by a module resolve
- * hook (node --import), so a bin that quietly fell back to dist/cli/, or a
- * bundle that pulled modules from dist/ again, fails here. Needs the build
- * (`npm run build`, which `npm test` runs first): it fails if the bundle is
- * missing or older than dist/cli/.
+ * The installed command (bin/tsnfs.cjs) runs the bundled CLI that the build
+ * writes to dist/bundle/ (bin/bundle.js): the client commands from the
+ * CommonJS bundle cli.cjs with V8's code cache (bin/code-cache.cjs), the
+ * others from dist/cli/ through the ES bundle's dispatcher. Which modules
+ * each run imports is recorded by a module resolve hook (node --import), so
+ * a bin that quietly fell back to dist/cli/, or a bundle that pulled modules
+ * from dist/ again, fails here. Needs the build (`npm run build`, which
+ * `npm test` runs first): it fails if the bundle is missing or older than
+ * dist/cli/.
  */
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startServer } from '../helpers/server.ts'
@@ -18,8 +19,9 @@ import { root } from './run-cli.ts'
 import { runNode } from './cli.ts'
 import type { RunResult } from './cli.ts'
 
-const BIN = join(root, 'bin/tsnfs.js')
+const BIN = join(root, 'bin/tsnfs.cjs')
 const BUNDLE = join(root, 'dist/bundle/main.js')
+const CJS = join(root, 'dist/bundle/cli.cjs')
 const VERSION = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version
 
 // Resolve hook (module.register runs it on the loader's thread): every file: URL resolved, appended to $TSNFS_TRACE_IMPORTS.
@@ -43,13 +45,13 @@ interface Run extends RunResult {
 
 let runs = 0
 
-/** node [--import the hook] ENTRY ...args, with the files it loaded. */
-async function runTraced(entry: string, args: string[]): Promise<Run> {
+/** node [--import the hook] ENTRY ...args, with the files it loaded (`extraEnv` added to the environment). */
+async function runTraced(entry: string, args: string[], extraEnv: Record<string, string> = {}): Promise<Run> {
   const trace = join(dir, `trace-${String(++runs)}`)
   writeFileSync(trace, '')
   // Without tap's coverage hook, which would load modules of its own.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && !k.startsWith('_TAPJS_PROCESSINFO')))
-  const r = await runNode(['--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, entry, ...args], { cwd: dir, env: { ...env, TSNFS_TRACE_IMPORTS: trace } })
+  const r = await runNode(['--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, entry, ...args], { cwd: dir, env: { ...env, ...extraEnv, TSNFS_TRACE_IMPORTS: trace } })
   const prefix = `file://${root}/`
   const loaded = [...new Set(readFileSync(trace, 'utf8').split('\n').filter((u) => u.startsWith(prefix)).map((u) => u.slice(prefix.length)))]
   return { ...r, loaded }
@@ -80,7 +82,14 @@ t.test('tsnfs --version through the bin loads the bundle, not dist/cli/', async 
   t.same(onlyBundle(r.loaded), [], 'nothing of dist/ outside dist/bundle/')
 })
 
-t.test('cp up and down through the bin: the bundle chunks alone, byte-exact', async (t) => {
+t.test('the build wrote the CommonJS bundle, stamped with its hash, and not older than dist/cli/', async (t) => {
+  t.ok(existsSync(CJS), `${CJS} is there (else \`npm run build\`)`)
+  if (!existsSync(CJS)) return
+  t.ok(statSync(CJS).mtimeMs >= statSync(join(root, 'dist/cli/dispatch.js')).mtimeMs, 'cli.cjs is as new as dist/cli/dispatch.js')
+  t.match(readFileSync(CJS, 'utf8').split('\n', 1)[0], /^\/\/ tsnfs-bundle [0-9a-f]{64}$/)
+})
+
+t.test('cp up and down through the bin: the CommonJS bundle, no ES module of dist/, byte-exact', async (t) => {
   const srv = await startServer(t, '/export *(rw,insecure,no_root_squash,backend=memory)\n')
   // Around a block: a full 1 MiB block and a short one.
   const data = randomBytes(1024 * 1024 + 4097)
@@ -89,11 +98,64 @@ t.test('cp up and down through the bin: the bundle chunks alone, byte-exact', as
   const up = await runTraced(BIN, ['cp', src, srv.url('/export', '/f')])
   t.equal(up.code, 0, up.stderr)
   t.equal(up.stderr, '')
-  t.same(onlyBundle(up.loaded), [], 'cp loaded nothing of dist/ outside dist/bundle/')
-  t.ok(up.loaded.some((f) => /^dist\/bundle\/cp-[A-Z0-9]+\.js$/.test(f)), 'the cp chunk was loaded')
+  t.same(up.loaded.filter((f) => f.startsWith('dist/')), [], 'cp imported no ES module of dist/ (cli.cjs is compiled, not imported)')
   const down = await runTraced(BIN, ['cp', srv.url('/export', '/f'), join(dir, 'back')])
   t.equal(down.code, 0, down.stderr)
   t.ok(readFileSync(join(dir, 'back')).equals(data), 'the file came back byte-exact')
+})
+
+t.test("the code cache: written by a successful run, used by the next, replaced when V8 refuses it, this user's alone", async (t) => {
+  const srv = await startServer(t, '/export *(rw,insecure,no_root_squash,backend=memory)\n')
+  const data = randomBytes(70_000)
+  const src = join(dir, 'cache-src')
+  writeFileSync(src, data)
+  const cache = join(dir, 'code-cache')
+  mkdirSync(cache, { mode: 0o700 })
+  const env = { TSNFS_CODE_CACHE: 'trace', TSNFS_CODE_CACHE_DIR: cache }
+  const cp = (extra: Record<string, string> = {}): Promise<Run> => runTraced(BIN, ['cp', src, srv.url('/export', '/cached')], { ...env, ...extra })
+  const said = (r: Run): string => r.stderr.replace(/ \(.*\)\n$/, '')
+  const stamp = /^\/\/ tsnfs-bundle ([0-9a-f]{16})/.exec(readFileSync(CJS, 'utf8'))?.[1] ?? 'none'
+  const file = join(cache, `cp-${stamp}-${process.version}-${process.arch}.v8`)
+
+  const help = await runTraced(BIN, ['cp', '--help'], env)
+  t.equal(help.code, 0)
+  t.equal(said(help), 'tsnfs: code cache none', 'a help page writes no cache')
+  t.notOk(existsSync(file))
+
+  const failed = await runTraced(BIN, ['cp', join(dir, 'no-such'), srv.url('/export', '/x')], env)
+  t.equal(failed.code, 1)
+  t.match(failed.stderr, /No such file or directory\ntsnfs: code cache none \(/, 'a failed run writes none either')
+  t.notOk(existsSync(file))
+
+  const first = await cp()
+  t.equal(first.code, 0, first.stderr)
+  t.equal(first.stderr, `tsnfs: code cache none, written (${file})\n`)
+  t.equal(statSync(file).mode & 0o777, 0o600, 'readable by this user only')
+  t.ok(statSync(file).size > 10_000, `V8's data is there (${String(statSync(file).size)} bytes)`)
+
+  const second = await cp()
+  t.equal(second.code, 0, second.stderr)
+  t.equal(said(second), 'tsnfs: code cache used')
+
+  // Not V8's data: refused (its checksum), the command runs compiled afresh, and a good one replaces it.
+  writeFileSync(file, randomBytes(statSync(file).size))
+  const third = await cp()
+  t.equal(third.code, 0, third.stderr)
+  t.equal(said(third), 'tsnfs: code cache rejected, written')
+  t.equal(said(await cp()), 'tsnfs: code cache used')
+  const back = join(dir, 'cache-back')
+  const down = await runTraced(BIN, ['cp', srv.url('/export', '/cached'), back], env)
+  t.equal(down.code, 0, down.stderr)
+  t.ok(readFileSync(back).equals(data), 'what the cached runs copied came back byte-exact')
+
+  // A folder other users may write is never read from: its cache could be anyone's code.
+  chmodSync(cache, 0o777)
+  const shared = await cp()
+  t.equal(shared.code, 0, shared.stderr)
+  t.equal(shared.stderr, 'tsnfs: code cache off\n')
+  chmodSync(cache, 0o700)
+
+  t.equal((await cp({ TSNFS_CODE_CACHE: 'off' })).stderr, '', 'off: no cache and nothing said')
 })
 
 t.test('a failure prints and exits as dist/cli/main.js does', async (t) => {

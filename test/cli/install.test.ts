@@ -39,6 +39,11 @@ async function works(t: Test, bin: string): Promise<void> {
   t.equal(v.stdout, `tsnfs ${VERSION}\n`, 'tsnfs --version')
   const help = await run(bin, ['serve', '--help'], { env })
   t.match(help.stdout, /^usage: tsnfs serve /, 'tsnfs serve --help')
+  // A bundled client command runs from the CommonJS bundle (bin/code-cache.cjs), its packages resolved from the install.
+  t.ok(existsSync(join(pkg, 'dist', 'bundle', 'cli.cjs')), 'dist/bundle/cli.cjs built')
+  const cp = await run(bin, ['cp', '--help'], { env: { ...env, TSNFS_CODE_CACHE: 'trace' } })
+  t.match(cp.stdout, /^usage: tsnfs cp /, 'tsnfs cp --help')
+  t.match(cp.stderr, /^tsnfs: code cache none/, 'through the CommonJS bundle')
   // The dependencies resolve: exports --check loads the server's parser (TypeBox) and backends.
   const check = await run(bin, ['exports', '--check', join(ROOT, 'deploy/exports.example'), '--syntax-only'], { env })
   t.match(check.stdout, /OK \(7 exports\)/, 'tsnfs exports --check runs with its dependencies')
