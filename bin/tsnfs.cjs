@@ -5,8 +5,10 @@
 // bundle dist/bundle/main.js, whose dispatcher imports them from dist/cli/; without a current
 // bundle, from dist/cli/main.js (all three built by the prepare script: bin/prepare.js). This file
 // is CommonJS so that a bundled command never starts Node's ES module loader: with it, the start
-// of a 1-byte `tsnfs cp` took ~10 ms more (bench/README.md, session 37). A bundle older than
-// dist/cli/ (tsc run alone since) is not used: it would run code that is no longer the build.
+// of a 1-byte `tsnfs cp` took ~10 ms more (bench/README.md, session 37). In a checkout, a bundle
+// older than dist/cli/ (tsc run alone since) is not used: it would run code that is no longer the
+// build. An install from a tarball has no sources to compile, and its dist/ and bundle were built
+// together by `npm pack`, but unpacked in any order (new mtimes): its bundle is used as it is.
 const { statSync } = require('node:fs')
 const { join } = require('node:path')
 const { pathToFileURL } = require('node:url')
@@ -14,12 +16,22 @@ const { BUNDLED } = require('./bundled-commands.cjs')
 
 const dist = join(__dirname, '..', 'dist')
 
-function isCurrent(file) {
+function exists(path) {
   try {
-    return statSync(join(dist, file)).mtimeMs >= statSync(join(dist, 'cli', 'dispatch.js')).mtimeMs
+    statSync(path)
+    return true
   } catch {
     return false
   }
+}
+
+function isCurrent(file) {
+  try {
+    if (statSync(join(dist, file)).mtimeMs >= statSync(join(dist, 'cli', 'dispatch.js')).mtimeMs) return true
+  } catch {
+    return false
+  }
+  return !exists(join(dist, '..', 'cli', 'dispatch.ts'))
 }
 
 const command = process.argv[2]

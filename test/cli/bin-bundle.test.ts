@@ -11,7 +11,7 @@
  */
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startServer } from '../helpers/server.ts'
@@ -156,6 +156,28 @@ t.test("the code cache: written by a successful run, used by the next, replaced 
   chmodSync(cache, 0o700)
 
   t.equal((await cp({ TSNFS_CODE_CACHE: 'off' })).stderr, '', 'off: no cache and nothing said')
+})
+
+t.test('installed from a tarball (no sources, files unpacked in any order): the bundle is used; in a checkout a stale one is not', async (t) => {
+  // A package as npm unpacks it: dist/cli/ newer than the bundle, no TypeScript sources beside dist/.
+  const pkg = join(dir, 'unpacked')
+  for (const f of ['bin', 'dist/bundle', 'package.json']) cpSync(join(root, f), join(pkg, f), { recursive: true })
+  mkdirSync(join(pkg, 'dist/cli'))
+  cpSync(join(root, 'dist/cli/dispatch.js'), join(pkg, 'dist/cli/dispatch.js'))
+  symlinkSync(join(root, 'node_modules'), join(pkg, 'node_modules'))
+  const later = new Date(Date.now() + 60_000)
+  utimesSync(join(pkg, 'dist/cli/dispatch.js'), later, later)
+  const env = { TSNFS_CODE_CACHE: 'trace', TSNFS_CODE_CACHE_DIR: dir }
+  const installed = await runTraced(join(pkg, 'bin/tsnfs.cjs'), ['cp', '--help'], env)
+  t.equal(installed.code, 0, installed.stderr)
+  t.match(installed.stdout, /^usage: tsnfs cp /)
+  t.match(installed.stderr, /^tsnfs: code cache /, 'run from the CommonJS bundle')
+  // The same tree with sources: a checkout where tsc ran after the bundle, so neither bundle may run (and dist/cli/main.js is not there).
+  mkdirSync(join(pkg, 'cli'))
+  writeFileSync(join(pkg, 'cli/dispatch.ts'), '')
+  const checkout = await runTraced(join(pkg, 'bin/tsnfs.cjs'), ['cp', '--help'], env)
+  t.equal(checkout.code, 1)
+  t.equal(checkout.stderr, 'tsnfs: dist/ is not built: run `npm run build` in the package folder (npm install runs it)\n')
 })
 
 t.test('a failure prints and exits as dist/cli/main.js does', async (t) => {
