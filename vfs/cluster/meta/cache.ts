@@ -41,7 +41,7 @@
  * Memory (the server's metrics, server/memory.ts). Nodes and names are
  * objects: their bytes are estimates, a fixed cost per node (~490 bytes of
  * heap measured on Node 20) and per name (~72 bytes and the name), and each
- * is bounded (MAX_NODES; NAME_BYTES, which also bounds what 50,000
+ * is bounded (MAX_NODES; NAMES_LIMIT, which also bounds what 50,000
  * directories of up to 10,000 names could otherwise reach). When the server
  * is idle both are emptied (trimNodes, trimNames): what is dropped is read
  * from the database again, and a read stores its answer only if nothing
@@ -288,14 +288,17 @@ export class MetaCache {
     else this.#removeDir(inode)
   }
 
+  /** A full directory takes no new name, but a name it holds still changes (a rename over it). */
   #setName(dir: Names, key: string, inode: bigint): void {
-    if (dir.names.has(key)) {
-      dir.names.set(key, inode)
-    } else if (dir.names.size < MAX_NAMES) {
-      dir.names.set(key, inode)
-      dir.bytes += NAME_BYTES + key.length
-      this.#nameBytes += NAME_BYTES + key.length
+    const had = dir.names.size
+    if (had >= MAX_NAMES) {
+      if (dir.names.has(key)) dir.names.set(key, inode)
+      return
     }
+    dir.names.set(key, inode)
+    if (dir.names.size === had) return
+    dir.bytes += NAME_BYTES + key.length
+    this.#nameBytes += NAME_BYTES + key.length
   }
 
   #deleteName(dir: Names, key: string): void {
