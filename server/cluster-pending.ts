@@ -18,7 +18,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { VfsError } from '../vfs/errors.ts'
 import { ROOT_INODE } from '../vfs/cluster/schema.ts'
 import type {
-  Attr, Caller, CreateMode, Created, DirChange, DirPage, FileRef, FsStat, Owner, PathConf, ReadResult, SetAttr, Stability, Vfs, VfsCapabilities,
+  Attr, Caller, CreateMode, Created, DirChange, DirPage, FileRef, FsStat, Owner, PathConf, ReadResult, SetAttr, Stability, Vfs, VfsCache,
+  VfsCapabilities,
 } from '../vfs/types.ts'
 
 export interface PendingOptions {
@@ -131,6 +132,11 @@ export class PendingClusterVfs implements Vfs {
   async readdir(dir: FileRef, cookie: bigint, max: number): Promise<DirPage> { return this.cur().readdir(dir, cookie, max) }
   async fsstat(f: FileRef): Promise<FsStat> { return this.cur().fsstat(f) }
   async pathconf(f: FileRef): Promise<PathConf> { return this.cur().pathconf(f) }
+
+  /** The real backend's caches once it opened (the server asks at each look at its memory). */
+  caches(): readonly VfsCache[] {
+    return this.inner?.caches?.() ?? []
+  }
 
   /** Stops the retries (an opening in flight finishes and is closed), then closes the backend if it opened. */
   async close(): Promise<void> {

@@ -68,10 +68,10 @@ const COUNTERS = [
   ['tsnfs_udp_overload_drops_total', 'udpOverloadDrops', 'UDP calls dropped because the server-wide in-flight cap was reached (clients retransmit).'],
 ] as const
 
-/** Counters of the caches that count their lookups (the engine's block caches). */
+/** Counters of the caches that count their lookups (the engine's block caches, the cluster caches). */
 const CACHE_COUNTERS = [
   ['tsnfs_memory_cache_hits_total', 'hits', 'Lookups a cache answered.'],
-  ['tsnfs_memory_cache_misses_total', 'misses', 'Lookups a cache could not answer (read from the device).'],
+  ['tsnfs_memory_cache_misses_total', 'misses', 'Lookups a cache could not answer (read from the device, the database or the object store).'],
   ['tsnfs_memory_cache_evictions_total', 'evictions', 'Entries dropped to stay within the cache\'s bound (not those an idle trim let go).'],
 ] as const
 
@@ -158,7 +158,7 @@ function processMemory(x: Exposition): void {
 function memoryHolders(x: Exposition, m: MemorySource): void {
   x.family('tsnfs_memory_pool_bytes', 'gauge', 'Free buffers held by a pool for reuse, in bytes (trimmed when the server is idle).')
   for (const h of m.holders) if (h.kind === 'pool') x.sample('tsnfs_memory_pool_bytes', { pool: h.name }, h.bytes())
-  x.family('tsnfs_memory_cache_bytes', 'gauge', 'Bytes held by a cache (an estimate: the duplicate request cache and the engine caches count a fixed cost per entry).')
+  x.family('tsnfs_memory_cache_bytes', 'gauge', 'Bytes held by a cache (an estimate: the duplicate request cache, the engine caches and the cluster metadata caches count a fixed cost per entry).')
   for (const h of m.holders) if (h.kind === 'cache') x.sample('tsnfs_memory_cache_bytes', { cache: h.name }, h.bytes())
   x.family('tsnfs_memory_cache_limit_bytes', 'gauge', 'The byte bound a cache keeps to (caches with one).')
   for (const h of m.holders) if (h.kind === 'cache' && h.limit !== undefined) x.sample('tsnfs_memory_cache_limit_bytes', { cache: h.name }, h.limit())

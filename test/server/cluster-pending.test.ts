@@ -3,13 +3,14 @@
  * EAGAIN (NFS3ERR_JUKEBOX) for every operation until the opening succeeds,
  * then the real backend's answers; the handle key goes in just before the
  * backend serves; close() while an opening is in flight closes what that
- * opening brings, and stops the retries.
+ * opening brings, and stops the retries; its caches (the server's memory
+ * holders) are the real backend's once it opened, none before.
  */
 import t from 'tap'
 import { PendingClusterVfs } from '../../server/cluster-pending.ts'
 import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
 import { VfsError } from '../../vfs/errors.ts'
-import type { Vfs } from '../../vfs/types.ts'
+import type { Vfs, VfsCache } from '../../vfs/types.ts'
 
 const down = (): Error => new VfsError('EAGAIN', 'connect ECONNREFUSED 127.0.0.1:1')
 
@@ -43,6 +44,26 @@ t.test('EAGAIN until the database answers, then the backend serves; the key goes
   t.strictSame(events, ['key (ready=false)'], 'the key went in just before the backend served')
   t.equal((await p.getattr(p.root())).type, 'dir', 'the real backend answers')
   t.match(warned[0], /^export \/shared: database not reachable \(connect ECONNREFUSED 127\.0\.0\.1:1\); serving NFS3ERR_JUKEBOX until it is/)
+})
+
+t.test('no caches until the backend opens, then the backend\'s own', async (t) => {
+  let up = false
+  const blocks: VfsCache = { name: 'blocks', bytes: () => 42, trim: () => 0 }
+  const inner = Object.assign(new MemoryVfs(), { caches: (): readonly VfsCache[] => [blocks] })
+  const p = new PendingClusterVfs({
+    what: 'export /shared',
+    minDelayMs: 10,
+    maxDelayMs: 20,
+    log: { warn: () => undefined },
+    open: () => (up ? Promise.resolve({ vfs: inner, activate: () => undefined }) : Promise.reject(down())),
+  }, down())
+  t.teardown(() => p.close())
+  t.strictSame(p.caches(), [], 'none while the database is not reached')
+  up = true
+  for (let i = 0; i < 100 && !p.ready; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(p.ready, true)
+  t.equal(p.caches()[0], blocks, 'the real backend\'s caches once it serves')
+  t.equal(p.caches().length, 1)
 })
 
 t.test('close() during an opening closes what it brings and stops the retries', async (t) => {

@@ -38,8 +38,9 @@
 import { VfsError } from '../errors.ts'
 import type {
   Attr, CreateMode, Created, DirChange, DirPage, FileRef, FsStat, Owner, PathConf, ReadResult, SetAttr,
-  Stability, Vfs, VfsCapabilities,
+  Stability, Vfs, VfsCache, VfsCapabilities,
 } from '../types.ts'
+import { metaCaches } from './caches.ts'
 import { CacheFollower } from './cache-follower.ts'
 import type { FileData } from './data/types.ts'
 import { IdBatch } from './ids.ts'
@@ -164,6 +165,11 @@ export class ClusterVfs implements Vfs {
    */
   changedHere(inodes: readonly bigint[], vers: ReadonlyMap<bigint, bigint> = new Map()): void {
     this.#cache.notified(inodes, vers)
+  }
+
+  /** The metadata and data caches, for the server's metrics and idle trim (caches.ts). */
+  caches(): readonly VfsCache[] {
+    return [...metaCaches(this.#cache), ...(this.#data.caches?.() ?? [])]
   }
 
   /** Cache counters, for tests and status. */

@@ -2,7 +2,10 @@
  * Blocks read from the object store, kept least-recently-used up to a byte
  * budget. Blocks are immutable (a key is written once), so a cached block is
  * never stale and nothing invalidates it; a deleted slice's blocks simply
- * age out. Concurrent readers of one block share one fetch.
+ * age out. Concurrent readers of one block share one fetch. When the server
+ * is idle, trim() drops the least recently used down to a low mark: any
+ * block can be fetched again, and a reader holds its own reference to what
+ * it is serving (a fetch in flight is not in the map at all).
  */
 import { VfsError } from '../../errors.ts'
 import { ObjectMissing, type ObjectStore } from '../object-store.ts'
@@ -15,6 +18,8 @@ export class BlockCache {
   private bytes = 0
   hits = 0
   misses = 0
+  /** Blocks dropped to stay within the budget (not those an idle trim let go). */
+  evictions = 0
   /** Blocks fetched by warm() (read-ahead). */
   prefetched = 0
 
@@ -71,6 +76,22 @@ export class BlockCache {
     return this.bytes
   }
 
+  /** The byte budget. */
+  get limit(): number {
+    return this.capacity
+  }
+
+  /** Drop the least recently used blocks until at most `lowBytes` are held; returns the bytes let go. */
+  trim(lowBytes: number): number {
+    const before = this.bytes
+    for (const [k, b] of this.blocks) {
+      if (this.bytes <= lowBytes) break
+      this.blocks.delete(k)
+      this.bytes -= b.length
+    }
+    return before - this.bytes
+  }
+
   clear(): void {
     this.blocks.clear()
     this.bytes = 0
@@ -91,6 +112,7 @@ export class BlockCache {
       if (this.bytes <= this.capacity) break
       this.blocks.delete(k)
       this.bytes -= b.length
+      this.evictions++
     }
   }
 }

@@ -5,7 +5,8 @@
  * this one dies).
  */
 import { VfsError } from '../../errors.ts'
-import type { Stability, Timespec } from '../../types.ts'
+import type { Stability, Timespec, VfsCache } from '../../types.ts'
+import { dataCaches } from '../caches.ts'
 import { IdBatch } from '../ids.ts'
 import type { ObjectStore } from '../object-store.ts'
 import { COUNTER } from '../schema.ts'
@@ -88,6 +89,7 @@ export class ClusterFileData implements FileData {
   private readonly maxOffset: number
   private readonly readAhead: ReadAhead
   private readonly readAheadLimit: number
+  private readonly stageLimit: number
   /** Bytes of read-ahead fetches in flight (at most readAheadLimit). */
   private prefetching = 0
   /** Bytes attached since COUNTER.usedBytes was last updated (see attach.ts). */
@@ -101,6 +103,7 @@ export class ClusterFileData implements FileData {
     this.slices = new SliceCache(o.notify !== false)
     this.layout = layoutOf(o)
     const cacheBytes = o.cacheBytes ?? 256 * 1024 * 1024
+    this.stageLimit = o.stageBytes ?? 256 * 1024 * 1024
     this.blocks = new BlockCache(o.store, cacheBytes)
     this.readAheadLimit = Math.min(o.readAheadBytes ?? 8 * this.layout.blockSize, Math.floor(cacheBytes / 4))
     this.readAhead = new ReadAhead({ maxWindow: this.readAheadLimit, minWindow: this.layout.blockSize })
@@ -134,7 +137,7 @@ export class ClusterFileData implements FileData {
       await this.flush(inode)
       return
     }
-    const limit = this.o.stageBytes ?? 256 * 1024 * 1024
+    const limit = this.stageLimit
     // Over the budget the writer waits for the oldest files to reach the store: memory stays bounded.
     while (this.staging.total > limit) {
       const oldest = this.staging.oldest()
@@ -181,6 +184,10 @@ export class ClusterFileData implements FileData {
 
   invalidateAll(): void {
     this.slices.dropAll()
+  }
+
+  caches(): VfsCache[] {
+    return dataCaches({ blocks: this.blocks, slices: this.slices, staging: this.staging, inflight: this.inflight, stageLimit: this.stageLimit })
   }
 
   async read(inode: bigint, offset: bigint, count: number, size: bigint): Promise<Buffer> {

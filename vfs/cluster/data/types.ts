@@ -10,7 +10,7 @@
  * client to send them again. Anything acknowledged as DATA_SYNC or FILE_SYNC,
  * and anything COMMITted, is in the object store and the database first.
  */
-import type { Stability, Timespec } from '../../types.ts'
+import type { Stability, Timespec, VfsCache } from '../../types.ts'
 import type { SqlTx } from '../sql.ts'
 
 /** What this server holds for an inode beyond the database: the file's size and mtime as seen here. */
@@ -54,6 +54,8 @@ export interface FileData {
   invalidate(inode: bigint): void
   /** Forget every cached slice list (the change feed was interrupted). */
   invalidateAll(): void
+  /** Its caches and staged writes, for the server's memory accounting (vfs/cluster/caches.ts). */
+  caches?(): readonly VfsCache[]
   /** Apply the used bytes attached here to COUNTER.usedBytes now, not at the next tick. */
   flushUsage?(): Promise<void>
   close(): Promise<void>

@@ -37,7 +37,22 @@
  * In cache mode 'per-request' (meta/cache-mode.ts: no notifications on the
  * engine) nothing would ever tell this cache of another server's change, so
  * it keeps nothing: every lookup misses and the caller reads the database.
+ *
+ * Memory (the server's metrics, server/memory.ts). Nodes and names are
+ * objects: their bytes are estimates, a fixed cost per node (~490 bytes of
+ * heap measured on Node 20) and per name (~72 bytes and the name), and each
+ * is bounded (MAX_NODES; NAMES_LIMIT, which also bounds what 50,000
+ * directories of up to 10,000 names could otherwise reach). When the server
+ * is idle both are emptied (trimNodes, trimNames): what is dropped is read
+ * from the database again, and a read stores its answer only if nothing
+ * logged since it began names a newer version (#spoiled), with or without a
+ * copy here, so an emptied cache cannot take in a stale row. Nothing is
+ * logged by a trim: absence claims nothing. A cached node saves little once
+ * idle anyway: GETATTR and LOOKUP of a cached node wait for a barrier on the
+ * LISTEN connection (cache-follower.ts), one round trip, as a read of an
+ * uncached one costs one.
  */
+import type { VfsCacheCounts } from '../../types.ts'
 import type { CacheMode } from './cache-mode.ts'
 import type { Node } from './node.ts'
 
@@ -45,6 +60,16 @@ import type { Node } from './node.ts'
 const MAX_NODES = 200_000
 const MAX_DIRS = 50_000
 const MAX_NAMES = 10_000
+/** What one cached node is counted as (its Attr, bigints and Map slot: ~490 bytes measured). */
+export const NODE_BYTES = 512
+/** A cached name: Map slot, latin1 key header and inode bigint (~72 bytes measured), plus the name's length. */
+const NAME_BYTES = 72
+/** A directory's Names and its Map. */
+const DIR_BYTES = 200
+/** The most the nodes' estimate reaches. */
+export const NODES_LIMIT = MAX_NODES * NODE_BYTES
+/** Bound on the estimated bytes of cached names (the oldest directories go first). */
+export const NAMES_LIMIT = 32 * 1024 * 1024
 /** Drops remembered for reads in flight; a read older than the log is not stored (conservative). */
 const MAX_LOG = 8192
 
@@ -65,6 +90,8 @@ interface Dropped {
 interface Names {
   /** The directory's row version these names were read at. */
   ver: bigint
+  /** Estimated bytes of this directory's names (DIR_BYTES and NAME_BYTES + length each). */
+  bytes: number
   /** name (latin1, one char per byte) -> inode. */
   names: Map<string, bigint>
   /**
@@ -83,6 +110,11 @@ export class MetaCache {
   /** Position of #log[0] in the sequence of every drop ever logged. */
   #logBase = 0
   readonly #stats = { hits: 0, misses: 0, drops: 0 }
+  /** Nodes dropped past MAX_NODES (not those an idle trim let go). */
+  #nodeEvictions = 0
+  readonly #names: VfsCacheCounts = { hits: 0, misses: 0, evictions: 0 }
+  /** Sum of every directory's Names.bytes. */
+  #nameBytes = 0
   /** False in 'per-request' mode: nothing is kept, so nothing is answered without the database. */
   readonly #keep: boolean
 
@@ -118,13 +150,16 @@ export class MetaCache {
     if (this.#nodes.size > MAX_NODES) {
       const oldest = this.#nodes.keys().next().value
       if (oldest !== undefined) this.#nodes.delete(oldest)
+      this.#nodeEvictions++
     }
   }
 
   entry(parent: bigint, name: Buffer): bigint | undefined {
     const dir = this.#entries.get(parent)
-    if (dir === undefined || dir.behind !== undefined) return undefined
-    return dir.names.get(name.toString('latin1'))
+    const id = dir === undefined || dir.behind !== undefined ? undefined : dir.names.get(name.toString('latin1'))
+    if (id === undefined) this.#names.misses++
+    else this.#names.hits++
+    return id
   }
 
   /** Entry `name` of `parent` as read with the parent's row at version `parentVer`. */
@@ -134,15 +169,15 @@ export class MetaCache {
     let dir = this.#entries.get(parent)
     if (dir !== undefined && dir.ver > parentVer) return
     if (dir === undefined || dir.ver < parentVer) {
-      dir = { ver: parentVer, names: new Map() }
-      this.#entries.delete(parent)
+      dir = { ver: parentVer, bytes: DIR_BYTES, names: new Map() }
+      this.#removeDir(parent)
       this.#entries.set(parent, dir)
-      if (this.#entries.size > MAX_DIRS) {
-        const oldest = this.#entries.keys().next().value
-        if (oldest !== undefined) this.#entries.delete(oldest)
-      }
+      this.#nameBytes += DIR_BYTES
+      if (this.#entries.size > MAX_DIRS) this.#evictDir()
     }
-    if (dir.names.size < MAX_NAMES) dir.names.set(name.toString('latin1'), inode)
+    this.#setName(dir, name.toString('latin1'), inode)
+    // The oldest directories go first; one that alone is past the bound goes too.
+    while (this.#nameBytes > NAMES_LIMIT && this.#entries.size > 0) this.#evictDir()
   }
 
   /** The inodes changed in a way no version tells here (the data half flushed for a WRITE or COMMIT): forget them. */
@@ -163,6 +198,40 @@ export class MetaCache {
     this.#stats.drops += this.#nodes.size
     this.#nodes.clear()
     this.#entries.clear()
+    this.#nameBytes = 0
+  }
+
+  /** Estimated bytes of the cached nodes. */
+  nodeBytes(): number {
+    return this.#nodes.size * NODE_BYTES
+  }
+
+  /** Estimated bytes of the cached names. */
+  nameBytes(): number {
+    return this.#nameBytes
+  }
+
+  nodeCounts(): VfsCacheCounts {
+    return { hits: this.#stats.hits, misses: this.#stats.misses, evictions: this.#nodeEvictions }
+  }
+
+  nameCounts(): Readonly<VfsCacheCounts> {
+    return this.#names
+  }
+
+  /** Idle: let every node go (see the top of the file for why that is safe); returns the bytes let go. */
+  trimNodes(): number {
+    const bytes = this.nodeBytes()
+    this.#nodes.clear()
+    return bytes
+  }
+
+  /** Idle: let every directory's names go, those held back for settle() too; returns the bytes let go. */
+  trimNames(): number {
+    const bytes = this.#nameBytes
+    this.#entries.clear()
+    this.#nameBytes = 0
+    return bytes
   }
 
   /**
@@ -188,12 +257,12 @@ export class MetaCache {
         dir.ver = n.ver
         if (dir.behind === n.ver) delete dir.behind
         for (const e of mine) {
-          if (e.inode === null) dir.names.delete(e.name.toString('latin1'))
-          else if (dir.names.size < MAX_NAMES) dir.names.set(e.name.toString('latin1'), e.inode)
+          if (e.inode === null) this.#deleteName(dir, e.name.toString('latin1'))
+          else this.#setName(dir, e.name.toString('latin1'), e.inode)
         }
       } else if (dir === undefined || dir.ver < n.ver) {
         // Names held are partial anyway (only those looked up): start again from this change's.
-        this.#entries.delete(id)
+        this.#removeDir(id)
         for (const e of mine) if (e.inode !== null) this.putEntry(token, id, n.ver, e.name, e.inode)
       }
       this.put(token, n)
@@ -216,7 +285,40 @@ export class MetaCache {
     // One version behind: possibly our own change whose reply is still on its way, which settle()
     // applies to these names; held back until then rather than thrown away.
     if (ver !== null && dir.ver === ver - 1n) dir.behind = ver
-    else this.#entries.delete(inode)
+    else this.#removeDir(inode)
+  }
+
+  /** A full directory takes no new name, but a name it holds still changes (a rename over it). */
+  #setName(dir: Names, key: string, inode: bigint): void {
+    const had = dir.names.size
+    if (had >= MAX_NAMES) {
+      if (dir.names.has(key)) dir.names.set(key, inode)
+      return
+    }
+    dir.names.set(key, inode)
+    if (dir.names.size === had) return
+    dir.bytes += NAME_BYTES + key.length
+    this.#nameBytes += NAME_BYTES + key.length
+  }
+
+  #deleteName(dir: Names, key: string): void {
+    if (!dir.names.delete(key)) return
+    dir.bytes -= NAME_BYTES + key.length
+    this.#nameBytes -= NAME_BYTES + key.length
+  }
+
+  #removeDir(inode: bigint): void {
+    const dir = this.#entries.get(inode)
+    if (dir === undefined) return
+    this.#entries.delete(inode)
+    this.#nameBytes -= dir.bytes
+  }
+
+  #evictDir(): void {
+    const oldest = this.#entries.keys().next()
+    if (oldest.done === true) return
+    this.#removeDir(oldest.value)
+    this.#names.evictions++
   }
 
   #record(d: Dropped): void {
