@@ -11,7 +11,6 @@
  */
 import t from 'tap'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NfsClient } from '../../client/index.ts'
@@ -22,6 +21,7 @@ import { Nfs3, S, UNSTABLE } from '../helpers/local.ts'
 import { testDatabase } from '../helpers/postgres.ts'
 import { prng } from '../helpers/prng.ts'
 import { s3Status, testBucket } from '../helpers/s3.ts'
+import { cacheSample as sample, familyTotal as total, httpGet as get, until } from '../helpers/metrics-text.ts'
 import { startServer } from '../helpers/server.ts'
 
 t.setTimeout(240_000)
@@ -52,40 +52,7 @@ function contentOf(f: number): Buffer {
 const contents = Array.from({ length: FILES }, (_, f) => contentOf(f))
 const totalBytes = contents.reduce((n, b) => n + b.length, 0)
 
-function get(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => { resolve(Buffer.concat(chunks).toString('utf8')) })
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
-
-/** The value of `family{cache="name"}` in an exposition, or undefined when there is no such series. */
-function sample(text: string, family: string, cache: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${family}{cache="${cache}"} `))
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1))
-}
-
-function total(text: string, family: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${family} `))
-  return Number(line?.slice(family.length + 1) ?? NaN)
-}
-
 const bytesOf = (text: string, name: string): number => sample(text, 'tsnfs_memory_cache_bytes', holder(name)) ?? NaN
-
-/** Polls `cond` every 50 ms until it holds, failing after `ms`. */
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 const status = await s3Status()
 t.test('the cluster caches in /metrics: within their limits when busy, emptied once idle, staged bytes kept until COMMIT', status.target === undefined ? { skip: status.reason } : {}, async (t) => {

@@ -10,7 +10,6 @@
  */
 import t from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NfsClient } from '../../client/index.ts'
@@ -20,6 +19,7 @@ import { openEngine } from '../../vfs/engine/fs/assemble.ts'
 import { makeFileSystem } from '../../vfs/engine/mkfs/mkfs.ts'
 import type { FileRef } from '../../vfs/types.ts'
 import { prng } from '../helpers/prng.ts'
+import { cacheSample as sample, familyTotal as total, httpGet as get, until } from '../helpers/metrics-text.ts'
 import { startServer } from '../helpers/server.ts'
 import { formattedVolume } from '../helpers/volume-images.ts'
 
@@ -70,39 +70,6 @@ try {
     }))
   } finally {
     await fs.close()
-  }
-}
-
-function get(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => { resolve(Buffer.concat(chunks).toString('utf8')) })
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
-
-/** The value of `family{cache="name"}` in an exposition, or undefined when there is no such series. */
-function sample(text: string, family: string, cache: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${family}{cache="${cache}"} `))
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1))
-}
-
-function total(text: string, family: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${family} `))
-  return Number(line?.slice(family.length + 1) ?? NaN)
-}
-
-/** Polls `cond` every 50 ms until it holds, failing after `ms`. */
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
   }
 }
 
