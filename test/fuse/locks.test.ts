@@ -79,7 +79,16 @@ t.test('flock: -n fails while the other mount holds it; a blocking flock gets it
   await kill(holder)
   t.equal(await got, 'got', 'granted once the holder exited')
   t.ok(Date.now() - t0 < 10_000, `within ${String(Date.now() - t0)} ms (through the GRANTED callback, not a 30 s poll)`)
-  t.equal((await sh(`flock -n ${A}/fl true`)).code, 0, 'free again afterwards')
+  // The waiter's lock goes with its last close, which FUSE sends as an asynchronous RELEASE (the
+  // unlock reaches the server after the process is gone): free once that lands, not at its exit.
+  if (waiter.exitCode === null) await new Promise(resolve => waiter.once('exit', resolve))
+  const end = Date.now() + 10_000
+  let free = await sh(`flock -n ${A}/fl true`)
+  while (free.code !== 0 && Date.now() < end) {
+    await sleep(50)
+    free = await sh(`flock -n ${A}/fl true`)
+  }
+  t.equal(free.code, 0, 'free again afterwards')
 })
 
 const PY_LOCKS = `
