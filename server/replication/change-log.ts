@@ -231,7 +231,7 @@ export class ChangeLog implements ChangeSink, ChangeSource {
 
   async read(from: bigint, maxChanges: number, maxBytes: number): Promise<LoggedChange[]> {
     const out: LoggedChange[] = []
-    await this.#scan(from, maxChanges, maxBytes, (seq, frame, change) => out.push({ seq, change: change ?? this.#decode(seq, frame), bytes: frame.length }))
+    await this.#scan(from, maxChanges, maxBytes, (seq, frame, change) => out.push({ seq, change: change ?? this.#decode(seq, frame), bytes: frame.length, xdr: this.#changeXdr(seq, frame) }))
     return out
   }
 
@@ -344,12 +344,18 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     return new ReplicationError('REPL_TRIMMED', `change log ${this.dir}: change ${String(seq)} was trimmed, the log starts at ${String(this.firstSeq())}`)
   }
 
-  #decode(seq: bigint, frame: Buffer): Change {
+  /** The record's change, exactly repl_change's XDR (a view into the frame). */
+  #changeXdr(seq: bigint, frame: Buffer): Buffer {
     const body = frame.subarray(RECORD_HEADER_BYTES)
     const at = changeOffset(body)
     if (at === null) throw new ReplicationError('REPL_LOG_CORRUPT', `change log ${this.dir}: change ${String(seq)} does not decode: damaged map edits`)
+    return body.subarray(at)
+  }
+
+  #decode(seq: bigint, frame: Buffer): Change {
+    const xdr = this.#changeXdr(seq, frame)
     try {
-      return changeFromBytes(body.subarray(at))
+      return changeFromBytes(xdr)
     } catch (err) {
       throw new ReplicationError('REPL_LOG_CORRUPT', `change log ${this.dir}: change ${String(seq)} does not decode: ${(err as Error).message}`)
     }
