@@ -2,7 +2,8 @@
  * One APPEND's worth of changes for the sender: read ahead from an export's
  * change log, cut to the batch caps (changes, and wire bytes with the WRITE
  * data counted), and each WRITE filled with the primary's current bytes of
- * its range (server/replication/README.md: the log carries no data).
+ * its range (server/replication/README.md: the log carries no data), or
+ * with the bytes it wrote when the log still keeps them in memory.
  */
 import type { Change } from '../../vfs/replica/change.ts'
 import { repl_change as replChangeCodec } from '../../xdr/generated/replication.ts'
@@ -115,9 +116,11 @@ export class ReadAhead {
     for (const { logged } of taken) {
       const c = logged.change
       // The log's bytes as they are (a source without them: encoded once here); a WRITE logged
-      // without data gets the primary's current bytes of its range spliced in.
+      // without data gets the bytes it wrote when the log still holds them, else the primary's
+      // current bytes of its range, spliced in.
       const xdr = logged.xdr ?? changeBytes(c)
-      changes.push({ xdr, data: c.op === 'write' && c.data === null ? await rangeBytes(this.data, c) : null })
+      if (c.op !== 'write' || c.data !== null) changes.push({ xdr, data: null })
+      else changes.push({ xdr, data: logged.data?.length === c.length ? logged.data : await rangeBytes(this.data, c) })
     }
     return { first, changes, bytes }
   }

@@ -17,6 +17,8 @@ export interface LoggedChange {
    * when the source has it: the sender ships these bytes instead of encoding the change again.
    */
   xdr?: Buffer
+  /** For a WRITE logged without data: the bytes it wrote, when the log still keeps them in memory (ChangeSink.append). */
+  data?: Buffer
 }
 
 /** One export's change log, read by the senders. */
