@@ -2,14 +2,15 @@
  * One APPEND's worth of changes for the sender: read ahead from an export's
  * change log, cut to the batch caps (changes, and wire bytes with the WRITE
  * data counted), and each WRITE filled with the primary's current bytes of
- * its range (server/replication/README.md: the log carries no data).
+ * its range (server/replication/README.md: the log carries no data), or
+ * with the bytes it wrote when the log still keeps them in memory.
  */
 import type { Change } from '../../vfs/replica/change.ts'
-import type { repl_change } from '../../xdr/generated/replication.ts'
 import { repl_change as replChangeCodec } from '../../xdr/generated/replication.ts'
 import { XdrWriter } from '../../xdr/runtime/writer.ts'
 import type { ChangeSource, DataSource, LoggedChange } from './log-types.ts'
-import { changeToRepl } from './change-codec.ts'
+import type { WireChange } from './append-wire.ts'
+import { changeBytes, changeToRepl } from './change-codec.ts'
 
 export interface BatchCaps {
   changes: number
@@ -18,7 +19,8 @@ export interface BatchCaps {
 
 export interface Batch {
   first: bigint
-  changes: repl_change[]
+  /** As they go on the wire (append-wire.ts): the logged XDR, and a WRITE's data. */
+  changes: WireChange[]
   /** Wire bytes of the changes, data included. */
   bytes: number
 }
@@ -110,10 +112,15 @@ export class ReadAhead {
     const full = n === this.caps.changes || n < this.buffered.length
     if (!full && !partial) return { first, changes: [], bytes: 0 }
     const taken = this.buffered.splice(0, n)
-    const changes: repl_change[] = []
+    const changes: WireChange[] = []
     for (const { logged } of taken) {
       const c = logged.change
-      changes.push(changeToRepl(c.op === 'write' ? { ...c, data: await rangeBytes(this.data, c) } : c))
+      // The log's bytes as they are (a source without them: encoded once here); a WRITE logged
+      // without data gets the bytes it wrote when the log still holds them, else the primary's
+      // current bytes of its range, spliced in.
+      const xdr = logged.xdr ?? changeBytes(c)
+      if (c.op !== 'write' || c.data !== null) changes.push({ xdr, data: null })
+      else changes.push({ xdr, data: logged.data?.length === c.length ? logged.data : await rangeBytes(this.data, c) })
     }
     return { first, changes, bytes }
   }

@@ -25,9 +25,10 @@
 import type { Change, ChangeSink, MapEdit, SinkSplit } from '../../vfs/replica/change.ts'
 import { isErrnoError, VfsError } from '../../vfs/errors.ts'
 import { XdrWriter } from '../../xdr/runtime/writer.ts'
-import { changeFromBytes, encodeChange } from './change-codec.ts'
-import { changeOffset, decodeEdits, encodeEdits } from './log-edits.ts'
+import { encodeChange } from './change-codec.ts'
+import { encodeEdits } from './log-edits.ts'
 import { corrupt, RECORD_HEADER_BYTES, sealRecord } from './log-format.ts'
+import { recordChange, recordEdits, recordXdr } from './log-record.ts'
 import { SegmentSet } from './log-files.ts'
 import type { Framed, LogIo } from './log-files.ts'
 import { fdatasync, readSegment, writeAll } from './log-segment.ts'
@@ -46,6 +47,8 @@ export interface ChangeLogOptions {
   retentionBytes?: number
   /** Recent records kept in memory for the senders (default 16 MiB). */
   memoryBytes?: number
+  /** WRITE data given to append() kept in memory for the senders, newest first (default 16 MiB). */
+  dataBytes?: number
   /** Awaited by durable(seq) once seq is on disk: the sync-mode standby acknowledgements. */
   gate?: (seq: bigint) => Promise<void>
   /**
@@ -88,9 +91,10 @@ const MIB = 1024 * 1024
  */
 export const KEEP_DECODED = 4096
 
-/** A record in memory: its frame, and the change it holds while it is among the newest. */
+/** A record in memory: its frame, and the change (and a WRITE's data) it holds while it is among the newest. */
 interface MemRecord extends Framed {
   change: Change | undefined
+  data: Buffer | undefined
 }
 const DEFAULT_IO: LogIo = { write: writeAll, sync: fdatasync, durableWrites: true }
 
@@ -100,6 +104,10 @@ export class ChangeLog implements ChangeSink, ChangeSource {
   readonly #segmentBytes: number
   readonly #retentionBytes: number
   readonly #memoryBytes: number
+  readonly #dataBytes: number
+  /** Bytes of WRITE data held by records in #mem; records before #dataAt hold none. */
+  #keptData = 0
+  #dataAt = 0
   readonly #gate: ((seq: bigint) => Promise<void>) | null
   #split: SinkSplit | undefined
   readonly #checkpoint: (() => Promise<void>) | null
@@ -131,6 +139,7 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     this.#segmentBytes = o.segmentBytes ?? 64 * MIB
     this.#retentionBytes = o.retentionBytes ?? 1024 * MIB
     this.#memoryBytes = o.memoryBytes ?? 16 * MIB
+    this.#dataBytes = o.dataBytes ?? 16 * MIB
     this.#gate = o.gate ?? null
     this.#checkpoint = o.checkpoint ?? null
     this.#io = o.io ?? DEFAULT_IO
@@ -173,8 +182,12 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     }
   }
 
-  /** The change is kept as given for the senders (KEEP_DECODED): neither it nor its buffers may change after. */
-  append(change: Change, edits: readonly MapEdit[] = []): bigint {
+  /**
+   * The change is kept as given for the senders (KEEP_DECODED): neither it nor its buffers may
+   * change after. A WRITE's `data` is kept beside it, not logged, within the data budget (the
+   * oldest let go first): a sender that keeps up ships it without reading the file back.
+   */
+  append(change: Change, edits: readonly MapEdit[] = [], data?: Buffer): bigint {
     if (this.#failed !== null) throw this.#failed
     if (this.#closed) throw new VfsError('EIO', `change log ${this.dir} is closed`)
     const w = new XdrWriter(256)
@@ -183,9 +196,18 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     encodeEdits(w, edits)
     encodeChange(w, change)
     const seq = this.#last + 1n
-    this.#mem.push({ seq, frame: sealRecord(w.toBuffer(), seq), change })
+    const rec: MemRecord = { seq, frame: sealRecord(w.toBuffer(), seq), change, data: undefined }
+    this.#mem.push(rec)
     const old = this.#mem[this.#mem.length - 1 - KEEP_DECODED]
-    if (old !== undefined) old.change = undefined
+    if (old !== undefined) {
+      old.change = undefined
+      this.#dropData(old)
+    }
+    if (data !== undefined && change.op === 'write' && change.data === null && data.length === change.length && data.length <= this.#dataBytes) {
+      while (this.#keptData + data.length > this.#dataBytes && this.#dataAt < this.#mem.length) this.#dropData(this.#mem[this.#dataAt++])
+      rec.data = data
+      this.#keptData += data.length
+    }
     this.#last = seq
     // setImmediate, not a microtask: appends made by every I/O callback of this loop turn join the group.
     this.#writing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#writeLoop())
@@ -231,7 +253,11 @@ export class ChangeLog implements ChangeSink, ChangeSource {
 
   async read(from: bigint, maxChanges: number, maxBytes: number): Promise<LoggedChange[]> {
     const out: LoggedChange[] = []
-    await this.#scan(from, maxChanges, maxBytes, (seq, frame, change) => out.push({ seq, change: change ?? this.#decode(seq, frame), bytes: frame.length }))
+    await this.#scan(from, maxChanges, maxBytes, (seq, frame, change, data) => {
+      const l: LoggedChange = { seq, change: change ?? recordChange(this.dir, seq, frame), bytes: frame.length, xdr: recordXdr(this.dir, seq, frame) }
+      if (data !== undefined) l.data = data
+      out.push(l)
+    })
     return out
   }
 
@@ -244,7 +270,7 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     while (next <= this.#last) {
       const from = next
       await this.#scan(from, 4096, 4 * MIB, (seq, frame) => {
-        each(seq, this.#edits(seq, frame))
+        each(seq, recordEdits(this.dir, seq, frame))
         next = seq + 1n
       })
       if (next === from) throw corrupt(this.dir, 0, `change ${String(from)} missing`)
@@ -252,16 +278,16 @@ export class ChangeLog implements ChangeSink, ChangeSource {
   }
 
   /** The records from `from` on, up to the caps (at least one), each given to `visit` in order. */
-  async #scan(from: bigint, maxChanges: number, maxBytes: number, visit: (seq: bigint, frame: Buffer, change?: Change) => void): Promise<void> {
+  async #scan(from: bigint, maxChanges: number, maxBytes: number, visit: (seq: bigint, frame: Buffer, change?: Change, data?: Buffer) => void): Promise<void> {
     if (this.#closed) throw new ReplicationError('REPL_CLOSED', `change log ${this.dir} is closed`)
     // Changed by take(), which the segment reader calls back: an object, so the loop sees it change.
     const at = { next: from, bytes: 0, count: 0, full: false }
-    const take = (seq: bigint, frame: Buffer, change?: Change): boolean => {
+    const take = (seq: bigint, frame: Buffer, change?: Change, data?: Buffer): boolean => {
       if (at.count > 0 && at.bytes + frame.length > maxBytes) {
         at.full = true
         return false
       }
-      visit(seq, frame, change)
+      visit(seq, frame, change, data)
       at.count++
       at.bytes += frame.length
       at.next = seq + 1n
@@ -276,7 +302,7 @@ export class ChangeLog implements ChangeSink, ChangeSource {
       if (head !== undefined && next >= head.seq) {
         for (let i = this.#memHead + Number(next - head.seq); i < this.#mem.length; i++) {
           const e = this.#mem[i]
-          if (e === undefined || !take(e.seq, e.frame, e.change)) break
+          if (e === undefined || !take(e.seq, e.frame, e.change, e.data)) break
         }
         break
       }
@@ -344,23 +370,6 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     return new ReplicationError('REPL_TRIMMED', `change log ${this.dir}: change ${String(seq)} was trimmed, the log starts at ${String(this.firstSeq())}`)
   }
 
-  #decode(seq: bigint, frame: Buffer): Change {
-    const body = frame.subarray(RECORD_HEADER_BYTES)
-    const at = changeOffset(body)
-    if (at === null) throw new ReplicationError('REPL_LOG_CORRUPT', `change log ${this.dir}: change ${String(seq)} does not decode: damaged map edits`)
-    try {
-      return changeFromBytes(body.subarray(at))
-    } catch (err) {
-      throw new ReplicationError('REPL_LOG_CORRUPT', `change log ${this.dir}: change ${String(seq)} does not decode: ${(err as Error).message}`)
-    }
-  }
-
-  #edits(seq: bigint, frame: Buffer): MapEdit[] {
-    const edits = decodeEdits(frame.subarray(RECORD_HEADER_BYTES))
-    if (edits === null) throw new ReplicationError('REPL_LOG_CORRUPT', `change log ${this.dir}: change ${String(seq)} does not decode: damaged map edits`)
-    return edits
-  }
-
   async #writeLoop(): Promise<void> {
     try {
       while (this.#pendingAt < this.#mem.length && this.#failed === null) {
@@ -398,15 +407,24 @@ export class ChangeLog implements ChangeSink, ChangeSource {
     this.#durableWaiters = waiting
   }
 
+  #dropData(e: MemRecord | undefined): void {
+    if (e?.data === undefined) return
+    this.#keptData -= e.data.length
+    e.data = undefined
+  }
+
   /** Drops written records from memory past the budget; readers then go to the files. */
   #shrinkMemory(): void {
     while (this.#memHead < this.#pendingAt && this.#memWrittenBytes > this.#memoryBytes) {
-      this.#memWrittenBytes -= this.#mem[this.#memHead]?.frame.length ?? 0
+      const e = this.#mem[this.#memHead]
+      this.#memWrittenBytes -= e?.frame.length ?? 0
+      this.#dropData(e)
       this.#memHead++
     }
     if (this.#memHead > 1024 && this.#memHead * 2 > this.#mem.length) {
       this.#mem = this.#mem.slice(this.#memHead)
       this.#pendingAt -= this.#memHead
+      this.#dataAt = Math.max(0, this.#dataAt - this.#memHead)
       this.#memHead = 0
     }
   }

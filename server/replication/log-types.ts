@@ -12,6 +12,13 @@ export interface LoggedChange {
   change: Change
   /** Encoded size in the log, for lag in bytes and batch budgets. */
   bytes: number
+  /**
+   * The change's repl_change XDR as logged (a view into the record; a WRITE's data left out),
+   * when the source has it: the sender ships these bytes instead of encoding the change again.
+   */
+  xdr?: Buffer
+  /** For a WRITE logged without data: the bytes it wrote, when the log still keeps them in memory (ChangeSink.append). */
+  data?: Buffer
 }
 
 /** One export's change log, read by the senders. */

@@ -27,7 +27,6 @@
 import {
   REPL_VERSION,
   TSNFS_REPL_PROG,
-  repl_append_args,
   repl_append_res,
   repl_heartbeat_args,
   repl_heartbeat_res,
@@ -38,6 +37,7 @@ import {
 } from '../../xdr/generated/replication.ts'
 import { StreamCaller } from '../callback/stream.ts'
 import { ReadAhead } from './batch.ts'
+import { wireAppendArgs } from './append-wire.ts'
 import { ResyncRefused, newCounters, runResync } from './resync.ts'
 import type { ResyncCounters } from './resync.ts'
 import type { Batch } from './batch.ts'
@@ -367,7 +367,7 @@ export class Sender {
           const batch = await r.ahead.take(next, inflight.length === 0)
           if (batch.changes.length === 0) break
           // A slow flush is not a dead standby (the heartbeats say that): allow an APPEND more time than a heartbeat.
-          const reply = c.call(PROC.APPEND, repl_append_args, { epoch: this.o.epoch(), export_id: r.ex.id, first: next, changes: batch.changes }, repl_append_res, {
+          const reply = c.call(PROC.APPEND, wireAppendArgs, { epoch: this.o.epoch(), export_id: r.ex.id, first: next, changes: batch.changes }, repl_append_res, {
             timeoutMs: Math.max(APPEND_TIMEOUT_MS, this.timeoutMs),
           })
           reply.catch(() => undefined)

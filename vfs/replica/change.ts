@@ -87,8 +87,11 @@ export interface ChangeSink {
    * `edits` are the id map's binds and unbinds the change made; a sink that
    * keeps them (the change log) makes them as durable as the change, and the
    * layer relies on that only when told so (ReplicatingVfsOptions.sinkKeepsEdits).
+   * `data`, for a WRITE appended without its data: the bytes it wrote, given only when no
+   * overlapping WRITE of the same file ran beside it (so they are the range's bytes as of this
+   * change). A sink may keep them in memory for shipping (never logged); it must not change them.
    */
-  append(change: Change, edits?: readonly MapEdit[]): bigint
+  append(change: Change, edits?: readonly MapEdit[], data?: Buffer): bigint
   /**
    * Resolves once change `seq` and every one before it are as durable as a
    * reply that promises stability needs: in the local change log on disk,

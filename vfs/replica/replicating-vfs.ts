@@ -34,6 +34,7 @@ import type { IdMap } from './id-map.ts'
 import { pageFor, readListing } from './listing-reader.ts'
 import { fileLock, nameLock, ObjectLocks } from './object-locks.ts'
 import { isGone, outAttr, outDir, resolveSetAttr, sameRef } from './translate.ts'
+import { WriteOverlaps } from './write-overlap.ts'
 
 export interface ReplicatingVfsOptions {
   backend: Vfs
@@ -68,6 +69,7 @@ export class ReplicatingVfs implements Vfs {
   readonly #listings: ListingCache
   /** Vids bound on first sight whose binding is not yet durable: a reply showing one waits for the map. */
   readonly #fresh = new Set<bigint>()
+  readonly #writing = new WriteOverlaps()
   #lastSeq = 0n
 
   constructor(o: ReplicatingVfsOptions) {
@@ -156,13 +158,21 @@ export class ReplicatingVfs implements Vfs {
   async write(f: FileRef, offset: bigint, data: Buffer, stable: Stability, caller?: Caller): Promise<{ count: number; committed: Stability; before: Attr; after: Attr }> {
     const local = this.#local(f)
     const release = await this.#locks.acquire([fileLock(f, 'shared')])
+    const me = this.#writing.start(f.id, offset, data.length)
     let seq: bigint | null = null
     let r: Awaited<ReturnType<Vfs['write']>>
     try {
       r = await this.#b.write(local, offset, data, stable, caller)
-      // The write's own after-attributes carry its times: no getattr on the hot path.
-      if (r.count > 0) seq = this.#append({ op: 'write', ref: f, offset, length: r.count, data: null }, [{ ref: f, atime: r.after.atime, mtime: r.after.mtime }])
+      // The write's own after-attributes carry its times: no getattr on the hot path. Its bytes go
+      // to the sink (kept in memory for the senders, who then need not read the file back) unless
+      // an overlapping WRITE ran beside it: which of the two reached the file last is not known,
+      // and the senders' read of the range then ships what the file holds.
+      if (r.count > 0) {
+        const bytes = me.mixed ? undefined : Buffer.from(data.subarray(0, r.count))
+        seq = this.#append({ op: 'write', ref: f, offset, length: r.count, data: null }, [{ ref: f, atime: r.after.atime, mtime: r.after.mtime }], [], bytes)
+      }
     } finally {
+      this.#writing.end(f.id, me)
       release()
     }
     if (seq !== null && stable !== 'unstable') await this.#stable(seq)
@@ -418,9 +428,9 @@ export class ReplicatingVfs implements Vfs {
     return out
   }
 
-  #append(body: ChangeBody, times: ChangeTimes[], edits: readonly MapEdit[] = []): bigint {
+  #append(body: ChangeBody, times: ChangeTimes[], edits: readonly MapEdit[] = [], data?: Buffer): bigint {
     const change: Change = { ...body, times }
-    this.#lastSeq = this.#sink.append(change, edits)
+    this.#lastSeq = this.#sink.append(change, edits, data)
     return this.#lastSeq
   }
 
