@@ -18,12 +18,11 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import bundled from './bundled-commands.cjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const cliDir = join(root, 'dist', 'cli')
 const outdir = join(root, 'dist', 'bundle')
-
-import bundled from './bundled-commands.cjs'
 
 async function loadEsbuild(from) {
   const req = createRequire(from === undefined ? join(root, 'package.json') : join(from, 'package.json'))

@@ -81,7 +81,8 @@ function runCached(file, command) {
     importModuleDynamically: (specifier) => import(new URL(specifier, pathToFileURL(file)).href),
   })
   const used = cachedData !== undefined && !script.cachedDataRejected
-  const helpRun = process.argv.includes('--help') || process.argv.includes('-h')
+  // Not -h: some commands give it another meaning (df -h).
+  const helpRun = process.argv.includes('--help')
   process.once('exit', (code) => {
     let state = cacheFile === null ? 'off' : used ? 'used' : cachedData === undefined ? 'none' : 'rejected'
     // A help page runs little of the command: its cache would stand in for the real one.
