@@ -84,7 +84,10 @@ export async function openClusterBackend(exp: Export, ctx: ClusterBackendContext
     const stores = await openClusterStores(cfg, env, { log })
     try {
       const key = await readHandleKey(stores.db)
-      const vfs = await openClusterVfs({ db: stores.db, store: stores.store, exportPath: exp.path, exportId: exp.id, host: hostname(), log, ...timing })
+      const vfs = await openClusterVfs({
+        db: stores.db, store: stores.store, exportPath: exp.path, exportId: exp.id, host: hostname(), log, ...timing,
+        ...(o.cacheBytes === undefined ? {} : { cacheBytes: o.cacheBytes }),
+      })
       ctx.log?.info?.(`export ${exp.path}: cluster backend on ${stores.describe}`)
       return {
         key,

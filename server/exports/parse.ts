@@ -97,7 +97,7 @@ function parseLine(logical: LogicalLine, file: string): ExportEntry {
   }
   const entry: ExportEntry = { path, backend: level.backend ?? 'local', clients, line: logical.line }
   if (level.fsid !== undefined) entry.fsid = level.fsid
-  const engineOnly = level.image ?? level.errors ?? level.cacheBytes ?? level.volume ?? level.disks ?? level.snapdir ?? level.rebuildRate
+  const engineOnly = level.image ?? level.errors ?? level.volume ?? level.disks ?? level.snapdir ?? level.rebuildRate
   if (entry.backend === 'engine') {
     const fail = (reason: string): never => {
       throw new ExportsError(file, logical.line, 1, `${reason} (export "${path}")`)
@@ -119,13 +119,21 @@ function parseLine(logical: LogicalLine, file: string): ExportEntry {
       entry.engine = { image: level.image ?? '', ...common }
     }
   } else if (engineOnly !== undefined) {
-    throw new ExportsError(file, logical.line, 1, `image=, volume=, disks=, snapdir=, rebuild_rate=, errors= and cache= apply only to backend=engine (export "${path}")`)
+    throw new ExportsError(file, logical.line, 1, `image=, volume=, disks=, snapdir=, rebuild_rate= and errors= apply only to backend=engine (export "${path}")`)
+  }
+  // cache= bounds a cache the engine and the cluster backend keep (metadata blocks; data blocks).
+  if (level.cacheBytes !== undefined && entry.backend !== 'engine' && entry.backend !== 'cluster') {
+    throw new ExportsError(file, logical.line, 1, `cache= applies only to backend=engine and backend=cluster (export "${path}")`)
   }
   const clusterOnly = level.meta ?? level.data ?? level.credentials
   if (entry.backend === 'cluster') {
     if (level.meta === undefined) throw new ExportsError(file, logical.line, 1, `backend=cluster needs meta=postgres://user@host:port/database (export "${path}")`)
     if (level.data === undefined) throw new ExportsError(file, logical.line, 1, `backend=cluster needs data=postgres or data=s3://bucket?endpoint=URL (export "${path}")`)
-    entry.cluster = { meta: level.meta, data: level.data, ...(level.credentials === undefined ? {} : { credentials: level.credentials }) }
+    entry.cluster = {
+      meta: level.meta, data: level.data,
+      ...(level.credentials === undefined ? {} : { credentials: level.credentials }),
+      ...(level.cacheBytes === undefined ? {} : { cacheBytes: level.cacheBytes }),
+    }
   } else if (clusterOnly !== undefined) {
     throw new ExportsError(file, logical.line, 1, `meta=, data= and credentials= apply only to backend=cluster (export "${path}")`)
   }

@@ -89,6 +89,8 @@ export const ClusterOptionsSchema = Type.Object(
     data: Type.String({ pattern: '^(postgres$|s3://)', maxLength: 2048 }),
     /** `credentials=`: the file with meta_password=, s3_access_key=, s3_secret_key= lines. */
     credentials: Type.Optional(Type.String({ pattern: '^/', maxLength: 4096 })),
+    /** `cache=`: the byte limit of this server's cache of the export's data blocks (absent: 256 MiB, vfs/cluster/data/file-data.ts). */
+    cacheBytes: Type.Optional(Type.Integer({ minimum: 1 << 20 })),
   },
   { additionalProperties: false },
 )

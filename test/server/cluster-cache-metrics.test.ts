@@ -164,6 +164,27 @@ t.test('the cluster caches in /metrics: within their limits when busy, emptied o
   const back = await nfs.read(fh, 0n, 20_000)
   t.ok(back.status === S.OK && back.data?.equals(payload), 'the committed bytes read back')
 
+  // cache= bounds the block cache: a reload with it opens the backend anew. With 4 MiB, the last
+  // file's blocks (4 MiB and over 1 MiB: more than a quarter of the cache, data/block-cache.ts)
+  // are read by range and not kept, where the default cache held every byte read (above).
+  const small = 4 * MiB
+  await s.server.reload(parseExports(`/shared *(rw,insecure,no_root_squash,backend=cluster,meta=${url.toString()},data=${data},credentials=${cred},cache=4M)\n`, 'exports'))
+  t.equal(sample(await get(mport, '/metrics'), 'tsnfs_memory_cache_limit_bytes', holder('blocks')), small, 'cache=4M: the block cache\'s limit')
+  const reclaimsBefore = s.server.memory.stats.reclaims
+  const bounded = await NfsClient.mount(s.url('/shared'), { uid: 0, gid: 0, idleTrimMs: 0 })
+  let wrong = 0
+  try {
+    for (let f = 0; f < FILES; f++) if (!(await bounded.readFile(`/d/f${f}`)).equals(contents[f] ?? Buffer.alloc(0))) wrong++
+  } finally {
+    await bounded.umount()
+  }
+  t.equal(wrong, 0, `all ${FILES} files (${totalBytes} bytes) read back byte-exact through a 4 MiB cache`)
+  const tight = bytesOf(await get(mport, '/metrics'), 'blocks')
+  const smallFiles = totalBytes - (contents[FILES - 1]?.length ?? 0)
+  t.ok(tight <= small && tight <= smallFiles, `the block cache within cache=4M, the large blocks not kept: ${tight} bytes (the small files: ${smallFiles})`)
+  if (s.server.memory.stats.reclaims === reclaimsBefore) t.ok(tight > 0, 'the small files\' blocks are kept')
+  else t.comment('an idle reclaim ran during the reads: not checking that the small files\' blocks were kept')
+
   // A reload that drops the export drops its holders with it.
   await s.server.reload(parseExports('/other *(rw,insecure,backend=memory)\n', 'exports'))
   const gone = await get(mport, '/metrics')

@@ -43,6 +43,14 @@ t.test('data=postgres, options in the line defaults, no credentials file', async
   t.equal(list.exports[0]?.engine, undefined)
 })
 
+t.test('cache=: the data block cache of a cluster export, in the entry and the schema', async (t) => {
+  const list = parseExports('/a *(rw,backend=cluster,meta=postgres://u@h/db,data=postgres,cache=64M)\n/b *(backend=cluster,meta=postgres://u@h/db,data=postgres)\n', 'exports')
+  t.strictSame(list.exports[0]?.cluster, { meta: 'postgres://u@h/db', data: 'postgres', cacheBytes: 64 * 1024 * 1024 })
+  t.strictSame(list.exports[1]?.cluster, { meta: 'postgres://u@h/db', data: 'postgres' }, 'absent: the backend default')
+  t.equal(exportListChecker.Check(list), true, 'the parsed list matches the schema')
+  t.match(parseError('/a *(backend=cluster,meta=postgres://u@h/db,data=postgres,cache=1k)'), { code: 'EXPORTS_INVALID', line: 1, column: 59, reason: 'cache needs a size of at least 1M (e.g. 256M), got "1k"' })
+})
+
 t.test('errors name line and column of the bad option, with exact reasons', async (t) => {
   const cases: [string, number, number, string][] = [
     ['/a *(backend=cluster,meta=mysql://h/db,data=postgres)', 1, 22, 'meta needs a postgres://user@host:port/database URL, got "mysql://h/db"'],

@@ -37,6 +37,8 @@ export interface OpenClusterOptions {
   cacheMode?: CacheMode
   /** Told of the inodes other servers changed (tests measure notification latency with it). */
   onRemoteChange?: (inodes: bigint[] | 'all') => void
+  /** The data block cache's byte limit (the export's cache=; default 256 MiB). */
+  cacheBytes?: number
 }
 
 export async function openClusterVfs(opts: OpenClusterOptions): Promise<ClusterVfs> {
@@ -66,6 +68,7 @@ export async function openClusterVfs(opts: OpenClusterOptions): Promise<ClusterV
     // The data half committed sizes and times this server's cache holds.
     onChanged: (inodes, vers) => { vfs.changedHere(inodes, vers) },
     ...(opts.log === undefined ? {} : { log: opts.log }),
+    ...(opts.cacheBytes === undefined ? {} : { cacheBytes: opts.cacheBytes }),
   })
   const vfs: ClusterVfs = new ClusterVfs({
     db, data, sid: session.sid, session, dialect, cacheMode: mode,
