@@ -79,6 +79,17 @@ t.test('the cluster caches in /metrics: within their limits when busy, emptied o
   })
   const mport = s.server.metricsPort ?? 0
   t.ok(mport > 0, 'the metrics endpoint listens')
+  /** Files that do not read back byte-exact through a fresh mount (nothing cached client-side). */
+  const wrongFiles = async (): Promise<number> => {
+    const r = await NfsClient.mount(s.url('/shared'), { uid: 0, gid: 0, idleTrimMs: 0 })
+    let bad = 0
+    try {
+      for (let f = 0; f < FILES; f++) if (!(await r.readFile(`/d/f${f}`)).equals(contents[f] ?? Buffer.alloc(0))) bad++
+    } finally {
+      await r.umount()
+    }
+    return bad
+  }
   const first = await get(mport, '/metrics')
   for (const [name, limit] of Object.entries(LIMITS)) {
     t.equal(sample(first, 'tsnfs_memory_cache_limit_bytes', holder(name)), limit, `${name}: its limit`)
@@ -99,14 +110,7 @@ t.test('the cluster caches in /metrics: within their limits when busy, emptied o
   let busy = ''
   for (let attempt = 1; attempt <= 3 && busy === ''; attempt++) {
     const reclaims = s.server.memory.stats.reclaims
-    const r = await NfsClient.mount(s.url('/shared'), { uid: 0, gid: 0, idleTrimMs: 0 })
-    try {
-      let bad = 0
-      for (let f = 0; f < FILES; f++) if (!(await r.readFile(`/d/f${f}`)).equals(contents[f] ?? Buffer.alloc(0))) bad++
-      t.equal(bad, 0, `attempt ${attempt}: every file reads back byte-exact`)
-    } finally {
-      await r.umount()
-    }
+    t.equal(await wrongFiles(), 0, `attempt ${attempt}: every file reads back byte-exact`)
     const text = await get(mport, '/metrics')
     if (s.server.memory.stats.reclaims === reclaims) busy = text
     else t.comment(`attempt ${attempt}: an idle reclaim ran during the reads; reading again`)
@@ -134,14 +138,7 @@ t.test('the cluster caches in /metrics: within their limits when busy, emptied o
 
   // Everything reads back byte-exact from the emptied caches.
   const readingFrom = s.server.memory.stats.reclaims
-  const r = await NfsClient.mount(s.url('/shared'), { uid: 0, gid: 0, idleTrimMs: 0 })
-  let bad = 0
-  try {
-    for (let f = 0; f < FILES; f++) if (!(await r.readFile(`/d/f${f}`)).equals(contents[f] ?? Buffer.alloc(0))) bad++
-  } finally {
-    await r.umount()
-  }
-  t.equal(bad, 0, `all ${FILES} files read back byte-exact after the trim`)
+  t.equal(await wrongFiles(), 0, `all ${FILES} files read back byte-exact after the trim`)
   const again = await get(mport, '/metrics')
   // Unless a slow machine let the next idle period pass before this look.
   if (s.server.memory.stats.reclaims === readingFrom) t.ok(bytesOf(again, 'blocks') >= totalBytes, 'the block cache fills again when busy')
@@ -171,14 +168,7 @@ t.test('the cluster caches in /metrics: within their limits when busy, emptied o
   await s.server.reload(parseExports(`/shared *(rw,insecure,no_root_squash,backend=cluster,meta=${url.toString()},data=${data},credentials=${cred},cache=4M)\n`, 'exports'))
   t.equal(sample(await get(mport, '/metrics'), 'tsnfs_memory_cache_limit_bytes', holder('blocks')), small, 'cache=4M: the block cache\'s limit')
   const reclaimsBefore = s.server.memory.stats.reclaims
-  const bounded = await NfsClient.mount(s.url('/shared'), { uid: 0, gid: 0, idleTrimMs: 0 })
-  let wrong = 0
-  try {
-    for (let f = 0; f < FILES; f++) if (!(await bounded.readFile(`/d/f${f}`)).equals(contents[f] ?? Buffer.alloc(0))) wrong++
-  } finally {
-    await bounded.umount()
-  }
-  t.equal(wrong, 0, `all ${FILES} files (${totalBytes} bytes) read back byte-exact through a 4 MiB cache`)
+  t.equal(await wrongFiles(), 0, `all ${FILES} files (${totalBytes} bytes) read back byte-exact through a 4 MiB cache`)
   const tight = bytesOf(await get(mport, '/metrics'), 'blocks')
   const smallFiles = totalBytes - (contents[FILES - 1]?.length ?? 0)
   t.ok(tight <= small && tight <= smallFiles, `the block cache within cache=4M, the large blocks not kept: ${tight} bytes (the small files: ${smallFiles})`)
