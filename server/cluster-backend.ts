@@ -87,6 +87,7 @@ export async function openClusterBackend(exp: Export, ctx: ClusterBackendContext
       const vfs = await openClusterVfs({
         db: stores.db, store: stores.store, exportPath: exp.path, exportId: exp.id, host: hostname(), log, ...timing,
         ...(o.cacheBytes === undefined ? {} : { cacheBytes: o.cacheBytes }),
+        ...(o.metaCacheBytes === undefined ? {} : { metaCacheBytes: o.metaCacheBytes }),
       })
       ctx.log?.info?.(`export ${exp.path}: cluster backend on ${stores.describe}`)
       return {

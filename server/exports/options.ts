@@ -25,6 +25,8 @@ export interface ExportLevel {
   disks?: string[]
   errors?: 'remount-ro' | 'continue'
   cacheBytes?: number
+  /** `metacache=`: backend=cluster's metadata caches (nodes, names, slice lists) together. */
+  metaCacheBytes?: number
   /** `snapdir=visible`: a volume's `.snapshot` listed in the export root (hidden by default, found by name). */
   snapdir?: 'hidden' | 'visible'
   /** `rebuild_rate=`: a volume's rebuild pace in bytes per second (0: as fast as the disks go). */
@@ -152,6 +154,11 @@ function applyOne(opt: string, s: OptionState, level: ExportLevel): string | nul
       const bytes = parseBytes(value)
       if (bytes === null || bytes < 1 << 20) return `cache needs a size of at least 1M (e.g. 256M), got "${value}"`
       return setLevel(level, 'cacheBytes', bytes)
+    }
+    case 'metacache': {
+      const bytes = parseBytes(value)
+      if (bytes === null || bytes < 1 << 20) return `metacache needs a size of at least 1M (e.g. 64M), got "${value}"`
+      return setLevel(level, 'metaCacheBytes', bytes)
     }
     case 'snapdir':
       if (value !== 'hidden' && value !== 'visible') return `snapdir needs hidden or visible, got "${value}"`

@@ -125,6 +125,10 @@ function parseLine(logical: LogicalLine, file: string): ExportEntry {
   if (level.cacheBytes !== undefined && entry.backend !== 'engine' && entry.backend !== 'cluster') {
     throw new ExportsError(file, logical.line, 1, `cache= applies only to backend=engine and backend=cluster (export "${path}")`)
   }
+  // metacache= bounds what only the cluster backend keeps of the shared metadata.
+  if (level.metaCacheBytes !== undefined && entry.backend !== 'cluster') {
+    throw new ExportsError(file, logical.line, 1, `metacache= applies only to backend=cluster (export "${path}")`)
+  }
   const clusterOnly = level.meta ?? level.data ?? level.credentials
   if (entry.backend === 'cluster') {
     if (level.meta === undefined) throw new ExportsError(file, logical.line, 1, `backend=cluster needs meta=postgres://user@host:port/database (export "${path}")`)
@@ -133,6 +137,7 @@ function parseLine(logical: LogicalLine, file: string): ExportEntry {
       meta: level.meta, data: level.data,
       ...(level.credentials === undefined ? {} : { credentials: level.credentials }),
       ...(level.cacheBytes === undefined ? {} : { cacheBytes: level.cacheBytes }),
+      ...(level.metaCacheBytes === undefined ? {} : { metaCacheBytes: level.metaCacheBytes }),
     }
   } else if (clusterOnly !== undefined) {
     throw new ExportsError(file, logical.line, 1, `meta=, data= and credentials= apply only to backend=cluster (export "${path}")`)

@@ -91,6 +91,8 @@ export const ClusterOptionsSchema = Type.Object(
     credentials: Type.Optional(Type.String({ pattern: '^/', maxLength: 4096 })),
     /** `cache=`: the byte limit of this server's cache of the export's data blocks (absent: 256 MiB, vfs/cluster/data/file-data.ts). */
     cacheBytes: Type.Optional(Type.Integer({ minimum: 1 << 20 })),
+    /** `metacache=`: the byte limit of its metadata caches, split as vfs/cluster/caches.ts says (absent: ~162 MiB in all). */
+    metaCacheBytes: Type.Optional(Type.Integer({ minimum: 1 << 20 })),
   },
   { additionalProperties: false },
 )

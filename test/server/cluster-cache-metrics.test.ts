@@ -4,7 +4,7 @@
  * `cluster PATH nodes|names|blocks|slices|staged` with its limit. After files are written and
  * read, the clean caches hold bytes (the blocks at least the bytes read) within their limits;
  * once the server has been idle they are empty, every file still reads back byte-exact, and the
- * block cache fills again. Staged UNSTABLE bytes are counted exactly and are never trimmed: they
+ * block cache fills again; cache= and metacache= set the limits. Staged UNSTABLE bytes are counted exactly and are never trimmed: they
  * go when COMMIT stores them. A reload that drops the export drops its holders. Without the
  * holders registered the first look finds no cluster series. File sizes and contents come from a
  * seed (printed; TSNFS_SEED replays it).
@@ -164,9 +164,14 @@ t.test('the cluster caches in /metrics: within their limits when busy, emptied o
   // cache= bounds the block cache: a reload with it opens the backend anew. With 4 MiB, the last
   // file's blocks (4 MiB and over 1 MiB: more than a quarter of the cache, data/block-cache.ts)
   // are read by range and not kept, where the default cache held every byte read (above).
+  // metacache=8M in the same reload: half of it for the nodes, a quarter each for names and slice lists.
   const small = 4 * MiB
-  await s.server.reload(parseExports(`/shared *(rw,insecure,no_root_squash,backend=cluster,meta=${url.toString()},data=${data},credentials=${cred},cache=4M)\n`, 'exports'))
-  t.equal(sample(await get(mport, '/metrics'), 'tsnfs_memory_cache_limit_bytes', holder('blocks')), small, 'cache=4M: the block cache\'s limit')
+  await s.server.reload(parseExports(`/shared *(rw,insecure,no_root_squash,backend=cluster,meta=${url.toString()},data=${data},credentials=${cred},cache=4M,metacache=8M)\n`, 'exports'))
+  const reloaded = await get(mport, '/metrics')
+  t.equal(sample(reloaded, 'tsnfs_memory_cache_limit_bytes', holder('blocks')), small, 'cache=4M: the block cache\'s limit')
+  t.equal(sample(reloaded, 'tsnfs_memory_cache_limit_bytes', holder('nodes')), 4 * MiB, 'metacache=8M: the nodes\' limit, half')
+  t.equal(sample(reloaded, 'tsnfs_memory_cache_limit_bytes', holder('names')), 2 * MiB, 'metacache=8M: the names\' limit, a quarter')
+  t.equal(sample(reloaded, 'tsnfs_memory_cache_limit_bytes', holder('slices')), 2 * MiB + 2 * 100_000 * 64, 'metacache=8M: the slice lists\' quarter, and the marks')
   const reclaimsBefore = s.server.memory.stats.reclaims
   t.equal(await wrongFiles(), 0, `all ${FILES} files (${totalBytes} bytes) read back byte-exact through a 4 MiB cache`)
   const tight = bytesOf(await get(mport, '/metrics'), 'blocks')

@@ -51,6 +51,15 @@ t.test('cache=: the data block cache of a cluster export, in the entry and the s
   t.match(parseError('/a *(backend=cluster,meta=postgres://u@h/db,data=postgres,cache=1k)'), { code: 'EXPORTS_INVALID', line: 1, column: 59, reason: 'cache needs a size of at least 1M (e.g. 256M), got "1k"' })
 })
 
+t.test('metacache=: the metadata caches of a cluster export, in the entry and the schema; refused elsewhere', async (t) => {
+  const list = parseExports('/a *(rw,backend=cluster,meta=postgres://u@h/db,data=postgres,metacache=16M,cache=64M)\n', 'exports')
+  t.strictSame(list.exports[0]?.cluster, { meta: 'postgres://u@h/db', data: 'postgres', cacheBytes: 64 * 1024 * 1024, metaCacheBytes: 16 * 1024 * 1024 })
+  t.equal(exportListChecker.Check(list), true, 'the parsed list matches the schema')
+  t.match(parseError('/a *(backend=cluster,meta=postgres://u@h/db,data=postgres,metacache=512k)'), { code: 'EXPORTS_INVALID', line: 1, column: 59, reason: 'metacache needs a size of at least 1M (e.g. 64M), got "512k"' })
+  t.match(parseError('/a *(backend=engine,image=/i.img,metacache=16M)'), { code: 'EXPORTS_INVALID', line: 1, column: 1, reason: 'metacache= applies only to backend=cluster (export "/a")' })
+  t.match(parseError('/a *(metacache=16M)'), { code: 'EXPORTS_INVALID', line: 1, column: 1, reason: 'metacache= applies only to backend=cluster (export "/a")' })
+})
+
 t.test('errors name line and column of the bad option, with exact reasons', async (t) => {
   const cases: [string, number, number, string][] = [
     ['/a *(backend=cluster,meta=mysql://h/db,data=postgres)', 1, 22, 'meta needs a postgres://user@host:port/database URL, got "mysql://h/db"'],

@@ -17,15 +17,35 @@
  */
 import type { VfsCache } from '../types.ts'
 import type { BlockCache } from './data/block-cache.ts'
-import { SLICE_CACHE_LIMIT, type SliceCache } from './data/slice-cache.ts'
+import { SLICE_CACHE_BYTES, type SliceCache } from './data/slice-cache.ts'
 import type { StagedFile, Staging } from './data/staging.ts'
-import { NAMES_LIMIT, NODES_LIMIT, type MetaCache } from './meta/cache.ts'
+import { NAMES_LIMIT, NODES_LIMIT, type MetaCache, type MetaCacheLimits } from './meta/cache.ts'
+
+/** The metadata caches' bounds: nodes and names (meta/cache.ts), and the slice lists (data/slice-cache.ts). */
+export interface MetaCacheBounds extends MetaCacheLimits {
+  slices: number
+}
+
+/** Without metacache=: 200,000 nodes (~98 MiB), 32 MiB of names, 32 MiB of slice lists. */
+export const DEFAULT_META_CACHE_BOUNDS: MetaCacheBounds = { nodes: NODES_LIMIT, names: NAMES_LIMIT, slices: SLICE_CACHE_BYTES }
+
+/**
+ * An export's metacache=SIZE split between the three: half to the nodes,
+ * which every GETATTR, LOOKUP and READDIRPLUS answer reads, a quarter each
+ * to the directory names and the chunk slice lists. The defaults keep
+ * about the same shares (98 : 32 : 32 MiB).
+ */
+export function metaCacheBounds(bytes: number | undefined): MetaCacheBounds {
+  if (bytes === undefined) return DEFAULT_META_CACHE_BOUNDS
+  const quarter = Math.floor(bytes / 4)
+  return { nodes: bytes - 2 * quarter, names: quarter, slices: quarter }
+}
 
 /** The metadata cache: nodes by inode, and the names looked up in directories. */
 export function metaCaches(cache: MetaCache): VfsCache[] {
   return [
-    { name: 'nodes', bytes: () => cache.nodeBytes(), limit: () => NODES_LIMIT, trim: () => cache.trimNodes(), counts: () => cache.nodeCounts() },
-    { name: 'names', bytes: () => cache.nameBytes(), limit: () => NAMES_LIMIT, trim: () => cache.trimNames(), counts: () => cache.nameCounts() },
+    { name: 'nodes', bytes: () => cache.nodeBytes(), limit: () => cache.nodesLimit, trim: () => cache.trimNodes(), counts: () => cache.nodeCounts() },
+    { name: 'names', bytes: () => cache.nameBytes(), limit: () => cache.namesLimit, trim: () => cache.trimNames(), counts: () => cache.nameCounts() },
   ]
 }
 
@@ -53,7 +73,7 @@ export function dataCaches(p: DataCacheParts): VfsCache[] {
       trim: () => blocks.trim(0),
       counts: () => ({ hits: blocks.hits, misses: blocks.misses, evictions: blocks.evictions }),
     },
-    { name: 'slices', bytes: () => slices.bytes, limit: () => SLICE_CACHE_LIMIT, trim: () => slices.trim(), counts: () => slices.counts },
+    { name: 'slices', bytes: () => slices.bytes, limit: () => slices.limit, trim: () => slices.trim(), counts: () => slices.counts },
     { name: 'staged', bytes: () => stagedBytes(p), limit: () => p.stageLimit, trim: () => 0 },
   ]
 }

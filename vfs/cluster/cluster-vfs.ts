@@ -44,7 +44,7 @@ import { metaCaches } from './caches.ts'
 import { CacheFollower } from './cache-follower.ts'
 import type { FileData } from './data/types.ts'
 import { IdBatch } from './ids.ts'
-import { MetaCache } from './meta/cache.ts'
+import { MetaCache, type MetaCacheLimits } from './meta/cache.ts'
 import { cacheModeOf, type CacheMode } from './meta/cache-mode.ts'
 import { CounterDelta } from './meta/counter-delta.ts'
 import type { Changed } from './meta/change-result.ts'
@@ -91,6 +91,8 @@ export interface ClusterVfsOptions {
   cacheMode?: CacheMode
   /** Called with the inodes another server changed, after they were dropped here (tests measure latency). */
   onRemoteChange?: (inodes: bigint[] | 'all') => void
+  /** The nodes' and names' byte bounds (the export's metacache=, caches.ts; default 200,000 nodes and 32 MiB). */
+  metaLimits?: MetaCacheLimits
 }
 
 export class ClusterVfs implements Vfs {
@@ -117,7 +119,7 @@ export class ClusterVfs implements Vfs {
     this.#data = opts.data
     this.sid = opts.sid
     this.#mode = opts.cacheMode ?? cacheModeOf(opts.dialect ?? 'postgresql')
-    this.#cache = new MetaCache(this.#mode)
+    this.#cache = new MetaCache(this.#mode, opts.metaLimits)
     this.#announcer = this.#mode === 'notify' ? opts.sid : null
     this.#inodes = new IdBatch(opts.db, COUNTER.nextInode, 1000)
     this.#releases = new ReleaseQueue(opts.db, opts.data, opts.log)

@@ -5,6 +5,7 @@
  * and follow the change feed (on an engine that has one: meta/cache-mode.ts).
  */
 import { hostname } from 'node:os'
+import { metaCacheBounds } from './caches.ts'
 import { ClusterVfs } from './cluster-vfs.ts'
 import { createFileData } from './data/file-data.ts'
 import { reclaimSession } from './data/reclaim.ts'
@@ -39,6 +40,8 @@ export interface OpenClusterOptions {
   onRemoteChange?: (inodes: bigint[] | 'all') => void
   /** The data block cache's byte limit (the export's cache=; default 256 MiB). */
   cacheBytes?: number
+  /** The metadata caches' byte limit, nodes, names and slice lists together (the export's metacache=; caches.ts). */
+  metaCacheBytes?: number
 }
 
 export async function openClusterVfs(opts: OpenClusterOptions): Promise<ClusterVfs> {
@@ -63,15 +66,16 @@ export async function openClusterVfs(opts: OpenClusterOptions): Promise<ClusterV
       await releaseQueued(db, data)
     },
   })
+  const bounds = metaCacheBounds(opts.metaCacheBytes)
   const data = createFileData({
-    db, store, sid: session.sid, notify: mode === 'notify',
+    db, store, sid: session.sid, notify: mode === 'notify', sliceCacheBytes: bounds.slices,
     // The data half committed sizes and times this server's cache holds.
     onChanged: (inodes, vers) => { vfs.changedHere(inodes, vers) },
     ...(opts.log === undefined ? {} : { log: opts.log }),
     ...(opts.cacheBytes === undefined ? {} : { cacheBytes: opts.cacheBytes }),
   })
   const vfs: ClusterVfs = new ClusterVfs({
-    db, data, sid: session.sid, session, dialect, cacheMode: mode,
+    db, data, sid: session.sid, session, dialect, cacheMode: mode, metaLimits: bounds,
     ...(opts.log === undefined ? {} : { log: opts.log }),
     ...(opts.onRemoteChange === undefined ? {} : { onRemoteChange: opts.onRemoteChange }),
   })

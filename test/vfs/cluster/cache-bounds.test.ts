@@ -4,12 +4,14 @@
  * Bytes are the documented estimates; names and slice lists stay within their byte bounds,
  * oldest first; a trim empties them without letting a read that began before it store a copy
  * older than a change already seen; a directory holding its 10,000-name maximum still takes a
- * change to a name it holds.
+ * change to a name it holds; metacache= splits its size between the three and each keeps to
+ * its share.
  */
 import t from 'tap'
 import { SLICE_CACHE_BYTES, SliceCache } from '../../../vfs/cluster/data/slice-cache.ts'
 import type { SliceRecord } from '../../../vfs/cluster/data/slice.ts'
-import { MetaCache, NAMES_LIMIT, NODE_BYTES } from '../../../vfs/cluster/meta/cache.ts'
+import { metaCacheBounds } from '../../../vfs/cluster/caches.ts'
+import { MetaCache, NAMES_LIMIT, NODE_BYTES, NODES_LIMIT } from '../../../vfs/cluster/meta/cache.ts'
 import type { Node } from '../../../vfs/cluster/meta/node.ts'
 
 function node(id: bigint, ver: bigint): Node {
@@ -118,4 +120,38 @@ t.test('slice cache: estimated bytes, bounded, and a trim makes every earlier ma
   t.ok(s.bytes > 0, 'a stamp not yet expired stays')
   s.trim(Date.now() + 120_000)
   t.equal(s.bytes, 0, 'an expired one goes')
+})
+
+t.test('metacache=: the split, and each cache held to its share', async (t) => {
+  const MiB = 1024 * 1024
+  t.same(metaCacheBounds(undefined), { nodes: NODES_LIMIT, names: NAMES_LIMIT, slices: SLICE_CACHE_BYTES }, 'without it, the fixed defaults')
+  t.same(metaCacheBounds(4 * MiB + 3), { nodes: 2 * MiB + 3, names: MiB, slices: MiB }, 'half to the nodes, a quarter each to names and slices')
+
+  const bounds = metaCacheBounds(4 * MiB)
+  const c = new MetaCache('notify', bounds)
+  t.equal(c.nodesLimit, Math.floor(bounds.nodes / NODE_BYTES) * NODE_BYTES, 'the nodes bound, in whole nodes')
+  t.equal(c.namesLimit, MiB)
+  const maxNodes = Math.floor(bounds.nodes / NODE_BYTES)
+  for (let i = 0; i < maxNodes + 100; i++) c.put(c.begin(), node(10_000n + BigInt(i), 1n))
+  t.equal(c.nodeBytes(), maxNodes * NODE_BYTES, `nodes held at ${maxNodes}`)
+  t.equal(c.nodeCounts().evictions, 100, 'the 100 past the bound evicted')
+  t.equal(c.node(10_000n), undefined, 'the oldest went')
+  t.ok(c.node(10_000n + BigInt(maxNodes + 99)) !== undefined, 'the newest stays')
+
+  // 1 MiB of names: 100-byte names, 1,000 a directory (~172 KB each).
+  for (let d = 0; d < 10; d++) {
+    for (let i = 0; i < 1000; i++) c.putEntry(c.begin(), 500n + BigInt(d), 1n, b(String(i).padStart(100, 'n')), 1n)
+  }
+  t.ok(c.nameBytes() <= MiB, `names within 1 MiB: ${c.nameBytes()}`)
+  t.ok(c.nameBytes() > MiB - 2 * (200 + 1000 * 172), 'only the oldest directories went')
+  t.equal(c.entry(500n, b(String(0).padStart(100, 'n'))), undefined, 'the first directory went')
+
+  const s = new SliceCache(true, bounds.slices)
+  t.equal(s.limit, MiB + 2 * 100_000 * 64, 'the lists\' share and the marks')
+  const rec: SliceRecord = { pos: 0, id: 1n, size: 10, off: 0, len: 10 }
+  const big = Array.from({ length: 1000 }, () => rec)
+  for (let i = 0; i < 30; i++) s.set(100n + BigInt(i), s.mark(100n + BigInt(i)), new Map([[0, big]]), Date.now())
+  t.ok(s.bytes <= MiB, `slice lists within 1 MiB: ${s.bytes}`)
+  t.ok(s.counts.evictions >= 19, `inodes evicted: ${s.counts.evictions}`)
+  t.ok(s.get(129n, 0) !== undefined, 'the newest stays')
 })

@@ -43,6 +43,8 @@ export interface FileDataOptions {
   log?: (msg: string) => void
   /** Block cache budget (default 256 MiB). */
   cacheBytes?: number
+  /** The slice lists' bound (default 32 MiB; the export's metacache= sets it, cluster/caches.ts). */
+  sliceCacheBytes?: number
   /** Staged UNSTABLE bytes above which the least recently written inodes are flushed (default 256 MiB). */
   stageBytes?: number
   /** Staged data untouched this long is flushed (default 5 s). */
@@ -100,7 +102,7 @@ export class ClusterFileData implements FileData {
 
   constructor(o: FileDataOptions) {
     this.o = o
-    this.slices = new SliceCache(o.notify !== false)
+    this.slices = new SliceCache(o.notify !== false, o.sliceCacheBytes)
     this.layout = layoutOf(o)
     const cacheBytes = o.cacheBytes ?? 256 * 1024 * 1024
     this.stageLimit = o.stageBytes ?? 256 * 1024 * 1024

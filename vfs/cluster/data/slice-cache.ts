@@ -26,14 +26,16 @@ import type { SliceRecord } from './slice.ts'
 
 const MAX_INODES = 10_000
 const MAX_MARKS = 100_000
-/** Bound on the estimated bytes of the lists kept (the oldest inodes go first). */
+/** Default bound on the estimated bytes of the lists kept (the oldest inodes go first); metacache= sets it. */
 export const SLICE_CACHE_BYTES = 32 * 1024 * 1024
 const INODE_BYTES = 288
 const LIST_BYTES = 160
 const RECORD_BYTES = 96
 const MARK_BYTES = 64
-/** The most the estimate can reach: the lists' bound, and the marks and settling stamps. */
-export const SLICE_CACHE_LIMIT = SLICE_CACHE_BYTES + 2 * MAX_MARKS * MARK_BYTES
+/** What the marks and settling stamps can reach beyond the lists' bound. */
+const MARKS_LIMIT = 2 * MAX_MARKS * MARK_BYTES
+/** The most the estimate can reach by default: the lists' bound, and the marks and settling stamps. */
+export const SLICE_CACHE_LIMIT = SLICE_CACHE_BYTES + MARKS_LIMIT
 
 function listBytes(recs: readonly SliceRecord[]): number {
   return LIST_BYTES + recs.length * RECORD_BYTES
@@ -58,9 +60,17 @@ export class SliceCache {
 
   /** False: lists are never kept (no change notices reach this server). */
   private readonly keep: boolean
+  /** The bound on the lists' estimate. */
+  private readonly listsLimit: number
 
-  constructor(keep = true) {
+  constructor(keep = true, listsBytes = SLICE_CACHE_BYTES) {
     this.keep = keep
+    this.listsLimit = listsBytes
+  }
+
+  /** The most the estimate can reach: the lists' bound, and the marks and settling stamps. */
+  get limit(): number {
+    return this.listsLimit + MARKS_LIMIT
   }
 
   mark(inode: bigint): string {
@@ -97,7 +107,7 @@ export class SliceCache {
       this.held += listBytes(recs)
     }
     // Oldest inodes first; one file's lists alone past the bound are not kept either.
-    while (this.held > SLICE_CACHE_BYTES && this.lists.size > 0) this.evictOldest()
+    while (this.held > this.listsLimit && this.lists.size > 0) this.evictOldest()
   }
 
   drop(inode: bigint): void {

@@ -41,8 +41,10 @@
  * Memory (the server's metrics, server/memory.ts). Nodes and names are
  * objects: their bytes are estimates, a fixed cost per node (~490 bytes of
  * heap measured on Node 20) and per name (~72 bytes and the name), and each
- * is bounded (MAX_NODES; NAMES_LIMIT, which also bounds what 50,000
- * directories of up to 10,000 names could otherwise reach). When the server
+ * is bounded in bytes (by default 200,000 nodes and 32 MiB of names, the
+ * latter also bounding what 50,000 directories of up to 10,000 names could
+ * otherwise reach; the export's metacache= sets both, cluster/caches.ts
+ * says how it is split). When the server
  * is idle both are emptied (trimNodes, trimNames): what is dropped is read
  * from the database again, and a read stores its answer only if nothing
  * logged since it began names a newer version (#spoiled), with or without a
@@ -56,7 +58,7 @@ import type { VfsCacheCounts } from '../../types.ts'
 import type { CacheMode } from './cache-mode.ts'
 import type { Node } from './node.ts'
 
-/** Past this many nodes the oldest entries go (Map keeps insertion order). */
+/** Past this many nodes the oldest entries go (Map keeps insertion order), unless metacache= sets the bound. */
 const MAX_NODES = 200_000
 const MAX_DIRS = 50_000
 const MAX_NAMES = 10_000
@@ -66,10 +68,16 @@ export const NODE_BYTES = 512
 const NAME_BYTES = 72
 /** A directory's Names and its Map. */
 const DIR_BYTES = 200
-/** The most the nodes' estimate reaches. */
+/** The most the nodes' estimate reaches by default. */
 export const NODES_LIMIT = MAX_NODES * NODE_BYTES
-/** Bound on the estimated bytes of cached names (the oldest directories go first). */
+/** Default bound on the estimated bytes of cached names (the oldest directories go first). */
 export const NAMES_LIMIT = 32 * 1024 * 1024
+
+/** The byte bounds of the two caches (the export's metacache=, split by cluster/caches.ts). */
+export interface MetaCacheLimits {
+  nodes: number
+  names: number
+}
 /** Drops remembered for reads in flight; a read older than the log is not stored (conservative). */
 const MAX_LOG = 8192
 
@@ -110,16 +118,31 @@ export class MetaCache {
   /** Position of #log[0] in the sequence of every drop ever logged. */
   #logBase = 0
   readonly #stats = { hits: 0, misses: 0, drops: 0 }
-  /** Nodes dropped past MAX_NODES (not those an idle trim let go). */
+  /** Nodes dropped past the bound (not those an idle trim let go). */
   #nodeEvictions = 0
   readonly #names: VfsCacheCounts = { hits: 0, misses: 0, evictions: 0 }
   /** Sum of every directory's Names.bytes. */
   #nameBytes = 0
   /** False in 'per-request' mode: nothing is kept, so nothing is answered without the database. */
   readonly #keep: boolean
+  readonly #maxNodes: number
+  readonly #namesLimit: number
 
-  constructor(mode: CacheMode = 'notify') {
+  constructor(mode: CacheMode = 'notify', limits: MetaCacheLimits = { nodes: NODES_LIMIT, names: NAMES_LIMIT }) {
     this.#keep = mode === 'notify'
+    // At least one node and one directory's worth: a bound below that would keep nothing and still count.
+    this.#maxNodes = Math.max(1, Math.floor(limits.nodes / NODE_BYTES))
+    this.#namesLimit = Math.max(DIR_BYTES + NAME_BYTES, limits.names)
+  }
+
+  /** The most the nodes' estimate reaches. */
+  get nodesLimit(): number {
+    return this.#maxNodes * NODE_BYTES
+  }
+
+  /** The bound on the names' estimate. */
+  get namesLimit(): number {
+    return this.#namesLimit
   }
 
   /** A token for put(): the answer is kept only if no newer change was logged since. */
@@ -147,7 +170,7 @@ export class MetaCache {
     if (old !== undefined && old.ver > node.ver) return
     this.#nodes.delete(id)
     this.#nodes.set(id, node)
-    if (this.#nodes.size > MAX_NODES) {
+    if (this.#nodes.size > this.#maxNodes) {
       const oldest = this.#nodes.keys().next().value
       if (oldest !== undefined) this.#nodes.delete(oldest)
       this.#nodeEvictions++
@@ -177,7 +200,7 @@ export class MetaCache {
     }
     this.#setName(dir, name.toString('latin1'), inode)
     // The oldest directories go first; one that alone is past the bound goes too.
-    while (this.#nameBytes > NAMES_LIMIT && this.#entries.size > 0) this.#evictDir()
+    while (this.#nameBytes > this.#namesLimit && this.#entries.size > 0) this.#evictDir()
   }
 
   /** The inodes changed in a way no version tells here (the data half flushed for a WRITE or COMMIT): forget them. */
