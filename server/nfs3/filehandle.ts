@@ -1,4 +1,5 @@
-import { hash, timingSafeEqual } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
+import { HANDLE_MAC_SIZE, HandleMac } from './handle-mac.ts'
 
 /*
  * Our nfs_fh3 (RFC 1813 §2.5; DESIGN.md §3.4). A handle names persistent
@@ -31,9 +32,7 @@ import { hash, timingSafeEqual } from 'node:crypto'
 export const FH_VERSION = 1
 export const FH_SIZE = 32
 const BODY_SIZE = 20
-const MAC_SIZE = 12
-const SHA256_BLOCK = 64
-const SHA256_SIZE = 32
+const MAC_SIZE = HANDLE_MAC_SIZE
 
 /** What a file handle names: the stored object (same shape as vfs FileRef). */
 export interface HandleRef {
@@ -67,44 +66,14 @@ export type ExportKey = Buffer | 'pending'
  */
 const CACHE_SLOTS = 1 << 16
 
-/**
- * HMAC-SHA256 (RFC 2104) of a handle body under one key, as two one-shot SHA-256 hashes over
- * the key's padded blocks kept ready: H((K ^ opad) || H((K ^ ipad) || body)). The same bytes
- * as createHmac('sha256', key), so handles minted before still verify; but createHmac builds a
- * stream object and an OpenSSL HMAC context (a provider fetch) per call, which cost ~15 µs of
- * every CREATE in a busy server (bench/README.md, session 38), where these two calls reuse
- * their scratch buffers and OpenSSL's cached digest.
- */
-class HandleMac {
-  /** K ^ ipad (64 bytes), then room for the body. */
-  private readonly inner = Buffer.alloc(SHA256_BLOCK + BODY_SIZE)
-  /** K ^ opad (64 bytes), then room for the inner digest. */
-  private readonly outer = Buffer.alloc(SHA256_BLOCK + SHA256_SIZE)
-
-  constructor(key: Buffer) {
-    // RFC 2104 §2: a key longer than the block is hashed first; a shorter one is zero-padded.
-    const k = key.length > SHA256_BLOCK ? hash('sha256', key, 'buffer') : key
-    for (let i = 0; i < SHA256_BLOCK; i++) {
-      const b = k[i] ?? 0
-      this.inner[i] = b ^ 0x36
-      this.outer[i] = b ^ 0x5c
-    }
-  }
-
-  /** The MAC of bytes 0..19 of `fh`. */
-  of(fh: Buffer): Buffer {
-    fh.copy(this.inner, SHA256_BLOCK, 0, BODY_SIZE)
-    hash('sha256', this.inner, 'buffer').copy(this.outer, SHA256_BLOCK)
-    return hash('sha256', this.outer, 'buffer')
-  }
-}
-
 export class HandleCodec {
   private readonly key: HandleMac
   /** Exports with keys of their own (cluster exports), by export id. */
   private readonly exportKeys = new Map<number, { raw: Buffer; key: HandleMac } | 'pending'>()
   /** CACHE_SLOTS good handles of FH_SIZE bytes; a slot of zeros is empty (no handle has version 0). */
   private readonly table = Buffer.alloc(CACHE_SLOTS * FH_SIZE)
+  /** The MAC a handle being verified should carry (scratch). */
+  private readonly want = Buffer.alloc(MAC_SIZE)
 
   /** `key` is the server's secret (state dir `handle.key`); at least 16 bytes. */
   constructor(key: Buffer) {
@@ -171,7 +140,7 @@ export class HandleCodec {
     const key = this.keyOf(exportId)
     // A pending export answers every request with EAGAIN before it has a ref to hand out.
     if (key === 'pending') throw new Error(`export ${exportId}: no handle key yet (its cluster database has not been reached)`)
-    key.of(fh).copy(fh, BODY_SIZE, 0, MAC_SIZE)
+    key.write(fh, fh, BODY_SIZE)
     fh.copy(this.table, at)
     return fh
   }
@@ -188,8 +157,8 @@ export class HandleCodec {
     if (this.table.compare(b, 0, FH_SIZE, at, at + FH_SIZE) === 0) return decoded
     const key = this.keyOf(exportId)
     if (key === 'pending') return { ok: false, reason: 'pending', exportId }
-    const want = key.of(b).subarray(0, MAC_SIZE)
-    if (!timingSafeEqual(want, b.subarray(BODY_SIZE))) return BAD
+    key.write(b, this.want, 0)
+    if (!timingSafeEqual(this.want, b.subarray(BODY_SIZE))) return BAD
     b.copy(this.table, at)
     return decoded
   }
