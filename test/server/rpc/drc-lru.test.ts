@@ -1,5 +1,5 @@
 import t from 'tap'
-import { DrcStore } from '../../../server/rpc/drc-lru.ts'
+import { DrcStore, keyHash } from '../../../server/rpc/drc-lru.ts'
 
 const keys = (s: DrcStore, all: string[]): string[] => all.filter((k) => s.peek(k) !== undefined)
 
@@ -65,4 +65,39 @@ t.test('entries expire ttlMs after they were set; get drops them, purgeStale dro
 
 t.test('a count bound below one is a bug', async (t) => {
   t.throws(() => new DrcStore(0, 100, 1000), RangeError)
+})
+
+t.test('keys of equal hash are told apart: found, replaced, dropped and evicted each on its own', async (t) => {
+  // The Map is keyed by a 30-bit hash: find two keys that share one (a birthday search, ~2^15 keys).
+  const seen = new Map<number, string>()
+  let pair: [string, string] | null = null
+  for (let i = 0; pair === null; i++) {
+    const k = `10.0.0.1|${i}|100003|3|7|3120|${i * 7}`
+    const other = seen.get(keyHash(k))
+    if (other !== undefined) pair = [other, k]
+    else seen.set(keyHash(k), k)
+  }
+  const [a, b] = pair
+  t.not(a, b)
+  t.equal(keyHash(a), keyHash(b), `${a} and ${b} share a hash`)
+  const s = new DrcStore(3, 1 << 20, 60_000)
+  s.set(a, Buffer.from('A'), 1)
+  s.set(b, Buffer.from('B'), 1)
+  t.equal(s.get(a)?.reply?.toString(), 'A')
+  t.equal(s.get(b)?.reply?.toString(), 'B')
+  t.equal(s.peek('10.0.0.1|other'), undefined)
+  s.set(a, Buffer.from('A2'), 1)
+  t.equal(s.size, 2, 'replacing a kept one entry for it')
+  t.equal(s.peek(a)?.reply?.toString(), 'A2')
+  t.equal(s.peek(b)?.reply?.toString(), 'B')
+  s.delete(b)
+  t.equal(s.peek(b), undefined, 'b dropped')
+  t.equal(s.peek(a)?.reply?.toString(), 'A2', 'a kept')
+  s.set(b, Buffer.from('B2'), 1)
+  s.set('c', null, 1)
+  s.set('d', null, 1)
+  t.equal(s.peek(a), undefined, 'a, the oldest, evicted from the middle of its chain')
+  t.equal(s.peek(b)?.reply?.toString(), 'B2', 'b kept')
+  t.equal(s.size, 3)
+  t.equal(s.bytes, 3)
 })
