@@ -11,7 +11,7 @@ import type { Export, ExportTable } from './exports/table.ts'
 import type { ClientCheck } from './exports/match.ts'
 import type { ExportKey, HandleCodec } from './nfs3/filehandle.ts'
 import type { Nfs3Host, Nfs3Limits, Resolved, ResolveFailure } from './nfs3/host.ts'
-import type { CallContext } from './rpc/program.ts'
+import type { CallContext, Peer } from './rpc/program.ts'
 import type { WriteVerifier } from './state.ts'
 
 export const DEFAULT_NFS3_LIMITS: Readonly<Nfs3Limits> = Object.freeze({
@@ -28,9 +28,24 @@ const fail = (status: Exclude<nfsstat3, 0>): ResolveFailure => ({ ok: false, sta
 const ACCESS_CACHE_MS = 1000
 const ACCESS_CACHE_ENTRIES = 4096
 
+interface LastAccess {
+  readonly version: number
+  readonly exportId: number
+  readonly check: Promise<ClientCheck>
+  readonly at: number
+  settled: ClientCheck | undefined
+}
+
 export class ServerHost implements Nfs3Host {
   readonly limits: Nfs3Limits
   private readonly accessCache = new Map<string, { check: Promise<ClientCheck>; at: number }>()
+  /**
+   * The last answer of access() per TCP connection (its Peer object lives as long as it does),
+   * once settled: resolve() then takes it without building the cache key or awaiting, which
+   * were a measurable part of every call (bench/README.md, session 38). It expires with the
+   * accessCache entry it came from (same `at`), so the policy is asked again just as often.
+   */
+  private readonly lastAccess = new WeakMap<Peer, LastAccess>()
   private readonly table: ExportTable
   private readonly backends: BackendSet
   private readonly handles: HandleCodec
@@ -55,11 +70,32 @@ export class ServerHost implements Nfs3Host {
     const key = `${this.table.version}/${exp.id}/${call.peer.address}/${call.peer.port < 1024 ? 'p' : 'u'}`
     const now = performance.now()
     const hit = this.accessCache.get(key)
-    if (hit !== undefined && now - hit.at < ACCESS_CACHE_MS) return hit.check
+    if (hit !== undefined && now - hit.at < ACCESS_CACHE_MS) {
+      this.remember(call, exp, hit.check, hit.at)
+      return hit.check
+    }
     const check = this.table.clientOptions(exp, call.peer)
     if (this.accessCache.size >= ACCESS_CACHE_ENTRIES) this.accessCache.clear()
     this.accessCache.set(key, { check, at: now })
+    this.remember(call, exp, check, now)
     return check
+  }
+
+  private remember(call: CallContext, exp: Export, check: Promise<ClientCheck>, at: number): void {
+    // A UDP call's Peer is its own datagram's: nothing to reuse.
+    if (call.transport !== 'tcp') return
+    const last = this.lastAccess.get(call.peer)
+    if (last !== undefined && last.check === check) return
+    const entry: LastAccess = { version: this.table.version, exportId: exp.id, check, at, settled: undefined }
+    this.lastAccess.set(call.peer, entry)
+    check.then((c) => { entry.settled = c }, () => undefined)
+  }
+
+  /** access()'s answer for this call if a settled one of the same connection, export and table version is still fresh. */
+  private settledAccess(exp: Export, call: CallContext): ClientCheck | undefined {
+    const last = this.lastAccess.get(call.peer)
+    if (last?.settled === undefined || last.exportId !== exp.id || last.version !== this.table.version) return undefined
+    return performance.now() - last.at < ACCESS_CACHE_MS ? last.settled : undefined
   }
 
   async resolve(fh: Buffer, call: CallContext): Promise<Resolved | ResolveFailure> {
@@ -71,7 +107,7 @@ export class ServerHost implements Nfs3Host {
     const exp = this.table.byId(h.exportId)
     const vfs = exp === undefined ? undefined : this.backends.get(exp.id)
     if (exp === undefined || vfs === undefined) return fail(NFS.NFS3ERR_STALE)
-    const check = await this.access(exp, call)
+    const check = this.settledAccess(exp, call) ?? (await this.access(exp, call))
     if (!check.ok) {
       call.log.debug({ export: exp.path, peer: call.peer.address, reason: check.reason }, 'request refused by export policy')
       return fail(NFS.NFS3ERR_ACCES)

@@ -1,4 +1,5 @@
-import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
+import { HANDLE_MAC_SIZE, HandleMac } from './handle-mac.ts'
 
 /*
  * Our nfs_fh3 (RFC 1813 §2.5; DESIGN.md §3.4). A handle names persistent
@@ -31,7 +32,7 @@ import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'no
 export const FH_VERSION = 1
 export const FH_SIZE = 32
 const BODY_SIZE = 20
-const MAC_SIZE = 12
+const MAC_SIZE = HANDLE_MAC_SIZE
 
 /** What a file handle names: the stored object (same shape as vfs FileRef). */
 export interface HandleRef {
@@ -66,16 +67,18 @@ export type ExportKey = Buffer | 'pending'
 const CACHE_SLOTS = 1 << 16
 
 export class HandleCodec {
-  private readonly key: KeyObject
+  private readonly key: HandleMac
   /** Exports with keys of their own (cluster exports), by export id. */
-  private readonly exportKeys = new Map<number, { raw: Buffer; key: KeyObject } | 'pending'>()
+  private readonly exportKeys = new Map<number, { raw: Buffer; key: HandleMac } | 'pending'>()
   /** CACHE_SLOTS good handles of FH_SIZE bytes; a slot of zeros is empty (no handle has version 0). */
   private readonly table = Buffer.alloc(CACHE_SLOTS * FH_SIZE)
+  /** The MAC a handle being verified should carry (scratch). */
+  private readonly want = Buffer.alloc(MAC_SIZE)
 
   /** `key` is the server's secret (state dir `handle.key`); at least 16 bytes. */
   constructor(key: Buffer) {
     if (key.length < 16) throw new RangeError(`handle key must be at least 16 bytes, got ${key.length}`)
-    this.key = createSecretKey(Buffer.from(key))
+    this.key = new HandleMac(key)
   }
 
   /** Bytes the cache of good handles holds: its table, whatever it contains. */
@@ -99,13 +102,13 @@ export class HandleCodec {
     } else {
       if (key.length < 16) throw new RangeError(`handle key must be at least 16 bytes, got ${key.length}`)
       if (cur !== undefined && cur !== 'pending' && cur.raw.equals(key)) return
-      this.exportKeys.set(exportId, { raw: Buffer.from(key), key: createSecretKey(Buffer.from(key)) })
+      this.exportKeys.set(exportId, { raw: Buffer.from(key), key: new HandleMac(key) })
     }
     this.table.fill(0)
   }
 
   /** The key export `exportId`'s handles are made with, or 'pending'. */
-  private keyOf(exportId: number): KeyObject | 'pending' {
+  private keyOf(exportId: number): HandleMac | 'pending' {
     const own = this.exportKeys.get(exportId)
     if (own === undefined) return this.key
     return own === 'pending' ? 'pending' : own.key
@@ -137,7 +140,7 @@ export class HandleCodec {
     const key = this.keyOf(exportId)
     // A pending export answers every request with EAGAIN before it has a ref to hand out.
     if (key === 'pending') throw new Error(`export ${exportId}: no handle key yet (its cluster database has not been reached)`)
-    this.mac(key, fh).copy(fh, BODY_SIZE, 0, MAC_SIZE)
+    key.write(fh, fh, BODY_SIZE)
     fh.copy(this.table, at)
     return fh
   }
@@ -154,14 +157,10 @@ export class HandleCodec {
     if (this.table.compare(b, 0, FH_SIZE, at, at + FH_SIZE) === 0) return decoded
     const key = this.keyOf(exportId)
     if (key === 'pending') return { ok: false, reason: 'pending', exportId }
-    const want = this.mac(key, b).subarray(0, MAC_SIZE)
-    if (!timingSafeEqual(want, b.subarray(BODY_SIZE))) return BAD
+    key.write(b, this.want, 0)
+    if (!timingSafeEqual(this.want, b.subarray(BODY_SIZE))) return BAD
     b.copy(this.table, at)
     return decoded
-  }
-
-  private mac(key: KeyObject, fh: Buffer): Buffer {
-    return createHmac('sha256', key).update(fh.subarray(0, BODY_SIZE)).digest()
   }
 }
 

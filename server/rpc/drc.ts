@@ -7,8 +7,8 @@
  * and a checksum of the first 256 argument bytes, so a reused xid with other
  * arguments is not mistaken for a retransmission.
  */
-import { LRUCache } from 'lru-cache'
 import type { HeldChange } from '../../vfs/replica/held-changes.ts'
+import { DrcStore } from './drc-lru.ts'
 
 export interface DrcOptions {
   /** Entries kept at most. */
@@ -18,12 +18,9 @@ export interface DrcOptions {
   ttlMs: number
 }
 
-interface Entry {
-  /** null while the original call is in progress. */
-  reply: Buffer | null
-}
-
 export type DrcLookup = { state: 'new' } | { state: 'in-progress' } | { state: 'done'; reply: Buffer }
+const NEW: DrcLookup = Object.freeze({ state: 'new' })
+const IN_PROGRESS: DrcLookup = Object.freeze({ state: 'in-progress' })
 
 const CHECKSUM_BYTES = 256
 /** Replies up to this size are packed into shared slabs; bigger ones get their own buffer. */
@@ -71,7 +68,7 @@ class ReplyArena {
 }
 
 export class DuplicateRequestCache {
-  private readonly cache: LRUCache<string, Entry>
+  private readonly cache: DrcStore
   private readonly arena = new ReplyArena()
   hits = 0
   inProgressDrops = 0
@@ -88,24 +85,19 @@ export class DuplicateRequestCache {
   collectsHeld = false
 
   constructor(opts: DrcOptions) {
-    this.cache = new LRUCache<string, Entry>({
-      max: opts.max,
-      ttl: opts.ttlMs,
-      maxSize: Math.max(opts.maxBytes ?? Number.MAX_SAFE_INTEGER, DRC_ENTRY_COST),
-      sizeCalculation: () => DRC_ENTRY_COST,
-    })
+    this.cache = new DrcStore(opts.max, Math.max(opts.maxBytes ?? Number.MAX_SAFE_INTEGER, DRC_ENTRY_COST), opts.ttlMs)
   }
 
   /** Bytes charged by the entries (an estimate, see DRC_ENTRY_COST). */
   get bytes(): number {
-    return this.cache.calculatedSize
+    return this.cache.bytes
   }
 
-  /** Drop expired entries now (lru-cache drops them only when touched), so their slabs can be freed; returns the bytes dropped. */
+  /** Drop expired entries now (the store drops them only when touched), so their slabs can be freed; returns the bytes dropped. */
   trim(): number {
-    const before = this.cache.calculatedSize
+    const before = this.cache.bytes
     this.cache.purgeStale()
-    return before - this.cache.calculatedSize
+    return before - this.cache.bytes
   }
 
   static key(address: string, xid: number, prog: number, vers: number, proc: number, args: Buffer): string {
@@ -127,12 +119,12 @@ export class DuplicateRequestCache {
   begin(key: string): DrcLookup {
     const e = this.cache.get(key)
     if (e === undefined) {
-      this.cache.set(key, { reply: null })
-      return { state: 'new' }
+      this.cache.set(key, null, DRC_ENTRY_COST)
+      return NEW
     }
     if (e.reply === null) {
       this.inProgressDrops++
-      return { state: 'in-progress' }
+      return IN_PROGRESS
     }
     this.hits++
     // Moved to the current slab along with the entry's move to the LRU's front (see ReplyArena).
@@ -163,9 +155,9 @@ export class DuplicateRequestCache {
   private fill(key: string, reply: Buffer): void {
     // Usually the in-progress entry begin() made: filled in place (a second set() is dearer).
     const e = this.cache.peek(key)
-    if (reply.length > REPLY_INCLUDED) this.cache.set(key, { reply }, { size: DRC_ENTRY_COST + reply.length })
+    if (reply.length > REPLY_INCLUDED) this.cache.set(key, reply, DRC_ENTRY_COST + reply.length)
     else if (e !== undefined) e.reply = reply
-    else this.cache.set(key, { reply })
+    else this.cache.set(key, reply, DRC_ENTRY_COST)
   }
 
   /** The call produced no reply (or failed to): let a retransmission run it again. */

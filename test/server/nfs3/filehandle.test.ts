@@ -1,4 +1,5 @@
 import t from 'tap'
+import { createHmac } from 'node:crypto'
 import { FH_SIZE, HandleCodec } from '../../../server/nfs3/filehandle.ts'
 
 const key = Buffer.alloc(32, 7)
@@ -77,4 +78,31 @@ t.test('the verified-handle cache never admits a forgery, and survives overflow'
   for (let i = 0; i < 70_000; i++) c.encode(2, { id: BigInt(i), gen: 1 })
   t.strictSame(c.decode(fh), { ok: true, exportId: 1, ref: { id: 77n, gen: 2 } })
   t.strictSame(c.decode(forged), { ok: false, reason: 'badhandle' })
+})
+
+/*
+ * Handles outlive a server (clients hold them across restarts and upgrades; a cluster's servers
+ * share one key), so the MAC must stay byte for byte HMAC-SHA256 over bytes 0..19, whatever
+ * computes it: here checked against node:crypto's createHmac for keys shorter than, equal to
+ * and longer than SHA-256's 64-byte block (RFC 2104 §2 hashes the long ones first), with the
+ * server's key and with an export's own key.
+ */
+t.test('the MAC is HMAC-SHA256 of the body, for every key length', async (t) => {
+  const ref = { id: 0x1122334455667788n, gen: 42 }
+  for (const length of [16, 31, 32, 63, 64, 65, 100, 200]) {
+    const k = Buffer.from(Array.from({ length }, (_, i) => (i * 37 + length) & 0xff))
+    const fh = new HandleCodec(k).encode(77, ref)
+    const want = createHmac('sha256', k).update(fh.subarray(0, 20)).digest().subarray(0, 12)
+    t.equal(fh.subarray(20).toString('hex'), want.toString('hex'), `server key of ${length} bytes`)
+    const c = new HandleCodec(key)
+    c.setExportKey(78, k)
+    const own = c.encode(78, ref)
+    const wantOwn = createHmac('sha256', k).update(own.subarray(0, 20)).digest().subarray(0, 12)
+    t.equal(own.subarray(20).toString('hex'), wantOwn.toString('hex'), `export key of ${length} bytes`)
+    // One made elsewhere with the same key (an older server, another cluster member) verifies.
+    const other = Buffer.from(fh)
+    other.writeUInt32BE(9, 16)
+    createHmac('sha256', k).update(other.subarray(0, 20)).digest().copy(other, 20, 0, 12)
+    t.strictSame(new HandleCodec(k).decode(other), { ok: true, exportId: 77, ref: { id: ref.id, gen: 9 } })
+  }
 })
