@@ -19,6 +19,7 @@
  * recent until the bounds hold, and stores nothing (dropping any older entry
  * of the key) when one entry alone would exceed the byte bound.
  */
+import { randomBytes } from 'node:crypto'
 
 export interface DrcEntry {
   /** null while the original call is in progress. */
@@ -41,13 +42,21 @@ interface Node extends DrcEntry {
 }
 
 /**
- * A small-integer hash of a key (FNV-1a over its UTF-16 units, 30 bits: a V8 small integer).
- * The Map is keyed by it because a Map keyed by the fresh key strings themselves cost ~1.4 µs
- * a lookup, insertion and deletion against ~0.13 with numbers (V8 flattens and hashes each new
- * string). Equal hashes are told apart by comparing the keys: a chain per hash.
+ * FNV-1a's starting value, random per process: the keys hold what a client chooses (its xid),
+ * and with a known start a client could search offline for many xids of one hash and make
+ * every lookup walk a long chain.
+ */
+const HASH_START = randomBytes(4).readUInt32LE(0) | 0
+
+/**
+ * A small-integer hash of a key (FNV-1a over its UTF-16 units from a random start, 30 bits: a
+ * V8 small integer). The Map is keyed by it because a Map keyed by the fresh key strings
+ * themselves cost ~1.4 µs a lookup, insertion and deletion against ~0.13 with numbers (V8
+ * flattens and hashes each new string). Equal hashes are told apart by comparing the keys: a
+ * chain per hash.
  */
 export function keyHash(key: string): number {
-  let h = 0x811c_9dc5
+  let h = HASH_START
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x0100_0193)
   return (h ^ (h >>> 30)) & 0x3fff_ffff
 }
