@@ -100,8 +100,9 @@ export class InodeTable {
   }
 
   private add(nodeid: bigint, fh: Buffer): Inode {
-    const copy = ownCopy(fh)
-    const n: Inode = { nodeid, fh: copy, key: handleKey(copy), generation: generationOf(copy), nlookup: 0n, pending: 0, opens: 0, silly: null }
+    const key = handleKey(fh)
+    const copy = ownCopy(fh, key)
+    const n: Inode = { nodeid, fh: copy, key, generation: generationOf(copy), nlookup: 0n, pending: 0, opens: 0, silly: null }
     this.byId.set(nodeid, n)
     this.byKey.set(n.key, n)
     return n
