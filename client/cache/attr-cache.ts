@@ -212,7 +212,7 @@ export class AttrCache {
     this.updates++
     if (e === undefined) {
       const t = this.minOf(attrs)
-      this.entries.set(key, { fh: ownCopy(fh, key), attrs, gen: gen ?? this.#gen, access: null, fetchedAt: now, timeoutMs: t, timeoutSetAt: now })
+      this.entries.set(key, { fh: ownCopy(fh), attrs, gen: gen ?? this.#gen, access: null, fetchedAt: now, timeoutMs: t, timeoutSetAt: now })
       return
     }
     const before = e.attrs

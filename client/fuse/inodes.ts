@@ -12,7 +12,7 @@
  */
 import { handleKey } from '../cache/attr-cache.ts'
 import type { NfsClient } from '../nfs-client.ts'
-import { ownCopy } from '../cache/own-copy.ts'
+import { keyedCopy } from '../cache/own-copy.ts'
 import { FUSE_ROOT_ID } from './abi.ts'
 
 export interface Inode {
@@ -121,7 +121,7 @@ export class InodeTable {
 
   private add(nodeid: bigint, fh: Buffer): Inode {
     const key = handleKey(fh)
-    const copy = ownCopy(fh, key)
+    const copy = keyedCopy(fh, key)
     const n: Inode = { nodeid, fh: copy, key, generation: generationOf(copy), nlookup: 0n, pending: 0, opens: 0, silly: null }
     this.byId.set(nodeid, n)
     this.byKey.set(n.key, n)

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { AttrCache, handleKey } from '../../client/cache/attr-cache.ts'
-import { ownCopy } from '../../client/cache/own-copy.ts'
+import { keyedCopy, ownCopy } from '../../client/cache/own-copy.ts'
 import { ftype3 } from '../../xdr/generated/nfs3.ts'
 import type { fattr3 } from '../../xdr/generated/nfs3.ts'
 
@@ -17,14 +17,16 @@ function attrs(fileid: bigint): fattr3 {
   }
 }
 
-t.test('a copy keeps the key of the bytes it was made from', async t => {
+t.test('a keyed copy keeps the key of the bytes it was made from', async t => {
   const fh = Buffer.from('00aa01bb', 'hex')
-  const copy = ownCopy(fh)
+  const copy = keyedCopy(fh, handleKey(fh))
   t.equal(handleKey(copy), '00aa01bb')
   t.not(copy, fh, 'a buffer of its own')
   fh[0] = 0xff
   t.equal(handleKey(copy), '00aa01bb', 'the original rewritten: the copy is unchanged, and so is its key')
   t.equal(handleKey(fh), 'ffaa01bb', 'the original is keyed by its bytes now')
+  const plain = ownCopy(fh)
+  t.equal(handleKey(plain), 'ffaa01bb', 'a plain copy is keyed by its bytes')
 })
 
 t.test('a caller\'s buffer rewritten between calls names each handle it held in turn', async t => {
