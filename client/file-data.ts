@@ -11,6 +11,7 @@ import type { fattr3 } from '../xdr/generated/nfs3.ts'
 import type { SetAttrs } from './attrs.ts'
 import { BlockCache, stampOf } from './cache/block-cache.ts'
 import { handleKey } from './cache/attr-cache.ts'
+import { keyedCopy } from './cache/own-copy.ts'
 import type { AttrCache, AttrChangeEvent } from './cache/attr-cache.ts'
 import { openFile } from './file.ts'
 import type { NfsFile, OpenFlags } from './file.ts'
@@ -136,7 +137,7 @@ export class FileData {
     const key = handleKey(fh)
     let s = this.states.get(key)
     if (s === undefined) {
-      s = new FileState(Buffer.from(fh), key)
+      s = new FileState(keyedCopy(fh, key), key)
       this.states.set(key, s)
     }
     s.opens++

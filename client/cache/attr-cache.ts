@@ -18,7 +18,7 @@
 import { LRUCache } from 'lru-cache'
 import { ftype3 } from '../../xdr/generated/nfs3.ts'
 import type { fattr3, nfstime3, wcc_attr, wcc_data } from '../../xdr/generated/nfs3.ts'
-import { ownCopy } from './own-copy.ts'
+import { keyOf, ownCopy } from './own-copy.ts'
 
 export interface AttrCacheOptions {
   acregminMs: number
@@ -70,8 +70,9 @@ interface Entry {
   timeoutSetAt: number
 }
 
+/** The handle in hex (own-copy.ts keeps it with the copies the caches hold). */
 export function handleKey(fh: Buffer): string {
-  return fh.toString('hex')
+  return keyOf(fh)
 }
 
 function sameTime(a: nfstime3, b: nfstime3): boolean {

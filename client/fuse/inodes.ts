@@ -10,10 +10,9 @@
  * generation is a hash of the handle, so a fileid reused by the server for
  * another object never looks like the old one to the kernel.
  */
-import { hash } from 'node:crypto'
 import { handleKey } from '../cache/attr-cache.ts'
 import type { NfsClient } from '../nfs-client.ts'
-import { ownCopy } from '../cache/own-copy.ts'
+import { keyedCopy } from '../cache/own-copy.ts'
 import { FUSE_ROOT_ID } from './abi.ts'
 
 export interface Inode {
@@ -33,9 +32,30 @@ export interface Inode {
 
 const PRIVATE_BASE = 1n << 63n
 
-/** The same SHA-256 as before, in one call (no Hash object per new node: half the cost). */
+/**
+ * 64 bits of the handle: two 32-bit multiplicative hashes of its bytes
+ * (FNV-1a and a murmur-style mix, each finalised), in JavaScript. The
+ * generation only has to differ between two objects the server gave one
+ * fileid; it needs no secrecy, and SHA-256 through node:crypto cost
+ * 2-3.6 µs per new node against 0.23 µs for this (node microbench, 36-byte
+ * handles), once per file a copy creates (session 38).
+ */
 export function generationOf(fh: Buffer): bigint {
-  return hash('sha256', fh, 'buffer').readBigUInt64LE(0)
+  let a = 0x811c9dc5
+  let b = 0x9747b28c
+  for (let i = 0; i < fh.length; i++) {
+    const c = fh[i] ?? 0
+    a = Math.imul(a ^ c, 0x01000193)
+    b = Math.imul(b ^ c, 0x5bd1e995)
+    b ^= b >>> 15
+  }
+  a ^= a >>> 16
+  a = Math.imul(a, 0x85ebca6b)
+  a ^= a >>> 13
+  b ^= b >>> 16
+  b = Math.imul(b, 0xc2b2ae35)
+  b ^= b >>> 16
+  return (BigInt(a >>> 0) << 32n) | BigInt(b >>> 0)
 }
 
 export class InodeTable {
@@ -100,8 +120,9 @@ export class InodeTable {
   }
 
   private add(nodeid: bigint, fh: Buffer): Inode {
-    const copy = ownCopy(fh)
-    const n: Inode = { nodeid, fh: copy, key: handleKey(copy), generation: generationOf(copy), nlookup: 0n, pending: 0, opens: 0, silly: null }
+    const key = handleKey(fh)
+    const copy = keyedCopy(fh, key)
+    const n: Inode = { nodeid, fh: copy, key, generation: generationOf(copy), nlookup: 0n, pending: 0, opens: 0, silly: null }
     this.byId.set(nodeid, n)
     this.byKey.set(n.key, n)
     return n

@@ -104,7 +104,7 @@ export class NfsFiles {
     if (a !== undefined) {
       const before = this.fs.reportedStamp(node.nodeid)
       const local = this.fs.client.files.peekState(node.fh)
-      const now = stampOf({ ...a, size: local === undefined ? a.size : local.sizeWith(a.size) })
+      const now = stampOf(a, local === undefined ? a.size : local.sizeWith(a.size))
       if (before === now) openFlags |= FOPEN_KEEP_CACHE
       // Changed under us (cto): the kernel's size and times must be asked again; offset -1 leaves pages to the open.
       else this.notifier.notify(NOTIFY_INVAL_INODE, invalInodeOut(node.nodeid, -1n, 0n))

@@ -65,8 +65,8 @@ export function openAccess(flags: number): number {
 }
 
 /** What the kernel was last told of a node's data (size, mtime, ctime): a change since means its page cache is stale. */
-export function stampOf(a: fattr3): string {
-  return `${a.size}:${a.mtime.seconds}.${a.mtime.nseconds}:${a.ctime.seconds}.${a.ctime.nseconds}`
+export function stampOf(a: fattr3, size: bigint = a.size): string {
+  return `${size}:${a.mtime.seconds}.${a.mtime.nseconds}:${a.ctime.seconds}.${a.ctime.nseconds}`
 }
 
 /** Whether two callers act as the same uid on the server (held changes are only the creator's). */
@@ -118,7 +118,8 @@ export class NfsFs {
     const a = held === undefined ? server : withPending(server, held)
     const state = this.client.files.peekState(n.fh)
     const size = a.type === ftype3.NF3REG && state !== undefined ? state.sizeWith(a.size) : a.size
-    this.stamps.set(n.nodeid, stampOf({ ...a, size }))
+    // The size apart, not a copy of the attributes with it: attrOf runs for most replies (session 38).
+    this.stamps.set(n.nodeid, stampOf(a, size))
     const shown = n.silly === null ? a : { ...a, nlink: Math.max(0, a.nlink - 1) }
     return fuseAttr(shown, this.blksize, size)
   }

@@ -3,9 +3,8 @@
  * a server that accepts and never answers: a call started later with an
  * earlier deadline (its own timeoutMs) times out on its own while a longer
  * one waits, and several calls due together are each retried and each fail
- * after their own tries. (A guard for any change to how the transport times
- * calls out, e.g. one timer for all of them: session 35 tried that and found
- * no measurable gain, bench/README.md.)
+ * after their own tries. (A guard for how the transport times calls out: one
+ * timer for all of them since session 38, bench/README.md.)
  */
 import t from 'tap'
 import type { Test } from 'tap'
