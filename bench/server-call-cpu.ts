@@ -10,13 +10,13 @@
  *
  *   npx tsx bench/server-call-cpu.ts [--runs R] [-N files] [-K inflight] BUILD/dist/cli/main.js...
  */
-import { spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { NFS_PROGRAM, time_how } from '../xdr/generated/nfs3.ts'
 import { NfsDriver, parseBenchUrl } from './nfs-driver.ts'
+import { serveChild } from './targets.ts'
 import { cpuOf } from './tree-procs.ts'
 
 const P = NFS_PROGRAM.versions.NFS_V3.procs
@@ -35,20 +35,7 @@ async function startServer(entry: string): Promise<Server> {
   const stateDir = await mkdtemp(join(tmpdir(), 'tsnfs-callcpu-'))
   const exportsFile = join(stateDir, 'exports')
   await writeFile(exportsFile, '/export *(rw,insecure,no_root_squash,async,backend=memory)\n')
-  const child = spawn(process.execPath, [...(process.env.TSNFS_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), entry, 'serve',
-    '--port', '0', '--host', '127.0.0.1', '--exports', exportsFile, '--state-dir', stateDir, '--log-level', 'warn'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  const port = await new Promise<number>((ok, fail) => {
-    let seen = ''
-    child.stdout.setEncoding('utf8')
-    child.stdout.on('data', (s: string) => {
-      seen += s
-      const m = /port (\d+)/.exec(seen)
-      if (m !== null) ok(Number(m[1]))
-    })
-    child.once('exit', (code) => { fail(new Error(`${entry} serve exited (${String(code)}) before listening`)) })
-  })
+  const { child, port } = await serveChild(entry, exportsFile, stateDir)
   const pid = child.pid
   if (pid === undefined) throw new Error('no pid')
   return {

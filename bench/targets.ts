@@ -6,11 +6,12 @@
  * `tsnfs serve`. The export list is plain export-file text, so any backend
  * the server knows can be benchmarked without changes here.
  */
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { existsSync } from 'node:fs'
+import type { Readable } from 'node:stream'
 import { parseExports } from '../server/exports/parse.ts'
 import { createServer } from '../server/index.ts'
 import { ImageFile } from '../vfs/engine/blockdev/image-file.ts'
@@ -95,14 +96,11 @@ function urlFor(path: string, port: number): string {
   return `nfs://127.0.0.1${path}?nfsport=${port}&mountport=${port}`
 }
 
-/** `node dist/cli/main.js serve --port 0`: needs `npm run build`; the port is read from its first line. */
-async function spawnServer(label: string, text: string, path: string, stateDir: string): Promise<Target> {
-  // From the sources (bench/) the build is ../dist; from the build itself (dist/bench/) it is ..
-  const here = import.meta.dirname
-  const entry = resolve(here, '..', here.endsWith(join('dist', 'bench')) ? '' : 'dist', 'cli', 'main.js')
-  if (!existsSync(entry)) throw new Error(`${entry} not found: run npm run build first`)
-  const exportsFile = join(stateDir, 'exports')
-  await writeFile(exportsFile, text)
+/**
+ * `node ENTRY serve --port 0` on 127.0.0.1 (TSNFS_BENCH_NODE_ARGS before ENTRY, e.g. a profiler's
+ * flags); resolves once it listens, with the port read from its first line.
+ */
+export async function serveChild(entry: string, exportsFile: string, stateDir: string): Promise<{ child: ChildProcessByStdio<null, Readable, null>; port: number }> {
   const child = spawn(process.execPath, [...(process.env.TSNFS_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), entry, 'serve',
     '--port', '0', '--host', '127.0.0.1', '--exports', exportsFile, '--state-dir', stateDir, '--log-level', 'warn'], {
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -115,8 +113,20 @@ async function spawnServer(label: string, text: string, path: string, stateDir: 
       const m = /port (\d+)/.exec(seen)
       if (m !== null) ok(Number(m[1]))
     })
-    child.once('exit', (code) => { fail(new Error(`tsnfs serve exited (${String(code)}) before listening`)) })
+    child.once('exit', (code) => { fail(new Error(`${entry} serve exited (${String(code)}) before listening`)) })
   })
+  return { child, port }
+}
+
+/** `node dist/cli/main.js serve --port 0`: needs `npm run build`; the port is read from its first line. */
+async function spawnServer(label: string, text: string, path: string, stateDir: string): Promise<Target> {
+  // From the sources (bench/) the build is ../dist; from the build itself (dist/bench/) it is ..
+  const here = import.meta.dirname
+  const entry = resolve(here, '..', here.endsWith(join('dist', 'bench')) ? '' : 'dist', 'cli', 'main.js')
+  if (!existsSync(entry)) throw new Error(`${entry} not found: run npm run build first`)
+  const exportsFile = join(stateDir, 'exports')
+  await writeFile(exportsFile, text)
+  const { child, port } = await serveChild(entry, exportsFile, stateDir)
   return {
     label,
     url: urlFor(path, port),

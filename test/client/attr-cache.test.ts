@@ -3,15 +3,9 @@ import { AttrCache } from '../../client/cache/attr-cache.ts'
 import type { AttrChangeEvent } from '../../client/cache/attr-cache.ts'
 import { NameCache } from '../../client/cache/name-cache.ts'
 import { ftype3 } from '../../xdr/generated/nfs3.ts'
-import type { fattr3 } from '../../xdr/generated/nfs3.ts'
+import { fattr } from '../helpers/fattr.ts'
 
-function attrs(p: Partial<fattr3> = {}): fattr3 {
-  const t0 = { seconds: 100, nseconds: 0 }
-  return {
-    type: ftype3.NF3REG, mode: 0o644, nlink: 1, uid: 0, gid: 0, size: 10n, used: 10n,
-    rdev: { specdata1: 0, specdata2: 0 }, fsid: 1n, fileid: 7n, atime: t0, mtime: t0, ctime: t0, ...p,
-  }
-}
+const attrs = fattr
 
 function cache(now: { t: number }, noac = false): AttrCache {
   return new AttrCache({ acregminMs: 3000, acregmaxMs: 60_000, acdirminMs: 30_000, acdirmaxMs: 60_000, noac, maxEntries: 100, now: () => now.t })

@@ -6,16 +6,10 @@
 import t from 'tap'
 import { AttrCache, handleKey } from '../../client/cache/attr-cache.ts'
 import { keyedCopy, ownCopy } from '../../client/cache/own-copy.ts'
-import { ftype3 } from '../../xdr/generated/nfs3.ts'
 import type { fattr3 } from '../../xdr/generated/nfs3.ts'
+import { fattr } from '../helpers/fattr.ts'
 
-function attrs(fileid: bigint): fattr3 {
-  const t0 = { seconds: 100, nseconds: 0 }
-  return {
-    type: ftype3.NF3REG, mode: 0o644, nlink: 1, uid: 0, gid: 0, size: 10n, used: 10n,
-    rdev: { specdata1: 0, specdata2: 0 }, fsid: 1n, fileid, atime: t0, mtime: t0, ctime: t0,
-  }
-}
+const attrs = (fileid: bigint): fattr3 => fattr({ fileid })
 
 t.test('a keyed copy keeps the key of the bytes it was made from', async t => {
   const fh = Buffer.from('00aa01bb', 'hex')

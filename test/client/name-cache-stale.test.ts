@@ -9,14 +9,9 @@ import { AttrCache } from '../../client/cache/attr-cache.ts'
 import { NameCache } from '../../client/cache/name-cache.ts'
 import { ftype3 } from '../../xdr/generated/nfs3.ts'
 import type { fattr3 } from '../../xdr/generated/nfs3.ts'
+import { fattr } from '../helpers/fattr.ts'
 
-function dirAttrs(fileid: bigint): fattr3 {
-  const t0 = { seconds: 100, nseconds: 0 }
-  return {
-    type: ftype3.NF3DIR, mode: 0o755, nlink: 2, uid: 0, gid: 0, size: 4096n, used: 4096n,
-    rdev: { specdata1: 0, specdata2: 0 }, fsid: 1n, fileid, atime: t0, mtime: t0, ctime: t0,
-  }
-}
+const dirAttrs = (fileid: bigint): fattr3 => fattr({ type: ftype3.NF3DIR, mode: 0o755, nlink: 2, size: 4096n, used: 4096n, fileid })
 
 t.test('STALE for a handle drops every name cached as it, and its own names; others stay', async t => {
   const c = new AttrCache({ acregminMs: 3000, acregmaxMs: 60_000, acdirminMs: 30_000, acdirmaxMs: 60_000, noac: false, maxEntries: 100, now: () => 0 })
