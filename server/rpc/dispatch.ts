@@ -49,22 +49,6 @@ const replySizeHint = new WeakMap<RegisteredProc, number>()
 const MIN_REPLY_SCRATCH = 512
 const MAX_REPLY_SCRATCH = 256 * 1024
 
-/**
- * RpcStats.calls' key of a procedure, `${prog}/${vers}/${proc}`, made once: a string built per
- * call had to be hashed and looked up in the string table each time (the hottest line of
- * dispatch in the server's profile, bench/README.md session 38).
- */
-const callKeys = new WeakMap<RegisteredProc, string>()
-
-function callKeyOf(proc: RegisteredProc, h: CallHeader): string {
-  let key = callKeys.get(proc)
-  if (key === undefined) {
-    key = `${h.prog}/${h.vers}/${h.proc}`
-    callKeys.set(proc, key)
-  }
-  return key
-}
-
 /** Returns the reply record's chunks, or null when nothing must be sent. */
 export async function dispatch(env: DispatchEnv, record: Buffer, origin: CallOrigin): Promise<Reply> {
   const r = new XdrReader(record)
@@ -87,8 +71,7 @@ export async function dispatch(env: DispatchEnv, record: Buffer, origin: CallOri
   const proc = version.procs.get(h.proc)
   if (proc === undefined) return accepted(env, h.xid, accept_stat.PROC_UNAVAIL)
 
-  const key = callKeyOf(proc, h)
-  env.stats.calls[key] = (env.stats.calls[key] ?? 0) + 1
+  env.stats.calls[proc.statsKey] = (env.stats.calls[proc.statsKey] ?? 0) + 1
   if (!proc.nonIdempotent) return call(env, h, cred, proc, r, origin)
 
   const drcKey = DuplicateRequestCache.key(origin.peer.address, h.xid, h.prog, h.vers, h.proc, record.subarray(r.pos))

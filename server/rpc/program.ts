@@ -47,6 +47,12 @@ export interface RegisteredProc {
   readonly res: Codec<unknown>
   readonly nonIdempotent: boolean
   readonly handler: (args: unknown, call: CallContext) => unknown
+  /**
+   * RpcStats.calls' key, `${prog}/${vers}/${proc}`, made once here: a string built per call had
+   * to be hashed and looked up in the string table each time (the hottest line of dispatch in
+   * the server's profile, bench/README.md session 38).
+   */
+  readonly statsKey: string
 }
 
 export interface RegisteredVersion {
@@ -88,6 +94,7 @@ export function defineVersion<P extends ProgramDef, K extends keyof P['versions'
       res: def.res as Codec<unknown>,
       nonIdempotent: nonIdempotent.has(name),
       handler,
+      statsKey: `${program.prog}/${version.vers}/${def.proc}`,
     })
   }
   return { prog: program.prog, programName: program.name, vers: version.vers, name: versionName, procs }
