@@ -1,5 +1,5 @@
 /*
- * Pass 1 for one inode in use: its type, flags, the blocks it claims (extent
+ * Pass 1 for one inode in use: its type, flags (inode-flags.ts), the blocks it claims (extent
  * tree, extended-attribute block), i_blocks against them, i_size against the
  * last block mapped, and the rules of its type (fast and slow symlinks,
  * device nodes, FIFOs and sockets hold no blocks and no size). Reserved
@@ -16,6 +16,7 @@ import type { FsckContext } from './context.ts'
 import { walkExtents } from './extent-walk.ts'
 import { checkResizeInode } from './resize-inode.ts'
 import { EA_INODE_FL, eaInodeFacts, hasEaInodeFeature } from './ea-inode.ts'
+import { checkCasefold, checkInodeFlags } from './inode-flags.ts'
 import { claimXattrBlock, judgeXattrEaRefs } from './xattr-check.ts'
 import { checkIbodyXattrs } from './xattr-ibody.ts'
 import type { ExtentWalk } from './extent-walk.ts'
@@ -76,6 +77,7 @@ export async function checkInode(ctx: FsckContext, ino: number, inode: Inode, ra
     // Reserved: the journal and others claim their blocks; the resize inode (block-mapped) its DIND block.
     ctx.types[ino] = fmt >> 12
     checkReservedMode(ctx, ino, inode)
+    checkCasefold(ctx, ino, inode)
     if (ino === RESIZE_INO) {
       await checkResizeInode(ctx, inode)
       return
@@ -109,7 +111,8 @@ export async function checkInode(ctx: FsckContext, ino: number, inode: Inode, ra
   if (ino === ROOT_INO && fmt !== S_IFDIR) r.add(1, 'ROOT_NOT_DIR', `the root inode has mode 0${inode.mode.toString(8)}, not a directory`, where)
   if ((inode.flags & INODE_FLAGS.INLINE_DATA) !== 0) r.add(1, 'INODE_BAD_FLAGS', `inode ${ino}: INLINE_DATA_FL without the inline_data feature`, where)
   if ((inode.flags & INODE_FLAGS.EXTENTS) !== 0 && !hasFeature(sb, 'incompat', 'extent')) r.add(1, 'INODE_BAD_FLAGS', `inode ${ino}: EXTENTS_FL without the extent feature`, where)
-  if ((inode.flags & INODE_FLAGS.INDEX) !== 0 && fmt !== S_IFDIR) r.add(1, 'INODE_BAD_FLAGS', `inode ${ino}: INDEX_FL on a non-directory`, where)
+  const flags = await checkInodeFlags(ctx, ino, inode, raw)
+  if (flags !== inode.flags) inode = { ...inode, flags }
 
   if ((inode.flags & EA_INODE_FL) !== 0 && raw !== undefined) ctx.eaInodes.set(ino, eaInodeFacts(raw))
   // Value inodes named from the inode body or the attribute block charge their blocks to it (quota).

@@ -119,3 +119,27 @@ export function xattrBlockFault(buf: Buffer, eaInode = false): string | undefine
   if (!take(off, 4)) return `no end of entries at ${off} (allocation collision)`
   return undefined
 }
+
+/**
+ * The value of the entry named (index, name) among the entries from off (to a zero word or end),
+ * values counted from valueBase; null when the entries cannot be read (an entry or value past
+ * end), undefined when they can and none has that name. A value kept in an inode is returned as an
+ * empty buffer: its bytes are that inode's.
+ */
+export function findEntry(buf: Buffer, off: number, end: number, valueBase: number, index: number, name: string): Buffer | null | undefined {
+  const want = Buffer.from(name, 'latin1')
+  while (off + 4 <= end && buf.readUInt32LE(off) !== 0) {
+    if (off + ENTRY_SIZE > end) return null
+    const nameLen = buf.readUInt8(off)
+    if (off + ENTRY_SIZE + nameLen > end) return null
+    const valueOffs = buf.readUInt16LE(off + 2)
+    const inum = buf.readUInt32LE(off + 4)
+    const size = buf.readUInt32LE(off + 8)
+    if (inum === 0 && valueBase + valueOffs + size > end) return null
+    if (buf.readUInt8(off + 1) === index && nameLen === want.length && buf.subarray(off + ENTRY_SIZE, off + ENTRY_SIZE + nameLen).equals(want)) {
+      return inum === 0 ? buf.subarray(valueBase + valueOffs, valueBase + valueOffs + size) : Buffer.alloc(0)
+    }
+    off += entryLen(nameLen)
+  }
+  return off + 4 <= end ? undefined : null
+}

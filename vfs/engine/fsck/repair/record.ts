@@ -37,4 +37,6 @@ export function left(pass: FsckPass, code: string, message: string, where: { ino
 }
 
 /** Pass-1 problems after which every block and inode in use is still claimed in the maps: with only these, pass 5 may rewrite the bitmaps from the maps. */
-export const MAP_NEUTRAL = new Set(['INODE_CSUM', 'EXTENT_CSUM', 'GROUP_DESC_CSUM', 'INODE_ZERO_DTIME', 'INODE_DTIME_SET', 'INODE_BAD_I_BLOCKS', 'INODE_BAD_SIZE', 'XATTR_REFCOUNT', 'XATTR_CSUM'])
+export const MAP_NEUTRAL = new Set(['INODE_CSUM', 'EXTENT_CSUM', 'GROUP_DESC_CSUM', 'INODE_ZERO_DTIME', 'INODE_DTIME_SET', 'INODE_BAD_I_BLOCKS', 'INODE_BAD_SIZE', 'XATTR_REFCOUNT', 'XATTR_CSUM',
+  // Flags that change no claim (inode-flags.ts claims a file missing EXTENTS_FL by its extents already).
+  'INODE_IMAGIC_FL', 'INODE_CASEFOLD_FL', 'INODE_ENCRYPT_NO_XATTR', 'INODE_SPECIAL_IMMUTABLE', 'INODE_HTREE_FL', 'INODE_MISSING_EXTENTS_FL'])

@@ -17,6 +17,7 @@ import { recover } from '../../jbd2/recovery.ts'
 import { DirectTxnManager } from '../../txn/direct-txn.ts'
 import { checkWithContext } from '../check.ts'
 import type { CheckOptions } from '../check.ts'
+import { FLAG_FIXES } from '../inode-flags.ts'
 import type { FsckResult } from '../problems.ts'
 import { repairBitmaps } from './bitmaps.ts'
 import { repairChecksums } from './checksums.ts'
@@ -25,6 +26,7 @@ import { repairDirEntries } from './dirents.ts'
 import { repairEaInodeCounts, repairEaInodeEntries } from './ea-inode.ts'
 import { clearHtreeIndexes } from './htree-clear.ts'
 import { repairCountedFields, repairDtimes } from './inode-fields.ts'
+import { repairInodeFlags } from './inode-flags.ts'
 import { repairJournal } from './journal.ts'
 import { repairLinkCounts } from './links.ts'
 import { releaseOrphans } from './orphans.ts'
@@ -57,6 +59,7 @@ const STEPS: ReadonlyArray<[string, RepairStep]> = [
   ['extended attribute values in inodes', repairEaInodeEntries],
   ['resize inode', repairResizeInode],
   ['deletion times', repairDtimes],
+  ['inode flags', repairInodeFlags],
   ['counted fields', repairCountedFields],
   ['multiply-claimed blocks', cloneShared],
   ['htree indexes', clearHtreeIndexes],
@@ -68,6 +71,11 @@ const STEPS: ReadonlyArray<[string, RepairStep]> = [
 ]
 /** Sweeps over STEPS at most: a sweep that fixes something may uncover more (a truncated problem list). */
 const MAX_SWEEPS = 3
+
+/** Errors, or notes e2fsck -n lets pass that -y answers all the same (inode-flags.ts). */
+function owesWork(result: FsckResult): boolean {
+  return !result.clean || result.problems.some((p) => p.severity === 'note' && FLAG_FIXES.has(p.code))
+}
 
 /** Open errors of a primary superblock that a backup may answer. */
 const SUPERBLOCK_DAMAGE = new Set(['EXT4_BAD_MAGIC', 'EXT4_BAD_BLOCK_SIZE', 'EXT4_BAD_GEOMETRY', 'EXT4_CORRUPT', 'EXT4_BAD_CHECKSUM'])
@@ -128,10 +136,10 @@ export async function repairImage(dev: BlockDevice, opts: CheckOptions = {}): Pr
     record('journal', done)
     if (done.some((r) => r.outcome === 'fixed')) ({ result, ctx } = await checkWithContext(dev, opts))
   }
-  for (let sweep = 0; sweep < MAX_SWEEPS && !result.clean && ctx !== undefined; sweep++) {
+  for (let sweep = 0; sweep < MAX_SWEEPS && owesWork(result) && ctx !== undefined; sweep++) {
     let fixedAny = false
     for (const [name, step] of STEPS) {
-      if (result.clean || ctx === undefined) break
+      if (!owesWork(result) || ctx === undefined) break
       const txm = new DirectTxnManager(dev, ctx.img.blockSize)
       const h = await txm.begin()
       let done: Repair[]
