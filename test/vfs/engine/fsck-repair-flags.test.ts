@@ -4,7 +4,9 @@
  * image. Judges: e2fsck -fn finds the damage too (exit 4), our check names
  * it, the repair answers it with one flags write (exit 1), i_flags is then
  * what it was before the damage, e2fsck -fn and our check call the image
- * clean, and every file reads as before.
+ * clean, and every file reads as before. Beside the flags, the fields the same
+ * checks ask to be zero: i_faddr, the root's i_dtime, a reserved inode's
+ * orphan-list link.
  */
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
@@ -88,6 +90,41 @@ for (const c of CASES) {
     const e2 = e2fsck(image)
     t.equal(e2.code, 0, `e2fsck -fn clean${e2.code === 0 ? '' : `\n${e2.out}`}`)
     t.equal((await fsckImage(image)).clean, true, 'our check clean')
+    t.strictSame(await dumpImage(image), baseDump, 'every file reads as before the damage')
+    fs.rmSync(image)
+  })
+}
+
+/** A field of path's inode as debugfs stat prints it ("Fragment:  Address: 5", "dtime: 0x50000000"). */
+function statOf(image: string, file: string): string {
+  return spawnSync('debugfs', ['-n', '-R', `stat ${file}`, image], { encoding: 'utf8' }).stdout
+}
+
+const FIELD_CASES: Array<{ name: string; inject: string; found: string; repair: string; after: (stat: string) => boolean }> = [
+  // e2fsck's pass 2 (PR_2_FADDR_ZERO): the obsolete fragment address must be zero on Linux.
+  { name: 'i_faddr set on a file', inject: 'sif /one.txt faddr 5', found: 'INODE_FADDR', repair: 'INODE_FLAGS_SET', after: (s) => /Fragment:\s+Address: 0\b/.test(s) },
+  // PR_1_ROOT_DTIME and PR_1_SET_DTIME.
+  { name: 'the root with a deletion time', inject: 'sif <2> dtime 0x50000000', found: 'INODE_DTIME_SET', repair: 'DTIME_CLEARED', after: (s) => !/dtime:/.test(s) },
+  // PR_1_LOW_DTIME on a reserved inode with links (the resize inode): the orphan-list link cleared.
+  { name: 'a reserved inode with an orphan-list link for its dtime', inject: 'sif <7> dtime 5', found: 'INODE_LOW_DTIME', repair: 'DTIME_CLEARED', after: (s) => !/dtime:/.test(s) },
+]
+
+for (const c of FIELD_CASES) {
+  await t.test(c.name, async (t) => {
+    const image = path.join(dir, 'field.img')
+    sh('cp', ['--sparse=always', base, image])
+    debugfs(image, c.inject)
+    t.not(e2fsck(image).code, 0, 'e2fsck -fn finds the damage')
+    const found = await fsckImage(image)
+    t.strictSame(found.problems.filter((p) => p.severity === 'error').map((p) => p.code), [c.found], `our check finds ${c.found} and nothing else`)
+    const r = await repairFile(image)
+    tell(t, r)
+    t.equal(r.exitCode, 1, 'exit 1: errors corrected')
+    t.strictSame(codes(r, 'fixed'), [c.repair], `repaired: ${c.repair}`)
+    const file = c.inject.split(' ')[1] ?? ''
+    t.ok(c.after(statOf(image, file)), 'the field as it should be')
+    const e2 = e2fsck(image)
+    t.equal(e2.code, 0, `e2fsck -fn clean${e2.code === 0 ? '' : `\n${e2.out}`}`)
     t.strictSame(await dumpImage(image), baseDump, 'every file reads as before the damage')
     fs.rmSync(image)
   })

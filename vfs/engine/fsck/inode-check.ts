@@ -67,10 +67,14 @@ export async function checkInode(ctx: FsckContext, ino: number, inode: Inode, ra
   const fmt = fileType(inode.mode)
   const where = { ino }
   ctx.linksCount[ino] = inode.linksCount
-  if (!ctx.orphans.has(ino) && inode.dtime !== 0 && ino >= sb.firstIno) r.add(1, 'INODE_DTIME_SET', `inode ${ino}: in use (${inode.linksCount} links) but i_dtime is ${inode.dtime}`, where)
+  // The root too (e2fsck's PR_1_ROOT_DTIME, then PR_1_SET_DTIME).
+  if (!ctx.orphans.has(ino) && inode.dtime !== 0 && (ino >= sb.firstIno || (ino === ROOT_INO && inode.linksCount > 0))) {
+    r.add(1, 'INODE_DTIME_SET', `inode ${ino}: in use (${inode.linksCount} links) but i_dtime is ${inode.dtime}`, where)
+  }
 
   // e2fsck PR_1_LOW_DTIME: a dtime below the inode count is an orphan-list link left in an inode in use (for ino >= s_first_ino, INODE_DTIME_SET says more).
-  if (ino < sb.firstIno && inode.dtime !== 0 && inode.dtime < sb.inodesCount && (inode.linksCount > 0 || ino === ROOT_INO)) {
+  // (The root with links has INODE_DTIME_SET, which the same repair answers.)
+  if (ino < sb.firstIno && inode.dtime !== 0 && inode.dtime < sb.inodesCount && (inode.linksCount > 0 || ino === ROOT_INO) && !(ino === ROOT_INO && inode.linksCount > 0)) {
     r.add(1, 'INODE_LOW_DTIME', `inode ${ino}: i_dtime ${inode.dtime} looks like an orphan-list link (under ${sb.inodesCount})`, where)
   }
   if (ino < sb.firstIno && ino !== ROOT_INO) {

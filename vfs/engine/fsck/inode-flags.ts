@@ -17,7 +17,10 @@
  *     PR_1_HTREE_SET);
  *   - a regular file or directory without EXTENTS_FL whose i_block holds a
  *     sound extent root on an extent file system (PR_1_UNSET_EXTENT_FL: the
- *     flag is set, not cleared).
+ *     flag is set, not cleared);
+ * and beside them the one obsolete field e2fsck still asks to be zero on a
+ * Linux file system, i_faddr (pass 2's PR_2_FADDR_ZERO: "i_faddr ... should be
+ * zero. Clear? yes").
  * FLAG_FIXES says what the repair does for each code (notes included).
  */
 import { hasFeature } from '../format/features.ts'
@@ -38,14 +41,20 @@ const ENCRYPTION_NAME = 'c'
 const CONTEXT_SIZES = new Map([[1, 28], [2, 40]])
 
 /** What the repair does to i_flags for each code pass 1 reports here. */
-export const FLAG_FIXES: ReadonlyMap<string, { clear: number; set: number }> = new Map([
+export const FLAG_FIXES: ReadonlyMap<string, { clear: number; set: number; faddr?: true }> = new Map<string, { clear: number; set: number; faddr?: true }>([
   ['INODE_IMAGIC_FL', { clear: IMAGIC_FL, set: 0 }],
   ['INODE_CASEFOLD_FL', { clear: INODE_FLAGS.CASEFOLD, set: 0 }],
   ['INODE_ENCRYPT_NO_XATTR', { clear: INODE_FLAGS.ENCRYPT, set: 0 }],
   ['INODE_SPECIAL_IMMUTABLE', { clear: IMMUTABLE_FL | APPEND_FL, set: 0 }],
   ['INODE_HTREE_FL', { clear: INODE_FLAGS.INDEX, set: 0 }],
   ['INODE_MISSING_EXTENTS_FL', { clear: 0, set: INODE_FLAGS.EXTENTS }],
+  ['INODE_FADDR', { clear: 0, set: 0, faddr: true }],
 ])
+
+/** i_faddr: the obsolete fragment address, 32 bits at 0x70 (inodes.rst). */
+export const I_FADDR_OFFSET = 0x70
+/** i_flags, 32 bits at 0x20. */
+export const I_FLAGS_OFFSET = 0x20
 
 /** CASEFOLD_FL where it cannot be: asked of every inode pass 1 scans, reserved or not. */
 export function checkCasefold(ctx: FsckContext, ino: number, inode: Inode): void {
@@ -111,6 +120,8 @@ export async function checkInodeFlags(ctx: FsckContext, ino: number, inode: Inod
     r.add(1, 'INODE_MISSING_EXTENTS_FL', `inode ${ino}: no extents flag, but i_block holds an extent tree`, where)
     flags |= INODE_FLAGS.EXTENTS
   }
+  const faddr = raw?.readUInt32LE(I_FADDR_OFFSET) ?? 0
+  if (faddr !== 0) r.add(2, 'INODE_FADDR', `inode ${ino}: i_faddr is ${faddr}, should be zero`, where)
   if ((flags & INODE_FLAGS.ENCRYPT) !== 0 && raw !== undefined) {
     const context = await encryptionContext(ctx, inode, raw)
     const version = context?.[0]

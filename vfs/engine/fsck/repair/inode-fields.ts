@@ -2,7 +2,10 @@
  * Pass 1 repair of an inode's deletion time, as e2fsck -fy: a free inode
  * whose i_dtime is 0 ("Deleted inode has zero dtime. Fix? yes") gets the
  * current time; an inode in use (not an orphan) whose i_dtime is set ("Inode
- * is in use, but has dtime set. Fix? yes") gets 0. Left when the inode's
+ * is in use, but has dtime set. Fix? yes"; the root's "Root inode has dtime
+ * set") gets 0; a reserved inode whose i_dtime looks like an orphan-list link
+ * ("Inode was part of the orphaned inode list. FIXED.") 0 while it has links,
+ * else the current time. Left when the inode's
  * checksum also fails: rewriting the record would bless whatever changed it.
  */
 import { hasFeature } from '../../format/features.ts'
@@ -16,19 +19,21 @@ export async function repairDtimes({ ctx, problems, h }: StepInput): Promise<Rep
   const badSum = new Set(problems.filter((p) => p.code === 'INODE_CSUM').map((p) => p.ino))
   const now = Math.floor(Date.now() / 1000)
   for (const p of problems) {
-    if ((p.code !== 'INODE_ZERO_DTIME' && p.code !== 'INODE_DTIME_SET') || p.ino === undefined) continue
+    if ((p.code !== 'INODE_ZERO_DTIME' && p.code !== 'INODE_DTIME_SET' && p.code !== 'INODE_LOW_DTIME') || p.ino === undefined) continue
     const ino = p.ino
     if (badSum.has(ino)) {
       out.push(left(1, p.code, `${p.message} (not repaired: the inode's checksum fails too)`, { ino }))
       continue
     }
-    const dtime = p.code === 'INODE_ZERO_DTIME' ? now : 0
+    let dtime = p.code === 'INODE_ZERO_DTIME' ? now : 0
     let was = 0
     const ok = await updateInode(ctx, h, ino, (inode) => {
       was = inode.dtime
+      // An orphan-list link left in a reserved inode: 0 while it has links, else a deletion time (PR_1_LOW_DTIME).
+      if (p.code === 'INODE_LOW_DTIME' && inode.linksCount === 0) dtime = now
       inode.dtime = dtime
     })
-    if (ok) out.push(fixed(1, p.code === 'INODE_ZERO_DTIME' ? 'DTIME_SET' : 'DTIME_CLEARED', `inode ${ino}: i_dtime ${was} → ${dtime}`, { ino }))
+    if (ok) out.push(fixed(1, dtime !== 0 ? 'DTIME_SET' : 'DTIME_CLEARED', `inode ${ino}: i_dtime ${was} → ${dtime}`, { ino }))
     else out.push(left(1, p.code, `${p.message} (not repaired: the inode table is outside the file system)`, { ino }))
   }
   return out
