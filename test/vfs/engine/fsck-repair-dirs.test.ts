@@ -61,6 +61,24 @@ await t.test("an entry's wrong file type: set from the inode", async (t) => {
   fs.rmSync(image)
 })
 
+// e2fsck judges the file types of '.' and '..' as any entry's (a random-damage round found '.' of type 170 passed).
+await t.test("'.' and '..' with wrong file types: set to a directory's", async (t) => {
+  const image = copy('dots.img')
+  await patchDirEntry(image, '/a/b/c', '.', (b, off) => void b.writeUInt8(0xaa, off + 7))
+  await patchDirEntry(image, '/a/b/c', '..', (b, off) => void b.writeUInt8(1, off + 7))
+  t.not(e2fsck(image).code, 0, 'e2fsck -fn finds it')
+  const found = (await fsckImage(image)).problems.map((p) => p.code)
+  t.strictSame(found, ['DIRENT_BAD_FILETYPE', 'DIRENT_BAD_FILETYPE'], 'our check finds both')
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 1)
+  t.strictSame(codes(r, 'fixed'), ['DIRENT_FILETYPE_SET', 'DIRENT_FILETYPE_SET'])
+  t.strictSame(r.repairs.map((x) => x.message.replace(/^directory \d+: /, '')), ["entry '.' file type 170 → 2", "entry '..' file type 1 → 2"])
+  await judged(t, image)
+  t.strictSame(await dumpImage(image), baseDump, 'every file reads as before')
+  fs.rmSync(image)
+})
+
 await t.test('a leaf whose checksum alone is wrong: the sum rewritten', async (t) => {
   const image = copy('csum.img')
   // Four bytes before the tail: slack of the leaf's last record, covered by the checksum only.

@@ -102,6 +102,8 @@ const BACKUP = (8192 + 1) * 1024
 for (const [name, at, found] of [
   ['a flipped bit in the primary superblock (its volume name): caught by its checksum', SB + 0x78, 'SUPERBLOCK_CSUM'],
   ['the primary superblock\'s magic gone: the image does not open until the backup is used', SB + 0x38, 'EXT4_BAD_MAGIC'],
+  // Without bigalloc a cluster is a block: e2fsck's open calls such a superblock corrupt.
+  ['the primary superblock\'s s_log_cluster_size without bigalloc', SB + 0x1c, 'SUPERBLOCK_BAD_FIELD'],
 ] as const) {
   await t.test(`${name}: rewritten from group 1's backup`, async (t) => {
     const image = path.join(dir, 'sb.img')
@@ -173,6 +175,22 @@ for (const [name, make, damage] of [
     fs.rmSync(image)
   })
 }
+
+await t.test("a one-group file system's s_log_cluster_size without bigalloc: left (no backup), its checksum not rewritten over it", async (t) => {
+  const image = path.join(dir, 'sbfield.img')
+  mkfs(image, 8 << 20, ['-b', '1024', ...MKFS_FEATURES, '-d', path.join(dir, 'tree')])
+  flipByte(image, SB + 0x1c, 0x40)
+  const bytes = fs.readFileSync(image)
+  t.not(e2fsck(image).code, 0, 'e2fsck -fn refuses it')
+  const r = await repairFile(image)
+  tell(t, r)
+  t.equal(r.exitCode, 4, 'exit 4: errors left')
+  t.strictSame(codes(r, 'left'), ['SUPERBLOCK_RESTORE'], 'the superblock left')
+  t.ok(r.after.problems.some((p) => p.code === 'SUPERBLOCK_BAD_FIELD'), 'and the field still found')
+  t.strictSame(codes(r, 'fixed'), [], 'nothing written')
+  t.ok(fs.readFileSync(image).equals(bytes), 'the image is byte-identical')
+  fs.rmSync(image)
+})
 
 await t.test('a clean image: exit 0, not a byte written', async (t) => {
   const image = path.join(dir, 'clean.img')

@@ -55,6 +55,11 @@ export async function checkSuperblock(ctx: FsckContext): Promise<void> {
   if (freeBlocksCount(sb) > blocksCount) r.add(1, 'SUPERBLOCK_BAD_FIELD', `s_free_blocks_count ${freeBlocksCount(sb)} over s_blocks_count ${blocksCount}`)
   if (sb.freeInodesCount > sb.inodesCount) r.add(1, 'SUPERBLOCK_BAD_FIELD', `s_free_inodes_count ${sb.freeInodesCount} over s_inodes_count ${sb.inodesCount}`)
   if (sb.logGroupsPerFlex > 31) r.add(1, 'SUPERBLOCK_BAD_FIELD', `s_log_groups_per_flex ${sb.logGroupsPerFlex}`)
+  // Without bigalloc a cluster is a block (ext2fs_open2 refuses the superblock otherwise: "corrupt").
+  if (!hasFeature(sb, 'ro_compat', 'bigalloc')) {
+    if (sb.logClusterSize !== sb.logBlockSize) r.add(1, 'SUPERBLOCK_BAD_FIELD', `s_log_cluster_size ${sb.logClusterSize} without bigalloc (s_log_block_size ${sb.logBlockSize})`)
+    if (sb.clustersPerGroup !== sb.blocksPerGroup) r.add(1, 'SUPERBLOCK_BAD_FIELD', `s_clusters_per_group ${sb.clustersPerGroup} without bigalloc (s_blocks_per_group ${sb.blocksPerGroup})`)
+  }
 }
 
 /** Read, check and keep every descriptor; mark the layout's blocks in use. */

@@ -94,6 +94,9 @@ function checkDirBlock(ctx: FsckContext, ino: number, dir: DirInfo, block: Buffe
       else {
         // Still the directory's own entry: counted, whatever its padding.
         if (pad !== 0) r.add(2, 'DIR_DOT_NOT_NUL', `directory ${ino}: '.' is not NUL-terminated`, where)
+        // e2fsck's check_filetype judges '.' and '..' as any entry ("Entry '.' ... has an incorrect filetype").
+        const want = filetype ? FT.DIR : FT.UNKNOWN
+        if (ft !== want) r.add(2, 'DIRENT_BAD_FILETYPE', `directory ${ino} entry '.': file type ${ft}, a directory is type ${want}`, where)
         ctx.refs[ino] = (ctx.refs[ino] ?? 0) + 1
       }
       continue
@@ -105,7 +108,11 @@ function checkDirBlock(ctx: FsckContext, ino: number, dir: DirInfo, block: Buffe
       }
       if (pad !== 0) r.add(2, 'DIR_DOT_NOT_NUL', `directory ${ino}: '..' is not NUL-terminated`, where)
       dir.dotdot = child
-      if (child <= sb.inodesCount && ctx.inodes.get(child)) ctx.refs[child] = (ctx.refs[child] ?? 0) + 1
+      if (child <= sb.inodesCount && ctx.inodes.get(child)) {
+        const want = filetype ? (FT_OF.get(ctx.types[child] ?? 0) ?? FT.UNKNOWN) : FT.UNKNOWN
+        if (ft !== want) r.add(2, 'DIRENT_BAD_FILETYPE', `directory ${ino} entry '..': file type ${ft}, inode ${child} is type ${want}`, where)
+        ctx.refs[child] = (ctx.refs[child] ?? 0) + 1
+      }
       continue
     }
     if (child === 0) continue

@@ -77,8 +77,15 @@ function plan(ctx: FsckContext, ino: number, block: Buffer, lblk: number): { act
     off += recLen
     if ((lblk === 0 && k < 2) || child === 0) {
       const pad = at + DIR_ENTRY_HEADER + nameLen
-      if (lblk === 0 && name.toString('latin1') === (k === 0 ? '.' : '..') && block[pad] !== 0) actions.push({ kind: 'nul', off: pad, name })
-      if (child !== 0 || (lblk === 0 && k < 2)) keep.push({ inode: child, fileType: ft, name })
+      const isDots = lblk === 0 && name.toString('latin1') === (k === 0 ? '.' : '..')
+      if (isDots && block[pad] !== 0) actions.push({ kind: 'nul', off: pad, name })
+      // '.' and '..' carry their directory's file type, as pass 2 judges them.
+      let type = ft
+      if (isDots && child !== 0 && child <= sb.inodesCount && ctx.inodes.get(child)) {
+        type = fileType ? (k === 0 ? FT.DIR : (FT_OF.get(ctx.types[child] ?? 0) ?? FT.UNKNOWN)) : FT.UNKNOWN
+        if (ft !== type) actions.push({ kind: 'type', off: at, name, from: ft, to: type })
+      }
+      if (child !== 0 || (lblk === 0 && k < 2)) keep.push({ inode: child, fileType: type, name })
       continue
     }
     const text = name.toString('latin1')
