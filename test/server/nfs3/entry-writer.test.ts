@@ -156,6 +156,12 @@ t.test('values out of their XDR range are refused both ways', async (t) => {
   ]
   for (const [what, c] of bad) {
     t.throws(() => objectPlus([c], 1n), XdrEncodeError, `${what}: the codec refuses it`)
-    t.throws(() => { new EntryWriter(64).entryplus3(c.e, c.attr, 1n, c.handle); }, XdrEncodeError, `${what}: so does the writer`)
+    t.throws(
+      () => {
+        new EntryWriter(64).entryplus3(c.e, c.attr, 1n, c.handle)
+      },
+      XdrEncodeError,
+      `${what}: so does the writer`,
+    )
   }
 })
