@@ -58,7 +58,9 @@ export interface Budget {
  * What a listing does with the entries of each page: `prepare` fetches what
  * they need (READDIRPLUS: attributes and objects the page did not carry, all
  * at once), `size` says what entry `i` of the page would cost in the reply,
- * and `write` puts it there, called only for the entries that fit, in order.
+ * and `write` puts it there: called right after `size` of the same entry
+ * when it fits (so what `size` worked out, the handle, may be kept for it),
+ * in order, never for an entry after one that did not fit.
  */
 export interface EntrySink {
   prepare(page: readonly DirEntry[]): void | Promise<void>
