@@ -18,10 +18,18 @@ const FTYPE: Readonly<Record<FileType, ftype3>> = {
 
 const U32_MAX = 0xffff_ffff
 
+/** RFC 1813 §2.5 ftype3 of a vfs file type (undefined for a type that has none: the encoder refuses it). */
+export function ftype3Of(type: FileType): ftype3 {
+  return FTYPE[type]
+}
+
 /** nfstime3 seconds are unsigned 32-bit (RFC 1813 §2.5): clamp what cannot be represented. */
+export function nfstimeSeconds(sec: number): number {
+  return sec < 0 ? 0 : sec > U32_MAX ? U32_MAX : Math.floor(sec)
+}
+
 export function nfstime(t: Timespec): nfstime3 {
-  const seconds = t.sec < 0 ? 0 : t.sec > U32_MAX ? U32_MAX : Math.floor(t.sec)
-  return { seconds, nseconds: t.nsec }
+  return { seconds: nfstimeSeconds(t.sec), nseconds: t.nsec }
 }
 
 /**
@@ -30,7 +38,7 @@ export function nfstime(t: Timespec): nfstime3 {
  */
 export function fattr3Of(a: Attr, fsid: bigint): fattr3 {
   return {
-    type: FTYPE[a.type],
+    type: ftype3Of(a.type),
     // The type travels in `type`; mode carries only the low 12 bits.
     mode: a.mode & 0o7777,
     nlink: a.nlink,

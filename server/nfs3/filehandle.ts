@@ -72,8 +72,12 @@ export class HandleCodec {
   private readonly exportKeys = new Map<number, { raw: Buffer; key: HandleMac } | 'pending'>()
   /** CACHE_SLOTS good handles of FH_SIZE bytes; a slot of zeros is empty (no handle has version 0). */
   private readonly table = Buffer.alloc(CACHE_SLOTS * FH_SIZE)
+  private readonly tableView = new DataView(this.table.buffer, this.table.byteOffset, this.table.byteLength)
   /** The MAC a handle being verified should carry (scratch). */
   private readonly want = Buffer.alloc(MAC_SIZE)
+  /** The body of a handle being minted (scratch), and a view to write it. */
+  private readonly bodyBytes = Buffer.alloc(BODY_SIZE)
+  private readonly body = new DataView(this.bodyBytes.buffer, this.bodyBytes.byteOffset, BODY_SIZE)
 
   /** `key` is the server's secret (state dir `handle.key`); at least 16 bytes. */
   constructor(key: Buffer) {
@@ -126,20 +130,33 @@ export class HandleCodec {
     if (!Number.isInteger(exportId) || exportId < 0 || exportId > 0xffff_ffff) throw new RangeError(`export id out of range: ${exportId}`)
     if (ref.id < 0n || ref.id > 0xffff_ffff_ffff_ffffn) throw new RangeError(`file id out of range: ${ref.id}`)
     if (!Number.isInteger(ref.gen) || ref.gen < 0 || ref.gen > 0xffff_ffff) throw new RangeError(`generation out of range: ${ref.gen}`)
-    const fh = Buffer.allocUnsafe(FH_SIZE).fill(0)
-    fh[0] = FH_VERSION
-    fh.writeUInt32BE(exportId, 4)
-    fh.writeBigUInt64BE(ref.id, 8)
-    fh.writeUInt32BE(ref.gen, 16)
+    // The body in scratch, compared with the slot word by word: the handle Buffer is allocated only
+    // to be returned, and no BigInt is taken apart (Buffer#writeBigUInt64BE makes several per call).
+    const body = this.body
+    body.setUint32(0, FH_VERSION << 24)
+    body.setUint32(4, exportId)
+    body.setBigUint64(8, ref.id)
+    body.setUint32(16, ref.gen)
+    const at = slotIndex(exportId, body.getUint32(12)) * FH_SIZE
+    const t = this.tableView
+    const fh = Buffer.allocUnsafe(FH_SIZE)
     // A hit: the slot holds a good handle with this body (READDIRPLUS asks for ~200 handles a call).
-    const at = slotOf(fh) * FH_SIZE
-    if (this.table.compare(fh, 0, BODY_SIZE, at, at + BODY_SIZE) === 0) {
-      this.table.copy(fh, BODY_SIZE, at + BODY_SIZE, at + FH_SIZE)
+    if (
+      t.getUint32(at) === FH_VERSION << 24 &&
+      t.getUint32(at + 4) === exportId &&
+      t.getUint32(at + 8) === body.getUint32(8) &&
+      t.getUint32(at + 12) === body.getUint32(12) &&
+      t.getUint32(at + 16) === ref.gen
+    ) {
+      const table = this.table
+      for (let i = 0; i < FH_SIZE; i++) fh[i] = table[at + i] ?? 0
       return fh
     }
     const key = this.keyOf(exportId)
     // A pending export answers every request with EAGAIN before it has a ref to hand out.
     if (key === 'pending') throw new Error(`export ${exportId}: no handle key yet (its cluster database has not been reached)`)
+    const scratch = this.bodyBytes
+    for (let i = 0; i < BODY_SIZE; i++) fh[i] = scratch[i] ?? 0
     key.write(fh, fh, BODY_SIZE)
     fh.copy(this.table, at)
     return fh
@@ -166,7 +183,11 @@ export class HandleCodec {
 
 /** The table slot of a handle: its export id and the low 32 bits of its file id, mixed. */
 function slotOf(fh: Buffer): number {
-  return (fh.readUInt32BE(12) ^ Math.imul(fh.readUInt32BE(4), 0x9e3779b1)) & (CACHE_SLOTS - 1)
+  return slotIndex(fh.readUInt32BE(4), fh.readUInt32BE(12))
+}
+
+function slotIndex(exportId: number, idLow: number): number {
+  return (idLow ^ Math.imul(exportId, 0x9e3779b1)) & (CACHE_SLOTS - 1)
 }
 
 const BAD: DecodedHandle = Object.freeze({ ok: false, reason: 'badhandle' })

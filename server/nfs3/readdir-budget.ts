@@ -54,46 +54,49 @@ export interface Budget {
   minEntry: number
 }
 
-export interface Built<E> {
-  item: E
-  bytes: number
-  dirBytes: number
+/**
+ * What a listing does with the entries of each page: `prepare` fetches what
+ * they need (READDIRPLUS: attributes and objects the page did not carry, all
+ * at once), `size` says what entry `i` of the page would cost in the reply,
+ * and `write` puts it there: called right after `size` of the same entry
+ * when it fits (so what `size` worked out, the handle, may be kept for it),
+ * in order, never for an entry after one that did not fit.
+ */
+export interface EntrySink {
+  prepare(page: readonly DirEntry[]): void | Promise<void>
+  size(e: DirEntry, i: number): number
+  write(e: DirEntry, i: number): void
 }
 
 /**
- * Walk the directory after `cookie`, building entries while they fit. The
- * first entry is bound only by `bytes` (dircount is a softer limit, P3).
+ * Walk the directory after `cookie`, writing entries while they fit. The
+ * first entry is bound only by `bytes` (dircount is a softer limit, P3);
+ * an entry's directory information is its entry3 (what READDIR would send).
  * Entries read past the last that fits are dropped: their cookies remain
  * valid, so the next call resumes exactly there.
  */
-export async function collect<E>(
-  vfs: Vfs,
-  dir: FileRef,
-  cookie: bigint,
-  budget: Budget,
-  build: (e: DirEntry) => Built<E> | Promise<Built<E>>,
-): Promise<{ entries: E[]; eof: boolean }> {
-  const entries: E[] = []
+export async function collect(vfs: Vfs, dir: FileRef, cookie: bigint, budget: Budget, sink: EntrySink): Promise<{ count: number; eof: boolean }> {
+  let count = 0
   let { bytes, dirBytes } = budget
   let cursor = cookie
   for (;;) {
     const want = Math.min(MAX_PAGE, Math.max(1, Math.floor(bytes / budget.minEntry) + 1))
     const page = await vfs.readdir(dir, cursor, want)
-    // Built without a promise per entry when the page carries what each needs; else all of the
-    // page's lookups run at once (at most MAX_PAGE). Then taken in order while they fit.
-    const direct = page.entries.map(build)
-    const built = direct.every((b) => !(b instanceof Promise)) ? (direct as Built<E>[]) : await Promise.all(direct.map(async (b) => b))
-    for (const [i, e] of page.entries.entries()) {
-      const b = built[i]
-      if (b === undefined) break
-      if (b.bytes > bytes || (entries.length > 0 && b.dirBytes > dirBytes)) return { entries, eof: false }
-      entries.push(b.item)
-      bytes -= b.bytes
-      dirBytes -= b.dirBytes
+    const ready = sink.prepare(page.entries)
+    if (ready !== undefined) await ready
+    for (let i = 0; i < page.entries.length; i++) {
+      const e = page.entries[i] as DirEntry
+      const size = sink.size(e, i)
+      const dirSize = entry3Size(e.name.length)
+      if (size > bytes || (count > 0 && dirSize > dirBytes)) return { count, eof: false }
+      sink.write(e, i)
+      count++
+      bytes -= size
+      dirBytes -= dirSize
       cursor = e.cookie
     }
     // An empty page that is not the end would loop forever: give the client what we have.
-    if (page.eof || page.entries.length === 0) return { entries, eof: page.eof }
+    if (page.eof || page.entries.length === 0) return { count, eof: page.eof }
   }
 }
 

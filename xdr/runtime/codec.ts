@@ -1,3 +1,4 @@
+import { encodedBytesOf } from './encoded-list.ts'
 import { XdrDecodeError, XdrEncodeError } from './errors.ts'
 import type { XdrReader } from './reader.ts'
 import { XdrWriter } from './writer.ts'
@@ -65,9 +66,14 @@ export function encodeFixedArray<T>(w: XdrWriter, codec: Codec<T>, v: readonly T
 export function listCodec<T>(item: Codec<T>): Codec<T[]> {
   return {
     encode(w, v) {
-      for (const e of v) {
-        w.bool(true)
-        item.encode(w, e)
+      // A list made by encodedList: its items' bytes as they are (encoded-list.ts).
+      const bytes = encodedBytesOf(v)
+      if (bytes !== undefined) w.encoded(bytes)
+      else {
+        for (const e of v) {
+          w.bool(true)
+          item.encode(w, e)
+        }
       }
       w.bool(false)
     },

@@ -96,6 +96,15 @@ export class XdrWriter {
     this.opaque(Buffer.from(s, 'utf8'), max)
   }
 
+  /**
+   * Bytes already in XDR (whole words), appended as they are: by reference when
+   * large, so the caller must leave them alone until the message is sent.
+   */
+  encoded(data: Buffer): void {
+    if ((data.length & 3) !== 0) throw new XdrEncodeError(`encoded XDR of ${String(data.length)} bytes, not whole words`)
+    this.bytes(data)
+  }
+
   private bytes(data: Buffer): void {
     const pad = (4 - (data.length & 3)) & 3
     if (data.length >= BY_REFERENCE_MIN) {

@@ -1,16 +1,21 @@
-import { nfsstat3 } from '../../../xdr/generated/nfs3.ts'
-import type { entryplus3, READDIRPLUS3args, READDIRPLUS3res } from '../../../xdr/generated/nfs3.ts'
+import { entryplus3, nfsstat3 } from '../../../xdr/generated/nfs3.ts'
+import type { READDIRPLUS3args, READDIRPLUS3res } from '../../../xdr/generated/nfs3.ts'
+import { encodedList } from '../../../xdr/runtime/encoded-list.ts'
+import { XdrEncodeError } from '../../../xdr/runtime/errors.ts'
 import type { Attr, DirEntry, FileRef } from '../../../vfs/types.ts'
 import type { Nfs3Context, Target } from '../context.ts'
-import { fattr, postOpOf } from '../context.ts'
-import type { Built } from '../readdir-budget.ts'
+import { fsidOf, postOpOf } from '../context.ts'
+import { EntryWriter } from '../entry-writer.ts'
+import type { EntrySink } from '../readdir-budget.ts'
 import { collect, entry3Size, openListing, postOpAttrSize, postOpFhSize, ZERO_COOKIEVERF } from '../readdir-budget.ts'
 
 /** The typical entry: name, attributes and a handle; only sizes vfs pages. */
 const TYPICAL_ENTRY = entry3Size(8) + postOpAttrSize(true) + postOpFhSize(Buffer.alloc(32))
 
+type EntryObject = { ref: FileRef; attr: Attr } | null
+
 /** An entry's object, for its attributes and handle; null when it cannot be had (P3: both may be absent). */
-async function entryObject(dir: Target, e: DirEntry): Promise<{ ref: FileRef; attr: Attr } | null> {
+async function entryObject(dir: Target, e: DirEntry): Promise<EntryObject> {
   try {
     if (e.ref !== undefined) return { ref: e.ref, attr: await dir.vfs.getattr(e.ref) }
     return await dir.vfs.lookup(dir.ref, e.name)
@@ -19,26 +24,54 @@ async function entryObject(dir: Target, e: DirEntry): Promise<{ ref: FileRef; at
   }
 }
 
-function entryOf(ctx: Nfs3Context, dir: Target, e: DirEntry, obj: { ref: FileRef; attr: Attr } | null): Built<entryplus3> {
-  const handle = obj === null ? null : ctx.host.handleForReply(dir.exportId, obj.ref)
-  const dirBytes = entry3Size(e.name.length)
-  return {
-    item: {
-      fileid: e.fileid,
-      name: e.name,
-      cookie: e.cookie,
-      name_attributes: obj === null ? null : fattr(dir, obj.attr),
-      name_handle: handle === null ? null : { data: handle },
-    },
-    bytes: dirBytes + postOpAttrSize(obj !== null) + postOpFhSize(handle),
-    dirBytes,
-  }
-}
+/**
+ * Each entry written into the reply's bytes as it is taken: no entryplus3,
+ * fattr3 or nfstime3 objects (entry-writer.ts). The handle of an entry is
+ * minted when it is sized and written right after.
+ */
+class PlusSink implements EntrySink {
+  readonly out: EntryWriter
+  private readonly ctx: Nfs3Context
+  private readonly dir: Target
+  private readonly fsid: bigint
+  /** The page's objects, when it did not carry them all (most backends stat entries to list them). */
+  private objects: EntryObject[] | null = null
+  private attr: Attr | null = null
+  private handle: Buffer | null = null
 
-/** Most backends stat entries to list them: then the entry is built at once, with no call per entry. */
-function buildEntry(ctx: Nfs3Context, dir: Target, e: DirEntry): Built<entryplus3> | Promise<Built<entryplus3>> {
-  if (e.ref !== undefined && e.attr !== undefined) return entryOf(ctx, dir, e, { ref: e.ref, attr: e.attr })
-  return entryObject(dir, e).then((obj) => entryOf(ctx, dir, e, obj))
+  constructor(ctx: Nfs3Context, dir: Target, bytes: number) {
+    this.ctx = ctx
+    this.dir = dir
+    this.fsid = fsidOf(dir)
+    this.out = new EntryWriter(Math.min(bytes, 64 * 1024))
+  }
+
+  prepare(page: readonly DirEntry[]): void | Promise<void> {
+    this.objects = null
+    if (page.every((e) => e.ref !== undefined && e.attr !== undefined)) return
+    // All of the page's lookups at once (at most a vfs page).
+    return Promise.all(page.map(async (e) => (e.ref !== undefined && e.attr !== undefined ? { ref: e.ref, attr: e.attr } : entryObject(this.dir, e)))).then((objs) => {
+      this.objects = objs
+    })
+  }
+
+  size(e: DirEntry, i: number): number {
+    let ref: FileRef | undefined
+    if (this.objects === null) {
+      ref = e.ref
+      this.attr = e.attr ?? null
+    } else {
+      const obj = this.objects[i] ?? null
+      ref = obj?.ref
+      this.attr = obj?.attr ?? null
+    }
+    this.handle = ref === undefined ? null : this.ctx.host.handleForReply(this.dir.exportId, ref)
+    return entry3Size(e.name.length) + postOpAttrSize(this.attr !== null) + postOpFhSize(this.handle)
+  }
+
+  write(e: DirEntry): void {
+    this.out.entryplus3(e, this.attr, this.fsid, this.handle)
+  }
 }
 
 /**
@@ -51,14 +84,18 @@ export async function readdirplus(args: READDIRPLUS3args, ctx: Nfs3Context): Pro
   if (!listing.ok) return { status: listing.status, resfail: { dir_attributes: listing.dirAttributes } }
   const { dir, dirAttributes, bytes } = listing
   const dirBytes = args.dircount === 0 ? Infinity : Math.min(args.dircount, ctx.limits.maxReaddirCount)
+  const sink = new PlusSink(ctx, dir, bytes)
+  let list: { count: number; eof: boolean }
   try {
-    const list = await collect(dir.vfs, dir.ref, args.cookie, { bytes, dirBytes, minEntry: TYPICAL_ENTRY }, (e) => buildEntry(ctx, dir, e))
-    if (list.entries.length === 0 && !list.eof) return { status: nfsstat3.NFS3ERR_TOOSMALL, resfail: { dir_attributes: dirAttributes } }
-    return {
-      status: nfsstat3.NFS3_OK,
-      resok: { dir_attributes: dirAttributes, cookieverf: ZERO_COOKIEVERF, reply: { entries: list.entries, eof: list.eof } },
-    }
+    list = await collect(dir.vfs, dir.ref, args.cookie, { bytes, dirBytes, minEntry: TYPICAL_ENTRY }, sink)
   } catch (err) {
+    // A value the reply cannot carry fails the call as the codec would have (SYSTEM_ERR), not as an NFS status.
+    if (err instanceof XdrEncodeError) throw err
     return { status: ctx.status(err), resfail: { dir_attributes: await postOpOf(dir) } }
+  }
+  if (list.count === 0 && !list.eof) return { status: nfsstat3.NFS3ERR_TOOSMALL, resfail: { dir_attributes: dirAttributes } }
+  return {
+    status: nfsstat3.NFS3_OK,
+    resok: { dir_attributes: dirAttributes, cookieverf: ZERO_COOKIEVERF, reply: { entries: encodedList(entryplus3, sink.out.finish()), eof: list.eof } },
   }
 }

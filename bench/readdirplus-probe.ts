@@ -1,0 +1,30 @@
+// Steady-state READDIRPLUS end to end: a 5,000-file directory listed ROUNDS times (default 5) through a
+// real server; prints entries per page and µs per call. `npx tsx bench/readdirplus-probe.ts nfs://HOST/export?nfsport=P`
+import { NfsDriver, parseBenchUrl } from './nfs-driver.ts'
+const url = parseBenchUrl(process.argv[2] ?? '')
+const d = await NfsDriver.connect(url)
+const dirName = `rdp-${process.pid}`
+const dir = await d.mkdir(d.root, dirName)
+const N = 5000
+for (let i = 0; i < N; i += 32) await Promise.all(Array.from({ length: Math.min(32, N - i) }, (_, k) => d.create(dir, `f${i + k}`)))
+for (let round = 0; round < Number(process.env.ROUNDS ?? 5); round++) {
+  let cookie = 0n
+  let verf = Buffer.alloc(8)
+  let calls = 0
+  let entries = 0
+  let bytes = 0
+  const t0 = process.hrtime.bigint()
+  for (;;) {
+    const r = await d.readdirplus(dir, cookie, verf)
+    calls++
+    verf = Buffer.from(r.resok.cookieverf)
+    const list = r.resok.reply.entries as unknown as Array<{ cookie: bigint; name_handle: { data: Buffer } | null }>
+    let last = cookie
+    for (const e of list) { entries++; last = e.cookie; if (e.name_handle !== null) bytes = Math.max(bytes, e.name_handle.data.length) }
+    cookie = last
+    if (r.resok.reply.eof) break
+  }
+  const us = Number(process.hrtime.bigint() - t0) / 1000
+  console.log(`round ${round}: ${entries} entries in ${calls} calls (${(entries / calls).toFixed(0)}/call, handle ${bytes} B), ${(us / calls).toFixed(0)} µs/call, ${Math.round(entries / (us / 1e6))} entries/s`)
+}
+await d.close()
