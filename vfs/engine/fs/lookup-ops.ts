@@ -63,15 +63,14 @@ export async function readdir(c: EngineCore, dir: FileRef, cookie: bigint, max: 
     const page = await c.p.dirs.list(d.ino, d.inode, cookie, max)
     const entries: DirEntry[] = []
     for (const e of page.entries) {
-      const entry: DirEntry = { name: e.name, fileid: BigInt(e.ino), cookie: e.cookie }
       // Each entry's handle and attributes from its inode, under this one read lock: READDIRPLUS
       // then needs no lookup of each name (an htree search and a second lock) to find them.
-      const inode = c.cachedLive(e.ino) ?? await c.inodeOf(e.ino, true).catch(() => undefined)
-      if (inode !== undefined) {
-        entry.ref = c.ref(e.ino, inode)
-        entry.attr = c.viewAttr(e.ino, inode)
-      }
-      entries.push(entry)
+      let inode = c.cachedLive(e.ino)
+      if (inode === undefined) inode = await c.inodeOf(e.ino, true).catch(() => undefined)
+      // One literal with every field: an entry grown field by field changes shape twice.
+      entries.push(inode === undefined
+        ? { name: e.name, fileid: BigInt(e.ino), cookie: e.cookie }
+        : { name: e.name, fileid: BigInt(e.ino), cookie: e.cookie, ref: c.ref(e.ino, inode), attr: c.viewAttr(e.ino, inode) })
     }
     return { entries, eof: page.eof }
   })
