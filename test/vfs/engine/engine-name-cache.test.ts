@@ -8,12 +8,19 @@
  * to its byte bound when filled past it.
  */
 import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import type { Test } from 'tap'
 import { VfsError } from '../../../vfs/errors.ts'
 import { MemoryDevice } from '../../../vfs/engine/blockdev/memory-device.ts'
 import { PassThroughDevice } from '../../../vfs/engine/blockdev/pass-through.ts'
 import { RecordingDevice } from '../../../vfs/engine/blockdev/recording-device.ts'
 import { openEngineOn } from '../../../vfs/engine/fs/assemble.ts'
+import { isDirMode } from '../../../vfs/engine/fs/attr.ts'
+import { FT } from '../../../vfs/engine/format/dirent.ts'
+import { Ext4Image } from '../../../vfs/engine/reader/image.ts'
 import type { EngineVfs } from '../../../vfs/engine/fs/engine-vfs.ts'
 import { NAME_DIR_BYTES, NAME_ENTRY_BYTES, NameCache } from '../../../vfs/engine/fs/name-cache.ts'
 import { recover } from '../../../vfs/engine/jbd2/recovery.ts'
@@ -184,6 +191,9 @@ t.test('a directory growing from linear to htree and splitting: every name found
   }
   const page = await e.readdir(d, 0n, 10_000)
   t.equal(page.entries.length, N + 2, 'every entry listed')
+  // Past one block a directory is indexed (dir_index), and a leaf that fills splits.
+  const size = (await e.getattr(d)).size
+  t.ok(size >= 8n * 1024n, `the directory grew to ${size} bytes (an htree of several leaves)`)
   // Removals from the now-indexed directory, each seen at once.
   for (let i = 0; i < N; i += 3) {
     await e.remove(d, b(name(i)))
@@ -240,8 +250,8 @@ t.test('a seeded random sequence of directory changes against a model map', asyn
   const seed = Number(process.env.TSNFS_SEED ?? Math.floor(Math.random() * 2 ** 31))
   t.comment(`seed ${seed} (TSNFS_SEED=${seed} replays it)`)
   const r = rng(seed)
-  const e = await openEngineOn(await freshDevice(1024), { commitIntervalMs: 0 })
-  t.teardown(() => e.close())
+  const mem = await freshDevice(1024)
+  const e = await openEngineOn(new KeepOpen(mem), { commitIntervalMs: 0 })
   const root = e.root()
   const model: Model = new Map()
   const fileDirs: FileRef[] = [root]
@@ -322,6 +332,28 @@ t.test('a seeded random sequence of directory changes against a model map', asyn
     bad += await checkAll(t, e, model, dirs, [...pool, ...subs, 'p', 'q'], `step ${i} ${op}`)
   }
   t.equal(bad, 0, `${steps} steps, every outcome and every lookup after each as the model says (seed ${seed})`)
+  await e.close()
+  // A rename writes the type the cache gave for the source entry: every entry's type byte must
+  // be its inode's (e2fsck -n lets a type of 0 pass silently, so the reader checks it here).
+  const img = await Ext4Image.open(mem)
+  let types = 0
+  let wrongTypes = 0
+  for (const id of dirs.keys()) {
+    for (const d of await img.readDir(Number(id))) {
+      if (d.text === '.' || d.text === '..') continue
+      const want = isDirMode((await img.readInode(d.inode)).mode) ? FT.DIR : FT.REG_FILE
+      types++
+      if (d.fileType !== want && wrongTypes++ < 3) t.fail(`${id}/${d.text}: type ${d.fileType}, its inode says ${want}`)
+    }
+  }
+  t.equal(wrongTypes, 0, `the type of all ${types} entries is their inode's`)
+  const dir = mkdtempSync(path.join(tmpdir(), 'tsnfs-name-cache-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const image = path.join(dir, 'e.img')
+  writeFileSync(image, mem.toBuffer())
+  const fsck = spawnSync('e2fsck', ['-fn', image], { encoding: 'utf8' })
+  t.equal(fsck.status, 0, 'e2fsck -fn clean after the sequence')
+  if (fsck.status !== 0) t.comment(fsck.stdout)
 })
 
 t.test('the name cache keeps to its byte bound when filled past it', async (t) => {
