@@ -154,7 +154,8 @@ export function cachedDirIndex(inner: DirIndex, names: NameCache, storesFileType
       if (hit !== undefined) return hit
       const epoch = names.epoch
       const found = await inner.find(dirIno, dir, name)
-      if (found !== undefined) names.set(dirIno, name, { ino: found.ino, fileType: found.fileType }, epoch)
+      // Frozen: every later hit hands out this one object, which no caller may change.
+      if (found !== undefined) names.set(dirIno, name, Object.freeze({ ino: found.ino, fileType: found.fileType }), epoch)
       return found
     },
     findCached(dirIno, name) {
@@ -174,7 +175,7 @@ export function cachedDirIndex(inner: DirIndex, names: NameCache, storesFileType
       // Added: the entry is exactly this (the type as the block stores it), so the LOOKUP that
       // follows a CREATE (each name once, as a client does after making it) is a hit too.
       names.drop(dirIno, name)
-      names.set(dirIno, name, { ino, fileType: storesFileType ? fileType : 0 }, names.epoch)
+      names.set(dirIno, name, Object.freeze({ ino, fileType: storesFileType ? fileType : 0 }), names.epoch)
     },
     async remove(h, dirIno, dir, name) {
       names.drop(dirIno, name)
