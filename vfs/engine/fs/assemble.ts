@@ -28,6 +28,7 @@ import { cleanupOrphans } from './orphans.ts'
 import { engineCaches } from './caches.ts'
 import type { BlockCacheOwner } from './caches.ts'
 import { dirIndexOf, fileMapOf, inodeStoreOf, perInodeTurns } from './part-adapters.ts'
+import { cachedDirIndex, NameCache } from './name-cache.ts'
 
 export interface OpenEngineOptions extends EngineVfsOptions {
   /** Byte limit of the metadata buffer cache (default 256 MiB). */
@@ -49,6 +50,14 @@ const DECODED_INODE_BYTES = 1024
  */
 export function inodeCacheSize(cacheBytes: number): number {
   return Math.max(1024, Math.floor(cacheBytes / 8 / DECODED_INODE_BYTES))
+}
+
+/**
+ * The name cache's bound, from the cache= limit: a thirty-second of it (8 MiB, some 80,000 names,
+ * of the default 256 MiB); the blocks' share is what the inodes and names leave.
+ */
+export function nameCacheBytes(cacheBytes: number): number {
+  return Math.floor(cacheBytes / 32)
 }
 
 /** Open the image file or block device at `path` (locked against a second read-write opener). */
@@ -81,15 +90,17 @@ export async function openEngineOn(dev: BlockDevice, opts: OpenEngineOptions = {
   const bs = blockSize(sb)
   const cacheBytes = opts.cacheBytes ?? DEFAULT_CACHE_BYTES
   const inodeCache = inodeCacheSize(cacheBytes)
+  const names = new NameCache(nameCacheBytes(cacheBytes))
+  const blockCacheBytes = Math.max(cacheBytes - inodeCache * DECODED_INODE_BYTES - names.limit, cacheBytes / 2)
   let txm: TxnManager & BlockCacheOwner
   // Read-only: nothing is journaled, and the blocks read are bounded by the same share of cache=.
-  if (readOnly) txm = new DirectTxnManager(dev, bs, Math.max(cacheBytes - inodeCache * DECODED_INODE_BYTES, cacheBytes / 2))
+  if (readOnly) txm = new DirectTxnManager(dev, bs, blockCacheBytes)
   else {
     if (!hasFeature(sb, 'compat', 'has_journal')) throw new FormatError('EXT4_UNSUPPORTED_FEATURE', 'the image has no journal (has_journal): the engine writes only journaled images')
     const log = await Jbd2Log.open(dev)
     txm = new JournaledTxnManager(dev, log, {
       blockSize: bs,
-      cacheBytes: Math.max(cacheBytes - inodeCache * DECODED_INODE_BYTES, cacheBytes / 2),
+      cacheBytes: blockCacheBytes,
       ...(opts.commitIntervalMs === undefined ? {} : { commitIntervalMs: opts.commitIntervalMs }),
     })
   }
@@ -106,9 +117,9 @@ export async function openEngineOn(dev: BlockDevice, opts: OpenEngineOptions = {
     alloc,
     inodes: inodeStoreOf(inodes, geo.inodeSize),
     files: fileMapOf(txm, tree, alloc, turns),
-    dirs: dirIndexOf(txm, dirs, tree, alloc, turns, seed === undefined ? NO_VERIFY : metadataCsumVerifier(sb)),
+    dirs: cachedDirIndex(dirIndexOf(txm, dirs, tree, alloc, turns, seed === undefined ? NO_VERIFY : metadataCsumVerifier(sb)), names, dirs.fs.fileType),
     blockSize: bs,
-    caches: engineCaches(txm, inodes, DECODED_INODE_BYTES),
+    caches: engineCaches(txm, inodes, DECODED_INODE_BYTES, names),
     firstIno: sb.firstIno,
     inodesCount: geo.inodesCount,
     // 2^32 logical blocks per file (EXT_MAX_BLOCKS), as ext4 with extents.

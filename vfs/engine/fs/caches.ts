@@ -1,7 +1,7 @@
 /*
  * The engine's caches as the server's memory accounting sees them (VfsCache): the metadata block
  * cache (the share of cache= the decoded inodes leave) and the decoded inodes (a count, an eighth
- * of cache=). Both are given back when the server is idle, down to a low mark: what a burst after
+ * of cache=) and the names (fs/name-cache.ts, a thirty-second). All are given back when the server is idle, down to a low mark: what a burst after
  * the pause touches first (the root, the bitmaps and inode table blocks in use) stays, the rest is
  * read again on demand. Nothing else the engine keeps is worth a holder: the extent-node and
  * attribute memos are WeakMaps keyed by the cached buffers and inodes (freed with them), the
@@ -11,6 +11,7 @@
 import type { VfsCache } from '../../types.ts'
 import type { CacheCounts, CacheStats } from '../txn/buffer-cache.ts'
 import type { InodeTable } from '../inode/inode-table.ts'
+import type { NameCache } from './name-cache.ts'
 
 /** An idle trim keeps this fraction of a cache's bound (1/16: 16 MiB of the default 256 MiB cache=). */
 export const IDLE_KEEP_DIVISOR = 16
@@ -22,8 +23,8 @@ export interface BlockCacheOwner {
   trimCache(lowBytes: number): number
 }
 
-/** The block cache and the decoded-inode cache of one open image; `inodeBytes` is what one decoded inode is counted as. */
-export function engineCaches(blocks: BlockCacheOwner, inodes: InodeTable, inodeBytes: number): VfsCache[] {
+/** The block, decoded-inode and name caches of one open image; `inodeBytes` is what one decoded inode is counted as. */
+export function engineCaches(blocks: BlockCacheOwner, inodes: InodeTable, inodeBytes: number, names: NameCache): VfsCache[] {
   const blockLimit = blocks.cacheStats.limit
   return [
     {
@@ -39,6 +40,13 @@ export function engineCaches(blocks: BlockCacheOwner, inodes: InodeTable, inodeB
       bytes: () => inodes.cacheSize * inodeBytes,
       limit: () => inodes.cacheCapacity * inodeBytes,
       trim: () => inodes.trimCache(Math.floor(inodes.cacheCapacity / IDLE_KEEP_DIVISOR)) * inodeBytes,
+    },
+    {
+      name: 'names',
+      bytes: () => names.bytes,
+      limit: () => names.limit,
+      trim: () => names.trim(Math.floor(names.limit / IDLE_KEEP_DIVISOR)),
+      counts: () => ({ ...names.counts }),
     },
   ]
 }

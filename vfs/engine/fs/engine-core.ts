@@ -78,9 +78,12 @@ export class EngineCore {
   /** While frozen: changes wait on it before taking the lock, so reads go on meanwhile. */
   #frozen: Promise<void> | undefined
   #thawed: () => void = () => {}
+  /** The largest file id a handle can carry (inodesCount), made once rather than per call. */
+  readonly #maxId: bigint
 
   constructor(parts: EngineParts, opts: EngineVfsOptions) {
     this.p = parts
+    this.#maxId = BigInt(parts.inodesCount)
     this.#readOnly = opts.readOnly ?? false
     this.#errors = opts.errors ?? 'remount-ro'
     this.#log = opts.log ?? (() => {})
@@ -90,6 +93,15 @@ export class EngineCore {
 
   get readOnly(): boolean {
     return this.#readOnly
+  }
+
+  /**
+   * May a read run now, in this one synchronous turn, without taking the lock? Only when no change
+   * holds it or waits for it: then taking it would succeed at once, and a read that ends before
+   * its first await lets no change in meanwhile, so it sees exactly what a locked read would.
+   */
+  get readableNow(): boolean {
+    return this.#lock.idleForReaders
   }
 
   async read<T>(fn: () => Promise<T>): Promise<T> {
@@ -131,7 +143,11 @@ export class EngineCore {
           // Damage or a failing device met half-way: this operation's changes are in the running
           // transaction, possibly half made. As ext4 with errors=remount-ro, abort the journal so
           // they never commit (the operations sharing the transaction fail too: none was answered).
-          if (!(err instanceof VfsError) && this.#errors === 'remount-ro') this.p.txm.abort(err)
+          if (!(err instanceof VfsError)) {
+            if (this.#errors === 'remount-ro') this.p.txm.abort(err)
+            // Blocks may hold half of this change: nothing remembered of the directories holds.
+            this.p.dirs.forget?.()
+          }
           throw err
         } finally {
           if (pending.data === undefined) this.p.txm.end(h)
@@ -254,8 +270,20 @@ export class EngineCore {
     return inode === undefined || inode.linksCount === 0 || inode.mode === 0 ? undefined : inode
   }
 
+  /**
+   * The cached live view of f's inode when its generation matches, at once; undefined for
+   * anything else (not cached, stale, bad): the caller then asks get, which says why.
+   */
+  cachedView(f: FileRef): { ino: number; inode: Inode } | undefined {
+    if (f.id > this.#maxId || f.id < 1n) return undefined
+    const ino = Number(f.id)
+    if (ino < this.p.firstIno && ino !== ROOT_INO) return undefined
+    const inode = this.cachedLive(ino)
+    return inode === undefined || inode.generation !== f.gen ? undefined : { ino, inode }
+  }
+
   async get(f: FileRef, view = false): Promise<{ ino: number; inode: Inode }> {
-    if (f.id > BigInt(this.p.inodesCount) || f.id < 1n) throw new VfsError('ESTALE')
+    if (f.id > this.#maxId || f.id < 1n) throw new VfsError('ESTALE')
     const ino = Number(f.id)
     const inode = await this.inodeOf(ino, view)
     if (inode.generation !== f.gen) throw new VfsError('ESTALE')

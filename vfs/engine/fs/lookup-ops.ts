@@ -5,18 +5,42 @@
 import { VfsError } from '../../errors.ts'
 import { checkName, isDot, isDotDot, NAME_MAX } from '../../names.ts'
 import type { Attr, DirEntry, DirPage, FileRef, FsStat, PathConf } from '../../types.ts'
+import { S_IFDIR, S_IFMT } from '../format/inode.ts'
 import { LINK_MAX } from './dir-links.ts'
 import { ROOT_INO } from './engine-core.ts'
 import type { EngineCore } from './engine-core.ts'
 
 export async function getattr(c: EngineCore, f: FileRef): Promise<Attr> {
+  // The hit path: a cached live inode, answered in this turn (EngineCore.readableNow says why that
+  // needs no lock); anything else (not cached, stale, a change running) the locked way, below.
+  if (c.readableNow) {
+    const got = c.cachedView(f)
+    if (got !== undefined) return c.viewAttr(got.ino, got.inode)
+  }
   return c.read(async () => {
     const { ino, inode } = await c.get(f, true)
     return c.viewAttr(ino, inode)
   })
 }
 
+/**
+ * LOOKUP's hit path, in this turn without the lock (as getattr's): the directory and the child
+ * cached, the name in the name cache (fs/name-cache.ts). undefined: go the locked way, which also
+ * says why a name or handle is refused.
+ */
+function lookupNow(c: EngineCore, dir: FileRef, name: Buffer): { ref: FileRef; attr: Attr } | undefined {
+  if (!c.readableNow || c.p.dirs.findCached === undefined) return undefined
+  const d = c.cachedView(dir)
+  if (d === undefined || (d.inode.mode & S_IFMT) !== S_IFDIR) return undefined
+  const hit = c.p.dirs.findCached(d.ino, name)
+  if (hit === undefined) return undefined
+  const inode = c.cachedLive(hit.ino)
+  return inode === undefined ? undefined : { ref: c.ref(hit.ino, inode), attr: c.viewAttr(hit.ino, inode) }
+}
+
 export async function lookup(c: EngineCore, dir: FileRef, name: Buffer): Promise<{ ref: FileRef; attr: Attr }> {
+  const now = lookupNow(c, dir, name)
+  if (now !== undefined) return now
   return c.read(async () => {
     const d = await c.getDir(dir, true)
     if (isDot(name)) return { ref: c.ref(d.ino, d.inode), attr: c.viewAttr(d.ino, d.inode) }
@@ -39,15 +63,14 @@ export async function readdir(c: EngineCore, dir: FileRef, cookie: bigint, max: 
     const page = await c.p.dirs.list(d.ino, d.inode, cookie, max)
     const entries: DirEntry[] = []
     for (const e of page.entries) {
-      const entry: DirEntry = { name: e.name, fileid: BigInt(e.ino), cookie: e.cookie }
       // Each entry's handle and attributes from its inode, under this one read lock: READDIRPLUS
       // then needs no lookup of each name (an htree search and a second lock) to find them.
-      const inode = c.cachedLive(e.ino) ?? await c.inodeOf(e.ino, true).catch(() => undefined)
-      if (inode !== undefined) {
-        entry.ref = c.ref(e.ino, inode)
-        entry.attr = c.viewAttr(e.ino, inode)
-      }
-      entries.push(entry)
+      let inode = c.cachedLive(e.ino)
+      if (inode === undefined) inode = await c.inodeOf(e.ino, true).catch(() => undefined)
+      // One literal with every field: an entry grown field by field changes shape twice.
+      entries.push(inode === undefined
+        ? { name: e.name, fileid: BigInt(e.ino), cookie: e.cookie }
+        : { name: e.name, fileid: BigInt(e.ino), cookie: e.cookie, ref: c.ref(e.ino, inode), attr: c.viewAttr(e.ino, inode) })
     }
     return { entries, eof: page.eof }
   })

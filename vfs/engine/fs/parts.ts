@@ -54,6 +54,10 @@ export interface ListedEntry extends DirEntryFound {
 
 export interface DirIndex {
   find(dirIno: number, dir: Inode, name: Buffer): Promise<DirEntryFound | undefined>
+  /** What find would answer, at once, when a name cache holds it; undefined: ask find. */
+  findCached?(dirIno: number, name: Buffer): DirEntryFound | undefined
+  /** Drop what is remembered of directories (the journal aborted: the blocks may not be what was read). */
+  forget?(): void
   /** EEXIST if present; may grow the directory (its inode's size and blocks). */
   add(h: MetaTxn, dirIno: number, dir: Inode, name: Buffer, ino: number, fileType: number): Promise<void>
   /** ENOENT if absent. */

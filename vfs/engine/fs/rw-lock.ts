@@ -36,6 +36,11 @@ export class RwLock {
     }
   }
 
+  /** No writer holds the lock and nobody waits: a reader would get it at once. */
+  get idleForReaders(): boolean {
+    return !this.#writer && this.#queue.length === 0
+  }
+
   /** Writers queued behind the current holder: a change that sees some leaves its commit to them. */
   get writersWaiting(): number {
     return this.#writersQueued
