@@ -1,5 +1,7 @@
 import type { Declaration, Definition, TypeSpec, Value } from './ast.ts'
-import { BYTE_STRINGS, OVERRIDES } from './overrides.ts'
+import { flatChecks, flatEncode } from './flat.ts'
+import type { SpecTypes } from './flat.ts'
+import { BYTE_STRINGS, FLAT_ENCODERS, OVERRIDES } from './overrides.ts'
 
 /*
  * Emits one TypeScript module per .x file: for every XDR type a TS type and
@@ -15,9 +17,8 @@ const PRIM_TS = { int: 'number', uint: 'number', hyper: 'bigint', uhyper: 'bigin
 const PRIM_CODEC = { int: 'xdr_int', uint: 'xdr_uint', hyper: 'xdr_hyper', uhyper: 'xdr_uhyper', bool: 'xdr_bool', float: '', double: '' }
 const PRIM_READ = { int: 'r.i32()', uint: 'r.u32()', hyper: 'r.i64()', uhyper: 'r.u64()', bool: 'r.bool()', float: '', double: '' }
 const PRIM_WRITE = { int: 'w.i32', uint: 'w.u32', hyper: 'w.i64', uhyper: 'w.u64', bool: 'w.bool', float: '', double: '' }
-
-export function emitModule(defs: Definition[], specPath: string): string {
-  return new Emitter(defs, specPath).module()
+export function emitModule(defs: Definition[], specPath: string, flat: ReadonlySet<string> = FLAT_ENCODERS[specPath] ?? new Set()): string {
+  return new Emitter(defs, specPath, flat).module()
 }
 
 class Emitter {
@@ -28,10 +29,12 @@ class Emitter {
   private readonly out: string[] = []
   private readonly defs: Definition[]
   private readonly specPath: string
+  private readonly flat: ReadonlySet<string>
 
-  constructor(defs: Definition[], specPath: string) {
+  constructor(defs: Definition[], specPath: string, flat: ReadonlySet<string>) {
     this.defs = defs
     this.specPath = specPath
+    this.flat = flat
     for (const d of defs) {
       if (d.kind === 'const') this.consts.set(d.name, d.value)
       else if (d.kind === 'typedef') this.byName.set(d.decl.name, d)
@@ -201,6 +204,7 @@ class Emitter {
       "import type { XdrWriter } from '../runtime/writer.ts'",
       // NDMP's specs have no program (it is not ONC RPC): no ProgramDef to import there.
       ...(this.defs.some((d) => d.kind === 'program') ? ["import type { ProgramDef } from '../runtime/program.ts'"] : []),
+      ...(flatChecks(this.types, this.flat).length > 0 ? [`import { ${flatChecks(this.types, this.flat).join(', ')} } from '../runtime/checks.ts'`] : []),
       "import {\n  type Codec,\n  decodeArray,\n  decodeFixedArray,\n  encodeArray,\n  encodeFixedArray,\n  listCodec,\n  xdr_bool,\n  xdr_hyper,\n  xdr_int,\n  xdr_uhyper,\n  xdr_uint,\n  xdr_void,\n} from '../runtime/codec.ts'",
     )
     const overrides = OVERRIDES[this.specPath] ?? {}
@@ -303,6 +307,15 @@ class Emitter {
     )
   }
 
+  private isFlat(name: string): boolean {
+    return this.flat.has(name)
+  }
+
+  /** What xdr/gen/flat.ts needs to know of this spec's types. */
+  private get types(): SpecTypes {
+    return { specPath: this.specPath, def: (name) => this.byName.get(name), primOf: (t) => this.primOf(t) }
+  }
+
   private struct(d: Def<'struct'>): void {
     const link = this.listNodes.get(d.name)
     const fields = d.fields.filter((f) => f.name !== link)
@@ -310,7 +323,8 @@ class Emitter {
     this.doc(d.source)
     this.emit(`export interface ${d.name} {`, ...parts.map((p) => `  ${p.f.name}: ${p.ts}`), '}')
     this.emit(`export const ${d.name}: Codec<${d.name}> = {`, '  encode(w, v) {')
-    for (const p of parts) this.emit(`    ${p.enc(`v.${p.f.name}`)}`)
+    if (this.isFlat(d.name)) this.emit(...flatEncode(this.types, d.name))
+    else for (const p of parts) this.emit(`    ${p.enc(`v.${p.f.name}`)}`)
     if (parts.length === 0) this.emit('    void w', '    void v')
     this.emit('  },', '  decode(r) {', '    return {', ...parts.map((p) => `      ${p.f.name}: ${p.dec},`), '    }', '  },', '}')
     if (link !== undefined) this.emit(`export const ${d.name}List: Codec<${d.name}[]> = listCodec(${d.name})`)

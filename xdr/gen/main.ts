@@ -13,9 +13,10 @@ export const SPECS = ['portmap', 'mount', 'nfs3', 'nlm', 'nsm', 'replication', '
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
-export function generate(spec: string): string {
+/** `flat`: FLAT_ENCODERS' structs unless given (a test asks for none, to compare the per-field encoders). */
+export function generate(spec: string, flat?: ReadonlySet<string>): string {
   const specPath = `xdr/spec/${spec}.x`
-  return emitModule(parse(readFileSync(join(root, specPath), 'utf8'), specPath), specPath)
+  return emitModule(parse(readFileSync(join(root, specPath), 'utf8'), specPath), specPath, flat)
 }
 
 function main(): void {

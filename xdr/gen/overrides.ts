@@ -16,3 +16,14 @@ export const BYTE_STRINGS: ReadonlySet<string> = new Set(['filename3', 'nfspath3
  * The generator imports and re-exports them instead of emitting them.
  */
 export const OVERRIDES: Readonly<Record<string, Readonly<Record<string, string>>>> = {}
+
+/**
+ * Fixed-size structs (every field an int, uint, hyper, uhyper, bool, enum or
+ * such a struct) whose encoder writes in place after one room check
+ * (XdrWriter.room) instead of a call and a check a field, per spec file.
+ * The bytes and the refusals are the per-field encoder's. fattr3 is in
+ * nearly every NFSv3 reply (RFC 1813 §2.5), wcc_attr in every wcc_data.
+ */
+export const FLAT_ENCODERS: Readonly<Record<string, ReadonlySet<string>>> = {
+  'xdr/spec/nfs3.x': new Set(['fattr3', 'wcc_attr']),
+}

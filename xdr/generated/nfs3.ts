@@ -4,6 +4,7 @@ import { XdrDecodeError } from '../runtime/errors.ts'
 import type { XdrReader } from '../runtime/reader.ts'
 import type { XdrWriter } from '../runtime/writer.ts'
 import type { ProgramDef } from '../runtime/program.ts'
+import { checkI32, checkU32, checkU64 } from '../runtime/checks.ts'
 import {
   type Codec,
   decodeArray,
@@ -565,19 +566,27 @@ export interface fattr3 {
 }
 export const fattr3: Codec<fattr3> = {
   encode(w, v) {
-    ftype3Codec.encode(w, v.type)
-    w.u32(v.mode)
-    w.u32(v.nlink)
-    w.u32(v.uid)
-    w.u32(v.gid)
-    w.u64(v.size)
-    w.u64(v.used)
-    specdata3.encode(w, v.rdev)
-    w.u64(v.fsid)
-    w.u64(v.fileid)
-    nfstime3.encode(w, v.atime)
-    nfstime3.encode(w, v.mtime)
-    nfstime3.encode(w, v.ctime)
+    // 84 bytes in place, one room check (xdr/gen/overrides.ts FLAT_ENCODERS).
+    const at = w.room(84)
+    const s = w.scratch
+    s.setInt32(at, checkI32(v.type))
+    s.setUint32(at + 4, checkU32(v.mode))
+    s.setUint32(at + 8, checkU32(v.nlink))
+    s.setUint32(at + 12, checkU32(v.uid))
+    s.setUint32(at + 16, checkU32(v.gid))
+    s.setBigUint64(at + 20, checkU64(v.size))
+    s.setBigUint64(at + 28, checkU64(v.used))
+    s.setUint32(at + 36, checkU32(v.rdev.specdata1))
+    s.setUint32(at + 40, checkU32(v.rdev.specdata2))
+    s.setBigUint64(at + 44, checkU64(v.fsid))
+    s.setBigUint64(at + 52, checkU64(v.fileid))
+    s.setUint32(at + 60, checkU32(v.atime.seconds))
+    s.setUint32(at + 64, checkU32(v.atime.nseconds))
+    s.setUint32(at + 68, checkU32(v.mtime.seconds))
+    s.setUint32(at + 72, checkU32(v.mtime.nseconds))
+    s.setUint32(at + 76, checkU32(v.ctime.seconds))
+    s.setUint32(at + 80, checkU32(v.ctime.nseconds))
+    w.advance(84)
   },
   decode(r) {
     return {
@@ -638,9 +647,15 @@ export interface wcc_attr {
 }
 export const wcc_attr: Codec<wcc_attr> = {
   encode(w, v) {
-    w.u64(v.size)
-    nfstime3.encode(w, v.mtime)
-    nfstime3.encode(w, v.ctime)
+    // 24 bytes in place, one room check (xdr/gen/overrides.ts FLAT_ENCODERS).
+    const at = w.room(24)
+    const s = w.scratch
+    s.setBigUint64(at, checkU64(v.size))
+    s.setUint32(at + 8, checkU32(v.mtime.seconds))
+    s.setUint32(at + 12, checkU32(v.mtime.nseconds))
+    s.setUint32(at + 16, checkU32(v.ctime.seconds))
+    s.setUint32(at + 20, checkU32(v.ctime.nseconds))
+    w.advance(24)
   },
   decode(r) {
     return {

@@ -79,6 +79,27 @@ export class XdrWriter {
     this.u32(v ? 1 : 0)
   }
 
+  /**
+   * Room for a fixed-size item of n bytes written in place (the generator's
+   * FLAT_ENCODERS: one room check instead of one a field): its position in
+   * `scratch`. Nothing counts as written until advance(n), so an item
+   * refused halfway leaves the message as it was.
+   */
+  room(n: number): number {
+    this.fit(n)
+    return this.pos
+  }
+
+  /** The scratch memory room() positions are in (valid until the next write). */
+  get scratch(): DataView {
+    return this.view
+  }
+
+  /** Count n bytes written in place after room(n). */
+  advance(n: number): void {
+    this.pos += n
+  }
+
   /** RFC 4506 §4.9: exactly n bytes, zero padding always written. */
   fixedOpaque(data: Buffer, n: number): void {
     if (data.length !== n) throw new XdrEncodeError(`opaque[${String(n)}]: got ${String(data.length)} bytes`)
