@@ -72,13 +72,19 @@ export async function htreeReadDir(dir: DxDir, cookie: bigint, max: number): Pro
   const fromLo = Number(cookie & 0xffffffffn)
   const top = await readRoot(dir)
   const got: Listed[] = []
-  const dots = parseDirBlock(top.frame.buf, dir.blockSize, `directory ${dir.ino} htree root`).entries
-  for (const [i, d] of dots.slice(0, 2).entries()) {
-    const major = i === 0 ? 0 : 2
-    if (atOrAfter(major >>> 1, 0, fromHi, fromLo)) got.push({ d, major, minor: 0, hi: major >>> 1, lo: 0 })
+  // "." and ".." sit at positions 0 and 1 << 32: a page resuming past them need not parse the root's records.
+  if (fromHi <= 1) {
+    const dots = parseDirBlock(top.frame.buf, dir.blockSize, `directory ${dir.ino} htree root`).entries
+    for (const [i, d] of dots.slice(0, 2).entries()) {
+      const major = i === 0 ? 0 : 2
+      const hi = major >>> 1
+      if (atOrAfter(hi, 0, fromHi, fromLo)) got.push({ d, major, minor: 0, hi, lo: 0, pos: BigInt(hi) << 32n })
+    }
   }
   const path = await dxProbe(dir, pos2majHash(cookie), top)
   let more = true
+  // got[0 .. counted) all lie before the next leaf's start (a prefix: never more than that).
+  let counted = 0
   for (;;) {
     const buf = await dir.block(path.leaf, 'dir-block')
     const leaf = hashedLeaf(buf, dir.blockSize, top.hashVersion, dir.hashSeed, `directory ${dir.ino} block ${path.leaf}`, (name) => hashName(dir, top.hashVersion, name))
@@ -89,14 +95,15 @@ export async function htreeReadDir(dir: DxDir, cookie: bigint, max: number): Pro
       break
     }
     // Everything not yet read sits at or after the next leaf's start: stop once more than max
-    // entries read come before it (what a sorted got[max] < start asked, without sorting per leaf).
+    // entries read come before it (what a sorted got[max] < start asks, without sorting per leaf).
+    // Leaves come in hash order, each sorted, so got is sorted but for damage: counting its
+    // prefix below the start (next starts only grow) can only undercount, which reads on.
     const nextHi = next >>> 1
-    let before = 0
-    for (const g of got) if (g.hi < nextHi) before++
-    if (before > max) break
+    while (counted < got.length && (got[counted] as Listed).hi < nextHi) counted++
+    if (counted > max) break
     await dxNextLeaf(dir, path)
   }
-  got.sort((a, b) => a.hi - b.hi || a.lo - b.lo)
+  if (!sorted(got)) got.sort((a, b) => a.hi - b.hi || a.lo - b.lo)
   const same = (a: Listed | undefined, b: Listed | undefined): boolean => a !== undefined && b !== undefined && a.hi === b.hi && a.lo === b.lo
   let cut = Math.min(max, got.length)
   while (cut > 0 && cut < got.length && same(got[cut - 1], got[cut])) cut--
@@ -107,15 +114,12 @@ export async function htreeReadDir(dir: DxDir, cookie: bigint, max: number): Pro
   }
   const eof = !more && cut === got.length
   const entries: HtreeDirent[] = []
-  let pos = cut > 0 ? posOf(got[0]) : 0n
   for (let i = 0; i < cut; i++) {
     const g = got[i] as Listed
     const following = got[i + 1]
-    const cookieAfter = following === undefined ? HTREE_EOF_64BIT : posOf(following)
     // Spelt out: a spread of the parsed record cost more than the rest of the listing.
     const d = g.d
-    entries.push({ inode: d.inode, recLen: d.recLen, fileType: d.fileType, name: d.name, offset: d.offset, major: g.major, minor: g.minor, pos, cookie: cookieAfter })
-    pos = cookieAfter
+    entries.push({ inode: d.inode, recLen: d.recLen, fileType: d.fileType, name: d.name, offset: d.offset, major: g.major, minor: g.minor, pos: g.pos, cookie: following === undefined ? HTREE_EOF_64BIT : following.pos })
   }
   return { entries, eof }
 }
@@ -127,6 +131,11 @@ function atOrAfter(hi: number, lo: number, fromHi: number, fromLo: number): bool
   return hi > fromHi || (hi === fromHi && lo >= fromLo)
 }
 
-function posOf(g: Listed | undefined): bigint {
-  return g === undefined ? HTREE_EOF_64BIT : (BigInt(g.hi) << 32n) | BigInt(g.lo)
+function sorted(got: readonly Listed[]): boolean {
+  for (let i = 1; i < got.length; i++) {
+    const a = got[i - 1] as Listed
+    const b = got[i] as Listed
+    if (a.hi > b.hi || (a.hi === b.hi && a.lo > b.lo)) return false
+  }
+  return true
 }
