@@ -65,8 +65,45 @@ function nextLeafStart(path: DxPath): number | undefined {
  * come back in that rare case.
  */
 export async function htreeReadDir(dir: DxDir, cookie: bigint, max: number): Promise<HtreeListing> {
+  const { got, cut, eof } = await collectPage(dir, cookie, max)
+  const entries: HtreeDirent[] = []
+  for (let i = 0; i < cut; i++) {
+    const g = got[i] as Listed
+    const following = got[i + 1]
+    // Spelt out: a spread of the parsed record cost more than the rest of the listing.
+    const d = g.d
+    entries.push({ inode: d.inode, recLen: d.recLen, fileType: d.fileType, name: d.name, offset: d.offset, major: g.major, minor: g.minor, pos: g.pos, cookie: following === undefined ? HTREE_EOF_64BIT : following.pos })
+  }
+  return { entries, eof }
+}
+
+/** An entry as a listing page hands it on: the name, its inode and type, and where to resume after it. */
+export interface HtreeListed {
+  name: Buffer
+  ino: number
+  fileType: number
+  cookie: bigint
+}
+
+/** htreeReadDir's page with only what a listing hands on (one object an entry fewer, where each costs). */
+export async function htreeListPage(dir: DxDir, cookie: bigint, max: number): Promise<{ entries: HtreeListed[]; eof: boolean }> {
+  const { got, cut, eof } = await collectPage(dir, cookie, max)
+  const entries: HtreeListed[] = []
+  for (let i = 0; i < cut; i++) {
+    const d = (got[i] as Listed).d
+    const following = got[i + 1]
+    entries.push({ name: d.name, ino: d.inode, fileType: d.fileType, cookie: following === undefined ? HTREE_EOF_64BIT : following.pos })
+  }
+  return { entries, eof }
+}
+
+/**
+ * The entries read for a page, in position order: the page is got[0 .. cut), and got[cut] (when
+ * there) is the entry after it, whose position is the last one's cookie.
+ */
+async function collectPage(dir: DxDir, cookie: bigint, max: number): Promise<{ got: Listed[]; cut: number; eof: boolean }> {
   if (max < 1) throw new RangeError(`max ${max}`)
-  if (cookie >= HTREE_EOF_64BIT || cookie < 0n) return { entries: [], eof: true }
+  if (cookie >= HTREE_EOF_64BIT || cookie < 0n) return { got: [], cut: 0, eof: true }
   // Positions as two numbers (major >> 1, minor): a BigInt per entry was most of a listing's cost.
   const fromHi = Number(cookie >> 32n)
   const fromLo = Number(cookie & 0xffffffffn)
@@ -112,16 +149,7 @@ export async function htreeReadDir(dir: DxDir, cookie: bigint, max: number): Pro
     cut = got.findIndex((g) => !same(g, first))
     if (cut < 0) cut = got.length
   }
-  const eof = !more && cut === got.length
-  const entries: HtreeDirent[] = []
-  for (let i = 0; i < cut; i++) {
-    const g = got[i] as Listed
-    const following = got[i + 1]
-    // Spelt out: a spread of the parsed record cost more than the rest of the listing.
-    const d = g.d
-    entries.push({ inode: d.inode, recLen: d.recLen, fileType: d.fileType, name: d.name, offset: d.offset, major: g.major, minor: g.minor, pos: g.pos, cookie: following === undefined ? HTREE_EOF_64BIT : following.pos })
-  }
-  return { entries, eof }
+  return { got, cut, eof: !more && cut === got.length }
 }
 
 /** An entry with its position's high and low words: (major >> 1, minor). */
