@@ -54,9 +54,11 @@ export function dirRecLen(nameLen: number): number {
 /**
  * Parse one directory block, checking each record as the kernel's
  * __ext4_check_dir_entry does (rec_len at least 12, a multiple of 4, holding
- * its name, inside the block). where names the block in errors.
+ * its name, inside the block). where names the block in errors. Each name is
+ * a copy, unless copyNames is false: then names are views of buf, for a
+ * caller whose buf is a private copy never written again (reader/leaf-cache.ts).
  */
-export function parseDirBlock(buf: Buffer, blockSize: number, where: string): DirBlock {
+export function parseDirBlock(buf: Buffer, blockSize: number, where: string, copyNames = true): DirBlock {
   if (buf.length < blockSize) throw corrupt(`${where}: short directory block`)
   const entries: DirEntry[] = []
   let tailChecksum: number | undefined
@@ -76,7 +78,8 @@ export function parseDirBlock(buf: Buffer, blockSize: number, where: string): Di
     }
     if (inode !== 0) {
       if (nameLen === 0) throw corrupt(`${where}: directory entry at ${off} has an empty name`)
-      entries.push({ inode, recLen, fileType, name: Buffer.from(buf.subarray(off + DIR_ENTRY_HEADER, off + DIR_ENTRY_HEADER + nameLen)), offset: off })
+      const name = buf.subarray(off + DIR_ENTRY_HEADER, off + DIR_ENTRY_HEADER + nameLen)
+      entries.push({ inode, recLen, fileType, name: copyNames ? Buffer.from(name) : name, offset: off })
     }
     off += recLen
   }

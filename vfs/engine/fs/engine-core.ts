@@ -75,6 +75,8 @@ export class EngineCore {
   #forgottenTid = 0
   /** Attributes of cached inode views (viewAttr), dropped with the view. */
   readonly #viewAttrs = new WeakMap<Inode, Attr>()
+  /** Handles of cached inode views (viewRef), dropped with the view. */
+  readonly #viewRefs = new WeakMap<Inode, FileRef>()
   /** While frozen: changes wait on it before taking the lock, so reads go on meanwhile. */
   #frozen: Promise<void> | undefined
   #thawed: () => void = () => {}
@@ -331,6 +333,16 @@ export class EngineCore {
       this.#viewAttrs.set(inode, attr)
     }
     return attr
+  }
+
+  /** The handle of a cached inode view, made once per view as viewAttr's attributes are (the same reasons). */
+  viewRef(ino: number, inode: Inode): FileRef {
+    let ref = this.#viewRefs.get(inode)
+    if (ref === undefined) {
+      ref = this.ref(ino, inode)
+      this.#viewRefs.set(inode, ref)
+    }
+    return ref
   }
 
   ref(ino: number, inode: Inode): FileRef {

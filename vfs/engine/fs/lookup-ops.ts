@@ -68,9 +68,12 @@ export async function readdir(c: EngineCore, dir: FileRef, cookie: bigint, max: 
       let inode = c.cachedLive(e.ino)
       if (inode === undefined) inode = await c.inodeOf(e.ino, true).catch(() => undefined)
       // One literal with every field: an entry grown field by field changes shape twice.
-      entries.push(inode === undefined
-        ? { name: e.name, fileid: BigInt(e.ino), cookie: e.cookie }
-        : { name: e.name, fileid: BigInt(e.ino), cookie: e.cookie, ref: c.ref(e.ino, inode), attr: c.viewAttr(e.ino, inode) })
+      // The handle and attributes are the view's own (shared with GETATTR and LOOKUP), fileid the attributes'.
+      if (inode === undefined) entries.push({ name: e.name, fileid: BigInt(e.ino), cookie: e.cookie })
+      else {
+        const attr = c.viewAttr(e.ino, inode)
+        entries.push({ name: e.name, fileid: attr.fileid, cookie: e.cookie, ref: c.viewRef(e.ino, inode), attr })
+      }
     }
     return { entries, eof: page.eof }
   })

@@ -19,7 +19,7 @@ import type { Inode } from '../format/inode.ts'
 import type { InodeTable } from '../inode/inode-table.ts'
 import { newInode } from '../inode/new-inode.ts'
 import { DX_ROOT_COUNT_OFFSET, hashName } from '../reader/htree-lookup.ts'
-import { hash2pos, HTREE_EOF_64BIT, htreeReadDir } from '../reader/htree-readdir.ts'
+import { hash2pos, HTREE_EOF_64BIT, htreeListPage } from '../reader/htree-readdir.ts'
 import { TxnError } from '../txn/txn.ts'
 import type { MetaTxn, TxnManager } from '../txn/txn.ts'
 import type { Verifier } from '../reader/verify.ts'
@@ -284,8 +284,7 @@ export function dirIndexOf(txm: TxnManager, dirs: Directories, tree: ExtentTree,
     },
     async list(dirIno, dir, cookie, max) {
       if ((dir.flags & INODE_FLAGS.INDEX) !== 0 && fs.dirIndex) {
-        const page = await htreeReadDir(dirs.dxDir(checked(ro, dirIno, dir.generation), fileOf(dirIno, dir)), cookie, max)
-        return { entries: page.entries.map((e) => ({ name: e.name, ino: e.inode, fileType: e.fileType, cookie: e.cookie })), eof: page.eof }
+        return htreeListPage(dirs.dxDir(checked(ro, dirIno, dir.generation), fileOf(dirIno, dir)), cookie, max)
       }
       return linearList(dirIno, dir, cookie, max)
     },

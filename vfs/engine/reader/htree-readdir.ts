@@ -65,20 +65,63 @@ function nextLeafStart(path: DxPath): number | undefined {
  * come back in that rare case.
  */
 export async function htreeReadDir(dir: DxDir, cookie: bigint, max: number): Promise<HtreeListing> {
+  const { got, cut, eof } = await collectPage(dir, cookie, max)
+  const entries: HtreeDirent[] = []
+  for (let i = 0; i < cut; i++) {
+    const g = got[i] as Listed
+    const following = got[i + 1]
+    // Spelt out: a spread of the parsed record cost more than the rest of the listing.
+    const d = g.d
+    entries.push({ inode: d.inode, recLen: d.recLen, fileType: d.fileType, name: d.name, offset: d.offset, major: g.major, minor: g.minor, pos: g.pos, cookie: following === undefined ? HTREE_EOF_64BIT : following.pos })
+  }
+  return { entries, eof }
+}
+
+/** An entry as a listing page hands it on: the name, its inode and type, and where to resume after it. */
+export interface HtreeListed {
+  name: Buffer
+  ino: number
+  fileType: number
+  cookie: bigint
+}
+
+/** htreeReadDir's page with only what a listing hands on (one object an entry fewer, where each costs). */
+export async function htreeListPage(dir: DxDir, cookie: bigint, max: number): Promise<{ entries: HtreeListed[]; eof: boolean }> {
+  const { got, cut, eof } = await collectPage(dir, cookie, max)
+  const entries: HtreeListed[] = []
+  for (let i = 0; i < cut; i++) {
+    const d = (got[i] as Listed).d
+    const following = got[i + 1]
+    entries.push({ name: d.name, ino: d.inode, fileType: d.fileType, cookie: following === undefined ? HTREE_EOF_64BIT : following.pos })
+  }
+  return { entries, eof }
+}
+
+/**
+ * The entries read for a page, in position order: the page is got[0 .. cut), and got[cut] (when
+ * there) is the entry after it, whose position is the last one's cookie.
+ */
+async function collectPage(dir: DxDir, cookie: bigint, max: number): Promise<{ got: Listed[]; cut: number; eof: boolean }> {
   if (max < 1) throw new RangeError(`max ${max}`)
-  if (cookie >= HTREE_EOF_64BIT || cookie < 0n) return { entries: [], eof: true }
+  if (cookie >= HTREE_EOF_64BIT || cookie < 0n) return { got: [], cut: 0, eof: true }
   // Positions as two numbers (major >> 1, minor): a BigInt per entry was most of a listing's cost.
   const fromHi = Number(cookie >> 32n)
   const fromLo = Number(cookie & 0xffffffffn)
   const top = await readRoot(dir)
   const got: Listed[] = []
-  const dots = parseDirBlock(top.frame.buf, dir.blockSize, `directory ${dir.ino} htree root`).entries
-  for (const [i, d] of dots.slice(0, 2).entries()) {
-    const major = i === 0 ? 0 : 2
-    if (atOrAfter(major >>> 1, 0, fromHi, fromLo)) got.push({ d, major, minor: 0, hi: major >>> 1, lo: 0 })
+  // "." and ".." sit at positions 0 and 1 << 32: a page resuming past them need not parse the root's records.
+  if (fromHi <= 1) {
+    const dots = parseDirBlock(top.frame.buf, dir.blockSize, `directory ${dir.ino} htree root`).entries
+    for (const [i, d] of dots.slice(0, 2).entries()) {
+      const major = i === 0 ? 0 : 2
+      const hi = major >>> 1
+      if (atOrAfter(hi, 0, fromHi, fromLo)) got.push({ d, major, minor: 0, hi, lo: 0, pos: BigInt(hi) << 32n })
+    }
   }
   const path = await dxProbe(dir, pos2majHash(cookie), top)
   let more = true
+  // got[0 .. counted) all lie before the next leaf's start (a prefix: never more than that).
+  let counted = 0
   for (;;) {
     const buf = await dir.block(path.leaf, 'dir-block')
     const leaf = hashedLeaf(buf, dir.blockSize, top.hashVersion, dir.hashSeed, `directory ${dir.ino} block ${path.leaf}`, (name) => hashName(dir, top.hashVersion, name))
@@ -89,14 +132,15 @@ export async function htreeReadDir(dir: DxDir, cookie: bigint, max: number): Pro
       break
     }
     // Everything not yet read sits at or after the next leaf's start: stop once more than max
-    // entries read come before it (what a sorted got[max] < start asked, without sorting per leaf).
+    // entries read come before it (what a sorted got[max] < start asks, without sorting per leaf).
+    // Leaves come in hash order, each sorted, so got is sorted but for damage: counting its
+    // prefix below the start (next starts only grow) can only undercount, which reads on.
     const nextHi = next >>> 1
-    let before = 0
-    for (const g of got) if (g.hi < nextHi) before++
-    if (before > max) break
+    while (counted < got.length && (got[counted] as Listed).hi < nextHi) counted++
+    if (counted > max) break
     await dxNextLeaf(dir, path)
   }
-  got.sort((a, b) => a.hi - b.hi || a.lo - b.lo)
+  if (!sorted(got)) got.sort((a, b) => a.hi - b.hi || a.lo - b.lo)
   const same = (a: Listed | undefined, b: Listed | undefined): boolean => a !== undefined && b !== undefined && a.hi === b.hi && a.lo === b.lo
   let cut = Math.min(max, got.length)
   while (cut > 0 && cut < got.length && same(got[cut - 1], got[cut])) cut--
@@ -105,19 +149,7 @@ export async function htreeReadDir(dir: DxDir, cookie: bigint, max: number): Pro
     cut = got.findIndex((g) => !same(g, first))
     if (cut < 0) cut = got.length
   }
-  const eof = !more && cut === got.length
-  const entries: HtreeDirent[] = []
-  let pos = cut > 0 ? posOf(got[0]) : 0n
-  for (let i = 0; i < cut; i++) {
-    const g = got[i] as Listed
-    const following = got[i + 1]
-    const cookieAfter = following === undefined ? HTREE_EOF_64BIT : posOf(following)
-    // Spelt out: a spread of the parsed record cost more than the rest of the listing.
-    const d = g.d
-    entries.push({ inode: d.inode, recLen: d.recLen, fileType: d.fileType, name: d.name, offset: d.offset, major: g.major, minor: g.minor, pos, cookie: cookieAfter })
-    pos = cookieAfter
-  }
-  return { entries, eof }
+  return { got, cut, eof: !more && cut === got.length }
 }
 
 /** An entry with its position's high and low words: (major >> 1, minor). */
@@ -127,6 +159,11 @@ function atOrAfter(hi: number, lo: number, fromHi: number, fromLo: number): bool
   return hi > fromHi || (hi === fromHi && lo >= fromLo)
 }
 
-function posOf(g: Listed | undefined): bigint {
-  return g === undefined ? HTREE_EOF_64BIT : (BigInt(g.hi) << 32n) | BigInt(g.lo)
+function sorted(got: readonly Listed[]): boolean {
+  for (let i = 1; i < got.length; i++) {
+    const a = got[i - 1] as Listed
+    const b = got[i] as Listed
+    if (a.hi > b.hi || (a.hi === b.hi && a.lo > b.lo)) return false
+  }
+  return true
 }

@@ -5,6 +5,10 @@
  * A hit needs the very bytes the entries came from (a private copy compared with the live block,
  * a memcmp), the same hash version and seed: a leaf changed in between is parsed anew. Bounded to
  * a few leaves, so a big listing holds no more than it did.
+ *
+ * Kept in position order, each with its position as a BigInt: a listing then merges leaves that
+ * are already sorted and hands out cookies without making a BigInt per entry per page. The names
+ * are views of the private copy (never written), not a Buffer each.
  */
 import { parseDirBlock } from '../format/dirent.ts'
 import type { DirEntry } from '../format/dirent.ts'
@@ -16,6 +20,8 @@ export interface HashedEntry {
   minor: number
   hi: number
   lo: number
+  /** (hi << 32) | lo: this entry's READDIR position. */
+  pos: bigint
 }
 
 interface Kept {
@@ -25,13 +31,20 @@ interface Kept {
   entries: readonly HashedEntry[]
 }
 
-/** Leaves kept: a few listings going on at once, each reading one or two leaves a page. */
-const KEPT_MAX = 16
+/**
+ * Bytes kept, over all leaves (a leaf's copy and about ENTRY_BYTES an entry): a few listings going
+ * on at once, each reading a leaf or a few a page, and a directory of 10,000 entries listed again
+ * finds all of its leaves.
+ */
+const BYTES_MAX = 4 << 20
+const ENTRY_BYTES = 256
+/** Bytes in the leaves kept, as costOf counts them. */
+let keptBytes = 0
 const kept = new Map<Buffer, Kept>()
 
 /**
- * The live entries of leaf `buf` (already checksum-verified by the caller) in block order, each
- * with its hash. Callers only read the result (it may be shared with the next page).
+ * The live entries of leaf `buf` (already checksum-verified by the caller) in position order
+ * (hi, lo), each with its hash. Callers only read the result (it is shared with the next page).
  */
 export function hashedLeaf(
   buf: Buffer, blockSize: number, hashVersion: number, seed: Buffer, where: string,
@@ -39,16 +52,31 @@ export function hashedLeaf(
 ): readonly HashedEntry[] {
   const hit = kept.get(buf)
   if (hit !== undefined && hit.hashVersion === hashVersion && hit.seed.equals(seed) && hit.copy.equals(buf.subarray(0, blockSize))) return hit.entries
+  const copy = Buffer.from(buf.subarray(0, blockSize))
   const entries: HashedEntry[] = []
-  for (const d of parseDirBlock(buf, blockSize, where).entries) {
+  for (const d of parseDirBlock(copy, blockSize, where, false).entries) {
     const { major, minor } = hash(d.name)
-    entries.push({ d, major, minor, hi: major >>> 1, lo: minor >>> 0 })
+    const hi = major >>> 1
+    const lo = minor >>> 0
+    entries.push({ d, major, minor, hi, lo, pos: (BigInt(hi) << 32n) | BigInt(lo) })
   }
-  if (hit !== undefined) kept.delete(buf)
-  else if (kept.size >= KEPT_MAX) {
-    const oldest = kept.keys().next().value
-    if (oldest !== undefined) kept.delete(oldest)
+  entries.sort((a, b) => a.hi - b.hi || a.lo - b.lo)
+  if (hit !== undefined) forget(buf, hit)
+  // Oldest first (a Map iterates in insertion order); a leaf is always kept, if alone over the budget.
+  for (const [old, k] of kept) {
+    if (keptBytes + costOf(copy, entries) <= BYTES_MAX) break
+    forget(old, k)
   }
-  kept.set(buf, { copy: Buffer.from(buf.subarray(0, blockSize)), hashVersion, seed, entries })
+  kept.set(buf, { copy, hashVersion, seed, entries })
+  keptBytes += costOf(copy, entries)
   return entries
+}
+
+function forget(buf: Buffer, k: Kept): void {
+  kept.delete(buf)
+  keptBytes -= costOf(k.copy, k.entries)
+}
+
+function costOf(copy: Buffer, entries: readonly HashedEntry[]): number {
+  return copy.length + entries.length * ENTRY_BYTES
 }
