@@ -14,38 +14,14 @@ import type { Attr, DirEntry, FileType } from '../../../vfs/types.ts'
 import { fattr3Of } from '../../../server/nfs3/attrs.ts'
 import { EntryWriter } from '../../../server/nfs3/entry-writer.ts'
 import { prng } from '../../helpers/prng.ts'
+import { randomValues } from '../../helpers/random-attr.ts'
 
 const seed = Number(process.env.TSNFS_SEED ?? Date.now() % 100000)
 t.comment(`seed ${seed}`)
 const rand = prng(seed)
 
-const int = (n: number): number => Math.floor(rand() * n)
-const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)] as T
+const { int, pick, u32, u64, attr: randomAttr } = randomValues(rand)
 const bytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => int(256)))
-const u32 = (): number => pick([0, 1, 0xffff_ffff, int(2 ** 32)])
-const u64 = (): bigint => pick([0n, 1n, 0xffff_ffff_ffff_ffffn, 2n ** 63n, BigInt(int(2 ** 32)) * 2n ** 32n + BigInt(int(2 ** 32))])
-/** Seconds before 1970, after 2106 (both clamped by nfstime), fractional, and ordinary. */
-const sec = (): number => pick([-1, -(2 ** 40), 0, 2 ** 32 - 1, 2 ** 32, 2 ** 45, 1_700_000_000.75, int(2 ** 32)])
-const time = (): { sec: number; nsec: number } => ({ sec: sec(), nsec: int(1_000_000_000) })
-const TYPES: readonly FileType[] = ['file', 'dir', 'block', 'char', 'symlink', 'socket', 'fifo']
-
-function randomAttr(): Attr {
-  return {
-    type: pick(TYPES),
-    mode: int(0x10000),
-    nlink: u32(),
-    uid: u32(),
-    gid: u32(),
-    size: u64(),
-    used: u64(),
-    rdev: { major: u32(), minor: u32() },
-    fileid: u64(),
-    gen: u32(),
-    atime: time(),
-    mtime: time(),
-    ctime: time(),
-  }
-}
 
 interface Case {
   e: DirEntry
