@@ -12,30 +12,13 @@
  * The result feeds xdr/runtime/encoded-list.ts: each entry is its list's
  * TRUE "value follows" then the entry; the final FALSE is the list codec's.
  */
+import { checkI32 as i32, checkU32 as u32, checkU64 as u64 } from '../../xdr/runtime/checks.ts'
 import { XdrEncodeError } from '../../xdr/runtime/errors.ts'
 import type { Attr, DirEntry, Timespec } from '../../vfs/types.ts'
 import { ftype3Of, nfstimeSeconds } from './attrs.ts'
 
 /** RFC 1813 §2.5 NFS3_FHSIZE, nfs_fh3's opaque<> bound. */
 const NFS3_FHSIZE = 64
-const U64_MAX = 0xffff_ffff_ffff_ffffn
-
-function u32(v: number): number {
-  // `v >>> 0 === v` holds exactly for integers in [0, 2^32), as XdrWriter.u32 checks.
-  if (v >>> 0 !== v) throw new XdrEncodeError(`unsigned int out of range: ${String(v)}`)
-  return v
-}
-
-function u64(v: bigint): bigint {
-  if (v < 0n || v > U64_MAX) throw new XdrEncodeError(`unsigned hyper out of range: ${String(v)}`)
-  return v
-}
-
-function i32(v: number): number {
-  if (!Number.isInteger(v) || v < -0x8000_0000 || v > 0x7fff_ffff) throw new XdrEncodeError(`int out of range: ${String(v)}`)
-  return v
-}
-
 /**
  * Replies' entries are carved out of shared slabs, as Buffer.allocUnsafe
  * carves small buffers out of its pool: a 32 KiB page had a backing store

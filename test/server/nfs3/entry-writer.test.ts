@@ -35,15 +35,18 @@ function randomCase(): Case {
 }
 
 /** The object path: what readdirplus.ts built before session 39, encoded by the generated list codec. */
-function objectPlus(cases: Case[], fsid: bigint): Buffer {
-  const items: entryplus3[] = cases.map(({ e, attr, handle }) => ({
+function plusItems(cases: Case[], fsid: bigint): entryplus3[] {
+  return cases.map(({ e, attr, handle }) => ({
     fileid: e.fileid,
     name: e.name,
     cookie: e.cookie,
     name_attributes: attr === null ? null : fattr3Of(attr, fsid),
     name_handle: handle === null ? null : { data: handle },
   }))
-  return encodeToBuffer(entryplus3List, items)
+}
+
+function objectPlus(cases: Case[], fsid: bigint): Buffer {
+  return encodeToBuffer(entryplus3List, plusItems(cases, fsid))
 }
 
 function directPlus(cases: Case[], fsid: bigint, initial = 1024): Buffer {
@@ -87,13 +90,7 @@ t.test('a whole READDIRPLUS3res: the same bytes, and read back as the entries wr
   const cases = Array.from({ length: 30 }, randomCase)
   const fsid = 7n
   const dirAttr = fattr3Of(randomAttr(), fsid)
-  const items: entryplus3[] = cases.map(({ e, attr, handle }) => ({
-    fileid: e.fileid,
-    name: e.name,
-    cookie: e.cookie,
-    name_attributes: attr === null ? null : fattr3Of(attr, fsid),
-    name_handle: handle === null ? null : { data: handle },
-  }))
+  const items = plusItems(cases, fsid)
   const w = new EntryWriter(4096)
   for (const { e, attr, handle } of cases) w.entryplus3(e, attr, fsid, handle)
   const list = encodedList(entryplus3, w.finish())
