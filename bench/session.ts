@@ -20,6 +20,14 @@ export interface SessionOptions {
   target: TargetOptions
   /** Called with each phase's result as soon as it is known. */
   onResult?: (r: PhaseResult) => void
+  /**
+   * Unmeasured passes of each workload before the measured one, in the same opening of the
+   * target: a server that has just started (ours compiles its hot paths as they first run)
+   * is measured in its steady state, as it serves for days. Default 0: the first pass counts.
+   */
+  warmup?: number
+  /** Called with each warm-up phase's result (not part of what runTarget returns). */
+  onWarmup?: (r: PhaseResult) => void
 }
 
 /** All workloads once against one target (opened and closed here when it is one of ours). */
@@ -28,19 +36,17 @@ export async function runTarget(spec: string, label: string, o: SessionOptions):
   const out: PhaseResult[] = []
   try {
     const wo: WorkloadOptions = { ...o.workload, label }
-    for (const w of o.workloads) {
-      let rows: PhaseResult[]
-      if (o.driver.kind === 'nfsprobe') {
-        rows = await runNfsprobe(o.driver.bin, target.url, w, wo)
-      } else {
-        // A fresh connection per workload, as nfsprobe makes one per mode.
-        const d = await NfsDriver.connect(parseBenchUrl(target.url))
-        try {
-          rows = await runWorkload(d, w, wo)
-        } finally {
-          await d.close()
-        }
+    for (let i = 0; i < (o.warmup ?? 0); i++) {
+      for (const w of o.workloads) {
+        const rows = await runOnce(o.driver, target.url, w, wo)
+        for (const r of rows) o.onWarmup?.(r)
+        // A failed warm-up would hide a broken target behind the measured pass's figures.
+        const bad = rows.find((r) => r.errors > 0)
+        if (bad !== undefined) throw new Error(`warm-up ${w}/${bad.phase} against ${label}: ${bad.errors} errors${bad.first_error === undefined ? '' : ` (${bad.first_error})`}`)
       }
+    }
+    for (const w of o.workloads) {
+      const rows = await runOnce(o.driver, target.url, w, wo)
       for (const r of rows) {
         o.onResult?.(r)
         out.push(r)
@@ -50,6 +56,18 @@ export async function runTarget(spec: string, label: string, o: SessionOptions):
     await target.close()
   }
   return out
+}
+
+/** One pass of workload `w` against `url` with the chosen driver. */
+async function runOnce(driver: Driver, url: string, w: Workload, wo: WorkloadOptions): Promise<PhaseResult[]> {
+  if (driver.kind === 'nfsprobe') return runNfsprobe(driver.bin, url, w, wo)
+  // A fresh connection per workload, as nfsprobe makes one per mode.
+  const d = await NfsDriver.connect(parseBenchUrl(url))
+  try {
+    return await runWorkload(d, w, wo)
+  } finally {
+    await d.close()
+  }
 }
 
 export interface CompareOptions extends SessionOptions {

@@ -16,11 +16,12 @@ import { WORKLOADS } from '../bench/workloads.ts'
 import type { Workload } from '../bench/workloads.ts'
 import { readFile } from 'node:fs/promises'
 
-export const BENCH_USAGE = `  bench [WORKLOAD…] [--target T] [--compare A B [--runs N]] [--driver tsnfs|nfsprobe] [--json]
+export const BENCH_USAGE = `  bench [WORKLOAD…] [--target T] [--compare A B [--runs N]] [--warmup N] [--driver tsnfs|nfsprobe] [--json]
         [-N files] [-K inflight] [-S MiB] [-R bytes] [-T secs] [--small-files N] [--stable unstable|filesync|both]
         [--process] [--exports FILE] [--local-dir DIR] [--engine-image FILE] [--engine-cache SIZE] [--before-a CMD] [--before-b CMD] [--nfsprobe PATH]
         workloads: ${WORKLOADS.join(' ')} (default: all), micro; a target is tsnfs-memory (default),
-        tsnfs-BACKEND, or an nfs://host/export?nfsport=P&mountport=M URL
+        tsnfs-BACKEND, or an nfs://host/export?nfsport=P&mountport=M URL; --warmup N: N unmeasured
+        passes of the workloads in each opening of a target before the measured one (default 0)
   bench copy [--target T] [--runs N] [-S MiB] [--no-mount] [--nfs-cp PATH] [--before OTHER/dist/cli/main.js] [--json]
         tsnfs cp against libnfs's nfs-cp both ways, and writes through a tsnfs mount (dd, cp) against
         the library's, alternating, medians and speed ratios (bench/README.md)
@@ -36,6 +37,12 @@ function int(name: string, v: string | undefined, fallback: number): number {
   return n
 }
 
+/** A count that may be 0. */
+function count(name: string, v: string): number {
+  if (!/^\d+$/.test(v)) throw new Error(`${name}: not a count: ${v}`)
+  return Number(v)
+}
+
 export async function bench(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -44,6 +51,7 @@ export async function bench(argv: string[]): Promise<number> {
       target: { type: 'string', default: 'tsnfs-memory' },
       compare: { type: 'boolean', default: false },
       runs: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '0' },
       driver: { type: 'string', default: 'tsnfs' },
       json: { type: 'boolean', default: false },
       N: { type: 'string', short: 'N' },
@@ -124,6 +132,7 @@ export async function bench(argv: string[]): Promise<number> {
   const session: SessionOptions = {
     workloads,
     driver,
+    warmup: count('--warmup', values.warmup),
     workload: {
       files: int('-N', values.N, 10_000),
       smallFiles: int('--small-files', values['small-files'], 2000),
@@ -142,6 +151,9 @@ export async function bench(argv: string[]): Promise<number> {
     },
     onResult: (r: PhaseResult) => {
       if (values.json) out(`${JSON.stringify(r)}\n`)
+    },
+    onWarmup: (r: PhaseResult) => {
+      if (values.json) out(`${JSON.stringify({ ...r, warmup: true })}\n`)
     },
   }
   if (compareWith === null) {

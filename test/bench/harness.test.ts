@@ -42,6 +42,30 @@ t.test('meta and seq against an in-process server report every phase without err
   t.same(JSON.parse(JSON.stringify(write)), write, 'a result is one JSON line')
 })
 
+t.test('--warmup runs each workload unmeasured first, in the same opening, and returns only the measured pass', async (t) => {
+  const warm: string[] = []
+  const measured: string[] = []
+  const rows = await runTarget('tsnfs-memory', 'mem', {
+    ...options(['meta']),
+    warmup: 2,
+    onWarmup: (r) => { warm.push(`${r.phase}:${r.errors}`) },
+    onResult: (r) => { measured.push(r.phase) },
+  })
+  const phases = ['create', 'getattr', 'lookup', 'readdirplus', 'remove']
+  t.strictSame(warm, [...phases, ...phases].map((p) => `${p}:0`))
+  t.strictSame(measured, phases)
+  t.strictSame(rows.map((r) => r.phase), phases)
+  for (const r of rows) t.equal(r.errors, 0, `${r.phase}: ${r.first_error ?? ''}`)
+})
+
+t.test('a warm-up pass with errors stops the run, naming the phase', async (t) => {
+  // An image of 8 MiB has 2,048 inodes: 3,000 CREATEs run out of them and answer NOSPC (28).
+  const image = `${t.testdir()}/tiny.img`
+  const o = { ...options(['meta']), warmup: 1 }
+  const run = runTarget('tsnfs-engine', 'eng', { ...o, workload: { ...o.workload, files: 3000, inflight: 8 }, target: { process: false, engineImage: image, engineImageBytes: 8 * 2 ** 20 } })
+  await t.rejects(run, /^warm-up meta\/create against eng: \d+ errors \(CREATE: NFS status 28\)$/)
+})
+
 t.test('small and mixed run and clean up', async (t) => {
   const rows = await runTarget('tsnfs-memory', 'x', options(['small', 'mixed']))
   t.strictSame(rows.map((r) => r.phase), ['write', 'read', 'mixed'])
