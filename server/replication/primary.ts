@@ -230,6 +230,9 @@ export class PrimaryReplication {
       sender.start()
       this.senders.push(sender)
       const shipper = new RepliesShipper({ host: s.host, port: s.port, epoch: () => this.epoch, log: this.o.log, waited: () => this.gate.waitsFor(sender.peer) })
+      // In sync mode a reply waited for rides in the APPEND of its change when it can (REPL_APPEND_DRC).
+      shipper.carrier = sender
+      sender.home = shipper
       shipper.start()
       this.shippers.push(shipper)
     }
@@ -279,9 +282,12 @@ export class PrimaryReplication {
    */
   replyCached(key: string, reply: Buffer, held: readonly HeldChange[] = []): Promise<void> | undefined {
     // The changes the call left to its reply (sync mode: vfs/replica/held-changes.ts) are waited for
-    // like the layer would have: no bound but the sync set's (a standby leaving releases them).
+    // like the layer would have: no bound but the sync set's (a standby leaving releases them). The
+    // local log's flush too; it rejects when the log failed, and the reply is then not sent.
     const changes = held.length === 0 ? undefined : held.length === 1 ? held[0]?.replicated : Promise.all(held.map((h) => h.replicated)).then(() => undefined)
-    if (this.shippers.length === 0 || !shipsReply(DuplicateRequestCache.procOf(key), key, reply)) return changes
+    const here = held.length === 0 ? undefined : Promise.all(held.map((h) => h.durableHere))
+    const local = here === undefined ? changes : Promise.all([here, changes]).then(() => undefined)
+    if (this.shippers.length === 0 || !shipsReply(DuplicateRequestCache.procOf(key), key, reply)) return local
     // The change a reply describes: its call's last (one export per NFS call).
     const last = held.reduce<HeldChange | null>((m, h) => (m === null || h.seq > m.seq ? h : m), null)
     const entry = { key, reply, exportId: last?.exportId ?? 0, seq: last?.seq ?? 0n, replicated: changes }
@@ -292,8 +298,8 @@ export class PrimaryReplication {
       else s.push(entry)
     }
     const shipped = waits.length === 0 ? undefined : boundedWait(waits.length === 1 ? (waits[0] as Promise<void>) : Promise.all(waits).then(() => undefined), this.o.timeoutMs ?? 5000)
-    if (changes === undefined || shipped === undefined) return changes ?? shipped
-    return Promise.all([changes, shipped]).then(() => undefined)
+    if (local === undefined || shipped === undefined) return local ?? shipped
+    return Promise.all([local, shipped]).then(() => undefined)
   }
 
   /** Whether NFS calls should leave their changes' standby acknowledgement to the reply (replyCached's `held`): sync mode. */
