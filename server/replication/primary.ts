@@ -15,6 +15,7 @@ import type { BackendFactory } from '../backends.ts'
 import type { Export } from '../exports/table.ts'
 import type { Logger } from '../logger.ts'
 import { ChangeLog } from './change-log.ts'
+import type { LogIo } from './change-log.ts'
 import { checkpointMap, recoverMap } from './map-recovery.ts'
 import { SyncGate } from './gate.ts'
 import type { ReplicationMode } from './gate.ts'
@@ -59,6 +60,8 @@ export interface PrimaryOptions {
   trimIntervalMs?: number
   /** Change log segment size (default 64 MiB; tests make it small to see trimming). */
   logSegmentBytes?: number
+  /** The change logs' writes and flushes (tests inject failures, as change-log.test.ts does). */
+  logIo?: LogIo
 }
 
 /** One export as the replication holds it. */
@@ -81,7 +84,7 @@ export interface ReplicaParts {
  * a map of an older epoch (a standby taking over) moves to it, so the vids
  * it hands out from now on are this epoch's.
  */
-export async function openReplica(stateDir: string, exportId: number, backend: Vfs, epoch: bigint, gate?: (seq: bigint) => Promise<void>, map?: IdMap, logSizes?: { keep?: number; segment?: number }): Promise<ReplicaParts> {
+export async function openReplica(stateDir: string, exportId: number, backend: Vfs, epoch: bigint, gate?: (seq: bigint) => Promise<void>, map?: IdMap, logSizes?: { keep?: number; segment?: number; io?: LogIo }): Promise<ReplicaParts> {
   const dir = join(replicationDir(stateDir), String(exportId))
   const ids = map ?? (await IdMap.open({ dir: join(dir, 'map'), root: backend.root(), epoch: Number(epoch) }))
   if (BigInt(ids.epoch) < epoch) {
@@ -91,7 +94,7 @@ export async function openReplica(stateDir: string, exportId: number, backend: V
   // The log carries the map's binds (map-recovery.ts): before it deletes a segment the map is checkpointed.
   let opened: ChangeLog | null = null
   const checkpoint = (): Promise<void> => (opened === null ? Promise.resolve() : checkpointMap(ids, opened))
-  const log = await ChangeLog.open({ dir: join(dir, 'log'), exportId, checkpoint, ...(gate === undefined ? {} : { gate }), ...(logSizes?.keep === undefined ? {} : { retentionBytes: logSizes.keep }), ...(logSizes?.segment === undefined ? {} : { segmentBytes: logSizes.segment }) })
+  const log = await ChangeLog.open({ dir: join(dir, 'log'), exportId, checkpoint, ...(gate === undefined ? {} : { gate }), ...(logSizes?.keep === undefined ? {} : { retentionBytes: logSizes.keep }), ...(logSizes?.segment === undefined ? {} : { segmentBytes: logSizes.segment }), ...(logSizes?.io === undefined ? {} : { io: logSizes.io }) })
   opened = log
   try {
     await recoverMap(ids, log)
@@ -192,6 +195,7 @@ export class PrimaryReplication {
     const parts = await openReplica(this.o.stateDir, exp.id, backend, this.epoch, this.gate.hook(exp.id), this.o.maps?.get(exp.id), {
       ...(this.o.logKeepBytes === undefined ? {} : { keep: this.o.logKeepBytes }),
       ...(this.o.logSegmentBytes === undefined ? {} : { segment: this.o.logSegmentBytes }),
+      ...(this.o.logIo === undefined ? {} : { io: this.o.logIo }),
     })
     this.exports.set(exp.id, { path: exp.path, vfs: parts.vfs, log: parts.log })
     return parts.vfs
