@@ -311,9 +311,9 @@ export class PrimaryReplication {
     return this.o.mode === 'sync'
   }
 
-  /** Cached replies shipped to standbys, and dropped (a full queue, or refused). */
-  replyCounts(): { shipped: number; dropped: number } {
-    return { shipped: this.shippers.reduce((n, s) => n + s.shipped, 0), dropped: this.shippers.reduce((n, s) => n + s.dropped, 0) }
+  /** Cached replies shipped to standbys (of them, inside their change's APPEND), and dropped (a full queue, or refused). */
+  replyCounts(): { shipped: number; dropped: number; inAppends: number } {
+    return { shipped: this.shippers.reduce((n, s) => n + s.shipped, 0), dropped: this.shippers.reduce((n, s) => n + s.dropped, 0), inAppends: this.shippers.reduce((n, s) => n + s.inAppends, 0) }
   }
 
   /** Each sender's heartbeat interval and timeout (ms), as it runs them. */
