@@ -6,7 +6,8 @@
  * writing the entries side by side, answering once both are done, and never
  * making an entry usable when its batch was not taken; the sender and the
  * shipper over real sockets: a reply whose change has not gone rides in its
- * APPEND, one whose change went already goes by REPL_DRC_HELD, and a standby
+ * APPEND, one whose change went already goes by REPL_DRC_HELD, one whose
+ * APPEND is lost with its connection goes again by REPL_DRC_HELD, and a standby
  * of an older build (no procedure 14: PROC_UNAVAIL) gets APPEND and
  * REPL_DRC_HELD as before.
  */
@@ -37,7 +38,7 @@ import { XdrDecodeError } from '../../../xdr/runtime/errors.ts'
 import { XdrReader } from '../../../xdr/runtime/reader.ts'
 import { XdrWriter } from '../../../xdr/runtime/writer.ts'
 import type { Codec } from '../../../xdr/runtime/codec.ts'
-import { ArraySource, RecordingTarget, changeNo, patternData, startStandby } from './fixtures.ts'
+import { ArraySource, RecordingTarget, changeNo, patternData, startRelay, startStandby } from './fixtures.ts'
 import { until } from './resync-fixtures.ts'
 
 const V1 = TSNFS_REPL_PROG.versions.TSNFS_REPL_V1.procs
@@ -202,4 +203,29 @@ t.test('sender: a standby of an older build (no procedure 14: PROC_UNAVAIL) gets
   t.equal(shipper.legacy, false, 'which the standby has')
   t.same(s.service.replies.all().map(([k]) => k), ['o1', 'o2'], 'held, usable')
   t.same(target.seqs(), [1n, 2n, 3n], 'the changes by APPEND')
+})
+
+t.test('sender: replies in an APPEND lost with its connection go again by REPL_DRC_HELD, and are held once the change is resent', async (t) => {
+  const target = new RecordingTarget()
+  const s = await startStandby(t, { dir: t.testdir(), targets: [{ id: 1, path: '/a', target }] })
+  const relay = await startRelay(t, s.port)
+  const source = new ArraySource()
+  source.append(changeNo(1))
+  const { sender, shipper, gate } = pair(t, relay.port, source)
+  await until('the standby joined the sync set', () => gate.isMember(sender.peer, 1))
+  // The APPEND carrying the reply goes into a relay that forwards nothing, then its connection is cut.
+  relay.pause()
+  let held = true
+  const hold = changeWithReply(source, shipper, gate, 'cut').then(() => {
+    held = false
+  })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.ok(held, 'the reply is held while its APPEND is unanswered')
+  t.same(target.seqs(), [1n], 'the change has not reached the standby')
+  relay.resume()
+  await hold
+  t.same(target.seqs(), [1n, 2n], 'the sender reconnected and sent the change again, once')
+  t.same(s.service.replies.all().map(([k]) => k), ['cut'], 'the reply is held on the standby, usable')
+  t.equal(shipper.inAppends, 0, 'not by the APPEND that was lost')
+  t.equal(shipper.shipped, 1, 'by REPL_DRC_HELD')
 })
