@@ -6,8 +6,11 @@
  * cache entry on disk ("held", the sync-mode behaviour) and shipped after it
  * ("after", the async behaviour), alternating in one series. Reports the
  * median latency and the CPU time per CREATE (both nodes: one process).
+ * Then `--clients` connections create at once for `--seconds` (sync mode),
+ * and it says how many of the replies rode in their change's APPEND
+ * (REPL_APPEND_DRC) and how many went beside it (REPL_DRC_HELD).
  *
- *   npx tsx bench/replication-drc.ts [--ops N] [--rounds R]
+ *   npx tsx bench/replication-drc.ts [--ops N] [--rounds R] [--clients C] [--seconds S]
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -20,7 +23,7 @@ import { PrimaryReplication } from '../server/replication/primary.ts'
 import { StandbyNode } from '../server/replication/standby-node.ts'
 import { NfsDriver } from './nfs-driver.ts'
 
-const { values } = parseArgs({ options: { ops: { type: 'string', default: '300' }, rounds: { type: 'string', default: '5' } } })
+const { values } = parseArgs({ options: { ops: { type: 'string', default: '300' }, rounds: { type: 'string', default: '5' }, clients: { type: 'string', default: '32' }, seconds: { type: 'string', default: '2' } } })
 const ops = Number(values.ops)
 const rounds = Number(values.rounds)
 const work = mkdtempSync(join(tmpdir(), 'tsnfs-bench-drc-'))
@@ -63,6 +66,20 @@ const med = (v: number[]): number => [...v].sort((x, y) => x - y)[Math.floor(v.l
 process.stdout.write(`| reply | CREATE latency ms (median of ${String(rounds)} medians) | CPU µs per CREATE (both nodes) |\n|---|---|---|\n`)
 for (const how of ['held', 'after'] as const) process.stdout.write(`| ${how} | ${med(results[how].ms).toFixed(2)} | ${med(results[how].cpuUs).toFixed(0)} |\n`)
 process.stdout.write(`DRC entries shipped ${String(repl.replyCounts().shipped)}, dropped ${String(repl.replyCounts().dropped)}\n`)
+repl.gate.waitsFor = waitsFor
+const clients = await Promise.all(Array.from({ length: Number(values.clients) }, () => NfsDriver.connect({ host: '127.0.0.1', exportPath, nfsport: a.port, mountport: a.port, uid: 0, gid: 0 })))
+const before = repl.replyCounts()
+const until = performance.now() + Number(values.seconds) * 1000
+let made = 0
+await Promise.all(clients.map(async (c) => {
+  while (performance.now() < until) {
+    await c.create(c.root, `c${String(n++)}`)
+    made++
+  }
+}))
+const after = repl.replyCounts()
+process.stdout.write(`${String(clients.length)} clients for ${values.seconds} s: ${String(made)} CREATEs, ${String(after.shipped - before.shipped)} entries shipped, ${String(after.inAppends - before.inAppends)} of them inside their change's APPEND, ${String(after.dropped - before.dropped)} dropped\n`)
+await Promise.all(clients.map((c) => c.close()))
 await nfs.close()
 await a.close()
 await b.close()

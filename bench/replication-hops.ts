@@ -8,7 +8,9 @@
  * handle index's write and fdatasync), the change log's write and
  * fdatasync, the APPEND round trip (the connection to the standby carrying
  * the WRITE data), the REPL_DRC round trip (the other one), and the reply.
- * Medians over the ops, per mode.
+ * Medians over the ops, per mode. Since REPL_APPEND_DRC a sync reply's cached
+ * copy rides in its change's APPEND, so the REPL_DRC rows are absent (no
+ * second connection) unless the standby is of an older build.
  *
  *   npx tsx bench/replication-hops.ts [--ops N] [--modes plain,async,sync] [--keep]
  *

@@ -16,7 +16,9 @@
 import type { Codec } from '../../xdr/runtime/codec.ts'
 import { XdrEncodeError } from '../../xdr/runtime/errors.ts'
 import type { XdrWriter } from '../../xdr/runtime/writer.ts'
-import { REPL_MAXBATCH, REPL_MAXDATA } from '../../xdr/generated/replication.ts'
+import { REPL_MAXBATCH, REPL_MAXDATA, REPL_MAXDRC, repl_drc_held_entry } from '../../xdr/generated/replication.ts'
+import type { repl_drc_held_entry as DrcHeldEntry } from '../../xdr/generated/replication.ts'
+import { encodeArray } from '../../xdr/runtime/codec.ts'
 
 /** The body discriminant of a WRITE change (repl_body, op 5). */
 const OP_WRITE = 5
@@ -74,5 +76,21 @@ export const wireAppendArgs: Codec<WireAppend> = {
   decode() {
     // The caller only sends these; what arrives is read with the generated repl_append_args.
     throw new Error('wireAppendArgs only encodes: decode with repl_append_args')
+  },
+}
+
+export interface WireAppendDrc {
+  append: WireAppend
+  entries: DrcHeldEntry[]
+}
+
+/** Encodes as repl_append_drc_args: the APPEND as above, then the cached replies that ride with it (REPL_APPEND_DRC). */
+export const wireAppendDrcArgs: Codec<WireAppendDrc> = {
+  encode(w, v) {
+    wireAppendArgs.encode(w, v.append)
+    encodeArray(w, repl_drc_held_entry, v.entries, REPL_MAXDRC)
+  },
+  decode() {
+    throw new Error('wireAppendDrcArgs only encodes: decode with repl_append_drc_args')
   },
 }

@@ -10,12 +10,17 @@
  * takes over, answering a client's retransmission "OK" for a change it never
  * made (RFC 1813 §4.5 replays a reply; it must describe what the server did).
  *
- * ReplyIntake: the standby's REPL_DRC and REPL_DRC_HELD. DurableWaits: per
+ * REPL_APPEND_DRC carries such entries inside the APPEND of their changes: the
+ * same two writes side by side, in one call (one message, one wake-up).
+ *
+ * ReplyIntake: the standby's REPL_DRC, REPL_DRC_HELD and the entries of
+ * REPL_APPEND_DRC. DurableWaits: per
  * export, the position the standby has made durable (an APPEND's flush) and
  * the calls waiting for it to reach a seq.
  */
 import { repl_stat as STAT } from '../../xdr/generated/replication.ts'
-import type { repl_drc_args, repl_drc_held_args, repl_rs_res } from '../../xdr/generated/replication.ts'
+import type { repl_stat } from '../../xdr/generated/replication.ts'
+import type { repl_append_res, repl_drc_args, repl_drc_held_args, repl_drc_held_entry, repl_rs_res } from '../../xdr/generated/replication.ts'
 import type { Logger } from '../logger.ts'
 import type { ReplyStore } from './drc-store.ts'
 
@@ -59,6 +64,29 @@ export class ReplyIntake {
     const [reached, stored] = await Promise.all([this.o.waits.waitAll(need, this.o.timeoutMs), this.store(a.entries)])
     if (!reached) return { status: STAT.REPL_BUSY }
     return this.o.refusal(a.epoch) ?? stored
+  }
+
+  /**
+   * REPL_APPEND_DRC's entries: written at once, as REPL_DRC_HELD's are, while `appended` (their
+   * batch's apply and flush) runs; REPL_OK once both are done and each entry's change is durable
+   * here. A batch refused or failed: REPL_BUSY (its changes are not durable here, so the entries
+   * written are not usable; the primary sends them again by REPL_DRC_HELD).
+   */
+  async withAppend(epoch: bigint, entries: readonly repl_drc_held_entry[], appended: Promise<repl_append_res>): Promise<repl_stat> {
+    const refused = this.o.refusal(epoch)
+    if (refused !== null) return refused.status
+    const stored = entries.length === 0 ? Promise.resolve({ status: STAT.REPL_OK } as repl_rs_res) : this.store(entries)
+    const res = await appended.catch(() => null)
+    if (res?.status !== STAT.REPL_OK) {
+      await stored
+      return STAT.REPL_BUSY
+    }
+    const need = new Map<number, bigint>()
+    for (const e of entries) if (e.seq > (need.get(e.export_id) ?? 0n)) need.set(e.export_id, e.seq)
+    // The primary puts in only entries of the batch's changes: reached already, unless it did not.
+    const [reached, st] = await Promise.all([this.o.waits.waitAll(need, this.o.timeoutMs), stored])
+    if (!reached) return STAT.REPL_BUSY
+    return (this.o.refusal(epoch) ?? st).status
   }
 
   /** REPL_OK only once they are on disk: the primary's sync replies wait for this answer. */

@@ -17,8 +17,11 @@
  * (export, seq); the standby writes it while it applies and flushes that
  * change, answers once both are durable, and uses it only once it has the
  * change (drc-held.ts), so the two round trips overlap, and on the standby
- * its two disk writes too. An older standby (PROC_UNAVAIL) gets
- * REPL_DRC, sent only after the change's acknowledgement (`legacy`).
+ * its two disk writes too. Better still, the entry rides in the APPEND of its
+ * change (REPL_APPEND_DRC: one message; the shipper hands it to the sender,
+ * its `carrier`, when the change has not gone yet; carried-replies.ts). An
+ * older standby (PROC_UNAVAIL) gets REPL_DRC, sent only after the change's
+ * acknowledgement (`legacy`).
  * Entries waited for go at once; others gather for `gatherMs`.
  * A standby that leaves the sync set (dead, resyncing) releases its waits, and
  * no wait outlasts the heartbeat timeout.
@@ -37,6 +40,7 @@ import { PeerCallError } from '../callback/errors.ts'
 import { StreamCaller } from '../callback/stream.ts'
 import type { Logger } from '../logger.ts'
 import type { ReplyEntry } from './drc-store.ts'
+import type { CarriedReply, CarrierHome } from './carried-replies.ts'
 import { sleep } from './sleep.ts'
 
 const V1 = TSNFS_REPL_PROG.versions.TSNFS_REPL_V1
@@ -73,13 +77,11 @@ export interface ShippedEntry extends ReplyEntry {
   replicated?: Promise<void> | undefined
 }
 
-interface Queued extends ShippedEntry {
-  /** Resolves the reply waiting for this entry (sync mode). */
-  done: (() => void) | null
-}
+/** An entry to ship; `done` resolves the reply waiting for it (sync mode). */
+type Queued = CarriedReply
 
 /** Ships cached replies to one standby, in order, over a connection of its own. */
-export class RepliesShipper {
+export class RepliesShipper implements CarrierHome {
   private readonly o: ShipperOptions
   private readonly queue: Queued[] = []
   private readonly maxQueued: number
@@ -95,6 +97,13 @@ export class RepliesShipper {
    * REPL_DRC, each only once its change is acknowledged (the standby would store it at once).
    */
   legacy = false
+  /**
+   * The sender to this standby: it takes an entry waited for into the APPEND of its change when
+   * that has not gone yet (REPL_APPEND_DRC); false: send it here.
+   */
+  carrier: { carry(e: CarriedReply): boolean } | null = null
+  /** Entries that went inside an APPEND (REPL_APPEND_DRC). */
+  inAppends = 0
 
   private readonly stopped: Promise<void>
 
@@ -117,9 +126,39 @@ export class RepliesShipper {
   pushAndWait(e: ShippedEntry): Promise<void> {
     if (this.stop$.signal.aborted) return Promise.resolve()
     return new Promise((resolve) => {
+      const q: Queued = { ...e, done: resolve }
+      if (this.carrier?.carry(q) === true) return
       this.waiting++
-      this.enqueue({ ...e, done: resolve })
+      this.enqueue(q)
     })
+  }
+
+  /** CarrierHome: an APPEND carrying `entries` was answered; not `stored`: they go again from here. */
+  carried(entries: readonly Queued[], stored: boolean): void {
+    if (!stored) {
+      this.returned(entries)
+      return
+    }
+    this.shipped += entries.length
+    this.inAppends += entries.length
+    for (const e of entries) {
+      e.done?.()
+      e.done = null
+    }
+  }
+
+  /** CarrierHome: entries the sender could not carry after all; they go by REPL_DRC_HELD. */
+  returned(entries: readonly Queued[]): void {
+    for (const e of entries) {
+      if (e.done === null) continue
+      if (this.stop$.signal.aborted) {
+        e.done()
+        e.done = null
+        continue
+      }
+      this.waiting++
+      this.enqueue(e)
+    }
   }
 
   start(): void {

@@ -38,6 +38,7 @@ export function createPrimaryProgram(primary: PrimaryReplication): RpcProgram {
     REPL_RESYNC_END: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
     REPL_DRC: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
     REPL_DRC_HELD: (a) => (superseded(a.epoch), { status: STAT.REPL_NOT_STANDBY }),
+    REPL_APPEND_DRC: () => ({ append: { status: STAT.REPL_NOT_STANDBY }, drc: STAT.REPL_NOT_STANDBY }),
     REPL_FAILURES: () => ({ status: STAT.REPL_OK, ok: failuresToWire(primary.view().failures) }),
   })
 }

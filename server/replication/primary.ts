@@ -15,6 +15,7 @@ import type { BackendFactory } from '../backends.ts'
 import type { Export } from '../exports/table.ts'
 import type { Logger } from '../logger.ts'
 import { ChangeLog } from './change-log.ts'
+import type { LogIo } from './change-log.ts'
 import { checkpointMap, recoverMap } from './map-recovery.ts'
 import { SyncGate } from './gate.ts'
 import type { ReplicationMode } from './gate.ts'
@@ -59,6 +60,8 @@ export interface PrimaryOptions {
   trimIntervalMs?: number
   /** Change log segment size (default 64 MiB; tests make it small to see trimming). */
   logSegmentBytes?: number
+  /** The change logs' writes and flushes (tests inject failures, as change-log.test.ts does). */
+  logIo?: LogIo
 }
 
 /** One export as the replication holds it. */
@@ -81,7 +84,7 @@ export interface ReplicaParts {
  * a map of an older epoch (a standby taking over) moves to it, so the vids
  * it hands out from now on are this epoch's.
  */
-export async function openReplica(stateDir: string, exportId: number, backend: Vfs, epoch: bigint, gate?: (seq: bigint) => Promise<void>, map?: IdMap, logSizes?: { keep?: number; segment?: number }): Promise<ReplicaParts> {
+export async function openReplica(stateDir: string, exportId: number, backend: Vfs, epoch: bigint, gate?: (seq: bigint) => Promise<void>, map?: IdMap, logSizes?: { keep?: number; segment?: number; io?: LogIo }): Promise<ReplicaParts> {
   const dir = join(replicationDir(stateDir), String(exportId))
   const ids = map ?? (await IdMap.open({ dir: join(dir, 'map'), root: backend.root(), epoch: Number(epoch) }))
   if (BigInt(ids.epoch) < epoch) {
@@ -91,7 +94,7 @@ export async function openReplica(stateDir: string, exportId: number, backend: V
   // The log carries the map's binds (map-recovery.ts): before it deletes a segment the map is checkpointed.
   let opened: ChangeLog | null = null
   const checkpoint = (): Promise<void> => (opened === null ? Promise.resolve() : checkpointMap(ids, opened))
-  const log = await ChangeLog.open({ dir: join(dir, 'log'), exportId, checkpoint, ...(gate === undefined ? {} : { gate }), ...(logSizes?.keep === undefined ? {} : { retentionBytes: logSizes.keep }), ...(logSizes?.segment === undefined ? {} : { segmentBytes: logSizes.segment }) })
+  const log = await ChangeLog.open({ dir: join(dir, 'log'), exportId, checkpoint, ...(gate === undefined ? {} : { gate }), ...(logSizes?.keep === undefined ? {} : { retentionBytes: logSizes.keep }), ...(logSizes?.segment === undefined ? {} : { segmentBytes: logSizes.segment }), ...(logSizes?.io === undefined ? {} : { io: logSizes.io }) })
   opened = log
   try {
     await recoverMap(ids, log)
@@ -192,6 +195,7 @@ export class PrimaryReplication {
     const parts = await openReplica(this.o.stateDir, exp.id, backend, this.epoch, this.gate.hook(exp.id), this.o.maps?.get(exp.id), {
       ...(this.o.logKeepBytes === undefined ? {} : { keep: this.o.logKeepBytes }),
       ...(this.o.logSegmentBytes === undefined ? {} : { segment: this.o.logSegmentBytes }),
+      ...(this.o.logIo === undefined ? {} : { io: this.o.logIo }),
     })
     this.exports.set(exp.id, { path: exp.path, vfs: parts.vfs, log: parts.log })
     return parts.vfs
@@ -230,6 +234,9 @@ export class PrimaryReplication {
       sender.start()
       this.senders.push(sender)
       const shipper = new RepliesShipper({ host: s.host, port: s.port, epoch: () => this.epoch, log: this.o.log, waited: () => this.gate.waitsFor(sender.peer) })
+      // In sync mode a reply waited for rides in the APPEND of its change when it can (REPL_APPEND_DRC).
+      shipper.carrier = sender
+      sender.home = shipper
       shipper.start()
       this.shippers.push(shipper)
     }
@@ -279,9 +286,12 @@ export class PrimaryReplication {
    */
   replyCached(key: string, reply: Buffer, held: readonly HeldChange[] = []): Promise<void> | undefined {
     // The changes the call left to its reply (sync mode: vfs/replica/held-changes.ts) are waited for
-    // like the layer would have: no bound but the sync set's (a standby leaving releases them).
+    // like the layer would have: no bound but the sync set's (a standby leaving releases them). The
+    // local log's flush too; it rejects when the log failed, and the reply is then not sent.
     const changes = held.length === 0 ? undefined : held.length === 1 ? held[0]?.replicated : Promise.all(held.map((h) => h.replicated)).then(() => undefined)
-    if (this.shippers.length === 0 || !shipsReply(DuplicateRequestCache.procOf(key), key, reply)) return changes
+    const here = held.length === 0 ? undefined : Promise.all(held.map((h) => h.durableHere))
+    const local = here === undefined ? changes : Promise.all([here, changes]).then(() => undefined)
+    if (this.shippers.length === 0 || !shipsReply(DuplicateRequestCache.procOf(key), key, reply)) return local
     // The change a reply describes: its call's last (one export per NFS call).
     const last = held.reduce<HeldChange | null>((m, h) => (m === null || h.seq > m.seq ? h : m), null)
     const entry = { key, reply, exportId: last?.exportId ?? 0, seq: last?.seq ?? 0n, replicated: changes }
@@ -292,8 +302,8 @@ export class PrimaryReplication {
       else s.push(entry)
     }
     const shipped = waits.length === 0 ? undefined : boundedWait(waits.length === 1 ? (waits[0] as Promise<void>) : Promise.all(waits).then(() => undefined), this.o.timeoutMs ?? 5000)
-    if (changes === undefined || shipped === undefined) return changes ?? shipped
-    return Promise.all([changes, shipped]).then(() => undefined)
+    if (local === undefined || shipped === undefined) return local ?? shipped
+    return Promise.all([local, shipped]).then(() => undefined)
   }
 
   /** Whether NFS calls should leave their changes' standby acknowledgement to the reply (replyCached's `held`): sync mode. */
@@ -301,9 +311,9 @@ export class PrimaryReplication {
     return this.o.mode === 'sync'
   }
 
-  /** Cached replies shipped to standbys, and dropped (a full queue, or refused). */
-  replyCounts(): { shipped: number; dropped: number } {
-    return { shipped: this.shippers.reduce((n, s) => n + s.shipped, 0), dropped: this.shippers.reduce((n, s) => n + s.dropped, 0) }
+  /** Cached replies shipped to standbys (of them, inside their change's APPEND), and dropped (a full queue, or refused). */
+  replyCounts(): { shipped: number; dropped: number; inAppends: number } {
+    return { shipped: this.shippers.reduce((n, s) => n + s.shipped, 0), dropped: this.shippers.reduce((n, s) => n + s.dropped, 0), inAppends: this.shippers.reduce((n, s) => n + s.inAppends, 0) }
   }
 
   /** Each sender's heartbeat interval and timeout (ms), as it runs them. */

@@ -20,6 +20,13 @@
  * until the standby is within a batch of the log's end again. An export
  * without a `tree` (tests of the shipping alone) stops instead (onNeedsResync).
  *
+ * In sync mode the cached replies of the calls whose changes a batch holds ride
+ * in it (REPL_APPEND_DRC; carried-replies.ts): the shipper hands each to the
+ * sender (carry) while its change has not gone, and the sender puts it in the
+ * APPEND of that change. Whether the standby takes REPL_APPEND_DRC is asked
+ * once per connection (an empty one); an older build answers PROC_UNAVAIL and
+ * the replies go beside the APPENDs (REPL_DRC_HELD), as before.
+ *
  * What ends shipping: REPL_STALE_EPOCH from the standby (this node was
  * superseded: onFenced, and the sender stops), REPL_NOSPC or REPL_BAD_CHANGE
  * (that export stops, marked failed).
@@ -27,6 +34,7 @@
 import {
   REPL_VERSION,
   TSNFS_REPL_PROG,
+  repl_append_drc_res,
   repl_append_res,
   repl_heartbeat_args,
   repl_heartbeat_res,
@@ -35,9 +43,13 @@ import {
   repl_stat as STAT,
   repl_statNames,
 } from '../../xdr/generated/replication.ts'
+import { PeerCallError } from '../callback/errors.ts'
 import { StreamCaller } from '../callback/stream.ts'
 import { ReadAhead } from './batch.ts'
-import { wireAppendArgs } from './append-wire.ts'
+import { wireAppendArgs, wireAppendDrcArgs } from './append-wire.ts'
+import type { WireAppend } from './append-wire.ts'
+import { ParkedReplies, toWire } from './carried-replies.ts'
+import type { CarriedReply, CarrierHome } from './carried-replies.ts'
 import { ResyncRefused, newCounters, runResync } from './resync.ts'
 import type { ResyncCounters } from './resync.ts'
 import type { Batch } from './batch.ts'
@@ -56,6 +68,7 @@ const PROC = {
   HELLO: { prog: TSNFS_REPL_PROG.prog, vers: V1.vers, proc: V1.procs.REPL_HELLO.proc },
   HEARTBEAT: { prog: TSNFS_REPL_PROG.prog, vers: V1.vers, proc: V1.procs.REPL_HEARTBEAT.proc },
   APPEND: { prog: TSNFS_REPL_PROG.prog, vers: V1.vers, proc: V1.procs.REPL_APPEND.proc },
+  APPEND_DRC: { prog: TSNFS_REPL_PROG.prog, vers: V1.vers, proc: V1.procs.REPL_APPEND_DRC.proc },
 }
 
 /** An APPEND's reply may take this long (a large batch flushed on a slow disk) while heartbeats are answered. */
@@ -82,6 +95,13 @@ export class Sender {
   private session: AbortController | null = null
   private loop: Promise<void> | null = null
   private watchdog: NodeJS.Timeout | null = null
+  /** Whether the standby on this connection takes REPL_APPEND_DRC (null: not known yet). */
+  private appendDrc: boolean | null = null
+  /** Cached replies waiting for the APPEND of their change, and where they go when they cannot (the shipper). */
+  private readonly parked = new ParkedReplies()
+  home: CarrierHome | null = null
+  /** Per export being pumped, the seq its next APPEND starts at: a reply for an earlier change is too late to ride. */
+  private readonly shipNext = new Map<number, bigint>()
 
   constructor(o: SenderOptions) {
     this.o = o
@@ -114,6 +134,7 @@ export class Sender {
     if (this.watchdog !== null) clearInterval(this.watchdog)
     this.watchdog = null
     await this.loop
+    this.releaseParked()
     this.o.gate.leave(this.peer, 'sender stopped')
   }
 
@@ -145,6 +166,24 @@ export class Sender {
     return lagMsOf(this.runs.find((x) => x.ex.id === exportId), now)
   }
 
+
+  /**
+   * Takes a cached reply to send inside the APPEND of its change (REPL_APPEND_DRC): true when that
+   * change has not gone yet on a live session to a standby that takes them; false: the caller
+   * sends it itself.
+   */
+  carry(e: CarriedReply): boolean {
+    if (this.appendDrc !== true || this.home === null || this.session === null || this.session.signal.aborted) return false
+    const next = this.shipNext.get(e.exportId)
+    const r = this.runs.find((x) => x.ex.id === e.exportId)
+    if (next === undefined || r === undefined || r.stopped !== null || r.wantResync || r.resyncP0 !== null || e.seq < next) return false
+    this.parked.park(e)
+    return true
+  }
+
+  private releaseParked(exportId?: number): void {
+    if (this.home !== null) this.parked.release(this.home, exportId)
+  }
 
   private heard(): void {
     this.lastHeard = performance.now()
@@ -222,6 +261,7 @@ export class Sender {
       return false
     }
     this.refused = null
+    this.appendDrc = await this.probeAppendDrc(c)
     if (!this.alive) this.o.log.info({ peer: this.peer }, 'replication: standby answering')
     this.alive = true
     for (const r of this.runs) {
@@ -260,8 +300,46 @@ export class Sender {
     } finally {
       clearInterval(beat)
       session.abort()
+      this.shipNext.clear()
+      this.releaseParked()
+      this.appendDrc = null
     }
     return true
+  }
+
+  /**
+   * Whether the standby takes REPL_APPEND_DRC: asked with an empty one (no change, no reply:
+   * answered as an empty APPEND). Only in sync mode, where replies wait for their entries.
+   */
+  private async probeAppendDrc(c: StreamCaller): Promise<boolean> {
+    const r = this.runs.find((x) => x.ex.mode === 'sync')
+    if (r === undefined) return false
+    try {
+      await c.call(PROC.APPEND_DRC, wireAppendDrcArgs, { append: { epoch: this.o.epoch(), export_id: r.ex.id, first: r.acked + 1n, changes: [] }, entries: [] }, repl_append_drc_res)
+      return true
+    } catch (err) {
+      if (!(err instanceof PeerCallError) || err.status !== 'PROC_UNAVAIL') throw err
+      if (this.appendDrc !== false) this.o.log.info({ peer: this.peer }, 'replication: standby has no REPL_APPEND_DRC (older build); cached replies go beside the APPENDs')
+      return false
+    }
+  }
+
+  /**
+   * One APPEND of `a`; with `carried` replies, REPL_APPEND_DRC, and the shipper told how they fared
+   * (stored, or to send again by REPL_DRC_HELD; a failed call sends them again too).
+   */
+  private callAppend(c: StreamCaller, a: WireAppend, carried: readonly CarriedReply[]): Promise<repl_append_res> {
+    // A slow flush is not a dead standby (the heartbeats say that): allow an APPEND more time than a heartbeat.
+    const opts = { timeoutMs: Math.max(APPEND_TIMEOUT_MS, this.timeoutMs) }
+    const home = this.home
+    if (carried.length === 0 || home === null) return c.call(PROC.APPEND, wireAppendArgs, a, repl_append_res, opts)
+    return c.call(PROC.APPEND_DRC, wireAppendDrcArgs, { append: a, entries: carried.map(toWire) }, repl_append_drc_res, opts).then((res) => {
+      home.carried(carried, res.drc === STAT.REPL_OK)
+      return res.append
+    }, (err: unknown) => {
+      home.returned(carried)
+      throw err
+    })
   }
 
   private async heartbeat(c: StreamCaller, session: AbortController): Promise<void> {
@@ -277,6 +355,7 @@ export class Sender {
 
   private stopExport(r: ExportRun, why: string): void {
     r.stopped = why
+    this.releaseParked(r.ex.id)
     this.o.gate.leave(this.peer, why, r.ex.id)
   }
 
@@ -308,6 +387,8 @@ export class Sender {
     if (tree === undefined) return false
     // Not in the sync set until it has caught up after the resync.
     this.o.gate.leave(this.peer, 'full resync', r.ex.id)
+    this.shipNext.delete(r.ex.id)
+    this.releaseParked(r.ex.id)
     const counters = newCounters()
     r.resync = counters
     r.resyncs++
@@ -351,6 +432,12 @@ export class Sender {
     const signal = session.signal
     const inflight: { batch: Batch; reply: Promise<repl_append_res> }[] = []
     let next = r.acked + 1n
+    // Where the next APPEND starts, for carry(): set with `next` wherever it changes.
+    const from = (seq: bigint): bigint => {
+      this.shipNext.set(r.ex.id, seq)
+      return seq
+    }
+    from(next)
     const drain = async (): Promise<void> => {
       await Promise.allSettled(inflight.map((f) => f.reply))
       inflight.length = 0
@@ -366,16 +453,16 @@ export class Sender {
           // awaited, new changes gather into the next batch. Full batches (a catch-up) pipeline.
           const batch = await r.ahead.take(next, inflight.length === 0)
           if (batch.changes.length === 0) break
-          // A slow flush is not a dead standby (the heartbeats say that): allow an APPEND more time than a heartbeat.
-          const reply = c.call(PROC.APPEND, wireAppendArgs, { epoch: this.o.epoch(), export_id: r.ex.id, first: next, changes: batch.changes }, repl_append_res, {
-            timeoutMs: Math.max(APPEND_TIMEOUT_MS, this.timeoutMs),
-          })
+          const home = this.home
+          const last = next + BigInt(batch.changes.length) - 1n
+          const carried = this.appendDrc === true && home !== null ? this.parked.claim(r.ex.id, next, last, home) : []
+          const reply = this.callAppend(c, { epoch: this.o.epoch(), export_id: r.ex.id, first: next, changes: batch.changes }, carried)
           reply.catch(() => undefined)
           inflight.push({ batch, reply })
           if (inflight.length > this.counters.peakInFlight) this.counters.peakInFlight = inflight.length
           r.inFlightBytes += batch.bytes
           this.counters.appends++
-          next += BigInt(batch.changes.length)
+          next = from(last + 1n)
         }
         const head = inflight[0]
         if (head === undefined) {
@@ -400,7 +487,7 @@ export class Sender {
             this.o.log.warn({ peer: this.peer, exportId: r.ex.id, sent: head.batch.first.toString(), applied: res.applied.toString() }, 'replication: standby reports a gap; resending from its position')
             await drain()
             r.acked = res.applied
-            next = r.acked + 1n
+            next = from(r.acked + 1n)
             break
           case STAT.REPL_STALE_EPOCH:
             this.fence(res.epoch)
@@ -423,7 +510,7 @@ export class Sender {
           case STAT.REPL_IO:
             // Transient on the standby: start again from its position after a pause.
             await drain()
-            next = r.acked + 1n
+            next = from(r.acked + 1n)
             await sleep(this.heartbeatMs, signal)
             break
           case STAT.REPL_NOT_STANDBY:

@@ -56,6 +56,7 @@ export function createReplicationProgram(service: StandbyService): RpcProgram {
       REPL_DRC: (a) => service.intake.drc(a),
       REPL_FAILURES: () => service.failures(),
       REPL_DRC_HELD: (a) => service.intake.drcHeld(a),
+      REPL_APPEND_DRC: (a, call) => service.appendDrc(a, origin(call)),
     },
     // A retransmitted TAKEOVER must not raise the epoch twice (RFC 1813 §4.5's reason for a reply cache).
     { nonIdempotent: ['REPL_TAKEOVER'] },

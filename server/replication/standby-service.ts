@@ -26,6 +26,9 @@
  *             is marked failed); a change the tree cannot take (ENOENT, ESTALE, EEXIST, ...)
  *             -> REPL_NEED_RESYNC (marked durably); another backend error -> REPL_IO.
  *             Changes at or below the position are skipped (a resend after a lost reply).
+ *   APPEND_DRC the APPEND as above; its cached replies written meanwhile as REPL_DRC_HELD's
+ *             (drc-held.ts): `drc` REPL_OK once they are on disk and their changes durable,
+ *             REPL_BUSY when the APPEND was not REPL_OK (the entries are then not usable).
  *   TAKEOVER  not a standby -> REPL_NOT_STANDBY (a primary answers OK with its epoch: a
  *             retransmission); a primary attached and heard within `attachTimeoutMs` and no
  *             force -> REPL_BUSY; else the running APPENDs finish, the epoch rises and the role
@@ -39,6 +42,8 @@ import type { Change } from '../../vfs/replica/change.ts'
 import { isErrnoError } from '../../vfs/errors.ts'
 import type {
   repl_append_args,
+  repl_append_drc_args,
+  repl_append_drc_res,
   repl_append_res,
   repl_heartbeat_args,
   repl_heartbeat_res,
@@ -229,6 +234,14 @@ export class StandbyService implements StandbyGate {
       return { status: STAT.REPL_BAD_CHANGE }
     }
     return this.queue(e, from, () => this.applyBatch(e, a.first, changes))
+  }
+
+  /** REPL_APPEND_DRC: the APPEND, and beside its apply and flush the cached replies of its changes (drc-held.ts). */
+  appendDrc(a: repl_append_drc_args, from: CallOrigin): Promise<repl_append_drc_res> | repl_append_drc_res {
+    const appended = this.append(a.append, from)
+    // Refused before anything was queued: nothing of it is durable, so none of its replies is stored.
+    if (!(appended instanceof Promise)) return { append: appended, drc: STAT.REPL_BUSY }
+    return Promise.all([appended, this.intake.withAppend(a.append.epoch, a.entries, appended)]).then(([append, drc]) => ({ append, drc }))
   }
 
   /** StandbyGate: the checks APPEND and every RESYNC_* call share, in this order. */

@@ -66,6 +66,7 @@ export class WitnessNode {
           REPL_RESYNC_END: () => ({ status: STAT.REPL_NOT_STANDBY }),
           REPL_DRC: () => ({ status: STAT.REPL_NOT_STANDBY }),
           REPL_DRC_HELD: () => ({ status: STAT.REPL_NOT_STANDBY }),
+          REPL_APPEND_DRC: () => ({ append: { status: STAT.REPL_NOT_STANDBY }, drc: STAT.REPL_NOT_STANDBY }),
           REPL_FAILURES: () => ({ status: STAT.REPL_OK, ok: { failures: [] } }),
         }),
       ],

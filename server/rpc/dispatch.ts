@@ -97,7 +97,17 @@ export async function dispatch(env: DispatchEnv, record: Buffer, origin: CallOri
   // Sync replication holds the reply until the standbys have this cache entry, and the changes the call
   // made (server/replication/drc-ship.ts): the entry goes to them alongside the changes, not after.
   const held = env.drc.complete(drcKey, reply, changes)
-  if (held !== undefined) await held
+  if (held !== undefined) {
+    try {
+      await held
+    } catch (err) {
+      // The local change log failed to make the call's change durable (vfs/replica/held-changes.ts):
+      // what the reply promises does not hold, so it is not sent; a retransmission runs the call again.
+      origin.log.error({ err, xid: h.xid, proc: proc.name }, 'reply not sent: its change did not become durable')
+      env.drc.abandon(drcKey)
+      return null
+    }
+  }
   return reply
 }
 

@@ -38,6 +38,7 @@ function fakeStandby(older: boolean): RpcProgram {
     REPL_DRC: busy,
     REPL_FAILURES: () => ({ status: repl_stat.REPL_OK, ok: failuresToWire([FAILURE]) }),
     REPL_DRC_HELD: busy,
+    REPL_APPEND_DRC: () => ({ append: busy(), drc: repl_stat.REPL_BUSY }),
   })
   // An older build registered no procedure 12: the dispatcher answers PROC_UNAVAIL.
   if (older) (prog.versions.get(1)?.procs as Map<number, unknown> | undefined)?.delete(12)

@@ -2,12 +2,15 @@
  * Changes whose standby acknowledgement a reply waits for outside the Vfs call
  * (server/replication/README.md, "The duplicate request cache across a
  * takeover"). A sync-mode primary's NFS dispatch runs a non-idempotent call in
- * a scope (collectHeld); the replicating layer, inside it, makes the change
- * durable in the local log and then, instead of waiting for the standbys too,
- * records the change here and returns. The reply is encoded at once and its
- * send held until the standbys acknowledged the change and hold the reply
- * (drc-ship.ts): the reply's REPL_DRC_HELD travels alongside the change's
- * APPEND instead of after its acknowledgement.
+ * a scope (collectHeld); the replicating layer, inside it, appends the change
+ * to the local log and then, instead of waiting for the log's flush and the
+ * standbys, records the change here and returns. The reply is encoded at once
+ * (before the sender has built the change's APPEND, which can then carry it:
+ * REPL_APPEND_DRC) and its send held until the change is durable in the local
+ * log, the standbys acknowledged it and hold the reply (drc-ship.ts): the
+ * reply travels with the change's APPEND, or beside it (REPL_DRC_HELD),
+ * instead of after its acknowledgement. A reply whose change the local log
+ * failed to make durable is not sent (server/rpc/dispatch.ts).
  *
  * Outside a scope (idempotent calls: WRITE, COMMIT; other users of the Vfs)
  * nothing changes: the layer waits for the standbys itself, as a Vfs call
@@ -24,6 +27,8 @@ export interface HeldChange {
   seq: bigint
   /** Resolves once every live sync standby has acknowledged the change. */
   replicated: Promise<void>
+  /** Resolves once the change is durable in the local log; rejects (EIO) when the log failed. */
+  durableHere: Promise<void>
 }
 
 const scope = new AsyncLocalStorage<HeldChange[]>()

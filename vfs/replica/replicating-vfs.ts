@@ -10,8 +10,8 @@
  * are durable (RFC 1813 §3.3.7, §3.3.21: what such a reply promises must
  * survive the server, here also its takeover by a standby); a caller that
  * holds its reply itself (held-changes.ts: a sync primary's non-idempotent
- * NFS call) gets the call back once the change is in the local log, and waits
- * for the standbys before it sends. The binds and
+ * NFS call) gets the call back once the change is appended to the local log,
+ * and waits for the log's flush and the standbys before it sends. The binds and
  * unbinds a change makes go to the sink with it (MapEdit): with
  * `sinkKeepsEdits` (the change log, server/replication/map-recovery.ts) the
  * change's durability covers them and the map is written at checkpoints;
@@ -443,8 +443,12 @@ export class ReplicatingVfs implements Vfs {
       await Promise.all([map, seq > 0n ? this.#sink.durable(seq) : Promise.resolve()])
       return
     }
-    // The caller holds the reply until the standbys have the change (held-changes.ts).
-    held.push({ exportId: split.exportId, seq, replicated: split.replicated(seq) })
-    await Promise.all([map, split.durableHere(seq)])
+    // The caller holds the reply until the local log and the standbys have the change
+    // (held-changes.ts); the reply is built meanwhile, in time to ride in the change's APPEND.
+    const here = split.durableHere(seq)
+    // Handled here too: a call whose reply is never sent (null) awaits nothing of it.
+    here.catch(() => undefined)
+    held.push({ exportId: split.exportId, seq, replicated: split.replicated(seq), durableHere: here })
+    await map
   }
 }

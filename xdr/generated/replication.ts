@@ -2244,6 +2244,56 @@ export const repl_drc_held_args: Codec<repl_drc_held_args> = {
 
 /**
  * ```xdr
+ * struct repl_append_drc_args {
+ *      repl_append_args    append;
+ *      repl_drc_held_entry entries<REPL_MAXDRC>;
+ * };
+ * ```
+ */
+export interface repl_append_drc_args {
+  append: repl_append_args
+  entries: repl_drc_held_entry[]
+}
+export const repl_append_drc_args: Codec<repl_append_drc_args> = {
+  encode(w, v) {
+    repl_append_args.encode(w, v.append)
+    encodeArray(w, repl_drc_held_entry, v.entries, 256)
+  },
+  decode(r) {
+    return {
+      append: repl_append_args.decode(r),
+      entries: decodeArray(r, repl_drc_held_entry, 256, 20),
+    }
+  },
+}
+
+/**
+ * ```xdr
+ * struct repl_append_drc_res {
+ *      repl_append_res append;
+ *      repl_stat       drc;
+ * };
+ * ```
+ */
+export interface repl_append_drc_res {
+  append: repl_append_res
+  drc: repl_stat
+}
+export const repl_append_drc_res: Codec<repl_append_drc_res> = {
+  encode(w, v) {
+    repl_append_res.encode(w, v.append)
+    repl_statCodec.encode(w, v.drc)
+  },
+  decode(r) {
+    return {
+      append: repl_append_res.decode(r),
+      drc: repl_statCodec.decode(r),
+    }
+  },
+}
+
+/**
+ * ```xdr
  * program TSNFS_REPL_PROG {
  *    version TSNFS_REPL_V1 {
  *       void               REPL_NULL(void)                    = 0;
@@ -2260,6 +2310,7 @@ export const repl_drc_held_args: Codec<repl_drc_held_args> = {
  *       repl_rs_res        REPL_DRC(repl_drc_args)               = 11;
  *       repl_failures_res  REPL_FAILURES(void)                   = 12;
  *       repl_rs_res        REPL_DRC_HELD(repl_drc_held_args)     = 13;
+ *       repl_append_drc_res REPL_APPEND_DRC(repl_append_drc_args) = 14;
  *    } = 1;
  * } = 777977857;
  * ```
@@ -2286,6 +2337,7 @@ export const TSNFS_REPL_PROG = {
         REPL_DRC: { name: 'REPL_DRC', proc: 11, args: repl_drc_args, res: repl_rs_res },
         REPL_FAILURES: { name: 'REPL_FAILURES', proc: 12, args: xdr_void, res: repl_failures_res },
         REPL_DRC_HELD: { name: 'REPL_DRC_HELD', proc: 13, args: repl_drc_held_args, res: repl_rs_res },
+        REPL_APPEND_DRC: { name: 'REPL_APPEND_DRC', proc: 14, args: repl_append_drc_args, res: repl_append_drc_res },
       },
     },
   },

@@ -1,11 +1,12 @@
 /*
  * The replicating layer in a held scope (vfs/replica/held-changes.ts): over a
  * change log whose sync gate the test opens, a CREATE made inside collectHeld
- * returns once the change is in the local log, before the standbys'
- * acknowledgement, and names the change (export, seq) with a promise of that
- * acknowledgement; the same call outside a scope waits for the gate, as every
- * stable reply did before. A sync primary's NFS dispatch uses the scope to
- * send the reply's cached copy alongside the change (drc-ship.ts).
+ * returns once the change is appended to the local log, before the log's
+ * flush and the standbys' acknowledgement, and names the change (export, seq)
+ * with a promise of each; the same call outside a scope waits for both, as
+ * every stable reply did before. A sync primary's NFS dispatch uses the scope
+ * to build the reply while the change is on its way, so its cached copy can
+ * ride in the change's APPEND (drc-ship.ts, carried-replies.ts).
  */
 import t from 'tap'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
@@ -41,7 +42,11 @@ t.test('inside a held scope a CREATE returns before the gate and names its chang
   t.equal(held.length, 1, 'one change left to the caller')
   t.equal(held[0]?.exportId, EXPORT)
   t.equal(held[0]?.seq, parts.log.lastSeq(), 'the CREATE\'s change')
-  t.ok(parts.log.durableSeq() >= (held[0]?.seq ?? 1n), 'in the local log on disk before the call returned')
+  const seq0 = held[0]?.seq ?? 1n
+  // The log's write starts in an immediate, after the call's own continuations: not flushed yet.
+  t.ok(parts.log.durableSeq() < seq0, 'returned before the local log\'s flush')
+  await held[0]?.durableHere
+  t.ok(parts.log.durableSeq() >= seq0, 'durableHere follows the local log\'s flush')
   const replicated = held[0]?.replicated.then(() => {
     acked = true
   })

@@ -164,6 +164,7 @@ async function startNode(t: Test, name: string, n: Node): Promise<PeerAddress> {
     REPL_DRC: () => ({ status: repl_stat.REPL_BUSY }),
     REPL_FAILURES: () => ({ status: repl_stat.REPL_BUSY }),
     REPL_DRC_HELD: () => ({ status: repl_stat.REPL_BUSY }),
+    REPL_APPEND_DRC: () => ({ append: { status: repl_stat.REPL_BUSY }, drc: repl_stat.REPL_BUSY }),
   })
   const server = new RpcServer({ programs: [prog], logger: silentLogger })
   const { port } = await server.listen({ port: 0, host: '127.0.0.1' })
