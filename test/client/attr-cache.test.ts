@@ -155,6 +155,37 @@ t.test('name cache: a directory we made is complete: unknown names are absent un
   t.strictSame(positive.lookup(D2, 'x'), { kind: 'miss' }, 'lookupcache=positive: never a negative answer')
 })
 
+t.test('name cache: a complete directory keeps no negative entries, so names renamed away do not fill its bound', async t => {
+  const now = { t: 0 }
+  const c = cache(now)
+  const counters = { hits: 0, misses: 0, negativeHits: 0, dirDrops: 0 }
+  const n = new NameCache(c, { mode: 'all', maxDirs: 10, maxNamesPerDir: 5 }, counters)
+  const child = Buffer.from('aa', 'hex')
+  c.update(FH, attrs({ type: ftype3.NF3DIR, size: 4096n }))
+  n.markComplete(FH)
+  // rsync's way, eight times the bound: a temporary name created, then renamed onto the final one.
+  for (let i = 0; i < 40; i++) {
+    n.addPositive(FH, `.f${String(i)}.tmp`, child)
+    n.addNegative(FH, `.f${String(i)}.tmp`)
+    n.addPositive(FH, `f${String(i % 4)}`, child)
+  }
+  t.ok(n.isComplete(FH), 'still complete: only the four final names are held')
+  t.equal(n.size, 4, 'four names held')
+  t.strictSame(n.lookup(FH, '.f39.tmp'), { kind: 'negative' }, 'a name renamed away is absent')
+  t.strictSame(n.lookup(FH, 'f3'), { kind: 'positive', fh: child })
+  n.addPositive(FH, 'f4', child)
+  t.ok(n.isComplete(FH), 'five names fit')
+  n.addPositive(FH, 'f5', child)
+  t.notOk(n.isComplete(FH), 'a sixth still overflows it')
+  t.strictSame(n.lookup(FH, '.f39.tmp'), { kind: 'miss' }, 'and then an absent name is asked of the server')
+
+  const D2 = Buffer.from('0304', 'hex')
+  c.update(D2, attrs({ type: ftype3.NF3DIR, size: 4096n }))
+  n.addNegative(D2, 'gone')
+  t.strictSame(n.lookup(D2, 'gone'), { kind: 'negative' }, 'a directory not known complete keeps its negative entries')
+  t.strictSame(n.lookup(D2, 'other'), { kind: 'miss' })
+})
+
 t.test('stats: open groups for other parts of the client', async t => {
   const { ClientStats } = await import('../../client/stats.ts')
   const s = new ClientStats()
