@@ -219,7 +219,7 @@ async function serveMount(a: MountArgs): Promise<number> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
-  // The counts so far, on demand: bench/tree.ts --calls reads them around each command it times.
+  // The counts so far, on demand: bench/tree.ts --requests reads them around each command it times.
   process.on('SIGUSR2', () => { log.info({ requests: m.session.counts, requestMicros: m.session.micros }, 'request counts') })
   report(`ready ${String(process.pid)}`)
   const end = await m.ended

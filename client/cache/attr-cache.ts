@@ -25,8 +25,8 @@
  * name it looks up in the directory afterwards (a file it is about to
  * create) went to the server as a LOOKUP, one per directory copied.
  */
-import { ACCESS3_LOOKUP, ftype3 } from '../../xdr/generated/nfs3.ts'
 import { LRUCache } from 'lru-cache'
+import { ACCESS3_LOOKUP, ftype3 } from '../../xdr/generated/nfs3.ts'
 import type { fattr3, nfstime3, wcc_attr, wcc_data } from '../../xdr/generated/nfs3.ts'
 import { keyOf, ownCopy } from './own-copy.ts'
 
