@@ -79,10 +79,15 @@ export interface MountProc {
   stop(): Promise<void>
 }
 
-/** `tsnfs mount -o port=P,mountport=P[,OPTS] 127.0.0.1:PATH MOUNTPOINT` (detached; returns once live). */
-export function mount(port: number, exportPath: string, mountpoint: string, opts: string, extraNodeArgs?: string): MountProc {
+/**
+ * `tsnfs mount -o port=P,mountport=P[,OPTS] 127.0.0.1:PATH MOUNTPOINT`
+ * (detached; returns once live). With logFile, the daemon logs at info
+ * there, which fuseRequests reads.
+ */
+export function mount(port: number, exportPath: string, mountpoint: string, opts: string, extraNodeArgs?: string, logFile?: string): MountProc {
   const o = [`port=${String(port)}`, `mountport=${String(port)}`, ...(opts === '' ? [] : [opts])].join(',')
-  const r = spawnSync(process.execPath, [...nodeArgs(extraNodeArgs), tsnfsEntry(), 'mount', '-o', o, `127.0.0.1:${exportPath}`, mountpoint], { encoding: 'utf8' })
+  const log = logFile === undefined ? [] : ['--log-level', 'info', '--log-file', logFile]
+  const r = spawnSync(process.execPath, [...nodeArgs(extraNodeArgs), tsnfsEntry(), 'mount', '-o', o, ...log, `127.0.0.1:${exportPath}`, mountpoint], { encoding: 'utf8' })
   if (r.status !== 0) throw new Error(`tsnfs mount ${mountpoint}: ${r.stderr.trim()}`)
   const pid = daemonOf(mountpoint)?.pid ?? 0
   return {
@@ -94,6 +99,24 @@ export function mount(port: number, exportPath: string, mountpoint: string, opts
       return Promise.resolve()
     },
   }
+}
+
+/**
+ * The FUSE requests a mount daemon (started with a log file) has received
+ * so far, by operation: SIGUSR2 makes it log them (cli/mount.ts); the line
+ * that follows the ones already there is the answer.
+ */
+export async function fuseRequests(pid: number, logFile: string): Promise<Map<string, number>> {
+  const lines = (): string[] => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '').split('\n').filter(l => l.includes('"request counts"'))
+  const before = lines().length
+  process.kill(pid, 'SIGUSR2')
+  for (let i = 0; i < 200; i++) {
+    const now = lines()
+    const line = now[before]
+    if (line !== undefined) return new Map(Object.entries((JSON.parse(line) as { requests: Record<string, number> }).requests))
+    await new Promise(ok => setTimeout(ok, 10))
+  }
+  throw new Error(`mount daemon ${String(pid)}: no request counts in ${logFile} within 2 s of SIGUSR2`)
 }
 
 /** Resident and peak resident memory of a process, in MiB (0 when gone). */

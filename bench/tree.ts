@@ -6,9 +6,12 @@
  * entries per second and the ratio to the host directory; the server's and
  * the mount daemons' resident memory; the CPU time the server and the mount
  * daemon spent per entry (what to compare when the load moves the wall
- * clock); with --calls, NFS calls per entry.
+ * clock); with --calls, NFS calls per entry; with --requests, FUSE requests
+ * per entry (the mount daemons log at info into the work directory and
+ * are asked with SIGUSR2, which a daemon older than session 40 does not
+ * handle: it would die of it, so not with --tsnfs of such a build).
  *
- *   npm run build && npx tsx bench/tree.ts [--full] [--runs 3] [--calls] [--only cp,tar,...]
+ *   npm run build && npx tsx bench/tree.ts [--full] [--runs 3] [--calls] [--requests] [--only cp,tar,...]
  *     [--targets host,local,memory] [--export-opts async] [--mount-opts OPTS]
  *     [--tsnfs OTHER/dist/cli/main.js] [--server-node-args '--cpu-prof …'] [--mount-node-args …]
  *
@@ -30,7 +33,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { callDiff, cpuOf, mount, nfsCalls, rssOf, startServer, tsnfsEntry, useEntry } from './tree-procs.ts'
+import { callDiff, cpuOf, fuseRequests, mount, nfsCalls, rssOf, startServer, tsnfsEntry, useEntry } from './tree-procs.ts'
 import type { MountProc } from './tree-procs.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
@@ -42,12 +45,16 @@ interface Target {
   name: string
   dir: string
   mount: MountProc | null
+  /** The mount daemon's log (--requests). */
+  log: string | null
 }
 
 interface Sample {
   seconds: number
   entries: number
   calls: Map<string, number> | null
+  /** FUSE requests the target's mount daemon received during the command (--requests). */
+  requests: Map<string, number> | null
   /** CPU seconds the server and the target's mount daemon spent on the command (mount targets only). */
   cpu: { server: number; daemon: number } | null
 }
@@ -116,6 +123,7 @@ async function main(): Promise<void> {
       full: { type: 'boolean', default: false },
       runs: { type: 'string', default: '3' },
       calls: { type: 'boolean', default: false },
+      requests: { type: 'boolean', default: false },
       only: { type: 'string' },
       targets: { type: 'string', default: 'host,local,memory' },
       'export-opts': { type: 'string', default: '' },
@@ -154,9 +162,10 @@ async function main(): Promise<void> {
     for (const name of wanted) {
       const dir = join(work, `on-${name}`)
       mkdirSync(dir)
-      if (name === 'host') targets.push({ name, dir, mount: null })
+      if (name === 'host') targets.push({ name, dir, mount: null, log: null })
       else if (name === 'local' || name === 'memory') {
-        targets.push({ name, dir, mount: mount(server.port, name === 'local' ? localExport : '/mem', dir, values['mount-opts'], values['mount-node-args']) })
+        const log = values.requests ? join(work, `mount-${name}.log`) : null
+        targets.push({ name, dir, log, mount: mount(server.port, name === 'local' ? localExport : '/mem', dir, values['mount-opts'], values['mount-node-args'], log ?? undefined) })
       } else throw new Error(`--targets: unknown target ${name} (host, local, memory)`)
     }
     process.stdout.write(`tree: ${fmt(s.entries)} entries (${values.full ? 'repository + all of node_modules' : `repository + node_modules/{${RUNTIME_DEPS.join(',')}}`}), ${runs} runs, load average ${loadavg().map(l => l.toFixed(2)).join(' ')}\n`)
@@ -173,12 +182,14 @@ async function main(): Promise<void> {
           sh('sync')
           const before = values.calls && t.mount !== null ? await nfsCalls(server.metricsPort) : null
           const daemonPid = t.mount?.pid ?? 0
+          const requests0 = t.log === null ? null : await fuseRequests(daemonPid, t.log)
           const cpu0 = t.mount === null ? null : { server: cpuOf(server.pid), daemon: cpuOf(daemonPid) }
           const t0 = process.hrtime.bigint()
           sh(commandLine(c, t.dir, s))
           const seconds = Number(process.hrtime.bigint() - t0) / 1e9
           const cpu = cpu0 === null ? null : { server: cpuOf(server.pid) - cpu0.server, daemon: cpuOf(daemonPid) - cpu0.daemon }
           const calls = before === null ? null : callDiff(before, await nfsCalls(server.metricsPort))
+          const requests = requests0 === null || t.log === null ? null : callDiff(requests0, await fuseRequests(daemonPid, t.log))
           const entries = c === 'rm' ? made : c === 'git' ? countEntries(join(t.dir, 'git')) : s.entries
           if (c !== 'rm') made += entries
           if (c === 'cp' || c === 'tar' || c === 'rsync') {
@@ -186,7 +197,7 @@ async function main(): Promise<void> {
             if (got !== s.entries) throw new Error(`${t.name} ${c}: ${String(got)} entries, the source has ${String(s.entries)}`)
           }
           const key = `${t.name}/${c}`
-          samples.set(key, [...(samples.get(key) ?? []), { seconds, entries, calls, cpu }])
+          samples.set(key, [...(samples.get(key) ?? []), { seconds, entries, calls, requests, cpu }])
           process.stdout.write(`run ${String(r + 1)} ${t.name.padEnd(6)} ${c.padEnd(5)} ${seconds.toFixed(3).padStart(8)} s ${fmt(entries / seconds).padStart(8)} entries/s\n`)
         }
         if (!commands.includes('rm')) sh(commandLine('rm', t.dir, s))
@@ -231,14 +242,21 @@ function report(commands: readonly Command[], targets: Target[], samples: Map<st
       }
     }
   }
-  const withCalls = [...samples.entries()].filter(([, xs]) => xs[0]?.calls !== null && xs[0]?.calls !== undefined)
-  if (withCalls.length === 0) return
-  process.stdout.write(`\nNFS calls per entry (last run)\n`)
-  for (const [key, xs] of withCalls) {
+  perEntry('NFS calls per entry (last run)', samples, x => x.calls)
+  perEntry('FUSE requests per entry (last run)', samples, x => x.requests)
+}
+
+/** Counts per entry of each command's last run, by kind, largest first. */
+function perEntry(title: string, samples: Map<string, Sample[]>, counts: (x: Sample) => Map<string, number> | null): void {
+  const rows = [...samples.entries()].filter(([, xs]) => xs[0] !== undefined && counts(xs[0]) !== null)
+  if (rows.length === 0) return
+  process.stdout.write(`\n${title}\n`)
+  for (const [key, xs] of rows) {
     const last = xs[xs.length - 1]
-    if (last === undefined || last.calls === null) continue
-    const total = [...last.calls.values()].reduce((a, b) => a + b, 0)
-    const parts = [...last.calls].sort((a, b) => b[1] - a[1]).map(([p, n]) => `${p} ${(n / last.entries).toFixed(2)}`)
+    const c = last === undefined ? null : counts(last)
+    if (last === undefined || c === null) continue
+    const total = [...c.values()].reduce((a, b) => a + b, 0)
+    const parts = [...c].sort((a, b) => b[1] - a[1]).map(([p, n]) => `${p} ${(n / last.entries).toFixed(2)}`)
     process.stdout.write(`  ${key.padEnd(14)} ${(total / last.entries).toFixed(2)}: ${parts.join(', ')}\n`)
   }
 }

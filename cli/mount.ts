@@ -49,7 +49,8 @@ export const MOUNT_USAGE = `usage: tsnfs mount [-f] [-o OPTIONS] SOURCE MOUNTPOI
               caller act as that one identity (a single-user mount)
   --stop-timeout S      after SIGTERM/SIGINT, exit within S seconds (default 15): data the server
                         has not acknowledged by then is reported lost
-  --log-level LEVEL     daemon log level (default warn); logs go to stderr (--log-file FILE when detached)
+  --log-level LEVEL     daemon log level (default warn); logs go to stderr (--log-file FILE when detached);
+                        at info, SIGUSR2 to the daemon logs its FUSE requests so far by operation
   A MOUNTPOINT that is already a mount point, or that another tsnfs daemon is mounting, is refused.
 `
 
@@ -218,6 +219,8 @@ async function serveMount(a: MountArgs): Promise<number> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  // The counts so far, on demand: bench/tree.ts --requests reads them around each command it times.
+  process.on('SIGUSR2', () => { log.info({ requests: m.session.counts, requestMicros: m.session.micros }, 'request counts') })
   report(`ready ${String(process.pid)}`)
   const end = await m.ended
   ended = true

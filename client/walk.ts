@@ -138,7 +138,10 @@ export function noteCreated(ctx: WalkContext, dir: Buffer, made?: { fh: Buffer; 
   const who = identityKey(ctx.nfs.cred)
   ctx.attrs.noteAccess(dir, who, ACCESS3_LOOKUP, ACCESS3_LOOKUP)
   const a = made?.attrs
-  if (made === undefined || a === undefined || a === null || a.type !== ftype3.NF3DIR) return
+  if (made === undefined || a === undefined || a === null) return
+  // Its owner while its uid stays the same: a later mode change of our own keeps this grant (attr-cache.ts).
+  ctx.attrs.noteMaker(made.fh, who)
+  if (a.type !== ftype3.NF3DIR) return
   if ((a.mode & 0o100) !== 0) ctx.attrs.noteAccess(made.fh, who, ACCESS3_LOOKUP, ACCESS3_LOOKUP)
 }
 

@@ -14,9 +14,19 @@
  * attributes are fresh, for at most the type's maximum attribute time, and
  * is dropped when the mode or owner changes. Attributes themselves are the
  * same for every caller and shared.
+ *
+ * One answer outlives a mode change: the maker's search permission on a
+ * directory it made through this client (noteMaker, from walk.ts
+ * noteCreated, whose rule it is: the server made the maker the owner, and
+ * an AUTH_SYS server judges owners by the owner bits), after our own call
+ * changed the mode (its pre-operation attributes are the cached ones, the
+ * owner the same) to one the owner may still execute. rsync -a makes each
+ * directory 0700 and then fchmods it to its mode: without this, the first
+ * name it looks up in the directory afterwards (a file it is about to
+ * create) went to the server as a LOOKUP, one per directory copied.
  */
 import { LRUCache } from 'lru-cache'
-import { ftype3 } from '../../xdr/generated/nfs3.ts'
+import { ACCESS3_LOOKUP, ftype3 } from '../../xdr/generated/nfs3.ts'
 import type { fattr3, nfstime3, wcc_attr, wcc_data } from '../../xdr/generated/nfs3.ts'
 import { keyOf, ownCopy } from './own-copy.ts'
 
@@ -63,6 +73,8 @@ interface Entry {
   gen: number
   /** By identity key; null until something is known. */
   access: Map<string, AccessAnswer> | null
+  /** The identity that made the object through this client (noteMaker): its owner while uid stays the same. */
+  maker: string | null
   /** When the attributes were last refreshed. */
   fetchedAt: number
   /** Current adaptive timeout, and when it was last set (Linux attrtimeo / attrtimeo_timestamp). */
@@ -212,11 +224,12 @@ export class AttrCache {
     this.updates++
     if (e === undefined) {
       const t = this.minOf(attrs)
-      this.entries.set(key, { fh: ownCopy(fh), attrs, gen: gen ?? this.#gen, access: null, fetchedAt: now, timeoutMs: t, timeoutSetAt: now })
+      this.entries.set(key, { fh: ownCopy(fh), attrs, gen: gen ?? this.#gen, access: null, maker: null, fetchedAt: now, timeoutMs: t, timeoutSetAt: now })
       return
     }
     const before = e.attrs
     if (permsChanged(before, attrs)) e.access = null
+    if (before.uid !== attrs.uid || before.fileid !== attrs.fileid) e.maker = null
     e.attrs = attrs
     e.gen = Math.max(e.gen, gen ?? this.#gen)
     e.fetchedAt = now
@@ -253,7 +266,8 @@ export class AttrCache {
     if (e !== undefined && ours) {
       const now = this.now()
       this.updates++
-      if (permsChanged(e.attrs, wcc.after)) e.access = null
+      if (permsChanged(e.attrs, wcc.after)) e.access = this.#makersAfterOwnChange(e, wcc.after, now)
+      if (e.attrs.uid !== wcc.after.uid || e.attrs.fileid !== wcc.after.fileid) e.maker = null
       e.attrs = wcc.after
       // The successor of the cached state, whenever the call was sent.
       e.gen = Math.max(e.gen, gen ?? this.#gen)
@@ -285,6 +299,30 @@ export class AttrCache {
       const oldest = e.access.keys().next()
       if (oldest.done !== true) e.access.delete(oldest.value)
     }
+  }
+
+  /**
+   * who made fh through this client (a create-like call of its own): the
+   * server made it the owner, as whatever identity it maps it to. Kept
+   * while the attributes are cached and the owner stays the same.
+   */
+  noteMaker(fh: Buffer, who: string): void {
+    const e = this.entries.peek(handleKey(fh))
+    if (e !== undefined) e.maker = who
+  }
+
+  /**
+   * The access answers left after our own call changed e's mode or owner
+   * to `after` (pre-operation attributes matched): none, but for the
+   * maker's search permission on a directory whose owner may still execute
+   * it (the header comment). Only a grant is inferred, never a refusal (a
+   * server may let root search what the owner bits forbid).
+   */
+  #makersAfterOwnChange(e: Entry, after: fattr3, now: number): Map<string, AccessAnswer> | null {
+    const before = e.attrs
+    if (e.maker === null || this.opts.noac || after.uid !== before.uid || after.fileid !== before.fileid) return null
+    if (after.type !== ftype3.NF3DIR || (after.mode & 0o100) === 0) return null
+    return new Map([[e.maker, { asked: ACCESS3_LOOKUP, granted: ACCESS3_LOOKUP, at: now }]])
   }
 
   /**

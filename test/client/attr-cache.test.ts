@@ -2,7 +2,7 @@ import t from 'tap'
 import { AttrCache } from '../../client/cache/attr-cache.ts'
 import type { AttrChangeEvent } from '../../client/cache/attr-cache.ts'
 import { NameCache } from '../../client/cache/name-cache.ts'
-import { ftype3 } from '../../xdr/generated/nfs3.ts'
+import { ACCESS3_LOOKUP, ACCESS3_READ, ftype3 } from '../../xdr/generated/nfs3.ts'
 import { fattr } from '../helpers/fattr.ts'
 
 const attrs = fattr
@@ -155,6 +155,37 @@ t.test('name cache: a directory we made is complete: unknown names are absent un
   t.strictSame(positive.lookup(D2, 'x'), { kind: 'miss' }, 'lookupcache=positive: never a negative answer')
 })
 
+t.test('name cache: a complete directory keeps no negative entries, so names renamed away do not fill its bound', async t => {
+  const now = { t: 0 }
+  const c = cache(now)
+  const counters = { hits: 0, misses: 0, negativeHits: 0, dirDrops: 0 }
+  const n = new NameCache(c, { mode: 'all', maxDirs: 10, maxNamesPerDir: 5 }, counters)
+  const child = Buffer.from('aa', 'hex')
+  c.update(FH, attrs({ type: ftype3.NF3DIR, size: 4096n }))
+  n.markComplete(FH)
+  // rsync's way, eight times the bound: a temporary name created, then renamed onto the final one.
+  for (let i = 0; i < 40; i++) {
+    n.addPositive(FH, `.f${String(i)}.tmp`, child)
+    n.addNegative(FH, `.f${String(i)}.tmp`)
+    n.addPositive(FH, `f${String(i % 4)}`, child)
+  }
+  t.ok(n.isComplete(FH), 'still complete: only the four final names are held')
+  t.equal(n.size, 4, 'four names held')
+  t.strictSame(n.lookup(FH, '.f39.tmp'), { kind: 'negative' }, 'a name renamed away is absent')
+  t.strictSame(n.lookup(FH, 'f3'), { kind: 'positive', fh: child })
+  n.addPositive(FH, 'f4', child)
+  t.ok(n.isComplete(FH), 'five names fit')
+  n.addPositive(FH, 'f5', child)
+  t.notOk(n.isComplete(FH), 'a sixth still overflows it')
+  t.strictSame(n.lookup(FH, '.f39.tmp'), { kind: 'miss' }, 'and then an absent name is asked of the server')
+
+  const D2 = Buffer.from('0304', 'hex')
+  c.update(D2, attrs({ type: ftype3.NF3DIR, size: 4096n }))
+  n.addNegative(D2, 'gone')
+  t.strictSame(n.lookup(D2, 'gone'), { kind: 'negative' }, 'a directory not known complete keeps its negative entries')
+  t.strictSame(n.lookup(D2, 'other'), { kind: 'miss' })
+})
+
 t.test('stats: open groups for other parts of the client', async t => {
   const { ClientStats } = await import('../../client/stats.ts')
   const s = new ClientStats()
@@ -264,6 +295,48 @@ t.test('ACCESS answers per identity: while fresh, at most the maximum time, drop
   for (let i = 0; i < 20; i++) c.noteAccess(FH, `id${String(i)}`, 1, 1)
   t.equal(c.accessOf(FH, 'id0', 1), undefined, 'at most 16 identities per object, the oldest dropped')
   t.equal(c.accessOf(FH, 'id19', 1), 1)
+})
+
+t.test("the maker's search grant on a directory outlives our own mode change while the owner may execute it", async t => {
+  const now = { t: 1000 }
+  const c = cache(now)
+  const made = attrs({ type: ftype3.NF3DIR, mode: 0o700 })
+  c.update(FH, made)
+  c.noteMaker(FH, 'maker')
+  c.noteAccess(FH, 'maker', ACCESS3_LOOKUP, ACCESS3_LOOKUP)
+  c.noteAccess(FH, 'other', ACCESS3_LOOKUP, 0)
+  let cur = made
+  /** Our own SETATTR: pre-operation attributes are the cached ones. */
+  const own = (change: Partial<typeof made>): void => {
+    const after = { ...cur, ...change, ctime: { seconds: cur.ctime.seconds + 1, nseconds: 0 } }
+    c.applyWcc(FH, { before: { size: cur.size, mtime: cur.mtime, ctime: cur.ctime }, after })
+    cur = after
+  }
+  own({ mode: 0o755 })
+  t.equal(c.accessOf(FH, 'maker', ACCESS3_LOOKUP), ACCESS3_LOOKUP, '0700 -> 0755: kept')
+  t.equal(c.accessOf(FH, 'other', ACCESS3_LOOKUP), undefined, "another identity's answer (a refusal) is dropped")
+  t.equal(c.accessOf(FH, 'maker', ACCESS3_LOOKUP | ACCESS3_READ), undefined, 'only search is inferred')
+  own({ mode: 0o600 })
+  t.equal(c.accessOf(FH, 'maker', ACCESS3_LOOKUP), undefined, '0600: dropped, not refused (the server may let root search it)')
+  own({ mode: 0o700 })
+  t.equal(c.accessOf(FH, 'maker', ACCESS3_LOOKUP), ACCESS3_LOOKUP, '0700 again: the owner may execute it')
+  const foreign = { ...cur, mode: 0o755, ctime: { seconds: cur.ctime.seconds + 5, nseconds: 0 } }
+  c.applyWcc(FH, { before: { size: cur.size, mtime: cur.mtime, ctime: { seconds: cur.ctime.seconds + 4, nseconds: 0 } }, after: foreign })
+  cur = foreign
+  t.equal(c.accessOf(FH, 'maker', ACCESS3_LOOKUP), undefined, 'a change someone else made in between (pre-operation attributes differ): dropped')
+  c.noteAccess(FH, 'maker', ACCESS3_LOOKUP, ACCESS3_LOOKUP)
+  own({ mode: 0o750, uid: 5 })
+  t.equal(c.accessOf(FH, 'maker', ACCESS3_LOOKUP), undefined, 'a new owner: dropped')
+  own({ mode: 0o755, uid: made.uid })
+  t.equal(c.accessOf(FH, 'maker', ACCESS3_LOOKUP), undefined, 'the owner back as it was: the maker is no longer taken for it')
+
+  const FILE = Buffer.from('0304', 'hex')
+  const file = attrs({ mode: 0o700 })
+  c.update(FILE, file)
+  c.noteMaker(FILE, 'maker')
+  c.noteAccess(FILE, 'maker', ACCESS3_LOOKUP | ACCESS3_READ, ACCESS3_LOOKUP | ACCESS3_READ)
+  c.applyWcc(FILE, { before: { size: file.size, mtime: file.mtime, ctime: file.ctime }, after: { ...file, mode: 0o755, ctime: { seconds: file.ctime.seconds + 1, nseconds: 0 } } })
+  t.equal(c.accessOf(FILE, 'maker', ACCESS3_READ), undefined, 'not a directory: nothing inferred')
 })
 
 t.test('maxEntries bounds the cache: the least recently used handle goes first', async t => {

@@ -27,14 +27,15 @@ t.test('STALE for a handle drops every name cached as it, and its own names; oth
   n.addPositive(d1, 'x', gone)
   n.addPositive(d2, 'y', gone)
   n.addPositive(d1, 'z', other)
-  n.addNegative(d1, 'absent')
+  // In d2: a directory known complete (d1) holds no negative entries (name-cache.ts addNegative).
+  n.addNegative(d2, 'absent')
   // gone's own names, though its attributes are not cached: the STALE speaks of the handle either way.
   n.addPositive(gone, 'inner', other)
   c.forget(gone)
   t.strictSame(n.lookup(d1, 'x'), { kind: 'miss' }, 'd1/x asks the server')
   t.strictSame(n.lookup(d2, 'y'), { kind: 'miss' }, 'd2/y (another name of it) asks the server')
   t.strictSame(n.lookup(d1, 'z'), { kind: 'positive', fh: other }, 'a name for another handle stays')
-  t.strictSame(n.lookup(d1, 'absent'), { kind: 'negative' }, 'a negative entry stays')
+  t.strictSame(n.lookup(d2, 'absent'), { kind: 'negative' }, 'a negative entry stays')
   t.equal(n.isComplete(d1), false, 'd1 lost a name it knew: no longer complete')
   t.equal(n.peek(gone, 'inner'), undefined, "the stale directory's own names are gone")
   t.equal(n.size, 2, 'z and absent left')
