@@ -1,6 +1,6 @@
 /*
  * The operations that only look: GETATTR, LOOKUP, READDIR(PLUS), FSSTAT and PATHCONF, each under
- * the shared side of the engine's lock, over cached inode views (EngineCore.inodeOf(ino, true)).
+ * the shared side of the engine's lock, over cached inode slots (EngineCore.slotOf).
  */
 import { VfsError } from '../../errors.ts'
 import { checkName, isDot, isDotDot, NAME_MAX } from '../../names.ts'
@@ -15,11 +15,11 @@ export async function getattr(c: EngineCore, f: FileRef): Promise<Attr> {
   // needs no lock); anything else (not cached, stale, a change running) the locked way, below.
   if (c.readableNow) {
     const got = c.cachedView(f)
-    if (got !== undefined) return c.viewAttr(got.ino, got.inode)
+    if (got !== undefined) return c.viewAttr(got.ino, got.slot)
   }
   return c.read(async () => {
-    const { ino, inode } = await c.get(f, true)
-    return c.viewAttr(ino, inode)
+    const { ino, slot } = await c.getSlot(f)
+    return c.viewAttr(ino, slot)
   })
 }
 
@@ -31,11 +31,11 @@ export async function getattr(c: EngineCore, f: FileRef): Promise<Attr> {
 function lookupNow(c: EngineCore, dir: FileRef, name: Buffer): { ref: FileRef; attr: Attr } | undefined {
   if (!c.readableNow || c.p.dirs.findCached === undefined) return undefined
   const d = c.cachedView(dir)
-  if (d === undefined || (d.inode.mode & S_IFMT) !== S_IFDIR) return undefined
+  if (d === undefined || (d.slot.inode.mode & S_IFMT) !== S_IFDIR) return undefined
   const hit = c.p.dirs.findCached(d.ino, name)
   if (hit === undefined) return undefined
-  const inode = c.cachedLive(hit.ino)
-  return inode === undefined ? undefined : { ref: c.ref(hit.ino, inode), attr: c.viewAttr(hit.ino, inode) }
+  const slot = c.liveSlot(hit.ino)
+  return slot === undefined ? undefined : { ref: c.viewRef(hit.ino, slot), attr: c.viewAttr(hit.ino, slot) }
 }
 
 export async function lookup(c: EngineCore, dir: FileRef, name: Buffer): Promise<{ ref: FileRef; attr: Attr }> {
@@ -43,7 +43,10 @@ export async function lookup(c: EngineCore, dir: FileRef, name: Buffer): Promise
   if (now !== undefined) return now
   return c.read(async () => {
     const d = await c.getDir(dir, true)
-    if (isDot(name)) return { ref: c.ref(d.ino, d.inode), attr: c.viewAttr(d.ino, d.inode) }
+    if (isDot(name)) {
+      const self = await c.slotOf(d.ino)
+      return { ref: c.viewRef(d.ino, self), attr: c.viewAttr(d.ino, self) }
+    }
     if (!isDotDot(name)) checkName(name)
     let ino: number
     if (isDotDot(name) && d.ino === ROOT_INO) ino = ROOT_INO
@@ -52,8 +55,8 @@ export async function lookup(c: EngineCore, dir: FileRef, name: Buffer): Promise
       if (hit === undefined) throw new VfsError('ENOENT')
       ino = hit.ino
     }
-    const inode = await c.inodeOf(ino, true)
-    return { ref: c.ref(ino, inode), attr: c.viewAttr(ino, inode) }
+    const slot = await c.slotOf(ino)
+    return { ref: c.viewRef(ino, slot), attr: c.viewAttr(ino, slot) }
   })
 }
 
@@ -65,14 +68,14 @@ export async function readdir(c: EngineCore, dir: FileRef, cookie: bigint, max: 
     for (const e of page.entries) {
       // Each entry's handle and attributes from its inode, under this one read lock: READDIRPLUS
       // then needs no lookup of each name (an htree search and a second lock) to find them.
-      let inode = c.cachedLive(e.ino)
-      if (inode === undefined) inode = await c.inodeOf(e.ino, true).catch(() => undefined)
+      let slot = c.liveSlot(e.ino)
+      if (slot === undefined) slot = await c.slotOf(e.ino).catch(() => undefined)
       // One literal with every field: an entry grown field by field changes shape twice.
-      // The handle and attributes are the view's own (shared with GETATTR and LOOKUP), fileid the attributes'.
-      if (inode === undefined) entries.push({ name: e.name, fileid: BigInt(e.ino), cookie: e.cookie })
+      // The handle and attributes are the slot's own (shared with GETATTR and LOOKUP), fileid the attributes'.
+      if (slot === undefined) entries.push({ name: e.name, fileid: BigInt(e.ino), cookie: e.cookie })
       else {
-        const attr = c.viewAttr(e.ino, inode)
-        entries.push({ name: e.name, fileid: attr.fileid, cookie: e.cookie, ref: c.viewRef(e.ino, inode), attr })
+        const attr = c.viewAttr(e.ino, slot)
+        entries.push({ name: e.name, fileid: attr.fileid, cookie: e.cookie, ref: c.viewRef(e.ino, slot), attr })
       }
     }
     return { entries, eof: page.eof }
