@@ -354,11 +354,14 @@ export class EngineCore {
     return attr
   }
 
-  /** The handle of a cached inode (its slot), made once per slot as viewAttr's attributes are (the same reasons). */
+  /**
+   * The handle of a cached inode (its slot), made once per slot as viewAttr's attributes are (the
+   * same reasons), with the attributes' own fileid: one BigInt for both, one object fewer to read.
+   */
   viewRef(ino: number, slot: InodeSlot): FileRef {
     let ref = slot.ref
     if (ref === undefined) {
-      ref = this.ref(ino, slot.inode)
+      ref = { id: this.viewAttr(ino, slot).fileid, gen: slot.inode.generation }
       slot.ref = ref
     }
     return ref
