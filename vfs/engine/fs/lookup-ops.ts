@@ -64,6 +64,10 @@ export async function readdir(c: EngineCore, dir: FileRef, cookie: bigint, max: 
   return c.read(async () => {
     const d = await c.getDir(dir, true)
     const page = await c.p.dirs.list(d.ino, d.inode, cookie, max)
+    // Inodes not cached (a directory listed after a restart): their table blocks read at once.
+    let missing: number[] | undefined
+    for (const e of page.entries) if (c.p.inodes.cachedSlot(e.ino) === undefined) (missing ??= []).push(e.ino)
+    if (missing !== undefined && c.p.inodes.prefetch !== undefined) await c.p.inodes.prefetch(missing)
     const entries: DirEntry[] = []
     for (const e of page.entries) {
       // Each entry's handle and attributes from its inode, under this one read lock: READDIRPLUS

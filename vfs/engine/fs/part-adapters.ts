@@ -45,6 +45,7 @@ export function inodeStoreOf(table: InodeTable, inodeSize: number): InodeStore {
     peek: (ino) => table.peek(ino),
     cachedSlot: (ino) => table.cachedSlot(ino),
     slot: (ino) => table.slot(ino),
+    prefetch: (inos) => table.prefetch(inos),
     write: async (h, ino, inode) => {
       await table.put(h, ino, inode, fresh.delete(inode))
     },

@@ -20,6 +20,8 @@ export interface InodeStore {
   cachedSlot(ino: number): InodeSlot | undefined
   /** The slot of inode ino, read if not cached: for looking only, as peek. */
   slot(ino: number): Promise<InodeSlot>
+  /** Read what holds these inodes (those not cached) at once, so the slot() calls that follow find it. */
+  prefetch?(inos: readonly number[]): Promise<void>
   write(h: MetaTxn, ino: number, inode: Inode): Promise<void>
   /** A new inode's record for a number just allocated: the type and permission bits in `mode`. */
   fresh(ino: number, mode: number, owner: { uid: number; gid: number }, now: { sec: number; nsec: number }): Promise<Inode>

@@ -144,6 +144,22 @@ export class InodeTable {
     return this.#load(ino)
   }
 
+  /**
+   * Bring the inode table blocks of `inos` (those not cached) into the block cache, all reads at
+   * once: a listing's page of uncached inodes (after a restart) otherwise read its dozen or so
+   * table blocks one after another, an await each. Numbers out of range are left to the reads
+   * that follow, which refuse them.
+   */
+  async prefetch(inos: readonly number[]): Promise<void> {
+    const geo = this.#geo
+    const blocks = new Set<number>()
+    for (const ino of inos) {
+      if (!Number.isSafeInteger(ino) || ino < 1 || ino > geo.inodesCount || this.#cache.get(ino) !== undefined) continue
+      blocks.add(this.locate(ino).block)
+    }
+    await Promise.all([...blocks].map((b) => this.#txm.read(b)))
+  }
+
   async #load(ino: number, h?: MetaTxn): Promise<InodeSlot> {
     const hit = this.#cache.get(ino)
     if (hit !== undefined) return hit
