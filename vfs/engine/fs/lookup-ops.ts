@@ -6,9 +6,11 @@ import { VfsError } from '../../errors.ts'
 import { checkName, isDot, isDotDot, NAME_MAX } from '../../names.ts'
 import type { Attr, DirEntry, DirPage, FileRef, FsStat, PathConf } from '../../types.ts'
 import { S_IFDIR, S_IFMT } from '../format/inode.ts'
+import type { InodeSlot } from '../inode/inode-table.ts'
 import { LINK_MAX } from './dir-links.ts'
 import { ROOT_INO } from './engine-core.ts'
 import type { EngineCore } from './engine-core.ts'
+import type { ListedEntry } from './parts.ts'
 
 export async function getattr(c: EngineCore, f: FileRef): Promise<Attr> {
   // The hit path: a cached live inode, answered in this turn (EngineCore.readableNow says why that
@@ -64,26 +66,37 @@ export async function readdir(c: EngineCore, dir: FileRef, cookie: bigint, max: 
   return c.read(async () => {
     const d = await c.getDir(dir, true)
     const page = await c.p.dirs.list(d.ino, d.inode, cookie, max)
-    // Inodes not cached (a directory listed after a restart): their table blocks read at once.
-    let missing: number[] | undefined
-    for (const e of page.entries) if (c.p.inodes.cachedSlot(e.ino) === undefined) (missing ??= []).push(e.ino)
-    if (missing !== undefined && c.p.inodes.prefetch !== undefined) await c.p.inodes.prefetch(missing)
+    const list = page.entries
     const entries: DirEntry[] = []
-    for (const e of page.entries) {
-      // Each entry's handle and attributes from its inode, under this one read lock: READDIRPLUS
-      // then needs no lookup of each name (an htree search and a second lock) to find them.
-      let slot = c.liveSlot(e.ino)
-      if (slot === undefined) slot = await c.slotOf(e.ino).catch(() => undefined)
-      // One literal with every field: an entry grown field by field changes shape twice.
-      // The handle and attributes are the slot's own (shared with GETATTR and LOOKUP), fileid the attributes'.
-      if (slot === undefined) entries.push({ name: e.name, fileid: BigInt(e.ino), cookie: e.cookie })
-      else {
-        const attr = c.viewAttr(e.ino, slot)
-        entries.push({ name: e.name, fileid: attr.fileid, cookie: e.cookie, ref: c.viewRef(e.ino, slot), attr })
+    // Each entry's handle and attributes from its inode, under this one read lock: READDIRPLUS then
+    // needs no lookup of each name (an htree search and a second lock) to find them. Cached inodes
+    // (the usual case) in this loop, one cache lookup each and no await.
+    let i = 0
+    for (; i < list.length; i++) {
+      const e = list[i] as ListedEntry
+      const slot = c.p.inodes.cachedSlot(e.ino)
+      if (slot === undefined) break
+      entries.push(entryOf(c, e, slot.live ? slot : undefined))
+    }
+    if (i < list.length) {
+      // From the first inode not cached on (a directory listed after a restart): the inode table
+      // blocks of the rest of the page read at once, then each inode from them.
+      await c.p.inodes.prefetch?.(list.slice(i).map((e) => e.ino))
+      for (; i < list.length; i++) {
+        const e = list[i] as ListedEntry
+        entries.push(entryOf(c, e, c.liveSlot(e.ino) ?? await c.slotOf(e.ino).catch(() => undefined)))
       }
     }
     return { entries, eof: page.eof }
   })
+}
+
+/** A listed entry with its inode's handle and attributes (the slot's own, shared with GETATTR and LOOKUP); none when gone. */
+function entryOf(c: EngineCore, e: ListedEntry, slot: InodeSlot | undefined): DirEntry {
+  // One literal with every field: an entry grown field by field changes shape twice.
+  if (slot === undefined) return { name: e.name, fileid: BigInt(e.ino), cookie: e.cookie }
+  const attr = c.viewAttr(e.ino, slot)
+  return { name: e.name, fileid: attr.fileid, cookie: e.cookie, ref: c.viewRef(e.ino, slot), attr }
 }
 
 export async function fsstat(c: EngineCore, f: FileRef): Promise<FsStat> {
