@@ -9,6 +9,8 @@
  *   ENGINE_BENCH_PROF=FILE node dist/bench/engine-dispatch.bench.js [FILTER]
  *     also writes a V8 CPU profile of the measured part alone (not the image's making) to FILE;
  *   ENGINE_BENCH_PROF_COLD=FILE: one of the first listing alone (cold code, as in a new server).
+ *   ENGINE_BENCH_BACKEND=memory: the same calls through the memory backend (names keep "engine"):
+ *     what the engine adds to a call is the difference, measured in one sitting.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { startProfile } from './cpu-profile.ts'
@@ -42,11 +44,12 @@ async function measureCpu(name: string, fn: () => Promise<unknown>, ms?: number,
   return { ...r, cpuUs: (used.user + used.system) / calls }
 }
 
-export async function engineDispatchBenches(only?: RegExp): Promise<CpuResult[]> {
+export async function engineDispatchBenches(only?: RegExp, backend: 'engine' | 'memory' = 'engine'): Promise<CpuResult[]> {
   const dir = await mkdtemp(join(tmpdir(), 'tsnfs-engine-micro-'))
   const image = join(dir, 'engine.img')
-  await makeEngineImage(image, 256 * 1024 * 1024)
-  const { backends, exp, vfs, host, env, origin, cred } = await dispatchRig(`/export *(rw,insecure,no_root_squash,backend=engine,image=${image})`, dir)
+  if (backend === 'engine') await makeEngineImage(image, 256 * 1024 * 1024)
+  const options = backend === 'engine' ? `backend=engine,image=${image}` : 'backend=memory'
+  const { backends, exp, vfs, host, env, origin, cred } = await dispatchRig(`/export *(rw,insecure,no_root_squash,${options})`, dir)
   try {
     const procs = NFS_PROGRAM.versions.NFS_V3.procs
     const owner = { uid: 0, gid: 0 }
@@ -139,7 +142,8 @@ export async function engineDispatchBenches(only?: RegExp): Promise<CpuResult[]>
 
 if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
   const filter = process.argv[2]
-  const rows = await engineDispatchBenches(filter === undefined ? undefined : new RegExp(filter))
+  const backend = process.env.ENGINE_BENCH_BACKEND === 'memory' ? 'memory' : 'engine'
+  const rows = await engineDispatchBenches(filter === undefined ? undefined : new RegExp(filter), backend)
   const w = Math.max(...rows.map((r) => r.name.length))
   console.log(`${'benchmark'.padEnd(w)}  ${'ops/s'.padStart(9)}  ${'p50 µs'.padStart(9)}  ${'CPU µs/op'.padStart(9)}`)
   for (const r of rows) console.log(`${r.name.padEnd(w)}  ${Math.round(r.opsPerSec).toString().padStart(9)}  ${r.p50us.toFixed(1).padStart(9)}  ${r.cpuUs.toFixed(1).padStart(9)}`)

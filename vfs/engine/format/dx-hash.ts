@@ -34,7 +34,13 @@ function rol(x: number, s: number): number {
 
 /** s_hash_seed as four little-endian words; all zero means "use the default". */
 export function seedWords(seed: Uint8Array | undefined): number[] {
-  if (seed === undefined || seed.length < 16) return [...DEFAULT_SEED]
+  // A copy: the caller may use it as running state.
+  return [...seedOf(seed)]
+}
+
+/** The seed's four words (the default when absent or all zero), decoded once per seed buffer. */
+function seedOf(seed: Uint8Array | undefined): readonly number[] {
+  if (seed === undefined || seed.length < 16) return DEFAULT_SEED
   let w = SEEDS.get(seed)
   if (w === undefined) {
     const dv = new DataView(seed.buffer, seed.byteOffset, 16)
@@ -42,12 +48,18 @@ export function seedWords(seed: Uint8Array | undefined): number[] {
     if (w.every((x) => x === 0)) w = DEFAULT_SEED
     SEEDS.set(seed, w)
   }
-  // A copy: the transforms use it as their running state.
-  return [...w]
+  return w
 }
 
-/** Each file system's seed, decoded once (a directory listing hashes every name with it). */
 const SEEDS = new WeakMap<Uint8Array, readonly number[]>()
+
+/*
+ * The running state and one chunk's words, reused by every hash: dxHash is synchronous, and a
+ * directory listing hashes every name of each leaf it parses, a create or lookup one each; arrays
+ * made per name (a copy of the seed, the words of each chunk) were most of a hash's cost.
+ */
+const STATE = new Uint32Array(4)
+const WORDS = new Uint32Array(8)
 
 function legacy(name: Uint8Array, signed: boolean): number {
   let hash0 = 0x12a3fe2d
@@ -66,10 +78,11 @@ function legacy(name: Uint8Array, signed: boolean): number {
  * str2hashbuf: pack up to num*4 bytes of msg big-end-first into num words,
  * padding with a word made of the (whole remaining) length.
  */
-function str2hashbuf(msg: Uint8Array, from: number, len: number, num: number, signed: boolean): number[] {
+/** str2hashbuf: the `num` words of msg[from, from + len) (padded with the length), into WORDS[0 .. num). */
+function str2hashbuf(msg: Uint8Array, from: number, len: number, num: number, signed: boolean): void {
   let pad = (len | (len << 8)) >>> 0
   pad = (pad | (pad << 16)) >>> 0
-  const out: number[] = []
+  let k = 0
   let val = pad
   const n = Math.min(len, num * 4)
   for (let i = 0; i < n; i++) {
@@ -77,13 +90,12 @@ function str2hashbuf(msg: Uint8Array, from: number, len: number, num: number, si
     const c = signed && byte >= 0x80 ? byte - 256 : byte
     val = (c + ((val << 8) >>> 0)) >>> 0
     if (i % 4 === 3) {
-      out.push(val)
+      WORDS[k++] = val
       val = pad
     }
   }
-  if (out.length < num) out.push(val)
-  while (out.length < num) out.push(pad)
-  return out
+  if (k < num) WORDS[k++] = val
+  while (k < num) WORDS[k++] = pad
 }
 
 const F = (x: number, y: number, z: number): number => z ^ (x & (y ^ z))
@@ -91,9 +103,19 @@ const G = (x: number, y: number, z: number): number => ((x & y) + ((x ^ y) & z))
 const H = (x: number, y: number, z: number): number => x ^ y ^ z
 
 /** The kernel's half_md4_transform: MD4's three rounds over 8 words, written out as there. */
-function halfMd4Transform(buf: number[], x: number[]): void {
-  const [x0, x1, x2, x3, x4, x5, x6, x7] = x as [number, number, number, number, number, number, number, number]
-  let [a, b, c, d] = buf as [number, number, number, number]
+function halfMd4Transform(buf: Uint32Array, x: Uint32Array): void {
+  const x0 = x[0] ?? 0
+  const x1 = x[1] ?? 0
+  const x2 = x[2] ?? 0
+  const x3 = x[3] ?? 0
+  const x4 = x[4] ?? 0
+  const x5 = x[5] ?? 0
+  const x6 = x[6] ?? 0
+  const x7 = x[7] ?? 0
+  let a = buf[0] ?? 0
+  let b = buf[1] ?? 0
+  let c = buf[2] ?? 0
+  let d = buf[3] ?? 0
   a = rol((a + F(b, c, d) + x0) | 0, 3)
   d = rol((d + F(a, b, c) + x1) | 0, 7)
   c = rol((c + F(d, a, b) + x2) | 0, 11)
@@ -127,11 +149,14 @@ function halfMd4Transform(buf: number[], x: number[]): void {
   buf[3] = ((buf[3] ?? 0) + d) >>> 0
 }
 
-function teaTransform(buf: number[], inp: number[]): void {
+function teaTransform(buf: Uint32Array, inp: Uint32Array): void {
   let sum = 0
   let b0 = buf[0] ?? 0
   let b1 = buf[1] ?? 0
-  const [a, b, c, d] = inp as [number, number, number, number]
+  const a = inp[0] ?? 0
+  const b = inp[1] ?? 0
+  const c = inp[2] ?? 0
+  const d = inp[3] ?? 0
   for (let n = 0; n < 16; n++) {
     sum = (sum + TEA_DELTA) >>> 0
     b0 = (b0 + ((((b1 << 4) + a) >>> 0) ^ ((b1 + sum) >>> 0) ^ (((b1 >>> 5) + b) >>> 0))) >>> 0
@@ -147,7 +172,12 @@ function teaTransform(buf: number[], inp: number[]): void {
  * SipHash (casefolded directories) is refused: we do not implement casefold.
  */
 export function dxHash(name: Uint8Array, version: number, seed?: Uint8Array): DxHash {
-  const buf = seedWords(seed)
+  const w = seedOf(seed)
+  const buf = STATE
+  buf[0] = w[0] ?? 0
+  buf[1] = w[1] ?? 0
+  buf[2] = w[2] ?? 0
+  buf[3] = w[3] ?? 0
   let major: number
   let minor = 0
   switch (version) {
@@ -158,17 +188,23 @@ export function dxHash(name: Uint8Array, version: number, seed?: Uint8Array): Dx
     case DX_HASH.HALF_MD4:
     case DX_HASH.HALF_MD4_UNSIGNED: {
       const signed = version === DX_HASH.HALF_MD4
-      for (let at = 0, len = name.length; len > 0; at += 32, len -= 32) halfMd4Transform(buf, str2hashbuf(name, at, len, 8, signed))
-      major = buf[1] ?? 0
-      minor = buf[2] ?? 0
+      for (let at = 0, len = name.length; len > 0; at += 32, len -= 32) {
+        str2hashbuf(name, at, len, 8, signed)
+        halfMd4Transform(buf, WORDS)
+      }
+      major = buf[1]
+      minor = buf[2]
       break
     }
     case DX_HASH.TEA:
     case DX_HASH.TEA_UNSIGNED: {
       const signed = version === DX_HASH.TEA
-      for (let at = 0, len = name.length; len > 0; at += 16, len -= 16) teaTransform(buf, str2hashbuf(name, at, len, 4, signed))
-      major = buf[0] ?? 0
-      minor = buf[1] ?? 0
+      for (let at = 0, len = name.length; len > 0; at += 16, len -= 16) {
+        str2hashbuf(name, at, len, 4, signed)
+        teaTransform(buf, WORDS)
+      }
+      major = buf[0]
+      minor = buf[1]
       break
     }
     case DX_HASH.SIPHASH:

@@ -3,9 +3,10 @@
  * cache (the share of cache= the decoded inodes leave) and the decoded inodes (a count, an eighth
  * of cache=) and the names (fs/name-cache.ts, a thirty-second). All are given back when the server is idle, down to a low mark: what a burst after
  * the pause touches first (the root, the bitmaps and inode table blocks in use) stays, the rest is
- * read again on demand. Nothing else the engine keeps is worth a holder: the extent-node and
- * attribute memos are WeakMaps keyed by the cached buffers and inodes (freed with them), the
- * directory-leaf memo is process-wide and holds 16 leaves, and the last-transaction map COMMIT
+ * read again on demand. Nothing else the engine keeps is worth a holder: the extent-node memo is a
+ * WeakMap keyed by the cached buffers, each cached inode's attributes and handle live in its slot
+ * (inode/inode-table.ts InodeSlot, dropped with it), the directory-leaf memo is process-wide and
+ * bounded to 4 MiB, and the last-transaction map COMMIT
  * needs is state (bounded to 65,536 entries), not a cache.
  */
 import type { VfsCache } from '../../types.ts'

@@ -116,8 +116,8 @@ export async function write(c: EngineCore, f: FileRef, offset: bigint, data: Buf
   // reply that leaves after a later WRITE's must not carry the older size (a client keeps the
   // attributes it got last, and read a file 7 bytes short). So: the file's attributes as they are now.
   const ino = Number(f.id)
-  const now = c.cachedLive(ino)
-  return now === undefined || now.generation !== f.gen ? out : { ...out, after: c.viewAttr(ino, now) }
+  const now = c.liveSlot(ino)
+  return now === undefined || now.inode.generation !== f.gen ? out : { ...out, after: c.viewAttr(ino, now) }
 }
 
 /** The range does not matter: the file's last transaction and one device flush cover all of it. */

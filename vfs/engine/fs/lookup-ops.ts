@@ -1,25 +1,27 @@
 /*
  * The operations that only look: GETATTR, LOOKUP, READDIR(PLUS), FSSTAT and PATHCONF, each under
- * the shared side of the engine's lock, over cached inode views (EngineCore.inodeOf(ino, true)).
+ * the shared side of the engine's lock, over cached inode slots (EngineCore.slotOf).
  */
 import { VfsError } from '../../errors.ts'
 import { checkName, isDot, isDotDot, NAME_MAX } from '../../names.ts'
 import type { Attr, DirEntry, DirPage, FileRef, FsStat, PathConf } from '../../types.ts'
 import { S_IFDIR, S_IFMT } from '../format/inode.ts'
+import type { InodeSlot } from '../inode/inode-table.ts'
 import { LINK_MAX } from './dir-links.ts'
 import { ROOT_INO } from './engine-core.ts'
 import type { EngineCore } from './engine-core.ts'
+import type { ListedEntry } from './parts.ts'
 
 export async function getattr(c: EngineCore, f: FileRef): Promise<Attr> {
   // The hit path: a cached live inode, answered in this turn (EngineCore.readableNow says why that
   // needs no lock); anything else (not cached, stale, a change running) the locked way, below.
   if (c.readableNow) {
     const got = c.cachedView(f)
-    if (got !== undefined) return c.viewAttr(got.ino, got.inode)
+    if (got !== undefined) return c.viewAttr(got.ino, got.slot)
   }
   return c.read(async () => {
-    const { ino, inode } = await c.get(f, true)
-    return c.viewAttr(ino, inode)
+    const { ino, slot } = await c.getSlot(f)
+    return c.viewAttr(ino, slot)
   })
 }
 
@@ -31,11 +33,11 @@ export async function getattr(c: EngineCore, f: FileRef): Promise<Attr> {
 function lookupNow(c: EngineCore, dir: FileRef, name: Buffer): { ref: FileRef; attr: Attr } | undefined {
   if (!c.readableNow || c.p.dirs.findCached === undefined) return undefined
   const d = c.cachedView(dir)
-  if (d === undefined || (d.inode.mode & S_IFMT) !== S_IFDIR) return undefined
+  if (d === undefined || (d.slot.inode.mode & S_IFMT) !== S_IFDIR) return undefined
   const hit = c.p.dirs.findCached(d.ino, name)
   if (hit === undefined) return undefined
-  const inode = c.cachedLive(hit.ino)
-  return inode === undefined ? undefined : { ref: c.ref(hit.ino, inode), attr: c.viewAttr(hit.ino, inode) }
+  const slot = c.liveSlot(hit.ino)
+  return slot === undefined ? undefined : { ref: c.viewRef(hit.ino, slot), attr: c.viewAttr(hit.ino, slot) }
 }
 
 export async function lookup(c: EngineCore, dir: FileRef, name: Buffer): Promise<{ ref: FileRef; attr: Attr }> {
@@ -43,7 +45,10 @@ export async function lookup(c: EngineCore, dir: FileRef, name: Buffer): Promise
   if (now !== undefined) return now
   return c.read(async () => {
     const d = await c.getDir(dir, true)
-    if (isDot(name)) return { ref: c.ref(d.ino, d.inode), attr: c.viewAttr(d.ino, d.inode) }
+    if (isDot(name)) {
+      const self = await c.slotOf(d.ino)
+      return { ref: c.viewRef(d.ino, self), attr: c.viewAttr(d.ino, self) }
+    }
     if (!isDotDot(name)) checkName(name)
     let ino: number
     if (isDotDot(name) && d.ino === ROOT_INO) ino = ROOT_INO
@@ -52,8 +57,8 @@ export async function lookup(c: EngineCore, dir: FileRef, name: Buffer): Promise
       if (hit === undefined) throw new VfsError('ENOENT')
       ino = hit.ino
     }
-    const inode = await c.inodeOf(ino, true)
-    return { ref: c.ref(ino, inode), attr: c.viewAttr(ino, inode) }
+    const slot = await c.slotOf(ino)
+    return { ref: c.viewRef(ino, slot), attr: c.viewAttr(ino, slot) }
   })
 }
 
@@ -61,22 +66,37 @@ export async function readdir(c: EngineCore, dir: FileRef, cookie: bigint, max: 
   return c.read(async () => {
     const d = await c.getDir(dir, true)
     const page = await c.p.dirs.list(d.ino, d.inode, cookie, max)
+    const list = page.entries
     const entries: DirEntry[] = []
-    for (const e of page.entries) {
-      // Each entry's handle and attributes from its inode, under this one read lock: READDIRPLUS
-      // then needs no lookup of each name (an htree search and a second lock) to find them.
-      let inode = c.cachedLive(e.ino)
-      if (inode === undefined) inode = await c.inodeOf(e.ino, true).catch(() => undefined)
-      // One literal with every field: an entry grown field by field changes shape twice.
-      // The handle and attributes are the view's own (shared with GETATTR and LOOKUP), fileid the attributes'.
-      if (inode === undefined) entries.push({ name: e.name, fileid: BigInt(e.ino), cookie: e.cookie })
-      else {
-        const attr = c.viewAttr(e.ino, inode)
-        entries.push({ name: e.name, fileid: attr.fileid, cookie: e.cookie, ref: c.viewRef(e.ino, inode), attr })
+    // Each entry's handle and attributes from its inode, under this one read lock: READDIRPLUS then
+    // needs no lookup of each name (an htree search and a second lock) to find them. Cached inodes
+    // (the usual case) in this loop, one cache lookup each and no await.
+    let i = 0
+    for (; i < list.length; i++) {
+      const e = list[i] as ListedEntry
+      const slot = c.p.inodes.cachedSlot(e.ino)
+      if (slot === undefined) break
+      entries.push(entryOf(c, e, slot.live ? slot : undefined))
+    }
+    if (i < list.length) {
+      // From the first inode not cached on (a directory listed after a restart): the inode table
+      // blocks of the rest of the page read at once, then each inode from them.
+      await c.p.inodes.prefetch?.(list.slice(i).map((e) => e.ino))
+      for (; i < list.length; i++) {
+        const e = list[i] as ListedEntry
+        entries.push(entryOf(c, e, c.liveSlot(e.ino) ?? await c.slotOf(e.ino).catch(() => undefined)))
       }
     }
     return { entries, eof: page.eof }
   })
+}
+
+/** A listed entry with its inode's handle and attributes (the slot's own, shared with GETATTR and LOOKUP); none when gone. */
+function entryOf(c: EngineCore, e: ListedEntry, slot: InodeSlot | undefined): DirEntry {
+  // One literal with every field: an entry grown field by field changes shape twice.
+  if (slot === undefined) return { name: e.name, fileid: BigInt(e.ino), cookie: e.cookie }
+  const attr = c.viewAttr(e.ino, slot)
+  return { name: e.name, fileid: attr.fileid, cookie: e.cookie, ref: c.viewRef(e.ino, slot), attr }
 }
 
 export async function fsstat(c: EngineCore, f: FileRef): Promise<FsStat> {

@@ -43,7 +43,9 @@ export function inodeStoreOf(table: InodeTable, inodeSize: number): InodeStore {
   return {
     read: (ino) => table.get(ino),
     peek: (ino) => table.peek(ino),
-    cached: (ino) => table.cached(ino),
+    cachedSlot: (ino) => table.cachedSlot(ino),
+    slot: (ino) => table.slot(ino),
+    prefetch: (inos) => table.prefetch(inos),
     write: async (h, ino, inode) => {
       await table.put(h, ino, inode, fresh.delete(inode))
     },

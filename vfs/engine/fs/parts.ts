@@ -8,6 +8,7 @@
  * i_block, flags); the caller writes it with `InodeStore.write` before ending the handle.
  */
 import type { Inode } from '../format/inode.ts'
+import type { InodeSlot } from '../inode/inode-table.ts'
 import type { MetaTxn } from '../txn/txn.ts'
 
 export interface InodeStore {
@@ -15,8 +16,12 @@ export interface InodeStore {
   read(ino: number): Promise<Inode>
   /** The cached inode itself, for looking only: never change it (readers skip the copy). */
   peek(ino: number): Promise<Readonly<Inode>>
-  /** What peek would give if it is cached, at once; undefined if not (then peek reads it). */
-  cached(ino: number): Readonly<Inode> | undefined
+  /** The cached slot (the inode peek would give, and what readers derived from it), at once; undefined if not cached. */
+  cachedSlot(ino: number): InodeSlot | undefined
+  /** The slot of inode ino, read if not cached: for looking only, as peek. */
+  slot(ino: number): Promise<InodeSlot>
+  /** Read what holds these inodes (those not cached) at once, so the slot() calls that follow find it. */
+  prefetch?(inos: readonly number[]): Promise<void>
   write(h: MetaTxn, ino: number, inode: Inode): Promise<void>
   /** A new inode's record for a number just allocated: the type and permission bits in `mode`. */
   fresh(ino: number, mode: number, owner: { uid: number; gid: number }, now: { sec: number; nsec: number }): Promise<Inode>

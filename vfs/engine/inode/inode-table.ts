@@ -14,7 +14,31 @@ import { inodeCsum } from '../reader/csum-verifier.ts'
 import type { MetaTxn, TxnManager } from '../txn/txn.ts'
 import type { Geometry } from '../alloc/geometry.ts'
 import type { GroupTable } from '../alloc/group-table.ts'
+import type { Attr, FileRef } from '../../types.ts'
 import { TwoGenerationCache } from './two-generation-cache.ts'
+
+/**
+ * A cached decoded inode with what readers derive from it: its VFS attributes and handle, made
+ * the first time a reader asks (fs/engine-core.ts viewAttr, viewRef). The inode is never changed
+ * in place (put caches a new slot), so what is derived holds for exactly as long as the slot is
+ * cached. One object per cached inode: a listing finds an entry's inode, attributes and handle
+ * with one Map lookup, where WeakMaps keyed by the inode took two more hash probes per entry.
+ */
+export interface InodeSlot {
+  readonly inode: Readonly<Inode>
+  /**
+   * In use (links and a mode), as the inode says: kept here so a listing that finds the attributes
+   * made does not touch the inode object itself (a cache miss per entry, most of a warm listing's
+   * time per entry in a profile).
+   */
+  readonly live: boolean
+  attr: Attr | undefined
+  ref: FileRef | undefined
+}
+
+function slotOf(inode: Inode): InodeSlot {
+  return { inode, live: inode.linksCount !== 0 && inode.mode !== 0, attr: undefined, ref: undefined }
+}
 
 export interface InodeTableOptions {
   /** Decoded inodes kept (least recently used dropped first). */
@@ -69,7 +93,7 @@ export class InodeTable {
   readonly #geo: Geometry
   readonly #groups: GroupTable
   readonly #hugeFile: boolean
-  readonly #cache: TwoGenerationCache<number, Inode>
+  readonly #cache: TwoGenerationCache<number, InodeSlot>
   /** Decoded inodes kept at most. */
   readonly cacheCapacity: number
 
@@ -93,7 +117,7 @@ export class InodeTable {
 
   /** Inode ino, through h when given (to see this transaction's changes), else through the manager. */
   async get(ino: number, h?: MetaTxn): Promise<Inode> {
-    return copyInode(await this.#load(ino, h))
+    return copyInode((await this.#load(ino, h)).inode)
   }
 
   /**
@@ -102,15 +126,41 @@ export class InodeTable {
    * object rather than changing this one, so a reader holding it keeps a consistent snapshot.
    */
   async peek(ino: number): Promise<Readonly<Inode>> {
-    return this.#load(ino)
+    return (await this.#load(ino)).inode
   }
 
   /** peek() without the promise when the inode is cached (a listing visits hundreds per call); else undefined. */
   cached(ino: number): Readonly<Inode> | undefined {
+    return this.#cache.get(ino)?.inode
+  }
+
+  /** The cached slot of inode ino (its inode and what readers derived from it), at once; undefined if not cached. */
+  cachedSlot(ino: number): InodeSlot | undefined {
     return this.#cache.get(ino)
   }
 
-  async #load(ino: number, h?: MetaTxn): Promise<Inode> {
+  /** The slot of inode ino, read and decoded if not cached (for readers that only look, as peek). */
+  async slot(ino: number): Promise<InodeSlot> {
+    return this.#load(ino)
+  }
+
+  /**
+   * Bring the inode table blocks of `inos` (those not cached) into the block cache, all reads at
+   * once: a listing's page of uncached inodes (after a restart) otherwise read its dozen or so
+   * table blocks one after another, an await each. Numbers out of range are left to the reads
+   * that follow, which refuse them.
+   */
+  async prefetch(inos: readonly number[]): Promise<void> {
+    const geo = this.#geo
+    const blocks = new Set<number>()
+    for (const ino of inos) {
+      if (!Number.isSafeInteger(ino) || ino < 1 || ino > geo.inodesCount || this.#cache.get(ino) !== undefined) continue
+      blocks.add(this.locate(ino).block)
+    }
+    await Promise.all([...blocks].map((b) => this.#txm.read(b)))
+  }
+
+  async #load(ino: number, h?: MetaTxn): Promise<InodeSlot> {
     const hit = this.#cache.get(ino)
     if (hit !== undefined) return hit
     const { block, offset } = this.locate(ino)
@@ -123,8 +173,9 @@ export class InodeTable {
     } catch (err) {
       throw corrupt(`inode ${ino}: ${err instanceof Error ? err.message : String(err)}`)
     }
-    this.#cache.set(ino, inode)
-    return inode
+    const slot = slotOf(inode)
+    this.#cache.set(ino, slot)
+    return slot
   }
 
   /**
@@ -140,7 +191,7 @@ export class InodeTable {
     encodeInode(inode, raw, 0, size, this.#hugeFile)
     if (this.#groups.metadataCsum) setInodeCsum(raw, this.#groups.seed, ino, inode.generation)
     h.dirty(block)
-    this.#cache.set(ino, copyInode(inode, true))
+    this.#cache.set(ino, slotOf(copyInode(inode, true)))
   }
 
   /**

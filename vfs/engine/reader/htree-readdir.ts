@@ -11,7 +11,7 @@
 import { parseDirBlock } from '../format/dirent.ts'
 import type { DirEntry } from '../format/dirent.ts'
 import { dxHashAt, dxProbe, dxNextLeaf, hashName, readRoot } from './htree-lookup.ts'
-import { hashedLeaf } from './leaf-cache.ts'
+import { hashedEntry, hashedLeaf, NO_NEXT, withCookie } from './leaf-cache.ts'
 import type { HashedEntry } from './leaf-cache.ts'
 import type { DxDir, DxPath } from './htree-lookup.ts'
 
@@ -85,14 +85,20 @@ export interface HtreeListed {
   cookie: bigint
 }
 
-/** htreeReadDir's page with only what a listing hands on (one object an entry fewer, where each costs). */
+/**
+ * htreeReadDir's page with only what a listing hands on. Mostly the leaf cache's own entries
+ * (leaf-cache.ts): an entry whose successor in the page is its successor in its leaf already
+ * carries the right cookie, so only a leaf's last entry (and the page's) is made anew. Callers
+ * only read the entries.
+ */
 export async function htreeListPage(dir: DxDir, cookie: bigint, max: number): Promise<{ entries: HtreeListed[]; eof: boolean }> {
   const { got, cut, eof } = await collectPage(dir, cookie, max)
-  const entries: HtreeListed[] = []
+  const entries: HtreeListed[] = new Array<HtreeListed>(cut)
   for (let i = 0; i < cut; i++) {
-    const d = (got[i] as Listed).d
+    const g = got[i] as Listed
     const following = got[i + 1]
-    entries.push({ name: d.name, ino: d.inode, fileType: d.fileType, cookie: following === undefined ? HTREE_EOF_64BIT : following.pos })
+    const next = following === undefined ? HTREE_EOF_64BIT : following.pos
+    entries[i] = g.cookie === next ? g : withCookie(g, next)
   }
   return { entries, eof }
 }
@@ -114,8 +120,7 @@ async function collectPage(dir: DxDir, cookie: bigint, max: number): Promise<{ g
     const dots = parseDirBlock(top.frame.buf, dir.blockSize, `directory ${dir.ino} htree root`).entries
     for (const [i, d] of dots.slice(0, 2).entries()) {
       const major = i === 0 ? 0 : 2
-      const hi = major >>> 1
-      if (atOrAfter(hi, 0, fromHi, fromLo)) got.push({ d, major, minor: 0, hi, lo: 0, pos: BigInt(hi) << 32n })
+      if (atOrAfter(major >>> 1, 0, fromHi, fromLo)) got.push(hashedEntry(d, major, 0, NO_NEXT))
     }
   }
   const path = await dxProbe(dir, pos2majHash(cookie), top)
