@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { NfsDriver, parseBenchUrl } from './nfs-driver.ts'
+import { median } from './results.ts'
 import { defaultExportsText, makeEngineImage, serveChild } from './targets.ts'
 import { cpuOf } from './tree-procs.ts'
 
@@ -70,12 +71,6 @@ async function run(entry: string, backend: string, n: number, k: number, reps: n
     await exited
     await rm(stateDir, { recursive: true, force: true })
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 === 1 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2
 }
 
 async function main(): Promise<void> {

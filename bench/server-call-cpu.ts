@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { NFS_PROGRAM, time_how } from '../xdr/generated/nfs3.ts'
 import { NfsDriver, parseBenchUrl } from './nfs-driver.ts'
+import { median } from './results.ts'
 import { serveChild } from './targets.ts'
 import { cpuOf } from './tree-procs.ts'
 
@@ -105,12 +106,6 @@ async function measure(entry: string, n: number, k: number): Promise<number> {
   } finally {
     await server.close()
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 === 1 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2
 }
 
 async function main(): Promise<void> {
