@@ -147,8 +147,8 @@ export class InodeTable {
   /**
    * Bring the inode table blocks of `inos` (those not cached) into the block cache, all reads at
    * once: a listing's page of uncached inodes (after a restart) otherwise read its dozen or so
-   * table blocks one after another, an await each. Numbers out of range are left to the reads
-   * that follow, which refuse them.
+   * table blocks one after another, an await each. Numbers out of range, and blocks that fail to
+   * read, are left to the reads that follow, which refuse them.
    */
   async prefetch(inos: readonly number[]): Promise<void> {
     const geo = this.#geo
@@ -157,7 +157,9 @@ export class InodeTable {
       if (!Number.isSafeInteger(ino) || ino < 1 || ino > geo.inodesCount || this.#cache.get(ino) !== undefined) continue
       blocks.add(this.locate(ino).block)
     }
-    await Promise.all([...blocks].map((b) => this.#txm.read(b)))
+    // Settled, not all: a block that fails to read is left to the inode's own read that follows,
+    // which a listing answers as before (that entry without attributes), not the whole page failed.
+    await Promise.allSettled([...blocks].map((b) => this.#txm.read(b)))
   }
 
   async #load(ino: number, h?: MetaTxn): Promise<InodeSlot> {
