@@ -270,6 +270,12 @@ export class EngineCore {
     return slot
   }
 
+  /** The inode number a handle names, ESTALE when it cannot name one (inodeOf checks the rest). */
+  #inoOf(f: FileRef): number {
+    if (f.id > this.#maxId || f.id < 1n) throw new VfsError('ESTALE')
+    return Number(f.id)
+  }
+
   #checkIno(ino: number): void {
     if (!Number.isSafeInteger(ino) || ino < 1 || ino > this.p.inodesCount || (ino < this.p.firstIno && ino !== ROOT_INO)) {
       throw new VfsError('ESTALE')
@@ -296,16 +302,14 @@ export class EngineCore {
 
   /** f's live inode's slot (for looking only): ESTALE when gone or of another generation. */
   async getSlot(f: FileRef): Promise<{ ino: number; slot: InodeSlot }> {
-    if (f.id > this.#maxId || f.id < 1n) throw new VfsError('ESTALE')
-    const ino = Number(f.id)
+    const ino = this.#inoOf(f)
     const slot = await this.slotOf(ino)
     if (slot.inode.generation !== f.gen) throw new VfsError('ESTALE')
     return { ino, slot }
   }
 
   async get(f: FileRef, view = false): Promise<{ ino: number; inode: Inode }> {
-    if (f.id > this.#maxId || f.id < 1n) throw new VfsError('ESTALE')
-    const ino = Number(f.id)
+    const ino = this.#inoOf(f)
     const inode = await this.inodeOf(ino, view)
     if (inode.generation !== f.gen) throw new VfsError('ESTALE')
     return { ino, inode }
