@@ -124,8 +124,9 @@ export async function startCuttingTcpProxy(t: Test, target: number, opts: { cut:
   const random = prng(opts.seed)
   const sockets = new Set<Socket>()
   const proxy: CuttingTcpProxy = { port: 0, cut: opts.cut, counters: { calls: 0, cutMidRecord: 0, cutBeforeReply: 0 } }
-  const server = createServer(client => {
-    const upstream = connect(target, '127.0.0.1')
+  // No Nagle on either leg (as our client and server set): a forwarded small record must not wait for a delayed ACK.
+  const server = createServer({ noDelay: true }, client => {
+    const upstream = connect({ port: target, host: '127.0.0.1', noDelay: true })
     sockets.add(client)
     sockets.add(upstream)
     const reader = new RecordReader(8 * 1024 * 1024)
