@@ -82,6 +82,8 @@ export class ClusterFileData implements FileData {
   private readonly inflight = new Map<bigint, StagedFile[]>()
   /** A flush per inode whose attach's outcome is unknown (flush.ts Unsettled); its bytes stay in inflight, read, until settled. */
   private readonly doubts = new Map<bigint, { f: StagedFile; u: Unsettled }>()
+  /** Settlings of removed files' doubts still running (dropDoubt): a reap waits for them. */
+  private readonly dropSettles = new Set<Promise<boolean>>()
   private readonly locks = new Map<bigint, Promise<unknown>>()
   private readonly slices: SliceCache
   private readonly sliceIds: IdBatch
@@ -379,7 +381,11 @@ export class ClusterFileData implements FileData {
     if (d === undefined) return
     this.doubts.delete(inode)
     this.dropInflight(inode, d.f)
-    this.track(settleLater(this.flushDeps(), d.u))
+    const settling = settleLater(this.flushDeps(), d.u)
+    this.dropSettles.add(settling)
+    const done = (): void => { this.dropSettles.delete(settling) }
+    settling.then(done, done)
+    this.track(settling)
   }
 
   private dropInflight(inode: bigint, f: StagedFile): void {
@@ -438,8 +444,16 @@ export class ClusterFileData implements FileData {
     }
   }
 
-  /** Delete the blocks and rows of slices at refs 0 (any server's). */
-  reap(): Promise<{ slices: number; blocks: number; bytes: number }> {
+  /**
+   * Delete the blocks and rows of slices at refs 0 (any server's). A removed file's doubt still
+   * being settled goes first: the settling knows a committed attach by its slices' reference
+   * rows, which the release left at refs 0. Reaped first, the attach would look as if it never
+   * ran, and its bytes, which the release uncounted, would never have been counted (the usage
+   * counter drifting below what is stored; CI saw -20000). Another server's reap can still take
+   * such a row in the settling's few milliseconds; its own reaps are what follow a release at once.
+   */
+  async reap(): Promise<{ slices: number; blocks: number; bytes: number }> {
+    while (this.dropSettles.size > 0) await Promise.allSettled([...this.dropSettles])
     return reapZeroRefs(this.o.db, this.o.store, this.layout.blockSize)
   }
 
