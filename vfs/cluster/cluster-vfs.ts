@@ -106,6 +106,8 @@ export class ClusterVfs implements Vfs {
   readonly #announcer: bigint | null
   readonly #inodes: IdBatch
   readonly #releases: ReleaseQueue
+  /** Changes running (#change): the release queue gathers a batch while more of a burst may free files. */
+  #changing = 0
   /** Nodes made and directories removed here, applied to COUNTER.usedInodes about once a second. */
   readonly #inodeCount: CounterDelta
   /** One statement with data-modifying CTEs per operation (PostgreSQL), or single-table steps. */
@@ -122,7 +124,7 @@ export class ClusterVfs implements Vfs {
     this.#cache = new MetaCache(this.#mode, opts.metaLimits)
     this.#announcer = this.#mode === 'notify' ? opts.sid : null
     this.#inodes = new IdBatch(opts.db, COUNTER.nextInode, 1000)
-    this.#releases = new ReleaseQueue(opts.db, opts.data, opts.log)
+    this.#releases = new ReleaseQueue(opts.db, opts.data, opts.log, () => this.#changing > 0)
     this.#inodeCount = new CounterDelta(opts.db, COUNTER.usedInodes, opts.log)
     this.#follower = new CacheFollower({ cache: this.#cache, data: opts.data, sid: opts.sid, log: opts.log, onRemoteChange: opts.onRemoteChange })
     // The one-statement forms carry their notification in SQL: without a feed the steps are used.
@@ -439,7 +441,12 @@ export class ClusterVfs implements Vfs {
   /** Run a changing transaction; afterwards fix the cache and release a freed file's chunks. */
   async #change<T>(p: Promise<Changed<T>>): Promise<T> {
     const token = this.#cache.begin()
-    return this.#settled(token, await p)
+    this.#changing++
+    try {
+      return this.#settled(token, await p)
+    } finally {
+      this.#changing--
+    }
   }
 
   #settled<T>(token: number, r: Changed<T>): T {
