@@ -130,6 +130,10 @@ export class ServerHost implements Nfs3Host {
     return this.handles.encodeShared(exportId, ref)
   }
 
+  writeHandle(exportId: number, ref: FileRef, out: Buffer, at: number): number {
+    return this.handles.writeInto(exportId, ref, out, at)
+  }
+
   writeVerifier(): Buffer {
     return this.verifier.current()
   }

@@ -70,18 +70,18 @@ export class EntryWriter {
     this.view = new DataView(next.buffer, next.byteOffset, next.byteLength)
   }
 
-  /** An opaque<>: length, bytes, zero padding to a word (RFC 4506 §4.10). */
-  private opaque(data: Buffer): void {
+  /** An opaque<>: length, bytes, zero padding to a word (RFC 4506 §4.10); the first `length` bytes of `data`. */
+  private opaque(data: Buffer, length = data.length): void {
     const view = this.view
     const buf = this.buf
     let pos = this.pos
-    view.setUint32(pos, data.length)
+    view.setUint32(pos, length)
     pos += 4
     // Names and handles are short: a loop beats Buffer#set's call overhead below ~64 bytes (as XdrWriter).
-    if (data.length <= 64) for (let i = 0; i < data.length; i++) buf[pos++] = data[i] ?? 0
+    if (length <= 64) for (let i = 0; i < length; i++) buf[pos++] = data[i] ?? 0
     else {
-      buf.set(data, pos)
-      pos += data.length
+      buf.set(data.subarray(0, length), pos)
+      pos += length
     }
     while ((pos & 3) !== 0) buf[pos++] = 0
     this.pos = pos
@@ -137,9 +137,10 @@ export class EntryWriter {
   /**
    * RFC 1813 §3.3.17 entryplus3: `attr` null and `handle` null are the
    * post_op_attr and post_op_fh3 that say "none" (P3: both may be absent).
+   * The handle is `handle`'s first `handleLength` bytes (a scratch it was minted into).
    */
-  entryplus3(e: DirEntry, attr: Attr | null, fsid: bigint, handle: Buffer | null): void {
-    if (handle !== null && handle.length > NFS3_FHSIZE) throw new XdrEncodeError(`opaque<${NFS3_FHSIZE}>: length ${handle.length}`)
+  entryplus3(e: DirEntry, attr: Attr | null, fsid: bigint, handle: Buffer | null, handleLength = handle === null ? 0 : handle.length): void {
+    if (handle !== null && (handleLength > NFS3_FHSIZE || handleLength > handle.length)) throw new XdrEncodeError(`opaque<${NFS3_FHSIZE}>: length ${handleLength}`)
     this.head(e, 4 + 84 + 4 + 4 + NFS3_FHSIZE)
     // The bytes below were made room for by head(); a throw between them leaves only this page unusable.
     if (attr === null) {
@@ -156,7 +157,7 @@ export class EntryWriter {
     } else {
       this.view.setUint32(this.pos, 1)
       this.pos += 4
-      this.opaque(handle)
+      this.opaque(handle, handleLength)
     }
     this.count++
   }

@@ -10,7 +10,7 @@ import type { EntrySink } from '../readdir-budget.ts'
 import { collect, entry3Size, openListing, postOpAttrSize, postOpFhSize, ZERO_COOKIEVERF } from '../readdir-budget.ts'
 
 /** The typical entry: name, attributes and a handle; only sizes vfs pages. */
-const TYPICAL_ENTRY = entry3Size(8) + postOpAttrSize(true) + postOpFhSize(Buffer.alloc(32))
+const TYPICAL_ENTRY = entry3Size(8) + postOpAttrSize(true) + postOpFhSize(32)
 
 type EntryObject = { ref: FileRef; attr: Attr } | null
 
@@ -27,7 +27,7 @@ async function entryObject(dir: Target, e: DirEntry): Promise<EntryObject> {
 /**
  * Each entry written into the reply's bytes as it is taken: no entryplus3,
  * fattr3 or nfstime3 objects (entry-writer.ts). The handle of an entry is
- * minted when it is sized and written right after.
+ * minted into the sink's scratch when it is sized and copied in right after.
  */
 class PlusSink implements EntrySink {
   readonly out: EntryWriter
@@ -37,7 +37,9 @@ class PlusSink implements EntrySink {
   /** The page's objects, when it did not carry them all (most backends stat entries to list them). */
   private objects: EntryObject[] | null = null
   private attr: Attr | null = null
-  private handle: Buffer | null = null
+  /** The handle of the entry last sized, minted here (NFS3_FHSIZE bytes of room), and its length; -1: none. */
+  private readonly handle = Buffer.alloc(64)
+  private handleLength = -1
 
   constructor(ctx: Nfs3Context, dir: Target, bytes: number) {
     this.ctx = ctx
@@ -65,12 +67,12 @@ class PlusSink implements EntrySink {
       ref = obj?.ref
       this.attr = obj?.attr ?? null
     }
-    this.handle = ref === undefined ? null : this.ctx.host.handleForReply(this.dir.exportId, ref)
-    return entry3Size(e.name.length) + postOpAttrSize(this.attr !== null) + postOpFhSize(this.handle)
+    this.handleLength = ref === undefined ? -1 : this.ctx.host.writeHandle(this.dir.exportId, ref, this.handle, 0)
+    return entry3Size(e.name.length) + postOpAttrSize(this.attr !== null) + postOpFhSize(this.handleLength)
   }
 
   write(e: DirEntry): void {
-    this.out.entryplus3(e, this.attr, this.fsid, this.handle)
+    this.out.entryplus3(e, this.attr, this.fsid, this.handleLength < 0 ? null : this.handle, this.handleLength)
   }
 }
 
