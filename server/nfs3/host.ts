@@ -63,9 +63,12 @@ export interface Nfs3Host {
   handleForReply(exportId: number, ref: FileRef): Buffer
   /**
    * The same handle written into `out` at `at`, which has room for NFS3_FHSIZE (64) bytes; returns
-   * its length. READDIRPLUS mints ~200 handles a call into one reply: no Buffer made for each.
+   * its length, always handleSize(exportId). READDIRPLUS mints ~200 handles a call straight into
+   * its reply: no Buffer made for each.
    */
   writeHandle(exportId: number, ref: FileRef, out: Buffer, at: number): number
+  /** The length of every handle of export `exportId` (READDIRPLUS sizes an entry before minting its handle). */
+  handleSize(exportId: number): number
   /** 8 bytes, the same for every WRITE and COMMIT of this server instance (RFC 1813 §3.3.7). */
   writeVerifier(): Buffer
   /** Called when an unstable flush failed (COMMIT error): clients must resend what they wrote. */

@@ -56,6 +56,10 @@ export class TestHost implements Nfs3Host {
     return this.handle(exportId, ref).copy(out, at)
   }
 
+  handleSize(): number {
+    return 16
+  }
+
   handle(exportId: number, ref: FileRef): Buffer {
     const fh = Buffer.alloc(16)
     fh.writeUInt32BE(exportId, 0)
