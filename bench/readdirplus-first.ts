@@ -5,7 +5,7 @@
  * again (the steady state), then emptied. Rounds repeat this in fresh directories of one server, so
  * the rounds after the first are what `tsnfs bench --warmup 1` measures. Per round: entries per call,
  * the first listing's wall time, its slowest calls, and with SERVER_PID the server's CPU (/proc,
- * 10 ms ticks) over each listing.
+ * 10 ms ticks) over each listing. WAIT_MS=ms pauses before each first listing.
  *
  *   SERVER_PID=PID npx tsx bench/readdirplus-first.ts 'nfs://127.0.0.1/export?nfsport=P&mountport=P' [rounds] [N]
  */
@@ -18,6 +18,7 @@ const url = parseBenchUrl(process.argv[2] ?? '')
 const rounds = Number(process.argv[3] ?? 4)
 const n = Number(process.argv[4] ?? 5000)
 const K = 32
+const waitMs = Number(process.env.WAIT_MS ?? 0)
 
 async function pool(count: number, one: (i: number) => Promise<void>): Promise<void> {
   let next = 0
@@ -61,6 +62,8 @@ try {
     await pool(n, async (i) => { handles[i] = await d.create(dir, `f${i}`) })
     await pool(n, async (i) => { await d.getattr(handles[i] ?? Buffer.alloc(0)) })
     await pool(n, async (i) => { await d.lookup(dir, `f${i}`) })
+    // WAIT_MS: a pause before the first listing (what the server finishes in the background after the creates).
+    if (waitMs > 0) await new Promise((ok) => setTimeout(ok, waitMs))
     const m0 = process.hrtime.bigint()
     const first = await list(d, dir)
     const m1 = process.hrtime.bigint()
