@@ -9,6 +9,7 @@ import type { BackendSet } from './backends.ts'
 import { squash } from './exports/squash.ts'
 import type { Export, ExportTable } from './exports/table.ts'
 import type { ClientCheck } from './exports/match.ts'
+import { FH_SIZE } from './nfs3/filehandle.ts'
 import type { ExportKey, HandleCodec } from './nfs3/filehandle.ts'
 import type { Nfs3Host, Nfs3Limits, Resolved, ResolveFailure } from './nfs3/host.ts'
 import type { CallContext, Peer } from './rpc/program.ts'
@@ -128,6 +129,14 @@ export class ServerHost implements Nfs3Host {
   /** The same handle, possibly the cache's own buffer: only to be encoded into a reply, never modified or kept. */
   handleForReply(exportId: number, ref: FileRef): Buffer {
     return this.handles.encodeShared(exportId, ref)
+  }
+
+  writeHandle(exportId: number, ref: FileRef, out: Buffer, at: number): number {
+    return this.handles.writeInto(exportId, ref, out, at)
+  }
+
+  handleSize(): number {
+    return FH_SIZE
   }
 
   writeVerifier(): Buffer {

@@ -127,39 +127,52 @@ export class HandleCodec {
    * around it: it is always a buffer of the caller's own (a copy out of the table on a hit).
    */
   encodeShared(exportId: number, ref: HandleRef): Buffer {
+    const fh = Buffer.allocUnsafe(FH_SIZE)
+    this.writeInto(exportId, ref, fh, 0)
+    return fh
+  }
+
+  /**
+   * The handle of `ref` in export `exportId` written into `out` at `at` (FH_SIZE bytes, returned):
+   * READDIRPLUS mints ~200 a call straight into its reply, where a Buffer made for each and copied
+   * again was most of what a handle cost once its MAC was cached (bench/README.md, session 41).
+   */
+  writeInto(exportId: number, ref: HandleRef, out: Buffer, at: number): number {
     if (!Number.isInteger(exportId) || exportId < 0 || exportId > 0xffff_ffff) throw new RangeError(`export id out of range: ${exportId}`)
     if (ref.id < 0n || ref.id > 0xffff_ffff_ffff_ffffn) throw new RangeError(`file id out of range: ${ref.id}`)
     if (!Number.isInteger(ref.gen) || ref.gen < 0 || ref.gen > 0xffff_ffff) throw new RangeError(`generation out of range: ${ref.gen}`)
-    // The body in scratch, compared with the slot word by word: the handle Buffer is allocated only
-    // to be returned, and no BigInt is taken apart (Buffer#writeBigUInt64BE makes several per call).
+    if (at < 0 || out.length - at < FH_SIZE) throw new RangeError(`no room for a ${FH_SIZE}-byte handle at ${at} of ${out.length}`)
+    // The body in scratch, compared with the slot word by word: nothing is allocated, and no BigInt
+    // is taken apart (Buffer#writeBigUInt64BE makes several per call).
     const body = this.body
     body.setUint32(0, FH_VERSION << 24)
     body.setUint32(4, exportId)
     body.setBigUint64(8, ref.id)
     body.setUint32(16, ref.gen)
-    const at = slotIndex(exportId, body.getUint32(12)) * FH_SIZE
+    const slot = slotIndex(exportId, body.getUint32(12)) * FH_SIZE
     const t = this.tableView
-    const fh = Buffer.allocUnsafe(FH_SIZE)
     // A hit: the slot holds a good handle with this body (READDIRPLUS asks for ~200 handles a call).
     if (
-      t.getUint32(at) === FH_VERSION << 24 &&
-      t.getUint32(at + 4) === exportId &&
-      t.getUint32(at + 8) === body.getUint32(8) &&
-      t.getUint32(at + 12) === body.getUint32(12) &&
-      t.getUint32(at + 16) === ref.gen
+      t.getUint32(slot) === FH_VERSION << 24 &&
+      t.getUint32(slot + 4) === exportId &&
+      t.getUint32(slot + 8) === body.getUint32(8) &&
+      t.getUint32(slot + 12) === body.getUint32(12) &&
+      t.getUint32(slot + 16) === ref.gen
     ) {
       const table = this.table
-      for (let i = 0; i < FH_SIZE; i++) fh[i] = table[at + i] ?? 0
-      return fh
+      for (let i = 0; i < FH_SIZE; i++) out[at + i] = table[slot + i] ?? 0
+      return FH_SIZE
     }
     const key = this.keyOf(exportId)
     // A pending export answers every request with EAGAIN before it has a ref to hand out.
     if (key === 'pending') throw new Error(`export ${exportId}: no handle key yet (its cluster database has not been reached)`)
+    // Minted into its slot (replacing what was there), then copied out.
     const scratch = this.bodyBytes
-    for (let i = 0; i < BODY_SIZE; i++) fh[i] = scratch[i] ?? 0
-    key.write(fh, fh, BODY_SIZE)
-    fh.copy(this.table, at)
-    return fh
+    const table = this.table
+    for (let i = 0; i < BODY_SIZE; i++) table[slot + i] = scratch[i] ?? 0
+    key.write(scratch, table, slot + BODY_SIZE)
+    for (let i = 0; i < FH_SIZE; i++) out[at + i] = table[slot + i] ?? 0
+    return FH_SIZE
   }
 
   /** Never throws; `fh` may be a view into a request buffer and is not kept. */

@@ -61,6 +61,14 @@ export interface Nfs3Host {
   handle(exportId: number, ref: FileRef): Buffer
   /** The same handle, possibly a shared buffer: only to be encoded into a reply at once, never modified or kept. */
   handleForReply(exportId: number, ref: FileRef): Buffer
+  /**
+   * The same handle written into `out` at `at`, which has room for NFS3_FHSIZE (64) bytes; returns
+   * its length, always handleSize(exportId). READDIRPLUS mints ~200 handles a call straight into
+   * its reply: no Buffer made for each.
+   */
+  writeHandle(exportId: number, ref: FileRef, out: Buffer, at: number): number
+  /** The length of every handle of export `exportId` (READDIRPLUS sizes an entry before minting its handle). */
+  handleSize(exportId: number): number
   /** 8 bytes, the same for every WRITE and COMMIT of this server instance (RFC 1813 §3.3.7). */
   writeVerifier(): Buffer
   /** Called when an unstable flush failed (COMMIT error): clients must resend what they wrote. */

@@ -21,9 +21,9 @@ export function postOpAttrSize(present: boolean): number {
   return present ? 4 + 84 : 4
 }
 
-/** post_op_fh3: the bool, then length + bytes + padding if present. */
-export function postOpFhSize(fh: Buffer | null): number {
-  return fh === null ? 4 : 4 + 4 + pad4(fh.length)
+/** post_op_fh3: the bool, then length + bytes + padding if present (a handle of `fhLength` bytes, -1: none). */
+export function postOpFhSize(fhLength: number): number {
+  return fhLength < 0 ? 4 : 4 + 4 + pad4(fhLength)
 }
 
 /** One entry3 in the list: value-follows bool, fileid, name (length + padded bytes), cookie. */

@@ -52,6 +52,14 @@ export class TestHost implements Nfs3Host {
     return this.handle(exportId, ref)
   }
 
+  writeHandle(exportId: number, ref: FileRef, out: Buffer, at: number): number {
+    return this.handle(exportId, ref).copy(out, at)
+  }
+
+  handleSize(): number {
+    return 16
+  }
+
   handle(exportId: number, ref: FileRef): Buffer {
     const fh = Buffer.alloc(16)
     fh.writeUInt32BE(exportId, 0)

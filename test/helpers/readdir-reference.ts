@@ -14,7 +14,7 @@ import type { Budget } from '../../server/nfs3/readdir-budget.ts'
 import { entry3Size, openListing, postOpAttrSize, postOpFhSize, ZERO_COOKIEVERF } from '../../server/nfs3/readdir-budget.ts'
 
 const MAX_PAGE = 4096
-const TYPICAL_ENTRY = entry3Size(8) + postOpAttrSize(true) + postOpFhSize(Buffer.alloc(32))
+const TYPICAL_ENTRY = entry3Size(8) + postOpAttrSize(true) + postOpFhSize(32)
 
 interface Built<E> {
   item: E
@@ -69,7 +69,7 @@ function entryOf(ctx: Nfs3Context, dir: Target, e: DirEntry, obj: { ref: FileRef
       name_attributes: obj === null ? null : fattr(dir, obj.attr),
       name_handle: handle === null ? null : { data: handle },
     },
-    bytes: dirBytes + postOpAttrSize(obj !== null) + postOpFhSize(handle),
+    bytes: dirBytes + postOpAttrSize(obj !== null) + postOpFhSize(handle === null ? -1 : handle.length),
     dirBytes,
   }
 }

@@ -10,7 +10,7 @@ import type { EntrySink } from '../readdir-budget.ts'
 import { collect, entry3Size, openListing, postOpAttrSize, postOpFhSize, ZERO_COOKIEVERF } from '../readdir-budget.ts'
 
 /** The typical entry: name, attributes and a handle; only sizes vfs pages. */
-const TYPICAL_ENTRY = entry3Size(8) + postOpAttrSize(true) + postOpFhSize(Buffer.alloc(32))
+const TYPICAL_ENTRY = entry3Size(8) + postOpAttrSize(true) + postOpFhSize(32)
 
 type EntryObject = { ref: FileRef; attr: Attr } | null
 
@@ -26,8 +26,8 @@ async function entryObject(dir: Target, e: DirEntry): Promise<EntryObject> {
 
 /**
  * Each entry written into the reply's bytes as it is taken: no entryplus3,
- * fattr3 or nfstime3 objects (entry-writer.ts). The handle of an entry is
- * minted when it is sized and written right after.
+ * fattr3 or nfstime3 objects (entry-writer.ts). An entry is sized with its
+ * export's handle length and its handle minted straight into the reply.
  */
 class PlusSink implements EntrySink {
   readonly out: EntryWriter
@@ -37,13 +37,17 @@ class PlusSink implements EntrySink {
   /** The page's objects, when it did not carry them all (most backends stat entries to list them). */
   private objects: EntryObject[] | null = null
   private attr: Attr | null = null
-  private handle: Buffer | null = null
+  /** The object of the entry last sized, whose handle write() mints into the reply; undefined: none. */
+  private ref: FileRef | undefined = undefined
+  /** The length of the export's handles. */
+  private readonly handleSize: number
 
   constructor(ctx: Nfs3Context, dir: Target, bytes: number) {
     this.ctx = ctx
     this.dir = dir
     this.fsid = fsidOf(dir)
     this.out = new EntryWriter(Math.min(bytes, 64 * 1024))
+    this.handleSize = ctx.host.handleSize(dir.exportId)
   }
 
   prepare(page: readonly DirEntry[]): void | Promise<void> {
@@ -65,12 +69,13 @@ class PlusSink implements EntrySink {
       ref = obj?.ref
       this.attr = obj?.attr ?? null
     }
-    this.handle = ref === undefined ? null : this.ctx.host.handleForReply(this.dir.exportId, ref)
-    return entry3Size(e.name.length) + postOpAttrSize(this.attr !== null) + postOpFhSize(this.handle)
+    this.ref = ref
+    return entry3Size(e.name.length) + postOpAttrSize(this.attr !== null) + postOpFhSize(ref === undefined ? -1 : this.handleSize)
   }
 
   write(e: DirEntry): void {
-    this.out.entryplus3(e, this.attr, this.fsid, this.handle)
+    if (this.ref === undefined) this.out.entryplus3(e, this.attr, this.fsid, null)
+    else this.out.entryplus3Minted(e, this.attr, this.fsid, this.ctx.host, this.dir.exportId, this.ref, this.handleSize)
   }
 }
 

@@ -138,3 +138,44 @@ t.test('values out of their XDR range are refused both ways', async (t) => {
     )
   }
 })
+
+/** A minter that writes each case's own handle, as Nfs3Host.writeHandle writes an export's. */
+function minterOf(handles: Map<bigint, Buffer>): { writeHandle: (exportId: number, ref: { id: bigint }, out: Buffer, at: number) => number } {
+  return {
+    writeHandle: (_exportId, ref, out, at) => {
+      const h = handles.get(ref.id)
+      if (h === undefined) throw new Error(`no handle for ${String(ref.id)}`)
+      return h.copy(out, at)
+    },
+  }
+}
+
+t.test('entryplus3Minted: the bytes of entryplus3 with the same handle, random entries and writer sizes', async (t) => {
+  for (let round = 0; round < 100; round++) {
+    const cases = Array.from({ length: 1 + int(40) }, () => {
+      const c = randomCase()
+      return c.handle === null ? c : { ...c, handle: c.handle.subarray(0, Math.min(c.handle.length, 64)) }
+    })
+    const handles = new Map(cases.map((c, i) => [BigInt(i), c.handle ?? Buffer.alloc(0)]))
+    const mint = minterOf(handles)
+    const fsid = u64()
+    const w = new EntryWriter(1 + int(4096))
+    cases.forEach((c, i) => {
+      if (c.handle === null) w.entryplus3(c.e, c.attr, fsid, null)
+      else w.entryplus3Minted(c.e, c.attr, fsid, mint, 7, { id: BigInt(i), gen: 0 }, c.handle.length)
+    })
+    const got = encodeToBuffer(entryplus3List, encodedList(entryplus3, w.finish()))
+    if (!got.equals(objectPlus(cases, fsid))) {
+      t.fail(`round ${String(round)}: bytes differ (seed ${String(seed)})`)
+      return
+    }
+  }
+  t.pass('100 rounds, same bytes')
+})
+
+t.test('entryplus3Minted refuses a handle longer than NFS3_FHSIZE and a mint of another length than sized', async (t) => {
+  const e: DirEntry = { name: bytes(3), fileid: 1n, cookie: 3n }
+  const mint = minterOf(new Map([[1n, bytes(32)]]))
+  t.throws(() => { new EntryWriter(64).entryplus3Minted(e, null, 1n, mint, 1, { id: 1n, gen: 0 }, 65) }, XdrEncodeError, 'sized 65 bytes')
+  t.throws(() => { new EntryWriter(64).entryplus3Minted(e, null, 1n, mint, 1, { id: 1n, gen: 0 }, 16) }, /minted 32 bytes long, sized as 16/, 'minted 32, sized 16')
+})

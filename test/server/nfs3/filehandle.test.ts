@@ -106,3 +106,31 @@ t.test('the MAC is HMAC-SHA256 of the body, for every key length', async (t) => 
     t.strictSame(new HandleCodec(k).decode(other), { ok: true, exportId: 77, ref: { id: ref.id, gen: 9 } })
   }
 })
+
+/*
+ * writeInto mints into a caller's buffer (READDIRPLUS writes its handles straight into the reply):
+ * the same 32 bytes as encode, whether the handle is minted (a miss: HMAC) or copied from the
+ * table (a hit), at any offset, touching nothing around them; no room is a bug (RangeError).
+ */
+t.test('writeInto writes what encode returns, minted or cached, and nothing else', async (t) => {
+  const key = Buffer.alloc(32, 9)
+  const c = new HandleCodec(key)
+  const reference = new HandleCodec(key)
+  const refs = [{ id: 7n, gen: 0 }, { id: 2n ** 64n - 1n, gen: 0xffff_ffff }, { id: 7n + 2n ** 32n, gen: 3 }, { id: 7n, gen: 0 }]
+  for (const [i, ref] of refs.entries()) {
+    for (const pass of ['miss', 'hit']) {
+      const out = Buffer.alloc(FH_SIZE + 13, 0xa5)
+      t.equal(c.writeInto(2, ref, out, 5), FH_SIZE, `${String(i)} ${pass}: length`)
+      const want = reference.encode(2, ref)
+      t.ok(out.subarray(5, 5 + FH_SIZE).equals(want), `${String(i)} ${pass}: the bytes encode gives`)
+      t.ok(out.subarray(0, 5).equals(Buffer.alloc(5, 0xa5)) && out.subarray(5 + FH_SIZE).equals(Buffer.alloc(8, 0xa5)), `${String(i)} ${pass}: nothing around it touched`)
+      const createdMac = createHmac('sha256', key).update(want.subarray(0, 20)).digest().subarray(0, 12)
+      t.ok(want.subarray(20).equals(createdMac), `${String(i)} ${pass}: its MAC is HMAC-SHA256`)
+      t.strictSame(c.decode(out.subarray(5, 5 + FH_SIZE)), { ok: true, exportId: 2, ref }, `${String(i)} ${pass}: decodes`)
+    }
+  }
+  t.throws(() => c.writeInto(2, { id: 1n, gen: 0 }, Buffer.alloc(FH_SIZE + 3), 4), RangeError, 'one byte short')
+  t.throws(() => c.writeInto(2, { id: 1n, gen: 0 }, Buffer.alloc(FH_SIZE), -1), RangeError, 'negative offset')
+  c.setExportKey(4, 'pending')
+  t.throws(() => c.writeInto(4, { id: 1n, gen: 0 }, Buffer.alloc(FH_SIZE), 0), /no handle key yet/, 'an export whose key is pending mints nothing')
+})

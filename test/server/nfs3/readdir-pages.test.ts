@@ -136,7 +136,7 @@ t.test('READDIRPLUS: every page the same bytes as the object path, small counts 
   const dirInfo = entries.reduce((n, e) => n + entry3Size(e.name.length), 0)
   const e0 = entries[0]
   if (e0 === undefined) throw new Error('no first entry')
-  const firstEntry = replyOverhead(true) + entry3Size(e0.name.length) + postOpAttrSize(true) + postOpFhSize(e0.name_handle?.data ?? null)
+  const firstEntry = replyOverhead(true) + entry3Size(e0.name.length) + postOpAttrSize(true) + postOpFhSize(e0.name_handle?.data.length ?? -1)
   // [maxcount, dircount, what, entries the page must hold (-1: TOOSMALL)]
   for (const [maxcount, dircount, what, n] of [
     [size, 0, 'maxcount exactly k entries', k],
