@@ -32,6 +32,10 @@ export async function setattr(args: SETATTR3args, ctx: Nfs3Context): Promise<SET
     return { status: nfsstat3.NFS3_OK, resok: { obj_wcc: wccData(obj.attr, obj.attr, fsidOf(obj)) } }
   }
   try {
+    // Not made durable before the reply (RFC 1813 §1.6 leaves SETATTR out of its synchronous list,
+    // knfsd commits it): the next COMMIT of the file, or any fsync in its file system (one ext4
+    // journal commit), carries it. Syncing it cost cp -a and tar x through the mount several
+    // times the time and the server's CPU (bench/README.md, session 41).
     const { before, after } = await obj.vfs.setattr(obj.ref, check.set)
     return { status: nfsstat3.NFS3_OK, resok: { obj_wcc: wccData(before, after, fsidOf(obj)) } }
   } catch (err) {
