@@ -3,8 +3,9 @@
  * WRITE (with stable flag set to FILE_SYNC), CREATE, MKDIR, SYMLINK, MKNOD,
  * REMOVE, RMDIR, RENAME, LINK, and COMMIT" — the change is on stable storage
  * when the reply goes. WRITE and COMMIT fsync their file in the backend; the
- * namespace procedures call this after their change, as knfsd calls
- * commit_metadata() under the `sync` export option. An `async` export skips
+ * namespace procedures (and SETATTR, which knfsd commits too) call this after
+ * their change, as knfsd calls commit_metadata() under the `sync` export
+ * option. An `async` export skips
  * it (exports(5): faster, and a server crash may lose what it acknowledged),
  * as do backends durable on return (no commitMetadata).
  */

@@ -63,7 +63,7 @@ export class Applier implements ChangeTarget {
   readonly #times = new Map<bigint, ChangeTimes>()
   /** Files written since the last flush, by local id. */
   readonly #written = new Map<bigint, FileRef>()
-  /** Directories (and linked files) a namespace change touched since the last flush, by local id. */
+  /** Directories a namespace change touched, linked files and SETATTR's objects, since the last flush, by local id. */
   readonly #touched = new Map<bigint, FileRef>()
 
   constructor(o: ApplierOptions) {
@@ -165,7 +165,8 @@ export class Applier implements ChangeTarget {
       }
       case 'setattr': {
         const local = this.#map.local(c.ref)
-        if (local !== undefined) await this.#ifThere(this.#b.setattr(local, c.set))
+        // Durable at flush, as a primary's SETATTR is before its reply.
+        if (local !== undefined && (await this.#ifThere(this.#b.setattr(local, c.set)))) this.#touched.set(local.id, local)
         return
       }
       case 'remove':
