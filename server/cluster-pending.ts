@@ -113,6 +113,7 @@ export class PendingClusterVfs implements Vfs {
     return this.cur().write(f, offset, data, stable, caller)
   }
   async commit(f: FileRef, offset: bigint, count: number): Promise<{ before: Attr; after: Attr }> { return this.cur().commit(f, offset, count) }
+  async commitMetadata(refs: readonly FileRef[]): Promise<void> { await this.cur().commitMetadata?.(refs) }
   async create(dir: FileRef, name: Buffer, mode: CreateMode, owner: Owner): Promise<Created> { return this.cur().create(dir, name, mode, owner) }
   async mkdir(dir: FileRef, name: Buffer, attr: SetAttr, owner: Owner): Promise<Created> { return this.cur().mkdir(dir, name, attr, owner) }
   async symlink(dir: FileRef, name: Buffer, target: Buffer, attr: SetAttr, owner: Owner): Promise<Created> {

@@ -97,6 +97,10 @@ export class SwappableVfs implements Vfs {
     return this.#run((v) => v.commit(f, offset, count))
   }
 
+  async commitMetadata(refs: readonly FileRef[]): Promise<void> {
+    await this.#run((v) => v.commitMetadata?.(refs) ?? Promise.resolve())
+  }
+
   create(dir: FileRef, name: Buffer, mode: CreateMode, owner: Owner): Promise<Created> {
     return this.#run((v) => v.create(dir, name, mode, owner))
   }

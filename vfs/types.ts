@@ -200,6 +200,16 @@ export interface Vfs {
   fsstat(f: FileRef): Promise<FsStat>
   pathconf(f: FileRef): Promise<PathConf>
 
+  /**
+   * Make the changes already made to these objects durable (knfsd's commit_metadata): for a
+   * directory its entries, for any object its inode. RFC 1813 §1.6 wants CREATE, MKDIR,
+   * SYMLINK, MKNOD, REMOVE, RMDIR, RENAME and LINK on stable storage before the reply; the
+   * server calls this after them on a `sync` export. Absent where every change is durable on
+   * return already (the engine's journal, the cluster's database) or never (memory). An object
+   * gone meanwhile needs nothing; a failed flush is EIO.
+   */
+  commitMetadata?(refs: readonly FileRef[]): Promise<void>
+
   /** Release resources (open files, timers). */
   close(): Promise<void>
 

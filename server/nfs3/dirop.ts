@@ -10,6 +10,7 @@ import type { Created, Owner, SetAttr } from '../../vfs/types.ts'
 import { setAttrOf, wccData } from './attrs.ts'
 import type { ErrStat, Nfs3Context, Target } from './context.ts'
 import { failWcc, fattr, fsidOf, handleOf, unchangedWcc } from './context.ts'
+import { commitChange } from './durable.ts'
 import { MAY_EXEC, MAY_WRITE, permits } from './permission.ts'
 
 export type DirOpen = { ok: true; dir: Target } | { ok: false; status: ErrStat; dir_wcc: wcc_data }
@@ -67,10 +68,15 @@ export interface CreatedOk {
 /** CREATE3res, MKDIR3res, SYMLINK3res and MKNOD3res share this shape. */
 export type CreatedRes = { status: 0; resok: CreatedOk } | { status: ErrStat; resfail: { dir_wcc: wcc_data } }
 
-/** Run the vfs create and build the reply; a failure carries the directory's current attributes. */
+/** Run the vfs create, make it durable (durable.ts), and build the reply; a failure carries the directory's current attributes. */
 export async function createIn(ctx: Nfs3Context, dir: Target, op: () => Promise<Created>): Promise<CreatedRes> {
   try {
     const c = await op()
+    // The parent's fsync only: on ext4 and xfs the new inode is in the same journal transaction
+    // as its entry, so that one commit holds both, and a second fsync (of the child) would cost
+    // ext4 another device flush (knfsd commits both). Likewise an UNCHECKED create's truncation.
+    const unsynced = await commitChange(ctx, dir, [dir.ref])
+    if (unsynced !== null) return { status: unsynced, resfail: { dir_wcc: wccData(c.dir.before, c.dir.after, fsidOf(dir)) } }
     return {
       status: nfsstat3.NFS3_OK,
       resok: {

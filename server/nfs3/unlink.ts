@@ -10,6 +10,7 @@ import { wccData } from './attrs.ts'
 import type { ErrStat, Nfs3Context, Target } from './context.ts'
 import { failWcc, fsidOf, unchangedWcc } from './context.ts'
 import { openDirForChange } from './dirop.ts'
+import { commitChange } from './durable.ts'
 import { stickyAllows } from './permission.ts'
 
 export interface UnlinkResult {
@@ -46,7 +47,9 @@ export async function unlinkEntry(
   if (sticky !== null) return { status: sticky, dir_wcc: sticky === nfsstat3.NFS3ERR_PERM ? unchangedWcc(dir, dir.attr) : await failWcc(dir) }
   try {
     const change = op === 'remove' ? await dir.vfs.remove(dir.ref, where.name) : await dir.vfs.rmdir(dir.ref, where.name)
-    return { status: nfsstat3.NFS3_OK, dir_wcc: wccData(change.before, change.after, fsidOf(dir)) }
+    const dir_wcc = wccData(change.before, change.after, fsidOf(dir))
+    // The removed object's inode (its link count, its freeing) is in the same journal transaction.
+    return { status: (await commitChange(ctx, dir, [dir.ref])) ?? nfsstat3.NFS3_OK, dir_wcc }
   } catch (err) {
     return { status: ctx.status(err), dir_wcc: await failWcc(dir) }
   }

@@ -26,6 +26,7 @@ import type {
 import { genFromBirth, isSmall, randomGen, toAttr } from './attr.ts'
 import { createFile, makeDir, makeNode, makeSymlink } from './create.ts'
 import { DeviceTable } from './devices.ts'
+import { CoalescingSync, fsyncPinned, syncRoundsAllowed } from './dir-sync.ts'
 import { linkEntry, removeEntry, renameEntry, rmdirEntry } from './entries.ts'
 import type { Effects } from './entries.ts'
 import { NameAttrCache } from './attr-cache.ts'
@@ -113,6 +114,7 @@ export class LocalVfs implements Vfs {
   readonly #writeGate: SyncGate
   readonly #names: NameAttrCache
   readonly #core: LocalCore
+  readonly #meta: CoalescingSync<bigint, FileRef>
   readonly #timer: NodeJS.Timeout
   #closed = false
   #inflight = 0
@@ -136,6 +138,7 @@ export class LocalVfs implements Vfs {
     this.#writeGate = new SyncGate(o.syncWriteMs ?? 20, WRITE_BACKOFF_MS)
     this.#names = new NameAttrCache(Math.min(o.nameCacheMs ?? 1000, 1000), o.nameCacheEntries ?? 50_000)
     this.#core = { res: this.#res, io: this.#io, isRoot: process.getuid?.() === 0 }
+    this.#meta = new CoalescingSync((ref: FileRef) => this.#fsyncObject(ref), syncRoundsAllowed())
     this.#timer = setInterval(() => {
       this.#paths.sweep()
       ioCache.sweep()
@@ -293,6 +296,22 @@ export class LocalVfs implements Vfs {
     return this.#with(f, pathConfOf)
   }
 
+  /**
+   * RFC 1813 §1.6 (the namespace procedures are synchronous): fsync of each object, grouped
+   * per object (dir-sync.ts). Thirty-two CREATEs in one directory share one or two fsyncs.
+   */
+  async commitMetadata(refs: readonly FileRef[]): Promise<void> {
+    if (this.#closed) throw new VfsError('ESTALE', 'backend closed')
+    // One request per object: a second for the same one (RENAME within a directory) would wait for a round of its own.
+    const byId = new Map(refs.map(r => [r.id, r]))
+    await Promise.all([...byId].map(([id, r]) => this.#meta.sync(id, r)))
+  }
+
+  /** Count of fsync rounds commitMetadata ran (for tests). */
+  get metadataSyncs(): number {
+    return this.#meta.rounds
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
@@ -329,6 +348,16 @@ export class LocalVfs implements Vfs {
       if (p.type !== 'file') throw new VfsError('EINVAL', `not a regular file: ${p.type}`)
       return fn(p)
     })
+  }
+
+  /** An object removed meanwhile has nothing left to make durable (its removal is its parent's change). */
+  async #fsyncObject(ref: FileRef): Promise<void> {
+    try {
+      await this.#with(ref, p => fsyncPinned(this.#io, p))
+    } catch (err) {
+      if (err instanceof VfsError && (err.code === 'ESTALE' || err.code === 'ENOENT')) return
+      throw err
+    }
   }
 
   #lstat(path: Buffer): fs.BigIntStats {

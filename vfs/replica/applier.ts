@@ -63,6 +63,8 @@ export class Applier implements ChangeTarget {
   readonly #times = new Map<bigint, ChangeTimes>()
   /** Files written since the last flush, by local id. */
   readonly #written = new Map<bigint, FileRef>()
+  /** Directories a namespace change touched, linked files and SETATTR's objects, since the last flush, by local id. */
+  readonly #touched = new Map<bigint, FileRef>()
 
   constructor(o: ApplierOptions) {
     this.#b = o.backend
@@ -107,6 +109,7 @@ export class Applier implements ChangeTarget {
   async rebase(p0: bigint, walkedUntil: bigint): Promise<void> {
     this.#times.clear()
     this.#written.clear()
+    this.#touched.clear()
     await this.#map.rebase(p0)
     this.#applied = p0
     this.#replayUntil = p0
@@ -123,6 +126,20 @@ export class Applier implements ChangeTarget {
       const local = this.#map.local(t.ref)
       if (local !== undefined) await this.#ifThere(this.#b.setattr(local, { atime: t.atime, mtime: t.mtime }))
       if (this.#times.get(id) === t) this.#times.delete(id)
+    }
+    // RFC 1813 §1.6 as on a primary: the namespace changes applied (a local backend's directory
+    // entries) are durable before the map names the position, else a host crash could lose objects
+    // the map still names. After the times: on ext4 and xfs the same journal commit then holds them.
+    if (this.#touched.size > 0 && this.#b.commitMetadata !== undefined) {
+      // Taken before the await: a change applied meanwhile touches them again for the next flush.
+      const touched = [...this.#touched.values()]
+      this.#touched.clear()
+      try {
+        await this.#b.commitMetadata(touched)
+      } catch (err) {
+        for (const r of touched) if (!this.#touched.has(r.id)) this.#touched.set(r.id, r)
+        throw err
+      }
     }
     const position = this.#applied
     await this.#map.flush(position)
@@ -148,7 +165,8 @@ export class Applier implements ChangeTarget {
       }
       case 'setattr': {
         const local = this.#map.local(c.ref)
-        if (local !== undefined) await this.#ifThere(this.#b.setattr(local, c.set))
+        // Durable at flush, as a primary's SETATTR is before its reply.
+        if (local !== undefined && (await this.#ifThere(this.#b.setattr(local, c.set)))) this.#touched.set(local.id, local)
         return
       }
       case 'remove':
@@ -241,7 +259,7 @@ export class Applier implements ChangeTarget {
       if (!sameRef(there.ref, local) && this.#map.vidOf(there.ref) === undefined && (await this.#typeOf(local)) === there.type) this.#map.bind(ref, there.ref)
       return
     }
-    await this.#ifThere(this.#b.link(local, d, name, REPLICA))
+    if (await this.#ifThere(this.#b.link(local, d, name, REPLICA))) this.#touched.set(local.id, local)
   }
 
   /** Removes `name` from `dir` when it holds `vid`'s object. */
@@ -281,7 +299,10 @@ export class Applier implements ChangeTarget {
     if (local === undefined) {
       throw new VfsError('ESTALE', `replica: change ${seq.toString()} names directory vid ${hex(vid)}, unknown on this node: a full resync is needed`)
     }
-    return (await this.#exists(local)) ? local : null
+    if (!(await this.#exists(local))) return null
+    // Every change that asks for its directory may change it: flush() makes it durable.
+    this.#touched.set(local.id, local)
+    return local
   }
 
   async #find(dir: FileRef, name: Buffer): Promise<Found | null> {

@@ -296,6 +296,16 @@ export class ReplicatingVfs implements Vfs {
     return { attr: outAttr(r.attr, f), dir: outDir(r.dir, dir) }
   }
 
+  /**
+   * The backend's commit of the objects (the primary's own durability, RFC 1813 §1.6); an object
+   * no longer bound is gone and needs nothing. The standby makes its copy durable in its flush.
+   */
+  async commitMetadata(refs: readonly FileRef[]): Promise<void> {
+    if (this.#b.commitMetadata === undefined) return
+    const locals = refs.map(r => this.#map.local(r)).filter((l): l is FileRef => l !== undefined)
+    if (locals.length > 0) await this.#b.commitMetadata(locals)
+  }
+
   /** Closes the backend (the map and the sink are the caller's). */
   async close(): Promise<void> {
     await this.#b.close()

@@ -189,6 +189,14 @@ export class SnapdirVfs implements Vfs {
     return this.#live.commit(f, offset, count)
   }
 
+  /** Only the live file system changes; a snapshot's objects have nothing to commit. */
+  async commitMetadata(refs: readonly FileRef[]): Promise<void> {
+    if (this.#live.commitMetadata === undefined) return
+    const live: FileRef[] = []
+    for (const f of refs) if ((await this.#where(f)).kind === 'live') live.push(f)
+    if (live.length > 0) await this.#live.commitMetadata(live)
+  }
+
   async create(dir: FileRef, name: Buffer, mode: CreateMode, owner: Owner): Promise<Created> {
     await this.#newName(dir, name)
     return this.#live.create(dir, name, mode, owner)

@@ -4,6 +4,7 @@ import { wccData } from '../attrs.ts'
 import type { ErrStat, Nfs3Context } from '../context.ts'
 import { failWcc, fattr, fsidOf, postOpOf, sameExport } from '../context.ts'
 import { openDirForChange } from '../dirop.ts'
+import { commitChange } from '../durable.ts'
 import { newNameStatus } from '../names.ts'
 
 function fail(status: ErrStat, file_attributes: post_op_attr, linkdir_wcc: wcc_data): LINK3res {
@@ -26,10 +27,12 @@ export async function link(args: LINK3args, ctx: Nfs3Context): Promise<LINK3res>
   if (!dir.vfs.capabilities().hardLinks) return fail(nfsstat3.NFS3ERR_NOTSUPP, fileAttrs, dirWcc)
   try {
     const r = await dir.vfs.link(file.ref, dir.ref, args.link.name, dir.user)
-    return {
-      status: nfsstat3.NFS3_OK,
-      resok: { file_attributes: fattr(file, r.attr), linkdir_wcc: wccData(r.dir.before, r.dir.after, fsidOf(dir)) },
-    }
+    const file_attributes = fattr(file, r.attr)
+    const linkdir_wcc = wccData(r.dir.before, r.dir.after, fsidOf(dir))
+    // The directory and the file (its link count), as knfsd: LINK is rare, the second fsync cheap enough.
+    const unsynced = await commitChange(ctx, dir, [dir.ref, file.ref])
+    if (unsynced !== null) return fail(unsynced, file_attributes, linkdir_wcc)
+    return { status: nfsstat3.NFS3_OK, resok: { file_attributes, linkdir_wcc } }
   } catch (err) {
     return fail(ctx.status(err), await postOpOf(file), await failWcc(dir))
   }

@@ -4,6 +4,7 @@ import type { Attr } from '../../../vfs/types.ts'
 import { wccData } from '../attrs.ts'
 import type { ErrStat, Nfs3Context, Target } from '../context.ts'
 import { failWcc, fsidOf, sameExport, unchangedWcc } from '../context.ts'
+import { commitChange } from '../durable.ts'
 import { isDot, isDotDot, nameStatus } from '../names.ts'
 import { MAY_EXEC, MAY_WRITE, permits, stickyAllows } from '../permission.ts'
 
@@ -67,10 +68,12 @@ export async function rename(args: RENAME3args, ctx: Nfs3Context): Promise<RENAM
   try {
     const r = await from.vfs.rename(from.ref, args.from.name, to.ref, args.to.name, to.user)
     const fsid = fsidOf(from)
-    return {
-      status: nfsstat3.NFS3_OK,
-      resok: { fromdir_wcc: wccData(r.from.before, r.from.after, fsid), todir_wcc: wccData(r.to.before, r.to.after, fsid) },
-    }
+    const fromdir_wcc = wccData(r.from.before, r.from.after, fsid)
+    const todir_wcc = wccData(r.to.before, r.to.after, fsid)
+    // Both directories (knfsd commits both); the moved object's `..` and a replaced object ride along.
+    const unsynced = await commitChange(ctx, from, [from.ref, to.ref])
+    if (unsynced !== null) return fail(unsynced, fromdir_wcc, todir_wcc)
+    return { status: nfsstat3.NFS3_OK, resok: { fromdir_wcc, todir_wcc } }
   } catch (err) {
     return fail(ctx.status(err), await failWcc(from), await failWcc(to))
   }
