@@ -474,6 +474,20 @@ export class Sender {
         inflight.shift()
         r.inFlightBytes -= head.batch.bytes
         this.heard()
+        // A GAP, or an OK that holds less than the batch: the standby lost what it had applied while
+        // the batch was on its way (in service only across its restart, whose HELLO says so; CI's
+        // fault test rewinds a running one). After such an OK nothing later would tell: `next` is
+        // past the batch and the writers waiting for it append nothing more. Resend from its position.
+        const batchEnd = head.batch.first + BigInt(head.batch.changes.length) - 1n
+        const lostAt = res.status === STAT.REPL_GAP ? res.applied : res.status === STAT.REPL_OK && res.durable < batchEnd ? res.durable : null
+        if (lostAt !== null) {
+          this.counters.gaps++
+          this.o.log.warn({ peer: this.peer, exportId: r.ex.id, sent: head.batch.first.toString(), applied: lostAt.toString() }, 'replication: standby reports a gap; resending from its position')
+          await drain()
+          r.acked = lostAt
+          next = from(r.acked + 1n)
+          continue
+        }
         switch (res.status) {
           case STAT.REPL_OK:
             if (res.durable > r.acked) r.acked = res.durable
@@ -481,13 +495,6 @@ export class Sender {
             this.counters.bytes += head.batch.bytes
             this.o.gate.ack(this.peer, r.ex.id, r.acked)
             this.progress(r)
-            break
-          case STAT.REPL_GAP:
-            this.counters.gaps++
-            this.o.log.warn({ peer: this.peer, exportId: r.ex.id, sent: head.batch.first.toString(), applied: res.applied.toString() }, 'replication: standby reports a gap; resending from its position')
-            await drain()
-            r.acked = res.applied
-            next = from(r.acked + 1n)
             break
           case STAT.REPL_STALE_EPOCH:
             this.fence(res.epoch)

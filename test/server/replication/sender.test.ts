@@ -287,3 +287,29 @@ t.test('sync mode does not wait to gather (its replies wait for the standby)', a
   await gate.wait(1, seq)
   t.equal(s.counters.appends, 1)
 })
+
+t.test('an OK that holds less than its batch (the standby lost its tail meanwhile): resent from its position, the waiter released', async (t) => {
+  // CI's fault test (seed 16151) rewound a running standby between a batch's apply and its flush:
+  // the reply said OK with the rewound position, the sender went on past the batch, and the writers
+  // waiting for it never appended again (nothing left to ship, so no GAP to tell).
+  const target = new RecordingTarget()
+  const st = await startStandby(t, { dir: t.testdir(), targets: [{ id: 1, path: '/a', target }] })
+  const gate = new SyncGate(silentLogger)
+  const source = new ArraySource()
+  const s = sender(t, st.port, [exportOf(source)], { gate })
+  for (let i = 1; i <= 5; i++) source.append(changeNo(i))
+  await until(() => gate.isMember(s.peer, 1) && s.status().acked === 5n, 5000, 'five changes acknowledged, in the sync set')
+  // The next flush first loses everything after change 3.
+  target.flushGate = () => {
+    target.flushGate = null
+    target.rewind(3n)
+    return Promise.resolve()
+  }
+  const seq = source.append(changeNo(6))
+  const released = await Promise.race([gate.wait(1, seq).then(() => true), new Promise<boolean>((r) => setTimeout(() => { r(false) }, 5000))])
+  t.ok(released, 'the wait for change 6 ends')
+  t.equal(target.position(), 6n, 'the standby holds all six again')
+  t.same(target.seqs(), [1n, 2n, 3n, 4n, 5n, 6n], 'each once, in order')
+  t.same(target.violations, [], 'always asked for the change after its last')
+  t.equal(s.counters.gaps, 1, 'counted as a gap')
+})
