@@ -73,7 +73,9 @@ try {
     if (process.env.MARKS !== undefined) console.error(`marks ${r} ${m0 / 1000n} ${m1 / 1000n} ${m2 / 1000n}`)
     await pool(n, async (i) => { await d.remove(dir, `f${i}`) })
     await d.rmdir(d.root, name)
-    const slow = [...first.callUs].sort((a, b) => b - a).slice(0, 4).map((x) => Math.round(x)).join(' ')
+    // The slowest calls with their place in the listing (#0 is the listing's first call).
+    const slow = first.callUs.map((us, i) => [us, i] as const).sort((a, b) => b[0] - a[0]).slice(0, 4)
+      .map(([us, i]) => `${Math.round(us)}@#${i}`).join(' ')
     const cpu = (l: Listing): string => (pid > 0 ? `, server CPU ${Math.round(l.cpuUs / l.calls)} µs/call` : '')
     console.log(`round ${r}: ${first.entries} entries in ${first.calls} calls; first listing ${Math.round(first.entries / (first.wallUs / 1e6))} entries/s, ` +
       `median call ${Math.round(median(first.callUs))} µs, slowest ${slow}${cpu(first)}; again ${Math.round(second.entries / (second.wallUs / 1e6))} entries/s, ` +

@@ -8,7 +8,7 @@
  *
  *   npx tsx bench/replication.ts [--ops N] [--seconds S] [--runs R] [--json]
  *                                [--op file|create] [--modes plain,sync,async]
- *                                [--tree DIR] [--prof DIR] [--rate N]
+ *                                [--tree DIR] [--prof DIR] [--rate N] [--warmup S]
  *
  * Besides latency and throughput it prints the CPU time (user + system, from
  * /proc) the primary and the standby took per op at 32 in flight. `--tree`
@@ -17,6 +17,9 @@
  * `--rate N` paces the 32 workers to N ops/s in all: CPU per op compared at
  * the same offered load (at full speed it falls as the rate rises: more work
  * per wakeup), so what replication adds is not mixed with what it slows.
+ *
+ * `--warmup S` first runs the workload from 32 workers for S seconds in each
+ * mode's fresh processes, unmeasured (their CPU is not counted either).
  *
  * `--op create` measures CREATE alone (a non-idempotent call: in sync mode its
  * reply also waits for its cached copy on the standby, drc-ship.ts).
@@ -127,7 +130,7 @@ interface Result {
   cpuClients: number
 }
 
-async function workload(s: Started, ops: number, seconds: number, op: 'file' | 'create', rate: number): Promise<Result> {
+async function workload(s: Started, ops: number, seconds: number, op: 'file' | 'create', rate: number, warmup: number): Promise<Result> {
   const url = { host: '127.0.0.1', exportPath: s.exportPath, nfsport: s.port, mountport: s.port, uid: 0, gid: 0 }
   const data = Buffer.alloc(4096, 7)
   const one = async (nfs: NfsDriver, dir: Buffer, name: string): Promise<void> => {
@@ -135,6 +138,16 @@ async function workload(s: Started, ops: number, seconds: number, op: 'file' | '
     if (op === 'create') return
     await nfs.write(fh, 0n, data, 0)
     await nfs.commit(fh)
+  }
+  // --warmup: the same work from 32 workers, unmeasured, so that what is timed is processes whose
+  // code V8 has optimized (a server runs for days), not their first seconds of compiling hot paths.
+  if (warmup > 0) {
+    const warmers = await Promise.all(Array.from({ length: 32 }, () => NfsDriver.connect(url)))
+    const until = performance.now() + warmup * 1000
+    await Promise.all(warmers.map(async (w, k) => {
+      for (let i = 0; performance.now() < until; i++) await one(w, w.root, `warm${k}-${i}`)
+    }))
+    await Promise.all(warmers.map((w) => w.close()))
   }
   const solo = await NfsDriver.connect(url)
   const lat: number[] = []
@@ -177,7 +190,7 @@ async function workload(s: Started, ops: number, seconds: number, op: 'file' | '
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { ops: { type: 'string', default: '300' }, seconds: { type: 'string', default: '8' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean' }, op: { type: 'string', default: 'file' }, modes: { type: 'string', default: 'plain,sync,async' }, prof: { type: 'string' }, tree: { type: 'string' }, rate: { type: 'string', default: '0' } } })
+  const { values } = parseArgs({ options: { ops: { type: 'string', default: '300' }, seconds: { type: 'string', default: '8' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean' }, op: { type: 'string', default: 'file' }, modes: { type: 'string', default: 'plain,sync,async' }, prof: { type: 'string' }, tree: { type: 'string' }, rate: { type: 'string', default: '0' }, warmup: { type: 'string', default: '0' } } })
   if (values.tree !== undefined) tree = resolve(values.tree)
   profDir = values.prof === undefined ? undefined : resolve(values.prof)
   if (values.op !== 'file' && values.op !== 'create') throw new Error('--op: file or create')
@@ -186,6 +199,8 @@ async function main(): Promise<void> {
   const seconds = Number(values.seconds)
   const runs = Number(values.runs)
   const rate = Number(values.rate)
+  const warmup = Number(values.warmup)
+  if (!(warmup >= 0)) throw new Error(`--warmup: seconds, not ${values.warmup}`)
   const work = mkdtempSync(join(tmpdir(), 'tsnfs-bench-repl-'))
   const empty = (): Record<keyof Result, number[]> => ({ latencyMs: [], throughput: [], cpuPrimary: [], cpuStandby: [], cpuClients: [] })
   const results: Record<Mode, Record<keyof Result, number[]>> = { plain: empty(), sync: empty(), async: empty() }
@@ -196,7 +211,7 @@ async function main(): Promise<void> {
       for (const mode of [...modes.slice(r % modes.length), ...modes.slice(0, r % modes.length)]) {
         const s = await start(mode, work)
         try {
-          const x = await workload(s, ops, seconds, op, rate)
+          const x = await workload(s, ops, seconds, op, rate, warmup)
           for (const k of Object.keys(x) as (keyof Result)[]) results[mode][k].push(x[k])
           process.stderr.write(`run ${r + 1} ${mode}: median ${x.latencyMs.toFixed(2)} ms, ${x.throughput.toFixed(0)} ops/s at 32, CPU ms/op primary ${x.cpuPrimary.toFixed(2)} standby ${x.cpuStandby.toFixed(2)} clients ${x.cpuClients.toFixed(2)}\n`)
         } finally {

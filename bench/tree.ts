@@ -10,8 +10,10 @@
  * per entry (the mount daemons log at info into the work directory and
  * are asked with SIGUSR2, which a daemon older than session 40 does not
  * handle: it would die of it, so not with --tsnfs of such a build).
+ * --warmup N first runs every command on every target N times unmeasured
+ * (one server and one mount per target live through the whole invocation).
  *
- *   npm run build && npx tsx bench/tree.ts [--full] [--runs 3] [--calls] [--requests] [--only cp,tar,...]
+ *   npm run build && npx tsx bench/tree.ts [--full] [--runs 3] [--warmup N] [--calls] [--requests] [--only cp,tar,...]
  *     [--targets host,local,memory] [--export-opts async] [--mount-opts OPTS]
  *     [--tsnfs OTHER/dist/cli/main.js] [--server-node-args '--cpu-prof …'] [--mount-node-args …]
  *
@@ -122,6 +124,7 @@ async function main(): Promise<void> {
     options: {
       full: { type: 'boolean', default: false },
       runs: { type: 'string', default: '3' },
+      warmup: { type: 'string', default: '0' },
       calls: { type: 'boolean', default: false },
       requests: { type: 'boolean', default: false },
       only: { type: 'string' },
@@ -136,6 +139,8 @@ async function main(): Promise<void> {
   })
   if (values.tsnfs !== undefined) useEntry(values.tsnfs)
   const runs = Number(values.runs)
+  const warmup = Number(values.warmup)
+  if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`--warmup: a count of passes, not ${values.warmup}`)
   const only = values.only === undefined ? [...COMMANDS] : values.only.split(',').map(s => s.trim()) as Command[]
   for (const c of only) if (!COMMANDS.includes(c)) throw new Error(`--only: unknown command ${c} (${COMMANDS.join(', ')})`)
   // rm -rf removes what the others made; cleaning up after a partial list happens untimed.
@@ -168,13 +173,16 @@ async function main(): Promise<void> {
         targets.push({ name, dir, log, mount: mount(server.port, name === 'local' ? localExport : '/mem', dir, values['mount-opts'], values['mount-node-args'], log ?? undefined) })
       } else throw new Error(`--targets: unknown target ${name} (host, local, memory)`)
     }
-    process.stdout.write(`tree: ${fmt(s.entries)} entries (${values.full ? 'repository + all of node_modules' : `repository + node_modules/{${RUNTIME_DEPS.join(',')}}`}), ${runs} runs, load average ${loadavg().map(l => l.toFixed(2)).join(' ')}\n`)
+    process.stdout.write(`tree: ${fmt(s.entries)} entries (${values.full ? 'repository + all of node_modules' : `repository + node_modules/{${RUNTIME_DEPS.join(',')}}`}), ${runs} runs after ${warmup} unmeasured, load average ${loadavg().map(l => l.toFixed(2)).join(' ')}\n`)
     process.stdout.write(`tsnfs: ${tsnfsEntry()}\n`)
     process.stdout.write(`exports: ${exportsText.trim().split('\n').join(' | ')}; mount options: ${values['mount-opts'] === '' ? 'defaults' : values['mount-opts']}\n\n`)
     const samples = new Map<string, Sample[]>()
-    for (let r = 0; r < runs; r++) {
+    // Runs below 0 are the warm-up (--warmup): every command on every target, checked but not
+    // counted, so that the measured runs meet a server and mount daemons whose code V8 has
+    // optimized already (as after a few minutes of use), not one compiling its hot paths.
+    for (let r = -warmup; r < runs; r++) {
       // Alternate: each run starts with the next target.
-      const order = targets.map((_, i) => targets[(i + r) % targets.length] as Target)
+      const order = targets.map((_, i) => targets[(((i + r) % targets.length) + targets.length) % targets.length] as Target)
       for (const t of order) {
         let made = 0
         for (const c of commands) {
@@ -197,8 +205,8 @@ async function main(): Promise<void> {
             if (got !== s.entries) throw new Error(`${t.name} ${c}: ${String(got)} entries, the source has ${String(s.entries)}`)
           }
           const key = `${t.name}/${c}`
-          samples.set(key, [...(samples.get(key) ?? []), { seconds, entries, calls, requests, cpu }])
-          process.stdout.write(`run ${String(r + 1)} ${t.name.padEnd(6)} ${c.padEnd(5)} ${seconds.toFixed(3).padStart(8)} s ${fmt(entries / seconds).padStart(8)} entries/s\n`)
+          if (r >= 0) samples.set(key, [...(samples.get(key) ?? []), { seconds, entries, calls, requests, cpu }])
+          process.stdout.write(`${r >= 0 ? `run ${String(r + 1)}` : 'warm '} ${t.name.padEnd(6)} ${c.padEnd(5)} ${seconds.toFixed(3).padStart(8)} s ${fmt(entries / seconds).padStart(8)} entries/s\n`)
         }
         if (!commands.includes('rm')) sh(commandLine('rm', t.dir, s))
         if (countEntries(t.dir) !== 0) throw new Error(`${t.dir} not empty after rm -rf`)
