@@ -94,8 +94,9 @@ export async function dispatch(env: DispatchEnv, record: Buffer, origin: CallOri
     env.drc.abandon(drcKey)
     return null
   }
-  // Sync replication holds the reply until the standbys have this cache entry, and the changes the call
-  // made (server/replication/drc-ship.ts): the entry goes to them alongside the changes, not after.
+  // Replication holds the reply until the changes the call made are durable in the local log and, in
+  // sync mode, until the standbys have them and this cache entry (server/replication/drc-ship.ts):
+  // the entry goes to them alongside the changes, not after.
   const held = env.drc.complete(drcKey, reply, changes)
   if (held !== undefined) {
     try {

@@ -74,13 +74,14 @@ export class DuplicateRequestCache {
   inProgressDrops = 0
   /**
    * Told of every reply kept (replication ships them to standbys: server/replication/drc-ship.ts);
-   * a promise returned holds the reply back until it settles (sync replication).
+   * a promise returned holds the reply back until it settles (replication: the change durable in
+   * the local log and, in sync mode, on the standbys).
    */
   onComplete: ((key: string, reply: Buffer, held?: readonly HeldChange[]) => Promise<void> | undefined) | null = null
   /**
-   * The calls run in a scope that collects the changes whose standby acknowledgement the
-   * replicating layer left to the reply (vfs/replica/held-changes.ts): a sync-mode primary.
-   * They reach onComplete, whose promise holds the reply until those are acknowledged too.
+   * The calls run in a scope that collects the changes whose durability the replicating layer
+   * left to the reply (vfs/replica/held-changes.ts): a replicating primary. They reach
+   * onComplete, whose promise holds the reply until those are durable too.
    */
   collectsHeld = false
 
@@ -145,8 +146,8 @@ export class DuplicateRequestCache {
       this.fill(key, reply)
       return undefined
     }
-    // Held (sync replication): the entry stays in progress until the reply may go, so a
-    // retransmission meanwhile is dropped, not answered with what the standbys lack yet.
+    // Held (replication): the entry stays in progress until the reply may go, so a
+    // retransmission meanwhile is dropped, not answered with what is not durable yet.
     return hold.then(() => {
       this.fill(key, reply)
     })

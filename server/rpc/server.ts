@@ -124,8 +124,8 @@ export class RpcServer {
 
   /**
    * Calls `fn` with every reply the duplicate request cache keeps (replication ships them); with
-   * `collectHeld`, also with the changes whose standby acknowledgement the call left to the reply
-   * (a sync-mode primary: vfs/replica/held-changes.ts).
+   * `collectHeld`, also with the changes whose durability the call left to the reply
+   * (a replicating primary: vfs/replica/held-changes.ts).
    */
   onReplyCached(fn: (key: string, reply: Buffer, held?: readonly HeldChange[]) => Promise<void> | undefined, collectHeld = false): void {
     this.env.drc.onComplete = fn

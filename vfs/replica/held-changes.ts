@@ -1,7 +1,7 @@
 /*
- * Changes whose standby acknowledgement a reply waits for outside the Vfs call
+ * Changes whose durability a reply waits for outside the Vfs call
  * (server/replication/README.md, "The duplicate request cache across a
- * takeover"). A sync-mode primary's NFS dispatch runs a non-idempotent call in
+ * takeover"). A primary's NFS dispatch runs a non-idempotent call in
  * a scope (collectHeld); the replicating layer, inside it, appends the change
  * to the local log and then, instead of waiting for the log's flush and the
  * standbys, records the change here and returns. The reply is encoded at once
@@ -10,7 +10,11 @@
  * log, the standbys acknowledged it and hold the reply (drc-ship.ts): the
  * reply travels with the change's APPEND, or beside it (REPL_DRC_HELD),
  * instead of after its acknowledgement. A reply whose change the local log
- * failed to make durable is not sent (server/rpc/dispatch.ts).
+ * failed to make durable is not sent (server/rpc/dispatch.ts). In async mode
+ * the standbys acknowledge at once, and what holding gains is the overlap of
+ * the log's write with the backend's own commit of the change (the NFS
+ * procedure's commitMetadata, server/nfs3/durable.ts), which runs after the
+ * Vfs call returns and before the reply is encoded.
  *
  * Outside a scope (idempotent calls: WRITE, COMMIT; other users of the Vfs)
  * nothing changes: the layer waits for the standbys itself, as a Vfs call
@@ -18,7 +22,7 @@
  *
  * AsyncLocalStorage, because the Vfs interface carries no per-call context
  * and a call's changes are made several awaits below the dispatch; the
- * server enables it only on a sync-mode primary (async mode defers nothing).
+ * server enables it on a replicating primary.
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 

@@ -1,7 +1,8 @@
 /*
- * A sync primary builds a non-idempotent call's reply before its change is
+ * A primary (sync or async) builds a non-idempotent call's reply before its change is
  * flushed in the local log (vfs/replica/held-changes.ts), so the reply can
- * ride in the change's APPEND; what it promises holds only once that flush is
+ * ride in the change's APPEND (sync) and the backend's commit of the change
+ * runs beside the log's write (both); what it promises holds only once that flush is
  * done. When the flush fails (the log fails: EIO), the reply must not go out:
  * over a real server with the change log's writes failing on demand (as
  * change-log.test.ts injects them), a CREATE gets no answer, its duplicate
@@ -25,7 +26,7 @@ import { frameRecord, totalLength } from '../../../xdr/record.ts'
 import { NFS3, Nfs3, ROOT_CRED, S, attrs } from '../../helpers/local.ts'
 import { statusOf } from './raw-call.ts'
 
-t.test('a held reply whose change the local log failed to flush is not sent; a retransmission runs the call again', async (t) => {
+for (const mode of ['sync', 'async'] as const) t.test(`${mode} mode: a held reply whose change the local log failed to flush is not sent; a retransmission runs the call again`, async (t) => {
   const dir = t.testdir({ export: {} })
   const exportPath = join(dir, 'export')
   const exportsText = `${exportPath} *(rw,insecure,no_root_squash)\n`
@@ -38,8 +39,9 @@ t.test('a held reply whose change the local log failed to flush is not sent; a r
     },
     sync: (fd) => fdatasync(fd),
   }
-  // Sync mode with no standby: the reply is still held for the local log's flush.
-  const repl = await PrimaryReplication.open({ stateDir: join(dir, 'state'), cluster: 'tsnfs', node: 'a', standbys: [], mode: 'sync', log: silentLogger, logIo: io })
+  // No standby: the reply is still held for the local log's flush, in either mode (async mode
+  // holds it so that the backend's commit of the change runs beside the log's write).
+  const repl = await PrimaryReplication.open({ stateDir: join(dir, 'state'), cluster: 'tsnfs', node: 'a', standbys: [], mode, log: silentLogger, logIo: io })
   const server = await createServer({ exports: parseExports(exportsText, 'exports'), stateDir: join(dir, 'state'), port: 0, host: '127.0.0.1', locking: false, replication: repl })
   t.teardown(() => server.close().catch(() => undefined))
   const nfs = await Nfs3.connect(t, server.port)
