@@ -286,9 +286,10 @@ export class PrimaryReplication {
    * (never past the heartbeat timeout); undefined: nothing to wait for.
    */
   replyCached(key: string, reply: Buffer, held: readonly HeldChange[] = []): Promise<void> | undefined {
-    // The changes the call left to its reply (vfs/replica/held-changes.ts; async mode's acknowledge at once) are waited for
-    // like the layer would have: no bound but the sync set's (a standby leaving releases them). The
-    // local log's flush too; it rejects when the log failed, and the reply is then not sent.
+    // The changes the call left to its reply (vfs/replica/held-changes.ts) are waited for like the
+    // layer would have: no bound but the sync set's (a standby leaving releases them; in async mode
+    // the standbys' part resolves at once). The local log's flush too; it rejects when the log
+    // failed, and the reply is then not sent.
     const changes = held.length === 0 ? undefined : held.length === 1 ? held[0]?.replicated : Promise.all(held.map((h) => h.replicated)).then(() => undefined)
     const here = held.length === 0 ? undefined : Promise.all(held.map((h) => h.durableHere))
     const local = here === undefined ? changes : Promise.all([here, changes]).then(() => undefined)
