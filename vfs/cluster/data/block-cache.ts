@@ -16,7 +16,9 @@ export class BlockCache {
   private readonly blocks = new Map<string, Buffer>()
   private readonly fetching = new Map<string, Promise<Buffer>>()
   private bytes = 0
+  /** Reads served from the cache or from a fetch already in flight. */
   hits = 0
+  /** Reads that started a fetch of their own. */
   misses = 0
   /** Blocks dropped to stay within the budget (not those an idle trim let go). */
   evictions = 0
@@ -52,6 +54,9 @@ export class BlockCache {
       this.insert(key, block)
       return block.subarray(from, from + length)
     }
+    // A reader that joins a fetch in flight (another reader's, or read-ahead's) costs no fetch of
+    // its own: a hit, so that hits + misses count every read of a cached-size block.
+    this.hits++
     return (await p).subarray(from, from + length)
   }
 
