@@ -200,7 +200,9 @@ export async function createServer(options: ServerOptions): Promise<TsnfsServer>
   const served = [portmap, mount, nfs3, ...lockPrograms, ...replPrograms].map((p) => callMetrics.instrument(p))
   const rpc = new RpcServer({ programs: served, logger: log, ...(options.rpcLimits ? { limits: options.rpcLimits } : {}) })
   if (options.replySeed !== undefined) rpc.seedReplies(options.replySeed)
-  if (replication !== null) rpc.onReplyCached((key, reply, held) => replication.replyCached(key, reply, held), replication.holdsReplies)
+  // A replicating primary, in either mode, leaves its changes' durability to the reply (vfs/replica/
+  // held-changes.ts): sync replies ride with their changes, and the backend's commit runs beside the log's write.
+  if (replication !== null) rpc.onReplyCached((key, reply, held) => replication.replyCached(key, reply, held), true)
   let pmap: RpcServer | null = null
   let endpoint: MetricsEndpoint | null = null
   let rpcbind: RpcbindRegistration | null = null

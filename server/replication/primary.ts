@@ -287,19 +287,19 @@ export class PrimaryReplication {
    */
   replyCached(key: string, reply: Buffer, held: readonly HeldChange[] = []): Promise<void> | undefined {
     // The changes the call left to its reply (vfs/replica/held-changes.ts) are waited for like the
-    // layer would have: no bound but the sync set's (a standby leaving releases them; in async mode
-    // the standbys' part resolves at once). The local log's flush too; it rejects when the log
-    // failed, and the reply is then not sent.
-    const changes = held.length === 0 ? undefined : held.length === 1 ? held[0]?.replicated : Promise.all(held.map((h) => h.replicated)).then(() => undefined)
+    // layer would have: in sync mode, no bound but the sync set's (a standby leaving releases them;
+    // async mode's standbys are waited for by nobody). The local log's flush in both; it rejects
+    // when the log failed, and the reply is then not sent.
+    const sync = this.o.mode === 'sync'
+    const changes = !sync || held.length === 0 ? undefined : held.length === 1 ? held[0]?.replicated : Promise.all(held.map((h) => h.replicated)).then(() => undefined)
     const here = held.length === 0 ? undefined : Promise.all(held.map((h) => h.durableHere))
     const local = here === undefined ? changes : Promise.all([here, changes]).then(() => undefined)
     if (this.shippers.length === 0 || !shipsReply(DuplicateRequestCache.procOf(key), key, reply)) return local
     // The change a reply describes: its call's last (one export per NFS call). Async mode ships the
     // entry after the reply without naming it, as before replies were held there: a standby holds an
     // entry that names a change until the change arrives, and in async mode that is the whole lag.
-    const sync = this.o.mode === 'sync'
     const last = sync ? held.reduce<HeldChange | null>((m, h) => (m === null || h.seq > m.seq ? h : m), null) : null
-    const entry = { key, reply, exportId: last?.exportId ?? 0, seq: last?.seq ?? 0n, replicated: sync ? changes : undefined }
+    const entry = { key, reply, exportId: last?.exportId ?? 0, seq: last?.seq ?? 0n, replicated: changes }
     const waits: Promise<void>[] = []
     for (const [i, s] of this.shippers.entries()) {
       const peer = this.senders[i]?.peer
@@ -309,15 +309,6 @@ export class PrimaryReplication {
     const shipped = waits.length === 0 ? undefined : boundedWait(waits.length === 1 ? (waits[0] as Promise<void>) : Promise.all(waits).then(() => undefined), this.o.timeoutMs ?? 5000)
     if (local === undefined || shipped === undefined) return local ?? shipped
     return Promise.all([local, shipped]).then(() => undefined)
-  }
-
-  /**
-   * Whether NFS calls leave their changes' durability to the reply (replyCached's `held`): on every
-   * primary. In sync mode the reply then rides with its change to the standbys; in both modes the
-   * backend's own commit (server/nfs3/durable.ts) runs beside the local log's write instead of after it.
-   */
-  get holdsReplies(): boolean {
-    return true
   }
 
   /** Cached replies shipped to standbys (of them, inside their change's APPEND), and dropped (a full queue, or refused). */
