@@ -10,6 +10,7 @@
  * locks is monitored anew); entries of peers that never answered stay, for
  * the next restart to try again (sm-notify keeps them in sm.bak likewise).
  */
+import { setMaxListeners } from 'node:events'
 import { hostname } from 'node:os'
 import type { mon, mon_id, my_id } from '../../xdr/generated/nsm.ts'
 import { SM_MAXSTRLEN, sm_status } from '../../xdr/generated/nsm.ts'
@@ -142,6 +143,9 @@ export class StatusMonitor {
   notifyAll(): Promise<NotifyReport> {
     this.run?.abort()
     const run = new AbortController()
+    // Each notify worker waits on this signal twice at most at once (its call, its retry sleep):
+    // past Node's default of ten listeners it warned of a leak when more than ten peers were retried.
+    setMaxListeners(2 * this.opts.notifyConcurrency + 2, run.signal)
     this.run = run
     const p = notifyPeers(distinct(this.store.entries), {
       name: this.name,

@@ -145,3 +145,24 @@ t.test('close stops the retries', async (t) => {
   t.same(report.stopped, [{ name: 'nobody', address: '127.0.0.9' }])
   t.same(report.notified, [])
 })
+
+t.test('many silent peers retried at once: no listener-leak warning', async (t) => {
+  // Every notify worker waits on the run's signal (its retry sleep, its call): with more than ten
+  // peers retried at once Node warned "Possible EventTarget memory leak detected" on stderr.
+  const warnings: string[] = []
+  const onWarning = (w: Error): void => {
+    warnings.push(`${w.name}: ${w.message}`)
+  }
+  process.on('warning', onWarning)
+  t.teardown(() => {
+    process.off('warning', onWarning)
+  })
+  const m = await StatusMonitor.open({ stateDir: t.testdir(), peerPortmapPort: 9, notifyFirstRetryMs: 50, notifyMaxRetryMs: 50, notifyGiveUpMs: 600, callTimeoutMs: 50, portCache: null })
+  for (let i = 0; i < 20; i++) await m.monitor(`peer-${String(i)}`, `127.0.0.${String(10 + i)}`)
+  const report = await m.notifyAll()
+  t.equal(report.gaveUp.length, 20, 'every peer given up on')
+  // Warnings are emitted on the next tick.
+  await new Promise((r) => setImmediate(r))
+  t.same(warnings.filter((w) => w.includes('MaxListenersExceeded')), [], 'no MaxListenersExceededWarning')
+  await m.close()
+})
