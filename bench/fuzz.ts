@@ -1,6 +1,7 @@
 /*
- * The long dispatcher fuzz run (issue 7 point 1): the properties of
- * test/e2e/fuzz-dispatch.test.ts over many more cases (100,000 by default).
+ * The long dispatcher fuzz run (issue 7 point 1; NLM and NSM since session
+ * 43): the properties of test/e2e/fuzz-dispatch.test.ts over many more
+ * cases (100,000 by default).
  *
  *   npx tsx bench/fuzz.ts [--cases N] [--seed S] [--record]
  *
@@ -52,6 +53,7 @@ const result = await fc.check(
 const seconds = Number(process.hrtime.bigint() - start) / 1e9
 const heapAfter = heap()
 const drc = f.drcSize
+const locks = f.lockTableSize()
 await f.close()
 
 const kinds = Object.entries(f.tally.byKind)
@@ -72,12 +74,19 @@ What is fuzzed and checked: \`test/e2e/dispatch-fuzzer.ts\` (the quick sample is
 | heap after (after GC) | ${mib(heapAfter)} |
 | peak heap seen | ${mib(peakHeap)} |
 | DRC entries at the end | ${String(drc)} |
+| lock table at the end | ${String(locks.held)} ranges held, ${String(locks.waiting)} waiting, ${String(locks.shares)} shares, ${String(locks.files)} files |
 ${f.tally.firstFailure === null ? '' : `\nFirst failure: ${f.tally.firstFailure}\n`}
 Replies by kind:
 
 | reply | count |
 |---|---|
 ${kinds.join('\n')}
+
+What the lock manager answered (NLM and NLM4 calls that reached it; version 4's names):
+
+| status | count |
+|---|---|
+${Object.entries(f.tally.lockStats).sort(([, a], [, b]) => b - a).map(([k, n]) => `| ${k} | ${String(n)} |`).join('\n')}
 `
 process.stdout.write(summary)
 if (values.record) writeFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fuzz-results.md'), summary)

@@ -31,8 +31,11 @@ import { DuplicateRequestCache } from '../../server/rpc/drc.ts'
 import type { RpcProgram, Transport } from '../../server/rpc/program.ts'
 import { createStats } from '../../server/rpc/stats.ts'
 import { openStateDir, Rmtab, WriteVerifier } from '../../server/state.ts'
+import { openLocking } from '../../server/locking.ts'
 import { MOUNT_PROGRAM } from '../../xdr/generated/mount.ts'
 import { NFS_PROGRAM } from '../../xdr/generated/nfs3.ts'
+import { NLM_PROG, nlm4_statsNames } from '../../xdr/generated/nlm.ts'
+import { SM_PROG } from '../../xdr/generated/nsm.ts'
 import { PMAP_PROG } from '../../xdr/generated/portmap.ts'
 import type { Codec } from '../../xdr/runtime/codec.ts'
 import type { ProgramDef } from '../../xdr/runtime/program.ts'
@@ -46,6 +49,8 @@ import { decodeReplyHeader } from '../../xdr/rpc/reply.ts'
 import { FH32, FHDIR } from '../fixtures/wire/data.ts'
 import { readFixture } from '../fixtures/wire/check.ts'
 import { WIRE_DIR } from '../fixtures/wire/make.ts'
+import { lockCallArbitrary, lockSeedCalls } from './lock-calls.ts'
+import type { LockHandles } from './lock-calls.ts'
 
 const EXPORTS = `
 /export *(rw,insecure,no_root_squash,backend=memory)
@@ -54,6 +59,11 @@ const EXPORTS = `
 `
 /** A hung handler is a failure, not a stuck run. */
 const CASE_TIMEOUT_MS = 5000
+/**
+ * Where the lock manager's calls back (GRANTED, the *_RES replies, SM_NOTIFY) look for the
+ * client's portmapper: port 1 on loopback, where nothing listens, so each is refused at once.
+ */
+const NO_PORTMAPPER = 1
 
 export interface ProcInfo {
   prog: number
@@ -84,11 +94,13 @@ export interface Tally {
   /** Handlers that threw, encoders that failed: logged as errors by the dispatcher. */
   internalErrors: number
   firstFailure: string | null
+  /** What the lock manager answered (NLM4_GRANTED, NLM4_DENIED, ...): evidence that the calls reached the lock table. */
+  lockStats: Record<string, number>
 }
 
 const procTable = (): Map<string, ProcInfo> => {
   const out = new Map<string, ProcInfo>()
-  const programs: ProgramDef[] = [PMAP_PROG, MOUNT_PROGRAM, NFS_PROGRAM]
+  const programs: ProgramDef[] = [PMAP_PROG, MOUNT_PROGRAM, NFS_PROGRAM, NLM_PROG, SM_PROG]
   for (const p of programs) {
     for (const v of Object.values(p.versions)) {
       for (const d of Object.values(v.procs)) {
@@ -102,11 +114,16 @@ const procTable = (): Map<string, ProcInfo> => {
 export class DispatchFuzzer {
   readonly procs = procTable()
   readonly seeds: Seed[]
-  readonly tally: Tally = { cases: 0, failures: 0, byKind: {}, internalErrors: 0, firstFailure: null }
+  /** The handles the lock calls name (set with the seeds). */
+  handles: LockHandles = { file: Buffer.alloc(0), dir: Buffer.alloc(0) }
+  readonly tally: Tally = { cases: 0, failures: 0, byKind: {}, internalErrors: 0, firstFailure: null, lockStats: {} }
   private readonly env: DispatchEnv
   private readonly log: Logger
   private readonly abort = new AbortController()
   private readonly cleanup: () => Promise<void>
+
+  /** The lock table's counts (held ranges, waiters, shares, files): bounded whatever the calls. */
+  lockTableSize: () => { held: number; waiting: number; shares: number; files: number } = () => ({ held: 0, waiting: 0, shares: 0, files: 0 })
 
   private constructor(env: DispatchEnv, seeds: Seed[], log: Logger, cleanup: () => Promise<void>) {
     this.env = env
@@ -136,15 +153,24 @@ export class DispatchFuzzer {
     const mount = createMountProgram({ resolver: new ExportMountResolver(table, backends, host), rmtab, exportsList: () => table.list(), log })
     const nfs3 = createNfs3Program(host)
     const portmap = createPortmapProgram(registry)
-    registry.registerAll([portmap, mount, nfs3], 2049)
+    // NLM and NSM as `tsnfs serve` runs them, without a grace period (so locks are granted at once)
+    // and with short retries of the calls back, which all fail (NO_PORTMAPPER).
+    const locking = await openLocking({
+      nsm: { name: 'fuzz-server', peerPortmapPort: NO_PORTMAPPER, callTimeoutMs: 200, notifyFirstRetryMs: 100, notifyMaxRetryMs: 500, notifyGiveUpMs: 2000, portCache: null },
+      nlm: { graceMs: 0, grantRetryMs: 100, grantMaxRetryMs: 500 },
+    }, host, stateDir, log)
+    const all = [portmap, mount, nfs3, ...locking.programs]
+    registry.registerAll(all, 2049)
     const metrics = new CallMetrics()
-    const programs = new Map<number, RpcProgram>([portmap, mount, nfs3].map((p) => [p.prog, metrics.instrument(p)]))
+    const programs = new Map<number, RpcProgram>(all.map((p) => [p.prog, metrics.instrument(p)]))
     const env: DispatchEnv = { programs, drc: new DuplicateRequestCache({ max: 16_384, ttlMs: 120_000 }), stats: createStats() }
     const fuzzer = new DispatchFuzzer(env, [], log, async () => {
+      await locking.close()
       await backends.close()
       rmSync(stateDir, { recursive: true, force: true })
     })
     Object.defineProperty(fuzzer.tally, 'internalErrors', { get: () => internal, enumerable: true })
+    fuzzer.lockTableSize = () => locking.nlm.table.size
     fuzzer.seeds.push(...(await fuzzer.loadSeeds()))
     return fuzzer
   }
@@ -185,6 +211,12 @@ export class DispatchFuzzer {
       nfs3: [...this.procs.values()].filter((p) => p.prog === NFS_PROGRAM.prog),
     }
     const seeds: Seed[] = []
+    this.handles = { file, dir: root }
+    for (const c of lockSeedCalls(this.handles)) {
+      const proc = this.procs.get(`${String(c.prog)}/${String(c.vers)}/${String(c.proc)}`)
+      if (proc === undefined) throw new Error(`fuzz setup: no procedure for ${c.name}`)
+      seeds.push({ name: `lock-${String(c.vers)}-${c.name}`, proc, args: c.args })
+    }
     for (const f of readdirSync(WIRE_DIR).filter((n) => /-call(-[\w]+)?\.hex$/.test(n))) {
       const [prog = '', proc = ''] = f.split('-')
       const info = byFile[prog]?.find((p) => p.name.toLowerCase().endsWith(`_${proc}`))
@@ -208,6 +240,14 @@ export class DispatchFuzzer {
       this.tally.firstFailure ??= `${out.kind} (record ${rec.subarray(0, 64).toString('hex')}${rec.length > 64 ? '…' : ''}, ${String(rec.length)} bytes)`
     }
     return out
+  }
+
+  private countLockStat(res: unknown): void {
+    const code = lockStatOf(res)
+    if (code === undefined) return
+    // The versions share the first five codes' meanings; version 4's names stand for all.
+    const name = nlm4_statsNames[code] ?? String(code)
+    this.tally.lockStats[name] = (this.tally.lockStats[name] ?? 0) + 1
   }
 
   private async check(rec: Buffer, transport: Transport): Promise<Outcome> {
@@ -236,13 +276,21 @@ export class DispatchFuzzer {
       }
       const p = this.procs.get(`${String(rec.readUInt32BE(12))}/${String(rec.readUInt32BE(16))}/${String(rec.readUInt32BE(20))}`)
       if (p === undefined) return { ok: false, kind: 'SUCCESS for a procedure that does not exist' }
-      p.res.decode(r)
+      const res = p.res.decode(r)
       r.done()
+      if (p.prog === NLM_PROG.prog) this.countLockStat(res)
       return { ok: true, kind: 'SUCCESS' }
     } catch (err) {
       return { ok: false, kind: `malformed reply: ${(err as Error).message}` }
     }
   }
+}
+
+function lockStatOf(res: unknown): number | undefined {
+  // nlm_res and nlm4_res: stat.stat; the test replies: test_stat.stat; the share replies: stat.
+  const v = res as { stat?: number | { stat: number }; test_stat?: { stat: number } } | undefined
+  if (v === undefined) return undefined
+  return typeof v.stat === 'number' ? v.stat : v.stat?.stat ?? v.test_stat?.stat
 }
 
 function patch(buf: Buffer, from: Buffer, to: Buffer): Buffer {
@@ -367,8 +415,12 @@ export function caseArbitrary(f: DispatchFuzzer): fc.Arbitrary<FuzzCase> {
     .map(([x, s, cred, m, tr]) => ({ rec: mutate(record(x, s.proc.prog, s.proc.vers, s.proc.proc, cred, s.args), m), transport: tr }))
   // Random words as the arguments of a random procedure (or one that does not exist).
   const randomArgs = fc
-    .tuple(xid, fc.oneof(fc.constantFrom(...procs), fc.record({ prog: fc.constantFrom(100000, 100003, 100005, 100021, 7), vers: fc.integer({ min: 0, max: 5 }), proc: fc.integer({ min: 0, max: 30 }) })), creds, fc.array(interestingWord, { maxLength: 80 }), transport)
+    .tuple(xid, fc.oneof(fc.constantFrom(...procs), fc.record({ prog: fc.constantFrom(100000, 100003, 100005, 100021, 100024, 7), vers: fc.integer({ min: 0, max: 5 }), proc: fc.integer({ min: 0, max: 30 }) })), creds, fc.array(interestingWord, { maxLength: 80 }), transport)
     .map(([x, p, cred, ws, tr]) => ({ rec: record(x, p.prog, p.vers, p.proc, cred, Buffer.concat(ws.map(word))), transport: tr }))
   const bytes = fc.tuple(fc.uint8Array({ maxLength: 200 }), transport).map(([a, tr]) => ({ rec: Buffer.from(a), transport: tr }))
-  return fc.oneof({ weight: 12, arbitrary: seeded }, { weight: 4, arbitrary: header }, { weight: 3, arbitrary: randomArgs }, { weight: 1, arbitrary: bytes })
+  // Lock calls that mostly decode (few owners, files and ranges: they meet in the table), some mutated.
+  const locks = fc
+    .tuple(xid, lockCallArbitrary(f.handles), creds, fc.oneof({ weight: 4, arbitrary: fc.constant<Mutation>({ kind: 'as-is' }) }, { weight: 1, arbitrary: mutation }), transport)
+    .map(([x, c, cred, m, tr]) => ({ rec: record(x, c.prog, c.vers, c.proc, cred, mutate(c.args, m)), transport: tr }))
+  return fc.oneof({ weight: 12, arbitrary: seeded }, { weight: 4, arbitrary: header }, { weight: 3, arbitrary: randomArgs }, { weight: 1, arbitrary: bytes }, { weight: 4, arbitrary: locks })
 }

@@ -3,8 +3,10 @@
  * bench/fuzz.ts): captured calls of every procedure with minted handles,
  * mutated by bit flips, cuts, appended bytes, overwritten words (huge counts,
  * opaque lengths), 100k-long TRUE-marker lists, mutated headers and random
- * words. Never a throw or hang, never a malformed reply, no handler fault,
- * and the heap stays bounded. Seeded: reruns are identical.
+ * words; NLM (versions 1, 3, 4) and NSM calls among them, most well-formed
+ * with few owners and ranges so that they meet in the lock table
+ * (lock-calls.ts). Never a throw or hang, never a malformed reply, no
+ * handler fault, and the heap stays bounded. Seeded: reruns are identical.
  */
 import t from 'tap'
 import { setFlagsFromString } from 'node:v8'
@@ -50,4 +52,7 @@ t.test(`${String(RUNS)} mutated records through the dispatcher`, async (t) => {
   const kinds = f.tally.byKind
   t.ok((kinds.SUCCESS ?? 0) > RUNS / 10, `reached the handlers: ${JSON.stringify(kinds)}`)
   t.ok((kinds.GARBAGE_ARGS ?? 0) > 0, 'and the decoders rejected some')
+  // The lock calls reached the lock table and met each other there: granted, refused by a conflict, queued.
+  const locks = f.tally.lockStats
+  for (const stat of ['NLM4_GRANTED', 'NLM4_DENIED', 'NLM4_BLOCKED']) t.ok((locks[stat] ?? 0) > 0, `the lock manager answered ${stat}: ${JSON.stringify(locks)}`)
 })
