@@ -8,10 +8,12 @@
  *
  *   npx tsx bench/replication.ts [--ops N] [--seconds S] [--runs R] [--json]
  *                                [--op file|create] [--modes plain,sync,async]
- *                                [--tree DIR] [--prof DIR] [--rate N] [--warmup S]
+ *                                [--tree DIR] [--source] [--prof DIR] [--rate N] [--warmup S]
  *
  * Besides latency and throughput it prints the CPU time (user + system, from
- * /proc) the primary and the standby took per op at 32 in flight. `--tree`
+ * /proc) the primary and the standby took per op at 32 in flight. The servers
+ * run from the tree's build (dist/: `npm run build` first), or with `--source`
+ * from its TypeScript through tsx. `--tree`
  * runs the tsnfs of another checkout (before/after in the same minutes);
  * `--prof` has every server process write a V8 CPU profile (--cpu-prof) there.
  * `--rate N` paces the 32 workers to N ops/s in all: CPU per op compared at
@@ -26,7 +28,7 @@
  */
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -67,9 +69,23 @@ let tree = ROOT
 let profDir: string | undefined
 let profCount = 0
 
+/**
+ * `--source`: run the tree's TypeScript through tsx instead of its build. By default the servers
+ * run from TREE/dist/ (`npm run build`), as they are installed: tsx's transform adds its own
+ * per-call costs (keepNames wrappers on every closure, session 43), which are not the server's.
+ */
+let fromSource = false
+
+function entry(): string[] {
+  if (fromSource) return ['--import', 'tsx', join(tree, 'cli/main.ts')]
+  const built = join(tree, 'dist/cli/main.js')
+  if (!existsSync(built)) throw new Error(`${built} is missing: run \`npm run build\` in ${tree}, or pass --source`)
+  return [built]
+}
+
 function run(role: string, args: string[]): ChildProcess {
   const prof = profDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', join(profDir, `${role}-${++profCount}`)]
-  return spawn(process.execPath, [...prof, '--import', 'tsx', join(tree, 'cli/main.ts'), ...args], { cwd: tree, stdio: ['ignore', 'pipe', 'pipe'] })
+  return spawn(process.execPath, [...prof, ...entry(), ...args], { cwd: tree, stdio: ['ignore', 'pipe', 'pipe'] })
 }
 
 /** CPU time (user + system) a process has used so far, in ms (Linux /proc; NaN elsewhere). */
@@ -190,8 +206,10 @@ async function workload(s: Started, ops: number, seconds: number, op: 'file' | '
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { ops: { type: 'string', default: '300' }, seconds: { type: 'string', default: '8' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean' }, op: { type: 'string', default: 'file' }, modes: { type: 'string', default: 'plain,sync,async' }, prof: { type: 'string' }, tree: { type: 'string' }, rate: { type: 'string', default: '0' }, warmup: { type: 'string', default: '0' } } })
+  const { values } = parseArgs({ options: { ops: { type: 'string', default: '300' }, seconds: { type: 'string', default: '8' }, runs: { type: 'string', default: '3' }, json: { type: 'boolean' }, op: { type: 'string', default: 'file' }, modes: { type: 'string', default: 'plain,sync,async' }, prof: { type: 'string' }, tree: { type: 'string' }, source: { type: 'boolean', default: false }, rate: { type: 'string', default: '0' }, warmup: { type: 'string', default: '0' } } })
   if (values.tree !== undefined) tree = resolve(values.tree)
+  fromSource = values.source
+  process.stderr.write(`servers: ${entry().join(' ')}\n`)
   profDir = values.prof === undefined ? undefined : resolve(values.prof)
   if (values.op !== 'file' && values.op !== 'create') throw new Error('--op: file or create')
   const op = values.op
