@@ -5,14 +5,13 @@
  * waiting out the timeout. Retransmissions reuse the xid, so a late reply
  * to an earlier copy still answers the call.
  */
-import { lookup } from 'node:dns/promises'
-import { isIP } from 'node:net'
 import { DgramAsPromised } from 'dgram-as-promised'
 import type { SocketAsPromised } from 'dgram-as-promised'
 import type { Codec } from '../../xdr/runtime/codec.ts'
 import type { OpaqueAuth } from '../../xdr/rpc/auth.ts'
 import { PeerCallError } from './errors.ts'
 import { DEFAULT_MAX_REPLY_BYTES, decodeReply, encodeCall, nextXid, xidOf } from './message.ts'
+import { hostResolver } from './resolve.ts'
 import type { ProcRef } from './message.ts'
 
 export interface DatagramTarget {
@@ -32,19 +31,9 @@ export interface DatagramCallOptions {
   maxReplyBytes?: number
 }
 
-/** A UDP socket bound (to localAddress when given) and connected to the target. */
-async function openConnected(t: DatagramTarget): Promise<SocketAsPromised> {
-  let address = t.host
-  let family = isIP(address)
-  if (family === 0) {
-    try {
-      const found = await lookup(t.host)
-      address = found.address
-      family = found.family
-    } catch (err) {
-      throw new PeerCallError('CALL_UNREACHABLE', `cannot resolve ${t.host}: ${(err as Error).message}`, { cause: err })
-    }
-  }
+/** A UDP socket bound (to localAddress when given) and connected to the target (a name resolved by resolve.ts). */
+async function openConnected(t: DatagramTarget, signal?: AbortSignal): Promise<SocketAsPromised> {
+  const { address, family } = await hostResolver.resolve(t.host, signal)
   const s = DgramAsPromised.createSocket({ type: family === 6 ? 'udp6' : 'udp4' })
   try {
     await s.bind({ port: 0, ...(t.localAddress === undefined ? {} : { address: t.localAddress }) })
@@ -71,7 +60,7 @@ async function shut(s: SocketAsPromised): Promise<void> {
 export async function datagramCall<A, R>(t: DatagramTarget, p: ProcRef, args: Codec<A>, argv: A, res: Codec<R>, opts: DatagramCallOptions): Promise<R> {
   const where = `${t.host}:${String(t.port)}`
   if (opts.signal?.aborted === true) throw new PeerCallError('CALL_ABORTED', `call to ${where} aborted`)
-  const s = await openConnected(t)
+  const s = await openConnected(t, opts.signal)
   const xid = nextXid()
   const message = encodeCall(xid, p, args, argv, opts.cred)
   const maxReply = opts.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES

@@ -13,6 +13,7 @@ import { RecordError, RecordReader, frameRecord, totalLength } from '../../xdr/r
 import { PeerCallError } from './errors.ts'
 import { DEFAULT_MAX_REPLY_BYTES, decodeReply, encodeCall, nextXid, xidOf } from './message.ts'
 import type { ProcRef } from './message.ts'
+import { hostResolver } from './resolve.ts'
 
 export type StreamEndpoint = { path: string } | { host: string; port: number; localAddress?: string }
 
@@ -74,7 +75,13 @@ export class StreamCaller {
     })
   }
 
-  static open(at: StreamEndpoint, opts: StreamOptions = {}): Promise<StreamCaller> {
+  static async open(at: StreamEndpoint, opts: StreamOptions = {}): Promise<StreamCaller> {
+    // A name is resolved here, a few at a time (resolve.ts), not by connect's own lookup.
+    const to = 'host' in at ? { ...at, host: (await hostResolver.resolve(at.host, opts.signal)).address } : at
+    return StreamCaller.connect(at, to, opts)
+  }
+
+  private static connect(at: StreamEndpoint, to: StreamEndpoint, opts: StreamOptions): Promise<StreamCaller> {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
     const where = describeEndpoint(at)
     return new Promise((resolve, reject) => {
@@ -82,7 +89,7 @@ export class StreamCaller {
         reject(new PeerCallError('CALL_ABORTED', `call to ${where} aborted`))
         return
       }
-      const socket = connect(at)
+      const socket = connect(to)
       const done = (err: PeerCallError | null): void => {
         clearTimeout(timer)
         opts.signal?.removeEventListener('abort', onAbort)
