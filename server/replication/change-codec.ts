@@ -20,6 +20,7 @@
 import type { Change, ChangeBody, ChangeTimes, NewObject, ResolvedSetAttr } from '../../vfs/replica/change.ts'
 import { MAX_CHANGE_TIMES } from '../../vfs/replica/change.ts'
 import type { Timespec } from '../../vfs/types.ts'
+import { MAX_FILE_SIZE } from '../../vfs/set-attr-checks.ts'
 import { REPL_MAXDATA, repl_change } from '../../xdr/generated/replication.ts'
 import type { repl_body, repl_ftype, repl_new, repl_sattr, repl_time, repl_times } from '../../xdr/generated/replication.ts'
 import { XdrEncodeError } from '../../xdr/runtime/errors.ts'
@@ -91,7 +92,7 @@ function bodyToRepl(c: Change, fail: Fail): repl_body {
     case 'mknod':
       return { op: 4, mknod: { obj: newToRepl(c.obj, fail), type: FTYPE[c.type], major: c.rdev.major, minor: c.rdev.minor } }
     case 'write':
-      checkWrite(c.length, c.data?.length ?? 0, fail)
+      checkWrite(c.offset, c.length, c.data?.length ?? 0, fail)
       return { op: 5, write: { ref: c.ref, offset: c.offset, length: c.length, data: c.data ?? EMPTY } }
     case 'setattr':
       return { op: 6, setattr: { ref: c.ref, set: sattrToRepl(c.set, fail) } }
@@ -128,7 +129,7 @@ function bodyFromRepl(b: repl_body): ChangeBody {
     }
     case 5: {
       const { ref, offset, length, data } = b.write
-      checkWrite(length, data.length, fail)
+      checkWrite(offset, length, data.length, fail)
       // An empty opaque is the log's form: the sender fills the range when it ships the change.
       return { op: 'write', ref, offset, length, data: data.length === 0 ? null : data }
     }
@@ -149,9 +150,12 @@ function bodyFromRepl(b: repl_body): ChangeBody {
   }
 }
 
-function checkWrite(length: number, dataLength: number, fail: Fail): void {
+function checkWrite(offset: bigint, length: number, dataLength: number, fail: Fail): void {
   // A logged WRITE is metadata-sized, but its length still names one WRITE's range (at most the server's wtmax).
   if (length > REPL_MAXDATA) fail(`write length ${String(length)} over ${String(REPL_MAXDATA)}`)
+  // No backend holds a byte past a signed 64-bit off_t: a write there could never apply, and a standby
+  // answering its EFBIG as a backend failure (REPL_IO) had the primary retry it for ever.
+  if (offset + BigInt(length) > MAX_FILE_SIZE) fail(`write of ${String(length)} bytes at ${String(offset)} ends past the largest file size`)
   if (dataLength !== 0 && dataLength !== length) fail(`write of length ${String(length)} carries ${String(dataLength)} bytes of data`)
 }
 
@@ -197,12 +201,17 @@ function timesFromRepl(t: repl_times): ChangeTimes {
   return { ref: t.ref, atime: timeFromRepl(t.atime), mtime: timeFromRepl(t.mtime) }
 }
 
+function checkSize(size: bigint, fail: Fail): bigint {
+  if (size > MAX_FILE_SIZE) fail(`size ${String(size)} past the largest file size`)
+  return size
+}
+
 function sattrToRepl(s: ResolvedSetAttr, fail: Fail): repl_sattr {
   return {
     mode: s.mode === undefined ? null : checkMode(s.mode, fail),
     uid: s.uid ?? null,
     gid: s.gid ?? null,
-    size: s.size ?? null,
+    size: s.size === undefined ? null : checkSize(s.size, fail),
     atime: s.atime === undefined ? null : timeToRepl(s.atime, fail),
     mtime: s.mtime === undefined ? null : timeToRepl(s.mtime, fail),
   }
@@ -214,7 +223,7 @@ function sattrFromRepl(s: repl_sattr): ResolvedSetAttr {
   if (s.mode !== null) out.mode = checkMode(s.mode, failDecode)
   if (s.uid !== null) out.uid = s.uid
   if (s.gid !== null) out.gid = s.gid
-  if (s.size !== null) out.size = s.size
+  if (s.size !== null) out.size = checkSize(s.size, failDecode)
   if (s.atime !== null) out.atime = timeFromRepl(s.atime)
   if (s.mtime !== null) out.mtime = timeFromRepl(s.mtime)
   return out

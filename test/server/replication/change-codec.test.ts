@@ -149,6 +149,12 @@ t.test('decode refuses, with exact codes', async (t) => {
     message: 'repl_change: write of length 3 carries 2 bytes of data',
   })
   t.throws(() => changeFromBytes(hex('00000005', REF, '0000000000000000', '00000001', '00000002 78790000', NO_TIMES)), { code: 'REPL_BAD_CHANGE' }, 'more data than length')
+  // No backend holds a byte past 2^63 - 1 (a signed off_t): such a write or size could never apply.
+  t.throws(() => changeFromBytes(hex('00000005', REF, '7fffffffffffffff', '00000001', '00000000', NO_TIMES)), {
+    code: 'REPL_BAD_CHANGE',
+    message: 'repl_change: write of 1 bytes at 9223372036854775807 ends past the largest file size',
+  })
+  t.strictSame(changeFromBytes(hex('00000005', REF, '7ffffffffffffffe', '00000001', '00000000', NO_TIMES)).op, 'write', 'a write whose last byte is the largest offset is fine')
   const badTime = (sec: string, nsec: string): Buffer => remove('00000001 61000000', `00000001 ${DIR} ${sec} ${nsec} 0000000000000000 00000000`)
   t.throws(() => changeFromBytes(badTime('0000000000000000', '3b9aca00')), { code: 'REPL_BAD_CHANGE', message: 'repl_change: time 1000000000 ns out of [0, 1e9)' })
   t.throws(() => changeFromBytes(badTime('0020000000000000', '00000000')), { code: 'REPL_BAD_CHANGE', message: 'repl_change: time 9007199254740992 s is not a safe integer' })
@@ -172,6 +178,8 @@ t.test('encode refuses what decode would, as XdrEncodeError', async (t) => {
     ['empty name', { op: 'remove', dir: obj.dir, name: Buffer.alloc(0), times: [] }, 'repl_change: empty name'],
     ['mode', { op: 'mkdir', obj: { ...obj, mode: 0o40755 }, times: [] }, 'repl_change: mode 0o40755 is more than permission bits'],
     ['fractional second', { op: 'setattr', ref: obj.ref, set: { mtime: { sec: 1.5, nsec: 0 } }, times: [] }, 'repl_change: time 1.5 s is not a safe integer'],
+    ['a size past off_t', { op: 'setattr', ref: obj.ref, set: { size: 2n ** 63n }, times: [] }, 'repl_change: size 9223372036854775808 past the largest file size'],
+    ['a write past off_t', { op: 'write', ref: obj.ref, offset: 2n ** 63n - 2n, length: 2, data: null, times: [] }, 'repl_change: write of 2 bytes at 9223372036854775806 ends past the largest file size'],
   ]
   for (const [what, change, message] of cases) t.throws(() => changeBytes(change), { name: 'XdrEncodeError', code: 'XDR_ENCODE', message }, what)
   t.throws(() => changeBytes({ op: 'create', obj, exclusive: Buffer.alloc(7), times: [] }), { name: 'XdrEncodeError', message: 'opaque[8]: got 7 bytes' }, 'a 7-byte verifier')
