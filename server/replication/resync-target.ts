@@ -32,6 +32,7 @@ import { DOT_COOKIE, DOTDOT_COOKIE } from '../../vfs/replica/dir-cookies.ts'
 import type { Listing } from '../../vfs/replica/dir-cookies.ts'
 import type { IdMap } from '../../vfs/replica/id-map.ts'
 import { readListing } from '../../vfs/replica/listing-reader.ts'
+import { storableTime } from '../../vfs/replica/storable-time.ts'
 import { isGone, sameRef } from '../../vfs/replica/translate.ts'
 import type { Attr, FileRef, FileType, SetAttr, Timespec, Vfs } from '../../vfs/types.ts'
 import { REPL_MAXSUMS, REPL_SUMRANGE } from '../../xdr/generated/replication.ts'
@@ -162,7 +163,7 @@ export class ResyncApplier implements ResyncTarget {
     if (data.length > 0) await this.#b.write(local, offset, data, 'unstable')
     if (!last) return
     await this.#b.commit(local, 0n, 0)
-    await this.#b.setattr(local, { atime, mtime })
+    await this.#b.setattr(local, { atime: storableTime(atime), mtime: storableTime(mtime) })
   }
 
   async end(p0: bigint, walkedUntil: bigint): Promise<void> {
@@ -206,7 +207,7 @@ export class ResyncApplier implements ResyncTarget {
       await this.#setTimes(here.ref, e.attr)
       return null
     }
-    if (a.size !== e.attr.size || !sameTime(a.mtime, e.attr.mtime)) {
+    if (a.size !== e.attr.size || !sameTime(a.mtime, storableTime(e.attr.mtime))) {
       if (a.size !== e.attr.size) await this.#b.setattr(here.ref, { size: e.attr.size })
       // No data to send: the size is right already, only the times were not.
       if (e.attr.size === 0n) {
@@ -316,7 +317,7 @@ export class ResyncApplier implements ResyncTarget {
   }
 
   async #setTimes(local: FileRef, want: ResyncAttr): Promise<void> {
-    await this.#b.setattr(local, { atime: want.atime, mtime: want.mtime })
+    await this.#b.setattr(local, { atime: storableTime(want.atime), mtime: storableTime(want.mtime) })
   }
 
   async #lookup(d: FileRef, name: Buffer): Promise<Here | null> {
