@@ -13,28 +13,12 @@
 import { writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { setFlagsFromString } from 'node:v8'
-import { parseArgs } from 'node:util'
-import { runInNewContext } from 'node:vm'
 import fc from 'fast-check'
+import { fuzzRunArgs, heapAfterGc, mib } from '../test/e2e/fuzz-run.ts'
 import { NdmpFuzzer, sessionArbitrary } from '../test/e2e/ndmp-fuzzer.ts'
 
-const { values } = parseArgs({
-  options: { sessions: { type: 'string', default: '10000' }, seed: { type: 'string' }, record: { type: 'boolean', default: false } },
-})
-const sessions = Number(values.sessions)
-const seed = values.seed === undefined ? Date.now() & 0x7fff_ffff : Number(values.seed)
-if (!Number.isInteger(sessions) || sessions < 1) throw new Error(`--sessions: not a count: ${values.sessions}`)
-process.stderr.write(`seed ${String(seed)}\n`)
-
-setFlagsFromString('--expose-gc')
-const gc = runInNewContext('gc') as () => void
-const heap = (): number => {
-  gc()
-  gc()
-  return process.memoryUsage().heapUsed
-}
-const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`
+const { count: sessions, seed, record } = fuzzRunArgs('sessions', 10_000)
+const heap = heapAfterGc
 
 const f = await NdmpFuzzer.create()
 const heapBefore = heap()
@@ -87,5 +71,5 @@ Replies by the header's error:
 ${Object.entries(t.byError).sort(([, a], [, b]) => b - a).map(([k, n]) => `| ${k} | ${String(n)} |`).join('\n')}
 `
 process.stdout.write(summary)
-if (values.record) writeFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fuzz-ndmp-results.md'), summary)
+if (record) writeFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fuzz-ndmp-results.md'), summary)
 process.exitCode = result.failed || t.failures > 0 || t.handlerFaults > 0 || notAlive > 0 || open > 0 ? 1 : 0

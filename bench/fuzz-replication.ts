@@ -14,28 +14,12 @@
 import { writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { setFlagsFromString } from 'node:v8'
-import { parseArgs } from 'node:util'
-import { runInNewContext } from 'node:vm'
 import fc from 'fast-check'
+import { fuzzRunArgs, heapAfterGc, mib } from '../test/e2e/fuzz-run.ts'
 import { EXPECTED_ERRORS, ReplFuzzer, replSessionArbitrary } from '../test/e2e/repl-fuzzer.ts'
 
-const { values } = parseArgs({
-  options: { sessions: { type: 'string', default: '5000' }, seed: { type: 'string' }, record: { type: 'boolean', default: false } },
-})
-const sessions = Number(values.sessions)
-const seed = values.seed === undefined ? Date.now() & 0x7fff_ffff : Number(values.seed)
-if (!Number.isInteger(sessions) || sessions < 1) throw new Error(`--sessions: not a count: ${values.sessions}`)
-process.stderr.write(`seed ${String(seed)}\n`)
-
-setFlagsFromString('--expose-gc')
-const gc = runInNewContext('gc') as () => void
-const heap = (): number => {
-  gc()
-  gc()
-  return process.memoryUsage().heapUsed
-}
-const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`
+const { count: sessions, seed, record } = fuzzRunArgs('sessions', 5_000)
+const heap = heapAfterGc
 
 const f = new ReplFuzzer()
 const heapBefore = heap()
@@ -79,5 +63,5 @@ Replies (RPC errors by kind; results as PROCEDURE:status, repl_stat numbers):
 ${Object.entries(t.byKind).sort(([, a], [, b]) => b - a).map(([k, n]) => `| ${k} | ${String(n)} |`).join('\n')}
 `
 process.stdout.write(summary)
-if (values.record) writeFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fuzz-replication-results.md'), summary)
+if (record) writeFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fuzz-replication-results.md'), summary)
 process.exitCode = result.failed || t.failures > 0 || unexpected.length > 0 ? 1 : 0

@@ -12,27 +12,12 @@
 import { writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { setFlagsFromString } from 'node:v8'
-import { parseArgs } from 'node:util'
-import { runInNewContext } from 'node:vm'
 import fc from 'fast-check'
+import { fuzzRunArgs, heapAfterGc, mib } from '../test/e2e/fuzz-run.ts'
 import { DispatchFuzzer, caseArbitrary } from '../test/e2e/dispatch-fuzzer.ts'
 
-const { values } = parseArgs({
-  options: { cases: { type: 'string', default: '100000' }, seed: { type: 'string' }, record: { type: 'boolean', default: false } },
-})
-const cases = Number(values.cases)
-const seed = values.seed === undefined ? Date.now() & 0x7fff_ffff : Number(values.seed)
-if (!Number.isInteger(cases) || cases < 1) throw new Error(`--cases: not a count: ${values.cases}`)
-
-setFlagsFromString('--expose-gc')
-const gc = runInNewContext('gc') as () => void
-const heap = (): number => {
-  gc()
-  gc()
-  return process.memoryUsage().heapUsed
-}
-const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`
+const { count: cases, seed, record } = fuzzRunArgs('cases', 100_000)
+const heap = heapAfterGc
 
 const f = await DispatchFuzzer.create()
 const heapBefore = heap()
@@ -93,5 +78,5 @@ What the lock manager answered (NLM and NLM4 calls that reached it; version 4's 
 ${Object.entries(f.tally.lockStats).sort(([, a], [, b]) => b - a).map(([k, n]) => `| ${k} | ${String(n)} |`).join('\n')}
 `
 process.stdout.write(summary)
-if (values.record) writeFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fuzz-results.md'), summary)
+if (record) writeFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fuzz-results.md'), summary)
 process.exitCode = result.failed || f.tally.failures > 0 || f.tally.internalErrors > 0 ? 1 : 0

@@ -352,6 +352,26 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('deep' as const), at: fc.nat(), count: fc.constantFrom(1000, 20_000, 100_000), stride: fc.integer({ min: 1, max: 4 }) }) },
 )
 
+/**
+ * Mutations of a body that is mostly left whole (as-is four times in thirteen): the NDMP and
+ * replication fuzzers, whose sessions need most messages to reach the handlers.
+ */
+export const bodyMutation: fc.Arbitrary<Mutation> = fc.oneof(
+  { weight: 4, arbitrary: fc.constant<Mutation>({ kind: 'as-is' }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bits: fc.integer({ min: 1, max: 6 }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('word' as const), at: fc.nat(), value: interestingWord }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('words' as const), at: fc.nat(), values: fc.array(interestingWord, { minLength: 2, maxLength: 12 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('deep' as const), at: fc.nat(), count: fc.constantFrom(1000, 20_000), stride: fc.integer({ min: 1, max: 4 }) }) },
+)
+
+/** XDR words (unsigned 32-bit, big-endian) as a body. */
+export function words(ws: readonly number[]): Buffer {
+  const b = Buffer.alloc(ws.length * 4)
+  ws.forEach((v, i) => b.writeUInt32BE(v >>> 0, i * 4))
+  return b
+}
+
 export function mutate(b: Buffer, m: Mutation): Buffer {
   switch (m.kind) {
     case 'as-is':

@@ -9,23 +9,16 @@
  * handler fault, and the heap stays bounded. Seeded: reruns are identical.
  */
 import t from 'tap'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import fc from 'fast-check'
 import { DispatchFuzzer, ROOT_CRED, caseArbitrary, record } from './dispatch-fuzzer.ts'
+import { heapAfterGc } from './fuzz-run.ts'
 
 const RUNS = 3000
 const SEED = 0x7_5eed
 /** Growth of the heap over the run, after a full GC, that still counts as bounded. */
 const HEAP_BOUND = 64 * 1024 * 1024
 
-setFlagsFromString('--expose-gc')
-const gc = runInNewContext('gc') as () => void
-const heap = (): number => {
-  gc()
-  gc()
-  return process.memoryUsage().heapUsed
-}
+const heap = heapAfterGc
 
 t.test('captured calls answer SUCCESS unmutated', async (t) => {
   const f = await DispatchFuzzer.create()

@@ -36,8 +36,7 @@ import { encodeToBuffer } from '../../xdr/runtime/codec.ts'
 import { XdrReader } from '../../xdr/runtime/reader.ts'
 import { XdrWriter } from '../../xdr/runtime/writer.ts'
 import { RawPeer } from '../server/ndmp/helpers.ts'
-import { interestingWord, mutate } from './dispatch-fuzzer.ts'
-import type { Mutation } from './dispatch-fuzzer.ts'
+import { bodyMutation, interestingWord, mutate, words } from './dispatch-fuzzer.ts'
 
 const USER = 'fuzz'
 const PASSWORD = 'fuzz-pw'
@@ -243,25 +242,12 @@ export class NdmpFuzzer {
 
 // ---- arbitraries -------------------------------------------------------
 
-const mutation: fc.Arbitrary<Mutation> = fc.oneof(
-  { weight: 3, arbitrary: fc.constant<Mutation>({ kind: 'as-is' }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bits: fc.integer({ min: 1, max: 6 }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('word' as const), at: fc.nat(), value: interestingWord }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('words' as const), at: fc.nat(), values: fc.array(interestingWord, { minLength: 2, maxLength: 12 }) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('deep' as const), at: fc.nat(), count: fc.constantFrom(1000, 20_000), stride: fc.integer({ min: 1, max: 4 }) }) },
-)
 
-function words(ws: number[]): Buffer {
-  const b = Buffer.alloc(ws.length * 4)
-  ws.forEach((v, i) => b.writeUInt32BE(v >>> 0, i * 4))
-  return b
-}
 
 export function sessionArbitrary(f: NdmpFuzzer): fc.Arbitrary<Session> {
   const known = fc.constantFrom(...f.requests)
   const body = fc.oneof(
-    { weight: 3, arbitrary: fc.tuple(known, mutation).map(([r, m]) => ({ code: r.code, body: mutate(zeroBody(r.request), m) })) },
+    { weight: 3, arbitrary: fc.tuple(known, bodyMutation).map(([r, m]) => ({ code: r.code, body: mutate(zeroBody(r.request), m) })) },
     { weight: 1, arbitrary: fc.tuple(known, fc.array(interestingWord, { maxLength: 40 })).map(([r, ws]) => ({ code: r.code, body: words(ws) })) },
     // Codes nobody registers: between the ranges, and the version-3-only ones.
     { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 0, max: 0xb00 }), fc.array(interestingWord, { maxLength: 8 })).map(([code, ws]) => ({ code, body: words(ws) })) },

@@ -40,7 +40,7 @@ import type { Codec } from '../../xdr/runtime/codec.ts'
 import { encodeToBuffer } from '../../xdr/runtime/codec.ts'
 import { XdrReader } from '../../xdr/runtime/reader.ts'
 import { decodeReplyHeader } from '../../xdr/rpc/reply.ts'
-import { ROOT_CRED, interestingWord, mutate, record } from './dispatch-fuzzer.ts'
+import { ROOT_CRED, bodyMutation, interestingWord, mutate, record, words } from './dispatch-fuzzer.ts'
 import type { Mutation } from './dispatch-fuzzer.ts'
 
 const PROG = TSNFS_REPL_PROG.prog
@@ -334,25 +334,12 @@ function zeroArgs(codec: Codec<unknown>): Buffer | null {
   }
 }
 
-function words(ws: number[]): Buffer {
-  const b = Buffer.alloc(ws.length * 4)
-  ws.forEach((v, i) => b.writeUInt32BE(v >>> 0, i * 4))
-  return b
-}
 
 // ---- arbitraries -------------------------------------------------------
 
-const mutation: fc.Arbitrary<Mutation> = fc.oneof(
-  { weight: 4, arbitrary: fc.constant<Mutation>({ kind: 'as-is' }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bits: fc.integer({ min: 1, max: 6 }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('word' as const), at: fc.nat(), value: interestingWord }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('words' as const), at: fc.nat(), values: fc.array(interestingWord, { minLength: 2, maxLength: 12 }) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('deep' as const), at: fc.nat(), count: fc.constantFrom(1000, 20_000), stride: fc.integer({ min: 1, max: 4 }) }) },
-)
 
 const call: fc.Arbitrary<Call> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant('append' as const), count: fc.integer({ min: 1, max: 12 }), mutation }) },
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant('append' as const), count: fc.integer({ min: 1, max: 12 }), mutation: bodyMutation }) },
   {
     weight: 3,
     arbitrary: fc.record({
@@ -360,7 +347,7 @@ const call: fc.Arbitrary<Call> = fc.oneof(
       proc: fc.oneof({ weight: 9, arbitrary: fc.constantFrom(...OTHERS.map((p) => p.proc)) }, { weight: 1, arbitrary: fc.integer({ min: 15, max: 40 }) }),
       body: fc.constantFrom('zero' as const, 'zero' as const, 'words' as const),
       words: fc.array(interestingWord, { maxLength: 40 }),
-      mutation,
+      mutation: bodyMutation,
     }),
   },
 )
