@@ -32,7 +32,7 @@ import { DOT_COOKIE, DOTDOT_COOKIE } from '../../vfs/replica/dir-cookies.ts'
 import type { Listing } from '../../vfs/replica/dir-cookies.ts'
 import type { IdMap } from '../../vfs/replica/id-map.ts'
 import { readListing } from '../../vfs/replica/listing-reader.ts'
-import { storableTime } from '../../vfs/replica/storable-time.ts'
+import { storableTime, storableTimes } from '../../vfs/replica/storable-time.ts'
 import { isGone, sameRef } from '../../vfs/replica/translate.ts'
 import type { Attr, FileRef, FileType, SetAttr, Timespec, Vfs } from '../../vfs/types.ts'
 import { REPL_MAXSUMS, REPL_SUMRANGE } from '../../xdr/generated/replication.ts'
@@ -163,7 +163,7 @@ export class ResyncApplier implements ResyncTarget {
     if (data.length > 0) await this.#b.write(local, offset, data, 'unstable')
     if (!last) return
     await this.#b.commit(local, 0n, 0)
-    await this.#b.setattr(local, { atime: storableTime(atime), mtime: storableTime(mtime) })
+    await this.#b.setattr(local, storableTimes(atime, mtime))
   }
 
   async end(p0: bigint, walkedUntil: bigint): Promise<void> {
@@ -317,7 +317,7 @@ export class ResyncApplier implements ResyncTarget {
   }
 
   async #setTimes(local: FileRef, want: ResyncAttr): Promise<void> {
-    await this.#b.setattr(local, { atime: storableTime(want.atime), mtime: storableTime(want.mtime) })
+    await this.#b.setattr(local, storableTimes(want.atime, want.mtime))
   }
 
   async #lookup(d: FileRef, name: Buffer): Promise<Here | null> {

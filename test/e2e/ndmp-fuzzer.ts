@@ -51,7 +51,6 @@ export interface Request {
   request: Codec<unknown> | null
   /** The handler replies (CONNECT_CLOSE, for one, closes instead). */
   replies: boolean
-  beforeAuth: boolean
 }
 
 /** NOTIFY, LOG and FH messages go from the server to the DMA; one from the DMA is dropped unanswered (session.ts). */
@@ -63,7 +62,7 @@ function catalog(): Request[] {
   const out: Request[] = []
   const registry: NdmpRegistry = {
     register<A, R>(version: 3 | 4, code: number, h: NdmpHandler<A, R>): void {
-      if (version === 4) out.push({ code, name: names.get(code) ?? `0x${code.toString(16)}`, request: h.request, replies: h.reply !== null, beforeAuth: h.beforeAuth === true })
+      if (version === 4) out.push({ code, name: names.get(code) ?? `0x${code.toString(16)}`, request: h.request, replies: h.reply !== null })
     },
   }
   for (const s of [connectService(new Map([[USER, PASSWORD]])), configService({ revision: 'fuzz' }), ...NDMP_SERVICES]) s.register(registry)

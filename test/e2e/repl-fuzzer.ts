@@ -199,7 +199,8 @@ export class ReplFuzzer {
         const msg = a.find((x) => typeof x === 'string') ?? ''
         const obj = a.find((x): x is { code?: unknown; err?: unknown } => typeof x === 'object' && x !== null)
         const code = typeof obj?.code === 'string' && obj.code !== '' ? ` (${obj.code})` : obj?.err instanceof Error ? ` (${obj.err.message})` : ''
-        tally.errorMessages[`${msg}${EXPECTED_ERRORS.has(msg) ? '' : code}`] = (tally.errorMessages[msg] ?? 0) + 1
+        const key = `${msg}${EXPECTED_ERRORS.has(msg) ? '' : code}`
+        tally.errorMessages[key] = (tally.errorMessages[key] ?? 0) + 1
       },
       child: () => log,
     }
@@ -232,20 +233,27 @@ export class ReplFuzzer {
     return { xid, rec: record(xid, PROG, 1, proc, ROOT_CRED, args) }
   }
 
-  /** Checks a reply: a header that decodes, and for SUCCESS results that decode to the end. Its kind, or null. */
-  private kindOf(proc: number, reply: Buffer): string | null {
+  /**
+   * Checks a reply: a header that decodes, and for SUCCESS results that decode to the end. Its
+   * kind (an RPC error, SUCCESS, or PROCEDURE:status) and the results, or null.
+   */
+  private decoded(proc: number, reply: Buffer): { kind: string; res?: { status?: number; durable?: bigint } } | null {
     const r = new XdrReader(reply)
     try {
       const h = decodeReplyHeader(r)
-      if (h.kind !== 'SUCCESS') return h.kind
+      if (h.kind !== 'SUCCESS') return { kind: h.kind }
       const p = BY_NUMBER.get(proc)
       if (p === undefined) return null
-      const res = p.res.decode(r) as { status?: number } | undefined
+      const res = p.res.decode(r) as { status?: number; durable?: bigint } | undefined
       r.done()
-      return res?.status === undefined ? 'SUCCESS' : `${p.name}:${String(res.status)}`
+      return res?.status === undefined ? { kind: 'SUCCESS' } : { kind: `${p.name}:${String(res.status)}`, res }
     } catch {
       return null
     }
+  }
+
+  private kindOf(proc: number, reply: Buffer): string | null {
+    return this.decoded(proc, reply)?.kind ?? null
   }
 
   async run(s: ReplSession): Promise<boolean> {
@@ -285,14 +293,12 @@ export class ReplFuzzer {
             if (typeof re === 'string') return this.fail(`no HELLO after a closed connection: ${re}`)
             continue
           }
-          const kind = this.kindOf(proc, reply)
-          if (kind === null) return this.fail(`a reply to ${BY_NUMBER.get(proc)?.name ?? `procedure ${String(proc)}`} that does not decode: ${reply.toString('hex').slice(0, 120)}`)
-          this.tally.byKind[kind] = (this.tally.byKind[kind] ?? 0) + 1
-          if (c.kind === 'append' && kind === 'REPL_APPEND:0') {
+          const got = this.decoded(proc, reply)
+          if (got === null) return this.fail(`a reply to ${BY_NUMBER.get(proc)?.name ?? `procedure ${String(proc)}`} that does not decode: ${reply.toString('hex').slice(0, 120)}`)
+          this.tally.byKind[got.kind] = (this.tally.byKind[got.kind] ?? 0) + 1
+          const res = got.res?.durable
+          if (c.kind === 'append' && got.kind === 'REPL_APPEND:0' && res !== undefined) {
             // Acknowledged durable: the stream goes on after it (a mutated APPEND may have applied fewer or none).
-            const durable = new XdrReader(reply)
-            decodeReplyHeader(durable)
-            const res = repl_append_resOf(durable)
             if (res > BigInt(next - 1)) {
               this.tally.applied += Number(res) - (next - 1)
               next = Number(res) + 1
@@ -318,11 +324,6 @@ export class ReplFuzzer {
       await node.close()
     }
   }
-}
-
-function repl_append_resOf(r: XdrReader): bigint {
-  const v = PROCS.REPL_APPEND.res.decode(r)
-  return v.status === 0 ? v.durable : -1n
 }
 
 /** The arguments a codec decodes from zeros, encoded; null when zero is no valid value (an enum without 0). */

@@ -32,7 +32,7 @@ import { VfsError } from '../errors.ts'
 import type { Caller, Created, FileRef, FileType, Owner, Vfs } from '../types.ts'
 import type { Change, ChangeTarget, ChangeTimes, NewObject } from './change.ts'
 import type { IdMap } from './id-map.ts'
-import { storableTime } from './storable-time.ts'
+import { storableTimes } from './storable-time.ts'
 import { isGone, sameRef } from './translate.ts'
 
 export interface ApplierOptions {
@@ -125,7 +125,7 @@ export class Applier implements ChangeTarget {
     }
     for (const [id, t] of [...this.#times]) {
       const local = this.#map.local(t.ref)
-      if (local !== undefined) await this.#ifThere(this.#b.setattr(local, { atime: storableTime(t.atime), mtime: storableTime(t.mtime) }))
+      if (local !== undefined) await this.#ifThere(this.#b.setattr(local, storableTimes(t.atime, t.mtime)))
       if (this.#times.get(id) === t) this.#times.delete(id)
     }
     // RFC 1813 §1.6 as on a primary: the namespace changes applied (a local backend's directory

@@ -15,3 +15,8 @@ const EPOCH: Timespec = { sec: 0, nsec: 0 }
 export function storableTime(t: Timespec): Timespec {
   return t.sec < 0 ? EPOCH : t
 }
+
+/** The SETATTR that sets a primary's atime and mtime on a standby. */
+export function storableTimes(atime: Timespec, mtime: Timespec): { atime: Timespec; mtime: Timespec } {
+  return { atime: storableTime(atime), mtime: storableTime(mtime) }
+}
