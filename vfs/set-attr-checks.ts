@@ -9,9 +9,15 @@ import type { FileType, SetAttr, Timespec } from './types.ts'
 /** capabilities().maxFileSize: the largest size a signed 64-bit off_t holds (a host file system may refuse less: EFBIG). */
 export const MAX_FILE_SIZE = 2n ** 63n - 1n
 
+/**
+ * Seconds may be negative: NFS cannot send such a time (nfstime3 seconds are
+ * unsigned), but a restored tar member from before 1970 and a primary's
+ * replicated file carry one, and each backend keeps what its format holds
+ * (the engine clamps to ext4's range, as the kernel does).
+ */
 export function checkTime(t: Timespec | 'now' | undefined): void {
   if (t === undefined || t === 'now') return
-  if (!Number.isInteger(t.sec) || !Number.isInteger(t.nsec) || t.nsec < 0 || t.nsec >= 1e9 || t.sec < 0) {
+  if (!Number.isSafeInteger(t.sec) || !Number.isInteger(t.nsec) || t.nsec < 0 || t.nsec >= 1e9) {
     throw new VfsError('EINVAL', 'bad timestamp')
   }
 }

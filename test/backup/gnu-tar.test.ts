@@ -144,3 +144,35 @@ t.test('our reader restores GNU tar pax output, sparse included', async (t) => {
   trim(got)
   t.same(got, want, 'restored tree equals the source tar read')
 })
+
+t.test('members from before 1970 round trip with their times: GNU tar to our restore, our backup to GNU tar', async (t) => {
+  // Every backend refused negative seconds: such a member restored with its data but kept the
+  // restore's time and was listed as skipped.
+  const dir = t.testdir({ src: { 'old.txt': 'from the sixties\n', olddir: { 'in.txt': 'x' } }, state: {}, out: {}, extracted: {} })
+  const src = path.join(dir, 'src')
+  // touch(1), not utimes: Node takes a negative number of seconds for "now".
+  execFileSync('touch', ['-d', '1960-01-01 00:00:00.25 UTC', path.join(src, 'old.txt'), path.join(src, 'olddir')])
+  const tape = path.join(dir, 'gnu.tar')
+  execFileSync('tar', ['--format=posix', '-cf', tape, '-C', src, '.'])
+  const want = { sec: -315_619_200, nsec: 250_000_000 }
+  const host = new LocalVfs({ root: path.join(dir, 'out'), stateDir: path.join(dir, 'state') })
+  t.teardown(() => host.close())
+  for (const [name, target] of [['memory', new MemoryVfs({ rootMode: 0o755 })], ['local', host]] as const) {
+    const sum = await backupFormat.readBackup(fileSource(tape), 'gnu.tar', { kind: 'vfs', vfs: target, root: target.root(), owner: { uid: 0, gid: 0 } }, { overwrite: false, applyDeletions: false })
+    t.same(sum.skipped, [], `${name}: nothing skipped`)
+    const old = await resolve(target, 'old.txt')
+    t.same((await target.getattr(old)).mtime, want, `${name}: the file's mtime in 1960, to the ns`)
+    t.same((await target.getattr(await resolve(target, 'olddir'))).mtime, want, `${name}: the directory's too`)
+  }
+  t.equal(fs.statSync(path.join(dir, 'out', 'old.txt')).mtimeMs, -315_619_199_750, 'on the host disk as well')
+
+  const vfs = new MemoryVfs({ rootMode: 0o755 })
+  const f = await writeFile(vfs, 'old.txt', 'from the sixties\n')
+  await vfs.setattr(f, { mtime: want })
+  const ours = path.join(dir, 'ours.tar')
+  const sink = fileSink(ours)
+  await backupFormat.writeBackup({ vfs, root: vfs.root(), live: false, name: '/x' }, sink, { level: 0, base: null })
+  sink.close()
+  execFileSync('tar', ['-xf', ours, '-C', path.join(dir, 'extracted')])
+  t.equal(fs.statSync(path.join(dir, 'extracted', 'old.txt')).mtimeMs, -315_619_199_750, 'GNU tar extracts our member with its 1960 mtime')
+})

@@ -11,7 +11,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { nativeTimes, nativeTimesPath, whyNoNativeTimes } from '../../vfs/local/native-times.ts'
-import { setTimes, setTimesFallback, setTimesNative } from '../../vfs/local/times.ts'
+import { decimalSeconds, fromNs, setTimes, setTimesFallback, setTimesNative } from '../../vfs/local/times.ts'
 import { PIN_FLAGS } from '../../vfs/local/sys.ts'
 import { VfsError } from '../../vfs/errors.ts'
 
@@ -63,6 +63,22 @@ for (const [name, set] of impls) {
     st = fs.lstatSync(f, { bigint: true })
     t.ok(st.atimeNs > before, "'now' is the clock")
     t.equal(st.mtimeNs, ns(1_300_000_000, 1), 'mtime still left alone')
+  })
+
+  t.test(`${name}: times before 1970, to the ns, and one left alone`, async t => {
+    const dir = scratch(t)
+    const f = path.join(dir, 'f')
+    fs.writeFileSync(f, 'x')
+    const fd = pin(t, f)
+    // Microsecond-exact, so the fallback would take fs.utimes, which reads a negative number as "now".
+    await set(fd, { sec: -315_619_200, nsec: 0 }, { sec: -316, nsec: 750_000_000 })
+    let st = fs.lstatSync(f, { bigint: true })
+    t.equal(st.atimeNs, ns(-315_619_200, 0), 'atime 1960-01-01')
+    t.equal(st.mtimeNs, -315_250_000_000n, 'mtime 1969-12-31 23:54:44.75')
+    await set(fd, undefined, { sec: -1, nsec: 1 })
+    st = fs.lstatSync(f, { bigint: true })
+    t.equal(st.atimeNs, ns(-315_619_200, 0), 'atime before 1970 left alone')
+    t.equal(st.mtimeNs, -999_999_999n, 'mtime a ns after -1 s')
   })
 
   t.test(`${name}: a symlink's own times, the target untouched`, async t => {
@@ -130,4 +146,15 @@ t.test('EPERM when the caller does not own the file', { skip: process.getuid?.()
   t.equal(out.now, 0, 'both times to now: write permission is enough')
   const st = fs.statSync(f)
   t.not(st.mtimeMs, 2000, 'explicit times not applied')
+})
+
+t.test('times before 1970 as nanoseconds and as decimal seconds', async t => {
+  t.same(fromNs(-315_250_000_000n), { sec: -316, nsec: 750_000_000 })
+  t.same(fromNs(-1n), { sec: -1, nsec: 999_999_999 })
+  t.same(fromNs(-1_000_000_000n), { sec: -1, nsec: 0 })
+  t.same(fromNs(1_500_000_001n), { sec: 1, nsec: 500_000_001 })
+  t.equal(decimalSeconds({ sec: -316, nsec: 750_000_000 }), '-315.250000000')
+  t.equal(decimalSeconds({ sec: -1, nsec: 1 }), '-0.999999999')
+  t.equal(decimalSeconds({ sec: -5, nsec: 0 }), '-5.000000000')
+  t.equal(decimalSeconds({ sec: 7, nsec: 5 }), '7.000000005')
 })

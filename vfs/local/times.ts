@@ -40,9 +40,13 @@ function libuvTimespec(d: number): Timespec {
 const f64 = new Float64Array(1)
 const i64 = new BigInt64Array(f64.buffer)
 
-/** A double that libuv converts to exactly `t`, or null (sub-microsecond times have none). */
+/**
+ * A double that libuv converts to exactly `t`, or null: sub-microsecond times
+ * have none, and Node's fs.utimes takes any negative number for "now"
+ * (toUnixTimestamp), so a time before 1970 has none either.
+ */
 export function exactDouble(t: Timespec): number | null {
-  if (t.nsec % 1000 !== 0) return null
+  if (t.nsec % 1000 !== 0 || t.sec < 0) return null
   f64[0] = t.sec + t.nsec / 1e9
   const base = i64[0] ?? 0n
   for (let k = -8n; k <= 8n; k++) {
@@ -54,8 +58,10 @@ export function exactDouble(t: Timespec): number | null {
   return null
 }
 
-function fromNs(ns: bigint): Timespec {
-  return { sec: Number(ns / NS), nsec: Number(ns % NS) }
+/** Nanoseconds since 1970 as a Timespec; before 1970 the seconds round down so that nsec stays in [0, 1e9). */
+export function fromNs(ns: bigint): Timespec {
+  const rem = ((ns % NS) + NS) % NS
+  return { sec: Number((ns - rem) / NS), nsec: Number(rem) }
 }
 
 function nowSeconds(): number {
@@ -78,9 +84,15 @@ export function setTimesNative(n: NativeTimes, fd: number, atime: TimeArg, mtime
   if (errno !== 0) throw errnoError(errno)
 }
 
+/** t as the decimal number of seconds touch -d @N reads: {-316, 750000000} is -315.250000000. */
+export function decimalSeconds(t: Timespec): string {
+  if (t.sec >= 0 || t.nsec === 0) return `${t.sec}.${String(t.nsec).padStart(9, '0')}`
+  return `-${-(t.sec + 1)}.${String(1e9 - t.nsec).padStart(9, '0')}`
+}
+
 function touch(fd: number, which: '-a' | '-m', t: Timespec | 'now'): Promise<void> {
   const args = ['-c', which]
-  if (t !== 'now') args.push('-d', `@${t.sec}.${String(t.nsec).padStart(9, '0')}`)
+  if (t !== 'now') args.push('-d', `@${decimalSeconds(t)}`)
   // The child gets its own copy of the pinned fd as its fd 3 and names it through its own
   // /proc/self: a path into our /proc/<pid>/fd would name whatever object holds that fd
   // number when the child gets to it (found by rsync on the FUSE mount: times landing on

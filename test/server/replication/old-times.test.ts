@@ -2,10 +2,10 @@
  * Files from before 1970 on a primary's local export (a tar archive's
  * timestamps, `touch -d 1960-01-01`): the local backend reports their times
  * with negative seconds, the full resync and every later change carry them
- * to the standby, and every backend refuses negative seconds in SETATTR.
- * Before vfs/replica/storable-time.ts the standby's resync and flush failed
- * with EINVAL on every try and never caught up; now it sets the epoch, what
- * NFS clients of the primary are shown (nfstime3 seconds are unsigned).
+ * to the standby. When every backend refused negative seconds in SETATTR,
+ * the standby's resync and flush failed with EINVAL on every try and never
+ * caught up (session 43 set the epoch instead); now the standby keeps the
+ * primary's times, so local tools on it see 1960 after a takeover too.
  */
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
@@ -30,7 +30,8 @@ t.test('times before 1970 on the primary: the standby resyncs and keeps applying
   await until('the resync and catch-up', () => caughtUp(pair, last(pair)))
   const copy = join(dir, 'copy', 'old-dir', 'old.txt')
   t.equal(readFileSync(copy, 'utf8'), 'from the sixties\n', 'the file reached the standby')
-  t.equal(statSync(copy).mtimeMs, 0, 'its mtime as the epoch')
+  t.equal(statSync(copy).mtimeMs, -315_619_200_000, 'its mtime in 1960')
+  t.equal(statSync(join(dir, 'copy', 'old-dir')).mtimeMs, -315_619_200_000, "the directory's too")
 
   // A change whose reported times keep the old atime (a WRITE sets mtime only), in the old directory.
   const c = await Nfs3.connect(t, pair.server.port)
@@ -41,7 +42,7 @@ t.test('times before 1970 on the primary: the standby resyncs and keeps applying
   t.equal(made.status, S.OK)
   await until('the write and the create shipped', () => caughtUp(pair, last(pair)))
   // The atime before reading the copy (the read would move it: relatime).
-  t.equal(statSync(copy).atimeMs, 0, 'the old atime as the epoch')
+  t.equal(statSync(copy).atimeMs, -315_619_200_000, 'the old atime kept')
   t.equal(readFileSync(copy, 'utf8'), 'FROM the sixties\n', 'the write applied on the standby')
   t.ok(statSync(copy).mtimeMs > 0, 'the new mtime as sent')
   t.ok(statSync(join(dir, 'copy', 'old-dir', 'new.txt')).isFile(), 'the create applied')

@@ -185,17 +185,18 @@ t.test('a WRITE or SETATTR is not written through alone (it replays exactly); a 
   t.equal((await backend.read(f.ref, 0n, 10)).data.toString(), 'abcde')
 })
 
-t.test('times from before 1970 (a local primary reports them negative) are set as the epoch, and the flush goes on', async (t) => {
-  // Every backend refuses negative seconds: the flush failed with EINVAL on every try, and the
+t.test('times from before 1970 (a local primary reports them negative) are kept, those before 1901 clamped, and the flush goes on', async (t) => {
+  // Every backend refused negative seconds: the flush failed with EINVAL on every try, and the
   // standby's export stopped advancing (the replication fuzzer, session 43).
   const { backend, applier } = await setup(t)
   const old = { sec: -86_400 * 365, nsec: 5 }
-  await applier.apply(1n, { op: 'create', obj: obj(ROOT_VID, 'old', V(1)), exclusive: null, times: [{ ref: V(1), atime: old, mtime: T }, { ref: ROOT_VID, atime: T, mtime: old }] })
+  const older = { sec: -(2 ** 31) - 86_400, nsec: 7 }
+  await applier.apply(1n, { op: 'create', obj: obj(ROOT_VID, 'old', V(1)), exclusive: null, times: [{ ref: V(1), atime: old, mtime: T }, { ref: ROOT_VID, atime: T, mtime: older }] })
   await applier.apply(2n, { op: 'write', ref: V(1), offset: 0n, length: 1, data: b('x'), times: [{ ref: V(1), atime: old, mtime: T }] })
   t.equal(await applier.flush(), 2n, 'flushed, position recorded')
   const f = await backend.lookup(backend.root(), b('old'))
-  t.same({ atime: f.attr.atime, mtime: f.attr.mtime }, { atime: { sec: 0, nsec: 0 }, mtime: T }, 'atime at the epoch, mtime as sent')
-  t.same((await backend.getattr(backend.root())).mtime, { sec: 0, nsec: 0 }, "the directory's mtime too")
+  t.same({ atime: f.attr.atime, mtime: f.attr.mtime }, { atime: old, mtime: T }, 'atime before 1970 kept, mtime as sent')
+  t.same((await backend.getattr(backend.root())).mtime, { sec: -(2 ** 31), nsec: 7 }, "the directory's mtime before 1901 as ext4 holds it (1901-12-13)")
   await applier.apply(3n, { op: 'write', ref: V(1), offset: 1n, length: 1, data: b('y'), times: times(V(1)) })
   t.equal(await applier.flush(), 3n, 'later changes flush as before')
 })

@@ -147,6 +147,16 @@ export function isSymlink(inode: Inode): boolean {
   return fileType(inode.mode) === S_IFLNK
 }
 
+/** The seconds a large inode holds: signed 32 bits plus two epoch bits, 1901-12-13 to 2446-05-10. */
+export const EXT4_TIME_MIN_SEC = -(2 ** 31)
+export const EXT4_TIME_MAX_SEC = 3 * 2 ** 32 + 2 ** 31 - 1
+
+/** A time as a large inode stores it: seconds clamped to that range, as the kernel does. */
+export function ext4Time(t: Ext4Time): Ext4Time {
+  if (t.sec >= EXT4_TIME_MIN_SEC && t.sec <= EXT4_TIME_MAX_SEC) return { sec: t.sec, nsec: t.nsec }
+  return { sec: Math.max(EXT4_TIME_MIN_SEC, Math.min(EXT4_TIME_MAX_SEC, t.sec)), nsec: t.nsec }
+}
+
 /** The seconds word and the extra word (epoch bits, nanoseconds) of a time, the inverse of time() above. */
 function encodeTime(t: Ext4Time, withExtra: boolean): { lo: number; extra: number } {
   // Without an extra word only signed 32-bit seconds exist: clamp, as the kernel does.

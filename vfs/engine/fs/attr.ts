@@ -1,5 +1,5 @@
 import type { Attr, FileType, SetAttr, Timespec } from '../../types.ts'
-import { blocksIn512, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from '../format/inode.ts'
+import { blocksIn512, ext4Time, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from '../format/inode.ts'
 import type { Ext4Time, Inode } from '../format/inode.ts'
 
 const TYPES = new Map<number, FileType>([
@@ -23,12 +23,16 @@ export function modeBitsOf(type: FileType): number {
   return MODE_OF.get(type) ?? 0
 }
 
-/** ext4 times are at most 34-bit seconds; NFS times are unsigned 32-bit, so both clamp here. */
+/**
+ * The inode's time as it is, before 1970 too (as the local backend reports a host file's): NFS
+ * clamps to its unsigned 32-bit seconds where it encodes (server/nfs3/attrs.ts), while a backup or
+ * a standby keeps the real time. A nanosecond field past 1e9 (a corrupt inode) reads as 0.
+ */
 function timeOf(t: Ext4Time): Timespec {
-  return { sec: Math.max(0, Math.min(t.sec, 0xffff_ffff)), nsec: t.nsec < 1e9 ? t.nsec : 0 }
+  return { sec: t.sec, nsec: t.nsec < 1e9 ? t.nsec : 0 }
 }
 
-/** timeOf(t), or `same` when t clamps to the very same time (a file's ctime and mtime mostly do). */
+/** timeOf(t), or `same` when t is the very same time (a file's ctime and mtime mostly are). */
 function timeOrSame(t: Ext4Time, same: Timespec): Timespec {
   const out = timeOf(t)
   return out.sec === same.sec && out.nsec === same.nsec ? same : out
@@ -97,6 +101,7 @@ export function applyAttrs(inode: Inode, set: SetAttr, now: Timespec): void {
   if (set.mode !== undefined) inode.mode = (inode.mode & S_IFMT) | (set.mode & 0o7777)
   if (set.uid !== undefined) inode.uid = set.uid
   if (set.gid !== undefined) inode.gid = set.gid
-  if (set.atime !== undefined) inode.atime = set.atime === 'now' ? now : { sec: set.atime.sec, nsec: set.atime.nsec }
-  if (set.mtime !== undefined) inode.mtime = set.mtime === 'now' ? now : { sec: set.mtime.sec, nsec: set.mtime.nsec }
+  // A time before 1901 (a restored tar member, a primary's file) is kept as the inode can hold it.
+  if (set.atime !== undefined) inode.atime = set.atime === 'now' ? now : ext4Time(set.atime)
+  if (set.mtime !== undefined) inode.mtime = set.mtime === 'now' ? now : ext4Time(set.mtime)
 }
