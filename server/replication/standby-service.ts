@@ -23,8 +23,9 @@
  *             a change that breaks the wire rules -> REPL_BAD_CHANGE (nothing applied); more
  *             than `maxQueued` APPENDs waiting for the export -> REPL_BUSY; then, in turn,
  *             first > position + 1 -> REPL_GAP (position); the backend full -> REPL_NOSPC (the export
- *             is marked failed); a change the tree cannot take (ENOENT, ESTALE, EEXIST, ...)
- *             -> REPL_NEED_RESYNC (marked durably); another backend error -> REPL_IO.
+ *             is marked failed); a change the tree cannot take (ENOENT, ESTALE, EEXIST, ...),
+ *             in its apply or in the flush after -> REPL_NEED_RESYNC (marked durably); another
+ *             backend error -> REPL_IO.
  *             Changes at or below the position are skipped (a resend after a lost reply).
  *   APPEND_DRC the APPEND as above; its cached replies written meanwhile as REPL_DRC_HELD's
  *             (drc-held.ts): `drc` REPL_OK once they are on disk and their changes durable,
@@ -468,10 +469,13 @@ export class StandbyService implements StandbyGate {
       this.log.error(where, 'replication: standby out of space; export marked failed')
       return { status: STAT.REPL_NOSPC }
     }
-    if (seq !== null && DIVERGED.has(code)) {
+    // A flush redoes whole what failed before (vfs/replica/applier.ts), so a deterministic error
+    // there fails every retry the same way: it diverged too, and only a resync gets past it.
+    if (DIVERGED.has(code)) {
       e.failed = STAT.REPL_NEED_RESYNC
       this.log.error(where, 'replication: a change does not fit this standby\'s tree; export needs a full resync')
-      await writeAtomic(this.state.dir, resyncMarkName(e.ex.id), `${seq}\n`).catch((werr: unknown) => {
+      const mark = seq !== null ? `${seq}` : `flush after ${e.ex.target.position()} failed: ${code}`
+      await writeAtomic(this.state.dir, resyncMarkName(e.ex.id), `${mark}\n`).catch((werr: unknown) => {
         this.log.error({ err: werr }, 'replication: cannot record the resync mark')
       })
       return { status: STAT.REPL_NEED_RESYNC }

@@ -32,6 +32,8 @@ export class RecordingTarget implements ChangeTarget {
   private last = 0n
   /** Throw this errno when asked to apply `seq`. */
   failAt: { seq: bigint; code: Errno } | null = null
+  /** Every flush throws this errno while set (a backend whose flush fails). */
+  failFlush: Errno | null = null
   /** Awaited inside every flush (a test holds acknowledgements back with it). */
   flushGate: (() => Promise<void>) | null = null
 
@@ -45,6 +47,7 @@ export class RecordingTarget implements ChangeTarget {
 
   async flush(): Promise<bigint> {
     if (this.flushGate !== null) await this.flushGate()
+    if (this.failFlush !== null) throw new VfsError(this.failFlush, `injected ${this.failFlush} in flush`)
     this.flushes++
     this.pos = this.last
     return this.pos

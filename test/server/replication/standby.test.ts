@@ -203,6 +203,14 @@ t.test('APPEND failures: BAD_CHANGE, NOSPC, NEED_RESYNC (kept across a restart),
   t.same(await append(c, 1n, changes(1, 3), 1n, 3), { status: repl_stat.REPL_IO })
   c3.failAt = null
   t.same(await append(c, 1n, changes(1, 3), 1n, 3), { status: repl_stat.REPL_OK, durable: 3n }, 'IO is not sticky')
+  // A flush is redone whole after a failure: EIO may pass, EINVAL fails every retry the same way.
+  c3.failFlush = 'EIO'
+  t.same(await append(c, 4n, changes(4, 1), 1n, 3), { status: repl_stat.REPL_IO }, 'a flush failing with EIO: IO')
+  c3.failFlush = 'EINVAL'
+  t.same(await append(c, 4n, changes(4, 1), 1n, 3), { status: repl_stat.REPL_NEED_RESYNC }, 'a flush failing with EINVAL: NEED_RESYNC, not retried for ever')
+  c3.failFlush = null
+  t.same(await append(c, 4n, changes(4, 1), 1n, 3), { status: repl_stat.REPL_NEED_RESYNC }, 'and it stays so until a resync')
+  t.match(readFileSync(join(dir, 'replication', 'resync-3'), 'utf8'), /^flush after 3 failed: EINVAL\n$/, 'marked durably, with the reason')
 
   const st = await status(c)
   t.equal(st.status, repl_stat.REPL_OK)
@@ -210,7 +218,7 @@ t.test('APPEND failures: BAD_CHANGE, NOSPC, NEED_RESYNC (kept across a restart),
     t.same(st.ok.positions, [
       { export_id: 1, applied: 2n, need_resync: false },
       { export_id: 2, applied: 1n, need_resync: true },
-      { export_id: 3, applied: 3n, need_resync: false },
+      { export_id: 3, applied: 3n, need_resync: true },
     ])
     t.equal(st.ok.peers[0]?.node.toString(), 'primary-1')
     t.equal(st.ok.peers[0]?.state.toString(), 'attached')
@@ -220,7 +228,7 @@ t.test('APPEND failures: BAD_CHANGE, NOSPC, NEED_RESYNC (kept across a restart),
   s = await startStandby(t, { dir, targets })
   c = await open(t, s.port)
   const again = await hello(c, { exports })
-  t.same(again.status === repl_stat.REPL_OK ? again.positions.map((p) => p.need_resync) : null, [false, true, false], 'the resync mark survives a restart; NOSPC does not')
+  t.same(again.status === repl_stat.REPL_OK ? again.positions.map((p) => p.need_resync) : null, [false, true, true], 'the resync marks survive a restart; NOSPC does not')
   t.same(await append(c, 2n, changes(2, 1), 1n, 2), { status: repl_stat.REPL_NEED_RESYNC })
 })
 
