@@ -2,11 +2,12 @@
  * Directory listing: READDIR and READDIRPLUS paged by cookie until eof
  * (RFC 1813 §3.3.16-17). Cookies are bigint and echoed exactly, with the
  * verifier of the listing they belong to. NFS3ERR_BAD_COOKIE (the directory
- * changed under the listing) restarts it from the beginning once.
+ * changed under the listing) restarts it from the beginning once. A cookie
+ * asked for twice in one listing is a readdir loop: ELOOP, as Linux says.
  */
 import { nfsstat3 } from '../xdr/generated/nfs3.ts'
 import { NfsStats } from './attrs.ts'
-import { isNfsError } from './errors.ts'
+import { isNfsError, NfsError } from './errors.ts'
 import type { WalkContext } from './walk.ts'
 
 export interface DirEntry {
@@ -27,6 +28,22 @@ function isDots(name: string): boolean {
   return name === '.' || name === '..'
 }
 
+/**
+ * The cookies one listing has asked for. A server whose cookies lead back to a page already read
+ * (a bug, or a hostile server) would have the listing go round for ever, gathering the same entries
+ * until memory runs out: Linux stops it with ELOOP ("directory contains a readdir loop"), and so do
+ * we. One cookie per page is kept, not one per entry.
+ */
+class AskedCookies {
+  readonly #asked = new Set<bigint>()
+
+  /** Records `cookie` as asked next; throws ELOOP when this listing asked for it before. */
+  next(cookie: bigint, procedure: string, path: string): void {
+    if (this.#asked.has(cookie)) throw NfsError.client('ELOOP', procedure, path)
+    this.#asked.add(cookie)
+  }
+}
+
 async function restartOnBadCookie<T>(list: () => Promise<T>): Promise<T> {
   try {
     return await list()
@@ -42,7 +59,9 @@ export function listDir(ctx: WalkContext, dir: Buffer, count: number, path: stri
     const out: DirEntry[] = []
     let cookie = 0n
     let cookieverf = ZERO_VERF
+    const asked = new AskedCookies()
     for (;;) {
+      asked.next(cookie, 'READDIR', path)
       const r = await ctx.nfs.call('READDIR', { dir: { data: dir }, cookie, cookieverf, count }, { path })
       for (const e of r.reply.entries) {
         const name = e.name.toString()
@@ -65,7 +84,9 @@ export function listDirPlus(ctx: WalkContext, dir: Buffer, dircount: number, max
     const out: DirEntryPlus[] = []
     let cookie = 0n
     let cookieverf = ZERO_VERF
+    const asked = new AskedCookies()
     for (;;) {
+      asked.next(cookie, 'READDIRPLUS', path)
       const r = await ctx.nfs.call('READDIRPLUS', { dir: { data: dir }, cookie, cookieverf, dircount, maxcount }, { path })
       for (const e of r.reply.entries) {
         cookie = e.cookie

@@ -1,7 +1,7 @@
 /*
  * A TCP relay for client tests: cut every connection, drop replies, refuse
- * new connections, or answer chosen calls itself (to fake a server that
- * lacks a procedure).
+ * new connections, answer chosen calls itself (to fake a server that lacks a
+ * procedure), or change calls and replies on their way.
  */
 import type { Test } from 'tap'
 import { once } from 'node:events'
@@ -21,6 +21,8 @@ export interface TcpProxy {
   intercept: ((record: Buffer) => Buffer | null) | null
   /** Change a call record before it is forwarded (e.g. ask a server for less than the client did). */
   rewrite: ((record: Buffer) => Buffer) | null
+  /** Change a reply record before it reaches the client (a server that lies); set before the client connects. */
+  rewriteReply: ((record: Buffer) => Buffer) | null
   /** Destroy every open connection, both sides. */
   cut(): void
 }
@@ -34,6 +36,7 @@ export async function startProxy(t: Test, target: number): Promise<TcpProxy> {
     calls: 0,
     intercept: null,
     rewrite: null,
+    rewriteReply: null,
     cut() {
       for (const s of sockets) s.destroy()
       sockets.clear()
@@ -59,8 +62,18 @@ export async function startProxy(t: Test, target: number): Promise<TcpProxy> {
         }
       }
     })
+    const replies = new RecordReader(64 * 1024 * 1024)
     upstream.on('data', (chunk: Buffer) => {
-      if (!proxy.dropReplies) client.write(chunk)
+      if (proxy.dropReplies) return
+      const rewrite = proxy.rewriteReply
+      if (rewrite === null) {
+        client.write(chunk)
+        return
+      }
+      for (const rec of replies.push(chunk)) {
+        const out = rewrite(rec)
+        client.write(Buffer.concat([frameRecord([out]), out]))
+      }
     })
     const end = (): void => {
       client.destroy()
