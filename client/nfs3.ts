@@ -62,6 +62,7 @@ export class Nfs3 {
       const res = await this.transport.call(NFS_PROGRAM.prog, VERS, def, args, o)
       ;(FEED[proc] as (a: Nfs3Args<P>, r: Nfs3Res<P>, c: AttrCache, g: number) => void)(args, res, this.attrs, gen)
       const status = statusOf(res)
+      if (proc === 'READ' && status === nfsstat3.NFS3_OK) checkRead(args as Nfs3Args<'READ'>, res as Nfs3Res<'READ'>)
       if (status === nfsstat3.NFS3ERR_STALE) {
         const fh = (SUBJECT[proc] as (a: Nfs3Args<P>) => Buffer | undefined)(args)
         if (fh !== undefined) this.attrs.forget(fh)
@@ -80,6 +81,18 @@ export class Nfs3 {
     if (status !== nfsstat3.NFS3_OK) throw NfsError.fromStatus(status, proc, path)
     return (res as unknown as { resok: Nfs3Ok<P> }).resok
   }
+}
+
+/**
+ * A READ reply must carry as many bytes as its count says, and no more than were asked (RFC 1813
+ * §3.3.6). Linux fails a count that is not the data's length with EIO; more data than asked would
+ * land past the block it was asked for (a cached block of the wrong size, a download's next block
+ * written over), so it fails the same way.
+ */
+function checkRead(args: Nfs3Args<'READ'>, res: Nfs3Res<'READ'>): void {
+  if (res.status !== nfsstat3.NFS3_OK) return
+  const { count, data } = res.resok
+  if (count !== data.length || data.length > args.count) throw NfsError.fromStatus(nfsstat3.NFS3ERR_IO, 'READ')
 }
 
 function statusOf(res: unknown): number | undefined {
