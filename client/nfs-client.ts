@@ -261,7 +261,16 @@ export class NfsClient implements OpsContext {
   }
 
   /** unlink, or rmdir after removing the contents when recursive (EISDIR for a directory otherwise). */
-  async rm(path: string, opts: RmOptions = {}): Promise<void> {
+  rm(path: string, opts: RmOptions = {}): Promise<void> {
+    return this.#rm(path, opts, new Set())
+  }
+
+  /**
+   * `above`: the directories this removal is inside (fsid:fileid). A directory that is one of them
+   * (a server whose LOOKUP of a name gives back the directory itself or an ancestor) would have the
+   * removal go down for ever: ELOOP, as fts reports a directory cycle to rm(1).
+   */
+  async #rm(path: string, opts: RmOptions, above: Set<string>): Promise<void> {
     let st: NfsStats
     try {
       st = await this.lstat(path)
@@ -271,7 +280,14 @@ export class NfsClient implements OpsContext {
     }
     if (!st.isDirectory()) return this.unlink(path)
     if (opts.recursive !== true) throw NfsError.client('EISDIR', 'rm', path)
-    for (const name of await this.readdir(path)) await this.rm(`${path}/${name}`, opts)
+    const id = `${String(st.fsid)}:${String(st.fileid)}`
+    if (above.has(id)) throw NfsError.client('ELOOP', 'rm', path)
+    above.add(id)
+    try {
+      for (const name of await this.readdir(path)) await this.#rm(`${path}/${name}`, opts, above)
+    } finally {
+      above.delete(id)
+    }
     await this.rmdir(path)
   }
 
