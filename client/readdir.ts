@@ -44,6 +44,17 @@ class AskedCookies {
   }
 }
 
+/**
+ * A listed name must be one component: not empty, no '/' and no NUL (RFC 1813 §3.2: a filename3 is
+ * a single pathname component). A server that sends one otherwise would have a caller that joins
+ * names to paths (cp -r to a local directory, rm -r) reach outside the directory listed, and Node's
+ * file system calls throw on a NUL. FUSE's kernel side fails such a listing with EIO
+ * (fuse_parse_dirfile), and so does the client, for its own callers too.
+ */
+function checkName(name: Buffer, procedure: string, path: string): void {
+  if (name.length === 0 || name.includes(0x2f) || name.includes(0)) throw NfsError.fromStatus(nfsstat3.NFS3ERR_IO, procedure, path)
+}
+
 async function restartOnBadCookie<T>(list: () => Promise<T>): Promise<T> {
   try {
     return await list()
@@ -64,6 +75,7 @@ export function listDir(ctx: WalkContext, dir: Buffer, count: number, path: stri
       asked.next(cookie, 'READDIR', path)
       const r = await ctx.nfs.call('READDIR', { dir: { data: dir }, cookie, cookieverf, count }, { path })
       for (const e of r.reply.entries) {
+        checkName(e.name, 'READDIR', path)
         const name = e.name.toString()
         if (!isDots(name)) out.push({ name, fileid: e.fileid })
         cookie = e.cookie
@@ -89,6 +101,7 @@ export function listDirPlus(ctx: WalkContext, dir: Buffer, dircount: number, max
       asked.next(cookie, 'READDIRPLUS', path)
       const r = await ctx.nfs.call('READDIRPLUS', { dir: { data: dir }, cookie, cookieverf, dircount, maxcount }, { path })
       for (const e of r.reply.entries) {
+        checkName(e.name, 'READDIRPLUS', path)
         cookie = e.cookie
         const name = e.name.toString()
         if (isDots(name)) continue
