@@ -47,6 +47,11 @@ async function walkSource(from: Side, src: string, dst: string, opts: CopyOption
       if (!opts.recursive) throw new PathError(from.show(src), '-r not specified; omitting directory')
       out.steps.push({ kind: 'dir', src, dst, st })
       const names = (await at(from.show(src), () => from.readdir(src))).sort()
+      // A name listed twice (a broken or hostile server) could be a symlink the first time and a
+      // directory the second: the copy would then write through its own symlink, anywhere.
+      for (let i = 1; i < names.length; i++) {
+        if (names[i] === names[i - 1]) throw new PathError(from.show(src), `'${names[i] ?? ''}' is listed twice`)
+      }
       for (const name of names) await walkSource(from, from.join(src, name), out.to.join(dst, name), opts, out)
       out.steps.push({ kind: 'dir-done', dst, st })
       return
