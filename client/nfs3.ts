@@ -62,7 +62,10 @@ export class Nfs3 {
       const res = await this.transport.call(NFS_PROGRAM.prog, VERS, def, args, o)
       ;(FEED[proc] as (a: Nfs3Args<P>, r: Nfs3Res<P>, c: AttrCache, g: number) => void)(args, res, this.attrs, gen)
       const status = statusOf(res)
-      if (proc === 'READ' && status === nfsstat3.NFS3_OK) checkRead(args as Nfs3Args<'READ'>, res as Nfs3Res<'READ'>)
+      if (status === nfsstat3.NFS3_OK) {
+        if (proc === 'READ') checkRead(args as Nfs3Args<'READ'>, res as Nfs3Res<'READ'>)
+        else if (proc === 'READLINK') checkReadlink(res as Nfs3Res<'READLINK'>)
+      }
       if (status === nfsstat3.NFS3ERR_STALE) {
         const fh = (SUBJECT[proc] as (a: Nfs3Args<P>) => Buffer | undefined)(args)
         if (fh !== undefined) this.attrs.forget(fh)
@@ -93,6 +96,14 @@ function checkRead(args: Nfs3Args<'READ'>, res: Nfs3Res<'READ'>): void {
   if (res.status !== nfsstat3.NFS3_OK) return
   const { count, data } = res.resok
   if (count !== data.length || data.length > args.count) throw NfsError.fromStatus(nfsstat3.NFS3ERR_IO, 'READ')
+}
+
+/**
+ * A symlink's target is a path, and no path holds a NUL: Node's file calls throw on one (cp -r
+ * making the link locally), and the kernel would cut a FUSE readlink's answer short at it.
+ */
+function checkReadlink(res: Nfs3Res<'READLINK'>): void {
+  if (res.status === nfsstat3.NFS3_OK && res.resok.data.includes(0)) throw NfsError.fromStatus(nfsstat3.NFS3ERR_IO, 'READLINK')
 }
 
 function statusOf(res: unknown): number | undefined {

@@ -4,7 +4,8 @@
  * the data's length. Taken as they came, the extra bytes would land past the
  * block asked for (a cached block of the wrong size, a download's next block
  * written over). The client fails such a READ with EIO, as Linux does for a
- * count that does not match its data, and the next good READ works.
+ * count that does not match its data, and the next good READ works. A
+ * READLINK whose target holds a NUL (no path does) fails the same way.
  */
 import t from 'tap'
 import type { Test } from 'tap'
@@ -95,4 +96,27 @@ t.test('a READ whose count is not its data\'s length fails with EIO', async (t) 
   t.equal(lied, 1, 'one reply said a count one short of its data')
   const back = await c.readFile('/f')
   t.ok(back.equals(data), 'the next READs, told the truth: byte-exact')
+})
+
+t.test('a READLINK whose target holds a NUL fails with EIO', async (t) => {
+  const { proxy, url } = await setup(t)
+  const direct = await NfsClient.mount(url, {})
+  t.teardown(() => direct.umount())
+  await direct.symlink('target-abcd', '/l')
+  t.equal(await direct.readlink('/l'), 'target-abcd', 'told the truth: the target')
+  let lied = 0
+  proxy.rewriteReply = (reply) => {
+    const at = reply.indexOf('target-abcd')
+    if (at < 0) return reply
+    const out = Buffer.from(reply)
+    out.write('target-a\0cd', at, 'latin1')
+    lied++
+    return out
+  }
+  const c = await NfsClient.mount(url, {})
+  t.teardown(() => c.umount())
+  const err = await c.readlink('/l').then(() => null, (e: unknown) => e)
+  t.ok(isNfsError(err, 'NFS3ERR_IO'), `NFS3ERR_IO (${String(err)})`)
+  t.match(err, { errno: 'EIO', procedure: 'READLINK' })
+  t.ok(lied >= 1, 'the target was changed on the way')
 })
