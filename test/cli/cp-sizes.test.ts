@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
 import { PROC_COMMIT, PROC_WRITE, startVerfProxy } from '../client/file-proxy.ts'
-import { startProxy } from '../client/proxy.ts'
+import { nfsArgsAt, startProxy } from '../client/proxy.ts'
 import { startServer } from '../helpers/server.ts'
 import { ensureBuilt, ok, tsnfs } from './run-cli.ts'
 
@@ -56,11 +56,8 @@ t.test('READs answered short (the server asked for 1,000 bytes less): downloads 
   const proxy = await startProxy(t, fx.port)
   let shortened = 0
   proxy.rewrite = call => {
-    // RFC 5531 call header: xid, CALL, rpcvers, prog, vers, proc; then cred and verf (flavor, length, body).
-    if (call.readUInt32BE(12) !== 100003 || call.readUInt32BE(20) !== 6) return call
-    const credLen = call.readUInt32BE(28)
-    const verfAt = 32 + Math.ceil(credLen / 4) * 4
-    const argsAt = verfAt + 8 + Math.ceil(call.readUInt32BE(verfAt + 4) / 4) * 4
+    const argsAt = nfsArgsAt(call, 6)
+    if (argsAt < 0) return call
     // READ3args: nfs_fh3 (opaque<64>), offset (uint64), count (uint32).
     const countAt = argsAt + 4 + Math.ceil(call.readUInt32BE(argsAt) / 4) * 4 + 8
     const count = call.readUInt32BE(countAt)
@@ -80,13 +77,6 @@ t.test('READs answered short (the server asked for 1,000 bytes less): downloads 
   t.ok(shortened >= 7, `READs were answered short (${String(shortened)})`)
 })
 
-/** RFC 5531 call header, then cred and verf: where the procedure's arguments start, for NFS calls of `proc` (else -1). */
-function nfsArgsAt(call: Buffer, proc: number): number {
-  if (call.readUInt32BE(12) !== 100003 || call.readUInt32BE(20) !== proc) return -1
-  const credLen = call.readUInt32BE(28)
-  const verfAt = 32 + Math.ceil(credLen / 4) * 4
-  return verfAt + 8 + Math.ceil(call.readUInt32BE(verfAt + 4) / 4) * 4
-}
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 

@@ -93,3 +93,11 @@ export async function startProxy(t: Test, target: number): Promise<TcpProxy> {
   })
   return proxy
 }
+
+/** RFC 5531 call header, then cred and verf: where the arguments of an NFS call of `proc` start (else -1). */
+export function nfsArgsAt(call: Buffer, proc: number): number {
+  if (call.readUInt32BE(12) !== 100003 || call.readUInt32BE(20) !== proc) return -1
+  const credLen = call.readUInt32BE(28)
+  const verfAt = 32 + Math.ceil(credLen / 4) * 4
+  return verfAt + 8 + Math.ceil(call.readUInt32BE(verfAt + 4) / 4) * 4
+}

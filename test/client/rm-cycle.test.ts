@@ -10,18 +10,11 @@ import t from 'tap'
 import { NfsClient } from '../../client/index.ts'
 import { isNfsError } from '../../client/errors.ts'
 import { startServer } from '../helpers/server.ts'
-import { startProxy } from './proxy.ts'
+import { nfsArgsAt, startProxy } from './proxy.ts'
 
 const EXPORTS = '/export *(rw,insecure,no_root_squash,backend=memory)\n'
 const LOOKUP = 3
 
-/** Where the arguments of an NFS call of `proc` start (RFC 5531 header, cred, verf), else -1. */
-function nfsArgsAt(call: Buffer, proc: number): number {
-  if (call.readUInt32BE(12) !== 100003 || call.readUInt32BE(20) !== proc) return -1
-  const credLen = call.readUInt32BE(28)
-  const verfAt = 32 + Math.ceil(credLen / 4) * 4
-  return verfAt + 8 + Math.ceil(call.readUInt32BE(verfAt + 4) / 4) * 4
-}
 
 t.test('rm -r of a directory whose entry "self" leads back to it: ELOOP, not a descent for ever', async (t) => {
   const fx = await startServer(t, EXPORTS)
