@@ -77,7 +77,6 @@ t.test('READs answered short (the server asked for 1,000 bytes less): downloads 
   t.ok(shortened >= 7, `READs were answered short (${String(shortened)})`)
 })
 
-
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
 t.test('WRITEs answered short (the proxy cuts 1,000 bytes off each larger one): the client sends the rest, uploads byte-exact', async t => {

@@ -20,7 +20,6 @@ const EXPORTS = '/export *(rw,insecure,no_root_squash,backend=memory)\n'
 const READ = 6
 const BS = 64 * KIB
 
-
 /** Where READ3resok's count is in an accepted, successful READ reply with attributes, else -1. */
 function readCountAt(reply: Buffer): number {
   // xid, REPLY, MSG_ACCEPTED, verf (flavor, length, body), SUCCESS; then nfsstat3 and post_op_attr.

@@ -18,7 +18,6 @@ const EXPORTS = '/export *(rw,insecure,no_root_squash,backend=memory)\n'
 const READDIR = 16
 const READDIRPLUS = 17
 
-
 /** Every READDIR and READDIRPLUS after the first of a listing asks for `cookie` instead (0: the first page again). */
 function sendBackTo(proxy: TcpProxy, cookie: (asked: bigint) => bigint): { rewritten: number } {
   const seen = { rewritten: 0 }

@@ -15,7 +15,6 @@ import { nfsArgsAt, startProxy } from './proxy.ts'
 const EXPORTS = '/export *(rw,insecure,no_root_squash,backend=memory)\n'
 const LOOKUP = 3
 
-
 t.test('rm -r of a directory whose entry "self" leads back to it: ELOOP, not a descent for ever', async (t) => {
   const fx = await startServer(t, EXPORTS)
   const direct = await NfsClient.mount(fx.url('/export'), {})
