@@ -235,8 +235,8 @@ export class ClientFuzzer {
     this.tally.firstFailure ??= what
   }
 
-  /** Runs `fn` to its end or the deadline; records the outcome. False when it failed the checks. */
-  async #op(s: Session, name: string, fn: () => Promise<unknown>): Promise<boolean> {
+  /** Runs `fn` to its end or the deadline; records the outcome (a failure in the tally). */
+  async #op(s: Session, name: string, fn: () => Promise<unknown>): Promise<void> {
     this.tally.ops++
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => { resolve('late') }, DEADLINE_MS) })
@@ -246,24 +246,22 @@ export class ClientFuzzer {
     const where = `session seed ${String(s.seed)} rate ${String(s.rate)}: ${name}`
     if (r === 'late') {
       this.#fail(`${where}: not settled within ${String(DEADLINE_MS)} ms`)
-      return false
+      return
     }
     if (r === 'ok') {
       this.tally.byOutcome.ok = (this.tally.byOutcome.ok ?? 0) + 1
-      return true
+      return
     }
     const code = errorCode(r.err)
     if (code === null) {
       this.#fail(`${where}: not a client error: ${r.err instanceof Error ? (r.err.stack ?? r.err.message) : String(r.err)}`)
-      return false
+      return
     }
     this.tally.byOutcome[code] = (this.tally.byOutcome[code] ?? 0) + 1
     // Undamaged, an operation fails only for what the list asked: a name not there, or there already.
     if (s.rate === 0 && !UNDAMAGED_FAILURES.has(code)) {
       this.#fail(`${where}: failed with nothing damaged: ${code}`)
-      return false
     }
-    return true
   }
 
   /** One session; true when every check held. */

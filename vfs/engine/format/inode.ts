@@ -153,7 +153,6 @@ export const EXT4_TIME_MAX_SEC = 3 * 2 ** 32 + 2 ** 31 - 1
 
 /** A time as a large inode stores it: seconds clamped to that range, as the kernel does. */
 export function ext4Time(t: Ext4Time): Ext4Time {
-  if (t.sec >= EXT4_TIME_MIN_SEC && t.sec <= EXT4_TIME_MAX_SEC) return { sec: t.sec, nsec: t.nsec }
   return { sec: Math.max(EXT4_TIME_MIN_SEC, Math.min(EXT4_TIME_MAX_SEC, t.sec)), nsec: t.nsec }
 }
 
