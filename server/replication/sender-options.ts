@@ -61,6 +61,8 @@ export interface SenderCounters {
   changes: number
   bytes: number
   gaps: number
+  /** Replies that claimed changes this connection never sent (the session was ended for each). */
+  violations: number
   /** Most APPENDs of one export in flight at once (the pipeline at work). */
   peakInFlight: number
 }

@@ -76,7 +76,7 @@ const APPEND_TIMEOUT_MS = 30_000
 
 export class Sender {
   readonly peer: string
-  readonly counters: SenderCounters = { deaths: 0, connects: 0, appends: 0, changes: 0, bytes: 0, gaps: 0, peakInFlight: 0 }
+  readonly counters: SenderCounters = { deaths: 0, connects: 0, appends: 0, changes: 0, bytes: 0, gaps: 0, violations: 0, peakInFlight: 0 }
   private readonly o: SenderOptions
   /** How often this sender heartbeats, and the silence after which the standby is dead (ms). */
   readonly heartbeatMs: number
@@ -271,18 +271,22 @@ export class Sender {
         this.stopExport(r, 'refused: NO_EXPORT')
         continue
       }
-      r.acked = p.applied
+      // A position past the log is no acknowledgement (the primary lost its log's tail in a crash,
+      // or the standby is not telling the truth): nothing is taken as held on its word.
+      const pastLog = p.applied > r.ex.source.lastSeq()
+      r.acked = pastLog ? 0n : p.applied
       if (r.ex.tree !== undefined) {
         const why = p.need_resync ? 'the standby diverged from the log (or a resync was cut short)'
           : p.applied === 0n ? 'a new standby'
             : p.applied < r.ex.source.firstSeq() - 1n ? 'the change log was trimmed past the standby\'s position'
-              : p.applied > r.ex.source.lastSeq() ? 'the standby is ahead of the change log'
+              : pastLog ? 'the standby is ahead of the change log'
                 : null
         if (why !== null) {
           if (!r.wantResync) this.o.log.warn({ peer: this.peer, exportId: r.ex.id, why }, 'replication: export needs a full resync; starting one')
           r.wantResync = true
         }
       } else if (p.need_resync) this.needsResync(r, 'the standby diverged from the log')
+      else if (pastLog) this.needsResync(r, 'the standby is ahead of the change log')
     }
     const session = new AbortController()
     this.session = session
@@ -478,6 +482,18 @@ export class Sender {
         // the batch was on its way (in service only across its restart, whose HELLO says so; CI's
         // fault test rewinds a running one). After such an OK nothing later would tell: `next` is
         // past the batch and the writers waiting for it append nothing more. Resend from its position.
+        // Replies come in order, so none can speak of a change after the last one sent. One that does
+        // is not an acknowledgement (a broken or hostile standby, a damaged link): releasing sync
+        // replies on its word would answer clients for changes no standby holds. End the session;
+        // the next HELLO says where the standby really is.
+        const claimed = res.status === STAT.REPL_OK ? res.durable : res.status === STAT.REPL_GAP ? res.applied : null
+        if (claimed !== null && claimed >= next) {
+          this.counters.violations++
+          this.o.log.error({ peer: this.peer, exportId: r.ex.id, sent: (next - 1n).toString(), claimed: claimed.toString(), status: repl_statNames[res.status] }, 'replication: the standby answered for changes it was never sent; ending the session')
+          session.abort()
+          this.conn?.close()
+          return
+        }
         const batchEnd = head.batch.first + BigInt(head.batch.changes.length) - 1n
         const lostAt = res.status === STAT.REPL_GAP ? res.applied : res.status === STAT.REPL_OK && res.durable < batchEnd ? res.durable : null
         if (lostAt !== null) {
