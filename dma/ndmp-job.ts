@@ -7,7 +7,8 @@
  * the file into the mover itself. The mover pausing at end of medium is a tape change: the job
  * pauses "needs next tape" and, continued, the next tape is opened and the mover continued.
  * The backup ends when the mover (and the data service) halt; DATA_STOP / MOVER_STOP / TAPE_CLOSE
- * then put the agents back to idle (draft-skardal-ndmpv4-04 §3.4, §3.5).
+ * then put the agents back to idle (draft-skardal-ndmpv4-04 §3.4, §3.5). A halt or pause whose post
+ * never came is read from the agents' states after a quiet spell (dma/ndmp/lost-posts.ts).
  */
 import { open } from 'node:fs/promises'
 import { connect } from 'node:net'
@@ -16,6 +17,8 @@ import type { JobContext, JobDriver } from './drivers/driver.ts'
 import { NdmpAgent } from './ndmp/agent.ts'
 import type { JobEvent } from './ndmp/posts.ts'
 import { takePost } from './ndmp/posts.ts'
+import { eventsFromState } from './ndmp/lost-posts.ts'
+import type { LastLook } from './ndmp/lost-posts.ts'
 import { hostPort } from './schedule/export-spec.ts'
 
 function ipv4(n: number): string {
@@ -55,17 +58,22 @@ async function streamFile(path: string, addr: v4.ndmp4_addr, fallbackHost: strin
   }
 }
 
-export function ndmpDriver(stateDir: string): JobDriver {
+export interface NdmpDriverOptions {
+  /** Per NDMP call (default: the connection's, 30 s). */
+  timeoutMs?: number
+}
+
+export function ndmpDriver(stateDir: string, options: NdmpDriverOptions = {}): JobDriver {
   return {
     async backup(ctx: JobContext): Promise<void> {
       const spec = ctx.spec
       const tapeAt = ctx.tapeAgent !== undefined ? hostPort(ctx.tapeAgent) : spec.kind === 'ndmp' ? { host: spec.host, port: spec.port } : null
       if (tapeAt === null) throw new Error('a file: export goes through NDMP only with a tape agent (tape=HOST:PORT)')
-      const tape = await NdmpAgent.forDma(stateDir, tapeAt.host, tapeAt.port)
+      const tape = await NdmpAgent.forDma(stateDir, tapeAt.host, tapeAt.port, options.timeoutMs)
       const same = spec.kind === 'ndmp' && spec.host === tapeAt.host && spec.port === tapeAt.port
       let data: NdmpAgent | null = null
       try {
-        if (spec.kind === 'ndmp') data = same ? tape : await NdmpAgent.forDma(stateDir, spec.host, spec.port)
+        if (spec.kind === 'ndmp') data = same ? tape : await NdmpAgent.forDma(stateDir, spec.host, spec.port, options.timeoutMs)
         await run(ctx, tape, data, tapeAt.host)
       } finally {
         await tape.close().catch(() => undefined)
@@ -115,13 +123,19 @@ async function run(ctx: JobContext, tape: NdmpAgent, data: NdmpAgent | null, tap
     }
     let moverHalt: number | null = null
     let dataHalt: number | null = data === null ? v4.ndmp4_data_halt_reason.NDMP4_DATA_HALT_SUCCESSFUL : null
+    const last: LastLook = { moved: null, processed: null }
     while (moverHalt === null || dataHalt === null) {
       const e = events.shift()
       if (e === undefined) {
-        await new Promise<void>((resolve) => {
-          wake = resolve
+        let timer: NodeJS.Timeout | undefined
+        const woke = await new Promise<boolean>((resolve) => {
+          wake = () => { resolve(true) }
+          timer = setTimeout(() => { resolve(false) }, tape.conn.timeoutMs)
         })
+        clearTimeout(timer)
         wake = null
+        // A quiet spell: a post lost or undecodable (lost-posts.ts); the states say what it said.
+        if (!woke && events.length === 0) events.push(...(await eventsFromState(moverHalt === null ? tape : null, dataHalt === null ? data : null, last)).events)
         continue
       }
       if (e.kind === 'mover-halted') moverHalt = e.reason

@@ -92,8 +92,9 @@ export class NdmpConnection {
   version: 3 | 4 = 4
   /** The version the server offered in its greeting. */
   offered = 0
+  /** Per call (and for the TCP connect and the greeting). */
+  readonly timeoutMs: number
   private readonly socket: Socket
-  private readonly timeoutMs: number
   private readonly reader = new RecordReader(NDMP_MAX_MESSAGE)
   private readonly pending = new Map<number, Pending>()
   private readonly listeners: Array<(post: NdmpPost) => void> = []

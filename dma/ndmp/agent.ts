@@ -30,9 +30,9 @@ export class NdmpAgent {
     this.name = name
   }
 
-  /** `version`: the one to open; absent, the agent's offer (4 at most). */
-  static async open(host: string, port: number, auth: NdmpAuth | null, version?: NdmpVersion): Promise<NdmpAgent> {
-    const conn = await NdmpConnection.connect({ host, port, ...(version === undefined ? {} : { version }) })
+  /** `version`: the one to open; absent, the agent's offer (4 at most). `timeoutMs`: per call (the connection's default when absent). */
+  static async open(host: string, port: number, auth: NdmpAuth | null, version?: NdmpVersion, timeoutMs?: number): Promise<NdmpAgent> {
+    const conn = await NdmpConnection.connect({ host, port, ...(version === undefined ? {} : { version }), ...(timeoutMs === undefined ? {} : { timeoutMs }) })
     try {
       if (auth !== null) await conn.auth(auth)
     } catch (err) {
@@ -47,9 +47,9 @@ export class NdmpAgent {
   }
 
   /** Opens the agent at host:port as STATE/ndmp-auth says (credentials, and a version if named). */
-  static async forDma(stateDir: string, host: string, port: number): Promise<NdmpAgent> {
+  static async forDma(stateDir: string, host: string, port: number, timeoutMs?: number): Promise<NdmpAgent> {
     const login = await ndmpLoginFor(stateDir, host, port)
-    return NdmpAgent.open(host, port, login.auth, login.version)
+    return NdmpAgent.open(host, port, login.auth, login.version, timeoutMs)
   }
 
   onPost(fn: (post: NdmpPost) => void): () => void {
@@ -100,6 +100,12 @@ export class NdmpAgent {
   async moverState(): Promise<v4.ndmp4_mover_get_state_reply> {
     if (this.version === 3) return moverStateFrom3(await this.conn.call(M.NDMP4_MOVER_GET_STATE, null, undefined, v3.ndmp3_mover_get_state_reply), this.#moverMode)
     return this.conn.call(M.NDMP4_MOVER_GET_STATE, null, undefined, v4.ndmp4_mover_get_state_reply)
+  }
+
+  /** DATA_GET_STATE: the state, the halt reason and the bytes processed (in v3's reply too, at other places). */
+  async dataState(): Promise<{ state: number; halt_reason: number; bytes_processed: bigint }> {
+    if (this.version === 3) return this.conn.call(M.NDMP4_DATA_GET_STATE, null, undefined, v3.ndmp3_data_get_state_reply)
+    return this.conn.call(M.NDMP4_DATA_GET_STATE, null, undefined, v4.ndmp4_data_get_state_reply)
   }
 
   async moverContinue(): Promise<void> {

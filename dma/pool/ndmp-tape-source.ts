@@ -8,7 +8,8 @@
  * MOVER_CLOSE halts it and the connection ends, which is the end of the stream. Each backup starts
  * on a tape of its own (dma/pool/pool.ts), so its stream is the first file of each tape.
  * A damaged record is the tape agent's MEDIA_ERROR pause: the read ends with an error naming the
- * tape and the stream position (the agent's own LOG_MESSAGE, if it sent one, says more).
+ * tape and the stream position (the agent's own LOG_MESSAGE, if it sent one, says more). A pause or
+ * halt whose post never came is read from the mover's state after a quiet spell (lost-posts.ts).
  */
 import { connect } from 'node:net'
 import type { Socket } from 'node:net'
@@ -17,10 +18,12 @@ import * as v4 from '../../xdr/generated/ndmp4.ts'
 import { decodeBody } from '../../xdr/ndmp/message.ts'
 import type { NdmpAuth, NdmpPost } from '../../client/ndmp/connection.ts'
 import { M, NdmpAgent } from '../ndmp/agent.ts'
+import { eventsFromState } from '../ndmp/lost-posts.ts'
 import type { NdmpVersion } from '../ndmp/v3.ts'
 import type { TapeDamage } from './tape-reader.ts'
 
 const WHOLE = 0xffffffffffffffffn
+const QUIET = Symbol('quiet')
 const P = v4.ndmp4_mover_pause_reason
 
 function ipv4(n: number): string {
@@ -35,6 +38,8 @@ export interface NdmpTapeSourceOptions {
   version?: NdmpVersion
   /** The tape devices (the pool's tape files as the tape agent names them), in stream order. */
   devices: readonly string[]
+  /** Per NDMP call (default: the connection's, 30 s). */
+  timeoutMs?: number
 }
 
 export class NdmpTapeSource implements ByteSource {
@@ -48,6 +53,8 @@ export class NdmpTapeSource implements ByteSource {
   #failure: string | null = null
   #lastLog = ''
   #events: Promise<void> = Promise.resolve()
+  /** Posts taken so far (a quiet spell is one with none). */
+  #posts = 0
   /** Bytes of stream handed out. */
   bytes = 0n
   /** Always empty here: the agent reports damage as a MEDIA_ERROR pause, which ends the read. */
@@ -66,9 +73,17 @@ export class NdmpTapeSource implements ByteSource {
     let b = this.#pending
     this.#pending = null
     if (b === null) {
-      const r = await it.next().catch((err: unknown) => {
+      const next = it.next().catch((err: unknown) => {
         throw new Error(this.#failure ?? `tape agent ${this.name}: the data connection failed: ${err instanceof Error ? err.message : String(err)}`)
       })
+      // Handled: a look at the state below may fail first, and then nobody awaits it.
+      next.catch(() => undefined)
+      // No data and no post for a while: a pause or halt whose post was lost (lost-posts.ts).
+      let r = await this.#quietOr(next)
+      while (r === QUIET) {
+        await this.#look()
+        r = await this.#quietOr(next)
+      }
       if (r.done === true) {
         // Let the pause and halt handling finish: a halt other than ours makes the stream short.
         await this.#events
@@ -99,9 +114,10 @@ export class NdmpTapeSource implements ByteSource {
   async #start(): Promise<AsyncIterator<Buffer>> {
     const o = this.#o
     if (o.devices.length === 0) throw new Error('no tape to read')
-    const agent = await NdmpAgent.open(o.host, o.port, o.auth, o.version)
+    const agent = await NdmpAgent.open(o.host, o.port, o.auth, o.version, o.timeoutMs)
     this.#agent = agent
     agent.onPost((p) => {
+      this.#posts++
       // Posts are handled one after another: each may call the agent (load the next tape).
       this.#events = this.#events.then(() => this.#post(agent, p)).catch((err: unknown) => {
         this.#fail(`tape agent ${this.name}: ${err instanceof Error ? err.message : String(err)}`)
@@ -132,21 +148,56 @@ export class NdmpTapeSource implements ByteSource {
     this.#current = i
   }
 
+  /** `next`'s result, or QUIET after the connection's call timeout with neither data nor a post. */
+  async #quietOr(next: Promise<IteratorResult<Buffer>>): Promise<IteratorResult<Buffer> | typeof QUIET> {
+    const agent = this.#agent
+    if (agent === null) return next
+    const posts = this.#posts
+    let timer: NodeJS.Timeout | undefined
+    const quiet = new Promise<typeof QUIET>((resolve) => { timer = setTimeout(() => { resolve(QUIET) }, agent.conn.timeoutMs) })
+    try {
+      const r = await Promise.race([next, quiet])
+      // A post came meanwhile (it is being handled, or was): not quiet.
+      return r === QUIET && this.#posts !== posts ? await this.#quietOr(next) : r
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** The mover's state, after a quiet spell: a pause or halt with no post is handled as its post would be. */
+  async #look(): Promise<void> {
+    const agent = this.#agent
+    if (agent === null) return
+    await this.#events
+    const { events } = await eventsFromState(agent, null, { moved: null, processed: null })
+    for (const e of events) {
+      if (e.kind === 'mover-halted') this.#halted(e.reason)
+      else if (e.kind === 'mover-paused') await this.#paused(agent, e.reason, e.seek)
+    }
+  }
+
   async #post(agent: NdmpAgent, post: NdmpPost): Promise<void> {
     if (post.code === M.NDMP4_LOG_MESSAGE) {
       this.#lastLog = agent.logMessage(post).entry
       return
     }
     if (post.code === M.NDMP4_NOTIFY_MOVER_HALTED) {
-      const reason = agent.haltReason(post)
-      if (reason !== v4.ndmp4_mover_halt_reason.NDMP4_MOVER_HALT_CONNECT_CLOSED) this.#fail(`tape agent ${this.name}: the mover halted (${v4.ndmp4_mover_halt_reasonNames[reason] ?? reason})${this.#detail()}`)
+      this.#halted(agent.haltReason(post))
       return
     }
     if (post.code !== M.NDMP4_NOTIFY_MOVER_PAUSED) return
     const p = decodeBody(v4.ndmp4_notify_mover_paused_post, post.body)
+    await this.#paused(agent, p.reason, p.seek_position)
+  }
+
+  #halted(reason: number): void {
+    if (reason !== v4.ndmp4_mover_halt_reason.NDMP4_MOVER_HALT_CONNECT_CLOSED) this.#fail(`tape agent ${this.name}: the mover halted (${v4.ndmp4_mover_halt_reasonNames[reason] ?? reason})${this.#detail()}`)
+  }
+
+  async #paused(agent: NdmpAgent, reason: number, seek: bigint): Promise<void> {
     const device = this.#o.devices[this.#current] ?? ''
-    if (p.reason !== P.NDMP4_MOVER_PAUSE_EOF && p.reason !== P.NDMP4_MOVER_PAUSE_EOM && p.reason !== P.NDMP4_MOVER_PAUSE_SEEK) {
-      this.#fail(`tape agent ${this.name}: ${device}: the mover paused (${v4.ndmp4_mover_pause_reasonNames[p.reason] ?? p.reason}) at stream byte ${p.seek_position}${this.#detail()}`)
+    if (reason !== P.NDMP4_MOVER_PAUSE_EOF && reason !== P.NDMP4_MOVER_PAUSE_EOM && reason !== P.NDMP4_MOVER_PAUSE_SEEK) {
+      this.#fail(`tape agent ${this.name}: ${device}: the mover paused (${v4.ndmp4_mover_pause_reasonNames[reason] ?? reason}) at stream byte ${seek}${this.#detail()}`)
       await agent.moverAbort().catch(() => undefined)
       return
     }
@@ -158,7 +209,7 @@ export class NdmpTapeSource implements ByteSource {
     }
     await agent.tapeClose()
     await this.#load(agent, next)
-    await agent.conn.call(M.NDMP4_MOVER_SET_WINDOW, v4.ndmp4_mover_set_window_request, { offset: p.seek_position, length: WHOLE }, v4.ndmp4_mover_set_window_reply)
+    await agent.conn.call(M.NDMP4_MOVER_SET_WINDOW, v4.ndmp4_mover_set_window_request, { offset: seek, length: WHOLE }, v4.ndmp4_mover_set_window_reply)
     await agent.moverContinue()
   }
 

@@ -16,7 +16,8 @@
  * catalog's offsets are the plain stream's.
  * Later levels replace what the earlier ones wrote (OVERWRITE=y from the second step on); the
  * first step overwrites only when asked. The data service's path rules apply (never through a
- * symlink, never '..').
+ * symlink, never '..'). A halt or pause whose post never came is read from the agents' states
+ * after a quiet spell (dma/ndmp/lost-posts.ts).
  */
 import * as v4 from '../../xdr/generated/ndmp4.ts'
 import { decodeBody } from '../../xdr/ndmp/message.ts'
@@ -28,6 +29,8 @@ import type { Compression } from '../../backup/compress.ts'
 import { DmaError } from '../errors.ts'
 import { M, NdmpAgent } from '../ndmp/agent.ts'
 import { hostPort } from '../schedule/export-spec.ts'
+import { eventsFromState } from '../ndmp/lost-posts.ts'
+import type { LastLook } from '../ndmp/lost-posts.ts'
 import { MoverStall, STALL_MS, stallReason } from './mover-stall.ts'
 import type { OutstandingRead } from './mover-stall.ts'
 
@@ -47,6 +50,8 @@ export interface NdmpRestoreOptions {
   device: (label: string) => string
   /** The compression of a backup's stream, by its job id (null: plain tar; every step is one of our jobs, whose record says). */
   compression?: (jobId: string | null) => Compression | null
+  /** Per NDMP call (default: the connection's, 30 s). */
+  timeoutMs?: number
 }
 
 type Event =
@@ -133,10 +138,10 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
     const o = this.#o
     const tapeAt = o.tapeAgent === undefined ? { host: o.host, port: o.port } : hostPort(o.tapeAgent)
     const same = tapeAt.host === o.host && tapeAt.port === o.port
-    const tape = await NdmpAgent.forDma(o.stateDir, tapeAt.host, tapeAt.port)
+    const tape = await NdmpAgent.forDma(o.stateDir, tapeAt.host, tapeAt.port, o.timeoutMs)
     let data: NdmpAgent = tape
     try {
-      if (!same) data = await NdmpAgent.forDma(o.stateDir, o.host, o.port)
+      if (!same) data = await NdmpAgent.forDma(o.stateDir, o.host, o.port, o.timeoutMs)
       return await this.#run(plan, step, direct, done, tape, data, overwrite, log, opts.to, opts.signal)
     } finally {
       await tape.close().catch(() => undefined)
@@ -207,16 +212,28 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
       let moverHalt: number | null = null
       // The last MOVER_READ, until the next event: what the stall check looks at.
       let reading: OutstandingRead | null = null
+      const last: LastLook = { moved: null, processed: null }
+      let quiet = 0
       while (dataHalt === null) {
         const e = events.shift()
         if (e === undefined) {
           let timer: NodeJS.Timeout | undefined
           const woke = await new Promise<boolean>((resolve) => {
             wake = () => { resolve(true) }
-            if (reading !== null) timer = setTimeout(() => { resolve(false) }, STALL_MS)
+            timer = setTimeout(() => { resolve(false) }, reading !== null ? STALL_MS : c.timeoutMs)
           })
           clearTimeout(timer)
           wake = null
+          if (!woke && reading === null && events.length === 0) {
+            // A quiet spell with no read outstanding: a post lost or undecodable (lost-posts.ts).
+            // The states give a halt or pause; a lost NOTIFY_DATA_READ leaves both services
+            // waiting with nothing moving, which no state undoes: a second quiet look ends the step.
+            const seen = await eventsFromState(moverHalt === null ? tape : null, data, last)
+            events.push(...seen.events)
+            if (!seen.progressed && seen.events.length === 0 && quiet++ > 0) throw new DmaError('DMA_RESTORE', `backup ${step.backup.id}: no notice from the agents and nothing moved in ${2 * c.timeoutMs} ms`)
+            if (seen.progressed) quiet = 0
+            continue
+          }
           if (!woke && reading !== null && events.length === 0) {
             const why = stallReason(reading, await tape.moverState(), STALL_MS)
             if (why !== null) {
@@ -228,6 +245,7 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
           continue
         }
         reading = null
+        quiet = 0
         if (e.kind === 'data-halted') dataHalt = e.reason
         else if (e.kind === 'mover-halted') moverHalt = e.reason
         else if (e.kind === 'data-read') {
