@@ -40,6 +40,12 @@ export interface SenderOptions {
   log: Logger
   heartbeatMs?: number
   timeoutMs?: number
+  /**
+   * How long an APPEND's reply may take while heartbeats are answered (a large batch flushed on a
+   * slow disk), ms; default sender.ts APPEND_TIMEOUT_MS, never below timeoutMs. Sync replies wait
+   * this long for a standby that answers heartbeats but not an APPEND before it leaves the sync set.
+   */
+  appendTimeoutMs?: number
   maxInFlight?: number
   batchChanges?: number
   batchBytes?: number

@@ -275,6 +275,9 @@ export class Sender {
       // or the standby is not telling the truth): nothing is taken as held on its word.
       const pastLog = p.applied > r.ex.source.lastSeq()
       r.acked = pastLog ? 0n : p.applied
+      // What it holds counts at once: an APPEND it applied whose reply was lost with the last
+      // connection may be the last change for a while, and its writers wait for this.
+      if (!pastLog && !p.need_resync) this.o.gate.ack(this.peer, r.ex.id, r.acked)
       if (r.ex.tree !== undefined) {
         const why = p.need_resync ? 'the standby diverged from the log (or a resync was cut short)'
           : p.applied === 0n ? 'a new standby'
@@ -334,7 +337,7 @@ export class Sender {
    */
   private callAppend(c: StreamCaller, a: WireAppend, carried: readonly CarriedReply[]): Promise<repl_append_res> {
     // A slow flush is not a dead standby (the heartbeats say that): allow an APPEND more time than a heartbeat.
-    const opts = { timeoutMs: Math.max(APPEND_TIMEOUT_MS, this.timeoutMs) }
+    const opts = { timeoutMs: Math.max(this.o.appendTimeoutMs ?? APPEND_TIMEOUT_MS, this.timeoutMs) }
     const home = this.home
     if (carried.length === 0 || home === null) return c.call(PROC.APPEND, wireAppendArgs, a, repl_append_res, opts)
     return c.call(PROC.APPEND_DRC, wireAppendDrcArgs, { append: a, entries: carried.map(toWire) }, repl_append_drc_res, opts).then((res) => {

@@ -112,16 +112,20 @@ export class ArraySource implements ChangeSource {
   waitAfter(seq: bigint, signal?: AbortSignal): Promise<void> {
     if (this.lastSeq() > seq) return Promise.resolve()
     return new Promise((resolve, reject) => {
-      const w = { seq, resolve }
-      this.waiters.push(w)
-      signal?.addEventListener(
-        'abort',
-        () => {
-          this.waiters = this.waiters.filter((x) => x !== w)
-          reject(new Error('aborted'))
+      // The listener goes with the wait: a session's signal outlives many waits.
+      const onAbort = (): void => {
+        this.waiters = this.waiters.filter((x) => x !== w)
+        reject(new Error('aborted'))
+      }
+      const w = {
+        seq,
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort)
+          resolve()
         },
-        { once: true },
-      )
+      }
+      this.waiters.push(w)
+      signal?.addEventListener('abort', onAbort, { once: true })
     })
   }
 

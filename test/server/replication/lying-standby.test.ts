@@ -124,3 +124,28 @@ t.test('a HELLO that puts the standby past the change log: an export without a t
   t.equal(s.status().acked, 0n, 'nothing acknowledged on its word')
   t.equal(target.position(), 0n, 'nothing shipped')
 })
+
+t.test('an APPEND applied whose reply is lost with the connection: the next HELLO releases its waiters, with no change after it', async (t) => {
+  // Found by the sender fuzz (test/e2e/sender-fuzzer.ts): the HELLO set the sender's position but
+  // not the gate's, so a writer waiting for the last change before a quiet spell waited on.
+  const target = new RecordingTarget()
+  const st = await startStandby(t, { dir: t.testdir(), targets: [{ id: 1, path: '/a', target }] })
+  const proxy = await startProxy(t, st.port)
+  const gate = new SyncGate(silentLogger)
+  const source = new ArraySource()
+  const s = sender(t, proxy.port, [{ id: 1, path: '/a', mode: 'sync', source, data: patternData }], { gate })
+  for (let i = 1; i <= 3; i++) source.append(changeNo(i))
+  await until(() => gate.isMember(s.peer, 1) && s.status().acked === 3n, 5000, 'three changes acknowledged, in the sync set')
+  proxy.dropReplies = true
+  const seq = source.append(changeNo(4))
+  let released = false
+  void gate.wait(1, seq).then(() => { released = true })
+  await until(() => target.position() === seq, 5000, 'the standby applied change 4')
+  t.notOk(released, 'not released while its reply is missing')
+  proxy.dropReplies = false
+  proxy.cut()
+  await until(() => released, 3000, 'the wait for change 4 released')
+  t.ok(gate.isMember(s.peer, 1), 'released by the acknowledgement: the standby is still in the sync set')
+  t.equal(s.counters.deaths, 0, 'and was never declared dead')
+  t.same(target.seqs(), [1n, 2n, 3n, 4n], 'each change once')
+})
