@@ -133,7 +133,9 @@ t.test('an APPEND applied whose reply is lost with the connection: the next HELL
   const proxy = await startProxy(t, st.port)
   const gate = new SyncGate(silentLogger)
   const source = new ArraySource()
-  const s = sender(t, proxy.port, [{ id: 1, path: '/a', mode: 'sync', source, data: patternData }], { gate })
+  // Heartbeats go unanswered too while replies are dropped: a timeout no loaded machine reaches,
+  // so that only the acknowledgement can release the wait.
+  const s = sender(t, proxy.port, [{ id: 1, path: '/a', mode: 'sync', source, data: patternData }], { gate, timeoutMs: 10_000 })
   for (let i = 1; i <= 3; i++) source.append(changeNo(i))
   await until(() => gate.isMember(s.peer, 1) && s.status().acked === 3n, 5000, 'three changes acknowledged, in the sync set')
   proxy.dropReplies = true
