@@ -267,6 +267,9 @@ export class Sender {
     for (const r of this.runs) {
       const p = res.positions.find((x) => x.export_id === r.ex.id)
       r.ahead.reset()
+      // Each HELLO decides again: a standby restarted with room (it was full), or one that lists an
+      // export it did not, takes the export's changes from its position (deploy/replication.md).
+      r.stopped = null
       if (p === undefined) {
         this.stopExport(r, 'refused: NO_EXPORT')
         continue

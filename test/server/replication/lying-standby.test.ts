@@ -151,3 +151,27 @@ t.test('an APPEND applied whose reply is lost with the connection: the next HELL
   t.equal(s.counters.deaths, 0, 'and was never declared dead')
   t.same(target.seqs(), [1n, 2n, 3n, 4n], 'each change once')
 })
+
+t.test('an export stopped on one connection (the standby was full, or did not list it) ships again once a new HELLO lists it', async (t) => {
+  // deploy/replication.md: a full standby "stops taking that export's changes until it is
+  // restarted with room"; the sender kept the export stopped for good, so only a primary restart
+  // resumed it. Found by the pair fuzz (a damaged HELLO that listed no export stopped it for good).
+  const dir = t.testdir()
+  const full = new RecordingTarget()
+  full.failAt = { seq: 4n, code: 'ENOSPC' }
+  const st = await startStandby(t, { dir, targets: [{ id: 1, path: '/a', target: full }] })
+  const gate = new SyncGate(silentLogger)
+  const source = new ArraySource()
+  for (let i = 1; i <= 6; i++) source.append(changeNo(i))
+  const s = sender(t, st.port, [{ id: 1, path: '/a', mode: 'sync', source, data: patternData }], { gate })
+  await until(() => s.status().state === 'failed: NOSPC', 5000, 'the export failed on the full standby')
+  t.equal(full.position(), 3n, 'stopped at the change before the one that did not fit')
+  // Restarted with room: the same state directory and port, its copy where it was.
+  await st.close()
+  full.failAt = null
+  const again = await startStandby(t, { dir, port: st.port, targets: [{ id: 1, path: '/a', target: full }] })
+  await until(() => full.position() === 6n, 5000, 'the rest shipped to the restarted standby')
+  t.same(full.seqs(), [1n, 2n, 3n, 4n, 5n, 6n], 'each change once, in order')
+  await until(() => gate.isMember(s.peer, 1), 5000, 'back in the sync set')
+  t.equal(again.service.exportFailure(1), null, 'the standby has no failure left')
+})
