@@ -42,6 +42,8 @@ export interface PrimaryOptions {
   lagBoundMs?: number
   heartbeatMs?: number
   timeoutMs?: number
+  /** How long an APPEND's reply may take while heartbeats are answered (SenderOptions.appendTimeoutMs). */
+  appendTimeoutMs?: number
   /** The export list file as given to the server, sent to the standbys (HELLO). */
   exportListText?: Buffer
   log: Logger
@@ -227,6 +229,7 @@ export class PrimaryReplication {
         log: this.o.log.child({ component: 'replication', standby: `${s.host}:${String(s.port)}` }),
         ...(this.o.heartbeatMs === undefined ? {} : { heartbeatMs: this.o.heartbeatMs }),
         ...(this.o.timeoutMs === undefined ? {} : { timeoutMs: this.o.timeoutMs }),
+        ...(this.o.appendTimeoutMs === undefined ? {} : { appendTimeoutMs: this.o.appendTimeoutMs }),
         onFenced: (theirs) => {
           this.fence(theirs)
         },
