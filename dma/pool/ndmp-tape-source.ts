@@ -128,11 +128,23 @@ export class NdmpTapeSource implements ByteSource {
     const addr = await agent.listen(v4.ndmp4_mover_mode.NDMP4_MOVER_MODE_WRITE, 'tcp', { offset: 0n, length: WHOLE })
     const a = addr.addr_type === v4.ndmp4_addr_type.NDMP4_ADDR_TCP ? addr.tcp_addr[0] : undefined
     if (a === undefined) throw new Error(`tape agent ${this.name}: the mover did not listen on TCP`)
-    const sock = connect({ host: a.ip_addr === 0 ? o.host : ipv4(a.ip_addr), port: a.port })
+    const host = a.ip_addr === 0 ? o.host : ipv4(a.ip_addr)
+    const sock = connect({ host, port: a.port })
     this.#sock = sock
+    // The address is the agent's word: one nobody answers at fails in the call timeout, not the
+    // system's (minutes), and says which it was, as a failed data connection does in read().
     await new Promise<void>((resolve, reject) => {
-      sock.once('connect', resolve)
-      sock.once('error', reject)
+      const fail = (why: string): void => {
+        clearTimeout(timer)
+        sock.destroy()
+        reject(new Error(`tape agent ${this.name}: no data connection to the mover at ${host}:${a.port}: ${why}`))
+      }
+      const timer = setTimeout(() => { fail(`not connected in ${c.timeoutMs} ms`) }, c.timeoutMs)
+      sock.once('connect', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+      sock.once('error', (err) => { fail(err.message) })
     })
     const iter = (sock as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
     this.#iter = iter

@@ -235,12 +235,17 @@ export class NdmpRestoreExecutor implements RestoreExecutor {
             continue
           }
           if (!woke && reading !== null && events.length === 0) {
-            const why = stallReason(reading, await tape.moverState(), STALL_MS)
+            const st = await tape.moverState()
+            const why = stallReason(reading, st, STALL_MS)
             if (why !== null) {
               await data.dataAbort().catch(() => undefined)
               await tape.moverAbort().catch(() => undefined)
               throw new MoverStall(reading, why)
             }
+            // The read was served (or the mover left ACTIVE): it is no longer outstanding. Were
+            // the next NOTIFY_DATA_READ lost, looking at it for ever would wait for ever: the
+            // quiet looks above take over.
+            if (st.state !== v4.ndmp4_mover_state.NDMP4_MOVER_STATE_ACTIVE || st.bytes_left_to_read === 0n) reading = null
           }
           continue
         }

@@ -4,7 +4,9 @@
  * NOTIFY_MOVER_HALTED are lost, a restore whose NOTIFY_DATA_HALTED is lost, a tape read whose
  * NOTIFY_MOVER_PAUSED is lost: each ends by the agents' states after a quiet spell (the call
  * timeout), done, where it used to wait for ever. A direct access restore whose NOTIFY_DATA_READ
- * is lost has nothing to go on: it fails with DMA_RESTORE after two quiet looks.
+ * is lost has nothing to go on: it fails with DMA_RESTORE after two quiet looks, also when an
+ * earlier read was served. A mover address nobody answers at fails the tape read with its own
+ * error, in the call timeout.
  */
 import { once } from 'node:events'
 import { connect, createServer, type Socket } from 'node:net'
@@ -26,27 +28,38 @@ import { mkdirp, writeFile as vfsWrite } from '../backup/helpers.ts'
 
 const TIMEOUT_MS = 300
 
-/** A relay to `port` that drops the server's posts (requests) whose code is in `drop`; its port. */
-async function dropping(t: Test, port: number, drop: readonly number[]): Promise<{ port: number; dropped: () => number }> {
-  let dropped = 0
+/** A relay to `port` passing the server's records through `edit` (null: dropped); its port. */
+async function relay(t: Test, port: number, edit: (rec: Buffer) => Buffer | null): Promise<number> {
   const sockets = new Set<Socket>()
-  const relay = createServer((client) => {
+  const server = createServer((client) => {
     const up = connect(port, '127.0.0.1')
     sockets.add(client).add(up)
     const reader = new RecordReader(32 * 1024 * 1024)
     client.pipe(up)
     up.on('data', (chunk: Buffer) => {
       for (const rec of reader.push(chunk)) {
-        if (rec.readUInt32BE(8) === 0 && drop.includes(rec.readUInt32BE(12))) dropped++
-        else client.write(Buffer.concat([frameRecord([rec]), rec]))
+        const out = edit(rec)
+        if (out !== null) client.write(Buffer.concat([frameRecord([out]), out]))
       }
     })
     for (const s of [client, up]) s.on('error', () => undefined).on('close', () => { client.destroy(); up.destroy() })
   })
-  relay.listen(0, '127.0.0.1')
-  await once(relay, 'listening')
-  t.teardown(() => { for (const s of sockets) s.destroy(); relay.close() })
-  return { port: (relay.address() as { port: number }).port, dropped: () => dropped }
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { for (const s of sockets) s.destroy(); server.close() })
+  return (server.address() as { port: number }).port
+}
+
+/** A relay that drops the server's posts (requests) whose code is in `drop`, but the first `keep` of them. */
+async function dropping(t: Test, port: number, drop: readonly number[], keep = 0): Promise<{ port: number; dropped: () => number }> {
+  let seen = 0
+  let dropped = 0
+  const p = await relay(t, port, (rec) => {
+    if (rec.readUInt32BE(8) !== 0 || !drop.includes(rec.readUInt32BE(12)) || seen++ < keep) return rec
+    dropped++
+    return null
+  })
+  return { port: p, dropped: () => dropped }
 }
 
 /** Settles `p` within `ms`, or rejects 'hung'. */
@@ -69,6 +82,7 @@ function backupCtx(dir: string, port: number, tape: string, history: HistoryEntr
 }
 
 t.test('lost posts: the states end the jobs', async (t) => {
+  t.setTimeout(90_000)
   const dir = t.testdir({ state: { 'ndmp-auth': '* dma secret md5\n' }, B: '', R: '' })
   const vfs = new MemoryVfs({})
   await mkdirp(vfs, 'docs')
@@ -112,4 +126,31 @@ t.test('lost posts: the states end the jobs', async (t) => {
   const err = await within(10_000, restore(reads.port, [file])).then(() => null, (e: unknown) => e)
   t.ok(err instanceof DmaError && err.code === 'DMA_RESTORE', `a direct access restore whose DATA_READ is lost fails: ${String(err)}`)
   t.ok(reads.dropped() >= 1)
+
+  // The first read served, the next NOTIFY_DATA_READ lost: the served read is no longer looked at as outstanding.
+  const second = await dropping(t, server.port, [M.NDMP4_NOTIFY_DATA_READ], 1)
+  const err2 = await within(15_000, restore(second.port, [file])).then(() => null, (e: unknown) => e)
+  t.ok(err2 instanceof DmaError && err2.code === 'DMA_RESTORE', `a direct access restore whose second DATA_READ is lost fails: ${String(err2)}`)
+  t.ok(second.dropped() >= 1)
+})
+
+t.test('a tape read whose mover address does not answer', async (t) => {
+  const dir = t.testdir({ T: '' })
+  const vfs = new MemoryVfs({})
+  const server = await startNdmpServer({ port: 0, host: '127.0.0.1', credentials: new Map([['dma', 'secret']]), exports: () => [{ path: '/mem', backend: 'memory', vfs, root: vfs.root() }], tapes: [{ name: join(dir, 'T'), path: join(dir, 'T') }], stateDir: join(dir, 'srv') })
+  t.teardown(() => server.close())
+  // A port nobody listens on: one from a server closed at once.
+  const gone = createServer()
+  gone.listen(0, '127.0.0.1')
+  await once(gone, 'listening')
+  const dead = (gone.address() as { port: number }).port
+  gone.close()
+  // MOVER_LISTEN's reply (v4): header, error, addr_type, one tcp_addr (ip_addr, port at byte 40).
+  const port = await relay(t, server.port, (rec) => {
+    if (rec.readUInt32BE(8) === 1 && rec.readUInt32BE(12) === M.NDMP4_MOVER_LISTEN && rec.length >= 44) rec.writeUInt32BE(dead, 40)
+    return rec
+  })
+  const src = new NdmpTapeSource({ host: '127.0.0.1', port, auth: { type: 'text', user: 'dma', password: 'secret' }, devices: [join(dir, 'T')], timeoutMs: TIMEOUT_MS })
+  const err = await within(10_000, src.read(1)).then(() => null, (e: unknown) => e).finally(() => src.close())
+  t.ok(err instanceof Error && Object.getPrototypeOf(err) === Error.prototype && /^tape agent 127\.0\.0\.1:\d+: no data connection to the mover at 127\.0\.0\.1:\d+: .*ECONNREFUSED/.test(err.message), `the source's own error: ${String(err)}`)
 })
