@@ -51,6 +51,7 @@ What a session does and what is checked: \`test/e2e/pair-fuzzer.ts\` (the quick 
 | uncaught exceptions and unhandled rejections | ${String(f.escaped)} |
 | sessions whose primary a damaged reply fenced (not compared) | ${String(t.fenced)} |
 | sessions whose trees were compared | ${String(t.compared)} |
+| full resyncs run (each session's first, and those the damage made needed) | ${String(t.resyncs)} |
 | heap before (after GC) | ${mib(heapBefore)} |
 | heap after (after GC) | ${mib(heapAfter)} |
 | relayed connections still open at the end | ${String(f.openConnections)} |

@@ -61,6 +61,8 @@ export interface PairFuzzTally {
   fenced: number
   /** Sessions whose trees were compared after the catch-up. */
   compared: number
+  /** Full resyncs the primaries ran (a new standby's first, and those the damage made needed). */
+  resyncs: number
   failures: number
   firstFailure: string | null
 }
@@ -83,7 +85,7 @@ async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
 }
 
 export class PairFuzzer {
-  readonly tally: PairFuzzTally = { sessions: 0, ops: 0, byOutcome: {}, fenced: 0, compared: 0, failures: 0, firstFailure: null }
+  readonly tally: PairFuzzTally = { sessions: 0, ops: 0, byOutcome: {}, fenced: 0, compared: 0, resyncs: 0, failures: 0, firstFailure: null }
   escaped = 0
   replies = 0
   damaged = 0
@@ -168,6 +170,7 @@ export class PairFuzzer {
         return false
       }
       this.tally.compared++
+      this.tally.resyncs += r.view().peers[0]?.resync?.count ?? 0
       const a = JSON.stringify(snapshot(exportPath), (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))
       const b = JSON.stringify(snapshot(copy), (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))
       if (a !== b) this.#fail(`${where}: the trees differ after the catch-up\nprimary: ${a}\nstandby: ${b}`)
