@@ -22,6 +22,7 @@ import { NLM_PROG, nlm4_stats } from '../../xdr/generated/nlm.ts'
 import type { nlm4_lock, nlm4_res } from '../../xdr/generated/nlm.ts'
 import type { LockOwner } from '../../locks/types.ts'
 import { LOCK_EOF } from '../../locks/types.ts'
+import type { LockRange } from '../../locks/types.ts'
 import type { ProcedureRef } from '../rpc/call.ts'
 import { connectTransport } from '../rpc/connect.ts'
 import type { RpcTransport } from '../rpc/transport.ts'
@@ -34,7 +35,7 @@ import type { LockService } from './lock-service.ts'
 import type { LockPeer } from './lock-service.ts'
 import { sameServer } from './nsm-state.ts'
 import type { KnownServer } from './nsm-state.ts'
-import { toRange, toWire } from './ranges.ts'
+import { subtract, toRange, toWire } from './ranges.ts'
 import type { HeldRange } from './ranges.ts'
 
 const NLM4 = NLM_PROG.versions.NLM4_VERS
@@ -121,7 +122,13 @@ export class LockClient implements LockPeer {
     try {
       for (;;) {
         if (aborted(a.signal)) throw new LockError('NLM_CANCELLED', 'lock wait cancelled')
-        const res = await this.call(r, NLM4.procs.NLMPROC4_LOCK, { cookie: this.cookie(), block: a.wait, exclusive: a.exclusive, alock, reclaim: false, state: r.svc.state })
+        let res: nlm4_res
+        try {
+          res = await this.call(r, NLM4.procs.NLMPROC4_LOCK, { cookie: this.cookie(), block: a.wait, exclusive: a.exclusive, alock, reclaim: false, state: r.svc.state })
+        } catch (err) {
+          await this.undoLock(r, fh, owner, alock, range, a.wait, a.exclusive)
+          throw err
+        }
         const stat = res.stat.stat
         if (stat === nlm4_stats.NLM4_GRANTED) break
         if (aborted(a.signal)) throw new LockError('NLM_CANCELLED', 'lock wait cancelled')
@@ -149,6 +156,20 @@ export class LockClient implements LockPeer {
       throw new LockError('NLM_CANCELLED', 'lock wait cancelled')
     }
     this.held.add(fh, owner, { ...range, exclusive: a.exclusive })
+  }
+
+  /**
+   * After a LOCK whose answer was lost (a damaged reply, a soft mount's timeout): the server may have
+   * granted or queued it, and the caller is told it failed, so nobody would release it and every
+   * other host would be denied the range. As Linux's nlmclnt_lock does on a fatal error, undo it: a
+   * CANCEL of a blocking request, and an UNLOCK of what it would have added (the parts of the range
+   * this owner did not hold before; what it held stays). Best effort: the caller gets the LOCK's error.
+   */
+  private async undoLock(r: Ready, fh: Buffer, owner: LockOwner, alock: nlm4_lock, range: LockRange, wait: boolean, exclusive: boolean): Promise<void> {
+    if (wait) await this.cancel(r, alock, exclusive)
+    let added: HeldRange[] = [{ ...range, exclusive }]
+    for (const h of this.held.of(fh, owner)) added = subtract(added, h)
+    for (const part of added) await this.unlockWire(r, this.alock(r, fh, owner, part)).catch(() => undefined)
   }
 
   /** UNLOCK (a range nobody holds is no error, NLM4_DENIED included: RFC 1813 §6.2 has unlock succeed). */
