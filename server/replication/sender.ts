@@ -484,10 +484,6 @@ export class Sender {
         inflight.shift()
         r.inFlightBytes -= head.batch.bytes
         this.heard()
-        // A GAP, or an OK that holds less than the batch: the standby lost what it had applied while
-        // the batch was on its way (in service only across its restart, whose HELLO says so; CI's
-        // fault test rewinds a running one). After such an OK nothing later would tell: `next` is
-        // past the batch and the writers waiting for it append nothing more. Resend from its position.
         // Replies come in order, so none can speak of a change after the last one sent. One that does
         // is not an acknowledgement (a broken or hostile standby, a damaged link): releasing sync
         // replies on its word would answer clients for changes no standby holds. End the session;
@@ -500,6 +496,10 @@ export class Sender {
           this.conn?.close()
           return
         }
+        // A GAP, or an OK that holds less than the batch: the standby lost what it had applied while
+        // the batch was on its way (in service only across its restart, whose HELLO says so; CI's
+        // fault test rewinds a running one). After such an OK nothing later would tell: `next` is
+        // past the batch and the writers waiting for it append nothing more. Resend from its position.
         const batchEnd = head.batch.first + BigInt(head.batch.changes.length) - 1n
         const lostAt = res.status === STAT.REPL_GAP ? res.applied : res.status === STAT.REPL_OK && res.durable < batchEnd ? res.durable : null
         if (lostAt !== null) {
