@@ -29,6 +29,8 @@ function ipv4(n: number): string {
 async function streamFile(path: string, addr: v4.ndmp4_addr, fallbackHost: string, signal: AbortSignal): Promise<void> {
   if (addr.addr_type !== v4.ndmp4_addr_type.NDMP4_ADDR_TCP || addr.tcp_addr[0] === undefined) throw new Error('the mover did not listen on TCP')
   const a = addr.tcp_addr[0]
+  // ndmp4_tcp_addr's port is a u_long on the wire: one no TCP port can be is the agent's error (net.connect would throw a RangeError).
+  if (a.port < 1 || a.port > 65535) throw new Error(`the mover listens at port ${a.port}, which is no TCP port`)
   const host = a.ip_addr === 0 ? fallbackHost : ipv4(a.ip_addr)
   const fh = await open(path, 'r')
   const sock = connect({ host, port: a.port })
@@ -108,6 +110,7 @@ async function run(ctx: JobContext, tape: NdmpAgent, data: NdmpAgent | null, tap
   try {
     const addr = await tape.moverListen(data === tape ? 'local' : 'tcp')
     let source: Promise<void> = Promise.resolve()
+    const stream = { failed: false }
     if (data !== null) {
       await data.dataConnect(addr)
       const spec = ctx.spec
@@ -119,7 +122,11 @@ async function run(ctx: JobContext, tape: NdmpAgent, data: NdmpAgent | null, tap
       await data.dataStartBackup(env)
     } else if (ctx.spec.kind === 'file') {
       source = streamFile(ctx.spec.path, addr, tapeHost, ctx.signal)
-      source.catch(() => undefined)
+      // A stream that fails leaves the mover listening, with no halt to wait for: it ends the wait.
+      source.catch(() => {
+        stream.failed = true
+        wake?.()
+      })
     }
     let moverHalt: number | null = null
     let dataHalt: number | null = data === null ? v4.ndmp4_data_halt_reason.NDMP4_DATA_HALT_SUCCESSFUL : null
@@ -134,6 +141,8 @@ async function run(ctx: JobContext, tape: NdmpAgent, data: NdmpAgent | null, tap
         })
         clearTimeout(timer)
         wake = null
+        // The stream failed: its error is the job's.
+        if (stream.failed) await source
         // A quiet spell: a post lost or undecodable (lost-posts.ts); the states say what it said.
         if (!woke && events.length === 0) events.push(...(await eventsFromState(moverHalt === null ? tape : null, dataHalt === null ? data : null, last)).events)
         continue

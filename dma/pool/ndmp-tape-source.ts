@@ -128,6 +128,8 @@ export class NdmpTapeSource implements ByteSource {
     const addr = await agent.listen(v4.ndmp4_mover_mode.NDMP4_MOVER_MODE_WRITE, 'tcp', { offset: 0n, length: WHOLE })
     const a = addr.addr_type === v4.ndmp4_addr_type.NDMP4_ADDR_TCP ? addr.tcp_addr[0] : undefined
     if (a === undefined) throw new Error(`tape agent ${this.name}: the mover did not listen on TCP`)
+    // ndmp4_tcp_addr's port is a u_long on the wire: one no TCP port can be is the agent's error (net.connect would throw a RangeError).
+    if (a.port < 1 || a.port > 65535) throw new Error(`tape agent ${this.name}: the mover listens at port ${a.port}, which is no TCP port`)
     const host = a.ip_addr === 0 ? o.host : ipv4(a.ip_addr)
     const sock = connect({ host, port: a.port })
     this.#sock = sock

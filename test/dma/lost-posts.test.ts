@@ -6,9 +6,11 @@
  * timeout), done, where it used to wait for ever. A direct access restore whose NOTIFY_DATA_READ
  * is lost has nothing to go on: it fails with DMA_RESTORE after two quiet looks, also when an
  * earlier read was served. A mover address nobody answers at fails the tape read with its own
- * error, in the call timeout.
+ * error, in the call timeout, and so does one at a port no TCP port can be (the wire's is a
+ * u_long); a file: backup streaming into such a mover fails with that error rather than wait.
  */
 import { once } from 'node:events'
+import { writeFileSync } from 'node:fs'
 import { connect, createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
@@ -146,11 +148,26 @@ t.test('a tape read whose mover address does not answer', async (t) => {
   const dead = (gone.address() as { port: number }).port
   gone.close()
   // MOVER_LISTEN's reply (v4): header, error, addr_type, one tcp_addr (ip_addr, port at byte 40).
-  const port = await relay(t, server.port, (rec) => {
-    if (rec.readUInt32BE(8) === 1 && rec.readUInt32BE(12) === M.NDMP4_MOVER_LISTEN && rec.length >= 44) rec.writeUInt32BE(dead, 40)
+  const listenAt = (p: number): Promise<number> => relay(t, server.port, (rec) => {
+    if (rec.readUInt32BE(8) === 1 && rec.readUInt32BE(12) === M.NDMP4_MOVER_LISTEN && rec.length >= 44) rec.writeUInt32BE(p, 40)
     return rec
   })
-  const src = new NdmpTapeSource({ host: '127.0.0.1', port, auth: { type: 'text', user: 'dma', password: 'secret' }, devices: [join(dir, 'T')], timeoutMs: TIMEOUT_MS })
-  const err = await within(10_000, src.read(1)).then(() => null, (e: unknown) => e).finally(() => src.close())
-  t.ok(err instanceof Error && Object.getPrototypeOf(err) === Error.prototype && /^tape agent 127\.0\.0\.1:\d+: no data connection to the mover at 127\.0\.0\.1:\d+: .*ECONNREFUSED/.test(err.message), `the source's own error: ${String(err)}`)
+  const read = async (port: number): Promise<unknown> => {
+    const src = new NdmpTapeSource({ host: '127.0.0.1', port, auth: { type: 'text', user: 'dma', password: 'secret' }, devices: [join(dir, 'T')], timeoutMs: TIMEOUT_MS })
+    return within(10_000, src.read(1)).then(() => null, (e: unknown) => e).finally(() => src.close())
+  }
+  const own = (err: unknown, re: RegExp): boolean => err instanceof Error && Object.getPrototypeOf(err) === Error.prototype && re.test(err.message)
+  const refused = await read(await listenAt(dead))
+  t.ok(own(refused, /^tape agent 127\.0\.0\.1:\d+: no data connection to the mover at 127\.0\.0\.1:\d+: .*ECONNREFUSED/), `the source's own error: ${String(refused)}`)
+  // A port beyond 65535 (the wire's u_long): net.connect threw a RangeError.
+  const beyond = await listenAt(70_000)
+  const bad = await read(beyond)
+  t.ok(own(bad, /^tape agent 127\.0\.0\.1:\d+: the mover listens at port 70000, which is no TCP port$/), `no TCP port: ${String(bad)}`)
+
+  // A file: export streamed by the DMA into that mover: the job fails with the stream's error, where it waited for a halt for ever.
+  writeFileSync(join(dir, 'data.bin'), Buffer.alloc(20_000, 1))
+  writeFileSync(join(dir, 'ndmp-auth'), '* dma secret text\n')
+  const ctx = { ...backupCtx(dir, server.port, 'T', []), spec: parseExport(`file:${join(dir, 'data.bin')}`), tapeAgent: `127.0.0.1:${beyond}` }
+  const job = await within(10_000, ndmpDriver(dir, { timeoutMs: TIMEOUT_MS }).backup(ctx)).then(() => null, (e: unknown) => e)
+  t.ok(own(job, /^the mover listens at port 70000, which is no TCP port$/), `the backup's own error: ${String(job)}`)
 })
