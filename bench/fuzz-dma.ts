@@ -12,28 +12,20 @@
 import { writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import fc from 'fast-check'
 import { DmaFuzzer, sessionArbitrary } from '../test/e2e/dma-fuzzer.ts'
-import { fuzzRunArgs, heapAfterGc, mib } from '../test/e2e/fuzz-run.ts'
+import { fuzzRunArgs, heapAfterGc, mib, runSessions } from '../test/e2e/fuzz-run.ts'
 
-const { count: sessions, seed, record } = fuzzRunArgs('sessions', 2_000)
+const args = fuzzRunArgs('sessions', 2_000)
+const { count: sessions, seed, record } = args
 
 const f = await DmaFuzzer.create()
 const heapBefore = heapAfterGc()
-const start = process.hrtime.bigint()
 /** Sessions after which a relayed connection or a server session was still open. */
 let leaked = 0
-const result = await fc.check(
-  fc.asyncProperty(sessionArbitrary(), async (s) => {
-    await f.run(s)
-    if (f.openConnections > 0 || f.serverSessions > 0) leaked++
-    if (f.tally.sessions % 250 === 0) process.stderr.write(`  ${String(f.tally.sessions)} sessions, ${String(f.tally.failures)} failures, heap ${mib(process.memoryUsage().heapUsed)}\n`)
-    // Keep going after a failure: every session runs and counts (the tally keeps the first failure).
-    return true
-  }),
-  { numRuns: sessions, seed },
-)
-const seconds = Number(process.hrtime.bigint() - start) / 1e9
+const { failed, seconds } = await runSessions(sessionArbitrary(), args, async (s) => {
+  await f.run(s)
+  if (f.openConnections > 0 || f.serverSessions > 0) leaked++
+}, 250, (n) => `${String(n)} sessions, ${String(f.tally.failures)} failures`)
 await f.settle()
 const open = f.openConnections
 const serverOpen = f.serverSessions
@@ -68,4 +60,4 @@ ${Object.entries(t.byOutcome).sort(([, a], [, b]) => b - a).map(([k, n]) => `| $
 `
 process.stdout.write(summary)
 if (record) writeFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fuzz-dma-results.md'), summary)
-process.exitCode = result.failed || t.failures > 0 || f.escaped > 0 || leaked > 0 || open > 0 || serverOpen > 0 ? 1 : 0
+process.exitCode = failed || t.failures > 0 || f.escaped > 0 || leaked > 0 || open > 0 || serverOpen > 0 ? 1 : 0

@@ -12,25 +12,15 @@
 import { writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import fc from 'fast-check'
 import { PairFuzzer, pairSessionArbitrary } from '../test/e2e/pair-fuzzer.ts'
-import { fuzzRunArgs, heapAfterGc, mib } from '../test/e2e/fuzz-run.ts'
+import { fuzzRunArgs, heapAfterGc, mib, runSessions } from '../test/e2e/fuzz-run.ts'
 
-const { count: sessions, seed, record } = fuzzRunArgs('sessions', 500)
+const args = fuzzRunArgs('sessions', 500)
+const { count: sessions, seed, record } = args
 
 const f = new PairFuzzer()
 const heapBefore = heapAfterGc()
-const start = process.hrtime.bigint()
-const result = await fc.check(
-  fc.asyncProperty(pairSessionArbitrary(), async (s) => {
-    await f.run(s)
-    if (f.tally.sessions % 50 === 0) process.stderr.write(`  ${String(f.tally.sessions)} sessions, ${String(f.tally.failures)} failures, heap ${mib(process.memoryUsage().heapUsed)}\n`)
-    // Keep going after a failure: every session runs and counts (the tally keeps the first failure).
-    return true
-  }),
-  { numRuns: sessions, seed },
-)
-const seconds = Number(process.hrtime.bigint() - start) / 1e9
+const { failed, seconds } = await runSessions(pairSessionArbitrary(), args, (s) => f.run(s), 50, (n) => `${String(n)} sessions, ${String(f.tally.failures)} failures`)
 const heapAfter = heapAfterGc()
 f.close()
 
@@ -64,4 +54,4 @@ ${Object.entries(t.byOutcome).sort(([, a], [, b]) => b - a).map(([k, n]) => `| $
 `
 process.stdout.write(summary)
 if (record) writeFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fuzz-pair-results.md'), summary)
-process.exitCode = result.failed || t.failures > 0 || f.escaped > 0 || f.openConnections > 0 ? 1 : 0
+process.exitCode = failed || t.failures > 0 || f.escaped > 0 || f.openConnections > 0 ? 1 : 0

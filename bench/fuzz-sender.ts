@@ -12,25 +12,15 @@
 import { writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import fc from 'fast-check'
 import { SenderFuzzer, senderSessionArbitrary } from '../test/e2e/sender-fuzzer.ts'
-import { fuzzRunArgs, heapAfterGc, mib } from '../test/e2e/fuzz-run.ts'
+import { fuzzRunArgs, heapAfterGc, mib, runSessions } from '../test/e2e/fuzz-run.ts'
 
-const { count: sessions, seed, record } = fuzzRunArgs('sessions', 1_000)
+const args = fuzzRunArgs('sessions', 1_000)
+const { count: sessions, seed, record } = args
 
 const f = new SenderFuzzer()
 const heapBefore = heapAfterGc()
-const start = process.hrtime.bigint()
-const result = await fc.check(
-  fc.asyncProperty(senderSessionArbitrary(), async (s) => {
-    await f.run(s)
-    if (f.tally.sessions % 250 === 0) process.stderr.write(`  ${String(f.tally.sessions)} sessions, ${String(f.tally.failures)} failures, heap ${mib(process.memoryUsage().heapUsed)}\n`)
-    // Keep going after a failure: every session runs and counts (the tally keeps the first failure).
-    return true
-  }),
-  { numRuns: sessions, seed },
-)
-const seconds = Number(process.hrtime.bigint() - start) / 1e9
+const { failed, seconds } = await runSessions(senderSessionArbitrary(), args, (s) => f.run(s), 250, (n) => `${String(n)} sessions, ${String(f.tally.failures)} failures`)
 const heapAfter = heapAfterGc()
 f.close()
 
@@ -60,4 +50,4 @@ What a session does and what is checked: \`test/e2e/sender-fuzzer.ts\` (the quic
 ${t.firstFailure === null ? '' : `\nFirst failure: ${t.firstFailure}\n`}`
 process.stdout.write(summary)
 if (record) writeFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fuzz-sender-results.md'), summary)
-process.exitCode = result.failed || t.failures > 0 || f.escaped > 0 || f.openConnections > 0 ? 1 : 0
+process.exitCode = failed || t.failures > 0 || f.escaped > 0 || f.openConnections > 0 ? 1 : 0

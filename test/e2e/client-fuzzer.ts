@@ -29,6 +29,7 @@ import { RpcError } from '../../client/rpc/errors.ts'
 import { parseExports } from '../../server/exports/parse.ts'
 import { createServer } from '../../server/index.ts'
 import type { TsnfsServer } from '../../server/index.ts'
+import { EscapeWatch, described, settleWithin } from './fuzz-run.ts'
 import { DamageRelay, Rng } from './reply-damage.ts'
 
 /** An operation slower than this counts as a hang (timeouts are 150 ms, 2 tries; jukebox waits 5 ms). */
@@ -69,22 +70,20 @@ function errorCode(err: unknown): string | null {
 
 export class ClientFuzzer {
   readonly tally: ClientFuzzTally = { sessions: 0, ops: 0, replies: 0, damaged: 0, byOutcome: {}, failures: 0, firstFailure: null }
-  /** Uncaught exceptions and unhandled rejections while sessions ran (each one a failure). */
-  escaped = 0
   readonly #server: TsnfsServer
   readonly #relay: DamageRelay
   readonly #dir: string
-  readonly #onEscape = (err: unknown): void => {
-    this.escaped++
-    this.#fail(`escaped: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
-  }
+  readonly #escapes = new EscapeWatch((what) => { this.#fail(what) })
 
   private constructor(server: TsnfsServer, relay: DamageRelay, dir: string) {
     this.#server = server
     this.#relay = relay
     this.#dir = dir
-    process.on('uncaughtException', this.#onEscape)
-    process.on('unhandledRejection', this.#onEscape)
+  }
+
+  /** Uncaught exceptions and unhandled rejections while sessions ran (each one a failure). */
+  get escaped(): number {
+    return this.#escapes.count
   }
 
   static async create(): Promise<ClientFuzzer> {
@@ -106,11 +105,7 @@ export class ClientFuzzer {
   /** Runs `fn` to its end or the deadline; records the outcome (a failure in the tally). */
   async #op(s: Session, name: string, fn: () => Promise<unknown>): Promise<void> {
     this.tally.ops++
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => { resolve('late') }, DEADLINE_MS) })
-    const settled = fn().then(() => 'ok' as const, (err: unknown) => ({ err }))
-    const r = await Promise.race([settled, late])
-    clearTimeout(timer)
+    const r = await settleWithin(fn, DEADLINE_MS)
     const where = `session seed ${String(s.seed)} rate ${String(s.rate)}: ${name}`
     if (r === 'late') {
       this.#fail(`${where}: not settled within ${String(DEADLINE_MS)} ms`)
@@ -122,7 +117,7 @@ export class ClientFuzzer {
     }
     const code = errorCode(r.err)
     if (code === null) {
-      this.#fail(`${where}: not a client error: ${r.err instanceof Error ? (r.err.stack ?? r.err.message) : String(r.err)}`)
+      this.#fail(`${where}: not a client error: ${described(r.err)}`)
       return
     }
     this.tally.byOutcome[code] = (this.tally.byOutcome[code] ?? 0) + 1
@@ -234,8 +229,7 @@ export class ClientFuzzer {
   }
 
   async close(): Promise<void> {
-    process.off('uncaughtException', this.#onEscape)
-    process.off('unhandledRejection', this.#onEscape)
+    this.#escapes.close()
     await this.#relay.close()
     await this.#server.close()
     rmSync(this.#dir, { recursive: true, force: true })

@@ -21,10 +21,7 @@
  * - with nothing damaged, every operation succeeds;
  * - after a session, the relay's connections are all closed (the test waits for them).
  */
-import { once } from 'node:events'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { connect, createServer as createTcpServer } from 'node:net'
-import type { Server as TcpServer, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
@@ -42,10 +39,11 @@ import { startNdmpServer } from '../../server/ndmp/server.ts'
 import type { NdmpServer } from '../../server/ndmp/server.ts'
 import { MemoryVfs } from '../../vfs/memory/memory-vfs.ts'
 import * as v4 from '../../xdr/generated/ndmp4.ts'
-import { RecordReader, frameRecord } from '../../xdr/record.ts'
 import type { Codec } from '../../xdr/runtime/codec.ts'
 import { mkdirp, writeFile as vfsWrite } from '../backup/helpers.ts'
-import { Rng, damage as rpcDamage } from './reply-damage.ts'
+import { EscapeWatch, described, settleWithin } from './fuzz-run.ts'
+import { DamageRelay, damage as rpcDamage } from './reply-damage.ts'
+import type { Rng } from './reply-damage.ts'
 
 /** An operation slower than this counts as a hang (the client's timeout is TIMEOUT_MS). */
 export const DEADLINE_MS = 20_000
@@ -127,28 +125,22 @@ const TREE: ReadonlyArray<[string, Buffer]> = [['docs/a.txt', Buffer.from('alpha
 
 export class DmaFuzzer {
   readonly tally: DmaFuzzTally = { sessions: 0, ops: 0, records: 0, damaged: 0, byOutcome: {}, failures: 0, firstFailure: null }
-  /** Uncaught exceptions and unhandled rejections while sessions ran (each one a failure). */
-  escaped = 0
   readonly #server: NdmpServer
-  readonly #relay: TcpServer
+  readonly #relay: DamageRelay
   readonly #dir: string
-  readonly #sockets = new Set<Socket>()
-  #rng = new Rng(1)
-  #rate = 0
-  readonly #earlier: Buffer[] = []
   /** The reference backup (on tape R, written undamaged at the start): its file history. */
   #history: HistoryEntry[] = []
-  readonly #onEscape = (err: unknown): void => {
-    this.escaped++
-    this.#fail(`escaped: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
-  }
+  readonly #escapes = new EscapeWatch((what) => { this.#fail(what) })
 
-  private constructor(server: NdmpServer, relay: TcpServer, dir: string) {
+  private constructor(server: NdmpServer, relay: DamageRelay, dir: string) {
     this.#server = server
     this.#relay = relay
     this.#dir = dir
-    process.on('uncaughtException', this.#onEscape)
-    process.on('unhandledRejection', this.#onEscape)
+  }
+
+  /** Uncaught exceptions and unhandled rejections while sessions ran (each one a failure). */
+  get escaped(): number {
+    return this.#escapes.count
   }
 
   static async create(): Promise<DmaFuzzer> {
@@ -168,11 +160,7 @@ export class DmaFuzzer {
       stateDir: join(dir, 'srv'),
       revision: 'fuzz',
     })
-    const relay = createTcpServer()
-    const f = new DmaFuzzer(server, relay, dir)
-    relay.on('connection', (c) => { f.#relay1(c) })
-    relay.listen(0, '127.0.0.1')
-    await once(relay, 'listening')
+    const f = new DmaFuzzer(server, await DamageRelay.start(server.port, { damage, maxCallBytes: 1024 * 1024, maxReplyBytes: 32 * 1024 * 1024 }), dir)
     // The reference backup the restores and reads use, straight to the server.
     f.#auth('md5')
     await f.#backup(server.port, 'R', f.#history)
@@ -180,54 +168,7 @@ export class DmaFuzzer {
   }
 
   get #relayPort(): number {
-    return (this.#relay.address() as { port: number }).port
-  }
-
-  /** One control connection relayed to the server: requests as they are, the server's records through damage(). */
-  #relay1(client: Socket): void {
-    const upstream = connect(this.#server.port, '127.0.0.1')
-    this.#sockets.add(client)
-    this.#sockets.add(upstream)
-    const requests = new RecordReader(1024 * 1024)
-    const records = new RecordReader(32 * 1024 * 1024)
-    const end = (): void => {
-      client.destroy()
-      upstream.destroy()
-      this.#sockets.delete(client)
-      this.#sockets.delete(upstream)
-    }
-    client.on('data', (chunk: Buffer) => {
-      try {
-        for (const rec of requests.push(chunk)) upstream.write(Buffer.concat([frameRecord([rec]), rec]))
-      } catch {
-        end()
-      }
-    })
-    upstream.on('data', (chunk: Buffer) => {
-      let recs: Buffer[]
-      try {
-        recs = records.push(chunk)
-      } catch {
-        end()
-        return
-      }
-      for (const raw of recs) {
-        const rec = Buffer.from(raw)
-        this.tally.records++
-        let send: Buffer[] = [rec]
-        if (this.#rate > 0 && this.#rng.chance(this.#rate)) {
-          this.tally.damaged++
-          send = damage(this.#rng, rec, this.#earlier)
-        }
-        this.#earlier.push(rec)
-        if (this.#earlier.length > 16) this.#earlier.shift()
-        for (const r of send) client.write(Buffer.concat([frameRecord([r]), r]))
-      }
-    })
-    client.on('error', end)
-    upstream.on('error', end)
-    client.on('close', end)
-    upstream.on('close', end)
+    return this.#relay.port
   }
 
   #fail(what: string): void {
@@ -289,11 +230,7 @@ export class DmaFuzzer {
   /** Runs `fn` to its end or the deadline; records the outcome (a failure in the tally). */
   async #op(s: Session, name: string, fn: () => Promise<unknown>): Promise<void> {
     this.tally.ops++
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => { resolve('late') }, DEADLINE_MS) })
-    const settled = fn().then(() => 'ok' as const, (err: unknown) => ({ err }))
-    const r = await Promise.race([settled, late])
-    clearTimeout(timer)
+    const r = await settleWithin(fn, DEADLINE_MS)
     const where = `session seed ${String(s.seed)} rate ${String(s.rate)} ${s.auth}: ${name}`
     if (r === 'late') {
       this.#fail(`${where}: not settled within ${String(DEADLINE_MS)} ms`)
@@ -305,7 +242,7 @@ export class DmaFuzzer {
     }
     const code = errorCode(r.err)
     if (code === null) {
-      this.#fail(`${where}: not a client error: ${r.err instanceof Error ? (r.err.stack ?? r.err.message) : String(r.err)}`)
+      this.#fail(`${where}: not a client error: ${described(r.err)}`)
       return
     }
     this.tally.byOutcome[code] = (this.tally.byOutcome[code] ?? 0) + 1
@@ -316,8 +253,7 @@ export class DmaFuzzer {
   async run(s: Session): Promise<boolean> {
     this.tally.sessions++
     const before = this.tally.failures
-    this.#rng = new Rng(s.seed)
-    this.#rate = s.rate
+    this.#relay.reseed(s.seed, s.rate)
     const auth = this.#auth(s.auth)
     let conn: NdmpConnection | null = null
     const open = async (): Promise<NdmpConnection> => {
@@ -351,19 +287,21 @@ export class DmaFuzzer {
     }
     const last = conn as NdmpConnection | null
     if (last !== null) await this.#op(s, 'close', () => last.close())
-    this.#rate = 0
+    this.#relay.rate = 0
+    this.tally.records = this.#relay.replies
+    this.tally.damaged = this.#relay.damaged
     await this.settle()
     return this.tally.failures === before
   }
 
   /** Waits (up to 5 s) for the relayed connections and the server's sessions to end: a session leaves none. */
   async settle(): Promise<void> {
-    for (let i = 0; i < 250 && (this.#sockets.size > 0 || this.#server.sessions > 0); i++) await new Promise((r) => setTimeout(r, 20))
+    for (let i = 0; i < 250 && (this.#relay.openConnections > 0 || this.#server.sessions > 0); i++) await new Promise((r) => setTimeout(r, 20))
   }
 
   /** Relayed connections still open. */
   get openConnections(): number {
-    return this.#sockets.size
+    return this.#relay.openConnections
   }
 
   /** Sessions the server still has open. */
@@ -372,10 +310,8 @@ export class DmaFuzzer {
   }
 
   async close(): Promise<void> {
-    process.off('uncaughtException', this.#onEscape)
-    process.off('unhandledRejection', this.#onEscape)
-    for (const s of this.#sockets) s.destroy()
-    this.#relay.close()
+    this.#escapes.close()
+    await this.#relay.close()
     await this.#server.close()
     rmSync(this.#dir, { recursive: true, force: true })
   }

@@ -36,6 +36,7 @@ import { PrimaryReplication } from '../../server/replication/primary.ts'
 import { StandbyNode } from '../../server/replication/standby-node.ts'
 import { LocalVfs } from '../../vfs/local/local-vfs.ts'
 import { snapshot } from '../server/replication/resync-fixtures.ts'
+import { EscapeWatch, described, settleWithin } from './fuzz-run.ts'
 import { DamageRelay, Rng } from './reply-damage.ts'
 
 /** An NFS call slower than this counts as a hang (the primary declares a silent standby dead after 500 ms). */
@@ -86,24 +87,23 @@ async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
 
 export class PairFuzzer {
   readonly tally: PairFuzzTally = { sessions: 0, ops: 0, byOutcome: {}, fenced: 0, compared: 0, resyncs: 0, failures: 0, firstFailure: null }
-  escaped = 0
   replies = 0
   damaged = 0
   /** Relayed connections left open after the last session. */
   openConnections = 0
   readonly #dir: string
   readonly #log: Logger
-  readonly #onEscape = (err: unknown): void => {
-    this.escaped++
-    this.#fail(`escaped: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
-  }
+  readonly #escapes = new EscapeWatch((what) => { this.#fail(what) })
 
   /** `log`: the nodes' logger (silent by default; a session's story when one fails). */
   constructor(log: Logger = silentLogger) {
     this.#log = log
     this.#dir = mkdtempSync(join(tmpdir(), 'tsnfs-pair-fuzz-'))
-    process.on('uncaughtException', this.#onEscape)
-    process.on('unhandledRejection', this.#onEscape)
+  }
+
+  /** Uncaught exceptions and unhandled rejections while sessions ran (each one a failure). */
+  get escaped(): number {
+    return this.#escapes.count
   }
 
   #fail(what: string): void {
@@ -227,10 +227,7 @@ export class PairFuzzer {
 
   async #op(where: string, fn: () => Promise<unknown>, fenced: () => boolean): Promise<void> {
     this.tally.ops++
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => { resolve('late') }, DEADLINE_MS) })
-    const r = await Promise.race([fn().then(() => 'ok' as const, (err: unknown) => ({ err })), late])
-    clearTimeout(timer)
+    const r = await settleWithin(fn, DEADLINE_MS)
     if (r === 'late') {
       this.#fail(`${where}: not settled within ${String(DEADLINE_MS)} ms`)
       return
@@ -241,12 +238,11 @@ export class PairFuzzer {
     }
     const code = errorCode(r.err) ?? 'not a client error'
     this.tally.byOutcome[code] = (this.tally.byOutcome[code] ?? 0) + 1
-    if (!LIST_FAILURES.has(code) && !fenced()) this.#fail(`${where}: ${code}: ${r.err instanceof Error ? (r.err.stack ?? r.err.message) : String(r.err)}`)
+    if (!LIST_FAILURES.has(code) && !fenced()) this.#fail(`${where}: ${code}: ${described(r.err)}`)
   }
 
   close(): void {
-    process.off('uncaughtException', this.#onEscape)
-    process.off('unhandledRejection', this.#onEscape)
+    this.#escapes.close()
     rmSync(this.#dir, { recursive: true, force: true })
   }
 }

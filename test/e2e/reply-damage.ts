@@ -80,6 +80,16 @@ export function damage(rng: Rng, rec: Buffer, earlier: Buffer[]): Buffer[] {
   }
 }
 
+/** What the relay passes on for one reply record (damage() by default; a protocol's own lies beside it). */
+export type DamageFn = (rng: Rng, rec: Buffer, earlier: Buffer[]) => Buffer[]
+
+export interface RelayOptions {
+  damage?: DamageFn
+  /** The largest record either way (a longer one closes the connection): 8 MiB by default. */
+  maxCallBytes?: number
+  maxReplyBytes?: number
+}
+
 /** A TCP relay in front of one server port whose replies are damaged at `rate` (set per session). */
 export class DamageRelay {
   /** Reply records seen, and damaged. */
@@ -92,15 +102,17 @@ export class DamageRelay {
   readonly #sockets = new Set<Socket>()
   readonly #server: Server
   readonly #target: number
+  readonly #o: RelayOptions
 
-  private constructor(server: Server, target: number) {
+  private constructor(server: Server, target: number, o: RelayOptions) {
     this.#server = server
     this.#target = target
+    this.#o = o
   }
 
-  static async start(target: number): Promise<DamageRelay> {
+  static async start(target: number, o: RelayOptions = {}): Promise<DamageRelay> {
     const server = createServer({ noDelay: true })
-    const relay = new DamageRelay(server, target)
+    const relay = new DamageRelay(server, target, o)
     server.on('connection', (c) => { relay.#relay1(c) })
     server.listen(0, '127.0.0.1')
     await once(server, 'listening')
@@ -139,8 +151,9 @@ export class DamageRelay {
     const upstream = connect({ port: this.#target, host: '127.0.0.1', noDelay: true })
     this.#sockets.add(client)
     this.#sockets.add(upstream)
-    const calls = new RecordReader(8 * 1024 * 1024)
-    const replies = new RecordReader(8 * 1024 * 1024)
+    const calls = new RecordReader(this.#o.maxCallBytes ?? 8 * 1024 * 1024)
+    const replies = new RecordReader(this.#o.maxReplyBytes ?? 8 * 1024 * 1024)
+    const hurt = this.#o.damage ?? damage
     const end = (): void => {
       client.destroy()
       upstream.destroy()
@@ -168,7 +181,7 @@ export class DamageRelay {
         let send: Buffer[] = [rec]
         if (this.rate > 0 && this.#rng.chance(this.rate)) {
           this.damaged++
-          send = damage(this.#rng, rec, this.#earlier)
+          send = hurt(this.#rng, rec, this.#earlier)
         }
         this.#earlier.push(rec)
         if (this.#earlier.length > 16) this.#earlier.shift()

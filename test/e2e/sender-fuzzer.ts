@@ -30,7 +30,8 @@ import { Sender } from '../../server/replication/sender.ts'
 import { STANDBY_RPC_LIMITS, createReplicationProgram } from '../../server/replication/standby-program.ts'
 import { StandbyService } from '../../server/replication/standby-service.ts'
 import { RpcServer } from '../../server/rpc/server.ts'
-import { ArraySource, RecordingTarget, changeNo, patternData } from '../server/replication/fixtures.ts'
+import { ArraySource, RecordingTarget, changeNo, patternData, senderOptions } from '../server/replication/fixtures.ts'
+import { EscapeWatch, settleWithin } from './fuzz-run.ts'
 import { DamageRelay } from './reply-damage.ts'
 
 /** A wait longer than this counts as a hang (the sender declares a silent standby dead after 500 ms). */
@@ -84,50 +85,26 @@ async function startStandby(dir: string): Promise<Standby> {
 }
 
 function newSender(port: number, gate: SyncGate, source: ArraySource, mode: ReplicationMode, log: Logger): Sender {
-  const s = new Sender({
-    host: '127.0.0.1',
-    port,
-    cluster: 'c1',
-    node: 'primary-1',
-    epoch: () => 1n,
-    hello: () => ({ handleKey: Buffer.alloc(32, 1), exportList: Buffer.from('/a\n'), mountList: Buffer.alloc(0) }),
-    exports: [{ id: 1, path: '/a', mode, source, data: patternData }],
-    gate,
-    log,
-    heartbeatMs: 50,
-    timeoutMs: 500,
-    // A dropped APPEND reply holds sync waits this long (30 s by default); the fuzz needs no more.
-    appendTimeoutMs: 2000,
-    reconnectMinMs: 20,
-    reconnectMaxMs: 100,
-  })
+  // A dropped APPEND reply holds sync waits appendTimeoutMs (30 s by default); the fuzz needs no more.
+  const s = new Sender(senderOptions(port, [{ id: 1, path: '/a', mode, source, data: patternData }], { gate, log, appendTimeoutMs: 2000 }))
   s.start()
   return s
 }
 
 /** `p` settled within `ms`: true, or false when it did not. */
 async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<false>((resolve) => { timer = setTimeout(() => { resolve(false) }, ms) })
-  const r = await Promise.race([p.then(() => true, () => true), late])
-  clearTimeout(timer)
-  return r
+  return (await settleWithin(() => p, ms)) !== 'late'
 }
 
 export class SenderFuzzer {
   readonly tally: SenderFuzzTally = { sessions: 0, changes: 0, syncMember: 0, connects: 0, gaps: 0, violations: 0, deaths: 0, failures: 0, firstFailure: null }
-  /** Uncaught exceptions and unhandled rejections while sessions ran (each one a failure). */
-  escaped = 0
   /** Relayed connections left open after the last session. */
   openConnections = 0
   /** Reply records the relays saw, and damaged. */
   replies = 0
   damaged = 0
   readonly #dir: string
-  readonly #onEscape = (err: unknown): void => {
-    this.escaped++
-    this.#fail(`escaped: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
-  }
+  readonly #escapes = new EscapeWatch((what) => { this.#fail(what) })
 
   readonly #log: Logger
 
@@ -135,8 +112,11 @@ export class SenderFuzzer {
   constructor(log: Logger = silentLogger) {
     this.#log = log
     this.#dir = mkdtempSync(join(tmpdir(), 'tsnfs-sender-fuzz-'))
-    process.on('uncaughtException', this.#onEscape)
-    process.on('unhandledRejection', this.#onEscape)
+  }
+
+  /** Uncaught exceptions and unhandled rejections while sessions ran (each one a failure). */
+  get escaped(): number {
+    return this.#escapes.count
   }
 
   #fail(what: string): void {
@@ -228,8 +208,7 @@ export class SenderFuzzer {
   }
 
   close(): void {
-    process.off('uncaughtException', this.#onEscape)
-    process.off('unhandledRejection', this.#onEscape)
+    this.#escapes.close()
     rmSync(this.#dir, { recursive: true, force: true })
   }
 }

@@ -17,11 +17,13 @@ import { RpcServer } from '../../../server/rpc/server.ts'
 import { shippedSize } from '../../../server/replication/batch.ts'
 import { ReplicationError } from '../../../server/replication/log-types.ts'
 import type { ChangeSource, DataSource, LoggedChange } from '../../../server/replication/log-types.ts'
+import { SyncGate } from '../../../server/replication/gate.ts'
 import { NodeState } from '../../../server/replication/node-state.ts'
 import type { NodeRole } from '../../../server/replication/node-state.ts'
 import { STANDBY_RPC_LIMITS, createReplicationProgram } from '../../../server/replication/standby-program.ts'
 import { StandbyService } from '../../../server/replication/standby-service.ts'
 import type { StandbyOptions } from '../../../server/replication/standby-service.ts'
+import type { SenderExport, SenderOptions } from '../../../server/replication/sender-options.ts'
 
 export class RecordingTarget implements ChangeTarget {
   readonly applied: { seq: bigint; change: Change }[] = []
@@ -169,6 +171,30 @@ export function changeNo(i: number, writeBytes = 100): Change {
       return { op: 'rename', fromDir: root, fromName: name, toDir: root, toName: Buffer.from(`g${String(i)}`), times }
     default:
       return { op: 'remove', dir: root, name, times }
+  }
+}
+
+/**
+ * A Sender's options for the tests: one sync export's worth of HELLO for a primary "primary-1" of
+ * cluster c1 at epoch 1, heartbeats every 50 ms, a standby silent for 500 ms dead, reconnects
+ * within 20-100 ms; `o` overrides any of them.
+ */
+export function senderOptions(port: number, exports: SenderExport[], o: Partial<SenderOptions> = {}): SenderOptions {
+  return {
+    host: '127.0.0.1',
+    port,
+    cluster: 'c1',
+    node: 'primary-1',
+    epoch: () => 1n,
+    hello: () => ({ handleKey: Buffer.alloc(32, 1), exportList: Buffer.from('/a\n'), mountList: Buffer.alloc(0) }),
+    exports,
+    gate: new SyncGate(silentLogger),
+    log: silentLogger,
+    heartbeatMs: 50,
+    timeoutMs: 500,
+    reconnectMinMs: 20,
+    reconnectMaxMs: 100,
+    ...o,
   }
 }
 

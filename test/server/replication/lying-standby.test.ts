@@ -16,29 +16,14 @@ import { encodeToBuffer } from '../../../xdr/runtime/codec.ts'
 import { XdrReader } from '../../../xdr/runtime/reader.ts'
 import { startProxy } from '../../client/proxy.ts'
 import type { TcpProxy } from '../../client/proxy.ts'
-import { ArraySource, RecordingTarget, changeNo, patternData, startStandby, until } from './fixtures.ts'
+import { ArraySource, RecordingTarget, changeNo, patternData, senderOptions, startStandby, until } from './fixtures.ts'
 
 const PROCS = TSNFS_REPL_PROG.versions.TSNFS_REPL_V1.procs
 /** Where an accepted reply's results start: xid, REPLY, MSG_ACCEPTED, an AUTH_NONE verifier, SUCCESS. */
 const RESULTS = 24
 
 function sender(t: Test, port: number, exports: SenderExport[], o: Partial<SenderOptions> = {}): Sender {
-  const s = new Sender({
-    host: '127.0.0.1',
-    port,
-    cluster: 'c1',
-    node: 'primary-1',
-    epoch: () => 1n,
-    hello: () => ({ handleKey: Buffer.alloc(32, 1), exportList: Buffer.from('/a\n'), mountList: Buffer.alloc(0) }),
-    exports,
-    gate: new SyncGate(silentLogger),
-    log: silentLogger,
-    heartbeatMs: 50,
-    timeoutMs: 500,
-    reconnectMinMs: 20,
-    reconnectMaxMs: 100,
-    ...o,
-  })
+  const s = new Sender(senderOptions(port, exports, o))
   s.start()
   t.teardown(() => s.stop())
   return s

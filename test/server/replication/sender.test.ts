@@ -11,7 +11,7 @@ import { silentLogger } from '../../../server/logger.ts'
 import { SyncGate } from '../../../server/replication/gate.ts'
 import { Sender } from '../../../server/replication/sender.ts'
 import type { SenderExport, SenderOptions } from '../../../server/replication/sender.ts'
-import { ArraySource, RecordingTarget, byteAt, changeNo, patternData, startRelay, startStandby, until } from './fixtures.ts'
+import { ArraySource, RecordingTarget, byteAt, changeNo, patternData, senderOptions, startRelay, startStandby, until } from './fixtures.ts'
 
 const seed = Number(process.env.REPL_SEED ?? Date.now() % 100_000)
 t.comment(`seed ${seed} (REPL_SEED to repeat)`)
@@ -24,22 +24,7 @@ function fill(source: ArraySource, n: number, writeBytes = 100): void {
 }
 
 function sender(t: Test, port: number, exports: SenderExport[], o: Partial<SenderOptions> = {}): Sender {
-  const s = new Sender({
-    host: '127.0.0.1',
-    port,
-    cluster: 'c1',
-    node: 'primary-1',
-    epoch: () => 1n,
-    hello: () => ({ handleKey: Buffer.alloc(32, 1), exportList: Buffer.from('/a\n'), mountList: Buffer.alloc(0) }),
-    exports,
-    gate: new SyncGate(silentLogger),
-    log: silentLogger,
-    heartbeatMs: 50,
-    timeoutMs: 500,
-    reconnectMinMs: 20,
-    reconnectMaxMs: 100,
-    ...o,
-  })
+  const s = new Sender(senderOptions(port, exports, o))
   s.start()
   t.teardown(() => s.stop())
   return s
