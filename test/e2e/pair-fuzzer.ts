@@ -76,6 +76,11 @@ function errorCode(err: unknown): string | null {
   return null
 }
 
+/** JSON with bigints as decimal strings (positions, sizes, times). */
+function json(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x))
+}
+
 async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
   const end = Date.now() + ms
   while (!cond()) {
@@ -150,8 +155,7 @@ export class PairFuzzer {
       })
       server = await createServer({ exports: parseExports(exportsText, 'exports'), stateDir: join(dir, 'primary-state'), port: 0, host: '127.0.0.1', locking: false, replication: repl })
       client = await NfsClient.mount(`nfs://127.0.0.1${exportPath}?nfsport=${String(server.port)}&mountport=${String(server.port)}`, {})
-      const r = repl
-      const fenced = (): boolean => r.view().role !== 'primary'
+      const fenced = (): boolean => repl.view().role !== 'primary'
       await this.#work(s, client, where, fenced)
       if (fenced()) {
         this.tally.fenced++
@@ -160,9 +164,9 @@ export class PairFuzzer {
       // The link made clean and cut: the next connection starts from the standby's real position.
       relay.rate = 0
       relay.cut()
-      const last = (): bigint => r.view().positions[0]?.applied ?? -1n
+      const last = (): bigint => repl.view().positions[0]?.applied ?? -1n
       const caughtUp = (): boolean => {
-        const p = r.view().peers[0]
+        const p = repl.view().peers[0]
         return p !== undefined && p.alive && p.resync?.running !== true && p.resync?.needed !== true && p.acked === last() && p.state === 'streaming'
       }
       // A damaged reply near the end of the work may fence the primary while the link is made clean.
@@ -172,13 +176,13 @@ export class PairFuzzer {
         return this.tally.failures === before
       }
       if (!caughtUp()) {
-        this.#fail(`${where}: the standby did not catch up within ${String(CATCH_UP_MS)} ms after the link was clean: ${JSON.stringify(r.view().peers[0], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`)
+        this.#fail(`${where}: the standby did not catch up within ${String(CATCH_UP_MS)} ms after the link was clean: ${json(repl.view().peers[0])}`)
         return false
       }
       this.tally.compared++
-      this.tally.resyncs += r.view().peers[0]?.resync?.count ?? 0
-      const a = JSON.stringify(snapshot(exportPath), (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))
-      const b = JSON.stringify(snapshot(copy), (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))
+      this.tally.resyncs += repl.view().peers[0]?.resync?.count ?? 0
+      const a = json(snapshot(exportPath))
+      const b = json(snapshot(copy))
       if (a !== b) this.#fail(`${where}: the trees differ after the catch-up\nprimary: ${a}\nstandby: ${b}`)
     } finally {
       await client?.umount().catch(() => undefined)

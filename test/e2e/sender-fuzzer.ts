@@ -105,7 +105,6 @@ export class SenderFuzzer {
   damaged = 0
   readonly #dir: string
   readonly #escapes = new EscapeWatch((what) => { this.#fail(what) })
-
   readonly #log: Logger
 
   /** `log`: the senders' logger (silent by default; a session's story when one fails). */
