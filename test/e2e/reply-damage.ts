@@ -1,10 +1,12 @@
 /*
  * A relay that damages a server's replies on their way to a client (ONC RPC record marking,
- * RFC 5531 §11): the fuzzes of our NFS client (client-fuzzer.ts) and of the replication sender
- * against its standby (sender-fuzzer.ts) put one between the two. Calls pass as they are; each
- * reply record is damaged with the session's probability: bits flipped, cut short, bytes added, a
- * word or a 64-bit field replaced by a value chosen to lie (lengths, counts, statuses), dropped,
- * sent twice, or an earlier reply sent in its place. Seeded: a session's damage repeats.
+ * RFC 5531 §11; NDMP frames its messages the same way): the fuzzes of our NFS client
+ * (client-fuzzer.ts), of the replication sender and a whole pair against their standby
+ * (sender-fuzzer.ts, pair-fuzzer.ts) and of our DMA against an NDMP server (dma-fuzzer.ts, with
+ * NDMP's own lies beside these) put one between the two. Calls pass as they are; each reply
+ * record is damaged with the session's probability: bits flipped, cut short, bytes added, a word
+ * or a 64-bit field replaced by a value chosen to lie (lengths, counts, statuses), dropped, sent
+ * twice, or an earlier reply sent in its place. Seeded: a session's damage repeats.
  */
 import { once } from 'node:events'
 import { connect, createServer } from 'node:net'
